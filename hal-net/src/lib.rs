@@ -1,1 +1,9 @@
-//! x
+//! hal-net: the production shell around hal-core.
+//!
+//! For now this holds what the license tools need from the outside world: the vendor's
+//! key files ([`keys`]) and reading a license file from disk with its size limit
+//! ([`license_file`]). The node driver, TCP transport and durable storage come with the
+//! server (see the project's issues).
+
+pub mod keys;
+pub mod license_file;

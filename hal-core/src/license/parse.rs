@@ -97,6 +97,9 @@ struct Block {
     line: u32,
     slots: BTreeMap<Directive, Slot>,
     indent: Option<String>,
+    /// Some line of the block could not be read, so a directive may be missing only
+    /// because its line was bad: the "missing" checks are skipped.
+    unreadable: bool,
 }
 
 #[derive(Debug)]
@@ -158,7 +161,13 @@ impl<'a> Parser<'a> {
 
     fn line(&mut self, line_no: u32, line: &str) {
         self.last_line = line_no;
-        if line.len() > limits::LINE_BYTES_MAX {
+        let too_long = line.len() > limits::LINE_BYTES_MAX;
+        if too_long || line.chars().any(is_forbidden) {
+            if let State::AwaitBrace(block) | State::Inside(block) = &mut self.state {
+                block.unreadable = true;
+            }
+        }
+        if too_long {
             let kind = Kind::LineTooLong {
                 length: line.len(),
                 max: limits::LINE_BYTES_MAX,
@@ -300,6 +309,7 @@ impl<'a> Parser<'a> {
             line: line_no,
             slots: BTreeMap::new(),
             indent: None,
+            unreadable: false,
         };
         if brace {
             State::Inside(block)
@@ -322,6 +332,14 @@ impl<'a> Parser<'a> {
 
     /// Reads one `NAME = value` line into `block`.
     fn directive(&mut self, block: &mut Block, line_no: u32, line: &str) {
+        let errors_before = self.errors.len();
+        self.directive_slot(block, line_no, line);
+        if self.errors.len() > errors_before {
+            block.unreadable = true;
+        }
+    }
+
+    fn directive_slot(&mut self, block: &mut Block, line_no: u32, line: &str) {
         let name = Some(block.name.as_str());
         let body = line.trim_start();
         let indent = &line[..line.len() - body.len()];
@@ -475,10 +493,10 @@ impl Parser<'_> {
         let key = self.typed(block, Directive::Key, LicenseKey::parse);
 
         let has = |directive| block.slots.contains_key(&directive);
-        if !has(Directive::Vendor) {
+        if !has(Directive::Vendor) && !block.unreadable {
             self.error(block.line, 1, Some(&block.name), Kind::MissingVendor);
         }
-        if has(Directive::HalServers) && !has(Directive::Count) {
+        if has(Directive::HalServers) && !has(Directive::Count) && !block.unreadable {
             self.at_slot(block, Directive::HalServers, Kind::HalWithoutCount);
         }
         if let Ok(Some(list)) = &hostids {

@@ -1,0 +1,268 @@
+//! `hal-net license keygen | sign | verify | show`: the vendor's tools for license files.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use hal_core::license::{Feature, License, ServeMode, sign_text};
+use hal_net::keys;
+use hal_net::license_file::{self, LoadedLicense};
+use serde::Serialize;
+
+#[derive(Debug, Subcommand)]
+pub enum LicenseCommand {
+    /// Make a vendor key pair: DIR/vendor.key (private, mode 0600) and DIR/vendor.pub.
+    Keygen {
+        /// The directory to write the keys into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Replace existing keys. Licenses signed with the old key stop verifying.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Fill in each feature's KEY, keeping the file's comments and layout.
+    Sign {
+        /// The vendor's private key (vendor.key).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// The license file to sign.
+        #[arg(value_name = "IN.lic")]
+        input: PathBuf,
+        /// Where to write the signed license (`-` for standard output; may be IN.lic).
+        #[arg(short, long, value_name = "OUT.lic")]
+        output: PathBuf,
+    },
+    /// Check every feature's signature; exit 0 only if all verify and a server can serve it.
+    Verify {
+        /// The vendor's public key (vendor.pub).
+        #[arg(long, value_name = "FILE")]
+        pubkey: PathBuf,
+        /// The license file to check.
+        #[arg(value_name = "FILE.lic")]
+        file: PathBuf,
+    },
+    /// Print the features of a license file.
+    Show {
+        /// The license file to show.
+        #[arg(value_name = "FILE.lic")]
+        file: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(command: LicenseCommand) -> Result<ExitCode> {
+    match command {
+        LicenseCommand::Keygen { out, force } => keygen(&out, force),
+        LicenseCommand::Sign { key, input, output } => sign(&key, &input, &output),
+        LicenseCommand::Verify { pubkey, file } => verify(&pubkey, &file),
+        LicenseCommand::Show { file, json } => show(&file, json),
+    }
+}
+
+fn keygen(out: &Path, force: bool) -> Result<ExitCode> {
+    let (private, public) = keys::generate(out, force)?;
+    println!("wrote {} (private: keep it secret, mode 0600)", private.display());
+    println!("wrote {} (public: give it to license server operators)", public.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load(path: &Path) -> Result<LoadedLicense> {
+    Ok(license_file::load(path)?)
+}
+
+fn sign(key_path: &Path, input: &Path, output: &Path) -> Result<ExitCode> {
+    let key = keys::read_signing_key(key_path)?;
+    if keys::readable_by_others(key_path) {
+        eprintln!(
+            "warning: {} can be read by other users; `chmod 600` it",
+            key_path.display()
+        );
+    }
+    let LoadedLicense { text, mut license } = load(input)?;
+    if let Err(error) = license.serve_mode() {
+        eprintln!("warning: {error}");
+    }
+    license.sign(&key);
+    let signed = sign_text(&text, &license);
+    let names: Vec<&str> = license.features.iter().map(|f| f.name.as_str()).collect();
+    if output == Path::new("-") {
+        std::io::stdout().write_all(signed.as_bytes())?;
+    } else {
+        write_atomically(output, signed.as_bytes())?;
+    }
+    eprintln!(
+        "signed {} feature(s) ({}) into {}",
+        names.len(),
+        names.join(", "),
+        output.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory and a rename,
+/// so a reader never sees half a license and a failed write leaves the old file intact.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path
+        .file_name()
+        .with_context(|| format!("{}: not a file name", path.display()))?;
+    let tmp = path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
+    let context = || format!("writing {}", path.display());
+    std::fs::write(&tmp, bytes).with_context(context)?;
+    std::fs::rename(&tmp, path).with_context(context)?;
+    Ok(())
+}
+
+fn verify(pubkey: &Path, file: &Path) -> Result<ExitCode> {
+    let public = keys::read_verifying_key(pubkey)?;
+    let LoadedLicense { license, .. } = load(file)?;
+    let today = time::OffsetDateTime::now_utc().date();
+    let mut bad = 0;
+    for (feature, verdict) in license.verify(&public) {
+        let place = format!("{}:{}", license.source_name, feature.origin.line);
+        match verdict {
+            Ok(()) => println!("ok   FEATURE {} ({place})", feature.name),
+            Err(reason) => {
+                bad += 1;
+                println!("BAD  FEATURE {} ({place}): {reason}", feature.name);
+            }
+        }
+        if let Some(note) = validity_note(feature, today) {
+            println!("     note: {note}");
+        }
+    }
+    let total = license.features.len();
+    let serve = license.serve_mode();
+    if let Err(error) = &serve {
+        println!("BAD  {error}");
+    }
+    if bad == 0 && serve.is_ok() {
+        println!("verified: all {total} feature(s) carry a valid vendor signature");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("FAILED: {bad} of {total} feature(s) did not verify");
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// A note when a feature is not in force today.
+fn validity_note(feature: &Feature, today: time::Date) -> Option<String> {
+    match (feature.start, feature.end) {
+        (_, Some(end)) if end < today => Some(format!("expired on {end} (END)")),
+        (Some(start), _) if today < start => Some(format!("not valid before {start} (START)")),
+        _ => None,
+    }
+}
+
+/// One feature as `show --json` prints it. Field names are a stable interface.
+#[derive(Debug, Serialize)]
+struct FeatureView<'a> {
+    name: &'a str,
+    line: u32,
+    vendor: &'a str,
+    version: Option<&'a str>,
+    count: Option<u32>,
+    hal: bool,
+    borrow_hours_max: Option<u32>,
+    start: Option<String>,
+    end: Option<String>,
+    hostids: Vec<&'a str>,
+    licensee: Option<&'a str>,
+    comment: Option<&'a str>,
+    signed: bool,
+}
+
+impl<'a> From<&'a Feature> for FeatureView<'a> {
+    fn from(f: &'a Feature) -> FeatureView<'a> {
+        FeatureView {
+            name: f.name.as_str(),
+            line: f.origin.line,
+            vendor: f.vendor.as_str(),
+            version: f.version.as_ref().map(|v| v.as_str()),
+            count: f.count,
+            hal: f.hal,
+            borrow_hours_max: f.borrow_hours_max,
+            start: f.start.map(|d| d.to_string()),
+            end: f.end.map(|d| d.to_string()),
+            hostids: f.hostids.iter().map(|h| h.as_str()).collect(),
+            licensee: f.licensee.as_deref(),
+            comment: f.comment.as_deref(),
+            signed: f.key.is_some(),
+        }
+    }
+}
+
+/// The whole license as `show --json` prints it.
+#[derive(Debug, Serialize)]
+struct LicenseView<'a> {
+    file: &'a str,
+    /// "hal", "single", or null when no server can serve the file as it is.
+    serve_mode: Option<&'static str>,
+    serve_error: Option<String>,
+    features: Vec<FeatureView<'a>>,
+}
+
+fn show(file: &Path, json: bool) -> Result<ExitCode> {
+    let LoadedLicense { license, .. } = load(file)?;
+    let serve = license.serve_mode();
+    if json {
+        let view = LicenseView {
+            file: &license.source_name,
+            serve_mode: serve.as_ref().ok().map(|mode| match mode {
+                ServeMode::Hal => "hal",
+                ServeMode::Single => "single",
+            }),
+            serve_error: serve.as_ref().err().map(|e| e.to_string()),
+            features: license.features.iter().map(FeatureView::from).collect(),
+        };
+        println!("{}", serde_json::to_string_pretty(&view)?);
+    } else {
+        let served = match &serve {
+            Ok(ServeMode::Hal) => "served by a HAL triad of three servers".to_string(),
+            Ok(ServeMode::Single) => "served by a single server".to_string(),
+            Err(error) => format!("no server can serve it as it is: {error}"),
+        };
+        println!("{}: {} feature(s), {served}", license.source_name, license.features.len());
+        print!("{}", table(&license));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The features as a text table, one row each.
+fn table(license: &License) -> String {
+    let dash = || "-".to_string();
+    let header = ["FEATURE", "VENDOR", "VERSION", "COUNT", "HAL", "BORROW", "START", "END", "HOSTIDS", "SIGNED"];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    for f in &license.features {
+        let hostids: Vec<&str> = f.hostids.iter().map(|h| h.as_str()).collect();
+        rows.push(vec![
+            f.name.to_string(),
+            f.vendor.to_string(),
+            f.version.as_ref().map_or_else(dash, |v| v.to_string()),
+            f.count.map_or("uncounted".to_string(), |n| n.to_string()),
+            if f.hal { "yes" } else { "no" }.to_string(),
+            f.borrow_hours_max.map_or("no".to_string(), |h| format!("{h}h")),
+            f.start.map_or_else(dash, |d| d.to_string()),
+            f.end.map_or_else(dash, |d| d.to_string()),
+            if hostids.is_empty() { dash() } else { hostids.join(",") },
+            if f.key.is_some() { "yes" } else { "no" }.to_string(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|col| rows.iter().map(|r| r[col].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
+    }
+    out
+}
