@@ -98,7 +98,10 @@ mod tests {
     #[test]
     fn hostids_compare_case_insensitively() {
         assert_eq!(HostId::parse("0A1B2C"), HostId::parse("0a1b2c"));
-        assert_eq!(HostId::parse("0A1B2C").map(|h| h.to_string()), Ok("0a1b2c".to_string()));
+        assert_eq!(
+            HostId::parse("0A1B2C").map(|h| h.to_string()),
+            Ok("0a1b2c".to_string())
+        );
     }
 
     #[test]

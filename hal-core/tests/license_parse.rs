@@ -1,6 +1,9 @@
 //! The license file's grammar and validation rules (DESIGN §4), one test per rule. Each
 //! error test checks the kind and the file, line, column and feature it names.
 
+// A test that meets an impossible state should fail at once, with the value shown.
+#![allow(clippy::unwrap_used)]
+
 use hal_core::HostId;
 use hal_core::license::{Directive, LicenseError, LicenseErrorKind as Kind, limits, parse};
 
@@ -83,7 +86,10 @@ fn unknown_directive_names_the_place_and_suggests_the_nearest() {
     let message = e.to_string();
     assert!(message.starts_with("test.lic:4:3: in FEATURE cad: unknown directive `COUNTS`"));
     assert!(message.contains("did you mean `COUNT`?"), "{message}");
-    assert!(message.contains("allowed: VENDOR, VERSION, COUNT"), "{message}");
+    assert!(
+        message.contains("allowed: VENDOR, VERSION, COUNT"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -101,7 +107,13 @@ fn lower_case_directives_are_unknown_but_suggested() {
 #[test]
 fn far_off_directives_get_no_suggestion() {
     let e = only_error(&block("VENDOR = acme\nPRICE = 3"));
-    assert!(matches!(e.kind, Kind::UnknownDirective { suggestion: None, .. }));
+    assert!(matches!(
+        e.kind,
+        Kind::UnknownDirective {
+            suggestion: None,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -127,16 +139,27 @@ fn vendor_is_required() {
 #[test]
 fn hal_servers_without_count_is_refused() {
     let e = only_error(&block("VENDOR = acme\nHAL_SERVERS = 3"));
-    assert_eq!((e.line, e.column, e.kind.clone()), (4, 15, Kind::HalWithoutCount));
+    assert_eq!(
+        (e.line, e.column, e.kind.clone()),
+        (4, 15, Kind::HalWithoutCount)
+    );
     assert!(e.to_string().contains("add `COUNT = <seats>`"));
 }
 
 #[test]
 fn hal_servers_other_than_three_is_refused() {
     for value in ["2", "4", "0", "three"] {
-        let e = only_error(&block(&format!("VENDOR = acme\nCOUNT = 5\nHAL_SERVERS = {value}")));
+        let e = only_error(&block(&format!(
+            "VENDOR = acme\nCOUNT = 5\nHAL_SERVERS = {value}"
+        )));
         assert!(
-            matches!(e.kind, Kind::BadValue { directive: Directive::HalServers, .. }),
+            matches!(
+                e.kind,
+                Kind::BadValue {
+                    directive: Directive::HalServers,
+                    ..
+                }
+            ),
             "{value}: {e}"
         );
         assert!(e.to_string().contains("expected 3"), "{e}");
@@ -145,10 +168,24 @@ fn hal_servers_other_than_three_is_refused() {
 
 #[test]
 fn count_must_be_in_range() {
-    for value in ["0", "2147483648", "99999999999999999999", "-1", "1.5", "ten", "1 0"] {
+    for value in [
+        "0",
+        "2147483648",
+        "99999999999999999999",
+        "-1",
+        "1.5",
+        "ten",
+        "1 0",
+    ] {
         let e = only_error(&block(&format!("VENDOR = acme\nCOUNT = {value}")));
         assert!(
-            matches!(e.kind, Kind::BadValue { directive: Directive::Count, .. }),
+            matches!(
+                e.kind,
+                Kind::BadValue {
+                    directive: Directive::Count,
+                    ..
+                }
+            ),
             "{value}: {e}"
         );
         assert_eq!((e.line, e.column), (4, 9));
@@ -161,8 +198,17 @@ fn count_must_be_in_range() {
 
 #[test]
 fn borrow_must_be_one_hour_to_one_year() {
-    for (value, ok) in [("1", true), ("8760", true), ("0", false), ("8761", false), ("1h", false)] {
-        let result = parse("t", block(&format!("VENDOR = acme\nBORROW = {value}")).as_bytes());
+    for (value, ok) in [
+        ("1", true),
+        ("8760", true),
+        ("0", false),
+        ("8761", false),
+        ("1h", false),
+    ] {
+        let result = parse(
+            "t",
+            block(&format!("VENDOR = acme\nBORROW = {value}")).as_bytes(),
+        );
         assert_eq!(result.is_ok(), ok, "BORROW = {value}");
     }
 }
@@ -177,34 +223,79 @@ fn hal_hostids_must_be_three() {
             Err(errors) => {
                 assert!(!ok, "{hostids}");
                 let e = &errors.errors[0];
-                assert_eq!(e.kind, Kind::HostIdCount { found: hostids.split(' ').count(), hal: true });
+                assert_eq!(
+                    e.kind,
+                    Kind::HostIdCount {
+                        found: hostids.split(' ').count(),
+                        hal: true
+                    }
+                );
                 assert!(e.to_string().contains("exactly three"), "{e}");
             }
         }
     }
     let e = only_error(&block(&format!("{hal}HOSTID = a b c d")));
-    assert!(matches!(e.kind, Kind::BadValue { directive: Directive::HostId, .. }));
+    assert!(matches!(
+        e.kind,
+        Kind::BadValue {
+            directive: Directive::HostId,
+            ..
+        }
+    ));
 }
 
 #[test]
 fn single_server_hostid_must_be_one() {
     let e = only_error(&block("VENDOR = acme\nCOUNT = 5\nHOSTID = a b c"));
-    assert_eq!(e.kind, Kind::HostIdCount { found: 3, hal: false });
-    assert!(parse("t", block("VENDOR = acme\nCOUNT = 5\nHOSTID = a").as_bytes()).is_ok());
+    assert_eq!(
+        e.kind,
+        Kind::HostIdCount {
+            found: 3,
+            hal: false
+        }
+    );
+    assert!(
+        parse(
+            "t",
+            block("VENDOR = acme\nCOUNT = 5\nHOSTID = a").as_bytes()
+        )
+        .is_ok()
+    );
 }
 
 #[test]
 fn bad_hostid_characters_are_refused() {
     let e = only_error(&block("VENDOR = acme\nCOUNT = 5\nHOSTID = ab/cd"));
-    assert!(matches!(e.kind, Kind::BadValue { directive: Directive::HostId, .. }));
+    assert!(matches!(
+        e.kind,
+        Kind::BadValue {
+            directive: Directive::HostId,
+            ..
+        }
+    ));
 }
 
 #[test]
 fn dates_must_be_real_days_written_yyyy_mm_dd() {
-    for value in ["2027-02-29", "2027-13-01", "2027-00-10", "2027-1-01", "27-01-01", "2027/01/01", "1969-12-31", "2027-01-01x"] {
+    for value in [
+        "2027-02-29",
+        "2027-13-01",
+        "2027-00-10",
+        "2027-1-01",
+        "27-01-01",
+        "2027/01/01",
+        "1969-12-31",
+        "2027-01-01x",
+    ] {
         let e = only_error(&block(&format!("VENDOR = acme\nEND = {value}")));
         assert!(
-            matches!(e.kind, Kind::BadValue { directive: Directive::End, .. }),
+            matches!(
+                e.kind,
+                Kind::BadValue {
+                    directive: Directive::End,
+                    ..
+                }
+            ),
             "{value}: {e}"
         );
         assert!(e.to_string().contains("YYYY-MM-DD"), "{e}");
@@ -214,7 +305,9 @@ fn dates_must_be_real_days_written_yyyy_mm_dd() {
 
 #[test]
 fn start_after_end_is_refused() {
-    let e = only_error(&block("VENDOR = acme\nSTART = 2027-06-02\nEND = 2027-06-01"));
+    let e = only_error(&block(
+        "VENDOR = acme\nSTART = 2027-06-02\nEND = 2027-06-01",
+    ));
     assert_eq!(e.line, 4);
     assert_eq!(
         e.kind,
@@ -232,7 +325,10 @@ fn an_empty_file_is_refused() {
     for text in ["", "\n\n", "# only a comment\n"] {
         let e = only_error(text);
         assert_eq!(e.kind, Kind::Empty, "{text:?}");
-        assert!(e.to_string().contains("at least one `FEATURE name { ... }`"));
+        assert!(
+            e.to_string()
+                .contains("at least one `FEATURE name { ... }`")
+        );
     }
 }
 
@@ -255,7 +351,10 @@ fn structure_errors_say_what_is_expected() {
     let e = only_error("FEATURE cad\nVENDOR = acme\n}\n");
     assert!(matches!(e.kind, Kind::ExpectedOpenBrace { .. }), "{e}");
     let e = only_error("FEATURE cad\n{\nVENDOR = acme\n");
-    assert_eq!((e.line, e.kind.clone()), (1, Kind::Unclosed { name: "cad".into() }));
+    assert_eq!(
+        (e.line, e.kind.clone()),
+        (1, Kind::Unclosed { name: "cad".into() })
+    );
     let e = only_error("VENDOR = acme\n");
     assert!(matches!(e.kind, Kind::ExpectedFeature { .. }), "{e}");
     let e = only_error("}\n");
@@ -267,12 +366,19 @@ fn structure_errors_say_what_is_expected() {
     let e = only_error("FEATURE cad { extra\nVENDOR = acme\n}\n");
     assert!(matches!(e.kind, Kind::TrailingText { .. }), "{e}");
     let e = only_error("FEATURE cad {\nVENDOR = acme\n} VENDOR = x\n");
-    assert!(matches!(e.kind, Kind::TrailingText { after: "}", .. }), "{e}");
+    assert!(
+        matches!(e.kind, Kind::TrailingText { after: "}", .. }),
+        "{e}"
+    );
 }
 
 #[test]
 fn a_feature_inside_a_feature_means_a_missing_brace() {
-    let errors = parse("t", b"FEATURE a {\nVENDOR = x\nFEATURE b {\nVENDOR = y\n}\n").unwrap_err();
+    let errors = parse(
+        "t",
+        b"FEATURE a {\nVENDOR = x\nFEATURE b {\nVENDOR = y\n}\n",
+    )
+    .unwrap_err();
     assert_eq!(errors.errors.len(), 1, "{errors}");
     let e = &errors.errors[0];
     assert_eq!(e.line, 3);
@@ -282,9 +388,19 @@ fn a_feature_inside_a_feature_means_a_missing_brace() {
 #[test]
 fn directive_syntax_errors() {
     let e = only_error(&block("VENDOR acme"));
-    assert_eq!(e.kind, Kind::MissingEquals { directive: Directive::Vendor });
+    assert_eq!(
+        e.kind,
+        Kind::MissingEquals {
+            directive: Directive::Vendor
+        }
+    );
     let e = only_error(&block("VENDOR = acme\nCOMMENT =   # nothing"));
-    assert_eq!(e.kind, Kind::EmptyValue { directive: Directive::Comment });
+    assert_eq!(
+        e.kind,
+        Kind::EmptyValue {
+            directive: Directive::Comment
+        }
+    );
     let e = only_error(&block("VENDOR = acme\nCOMMENT = \"open"));
     assert!(matches!(e.kind, Kind::BadQuotes { .. }), "{e}");
     let e = only_error(&block("VENDOR = acme\nCOMMENT = \"a\" b"));
@@ -297,8 +413,10 @@ fn directive_syntax_errors() {
 
 #[test]
 fn quoted_values_keep_hashes_and_escapes() {
-    let text = block(r#"VENDOR = "acme"
-COMMENT = "a \"quoted\" \\ path # not a comment"  # a comment"#);
+    let text = block(
+        r#"VENDOR = "acme"
+COMMENT = "a \"quoted\" \\ path # not a comment"  # a comment"#,
+    );
     let license = parse("t", text.as_bytes()).unwrap();
     let comment = license.features[0].comment.as_deref();
     assert_eq!(comment, Some(r#"a "quoted" \ path # not a comment"#));
@@ -307,7 +425,16 @@ COMMENT = "a \"quoted\" \\ path # not a comment"  # a comment"#);
 #[test]
 fn bad_keys_are_refused_at_parse() {
     let e = only_error(&block("VENDOR = acme\nKEY = not-hex"));
-    assert!(matches!(e.kind, Kind::BadValue { directive: Directive::Key, .. }), "{e}");
+    assert!(
+        matches!(
+            e.kind,
+            Kind::BadValue {
+                directive: Directive::Key,
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]
@@ -316,7 +443,11 @@ fn every_error_in_a_file_is_reported() {
     let errors = parse("t", text.as_bytes()).unwrap_err();
     let lines: Vec<u32> = errors.errors.iter().map(|e| e.line).collect();
     assert_eq!(lines, [3, 7, 8]);
-    let features: Vec<&str> = errors.errors.iter().filter_map(|e| e.feature.as_deref()).collect();
+    let features: Vec<&str> = errors
+        .errors
+        .iter()
+        .filter_map(|e| e.feature.as_deref())
+        .collect();
     assert_eq!(features, ["a", "b", "b"]);
 }
 
@@ -350,7 +481,10 @@ fn control_and_bidi_characters_are_refused() {
 
 #[test]
 fn long_lines_and_large_files_are_refused() {
-    let long = block(&format!("VENDOR = acme\nCOMMENT = {}", "x".repeat(limits::LINE_BYTES_MAX)));
+    let long = block(&format!(
+        "VENDOR = acme\nCOMMENT = {}",
+        "x".repeat(limits::LINE_BYTES_MAX)
+    ));
     let e = only_error(&long);
     assert_eq!(e.line, 4);
     assert!(matches!(e.kind, Kind::LineTooLong { .. }));
@@ -366,18 +500,26 @@ fn long_lines_and_large_files_are_refused() {
 #[test]
 fn too_many_features_are_refused() {
     let one = "FEATURE f{}\n{{\nVENDOR = v\n}}\n";
-    let text: String = (0..=limits::FEATURES_MAX).map(|i| one.replace("{}", &i.to_string())).collect();
+    let text: String = (0..=limits::FEATURES_MAX)
+        .map(|i| one.replace("{}", &i.to_string()))
+        .collect();
     let text = text.replace("{{", "{").replace("}}", "}");
     let errors = parse("t", text.as_bytes()).unwrap_err();
     let e = errors.errors.last().unwrap();
-    assert_eq!(e.kind, Kind::TooManyFeatures { max: limits::FEATURES_MAX });
+    assert_eq!(
+        e.kind,
+        Kind::TooManyFeatures {
+            max: limits::FEATURES_MAX
+        }
+    );
 }
 
 #[test]
 fn validity_window_follows_start_and_end() {
     let text = block("VENDOR = acme\nSTART = 2027-01-01\nEND = 2027-12-31");
     let f = parse("t", text.as_bytes()).unwrap().features.remove(0);
-    let day = |y, m, d| time::Date::from_calendar_date(y, time::Month::try_from(m).unwrap(), d).unwrap();
+    let day =
+        |y, m, d| time::Date::from_calendar_date(y, time::Month::try_from(m).unwrap(), d).unwrap();
     assert!(!f.is_valid_on(day(2026, 12, 31)));
     assert!(f.is_valid_on(day(2027, 6, 1)));
     assert!(!f.is_valid_on(day(2028, 1, 1)));

@@ -1,6 +1,9 @@
 //! Property tests of the license file: print → parse gives back what was printed; any
 //! change to a signed value breaks the signature; and no input makes the parser panic.
 
+// A test that meets an impossible state should fail at once, with the value shown.
+#![allow(clippy::unwrap_used)]
+
 use ed25519_dalek::SigningKey;
 use hal_core::HostId;
 use hal_core::license::{
@@ -53,7 +56,10 @@ fn feature() -> impl Strategy<Value = Feature> {
         let (name, vendor, version) = names;
         let (hal, count, borrow, hostids) = numbers;
         let (start, end, licensee, comment) = extras;
-        let mut f = Feature::new(FeatureName::parse(&name).unwrap(), Vendor::parse(&vendor).unwrap());
+        let mut f = Feature::new(
+            FeatureName::parse(&name).unwrap(),
+            Vendor::parse(&vendor).unwrap(),
+        );
         f.version = version.map(|v| Version::parse(&v).unwrap());
         f.hal = hal;
         f.count = if hal { Some(count.unwrap_or(1)) } else { count };
@@ -86,20 +92,48 @@ fn license() -> impl Strategy<Value = License> {
 /// `feature` with the value of one directive (picked by `which`) changed to another valid
 /// value, or added where absent.
 fn change_one_value(mut f: Feature, which: u8) -> Feature {
-    let bump = |s: &str| if s.ends_with('1') { format!("{}2", &s[..s.len() - 1]) } else { format!("{}1", &s[..s.len() - 1]) };
+    // Names, versions and HostIDs are ASCII and end in a letter or digit: swap the last.
+    let bump = |s: &str| {
+        let (head, last) = s.split_at(s.len() - 1);
+        let last = if last == "1" { "2" } else { "1" };
+        format!("{head}{last}")
+    };
     match which % 12 {
         0 => f.name = FeatureName::parse(&bump(f.name.as_str())).unwrap(),
         1 => f.vendor = Vendor::parse(&bump(f.vendor.as_str())).unwrap(),
-        2 => f.version = Some(Version::parse(&f.version.map_or("1".into(), |v| bump(v.as_str()))).unwrap()),
-        3 => f.count = Some(f.count.map_or(1, |n| if n == limits::COUNT_MAX { n - 1 } else { n + 1 })),
+        2 => {
+            f.version =
+                Some(Version::parse(&f.version.map_or("1".into(), |v| bump(v.as_str()))).unwrap())
+        }
+        3 => {
+            f.count = Some(
+                f.count
+                    .map_or(1, |n| if n == limits::COUNT_MAX { n - 1 } else { n + 1 }),
+            )
+        }
         4 => f.hal = !f.hal,
-        5 => f.borrow_hours_max = Some(f.borrow_hours_max.map_or(1, |n| if n == 1 { 2 } else { n - 1 })),
+        5 => {
+            f.borrow_hours_max = Some(
+                f.borrow_hours_max
+                    .map_or(1, |n| if n == 1 { 2 } else { n - 1 }),
+            )
+        }
         6 => match f.hostids.first_mut() {
             Some(first) => *first = HostId::parse(&bump(first.as_str())).unwrap(),
             None => f.hostids.push(HostId::parse("aa").unwrap()),
         },
-        7 => f.start = Some(f.start.map_or(Date::MIN, |d| d.previous_day().unwrap_or(Date::MAX))),
-        8 => f.end = Some(f.end.map_or(Date::MAX, |d| d.next_day().unwrap_or(Date::MIN))),
+        7 => {
+            f.start = Some(
+                f.start
+                    .map_or(Date::MIN, |d| d.previous_day().unwrap_or(Date::MAX)),
+            )
+        }
+        8 => {
+            f.end = Some(
+                f.end
+                    .map_or(Date::MAX, |d| d.next_day().unwrap_or(Date::MIN)),
+            )
+        }
         9 => f.licensee = Some(f.licensee.map_or("x".into(), |t| format!("{t}x"))),
         10 => f.comment = Some(f.comment.map_or("x".into(), |t| format!("{t}x"))),
         _ => f.count = if f.count.is_some() { None } else { Some(5) },
@@ -170,7 +204,10 @@ fn check_errors_are_located(bytes: &[u8]) {
     if let Err(errors) = parse("fuzz.lic", bytes) {
         assert!(!errors.errors.is_empty());
         for e in &errors.errors {
-            assert!(e.line >= 1 && e.line as usize <= lines, "{e} (of {lines} lines)");
+            assert!(
+                e.line >= 1 && e.line as usize <= lines,
+                "{e} (of {lines} lines)"
+            );
             assert!(e.column >= 1, "{e}");
             assert!(e.to_string().starts_with("fuzz.lic:"), "{e}");
         }

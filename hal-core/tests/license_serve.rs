@@ -1,6 +1,9 @@
 //! What one server may serve: HAL or normal network features, never a mix; and HostID
 //! locks by role slot.
 
+// A test that meets an impossible state should fail at once, with the value shown.
+#![allow(clippy::unwrap_used)]
+
 use hal_core::license::{HostIdError, ServeError, ServeMode, ServerPosition, parse};
 use hal_core::{HostId, ServerId};
 
@@ -8,7 +11,8 @@ fn hostid(text: &str) -> HostId {
     HostId::parse(text).unwrap()
 }
 
-const HAL: &str = "FEATURE cad {\n VENDOR = acme\n COUNT = 5\n HAL_SERVERS = 3\n HOSTID = aa bb cc\n}\n";
+const HAL: &str =
+    "FEATURE cad {\n VENDOR = acme\n COUNT = 5\n HAL_SERVERS = 3\n HOSTID = aa bb cc\n}\n";
 const HAL_UNLOCKED: &str = "FEATURE cam {\n VENDOR = acme\n COUNT = 5\n HAL_SERVERS = 3\n}\n";
 const SINGLE: &str = "FEATURE viewer {\n VENDOR = acme\n COUNT = 50\n HOSTID = dd\n}\n";
 const UNCOUNTED: &str = "FEATURE tool {\n VENDOR = acme\n}\n";
@@ -29,9 +33,23 @@ fn all_normal_is_served_by_one_server() {
 fn a_mix_is_refused_naming_both_features() {
     let license = parse("mixed.lic", format!("{HAL}{SINGLE}").as_bytes()).unwrap();
     let error = license.serve_mode().unwrap_err();
-    assert!(matches!(error, ServeError::Mixed { hal_line: 1, single_line: 7, .. }), "{error}");
+    assert!(
+        matches!(
+            error,
+            ServeError::Mixed {
+                hal_line: 1,
+                single_line: 7,
+                ..
+            }
+        ),
+        "{error}"
+    );
     let message = error.to_string();
-    assert!(message.starts_with("mixed.lic:1: FEATURE cad is a HAL feature but FEATURE viewer (line 7)"), "{message}");
+    assert!(
+        message
+            .starts_with("mixed.lic:1: FEATURE cad is a HAL feature but FEATURE viewer (line 7)"),
+        "{message}"
+    );
     assert!(message.contains("never both"), "{message}");
 }
 
@@ -39,7 +57,10 @@ fn a_mix_is_refused_naming_both_features() {
 fn an_uncounted_feature_cannot_be_served() {
     let license = parse("t", format!("{SINGLE}{UNCOUNTED}").as_bytes()).unwrap();
     let error = license.serve_mode().unwrap_err();
-    assert!(matches!(error, ServeError::Uncounted { line: 6, .. }), "{error}");
+    assert!(
+        matches!(error, ServeError::Uncounted { line: 6, .. }),
+        "{error}"
+    );
 }
 
 #[test]
@@ -72,7 +93,10 @@ fn an_unlocked_hal_feature_is_served_anywhere_in_the_triad() {
 fn a_single_server_feature_matches_its_one_hostid() {
     let license = parse("t", SINGLE.as_bytes()).unwrap();
     let viewer = &license.features[0];
-    assert_eq!(viewer.check_hostid(ServerPosition::Single, &hostid("dd")), Ok(()));
+    assert_eq!(
+        viewer.check_hostid(ServerPosition::Single, &hostid("dd")),
+        Ok(())
+    );
     assert!(matches!(
         viewer.check_hostid(ServerPosition::Single, &hostid("aa")),
         Err(HostIdError::Mismatch { .. })
@@ -85,6 +109,7 @@ fn features_are_refused_by_the_wrong_kind_of_server() {
     let error = hal.features[0].check_hostid(ServerPosition::Single, &hostid("aa"));
     assert!(matches!(error, Err(HostIdError::WrongMode { .. })));
     let single = parse("t", SINGLE.as_bytes()).unwrap();
-    let error = single.features[0].check_hostid(ServerPosition::Triad(ServerId::PRIMARY), &hostid("dd"));
+    let error =
+        single.features[0].check_hostid(ServerPosition::Triad(ServerId::PRIMARY), &hostid("dd"));
     assert!(matches!(error, Err(HostIdError::WrongMode { .. })));
 }

@@ -1,6 +1,9 @@
 //! Signatures over the canonical form: layout and order do not matter, values do; and
 //! `sign_text` fills in KEY lines without touching the rest of the file.
 
+// A test that meets an impossible state should fail at once, with the value shown.
+#![allow(clippy::unwrap_used)]
+
 use ed25519_dalek::SigningKey;
 use hal_core::license::{SignatureError, canonical_bytes, parse, sign_text};
 
@@ -61,7 +64,10 @@ fn sign_text_keeps_comments_and_layout() {
             "    END = 2027-12-31\n}",
             &format!("    END = 2027-12-31\n    KEY = {cad_key}\n}}"),
         )
-        .replace(&format!("KEY = {}", "0".repeat(128)), &format!("KEY = {cam_key}"));
+        .replace(
+            &format!("KEY = {}", "0".repeat(128)),
+            &format!("KEY = {cam_key}"),
+        );
     assert_eq!(signed, expected);
 
     let reparsed = parse("t.lic", signed.as_bytes()).unwrap();
@@ -77,7 +83,10 @@ fn sign_text_keeps_crlf_line_endings() {
     license.sign(&vendor_key(1));
     let signed = sign_text(text, &license);
     let key = license.features[0].key.unwrap();
-    assert_eq!(signed, format!("FEATURE a\r\n{{\r\n\tVENDOR = x\r\n\tCOUNT = 1\r\n\tKEY = {key}\r\n}}\r\n"));
+    assert_eq!(
+        signed,
+        format!("FEATURE a\r\n{{\r\n\tVENDOR = x\r\n\tCOUNT = 1\r\n\tKEY = {key}\r\n}}\r\n")
+    );
 }
 
 #[test]
@@ -90,7 +99,10 @@ fn reformatting_and_reordering_keep_a_signature() {
         key.to_string().to_uppercase()
     );
     let reparsed = parse("moved.lic", reshuffled.as_bytes()).unwrap();
-    assert_eq!(reparsed.features[0].verify(&vendor_key(3).verifying_key()), Ok(()));
+    assert_eq!(
+        reparsed.features[0].verify(&vendor_key(3).verifying_key()),
+        Ok(())
+    );
 }
 
 #[test]

@@ -183,7 +183,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (private, _) = generate(dir.path(), false).unwrap();
         let first = fs::read(&private).unwrap();
-        assert!(matches!(generate(dir.path(), false), Err(KeyError::Exists { .. })));
+        assert!(matches!(
+            generate(dir.path(), false),
+            Err(KeyError::Exists { .. })
+        ));
         assert_eq!(fs::read(&private).unwrap(), first);
         generate(dir.path(), true).unwrap();
         assert_ne!(fs::read(&private).unwrap(), first);
@@ -204,8 +207,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("junk");
         fs::write(&path, "hello").unwrap();
-        assert!(matches!(read_verifying_key(&path), Err(KeyError::Malformed { .. })));
+        assert!(matches!(
+            read_verifying_key(&path),
+            Err(KeyError::Malformed { .. })
+        ));
         fs::write(&path, vec![b'x'; 20_000]).unwrap();
-        assert!(matches!(read_signing_key(&path), Err(KeyError::Malformed { .. })));
+        assert!(matches!(
+            read_signing_key(&path),
+            Err(KeyError::Malformed { .. })
+        ));
     }
 }

@@ -66,8 +66,14 @@ pub fn run(command: LicenseCommand) -> Result<ExitCode> {
 
 fn keygen(out: &Path, force: bool) -> Result<ExitCode> {
     let (private, public) = keys::generate(out, force)?;
-    println!("wrote {} (private: keep it secret, mode 0600)", private.display());
-    println!("wrote {} (public: give it to license server operators)", public.display());
+    println!(
+        "wrote {} (private: keep it secret, mode 0600)",
+        private.display()
+    );
+    println!(
+        "wrote {} (public: give it to license server operators)",
+        public.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -226,7 +232,11 @@ fn show(file: &Path, json: bool) -> Result<ExitCode> {
             Ok(ServeMode::Single) => "served by a single server".to_string(),
             Err(error) => format!("no server can serve it as it is: {error}"),
         };
-        println!("{}: {} feature(s), {served}", license.source_name, license.features.len());
+        println!(
+            "{}: {} feature(s), {served}",
+            license.source_name,
+            license.features.len()
+        );
         print!("{}", table(&license));
     }
     Ok(ExitCode::SUCCESS)
@@ -235,7 +245,10 @@ fn show(file: &Path, json: bool) -> Result<ExitCode> {
 /// The features as a text table, one row each.
 fn table(license: &License) -> String {
     let dash = || "-".to_string();
-    let header = ["FEATURE", "VENDOR", "VERSION", "COUNT", "HAL", "BORROW", "START", "END", "HOSTIDS", "SIGNED"];
+    let header = [
+        "FEATURE", "VENDOR", "VERSION", "COUNT", "HAL", "BORROW", "START", "END", "HOSTIDS",
+        "SIGNED",
+    ];
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for f in &license.features {
         let hostids: Vec<&str> = f.hostids.iter().map(|h| h.as_str()).collect();
@@ -245,15 +258,25 @@ fn table(license: &License) -> String {
             f.version.as_ref().map_or_else(dash, |v| v.to_string()),
             f.count.map_or("uncounted".to_string(), |n| n.to_string()),
             if f.hal { "yes" } else { "no" }.to_string(),
-            f.borrow_hours_max.map_or("no".to_string(), |h| format!("{h}h")),
+            f.borrow_hours_max
+                .map_or("no".to_string(), |h| format!("{h}h")),
             f.start.map_or_else(dash, |d| d.to_string()),
             f.end.map_or_else(dash, |d| d.to_string()),
-            if hostids.is_empty() { dash() } else { hostids.join(",") },
+            if hostids.is_empty() {
+                dash()
+            } else {
+                hostids.join(",")
+            },
             if f.key.is_some() { "yes" } else { "no" }.to_string(),
         ]);
     }
     let widths: Vec<usize> = (0..header.len())
-        .map(|col| rows.iter().map(|r| r[col].chars().count()).max().unwrap_or(0))
+        .map(|col| {
+            rows.iter()
+                .map(|r| r[col].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for row in rows {

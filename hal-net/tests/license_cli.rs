@@ -1,6 +1,9 @@
 //! The license tools as a user runs them: the real `hal-net` binary on good, tampered and
 //! malformed files, checking exit codes and what it prints.
 
+// A test that meets an impossible state should fail at once, with the value shown.
+#![allow(clippy::unwrap_used)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -91,7 +94,10 @@ fn keygen_writes_a_private_key_only_the_owner_can_read() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = fs::metadata(ws.path("keys/vendor.key")).unwrap().permissions().mode();
+        let mode = fs::metadata(ws.path("keys/vendor.key"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 }
@@ -164,7 +170,10 @@ fn reformatting_a_signed_license_keeps_it_valid() {
     let signed = fs::read_to_string(ws.sign("in.lic", "out.lic")).unwrap();
     let reformatted = signed
         .replace("  COUNT = 10\n", "")
-        .replace("  VENDOR = acme\n  HAL_SERVERS", "\tVENDOR=acme # moved\n\tCOUNT   =   10\n  HAL_SERVERS")
+        .replace(
+            "  VENDOR = acme\n  HAL_SERVERS",
+            "\tVENDOR=acme # moved\n\tCOUNT   =   10\n  HAL_SERVERS",
+        )
         .replace("# Acme licenses\n", "");
     let path = ws.write("reformatted.lic", &reformatted);
     ws.verify(&path).success();
@@ -218,7 +227,10 @@ fn a_mixed_license_does_not_verify() {
 #[test]
 fn a_malformed_license_names_file_line_column_and_feature() {
     let ws = Workspace::new();
-    let bad = ws.write("bad.lic", "FEATURE cad {\n  VENDOR = acme\n  COUNT = ten\n  BORRWO = 3\n}\n");
+    let bad = ws.write(
+        "bad.lic",
+        "FEATURE cad {\n  VENDOR = acme\n  COUNT = ten\n  BORRWO = 3\n}\n",
+    );
     for args in [vec!["show"], vec!["verify", "--pubkey"]] {
         let mut cmd = hal_net();
         cmd.arg("license").args(&args);
@@ -228,8 +240,12 @@ fn a_malformed_license_names_file_line_column_and_feature() {
         cmd.arg(&bad)
             .assert()
             .code(1)
-            .stderr(contains("bad.lic:3:11: in FEATURE cad: bad COUNT value `ten`"))
-            .stderr(contains("bad.lic:4:3: in FEATURE cad: unknown directive `BORRWO` (did you mean `BORROW`?)"));
+            .stderr(contains(
+                "bad.lic:3:11: in FEATURE cad: bad COUNT value `ten`",
+            ))
+            .stderr(contains(
+                "bad.lic:4:3: in FEATURE cad: unknown directive `BORRWO` (did you mean `BORROW`?)",
+            ));
     }
     hal_net()
         .args(["license", "sign", "--key"])
@@ -266,7 +282,9 @@ fn binary_junk_and_missing_files_are_clear_errors() {
         .arg(&huge)
         .assert()
         .code(1)
-        .stderr(contains("the file is 3145728 bytes; a license file may have at most 1048576 bytes"));
+        .stderr(contains(
+            "the file is 3145728 bytes; a license file may have at most 1048576 bytes",
+        ));
 }
 
 #[test]
@@ -291,9 +309,19 @@ fn show_prints_a_table_and_json() {
         .assert()
         .success()
         .stdout(contains("2 feature(s), served by a HAL triad"))
-        .stdout(predicate::str::is_match(r"cad\s+acme\s+-\s+10\s+yes\s+24h\s+-\s+2030-12-31\s+-\s+yes").unwrap())
-        .stdout(predicate::str::is_match(r"cam\s+acme\s+-\s+2\s+yes\s+no\s+-\s+-\s+aa,bb,cc\s+yes").unwrap());
-    let output = hal_net().args(["license", "show", "--json"]).arg(&signed).output().unwrap();
+        .stdout(
+            predicate::str::is_match(r"cad\s+acme\s+-\s+10\s+yes\s+24h\s+-\s+2030-12-31\s+-\s+yes")
+                .unwrap(),
+        )
+        .stdout(
+            predicate::str::is_match(r"cam\s+acme\s+-\s+2\s+yes\s+no\s+-\s+-\s+aa,bb,cc\s+yes")
+                .unwrap(),
+        );
+    let output = hal_net()
+        .args(["license", "show", "--json"])
+        .arg(&signed)
+        .output()
+        .unwrap();
     assert!(output.status.success());
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(json["serve_mode"], "hal");
@@ -302,14 +330,21 @@ fn show_prints_a_table_and_json() {
     assert_eq!(json["features"][0]["hal"], true);
     assert_eq!(json["features"][0]["borrow_hours_max"], 24);
     assert_eq!(json["features"][0]["end"], "2030-12-31");
-    assert_eq!(json["features"][1]["hostids"], serde_json::json!(["aa", "bb", "cc"]));
+    assert_eq!(
+        json["features"][1]["hostids"],
+        serde_json::json!(["aa", "bb", "cc"])
+    );
     assert_eq!(json["features"][1]["signed"], true);
 }
 
 #[test]
 fn usage_errors_exit_2() {
     hal_net().assert().code(2);
-    hal_net().args(["license", "sign", "in.lic"]).assert().code(2).stderr(contains("--key"));
+    hal_net()
+        .args(["license", "sign", "in.lic"])
+        .assert()
+        .code(2)
+        .stderr(contains("--key"));
     hal_net().args(["license", "frobnicate"]).assert().code(2);
 }
 
@@ -318,7 +353,13 @@ fn the_bundled_example_verifies() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     hal_net()
         .current_dir(&root)
-        .args(["license", "verify", "--pubkey", "examples/demo-vendor.pub", "examples/demo.lic"])
+        .args([
+            "license",
+            "verify",
+            "--pubkey",
+            "examples/demo-vendor.pub",
+            "examples/demo.lic",
+        ])
         .assert()
         .success()
         .stdout(contains("ok   FEATURE cad_modeler").and(contains("ok   FEATURE cad_render")));

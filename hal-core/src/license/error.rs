@@ -36,11 +36,15 @@ pub enum LicenseErrorKind {
     FileTooLarge { size: usize, max: usize },
     #[error("byte 0x{byte:02x} is not UTF-8; a license file is UTF-8 text")]
     NotUtf8 { byte: u8 },
-    #[error("character {found} is not allowed in a license file; use plain text (tabs and spaces are fine)")]
+    #[error(
+        "character {found} is not allowed in a license file; use plain text (tabs and spaces are fine)"
+    )]
     BadCharacter { found: String },
     #[error("the line is {length} bytes long; a line may have at most {max} bytes")]
     LineTooLong { length: usize, max: usize },
-    #[error("the file has no FEATURE block; a license file holds at least one `FEATURE name {{ ... }}`")]
+    #[error(
+        "the file has no FEATURE block; a license file holds at least one `FEATURE name {{ ... }}`"
+    )]
     Empty,
     #[error("expected `FEATURE <name>`, found `{found}`")]
     ExpectedFeature { found: String },
@@ -66,7 +70,10 @@ pub enum LicenseErrorKind {
         suggestion: Option<&'static str>,
     },
     #[error("{directive} appears twice (first on line {first_line}); give each directive once")]
-    DuplicateDirective { directive: Directive, first_line: u32 },
+    DuplicateDirective {
+        directive: Directive,
+        first_line: u32,
+    },
     #[error("{directive} needs `=` and a value, as in `{directive} = ...`; expected {}", .directive.expected())]
     MissingEquals { directive: Directive },
     #[error("{directive} has no value; expected {}", .directive.expected())]
@@ -81,7 +88,9 @@ pub enum LicenseErrorKind {
     },
     #[error("VENDOR is missing; every FEATURE names its vendor, as in `VENDOR = acme`")]
     MissingVendor,
-    #[error("HAL_SERVERS is set but COUNT is not; HAL is for network licenses, so add `COUNT = <seats>`")]
+    #[error(
+        "HAL_SERVERS is set but COUNT is not; HAL is for network licenses, so add `COUNT = <seats>`"
+    )]
     HalWithoutCount,
     #[error("HOSTID lists {found} HostID(s); {}", hostid_rule(*.hal))]
     HostIdCount { found: usize, hal: bool },

@@ -94,7 +94,9 @@ impl Directive {
             Directive::HostId => "one HostID, or three in role order for a HAL feature",
             Directive::Start | Directive::End => "a date written YYYY-MM-DD, such as 2027-12-31",
             Directive::Licensee | Directive::Comment => "text, quoted if it holds '#' or '\"'",
-            Directive::Key => "the vendor's signature: 128 hex digits written by `hal-net license sign`",
+            Directive::Key => {
+                "the vendor's signature: 128 hex digits written by `hal-net license sign`"
+            }
         }
     }
 }

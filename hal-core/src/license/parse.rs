@@ -162,10 +162,10 @@ impl<'a> Parser<'a> {
     fn line(&mut self, line_no: u32, line: &str) {
         self.last_line = line_no;
         let too_long = line.len() > limits::LINE_BYTES_MAX;
-        if too_long || line.chars().any(is_forbidden) {
-            if let State::AwaitBrace(block) | State::Inside(block) = &mut self.state {
-                block.unreadable = true;
-            }
+        if (too_long || line.chars().any(is_forbidden))
+            && let State::AwaitBrace(block) | State::Inside(block) = &mut self.state
+        {
+            block.unreadable = true;
         }
         if too_long {
             let kind = Kind::LineTooLong {
@@ -180,7 +180,12 @@ impl<'a> Parser<'a> {
             let found = format!("U+{:04X}", u32::from(c));
             let feature = self.open_feature();
             let col = column(line, at);
-            self.error(line_no, col, feature.as_deref(), Kind::BadCharacter { found });
+            self.error(
+                line_no,
+                col,
+                feature.as_deref(),
+                Kind::BadCharacter { found },
+            );
             return;
         }
         let trimmed = line.trim();
@@ -319,7 +324,14 @@ impl<'a> Parser<'a> {
     }
 
     /// Reports anything but a comment after a lone `{` or `}`.
-    fn no_trailing(&mut self, line_no: u32, line: &str, trimmed: &str, token: &'static str, name: &str) {
+    fn no_trailing(
+        &mut self,
+        line_no: u32,
+        line: &str,
+        trimmed: &str,
+        token: &'static str,
+        name: &str,
+    ) {
         let rest = strip_comment(&trimmed[1..]).trim();
         if !rest.is_empty() {
             let kind = Kind::TrailingText {
@@ -591,7 +603,12 @@ fn suggest(keyword: &str) -> Option<&'static str> {
     let upper = keyword.to_ascii_uppercase();
     Directive::ALL
         .iter()
-        .map(|d| (strsim::damerau_levenshtein(&upper, d.keyword()), d.keyword()))
+        .map(|d| {
+            (
+                strsim::damerau_levenshtein(&upper, d.keyword()),
+                d.keyword(),
+            )
+        })
         .filter(|&(distance, name)| distance <= 2.max(name.len() / 4))
         .min()
         .map(|(_, name)| name)
@@ -628,7 +645,9 @@ fn parse_date(text: &str) -> Result<Date, &'static str> {
     let shape_ok = b.len() == 10
         && b[4] == b'-'
         && b[7] == b'-'
-        && [0, 1, 2, 3, 5, 6, 8, 9].iter().all(|&i| b[i].is_ascii_digit());
+        && [0, 1, 2, 3, 5, 6, 8, 9]
+            .iter()
+            .all(|&i| b[i].is_ascii_digit());
     if !shape_ok {
         return Err("it is not written YYYY-MM-DD");
     }

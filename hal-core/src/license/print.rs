@@ -14,12 +14,21 @@ pub(super) fn values(feature: &Feature) -> Vec<(Directive, String)> {
             out.push((directive, value));
         }
     };
-    push(Directive::Version, feature.version.as_ref().map(|v| v.to_string()));
+    push(
+        Directive::Version,
+        feature.version.as_ref().map(|v| v.to_string()),
+    );
     push(Directive::Count, feature.count.map(|n| n.to_string()));
     push(Directive::HalServers, feature.hal.then(|| "3".to_string()));
-    push(Directive::Borrow, feature.borrow_hours_max.map(|h| h.to_string()));
+    push(
+        Directive::Borrow,
+        feature.borrow_hours_max.map(|h| h.to_string()),
+    );
     let hostids: Vec<&str> = feature.hostids.iter().map(|h| h.as_str()).collect();
-    push(Directive::HostId, (!hostids.is_empty()).then(|| hostids.join(" ")));
+    push(
+        Directive::HostId,
+        (!hostids.is_empty()).then(|| hostids.join(" ")),
+    );
     push(Directive::Start, feature.start.map(|d| d.to_string()));
     push(Directive::End, feature.end.map(|d| d.to_string()));
     push(Directive::Licensee, feature.licensee.clone());

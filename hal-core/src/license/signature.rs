@@ -70,7 +70,10 @@ impl License {
     }
 
     /// Each feature's name and verdict, in file order.
-    pub fn verify(&self, vendor_public: &VerifyingKey) -> Vec<(&Feature, Result<(), SignatureError>)> {
+    pub fn verify(
+        &self,
+        vendor_public: &VerifyingKey,
+    ) -> Vec<(&Feature, Result<(), SignatureError>)> {
         self.features
             .iter()
             .map(|f| (f, f.verify(vendor_public)))
@@ -107,7 +110,11 @@ pub fn sign_text(text: &str, license: &License) -> String {
             ""
         };
         if let Some(feature) = insert_before.get(&line_no) {
-            out.push_str(&key_line(&feature.origin.indent, feature, eol_or_newline(eol)));
+            out.push_str(&key_line(
+                &feature.origin.indent,
+                feature,
+                eol_or_newline(eol),
+            ));
         }
         match replace.get(&line_no) {
             Some(feature) => {
