@@ -524,3 +524,17 @@ fn validity_window_follows_start_and_end() {
     assert!(f.is_valid_on(day(2027, 6, 1)));
     assert!(!f.is_valid_on(day(2028, 1, 1)));
 }
+
+#[test]
+fn long_junk_is_quoted_short() {
+    let junk = "x".repeat(3000);
+    for text in [
+        junk.clone(),
+        block(&format!("VENDOR = acme\nCOUNT = {junk}")),
+        block(&junk),
+    ] {
+        let e = only_error(&text);
+        assert!(e.to_string().len() < 400, "{e}");
+        assert!(e.to_string().contains("xxx…"), "{e}");
+    }
+}

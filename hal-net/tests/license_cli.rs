@@ -364,3 +364,20 @@ fn the_bundled_example_verifies() {
         .success()
         .stdout(contains("ok   FEATURE cad_modeler").and(contains("ok   FEATURE cad_render")));
 }
+
+#[test]
+fn verify_notes_features_outside_their_dates_but_passes() {
+    let ws = Workspace::new();
+    let dated = TEMPLATE
+        .replace("END = 2030-12-31", "END = 2020-06-30")
+        .replace(
+            "  HOSTID = aa bb cc\n",
+            "  HOSTID = aa bb cc\n  START = 2999-01-01\n",
+        );
+    ws.write("in.lic", &dated);
+    let signed = ws.sign("in.lic", "out.lic");
+    ws.verify(&signed)
+        .success()
+        .stdout(contains("note: expired on 2020-06-30 (END)"))
+        .stdout(contains("note: not valid before 2999-01-01 (START)"));
+}

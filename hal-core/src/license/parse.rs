@@ -192,17 +192,17 @@ impl<'a> Parser<'a> {
         if trimmed.is_empty() || trimmed.starts_with('#') {
             return;
         }
+        self.dispatch(line_no, line, trimmed);
+    }
+
+    /// The grammar's state machine: what one non-blank, non-comment line means here.
+    fn dispatch(&mut self, line_no: u32, line: &str, trimmed: &str) {
         let first_word = trimmed.split_whitespace().next().unwrap_or("");
         let state = std::mem::replace(&mut self.state, State::Outside);
         self.state = match (state, first_word) {
             (State::Outside, "FEATURE") => self.header(line_no, line),
             (State::AwaitBrace(block), "FEATURE") => {
-                let found = strip_comment(trimmed).to_string();
-                let kind = Kind::ExpectedOpenBrace {
-                    name: block.name.clone(),
-                    found,
-                };
-                self.error(line_no, column_of(line, trimmed), Some(&block.name), kind);
+                self.missing_brace(&block, line_no, line, trimmed);
                 self.header(line_no, line)
             }
             (State::Inside(block), "FEATURE") => {
@@ -221,15 +221,9 @@ impl<'a> Parser<'a> {
                 self.close(block, line_no);
                 State::Outside
             }
-            (State::AwaitBrace(block), _) => {
-                let found = strip_comment(trimmed).to_string();
-                let kind = Kind::ExpectedOpenBrace {
-                    name: block.name.clone(),
-                    found,
-                };
-                self.error(line_no, column_of(line, trimmed), Some(&block.name), kind);
+            (State::AwaitBrace(mut block), _) => {
+                self.missing_brace(&block, line_no, line, trimmed);
                 // Read on as if the brace were there, to report the block's own errors.
-                let mut block = block;
                 self.directive(&mut block, line_no, line);
                 State::Inside(block)
             }
@@ -242,7 +236,7 @@ impl<'a> Parser<'a> {
                     Kind::UnexpectedClose
                 } else {
                     Kind::ExpectedFeature {
-                        found: strip_comment(trimmed).to_string(),
+                        found: snippet(strip_comment(trimmed)),
                     }
                 };
                 self.error(line_no, column_of(line, trimmed), None, kind);
@@ -251,10 +245,19 @@ impl<'a> Parser<'a> {
         };
     }
 
+    /// Reports a block whose `FEATURE` line is not followed by `{`.
+    fn missing_brace(&mut self, block: &Block, line_no: u32, line: &str, trimmed: &str) {
+        let kind = Kind::ExpectedOpenBrace {
+            name: block.name.clone(),
+            found: snippet(strip_comment(trimmed)),
+        };
+        self.error(line_no, column_of(line, trimmed), Some(&block.name), kind);
+    }
+
     /// Reads `FEATURE <name> [{]` and opens a block.
     fn header(&mut self, line_no: u32, line: &str) -> State {
         let content = strip_comment(line);
-        let after_keyword = content.trim_start().trim_start_matches("FEATURE");
+        let after_keyword = content.trim_start().strip_prefix("FEATURE").unwrap_or("");
         let mut words = after_keyword.split_whitespace();
         let Some(raw_name) = words.next() else {
             let col = column_of(line, line.trim_start());
@@ -279,7 +282,7 @@ impl<'a> Parser<'a> {
             Ok(valid) => Some(valid),
             Err(reason) => {
                 let kind = Kind::BadFeatureName {
-                    name: name.to_string(),
+                    name: snippet(name),
                     reason,
                 };
                 self.error(line_no, name_col, Some(name), kind);
@@ -304,7 +307,7 @@ impl<'a> Parser<'a> {
             let after = if brace { "{" } else { "FEATURE <name>" };
             let kind = Kind::TrailingText {
                 after,
-                found: rest.join(" "),
+                found: snippet(&rest.join(" ")),
             };
             self.error(line_no, column_of(line, extra), Some(name), kind);
         }
@@ -336,7 +339,7 @@ impl<'a> Parser<'a> {
         if !rest.is_empty() {
             let kind = Kind::TrailingText {
                 after: token,
-                found: rest.to_string(),
+                found: snippet(rest),
             };
             self.error(line_no, column_of(line, rest), Some(name), kind);
         }
@@ -364,11 +367,11 @@ impl<'a> Parser<'a> {
         let Some(directive) = Directive::from_keyword(keyword) else {
             let kind = if keyword.is_empty() || keyword.starts_with('#') {
                 Kind::ExpectedDirective {
-                    found: strip_comment(body).trim().to_string(),
+                    found: snippet(strip_comment(body).trim()),
                 }
             } else {
                 Kind::UnknownDirective {
-                    name: keyword.to_string(),
+                    name: snippet(keyword),
                     suggestion: suggest(keyword),
                 }
             };
@@ -467,7 +470,7 @@ impl Parser<'_> {
             Err(reason) => {
                 let kind = Kind::BadValue {
                     directive,
-                    value: slot.value.clone(),
+                    value: snippet(&slot.value),
                     reason,
                 };
                 self.error(slot.line, slot.column, Some(&block.name), kind);
@@ -565,6 +568,17 @@ fn column_of(line: &str, part: &str) -> u32 {
     let offset = (part.as_ptr() as usize).saturating_sub(line.as_ptr() as usize);
     column(line, offset.min(line.len()))
 }
+
+/// `text` as quoted in an error message: at most [`SNIPPET_CHARS_MAX`] characters.
+fn snippet(text: &str) -> String {
+    match text.char_indices().nth(SNIPPET_CHARS_MAX) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+/// The longest piece of the file quoted in an error message.
+const SNIPPET_CHARS_MAX: usize = 60;
 
 /// `text` up to a `#` comment, trimmed at the end.
 fn strip_comment(text: &str) -> &str {
