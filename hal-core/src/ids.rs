@@ -4,12 +4,29 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 /// A server's position in the HAL triad: 1, 2 or 3, fixed by its place in the triad list.
 ///
 /// The role follows from the position (DESIGN §2): #1 serves checkouts and borrows, #2
 /// serves checkouts only while #1 is down, #3 never serves but completes the majority.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u8", into = "u8")]
 pub struct ServerId(u8);
+
+impl TryFrom<u8> for ServerId {
+    type Error = String;
+
+    fn try_from(position: u8) -> Result<ServerId, String> {
+        ServerId::new(position).ok_or_else(|| format!("server id {position} is not 1, 2 or 3"))
+    }
+}
+
+impl From<ServerId> for u8 {
+    fn from(id: ServerId) -> u8 {
+        id.0
+    }
+}
 
 impl ServerId {
     /// The primary server, #1.

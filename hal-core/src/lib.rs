@@ -2,8 +2,9 @@
 //!
 //! Three license servers with fixed roles serve floating licenses under majority rule.
 //! This crate holds what every part of the project shares and what must be
-//! deterministic: the license model and its parser, and (in later modules) the protocol,
-//! the replicated server state machine and the client state machine.
+//! deterministic: the license model and its parser ([`license`]), the protocol messages
+//! ([`protocol`]), the replicated seat table ([`seats`]), the server state machine
+//! ([`server`]) and the client state machine ([`client`]).
 //!
 //! It does no IO at all: it reads no file, socket, clock or random generator and never
 //! touches tokio. Callers pass bytes, times and random values in, and take plain data out.
@@ -12,7 +13,15 @@
 
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)]
 
+pub mod catalog;
 pub mod ids;
 pub mod license;
+mod log;
+pub mod protocol;
+pub mod seats;
+pub mod server;
+pub mod time;
+pub mod timing;
 
 pub use ids::{HostId, ServerId};
+pub use server::ServerEvent;

@@ -1,0 +1,173 @@
+//! The replicated log in memory: the entries after the last snapshot, and which of them
+//! the shell has been told to make durable.
+
+use std::collections::VecDeque;
+
+use crate::protocol::{Entry, LogIndex, Term};
+
+/// Entries `first_index()..=last_index()`; everything up to `snapshot_index` is compacted.
+#[derive(Debug, Clone, Default)]
+pub struct Log {
+    snapshot_index: LogIndex,
+    snapshot_term: Term,
+    entries: VecDeque<Entry>,
+    /// The log from here on has changed since it was last handed to the shell to persist
+    /// (new entries, or a truncation).
+    unpersisted_from: Option<LogIndex>,
+}
+
+impl Log {
+    /// A log that starts after a snapshot at (`index`, `term`), holding `entries` (already
+    /// durable).
+    pub fn restore(index: LogIndex, term: Term, entries: Vec<Entry>) -> Log {
+        Log {
+            snapshot_index: index,
+            snapshot_term: term,
+            entries: entries.into(),
+            unpersisted_from: None,
+        }
+    }
+
+    pub fn snapshot_index(&self) -> LogIndex {
+        self.snapshot_index
+    }
+
+    pub fn last_index(&self) -> LogIndex {
+        LogIndex(self.snapshot_index.0 + self.entries.len() as u64)
+    }
+
+    pub fn last_term(&self) -> Term {
+        self.entries.back().map_or(self.snapshot_term, |e| e.term)
+    }
+
+    /// The number of entries held (not compacted).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The term of the entry at `index`, if known (the snapshot's last entry included).
+    pub fn term_at(&self, index: LogIndex) -> Option<Term> {
+        if index == self.snapshot_index {
+            return Some(self.snapshot_term);
+        }
+        self.get(index).map(|e| e.term)
+    }
+
+    /// The entry at `index`, if held.
+    pub fn get(&self, index: LogIndex) -> Option<&Entry> {
+        let offset = index.0.checked_sub(self.snapshot_index.0 + 1)?;
+        self.entries.get(usize::try_from(offset).ok()?)
+    }
+
+    /// Up to `max` entries from `from` on.
+    pub fn entries_from(&self, from: LogIndex, max: usize) -> Vec<Entry> {
+        let Some(offset) = from.0.checked_sub(self.snapshot_index.0 + 1) else {
+            return Vec::new();
+        };
+        let offset = usize::try_from(offset).unwrap_or(usize::MAX);
+        self.entries
+            .iter()
+            .skip(offset)
+            .take(max)
+            .cloned()
+            .collect()
+    }
+
+    /// Appends an entry and returns its index.
+    pub fn append(&mut self, entry: Entry) -> LogIndex {
+        self.entries.push_back(entry);
+        let index = self.last_index();
+        self.unpersisted_from.get_or_insert(index);
+        index
+    }
+
+    /// Drops the entries from `index` on.
+    pub fn truncate_from(&mut self, index: LogIndex) {
+        let keep = index.0.saturating_sub(self.snapshot_index.0 + 1);
+        self.entries
+            .truncate(usize::try_from(keep).unwrap_or(usize::MAX));
+        let from = self.unpersisted_from.map_or(index, |i| i.min(index));
+        self.unpersisted_from = Some(from);
+    }
+
+    /// Drops the entries up to `index` (inclusive), which a snapshot now covers.
+    pub fn compact_to(&mut self, index: LogIndex, term: Term) {
+        while self.snapshot_index < index {
+            if self.entries.pop_front().is_none() {
+                break;
+            }
+            self.snapshot_index = LogIndex(self.snapshot_index.0 + 1);
+        }
+        self.snapshot_index = index;
+        self.snapshot_term = term;
+        let after = LogIndex(index.0 + 1);
+        self.unpersisted_from = self.unpersisted_from.map(|i| i.max(after));
+    }
+
+    /// Replaces the whole log with an empty one after a snapshot.
+    pub fn reset(&mut self, index: LogIndex, term: Term) {
+        *self = Log::restore(index, term, Vec::new());
+    }
+
+    /// The entries not yet handed to the shell to persist, with the index of the first;
+    /// marks them handed over.
+    pub fn take_unpersisted(&mut self) -> Option<(LogIndex, Vec<Entry>)> {
+        let first = self.unpersisted_from.take()?;
+        Some((first, self.entries_from(first, usize::MAX)))
+    }
+
+    /// The last index the shell has been told to persist.
+    pub fn persisted_index(&self) -> LogIndex {
+        match self.unpersisted_from {
+            Some(first) => LogIndex(first.0.saturating_sub(1)).min(self.last_index()),
+            None => self.last_index(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seats::Command;
+
+    fn entry(term: u64) -> Entry {
+        Entry {
+            term: Term(term),
+            command: Command::Noop,
+        }
+    }
+
+    #[test]
+    fn indexes_follow_the_snapshot() {
+        let mut log = Log::restore(LogIndex(10), Term(2), vec![entry(2), entry(3)]);
+        assert_eq!(log.last_index(), LogIndex(12));
+        assert_eq!(log.term_at(LogIndex(10)), Some(Term(2)));
+        assert_eq!(log.term_at(LogIndex(12)), Some(Term(3)));
+        assert_eq!(log.term_at(LogIndex(9)), None);
+        assert_eq!(log.take_unpersisted(), None);
+        log.append(entry(4));
+        assert_eq!(log.take_unpersisted(), Some((LogIndex(13), vec![entry(4)])));
+        assert_eq!(log.persisted_index(), LogIndex(13));
+    }
+
+    #[test]
+    fn truncation_marks_the_tail_for_persisting() {
+        let mut log = Log::restore(LogIndex(0), Term(0), vec![entry(1), entry(1), entry(1)]);
+        log.truncate_from(LogIndex(2));
+        assert_eq!(log.last_index(), LogIndex(1));
+        // The shell must learn that entries from 2 on are gone, even with nothing new.
+        assert_eq!(log.take_unpersisted(), Some((LogIndex(2), vec![])));
+        log.append(entry(2));
+        assert_eq!(log.take_unpersisted(), Some((LogIndex(2), vec![entry(2)])));
+    }
+
+    #[test]
+    fn compaction_keeps_later_entries() {
+        let mut log = Log::restore(LogIndex(0), Term(0), vec![entry(1), entry(1), entry(2)]);
+        log.compact_to(LogIndex(2), Term(1));
+        assert_eq!(log.len(), 1);
+        assert_eq!(log.get(LogIndex(3)), Some(&entry(2)));
+        assert_eq!(log.entries_from(LogIndex(1), 10), vec![]);
+        assert_eq!(log.entries_from(LogIndex(3), 10), vec![entry(2)]);
+    }
+}

@@ -1,0 +1,246 @@
+//! The protocol's messages, as plain data: between the three servers (replication), and
+//! between a client and a server (requests, replies, denials).
+//!
+//! The wire encoding is the shell's business; every type here derives serde so the shell
+//! can pick a codec.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ServerId;
+use crate::seats::{Command, Seats};
+use crate::time::WallTime;
+
+/// A Raft term: a number that only grows, one leader at most per term.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+pub struct Term(pub u64);
+
+/// A position in the replicated log, from 1; 0 means "before the first entry".
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+pub struct LogIndex(pub u64);
+
+/// A client library instance, identified by a random number the shell draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ClientId(pub u64);
+
+/// A client's request number; each new request takes the next, a retry keeps its own.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+pub struct RequestSeq(pub u64);
+
+/// A seat's handle: the log index of the entry that granted it, so unique forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Handle(pub u64);
+
+impl fmt::Display for Term {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl fmt::Display for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "h{}", self.0)
+    }
+}
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "c{:x}", self.0)
+    }
+}
+
+/// One replicated log entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub term: Term,
+    pub command: Command,
+}
+
+/// A message from one server to another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerMessage {
+    pub from: ServerId,
+    pub to: ServerId,
+    pub term: Term,
+    pub body: PeerBody,
+}
+
+/// What one server tells another (Raft's RPCs, with HAL's pre-vote and transfer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PeerBody {
+    /// "Would you vote for me in term `term`?" Sent without raising the sender's term.
+    PreVote {
+        last_index: LogIndex,
+        last_term: Term,
+    },
+    PreVoteReply {
+        granted: bool,
+    },
+    /// A real vote request; `transfer` is set when the leader handed over leadership, so
+    /// voters do not wait out their leader lease.
+    RequestVote {
+        last_index: LogIndex,
+        last_term: Term,
+        transfer: bool,
+    },
+    VoteReply {
+        granted: bool,
+    },
+    /// Log entries after (`prev_index`, `prev_term`), and the leader's commit index.
+    /// `round` numbers the leader's heartbeat rounds so acks can be matched to send times.
+    Append {
+        prev_index: LogIndex,
+        prev_term: Term,
+        entries: Vec<Entry>,
+        commit: LogIndex,
+        round: u64,
+    },
+    /// `success` with the follower's last matching index, or a hint where to retry.
+    AppendReply {
+        success: bool,
+        match_index: LogIndex,
+        round: u64,
+    },
+    /// The leader's snapshot, for a follower that is behind the leader's log start.
+    InstallSnapshot {
+        snapshot: Snapshot,
+        round: u64,
+    },
+    /// Leadership transfer: "campaign now".
+    TimeoutNow,
+}
+
+/// The applied state at a log index: what a snapshot holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub last_index: LogIndex,
+    pub last_term: Term,
+    pub seats: Seats,
+}
+
+/// A client's request to a server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientRequest {
+    pub client: ClientId,
+    pub seq: RequestSeq,
+    pub op: Op,
+}
+
+/// What a client asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    /// A floating seat, kept alive by heartbeats.
+    Checkout {
+        feature: String,
+        user: String,
+        host: String,
+    },
+    /// A seat taken away for `hours`, kept without heartbeats until it ends.
+    Borrow {
+        feature: String,
+        user: String,
+        host: String,
+        hours: u32,
+    },
+    /// Give a checked-out seat back.
+    Checkin { handle: Handle },
+    /// Give a borrowed seat back early.
+    Return { handle: Handle },
+    /// "I still hold these seats." Not logged; `seq` numbers heartbeats separately.
+    Heartbeat { handles: Vec<Handle> },
+}
+
+/// A server's answer to one request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerReply {
+    pub client: ClientId,
+    pub seq: RequestSeq,
+    pub from: ServerId,
+    pub result: ReplyResult,
+}
+
+/// The outcome of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReplyResult {
+    /// A seat: checkout (no `borrow_end`) or borrow (with its end on the server's clock).
+    Granted {
+        handle: Handle,
+        lease_ms: u64,
+        borrow_end: Option<WallTime>,
+    },
+    /// Checkin or return done.
+    Released {
+        handle: Handle,
+    },
+    /// Heartbeat acknowledged: the seats in `held` are alive for `lease_ms` from the
+    /// heartbeat's send time; the seats in `unknown` are not held.
+    HeartbeatAck {
+        lease_ms: u64,
+        held: Vec<Handle>,
+        unknown: Vec<Handle>,
+    },
+    Denied(Denial),
+}
+
+/// Why a request was refused, and so what the client should do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Denial {
+    /// This server cannot reach a majority: try another server.
+    NoMajority,
+    /// This server is not the active one; `active` is the one that is, if known.
+    NotActive { active: Option<ServerId> },
+    /// Every seat is taken.
+    AllInUse { used: u32, count: u32 },
+    /// Borrowing needs server #1 active; it is not. Try again later.
+    BorrowUnavailable,
+    /// The license does not allow borrowing this feature (no BORROW), or not this long.
+    BorrowNotAllowed,
+    /// The license has no such feature (or this server refuses it).
+    UnknownFeature,
+    /// No such seat: it was never granted, or it was released or expired.
+    UnknownHandle,
+    /// The feature's license ended (END) or has not started (START).
+    LicenseExpired,
+    /// The feature is locked to another machine's HostID.
+    HostIdMismatch,
+}
+
+impl Denial {
+    /// The name used in histories and logs (`no_majority`, `not_active`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Denial::NoMajority => "no_majority",
+            Denial::NotActive { .. } => "not_active",
+            Denial::AllInUse { .. } => "all_in_use",
+            Denial::BorrowUnavailable => "borrow_unavailable",
+            Denial::BorrowNotAllowed => "borrow_not_allowed",
+            Denial::UnknownFeature => "unknown_feature",
+            Denial::UnknownHandle => "unknown_handle",
+            Denial::LicenseExpired => "license_expired",
+            Denial::HostIdMismatch => "hostid_mismatch",
+        }
+    }
+
+    /// Whether another server might serve the request: the client should look elsewhere.
+    pub fn try_elsewhere(&self) -> bool {
+        matches!(self, Denial::NoMajority | Denial::NotActive { .. })
+    }
+}
+
+impl fmt::Display for Denial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Denial::NotActive { active: Some(id) } => write!(f, "not_active (active: {id})"),
+            Denial::AllInUse { used, count } => write!(f, "all_in_use ({used} of {count})"),
+            other => f.write_str(other.name()),
+        }
+    }
+}

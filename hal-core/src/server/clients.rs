@@ -1,0 +1,278 @@
+//! Client requests on the server: license and role checks, proposals with the seat count
+//! checked against grants in flight, retries answered from the session table, heartbeats
+//! as leader-held soft state, and expiry of seats whose lease or borrow ran out.
+
+use super::{Output, Server, State, millis};
+use crate::ServerEvent;
+use crate::ServerId;
+use crate::license::ServerPosition;
+use crate::protocol::{
+    ClientId, ClientRequest, Denial, Entry, Handle, Op, ReplyResult, RequestSeq, ServerReply,
+};
+use crate::seats::{Command, Outcome, Seen};
+
+/// The reply that carries an applied outcome.
+pub(super) fn reply_for(
+    client: ClientId,
+    seq: RequestSeq,
+    from: ServerId,
+    outcome: Outcome,
+    lease: std::time::Duration,
+) -> ServerReply {
+    let result = match outcome {
+        Outcome::Granted { handle, borrow_end } => ReplyResult::Granted {
+            handle,
+            lease_ms: millis(lease),
+            borrow_end,
+        },
+        Outcome::Released { handle } => ReplyResult::Released { handle },
+        Outcome::Denied(denial) => ReplyResult::Denied(denial),
+    };
+    ServerReply {
+        client,
+        seq,
+        from,
+        result,
+    }
+}
+
+impl Server {
+    pub(super) fn on_client(&mut self, request: ClientRequest) {
+        let ClientRequest { client, seq, op } = request;
+        let result = match op {
+            Op::Heartbeat { handles } => self.heartbeat(client, handles),
+            op => match self.check_request(client, seq, &op) {
+                Ok(Some(command)) => {
+                    self.propose(client, seq, command);
+                    return;
+                }
+                Ok(None) => return,
+                Err(result) => result,
+            },
+        };
+        let reply = ServerReply {
+            client,
+            seq,
+            from: self.id(),
+            result,
+        };
+        self.push(Output::Reply(reply));
+    }
+
+    /// Why this server does not serve now, if it does not.
+    fn not_serving(&self) -> Option<Denial> {
+        match &self.state {
+            State::Leader(leader) => {
+                if !self.majority_heard() && leader.round > 1 {
+                    Some(Denial::NoMajority)
+                } else if leader.transfer_since.is_some() {
+                    Some(Denial::NotActive {
+                        active: Some(ServerId::PRIMARY),
+                    })
+                } else {
+                    None
+                }
+            }
+            _ if self.leader_is_live() => Some(Denial::NotActive {
+                active: self.leader,
+            }),
+            _ if self.majority_heard() && self.contact.values().any(|c| c.last.is_some()) => {
+                Some(Denial::NotActive { active: None })
+            }
+            _ => Some(Denial::NoMajority),
+        }
+    }
+
+    /// Checks a logged request; returns the command to propose, `None` when the request
+    /// is answered already (a retry in flight, or stale), or the reply to send now.
+    fn check_request(
+        &mut self,
+        client: ClientId,
+        seq: RequestSeq,
+        op: &Op,
+    ) -> Result<Option<Command>, ReplyResult> {
+        if let Some(denial) = self.not_serving() {
+            return Err(ReplyResult::Denied(denial));
+        }
+        match self.seats.seen(client, seq) {
+            Seen::Retry(outcome) => {
+                let reply = reply_for(client, seq, self.id(), outcome, self.timing().client_lease);
+                return Err(reply.result);
+            }
+            Seen::Stale => return Ok(None),
+            Seen::New => {}
+        }
+        if let State::Leader(leader) = &mut self.state
+            && let Some((proposed_seq, index)) = leader.proposed.get(&client).copied()
+            && proposed_seq == seq
+        {
+            // A retry of a request still in flight: answer it when it applies.
+            leader.waiters.insert(index, (client, seq));
+            return Ok(None);
+        }
+        let denied = |d| Err(ReplyResult::Denied(d));
+        match op {
+            Op::Checkout {
+                feature,
+                user,
+                host,
+            }
+            | Op::Borrow {
+                feature,
+                user,
+                host,
+                ..
+            } => {
+                let hours = match op {
+                    Op::Borrow { hours, .. } => Some(*hours),
+                    _ => None,
+                };
+                if let Err(denial) = self.catalog.check(feature, self.now.wall, hours) {
+                    return denied(denial);
+                }
+                let primary = matches!(
+                    self.config.position,
+                    ServerPosition::Single | ServerPosition::Triad(ServerId::PRIMARY)
+                );
+                if hours.is_some() && !primary {
+                    return denied(Denial::BorrowUnavailable);
+                }
+                let count = self.catalog.count(feature).unwrap_or(0);
+                let used = self.seats.used(feature) + self.grants_in_flight(feature);
+                if used >= count {
+                    return denied(Denial::AllInUse { used, count });
+                }
+                let borrow_end = hours
+                    .map(|h| self.now.wall + std::time::Duration::from_secs(u64::from(h) * 3600));
+                Ok(Some(Command::Grant {
+                    client,
+                    seq,
+                    feature: feature.clone(),
+                    user: user.clone(),
+                    host: host.clone(),
+                    borrow_end,
+                }))
+            }
+            Op::Checkin { handle } | Op::Return { handle } => {
+                let owned = self.seats.seat(*handle).is_some_and(|s| s.client == client);
+                if !owned {
+                    return denied(Denial::UnknownHandle);
+                }
+                Ok(Some(Command::Release {
+                    client,
+                    seq,
+                    handle: *handle,
+                }))
+            }
+            Op::Heartbeat { .. } => Ok(None),
+        }
+    }
+
+    fn grants_in_flight(&self, feature: &str) -> u32 {
+        match &self.state {
+            State::Leader(leader) => leader.grants_in_flight.get(feature).copied().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    /// Appends a client's command; the reply goes out when it applies.
+    fn propose(&mut self, client: ClientId, seq: RequestSeq, command: Command) {
+        let term = self.term;
+        if let Command::Grant { feature, .. } = &command
+            && let State::Leader(leader) = &mut self.state
+        {
+            *leader.grants_in_flight.entry(feature.clone()).or_default() += 1;
+        }
+        let index = self.log.append(Entry { term, command });
+        if let State::Leader(leader) = &mut self.state {
+            leader.waiters.insert(index, (client, seq));
+            leader.proposed.insert(client, (seq, index));
+        }
+    }
+
+    /// Renews the leases of the client's seats, if this server may: it must lead, hold
+    /// its leader lease (so no other leader can exist) and have applied its term's no-op
+    /// (so it knows every committed seat).
+    fn heartbeat(
+        &mut self,
+        client: ClientId,
+        handles: Vec<crate::protocol::Handle>,
+    ) -> ReplyResult {
+        if let Some(denial) = self.not_serving() {
+            return ReplyResult::Denied(denial);
+        }
+        let now = self.now.mono;
+        let lease = self.timing().client_lease;
+        let deadline = now + lease + self.timing().expiry_margin();
+        let applied = self.applied;
+        let State::Leader(leader) = &mut self.state else {
+            return ReplyResult::Denied(Denial::NoMajority);
+        };
+        let leased = leader.lease_until.is_some_and(|until| now < until);
+        if !leased || applied < leader.noop_index {
+            return ReplyResult::Denied(Denial::NoMajority);
+        }
+        let mut held = Vec::new();
+        let mut unknown = Vec::new();
+        for handle in handles {
+            let mine = self
+                .seats
+                .seat(handle)
+                .is_some_and(|s| s.client == client && s.borrow_end.is_none());
+            if mine && !leader.expiring.contains(&handle) {
+                leader.set_deadline(handle, deadline);
+                held.push(handle);
+            } else if self.seats.seat(handle).is_some_and(|s| s.client == client) {
+                // A borrowed seat needs no heartbeat; it is held all the same.
+                held.push(handle);
+            } else {
+                unknown.push(handle);
+            }
+        }
+        ReplyResult::HeartbeatAck {
+            lease_ms: millis(lease),
+            held,
+            unknown,
+        }
+    }
+
+    /// Proposes the expiry of every checked-out seat past its deadline and every borrowed
+    /// seat past its end plus the allowed clock skew.
+    pub(super) fn expire_seats(&mut self) {
+        let now = self.now;
+        let skew = self.timing().max_clock_skew;
+        let term = self.term;
+        let State::Leader(leader) = &mut self.state else {
+            return;
+        };
+        let mut expired: Vec<Handle> = Vec::new();
+        while let Some(&(deadline, handle)) = leader.expiry_order.first() {
+            if deadline > now.mono {
+                break;
+            }
+            leader.expiry_order.pop_first();
+            leader.deadlines.remove(&handle);
+            expired.push(handle);
+        }
+        while let Some(&(end, handle)) = leader.borrows.first() {
+            if end + skew > now.wall {
+                break;
+            }
+            leader.borrows.pop_first();
+            expired.push(handle);
+        }
+        for handle in expired {
+            let State::Leader(leader) = &mut self.state else {
+                return;
+            };
+            if self.seats.seat(handle).is_none() || !leader.expiring.insert(handle) {
+                continue;
+            }
+            self.log.append(Entry {
+                term,
+                command: Command::Expire { handle },
+            });
+            self.push(Output::Event(ServerEvent::SeatExpiring { handle }));
+        }
+    }
+}

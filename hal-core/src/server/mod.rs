@@ -1,0 +1,652 @@
+//! The license server as a pure state machine: one member of the HAL triad (or a single
+//! server), with replication in the style of Raft and the HAL changes of DESIGN §3.
+//!
+//! # Driving it
+//!
+//! Inputs are `handle_*` calls with the current time ([`Now`]): [`Server::handle_peer`]
+//! for a message from another server, [`Server::handle_client`] for a client request, and
+//! [`Server::handle_timeout`] when the deadline of [`Server::poll_timeout`] has passed.
+//! After every input the shell drains [`Server::poll_output`] until it returns `None`,
+//! then asks [`Server::poll_timeout`] for the next deadline.
+//!
+//! Outputs come in the order they must take effect. A [`Output::Persist`] must be durable
+//! (written and synced) before any *later* [`Output::Peer`] or [`Output::Reply`] leaves
+//! the node; consecutive persists may share one sync (group commit). Persist writes apply
+//! to [`Durable`] with [`Durable::apply`], and [`Server::new`] restarts from a `Durable`.
+//!
+//! # What it does not do
+//!
+//! No IO, no clock, no randomness: the shell sends, stores and keeps time.
+
+mod clients;
+mod peers;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ServerId;
+use crate::catalog::Catalog;
+use crate::license::ServerPosition;
+use crate::log::Log;
+use crate::protocol::{
+    ClientId, Entry, Handle, LogIndex, PeerMessage, RequestSeq, ServerReply, Snapshot, Term,
+};
+use crate::seats::{Command, Outcome, Seats};
+use crate::time::{Now, Time, WallTime};
+use crate::timing::Timing;
+
+/// How a server is set up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Alone (normal network licenses) or a position in the HAL triad.
+    pub position: ServerPosition,
+    pub timing: Timing,
+    /// The most log entries kept before the applied state is snapshotted.
+    pub log_entries_max: usize,
+    /// The most entries sent in one append message.
+    pub append_entries_max: usize,
+}
+
+impl Config {
+    /// A triad member at `id` with `timing` and default limits.
+    pub fn triad(id: ServerId, timing: Timing) -> Config {
+        Config {
+            position: ServerPosition::Triad(id),
+            timing,
+            log_entries_max: 10_000,
+            append_entries_max: 4096,
+        }
+    }
+
+    /// A single server with `timing` and default limits.
+    pub fn single(timing: Timing) -> Config {
+        Config {
+            position: ServerPosition::Single,
+            ..Config::triad(ServerId::PRIMARY, timing)
+        }
+    }
+
+    /// This server's id (a single server is #1 of a cluster of one).
+    pub fn id(&self) -> ServerId {
+        match self.position {
+            ServerPosition::Single => ServerId::PRIMARY,
+            ServerPosition::Triad(id) => id,
+        }
+    }
+}
+
+/// What the server keeps on disk: enough to restart without losing a granted seat.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Durable {
+    pub term: Term,
+    pub voted_for: Option<ServerId>,
+    pub snapshot: Option<Snapshot>,
+    /// The entries after the snapshot (or from index 1).
+    pub entries: Vec<Entry>,
+}
+
+/// A write the shell must make durable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Persist {
+    /// The current term and vote.
+    HardState {
+        term: Term,
+        voted_for: Option<ServerId>,
+    },
+    /// The log from index `first` on is exactly `entries`: drop anything stored from
+    /// `first` on, then append these.
+    Entries {
+        first: LogIndex,
+        entries: Vec<Entry>,
+    },
+    /// The snapshot replaces the log up to and including its last index; stored entries
+    /// after it stay.
+    Snapshot(Snapshot),
+}
+
+impl Durable {
+    /// Applies one persist write, as the shell's storage does.
+    pub fn apply(&mut self, write: &Persist) {
+        let base = self.snapshot.as_ref().map_or(0, |s| s.last_index.0);
+        match write {
+            Persist::HardState { term, voted_for } => {
+                self.term = *term;
+                self.voted_for = *voted_for;
+            }
+            Persist::Entries { first, entries } => {
+                let keep = first.0.saturating_sub(base + 1);
+                self.entries
+                    .truncate(usize::try_from(keep).unwrap_or(usize::MAX));
+                self.entries.extend(entries.iter().cloned());
+            }
+            Persist::Snapshot(snapshot) => {
+                let drop = snapshot.last_index.0.saturating_sub(base);
+                let drop = usize::try_from(drop)
+                    .unwrap_or(usize::MAX)
+                    .min(self.entries.len());
+                let kept_term = self.entries.get(drop.wrapping_sub(1)).map(|e| e.term);
+                if drop == 0 || kept_term == Some(snapshot.last_term) {
+                    self.entries.drain(..drop);
+                } else {
+                    self.entries.clear();
+                }
+                self.snapshot = Some(snapshot.clone());
+            }
+        }
+    }
+}
+
+/// The role a server reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    /// The leader: serves clients.
+    Active,
+    /// Not the leader.
+    Standby,
+}
+
+/// Something an operator or the simulator wants to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ServerEvent {
+    /// The server became active (leader) or standby.
+    RoleChanged { role: Role, term: Term },
+    /// As leader, it had not heard from a majority within the election timeout.
+    LostMajority { term: Term },
+    /// As #2, it hands the active role back to #1.
+    FailbackStarted { to: ServerId, term: Term },
+    /// A seat's lease or borrow ran out and its expiry was proposed.
+    SeatExpiring { handle: Handle },
+}
+
+/// One output, in the order it must take effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    Persist(Persist),
+    Peer(PeerMessage),
+    Reply(ServerReply),
+    Event(ServerEvent),
+}
+
+/// Contact with one peer, for the majority, failback and no-majority decisions.
+#[derive(Debug, Clone, Copy, Default)]
+struct Contact {
+    /// When anything was last heard from the peer.
+    last: Option<Time>,
+    /// Since when it has been heard without a gap longer than `contact_gap_max`.
+    since: Option<Time>,
+}
+
+/// A leader's view of one follower.
+#[derive(Debug, Clone)]
+struct Progress {
+    /// The next index to send.
+    next: LogIndex,
+    /// The highest index known to be stored there.
+    matched: LogIndex,
+    /// The newest heartbeat round it acknowledged.
+    acked_round: u64,
+}
+
+/// What only the leader keeps (soft state, rebuilt at every term start).
+#[derive(Debug, Clone)]
+struct Leader {
+    /// The index of this term's no-op; the leader answers heartbeats once it is applied.
+    noop_index: LogIndex,
+    progress: BTreeMap<ServerId, Progress>,
+    /// Heartbeat rounds: the newest round number and when each recent round was sent.
+    round: u64,
+    round_sent: VecDeque<(u64, Time)>,
+    /// Until when no other leader can exist (from majority-acknowledged rounds).
+    lease_until: Option<Time>,
+    next_heartbeat: Time,
+    /// Who waits for the entry at each index.
+    waiters: BTreeMap<LogIndex, (ClientId, RequestSeq)>,
+    /// Each client's proposed but not yet applied request.
+    proposed: BTreeMap<ClientId, (RequestSeq, LogIndex)>,
+    /// Grants in the log not yet applied, per feature.
+    grants_in_flight: BTreeMap<String, u32>,
+    /// Checked-out seats: when each expires unless a heartbeat comes.
+    deadlines: BTreeMap<Handle, Time>,
+    expiry_order: BTreeSet<(Time, Handle)>,
+    /// Borrowed seats by end (wall clock); entries of seats returned early stay until
+    /// their end passes.
+    borrows: BTreeSet<(WallTime, Handle)>,
+    /// Seats whose expiry was proposed.
+    expiring: BTreeSet<Handle>,
+    /// Set while handing leadership to #1.
+    transfer_since: Option<Time>,
+}
+
+#[derive(Debug, Clone)]
+enum State {
+    Follower,
+    PreCandidate { votes: BTreeSet<ServerId> },
+    Candidate { votes: BTreeSet<ServerId> },
+    Leader(Box<Leader>),
+}
+
+/// One license server. See the module documentation for how to drive it.
+#[derive(Debug)]
+pub struct Server {
+    config: Config,
+    catalog: Catalog,
+    peers: Vec<ServerId>,
+    // Durable state.
+    term: Term,
+    voted_for: Option<ServerId>,
+    log: Log,
+    snapshot: Option<Snapshot>,
+    // Volatile state.
+    commit: LogIndex,
+    applied: LogIndex,
+    seats: Seats,
+    state: State,
+    leader: Option<ServerId>,
+    /// When this server last heard from the current leader (itself excluded).
+    leader_contact: Option<Time>,
+    contact: BTreeMap<ServerId, Contact>,
+    election_deadline: Option<Time>,
+    now: Now,
+    outputs: VecDeque<Output>,
+}
+
+impl Server {
+    /// A server starting (or restarting) from `durable` at `now`.
+    pub fn new(config: Config, catalog: Catalog, durable: Durable, now: Now) -> Server {
+        let id = config.id();
+        let peers: Vec<ServerId> = match config.position {
+            ServerPosition::Single => Vec::new(),
+            ServerPosition::Triad(_) => ServerId::ALL.into_iter().filter(|p| *p != id).collect(),
+        };
+        let (seats, log, applied) = match &durable.snapshot {
+            Some(s) => (
+                s.seats.clone(),
+                Log::restore(s.last_index, s.last_term, durable.entries.clone()),
+                s.last_index,
+            ),
+            None => (
+                Seats::new(),
+                Log::restore(LogIndex(0), Term(0), durable.entries.clone()),
+                LogIndex(0),
+            ),
+        };
+        let mut server = Server {
+            contact: peers.iter().map(|p| (*p, Contact::default())).collect(),
+            peers,
+            catalog,
+            term: durable.term,
+            voted_for: durable.voted_for,
+            log,
+            snapshot: durable.snapshot,
+            commit: applied,
+            applied,
+            seats,
+            state: State::Follower,
+            leader: None,
+            leader_contact: None,
+            election_deadline: None,
+            now,
+            outputs: VecDeque::new(),
+            config,
+        };
+        server.reset_election_timer();
+        if server.peers.is_empty() {
+            server.start_election(false);
+        }
+        server.debug_check();
+        server
+    }
+
+    // ----- getters -----
+
+    pub fn id(&self) -> ServerId {
+        self.config.id()
+    }
+
+    pub fn term(&self) -> Term {
+        self.term
+    }
+
+    /// Whether this server is the leader (it may still lack a lease to serve heartbeats).
+    pub fn is_leader(&self) -> bool {
+        matches!(self.state, State::Leader(_))
+    }
+
+    /// The reported role.
+    pub fn role(&self) -> Role {
+        if self.is_leader() {
+            Role::Active
+        } else {
+            Role::Standby
+        }
+    }
+
+    /// The leader this server knows of, if any (itself when leading).
+    pub fn leader(&self) -> Option<ServerId> {
+        self.leader
+    }
+
+    /// The applied seat table.
+    pub fn seats(&self) -> &Seats {
+        &self.seats
+    }
+
+    pub fn commit_index(&self) -> LogIndex {
+        self.commit
+    }
+
+    pub fn applied_index(&self) -> LogIndex {
+        self.applied
+    }
+
+    pub fn last_index(&self) -> LogIndex {
+        self.log.last_index()
+    }
+
+    /// The license rules this server applies.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    // ----- inputs -----
+
+    /// A message from another server.
+    pub fn handle_peer(&mut self, now: Now, message: PeerMessage) {
+        self.now = now;
+        self.on_peer(message);
+        self.debug_check();
+    }
+
+    /// A request from a client.
+    pub fn handle_client(&mut self, now: Now, request: crate::protocol::ClientRequest) {
+        self.now = now;
+        self.on_client(request);
+        self.debug_check();
+    }
+
+    /// Time has passed the deadline of [`Server::poll_timeout`] (calling it early is
+    /// harmless).
+    pub fn handle_timeout(&mut self, now: Now) {
+        self.now = now;
+        if self.is_leader() {
+            self.leader_tick();
+        } else if self.election_deadline.is_some_and(|d| d <= now.mono) {
+            self.on_election_timeout();
+        }
+        self.debug_check();
+    }
+
+    // ----- outputs -----
+
+    /// The next output, or `None` when drained.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        if self.outputs.is_empty() {
+            self.flush();
+        }
+        self.outputs.pop_front()
+    }
+
+    /// When [`Server::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        match &self.state {
+            State::Leader(leader) => Some(leader.next_heartbeat),
+            _ => self.election_deadline,
+        }
+    }
+
+    // ----- shared machinery -----
+
+    fn timing(&self) -> &Timing {
+        &self.config.timing
+    }
+
+    fn majority(&self) -> usize {
+        let cluster = self.peers.len() + 1;
+        cluster / 2 + 1
+    }
+
+    fn push(&mut self, output: Output) {
+        self.outputs.push_back(output);
+    }
+
+    fn event(&mut self, event: ServerEvent) {
+        self.push(Output::Event(event));
+    }
+
+    fn send(&mut self, to: ServerId, body: crate::protocol::PeerBody) {
+        let message = PeerMessage {
+            from: self.id(),
+            to,
+            term: self.term,
+            body,
+        };
+        self.push(Output::Peer(message));
+    }
+
+    fn persist_hard_state(&mut self) {
+        let write = Persist::HardState {
+            term: self.term,
+            voted_for: self.voted_for,
+        };
+        self.push(Output::Persist(write));
+    }
+
+    /// Hands new log entries to the shell; then, as leader, sends them on and (alone)
+    /// commits them.
+    fn flush(&mut self) {
+        if let Some((first, entries)) = self.log.take_unpersisted() {
+            self.push(Output::Persist(Persist::Entries { first, entries }));
+        }
+        if self.is_leader() {
+            for peer in self.peers.clone() {
+                self.send_new_entries(peer);
+            }
+            self.advance_commit();
+        }
+    }
+
+    fn reset_election_timer(&mut self) {
+        let timing = *self.timing();
+        self.election_deadline = match self.config.position {
+            ServerPosition::Triad(ServerId::TIEBREAKER) => None,
+            ServerPosition::Triad(ServerId::SECONDARY) => {
+                Some(self.now.mono + timing.election_timeout + timing.failover_delay)
+            }
+            _ => Some(self.now.mono + timing.election_timeout),
+        };
+    }
+
+    /// Records that `peer` was heard from now.
+    fn heard_from(&mut self, peer: ServerId) {
+        let now = self.now.mono;
+        let gap_max = self.timing().contact_gap_max();
+        let contact = self.contact.entry(peer).or_default();
+        let continuous = contact.last.is_some_and(|last| now.since(last) <= gap_max);
+        if !continuous {
+            contact.since = Some(now);
+        }
+        contact.last = Some(now);
+    }
+
+    /// Whether some peer was heard within the election timeout (with self, a majority).
+    fn majority_heard(&self) -> bool {
+        if self.peers.is_empty() {
+            return true;
+        }
+        let window = self.timing().election_timeout;
+        let heard = self
+            .contact
+            .values()
+            .filter(|c| c.last.is_some_and(|t| self.now.mono.since(t) < window))
+            .count();
+        heard + 1 >= self.majority()
+    }
+
+    /// Whether a live leader (another server) was heard within the election timeout.
+    fn leader_is_live(&self) -> bool {
+        let window = self.timing().election_timeout;
+        self.leader_contact
+            .is_some_and(|t| self.now.mono.since(t) < window)
+    }
+
+    /// Applies committed entries to the seat table; as leader, answers the waiting
+    /// clients and keeps the soft state in step.
+    fn apply_committed(&mut self) {
+        while self.applied < self.commit {
+            let index = LogIndex(self.applied.0 + 1);
+            let Some(entry) = self.log.get(index).cloned() else {
+                break;
+            };
+            let catalog = &self.catalog;
+            let outcome = self
+                .seats
+                .apply(index, &entry.command, |f| catalog.count(f));
+            self.applied = index;
+            self.after_apply(index, &entry.command, outcome);
+        }
+        self.maybe_snapshot();
+    }
+
+    /// Compacts the log into a snapshot once it is longer than `log_entries_max`.
+    fn maybe_snapshot(&mut self) {
+        if self.log.len() <= self.config.log_entries_max
+            || self.applied <= self.log.snapshot_index()
+        {
+            return;
+        }
+        let Some(term) = self.log.term_at(self.applied) else {
+            return;
+        };
+        let snapshot = Snapshot {
+            last_index: self.applied,
+            last_term: term,
+            seats: self.seats.clone(),
+        };
+        self.log.compact_to(self.applied, term);
+        self.push(Output::Persist(Persist::Snapshot(snapshot.clone())));
+        self.snapshot = Some(snapshot);
+    }
+
+    /// Checks the state's own rules; panics naming the broken one. Cheap enough for
+    /// tests; debug builds run it after every input.
+    pub fn check_invariants(&self) {
+        let last = self.log.last_index();
+        assert!(
+            self.log.snapshot_index() <= self.applied,
+            "snapshot {:?} <= applied {:?}",
+            self.log.snapshot_index(),
+            self.applied
+        );
+        assert!(self.applied <= self.commit, "applied <= commit");
+        assert!(
+            self.commit <= last,
+            "commit {:?} <= last {:?}",
+            self.commit,
+            last
+        );
+        assert!(
+            self.log.last_term() <= self.term,
+            "no entry from a future term"
+        );
+        if let State::Leader(leader) = &self.state {
+            assert_ne!(self.id(), ServerId::TIEBREAKER, "#3 never leads");
+            assert_eq!(
+                self.leader,
+                Some(self.id()),
+                "a leader knows itself as leader"
+            );
+            assert_eq!(self.voted_for, Some(self.id()), "a leader voted for itself");
+            assert!(leader.noop_index <= last, "the no-op is in the log");
+            for (handle, deadline) in &leader.deadlines {
+                assert!(
+                    leader.expiry_order.contains(&(*deadline, *handle)),
+                    "expiry order holds every deadline"
+                );
+            }
+            assert_eq!(
+                leader.deadlines.len(),
+                leader.expiry_order.len(),
+                "one expiry per deadline"
+            );
+        }
+        if let Some(snapshot) = &self.snapshot {
+            assert_eq!(
+                snapshot.last_index,
+                self.log.snapshot_index(),
+                "the log starts after the snapshot"
+            );
+        }
+        self.seats.check_invariants();
+    }
+
+    fn debug_check(&self) {
+        if cfg!(debug_assertions) {
+            self.check_invariants();
+        }
+    }
+
+    /// An entry's effect on what the leader keeps and who it answers.
+    fn after_apply(&mut self, index: LogIndex, command: &Command, outcome: Option<Outcome>) {
+        let lease = self.timing().client_lease + self.timing().expiry_margin();
+        let now = self.now.mono;
+        let from = self.id();
+        let State::Leader(leader) = &mut self.state else {
+            return;
+        };
+        match (command, &outcome) {
+            (Command::Grant { feature, .. }, _) => {
+                if let Some(n) = leader.grants_in_flight.get_mut(feature) {
+                    *n = n.saturating_sub(1);
+                }
+                if let Some(Outcome::Granted { handle, borrow_end }) = &outcome {
+                    match borrow_end {
+                        Some(end) => {
+                            leader.borrows.insert((*end, *handle));
+                        }
+                        None => leader.set_deadline(*handle, now + lease),
+                    }
+                }
+            }
+            (Command::Release { handle, .. } | Command::Expire { handle }, _) => {
+                leader.forget_seat(*handle);
+            }
+            (Command::Noop, _) => {}
+        }
+        if let Command::Grant { client, seq, .. } | Command::Release { client, seq, .. } = command
+            && leader.proposed.get(client).is_some_and(|(s, _)| s == seq)
+        {
+            leader.proposed.remove(client);
+        }
+        let waiter = leader.waiters.remove(&index);
+        if let (Some((client, seq)), Some(outcome)) = (waiter, outcome) {
+            let reply =
+                clients::reply_for(client, seq, from, outcome, self.config.timing.client_lease);
+            self.push(Output::Reply(reply));
+        }
+    }
+}
+
+impl Leader {
+    fn set_deadline(&mut self, handle: Handle, deadline: Time) {
+        if let Some(old) = self.deadlines.insert(handle, deadline) {
+            self.expiry_order.remove(&(old, handle));
+        }
+        self.expiry_order.insert((deadline, handle));
+    }
+
+    fn forget_seat(&mut self, handle: Handle) {
+        if let Some(old) = self.deadlines.remove(&handle) {
+            self.expiry_order.remove(&(old, handle));
+        }
+        // `borrows` is cleaned lazily when the end passes: the seat is gone by then.
+        self.expiring.remove(&handle);
+    }
+}
+
+/// Durations in whole milliseconds, for messages.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,622 @@
+//! Replication and elections: Raft (Ongaro and Ousterhout, 2014) with HAL's changes —
+//! only #1 and #2 campaign, in a fixed order instead of random timeouts; pre-vote and
+//! check-quorum keep an asymmetric cut from flapping the active role; #2 hands the role
+//! back to #1 once #1 has been reachable for `failback_hold`.
+
+use std::collections::BTreeSet;
+
+use super::{Leader, Output, Progress, Role, Server, ServerEvent, State};
+use crate::ServerId;
+use crate::protocol::{Entry, LogIndex, PeerBody, PeerMessage, Snapshot, Term};
+use crate::seats::Command;
+use crate::time::Time;
+
+impl Server {
+    pub(super) fn on_peer(&mut self, message: PeerMessage) {
+        let PeerMessage {
+            from,
+            to,
+            term,
+            body,
+        } = message;
+        if to != self.id() || from == self.id() || !self.peers.contains(&from) {
+            return;
+        }
+        self.heard_from(from);
+        if term > self.term && !self.keeps_term_for(&body) {
+            let leader = matches!(
+                body,
+                PeerBody::Append { .. } | PeerBody::InstallSnapshot { .. }
+            )
+            .then_some(from);
+            self.become_follower(term, leader);
+        }
+        match body {
+            PeerBody::PreVote {
+                last_index,
+                last_term,
+            } => self.on_pre_vote(from, term, last_index, last_term),
+            PeerBody::PreVoteReply { granted } => self.on_pre_vote_reply(from, term, granted),
+            PeerBody::RequestVote {
+                last_index,
+                last_term,
+                transfer,
+            } => self.on_request_vote(from, term, last_index, last_term, transfer),
+            PeerBody::VoteReply { granted } => self.on_vote_reply(from, term, granted),
+            PeerBody::Append {
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+                round,
+            } => self.on_append(from, term, prev_index, prev_term, entries, commit, round),
+            PeerBody::AppendReply {
+                success,
+                match_index,
+                round,
+            } => self.on_append_reply(from, term, success, match_index, round),
+            PeerBody::InstallSnapshot { snapshot, round } => {
+                self.on_snapshot(from, term, snapshot, round)
+            }
+            PeerBody::TimeoutNow => {
+                if term == self.term && !self.is_leader() && self.id() != ServerId::TIEBREAKER {
+                    self.start_election(true);
+                }
+            }
+        }
+    }
+
+    /// Messages whose higher term must not make this server adopt it: a pre-vote asks
+    /// about a term nobody has started, and a vote request while a live leader is heard
+    /// is refused without disturbing that leader (HAL's pre-vote and check-quorum).
+    fn keeps_term_for(&self, body: &PeerBody) -> bool {
+        match body {
+            PeerBody::PreVote { .. } => true,
+            PeerBody::PreVoteReply { granted } => *granted,
+            PeerBody::RequestVote { transfer, .. } => !transfer && self.hears_a_leader(),
+            _ => false,
+        }
+    }
+
+    /// Whether this server leads or hears a live leader.
+    fn hears_a_leader(&self) -> bool {
+        self.is_leader() || self.leader_is_live()
+    }
+
+    fn log_is_current(&self, last_index: LogIndex, last_term: Term) -> bool {
+        (last_term, last_index) >= (self.log.last_term(), self.log.last_index())
+    }
+
+    // ----- elections -----
+
+    pub(super) fn on_election_timeout(&mut self) {
+        if self.id() == ServerId::TIEBREAKER {
+            self.election_deadline = None;
+            return;
+        }
+        self.reset_election_timer();
+        self.state = State::PreCandidate {
+            votes: BTreeSet::from([self.id()]),
+        };
+        let body = PeerBody::PreVote {
+            last_index: self.log.last_index(),
+            last_term: self.log.last_term(),
+        };
+        let proposed = Term(self.term.0 + 1);
+        for peer in self.peers.clone() {
+            let message = PeerMessage {
+                from: self.id(),
+                to: peer,
+                term: proposed,
+                body: body.clone(),
+            };
+            self.push(Output::Peer(message));
+        }
+    }
+
+    fn on_pre_vote(&mut self, from: ServerId, term: Term, last_index: LogIndex, last_term: Term) {
+        let granted = term > self.term
+            && !self.hears_a_leader()
+            && self.log_is_current(last_index, last_term);
+        let reply_term = if granted { term } else { self.term };
+        let message = PeerMessage {
+            from: self.id(),
+            to: from,
+            term: reply_term,
+            body: PeerBody::PreVoteReply { granted },
+        };
+        self.push(Output::Peer(message));
+    }
+
+    fn on_pre_vote_reply(&mut self, from: ServerId, term: Term, granted: bool) {
+        let majority = self.majority();
+        let State::PreCandidate { votes } = &mut self.state else {
+            return;
+        };
+        if !granted || term != Term(self.term.0 + 1) {
+            return;
+        }
+        votes.insert(from);
+        if votes.len() >= majority {
+            self.start_election(false);
+        }
+    }
+
+    /// Raises the term, votes for itself and asks for votes; `transfer` when #2 handed
+    /// over leadership.
+    pub(super) fn start_election(&mut self, transfer: bool) {
+        self.term = Term(self.term.0 + 1);
+        self.voted_for = Some(self.id());
+        self.leader = None;
+        self.persist_hard_state();
+        self.reset_election_timer();
+        self.state = State::Candidate {
+            votes: BTreeSet::from([self.id()]),
+        };
+        if self.majority() == 1 {
+            self.become_leader();
+            return;
+        }
+        let body = PeerBody::RequestVote {
+            last_index: self.log.last_index(),
+            last_term: self.log.last_term(),
+            transfer,
+        };
+        for peer in self.peers.clone() {
+            self.send(peer, body.clone());
+        }
+    }
+
+    fn on_request_vote(
+        &mut self,
+        from: ServerId,
+        term: Term,
+        last_index: LogIndex,
+        last_term: Term,
+        transfer: bool,
+    ) {
+        let sticky = !transfer && self.hears_a_leader();
+        let granted = term == self.term
+            && !sticky
+            && self.voted_for.is_none_or(|v| v == from)
+            && self.log_is_current(last_index, last_term);
+        if granted {
+            self.voted_for = Some(from);
+            self.persist_hard_state();
+            self.reset_election_timer();
+        }
+        self.send(from, PeerBody::VoteReply { granted });
+    }
+
+    fn on_vote_reply(&mut self, from: ServerId, term: Term, granted: bool) {
+        let majority = self.majority();
+        let State::Candidate { votes } = &mut self.state else {
+            return;
+        };
+        if !granted || term != self.term {
+            return;
+        }
+        votes.insert(from);
+        if votes.len() >= majority {
+            self.become_leader();
+        }
+    }
+
+    pub(super) fn become_follower(&mut self, term: Term, leader: Option<ServerId>) {
+        let was_leader = self.is_leader();
+        if term > self.term {
+            self.term = term;
+            self.voted_for = None;
+            self.persist_hard_state();
+        }
+        self.state = State::Follower;
+        self.leader = leader;
+        if leader.is_some() {
+            self.leader_contact = Some(self.now.mono);
+        }
+        self.reset_election_timer();
+        if was_leader {
+            self.event(ServerEvent::RoleChanged {
+                role: Role::Standby,
+                term: self.term,
+            });
+        }
+    }
+
+    fn become_leader(&mut self) {
+        let now = self.now.mono;
+        let next = LogIndex(self.log.last_index().0 + 1);
+        let progress = self
+            .peers
+            .iter()
+            .map(|p| {
+                (
+                    *p,
+                    Progress {
+                        next,
+                        matched: LogIndex(0),
+                        acked_round: 0,
+                    },
+                )
+            })
+            .collect();
+        let mut leader = Leader {
+            noop_index: next,
+            progress,
+            round: 0,
+            round_sent: Default::default(),
+            lease_until: None,
+            next_heartbeat: now,
+            waiters: Default::default(),
+            proposed: Default::default(),
+            grants_in_flight: Default::default(),
+            deadlines: Default::default(),
+            expiry_order: Default::default(),
+            borrows: Default::default(),
+            expiring: Default::default(),
+            transfer_since: None,
+        };
+        // Every seat held gets a fresh lease from the term start (DESIGN §3.3).
+        let lease = self.timing().client_lease + self.timing().expiry_margin();
+        for (handle, seat) in self.seats.iter() {
+            match seat.borrow_end {
+                Some(end) => {
+                    leader.borrows.insert((end, handle));
+                }
+                None => leader.set_deadline(handle, now + lease),
+            }
+        }
+        for index in (self.applied.0 + 1)..=self.log.last_index().0 {
+            if let Some(Entry {
+                command: Command::Grant { feature, .. },
+                ..
+            }) = self.log.get(LogIndex(index))
+            {
+                *leader.grants_in_flight.entry(feature.clone()).or_default() += 1;
+            }
+        }
+        if self.peers.is_empty() {
+            leader.lease_until = Some(Time::MAX);
+        }
+        self.state = State::Leader(Box::new(leader));
+        self.leader = Some(self.id());
+        self.leader_contact = None;
+        self.election_deadline = None;
+        self.log.append(Entry {
+            term: self.term,
+            command: Command::Noop,
+        });
+        self.event(ServerEvent::RoleChanged {
+            role: Role::Active,
+            term: self.term,
+        });
+        self.leader_tick();
+    }
+
+    // ----- replication, follower side -----
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_append(
+        &mut self,
+        from: ServerId,
+        term: Term,
+        prev_index: LogIndex,
+        prev_term: Term,
+        entries: Vec<Entry>,
+        commit: LogIndex,
+        round: u64,
+    ) {
+        if term < self.term {
+            let reply = PeerBody::AppendReply {
+                success: false,
+                match_index: LogIndex(0),
+                round,
+            };
+            self.send(from, reply);
+            return;
+        }
+        if !matches!(self.state, State::Follower) || self.leader != Some(from) {
+            self.become_follower(term, Some(from));
+        }
+        self.leader_contact = Some(self.now.mono);
+        self.reset_election_timer();
+        let matches = self.log.term_at(prev_index) == Some(prev_term);
+        if !matches && prev_index >= self.log.snapshot_index() {
+            let hint = if prev_index > self.log.last_index() {
+                self.log.last_index()
+            } else {
+                LogIndex(prev_index.0.saturating_sub(1)).max(self.commit)
+            };
+            self.send(
+                from,
+                PeerBody::AppendReply {
+                    success: false,
+                    match_index: hint,
+                    round,
+                },
+            );
+            return;
+        }
+        let last_new = self.store_entries(prev_index, entries);
+        let new_commit = commit.min(last_new);
+        if new_commit > self.commit {
+            self.commit = new_commit;
+        }
+        // The reply must follow the write that makes the entries durable.
+        if let Some((first, entries)) = self.log.take_unpersisted() {
+            self.push(Output::Persist(super::Persist::Entries { first, entries }));
+        }
+        self.apply_committed();
+        self.send(
+            from,
+            PeerBody::AppendReply {
+                success: true,
+                match_index: last_new,
+                round,
+            },
+        );
+    }
+
+    /// Stores `entries` after `prev_index`, dropping a conflicting tail; returns the index
+    /// of the last entry the leader sent.
+    fn store_entries(&mut self, prev_index: LogIndex, entries: Vec<Entry>) -> LogIndex {
+        let mut index = prev_index;
+        for entry in entries {
+            index = LogIndex(index.0 + 1);
+            if index <= self.log.snapshot_index() {
+                continue;
+            }
+            match self.log.term_at(index) {
+                Some(term) if term == entry.term => continue,
+                Some(_) => {
+                    assert!(
+                        index > self.commit,
+                        "a committed entry is never overwritten"
+                    );
+                    self.log.truncate_from(index);
+                }
+                None => {}
+            }
+            self.log.append(entry);
+        }
+        index
+    }
+
+    fn on_snapshot(&mut self, from: ServerId, term: Term, snapshot: Snapshot, round: u64) {
+        if term < self.term {
+            let reply = PeerBody::AppendReply {
+                success: false,
+                match_index: LogIndex(0),
+                round,
+            };
+            self.send(from, reply);
+            return;
+        }
+        self.leader_contact = Some(self.now.mono);
+        self.reset_election_timer();
+        let last = snapshot.last_index;
+        if last > self.commit {
+            if self.log.term_at(last) == Some(snapshot.last_term) {
+                self.log.compact_to(last, snapshot.last_term);
+            } else {
+                self.log.reset(last, snapshot.last_term);
+            }
+            self.seats = snapshot.seats.clone();
+            self.commit = last;
+            self.applied = last;
+            self.push(Output::Persist(super::Persist::Snapshot(snapshot.clone())));
+            if let Some((first, entries)) = self.log.take_unpersisted() {
+                self.push(Output::Persist(super::Persist::Entries { first, entries }));
+            }
+            self.snapshot = Some(snapshot);
+        }
+        let match_index = last.max(self.commit).min(self.log.last_index());
+        self.send(
+            from,
+            PeerBody::AppendReply {
+                success: true,
+                match_index,
+                round,
+            },
+        );
+    }
+
+    // ----- replication, leader side -----
+
+    /// Sends `peer` what it lacks (entries from its `next`, or the snapshot), numbered
+    /// with the current heartbeat round.
+    pub(super) fn send_append(&mut self, peer: ServerId) {
+        let max = self.config.append_entries_max;
+        let State::Leader(leader) = &mut self.state else {
+            return;
+        };
+        let round = leader.round;
+        let Some(progress) = leader.progress.get_mut(&peer) else {
+            return;
+        };
+        let prev_index = LogIndex(progress.next.0.saturating_sub(1));
+        let body = match self.log.term_at(prev_index) {
+            Some(prev_term) => {
+                let entries = self.log.entries_from(progress.next, max);
+                progress.next = LogIndex(progress.next.0 + entries.len() as u64);
+                PeerBody::Append {
+                    prev_index,
+                    prev_term,
+                    entries,
+                    commit: self.commit,
+                    round,
+                }
+            }
+            None => match &self.snapshot {
+                Some(snapshot) => {
+                    progress.next = LogIndex(snapshot.last_index.0 + 1);
+                    PeerBody::InstallSnapshot {
+                        snapshot: snapshot.clone(),
+                        round,
+                    }
+                }
+                None => return,
+            },
+        };
+        self.send(peer, body);
+    }
+
+    /// Sends `peer` entries appended since the last send, if any.
+    pub(super) fn send_new_entries(&mut self, peer: ServerId) {
+        let last = self.log.last_index();
+        let behind = match &self.state {
+            State::Leader(leader) => leader.progress.get(&peer).is_some_and(|p| p.next <= last),
+            _ => false,
+        };
+        if behind {
+            self.send_append(peer);
+        }
+    }
+
+    fn on_append_reply(
+        &mut self,
+        from: ServerId,
+        term: Term,
+        success: bool,
+        match_index: LogIndex,
+        round: u64,
+    ) {
+        if term != self.term {
+            return;
+        }
+        let lease = self.timing().leader_lease();
+        let State::Leader(leader) = &mut self.state else {
+            return;
+        };
+        let Some(progress) = leader.progress.get_mut(&from) else {
+            return;
+        };
+        progress.acked_round = progress.acked_round.max(round);
+        if success {
+            progress.matched = progress.matched.max(match_index);
+            progress.next = progress.next.max(LogIndex(progress.matched.0 + 1));
+        } else {
+            progress.next = LogIndex(match_index.0 + 1).max(LogIndex(progress.matched.0 + 1));
+        }
+        leader.refresh_lease(lease);
+        if success {
+            self.advance_commit();
+            self.send_new_entries(from);
+        } else {
+            self.send_append(from);
+        }
+    }
+
+    /// Commits the highest index of this term stored on a majority, and applies.
+    pub(super) fn advance_commit(&mut self) {
+        let persisted = self.log.persisted_index();
+        let majority = self.majority();
+        let State::Leader(leader) = &self.state else {
+            return;
+        };
+        let mut matched: Vec<LogIndex> = leader.progress.values().map(|p| p.matched).collect();
+        matched.push(persisted);
+        matched.sort_unstable_by(|a, b| b.cmp(a));
+        let candidate = matched[majority - 1];
+        if candidate > self.commit && self.log.term_at(candidate) == Some(self.term) {
+            self.commit = candidate;
+            self.apply_committed();
+        }
+    }
+
+    /// The leader's periodic work: heartbeats, check-quorum, expiry, failback.
+    pub(super) fn leader_tick(&mut self) {
+        let now = self.now.mono;
+        let timing = *self.timing();
+        let State::Leader(leader) = &mut self.state else {
+            return;
+        };
+        if now < leader.next_heartbeat {
+            return;
+        }
+        leader.next_heartbeat = now + timing.peer_heartbeat;
+        let started = leader.round > 0;
+        if started && !self.majority_heard() {
+            let term = self.term;
+            self.event(ServerEvent::LostMajority { term });
+            self.become_follower(term, None);
+            return;
+        }
+        let State::Leader(leader) = &mut self.state else {
+            return;
+        };
+        leader.round += 1;
+        leader.round_sent.push_back((leader.round, now));
+        while leader
+            .round_sent
+            .front()
+            .is_some_and(|(_, t)| now.since(*t) > timing.election_timeout)
+        {
+            leader.round_sent.pop_front();
+        }
+        for peer in self.peers.clone() {
+            self.send_append(peer);
+        }
+        self.expire_seats();
+        self.maybe_fail_back();
+    }
+
+    /// As #2, hands leadership to #1 once #1 has caught up and been reachable for the
+    /// whole hold.
+    fn maybe_fail_back(&mut self) {
+        if self.config.position != crate::license::ServerPosition::Triad(ServerId::SECONDARY) {
+            return;
+        }
+        let now = self.now.mono;
+        let timing = *self.timing();
+        let last = self.log.last_index();
+        let since = self.contact.get(&ServerId::PRIMARY).and_then(|c| c.since);
+        let recent = self.contact.get(&ServerId::PRIMARY).and_then(|c| c.last);
+        let State::Leader(leader) = &mut self.state else {
+            return;
+        };
+        if let Some(started) = leader.transfer_since {
+            if now.since(started) > timing.election_timeout {
+                leader.transfer_since = None;
+                if let Some(c) = self.contact.get_mut(&ServerId::PRIMARY) {
+                    c.since = Some(now);
+                }
+            }
+            return;
+        }
+        let caught_up = leader
+            .progress
+            .get(&ServerId::PRIMARY)
+            .is_some_and(|p| p.matched == last);
+        let reachable = recent.is_some_and(|t| now.since(t) <= timing.contact_gap_max());
+        let held = since.is_some_and(|s| now.since(s) >= timing.failback_hold);
+        if caught_up && reachable && held {
+            leader.transfer_since = Some(now);
+            let term = self.term;
+            self.event(ServerEvent::FailbackStarted {
+                to: ServerId::PRIMARY,
+                term,
+            });
+            self.send(ServerId::PRIMARY, PeerBody::TimeoutNow);
+        }
+    }
+}
+
+impl Leader {
+    /// Extends the lease to the send time of the newest round a majority acknowledged.
+    fn refresh_lease(&mut self, lease: std::time::Duration) {
+        // With three servers a majority is this leader and one follower: the best ack.
+        let Some(best) = self.progress.values().map(|p| p.acked_round).max() else {
+            return;
+        };
+        let sent = self
+            .round_sent
+            .iter()
+            .find(|(r, _)| *r == best)
+            .map(|(_, t)| *t);
+        if let Some(sent) = sent {
+            let until = sent + lease;
+            self.lease_until = Some(self.lease_until.map_or(until, |u| u.max(until)));
+        }
+    }
+}
