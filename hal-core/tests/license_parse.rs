@@ -538,3 +538,117 @@ fn long_junk_is_quoted_short() {
         assert!(e.to_string().contains("xxx…"), "{e}");
     }
 }
+
+/// Parses `text` and returns its errors as (line, column, kind).
+fn errors_of(text: &str) -> Vec<(u32, u32, Kind)> {
+    let errors = parse("test.lic", text.as_bytes()).expect_err("the text should not parse");
+    errors
+        .errors
+        .into_iter()
+        .map(|e| (e.line, e.column, e.kind))
+        .collect()
+}
+
+#[test]
+fn errors_come_in_file_order() {
+    // The block's checks run at its `}`: VENDOR is found missing after COUNT is read.
+    let text = "FEATURE a {\n  COUNT = 0\n}\nFEATURE b {\n  BORROW = x\n  VENDOR = y\n}\n";
+    let places: Vec<(u32, u32)> = errors_of(text).iter().map(|e| (e.0, e.1)).collect();
+    assert_eq!(places, [(1, 1), (2, 11), (5, 12)]);
+}
+
+#[test]
+fn a_close_brace_where_an_open_one_was_expected_closes_the_block() {
+    let errors = errors_of("FEATURE cad\n}\nFEATURE cam {\n  VENDOR = acme\n}\n");
+    assert_eq!(
+        errors,
+        [
+            (1, 1, Kind::MissingVendor),
+            (
+                2,
+                1,
+                Kind::ExpectedOpenBrace {
+                    name: "cad".into(),
+                    found: "}".into()
+                }
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_second_open_brace_is_named_as_such() {
+    let e = only_error("FEATURE cad {\n  {\n  VENDOR = acme\n}\n");
+    assert_eq!((e.line, e.column), (2, 3));
+    assert_eq!(e.kind, Kind::ExtraOpenBrace { name: "cad".into() });
+    assert_eq!(e.feature.as_deref(), Some("cad"));
+    assert!(e.to_string().contains("already open"), "{e}");
+}
+
+#[test]
+fn a_feature_without_a_name_takes_its_block_along() {
+    let rest = "\n  VENDOR = acme\n  COUNT = 5\n}\nFEATURE cam {\n  VENDOR = acme\n}\n";
+    for header in [
+        "FEATURE\n{",
+        "FEATURE {",
+        "  FEATURE   # no name\n{",
+        "FEATURE",
+    ] {
+        let e = only_error(&format!("{header}{rest}"));
+        assert_eq!(
+            (e.line, e.kind.clone()),
+            (1, Kind::MissingFeatureName),
+            "{header:?}"
+        );
+    }
+    // Its lines are still read, and their errors reported (outside any named feature).
+    let errors = parse("t", b"FEATURE {\n  COUNTS = 5\n}\n").unwrap_err();
+    assert_eq!(errors.errors.len(), 2, "{errors}");
+    let e = &errors.errors[1];
+    assert!(matches!(e.kind, Kind::UnknownDirective { .. }), "{e}");
+    assert_eq!(e.feature, None);
+}
+
+#[test]
+fn an_unreadable_feature_line_takes_its_block_along() {
+    let rest = "\n  VENDOR = acme\n}\nFEATURE cam {\n  VENDOR = acme\n}\n";
+    let bad_character = format!("FEATURE ca\u{7}d {{{rest}");
+    let e = only_error(&bad_character);
+    assert_eq!((e.line, e.column), (1, 11));
+    assert!(matches!(e.kind, Kind::BadCharacter { .. }), "{e}");
+    let too_long = format!("FEATURE {}\n{{{rest}", "x".repeat(limits::LINE_BYTES_MAX));
+    let e = only_error(&too_long);
+    assert!(matches!(e.kind, Kind::LineTooLong { .. }), "{e}");
+}
+
+#[test]
+fn an_unreadable_line_may_have_been_a_brace() {
+    let lost_close = "FEATURE a {\n  VENDOR = acme\n}\u{7}\n";
+    for text in [
+        lost_close.to_string(),
+        format!("{lost_close}FEATURE b {{\n  VENDOR = acme\n}}\n"),
+        "FEATURE a\n{\u{7}\n  VENDOR = acme\n}\n".to_string(),
+    ] {
+        let e = only_error(&text);
+        assert!(matches!(e.kind, Kind::BadCharacter { .. }), "{text:?}: {e}");
+    }
+}
+
+#[test]
+fn messages_show_invisible_characters_as_escapes() {
+    let e = only_error(&block("VENDOR = ac\u{feff}me"));
+    assert!(matches!(e.kind, Kind::BadValue { .. }), "{e}");
+    assert!(
+        e.to_string().contains("bad VENDOR value `ac\\u{feff}me`"),
+        "{e}"
+    );
+    let e = only_error("FEATURE cad\u{200b} {\n  VENDOR = acme\n}\n");
+    assert_eq!(e.feature.as_deref(), Some("cad\\u{200b}"));
+    assert!(
+        e.to_string()
+            .starts_with("test.lic:1:9: in FEATURE cad\\u{200b}: bad feature name `cad\\u{200b}`"),
+        "{e}"
+    );
+    let e = only_error(&block("VENDOR = acme\n\u{200b}COUNT = 1"));
+    assert!(e.to_string().contains("`\\u{200b}COUNT`"), "{e}");
+}

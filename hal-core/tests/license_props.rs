@@ -1,5 +1,7 @@
 //! Property tests of the license file: print → parse gives back what was printed; any
-//! change to a signed value breaks the signature; and no input makes the parser panic.
+//! change to a signed value breaks the signature; and no input makes the parser panic or
+//! point outside the text: arbitrary bytes, damaged licenses, and text strung together
+//! from the grammar's own tokens.
 
 // A test that meets an impossible state should fail at once, with the value shown.
 #![allow(clippy::unwrap_used)]
@@ -7,7 +9,7 @@
 use ed25519_dalek::SigningKey;
 use hal_core::HostId;
 use hal_core::license::{
-    Feature, FeatureName, License, Origin, SignatureError, Vendor, Version, canonical_bytes,
+    Directive, Feature, FeatureName, License, SignatureError, Vendor, Version, canonical_bytes,
     limits, parse,
 };
 use proptest::prelude::*;
@@ -141,11 +143,88 @@ fn change_one_value(mut f: Feature, which: u8) -> Feature {
     f
 }
 
-fn without_origin(mut license: License) -> License {
-    for f in &mut license.features {
-        f.origin = Origin::default();
-    }
-    license
+/// Pieces of license text that, strung together, reach the corners of the grammar: its
+/// keywords and punctuation, line endings, quotes and escapes, comments, multi-byte,
+/// invisible and forbidden characters, numbers and dates, and whole lines.
+fn token() -> impl Strategy<Value = String> {
+    let pieces = vec![
+        "FEATURE",
+        "FEATURE ",
+        " ",
+        "  ",
+        "\t",
+        "\n",
+        "\n",
+        "\r\n",
+        "\r",
+        "{",
+        "}",
+        "=",
+        " = ",
+        "\"",
+        "\\",
+        "\\\"",
+        "#",
+        " # note",
+        "\u{feff}",
+        "\u{200b}",
+        "\u{a0}",
+        "\u{202e}",
+        "\u{0}",
+        "é",
+        "日本",
+        "🦀",
+        "-",
+        ".",
+        "cad",
+        "cad_2.0",
+        "acme",
+        "0a1b2c",
+        "2027-12-31",
+        "2027-02-30",
+        "0000-00-00",
+        "FEATURE cad {\n",
+        "FEATURE cam\n{\n",
+        "}\n",
+        "  VENDOR = acme\n",
+        "  COUNT = 5\n",
+        "  HAL_SERVERS = 3\n",
+        "  HOSTID = aa bb cc\n",
+    ];
+    let keywords: Vec<&str> = Directive::ALL.iter().map(|d| d.keyword()).collect();
+    prop_oneof![
+        6 => proptest::sample::select(pieces).prop_map(str::to_string),
+        2 => proptest::sample::select(keywords).prop_map(str::to_string),
+        1 => "[a-zA-Z_][a-zA-Z0-9_.-]{0,8}",
+        1 => "[0-9]{1,12}",
+        1 => "[0-9]{4}-[0-9]{2}-[0-9]{2}",
+        1 => "[0-9a-f]{128}".prop_map(|hex| format!("  KEY = {hex}\n")),
+    ]
+}
+
+/// Text of up to 150 tokens, now and then with a line longer than
+/// [`limits::LINE_BYTES_MAX`] put in somewhere.
+fn token_text() -> impl Strategy<Value = String> {
+    let long_line = (
+        any::<proptest::sample::Index>(),
+        proptest::sample::select(vec!["  COMMENT = ", "FEATURE ", "# ", ""]),
+        2045usize..2100,
+    );
+    let tokens = proptest::collection::vec(token(), 0..150);
+    (tokens, proptest::option::weighted(0.1, long_line)).prop_map(|(tokens, long_line)| {
+        let mut text = tokens.concat();
+        if let Some((at, start, chars)) = long_line {
+            let boundaries: Vec<usize> = text
+                .char_indices()
+                .map(|(i, _)| i)
+                .chain([text.len()])
+                .collect();
+            let at = boundaries[at.index(boundaries.len())];
+            // Two bytes a character: always over the limit.
+            text.insert_str(at, &format!("\n{start}{}\n", "é".repeat(chars)));
+        }
+        text
+    })
 }
 
 proptest! {
@@ -164,7 +243,7 @@ proptest! {
         let text = license.to_text();
         let parsed = parse("generated.lic", text.as_bytes())
             .map_err(|e| TestCaseError::fail(format!("{e}\n--- text ---\n{text}")))?;
-        prop_assert_eq!(without_origin(parsed), license);
+        prop_assert_eq!(parsed, license);
     }
 
     #[test]
@@ -184,6 +263,11 @@ proptest! {
     }
 
     #[test]
+    fn token_soup_never_panics(text in token_text()) {
+        check_errors_are_located(text.as_bytes());
+    }
+
+    #[test]
     fn damaged_licenses_never_panic(license in license(), edits in proptest::collection::vec((any::<usize>(), any::<u8>(), 0u8..3), 1..8)) {
         let mut bytes = license.to_text().into_bytes();
         for (at, byte, op) in edits {
@@ -198,18 +282,39 @@ proptest! {
     }
 }
 
-/// Parses `bytes` and checks that any error points inside the text.
+/// Parses `bytes` (which must not panic) and checks that the errors, if any, are in file
+/// order and each points inside the text: at a line it has, and at most one column past
+/// that line's last character.
 fn check_errors_are_located(bytes: &[u8]) {
-    let lines = bytes.split(|&b| b == b'\n').count();
-    if let Err(errors) = parse("fuzz.lic", bytes) {
-        assert!(!errors.errors.is_empty());
-        for e in &errors.errors {
+    let Err(errors) = parse("fuzz.lic", bytes) else {
+        return;
+    };
+    assert!(!errors.errors.is_empty());
+    assert!(errors.errors.len() <= limits::ERRORS_MAX);
+    let line_count = bytes.split(|&b| b == b'\n').count();
+    // The lines as the parser reads them; columns count characters, so only for UTF-8.
+    let lines: Option<Vec<&str>> = std::str::from_utf8(bytes).ok().map(|text| {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        text.split('\n')
+            .map(|line| line.strip_suffix('\r').unwrap_or(line))
+            .collect()
+    });
+    for e in &errors.errors {
+        assert!(
+            e.line >= 1 && e.line as usize <= line_count,
+            "{e} (of {line_count} lines)"
+        );
+        assert!(e.column >= 1, "{e}");
+        if let Some(lines) = &lines {
+            let line = lines[e.line as usize - 1];
+            let chars = line.chars().count();
             assert!(
-                e.line >= 1 && e.line as usize <= lines,
-                "{e} (of {lines} lines)"
+                e.column as usize <= chars + 1,
+                "{e} (line of {chars} characters)"
             );
-            assert!(e.column >= 1, "{e}");
-            assert!(e.to_string().starts_with("fuzz.lic:"), "{e}");
         }
+        assert!(e.to_string().starts_with("fuzz.lic:"), "{e}");
     }
+    let places: Vec<(u32, u32)> = errors.errors.iter().map(|e| (e.line, e.column)).collect();
+    assert!(places.is_sorted(), "errors out of file order: {places:?}");
 }

@@ -113,3 +113,35 @@ fn features_are_refused_by_the_wrong_kind_of_server() {
         single.features[0].check_hostid(ServerPosition::Triad(ServerId::PRIMARY), &hostid("dd"));
     assert!(matches!(error, Err(HostIdError::WrongMode { .. })));
 }
+
+#[test]
+fn every_reason_not_to_serve_is_listed() {
+    let text = format!(
+        "{UNCOUNTED}{HAL}{SINGLE}{}",
+        UNCOUNTED.replace("tool", "kit")
+    );
+    let license = parse("t", text.as_bytes()).unwrap();
+    let errors = license.serve_errors();
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    assert!(matches!(&errors[0], ServeError::Uncounted { line: 1, .. }));
+    assert!(matches!(&errors[1], ServeError::Uncounted { line: 15, .. }));
+    assert!(matches!(
+        &errors[2],
+        ServeError::Mixed {
+            hal_line: 4,
+            single_line: 10,
+            ..
+        }
+    ));
+    assert_eq!(license.serve_mode(), Err(errors[0].clone()));
+    let good = parse("t", HAL.as_bytes()).unwrap();
+    assert_eq!(good.serve_errors(), []);
+}
+
+#[test]
+fn an_uncounted_feature_beside_hal_ones_is_no_mix() {
+    let license = parse("t", format!("{HAL}{UNCOUNTED}").as_bytes()).unwrap();
+    let errors = license.serve_errors();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(matches!(&errors[0], ServeError::Uncounted { .. }));
+}

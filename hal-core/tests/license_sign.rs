@@ -138,3 +138,67 @@ fn the_canonical_form_is_stable() {
         "hal-license-v1\nFEATURE cad\nVENDOR=acme\nCOUNT=10\nHAL_SERVERS=3\nEND=2027-12-31\n"
     );
 }
+
+#[test]
+fn sign_text_replaces_only_the_value_of_an_existing_key() {
+    let old = "0".repeat(128);
+    let text = format!(
+        "FEATURE a {{\n\tVENDOR = x\n\t KEY   =   {old}   # signed 2026-01-01\n}}\n\
+         FEATURE b {{\n  VENDOR = x\n  KEY = \"{old}\"# quoted\n}}\n"
+    );
+    let mut license = parse("t.lic", text.as_bytes()).unwrap();
+    license.sign(&vendor_key(2));
+    let signed = sign_text(&text, &license);
+    let (a, b) = (
+        license.features[0].key.unwrap(),
+        license.features[1].key.unwrap(),
+    );
+    assert_eq!(
+        signed,
+        format!(
+            "FEATURE a {{\n\tVENDOR = x\n\t KEY   =   {a}   # signed 2026-01-01\n}}\n\
+             FEATURE b {{\n  VENDOR = x\n  KEY = {b}# quoted\n}}\n"
+        )
+    );
+    let reparsed = parse("t.lic", signed.as_bytes()).unwrap();
+    for (_, verdict) in reparsed.verify(&vendor_key(2).verifying_key()) {
+        assert_eq!(verdict, Ok(()));
+    }
+}
+
+#[test]
+fn an_added_key_line_takes_the_files_line_ending() {
+    // The `}` ends the file with no line ending of its own.
+    let text = "FEATURE a\r\n{\r\n  VENDOR = x\r\n}";
+    let mut license = parse("t.lic", text.as_bytes()).unwrap();
+    license.sign(&vendor_key(1));
+    let key = license.features[0].key.unwrap();
+    assert_eq!(
+        sign_text(text, &license),
+        format!("FEATURE a\r\n{{\r\n  VENDOR = x\r\n  KEY = {key}\r\n}}")
+    );
+    let text = "FEATURE a {\n  VENDOR = x\n}";
+    let mut license = parse("t.lic", text.as_bytes()).unwrap();
+    license.sign(&vendor_key(1));
+    let key = license.features[0].key.unwrap();
+    assert_eq!(
+        sign_text(text, &license),
+        format!("FEATURE a {{\n  VENDOR = x\n  KEY = {key}\n}}")
+    );
+}
+
+#[test]
+fn sign_text_keeps_a_byte_order_mark() {
+    let text = format!(
+        "\u{feff}FEATURE a {{\n  VENDOR = x\n  KEY = {}\n}}\n",
+        "0".repeat(128)
+    );
+    let mut license = parse("t.lic", text.as_bytes()).unwrap();
+    license.sign(&vendor_key(1));
+    let signed = sign_text(&text, &license);
+    let key = license.features[0].key.unwrap();
+    assert_eq!(
+        signed,
+        format!("\u{feff}FEATURE a {{\n  VENDOR = x\n  KEY = {key}\n}}\n")
+    );
+}

@@ -3,6 +3,7 @@
 //! reading our code.
 
 use std::fmt;
+use std::fmt::Write as _;
 
 use super::Directive;
 
@@ -60,6 +61,11 @@ pub enum LicenseErrorKind {
     Unclosed { name: String },
     #[error("`FEATURE` inside FEATURE {open}: close it with a line `}}` first")]
     NestedFeature { open: String },
+    #[error(
+        "`{{` inside FEATURE {name}, which is already open; a block has one `{{`, right after \
+         its FEATURE line"
+    )]
+    ExtraOpenBrace { name: String },
     #[error("`}}` without an open FEATURE block")]
     UnexpectedClose,
     #[error("expected a directive `NAME = value`, found `{found}`")]
@@ -122,7 +128,7 @@ fn hostid_rule(hal: bool) -> &'static str {
     }
 }
 
-/// All errors of one parse, in file order; never empty.
+/// All errors of one parse, in file order (by line, then column); never empty.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LicenseErrors {
     pub errors: Vec<LicenseError>,
@@ -153,3 +159,95 @@ impl fmt::Display for LicenseErrors {
 }
 
 impl std::error::Error for LicenseErrors {}
+
+/// The longest piece of the file quoted in an error message, in characters.
+const SNIPPET_CHARS_MAX: usize = 60;
+
+/// `text` as an error message quotes it: at most [`SNIPPET_CHARS_MAX`] characters, and
+/// every character that would not show as itself written `\u{feff}`, so that a message
+/// about `ac\u{200b}me` does not read as if it were about `acme`.
+pub(super) fn snippet(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(4 * SNIPPET_CHARS_MAX));
+    for (index, c) in text.chars().enumerate() {
+        if index == SNIPPET_CHARS_MAX {
+            out.push('…');
+            break;
+        }
+        if shows_as_itself(c) {
+            out.push(c);
+        } else {
+            let _ = write!(out, "{}", c.escape_unicode());
+        }
+    }
+    out
+}
+
+/// Whether `c` prints as a visible mark or a plain space. Control characters, white space
+/// other than U+0020, format characters (U+200B, U+FEFF, the bidirectional marks, ...),
+/// fillers and variation selectors that render as nothing, private-use characters and
+/// noncharacters do not. A short list rather than a Unicode table: it covers the
+/// characters that turn up in pasted text.
+fn shows_as_itself(c: char) -> bool {
+    if c == ' ' {
+        return true;
+    }
+    let invisible = c.is_control()
+        || c.is_whitespace()
+        || matches!(
+            c,
+            '\u{ad}'
+                | '\u{34f}'
+                | '\u{600}'..='\u{605}'
+                | '\u{61c}'
+                | '\u{6dd}'
+                | '\u{70f}'
+                | '\u{115f}'
+                | '\u{1160}'
+                | '\u{17b4}'
+                | '\u{17b5}'
+                | '\u{180b}'..='\u{180f}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2060}'..='\u{206f}'
+                | '\u{3164}'
+                | '\u{e000}'..='\u{f8ff}'
+                | '\u{fdd0}'..='\u{fdef}'
+                | '\u{fe00}'..='\u{fe0f}'
+                | '\u{feff}'
+                | '\u{ffa0}'
+                | '\u{fff0}'..='\u{fffb}'
+                | '\u{1bca0}'..='\u{1bca3}'
+                | '\u{1d173}'..='\u{1d17a}'
+                | '\u{e0000}'..='\u{e0fff}'
+                | '\u{f0000}'..
+        )
+        || (u32::from(c) & 0xfffe) == 0xfffe;
+    !invisible
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snippets_show_invisible_characters_as_escapes() {
+        assert_eq!(snippet("acme"), "acme");
+        assert_eq!(snippet("a b"), "a b");
+        assert_eq!(snippet("ac\u{200b}me"), "ac\\u{200b}me");
+        assert_eq!(snippet("\u{feff}acme"), "\\u{feff}acme");
+        assert_eq!(snippet("a\tb\u{a0}c"), "a\\u{9}b\\u{a0}c");
+        assert_eq!(
+            snippet("caf\u{e9} \u{65e5}\u{1f980}"),
+            "caf\u{e9} \u{65e5}\u{1f980}"
+        );
+    }
+
+    #[test]
+    fn snippets_are_cut_after_sixty_characters() {
+        let long = "\u{e9}".repeat(100);
+        let quoted = snippet(&long);
+        assert_eq!(quoted.chars().count(), SNIPPET_CHARS_MAX + 1);
+        assert!(quoted.ends_with("\u{e9}…"));
+        assert_eq!(snippet(&"x".repeat(60)), "x".repeat(60));
+    }
+}

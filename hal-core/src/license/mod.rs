@@ -5,7 +5,7 @@
 //! directives, with `#` comments. [`parse`] turns bytes into a [`License`] or a list of
 //! [`LicenseError`]s, each naming the file, line, column and feature and saying what would be
 //! right. [`License::to_text`] prints a license back in the standard layout, and
-//! [`sign_text`] fills in the `KEY` lines of an existing file without disturbing its
+//! [`sign_text`] fills in the `KEY` values of an existing file without disturbing its
 //! comments or layout.
 //!
 //! Nothing here reads a file or a clock: the caller passes the bytes, the source name used
@@ -20,7 +20,8 @@ mod signature;
 
 pub use error::{LicenseError, LicenseErrorKind, LicenseErrors};
 pub use model::{
-    Directive, Feature, FeatureName, License, LicenseKey, Origin, Vendor, Version, limits,
+    Directive, Feature, FeatureName, License, LicenseKey, Origin, Validity, ValueSpan, Vendor,
+    Version, limits,
 };
 pub use parse::parse;
 pub use serve::{HostIdError, ServeError, ServeMode, ServerPosition};

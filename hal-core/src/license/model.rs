@@ -2,6 +2,7 @@
 //! validated and normalised, so the rest of the project never sees raw text.
 
 use std::fmt;
+use std::ops::Range;
 
 use time::Date;
 
@@ -234,22 +235,34 @@ impl fmt::Debug for LicenseKey {
     }
 }
 
-/// Where a feature stands in its source text. Not part of the license's meaning: two
-/// features that differ only here are the same license.
+/// Where a value is written in the source text: its line, and its bytes within that line
+/// (quotes included). Lines are counted as the parser reads them: without the line ending,
+/// and line 1 without a leading byte-order mark.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ValueSpan {
+    pub line: u32,
+    pub bytes: Range<usize>,
+}
+
+/// Where a feature stands in its source text, for messages and for rewriting the text in
+/// place (see [`super::sign_text`]). Not part of the license's meaning: [`Feature`]'s
+/// equality ignores it, so a feature read from a file equals the same feature built in
+/// code.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Origin {
     /// The line of `FEATURE name` (1-based; 0 for a feature not read from text).
     pub line: u32,
     /// The line of the closing `}`.
     pub close_line: u32,
-    /// The line of the `KEY` directive, if there is one.
-    pub key_line: Option<u32>,
+    /// Where the `KEY` directive's value is written, if there is one.
+    pub key_span: Option<ValueSpan>,
     /// The indentation of the block's first directive, for lines added by [`super::sign_text`].
     pub indent: String,
 }
 
-/// One FEATURE block, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One FEATURE block, validated. Two features are equal when they say the same thing,
+/// wherever they were written: `origin` is not compared.
+#[derive(Debug, Clone)]
 pub struct Feature {
     pub name: FeatureName,
     pub vendor: Vendor,
@@ -294,10 +307,65 @@ impl Feature {
         }
     }
 
+    /// Where `today` falls in the feature's START–END window (both days inclusive).
+    pub fn validity_on(&self, today: Date) -> Validity {
+        match (self.start, self.end) {
+            (Some(start), _) if today < start => Validity::NotYet { start },
+            (_, Some(end)) if end < today => Validity::Expired { end },
+            _ => Validity::InForce,
+        }
+    }
+
     /// Whether the license is in force on `today` (START and END inclusive).
     pub fn is_valid_on(&self, today: Date) -> bool {
-        self.start.is_none_or(|start| start <= today) && self.end.is_none_or(|end| today <= end)
+        self.validity_on(today) == Validity::InForce
     }
+}
+
+impl PartialEq for Feature {
+    fn eq(&self, other: &Feature) -> bool {
+        // Destructured, so that a field added to Feature cannot be left out here unnoticed.
+        let Feature {
+            name,
+            vendor,
+            version,
+            count,
+            hal,
+            borrow_hours_max,
+            hostids,
+            start,
+            end,
+            licensee,
+            comment,
+            key,
+            origin: _,
+        } = self;
+        *name == other.name
+            && *vendor == other.vendor
+            && *version == other.version
+            && *count == other.count
+            && *hal == other.hal
+            && *borrow_hours_max == other.borrow_hours_max
+            && *hostids == other.hostids
+            && *start == other.start
+            && *end == other.end
+            && *licensee == other.licensee
+            && *comment == other.comment
+            && *key == other.key
+    }
+}
+
+impl Eq for Feature {}
+
+/// Where a day falls in a feature's START–END window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Validity {
+    /// Before START.
+    NotYet { start: Date },
+    /// On or after START (if any) and on or before END (if any).
+    InForce,
+    /// After END.
+    Expired { end: Date },
 }
 
 /// A parsed license file: its features in file order, names unique.
@@ -369,5 +437,32 @@ mod tests {
         assert!(f.is_valid_on(day(10).unwrap()));
         assert!(f.is_valid_on(day(20).unwrap()));
         assert!(!f.is_valid_on(day(21).unwrap()));
+        assert_eq!(
+            f.validity_on(day(9).unwrap()),
+            Validity::NotYet {
+                start: day(10).unwrap()
+            }
+        );
+        assert_eq!(
+            f.validity_on(day(21).unwrap()),
+            Validity::Expired {
+                end: day(20).unwrap()
+            }
+        );
+    }
+
+    #[test]
+    fn where_a_feature_was_written_is_not_part_of_its_meaning() {
+        let f = Feature::new(
+            FeatureName::parse("cad").unwrap(),
+            Vendor::parse("acme").unwrap(),
+        );
+        let mut moved = f.clone();
+        moved.origin.line = 42;
+        moved.origin.indent = "\t".to_string();
+        assert_eq!(moved, f);
+        let mut changed = f.clone();
+        changed.count = Some(1);
+        assert_ne!(changed, f);
     }
 }

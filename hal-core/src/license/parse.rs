@@ -8,15 +8,23 @@
 //! The parser never panics and never allocates more than a bounded multiple of its input:
 //! the file size, the line length, the number of features and the number of errors are all
 //! limited (see [`super::limits`]). It keeps going after an error so that one run reports
-//! every problem, up to [`super::limits::ERRORS_MAX`].
+//! every problem, up to [`super::limits::ERRORS_MAX`], in file order.
+//!
+//! It tries to report each mistake once, not again through the lines after it: a `}`
+//! where `{` was expected still closes the block; a FEATURE line whose name is missing or
+//! which cannot be read at all opens a placeholder block for the lines that follow; and
+//! after a line it cannot read (which may have been a brace or a directive), it skips the
+//! checks that line could have satisfied.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use time::{Date, Month};
 
-use super::error::{LicenseError, LicenseErrorKind as Kind, LicenseErrors};
+use super::error::{LicenseError, LicenseErrorKind as Kind, LicenseErrors, snippet};
 use super::model::{
-    Directive, Feature, FeatureName, License, LicenseKey, Origin, Vendor, Version, limits,
+    Directive, Feature, FeatureName, License, LicenseKey, Origin, ValueSpan, Vendor, Version,
+    limits,
 };
 use crate::HostId;
 
@@ -86,20 +94,58 @@ struct Slot {
     value: String,
     line: u32,
     column: u32,
+    /// The bytes of the value as written in its line, quotes included.
+    bytes: Range<usize>,
 }
 
 /// A FEATURE block being read.
 #[derive(Debug)]
 struct Block {
-    /// The name as written (it may be invalid; `valid_name` says).
-    name: String,
+    /// The name as messages quote it (see [`snippet`]); it may be invalid (`valid_name`
+    /// says). `None` for a placeholder opened by a FEATURE line without a readable name,
+    /// so that the lines after it are read as its directives rather than each reported.
+    name: Option<String>,
     valid_name: Option<FeatureName>,
     line: u32,
     slots: BTreeMap<Directive, Slot>,
     indent: Option<String>,
-    /// Some line of the block could not be read, so a directive may be missing only
-    /// because its line was bad: the "missing" checks are skipped.
-    unreadable: bool,
+    /// Some directive line could not be read, so a directive may be missing only because
+    /// its line was bad: the "missing" checks are skipped.
+    directive_lost: bool,
+    /// Some line could not be read at all (too long, or a forbidden character), so it may
+    /// have been this block's `{` or `}`: the checks for those are skipped too. Also set
+    /// for a placeholder block, whose FEATURE line was not read whole.
+    line_lost: bool,
+}
+
+impl Block {
+    fn new(name: Option<String>, valid_name: Option<FeatureName>, line: u32) -> Block {
+        Block {
+            name,
+            valid_name,
+            line,
+            slots: BTreeMap::new(),
+            indent: None,
+            directive_lost: false,
+            line_lost: false,
+        }
+    }
+
+    /// The feature errors in this block are reported in.
+    fn feature(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The block's name in a sentence.
+    fn label(&self) -> String {
+        self.name.clone().unwrap_or_else(|| "(no name)".to_string())
+    }
+
+    fn lost_line(mut self) -> Block {
+        self.line_lost = true;
+        self.directive_lost = true;
+        self
+    }
 }
 
 #[derive(Debug)]
@@ -107,6 +153,29 @@ enum State {
     Outside,
     AwaitBrace(Block),
     Inside(Block),
+}
+
+/// What a line starts with, as far as the block structure cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token {
+    Feature,
+    Open,
+    Close,
+    Other,
+}
+
+impl Token {
+    fn of(first_word: &str) -> Token {
+        if first_word == "FEATURE" {
+            Token::Feature
+        } else if first_word.starts_with('{') {
+            Token::Open
+        } else if first_word.starts_with('}') {
+            Token::Close
+        } else {
+            Token::Other
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -155,37 +224,16 @@ impl<'a> Parser<'a> {
     fn open_feature(&self) -> Option<String> {
         match &self.state {
             State::Outside => None,
-            State::AwaitBrace(block) | State::Inside(block) => Some(block.name.clone()),
+            State::AwaitBrace(block) | State::Inside(block) => block.name.clone(),
         }
     }
 
     fn line(&mut self, line_no: u32, line: &str) {
         self.last_line = line_no;
-        let too_long = line.len() > limits::LINE_BYTES_MAX;
-        if (too_long || line.chars().any(is_forbidden))
-            && let State::AwaitBrace(block) | State::Inside(block) = &mut self.state
-        {
-            block.unreadable = true;
-        }
-        if too_long {
-            let kind = Kind::LineTooLong {
-                length: line.len(),
-                max: limits::LINE_BYTES_MAX,
-            };
+        if let Some((col, kind)) = unreadable(line) {
             let feature = self.open_feature();
-            self.error(line_no, 1, feature.as_deref(), kind);
-            return;
-        }
-        if let Some((at, c)) = line.char_indices().find(|&(_, c)| is_forbidden(c)) {
-            let found = format!("U+{:04X}", u32::from(c));
-            let feature = self.open_feature();
-            let col = column(line, at);
-            self.error(
-                line_no,
-                col,
-                feature.as_deref(),
-                Kind::BadCharacter { found },
-            );
+            self.error(line_no, col, feature.as_deref(), kind);
+            self.lost(line_no, line);
             return;
         }
         let trimmed = line.trim();
@@ -195,135 +243,209 @@ impl<'a> Parser<'a> {
         self.dispatch(line_no, line, trimmed);
     }
 
+    /// Carries on after a line that could not be read (and was reported). It may have been
+    /// a brace, so the open block is marked; and if it starts like a FEATURE line, a
+    /// placeholder block takes the lines after it, which would otherwise each be reported
+    /// as outside any block.
+    fn lost(&mut self, line_no: u32, line: &str) {
+        let header = line.split_whitespace().next() == Some("FEATURE");
+        let state = std::mem::replace(&mut self.state, State::Outside);
+        self.state = match (state, header) {
+            (State::Outside, false) => State::Outside,
+            (State::AwaitBrace(block), false) => State::AwaitBrace(block.lost_line()),
+            (State::Inside(block), false) => State::Inside(block.lost_line()),
+            (State::AwaitBrace(block) | State::Inside(block), true) => {
+                self.close(block.lost_line(), line_no);
+                State::AwaitBrace(Block::new(None, None, line_no).lost_line())
+            }
+            (State::Outside, true) => {
+                State::AwaitBrace(Block::new(None, None, line_no).lost_line())
+            }
+        };
+    }
+
     /// The grammar's state machine: what one non-blank, non-comment line means here.
     fn dispatch(&mut self, line_no: u32, line: &str, trimmed: &str) {
         let first_word = trimmed.split_whitespace().next().unwrap_or("");
         let state = std::mem::replace(&mut self.state, State::Outside);
-        self.state = match (state, first_word) {
-            (State::Outside, "FEATURE") => self.header(line_no, line),
-            (State::AwaitBrace(block), "FEATURE") => {
+        let token = Token::of(first_word);
+        self.state = match (state, token) {
+            (State::Outside, Token::Feature) => self.header(line_no, line),
+            (State::Outside, _) => {
+                self.outside_block(line_no, line, trimmed, token);
+                State::Outside
+            }
+            (State::AwaitBrace(block), Token::Feature) => {
                 self.missing_brace(&block, line_no, line, trimmed);
                 self.header(line_no, line)
             }
-            (State::Inside(block), "FEATURE") => {
-                let kind = Kind::NestedFeature {
-                    open: block.name.clone(),
-                };
-                self.error(line_no, column_of(line, trimmed), Some(&block.name), kind);
-                self.header(line_no, line)
-            }
-            (State::AwaitBrace(block), _) if first_word.starts_with('{') => {
-                self.no_trailing(line_no, line, trimmed, "{", &block.name);
+            (State::AwaitBrace(block), Token::Open) => {
+                self.no_trailing(line_no, line, trimmed, "{", block.feature());
                 State::Inside(block)
             }
-            (State::Inside(block), _) if first_word.starts_with('}') => {
-                self.no_trailing(line_no, line, trimmed, "}", &block.name);
-                self.close(block, line_no);
+            (State::AwaitBrace(block), Token::Close) => {
+                // `FEATURE cad` then `}`: one error for the brace, then the block as usual.
+                self.missing_brace(&block, line_no, line, trimmed);
+                self.close_line(block, line_no, line, trimmed);
                 State::Outside
             }
-            (State::AwaitBrace(mut block), _) => {
+            (State::AwaitBrace(mut block), Token::Other) => {
                 self.missing_brace(&block, line_no, line, trimmed);
                 // Read on as if the brace were there, to report the block's own errors.
                 self.directive(&mut block, line_no, line);
                 State::Inside(block)
             }
-            (State::Inside(mut block), _) => {
+            (State::Inside(block), Token::Feature) => {
+                self.feature_inside(block, line_no, line, trimmed);
+                self.header(line_no, line)
+            }
+            (State::Inside(block), Token::Open) => {
+                State::Inside(self.extra_brace(block, line_no, line, trimmed))
+            }
+            (State::Inside(block), Token::Close) => {
+                self.close_line(block, line_no, line, trimmed);
+                State::Outside
+            }
+            (State::Inside(mut block), Token::Other) => {
                 self.directive(&mut block, line_no, line);
                 State::Inside(block)
             }
-            (State::Outside, _) => {
-                let kind = if first_word.starts_with('}') {
-                    Kind::UnexpectedClose
-                } else {
-                    Kind::ExpectedFeature {
-                        found: snippet(strip_comment(trimmed)),
-                    }
-                };
-                self.error(line_no, column_of(line, trimmed), None, kind);
-                State::Outside
+        };
+    }
+
+    /// Reports a line other than `FEATURE` outside any block.
+    fn outside_block(&mut self, line_no: u32, line: &str, trimmed: &str, token: Token) {
+        let kind = if token == Token::Close {
+            Kind::UnexpectedClose
+        } else {
+            Kind::ExpectedFeature {
+                found: snippet(strip_comment(trimmed)),
             }
         };
+        self.error(line_no, column_of(line, trimmed), None, kind);
     }
 
-    /// Reports a block whose `FEATURE` line is not followed by `{`.
+    /// Ends `block` at a FEATURE line inside it: a missing `}`, unless a lost line may have
+    /// been the `}`.
+    fn feature_inside(&mut self, block: Block, line_no: u32, line: &str, trimmed: &str) {
+        if block.line_lost {
+            self.close(block, line_no);
+            return;
+        }
+        let kind = Kind::NestedFeature {
+            open: block.label(),
+        };
+        self.error(line_no, column_of(line, trimmed), block.feature(), kind);
+    }
+
+    /// Reports a second `{` in `block`.
+    fn extra_brace(&mut self, mut block: Block, line_no: u32, line: &str, trimmed: &str) -> Block {
+        let kind = Kind::ExtraOpenBrace {
+            name: block.label(),
+        };
+        self.error(line_no, column_of(line, trimmed), block.feature(), kind);
+        if !strip_comment(&trimmed[1..]).trim().is_empty() {
+            // Whatever follows the brace is not read; it may have been a directive.
+            block.directive_lost = true;
+        }
+        block
+    }
+
+    /// Reports a block whose `FEATURE` line is not followed by `{`, unless a lost line may
+    /// have been the brace.
     fn missing_brace(&mut self, block: &Block, line_no: u32, line: &str, trimmed: &str) {
+        if block.line_lost {
+            return;
+        }
         let kind = Kind::ExpectedOpenBrace {
-            name: block.name.clone(),
+            name: block.label(),
             found: snippet(strip_comment(trimmed)),
         };
-        self.error(line_no, column_of(line, trimmed), Some(&block.name), kind);
+        self.error(line_no, column_of(line, trimmed), block.feature(), kind);
     }
 
-    /// Reads `FEATURE <name> [{]` and opens a block.
+    /// Reads `FEATURE <name> [{]` and opens a block; a placeholder if the name is missing.
     fn header(&mut self, line_no: u32, line: &str) -> State {
         let content = strip_comment(line);
         let after_keyword = content.trim_start().strip_prefix("FEATURE").unwrap_or("");
-        let mut words = after_keyword.split_whitespace();
-        let Some(raw_name) = words.next() else {
-            let col = column_of(line, line.trim_start());
-            self.error(line_no, col, None, Kind::MissingFeatureName);
-            return State::Outside;
-        };
+        let mut words = after_keyword.split_whitespace().peekable();
+        let raw_name = words.next_if(|word| !word.starts_with('{'));
         // `FEATURE cad{` is read as `FEATURE cad {`.
-        let (name, brace) = match raw_name.strip_suffix('{') {
-            Some(name) if !name.is_empty() => (name, true),
-            _ => (raw_name, false),
+        let (raw_name, glued_brace) = match raw_name.and_then(|w| w.strip_suffix('{')) {
+            Some(name) => (Some(name), true),
+            None => (raw_name, false),
         };
-        let name_col = column_of(line, name);
-        if self.features.len() + 1 > limits::FEATURES_MAX {
-            let kind = Kind::TooManyFeatures {
-                max: limits::FEATURES_MAX,
-            };
-            self.error(line_no, name_col, Some(name), kind);
-            self.stopped = true;
-            return State::Outside;
-        }
-        let valid_name = match FeatureName::parse(name) {
-            Ok(valid) => Some(valid),
-            Err(reason) => {
-                let kind = Kind::BadFeatureName {
-                    name: snippet(name),
-                    reason,
-                };
-                self.error(line_no, name_col, Some(name), kind);
-                None
+        let brace = glued_brace || words.next_if_eq(&"{").is_some();
+        let block = match raw_name {
+            Some(raw_name) => match self.named_block(line_no, line, raw_name) {
+                Some(block) => block,
+                None => return State::Outside,
+            },
+            None => {
+                let col = column_of(line, line.trim_start());
+                self.error(line_no, col, None, Kind::MissingFeatureName);
+                // Its lines are still read, but a nameless block's structure is not
+                // worth a second message.
+                Block::new(None, None, line_no).lost_line()
             }
         };
-        if let Some(&first_line) = self.seen.get(name) {
-            let kind = Kind::DuplicateFeature {
-                name: name.to_string(),
-                first_line,
-            };
-            self.error(line_no, name_col, Some(name), kind);
-        } else {
-            self.seen.insert(name.to_string(), line_no);
-        }
-        let mut rest: Vec<&str> = words.collect();
-        let brace = brace || rest.first() == Some(&"{");
-        if rest.first() == Some(&"{") {
-            rest.remove(0);
-        }
+        let rest: Vec<&str> = words.collect();
         if let Some(extra) = rest.first() {
             let after = if brace { "{" } else { "FEATURE <name>" };
             let kind = Kind::TrailingText {
                 after,
                 found: snippet(&rest.join(" ")),
             };
-            self.error(line_no, column_of(line, extra), Some(name), kind);
+            let col = column_of(line, extra);
+            self.error(line_no, col, block.feature(), kind);
         }
-        let block = Block {
-            name: name.to_string(),
-            valid_name,
-            line: line_no,
-            slots: BTreeMap::new(),
-            indent: None,
-            unreadable: false,
-        };
         if brace {
             State::Inside(block)
         } else {
             State::AwaitBrace(block)
         }
+    }
+
+    /// Checks the name of a FEATURE line and makes its block; `None` when the file has
+    /// too many features, which ends the parse.
+    fn named_block(&mut self, line_no: u32, line: &str, raw_name: &str) -> Option<Block> {
+        let name_col = column_of(line, raw_name);
+        let name = snippet(raw_name);
+        if self.features.len() + 1 > limits::FEATURES_MAX {
+            let kind = Kind::TooManyFeatures {
+                max: limits::FEATURES_MAX,
+            };
+            self.error(line_no, name_col, Some(&name), kind);
+            self.stopped = true;
+            return None;
+        }
+        let valid_name = match FeatureName::parse(raw_name) {
+            Ok(valid) => Some(valid),
+            Err(reason) => {
+                let kind = Kind::BadFeatureName {
+                    name: name.clone(),
+                    reason,
+                };
+                self.error(line_no, name_col, Some(&name), kind);
+                None
+            }
+        };
+        if let Some(&first_line) = self.seen.get(raw_name) {
+            let kind = Kind::DuplicateFeature {
+                name: name.clone(),
+                first_line,
+            };
+            self.error(line_no, name_col, Some(&name), kind);
+        } else {
+            self.seen.insert(raw_name.to_string(), line_no);
+        }
+        Some(Block::new(Some(name), valid_name, line_no))
+    }
+
+    /// Reads a `}` line: closes `block`, reporting anything after the brace.
+    fn close_line(&mut self, block: Block, line_no: u32, line: &str, trimmed: &str) {
+        self.no_trailing(line_no, line, trimmed, "}", block.feature());
+        self.close(block, line_no);
     }
 
     /// Reports anything but a comment after a lone `{` or `}`.
@@ -333,7 +455,7 @@ impl<'a> Parser<'a> {
         line: &str,
         trimmed: &str,
         token: &'static str,
-        name: &str,
+        feature: Option<&str>,
     ) {
         let rest = strip_comment(&trimmed[1..]).trim();
         if !rest.is_empty() {
@@ -341,7 +463,7 @@ impl<'a> Parser<'a> {
                 after: token,
                 found: snippet(rest),
             };
-            self.error(line_no, column_of(line, rest), Some(name), kind);
+            self.error(line_no, column_of(line, rest), feature, kind);
         }
     }
 
@@ -350,12 +472,12 @@ impl<'a> Parser<'a> {
         let errors_before = self.errors.len();
         self.directive_slot(block, line_no, line);
         if self.errors.len() > errors_before {
-            block.unreadable = true;
+            block.directive_lost = true;
         }
     }
 
     fn directive_slot(&mut self, block: &mut Block, line_no: u32, line: &str) {
-        let name = Some(block.name.as_str());
+        let name = block.name.as_deref();
         let body = line.trim_start();
         let indent = &line[..line.len() - body.len()];
         block.indent.get_or_insert_with(|| indent.to_string());
@@ -386,8 +508,8 @@ impl<'a> Parser<'a> {
         };
         let value_text = after_equals.trim_start();
         let value_col = column_of(line, value_text);
-        let value = match read_value(value_text) {
-            Ok(value) => value,
+        let (value, written_len) = match read_value(value_text) {
+            Ok(read) => read,
             Err(reason) => {
                 self.error(line_no, value_col, name, Kind::BadQuotes { reason });
                 return;
@@ -405,10 +527,12 @@ impl<'a> Parser<'a> {
             self.error(line_no, keyword_col, name, kind);
             return;
         }
+        let value_start = line.len() - value_text.len();
         let slot = Slot {
             value,
             line: line_no,
             column: value_col,
+            bytes: value_start..value_start + written_len,
         };
         block.slots.insert(directive, slot);
     }
@@ -425,26 +549,30 @@ impl<'a> Parser<'a> {
 
     fn finish(mut self) -> Result<License, LicenseErrors> {
         let state = std::mem::replace(&mut self.state, State::Outside);
-        if let State::AwaitBrace(block) | State::Inside(block) = state {
+        if let State::AwaitBrace(block) | State::Inside(block) = state
+            && !block.line_lost
+        {
             let kind = Kind::Unclosed {
-                name: block.name.clone(),
+                name: block.label(),
             };
-            self.error(block.line, 1, Some(&block.name), kind);
+            self.error(block.line, 1, block.feature(), kind);
         }
         if self.features.is_empty() && self.errors.is_empty() {
             self.error(self.last_line, 1, None, Kind::Empty);
         }
         if self.errors.is_empty() {
-            Ok(License {
+            return Ok(License {
                 source_name: self.source_name.to_string(),
                 features: self.features,
-            })
-        } else {
-            Err(LicenseErrors {
-                errors: self.errors,
-                truncated: self.truncated,
-            })
+            });
         }
+        // Block checks run at the `}` and report at the lines of the values, so the errors
+        // come in out of order; a stable sort keeps a line's errors in reporting order.
+        self.errors.sort_by_key(|e| (e.line, e.column));
+        Err(LicenseErrors {
+            errors: self.errors,
+            truncated: self.truncated,
+        })
     }
 }
 
@@ -473,7 +601,7 @@ impl Parser<'_> {
                     value: snippet(&slot.value),
                     reason,
                 };
-                self.error(slot.line, slot.column, Some(&block.name), kind);
+                self.error(slot.line, slot.column, block.feature(), kind);
                 Err(Reported)
             }
         }
@@ -485,7 +613,7 @@ impl Parser<'_> {
             .slots
             .get(&directive)
             .map_or((block.line, 1), |slot| (slot.line, slot.column));
-        self.error(line, col, Some(&block.name), kind);
+        self.error(line, col, block.feature(), kind);
     }
 
     fn check_block(&mut self, block: &Block, close_line: u32) -> Option<Feature> {
@@ -508,10 +636,10 @@ impl Parser<'_> {
         let key = self.typed(block, Directive::Key, LicenseKey::parse);
 
         let has = |directive| block.slots.contains_key(&directive);
-        if !has(Directive::Vendor) && !block.unreadable {
-            self.error(block.line, 1, Some(&block.name), Kind::MissingVendor);
+        if !has(Directive::Vendor) && !block.directive_lost {
+            self.error(block.line, 1, block.feature(), Kind::MissingVendor);
         }
-        if has(Directive::HalServers) && !has(Directive::Count) && !block.unreadable {
+        if has(Directive::HalServers) && !has(Directive::Count) && !block.directive_lost {
             self.at_slot(block, Directive::HalServers, Kind::HalWithoutCount);
         }
         if let Ok(Some(list)) = &hostids {
@@ -549,11 +677,28 @@ impl Parser<'_> {
         feature.origin = Origin {
             line: block.line,
             close_line,
-            key_line: block.slots.get(&Directive::Key).map(|slot| slot.line),
+            key_span: block.slots.get(&Directive::Key).map(|slot| ValueSpan {
+                line: slot.line,
+                bytes: slot.bytes.clone(),
+            }),
             indent: block.indent.clone().unwrap_or_else(|| "  ".to_string()),
         };
         Some(feature)
     }
+}
+
+/// Why `line` cannot be read at all, and the column to report.
+fn unreadable(line: &str) -> Option<(u32, Kind)> {
+    if line.len() > limits::LINE_BYTES_MAX {
+        let kind = Kind::LineTooLong {
+            length: line.len(),
+            max: limits::LINE_BYTES_MAX,
+        };
+        return Some((1, kind));
+    }
+    let (at, c) = line.char_indices().find(|&(_, c)| is_forbidden(c))?;
+    let found = format!("U+{:04X}", u32::from(c));
+    Some((column(line, at), Kind::BadCharacter { found }))
 }
 
 /// Characters a license file may not hold: control characters other than tab, and the
@@ -569,27 +714,18 @@ fn column_of(line: &str, part: &str) -> u32 {
     column(line, offset.min(line.len()))
 }
 
-/// `text` as quoted in an error message: at most [`SNIPPET_CHARS_MAX`] characters.
-fn snippet(text: &str) -> String {
-    match text.char_indices().nth(SNIPPET_CHARS_MAX) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_string(),
-    }
-}
-
-/// The longest piece of the file quoted in an error message.
-const SNIPPET_CHARS_MAX: usize = 60;
-
 /// `text` up to a `#` comment, trimmed at the end.
 fn strip_comment(text: &str) -> &str {
     text.split('#').next().unwrap_or("").trim_end()
 }
 
 /// Reads a value: a quoted string (then only a comment may follow) or bare text up to a
-/// comment. `text` starts at the value.
-fn read_value(text: &str) -> Result<String, &'static str> {
+/// comment. `text` starts at the value. Returns the value and how many bytes of `text` it
+/// was written in, quotes included.
+fn read_value(text: &str) -> Result<(String, usize), &'static str> {
     let Some(quoted) = text.strip_prefix('"') else {
-        return Ok(strip_comment(text).to_string());
+        let bare = strip_comment(text);
+        return Ok((bare.to_string(), bare.len()));
     };
     let mut value = String::new();
     let mut chars = quoted.char_indices();
@@ -600,7 +736,8 @@ fn read_value(text: &str) -> Result<String, &'static str> {
                 if !(rest.is_empty() || rest.starts_with('#')) {
                     return Err("only a # comment may follow the closing quote");
                 }
-                return Ok(value);
+                // The opening quote, the text up to `at`, the closing quote.
+                return Ok((value, 1 + at + 1));
             }
             '\\' => match chars.next() {
                 Some((_, escaped @ ('"' | '\\'))) => value.push(escaped),

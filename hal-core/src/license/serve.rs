@@ -79,28 +79,43 @@ fn describe(position: ServerPosition) -> String {
 }
 
 impl License {
-    /// How this license is served, or why no server can serve it.
+    /// How this license is served, or the first reason no server can serve it (see
+    /// [`License::serve_errors`] for every reason).
     pub fn serve_mode(&self) -> Result<ServeMode, ServeError> {
-        if let Some(f) = self.features.iter().find(|f| f.count.is_none()) {
-            return Err(ServeError::Uncounted {
+        match self.serve_errors().into_iter().next() {
+            Some(error) => Err(error),
+            None if self.features.iter().any(|f| f.hal) => Ok(ServeMode::Hal),
+            None => Ok(ServeMode::Single),
+        }
+    }
+
+    /// Every reason no server can serve this license: each feature without COUNT, in file
+    /// order, then a mix of HAL and normal network features (naming the first of each).
+    /// Empty when a server can serve it. At most one error per feature plus one.
+    pub fn serve_errors(&self) -> Vec<ServeError> {
+        let mut errors: Vec<ServeError> = self
+            .features
+            .iter()
+            .filter(|f| f.count.is_none())
+            .map(|f| ServeError::Uncounted {
                 source_name: self.source_name.clone(),
                 feature: f.name.to_string(),
                 line: f.origin.line,
-            });
-        }
+            })
+            .collect();
+        // An uncounted feature is reported above; it is no normal network feature.
         let hal = self.features.iter().find(|f| f.hal);
-        let single = self.features.iter().find(|f| !f.hal);
-        match (hal, single) {
-            (Some(h), Some(s)) => Err(ServeError::Mixed {
+        let single = self.features.iter().find(|f| !f.hal && f.count.is_some());
+        if let (Some(h), Some(s)) = (hal, single) {
+            errors.push(ServeError::Mixed {
                 source_name: self.source_name.clone(),
                 hal_feature: h.name.to_string(),
                 hal_line: h.origin.line,
                 single_feature: s.name.to_string(),
                 single_line: s.origin.line,
-            }),
-            (Some(_), None) => Ok(ServeMode::Hal),
-            (None, _) => Ok(ServeMode::Single),
+            });
         }
+        errors
     }
 }
 

@@ -7,6 +7,8 @@
 //! them is the shell's job.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::ops::Range;
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
@@ -81,53 +83,65 @@ impl License {
     }
 }
 
-/// `text` with each feature's KEY line set from `license`, keeping comments and layout.
+/// `text` with each feature's KEY set from `license`, keeping comments and layout.
 ///
 /// `license` must have been parsed from `text` (its [`super::Origin`]s point into it) and
-/// then signed. A KEY line that exists is replaced; otherwise one is added before the
-/// block's `}` with the block's indentation. Line endings (`\n` or `\r\n`) are kept.
+/// then signed. An existing KEY keeps its line: only the value is replaced, so the
+/// indentation and a trailing comment stay. A missing KEY gets a line of its own before the
+/// block's `}`, with the block's indentation and the file's line ending (the first one in
+/// the file, `\r\n` or `\n`). A leading byte-order mark is kept. A span that does not fit
+/// `text` (a different text was passed) leaves its line as it is.
 pub fn sign_text(text: &str, license: &License) -> String {
-    let mut replace: BTreeMap<u32, &Feature> = BTreeMap::new();
-    let mut insert_before: BTreeMap<u32, &Feature> = BTreeMap::new();
-    for feature in license.features.iter().filter(|f| f.key.is_some()) {
-        match feature.origin.key_line {
-            Some(line) => replace.insert(line, feature),
-            None => insert_before.insert(feature.origin.close_line, feature),
-        };
-    }
-    let key_line = |indent: &str, feature: &Feature, eol: &str| match &feature.key {
-        Some(key) => format!("{indent}KEY = {key}{eol}"),
-        None => String::new(),
+    // The parser reads the text without its byte-order mark, and counts spans so.
+    let (bom, body) = match text.strip_prefix('\u{feff}') {
+        Some(body) => ("\u{feff}", body),
+        None => ("", text),
     };
-    let mut out = String::with_capacity(text.len() + 160 * license.features.len());
-    for (index, line) in text.split_inclusive('\n').enumerate() {
-        let line_no = u32::try_from(index + 1).unwrap_or(u32::MAX);
-        let eol = if line.ends_with("\r\n") {
-            "\r\n"
-        } else if line.ends_with('\n') {
-            "\n"
-        } else {
-            ""
+    let eol = first_line_ending(body);
+    let mut replace: BTreeMap<u32, (&Range<usize>, &LicenseKey)> = BTreeMap::new();
+    let mut insert_before: BTreeMap<u32, (&str, &LicenseKey)> = BTreeMap::new();
+    for feature in &license.features {
+        let (Some(key), origin) = (&feature.key, &feature.origin) else {
+            continue;
         };
-        if let Some(feature) = insert_before.get(&line_no) {
-            out.push_str(&key_line(
-                &feature.origin.indent,
-                feature,
-                eol_or_newline(eol),
-            ));
+        match &origin.key_span {
+            Some(span) => {
+                replace.insert(span.line, (&span.bytes, key));
+            }
+            None => {
+                insert_before.insert(origin.close_line, (&origin.indent, key));
+            }
+        }
+    }
+    let mut out = String::with_capacity(text.len() + 160 * license.features.len());
+    out.push_str(bom);
+    for (index, line) in body.split_inclusive('\n').enumerate() {
+        let line_no = u32::try_from(index + 1).unwrap_or(u32::MAX);
+        if let Some((indent, key)) = insert_before.get(&line_no) {
+            let _ = write!(out, "{indent}KEY = {key}{eol}");
         }
         match replace.get(&line_no) {
-            Some(feature) => {
-                let body = line.trim_start();
-                let indent = &line[..line.len() - body.len()];
-                out.push_str(&key_line(indent, feature, eol));
-            }
+            Some((bytes, key)) => splice(&mut out, line, bytes, key),
             None => out.push_str(line),
         }
     }
     out
 }
 
-fn eol_or_newline(eol: &str) -> &str {
-    if eol.is_empty() { "\n" } else { eol }
+/// The first line ending in `text`, or `\n` if it has none.
+fn first_line_ending(text: &str) -> &'static str {
+    match text.find('\n') {
+        Some(at) if text[..at].ends_with('\r') => "\r\n",
+        _ => "\n",
+    }
+}
+
+/// Appends `line` to `out` with the bytes in `bytes` replaced by `key`.
+fn splice(out: &mut String, line: &str, bytes: &Range<usize>, key: &LicenseKey) {
+    match (line.get(..bytes.start), line.get(bytes.end..)) {
+        (Some(before), Some(after)) if bytes.start <= bytes.end => {
+            let _ = write!(out, "{before}{key}{after}");
+        }
+        _ => out.push_str(line),
+    }
 }
