@@ -2,8 +2,8 @@
 //! and `vendor.pub` (public, SubjectPublicKeyInfo PEM). Both are the standard formats, so
 //! `openssl pkey -in vendor.key -text` can read them too.
 
-use std::fs;
-use std::io::Write;
+use std::fs::{self, File};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
@@ -108,22 +108,29 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), KeyError> {
     file.sync_all().map_err(io_error(path))
 }
 
-/// Reads a key file of at most a few KiB as text.
-fn read_small(path: &Path) -> Result<String, KeyError> {
-    let len = fs::metadata(path).map_err(io_error(path))?.len();
-    if len > KEY_FILE_BYTES_MAX {
-        return Err(KeyError::Malformed {
-            path: path.to_path_buf(),
-            what: "any",
-            hint: "; the file is far too large to be a key",
-        });
+/// Reads a key file of at most [`KEY_FILE_BYTES_MAX`] bytes as text. The limit holds while
+/// reading, not by the size the file claims, so a device or a pipe (`/dev/zero`, say) is
+/// refused rather than read forever.
+fn read_small(path: &Path, what: &'static str) -> Result<String, KeyError> {
+    let malformed = |hint| KeyError::Malformed {
+        path: path.to_path_buf(),
+        what,
+        hint,
+    };
+    let file = File::open(path).map_err(io_error(path))?;
+    let mut bytes = Vec::new();
+    file.take(KEY_FILE_BYTES_MAX + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_error(path))?;
+    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > KEY_FILE_BYTES_MAX {
+        return Err(malformed("; the file is far too large to be a key"));
     }
-    fs::read_to_string(path).map_err(io_error(path))
+    String::from_utf8(bytes).map_err(|_| malformed("; the file is not text"))
 }
 
 /// Reads the vendor's private key.
 pub fn read_signing_key(path: &Path) -> Result<SigningKey, KeyError> {
-    let text = read_small(path)?;
+    let text = read_small(path, "private")?;
     SigningKey::from_pkcs8_pem(&text).map_err(|_| KeyError::Malformed {
         path: path.to_path_buf(),
         what: "private",
@@ -137,7 +144,7 @@ pub fn read_signing_key(path: &Path) -> Result<SigningKey, KeyError> {
 
 /// Reads the vendor's public key.
 pub fn read_verifying_key(path: &Path) -> Result<VerifyingKey, KeyError> {
-    let text = read_small(path)?;
+    let text = read_small(path, "public")?;
     VerifyingKey::from_public_key_pem(&text).map_err(|_| KeyError::Malformed {
         path: path.to_path_buf(),
         what: "public",
@@ -216,5 +223,19 @@ mod tests {
             read_signing_key(&path),
             Err(KeyError::Malformed { .. })
         ));
+        fs::write(&path, [0xff, 0xfe, 0x00]).unwrap();
+        let error = read_signing_key(&path).unwrap_err().to_string();
+        assert!(error.contains("not text"), "{error}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_endless_file_is_not_read_to_its_end() {
+        // /dev/zero claims a size of 0 and never ends: only a bounded read returns.
+        let error = read_verifying_key(Path::new("/dev/zero")).unwrap_err();
+        assert!(
+            error.to_string().contains("far too large to be a key"),
+            "{error}"
+        );
     }
 }

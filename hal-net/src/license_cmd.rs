@@ -5,9 +5,9 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Subcommand;
-use hal_core::license::{Feature, License, ServeMode, sign_text};
+use hal_core::license::{Feature, License, ServeMode, Validity, sign_text};
 use hal_net::keys;
 use hal_net::license_file::{self, LoadedLicense};
 use serde::Serialize;
@@ -24,6 +24,9 @@ pub enum LicenseCommand {
         force: bool,
     },
     /// Fill in each feature's KEY, keeping the file's comments and layout.
+    ///
+    /// The output replaces OUT.lic through a temporary file and a rename, keeping its
+    /// permissions; a symbolic link is followed. The --key file is never written.
     Sign {
         /// The vendor's private key (vendor.key).
         #[arg(long, value_name = "FILE")]
@@ -82,6 +85,13 @@ fn load(path: &Path) -> Result<LoadedLicense> {
 }
 
 fn sign(key_path: &Path, input: &Path, output: &Path) -> Result<ExitCode> {
+    let to_stdout = output == Path::new("-");
+    if !to_stdout && same_file(key_path, output) {
+        anyhow::bail!(
+            "{} is the vendor key given with --key; sign will not write a license over it",
+            output.display()
+        );
+    }
     let key = keys::read_signing_key(key_path)?;
     if keys::readable_by_others(key_path) {
         eprintln!(
@@ -90,16 +100,16 @@ fn sign(key_path: &Path, input: &Path, output: &Path) -> Result<ExitCode> {
         );
     }
     let LoadedLicense { text, mut license } = load(input)?;
-    if let Err(error) = license.serve_mode() {
+    for error in license.serve_errors() {
         eprintln!("warning: {error}");
     }
     license.sign(&key);
     let signed = sign_text(&text, &license);
     let names: Vec<&str> = license.features.iter().map(|f| f.name.as_str()).collect();
-    if output == Path::new("-") {
+    if to_stdout {
         std::io::stdout().write_all(signed.as_bytes())?;
     } else {
-        write_atomically(output, signed.as_bytes())?;
+        license_file::save(output, signed.as_bytes())?;
     }
     eprintln!(
         "signed {} feature(s) ({}) into {}",
@@ -110,17 +120,22 @@ fn sign(key_path: &Path, input: &Path, output: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory and a rename,
-/// so a reader never sees half a license and a failed write leaves the old file intact.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path
-        .file_name()
-        .with_context(|| format!("{}: not a file name", path.display()))?;
-    let tmp = path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
-    let context = || format!("writing {}", path.display());
-    std::fs::write(&tmp, bytes).with_context(context)?;
-    std::fs::rename(&tmp, path).with_context(context)?;
-    Ok(())
+/// Whether `a` and `b` name one existing file, through symbolic links, `..` or hard
+/// links.
+fn same_file(a: &Path, b: &Path) -> bool {
+    if let (Ok(a), Ok(b)) = (std::fs::canonicalize(a), std::fs::canonicalize(b))
+        && a == b
+    {
+        return true;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(a), Ok(b)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+            return (a.dev(), a.ino()) == (b.dev(), b.ino());
+        }
+    }
+    false
 }
 
 fn verify(pubkey: &Path, file: &Path) -> Result<ExitCode> {
@@ -141,26 +156,34 @@ fn verify(pubkey: &Path, file: &Path) -> Result<ExitCode> {
             println!("     note: {note}");
         }
     }
-    let total = license.features.len();
-    let serve = license.serve_mode();
-    if let Err(error) = &serve {
+    let serve_errors = license.serve_errors();
+    for error in &serve_errors {
         println!("BAD  {error}");
     }
-    if bad == 0 && serve.is_ok() {
-        println!("verified: all {total} feature(s) carry a valid vendor signature");
-        Ok(ExitCode::SUCCESS)
-    } else {
-        println!("FAILED: {bad} of {total} feature(s) did not verify");
-        Ok(ExitCode::FAILURE)
+    let total = license.features.len();
+    let unservable = "no server can serve the file as it is (see BAD above)";
+    match (bad, serve_errors.is_empty()) {
+        (0, true) => {
+            println!("verified: all {total} feature(s) carry a valid vendor signature");
+            return Ok(ExitCode::SUCCESS);
+        }
+        (0, false) => {
+            println!("FAILED: all {total} feature(s) verify, but {unservable}");
+        }
+        (_, true) => println!("FAILED: {bad} of {total} feature(s) did not verify"),
+        (_, false) => {
+            println!("FAILED: {bad} of {total} feature(s) did not verify, and {unservable}");
+        }
     }
+    Ok(ExitCode::FAILURE)
 }
 
 /// A note when a feature is not in force today.
 fn validity_note(feature: &Feature, today: time::Date) -> Option<String> {
-    match (feature.start, feature.end) {
-        (_, Some(end)) if end < today => Some(format!("expired on {end} (END)")),
-        (Some(start), _) if today < start => Some(format!("not valid before {start} (START)")),
-        _ => None,
+    match feature.validity_on(today) {
+        Validity::InForce => None,
+        Validity::Expired { end } => Some(format!("expired on {end} (END)")),
+        Validity::NotYet { start } => Some(format!("not valid before {start} (START)")),
     }
 }
 

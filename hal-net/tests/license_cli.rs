@@ -136,6 +136,73 @@ fn a_signed_license_verifies_and_keeps_its_comments() {
 }
 
 #[test]
+fn sign_never_writes_over_the_vendor_key() {
+    let ws = Workspace::new();
+    let key = ws.path("keys/vendor.key");
+    let before = fs::read(&key).unwrap();
+    let mut outputs = vec![key.clone(), ws.path("keys/../keys/vendor.key")];
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(&key, ws.path("key-link.lic")).unwrap();
+        fs::hard_link(&key, ws.path("key-hard.lic")).unwrap();
+        outputs.push(ws.path("key-link.lic"));
+        outputs.push(ws.path("key-hard.lic"));
+    }
+    for output in outputs {
+        hal_net()
+            .args(["license", "sign", "--key"])
+            .arg(&key)
+            .arg(ws.path("in.lic"))
+            .arg("-o")
+            .arg(&output)
+            .assert()
+            .code(1)
+            .stderr(contains("is the vendor key given with --key"));
+        assert_eq!(fs::read(&key).unwrap(), before, "{}", output.display());
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn signing_a_symlink_writes_its_target_and_keeps_permissions() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = Workspace::new();
+    fs::set_permissions(ws.path("in.lic"), fs::Permissions::from_mode(0o640)).unwrap();
+    std::os::unix::fs::symlink("in.lic", ws.path("current.lic")).unwrap();
+    ws.sign("current.lic", "current.lic");
+    let link = fs::symlink_metadata(ws.path("current.lic")).unwrap();
+    assert!(link.file_type().is_symlink());
+    let target = fs::metadata(ws.path("in.lic")).unwrap();
+    assert_eq!(target.permissions().mode() & 0o777, 0o640);
+    assert!(
+        fs::read_to_string(ws.path("in.lic"))
+            .unwrap()
+            .contains("KEY = ")
+    );
+    ws.verify(&ws.path("in.lic")).success();
+}
+
+#[test]
+fn the_readme_example_signs_and_verifies() {
+    let readme = include_str!("../../README.md");
+    let section = &readme[readme.find("## License files").unwrap()..];
+    let start = section.find("```\n").unwrap() + 4;
+    let example = &section[start..start + section[start..].find("```").unwrap()];
+    assert!(example.contains("FEATURE cad_modeler"), "{example}");
+    let ws = Workspace::new();
+    ws.write("readme.lic", example);
+    hal_net()
+        .args(["license", "sign", "--key"])
+        .arg(ws.path("keys/vendor.key"))
+        .arg(ws.path("readme.lic"))
+        .arg("-o")
+        .arg(ws.path("readme-signed.lic"))
+        .assert()
+        .success();
+    ws.verify(&ws.path("readme-signed.lic")).success();
+}
+
+#[test]
 fn signing_in_place_and_to_stdout_work() {
     let ws = Workspace::new();
     let signed = ws.sign("in.lic", "in.lic");
@@ -221,7 +288,39 @@ fn a_mixed_license_does_not_verify() {
         .stderr(contains("warning:").and(contains("never both")));
     ws.verify(&ws.path("out.lic"))
         .code(1)
-        .stdout(contains("ok   FEATURE viewer").and(contains("never both")));
+        .stdout(contains("ok   FEATURE viewer").and(contains("never both")))
+        .stdout(contains(
+            "FAILED: all 3 feature(s) verify, but no server can serve the file as it is",
+        ))
+        .stdout(contains("did not verify").not());
+}
+
+#[test]
+fn verify_lists_every_reason_a_server_cannot_serve_the_file() {
+    let ws = Workspace::new();
+    let extra = "FEATURE viewer {\n  VENDOR = acme\n  COUNT = 50\n}\n\
+                 FEATURE tool {\n  VENDOR = acme\n}\n";
+    ws.write("in.lic", &format!("{TEMPLATE}{extra}"));
+    hal_net()
+        .args(["license", "sign", "--key"])
+        .arg(ws.path("keys/vendor.key"))
+        .arg(ws.path("in.lic"))
+        .arg("-o")
+        .arg(ws.path("out.lic"))
+        .assert()
+        .success()
+        .stderr(contains("FEATURE tool has no COUNT").and(contains("never both")));
+    let tampered = fs::read_to_string(ws.path("out.lic"))
+        .unwrap()
+        .replace("COUNT = 10", "COUNT = 11");
+    let path = ws.write("tampered.lic", &tampered);
+    ws.verify(&path)
+        .code(1)
+        .stdout(contains("BAD  FEATURE cad"))
+        .stdout(contains("FEATURE tool has no COUNT").and(contains("never both")))
+        .stdout(contains(
+            "FAILED: 1 of 4 feature(s) did not verify, and no server can serve the file as it is",
+        ));
 }
 
 #[test]
