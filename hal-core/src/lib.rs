@@ -14,6 +14,7 @@
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)]
 
 pub mod catalog;
+pub mod client;
 pub mod ids;
 pub mod license;
 mod log;

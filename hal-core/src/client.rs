@@ -1,0 +1,643 @@
+//! The license client as a pure state machine: what the `hal-net` client verbs and the
+//! simulator's clients run.
+//!
+//! # Driving it
+//!
+//! The application asks with [`Client::checkout`], [`Client::borrow`],
+//! [`Client::checkin`] and [`Client::return_borrow`]; the shell feeds server replies to
+//! [`Client::handle_reply`], reports a server it cannot reach with
+//! [`Client::handle_unreachable`], and calls [`Client::handle_timeout`] at the deadline of
+//! [`Client::poll_timeout`]. After every input it drains [`Client::poll_transmit`]
+//! (requests to send, each to an [`Endpoint`] of the license path) and
+//! [`Client::poll_event`] (what the application sees).
+//!
+//! # Finding the active server
+//!
+//! The license path lists one or three servers. The client sends to the first of its
+//! list; a server that is not active says so, naming the active one if it knows, and the
+//! client follows the hint or else moves that server to the end of its list (as LM-X's
+//! HAL path caching does). A server that does not answer is moved to the end too.
+//!
+//! # Leases
+//!
+//! A checked-out seat lives as long as the newest acknowledged heartbeat's *send time*
+//! plus the lease the server gave. The server counts from when it *received* that
+//! heartbeat, plus a margin, so the client always gives a seat up before the server can
+//! hand it to someone else (DESIGN §3.3).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use crate::ServerId;
+use crate::protocol::{
+    ClientId, ClientRequest, Denial, Handle, Op, ReplyResult, RequestSeq, ServerReply,
+};
+use crate::time::{Now, Time, WallTime};
+use crate::timing::Timing;
+
+/// A position in the client's license path (0 is the first entry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Endpoint(pub u8);
+
+/// A request to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub to: Endpoint,
+    pub request: ClientRequest,
+}
+
+/// What the application sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientEvent {
+    /// A checkout or borrow was granted.
+    Granted {
+        seq: RequestSeq,
+        handle: Handle,
+        server: ServerId,
+        borrow_end: Option<WallTime>,
+    },
+    /// A request was refused; `reason` says what to do.
+    Denied { seq: RequestSeq, reason: Denial },
+    /// A checkin or return was done.
+    Released { seq: RequestSeq, handle: Handle },
+    /// The seat is gone: its lease ran out, or the active server does not know it.
+    Lost { handle: Handle },
+    /// A borrowed seat reached its end.
+    BorrowEnded { handle: Handle },
+    /// Another server than before answered as the active one.
+    FailedOver { from: ServerId, to: ServerId },
+}
+
+/// The client's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientConfig {
+    pub timing: Timing,
+    /// How long to wait for a reply before trying the next server.
+    pub request_timeout: Duration,
+    /// How long to keep trying a request across the path before giving up on it.
+    pub give_up_after: Duration,
+    /// The pause after every server in the path refused or failed, before trying again.
+    pub retry_pause: Duration,
+}
+
+impl ClientConfig {
+    /// Settings derived from the servers' timing: long enough to ride out a failover.
+    pub fn new(timing: Timing) -> ClientConfig {
+        let failover = timing.election_timeout + timing.failover_delay;
+        ClientConfig {
+            timing,
+            request_timeout: timing.election_timeout,
+            give_up_after: failover * 4,
+            retry_pause: timing.election_timeout / 4,
+        }
+    }
+}
+
+/// A seat this client holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldSeat {
+    pub feature: String,
+    /// For a checkout: until when the seat is known alive.
+    pub lease_until: Option<Time>,
+    /// For a borrow: when it ends (the granting server's wall clock).
+    pub borrow_end: Option<WallTime>,
+}
+
+/// A logged request on its way.
+#[derive(Debug, Clone)]
+struct Pending {
+    seq: RequestSeq,
+    op: Op,
+    first_sent: Time,
+    /// The current attempt: where and when it went (None: waiting to be sent).
+    attempt: Option<(Endpoint, Time)>,
+    /// Attempts since the last pause.
+    attempts_in_pass: usize,
+    last_denial: Option<Denial>,
+}
+
+/// The most heartbeat send times remembered (older acks are ignored).
+const HEARTBEATS_REMEMBERED_MAX: usize = 16;
+/// The most application requests queued behind the one in flight.
+pub const QUEUE_MAX: usize = 1024;
+
+/// One license client. See the module documentation for how to drive it.
+#[derive(Debug)]
+pub struct Client {
+    id: ClientId,
+    user: String,
+    host: String,
+    config: ClientConfig,
+    /// The path entries, the one to try first at the front.
+    order: VecDeque<Endpoint>,
+    /// Which endpoint is which server, as learnt from replies.
+    known: BTreeMap<ServerId, Endpoint>,
+    /// The server that last served this client.
+    active: Option<ServerId>,
+    next_seq: u64,
+    queue: VecDeque<(RequestSeq, Op)>,
+    pending: Option<Pending>,
+    retry_at: Option<Time>,
+    seats: BTreeMap<Handle, HeldSeat>,
+    heartbeats: VecDeque<(RequestSeq, Endpoint, Time)>,
+    next_heartbeat: Option<Time>,
+    now: Now,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<ClientEvent>,
+}
+
+impl Client {
+    /// A client with id `id` (drawn at random by the shell), for `user` on `host`, whose
+    /// license path has `path_len` entries (1 to 3).
+    pub fn new(
+        id: ClientId,
+        user: &str,
+        host: &str,
+        path_len: u8,
+        config: ClientConfig,
+        now: Now,
+    ) -> Client {
+        Client {
+            id,
+            user: user.to_string(),
+            host: host.to_string(),
+            config,
+            order: (0..path_len.max(1)).map(Endpoint).collect(),
+            known: BTreeMap::new(),
+            active: None,
+            next_seq: 1,
+            queue: VecDeque::new(),
+            pending: None,
+            retry_at: None,
+            seats: BTreeMap::new(),
+            heartbeats: VecDeque::new(),
+            next_heartbeat: None,
+            now,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    // ----- getters -----
+
+    pub fn id(&self) -> ClientId {
+        self.id
+    }
+
+    /// The seats held, by handle.
+    pub fn seats(&self) -> &BTreeMap<Handle, HeldSeat> {
+        &self.seats
+    }
+
+    /// The server that last served this client.
+    pub fn active(&self) -> Option<ServerId> {
+        self.active
+    }
+
+    /// The endpoint the next request goes to.
+    pub fn preferred(&self) -> Endpoint {
+        self.order.front().copied().unwrap_or(Endpoint(0))
+    }
+
+    /// Whether a request is in flight or queued.
+    pub fn is_busy(&self) -> bool {
+        self.pending.is_some() || !self.queue.is_empty()
+    }
+
+    // ----- application requests -----
+
+    /// Asks for a seat of `feature`; the answer comes as an event with the returned seq.
+    pub fn checkout(&mut self, now: Now, feature: &str) -> RequestSeq {
+        let op = Op::Checkout {
+            feature: feature.to_string(),
+            user: self.user.clone(),
+            host: self.host.clone(),
+        };
+        self.submit(now, op)
+    }
+
+    /// Asks to borrow a seat of `feature` for `hours`.
+    pub fn borrow(&mut self, now: Now, feature: &str, hours: u32) -> RequestSeq {
+        let op = Op::Borrow {
+            feature: feature.to_string(),
+            user: self.user.clone(),
+            host: self.host.clone(),
+            hours,
+        };
+        self.submit(now, op)
+    }
+
+    /// Gives a checked-out seat back.
+    pub fn checkin(&mut self, now: Now, handle: Handle) -> RequestSeq {
+        self.submit(now, Op::Checkin { handle })
+    }
+
+    /// Gives a borrowed seat back early.
+    pub fn return_borrow(&mut self, now: Now, handle: Handle) -> RequestSeq {
+        self.submit(now, Op::Return { handle })
+    }
+
+    fn take_seq(&mut self) -> RequestSeq {
+        let seq = RequestSeq(self.next_seq);
+        self.next_seq += 1;
+        seq
+    }
+
+    fn submit(&mut self, now: Now, op: Op) -> RequestSeq {
+        self.now = now;
+        let seq = self.take_seq();
+        if self.queue.len() >= QUEUE_MAX {
+            self.events.push_back(ClientEvent::Denied {
+                seq,
+                reason: Denial::NoMajority,
+            });
+            return seq;
+        }
+        self.queue.push_back((seq, op));
+        self.start_next();
+        seq
+    }
+
+    /// Sends the next queued request if none is in flight.
+    fn start_next(&mut self) {
+        if self.pending.is_some() {
+            return;
+        }
+        let Some((seq, op)) = self.queue.pop_front() else {
+            return;
+        };
+        self.pending = Some(Pending {
+            seq,
+            op,
+            first_sent: self.now.mono,
+            attempt: None,
+            attempts_in_pass: 0,
+            last_denial: None,
+        });
+        self.send_pending();
+    }
+
+    fn send_pending(&mut self) {
+        let to = self.preferred();
+        let now = self.now.mono;
+        let Some(pending) = &mut self.pending else {
+            return;
+        };
+        pending.attempt = Some((to, now));
+        pending.attempts_in_pass += 1;
+        let request = ClientRequest {
+            client: self.id,
+            seq: pending.seq,
+            op: pending.op.clone(),
+        };
+        self.transmits.push_back(Transmit { to, request });
+    }
+
+    // ----- inputs -----
+
+    /// A reply from the server at `from` (the endpoint it was sent to).
+    pub fn handle_reply(&mut self, now: Now, from: Endpoint, reply: ServerReply) {
+        self.now = now;
+        if reply.client != self.id {
+            return;
+        }
+        self.known.insert(reply.from, from);
+        let heartbeat = self
+            .heartbeats
+            .iter()
+            .position(|(seq, _, _)| *seq == reply.seq);
+        if let Some(position) = heartbeat {
+            let (_, _, sent) = self.heartbeats[position];
+            self.heartbeats.drain(..=position);
+            self.on_heartbeat_reply(from, sent, reply);
+        } else if self.pending.as_ref().is_some_and(|p| p.seq == reply.seq) {
+            self.on_request_reply(from, reply);
+        }
+        self.expire_local();
+    }
+
+    /// The shell could not reach the server at `endpoint` (refused, reset, timed out).
+    pub fn handle_unreachable(&mut self, now: Now, endpoint: Endpoint) {
+        self.now = now;
+        let waiting_there = self
+            .pending
+            .as_ref()
+            .and_then(|p| p.attempt)
+            .is_some_and(|(e, _)| e == endpoint);
+        self.demote(endpoint);
+        if waiting_there {
+            self.retry_pending();
+        }
+        if self
+            .heartbeats
+            .back()
+            .is_some_and(|(_, e, _)| *e == endpoint)
+        {
+            self.send_heartbeat();
+        }
+    }
+
+    /// Time has passed the deadline of [`Client::poll_timeout`].
+    pub fn handle_timeout(&mut self, now: Now) {
+        self.now = now;
+        let timeout = self.config.request_timeout;
+        let timed_out = self
+            .pending
+            .as_ref()
+            .and_then(|p| p.attempt)
+            .filter(|(_, sent)| now.mono.since(*sent) >= timeout)
+            .map(|(endpoint, _)| endpoint);
+        if let Some(endpoint) = timed_out {
+            self.demote(endpoint);
+            self.retry_pending();
+        }
+        if self.retry_at.is_some_and(|t| t <= now.mono) {
+            self.retry_at = None;
+            if let Some(pending) = &mut self.pending {
+                pending.attempts_in_pass = 0;
+            }
+            self.send_pending();
+        }
+        let stale_heartbeat = self
+            .heartbeats
+            .back()
+            .filter(|(_, _, sent)| now.mono.since(*sent) >= timeout);
+        if let Some(&(_, endpoint, _)) = stale_heartbeat {
+            self.demote(endpoint);
+            self.send_heartbeat();
+        } else if self.next_heartbeat.is_some_and(|t| t <= now.mono) {
+            self.send_heartbeat();
+        }
+        self.expire_local();
+    }
+
+    // ----- outputs -----
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`Client::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        let timeout = self.config.request_timeout;
+        let attempt = self
+            .pending
+            .as_ref()
+            .and_then(|p| p.attempt)
+            .map(|(_, sent)| sent + timeout);
+        let heartbeat_reply = self.heartbeats.back().map(|(_, _, sent)| *sent + timeout);
+        let leases = self.seats.values().filter_map(|s| s.lease_until);
+        let borrows = self.seats.values().filter_map(|s| s.borrow_end).map(|end| {
+            let left = end.since(self.now.wall);
+            self.now.mono + left
+        });
+        [attempt, heartbeat_reply, self.retry_at, self.next_heartbeat]
+            .into_iter()
+            .flatten()
+            .chain(leases)
+            .chain(borrows)
+            .min()
+    }
+
+    // ----- machinery -----
+
+    /// Moves `endpoint` to the end of the list.
+    fn demote(&mut self, endpoint: Endpoint) {
+        if let Some(position) = self.order.iter().position(|e| *e == endpoint) {
+            self.order.remove(position);
+            self.order.push_back(endpoint);
+        }
+    }
+
+    /// Moves the endpoint of server `id` to the front, if known.
+    fn promote(&mut self, id: ServerId) -> bool {
+        let Some(endpoint) = self.known.get(&id).copied() else {
+            return false;
+        };
+        let Some(position) = self.order.iter().position(|e| *e == endpoint) else {
+            return false;
+        };
+        self.order.remove(position);
+        self.order.push_front(endpoint);
+        true
+    }
+
+    /// Follows a "not active" hint, or moves on from the server that refused.
+    fn look_elsewhere(&mut self, from: Endpoint, denial: &Denial) {
+        let hinted = match denial {
+            Denial::NotActive { active: Some(id) } => {
+                self.known.get(id).is_some_and(|e| *e != from) && self.promote(*id)
+            }
+            _ => false,
+        };
+        if !hinted {
+            self.demote(from);
+        }
+    }
+
+    /// Sends the pending request again, pausing after a whole pass over the path and
+    /// giving up after `give_up_after`.
+    fn retry_pending(&mut self) {
+        let path_len = self.order.len();
+        let give_up = self.config.give_up_after;
+        let pause = self.config.retry_pause;
+        let now = self.now.mono;
+        let Some(pending) = &mut self.pending else {
+            return;
+        };
+        pending.attempt = None;
+        if now.since(pending.first_sent) >= give_up {
+            let reason = pending.last_denial.clone().unwrap_or(Denial::NoMajority);
+            let seq = pending.seq;
+            self.pending = None;
+            self.events.push_back(ClientEvent::Denied { seq, reason });
+            self.start_next();
+            return;
+        }
+        if pending.attempts_in_pass >= path_len {
+            self.retry_at = Some(now + pause);
+            return;
+        }
+        self.send_pending();
+    }
+
+    fn on_request_reply(&mut self, from: Endpoint, reply: ServerReply) {
+        let Some(pending) = self.pending.as_mut() else {
+            return;
+        };
+        let sent = pending.attempt.map_or(self.now.mono, |(_, t)| t);
+        match reply.result {
+            ReplyResult::Denied(denial) if denial.try_elsewhere() => {
+                pending.last_denial = Some(denial.clone());
+                self.look_elsewhere(from, &denial);
+                self.retry_pending();
+                return;
+            }
+            ReplyResult::Denied(reason) => {
+                if let (Denial::UnknownHandle, Op::Checkin { handle } | Op::Return { handle }) =
+                    (&reason, &pending.op)
+                {
+                    let handle = *handle;
+                    self.seats.remove(&handle);
+                }
+                self.events.push_back(ClientEvent::Denied {
+                    seq: reply.seq,
+                    reason,
+                });
+            }
+            ReplyResult::Granted {
+                handle,
+                lease_ms,
+                borrow_end,
+            } => {
+                let feature = match &pending.op {
+                    Op::Checkout { feature, .. } | Op::Borrow { feature, .. } => feature.clone(),
+                    _ => String::new(),
+                };
+                let lease_until = borrow_end
+                    .is_none()
+                    .then(|| sent + Duration::from_millis(lease_ms));
+                self.seats.insert(
+                    handle,
+                    HeldSeat {
+                        feature,
+                        lease_until,
+                        borrow_end,
+                    },
+                );
+                self.served_by(reply.from);
+                let event = ClientEvent::Granted {
+                    seq: reply.seq,
+                    handle,
+                    server: reply.from,
+                    borrow_end,
+                };
+                self.events.push_back(event);
+                self.schedule_heartbeat();
+            }
+            ReplyResult::Released { handle } => {
+                self.seats.remove(&handle);
+                self.served_by(reply.from);
+                self.events.push_back(ClientEvent::Released {
+                    seq: reply.seq,
+                    handle,
+                });
+            }
+            ReplyResult::HeartbeatAck { .. } => return,
+        }
+        self.pending = None;
+        self.retry_at = None;
+        self.start_next();
+    }
+
+    fn on_heartbeat_reply(&mut self, from: Endpoint, sent: Time, reply: ServerReply) {
+        match reply.result {
+            ReplyResult::HeartbeatAck {
+                lease_ms,
+                held,
+                unknown,
+            } => {
+                self.served_by(reply.from);
+                let until = sent + Duration::from_millis(lease_ms);
+                for handle in held {
+                    if let Some(seat) = self.seats.get_mut(&handle)
+                        && seat.borrow_end.is_none()
+                    {
+                        seat.lease_until = Some(seat.lease_until.map_or(until, |u| u.max(until)));
+                    }
+                }
+                for handle in unknown {
+                    if self.seats.remove(&handle).is_some() {
+                        self.events.push_back(ClientEvent::Lost { handle });
+                    }
+                }
+                self.schedule_heartbeat();
+            }
+            ReplyResult::Denied(denial) => {
+                // Re-attach the seats on the active server.
+                self.look_elsewhere(from, &denial);
+                self.next_heartbeat = Some(self.now.mono + self.config.retry_pause);
+            }
+            _ => {}
+        }
+    }
+
+    fn served_by(&mut self, server: ServerId) {
+        if let Some(previous) = self.active
+            && previous != server
+        {
+            self.events.push_back(ClientEvent::FailedOver {
+                from: previous,
+                to: server,
+            });
+        }
+        self.active = Some(server);
+        self.promote(server);
+    }
+
+    fn schedule_heartbeat(&mut self) {
+        let heartbeated = self.seats.values().any(|s| s.borrow_end.is_none());
+        self.next_heartbeat =
+            heartbeated.then(|| self.now.mono + self.config.timing.client_heartbeat);
+    }
+
+    fn send_heartbeat(&mut self) {
+        let handles: Vec<Handle> = self
+            .seats
+            .iter()
+            .filter(|(_, s)| s.borrow_end.is_none())
+            .map(|(h, _)| *h)
+            .collect();
+        if handles.is_empty() {
+            self.next_heartbeat = None;
+            self.heartbeats.clear();
+            return;
+        }
+        let seq = self.take_seq();
+        let to = self.preferred();
+        self.heartbeats.push_back((seq, to, self.now.mono));
+        while self.heartbeats.len() > HEARTBEATS_REMEMBERED_MAX {
+            self.heartbeats.pop_front();
+        }
+        self.next_heartbeat = Some(self.now.mono + self.config.timing.client_heartbeat);
+        let request = ClientRequest {
+            client: self.id,
+            seq,
+            op: Op::Heartbeat { handles },
+        };
+        self.transmits.push_back(Transmit { to, request });
+    }
+
+    /// Gives up seats whose lease or borrow is over.
+    fn expire_local(&mut self) {
+        let now = self.now;
+        let lost: Vec<Handle> = self
+            .seats
+            .iter()
+            .filter(|(_, s)| s.lease_until.is_some_and(|t| t <= now.mono))
+            .map(|(h, _)| *h)
+            .collect();
+        for handle in lost {
+            self.seats.remove(&handle);
+            self.events.push_back(ClientEvent::Lost { handle });
+        }
+        let ended: Vec<Handle> = self
+            .seats
+            .iter()
+            .filter(|(_, s)| s.borrow_end.is_some_and(|end| end <= now.wall))
+            .map(|(h, _)| *h)
+            .collect();
+        for handle in ended {
+            self.seats.remove(&handle);
+            self.events.push_back(ClientEvent::BorrowEnded { handle });
+        }
+        if self.seats.values().all(|s| s.borrow_end.is_some()) {
+            self.next_heartbeat = None;
+        }
+    }
+}
