@@ -115,6 +115,29 @@ pub enum PeerBody {
     },
     /// Leadership transfer: "campaign now".
     TimeoutNow,
+    /// Log donation: entries after (`prev_index`, `prev_term`) from a server whose log
+    /// (ending at `last_index`, `last_term`) is more up to date than the receiver's. Sent
+    /// by a server that refused the receiver's (pre-)vote only because its log was
+    /// behind, so that #1 with #3 can elect #1 even when only #3 holds the newest seats
+    /// (#3 never leads, so it cannot bring #1 up to date as a leader would).
+    Donate {
+        prev_index: LogIndex,
+        prev_term: Term,
+        entries: Vec<Entry>,
+        last_index: LogIndex,
+        last_term: Term,
+    },
+    /// Log donation when the receiver is behind the donor's snapshot.
+    DonateSnapshot {
+        snapshot: Snapshot,
+        last_index: LogIndex,
+        last_term: Term,
+    },
+    /// The receiver's answer to a donation: what it now matches, or where to resume.
+    DonateReply {
+        success: bool,
+        match_index: LogIndex,
+    },
 }
 
 /// The applied state at a log index: what a snapshot holds.

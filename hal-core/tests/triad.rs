@@ -475,3 +475,25 @@ fn one_seed_gives_one_history() {
     assert_eq!(run(42), run(42));
     assert_ne!(run(42), run(43));
 }
+
+#[test]
+fn primary_with_tiebreaker_serves_even_when_only_the_tiebreaker_has_the_newest_seats() {
+    // #1 is cut off from the start, so #2 leads with #3 and grants seats #1 never saw.
+    let mut w = World::new(WorldConfig::lan(20));
+    w.isolate(ONE);
+    w.run_for(secs(5));
+    assert_eq!(w.active(), Some(TWO));
+    assert_eq!(checkout_by(&mut w, 0), Some(TWO));
+    // #2 dies; #1 comes back. #1 + #3 are a majority and #1 must serve again, with the
+    // seat #2 granted: #3 donates its log to #1, which can then win the election.
+    w.crash(TWO);
+    w.heal_all();
+    w.run_for(secs(10));
+    assert_eq!(w.active(), Some(ONE), "{:?}", w.role_changes());
+    assert_eq!(w.server(ONE).unwrap().seats().len(), 1);
+    assert_eq!(checkout_by(&mut w, 1), Some(ONE));
+    w.start_server(TWO);
+    w.run_for(secs(5));
+    assert_eq!(w.active(), Some(ONE), "{:?}", w.role_changes());
+    w.assert_no_violations();
+}

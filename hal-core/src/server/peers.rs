@@ -58,6 +58,28 @@ impl Server {
             PeerBody::InstallSnapshot { snapshot, round } => {
                 self.on_snapshot(from, term, snapshot, round)
             }
+            PeerBody::Donate {
+                prev_index,
+                prev_term,
+                entries,
+                last_index,
+                last_term,
+            } => self.on_donate(
+                from,
+                prev_index,
+                prev_term,
+                entries,
+                (last_index, last_term),
+            ),
+            PeerBody::DonateSnapshot {
+                snapshot,
+                last_index,
+                last_term,
+            } => self.on_donate_snapshot(from, snapshot, (last_index, last_term)),
+            PeerBody::DonateReply {
+                success,
+                match_index,
+            } => self.on_donate_reply(from, success, match_index),
             PeerBody::TimeoutNow => {
                 if term == self.term && !self.is_leader() && self.id() != ServerId::TIEBREAKER {
                     self.start_election(true);
@@ -74,6 +96,10 @@ impl Server {
             PeerBody::PreVote { .. } => true,
             PeerBody::PreVoteReply { granted } => *granted,
             PeerBody::RequestVote { transfer, .. } => !transfer && self.hears_a_leader(),
+            // Donations carry entries of any term; they say nothing about the current one.
+            PeerBody::Donate { .. }
+            | PeerBody::DonateSnapshot { .. }
+            | PeerBody::DonateReply { .. } => true,
             _ => false,
         }
     }
@@ -115,9 +141,11 @@ impl Server {
     }
 
     fn on_pre_vote(&mut self, from: ServerId, term: Term, last_index: LogIndex, last_term: Term) {
-        let granted = term > self.term
-            && !self.hears_a_leader()
-            && self.log_is_current(last_index, last_term);
+        let current = self.log_is_current(last_index, last_term);
+        let granted = term > self.term && !self.hears_a_leader() && current;
+        if !current {
+            self.donate(from, last_index);
+        }
         let reply_term = if granted { term } else { self.term };
         let message = PeerMessage {
             from: self.id(),
@@ -176,10 +204,12 @@ impl Server {
         transfer: bool,
     ) {
         let sticky = !transfer && self.hears_a_leader();
-        let granted = term == self.term
-            && !sticky
-            && self.voted_for.is_none_or(|v| v == from)
-            && self.log_is_current(last_index, last_term);
+        let current = self.log_is_current(last_index, last_term);
+        let granted =
+            term == self.term && !sticky && self.voted_for.is_none_or(|v| v == from) && current;
+        if !current {
+            self.donate(from, last_index);
+        }
         if granted {
             self.voted_for = Some(from);
             self.persist_hard_state();
@@ -396,19 +426,7 @@ impl Server {
         self.reset_election_timer();
         let last = snapshot.last_index;
         if last > self.commit {
-            if self.log.term_at(last) == Some(snapshot.last_term) {
-                self.log.compact_to(last, snapshot.last_term);
-            } else {
-                self.log.reset(last, snapshot.last_term);
-            }
-            self.seats = snapshot.seats.clone();
-            self.commit = last;
-            self.applied = last;
-            self.push(Output::Persist(super::Persist::Snapshot(snapshot.clone())));
-            if let Some((first, entries)) = self.log.take_unpersisted() {
-                self.push(Output::Persist(super::Persist::Entries { first, entries }));
-            }
-            self.snapshot = Some(snapshot);
+            self.install_snapshot(snapshot);
         }
         let match_index = last.max(self.commit).min(self.log.last_index());
         self.send(
@@ -419,6 +437,144 @@ impl Server {
                 round,
             },
         );
+    }
+
+    /// Replaces the applied state with `snapshot` (which is ahead of the commit index),
+    /// keeping log entries after it that agree with it.
+    fn install_snapshot(&mut self, snapshot: Snapshot) {
+        let last = snapshot.last_index;
+        if self.log.term_at(last) == Some(snapshot.last_term) {
+            self.log.compact_to(last, snapshot.last_term);
+        } else {
+            self.log.reset(last, snapshot.last_term);
+        }
+        self.seats = snapshot.seats.clone();
+        self.commit = last;
+        self.applied = last;
+        self.push(Output::Persist(super::Persist::Snapshot(snapshot.clone())));
+        if let Some((first, entries)) = self.log.take_unpersisted() {
+            self.push(Output::Persist(super::Persist::Entries { first, entries }));
+        }
+        self.snapshot = Some(snapshot);
+    }
+
+    // ----- log donation -----
+
+    /// Sends `to` this server's log from after `from_index` (or the snapshot, if the log
+    /// no longer reaches back that far).
+    fn donate(&mut self, to: ServerId, from_index: LogIndex) {
+        let last_index = self.log.last_index();
+        let last_term = self.log.last_term();
+        let prev_index = from_index.min(last_index);
+        let body = match self.log.term_at(prev_index) {
+            Some(prev_term) => {
+                let entries = self
+                    .log
+                    .entries_from(LogIndex(prev_index.0 + 1), self.config.append_entries_max);
+                PeerBody::Donate {
+                    prev_index,
+                    prev_term,
+                    entries,
+                    last_index,
+                    last_term,
+                }
+            }
+            None => match &self.snapshot {
+                Some(snapshot) => PeerBody::DonateSnapshot {
+                    snapshot: snapshot.clone(),
+                    last_index,
+                    last_term,
+                },
+                None => return,
+            },
+        };
+        self.send(to, body);
+    }
+
+    /// Takes entries from a donor whose log is more up to date. Safe because a log more
+    /// up to date than this one holds every entry this one has that is committed (the
+    /// argument behind Raft's vote restriction), so only uncommitted entries are replaced.
+    fn on_donate(
+        &mut self,
+        from: ServerId,
+        prev_index: LogIndex,
+        prev_term: Term,
+        entries: Vec<Entry>,
+        donor_last: (LogIndex, Term),
+    ) {
+        let (donor_index, donor_term) = donor_last;
+        if self.is_leader()
+            || (donor_term, donor_index) <= (self.log.last_term(), self.log.last_index())
+        {
+            return;
+        }
+        // A log never holds entries from a term later than the server's own.
+        if donor_term > self.term {
+            self.become_follower(donor_term, None);
+        }
+        if prev_index >= self.log.snapshot_index()
+            && self.log.term_at(prev_index) != Some(prev_term)
+        {
+            let hint = LogIndex(prev_index.0.saturating_sub(1))
+                .min(self.log.last_index())
+                .max(self.commit);
+            self.send(
+                from,
+                PeerBody::DonateReply {
+                    success: false,
+                    match_index: hint,
+                },
+            );
+            return;
+        }
+        let last_new = self.store_entries(prev_index, entries);
+        if let Some((first, entries)) = self.log.take_unpersisted() {
+            self.push(Output::Persist(super::Persist::Entries { first, entries }));
+        }
+        self.send(
+            from,
+            PeerBody::DonateReply {
+                success: true,
+                match_index: last_new,
+            },
+        );
+    }
+
+    fn on_donate_snapshot(
+        &mut self,
+        from: ServerId,
+        snapshot: Snapshot,
+        donor_last: (LogIndex, Term),
+    ) {
+        let (donor_index, donor_term) = donor_last;
+        if self.is_leader()
+            || (donor_term, donor_index) <= (self.log.last_term(), self.log.last_index())
+        {
+            return;
+        }
+        // A log never holds entries from a term later than the server's own.
+        if donor_term > self.term {
+            self.become_follower(donor_term, None);
+        }
+        let last = snapshot.last_index;
+        if last > self.commit {
+            self.install_snapshot(snapshot);
+        }
+        let match_index = last.max(self.commit).min(self.log.last_index());
+        self.send(
+            from,
+            PeerBody::DonateReply {
+                success: true,
+                match_index,
+            },
+        );
+    }
+
+    /// Goes on donating until the receiver has this server's whole log.
+    fn on_donate_reply(&mut self, from: ServerId, success: bool, match_index: LogIndex) {
+        if !success || match_index < self.log.last_index() {
+            self.donate(from, match_index);
+        }
     }
 
     // ----- replication, leader side -----
