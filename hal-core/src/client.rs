@@ -54,7 +54,11 @@ pub enum ClientEvent {
     Granted {
         seq: RequestSeq,
         handle: Handle,
+        /// The server that answered.
         server: ServerId,
+        /// The server that decided the grant (differs from `server` for a retry answered
+        /// after a failover).
+        granted_by: ServerId,
         borrow_end: Option<WallTime>,
     },
     /// A request was refused; `reason` says what to do.
@@ -494,6 +498,7 @@ impl Client {
                 handle,
                 lease_ms,
                 borrow_end,
+                granted_by,
             } => {
                 let feature = match &pending.op {
                     Op::Checkout { feature, .. } | Op::Borrow { feature, .. } => feature.clone(),
@@ -515,6 +520,7 @@ impl Client {
                     seq: reply.seq,
                     handle,
                     server: reply.from,
+                    granted_by,
                     borrow_end,
                 };
                 self.events.push_back(event);

@@ -197,6 +197,9 @@ pub enum ReplyResult {
         handle: Handle,
         lease_ms: u64,
         borrow_end: Option<WallTime>,
+        /// The leader that decided the grant; a retry answered after a failover names the
+        /// original one.
+        granted_by: ServerId,
     },
     /// Checkin or return done.
     Released {

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::ServerId;
 use crate::protocol::{ClientId, Denial, Handle, LogIndex, RequestSeq};
 use crate::time::WallTime;
 
@@ -26,6 +27,8 @@ pub enum Command {
         user: String,
         host: String,
         borrow_end: Option<WallTime>,
+        /// The leader that decided the grant (for borrows, always #1).
+        by: ServerId,
     },
     /// A checkin or an early borrow return by the holder.
     Release {
@@ -43,6 +46,7 @@ pub enum Outcome {
     Granted {
         handle: Handle,
         borrow_end: Option<WallTime>,
+        by: ServerId,
     },
     Released {
         handle: Handle,
@@ -135,10 +139,11 @@ impl Seats {
                 user,
                 host,
                 borrow_end,
+                by,
                 ..
             } => {
                 self.open_session(client, user, host);
-                self.grant(index, client, feature, *borrow_end, count_of)
+                self.grant(index, client, feature, (*borrow_end, *by), count_of)
             }
             Command::Release { handle, .. } => {
                 let owned = self.seats.get(handle).is_some_and(|s| s.client == client);
@@ -160,7 +165,7 @@ impl Seats {
         index: LogIndex,
         client: ClientId,
         feature: &str,
-        borrow_end: Option<WallTime>,
+        (borrow_end, by): (Option<WallTime>, ServerId),
         count_of: impl Fn(&str) -> Option<u32>,
     ) -> Outcome {
         let Some(count) = count_of(feature) else {
@@ -182,7 +187,11 @@ impl Seats {
         if let Some(session) = self.sessions.get_mut(&client) {
             session.seats_held += 1;
         }
-        Outcome::Granted { handle, borrow_end }
+        Outcome::Granted {
+            handle,
+            borrow_end,
+            by,
+        }
     }
 
     /// Removes a seat, if held; a session left without seats becomes idle.

@@ -20,10 +20,15 @@ pub(super) fn reply_for(
     lease: std::time::Duration,
 ) -> ServerReply {
     let result = match outcome {
-        Outcome::Granted { handle, borrow_end } => ReplyResult::Granted {
+        Outcome::Granted {
+            handle,
+            borrow_end,
+            by,
+        } => ReplyResult::Granted {
             handle,
             lease_ms: millis(lease),
             borrow_end,
+            granted_by: by,
         },
         Outcome::Released { handle } => ReplyResult::Released { handle },
         Outcome::Denied(denial) => ReplyResult::Denied(denial),
@@ -151,6 +156,7 @@ impl Server {
                     user: user.clone(),
                     host: host.clone(),
                     borrow_end,
+                    by: self.id(),
                 }))
             }
             Op::Checkin { handle } | Op::Return { handle } => {

@@ -601,7 +601,10 @@ impl Server {
                 if let Some(n) = leader.grants_in_flight.get_mut(feature) {
                     *n = n.saturating_sub(1);
                 }
-                if let Some(Outcome::Granted { handle, borrow_end }) = &outcome {
+                if let Some(Outcome::Granted {
+                    handle, borrow_end, ..
+                }) = &outcome
+                {
                     match borrow_end {
                         Some(end) => {
                             leader.borrows.insert((*end, *handle));

@@ -120,13 +120,21 @@ impl Checker {
         let t = world.t;
         match &reply.result {
             ReplyResult::Granted {
-                handle, borrow_end, ..
+                handle,
+                borrow_end,
+                granted_by,
+                ..
             } => {
-                if from == ServerId::TIEBREAKER {
+                if from == ServerId::TIEBREAKER || *granted_by == ServerId::TIEBREAKER {
                     self.violation(t, format!("role rule: #3 granted {handle}"));
                 }
-                if borrow_end.is_some() && from != ServerId::PRIMARY {
-                    self.violation(t, format!("role rule: {from} granted borrow {handle}"));
+                // A retry after a failover repeats the original answer: the grant was
+                // decided by `granted_by`.
+                if borrow_end.is_some() && *granted_by != ServerId::PRIMARY {
+                    self.violation(
+                        t,
+                        format!("role rule: {granted_by} granted borrow {handle}"),
+                    );
                 }
                 let heard = self.last_peer_message[from.index()];
                 if heard.is_none_or(|h| t.saturating_sub(h) > self.election_timeout_ms) {
