@@ -1,5 +1,8 @@
 //! Inputs shared by the benchmarks in `benches/`: generated license files of a chosen
-//! size, so every benchmark measures the same work.
+//! size, and an in-memory cluster driver ([`cluster`]), so every benchmark measures the
+//! same work.
+
+pub mod cluster;
 
 use std::fmt::Write;
 

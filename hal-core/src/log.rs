@@ -2,6 +2,7 @@
 //! the shell has been told to make durable.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use crate::protocol::{Entry, LogIndex, Term};
 
@@ -10,7 +11,8 @@ use crate::protocol::{Entry, LogIndex, Term};
 pub struct Log {
     snapshot_index: LogIndex,
     snapshot_term: Term,
-    entries: VecDeque<Entry>,
+    /// Shared, so that sending and persisting entries copies no command.
+    entries: VecDeque<Arc<Entry>>,
     /// The log from here on has changed since it was last handed to the shell to persist
     /// (new entries, or a truncation).
     unpersisted_from: Option<LogIndex>,
@@ -19,7 +21,7 @@ pub struct Log {
 impl Log {
     /// A log that starts after a snapshot at (`index`, `term`), holding `entries` (already
     /// durable).
-    pub fn restore(index: LogIndex, term: Term, entries: Vec<Entry>) -> Log {
+    pub fn restore(index: LogIndex, term: Term, entries: Vec<Arc<Entry>>) -> Log {
         Log {
             snapshot_index: index,
             snapshot_term: term,
@@ -54,13 +56,13 @@ impl Log {
     }
 
     /// The entry at `index`, if held.
-    pub fn get(&self, index: LogIndex) -> Option<&Entry> {
+    pub fn get(&self, index: LogIndex) -> Option<&Arc<Entry>> {
         let offset = index.0.checked_sub(self.snapshot_index.0 + 1)?;
         self.entries.get(usize::try_from(offset).ok()?)
     }
 
     /// Up to `max` entries from `from` on.
-    pub fn entries_from(&self, from: LogIndex, max: usize) -> Vec<Entry> {
+    pub fn entries_from(&self, from: LogIndex, max: usize) -> Vec<Arc<Entry>> {
         let Some(offset) = from.0.checked_sub(self.snapshot_index.0 + 1) else {
             return Vec::new();
         };
@@ -75,6 +77,11 @@ impl Log {
 
     /// Appends an entry and returns its index.
     pub fn append(&mut self, entry: Entry) -> LogIndex {
+        self.append_shared(Arc::new(entry))
+    }
+
+    /// Appends an entry already shared and returns its index.
+    pub fn append_shared(&mut self, entry: Arc<Entry>) -> LogIndex {
         self.entries.push_back(entry);
         let index = self.last_index();
         self.unpersisted_from.get_or_insert(index);
@@ -111,7 +118,7 @@ impl Log {
 
     /// The entries not yet handed to the shell to persist, with the index of the first;
     /// marks them handed over.
-    pub fn take_unpersisted(&mut self) -> Option<(LogIndex, Vec<Entry>)> {
+    pub fn take_unpersisted(&mut self) -> Option<(LogIndex, Vec<Arc<Entry>>)> {
         let first = self.unpersisted_from.take()?;
         Some((first, self.entries_from(first, usize::MAX)))
     }
@@ -130,11 +137,11 @@ mod tests {
     use super::*;
     use crate::seats::Command;
 
-    fn entry(term: u64) -> Entry {
-        Entry {
+    fn entry(term: u64) -> Arc<Entry> {
+        Arc::new(Entry {
             term: Term(term),
             command: Command::Noop,
-        }
+        })
     }
 
     #[test]
@@ -145,7 +152,7 @@ mod tests {
         assert_eq!(log.term_at(LogIndex(12)), Some(Term(3)));
         assert_eq!(log.term_at(LogIndex(9)), None);
         assert_eq!(log.take_unpersisted(), None);
-        log.append(entry(4));
+        log.append_shared(entry(4));
         assert_eq!(log.take_unpersisted(), Some((LogIndex(13), vec![entry(4)])));
         assert_eq!(log.persisted_index(), LogIndex(13));
     }
@@ -157,7 +164,7 @@ mod tests {
         assert_eq!(log.last_index(), LogIndex(1));
         // The shell must learn that entries from 2 on are gone, even with nothing new.
         assert_eq!(log.take_unpersisted(), Some((LogIndex(2), vec![])));
-        log.append(entry(2));
+        log.append_shared(entry(2));
         assert_eq!(log.take_unpersisted(), Some((LogIndex(2), vec![entry(2)])));
     }
 

@@ -5,6 +5,7 @@
 //! can pick a codec.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -98,7 +99,7 @@ pub enum PeerBody {
     Append {
         prev_index: LogIndex,
         prev_term: Term,
-        entries: Vec<Entry>,
+        entries: Vec<Arc<Entry>>,
         commit: LogIndex,
         round: u64,
     },
@@ -110,7 +111,7 @@ pub enum PeerBody {
     },
     /// The leader's snapshot, for a follower that is behind the leader's log start.
     InstallSnapshot {
-        snapshot: Snapshot,
+        snapshot: Arc<Snapshot>,
         round: u64,
     },
     /// Leadership transfer: "campaign now".
@@ -123,13 +124,13 @@ pub enum PeerBody {
     Donate {
         prev_index: LogIndex,
         prev_term: Term,
-        entries: Vec<Entry>,
+        entries: Vec<Arc<Entry>>,
         last_index: LogIndex,
         last_term: Term,
     },
     /// Log donation when the receiver is behind the donor's snapshot.
     DonateSnapshot {
-        snapshot: Snapshot,
+        snapshot: Arc<Snapshot>,
         last_index: LogIndex,
         last_term: Term,
     },

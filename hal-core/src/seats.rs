@@ -6,7 +6,7 @@
 //! would exceed COUNT is denied here too. Each client's last request and its outcome are
 //! remembered, so a retried request gets its original answer instead of a second seat.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -66,13 +66,56 @@ pub struct Seat {
 /// What the table remembers of a client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Session {
-    user: Box<str>,
-    host: Box<str>,
+    /// `user` then `host`, in one allocation.
+    identity: Box<str>,
+    user_len: u32,
     last_seq: RequestSeq,
     last_outcome: Option<Outcome>,
     /// The log index of the client's last applied request, for evicting idle sessions.
     last_index: LogIndex,
     seats_held: u32,
+}
+
+impl Session {
+    fn new() -> Session {
+        Session {
+            identity: Box::from(""),
+            user_len: 0,
+            last_seq: RequestSeq(0),
+            last_outcome: None,
+            last_index: LogIndex(0),
+            seats_held: 0,
+        }
+    }
+
+    fn seen(&self, seq: RequestSeq) -> Seen {
+        match &self.last_outcome {
+            _ if self.last_seq > seq => Seen::Stale,
+            Some(outcome) if self.last_seq == seq => Seen::Retry(outcome.clone()),
+            _ => Seen::New,
+        }
+    }
+
+    fn user(&self) -> &str {
+        self.identity.get(..self.user_len as usize).unwrap_or("")
+    }
+
+    fn host(&self) -> &str {
+        self.identity.get(self.user_len as usize..).unwrap_or("")
+    }
+
+    fn set_identity(&mut self, user: &str, host: &str) {
+        if self.user() != user || self.host() != host {
+            self.identity = format!("{user}{host}").into_boxed_str();
+            self.user_len = u32::try_from(user.len()).unwrap_or(u32::MAX);
+        }
+    }
+
+    fn record(&mut self, index: LogIndex, seq: RequestSeq, outcome: Outcome) {
+        self.last_seq = seq;
+        self.last_outcome = Some(outcome);
+        self.last_index = index;
+    }
 }
 
 /// The seat table and the client sessions: the applied state machine.
@@ -84,12 +127,11 @@ pub struct Seats {
     used: Vec<u32>,
     seats: BTreeMap<Handle, Seat>,
     sessions: BTreeMap<ClientId, Session>,
-    /// Sessions that hold no seat, oldest first: the ones evicted past `SESSIONS_MAX`.
-    idle: BTreeSet<(LogIndex, ClientId)>,
 }
 
-/// The most client sessions remembered; past it the longest-idle session without seats is
-/// forgotten (a retry from it, long after, is then treated as a new request).
+/// The most client sessions remembered. Past it, the longest-idle sessions that hold no
+/// seat are forgotten, a hundredth of the limit at a time (a retry from one of them, long
+/// after, is then treated as a new request).
 pub const SESSIONS_MAX: usize = 1_000_000;
 
 /// What a retried or stale request is, compared with the client's session.
@@ -128,7 +170,8 @@ impl Seats {
                 (*client, *seq)
             }
         };
-        match self.seen(client, seq) {
+        let session = self.sessions.entry(client).or_insert_with(Session::new);
+        match session.seen(seq) {
             Seen::Retry(outcome) => return Some(outcome),
             Seen::Stale => return None,
             Seen::New => {}
@@ -142,13 +185,46 @@ impl Seats {
                 by,
                 ..
             } => {
-                self.open_session(client, user, host);
-                self.grant(index, client, feature, (*borrow_end, *by), count_of)
+                session.set_identity(user, host);
+                let Some(count) = count_of(feature) else {
+                    session.record(index, seq, Outcome::Denied(Denial::UnknownFeature));
+                    return Some(Outcome::Denied(Denial::UnknownFeature));
+                };
+                let slot = match self.names.iter().position(|n| n == feature) {
+                    Some(slot) => slot,
+                    None => {
+                        self.names.push(feature.clone());
+                        self.used.push(0);
+                        self.names.len() - 1
+                    }
+                };
+                let used = self.used[slot];
+                if used >= count {
+                    Outcome::Denied(Denial::AllInUse { used, count })
+                } else {
+                    self.used[slot] += 1;
+                    session.seats_held += 1;
+                    let handle = Handle(index.0);
+                    let seat = Seat {
+                        feature: u32::try_from(slot).unwrap_or(u32::MAX),
+                        client,
+                        borrow_end: *borrow_end,
+                    };
+                    self.seats.insert(handle, seat);
+                    Outcome::Granted {
+                        handle,
+                        borrow_end: *borrow_end,
+                        by: *by,
+                    }
+                }
             }
             Command::Release { handle, .. } => {
                 let owned = self.seats.get(handle).is_some_and(|s| s.client == client);
-                if owned {
-                    self.remove(*handle);
+                if owned && let Some(seat) = self.seats.remove(handle) {
+                    session.seats_held = session.seats_held.saturating_sub(1);
+                    if let Some(used) = self.used.get_mut(seat.feature as usize) {
+                        *used = used.saturating_sub(1);
+                    }
                     Outcome::Released { handle: *handle }
                 } else {
                     Outcome::Denied(Denial::UnknownHandle)
@@ -156,45 +232,14 @@ impl Seats {
             }
             Command::Noop | Command::Expire { .. } => return None,
         };
-        self.close_session(index, client, seq, outcome.clone());
+        session.record(index, seq, outcome.clone());
+        if self.sessions.len() > SESSIONS_MAX {
+            self.evict_idle_sessions();
+        }
         Some(outcome)
     }
 
-    fn grant(
-        &mut self,
-        index: LogIndex,
-        client: ClientId,
-        feature: &str,
-        (borrow_end, by): (Option<WallTime>, ServerId),
-        count_of: impl Fn(&str) -> Option<u32>,
-    ) -> Outcome {
-        let Some(count) = count_of(feature) else {
-            return Outcome::Denied(Denial::UnknownFeature);
-        };
-        let slot = self.intern(feature);
-        let used = self.used[slot];
-        if used >= count {
-            return Outcome::Denied(Denial::AllInUse { used, count });
-        }
-        self.used[slot] += 1;
-        let handle = Handle(index.0);
-        let seat = Seat {
-            feature: u32::try_from(slot).unwrap_or(u32::MAX),
-            client,
-            borrow_end,
-        };
-        self.seats.insert(handle, seat);
-        if let Some(session) = self.sessions.get_mut(&client) {
-            session.seats_held += 1;
-        }
-        Outcome::Granted {
-            handle,
-            borrow_end,
-            by,
-        }
-    }
-
-    /// Removes a seat, if held; a session left without seats becomes idle.
+    /// Removes a seat, if held (an expiry).
     fn remove(&mut self, handle: Handle) {
         let Some(seat) = self.seats.remove(&handle) else {
             return;
@@ -204,86 +249,29 @@ impl Seats {
         }
         if let Some(session) = self.sessions.get_mut(&seat.client) {
             session.seats_held = session.seats_held.saturating_sub(1);
-            if session.seats_held == 0 {
-                self.idle.insert((session.last_index, seat.client));
-            }
         }
     }
 
-    fn intern(&mut self, feature: &str) -> usize {
-        match self.names.iter().position(|n| n == feature) {
-            Some(slot) => slot,
-            None => {
-                self.names.push(feature.to_string());
-                self.used.push(0);
-                self.names.len() - 1
-            }
-        }
-    }
-
-    /// Makes sure `client` has a session with this identity.
-    fn open_session(&mut self, client: ClientId, user: &str, host: &str) {
-        let session = self.sessions.entry(client).or_insert_with(|| Session {
-            user: Box::from(""),
-            host: Box::from(""),
-            last_seq: RequestSeq(0),
-            last_outcome: None,
-            last_index: LogIndex(0),
-            seats_held: 0,
-        });
-        if *session.user != *user || *session.host != *host {
-            session.user = user.into();
-            session.host = host.into();
-        }
-    }
-
-    /// Records a client's applied request, evicting the longest-idle session if there are
-    /// too many.
-    fn close_session(
-        &mut self,
-        index: LogIndex,
-        client: ClientId,
-        seq: RequestSeq,
-        outcome: Outcome,
-    ) {
-        self.open_session_if_missing(client);
-        let Some(session) = self.sessions.get_mut(&client) else {
-            return;
-        };
-        self.idle.remove(&(session.last_index, client));
-        session.last_seq = seq;
-        session.last_outcome = Some(outcome);
-        session.last_index = index;
-        if session.seats_held == 0 {
-            self.idle.insert((index, client));
-        }
-        while self.sessions.len() > SESSIONS_MAX {
-            let Some((_, oldest)) = self.idle.pop_first() else {
-                break;
-            };
-            self.sessions.remove(&oldest);
-        }
-    }
-
-    /// A release from a client the table has forgotten still gets a session, so its retry
-    /// is answered the same.
-    fn open_session_if_missing(&mut self, client: ClientId) {
-        if !self.sessions.contains_key(&client) {
-            self.open_session(client, "", "");
+    /// Forgets the longest-idle sessions without seats, a hundredth of the limit at once,
+    /// so the scan is paid rarely.
+    fn evict_idle_sessions(&mut self) {
+        let mut idle: Vec<(LogIndex, ClientId)> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.seats_held == 0)
+            .map(|(c, s)| (s.last_index, *c))
+            .collect();
+        idle.sort_unstable();
+        for (_, client) in idle.into_iter().take((SESSIONS_MAX / 100).max(1)) {
+            self.sessions.remove(&client);
         }
     }
 
     /// How a request compares with what the client's session remembers.
     pub fn seen(&self, client: ClientId, seq: RequestSeq) -> Seen {
-        match self.sessions.get(&client) {
-            Some(s) if s.last_seq > seq => Seen::Stale,
-            Some(Session {
-                last_seq,
-                last_outcome: Some(outcome),
-                ..
-            }) if *last_seq == seq => Seen::Retry(outcome.clone()),
-            _ => Seen::New,
-        }
+        self.sessions
+            .get(&client)
+            .map_or(Seen::New, |s| s.seen(seq))
     }
 
     /// The seat with `handle`, if held.
@@ -323,7 +311,7 @@ impl Seats {
 
     /// The user and host a client gave.
     pub fn holder(&self, client: ClientId) -> Option<(&str, &str)> {
-        self.sessions.get(&client).map(|s| (&*s.user, &*s.host))
+        self.sessions.get(&client).map(|s| (s.user(), s.host()))
     }
 
     /// Checks the table's own consistency; panics with the broken rule.
@@ -338,18 +326,20 @@ impl Seats {
             counted, self.used,
             "per-feature counts match the seats held"
         );
-        for (client, session) in &self.sessions {
-            let held = per_client.get(client).copied().unwrap_or(0);
-            if held > 0 {
-                assert_eq!(session.seats_held, held, "session seat count of {client}");
-            }
-            let idle = self.idle.contains(&(session.last_index, *client));
+        for (client, held) in &per_client {
+            let session = self.sessions.get(client);
+            assert!(session.is_some(), "a seat holder {client} has a session");
             assert_eq!(
-                idle,
-                session.seats_held == 0,
-                "idle set holds exactly the idle sessions"
+                session.map(|s| s.seats_held),
+                Some(*held),
+                "session seat count of {client}"
             );
         }
-        assert!(self.idle.len() <= self.sessions.len());
+        let holders = self.sessions.values().filter(|s| s.seats_held > 0).count();
+        assert_eq!(
+            holders,
+            per_client.len(),
+            "sessions count only seats they hold"
+        );
     }
 }

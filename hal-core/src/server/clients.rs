@@ -46,7 +46,7 @@ impl Server {
         let ClientRequest { client, seq, op } = request;
         let result = match op {
             Op::Heartbeat { handles } => self.heartbeat(client, handles),
-            op => match self.check_request(client, seq, &op) {
+            op => match self.check_request(client, seq, op) {
                 Ok(Some(command)) => {
                     self.propose(client, seq, command);
                     return;
@@ -94,7 +94,7 @@ impl Server {
         &mut self,
         client: ClientId,
         seq: RequestSeq,
-        op: &Op,
+        op: Op,
     ) -> Result<Option<Command>, ReplyResult> {
         if let Some(denial) = self.not_serving() {
             return Err(ReplyResult::Denied(denial));
@@ -116,62 +116,57 @@ impl Server {
             return Ok(None);
         }
         let denied = |d| Err(ReplyResult::Denied(d));
-        match op {
+        let (feature, user, host, hours) = match op {
             Op::Checkout {
                 feature,
                 user,
                 host,
-            }
-            | Op::Borrow {
+            } => (feature, user, host, None),
+            Op::Borrow {
                 feature,
                 user,
                 host,
-                ..
-            } => {
-                let hours = match op {
-                    Op::Borrow { hours, .. } => Some(*hours),
-                    _ => None,
-                };
-                if let Err(denial) = self.catalog.check(feature, self.now.wall, hours) {
-                    return denied(denial);
-                }
-                let primary = matches!(
-                    self.config.position,
-                    ServerPosition::Single | ServerPosition::Triad(ServerId::PRIMARY)
-                );
-                if hours.is_some() && !primary {
-                    return denied(Denial::BorrowUnavailable);
-                }
-                let count = self.catalog.count(feature).unwrap_or(0);
-                let used = self.seats.used(feature) + self.grants_in_flight(feature);
-                if used >= count {
-                    return denied(Denial::AllInUse { used, count });
-                }
-                let borrow_end = hours
-                    .map(|h| self.now.wall + std::time::Duration::from_secs(u64::from(h) * 3600));
-                Ok(Some(Command::Grant {
-                    client,
-                    seq,
-                    feature: feature.clone(),
-                    user: user.clone(),
-                    host: host.clone(),
-                    borrow_end,
-                    by: self.id(),
-                }))
-            }
+                hours,
+            } => (feature, user, host, Some(hours)),
             Op::Checkin { handle } | Op::Return { handle } => {
-                let owned = self.seats.seat(*handle).is_some_and(|s| s.client == client);
+                let owned = self.seats.seat(handle).is_some_and(|s| s.client == client);
                 if !owned {
                     return denied(Denial::UnknownHandle);
                 }
-                Ok(Some(Command::Release {
+                return Ok(Some(Command::Release {
                     client,
                     seq,
-                    handle: *handle,
-                }))
+                    handle,
+                }));
             }
-            Op::Heartbeat { .. } => Ok(None),
+            Op::Heartbeat { .. } => return Ok(None),
+        };
+        if let Err(denial) = self.catalog.check(&feature, self.now.wall, hours) {
+            return denied(denial);
         }
+        let primary = matches!(
+            self.config.position,
+            ServerPosition::Single | ServerPosition::Triad(ServerId::PRIMARY)
+        );
+        if hours.is_some() && !primary {
+            return denied(Denial::BorrowUnavailable);
+        }
+        let count = self.catalog.count(&feature).unwrap_or(0);
+        let used = self.seats.used(&feature) + self.grants_in_flight(&feature);
+        if used >= count {
+            return denied(Denial::AllInUse { used, count });
+        }
+        let borrow_end =
+            hours.map(|h| self.now.wall + std::time::Duration::from_secs(u64::from(h) * 3600));
+        Ok(Some(Command::Grant {
+            client,
+            seq,
+            feature,
+            user,
+            host,
+            borrow_end,
+            by: self.id(),
+        }))
     }
 
     fn grants_in_flight(&self, feature: &str) -> u32 {

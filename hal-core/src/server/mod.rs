@@ -22,6 +22,7 @@ mod clients;
 mod peers;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -82,9 +83,9 @@ impl Config {
 pub struct Durable {
     pub term: Term,
     pub voted_for: Option<ServerId>,
-    pub snapshot: Option<Snapshot>,
+    pub snapshot: Option<Arc<Snapshot>>,
     /// The entries after the snapshot (or from index 1).
-    pub entries: Vec<Entry>,
+    pub entries: Vec<Arc<Entry>>,
 }
 
 /// A write the shell must make durable.
@@ -99,11 +100,11 @@ pub enum Persist {
     /// `first` on, then append these.
     Entries {
         first: LogIndex,
-        entries: Vec<Entry>,
+        entries: Vec<Arc<Entry>>,
     },
     /// The snapshot replaces the log up to and including its last index; stored entries
     /// after it stay.
-    Snapshot(Snapshot),
+    Snapshot(Arc<Snapshot>),
 }
 
 impl Durable {
@@ -238,7 +239,7 @@ pub struct Server {
     term: Term,
     voted_for: Option<ServerId>,
     log: Log,
-    snapshot: Option<Snapshot>,
+    snapshot: Option<Arc<Snapshot>>,
     // Volatile state.
     commit: LogIndex,
     applied: LogIndex,
@@ -520,11 +521,11 @@ impl Server {
         let Some(term) = self.log.term_at(self.applied) else {
             return;
         };
-        let snapshot = Snapshot {
+        let snapshot = Arc::new(Snapshot {
             last_index: self.applied,
             last_term: term,
             seats: self.seats.clone(),
-        };
+        });
         self.log.compact_to(self.applied, term);
         self.push(Output::Persist(Persist::Snapshot(snapshot.clone())));
         self.snapshot = Some(snapshot);

@@ -4,6 +4,7 @@
 //! back to #1 once #1 has been reachable for `failback_hold`.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use super::{Leader, Output, Progress, Role, Server, ServerEvent, State};
 use crate::ServerId;
@@ -300,7 +301,7 @@ impl Server {
             if let Some(Entry {
                 command: Command::Grant { feature, .. },
                 ..
-            }) = self.log.get(LogIndex(index))
+            }) = self.log.get(LogIndex(index)).map(|e| &**e)
             {
                 *leader.grants_in_flight.entry(feature.clone()).or_default() += 1;
             }
@@ -332,7 +333,7 @@ impl Server {
         term: Term,
         prev_index: LogIndex,
         prev_term: Term,
-        entries: Vec<Entry>,
+        entries: Vec<Arc<Entry>>,
         commit: LogIndex,
         round: u64,
     ) {
@@ -389,7 +390,7 @@ impl Server {
 
     /// Stores `entries` after `prev_index`, dropping a conflicting tail; returns the index
     /// of the last entry the leader sent.
-    fn store_entries(&mut self, prev_index: LogIndex, entries: Vec<Entry>) -> LogIndex {
+    fn store_entries(&mut self, prev_index: LogIndex, entries: Vec<Arc<Entry>>) -> LogIndex {
         let mut index = prev_index;
         for entry in entries {
             index = LogIndex(index.0 + 1);
@@ -407,12 +408,12 @@ impl Server {
                 }
                 None => {}
             }
-            self.log.append(entry);
+            self.log.append_shared(entry);
         }
         index
     }
 
-    fn on_snapshot(&mut self, from: ServerId, term: Term, snapshot: Snapshot, round: u64) {
+    fn on_snapshot(&mut self, from: ServerId, term: Term, snapshot: Arc<Snapshot>, round: u64) {
         if term < self.term {
             let reply = PeerBody::AppendReply {
                 success: false,
@@ -441,7 +442,7 @@ impl Server {
 
     /// Replaces the applied state with `snapshot` (which is ahead of the commit index),
     /// keeping log entries after it that agree with it.
-    fn install_snapshot(&mut self, snapshot: Snapshot) {
+    fn install_snapshot(&mut self, snapshot: Arc<Snapshot>) {
         let last = snapshot.last_index;
         if self.log.term_at(last) == Some(snapshot.last_term) {
             self.log.compact_to(last, snapshot.last_term);
@@ -499,7 +500,7 @@ impl Server {
         from: ServerId,
         prev_index: LogIndex,
         prev_term: Term,
-        entries: Vec<Entry>,
+        entries: Vec<Arc<Entry>>,
         donor_last: (LogIndex, Term),
     ) {
         let (donor_index, donor_term) = donor_last;
@@ -543,7 +544,7 @@ impl Server {
     fn on_donate_snapshot(
         &mut self,
         from: ServerId,
-        snapshot: Snapshot,
+        snapshot: Arc<Snapshot>,
         donor_last: (LogIndex, Term),
     ) {
         let (donor_index, donor_term) = donor_last;
