@@ -91,3 +91,66 @@ impl Catalog {
         Ok(rules)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::license::parse;
+    use crate::{HostId, ServerId};
+
+    const LICENSE: &str = "FEATURE cad {\n VENDOR = acme\n COUNT = 5\n HAL_SERVERS = 3\n BORROW = 24\n \
+        START = 2027-01-01\n END = 2027-12-31\n HOSTID = aa bb cc\n}\n\
+        FEATURE tool {\n VENDOR = acme\n HAL_SERVERS = 3\n COUNT = 1\n}\n";
+
+    fn day(text: &str) -> WallTime {
+        let date =
+            time::Date::parse(text, &time::format_description::well_known::Iso8601::DATE).unwrap();
+        let days = u64::try_from(date.to_julian_day() - 2_440_588).unwrap();
+        WallTime(days * 86_400_000 + 12 * 3_600_000)
+    }
+
+    fn catalog(position: ServerId, hostid: &str) -> Catalog {
+        let license = parse("t.lic", LICENSE.as_bytes()).unwrap();
+        Catalog::new(
+            &license,
+            ServerPosition::Triad(position),
+            &HostId::parse(hostid).unwrap(),
+        )
+    }
+
+    #[test]
+    fn each_rule_has_its_denial() {
+        let c = catalog(ServerId::SECONDARY, "bb");
+        let mid = day("2027-06-01");
+        assert_eq!(c.check("cad", mid, None).map(|r| r.count), Ok(5));
+        assert_eq!(c.check("nosuch", mid, None), Err(Denial::UnknownFeature));
+        assert_eq!(
+            c.check("cad", day("2026-12-31"), None),
+            Err(Denial::LicenseExpired)
+        );
+        assert_eq!(
+            c.check("cad", day("2028-01-01"), None),
+            Err(Denial::LicenseExpired)
+        );
+        assert!(
+            c.check("cad", day("2027-12-31"), None).is_ok(),
+            "END is inclusive"
+        );
+        assert!(c.check("cad", mid, Some(24)).is_ok());
+        assert_eq!(c.check("cad", mid, Some(25)), Err(Denial::BorrowNotAllowed));
+        assert_eq!(c.check("tool", mid, Some(1)), Err(Denial::BorrowNotAllowed));
+    }
+
+    #[test]
+    fn a_hostid_lock_is_checked_against_this_servers_slot() {
+        let wrong = catalog(ServerId::PRIMARY, "bb");
+        assert_eq!(
+            wrong.check("cad", day("2027-06-01"), None),
+            Err(Denial::HostIdMismatch)
+        );
+        assert!(
+            wrong.check("tool", day("2027-06-01"), None).is_ok(),
+            "unlocked features still serve"
+        );
+    }
+}

@@ -647,3 +647,256 @@ impl Client {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ONE: ServerId = ServerId::PRIMARY;
+    const TWO: ServerId = ServerId::SECONDARY;
+    const THREE: ServerId = ServerId::TIEBREAKER;
+
+    fn at(ms: u64) -> Now {
+        Now {
+            mono: Time(ms),
+            wall: WallTime(1_800_000_000_000 + ms),
+        }
+    }
+
+    fn client() -> Client {
+        Client::new(
+            ClientId(9),
+            "ann",
+            "ws1",
+            3,
+            ClientConfig::new(Timing::lan()),
+            at(0),
+        )
+    }
+
+    fn sent(c: &mut Client) -> Vec<Transmit> {
+        std::iter::from_fn(|| c.poll_transmit()).collect()
+    }
+
+    fn events(c: &mut Client) -> Vec<ClientEvent> {
+        std::iter::from_fn(|| c.poll_event()).collect()
+    }
+
+    fn reply(from: ServerId, seq: RequestSeq, result: ReplyResult) -> ServerReply {
+        ServerReply {
+            client: ClientId(9),
+            seq,
+            from,
+            result,
+        }
+    }
+
+    fn granted(handle: u64, by: ServerId) -> ReplyResult {
+        ReplyResult::Granted {
+            handle: Handle(handle),
+            lease_ms: 120_000,
+            borrow_end: None,
+            granted_by: by,
+        }
+    }
+
+    fn not_active(active: Option<ServerId>) -> ReplyResult {
+        ReplyResult::Denied(Denial::NotActive { active })
+    }
+
+    #[test]
+    fn it_follows_refusals_along_the_path_and_then_goes_straight_to_the_active_server() {
+        let mut c = client();
+        let seq = c.checkout(at(0), "cad");
+        assert_eq!(sent(&mut c)[0].to, Endpoint(0));
+        // Endpoint 0 is #2: it names #1, whose endpoint the client does not know yet.
+        c.handle_reply(at(5), Endpoint(0), reply(TWO, seq, not_active(Some(ONE))));
+        let next = sent(&mut c);
+        assert_eq!(
+            (next[0].to, next[0].request.seq),
+            (Endpoint(1), seq),
+            "same request, next server"
+        );
+        c.handle_reply(
+            at(10),
+            Endpoint(1),
+            reply(THREE, seq, not_active(Some(ONE))),
+        );
+        assert_eq!(sent(&mut c)[0].to, Endpoint(2));
+        c.handle_reply(at(15), Endpoint(2), reply(ONE, seq, granted(4, ONE)));
+        assert!(matches!(
+            events(&mut c)[..],
+            [ClientEvent::Granted {
+                handle: Handle(4),
+                server: ONE,
+                ..
+            }]
+        ));
+        // The next request goes straight to #1.
+        c.checkin(at(20), Handle(4));
+        assert_eq!(sent(&mut c)[0].to, Endpoint(2));
+    }
+
+    #[test]
+    fn a_hint_to_a_known_server_is_followed_at_once() {
+        let mut c = client();
+        let seq = c.checkout(at(0), "cad");
+        sent(&mut c);
+        c.handle_reply(at(5), Endpoint(0), reply(ONE, seq, granted(4, ONE)));
+        let next = c.checkout(at(10), "cad");
+        sent(&mut c);
+        // #1 steps down and says #2 (unknown endpoint): try the rest in order.
+        c.handle_reply(at(15), Endpoint(0), reply(ONE, next, not_active(None)));
+        assert_eq!(sent(&mut c)[0].to, Endpoint(1));
+        c.handle_reply(
+            at(20),
+            Endpoint(1),
+            reply(THREE, next, not_active(Some(ONE))),
+        );
+        // #1 is known at endpoint 0: go back there directly.
+        assert_eq!(sent(&mut c)[0].to, Endpoint(0));
+    }
+
+    #[test]
+    fn a_server_that_does_not_answer_moves_to_the_end_of_the_list() {
+        let mut c = client();
+        let seq = c.checkout(at(0), "cad");
+        sent(&mut c);
+        let timeout = c.poll_timeout().unwrap();
+        assert_eq!(timeout, Time(1000), "request_timeout after the send");
+        c.handle_timeout(at(1000));
+        let retry = sent(&mut c);
+        assert_eq!((retry[0].to, retry[0].request.seq), (Endpoint(1), seq));
+        c.handle_unreachable(at(1001), Endpoint(1));
+        assert_eq!(sent(&mut c)[0].to, Endpoint(2));
+        assert_eq!(c.order, [Endpoint(2), Endpoint(0), Endpoint(1)]);
+    }
+
+    #[test]
+    fn the_lease_runs_from_the_send_time_and_its_end_is_reported() {
+        let mut c = client();
+        let seq = c.checkout(at(100), "cad");
+        sent(&mut c);
+        c.handle_reply(at(900), Endpoint(0), reply(ONE, seq, granted(4, ONE)));
+        events(&mut c);
+        assert_eq!(c.seats()[&Handle(4)].lease_until, Some(Time(100 + 120_000)));
+        // The heartbeat goes out on schedule; nobody answers; the lease runs out.
+        let mut now = 900;
+        while let Some(t) = c.poll_timeout() {
+            if t.0 > 200_000 {
+                break;
+            }
+            now = t.0;
+            c.handle_timeout(at(now));
+            sent(&mut c);
+            if c.seats().is_empty() {
+                break;
+            }
+        }
+        assert_eq!(
+            now, 120_100,
+            "lost exactly when the lease from the send time ran out"
+        );
+        assert!(events(&mut c).contains(&ClientEvent::Lost { handle: Handle(4) }));
+    }
+
+    #[test]
+    fn an_acknowledged_heartbeat_extends_the_lease_from_its_send_time() {
+        let mut c = client();
+        let seq = c.checkout(at(0), "cad");
+        sent(&mut c);
+        c.handle_reply(at(10), Endpoint(0), reply(ONE, seq, granted(4, ONE)));
+        c.handle_timeout(at(30_010));
+        let heartbeat = sent(&mut c).remove(0);
+        assert!(
+            matches!(heartbeat.request.op, Op::Heartbeat { ref handles } if handles == &[Handle(4)])
+        );
+        let ack = ReplyResult::HeartbeatAck {
+            lease_ms: 120_000,
+            held: vec![Handle(4)],
+            unknown: vec![],
+        };
+        c.handle_reply(
+            at(30_500),
+            Endpoint(0),
+            reply(ONE, heartbeat.request.seq, ack),
+        );
+        assert_eq!(
+            c.seats()[&Handle(4)].lease_until,
+            Some(Time(30_010 + 120_000))
+        );
+    }
+
+    #[test]
+    fn a_heartbeat_refused_by_a_standby_reattaches_on_the_next_server() {
+        let mut c = client();
+        let seq = c.checkout(at(0), "cad");
+        sent(&mut c);
+        c.handle_reply(at(10), Endpoint(0), reply(ONE, seq, granted(4, ONE)));
+        c.handle_timeout(at(30_010));
+        let heartbeat = sent(&mut c).remove(0);
+        c.handle_reply(
+            at(30_020),
+            Endpoint(0),
+            reply(
+                ONE,
+                heartbeat.request.seq,
+                ReplyResult::Denied(Denial::NoMajority),
+            ),
+        );
+        let retry_at = c.poll_timeout().unwrap();
+        c.handle_timeout(at(retry_at.0));
+        let again = sent(&mut c).remove(0);
+        assert_eq!(again.to, Endpoint(1));
+        let ack = ReplyResult::HeartbeatAck {
+            lease_ms: 120_000,
+            held: vec![Handle(4)],
+            unknown: vec![],
+        };
+        c.handle_reply(
+            at(retry_at.0 + 5),
+            Endpoint(1),
+            reply(TWO, again.request.seq, ack),
+        );
+        assert!(events(&mut c).contains(&ClientEvent::FailedOver { from: ONE, to: TWO }));
+    }
+
+    #[test]
+    fn a_request_nobody_serves_is_given_up_with_the_last_reason() {
+        let mut c = client();
+        let seq = c.checkout(at(0), "cad");
+        let mut now = 0;
+        for _ in 0..200 {
+            for t in sent(&mut c) {
+                c.handle_reply(
+                    at(now + 1),
+                    t.to,
+                    reply(ONE, t.request.seq, ReplyResult::Denied(Denial::NoMajority)),
+                );
+            }
+            let Some(next) = c.poll_timeout() else { break };
+            now = next.0;
+            c.handle_timeout(at(now));
+        }
+        let denied = events(&mut c);
+        assert_eq!(
+            denied,
+            vec![ClientEvent::Denied {
+                seq,
+                reason: Denial::NoMajority
+            }]
+        );
+        assert!(now >= 6_000, "kept trying for the give-up time ({now} ms)");
+    }
+
+    #[test]
+    fn requests_wait_their_turn() {
+        let mut c = client();
+        let first = c.checkout(at(0), "cad");
+        let second = c.checkout(at(0), "cad");
+        assert_eq!(sent(&mut c).len(), 1, "one request in flight");
+        c.handle_reply(at(5), Endpoint(0), reply(ONE, first, granted(4, ONE)));
+        let next = sent(&mut c);
+        assert_eq!(next[0].request.seq, second);
+    }
+}

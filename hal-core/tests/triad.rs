@@ -306,11 +306,7 @@ fn a_leader_change_keeps_every_seat() {
 #[test]
 fn a_partitioned_client_stops_before_its_seat_is_reused() {
     let mut config = WorldConfig::lan(15);
-    config.features = vec![FeatureSpec {
-        name: "cad",
-        count: 1,
-        borrow_hours_max: None,
-    }];
+    config.features = vec![FeatureSpec::new("cad", 1, None)];
     let mut w = World::new(config);
     w.run_for(secs(3));
     assert_eq!(checkout_by(&mut w, 0), Some(ONE));
@@ -371,11 +367,7 @@ fn borrowing_goes_only_through_the_primary() {
 #[test]
 fn a_borrow_is_not_released_early_by_a_clock_four_minutes_ahead() {
     let mut config = WorldConfig::lan(17);
-    config.features = vec![FeatureSpec {
-        name: "cad",
-        count: 1,
-        borrow_hours_max: Some(24),
-    }];
+    config.features = vec![FeatureSpec::new("cad", 1, Some(24))];
     let mut w = World::new(config);
     w.run_for(secs(3));
     let seq = w.borrow(0, "cad", 1);
@@ -495,5 +487,100 @@ fn primary_with_tiebreaker_serves_even_when_only_the_tiebreaker_has_the_newest_s
     w.start_server(TWO);
     w.run_for(secs(5));
     assert_eq!(w.active(), Some(ONE), "{:?}", w.role_changes());
+    w.assert_no_violations();
+}
+
+#[test]
+fn license_rules_each_get_their_own_denial() {
+    let mut config = WorldConfig::lan(21);
+    let past = time::Date::from_calendar_date(2026, time::Month::December, 31).unwrap();
+    config.features = vec![
+        FeatureSpec::new("cad", 3, Some(24)),
+        FeatureSpec::new("viewer", 3, None),
+        FeatureSpec {
+            end: Some(past),
+            ..FeatureSpec::new("old", 3, Some(24))
+        },
+        FeatureSpec {
+            hostid_ok: false,
+            ..FeatureSpec::new("locked", 3, Some(24))
+        },
+    ];
+    let mut w = World::new(config);
+    w.run_for(secs(3));
+    let cases = [
+        (World::checkout_op("nosuch"), Denial::UnknownFeature),
+        (World::checkout_op("old"), Denial::LicenseExpired),
+        (World::checkout_op("locked"), Denial::HostIdMismatch),
+        (World::borrow_op("viewer", 1), Denial::BorrowNotAllowed),
+        (World::borrow_op("cad", 25), Denial::BorrowNotAllowed),
+    ];
+    for (op, expected) in cases {
+        let answer = denial(w.probe(ONE, op.clone()));
+        assert_eq!(answer, Some(expected), "{op:?}");
+    }
+    assert_eq!(
+        checkout_by(&mut w, 0),
+        Some(ONE),
+        "the valid feature still serves"
+    );
+    w.assert_no_violations();
+}
+
+#[test]
+fn a_borrow_made_on_the_primary_is_returned_early_on_the_secondary() {
+    let mut w = started(22);
+    let seq = w.borrow(0, "cad", 24);
+    w.run_for(secs(1));
+    let (handle, _) = w.granted(0, seq).unwrap();
+    w.crash(ONE);
+    w.run_for(secs(5));
+    assert_eq!(w.active(), Some(TWO));
+    assert_eq!(
+        w.server(TWO).unwrap().seats().len(),
+        1,
+        "the borrow survived #1's crash"
+    );
+    let back = w.return_borrow(0, handle);
+    w.run_for(secs(5));
+    assert!(
+        matches!(w.answer(0, back), Some(ClientEvent::Released { .. })),
+        "{:?}",
+        w.answer(0, back)
+    );
+    assert_eq!(w.server(TWO).unwrap().seats().len(), 0);
+    w.assert_no_violations();
+}
+
+#[test]
+fn a_server_restarted_from_disk_answers_a_retry_with_the_first_answer() {
+    let mut w = started(23);
+    // Every reply to client 0 is lost while the grant is made.
+    for s in ServerId::ALL {
+        w.cut_one_way(Node::Server(s), Node::Client(0));
+    }
+    let seq = w.checkout(0, "cad");
+    w.run_for(ms(300));
+    for s in ServerId::ALL {
+        w.crash(s);
+    }
+    for s in ServerId::ALL {
+        w.start_server(s);
+    }
+    w.heal_all();
+    w.run_for(secs(10));
+    let (handle, _) = w.granted(0, seq).expect("the retry was answered");
+    let seats: Vec<_> = w
+        .server(ONE)
+        .unwrap()
+        .seats()
+        .iter()
+        .map(|(h, _)| h)
+        .collect();
+    assert_eq!(
+        seats,
+        vec![handle],
+        "one request, one seat, across a full restart"
+    );
     w.assert_no_violations();
 }

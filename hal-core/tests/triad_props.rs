@@ -154,11 +154,7 @@ fn run(schedule: &Schedule) -> World {
     config.timing.client_lease = Duration::from_secs(8);
     config.timing.client_heartbeat = Duration::from_secs(2);
     config.clients = CLIENTS;
-    config.features = vec![FeatureSpec {
-        name: "cad",
-        count: 3,
-        borrow_hours_max: Some(24),
-    }];
+    config.features = vec![FeatureSpec::new("cad", 3, Some(24))];
     config.log_entries_max = 64;
     config.net = NetConfig {
         delay_ms_min: 1,

@@ -83,6 +83,23 @@ pub struct FeatureSpec {
     pub name: &'static str,
     pub count: u32,
     pub borrow_hours_max: Option<u32>,
+    /// The license's END date, if any.
+    pub end: Option<time::Date>,
+    /// False when the servers' HostIDs do not match the license's lock.
+    pub hostid_ok: bool,
+}
+
+impl FeatureSpec {
+    /// `count` seats, borrowable for up to `borrow_hours_max`, no END, no HostID lock.
+    pub fn new(name: &'static str, count: u32, borrow_hours_max: Option<u32>) -> FeatureSpec {
+        FeatureSpec {
+            name,
+            count,
+            borrow_hours_max,
+            end: None,
+            hostid_ok: true,
+        }
+    }
 }
 
 /// How to build a world.
@@ -102,11 +119,7 @@ impl WorldConfig {
             seed,
             timing: Timing::lan(),
             net: NetConfig::lan(),
-            features: vec![FeatureSpec {
-                name: "cad",
-                count: 3,
-                borrow_hours_max: Some(168),
-            }],
+            features: vec![FeatureSpec::new("cad", 3, Some(168))],
             clients: 4,
             log_entries_max: 10_000,
         }
@@ -170,8 +183,8 @@ impl World {
                 count: f.count,
                 borrow_hours_max: f.borrow_hours_max,
                 start: None,
-                end: None,
-                hostid_ok: true,
+                end: f.end,
+                hostid_ok: f.hostid_ok,
             };
             (f.name.to_string(), rules)
         }));
