@@ -9,9 +9,14 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hal_benches::cluster::Cluster;
 use hal_core::ServerId;
-use hal_core::protocol::{ClientId, Handle, LogIndex, RequestSeq};
+use std::sync::Arc;
+
+use hal_benches::cluster::catalog;
+use hal_core::protocol::{ClientId, Handle, LogIndex, RequestSeq, Snapshot, Term};
 use hal_core::seats::{Command, Seats};
-use hal_core::time::WallTime;
+use hal_core::server::{Config, Durable, Server};
+use hal_core::time::{Now, Time, WallTime};
+use hal_core::timing::Timing;
 
 const BATCH: u64 = 10_000;
 
@@ -44,32 +49,65 @@ fn resident_bytes() -> u64 {
     kib.unwrap_or(0) * 1024
 }
 
-/// Resident bytes per seat of a seat table holding one million seats, one per client, as a
-/// follower holds it.
-fn memory_per_seat() {
-    const SEATS: u64 = 1_000_000;
-    let before = resident_bytes();
+const SEATS: u64 = 1_000_000;
+
+/// A seat table holding a million seats, one per client.
+fn million_seats() -> Seats {
     let mut seats = Seats::new();
     for i in 1..=SEATS {
         let command = Command::Grant {
             client: ClientId(i),
             seq: RequestSeq(1),
-            feature: "cad".to_string(),
-            user: format!("user{i:06}"),
-            host: format!("host{i:06}"),
+            feature: "cad".into(),
+            user: format!("user{i:06}").into(),
+            host: format!("host{i:06}").into(),
             borrow_end: None::<WallTime>,
             by: ServerId::PRIMARY,
         };
         seats.apply(LogIndex(i), &command, |_| Some(u32::MAX));
     }
-    let live = resident_bytes().saturating_sub(before);
     assert_eq!(seats.len() as u64, SEATS);
     assert!(seats.seat(Handle(SEATS)).is_some());
-    let per_seat = live as f64 / SEATS as f64;
-    println!(
-        "memory per held seat: {per_seat:.0} bytes ({SEATS} seats, one client each, seat table and client sessions)"
+    seats
+}
+
+/// Resident bytes per seat with a million seats held: in the seat table every server
+/// keeps, and on the active server, which also keeps each seat's lease deadline.
+fn memory_per_seat() {
+    let before = resident_bytes();
+    let seats = million_seats();
+    let table = resident_bytes().saturating_sub(before);
+    let snapshot = Snapshot {
+        last_index: LogIndex(SEATS),
+        last_term: Term(1),
+        seats,
+    };
+    let durable = Durable {
+        term: Term(1),
+        voted_for: None,
+        snapshot: Some(Arc::new(snapshot)),
+        entries: Vec::new(),
+    };
+    let now = Now {
+        mono: Time(0),
+        wall: WallTime(1_800_000_000_000),
+    };
+    let active = Server::new(
+        Config::single(Timing::lan()),
+        catalog(u32::MAX),
+        durable,
+        now,
     );
-    black_box(seats);
+    assert!(active.is_leader());
+    let leader = resident_bytes().saturating_sub(before);
+    let per_seat = |bytes: u64| bytes as f64 / SEATS as f64;
+    println!(
+        "memory per held seat: {:.0} bytes in the seat table, {:.0} bytes on the active server \
+         ({SEATS} seats, one client each; resident memory)",
+        per_seat(table),
+        per_seat(leader)
+    );
+    black_box(active);
 }
 
 fn memory(_: &mut Criterion) {

@@ -26,6 +26,7 @@
 //! hand it to someone else (DESIGN §3.3).
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::ServerId;
@@ -130,8 +131,8 @@ pub const QUEUE_MAX: usize = 1024;
 #[derive(Debug)]
 pub struct Client {
     id: ClientId,
-    user: String,
-    host: String,
+    user: Arc<str>,
+    host: Arc<str>,
     config: ClientConfig,
     /// The path entries, the one to try first at the front.
     order: VecDeque<Endpoint>,
@@ -164,8 +165,8 @@ impl Client {
     ) -> Client {
         Client {
             id,
-            user: user.to_string(),
-            host: host.to_string(),
+            user: Arc::from(user),
+            host: Arc::from(host),
             config,
             order: (0..path_len.max(1)).map(Endpoint).collect(),
             known: BTreeMap::new(),
@@ -214,7 +215,7 @@ impl Client {
     /// Asks for a seat of `feature`; the answer comes as an event with the returned seq.
     pub fn checkout(&mut self, now: Now, feature: &str) -> RequestSeq {
         let op = Op::Checkout {
-            feature: feature.to_string(),
+            feature: Arc::from(feature),
             user: self.user.clone(),
             host: self.host.clone(),
         };
@@ -224,7 +225,7 @@ impl Client {
     /// Asks to borrow a seat of `feature` for `hours`.
     pub fn borrow(&mut self, now: Now, feature: &str, hours: u32) -> RequestSeq {
         let op = Op::Borrow {
-            feature: feature.to_string(),
+            feature: Arc::from(feature),
             user: self.user.clone(),
             host: self.host.clone(),
             hours,
@@ -501,7 +502,9 @@ impl Client {
                 granted_by,
             } => {
                 let feature = match &pending.op {
-                    Op::Checkout { feature, .. } | Op::Borrow { feature, .. } => feature.clone(),
+                    Op::Checkout { feature, .. } | Op::Borrow { feature, .. } => {
+                        feature.to_string()
+                    }
                     _ => String::new(),
                 };
                 let lease_until = borrow_end

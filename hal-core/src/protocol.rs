@@ -157,20 +157,21 @@ pub struct ClientRequest {
     pub op: Op,
 }
 
-/// What a client asks for.
+/// What a client asks for. Names are shared (`Arc<str>`), so retries and log entries
+/// copy no text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
     /// A floating seat, kept alive by heartbeats.
     Checkout {
-        feature: String,
-        user: String,
-        host: String,
+        feature: Arc<str>,
+        user: Arc<str>,
+        host: Arc<str>,
     },
     /// A seat taken away for `hours`, kept without heartbeats until it ends.
     Borrow {
-        feature: String,
-        user: String,
-        host: String,
+        feature: Arc<str>,
+        user: Arc<str>,
+        host: Arc<str>,
         hours: u32,
     },
     /// Give a checked-out seat back.

@@ -7,6 +7,7 @@
 //! remembered, so a retried request gets its original answer instead of a second seat.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -23,9 +24,9 @@ pub enum Command {
     Grant {
         client: ClientId,
         seq: RequestSeq,
-        feature: String,
-        user: String,
-        host: String,
+        feature: Arc<str>,
+        user: Arc<str>,
+        host: Arc<str>,
         borrow_end: Option<WallTime>,
         /// The leader that decided the grant (for borrows, always #1).
         by: ServerId,
@@ -60,7 +61,66 @@ pub struct Seat {
     /// Index into [`Seats`]' feature names.
     feature: u32,
     pub client: ClientId,
-    pub borrow_end: Option<WallTime>,
+    /// A borrow's end in wall-clock ms, 0 for a checkout (kept as a plain number so a
+    /// seat takes 24 bytes: a million seats are held in memory).
+    borrow_end_ms: u64,
+}
+
+impl Seat {
+    /// A borrow's end; `None` for a checkout.
+    pub fn borrow_end(&self) -> Option<WallTime> {
+        (self.borrow_end_ms != 0).then_some(WallTime(self.borrow_end_ms))
+    }
+}
+
+/// An outcome as a session stores it: [`Outcome`] packed into 24 bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+enum StoredOutcome {
+    Granted {
+        handle: Handle,
+        borrow_end_ms: u64,
+        by: ServerId,
+    },
+    Released {
+        handle: Handle,
+    },
+    Denied(Denial),
+}
+
+impl From<&Outcome> for StoredOutcome {
+    fn from(outcome: &Outcome) -> StoredOutcome {
+        match outcome {
+            Outcome::Granted {
+                handle,
+                borrow_end,
+                by,
+            } => StoredOutcome::Granted {
+                handle: *handle,
+                borrow_end_ms: borrow_end.map_or(0, |end| end.0),
+                by: *by,
+            },
+            Outcome::Released { handle } => StoredOutcome::Released { handle: *handle },
+            Outcome::Denied(denial) => StoredOutcome::Denied(denial.clone()),
+        }
+    }
+}
+
+impl From<&StoredOutcome> for Outcome {
+    fn from(stored: &StoredOutcome) -> Outcome {
+        match stored {
+            StoredOutcome::Granted {
+                handle,
+                borrow_end_ms,
+                by,
+            } => Outcome::Granted {
+                handle: *handle,
+                borrow_end: (*borrow_end_ms != 0).then_some(WallTime(*borrow_end_ms)),
+                by: *by,
+            },
+            StoredOutcome::Released { handle } => Outcome::Released { handle: *handle },
+            StoredOutcome::Denied(denial) => Outcome::Denied(denial.clone()),
+        }
+    }
 }
 
 /// What the table remembers of a client.
@@ -70,7 +130,7 @@ struct Session {
     identity: Box<str>,
     user_len: u32,
     last_seq: RequestSeq,
-    last_outcome: Option<Outcome>,
+    last_outcome: Option<StoredOutcome>,
     /// The log index of the client's last applied request, for evicting idle sessions.
     last_index: LogIndex,
     seats_held: u32,
@@ -91,7 +151,7 @@ impl Session {
     fn seen(&self, seq: RequestSeq) -> Seen {
         match &self.last_outcome {
             _ if self.last_seq > seq => Seen::Stale,
-            Some(outcome) if self.last_seq == seq => Seen::Retry(outcome.clone()),
+            Some(outcome) if self.last_seq == seq => Seen::Retry(outcome.into()),
             _ => Seen::New,
         }
     }
@@ -113,7 +173,7 @@ impl Session {
 
     fn record(&mut self, index: LogIndex, seq: RequestSeq, outcome: Outcome) {
         self.last_seq = seq;
-        self.last_outcome = Some(outcome);
+        self.last_outcome = Some(StoredOutcome::from(&outcome));
         self.last_index = index;
     }
 }
@@ -190,10 +250,10 @@ impl Seats {
                     session.record(index, seq, Outcome::Denied(Denial::UnknownFeature));
                     return Some(Outcome::Denied(Denial::UnknownFeature));
                 };
-                let slot = match self.names.iter().position(|n| n == feature) {
+                let slot = match self.names.iter().position(|n| **n == **feature) {
                     Some(slot) => slot,
                     None => {
-                        self.names.push(feature.clone());
+                        self.names.push(feature.to_string());
                         self.used.push(0);
                         self.names.len() - 1
                     }
@@ -208,7 +268,7 @@ impl Seats {
                     let seat = Seat {
                         feature: u32::try_from(slot).unwrap_or(u32::MAX),
                         client,
-                        borrow_end: *borrow_end,
+                        borrow_end_ms: borrow_end.map_or(0, |end| end.0),
                     };
                     self.seats.insert(handle, seat);
                     Outcome::Granted {

@@ -33,9 +33,9 @@ fn checkout(client: u64, seq: u64) -> ClientRequest {
         client: ClientId(client),
         seq: RequestSeq(seq),
         op: Op::Checkout {
-            feature: "viewer".to_string(),
-            user: "u".to_string(),
-            host: "h".to_string(),
+            feature: "viewer".into(),
+            user: "u".into(),
+            host: "h".into(),
         },
     }
 }

@@ -219,9 +219,9 @@ impl Server {
             let mine = self
                 .seats
                 .seat(handle)
-                .is_some_and(|s| s.client == client && s.borrow_end.is_none());
+                .is_some_and(|s| s.client == client && s.borrow_end().is_none());
             if mine && !leader.expiring.contains(&handle) {
-                leader.set_deadline(handle, deadline);
+                leader.leases.set(handle, deadline);
                 held.push(handle);
             } else if self.seats.seat(handle).is_some_and(|s| s.client == client) {
                 // A borrowed seat needs no heartbeat; it is held all the same.
@@ -247,14 +247,7 @@ impl Server {
             return;
         };
         let mut expired: Vec<Handle> = Vec::new();
-        while let Some(&(deadline, handle)) = leader.expiry_order.first() {
-            if deadline > now.mono {
-                break;
-            }
-            leader.expiry_order.pop_first();
-            leader.deadlines.remove(&handle);
-            expired.push(handle);
-        }
+        expired.extend(leader.leases.take_expired(now.mono));
         while let Some(&(end, handle)) = leader.borrows.first() {
             if end + skew > now.wall {
                 break;

@@ -19,6 +19,7 @@
 //! No IO, no clock, no randomness: the shell sends, stores and keeps time.
 
 mod clients;
+mod leases;
 mod peers;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -208,10 +209,9 @@ struct Leader {
     /// Each client's proposed but not yet applied request.
     proposed: BTreeMap<ClientId, (RequestSeq, LogIndex)>,
     /// Grants in the log not yet applied, per feature.
-    grants_in_flight: BTreeMap<String, u32>,
+    grants_in_flight: BTreeMap<Arc<str>, u32>,
     /// Checked-out seats: when each expires unless a heartbeat comes.
-    deadlines: BTreeMap<Handle, Time>,
-    expiry_order: BTreeSet<(Time, Handle)>,
+    leases: leases::Leases,
     /// Borrowed seats by end (wall clock); entries of seats returned early stay until
     /// their end passes.
     borrows: BTreeSet<(WallTime, Handle)>,
@@ -238,8 +238,9 @@ pub struct Server {
     // Durable state.
     term: Term,
     voted_for: Option<ServerId>,
+    /// No snapshot is kept in memory: a peer that needs one gets the applied state of
+    /// the moment ([`Server::current_snapshot`]), which is at least as far along.
     log: Log,
-    snapshot: Option<Arc<Snapshot>>,
     // Volatile state.
     commit: LogIndex,
     applied: LogIndex,
@@ -262,15 +263,23 @@ impl Server {
             ServerPosition::Single => Vec::new(),
             ServerPosition::Triad(_) => ServerId::ALL.into_iter().filter(|p| *p != id).collect(),
         };
-        let (seats, log, applied) = match &durable.snapshot {
-            Some(s) => (
-                s.seats.clone(),
-                Log::restore(s.last_index, s.last_term, durable.entries.clone()),
-                s.last_index,
-            ),
+        let Durable {
+            term,
+            voted_for,
+            snapshot,
+            entries,
+        } = durable;
+        let (seats, log, applied) = match snapshot {
+            Some(s) => {
+                let log = Log::restore(s.last_index, s.last_term, entries);
+                let applied = s.last_index;
+                // The shell usually hands the only copy over: take it without copying.
+                let seats = Arc::try_unwrap(s).map_or_else(|s| s.seats.clone(), |s| s.seats);
+                (seats, log, applied)
+            }
             None => (
                 Seats::new(),
-                Log::restore(LogIndex(0), Term(0), durable.entries.clone()),
+                Log::restore(LogIndex(0), Term(0), entries),
                 LogIndex(0),
             ),
         };
@@ -278,10 +287,9 @@ impl Server {
             contact: peers.iter().map(|p| (*p, Contact::default())).collect(),
             peers,
             catalog,
-            term: durable.term,
-            voted_for: durable.voted_for,
+            term,
+            voted_for,
             log,
-            snapshot: durable.snapshot,
             commit: applied,
             applied,
             seats,
@@ -404,6 +412,15 @@ impl Server {
         &self.config.timing
     }
 
+    /// The peers' ids, copied out so the loop may borrow `self` mutably.
+    fn peer_ids(&self) -> impl Iterator<Item = ServerId> + use<> {
+        let mut ids = [None; 2];
+        for (slot, id) in ids.iter_mut().zip(&self.peers) {
+            *slot = Some(*id);
+        }
+        ids.into_iter().flatten()
+    }
+
     fn majority(&self) -> usize {
         let cluster = self.peers.len() + 1;
         cluster / 2 + 1
@@ -442,7 +459,7 @@ impl Server {
             self.push(Output::Persist(Persist::Entries { first, entries }));
         }
         if self.is_leader() {
-            for peer in self.peers.clone() {
+            for peer in self.peer_ids() {
                 self.send_new_entries(peer);
             }
             self.advance_commit();
@@ -511,6 +528,16 @@ impl Server {
         self.maybe_snapshot();
     }
 
+    /// The applied state as a snapshot, for a peer behind the log's start.
+    fn current_snapshot(&self) -> Option<Arc<Snapshot>> {
+        let last_term = self.log.term_at(self.applied)?;
+        Some(Arc::new(Snapshot {
+            last_index: self.applied,
+            last_term,
+            seats: self.seats.clone(),
+        }))
+    }
+
     /// Compacts the log into a snapshot once it is longer than `log_entries_max`.
     fn maybe_snapshot(&mut self) {
         if self.log.len() <= self.config.log_entries_max
@@ -527,8 +554,7 @@ impl Server {
             seats: self.seats.clone(),
         });
         self.log.compact_to(self.applied, term);
-        self.push(Output::Persist(Persist::Snapshot(snapshot.clone())));
-        self.snapshot = Some(snapshot);
+        self.push(Output::Persist(Persist::Snapshot(snapshot)));
     }
 
     /// Checks the state's own rules; panics naming the broken one. Cheap enough for
@@ -561,24 +587,7 @@ impl Server {
             );
             assert_eq!(self.voted_for, Some(self.id()), "a leader voted for itself");
             assert!(leader.noop_index <= last, "the no-op is in the log");
-            for (handle, deadline) in &leader.deadlines {
-                assert!(
-                    leader.expiry_order.contains(&(*deadline, *handle)),
-                    "expiry order holds every deadline"
-                );
-            }
-            assert_eq!(
-                leader.deadlines.len(),
-                leader.expiry_order.len(),
-                "one expiry per deadline"
-            );
-        }
-        if let Some(snapshot) = &self.snapshot {
-            assert_eq!(
-                snapshot.last_index,
-                self.log.snapshot_index(),
-                "the log starts after the snapshot"
-            );
+            leader.leases.check_invariants();
         }
         self.seats.check_invariants();
     }
@@ -599,7 +608,7 @@ impl Server {
         };
         match (command, &outcome) {
             (Command::Grant { feature, .. }, _) => {
-                if let Some(n) = leader.grants_in_flight.get_mut(feature) {
+                if let Some(n) = leader.grants_in_flight.get_mut(&**feature) {
                     *n = n.saturating_sub(1);
                 }
                 if let Some(Outcome::Granted {
@@ -610,12 +619,13 @@ impl Server {
                         Some(end) => {
                             leader.borrows.insert((*end, *handle));
                         }
-                        None => leader.set_deadline(*handle, now + lease),
+                        None => leader.leases.set(*handle, now + lease),
                     }
                 }
             }
             (Command::Release { handle, .. } | Command::Expire { handle }, _) => {
-                leader.forget_seat(*handle);
+                leader.leases.remove(*handle);
+                leader.expiring.remove(handle);
             }
             (Command::Noop, _) => {}
         }
@@ -630,23 +640,6 @@ impl Server {
                 clients::reply_for(client, seq, from, outcome, self.config.timing.client_lease);
             self.push(Output::Reply(reply));
         }
-    }
-}
-
-impl Leader {
-    fn set_deadline(&mut self, handle: Handle, deadline: Time) {
-        if let Some(old) = self.deadlines.insert(handle, deadline) {
-            self.expiry_order.remove(&(old, handle));
-        }
-        self.expiry_order.insert((deadline, handle));
-    }
-
-    fn forget_seat(&mut self, handle: Handle) {
-        if let Some(old) = self.deadlines.remove(&handle) {
-            self.expiry_order.remove(&(old, handle));
-        }
-        // `borrows` is cleaned lazily when the end passes: the seat is gone by then.
-        self.expiring.remove(&handle);
     }
 }
 

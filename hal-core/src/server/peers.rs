@@ -130,7 +130,7 @@ impl Server {
             last_term: self.log.last_term(),
         };
         let proposed = Term(self.term.0 + 1);
-        for peer in self.peers.clone() {
+        for peer in self.peer_ids() {
             let message = PeerMessage {
                 from: self.id(),
                 to: peer,
@@ -191,7 +191,7 @@ impl Server {
             last_term: self.log.last_term(),
             transfer,
         };
-        for peer in self.peers.clone() {
+        for peer in self.peer_ids() {
             self.send(peer, body.clone());
         }
     }
@@ -281,8 +281,7 @@ impl Server {
             waiters: Default::default(),
             proposed: Default::default(),
             grants_in_flight: Default::default(),
-            deadlines: Default::default(),
-            expiry_order: Default::default(),
+            leases: Default::default(),
             borrows: Default::default(),
             expiring: Default::default(),
             transfer_since: None,
@@ -290,11 +289,11 @@ impl Server {
         // Every seat held gets a fresh lease from the term start (DESIGN §3.3).
         let lease = self.timing().client_lease + self.timing().expiry_margin();
         for (handle, seat) in self.seats.iter() {
-            match seat.borrow_end {
+            match seat.borrow_end() {
                 Some(end) => {
                     leader.borrows.insert((end, handle));
                 }
-                None => leader.set_deadline(handle, now + lease),
+                None => leader.leases.set(handle, now + lease),
             }
         }
         for index in (self.applied.0 + 1)..=self.log.last_index().0 {
@@ -456,7 +455,6 @@ impl Server {
         if let Some((first, entries)) = self.log.take_unpersisted() {
             self.push(Output::Persist(super::Persist::Entries { first, entries }));
         }
-        self.snapshot = Some(snapshot);
     }
 
     // ----- log donation -----
@@ -480,9 +478,9 @@ impl Server {
                     last_term,
                 }
             }
-            None => match &self.snapshot {
+            None => match self.current_snapshot() {
                 Some(snapshot) => PeerBody::DonateSnapshot {
-                    snapshot: snapshot.clone(),
+                    snapshot,
                     last_index,
                     last_term,
                 },
@@ -584,6 +582,19 @@ impl Server {
     /// with the current heartbeat round.
     pub(super) fn send_append(&mut self, peer: ServerId) {
         let max = self.config.append_entries_max;
+        let next = match &self.state {
+            State::Leader(leader) => leader.progress.get(&peer).map(|p| p.next),
+            _ => None,
+        };
+        let Some(next) = next else {
+            return;
+        };
+        let prev_index = LogIndex(next.0.saturating_sub(1));
+        // Behind the log's start: the peer needs the applied state itself.
+        let snapshot = match self.log.term_at(prev_index) {
+            Some(_) => None,
+            None => self.current_snapshot(),
+        };
         let State::Leader(leader) = &mut self.state else {
             return;
         };
@@ -591,11 +602,10 @@ impl Server {
         let Some(progress) = leader.progress.get_mut(&peer) else {
             return;
         };
-        let prev_index = LogIndex(progress.next.0.saturating_sub(1));
-        let body = match self.log.term_at(prev_index) {
-            Some(prev_term) => {
-                let entries = self.log.entries_from(progress.next, max);
-                progress.next = LogIndex(progress.next.0 + entries.len() as u64);
+        let body = match (self.log.term_at(prev_index), snapshot) {
+            (Some(prev_term), _) => {
+                let entries = self.log.entries_from(next, max);
+                progress.next = LogIndex(next.0 + entries.len() as u64);
                 PeerBody::Append {
                     prev_index,
                     prev_term,
@@ -604,16 +614,11 @@ impl Server {
                     round,
                 }
             }
-            None => match &self.snapshot {
-                Some(snapshot) => {
-                    progress.next = LogIndex(snapshot.last_index.0 + 1);
-                    PeerBody::InstallSnapshot {
-                        snapshot: snapshot.clone(),
-                        round,
-                    }
-                }
-                None => return,
-            },
+            (None, Some(snapshot)) => {
+                progress.next = LogIndex(snapshot.last_index.0 + 1);
+                PeerBody::InstallSnapshot { snapshot, round }
+            }
+            (None, None) => return,
         };
         self.send(peer, body);
     }
@@ -671,8 +676,12 @@ impl Server {
         let State::Leader(leader) = &self.state else {
             return;
         };
-        let mut matched: Vec<LogIndex> = leader.progress.values().map(|p| p.matched).collect();
-        matched.push(persisted);
+        // At most three servers: the positions live on the stack.
+        let mut matched = [LogIndex(0); 3];
+        matched[0] = persisted;
+        for (slot, progress) in matched[1..].iter_mut().zip(leader.progress.values()) {
+            *slot = progress.matched;
+        }
         matched.sort_unstable_by(|a, b| b.cmp(a));
         let candidate = matched[majority - 1];
         if candidate > self.commit && self.log.term_at(candidate) == Some(self.term) {
@@ -711,7 +720,7 @@ impl Server {
         {
             leader.round_sent.pop_front();
         }
-        for peer in self.peers.clone() {
+        for peer in self.peer_ids() {
             self.send_append(peer);
         }
         self.expire_seats();

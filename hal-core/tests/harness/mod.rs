@@ -435,18 +435,18 @@ impl World {
     /// A checkout of `feature` as a probe would send it.
     pub fn checkout_op(feature: &str) -> Op {
         Op::Checkout {
-            feature: feature.to_string(),
-            user: "probe".to_string(),
-            host: "probe".to_string(),
+            feature: feature.into(),
+            user: "probe".into(),
+            host: "probe".into(),
         }
     }
 
     /// A borrow of `feature` for `hours` as a probe would send it.
     pub fn borrow_op(feature: &str, hours: u32) -> Op {
         Op::Borrow {
-            feature: feature.to_string(),
-            user: "probe".to_string(),
-            host: "probe".to_string(),
+            feature: feature.into(),
+            user: "probe".into(),
+            host: "probe".into(),
             hours,
         }
     }
