@@ -452,12 +452,17 @@ impl Server {
         self.push(Output::Persist(write));
     }
 
-    /// Hands new log entries to the shell; then, as leader, sends them on and (alone)
-    /// commits them.
-    fn flush(&mut self) {
+    /// Hands the log's changes (new entries, a truncated tail) to the shell to persist.
+    fn persist_log(&mut self) {
         if let Some((first, entries)) = self.log.take_unpersisted() {
             self.push(Output::Persist(Persist::Entries { first, entries }));
         }
+    }
+
+    /// Hands new log entries to the shell; then, as leader, sends them on and (alone)
+    /// commits them.
+    fn flush(&mut self) {
+        self.persist_log();
         if self.is_leader() {
             for peer in self.peer_ids() {
                 self.send_new_entries(peer);

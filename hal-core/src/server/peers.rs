@@ -373,9 +373,7 @@ impl Server {
             self.commit = new_commit;
         }
         // The reply must follow the write that makes the entries durable.
-        if let Some((first, entries)) = self.log.take_unpersisted() {
-            self.push(Output::Persist(super::Persist::Entries { first, entries }));
-        }
+        self.persist_log();
         self.apply_committed();
         self.send(
             from,
@@ -452,9 +450,7 @@ impl Server {
         self.commit = last;
         self.applied = last;
         self.push(Output::Persist(super::Persist::Snapshot(snapshot.clone())));
-        if let Some((first, entries)) = self.log.take_unpersisted() {
-            self.push(Output::Persist(super::Persist::Entries { first, entries }));
-        }
+        self.persist_log();
     }
 
     // ----- log donation -----
@@ -490,6 +486,22 @@ impl Server {
         self.send(to, body);
     }
 
+    /// Whether a donation from a donor whose log ends at `donor_last` may be taken: only
+    /// by a non-leader whose own log is less up to date. Adopts the donor's term first,
+    /// since a log never holds entries from a term later than the server's own.
+    fn accepts_donation(&mut self, donor_last: (LogIndex, Term)) -> bool {
+        let (donor_index, donor_term) = donor_last;
+        if self.is_leader()
+            || (donor_term, donor_index) <= (self.log.last_term(), self.log.last_index())
+        {
+            return false;
+        }
+        if donor_term > self.term {
+            self.become_follower(donor_term, None);
+        }
+        true
+    }
+
     /// Takes entries from a donor whose log is more up to date. Safe because a log more
     /// up to date than this one holds every entry this one has that is committed (the
     /// argument behind Raft's vote restriction), so only uncommitted entries are replaced.
@@ -501,15 +513,8 @@ impl Server {
         entries: Vec<Arc<Entry>>,
         donor_last: (LogIndex, Term),
     ) {
-        let (donor_index, donor_term) = donor_last;
-        if self.is_leader()
-            || (donor_term, donor_index) <= (self.log.last_term(), self.log.last_index())
-        {
+        if !self.accepts_donation(donor_last) {
             return;
-        }
-        // A log never holds entries from a term later than the server's own.
-        if donor_term > self.term {
-            self.become_follower(donor_term, None);
         }
         if prev_index >= self.log.snapshot_index()
             && self.log.term_at(prev_index) != Some(prev_term)
@@ -527,9 +532,7 @@ impl Server {
             return;
         }
         let last_new = self.store_entries(prev_index, entries);
-        if let Some((first, entries)) = self.log.take_unpersisted() {
-            self.push(Output::Persist(super::Persist::Entries { first, entries }));
-        }
+        self.persist_log();
         self.send(
             from,
             PeerBody::DonateReply {
@@ -545,15 +548,8 @@ impl Server {
         snapshot: Arc<Snapshot>,
         donor_last: (LogIndex, Term),
     ) {
-        let (donor_index, donor_term) = donor_last;
-        if self.is_leader()
-            || (donor_term, donor_index) <= (self.log.last_term(), self.log.last_index())
-        {
+        if !self.accepts_donation(donor_last) {
             return;
-        }
-        // A log never holds entries from a term later than the server's own.
-        if donor_term > self.term {
-            self.become_follower(donor_term, None);
         }
         let last = snapshot.last_index;
         if last > self.commit {

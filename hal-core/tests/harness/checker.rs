@@ -73,8 +73,6 @@ impl Checker {
         }
     }
 
-    pub fn link_changed(&mut self, _t: u64) {}
-
     pub fn dropped(&mut self, from: Node, to: Node, t: u64) {
         let primary = Node::Server(ServerId::PRIMARY);
         if from == primary || to == primary {
