@@ -112,7 +112,11 @@ pub struct HeldSeat {
 /// A logged request on its way.
 #[derive(Debug, Clone)]
 struct Pending {
+    /// The number the application knows the request by.
     seq: RequestSeq,
+    /// The number on the wire: `seq`, or a fresh one when a grant lapsed before this
+    /// client heard of it and the request is asked anew.
+    wire: RequestSeq,
     op: Op,
     first_sent: Time,
     /// The current attempt: where and when it went (None: waiting to be sent).
@@ -274,6 +278,7 @@ impl Client {
         };
         self.pending = Some(Pending {
             seq,
+            wire: seq,
             op,
             first_sent: self.now.mono,
             attempt: None,
@@ -293,7 +298,7 @@ impl Client {
         pending.attempts_in_pass += 1;
         let request = ClientRequest {
             client: self.id,
-            seq: pending.seq,
+            seq: pending.wire,
             op: pending.op.clone(),
         };
         self.transmits.push_back(Transmit { to, request });
@@ -316,7 +321,7 @@ impl Client {
             let (_, _, sent) = self.heartbeats[position];
             self.heartbeats.drain(..=position);
             self.on_heartbeat_reply(from, sent, reply);
-        } else if self.pending.as_ref().is_some_and(|p| p.seq == reply.seq) {
+        } else if self.pending.as_ref().is_some_and(|p| p.wire == reply.seq) {
             self.on_request_reply(from, reply);
         }
         self.expire_local();
@@ -476,11 +481,24 @@ impl Client {
             return;
         };
         let sent = pending.attempt.map_or(self.now.mono, |(_, t)| t);
+        let seq = pending.seq;
         match reply.result {
             ReplyResult::Denied(denial) if denial.try_elsewhere() => {
                 pending.last_denial = Some(denial.clone());
                 self.look_elsewhere(from, &denial);
                 self.retry_pending();
+                return;
+            }
+            ReplyResult::Denied(Denial::UnknownHandle)
+                if matches!(pending.op, Op::Checkout { .. } | Op::Borrow { .. }) =>
+            {
+                // The seat this request got lapsed before the reply reached us: ask anew.
+                let wire = RequestSeq(self.next_seq);
+                self.next_seq += 1;
+                if let Some(pending) = self.pending.as_mut() {
+                    pending.wire = wire;
+                }
+                self.send_pending();
                 return;
             }
             ReplyResult::Denied(reason) => {
@@ -490,10 +508,7 @@ impl Client {
                     let handle = *handle;
                     self.seats.remove(&handle);
                 }
-                self.events.push_back(ClientEvent::Denied {
-                    seq: reply.seq,
-                    reason,
-                });
+                self.events.push_back(ClientEvent::Denied { seq, reason });
             }
             ReplyResult::Granted {
                 handle,
@@ -520,7 +535,7 @@ impl Client {
                 );
                 self.served_by(reply.from);
                 let event = ClientEvent::Granted {
-                    seq: reply.seq,
+                    seq,
                     handle,
                     server: reply.from,
                     granted_by,
@@ -532,10 +547,7 @@ impl Client {
             ReplyResult::Released { handle } => {
                 self.seats.remove(&handle);
                 self.served_by(reply.from);
-                self.events.push_back(ClientEvent::Released {
-                    seq: reply.seq,
-                    handle,
-                });
+                self.events.push_back(ClientEvent::Released { seq, handle });
             }
             ReplyResult::HeartbeatAck { .. } => return,
         }

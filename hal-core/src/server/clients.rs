@@ -6,10 +6,12 @@ use super::{Output, Server, State, millis};
 use crate::ServerEvent;
 use crate::ServerId;
 use crate::license::ServerPosition;
+use crate::protocol::LogIndex;
 use crate::protocol::{
     ClientId, ClientRequest, Denial, Entry, Handle, Op, ReplyResult, RequestSeq, ServerReply,
 };
 use crate::seats::{Command, Outcome, Seen};
+use crate::time::Time;
 
 /// The reply that carries an applied outcome.
 pub(super) fn reply_for(
@@ -100,10 +102,7 @@ impl Server {
             return Err(ReplyResult::Denied(denial));
         }
         match self.seats.seen(client, seq) {
-            Seen::Retry(outcome) => {
-                let reply = reply_for(client, seq, self.id(), outcome, self.timing().client_lease);
-                return Err(reply.result);
-            }
+            Seen::Retry(outcome) => return Err(self.repeat_answer(client, seq, outcome)),
             Seen::Stale => return Ok(None),
             Seen::New => {}
         }
@@ -194,6 +193,58 @@ impl Server {
     /// Renews the leases of the client's seats, if this server may: it must lead, hold
     /// its leader lease (so no other leader can exist) and have applied its term's no-op
     /// (so it knows every committed seat).
+    /// The original answer to a retried request. A grant is repeated only while the seat
+    /// is still held, and its lease is renewed as a heartbeat would (the client counts
+    /// its lease from this retry); a grant that lapsed before the client heard of it is
+    /// answered `unknown_handle`, and the client asks afresh.
+    fn repeat_answer(
+        &mut self,
+        client: ClientId,
+        seq: RequestSeq,
+        outcome: Outcome,
+    ) -> ReplyResult {
+        if let Outcome::Granted {
+            handle, borrow_end, ..
+        } = &outcome
+        {
+            let expiring = match &self.state {
+                State::Leader(leader) => leader.expiring.contains(handle),
+                _ => true,
+            };
+            let held = self.seats.seat(*handle).is_some_and(|s| s.client == client);
+            if !held || expiring {
+                return ReplyResult::Denied(Denial::UnknownHandle);
+            }
+            if borrow_end.is_none() {
+                let deadline =
+                    self.now.mono + self.timing().client_lease + self.timing().expiry_margin();
+                let Some(leader) =
+                    Self::leased_leader(&mut self.state, self.now.mono, self.applied)
+                else {
+                    return ReplyResult::Denied(Denial::NoMajority);
+                };
+                leader.leases.set(*handle, deadline);
+            }
+        }
+        reply_for(client, seq, self.id(), outcome, self.timing().client_lease).result
+    }
+
+    /// The leader state, if this server may renew leases now: it leads, holds its leader
+    /// lease (so no other leader can exist) and has applied its term's no-op (so it knows
+    /// every committed seat).
+    /// (A free function of the state alone, so the seat table stays readable meanwhile.)
+    fn leased_leader(
+        state: &mut State,
+        now: Time,
+        applied: LogIndex,
+    ) -> Option<&mut super::Leader> {
+        let State::Leader(leader) = state else {
+            return None;
+        };
+        let leased = leader.lease_until.is_some_and(|until| now < until);
+        (leased && applied >= leader.noop_index).then_some(&mut **leader)
+    }
+
     fn heartbeat(
         &mut self,
         client: ClientId,
@@ -205,14 +256,9 @@ impl Server {
         let now = self.now.mono;
         let lease = self.timing().client_lease;
         let deadline = now + lease + self.timing().expiry_margin();
-        let applied = self.applied;
-        let State::Leader(leader) = &mut self.state else {
+        let Some(leader) = Self::leased_leader(&mut self.state, now, self.applied) else {
             return ReplyResult::Denied(Denial::NoMajority);
         };
-        let leased = leader.lease_until.is_some_and(|until| now < until);
-        if !leased || applied < leader.noop_index {
-            return ReplyResult::Denied(Denial::NoMajority);
-        }
         let mut held = Vec::new();
         let mut unknown = Vec::new();
         for handle in handles {
