@@ -584,3 +584,26 @@ fn a_server_restarted_from_disk_answers_a_retry_with_the_first_answer() {
     );
     w.assert_no_violations();
 }
+
+#[test]
+fn the_wan_profile_fails_over_and_back_on_its_own_timers() {
+    let mut config = WorldConfig::lan(24);
+    config.timing = hal_core::timing::Timing::wan();
+    config.net.delay_ms_min = 20;
+    config.net.delay_ms_max = 80;
+    let mut w = World::new(config);
+    w.run_for(secs(10));
+    assert_eq!(w.active(), Some(ONE));
+    w.crash(ONE);
+    // #2 campaigns after election_timeout + failover_delay (5 s + 2 s).
+    w.run_for(secs(6));
+    assert_eq!(w.active(), None, "#2 waits out its failover delay");
+    w.run_for(secs(4));
+    assert_eq!(w.active(), Some(TWO));
+    w.start_server(ONE);
+    w.run_for(secs(110));
+    assert_eq!(w.active(), Some(TWO), "the WAN hold is 120 s");
+    w.run_for(secs(20));
+    assert_eq!(w.active(), Some(ONE));
+    w.assert_no_violations();
+}

@@ -541,14 +541,18 @@ impl World {
                 .into_iter()
                 .rev()
                 .collect();
+            let test = std::thread::current().name().unwrap_or("").to_string();
             panic!(
-                "seed {}: invariants violated:\n{}\n--- last trace lines ---\n{}",
+                "seed {}: invariants violated:\n{}\n--- last trace lines ---\n{}\n\
+                 replay: cargo test -p hal-core --test {} {test} -- --exact \
+                 (a property test replays its saved failing schedules first)",
                 self.config.seed,
                 violations.join("\n"),
                 tail.iter()
                     .map(|s| s.as_str())
                     .collect::<Vec<_>>()
-                    .join("\n")
+                    .join("\n"),
+                env!("CARGO_CRATE_NAME"),
             );
         }
     }
