@@ -121,6 +121,10 @@ struct Pending {
     first_sent: Time,
     /// The current attempt: where and when it went (None: waiting to be sent).
     attempt: Option<(Endpoint, Time)>,
+    /// The first time the current wire number went to each endpoint. A reply from an
+    /// endpoint may answer any attempt sent there, so a granted seat's lease counts from
+    /// the earliest: never later than the server's own start of the lease.
+    first_sent_to: BTreeMap<Endpoint, Time>,
     /// Attempts since the last pause.
     attempts_in_pass: usize,
     last_denial: Option<Denial>,
@@ -279,6 +283,7 @@ impl Client {
         self.pending = Some(Pending {
             seq,
             wire: seq,
+            first_sent_to: BTreeMap::new(),
             op,
             first_sent: self.now.mono,
             attempt: None,
@@ -295,6 +300,7 @@ impl Client {
             return;
         };
         pending.attempt = Some((to, now));
+        pending.first_sent_to.entry(to).or_insert(now);
         pending.attempts_in_pass += 1;
         let request = ClientRequest {
             client: self.id,
@@ -367,7 +373,7 @@ impl Client {
             if let Some(pending) = &mut self.pending {
                 pending.attempts_in_pass = 0;
             }
-            self.send_pending();
+            self.retry_pending();
         }
         let stale_heartbeat = self
             .heartbeats
@@ -480,7 +486,11 @@ impl Client {
         let Some(pending) = self.pending.as_mut() else {
             return;
         };
-        let sent = pending.attempt.map_or(self.now.mono, |(_, t)| t);
+        let sent = pending
+            .first_sent_to
+            .get(&from)
+            .copied()
+            .unwrap_or(pending.first_sent);
         let seq = pending.seq;
         match reply.result {
             ReplyResult::Denied(denial) if denial.try_elsewhere() => {
@@ -497,6 +507,7 @@ impl Client {
                 self.next_seq += 1;
                 if let Some(pending) = self.pending.as_mut() {
                     pending.wire = wire;
+                    pending.first_sent_to.clear();
                 }
                 self.send_pending();
                 return;

@@ -327,6 +327,16 @@ impl Seats {
         }
     }
 
+    /// Whether the table is internally consistent (every seat's feature known, one count
+    /// per feature); a snapshot from a peer that is not is refused rather than trusted.
+    pub fn is_well_formed(&self) -> bool {
+        self.names.len() == self.used.len()
+            && self
+                .seats
+                .values()
+                .all(|s| (s.feature as usize) < self.names.len())
+    }
+
     /// How a request compares with what the client's session remembers.
     pub fn seen(&self, client: ClientId, seq: RequestSeq) -> Seen {
         self.sessions

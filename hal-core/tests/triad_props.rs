@@ -256,3 +256,29 @@ fn regression_a_grant_that_lapsed_before_its_reply_arrived_is_not_repeated() {
     let mut w = run(&schedule);
     w.assert_no_violations();
 }
+
+/// Caught by a reviewer's random run: client 0 was frozen with a checkout in flight, its
+/// seat expired meanwhile, and after it thawed, its retry was answered "granted" with the
+/// dead handle. Now a lapsed grant is asked anew, and a grant's lease counts from the
+/// first send of the request to the server that answered.
+#[test]
+fn regression_a_thawed_client_does_not_get_its_expired_seat_back() {
+    let [s1, s2, s3] = ServerId::ALL;
+    let schedule = Schedule {
+        seed: 2636935430301010225,
+        wan: false,
+        drop_rate: 0.0,
+        duplicate_rate: 0.0,
+        delay_ms_max: 19,
+        drift_ppm: [0, 0, 0],
+        faults: vec![
+            (3001, Fault::CutOneWay(s1, s2)),
+            (9251, Fault::Cut(s3, s2)),
+            (15501, Fault::Isolate(s1)),
+            (16501, Fault::Repair(s1, s2)),
+            (16751, Fault::Freeze(0, 19001)),
+        ],
+    };
+    let mut w = run(&schedule);
+    w.assert_no_violations();
+}

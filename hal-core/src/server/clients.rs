@@ -72,6 +72,10 @@ impl Server {
             State::Leader(leader) => {
                 if !self.majority_heard() && leader.round > 1 {
                     Some(Denial::NoMajority)
+                } else if self.applied < leader.noop_index {
+                    // Until its no-op applies, a new leader's seat table may lack
+                    // committed seats: it answers nothing from it yet.
+                    Some(Denial::NoMajority)
                 } else if leader.transfer_since.is_some() {
                     Some(Denial::NotActive {
                         active: Some(ServerId::PRIMARY),
@@ -269,7 +273,11 @@ impl Server {
             if mine && !leader.expiring.contains(&handle) {
                 leader.leases.set(handle, deadline);
                 held.push(handle);
-            } else if self.seats.seat(handle).is_some_and(|s| s.client == client) {
+            } else if self
+                .seats
+                .seat(handle)
+                .is_some_and(|s| s.client == client && s.borrow_end().is_some())
+            {
                 // A borrowed seat needs no heartbeat; it is held all the same.
                 held.push(handle);
             } else {

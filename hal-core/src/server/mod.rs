@@ -295,7 +295,10 @@ impl Server {
             seats,
             state: State::Follower,
             leader: None,
-            leader_contact: None,
+            // A (re)started server gives a leader it cannot know of yet the benefit of the
+            // doubt for one election timeout, so its vote cannot help depose a leader
+            // whose lease is still running.
+            leader_contact: Some(now.mono),
             election_deadline: None,
             now,
             outputs: VecDeque::new(),

@@ -367,7 +367,11 @@ impl Server {
             );
             return;
         }
-        let last_new = self.store_entries(prev_index, entries);
+        let Some(last_new) = self.store_entries(prev_index, entries) else {
+            // Nothing an honest leader sends: keep what was stored, persist it, ignore the rest.
+            self.persist_log();
+            return;
+        };
         let new_commit = commit.min(last_new);
         if new_commit > self.commit {
             self.commit = new_commit;
@@ -387,27 +391,32 @@ impl Server {
 
     /// Stores `entries` after `prev_index`, dropping a conflicting tail; returns the index
     /// of the last entry the leader sent.
-    fn store_entries(&mut self, prev_index: LogIndex, entries: Vec<Arc<Entry>>) -> LogIndex {
+    ///
+    /// Returns `None`, storing nothing more, for entries no honest peer sends: one that
+    /// would replace a committed entry, or one from a term later than this server's.
+    fn store_entries(
+        &mut self,
+        prev_index: LogIndex,
+        entries: Vec<Arc<Entry>>,
+    ) -> Option<LogIndex> {
         let mut index = prev_index;
         for entry in entries {
-            index = LogIndex(index.0 + 1);
+            index = LogIndex(index.0.saturating_add(1));
             if index <= self.log.snapshot_index() {
                 continue;
             }
+            if entry.term > self.term {
+                return None;
+            }
             match self.log.term_at(index) {
                 Some(term) if term == entry.term => continue,
-                Some(_) => {
-                    assert!(
-                        index > self.commit,
-                        "a committed entry is never overwritten"
-                    );
-                    self.log.truncate_from(index);
-                }
+                Some(_) if index <= self.commit => return None,
+                Some(_) => self.log.truncate_from(index),
                 None => {}
             }
             self.log.append_shared(entry);
         }
-        index
+        Some(index)
     }
 
     fn on_snapshot(&mut self, from: ServerId, term: Term, snapshot: Arc<Snapshot>, round: u64) {
@@ -423,8 +432,8 @@ impl Server {
         self.leader_contact = Some(self.now.mono);
         self.reset_election_timer();
         let last = snapshot.last_index;
-        if last > self.commit {
-            self.install_snapshot(snapshot);
+        if last > self.commit && !self.install_snapshot(snapshot) {
+            return;
         }
         let match_index = last.max(self.commit).min(self.log.last_index());
         self.send(
@@ -439,7 +448,11 @@ impl Server {
 
     /// Replaces the applied state with `snapshot` (which is ahead of the commit index),
     /// keeping log entries after it that agree with it.
-    fn install_snapshot(&mut self, snapshot: Arc<Snapshot>) {
+    /// Returns false, changing nothing, for a malformed snapshot.
+    fn install_snapshot(&mut self, snapshot: Arc<Snapshot>) -> bool {
+        if !snapshot.seats.is_well_formed() {
+            return false;
+        }
         let last = snapshot.last_index;
         if self.log.term_at(last) == Some(snapshot.last_term) {
             self.log.compact_to(last, snapshot.last_term);
@@ -451,6 +464,7 @@ impl Server {
         self.applied = last;
         self.push(Output::Persist(super::Persist::Snapshot(snapshot.clone())));
         self.persist_log();
+        true
     }
 
     // ----- log donation -----
@@ -531,7 +545,10 @@ impl Server {
             );
             return;
         }
-        let last_new = self.store_entries(prev_index, entries);
+        let Some(last_new) = self.store_entries(prev_index, entries) else {
+            self.persist_log();
+            return;
+        };
         self.persist_log();
         self.send(
             from,
@@ -552,8 +569,8 @@ impl Server {
             return;
         }
         let last = snapshot.last_index;
-        if last > self.commit {
-            self.install_snapshot(snapshot);
+        if last > self.commit && !self.install_snapshot(snapshot) {
+            return;
         }
         let match_index = last.max(self.commit).min(self.log.last_index());
         self.send(
@@ -642,10 +659,15 @@ impl Server {
         if term != self.term {
             return;
         }
+        // A peer cannot hold more than was sent; a larger claim is clamped, not trusted.
+        let match_index = match_index.min(self.log.last_index());
         let lease = self.timing().leader_lease();
         let State::Leader(leader) = &mut self.state else {
             return;
         };
+        if round > leader.round {
+            return;
+        }
         let Some(progress) = leader.progress.get_mut(&from) else {
             return;
         };
