@@ -57,10 +57,11 @@ fn inject(
     s.handle_client(n, ClientRequest { client, seq, op });
     let mut out = None;
     while let Some(o) = s.poll_output() {
-        if let Output::Reply(r) = o {
-            if r.client == client && r.seq == seq {
-                out = Some(r.result);
-            }
+        if let Output::Reply(r) = o
+            && r.client == client
+            && r.seq == seq
+        {
+            out = Some(r.result);
         }
     }
     out
