@@ -557,6 +557,19 @@ impl Server {
                 match_index: last_new,
             },
         );
+        if (self.log.last_term(), self.log.last_index()) >= (donor_last.1, donor_last.0) {
+            self.campaign_again_soon();
+        }
+    }
+
+    /// Caught up by a donation, a server that campaigns asks for votes again at once
+    /// instead of a whole election timeout later, so that #1 is not beaten by #2's later
+    /// timer only because its log was behind at its first try.
+    fn campaign_again_soon(&mut self) {
+        let campaigns = self.id() != ServerId::TIEBREAKER;
+        if campaigns && !self.is_leader() && !self.leader_is_live() {
+            self.election_deadline = Some(self.now.mono);
+        }
     }
 
     fn on_donate_snapshot(
