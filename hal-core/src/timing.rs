@@ -61,6 +61,14 @@ impl Timing {
         self.election_timeout - self.election_timeout / 10
     }
 
+    /// How long after last hearing the leader a server still refuses to vote for anyone
+    /// else. A little shorter than the election timeout, so that a candidate whose own
+    /// timer ran out is not turned down by a voter whose clock runs a little slow; still
+    /// longer than the leader lease, so no new leader can exist while the old one serves.
+    pub fn leader_stickiness(&self) -> Duration {
+        self.election_timeout - self.election_timeout / 20
+    }
+
     /// How long past a client's lease a server waits before it expires the seat: covers
     /// clock rate differences between client and server.
     pub fn expiry_margin(&self) -> Duration {
@@ -97,6 +105,15 @@ mod tests {
         assert_eq!(Timing::wan().validate(), Ok(()));
         assert_eq!(Timing::lan().election_timeout, Duration::from_secs(1));
         assert_eq!(Timing::wan().failback_hold, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn voters_stay_loyal_longer_than_a_leader_serves_but_not_past_a_timeout() {
+        for t in [Timing::lan(), Timing::wan()] {
+            assert!(t.leader_lease() < t.leader_stickiness());
+            assert!(t.leader_stickiness() < t.election_timeout);
+            assert!(t.expiry_margin() >= t.leader_stickiness() - t.leader_lease());
+        }
     }
 
     #[test]

@@ -511,9 +511,9 @@ impl Server {
         heard + 1 >= self.majority()
     }
 
-    /// Whether a live leader (another server) was heard within the election timeout.
+    /// Whether a live leader (another server) was heard within the stickiness window.
     fn leader_is_live(&self) -> bool {
-        let window = self.timing().election_timeout;
+        let window = self.timing().leader_stickiness();
         self.leader_contact
             .is_some_and(|t| self.now.mono.since(t) < window)
     }
