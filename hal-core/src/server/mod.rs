@@ -475,13 +475,19 @@ impl Server {
     }
 
     fn reset_election_timer(&mut self) {
+        self.set_election_timer(self.timing().election_timeout);
+    }
+
+    /// Sets the election deadline `wait` from now, plus the failover delay for #2 (#3
+    /// never campaigns), so #1 always asks first.
+    fn set_election_timer(&mut self, wait: Duration) {
         let timing = *self.timing();
         self.election_deadline = match self.config.position {
             ServerPosition::Triad(ServerId::TIEBREAKER) => None,
             ServerPosition::Triad(ServerId::SECONDARY) => {
-                Some(self.now.mono + timing.election_timeout + timing.failover_delay)
+                Some(self.now.mono + wait + timing.failover_delay)
             }
-            _ => Some(self.now.mono + timing.election_timeout),
+            _ => Some(self.now.mono + wait),
         };
     }
 

@@ -121,7 +121,10 @@ impl Server {
             self.election_deadline = None;
             return;
         }
-        self.reset_election_timer();
+        // Having waited a whole timeout, ask again soon if this round fails: a voter may
+        // still be loyal to a leader it heard later than this server did. (#2 still
+        // waits the failover delay more, so #1 keeps asking first.)
+        self.set_election_timer(self.timing().election_timeout / 4);
         self.state = State::PreCandidate {
             votes: BTreeSet::from([self.id()]),
         };
