@@ -124,11 +124,14 @@ struct Pending {
     /// The first time the current wire number went to each endpoint. A reply from an
     /// endpoint may answer any attempt sent there, so a granted seat's lease counts from
     /// the earliest: never later than the server's own start of the lease.
-    first_sent_to: BTreeMap<Endpoint, Time>,
+    first_sent_to: [Option<Time>; PATH_MAX],
     /// Attempts since the last pause.
     attempts_in_pass: usize,
     last_denial: Option<Denial>,
 }
+
+/// The longest license path: one server, or the three of a triad.
+pub const PATH_MAX: usize = 3;
 
 /// The most heartbeat send times remembered (older acks are ignored).
 const HEARTBEATS_REMEMBERED_MAX: usize = 16;
@@ -162,7 +165,7 @@ pub struct Client {
 
 impl Client {
     /// A client with id `id` (drawn at random by the shell), for `user` on `host`, whose
-    /// license path has `path_len` entries (1 to 3).
+    /// license path has `path_len` entries (1 to [`PATH_MAX`]; more are not used).
     pub fn new(
         id: ClientId,
         user: &str,
@@ -176,7 +179,9 @@ impl Client {
             user: Arc::from(user),
             host: Arc::from(host),
             config,
-            order: (0..path_len.max(1)).map(Endpoint).collect(),
+            order: (0..path_len.clamp(1, PATH_MAX as u8))
+                .map(Endpoint)
+                .collect(),
             known: BTreeMap::new(),
             active: None,
             next_seq: 1,
@@ -283,7 +288,7 @@ impl Client {
         self.pending = Some(Pending {
             seq,
             wire: seq,
-            first_sent_to: BTreeMap::new(),
+            first_sent_to: [None; PATH_MAX],
             op,
             first_sent: self.now.mono,
             attempt: None,
@@ -300,7 +305,9 @@ impl Client {
             return;
         };
         pending.attempt = Some((to, now));
-        pending.first_sent_to.entry(to).or_insert(now);
+        if let Some(first) = pending.first_sent_to.get_mut(usize::from(to.0)) {
+            first.get_or_insert(now);
+        }
         pending.attempts_in_pass += 1;
         let request = ClientRequest {
             client: self.id,
@@ -488,8 +495,9 @@ impl Client {
         };
         let sent = pending
             .first_sent_to
-            .get(&from)
+            .get(usize::from(from.0))
             .copied()
+            .flatten()
             .unwrap_or(pending.first_sent);
         let seq = pending.seq;
         match reply.result {
@@ -507,7 +515,7 @@ impl Client {
                 self.next_seq += 1;
                 if let Some(pending) = self.pending.as_mut() {
                     pending.wire = wire;
-                    pending.first_sent_to.clear();
+                    pending.first_sent_to = [None; PATH_MAX];
                 }
                 self.send_pending();
                 return;
