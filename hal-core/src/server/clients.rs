@@ -110,12 +110,10 @@ impl Server {
             Seen::Stale => return Ok(None),
             Seen::New => {}
         }
-        if let State::Leader(leader) = &mut self.state
-            && let Some((proposed_seq, index)) = leader.proposed.get(&client).copied()
-            && proposed_seq == seq
+        if let State::Leader(leader) = &self.state
+            && leader.proposed.get(&client).is_some_and(|(s, _)| *s == seq)
         {
-            // A retry of a request still in flight: answer it when it applies.
-            leader.waiters.insert(index, (client, seq));
+            // A retry of a request still in flight: it is answered when it applies.
             return Ok(None);
         }
         let denied = |d| Err(ReplyResult::Denied(d));
@@ -189,7 +187,6 @@ impl Server {
         }
         let index = self.log.append(Entry { term, command });
         if let State::Leader(leader) = &mut self.state {
-            leader.waiters.insert(index, (client, seq));
             leader.proposed.insert(client, (seq, index));
         }
     }

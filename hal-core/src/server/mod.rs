@@ -204,9 +204,9 @@ struct Leader {
     /// Until when no other leader can exist (from majority-acknowledged rounds).
     lease_until: Option<Time>,
     next_heartbeat: Time,
-    /// Who waits for the entry at each index.
-    waiters: BTreeMap<LogIndex, (ClientId, RequestSeq)>,
-    /// Each client's proposed but not yet applied request.
+    /// Each client's request proposed in this term and not yet applied, with its index:
+    /// the client is answered when that entry applies. (A request proposed in an earlier
+    /// term is answered when its client retries.)
     proposed: BTreeMap<ClientId, (RequestSeq, LogIndex)>,
     /// Grants in the log not yet applied, per feature.
     grants_in_flight: BTreeMap<Arc<str>, u32>,
@@ -643,15 +643,22 @@ impl Server {
             }
             (Command::Noop, _) => {}
         }
-        if let Command::Grant { client, seq, .. } | Command::Release { client, seq, .. } = command
-            && leader.proposed.get(client).is_some_and(|(s, _)| s == seq)
-        {
-            leader.proposed.remove(client);
+        let (Command::Grant { client, seq, .. } | Command::Release { client, seq, .. }) = command
+        else {
+            return;
+        };
+        if leader.proposed.get(client) != Some(&(*seq, index)) {
+            return;
         }
-        let waiter = leader.waiters.remove(&index);
-        if let (Some((client, seq)), Some(outcome)) = (waiter, outcome) {
-            let reply =
-                clients::reply_for(client, seq, from, outcome, self.config.timing.client_lease);
+        leader.proposed.remove(client);
+        if let Some(outcome) = outcome {
+            let reply = clients::reply_for(
+                *client,
+                *seq,
+                from,
+                outcome,
+                self.config.timing.client_lease,
+            );
             self.push(Output::Reply(reply));
         }
     }

@@ -281,7 +281,6 @@ impl Server {
             round_sent: Default::default(),
             lease_until: None,
             next_heartbeat: now,
-            waiters: Default::default(),
             proposed: Default::default(),
             grants_in_flight: Default::default(),
             leases: Default::default(),
