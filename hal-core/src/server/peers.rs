@@ -433,11 +433,9 @@ impl Server {
         }
         self.leader_contact = Some(self.now.mono);
         self.reset_election_timer();
-        let last = snapshot.last_index;
-        if last > self.commit && !self.install_snapshot(snapshot) {
+        let Some(match_index) = self.accept_snapshot(snapshot) else {
             return;
-        }
-        let match_index = last.max(self.commit).min(self.log.last_index());
+        };
         self.send(
             from,
             PeerBody::AppendReply {
@@ -446,6 +444,16 @@ impl Server {
                 round,
             },
         );
+    }
+
+    /// Installs `snapshot` if it is ahead of the commit index; returns the index this
+    /// server now matches, or `None` for a malformed snapshot.
+    fn accept_snapshot(&mut self, snapshot: Arc<Snapshot>) -> Option<LogIndex> {
+        let last = snapshot.last_index;
+        if last > self.commit && !self.install_snapshot(snapshot) {
+            return None;
+        }
+        Some(last.max(self.commit).min(self.log.last_index()))
     }
 
     /// Replaces the applied state with `snapshot` (which is ahead of the commit index),
@@ -583,11 +591,9 @@ impl Server {
         if !self.accepts_donation(donor_last) {
             return;
         }
-        let last = snapshot.last_index;
-        if last > self.commit && !self.install_snapshot(snapshot) {
+        let Some(match_index) = self.accept_snapshot(snapshot) else {
             return;
-        }
-        let match_index = last.max(self.commit).min(self.log.last_index());
+        };
         self.send(
             from,
             PeerBody::DonateReply {
