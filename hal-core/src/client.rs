@@ -144,6 +144,7 @@ pub struct Client {
     id: ClientId,
     user: Arc<str>,
     host: Arc<str>,
+    last_feature: Option<Arc<str>>,
     config: ClientConfig,
     /// The path entries, the one to try first at the front.
     order: VecDeque<Endpoint>,
@@ -178,6 +179,7 @@ impl Client {
             id,
             user: Arc::from(user),
             host: Arc::from(host),
+            last_feature: None,
             config,
             order: (0..path_len.clamp(1, PATH_MAX as u8))
                 .map(Endpoint)
@@ -228,7 +230,7 @@ impl Client {
     /// Asks for a seat of `feature`; the answer comes as an event with the returned seq.
     pub fn checkout(&mut self, now: Now, feature: &str) -> RequestSeq {
         let op = Op::Checkout {
-            feature: Arc::from(feature),
+            feature: self.feature_name(feature),
             user: self.user.clone(),
             host: self.host.clone(),
         };
@@ -238,7 +240,7 @@ impl Client {
     /// Asks to borrow a seat of `feature` for `hours`.
     pub fn borrow(&mut self, now: Now, feature: &str, hours: u32) -> RequestSeq {
         let op = Op::Borrow {
-            feature: Arc::from(feature),
+            feature: self.feature_name(feature),
             user: self.user.clone(),
             host: self.host.clone(),
             hours,
@@ -254,6 +256,19 @@ impl Client {
     /// Gives a borrowed seat back early.
     pub fn return_borrow(&mut self, now: Now, handle: Handle) -> RequestSeq {
         self.submit(now, Op::Return { handle })
+    }
+
+    /// `feature` as a shared name, reusing the last one asked for (an application asks
+    /// for the same few features again and again).
+    fn feature_name(&mut self, feature: &str) -> Arc<str> {
+        match &self.last_feature {
+            Some(name) if **name == *feature => name.clone(),
+            _ => {
+                let name: Arc<str> = Arc::from(feature);
+                self.last_feature = Some(name.clone());
+                name
+            }
+        }
     }
 
     fn take_seq(&mut self) -> RequestSeq {
