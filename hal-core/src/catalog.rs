@@ -23,63 +23,89 @@ pub struct FeatureRules {
 /// Every feature this server knows, by name.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Catalog {
-    features: BTreeMap<String, FeatureRules>,
+    features: BTreeMap<String, Entry>,
+}
+
+/// A feature's rules and its validity window in wall-clock milliseconds, worked out once
+/// so that a request compares two numbers instead of computing a date.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    rules: FeatureRules,
+    /// From the start of the START day, inclusive.
+    from: WallTime,
+    /// To the end of the END day, exclusive.
+    until: WallTime,
+}
+
+const DAY_MS: u64 = 86_400_000;
+const JULIAN_DAY_OF_1970_01_01: i64 = 2_440_588;
+
+/// Midnight (UTC) at the start of `date`, clamped to the epoch.
+fn midnight(date: time::Date) -> WallTime {
+    let days = i64::from(date.to_julian_day()) - JULIAN_DAY_OF_1970_01_01;
+    WallTime(u64::try_from(days).unwrap_or(0).saturating_mul(DAY_MS))
+}
+
+impl Entry {
+    fn new(rules: FeatureRules) -> Entry {
+        let from = rules.start.map_or(WallTime(0), midnight);
+        let until = rules.end.map_or(WallTime(u64::MAX), |end| {
+            WallTime(midnight(end).0.saturating_add(DAY_MS))
+        });
+        Entry { rules, from, until }
+    }
 }
 
 impl Catalog {
     /// The rules of `license` for the server at `position` whose HostID is `own`.
     /// Uncounted features are left out (no server serves them).
     pub fn new(license: &License, position: ServerPosition, own: &HostId) -> Catalog {
-        let features = license
-            .features
-            .iter()
-            .filter_map(|f| {
-                let rules = FeatureRules {
-                    count: f.count?,
-                    borrow_hours_max: f.borrow_hours_max,
-                    start: f.start,
-                    end: f.end,
-                    hostid_ok: f.check_hostid(position, own).is_ok(),
-                };
-                Some((f.name.to_string(), rules))
-            })
-            .collect();
-        Catalog { features }
+        let features = license.features.iter().filter_map(|f| {
+            let rules = FeatureRules {
+                count: f.count?,
+                borrow_hours_max: f.borrow_hours_max,
+                start: f.start,
+                end: f.end,
+                hostid_ok: f.check_hostid(position, own).is_ok(),
+            };
+            Some((f.name.to_string(), rules))
+        });
+        Catalog::from_rules(features)
     }
 
     /// A catalog from explicit rules (tests and tools).
     pub fn from_rules(features: impl IntoIterator<Item = (String, FeatureRules)>) -> Catalog {
-        Catalog {
-            features: features.into_iter().collect(),
-        }
+        let features = features
+            .into_iter()
+            .map(|(name, rules)| (name, Entry::new(rules)))
+            .collect();
+        Catalog { features }
     }
 
     /// The COUNT of `feature`, if this server knows it.
     pub fn count(&self, feature: &str) -> Option<u32> {
-        self.features.get(feature).map(|r| r.count)
+        self.features.get(feature).map(|e| e.rules.count)
     }
 
     /// Every feature and its rules, by name.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &FeatureRules)> {
-        self.features.iter().map(|(n, r)| (n.as_str(), r))
+        self.features.iter().map(|(n, e)| (n.as_str(), &e.rules))
     }
 
-    /// Whether a request for `feature` may be served on `today`'s wall clock, or the
-    /// denial that says why not. `borrow_hours` is set for a borrow.
+    /// Whether a request for `feature` may be served at wall time `now`, or the denial
+    /// that says why not. `borrow_hours` is set for a borrow.
     pub fn check(
         &self,
         feature: &str,
         now: WallTime,
         borrow_hours: Option<u32>,
     ) -> Result<&FeatureRules, Denial> {
-        let rules = self.features.get(feature).ok_or(Denial::UnknownFeature)?;
+        let entry = self.features.get(feature).ok_or(Denial::UnknownFeature)?;
+        let rules = &entry.rules;
         if !rules.hostid_ok {
             return Err(Denial::HostIdMismatch);
         }
-        let today = now.date();
-        let started = rules.start.is_none_or(|start| start <= today);
-        let ended = rules.end.is_some_and(|end| end < today);
-        if !started || ended {
+        if now < entry.from || now >= entry.until {
             return Err(Denial::LicenseExpired);
         }
         if let Some(hours) = borrow_hours {
@@ -139,6 +165,24 @@ mod tests {
         assert!(c.check("cad", mid, Some(24)).is_ok());
         assert_eq!(c.check("cad", mid, Some(25)), Err(Denial::BorrowNotAllowed));
         assert_eq!(c.check("tool", mid, Some(1)), Err(Denial::BorrowNotAllowed));
+    }
+
+    #[test]
+    fn the_window_runs_from_start_midnight_to_the_end_of_the_end_day() {
+        let c = catalog(ServerId::SECONDARY, "bb");
+        let noon = 12 * 3_600_000;
+        let first = WallTime(day("2027-01-01").0 - noon);
+        let after_last = WallTime(day("2028-01-01").0 - noon);
+        assert_eq!(
+            c.check("cad", WallTime(first.0 - 1), None),
+            Err(Denial::LicenseExpired)
+        );
+        assert!(c.check("cad", first, None).is_ok());
+        assert!(c.check("cad", WallTime(after_last.0 - 1), None).is_ok());
+        assert_eq!(
+            c.check("cad", after_last, None),
+            Err(Denial::LicenseExpired)
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! would exceed COUNT is denied here too. Each client's last request and its outcome are
 //! remembered, so a retried request gets its original answer instead of a second seat.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, btree_map};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -278,18 +278,17 @@ impl Seats {
                     }
                 }
             }
-            Command::Release { handle, .. } => {
-                let owned = self.seats.get(handle).is_some_and(|s| s.client == client);
-                if owned && let Some(seat) = self.seats.remove(handle) {
+            Command::Release { handle, .. } => match self.seats.entry(*handle) {
+                btree_map::Entry::Occupied(held) if held.get().client == client => {
+                    let seat = held.remove();
                     session.seats_held = session.seats_held.saturating_sub(1);
                     if let Some(used) = self.used.get_mut(seat.feature as usize) {
                         *used = used.saturating_sub(1);
                     }
                     Outcome::Released { handle: *handle }
-                } else {
-                    Outcome::Denied(Denial::UnknownHandle)
                 }
-            }
+                _ => Outcome::Denied(Denial::UnknownHandle),
+            },
             Command::Noop | Command::Expire { .. } => return None,
         };
         session.record(index, seq, outcome.clone());
