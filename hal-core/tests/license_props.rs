@@ -6,6 +6,9 @@
 // A test that meets an impossible state should fail at once, with the value shown.
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/proptest_config.rs"]
+mod proptest_config;
+
 use ed25519_dalek::SigningKey;
 use hal_core::HostId;
 use hal_core::license::{
@@ -13,7 +16,6 @@ use hal_core::license::{
     limits, parse,
 };
 use proptest::prelude::*;
-use proptest::test_runner::{FileFailurePersistence, RngSeed};
 use time::Date;
 
 const JULIAN_1970_01_01: i32 = 2_440_588;
@@ -227,26 +229,8 @@ fn token_text() -> impl Strategy<Value = String> {
     })
 }
 
-/// 256 cases from a fixed seed, so CI runs the same cases every time (set
-/// `PROPTEST_RNG_SEED` and `PROPTEST_CASES` to explore further); failures are kept in
-/// the `.regressions` file beside this one and replayed first.
-fn config() -> ProptestConfig {
-    let base = ProptestConfig::default();
-    let rng_seed = match base.rng_seed {
-        RngSeed::Random => RngSeed::Fixed(SEED),
-        chosen => chosen,
-    };
-    ProptestConfig {
-        rng_seed,
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
-        ..base
-    }
-}
-
-const SEED: u64 = 0x11c_e45e;
-
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(proptest_config::fixed_seed(0x11c_e45e))]
 
     #[test]
     fn printed_licenses_parse_back_to_themselves(license in license(), seed in any::<[u8; 32]>(), signed in any::<bool>()) {

@@ -40,6 +40,16 @@ fn checkout(client: u64, seq: u64) -> ClientRequest {
     }
 }
 
+/// A single server starting with an empty disk at time 0.
+fn fresh_server() -> Server {
+    Server::new(
+        Config::single(Timing::lan()),
+        catalog(),
+        Durable::default(),
+        now(0),
+    )
+}
+
 /// Drains `server`, applying persist writes to `disk`; returns the outputs.
 fn drain(server: &mut Server, disk: &mut Durable) -> Vec<Output> {
     let mut outputs = Vec::new();
@@ -55,12 +65,7 @@ fn drain(server: &mut Server, disk: &mut Durable) -> Vec<Output> {
 #[test]
 fn a_single_server_leads_at_once_and_persists_before_it_replies() {
     let mut disk = Durable::default();
-    let mut server = Server::new(
-        Config::single(Timing::lan()),
-        catalog(),
-        Durable::default(),
-        now(0),
-    );
+    let mut server = fresh_server();
     assert!(server.is_leader());
     drain(&mut server, &mut disk);
     server.handle_client(now(5), checkout(7, 1));
@@ -101,12 +106,7 @@ fn a_single_server_leads_at_once_and_persists_before_it_replies() {
 #[test]
 fn a_single_server_restarts_from_disk_with_its_seats_and_answers_retries() {
     let mut disk = Durable::default();
-    let mut server = Server::new(
-        Config::single(Timing::lan()),
-        catalog(),
-        Durable::default(),
-        now(0),
-    );
+    let mut server = fresh_server();
     drain(&mut server, &mut disk);
     server.handle_client(now(5), checkout(7, 1));
     let first = drain(&mut server, &mut disk);

@@ -7,6 +7,9 @@
 // A test that meets an impossible state should fail at once, with the value shown.
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/proptest_config.rs"]
+mod proptest_config;
+
 mod harness;
 
 use std::time::Duration;
@@ -15,7 +18,6 @@ use hal_core::ServerId;
 use hal_core::client::ClientEvent;
 use harness::{FeatureSpec, NetConfig, Node, World, WorldConfig};
 use proptest::prelude::*;
-use proptest::test_runner::{FileFailurePersistence, RngSeed};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -209,26 +211,8 @@ fn run(schedule: &Schedule) -> World {
     w
 }
 
-/// 256 cases from a fixed seed, so CI runs the same cases every time (set
-/// `PROPTEST_RNG_SEED` and `PROPTEST_CASES` to explore further); failures are kept in
-/// the `.regressions` file beside this one and replayed first.
-fn config() -> ProptestConfig {
-    let base = ProptestConfig::default();
-    let rng_seed = match base.rng_seed {
-        RngSeed::Random => RngSeed::Fixed(SEED),
-        chosen => chosen,
-    };
-    ProptestConfig {
-        rng_seed,
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
-        ..base
-    }
-}
-
-const SEED: u64 = 0x4a1_7e57;
-
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(proptest_config::fixed_seed(0x4a1_7e57))]
 
     #[test]
     fn invariants_hold_under_random_faults(schedule in schedule()) {

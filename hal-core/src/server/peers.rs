@@ -339,12 +339,7 @@ impl Server {
         round: u64,
     ) {
         if term < self.term {
-            let reply = PeerBody::AppendReply {
-                success: false,
-                match_index: LogIndex(0),
-                round,
-            };
-            self.send(from, reply);
+            self.refuse_stale_leader(from, round);
             return;
         }
         if !matches!(self.state, State::Follower) || self.leader != Some(from) {
@@ -421,14 +416,19 @@ impl Server {
         Some(index)
     }
 
+    /// Answers a leader of an older term, so it learns the newer term and steps down.
+    fn refuse_stale_leader(&mut self, from: ServerId, round: u64) {
+        let reply = PeerBody::AppendReply {
+            success: false,
+            match_index: LogIndex(0),
+            round,
+        };
+        self.send(from, reply);
+    }
+
     fn on_snapshot(&mut self, from: ServerId, term: Term, snapshot: Arc<Snapshot>, round: u64) {
         if term < self.term {
-            let reply = PeerBody::AppendReply {
-                success: false,
-                match_index: LogIndex(0),
-                round,
-            };
-            self.send(from, reply);
+            self.refuse_stale_leader(from, round);
             return;
         }
         self.leader_contact = Some(self.now.mono);
