@@ -1,0 +1,57 @@
+//! Where a server keeps what hal-core asked it to make durable ([`Persist`] writes): the
+//! [`Storage`] trait the node driver uses, and its production implementation on disk
+//! ([`FileStorage`]). The simulator brings its own implementation with crash semantics.
+//!
+//! The contract: when [`Storage::persist`] returns `Ok`, every write of the batch is
+//! durable (synced), in order; a crash afterwards loses none of it. A crash *during* a
+//! batch may keep any prefix of it. [`Storage::load`] returns what was durable, as a
+//! [`Durable`] that hal-core restarts from.
+
+mod file;
+
+use std::future::Future;
+use std::path::PathBuf;
+
+use hal_core::server::{Durable, Persist};
+
+pub use file::FileStorage;
+
+/// A server's durable storage.
+pub trait Storage: Send + 'static {
+    /// Reads back everything stored, repairing a torn tail (a batch cut short by a
+    /// crash). Called once, before the first `persist`.
+    fn load(&mut self) -> impl Future<Output = Result<Durable, StorageError>> + Send;
+
+    /// Writes `batch` in order and syncs it. Group commit is the caller's business: it
+    /// passes everything that accumulated while the previous call was running.
+    fn persist(
+        &mut self,
+        batch: Vec<Persist>,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+}
+
+/// Why storage failed. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// An operating-system error while doing `action` on `path`.
+    #[error("{path}: cannot {action}: {source}")]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A record in the middle of a file is damaged: starting would silently drop seats.
+    #[error(
+        "{path}: corrupt record at byte offset {offset}: {detail}; refusing to start (restore the data directory from a backup, or remove it to rejoin the triad as an empty server)"
+    )]
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        detail: String,
+    },
+    /// Another process holds the data directory.
+    #[error("{path}: the data directory is in use by another process (lock held)")]
+    Locked { path: PathBuf },
+}
