@@ -5,5 +5,6 @@
 //! ([`license_file`]). The node driver, TCP transport and durable storage come with the
 //! server (see the project's issues).
 
+pub mod addr;
 pub mod keys;
 pub mod license_file;
