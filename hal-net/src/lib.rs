@@ -6,5 +6,6 @@
 //! server (see the project's issues).
 
 pub mod addr;
+pub mod hostid;
 pub mod keys;
 pub mod license_file;
