@@ -8,6 +8,7 @@
 //! [`Durable`] that hal-core restarts from.
 
 mod file;
+mod frame;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -54,4 +55,16 @@ pub enum StorageError {
     /// Another process holds the data directory.
     #[error("{path}: the data directory is in use by another process (lock held)")]
     Locked { path: PathBuf },
+    /// A record is over the size limit that reading enforces, so it could never be read
+    /// back; nothing was written.
+    #[error("{path}: a record of {bytes} bytes exceeds the limit of {limit} bytes")]
+    RecordTooLarge {
+        path: PathBuf,
+        bytes: usize,
+        limit: usize,
+    },
+    /// An earlier write failed part-way, so what is on disk is uncertain and appending
+    /// could bury a torn record in the middle of the log. Loading again repairs it.
+    #[error("{path}: an earlier write failed; restart the server to recover from disk")]
+    Failed { path: PathBuf },
 }

@@ -1,0 +1,846 @@
+//! [`FileStorage`]: the production [`Storage`], a data directory with an append-only log
+//! of checksummed records and a snapshot file. It stores what hal-core asks for; what to
+//! write, and how writes are grouped into batches, is decided above it.
+//!
+//! # Layout
+//!
+//! - `lock`: exclusively locked while the storage lives, so two servers never share it.
+//! - `snapshot`: one record (framing in [`super::frame`]) holding the latest [`Snapshot`].
+//! - `log`: records of [`Record`]. The first, `Base`, names the snapshot the log follows
+//!   (0/0: none); each later one holds one `persist` batch without its snapshots, so a
+//!   crash can only tear the last record.
+//!
+//! A snapshot is written to `snapshot.tmp`, synced and renamed over `snapshot`; then the
+//! log is rewritten compactly (its base, then one record with the hard state and the
+//! entries after the snapshot) the same way. Both renames are followed by a directory sync.
+//!
+//! # Recovery
+//!
+//! [`Storage::load`] replays the log over its base. A crash between the two renames
+//! leaves a snapshot newer than the log's base: the log is replayed, the snapshot applied
+//! on top and the compaction finished. A damaged last record is a torn write and is cut
+//! off; damage with an intact record after it, a damaged snapshot file, or a log that does
+//! not fit its snapshot is [`StorageError::Corrupt`]: the server must not start on it.
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{self, Write};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use hal_core::protocol::{LogIndex, Snapshot, Term};
+use hal_core::seats::Seats;
+use hal_core::server::{Durable, Persist};
+use serde::{Deserialize, Serialize};
+
+use super::frame::{self, Damage};
+use super::{Storage, StorageError};
+
+const LOCK: &str = "lock";
+const LOG: &str = "log";
+const SNAPSHOT: &str = "snapshot";
+
+/// One record of the log file.
+#[derive(Debug, Serialize, Deserialize)]
+enum Record {
+    /// The first record: the snapshot the log continues from.
+    Base(Base),
+    /// Writes in the order hal-core made them; never a snapshot.
+    Writes(Vec<Persist>),
+}
+
+/// The snapshot a log follows, by its last index and term; [`Base::NONE`] before any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Base {
+    last_index: LogIndex,
+    last_term: Term,
+}
+
+impl Base {
+    const NONE: Base = Base {
+        last_index: LogIndex(0),
+        last_term: Term(0),
+    };
+
+    fn of(snapshot: Option<&Snapshot>) -> Base {
+        snapshot.map_or(Base::NONE, |s| Base {
+            last_index: s.last_index,
+            last_term: s.last_term,
+        })
+    }
+}
+
+impl fmt::Display for Base {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "index {} term {}", self.last_index.0, self.last_term)
+    }
+}
+
+/// Durable storage in a data directory (see the module documentation for the format).
+pub struct FileStorage {
+    dir: PathBuf,
+    loaded: bool,
+    // Shared with the blocking task doing the IO. The mutex also orders a call made while
+    // the task of a cancelled earlier call still runs.
+    state: Arc<Mutex<State>>,
+}
+
+/// What the blocking tasks work on.
+struct State {
+    dir: PathBuf,
+    /// Holds the directory lock until dropped.
+    _lock: File,
+    /// The log, open for appending; `None` before `load` and after a failed write.
+    log: Option<File>,
+    /// What the files hold, so that a snapshot can rewrite the log without reading it.
+    mirror: Durable,
+}
+
+impl fmt::Debug for FileStorage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileStorage")
+            .field("dir", &self.dir)
+            .field("loaded", &self.loaded)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileStorage {
+    /// Opens the data directory `dir`, creating it (mode 0700) if needed, and locks it.
+    /// Fails with [`StorageError::Locked`] if another process (or another `FileStorage`)
+    /// holds it. Reads nothing yet: call [`Storage::load`] first.
+    pub fn open(dir: &Path) -> Result<FileStorage, StorageError> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io(dir, "create the data directory"))?;
+        let lock_path = dir.join(LOCK);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(&lock_path, "open"))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(StorageError::Locked {
+                    path: dir.to_path_buf(),
+                });
+            }
+            Err(TryLockError::Error(source)) => {
+                return Err(io(&lock_path, "lock")(source));
+            }
+        }
+        let state = State {
+            dir: dir.to_path_buf(),
+            _lock: lock,
+            log: None,
+            mirror: Durable::default(),
+        };
+        Ok(FileStorage {
+            dir: dir.to_path_buf(),
+            loaded: false,
+            state: Arc::new(Mutex::new(state)),
+        })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join(LOG)
+    }
+
+    /// The snapshot file (absent until the first snapshot).
+    pub fn snapshot_path(&self) -> PathBuf {
+        self.dir.join(SNAPSHOT)
+    }
+
+    /// Runs `work` on the state in a blocking thread, off the async runtime.
+    async fn blocking<T, F>(&self, work: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut State) -> Result<T, StorageError> + Send + 'static,
+    {
+        let state = Arc::clone(&self.state);
+        let dir = self.dir.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            // Poisoned: an earlier task panicked mid-write, so the files are uncertain.
+            let mut state = state
+                .lock()
+                .map_err(|_| StorageError::Failed { path: dir })?;
+            work(&mut state)
+        });
+        match task.await {
+            Ok(result) => result,
+            Err(error) => match error.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(error) => Err(io(&self.dir, "run the storage task")(io::Error::other(
+                    error,
+                ))),
+            },
+        }
+    }
+}
+
+impl Storage for FileStorage {
+    async fn load(&mut self) -> Result<Durable, StorageError> {
+        let durable = self.blocking(State::load).await?;
+        self.loaded = true;
+        Ok(durable)
+    }
+
+    async fn persist(&mut self, batch: Vec<Persist>) -> Result<(), StorageError> {
+        assert!(self.loaded, "FileStorage::persist before load");
+        self.blocking(move |state| state.persist(batch)).await
+    }
+}
+
+impl State {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn load(&mut self) -> Result<Durable, StorageError> {
+        self.log = None;
+        let snapshot = read_snapshot(&self.path(SNAPSHOT))?;
+        let log_path = self.path(LOG);
+        let (durable, base) = match read_if_present(&log_path)? {
+            Some(bytes) => recover_log(&log_path, &bytes, snapshot)?,
+            // The log is created before any snapshot and only ever replaced by rename.
+            None if snapshot.is_some() => {
+                return Err(corrupt(&log_path, 0, "missing, but a snapshot exists"));
+            }
+            None => (Durable::default(), None),
+        };
+        self.mirror = durable;
+        let mirror_base = Base::of(self.mirror.snapshot.as_deref());
+        if base == Some(mirror_base) {
+            self.log = Some(open_append(&log_path)?);
+        } else {
+            if base.is_some() {
+                tracing::info!(path = %log_path.display(), base = %mirror_base, "finishing an interrupted log compaction");
+            }
+            self.rewrite_log()?;
+        }
+        Ok(self.mirror.clone())
+    }
+
+    /// Writes `batch` in order, giving up on this storage if any of it fails.
+    fn persist(&mut self, batch: Vec<Persist>) -> Result<(), StorageError> {
+        if self.log.is_none() {
+            return Err(StorageError::Failed {
+                path: self.path(LOG),
+            });
+        }
+        let result = self.write_batch(batch);
+        if result.is_err() {
+            // A partial record may sit at the end of the log: appending after it would
+            // turn a torn tail into corruption in the middle. `load` repairs it.
+            self.log = None;
+        }
+        result
+    }
+
+    fn write_batch(&mut self, batch: Vec<Persist>) -> Result<(), StorageError> {
+        let mut run = Vec::new();
+        for write in batch {
+            if let Persist::Snapshot(snapshot) = write {
+                // The writes before the snapshot are synced first, so a crash during the
+                // snapshot keeps a prefix of the batch.
+                self.append(std::mem::take(&mut run))?;
+                self.install_snapshot(snapshot)?;
+            } else {
+                run.push(write);
+            }
+        }
+        self.append(run)
+    }
+
+    /// Appends `writes` to the log as one record and syncs it.
+    fn append(&mut self, writes: Vec<Persist>) -> Result<(), StorageError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        for write in &writes {
+            self.mirror.apply(write);
+        }
+        let path = self.path(LOG);
+        let record = encode(&path, &Record::Writes(writes))?;
+        let log = self
+            .log
+            .as_mut()
+            .ok_or(StorageError::Failed { path: path.clone() })?;
+        log.write_all(&record).map_err(io(&path, "append to"))?;
+        log.sync_data().map_err(io(&path, "sync"))
+    }
+
+    fn install_snapshot(&mut self, snapshot: Arc<Snapshot>) -> Result<(), StorageError> {
+        let record = encode(&self.path(SNAPSHOT), &*snapshot)?;
+        self.mirror.apply(&Persist::Snapshot(snapshot));
+        replace_file(&self.dir, SNAPSHOT, &record)?;
+        self.rewrite_log()
+    }
+
+    /// Replaces the log by the mirror's compact form: its base, then one record with the
+    /// hard state and the entries after the snapshot.
+    fn rewrite_log(&mut self) -> Result<(), StorageError> {
+        self.log = None;
+        let base = Base::of(self.mirror.snapshot.as_deref());
+        let state = Record::Writes(vec![
+            Persist::HardState {
+                term: self.mirror.term,
+                voted_for: self.mirror.voted_for,
+            },
+            Persist::Entries {
+                first: LogIndex(base.last_index.0 + 1),
+                entries: self.mirror.entries.clone(),
+            },
+        ]);
+        let path = self.path(LOG);
+        let mut bytes = encode(&path, &Record::Base(base))?;
+        bytes.extend(encode(&path, &state)?);
+        replace_file(&self.dir, LOG, &bytes)?;
+        self.log = Some(open_append(&path)?);
+        Ok(())
+    }
+}
+
+/// Reads the snapshot file, if there is one. It is replaced atomically, so any damage is
+/// corruption, never a torn write.
+fn read_snapshot(path: &Path) -> Result<Option<Arc<Snapshot>>, StorageError> {
+    let Some(bytes) = read_if_present(path)? else {
+        return Ok(None);
+    };
+    match frame::decode::<Snapshot>(&bytes, 0) {
+        Ok((snapshot, end)) if end == bytes.len() => Ok(Some(Arc::new(snapshot))),
+        Ok((_, end)) => Err(corrupt(path, end, "bytes after the snapshot record")),
+        Err(damage) => Err(corrupt(path, 0, damage.to_string())),
+    }
+}
+
+/// Replays the log in `bytes` over `snapshot`, cutting off a torn tail. Returns the state
+/// and the log's base.
+fn recover_log(
+    path: &Path,
+    bytes: &[u8],
+    snapshot: Option<Arc<Snapshot>>,
+) -> Result<(Durable, Option<Base>), StorageError> {
+    let scan = scan(path, bytes)?;
+    let (durable, base) = replay(path, scan.records, snapshot)?;
+    // Only now: a log that turned out to be corrupt is left as it was found.
+    if let Some(damage) = scan.tail {
+        truncate_tail(path, scan.intact_len, bytes.len(), &damage)?;
+    }
+    Ok((durable, Some(base)))
+}
+
+/// The intact records of a log, and the damage of its torn tail if it has one.
+struct Scan {
+    records: Vec<(usize, Record)>,
+    intact_len: usize,
+    tail: Option<Damage>,
+}
+
+fn scan(path: &Path, bytes: &[u8]) -> Result<Scan, StorageError> {
+    let mut records = Vec::new();
+    let mut offset = 0;
+    while offset < bytes.len() {
+        match frame::decode::<Record>(bytes, offset) {
+            Ok((record, next)) => {
+                records.push((offset, record));
+                offset = next;
+            }
+            Err(damage) => {
+                if let Some(next) = frame::intact_after::<Record>(bytes, offset) {
+                    let detail = format!("{damage}, yet an intact record follows at {next}");
+                    return Err(corrupt(path, offset, detail));
+                }
+                return Ok(Scan {
+                    records,
+                    intact_len: offset,
+                    tail: Some(damage),
+                });
+            }
+        }
+    }
+    Ok(Scan {
+        records,
+        intact_len: offset,
+        tail: None,
+    })
+}
+
+/// Applies the log's records over the snapshot it follows, then a newer snapshot file
+/// (left by a crash between the snapshot's rename and the log's).
+fn replay(
+    path: &Path,
+    records: Vec<(usize, Record)>,
+    snapshot: Option<Arc<Snapshot>>,
+) -> Result<(Durable, Base), StorageError> {
+    let mut records = records.into_iter();
+    // The log is born by rename with its base synced, so it is never missing or torn.
+    let Some((_, Record::Base(base))) = records.next() else {
+        return Err(corrupt(
+            path,
+            0,
+            "the log does not start with a base record",
+        ));
+    };
+    let (mut durable, newer) = start(path, base, snapshot)?;
+    for (offset, record) in records {
+        let Record::Writes(writes) = record else {
+            return Err(corrupt(path, offset, "a second base record"));
+        };
+        for write in &writes {
+            if matches!(write, Persist::Snapshot(_)) {
+                return Err(corrupt(path, offset, "a snapshot inside a log record"));
+            }
+            durable.apply(write);
+        }
+    }
+    if let Some(newer) = newer {
+        durable.apply(&Persist::Snapshot(newer));
+    }
+    Ok((durable, base))
+}
+
+/// The state to replay the log over, and a newer snapshot to apply after it.
+fn start(
+    path: &Path,
+    base: Base,
+    snapshot: Option<Arc<Snapshot>>,
+) -> Result<(Durable, Option<Arc<Snapshot>>), StorageError> {
+    let file_base = Base::of(snapshot.as_deref());
+    match snapshot {
+        Some(snapshot) if file_base == base => {
+            let durable = Durable {
+                snapshot: Some(snapshot),
+                ..Durable::default()
+            };
+            Ok((durable, None))
+        }
+        Some(snapshot) if base.last_index < file_base.last_index => {
+            // `Durable::apply` only needs the base's index and term to replay; the
+            // placeholder is replaced when the newer snapshot is applied.
+            let placeholder = (base != Base::NONE).then(|| {
+                Arc::new(Snapshot {
+                    last_index: base.last_index,
+                    last_term: base.last_term,
+                    seats: Seats::new(),
+                })
+            });
+            let durable = Durable {
+                snapshot: placeholder,
+                ..Durable::default()
+            };
+            Ok((durable, Some(snapshot)))
+        }
+        None if base == Base::NONE => Ok((Durable::default(), None)),
+        _ => {
+            let file = snapshot_description(file_base);
+            let detail = format!("the log follows the snapshot at {base}, but {file}");
+            Err(corrupt(path, 0, detail))
+        }
+    }
+}
+
+fn snapshot_description(base: Base) -> String {
+    if base == Base::NONE {
+        "there is no snapshot file".to_owned()
+    } else {
+        format!("the snapshot file is at {base}")
+    }
+}
+
+fn truncate_tail(
+    path: &Path,
+    intact_len: usize,
+    file_len: usize,
+    damage: &Damage,
+) -> Result<(), StorageError> {
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io(path, "open for repair"))?;
+    file.set_len(intact_len as u64)
+        .map_err(io(path, "truncate"))?;
+    file.sync_all().map_err(io(path, "sync"))?;
+    let dropped = file_len - intact_len;
+    tracing::warn!(
+        path = %path.display(),
+        offset = intact_len,
+        dropped_bytes = dropped,
+        %damage,
+        "torn log tail truncated: dropped {dropped} bytes at offset {intact_len}"
+    );
+    Ok(())
+}
+
+/// Writes `name` in `dir` atomically: a synced temporary file renamed over it, then the
+/// directory synced so the rename itself is durable.
+fn replace_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut file = File::create(&tmp).map_err(io(&tmp, "create"))?;
+    file.write_all(bytes).map_err(io(&tmp, "write"))?;
+    file.sync_all().map_err(io(&tmp, "sync"))?;
+    fs::rename(&tmp, &path).map_err(io(&path, "rename over"))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir, "sync the directory"))
+}
+
+fn open_append(path: &Path) -> Result<File, StorageError> {
+    OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(io(path, "open for appending"))
+}
+
+fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>, StorageError> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(io(path, "read")(error)),
+    }
+}
+
+fn encode<T: Serialize>(path: &Path, value: &T) -> Result<Vec<u8>, StorageError> {
+    frame::encode(value).map_err(|too_large| StorageError::RecordTooLarge {
+        path: path.to_path_buf(),
+        bytes: too_large.bytes,
+        limit: frame::PAYLOAD_MAX,
+    })
+}
+
+fn io(path: &Path, action: &'static str) -> impl FnOnce(io::Error) -> StorageError {
+    let path = path.to_path_buf();
+    move |source| StorageError::Io {
+        path,
+        action,
+        source,
+    }
+}
+
+fn corrupt(path: &Path, offset: usize, detail: impl Into<String>) -> StorageError {
+    StorageError::Corrupt {
+        path: path.to_path_buf(),
+        offset: offset as u64,
+        detail: detail.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hal_core::ServerId;
+    use hal_core::protocol::{ClientId, Entry, RequestSeq};
+    use hal_core::seats::Command;
+    use tempfile::TempDir;
+
+    use super::*;
+
+    fn grant(n: u64) -> Command {
+        Command::Grant {
+            client: ClientId(n),
+            seq: RequestSeq(1),
+            feature: "cad".into(),
+            user: format!("user{n}").into(),
+            host: "host".into(),
+            borrow_end: None,
+            by: ServerId::PRIMARY,
+        }
+    }
+
+    /// The entries `indexes` of `term`, starting at the first of `indexes`.
+    fn entries(term: u64, indexes: std::ops::RangeInclusive<u64>) -> Persist {
+        let first = LogIndex(*indexes.start());
+        let entries = indexes
+            .map(|n| {
+                Arc::new(Entry {
+                    term: Term(term),
+                    command: grant(n),
+                })
+            })
+            .collect();
+        Persist::Entries { first, entries }
+    }
+
+    fn hard(term: u64, voted_for: Option<ServerId>) -> Persist {
+        Persist::HardState {
+            term: Term(term),
+            voted_for,
+        }
+    }
+
+    /// A snapshot whose seat table holds one seat, so it is not trivially empty.
+    fn snapshot(last_index: u64, last_term: u64) -> Arc<Snapshot> {
+        let mut seats = Seats::new();
+        let outcome = seats.apply(LogIndex(1), &grant(1), |_| Some(10));
+        assert!(outcome.is_some(), "the grant was applied");
+        Arc::new(Snapshot {
+            last_index: LogIndex(last_index),
+            last_term: Term(last_term),
+            seats,
+        })
+    }
+
+    /// What `Durable::apply` makes of `batches`: what the files must load as.
+    fn model(batches: &[Vec<Persist>]) -> Durable {
+        let mut durable = Durable::default();
+        batches.iter().flatten().for_each(|w| durable.apply(w));
+        durable
+    }
+
+    async fn opened(dir: &Path) -> FileStorage {
+        let mut storage = FileStorage::open(dir).unwrap();
+        storage.load().await.unwrap();
+        storage
+    }
+
+    /// Opens `dir` and persists `batches`; returns the log's length after each batch.
+    async fn persist_all(dir: &Path, batches: &[Vec<Persist>]) -> Vec<usize> {
+        let mut storage = opened(dir).await;
+        let mut lens = Vec::new();
+        for batch in batches {
+            storage.persist(batch.clone()).await.unwrap();
+            lens.push(log_len(dir));
+        }
+        lens
+    }
+
+    async fn reload(dir: &Path) -> Result<Durable, StorageError> {
+        FileStorage::open(dir)?.load().await
+    }
+
+    fn log_len(dir: &Path) -> usize {
+        fs::read(dir.join(LOG)).unwrap().len()
+    }
+
+    fn log_base(dir: &Path) -> Base {
+        let bytes = fs::read(dir.join(LOG)).unwrap();
+        match frame::decode::<Record>(&bytes, 0).unwrap().0 {
+            Record::Base(base) => base,
+            Record::Writes(_) => panic!("the log does not start with its base"),
+        }
+    }
+
+    fn edit_log(dir: &Path, edit: impl FnOnce(&mut Vec<u8>)) {
+        let path = dir.join(LOG);
+        let mut bytes = fs::read(&path).unwrap();
+        edit(&mut bytes);
+        fs::write(&path, bytes).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_new_directory_loads_empty() {
+        let tmp = TempDir::new().unwrap();
+        let dir = tmp.path().join("data");
+        assert_eq!(reload(&dir).await.unwrap(), Durable::default());
+        assert_eq!(log_base(&dir), Base::NONE, "load creates the log");
+        assert_eq!(reload(&dir).await.unwrap(), Durable::default());
+    }
+
+    #[tokio::test]
+    async fn batches_load_back_as_applied() {
+        let tmp = TempDir::new().unwrap();
+        let batches = [
+            vec![hard(1, Some(ServerId::PRIMARY)), entries(1, 1..=3)],
+            vec![entries(1, 4..=5)],
+            vec![hard(2, None)],
+            vec![entries(2, 6..=6), hard(2, Some(ServerId::SECONDARY))],
+        ];
+        persist_all(tmp.path(), &batches).await;
+        let loaded = reload(tmp.path()).await.unwrap();
+        assert_eq!(loaded, model(&batches));
+        assert_eq!(loaded.entries.len(), 6);
+        assert_eq!(loaded.voted_for, Some(ServerId::SECONDARY));
+    }
+
+    #[tokio::test]
+    async fn entries_from_an_index_replace_the_stored_suffix() {
+        let tmp = TempDir::new().unwrap();
+        let batches = [
+            vec![entries(1, 1..=5)],
+            vec![hard(2, None), entries(2, 3..=3)],
+        ];
+        persist_all(tmp.path(), &batches).await;
+        let loaded = reload(tmp.path()).await.unwrap();
+        assert_eq!(loaded, model(&batches));
+        let terms: Vec<u64> = loaded.entries.iter().map(|e| e.term.0).collect();
+        assert_eq!(terms, [1, 1, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_compacts_the_log() {
+        let tmp = TempDir::new().unwrap();
+        let mut batches: Vec<_> = (0..10)
+            .map(|i| vec![entries(1, i * 5 + 1..=i * 5 + 5)])
+            .collect();
+        let lens = persist_all(tmp.path(), &batches).await;
+        let before = lens[lens.len() - 1];
+        // Writes on both sides of the snapshot in one batch take effect in order.
+        let batch = vec![
+            hard(3, None),
+            Persist::Snapshot(snapshot(45, 1)),
+            entries(3, 51..=51),
+        ];
+        batches.push(batch.clone());
+        let mut storage = opened(tmp.path()).await;
+        storage.persist(batch).await.unwrap();
+        drop(storage);
+
+        assert!(log_len(tmp.path()) < before / 2, "the log was rewritten");
+        assert_eq!(log_base(tmp.path()).last_index, LogIndex(45));
+        let loaded = reload(tmp.path()).await.unwrap();
+        assert_eq!(loaded, model(&batches));
+        assert_eq!(loaded.entries.len(), 6, "entries 46..=51 stay");
+        assert_eq!(loaded.snapshot, Some(snapshot(45, 1)));
+    }
+
+    #[tokio::test]
+    async fn a_crash_between_snapshot_and_log_rewrite_recovers() {
+        // (snapshot index, term): within the stored log, and beyond it (as a follower
+        // receives one), where replaying later writes over the old base would lose them.
+        for (index, term) in [(3, 1), (10, 2)] {
+            let tmp = TempDir::new().unwrap();
+            let mut batches = vec![vec![hard(2, None), entries(1, 1..=5)]];
+            persist_all(tmp.path(), &batches).await;
+            // The snapshot's rename happened; the log's did not.
+            let record = frame::encode(&*snapshot(index, term)).unwrap();
+            replace_file(tmp.path(), SNAPSHOT, &record).unwrap();
+            batches.push(vec![Persist::Snapshot(snapshot(index, term))]);
+            assert_eq!(reload(tmp.path()).await.unwrap(), model(&batches));
+            assert_eq!(log_base(tmp.path()).last_index, LogIndex(index));
+
+            let later = vec![entries(2, index + 1..=index + 1)];
+            persist_all(tmp.path(), std::slice::from_ref(&later)).await;
+            batches.push(later);
+            let loaded = reload(tmp.path()).await.unwrap();
+            assert_eq!(loaded, model(&batches), "snapshot at {index}");
+            assert_eq!(loaded.entries.last().unwrap().term, Term(2));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_torn_last_record_is_cut_off() {
+        type Tear = fn(&mut Vec<u8>, usize, usize);
+        let tears: [(&str, Tear); 5] = [
+            ("short header", |b, start, _| b.truncate(start + 3)),
+            ("half a payload", |b, start, end| {
+                b.truncate((start + end) / 2)
+            }),
+            ("last byte missing", |b, _, end| b.truncate(end - 1)),
+            ("bad checksum", |b, _, end| b[end - 1] ^= 0x40),
+            ("zero-filled", |b, start, end| b[start..end].fill(0)),
+        ];
+        for (name, tear) in tears {
+            let tmp = TempDir::new().unwrap();
+            let kept = vec![vec![hard(1, None), entries(1, 1..=3)]];
+            let torn = vec![entries(1, 4..=8)];
+            let lens = persist_all(tmp.path(), &[kept[0].clone(), torn]).await;
+            edit_log(tmp.path(), |b| tear(b, lens[0], lens[1]));
+
+            assert_eq!(reload(tmp.path()).await.unwrap(), model(&kept), "{name}");
+            assert_eq!(
+                log_len(tmp.path()),
+                lens[0],
+                "{name}: file cut at the record"
+            );
+
+            let after = vec![hard(2, None), entries(2, 4..=4)];
+            persist_all(tmp.path(), std::slice::from_ref(&after)).await;
+            let all = [kept[0].clone(), after];
+            assert_eq!(reload(tmp.path()).await.unwrap(), model(&all), "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn damage_before_an_intact_record_is_corruption_at_its_offset() {
+        type Harm = fn(&mut [u8]);
+        let damages: [(&str, Harm); 2] = [
+            ("payload byte", |record| record[frame::HEADER_LEN + 2] ^= 1),
+            ("length field", |record| record[..4].fill(0xee)),
+        ];
+        for (name, damage) in damages {
+            let tmp = TempDir::new().unwrap();
+            let batches = [
+                vec![entries(1, 1..=2)],
+                vec![entries(1, 3..=4)],
+                vec![entries(1, 5..=6)],
+            ];
+            let lens = persist_all(tmp.path(), &batches).await;
+            let (start, end) = (lens[0], lens[1]);
+            edit_log(tmp.path(), |b| damage(&mut b[start..end]));
+
+            let error = reload(tmp.path()).await.unwrap_err();
+            let StorageError::Corrupt { path, offset, .. } = &error else {
+                panic!("{name}: {error}");
+            };
+            assert_eq!(path, &tmp.path().join(LOG), "{name}");
+            assert_eq!(*offset, start as u64, "{name}");
+            assert!(error.to_string().contains(&format!("offset {start}")));
+            assert_eq!(log_len(tmp.path()), lens[2], "{name}: left as found");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_damaged_snapshot_file_is_corruption() {
+        let tmp = TempDir::new().unwrap();
+        let batches = [vec![entries(1, 1..=4), Persist::Snapshot(snapshot(3, 1))]];
+        persist_all(tmp.path(), &batches).await;
+        assert_eq!(reload(tmp.path()).await.unwrap(), model(&batches));
+
+        let path = tmp.path().join(SNAPSHOT);
+        let mut bytes = fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        fs::write(&path, bytes).unwrap();
+        let error = reload(tmp.path()).await.unwrap_err();
+        assert!(
+            matches!(&error, StorageError::Corrupt { path: p, offset: 0, .. } if *p == path),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_log_newer_than_the_snapshot_file_is_corruption() {
+        let tmp = TempDir::new().unwrap();
+        let batches = [vec![entries(1, 1..=4), Persist::Snapshot(snapshot(3, 1))]];
+        persist_all(tmp.path(), &batches).await;
+        let older = frame::encode(&*snapshot(2, 1)).unwrap();
+        replace_file(tmp.path(), SNAPSHOT, &older).unwrap();
+        let error = reload(tmp.path()).await.unwrap_err();
+        assert!(
+            matches!(&error, StorageError::Corrupt { offset: 0, .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("snapshot file is at index 2"));
+
+        fs::remove_file(tmp.path().join(SNAPSHOT)).unwrap();
+        let error = reload(tmp.path()).await.unwrap_err();
+        assert!(error.to_string().contains("no snapshot file"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_second_open_of_the_directory_is_refused() {
+        let tmp = TempDir::new().unwrap();
+        let first = FileStorage::open(tmp.path()).unwrap();
+        let error = FileStorage::open(tmp.path()).unwrap_err();
+        assert!(
+            matches!(&error, StorageError::Locked { path } if path == tmp.path()),
+            "{error}"
+        );
+        drop(first);
+        assert!(
+            FileStorage::open(tmp.path()).is_ok(),
+            "the lock goes with it"
+        );
+    }
+}
