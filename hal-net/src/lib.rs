@@ -6,6 +6,7 @@
 //! driver and TCP transport come with the server (see the project's issues).
 
 pub mod addr;
+pub mod config;
 pub mod hostid;
 pub mod keys;
 pub mod license_file;

@@ -1,0 +1,393 @@
+//! Reading a config file's TOML into a [`ServerConfig`]: a walk over toml's spanned
+//! document tree, so that every message can name the key and point at its line and
+//! column. (Serde's derive would report a misspelt key as "unknown field" without a
+//! suggestion, and a bad value without the key.)
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hal_core::license::ServerPosition;
+use hal_core::timing::Timing;
+use hal_core::{HostId, ServerId};
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::error::unknown_key_hint;
+use super::{
+    CLIENT_CONNECTIONS_MAX_CEILING, CLIENT_CONNECTIONS_MAX_DEFAULT, CONFIG_BYTES_MAX, ConfigError,
+    DEFAULT_PORT, Location, ServerConfig, TIMING_DURATION_MAX, TimingProfile,
+};
+use crate::addr::ServerAddr;
+
+/// The keys allowed at the top level, in the order the documentation lists them.
+pub(super) const TOP_KEYS: &[&str] = &[
+    "triad",
+    "id",
+    "listen",
+    "data_dir",
+    "license",
+    "vendor_key",
+    "hostid",
+    "client_connections_max",
+    "timing",
+];
+
+/// The timers of [`Timing`] that `[timing]` can override, by key.
+pub(super) const TIMING_FIELDS: &[&str] = &[
+    "peer_heartbeat",
+    "election_timeout",
+    "failover_delay",
+    "failback_hold",
+    "client_lease",
+    "client_heartbeat",
+    "max_clock_skew",
+];
+
+/// The timer of `timing` called `key`.
+pub(super) fn timing_field<'t>(timing: &'t mut Timing, key: &str) -> Option<&'t mut Duration> {
+    Some(match key {
+        "peer_heartbeat" => &mut timing.peer_heartbeat,
+        "election_timeout" => &mut timing.election_timeout,
+        "failover_delay" => &mut timing.failover_delay,
+        "failback_hold" => &mut timing.failback_hold,
+        "client_lease" => &mut timing.client_lease,
+        "client_heartbeat" => &mut timing.client_heartbeat,
+        "max_clock_skew" => &mut timing.max_clock_skew,
+        _ => return None,
+    })
+}
+
+type Value<'i> = Spanned<DeValue<'i>>;
+
+pub(super) fn parse(
+    source_name: &str,
+    text: &str,
+    base_dir: &Path,
+) -> Result<ServerConfig, ConfigError> {
+    if text.len() > CONFIG_BYTES_MAX {
+        return Err(ConfigError::TooLarge {
+            source_name: source_name.into(),
+        });
+    }
+    let doc = Doc { source_name, text };
+    let root = DeTable::parse(text).map_err(|error| doc.syntax(&error))?;
+    let root = root.get_ref();
+    doc.check_keys(root, TOP_KEYS, "at the top level", TIMING_FIELDS)?;
+    let triad = doc.triad(root)?;
+    let position = doc.position(root, &triad)?;
+    let own_port = match position {
+        ServerPosition::Single => triad.first(),
+        ServerPosition::Triad(id) => triad.get(id.index()),
+    }
+    .map_or(DEFAULT_PORT, ServerAddr::port);
+    let (timing_profile, timing) = doc.timing(root)?;
+    Ok(ServerConfig {
+        source_name: source_name.into(),
+        position,
+        listen: doc.listen(root, own_port)?,
+        data_dir: doc.path(root, "data_dir", base_dir)?,
+        license: doc.path(root, "license", base_dir)?,
+        vendor_key: doc.path(root, "vendor_key", base_dir)?,
+        hostid: doc.hostid(root)?,
+        client_connections_max: doc.client_connections_max(root)?,
+        triad,
+        timing_profile,
+        timing,
+    })
+}
+
+/// The text being read, for turning spans into locations.
+struct Doc<'a> {
+    source_name: &'a str,
+    text: &'a str,
+}
+
+impl Doc<'_> {
+    fn at(&self, span: Range<usize>) -> Location {
+        Location::at_byte(self.source_name, self.text, span.start)
+    }
+
+    fn invalid(&self, span: Range<usize>, key: &str, problem: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            at: self.at(span),
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+
+    fn missing(&self, key: &'static str, what: &'static str) -> ConfigError {
+        ConfigError::Missing {
+            source_name: self.source_name.into(),
+            key,
+            what,
+        }
+    }
+
+    fn syntax(&self, error: &toml::de::Error) -> ConfigError {
+        ConfigError::Syntax {
+            at: self.at(error.span().unwrap_or(0..0)),
+            message: error.message().into(),
+        }
+    }
+
+    /// Refuses the first key (in file order) of `table` that is not `allowed`.
+    /// `misplaced` are keys that belong in another table.
+    fn check_keys(
+        &self,
+        table: &DeTable<'_>,
+        allowed: &[&str],
+        table_name: &'static str,
+        misplaced: &[&str],
+    ) -> Result<(), ConfigError> {
+        let unknown = table
+            .keys()
+            .filter(|key| !allowed.contains(&key.get_ref().as_ref()))
+            .min_by_key(|key| key.span().start);
+        match unknown {
+            None => Ok(()),
+            Some(key) => Err(ConfigError::UnknownKey {
+                at: self.at(key.span()),
+                key: key.get_ref().to_string(),
+                table: table_name,
+                hint: unknown_key_hint(key.get_ref(), allowed, misplaced),
+            }),
+        }
+    }
+
+    /// The value as a string; `expected` says what kind of string, for the message.
+    fn string<'v>(
+        &self,
+        key: &str,
+        value: &'v Value<'_>,
+        expected: &str,
+    ) -> Result<&'v str, ConfigError> {
+        value.get_ref().as_str().ok_or_else(|| {
+            let found = value.get_ref().type_str();
+            self.invalid(
+                value.span(),
+                key,
+                format!("expected {expected}, found {found}"),
+            )
+        })
+    }
+
+    fn integer(&self, key: &str, value: &Value<'_>) -> Result<i64, ConfigError> {
+        let DeValue::Integer(integer) = value.get_ref() else {
+            let found = value.get_ref().type_str();
+            return Err(self.invalid(
+                value.span(),
+                key,
+                format!("expected a whole number, found {found}"),
+            ));
+        };
+        i64::from_str_radix(integer.as_str(), integer.radix())
+            .map_err(|_| self.invalid(value.span(), key, format!("{integer} is far too large")))
+    }
+
+    fn triad(&self, root: &DeTable<'_>) -> Result<Vec<ServerAddr>, ConfigError> {
+        let Some(value) = root.get("triad") else {
+            return Ok(Vec::new());
+        };
+        let DeValue::Array(items) = value.get_ref() else {
+            let found = value.get_ref().type_str();
+            let problem = format!(
+                "expected a list such as [\"6200@lic1\", \"6200@lic2\", \"6200@lic3\"], found {found}"
+            );
+            return Err(self.invalid(value.span(), "triad", problem));
+        };
+        if !matches!(items.len(), 1 | 3) {
+            let problem = format!(
+                "has {} entries; a HAL triad has 3 (in role order, the same on all three \
+                 servers), a single server 1 or none",
+                items.len()
+            );
+            return Err(self.invalid(value.span(), "triad", problem));
+        }
+        let mut addrs: Vec<ServerAddr> = Vec::with_capacity(items.len());
+        for (index, item) in items.iter().enumerate() {
+            let number = index + 1;
+            let addr = self.triad_entry(number, item)?;
+            if let Some(same) = addrs.iter().position(|a| a.same_server(&addr)) {
+                let problem = format!("entries {} and {number} are both {addr}", same + 1);
+                return Err(self.invalid(item.span(), "triad", problem));
+            }
+            addrs.push(addr);
+        }
+        Ok(addrs)
+    }
+
+    fn triad_entry(&self, number: usize, item: &Value<'_>) -> Result<ServerAddr, ConfigError> {
+        let key = format!("triad entry {number}");
+        let text = self.string(&key, item, "a server address such as \"6200@lic1\"")?;
+        ServerAddr::parse(text).map_err(|error| self.invalid(item.span(), &key, error.to_string()))
+    }
+
+    fn position(
+        &self,
+        root: &DeTable<'_>,
+        triad: &[ServerAddr],
+    ) -> Result<ServerPosition, ConfigError> {
+        let Some(value) = root.get("id") else {
+            return match triad.len() {
+                3 => Err(self.missing("id", "this server's position in the triad: 1, 2 or 3")),
+                _ => Ok(ServerPosition::Single),
+            };
+        };
+        let id = self.integer("id", value)?;
+        if triad.len() != 3 {
+            return match id {
+                1 => Ok(ServerPosition::Single),
+                _ => Err(self.invalid(
+                    value.span(),
+                    "id",
+                    format!("{id}: a single server (no triad of 3) can only be 1"),
+                )),
+            };
+        }
+        let server = u8::try_from(id).ok().and_then(ServerId::new);
+        server.map(ServerPosition::Triad).ok_or_else(|| {
+            let problem = format!("{id} is not a position in the triad; allowed: 1, 2, 3");
+            self.invalid(value.span(), "id", problem)
+        })
+    }
+
+    fn listen(&self, root: &DeTable<'_>, own_port: u16) -> Result<SocketAddr, ConfigError> {
+        let Some(value) = root.get("listen") else {
+            return Ok(SocketAddr::from((Ipv4Addr::UNSPECIFIED, own_port)));
+        };
+        let example = "an IP address and port such as \"0.0.0.0:6200\" or \"[::]:6200\"";
+        let text = self.string("listen", value, example)?;
+        text.parse().map_err(|_| {
+            let problem = format!("'{text}' is not {example}");
+            self.invalid(value.span(), "listen", problem)
+        })
+    }
+
+    /// A required path, made absolute from `base_dir`.
+    fn path(
+        &self,
+        root: &DeTable<'_>,
+        key: &'static str,
+        base_dir: &Path,
+    ) -> Result<PathBuf, ConfigError> {
+        let Some(value) = root.get(key) else {
+            return Err(self.missing(key, path_hint(key)));
+        };
+        let text = self.string(key, value, "a path in quotes")?;
+        if text.is_empty() {
+            return Err(self.invalid(value.span(), key, "the path is empty"));
+        }
+        std::path::absolute(base_dir.join(text)).map_err(|error| {
+            self.invalid(
+                value.span(),
+                key,
+                format!("cannot make '{text}' absolute: {error}"),
+            )
+        })
+    }
+
+    fn hostid(&self, root: &DeTable<'_>) -> Result<Option<HostId>, ConfigError> {
+        let Some(value) = root.get("hostid") else {
+            return Ok(None);
+        };
+        let text = self.string(
+            "hostid",
+            value,
+            "a HostID in quotes such as \"0a1b2c3d4e5f\"",
+        )?;
+        HostId::parse(text)
+            .map(Some)
+            .map_err(|why| self.invalid(value.span(), "hostid", format!("'{text}': {why}")))
+    }
+
+    fn client_connections_max(&self, root: &DeTable<'_>) -> Result<usize, ConfigError> {
+        let key = "client_connections_max";
+        let Some(value) = root.get(key) else {
+            return Ok(CLIENT_CONNECTIONS_MAX_DEFAULT);
+        };
+        let count = self.integer(key, value)?;
+        usize::try_from(count)
+            .ok()
+            .filter(|count| (1..=CLIENT_CONNECTIONS_MAX_CEILING).contains(count))
+            .ok_or_else(|| {
+                let problem = format!("{count} is not from 1 to {CLIENT_CONNECTIONS_MAX_CEILING}");
+                self.invalid(value.span(), key, problem)
+            })
+    }
+
+    fn timing(&self, root: &DeTable<'_>) -> Result<(TimingProfile, Timing), ConfigError> {
+        let Some(value) = root.get("timing") else {
+            return Ok((TimingProfile::Lan, Timing::lan()));
+        };
+        let DeValue::Table(table) = value.get_ref() else {
+            let problem = "expected a section: write [timing] on a line of its own, the \
+                           settings below it";
+            return Err(self.invalid(value.span(), "timing", problem));
+        };
+        let allowed: Vec<&str> = std::iter::once("profile")
+            .chain(TIMING_FIELDS.iter().copied())
+            .collect();
+        self.check_keys(table, &allowed, "in [timing]", &[])?;
+        let profile = self.timing_profile(table)?;
+        let mut timing = profile.timing();
+        for key in TIMING_FIELDS {
+            if let Some(value) = table.get(*key) {
+                let duration = self.duration(key, value)?;
+                if let Some(field) = timing_field(&mut timing, key) {
+                    *field = duration;
+                }
+            }
+        }
+        timing.validate().map_err(|why| {
+            let problem = format!(
+                "{why} (after the overrides to the '{}' profile)",
+                profile.name()
+            );
+            self.invalid(value.span(), "[timing]", problem)
+        })?;
+        Ok((profile, timing))
+    }
+
+    fn timing_profile(&self, table: &DeTable<'_>) -> Result<TimingProfile, ConfigError> {
+        let Some(value) = table.get("profile") else {
+            return Ok(TimingProfile::Lan);
+        };
+        let names: Vec<&str> = TimingProfile::ALL.iter().map(|p| p.name()).collect();
+        let allowed = names.join(", ");
+        let text = self.string("timing.profile", value, &format!("one of {allowed}"))?;
+        TimingProfile::from_name(text).ok_or_else(|| {
+            let problem = format!("'{text}' is not a timing profile; allowed: {allowed}");
+            self.invalid(value.span(), "timing.profile", problem)
+        })
+    }
+
+    fn duration(&self, field: &str, value: &Value<'_>) -> Result<Duration, ConfigError> {
+        let key = format!("timing.{field}");
+        let text = self.string(
+            &key,
+            value,
+            "a duration in quotes such as \"500ms\" or \"2s\"",
+        )?;
+        let duration = humantime::parse_duration(text).map_err(|error| {
+            let problem =
+                format!("'{text}' is not a duration ({error}); write e.g. \"500ms\" or \"2s\"");
+            self.invalid(value.span(), &key, problem)
+        })?;
+        if duration > TIMING_DURATION_MAX {
+            let problem = format!("'{text}' is longer than the 7 days allowed");
+            return Err(self.invalid(value.span(), &key, problem));
+        }
+        Ok(duration)
+    }
+}
+
+/// What each required path is for, for the message when it is missing.
+fn path_hint(key: &str) -> &'static str {
+    match key {
+        "data_dir" => "the directory for the server's replicated state, e.g. data_dir = \"data\"",
+        "license" => "the license file to serve, e.g. license = \"demo.lic\"",
+        _ => "the vendor's public key that signed the license, e.g. vendor_key = \"vendor.pub\"",
+    }
+}
