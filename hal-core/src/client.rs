@@ -220,6 +220,18 @@ impl Client {
         self.order.front().copied().unwrap_or(Endpoint(0))
     }
 
+    /// The number the next request will take.
+    pub fn next_seq(&self) -> RequestSeq {
+        RequestSeq(self.next_seq)
+    }
+
+    /// Continues a client that an earlier process ran with this id: requests are numbered
+    /// from `seq` on (at least), so the servers do not take a new request for a retry of
+    /// an old one. Used to return a borrow from the machine that borrowed it.
+    pub fn resume_from(&mut self, seq: RequestSeq) {
+        self.next_seq = self.next_seq.max(seq.0);
+    }
+
     /// Whether a request is in flight or queued.
     pub fn is_busy(&self) -> bool {
         self.pending.is_some() || !self.queue.is_empty()

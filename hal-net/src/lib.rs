@@ -1,13 +1,22 @@
 //! hal-net: the production shell around hal-core.
 //!
-//! For now this holds what the license tools need from the outside world: the vendor's
-//! key files ([`keys`]) and reading a license file from disk with its size limit
-//! ([`license_file`]); and the server's durable storage on disk ([`storage`]). The node
-//! driver and TCP transport come with the server (see the project's issues).
+//! - [`node`]: the node driver, generic over [`transport`], [`storage`] and [`clock`],
+//!   which production runs over tokio TCP, files and the system clock, and the simulator
+//!   over turmoil;
+//! - [`wire`]: the frame codec and the messages between processes;
+//! - [`session`]: the client side, driving hal-core's client over the same transport;
+//! - [`config`] (the server's TOML config), [`addr`] (`port@host` addresses, license
+//!   paths), [`hostid`] (this machine's HostID);
+//! - [`keys`] and [`license_file`]: the vendor's key files and reading a license file.
 
 pub mod addr;
+pub mod clock;
 pub mod config;
 pub mod hostid;
 pub mod keys;
 pub mod license_file;
+pub mod node;
+pub mod session;
 pub mod storage;
+pub mod transport;
+pub mod wire;

@@ -1,13 +1,20 @@
-//! The `hal-net` binary: the HAL license server and its operator and vendor tools.
+//! The `hal-net` binary: the HAL license server, its client verbs, and its operator and
+//! vendor tools.
 //!
-//! Exit codes: 0 success; 1 the operation failed (an invalid license, a bad signature, an
-//! unreadable file); 2 the command line was wrong.
+//! Exit codes: 0 success; 1 the operation failed (an invalid license or config, a bad
+//! signature, an unreadable file, a server that stopped on an error); 2 the command line
+//! was wrong, or a license request was denied; 3 no license server could be reached.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod client_cmd;
+mod dev_cluster;
 mod license_cmd;
+mod serve_cmd;
+mod signals;
+mod status_cmd;
 
 /// HAL: a high-availability license server triad and its tools.
 #[derive(Debug, Parser)]
@@ -19,6 +26,20 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a license server (one member of a triad, or a single server).
+    Serve(serve_cmd::ServeArgs),
+    /// Show each server of a triad and the seats in use.
+    Status(status_cmd::StatusArgs),
+    /// Check out a seat and hold it (heartbeating) until the hold ends or Ctrl-C.
+    Checkout(client_cmd::CheckoutArgs),
+    /// Borrow a seat for some hours (from server #1 only).
+    Borrow(client_cmd::BorrowArgs),
+    /// Return a borrowed seat early.
+    Return(client_cmd::ReturnArgs),
+    /// Print this machine's HostID (for HOSTID lines in a license).
+    Hostid,
+    /// Start a demo triad on 127.0.0.1 with a fresh key and license (the quickstart).
+    DevCluster(dev_cluster::DevClusterArgs),
     /// Vendor tools for license files: make keys, sign, verify, show.
     #[command(subcommand)]
     License(license_cmd::LicenseCommand),
@@ -28,6 +49,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::License(command) => license_cmd::run(command),
+        Command::Hostid => hostid(),
+        Command::Serve(args) => serve_cmd::run(args),
+        Command::DevCluster(args) => dev_cluster::run(args),
+        Command::Status(args) => runtime().and_then(|rt| rt.block_on(status_cmd::run(args))),
+        Command::Checkout(args) => runtime().and_then(|rt| rt.block_on(client_cmd::checkout(args))),
+        Command::Borrow(args) => runtime().and_then(|rt| rt.block_on(client_cmd::borrow(args))),
+        Command::Return(args) => {
+            runtime().and_then(|rt| rt.block_on(client_cmd::return_borrow(args)))
+        }
     };
     match result {
         Ok(code) => code,
@@ -40,4 +70,17 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A runtime for the client verbs: one thread is plenty.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn hostid() -> anyhow::Result<ExitCode> {
+    let id = hal_net::hostid::this_machine()?;
+    println!("{id}");
+    Ok(ExitCode::SUCCESS)
 }

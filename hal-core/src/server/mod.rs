@@ -363,6 +363,11 @@ impl Server {
         &self.catalog
     }
 
+    /// How this server was set up.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     // ----- inputs -----
 
     /// A message from another server.

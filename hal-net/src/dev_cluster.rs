@@ -1,0 +1,209 @@
+//! `hal-net dev-cluster --dir DIR [--base-port P]`: the quickstart. Makes a vendor key, a
+//! signed demo license and three server configs in DIR, starts three `hal-net serve`
+//! children on 127.0.0.1 ports P..P+2, and stops them on Ctrl-C or SIGTERM.
+//!
+//! Run again on the same DIR, it keeps the key and the servers' data (so seats survive a
+//! restart of the whole demo) and rewrites the license and configs.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use hal_core::license::sign_text;
+use hal_net::keys;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::process::{Child, Command};
+
+use crate::signals;
+
+#[derive(Debug, Args)]
+pub struct DevClusterArgs {
+    /// The directory for the key, license, configs, logs, pid files and data.
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// The first of three consecutive ports on 127.0.0.1.
+    #[arg(long, default_value_t = 6200, value_parser = clap::value_parser!(u16).range(1..65534))]
+    base_port: u16,
+}
+
+/// The demo license before signing.
+const DEMO_LICENSE: &str = "\
+# The dev-cluster's demo license: five floating seats of HAL, served by the triad.
+FEATURE HAL
+{
+  VENDOR = demo
+  COUNT = 5
+  HAL_SERVERS = 3
+  BORROW = 72          # borrowing allowed, up to three days (only while server #1 is active)
+  COMMENT = \"made by hal-net dev-cluster\"
+}
+";
+
+/// How long children get to stop after SIGTERM before they are killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+pub fn run(args: DevClusterArgs) -> Result<ExitCode> {
+    crate::serve_cmd::init_logging();
+    let dir = &args.dir;
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {}", dir.display()))?;
+    let license = write_license(&dir)?;
+    let ports: Vec<u16> = (0..3).map(|i| args.base_port + i).collect();
+    let configs = write_configs(&dir, &ports)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(supervise(&dir, &configs, &ports, &license))
+}
+
+/// Makes the key (unless there is one) and the signed license; returns its path.
+fn write_license(dir: &Path) -> Result<PathBuf> {
+    let private = dir.join(keys::PRIVATE_KEY_FILE);
+    if !private.exists() {
+        keys::generate(dir, false)?;
+    }
+    let key = keys::read_signing_key(&private)?;
+    let path = dir.join("demo.lic");
+    let mut license =
+        hal_core::license::parse(&path.display().to_string(), DEMO_LICENSE.as_bytes())
+            .map_err(|e| anyhow::anyhow!("the built-in demo license does not parse: {e}"))?;
+    license.sign(&key);
+    let signed = sign_text(DEMO_LICENSE, &license);
+    hal_net::license_file::save(&path, signed.as_bytes())?;
+    Ok(path)
+}
+
+/// Writes `server1.toml`..`server3.toml`.
+fn write_configs(dir: &Path, ports: &[u16]) -> Result<Vec<PathBuf>> {
+    let triad: Vec<String> = ports.iter().map(|p| format!("\"{p}@127.0.0.1\"")).collect();
+    let mut paths = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let id = i + 1;
+        let text = format!(
+            "# Server #{id} of the dev-cluster triad (written by hal-net dev-cluster).\n\
+             id = {id}\n\
+             listen = \"127.0.0.1:{port}\"\n\
+             triad = [{}]\n\
+             data_dir = \"data{id}\"\n\
+             license = \"demo.lic\"\n\
+             vendor_key = \"{}\"\n\
+             hostid = \"dev-server{id}\"\n\
+             \n\
+             [timing]\n\
+             profile = \"lan\"\n",
+            triad.join(", "),
+            keys::PUBLIC_KEY_FILE,
+        );
+        let path = dir.join(format!("server{id}.toml"));
+        fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        paths.push(path);
+    }
+    Ok(paths)
+}
+
+async fn supervise(
+    dir: &Path,
+    configs: &[PathBuf],
+    ports: &[u16],
+    license: &Path,
+) -> Result<ExitCode> {
+    let exe = std::env::current_exe().context("cannot find the hal-net executable")?;
+    let mut children: Vec<Child> = Vec::new();
+    for (i, config) in configs.iter().enumerate() {
+        let id = i + 1;
+        let log_path = dir.join(format!("server{id}.log"));
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("cannot open {}", log_path.display()))?;
+        let child = Command::new(&exe)
+            .arg("serve")
+            .arg("--config")
+            .arg(config)
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start server #{id}"))?;
+        let Some(pid) = child.id() else {
+            bail!("server #{id} exited at once; see {}", log_path.display());
+        };
+        let pid_path = dir.join(format!("server{id}.pid"));
+        fs::write(&pid_path, format!("{pid}\n"))
+            .with_context(|| format!("cannot write {}", pid_path.display()))?;
+        children.push(child);
+    }
+    let path: Vec<String> = ports.iter().map(|p| format!("{p}@127.0.0.1")).collect();
+    let path = path.join(";");
+    println!(
+        "dev-cluster: three servers on 127.0.0.1 ports {}..{} (logs: {}/server1.log ...)",
+        ports[0],
+        ports[2],
+        dir.display()
+    );
+    println!("license: {}", license.display());
+    println!("license path: {path}");
+    println!();
+    println!("try:");
+    println!("  hal-net status --license-path '{path}'");
+    println!("  hal-net checkout HAL --hold 60s --license-path '{path}'");
+    println!(
+        "  kill -9 $(cat {}/server1.pid)   # then check out again: #2 serves",
+        dir.display()
+    );
+    println!();
+    println!("Ctrl-C stops the three servers.");
+    watch(&mut children).await;
+    stop_all(&mut children).await;
+    for id in 1..=3 {
+        let _ = fs::remove_file(dir.join(format!("server{id}.pid")));
+    }
+    println!("dev-cluster: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Waits for the stop signal, reporting children that exit on the way (killing one is
+/// part of the demo).
+async fn watch(children: &mut [Child]) {
+    let stop = signals::stop();
+    tokio::pin!(stop);
+    let mut reported = [false; 3];
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            () = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+        for (i, child) in children.iter_mut().enumerate() {
+            if let Ok(Some(status)) = child.try_wait()
+                && !reported[i]
+            {
+                reported[i] = true;
+                println!("dev-cluster: server #{} exited ({status})", i + 1);
+            }
+        }
+    }
+}
+
+/// SIGTERM to each child, then SIGKILL to any still running after the grace period.
+async fn stop_all(children: &mut [Child]) {
+    for child in children.iter() {
+        if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+        }
+    }
+    for child in children.iter_mut() {
+        if tokio::time::timeout(STOP_GRACE, child.wait())
+            .await
+            .is_err()
+        {
+            let _ = child.kill().await;
+        }
+    }
+}

@@ -1,0 +1,325 @@
+//! The core loop: the one task that owns hal-core's `Server`. It feeds it inputs, drains
+//! its outputs after every one, hands persists to the storage task in batches, and holds
+//! each message and reply until the writes before it are synced.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+
+use hal_core::ServerId;
+use hal_core::protocol::{ClientId, PeerMessage, ReplyResult, ServerReply};
+use hal_core::server::{Output, Persist, Role, Server, ServerEvent};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use super::{ConnId, Inbound, NodeError, status};
+use crate::clock::{Clock, sleep_for};
+use crate::storage::StorageError;
+use crate::wire::{Message, PeerStatus};
+
+/// The most inputs taken in one go before outputs are flushed: a burst of requests
+/// shares one sync, but the loop still gets to its timer and to finished syncs.
+const INPUTS_PER_TURN_MAX: usize = 256;
+
+/// A message or reply waiting for its batch to be synced.
+#[derive(Debug)]
+enum Send {
+    Peer(PeerMessage),
+    Reply(ServerReply),
+}
+
+/// A client connection as the core loop knows it.
+#[derive(Debug)]
+struct Conn {
+    replies: mpsc::Sender<Message>,
+    /// The one client id this connection speaks for (set by its first request).
+    client: Option<ClientId>,
+}
+
+pub(super) struct Core<C: Clock> {
+    server: Server,
+    clock: C,
+    peers: BTreeMap<ServerId, mpsc::Sender<PeerMessage>>,
+    links: BTreeMap<ServerId, PeerStatus>,
+    conns: BTreeMap<ConnId, Conn>,
+    routes: BTreeMap<ClientId, ConnId>,
+    persist: mpsc::Sender<Vec<Persist>>,
+    /// Writes not yet handed to storage: they go in batch `batches_handed + 1`.
+    unsynced: Vec<Persist>,
+    batches_handed: u64,
+    batches_synced: u64,
+    /// The batch holding the newest persist output so far.
+    newest_persist_batch: u64,
+    /// Outputs waiting for a batch, in output order, tagged with it.
+    held: VecDeque<(u64, Send)>,
+}
+
+impl<C: Clock> Core<C> {
+    pub(super) fn new(
+        server: Server,
+        clock: C,
+        peers: BTreeMap<ServerId, mpsc::Sender<PeerMessage>>,
+        persist: mpsc::Sender<Vec<Persist>>,
+    ) -> Self {
+        let links = peers
+            .keys()
+            .map(|&id| {
+                let down = PeerStatus {
+                    id,
+                    connected: false,
+                    refused: None,
+                };
+                (id, down)
+            })
+            .collect();
+        Core {
+            server,
+            clock,
+            peers,
+            links,
+            conns: BTreeMap::new(),
+            routes: BTreeMap::new(),
+            persist,
+            unsynced: Vec::new(),
+            batches_handed: 0,
+            batches_synced: 0,
+            newest_persist_batch: 0,
+            held: VecDeque::new(),
+        }
+    }
+
+    pub(super) async fn run(
+        mut self,
+        mut inbound: mpsc::Receiver<Inbound>,
+        mut synced: mpsc::Receiver<Result<(), StorageError>>,
+        shutdown: impl Future<Output = ()> + std::marker::Send,
+    ) -> Result<(), NodeError> {
+        info!(
+            term = %self.server.term(),
+            last_index = self.server.last_index().0,
+            seats = self.server.seats().len(),
+            "server started"
+        );
+        // Outputs of the restart (a term's timers, say) before any input.
+        self.drain();
+        self.flush();
+        tokio::pin!(shutdown);
+        loop {
+            let sleep = self
+                .server
+                .poll_timeout()
+                .map(|deadline| self.clock.until(deadline));
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                done = synced.recv() => {
+                    match done {
+                        Some(Ok(())) => self.synced(),
+                        Some(Err(error)) => return Err(error.into()),
+                        None => break,
+                    }
+                }
+                first = inbound.recv() => {
+                    let Some(first) = first else { break };
+                    self.input(first);
+                    for _ in 1..INPUTS_PER_TURN_MAX {
+                        match inbound.try_recv() {
+                            Ok(next) => self.input(next),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                () = sleep_for(sleep) => {
+                    self.server.handle_timeout(self.clock.now());
+                    self.drain();
+                }
+            }
+            self.flush();
+        }
+        info!("server stopping");
+        Ok(())
+    }
+
+    /// Feeds one input and drains the outputs.
+    fn input(&mut self, input: Inbound) {
+        match input {
+            Inbound::Peer(message) => self.server.handle_peer(self.clock.now(), message),
+            Inbound::Request { conn, request } => {
+                if !self.route(conn, request.client) {
+                    return;
+                }
+                self.server.handle_client(self.clock.now(), request);
+            }
+            Inbound::ClientOpened { conn, replies } => {
+                let conn_state = Conn {
+                    replies,
+                    client: None,
+                };
+                self.conns.insert(conn, conn_state);
+                return;
+            }
+            Inbound::ClientClosed { conn } => {
+                self.close(conn);
+                return;
+            }
+            Inbound::Status(answer) => {
+                let links: Vec<PeerStatus> = self.links.values().cloned().collect();
+                let report = status::report(&self.server, self.clock.now(), links);
+                // The asker may have gone: nothing to do then.
+                let _ = answer.send(report);
+                return;
+            }
+            Inbound::Link(link) => {
+                self.links.insert(link.id, link);
+                return;
+            }
+        }
+        self.drain();
+    }
+
+    /// Remembers which connection speaks for `client`; refuses a second client id on one
+    /// connection (a connection is one client's).
+    fn route(&mut self, conn: ConnId, client: ClientId) -> bool {
+        let Some(state) = self.conns.get_mut(&conn) else {
+            return false;
+        };
+        match state.client {
+            None => state.client = Some(client),
+            Some(known) if known == client => {}
+            Some(known) => {
+                warn!(%known, other = %client, "client connection used for a second client id; closing it");
+                self.close(conn);
+                return false;
+            }
+        }
+        self.routes.insert(client, conn);
+        true
+    }
+
+    fn close(&mut self, conn: ConnId) {
+        if let Some(Conn {
+            client: Some(client),
+            ..
+        }) = self.conns.remove(&conn)
+            && self.routes.get(&client) == Some(&conn)
+        {
+            self.routes.remove(&client);
+        }
+    }
+
+    /// Drains every output of the last input.
+    fn drain(&mut self) {
+        while let Some(output) = self.server.poll_output() {
+            match output {
+                Output::Persist(write) => {
+                    self.unsynced.push(write);
+                    self.newest_persist_batch = self.batches_handed + 1;
+                }
+                Output::Peer(message) => self.send(Send::Peer(message)),
+                Output::Reply(reply) => self.send(Send::Reply(reply)),
+                Output::Event(event) => self.log_event(event),
+            }
+        }
+    }
+
+    /// Sends now if every persist before it is synced, else holds it.
+    fn send(&mut self, send: Send) {
+        if self.newest_persist_batch <= self.batches_synced {
+            self.dispatch(send);
+        } else {
+            self.held.push_back((self.newest_persist_batch, send));
+        }
+    }
+
+    /// Hands the accumulated writes to storage, if it is not busy with a batch.
+    fn flush(&mut self) {
+        if self.unsynced.is_empty() || self.batches_handed > self.batches_synced {
+            return;
+        }
+        let batch = std::mem::take(&mut self.unsynced);
+        // Capacity 1 and at most one batch in flight: this never finds the channel full.
+        if self.persist.try_send(batch).is_ok() {
+            self.batches_handed += 1;
+        } else {
+            warn!("storage task is gone; writes cannot be made durable");
+        }
+    }
+
+    /// A batch is durable: release what waited for it.
+    fn synced(&mut self) {
+        self.batches_synced += 1;
+        while self
+            .held
+            .front()
+            .is_some_and(|(batch, _)| *batch <= self.batches_synced)
+        {
+            if let Some((_, send)) = self.held.pop_front() {
+                self.dispatch(send);
+            }
+        }
+    }
+
+    fn dispatch(&mut self, send: Send) {
+        match send {
+            Send::Peer(message) => {
+                let Some(queue) = self.peers.get(&message.to) else {
+                    return;
+                };
+                if queue.try_send(message).is_err() {
+                    // The link is down or far behind: like a lossy network; Raft resends.
+                    debug!("peer queue full; message dropped");
+                }
+            }
+            Send::Reply(reply) => self.reply(reply),
+        }
+    }
+
+    fn reply(&mut self, reply: ServerReply) {
+        if let ReplyResult::Granted {
+            handle,
+            borrow_end: Some(end),
+            ..
+        } = &reply.result
+        {
+            info!(%handle, client = %reply.client, end_ms = end.0, "borrow granted");
+        }
+        let Some(&conn) = self.routes.get(&reply.client) else {
+            // The client's connection closed; it will retry and get the same answer.
+            return;
+        };
+        let Some(state) = self.conns.get(&conn) else {
+            return;
+        };
+        if state.replies.try_send(Message::Reply(reply)).is_err() {
+            warn!(
+                conn,
+                "client is not reading its replies; closing its connection"
+            );
+            self.close(conn);
+        }
+    }
+
+    fn log_event(&self, event: ServerEvent) {
+        match event {
+            ServerEvent::RoleChanged {
+                role: Role::Active,
+                term,
+            } => info!(%term, "became active"),
+            ServerEvent::RoleChanged {
+                role: Role::Standby,
+                term,
+            } => {
+                info!(%term, leader = ?self.server.leader().map(|l| l.to_string()), "became standby")
+            }
+            ServerEvent::LostMajority { term } => {
+                warn!(%term, "lost majority: no licenses are served until a majority is back")
+            }
+            ServerEvent::FailbackStarted { to, term } => {
+                info!(%term, %to, "failback: handing the active role back to {to}")
+            }
+            ServerEvent::SeatExpiring { handle } => {
+                info!(%handle, "seat expired: no heartbeat within the lease")
+            }
+            other => debug!(?other, "server event"),
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! Peer links. Each server dials each peer and sends that peer's messages over its own
+//! connection (so there is no race over who dials whom); the peer answers over its own
+//! dialled connection. Each link pings, and a link that has been silent for
+//! `stall_after` (no pong, no error: turmoil's TCP and real networks both do this) is
+//! closed and dialled again, with capped exponential backoff.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use hal_core::ServerId;
+use hal_core::protocol::PeerMessage;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, timeout};
+use tokio_util::codec::Framed;
+use tracing::{debug, error, info, warn};
+
+use super::{Inbound, Shared};
+use crate::transport::Transport;
+use crate::wire::{FRAME_BYTES_MAX_PEER, Hello, Message, PeerStatus, WireCodec};
+
+type Link<T> = Framed<<T as Transport>::Stream, WireCodec>;
+
+/// The most queued messages sent in one write.
+const MESSAGES_PER_WRITE_MAX: usize = 64;
+
+/// Why a link attempt or a link ended.
+#[derive(Debug)]
+enum LinkEnd {
+    /// The peer refused the handshake; says why.
+    Refused(String),
+    /// Anything else: unreachable, closed, stalled, an IO or frame error.
+    Broken(String),
+    /// The node is stopping.
+    Stopping,
+}
+
+/// Runs the outgoing link to `peer` at `addr` until the node stops.
+pub(super) async fn outgoing<T: Transport>(
+    shared: Shared<T>,
+    peer: ServerId,
+    addr: String,
+    mut queue: mpsc::Receiver<PeerMessage>,
+) {
+    let timing = shared.config.links;
+    let mut backoff = timing.backoff_min;
+    let mut last_trouble: Option<String> = None;
+    loop {
+        let end = match dial(&shared, peer, &addr).await {
+            Ok(link) => {
+                info!(%peer, %addr, "peer connected");
+                report(&shared, peer, true, None).await;
+                last_trouble = None;
+                backoff = timing.backoff_min;
+                pump(&shared, link, &mut queue).await
+            }
+            Err(end) => end,
+        };
+        match end {
+            LinkEnd::Stopping => return,
+            LinkEnd::Refused(reason) => {
+                // Logged every time (the backoff caps how often): it never fixes itself.
+                error!(%peer, %addr, "peer refused the link: {reason}");
+                report(&shared, peer, false, Some(reason)).await;
+                backoff = timing.backoff_max;
+            }
+            LinkEnd::Broken(why) => {
+                if last_trouble.is_none() {
+                    warn!(%peer, %addr, "peer disconnected: {why}");
+                } else {
+                    debug!(%peer, %addr, "peer still unreachable: {why}");
+                }
+                last_trouble = Some(why);
+                report(&shared, peer, false, None).await;
+            }
+        }
+        // What was queued for a dead link is stale; Raft sends what is still needed.
+        while queue.try_recv().is_ok() {}
+        tokio::select! {
+            () = shared.stop.cancelled() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(timing.backoff_max);
+    }
+}
+
+async fn report<T: Transport>(
+    shared: &Shared<T>,
+    id: ServerId,
+    connected: bool,
+    refused: Option<String>,
+) {
+    let status = PeerStatus {
+        id,
+        connected,
+        refused,
+    };
+    // The core loop may be gone when the node stops.
+    let _ = shared.inbound.send(Inbound::Link(status)).await;
+}
+
+/// Connects and shakes hands.
+async fn dial<T: Transport>(
+    shared: &Shared<T>,
+    peer: ServerId,
+    addr: &str,
+) -> Result<Link<T>, LinkEnd> {
+    let handshake = async {
+        let stream = shared
+            .transport
+            .connect(addr)
+            .await
+            .map_err(|e| LinkEnd::Broken(format!("cannot connect: {e}")))?;
+        let mut link = Framed::new(stream, WireCodec::new(FRAME_BYTES_MAX_PEER));
+        let hello = Hello::Peer {
+            from: shared.me,
+            to: peer,
+            identity: shared.config.identity.clone(),
+        };
+        link.send(Message::Hello(hello))
+            .await
+            .map_err(|e| LinkEnd::Broken(format!("handshake: {e}")))?;
+        match link.next().await {
+            Some(Ok(Message::Welcome { server })) if server == peer => Ok(link),
+            Some(Ok(Message::Welcome { server })) => Err(LinkEnd::Refused(format!(
+                "the address of server {peer} in the triad list ({addr}) is served by server {server}"
+            ))),
+            Some(Ok(Message::Refused { reason })) => Err(LinkEnd::Refused(reason)),
+            Some(Ok(other)) => Err(LinkEnd::Broken(format!(
+                "handshake: unexpected answer {}",
+                kind(&other)
+            ))),
+            Some(Err(e)) => Err(LinkEnd::Broken(format!("handshake: {e}"))),
+            None => Err(LinkEnd::Broken("closed during the handshake".into())),
+        }
+    };
+    tokio::select! {
+        () = shared.stop.cancelled() => Err(LinkEnd::Stopping),
+        result = timeout(shared.config.links.handshake_timeout, handshake) => {
+            result.unwrap_or_else(|_| Err(LinkEnd::Broken("handshake timed out".into())))
+        }
+    }
+}
+
+/// Sends queued messages and pings until the link breaks or stalls.
+async fn pump<T: Transport>(
+    shared: &Shared<T>,
+    mut link: Link<T>,
+    queue: &mut mpsc::Receiver<PeerMessage>,
+) -> LinkEnd {
+    let timing = shared.config.links;
+    let mut ping = tokio::time::interval(timing.ping_every);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut heard = Instant::now();
+    let mut nonce = 0u64;
+    loop {
+        tokio::select! {
+            () = shared.stop.cancelled() => return LinkEnd::Stopping,
+            message = queue.recv() => {
+                let Some(first) = message else { return LinkEnd::Stopping };
+                if let Err(end) = send_batch(&mut link, first, queue, timing.stall_after).await {
+                    return end;
+                }
+            }
+            _ = ping.tick() => {
+                let silent = heard.elapsed();
+                if silent > timing.stall_after {
+                    return LinkEnd::Broken(format!("stalled: no answer for {} ms", silent.as_millis()));
+                }
+                nonce += 1;
+                let sent = timeout(timing.stall_after, link.send(Message::Ping { nonce })).await;
+                if let Err(end) = sent_ok(sent) {
+                    return end;
+                }
+            }
+            frame = link.next() => match frame {
+                Some(Ok(Message::Pong { .. })) => heard = Instant::now(),
+                Some(Ok(Message::Refused { reason })) => return LinkEnd::Refused(reason),
+                Some(Ok(other)) => debug!("ignoring {} on an outgoing peer link", kind(&other)),
+                Some(Err(e)) => return LinkEnd::Broken(e.to_string()),
+                None => return LinkEnd::Broken("closed by the peer".into()),
+            },
+        }
+    }
+}
+
+/// Writes `first` and whatever else is queued, then flushes once.
+async fn send_batch<S>(
+    link: &mut Framed<S, WireCodec>,
+    first: PeerMessage,
+    queue: &mut mpsc::Receiver<PeerMessage>,
+    stall_after: Duration,
+) -> Result<(), LinkEnd>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let write = async {
+        link.feed(Message::Peer(first)).await?;
+        for _ in 1..MESSAGES_PER_WRITE_MAX {
+            let Ok(next) = queue.try_recv() else { break };
+            link.feed(Message::Peer(next)).await?;
+        }
+        link.flush().await
+    };
+    sent_ok(timeout(stall_after, write).await)
+}
+
+fn sent_ok(
+    sent: Result<Result<(), crate::wire::WireError>, tokio::time::error::Elapsed>,
+) -> Result<(), LinkEnd> {
+    match sent {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(LinkEnd::Broken(e.to_string())),
+        Err(_) => Err(LinkEnd::Broken("stalled: a write did not complete".into())),
+    }
+}
+
+/// Runs an incoming link from `peer` (handshake done): forwards its messages to the core
+/// loop and answers its pings, until it closes or goes silent.
+pub(super) async fn incoming<S, T>(
+    shared: Shared<T>,
+    peer: ServerId,
+    mut link: Framed<S, WireCodec>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: Transport,
+{
+    let stall_after = shared.config.links.stall_after;
+    let why = loop {
+        let frame = tokio::select! {
+            () = shared.stop.cancelled() => return,
+            frame = timeout(stall_after, link.next()) => frame,
+        };
+        match frame {
+            Err(_) => break format!("silent for {} ms", stall_after.as_millis()),
+            Ok(None) => break "closed".to_string(),
+            Ok(Some(Err(e))) => break e.to_string(),
+            Ok(Some(Ok(Message::Peer(message)))) => {
+                if message.from != peer || message.to != shared.me {
+                    break format!(
+                        "message from {} to {} on the link from {peer}",
+                        message.from, message.to
+                    );
+                }
+                if shared.inbound.send(Inbound::Peer(message)).await.is_err() {
+                    return;
+                }
+            }
+            Ok(Some(Ok(Message::Ping { nonce }))) => {
+                let sent = timeout(stall_after, link.send(Message::Pong { nonce })).await;
+                if let Err(LinkEnd::Broken(why)) = sent_ok(sent) {
+                    break why;
+                }
+            }
+            Ok(Some(Ok(other))) => break format!("unexpected {} from a peer", kind(&other)),
+        }
+    };
+    debug!(%peer, "incoming peer link closed: {why}");
+}
+
+/// A message's kind, for logs (never its content).
+pub(super) fn kind(message: &Message) -> &'static str {
+    match message {
+        Message::Hello(_) => "hello",
+        Message::Welcome { .. } => "welcome",
+        Message::Refused { .. } => "refused",
+        Message::Peer(_) => "peer message",
+        Message::Ping { .. } => "ping",
+        Message::Pong { .. } => "pong",
+        Message::Request(_) => "request",
+        Message::Reply(_) => "reply",
+        Message::StatusRequest => "status request",
+        Message::Status(_) => "status",
+    }
+}

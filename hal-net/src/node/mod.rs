@@ -1,0 +1,250 @@
+//! The node driver: one HAL server process, feeding hal-core's [`Server`] and carrying
+//! out its outputs over a [`Transport`], a [`Storage`] and a [`Clock`].
+//!
+//! Production runs it over tokio TCP, files and the system clock; the simulator runs the
+//! very same code over turmoil, so a bug in framing, reconnection or persistence here is
+//! one the simulator can find.
+//!
+//! # Tasks
+//!
+//! - the **core loop** ([`core`]) owns the `Server`: it takes inputs from one channel
+//!   (peer messages, client requests, status queries), the timer and the storage task, and
+//!   drains the outputs after each;
+//! - the **storage task** makes batches durable, one at a time; whatever the core asks to
+//!   persist while a batch is being synced waits and goes in the next (group commit);
+//! - one **outgoing link** per peer ([`links`]) connects, shakes hands, sends that peer's
+//!   messages and pings, and reconnects with capped backoff when the link breaks or stalls;
+//! - the **acceptor** ([`accept`]) takes connections, shakes hands, and runs each peer's
+//!   incoming link, each client connection and each status query in its own task.
+//!
+//! # Durability before answers
+//!
+//! hal-core says: a persist must be durable before any *later* message or reply leaves
+//! the node. The core loop tags each output with the batch that holds the newest persist
+//! before it, and holds it until that batch is synced.
+
+mod accept;
+mod core;
+mod links;
+mod status;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hal_core::ServerId;
+use hal_core::catalog::Catalog;
+use hal_core::protocol::{ClientRequest, PeerMessage};
+use hal_core::timing::Timing;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::clock::Clock;
+use crate::storage::{Storage, StorageError};
+use crate::transport::{Listener, Transport};
+use crate::wire::{Identity, Message, PeerStatus, StatusReport};
+
+/// How a node is set up (the shell's part; hal-core's part is `core`).
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub core: hal_core::server::Config,
+    /// The address to listen on (`host:port`).
+    pub listen: String,
+    /// Where to reach each peer (`host:port`); empty for a single server.
+    pub peers: BTreeMap<ServerId, String>,
+    /// What must agree with the peers (triad list, license).
+    pub identity: Identity,
+    /// The most client and status connections open at once.
+    pub client_connections_max: usize,
+    pub links: LinkTiming,
+}
+
+/// The shell's timers for connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkTiming {
+    /// How often an outgoing peer link pings.
+    pub ping_every: Duration,
+    /// A peer link that has been silent this long is stalled: close it and reconnect.
+    pub stall_after: Duration,
+    /// The first and the longest pause between reconnection attempts.
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    /// How long a new connection may take to say hello, and to answer one.
+    pub handshake_timeout: Duration,
+    /// A client connection silent this long is closed.
+    pub client_idle_max: Duration,
+}
+
+impl LinkTiming {
+    /// Link timers that fit the protocol's `timing`: a stalled link is replaced well
+    /// before a leader would step down for lack of contact.
+    pub fn for_timing(timing: &Timing) -> LinkTiming {
+        let ping_every = timing.peer_heartbeat;
+        LinkTiming {
+            ping_every,
+            stall_after: (ping_every * 4).max(timing.election_timeout / 2),
+            backoff_min: Duration::from_millis(20).min(ping_every),
+            backoff_max: timing.election_timeout / 2,
+            handshake_timeout: Duration::from_secs(5).max(timing.election_timeout),
+            client_idle_max: timing.client_lease + timing.client_heartbeat,
+        }
+    }
+}
+
+/// Why a node stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+}
+
+/// A connection's number, for routing replies.
+type ConnId = u64;
+
+/// An input for the core loop.
+#[derive(Debug)]
+enum Inbound {
+    Peer(PeerMessage),
+    ClientOpened {
+        conn: ConnId,
+        replies: mpsc::Sender<Message>,
+    },
+    Request {
+        conn: ConnId,
+        request: ClientRequest,
+    },
+    ClientClosed {
+        conn: ConnId,
+    },
+    Status(oneshot::Sender<StatusReport>),
+    Link(PeerStatus),
+}
+
+/// The most inputs waiting for the core loop; senders wait when it is full.
+const INBOUND_MAX: usize = 4096;
+/// The most messages waiting for one peer link; more are dropped (as a network would).
+const PEER_QUEUE_MAX: usize = 4096;
+/// The most replies waiting for one client; a client that lets more pile up is not
+/// reading, and its connection is closed.
+const CLIENT_QUEUE_MAX: usize = 256;
+/// The most connections shaking hands at once.
+const HANDSHAKES_MAX: usize = 64;
+
+/// What every task of a node shares.
+#[derive(Debug, Clone)]
+struct Shared<T: Transport> {
+    me: ServerId,
+    transport: T,
+    config: Arc<NodeConfig>,
+    inbound: mpsc::Sender<Inbound>,
+    stop: CancellationToken,
+}
+
+/// A server bound to its address, ready to run.
+#[derive(Debug)]
+pub struct Node<T: Transport, S: Storage, C: Clock> {
+    config: NodeConfig,
+    catalog: Catalog,
+    transport: T,
+    storage: S,
+    clock: C,
+    listener: T::Listener,
+}
+
+impl<T: Transport, S: Storage, C: Clock> Node<T, S, C> {
+    /// Binds the listening address.
+    pub async fn bind(
+        config: NodeConfig,
+        catalog: Catalog,
+        transport: T,
+        storage: S,
+        clock: C,
+    ) -> Result<Self, NodeError> {
+        let listener =
+            transport
+                .bind(&config.listen)
+                .await
+                .map_err(|source| NodeError::Listen {
+                    addr: config.listen.clone(),
+                    source,
+                })?;
+        Ok(Node {
+            config,
+            catalog,
+            transport,
+            storage,
+            clock,
+            listener,
+        })
+    }
+
+    /// The address actually listened on.
+    pub fn local_addr(&self) -> String {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| self.config.listen.clone())
+    }
+
+    /// Runs the server until `shutdown` completes (then stops cleanly) or storage fails.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()> + Send) -> Result<(), NodeError> {
+        let me = self.config.core.id();
+        let span = tracing::info_span!("node", id = %me);
+        let durable = self.storage.load().instrument(span.clone()).await?;
+        let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_MAX);
+        let shared = Shared {
+            me,
+            transport: self.transport.clone(),
+            config: Arc::new(self.config.clone()),
+            inbound: inbound_tx,
+            stop: CancellationToken::new(),
+        };
+        let mut peer_queues = BTreeMap::new();
+        for (&peer, addr) in &self.config.peers {
+            let (tx, rx) = mpsc::channel(PEER_QUEUE_MAX);
+            peer_queues.insert(peer, tx);
+            let link = links::outgoing(shared.clone(), peer, addr.clone(), rx);
+            tokio::spawn(link.instrument(span.clone()));
+        }
+        tokio::spawn(accept::run(shared.clone(), self.listener).instrument(span.clone()));
+        let (persist_tx, persist_rx) = mpsc::channel(1);
+        let (synced_tx, synced_rx) = mpsc::channel(1);
+        tokio::spawn(storage_task(self.storage, persist_rx, synced_tx).instrument(span.clone()));
+        let server = hal_core::server::Server::new(
+            self.config.core.clone(),
+            self.catalog,
+            durable,
+            self.clock.now(),
+        );
+        let core = core::Core::new(server, self.clock, peer_queues, persist_tx);
+        let result = core
+            .run(inbound_rx, synced_rx, shutdown)
+            .instrument(span)
+            .await;
+        shared.stop.cancel();
+        result
+    }
+}
+
+/// Makes batches durable, one at a time, and reports each as done.
+async fn storage_task<S: Storage>(
+    mut storage: S,
+    mut batches: mpsc::Receiver<Vec<hal_core::server::Persist>>,
+    synced: mpsc::Sender<Result<(), StorageError>>,
+) {
+    while let Some(batch) = batches.recv().await {
+        let result = storage.persist(batch).await;
+        let failed = result.is_err();
+        if synced.send(result).await.is_err() || failed {
+            return;
+        }
+    }
+}

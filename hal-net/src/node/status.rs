@@ -1,0 +1,55 @@
+//! One server's status report, built from hal-core's getters (what `hal-net status`
+//! shows for this server).
+
+use std::collections::BTreeMap;
+
+use hal_core::license::ServerPosition;
+use hal_core::server::Server;
+use hal_core::time::Now;
+
+use crate::wire::{FeatureStatus, Holder, PeerStatus, StatusReport};
+
+/// The report of `server` at `now`, with its peer links as the driver sees them.
+pub(super) fn report(server: &Server, now: Now, peers: Vec<PeerStatus>) -> StatusReport {
+    StatusReport {
+        server: server.id(),
+        triad: server.config().position != ServerPosition::Single,
+        role: server.role(),
+        term: server.term().0,
+        leader: server.leader(),
+        last_index: server.last_index().0,
+        commit_index: server.commit_index().0,
+        applied_index: server.applied_index().0,
+        wall_ms: now.wall.0,
+        peers,
+        features: features(server),
+    }
+}
+
+/// Every feature of the catalog with its count and the seats held, in name order.
+fn features(server: &Server) -> Vec<FeatureStatus> {
+    let seats = server.seats();
+    let mut holders: BTreeMap<&str, Vec<Holder>> = BTreeMap::new();
+    for (handle, seat) in seats.iter() {
+        let (user, host) = seats.holder(seat.client).unwrap_or(("?", "?"));
+        holders
+            .entry(seats.feature_of(seat))
+            .or_default()
+            .push(Holder {
+                handle: handle.0,
+                user: user.to_string(),
+                host: host.to_string(),
+                borrow_end_ms: seat.borrow_end().map(|end| end.0),
+            });
+    }
+    server
+        .catalog()
+        .iter()
+        .map(|(name, rules)| FeatureStatus {
+            name: name.to_string(),
+            count: rules.count,
+            used: seats.used(name),
+            holders: holders.remove(name).unwrap_or_default(),
+        })
+        .collect()
+}

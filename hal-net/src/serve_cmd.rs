@@ -1,0 +1,174 @@
+//! `hal-net serve --config FILE`: one license server, until SIGTERM or Ctrl-C.
+//!
+//! Before it listens it checks everything an operator can get wrong, and refuses to
+//! start with a message that says what and where: the config, the license (syntax,
+//! signatures, HAL/normal mix, the triad size it needs), the HostID, the data directory.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use hal_core::HostId;
+use hal_core::catalog::Catalog;
+use hal_core::license::{License, ServeMode, ServerPosition};
+use hal_core::server::Config;
+use hal_net::config::ServerConfig;
+use hal_net::node::{LinkTiming, Node, NodeConfig};
+use hal_net::storage::FileStorage;
+use hal_net::transport::TcpTransport;
+use hal_net::wire::Identity;
+use tracing::{error, info, warn};
+
+use crate::signals;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The server's TOML config file.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+}
+
+pub fn run(args: ServeArgs) -> Result<ExitCode> {
+    init_logging();
+    let config = ServerConfig::load(&args.config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+async fn serve(config: ServerConfig) -> Result<()> {
+    let stop = signals::stop();
+    let license = load_license(&config)?;
+    let hostid = match &config.hostid {
+        Some(id) => id.clone(),
+        None => hal_net::hostid::this_machine()
+            .context("cannot find this machine's HostID; set `hostid` in the config")?,
+    };
+    let catalog = catalog(&config, &license, &hostid)?;
+    let timing = config.timing;
+    let core = match config.position {
+        ServerPosition::Single => Config::single(timing),
+        ServerPosition::Triad(id) => Config::triad(id, timing),
+    };
+    let me = core.id();
+    let mut peers = BTreeMap::new();
+    if let ServerPosition::Triad(_) = config.position {
+        for (i, addr) in config.triad.iter().enumerate() {
+            let id = hal_core::ServerId::new(u8::try_from(i + 1).unwrap_or(0));
+            if let Some(id) = id.filter(|&id| id != me) {
+                peers.insert(id, addr.connect_string());
+            }
+        }
+    }
+    let triad: Vec<String> = config.triad.iter().map(ToString::to_string).collect();
+    let node_config = NodeConfig {
+        core,
+        listen: config.listen.to_string(),
+        peers,
+        identity: Identity::new(triad, &license),
+        client_connections_max: config.client_connections_max,
+        links: LinkTiming::for_timing(&timing),
+    };
+    let storage = FileStorage::open(&config.data_dir)?;
+    let node = Node::bind(
+        node_config,
+        catalog,
+        TcpTransport,
+        storage,
+        hal_net::clock::SystemClock::new(),
+    )
+    .await?;
+    info!(
+        server = %me,
+        listen = %node.local_addr(),
+        data_dir = %config.data_dir.display(),
+        hostid = %hostid,
+        "listening"
+    );
+    node.run(stop).await.map_err(|e| {
+        error!("server stopped: {e}");
+        anyhow::Error::new(e)
+    })?;
+    info!("server stopped cleanly");
+    Ok(())
+}
+
+/// The license, parsed and verified. Features with a bad signature are not served (each
+/// is logged); a license with none left, or one this server's position cannot serve, is
+/// refused.
+fn load_license(config: &ServerConfig) -> Result<License> {
+    let loaded = hal_net::license_file::load(&config.license)?;
+    let public = hal_net::keys::read_verifying_key(&config.vendor_key)?;
+    let mut license = loaded.license;
+    let mode = license.serve_mode().map_err(anyhow::Error::new)?;
+    match (mode, config.position) {
+        (ServeMode::Hal, ServerPosition::Single) => bail!(
+            "{}: the license has HAL features (HAL_SERVERS = 3), which need a triad: list three servers in `triad`",
+            license.source_name
+        ),
+        (ServeMode::Single, ServerPosition::Triad(_)) => bail!(
+            "{}: the license has normal network features (no HAL_SERVERS), which one server serves: give `triad` one entry, or none",
+            license.source_name
+        ),
+        _ => {}
+    }
+    let verdicts: Vec<(String, u32, Option<String>)> = license
+        .verify(&public)
+        .into_iter()
+        .map(|(f, v)| {
+            (
+                f.name.to_string(),
+                f.origin.line,
+                v.err().map(|e| e.to_string()),
+            )
+        })
+        .collect();
+    let bad: Vec<&String> = verdicts
+        .iter()
+        .filter_map(|(name, line, why)| {
+            let why = why.as_ref()?;
+            error!(
+                "{}:{line}: FEATURE {name} is not served: {why}",
+                license.source_name
+            );
+            Some(name)
+        })
+        .collect();
+    if bad.len() == license.features.len() {
+        bail!(
+            "{}: no feature carries a valid signature by the vendor key {}",
+            license.source_name,
+            config.vendor_key.display()
+        );
+    }
+    license
+        .features
+        .retain(|f| !bad.iter().any(|b| **b == f.name.as_str()));
+    Ok(license)
+}
+
+/// The rules this server applies; features locked to another machine are logged.
+fn catalog(config: &ServerConfig, license: &License, hostid: &HostId) -> Result<Catalog> {
+    for feature in &license.features {
+        if let Err(error) = feature.check_hostid(config.position, hostid) {
+            warn!("{error}; this server refuses it (hostid_mismatch)");
+        }
+    }
+    Ok(Catalog::new(license, config.position, hostid))
+}

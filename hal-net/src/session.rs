@@ -1,0 +1,266 @@
+//! The client side of the network: a [`Session`] drives hal-core's [`Client`] over one
+//! connection per license-path entry, opened when first needed and re-opened after it
+//! fails. The `hal-net checkout`, `borrow` and `return` verbs run it over TCP; the
+//! simulator runs it over turmoil.
+
+use futures_util::{SinkExt, StreamExt};
+use hal_core::client::{Client, ClientConfig, ClientEvent, Endpoint, PATH_MAX};
+use hal_core::protocol::{ClientId, ClientRequest, Handle, RequestSeq, ServerReply};
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+use tokio_util::codec::Framed;
+use tracing::debug;
+
+use crate::clock::{Clock, sleep_for};
+use crate::transport::Transport;
+use crate::wire::{FRAME_BYTES_MAX_PEER, Hello, Message, WireCodec};
+
+/// The most requests queued for one connection (the client has one in flight, plus
+/// heartbeats).
+const REQUESTS_QUEUED_MAX: usize = 64;
+
+/// What a connection task reports.
+#[derive(Debug)]
+enum ConnEvent {
+    Reply(ServerReply),
+    /// The connection could not be opened or broke; says why.
+    Failed(String),
+}
+
+/// A connection to one license-path entry.
+#[derive(Debug)]
+struct Conn {
+    requests: mpsc::Sender<ClientRequest>,
+    generation: u64,
+}
+
+/// A license client talking to its servers.
+#[derive(Debug)]
+pub struct Session<T: Transport, C: Clock> {
+    client: Client,
+    path: Vec<String>,
+    transport: T,
+    clock: C,
+    conns: Vec<Option<Conn>>,
+    generation: u64,
+    events_tx: mpsc::Sender<(Endpoint, u64, ConnEvent)>,
+    events_rx: mpsc::Receiver<(Endpoint, u64, ConnEvent)>,
+    replies_heard: u64,
+    last_failure: Option<String>,
+}
+
+impl<T: Transport, C: Clock> Session<T, C> {
+    /// A session for the servers at `path` (`host:port` each, 1 to 3, in license-path
+    /// order), as client `id` for `user` on `host`.
+    pub fn new(
+        transport: T,
+        clock: C,
+        path: Vec<String>,
+        id: ClientId,
+        user: &str,
+        host: &str,
+        config: ClientConfig,
+    ) -> Self {
+        let path_len = u8::try_from(path.len().min(PATH_MAX)).unwrap_or(1);
+        let client = Client::new(id, user, host, path_len, config, clock.now());
+        let (events_tx, events_rx) = mpsc::channel(REQUESTS_QUEUED_MAX * PATH_MAX);
+        Session {
+            client,
+            conns: (0..path.len()).map(|_| None).collect(),
+            path,
+            transport,
+            clock,
+            generation: 0,
+            events_tx,
+            events_rx,
+            replies_heard: 0,
+            last_failure: None,
+        }
+    }
+
+    /// The state machine, for its getters.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Numbers requests from `seq` on: continues a client id an earlier process used.
+    pub fn resume_from(&mut self, seq: RequestSeq) {
+        self.client.resume_from(seq);
+    }
+
+    /// Replies received from any server so far (0: no server was ever reached).
+    pub fn replies_heard(&self) -> u64 {
+        self.replies_heard
+    }
+
+    /// Why the last connection failed, if one did.
+    pub fn last_failure(&self) -> Option<&str> {
+        self.last_failure.as_deref()
+    }
+
+    pub fn checkout(&mut self, feature: &str) -> RequestSeq {
+        let seq = self.client.checkout(self.clock.now(), feature);
+        self.transmit();
+        seq
+    }
+
+    pub fn borrow(&mut self, feature: &str, hours: u32) -> RequestSeq {
+        let seq = self.client.borrow(self.clock.now(), feature, hours);
+        self.transmit();
+        seq
+    }
+
+    pub fn checkin(&mut self, handle: Handle) -> RequestSeq {
+        let seq = self.client.checkin(self.clock.now(), handle);
+        self.transmit();
+        seq
+    }
+
+    pub fn return_borrow(&mut self, handle: Handle) -> RequestSeq {
+        let seq = self.client.return_borrow(self.clock.now(), handle);
+        self.transmit();
+        seq
+    }
+
+    /// Drives the connections and timers until the client has something to say.
+    pub async fn next_event(&mut self) -> ClientEvent {
+        loop {
+            if let Some(event) = self.client.poll_event() {
+                return event;
+            }
+            let sleep = self
+                .client
+                .poll_timeout()
+                .map(|deadline| self.clock.until(deadline));
+            tokio::select! {
+                event = self.events_rx.recv() => {
+                    // The session holds a sender, so the channel never closes.
+                    if let Some((endpoint, generation, event)) = event {
+                        self.connection_event(endpoint, generation, event);
+                    }
+                }
+                () = sleep_for(sleep) => self.client.handle_timeout(self.clock.now()),
+            }
+            self.transmit();
+        }
+    }
+
+    fn connection_event(&mut self, endpoint: Endpoint, generation: u64, event: ConnEvent) {
+        let slot = usize::from(endpoint.0);
+        match event {
+            ConnEvent::Reply(reply) => {
+                self.replies_heard += 1;
+                self.client.handle_reply(self.clock.now(), endpoint, reply);
+            }
+            ConnEvent::Failed(why) => {
+                let current = self.conns.get(slot).and_then(Option::as_ref);
+                if current.is_none_or(|c| c.generation != generation) {
+                    return; // an older connection's news
+                }
+                debug!(server = %self.path[slot], "connection failed: {why}");
+                self.last_failure = Some(format!("{}: {why}", self.path[slot]));
+                self.conns[slot] = None;
+                self.client.handle_unreachable(self.clock.now(), endpoint);
+            }
+        }
+    }
+
+    /// Sends what the client wants sent, opening connections as needed.
+    fn transmit(&mut self) {
+        while let Some(transmit) = self.client.poll_transmit() {
+            let slot = usize::from(transmit.to.0);
+            if slot >= self.conns.len() {
+                continue;
+            }
+            let conn = self.conns[slot].get_or_insert_with(|| {
+                self.generation += 1;
+                let (requests, queue) = mpsc::channel(REQUESTS_QUEUED_MAX);
+                let task = connection(
+                    self.transport.clone(),
+                    self.path[slot].clone(),
+                    transmit.to,
+                    self.generation,
+                    queue,
+                    self.events_tx.clone(),
+                );
+                tokio::spawn(task);
+                Conn {
+                    requests,
+                    generation: self.generation,
+                }
+            });
+            // A full queue means the connection is stuck; the client's own timeout
+            // will move on to the next server.
+            let _ = conn.requests.try_send(transmit.request);
+        }
+    }
+}
+
+/// How long a server may take to answer the hello.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// One connection: opens it, sends requests, reports replies, until it fails or the
+/// session drops it.
+async fn connection<T: Transport>(
+    transport: T,
+    addr: String,
+    endpoint: Endpoint,
+    generation: u64,
+    mut requests: mpsc::Receiver<ClientRequest>,
+    events: mpsc::Sender<(Endpoint, u64, ConnEvent)>,
+) {
+    let why = match open(&transport, &addr).await {
+        Err(why) => why,
+        Ok(mut link) => loop {
+            tokio::select! {
+                request = requests.recv() => {
+                    let Some(request) = request else { return }; // the session is done
+                    if let Err(e) = link.send(Message::Request(request)).await {
+                        break e.to_string();
+                    }
+                }
+                frame = link.next() => match frame {
+                    Some(Ok(Message::Reply(reply))) => {
+                        if events.send((endpoint, generation, ConnEvent::Reply(reply))).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(Ok(Message::Refused { reason })) => break format!("refused: {reason}"),
+                    Some(Ok(_)) => break "unexpected message from the server".to_string(),
+                    Some(Err(e)) => break e.to_string(),
+                    None => break "closed by the server".to_string(),
+                },
+            }
+        },
+    };
+    let _ = events
+        .send((endpoint, generation, ConnEvent::Failed(why)))
+        .await;
+}
+
+/// Connects and shakes hands as a client.
+async fn open<T: Transport>(
+    transport: &T,
+    addr: &str,
+) -> Result<Framed<T::Stream, WireCodec>, String> {
+    let handshake = async {
+        let stream = transport
+            .connect(addr)
+            .await
+            .map_err(|e| format!("cannot connect: {e}"))?;
+        let mut link = Framed::new(stream, WireCodec::new(FRAME_BYTES_MAX_PEER));
+        link.send(Message::Hello(Hello::Client))
+            .await
+            .map_err(|e| e.to_string())?;
+        match link.next().await {
+            Some(Ok(Message::Welcome { .. })) => Ok(link),
+            Some(Ok(Message::Refused { reason })) => Err(format!("refused: {reason}")),
+            Some(Ok(_)) => Err("unexpected answer to hello".to_string()),
+            Some(Err(e)) => Err(e.to_string()),
+            None => Err("closed during the handshake".to_string()),
+        }
+    };
+    timeout(HANDSHAKE_TIMEOUT, handshake)
+        .await
+        .unwrap_or_else(|_| Err("handshake timed out".to_string()))
+}

@@ -1,0 +1,241 @@
+//! `hal-net status`: asks every server of the license path for its view and prints the
+//! triad (reachable, role, term, log lag) and the seats (used/count, holders, borrows),
+//! like LM-X's `lmxendutil -licstat`.
+//!
+//! The seat table shown is the active server's; without an active server, that of the
+//! reachable server with the most applied log (and the output says so).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use futures_util::{SinkExt, StreamExt};
+use hal_core::server::Role;
+use hal_net::addr::LicensePath;
+use hal_net::transport::{TcpTransport, Transport};
+use hal_net::wire::{FRAME_BYTES_MAX_PEER, Hello, Message, StatusReport, WireCodec};
+use serde_json::{Value, json};
+use tokio_util::codec::Framed;
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The license servers: `port@host` entries separated by `;` or `,`, in triad order.
+    #[arg(long = "license-path", env = "HAL_LICENSE_PATH", value_name = "PATH")]
+    license_path: String,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    /// How long to wait for each server.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+}
+
+/// One server's answer, or why there is none.
+struct Probe {
+    addr: String,
+    report: Result<StatusReport, String>,
+}
+
+async fn ask(addr: String, limit: Duration) -> Probe {
+    let query = async {
+        let stream = TcpTransport
+            .connect(&addr)
+            .await
+            .map_err(|e| format!("cannot connect: {e}"))?;
+        let mut link = Framed::new(stream, WireCodec::new(FRAME_BYTES_MAX_PEER));
+        let hello = Message::Hello(Hello::Admin);
+        link.send(hello).await.map_err(|e| e.to_string())?;
+        match link.next().await {
+            Some(Ok(Message::Welcome { .. })) => {}
+            Some(Ok(Message::Refused { reason })) => return Err(format!("refused: {reason}")),
+            _ => return Err("no welcome".to_string()),
+        }
+        link.send(Message::StatusRequest)
+            .await
+            .map_err(|e| e.to_string())?;
+        match link.next().await {
+            Some(Ok(Message::Status(report))) => Ok(*report),
+            Some(Err(e)) => Err(e.to_string()),
+            _ => Err("no status answer".to_string()),
+        }
+    };
+    let report = tokio::time::timeout(limit, query)
+        .await
+        .unwrap_or_else(|_| Err("timed out".to_string()));
+    Probe { addr, report }
+}
+
+pub async fn run(args: StatusArgs) -> Result<ExitCode> {
+    let path = LicensePath::parse(&args.license_path)
+        .with_context(|| format!("--license-path '{}'", args.license_path))?;
+    let asks = path
+        .addrs()
+        .iter()
+        .map(|entry| ask(entry.connect_string(), args.timeout));
+    let probes = futures_util::future::join_all(asks).await;
+    let view = View::new(&probes);
+    if args.json {
+        println!("{}", view.json(&probes));
+    } else {
+        print!("{}", view.text(&probes));
+    }
+    // Nothing reachable is an error for scripts; anything else is a report.
+    if probes.iter().all(|p| p.report.is_err()) {
+        return Ok(ExitCode::from(3));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The probes, with the source of the seat table picked.
+struct View<'a> {
+    source: Option<&'a StatusReport>,
+    newest_index: u64,
+}
+
+impl<'a> View<'a> {
+    fn new(probes: &'a [Probe]) -> View<'a> {
+        let reports: Vec<&StatusReport> = probes
+            .iter()
+            .filter_map(|p| p.report.as_ref().ok())
+            .collect();
+        let newest_index = reports.iter().map(|r| r.last_index).max().unwrap_or(0);
+        let source = reports
+            .iter()
+            .copied()
+            .find(|r| r.role == Role::Active)
+            .or_else(|| reports.iter().copied().max_by_key(|r| r.applied_index));
+        View {
+            source,
+            newest_index,
+        }
+    }
+
+    fn json(&self, probes: &[Probe]) -> Value {
+        let servers: Vec<Value> = probes
+            .iter()
+            .enumerate()
+            .map(|(i, probe)| match &probe.report {
+                Ok(r) => json!({
+                    "id": r.server.get(), "address": probe.addr, "up": true,
+                    "role": role_name(r.role), "term": r.term,
+                    "leader": r.leader.map(|l| l.get()),
+                    "last_index": r.last_index, "commit_index": r.commit_index,
+                    "log_lag": self.newest_index.saturating_sub(r.last_index),
+                    "peers": r.peers.iter().map(|p| json!({
+                        "id": p.id.get(), "connected": p.connected, "refused": p.refused,
+                    })).collect::<Vec<_>>(),
+                }),
+                Err(why) => json!({
+                    "id": i + 1, "address": probe.addr, "up": false, "error": why,
+                }),
+            })
+            .collect();
+        let features: Vec<Value> = self
+            .source
+            .map(|r| {
+                r.features
+                    .iter()
+                    .map(|f| {
+                        let holders: Vec<Value> = f
+                            .holders
+                            .iter()
+                            .map(|h| json!({
+                                "handle": format!("h{}", h.handle), "user": h.user, "host": h.host,
+                                "borrow_end": h.borrow_end_ms.map(format_wall),
+                                "borrow_end_ms": h.borrow_end_ms,
+                            }))
+                            .collect();
+                        json!({"name": f.name, "count": f.count, "used": f.used, "holders": holders})
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        json!({
+            "servers": servers,
+            "features": features,
+            "seats_from": self.source.map(|r| r.server.get()),
+            "active": self.source.filter(|r| r.role == Role::Active).map(|r| r.server.get()),
+        })
+    }
+
+    fn text(&self, probes: &[Probe]) -> String {
+        let mut out = String::from("servers:\n");
+        for (i, probe) in probes.iter().enumerate() {
+            let line = match &probe.report {
+                Ok(r) => format!(
+                    "  #{} {:<24} up    {:<8} term {:<4} log lag {}{}\n",
+                    r.server.get(),
+                    probe.addr,
+                    role_name(r.role),
+                    r.term,
+                    self.newest_index.saturating_sub(r.last_index),
+                    refusals(r)
+                ),
+                Err(why) => format!("  #{} {:<24} DOWN  ({why})\n", i + 1, probe.addr),
+            };
+            out.push_str(&line);
+        }
+        let Some(source) = self.source else {
+            out.push_str("features: unknown (no server reachable)\n");
+            return out;
+        };
+        if source.role == Role::Active {
+            out.push_str(&format!(
+                "features (from the active server #{}):\n",
+                source.server.get()
+            ));
+        } else {
+            out.push_str(&format!(
+                "features (NO ACTIVE SERVER: licenses are not being served; seats as server #{} last knew them):\n",
+                source.server.get()
+            ));
+        }
+        for f in &source.features {
+            out.push_str(&format!("  {}: {} of {} in use\n", f.name, f.used, f.count));
+            for h in &f.holders {
+                let what = match h.borrow_end_ms {
+                    Some(end) => format!("borrowed until {}", format_wall(end)),
+                    None => "checked out".to_string(),
+                };
+                out.push_str(&format!(
+                    "    h{:<8} {}@{}  {what}\n",
+                    h.handle, h.user, h.host
+                ));
+            }
+        }
+        out
+    }
+}
+
+fn refusals(report: &StatusReport) -> String {
+    report
+        .peers
+        .iter()
+        .filter_map(|p| {
+            p.refused
+                .as_ref()
+                .map(|why| format!("\n      link to {} refused: {why}", p.id))
+        })
+        .collect()
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Active => "active",
+        Role::Standby => "standby",
+    }
+}
+
+/// A wall-clock time in ms as RFC 3339 UTC (`2026-11-28T10:00:00Z`).
+pub fn format_wall(ms: u64) -> String {
+    let nanos = i128::from(ms) * 1_000_000;
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| t.replace_nanosecond(0).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| format!("{ms} ms since the epoch"))
+}

@@ -1,0 +1,396 @@
+//! The wire protocol: length-prefixed frames carrying [`Message`]s encoded with postcard.
+//!
+//! A frame is `[u32 big-endian length][u8 protocol version][postcard payload]`; the length
+//! counts the version byte and the payload. Every frame carries the version so that a
+//! frame from a different release is recognised as such, not misread. Each side limits
+//! the frames it accepts ([`FRAME_BYTES_MAX_UNIDENTIFIED`] until the handshake says who is
+//! talking); a frame over the limit, of another version or that does not decode closes the
+//! connection with a [`WireError`] that says which.
+//!
+//! Every connection starts with the connecting side's [`Hello`]; the accepting server
+//! answers [`Message::Welcome`] or [`Message::Refused`] with the reason, then closes.
+//!
+//! What it does not do: decide anything. The node driver and the client session use it.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use hal_core::ServerId;
+use hal_core::protocol::{ClientRequest, PeerMessage, ServerReply};
+use hal_core::server::Role;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u8 = 1;
+
+/// The largest frame accepted before the handshake (a hello is small).
+pub const FRAME_BYTES_MAX_UNIDENTIFIED: usize = 64 * 1024;
+/// The largest frame accepted from a client (a heartbeat listing many seats).
+pub const FRAME_BYTES_MAX_CLIENT: usize = 1024 * 1024;
+/// The largest frame accepted from a peer server or by a client (snapshots, status).
+pub const FRAME_BYTES_MAX_PEER: usize = 256 * 1024 * 1024;
+
+/// Everything that travels between two HAL processes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// The first frame of every connection, from the side that connected.
+    Hello(Hello),
+    /// The handshake succeeded; `server` is the accepting server's id.
+    Welcome {
+        server: ServerId,
+    },
+    /// The handshake failed, or the connection is being closed; says why.
+    Refused {
+        reason: String,
+    },
+    /// Replication between servers.
+    Peer(PeerMessage),
+    /// Link liveness between servers: a stalled connection shows as missing pongs.
+    Ping {
+        nonce: u64,
+    },
+    Pong {
+        nonce: u64,
+    },
+    /// A client's request and the server's reply.
+    Request(ClientRequest),
+    Reply(ServerReply),
+    /// An operator's status query (`hal-net status`) and the answer.
+    StatusRequest,
+    Status(Box<StatusReport>),
+}
+
+/// Who is connecting, and for what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Hello {
+    /// Server `from` opens its link to server `to`. The triad list and the license must be
+    /// the same on both, or the link is refused.
+    Peer {
+        from: ServerId,
+        to: ServerId,
+        identity: Identity,
+    },
+    /// A license client (checkout, borrow, return).
+    Client,
+    /// An operator tool (status).
+    Admin,
+}
+
+/// What must agree between the servers of one triad.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The triad list in role order, as configured (`6200@host` entries).
+    pub triad: Vec<String>,
+    /// SHA-256 of the license file's canonical text, in hex.
+    pub license_digest: String,
+    /// Each feature's name and the SHA-256 of its canonical form, so that a mismatch can
+    /// name the features that differ.
+    pub features: Vec<(String, String)>,
+}
+
+impl Identity {
+    /// The identity of a triad with `triad` serving `license`.
+    pub fn new(triad: Vec<String>, license: &hal_core::license::License) -> Identity {
+        let mut whole = Sha256::new();
+        let features = license
+            .features
+            .iter()
+            .map(|feature| {
+                let canonical = hal_core::license::canonical_bytes(feature);
+                whole.update(&canonical);
+                let name = feature.name.as_str().to_string();
+                (name, hex::encode(Sha256::digest(&canonical)))
+            })
+            .collect();
+        Identity {
+            triad,
+            license_digest: hex::encode(whole.finalize()),
+            features,
+        }
+    }
+
+    /// What differs between server `me`'s identity (`self`) and server `peer`'s, in words
+    /// that read the same in both servers' logs; `None` if they agree.
+    pub fn difference(&self, me: ServerId, theirs: &Identity, peer: ServerId) -> Option<String> {
+        if self.triad != theirs.triad {
+            return Some(format!(
+                "triad list differs: server {me} has [{}], server {peer} has [{}] (the list, in order, must be identical on all three servers)",
+                self.triad.join(", "),
+                theirs.triad.join(", ")
+            ));
+        }
+        if self.license_digest == theirs.license_digest {
+            return None;
+        }
+        let ours: std::collections::BTreeMap<_, _> = self.features.iter().cloned().collect();
+        let other: std::collections::BTreeMap<_, _> = theirs.features.iter().cloned().collect();
+        let mut differing: Vec<String> = Vec::new();
+        for (name, digest) in &ours {
+            match other.get(name) {
+                None => differing.push(format!("{name} (only on {me})")),
+                Some(d) if d != digest => differing.push(format!("{name} (different terms)")),
+                Some(_) => {}
+            }
+        }
+        for name in other.keys().filter(|n| !ours.contains_key(*n)) {
+            differing.push(format!("{name} (only on {peer})"));
+        }
+        if differing.is_empty() {
+            differing.push("feature order".to_string());
+        }
+        Some(format!(
+            "license differs between server {me} and server {peer}: {} (license digest on {me} {}, on {peer} {}); all three servers must serve the same license file",
+            differing.join(", "),
+            short(&self.license_digest),
+            short(&theirs.license_digest)
+        ))
+    }
+}
+
+fn short(digest: &str) -> &str {
+    digest.get(..12).unwrap_or(digest)
+}
+
+/// One server's view, as `hal-net status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub server: ServerId,
+    /// Whether the server runs as a triad member (else a single server).
+    pub triad: bool,
+    pub role: Role,
+    pub term: u64,
+    /// The active server as this one knows it.
+    pub leader: Option<ServerId>,
+    pub last_index: u64,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    /// This server's wall clock, ms since the epoch.
+    pub wall_ms: u64,
+    pub peers: Vec<PeerStatus>,
+    pub features: Vec<FeatureStatus>,
+}
+
+/// A peer link as one server sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerStatus {
+    pub id: ServerId,
+    pub connected: bool,
+    /// Why the peer refused the link, if it did.
+    pub refused: Option<String>,
+}
+
+/// One feature's seats, from the server's applied seat table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeatureStatus {
+    pub name: String,
+    pub count: u32,
+    pub used: u32,
+    pub holders: Vec<Holder>,
+}
+
+/// One held seat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    pub handle: u64,
+    pub user: String,
+    pub host: String,
+    /// A borrow's end, wall-clock ms since the epoch; `None` for a checkout.
+    pub borrow_end_ms: Option<u64>,
+}
+
+/// Why a frame could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("frame of {len} bytes is over the limit of {max} bytes")]
+    TooLarge { len: usize, max: usize },
+    #[error("frame of protocol version {got}; this server speaks version {PROTOCOL_VERSION}")]
+    Version { got: u8 },
+    #[error("empty frame (no protocol version byte)")]
+    Empty,
+    #[error("frame does not decode: {0}")]
+    Decode(postcard::Error),
+    #[error("cannot encode a message: {0}")]
+    Encode(postcard::Error),
+}
+
+/// The frame codec, for `tokio_util::codec::Framed` over any byte stream.
+#[derive(Debug)]
+pub struct WireCodec {
+    frames: LengthDelimitedCodec,
+    max: usize,
+}
+
+impl WireCodec {
+    /// A codec accepting frames of at most `frame_bytes_max` bytes.
+    pub fn new(frame_bytes_max: usize) -> WireCodec {
+        let frames = LengthDelimitedCodec::builder()
+            .length_field_length(4)
+            // Checked by us, so the error can say how large the frame was.
+            .max_frame_length(usize::MAX)
+            .new_codec();
+        WireCodec {
+            frames,
+            max: frame_bytes_max,
+        }
+    }
+
+    /// Changes the limit, once the handshake has said who is talking.
+    pub fn set_frame_bytes_max(&mut self, frame_bytes_max: usize) {
+        self.max = frame_bytes_max;
+    }
+}
+
+impl Decoder for WireCodec {
+    type Item = Message;
+    type Error = WireError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Message>, WireError> {
+        if src.len() >= 4 {
+            let len = usize::try_from(u32::from_be_bytes([src[0], src[1], src[2], src[3]]))
+                .unwrap_or(usize::MAX);
+            if len > self.max {
+                return Err(WireError::TooLarge { len, max: self.max });
+            }
+        }
+        let Some(frame) = self.frames.decode(src)? else {
+            return Ok(None);
+        };
+        decode_frame(&frame).map(Some)
+    }
+}
+
+/// Decodes one frame's content (version byte and payload).
+pub fn decode_frame(frame: &[u8]) -> Result<Message, WireError> {
+    let (&version, payload) = frame.split_first().ok_or(WireError::Empty)?;
+    if version != PROTOCOL_VERSION {
+        return Err(WireError::Version { got: version });
+    }
+    postcard::from_bytes(payload).map_err(WireError::Decode)
+}
+
+impl Encoder<Message> for WireCodec {
+    type Error = WireError;
+
+    fn encode(&mut self, message: Message, dst: &mut BytesMut) -> Result<(), WireError> {
+        let mut body = BytesMut::new().writer();
+        body.get_mut().put_u8(PROTOCOL_VERSION);
+        let body = postcard::to_io(&message, body)
+            .map_err(WireError::Encode)?
+            .into_inner()
+            .freeze();
+        self.frames.encode(body, dst)?;
+        Ok(())
+    }
+}
+
+/// One whole frame for `message`, as bytes (tests and tools that write raw frames).
+pub fn frame_bytes(message: &Message) -> Result<Bytes, WireError> {
+    let mut dst = BytesMut::new();
+    WireCodec::new(FRAME_BYTES_MAX_PEER).encode(message.clone(), &mut dst)?;
+    Ok(dst.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hal_core::protocol::{ClientId, Op, RequestSeq};
+
+    fn request() -> Message {
+        Message::Request(ClientRequest {
+            client: ClientId(7),
+            seq: RequestSeq(3),
+            op: Op::Checkout {
+                feature: "cad".into(),
+                user: "ann".into(),
+                host: "ws1".into(),
+            },
+        })
+    }
+
+    #[test]
+    fn frames_round_trip_across_split_reads() {
+        let bytes = frame_bytes(&request()).unwrap();
+        let mut codec = WireCodec::new(FRAME_BYTES_MAX_CLIENT);
+        let mut buf = BytesMut::new();
+        // Fed one byte at a time, the frame decodes exactly once, at its last byte.
+        for (i, b) in bytes.iter().enumerate() {
+            buf.put_u8(*b);
+            let got = codec.decode(&mut buf).unwrap();
+            assert_eq!(got.is_some(), i + 1 == bytes.len());
+            if let Some(message) = got {
+                assert_eq!(message, request());
+            }
+        }
+    }
+
+    #[test]
+    fn oversized_frames_are_refused_before_reading_them() {
+        let mut codec = WireCodec::new(1000);
+        let mut buf = BytesMut::from(&[0u8, 0, 0x10, 0][..]);
+        let error = codec.decode(&mut buf).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "frame of 4096 bytes is over the limit of 1000 bytes"
+        );
+    }
+
+    #[test]
+    fn frames_of_another_version_are_refused() {
+        let mut bytes = BytesMut::from(&frame_bytes(&request()).unwrap()[..]);
+        bytes[4] = 9;
+        let error = WireCodec::new(1000).decode(&mut bytes).unwrap_err();
+        assert!(matches!(error, WireError::Version { got: 9 }), "{error}");
+    }
+
+    #[test]
+    fn junk_does_not_decode() {
+        let mut bytes = BytesMut::from(&[0u8, 0, 0, 3, PROTOCOL_VERSION, 0xff, 0xff][..]);
+        let error = WireCodec::new(1000).decode(&mut bytes).unwrap_err();
+        assert!(matches!(error, WireError::Decode(_)), "{error}");
+        let mut empty = BytesMut::from(&[0u8, 0, 0, 0][..]);
+        let error = WireCodec::new(1000).decode(&mut empty).unwrap_err();
+        assert!(matches!(error, WireError::Empty), "{error}");
+    }
+
+    fn identity(triad: &[&str], features: &[(&str, &str)]) -> Identity {
+        Identity {
+            triad: triad.iter().map(|s| s.to_string()).collect(),
+            license_digest: features.iter().map(|(_, d)| *d).collect(),
+            features: features
+                .iter()
+                .map(|(n, d)| (n.to_string(), d.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn identity_differences_say_what_differs() {
+        let ours = identity(
+            &["6200@a", "6200@b", "6200@c"],
+            &[("cad", "1"), ("cam", "2")],
+        );
+        let me = ServerId::PRIMARY;
+        assert_eq!(
+            ours.difference(me, &ours.clone(), ServerId::SECONDARY),
+            None
+        );
+        let swapped = identity(
+            &["6200@b", "6200@a", "6200@c"],
+            &[("cad", "1"), ("cam", "2")],
+        );
+        let why = ours.difference(me, &swapped, ServerId::SECONDARY).unwrap();
+        assert!(why.starts_with("triad list differs: server #1 has [6200@a, 6200@b, 6200@c], server #2 has [6200@b, 6200@a, 6200@c]"), "{why}");
+        let other = identity(
+            &["6200@a", "6200@b", "6200@c"],
+            &[("cad", "9"), ("cae", "3")],
+        );
+        let why = ours.difference(me, &other, ServerId::TIEBREAKER).unwrap();
+        assert!(
+            why.contains("cad (different terms), cam (only on #1), cae (only on #3)"),
+            "{why}"
+        );
+    }
+}

@@ -1,0 +1,170 @@
+//! Real `hal-net serve` processes facing what goes wrong in the field: a damaged log, a
+//! torn tail, junk on the port, and servers whose triad list or license disagree.
+
+#![allow(clippy::unwrap_used)] // a failed step is a failed test
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use support::cluster::{Cluster, json, write_license};
+
+const TIMING: &str = "";
+
+/// Writes some log records by taking seats.
+fn take_seats(cluster: &Cluster, n: usize) {
+    for _ in 0..n {
+        let out = cluster.verb(&["borrow", "cad", "--hours", "1", "--json"]);
+        assert!(out.status.success(), "{out:?}\n{}", cluster.logs());
+    }
+}
+
+#[test]
+fn a_corrupt_record_stops_the_server_and_a_torn_tail_is_repaired() {
+    let mut cluster = Cluster::new(TIMING);
+    cluster.start_all();
+    cluster.wait_active(1, Duration::from_secs(10));
+    take_seats(&cluster, 3);
+    cluster.stop(3);
+    cluster.stop(2);
+
+    // #3: one byte flipped inside the first record: the middle of the log.
+    let log3 = cluster.data(3).join("log");
+    let mut bytes = std::fs::read(&log3).unwrap();
+    assert!(bytes.len() > 64, "log too short: {} bytes", bytes.len());
+    bytes[20] ^= 0x55;
+    std::fs::write(&log3, &bytes).unwrap();
+    cluster.start(3);
+    let status = cluster.wait_exit(3, Duration::from_secs(10));
+    assert!(!status.success());
+    let log = std::fs::read_to_string(cluster.log(3)).unwrap();
+    assert!(log.contains("corrupt record at byte offset"), "{log}");
+    assert!(log.contains(&log3.display().to_string()), "{log}");
+
+    // #2: half a record appended, as a crash mid-write leaves it.
+    let log2 = cluster.data(2).join("log");
+    let before = std::fs::metadata(&log2).unwrap().len();
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log2)
+        .unwrap();
+    file.write_all(&[200, 0, 0, 0, 1, 2, 3, 4, 5, 6]).unwrap();
+    drop(file);
+    cluster.start(2);
+    let (used, _) = {
+        let start = std::time::Instant::now();
+        loop {
+            let status = cluster.status();
+            let up2 = status["servers"][1]["up"] == true;
+            if up2 || start.elapsed() > Duration::from_secs(10) {
+                break cluster.seats("cad");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    assert_eq!(used, 3);
+    assert!(cluster.running(2), "{}", cluster.logs());
+    let log = std::fs::read_to_string(cluster.log(2)).unwrap();
+    assert!(log.contains("torn tail"), "{log}");
+    // The repaired log is the old one, and it grows again as #2 follows #1.
+    assert!(std::fs::metadata(&log2).unwrap().len() >= before);
+    take_seats(&cluster, 1);
+    assert_eq!(cluster.seats("cad").0, 4);
+}
+
+/// Sends `bytes` on a fresh connection and says whether the server closed it.
+fn closed_after(port: u16, bytes: &[u8]) -> bool {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(8)))
+        .unwrap();
+    stream.write_all(bytes).unwrap();
+    let mut buf = [0u8; 256];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return true, // closed (or reset)
+            Ok(_) => continue,             // a Refused frame before closing is fine
+        }
+    }
+}
+
+#[test]
+fn junk_oversized_and_foreign_frames_close_only_their_connection() {
+    let mut cluster = Cluster::new(TIMING);
+    cluster.start_all();
+    cluster.wait_active(1, Duration::from_secs(10));
+    let port = cluster.ports[0];
+    // Junk: an HTTP request.
+    assert!(closed_after(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    // A frame header announcing 1 GiB.
+    assert!(closed_after(port, &[0x40, 0, 0, 0, 1, 2, 3]));
+    // A well-formed frame of protocol version 9.
+    assert!(closed_after(port, &[0, 0, 0, 2, 9, 0]));
+    // A valid frame that does not decode.
+    assert!(closed_after(port, &[0, 0, 0, 3, 1, 0xff, 0xff]));
+    // A connection that never says anything is closed by the handshake timeout while
+    // the server keeps serving others.
+    let silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let out = cluster.verb(&["checkout", "cad", "--hold", "0s", "--json"]);
+    assert!(out.status.success(), "{out:?}\n{}", cluster.logs());
+    assert_eq!(json(&out)["server"], 1);
+    drop(silent);
+    assert!(cluster.running(1));
+    let log = std::fs::read_to_string(cluster.log(1)).unwrap();
+    assert!(log.contains("over the limit"), "{log}");
+    assert!(log.contains("protocol version 9"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+#[test]
+fn a_different_triad_order_is_refused_and_both_logs_say_why() {
+    let mut cluster = Cluster::new(TIMING);
+    // #2's list has #1 and #3 swapped.
+    let mut swapped = cluster.triad();
+    swapped.swap(0, 2);
+    cluster.write_config(2, &swapped, "cad.lic", TIMING);
+    cluster.start_all();
+    // #1 and #3 agree: they form a majority and serve.
+    cluster.wait_active(1, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(2));
+    let log1 = std::fs::read_to_string(cluster.log(1)).unwrap();
+    let log2 = std::fs::read_to_string(cluster.log(2)).unwrap();
+    assert!(
+        log1.contains("refused a peer link: triad list differs"),
+        "{log1}"
+    );
+    assert!(log2.contains("peer refused the link"), "{log2}");
+    assert!(
+        log2.contains("triad list differs") || log2.contains("this is server"),
+        "{log2}"
+    );
+}
+
+#[test]
+fn a_different_license_is_refused_and_both_logs_say_why() {
+    let mut cluster = Cluster::new(TIMING);
+    let other = support::cluster::LICENSE.replace("COUNT = 5", "COUNT = 6");
+    write_license(cluster.dir.path(), "other.lic", &other);
+    cluster.write_config(3, &cluster.triad(), "other.lic", TIMING);
+    cluster.start_all();
+    cluster.wait_active(1, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(2));
+    let log1 = std::fs::read_to_string(cluster.log(1)).unwrap();
+    let log3 = std::fs::read_to_string(cluster.log(3)).unwrap();
+    let why = "license differs between server #1 and server #3: cad (different terms)";
+    assert!(log1.contains(why), "{log1}");
+    assert!(
+        log3.contains("peer refused the link: license differs"),
+        "{log3}"
+    );
+    let status = cluster.status();
+    let refused = &status["servers"][2]["peers"][0]["refused"];
+    assert!(
+        refused
+            .as_str()
+            .is_some_and(|r| r.contains("license differs")),
+        "{status}"
+    );
+}

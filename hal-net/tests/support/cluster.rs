@@ -1,0 +1,337 @@
+//! Real `hal-net serve` processes on 127.0.0.1 for the end-to-end tests: a vendor key, a
+//! signed license, three configs on free ports, and helpers that run the client verbs
+//! the way an operator would. Every wait is bounded; a failing wait prints the servers'
+//! logs.
+
+#![allow(dead_code)] // each test file uses a different part
+#![allow(clippy::unwrap_used)] // test support: a failed step is a failed test
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const HAL_NET: &str = env!("CARGO_BIN_EXE_hal-net");
+
+/// The demo license of the tests: five seats, borrowing allowed.
+pub const LICENSE: &str = "\
+FEATURE cad
+{
+  VENDOR = acme
+  COUNT = 5
+  HAL_SERVERS = 3
+  BORROW = 72
+}
+";
+
+/// Three servers' files and processes.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub ports: [u16; 3],
+    pub children: [Option<Child>; 3],
+}
+
+/// Ports the OS says are free now (bound at once so they differ, then released).
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    std::array::from_fn(|i| listeners[i].local_addr().unwrap().port())
+}
+
+/// Signs `text` with the key in `dir` and writes it to `dir/name`.
+pub fn write_license(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let source = dir.join(format!("{name}.unsigned"));
+    fs::write(&source, text).unwrap();
+    let out = dir.join(name);
+    let status = Command::new(HAL_NET)
+        .args(["license", "sign", "--key"])
+        .arg(dir.join("vendor.key"))
+        .arg(&source)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "sign: {status:?}");
+    out
+}
+
+impl Cluster {
+    /// Key, license and configs; nothing started. `timing` is extra `[timing]` lines.
+    pub fn new(timing: &str) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let keygen = Command::new(HAL_NET)
+            .args(["license", "keygen", "--out"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(keygen.status.success(), "keygen: {keygen:?}");
+        write_license(dir.path(), "cad.lic", LICENSE);
+        let cluster = Cluster {
+            dir,
+            ports: free_ports::<3>(),
+            children: [None, None, None],
+        };
+        for id in 1..=3 {
+            cluster.write_config(id, &cluster.triad(), "cad.lic", timing);
+        }
+        cluster
+    }
+
+    /// The triad list in role order.
+    pub fn triad(&self) -> Vec<String> {
+        self.ports
+            .iter()
+            .map(|p| format!("{p}@127.0.0.1"))
+            .collect()
+    }
+
+    pub fn write_config(&self, id: usize, triad: &[String], license: &str, timing: &str) {
+        let triad: Vec<String> = triad.iter().map(|t| format!("\"{t}\"")).collect();
+        let text = format!(
+            "id = {id}\nlisten = \"127.0.0.1:{}\"\ntriad = [{}]\ndata_dir = \"data{id}\"\n\
+             license = \"{license}\"\nvendor_key = \"vendor.pub\"\nhostid = \"host{id}\"\n\
+             [timing]\nprofile = \"lan\"\n{timing}\n",
+            self.ports[id - 1],
+            triad.join(", ")
+        );
+        fs::write(self.config(id), text).unwrap();
+    }
+
+    pub fn config(&self, id: usize) -> PathBuf {
+        self.dir.path().join(format!("server{id}.toml"))
+    }
+
+    pub fn log(&self, id: usize) -> PathBuf {
+        self.dir.path().join(format!("server{id}.log"))
+    }
+
+    pub fn data(&self, id: usize) -> PathBuf {
+        self.dir.path().join(format!("data{id}"))
+    }
+
+    /// The license path clients use.
+    pub fn path(&self) -> String {
+        self.triad().join(";")
+    }
+
+    /// Starts server `id`, its output appended to its log.
+    pub fn start(&mut self, id: usize) {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log(id))
+            .unwrap();
+        let child = Command::new(HAL_NET)
+            .arg("serve")
+            .arg("--config")
+            .arg(self.config(id))
+            .env("RUST_LOG", "info")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.children[id - 1] = Some(child);
+    }
+
+    pub fn start_all(&mut self) {
+        for id in 1..=3 {
+            self.start(id);
+        }
+    }
+
+    /// `kill -9`.
+    pub fn kill9(&mut self, id: usize) {
+        if let Some(mut child) = self.children[id - 1].take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM, and waits for a clean exit.
+    pub fn stop(&mut self, id: usize) {
+        if let Some(mut child) = self.children[id - 1].take() {
+            terminate(&child);
+            let status = wait_exit(&mut child, Duration::from_secs(10));
+            assert!(
+                status.success(),
+                "server {id} did not stop cleanly: {status:?}\n{}",
+                self.logs()
+            );
+        }
+    }
+
+    /// Waits for server `id` to exit by itself; its exit status.
+    pub fn wait_exit(&mut self, id: usize, limit: Duration) -> std::process::ExitStatus {
+        let mut child = self.children[id - 1].take().expect("server not started");
+        wait_exit(&mut child, limit)
+    }
+
+    /// Whether server `id`'s process is running.
+    pub fn running(&mut self, id: usize) -> bool {
+        self.children[id - 1]
+            .as_mut()
+            .is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+
+    /// Every server's log, for failure messages.
+    pub fn logs(&self) -> String {
+        (1..=3)
+            .map(|id| {
+                let text = fs::read_to_string(self.log(id)).unwrap_or_default();
+                format!("----- server{id}.log -----\n{text}")
+            })
+            .collect()
+    }
+
+    /// Runs a client verb with the cluster's license path.
+    pub fn verb(&self, args: &[&str]) -> Output {
+        Command::new(HAL_NET)
+            .args(args)
+            .arg("--license-path")
+            .arg(self.path())
+            .env("HAL_HOME", self.dir.path().join("client-home"))
+            .output()
+            .unwrap()
+    }
+
+    /// `hal-net status --json`.
+    pub fn status(&self) -> Value {
+        let out = self.verb(&["status", "--json", "--timeout", "1s"]);
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("status output is not JSON ({e}): {out:?}"))
+    }
+
+    /// The active server's id, if status shows one.
+    pub fn active(&self) -> Option<u64> {
+        self.status()["active"].as_u64()
+    }
+
+    /// Waits until `id` is the active server.
+    pub fn wait_active(&self, id: u64, limit: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if self.active() == Some(id) {
+                return;
+            }
+            sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "server #{id} not active within {limit:?}: {}\n{}",
+            self.status(),
+            self.logs()
+        );
+    }
+
+    /// Seats in use of `feature` and their handles, as status shows them.
+    pub fn seats(&self, feature: &str) -> (u64, Vec<String>) {
+        let status = self.status();
+        let features = status["features"].as_array().cloned().unwrap_or_default();
+        let f = features
+            .iter()
+            .find(|f| f["name"] == feature)
+            .unwrap_or_else(|| panic!("no {feature} in {status}"));
+        let mut handles: Vec<String> = f["holders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["handle"].as_str().unwrap().to_string())
+            .collect();
+        handles.sort();
+        (f["used"].as_u64().unwrap(), handles)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in self.children.iter_mut().flatten() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn terminate(child: &Child) {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+}
+
+pub fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("process {} did not exit within {limit:?}", child.id());
+        }
+        sleep(Duration::from_millis(50));
+    }
+}
+
+/// A `checkout --hold` process holding a seat, with its grant read from stdout.
+pub struct Holder {
+    pub child: Child,
+    pub grant: Value,
+}
+
+impl Holder {
+    /// Starts `hal-net checkout FEATURE --hold 10m --json` and waits for its grant line.
+    pub fn start(cluster: &Cluster, feature: &str) -> Holder {
+        let mut child = Command::new(HAL_NET)
+            .args([
+                "checkout",
+                feature,
+                "--hold",
+                "10m",
+                "--json",
+                "--license-path",
+            ])
+            .arg(cluster.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let grant: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("holder printed {line:?} ({e})\n{}", cluster.logs()));
+        Holder { child, grant }
+    }
+
+    pub fn handle(&self) -> String {
+        self.grant["handle"].as_str().unwrap().to_string()
+    }
+
+    /// Whether it still runs (it exits with an error when it loses its seat).
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// SIGTERM: it checks its seat in and exits 0.
+    pub fn release(mut self) {
+        terminate(&self.child);
+        let status = wait_exit(&mut self.child, Duration::from_secs(15));
+        assert!(status.success(), "holder exit: {status:?}");
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The JSON line a verb printed.
+pub fn json(out: &Output) -> Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {out:?}"))
+}
