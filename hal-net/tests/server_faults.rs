@@ -67,7 +67,7 @@ fn a_corrupt_record_stops_the_server_and_a_torn_tail_is_repaired() {
     assert_eq!(used, 3);
     assert!(cluster.running(2), "{}", cluster.logs());
     let log = std::fs::read_to_string(cluster.log(2)).unwrap();
-    assert!(log.contains("torn tail"), "{log}");
+    assert!(log.contains("torn log tail truncated"), "{log}");
     // The repaired log is the old one, and it grows again as #2 follows #1.
     assert!(std::fs::metadata(&log2).unwrap().len() >= before);
     take_seats(&cluster, 1);

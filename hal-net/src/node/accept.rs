@@ -126,6 +126,10 @@ fn check_peer<T: Transport>(
     to: ServerId,
     identity: &crate::wire::Identity,
 ) -> Option<String> {
+    // The triad list first: a list in another order explains a wrong `to` as well.
+    if let Some(difference) = shared.config.identity.difference(shared.me, identity, from) {
+        return Some(difference);
+    }
     if to != shared.me {
         return Some(format!(
             "server {from} dialled this address as server {to}, but this is server {}: the triad list or the listen address is wrong",
@@ -138,7 +142,7 @@ fn check_peer<T: Transport>(
             shared.me
         ));
     }
-    shared.config.identity.difference(shared.me, identity, from)
+    None
 }
 
 async fn welcome<S>(link: &mut Framed<S, WireCodec>, me: ServerId) -> bool

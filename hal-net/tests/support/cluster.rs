@@ -53,7 +53,7 @@ pub fn write_license(dir: &Path, name: &str, text: &str) -> PathBuf {
         .args(["license", "sign", "--key"])
         .arg(dir.join("vendor.key"))
         .arg(&source)
-        .arg("--out")
+        .arg("--output")
         .arg(&out)
         .output()
         .unwrap();
