@@ -352,22 +352,24 @@ pub async fn return_borrow(args: ReturnArgs) -> Result<ExitCode> {
     let mut session = session(&args.path, ClientId(record.client))?;
     session.resume_from(RequestSeq(record.next_seq));
     let seq = session.return_borrow(handle);
-    match answer(&mut session, seq).await {
-        Answer::Released | Answer::Denied(Denial::UnknownHandle) => {
-            records.remove(at);
-            write_borrows(&file, &records)?;
-            if args.path.json {
-                println!(
-                    "{}",
-                    json!({"result": "returned", "handle": handle.to_string()})
-                );
-            } else {
-                println!("returned: {} seat {handle}", record.feature);
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        other => Ok(refused(&other, args.path.json)),
+    let outcome = answer(&mut session, seq).await;
+    let (result, note) = match &outcome {
+        Answer::Released => ("returned", "returned"),
+        // The borrow ended (or was returned) already: the record is stale.
+        Answer::Denied(Denial::UnknownHandle) => ("already_ended", "already ended on the servers"),
+        _ => return Ok(refused(&outcome, args.path.json)),
+    };
+    records.remove(at);
+    write_borrows(&file, &records)?;
+    if args.path.json {
+        println!(
+            "{}",
+            json!({"result": result, "handle": handle.to_string()})
+        );
+    } else {
+        println!("{}: seat {handle} {note}", record.feature);
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn parse_handle(text: &str) -> Result<Handle> {

@@ -317,7 +317,7 @@ impl<C: Clock> Core<C> {
                 info!(%term, %to, "failback: handing the active role back to {to}")
             }
             ServerEvent::SeatExpiring { handle } => {
-                info!(%handle, "seat expired: no heartbeat within the lease")
+                info!(%handle, "seat expired: its lease or borrow ran out")
             }
             other => debug!(?other, "server event"),
         }

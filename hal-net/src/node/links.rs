@@ -20,6 +20,10 @@ use crate::wire::{FRAME_BYTES_MAX_PEER, Hello, Message, PeerStatus, WireCodec};
 
 type Link<T> = Framed<<T as Transport>::Stream, WireCodec>;
 
+/// How much longer than the longest backoff to wait before dialling a peer that refused
+/// the link (its config has to change first).
+const REFUSED_BACKOFF_FACTOR: u32 = 10;
+
 /// The most queued messages sent in one write.
 const MESSAGES_PER_WRITE_MAX: usize = 64;
 
@@ -43,13 +47,16 @@ pub(super) async fn outgoing<T: Transport>(
 ) {
     let timing = shared.config.links;
     let mut backoff = timing.backoff_min;
-    let mut last_trouble: Option<String> = None;
+    // Whether the link was up before the current trouble, and whether the trouble was
+    // logged: a peer that stays down is logged once, not at every attempt.
+    let mut was_connected = false;
+    let mut trouble_logged = false;
     loop {
         let end = match dial(&shared, peer, &addr).await {
             Ok(link) => {
                 info!(%peer, %addr, "peer connected");
                 report(&shared, peer, true, None).await;
-                last_trouble = None;
+                (was_connected, trouble_logged) = (true, false);
                 backoff = timing.backoff_min;
                 pump(&shared, link, &mut queue).await
             }
@@ -58,20 +65,22 @@ pub(super) async fn outgoing<T: Transport>(
         match end {
             LinkEnd::Stopping => return,
             LinkEnd::Refused(reason) => {
-                // Logged every time (the backoff caps how often): it never fixes itself.
+                // Logged at every attempt (a refusal never fixes itself, and must not be
+                // missed); the attempts are spaced out.
                 error!(%peer, %addr, "peer refused the link: {reason}");
                 report(&shared, peer, false, Some(reason)).await;
-                backoff = timing.backoff_max;
+                backoff = timing.backoff_max * REFUSED_BACKOFF_FACTOR;
             }
-            LinkEnd::Broken(why) => {
-                if last_trouble.is_none() {
+            LinkEnd::Broken(why) if !trouble_logged => {
+                if was_connected {
                     warn!(%peer, %addr, "peer disconnected: {why}");
                 } else {
-                    debug!(%peer, %addr, "peer still unreachable: {why}");
+                    warn!(%peer, %addr, "peer unreachable: {why}");
                 }
-                last_trouble = Some(why);
+                (was_connected, trouble_logged) = (false, true);
                 report(&shared, peer, false, None).await;
             }
+            LinkEnd::Broken(why) => debug!(%peer, %addr, "peer still unreachable: {why}"),
         }
         // What was queued for a dead link is stale; Raft sends what is still needed.
         while queue.try_recv().is_ok() {}

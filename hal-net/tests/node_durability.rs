@@ -1,0 +1,152 @@
+//! The node driver in-process, over real TCP on 127.0.0.1 and a storage whose syncs are
+//! slow and observable: no client hears "granted" before the grant is durable, and a burst
+//! of requests shares syncs (group commit) instead of taking one each.
+
+#![allow(clippy::unwrap_used)] // a failed step is a failed test
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hal_core::catalog::{Catalog, FeatureRules};
+use hal_core::client::{ClientConfig, ClientEvent};
+use hal_core::protocol::ClientId;
+use hal_core::server::{Config, Durable, Persist};
+use hal_core::timing::Timing;
+use hal_net::clock::SystemClock;
+use hal_net::node::{LinkTiming, Node, NodeConfig};
+use hal_net::session::Session;
+use hal_net::storage::{Storage, StorageError};
+use hal_net::transport::TcpTransport;
+use hal_net::wire::Identity;
+
+/// Storage in memory whose every sync takes `sync_time`; a write counts as durable only
+/// once its sync is over.
+#[derive(Clone)]
+struct SlowStorage {
+    durable: Arc<Mutex<Durable>>,
+    syncs: Arc<AtomicUsize>,
+    sync_time: Duration,
+}
+
+impl Storage for SlowStorage {
+    async fn load(&mut self) -> Result<Durable, StorageError> {
+        Ok(self.durable.lock().unwrap().clone())
+    }
+
+    async fn persist(&mut self, batch: Vec<Persist>) -> Result<(), StorageError> {
+        tokio::time::sleep(self.sync_time).await;
+        let mut durable = self.durable.lock().unwrap();
+        for write in &batch {
+            durable.apply(write);
+        }
+        self.syncs.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+const CLIENTS: u64 = 64;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grants_are_durable_before_they_are_answered_and_share_syncs() {
+    let storage = SlowStorage {
+        durable: Arc::default(),
+        syncs: Arc::default(),
+        sync_time: Duration::from_millis(20),
+    };
+    let timing = Timing::lan();
+    let rules = FeatureRules {
+        count: 1000,
+        borrow_hours_max: None,
+        start: None,
+        end: None,
+        hostid_ok: true,
+    };
+    let config = NodeConfig {
+        core: Config::single(timing),
+        listen: "127.0.0.1:0".to_string(),
+        peers: BTreeMap::new(),
+        identity: Identity {
+            triad: vec![],
+            license_digest: String::new(),
+            features: vec![],
+        },
+        client_connections_max: 256,
+        links: LinkTiming::for_timing(&timing),
+    };
+    let catalog = Catalog::from_rules([("cad".to_string(), rules)]);
+    let node = Node::bind(
+        config,
+        catalog,
+        TcpTransport,
+        storage.clone(),
+        SystemClock::new(),
+    )
+    .await
+    .unwrap();
+    let addr = node.local_addr();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(node.run(async {
+        let _ = stop_rx.await;
+    }));
+    // A single server is active once its first no-op is durable.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let syncs_before = storage.syncs.load(Ordering::SeqCst);
+
+    let mut clients = Vec::new();
+    for i in 0..CLIENTS {
+        let addr = addr.clone();
+        let durable = storage.durable.clone();
+        clients.push(tokio::spawn(async move {
+            let config = ClientConfig::new(timing);
+            let id = ClientId(i + 1);
+            let mut session = Session::new(
+                TcpTransport,
+                SystemClock::new(),
+                vec![addr],
+                id,
+                "u",
+                "h",
+                config,
+            );
+            let seq = session.checkout("cad");
+            loop {
+                match session.next_event().await {
+                    ClientEvent::Granted { seq: s, handle, .. } if s == seq => {
+                        // The grant is the log entry at index `handle`: it must be stored.
+                        let stored = durable.lock().unwrap().entries.len() as u64;
+                        assert!(
+                            stored >= handle.0,
+                            "{handle} answered before it was durable ({stored} entries stored)"
+                        );
+                        return handle;
+                    }
+                    ClientEvent::Denied { reason, .. } => panic!("denied: {reason}"),
+                    _ => {}
+                }
+            }
+        }));
+    }
+    let mut handles = Vec::new();
+    for client in clients {
+        handles.push(client.await.unwrap());
+    }
+    handles.sort();
+    handles.dedup();
+    assert_eq!(
+        handles.len() as u64,
+        CLIENTS,
+        "every client got its own seat"
+    );
+
+    let syncs = storage.syncs.load(Ordering::SeqCst) - syncs_before;
+    eprintln!("{CLIENTS} grants took {syncs} syncs");
+    assert!(syncs >= 1);
+    assert!(
+        syncs as u64 * 2 <= CLIENTS,
+        "{syncs} syncs for {CLIENTS} concurrent grants: no group commit"
+    );
+    stop_tx.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}

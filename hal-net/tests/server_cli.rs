@@ -1,0 +1,212 @@
+//! The operator's side of the binary: `serve` refusing bad configs and licenses with
+//! messages that say what and where, `hostid`, `status` with nothing reachable, the
+//! client verbs' argument errors, and the `dev-cluster` quickstart end to end.
+
+#![allow(clippy::unwrap_used)] // a failed step is a failed test
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::cluster::{Cluster, HAL_NET, free_ports, terminate, wait_exit};
+
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(HAL_NET).args(args).output().unwrap()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn serve_names_the_config_key_that_is_wrong() {
+    let cluster = Cluster::new("");
+    let config = cluster.config(1);
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("data_dir", "data_dri")).unwrap();
+    let out = run(&["serve", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = stderr(&out);
+    assert!(
+        err.contains("server1.toml:4:1: unknown key 'data_dri'"),
+        "{err}"
+    );
+    assert!(err.contains("did you mean 'data_dir'?"), "{err}");
+
+    std::fs::write(
+        &config,
+        text.replace("profile = \"lan\"", "profile = \"lam\""),
+    )
+    .unwrap();
+    let out = run(&["serve", "--config", config.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("timing.profile: 'lam' is not a timing profile; allowed: lan, wan"),
+        "{err}"
+    );
+}
+
+#[test]
+fn serve_refuses_a_license_it_cannot_serve() {
+    let cluster = Cluster::new("");
+    let config = cluster.config(1);
+    // A tampered license: the signature no longer matches.
+    let license = cluster.dir.path().join("cad.lic");
+    let text = std::fs::read_to_string(&license).unwrap();
+    std::fs::write(&license, text.replace("COUNT = 5", "COUNT = 50")).unwrap();
+    let out = run(&["serve", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = stderr(&out);
+    assert!(err.contains("FEATURE cad is not served"), "{err}");
+    assert!(
+        err.contains("no feature carries a valid signature"),
+        "{err}"
+    );
+
+    // A HAL license on a single server.
+    let single = cluster.dir.path().join("single.toml");
+    std::fs::write(
+        &single,
+        "listen = \"127.0.0.1:0\"\ndata_dir = \"d\"\nlicense = \"cad.lic\"\nvendor_key = \"vendor.pub\"\nhostid = \"h\"\n",
+    )
+    .unwrap();
+    std::fs::write(&license, text).unwrap();
+    let out = run(&["serve", "--config", single.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stderr(&out).contains("which need a triad"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn hostid_prints_one_valid_hostid() {
+    let out = run(&["hostid"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let id = text.trim();
+    assert!(hal_core::HostId::parse(id).is_ok(), "{id:?}");
+    assert_eq!(text, format!("{id}\n"));
+}
+
+#[test]
+fn client_verbs_explain_bad_paths_and_unreachable_servers() {
+    let out = run(&["checkout", "cad", "--license-path", "6200-host"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stderr(&out).contains("--license-path '6200-host'"),
+        "{}",
+        stderr(&out)
+    );
+
+    let [port] = free_ports::<1>();
+    let path = format!("{port}@127.0.0.1");
+    let out = run(&["status", "--license-path", &path, "--json"]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["servers"][0]["up"], false);
+
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new(HAL_NET)
+        .args(["return", "h12", "--license-path", &path])
+        .env("HAL_HOME", home.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stderr(&out).contains("no borrow with handle h12"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn dev_cluster_starts_three_servers_and_stops_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = pick_three_consecutive_ports();
+    let mut child = Command::new(HAL_NET)
+        .args(["dev-cluster", "--dir"])
+        .arg(dir.path())
+        .args(["--base-port", &base.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let path_line = lines
+        .by_ref()
+        .map(Result::unwrap)
+        .find(|l| l.starts_with("license path: "))
+        .unwrap();
+    let path = path_line.trim_start_matches("license path: ").to_string();
+    assert_eq!(
+        path,
+        format!(
+            "{base}@127.0.0.1;{}@127.0.0.1;{}@127.0.0.1",
+            base + 1,
+            base + 2
+        )
+    );
+
+    // Wait for an active server, then take a seat of the demo feature.
+    let start = Instant::now();
+    let granted = loop {
+        let out = run(&[
+            "checkout",
+            "HAL",
+            "--hold",
+            "0s",
+            "--json",
+            "--license-path",
+            &path,
+        ]);
+        if out.status.success() {
+            break out;
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "{out:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let grant: serde_json::Value = serde_json::from_slice(&granted.stdout).unwrap();
+    assert_eq!(grant["server"], 1);
+    let pids: Vec<i32> = (1..=3)
+        .map(|i| {
+            let text = std::fs::read_to_string(dir.path().join(format!("server{i}.pid"))).unwrap();
+            text.trim().parse().unwrap()
+        })
+        .collect();
+
+    terminate(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(15));
+    assert!(status.success(), "{status:?}");
+    for pid in pids {
+        let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+            && !is_zombie(pid);
+        assert!(
+            !alive,
+            "server pid {pid} still runs after dev-cluster stopped"
+        );
+    }
+    assert!(!dir.path().join("server1.pid").exists());
+}
+
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.split_whitespace().nth(2) == Some("Z"))
+        .unwrap_or(true)
+}
+
+/// A base port whose next two ports are free too.
+fn pick_three_consecutive_ports() -> u16 {
+    for _ in 0..100 {
+        let [base] = free_ports::<1>();
+        if base < 65000
+            && (0..3).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok())
+        {
+            return base;
+        }
+    }
+    panic!("no three consecutive free ports");
+}
