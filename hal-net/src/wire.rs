@@ -12,13 +12,13 @@
 //!
 //! What it does not do: decide anything. The node driver and the client session use it.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use hal_core::ServerId;
 use hal_core::protocol::{ClientRequest, PeerMessage, ServerReply};
 use hal_core::server::Role;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
+use tokio_util::codec::{Decoder, Encoder};
 
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u8 = 1;
@@ -217,22 +217,21 @@ pub enum WireError {
 }
 
 /// The frame codec, for `tokio_util::codec::Framed` over any byte stream.
+///
+/// The length prefix is read without consuming it until the whole frame is buffered, so
+/// the limit is checked once per frame, before any of it is buffered.
 #[derive(Debug)]
 pub struct WireCodec {
-    frames: LengthDelimitedCodec,
     max: usize,
 }
+
+/// The bytes of the length prefix.
+const LENGTH_BYTES: usize = 4;
 
 impl WireCodec {
     /// A codec accepting frames of at most `frame_bytes_max` bytes.
     pub fn new(frame_bytes_max: usize) -> WireCodec {
-        let frames = LengthDelimitedCodec::builder()
-            .length_field_length(4)
-            // Checked by us, so the error can say how large the frame was.
-            .max_frame_length(usize::MAX)
-            .new_codec();
         WireCodec {
-            frames,
             max: frame_bytes_max,
         }
     }
@@ -248,16 +247,20 @@ impl Decoder for WireCodec {
     type Error = WireError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Message>, WireError> {
-        if src.len() >= 4 {
-            let len = usize::try_from(u32::from_be_bytes([src[0], src[1], src[2], src[3]]))
-                .unwrap_or(usize::MAX);
-            if len > self.max {
-                return Err(WireError::TooLarge { len, max: self.max });
-            }
-        }
-        let Some(frame) = self.frames.decode(src)? else {
+        let Some(prefix) = src.get(..LENGTH_BYTES) else {
             return Ok(None);
         };
+        let prefix = [prefix[0], prefix[1], prefix[2], prefix[3]];
+        let len = usize::try_from(u32::from_be_bytes(prefix)).unwrap_or(usize::MAX);
+        if len > self.max {
+            return Err(WireError::TooLarge { len, max: self.max });
+        }
+        if src.len() < LENGTH_BYTES + len {
+            src.reserve(LENGTH_BYTES + len - src.len());
+            return Ok(None);
+        }
+        src.advance(LENGTH_BYTES);
+        let frame = src.split_to(len);
         decode_frame(&frame).map(Some)
     }
 }
@@ -275,13 +278,16 @@ impl Encoder<Message> for WireCodec {
     type Error = WireError;
 
     fn encode(&mut self, message: Message, dst: &mut BytesMut) -> Result<(), WireError> {
-        let mut body = BytesMut::new().writer();
-        body.get_mut().put_u8(PROTOCOL_VERSION);
-        let body = postcard::to_io(&message, body)
-            .map_err(WireError::Encode)?
-            .into_inner()
-            .freeze();
-        self.frames.encode(body, dst)?;
+        let payload = postcard::to_stdvec(&message).map_err(WireError::Encode)?;
+        let len = payload.len() + 1; // the version byte
+        let prefix = u32::try_from(len).map_err(|_| WireError::TooLarge {
+            len,
+            max: u32::MAX as usize,
+        })?;
+        dst.reserve(LENGTH_BYTES + len);
+        dst.put_u32(prefix);
+        dst.put_u8(PROTOCOL_VERSION);
+        dst.extend_from_slice(&payload);
         Ok(())
     }
 }
@@ -324,6 +330,20 @@ mod tests {
                 assert_eq!(message, request());
             }
         }
+    }
+
+    #[test]
+    fn back_to_back_frames_decode_one_by_one() {
+        let status = Message::StatusRequest;
+        let mut buf = BytesMut::new();
+        let mut codec = WireCodec::new(FRAME_BYTES_MAX_CLIENT);
+        codec.encode(request(), &mut buf).unwrap();
+        codec.encode(status.clone(), &mut buf).unwrap();
+        buf.extend_from_slice(&frame_bytes(&request()).unwrap()[..3]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), Some(request()));
+        assert_eq!(codec.decode(&mut buf).unwrap(), Some(status));
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        assert_eq!(buf.len(), 3, "the partial frame stays buffered");
     }
 
     #[test]
