@@ -76,6 +76,8 @@ enum Answer {
     Released,
     Denied(Denial),
     Unreachable(String),
+    /// Ctrl-C or SIGTERM came first.
+    Interrupted,
 }
 
 type TcpSession = Session<TcpTransport, SystemClock>;
@@ -113,10 +115,17 @@ fn random_client_id() -> Result<ClientId> {
         .map_err(|e| anyhow!("cannot draw a client id: {e}"))
 }
 
-/// Waits for the answer to request `seq`, reporting failovers on the way.
+/// Waits for the answer to request `seq`, reporting failovers on the way, unless Ctrl-C
+/// or SIGTERM comes first.
 async fn answer(session: &mut TcpSession, seq: RequestSeq) -> Answer {
+    let stop = signals::stop();
+    tokio::pin!(stop);
     loop {
-        match session.next_event().await {
+        let event = tokio::select! {
+            () = &mut stop => return Answer::Interrupted,
+            event = session.next_event() => event,
+        };
+        match event {
             ClientEvent::Granted {
                 seq: s,
                 handle,
@@ -169,6 +178,10 @@ fn refused(answer: &Answer, json: bool) -> ExitCode {
             }
             ExitCode::from(3)
         }
+        Answer::Interrupted => {
+            eprintln!("interrupted before the servers answered");
+            ExitCode::FAILURE
+        }
         Answer::Granted { .. } | Answer::Released => ExitCode::FAILURE,
     }
 }
@@ -214,6 +227,7 @@ pub async fn checkout(args: CheckoutArgs) -> Result<ExitCode> {
             let why = match other {
                 Answer::Denied(reason) => reason.to_string(),
                 Answer::Unreachable(why) => why,
+                Answer::Interrupted => "interrupted".to_string(),
                 _ => "no answer".to_string(),
             };
             eprintln!(

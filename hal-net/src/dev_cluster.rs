@@ -113,6 +113,8 @@ async fn supervise(
     ports: &[u16],
     license: &Path,
 ) -> Result<ExitCode> {
+    // Before any child exists, so that a stop signal always stops them too.
+    let stop = signals::stop();
     let exe = std::env::current_exe().context("cannot find the hal-net executable")?;
     let mut children: Vec<Child> = Vec::new();
     for (i, config) in configs.iter().enumerate() {
@@ -160,7 +162,7 @@ async fn supervise(
     );
     println!();
     println!("Ctrl-C stops the three servers.");
-    watch(&mut children).await;
+    watch(&mut children, stop).await;
     stop_all(&mut children).await;
     for id in 1..=3 {
         let _ = fs::remove_file(dir.join(format!("server{id}.pid")));
@@ -171,8 +173,7 @@ async fn supervise(
 
 /// Waits for the stop signal, reporting children that exit on the way (killing one is
 /// part of the demo).
-async fn watch(children: &mut [Child]) {
-    let stop = signals::stop();
+async fn watch(children: &mut [Child], stop: impl std::future::Future<Output = ()>) {
     tokio::pin!(stop);
     let mut reported = [false; 3];
     loop {

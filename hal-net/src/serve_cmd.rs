@@ -54,7 +54,7 @@ pub fn init_logging() {
 
 async fn serve(config: ServerConfig) -> Result<()> {
     let stop = signals::stop();
-    let license = load_license(&config)?;
+    let (license, file_license) = load_license(&config)?;
     let hostid = match &config.hostid {
         Some(id) => id.clone(),
         None => hal_net::hostid::this_machine()
@@ -81,7 +81,8 @@ async fn serve(config: ServerConfig) -> Result<()> {
         core,
         listen: config.listen.to_string(),
         peers,
-        identity: Identity::new(triad, &license),
+        // The whole file, so that peers compare files, not what each could verify.
+        identity: Identity::new(triad, &file_license),
         client_connections_max: config.client_connections_max,
         links: LinkTiming::for_timing(&timing),
     };
@@ -109,10 +110,10 @@ async fn serve(config: ServerConfig) -> Result<()> {
     Ok(())
 }
 
-/// The license, parsed and verified. Features with a bad signature are not served (each
-/// is logged); a license with none left, or one this server's position cannot serve, is
-/// refused.
-fn load_license(config: &ServerConfig) -> Result<License> {
+/// The license to serve and the license file as read. Features with a bad signature are
+/// not served (each is logged); a license with none left, or one this server's position
+/// cannot serve, is refused.
+fn load_license(config: &ServerConfig) -> Result<(License, License)> {
     let loaded = hal_net::license_file::load(&config.license)?;
     let public = hal_net::keys::read_verifying_key(&config.vendor_key)?;
     let mut license = loaded.license;
@@ -157,10 +158,11 @@ fn load_license(config: &ServerConfig) -> Result<License> {
             config.vendor_key.display()
         );
     }
+    let file_license = license.clone();
     license
         .features
         .retain(|f| !bad.iter().any(|b| **b == f.name.as_str()));
-    Ok(license)
+    Ok((license, file_license))
 }
 
 /// The rules this server applies; features locked to another machine are logged.

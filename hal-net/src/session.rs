@@ -6,8 +6,10 @@
 use futures_util::{SinkExt, StreamExt};
 use hal_core::client::{Client, ClientConfig, ClientEvent, Endpoint, PATH_MAX};
 use hal_core::protocol::{ClientId, ClientRequest, Handle, RequestSeq, ServerReply};
+use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio::time::timeout;
+
+use tokio::time::{Instant, timeout};
 use tokio_util::codec::Framed;
 use tracing::debug;
 
@@ -47,6 +49,7 @@ pub struct Session<T: Transport, C: Clock> {
     events_rx: mpsc::Receiver<(Endpoint, u64, ConnEvent)>,
     replies_heard: u64,
     last_failure: Option<String>,
+    reply_timeout: Duration,
 }
 
 impl<T: Transport, C: Clock> Session<T, C> {
@@ -75,6 +78,7 @@ impl<T: Transport, C: Clock> Session<T, C> {
             events_rx,
             replies_heard: 0,
             last_failure: None,
+            reply_timeout: config.request_timeout,
         }
     }
 
@@ -180,6 +184,7 @@ impl<T: Transport, C: Clock> Session<T, C> {
                     self.path[slot].clone(),
                     transmit.to,
                     self.generation,
+                    self.reply_timeout,
                     queue,
                     self.events_tx.clone(),
                 );
@@ -200,42 +205,92 @@ impl<T: Transport, C: Clock> Session<T, C> {
 const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// One connection: opens it, sends requests, reports replies, until it fails or the
-/// session drops it.
+/// session drops it. A connection on which a request has waited `reply_timeout` with
+/// nothing heard is stalled (a silent TCP stall, a server that hangs): it fails, and the
+/// next request to that server opens a fresh one.
 async fn connection<T: Transport>(
     transport: T,
     addr: String,
     endpoint: Endpoint,
     generation: u64,
+    reply_timeout: Duration,
     mut requests: mpsc::Receiver<ClientRequest>,
     events: mpsc::Sender<(Endpoint, u64, ConnEvent)>,
 ) {
     let why = match open(&transport, &addr).await {
         Err(why) => why,
-        Ok(mut link) => loop {
-            tokio::select! {
-                request = requests.recv() => {
-                    let Some(request) = request else { return }; // the session is done
-                    if let Err(e) = link.send(Message::Request(request)).await {
-                        break e.to_string();
-                    }
-                }
-                frame = link.next() => match frame {
-                    Some(Ok(Message::Reply(reply))) => {
-                        if events.send((endpoint, generation, ConnEvent::Reply(reply))).await.is_err() {
-                            return;
-                        }
-                    }
-                    Some(Ok(Message::Refused { reason })) => break format!("refused: {reason}"),
-                    Some(Ok(_)) => break "unexpected message from the server".to_string(),
-                    Some(Err(e)) => break e.to_string(),
-                    None => break "closed by the server".to_string(),
-                },
-            }
+        Ok(link) => match serve(
+            link,
+            endpoint,
+            generation,
+            reply_timeout,
+            &mut requests,
+            &events,
+        )
+        .await
+        {
+            Some(why) => why,
+            None => return, // the session is done
         },
     };
     let _ = events
         .send((endpoint, generation, ConnEvent::Failed(why)))
         .await;
+}
+
+/// Carries requests and replies until the connection fails (`Some(why)`) or the session
+/// drops it (`None`).
+async fn serve<S>(
+    mut link: Framed<S, WireCodec>,
+    endpoint: Endpoint,
+    generation: u64,
+    reply_timeout: Duration,
+    requests: &mut mpsc::Receiver<ClientRequest>,
+    events: &mpsc::Sender<(Endpoint, u64, ConnEvent)>,
+) -> Option<String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    // Requests sent and not answered yet, and since when the oldest has waited.
+    let mut unanswered = 0u64;
+    let mut waiting_since: Option<Instant> = None;
+    loop {
+        let stall = waiting_since.map(|since| since + reply_timeout);
+        tokio::select! {
+            request = requests.recv() => {
+                let request = request?;
+                match timeout(reply_timeout, link.send(Message::Request(request))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Some(e.to_string()),
+                    Err(_) => return Some("stalled: a request could not be sent".to_string()),
+                }
+                unanswered += 1;
+                waiting_since.get_or_insert_with(Instant::now);
+            }
+            frame = link.next() => match frame {
+                Some(Ok(Message::Reply(reply))) => {
+                    unanswered = unanswered.saturating_sub(1);
+                    waiting_since = (unanswered > 0).then(Instant::now);
+                    events.send((endpoint, generation, ConnEvent::Reply(reply))).await.ok()?;
+                }
+                Some(Ok(Message::Refused { reason })) => return Some(format!("refused: {reason}")),
+                Some(Ok(_)) => return Some("unexpected message from the server".to_string()),
+                Some(Err(e)) => return Some(e.to_string()),
+                None => return Some("closed by the server".to_string()),
+            },
+            () = sleep_until(stall) => {
+                return Some(format!("stalled: no reply for {} ms", reply_timeout.as_millis()));
+            }
+        }
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Connects and shakes hands as a client.

@@ -49,7 +49,9 @@ async fn ask(addr: String, limit: Duration) -> Probe {
         match link.next().await {
             Some(Ok(Message::Welcome { .. })) => {}
             Some(Ok(Message::Refused { reason })) => return Err(format!("refused: {reason}")),
-            _ => return Err("no welcome".to_string()),
+            Some(Ok(_)) => return Err("not a HAL server's answer to hello".to_string()),
+            Some(Err(e)) => return Err(format!("handshake: {e}")),
+            None => return Err("closed during the handshake".to_string()),
         }
         link.send(Message::StatusRequest)
             .await
@@ -57,7 +59,8 @@ async fn ask(addr: String, limit: Duration) -> Probe {
         match link.next().await {
             Some(Ok(Message::Status(report))) => Ok(*report),
             Some(Err(e)) => Err(e.to_string()),
-            _ => Err("no status answer".to_string()),
+            Some(Ok(_)) => Err("not a status answer".to_string()),
+            None => Err("closed before answering".to_string()),
         }
     };
     let report = tokio::time::timeout(limit, query)

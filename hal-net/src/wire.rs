@@ -227,6 +227,8 @@ pub struct WireCodec {
 
 /// The bytes of the length prefix.
 const LENGTH_BYTES: usize = 4;
+/// The most buffer reserved ahead of the bytes of a frame that is still arriving.
+const RESERVE_STEP_MAX: usize = 64 * 1024;
 
 impl WireCodec {
     /// A codec accepting frames of at most `frame_bytes_max` bytes.
@@ -256,7 +258,9 @@ impl Decoder for WireCodec {
             return Err(WireError::TooLarge { len, max: self.max });
         }
         if src.len() < LENGTH_BYTES + len {
-            src.reserve(LENGTH_BYTES + len - src.len());
+            // Room for what is announced, a bounded step at a time: memory follows the
+            // bytes that actually arrive, not what a peer claims it will send.
+            src.reserve((LENGTH_BYTES + len - src.len()).min(RESERVE_STEP_MAX));
             return Ok(None);
         }
         src.advance(LENGTH_BYTES);

@@ -48,22 +48,8 @@ impl Storage for SlowStorage {
 
 const CLIENTS: u64 = 64;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grants_are_durable_before_they_are_answered_and_share_syncs() {
-    let storage = SlowStorage {
-        durable: Arc::default(),
-        syncs: Arc::default(),
-        sync_time: Duration::from_millis(20),
-    };
-    let timing = Timing::lan();
-    let rules = FeatureRules {
-        count: 1000,
-        borrow_hours_max: None,
-        start: None,
-        end: None,
-        hostid_ok: true,
-    };
-    let config = NodeConfig {
+fn node_config(timing: Timing) -> NodeConfig {
+    NodeConfig {
         core: Config::single(timing),
         listen: "127.0.0.1:0".to_string(),
         peers: BTreeMap::new(),
@@ -74,8 +60,29 @@ async fn grants_are_durable_before_they_are_answered_and_share_syncs() {
         },
         client_connections_max: 256,
         links: LinkTiming::for_timing(&timing),
+    }
+}
+
+fn catalog() -> Catalog {
+    let rules = FeatureRules {
+        count: 1000,
+        borrow_hours_max: None,
+        start: None,
+        end: None,
+        hostid_ok: true,
     };
-    let catalog = Catalog::from_rules([("cad".to_string(), rules)]);
+    Catalog::from_rules([("cad".to_string(), rules)])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grants_are_durable_before_they_are_answered_and_share_syncs() {
+    let storage = SlowStorage {
+        durable: Arc::default(),
+        syncs: Arc::default(),
+        sync_time: Duration::from_millis(20),
+    };
+    let timing = Timing::lan();
+    let (config, catalog) = (node_config(timing), catalog());
     let node = Node::bind(
         config,
         catalog,
@@ -149,4 +156,41 @@ async fn grants_are_durable_before_they_are_answered_and_share_syncs() {
     );
     stop_tx.send(()).unwrap();
     server.await.unwrap().unwrap();
+}
+
+/// Storage whose sync panics (a bug, or a `resume_unwind` from a blocking thread).
+struct PanickingStorage;
+
+impl Storage for PanickingStorage {
+    async fn load(&mut self) -> Result<Durable, StorageError> {
+        Ok(Durable::default())
+    }
+
+    async fn persist(&mut self, _batch: Vec<Persist>) -> Result<(), StorageError> {
+        panic!("planted: storage panics");
+    }
+}
+
+#[tokio::test]
+async fn a_storage_that_dies_stops_the_node_with_an_error() {
+    let timing = Timing::lan();
+    let node = Node::bind(
+        node_config(timing),
+        catalog(),
+        TcpTransport,
+        PanickingStorage,
+        SystemClock::new(),
+    )
+    .await
+    .unwrap();
+    // The first write (the single server's term) kills storage; the node must say so
+    // rather than stop "cleanly" (exit 0) with answers held forever.
+    let result = tokio::time::timeout(Duration::from_secs(10), node.run(std::future::pending()))
+        .await
+        .expect("the node kept running without storage");
+    let error = result.unwrap_err();
+    assert!(
+        matches!(error, hal_net::node::NodeError::StorageGone),
+        "{error}"
+    );
 }

@@ -8,8 +8,9 @@
 //! is disconnected; a frame over the limit, of another version or that does not decode
 //! closes its connection. None of it reaches the core loop.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use futures_util::{SinkExt, StreamExt};
 use hal_core::ServerId;
@@ -19,19 +20,21 @@ use tokio_util::codec::Framed;
 use tracing::{Instrument, debug, error, info_span, warn};
 
 use super::links::{incoming, kind};
-use super::{CLIENT_QUEUE_MAX, ConnId, HANDSHAKES_MAX, Inbound, Shared};
+use super::progress::Progress;
+use super::{CLIENT_QUEUE_MAX, ConnId, HANDSHAKES_MAX, HANDSHAKES_PER_SOURCE_MAX, Inbound, Shared};
 use crate::transport::{Listener, Transport};
 use crate::wire::{
     FRAME_BYTES_MAX_CLIENT, FRAME_BYTES_MAX_UNIDENTIFIED, Hello, Message, WireCodec,
 };
 
-type Conn<T> = Framed<<T as Transport>::Stream, WireCodec>;
+type Conn<T> = Framed<Progress<<T as Transport>::Stream>, WireCodec>;
 
 /// Accepts connections until the node stops.
 pub(super) async fn run<T: Transport>(shared: Shared<T>, mut listener: T::Listener) {
     let handshakes = Arc::new(Semaphore::new(HANDSHAKES_MAX));
     let clients = Arc::new(Semaphore::new(shared.config.client_connections_max));
     let next_conn = Arc::new(AtomicU64::new(1));
+    let sources = Sources::default();
     loop {
         let accepted = tokio::select! {
             () = shared.stop.cancelled() => return,
@@ -50,9 +53,19 @@ pub(super) async fn run<T: Transport>(shared: Shared<T>, mut listener: T::Listen
             debug!(%from, "too many connections shaking hands; closed");
             continue;
         };
+        let Some(source) = sources.enter(&from) else {
+            debug!(%from, "too many connections shaking hands from one address; closed");
+            continue;
+        };
         let conn = next_conn.fetch_add(1, Ordering::Relaxed);
         let span = info_span!("conn", conn, %from);
-        let task = connection(shared.clone(), stream, clients.clone(), conn, permit);
+        let task = connection(
+            shared.clone(),
+            stream,
+            clients.clone(),
+            conn,
+            (permit, source),
+        );
         tokio::spawn(task.instrument(span));
     }
 }
@@ -63,8 +76,9 @@ async fn connection<T: Transport>(
     stream: T::Stream,
     clients: Arc<Semaphore>,
     conn: ConnId,
-    handshake: OwnedSemaphorePermit,
+    handshake: (OwnedSemaphorePermit, SourceSlot),
 ) {
+    let stream = Progress::new(stream);
     let mut link: Conn<T> = Framed::new(stream, WireCodec::new(FRAME_BYTES_MAX_UNIDENTIFIED));
     let limit = shared.config.links.handshake_timeout;
     let hello = tokio::select! {
@@ -94,7 +108,9 @@ async fn connection<T: Transport>(
                 drop(handshake);
                 link.codec_mut()
                     .set_frame_bytes_max(crate::wire::FRAME_BYTES_MAX_PEER);
-                incoming(shared, from, link).await;
+                let replaced = shared.incoming.take_over(from, conn);
+                incoming(shared.clone(), from, link, replaced).await;
+                shared.incoming.ended(from, conn);
             }
         }
         Hello::Client | Hello::Admin => {
@@ -235,6 +251,47 @@ async fn admin<T: Transport>(shared: &Shared<T>, mut link: Conn<T>) {
             }
             Ok(Some(Err(error))) => return warn!("status connection closed: {error}"),
             Err(_) | Ok(None) => return,
+        }
+    }
+}
+
+/// Connections shaking hands, by source IP address: one address may not take every
+/// handshake slot (and so keep the peers from reconnecting).
+#[derive(Debug, Clone, Default)]
+struct Sources(Arc<Mutex<BTreeMap<String, usize>>>);
+
+/// One handshake slot of a source address, given back when dropped.
+#[derive(Debug)]
+struct SourceSlot {
+    sources: Sources,
+    ip: String,
+}
+
+impl Sources {
+    fn enter(&self, from: &str) -> Option<SourceSlot> {
+        // `ip:port`, `[v6]:port`, or a simulator's host name: the part before the port.
+        let ip = from.rsplit_once(':').map_or(from, |(ip, _)| ip).to_string();
+        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry(ip.clone()).or_insert(0);
+        if *count >= HANDSHAKES_PER_SOURCE_MAX {
+            return None;
+        }
+        *count += 1;
+        Some(SourceSlot {
+            sources: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut counts = self.sources.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
         }
     }
 }

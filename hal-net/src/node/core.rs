@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
+use std::time::Duration;
 
 use hal_core::ServerId;
 use hal_core::protocol::{ClientId, PeerMessage, ReplyResult, ServerReply};
@@ -19,6 +20,12 @@ use crate::wire::{Message, PeerStatus};
 /// The most inputs taken in one go before outputs are flushed: a burst of requests
 /// shares one sync, but the loop still gets to its timer and to finished syncs.
 const INPUTS_PER_TURN_MAX: usize = 256;
+
+/// The longest a batch may take to sync before the disk is taken for hung.
+const SYNC_TIME_MAX: Duration = Duration::from_secs(30);
+
+/// The most outputs and writes waiting for storage before the loop stops taking inputs.
+const BACKLOG_MAX: usize = 100_000;
 
 /// A message or reply waiting for its batch to be synced.
 #[derive(Debug)]
@@ -51,6 +58,8 @@ pub(super) struct Core<C: Clock> {
     newest_persist_batch: u64,
     /// Outputs waiting for a batch, in output order, tagged with it.
     held: VecDeque<(u64, Send)>,
+    /// When the batch in flight was handed to storage.
+    sync_started: Option<tokio::time::Instant>,
 }
 
 impl<C: Clock> Core<C> {
@@ -84,6 +93,7 @@ impl<C: Clock> Core<C> {
             batches_synced: 0,
             newest_persist_batch: 0,
             held: VecDeque::new(),
+            sync_started: None,
         }
     }
 
@@ -101,24 +111,28 @@ impl<C: Clock> Core<C> {
         );
         // Outputs of the restart (a term's timers, say) before any input.
         self.drain();
-        self.flush();
+        self.flush()?;
         tokio::pin!(shutdown);
         loop {
             let sleep = self
                 .server
                 .poll_timeout()
                 .map(|deadline| self.clock.until(deadline));
+            // A batch that takes this long means a hung disk: stop, and let the other
+            // two servers serve, rather than hold answers (and memory) forever.
+            let sync_deadline = self.sync_started.map(|t| t + SYNC_TIME_MAX);
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
-                done = synced.recv() => {
-                    match done {
-                        Some(Ok(())) => self.synced(),
-                        Some(Err(error)) => return Err(error.into()),
-                        None => break,
-                    }
+                done = synced.recv() => match done {
+                    Some(Ok(())) => self.synced(),
+                    Some(Err(error)) => return Err(error.into()),
+                    None => return Err(NodeError::StorageGone),
+                },
+                () = sleep_until(sync_deadline) => {
+                    return Err(NodeError::SyncTimeout { limit: SYNC_TIME_MAX });
                 }
-                first = inbound.recv() => {
+                first = inbound.recv(), if !self.backlogged() => {
                     let Some(first) = first else { break };
                     self.input(first);
                     for _ in 1..INPUTS_PER_TURN_MAX {
@@ -128,15 +142,28 @@ impl<C: Clock> Core<C> {
                         }
                     }
                 }
-                () = sleep_for(sleep) => {
-                    self.server.handle_timeout(self.clock.now());
-                    self.drain();
-                }
+                () = sleep_for(sleep) => {}
             }
-            self.flush();
+            // Timers run after every turn that reached their deadline, so a steady stream
+            // of inputs cannot starve them (expiry, check-quorum, heartbeats).
+            let now = self.clock.now();
+            if self
+                .server
+                .poll_timeout()
+                .is_some_and(|deadline| deadline <= now.mono)
+            {
+                self.server.handle_timeout(now);
+                self.drain();
+            }
+            self.flush()?;
         }
         info!("server stopping");
         Ok(())
+    }
+
+    /// Whether so much waits for storage that taking more inputs would only grow memory.
+    fn backlogged(&self) -> bool {
+        self.held.len() + self.unsynced.len() >= BACKLOG_MAX
     }
 
     /// Feeds one input and drains the outputs.
@@ -231,22 +258,25 @@ impl<C: Clock> Core<C> {
     }
 
     /// Hands the accumulated writes to storage, if it is not busy with a batch.
-    fn flush(&mut self) {
+    fn flush(&mut self) -> Result<(), NodeError> {
         if self.unsynced.is_empty() || self.batches_handed > self.batches_synced {
-            return;
+            return Ok(());
         }
         let batch = std::mem::take(&mut self.unsynced);
-        // Capacity 1 and at most one batch in flight: this never finds the channel full.
-        if self.persist.try_send(batch).is_ok() {
-            self.batches_handed += 1;
-        } else {
-            warn!("storage task is gone; writes cannot be made durable");
-        }
+        // Capacity 1 and at most one batch in flight: the channel is never full here, so a
+        // failure means the storage task is gone.
+        self.persist
+            .try_send(batch)
+            .map_err(|_| NodeError::StorageGone)?;
+        self.batches_handed += 1;
+        self.sync_started = Some(tokio::time::Instant::now());
+        Ok(())
     }
 
     /// A batch is durable: release what waited for it.
     fn synced(&mut self) {
         self.batches_synced += 1;
+        self.sync_started = None;
         while self
             .held
             .front()
@@ -321,5 +351,13 @@ impl<C: Clock> Core<C> {
             }
             other => debug!(?other, "server event"),
         }
+    }
+}
+
+/// Sleeps until `deadline` on tokio's timer, or forever without one.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }

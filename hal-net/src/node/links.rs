@@ -12,13 +12,15 @@ use hal_core::protocol::PeerMessage;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use super::progress::{Moved, Progress};
 use super::{Inbound, Shared};
 use crate::transport::Transport;
 use crate::wire::{FRAME_BYTES_MAX_PEER, Hello, Message, PeerStatus, WireCodec};
 
-type Link<T> = Framed<<T as Transport>::Stream, WireCodec>;
+type Link<T> = Framed<Progress<<T as Transport>::Stream>, WireCodec>;
 
 /// How much longer than the longest backoff to wait before dialling a peer that refused
 /// the link (its config has to change first).
@@ -119,6 +121,7 @@ async fn dial<T: Transport>(
             .connect(addr)
             .await
             .map_err(|e| LinkEnd::Broken(format!("cannot connect: {e}")))?;
+        let stream = Progress::new(stream);
         let mut link = Framed::new(stream, WireCodec::new(FRAME_BYTES_MAX_PEER));
         let hello = Hello::Peer {
             from: shared.me,
@@ -159,6 +162,7 @@ async fn pump<T: Transport>(
     let timing = shared.config.links;
     let mut ping = tokio::time::interval(timing.ping_every);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let moved = link.get_ref().moved();
     let mut heard = Instant::now();
     let mut nonce = 0u64;
     loop {
@@ -166,8 +170,15 @@ async fn pump<T: Transport>(
             () = shared.stop.cancelled() => return LinkEnd::Stopping,
             message = queue.recv() => {
                 let Some(first) = message else { return LinkEnd::Stopping };
-                if let Err(end) = send_batch(&mut link, first, queue, timing.stall_after).await {
+                let started = Instant::now();
+                if let Err(end) = send_batch(&mut link, first, queue, &moved, timing.stall_after).await {
                     return end;
+                }
+                // A write that had to wait for the peer to take the bytes (a snapshot, say)
+                // and then completed is news from it, like a pong: the pongs were queued
+                // behind it.
+                if started.elapsed() >= timing.stall_after / 2 {
+                    heard = Instant::now();
                 }
             }
             _ = ping.tick() => {
@@ -192,11 +203,13 @@ async fn pump<T: Transport>(
     }
 }
 
-/// Writes `first` and whatever else is queued, then flushes once.
+/// Writes `first` and whatever else is queued, then flushes once. The write may take as
+/// long as it needs while bytes keep moving; `stall_after` without progress is a stall.
 async fn send_batch<S>(
     link: &mut Framed<S, WireCodec>,
     first: PeerMessage,
     queue: &mut mpsc::Receiver<PeerMessage>,
+    moved: &Moved,
     stall_after: Duration,
 ) -> Result<(), LinkEnd>
 where
@@ -210,12 +223,23 @@ where
         }
         link.flush().await
     };
-    sent_ok(timeout(stall_after, write).await)
+    tokio::pin!(write);
+    let started = Instant::now();
+    loop {
+        tokio::select! {
+            written = &mut write => return sent_ok(Ok::<_, ()>(written)),
+            () = tokio::time::sleep(stall_after) => {
+                let idle = moved.write_idle().min(started.elapsed());
+                if idle >= stall_after {
+                    return sent_ok(Err(()));
+                }
+            }
+        }
+    }
 }
 
-fn sent_ok(
-    sent: Result<Result<(), crate::wire::WireError>, tokio::time::error::Elapsed>,
-) -> Result<(), LinkEnd> {
+/// A write's outcome; `Err(())` is a write that timed out.
+fn sent_ok<E>(sent: Result<Result<(), crate::wire::WireError>, E>) -> Result<(), LinkEnd> {
     match sent {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(LinkEnd::Broken(e.to_string())),
@@ -224,26 +248,35 @@ fn sent_ok(
 }
 
 /// Runs an incoming link from `peer` (handshake done): forwards its messages to the core
-/// loop and answers its pings, until it closes or goes silent.
+/// loop and answers its pings, until it closes, goes silent (no bytes at all for
+/// `stall_after`), or `replaced` says a newer link from the same peer took over.
 pub(super) async fn incoming<S, T>(
     shared: Shared<T>,
     peer: ServerId,
-    mut link: Framed<S, WireCodec>,
+    mut link: Framed<Progress<S>, WireCodec>,
+    replaced: CancellationToken,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     T: Transport,
 {
     let stall_after = shared.config.links.stall_after;
+    let moved = link.get_ref().moved();
     let why = loop {
         let frame = tokio::select! {
             () = shared.stop.cancelled() => return,
-            frame = timeout(stall_after, link.next()) => frame,
+            () = replaced.cancelled() => break "replaced by a newer link from the same server".to_string(),
+            frame = link.next() => frame,
+            () = tokio::time::sleep(stall_after) => {
+                if moved.read_idle() >= stall_after {
+                    break format!("silent for {} ms", stall_after.as_millis());
+                }
+                continue; // a large frame is still arriving
+            }
         };
         match frame {
-            Err(_) => break format!("silent for {} ms", stall_after.as_millis()),
-            Ok(None) => break "closed".to_string(),
-            Ok(Some(Err(e))) => break e.to_string(),
-            Ok(Some(Ok(Message::Peer(message)))) => {
+            None => break "closed".to_string(),
+            Some(Err(e)) => break e.to_string(),
+            Some(Ok(Message::Peer(message))) => {
                 if message.from != peer || message.to != shared.me {
                     break format!(
                         "message from {} to {} on the link from {peer}",
@@ -254,13 +287,13 @@ pub(super) async fn incoming<S, T>(
                     return;
                 }
             }
-            Ok(Some(Ok(Message::Ping { nonce }))) => {
+            Some(Ok(Message::Ping { nonce })) => {
                 let sent = timeout(stall_after, link.send(Message::Pong { nonce })).await;
                 if let Err(LinkEnd::Broken(why)) = sent_ok(sent) {
                     break why;
                 }
             }
-            Ok(Some(Ok(other))) => break format!("unexpected {} from a peer", kind(&other)),
+            Some(Ok(other)) => break format!("unexpected {} from a peer", kind(&other)),
         }
     };
     debug!(%peer, "incoming peer link closed: {why}");

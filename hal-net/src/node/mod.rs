@@ -26,6 +26,7 @@
 mod accept;
 mod core;
 mod links;
+mod progress;
 mod status;
 
 use std::collections::BTreeMap;
@@ -105,6 +106,13 @@ pub enum NodeError {
     },
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
+    #[error("storage stopped unexpectedly (its task panicked); nothing more can be made durable")]
+    StorageGone,
+    #[error(
+        "storage hung: a sync took longer than {} s; stopping so that the other servers serve",
+        limit.as_secs()
+    )]
+    SyncTimeout { limit: Duration },
 }
 
 /// A connection's number, for routing replies.
@@ -138,6 +146,8 @@ const PEER_QUEUE_MAX: usize = 4096;
 const CLIENT_QUEUE_MAX: usize = 256;
 /// The most connections shaking hands at once.
 const HANDSHAKES_MAX: usize = 64;
+/// The most connections shaking hands at once from one source address.
+const HANDSHAKES_PER_SOURCE_MAX: usize = 8;
 
 /// What every task of a node shares.
 #[derive(Debug, Clone)]
@@ -147,6 +157,38 @@ struct Shared<T: Transport> {
     config: Arc<NodeConfig>,
     inbound: mpsc::Sender<Inbound>,
     stop: CancellationToken,
+    incoming: IncomingLinks,
+}
+
+/// The incoming link of each peer: one at a time, the newest wins.
+#[derive(Debug, Clone, Default)]
+struct IncomingLinks(Arc<std::sync::Mutex<BTreeMap<ServerId, (ConnId, CancellationToken)>>>);
+
+impl IncomingLinks {
+    /// Registers connection `conn` as `peer`'s incoming link, replacing (closing) an older
+    /// one; the returned token says when this one is replaced in turn.
+    fn take_over(&self, peer: ServerId, conn: ConnId) -> CancellationToken {
+        let token = CancellationToken::new();
+        let mut links = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((old, replaced)) = links.insert(peer, (conn, token.clone())) {
+            // Normal after a peer restarts (its old link has not timed out yet); if it
+            // keeps happening, two processes claim the same id.
+            tracing::info!(%peer, old, conn, "a new link from the peer replaces the older one");
+            replaced.cancel();
+        }
+        token
+    }
+
+    /// Forgets `peer`'s link `conn` when it ends (unless a newer one took over).
+    fn ended(&self, peer: ServerId, conn: ConnId) {
+        let mut links = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if links
+            .get(&peer)
+            .is_some_and(|(current, _)| *current == conn)
+        {
+            links.remove(&peer);
+        }
+    }
 }
 
 /// A server bound to its address, ready to run.
@@ -206,6 +248,7 @@ impl<T: Transport, S: Storage, C: Clock> Node<T, S, C> {
             config: Arc::new(self.config.clone()),
             inbound: inbound_tx,
             stop: CancellationToken::new(),
+            incoming: IncomingLinks::default(),
         };
         let mut peer_queues = BTreeMap::new();
         for (&peer, addr) in &self.config.peers {

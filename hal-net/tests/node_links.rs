@@ -1,0 +1,215 @@
+//! Links judged by progress: a peer's large frame crossing a slow link keeps its link
+//! open, and a client connection that goes silent is replaced.
+
+#![allow(clippy::unwrap_used)] // a failed step is a failed test
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures_util::{SinkExt, StreamExt};
+use hal_core::ServerId;
+use hal_core::catalog::Catalog;
+use hal_core::client::{ClientConfig, ClientEvent};
+use hal_core::protocol::{ClientId, Entry, LogIndex, PeerBody, PeerMessage, Term};
+use hal_core::seats::Command;
+use hal_core::server::{Config, Durable, Persist};
+use hal_core::timing::Timing;
+use hal_net::clock::SystemClock;
+use hal_net::node::{LinkTiming, Node, NodeConfig};
+use hal_net::session::Session;
+use hal_net::storage::{Storage, StorageError};
+use hal_net::transport::TcpTransport;
+use hal_net::wire::{FRAME_BYTES_MAX_PEER, Hello, Identity, Message, WireCodec};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::codec::{Encoder, Framed};
+
+/// Storage that forgets everything (these tests are about links).
+struct NoStorage;
+
+impl Storage for NoStorage {
+    async fn load(&mut self) -> Result<Durable, StorageError> {
+        Ok(Durable::default())
+    }
+
+    async fn persist(&mut self, _batch: Vec<Persist>) -> Result<(), StorageError> {
+        Ok(())
+    }
+}
+
+fn identity() -> Identity {
+    Identity {
+        triad: vec!["1@a".into(), "1@b".into(), "1@c".into()],
+        license_digest: "d".into(),
+        features: vec![],
+    }
+}
+
+/// A big `Append` from #2 to #1 that #1 rejects (its log has no index 1000).
+fn big_append(bytes: usize) -> Message {
+    let user: Arc<str> = Arc::from("u".repeat(4096));
+    let entry = Arc::new(Entry {
+        term: Term(0),
+        command: Command::Grant {
+            client: ClientId(1),
+            seq: hal_core::protocol::RequestSeq(1),
+            feature: "cad".into(),
+            user,
+            host: "h".into(),
+            borrow_end: None,
+            by: ServerId::SECONDARY,
+        },
+    });
+    Message::Peer(PeerMessage {
+        from: ServerId::SECONDARY,
+        to: ServerId::PRIMARY,
+        term: Term(0),
+        body: PeerBody::Append {
+            prev_index: LogIndex(1000),
+            prev_term: Term(0),
+            entries: vec![entry; bytes / 4096],
+            commit: LogIndex(0),
+            round: 1,
+        },
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_frame_on_a_slow_link_does_not_count_as_a_stall() {
+    let timing = Timing::lan();
+    let links = LinkTiming::for_timing(&timing);
+    let mut peers = BTreeMap::new();
+    // Unreachable peers: #1 dials them in vain; only its incoming link matters here.
+    peers.insert(ServerId::SECONDARY, "127.0.0.1:9".to_string());
+    peers.insert(ServerId::TIEBREAKER, "127.0.0.1:9".to_string());
+    let config = NodeConfig {
+        core: Config::triad(ServerId::PRIMARY, timing),
+        listen: "127.0.0.1:0".into(),
+        peers,
+        identity: identity(),
+        client_connections_max: 8,
+        links,
+    };
+    let node = Node::bind(
+        config,
+        Catalog::default(),
+        TcpTransport,
+        NoStorage,
+        SystemClock::new(),
+    )
+    .await
+    .unwrap();
+    let addr = node.local_addr();
+    tokio::spawn(node.run(std::future::pending()));
+
+    let stream = TcpStream::connect(&addr).await.unwrap();
+    let mut link = Framed::new(stream, WireCodec::new(FRAME_BYTES_MAX_PEER));
+    let hello = Hello::Peer {
+        from: ServerId::SECONDARY,
+        to: ServerId::PRIMARY,
+        identity: identity(),
+    };
+    link.send(Message::Hello(hello)).await.unwrap();
+    let welcome = link.next().await.unwrap().unwrap();
+    assert_eq!(
+        welcome,
+        Message::Welcome {
+            server: ServerId::PRIMARY
+        }
+    );
+
+    // 4 MiB at about 2.6 MB/s: three times the stall timeout to cross.
+    let mut frame = BytesMut::new();
+    WireCodec::new(FRAME_BYTES_MAX_PEER)
+        .encode(big_append(4 << 20), &mut frame)
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    for chunk in frame.chunks(64 * 1024) {
+        link.get_mut().write_all(chunk).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        started.elapsed() > links.stall_after * 2,
+        "{:?}",
+        started.elapsed()
+    );
+
+    // The link is still open: a ping is answered.
+    link.send(Message::Ping { nonce: 7 }).await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            match link.next().await {
+                Some(Ok(Message::Pong { nonce })) => return Some(nonce),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        answer,
+        Some(7),
+        "the link was closed during the large frame"
+    );
+}
+
+#[tokio::test]
+async fn a_silent_client_connection_is_replaced() {
+    // A "server" that welcomes every connection and then never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        let mut open = Vec::new();
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            counted.fetch_add(1, Ordering::SeqCst);
+            let mut link = Framed::new(stream, WireCodec::new(FRAME_BYTES_MAX_PEER));
+            let _hello = link.next().await;
+            link.send(Message::Welcome {
+                server: ServerId::PRIMARY,
+            })
+            .await
+            .unwrap();
+            open.push(link); // kept open, silent
+        }
+    });
+    let timing = Timing::lan();
+    let config = ClientConfig::new(timing);
+    let mut session = Session::new(
+        TcpTransport,
+        SystemClock::new(),
+        vec![addr],
+        ClientId(9),
+        "u",
+        "h",
+        config,
+    );
+    let seq = session.checkout("cad");
+    let event = tokio::time::timeout(Duration::from_secs(30), session.next_event())
+        .await
+        .unwrap();
+    assert!(
+        matches!(event, ClientEvent::Denied { seq: s, .. } if s == seq),
+        "{event:?}"
+    );
+    // The client kept retrying within its give-up time; each retry after a silent
+    // request_timeout went over a fresh connection, not into the dead one.
+    let opened = connections.load(Ordering::SeqCst);
+    assert!(
+        opened >= 3,
+        "only {opened} connection(s) opened: the stalled one was reused"
+    );
+    assert!(
+        session
+            .last_failure()
+            .is_some_and(|f| f.contains("stalled")),
+        "{:?}",
+        session.last_failure()
+    );
+}
