@@ -159,6 +159,8 @@ pub struct Client {
     seats: BTreeMap<Handle, HeldSeat>,
     heartbeats: VecDeque<(RequestSeq, Endpoint, Time)>,
     next_heartbeat: Option<Time>,
+    /// The lease the servers gave last (grants and heartbeat acks carry it).
+    lease_ms_last: Option<u64>,
     now: Now,
     transmits: VecDeque<Transmit>,
     events: VecDeque<ClientEvent>,
@@ -193,6 +195,7 @@ impl Client {
             seats: BTreeMap::new(),
             heartbeats: VecDeque::new(),
             next_heartbeat: None,
+            lease_ms_last: None,
             now,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -571,6 +574,9 @@ impl Client {
                 let lease_until = borrow_end
                     .is_none()
                     .then(|| sent + Duration::from_millis(lease_ms));
+                if borrow_end.is_none() {
+                    self.lease_ms_last = Some(lease_ms);
+                }
                 self.seats.insert(
                     handle,
                     HeldSeat {
@@ -610,6 +616,7 @@ impl Client {
                 unknown,
             } => {
                 self.served_by(reply.from);
+                self.lease_ms_last = Some(lease_ms);
                 let until = sent + Duration::from_millis(lease_ms);
                 for handle in held {
                     if let Some(seat) = self.seats.get_mut(&handle)
@@ -649,8 +656,18 @@ impl Client {
 
     fn schedule_heartbeat(&mut self) {
         let heartbeated = self.seats.values().any(|s| s.borrow_end.is_none());
-        self.next_heartbeat =
-            heartbeated.then(|| self.now.mono + self.config.timing.client_heartbeat);
+        self.next_heartbeat = heartbeated.then(|| self.now.mono + self.heartbeat_every());
+    }
+
+    /// How often to heartbeat: as configured, but at least four times per lease the
+    /// servers give, so a client whose settings assume a longer lease than the servers'
+    /// keeps its seats.
+    fn heartbeat_every(&self) -> Duration {
+        let configured = self.config.timing.client_heartbeat;
+        match self.lease_ms_last {
+            Some(lease_ms) => configured.min(Duration::from_millis(lease_ms / 4)),
+            None => configured,
+        }
     }
 
     fn send_heartbeat(&mut self) {
@@ -671,7 +688,7 @@ impl Client {
         while self.heartbeats.len() > HEARTBEATS_REMEMBERED_MAX {
             self.heartbeats.pop_front();
         }
-        self.next_heartbeat = Some(self.now.mono + self.config.timing.client_heartbeat);
+        self.next_heartbeat = Some(self.now.mono + self.heartbeat_every());
         let request = ClientRequest {
             client: self.id,
             seq,
@@ -831,6 +848,39 @@ mod tests {
         c.handle_unreachable(at(1001), Endpoint(1));
         assert_eq!(sent(&mut c)[0].to, Endpoint(2));
         assert_eq!(c.order, [Endpoint(2), Endpoint(0), Endpoint(1)]);
+    }
+
+    #[test]
+    fn heartbeats_come_four_times_per_lease_the_servers_give() {
+        let mut c = client();
+        let seq = c.checkout(at(0), "cad");
+        sent(&mut c);
+        // The servers run an 8 s lease; the client's settings say 30 s heartbeats.
+        let short = ReplyResult::Granted {
+            handle: Handle(4),
+            lease_ms: 8_000,
+            borrow_end: None,
+            granted_by: ONE,
+        };
+        c.handle_reply(at(10), Endpoint(0), reply(ONE, seq, short));
+        assert_eq!(c.poll_timeout(), Some(Time(10 + 2_000)));
+        c.handle_timeout(at(2_010));
+        let beat = sent(&mut c);
+        assert!(
+            matches!(beat[0].request.op, Op::Heartbeat { .. }),
+            "{beat:?}"
+        );
+        let ack = ReplyResult::HeartbeatAck {
+            lease_ms: 8_000,
+            held: vec![Handle(4)],
+            unknown: vec![],
+        };
+        c.handle_reply(at(2_020), Endpoint(0), reply(ONE, beat[0].request.seq, ack));
+        assert_eq!(
+            c.poll_timeout(),
+            Some(Time(2_020 + 2_000)),
+            "a quarter lease after the ack"
+        );
     }
 
     #[test]
