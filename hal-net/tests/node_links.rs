@@ -213,3 +213,71 @@ async fn a_silent_client_connection_is_replaced() {
         session.last_failure()
     );
 }
+
+#[tokio::test]
+async fn client_connections_are_bounded_and_a_full_server_says_so() {
+    let timing = Timing::lan();
+    let config = NodeConfig {
+        core: Config::single(timing),
+        listen: "127.0.0.1:0".into(),
+        peers: BTreeMap::new(),
+        identity: identity(),
+        client_connections_max: 2,
+        links: LinkTiming::for_timing(&timing),
+    };
+    let node = Node::bind(
+        config,
+        Catalog::default(),
+        TcpTransport,
+        NoStorage,
+        SystemClock::new(),
+    )
+    .await
+    .unwrap();
+    let addr = node.local_addr();
+    tokio::spawn(node.run(std::future::pending()));
+    let hello = |addr: String| async move {
+        let stream = TcpStream::connect(&addr).await.unwrap();
+        let mut link = Framed::new(stream, WireCodec::new(FRAME_BYTES_MAX_PEER));
+        link.send(Message::Hello(Hello::Client)).await.unwrap();
+        let answer = link.next().await.unwrap().unwrap();
+        (link, answer)
+    };
+    let (first, answer) = hello(addr.clone()).await;
+    assert_eq!(
+        answer,
+        Message::Welcome {
+            server: ServerId::PRIMARY
+        }
+    );
+    let (_second, answer) = hello(addr.clone()).await;
+    assert_eq!(
+        answer,
+        Message::Welcome {
+            server: ServerId::PRIMARY
+        }
+    );
+    let (_third, answer) = hello(addr.clone()).await;
+    let Message::Refused { reason } = answer else {
+        panic!("third client welcomed: {answer:?}")
+    };
+    assert!(
+        reason.contains("2 client connections are open already"),
+        "{reason}"
+    );
+    // A slot frees when a client leaves.
+    drop(first);
+    let mut welcomed = false;
+    for _ in 0..50 {
+        if hello(addr.clone()).await.1
+            == (Message::Welcome {
+                server: ServerId::PRIMARY,
+            })
+        {
+            welcomed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(welcomed, "the freed slot was not given to a new client");
+}
