@@ -104,7 +104,12 @@ fn client_verbs_explain_bad_paths_and_unreachable_servers() {
 
     let [port] = free_ports::<1>();
     let path = format!("{port}@127.0.0.1");
-    let out = run(&["status", "--license-path", &path, "--json"]);
+    // The path from HAL_LICENSE_PATH, as clients usually get it.
+    let out = Command::new(HAL_NET)
+        .args(["status", "--json"])
+        .env("HAL_LICENSE_PATH", &path)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(3), "{out:?}");
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["servers"][0]["up"], false);
