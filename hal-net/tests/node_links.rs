@@ -281,3 +281,61 @@ async fn client_connections_are_bounded_and_a_full_server_says_so() {
     }
     assert!(welcomed, "the freed slot was not given to a new client");
 }
+
+#[tokio::test]
+async fn a_peer_link_that_goes_silent_is_reopened() {
+    // A fake #2 that welcomes #1's link and then never answers a ping.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let fake = listener.local_addr().unwrap().to_string();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        let mut open = Vec::new();
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            counted.fetch_add(1, Ordering::SeqCst);
+            let mut link = Framed::new(stream, WireCodec::new(FRAME_BYTES_MAX_PEER));
+            let _hello = link.next().await;
+            link.send(Message::Welcome {
+                server: ServerId::SECONDARY,
+            })
+            .await
+            .unwrap();
+            open.push(link); // kept open, silent: no pongs, no error
+        }
+    });
+    let timing = Timing::lan();
+    let links = LinkTiming::for_timing(&timing);
+    let mut peers = BTreeMap::new();
+    peers.insert(ServerId::SECONDARY, fake);
+    peers.insert(ServerId::TIEBREAKER, "127.0.0.1:9".to_string());
+    let config = NodeConfig {
+        core: Config::triad(ServerId::PRIMARY, timing),
+        listen: "127.0.0.1:0".into(),
+        peers,
+        identity: identity(),
+        client_connections_max: 8,
+        links,
+    };
+    let node = Node::bind(
+        config,
+        Catalog::default(),
+        TcpTransport,
+        NoStorage,
+        SystemClock::new(),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(node.run(std::future::pending()));
+    // Each silent link lasts `stall_after` (0.5 s), then a short backoff: in 3 s, several.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let opened = connections.load(Ordering::SeqCst);
+    assert!(
+        opened >= 3,
+        "{opened} link(s) in 3 s: the silent one was not detected"
+    );
+    assert!(
+        opened <= 8,
+        "{opened} links in 3 s: the backoff does not hold"
+    );
+}
