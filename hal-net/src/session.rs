@@ -36,8 +36,25 @@ struct Conn {
     generation: u64,
 }
 
-/// A license client talking to its servers.
+/// What a session sends and receives, for an observer (the simulator's history).
 #[derive(Debug)]
+pub enum Tapped<'a> {
+    /// A request handed to the connection of `endpoint`.
+    Sent {
+        endpoint: Endpoint,
+        request: &'a ClientRequest,
+    },
+    /// A reply that came from `endpoint`.
+    Received {
+        endpoint: Endpoint,
+        reply: &'a ServerReply,
+    },
+}
+
+/// An observer of a session's traffic.
+pub type Tap = Box<dyn FnMut(Tapped<'_>) + Send>;
+
+/// A license client talking to its servers.
 pub struct Session<T: Transport, C: Clock> {
     client: Client,
     path: Vec<String>,
@@ -50,6 +67,16 @@ pub struct Session<T: Transport, C: Clock> {
     replies_heard: u64,
     last_failure: Option<String>,
     reply_timeout: Duration,
+    tap: Option<Tap>,
+}
+
+impl<T: Transport, C: Clock> std::fmt::Debug for Session<T, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("client", &self.client)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<T: Transport, C: Clock> Session<T, C> {
@@ -79,7 +106,13 @@ impl<T: Transport, C: Clock> Session<T, C> {
             replies_heard: 0,
             last_failure: None,
             reply_timeout: config.request_timeout,
+            tap: None,
         }
+    }
+
+    /// Shows every request sent and reply received to `tap`, as they happen.
+    pub fn tap(&mut self, tap: Tap) {
+        self.tap = Some(tap);
     }
 
     /// The state machine, for its getters.
@@ -154,6 +187,12 @@ impl<T: Transport, C: Clock> Session<T, C> {
         match event {
             ConnEvent::Reply(reply) => {
                 self.replies_heard += 1;
+                if let Some(tap) = &mut self.tap {
+                    tap(Tapped::Received {
+                        endpoint,
+                        reply: &reply,
+                    });
+                }
                 self.client.handle_reply(self.clock.now(), endpoint, reply);
             }
             ConnEvent::Failed(why) => {
@@ -194,6 +233,12 @@ impl<T: Transport, C: Clock> Session<T, C> {
                     generation: self.generation,
                 }
             });
+            if let Some(tap) = &mut self.tap {
+                tap(Tapped::Sent {
+                    endpoint: transmit.to,
+                    request: &transmit.request,
+                });
+            }
             // A full queue means the connection is stuck; the client's own timeout
             // will move on to the next server.
             let _ = conn.requests.try_send(transmit.request);

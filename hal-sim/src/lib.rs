@@ -1,8 +1,17 @@
 //! hal-sim: the deterministic simulator of the HAL triad.
 //!
-//! It will run hal-net's node driver under `turmoil` with partitions, crashes, flaky WAN
-//! links and clock skew, check the HAL invariants, replay scenario files and sweep seeds
-//! (DESIGN §6 and §7). It depends on hal-net, never the other way round: the simulator
-//! runs the very code that production runs.
+//! It runs hal-net's node driver and client session under `turmoil`, over simulated TCP
+//! ([`net`]), a simulated clock with offset and drift ([`clock`]) and simulated disks
+//! that lose unsynced writes on a crash ([`storage`]), in a world of three servers,
+//! clients and faults ([`world`]), and writes the history of the run ([`history`],
+//! DESIGN §6.4). It depends on hal-net, never the other way round: the simulator runs the
+//! very code that production runs.
 //!
-//! Nothing is here yet; the work is tracked in the project's hal-sim and scenario issues.
+//! Still to come (the hal-sim issue): every fault of DESIGN §6.2, the six invariant
+//! checkers, the liveness phase, seed sweeps and the `hal-sim` binary.
+
+pub mod clock;
+pub mod history;
+pub mod net;
+pub mod storage;
+pub mod world;

@@ -12,7 +12,7 @@ use hal_core::server::{Output, Persist, Role, Server, ServerEvent};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use super::{ConnId, Inbound, NodeError, status};
+use super::{ConnId, EventHook, Inbound, NodeError, status};
 use crate::clock::{Clock, sleep_for};
 use crate::storage::StorageError;
 use crate::wire::{Message, PeerStatus};
@@ -60,6 +60,7 @@ pub(super) struct Core<C: Clock> {
     held: VecDeque<(u64, Send)>,
     /// When the batch in flight was handed to storage.
     sync_started: Option<tokio::time::Instant>,
+    hook: Option<EventHook>,
 }
 
 impl<C: Clock> Core<C> {
@@ -68,6 +69,7 @@ impl<C: Clock> Core<C> {
         clock: C,
         peers: BTreeMap<ServerId, mpsc::Sender<PeerMessage>>,
         persist: mpsc::Sender<Vec<Persist>>,
+        hook: Option<EventHook>,
     ) -> Self {
         let links = peers
             .keys()
@@ -94,6 +96,7 @@ impl<C: Clock> Core<C> {
             newest_persist_batch: 0,
             held: VecDeque::new(),
             sync_started: None,
+            hook,
         }
     }
 
@@ -329,6 +332,9 @@ impl<C: Clock> Core<C> {
     }
 
     fn log_event(&self, event: ServerEvent) {
+        if let Some(hook) = &self.hook {
+            (hook.0)(&event);
+        }
         match event {
             ServerEvent::RoleChanged {
                 role: Role::Active,

@@ -34,6 +34,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hal_core::ServerEvent;
 use hal_core::ServerId;
 use hal_core::catalog::Catalog;
 use hal_core::protocol::{ClientRequest, PeerMessage};
@@ -191,6 +192,17 @@ impl IncomingLinks {
     }
 }
 
+/// A function told of every [`ServerEvent`] as the node logs it (the simulator's
+/// history of roles).
+#[derive(Clone)]
+pub struct EventHook(pub Arc<dyn Fn(&ServerEvent) + Send + Sync>);
+
+impl std::fmt::Debug for EventHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EventHook")
+    }
+}
+
 /// A server bound to its address, ready to run.
 #[derive(Debug)]
 pub struct Node<T: Transport, S: Storage, C: Clock> {
@@ -200,6 +212,7 @@ pub struct Node<T: Transport, S: Storage, C: Clock> {
     storage: S,
     clock: C,
     listener: T::Listener,
+    hook: Option<EventHook>,
 }
 
 impl<T: Transport, S: Storage, C: Clock> Node<T, S, C> {
@@ -226,7 +239,14 @@ impl<T: Transport, S: Storage, C: Clock> Node<T, S, C> {
             storage,
             clock,
             listener,
+            hook: None,
         })
+    }
+
+    /// Tells `hook` of every server event (role changes, lost majority, failback, expiries).
+    pub fn on_event(mut self, hook: EventHook) -> Self {
+        self.hook = Some(hook);
+        self
     }
 
     /// The address actually listened on.
@@ -267,7 +287,7 @@ impl<T: Transport, S: Storage, C: Clock> Node<T, S, C> {
             durable,
             self.clock.now(),
         );
-        let core = core::Core::new(server, self.clock, peer_queues, persist_tx);
+        let core = core::Core::new(server, self.clock, peer_queues, persist_tx, self.hook);
         let result = core
             .run(inbound_rx, synced_rx, shutdown)
             .instrument(span)

@@ -1,0 +1,131 @@
+//! The history of a run as JSON Lines, in the schema of DESIGN §6.4: what tools outside
+//! the project read, so field names and values are kept exactly as documented.
+//!
+//! Records are appended in the order they happen (simulated time never goes back), by
+//! the world (faults, roles) and by the clients' taps (requests, replies, client events).
+
+use std::sync::{Arc, Mutex};
+
+use hal_core::ServerId;
+use hal_core::protocol::{ClientRequest, Op, ReplyResult, ServerReply};
+use serde_json::{Value, json};
+
+/// A run's history, shared by everything that records into it.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+/// Simulated ms since the start of the run.
+pub fn now_ms() -> u64 {
+    turmoil::sim_elapsed().map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn ids(servers: &[ServerId]) -> Vec<u8> {
+    servers.iter().map(|s| s.get()).collect()
+}
+
+impl History {
+    fn push(&self, value: Value) {
+        let line = value.to_string();
+        self.lines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(line);
+    }
+
+    /// The lines so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The first line.
+    pub fn meta(&self, meta: Value) {
+        self.push(meta);
+    }
+
+    /// A fault between server groups `a` and `b` (or of `a` alone).
+    pub fn fault(&self, t_ms: u64, fault: &str, a: &[ServerId], b: &[ServerId]) {
+        self.push(json!({"t_ms": t_ms, "kind": "fault", "fault": fault, "a": ids(a), "b": ids(b)}));
+    }
+
+    /// A server's role changed (`active`, `standby` or `down`).
+    pub fn role(&self, t_ms: u64, server: ServerId, role: &str, term: u64) {
+        self.push(json!({"t_ms": t_ms, "kind": "role", "server": server.get(), "role": role, "term": term}));
+    }
+
+    /// A client sent `request` to `server` (`None` while it does not know which server
+    /// its path entry is).
+    pub fn request(&self, client: &str, server: Option<ServerId>, request: &ClientRequest) {
+        let (op, feature, handle) = match &request.op {
+            Op::Checkout { feature, .. } => ("checkout", Some(feature.to_string()), None),
+            Op::Borrow { feature, .. } => ("borrow", Some(feature.to_string()), None),
+            Op::Checkin { handle } => ("checkin", None, Some(handle.to_string())),
+            Op::Return { handle } => ("return", None, Some(handle.to_string())),
+            Op::Heartbeat { .. } => ("heartbeat", None, None),
+        };
+        let mut record = json!({"t_ms": now_ms(), "kind": "request", "client": client,
+            "req": request.seq.0, "op": op, "server": server.map(|s| s.get())});
+        if let Some(feature) = feature {
+            record["feature"] = json!(feature);
+        }
+        if let Some(handle) = handle {
+            record["handle"] = json!(handle);
+        }
+        self.push(record);
+    }
+
+    /// A client got `reply`.
+    pub fn reply(&self, client: &str, reply: &ServerReply) {
+        let mut record = json!({"t_ms": now_ms(), "kind": "reply", "client": client,
+            "req": reply.seq.0, "server": reply.from.get()});
+        match &reply.result {
+            ReplyResult::Granted {
+                handle,
+                lease_ms,
+                borrow_end,
+                granted_by,
+            } => {
+                record["result"] = json!("granted");
+                record["handle"] = json!(handle.to_string());
+                record["lease_ms"] = json!(lease_ms);
+                record["granted_by"] = json!(granted_by.get());
+                if let Some(end) = borrow_end {
+                    record["borrow_end_ms"] = json!(end.0);
+                }
+            }
+            ReplyResult::Released { handle } => {
+                record["result"] = json!("ok");
+                record["handle"] = json!(handle.to_string());
+            }
+            ReplyResult::HeartbeatAck {
+                lease_ms, unknown, ..
+            } => {
+                record["result"] = json!(if unknown.is_empty() {
+                    "ok"
+                } else {
+                    "unknown_handle"
+                });
+                record["lease_ms"] = json!(lease_ms);
+                if let Some(handle) = unknown.first() {
+                    record["handle"] = json!(handle.to_string());
+                }
+            }
+            ReplyResult::Denied(denial) => {
+                let result = if matches!(denial, hal_core::protocol::Denial::UnknownHandle) {
+                    "unknown_handle"
+                } else {
+                    "denied"
+                };
+                record["result"] = json!(result);
+                record["reason"] = json!(denial.name());
+            }
+        }
+        self.push(record);
+    }
+
+    /// Something the client library reported: `lost`, `borrow_end` or `stopped`.
+    pub fn client(&self, client: &str, event: &str, handle: Option<String>) {
+        self.push(json!({"t_ms": now_ms(), "kind": "client", "client": client, "event": event, "handle": handle}));
+    }
+}

@@ -1,0 +1,374 @@
+//! The simulated world: three servers running hal-net's node driver over turmoil, clients
+//! running hal-net's client session, a fault schedule drawn from the seed, and the
+//! history of everything that happened.
+//!
+//! One seed fixes the run: turmoil's `rng_seed`, a pinned epoch, and a ChaCha generator
+//! for everything the world decides (fault schedule, client ids, hold times). The same
+//! seed twice writes byte-identical histories.
+
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use hal_core::ServerEvent;
+use hal_core::ServerId;
+use hal_core::catalog::{Catalog, FeatureRules};
+use hal_core::client::{ClientConfig, ClientEvent, Endpoint};
+use hal_core::protocol::{ClientId, Handle, RequestSeq};
+use hal_core::server::{Config, Role};
+use hal_core::timing::Timing;
+use hal_net::node::{EventHook, LinkTiming, Node, NodeConfig};
+use hal_net::session::{Session, Tapped};
+use hal_net::wire::Identity;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::json;
+
+use crate::clock::SimClock;
+use crate::history::{History, now_ms};
+use crate::net::SimTransport;
+use crate::storage::{SimDisk, SimStorage};
+
+/// The wall clock at the start of every run: 2027-01-15T08:00:00Z.
+pub const EPOCH_MS: u64 = 1_800_000_000_000;
+/// The port every server listens on.
+const PORT: u16 = 6200;
+/// The feature every run serves.
+pub const FEATURE: &str = "cad";
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub struct WorldConfig {
+    pub seed: u64,
+    pub timing: Timing,
+    pub clients: usize,
+    /// Faults happen in this first part of the run.
+    pub chaos: Duration,
+    /// Then every fault is healed, and the triad must serve again.
+    pub calm: Duration,
+    pub count: u32,
+    /// How long a sync takes.
+    pub sync_time: Duration,
+}
+
+impl WorldConfig {
+    /// The standard world: LAN timing, `clients` clients, COUNT 5.
+    pub fn lan(seed: u64, clients: usize) -> WorldConfig {
+        WorldConfig {
+            seed,
+            timing: Timing::lan(),
+            clients,
+            chaos: Duration::from_secs(20),
+            calm: Duration::from_secs(10),
+            count: 5,
+            sync_time: Duration::from_millis(2),
+        }
+    }
+}
+
+/// A finished run.
+#[derive(Debug)]
+pub struct Run {
+    pub history: Vec<String>,
+}
+
+fn server_name(id: ServerId) -> String {
+    format!("server{}", id.get())
+}
+
+fn servers() -> [ServerId; 3] {
+    [ServerId::PRIMARY, ServerId::SECONDARY, ServerId::TIEBREAKER]
+}
+
+/// A fault the world applies at a simulated time.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    Crash(ServerId),
+    Restart(ServerId),
+    /// Cut one server off from the other two, both ways.
+    Isolate(ServerId),
+    Heal(ServerId),
+}
+
+/// Crashes and isolations of one server at a time, each healed before the next.
+fn fault_schedule(rng: &mut ChaCha8Rng, chaos: Duration) -> Vec<(Duration, Fault)> {
+    let mut schedule = Vec::new();
+    let mut t = Duration::from_millis(rng.random_range(2_000..4_000));
+    while t < chaos {
+        let server = servers()[rng.random_range(0..3)];
+        let lasting = Duration::from_millis(rng.random_range(500..5_000));
+        let (start, end) = if rng.random_bool(0.5) {
+            (Fault::Crash(server), Fault::Restart(server))
+        } else {
+            (Fault::Isolate(server), Fault::Heal(server))
+        };
+        schedule.push((t, start));
+        schedule.push(((t + lasting).min(chaos), end));
+        t += lasting + Duration::from_millis(rng.random_range(500..4_000));
+    }
+    schedule
+}
+
+fn node_config(id: ServerId, timing: Timing) -> NodeConfig {
+    let peers = servers()
+        .into_iter()
+        .filter(|&p| p != id)
+        .map(|p| (p, format!("{}:{PORT}", server_name(p))))
+        .collect();
+    NodeConfig {
+        core: Config::triad(id, timing),
+        listen: format!("0.0.0.0:{PORT}"),
+        peers,
+        identity: Identity {
+            triad: servers()
+                .iter()
+                .map(|&s| format!("{PORT}@{}", server_name(s)))
+                .collect(),
+            license_digest: "simulated".into(),
+            features: vec![],
+        },
+        client_connections_max: 1024,
+        links: LinkTiming::for_timing(&timing),
+    }
+}
+
+fn catalog(count: u32) -> Catalog {
+    let rules = FeatureRules {
+        count,
+        borrow_hours_max: Some(72),
+        start: None,
+        end: None,
+        hostid_ok: true,
+    };
+    Catalog::from_rules([(FEATURE.to_string(), rules)])
+}
+
+/// Records role changes of server `id` into the history.
+fn role_hook(id: ServerId, history: History) -> EventHook {
+    EventHook(Arc::new(move |event: &ServerEvent| {
+        if let ServerEvent::RoleChanged { role, term } = event {
+            let role = match role {
+                Role::Active => "active",
+                Role::Standby => "standby",
+            };
+            history.role(now_ms(), id, role, term.0);
+        }
+    }))
+}
+
+/// Runs one world to the end.
+pub fn run(config: &WorldConfig) -> Result<Run, String> {
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let history = History::default();
+    history.meta(json!({
+        "kind": "meta", "seed": config.seed,
+        "features": {FEATURE: {"count": config.count, "hal": true}},
+        "lease_ms": config.timing.client_lease.as_millis() as u64,
+        "election_timeout_ms": config.timing.election_timeout.as_millis() as u64,
+        "failover_delay_ms": config.timing.failover_delay.as_millis() as u64,
+        "failback_hold_ms": config.timing.failback_hold.as_millis() as u64,
+        "max_clock_skew_ms": config.timing.max_clock_skew.as_millis() as u64,
+    }));
+    let end = config.chaos + config.calm;
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(config.seed)
+        .epoch(UNIX_EPOCH + Duration::from_millis(EPOCH_MS))
+        .simulation_duration(end + Duration::from_secs(60))
+        .tick_duration(Duration::from_millis(1))
+        .min_message_latency(Duration::from_micros(200))
+        .max_message_latency(Duration::from_millis(2))
+        .build();
+    for id in servers() {
+        let disk = SimDisk::default();
+        let clock = SimClock::new(EPOCH_MS);
+        let (timing, count, sync_time) = (config.timing, config.count, config.sync_time);
+        let history = history.clone();
+        sim.host(server_name(id), move || {
+            let storage = SimStorage {
+                disk: disk.clone(),
+                sync_time,
+            };
+            let (clock, hook) = (clock.clone(), role_hook(id, history.clone()));
+            async move {
+                let node = Node::bind(
+                    node_config(id, timing),
+                    catalog(count),
+                    SimTransport,
+                    storage,
+                    clock,
+                )
+                .await?
+                .on_event(hook);
+                node.run(std::future::pending()).await?;
+                Ok(())
+            }
+        });
+    }
+    for n in 1..=config.clients {
+        let name = format!("c{n}");
+        let client = ClientPlan {
+            name: name.clone(),
+            id: ClientId(rng.random()),
+            seed: rng.random(),
+            timing: config.timing,
+            until: end,
+            history: history.clone(),
+        };
+        sim.client(name, async move {
+            client.run().await;
+            Ok(())
+        });
+    }
+    let schedule = fault_schedule(&mut rng, config.chaos);
+    drive(&mut sim, schedule, &history)?;
+    Ok(Run {
+        history: history.lines(),
+    })
+}
+
+/// Steps the simulation to its end, applying the faults on time.
+fn drive(
+    sim: &mut turmoil::Sim<'_>,
+    schedule: Vec<(Duration, Fault)>,
+    history: &History,
+) -> Result<(), String> {
+    let mut faults = schedule.into_iter().peekable();
+    loop {
+        while let Some((_, fault)) = faults.next_if(|(t, _)| *t <= sim.elapsed()) {
+            apply(sim, fault, history);
+        }
+        match sim.step() {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(error) => return Err(format!("the simulation failed: {error}")),
+        }
+    }
+}
+
+fn apply(sim: &mut turmoil::Sim<'_>, fault: Fault, history: &History) {
+    let t_ms = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let others =
+        |id: ServerId| -> Vec<ServerId> { servers().into_iter().filter(|&s| s != id).collect() };
+    match fault {
+        Fault::Crash(id) => {
+            sim.crash(server_name(id));
+            history.fault(t_ms, "crash", &[id], &[]);
+            history.role(t_ms, id, "down", 0);
+        }
+        Fault::Restart(id) => {
+            sim.bounce(server_name(id));
+            history.fault(t_ms, "restart", &[id], &[]);
+        }
+        Fault::Isolate(id) => {
+            for other in others(id) {
+                sim.partition(server_name(id), server_name(other));
+            }
+            history.fault(t_ms, "partition", &[id], &others(id));
+        }
+        Fault::Heal(id) => {
+            for other in others(id) {
+                sim.repair(server_name(id), server_name(other));
+            }
+            history.fault(t_ms, "repair", &[id], &others(id));
+        }
+    }
+}
+
+/// One simulated client: checks a seat out, holds it a while, checks it in, again and
+/// again until `until`.
+struct ClientPlan {
+    name: String,
+    id: ClientId,
+    seed: u64,
+    timing: Timing,
+    until: Duration,
+    history: History,
+}
+
+type SimSession = Session<SimTransport, SimClock>;
+
+impl ClientPlan {
+    async fn run(self) {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        let path = servers()
+            .iter()
+            .map(|&s| format!("{}:{PORT}", server_name(s)))
+            .collect();
+        let clock = SimClock::new(EPOCH_MS);
+        let config = ClientConfig::new(self.timing);
+        let mut session = Session::new(
+            SimTransport,
+            clock,
+            path,
+            self.id,
+            &self.name,
+            "sim",
+            config,
+        );
+        let (history, name) = (self.history.clone(), self.name.clone());
+        session.tap(Box::new(move |tapped| match tapped {
+            Tapped::Sent { endpoint, request } => {
+                history.request(&name, server_of(endpoint), request);
+            }
+            Tapped::Received { reply, .. } => history.reply(&name, reply),
+        }));
+        while turmoil::sim_elapsed().unwrap_or_default() < self.until {
+            let seq = session.checkout(FEATURE);
+            match self.answer(&mut session, seq).await {
+                Some(handle) => {
+                    let hold = Duration::from_millis(rng.random_range(100..5_000));
+                    if self.hold(&mut session, handle, hold).await {
+                        let seq = session.checkin(handle);
+                        self.answer(&mut session, seq).await;
+                    }
+                }
+                None => {
+                    let pause = Duration::from_millis(rng.random_range(50..500));
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        }
+        self.history.client(&self.name, "stopped", None);
+    }
+
+    /// Waits for the answer to `seq`: the handle of a grant, or `None`.
+    async fn answer(&self, session: &mut SimSession, seq: RequestSeq) -> Option<Handle> {
+        loop {
+            match session.next_event().await {
+                ClientEvent::Granted { seq: s, handle, .. } if s == seq => return Some(handle),
+                ClientEvent::Released { seq: s, .. } if s == seq => return None,
+                ClientEvent::Denied { seq: s, .. } if s == seq => return None,
+                ClientEvent::Lost { handle } => self.lost(handle),
+                _ => {}
+            }
+        }
+    }
+
+    /// Holds `handle` for `hold`; false if the seat was lost on the way.
+    async fn hold(&self, session: &mut SimSession, handle: Handle, hold: Duration) -> bool {
+        let until = tokio::time::sleep(hold);
+        tokio::pin!(until);
+        loop {
+            tokio::select! {
+                () = &mut until => return true,
+                event = session.next_event() => {
+                    if let ClientEvent::Lost { handle: lost } = event {
+                        self.lost(lost);
+                        if lost == handle {
+                            return false;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn lost(&self, handle: Handle) {
+        self.history
+            .client(&self.name, "lost", Some(handle.to_string()));
+    }
+}
+
+/// Every client's path is the triad in role order: entry `i` is server `i + 1`.
+fn server_of(endpoint: Endpoint) -> Option<ServerId> {
+    ServerId::new(endpoint.0 + 1)
+}
