@@ -10,10 +10,14 @@ use hal_core::ServerId;
 use hal_core::protocol::{ClientRequest, Op, ReplyResult, ServerReply};
 use serde_json::{Value, json};
 
-/// A run's history, shared by everything that records into it.
+use crate::check::{Checkers, Violation};
+
+/// A run's history, shared by everything that records into it. Every record is also
+/// fed to the invariant checkers as it is written.
 #[derive(Debug, Clone, Default)]
 pub struct History {
     lines: Arc<Mutex<Vec<String>>>,
+    checkers: Arc<Mutex<Checkers>>,
 }
 
 /// Simulated ms since the start of the run.
@@ -28,10 +32,23 @@ fn ids(servers: &[ServerId]) -> Vec<u8> {
 impl History {
     fn push(&self, value: Value) {
         let line = value.to_string();
+        self.checkers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .observe(&line);
         self.lines
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(line);
+    }
+
+    /// The first invariant violation, if any.
+    pub fn violation(&self) -> Option<Violation> {
+        self.checkers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .violation()
+            .cloned()
     }
 
     /// The lines so far.
@@ -127,5 +144,15 @@ impl History {
     /// Something the client library reported: `lost`, `borrow_end` or `stopped`.
     pub fn client(&self, client: &str, event: &str, handle: Option<String>) {
         self.push(json!({"t_ms": now_ms(), "kind": "client", "client": client, "event": event, "handle": handle}));
+    }
+
+    /// The client's application was told "granted" for request `req` (an addition to
+    /// DESIGN §6.4: a reply on the wire may come after the client stopped waiting, so
+    /// the seats a client holds are counted from this record).
+    pub fn granted(&self, client: &str, req: u64, feature: &str, handle: String, server: ServerId) {
+        self.push(
+            json!({"t_ms": now_ms(), "kind": "client", "client": client, "event": "granted",
+            "req": req, "feature": feature, "handle": handle, "server": server.get()}),
+        );
     }
 }

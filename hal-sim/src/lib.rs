@@ -10,6 +10,7 @@
 //! Still to come (the hal-sim issue): every fault of DESIGN §6.2, the six invariant
 //! checkers, the liveness phase, seed sweeps and the `hal-sim` binary.
 
+pub mod check;
 pub mod clock;
 pub mod history;
 pub mod net;

@@ -23,6 +23,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
+use crate::check::Violation;
 use crate::clock::SimClock;
 use crate::history::{History, now_ms};
 use crate::net::SimTransport;
@@ -48,6 +49,16 @@ pub struct WorldConfig {
     pub count: u32,
     /// How long a sync takes.
     pub sync_time: Duration,
+    /// A bug planted on purpose, to prove the checkers catch it.
+    pub planted: Option<Planted>,
+}
+
+/// Bugs the world can plant, each one that an invariant must catch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Planted {
+    /// The servers are told COUNT twice what the license says (as if they skipped the
+    /// COUNT check for half the seats): no overuse must fire.
+    DoubleCount,
 }
 
 impl WorldConfig {
@@ -61,6 +72,7 @@ impl WorldConfig {
             calm: Duration::from_secs(10),
             count: 5,
             sync_time: Duration::from_millis(2),
+            planted: None,
         }
     }
 }
@@ -69,6 +81,8 @@ impl WorldConfig {
 #[derive(Debug)]
 pub struct Run {
     pub history: Vec<String>,
+    /// The first invariant violation; the run stopped there.
+    pub violation: Option<Violation>,
 }
 
 fn server_name(id: ServerId) -> String {
@@ -180,7 +194,11 @@ pub fn run(config: &WorldConfig) -> Result<Run, String> {
     for id in servers() {
         let disk = SimDisk::default();
         let clock = SimClock::new(EPOCH_MS);
-        let (timing, count, sync_time) = (config.timing, config.count, config.sync_time);
+        let served = match config.planted {
+            Some(Planted::DoubleCount) => config.count * 2,
+            None => config.count,
+        };
+        let (timing, count, sync_time) = (config.timing, served, config.sync_time);
         let history = history.clone();
         sim.host(server_name(id), move || {
             let storage = SimStorage {
@@ -222,6 +240,7 @@ pub fn run(config: &WorldConfig) -> Result<Run, String> {
     drive(&mut sim, schedule, &history)?;
     Ok(Run {
         history: history.lines(),
+        violation: history.violation(),
     })
 }
 
@@ -235,6 +254,9 @@ fn drive(
     loop {
         while let Some((_, fault)) = faults.next_if(|(t, _)| *t <= sim.elapsed()) {
             apply(sim, fault, history);
+        }
+        if history.violation().is_some() {
+            return Ok(());
         }
         match sim.step() {
             Ok(true) => return Ok(()),
@@ -334,7 +356,16 @@ impl ClientPlan {
     async fn answer(&self, session: &mut SimSession, seq: RequestSeq) -> Option<Handle> {
         loop {
             match session.next_event().await {
-                ClientEvent::Granted { seq: s, handle, .. } if s == seq => return Some(handle),
+                ClientEvent::Granted {
+                    seq: s,
+                    handle,
+                    server,
+                    ..
+                } if s == seq => {
+                    self.history
+                        .granted(&self.name, seq.0, FEATURE, handle.to_string(), server);
+                    return Some(handle);
+                }
                 ClientEvent::Released { seq: s, .. } if s == seq => return None,
                 ClientEvent::Denied { seq: s, .. } if s == seq => return None,
                 ClientEvent::Lost { handle } => self.lost(handle),

@@ -6,7 +6,9 @@
 use hal_sim::world::{WorldConfig, run};
 
 fn history(seed: u64) -> Vec<String> {
-    run(&WorldConfig::lan(seed, 5)).unwrap().history
+    let outcome = run(&WorldConfig::lan(seed, 5)).unwrap();
+    assert_eq!(outcome.violation, None, "seed {seed}");
+    outcome.history
 }
 
 #[test]

@@ -1,0 +1,117 @@
+//! The invariants of DESIGN §6.3, one checker per file, fed every history record as it
+//! is written (so a violation stops the run where it happens) or a finished history.
+//!
+//! Each checker sees the records in order and says, at the first record that breaks its
+//! rule, what broke and which earlier records show it.
+
+mod one_seat;
+mod overuse;
+mod roles;
+
+use std::fmt;
+
+use serde_json::Value;
+
+/// A broken invariant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Which invariant (DESIGN §6.3 numbering and name).
+    pub invariant: &'static str,
+    pub t_ms: u64,
+    pub what: String,
+    /// The records that show it, oldest first (the breaking one last).
+    pub evidence: Vec<String>,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "invariant violated: {} at t={} ms: {}",
+            self.invariant, self.t_ms, self.what
+        )?;
+        for line in &self.evidence {
+            writeln!(f, "  {line}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One invariant's checker.
+pub trait Invariant: Send {
+    /// Takes the next record; `Err` with what broke at the first violation. `line` is the
+    /// record's JSON text, for evidence.
+    fn observe(&mut self, record: &Value, line: &str) -> Result<(), (String, Vec<String>)>;
+
+    /// The invariant's name.
+    fn name(&self) -> &'static str;
+}
+
+/// Every checker, fed together.
+pub struct Checkers {
+    invariants: Vec<Box<dyn Invariant>>,
+    violation: Option<Violation>,
+}
+
+impl fmt::Debug for Checkers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Checkers")
+            .field("violation", &self.violation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Checkers {
+    fn default() -> Checkers {
+        Checkers::new()
+    }
+}
+
+impl Checkers {
+    /// All the checkers, none having seen anything.
+    pub fn new() -> Checkers {
+        Checkers {
+            invariants: vec![
+                Box::new(overuse::NoOveruse::default()),
+                Box::new(roles::RoleRule),
+                Box::new(one_seat::OneRequestOneSeat::default()),
+            ],
+            violation: None,
+        }
+    }
+
+    /// Feeds one record (a JSON line); keeps the first violation.
+    pub fn observe(&mut self, line: &str) {
+        if self.violation.is_some() {
+            return;
+        }
+        let Ok(record) = serde_json::from_str::<Value>(line) else {
+            return;
+        };
+        for invariant in &mut self.invariants {
+            if let Err((what, evidence)) = invariant.observe(&record, line) {
+                self.violation = Some(Violation {
+                    invariant: invariant.name(),
+                    t_ms: record["t_ms"].as_u64().unwrap_or(0),
+                    what,
+                    evidence,
+                });
+                return;
+            }
+        }
+    }
+
+    /// The first violation, if any.
+    pub fn violation(&self) -> Option<&Violation> {
+        self.violation.as_ref()
+    }
+
+    /// Checks a whole history.
+    pub fn check(lines: &[String]) -> Option<Violation> {
+        let mut checkers = Checkers::new();
+        for line in lines {
+            checkers.observe(line);
+        }
+        checkers.violation
+    }
+}

@@ -1,0 +1,122 @@
+//! The checkers fire on histories that break their rule (a checker that never fires
+//! proves nothing), and a few seeds of the standard world break none.
+
+#![allow(clippy::unwrap_used)] // a failed step is a failed test
+
+use hal_sim::check::Checkers;
+use hal_sim::world::{WorldConfig, run};
+
+fn meta(count: u64) -> String {
+    format!(r#"{{"kind":"meta","seed":0,"features":{{"cad":{{"count":{count},"hal":true}}}}}}"#)
+}
+
+fn granted(t: u64, client: &str, handle: &str) -> String {
+    format!(
+        r#"{{"t_ms":{t},"kind":"client","client":"{client}","event":"granted","req":1,"feature":"cad","handle":"{handle}","server":1}}"#
+    )
+}
+
+fn checkin(t: u64, client: &str, handle: &str) -> String {
+    format!(
+        r#"{{"t_ms":{t},"kind":"request","client":"{client}","req":2,"op":"checkin","server":1,"handle":"{handle}"}}"#
+    )
+}
+
+fn reply(t: u64, client: &str, req: u64, handle: &str, by: u64) -> String {
+    format!(
+        r#"{{"t_ms":{t},"kind":"reply","client":"{client}","req":{req},"server":{by},"result":"granted","handle":"{handle}","lease_ms":120000,"granted_by":{by}}}"#
+    )
+}
+
+#[test]
+fn overuse_is_caught_and_a_released_seat_is_not_counted() {
+    let fine = [
+        meta(1),
+        granted(1, "c1", "h2"),
+        checkin(2, "c1", "h2"),
+        granted(3, "c2", "h4"),
+    ];
+    assert_eq!(Checkers::check(&fine), None);
+    let over = [meta(1), granted(1, "c1", "h2"), granted(3, "c2", "h4")];
+    let violation = Checkers::check(&over).unwrap();
+    assert_eq!(violation.invariant, "1 no overuse");
+    assert_eq!(violation.t_ms, 3);
+    assert_eq!(violation.evidence.len(), 2, "{violation}");
+    // A lost lease frees the seat too; the same seat granted twice is one seat.
+    let lost =
+        r#"{"t_ms":2,"kind":"client","client":"c1","event":"lost","handle":"h2"}"#.to_string();
+    let again = [
+        meta(1),
+        granted(1, "c1", "h2"),
+        granted(1, "c1", "h2"),
+        lost,
+        granted(3, "c2", "h4"),
+    ];
+    assert_eq!(Checkers::check(&again), None);
+}
+
+#[test]
+fn a_grant_by_3_or_a_borrow_not_by_1_is_caught() {
+    let by3 = [meta(5), reply(1, "c1", 1, "h2", 3)];
+    assert_eq!(Checkers::check(&by3).unwrap().invariant, "2 role rule");
+    let borrow = reply(1, "c1", 1, "h2", 2)
+        .replace(r#""granted_by":2"#, r#""granted_by":2,"borrow_end_ms":5"#);
+    let violation = Checkers::check(&[meta(5), borrow]).unwrap();
+    assert_eq!(violation.what, "a borrow was granted by #2, not #1");
+}
+
+#[test]
+fn a_request_granted_two_handles_is_caught() {
+    let retried = [
+        meta(5),
+        reply(1, "c1", 7, "h2", 1),
+        reply(9, "c1", 7, "h2", 2),
+    ];
+    assert_eq!(
+        Checkers::check(&retried),
+        None,
+        "a retry answered with the first handle"
+    );
+    let twice = [
+        meta(5),
+        reply(1, "c1", 7, "h2", 1),
+        reply(9, "c1", 7, "h5", 2),
+    ];
+    let violation = Checkers::check(&twice).unwrap();
+    assert_eq!(violation.invariant, "5 one request, one seat");
+    assert_eq!(
+        violation.what,
+        "request 7 of c1 was granted twice: h2, then h5"
+    );
+}
+
+#[test]
+fn the_standard_world_keeps_every_invariant_over_a_few_seeds() {
+    for seed in 10..14 {
+        let outcome = run(&WorldConfig::lan(seed, 5)).unwrap();
+        if let Some(violation) = outcome.violation {
+            panic!("seed {seed}: {violation}");
+        }
+        let grants = outcome
+            .history
+            .iter()
+            .filter(|l| l.contains(r#""event":"granted""#))
+            .count();
+        assert!(grants > 10, "seed {seed}: only {grants} grants");
+    }
+}
+
+#[test]
+fn a_planted_bug_is_caught_in_the_running_world() {
+    let mut config = WorldConfig::lan(3, 12);
+    config.planted = Some(hal_sim::world::Planted::DoubleCount);
+    let outcome = run(&config).unwrap();
+    let violation = outcome
+        .violation
+        .expect("servers serving twice COUNT went unnoticed");
+    assert_eq!(violation.invariant, "1 no overuse");
+    assert!(violation.what.contains("COUNT is 5"), "{violation}");
+    // The run stopped at the violation.
+    let last = outcome.history.last().unwrap();
+    assert!(last.contains(r#""event":"granted""#), "{last}");
+}
