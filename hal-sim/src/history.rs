@@ -146,6 +146,21 @@ impl History {
         self.push(json!({"t_ms": now_ms(), "kind": "client", "client": client, "event": event, "handle": handle}));
     }
 
+    /// The client's application was told "denied" for request `req` (an addition to
+    /// DESIGN §6.4, for the liveness check).
+    pub fn denied(&self, client: &str, req: u64, reason: &str) {
+        self.push(
+            json!({"t_ms": now_ms(), "kind": "client", "client": client, "event": "denied",
+            "req": req, "reason": reason}),
+        );
+    }
+
+    /// The end of the run: checkers that judge what did not happen (liveness) get a last
+    /// look, as if a record came at `t_ms`.
+    pub fn end(&self, t_ms: u64) {
+        self.push(json!({"t_ms": t_ms, "kind": "end"}));
+    }
+
     /// The client's application was told "granted" for request `req` (an addition to
     /// DESIGN §6.4: a reply on the wire may come after the client stopped waiting, so
     /// the seats a client holds are counted from this record).

@@ -169,6 +169,13 @@ fn role_hook(id: ServerId, history: History) -> EventHook {
     }))
 }
 
+/// How long a checkout may take in the liveness phase: an election (#2 waits
+/// `election_timeout` + `failover_delay`), a client request timing out on a dead server
+/// (`election_timeout`), and once more for a failback's hand-over, with a margin.
+pub fn liveness_bound(timing: &Timing) -> Duration {
+    (timing.election_timeout + timing.failover_delay) * 3
+}
+
 /// Runs one world to the end.
 pub fn run(config: &WorldConfig) -> Result<Run, String> {
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
@@ -181,6 +188,8 @@ pub fn run(config: &WorldConfig) -> Result<Run, String> {
         "failover_delay_ms": config.timing.failover_delay.as_millis() as u64,
         "failback_hold_ms": config.timing.failback_hold.as_millis() as u64,
         "max_clock_skew_ms": config.timing.max_clock_skew.as_millis() as u64,
+        "liveness_from_ms": config.chaos.as_millis() as u64,
+        "liveness_bound_ms": liveness_bound(&config.timing).as_millis() as u64,
     }));
     let end = config.chaos + config.calm;
     let mut sim = turmoil::Builder::new()
@@ -238,6 +247,9 @@ pub fn run(config: &WorldConfig) -> Result<Run, String> {
     }
     let schedule = fault_schedule(&mut rng, config.chaos);
     drive(&mut sim, schedule, &history)?;
+    if history.violation().is_none() {
+        history.end(u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX));
+    }
     Ok(Run {
         history: history.lines(),
         violation: history.violation(),
@@ -367,7 +379,10 @@ impl ClientPlan {
                     return Some(handle);
                 }
                 ClientEvent::Released { seq: s, .. } if s == seq => return None,
-                ClientEvent::Denied { seq: s, .. } if s == seq => return None,
+                ClientEvent::Denied { seq: s, reason } if s == seq => {
+                    self.history.denied(&self.name, seq.0, reason.name());
+                    return None;
+                }
                 ClientEvent::Lost { handle } => self.lost(handle),
                 _ => {}
             }

@@ -120,3 +120,56 @@ fn a_planted_bug_is_caught_in_the_running_world() {
     let last = outcome.history.last().unwrap();
     assert!(last.contains(r#""event":"granted""#), "{last}");
 }
+
+fn meta_live(from: u64, bound: u64) -> String {
+    format!(
+        r#"{{"kind":"meta","seed":0,"features":{{"cad":{{"count":5,"hal":true}}}},"liveness_from_ms":{from},"liveness_bound_ms":{bound}}}"#
+    )
+}
+
+fn checkout(t: u64, client: &str, req: u64) -> String {
+    format!(
+        r#"{{"t_ms":{t},"kind":"request","client":"{client}","req":{req},"op":"checkout","server":1,"feature":"cad"}}"#
+    )
+}
+
+fn denied(t: u64, client: &str, req: u64, reason: &str) -> String {
+    format!(
+        r#"{{"t_ms":{t},"kind":"client","client":"{client}","event":"denied","req":{req},"reason":"{reason}"}}"#
+    )
+}
+
+#[test]
+fn liveness_judges_only_the_liveness_phase() {
+    // Before the phase, a long wait and a no_majority are fine.
+    let chaos = [
+        meta_live(1000, 100),
+        checkout(10, "c1", 1),
+        denied(900, "c1", 1, "no_majority"),
+    ];
+    assert_eq!(Checkers::check(&chaos), None);
+    // In the phase, all_in_use is an answer; no_majority is not.
+    let busy = [
+        meta_live(1000, 100),
+        checkout(1010, "c1", 1),
+        denied(1020, "c1", 1, "all_in_use"),
+    ];
+    assert_eq!(Checkers::check(&busy), None);
+    let stuck = [
+        meta_live(1000, 100),
+        checkout(1010, "c1", 1),
+        denied(1090, "c1", 1, "no_majority"),
+    ];
+    assert_eq!(Checkers::check(&stuck).unwrap().invariant, "6 liveness");
+    // Silence past the bound is caught at the next record, or at the end.
+    let end = r#"{"t_ms":1200,"kind":"end"}"#.to_string();
+    let silent = [meta_live(1000, 100), checkout(1010, "c1", 1), end];
+    let violation = Checkers::check(&silent).unwrap();
+    assert_eq!(violation.invariant, "6 liveness");
+    assert!(
+        violation
+            .what
+            .contains("unanswered after 190 ms (bound 100 ms)"),
+        "{violation}"
+    );
+}

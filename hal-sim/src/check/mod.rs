@@ -4,6 +4,7 @@
 //! Each checker sees the records in order and says, at the first record that breaks its
 //! rule, what broke and which earlier records show it.
 
+mod liveness;
 mod one_seat;
 mod overuse;
 mod roles;
@@ -75,6 +76,7 @@ impl Checkers {
                 Box::new(overuse::NoOveruse::default()),
                 Box::new(roles::RoleRule),
                 Box::new(one_seat::OneRequestOneSeat::default()),
+                Box::new(liveness::Liveness::default()),
             ],
             violation: None,
         }
