@@ -15,4 +15,5 @@ pub mod clock;
 pub mod history;
 pub mod net;
 pub mod storage;
+pub mod timeline;
 pub mod world;

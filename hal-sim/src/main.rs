@@ -1,0 +1,340 @@
+//! The `hal-sim` binary: seed sweeps, the replay of one seed with its timeline, and
+//! writing one run's history.
+//!
+//! Exit codes: 0 no violation; 1 a violation (or a simulation that failed); 2 the
+//! command line was wrong.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand};
+use hal_sim::timeline::Timeline;
+use hal_sim::world::{Run, WorldConfig, run};
+
+/// `println!` that does not panic when the reader has gone away (`| head`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `print!` that does not panic when the reader has gone away.
+macro_rules! out_part {
+    ($($arg:tt)*) => {{
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// The deterministic simulator of the HAL triad.
+#[derive(Debug, Parser)]
+#[command(name = "hal-sim", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run many seeds, each with its own faults and workload; report the violations.
+    Sweep(SweepArgs),
+    /// Run one seed again, printing its timeline and its verdict.
+    Replay(WorldArgs),
+    /// Write one run's history (JSON Lines, scenarios/README.md).
+    History(HistoryArgs),
+}
+
+/// What world to run.
+#[derive(Debug, Clone, Args)]
+struct WorldArgs {
+    /// The seed (replay and history).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Simulated time per seed: two thirds of faults, then a third healed.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// The timing profile.
+    #[arg(long, default_value = "lan", value_parser = ["lan", "wan"])]
+    profile: String,
+    /// Simulated clients.
+    #[arg(long, default_value_t = 5)]
+    clients: usize,
+    /// Plant a bug on purpose (`double-count`), to see the checkers catch it.
+    #[arg(long, hide = true, value_parser = ["double-count"])]
+    plant: Option<String>,
+}
+
+impl WorldArgs {
+    fn config(&self, seed: u64) -> WorldConfig {
+        let mut config = WorldConfig::lan(seed, self.clients);
+        if self.profile == "wan" {
+            config.timing = hal_core::timing::Timing::wan();
+        }
+        config.chaos = self.duration * 2 / 3;
+        config.calm = self.duration - config.chaos;
+        if self.plant.is_some() {
+            config.planted = Some(hal_sim::world::Planted::DoubleCount);
+        }
+        config
+    }
+
+    /// The arguments that reproduce this world, for the replay command line.
+    fn replay_command(&self, seed: u64) -> String {
+        let plant = self
+            .plant
+            .as_ref()
+            .map(|p| format!(" --plant {p}"))
+            .unwrap_or_default();
+        format!(
+            "hal-sim replay --seed {seed} --duration {} --profile {} --clients {}{plant}",
+            humantime::format_duration(self.duration),
+            self.profile,
+            self.clients
+        )
+    }
+}
+
+#[derive(Debug, Args)]
+struct SweepArgs {
+    /// The seeds, `A..B` (B excluded).
+    #[arg(long, value_parser = parse_seeds)]
+    seeds: std::ops::Range<u64>,
+    #[command(flatten)]
+    world: WorldArgs,
+    /// Write `seed-S.jsonl` for every seed into this directory.
+    #[arg(long)]
+    history_dir: Option<PathBuf>,
+    /// Seeds run in parallel (default: the number of cores). The results do not depend
+    /// on it.
+    #[arg(long)]
+    jobs: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+struct HistoryArgs {
+    #[command(flatten)]
+    world: WorldArgs,
+    /// Where to write the history.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn parse_seeds(text: &str) -> Result<std::ops::Range<u64>, String> {
+    let (a, b) = text
+        .split_once("..")
+        .ok_or_else(|| format!("'{text}' is not a range like 0..200"))?;
+    let a: u64 = a.parse().map_err(|_| format!("'{a}' is not a seed"))?;
+    let b: u64 = b.parse().map_err(|_| format!("'{b}' is not a seed"))?;
+    if a >= b {
+        return Err(format!("the range {text} is empty (the end is excluded)"));
+    }
+    Ok(a..b)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Sweep(args) => sweep(&args),
+        Command::Replay(args) => replay(&args),
+        Command::History(args) => history(&args),
+    }
+}
+
+fn replay(args: &WorldArgs) -> ExitCode {
+    let outcome = match run(&args.config(args.seed)) {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut timeline = Timeline::default();
+    let mut out = std::io::stdout().lock();
+    for line in &outcome.history {
+        if let Some(text) = timeline.line(line)
+            && writeln!(out, "{text}").is_err()
+        {
+            // The reader went away (`| head`): the verdict still decides the exit code.
+            break;
+        }
+    }
+    drop(out);
+    verdict(args, args.seed, &outcome)
+}
+
+fn verdict(args: &WorldArgs, seed: u64, outcome: &Run) -> ExitCode {
+    match &outcome.violation {
+        None => {
+            out!("seed {seed}: no violation");
+            ExitCode::SUCCESS
+        }
+        Some(violation) => {
+            out_part!("seed {seed}: {violation}");
+            out!("replay: {}", args.replay_command(seed));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn history(args: &HistoryArgs) -> ExitCode {
+    let outcome = match run(&args.world.config(args.world.seed)) {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut text = outcome.history.join("\n");
+    text.push('\n');
+    if let Err(error) = std::fs::write(&args.out, text) {
+        eprintln!("error: cannot write {}: {error}", args.out.display());
+        return ExitCode::FAILURE;
+    }
+    out!(
+        "wrote {} ({} records)",
+        args.out.display(),
+        outcome.history.len()
+    );
+    verdict(&args.world, args.world.seed, &outcome)
+}
+
+/// One seed's result in a sweep.
+struct Verdict {
+    seed: u64,
+    violation: Option<String>,
+}
+
+fn sweep(args: &SweepArgs) -> ExitCode {
+    if let Some(dir) = &args.history_dir
+        && let Err(error) = std::fs::create_dir_all(dir)
+    {
+        eprintln!("error: cannot create {}: {error}", dir.display());
+        return ExitCode::FAILURE;
+    }
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let started = Instant::now();
+    let next = AtomicU64::new(args.seeds.start);
+    let verdicts = Mutex::new(Vec::new());
+    let progress = progress_bar(args.seeds.end - args.seeds.start);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| {
+                loop {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= args.seeds.end {
+                        return;
+                    }
+                    let verdict = one_seed(args, seed);
+                    progress.report(&verdict);
+                    verdicts
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(verdict);
+                }
+            });
+        }
+    });
+    progress.finish();
+    let mut verdicts = verdicts.into_inner().unwrap_or_else(|e| e.into_inner());
+    verdicts.sort_by_key(|v| v.seed);
+    let failed: Vec<&Verdict> = verdicts.iter().filter(|v| v.violation.is_some()).collect();
+    for verdict in &failed {
+        out_part!(
+            "seed {}: {}",
+            verdict.seed,
+            verdict.violation.as_deref().unwrap_or("")
+        );
+        out!("replay: {}", args.world.replay_command(verdict.seed));
+    }
+    let seeds = verdicts.len() as u64;
+    let sim_s = seeds as f64 * args.world.duration.as_secs_f64();
+    let wall_s = started.elapsed().as_secs_f64();
+    out!(
+        "seeds={seeds} violations={} sim_s={sim_s:.0} wall_s={wall_s:.1} speed={:.0}",
+        failed.len(),
+        sim_s / wall_s.max(1e-9)
+    );
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn one_seed(args: &SweepArgs, seed: u64) -> Verdict {
+    let outcome = match run(&args.world.config(seed)) {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            return Verdict {
+                seed,
+                violation: Some(format!("the simulation failed: {error}\n")),
+            };
+        }
+    };
+    if let Some(dir) = &args.history_dir {
+        let mut text = outcome.history.join("\n");
+        text.push('\n');
+        let path = dir.join(format!("seed-{seed}.jsonl"));
+        if let Err(error) = std::fs::write(&path, text) {
+            eprintln!("warning: cannot write {}: {error}", path.display());
+        }
+    }
+    Verdict {
+        seed,
+        violation: outcome.violation.map(|v| v.to_string()),
+    }
+}
+
+/// A progress bar on a terminal, plain lines otherwise.
+enum Progress {
+    Bar(indicatif::ProgressBar),
+    Lines,
+}
+
+fn progress_bar(total: u64) -> Progress {
+    if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(total);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} seeds, {msg} [{elapsed_precise}, eta {eta}]",
+        ) {
+            bar.set_style(style);
+        }
+        bar.set_message("0 violations");
+        Progress::Bar(bar)
+    } else {
+        Progress::Lines
+    }
+}
+
+impl Progress {
+    fn report(&self, verdict: &Verdict) {
+        match self {
+            Progress::Bar(bar) => {
+                bar.inc(1);
+                if verdict.violation.is_some() {
+                    bar.println(format!("seed {}: VIOLATION", verdict.seed));
+                }
+            }
+            Progress::Lines => {
+                let status = if verdict.violation.is_some() {
+                    "VIOLATION"
+                } else {
+                    "ok"
+                };
+                eprintln!("seed {}: {status}", verdict.seed);
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Progress::Bar(bar) = self {
+            bar.finish_and_clear();
+        }
+    }
+}

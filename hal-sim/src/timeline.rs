@@ -1,0 +1,93 @@
+//! History records as the lines of a readable timeline (`hal-sim replay`): simulated
+//! time, faults, role changes and what the clients' applications saw. Heartbeats and
+//! the wire-level retries behind a request are left out.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+/// Turns records into timeline lines, one per application-level event: a request
+/// retried on the wire (after a timeout or a failover) shows once.
+#[derive(Debug, Default)]
+pub struct Timeline {
+    checkins_seen: BTreeSet<(String, u64)>,
+}
+
+impl Timeline {
+    /// The line for `record`, if the timeline shows it.
+    pub fn line(&mut self, record: &str) -> Option<String> {
+        let value: Value = serde_json::from_str(record).ok()?;
+        if value["kind"] == "request" && value["op"] == "checkin" {
+            let client = value["client"].as_str().unwrap_or("").to_string();
+            let req = value["req"].as_u64().unwrap_or(0);
+            if !self.checkins_seen.insert((client, req)) {
+                return None;
+            }
+        }
+        describe(record)
+    }
+}
+
+fn servers(list: &Value) -> String {
+    list.as_array()
+        .map(|ids| {
+            ids.iter()
+                .map(|id| format!("#{id}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
+/// One record as a timeline line, or `None` for records the timeline leaves out.
+fn describe(line: &str) -> Option<String> {
+    let record: Value = serde_json::from_str(line).ok()?;
+    let t = record["t_ms"].as_u64().unwrap_or(0);
+    let at = format!("{:>4}.{:03}s", t / 1000, t % 1000);
+    let client = record["client"].as_str().unwrap_or("");
+    let text = match record["kind"].as_str()? {
+        "meta" => format!(
+            "seed {}: features {}, lease {} ms, election timeout {} ms",
+            record["seed"], record["features"], record["lease_ms"], record["election_timeout_ms"]
+        ),
+        "fault" => {
+            let fault = record["fault"].as_str().unwrap_or("");
+            let (a, b) = (servers(&record["a"]), servers(&record["b"]));
+            if b.is_empty() {
+                format!("{at}  FAULT  {fault} {a}")
+            } else {
+                format!("{at}  FAULT  {fault} {a} | {b}")
+            }
+        }
+        "role" => format!(
+            "{at}  ROLE   #{} {} (term {})",
+            record["server"],
+            record["role"].as_str().unwrap_or(""),
+            record["term"]
+        ),
+        "client" => match record["event"].as_str()? {
+            "granted" => format!(
+                "{at}  {client:<5} granted {} by #{} (request {})",
+                record["handle"].as_str().unwrap_or(""),
+                record["server"],
+                record["req"]
+            ),
+            "denied" => format!(
+                "{at}  {client:<5} denied: {} (request {})",
+                record["reason"].as_str().unwrap_or(""),
+                record["req"]
+            ),
+            event => format!(
+                "{at}  {client:<5} {event} {}",
+                record["handle"].as_str().unwrap_or("")
+            ),
+        },
+        "request" if record["op"] == "checkin" => format!(
+            "{at}  {client:<5} checks in {}",
+            record["handle"].as_str().unwrap_or("")
+        ),
+        "end" => format!("{at}  end of the run"),
+        _ => return None,
+    };
+    Some(text)
+}

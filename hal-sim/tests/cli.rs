@@ -1,0 +1,101 @@
+//! The `hal-sim` binary as a user runs it: a sweep's summary line, a violation's replay
+//! command that reproduces it, histories that do not depend on `--jobs`.
+
+#![allow(clippy::unwrap_used)] // a failed step is a failed test
+
+use std::process::Command;
+
+const HAL_SIM: &str = env!("CARGO_BIN_EXE_hal-sim");
+
+fn hal_sim(args: &[&str]) -> (i32, String) {
+    let out = Command::new(HAL_SIM).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+    )
+}
+
+#[test]
+fn a_sweep_ends_with_its_summary_line() {
+    let (code, out) = hal_sim(&[
+        "sweep",
+        "--seeds",
+        "0..3",
+        "--duration",
+        "12s",
+        "--jobs",
+        "2",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let last = out.lines().last().unwrap();
+    assert!(
+        last.starts_with("seeds=3 violations=0 sim_s=36 wall_s="),
+        "{last}"
+    );
+    assert!(last.contains(" speed="), "{last}");
+}
+
+#[test]
+fn a_violation_prints_the_replay_command_that_reproduces_it() {
+    let args = [
+        "sweep",
+        "--seeds",
+        "0..2",
+        "--duration",
+        "12s",
+        "--clients",
+        "12",
+        "--plant",
+        "double-count",
+    ];
+    let (code, out) = hal_sim(&args);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("violations=2"), "{out}");
+    let replay = out.lines().find(|l| l.starts_with("replay: ")).unwrap();
+    assert_eq!(
+        replay,
+        "replay: hal-sim replay --seed 0 --duration 12s --profile lan --clients 12 --plant double-count"
+    );
+    let first = out
+        .lines()
+        .find(|l| l.starts_with("seed 0: invariant violated"))
+        .unwrap();
+    let command: Vec<&str> = replay
+        .trim_start_matches("replay: hal-sim ")
+        .split(' ')
+        .collect();
+    let (code, again) = hal_sim(&command);
+    assert_eq!(code, 1);
+    assert!(
+        again.contains(first),
+        "the replay gave another verdict:\n{again}"
+    );
+}
+
+#[test]
+fn histories_do_not_depend_on_the_number_of_jobs() {
+    let one = tempfile::tempdir().unwrap();
+    let two = tempfile::tempdir().unwrap();
+    for (dir, jobs) in [(&one, "1"), (&two, "2")] {
+        let path = dir.path().to_str().unwrap();
+        let (code, out) = hal_sim(&[
+            "sweep",
+            "--seeds",
+            "4..7",
+            "--duration",
+            "9s",
+            "--jobs",
+            jobs,
+            "--history-dir",
+            path,
+        ]);
+        assert_eq!(code, 0, "{out}");
+    }
+    for seed in 4..7 {
+        let name = format!("seed-{seed}.jsonl");
+        let a = std::fs::read(one.path().join(&name)).unwrap();
+        let b = std::fs::read(two.path().join(&name)).unwrap();
+        assert!(a.len() > 1000, "{name} is nearly empty");
+        assert!(a == b, "{name} differs between --jobs 1 and --jobs 2");
+    }
+}
