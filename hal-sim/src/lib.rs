@@ -15,5 +15,6 @@ pub mod clock;
 pub mod history;
 pub mod net;
 pub mod storage;
+pub mod sweep;
 pub mod timeline;
 pub mod world;

@@ -7,11 +7,10 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
+use hal_sim::sweep::Verdict;
 use hal_sim::timeline::Timeline;
 use hal_sim::world::{Run, WorldConfig, run};
 
@@ -201,12 +200,6 @@ fn history(args: &HistoryArgs) -> ExitCode {
     verdict(&args.world, args.world.seed, &outcome)
 }
 
-/// One seed's result in a sweep.
-struct Verdict {
-    seed: u64,
-    violation: Option<String>,
-}
-
 fn sweep(args: &SweepArgs) -> ExitCode {
     if let Some(dir) = &args.history_dir
         && let Err(error) = std::fs::create_dir_all(dir)
@@ -216,33 +209,23 @@ fn sweep(args: &SweepArgs) -> ExitCode {
     }
     let jobs = args
         .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let started = Instant::now();
-    let next = AtomicU64::new(args.seeds.start);
-    let verdicts = Mutex::new(Vec::new());
     let progress = progress_bar(args.seeds.end - args.seeds.start);
-    std::thread::scope(|scope| {
-        for _ in 0..jobs {
-            scope.spawn(|| {
-                loop {
-                    let seed = next.fetch_add(1, Ordering::Relaxed);
-                    if seed >= args.seeds.end {
-                        return;
-                    }
-                    let verdict = one_seed(args, seed);
-                    progress.report(&verdict);
-                    verdicts
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(verdict);
-                }
-            });
+    let done = |seed: u64, outcome: &Result<Run, String>| {
+        let violated = !matches!(outcome, Ok(run) if run.violation.is_none());
+        progress.report(seed, violated);
+        if let (Some(dir), Ok(run)) = (&args.history_dir, outcome) {
+            write_history(&dir.join(format!("seed-{seed}.jsonl")), &run.history);
         }
-    });
+    };
+    let verdicts = hal_sim::sweep::sweep(
+        args.seeds.clone(),
+        jobs,
+        |seed| args.world.config(seed),
+        done,
+    );
     progress.finish();
-    let mut verdicts = verdicts.into_inner().unwrap_or_else(|e| e.into_inner());
-    verdicts.sort_by_key(|v| v.seed);
     let failed: Vec<&Verdict> = verdicts.iter().filter(|v| v.violation.is_some()).collect();
     for verdict in &failed {
         out_part!(
@@ -267,27 +250,11 @@ fn sweep(args: &SweepArgs) -> ExitCode {
     }
 }
 
-fn one_seed(args: &SweepArgs, seed: u64) -> Verdict {
-    let outcome = match run(&args.world.config(seed)) {
-        Ok(outcome) => outcome,
-        Err(error) => {
-            return Verdict {
-                seed,
-                violation: Some(format!("the simulation failed: {error}\n")),
-            };
-        }
-    };
-    if let Some(dir) = &args.history_dir {
-        let mut text = outcome.history.join("\n");
-        text.push('\n');
-        let path = dir.join(format!("seed-{seed}.jsonl"));
-        if let Err(error) = std::fs::write(&path, text) {
-            eprintln!("warning: cannot write {}: {error}", path.display());
-        }
-    }
-    Verdict {
-        seed,
-        violation: outcome.violation.map(|v| v.to_string()),
+fn write_history(path: &std::path::Path, history: &[String]) {
+    let mut text = history.join("\n");
+    text.push('\n');
+    if let Err(error) = std::fs::write(path, text) {
+        eprintln!("warning: cannot write {}: {error}", path.display());
     }
 }
 
@@ -313,21 +280,17 @@ fn progress_bar(total: u64) -> Progress {
 }
 
 impl Progress {
-    fn report(&self, verdict: &Verdict) {
+    fn report(&self, seed: u64, violated: bool) {
         match self {
             Progress::Bar(bar) => {
                 bar.inc(1);
-                if verdict.violation.is_some() {
-                    bar.println(format!("seed {}: VIOLATION", verdict.seed));
+                if violated {
+                    bar.println(format!("seed {seed}: VIOLATION"));
                 }
             }
             Progress::Lines => {
-                let status = if verdict.violation.is_some() {
-                    "VIOLATION"
-                } else {
-                    "ok"
-                };
-                eprintln!("seed {}: {status}", verdict.seed);
+                let status = if violated { "VIOLATION" } else { "ok" };
+                eprintln!("seed {seed}: {status}");
             }
         }
     }

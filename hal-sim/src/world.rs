@@ -244,7 +244,10 @@ pub fn run(config: &WorldConfig) -> Result<Run, String> {
         })
         .collect();
     sim.client("clients", async move {
-        let tasks: Vec<_> = plans.into_iter().map(|plan| tokio::spawn(plan.run())).collect();
+        let tasks: Vec<_> = plans
+            .into_iter()
+            .map(|plan| tokio::spawn(plan.run()))
+            .collect();
         for task in tasks {
             task.await?;
         }
