@@ -12,6 +12,7 @@
 
 pub mod check;
 pub mod clock;
+pub mod faults;
 pub mod history;
 pub mod net;
 pub mod storage;

@@ -38,7 +38,7 @@ pub fn sweep(
                     done(seed, &outcome);
                     let violation = match outcome {
                         Ok(run) => run.violation.map(|v| v.to_string()),
-                        Err(error) => Some(format!("the simulation failed: {error}\n")),
+                        Err(error) => Some(format!("{error}\n")),
                     };
                     let verdict = Verdict { seed, violation };
                     verdicts

@@ -25,6 +25,7 @@ use serde_json::json;
 
 use crate::check::Violation;
 use crate::clock::SimClock;
+use crate::faults::{self, Fault, host, servers};
 use crate::history::{History, now_ms};
 use crate::net::SimTransport;
 use crate::storage::{SimDisk, SimStorage};
@@ -62,11 +63,16 @@ pub enum Planted {
 }
 
 impl WorldConfig {
-    /// The standard world: LAN timing, `clients` clients, COUNT 5.
+    /// The standard world: LAN timing, `clients` clients, COUNT 5. Client leases are
+    /// short (8 s, heartbeats every 2 s) so that expiry happens within a run.
     pub fn lan(seed: u64, clients: usize) -> WorldConfig {
         WorldConfig {
             seed,
-            timing: Timing::lan(),
+            timing: Timing {
+                client_lease: Duration::from_secs(8),
+                client_heartbeat: Duration::from_secs(2),
+                ..Timing::lan()
+            },
             clients,
             chaos: Duration::from_secs(20),
             calm: Duration::from_secs(10),
@@ -85,48 +91,11 @@ pub struct Run {
     pub violation: Option<Violation>,
 }
 
-fn server_name(id: ServerId) -> String {
-    format!("server{}", id.get())
-}
-
-fn servers() -> [ServerId; 3] {
-    [ServerId::PRIMARY, ServerId::SECONDARY, ServerId::TIEBREAKER]
-}
-
-/// A fault the world applies at a simulated time.
-#[derive(Debug, Clone, Copy)]
-enum Fault {
-    Crash(ServerId),
-    Restart(ServerId),
-    /// Cut one server off from the other two, both ways.
-    Isolate(ServerId),
-    Heal(ServerId),
-}
-
-/// Crashes and isolations of one server at a time, each healed before the next.
-fn fault_schedule(rng: &mut ChaCha8Rng, chaos: Duration) -> Vec<(Duration, Fault)> {
-    let mut schedule = Vec::new();
-    let mut t = Duration::from_millis(rng.random_range(2_000..4_000));
-    while t < chaos {
-        let server = servers()[rng.random_range(0..3)];
-        let lasting = Duration::from_millis(rng.random_range(500..5_000));
-        let (start, end) = if rng.random_bool(0.5) {
-            (Fault::Crash(server), Fault::Restart(server))
-        } else {
-            (Fault::Isolate(server), Fault::Heal(server))
-        };
-        schedule.push((t, start));
-        schedule.push(((t + lasting).min(chaos), end));
-        t += lasting + Duration::from_millis(rng.random_range(500..4_000));
-    }
-    schedule
-}
-
 fn node_config(id: ServerId, timing: Timing) -> NodeConfig {
     let peers = servers()
         .into_iter()
         .filter(|&p| p != id)
-        .map(|p| (p, format!("{}:{PORT}", server_name(p))))
+        .map(|p| (p, format!("{}:{PORT}", host(p))))
         .collect();
     NodeConfig {
         core: Config::triad(id, timing),
@@ -135,7 +104,7 @@ fn node_config(id: ServerId, timing: Timing) -> NodeConfig {
         identity: Identity {
             triad: servers()
                 .iter()
-                .map(|&s| format!("{PORT}@{}", server_name(s)))
+                .map(|&s| format!("{PORT}@{}", host(s)))
                 .collect(),
             license_digest: "simulated".into(),
             features: vec![],
@@ -200,16 +169,17 @@ pub fn run(config: &WorldConfig) -> Result<Run, String> {
         .min_message_latency(Duration::from_micros(200))
         .max_message_latency(Duration::from_millis(2))
         .build();
+    let clocks = servers().map(|_| SimClock::new(EPOCH_MS));
     for id in servers() {
         let disk = SimDisk::default();
-        let clock = SimClock::new(EPOCH_MS);
+        let clock = clocks[id.index()].clone();
         let served = match config.planted {
             Some(Planted::DoubleCount) => config.count * 2,
             None => config.count,
         };
         let (timing, count, sync_time) = (config.timing, served, config.sync_time);
         let history = history.clone();
-        sim.host(server_name(id), move || {
+        sim.host(host(id), move || {
             let storage = SimStorage {
                 disk: disk.clone(),
                 sync_time,
@@ -240,6 +210,7 @@ pub fn run(config: &WorldConfig) -> Result<Run, String> {
             seed: rng.random(),
             timing: config.timing,
             until: end,
+            chaos: config.chaos,
             history: history.clone(),
         })
         .collect();
@@ -253,8 +224,8 @@ pub fn run(config: &WorldConfig) -> Result<Run, String> {
         }
         Ok(())
     });
-    let schedule = fault_schedule(&mut rng, config.chaos);
-    drive(&mut sim, schedule, &history)?;
+    let schedule = faults::schedule(&mut rng, config.chaos, config.timing.max_clock_skew);
+    drive(&mut sim, schedule, &clocks, &history)?;
     if history.violation().is_none() {
         history.end(u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX));
     }
@@ -268,12 +239,13 @@ pub fn run(config: &WorldConfig) -> Result<Run, String> {
 fn drive(
     sim: &mut turmoil::Sim<'_>,
     schedule: Vec<(Duration, Fault)>,
+    clocks: &[SimClock; 3],
     history: &History,
 ) -> Result<(), String> {
     let mut faults = schedule.into_iter().peekable();
     loop {
         while let Some((_, fault)) = faults.next_if(|(t, _)| *t <= sim.elapsed()) {
-            apply(sim, fault, history);
+            faults::apply(sim, fault, clocks, history);
         }
         if history.violation().is_some() {
             return Ok(());
@@ -286,35 +258,6 @@ fn drive(
     }
 }
 
-fn apply(sim: &mut turmoil::Sim<'_>, fault: Fault, history: &History) {
-    let t_ms = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let others =
-        |id: ServerId| -> Vec<ServerId> { servers().into_iter().filter(|&s| s != id).collect() };
-    match fault {
-        Fault::Crash(id) => {
-            sim.crash(server_name(id));
-            history.fault(t_ms, "crash", &[id], &[]);
-            history.role(t_ms, id, "down", 0);
-        }
-        Fault::Restart(id) => {
-            sim.bounce(server_name(id));
-            history.fault(t_ms, "restart", &[id], &[]);
-        }
-        Fault::Isolate(id) => {
-            for other in others(id) {
-                sim.partition(server_name(id), server_name(other));
-            }
-            history.fault(t_ms, "partition", &[id], &others(id));
-        }
-        Fault::Heal(id) => {
-            for other in others(id) {
-                sim.repair(server_name(id), server_name(other));
-            }
-            history.fault(t_ms, "repair", &[id], &others(id));
-        }
-    }
-}
-
 /// One simulated client: checks a seat out, holds it a while, checks it in, again and
 /// again until `until`.
 struct ClientPlan {
@@ -323,6 +266,8 @@ struct ClientPlan {
     seed: u64,
     timing: Timing,
     until: Duration,
+    /// Until when the client may freeze.
+    chaos: Duration,
     history: History,
 }
 
@@ -333,7 +278,7 @@ impl ClientPlan {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         let path = servers()
             .iter()
-            .map(|&s| format!("{}:{PORT}", server_name(s)))
+            .map(|&s| format!("{}:{PORT}", host(s)))
             .collect();
         let clock = SimClock::new(EPOCH_MS);
         let config = ClientConfig::new(self.timing);
@@ -358,6 +303,18 @@ impl ClientPlan {
             match self.answer(&mut session, seq).await {
                 Some(handle) => {
                     let hold = Duration::from_millis(rng.random_range(100..5_000));
+                    let now = turmoil::sim_elapsed().unwrap_or_default();
+                    if now < self.chaos && rng.random_bool(0.05) {
+                        // Frozen (a paused process, a laptop lid closed): no heartbeats,
+                        // possibly past the lease, but thawed by the end of the chaos.
+                        let lease = self.timing.client_lease.as_millis() as u64;
+                        let left = (self.chaos - now).as_millis() as u64;
+                        let frozen =
+                            Duration::from_millis(rng.random_range(0..(lease * 2).min(left) + 1));
+                        self.history.client(&self.name, "frozen", None);
+                        tokio::time::sleep(frozen).await;
+                        self.history.client(&self.name, "thawed", None);
+                    }
                     if self.hold(&mut session, handle, hold).await {
                         let seq = session.checkin(handle);
                         self.answer(&mut session, seq).await;

@@ -173,3 +173,47 @@ fn liveness_judges_only_the_liveness_phase() {
         "{violation}"
     );
 }
+
+#[test]
+fn a_seat_is_held_until_the_lease_the_client_counts_runs_out() {
+    let request = |t: u64, client: &str, req: u64, op: &str| {
+        format!(
+            r#"{{"t_ms":{t},"kind":"request","client":"{client}","req":{req},"op":"{op}","server":1}}"#
+        )
+    };
+    let grant_reply = |t: u64, client: &str, req: u64, handle: &str| {
+        format!(
+            r#"{{"t_ms":{t},"kind":"reply","client":"{client}","req":{req},"server":1,"result":"granted","handle":"{handle}","lease_ms":100,"granted_by":1}}"#
+        )
+    };
+    let app_granted = |t: u64, client: &str, req: u64, handle: &str| {
+        format!(
+            r#"{{"t_ms":{t},"kind":"client","client":"{client}","event":"granted","req":{req},"feature":"cad","handle":"{handle}","server":1}}"#
+        )
+    };
+    let c1 = [
+        meta(1),
+        request(0, "c1", 1, "checkout"),
+        grant_reply(5, "c1", 1, "h2"),
+        app_granted(5, "c1", 1, "h2"),
+    ];
+    // c1's lease (from its send at 0, 100 ms) is over at 100: c2 may have the seat at 150.
+    let mut later = c1.to_vec();
+    later.extend([
+        request(140, "c2", 1, "checkout"),
+        grant_reply(150, "c2", 1, "h3"),
+        app_granted(150, "c2", 1, "h3"),
+    ]);
+    assert_eq!(Checkers::check(&later), None);
+    // A heartbeat sent at 50 and acknowledged keeps c1's seat until 150: overuse at 120.
+    let mut kept = c1.to_vec();
+    kept.extend([
+        request(50, "c1", 2, "heartbeat"),
+        r#"{"t_ms":55,"kind":"reply","client":"c1","req":2,"server":1,"result":"ok","lease_ms":100,"held":["h2"],"unknown":[]}"#.to_string(),
+        request(110, "c2", 1, "checkout"),
+        grant_reply(120, "c2", 1, "h3"),
+        app_granted(120, "c2", 1, "h3"),
+    ]);
+    let violation = Checkers::check(&kept).unwrap();
+    assert_eq!(violation.invariant, "1 no overuse");
+}

@@ -1,0 +1,217 @@
+//! The faults of DESIGN §6.2 between the servers, drawn swarm-style from the seed: each
+//! seed enables its own subset of fault kinds, then draws a schedule of faults from it,
+//! each healed before the next begins. The world applies them on time, records each in
+//! the history, and asserts that it took effect (a fault that did nothing is a harness
+//! bug).
+
+use std::time::Duration;
+
+use hal_core::ServerId;
+use rand::RngExt;
+use rand_chacha::ChaCha8Rng;
+
+use crate::clock::SimClock;
+use crate::history::History;
+
+/// A fault, or its end.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fault {
+    Crash(ServerId),
+    Restart(ServerId),
+    /// Cut one server off from the other two, both ways.
+    Isolate(ServerId),
+    Rejoin(ServerId),
+    /// Cut the link between two servers both ways (1↔2 alone is the asymmetric cut).
+    Cut(ServerId, ServerId),
+    Mend(ServerId, ServerId),
+    /// Drop what the first sends to the second.
+    OneWay(ServerId, ServerId),
+    MendOneWay(ServerId, ServerId),
+    /// Hold messages between two servers (delivered on release).
+    Hold(ServerId, ServerId),
+    Release(ServerId, ServerId),
+    /// A slow link: at most this latency.
+    Slow(ServerId, ServerId, Duration),
+    Fast(ServerId, ServerId),
+    /// A flapping link: turmoil fails and repairs the whole link at random.
+    Flap(ServerId, ServerId),
+    Steady(ServerId, ServerId),
+    /// A server's wall clock stepped by an offset and running at a drift (ppm).
+    Clock(ServerId, i64, i64),
+}
+
+/// The kinds a seed may enable.
+const KINDS: usize = 7;
+
+pub fn servers() -> [ServerId; 3] {
+    [ServerId::PRIMARY, ServerId::SECONDARY, ServerId::TIEBREAKER]
+}
+
+pub fn host(id: ServerId) -> String {
+    format!("server{}", id.get())
+}
+
+fn pick(rng: &mut ChaCha8Rng) -> ServerId {
+    servers()[rng.random_range(0..3)]
+}
+
+fn pair(rng: &mut ChaCha8Rng) -> (ServerId, ServerId) {
+    let a = pick(rng);
+    let others: Vec<ServerId> = servers().into_iter().filter(|&s| s != a).collect();
+    (a, others[rng.random_range(0..2)])
+}
+
+/// One fault of kind `kind` and its end.
+fn draw(rng: &mut ChaCha8Rng, kind: usize, max_skew_ms: i64) -> (Fault, Option<Fault>) {
+    match kind {
+        0 => {
+            let s = pick(rng);
+            (Fault::Crash(s), Some(Fault::Restart(s)))
+        }
+        1 => {
+            let s = pick(rng);
+            (Fault::Isolate(s), Some(Fault::Rejoin(s)))
+        }
+        2 => {
+            let (a, b) = pair(rng);
+            (Fault::Cut(a, b), Some(Fault::Mend(a, b)))
+        }
+        3 => {
+            let (a, b) = pair(rng);
+            (Fault::OneWay(a, b), Some(Fault::MendOneWay(a, b)))
+        }
+        4 => {
+            let (a, b) = pair(rng);
+            (Fault::Hold(a, b), Some(Fault::Release(a, b)))
+        }
+        5 => {
+            let (a, b) = pair(rng);
+            let latency = Duration::from_millis(rng.random_range(20..400));
+            if rng.random_bool(0.5) {
+                (Fault::Slow(a, b, latency), Some(Fault::Fast(a, b)))
+            } else {
+                (Fault::Flap(a, b), Some(Fault::Steady(a, b)))
+            }
+        }
+        _ => {
+            // Within the skew the protocol is built for.
+            let offset = rng.random_range(-max_skew_ms / 2..=max_skew_ms / 2);
+            let drift = rng.random_range(-500..=500);
+            (Fault::Clock(pick(rng), offset, drift), None)
+        }
+    }
+}
+
+/// The faults of one seed: its enabled kinds, then faults one after another during
+/// `chaos`, each healed by the end of `chaos`.
+pub fn schedule(
+    rng: &mut ChaCha8Rng,
+    chaos: Duration,
+    max_skew: Duration,
+) -> Vec<(Duration, Fault)> {
+    let enabled: Vec<usize> = loop {
+        let kinds: Vec<usize> = (0..KINDS).filter(|_| rng.random_bool(0.5)).collect();
+        if !kinds.is_empty() {
+            break kinds;
+        }
+    };
+    let max_skew_ms = i64::try_from(max_skew.as_millis()).unwrap_or(i64::MAX);
+    let mut schedule = Vec::new();
+    let mut t = Duration::from_millis(rng.random_range(1_000..4_000));
+    while t < chaos {
+        let kind = enabled[rng.random_range(0..enabled.len())];
+        let (start, end) = draw(rng, kind, max_skew_ms);
+        let lasting = Duration::from_millis(rng.random_range(300..6_000));
+        schedule.push((t, start));
+        if let Some(end) = end {
+            schedule.push(((t + lasting).min(chaos), end));
+        }
+        t += lasting + Duration::from_millis(rng.random_range(200..4_000));
+    }
+    schedule
+}
+
+/// Applies `fault` now, records it, and asserts it took effect.
+pub fn apply(sim: &mut turmoil::Sim<'_>, fault: Fault, clocks: &[SimClock; 3], history: &History) {
+    let t_ms = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let others =
+        |id: ServerId| -> Vec<ServerId> { servers().into_iter().filter(|&s| s != id).collect() };
+    match fault {
+        Fault::Crash(s) => {
+            sim.crash(host(s));
+            assert!(
+                !sim.is_host_running(host(s)),
+                "harness: {s} still runs after a crash"
+            );
+            history.fault(t_ms, "crash", &[s], &[]);
+            history.role(t_ms, s, "down", 0);
+        }
+        Fault::Restart(s) => {
+            sim.bounce(host(s));
+            assert!(
+                sim.is_host_running(host(s)),
+                "harness: {s} not running after a restart"
+            );
+            history.fault(t_ms, "restart", &[s], &[]);
+        }
+        Fault::Isolate(s) => {
+            for o in others(s) {
+                sim.partition(host(s), host(o));
+            }
+            history.fault(t_ms, "partition", &[s], &others(s));
+        }
+        Fault::Rejoin(s) => {
+            for o in others(s) {
+                sim.repair(host(s), host(o));
+            }
+            history.fault(t_ms, "repair", &[s], &others(s));
+        }
+        Fault::Cut(a, b) => {
+            sim.partition(host(a), host(b));
+            history.fault(t_ms, "partition", &[a], &[b]);
+        }
+        Fault::Mend(a, b) => {
+            sim.repair(host(a), host(b));
+            history.fault(t_ms, "repair", &[a], &[b]);
+        }
+        Fault::OneWay(a, b) => {
+            sim.partition_oneway(host(a), host(b));
+            history.fault(t_ms, "partition_oneway", &[a], &[b]);
+        }
+        Fault::MendOneWay(a, b) => {
+            sim.repair_oneway(host(a), host(b));
+            history.fault(t_ms, "repair_oneway", &[a], &[b]);
+        }
+        Fault::Hold(a, b) => {
+            sim.hold(host(a), host(b));
+            history.fault(t_ms, "hold", &[a], &[b]);
+        }
+        Fault::Release(a, b) => {
+            sim.release(host(a), host(b));
+            history.fault(t_ms, "release", &[a], &[b]);
+        }
+        Fault::Slow(a, b, latency) => {
+            sim.set_link_max_message_latency(host(a), host(b), latency);
+            history.fault(t_ms, "link", &[a], &[b]);
+        }
+        Fault::Fast(a, b) => {
+            sim.set_link_max_message_latency(host(a), host(b), Duration::from_millis(2));
+            history.fault(t_ms, "link", &[a], &[b]);
+        }
+        Fault::Flap(a, b) => {
+            sim.set_link_fail_rate(host(a), host(b), 0.02);
+            history.fault(t_ms, "link", &[a], &[b]);
+        }
+        Fault::Steady(a, b) => {
+            sim.set_link_fail_rate(host(a), host(b), 0.0);
+            sim.repair(host(a), host(b));
+            history.fault(t_ms, "link", &[a], &[b]);
+        }
+        Fault::Clock(s, offset_ms, drift_ppm) => {
+            let clock = &clocks[s.index()];
+            clock.set_offset(offset_ms);
+            clock.set_drift(drift_ppm);
+            history.fault(t_ms, "clock", &[s], &[]);
+        }
+    }
+}
