@@ -217,3 +217,25 @@ fn a_seat_is_held_until_the_lease_the_client_counts_runs_out() {
     let violation = Checkers::check(&kept).unwrap();
     assert_eq!(violation.invariant, "1 no overuse");
 }
+
+#[test]
+fn unknown_handle_for_a_seat_whose_lease_is_intact_is_caught() {
+    let lines = |unknown_at: u64| {
+        vec![
+            meta(5),
+            r#"{"t_ms":0,"kind":"request","client":"c1","req":1,"op":"checkout","server":1,"feature":"cad"}"#.to_string(),
+            r#"{"t_ms":5,"kind":"reply","client":"c1","req":1,"server":1,"result":"granted","handle":"h2","lease_ms":100,"granted_by":1}"#.to_string(),
+            r#"{"t_ms":5,"kind":"client","client":"c1","event":"granted","req":1,"feature":"cad","handle":"h2","server":1}"#.to_string(),
+            format!(r#"{{"t_ms":{unknown_at},"kind":"request","client":"c1","req":2,"op":"heartbeat","server":2}}"#),
+            format!(r#"{{"t_ms":{unknown_at},"kind":"reply","client":"c1","req":2,"server":2,"result":"unknown_handle","handle":"h2","lease_ms":100,"held":[],"unknown":["h2"]}}"#),
+        ]
+    };
+    // After the lease ran out (at 100), "unknown" is the truth.
+    assert_eq!(Checkers::check(&lines(120)), None);
+    let violation = Checkers::check(&lines(60)).unwrap();
+    assert_eq!(violation.invariant, "4 no lost seat");
+    assert_eq!(
+        violation.what,
+        "server #2 said h2 of c1 is unknown while its lease runs until 100 ms"
+    );
+}

@@ -4,7 +4,9 @@
 //! Each checker sees the records in order and says, at the first record that breaks its
 //! rule, what broke and which earlier records show it.
 
+mod leases;
 mod liveness;
+mod lost_seat;
 mod one_seat;
 mod overuse;
 mod roles;
@@ -75,6 +77,7 @@ impl Checkers {
             invariants: vec![
                 Box::new(overuse::NoOveruse::default()),
                 Box::new(roles::RoleRule),
+                Box::new(lost_seat::NoLostSeat::default()),
                 Box::new(one_seat::OneRequestOneSeat::default()),
                 Box::new(liveness::Liveness::default()),
             ],
