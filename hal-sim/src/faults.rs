@@ -9,6 +9,7 @@ use std::time::Duration;
 use hal_core::ServerId;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
+use serde_json::json;
 
 use crate::clock::SimClock;
 use crate::history::History;
@@ -192,26 +193,28 @@ pub fn apply(sim: &mut turmoil::Sim<'_>, fault: Fault, clocks: &[SimClock; 3], h
         }
         Fault::Slow(a, b, latency) => {
             sim.set_link_max_message_latency(host(a), host(b), latency);
-            history.fault(t_ms, "link", &[a], &[b]);
+            let more = json!({"state": "slow", "latency_ms": latency.as_millis() as u64});
+            history.fault_with(t_ms, "link", &[a], &[b], more);
         }
         Fault::Fast(a, b) => {
             sim.set_link_max_message_latency(host(a), host(b), Duration::from_millis(2));
-            history.fault(t_ms, "link", &[a], &[b]);
+            history.fault_with(t_ms, "link", &[a], &[b], json!({"state": "normal"}));
         }
         Fault::Flap(a, b) => {
             sim.set_link_fail_rate(host(a), host(b), 0.02);
-            history.fault(t_ms, "link", &[a], &[b]);
+            history.fault_with(t_ms, "link", &[a], &[b], json!({"state": "flapping"}));
         }
         Fault::Steady(a, b) => {
             sim.set_link_fail_rate(host(a), host(b), 0.0);
             sim.repair(host(a), host(b));
-            history.fault(t_ms, "link", &[a], &[b]);
+            history.fault_with(t_ms, "link", &[a], &[b], json!({"state": "normal"}));
         }
         Fault::Clock(s, offset_ms, drift_ppm) => {
             let clock = &clocks[s.index()];
             clock.set_offset(offset_ms);
             clock.set_drift(drift_ppm);
-            history.fault(t_ms, "clock", &[s], &[]);
+            let more = json!({"offset_ms": offset_ms, "drift_ppm": drift_ppm});
+            history.fault_with(t_ms, "clock", &[s], &[], more);
         }
     }
 }

@@ -63,7 +63,17 @@ impl History {
 
     /// A fault between server groups `a` and `b` (or of `a` alone).
     pub fn fault(&self, t_ms: u64, fault: &str, a: &[ServerId], b: &[ServerId]) {
-        self.push(json!({"t_ms": t_ms, "kind": "fault", "fault": fault, "a": ids(a), "b": ids(b)}));
+        self.fault_with(t_ms, fault, a, b, json!({}));
+    }
+
+    /// A fault with more fields (`link`: its state; `clock`: offset and drift).
+    pub fn fault_with(&self, t_ms: u64, fault: &str, a: &[ServerId], b: &[ServerId], more: Value) {
+        let mut record =
+            json!({"t_ms": t_ms, "kind": "fault", "fault": fault, "a": ids(a), "b": ids(b)});
+        for (key, value) in more.as_object().into_iter().flatten() {
+            record[key] = value.clone();
+        }
+        self.push(record);
     }
 
     /// A server's role changed (`active`, `standby` or `down`).

@@ -239,3 +239,73 @@ fn unknown_handle_for_a_seat_whose_lease_is_intact_is_caught() {
         "server #2 said h2 of c1 is unknown while its lease runs until 100 ms"
     );
 }
+
+fn meta_timing() -> String {
+    r#"{"kind":"meta","seed":0,"features":{"cad":{"count":5,"hal":true}},"lease_ms":120000,"election_timeout_ms":1000,"failover_delay_ms":500,"failback_hold_ms":10000}"#.to_string()
+}
+
+fn fault(t: u64, fault: &str, a: &[u8], b: &[u8]) -> String {
+    format!(r#"{{"t_ms":{t},"kind":"fault","fault":"{fault}","a":{a:?},"b":{b:?}}}"#)
+}
+
+#[test]
+fn a_grant_from_a_server_cut_off_from_every_peer_is_caught() {
+    let request = r#"{"t_ms":500,"kind":"request","client":"c1","req":1,"op":"checkout","server":1,"feature":"cad"}"#.to_string();
+    // Cut off before the request came: a violation.
+    let cut_first = [
+        meta_timing(),
+        fault(100, "partition", &[1], &[2, 3]),
+        request.clone(),
+        reply(600, "c1", 1, "h2", 1),
+    ];
+    assert_eq!(
+        Checkers::check(&cut_first).unwrap().invariant,
+        "3 majority rule"
+    );
+    // Cut off after the request came (the ack may have arrived before): fine.
+    let cut_later = [
+        meta_timing(),
+        request.clone(),
+        fault(550, "partition", &[1], &[2, 3]),
+        reply(600, "c1", 1, "h2", 1),
+    ];
+    assert_eq!(Checkers::check(&cut_later), None);
+    // One peer left (3 down, 2 connected): fine; 2 down and 3 cut one way: a violation.
+    let one_peer = [
+        meta_timing(),
+        fault(100, "crash", &[3], &[]),
+        request.clone(),
+        reply(600, "c1", 1, "h2", 1),
+    ];
+    assert_eq!(Checkers::check(&one_peer), None);
+    let none = [
+        meta_timing(),
+        fault(100, "crash", &[2], &[]),
+        fault(110, "partition_oneway", &[3], &[1]),
+        request,
+        reply(600, "c1", 1, "h2", 1),
+    ];
+    assert_eq!(Checkers::check(&none).unwrap().invariant, "3 majority rule");
+}
+
+#[test]
+fn a_grant_by_2_long_after_1_is_healthy_again_is_caught() {
+    // #1 crashed at 100, back at 1000: #2 may serve until 1000 + 10 s hold + 2.5 s + 1 s.
+    let base = [
+        meta_timing(),
+        fault(100, "crash", &[1], &[]),
+        fault(1000, "restart", &[1], &[]),
+    ];
+    let mut soon = base.to_vec();
+    soon.push(reply(12_000, "c1", 1, "h2", 2));
+    assert_eq!(Checkers::check(&soon), None);
+    let mut late = base.to_vec();
+    late.push(reply(20_000, "c1", 1, "h2", 2));
+    let violation = Checkers::check(&late).unwrap();
+    assert_eq!(violation.invariant, "2 role rule");
+    // Under a cut between #1 and #2, #2 may stay active.
+    let mut cut = base.to_vec();
+    cut.push(fault(1500, "partition", &[1], &[2]));
+    cut.push(reply(20_000, "c1", 1, "h2", 2));
+    assert_eq!(Checkers::check(&cut), None);
+}

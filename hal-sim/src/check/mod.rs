@@ -5,8 +5,10 @@
 //! rule, what broke and which earlier records show it.
 
 mod leases;
+mod links;
 mod liveness;
 mod lost_seat;
+mod majority;
 mod one_seat;
 mod overuse;
 mod roles;
@@ -76,7 +78,8 @@ impl Checkers {
         Checkers {
             invariants: vec![
                 Box::new(overuse::NoOveruse::default()),
-                Box::new(roles::RoleRule),
+                Box::new(roles::RoleRule::default()),
+                Box::new(majority::MajorityRule::default()),
                 Box::new(lost_seat::NoLostSeat::default()),
                 Box::new(one_seat::OneRequestOneSeat::default()),
                 Box::new(liveness::Liveness::default()),

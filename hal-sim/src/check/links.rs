@@ -1,0 +1,122 @@
+//! Who could talk to whom, from the fault records: which servers are up, which directed
+//! links are cut (partitions, one-way cuts, holds), and which links are unreliable
+//! (flapping or slow, where "connected" cannot be told from the history alone).
+//! Shared by the checkers of the role and majority rules.
+
+use serde_json::Value;
+
+/// The triad's connectivity over time, as the fault records tell it.
+#[derive(Debug)]
+pub(super) struct Links {
+    up: [bool; 3],
+    /// `cut[a][b]`: what `a` sends to `b` is lost or held.
+    cut: [[bool; 3]; 3],
+    /// `shaky[a][b]`: the link flaps or is slow.
+    shaky: [[bool; 3]; 3],
+    /// Per server, since when it has been up and connected to a live peer (None: not now).
+    connected_since: [Option<u64>; 3],
+    /// Per server, when it last stopped being up and connected.
+    disconnected_at: [Option<u64>; 3],
+    /// Per server, since when it and both peers have been up, every link between them
+    /// whole and steady (None: not now).
+    whole_since: [Option<u64>; 3],
+}
+
+impl Default for Links {
+    fn default() -> Links {
+        Links {
+            up: [true; 3],
+            cut: [[false; 3]; 3],
+            shaky: [[false; 3]; 3],
+            connected_since: [Some(0); 3],
+            disconnected_at: [None; 3],
+            whole_since: [Some(0); 3],
+        }
+    }
+}
+
+fn slots(list: &Value) -> Vec<usize> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_u64())
+        .filter(|id| (1..=3).contains(id))
+        .map(|id| id as usize - 1)
+        .collect()
+}
+
+impl Links {
+    /// Server slot `s` (0-based) is up and can exchange messages with a live peer.
+    fn connected_now(&self, s: usize) -> bool {
+        self.up[s] && (0..3).any(|p| p != s && self.up[p] && !self.cut[s][p] && !self.cut[p][s])
+    }
+
+    /// Slot `s` and both peers are up, and every link between them is whole and steady.
+    fn whole_now(&self, s: usize) -> bool {
+        (0..3).all(|p| self.up[p])
+            && (0..3).filter(|&p| p != s).all(|p| {
+                !self.cut[s][p] && !self.cut[p][s] && !self.shaky[s][p] && !self.shaky[p][s]
+            })
+    }
+
+    /// Since when slot `s` has been fully connected to both peers without a break.
+    pub fn whole_since(&self, s: usize) -> Option<u64> {
+        self.whole_since[s]
+    }
+
+    /// Whether any link of slot `s` is unreliable (then connectivity is not judged).
+    pub fn shaky(&self, s: usize) -> bool {
+        (0..3).any(|p| self.shaky[s][p] || self.shaky[p][s])
+    }
+
+    /// Whether slot `s` was up and connected at some time in `[from, to]`.
+    pub fn connected_during(&self, s: usize, from: u64) -> bool {
+        self.connected_since[s].is_some() || self.disconnected_at[s].is_some_and(|at| at >= from)
+    }
+
+    /// Follows a fault record at time `t`.
+    pub fn observe(&mut self, record: &Value) {
+        if record["kind"] != "fault" {
+            return;
+        }
+        let t = record["t_ms"].as_u64().unwrap_or(0);
+        let (a, b) = (slots(&record["a"]), slots(&record["b"]));
+        let both = |links: &mut [[bool; 3]; 3], value: bool| {
+            for &x in &a {
+                for &y in &b {
+                    links[x][y] = value;
+                    links[y][x] = value;
+                }
+            }
+        };
+        match record["fault"].as_str().unwrap_or("") {
+            "crash" => a.iter().for_each(|&s| self.up[s] = false),
+            "restart" => a.iter().for_each(|&s| self.up[s] = true),
+            "partition" | "hold" => both(&mut self.cut, true),
+            "repair" | "release" => both(&mut self.cut, false),
+            "partition_oneway" => a
+                .iter()
+                .for_each(|&x| b.iter().for_each(|&y| self.cut[x][y] = true)),
+            "repair_oneway" => a
+                .iter()
+                .for_each(|&x| b.iter().for_each(|&y| self.cut[x][y] = false)),
+            "link" => both(&mut self.shaky, record["state"] != "normal"),
+            _ => {}
+        }
+        for s in 0..3 {
+            match (self.whole_now(s), self.whole_since[s]) {
+                (true, None) => self.whole_since[s] = Some(t),
+                (false, Some(_)) => self.whole_since[s] = None,
+                _ => {}
+            }
+            match (self.connected_now(s), self.connected_since[s]) {
+                (true, None) => self.connected_since[s] = Some(t),
+                (false, Some(_)) => {
+                    self.connected_since[s] = None;
+                    self.disconnected_at[s] = Some(t);
+                }
+                _ => {}
+            }
+        }
+    }
+}
