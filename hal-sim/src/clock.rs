@@ -92,7 +92,9 @@ impl Clock for SimClock {
         let read = SimClock::read_at(&skew, true_ms());
         let rate = 1.0 + skew.drift_ppm as f64 / 1e6;
         let true_wait_ms = ((deadline.0 as f64 - read) / rate).max(0.0);
-        // Rounded up, so the node wakes at or just after its deadline, never before.
-        Duration::from_micros((true_wait_ms * 1000.0).ceil() as u64)
+        // Whole milliseconds, rounded up: the node wakes at or just after its deadline,
+        // never before, and on turmoil's 1 ms tick (a fraction of a millisecond would
+        // let the rounding of tokio's timer depend on real time).
+        Duration::from_millis(true_wait_ms.ceil() as u64)
     }
 }

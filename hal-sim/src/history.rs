@@ -174,10 +174,21 @@ impl History {
     /// The client's application was told "granted" for request `req` (an addition to
     /// DESIGN §6.4: a reply on the wire may come after the client stopped waiting, so
     /// the seats a client holds are counted from this record).
-    pub fn granted(&self, client: &str, req: u64, feature: &str, handle: String, server: ServerId) {
-        self.push(
-            json!({"t_ms": now_ms(), "kind": "client", "client": client, "event": "granted",
-            "req": req, "feature": feature, "handle": handle, "server": server.get()}),
-        );
+    pub fn granted(
+        &self,
+        client: &str,
+        req: u64,
+        feature: &str,
+        handle: String,
+        server: ServerId,
+        borrow_end_ms: Option<u64>,
+    ) {
+        let mut record = json!({"t_ms": now_ms(), "kind": "client", "client": client,
+            "event": "granted", "req": req, "feature": feature, "handle": handle,
+            "server": server.get()});
+        if let Some(end) = borrow_end_ms {
+            record["borrow_end_ms"] = json!(end);
+        }
+        self.push(record);
     }
 }

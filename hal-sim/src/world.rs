@@ -274,23 +274,15 @@ struct ClientPlan {
 type SimSession = Session<SimTransport, SimClock>;
 
 impl ClientPlan {
-    async fn run(self) {
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+    /// A session as client `id`, its traffic recorded in the history.
+    fn session(&self, id: ClientId) -> SimSession {
         let path = servers()
             .iter()
             .map(|&s| format!("{}:{PORT}", host(s)))
             .collect();
         let clock = SimClock::new(EPOCH_MS);
         let config = ClientConfig::new(self.timing);
-        let mut session = Session::new(
-            SimTransport,
-            clock,
-            path,
-            self.id,
-            &self.name,
-            "sim",
-            config,
-        );
+        let mut session = Session::new(SimTransport, clock, path, id, &self.name, "sim", config);
         let (history, name) = (self.history.clone(), self.name.clone());
         session.tap(Box::new(move |tapped| match tapped {
             Tapped::Sent { endpoint, request } => {
@@ -298,35 +290,64 @@ impl ClientPlan {
             }
             Tapped::Received { reply, .. } => history.reply(&name, reply),
         }));
+        session
+    }
+
+    async fn run(mut self) {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        let mut session = self.session(self.id);
+        let base = self.name.clone();
+        let mut restarts = 0;
         while turmoil::sim_elapsed().unwrap_or_default() < self.until {
-            let seq = session.checkout(FEATURE);
-            match self.answer(&mut session, seq).await {
-                Some(handle) => {
-                    let hold = Duration::from_millis(rng.random_range(100..5_000));
-                    let now = turmoil::sim_elapsed().unwrap_or_default();
-                    if now < self.chaos && rng.random_bool(0.05) {
-                        // Frozen (a paused process, a laptop lid closed): no heartbeats,
-                        // possibly past the lease, but thawed by the end of the chaos.
-                        let lease = self.timing.client_lease.as_millis() as u64;
-                        let left = (self.chaos - now).as_millis() as u64;
-                        let frozen =
-                            Duration::from_millis(rng.random_range(0..(lease * 2).min(left) + 1));
-                        self.history.client(&self.name, "frozen", None);
-                        tokio::time::sleep(frozen).await;
-                        self.history.client(&self.name, "thawed", None);
-                    }
-                    if self.hold(&mut session, handle, hold).await {
-                        let seq = session.checkin(handle);
-                        self.answer(&mut session, seq).await;
-                    }
-                }
-                None => {
-                    let pause = Duration::from_millis(rng.random_range(50..500));
-                    tokio::time::sleep(pause).await;
-                }
+            let borrow = rng.random_bool(0.1);
+            let seq = if borrow {
+                session.borrow(FEATURE, 1)
+            } else {
+                session.checkout(FEATURE)
+            };
+            let Some(handle) = self.answer(&mut session, seq).await else {
+                let pause = Duration::from_millis(rng.random_range(50..500));
+                tokio::time::sleep(pause).await;
+                continue;
+            };
+            let now = turmoil::sim_elapsed().unwrap_or_default();
+            if now < self.chaos && rng.random_bool(0.03) {
+                // The client process dies holding the seat; a new one (another client,
+                // with its own name in the history) starts later.
+                self.history
+                    .client(&self.name, "crashed", Some(handle.to_string()));
+                drop(session);
+                tokio::time::sleep(Duration::from_millis(rng.random_range(100..2_000))).await;
+                restarts += 1;
+                self.name = format!("{base}.{restarts}");
+                session = self.session(ClientId(rng.random()));
+                continue;
+            }
+            if now < self.chaos && rng.random_bool(0.05) {
+                self.freeze(&mut rng, now).await;
+            }
+            let hold = Duration::from_millis(rng.random_range(100..5_000));
+            if self.hold(&mut session, handle, hold).await {
+                let seq = if borrow {
+                    session.return_borrow(handle)
+                } else {
+                    session.checkin(handle)
+                };
+                self.answer(&mut session, seq).await;
             }
         }
         self.history.client(&self.name, "stopped", None);
+    }
+
+    /// Frozen (a paused process, a laptop lid closed): no heartbeats, possibly past the
+    /// lease, but thawed by the end of the chaos.
+    async fn freeze(&self, rng: &mut ChaCha8Rng, now: Duration) {
+        let lease = self.timing.client_lease.as_millis() as u64;
+        let left = (self.chaos - now).as_millis() as u64;
+        let frozen = Duration::from_millis(rng.random_range(0..(lease * 2).min(left) + 1));
+        self.history.client(&self.name, "frozen", None);
+        tokio::time::sleep(frozen).await;
+        self.history.client(&self.name, "thawed", None);
     }
 
     /// Waits for the answer to `seq`: the handle of a grant, or `None`.
@@ -337,10 +358,13 @@ impl ClientPlan {
                     seq: s,
                     handle,
                     server,
+                    borrow_end,
                     ..
                 } if s == seq => {
+                    let end = borrow_end.map(|e| e.0);
+                    let handle_name = handle.to_string();
                     self.history
-                        .granted(&self.name, seq.0, FEATURE, handle.to_string(), server);
+                        .granted(&self.name, seq.0, FEATURE, handle_name, server, end);
                     return Some(handle);
                 }
                 ClientEvent::Released { seq: s, .. } if s == seq => return None,

@@ -1,5 +1,6 @@
 //! The seats each client holds and until when, as the client library counts them: from
-//! the application's "granted" until the checkin is sent or the lease runs out, the lease
+//! the application's "granted" until the checkin (or return) is sent, the borrow ends, or
+//! the lease runs out, the lease
 //! running from the first send (to the server that answered) of the request or heartbeat
 //! that the server acknowledged, for the `lease_ms` it gave. Shared by the checkers that
 //! need "does this client hold this seat now?".
