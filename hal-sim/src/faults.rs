@@ -132,14 +132,75 @@ pub fn schedule(
     schedule
 }
 
+/// What the faults did to each directed link between servers, as turmoil holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Way {
+    #[default]
+    Open,
+    Cut,
+    Held,
+}
+
+/// The state of every directed server link, kept beside turmoil's so that a crash can
+/// silence a dying server and then put its links back as they were.
+#[derive(Debug, Default)]
+pub struct Book {
+    ways: [[Way; 3]; 3],
+}
+
+impl Book {
+    fn set(&mut self, a: ServerId, b: ServerId, way: Way) {
+        self.ways[a.index()][b.index()] = way;
+    }
+
+    fn both(&mut self, a: ServerId, b: ServerId, way: Way) {
+        self.set(a, b, way);
+        self.set(b, a, way);
+    }
+}
+
+/// The simulated machine every client runs on.
+pub const CLIENTS_HOST: &str = "clients";
+
+/// Crashes server `s` so that nothing it sends while dying gets out. (Tokio drops a
+/// dying runtime's tasks in an order that depends on task ids, a process-wide counter:
+/// the closing messages of their sockets would reach the peers in an order that depends
+/// on what other threads do. A crash modelled as a power cut sends nothing, and stays
+/// deterministic.)
+fn crash_silently(sim: &mut turmoil::Sim<'_>, s: ServerId, book: &Book) {
+    let peers: Vec<ServerId> = servers().into_iter().filter(|&p| p != s).collect();
+    for &p in &peers {
+        sim.partition_oneway(host(s), host(p));
+    }
+    sim.partition_oneway(host(s), CLIENTS_HOST);
+    sim.crash(host(s));
+    sim.repair_oneway(host(s), CLIENTS_HOST);
+    for &p in &peers {
+        match book.ways[s.index()][p.index()] {
+            Way::Open => sim.repair_oneway(host(s), host(p)),
+            Way::Cut => {}
+            Way::Held => {
+                sim.repair_oneway(host(s), host(p));
+                sim.hold(host(s), host(p));
+            }
+        }
+    }
+}
+
 /// Applies `fault` now, records it, and asserts it took effect.
-pub fn apply(sim: &mut turmoil::Sim<'_>, fault: Fault, clocks: &[SimClock; 3], history: &History) {
+pub fn apply(
+    sim: &mut turmoil::Sim<'_>,
+    fault: Fault,
+    clocks: &[SimClock; 3],
+    book: &mut Book,
+    history: &History,
+) {
     let t_ms = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
     let others =
         |id: ServerId| -> Vec<ServerId> { servers().into_iter().filter(|&s| s != id).collect() };
     match fault {
         Fault::Crash(s) => {
-            sim.crash(host(s));
+            crash_silently(sim, s, book);
             assert!(
                 !sim.is_host_running(host(s)),
                 "harness: {s} still runs after a crash"
@@ -158,37 +219,45 @@ pub fn apply(sim: &mut turmoil::Sim<'_>, fault: Fault, clocks: &[SimClock; 3], h
         Fault::Isolate(s) => {
             for o in others(s) {
                 sim.partition(host(s), host(o));
+                book.both(s, o, Way::Cut);
             }
             history.fault(t_ms, "partition", &[s], &others(s));
         }
         Fault::Rejoin(s) => {
             for o in others(s) {
                 sim.repair(host(s), host(o));
+                book.both(s, o, Way::Open);
             }
             history.fault(t_ms, "repair", &[s], &others(s));
         }
         Fault::Cut(a, b) => {
             sim.partition(host(a), host(b));
+            book.both(a, b, Way::Cut);
             history.fault(t_ms, "partition", &[a], &[b]);
         }
         Fault::Mend(a, b) => {
             sim.repair(host(a), host(b));
+            book.both(a, b, Way::Open);
             history.fault(t_ms, "repair", &[a], &[b]);
         }
         Fault::OneWay(a, b) => {
             sim.partition_oneway(host(a), host(b));
+            book.set(a, b, Way::Cut);
             history.fault(t_ms, "partition_oneway", &[a], &[b]);
         }
         Fault::MendOneWay(a, b) => {
             sim.repair_oneway(host(a), host(b));
+            book.set(a, b, Way::Open);
             history.fault(t_ms, "repair_oneway", &[a], &[b]);
         }
         Fault::Hold(a, b) => {
             sim.hold(host(a), host(b));
+            book.both(a, b, Way::Held);
             history.fault(t_ms, "hold", &[a], &[b]);
         }
         Fault::Release(a, b) => {
             sim.release(host(a), host(b));
+            book.both(a, b, Way::Open);
             history.fault(t_ms, "release", &[a], &[b]);
         }
         Fault::Slow(a, b, latency) => {
@@ -207,6 +276,7 @@ pub fn apply(sim: &mut turmoil::Sim<'_>, fault: Fault, clocks: &[SimClock; 3], h
         Fault::Steady(a, b) => {
             sim.set_link_fail_rate(host(a), host(b), 0.0);
             sim.repair(host(a), host(b));
+            book.both(a, b, Way::Open);
             history.fault_with(t_ms, "link", &[a], &[b], json!({"state": "normal"}));
         }
         Fault::Clock(s, offset_ms, drift_ppm) => {

@@ -214,7 +214,7 @@ pub fn run(config: &WorldConfig) -> Result<Run, String> {
             history: history.clone(),
         })
         .collect();
-    sim.client("clients", async move {
+    sim.client(faults::CLIENTS_HOST, async move {
         let tasks: Vec<_> = plans
             .into_iter()
             .map(|plan| tokio::spawn(plan.run()))
@@ -243,9 +243,10 @@ fn drive(
     history: &History,
 ) -> Result<(), String> {
     let mut faults = schedule.into_iter().peekable();
+    let mut book = faults::Book::default();
     loop {
         while let Some((_, fault)) = faults.next_if(|(t, _)| *t <= sim.elapsed()) {
-            faults::apply(sim, fault, clocks, history);
+            faults::apply(sim, fault, clocks, &mut book, history);
         }
         if history.violation().is_some() {
             return Ok(());
