@@ -35,7 +35,7 @@ impl History {
         self.checkers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .observe(&line);
+            .observe_record(&value, &line);
         self.lines
             .lock()
             .unwrap_or_else(|e| e.into_inner())

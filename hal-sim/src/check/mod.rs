@@ -90,14 +90,18 @@ impl Checkers {
 
     /// Feeds one record (a JSON line); keeps the first violation.
     pub fn observe(&mut self, line: &str) {
+        if let Ok(record) = serde_json::from_str::<Value>(line) {
+            self.observe_record(&record, line);
+        }
+    }
+
+    /// Feeds one record already parsed (`line` is its JSON text, for evidence).
+    pub fn observe_record(&mut self, record: &Value, line: &str) {
         if self.violation.is_some() {
             return;
         }
-        let Ok(record) = serde_json::from_str::<Value>(line) else {
-            return;
-        };
         for invariant in &mut self.invariants {
-            if let Err((what, evidence)) = invariant.observe(&record, line) {
+            if let Err((what, evidence)) = invariant.observe(record, line) {
                 self.violation = Some(Violation {
                     invariant: invariant.name(),
                     t_ms: record["t_ms"].as_u64().unwrap_or(0),
