@@ -75,3 +75,11 @@ pub async fn sleep_for(duration: Option<Duration>) {
         None => std::future::pending().await,
     }
 }
+
+/// Sleeps until `deadline` on tokio's timer, or forever without one.
+pub async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}

@@ -12,7 +12,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use std::net::SocketAddr;
+
 use hal_core::license::sign_text;
+use hal_core::{HostId, ServerId};
+use hal_net::addr::ServerAddr;
+use hal_net::config::ConfigFile;
 use hal_net::keys;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -81,27 +86,30 @@ fn write_license(dir: &Path) -> Result<PathBuf> {
 
 /// Writes `server1.toml`..`server3.toml`.
 fn write_configs(dir: &Path, ports: &[u16]) -> Result<Vec<PathBuf>> {
-    let triad: Vec<String> = ports.iter().map(|p| format!("\"{p}@127.0.0.1\"")).collect();
+    let addrs = ports
+        .iter()
+        .map(|p| ServerAddr::parse(&format!("{p}@127.0.0.1")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let triad: [ServerAddr; 3] = addrs
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("a triad has three ports"))?;
     let mut paths = Vec::new();
-    for (i, port) in ports.iter().enumerate() {
-        let id = i + 1;
-        let text = format!(
-            "# Server #{id} of the dev-cluster triad (written by hal-net dev-cluster).\n\
-             id = {id}\n\
-             listen = \"127.0.0.1:{port}\"\n\
-             triad = [{}]\n\
-             data_dir = \"data{id}\"\n\
-             license = \"demo.lic\"\n\
-             vendor_key = \"{}\"\n\
-             hostid = \"dev-server{id}\"\n\
-             \n\
-             [timing]\n\
-             profile = \"lan\"\n",
-            triad.join(", "),
-            keys::PUBLIC_KEY_FILE,
+    for (i, &port) in ports.iter().enumerate() {
+        let id = ServerId::new(u8::try_from(i + 1)?).context("a triad has three servers")?;
+        let data_dir = PathBuf::from(format!("data{}", id.get()));
+        let mut file = ConfigFile::triad_member(
+            triad.clone(),
+            id,
+            &data_dir,
+            Path::new("demo.lic"),
+            Path::new(keys::PUBLIC_KEY_FILE),
         );
-        let path = dir.join(format!("server{id}.toml"));
-        fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        file.listen = Some(SocketAddr::from(([127, 0, 0, 1], port)));
+        let hostid = format!("dev-server{}", id.get());
+        file.hostid = Some(HostId::parse(&hostid).map_err(anyhow::Error::msg)?);
+        let path = dir.join(format!("server{}.toml", id.get()));
+        fs::write(&path, file.render())
+            .with_context(|| format!("cannot write {}", path.display()))?;
         paths.push(path);
     }
     Ok(paths)

@@ -13,7 +13,7 @@ use tokio::time::{Instant, timeout};
 use tokio_util::codec::Framed;
 use tracing::debug;
 
-use crate::clock::{Clock, sleep_for};
+use crate::clock::{Clock, sleep_for, sleep_until};
 use crate::transport::Transport;
 use crate::wire::{FRAME_BYTES_MAX_PEER, Hello, Message, WireCodec};
 
@@ -327,14 +327,6 @@ where
                 return Some(format!("stalled: no reply for {} ms", reply_timeout.as_millis()));
             }
         }
-    }
-}
-
-/// Sleeps until `deadline`, or forever without one.
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -121,7 +121,7 @@ impl<'a> View<'a> {
             .map(|(i, probe)| match &probe.report {
                 Ok(r) => json!({
                     "id": r.server.get(), "address": probe.addr, "up": true,
-                    "role": role_name(r.role), "term": r.term,
+                    "role": r.role.name(), "term": r.term,
                     "leader": r.leader.map(|l| l.get()),
                     "last_index": r.last_index, "commit_index": r.commit_index,
                     "log_lag": self.newest_index.saturating_sub(r.last_index),
@@ -170,7 +170,7 @@ impl<'a> View<'a> {
                     "  #{} {:<24} up    {:<8} term {:<4} log lag {}{}\n",
                     r.server.get(),
                     probe.addr,
-                    role_name(r.role),
+                    r.role.name(),
                     r.term,
                     self.newest_index.saturating_sub(r.last_index),
                     refusals(r)
@@ -221,13 +221,6 @@ fn refusals(report: &StatusReport) -> String {
                 .map(|why| format!("\n      link to {} refused: {why}", p.id))
         })
         .collect()
-}
-
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Active => "active",
-        Role::Standby => "standby",
-    }
 }
 
 /// A wall-clock time in ms as RFC 3339 UTC (`2026-11-28T10:00:00Z`).

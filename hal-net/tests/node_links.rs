@@ -77,6 +77,52 @@ fn big_append(bytes: usize) -> Message {
     })
 }
 
+/// Starts a node (`core` with `peers`) on a free port of 127.0.0.1; returns its address.
+async fn start_node(
+    core: Config,
+    peers: BTreeMap<ServerId, String>,
+    client_connections_max: usize,
+) -> String {
+    let config = NodeConfig {
+        links: LinkTiming::for_timing(&core.timing),
+        core,
+        listen: "127.0.0.1:0".into(),
+        peers,
+        identity: identity(),
+        client_connections_max,
+    };
+    let clock = SystemClock::new();
+    let node = Node::bind(config, Catalog::default(), TcpTransport, NoStorage, clock)
+        .await
+        .unwrap();
+    let addr = node.local_addr();
+    tokio::spawn(node.run(std::future::pending()));
+    addr
+}
+
+/// A fake server that welcomes every connection as server `as_server` and then stays
+/// silent (no replies, no pongs, no error). Returns its address and a count of the
+/// connections it took.
+async fn silent_server(as_server: ServerId) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        let mut open = Vec::new();
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            counted.fetch_add(1, Ordering::SeqCst);
+            let mut link = Framed::new(stream, WireCodec::new(FRAME_BYTES_MAX_PEER));
+            let _hello = link.next().await;
+            let welcome = Message::Welcome { server: as_server };
+            link.send(welcome).await.unwrap();
+            open.push(link); // kept open, silent
+        }
+    });
+    (addr, connections)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_frame_on_a_slow_link_does_not_count_as_a_stall() {
     let timing = Timing::lan();
@@ -85,25 +131,7 @@ async fn a_large_frame_on_a_slow_link_does_not_count_as_a_stall() {
     // Unreachable peers: #1 dials them in vain; only its incoming link matters here.
     peers.insert(ServerId::SECONDARY, "127.0.0.1:9".to_string());
     peers.insert(ServerId::TIEBREAKER, "127.0.0.1:9".to_string());
-    let config = NodeConfig {
-        core: Config::triad(ServerId::PRIMARY, timing),
-        listen: "127.0.0.1:0".into(),
-        peers,
-        identity: identity(),
-        client_connections_max: 8,
-        links,
-    };
-    let node = Node::bind(
-        config,
-        Catalog::default(),
-        TcpTransport,
-        NoStorage,
-        SystemClock::new(),
-    )
-    .await
-    .unwrap();
-    let addr = node.local_addr();
-    tokio::spawn(node.run(std::future::pending()));
+    let addr = start_node(Config::triad(ServerId::PRIMARY, timing), peers, 8).await;
 
     let stream = TcpStream::connect(&addr).await.unwrap();
     let mut link = Framed::new(stream, WireCodec::new(FRAME_BYTES_MAX_PEER));
@@ -160,25 +188,7 @@ async fn a_large_frame_on_a_slow_link_does_not_count_as_a_stall() {
 #[tokio::test]
 async fn a_silent_client_connection_is_replaced() {
     // A "server" that welcomes every connection and then never answers.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let connections = Arc::new(AtomicUsize::new(0));
-    let counted = connections.clone();
-    tokio::spawn(async move {
-        let mut open = Vec::new();
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            counted.fetch_add(1, Ordering::SeqCst);
-            let mut link = Framed::new(stream, WireCodec::new(FRAME_BYTES_MAX_PEER));
-            let _hello = link.next().await;
-            link.send(Message::Welcome {
-                server: ServerId::PRIMARY,
-            })
-            .await
-            .unwrap();
-            open.push(link); // kept open, silent
-        }
-    });
+    let (addr, connections) = silent_server(ServerId::PRIMARY).await;
     let timing = Timing::lan();
     let config = ClientConfig::new(timing);
     let mut session = Session::new(
@@ -217,25 +227,7 @@ async fn a_silent_client_connection_is_replaced() {
 #[tokio::test]
 async fn client_connections_are_bounded_and_a_full_server_says_so() {
     let timing = Timing::lan();
-    let config = NodeConfig {
-        core: Config::single(timing),
-        listen: "127.0.0.1:0".into(),
-        peers: BTreeMap::new(),
-        identity: identity(),
-        client_connections_max: 2,
-        links: LinkTiming::for_timing(&timing),
-    };
-    let node = Node::bind(
-        config,
-        Catalog::default(),
-        TcpTransport,
-        NoStorage,
-        SystemClock::new(),
-    )
-    .await
-    .unwrap();
-    let addr = node.local_addr();
-    tokio::spawn(node.run(std::future::pending()));
+    let addr = start_node(Config::single(timing), BTreeMap::new(), 2).await;
     let hello = |addr: String| async move {
         let stream = TcpStream::connect(&addr).await.unwrap();
         let mut link = Framed::new(stream, WireCodec::new(FRAME_BYTES_MAX_PEER));
@@ -285,48 +277,12 @@ async fn client_connections_are_bounded_and_a_full_server_says_so() {
 #[tokio::test]
 async fn a_peer_link_that_goes_silent_is_reopened() {
     // A fake #2 that welcomes #1's link and then never answers a ping.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let fake = listener.local_addr().unwrap().to_string();
-    let connections = Arc::new(AtomicUsize::new(0));
-    let counted = connections.clone();
-    tokio::spawn(async move {
-        let mut open = Vec::new();
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            counted.fetch_add(1, Ordering::SeqCst);
-            let mut link = Framed::new(stream, WireCodec::new(FRAME_BYTES_MAX_PEER));
-            let _hello = link.next().await;
-            link.send(Message::Welcome {
-                server: ServerId::SECONDARY,
-            })
-            .await
-            .unwrap();
-            open.push(link); // kept open, silent: no pongs, no error
-        }
-    });
+    let (fake, connections) = silent_server(ServerId::SECONDARY).await;
     let timing = Timing::lan();
-    let links = LinkTiming::for_timing(&timing);
     let mut peers = BTreeMap::new();
     peers.insert(ServerId::SECONDARY, fake);
     peers.insert(ServerId::TIEBREAKER, "127.0.0.1:9".to_string());
-    let config = NodeConfig {
-        core: Config::triad(ServerId::PRIMARY, timing),
-        listen: "127.0.0.1:0".into(),
-        peers,
-        identity: identity(),
-        client_connections_max: 8,
-        links,
-    };
-    let node = Node::bind(
-        config,
-        Catalog::default(),
-        TcpTransport,
-        NoStorage,
-        SystemClock::new(),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(node.run(std::future::pending()));
+    start_node(Config::triad(ServerId::PRIMARY, timing), peers, 8).await;
     // Each silent link lasts `stall_after` (0.5 s), then a short backoff: in 3 s, several.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let opened = connections.load(Ordering::SeqCst);

@@ -186,9 +186,7 @@ fn history(args: &HistoryArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut text = outcome.history.join("\n");
-    text.push('\n');
-    if let Err(error) = std::fs::write(&args.out, text) {
+    if let Err(error) = write_history(&args.out, &outcome.history) {
         eprintln!("error: cannot write {}: {error}", args.out.display());
         return ExitCode::FAILURE;
     }
@@ -216,7 +214,10 @@ fn sweep(args: &SweepArgs) -> ExitCode {
         let violated = !matches!(outcome, Ok(run) if run.violation.is_none());
         progress.report(seed, violated);
         if let (Some(dir), Ok(run)) = (&args.history_dir, outcome) {
-            write_history(&dir.join(format!("seed-{seed}.jsonl")), &run.history);
+            let path = dir.join(format!("seed-{seed}.jsonl"));
+            if let Err(error) = write_history(&path, &run.history) {
+                eprintln!("warning: cannot write {}: {error}", path.display());
+            }
         }
     };
     let verdicts = hal_sim::sweep::sweep(
@@ -250,12 +251,11 @@ fn sweep(args: &SweepArgs) -> ExitCode {
     }
 }
 
-fn write_history(path: &std::path::Path, history: &[String]) {
+/// Writes a history as JSON Lines.
+fn write_history(path: &std::path::Path, history: &[String]) -> std::io::Result<()> {
     let mut text = history.join("\n");
     text.push('\n');
-    if let Err(error) = std::fs::write(path, text) {
-        eprintln!("warning: cannot write {}: {error}", path.display());
-    }
+    std::fs::write(path, text)
 }
 
 /// A progress bar on a terminal, plain lines otherwise.

@@ -14,7 +14,7 @@ use hal_core::ServerId;
 use hal_core::catalog::{Catalog, FeatureRules};
 use hal_core::client::{ClientConfig, ClientEvent, Endpoint};
 use hal_core::protocol::{ClientId, Handle, RequestSeq};
-use hal_core::server::{Config, Role};
+use hal_core::server::Config;
 use hal_core::timing::Timing;
 use hal_net::node::{EventHook, LinkTiming, Node, NodeConfig};
 use hal_net::session::{Session, Tapped};
@@ -129,11 +129,7 @@ fn catalog(count: u32) -> Catalog {
 fn role_hook(id: ServerId, history: History) -> EventHook {
     EventHook(Arc::new(move |event: &ServerEvent| {
         if let ServerEvent::RoleChanged { role, term } = event {
-            let role = match role {
-                Role::Active => "active",
-                Role::Standby => "standby",
-            };
-            history.role(now_ms(), id, role, term.0);
+            history.role(now_ms(), id, role.name(), term.0);
         }
     }))
 }

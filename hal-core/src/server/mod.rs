@@ -149,6 +149,16 @@ pub enum Role {
     Standby,
 }
 
+impl Role {
+    /// The name used in status output and histories (`active`, `standby`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Active => "active",
+            Role::Standby => "standby",
+        }
+    }
+}
+
 /// Something an operator or the simulator wants to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::{ConnId, EventHook, Inbound, NodeError, status};
-use crate::clock::{Clock, sleep_for};
+use crate::clock::{Clock, sleep_for, sleep_until};
 use crate::storage::StorageError;
 use crate::wire::{Message, PeerStatus};
 
@@ -357,13 +357,5 @@ impl<C: Clock> Core<C> {
             }
             other => debug!(?other, "server event"),
         }
-    }
-}
-
-/// Sleeps until `deadline` on tokio's timer, or forever without one.
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
     }
 }
