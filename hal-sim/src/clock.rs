@@ -64,9 +64,11 @@ impl SimClock {
         self.lock().offset_ms = offset_ms;
     }
 
-    /// Makes the clock run fast (positive) or slow by `drift_ppm`, from now on.
-    pub fn set_drift(&self, drift_ppm: i64) {
-        let t = true_ms();
+    /// Makes the clock run fast (positive) or slow by `drift_ppm` from true time `now`
+    /// on (the harness sets it between steps, outside any host, where turmoil tells no
+    /// time).
+    pub fn set_drift(&self, drift_ppm: i64, now: Duration) {
+        let t = now.as_secs_f64() * 1000.0;
         let mut skew = self.lock();
         let read = SimClock::read_at(&skew, t);
         skew.anchor_true_ms = t;

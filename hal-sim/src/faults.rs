@@ -1,8 +1,8 @@
 //! The faults of DESIGN §6.2 between the servers, drawn swarm-style from the seed: each
 //! seed enables its own subset of fault kinds, then draws a schedule of faults from it,
-//! each healed before the next begins. The world applies them on time, records each in
-//! the history, and asserts that it took effect (a fault that did nothing is a harness
-//! bug).
+//! each healed before the next begins. The world applies them on time and records each
+//! in the history; [`crate::effects`] proves each took effect (a fault that did nothing
+//! is a harness bug).
 
 use std::time::Duration;
 
@@ -34,8 +34,11 @@ pub enum Fault {
     /// A slow link: at most this latency.
     Slow(ServerId, ServerId, Duration),
     Fast(ServerId, ServerId),
-    /// A flapping link: turmoil fails and repairs the whole link at random.
+    /// A flapping link: from `Flap` to `Steady`, the link goes down (`FlapDown`, a cut
+    /// both ways) and up (`FlapUp`) again and again.
     Flap(ServerId, ServerId),
+    FlapDown(ServerId, ServerId),
+    FlapUp(ServerId, ServerId),
     Steady(ServerId, ServerId),
     /// A server's wall clock stepped by an offset and running at a drift (ppm).
     Clock(ServerId, i64, i64),
@@ -62,45 +65,92 @@ fn pair(rng: &mut ChaCha8Rng) -> (ServerId, ServerId) {
     (a, others[rng.random_range(0..2)])
 }
 
-/// One fault of kind `kind` and its end.
-fn draw(rng: &mut ChaCha8Rng, kind: usize, max_skew_ms: i64) -> (Fault, Option<Fault>) {
-    match kind {
+/// The shortest fault: long enough for a few probes to cross (or not) every link it
+/// touches.
+const FAULT_MIN: Duration = Duration::from_millis(300);
+/// The shortest phase of a flapping link.
+const FLAP_MIN_MS: u64 = 100;
+
+/// One fault of kind `kind`, lasting `lasting`: its steps, at offsets from its start.
+fn draw(
+    rng: &mut ChaCha8Rng,
+    kind: usize,
+    lasting: Duration,
+    max_skew_ms: i64,
+) -> Vec<(Duration, Fault)> {
+    let (start, end) = match kind {
         0 => {
             let s = pick(rng);
-            (Fault::Crash(s), Some(Fault::Restart(s)))
+            (Fault::Crash(s), Fault::Restart(s))
         }
         1 => {
             let s = pick(rng);
-            (Fault::Isolate(s), Some(Fault::Rejoin(s)))
+            (Fault::Isolate(s), Fault::Rejoin(s))
         }
         2 => {
             let (a, b) = pair(rng);
-            (Fault::Cut(a, b), Some(Fault::Mend(a, b)))
+            (Fault::Cut(a, b), Fault::Mend(a, b))
         }
         3 => {
             let (a, b) = pair(rng);
-            (Fault::OneWay(a, b), Some(Fault::MendOneWay(a, b)))
+            (Fault::OneWay(a, b), Fault::MendOneWay(a, b))
         }
         4 => {
             let (a, b) = pair(rng);
-            (Fault::Hold(a, b), Some(Fault::Release(a, b)))
+            (Fault::Hold(a, b), Fault::Release(a, b))
         }
         5 => {
             let (a, b) = pair(rng);
-            let latency = Duration::from_millis(rng.random_range(20..400));
             if rng.random_bool(0.5) {
-                (Fault::Slow(a, b, latency), Some(Fault::Fast(a, b)))
+                let latency = Duration::from_millis(rng.random_range(20..400));
+                (Fault::Slow(a, b, latency), Fault::Fast(a, b))
             } else {
-                (Fault::Flap(a, b), Some(Fault::Steady(a, b)))
+                return flapping(rng, a, b, lasting);
             }
         }
         _ => {
             // Within the skew the protocol is built for.
             let offset = rng.random_range(-max_skew_ms / 2..=max_skew_ms / 2);
             let drift = rng.random_range(-500..=500);
-            (Fault::Clock(pick(rng), offset, drift), None)
+            return vec![(Duration::ZERO, Fault::Clock(pick(rng), offset, drift))];
         }
+    };
+    vec![(Duration::ZERO, start), (lasting, end)]
+}
+
+/// A link between `a` and `b` going down and up at random for `lasting`, each phase at
+/// least [`FLAP_MIN_MS`].
+fn flapping(
+    rng: &mut ChaCha8Rng,
+    a: ServerId,
+    b: ServerId,
+    lasting: Duration,
+) -> Vec<(Duration, Fault)> {
+    let mut steps = vec![(Duration::ZERO, Fault::Flap(a, b))];
+    let (mut t, mut down) = (Duration::ZERO, false);
+    let min = Duration::from_millis(FLAP_MIN_MS);
+    while t < lasting {
+        steps.push((
+            t,
+            if down {
+                Fault::FlapUp(a, b)
+            } else {
+                Fault::FlapDown(a, b)
+            },
+        ));
+        down = !down;
+        let mut phase = Duration::from_millis(rng.random_range(FLAP_MIN_MS..800)).min(lasting - t);
+        if lasting - t - phase < min {
+            // No sliver of a phase at the end: this one lasts to the end.
+            phase = lasting - t;
+        }
+        t += phase;
     }
+    if down {
+        steps.push((lasting, Fault::FlapUp(a, b)));
+    }
+    steps.push((lasting, Fault::Steady(a, b)));
+    steps
 }
 
 /// The faults of one seed: its enabled kinds, then faults one after another during
@@ -119,13 +169,11 @@ pub fn schedule(
     let max_skew_ms = i64::try_from(max_skew.as_millis()).unwrap_or(i64::MAX);
     let mut schedule = Vec::new();
     let mut t = Duration::from_millis(rng.random_range(1_000..4_000));
-    while t < chaos {
+    while t + FAULT_MIN <= chaos {
         let kind = enabled[rng.random_range(0..enabled.len())];
-        let (start, end) = draw(rng, kind, max_skew_ms);
-        let lasting = Duration::from_millis(rng.random_range(300..6_000));
-        schedule.push((t, start));
-        if let Some(end) = end {
-            schedule.push(((t + lasting).min(chaos), end));
+        let lasting = Duration::from_millis(rng.random_range(300..6_000)).min(chaos - t);
+        for (offset, fault) in draw(rng, kind, lasting, max_skew_ms) {
+            schedule.push((t + offset, fault));
         }
         t += lasting + Duration::from_millis(rng.random_range(200..4_000));
     }
@@ -187,33 +235,48 @@ fn crash_silently(sim: &mut turmoil::Sim<'_>, s: ServerId, book: &Book) {
     }
 }
 
-/// Applies `fault` now, records it, and asserts it took effect.
+/// The latency of a link nothing slows.
+const NORMAL_LATENCY: (Duration, Duration) = (Duration::from_micros(200), Duration::from_millis(2));
+
+/// Sets the latency of the link between `a` and `b` to `min..=max`.
+fn set_latency(sim: &turmoil::Sim<'_>, a: ServerId, b: ServerId, (min, max): (Duration, Duration)) {
+    // turmoil sets a link's minimum only together with its maximum.
+    sim.set_link_latency(host(a), host(b), min);
+    sim.set_link_max_message_latency(host(a), host(b), max);
+}
+
+/// Applies `fault` now and records it; [`crate::effects`] checks that it took effect.
+/// An error is a harness bug.
 pub fn apply(
     sim: &mut turmoil::Sim<'_>,
     fault: Fault,
     clocks: &[SimClock; 3],
     book: &mut Book,
     history: &History,
-) {
+) -> Result<(), String> {
     let t_ms = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
     let others =
         |id: ServerId| -> Vec<ServerId> { servers().into_iter().filter(|&s| s != id).collect() };
     match fault {
         Fault::Crash(s) => {
             crash_silently(sim, s, book);
-            assert!(
-                !sim.is_host_running(host(s)),
-                "harness: {s} still runs after a crash"
-            );
+            if sim.is_host_running(host(s)) {
+                return Err(format!(
+                    "harness: #{} still runs after a crash at {t_ms} ms",
+                    s.get()
+                ));
+            }
             history.fault(t_ms, "crash", &[s], &[]);
             history.role(t_ms, s, "down", 0);
         }
         Fault::Restart(s) => {
             sim.bounce(host(s));
-            assert!(
-                sim.is_host_running(host(s)),
-                "harness: {s} not running after a restart"
-            );
+            if !sim.is_host_running(host(s)) {
+                return Err(format!(
+                    "harness: #{} does not run after a restart at {t_ms} ms",
+                    s.get()
+                ));
+            }
             history.fault(t_ms, "restart", &[s], &[]);
         }
         Fault::Isolate(s) => {
@@ -230,12 +293,12 @@ pub fn apply(
             }
             history.fault(t_ms, "repair", &[s], &others(s));
         }
-        Fault::Cut(a, b) => {
+        Fault::Cut(a, b) | Fault::FlapDown(a, b) => {
             sim.partition(host(a), host(b));
             book.both(a, b, Way::Cut);
             history.fault(t_ms, "partition", &[a], &[b]);
         }
-        Fault::Mend(a, b) => {
+        Fault::Mend(a, b) | Fault::FlapUp(a, b) => {
             sim.repair(host(a), host(b));
             book.both(a, b, Way::Open);
             history.fault(t_ms, "repair", &[a], &[b]);
@@ -261,30 +324,28 @@ pub fn apply(
             history.fault(t_ms, "release", &[a], &[b]);
         }
         Fault::Slow(a, b, latency) => {
-            sim.set_link_max_message_latency(host(a), host(b), latency);
+            // Jitter from half the latency up to all of it.
+            set_latency(sim, a, b, (latency / 2, latency));
             let more = json!({"state": "slow", "latency_ms": latency.as_millis() as u64});
             history.fault_with(t_ms, "link", &[a], &[b], more);
         }
         Fault::Fast(a, b) => {
-            sim.set_link_max_message_latency(host(a), host(b), Duration::from_millis(2));
+            set_latency(sim, a, b, NORMAL_LATENCY);
             history.fault_with(t_ms, "link", &[a], &[b], json!({"state": "normal"}));
         }
         Fault::Flap(a, b) => {
-            sim.set_link_fail_rate(host(a), host(b), 0.02);
             history.fault_with(t_ms, "link", &[a], &[b], json!({"state": "flapping"}));
         }
         Fault::Steady(a, b) => {
-            sim.set_link_fail_rate(host(a), host(b), 0.0);
-            sim.repair(host(a), host(b));
-            book.both(a, b, Way::Open);
             history.fault_with(t_ms, "link", &[a], &[b], json!({"state": "normal"}));
         }
         Fault::Clock(s, offset_ms, drift_ppm) => {
             let clock = &clocks[s.index()];
             clock.set_offset(offset_ms);
-            clock.set_drift(drift_ppm);
+            clock.set_drift(drift_ppm, sim.elapsed());
             let more = json!({"offset_ms": offset_ms, "drift_ppm": drift_ppm});
             history.fault_with(t_ms, "clock", &[s], &[], more);
         }
     }
+    Ok(())
 }

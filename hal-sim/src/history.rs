@@ -18,6 +18,8 @@ use crate::check::{Checkers, Violation};
 pub struct History {
     lines: Arc<Mutex<Vec<String>>>,
     checkers: Arc<Mutex<Checkers>>,
+    /// A harness bug seen from inside the simulation (a fault that took no effect).
+    harness: Arc<Mutex<Option<String>>>,
 }
 
 /// Simulated ms since the start of the run.
@@ -49,6 +51,20 @@ impl History {
             .unwrap_or_else(|e| e.into_inner())
             .violation()
             .cloned()
+    }
+
+    /// Reports a harness bug (the first one is kept); the run stops on it.
+    pub fn harness_failure(&self, what: String) {
+        let mut slot = self.harness.lock().unwrap_or_else(|e| e.into_inner());
+        slot.get_or_insert(what);
+    }
+
+    /// The first harness bug reported, if any.
+    pub fn harness(&self) -> Option<String> {
+        self.harness
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The lines so far.

@@ -7,14 +7,17 @@
 //! DESIGN §6.4). It depends on hal-net, never the other way round: the simulator runs the
 //! very code that production runs.
 //!
-//! Still to come (the hal-sim issue): every fault of DESIGN §6.2, the six invariant
-//! checkers, the liveness phase, seed sweeps and the `hal-sim` binary.
+//! Faults come from [`faults`]; [`probe`] and [`effects`] prove each took effect; the
+//! six invariants of DESIGN §6.3 are checked by [`check`] as records are written;
+//! [`sweep`] runs many seeds in parallel.
 
 pub mod check;
 pub mod clock;
+pub mod effects;
 pub mod faults;
 pub mod history;
 pub mod net;
+pub mod probe;
 pub mod storage;
 pub mod sweep;
 pub mod timeline;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand};
 use hal_sim::sweep::Verdict;
 use hal_sim::timeline::Timeline;
-use hal_sim::world::{Run, WorldConfig, run};
+use hal_sim::world::{Planted, Run, WorldConfig, run};
 
 /// `println!` that does not panic when the reader has gone away (`| head`).
 macro_rules! out {
@@ -61,8 +61,9 @@ struct WorldArgs {
     /// Simulated clients.
     #[arg(long, default_value_t = 5)]
     clients: usize,
-    /// Plant a bug on purpose (`double-count`), to see the checkers catch it.
-    #[arg(long, hide = true, value_parser = ["double-count"])]
+    /// Plant a bug on purpose (`double-count`, `no-failback`), to see the checkers catch
+    /// it.
+    #[arg(long, hide = true, value_parser = ["double-count", "no-failback"])]
     plant: Option<String>,
 }
 
@@ -74,9 +75,9 @@ impl WorldArgs {
         }
         config.chaos = self.duration * 2 / 3;
         config.calm = self.duration - config.chaos;
-        if self.plant.is_some() {
-            config.planted = Some(hal_sim::world::Planted::DoubleCount);
-        }
+        config.planted = Planted::ALL
+            .into_iter()
+            .find(|p| Some(p.name()) == self.plant.as_deref());
         config
     }
 

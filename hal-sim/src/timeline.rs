@@ -53,11 +53,27 @@ fn describe(line: &str) -> Option<String> {
         "fault" => {
             let fault = record["fault"].as_str().unwrap_or("");
             let (a, b) = (servers(&record["a"]), servers(&record["b"]));
-            if b.is_empty() {
+            let mut text = if b.is_empty() {
                 format!("{at}  FAULT  {fault} {a}")
             } else {
                 format!("{at}  FAULT  {fault} {a} | {b}")
+            };
+            for (key, unit) in [
+                ("state", ""),
+                ("latency_ms", " ms"),
+                ("offset_ms", " ms"),
+                ("drift_ppm", " ppm"),
+            ] {
+                match &record[key] {
+                    Value::Null => {}
+                    Value::String(value) => text.push_str(&format!(" {value}")),
+                    value => text.push_str(&format!(
+                        " {}={value}{unit}",
+                        key.split('_').next().unwrap_or(key)
+                    )),
+                }
             }
+            text
         }
         "role" => format!(
             "{at}  ROLE   #{} {} (term {})",

@@ -7,6 +7,7 @@
 //! seed twice writes byte-identical histories.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 use hal_core::ServerEvent;
@@ -25,9 +26,11 @@ use serde_json::json;
 
 use crate::check::Violation;
 use crate::clock::SimClock;
+use crate::effects::Effects;
 use crate::faults::{self, Fault, host, servers};
 use crate::history::{History, now_ms};
 use crate::net::SimTransport;
+use crate::probe::{self, Probes};
 use crate::storage::{SimDisk, SimStorage};
 
 /// The wall clock at the start of every run: 2027-01-15T08:00:00Z.
@@ -52,6 +55,8 @@ pub struct WorldConfig {
     pub sync_time: Duration,
     /// A bug planted on purpose, to prove the checkers catch it.
     pub planted: Option<Planted>,
+    /// These faults instead of the ones the seed draws.
+    pub faults: Option<Vec<(Duration, Fault)>>,
 }
 
 /// Bugs the world can plant, each one that an invariant must catch.
@@ -60,6 +65,23 @@ pub enum Planted {
     /// The servers are told COUNT twice what the license says (as if they skipped the
     /// COUNT check for half the seats): no overuse must fire.
     DoubleCount,
+    /// The servers never hand the role back to #1 (their failback hold is a day), while
+    /// the history says the usual hold: once #1 is back and healthy, #2 keeps serving,
+    /// and the role rule must fire.
+    NoFailback,
+}
+
+impl Planted {
+    /// The name `hal-sim --plant` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Planted::DoubleCount => "double-count",
+            Planted::NoFailback => "no-failback",
+        }
+    }
+
+    /// Every bug the world can plant.
+    pub const ALL: [Planted; 2] = [Planted::DoubleCount, Planted::NoFailback];
 }
 
 impl WorldConfig {
@@ -79,6 +101,7 @@ impl WorldConfig {
             count: 5,
             sync_time: Duration::from_millis(2),
             planted: None,
+            faults: None,
         }
     }
 }
@@ -164,23 +187,29 @@ pub fn run(config: &WorldConfig) -> Result<Run, String> {
         .tick_duration(Duration::from_millis(1))
         .min_message_latency(Duration::from_micros(200))
         .max_message_latency(Duration::from_millis(2))
+        // Room for every probe a long hold keeps back.
+        .udp_capacity(4096)
         .build();
     let clocks = servers().map(|_| SimClock::new(EPOCH_MS));
+    let probes = Probes::default();
+    let (mut count, mut timing) = (config.count, config.timing);
+    match config.planted {
+        Some(Planted::DoubleCount) => count *= 2,
+        Some(Planted::NoFailback) => timing.failback_hold = Duration::from_secs(86_400),
+        None => {}
+    }
     for id in servers() {
         let disk = SimDisk::default();
         let clock = clocks[id.index()].clone();
-        let served = match config.planted {
-            Some(Planted::DoubleCount) => config.count * 2,
-            None => config.count,
-        };
-        let (timing, count, sync_time) = (config.timing, served, config.sync_time);
-        let history = history.clone();
+        let sync_time = config.sync_time;
+        let (history, probes) = (history.clone(), probes.clone());
         sim.host(host(id), move || {
             let storage = SimStorage {
                 disk: disk.clone(),
                 sync_time,
             };
             let (clock, hook) = (clock.clone(), role_hook(id, history.clone()));
+            tokio::task::spawn_local(probe::run(id, clock.clone(), EPOCH_MS, probes.clone()));
             async move {
                 let node = Node::bind(
                     node_config(id, timing),
@@ -208,6 +237,7 @@ pub fn run(config: &WorldConfig) -> Result<Run, String> {
             until: end,
             chaos: config.chaos,
             history: history.clone(),
+            sent: Arc::default(),
         })
         .collect();
     sim.client(faults::CLIENTS_HOST, async move {
@@ -220,10 +250,18 @@ pub fn run(config: &WorldConfig) -> Result<Run, String> {
         }
         Ok(())
     });
-    let schedule = faults::schedule(&mut rng, config.chaos, config.timing.max_clock_skew);
-    drive(&mut sim, schedule, &clocks, &history)?;
+    let schedule = match &config.faults {
+        Some(faults) => faults.clone(),
+        None => faults::schedule(&mut rng, config.chaos, config.timing.max_clock_skew),
+    };
+    let mut effects = Effects::new(probes);
+    drive(&mut sim, schedule, &clocks, &history, &mut effects)?;
+    let end_ms = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
     if history.violation().is_none() {
-        history.end(u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX));
+        effects
+            .finish(end_ms)
+            .map_err(|e| format!("harness: {e}"))?;
+        history.end(end_ms);
     }
     Ok(Run {
         history: history.lines(),
@@ -231,18 +269,28 @@ pub fn run(config: &WorldConfig) -> Result<Run, String> {
     })
 }
 
-/// Steps the simulation to its end, applying the faults on time.
+/// Steps the simulation to its end, applying the faults on time and checking that they
+/// take effect. An error is a harness bug or a failed simulation.
 fn drive(
     sim: &mut turmoil::Sim<'_>,
     schedule: Vec<(Duration, Fault)>,
     clocks: &[SimClock; 3],
     history: &History,
+    effects: &mut Effects,
 ) -> Result<(), String> {
     let mut faults = schedule.into_iter().peekable();
     let mut book = faults::Book::default();
     loop {
+        let now = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
         while let Some((_, fault)) = faults.next_if(|(t, _)| *t <= sim.elapsed()) {
-            faults::apply(sim, fault, clocks, &mut book, history);
+            faults::apply(sim, fault, clocks, &mut book, history)?;
+            effects
+                .applied(now, fault)
+                .map_err(|e| format!("harness: {e}"))?;
+        }
+        effects.due(now).map_err(|e| format!("harness: {e}"))?;
+        if let Some(failure) = history.harness() {
+            return Err(format!("harness: {failure}"));
         }
         if history.violation().is_some() {
             return Ok(());
@@ -266,6 +314,8 @@ struct ClientPlan {
     /// Until when the client may freeze.
     chaos: Duration,
     history: History,
+    /// Requests this client has put on the wire (a frozen client must send none).
+    sent: Arc<AtomicU64>,
 }
 
 type SimSession = Session<SimTransport, SimClock>;
@@ -280,9 +330,10 @@ impl ClientPlan {
         let clock = SimClock::new(EPOCH_MS);
         let config = ClientConfig::new(self.timing);
         let mut session = Session::new(SimTransport, clock, path, id, &self.name, "sim", config);
-        let (history, name) = (self.history.clone(), self.name.clone());
+        let (history, name, sent) = (self.history.clone(), self.name.clone(), self.sent.clone());
         session.tap(Box::new(move |tapped| match tapped {
             Tapped::Sent { endpoint, request } => {
+                sent.fetch_add(1, Ordering::Relaxed);
                 history.request(&name, server_of(endpoint), request);
             }
             Tapped::Received { reply, .. } => history.reply(&name, reply),
@@ -343,7 +394,15 @@ impl ClientPlan {
         let left = (self.chaos - now).as_millis() as u64;
         let frozen = Duration::from_millis(rng.random_range(0..(lease * 2).min(left) + 1));
         self.history.client(&self.name, "frozen", None);
+        let before = self.sent.load(Ordering::Relaxed);
         tokio::time::sleep(frozen).await;
+        let during = self.sent.load(Ordering::Relaxed) - before;
+        if during > 0 {
+            self.history.harness_failure(format!(
+                "client {} sent {during} requests while frozen",
+                self.name
+            ));
+        }
         self.history.client(&self.name, "thawed", None);
     }
 

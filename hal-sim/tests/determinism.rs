@@ -57,8 +57,8 @@ fn wan_history(seed: u64) -> Vec<String> {
     outcome.history
 }
 
-/// WAN seed 8 crashes #1 and #3 mid-run. Its history once depended on what other threads
-/// did: tokio shuts a dying runtime's tasks down in an order set by a process-wide task
+/// WAN seeds 7 and 8 crash servers mid-run (checked below). Seed 8's history once
+/// depended on what other threads did: tokio shuts a dying runtime's tasks down in an order set by a process-wide task
 /// counter, so the crashed server's sockets sent their closing messages in an order that
 /// varied with the other tests running beside it. Crashes now silence the dying server.
 /// This test runs beside the LAN one (and a busy neighbour thread) on purpose.
@@ -73,6 +73,11 @@ fn regression_a_crash_does_not_make_the_history_depend_on_other_threads() {
         let first = wan_history(seed);
         let second = wan_history(seed);
         assert!(first.len() > 100, "seed {seed}: {} records", first.len());
+        let crashes = first
+            .iter()
+            .filter(|l| l.contains(r#""fault":"crash""#))
+            .count();
+        assert!(crashes > 0, "seed {seed} no longer crashes a server");
         if let Some(at) = first.iter().zip(&second).position(|(a, b)| a != b) {
             panic!(
                 "seed {seed}: two WAN runs differ first at record {at}:\n{}\n{}",
@@ -82,12 +87,4 @@ fn regression_a_crash_does_not_make_the_history_depend_on_other_threads() {
         assert_eq!(first.len(), second.len(), "seed {seed}");
     }
     neighbour.join().unwrap();
-}
-
-#[test]
-#[ignore = "prints a history for a human to read"]
-fn print_history() {
-    for line in history(1) {
-        println!("{line}");
-    }
 }

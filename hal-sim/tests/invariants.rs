@@ -121,6 +121,62 @@ fn a_planted_bug_is_caught_in_the_running_world() {
     assert!(last.contains(r#""event":"granted""#), "{last}");
 }
 
+/// Which server granted each application-level grant, with its time.
+fn grants_by(history: &[String]) -> Vec<(u64, u64)> {
+    history
+        .iter()
+        .filter(|l| l.contains(r#""event":"granted""#))
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["t_ms"].as_u64().unwrap(), v["server"].as_u64().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn a_planted_role_bug_is_caught_in_the_running_world() {
+    use std::time::Duration;
+
+    use hal_core::ServerId;
+    use hal_sim::faults::Fault;
+    // #1 is down from 3 s to 6 s: #2 serves meanwhile, and must hand back to #1 once #1
+    // has been back for the failback hold (10 s).
+    let mut config = WorldConfig::lan(5, 8);
+    config.faults = Some(vec![
+        (Duration::from_secs(3), Fault::Crash(ServerId::PRIMARY)),
+        (Duration::from_secs(6), Fault::Restart(ServerId::PRIMARY)),
+    ]);
+    let fine = run(&config).unwrap();
+    assert_eq!(fine.violation, None);
+    let grants = grants_by(&fine.history);
+    assert!(
+        grants
+            .iter()
+            .any(|&(t, by)| by == 2 && (3_000..6_000).contains(&t)),
+        "#2 did not serve while #1 was down: {grants:?}"
+    );
+    let last_by_2 = grants.iter().filter(|g| g.1 == 2).map(|g| g.0).max();
+    assert!(
+        last_by_2 < Some(19_500),
+        "#2 still granted at {last_by_2:?} ms"
+    );
+    assert!(grants.iter().any(|&(t, by)| by == 1 && t > 19_500));
+
+    // The same world with servers that never fail back.
+    config.planted = Some(hal_sim::world::Planted::NoFailback);
+    let violation = run(&config)
+        .unwrap()
+        .violation
+        .expect("#2 serving long after #1 was healthy went unnoticed");
+    assert_eq!(violation.invariant, "2 role rule", "{violation}");
+    assert!(
+        violation
+            .what
+            .contains("#2 granted while #1 had been healthy"),
+        "{violation}"
+    );
+}
+
 fn meta_live(from: u64, bound: u64) -> String {
     format!(
         r#"{{"kind":"meta","seed":0,"features":{{"cad":{{"count":5,"hal":true}}}},"liveness_from_ms":{from},"liveness_bound_ms":{bound}}}"#

@@ -1,0 +1,566 @@
+//! The harness's proof that every fault took effect (DESIGN §6.2), read from the probes
+//! ([`crate::probe`]) that the servers send each other every 50 ms:
+//!
+//! - a cut (isolation, a both-way cut, a one-way cut, each down phase of a flapping link):
+//!   probes were sent across it while it lasted, and none got through; a one-way cut
+//!   still lets the other direction through;
+//! - a hold: nothing got through while it lasted, and everything held arrived on release;
+//! - a slow link: every probe across it took between half the set latency and the set
+//!   latency;
+//! - a restart: the restarted server's probes reach its peers again;
+//! - a clock fault: the server's own clock reads true time plus the offset, drifting at
+//!   the set rate (checked on every probe it sends, to the end of the run).
+//!
+//! Crashes are checked where they are applied (the host stops running).
+
+use std::time::Duration;
+
+use hal_core::ServerId;
+
+use crate::faults::Fault;
+use crate::probe::{PROBE_EVERY, Probe, Probes};
+
+/// Probes sent this close to a fault's start or end are not judged: the fault was
+/// applied between two ticks, and a probe's send time is known to a tick.
+const MARGIN_MS: u64 = 2;
+/// How far a probe's clock reading may be from the model (whole-ms readings).
+const CLOCK_SLACK_MS: i64 = 2;
+
+/// A check that can only be made some time after a fault's end.
+#[derive(Debug, Clone, Copy)]
+enum Later {
+    /// Everything held between `a` and `b` from `start` to `end` arrived after `end`.
+    Released {
+        a: ServerId,
+        b: ServerId,
+        start: u64,
+        end: u64,
+    },
+    /// Probes between `a` and `b` from `start` to `end` took from half of `latency` up
+    /// to `latency`.
+    Slowed {
+        a: ServerId,
+        b: ServerId,
+        start: u64,
+        end: u64,
+        latency: Duration,
+    },
+    /// Server `s`, restarted at `at`, reaches its peers.
+    Restarted { s: ServerId, at: u64 },
+    /// Server `s`'s clock follows the fault applied at `at`.
+    Clock { s: ServerId, at: u64 },
+}
+
+/// One segment of a server's clock model: from `t_ms` on, the wall clock reads true time
+/// plus `offset_ms`, plus the drift accumulated before (`error_ms`), plus `drift_ppm`.
+#[derive(Debug, Clone, Copy)]
+struct ClockSegment {
+    t_ms: u64,
+    offset_ms: i64,
+    drift_ppm: i64,
+    error_ms: f64,
+}
+
+impl ClockSegment {
+    fn drift_error_at(&self, t_ms: u64) -> f64 {
+        self.error_ms + self.drift_ppm as f64 * (t_ms as f64 - self.t_ms as f64) / 1e6
+    }
+}
+
+/// What the harness expects of the links and clocks, and the checks still to make.
+#[derive(Debug)]
+pub struct Effects {
+    probes: Probes,
+    /// `cut[x][y]`: since when what `x` sends `y` is cut.
+    cut: [[Option<u64>; 3]; 3],
+    /// Since when the link between two servers is held (kept for both directions).
+    held: [[Option<u64>; 3]; 3],
+    /// Since when, and how slow, the link between two servers is.
+    slow: [[Option<(u64, Duration)>; 3]; 3],
+    later: Vec<(u64, Later)>,
+    clocks: [Vec<ClockSegment>; 3],
+}
+
+fn name(id: ServerId) -> String {
+    format!("#{}", id.get())
+}
+
+impl Effects {
+    pub fn new(probes: Probes) -> Effects {
+        let start = ClockSegment {
+            t_ms: 0,
+            offset_ms: 0,
+            drift_ppm: 0,
+            error_ms: 0.0,
+        };
+        Effects {
+            probes,
+            cut: Default::default(),
+            held: Default::default(),
+            slow: Default::default(),
+            later: Vec::new(),
+            clocks: [vec![start], vec![start], vec![start]],
+        }
+    }
+
+    /// Follows `fault`, applied at `t`: makes the checks its end allows.
+    pub fn applied(&mut self, t: u64, fault: Fault) -> Result<(), String> {
+        let others = |s: ServerId| {
+            crate::faults::servers()
+                .into_iter()
+                .filter(move |&o| o != s)
+        };
+        match fault {
+            Fault::Crash(_) => {}
+            Fault::Restart(s) => self.later.push((
+                t + 3 * PROBE_EVERY.as_millis() as u64 + 10,
+                Later::Restarted { s, at: t },
+            )),
+            Fault::Isolate(s) => {
+                for o in others(s) {
+                    self.cut_from(s, o, t);
+                    self.cut_from(o, s, t);
+                }
+            }
+            Fault::Cut(a, b) | Fault::FlapDown(a, b) => {
+                self.cut_from(a, b, t);
+                self.cut_from(b, a, t);
+            }
+            Fault::OneWay(a, b) => self.cut_from(a, b, t),
+            Fault::Rejoin(s) => {
+                for o in others(s) {
+                    self.mended(s, o, t)?;
+                    self.mended(o, s, t)?;
+                }
+            }
+            Fault::Mend(a, b) | Fault::FlapUp(a, b) => {
+                self.mended(a, b, t)?;
+                self.mended(b, a, t)?;
+            }
+            Fault::MendOneWay(a, b) => {
+                let start = self.cut[a.index()][b.index()].unwrap_or(t);
+                self.mended(a, b, t)?;
+                // The cut was one way: the other way worked all along.
+                let back = self
+                    .probes
+                    .sent_between(b, a, start + MARGIN_MS, t.saturating_sub(10));
+                self.all_arrived(&back, b, a, "during a one-way cut the other way")?;
+            }
+            Fault::Hold(a, b) => {
+                self.held[a.index()][b.index()] = Some(t);
+                self.held[b.index()][a.index()] = Some(t);
+            }
+            Fault::Release(a, b) => {
+                let start = self.held[a.index()][b.index()].take().unwrap_or(t);
+                self.held[b.index()][a.index()] = None;
+                for (x, y) in [(a, b), (b, a)] {
+                    let sent = self.sent(x, y, start, t)?;
+                    if let Some(p) = sent.iter().find(|p| p.received_ms.is_some_and(|r| r < t)) {
+                        return Err(format!(
+                            "a hold of {}→{} from {start} ms to {t} ms let a probe through (sent at {} ms, received at {:?} ms)",
+                            name(x),
+                            name(y),
+                            p.sent_ms,
+                            p.received_ms
+                        ));
+                    }
+                }
+                self.later.push((
+                    t + 20,
+                    Later::Released {
+                        a,
+                        b,
+                        start,
+                        end: t,
+                    },
+                ));
+            }
+            Fault::Slow(a, b, latency) => {
+                self.slow[a.index()][b.index()] = Some((t, latency));
+            }
+            Fault::Fast(a, b) => {
+                if let Some((start, latency)) = self.slow[a.index()][b.index()].take() {
+                    self.later.push((
+                        t + latency.as_millis() as u64 + 10,
+                        Later::Slowed {
+                            a,
+                            b,
+                            start,
+                            end: t,
+                            latency,
+                        },
+                    ));
+                }
+            }
+            Fault::Flap(..) | Fault::Steady(..) => {}
+            Fault::Clock(s, offset_ms, drift_ppm) => {
+                let model = &mut self.clocks[s.index()];
+                let error_ms = model.last().map_or(0.0, |seg| seg.drift_error_at(t));
+                model.push(ClockSegment {
+                    t_ms: t,
+                    offset_ms,
+                    drift_ppm,
+                    error_ms,
+                });
+                self.later.push((
+                    t + 2 * PROBE_EVERY.as_millis() as u64,
+                    Later::Clock { s, at: t },
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the checks due by `now`.
+    pub fn due(&mut self, now: u64) -> Result<(), String> {
+        while let Some(at) = self.later.iter().position(|(due, _)| *due <= now) {
+            let (_, check) = self.later.remove(at);
+            self.check(check, now)?;
+        }
+        Ok(())
+    }
+
+    /// At the end of the run (`now`): the checks still due, and every server's clock over
+    /// the whole run.
+    pub fn finish(&mut self, now: u64) -> Result<(), String> {
+        self.due(now)?;
+        for s in crate::faults::servers() {
+            self.clock_follows(s, 0, now)?;
+        }
+        Ok(())
+    }
+
+    fn cut_from(&mut self, x: ServerId, y: ServerId, t: u64) {
+        self.cut[x.index()][y.index()] = Some(t);
+    }
+
+    /// The cut of `x`→`y` ends at `t`: probes were sent across it, and none got through.
+    fn mended(&mut self, x: ServerId, y: ServerId, t: u64) -> Result<(), String> {
+        let Some(start) = self.cut[x.index()][y.index()].take() else {
+            return Ok(());
+        };
+        let sent = self.sent(x, y, start, t)?;
+        let through: Vec<&Probe> = sent.iter().filter(|p| p.received_ms.is_some()).collect();
+        if let Some(p) = through.first() {
+            return Err(format!(
+                "the cut of {}→{} from {start} ms to {t} ms let {} of {} probes through (the first sent at {} ms)",
+                name(x),
+                name(y),
+                through.len(),
+                sent.len(),
+                p.sent_ms
+            ));
+        }
+        Ok(())
+    }
+
+    /// The probes `x` sent `y` well inside `[start, end]`; at least one.
+    fn sent(&self, x: ServerId, y: ServerId, start: u64, end: u64) -> Result<Vec<Probe>, String> {
+        let sent = self
+            .probes
+            .sent_between(x, y, start + MARGIN_MS, end.saturating_sub(MARGIN_MS));
+        if sent.is_empty() {
+            return Err(format!(
+                "{} sent {} no probe from {start} ms to {end} ms: nothing shows the fault took effect",
+                name(x),
+                name(y)
+            ));
+        }
+        Ok(sent)
+    }
+
+    fn all_arrived(
+        &self,
+        sent: &[Probe],
+        x: ServerId,
+        y: ServerId,
+        when: &str,
+    ) -> Result<(), String> {
+        if sent.is_empty() {
+            return Err(format!("{} sent {} no probe {when}", name(x), name(y)));
+        }
+        if let Some(p) = sent.iter().find(|p| p.received_ms.is_none()) {
+            return Err(format!(
+                "a probe {}→{} sent at {} ms {when} never arrived",
+                name(x),
+                name(y),
+                p.sent_ms
+            ));
+        }
+        Ok(())
+    }
+
+    fn check(&self, check: Later, now: u64) -> Result<(), String> {
+        match check {
+            Later::Released { a, b, start, end } => {
+                for (x, y) in [(a, b), (b, a)] {
+                    let sent = self.sent(x, y, start, end)?;
+                    self.all_arrived(&sent, x, y, &format!("while held (released at {end} ms)"))?;
+                }
+            }
+            Later::Slowed {
+                a,
+                b,
+                start,
+                end,
+                latency,
+            } => {
+                let most = latency.as_millis() as u64;
+                let (low, high) = ((most / 2).saturating_sub(2), most + 3);
+                for (x, y) in [(a, b), (b, a)] {
+                    let sent = self.sent(x, y, start, end)?;
+                    self.all_arrived(&sent, x, y, "over a slow link")?;
+                    for p in &sent {
+                        let took = p.received_ms.unwrap_or(0).saturating_sub(p.sent_ms);
+                        if !(low..=high).contains(&took) {
+                            return Err(format!(
+                                "a probe {}→{} sent at {} ms over a link slowed to {most} ms took {took} ms (expected {low}..={high})",
+                                name(x),
+                                name(y),
+                                p.sent_ms
+                            ));
+                        }
+                    }
+                }
+            }
+            Later::Restarted { s, at } => {
+                let reached = crate::faults::servers()
+                    .into_iter()
+                    .filter(|&o| o != s)
+                    .any(|o| {
+                        self.probes
+                            .sent_between(s, o, at + MARGIN_MS, now)
+                            .iter()
+                            .any(|p| p.received_ms.is_some())
+                    });
+                if !reached {
+                    return Err(format!(
+                        "{} restarted at {at} ms, but by {now} ms none of its probes reached a peer",
+                        name(s)
+                    ));
+                }
+            }
+            Later::Clock { s, at } => {
+                let sent = crate::faults::servers()
+                    .into_iter()
+                    .filter(|&o| o != s)
+                    .flat_map(|o| self.probes.sent_between(s, o, at + MARGIN_MS, now))
+                    .count();
+                if sent == 0 {
+                    return Err(format!(
+                        "{} sent no probe after its clock fault at {at} ms: nothing shows its clock changed",
+                        name(s)
+                    ));
+                }
+                self.clock_follows(s, at, now)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every probe `s` sent from `from` to `to` carried the clock error the model says
+    /// (probes sent just around a clock fault are not judged).
+    fn clock_follows(&self, s: ServerId, from: u64, to: u64) -> Result<(), String> {
+        let model = &self.clocks[s.index()];
+        let Some(peer) = crate::faults::servers().into_iter().find(|&o| o != s) else {
+            return Ok(());
+        };
+        for p in self.probes.sent_between(s, peer, from, to) {
+            let Some(seg) = model.iter().rev().find(|seg| seg.t_ms <= p.sent_ms) else {
+                continue;
+            };
+            let near_change = model
+                .iter()
+                .any(|c| c.t_ms > 0 && c.t_ms.abs_diff(p.sent_ms) <= MARGIN_MS);
+            if near_change {
+                continue;
+            }
+            let expected = seg.offset_ms as f64 + seg.drift_error_at(p.sent_ms);
+            if (p.clock_error_ms as f64 - expected).abs() > CLOCK_SLACK_MS as f64 {
+                return Err(format!(
+                    "{}'s clock read {} ms off true time at {} ms; its clock faults say {expected:.1} ms",
+                    name(s),
+                    p.clock_error_ms,
+                    p.sent_ms
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> ServerId {
+        ServerId::new(n).unwrap_or(ServerId::PRIMARY)
+    }
+
+    /// Probes every 50 ms from `from` to `to` over `[start, end)`, each taking `took` ms
+    /// (None: lost), with clock error `error(t)`.
+    fn probes(
+        log: &Probes,
+        (from, to): (u8, u8),
+        (start, end): (u64, u64),
+        took: impl Fn(u64) -> Option<u64>,
+        error: impl Fn(u64) -> i64,
+    ) {
+        for t in (start..end).step_by(50) {
+            let probe = Probe {
+                sent_ms: t,
+                clock_error_ms: error(t),
+                received_ms: took(t).map(|d| t + d),
+            };
+            log.record(id(from), id(to), probe);
+        }
+    }
+
+    #[test]
+    fn a_cut_that_lets_probes_through_is_a_harness_bug() {
+        let log = Probes::default();
+        probes(
+            &log,
+            (1, 2),
+            (0, 2_000),
+            |t| (!(500..1_000).contains(&t)).then_some(1),
+            |_| 0,
+        );
+        probes(&log, (2, 1), (0, 2_000), |_| Some(1), |_| 0);
+        let mut effects = Effects::new(log);
+        // 1→2 was cut from 500 to 1000 ms: a one-way cut that took effect, the other way open.
+        effects
+            .applied(500, Fault::OneWay(id(1), id(2)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        effects
+            .applied(1_000, Fault::MendOneWay(id(1), id(2)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        // A both-way cut at the same time did not cut 2→1.
+        effects
+            .applied(500, Fault::Cut(id(1), id(2)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let error = effects
+            .applied(1_000, Fault::Mend(id(1), id(2)))
+            .unwrap_err();
+        assert!(
+            error.contains("#2→#1") && error.contains("9 of 9"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_fault_with_no_probe_across_it_proves_nothing() {
+        let mut effects = Effects::new(Probes::default());
+        effects
+            .applied(500, Fault::Isolate(id(3)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let error = effects.applied(900, Fault::Rejoin(id(3))).unwrap_err();
+        assert!(error.contains("no probe"), "{error}");
+    }
+
+    #[test]
+    fn a_hold_must_keep_everything_back_then_deliver_it() {
+        let log = Probes::default();
+        // Held from 1000 to 1500 ms, delivered at 1501; except one 2→1 probe, lost.
+        let held = |t: u64| {
+            if (1_000..1_500).contains(&t) {
+                1_501 - t
+            } else {
+                1
+            }
+        };
+        probes(&log, (1, 2), (0, 3_000), |t| Some(held(t)), |_| 0);
+        probes(
+            &log,
+            (2, 1),
+            (0, 3_000),
+            |t| (t != 1_200).then(|| held(t)),
+            |_| 0,
+        );
+        let mut effects = Effects::new(log);
+        effects
+            .applied(1_000, Fault::Hold(id(1), id(2)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        effects
+            .applied(1_500, Fault::Release(id(1), id(2)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let error = effects.due(1_600).unwrap_err();
+        assert!(error.contains("#2→#1 sent at 1200 ms"), "{error}");
+    }
+
+    #[test]
+    fn a_slow_link_must_be_slow_both_ways() {
+        let log = Probes::default();
+        let slow = |t: u64| if (1_000..2_000).contains(&t) { 150 } else { 1 };
+        probes(&log, (1, 3), (0, 3_000), |t| Some(slow(t)), |_| 0);
+        probes(
+            &log,
+            (3, 1),
+            (0, 3_000),
+            |t| Some(if t == 1_500 { 1 } else { slow(t) }),
+            |_| 0,
+        );
+        let mut effects = Effects::new(log);
+        let latency = Duration::from_millis(200);
+        effects
+            .applied(1_000, Fault::Slow(id(1), id(3), latency))
+            .unwrap_or_else(|e| panic!("{e}"));
+        effects
+            .applied(2_000, Fault::Fast(id(1), id(3)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        effects
+            .due(2_100)
+            .unwrap_or_else(|e| panic!("not due yet: {e}"));
+        let error = effects.due(2_300).unwrap_err();
+        assert!(
+            error.contains("#3→#1 sent at 1500 ms") && error.contains("took 1 ms"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_clock_must_step_by_the_offset_and_drift_at_the_rate() {
+        // From 1000 ms: 5 s ahead, and 500 ppm fast (1 ms more every 2 s).
+        let truth = |t: u64| {
+            if t < 1_000 {
+                0
+            } else {
+                5_000 + (t as i64 - 1_000) / 2_000
+            }
+        };
+        let log = Probes::default();
+        probes(&log, (2, 1), (0, 21_000), |_| Some(1), truth);
+        let mut effects = Effects::new(log.clone());
+        effects
+            .applied(1_000, Fault::Clock(id(2), 5_000, 500))
+            .unwrap_or_else(|e| panic!("{e}"));
+        effects.finish(21_000).unwrap_or_else(|e| panic!("{e}"));
+        // A clock that stepped but does not drift is 10 ms off by the end.
+        let still = Probes::default();
+        probes(
+            &still,
+            (2, 1),
+            (0, 21_000),
+            |_| Some(1),
+            |t| if t < 1_000 { 0 } else { 5_000 },
+        );
+        let mut effects = Effects::new(still);
+        effects
+            .applied(1_000, Fault::Clock(id(2), 5_000, 500))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let error = effects.finish(21_000).unwrap_err();
+        assert!(error.contains("#2's clock read 5000 ms off"), "{error}");
+    }
+
+    #[test]
+    fn a_restarted_server_must_reach_a_peer() {
+        let log = Probes::default();
+        probes(&log, (3, 1), (2_000, 3_000), |_| None, |_| 0);
+        let mut effects = Effects::new(log);
+        effects
+            .applied(2_000, Fault::Restart(id(3)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let error = effects.due(2_500).unwrap_err();
+        assert!(error.contains("#3 restarted at 2000 ms"), "{error}");
+    }
+}
