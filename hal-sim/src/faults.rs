@@ -154,7 +154,8 @@ fn flapping(
 }
 
 /// The faults of one seed: its enabled kinds, then faults one after another during
-/// `chaos`, each healed by the end of `chaos`.
+/// `chaos`, each healed (a slow link: what it carries arrived) before the next begins and
+/// by the end of `chaos`.
 pub fn schedule(
     rng: &mut ChaCha8Rng,
     chaos: Duration,
@@ -172,10 +173,15 @@ pub fn schedule(
     while t + FAULT_MIN <= chaos {
         let kind = enabled[rng.random_range(0..enabled.len())];
         let lasting = Duration::from_millis(rng.random_range(300..6_000)).min(chaos - t);
+        let mut settled = lasting;
         for (offset, fault) in draw(rng, kind, lasting, max_skew_ms) {
+            if let Fault::Slow(_, _, latency) = fault {
+                // Healed once what the slow link still carries has arrived.
+                settled = lasting + latency;
+            }
             schedule.push((t + offset, fault));
         }
-        t += lasting + Duration::from_millis(rng.random_range(200..4_000));
+        t += settled + Duration::from_millis(rng.random_range(200..4_000));
     }
     schedule
 }
@@ -348,4 +354,90 @@ pub fn apply(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    /// Whether `fault` ends a fault (or a phase of one) rather than starting one.
+    fn heals(fault: &Fault) -> bool {
+        matches!(
+            fault,
+            Fault::Restart(_)
+                | Fault::Rejoin(_)
+                | Fault::Mend(..)
+                | Fault::MendOneWay(..)
+                | Fault::Release(..)
+                | Fault::Fast(..)
+                | Fault::FlapUp(..)
+                | Fault::Steady(..)
+        )
+    }
+
+    /// The rules the effect checks rely on, over many seeds: faults come one at a time,
+    /// each lasts long enough for probes to cross it (a flapping link's down phases too),
+    /// a slow link's messages arrive before the next fault, and everything is healed by
+    /// the end of the chaos.
+    #[test]
+    fn schedules_keep_faults_apart_and_healed_in_time() {
+        let chaos = Duration::from_secs(20);
+        let least = Duration::from_millis(100);
+        for seed in 0..2_000 {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let schedule = schedule(&mut rng, chaos, Duration::from_secs(300));
+            let mut open: Option<(Duration, Fault)> = None;
+            let mut down_since = None;
+            let mut settled = Duration::ZERO;
+            for &(t, fault) in &schedule {
+                assert!(t <= chaos, "seed {seed}: {fault:?} at {t:?}");
+                let flapping = matches!(open, Some((_, Fault::Flap(..))));
+                match fault {
+                    Fault::FlapDown(..) => {
+                        assert!(flapping && down_since.is_none(), "seed {seed}: {t:?}");
+                        down_since = Some(t);
+                    }
+                    Fault::FlapUp(..) => {
+                        let since = down_since.take();
+                        assert!(
+                            flapping && since.is_some_and(|s| t - s >= least),
+                            "seed {seed}: {t:?}"
+                        );
+                    }
+                    Fault::Clock(..) => assert!(open.is_none() && t >= settled, "seed {seed}"),
+                    _ if heals(&fault) => {
+                        let Some((since, started)) = open.take() else {
+                            panic!("seed {seed}: {fault:?} at {t:?} heals nothing");
+                        };
+                        assert!(
+                            t - since >= least,
+                            "seed {seed}: {started:?} healed at {t:?}"
+                        );
+                        assert!(down_since.is_none(), "seed {seed}: a flap ends down");
+                        settled = t;
+                        if let Fault::Slow(_, _, latency) = started {
+                            settled += latency;
+                        }
+                    }
+                    _ => {
+                        assert!(
+                            open.is_none(),
+                            "seed {seed}: {fault:?} at {t:?} during {open:?}"
+                        );
+                        assert!(
+                            t >= settled,
+                            "seed {seed}: {fault:?} at {t:?} before {settled:?}"
+                        );
+                        open = Some((t, fault));
+                    }
+                }
+            }
+            assert_eq!(
+                open, None,
+                "seed {seed}: not healed by the end of the chaos"
+            );
+        }
+    }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand};
 use hal_sim::sweep::Verdict;
 use hal_sim::timeline::Timeline;
-use hal_sim::world::{Planted, Run, WorldConfig, run};
+use hal_sim::world::{Failure, Planted, Run, WorldConfig, run};
 
 /// `println!` that does not panic when the reader has gone away (`| head`).
 macro_rules! out {
@@ -144,16 +144,14 @@ fn main() -> ExitCode {
 }
 
 fn replay(args: &WorldArgs) -> ExitCode {
-    let outcome = match run(&args.config(args.seed)) {
-        Ok(outcome) => outcome,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::FAILURE;
-        }
+    let outcome = run(&args.config(args.seed));
+    let history = match &outcome {
+        Ok(run) => &run.history,
+        Err(failure) => &failure.history,
     };
     let mut timeline = Timeline::default();
     let mut out = std::io::stdout().lock();
-    for line in &outcome.history {
+    for line in history {
         if let Some(text) = timeline.line(line)
             && writeln!(out, "{text}").is_err()
         {
@@ -165,37 +163,38 @@ fn replay(args: &WorldArgs) -> ExitCode {
     verdict(args, args.seed, &outcome)
 }
 
-fn verdict(args: &WorldArgs, seed: u64, outcome: &Run) -> ExitCode {
-    match &outcome.violation {
-        None => {
+/// Prints the verdict of a run of `seed`: no violation, or what went wrong and the
+/// command that replays it.
+fn verdict(args: &WorldArgs, seed: u64, outcome: &Result<Run, Failure>) -> ExitCode {
+    let report = match outcome {
+        Ok(Run {
+            violation: None, ..
+        }) => {
             out!("seed {seed}: no violation");
-            ExitCode::SUCCESS
+            return ExitCode::SUCCESS;
         }
-        Some(violation) => {
-            out_part!("seed {seed}: {violation}");
-            out!("replay: {}", args.replay_command(seed));
-            ExitCode::FAILURE
-        }
-    }
+        Ok(Run {
+            violation: Some(violation),
+            ..
+        }) => violation.to_string(),
+        Err(failure) => format!("{failure}\n"),
+    };
+    out_part!("seed {seed}: {report}");
+    out!("replay: {}", args.replay_command(seed));
+    ExitCode::FAILURE
 }
 
 fn history(args: &HistoryArgs) -> ExitCode {
-    let outcome = match run(&args.world.config(args.world.seed)) {
-        Ok(outcome) => outcome,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::FAILURE;
-        }
+    let outcome = run(&args.world.config(args.world.seed));
+    let history = match &outcome {
+        Ok(run) => &run.history,
+        Err(failure) => &failure.history,
     };
-    if let Err(error) = write_history(&args.out, &outcome.history) {
+    if let Err(error) = write_history(&args.out, history) {
         eprintln!("error: cannot write {}: {error}", args.out.display());
         return ExitCode::FAILURE;
     }
-    out!(
-        "wrote {} ({} records)",
-        args.out.display(),
-        outcome.history.len()
-    );
+    out!("wrote {} ({} records)", args.out.display(), history.len());
     verdict(&args.world, args.world.seed, &outcome)
 }
 
@@ -211,12 +210,16 @@ fn sweep(args: &SweepArgs) -> ExitCode {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let started = Instant::now();
     let progress = progress_bar(args.seeds.end - args.seeds.start);
-    let done = |seed: u64, outcome: &Result<Run, String>| {
+    let done = |seed: u64, outcome: &Result<Run, Failure>| {
         let violated = !matches!(outcome, Ok(run) if run.violation.is_none());
         progress.report(seed, violated);
-        if let (Some(dir), Ok(run)) = (&args.history_dir, outcome) {
+        if let Some(dir) = &args.history_dir {
+            let history = match outcome {
+                Ok(run) => &run.history,
+                Err(failure) => &failure.history,
+            };
             let path = dir.join(format!("seed-{seed}.jsonl"));
-            if let Err(error) = write_history(&path, &run.history) {
+            if let Err(error) = write_history(&path, history) {
                 eprintln!("warning: cannot write {}: {error}", path.display());
             }
         }

@@ -5,7 +5,7 @@ use std::ops::Range;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::world::{Run, WorldConfig, run};
+use crate::world::{Failure, Run, WorldConfig, run};
 
 /// One seed's result.
 #[derive(Debug)]
@@ -22,7 +22,7 @@ pub fn sweep(
     seeds: Range<u64>,
     jobs: usize,
     config: impl Fn(u64) -> WorldConfig + Sync,
-    done: impl Fn(u64, &Result<Run, String>) + Sync,
+    done: impl Fn(u64, &Result<Run, Failure>) + Sync,
 ) -> Vec<Verdict> {
     let next = AtomicU64::new(seeds.start);
     let verdicts = Mutex::new(Vec::new());
@@ -38,7 +38,7 @@ pub fn sweep(
                     done(seed, &outcome);
                     let violation = match outcome {
                         Ok(run) => run.violation.map(|v| v.to_string()),
-                        Err(error) => Some(format!("{error}\n")),
+                        Err(failure) => Some(format!("{failure}\n")),
                     };
                     let verdict = Verdict { seed, violation };
                     verdicts

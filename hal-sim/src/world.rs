@@ -164,10 +164,43 @@ pub fn liveness_bound(timing: &Timing) -> Duration {
     (timing.election_timeout + timing.failover_delay) * 3
 }
 
+/// A run that could not be judged: a harness bug (a fault that took no effect) or a
+/// simulation that failed (a server stopped with an error). The history up to then is
+/// kept, for the timeline.
+pub struct Failure {
+    pub what: String,
+    pub history: Vec<String>,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.what)
+    }
+}
+
+/// Only what failed: the history would drown it.
+impl std::fmt::Debug for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({} records of history)",
+            self.what,
+            self.history.len()
+        )
+    }
+}
+
 /// Runs one world to the end.
-pub fn run(config: &WorldConfig) -> Result<Run, String> {
-    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+pub fn run(config: &WorldConfig) -> Result<Run, Failure> {
     let history = History::default();
+    judge(config, &history).map_err(|what| Failure {
+        what,
+        history: history.lines(),
+    })
+}
+
+fn judge(config: &WorldConfig, history: &History) -> Result<Run, String> {
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     history.meta(json!({
         "kind": "meta", "seed": config.seed,
         "features": {FEATURE: {"count": config.count, "hal": true}},
@@ -255,7 +288,7 @@ pub fn run(config: &WorldConfig) -> Result<Run, String> {
         None => faults::schedule(&mut rng, config.chaos, config.timing.max_clock_skew),
     };
     let mut effects = Effects::new(probes);
-    drive(&mut sim, schedule, &clocks, &history, &mut effects)?;
+    drive(&mut sim, schedule, &clocks, history, &mut effects)?;
     let end_ms = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
     if history.violation().is_none() {
         effects
