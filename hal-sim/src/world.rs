@@ -387,7 +387,9 @@ impl ClientPlan {
                 session.checkout(FEATURE)
             };
             let Some(handle) = self.answer(&mut session, seq).await else {
-                let pause = Duration::from_millis(rng.random_range(50..500));
+                // Denied: the user tries again a little later (every 0.5–3 s: with more
+                // clients than seats, the seats are fought over all run long).
+                let pause = Duration::from_millis(rng.random_range(500..3_000));
                 tokio::time::sleep(pause).await;
                 continue;
             };
