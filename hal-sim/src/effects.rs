@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use hal_core::ServerId;
 
-use crate::faults::Fault;
+use crate::faults::{Fault, peers, servers};
 use crate::probe::{PROBE_EVERY, Probe, Probes};
 
 /// Probes sent this close to a fault's start or end are not judged: the fault was
@@ -105,11 +105,6 @@ impl Effects {
 
     /// Follows `fault`, applied at `t`: makes the checks its end allows.
     pub fn applied(&mut self, t: u64, fault: Fault) -> Result<(), String> {
-        let others = |s: ServerId| {
-            crate::faults::servers()
-                .into_iter()
-                .filter(move |&o| o != s)
-        };
         match fault {
             Fault::Crash(_) => {}
             Fault::Restart(s) => self.later.push((
@@ -117,7 +112,7 @@ impl Effects {
                 Later::Restarted { s, at: t },
             )),
             Fault::Isolate(s) => {
-                for o in others(s) {
+                for o in peers(s) {
                     self.cut_from(s, o, t);
                     self.cut_from(o, s, t);
                 }
@@ -128,7 +123,7 @@ impl Effects {
             }
             Fault::OneWay(a, b) => self.cut_from(a, b, t),
             Fault::Rejoin(s) => {
-                for o in others(s) {
+                for o in peers(s) {
                     self.mended(s, o, t)?;
                     self.mended(o, s, t)?;
                 }
@@ -224,7 +219,7 @@ impl Effects {
     /// the whole run.
     pub fn finish(&mut self, now: u64) -> Result<(), String> {
         self.due(now)?;
-        for s in crate::faults::servers() {
+        for s in servers() {
             self.clock_follows(s, 0, now)?;
         }
         Ok(())
@@ -324,15 +319,12 @@ impl Effects {
                 }
             }
             Later::Restarted { s, at } => {
-                let reached = crate::faults::servers()
-                    .into_iter()
-                    .filter(|&o| o != s)
-                    .any(|o| {
-                        self.probes
-                            .sent_between(s, o, at + MARGIN_MS, now)
-                            .iter()
-                            .any(|p| p.received_ms.is_some())
-                    });
+                let reached = peers(s).into_iter().any(|o| {
+                    self.probes
+                        .sent_between(s, o, at + MARGIN_MS, now)
+                        .iter()
+                        .any(|p| p.received_ms.is_some())
+                });
                 if !reached {
                     return Err(format!(
                         "{} restarted at {at} ms, but by {now} ms none of its probes reached a peer",
@@ -341,9 +333,8 @@ impl Effects {
                 }
             }
             Later::Clock { s, at } => {
-                let sent = crate::faults::servers()
+                let sent = peers(s)
                     .into_iter()
-                    .filter(|&o| o != s)
                     .flat_map(|o| self.probes.sent_between(s, o, at + MARGIN_MS, now))
                     .count();
                 if sent == 0 {
@@ -362,7 +353,7 @@ impl Effects {
     /// (probes sent just around a clock fault are not judged).
     fn clock_follows(&self, s: ServerId, from: u64, to: u64) -> Result<(), String> {
         let model = &self.clocks[s.index()];
-        let Some(peer) = crate::faults::servers().into_iter().find(|&o| o != s) else {
+        let Some(&peer) = peers(s).first() else {
             return Ok(());
         };
         for p in self.probes.sent_between(s, peer, from, to) {

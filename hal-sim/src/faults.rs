@@ -51,6 +51,11 @@ pub fn servers() -> [ServerId; 3] {
     [ServerId::PRIMARY, ServerId::SECONDARY, ServerId::TIEBREAKER]
 }
 
+/// The other two servers, in id order.
+pub fn peers(id: ServerId) -> Vec<ServerId> {
+    servers().into_iter().filter(|&s| s != id).collect()
+}
+
 pub fn host(id: ServerId) -> String {
     format!("server{}", id.get())
 }
@@ -61,8 +66,7 @@ fn pick(rng: &mut ChaCha8Rng) -> ServerId {
 
 fn pair(rng: &mut ChaCha8Rng) -> (ServerId, ServerId) {
     let a = pick(rng);
-    let others: Vec<ServerId> = servers().into_iter().filter(|&s| s != a).collect();
-    (a, others[rng.random_range(0..2)])
+    (a, peers(a)[rng.random_range(0..2)])
 }
 
 /// The shortest fault: long enough for a few probes to cross (or not) every link it
@@ -222,7 +226,7 @@ pub const CLIENTS_HOST: &str = "clients";
 /// on what other threads do. A crash modelled as a power cut sends nothing, and stays
 /// deterministic.)
 fn crash_silently(sim: &mut turmoil::Sim<'_>, s: ServerId, book: &Book) {
-    let peers: Vec<ServerId> = servers().into_iter().filter(|&p| p != s).collect();
+    let peers = peers(s);
     for &p in &peers {
         sim.partition_oneway(host(s), host(p));
     }
@@ -261,8 +265,6 @@ pub fn apply(
     history: &History,
 ) -> Result<(), String> {
     let t_ms = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let others =
-        |id: ServerId| -> Vec<ServerId> { servers().into_iter().filter(|&s| s != id).collect() };
     match fault {
         Fault::Crash(s) => {
             crash_silently(sim, s, book);
@@ -286,18 +288,18 @@ pub fn apply(
             history.fault(t_ms, "restart", &[s], &[]);
         }
         Fault::Isolate(s) => {
-            for o in others(s) {
+            for o in peers(s) {
                 sim.partition(host(s), host(o));
                 book.both(s, o, Way::Cut);
             }
-            history.fault(t_ms, "partition", &[s], &others(s));
+            history.fault(t_ms, "partition", &[s], &peers(s));
         }
         Fault::Rejoin(s) => {
-            for o in others(s) {
+            for o in peers(s) {
                 sim.repair(host(s), host(o));
                 book.both(s, o, Way::Open);
             }
-            history.fault(t_ms, "repair", &[s], &others(s));
+            history.fault(t_ms, "repair", &[s], &peers(s));
         }
         Fault::Cut(a, b) | Fault::FlapDown(a, b) => {
             sim.partition(host(a), host(b));

@@ -16,7 +16,7 @@ use hal_core::ServerId;
 use hal_net::clock::Clock;
 
 use crate::clock::SimClock;
-use crate::faults::{host, servers};
+use crate::faults::{host, peers};
 use crate::history::now_ms;
 
 /// The UDP port every prober listens on.
@@ -105,7 +105,7 @@ fn decode(datagram: &[u8]) -> Option<(ServerId, u32)> {
 /// Server `me`'s prober: runs as long as the server's host does.
 pub async fn run(me: ServerId, clock: SimClock, epoch_ms: u64, probes: Probes) -> io::Result<()> {
     let socket = turmoil::net::UdpSocket::bind(("0.0.0.0", PROBE_PORT)).await?;
-    let peers: Vec<ServerId> = servers().into_iter().filter(|&p| p != me).collect();
+    let peers = peers(me);
     let mut every = tokio::time::interval(PROBE_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut buffer = [0u8; 16];

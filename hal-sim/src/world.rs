@@ -115,9 +115,8 @@ pub struct Run {
 }
 
 fn node_config(id: ServerId, timing: Timing) -> NodeConfig {
-    let peers = servers()
+    let peers = faults::peers(id)
         .into_iter()
-        .filter(|&p| p != id)
         .map(|p| (p, format!("{}:{PORT}", host(p))))
         .collect();
     NodeConfig {
