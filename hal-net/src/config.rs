@@ -69,8 +69,9 @@ use hal_core::{HostId, ServerId};
 
 use crate::addr::ServerAddr;
 
-pub use error::{ConfigError, Location};
+pub use error::{ConfigError, Location, nearest_key};
 pub use file::ConfigFile;
+pub use parse::{TIMING_FIELDS, timing_field};
 
 /// The port a single server without a `triad` entry listens on (LM-X's usual port).
 pub const DEFAULT_PORT: u16 = 6200;

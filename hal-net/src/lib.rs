@@ -7,9 +7,11 @@
 //! - [`session`]: the client side, driving hal-core's client over the same transport;
 //! - [`config`] (the server's TOML config), [`addr`] (`port@host` addresses, license
 //!   paths), [`hostid`] (this machine's HostID);
-//! - [`keys`] and [`license_file`]: the vendor's key files and reading a license file.
+//! - [`keys`] and [`license_file`]: the vendor's key files and reading a license file;
+//! - [`admin`]: an operator's status query to a running server.
 
 pub mod addr;
+pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod hostid;

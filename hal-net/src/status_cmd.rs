@@ -10,13 +10,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use futures_util::{SinkExt, StreamExt};
 use hal_core::server::Role;
 use hal_net::addr::LicensePath;
-use hal_net::transport::{TcpTransport, Transport};
-use hal_net::wire::{FRAME_BYTES_MAX_PEER, Hello, Message, StatusReport, WireCodec};
+use hal_net::admin;
+use hal_net::transport::TcpTransport;
+use hal_net::wire::StatusReport;
 use serde_json::{Value, json};
-use tokio_util::codec::Framed;
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -38,34 +37,7 @@ struct Probe {
 }
 
 async fn ask(addr: String, limit: Duration) -> Probe {
-    let query = async {
-        let stream = TcpTransport
-            .connect(&addr)
-            .await
-            .map_err(|e| format!("cannot connect: {e}"))?;
-        let mut link = Framed::new(stream, WireCodec::new(FRAME_BYTES_MAX_PEER));
-        let hello = Message::Hello(Hello::Admin);
-        link.send(hello).await.map_err(|e| e.to_string())?;
-        match link.next().await {
-            Some(Ok(Message::Welcome { .. })) => {}
-            Some(Ok(Message::Refused { reason })) => return Err(format!("refused: {reason}")),
-            Some(Ok(_)) => return Err("not a HAL server's answer to hello".to_string()),
-            Some(Err(e)) => return Err(format!("handshake: {e}")),
-            None => return Err("closed during the handshake".to_string()),
-        }
-        link.send(Message::StatusRequest)
-            .await
-            .map_err(|e| e.to_string())?;
-        match link.next().await {
-            Some(Ok(Message::Status(report))) => Ok(*report),
-            Some(Err(e)) => Err(e.to_string()),
-            Some(Ok(_)) => Err("not a status answer".to_string()),
-            None => Err("closed before answering".to_string()),
-        }
-    };
-    let report = tokio::time::timeout(limit, query)
-        .await
-        .unwrap_or_else(|_| Err("timed out".to_string()));
+    let report = admin::status(&TcpTransport, &addr, limit).await;
     Probe { addr, report }
 }
 
@@ -103,11 +75,7 @@ impl<'a> View<'a> {
             .filter_map(|p| p.report.as_ref().ok())
             .collect();
         let newest_index = reports.iter().map(|r| r.last_index).max().unwrap_or(0);
-        let source = reports
-            .iter()
-            .copied()
-            .find(|r| r.role == Role::Active)
-            .or_else(|| reports.iter().copied().max_by_key(|r| r.applied_index));
+        let source = admin::seat_table_source(reports.iter().copied());
         View {
             source,
             newest_index,

@@ -6,6 +6,7 @@
 //! for everything the world decides (fault schedule, client ids, hold times). The same
 //! seed twice writes byte-identical histories.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
@@ -114,23 +115,54 @@ pub struct Run {
     pub violation: Option<Violation>,
 }
 
-fn node_config(id: ServerId, timing: Timing) -> NodeConfig {
-    let peers = faults::peers(id)
-        .into_iter()
-        .map(|p| (p, format!("{}:{PORT}", host(p))))
-        .collect();
+/// How one server of a simulated triad is set up.
+#[derive(Debug, Clone)]
+pub struct ServerSetup {
+    /// The license as this server applies it.
+    pub catalog: Catalog,
+    /// What this server tells its peers (its triad list, its license).
+    pub identity: Identity,
+    /// Where this server looks for each peer (from its own triad list).
+    pub peers: BTreeMap<ServerId, String>,
+    /// How long a sync of its disk takes.
+    pub sync_time: Duration,
+}
+
+impl ServerSetup {
+    /// Server `id` of the standard world: the right triad list, `catalog`.
+    fn standard(id: ServerId, catalog: Catalog, sync_time: Duration) -> ServerSetup {
+        ServerSetup {
+            catalog,
+            identity: Identity {
+                triad: servers().iter().map(|&s| triad_entry(s)).collect(),
+                license_digest: "simulated".into(),
+                features: vec![],
+            },
+            peers: faults::peers(id)
+                .into_iter()
+                .map(|p| (p, format!("{}:{PORT}", host(p))))
+                .collect(),
+            sync_time,
+        }
+    }
+}
+
+/// Server `id`'s entry in a triad list (`6200@server1`).
+pub fn triad_entry(id: ServerId) -> String {
+    format!("{PORT}@{}", host(id))
+}
+
+/// The address a client or peer dials for server `id`.
+pub fn address(id: ServerId) -> String {
+    format!("{}:{PORT}", host(id))
+}
+
+fn node_config(id: ServerId, timing: Timing, setup: &ServerSetup) -> NodeConfig {
     NodeConfig {
         core: Config::triad(id, timing),
         listen: format!("0.0.0.0:{PORT}"),
-        peers,
-        identity: Identity {
-            triad: servers()
-                .iter()
-                .map(|&s| format!("{PORT}@{}", host(s)))
-                .collect(),
-            license_digest: "simulated".into(),
-            features: vec![],
-        },
+        peers: setup.peers.clone(),
+        identity: setup.identity.clone(),
         client_connections_max: 1024,
         links: LinkTiming::for_timing(&timing),
     }
@@ -189,6 +221,39 @@ impl std::fmt::Debug for Failure {
     }
 }
 
+/// Starts the three servers on `sim`, each with its setup, `timing`, its clock, and a
+/// prober beside it; their role changes go into `history`.
+pub(crate) fn spawn_servers(
+    sim: &mut turmoil::Sim<'_>,
+    setups: [ServerSetup; 3],
+    timing: Timing,
+    clocks: &[SimClock; 3],
+    history: &History,
+    probes: &Probes,
+) {
+    for (id, setup) in servers().into_iter().zip(setups) {
+        let disk = SimDisk::default();
+        let clock = clocks[id.index()].clone();
+        let (history, probes) = (history.clone(), probes.clone());
+        sim.host(host(id), move || {
+            let storage = SimStorage {
+                disk: disk.clone(),
+                sync_time: setup.sync_time,
+            };
+            let (clock, hook) = (clock.clone(), role_hook(id, history.clone()));
+            tokio::task::spawn_local(probe::run(id, clock.clone(), EPOCH_MS, probes.clone()));
+            let (config, catalog) = (node_config(id, timing, &setup), setup.catalog.clone());
+            async move {
+                let node = Node::bind(config, catalog, SimTransport, storage, clock)
+                    .await?
+                    .on_event(hook);
+                node.run(std::future::pending()).await?;
+                Ok(())
+            }
+        });
+    }
+}
+
 /// Runs one world to the end.
 pub fn run(config: &WorldConfig) -> Result<Run, Failure> {
     let history = History::default();
@@ -230,33 +295,8 @@ fn judge(config: &WorldConfig, history: &History) -> Result<Run, String> {
         Some(Planted::NoFailback) => timing.failback_hold = Duration::from_secs(86_400),
         None => {}
     }
-    for id in servers() {
-        let disk = SimDisk::default();
-        let clock = clocks[id.index()].clone();
-        let sync_time = config.sync_time;
-        let (history, probes) = (history.clone(), probes.clone());
-        sim.host(host(id), move || {
-            let storage = SimStorage {
-                disk: disk.clone(),
-                sync_time,
-            };
-            let (clock, hook) = (clock.clone(), role_hook(id, history.clone()));
-            tokio::task::spawn_local(probe::run(id, clock.clone(), EPOCH_MS, probes.clone()));
-            async move {
-                let node = Node::bind(
-                    node_config(id, timing),
-                    catalog(count),
-                    SimTransport,
-                    storage,
-                    clock,
-                )
-                .await?
-                .on_event(hook);
-                node.run(std::future::pending()).await?;
-                Ok(())
-            }
-        });
-    }
+    let setups = servers().map(|id| ServerSetup::standard(id, catalog(count), config.sync_time));
+    spawn_servers(&mut sim, setups, timing, &clocks, history, &probes);
     // All clients run as tasks of one simulated machine: turmoil's cost is per host and
     // per tick, so twenty client hosts would make the run several times slower. (Their
     // network faults are the servers'.)
@@ -355,10 +395,7 @@ type SimSession = Session<SimTransport, SimClock>;
 impl ClientPlan {
     /// A session as client `id`, its traffic recorded in the history.
     fn session(&self, id: ClientId) -> SimSession {
-        let path = servers()
-            .iter()
-            .map(|&s| format!("{}:{PORT}", host(s)))
-            .collect();
+        let path = servers().map(address).to_vec();
         let clock = SimClock::new(EPOCH_MS);
         let config = ClientConfig::new(self.timing);
         let mut session = Session::new(SimTransport, clock, path, id, &self.name, "sim", config);

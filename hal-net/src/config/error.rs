@@ -105,15 +105,16 @@ pub(super) fn unknown_key_hint(key: &str, allowed: &[&str], misplaced: &[&str]) 
     if misplaced.contains(&key) {
         return "it belongs in the [timing] section".into();
     }
-    match nearest(key, allowed) {
+    match nearest_key(key, allowed) {
         Some(near) => format!("did you mean '{near}'?"),
         None => format!("allowed: {}", allowed.join(", ")),
     }
 }
 
 /// The allowed key nearest to `key` by edit distance, if at most two edits away and not
-/// a replacement of the whole key. Ties go to the first in `allowed`.
-fn nearest<'a>(key: &str, allowed: &[&'a str]) -> Option<&'a str> {
+/// a replacement of the whole key. Ties go to the first in `allowed`. (The simulator's
+/// scenario files suggest keys and verbs with it too.)
+pub fn nearest_key<'a>(key: &str, allowed: &[&'a str]) -> Option<&'a str> {
     if key.chars().count() > SUGGESTED_KEY_CHARS_MAX {
         return None;
     }

@@ -35,7 +35,7 @@ pub(super) const TOP_KEYS: &[&str] = &[
 ];
 
 /// The timers of [`Timing`] that `[timing]` can override, by key.
-pub(super) const TIMING_FIELDS: &[&str] = &[
+pub const TIMING_FIELDS: &[&str] = &[
     "peer_heartbeat",
     "election_timeout",
     "failover_delay",
@@ -46,7 +46,7 @@ pub(super) const TIMING_FIELDS: &[&str] = &[
 ];
 
 /// The timer of `timing` called `key`.
-pub(super) fn timing_field<'t>(timing: &'t mut Timing, key: &str) -> Option<&'t mut Duration> {
+pub fn timing_field<'t>(timing: &'t mut Timing, key: &str) -> Option<&'t mut Duration> {
     Some(match key {
         "peer_heartbeat" => &mut timing.peer_heartbeat,
         "election_timeout" => &mut timing.election_timeout,
