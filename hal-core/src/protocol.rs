@@ -242,6 +242,19 @@ pub enum Denial {
 }
 
 impl Denial {
+    /// Every reason's [`Denial::name`], in declaration order.
+    pub const NAMES: &[&str] = &[
+        "no_majority",
+        "not_active",
+        "all_in_use",
+        "borrow_unavailable",
+        "borrow_not_allowed",
+        "unknown_feature",
+        "unknown_handle",
+        "license_expired",
+        "hostid_mismatch",
+    ];
+
     /// The name used in histories and logs (`no_majority`, `not_active`, …).
     pub fn name(&self) -> &'static str {
         match self {
@@ -270,5 +283,29 @@ impl fmt::Display for Denial {
             Denial::AllInUse { used, count } => write!(f, "all_in_use ({used} of {count})"),
             other => f.write_str(other.name()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `NAMES` is what scenario files check a `denied = "..."` against: it must list
+    /// every reason a server gives, each once.
+    #[test]
+    fn denial_names_list_every_reason_once() {
+        let every = [
+            Denial::NoMajority,
+            Denial::NotActive { active: None },
+            Denial::AllInUse { used: 1, count: 1 },
+            Denial::BorrowUnavailable,
+            Denial::BorrowNotAllowed,
+            Denial::UnknownFeature,
+            Denial::UnknownHandle,
+            Denial::LicenseExpired,
+            Denial::HostIdMismatch,
+        ];
+        let names: Vec<&str> = every.iter().map(Denial::name).collect();
+        assert_eq!(names, Denial::NAMES);
     }
 }

@@ -79,6 +79,8 @@ pub struct Effects {
     slow: [[Option<(u64, Duration)>; 3]; 3],
     later: Vec<(u64, Later)>,
     clocks: [Vec<ClockSegment>; 3],
+    /// Per server, when it was down: from a crash to its restart (open: still down).
+    down: [Vec<(u64, Option<u64>)>; 3],
 }
 
 fn name(id: ServerId) -> String {
@@ -100,17 +102,23 @@ impl Effects {
             slow: Default::default(),
             later: Vec::new(),
             clocks: [vec![start], vec![start], vec![start]],
+            down: Default::default(),
         }
     }
 
     /// Follows `fault`, applied at `t`: makes the checks its end allows.
     pub fn applied(&mut self, t: u64, fault: Fault) -> Result<(), String> {
         match fault {
-            Fault::Crash(_) => {}
-            Fault::Restart(s) => self.later.push((
-                t + 3 * PROBE_EVERY.as_millis() as u64 + 10,
-                Later::Restarted { s, at: t },
-            )),
+            Fault::Crash(s) => self.down[s.index()].push((t, None)),
+            Fault::Restart(s) => {
+                if let Some((_, end @ None)) = self.down[s.index()].last_mut() {
+                    *end = Some(t);
+                }
+                self.later.push((
+                    t + 3 * PROBE_EVERY.as_millis() as u64 + 10,
+                    Later::Restarted { s, at: t },
+                ));
+            }
             Fault::Isolate(s) => {
                 for o in peers(s) {
                     self.cut_from(s, o, t);
@@ -136,10 +144,12 @@ impl Effects {
                 let start = self.cut[a.index()][b.index()].unwrap_or(t);
                 self.mended(a, b, t)?;
                 // The cut was one way: the other way worked all along.
-                let back = self
-                    .probes
-                    .sent_between(b, a, start + MARGIN_MS, t.saturating_sub(10));
-                self.all_arrived(&back, b, a, "during a one-way cut the other way")?;
+                if !self.was_down(a, start, t) && !self.was_down(b, start, t) {
+                    let back =
+                        self.probes
+                            .sent_between(b, a, start + MARGIN_MS, t.saturating_sub(10));
+                    self.all_arrived(&back, b, a, "during a one-way cut the other way")?;
+                }
             }
             Fault::Hold(a, b) => {
                 self.held[a.index()][b.index()] = Some(t);
@@ -249,8 +259,20 @@ impl Effects {
         Ok(())
     }
 
-    /// The probes `x` sent `y` well inside `[start, end]`; at least one.
+    /// Whether server `s` was down at any time in `[start, end]`.
+    fn was_down(&self, s: ServerId, start: u64, end: u64) -> bool {
+        self.down[s.index()]
+            .iter()
+            .any(|&(from, until)| from <= end && until.is_none_or(|u| u >= start))
+    }
+
+    /// The probes `x` sent `y` well inside `[start, end]`; at least one. None sent and
+    /// none expected when either was down meanwhile (a scenario can crash a server during
+    /// another fault): then the fault cannot be judged from probes, and is not.
     fn sent(&self, x: ServerId, y: ServerId, start: u64, end: u64) -> Result<Vec<Probe>, String> {
+        if self.was_down(x, start, end) || self.was_down(y, start, end) {
+            return Ok(Vec::new());
+        }
         let sent = self
             .probes
             .sent_between(x, y, start + MARGIN_MS, end.saturating_sub(MARGIN_MS));
@@ -290,6 +312,9 @@ impl Effects {
             Later::Released { a, b, start, end } => {
                 for (x, y) in [(a, b), (b, a)] {
                     let sent = self.sent(x, y, start, end)?;
+                    if sent.is_empty() {
+                        continue; // not judged: see `sent`
+                    }
                     self.all_arrived(&sent, x, y, &format!("while held (released at {end} ms)"))?;
                 }
             }
@@ -304,6 +329,9 @@ impl Effects {
                 let (low, high) = ((most / 2).saturating_sub(2), most + 3);
                 for (x, y) in [(a, b), (b, a)] {
                     let sent = self.sent(x, y, start, end)?;
+                    if sent.is_empty() {
+                        continue; // not judged: see `sent`
+                    }
                     self.all_arrived(&sent, x, y, "over a slow link")?;
                     for p in &sent {
                         let took = p.received_ms.unwrap_or(0).saturating_sub(p.sent_ms);
@@ -319,7 +347,14 @@ impl Effects {
                 }
             }
             Later::Restarted { s, at } => {
-                let reached = peers(s).into_iter().any(|o| {
+                let peers_up: Vec<ServerId> = peers(s)
+                    .into_iter()
+                    .filter(|&o| !self.was_down(o, at, now))
+                    .collect();
+                if peers_up.is_empty() || self.was_down(s, at + 1, now) {
+                    return Ok(()); // nobody to reach, or down again: not judged
+                }
+                let reached = peers_up.into_iter().any(|o| {
                     self.probes
                         .sent_between(s, o, at + MARGIN_MS, now)
                         .iter()

@@ -109,7 +109,8 @@ fn draw(
                 let latency = Duration::from_millis(rng.random_range(20..400));
                 (Fault::Slow(a, b, latency), Fault::Fast(a, b))
             } else {
-                return flapping(rng, a, b, lasting);
+                let phase = |_down: bool| random_phase(rng);
+                return flapping(a, b, lasting, phase);
             }
         }
         _ => {
@@ -122,13 +123,14 @@ fn draw(
     vec![(Duration::ZERO, start), (lasting, end)]
 }
 
-/// A link between `a` and `b` going down and up at random for `lasting`, each phase at
-/// least [`FLAP_MIN_MS`].
-fn flapping(
-    rng: &mut ChaCha8Rng,
+/// A link between `a` and `b` going down and up for `lasting`, each phase as long as
+/// `phase` says (given whether the link goes down), cut short at the end but never to a
+/// sliver shorter than [`FLAP_MIN_MS`].
+pub fn flapping(
     a: ServerId,
     b: ServerId,
     lasting: Duration,
+    mut phase: impl FnMut(bool) -> Duration,
 ) -> Vec<(Duration, Fault)> {
     let mut steps = vec![(Duration::ZERO, Fault::Flap(a, b))];
     let (mut t, mut down) = (Duration::ZERO, false);
@@ -143,18 +145,52 @@ fn flapping(
             },
         ));
         down = !down;
-        let mut phase = Duration::from_millis(rng.random_range(FLAP_MIN_MS..800)).min(lasting - t);
-        if lasting - t - phase < min {
+        let mut this = phase(down).max(min).min(lasting - t);
+        if lasting - t - this < min {
             // No sliver of a phase at the end: this one lasts to the end.
-            phase = lasting - t;
+            this = lasting - t;
         }
-        t += phase;
+        t += this;
     }
     if down {
         steps.push((lasting, Fault::FlapUp(a, b)));
     }
     steps.push((lasting, Fault::Steady(a, b)));
     steps
+}
+
+/// A random phase of a flapping link: 100–800 ms.
+pub fn random_phase(rng: &mut ChaCha8Rng) -> Duration {
+    Duration::from_millis(rng.random_range(FLAP_MIN_MS..800))
+}
+
+/// The step that ends `fault`, for a fault that has one.
+pub fn heal(fault: Fault) -> Option<Fault> {
+    Some(match fault {
+        Fault::Crash(s) => Fault::Restart(s),
+        Fault::Isolate(s) => Fault::Rejoin(s),
+        Fault::Cut(a, b) => Fault::Mend(a, b),
+        Fault::OneWay(a, b) => Fault::MendOneWay(a, b),
+        Fault::Hold(a, b) => Fault::Release(a, b),
+        Fault::Slow(a, b, _) => Fault::Fast(a, b),
+        Fault::Flap(a, b) => Fault::Steady(a, b),
+        _ => return None,
+    })
+}
+
+/// Whether `fault` ends a fault (or a phase of one) rather than starting one.
+pub fn heals(fault: &Fault) -> bool {
+    matches!(
+        fault,
+        Fault::Restart(_)
+            | Fault::Rejoin(_)
+            | Fault::Mend(..)
+            | Fault::MendOneWay(..)
+            | Fault::Release(..)
+            | Fault::Fast(..)
+            | Fault::FlapUp(..)
+            | Fault::Steady(..)
+    )
 }
 
 /// The faults of one seed: its enabled kinds, then faults one after another during
@@ -200,13 +236,38 @@ enum Way {
 }
 
 /// The state of every directed server link, kept beside turmoil's so that a crash can
-/// silence a dying server and then put its links back as they were.
-#[derive(Debug, Default)]
+/// silence a dying server and then put its links back as they were, and the latency a
+/// link returns to when it stops being slow.
+#[derive(Debug)]
 pub struct Book {
     ways: [[Way; 3]; 3],
+    normal: (Duration, Duration),
+    /// Every machine that is not a server (silenced too when a server crashes).
+    others: Vec<String>,
+}
+
+impl Default for Book {
+    fn default() -> Book {
+        Book::with_latency(NORMAL_LATENCY)
+    }
 }
 
 impl Book {
+    /// Links that take from `min` to `max` when nothing slows them.
+    pub fn with_latency((min, max): (Duration, Duration)) -> Book {
+        Book {
+            ways: Default::default(),
+            normal: (min, max),
+            others: vec![CLIENTS_HOST.to_string()],
+        }
+    }
+
+    /// The machines besides the servers are `others` (rather than [`CLIENTS_HOST`]).
+    pub fn with_others(mut self, others: Vec<String>) -> Book {
+        self.others = others;
+        self
+    }
+
     fn set(&mut self, a: ServerId, b: ServerId, way: Way) {
         self.ways[a.index()][b.index()] = way;
     }
@@ -230,9 +291,13 @@ fn crash_silently(sim: &mut turmoil::Sim<'_>, s: ServerId, book: &Book) {
     for &p in &peers {
         sim.partition_oneway(host(s), host(p));
     }
-    sim.partition_oneway(host(s), CLIENTS_HOST);
+    for other in &book.others {
+        sim.partition_oneway(host(s), other.as_str());
+    }
     sim.crash(host(s));
-    sim.repair_oneway(host(s), CLIENTS_HOST);
+    for other in &book.others {
+        sim.repair_oneway(host(s), other.as_str());
+    }
     for &p in &peers {
         match book.ways[s.index()][p.index()] {
             Way::Open => sim.repair_oneway(host(s), host(p)),
@@ -245,8 +310,9 @@ fn crash_silently(sim: &mut turmoil::Sim<'_>, s: ServerId, book: &Book) {
     }
 }
 
-/// The latency of a link nothing slows.
-const NORMAL_LATENCY: (Duration, Duration) = (Duration::from_micros(200), Duration::from_millis(2));
+/// The latency of a link nothing slows (the standard world's).
+pub const NORMAL_LATENCY: (Duration, Duration) =
+    (Duration::from_micros(200), Duration::from_millis(2));
 
 /// Sets the latency of the link between `a` and `b` to `min..=max`.
 fn set_latency(sim: &turmoil::Sim<'_>, a: ServerId, b: ServerId, (min, max): (Duration, Duration)) {
@@ -338,7 +404,7 @@ pub fn apply(
             history.fault_with(t_ms, "link", &[a], &[b], more);
         }
         Fault::Fast(a, b) => {
-            set_latency(sim, a, b, NORMAL_LATENCY);
+            set_latency(sim, a, b, book.normal);
             history.fault_with(t_ms, "link", &[a], &[b], json!({"state": "normal"}));
         }
         Fault::Flap(a, b) => {
@@ -363,21 +429,6 @@ mod tests {
     use rand::SeedableRng;
 
     use super::*;
-
-    /// Whether `fault` ends a fault (or a phase of one) rather than starting one.
-    fn heals(fault: &Fault) -> bool {
-        matches!(
-            fault,
-            Fault::Restart(_)
-                | Fault::Rejoin(_)
-                | Fault::Mend(..)
-                | Fault::MendOneWay(..)
-                | Fault::Release(..)
-                | Fault::Fast(..)
-                | Fault::FlapUp(..)
-                | Fault::Steady(..)
-        )
-    }
 
     /// The rules the effect checks rely on, over many seeds: faults come one at a time,
     /// each lasts long enough for probes to cross it (a flapping link's down phases too),

@@ -92,6 +92,21 @@ impl History {
         self.push(record);
     }
 
+    /// A client machine (`client`: the client, or group of clients, on it) cut off from
+    /// `servers` or mended: `a` is the client's name, `b` the servers.
+    pub fn clients_fault(&self, t_ms: u64, fault: &str, client: &str, servers: &[ServerId]) {
+        self.push(json!({"t_ms": t_ms, "kind": "fault", "fault": fault, "a": [client], "b": ids(servers)}));
+    }
+
+    /// A scenario's expectation or check, judged: `met`, what was expected (`expected`)
+    /// and what happened (`saw`); `line` is where the scenario file says it.
+    pub fn expectation(&self, t_ms: u64, line: usize, met: bool, expected: &str, saw: &str) {
+        self.push(
+            json!({"t_ms": t_ms, "kind": "expect", "line": line, "met": met,
+            "expected": expected, "saw": saw}),
+        );
+    }
+
     /// A server's role changed (`active`, `standby` or `down`).
     pub fn role(&self, t_ms: u64, server: ServerId, role: &str, term: u64) {
         self.push(json!({"t_ms": t_ms, "kind": "role", "server": server.get(), "role": role, "term": term}));

@@ -18,6 +18,7 @@ pub mod faults;
 pub mod history;
 pub mod net;
 pub mod probe;
+pub mod scenario;
 pub mod storage;
 pub mod sweep;
 pub mod timeline;

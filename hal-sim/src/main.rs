@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
+use hal_sim::scenario;
 use hal_sim::sweep::Verdict;
 use hal_sim::timeline::Timeline;
 use hal_sim::world::{Failure, Planted, Run, WorldConfig, run};
@@ -38,6 +39,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Play scenario files (one, or every *.toml under a folder): a timeline with each
+    /// expectation met or not for one file, a summary table for several.
+    Run(RunArgs),
     /// Run many seeds, each with its own faults and workload; report the violations.
     Sweep(SweepArgs),
     /// Run one seed again, printing its timeline and its verdict.
@@ -122,6 +126,27 @@ struct HistoryArgs {
     out: PathBuf,
 }
 
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// A scenario file, or a folder of them (searched recursively).
+    path: PathBuf,
+    /// Run with this seed instead of the file's (or the default, 1).
+    #[arg(long, conflicts_with = "seeds")]
+    seed: Option<u64>,
+    /// Run every scenario with each of these seeds, `A..B` (B excluded).
+    #[arg(long, value_parser = parse_seeds)]
+    seeds: Option<std::ops::Range<u64>>,
+    /// Print the timeline even when several runs are made.
+    #[arg(long)]
+    timeline: bool,
+    /// Runs in parallel (default: the number of cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Plant a bug on purpose (`double-count`, `no-failback`).
+    #[arg(long, hide = true, value_parser = ["double-count", "no-failback"])]
+    plant: Option<String>,
+}
+
 fn parse_seeds(text: &str) -> Result<std::ops::Range<u64>, String> {
     let (a, b) = text
         .split_once("..")
@@ -137,9 +162,182 @@ fn parse_seeds(text: &str) -> Result<std::ops::Range<u64>, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run(args) => run_scenarios(&args),
         Command::Sweep(args) => sweep(&args),
         Command::Replay(args) => replay(&args),
         Command::History(args) => history(&args),
+    }
+}
+
+fn planted(name: Option<&str>) -> Option<Planted> {
+    Planted::ALL.into_iter().find(|p| Some(p.name()) == name)
+}
+
+/// Prints a history as a timeline (stops quietly if the reader goes away).
+fn print_timeline(history: &[String]) {
+    let mut timeline = Timeline::default();
+    let mut out = std::io::stdout().lock();
+    for line in history {
+        if let Some(text) = timeline.line(line)
+            && writeln!(out, "{text}").is_err()
+        {
+            break;
+        }
+    }
+}
+
+/// The command that replays one scenario run.
+fn scenario_replay(path: &std::path::Path, seed: u64, plant: Option<&str>) -> String {
+    let plant = plant.map(|p| format!(" --plant {p}")).unwrap_or_default();
+    format!("hal-sim run {} --seed {seed}{plant}", path.display())
+}
+
+/// One line saying how a scenario run ended.
+fn scenario_summary(outcome: &scenario::Outcome) -> String {
+    let met = outcome.judged.iter().filter(|j| j.met).count();
+    let total = outcome.judged.len();
+    match outcome.verdict() {
+        scenario::Verdict::Passed => format!("passed ({met}/{total} expectations and checks met)"),
+        scenario::Verdict::Unmet(n) => {
+            format!("FAILED: {n} of {total} expectations and checks not met")
+        }
+        scenario::Verdict::Violation => "FAILED: invariant violated".to_string(),
+        scenario::Verdict::Failed => "FAILED: the simulation failed".to_string(),
+    }
+}
+
+fn run_scenarios(args: &RunArgs) -> ExitCode {
+    let files = if args.path.is_dir() {
+        match scenario::files(&args.path) {
+            Ok(files) if files.is_empty() => {
+                eprintln!(
+                    "error: no scenario files (*.toml) under {}",
+                    args.path.display()
+                );
+                return ExitCode::from(2);
+            }
+            Ok(files) => files,
+            Err(error) => {
+                eprintln!("error: cannot read {}: {error}", args.path.display());
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        vec![args.path.clone()]
+    };
+    let mut scenarios = Vec::new();
+    let mut bad = 0;
+    for file in &files {
+        match scenario::load(file) {
+            Ok(loaded) => scenarios.push((file.clone(), loaded)),
+            Err(error) => {
+                eprintln!("error: {error}");
+                bad += 1;
+            }
+        }
+    }
+    let runs: Vec<(usize, u64)> = scenarios
+        .iter()
+        .enumerate()
+        .flat_map(|(i, (_, s))| {
+            let seeds = match (&args.seeds, args.seed) {
+                (Some(range), _) => range.clone(),
+                (None, Some(seed)) => seed..seed + 1,
+                (None, None) => {
+                    let seed = s.seed.unwrap_or(scenario::DEFAULT_SEED);
+                    seed..seed + 1
+                }
+            };
+            seeds.map(move |seed| (i, seed))
+        })
+        .collect();
+    let plant = planted(args.plant.as_deref());
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let started = Instant::now();
+    let outcomes = hal_sim::sweep::parallel(&runs, jobs, |&(i, seed)| {
+        scenario::run(&scenarios[i].1, seed, plant)
+    });
+    let single = runs.len() == 1 && bad == 0;
+    let mut failed = 0;
+    for (&(i, seed), outcome) in runs.iter().zip(&outcomes) {
+        let (file, loaded) = &scenarios[i];
+        if single || args.timeline {
+            print_timeline(&outcome.history);
+            out!("");
+            out!("{}: {}", loaded.name, scenario_summary(outcome));
+        }
+        if !outcome.passed() {
+            failed += 1;
+            if !(single || args.timeline) {
+                out!(
+                    "{} (seed {seed}): {}",
+                    file.display(),
+                    scenario_summary(outcome)
+                );
+            }
+            for judged in outcome.judged.iter().filter(|j| !j.met) {
+                out!(
+                    "  line {}: expected {}; saw {}",
+                    judged.line,
+                    judged.expected,
+                    judged.saw
+                );
+            }
+            if let Some(violation) = &outcome.violation {
+                out_part!("  {violation}");
+            }
+            if let Some(failure) = &outcome.failure {
+                out!("  {failure}");
+            }
+            out!(
+                "  replay: {}",
+                scenario_replay(file, seed, args.plant.as_deref())
+            );
+        }
+    }
+    if !single {
+        summary_table(&runs, &outcomes, &scenarios);
+        out!(
+            "runs={} failed={failed} bad_files={bad} wall_s={:.1}",
+            runs.len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    if failed == 0 && bad == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// A table of every run: file, seed, simulated time, verdict.
+fn summary_table(
+    runs: &[(usize, u64)],
+    outcomes: &[scenario::Outcome],
+    scenarios: &[(PathBuf, scenario::Scenario)],
+) {
+    let width = scenarios
+        .iter()
+        .map(|(f, _)| f.display().to_string().len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    out!(
+        "{:<width$}  {:>6}  {:>8}  result",
+        "scenario",
+        "seed",
+        "sim time"
+    );
+    for (&(i, seed), outcome) in runs.iter().zip(outcomes) {
+        let (file, loaded) = &scenarios[i];
+        out!(
+            "{:<width$}  {seed:>6}  {:>8}  {}",
+            file.display().to_string(),
+            humantime::format_duration(loaded.duration).to_string(),
+            scenario_summary(outcome)
+        );
     }
 }
 

@@ -28,11 +28,15 @@ impl Timeline {
     }
 }
 
+/// Servers as `#1 #2`; a client machine by its name.
 fn servers(list: &Value) -> String {
     list.as_array()
         .map(|ids| {
             ids.iter()
-                .map(|id| format!("#{id}"))
+                .map(|id| match id.as_str() {
+                    Some(name) => format!("client {name}"),
+                    None => format!("#{id}"),
+                })
                 .collect::<Vec<_>>()
                 .join(" ")
         })
@@ -46,10 +50,19 @@ fn describe(line: &str) -> Option<String> {
     let at = format!("{:>4}.{:03}s", t / 1000, t % 1000);
     let client = record["client"].as_str().unwrap_or("");
     let text = match record["kind"].as_str()? {
-        "meta" => format!(
-            "seed {}: features {}, lease {} ms, election timeout {} ms",
-            record["seed"], record["features"], record["lease_ms"], record["election_timeout_ms"]
-        ),
+        "meta" => {
+            let mut text = format!(
+                "seed {}: features {}, lease {} ms, election timeout {} ms",
+                record["seed"],
+                record["features"],
+                record["lease_ms"],
+                record["election_timeout_ms"]
+            );
+            if let Some(name) = record["scenario"].as_str() {
+                text = format!("{name}\n{text}");
+            }
+            text
+        }
         "fault" => {
             let fault = record["fault"].as_str().unwrap_or("");
             let (a, b) = (servers(&record["a"]), servers(&record["b"]));
@@ -58,6 +71,9 @@ fn describe(line: &str) -> Option<String> {
             } else {
                 format!("{at}  FAULT  {fault} {a} | {b}")
             };
+            if let Some(cause) = record["cause"].as_str() {
+                text.push_str(&format!(" ({cause})"));
+            }
             for (key, unit) in [
                 ("state", ""),
                 ("latency_ms", " ms"),
@@ -101,6 +117,17 @@ fn describe(line: &str) -> Option<String> {
         "request" if record["op"] == "checkin" => format!(
             "{at}  {client:<5} checks in {}",
             record["handle"].as_str().unwrap_or("")
+        ),
+        "expect" => format!(
+            "{at}  {} line {}: {} — {}",
+            if record["met"] == true {
+                "[met]    "
+            } else {
+                "[NOT MET]"
+            },
+            record["line"],
+            record["expected"].as_str().unwrap_or(""),
+            record["saw"].as_str().unwrap_or("")
         ),
         "end" => format!("{at}  end of the run"),
         _ => return None,

@@ -327,7 +327,18 @@ fn judge(config: &WorldConfig, history: &History) -> Result<Run, String> {
         None => faults::schedule(&mut rng, config.chaos, config.timing.max_clock_skew),
     };
     let mut effects = Effects::new(probes);
-    drive(&mut sim, schedule, &clocks, history, &mut effects)?;
+    let plan = schedule
+        .into_iter()
+        .map(|(t, fault)| (t, Planned::Fault(fault)))
+        .collect();
+    drive(
+        &mut sim,
+        plan,
+        &clocks,
+        history,
+        &mut effects,
+        faults::Book::default(),
+    )?;
     let end_ms = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
     if history.violation().is_none() {
         effects
@@ -341,24 +352,58 @@ fn judge(config: &WorldConfig, history: &History) -> Result<Run, String> {
     })
 }
 
-/// Steps the simulation to its end, applying the faults on time and checking that they
-/// take effect. An error is a harness bug or a failed simulation.
-fn drive(
+/// What the driver does at a point in time.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Planned {
+    /// A fault between servers.
+    Fault(Fault),
+    /// A client machine cut off from some servers (`cut`), or back.
+    Clients(ClientsCut),
+}
+
+/// A client machine's network fault: the machine `host` (recorded as `name`) cut off
+/// from `servers`, or mended.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ClientsCut {
+    pub host: String,
+    pub name: String,
+    pub servers: Vec<ServerId>,
+    pub cut: bool,
+}
+
+/// Steps the simulation to its end, applying the planned faults on time and checking
+/// that they take effect. An error is a harness bug or a failed simulation.
+pub(crate) fn drive(
     sim: &mut turmoil::Sim<'_>,
-    schedule: Vec<(Duration, Fault)>,
+    plan: Vec<(Duration, Planned)>,
     clocks: &[SimClock; 3],
     history: &History,
     effects: &mut Effects,
+    mut book: faults::Book,
 ) -> Result<(), String> {
-    let mut faults = schedule.into_iter().peekable();
-    let mut book = faults::Book::default();
+    let mut plan = plan.into_iter().peekable();
     loop {
         let now = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
-        while let Some((_, fault)) = faults.next_if(|(t, _)| *t <= sim.elapsed()) {
-            faults::apply(sim, fault, clocks, &mut book, history)?;
-            effects
-                .applied(now, fault)
-                .map_err(|e| format!("harness: {e}"))?;
+        while let Some((_, planned)) = plan.next_if(|(t, _)| *t <= sim.elapsed()) {
+            match planned {
+                Planned::Fault(fault) => {
+                    faults::apply(sim, fault, clocks, &mut book, history)?;
+                    effects
+                        .applied(now, fault)
+                        .map_err(|e| format!("harness: {e}"))?;
+                }
+                Planned::Clients(cut) => {
+                    for &s in &cut.servers {
+                        if cut.cut {
+                            sim.partition(cut.host.as_str(), host(s));
+                        } else {
+                            sim.repair(cut.host.as_str(), host(s));
+                        }
+                    }
+                    let fault = if cut.cut { "partition" } else { "repair" };
+                    history.clients_fault(now, fault, &cut.name, &cut.servers);
+                }
+            }
         }
         effects.due(now).map_err(|e| format!("harness: {e}"))?;
         if let Some(failure) = history.harness() {

@@ -1,0 +1,1461 @@
+//! Reading a scenario file: a walk over toml's spanned document, so that every message
+//! names the file, the line and column, and the key, and a misspelt key or verb gets the
+//! nearest valid one suggested.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+use hal_core::HostId;
+use hal_core::ServerId;
+use hal_core::license::{ServeMode, parse as parse_license};
+use hal_core::protocol::Denial;
+use hal_net::config::{Location, TIMING_FIELDS, TimingProfile, nearest_key, timing_field};
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::{
+    Action, Answer, Check, ClientAct, ClientGroup, Expect, LivenessFrom, Scenario, ServerSpec, Step,
+};
+use crate::faults::{Fault, servers};
+
+/// The largest scenario file read.
+const FILE_BYTES_MAX: u64 = 1024 * 1024;
+/// The longest simulated run a scenario may ask for.
+const DURATION_MAX: Duration = Duration::from_secs(24 * 60 * 60);
+/// The most clients in one scenario.
+const CLIENTS_MAX: u32 = 1_000;
+
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "story",
+    "seed",
+    "duration",
+    "liveness_from",
+    "license",
+    "timing",
+    "network",
+    "servers",
+    "clients",
+    "steps",
+    "checks",
+];
+const LICENSE_KEYS: &[&str] = &["text", "path", "vendor_key"];
+const NETWORK_KEYS: &[&str] = &["latency", "jitter"];
+const SERVER_KEYS: &[&str] = &[
+    "hostid",
+    "clock_offset",
+    "clock_drift_ppm",
+    "triad",
+    "sync_time",
+];
+const CLIENT_KEYS: &[&str] = &["name", "count", "path"];
+const CHECK_KEYS: &[&str] = &["at", "active", "in_use", "holds"];
+/// Keys of a step besides its verb.
+const STEP_COMMON: &[&str] = &["at", "client"];
+const EXPECTATIONS: &[&str] = &["granted_by", "denied", "within", "lost"];
+
+/// A step verb: the other keys it takes, and whether it needs `client`.
+struct Verb {
+    name: &'static str,
+    params: &'static [&'static str],
+    expectations: &'static [&'static str],
+    client: bool,
+}
+
+const VERBS: &[Verb] = &[
+    server_verb("crash", &["for"]),
+    server_verb("restart", &[]),
+    server_verb("isolate", &["for"]),
+    server_verb("rejoin", &[]),
+    server_verb("cut", &["for"]),
+    server_verb("mend", &[]),
+    server_verb("cut_oneway", &["for"]),
+    server_verb("mend_oneway", &[]),
+    server_verb("hold", &["for"]),
+    server_verb("release", &[]),
+    server_verb("slow", &["latency", "for"]),
+    server_verb("fast", &[]),
+    server_verb("flap", &["for", "down", "up"]),
+    server_verb("clock", &["offset", "drift_ppm"]),
+    client_verb("checkout", &[], &["granted_by", "denied", "within"]),
+    client_verb("borrow", &["hours"], &["granted_by", "denied", "within"]),
+    client_verb("checkin", &[], &["within"]),
+    client_verb("return", &[], &["within"]),
+    client_verb("busy", &["until", "hold"], &[]),
+    client_verb("freeze", &[], &["lost", "within"]),
+    client_verb("disconnect", &["from"], &["lost", "within"]),
+    client_verb("kill", &[], &[]),
+];
+
+const fn server_verb(name: &'static str, params: &'static [&'static str]) -> Verb {
+    Verb {
+        name,
+        params,
+        expectations: &[],
+        client: false,
+    }
+}
+
+const fn client_verb(
+    name: &'static str,
+    params: &'static [&'static str],
+    expectations: &'static [&'static str],
+) -> Verb {
+    Verb {
+        name,
+        params,
+        expectations,
+        client: true,
+    }
+}
+
+/// Every key a step may have, for suggestions.
+fn step_keys() -> Vec<&'static str> {
+    let mut keys: Vec<&'static str> = STEP_COMMON.to_vec();
+    keys.extend(VERBS.iter().map(|v| v.name));
+    for verb in VERBS {
+        for key in verb.params.iter().chain(verb.expectations) {
+            if !keys.contains(key) {
+                keys.push(key);
+            }
+        }
+    }
+    keys
+}
+
+/// Why a scenario file was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("{path}: {problem}")]
+    File { path: String, problem: String },
+    #[error("{at}: {key}: {problem}")]
+    At {
+        at: Location,
+        key: String,
+        problem: String,
+    },
+    #[error("{source_name}: {problem}")]
+    Whole {
+        source_name: String,
+        problem: String,
+    },
+}
+
+/// Reads and checks the scenario file at `path`.
+pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    let name = path.display().to_string();
+    let file_error = |problem: String| ScenarioError::File {
+        path: name.clone(),
+        problem,
+    };
+    let size = std::fs::metadata(path)
+        .map_err(|e| file_error(format!("cannot read: {e}")))?
+        .len();
+    if size > FILE_BYTES_MAX {
+        return Err(file_error(format!(
+            "{size} bytes; a scenario file is at most {FILE_BYTES_MAX}"
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| file_error(format!("cannot read: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+        ScenarioError::At {
+            at: Location::at_byte(&name, &text, at),
+            key: "file".into(),
+            problem: "not UTF-8 text".into(),
+        }
+    })?;
+    parse(&name, &text, path.parent().unwrap_or(Path::new(".")))
+}
+
+/// Reads scenario `text`, named `source_name` in messages; a license `path` is read
+/// relative to `base_dir`.
+pub fn parse(source_name: &str, text: &str, base_dir: &Path) -> Result<Scenario, ScenarioError> {
+    let doc = Doc { source_name, text };
+    let root = DeTable::parse(text).map_err(|error| {
+        doc.at(
+            error.span().unwrap_or(0..0),
+            "syntax",
+            format!("not valid TOML: {}", error.message().trim_end()),
+        )
+    })?;
+    let root = root.get_ref();
+    doc.check_keys(root, TOP_KEYS, "at the top level")?;
+    let name = doc.required_string(
+        root,
+        "name",
+        "the incident's title, e.g. name = \"Primary crash during the busy hour\"",
+    )?;
+    let story = doc.required_string(
+        root,
+        "story",
+        "the incident as the customer told it, in a few sentences",
+    )?;
+    let seed = match root.get("seed") {
+        None => None,
+        Some(value) => Some(
+            u64::try_from(doc.integer("seed", value)?)
+                .map_err(|_| doc.at(value.span(), "seed", "a seed is a whole number from 0 up"))?,
+        ),
+    };
+    let (license, license_text) = doc.license(root, base_dir)?;
+    let (profile, timing, timing_overrides) = doc.timing(root)?;
+    let (latency, jitter) = doc.network(root)?;
+    let servers = doc.servers(root)?;
+    let clients = doc.clients(root)?;
+    let features: BTreeSet<String> = license
+        .features
+        .iter()
+        .map(|f| f.name.as_str().to_string())
+        .collect();
+    let steps = doc.steps(root, &clients)?;
+    let checks = doc.checks(root, &clients)?;
+    let liveness = match root.get("liveness_from") {
+        None => LivenessFrom::Auto,
+        Some(value) if value.get_ref().as_str() == Some("never") => LivenessFrom::Never,
+        Some(value) => LivenessFrom::At(doc.duration("liveness_from", value)?),
+    };
+    let needed = steps
+        .iter()
+        .map(step_end)
+        .chain(checks.iter().map(|c| c.at))
+        .max()
+        .unwrap_or_default();
+    let (duration, duration_given) = match root.get("duration") {
+        None => (needed + Duration::from_secs(5), false),
+        Some(value) => {
+            let duration = doc.duration("duration", value)?;
+            if duration < needed {
+                let problem = format!(
+                    "{} ends the run before the timeline does (its last step or check needs {})",
+                    humantime::format_duration(duration),
+                    humantime::format_duration(needed)
+                );
+                return Err(doc.at(value.span(), "duration", problem));
+            }
+            (duration, true)
+        }
+    };
+    if duration > DURATION_MAX {
+        return Err(doc.whole(format!(
+            "the run would last {}; a scenario lasts at most a day of simulated time",
+            humantime::format_duration(duration)
+        )));
+    }
+    let scenario = Scenario {
+        source_name: source_name.to_string(),
+        name,
+        story,
+        seed,
+        license,
+        license_text,
+        profile,
+        timing,
+        timing_overrides,
+        latency,
+        jitter,
+        servers,
+        clients,
+        steps,
+        checks,
+        duration,
+        duration_given,
+        liveness,
+    };
+    doc.features_known(root, &scenario, &features)?;
+    Ok(scenario)
+}
+
+/// When everything a step starts is over (its faults healed, its client's action done).
+fn step_end(step: &Step) -> Duration {
+    let lasting = match &step.action {
+        Action::Server { lasting, .. } => lasting.unwrap_or_default(),
+        Action::Flap { lasting, .. } => *lasting,
+        Action::Client { act, .. } => match act {
+            ClientAct::Busy { until, .. } => until.saturating_sub(step.at),
+            ClientAct::Freeze(d) => *d,
+            ClientAct::Disconnect { lasting, .. } => *lasting,
+            _ => Duration::ZERO,
+        },
+    };
+    step.at + lasting.max(step.expect.within.unwrap_or_default())
+}
+
+type Value<'i> = Spanned<DeValue<'i>>;
+
+/// `[timing]`: the profile, the timers, and the overrides the file made.
+type TimingSection = (TimingProfile, hal_core::timing::Timing, Vec<(String, Duration)>);
+
+/// The text being read, for turning spans into locations.
+struct Doc<'a> {
+    source_name: &'a str,
+    text: &'a str,
+}
+
+impl Doc<'_> {
+    fn at(&self, span: Range<usize>, key: &str, problem: impl Into<String>) -> ScenarioError {
+        ScenarioError::At {
+            at: Location::at_byte(self.source_name, self.text, span.start),
+            key: key.to_string(),
+            problem: problem.into(),
+        }
+    }
+
+    fn whole(&self, problem: impl Into<String>) -> ScenarioError {
+        ScenarioError::Whole {
+            source_name: self.source_name.to_string(),
+            problem: problem.into(),
+        }
+    }
+
+    fn line(&self, span: Range<usize>) -> usize {
+        Location::at_byte(self.source_name, self.text, span.start).line
+    }
+
+    /// Refuses the first key (in file order) of `table` that is not `allowed`, with the
+    /// nearest allowed key suggested.
+    fn check_keys(
+        &self,
+        table: &DeTable<'_>,
+        allowed: &[&str],
+        place: &str,
+    ) -> Result<(), ScenarioError> {
+        let unknown = table
+            .keys()
+            .filter(|key| !allowed.contains(&key.get_ref().as_ref()))
+            .min_by_key(|key| key.span().start);
+        match unknown {
+            None => Ok(()),
+            Some(key) => Err(self.at(
+                key.span(),
+                key.get_ref(),
+                format!("unknown key {place}; {}", hint(key.get_ref(), allowed)),
+            )),
+        }
+    }
+
+    fn string<'v>(
+        &self,
+        key: &str,
+        value: &'v Value<'_>,
+        expected: &str,
+    ) -> Result<&'v str, ScenarioError> {
+        value.get_ref().as_str().ok_or_else(|| {
+            let found = value.get_ref().type_str();
+            self.at(
+                value.span(),
+                key,
+                format!("expected {expected}, found {found}"),
+            )
+        })
+    }
+
+    fn required_string(
+        &self,
+        table: &DeTable<'_>,
+        key: &str,
+        what: &str,
+    ) -> Result<String, ScenarioError> {
+        let value = table
+            .get(key)
+            .ok_or_else(|| self.whole(format!("missing key '{key}': {what}")))?;
+        let text = self.string(key, value, "text in quotes")?;
+        if text.trim().is_empty() {
+            return Err(self.at(value.span(), key, format!("is empty: {what}")));
+        }
+        Ok(text.trim().to_string())
+    }
+
+    fn integer(&self, key: &str, value: &Value<'_>) -> Result<i64, ScenarioError> {
+        let DeValue::Integer(integer) = value.get_ref() else {
+            let found = value.get_ref().type_str();
+            return Err(self.at(
+                value.span(),
+                key,
+                format!("expected a whole number, found {found}"),
+            ));
+        };
+        i64::from_str_radix(integer.as_str(), integer.radix())
+            .map_err(|_| self.at(value.span(), key, format!("{integer} is far too large")))
+    }
+
+    fn boolean(&self, key: &str, value: &Value<'_>) -> Result<bool, ScenarioError> {
+        value.get_ref().as_bool().ok_or_else(|| {
+            let found = value.get_ref().type_str();
+            self.at(
+                value.span(),
+                key,
+                format!("expected true or false, found {found}"),
+            )
+        })
+    }
+
+    fn duration(&self, key: &str, value: &Value<'_>) -> Result<Duration, ScenarioError> {
+        let text = self.string(
+            key,
+            value,
+            "a duration in quotes such as \"500ms\", \"2s\" or \"1m 30s\"",
+        )?;
+        let duration = humantime::parse_duration(text).map_err(|error| {
+            self.at(
+                value.span(),
+                key,
+                format!("'{text}' is not a duration ({error}); write e.g. \"500ms\", \"2s\" or \"1m 30s\""),
+            )
+        })?;
+        if duration > DURATION_MAX {
+            return Err(self.at(value.span(), key, format!("'{text}' is longer than a day")));
+        }
+        Ok(duration)
+    }
+
+    /// A duration that may start with `-` (a clock behind true time), in ms.
+    fn signed_ms(&self, key: &str, value: &Value<'_>) -> Result<i64, ScenarioError> {
+        let text = self.string(
+            key,
+            value,
+            "a duration in quotes such as \"-3s\" or \"250ms\"",
+        )?;
+        let (sign, rest) = match text.trim().strip_prefix('-') {
+            Some(rest) => (-1, rest),
+            None => (1, text.trim().strip_prefix('+').unwrap_or(text.trim())),
+        };
+        let duration = humantime::parse_duration(rest).map_err(|error| {
+            self.at(
+                value.span(),
+                key,
+                format!("'{text}' is not a duration ({error}); write e.g. \"-3s\" or \"250ms\""),
+            )
+        })?;
+        if duration > DURATION_MAX {
+            return Err(self.at(value.span(), key, format!("'{text}' is more than a day")));
+        }
+        Ok(sign * i64::try_from(duration.as_millis()).unwrap_or(i64::MAX))
+    }
+
+    fn server(&self, key: &str, value: &Value<'_>) -> Result<ServerId, ScenarioError> {
+        let number = self.integer(key, value).map_err(|_| {
+            let found = value.get_ref().type_str();
+            self.at(
+                value.span(),
+                key,
+                format!("expected a server number (1, 2 or 3), found {found}"),
+            )
+        })?;
+        u8::try_from(number)
+            .ok()
+            .and_then(ServerId::new)
+            .ok_or_else(|| {
+                self.at(
+                    value.span(),
+                    key,
+                    format!("{number} is not a server; the servers are 1, 2 and 3"),
+                )
+            })
+    }
+
+    fn servers_list(
+        &self,
+        key: &str,
+        value: &Value<'_>,
+        example: &str,
+    ) -> Result<Vec<ServerId>, ScenarioError> {
+        let DeValue::Array(items) = value.get_ref() else {
+            let found = value.get_ref().type_str();
+            return Err(self.at(
+                value.span(),
+                key,
+                format!("expected a list of servers such as {example}, found {found}"),
+            ));
+        };
+        let mut ids = Vec::new();
+        for item in items.iter() {
+            let id = self.server(key, item)?;
+            if ids.contains(&id) {
+                return Err(self.at(
+                    item.span(),
+                    key,
+                    format!("server {} is listed twice", id.get()),
+                ));
+            }
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    fn pair(&self, key: &str, value: &Value<'_>) -> Result<(ServerId, ServerId), ScenarioError> {
+        let ids = self.servers_list(key, value, "[1, 2]")?;
+        match ids[..] {
+            [a, b] => Ok((a, b)),
+            _ => Err(self.at(
+                value.span(),
+                key,
+                format!("expected two servers such as [1, 2], found {}", ids.len()),
+            )),
+        }
+    }
+
+    fn table<'v, 'i>(
+        &self,
+        key: &str,
+        value: &'v Value<'i>,
+        example: &str,
+    ) -> Result<&'v DeTable<'i>, ScenarioError> {
+        match value.get_ref() {
+            DeValue::Table(table) => Ok(table),
+            other => Err(self.at(
+                value.span(),
+                key,
+                format!("expected a table ({example}), found {}", other.type_str()),
+            )),
+        }
+    }
+
+    /// The tables of an array of tables (`[[steps]]`, or `steps = [{...}, ...]`).
+    fn tables<'v, 'i>(
+        &self,
+        root: &'v DeTable<'i>,
+        key: &str,
+    ) -> Result<Vec<(&'v DeTable<'i>, Range<usize>)>, ScenarioError> {
+        let Some(value) = root.get(key) else {
+            return Ok(Vec::new());
+        };
+        let DeValue::Array(items) = value.get_ref() else {
+            return Err(self.at(
+                value.span(),
+                key,
+                format!(
+                    "expected a list of [[{key}]] tables, found {}",
+                    value.get_ref().type_str()
+                ),
+            ));
+        };
+        items
+            .iter()
+            .map(|item| {
+                let table = self.table(key, item, &format!("a [[{key}]] entry"))?;
+                let start = table
+                    .keys()
+                    .map(|k| k.span())
+                    .min_by_key(|s| s.start)
+                    .unwrap_or(item.span());
+                Ok((table, start))
+            })
+            .collect()
+    }
+
+    fn license(
+        &self,
+        root: &DeTable<'_>,
+        base_dir: &Path,
+    ) -> Result<(hal_core::license::License, String), ScenarioError> {
+        let value = root.get("license").ok_or_else(|| {
+            self.whole("missing [license]: the license the servers serve, as text = \"\"\"...\"\"\" or path = \"file.lic\"")
+        })?;
+        let table = self.table("license", value, "[license] with text or path")?;
+        self.check_keys(table, LICENSE_KEYS, "in [license]")?;
+        let (text, source_name, pad) = match (table.get("text"), table.get("path")) {
+            (Some(_), Some(path)) => {
+                return Err(self.at(
+                    path.span(),
+                    "license.path",
+                    "give the license as text or as a path, not both",
+                ));
+            }
+            (None, None) => {
+                return Err(self.at(
+                    value.span(),
+                    "license",
+                    "needs text = \"\"\"...\"\"\" (the license inline) or path = \"file.lic\"",
+                ));
+            }
+            (Some(text), None) => {
+                let body =
+                    self.string("license.text", text, "the license text, in triple quotes")?;
+                // Pad with the lines before it, so that the parser's line numbers are the
+                // scenario file's.
+                let opening = &self.text[text.span().start..];
+                let mut line = self.line(text.span());
+                if opening.starts_with("\"\"\"\n")
+                    || opening.starts_with("'''\n")
+                    || opening.starts_with("\"\"\"\r\n")
+                    || opening.starts_with("'''\r\n")
+                {
+                    line += 1;
+                }
+                (body.to_string(), self.source_name.to_string(), line - 1)
+            }
+            (None, Some(path)) => {
+                let name = self.string("license.path", path, "a path in quotes")?;
+                let full = base_dir.join(name);
+                let text = std::fs::read_to_string(&full).map_err(|e| {
+                    self.at(
+                        path.span(),
+                        "license.path",
+                        format!("cannot read {}: {e}", full.display()),
+                    )
+                })?;
+                (text, full.display().to_string(), 0)
+            }
+        };
+        let padded = format!("{}{text}", "\n".repeat(pad));
+        let license = parse_license(&source_name, padded.as_bytes())
+            .map_err(|errors| self.whole(format!("the license is not valid:\n{errors}")))?;
+        match license.serve_mode() {
+            Ok(ServeMode::Hal) => {}
+            Ok(ServeMode::Single) => {
+                return Err(self.whole("the license has no HAL feature (HAL_SERVERS = 3): the simulator runs a HAL triad"));
+            }
+            Err(error) => return Err(self.whole(format!("the license cannot be served: {error}"))),
+        }
+        if let Some(key_path) = table.get("vendor_key") {
+            let name = self.string("license.vendor_key", key_path, "a path in quotes")?;
+            let full = base_dir.join(name);
+            let key = hal_net::keys::read_verifying_key(&full)
+                .map_err(|e| self.at(key_path.span(), "license.vendor_key", e.to_string()))?;
+            for (feature, verdict) in license.verify(&key) {
+                if let Err(why) = verdict {
+                    return Err(self.whole(format!(
+                        "{source_name}:{}: FEATURE {}: {why} (leave out vendor_key to run unsigned licenses)",
+                        feature.origin.line, feature.name
+                    )));
+                }
+            }
+        }
+        Ok((license, text))
+    }
+
+    fn timing(
+        &self,
+        root: &DeTable<'_>,
+    ) -> Result<TimingSection, ScenarioError> {
+        let Some(value) = root.get("timing") else {
+            return Ok((TimingProfile::Lan, TimingProfile::Lan.timing(), Vec::new()));
+        };
+        let table = self.table("timing", value, "[timing]")?;
+        let allowed: Vec<&str> = std::iter::once("profile")
+            .chain(TIMING_FIELDS.iter().copied())
+            .collect();
+        self.check_keys(table, &allowed, "in [timing]")?;
+        let profile = match table.get("profile") {
+            None => TimingProfile::Lan,
+            Some(value) => {
+                let text = self.string("timing.profile", value, "\"lan\" or \"wan\"")?;
+                TimingProfile::from_name(text).ok_or_else(|| {
+                    self.at(
+                        value.span(),
+                        "timing.profile",
+                        format!("'{text}' is not a timing profile; allowed: lan, wan"),
+                    )
+                })?
+            }
+        };
+        let mut timing = profile.timing();
+        let mut overrides = Vec::new();
+        for key in TIMING_FIELDS {
+            if let Some(value) = table.get(*key) {
+                let duration = self.duration(&format!("timing.{key}"), value)?;
+                if let Some(field) = timing_field(&mut timing, key) {
+                    *field = duration;
+                }
+                overrides.push((key.to_string(), duration));
+            }
+        }
+        timing.validate().map_err(|why| {
+            self.at(
+                value.span(),
+                "[timing]",
+                format!(
+                    "{why} (after the overrides to the '{}' profile)",
+                    profile.name()
+                ),
+            )
+        })?;
+        Ok((profile, timing, overrides))
+    }
+
+    fn network(&self, root: &DeTable<'_>) -> Result<(Duration, Duration), ScenarioError> {
+        let mut latency = Duration::from_micros(200);
+        let mut jitter = Duration::from_micros(1_800);
+        if let Some(value) = root.get("network") {
+            let table = self.table("network", value, "[network]")?;
+            self.check_keys(table, NETWORK_KEYS, "in [network]")?;
+            if let Some(value) = table.get("latency") {
+                latency = self.duration("network.latency", value)?;
+            }
+            if let Some(value) = table.get("jitter") {
+                jitter = self.duration("network.jitter", value)?;
+            }
+            if latency + jitter > Duration::from_secs(60) {
+                return Err(self.at(
+                    value.span(),
+                    "network",
+                    "latency plus jitter over a minute: no link is that slow",
+                ));
+            }
+        }
+        Ok((latency, jitter))
+    }
+
+    fn servers(&self, root: &DeTable<'_>) -> Result<[ServerSpec; 3], ScenarioError> {
+        let mut specs: [ServerSpec; 3] = Default::default();
+        let Some(value) = root.get("servers") else {
+            return Ok(specs);
+        };
+        let table = self.table("servers", value, "[servers.1], [servers.2], [servers.3]")?;
+        self.check_keys(
+            table,
+            &["1", "2", "3"],
+            "in [servers] (the servers are [servers.1], [servers.2] and [servers.3])",
+        )?;
+        for id in servers() {
+            let Some(value) = table.get(id.get().to_string().as_str()) else {
+                continue;
+            };
+            let place = format!("servers.{}", id.get());
+            let server = self.table(&place, value, &format!("[{place}]"))?;
+            self.check_keys(server, SERVER_KEYS, &format!("in [{place}]"))?;
+            let spec = &mut specs[id.index()];
+            if let Some(value) = server.get("hostid") {
+                let key = format!("{place}.hostid");
+                let text =
+                    self.string(&key, value, "a HostID in quotes such as \"0a1b2c3d4e5f\"")?;
+                spec.hostid = Some(
+                    HostId::parse(text)
+                        .map_err(|why| self.at(value.span(), &key, format!("'{text}': {why}")))?,
+                );
+            }
+            if let Some(value) = server.get("clock_offset") {
+                spec.clock_offset_ms = self.signed_ms(&format!("{place}.clock_offset"), value)?;
+            }
+            if let Some(value) = server.get("clock_drift_ppm") {
+                let key = format!("{place}.clock_drift_ppm");
+                let drift = self.integer(&key, value)?;
+                if drift.abs() > 100_000 {
+                    return Err(self.at(
+                        value.span(),
+                        &key,
+                        format!("{drift} ppm is more than 10 %: no quartz drifts so far"),
+                    ));
+                }
+                spec.clock_drift_ppm = drift;
+            }
+            if let Some(value) = server.get("triad") {
+                spec.triad = self.triad(&format!("{place}.triad"), value)?;
+            }
+            if let Some(value) = server.get("sync_time") {
+                spec.sync_time = self.duration(&format!("{place}.sync_time"), value)?;
+                if spec.sync_time > Duration::from_secs(10) {
+                    return Err(self.at(
+                        value.span(),
+                        &format!("{place}.sync_time"),
+                        "a sync of more than 10 s: the disk is dead, crash the server instead",
+                    ));
+                }
+            }
+        }
+        Ok(specs)
+    }
+
+    /// A triad list as a server's config has it: three `6200@serverN` entries.
+    fn triad(&self, key: &str, value: &Value<'_>) -> Result<[ServerId; 3], ScenarioError> {
+        let example = "[\"6200@server1\", \"6200@server2\", \"6200@server3\"]";
+        let DeValue::Array(items) = value.get_ref() else {
+            return Err(self.at(
+                value.span(),
+                key,
+                format!("expected a list such as {example}"),
+            ));
+        };
+        if items.len() != 3 {
+            return Err(self.at(
+                value.span(),
+                key,
+                format!(
+                    "has {} entries; a HAL triad has 3, e.g. {example}",
+                    items.len()
+                ),
+            ));
+        }
+        let mut ids = Vec::new();
+        for item in items.iter() {
+            let text = self.string(key, item, "an entry such as \"6200@server1\"")?;
+            let id = text
+                .strip_prefix("6200@server")
+                .and_then(|n| n.parse::<u8>().ok())
+                .and_then(ServerId::new)
+                .ok_or_else(|| {
+                    self.at(item.span(), key, format!("'{text}' is not a machine of the simulation: the servers run on 6200@server1, 6200@server2 and 6200@server3"))
+                })?;
+            if ids.contains(&id) {
+                return Err(self.at(item.span(), key, format!("'{text}' is listed twice")));
+            }
+            ids.push(id);
+        }
+        Ok([ids[0], ids[1], ids[2]])
+    }
+
+    fn clients(&self, root: &DeTable<'_>) -> Result<Vec<ClientGroup>, ScenarioError> {
+        let mut groups: Vec<ClientGroup> = Vec::new();
+        let mut names: BTreeSet<String> = BTreeSet::new();
+        let mut total = 0u32;
+        for (table, span) in self.tables(root, "clients")? {
+            self.check_keys(table, CLIENT_KEYS, "in [[clients]]")?;
+            let line = self.line(span.clone());
+            let value = table.get("name").ok_or_else(|| {
+                self.at(
+                    span.clone(),
+                    "clients",
+                    "a [[clients]] entry needs a name, e.g. name = \"alice\"",
+                )
+            })?;
+            let name = self.string("clients.name", value, "a name in quotes")?;
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                return Err(self.at(
+                    value.span(),
+                    "clients.name",
+                    format!("'{name}': a client's name is letters, digits, '_' and '-'"),
+                ));
+            }
+            let count = match table.get("count") {
+                None => None,
+                Some(value) => {
+                    let count = self.integer("clients.count", value)?;
+                    Some(
+                        u32::try_from(count)
+                            .ok()
+                            .filter(|c| (1..=CLIENTS_MAX).contains(c))
+                            .ok_or_else(|| {
+                                self.at(
+                                    value.span(),
+                                    "clients.count",
+                                    format!("{count} is not from 1 to {CLIENTS_MAX}"),
+                                )
+                            })?,
+                    )
+                }
+            };
+            let path = match table.get("path") {
+                None => servers().to_vec(),
+                Some(value) => {
+                    let path = self.servers_list("clients.path", value, "[1, 2, 3]")?;
+                    if path.is_empty() {
+                        return Err(self.at(
+                            value.span(),
+                            "clients.path",
+                            "an empty license path: list the servers, e.g. [1, 2, 3]",
+                        ));
+                    }
+                    path
+                }
+            };
+            let group = ClientGroup {
+                name: name.to_string(),
+                count,
+                path,
+                line,
+            };
+            let mut taken = group.members();
+            if group.count.is_some() {
+                taken.push(group.name.clone());
+            }
+            for member in taken {
+                if !names.insert(member.clone()) {
+                    return Err(self.at(
+                        value.span(),
+                        "clients.name",
+                        format!("a client called '{member}' is already defined"),
+                    ));
+                }
+            }
+            total += count.unwrap_or(1);
+            if total > CLIENTS_MAX {
+                return Err(self.at(
+                    span,
+                    "clients",
+                    format!("more than {CLIENTS_MAX} clients in all"),
+                ));
+            }
+            groups.push(group);
+        }
+        Ok(groups)
+    }
+
+    fn steps(
+        &self,
+        root: &DeTable<'_>,
+        clients: &[ClientGroup],
+    ) -> Result<Vec<Step>, ScenarioError> {
+        let allowed = step_keys();
+        let mut steps = Vec::new();
+        for (table, span) in self.tables(root, "steps")? {
+            self.check_keys(table, &allowed, "in a step")?;
+            let line = self.line(span.clone());
+            let at = table.get("at").ok_or_else(|| {
+                self.at(
+                    span.clone(),
+                    "at",
+                    "a step needs at = \"<simulated time>\", e.g. at = \"10s\"",
+                )
+            })?;
+            let at = self.duration("at", at)?;
+            let verbs: Vec<(&Verb, &Value<'_>)> = VERBS
+                .iter()
+                .filter_map(|verb| table.get(verb.name).map(|value| (verb, value)))
+                .collect();
+            let (verb, value) = match verbs[..] {
+                [one] => one,
+                [] => {
+                    let names: Vec<&str> = VERBS.iter().map(|v| v.name).collect();
+                    return Err(self.at(
+                        span,
+                        "steps",
+                        format!("a step needs one verb: {}", names.join(", ")),
+                    ));
+                }
+                [(first, _), (second, value), ..] => {
+                    return Err(self.at(value.span(), second.name, format!("a step does one thing, and this one also has '{}': split it into two steps at the same time", first.name)));
+                }
+            };
+            for key in table.keys() {
+                let key_name: &str = key.get_ref();
+                let fits = STEP_COMMON.contains(&key_name)
+                    || key_name == verb.name
+                    || verb.params.contains(&key_name)
+                    || verb.expectations.contains(&key_name);
+                if !fits {
+                    let problem = if EXPECTATIONS.contains(&key_name) {
+                        let takes = if verb.expectations.is_empty() {
+                            "no expectation (use [[checks]] to check what it led to)".to_string()
+                        } else {
+                            format!("only {}", verb.expectations.join(", "))
+                        };
+                        format!("'{}' takes {takes}", verb.name)
+                    } else {
+                        let mut takes: Vec<&str> = verb.params.to_vec();
+                        takes.extend(verb.expectations);
+                        let list = if takes.is_empty() {
+                            "nothing else".to_string()
+                        } else {
+                            takes.join(", ")
+                        };
+                        format!(
+                            "'{}' does not take '{key_name}'; it takes {list}",
+                            verb.name
+                        )
+                    };
+                    return Err(self.at(key.span(), key_name, problem));
+                }
+            }
+            let who = match (verb.client, table.get("client")) {
+                (true, None) => {
+                    return Err(self.at(
+                        value.span(),
+                        verb.name,
+                        format!(
+                            "'{}' is a client's action: say whose, e.g. client = \"alice\"",
+                            verb.name
+                        ),
+                    ));
+                }
+                (false, Some(client)) => {
+                    return Err(self.at(
+                        client.span(),
+                        "client",
+                        format!(
+                            "'{}' is a fault of the servers; it takes no client",
+                            verb.name
+                        ),
+                    ));
+                }
+                (true, Some(client)) => Some(self.client_name(client, clients, verb.name)?),
+                (false, None) => None,
+            };
+            let action = self.action(verb, value, table, who, at)?;
+            let expect = self.expect(table)?;
+            steps.push(Step {
+                at,
+                line,
+                action,
+                expect,
+            });
+        }
+        // Stable: steps at the same time keep their file order.
+        steps.sort_by_key(|s| s.at);
+        Ok(steps)
+    }
+
+    fn client_name(
+        &self,
+        value: &Value<'_>,
+        clients: &[ClientGroup],
+        verb: &str,
+    ) -> Result<String, ScenarioError> {
+        let name = self.string("client", value, "a client's name in quotes")?;
+        let group = clients.iter().find(|g| g.name == name);
+        let member = clients
+            .iter()
+            .find(|g| g.count.is_some() && g.members().iter().any(|m| m == name));
+        match (group, member) {
+            (Some(_), _) => Ok(name.to_string()),
+            (None, Some(group)) if verb == "disconnect" => Err(self.at(value.span(), "client", format!(
+                "'{name}' shares a machine with the other clients of '{}': a disconnect cuts the machine off, so name the group, client = \"{}\"",
+                group.name, group.name
+            ))),
+            (None, Some(_)) => Ok(name.to_string()),
+            (None, None) => {
+                let known: Vec<&str> = clients.iter().map(|g| g.name.as_str()).collect();
+                let problem = if known.is_empty() {
+                    format!("no client '{name}': define it first in a [[clients]] entry")
+                } else {
+                    format!("no client '{name}'; {}", hint(name, &known))
+                };
+                Err(self.at(value.span(), "client", problem))
+            }
+        }
+    }
+
+    fn action(
+        &self,
+        verb: &Verb,
+        value: &Value<'_>,
+        table: &DeTable<'_>,
+        who: Option<String>,
+        at: Duration,
+    ) -> Result<Action, ScenarioError> {
+        let name = verb.name;
+        let lasting = table
+            .get("for")
+            .map(|v| self.duration("for", v))
+            .transpose()?;
+        if lasting.is_some_and(|d| d.is_zero()) {
+            return Err(self.at(
+                table.get("for").map_or(value.span(), |v| v.span()),
+                "for",
+                "a fault that lasts no time",
+            ));
+        }
+        let server = |fault: fn(ServerId) -> Fault| -> Result<Action, ScenarioError> {
+            Ok(Action::Server {
+                fault: fault(self.server(name, value)?),
+                lasting,
+            })
+        };
+        let pair = |fault: fn(ServerId, ServerId) -> Fault| -> Result<Action, ScenarioError> {
+            let (a, b) = self.pair(name, value)?;
+            Ok(Action::Server {
+                fault: fault(a, b),
+                lasting,
+            })
+        };
+        let client = |act: ClientAct| {
+            Ok(Action::Client {
+                who: who.clone().unwrap_or_default(),
+                act,
+            })
+        };
+        let feature = || {
+            self.string(name, value, "a feature name in quotes, e.g. \"cad\"")
+                .map(str::to_string)
+        };
+        match name {
+            "crash" => server(Fault::Crash),
+            "restart" => server(Fault::Restart),
+            "isolate" => server(Fault::Isolate),
+            "rejoin" => server(Fault::Rejoin),
+            "cut" => pair(Fault::Cut),
+            "mend" => pair(Fault::Mend),
+            "cut_oneway" => pair(Fault::OneWay),
+            "mend_oneway" => pair(Fault::MendOneWay),
+            "hold" => pair(Fault::Hold),
+            "release" => pair(Fault::Release),
+            "fast" => pair(Fault::Fast),
+            "slow" => {
+                let (a, b) = self.pair(name, value)?;
+                let latency = table
+                    .get("latency")
+                    .ok_or_else(|| self.at(value.span(), name, "a slow link needs latency = \"<most a message takes>\", e.g. latency = \"300ms\""))?;
+                let latency_ms = self.duration("latency", latency)?;
+                if latency_ms < Duration::from_millis(4) || latency_ms > Duration::from_secs(30) {
+                    return Err(self.at(
+                        latency.span(),
+                        "latency",
+                        "a slow link's latency is from 4ms to 30s",
+                    ));
+                }
+                Ok(Action::Server {
+                    fault: Fault::Slow(a, b, latency_ms),
+                    lasting,
+                })
+            }
+            "flap" => {
+                let (a, b) = self.pair(name, value)?;
+                let lasting = lasting.ok_or_else(|| {
+                    self.at(
+                        value.span(),
+                        name,
+                        "a flapping link needs for = \"<how long it flaps>\", e.g. for = \"30s\"",
+                    )
+                })?;
+                let phase = |key: &str| -> Result<Option<Duration>, ScenarioError> {
+                    let Some(v) = table.get(key) else {
+                        return Ok(None);
+                    };
+                    let d = self.duration(key, v)?;
+                    if d < Duration::from_millis(100) {
+                        return Err(self.at(
+                            v.span(),
+                            key,
+                            "a phase of a flapping link lasts at least 100ms",
+                        ));
+                    }
+                    Ok(Some(d))
+                };
+                Ok(Action::Flap {
+                    a,
+                    b,
+                    lasting,
+                    down: phase("down")?,
+                    up: phase("up")?,
+                })
+            }
+            "clock" => {
+                let s = self.server(name, value)?;
+                let offset = table
+                    .get("offset")
+                    .map(|v| self.signed_ms("offset", v))
+                    .transpose()?;
+                let drift = table
+                    .get("drift_ppm")
+                    .map(|v| self.integer("drift_ppm", v))
+                    .transpose()?;
+                if offset.is_none() && drift.is_none() {
+                    return Err(self.at(value.span(), name, "a clock step needs offset = \"-3s\" (a step of the clock) or drift_ppm = 200 (a clock running fast), or both"));
+                }
+                if drift.is_some_and(|d| d.abs() > 100_000) {
+                    return Err(self.at(
+                        value.span(),
+                        "drift_ppm",
+                        "more than 10 %: no quartz drifts so far",
+                    ));
+                }
+                Ok(Action::Server {
+                    fault: Fault::Clock(s, offset.unwrap_or(0), drift.unwrap_or(0)),
+                    lasting: None,
+                })
+            }
+            "checkout" => client(ClientAct::Checkout(feature()?)),
+            "borrow" => {
+                let hours = table.get("hours").ok_or_else(|| {
+                    self.at(
+                        value.span(),
+                        name,
+                        "a borrow needs hours = <how long>, e.g. hours = 24",
+                    )
+                })?;
+                let n = self.integer("hours", hours)?;
+                let n = u32::try_from(n)
+                    .ok()
+                    .filter(|n| (1..=24 * 366).contains(n))
+                    .ok_or_else(|| {
+                        self.at(
+                            hours.span(),
+                            "hours",
+                            format!("{n} is not from 1 to a year of hours"),
+                        )
+                    })?;
+                client(ClientAct::Borrow(feature()?, n))
+            }
+            "checkin" => client(ClientAct::Checkin(feature()?)),
+            "return" => client(ClientAct::Return(feature()?)),
+            "busy" => {
+                let until = table.get("until").ok_or_else(|| {
+                    self.at(
+                        value.span(),
+                        name,
+                        "a busy client needs until = \"<when it stops>\", e.g. until = \"60s\"",
+                    )
+                })?;
+                let until_at = self.duration("until", until)?;
+                if until_at <= at {
+                    return Err(self.at(
+                        until.span(),
+                        "until",
+                        "the busy spell ends before it starts",
+                    ));
+                }
+                let hold = table
+                    .get("hold")
+                    .map(|v| self.duration("hold", v))
+                    .transpose()?;
+                client(ClientAct::Busy {
+                    feature: feature()?,
+                    until: until_at,
+                    hold,
+                })
+            }
+            "freeze" => client(ClientAct::Freeze(self.duration(name, value)?)),
+            "disconnect" => {
+                let lasting = self.duration(name, value)?;
+                let from = match table.get("from") {
+                    None => servers().to_vec(),
+                    Some(v) => {
+                        let from = self.servers_list("from", v, "[1]")?;
+                        if from.is_empty() {
+                            return Err(self.at(
+                                v.span(),
+                                "from",
+                                "cut off from no server: list at least one",
+                            ));
+                        }
+                        from
+                    }
+                };
+                client(ClientAct::Disconnect { lasting, from })
+            }
+            _ => {
+                if !self.boolean(name, value)? {
+                    return Err(self.at(
+                        value.span(),
+                        name,
+                        "kill = false does nothing: leave the step out",
+                    ));
+                }
+                client(ClientAct::Kill)
+            }
+        }
+    }
+
+    fn expect(&self, table: &DeTable<'_>) -> Result<Expect, ScenarioError> {
+        let mut expect = Expect::default();
+        if let Some(value) = table.get("granted_by") {
+            let by = if value.get_ref().as_str() == Some("any") {
+                None
+            } else {
+                let id = self.server("granted_by", value)?;
+                if id == ServerId::TIEBREAKER {
+                    return Err(self.at(
+                        value.span(),
+                        "granted_by",
+                        "#3 never grants (DESIGN §2): expect 1, 2 or \"any\"",
+                    ));
+                }
+                Some(id)
+            };
+            expect.answer = Some(Answer::Granted(by));
+        }
+        if let Some(value) = table.get("denied") {
+            if expect.answer.is_some() {
+                return Err(self.at(
+                    value.span(),
+                    "denied",
+                    "a request is granted or denied, not both",
+                ));
+            }
+            let reason = self.string(
+                "denied",
+                value,
+                "a reason in quotes, e.g. \"borrow_unavailable\", or \"any\"",
+            )?;
+            let reason = if reason == "any" {
+                None
+            } else {
+                let known = Denial::NAMES;
+                if !known.contains(&reason) {
+                    return Err(self.at(
+                        value.span(),
+                        "denied",
+                        format!(
+                            "'{reason}' is not a reason a server gives; {}",
+                            hint(reason, known)
+                        ),
+                    ));
+                }
+                Some(reason.to_string())
+            };
+            expect.answer = Some(Answer::Denied(reason));
+        }
+        if let Some(value) = table.get("within") {
+            expect.within = Some(self.duration("within", value)?);
+        }
+        if let Some(value) = table.get("lost") {
+            expect.lost = Some(self.boolean("lost", value)?);
+        }
+        if expect.within.is_some()
+            && table.get("lost").is_none()
+            && table.get("freeze").or(table.get("disconnect")).is_some()
+        {
+            let span = table.get("within").map_or(0..0, |v| v.span());
+            return Err(self.at(
+                span,
+                "within",
+                "within on a freeze or disconnect bounds lost = ...: say whether the seat is lost",
+            ));
+        }
+        Ok(expect)
+    }
+
+    fn checks(
+        &self,
+        root: &DeTable<'_>,
+        clients: &[ClientGroup],
+    ) -> Result<Vec<Check>, ScenarioError> {
+        let mut checks = Vec::new();
+        for (table, span) in self.tables(root, "checks")? {
+            self.check_keys(table, CHECK_KEYS, "in a check")?;
+            let line = self.line(span.clone());
+            let at = table.get("at").ok_or_else(|| {
+                self.at(
+                    span.clone(),
+                    "at",
+                    "a check needs at = \"<simulated time>\", e.g. at = \"10s\"",
+                )
+            })?;
+            let at = self.duration("at", at)?;
+            let active = match table.get("active") {
+                None => None,
+                Some(value) if value.get_ref().as_str() == Some("none") => Some(None),
+                Some(value) => Some(Some(self.server("active", value).map_err(|_| {
+                    self.at(
+                        value.span(),
+                        "active",
+                        "expected the active server, 1 or 2, or \"none\"",
+                    )
+                })?)),
+            };
+            let mut in_use = BTreeMap::new();
+            if let Some(value) = table.get("in_use") {
+                let seats = self.table("in_use", value, "in_use = { cad = 3 }")?;
+                for (feature, count) in seats.iter() {
+                    let key = format!("in_use.{}", feature.get_ref());
+                    let n = self.integer(&key, count)?;
+                    let n = u32::try_from(n)
+                        .map_err(|_| self.at(count.span(), &key, format!("{n} seats")))?;
+                    in_use.insert(feature.get_ref().to_string(), n);
+                }
+            }
+            let mut holds = BTreeMap::new();
+            if let Some(value) = table.get("holds") {
+                let who = self.table("holds", value, "holds = { alice = [\"cad\"], bob = [] }")?;
+                for (client, seats) in who.iter() {
+                    let name: &str = client.get_ref();
+                    let known = clients
+                        .iter()
+                        .any(|g| g.members().iter().any(|m| m == name));
+                    if !known {
+                        let all: Vec<String> = clients.iter().flat_map(|g| g.members()).collect();
+                        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+                        return Err(self.at(
+                            client.span(),
+                            &format!("holds.{name}"),
+                            format!(
+                                "no client '{name}' (a group's clients are checked one by one); {}",
+                                hint(name, &all)
+                            ),
+                        ));
+                    }
+                    let key = format!("holds.{name}");
+                    let DeValue::Array(items) = seats.get_ref() else {
+                        return Err(self.at(
+                            seats.span(),
+                            &key,
+                            "expected a list of features, one per seat, e.g. [\"cad\"] or []",
+                        ));
+                    };
+                    let mut features = Vec::new();
+                    for item in items.iter() {
+                        features.push(
+                            self.string(&key, item, "a feature name in quotes")?
+                                .to_string(),
+                        );
+                    }
+                    features.sort();
+                    holds.insert(name.to_string(), features);
+                }
+            }
+            if active.is_none() && in_use.is_empty() && holds.is_empty() {
+                return Err(self.at(
+                    span,
+                    "checks",
+                    "a check needs at least one of active, in_use, holds",
+                ));
+            }
+            checks.push(Check {
+                at,
+                line,
+                active,
+                in_use,
+                holds,
+            });
+        }
+        checks.sort_by_key(|c| c.at);
+        Ok(checks)
+    }
+
+    /// Every feature a step or check names is in the license.
+    fn features_known(
+        &self,
+        root: &DeTable<'_>,
+        scenario: &Scenario,
+        features: &BTreeSet<String>,
+    ) -> Result<(), ScenarioError> {
+        let known: Vec<&str> = features.iter().map(String::as_str).collect();
+        let unknown = |feature: &str, line: usize, key: &str| -> ScenarioError {
+            let _ = root;
+            ScenarioError::At {
+                at: Location {
+                    source_name: self.source_name.to_string(),
+                    line,
+                    column: 1,
+                },
+                key: key.to_string(),
+                problem: format!(
+                    "the license has no feature '{feature}'; {}",
+                    hint(feature, &known)
+                ),
+            }
+        };
+        for step in &scenario.steps {
+            if let Action::Client { act, .. } = &step.action {
+                let feature = match act {
+                    ClientAct::Checkout(f)
+                    | ClientAct::Borrow(f, _)
+                    | ClientAct::Checkin(f)
+                    | ClientAct::Return(f) => f,
+                    ClientAct::Busy { feature, .. } => feature,
+                    _ => continue,
+                };
+                // A request for a feature the license lacks is a scenario of its own
+                // (denied unknown_feature): allowed when that is what it expects.
+                let expects_unknown =
+                    step.expect.answer == Some(Answer::Denied(Some("unknown_feature".into())));
+                if !features.contains(feature) && !expects_unknown {
+                    return Err(unknown(feature, step.line, "feature"));
+                }
+            }
+        }
+        for check in &scenario.checks {
+            for feature in check.in_use.keys().chain(check.holds.values().flatten()) {
+                if !features.contains(feature) {
+                    return Err(unknown(feature, check.line, "feature"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// "did you mean 'x'?" for a near miss, else the list of what is allowed.
+fn hint(word: &str, allowed: &[&str]) -> String {
+    match nearest_key(word, allowed) {
+        Some(near) => format!("did you mean '{near}'?"),
+        None => format!("allowed: {}", allowed.join(", ")),
+    }
+}

@@ -1,0 +1,234 @@
+//! Scenario files (DESIGN §7): one field incident per TOML file — the license, the
+//! timing, the servers' clocks and HostIDs, the clients, a timeline of faults and client
+//! actions with what each should lead to, and checks at points in time. The format is
+//! documented key by key in `scenarios/README.md`.
+//!
+//! [`load`] reads a file into a [`Scenario`] (every error names the file, line and key,
+//! and suggests the nearest key or verb for a typo); [`run`] plays it in the simulated
+//! world against the real server code, with the six invariants checked throughout, and
+//! says which expectations were met; [`write`] prints a scenario back as a file (a
+//! shrunk failing schedule is saved this way).
+
+mod load;
+mod run;
+mod write;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hal_core::license::License;
+use hal_core::timing::Timing;
+use hal_core::{HostId, ServerId};
+use hal_net::config::TimingProfile;
+
+pub use load::{ScenarioError, load, parse};
+pub use run::{Outcome, Verdict, run};
+pub use write::write;
+
+/// Every scenario file (`*.toml`) under `dir`, in path order (subfolders included).
+pub fn files(dir: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut found = Vec::new();
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "toml") {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// The seed a scenario runs with when neither the file nor the command line gives one.
+pub const DEFAULT_SEED: u64 = 1;
+
+/// One incident, as read from its file.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// The file as named in messages.
+    pub source_name: String,
+    pub name: String,
+    pub story: String,
+    /// The seed the file pins, if any.
+    pub seed: Option<u64>,
+    pub license: License,
+    /// The license as text (for writing the scenario back).
+    pub license_text: String,
+    pub profile: TimingProfile,
+    pub timing: Timing,
+    /// The timers the file overrides (for writing it back).
+    pub timing_overrides: Vec<(String, Duration)>,
+    /// Every message between two machines takes from `latency` to `latency + jitter`.
+    pub latency: Duration,
+    pub jitter: Duration,
+    pub servers: [ServerSpec; 3],
+    pub clients: Vec<ClientGroup>,
+    /// In time order (file order among steps at the same time).
+    pub steps: Vec<Step>,
+    /// In time order.
+    pub checks: Vec<Check>,
+    /// How long the run lasts.
+    pub duration: Duration,
+    /// Whether the file gave `duration` (else it is worked out from the timeline).
+    pub duration_given: bool,
+    pub liveness: LivenessFrom,
+}
+
+/// How one server is set up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSpec {
+    /// The HostID of its machine; `None`: the one the license names for its slot.
+    pub hostid: Option<HostId>,
+    /// Its wall clock's offset from true time at the start, and its drift.
+    pub clock_offset_ms: i64,
+    pub clock_drift_ppm: i64,
+    /// Its triad list as configured, as the servers it names (machine `serverN` is
+    /// server N); the right list is `[1, 2, 3]`.
+    pub triad: [ServerId; 3],
+    /// How long a sync of its disk takes (writes not yet synced are lost in a crash).
+    pub sync_time: Duration,
+}
+
+impl Default for ServerSpec {
+    fn default() -> ServerSpec {
+        ServerSpec {
+            hostid: None,
+            clock_offset_ms: 0,
+            clock_drift_ppm: 0,
+            triad: [ServerId::PRIMARY, ServerId::SECONDARY, ServerId::TIEBREAKER],
+            sync_time: Duration::from_millis(2),
+        }
+    }
+}
+
+/// Clients on one machine: one named client, or `count` of them named `name1`,
+/// `name2`, ...
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientGroup {
+    pub name: String,
+    pub count: Option<u32>,
+    /// The license path, in order.
+    pub path: Vec<ServerId>,
+    pub line: usize,
+}
+
+impl ClientGroup {
+    /// The clients of the group, by name.
+    pub fn members(&self) -> Vec<String> {
+        match self.count {
+            None => vec![self.name.clone()],
+            Some(count) => (1..=count).map(|n| format!("{}{n}", self.name)).collect(),
+        }
+    }
+}
+
+/// A step of the timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub at: Duration,
+    /// Where it is in the file.
+    pub line: usize,
+    pub action: Action,
+    pub expect: Expect,
+}
+
+/// What a step does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// A fault between servers (or its end), ended by `heal` after `lasting` if given.
+    Server {
+        fault: crate::faults::Fault,
+        lasting: Option<Duration>,
+    },
+    /// The link between two servers goes down and up for `lasting`: each phase down for
+    /// `down` and up for `up`, or for 100–800 ms drawn from the seed.
+    Flap {
+        a: ServerId,
+        b: ServerId,
+        lasting: Duration,
+        down: Option<Duration>,
+        up: Option<Duration>,
+    },
+    /// Something a client (or each client of a group) does.
+    Client { who: String, act: ClientAct },
+}
+
+/// What a client does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientAct {
+    Checkout(String),
+    Borrow(String, u32),
+    /// Checks in its oldest seat of the feature.
+    Checkin(String),
+    /// Returns its oldest borrowed seat of the feature early.
+    Return(String),
+    /// Checks out, holds (for `hold`, or 1–10 s drawn from the seed), checks in, again and
+    /// again until `until`.
+    Busy {
+        feature: String,
+        until: Duration,
+        hold: Option<Duration>,
+    },
+    /// The client process is paused (no heartbeats) for this long.
+    Freeze(Duration),
+    /// The client's machine is cut off from the servers `from` for this long.
+    Disconnect {
+        lasting: Duration,
+        from: Vec<ServerId>,
+    },
+    /// The client process dies without checking in; the client's next step starts a new
+    /// process.
+    Kill,
+}
+
+/// Which answer a request should get.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// Granted, decided by this server (or any).
+    Granted(Option<ServerId>),
+    /// Denied, for this reason (or any).
+    Denied(Option<String>),
+}
+
+/// What a step should lead to; nothing expected by default (the invariants still run).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expect {
+    pub answer: Option<Answer>,
+    /// The answer (or the loss, with `lost`) comes within this long of the step's time.
+    pub within: Option<Duration>,
+    /// The client reports a seat lost (true) or does not (false) after the step.
+    pub lost: Option<bool>,
+}
+
+impl Expect {
+    pub fn is_empty(&self) -> bool {
+        self.answer.is_none() && self.within.is_none() && self.lost.is_none()
+    }
+}
+
+/// What should be true at a point in time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub at: Duration,
+    pub line: usize,
+    /// The active server (`Some(None)`: none), as the servers report it.
+    pub active: Option<Option<ServerId>>,
+    /// Seats in use per feature, in the seat table an operator's `hal-net status` shows.
+    pub in_use: BTreeMap<String, u32>,
+    /// The seats each client holds, as features (one entry per seat), as the clients'
+    /// applications know it.
+    pub holds: BTreeMap<String, Vec<String>>,
+}
+
+/// When the liveness invariant starts to apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LivenessFrom {
+    /// Once the last fault of the timeline has healed, if everything is healed by the end.
+    Auto,
+    At(Duration),
+    Never,
+}

@@ -1,0 +1,926 @@
+//! Playing a scenario: the three servers run hal-net's node driver with the scenario's
+//! license, HostIDs, triad lists, clocks and disks; each group of clients runs on its own
+//! simulated machine, doing its steps in order; an operator's machine asks the servers
+//! for their status at each check. The six invariants are checked on the history as it
+//! is written (the run stops at a violation); each expectation and check is judged and
+//! written into the history as an `expect` record.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, UNIX_EPOCH};
+
+use hal_core::catalog::Catalog;
+use hal_core::client::{ClientConfig, ClientEvent, Endpoint};
+use hal_core::license::ServerPosition;
+use hal_core::protocol::{ClientId, Handle, RequestSeq};
+use hal_core::server::Role;
+use hal_core::timing::Timing;
+use hal_core::{HostId, ServerId};
+use hal_net::session::{Session, Tapped};
+use hal_net::wire::Identity;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::json;
+
+use super::{Action, Answer, Check, ClientAct, LivenessFrom, Scenario, Step};
+use crate::check::Violation;
+use crate::clock::SimClock;
+use crate::effects::Effects;
+use crate::faults::{self, Book, Fault, host, servers};
+use crate::history::{History, now_ms};
+use crate::net::SimTransport;
+use crate::probe::Probes;
+use crate::world::{
+    ClientsCut, EPOCH_MS, Planned, Planted, ServerSetup, address, drive, liveness_bound,
+    spawn_servers, triad_entry,
+};
+
+/// The machine the operator's status queries come from.
+const OPERATOR_HOST: &str = "operator";
+/// How long the operator waits for a server's status.
+const STATUS_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// One expectation or check, judged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Judged {
+    pub t_ms: u64,
+    /// Where the scenario file says it.
+    pub line: usize,
+    pub met: bool,
+    pub expected: String,
+    pub saw: String,
+}
+
+/// How a scenario run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every expectation and check met, no invariant violated.
+    Passed,
+    /// Some expectations or checks not met (how many).
+    Unmet(usize),
+    /// An invariant was violated (the run stopped there).
+    Violation,
+    /// The simulation failed or the harness found a fault that took no effect.
+    Failed,
+}
+
+/// A finished scenario run.
+#[derive(Debug)]
+pub struct Outcome {
+    pub seed: u64,
+    pub history: Vec<String>,
+    pub violation: Option<Violation>,
+    /// A failed simulation or a harness bug.
+    pub failure: Option<String>,
+    /// Every expectation and check, in the order judged.
+    pub judged: Vec<Judged>,
+}
+
+impl Outcome {
+    pub fn verdict(&self) -> Verdict {
+        if self.failure.is_some() {
+            Verdict::Failed
+        } else if self.violation.is_some() {
+            Verdict::Violation
+        } else {
+            match self.judged.iter().filter(|j| !j.met).count() {
+                0 => Verdict::Passed,
+                unmet => Verdict::Unmet(unmet),
+            }
+        }
+    }
+
+    pub fn passed(&self) -> bool {
+        self.verdict() == Verdict::Passed
+    }
+}
+
+/// Judgements, shared by the tasks that make them; each is also written to the history.
+#[derive(Debug, Clone, Default)]
+struct Judge {
+    judged: Arc<Mutex<Vec<Judged>>>,
+    history: History,
+}
+
+impl Judge {
+    fn record(&self, t_ms: u64, line: usize, met: bool, expected: String, saw: String) {
+        self.history.expectation(t_ms, line, met, &expected, &saw);
+        self.judged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Judged {
+                t_ms,
+                line,
+                met,
+                expected,
+                saw,
+            });
+    }
+}
+
+/// The seats each client's application holds now: client → (feature, handle, borrowed).
+type Holdings = Arc<Mutex<BTreeMap<String, Vec<(String, Handle, bool)>>>>;
+
+/// Runs `scenario` with `seed`, with `planted` planted in the servers.
+pub fn run(scenario: &Scenario, seed: u64, planted: Option<Planted>) -> Outcome {
+    let history = History::default();
+    let judge = Judge {
+        judged: Arc::default(),
+        history: history.clone(),
+    };
+    let result = play(scenario, seed, planted, &history, &judge);
+    let mut judged = judge
+        .judged
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    judged.sort_by_key(|j| (j.t_ms, j.line));
+    Outcome {
+        seed,
+        history: history.lines(),
+        violation: history.violation(),
+        failure: result.err(),
+        judged,
+    }
+}
+
+/// The servers' timing, with a planted bug's change.
+fn server_timing(scenario: &Scenario, planted: Option<Planted>) -> Timing {
+    let mut timing = scenario.timing;
+    if planted == Some(Planted::NoFailback) {
+        timing.failback_hold = Duration::from_secs(86_400);
+    }
+    timing
+}
+
+/// The HostID of server `id`'s machine: the scenario's, else the one its slot is locked
+/// to, else its machine name (no unlocked feature checks it).
+pub(super) fn hostid(scenario: &Scenario, id: ServerId) -> Result<HostId, String> {
+    let spec = &scenario.servers[id.index()];
+    if let Some(hostid) = &spec.hostid {
+        return Ok(hostid.clone());
+    }
+    let locked = scenario
+        .license
+        .features
+        .iter()
+        .find_map(|f| f.hostids.get(id.index()).cloned());
+    match locked {
+        Some(hostid) => Ok(hostid),
+        None => HostId::parse(&host(id)).map_err(|why| format!("HostID of {}: {why}", host(id))),
+    }
+}
+
+/// Server `id`'s setup from the scenario.
+fn setup(
+    scenario: &Scenario,
+    id: ServerId,
+    planted: Option<Planted>,
+) -> Result<ServerSetup, String> {
+    let spec = &scenario.servers[id.index()];
+    let hostid = hostid(scenario, id)?;
+    let mut catalog = Catalog::new(&scenario.license, ServerPosition::Triad(id), &hostid);
+    if planted == Some(Planted::DoubleCount) {
+        catalog = Catalog::from_rules(catalog.iter().map(|(name, rules)| {
+            let mut rules = rules.clone();
+            rules.count *= 2;
+            (name.to_string(), rules)
+        }));
+    }
+    let triad: Vec<String> = spec.triad.iter().map(|&s| triad_entry(s)).collect();
+    // The server finds peer N at the N-th entry of its own list.
+    let peers = servers()
+        .into_iter()
+        .filter(|&p| p != id)
+        .map(|p| (p, address(spec.triad[p.index()])))
+        .collect();
+    Ok(ServerSetup {
+        catalog,
+        identity: Identity::new(triad, &scenario.license),
+        peers,
+        sync_time: spec.sync_time,
+    })
+}
+
+/// Pairs of servers whose configs disagree (their triad lists differ), and why: their
+/// handshake fails, so they are cut off from each other for the whole run.
+fn refused_pairs(setups: &[ServerSetup; 3]) -> Vec<(ServerId, ServerId, String)> {
+    let mut refused = Vec::new();
+    for a in servers() {
+        for b in servers().into_iter().filter(|&b| b > a) {
+            let (ours, theirs) = (&setups[a.index()].identity, &setups[b.index()].identity);
+            if let Some(why) = ours.difference(a, theirs, b) {
+                refused.push((a, b, why));
+            }
+        }
+    }
+    refused
+}
+
+/// The machine clients of group `name` run on.
+fn group_host(name: &str) -> String {
+    format!("client-{name}")
+}
+
+/// The driver's plan: the servers' clocks at the start, the server faults of the
+/// timeline (flapping drawn from `rng`), and client machines cut off.
+fn plan(scenario: &Scenario, rng: &mut ChaCha8Rng) -> Vec<(Duration, Planned)> {
+    let mut plan = Vec::new();
+    for id in servers() {
+        let spec = &scenario.servers[id.index()];
+        if spec.clock_offset_ms != 0 || spec.clock_drift_ppm != 0 {
+            let fault = Fault::Clock(id, spec.clock_offset_ms, spec.clock_drift_ppm);
+            plan.push((Duration::ZERO, Planned::Fault(fault)));
+        }
+    }
+    for step in &scenario.steps {
+        match &step.action {
+            Action::Server { fault, lasting } => {
+                plan.push((step.at, Planned::Fault(*fault)));
+                if let (Some(lasting), Some(heal)) = (lasting, faults::heal(*fault)) {
+                    plan.push((step.at + *lasting, Planned::Fault(heal)));
+                }
+            }
+            Action::Flap {
+                a,
+                b,
+                lasting,
+                down,
+                up,
+            } => {
+                let phase = |going_down: bool| {
+                    let fixed = if going_down { *down } else { *up };
+                    fixed.unwrap_or_else(|| faults::random_phase(rng))
+                };
+                for (offset, fault) in faults::flapping(*a, *b, *lasting, phase) {
+                    plan.push((step.at + offset, Planned::Fault(fault)));
+                }
+            }
+            Action::Client {
+                who,
+                act: ClientAct::Disconnect { lasting, from },
+            } => {
+                let cut = |cut| ClientsCut {
+                    host: group_host(who),
+                    name: who.clone(),
+                    servers: from.clone(),
+                    cut,
+                };
+                plan.push((step.at, Planned::Clients(cut(true))));
+                plan.push((step.at + *lasting, Planned::Clients(cut(false))));
+            }
+            Action::Client { .. } => {}
+        }
+    }
+    // Stable: what happens at the same time keeps the file's order.
+    plan.sort_by_key(|(t, _)| *t);
+    plan
+}
+
+/// When the liveness invariant starts: after the last fault heals, if the run ends with
+/// every server up and every link whole (and no client frozen).
+fn liveness_from(scenario: &Scenario, plan: &[(Duration, Planned)]) -> Option<Duration> {
+    match scenario.liveness {
+        LivenessFrom::Never => return None,
+        LivenessFrom::At(at) => return Some(at),
+        LivenessFrom::Auto => {}
+    }
+    let mut open: BTreeMap<String, bool> = BTreeMap::new();
+    let mut last = Duration::ZERO;
+    for (t, planned) in plan {
+        let (key, start) = match planned {
+            Planned::Fault(Fault::Clock(..)) => continue,
+            Planned::Fault(fault) => {
+                let heals = faults::heals(fault);
+                let key = match fault {
+                    Fault::Crash(s) | Fault::Restart(s) => format!("up {s:?}"),
+                    Fault::Isolate(s) | Fault::Rejoin(s) => format!("isolated {s:?}"),
+                    Fault::Slow(a, b, _) | Fault::Fast(a, b) => format!("slow {a:?} {b:?}"),
+                    Fault::Flap(a, b) | Fault::Steady(a, b) => format!("flap {a:?} {b:?}"),
+                    Fault::OneWay(a, b) | Fault::MendOneWay(a, b) => format!("oneway {a:?} {b:?}"),
+                    Fault::Cut(a, b)
+                    | Fault::Mend(a, b)
+                    | Fault::FlapDown(a, b)
+                    | Fault::FlapUp(a, b)
+                    | Fault::Hold(a, b)
+                    | Fault::Release(a, b) => {
+                        let (x, y) = if a < b { (a, b) } else { (b, a) };
+                        format!("link {x:?} {y:?}")
+                    }
+                    Fault::Clock(..) => continue,
+                };
+                (key, !heals)
+            }
+            Planned::Clients(cut) => (format!("client {}", cut.name), cut.cut),
+        };
+        open.insert(key, start);
+        last = last.max(*t);
+    }
+    for step in &scenario.steps {
+        if let Action::Client {
+            act: ClientAct::Freeze(d),
+            ..
+        } = &step.action
+        {
+            last = last.max(step.at + *d);
+        }
+    }
+    if open.values().any(|&still| still) {
+        return None;
+    }
+    Some(last)
+}
+
+fn play(
+    scenario: &Scenario,
+    seed: u64,
+    planted: Option<Planted>,
+    history: &History,
+    judge: &Judge,
+) -> Result<(), String> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let plan = plan(scenario, &mut rng);
+    let timing = scenario.timing;
+    let features: serde_json::Map<String, serde_json::Value> = scenario
+        .license
+        .features
+        .iter()
+        .filter_map(|f| {
+            let count = f.count?;
+            Some((f.name.to_string(), json!({"count": count, "hal": f.hal})))
+        })
+        .collect();
+    let mut meta = json!({
+        "kind": "meta", "seed": seed,
+        "features": features,
+        "lease_ms": timing.client_lease.as_millis() as u64,
+        "election_timeout_ms": timing.election_timeout.as_millis() as u64,
+        "failover_delay_ms": timing.failover_delay.as_millis() as u64,
+        "failback_hold_ms": timing.failback_hold.as_millis() as u64,
+        "max_clock_skew_ms": timing.max_clock_skew.as_millis() as u64,
+        "scenario": scenario.name,
+    });
+    if let Some(from) = liveness_from(scenario, &plan) {
+        meta["liveness_from_ms"] = json!(from.as_millis() as u64);
+        meta["liveness_bound_ms"] = json!(liveness_bound(&timing).as_millis() as u64);
+    }
+    history.meta(meta);
+    let end = scenario.duration;
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(seed)
+        .epoch(UNIX_EPOCH + Duration::from_millis(EPOCH_MS))
+        .simulation_duration(end + Duration::from_secs(60))
+        .tick_duration(Duration::from_millis(1))
+        .min_message_latency(scenario.latency)
+        .max_message_latency(scenario.latency + scenario.jitter)
+        .udp_capacity(4096)
+        .build();
+    let clocks = servers().map(|_| SimClock::new(EPOCH_MS));
+    let probes = Probes::default();
+    let [s1, s2, s3] = servers().map(|id| setup(scenario, id, planted));
+    let setups = [s1?, s2?, s3?];
+    for (a, b, why) in refused_pairs(&setups) {
+        let more = json!({"cause": why});
+        history.fault_with(0, "partition", &[a], &[b], more);
+    }
+    spawn_servers(
+        &mut sim,
+        setups,
+        server_timing(scenario, planted),
+        &clocks,
+        history,
+        &probes,
+    );
+    let holdings = Holdings::default();
+    for group in &scenario.clients {
+        let members: Vec<Member> = group
+            .members()
+            .into_iter()
+            .map(|name| Member {
+                steps: member_steps(scenario, &group.name, &name),
+                path: group.path.clone(),
+                timing,
+                id: ClientId(rng.random()),
+                seed: rng.random(),
+                until: end,
+                history: history.clone(),
+                judge: judge.clone(),
+                holdings: holdings.clone(),
+                held: Vec::new(),
+                lost: Vec::new(),
+                restarts: 0,
+                name: name.clone(),
+                label: name,
+            })
+            .collect();
+        sim.client(group_host(&group.name), async move {
+            let tasks: Vec<_> = members.into_iter().map(|m| tokio::spawn(m.run())).collect();
+            for task in tasks {
+                task.await?;
+            }
+            Ok(())
+        });
+    }
+    let operator = Operator {
+        checks: scenario.checks.clone(),
+        holdings,
+        judge: judge.clone(),
+        until: end,
+    };
+    sim.client(OPERATOR_HOST, operator.run());
+    let mut effects = Effects::new(probes);
+    let others = scenario
+        .clients
+        .iter()
+        .map(|g| group_host(&g.name))
+        .chain([OPERATOR_HOST.to_string()])
+        .collect();
+    let book = Book::with_latency((scenario.latency, scenario.latency + scenario.jitter))
+        .with_others(others);
+    drive(&mut sim, plan, &clocks, history, &mut effects, book)?;
+    let end_ms = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
+    if history.violation().is_none() {
+        effects
+            .finish(end_ms)
+            .map_err(|e| format!("harness: {e}"))?;
+        history.end(end_ms);
+    }
+    Ok(())
+}
+
+/// The steps of client `name` (of group `group`): those naming it or its group.
+fn member_steps(scenario: &Scenario, group: &str, name: &str) -> Vec<Step> {
+    scenario
+        .steps
+        .iter()
+        .filter(|s| matches!(&s.action, Action::Client { who, .. } if who == group || who == name))
+        .cloned()
+        .collect()
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn secs(ms: u64) -> String {
+    format!("{}.{:03} s", ms / 1000, ms % 1000)
+}
+
+type SimSession = Session<SimTransport, SimClock>;
+
+/// One simulated client doing its steps.
+struct Member {
+    /// Its name in the scenario.
+    name: String,
+    /// Its name in the history (a new process after a kill gets `alice.1`).
+    label: String,
+    restarts: u32,
+    steps: Vec<Step>,
+    path: Vec<ServerId>,
+    timing: Timing,
+    id: ClientId,
+    seed: u64,
+    until: Duration,
+    history: History,
+    judge: Judge,
+    holdings: Holdings,
+    /// Its seats: (feature, handle, borrowed).
+    held: Vec<(String, Handle, bool)>,
+    /// When it was told a seat was lost.
+    lost: Vec<u64>,
+}
+
+/// What came of a request.
+enum Answered {
+    Granted { handle: Handle, by: ServerId },
+    Denied(String),
+    Released,
+}
+
+impl Member {
+    fn session(&self, id: ClientId) -> SimSession {
+        let path: Vec<String> = self.path.iter().map(|&s| address(s)).collect();
+        let servers = self.path.clone();
+        let clock = SimClock::new(EPOCH_MS);
+        let config = ClientConfig::new(self.timing);
+        let mut session = Session::new(SimTransport, clock, path, id, &self.name, "sim", config);
+        let (history, label) = (self.history.clone(), self.label.clone());
+        session.tap(Box::new(move |tapped| match tapped {
+            Tapped::Sent { endpoint, request } => {
+                history.request(&label, server_at(&servers, endpoint), request);
+            }
+            Tapped::Received { reply, .. } => history.reply(&label, reply),
+        }));
+        session
+    }
+
+    fn publish(&self) {
+        self.holdings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(self.name.clone(), self.held.clone());
+    }
+
+    /// Takes an event that is not the answer being waited for.
+    fn on_event(&mut self, event: ClientEvent) {
+        match event {
+            ClientEvent::Lost { handle } => {
+                self.history
+                    .client(&self.label, "lost", Some(handle.to_string()));
+                self.held.retain(|(_, h, _)| *h != handle);
+                self.lost.push(now_ms());
+                self.publish();
+            }
+            ClientEvent::BorrowEnded { handle } => {
+                self.history
+                    .client(&self.label, "borrow_end", Some(handle.to_string()));
+                self.held.retain(|(_, h, _)| *h != handle);
+                self.publish();
+            }
+            _ => {}
+        }
+    }
+
+    /// Keeps the session going (heartbeats, losses) until `at`.
+    async fn idle_until(&mut self, session: &mut SimSession, at: Duration) {
+        let now = turmoil::sim_elapsed().unwrap_or_default();
+        if at <= now {
+            return;
+        }
+        let until = tokio::time::sleep(at - now);
+        tokio::pin!(until);
+        loop {
+            tokio::select! {
+                () = &mut until => return,
+                event = session.next_event() => self.on_event(event),
+            }
+        }
+    }
+
+    /// Waits for the answer to `seq` (none if the run ends first).
+    async fn answer(
+        &mut self,
+        session: &mut SimSession,
+        seq: RequestSeq,
+        feature: &str,
+    ) -> Option<Answered> {
+        let now = turmoil::sim_elapsed().unwrap_or_default();
+        let until = tokio::time::sleep(self.until.saturating_sub(now));
+        tokio::pin!(until);
+        loop {
+            let event = tokio::select! {
+                () = &mut until => return None,
+                event = session.next_event() => event,
+            };
+            match event {
+                ClientEvent::Granted {
+                    seq: s,
+                    handle,
+                    server,
+                    granted_by,
+                    borrow_end,
+                } if s == seq => {
+                    let end = borrow_end.map(|e| e.0);
+                    self.history.granted(
+                        &self.label,
+                        seq.0,
+                        feature,
+                        handle.to_string(),
+                        server,
+                        end,
+                    );
+                    return Some(Answered::Granted {
+                        handle,
+                        by: granted_by,
+                    });
+                }
+                ClientEvent::Released { seq: s, .. } if s == seq => {
+                    return Some(Answered::Released);
+                }
+                ClientEvent::Denied { seq: s, reason } if s == seq => {
+                    self.history.denied(&self.label, seq.0, reason.name());
+                    return Some(Answered::Denied(reason.name().to_string()));
+                }
+                other => self.on_event(other),
+            }
+        }
+    }
+
+    async fn run(mut self) {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        let mut session = self.session(self.id);
+        let steps = std::mem::take(&mut self.steps);
+        for step in &steps {
+            self.idle_until(&mut session, step.at).await;
+            if turmoil::sim_elapsed().unwrap_or_default() >= self.until {
+                break;
+            }
+            let Action::Client { act, .. } = &step.action else {
+                continue;
+            };
+            match act {
+                ClientAct::Checkout(feature) | ClientAct::Borrow(feature, _) => {
+                    let borrow = matches!(act, ClientAct::Borrow(..));
+                    let seq = match act {
+                        ClientAct::Borrow(_, hours) => session.borrow(feature, *hours),
+                        _ => session.checkout(feature),
+                    };
+                    let answer = self.answer(&mut session, seq, feature).await;
+                    if let Some(Answered::Granted { handle, .. }) = &answer {
+                        self.held.push((feature.clone(), *handle, borrow));
+                        self.publish();
+                    }
+                    self.judge_answer(step, answer.as_ref());
+                }
+                ClientAct::Checkin(feature) | ClientAct::Return(feature) => {
+                    let borrowed = matches!(act, ClientAct::Return(_));
+                    let Some(at) = self
+                        .held
+                        .iter()
+                        .position(|(f, _, b)| f == feature && *b == borrowed)
+                    else {
+                        let what = if borrowed { "borrowed seat" } else { "seat" };
+                        self.judge.record(
+                            now_ms(),
+                            step.line,
+                            false,
+                            format!("{} {}s in a {what} of {feature}", self.name, verb(act)),
+                            format!("{} holds no {what} of {feature}", self.name),
+                        );
+                        continue;
+                    };
+                    let (_, handle, _) = self.held.remove(at);
+                    self.publish();
+                    let seq = if borrowed {
+                        session.return_borrow(handle)
+                    } else {
+                        session.checkin(handle)
+                    };
+                    let answer = self.answer(&mut session, seq, feature).await;
+                    self.judge_answer(step, answer.as_ref());
+                }
+                ClientAct::Busy {
+                    feature,
+                    until,
+                    hold,
+                } => {
+                    self.busy(&mut session, &mut rng, feature, *until, *hold)
+                        .await;
+                }
+                ClientAct::Freeze(lasting) => {
+                    self.history.client(&self.label, "frozen", None);
+                    tokio::time::sleep(*lasting).await;
+                    self.history.client(&self.label, "thawed", None);
+                }
+                // The driver cuts the machine off; losses are judged at the end.
+                ClientAct::Disconnect { .. } => {}
+                ClientAct::Kill => {
+                    for (_, handle, _) in self.held.drain(..) {
+                        self.history
+                            .client(&self.label, "crashed", Some(handle.to_string()));
+                    }
+                    self.publish();
+                    self.restarts += 1;
+                    self.label = format!("{}.{}", self.name, self.restarts);
+                    session = self.session(ClientId(rng.random()));
+                }
+            }
+        }
+        let until = self.until;
+        self.idle_until(&mut session, until).await;
+        self.judge_losses(&steps);
+        self.history.client(&self.label, "stopped", None);
+    }
+
+    /// A busy user: checks out, holds the seat a while, checks in, until `until`.
+    async fn busy(
+        &mut self,
+        session: &mut SimSession,
+        rng: &mut ChaCha8Rng,
+        feature: &str,
+        until: Duration,
+        hold: Option<Duration>,
+    ) {
+        while turmoil::sim_elapsed().unwrap_or_default() < until.min(self.until) {
+            let seq = session.checkout(feature);
+            let Some(Answered::Granted { handle, .. }) = self.answer(session, seq, feature).await
+            else {
+                let pause = Duration::from_millis(rng.random_range(500..3_000));
+                let at = turmoil::sim_elapsed().unwrap_or_default() + pause;
+                self.idle_until(session, at).await;
+                continue;
+            };
+            self.held.push((feature.to_string(), handle, false));
+            self.publish();
+            let hold =
+                hold.unwrap_or_else(|| Duration::from_millis(rng.random_range(1_000..10_000)));
+            let at = turmoil::sim_elapsed().unwrap_or_default() + hold;
+            self.idle_until(session, at).await;
+            if let Some(at) = self.held.iter().position(|(_, h, _)| *h == handle) {
+                self.held.remove(at);
+                self.publish();
+                let seq = session.checkin(handle);
+                self.answer(session, seq, feature).await;
+            }
+        }
+    }
+
+    /// Judges a request's expectation on its answer (`None`: none by the end of the run).
+    fn judge_answer(&self, step: &Step, answer: Option<&Answered>) {
+        let expect = &step.expect;
+        if expect.answer.is_none() && expect.within.is_none() {
+            return;
+        }
+        let now = now_ms();
+        let took = now.saturating_sub(ms(step.at));
+        let mut expected = match &expect.answer {
+            Some(Answer::Granted(Some(by))) => format!("granted by #{}", by.get()),
+            Some(Answer::Granted(None)) => "granted".to_string(),
+            Some(Answer::Denied(Some(reason))) => format!("denied {reason}"),
+            Some(Answer::Denied(None)) => "denied".to_string(),
+            None => "answered".to_string(),
+        };
+        if let Some(within) = expect.within {
+            expected.push_str(&format!(" within {}", humantime::format_duration(within)));
+        }
+        let act = match &step.action {
+            Action::Client { act, .. } => verb(act),
+            _ => "",
+        };
+        let expected = format!("{} {act}: {expected}", self.name);
+        let (met, saw) = match answer {
+            None => (false, "no answer by the end of the run".to_string()),
+            Some(answered) => {
+                let saw = match answered {
+                    Answered::Granted { by, .. } => format!("granted by #{}", by.get()),
+                    Answered::Denied(reason) => format!("denied {reason}"),
+                    Answered::Released => "done".to_string(),
+                };
+                let right = match (&expect.answer, answered) {
+                    (None, _) => true,
+                    (Some(Answer::Granted(by)), Answered::Granted { by: got, .. }) => {
+                        by.is_none_or(|by| by == *got)
+                    }
+                    (Some(Answer::Denied(reason)), Answered::Denied(got)) => {
+                        reason.as_ref().is_none_or(|r| r == got)
+                    }
+                    _ => false,
+                };
+                let in_time = expect.within.is_none_or(|w| took <= ms(w));
+                (right && in_time, format!("{saw} after {}", secs(took)))
+            }
+        };
+        self.judge.record(now, step.line, met, expected, saw);
+    }
+
+    /// Judges every `lost` expectation of the steps, from the losses seen.
+    fn judge_losses(&self, steps: &[Step]) {
+        let end = ms(self.until);
+        for step in steps {
+            let Some(lost) = step.expect.lost else {
+                continue;
+            };
+            let from = ms(step.at);
+            let to = step.expect.within.map_or(end, |w| from + ms(w)).min(end);
+            let when = self.lost.iter().find(|&&t| t >= from && t <= to);
+            let window = match step.expect.within {
+                Some(w) => format!("within {}", humantime::format_duration(w)),
+                None => "by the end of the run".to_string(),
+            };
+            let expected = if lost {
+                format!("{} loses its seat {window}", self.name)
+            } else {
+                format!("{} keeps its seats ({window})", self.name)
+            };
+            let saw = match when {
+                Some(t) => format!("seat lost at {}", secs(*t)),
+                None => "no seat lost".to_string(),
+            };
+            self.judge
+                .record(now_ms(), step.line, lost == when.is_some(), expected, saw);
+        }
+    }
+}
+
+fn verb(act: &ClientAct) -> &'static str {
+    match act {
+        ClientAct::Checkout(_) => "checkout",
+        ClientAct::Borrow(..) => "borrow",
+        ClientAct::Checkin(_) => "checkin",
+        ClientAct::Return(_) => "return",
+        ClientAct::Busy { .. } => "busy",
+        ClientAct::Freeze(_) => "freeze",
+        ClientAct::Disconnect { .. } => "disconnect",
+        ClientAct::Kill => "kill",
+    }
+}
+
+/// The server at `endpoint` of a license path.
+fn server_at(path: &[ServerId], endpoint: Endpoint) -> Option<ServerId> {
+    path.get(usize::from(endpoint.0)).copied()
+}
+
+/// The operator: at each check, asks every server for its status (as `hal-net status`
+/// does) and reads what the clients hold.
+struct Operator {
+    checks: Vec<Check>,
+    holdings: Holdings,
+    judge: Judge,
+    until: Duration,
+}
+
+impl Operator {
+    async fn run(self) -> turmoil::Result {
+        for check in &self.checks {
+            let now = turmoil::sim_elapsed().unwrap_or_default();
+            tokio::time::sleep(check.at.saturating_sub(now)).await;
+            self.check(check).await;
+        }
+        let now = turmoil::sim_elapsed().unwrap_or_default();
+        tokio::time::sleep(self.until.saturating_sub(now)).await;
+        Ok(())
+    }
+
+    async fn check(&self, check: &Check) {
+        let t = now_ms();
+        let holdings = self
+            .holdings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for (client, want) in &check.holds {
+            let mut got: Vec<String> = holdings
+                .get(client)
+                .into_iter()
+                .flatten()
+                .map(|(f, _, _)| f.clone())
+                .collect();
+            got.sort();
+            self.judge.record(
+                t,
+                check.line,
+                &got == want,
+                format!("{client} holds [{}]", want.join(", ")),
+                format!("{client} holds [{}]", got.join(", ")),
+            );
+        }
+        if check.active.is_none() && check.in_use.is_empty() {
+            return;
+        }
+        let mut reports = Vec::new();
+        for id in servers() {
+            let report = hal_net::admin::status(&SimTransport, &address(id), STATUS_TIMEOUT).await;
+            reports.push((id, report));
+        }
+        let answered: Vec<_> = reports
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().ok())
+            .collect();
+        if let Some(want) = check.active {
+            let active: Vec<String> = answered
+                .iter()
+                .filter(|r| r.role == Role::Active)
+                .map(|r| format!("#{}", r.server.get()))
+                .collect();
+            let want_text = want.map_or("none".to_string(), |s| format!("#{}", s.get()));
+            let got = if active.is_empty() {
+                "none".to_string()
+            } else {
+                active.join(" and ")
+            };
+            self.judge.record(
+                t,
+                check.line,
+                got == want_text,
+                format!("active server: {want_text}"),
+                format!("active server: {got}"),
+            );
+        }
+        if !check.in_use.is_empty() {
+            let source = hal_net::admin::seat_table_source(answered.iter().copied());
+            for (feature, want) in &check.in_use {
+                let (met, saw) = match source {
+                    None => (false, "no server answered".to_string()),
+                    Some(report) => {
+                        let used = report
+                            .features
+                            .iter()
+                            .find(|f| &f.name == feature)
+                            .map_or(0, |f| f.used);
+                        (
+                            used == *want,
+                            format!("{used} in use (seat table of #{})", report.server.get()),
+                        )
+                    }
+                };
+                self.judge.record(
+                    t,
+                    check.line,
+                    met,
+                    format!("{want} seats of {feature} in use"),
+                    saw,
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! A scenario as a file, in the format [`super::load`] reads: how a shrunk failing
+//! schedule is saved (`hal-sim sweep --shrink` writes `failing-SEED.toml`).
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use hal_core::ServerId;
+
+use super::{Action, Answer, ClientAct, LivenessFrom, Scenario, ServerSpec};
+use crate::faults::Fault;
+
+fn duration(d: Duration) -> String {
+    format!("\"{}\"", humantime::format_duration(d))
+}
+
+fn signed(ms: i64) -> String {
+    let d = humantime::format_duration(Duration::from_millis(ms.unsigned_abs()));
+    if ms < 0 {
+        format!("\"-{d}\"")
+    } else {
+        format!("\"{d}\"")
+    }
+}
+
+fn quoted(text: &str) -> String {
+    serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_string())
+}
+
+/// A multi-line literal string, or a quoted one if the text holds `'''`.
+fn block(text: &str) -> String {
+    if text.contains("'''") {
+        quoted(text)
+    } else {
+        format!(
+            "'''\n{}'''",
+            if text.ends_with('\n') {
+                text.to_string()
+            } else {
+                format!("{text}\n")
+            }
+        )
+    }
+}
+
+fn pair(a: ServerId, b: ServerId) -> String {
+    format!("[{}, {}]", a.get(), b.get())
+}
+
+/// The verb and its keys for a server fault.
+fn fault_keys(fault: Fault) -> String {
+    match fault {
+        Fault::Crash(s) => format!("crash = {}", s.get()),
+        Fault::Restart(s) => format!("restart = {}", s.get()),
+        Fault::Isolate(s) => format!("isolate = {}", s.get()),
+        Fault::Rejoin(s) => format!("rejoin = {}", s.get()),
+        Fault::Cut(a, b) | Fault::FlapDown(a, b) => format!("cut = {}", pair(a, b)),
+        Fault::Mend(a, b) | Fault::FlapUp(a, b) => format!("mend = {}", pair(a, b)),
+        Fault::OneWay(a, b) => format!("cut_oneway = {}", pair(a, b)),
+        Fault::MendOneWay(a, b) => format!("mend_oneway = {}", pair(a, b)),
+        Fault::Hold(a, b) => format!("hold = {}", pair(a, b)),
+        Fault::Release(a, b) => format!("release = {}", pair(a, b)),
+        Fault::Slow(a, b, latency) => {
+            format!("slow = {}\nlatency = {}", pair(a, b), duration(latency))
+        }
+        Fault::Fast(a, b) => format!("fast = {}", pair(a, b)),
+        // A flap's start and end alone say nothing: flapping is written as `flap`.
+        Fault::Flap(a, b) | Fault::Steady(a, b) => format!("mend = {}", pair(a, b)),
+        Fault::Clock(s, offset, drift) => {
+            format!(
+                "clock = {}\noffset = {}\ndrift_ppm = {drift}",
+                s.get(),
+                signed(offset)
+            )
+        }
+    }
+}
+
+/// `scenario` as the text of a scenario file.
+pub fn write(scenario: &Scenario) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "name = {}", quoted(&scenario.name));
+    let _ = writeln!(out, "story = {}", block(&scenario.story));
+    if let Some(seed) = scenario.seed {
+        let _ = writeln!(out, "seed = {seed}");
+    }
+    if scenario.duration_given {
+        let _ = writeln!(out, "duration = {}", duration(scenario.duration));
+    }
+    match scenario.liveness {
+        LivenessFrom::Auto => {}
+        LivenessFrom::Never => out.push_str("liveness_from = \"never\"\n"),
+        LivenessFrom::At(at) => {
+            let _ = writeln!(out, "liveness_from = {}", duration(at));
+        }
+    }
+    let _ = writeln!(out, "\n[license]\ntext = {}", block(&scenario.license_text));
+    let _ = writeln!(out, "\n[timing]\nprofile = \"{}\"", scenario.profile.name());
+    for (key, value) in &scenario.timing_overrides {
+        let _ = writeln!(out, "{key} = {}", duration(*value));
+    }
+    let _ = writeln!(
+        out,
+        "\n[network]\nlatency = {}\njitter = {}",
+        duration(scenario.latency),
+        duration(scenario.jitter)
+    );
+    for (i, spec) in scenario.servers.iter().enumerate() {
+        if *spec == ServerSpec::default() {
+            continue;
+        }
+        let _ = writeln!(out, "\n[servers.{}]", i + 1);
+        if let Some(hostid) = &spec.hostid {
+            let _ = writeln!(out, "hostid = {}", quoted(hostid.as_str()));
+        }
+        if spec.clock_offset_ms != 0 {
+            let _ = writeln!(out, "clock_offset = {}", signed(spec.clock_offset_ms));
+        }
+        if spec.clock_drift_ppm != 0 {
+            let _ = writeln!(out, "clock_drift_ppm = {}", spec.clock_drift_ppm);
+        }
+        let triad: Vec<String> = spec
+            .triad
+            .iter()
+            .map(|s| format!("\"6200@server{}\"", s.get()))
+            .collect();
+        let _ = writeln!(out, "triad = [{}]", triad.join(", "));
+        let _ = writeln!(out, "sync_time = {}", duration(spec.sync_time));
+    }
+    for group in &scenario.clients {
+        let _ = writeln!(out, "\n[[clients]]\nname = {}", quoted(&group.name));
+        if let Some(count) = group.count {
+            let _ = writeln!(out, "count = {count}");
+        }
+        let path: Vec<String> = group.path.iter().map(|s| s.get().to_string()).collect();
+        let _ = writeln!(out, "path = [{}]", path.join(", "));
+    }
+    for step in &scenario.steps {
+        let _ = writeln!(out, "\n[[steps]]\nat = {}", duration(step.at));
+        match &step.action {
+            Action::Server { fault, lasting } => {
+                out.push_str(&fault_keys(*fault));
+                out.push('\n');
+                if let Some(lasting) = lasting {
+                    let _ = writeln!(out, "for = {}", duration(*lasting));
+                }
+            }
+            Action::Flap {
+                a,
+                b,
+                lasting,
+                down,
+                up,
+            } => {
+                let _ = writeln!(out, "flap = {}\nfor = {}", pair(*a, *b), duration(*lasting));
+                if let Some(down) = down {
+                    let _ = writeln!(out, "down = {}", duration(*down));
+                }
+                if let Some(up) = up {
+                    let _ = writeln!(out, "up = {}", duration(*up));
+                }
+            }
+            Action::Client { who, act } => {
+                let _ = writeln!(out, "client = {}", quoted(who));
+                let _ = match act {
+                    ClientAct::Checkout(f) => writeln!(out, "checkout = {}", quoted(f)),
+                    ClientAct::Borrow(f, hours) => {
+                        writeln!(out, "borrow = {}\nhours = {hours}", quoted(f))
+                    }
+                    ClientAct::Checkin(f) => writeln!(out, "checkin = {}", quoted(f)),
+                    ClientAct::Return(f) => writeln!(out, "return = {}", quoted(f)),
+                    ClientAct::Busy {
+                        feature,
+                        until,
+                        hold,
+                    } => {
+                        let _ = writeln!(
+                            out,
+                            "busy = {}\nuntil = {}",
+                            quoted(feature),
+                            duration(*until)
+                        );
+                        match hold {
+                            Some(hold) => writeln!(out, "hold = {}", duration(*hold)),
+                            None => Ok(()),
+                        }
+                    }
+                    ClientAct::Freeze(d) => writeln!(out, "freeze = {}", duration(*d)),
+                    ClientAct::Disconnect { lasting, from } => {
+                        let from: Vec<String> = from.iter().map(|s| s.get().to_string()).collect();
+                        writeln!(
+                            out,
+                            "disconnect = {}\nfrom = [{}]",
+                            duration(*lasting),
+                            from.join(", ")
+                        )
+                    }
+                    ClientAct::Kill => writeln!(out, "kill = true"),
+                };
+            }
+        }
+        match &step.expect.answer {
+            None => {}
+            Some(Answer::Granted(by)) => {
+                let _ = writeln!(
+                    out,
+                    "granted_by = {}",
+                    by.map_or("\"any\"".to_string(), |s| s.get().to_string())
+                );
+            }
+            Some(Answer::Denied(reason)) => {
+                let _ = writeln!(
+                    out,
+                    "denied = {}",
+                    quoted(reason.as_deref().unwrap_or("any"))
+                );
+            }
+        }
+        if let Some(within) = step.expect.within {
+            let _ = writeln!(out, "within = {}", duration(within));
+        }
+        if let Some(lost) = step.expect.lost {
+            let _ = writeln!(out, "lost = {lost}");
+        }
+    }
+    for check in &scenario.checks {
+        let _ = writeln!(out, "\n[[checks]]\nat = {}", duration(check.at));
+        if let Some(active) = check.active {
+            let _ = writeln!(
+                out,
+                "active = {}",
+                active.map_or("\"none\"".to_string(), |s| s.get().to_string())
+            );
+        }
+        if !check.in_use.is_empty() {
+            let seats: Vec<String> = check
+                .in_use
+                .iter()
+                .map(|(f, n)| format!("{f} = {n}"))
+                .collect();
+            let _ = writeln!(out, "in_use = {{ {} }}", seats.join(", "));
+        }
+        if !check.holds.is_empty() {
+            let holds: Vec<String> = check
+                .holds
+                .iter()
+                .map(|(c, fs)| {
+                    let fs: Vec<String> = fs.iter().map(|f| quoted(f)).collect();
+                    format!("{c} = [{}]", fs.join(", "))
+                })
+                .collect();
+            let _ = writeln!(out, "holds = {{ {} }}", holds.join(", "));
+        }
+    }
+    out
+}
