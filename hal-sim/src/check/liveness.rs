@@ -1,6 +1,7 @@
 //! Invariant 6, liveness: once the liveness phase has begun (every fault healed, a
 //! majority up), every checkout is answered — granted, or denied only because every seat
-//! is in use — within a bound derived from the timing profile.
+//! is in use (or for what the license itself says: no such feature, expired, locked to
+//! another HostID) — within a bound derived from the timing profile.
 
 use std::collections::BTreeMap;
 
@@ -64,7 +65,11 @@ impl Invariant for Liveness {
                     return Ok(());
                 };
                 let in_phase = self.from_ms.is_some_and(|from| sent >= from);
-                if in_phase && record["reason"] != "all_in_use" {
+                let final_answer = matches!(
+                    record["reason"].as_str(),
+                    Some("all_in_use" | "unknown_feature" | "license_expired" | "hostid_mismatch")
+                );
+                if in_phase && !final_answer {
                     let what = format!(
                         "checkout {req} of {client} denied with {} in the liveness phase",
                         record["reason"]
