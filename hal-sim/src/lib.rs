@@ -19,6 +19,7 @@ pub mod history;
 pub mod net;
 pub mod probe;
 pub mod scenario;
+pub mod shrink;
 pub mod storage;
 pub mod sweep;
 pub mod timeline;

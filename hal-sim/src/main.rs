@@ -115,6 +115,13 @@ struct SweepArgs {
     /// on it.
     #[arg(long)]
     jobs: Option<usize>,
+    /// Shrink each violating seed's faults to a minimal scenario and write it as
+    /// `failing-SEED.toml` (into --shrink-dir).
+    #[arg(long)]
+    shrink: bool,
+    /// Where --shrink writes its files.
+    #[arg(long, default_value = ".")]
+    shrink_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -438,6 +445,11 @@ fn sweep(args: &SweepArgs) -> ExitCode {
         );
         out!("replay: {}", args.world.replay_command(verdict.seed));
     }
+    if args.shrink {
+        for verdict in &failed {
+            shrink_seed(args, verdict.seed);
+        }
+    }
     let seeds = verdicts.len() as u64;
     let sim_s = seeds as f64 * args.world.duration.as_secs_f64();
     let wall_s = started.elapsed().as_secs_f64();
@@ -451,6 +463,45 @@ fn sweep(args: &SweepArgs) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Shrinks seed `seed`'s violation to a scenario file, and says where it went.
+fn shrink_seed(args: &SweepArgs, seed: u64) {
+    let config = args.world.config(seed);
+    let shrunk = match hal_sim::shrink::shrink(&config, config.planted) {
+        Ok(shrunk) => shrunk,
+        Err(why) => {
+            out!("shrink seed {seed}: {why}");
+            return;
+        }
+    };
+    let path = args.shrink_dir.join(format!("failing-{seed}.toml"));
+    let text = scenario::write(&shrunk.scenario);
+    if let Err(error) =
+        std::fs::create_dir_all(&args.shrink_dir).and_then(|()| std::fs::write(&path, text))
+    {
+        eprintln!("error: cannot write {}: {error}", path.display());
+        return;
+    }
+    let faults = shrunk
+        .scenario
+        .steps
+        .iter()
+        .filter(|s| !matches!(s.action, scenario::Action::Client { .. }))
+        .count();
+    out!(
+        "shrink seed {seed}: {} with {faults} of {} faults and {} of {} clients ({} runs); wrote {}",
+        shrunk.invariant,
+        shrunk.steps_before,
+        shrunk.scenario.clients[0].count.unwrap_or(1),
+        shrunk.clients_before,
+        shrunk.runs,
+        path.display()
+    );
+    out!(
+        "replay: {}",
+        scenario_replay(&path, seed, args.world.plant.as_deref())
+    );
 }
 
 /// Writes a history as JSON Lines.

@@ -254,6 +254,25 @@ pub(crate) fn spawn_servers(
     }
 }
 
+/// What the seed draws before the run: each client's id and seed, then the fault
+/// schedule (unless the config gives one).
+fn draw(config: &WorldConfig) -> (Vec<(ClientId, u64)>, Vec<(Duration, Fault)>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let clients = (0..config.clients)
+        .map(|_| (ClientId(rng.random()), rng.random()))
+        .collect();
+    let schedule = match &config.faults {
+        Some(faults) => faults.clone(),
+        None => faults::schedule(&mut rng, config.chaos, config.timing.max_clock_skew),
+    };
+    (clients, schedule)
+}
+
+/// The fault schedule of `config`'s run (the one its seed draws, or the one it gives).
+pub fn schedule_of(config: &WorldConfig) -> Vec<(Duration, Fault)> {
+    draw(config).1
+}
+
 /// Runs one world to the end.
 pub fn run(config: &WorldConfig) -> Result<Run, Failure> {
     let history = History::default();
@@ -264,7 +283,7 @@ pub fn run(config: &WorldConfig) -> Result<Run, Failure> {
 }
 
 fn judge(config: &WorldConfig, history: &History) -> Result<Run, String> {
-    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let (clients, schedule) = draw(config);
     history.meta(json!({
         "kind": "meta", "seed": config.seed,
         "features": {FEATURE: {"count": config.count, "hal": true}},
@@ -301,10 +320,11 @@ fn judge(config: &WorldConfig, history: &History) -> Result<Run, String> {
     // per tick, so twenty client hosts would make the run several times slower. (Their
     // network faults are the servers'.)
     let plans: Vec<ClientPlan> = (1..=config.clients)
-        .map(|n| ClientPlan {
+        .zip(clients)
+        .map(|(n, (id, seed))| ClientPlan {
             name: format!("c{n}"),
-            id: ClientId(rng.random()),
-            seed: rng.random(),
+            id,
+            seed,
             timing: config.timing,
             until: end,
             chaos: config.chaos,
@@ -322,10 +342,6 @@ fn judge(config: &WorldConfig, history: &History) -> Result<Run, String> {
         }
         Ok(())
     });
-    let schedule = match &config.faults {
-        Some(faults) => faults.clone(),
-        None => faults::schedule(&mut rng, config.chaos, config.timing.max_clock_skew),
-    };
     let mut effects = Effects::new(probes);
     let plan = schedule
         .into_iter()

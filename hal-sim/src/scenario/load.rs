@@ -287,7 +287,11 @@ fn step_end(step: &Step) -> Duration {
 type Value<'i> = Spanned<DeValue<'i>>;
 
 /// `[timing]`: the profile, the timers, and the overrides the file made.
-type TimingSection = (TimingProfile, hal_core::timing::Timing, Vec<(String, Duration)>);
+type TimingSection = (
+    TimingProfile,
+    hal_core::timing::Timing,
+    Vec<(String, Duration)>,
+);
 
 /// The text being read, for turning spans into locations.
 struct Doc<'a> {
@@ -628,10 +632,7 @@ impl Doc<'_> {
         Ok((license, text))
     }
 
-    fn timing(
-        &self,
-        root: &DeTable<'_>,
-    ) -> Result<TimingSection, ScenarioError> {
+    fn timing(&self, root: &DeTable<'_>) -> Result<TimingSection, ScenarioError> {
         let Some(value) = root.get("timing") else {
             return Ok((TimingProfile::Lan, TimingProfile::Lan.timing(), Vec::new()));
         };

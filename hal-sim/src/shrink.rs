@@ -1,0 +1,242 @@
+//! Shrinking a violating seed to a scenario file (`hal-sim sweep --shrink`).
+//!
+//! A sweep's seed draws a world: clients at work and a schedule of faults. The seed's
+//! faults become the steps of a scenario (each fault with its end is one step), its
+//! clients a group of busy users; the scenario is run, and must violate the same
+//! invariant. Then proptest's shrinking takes steps and clients away — each is a boolean
+//! that shrinks from "kept" to "dropped", kept again if the violation goes away — down to
+//! a schedule where no single step or client can be dropped. The result is written as a
+//! scenario file that `hal-sim run` replays to the same violation.
+
+use std::time::Duration;
+
+use hal_core::license::parse as parse_license;
+use hal_net::config::{TIMING_FIELDS, TimingProfile, timing_field};
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+
+use crate::faults::{self, Fault};
+use crate::scenario::{self, Action, ClientAct, ClientGroup, Expect, LivenessFrom, Scenario, Step};
+use crate::world::{FEATURE, Planted, WorldConfig, schedule_of};
+
+/// A minimal failing scenario.
+#[derive(Debug)]
+pub struct Shrunk {
+    pub scenario: Scenario,
+    /// The invariant it violates.
+    pub invariant: &'static str,
+    /// Fault steps and clients before and after shrinking.
+    pub steps_before: usize,
+    pub clients_before: u32,
+    /// Scenario runs the shrinking took.
+    pub runs: usize,
+}
+
+/// The seed's faults, one [`Step`] per fault (its start and end together; a flapping
+/// link's phases are drawn again when the scenario runs).
+fn steps(schedule: &[(Duration, Fault)]) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let mut open: Option<(Duration, Fault)> = None;
+    for &(t, fault) in schedule {
+        let action = match (open, fault) {
+            (_, Fault::Clock(..)) => Some(Action::Server {
+                fault,
+                lasting: None,
+            }),
+            (_, Fault::FlapDown(..) | Fault::FlapUp(..)) => None,
+            (Some((since, Fault::Flap(a, b))), Fault::Steady(..)) => {
+                open = None;
+                Some(Action::Flap {
+                    a,
+                    b,
+                    lasting: t - since,
+                    down: None,
+                    up: None,
+                })
+            }
+            (Some((since, started)), healing) if faults::heals(&healing) => {
+                open = None;
+                Some(Action::Server {
+                    fault: started,
+                    lasting: Some(t - since),
+                })
+            }
+            (_, started) => {
+                open = Some((t, started));
+                None
+            }
+        };
+        if let Some(action) = action {
+            let at = match &action {
+                Action::Server {
+                    lasting: Some(d), ..
+                }
+                | Action::Flap { lasting: d, .. } => t - *d,
+                _ => t,
+            };
+            steps.push(Step {
+                at,
+                line: 0,
+                action,
+                expect: Expect::default(),
+            });
+        }
+    }
+    if let Some((t, fault)) = open {
+        steps.push(Step {
+            at: t,
+            line: 0,
+            action: Action::Server {
+                fault,
+                lasting: None,
+            },
+            expect: Expect::default(),
+        });
+    }
+    steps
+}
+
+/// The world of `config` as a scenario: its license, timing, busy clients and the seed's
+/// faults.
+pub fn scenario_of(config: &WorldConfig) -> Result<Scenario, String> {
+    let license_text = format!(
+        "FEATURE {FEATURE}\n{{\n  VENDOR = sim\n  COUNT = {}\n  HAL_SERVERS = 3\n  BORROW = 72\n}}\n",
+        config.count
+    );
+    let license = parse_license("generated license", license_text.as_bytes())
+        .map_err(|e| format!("the generated license does not parse: {e}"))?;
+    let end = config.chaos + config.calm;
+    let mut timing_overrides = Vec::new();
+    let mut timing = config.timing;
+    for key in TIMING_FIELDS {
+        if let Some(value) = timing_field(&mut timing, key) {
+            timing_overrides.push((key.to_string(), *value));
+        }
+    }
+    let mut steps = steps(&schedule_of(config));
+    steps.push(Step {
+        at: Duration::ZERO,
+        line: 0,
+        action: Action::Client {
+            who: "c".into(),
+            act: ClientAct::Busy {
+                feature: FEATURE.into(),
+                until: end,
+                hold: None,
+            },
+        },
+        expect: Expect::default(),
+    });
+    steps.sort_by_key(|s| s.at);
+    Ok(Scenario {
+        source_name: format!("seed {}", config.seed),
+        name: format!("Shrunk from sweep seed {}", config.seed),
+        story: String::new(),
+        seed: Some(config.seed),
+        license,
+        license_text,
+        profile: TimingProfile::Lan,
+        timing: config.timing,
+        timing_overrides,
+        latency: faults::NORMAL_LATENCY.0,
+        jitter: faults::NORMAL_LATENCY.1 - faults::NORMAL_LATENCY.0,
+        servers: Default::default(),
+        clients: vec![ClientGroup {
+            name: "c".into(),
+            count: Some(u32::try_from(config.clients.max(1)).unwrap_or(1)),
+            path: faults::servers().to_vec(),
+            line: 0,
+        }],
+        steps,
+        checks: Vec::new(),
+        duration: end,
+        duration_given: true,
+        liveness: LivenessFrom::At(config.chaos),
+    })
+}
+
+/// `full` with only the fault steps and clients `keep` marks (faults first, then
+/// clients; at least one client stays).
+fn candidate(full: &Scenario, faults: &[usize], clients: u32, keep: &[bool]) -> Scenario {
+    let mut scenario = full.clone();
+    scenario.steps = full
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| faults.iter().position(|f| f == i).is_none_or(|k| keep[k]))
+        .map(|(_, s)| s.clone())
+        .collect();
+    let kept = keep[faults.len()..].iter().filter(|&&k| k).count();
+    let count = u32::try_from(kept).unwrap_or(clients).max(1);
+    scenario.clients[0].count = Some(count);
+    scenario
+}
+
+/// Shrinks the violation of `config`'s seed (with `planted`, if a bug is planted) to a
+/// minimal scenario. Err says why it could not (the scenario does not reproduce it).
+pub fn shrink(config: &WorldConfig, planted: Option<Planted>) -> Result<Shrunk, String> {
+    let full = scenario_of(config)?;
+    let seed = config.seed;
+    let first = scenario::run(&full, seed, planted);
+    let Some(violation) = &first.violation else {
+        return Err(format!(
+            "seed {seed}'s faults, replayed as a scenario with busy clients, violate no invariant (the seed's own clients did): no file written; replay the seed"
+        ));
+    };
+    let invariant = violation.invariant;
+    let fault_steps: Vec<usize> = full
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !matches!(s.action, Action::Client { .. }))
+        .map(|(i, _)| i)
+        .collect();
+    let clients = full.clients[0].count.unwrap_or(1);
+    let size = fault_steps.len() + clients as usize;
+    // Every element starts "kept" (true) and shrinks to "dropped".
+    let strategy = proptest::collection::vec(proptest::bool::weighted(1.0), size..=size);
+    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[0; 32]);
+    let mut runner = TestRunner::new_with_rng(Config::default(), rng);
+    let mut tree = strategy
+        .new_tree(&mut runner)
+        .map_err(|e| format!("proptest: {e}"))?;
+    let mut runs = 1;
+    let fails = |keep: &[bool], runs: &mut usize| {
+        *runs += 1;
+        let outcome = scenario::run(
+            &candidate(&full, &fault_steps, clients, keep),
+            seed,
+            planted,
+        );
+        outcome.violation.is_some_and(|v| v.invariant == invariant)
+    };
+    let mut minimal = tree.current();
+    if tree.simplify() {
+        loop {
+            let keep = tree.current();
+            let more = if fails(&keep, &mut runs) {
+                minimal = keep;
+                tree.simplify()
+            } else {
+                tree.complicate()
+            };
+            if !more {
+                break;
+            }
+        }
+    }
+    let mut scenario = candidate(&full, &fault_steps, clients, &minimal);
+    let kept = fault_steps.len() - minimal[..fault_steps.len()].iter().filter(|k| !**k).count();
+    scenario.story = format!(
+        "Found by `hal-sim sweep` at seed {seed}: {invariant} violated. Shrunk from {} faults and {clients} clients to {kept} faults and {} clients, the fewest that still violate it.",
+        fault_steps.len(),
+        scenario.clients[0].count.unwrap_or(1)
+    );
+    Ok(Shrunk {
+        scenario,
+        invariant,
+        steps_before: fault_steps.len(),
+        clients_before: clients,
+        runs,
+    })
+}
