@@ -254,9 +254,12 @@ pub(crate) fn spawn_servers(
     }
 }
 
+/// Faults at their times.
+pub type Schedule = Vec<(Duration, Fault)>;
+
 /// What the seed draws before the run: each client's id and seed, then the fault
 /// schedule (unless the config gives one).
-fn draw(config: &WorldConfig) -> (Vec<(ClientId, u64)>, Vec<(Duration, Fault)>) {
+fn draw(config: &WorldConfig) -> (Vec<(ClientId, u64)>, Schedule) {
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let clients = (0..config.clients)
         .map(|_| (ClientId(rng.random()), rng.random()))
@@ -269,7 +272,7 @@ fn draw(config: &WorldConfig) -> (Vec<(ClientId, u64)>, Vec<(Duration, Fault)>) 
 }
 
 /// The fault schedule of `config`'s run (the one its seed draws, or the one it gives).
-pub fn schedule_of(config: &WorldConfig) -> Vec<(Duration, Fault)> {
+pub fn schedule_of(config: &WorldConfig) -> Schedule {
     draw(config).1
 }
 
