@@ -159,6 +159,8 @@ pub struct Client {
     seats: BTreeMap<Handle, HeldSeat>,
     heartbeats: VecDeque<(RequestSeq, Endpoint, Time)>,
     next_heartbeat: Option<Time>,
+    /// Heartbeats in a row whose server could not be reached (reset by any reply).
+    heartbeats_unreachable: usize,
     /// The lease the servers gave last (grants and heartbeat acks carry it).
     lease_ms_last: Option<u64>,
     now: Now,
@@ -195,6 +197,7 @@ impl Client {
             seats: BTreeMap::new(),
             heartbeats: VecDeque::new(),
             next_heartbeat: None,
+            heartbeats_unreachable: 0,
             lease_ms_last: None,
             now,
             transmits: VecDeque::new(),
@@ -387,7 +390,16 @@ impl Client {
             .back()
             .is_some_and(|(_, e, _)| *e == endpoint)
         {
-            self.send_heartbeat();
+            self.heartbeats_unreachable += 1;
+            if self.heartbeats_unreachable < self.order.len() {
+                self.send_heartbeat();
+            } else {
+                // No server on the path can be reached (a client off the network gets
+                // "unreachable" at once): pause before going round again rather than
+                // spinning.
+                self.heartbeats_unreachable = 0;
+                self.next_heartbeat = Some(self.now.mono + self.config.retry_pause);
+            }
         }
     }
 
@@ -609,6 +621,7 @@ impl Client {
     }
 
     fn on_heartbeat_reply(&mut self, from: Endpoint, sent: Time, reply: ServerReply) {
+        self.heartbeats_unreachable = 0;
         match reply.result {
             ReplyResult::HeartbeatAck {
                 lease_ms,
@@ -881,6 +894,36 @@ mod tests {
             Some(Time(2_020 + 2_000)),
             "a quarter lease after the ack"
         );
+    }
+
+    /// Found by a scenario (a client cut off from every server): each failed connection
+    /// sent the heartbeat on to the next server at once, round and round, with no time
+    /// passing. Once every server has been tried, the client now pauses.
+    #[test]
+    fn heartbeats_to_no_reachable_server_pause_after_a_pass() {
+        let mut c = client();
+        let seq = c.checkout(at(0), "cad");
+        sent(&mut c);
+        c.handle_reply(at(10), Endpoint(0), reply(ONE, seq, granted(4, ONE)));
+        let due = c.poll_timeout().unwrap_or(Time(0));
+        c.handle_timeout(Now {
+            mono: due,
+            wall: WallTime(1_800_000_000_000 + due.0),
+        });
+        let mut tried = Vec::new();
+        for _ in 0..10 {
+            let Some(beat) = sent(&mut c).pop() else {
+                break;
+            };
+            tried.push(beat.to);
+            c.handle_unreachable(at(due.0), beat.to);
+        }
+        assert_eq!(
+            tried,
+            [Endpoint(0), Endpoint(1), Endpoint(2)],
+            "one pass, then a pause"
+        );
+        assert_eq!(c.poll_timeout(), Some(Time(due.0) + c.config.retry_pause));
     }
 
     #[test]

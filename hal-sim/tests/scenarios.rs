@@ -50,9 +50,22 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let trials = files
-        .into_iter()
-        .map(|path| {
+    let incidents = files
+        .iter()
+        .filter(|f| f.starts_with(root.join("incidents")))
+        .count();
+    let library = Trial::test(
+        "the incident library holds at least fifteen incidents",
+        move || {
+            if incidents >= 15 {
+                Ok(())
+            } else {
+                Err(format!("scenarios/incidents/ holds {incidents} scenario files").into())
+            }
+        },
+    );
+    let trials = std::iter::once(library)
+        .chain(files.into_iter().map(|path| {
             let name = path
                 .strip_prefix(&root)
                 .unwrap_or(&path)
@@ -60,7 +73,7 @@ fn main() {
                 .display()
                 .to_string();
             Trial::test(name, move || play(&path))
-        })
+        }))
         .collect();
     libtest_mimic::run(&args, trials).exit();
 }
