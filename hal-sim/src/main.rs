@@ -304,7 +304,7 @@ fn run_scenarios(args: &RunArgs) -> ExitCode {
             );
         }
     }
-    if !single {
+    if !single && !runs.is_empty() {
         summary_table(&runs, &outcomes, &scenarios);
         out!(
             "runs={} failed={failed} bad_files={bad} wall_s={:.1}",

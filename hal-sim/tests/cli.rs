@@ -99,3 +99,89 @@ fn histories_do_not_depend_on_the_number_of_jobs() {
         assert!(a == b, "{name} differs between --jobs 1 and --jobs 2");
     }
 }
+
+/// A scenario that passes, one with an unmet expectation, and one that does not load.
+fn scenario_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let head = "name = \"NAME\"\nstory = \"a test\"\n\n[license]\ntext = \"\"\"\nFEATURE cad\n{\n  VENDOR = acme\n  COUNT = 2\n  HAL_SERVERS = 3\n}\n\"\"\"\n\n[[clients]]\nname = \"alice\"\n\n[[steps]]\nat = \"2s\"\ncrash = 1\n\n[[steps]]\nat = \"4s\"\nclient = \"alice\"\ncheckout = \"cad\"\n";
+    let good = format!(
+        "{}granted_by = 2\nwithin = \"3s\"\n",
+        head.replace("NAME", "good")
+    );
+    let unmet = format!("{}granted_by = 1\n", head.replace("NAME", "unmet"));
+    std::fs::write(dir.path().join("a-good.toml"), good).unwrap();
+    std::fs::write(dir.path().join("b-unmet.toml"), unmet).unwrap();
+    dir
+}
+
+#[test]
+fn run_on_one_file_prints_its_timeline_and_verdict() {
+    let dir = scenario_dir();
+    let file = dir.path().join("a-good.toml");
+    let (code, out) = hal_sim(&["run", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("FAULT  crash #1"), "{out}");
+    assert!(
+        out.contains("[met]     line 22: alice checkout: granted by #2 within 3s"),
+        "{out}"
+    );
+    assert!(
+        out.lines().last().unwrap().starts_with("good: passed (1/1"),
+        "{out}"
+    );
+
+    let file = dir.path().join("b-unmet.toml");
+    let (code, out) = hal_sim(&["run", file.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("[NOT MET] line 22: alice checkout: granted by #1"),
+        "{out}"
+    );
+    let replay = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("replay: "))
+        .unwrap();
+    assert_eq!(
+        replay.trim(),
+        format!("replay: hal-sim run {} --seed 1", file.display())
+    );
+}
+
+#[test]
+fn run_on_a_folder_prints_a_table_and_fails_if_any_run_fails() {
+    let dir = scenario_dir();
+    let (code, out) = hal_sim(&["run", dir.path().to_str().unwrap(), "--seeds", "3..5"]);
+    assert_eq!(code, 1, "{out}");
+    let rows: Vec<&str> = out.lines().filter(|l| l.contains(".toml  ")).collect();
+    assert_eq!(rows.len(), 4, "two files, two seeds each: {out}");
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r.ends_with("passed (1/1 expectations and checks met)"))
+            .count(),
+        2,
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .last()
+            .unwrap()
+            .starts_with("runs=4 failed=2 bad_files=0"),
+        "{out}"
+    );
+
+    std::fs::write(
+        dir.path().join("c-bad.toml"),
+        "name = \"x\"\nstory = \"y\"\nfoo = 1\n",
+    )
+    .unwrap();
+    let out = Command::new(HAL_SIM)
+        .args(["run", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("c-bad.toml:3:1: foo: unknown key at the top level"),
+        "{stderr}"
+    );
+}
