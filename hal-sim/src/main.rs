@@ -209,7 +209,9 @@ fn scenario_summary(outcome: &scenario::Outcome) -> String {
             format!("FAILED: {n} of {total} expectations and checks not met")
         }
         scenario::Verdict::Violation => "FAILED: invariant violated".to_string(),
-        scenario::Verdict::Failed => "FAILED: the simulation failed".to_string(),
+        scenario::Verdict::Failed => {
+            "FAILED: the simulation failed or a fault took no effect".to_string()
+        }
     }
 }
 

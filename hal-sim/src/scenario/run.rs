@@ -6,6 +6,7 @@
 //! written into the history as an `expect` record.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -408,6 +409,7 @@ fn play(
                 holdings: holdings.clone(),
                 held: Vec::new(),
                 lost: Vec::new(),
+                sent: Arc::default(),
                 restarts: 0,
                 name: name.clone(),
                 label: name,
@@ -439,11 +441,72 @@ fn play(
         .with_others(others);
     drive(&mut sim, plan, &clocks, history, &mut effects, book)?;
     let end_ms = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
+    if let Some(failure) = history.harness() {
+        return Err(format!("harness: {failure}"));
+    }
     if history.violation().is_none() {
         effects
             .finish(end_ms)
             .map_err(|e| format!("harness: {e}"))?;
+        client_cuts_took_effect(scenario, &history.lines()).map_err(|e| format!("harness: {e}"))?;
         history.end(end_ms);
+    }
+    Ok(())
+}
+
+/// Proof that each client machine cut off from servers was: no reply from those servers
+/// reached its clients while the cut lasted (after what was in flight at its start). (A
+/// client that sends nothing meanwhile, no seat and no request, shows nothing either way.)
+fn client_cuts_took_effect(scenario: &Scenario, history: &[String]) -> Result<(), String> {
+    let slowest = ms(scenario.latency + scenario.jitter) + 2;
+    let records: Vec<serde_json::Value> = history
+        .iter()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    for step in &scenario.steps {
+        let Action::Client {
+            who,
+            act: ClientAct::Disconnect { lasting, from },
+        } = &step.action
+        else {
+            continue;
+        };
+        let Some(group) = scenario.clients.iter().find(|g| &g.name == who) else {
+            continue;
+        };
+        let members = group.members();
+        let ours = |record: &serde_json::Value| {
+            let label = record["client"].as_str().unwrap_or("");
+            members.iter().any(|m| {
+                label == m
+                    || label
+                        .strip_prefix(m.as_str())
+                        .is_some_and(|r| r.starts_with('.'))
+            })
+        };
+        let across = |record: &serde_json::Value| {
+            record["server"]
+                .as_u64()
+                .is_some_and(|s| from.iter().any(|f| u64::from(f.get()) == s))
+        };
+        let (start, end) = (ms(step.at), ms(step.at + *lasting));
+        let within = |record: &serde_json::Value, from_ms: u64| {
+            record["t_ms"]
+                .as_u64()
+                .is_some_and(|t| t >= from_ms && t < end)
+        };
+        if let Some(reply) = records
+            .iter()
+            .find(|r| r["kind"] == "reply" && ours(r) && across(r) && within(r, start + slowest))
+        {
+            return Err(format!(
+                "client {who} was cut off from {} from {start} ms to {end} ms, yet got a reply: {reply}",
+                from.iter()
+                    .map(|s| format!("#{}", s.get()))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ));
+        }
     }
     Ok(())
 }
@@ -488,6 +551,8 @@ struct Member {
     held: Vec<(String, Handle, bool)>,
     /// When it was told a seat was lost.
     lost: Vec<u64>,
+    /// Requests it has put on the wire (a frozen client must send none).
+    sent: Arc<AtomicU64>,
 }
 
 /// What came of a request.
@@ -504,9 +569,10 @@ impl Member {
         let clock = SimClock::new(EPOCH_MS);
         let config = ClientConfig::new(self.timing);
         let mut session = Session::new(SimTransport, clock, path, id, &self.name, "sim", config);
-        let (history, label) = (self.history.clone(), self.label.clone());
+        let (history, label, sent) = (self.history.clone(), self.label.clone(), self.sent.clone());
         session.tap(Box::new(move |tapped| match tapped {
             Tapped::Sent { endpoint, request } => {
+                sent.fetch_add(1, Ordering::Relaxed);
                 history.request(&label, server_at(&servers, endpoint), request);
             }
             Tapped::Received { reply, .. } => history.reply(&label, reply),
@@ -669,7 +735,15 @@ impl Member {
                 }
                 ClientAct::Freeze(lasting) => {
                     self.history.client(&self.label, "frozen", None);
+                    let before = self.sent.load(Ordering::Relaxed);
                     tokio::time::sleep(*lasting).await;
+                    let during = self.sent.load(Ordering::Relaxed) - before;
+                    if during > 0 {
+                        self.history.harness_failure(format!(
+                            "client {} sent {during} requests while frozen",
+                            self.label
+                        ));
+                    }
                     self.history.client(&self.label, "thawed", None);
                 }
                 // The driver cuts the machine off; losses are judged at the end.
