@@ -279,11 +279,17 @@ fn plan(scenario: &Scenario, rng: &mut ChaCha8Rng) -> Vec<(Duration, Planned)> {
 }
 
 /// When the liveness invariant starts: after the last fault heals, if the run ends with
-/// every server up and every link whole (and no client frozen).
-fn liveness_from(scenario: &Scenario, plan: &[(Duration, Planned)]) -> Option<Duration> {
+/// every server up and every link whole (and no client frozen), and no two servers'
+/// configs disagree (`configs_agree`: that never heals).
+fn liveness_from(
+    scenario: &Scenario,
+    plan: &[(Duration, Planned)],
+    configs_agree: bool,
+) -> Option<Duration> {
     match scenario.liveness {
         LivenessFrom::Never => return None,
         LivenessFrom::At(at) => return Some(at),
+        LivenessFrom::Auto if !configs_agree => return None,
         LivenessFrom::Auto => {}
     }
     let mut open: BTreeMap<String, bool> = BTreeMap::new();
@@ -361,7 +367,10 @@ fn play(
         "max_clock_skew_ms": timing.max_clock_skew.as_millis() as u64,
         "scenario": scenario.name,
     });
-    if let Some(from) = liveness_from(scenario, &plan) {
+    let [s1, s2, s3] = servers().map(|id| setup(scenario, id, planted));
+    let setups = [s1?, s2?, s3?];
+    let refused = refused_pairs(&setups);
+    if let Some(from) = liveness_from(scenario, &plan, refused.is_empty()) {
         meta["liveness_from_ms"] = json!(from.as_millis() as u64);
         meta["liveness_bound_ms"] = json!(liveness_bound(&timing).as_millis() as u64);
     }
@@ -378,9 +387,7 @@ fn play(
         .build();
     let clocks = servers().map(|_| SimClock::new(EPOCH_MS));
     let probes = Probes::default();
-    let [s1, s2, s3] = servers().map(|id| setup(scenario, id, planted));
-    let setups = [s1?, s2?, s3?];
-    for (a, b, why) in refused_pairs(&setups) {
+    for (a, b, why) in refused {
         let more = json!({"cause": why});
         history.fault_with(0, "partition", &[a], &[b], more);
     }
