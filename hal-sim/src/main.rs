@@ -146,6 +146,9 @@ struct RunArgs {
     /// Print the timeline even when several runs are made.
     #[arg(long)]
     timeline: bool,
+    /// Write the history of the run (one file, one seed) here, as JSON Lines.
+    #[arg(long)]
+    history: Option<PathBuf>,
     /// Runs in parallel (default: the number of cores).
     #[arg(long)]
     jobs: Option<usize>,
@@ -269,6 +272,16 @@ fn run_scenarios(args: &RunArgs) -> ExitCode {
         scenario::run(&scenarios[i].1, seed, plant)
     });
     let single = runs.len() == 1 && bad == 0;
+    if let Some(path) = &args.history {
+        let [outcome] = &outcomes[..] else {
+            eprintln!("error: --history writes one run's history: give one file and one seed");
+            return ExitCode::from(2);
+        };
+        if let Err(error) = write_history(path, &outcome.history) {
+            eprintln!("error: cannot write {}: {error}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
     let mut failed = 0;
     for (&(i, seed), outcome) in runs.iter().zip(&outcomes) {
         let (file, loaded) = &scenarios[i];

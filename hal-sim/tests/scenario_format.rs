@@ -212,6 +212,18 @@ fn expectations_and_checks_are_judged_and_can_fail() {
     let saw: Vec<&str> = outcome.judged.iter().map(|j| j.saw.as_str()).collect();
     assert!(saw.contains(&"active server: #2"), "{saw:?}");
     assert!(saw.contains(&"alice holds [cad]"), "{saw:?}");
+    // The check waited for crashed #1's status; its records still come in time order.
+    let times: Vec<u64> = outcome
+        .history
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|r| r["t_ms"].as_u64().unwrap_or(0))
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "{:?}",
+        outcome.history
+    );
 }
 
 #[test]

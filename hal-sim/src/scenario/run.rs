@@ -18,7 +18,7 @@ use hal_core::server::Role;
 use hal_core::timing::Timing;
 use hal_core::{HostId, ServerId};
 use hal_net::session::{Session, Tapped};
-use hal_net::wire::Identity;
+use hal_net::wire::{Identity, StatusReport};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
@@ -923,12 +923,29 @@ impl Operator {
     }
 
     async fn check(&self, check: &Check) {
-        let t = now_ms();
+        let at = secs(ms(check.at));
+        // What the clients hold is read at the check's time; the servers' status comes
+        // back a little later (a crashed server's query times out), and every judgement
+        // is recorded then, so that the history stays in time order.
         let holdings = self
             .holdings
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
+        let asked = check.active.is_some() || !check.in_use.is_empty();
+        let ask = |id| async move {
+            if asked {
+                Some(hal_net::admin::status(&SimTransport, &address(id), STATUS_TIMEOUT).await)
+            } else {
+                None
+            }
+        };
+        let (one, two, three) = tokio::join!(
+            ask(ServerId::PRIMARY),
+            ask(ServerId::SECONDARY),
+            ask(ServerId::TIEBREAKER)
+        );
+        let t = now_ms();
         for (client, want) in &check.holds {
             let mut got: Vec<String> = holdings
                 .get(client)
@@ -941,21 +958,14 @@ impl Operator {
                 t,
                 check.line,
                 &got == want,
-                format!("{client} holds [{}]", want.join(", ")),
+                format!("at {at}, {client} holds [{}]", want.join(", ")),
                 format!("{client} holds [{}]", got.join(", ")),
             );
         }
-        if check.active.is_none() && check.in_use.is_empty() {
-            return;
-        }
-        let mut reports = Vec::new();
-        for id in servers() {
-            let report = hal_net::admin::status(&SimTransport, &address(id), STATUS_TIMEOUT).await;
-            reports.push((id, report));
-        }
-        let answered: Vec<_> = reports
+        let reports = [one, two, three];
+        let answered: Vec<&StatusReport> = reports
             .iter()
-            .filter_map(|(_, r)| r.as_ref().ok())
+            .filter_map(|r| r.as_ref().and_then(|r| r.as_ref().ok()))
             .collect();
         if let Some(want) = check.active {
             let active: Vec<String> = answered
@@ -973,7 +983,7 @@ impl Operator {
                 t,
                 check.line,
                 got == want_text,
-                format!("active server: {want_text}"),
+                format!("at {at}, active server: {want_text}"),
                 format!("active server: {got}"),
             );
         }
@@ -998,7 +1008,7 @@ impl Operator {
                     t,
                     check.line,
                     met,
-                    format!("{want} seats of {feature} in use"),
+                    format!("at {at}, {want} seats of {feature} in use"),
                     saw,
                 );
             }
