@@ -251,6 +251,19 @@ fn one_seed_one_history() {
 
 #[test]
 fn a_scenario_written_back_reads_the_same() {
+    let busy = parse("\n[[steps]]\nat = \"1s\"\nclient = \"eng\"\nbusy = \"cad\"\nuntil = \"9s\"\nhold = \"3s\"\n").unwrap();
+    assert!(
+        matches!(&busy.steps[0].action, scenario::Action::Client { act: scenario::ClientAct::Busy { hold: Some(h), .. }, .. } if h.as_secs() == 3),
+        "`hold` of `busy` is its parameter, not the fault verb: {:?}",
+        busy.steps[0].action
+    );
+    let busy_text = scenario::write(&busy);
+    assert!(
+        busy_text.contains("busy = \"cad\"\nuntil = \"9s\"\nhold = \"3s\""),
+        "{busy_text}"
+    );
+    assert!(scenario::parse("t.toml", &busy_text, Path::new(".")).is_ok());
+
     let body = "seed = 4\n[network]\nlatency = \"5ms\"\njitter = \"2ms\"\n[servers.2]\nclock_offset = \"-90s\"\nclock_drift_ppm = 50\nhostid = \"ab12\"\n\n[[steps]]\nat = \"1s\"\nclient = \"alice\"\nborrow = \"cad\"\nhours = 3\ngranted_by = 1\nwithin = \"2s\"\n\n[[steps]]\nat = \"2s\"\nslow = [1, 3]\nlatency = \"40ms\"\nfor = \"3s\"\n\n[[steps]]\nat = \"6s\"\nflap = [2, 3]\nfor = \"2s\"\ndown = \"200ms\"\nup = \"300ms\"\n\n[[steps]]\nat = \"9s\"\nclient = \"eng\"\nfreeze = \"1s\"\nlost = false\n\n[[checks]]\nat = \"12s\"\nactive = 1\nholds = { alice = [\"cad\"] }\n";
     // `seed` belongs before the tables: put it first.
     let text = format!(

@@ -907,9 +907,19 @@ impl Doc<'_> {
                 )
             })?;
             let at = self.duration("at", at)?;
-            let verbs: Vec<(&Verb, &Value<'_>)> = VERBS
+            let found: Vec<(&Verb, &Value<'_>)> = VERBS
                 .iter()
                 .filter_map(|verb| table.get(verb.name).map(|value| (verb, value)))
+                .collect();
+            // A verb's name can be another verb's parameter (`hold` of `busy`).
+            let verbs: Vec<(&Verb, &Value<'_>)> = found
+                .iter()
+                .filter(|(verb, _)| {
+                    !found
+                        .iter()
+                        .any(|(other, _)| other.params.contains(&verb.name))
+                })
+                .copied()
                 .collect();
             let (verb, value) = match verbs[..] {
                 [one] => one,
