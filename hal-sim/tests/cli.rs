@@ -185,3 +185,52 @@ fn run_on_a_folder_prints_a_table_and_fails_if_any_run_fails() {
         "{stderr}"
     );
 }
+
+/// `sweep --shrink` from the command line: twelve clients on servers that count twice the
+/// seats (a planted bug) overuse; the seed is shrunk to a file that `run` replays to the
+/// same violation with the bug planted, and that passes without it.
+#[test]
+fn sweep_shrink_writes_a_file_that_run_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let shrink_dir = dir.path().to_str().unwrap();
+    let (code, out) = hal_sim(&[
+        "sweep",
+        "--seeds",
+        "0..1",
+        "--duration",
+        "12s",
+        "--clients",
+        "12",
+        "--plant",
+        "double-count",
+        "--shrink",
+        "--shrink-dir",
+        shrink_dir,
+    ]);
+    assert_eq!(code, 1, "{out}");
+    let shrunk = out
+        .lines()
+        .find(|l| l.starts_with("shrink seed 0: "))
+        .unwrap();
+    assert!(
+        shrunk.starts_with("shrink seed 0: 1 no overuse with "),
+        "{shrunk}"
+    );
+    let file = dir.path().join("failing-0.toml");
+    assert!(
+        shrunk.ends_with(&format!("wrote {}", file.display())),
+        "{shrunk}"
+    );
+    let replay = format!(
+        "replay: hal-sim run {} --seed 0 --plant double-count",
+        file.display()
+    );
+    assert!(out.lines().any(|l| l == replay), "{out}");
+
+    let file = file.to_str().unwrap();
+    let (code, out) = hal_sim(&["run", file, "--plant", "double-count"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("invariant violated: 1 no overuse"), "{out}");
+    let (code, out) = hal_sim(&["run", file]);
+    assert_eq!(code, 0, "the file passes without the planted bug: {out}");
+}
