@@ -344,6 +344,13 @@ pub fn apply(
             history.role(t_ms, s, "down", 0);
         }
         Fault::Restart(s) => {
+            if sim.is_host_running(host(s)) {
+                // A restart of a running server (an operator restarting the service):
+                // its process dies first, as in a crash, so that it stays deterministic.
+                crash_silently(sim, s, book);
+                history.fault(t_ms, "crash", &[s], &[]);
+                history.role(t_ms, s, "down", 0);
+            }
             sim.bounce(host(s));
             if !sim.is_host_running(host(s)) {
                 return Err(format!(

@@ -717,7 +717,11 @@ impl Member {
                             now_ms(),
                             step.line,
                             false,
-                            format!("{} {}s in a {what} of {feature}", self.name, verb(act)),
+                            format!(
+                                "{} {} a {what} of {feature}",
+                                self.name,
+                                if borrowed { "returns" } else { "checks in" }
+                            ),
                             format!("{} holds no {what} of {feature}", self.name),
                         );
                         continue;
