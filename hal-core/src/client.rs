@@ -432,6 +432,8 @@ impl Client {
             self.demote(endpoint);
             self.send_heartbeat();
         } else if self.next_heartbeat.is_some_and(|t| t <= now.mono) {
+            // A new round: every server on the path may be tried again.
+            self.heartbeats_unreachable = 0;
             self.send_heartbeat();
         }
         self.expire_local();

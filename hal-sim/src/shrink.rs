@@ -8,6 +8,7 @@
 //! a schedule where no single step or client can be dropped. The result is written as a
 //! scenario file that `hal-sim run` replays to the same violation.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hal_core::license::parse as parse_license;
@@ -201,14 +202,20 @@ pub fn shrink(config: &WorldConfig, planted: Option<Planted>) -> Result<Shrunk, 
         .new_tree(&mut runner)
         .map_err(|e| format!("proptest: {e}"))?;
     let mut runs = 1;
-    let fails = |keep: &[bool], runs: &mut usize| {
-        *runs += 1;
-        let outcome = scenario::run(
-            &candidate(&full, &fault_steps, clients, keep),
-            seed,
-            planted,
+    // Candidates that differ only in which clients are dropped are the same scenario
+    // (only the count matters): each is run once.
+    let mut seen: BTreeMap<(Vec<bool>, u32), bool> = BTreeMap::new();
+    let mut fails = |keep: &[bool], runs: &mut usize| {
+        let scenario = candidate(&full, &fault_steps, clients, keep);
+        let key = (
+            keep[..fault_steps.len()].to_vec(),
+            scenario.clients[0].count.unwrap_or(1),
         );
-        outcome.violation.is_some_and(|v| v.invariant == invariant)
+        *seen.entry(key).or_insert_with(|| {
+            *runs += 1;
+            let outcome = scenario::run(&scenario, seed, planted);
+            outcome.violation.is_some_and(|v| v.invariant == invariant)
+        })
     };
     let mut minimal = tree.current();
     if tree.simplify() {
@@ -228,7 +235,7 @@ pub fn shrink(config: &WorldConfig, planted: Option<Planted>) -> Result<Shrunk, 
     let mut scenario = candidate(&full, &fault_steps, clients, &minimal);
     let kept = fault_steps.len() - minimal[..fault_steps.len()].iter().filter(|k| !**k).count();
     scenario.story = format!(
-        "Found by `hal-sim sweep` at seed {seed}: {invariant} violated. Shrunk from {} faults and {clients} clients to {kept} faults and {} clients, the fewest that still violate it.",
+        "Found by `hal-sim sweep` at seed {seed}: {invariant} violated. Shrunk from {} faults and {clients} clients to {kept} faults and {} clients: no single fault or client can be dropped and still violate it.",
         fault_steps.len(),
         scenario.clients[0].count.unwrap_or(1)
     );

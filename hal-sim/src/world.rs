@@ -378,6 +378,9 @@ pub(crate) enum Planned {
     Fault(Fault),
     /// A client machine cut off from some servers (`cut`), or back.
     Clients(ClientsCut),
+    /// The end of a crash that was given a length: the server restarts, unless it
+    /// already has.
+    Recover(ServerId),
 }
 
 /// A client machine's network fault: the machine `host` (recorded as `name`) cut off
@@ -401,10 +404,17 @@ pub(crate) fn drive(
     mut book: faults::Book,
 ) -> Result<(), String> {
     let mut plan = plan.into_iter().peekable();
+    let mut client_cuts: BTreeMap<(String, ServerId), u32> = BTreeMap::new();
     loop {
         let now = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
         while let Some((_, planned)) = plan.next_if(|(t, _)| *t <= sim.elapsed()) {
+            let planned = match planned {
+                Planned::Recover(s) if sim.is_host_running(host(s)) => continue,
+                Planned::Recover(s) => Planned::Fault(Fault::Restart(s)),
+                other => other,
+            };
             match planned {
+                Planned::Recover(_) => {}
                 Planned::Fault(fault) => {
                     faults::apply(sim, fault, clocks, &mut book, history)?;
                     effects
@@ -412,11 +422,19 @@ pub(crate) fn drive(
                         .map_err(|e| format!("harness: {e}"))?;
                 }
                 Planned::Clients(cut) => {
+                    // Cuts of one machine may overlap: the link opens when the last ends.
                     for &s in &cut.servers {
+                        let count = client_cuts.entry((cut.host.clone(), s)).or_insert(0u32);
                         if cut.cut {
-                            sim.partition(cut.host.as_str(), host(s));
+                            *count += 1;
+                            if *count == 1 {
+                                sim.partition(cut.host.as_str(), host(s));
+                            }
                         } else {
-                            sim.repair(cut.host.as_str(), host(s));
+                            *count = count.saturating_sub(1);
+                            if *count == 0 {
+                                sim.repair(cut.host.as_str(), host(s));
+                            }
                         }
                     }
                     let fault = if cut.cut { "partition" } else { "repair" };

@@ -269,7 +269,8 @@ pub fn parse(source_name: &str, text: &str, base_dir: &Path) -> Result<Scenario,
     Ok(scenario)
 }
 
-/// When everything a step starts is over (its faults healed, its client's action done).
+/// When everything a step starts is over (its faults healed, its client's action done);
+/// at least a moment after it starts, so that a run never ends on a step.
 fn step_end(step: &Step) -> Duration {
     let lasting = match &step.action {
         Action::Server { lasting, .. } => lasting.unwrap_or_default(),
@@ -281,7 +282,10 @@ fn step_end(step: &Step) -> Duration {
             _ => Duration::ZERO,
         },
     };
-    step.at + lasting.max(step.expect.within.unwrap_or_default())
+    step.at
+        + lasting
+            .max(step.expect.within.unwrap_or_default())
+            .max(Duration::from_millis(1))
 }
 
 type Value<'i> = Spanned<DeValue<'i>>;
@@ -333,11 +337,16 @@ impl Doc<'_> {
             .min_by_key(|key| key.span().start);
         match unknown {
             None => Ok(()),
-            Some(key) => Err(self.at(
-                key.span(),
-                key.get_ref(),
-                format!("unknown key {place}; {}", hint(key.get_ref(), allowed)),
-            )),
+            Some(key) => {
+                let mut problem = format!("unknown key {place}; {}", hint(key.get_ref(), allowed));
+                if place != "at the top level" && TOP_KEYS.contains(&key.get_ref().as_ref()) {
+                    problem.push_str(&format!(
+                        " ('{}' is a top-level key: top-level keys go before the first [table])",
+                        key.get_ref()
+                    ));
+                }
+                Err(self.at(key.span(), key.get_ref(), problem))
+            }
         }
     }
 
@@ -1333,13 +1342,20 @@ impl Doc<'_> {
             let active = match table.get("active") {
                 None => None,
                 Some(value) if value.get_ref().as_str() == Some("none") => Some(None),
-                Some(value) => Some(Some(self.server("active", value).map_err(|_| {
-                    self.at(
-                        value.span(),
-                        "active",
-                        "expected the active server, 1 or 2, or \"none\"",
-                    )
-                })?)),
+                Some(value) => {
+                    let wrong = || {
+                        self.at(
+                            value.span(),
+                            "active",
+                            "expected the active server, 1 or 2, or \"none\" (#3 is never active)",
+                        )
+                    };
+                    let id = self.server("active", value).map_err(|_| wrong())?;
+                    if id == ServerId::TIEBREAKER {
+                        return Err(wrong());
+                    }
+                    Some(Some(id))
+                }
             };
             let mut in_use = BTreeMap::new();
             if let Some(value) = table.get("in_use") {

@@ -38,7 +38,7 @@ use crate::world::{
 
 /// The machine the operator's status queries come from.
 const OPERATOR_HOST: &str = "operator";
-/// How long the operator waits for a server's status.
+/// How long the operator waits for a server's status, at least.
 const STATUS_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// One expectation or check, judged.
@@ -238,8 +238,14 @@ fn plan(scenario: &Scenario, rng: &mut ChaCha8Rng) -> Vec<(Duration, Planned)> {
         match &step.action {
             Action::Server { fault, lasting } => {
                 plan.push((step.at, Planned::Fault(*fault)));
-                if let (Some(lasting), Some(heal)) = (lasting, faults::heal(*fault)) {
-                    plan.push((step.at + *lasting, Planned::Fault(heal)));
+                match (lasting, faults::heal(*fault)) {
+                    (Some(lasting), Some(Fault::Restart(s))) => {
+                        plan.push((step.at + *lasting, Planned::Recover(s)));
+                    }
+                    (Some(lasting), Some(heal)) => {
+                        plan.push((step.at + *lasting, Planned::Fault(heal)));
+                    }
+                    _ => {}
                 }
             }
             Action::Flap {
@@ -292,35 +298,47 @@ fn liveness_from(
         LivenessFrom::Auto if !configs_agree => return None,
         LivenessFrom::Auto => {}
     }
-    let mut open: BTreeMap<String, bool> = BTreeMap::new();
+    // What is still wrong at the end: servers down, and per link (either way round)
+    // each kind of trouble, which only its own remedy ends (a mend does not release a
+    // hold); client machines cut off.
+    let mut down = [false; 3];
+    let mut links: BTreeMap<((u8, u8), &str), bool> = BTreeMap::new();
+    let mut clients: BTreeMap<&str, i64> = BTreeMap::new();
     let mut last = Duration::ZERO;
+    let link = |a: ServerId, b: ServerId| (a.get().min(b.get()), a.get().max(b.get()));
     for (t, planned) in plan {
-        let (key, start) = match planned {
+        match planned {
             Planned::Fault(Fault::Clock(..)) => continue,
-            Planned::Fault(fault) => {
-                let heals = faults::heals(fault);
-                let key = match fault {
-                    Fault::Crash(s) | Fault::Restart(s) => format!("up {s:?}"),
-                    Fault::Isolate(s) | Fault::Rejoin(s) => format!("isolated {s:?}"),
-                    Fault::Slow(a, b, _) | Fault::Fast(a, b) => format!("slow {a:?} {b:?}"),
-                    Fault::Flap(a, b) | Fault::Steady(a, b) => format!("flap {a:?} {b:?}"),
-                    Fault::OneWay(a, b) | Fault::MendOneWay(a, b) => format!("oneway {a:?} {b:?}"),
-                    Fault::Cut(a, b)
-                    | Fault::Mend(a, b)
-                    | Fault::FlapDown(a, b)
-                    | Fault::FlapUp(a, b)
-                    | Fault::Hold(a, b)
-                    | Fault::Release(a, b) => {
-                        let (x, y) = if a < b { (a, b) } else { (b, a) };
-                        format!("link {x:?} {y:?}")
-                    }
-                    Fault::Clock(..) => continue,
-                };
-                (key, !heals)
+            Planned::Fault(Fault::Crash(s)) => down[s.index()] = true,
+            Planned::Fault(Fault::Restart(s)) | Planned::Recover(s) => down[s.index()] = false,
+            Planned::Fault(Fault::Isolate(s) | Fault::Rejoin(s)) => {
+                let cut = matches!(planned, Planned::Fault(Fault::Isolate(_)));
+                for p in faults::peers(*s) {
+                    links.insert((link(*s, p), "cut"), cut);
+                }
             }
-            Planned::Clients(cut) => (format!("client {}", cut.name), cut.cut),
-        };
-        open.insert(key, start);
+            Planned::Fault(fault) => {
+                let (a, b, kind, bad) = match *fault {
+                    Fault::Cut(a, b) | Fault::OneWay(a, b) | Fault::FlapDown(a, b) => {
+                        (a, b, "cut", true)
+                    }
+                    Fault::Mend(a, b) | Fault::MendOneWay(a, b) | Fault::FlapUp(a, b) => {
+                        (a, b, "cut", false)
+                    }
+                    Fault::Hold(a, b) => (a, b, "hold", true),
+                    Fault::Release(a, b) => (a, b, "hold", false),
+                    Fault::Slow(a, b, _) => (a, b, "slow", true),
+                    Fault::Fast(a, b) => (a, b, "slow", false),
+                    Fault::Flap(a, b) => (a, b, "flap", true),
+                    Fault::Steady(a, b) => (a, b, "flap", false),
+                    _ => continue,
+                };
+                links.insert((link(a, b), kind), bad);
+            }
+            Planned::Clients(cut) => {
+                *clients.entry(cut.name.as_str()).or_default() += if cut.cut { 1 } else { -1 };
+            }
+        }
         last = last.max(*t);
     }
     for step in &scenario.steps {
@@ -332,7 +350,9 @@ fn liveness_from(
             last = last.max(step.at + *d);
         }
     }
-    if open.values().any(|&still| still) {
+    let still =
+        down.iter().any(|&d| d) || links.values().any(|&b| b) || clients.values().any(|&c| c > 0);
+    if still {
         return None;
     }
     Some(last)
@@ -435,6 +455,8 @@ fn play(
         holdings,
         judge: judge.clone(),
         until: end,
+        // Connect, hello, status: three round trips.
+        status_timeout: STATUS_TIMEOUT + (scenario.latency + scenario.jitter) * 8,
     };
     sim.client(OPERATOR_HOST, operator.run());
     let mut effects = Effects::new(probes);
@@ -616,6 +638,7 @@ impl Member {
 
     /// Keeps the session going (heartbeats, losses) until `at`.
     async fn idle_until(&mut self, session: &mut SimSession, at: Duration) {
+        let at = at.min(self.until);
         let now = turmoil::sim_elapsed().unwrap_or_default();
         if at <= now {
             return;
@@ -683,9 +706,10 @@ impl Member {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         let mut session = self.session(self.id);
         let steps = std::mem::take(&mut self.steps);
-        for step in &steps {
+        for (done, step) in steps.iter().enumerate() {
             self.idle_until(&mut session, step.at).await;
             if turmoil::sim_elapsed().unwrap_or_default() >= self.until {
+                self.not_started(&steps[done..]);
                 break;
             }
             let Action::Client { act, .. } = &step.action else {
@@ -799,7 +823,8 @@ impl Member {
             self.publish();
             let hold =
                 hold.unwrap_or_else(|| Duration::from_millis(rng.random_range(1_000..10_000)));
-            let at = turmoil::sim_elapsed().unwrap_or_default() + hold;
+            // The last hold ends with the busy spell (and the run).
+            let at = (turmoil::sim_elapsed().unwrap_or_default() + hold).min(until.min(self.until));
             self.idle_until(session, at).await;
             if let Some(at) = self.held.iter().position(|(_, h, _)| *h == handle) {
                 self.held.remove(at);
@@ -807,6 +832,31 @@ impl Member {
                 let seq = session.checkin(handle);
                 self.answer(session, seq, feature).await;
             }
+        }
+    }
+
+    /// Steps the run ended before: each expectation on them is unmet (a `lost` one is
+    /// judged with the others at the end).
+    fn not_started(&self, steps: &[Step]) {
+        for step in steps {
+            let expect = &step.expect;
+            if expect.answer.is_none() && expect.within.is_none() {
+                continue;
+            }
+            if expect.lost.is_some() {
+                continue;
+            }
+            let act = match &step.action {
+                Action::Client { act, .. } => verb(act),
+                _ => "",
+            };
+            self.judge.record(
+                now_ms(),
+                step.line,
+                false,
+                format!("{} {act} at {}", self.name, secs(ms(step.at))),
+                "the run ended before the step could start".to_string(),
+            );
         }
     }
 
@@ -907,11 +957,15 @@ fn server_at(path: &[ServerId], endpoint: Endpoint) -> Option<ServerId> {
 
 /// The operator: at each check, asks every server for its status (as `hal-net status`
 /// does) and reads what the clients hold.
+#[derive(Debug, Clone)]
 struct Operator {
     checks: Vec<Check>,
     holdings: Holdings,
     judge: Judge,
     until: Duration,
+    /// How long to wait for a server's status: a round trip over the slowest link, with
+    /// room to spare.
+    status_timeout: Duration,
 }
 
 impl Operator {
@@ -919,7 +973,10 @@ impl Operator {
         for check in &self.checks {
             let now = turmoil::sim_elapsed().unwrap_or_default();
             tokio::time::sleep(check.at.saturating_sub(now)).await;
-            self.check(check).await;
+            // Each check on its own: one waiting for a crashed server's status must not
+            // make the next one late.
+            let (operator, check) = (self.clone(), check.clone());
+            tokio::spawn(async move { operator.check(&check).await });
         }
         let now = turmoil::sim_elapsed().unwrap_or_default();
         tokio::time::sleep(self.until.saturating_sub(now)).await;
@@ -939,7 +996,8 @@ impl Operator {
         let asked = check.active.is_some() || !check.in_use.is_empty();
         let ask = |id| async move {
             if asked {
-                Some(hal_net::admin::status(&SimTransport, &address(id), STATUS_TIMEOUT).await)
+                let limit = self.status_timeout;
+                Some(hal_net::admin::status(&SimTransport, &address(id), limit).await)
             } else {
                 None
             }
@@ -995,7 +1053,17 @@ impl Operator {
             let source = hal_net::admin::seat_table_source(answered.iter().copied());
             for (feature, want) in &check.in_use {
                 let (met, saw) = match source {
-                    None => (false, "no server answered".to_string()),
+                    None => {
+                        let why: Vec<String> = reports
+                            .iter()
+                            .zip(servers())
+                            .filter_map(|(r, id)| match r {
+                                Some(Err(e)) => Some(format!("#{}: {e}", id.get())),
+                                _ => None,
+                            })
+                            .collect();
+                        (false, format!("no server answered ({})", why.join("; ")))
+                    }
                     Some(report) => {
                         let used = report
                             .features

@@ -235,7 +235,7 @@ pub fn write(scenario: &Scenario) -> String {
             let seats: Vec<String> = check
                 .in_use
                 .iter()
-                .map(|(f, n)| format!("{f} = {n}"))
+                .map(|(f, n)| format!("{} = {n}", quoted(f)))
                 .collect();
             let _ = writeln!(out, "in_use = {{ {} }}", seats.join(", "));
         }
