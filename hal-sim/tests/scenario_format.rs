@@ -346,3 +346,32 @@ fn shrinking_a_planted_bug_gives_a_minimal_file_that_replays_it() {
         honest.failure
     );
 }
+
+/// Found in review: faults that overlap (a crash during an isolation, a cut during a
+/// hold, two disconnects of one machine) are played without a false harness failure, a
+/// crash's `for` does not power-cycle a server restarted meanwhile, and a step after a
+/// long `busy` spell is still judged.
+#[test]
+fn overlapping_faults_and_late_steps_are_handled() {
+    let body = "\n[[steps]]\nat = \"1s\"\nclient = \"eng\"\nbusy = \"cad\"\nuntil = \"6s\"\nhold = \"20s\"\n\
+        \n[[steps]]\nat = \"2s\"\nisolate = 1\nfor = \"8s\"\n\n[[steps]]\nat = \"4s\"\ncrash = 1\nfor = \"10s\"\n\
+        \n[[steps]]\nat = \"5s\"\nrestart = 1\n\n[[steps]]\nat = \"3s\"\nhold = [2, 3]\nfor = \"3s\"\n\
+        \n[[steps]]\nat = \"4s\"\ncut = [2, 3]\nfor = \"1s\"\n\n[[steps]]\nat = \"3s\"\nclient = \"alice\"\ndisconnect = \"6s\"\n\
+        \n[[steps]]\nat = \"4s\"\nclient = \"alice\"\ndisconnect = \"2s\"\n\
+        \n[[steps]]\nat = \"7s\"\nclient = \"eng1\"\ncheckout = \"cad\"\ngranted_by = \"any\"\n";
+    let loaded = parse(body).unwrap();
+    let outcome = scenario::run(&loaded, 1, None);
+    assert_eq!(outcome.failure, None);
+    assert_eq!(outcome.violation, None);
+    assert_eq!(
+        outcome.judged.len(),
+        1,
+        "eng1's checkout after its busy spell is judged"
+    );
+    let crashes = outcome
+        .history
+        .iter()
+        .filter(|l| l.contains("\"fault\":\"crash\""))
+        .count();
+    assert_eq!(crashes, 1, "the crash's 'for' found #1 restarted already");
+}
