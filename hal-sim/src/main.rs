@@ -183,6 +183,14 @@ fn planted(name: Option<&str>) -> Option<Planted> {
     Planted::ALL.into_iter().find(|p| Some(p.name()) == name)
 }
 
+/// The history of a run, whether it was judged or failed.
+fn history_of(outcome: &Result<Run, Failure>) -> &[String] {
+    match outcome {
+        Ok(run) => &run.history,
+        Err(failure) => &failure.history,
+    }
+}
+
 /// Prints a history as a timeline (stops quietly if the reader goes away).
 fn print_timeline(history: &[String]) {
     let mut timeline = Timeline::default();
@@ -365,21 +373,8 @@ fn summary_table(
 
 fn replay(args: &WorldArgs) -> ExitCode {
     let outcome = run(&args.config(args.seed));
-    let history = match &outcome {
-        Ok(run) => &run.history,
-        Err(failure) => &failure.history,
-    };
-    let mut timeline = Timeline::default();
-    let mut out = std::io::stdout().lock();
-    for line in history {
-        if let Some(text) = timeline.line(line)
-            && writeln!(out, "{text}").is_err()
-        {
-            // The reader went away (`| head`): the verdict still decides the exit code.
-            break;
-        }
-    }
-    drop(out);
+    // If the reader goes away (`| head`), the verdict still decides the exit code.
+    print_timeline(history_of(&outcome));
     verdict(args, args.seed, &outcome)
 }
 
@@ -406,10 +401,7 @@ fn verdict(args: &WorldArgs, seed: u64, outcome: &Result<Run, Failure>) -> ExitC
 
 fn history(args: &HistoryArgs) -> ExitCode {
     let outcome = run(&args.world.config(args.world.seed));
-    let history = match &outcome {
-        Ok(run) => &run.history,
-        Err(failure) => &failure.history,
-    };
+    let history = history_of(&outcome);
     if let Err(error) = write_history(&args.out, history) {
         eprintln!("error: cannot write {}: {error}", args.out.display());
         return ExitCode::FAILURE;
@@ -434,10 +426,7 @@ fn sweep(args: &SweepArgs) -> ExitCode {
         let violated = !matches!(outcome, Ok(run) if run.violation.is_none());
         progress.report(seed, violated);
         if let Some(dir) = &args.history_dir {
-            let history = match outcome {
-                Ok(run) => &run.history,
-                Err(failure) => &failure.history,
-            };
+            let history = history_of(outcome);
             let path = dir.join(format!("seed-{seed}.jsonl"));
             if let Err(error) = write_history(&path, history) {
                 eprintln!("warning: cannot write {}: {error}", path.display());
