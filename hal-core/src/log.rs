@@ -16,6 +16,8 @@ pub struct Log {
     /// The log from here on has changed since it was last handed to the shell to persist
     /// (new entries, or a truncation).
     unpersisted_from: Option<LogIndex>,
+    /// The log up to here is known durable (the shell said so, or it was loaded).
+    durable: LogIndex,
 }
 
 impl Log {
@@ -25,6 +27,7 @@ impl Log {
         Log {
             snapshot_index: index,
             snapshot_term: term,
+            durable: LogIndex(index.0 + entries.len() as u64),
             entries: entries.into(),
             unpersisted_from: None,
         }
@@ -95,6 +98,8 @@ impl Log {
             .truncate(usize::try_from(keep).unwrap_or(usize::MAX));
         let from = self.unpersisted_from.map_or(index, |i| i.min(index));
         self.unpersisted_from = Some(from);
+        // What replaces the dropped entries is not durable until the shell says so.
+        self.durable = self.durable.min(LogIndex(index.0.saturating_sub(1)));
     }
 
     /// Drops the entries up to `index` (inclusive), which a snapshot now covers.
@@ -113,7 +118,10 @@ impl Log {
 
     /// Replaces the whole log with an empty one after a snapshot.
     pub fn reset(&mut self, index: LogIndex, term: Term) {
+        let durable = self.durable;
         *self = Log::restore(index, term, Vec::new());
+        // The snapshot is not durable until the shell says so.
+        self.durable = durable.min(index);
     }
 
     /// The entries not yet handed to the shell to persist, with the index of the first;
@@ -121,6 +129,16 @@ impl Log {
     pub fn take_unpersisted(&mut self) -> Option<(LogIndex, Vec<Arc<Entry>>)> {
         let first = self.unpersisted_from.take()?;
         Some((first, self.entries_from(first, usize::MAX)))
+    }
+
+    /// The shell reports the log durable up to `index` (what it was handed up to then).
+    pub fn mark_durable(&mut self, index: LogIndex) {
+        self.durable = self.durable.max(index.min(self.persisted_index()));
+    }
+
+    /// The last index known durable.
+    pub fn durable_index(&self) -> LogIndex {
+        self.durable.min(self.persisted_index())
     }
 
     /// The last index the shell has been told to persist.
@@ -176,5 +194,40 @@ mod tests {
         assert_eq!(log.get(LogIndex(3)), Some(&entry(2)));
         assert_eq!(log.entries_from(LogIndex(1), 10), vec![]);
         assert_eq!(log.entries_from(LogIndex(3), 10), vec![entry(2)]);
+    }
+
+    #[test]
+    fn only_what_the_shell_reported_synced_is_durable() {
+        let mut log = Log::restore(LogIndex(0), Term(0), vec![entry(1), entry(1)]);
+        // What was loaded from disk is durable.
+        assert_eq!(log.durable_index(), LogIndex(2));
+        log.append_shared(entry(2));
+        log.append_shared(entry(2));
+        // Not yet handed to the shell: a report cannot cover it.
+        log.mark_durable(LogIndex(4));
+        assert_eq!(log.durable_index(), LogIndex(2));
+        assert!(log.take_unpersisted().is_some());
+        log.mark_durable(LogIndex(3));
+        assert_eq!(log.durable_index(), LogIndex(3));
+        // A late report never moves it back.
+        log.mark_durable(LogIndex(1));
+        assert_eq!(log.durable_index(), LogIndex(3));
+        // Entries that replace truncated ones are not durable until reported again.
+        log.truncate_from(LogIndex(3));
+        assert_eq!(log.durable_index(), LogIndex(2));
+        log.append_shared(entry(3));
+        assert_eq!(log.durable_index(), LogIndex(2));
+        assert!(log.take_unpersisted().is_some());
+        log.mark_durable(LogIndex(3));
+        assert_eq!(log.durable_index(), LogIndex(3));
+    }
+
+    #[test]
+    fn a_snapshot_reset_is_durable_only_once_reported() {
+        let mut log = Log::restore(LogIndex(0), Term(0), vec![entry(1)]);
+        log.reset(LogIndex(50), Term(4));
+        assert_eq!(log.durable_index(), LogIndex(1));
+        log.mark_durable(LogIndex(50));
+        assert_eq!(log.durable_index(), LogIndex(50));
     }
 }

@@ -140,3 +140,42 @@ fn a_single_server_restarts_from_disk_with_its_seats_and_answers_retries() {
     );
     assert_eq!(restarted.seats().len(), 1, "the retry took no second seat");
 }
+
+#[test]
+fn with_durable_reports_a_grant_waits_for_the_report_of_its_write() {
+    let mut config = Config::single(Timing::lan());
+    config.reports_durable = true;
+    let mut disk = Durable::default();
+    let mut server = Server::new(config, catalog(), Durable::default(), now(0));
+    drain(&mut server, &mut disk);
+    server.handle_durable(now(1), server.last_index());
+    drain(&mut server, &mut disk);
+
+    server.handle_client(now(5), checkout(7, 1));
+    let written = drain(&mut server, &mut disk);
+    assert!(
+        written.iter().any(|o| matches!(o, Output::Persist(_))),
+        "{written:?}"
+    );
+    assert!(
+        written.iter().all(|o| !matches!(o, Output::Reply(_))),
+        "no answer before the write is reported durable: {written:?}"
+    );
+    // A report that stops short of the grant's entry answers nothing either.
+    server.handle_durable(
+        now(6),
+        hal_core::protocol::LogIndex(server.last_index().0 - 1),
+    );
+    let early = drain(&mut server, &mut disk);
+    assert!(
+        early.iter().all(|o| !matches!(o, Output::Reply(_))),
+        "{early:?}"
+    );
+
+    server.handle_durable(now(7), server.last_index());
+    let answered = drain(&mut server, &mut disk);
+    let granted = answered
+        .iter()
+        .any(|o| matches!(o, Output::Reply(r) if matches!(r.result, ReplyResult::Granted { .. })));
+    assert!(granted, "{answered:?}");
+}

@@ -44,6 +44,8 @@ struct Schedule {
     seed: u64,
     /// The WAN timing profile instead of the LAN one.
     wan: bool,
+    /// Servers report syncs and a leader's appends leave before its own write is synced.
+    reports_durable: bool,
     drop_rate: f64,
     duplicate_rate: f64,
     delay_ms_max: u64,
@@ -76,7 +78,11 @@ fn fault() -> impl Strategy<Value = Fault> {
 
 fn schedule() -> impl Strategy<Value = Schedule> {
     (
-        (any::<u64>(), proptest::bool::weighted(0.25)),
+        (
+            any::<u64>(),
+            proptest::bool::weighted(0.25),
+            proptest::bool::ANY,
+        ),
         prop_oneof![Just(0.0), 0.0..0.05f64],
         prop_oneof![Just(0.0), 0.0..0.05f64],
         1u64..60,
@@ -84,11 +90,19 @@ fn schedule() -> impl Strategy<Value = Schedule> {
         proptest::collection::vec((0..CHAOS_MS, fault()), 0..16),
     )
         .prop_map(
-            |((seed, wan), drop_rate, duplicate_rate, delay_ms_max, drift_ppm, mut faults)| {
+            |(
+                (seed, wan, reports_durable),
+                drop_rate,
+                duplicate_rate,
+                delay_ms_max,
+                drift_ppm,
+                mut faults,
+            )| {
                 faults.sort_by_key(|(t, _)| *t);
                 Schedule {
                     seed,
                     wan,
+                    reports_durable,
                     drop_rate,
                     duplicate_rate,
                     delay_ms_max,
@@ -164,6 +178,7 @@ fn run(schedule: &Schedule) -> World {
     config.clients = CLIENTS;
     config.features = vec![FeatureSpec::new("cad", 3, Some(24))];
     config.log_entries_max = 64;
+    config.reports_durable = schedule.reports_durable;
     config.net = NetConfig {
         delay_ms_min: 1,
         delay_ms_max: schedule.delay_ms_max,
@@ -231,6 +246,7 @@ fn regression_a_grant_that_lapsed_before_its_reply_arrived_is_not_repeated() {
     let schedule = Schedule {
         seed: 14188652188968363510,
         wan: true,
+        reports_durable: false,
         drop_rate: 0.03562976584860217,
         duplicate_rate: 0.04184870032648489,
         delay_ms_max: 26,
@@ -251,6 +267,7 @@ fn regression_a_thawed_client_does_not_get_its_expired_seat_back() {
     let schedule = Schedule {
         seed: 2636935430301010225,
         wan: false,
+        reports_durable: false,
         drop_rate: 0.0,
         duplicate_rate: 0.0,
         delay_ms_max: 19,

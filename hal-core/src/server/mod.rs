@@ -14,6 +14,10 @@
 //! the node; consecutive persists may share one sync (group commit). Persist writes apply
 //! to [`Durable`] with [`Durable::apply`], and [`Server::new`] restarts from a `Durable`.
 //!
+//! With [`Config::reports_durable`], the shell also calls [`Server::handle_durable`] after
+//! each sync, and may then send appends ([`Output::may_precede_persists`]) at once, so
+//! that the leader writes its disk while the followers write theirs.
+//!
 //! # What it does not do
 //!
 //! No IO, no clock, no randomness: the shell sends, stores and keeps time.
@@ -49,6 +53,12 @@ pub struct Config {
     pub log_entries_max: usize,
     /// The most entries sent in one append message.
     pub append_entries_max: usize,
+    /// Whether the shell reports what is durable with [`Server::handle_durable`]. Then a
+    /// leader counts its own entries toward the majority only once they are reported
+    /// durable, and so the shell may send a leader's appends
+    /// ([`Output::may_precede_persists`]) before the persists before them are synced: the
+    /// leader's disk write and the followers' run in parallel (Raft thesis §10.2.1).
+    pub reports_durable: bool,
 }
 
 impl Config {
@@ -59,6 +69,7 @@ impl Config {
             timing,
             log_entries_max: 10_000,
             append_entries_max: 4096,
+            reports_durable: false,
         }
     }
 
@@ -180,6 +191,22 @@ pub enum Output {
     Peer(PeerMessage),
     Reply(ServerReply),
     Event(ServerEvent),
+}
+
+impl Output {
+    /// A leader's append to a follower. With [`Config::reports_durable`] it may leave
+    /// before the persists output before it are durable: the leader's term and vote were
+    /// durable before it could win, and its own entries count toward the majority only
+    /// once reported durable. Every other output waits as the module documentation says.
+    pub fn may_precede_persists(&self) -> bool {
+        matches!(
+            self,
+            Output::Peer(PeerMessage {
+                body: crate::protocol::PeerBody::Append { .. },
+                ..
+            })
+        )
+    }
 }
 
 /// Contact with one peer, for the majority, failback and no-majority decisions.
@@ -391,6 +418,18 @@ impl Server {
     pub fn handle_client(&mut self, now: Now, request: crate::protocol::ClientRequest) {
         self.now = now;
         self.on_client(request);
+        self.debug_check();
+    }
+
+    /// The shell made every persist output so far that holds log entries up to `index`
+    /// durable (only with [`Config::reports_durable`]; reports may come late or be
+    /// skipped, never early).
+    pub fn handle_durable(&mut self, now: Now, index: LogIndex) {
+        self.now = now;
+        self.log.mark_durable(index);
+        if self.is_leader() {
+            self.advance_commit();
+        }
         self.debug_check();
     }
 

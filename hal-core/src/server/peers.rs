@@ -710,7 +710,14 @@ impl Server {
 
     /// Commits the highest index of this term stored on a majority, and applies.
     pub(super) fn advance_commit(&mut self) {
-        let persisted = self.log.persisted_index();
+        // The leader's own copy counts once it is durable: handed to the shell suffices
+        // when the shell holds every later message until then; with durable reports the
+        // appends may already be out, so only what the shell reported durable counts.
+        let persisted = if self.config.reports_durable {
+            self.log.durable_index()
+        } else {
+            self.log.persisted_index()
+        };
         let majority = self.majority();
         let State::Leader(leader) = &self.state else {
             return;

@@ -20,7 +20,8 @@ use hal_core::ServerId;
 use hal_core::catalog::{Catalog, FeatureRules};
 use hal_core::client::{Client, ClientConfig, ClientEvent, Endpoint};
 use hal_core::protocol::{
-    ClientId, ClientRequest, Handle, Op, PeerMessage, ReplyResult, RequestSeq, ServerReply,
+    ClientId, ClientRequest, Handle, LogIndex, Op, PeerMessage, ReplyResult, RequestSeq,
+    ServerReply,
 };
 use hal_core::server::{Config, Durable, Output, Persist, Server, ServerEvent};
 use hal_core::time::{Now, Time, WallTime};
@@ -111,6 +112,9 @@ pub struct WorldConfig {
     pub features: Vec<FeatureSpec>,
     pub clients: usize,
     pub log_entries_max: usize,
+    /// The servers' `reports_durable`: the harness then reports each sync, and sends a
+    /// leader's appends before its own writes are synced (as hal-net does).
+    pub reports_durable: bool,
 }
 
 impl WorldConfig {
@@ -122,6 +126,7 @@ impl WorldConfig {
             features: vec![FeatureSpec::new("cad", 3, Some(168))],
             clients: 4,
             log_entries_max: 10_000,
+            reports_durable: false,
         }
     }
 }
@@ -133,6 +138,8 @@ pub struct ServerSlot {
     pub durable: Durable,
     unsynced: Vec<Persist>,
     unsynced_since: Option<u64>,
+    /// The last log index the unsynced writes hold, reported once they are synced.
+    unsynced_last: Option<LogIndex>,
     /// Added to true time for the wall clock, in ms.
     pub wall_offset_ms: i64,
     /// Clock rate error in parts per million (both clocks).
@@ -207,6 +214,7 @@ impl World {
                 durable: Durable::default(),
                 unsynced: Vec::new(),
                 unsynced_since: None,
+                unsynced_last: None,
                 wall_offset_ms: 0,
                 drift_ppm: 0,
             };
@@ -307,6 +315,7 @@ impl World {
         slot.server = None;
         slot.unsynced.clear();
         slot.unsynced_since = None;
+        slot.unsynced_last = None;
         self.checker.server_down(id, self.t);
     }
 
@@ -318,6 +327,7 @@ impl World {
         self.note(format!("start {id}"));
         let mut config = Config::triad(id, self.config.timing);
         config.log_entries_max = self.config.log_entries_max;
+        config.reports_durable = self.config.reports_durable;
         let now = self.server_now(id);
         let durable = self.servers[server_index(id)].durable.clone();
         let server = Server::new(config, self.catalog.clone(), durable, now);
@@ -636,6 +646,7 @@ impl World {
             let since = self.servers[server_index(id)].unsynced_since;
             if since.is_some_and(|s| s + GROUP_COMMIT_MS <= self.t) {
                 self.sync(id);
+                self.drain_server(id);
             }
             let slot = &self.servers[server_index(id)];
             let due = slot
@@ -734,13 +745,21 @@ impl World {
         }
     }
 
-    /// Makes `id`'s written state durable.
+    /// Makes `id`'s written state durable, and reports it to a server that takes reports
+    /// (whoever calls this drains the server's outputs afterwards).
     fn sync(&mut self, id: ServerId) {
+        let now = self.server_now(id);
         let slot = &mut self.servers[server_index(id)];
         for write in slot.unsynced.drain(..) {
             slot.durable.apply(&write);
         }
         slot.unsynced_since = None;
+        let last = slot.unsynced_last.take();
+        if let (Some(index), Some(server), true) =
+            (last, slot.server.as_mut(), self.config.reports_durable)
+        {
+            server.handle_durable(now, index);
+        }
     }
 
     fn drain_server(&mut self, id: ServerId) {
@@ -751,11 +770,20 @@ impl World {
             let Some(output) = server.poll_output() else {
                 break;
             };
+            let early = output.may_precede_persists();
             match output {
                 Output::Persist(write) => {
                     let slot = &mut self.servers[server_index(id)];
+                    if let Persist::Entries { first, entries } = &write {
+                        let last = first.0 + entries.len() as u64;
+                        slot.unsynced_last = Some(LogIndex(last.saturating_sub(1)));
+                    }
                     slot.unsynced.push(write);
                     slot.unsynced_since.get_or_insert(self.t);
+                }
+                Output::Peer(message) if self.config.reports_durable && early => {
+                    let to = Node::Server(message.to);
+                    self.send(Node::Server(id), to, Payload::Peer(message));
                 }
                 Output::Peer(message) => {
                     self.sync(id);

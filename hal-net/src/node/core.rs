@@ -7,7 +7,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use hal_core::ServerId;
-use hal_core::protocol::{ClientId, PeerMessage, ReplyResult, ServerReply};
+use hal_core::protocol::{ClientId, LogIndex, PeerMessage, ReplyResult, ServerReply};
 use hal_core::server::{Output, Persist, Role, Server, ServerEvent};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -56,6 +56,10 @@ pub(super) struct Core<C: Clock> {
     batches_synced: u64,
     /// The batch holding the newest persist output so far.
     newest_persist_batch: u64,
+    /// The last log index in the writes not yet handed to storage, and in the batch in
+    /// flight: reported to the server once that batch is synced.
+    unsynced_last_index: Option<LogIndex>,
+    in_flight_last_index: Option<LogIndex>,
     /// Outputs waiting for a batch, in output order, tagged with it.
     held: VecDeque<(u64, Send)>,
     /// When the batch in flight was handed to storage.
@@ -94,6 +98,8 @@ impl<C: Clock> Core<C> {
             batches_handed: 0,
             batches_synced: 0,
             newest_persist_batch: 0,
+            unsynced_last_index: None,
+            in_flight_last_index: None,
             held: VecDeque::new(),
             sync_started: None,
             hook,
@@ -144,6 +150,9 @@ impl<C: Clock> Core<C> {
                             Err(_) => break,
                         }
                     }
+                    // Drained once per turn, not per input: the server hands a turn's
+                    // new entries over as one write and one message per peer.
+                    self.drain();
                 }
                 () = sleep_for(sleep) => {}
             }
@@ -169,7 +178,7 @@ impl<C: Clock> Core<C> {
         self.held.len() + self.unsynced.len() >= BACKLOG_MAX
     }
 
-    /// Feeds one input and drains the outputs.
+    /// Feeds one input (its outputs are drained at the end of the turn).
     fn input(&mut self, input: Inbound) {
         match input {
             Inbound::Peer(message) => self.server.handle_peer(self.clock.now(), message),
@@ -185,25 +194,18 @@ impl<C: Clock> Core<C> {
                     client: None,
                 };
                 self.conns.insert(conn, conn_state);
-                return;
             }
-            Inbound::ClientClosed { conn } => {
-                self.close(conn);
-                return;
-            }
+            Inbound::ClientClosed { conn } => self.close(conn),
             Inbound::Status(answer) => {
                 let links: Vec<PeerStatus> = self.links.values().cloned().collect();
                 let report = status::report(&self.server, self.clock.now(), links);
                 // The asker may have gone: nothing to do then.
                 let _ = answer.send(report);
-                return;
             }
             Inbound::Link(link) => {
                 self.links.insert(link.id, link);
-                return;
             }
         }
-        self.drain();
     }
 
     /// Remembers which connection speaks for `client`; refuses a second client id on one
@@ -239,11 +241,19 @@ impl<C: Clock> Core<C> {
     /// Drains every output of the last input.
     fn drain(&mut self) {
         while let Some(output) = self.server.poll_output() {
+            let early = self.server.config().reports_durable && output.may_precede_persists();
             match output {
                 Output::Persist(write) => {
+                    if let Persist::Entries { first, entries } = &write {
+                        let last = first.0 + entries.len() as u64;
+                        self.unsynced_last_index = Some(LogIndex(last.saturating_sub(1)));
+                    }
                     self.unsynced.push(write);
                     self.newest_persist_batch = self.batches_handed + 1;
                 }
+                // A leader's append goes at once: its disk and the followers' work in
+                // parallel (the server counts its own copy only once synced).
+                Output::Peer(message) if early => self.dispatch(Send::Peer(message)),
                 Output::Peer(message) => self.send(Send::Peer(message)),
                 Output::Reply(reply) => self.send(Send::Reply(reply)),
                 Output::Event(event) => self.log_event(event),
@@ -266,6 +276,7 @@ impl<C: Clock> Core<C> {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.unsynced);
+        self.in_flight_last_index = self.unsynced_last_index.take();
         // Capacity 1 and at most one batch in flight: the channel is never full here, so a
         // failure means the storage task is gone.
         self.persist
@@ -288,6 +299,10 @@ impl<C: Clock> Core<C> {
             if let Some((_, send)) = self.held.pop_front() {
                 self.dispatch(send);
             }
+        }
+        if let Some(index) = self.in_flight_last_index.take() {
+            self.server.handle_durable(self.clock.now(), index);
+            self.drain();
         }
     }
 

@@ -281,12 +281,14 @@ impl<T: Transport, S: Storage, C: Clock> Node<T, S, C> {
         let (persist_tx, persist_rx) = mpsc::channel(1);
         let (synced_tx, synced_rx) = mpsc::channel(1);
         tokio::spawn(storage_task(self.storage, persist_rx, synced_tx).instrument(span.clone()));
-        let server = hal_core::server::Server::new(
-            self.config.core.clone(),
-            self.catalog,
-            durable,
-            self.clock.now(),
-        );
+        // The core loop reports every sync, so the leader's appends need not wait for
+        // its own disk.
+        let core_config = hal_core::server::Config {
+            reports_durable: true,
+            ..self.config.core.clone()
+        };
+        let server =
+            hal_core::server::Server::new(core_config, self.catalog, durable, self.clock.now());
         let core = core::Core::new(server, self.clock, peer_queues, persist_tx, self.hook);
         let result = core
             .run(inbound_rx, synced_rx, shutdown)
