@@ -3,6 +3,13 @@
 //! same work.
 
 pub mod cluster;
+pub mod failover;
+pub mod hal;
+pub mod load;
+pub mod procstat;
+pub mod proxy;
+pub mod soak;
+pub mod triad;
 
 use std::fmt::Write;
 

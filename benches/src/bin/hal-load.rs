@@ -1,142 +1,337 @@
-//! `hal-load`: closed-loop load against a running triad (or single server). Each of
-//! `--clients` clients checks a seat out and straight back in, again and again, for
-//! `--duration`; at the end it prints the cycles per second and the checkout latency
-//! percentiles.
+//! `hal-load`: HAL measured as its users would, against three real `hal-net serve`
+//! processes on 127.0.0.1 (started by the tool in a fresh directory, data synced to disk
+//! as in production, or already running with `--license-path`).
 //!
 //! ```sh
-//! hal-net dev-cluster --dir /tmp/hal-demo &
-//! cargo run --release -p hal-benches --bin hal-load -- \
-//!     --license-path '6200@127.0.0.1;6201@127.0.0.1;6202@127.0.0.1' --feature HAL --clients 4
+//! cargo build --release -p hal-net -p hal-benches
+//! target/release/hal-load load --clients 64 --half-peak     # closed loop, then open at half its rate
+//! target/release/hal-load failover --fault kill --trials 20
+//! target/release/hal-load failover --fault partition --trials 20
+//! target/release/hal-load soak --clients 10000 --duration 5m
 //! ```
 //!
-//! Each client holds at most one seat, so `--clients` must not exceed the feature's COUNT
-//! (or some checkouts are denied with `all_in_use`, which the tool counts and reports).
+//! Every figure is printed as one `key=value` line (`load: ...`, `failover: ...`,
+//! `soak: ...`) that scripts such as `benches/compare-etcd.sh` read.
 
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::Parser;
-use hal_core::client::{ClientConfig, ClientEvent};
-use hal_core::protocol::{ClientId, RequestSeq};
-use hal_core::timing::Timing;
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use hal_benches::failover::{self, FailoverOptions, Fault};
+use hal_benches::hal::{HalSeats, client_id_base};
+use hal_benches::load::{self, LoadOptions, Mode};
+use hal_benches::soak::{self, SoakOptions};
+use hal_benches::triad::{Triad, TriadOptions, sibling_hal_net};
 use hal_net::addr::LicensePath;
-use hal_net::clock::SystemClock;
-use hal_net::session::Session;
-use hal_net::transport::TcpTransport;
 
 #[derive(Debug, Parser)]
-struct Args {
-    #[arg(long = "license-path")]
-    license_path: String,
-    #[arg(long, default_value = "HAL")]
-    feature: String,
-    #[arg(long, default_value_t = 4)]
+#[command(about = "Load, failover and soak measurements of a HAL triad")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Checkout + checkin cycles: throughput and latency percentiles.
+    Load(LoadArgs),
+    /// Time from a fault of the active server to the first checkout granted.
+    Failover(FailoverArgs),
+    /// Many clients holding seats and heartbeating for minutes, with a failover.
+    Soak(SoakArgs),
+    /// Holds seats for `soak` (started by it, not by hand).
+    #[command(hide = true)]
+    SoakWorker(SoakWorkerArgs),
+}
+
+#[derive(Debug, Args)]
+struct TriadArgs {
+    /// The hal-net executable (default: the one beside hal-load).
+    #[arg(long, value_name = "PATH")]
+    hal_net: Option<PathBuf>,
+    /// Where the started triad keeps its files (cleared first).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// The first of the ports the triad uses (three, six with proxies).
+    #[arg(long, default_value_t = 17300)]
+    base_port: u16,
+}
+
+/// Settings of the servers beyond the defaults.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tune {
+    client_connections_max: Option<usize>,
+    client_heartbeat: Option<Duration>,
+}
+
+impl TriadArgs {
+    async fn start(&self, count: u32, proxied: bool, tune: Tune) -> Result<Triad> {
+        let hal_net = match &self.hal_net {
+            Some(path) => path.clone(),
+            None => sibling_hal_net()?,
+        };
+        let dir = self.dir.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("hal-load-{}", std::process::id()))
+        });
+        let triad = Triad::start(TriadOptions {
+            hal_net,
+            dir: dir.clone(),
+            base_port: self.base_port,
+            count,
+            proxied,
+            client_connections_max: tune.client_connections_max,
+            client_heartbeat: tune.client_heartbeat,
+        })
+        .await?;
+        eprintln!(
+            "hal-load: triad started in {} (license path {})",
+            dir.display(),
+            triad.license_path()
+        );
+        Ok(triad)
+    }
+}
+
+#[derive(Debug, Args)]
+struct LoadArgs {
+    /// Concurrent clients, each with at most one seat.
+    #[arg(long, default_value_t = 64)]
     clients: u64,
+    /// How long to measure.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     duration: Duration,
+    /// How long to run first without measuring.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// Open loop at this many cycles per second (default: closed loop).
+    #[arg(long, conflicts_with = "half_peak")]
+    rate: Option<f64>,
+    /// A closed loop to find the peak, then an open loop at half of it.
+    #[arg(long)]
+    half_peak: bool,
+    /// Drive running servers at this license path instead of starting a triad.
+    #[arg(long = "license-path", value_name = "PATH")]
+    license_path: Option<String>,
+    /// The feature to check out from running servers.
+    #[arg(long, default_value = hal_benches::triad::FEATURE, requires = "license_path")]
+    feature: String,
+    #[command(flatten)]
+    triad: TriadArgs,
 }
 
-/// What one client measured.
-#[derive(Debug, Default)]
-struct Tally {
-    cycles: u64,
-    denied: u64,
-    checkout_latency: Vec<Duration>,
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FaultArg {
+    Kill,
+    Partition,
 }
 
-type TcpSession = Session<TcpTransport, SystemClock>;
+#[derive(Debug, Args)]
+struct FailoverArgs {
+    #[arg(long, value_enum, default_value = "kill")]
+    fault: FaultArg,
+    #[arg(long, default_value_t = 20)]
+    trials: usize,
+    /// Clients doing checkout + checkin around each fault.
+    #[arg(long, default_value_t = 8)]
+    background_clients: usize,
+    /// Seed of the random fault times.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[command(flatten)]
+    triad: TriadArgs,
+}
 
-async fn answer(session: &mut TcpSession, seq: RequestSeq) -> Result<(), String> {
-    loop {
-        match session.next_event().await {
-            ClientEvent::Granted { seq: s, .. } | ClientEvent::Released { seq: s, .. }
-                if s == seq =>
-            {
-                return Ok(());
-            }
-            ClientEvent::Denied { seq: s, reason } if s == seq => return Err(reason.to_string()),
-            _ => {}
+#[derive(Debug, Args)]
+struct SoakArgs {
+    #[arg(long, default_value_t = 10_000)]
+    clients: u64,
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Client heartbeat interval (the servers' lease is four of them).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    heartbeat: Duration,
+    #[command(flatten)]
+    triad: TriadArgs,
+}
+
+#[derive(Debug, Args)]
+struct SoakWorkerArgs {
+    /// The servers, `host:port` in path order, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    addrs: Vec<String>,
+    #[arg(long)]
+    first_id: u64,
+    #[arg(long)]
+    clients: u64,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("hal-load: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hal-load: error: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }
 
-async fn client(path: Vec<String>, id: u64, feature: String, until: Instant) -> Tally {
-    let config = ClientConfig::new(Timing::lan());
-    let mut session = Session::new(
-        TcpTransport,
-        SystemClock::new(),
-        path,
-        ClientId(id),
-        "load",
-        "load",
-        config,
-    );
-    let mut tally = Tally::default();
-    while Instant::now() < until {
-        let started = Instant::now();
-        let seq = session.checkout(&feature);
-        if answer(&mut session, seq).await.is_err() {
-            tally.denied += 1;
-            continue;
-        }
-        tally.checkout_latency.push(started.elapsed());
-        let Some(&handle) = session.client().seats().keys().next() else {
-            continue;
-        };
-        let seq = session.checkin(handle);
-        if answer(&mut session, seq).await.is_ok() {
-            tally.cycles += 1;
-        }
+async fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Load(args) => load_cmd(args).await,
+        Command::Failover(args) => failover_cmd(args).await,
+        Command::Soak(args) => soak_cmd(args).await,
+        Command::SoakWorker(args) => soak::worker(args.addrs, args.first_id, args.clients).await,
     }
-    tally
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
+async fn load_cmd(args: LoadArgs) -> Result<()> {
+    // Started here (if asked) and kept until the end: dropping it stops the servers.
+    let mut triad = None;
+    let (addrs, feature) = match &args.license_path {
+        Some(path) => {
+            let addrs = LicensePath::parse(path)
+                .with_context(|| format!("--license-path {path}"))?
+                .addrs()
+                .iter()
+                .map(|a| a.connect_string())
+                .collect();
+            (addrs, args.feature.clone())
+        }
+        None => {
+            let count = u32::try_from(args.clients).context("--clients")?.max(1);
+            let started = args.triad.start(count, false, Tune::default()).await?;
+            let addrs = started.addrs();
+            triad = Some(started);
+            (addrs, hal_benches::triad::FEATURE.to_string())
+        }
+    };
+    if feature != hal_benches::triad::FEATURE {
+        bail!(
+            "only the triad's feature '{}' can be driven",
+            hal_benches::triad::FEATURE
+        );
     }
-    let rank = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse();
-    let path: Vec<String> = LicensePath::parse(&args.license_path)?
-        .addrs()
-        .iter()
-        .map(|a| a.connect_string())
-        .collect();
-    let start = Instant::now();
-    let until = start + args.duration;
-    let tasks: Vec<_> = (0..args.clients)
-        .map(|i| {
-            let seed = u64::from(std::process::id()) << 20;
-            tokio::spawn(client(
-                path.clone(),
-                seed + i + 1,
-                args.feature.clone(),
-                until,
-            ))
-        })
-        .collect();
-    let mut total = Tally::default();
-    for task in tasks {
-        let tally = task.await?;
-        total.cycles += tally.cycles;
-        total.denied += tally.denied;
-        total.checkout_latency.extend(tally.checkout_latency);
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-    total.checkout_latency.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let clients = || {
+        (0..args.clients)
+            .map(|n| HalSeats::new(addrs.clone(), client_id_base() + (n << 8) + 1))
+            .collect::<Vec<_>>()
+    };
+    let mode = args.rate.map_or(Mode::Closed, |rate| Mode::Open { rate });
+    let options = LoadOptions {
+        mode,
+        warmup: args.warmup,
+        duration: args.duration,
+    };
+    let before = cpu_of(triad.as_ref());
+    let report = load::run(clients(), options).await;
     println!(
-        "clients={} cycles={} denied={} cycles_per_s={:.0} checkout_p50_ms={:.2} checkout_p99_ms={:.2}",
-        args.clients,
-        total.cycles,
-        total.denied,
-        total.cycles as f64 / elapsed,
-        ms(percentile(&total.checkout_latency, 0.5)),
-        ms(percentile(&total.checkout_latency, 0.99)),
+        "{}{}",
+        report.line("hal"),
+        cpu_line(triad.as_ref(), &before, report.cycles)
     );
+    if args.half_peak {
+        let rate = (report.cycles_per_s() / 2.0).max(1.0);
+        // New client ids: the replicated state remembers each id's last request.
+        let later: Vec<_> = (0..args.clients)
+            .map(|n| HalSeats::new(addrs.clone(), client_id_base() + (n << 8) + 2))
+            .collect();
+        let open = load::run(
+            later,
+            LoadOptions {
+                mode: Mode::Open { rate },
+                ..options
+            },
+        )
+        .await;
+        println!("{}", open.line("hal"));
+    }
+    drop(triad);
+    Ok(())
+}
+
+/// CPU time so far of each server (when the tool started them) and of this process.
+fn cpu_of(triad: Option<&Triad>) -> Vec<Option<Duration>> {
+    let mut cpu: Vec<Option<Duration>> = hal_core::ServerId::ALL
+        .iter()
+        .map(|&id| triad.and_then(|t| t.usage(id)).map(|u| u.cpu))
+        .collect();
+    cpu.push(hal_benches::procstat::usage(std::process::id()).map(|u| u.cpu));
+    cpu
+}
+
+/// ` cpu_us_per_cycle_s1=... s2 s3 load=...`: CPU time per cycle of the run since `before`
+/// (the warm-up included, so a slight overstatement).
+fn cpu_line(triad: Option<&Triad>, before: &[Option<Duration>], cycles: u64) -> String {
+    let after = cpu_of(triad);
+    let names = ["s1", "s2", "s3", "load"];
+    let mut line = String::new();
+    for ((name, b), a) in names.iter().zip(before).zip(&after) {
+        if let (Some(b), Some(a)) = (b, a) {
+            let us = (*a - *b).as_secs_f64() * 1e6 / cycles.max(1) as f64;
+            line += &format!(" cpu_us_per_cycle_{name}={us:.1}");
+        }
+    }
+    line
+}
+
+async fn failover_cmd(args: FailoverArgs) -> Result<()> {
+    let fault = match args.fault {
+        FaultArg::Kill => Fault::Kill,
+        FaultArg::Partition => Fault::Partition,
+    };
+    let count = u32::try_from(args.background_clients + 64)?;
+    let mut triad = args
+        .triad
+        .start(count, fault == Fault::Partition, Tune::default())
+        .await?;
+    let options = FailoverOptions {
+        fault,
+        trials: args.trials,
+        background_clients: args.background_clients,
+        seed: args.seed,
+        give_up_after: Duration::from_secs(30),
+    };
+    let report = failover::measure(&mut triad, options, "hal").await?;
+    println!("{}", report.line("hal"));
+    Ok(())
+}
+
+async fn soak_cmd(args: SoakArgs) -> Result<()> {
+    // The servers (children of this process) take one connection per client; the
+    // clients run in worker processes with limits of their own.
+    soak::raise_open_files(args.clients + 1024)?;
+    let count = u32::try_from(args.clients)?;
+    // Room for every client plus the status queries, and a lease of four heartbeats.
+    let tune = Tune {
+        client_connections_max: Some(usize::try_from(args.clients)? + 100),
+        client_heartbeat: Some(args.heartbeat),
+    };
+    let triad = args.triad.start(count, false, tune).await?;
+    let report = soak::run(
+        triad,
+        SoakOptions {
+            clients: args.clients,
+            worker_exe: std::env::current_exe().context("cannot find hal-load itself")?,
+            duration: args.duration,
+        },
+    )
+    .await?;
+    println!("{}", report.line());
+    if !report.accounted() {
+        bail!("seats were not all accounted for: {}", report.line());
+    }
     Ok(())
 }

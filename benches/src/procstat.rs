@@ -1,0 +1,59 @@
+//! A process's resident memory and CPU time, read from Linux's `/proc`.
+
+use std::time::Duration;
+
+/// What a process used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    /// Resident set size, KiB.
+    pub rss_kib: u64,
+    /// CPU time so far, user + system.
+    pub cpu: Duration,
+}
+
+/// The usage of process `pid`, or `None` when it is gone or `/proc` cannot be read.
+pub fn usage(pid: u32) -> Option<Usage> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss_kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces, so split after its ')').
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let per_s = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .and_then(|t| u64::try_from(t).ok())
+        .filter(|&t| t > 0)?;
+    Some(Usage {
+        rss_kib,
+        cpu: Duration::from_micros(ticks * 1_000_000 / per_s),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_this_process() {
+        // Burn some CPU so the figure cannot be zero.
+        let mut x = 0u64;
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_millis(50) {
+            x = x.wrapping_add(std::hint::black_box(1));
+        }
+        let own = usage(std::process::id()).expect("own /proc entry");
+        assert!(own.rss_kib > 100, "{own:?} {x}");
+        assert!(own.cpu >= Duration::from_millis(10), "{own:?}");
+        assert_eq!(usage(u32::MAX), None);
+    }
+}

@@ -1,0 +1,331 @@
+//! Three real `hal-net serve` processes on 127.0.0.1 for the load, failover and soak
+//! tools: a fresh directory with a vendor key, a signed license of one feature with the
+//! seats asked for, three configs (LAN timing, data synced to disk as in production),
+//! and the processes, which can be killed with SIGKILL and started again.
+//!
+//! With `proxied`, every server is reached through a [`crate::proxy`] port (peers and
+//! clients alike: the triad list names the proxy ports), so a server can be cut off from
+//! everything without root.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use hal_core::ServerId;
+use hal_core::server::Role;
+use hal_net::addr::ServerAddr;
+use hal_net::config::ConfigFile;
+use hal_net::transport::TcpTransport;
+use hal_net::wire::StatusReport;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::proxy::Proxy;
+
+/// The feature the triad serves.
+pub const FEATURE: &str = "bench";
+
+/// How a triad is made.
+#[derive(Debug, Clone)]
+pub struct TriadOptions {
+    /// The `hal-net` executable.
+    pub hal_net: PathBuf,
+    /// A directory of its own (made if absent; its old data is removed).
+    pub dir: PathBuf,
+    /// The first of three ports the servers listen on (the proxies take the next three).
+    pub base_port: u16,
+    /// Seats of [`FEATURE`].
+    pub count: u32,
+    /// Whether clients and peers reach each server through a proxy.
+    pub proxied: bool,
+    /// The servers' limit of client connections (hal-net's default if `None`).
+    pub client_connections_max: Option<usize>,
+    /// The client heartbeat, with a lease of four heartbeats (the LAN profile's if
+    /// `None`).
+    pub client_heartbeat: Option<Duration>,
+}
+
+/// The `hal-net` beside the running executable (`target/release/hal-net` for
+/// `target/release/hal-load`).
+pub fn sibling_hal_net() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find the running executable")?;
+    let path = exe.with_file_name("hal-net");
+    if !path.exists() {
+        bail!(
+            "{} not found: build it first (cargo build --release -p hal-net) or pass --hal-net",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// A running triad.
+#[derive(Debug)]
+pub struct Triad {
+    options: TriadOptions,
+    configs: Vec<PathBuf>,
+    children: Vec<Option<Child>>,
+    proxies: Vec<Proxy>,
+}
+
+impl Triad {
+    /// Makes the files and starts the three servers (and proxies), then waits for an
+    /// active server.
+    pub async fn start(options: TriadOptions) -> Result<Triad> {
+        let dir = &options.dir;
+        if dir.exists() {
+            fs::remove_dir_all(dir).with_context(|| format!("cannot clear {}", dir.display()))?;
+        }
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        write_license(dir, options.count)?;
+        let listen: Vec<u16> = (0..3).map(|i| options.base_port + i).collect();
+        let mut proxies = Vec::new();
+        let named: Vec<u16> = if options.proxied {
+            for (i, &port) in listen.iter().enumerate() {
+                let front = options.base_port + 3 + i as u16;
+                let id = ServerId::ALL[i];
+                proxies.push(Proxy::start(id, front, port).await?);
+            }
+            (0..3).map(|i| options.base_port + 3 + i).collect()
+        } else {
+            listen.clone()
+        };
+        let configs = write_configs(dir, &listen, &named, &options)?;
+        let mut triad = Triad {
+            options,
+            configs,
+            children: vec![None, None, None],
+            proxies,
+        };
+        for id in ServerId::ALL {
+            triad.restart(id)?;
+        }
+        triad
+            .wait_active(Duration::from_secs(20))
+            .await
+            .context("the triad did not elect an active server")?;
+        Ok(triad)
+    }
+
+    /// The license path clients use (`port@127.0.0.1;...`).
+    pub fn license_path(&self) -> String {
+        self.addrs()
+            .iter()
+            .map(|a| a.replace("127.0.0.1:", "") + "@127.0.0.1")
+            .collect::<Vec<_>>()
+            .join(";")
+    }
+
+    /// `host:port` of each server as clients dial it.
+    pub fn addrs(&self) -> Vec<String> {
+        let first = if self.options.proxied {
+            self.options.base_port + 3
+        } else {
+            self.options.base_port
+        };
+        (0..3).map(|i| format!("127.0.0.1:{}", first + i)).collect()
+    }
+
+    /// The process id of a running server.
+    pub fn pid(&self, id: ServerId) -> Option<u32> {
+        self.children[id.index()].as_ref().map(Child::id)
+    }
+
+    /// SIGKILL to server `id`, and waits for it to be gone.
+    pub fn kill(&mut self, id: ServerId) -> Result<()> {
+        if let Some(mut child) = self.children[id.index()].take() {
+            child
+                .kill()
+                .with_context(|| format!("cannot kill server #{id}"))?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Starts server `id` (stopping it first with SIGKILL if it runs).
+    pub fn restart(&mut self, id: ServerId) -> Result<()> {
+        self.kill(id)?;
+        let dir = &self.options.dir;
+        let log_path = dir.join(format!("server{}.log", id.get()));
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("cannot open {}", log_path.display()))?;
+        let child = Command::new(&self.options.hal_net)
+            .arg("serve")
+            .arg("--config")
+            .arg(&self.configs[id.index()])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {}", self.options.hal_net.display()))?;
+        self.children[id.index()] = Some(child);
+        Ok(())
+    }
+
+    /// Cuts server `id` off from its peers and clients (needs `proxied`): every byte to
+    /// or from it is dropped, as a network partition would, until [`Triad::heal`].
+    pub fn partition(&self, id: ServerId) -> Result<()> {
+        self.proxy_set(|p| p.isolate(id))
+    }
+
+    /// Ends a [`Triad::partition`].
+    pub fn heal(&self) -> Result<()> {
+        self.proxy_set(Proxy::heal)
+    }
+
+    fn proxy_set(&self, f: impl Fn(&Proxy)) -> Result<()> {
+        if self.proxies.is_empty() {
+            bail!("the triad was started without proxies, so it cannot be partitioned");
+        }
+        self.proxies.iter().for_each(f);
+        Ok(())
+    }
+
+    /// Each server's status report (or why there is none).
+    pub async fn statuses(&self) -> Vec<Result<StatusReport, String>> {
+        let mut out = Vec::new();
+        for (i, _) in ServerId::ALL.iter().enumerate() {
+            let addr = format!("127.0.0.1:{}", self.options.base_port + i as u16);
+            out.push(hal_net::admin::status(&TcpTransport, &addr, Duration::from_secs(2)).await);
+        }
+        out
+    }
+
+    /// Waits until a server reports itself active; returns which.
+    pub async fn wait_active(&mut self, limit: Duration) -> Result<ServerId> {
+        let deadline = Instant::now() + limit;
+        loop {
+            self.check_running()?;
+            for report in self.statuses().await.into_iter().flatten() {
+                if report.role == Role::Active {
+                    return Ok(report.server);
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "no server became active within {limit:?} (logs in {})",
+                    self.options.dir.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Fails if a server that should run has exited (a bad config, a port in use), with
+    /// the end of its log.
+    pub fn check_running(&mut self) -> Result<()> {
+        for (i, slot) in self.children.iter_mut().enumerate() {
+            let Some(child) = slot else { continue };
+            if let Ok(Some(status)) = child.try_wait() {
+                *slot = None;
+                let log = self.options.dir.join(format!("server{}.log", i + 1));
+                let text = fs::read_to_string(&log).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = lines[lines.len().saturating_sub(5)..].join("\n");
+                bail!(
+                    "server #{} exited ({status}); the end of {}:\n{tail}",
+                    i + 1,
+                    log.display()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Resident memory (KiB) and CPU time used so far (user + system) of server `id`.
+    pub fn usage(&self, id: ServerId) -> Option<crate::procstat::Usage> {
+        crate::procstat::usage(self.pid(id)?)
+    }
+
+    /// SIGTERM to every server, then waits (SIGKILL after 5 s).
+    pub fn stop(&mut self) {
+        for child in self.children.iter().flatten() {
+            if let Ok(pid) = i32::try_from(child.id()) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for slot in &mut self.children {
+            if let Some(mut child) = slot.take() {
+                while Instant::now() < deadline {
+                    if let Ok(Some(_)) = child.try_wait() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+impl Drop for Triad {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn write_license(dir: &Path, count: u32) -> Result<()> {
+    hal_net::keys::generate(dir, false)?;
+    let key = hal_net::keys::read_signing_key(&dir.join(hal_net::keys::PRIVATE_KEY_FILE))?;
+    let text = format!(
+        "FEATURE {FEATURE}\n{{\n  VENDOR = bench\n  COUNT = {count}\n  HAL_SERVERS = 3\n  \
+         BORROW = 72\n}}\n"
+    );
+    let mut license = hal_core::license::parse("bench.lic", text.as_bytes())
+        .map_err(|e| anyhow::anyhow!("the bench license does not parse: {e}"))?;
+    license.sign(&key);
+    let signed = hal_core::license::sign_text(&text, &license);
+    hal_net::license_file::save(&dir.join("bench.lic"), signed.as_bytes())?;
+    Ok(())
+}
+
+fn write_configs(
+    dir: &Path,
+    listen: &[u16],
+    named: &[u16],
+    options: &TriadOptions,
+) -> Result<Vec<PathBuf>> {
+    let addrs = named
+        .iter()
+        .map(|p| ServerAddr::parse(&format!("{p}@127.0.0.1")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let triad: [ServerAddr; 3] = addrs
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("a triad has three ports"))?;
+    let mut paths = Vec::new();
+    for id in ServerId::ALL {
+        let mut file = ConfigFile::triad_member(
+            triad.clone(),
+            id,
+            &dir.join(format!("data{}", id.get())),
+            &dir.join("bench.lic"),
+            &dir.join(hal_net::keys::PUBLIC_KEY_FILE),
+        );
+        file.listen = Some(std::net::SocketAddr::from((
+            [127, 0, 0, 1],
+            listen[id.index()],
+        )));
+        file.hostid = Some(
+            hal_core::HostId::parse(&format!("bench-server{}", id.get()))
+                .map_err(anyhow::Error::msg)?,
+        );
+        let path = dir.join(format!("server{}.toml", id.get()));
+        file.client_connections_max = options.client_connections_max;
+        if let Some(heartbeat) = options.client_heartbeat {
+            file.timing.client_heartbeat = heartbeat;
+            file.timing.client_lease = heartbeat * 4;
+        }
+        fs::write(&path, file.render())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        paths.push(path);
+    }
+    Ok(paths)
+}

@@ -1,0 +1,225 @@
+//! `hal-load` as its users run it, in miniature: a closed and an open loop, failover
+//! trials of both kinds and a soak, each against three real `hal-net serve` processes on
+//! loopback, checking what each prints. The figures themselves are not judged here (a
+//! debug build on a shared machine); what is judged is that each measurement measures:
+//! every cycle answered, an open loop held to its rate, a failover no faster than the
+//! triad's timers allow, and every soak seat accounted for.
+
+// A test that meets an impossible state should fail at once, with the value shown.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+const HAL_LOAD: &str = env!("CARGO_BIN_EXE_hal-load");
+
+/// The `hal-net` of this build, built first if this package's tests run alone.
+fn hal_net() -> PathBuf {
+    static BUILT: Mutex<bool> = Mutex::new(false);
+    let path = PathBuf::from(HAL_LOAD).with_file_name("hal-net");
+    let mut built = BUILT.lock().unwrap();
+    if !*built && !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.args(["build", "-p", "hal-net", "--bin", "hal-net"]);
+        if !cfg!(debug_assertions) {
+            build.arg("--release");
+        }
+        let status = build.status().unwrap();
+        assert!(status.success(), "cargo build -p hal-net failed");
+    }
+    *built = true;
+    path
+}
+
+/// Runs `hal-load` with `args` and a triad of its own at `base_port`.
+fn hal_load(name: &str, base_port: u16, args: &[&str]) -> Output {
+    let dir = std::env::temp_dir().join(format!("hal-load-test-{}-{name}", std::process::id()));
+    let output = Command::new(HAL_LOAD)
+        .args(args)
+        .arg("--hal-net")
+        .arg(hal_net())
+        .arg("--dir")
+        .arg(&dir)
+        .arg("--base-port")
+        .arg(base_port.to_string())
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    output
+}
+
+/// The `key=value` fields of the output line that starts with `prefix`.
+fn fields(output: &Output, prefix: &str) -> BTreeMap<String, String> {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "hal-load failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line '{prefix}' in:\n{stdout}\nstderr:\n{stderr}"));
+    line.split_whitespace()
+        .filter_map(|f| f.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn number(fields: &BTreeMap<String, String>, key: &str) -> f64 {
+    fields
+        .get(key)
+        .unwrap_or_else(|| panic!("no {key} in {fields:?}"))
+        .parse()
+        .unwrap_or_else(|_| panic!("{key} is not a number in {fields:?}"))
+}
+
+#[test]
+fn a_closed_loop_answers_every_cycle_and_reports_ordered_percentiles() {
+    let output = hal_load(
+        "closed",
+        18100,
+        &[
+            "load",
+            "--clients",
+            "4",
+            "--duration",
+            "2s",
+            "--warmup",
+            "500ms",
+        ],
+    );
+    let f = fields(&output, "load: system=hal mode=closed");
+    assert_eq!(f["clients"], "4");
+    assert_eq!(f["errors"], "0", "{f:?}");
+    assert!(number(&f, "cycles") > 0.0, "{f:?}");
+    let p50 = number(&f, "checkout_p50_ms");
+    let p99 = number(&f, "checkout_p99_ms");
+    let p999 = number(&f, "checkout_p999_ms");
+    let max = number(&f, "checkout_max_ms");
+    assert!(
+        0.0 < p50 && p50 <= p99 && p99 <= p999 && p999 <= max,
+        "{f:?}"
+    );
+    // A checkout is replicated and synced before it is granted: not instant.
+    assert!(p50 > 0.01, "{f:?}");
+}
+
+#[test]
+fn an_open_loop_keeps_to_its_rate() {
+    let output = hal_load(
+        "open",
+        18110,
+        &[
+            "load",
+            "--clients",
+            "8",
+            "--rate",
+            "100",
+            "--duration",
+            "3s",
+            "--warmup",
+            "500ms",
+        ],
+    );
+    let f = fields(&output, "load: system=hal mode=open");
+    assert_eq!(f["errors"], "0", "{f:?}");
+    let rate = number(&f, "cycles_per_s");
+    assert!((80.0..=120.0).contains(&rate), "asked for 100/s: {f:?}");
+    assert!(f.contains_key("start_late_p99_ms"), "{f:?}");
+}
+
+#[test]
+fn a_killed_active_server_is_replaced_no_faster_than_its_timers_allow() {
+    let output = hal_load(
+        "kill",
+        18120,
+        &[
+            "failover",
+            "--fault",
+            "kill",
+            "--trials",
+            "2",
+            "--background-clients",
+            "2",
+        ],
+    );
+    let f = fields(&output, "failover: system=hal fault=kill");
+    assert_eq!(f["trials"], "2");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(stdout.matches("  trial ").count(), 2, "{stdout}");
+    // #2 takes over once #1 has been silent for election_timeout + failover_delay (1 s
+    // + 0.5 s on the LAN profile), counted from #1's last heartbeat (every 100 ms).
+    let p50 = number(&f, "p50_ms");
+    let max = number(&f, "max_ms");
+    assert!((1300.0..5000.0).contains(&p50), "{f:?}");
+    assert!(p50 <= max && max < 5000.0, "{f:?}");
+}
+
+#[test]
+fn a_partitioned_active_server_is_replaced() {
+    let output = hal_load(
+        "partition",
+        18130,
+        &[
+            "failover",
+            "--fault",
+            "partition",
+            "--trials",
+            "1",
+            "--background-clients",
+            "2",
+        ],
+    );
+    let f = fields(&output, "failover: system=hal fault=partition");
+    assert_eq!(f["trials"], "1");
+    let p50 = number(&f, "p50_ms");
+    assert!((1300.0..5000.0).contains(&p50), "{f:?}");
+}
+
+#[test]
+fn a_soak_through_a_failover_accounts_for_every_seat() {
+    let output = hal_load(
+        "soak",
+        18140,
+        &[
+            "soak",
+            "--clients",
+            "40",
+            "--duration",
+            "12s",
+            "--heartbeat",
+            "1s",
+        ],
+    );
+    let f = fields(&output, "soak: clients=40");
+    assert_eq!(f["lost"], "0", "{f:?}");
+    for id in ["#1", "#2", "#3"] {
+        assert_eq!(f[&format!("used_{id}")], "40", "{f:?}");
+        assert!(number(&f, &format!("rss_peak_mib_{id}")) > 0.0, "{f:?}");
+    }
+    assert_eq!(f["accounted"], "true", "{f:?}");
+    assert!(number(&f, "failover_ms") > 1000.0, "{f:?}");
+}
+
+#[test]
+fn bad_arguments_are_refused_with_what_was_wrong() {
+    let output = Command::new(HAL_LOAD)
+        .args(["load", "--duration", "banana"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--duration"), "{stderr}");
+
+    let output = Command::new(HAL_LOAD)
+        .args(["load", "--license-path", "not a path"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--license-path"), "{stderr}");
+}
