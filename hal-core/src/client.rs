@@ -128,6 +128,10 @@ struct Pending {
     /// Attempts since the last pause.
     attempts_in_pass: usize,
     last_denial: Option<Denial>,
+    /// Until when each endpoint is passed over for this request: an attempt there got no
+    /// answer, so the server may be cut off, and the others' "#N is active" hints about
+    /// it are stale until a failover has had time to happen.
+    passed_over_until: [Option<Time>; PATH_MAX],
 }
 
 /// The longest license path: one server, or the three of a triad.
@@ -327,12 +331,13 @@ impl Client {
             attempt: None,
             attempts_in_pass: 0,
             last_denial: None,
+            passed_over_until: [None; PATH_MAX],
         });
         self.send_pending();
     }
 
     fn send_pending(&mut self) {
-        let to = self.preferred();
+        let to = self.next_endpoint();
         let now = self.now.mono;
         let Some(pending) = &mut self.pending else {
             return;
@@ -415,6 +420,7 @@ impl Client {
             .map(|(endpoint, _)| endpoint);
         if let Some(endpoint) = timed_out {
             self.demote(endpoint);
+            self.pass_over(endpoint);
             self.retry_pending();
         }
         if self.retry_at.is_some_and(|t| t <= now.mono) {
@@ -473,6 +479,45 @@ impl Client {
 
     // ----- machinery -----
 
+    /// Whether the pending request passes over `endpoint` now.
+    fn passed_over(&self, endpoint: Endpoint) -> bool {
+        self.pending.as_ref().is_some_and(|p| {
+            p.passed_over_until
+                .get(usize::from(endpoint.0))
+                .copied()
+                .flatten()
+                .is_some_and(|until| self.now.mono < until)
+        })
+    }
+
+    /// Where the pending request goes next: the first endpoint in order that it does not
+    /// pass over, or the first if it passes over them all.
+    fn next_endpoint(&self) -> Endpoint {
+        self.order
+            .iter()
+            .copied()
+            .find(|e| !self.passed_over(*e))
+            .unwrap_or_else(|| self.preferred())
+    }
+
+    /// The pending request's attempt at `endpoint` got no answer in time: it passes over
+    /// that endpoint for as long as a failover takes, and then tries it again.
+    fn pass_over(&mut self, endpoint: Endpoint) {
+        let until =
+            self.now.mono + self.config.timing.election_timeout + self.config.timing.failover_delay;
+        if let Some(slot) = self
+            .pending
+            .as_mut()
+            .and_then(|p| p.passed_over_until.get_mut(usize::from(endpoint.0)))
+        {
+            *slot = Some(until);
+        }
+        // A fresh pass over the others.
+        if let Some(pending) = self.pending.as_mut() {
+            pending.attempts_in_pass = 0;
+        }
+    }
+
     /// Moves `endpoint` to the end of the list.
     fn demote(&mut self, endpoint: Endpoint) {
         if let Some(position) = self.order.iter().position(|e| *e == endpoint) {
@@ -498,7 +543,10 @@ impl Client {
     fn look_elsewhere(&mut self, from: Endpoint, denial: &Denial) {
         let hinted = match denial {
             Denial::NotActive { active: Some(id) } => {
-                self.known.get(id).is_some_and(|e| *e != from) && self.promote(*id)
+                self.known
+                    .get(id)
+                    .is_some_and(|e| *e != from && !self.passed_over(*e))
+                    && self.promote(*id)
             }
             _ => false,
         };
@@ -510,7 +558,13 @@ impl Client {
     /// Sends the pending request again, pausing after a whole pass over the path and
     /// giving up after `give_up_after`.
     fn retry_pending(&mut self) {
-        let path_len = self.order.len();
+        // A pass goes over the endpoints not passed over (or all, if all are).
+        let usable = self.order.iter().filter(|e| !self.passed_over(**e)).count();
+        let path_len = if usable == 0 {
+            self.order.len()
+        } else {
+            usable
+        };
         let give_up = self.config.give_up_after;
         let pause = self.config.retry_pause;
         let now = self.now.mono;
@@ -848,6 +902,59 @@ mod tests {
         );
         // #1 is known at endpoint 0: go back there directly.
         assert_eq!(sent(&mut c)[0].to, Endpoint(0));
+    }
+
+    #[test]
+    fn a_server_that_did_not_answer_is_passed_over_until_a_failover_could_have_happened() {
+        let mut c = client();
+        let first = c.checkout(at(0), "cad");
+        sent(&mut c);
+        c.handle_reply(at(5), Endpoint(0), reply(ONE, first, granted(1, ONE)));
+        events(&mut c);
+        // #1 is cut off: the next request gets no answer there.
+        let seq = c.checkout(at(10), "cad");
+        assert_eq!(sent(&mut c)[0].to, Endpoint(0));
+        c.handle_timeout(at(1010));
+        let mut tried = vec![(1010, sent(&mut c)[0].to)];
+        // #2 and #3 have not noticed yet and point at #1; the client does not go back
+        // there (another second lost) until #2 could have taken over.
+        let mut now = 1010;
+        while now < 4000 {
+            let (to, _) = c
+                .pending
+                .as_ref()
+                .unwrap()
+                .attempt
+                .unwrap_or((Endpoint(9), Time(0)));
+            if to == Endpoint(0) {
+                break;
+            }
+            now += 5;
+            let from = if to == Endpoint(1) { TWO } else { THREE };
+            c.handle_reply(at(now), to, reply(from, seq, not_active(Some(ONE))));
+            let mut next = sent(&mut c);
+            if next.is_empty() {
+                now = c.poll_timeout().unwrap().0;
+                c.handle_timeout(at(now));
+                next = sent(&mut c);
+            }
+            tried.push((now, next[0].to));
+        }
+        let back_at_one = tried.iter().find(|(_, e)| *e == Endpoint(0)).unwrap().0;
+        assert!(
+            back_at_one >= 1010 + 1500,
+            "#1 tried again too soon: {tried:?}"
+        );
+        assert!(back_at_one <= 1010 + 1500 + 260, "{tried:?}");
+        // Meanwhile #2 and #3 were each asked once per pass, a pause apart.
+        assert!(
+            tried.iter().filter(|(_, e)| *e == Endpoint(1)).count() >= 5,
+            "{tried:?}"
+        );
+        assert!(
+            tried.iter().filter(|(_, e)| *e == Endpoint(2)).count() >= 5,
+            "{tried:?}"
+        );
     }
 
     #[test]
