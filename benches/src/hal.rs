@@ -72,9 +72,13 @@ impl Seats for HalSeats {
     async fn checkout(&mut self) -> Result<Handle, String> {
         // A seat held now was granted to a checkout whose wait was given up: give it
         // back (the answer is not waited for), so abandoned waits do not use up COUNT.
-        let strays: Vec<Handle> = self.session.client().seats().keys().copied().collect();
-        for handle in strays {
-            self.session.checkin(handle);
+        // (Not while a given-up checkout is outstanding: a seat held may be its grant,
+        // whose event is still queued, and is handed to the caller below.)
+        if self.unanswered.is_none() {
+            let strays: Vec<Handle> = self.session.client().seats().keys().copied().collect();
+            for handle in strays {
+                self.session.checkin(handle);
+            }
         }
         let seq = match self.unanswered {
             Some(seq) => seq,
