@@ -2,6 +2,7 @@
 //! size, and an in-memory cluster driver ([`cluster`]), so every benchmark measures the
 //! same work.
 
+pub mod cli;
 pub mod cluster;
 pub mod failover;
 pub mod hal;

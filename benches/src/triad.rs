@@ -19,8 +19,6 @@ use hal_net::addr::ServerAddr;
 use hal_net::config::ConfigFile;
 use hal_net::transport::TcpTransport;
 use hal_net::wire::StatusReport;
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 
 use crate::proxy::Proxy;
 
@@ -245,24 +243,7 @@ impl Triad {
 
     /// SIGTERM to every server, then waits (SIGKILL after 5 s).
     pub fn stop(&mut self) {
-        for child in self.children.iter().flatten() {
-            if let Ok(pid) = i32::try_from(child.id()) {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-            }
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        for slot in &mut self.children {
-            if let Some(mut child) = slot.take() {
-                while Instant::now() < deadline {
-                    if let Ok(Some(_)) = child.try_wait() {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
+        crate::cli::stop_children(&mut self.children);
     }
 }
 
@@ -293,11 +274,10 @@ fn write_configs(
     named: &[u16],
     options: &TriadOptions,
 ) -> Result<Vec<PathBuf>> {
-    let addrs = named
+    let triad: [ServerAddr; 3] = named
         .iter()
-        .map(|p| ServerAddr::parse(&format!("{p}@127.0.0.1")))
-        .collect::<Result<Vec<_>, _>>()?;
-    let triad: [ServerAddr; 3] = addrs
+        .map(|&p| ServerAddr::loopback(p))
+        .collect::<Vec<_>>()
         .try_into()
         .map_err(|_| anyhow::anyhow!("a triad has three ports"))?;
     let mut paths = Vec::new();

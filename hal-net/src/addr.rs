@@ -79,6 +79,15 @@ impl ServerAddr {
         Ok(ServerAddr { port, host })
     }
 
+    /// `port@127.0.0.1`: a server on this machine (the development cluster, the
+    /// benchmarks).
+    pub fn loopback(port: u16) -> ServerAddr {
+        ServerAddr {
+            port,
+            host: "127.0.0.1".to_owned(),
+        }
+    }
+
     /// The TCP port.
     pub fn port(&self) -> u16 {
         self.port

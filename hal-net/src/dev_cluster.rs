@@ -86,11 +86,10 @@ fn write_license(dir: &Path) -> Result<PathBuf> {
 
 /// Writes `server1.toml`..`server3.toml`.
 fn write_configs(dir: &Path, ports: &[u16]) -> Result<Vec<PathBuf>> {
-    let addrs = ports
+    let triad: [ServerAddr; 3] = ports
         .iter()
-        .map(|p| ServerAddr::parse(&format!("{p}@127.0.0.1")))
-        .collect::<Result<Vec<_>, _>>()?;
-    let triad: [ServerAddr; 3] = addrs
+        .map(|&p| ServerAddr::loopback(p))
+        .collect::<Vec<_>>()
         .try_into()
         .map_err(|_| anyhow::anyhow!("a triad has three ports"))?;
     let mut paths = Vec::new();

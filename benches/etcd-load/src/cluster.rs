@@ -16,8 +16,6 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use etcd_client::{Client, ConnectOptions, StatusResponse};
 use hal_benches::failover::{Cluster, Fault};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use tokio::time::Instant;
 
 use crate::seats::{EtcdSeats, SemaphoreConfig};
@@ -199,24 +197,7 @@ impl EtcdCluster {
 
     /// SIGTERM to every member, then waits (SIGKILL after 5 s).
     pub fn stop(&mut self) {
-        for child in self.children.iter().flatten() {
-            if let Ok(pid) = i32::try_from(child.id()) {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-            }
-        }
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        for slot in &mut self.children {
-            if let Some(mut child) = slot.take() {
-                while std::time::Instant::now() < deadline {
-                    if let Ok(Some(_)) = child.try_wait() {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
+        hal_benches::cli::stop_children(&mut self.children);
     }
 }
 

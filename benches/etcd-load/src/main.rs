@@ -39,10 +39,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use hal_benches::failover::{self, FailoverOptions, Fault};
-use hal_benches::load::{self, LoadOptions, Mode};
+use hal_benches::cli::{self, TrialArgs};
+use hal_benches::failover::{self, Fault};
 
 use crate::cluster::{EtcdBench, EtcdCluster, EtcdOptions};
 use crate::seats::{EtcdSeats, SemaphoreConfig};
@@ -140,21 +140,8 @@ impl ClientArgs {
 
 #[derive(Debug, Args)]
 struct LoadArgs {
-    /// Concurrent clients, each with at most one seat.
-    #[arg(long, default_value_t = 64)]
-    clients: u64,
-    /// How long to measure.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    duration: Duration,
-    /// How long to run first without measuring.
-    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
-    warmup: Duration,
-    /// Open loop at this many cycles per second (default: closed loop).
-    #[arg(long, conflicts_with = "half_peak")]
-    rate: Option<f64>,
-    /// A closed loop to find the peak, then an open loop at half of it.
-    #[arg(long)]
-    half_peak: bool,
+    #[command(flatten)]
+    shape: cli::LoadShape,
     /// Seats of the semaphore [default: clients + 64, as hal-load's license; fewer than
     /// the clients shows the recipe denying]
     #[arg(long)]
@@ -178,14 +165,8 @@ enum FaultArg {
 struct FailoverArgs {
     #[arg(long, value_enum, default_value = "kill")]
     fault: FaultArg,
-    #[arg(long, default_value_t = 20)]
-    trials: usize,
-    /// Clients doing checkout + checkin around each fault.
-    #[arg(long, default_value_t = 8)]
-    background_clients: usize,
-    /// Seed of the random fault times.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+    #[command(flatten)]
+    trials: TrialArgs,
     #[command(flatten)]
     client: ClientArgs,
     #[command(flatten)]
@@ -204,23 +185,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run_until_signal(cli.command)) {
+    match runtime.block_on(cli::until_signal(run(cli.command))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("etcd-load: error: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Runs the command; SIGINT or SIGTERM drops it, which stops the members it started.
-async fn run_until_signal(command: Command) -> Result<()> {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot watch for SIGTERM")?;
-    tokio::select! {
-        result = run(command) => result,
-        _ = tokio::signal::ctrl_c() => bail!("interrupted"),
-        _ = terminate.recv() => bail!("terminated"),
     }
 }
 
@@ -251,34 +221,18 @@ async fn load_cmd(args: LoadArgs) -> Result<()> {
             endpoints
         }
     };
-    let count = args.count.unwrap_or(args.clients + SPARE_SEATS);
-    let mode = args.rate.map_or(Mode::Closed, |rate| Mode::Open { rate });
-    let options = LoadOptions {
-        mode,
-        warmup: args.warmup,
-        duration: args.duration,
+    let count = args.count.unwrap_or(args.shape.clients + SPARE_SEATS);
+    // New clients per round (new leases, new names), as hal-load uses new client ids.
+    let clients = |round: u64| {
+        let semaphore = args.client.semaphore(
+            endpoints.clone(),
+            count,
+            &round.to_string(),
+            LOAD_REQUEST_TIMEOUT,
+        );
+        async move { connect_all(&semaphore, args.shape.clients).await }
     };
-    let first = args
-        .client
-        .semaphore(endpoints.clone(), count, "a", LOAD_REQUEST_TIMEOUT);
-    let report = load::run(connect_all(&first, args.clients).await?, options).await;
-    println!("{}", report.line("etcd"));
-    if args.half_peak {
-        let rate = (report.cycles_per_s() / 2.0).max(1.0);
-        // New clients (new leases, new names), as hal-load uses new client ids.
-        let later = args
-            .client
-            .semaphore(endpoints, count, "b", LOAD_REQUEST_TIMEOUT);
-        let open = load::run(
-            connect_all(&later, args.clients).await?,
-            LoadOptions {
-                mode: Mode::Open { rate },
-                ..options
-            },
-        )
-        .await;
-        println!("{}", open.line("etcd"));
-    }
+    args.shape.run("etcd", clients, |_| String::new()).await?;
     drop(cluster);
     Ok(())
 }
@@ -288,19 +242,25 @@ async fn failover_cmd(args: FailoverArgs) -> Result<()> {
         FaultArg::Kill => Fault::Kill,
     };
     let cluster = args.etcd.start().await?;
-    let count = u64::try_from(args.background_clients)? + SPARE_SEATS;
+    let count = u64::try_from(args.trials.background_clients)? + SPARE_SEATS;
     let semaphore =
         args.client
             .semaphore(cluster.endpoints(), count, "f", FAILOVER_REQUEST_TIMEOUT);
     let mut bench = EtcdBench { cluster, semaphore };
-    let options = FailoverOptions {
-        fault,
-        trials: args.trials,
-        background_clients: args.background_clients,
-        seed: args.seed,
-        give_up_after: Duration::from_secs(30),
-    };
+    let options = args.trials.options(fault);
     let report = failover::measure(&mut bench, options, "etcd").await?;
     println!("{}", report.line("etcd"));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
 }

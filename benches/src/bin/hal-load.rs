@@ -19,9 +19,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use hal_benches::failover::{self, FailoverOptions, Fault};
+use hal_benches::cli::{self, TrialArgs};
+use hal_benches::failover::{self, Fault};
 use hal_benches::hal::{HalSeats, client_id_base};
-use hal_benches::load::{self, LoadOptions, Mode};
+use hal_benches::load;
 use hal_benches::soak::{self, SoakOptions};
 use hal_benches::triad::{Triad, TriadOptions, sibling_hal_net};
 use hal_net::addr::LicensePath;
@@ -96,21 +97,8 @@ impl TriadArgs {
 
 #[derive(Debug, Args)]
 struct LoadArgs {
-    /// Concurrent clients, each with at most one seat.
-    #[arg(long, default_value_t = 64)]
-    clients: u64,
-    /// How long to measure.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    duration: Duration,
-    /// How long to run first without measuring.
-    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
-    warmup: Duration,
-    /// Open loop at this many cycles per second (default: closed loop).
-    #[arg(long, conflicts_with = "half_peak")]
-    rate: Option<f64>,
-    /// A closed loop to find the peak, then an open loop at half of it.
-    #[arg(long)]
-    half_peak: bool,
+    #[command(flatten)]
+    shape: cli::LoadShape,
     /// Drive running servers at this license path instead of starting a triad.
     #[arg(long = "license-path", value_name = "PATH")]
     license_path: Option<String>,
@@ -131,14 +119,8 @@ enum FaultArg {
 struct FailoverArgs {
     #[arg(long, value_enum, default_value = "kill")]
     fault: FaultArg,
-    #[arg(long, default_value_t = 20)]
-    trials: usize,
-    /// Clients doing checkout + checkin around each fault.
-    #[arg(long, default_value_t = 8)]
-    background_clients: usize,
-    /// Seed of the random fault times.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+    #[command(flatten)]
+    trials: TrialArgs,
     #[command(flatten)]
     triad: TriadArgs,
 }
@@ -179,28 +161,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // Interrupted, the measurement is dropped, and with it the servers it started.
-    let interrupted = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) {
-            (Ok(mut int), Ok(mut term)) => {
-                tokio::select! {
-                    _ = int.recv() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            _ => std::future::pending().await,
-        }
-    };
-    let outcome = runtime.block_on(async {
-        tokio::select! {
-            outcome = run(cli.command) => outcome,
-            () = interrupted => Err(anyhow::anyhow!("interrupted; the servers started were stopped")),
-        }
-    });
+    let outcome = runtime.block_on(cli::until_signal(run(cli.command)));
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -233,7 +194,9 @@ async fn load_cmd(args: LoadArgs) -> Result<()> {
             (addrs, args.feature.clone())
         }
         None => {
-            let count = u32::try_from(args.clients).context("--clients")?.max(1);
+            let count = u32::try_from(args.shape.clients)
+                .context("--clients")?
+                .max(1);
             let started = args.triad.start(count, false, Tune::default()).await?;
             let addrs = started.addrs();
             triad = Some(started);
@@ -246,40 +209,16 @@ async fn load_cmd(args: LoadArgs) -> Result<()> {
             hal_benches::triad::FEATURE
         );
     }
-    let clients = || {
-        (0..args.clients)
-            .map(|n| HalSeats::new(addrs.clone(), client_id_base() + (n << 8) + 1))
-            .collect::<Vec<_>>()
-    };
-    let mode = args.rate.map_or(Mode::Closed, |rate| Mode::Open { rate });
-    let options = LoadOptions {
-        mode,
-        warmup: args.warmup,
-        duration: args.duration,
-    };
     let before = cpu_of(triad.as_ref());
-    let report = load::run(clients(), options).await;
-    println!(
-        "{}{}",
-        report.line("hal"),
-        cpu_line(triad.as_ref(), &before, report.cycles)
-    );
-    if args.half_peak {
-        let rate = (report.cycles_per_s() / 2.0).max(1.0);
-        // New client ids: the replicated state remembers each id's last request.
-        let later: Vec<_> = (0..args.clients)
-            .map(|n| HalSeats::new(addrs.clone(), client_id_base() + (n << 8) + 2))
+    // Client ids apart per round: the replicated state remembers each id's last request.
+    let clients = |round: u64| {
+        let clients = (0..args.shape.clients)
+            .map(|n| HalSeats::new(addrs.clone(), client_id_base() + (n << 8) + round))
             .collect();
-        let open = load::run(
-            later,
-            LoadOptions {
-                mode: Mode::Open { rate },
-                ..options
-            },
-        )
-        .await;
-        println!("{}", open.line("hal"));
-    }
+        std::future::ready(Ok(clients))
+    };
+    let cpu = |report: &load::Report| cpu_line(triad.as_ref(), &before, report.cycles);
+    args.shape.run("hal", clients, cpu).await?;
     drop(triad);
     Ok(())
 }
@@ -314,18 +253,12 @@ async fn failover_cmd(args: FailoverArgs) -> Result<()> {
         FaultArg::Kill => Fault::Kill,
         FaultArg::Partition => Fault::Partition,
     };
-    let count = u32::try_from(args.background_clients + 64)?;
+    let count = u32::try_from(args.trials.background_clients + 64)?;
     let mut triad = args
         .triad
         .start(count, fault == Fault::Partition, Tune::default())
         .await?;
-    let options = FailoverOptions {
-        fault,
-        trials: args.trials,
-        background_clients: args.background_clients,
-        seed: args.seed,
-        give_up_after: Duration::from_secs(30),
-    };
+    let options = args.trials.options(fault);
     let report = failover::measure(&mut triad, options, "hal").await?;
     println!("{}", report.line("hal"));
     Ok(())

@@ -119,6 +119,20 @@ pub enum Persist {
     Snapshot(Arc<Snapshot>),
 }
 
+impl Persist {
+    /// For log entries (or a truncation), the last index the log has once this write is
+    /// made: what a shell reports to [`Server::handle_durable`] after syncing it.
+    pub fn last_log_index(&self) -> Option<LogIndex> {
+        match self {
+            Persist::Entries { first, entries } => {
+                let end = first.0 + entries.len() as u64;
+                Some(LogIndex(end.saturating_sub(1)))
+            }
+            _ => None,
+        }
+    }
+}
+
 impl Durable {
     /// Applies one persist write, as the shell's storage does.
     pub fn apply(&mut self, write: &Persist) {

@@ -774,9 +774,8 @@ impl World {
             match output {
                 Output::Persist(write) => {
                     let slot = &mut self.servers[server_index(id)];
-                    if let Persist::Entries { first, entries } = &write {
-                        let last = first.0 + entries.len() as u64;
-                        slot.unsynced_last = Some(LogIndex(last.saturating_sub(1)));
+                    if let Some(last) = write.last_log_index() {
+                        slot.unsynced_last = Some(last);
                     }
                     slot.unsynced.push(write);
                     slot.unsynced_since.get_or_insert(self.t);

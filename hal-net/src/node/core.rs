@@ -244,9 +244,8 @@ impl<C: Clock> Core<C> {
             let early = self.server.config().reports_durable && output.may_precede_persists();
             match output {
                 Output::Persist(write) => {
-                    if let Persist::Entries { first, entries } = &write {
-                        let last = first.0 + entries.len() as u64;
-                        self.unsynced_last_index = Some(LogIndex(last.saturating_sub(1)));
+                    if let Some(last) = write.last_log_index() {
+                        self.unsynced_last_index = Some(last);
                     }
                     self.unsynced.push(write);
                     self.newest_persist_batch = self.batches_handed + 1;
