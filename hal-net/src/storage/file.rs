@@ -5,22 +5,28 @@
 //! # Layout
 //!
 //! - `lock`: exclusively locked while the storage lives, so two servers never share it.
-//! - `snapshot`: one record (framing in [`super::frame`]) holding the latest [`Snapshot`].
+//! - `snapshot`: one record (framing in [`super::frame`]) holding the snapshot the log
+//!   starts from.
 //! - `log`: records of [`Record`]. The first, `Base`, names the snapshot the log follows
-//!   (0/0: none); each later one holds one `persist` batch without its snapshots, so a
-//!   crash can only tear the last record.
+//!   (0/0: none); each later one holds one `persist` batch, snapshots included, so a
+//!   batch costs one append and one `fdatasync` and a crash can only tear the last record.
 //!
-//! A snapshot is written to `snapshot.tmp`, synced and renamed over `snapshot`; then the
-//! log is rewritten compactly (its base, then one record with the hard state and the
-//! entries after the snapshot) the same way. Both renames are followed by a directory sync.
+//! A snapshot hal-core asks for is appended to the log like any other write. Once the log
+//! has grown past [`LOG_REWRITE_MIN`] (or four times what the last compaction left, if
+//! more), it is compacted: the newest snapshot is written to `snapshot.tmp`, synced and
+//! renamed over `snapshot`; then the log is rewritten (its base, then one record with the
+//! hard state and the entries after the snapshot) the same way. Both renames are followed
+//! by a directory sync. So the renames and directory syncs of a compaction come once per
+//! tens of megabytes of log, not once per snapshot.
 //!
 //! # Recovery
 //!
-//! [`Storage::load`] replays the log over its base. A crash between the two renames
-//! leaves a snapshot newer than the log's base: the log is replayed, the snapshot applied
-//! on top and the compaction finished. A damaged last record is a torn write and is cut
-//! off; damage with an intact record after it, a damaged snapshot file, or a log that does
-//! not fit its snapshot is [`StorageError::Corrupt`]: the server must not start on it.
+//! [`Storage::load`] replays the log over its base, snapshot records included. A crash
+//! between the two renames leaves a snapshot file newer than the log's base: the log is
+//! replayed over the base, the snapshot file applied on top if the log did not reach it,
+//! and the compaction finished. A damaged last record is a torn write and is cut off;
+//! damage with an intact record after it, a damaged snapshot file, or a log that does not
+//! fit its snapshot is [`StorageError::Corrupt`]: the server must not start on it.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions, TryLockError};
@@ -41,12 +47,17 @@ const LOCK: &str = "lock";
 const LOG: &str = "log";
 const SNAPSHOT: &str = "snapshot";
 
+/// The log is compacted once it is this long (and holds a snapshot newer than its base):
+/// replaying it at start takes well under a second, and compactions come seconds apart at
+/// the highest write rates.
+pub const LOG_REWRITE_MIN: u64 = 64 << 20;
+
 /// One record of the log file.
 #[derive(Debug, Serialize, Deserialize)]
 enum Record {
     /// The first record: the snapshot the log continues from.
     Base(Base),
-    /// Writes in the order hal-core made them; never a snapshot.
+    /// One batch of writes, in the order hal-core made them.
     Writes(Vec<Persist>),
 }
 
@@ -95,6 +106,14 @@ struct State {
     log: Option<File>,
     /// What the files hold, so that a snapshot can rewrite the log without reading it.
     mirror: Durable,
+    /// The snapshot the log file follows (its `Base` record).
+    log_base: Base,
+    /// The log file's length in bytes.
+    log_len: u64,
+    /// The log is compacted once it is longer than this.
+    rewrite_at: u64,
+    /// The least `rewrite_at` can be.
+    rewrite_min: u64,
 }
 
 impl fmt::Debug for FileStorage {
@@ -139,12 +158,26 @@ impl FileStorage {
             _lock: lock,
             log: None,
             mirror: Durable::default(),
+            log_base: Base::NONE,
+            log_len: 0,
+            rewrite_at: LOG_REWRITE_MIN,
+            rewrite_min: LOG_REWRITE_MIN,
         };
         Ok(FileStorage {
             dir: dir.to_path_buf(),
             loaded: false,
             state: Arc::new(Mutex::new(state)),
         })
+    }
+
+    /// Compacts the log once it is longer than `bytes` (default [`LOG_REWRITE_MIN`]):
+    /// for tests of compaction without writing megabytes.
+    #[cfg(test)]
+    fn set_log_rewrite_min(&mut self, bytes: u64) {
+        if let Ok(mut state) = self.state.lock() {
+            state.rewrite_min = bytes;
+            state.rewrite_at = bytes;
+        }
     }
 
     /// The data directory.
@@ -211,23 +244,36 @@ impl State {
         self.log = None;
         let snapshot = read_snapshot(&self.path(SNAPSHOT))?;
         let log_path = self.path(LOG);
-        let (durable, base) = match read_if_present(&log_path)? {
-            Some(bytes) => recover_log(&log_path, &bytes, snapshot)?,
+        let snapshot_len = snapshot.as_ref().map_or(0, |(_, len)| *len);
+        let snapshot = snapshot.map(|(snapshot, _)| snapshot);
+        let file_base = Base::of(snapshot.as_deref());
+        let recovered = match read_if_present(&log_path)? {
+            Some(bytes) => Some(recover_log(&log_path, &bytes, snapshot)?),
             // The log is created before any snapshot and only ever replaced by rename.
             None if snapshot.is_some() => {
                 return Err(corrupt(&log_path, 0, "missing, but a snapshot exists"));
             }
-            None => (Durable::default(), None),
+            None => None,
         };
-        self.mirror = durable;
-        let mirror_base = Base::of(self.mirror.snapshot.as_deref());
-        if base == Some(mirror_base) {
-            self.log = Some(open_append(&log_path)?);
-        } else {
-            if base.is_some() {
-                tracing::info!(path = %log_path.display(), base = %mirror_base, "finishing an interrupted log compaction");
+        match recovered {
+            Some((durable, base, log_len)) => {
+                self.mirror = durable;
+                self.log_base = base;
+                self.log_len = log_len;
+                // What the last compaction left is not known here; the snapshot is most of it.
+                self.rewrite_at = self.rewrite_min.max(4 * snapshot_len);
+                if file_base == base {
+                    self.log = Some(open_append(&log_path)?);
+                } else {
+                    let mirror_base = Base::of(self.mirror.snapshot.as_deref());
+                    tracing::info!(path = %log_path.display(), base = %mirror_base, "finishing an interrupted log compaction");
+                    self.compact()?;
+                }
             }
-            self.rewrite_log()?;
+            None => {
+                self.mirror = Durable::default();
+                self.rewrite_log()?;
+            }
         }
         Ok(self.mirror.clone())
     }
@@ -249,18 +295,12 @@ impl State {
     }
 
     fn write_batch(&mut self, batch: Vec<Persist>) -> Result<(), StorageError> {
-        let mut run = Vec::new();
-        for write in batch {
-            if let Persist::Snapshot(snapshot) = write {
-                // The writes before the snapshot are synced first, so a crash during the
-                // snapshot keeps a prefix of the batch.
-                self.append(std::mem::take(&mut run))?;
-                self.install_snapshot(snapshot)?;
-            } else {
-                run.push(write);
-            }
+        self.append(batch)?;
+        let newer_snapshot = Base::of(self.mirror.snapshot.as_deref()) != self.log_base;
+        if newer_snapshot && self.log_len > self.rewrite_at {
+            self.compact()?;
         }
-        self.append(run)
+        Ok(())
     }
 
     /// Appends `writes` to the log as one record and syncs it.
@@ -278,14 +318,23 @@ impl State {
             .as_mut()
             .ok_or(StorageError::Failed { path: path.clone() })?;
         log.write_all(&record).map_err(io(&path, "append to"))?;
-        log.sync_data().map_err(io(&path, "sync"))
+        log.sync_data().map_err(io(&path, "sync"))?;
+        self.log_len += record.len() as u64;
+        Ok(())
     }
 
-    fn install_snapshot(&mut self, snapshot: Arc<Snapshot>) -> Result<(), StorageError> {
-        let record = encode(&self.path(SNAPSHOT), &*snapshot)?;
-        self.mirror.apply(&Persist::Snapshot(snapshot));
-        replace_file(&self.dir, SNAPSHOT, &record)?;
-        self.rewrite_log()
+    /// Writes the mirror's snapshot to the snapshot file and rewrites the log to follow
+    /// it; the next compaction comes once the log has grown four times what this leaves.
+    fn compact(&mut self) -> Result<(), StorageError> {
+        let mut snapshot_len = 0;
+        if let Some(snapshot) = &self.mirror.snapshot {
+            let record = encode(&self.path(SNAPSHOT), &**snapshot)?;
+            replace_file(&self.dir, SNAPSHOT, &record)?;
+            snapshot_len = record.len() as u64;
+        }
+        self.rewrite_log()?;
+        self.rewrite_at = self.rewrite_min.max(4 * (self.log_len + snapshot_len));
+        Ok(())
     }
 
     /// Replaces the log by the mirror's compact form: its base, then one record with the
@@ -308,37 +357,41 @@ impl State {
         bytes.extend(encode(&path, &state)?);
         replace_file(&self.dir, LOG, &bytes)?;
         self.log = Some(open_append(&path)?);
+        self.log_base = base;
+        self.log_len = bytes.len() as u64;
         Ok(())
     }
 }
 
-/// Reads the snapshot file, if there is one. It is replaced atomically, so any damage is
-/// corruption, never a torn write.
-fn read_snapshot(path: &Path) -> Result<Option<Arc<Snapshot>>, StorageError> {
+/// Reads the snapshot file, if there is one, with its length. It is replaced atomically,
+/// so any damage is corruption, never a torn write.
+fn read_snapshot(path: &Path) -> Result<Option<(Arc<Snapshot>, u64)>, StorageError> {
     let Some(bytes) = read_if_present(path)? else {
         return Ok(None);
     };
     match frame::decode::<Snapshot>(&bytes, 0) {
-        Ok((snapshot, end)) if end == bytes.len() => Ok(Some(Arc::new(snapshot))),
+        Ok((snapshot, end)) if end == bytes.len() => {
+            Ok(Some((Arc::new(snapshot), bytes.len() as u64)))
+        }
         Ok((_, end)) => Err(corrupt(path, end, "bytes after the snapshot record")),
         Err(damage) => Err(corrupt(path, 0, damage.to_string())),
     }
 }
 
-/// Replays the log in `bytes` over `snapshot`, cutting off a torn tail. Returns the state
-/// and the log's base.
+/// Replays the log in `bytes` over `snapshot`, cutting off a torn tail. Returns the state,
+/// the log's base and the log's length once its tail is cut off.
 fn recover_log(
     path: &Path,
     bytes: &[u8],
     snapshot: Option<Arc<Snapshot>>,
-) -> Result<(Durable, Option<Base>), StorageError> {
+) -> Result<(Durable, Base, u64), StorageError> {
     let scan = scan(path, bytes)?;
     let (durable, base) = replay(path, scan.records, snapshot)?;
     // Only now: a log that turned out to be corrupt is left as it was found.
     if let Some(damage) = scan.tail {
         truncate_tail(path, scan.intact_len, bytes.len(), &damage)?;
     }
-    Ok((durable, Some(base)))
+    Ok((durable, base, scan.intact_len as u64))
 }
 
 /// The intact records of a log, and the damage of its torn tail if it has one.
@@ -378,7 +431,8 @@ fn scan(path: &Path, bytes: &[u8]) -> Result<Scan, StorageError> {
 }
 
 /// Applies the log's records over the snapshot it follows, then a newer snapshot file
-/// (left by a crash between the snapshot's rename and the log's).
+/// (left by a crash between the snapshot's rename and the log's) unless the log's own
+/// snapshot records reached it.
 fn replay(
     path: &Path,
     records: Vec<(usize, Record)>,
@@ -399,14 +453,15 @@ fn replay(
             return Err(corrupt(path, offset, "a second base record"));
         };
         for write in &writes {
-            if matches!(write, Persist::Snapshot(_)) {
-                return Err(corrupt(path, offset, "a snapshot inside a log record"));
-            }
             durable.apply(write);
         }
     }
     if let Some(newer) = newer {
-        durable.apply(&Persist::Snapshot(newer));
+        // A snapshot no newer than the log's would rewind it (`Durable::apply` takes any).
+        let reached = durable.snapshot.as_ref().map_or(0, |s| s.last_index.0);
+        if newer.last_index.0 > reached {
+            durable.apply(&Persist::Snapshot(newer));
+        }
     }
     Ok((durable, base))
 }
@@ -615,6 +670,15 @@ mod tests {
         lens
     }
 
+    /// Opens `dir` and persists `batches`, compacting the log at every snapshot.
+    async fn persist_compacting(dir: &Path, batches: &[Vec<Persist>]) {
+        let mut storage = opened(dir).await;
+        storage.set_log_rewrite_min(0);
+        for batch in batches {
+            storage.persist(batch.clone()).await.unwrap();
+        }
+    }
+
     async fn reload(dir: &Path) -> Result<Durable, StorageError> {
         FileStorage::open(dir)?.load().await
     }
@@ -677,31 +741,113 @@ mod tests {
         assert_eq!(terms, [1, 1, 2]);
     }
 
-    #[tokio::test]
-    async fn a_snapshot_compacts_the_log() {
-        let tmp = TempDir::new().unwrap();
+    /// Fifty entries, then a batch with writes on both sides of a snapshot at 45.
+    fn fifty_then_a_snapshot() -> Vec<Vec<Persist>> {
         let mut batches: Vec<_> = (0..10)
             .map(|i| vec![entries(1, i * 5 + 1..=i * 5 + 5)])
             .collect();
-        let lens = persist_all(tmp.path(), &batches).await;
-        let before = lens[lens.len() - 1];
-        // Writes on both sides of the snapshot in one batch take effect in order.
-        let batch = vec![
+        batches.push(vec![
             hard(3, None),
             Persist::Snapshot(snapshot(45, 1)),
             entries(3, 51..=51),
-        ];
-        batches.push(batch.clone());
-        let mut storage = opened(tmp.path()).await;
-        storage.persist(batch).await.unwrap();
-        drop(storage);
+        ]);
+        batches
+    }
 
-        assert!(log_len(tmp.path()) < before / 2, "the log was rewritten");
-        assert_eq!(log_base(tmp.path()).last_index, LogIndex(45));
+    #[tokio::test]
+    async fn a_snapshot_is_one_more_record_in_the_log() {
+        let tmp = TempDir::new().unwrap();
+        let batches = fifty_then_a_snapshot();
+        let lens = persist_all(tmp.path(), &batches).await;
+        assert!(lens[10] > lens[9], "appended");
+        assert_eq!(log_base(tmp.path()), Base::NONE, "not rewritten");
+        assert!(!tmp.path().join(SNAPSHOT).exists());
+        // Writes on both sides of the snapshot in one batch take effect in order.
         let loaded = reload(tmp.path()).await.unwrap();
         assert_eq!(loaded, model(&batches));
         assert_eq!(loaded.entries.len(), 6, "entries 46..=51 stay");
         assert_eq!(loaded.snapshot, Some(snapshot(45, 1)));
+        assert_eq!(loaded.term, Term(3));
+    }
+
+    #[tokio::test]
+    async fn a_long_log_is_compacted_to_its_newest_snapshot() {
+        let tmp = TempDir::new().unwrap();
+        let mut batches = fifty_then_a_snapshot();
+        let mut storage = opened(tmp.path()).await;
+        storage.set_log_rewrite_min(1024);
+        let mut lens = Vec::new();
+        for batch in &batches {
+            storage.persist(batch.clone()).await.unwrap();
+            lens.push(log_len(tmp.path()));
+        }
+        assert!(
+            lens[9] > 1024,
+            "the threshold was passed before the snapshot"
+        );
+        assert!(lens[10] < lens[9] / 2, "the log was rewritten");
+        assert_eq!(log_base(tmp.path()).last_index, LogIndex(45));
+        assert_eq!(
+            read_snapshot(&tmp.path().join(SNAPSHOT))
+                .unwrap()
+                .unwrap()
+                .0,
+            snapshot(45, 1)
+        );
+        // The next snapshot is appended again until the log is long once more.
+        let later = vec![entries(3, 52..=60), Persist::Snapshot(snapshot(55, 3))];
+        storage.persist(later.clone()).await.unwrap();
+        batches.push(later);
+        drop(storage);
+        assert_eq!(log_base(tmp.path()).last_index, LogIndex(45));
+        let loaded = reload(tmp.path()).await.unwrap();
+        assert_eq!(loaded, model(&batches));
+        assert_eq!(loaded.snapshot, Some(snapshot(55, 3)));
+        assert_eq!(loaded.entries.len(), 5, "entries 56..=60 stay");
+    }
+
+    #[tokio::test]
+    async fn a_crash_between_the_renames_of_a_compaction_recovers() {
+        // The log holds the snapshot at 45 as a record; the compaction renamed the
+        // snapshot file and crashed before renaming the rewritten log.
+        let tmp = TempDir::new().unwrap();
+        let mut batches = fifty_then_a_snapshot();
+        persist_all(tmp.path(), &batches).await;
+        let record = frame::encode(&*snapshot(45, 1)).unwrap();
+        replace_file(tmp.path(), SNAPSHOT, &record).unwrap();
+        assert_eq!(reload(tmp.path()).await.unwrap(), model(&batches));
+        assert_eq!(log_base(tmp.path()).last_index, LogIndex(45), "finished");
+
+        let later = vec![entries(3, 52..=52)];
+        persist_all(tmp.path(), std::slice::from_ref(&later)).await;
+        batches.push(later);
+        assert_eq!(reload(tmp.path()).await.unwrap(), model(&batches));
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_file_older_than_the_logs_own_does_not_rewind_it() {
+        // Newer than the log's base (none), older than the log's snapshot record at 45.
+        let tmp = TempDir::new().unwrap();
+        let batches = fifty_then_a_snapshot();
+        persist_all(tmp.path(), &batches).await;
+        let record = frame::encode(&*snapshot(20, 1)).unwrap();
+        replace_file(tmp.path(), SNAPSHOT, &record).unwrap();
+        let loaded = reload(tmp.path()).await.unwrap();
+        assert_eq!(loaded, model(&batches));
+        assert_eq!(loaded.snapshot, Some(snapshot(45, 1)));
+    }
+
+    #[tokio::test]
+    async fn a_torn_snapshot_record_is_cut_off_with_its_batch() {
+        let tmp = TempDir::new().unwrap();
+        let batches = fifty_then_a_snapshot();
+        let lens = persist_all(tmp.path(), &batches).await;
+        edit_log(tmp.path(), |b| b.truncate((lens[9] + lens[10]) / 2));
+        let loaded = reload(tmp.path()).await.unwrap();
+        assert_eq!(loaded, model(&batches[..10]));
+        assert_eq!(loaded.snapshot, None);
+        assert_eq!(loaded.entries.len(), 50);
+        assert_eq!(log_len(tmp.path()), lens[9]);
     }
 
     #[tokio::test]
@@ -794,7 +940,7 @@ mod tests {
     async fn a_damaged_snapshot_file_is_corruption() {
         let tmp = TempDir::new().unwrap();
         let batches = [vec![entries(1, 1..=4), Persist::Snapshot(snapshot(3, 1))]];
-        persist_all(tmp.path(), &batches).await;
+        persist_compacting(tmp.path(), &batches).await;
         assert_eq!(reload(tmp.path()).await.unwrap(), model(&batches));
 
         let path = tmp.path().join(SNAPSHOT);
@@ -813,7 +959,8 @@ mod tests {
     async fn a_log_newer_than_the_snapshot_file_is_corruption() {
         let tmp = TempDir::new().unwrap();
         let batches = [vec![entries(1, 1..=4), Persist::Snapshot(snapshot(3, 1))]];
-        persist_all(tmp.path(), &batches).await;
+        persist_compacting(tmp.path(), &batches).await;
+        assert_eq!(log_base(tmp.path()).last_index, LogIndex(3));
         let older = frame::encode(&*snapshot(2, 1)).unwrap();
         replace_file(tmp.path(), SNAPSHOT, &older).unwrap();
         let error = reload(tmp.path()).await.unwrap_err();
