@@ -907,6 +907,10 @@ mod tests {
     #[test]
     fn a_server_that_did_not_answer_is_passed_over_until_a_failover_could_have_happened() {
         let mut c = client();
+        let config = c.config;
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap();
+        let timed_out = 10 + ms(config.request_timeout);
+        let failover = ms(config.timing.election_timeout + config.timing.failover_delay);
         let first = c.checkout(at(0), "cad");
         sent(&mut c);
         c.handle_reply(at(5), Endpoint(0), reply(ONE, first, granted(1, ONE)));
@@ -914,12 +918,12 @@ mod tests {
         // #1 is cut off: the next request gets no answer there.
         let seq = c.checkout(at(10), "cad");
         assert_eq!(sent(&mut c)[0].to, Endpoint(0));
-        c.handle_timeout(at(1010));
-        let mut tried = vec![(1010, sent(&mut c)[0].to)];
+        c.handle_timeout(at(timed_out));
+        let mut tried = vec![(timed_out, sent(&mut c)[0].to)];
         // #2 and #3 have not noticed yet and point at #1; the client does not go back
-        // there (another second lost) until #2 could have taken over.
-        let mut now = 1010;
-        while now < 4000 {
+        // there (another request timeout lost) until #2 could have taken over.
+        let mut now = timed_out;
+        while now < timed_out + failover * 3 {
             let (to, _) = c
                 .pending
                 .as_ref()
@@ -942,10 +946,12 @@ mod tests {
         }
         let back_at_one = tried.iter().find(|(_, e)| *e == Endpoint(0)).unwrap().0;
         assert!(
-            back_at_one >= 1010 + 1500,
+            back_at_one >= timed_out + failover,
             "#1 tried again too soon: {tried:?}"
         );
-        assert!(back_at_one <= 1010 + 1500 + 260, "{tried:?}");
+        // At the latest one retry pause (plus the replies' 5 ms steps) later.
+        let slack = ms(config.retry_pause) + 10;
+        assert!(back_at_one <= timed_out + failover + slack, "{tried:?}");
         // Meanwhile #2 and #3 were each asked once per pass, a pause apart.
         assert!(
             tried.iter().filter(|(_, e)| *e == Endpoint(1)).count() >= 5,
@@ -963,11 +969,12 @@ mod tests {
         let seq = c.checkout(at(0), "cad");
         sent(&mut c);
         let timeout = c.poll_timeout().unwrap();
-        assert_eq!(timeout, Time(1000), "request_timeout after the send");
-        c.handle_timeout(at(1000));
+        let request_timeout = Time(u64::try_from(c.config.request_timeout.as_millis()).unwrap());
+        assert_eq!(timeout, request_timeout, "request_timeout after the send");
+        c.handle_timeout(at(timeout.0));
         let retry = sent(&mut c);
         assert_eq!((retry[0].to, retry[0].request.seq), (Endpoint(1), seq));
-        c.handle_unreachable(at(1001), Endpoint(1));
+        c.handle_unreachable(at(timeout.0 + 1), Endpoint(1));
         assert_eq!(sent(&mut c)[0].to, Endpoint(2));
         assert_eq!(c.order, [Endpoint(2), Endpoint(0), Endpoint(1)]);
     }
@@ -1149,7 +1156,11 @@ mod tests {
                 reason: Denial::NoMajority
             }]
         );
-        assert!(now >= 6_000, "kept trying for the give-up time ({now} ms)");
+        let give_up = u64::try_from(c.config.give_up_after.as_millis()).unwrap();
+        assert!(
+            now >= give_up,
+            "kept trying for the give-up time ({now} ms)"
+        );
     }
 
     #[test]

@@ -93,7 +93,9 @@ fn retry_answered_from_session_outlives_the_server_deadline() {
     let mut w = world(1);
     w.cut_one_way(Node::Server(ONE), Node::Client(0)); // the grant reply is lost
     let seq = w.checkout(0, "cad");
-    w.run_for(ms(4000));
+    // Retries for two thirds of the client's give-up time, all unanswered.
+    let give_up = hal_core::client::ClientConfig::new(w.config.timing).give_up_after;
+    w.run_for(give_up * 2 / 3);
     w.heal_all();
     let mut waited = 0;
     while granted_handle(&w, 0, seq).is_none() && waited < 10_000 {

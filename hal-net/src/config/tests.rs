@@ -440,7 +440,7 @@ fn timing_overrides_apply_to_the_chosen_profile() {
 
 #[test]
 fn a_timing_combination_the_protocol_cannot_use_is_refused() {
-    let text = format!("{BASE}election_timeout = \"200ms\"\n");
+    let text = format!("{BASE}election_timeout = \"100ms\"\n");
     assert_eq!(
         error(&text),
         "server1.toml:7:1: [timing]: election_timeout must be at least three peer heartbeats \
