@@ -12,6 +12,9 @@ use clap::Args;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use hal_core::timing::Timing;
+use hal_net::config::{TIMING_FIELDS, timing_field};
+
 use crate::failover::{FailoverOptions, Fault};
 use crate::load::{self, LoadOptions, Mode, Report, Seats};
 
@@ -68,6 +71,48 @@ impl LoadShape {
         }
         Ok(())
     }
+}
+
+/// The protocol's timers for the servers a tool starts and for its clients: the LAN
+/// profile, with overrides (`--timing election_timeout=500ms`) as an operator's
+/// `[timing]` section would make them.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TimingArgs {
+    /// Override one timer of the LAN profile, NAME=DURATION (repeatable): peer_heartbeat,
+    /// election_timeout, failover_delay, failback_hold, client_lease, client_heartbeat,
+    /// max_clock_skew.
+    #[arg(long = "timing", value_name = "NAME=DURATION", value_parser = parse_timer)]
+    pub overrides: Vec<(String, Duration)>,
+}
+
+impl TimingArgs {
+    /// The LAN profile with the overrides, checked as a server's config would be.
+    pub fn timing(&self) -> Result<Timing> {
+        let mut timing = Timing::lan();
+        for (name, value) in &self.overrides {
+            if let Some(field) = timing_field(&mut timing, name) {
+                *field = *value;
+            }
+        }
+        timing
+            .validate()
+            .map_err(|e| anyhow::anyhow!("--timing: {e}"))?;
+        Ok(timing)
+    }
+}
+
+/// One `--timing NAME=DURATION`.
+fn parse_timer(text: &str) -> Result<(String, Duration), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("'{text}' is not NAME=DURATION"))?;
+    if timing_field(&mut Timing::lan(), name).is_none() {
+        let known = TIMING_FIELDS.join(", ");
+        return Err(format!("unknown timer '{name}' (known: {known})"));
+    }
+    let duration =
+        humantime::parse_duration(value).map_err(|e| format!("{name}: '{value}': {e}"))?;
+    Ok((name.to_owned(), duration))
 }
 
 /// The failover trials: `failover`'s options other than the fault and the cluster.

@@ -25,8 +25,9 @@ pub struct HalSeats {
 }
 
 impl HalSeats {
-    /// Client `id` (unique per run) for the servers at `addrs` (`host:port`, path order).
-    pub fn new(addrs: Vec<String>, id: u64) -> HalSeats {
+    /// Client `id` (unique per run) for the servers at `addrs` (`host:port`, path order)
+    /// running with `timing`.
+    pub fn new(addrs: Vec<String>, id: u64, timing: Timing) -> HalSeats {
         let session = Session::new(
             TcpTransport,
             SystemClock::new(),
@@ -34,7 +35,7 @@ impl HalSeats {
             ClientId(id),
             "bench",
             "bench",
-            ClientConfig::new(Timing::lan()),
+            ClientConfig::new(timing),
         );
         HalSeats {
             session,
@@ -106,7 +107,11 @@ impl Cluster for Triad {
     type Client = HalSeats;
 
     async fn client(&mut self, n: u64) -> Result<HalSeats> {
-        Ok(HalSeats::new(self.addrs(), client_id_base() + n + 1))
+        Ok(HalSeats::new(
+            self.addrs(),
+            client_id_base() + n + 1,
+            self.timing(),
+        ))
     }
 
     async fn ready(&mut self) -> Result<usize> {

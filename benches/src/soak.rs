@@ -21,6 +21,7 @@ use anyhow::{Context, Result, bail};
 use hal_core::ServerId;
 use hal_core::client::ClientEvent;
 use hal_core::protocol::Handle;
+use hal_core::timing::Timing;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::{Semaphore, watch};
@@ -355,7 +356,7 @@ impl Holders {
         let (granted_tx, mut granted_rx) = tokio::sync::mpsc::channel(1024);
         let tasks = (0..clients)
             .map(|n| {
-                let seats = HalSeats::new(addrs.to_vec(), first_id + n);
+                let seats = HalSeats::new(addrs.to_vec(), first_id + n, Timing::lan());
                 tokio::spawn(hold(
                     seats,
                     Arc::clone(&ramp),

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use hal_core::ServerId;
 use hal_core::server::Role;
+use hal_core::timing::Timing;
 use hal_net::addr::ServerAddr;
 use hal_net::config::ConfigFile;
 use hal_net::transport::TcpTransport;
@@ -40,9 +41,8 @@ pub struct TriadOptions {
     pub proxied: bool,
     /// The servers' limit of client connections (hal-net's default if `None`).
     pub client_connections_max: Option<usize>,
-    /// The client heartbeat, with a lease of four heartbeats (the LAN profile's if
-    /// `None`).
-    pub client_heartbeat: Option<Duration>,
+    /// The servers' timers (written as overrides of the LAN profile).
+    pub timing: Timing,
 }
 
 /// The `hal-net` beside the running executable (`target/release/hal-net` for
@@ -105,6 +105,11 @@ impl Triad {
             .await
             .context("the triad did not elect an active server")?;
         Ok(triad)
+    }
+
+    /// The servers' timers, which their clients should also use.
+    pub fn timing(&self) -> Timing {
+        self.options.timing
     }
 
     /// The license path clients use (`port@127.0.0.1;...`).
@@ -299,10 +304,7 @@ fn write_configs(
         );
         let path = dir.join(format!("server{}.toml", id.get()));
         file.client_connections_max = options.client_connections_max;
-        if let Some(heartbeat) = options.client_heartbeat {
-            file.timing.client_heartbeat = heartbeat;
-            file.timing.client_lease = heartbeat * 4;
-        }
+        file.timing = options.timing;
         fs::write(&path, file.render())
             .with_context(|| format!("cannot write {}", path.display()))?;
         paths.push(path);

@@ -19,13 +19,15 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use hal_benches::cli::{self, TrialArgs};
+use hal_benches::cli::{self, TimingArgs, TrialArgs};
 use hal_benches::failover::{self, Fault};
 use hal_benches::hal::{HalSeats, client_id_base};
 use hal_benches::load;
 use hal_benches::soak::{self, SoakOptions};
 use hal_benches::triad::{Triad, TriadOptions, sibling_hal_net};
+use hal_core::timing::Timing;
 use hal_net::addr::LicensePath;
+use hal_net::transport::TcpTransport;
 
 #[derive(Debug, Parser)]
 #[command(about = "Load, failover and soak measurements of a HAL triad")]
@@ -61,10 +63,19 @@ struct TriadArgs {
 }
 
 /// Settings of the servers beyond the defaults.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 struct Tune {
     client_connections_max: Option<usize>,
-    client_heartbeat: Option<Duration>,
+    timing: Timing,
+}
+
+impl Tune {
+    fn timing(timing: Timing) -> Tune {
+        Tune {
+            client_connections_max: None,
+            timing,
+        }
+    }
 }
 
 impl TriadArgs {
@@ -83,7 +94,7 @@ impl TriadArgs {
             count,
             proxied,
             client_connections_max: tune.client_connections_max,
-            client_heartbeat: tune.client_heartbeat,
+            timing: tune.timing,
         })
         .await?;
         eprintln!(
@@ -106,6 +117,8 @@ struct LoadArgs {
     #[arg(long, default_value = hal_benches::triad::FEATURE, requires = "license_path")]
     feature: String,
     #[command(flatten)]
+    timing: TimingArgs,
+    #[command(flatten)]
     triad: TriadArgs,
 }
 
@@ -121,6 +134,8 @@ struct FailoverArgs {
     fault: FaultArg,
     #[command(flatten)]
     trials: TrialArgs,
+    #[command(flatten)]
+    timing: TimingArgs,
     #[command(flatten)]
     triad: TriadArgs,
 }
@@ -183,6 +198,7 @@ async fn run(command: Command) -> Result<()> {
 async fn load_cmd(args: LoadArgs) -> Result<()> {
     // Started here (if asked) and kept until the end: dropping it stops the servers.
     let mut triad = None;
+    let timing = args.timing.timing()?;
     let (addrs, feature) = match &args.license_path {
         Some(path) => {
             let addrs = LicensePath::parse(path)
@@ -197,7 +213,7 @@ async fn load_cmd(args: LoadArgs) -> Result<()> {
             let count = u32::try_from(args.shape.clients)
                 .context("--clients")?
                 .max(1);
-            let started = args.triad.start(count, false, Tune::default()).await?;
+            let started = args.triad.start(count, false, Tune::timing(timing)).await?;
             let addrs = started.addrs();
             triad = Some(started);
             (addrs, hal_benches::triad::FEATURE.to_string())
@@ -213,14 +229,33 @@ async fn load_cmd(args: LoadArgs) -> Result<()> {
     // Client ids apart per round: the replicated state remembers each id's last request.
     let clients = |round: u64| {
         let clients = (0..args.shape.clients)
-            .map(|n| HalSeats::new(addrs.clone(), client_id_base() + (n << 8) + round))
+            .map(|n| HalSeats::new(addrs.clone(), client_id_base() + (n << 8) + round, timing))
             .collect();
         std::future::ready(Ok(clients))
     };
     let cpu = |report: &load::Report| cpu_line(triad.as_ref(), &before, report.cycles);
+    let term_before = highest_term(&addrs).await;
     args.shape.run("hal", clients, cpu).await?;
+    // An election raises the term (a pre-vote that fails does not): under load alone
+    // there should be none, or the timers are too tight for the machine.
+    if let (Some(before), Some(after)) = (term_before, highest_term(&addrs).await) {
+        let elections = after.saturating_sub(before);
+        println!("elections: during_run={elections} term_before={before} term_after={after}");
+    }
     drop(triad);
     Ok(())
+}
+
+/// The highest term any server at `addrs` reports, if any answers.
+async fn highest_term(addrs: &[String]) -> Option<u64> {
+    let mut highest = None;
+    for addr in addrs {
+        let status = hal_net::admin::status(&TcpTransport, addr, Duration::from_secs(2)).await;
+        if let Ok(report) = status {
+            highest = highest.max(Some(report.term));
+        }
+    }
+    highest
 }
 
 /// CPU time so far of each server (when the tool started them) and of this process.
@@ -256,7 +291,11 @@ async fn failover_cmd(args: FailoverArgs) -> Result<()> {
     let count = u32::try_from(args.trials.background_clients + 64)?;
     let mut triad = args
         .triad
-        .start(count, fault == Fault::Partition, Tune::default())
+        .start(
+            count,
+            fault == Fault::Partition,
+            Tune::timing(args.timing.timing()?),
+        )
         .await?;
     let options = args.trials.options(fault);
     let report = failover::measure(&mut triad, options, "hal").await?;
@@ -270,9 +309,12 @@ async fn soak_cmd(args: SoakArgs) -> Result<()> {
     soak::raise_open_files(args.clients + 1024)?;
     let count = u32::try_from(args.clients)?;
     // Room for every client plus the status queries, and a lease of four heartbeats.
+    let mut timing = Timing::lan();
+    timing.client_heartbeat = args.heartbeat;
+    timing.client_lease = args.heartbeat * 4;
     let tune = Tune {
         client_connections_max: Some(usize::try_from(args.clients)? + 100),
-        client_heartbeat: Some(args.heartbeat),
+        timing,
     };
     let triad = args.triad.start(count, false, tune).await?;
     let report = soak::run(
