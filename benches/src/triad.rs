@@ -45,6 +45,15 @@ pub struct TriadOptions {
     pub timing: Timing,
 }
 
+/// The status report of each server at `addrs` (`host:port`), or why there is none.
+pub async fn statuses_at(addrs: &[String]) -> Vec<Result<StatusReport, String>> {
+    let mut out = Vec::new();
+    for addr in addrs {
+        out.push(hal_net::admin::status(&TcpTransport, addr, Duration::from_secs(2)).await);
+    }
+    out
+}
+
 /// The `hal-net` beside the running executable (`target/release/hal-net` for
 /// `target/release/hal-load`).
 pub fn sibling_hal_net() -> Result<PathBuf> {
@@ -190,14 +199,13 @@ impl Triad {
         Ok(())
     }
 
-    /// Each server's status report (or why there is none).
+    /// Each server's status report (or why there is none), asked directly (not through
+    /// a proxy, so a cut-off server still answers).
     pub async fn statuses(&self) -> Vec<Result<StatusReport, String>> {
-        let mut out = Vec::new();
-        for (i, _) in ServerId::ALL.iter().enumerate() {
-            let addr = format!("127.0.0.1:{}", self.options.base_port + i as u16);
-            out.push(hal_net::admin::status(&TcpTransport, &addr, Duration::from_secs(2)).await);
-        }
-        out
+        let addrs: Vec<String> = (0..ServerId::ALL.len())
+            .map(|i| format!("127.0.0.1:{}", self.options.base_port + i as u16))
+            .collect();
+        statuses_at(&addrs).await
     }
 
     /// Waits until a server reports itself active; returns which.

@@ -24,10 +24,9 @@ use hal_benches::failover::{self, Fault};
 use hal_benches::hal::{HalSeats, client_id_base};
 use hal_benches::load;
 use hal_benches::soak::{self, SoakOptions};
-use hal_benches::triad::{Triad, TriadOptions, sibling_hal_net};
+use hal_benches::triad::{Triad, TriadOptions, sibling_hal_net, statuses_at};
 use hal_core::timing::Timing;
 use hal_net::addr::LicensePath;
-use hal_net::transport::TcpTransport;
 
 #[derive(Debug, Parser)]
 #[command(about = "Load, failover and soak measurements of a HAL triad")]
@@ -248,14 +247,8 @@ async fn load_cmd(args: LoadArgs) -> Result<()> {
 
 /// The highest term any server at `addrs` reports, if any answers.
 async fn highest_term(addrs: &[String]) -> Option<u64> {
-    let mut highest = None;
-    for addr in addrs {
-        let status = hal_net::admin::status(&TcpTransport, addr, Duration::from_secs(2)).await;
-        if let Ok(report) = status {
-            highest = highest.max(Some(report.term));
-        }
-    }
-    highest
+    let reports = statuses_at(addrs).await;
+    reports.into_iter().flatten().map(|r| r.term).max()
 }
 
 /// CPU time so far of each server (when the tool started them) and of this process.

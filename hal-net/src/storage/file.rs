@@ -261,7 +261,7 @@ impl State {
                 self.log_base = base;
                 self.log_len = log_len;
                 // What the last compaction left is not known here; the snapshot is most of it.
-                self.rewrite_at = self.rewrite_min.max(4 * snapshot_len);
+                self.compact_after(snapshot_len);
                 if file_base == base {
                     self.log = Some(open_append(&log_path)?);
                 } else {
@@ -333,8 +333,14 @@ impl State {
             snapshot_len = record.len() as u64;
         }
         self.rewrite_log()?;
-        self.rewrite_at = self.rewrite_min.max(4 * (self.log_len + snapshot_len));
+        self.compact_after(self.log_len + snapshot_len);
         Ok(())
+    }
+
+    /// The next compaction comes once the log is four times `left` (what a compaction
+    /// leaves on disk), and never before [`State::rewrite_min`].
+    fn compact_after(&mut self, left: u64) {
+        self.rewrite_at = self.rewrite_min.max(4 * left);
     }
 
     /// Replaces the log by the mirror's compact form: its base, then one record with the
