@@ -43,14 +43,13 @@ fn a_corrupt_record_stops_the_server_and_a_torn_tail_is_repaired() {
     assert!(log.contains("corrupt record at byte offset"), "{log}");
     assert!(log.contains(&log3.display().to_string()), "{log}");
 
-    // #2: half a record appended, as a crash mid-write leaves it.
+    // #2: half a record where its records end (in the zeros written ahead of them), as a
+    // crash mid-write leaves it.
     let log2 = cluster.data(2).join("log");
-    let before = std::fs::metadata(&log2).unwrap().len();
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&log2)
-        .unwrap();
-    file.write_all(&[200, 0, 0, 0, 1, 2, 3, 4, 5, 6]).unwrap();
+    let before = records_end(&std::fs::read(&log2).unwrap());
+    let file = std::fs::OpenOptions::new().write(true).open(&log2).unwrap();
+    let torn = [200, 0, 0, 0, 1, 2, 3, 4, 5, 6];
+    std::os::unix::fs::FileExt::write_all_at(&file, &torn, before as u64).unwrap();
     drop(file);
     cluster.start(2);
     let (used, _) = {
@@ -68,10 +67,32 @@ fn a_corrupt_record_stops_the_server_and_a_torn_tail_is_repaired() {
     assert!(cluster.running(2), "{}", cluster.logs());
     let log = std::fs::read_to_string(cluster.log(2)).unwrap();
     assert!(log.contains("torn log tail truncated"), "{log}");
+    assert!(log.contains("dropped 10 bytes"), "{log}");
     // The repaired log is the old one, and it grows again as #2 follows #1.
-    assert!(std::fs::metadata(&log2).unwrap().len() >= before);
     take_seats(&cluster, 1);
     assert_eq!(cluster.seats("cad").0, 4);
+    let start = std::time::Instant::now();
+    while records_end(&std::fs::read(&log2).unwrap()) <= before {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "#2 wrote nothing"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Where the records of a log file end: each is `[u32 LE length][u32 crc][payload]`, and
+/// the zeros written ahead of them start with a header of zeros.
+fn records_end(log: &[u8]) -> usize {
+    let mut offset = 0;
+    while let Some(header) = log.get(offset..offset + 8) {
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+        if header == [0; 8] || len as usize > log.len() {
+            break;
+        }
+        offset += 8 + len as usize;
+    }
+    offset
 }
 
 /// Sends `bytes` on a fresh connection and says whether the server closed it.

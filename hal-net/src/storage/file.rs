@@ -10,6 +10,10 @@
 //! - `log`: records of [`Record`]. The first, `Base`, names the snapshot the log follows
 //!   (0/0: none); each later one holds one `persist` batch, snapshots included, so a
 //!   batch costs one append and one `fdatasync` and a crash can only tear the last record.
+//!   After the records the file holds zeros: space written ahead, [`LOG_PREALLOCATE`] at
+//!   a time, so that a batch overwrites blocks that already exist and its `fdatasync`
+//!   writes the data alone, not the file's size and block map as well (a third less time
+//!   per sync on ext4). The first record header of zeros is the end of the log.
 //!
 //! A snapshot hal-core asks for is appended to the log like any other write. Once the log
 //! has grown past [`LOG_REWRITE_MIN`] (or four times what the last compaction left, if
@@ -32,6 +36,7 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Write};
 use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -51,6 +56,11 @@ const SNAPSHOT: &str = "snapshot";
 /// replaying it at start takes well under a second, and compactions come seconds apart at
 /// the highest write rates.
 pub const LOG_REWRITE_MIN: u64 = 64 << 20;
+
+/// How far ahead of its records the log is written with zeros: a record that runs past
+/// the zeros extends them by this much, in the same write and the same sync (about 2 ms
+/// on a virtual disk, once per megabyte of log).
+pub const LOG_PREALLOCATE: u64 = 1 << 20;
 
 /// One record of the log file.
 #[derive(Debug, Serialize, Deserialize)]
@@ -102,14 +112,18 @@ struct State {
     dir: PathBuf,
     /// Holds the directory lock until dropped.
     _lock: File,
-    /// The log, open for appending; `None` before `load` and after a failed write.
+    /// The log, open for writing; `None` before `load` and after a failed write.
     log: Option<File>,
     /// What the files hold, so that a snapshot can rewrite the log without reading it.
     mirror: Durable,
     /// The snapshot the log file follows (its `Base` record).
     log_base: Base,
-    /// The log file's length in bytes.
+    /// Where the log's records end (the next one is written there).
     log_len: u64,
+    /// The log file's length: its records, then zeros.
+    log_file_len: u64,
+    /// How many zeros a record that runs past them adds.
+    preallocate: u64,
     /// The log is compacted once it is longer than this.
     rewrite_at: u64,
     /// The least `rewrite_at` can be.
@@ -160,6 +174,8 @@ impl FileStorage {
             mirror: Durable::default(),
             log_base: Base::NONE,
             log_len: 0,
+            log_file_len: 0,
+            preallocate: LOG_PREALLOCATE,
             rewrite_at: LOG_REWRITE_MIN,
             rewrite_min: LOG_REWRITE_MIN,
         };
@@ -177,6 +193,15 @@ impl FileStorage {
         if let Ok(mut state) = self.state.lock() {
             state.rewrite_min = bytes;
             state.rewrite_at = bytes;
+        }
+    }
+
+    /// Writes the log this many bytes ahead of its records (default
+    /// [`LOG_PREALLOCATE`]): for tests of the zeros' end without writing megabytes.
+    #[cfg(test)]
+    fn set_log_preallocate(&mut self, bytes: u64) {
+        if let Ok(mut state) = self.state.lock() {
+            state.preallocate = bytes;
         }
     }
 
@@ -256,14 +281,20 @@ impl State {
             None => None,
         };
         match recovered {
-            Some((durable, base, log_len)) => {
+            Some(Recovered {
+                durable,
+                base,
+                records_len,
+                file_len,
+            }) => {
                 self.mirror = durable;
                 self.log_base = base;
-                self.log_len = log_len;
+                self.log_len = records_len;
+                self.log_file_len = file_len;
                 // What the last compaction left is not known here; the snapshot is most of it.
                 self.compact_after(snapshot_len);
                 if file_base == base {
-                    self.log = Some(open_append(&log_path)?);
+                    self.log = Some(open_log(&log_path)?);
                 } else {
                     let mirror_base = Base::of(self.mirror.snapshot.as_deref());
                     tracing::info!(path = %log_path.display(), base = %mirror_base, "finishing an interrupted log compaction");
@@ -303,7 +334,9 @@ impl State {
         Ok(())
     }
 
-    /// Appends `writes` to the log as one record and syncs it.
+    /// Appends `writes` to the log as one record and syncs it. A record that runs past the
+    /// zeros after the records writes more zeros after itself first, and the one sync
+    /// covers both.
     fn append(&mut self, writes: Vec<Persist>) -> Result<(), StorageError> {
         if writes.is_empty() {
             return Ok(());
@@ -317,9 +350,17 @@ impl State {
             .log
             .as_mut()
             .ok_or(StorageError::Failed { path: path.clone() })?;
-        log.write_all(&record).map_err(io(&path, "append to"))?;
+        let end = self.log_len + record.len() as u64;
+        log.write_all_at(&record, self.log_len)
+            .map_err(io(&path, "append to"))?;
+        if end > self.log_file_len {
+            let zeros = vec![0; usize::try_from(self.preallocate).unwrap_or(usize::MAX)];
+            log.write_all_at(&zeros, end)
+                .map_err(io(&path, "write zeros ahead of the records of"))?;
+            self.log_file_len = end + self.preallocate;
+        }
         log.sync_data().map_err(io(&path, "sync"))?;
-        self.log_len += record.len() as u64;
+        self.log_len = end;
         Ok(())
     }
 
@@ -362,9 +403,10 @@ impl State {
         let mut bytes = encode(&path, &Record::Base(base))?;
         bytes.extend(encode(&path, &state)?);
         replace_file(&self.dir, LOG, &bytes)?;
-        self.log = Some(open_append(&path)?);
+        self.log = Some(open_log(&path)?);
         self.log_base = base;
         self.log_len = bytes.len() as u64;
+        self.log_file_len = self.log_len;
         Ok(())
     }
 }
@@ -384,23 +426,42 @@ fn read_snapshot(path: &Path) -> Result<Option<(Arc<Snapshot>, u64)>, StorageErr
     }
 }
 
-/// Replays the log in `bytes` over `snapshot`, cutting off a torn tail. Returns the state,
-/// the log's base and the log's length once its tail is cut off.
+/// What a log file holds, once its torn tail is cut off.
+struct Recovered {
+    /// Its records replayed over the snapshot.
+    durable: Durable,
+    /// The snapshot it follows.
+    base: Base,
+    /// Where its records end.
+    records_len: u64,
+    /// Its length: the records, then zeros.
+    file_len: u64,
+}
+
+/// Replays the log in `bytes` over `snapshot`, cutting off a torn tail.
 fn recover_log(
     path: &Path,
     bytes: &[u8],
     snapshot: Option<Arc<Snapshot>>,
-) -> Result<(Durable, Base, u64), StorageError> {
+) -> Result<Recovered, StorageError> {
     let scan = scan(path, bytes)?;
     let (durable, base) = replay(path, scan.records, snapshot)?;
+    let mut file_len = bytes.len();
     // Only now: a log that turned out to be corrupt is left as it was found.
     if let Some(damage) = scan.tail {
-        truncate_tail(path, scan.intact_len, bytes.len(), &damage)?;
+        truncate_tail(path, scan.intact_len, &bytes[scan.intact_len..], &damage)?;
+        file_len = scan.intact_len;
     }
-    Ok((durable, base, scan.intact_len as u64))
+    Ok(Recovered {
+        durable,
+        base,
+        records_len: scan.intact_len as u64,
+        file_len: file_len as u64,
+    })
 }
 
-/// The intact records of a log, and the damage of its torn tail if it has one.
+/// The intact records of a log, where they end, and the damage of its torn tail if it has
+/// one (zeros after the records are no damage: they are the space written ahead).
 struct Scan {
     records: Vec<(usize, Record)>,
     intact_len: usize,
@@ -416,6 +477,7 @@ fn scan(path: &Path, bytes: &[u8]) -> Result<Scan, StorageError> {
                 records.push((offset, record));
                 offset = next;
             }
+            Err(_) if bytes[offset..].iter().all(|&b| b == 0) => break,
             Err(damage) => {
                 if let Some(next) = frame::intact_after::<Record>(bytes, offset) {
                     let detail = format!("{damage}, yet an intact record follows at {next}");
@@ -520,10 +582,11 @@ fn snapshot_description(base: Base) -> String {
     }
 }
 
+/// Cuts the log at `intact_len`, dropping `tail` (the torn record and the zeros after it).
 fn truncate_tail(
     path: &Path,
     intact_len: usize,
-    file_len: usize,
+    tail: &[u8],
     damage: &Damage,
 ) -> Result<(), StorageError> {
     let file = OpenOptions::new()
@@ -533,7 +596,11 @@ fn truncate_tail(
     file.set_len(intact_len as u64)
         .map_err(io(path, "truncate"))?;
     file.sync_all().map_err(io(path, "sync"))?;
-    let dropped = file_len - intact_len;
+    // What the torn record left; the zeros after it were never written as records.
+    let dropped = tail
+        .iter()
+        .rposition(|&b| b != 0)
+        .map_or(0, |last| last + 1);
     tracing::warn!(
         path = %path.display(),
         offset = intact_len,
@@ -558,11 +625,12 @@ fn replace_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StorageError
         .map_err(io(dir, "sync the directory"))
 }
 
-fn open_append(path: &Path) -> Result<File, StorageError> {
+/// Opens the log for writing at offsets (not appending: zeros follow the records).
+fn open_log(path: &Path) -> Result<File, StorageError> {
     OpenOptions::new()
-        .append(true)
+        .write(true)
         .open(path)
-        .map_err(io(path, "open for appending"))
+        .map_err(io(path, "open for writing"))
 }
 
 fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>, StorageError> {
@@ -665,7 +733,8 @@ mod tests {
         storage
     }
 
-    /// Opens `dir` and persists `batches`; returns the log's length after each batch.
+    /// Opens `dir` and persists `batches`; returns where the log's records end after
+    /// each batch.
     async fn persist_all(dir: &Path, batches: &[Vec<Persist>]) -> Vec<usize> {
         let mut storage = opened(dir).await;
         let mut lens = Vec::new();
@@ -689,7 +758,14 @@ mod tests {
         FileStorage::open(dir)?.load().await
     }
 
+    /// Where the records of the log end (the zeros after them left out).
     fn log_len(dir: &Path) -> usize {
+        let path = dir.join(LOG);
+        scan(&path, &fs::read(&path).unwrap()).unwrap().intact_len
+    }
+
+    /// The log file's length: its records and the zeros after them.
+    fn file_len(dir: &Path) -> usize {
         fs::read(dir.join(LOG)).unwrap().len()
     }
 
@@ -883,7 +959,7 @@ mod tests {
     #[tokio::test]
     async fn a_torn_last_record_is_cut_off() {
         type Tear = fn(&mut Vec<u8>, usize, usize);
-        let tears: [(&str, Tear); 5] = [
+        let tears: [(&str, Tear); 6] = [
             ("short header", |b, start, _| b.truncate(start + 3)),
             ("half a payload", |b, start, end| {
                 b.truncate((start + end) / 2)
@@ -891,6 +967,9 @@ mod tests {
             ("last byte missing", |b, _, end| b.truncate(end - 1)),
             ("bad checksum", |b, _, end| b[end - 1] ^= 0x40),
             ("zero-filled", |b, start, end| b[start..end].fill(0)),
+            ("second half zeroed", |b, start, end| {
+                b[(start + end) / 2..end].fill(0);
+            }),
         ];
         for (name, tear) in tears {
             let tmp = TempDir::new().unwrap();
@@ -914,6 +993,55 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_zeros_written_ahead_of_the_records_reload_as_the_end_of_the_log() {
+        let tmp = TempDir::new().unwrap();
+        let mut batches = vec![
+            vec![hard(1, None), entries(1, 1..=3)],
+            vec![entries(1, 4..=5)],
+        ];
+        let lens = persist_all(tmp.path(), &batches).await;
+        let ahead = usize::try_from(LOG_PREALLOCATE).unwrap();
+        // The first record ran past the end of the new log and wrote the zeros after it;
+        // the second went into them.
+        assert_eq!(file_len(tmp.path()), lens[0] + ahead);
+        let bytes = fs::read(tmp.path().join(LOG)).unwrap();
+        assert!(bytes[lens[1]..].iter().all(|&b| b == 0));
+
+        assert_eq!(reload(tmp.path()).await.unwrap(), model(&batches));
+        assert_eq!(file_len(tmp.path()), lens[0] + ahead, "the zeros are kept");
+        let later = vec![hard(2, None), entries(2, 6..=6)];
+        let after = persist_all(tmp.path(), std::slice::from_ref(&later)).await;
+        batches.push(later);
+        assert!(after[0] > lens[1], "written where the records ended");
+        assert_eq!(file_len(tmp.path()), lens[0] + ahead);
+        assert_eq!(reload(tmp.path()).await.unwrap(), model(&batches));
+    }
+
+    #[tokio::test]
+    async fn records_that_run_past_the_zeros_write_more() {
+        let tmp = TempDir::new().unwrap();
+        let mut storage = opened(tmp.path()).await;
+        storage.set_log_preallocate(100);
+        let batches: Vec<_> = (0..20)
+            .map(|i| vec![entries(1, i * 2 + 1..=i * 2 + 2)])
+            .collect();
+        let mut extended = 0;
+        for batch in &batches {
+            let before = file_len(tmp.path());
+            storage.persist(batch.clone()).await.unwrap();
+            let (records, file) = (log_len(tmp.path()), file_len(tmp.path()));
+            if file > before {
+                extended += 1;
+                assert_eq!(file, records + 100, "zeros from the end of the record");
+            }
+            assert!(records <= file);
+        }
+        assert!(extended > 1 && extended < batches.len(), "{extended}");
+        drop(storage);
+        assert_eq!(reload(tmp.path()).await.unwrap(), model(&batches));
+    }
+
+    #[tokio::test]
     async fn damage_before_an_intact_record_is_corruption_at_its_offset() {
         type Harm = fn(&mut [u8]);
         let damages: [(&str, Harm); 2] = [
@@ -930,6 +1058,7 @@ mod tests {
             let lens = persist_all(tmp.path(), &batches).await;
             let (start, end) = (lens[0], lens[1]);
             edit_log(tmp.path(), |b| damage(&mut b[start..end]));
+            let found = fs::read(tmp.path().join(LOG)).unwrap();
 
             let error = reload(tmp.path()).await.unwrap_err();
             let StorageError::Corrupt { path, offset, .. } = &error else {
@@ -938,7 +1067,8 @@ mod tests {
             assert_eq!(path, &tmp.path().join(LOG), "{name}");
             assert_eq!(*offset, start as u64, "{name}");
             assert!(error.to_string().contains(&format!("offset {start}")));
-            assert_eq!(log_len(tmp.path()), lens[2], "{name}: left as found");
+            let left = fs::read(tmp.path().join(LOG)).unwrap();
+            assert!(left == found, "{name}: left as found");
         }
     }
 
