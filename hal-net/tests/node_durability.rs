@@ -1,14 +1,18 @@
 //! The node driver in-process, over real TCP on 127.0.0.1 and a storage whose syncs are
-//! slow and observable: no client hears "granted" before the grant is durable, and a burst
-//! of requests shares syncs (group commit) instead of taking one each.
+//! slow and observable: no client hears "granted" before the grant is durable on a
+//! majority, a burst of requests shares syncs (group commit) instead of taking one each,
+//! and a leader's slow disk does not hold answers its followers have made durable.
 
 #![allow(clippy::unwrap_used)] // a failed step is a failed test
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use hal_core::ServerId;
 use hal_core::catalog::{Catalog, FeatureRules};
 use hal_core::client::{ClientConfig, ClientEvent};
 use hal_core::protocol::ClientId;
@@ -21,13 +25,31 @@ use hal_net::storage::{Storage, StorageError};
 use hal_net::transport::TcpTransport;
 use hal_net::wire::Identity;
 
-/// Storage in memory whose every sync takes `sync_time`; a write counts as durable only
-/// once its sync is over.
-#[derive(Clone)]
+/// Storage in memory whose every sync takes `sync_ms` (which a test may change while it
+/// runs); a write counts as durable only once its sync is over.
+#[derive(Clone, Default)]
 struct SlowStorage {
     durable: Arc<Mutex<Durable>>,
     syncs: Arc<AtomicUsize>,
-    sync_time: Duration,
+    sync_ms: Arc<AtomicU64>,
+}
+
+impl SlowStorage {
+    fn new(sync_time: Duration) -> SlowStorage {
+        let storage = SlowStorage::default();
+        storage.set_sync_time(sync_time);
+        storage
+    }
+
+    fn set_sync_time(&self, sync_time: Duration) {
+        let ms = u64::try_from(sync_time.as_millis()).unwrap();
+        self.sync_ms.store(ms, Ordering::SeqCst);
+    }
+
+    /// How many log entries are durable.
+    fn entries(&self) -> u64 {
+        self.durable.lock().unwrap().entries.len() as u64
+    }
 }
 
 impl Storage for SlowStorage {
@@ -36,7 +58,8 @@ impl Storage for SlowStorage {
     }
 
     async fn persist(&mut self, batch: Vec<Persist>) -> Result<(), StorageError> {
-        tokio::time::sleep(self.sync_time).await;
+        let sync_ms = self.sync_ms.load(Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(sync_ms)).await;
         let mut durable = self.durable.lock().unwrap();
         for write in &batch {
             durable.apply(write);
@@ -76,11 +99,7 @@ fn catalog() -> Catalog {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grants_are_durable_before_they_are_answered_and_share_syncs() {
-    let storage = SlowStorage {
-        durable: Arc::default(),
-        syncs: Arc::default(),
-        sync_time: Duration::from_millis(20),
-    };
+    let storage = SlowStorage::new(Duration::from_millis(20));
     let timing = Timing::lan();
     let (config, catalog) = (node_config(timing), catalog());
     let node = Node::bind(
@@ -156,6 +175,102 @@ async fn grants_are_durable_before_they_are_answered_and_share_syncs() {
     );
     stop_tx.send(()).unwrap();
     server.await.unwrap().unwrap();
+}
+
+/// Starts the triad, server #n with `storages[n - 1]`, on free ports of 127.0.0.1;
+/// returns their addresses in path order.
+async fn start_triad(timing: Timing, storages: &[SlowStorage; 3]) -> Vec<String> {
+    let addrs: Vec<String> = support::cluster::free_ports::<3>()
+        .iter()
+        .map(|port| format!("127.0.0.1:{port}"))
+        .collect();
+    for (id, storage) in ServerId::ALL.into_iter().zip(storages) {
+        let peers = ServerId::ALL
+            .into_iter()
+            .filter(|&peer| peer != id)
+            .map(|peer| (peer, addrs[peer.index()].clone()))
+            .collect();
+        let config = NodeConfig {
+            core: Config::triad(id, timing),
+            listen: addrs[id.index()].clone(),
+            peers,
+            identity: Identity {
+                triad: addrs.clone(),
+                license_digest: "d".into(),
+                features: vec![],
+            },
+            ..node_config(timing)
+        };
+        let clock = SystemClock::new();
+        let node = Node::bind(config, catalog(), TcpTransport, storage.clone(), clock)
+            .await
+            .unwrap();
+        tokio::spawn(node.run(std::future::pending()));
+    }
+    addrs
+}
+
+/// Checks out one seat as client `id`; returns the handle (its log index) and how long
+/// the answer took, or why it was denied.
+async fn checkout(addrs: &[String], id: u64, timing: Timing) -> Result<(u64, Duration), String> {
+    let mut session = Session::new(
+        TcpTransport,
+        SystemClock::new(),
+        addrs.to_vec(),
+        ClientId(id),
+        "u",
+        "h",
+        ClientConfig::new(timing),
+    );
+    let asked = std::time::Instant::now();
+    let seq = session.checkout("cad");
+    loop {
+        match session.next_event().await {
+            ClientEvent::Granted { seq: s, handle, .. } if s == seq => {
+                return Ok((handle.0, asked.elapsed()));
+            }
+            ClientEvent::Denied { seq: s, reason } if s == seq => return Err(reason.to_string()),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leaders_slow_disk_does_not_hold_answers_its_followers_made_durable() {
+    let timing = Timing::lan();
+    let storages: [SlowStorage; 3] =
+        std::array::from_fn(|_| SlowStorage::new(Duration::from_millis(2)));
+    let addrs = start_triad(timing, &storages).await;
+    // Wait for #1 to serve.
+    let started = std::time::Instant::now();
+    while let Err(why) = checkout(&addrs, 1, timing).await {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no leader: {why}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // #1's disk now takes far longer than the client's whole retry budget.
+    let leader_sync = Duration::from_secs(4);
+    storages[0].set_sync_time(leader_sync);
+    tokio::time::sleep(Duration::from_millis(100)).await; // a sync under way ends
+    let (handle, took) = checkout(&addrs, 2, timing).await.unwrap();
+    let durable: Vec<u64> = storages.iter().map(SlowStorage::entries).collect();
+    // Answered by #1 once both followers had the grant on disk (#1's own copy does not
+    // count before it is synced), without waiting for #1's disk.
+    assert!(
+        durable[1] >= handle && durable[2] >= handle,
+        "grant {handle} answered before a majority had it: durable {durable:?}"
+    );
+    assert!(
+        durable[0] < handle,
+        "#1's slow sync finished first? durable {durable:?}"
+    );
+    assert!(
+        took < leader_sync / 2,
+        "the answer took {took:?}: it waited for #1's disk ({leader_sync:?} a sync)"
+    );
 }
 
 /// Storage whose sync panics (a bug, or a `resume_unwind` from a blocking thread).

@@ -15,8 +15,9 @@
 //! to [`Durable`] with [`Durable::apply`], and [`Server::new`] restarts from a `Durable`.
 //!
 //! With [`Config::reports_durable`], the shell also calls [`Server::handle_durable`] after
-//! each sync, and may then send appends ([`Output::may_precede_persists`]) at once, so
-//! that the leader writes its disk while the followers write theirs.
+//! each sync, and may then send appends and replies ([`Output::may_precede_persists`]) at
+//! once: the leader writes its disk while the followers write theirs, and a client hears
+//! of its committed request without waiting for the leader's later writes.
 //!
 //! # What it does not do
 //!
@@ -55,7 +56,7 @@ pub struct Config {
     pub append_entries_max: usize,
     /// Whether the shell reports what is durable with [`Server::handle_durable`]. Then a
     /// leader counts its own entries toward the majority only once they are reported
-    /// durable, and so the shell may send a leader's appends
+    /// durable, and so the shell may send a leader's appends and the replies
     /// ([`Output::may_precede_persists`]) before the persists before them are synced: the
     /// leader's disk write and the followers' run in parallel (Raft thesis §10.2.1).
     pub reports_durable: bool,
@@ -208,17 +209,27 @@ pub enum Output {
 }
 
 impl Output {
-    /// A leader's append to a follower. With [`Config::reports_durable`] it may leave
-    /// before the persists output before it are durable: the leader's term and vote were
-    /// durable before it could win, and its own entries count toward the majority only
-    /// once reported durable. Every other output waits as the module documentation says.
+    /// Whether, with [`Config::reports_durable`], this output may leave before the
+    /// persists output before it are durable. Every other output waits as the module
+    /// documentation says.
+    ///
+    /// - A leader's append to a follower: the leader's term and vote were durable before
+    ///   it could win, and its own entries count toward the majority only once reported
+    ///   durable.
+    /// - A reply to a client. One that carries an outcome comes from an applied entry,
+    ///   committed, so durable on a majority (the leader's own copy counted only once
+    ///   reported durable); the writes still pending here are later entries or term
+    ///   changes the reply says nothing about. The others (denials, retried answers,
+    ///   heartbeats) come from applied state and the leader's soft state, which no
+    ///   pending write makes true.
     pub fn may_precede_persists(&self) -> bool {
         matches!(
             self,
-            Output::Peer(PeerMessage {
-                body: crate::protocol::PeerBody::Append { .. },
-                ..
-            })
+            Output::Reply(_)
+                | Output::Peer(PeerMessage {
+                    body: crate::protocol::PeerBody::Append { .. },
+                    ..
+                })
         )
     }
 }

@@ -113,7 +113,7 @@ pub struct WorldConfig {
     pub clients: usize,
     pub log_entries_max: usize,
     /// The servers' `reports_durable`: the harness then reports each sync, and sends a
-    /// leader's appends before its own writes are synced (as hal-net does).
+    /// leader's appends and the replies before its own writes are synced (as hal-net does).
     pub reports_durable: bool,
 }
 
@@ -790,7 +790,9 @@ impl World {
                     self.send(Node::Server(id), to, Payload::Peer(message));
                 }
                 Output::Reply(reply) => {
-                    self.sync(id);
+                    if !(self.config.reports_durable && early) {
+                        self.sync(id);
+                    }
                     let Some(i) = self
                         .clients
                         .iter()

@@ -251,9 +251,11 @@ impl<C: Clock> Core<C> {
                     self.newest_persist_batch = self.batches_handed + 1;
                 }
                 // A leader's append goes at once: its disk and the followers' work in
-                // parallel (the server counts its own copy only once synced).
+                // parallel (the server counts its own copy only once synced). So does a
+                // reply: what it tells is committed, durable on a majority.
                 Output::Peer(message) if early => self.dispatch(Send::Peer(message)),
                 Output::Peer(message) => self.send(Send::Peer(message)),
+                Output::Reply(reply) if early => self.dispatch(Send::Reply(reply)),
                 Output::Reply(reply) => self.send(Send::Reply(reply)),
                 Output::Event(event) => self.log_event(event),
             }
