@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod disk;
 pub mod failover;
 pub mod hal;
 pub mod load;

@@ -257,6 +257,58 @@ fn a_soak_through_a_failover_accounts_for_every_seat() {
 }
 
 #[test]
+fn the_disk_probe_syncs_at_its_rate_and_leaves_nothing_behind() {
+    let dir = std::env::temp_dir().join(format!("hal-load-disk-{}", std::process::id()));
+    let output = Command::new(HAL_LOAD)
+        .args([
+            "disk",
+            "--writers",
+            "2",
+            "--rate",
+            "200",
+            "--duration",
+            "1s",
+        ])
+        .args(["--record-bytes", "300", "--busy-threads", "1", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let f = fields(&output, "disk:");
+    assert_eq!(f["writers"], "2", "{f:?}");
+    assert_eq!(f["busy_threads"], "1", "{f:?}");
+    assert_eq!(f["record_bytes"], "300", "{f:?}");
+    // Held to the rate: 200 a second (a slow disk may fall short, never exceed it).
+    let rate = number(&f, "syncs_per_s");
+    assert!(rate > 20.0 && rate <= 205.0, "{f:?}");
+    let p50 = number(&f, "sync_p50_ms");
+    let p99 = number(&f, "sync_p99_ms");
+    let max = number(&f, "sync_max_ms");
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{f:?}");
+    assert!(number(&f, "stalls_over_5ms") <= rate, "{f:?}");
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert!(left.is_empty(), "files left in {}: {left:?}", dir.display());
+    std::fs::remove_dir(&dir).unwrap();
+
+    for (args, says) in [
+        (&["--writers", "0"][..], "--writers must be at least 1"),
+        (
+            &["--record-bytes", "0"][..],
+            "--record-bytes must be between 1",
+        ),
+        (&["--rate=0"][..], "--rate must be a positive number"),
+    ] {
+        let output = Command::new(HAL_LOAD)
+            .arg("disk")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
 fn bad_arguments_are_refused_with_what_was_wrong() {
     let output = Command::new(HAL_LOAD)
         .args(["load", "--duration", "banana"])

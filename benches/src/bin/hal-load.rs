@@ -8,6 +8,7 @@
 //! target/release/hal-load failover --fault kill --trials 20
 //! target/release/hal-load failover --fault partition --trials 20
 //! target/release/hal-load soak --clients 10000 --duration 5m
+//! target/release/hal-load disk --writers 3 --busy-threads 2   # the disk's syncs while the CPUs are busy
 //! ```
 //!
 //! Every figure is printed as one `key=value` line (`load: ...`, `failover: ...`,
@@ -20,6 +21,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use hal_benches::cli::{self, TimingArgs, TrialArgs};
+use hal_benches::disk::{self, DiskOptions};
 use hal_benches::failover::{self, Fault};
 use hal_benches::hal::{HalSeats, client_id_base};
 use hal_benches::load;
@@ -43,6 +45,9 @@ enum Command {
     Failover(FailoverArgs),
     /// Many clients holding seats and heartbeating for minutes, with a failover.
     Soak(SoakArgs),
+    /// Small records written and synced by several writers at once: the disk's sync
+    /// latency, optionally while other threads keep CPUs busy.
+    Disk(DiskArgs),
     /// Holds seats for `soak` (started by it, not by hand).
     #[command(hide = true)]
     SoakWorker(SoakWorkerArgs),
@@ -153,6 +158,28 @@ struct SoakArgs {
 }
 
 #[derive(Debug, Args)]
+struct DiskArgs {
+    /// Writers at once, each with its own file (three: a triad on one machine).
+    #[arg(long, default_value_t = 3)]
+    writers: usize,
+    /// Threads that only spin meanwhile, keeping that many CPUs busy.
+    #[arg(long, default_value_t = 0)]
+    busy_threads: usize,
+    /// Bytes per record (one write and one fdatasync).
+    #[arg(long, default_value_t = 1024)]
+    record_bytes: usize,
+    /// Syncs per second, all writers together (default: each as fast as it can).
+    #[arg(long)]
+    rate: Option<f64>,
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Where the files go (default: the system's temporary directory; give a server's
+    /// data directory to measure its disk).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 struct SoakWorkerArgs {
     /// The servers, `host:port` in path order, comma-separated.
     #[arg(long, value_delimiter = ',', required = true)]
@@ -190,6 +217,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Load(args) => load_cmd(args).await,
         Command::Failover(args) => failover_cmd(args).await,
         Command::Soak(args) => soak_cmd(args).await,
+        Command::Disk(args) => disk_cmd(args).await,
         Command::SoakWorker(args) => soak::worker(args.addrs, args.first_id, args.clients).await,
     }
 }
@@ -293,6 +321,20 @@ async fn failover_cmd(args: FailoverArgs) -> Result<()> {
     let options = args.trials.options(fault);
     let report = failover::measure(&mut triad, options, "hal").await?;
     println!("{}", report.line("hal"));
+    Ok(())
+}
+
+async fn disk_cmd(args: DiskArgs) -> Result<()> {
+    let options = DiskOptions {
+        dir: args.dir.unwrap_or_else(std::env::temp_dir),
+        writers: args.writers,
+        busy_threads: args.busy_threads,
+        record_bytes: args.record_bytes,
+        rate: args.rate,
+        duration: args.duration,
+    };
+    let report = tokio::task::spawn_blocking(move || disk::run(options)).await??;
+    println!("{}", report.line());
     Ok(())
 }
 
