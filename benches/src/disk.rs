@@ -143,7 +143,7 @@ pub fn run(options: DiskOptions) -> Result<DiskReport> {
     for writer in writers {
         match writer.join() {
             Ok(Ok(measured)) => {
-                report.syncs += measured.len() as u64;
+                report.syncs += measured.len();
                 report.stalls += stalls(&measured);
                 // Same bounds on both sides, so adding cannot fail.
                 let _ = report.sync_us.add(&measured);
