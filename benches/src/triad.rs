@@ -113,6 +113,9 @@ impl Triad {
             .wait_active(Duration::from_secs(20))
             .await
             .context("the triad did not elect an active server")?;
+        // Two servers elect one without the third: a server that could not start (its
+        // port taken, say) must not leave a measurement of two.
+        triad.check_running()?;
         Ok(triad)
     }
 

@@ -62,14 +62,27 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            // `{:#}` adds the causes (`: No such file or directory`); a license with several
+            // With its causes (`: No such file or directory`); a license with several
             // errors gives one line each.
-            for line in format!("{error:#}").lines() {
+            for line in with_causes(&error).lines() {
                 eprintln!("error: {line}");
             }
             ExitCode::FAILURE
         }
     }
+}
+
+/// `error: cause: cause ...`, leaving out a cause whose text the message before it already
+/// ends with (an error that says its source in its own message, as most of ours do).
+fn with_causes(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.ends_with(&cause) {
+            text = format!("{text}: {cause}");
+        }
+    }
+    text
 }
 
 /// A runtime for the client verbs: one thread is plenty.

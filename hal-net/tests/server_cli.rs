@@ -49,6 +49,19 @@ fn serve_names_the_config_key_that_is_wrong() {
 }
 
 #[test]
+fn serve_says_once_why_it_cannot_listen() {
+    let cluster = Cluster::new("");
+    let taken = std::net::TcpListener::bind(("127.0.0.1", cluster.ports[0])).unwrap();
+    let out = run(&["serve", "--config", cluster.config(1).to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = stderr(&out);
+    let listen = format!("cannot listen on 127.0.0.1:{}", cluster.ports[0]);
+    assert!(err.contains(&listen), "{err}");
+    assert_eq!(err.matches("Address already in use").count(), 1, "{err}");
+    drop(taken);
+}
+
+#[test]
 fn serve_refuses_a_license_it_cannot_serve() {
     let cluster = Cluster::new("");
     let config = cluster.config(1);

@@ -58,7 +58,8 @@ struct TriadArgs {
     /// The hal-net executable (default: the one beside hal-load).
     #[arg(long, value_name = "PATH")]
     hal_net: Option<PathBuf>,
-    /// Where the started triad keeps its files (cleared first).
+    /// Where the started triad keeps its files (cleared first, and kept afterwards;
+    /// default: a directory of this run's own, removed unless the run fails).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
     /// The first of the ports the triad uses (three, six with proxies).
@@ -83,14 +84,23 @@ impl Tune {
 }
 
 impl TriadArgs {
+    /// The directory of this run's own that the triad would use, if `--dir` is not given.
+    fn own_dir(&self) -> Option<PathBuf> {
+        self.dir
+            .is_none()
+            .then(|| std::env::temp_dir().join(format!("hal-load-{}", std::process::id())))
+    }
+
     async fn start(&self, count: u32, proxied: bool, tune: Tune) -> Result<Triad> {
         let hal_net = match &self.hal_net {
             Some(path) => path.clone(),
             None => sibling_hal_net()?,
         };
-        let dir = self.dir.clone().unwrap_or_else(|| {
-            std::env::temp_dir().join(format!("hal-load-{}", std::process::id()))
-        });
+        let dir = self
+            .dir
+            .clone()
+            .or_else(|| self.own_dir())
+            .context("no directory for the triad")?;
         let triad = Triad::start(TriadOptions {
             hal_net,
             dir: dir.clone(),
@@ -213,6 +223,26 @@ fn main() -> ExitCode {
 }
 
 async fn run(command: Command) -> Result<()> {
+    let own_dir = match &command {
+        Command::Load(LoadArgs { triad, .. })
+        | Command::Failover(FailoverArgs { triad, .. })
+        | Command::Soak(SoakArgs { triad, .. }) => triad.own_dir(),
+        Command::Disk(_) | Command::SoakWorker(_) => None,
+    };
+    let result = run_command(command).await;
+    // The servers are stopped by now. Their files are kept for a look at a failed run.
+    match (result, own_dir.filter(|d| d.exists())) {
+        (Ok(()), Some(dir)) => std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("cannot remove {}", dir.display())),
+        (Err(e), Some(dir)) => Err(anyhow::anyhow!(
+            "{e:#}\n(the servers' files and logs are kept in {})",
+            dir.display()
+        )),
+        (result, None) => result,
+    }
+}
+
+async fn run_command(command: Command) -> Result<()> {
     match command {
         Command::Load(args) => load_cmd(args).await,
         Command::Failover(args) => failover_cmd(args).await,
