@@ -335,8 +335,8 @@ impl State {
     }
 
     /// Appends `writes` to the log as one record and syncs it. A record that runs past the
-    /// zeros after the records writes more zeros after itself first, and the one sync
-    /// covers both.
+    /// zeros after the records is followed by [`State::preallocate`] more, and the one
+    /// sync covers both.
     fn append(&mut self, writes: Vec<Persist>) -> Result<(), StorageError> {
         if writes.is_empty() {
             return Ok(());
