@@ -11,7 +11,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::hint::black_box;
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -112,8 +112,14 @@ pub fn run(options: DiskOptions) -> Result<DiskReport> {
         let path = options
             .dir
             .join(format!("disk-probe-{}-{n}", std::process::id()));
-        let file = prepare(&path).with_context(|| format!("cannot prepare {}", path.display()))?;
-        files.push((path, file));
+        match prepare(&path) {
+            Ok(file) => files.push((path, file)),
+            Err(e) => {
+                let _ = fs::remove_file(&path);
+                remove(&files);
+                return Err(e).with_context(|| format!("cannot prepare {}", path.display()));
+            }
+        }
     }
     let stop = Arc::new(AtomicBool::new(false));
     let busy: Vec<_> = (0..options.busy_threads)
@@ -157,17 +163,22 @@ pub fn run(options: DiskOptions) -> Result<DiskReport> {
     for thread in busy {
         let _ = thread.join();
     }
-    for (path, _) in &files {
-        let _ = fs::remove_file(path);
-    }
+    remove(&files);
     match failure {
         Some(e) => Err(e),
         None => Ok(report),
     }
 }
 
+/// Removes the writers' files (best effort: the run's figures matter more).
+fn remove(files: &[(PathBuf, File)]) {
+    for (path, _) in files {
+        let _ = fs::remove_file(path);
+    }
+}
+
 /// Creates `path` written ahead with zeros, synced.
-fn prepare(path: &PathBuf) -> std::io::Result<File> {
+fn prepare(path: &Path) -> std::io::Result<File> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -182,7 +193,7 @@ fn prepare(path: &PathBuf) -> std::io::Result<File> {
 /// Writes and syncs `record` after the last one (round the file) until `end`, starting
 /// one every `every` if given.
 fn write_until(
-    path: &std::path::Path,
+    path: &Path,
     file: std::io::Result<File>,
     record: &[u8],
     every: Option<Duration>,
