@@ -31,6 +31,8 @@ use hal_net::wire::Identity;
 struct SlowStorage {
     durable: Arc<Mutex<Durable>>,
     syncs: Arc<AtomicUsize>,
+    /// Of `syncs`, those asked for on the node's own thread (`persist_here`).
+    syncs_here: Arc<AtomicUsize>,
     sync_ms: Arc<AtomicU64>,
 }
 
@@ -50,6 +52,12 @@ impl SlowStorage {
     fn entries(&self) -> u64 {
         self.durable.lock().unwrap().entries.len() as u64
     }
+
+    /// Syncs so far: on another thread, and on the node's own.
+    fn syncs_by_thread(&self) -> (usize, usize) {
+        let here = self.syncs_here.load(Ordering::SeqCst);
+        (self.syncs.load(Ordering::SeqCst) - here, here)
+    }
 }
 
 impl Storage for SlowStorage {
@@ -66,6 +74,11 @@ impl Storage for SlowStorage {
         }
         self.syncs.fetch_add(1, Ordering::SeqCst);
         Ok(())
+    }
+
+    async fn persist_here(&mut self, batch: Vec<Persist>) -> Result<(), StorageError> {
+        self.syncs_here.fetch_add(1, Ordering::SeqCst);
+        self.persist(batch).await
     }
 }
 
@@ -250,6 +263,29 @@ async fn a_leaders_slow_disk_does_not_hold_answers_its_followers_made_durable() 
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // The active server syncs on another thread, to keep serving meanwhile; followers
+    // sync on their own.
+    let before: Vec<(usize, usize)> = storages.iter().map(SlowStorage::syncs_by_thread).collect();
+    checkout(&addrs, 3, timing).await.unwrap();
+    let after: Vec<(usize, usize)> = storages.iter().map(SlowStorage::syncs_by_thread).collect();
+    let (elsewhere, here): (Vec<usize>, Vec<usize>) = after
+        .iter()
+        .zip(&before)
+        .map(|(a, b)| (a.0 - b.0, a.1 - b.1))
+        .unzip();
+    assert!(
+        elsewhere[0] > 0 && here[0] == 0,
+        "#1: {elsewhere:?} {here:?}"
+    );
+    assert!(
+        here[1] > 0 && elsewhere[1] == 0,
+        "#2: {elsewhere:?} {here:?}"
+    );
+    assert!(
+        here[2] > 0 && elsewhere[2] == 0,
+        "#3: {elsewhere:?} {here:?}"
+    );
 
     // #1's disk now takes far longer than the client's whole retry budget.
     let leader_sync = Duration::from_secs(4);

@@ -12,7 +12,7 @@ use hal_core::server::{Output, Persist, Role, Server, ServerEvent};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use super::{ConnId, EventHook, Inbound, NodeError, status};
+use super::{Batch, ConnId, EventHook, Here, Inbound, NodeError, status};
 use crate::clock::{Clock, sleep_for, sleep_until};
 use crate::storage::StorageError;
 use crate::wire::{Message, PeerStatus};
@@ -49,7 +49,7 @@ pub(super) struct Core<C: Clock> {
     links: BTreeMap<ServerId, PeerStatus>,
     conns: BTreeMap<ConnId, Conn>,
     routes: BTreeMap<ClientId, ConnId>,
-    persist: mpsc::Sender<Vec<Persist>>,
+    persist: mpsc::Sender<Batch>,
     /// Writes not yet handed to storage: they go in batch `batches_handed + 1`.
     unsynced: Vec<Persist>,
     batches_handed: u64,
@@ -72,7 +72,7 @@ impl<C: Clock> Core<C> {
         server: Server,
         clock: C,
         peers: BTreeMap<ServerId, mpsc::Sender<PeerMessage>>,
-        persist: mpsc::Sender<Vec<Persist>>,
+        persist: mpsc::Sender<Batch>,
         hook: Option<EventHook>,
     ) -> Self {
         let links = peers
@@ -128,7 +128,9 @@ impl<C: Clock> Core<C> {
                 .poll_timeout()
                 .map(|deadline| self.clock.until(deadline));
             // A batch that takes this long means a hung disk: stop, and let the other
-            // two servers serve, rather than hold answers (and memory) forever.
+            // two servers serve, rather than hold answers (and memory) forever. (This
+            // watches the active server's syncs, which run on another thread; a follower's
+            // hung sync holds its own thread, and the other two serve without it.)
             let sync_deadline = self.sync_started.map(|t| t + SYNC_TIME_MAX);
             tokio::select! {
                 biased;
@@ -278,10 +280,17 @@ impl<C: Clock> Core<C> {
         }
         let batch = std::mem::take(&mut self.unsynced);
         self.in_flight_last_index = self.unsynced_last_index.take();
+        // The active server keeps serving while its disk works (see the module
+        // documentation of `node`); anyone else syncs on this thread.
+        let here = if self.server.is_leader() {
+            Here::No
+        } else {
+            Here::Yes
+        };
         // Capacity 1 and at most one batch in flight: the channel is never full here, so a
         // failure means the storage task is gone.
         self.persist
-            .try_send(batch)
+            .try_send((batch, here))
             .map_err(|_| NodeError::StorageGone)?;
         self.batches_handed += 1;
         self.sync_started = Some(tokio::time::Instant::now());

@@ -11,7 +11,11 @@
 //!   (peer messages, client requests, status queries), the timer and the storage task, and
 //!   drains the outputs after each;
 //! - the **storage task** makes batches durable, one at a time; whatever the core asks to
-//!   persist while a batch is being synced waits and goes in the next (group commit);
+//!   persist while a batch is being synced waits and goes in the next (group commit). The
+//!   active server's batches are synced on another thread, so that it goes on sending,
+//!   counting acks and answering meanwhile (its followers' copies may commit a request
+//!   before its own); a follower's are synced on the node's own thread, which has nothing
+//!   more urgent (its ack waits for the sync), and that saves a thread hand-off each;
 //! - one **outgoing link** per peer ([`links`]) connects, shakes hands, sends that peer's
 //!   messages and pings, and reconnects with capped backoff when the link breaks or stalls;
 //! - the **acceptor** ([`accept`]) takes connections, shakes hands, and runs each peer's
@@ -299,14 +303,27 @@ impl<T: Transport, S: Storage, C: Clock> Node<T, S, C> {
     }
 }
 
+/// A batch for the storage task, and whether to sync it on the node's own thread.
+type Batch = (Vec<hal_core::server::Persist>, Here);
+
+/// Whether a batch is synced on the node's own thread ([`Storage::persist_here`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Here {
+    Yes,
+    No,
+}
+
 /// Makes batches durable, one at a time, and reports each as done.
 async fn storage_task<S: Storage>(
     mut storage: S,
-    mut batches: mpsc::Receiver<Vec<hal_core::server::Persist>>,
+    mut batches: mpsc::Receiver<Batch>,
     synced: mpsc::Sender<Result<(), StorageError>>,
 ) {
-    while let Some(batch) = batches.recv().await {
-        let result = storage.persist(batch).await;
+    while let Some((batch, here)) = batches.recv().await {
+        let result = match here {
+            Here::Yes => storage.persist_here(batch).await,
+            Here::No => storage.persist(batch).await,
+        };
         let failed = result.is_err();
         if synced.send(result).await.is_err() || failed {
             return;

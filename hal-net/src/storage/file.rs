@@ -258,6 +258,15 @@ impl Storage for FileStorage {
         assert!(self.loaded, "FileStorage::persist before load");
         self.blocking(move |state| state.persist(batch)).await
     }
+
+    async fn persist_here(&mut self, batch: Vec<Persist>) -> Result<(), StorageError> {
+        assert!(self.loaded, "FileStorage::persist before load");
+        // Poisoned: an earlier call panicked mid-write, so the files are uncertain.
+        let mut state = self.state.lock().map_err(|_| StorageError::Failed {
+            path: self.dir.clone(),
+        })?;
+        state.persist(batch)
+    }
 }
 
 impl State {
@@ -807,6 +816,22 @@ mod tests {
         assert_eq!(loaded, model(&batches));
         assert_eq!(loaded.entries.len(), 6);
         assert_eq!(loaded.voted_for, Some(ServerId::SECONDARY));
+    }
+
+    #[tokio::test]
+    async fn batches_persisted_here_load_back_as_those_on_another_thread() {
+        let tmp = TempDir::new().unwrap();
+        let batches = [
+            vec![hard(1, Some(ServerId::PRIMARY)), entries(1, 1..=3)],
+            vec![entries(1, 4..=5)],
+            vec![hard(2, None), entries(2, 6..=6)],
+        ];
+        let mut storage = opened(tmp.path()).await;
+        storage.persist_here(batches[0].clone()).await.unwrap();
+        storage.persist(batches[1].clone()).await.unwrap();
+        storage.persist_here(batches[2].clone()).await.unwrap();
+        drop(storage);
+        assert_eq!(reload(tmp.path()).await.unwrap(), model(&batches));
     }
 
     #[tokio::test]

@@ -29,6 +29,17 @@ pub trait Storage: Send + 'static {
         &mut self,
         batch: Vec<Persist>,
     ) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// [`Storage::persist`], on the calling thread if the storage can: the thread is held
+    /// for the sync, which saves handing the batch to another thread and back. For a
+    /// caller with nothing more urgent meanwhile (a follower: its answer waits for the
+    /// sync anyway). By default the same as `persist`.
+    fn persist_here(
+        &mut self,
+        batch: Vec<Persist>,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send {
+        self.persist(batch)
+    }
 }
 
 /// Why storage failed. Every variant names the file.
