@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use hdrhistogram::Histogram;
 
+use crate::load::{histogram, micros};
+
 /// Bytes written ahead in each writer's file; the records go round in it.
 const FILE_BYTES: u64 = 1 << 20;
 
@@ -75,14 +77,6 @@ impl DiskReport {
             STALL.as_millis(),
             self.stalls,
         )
-    }
-}
-
-fn histogram() -> Histogram<u64> {
-    // 1 µs to 10 minutes, three significant digits.
-    match Histogram::new_with_bounds(1, 600_000_000, 3) {
-        Ok(h) => h,
-        Err(e) => unreachable!("fixed histogram bounds are valid: {e}"),
     }
 }
 
@@ -215,8 +209,7 @@ fn write_until(
         file.write_all_at(record, offset)
             .and_then(|()| file.sync_data())
             .with_context(|| format!("cannot write and sync {}", path.display()))?;
-        let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        let _ = measured.record(us.max(1));
+        let _ = measured.record(micros(started.elapsed()));
         offset = (offset + record.len() as u64) % (FILE_BYTES - record.len() as u64);
     }
     Ok(measured)
@@ -224,7 +217,7 @@ fn write_until(
 
 /// How many of the recorded syncs took longer than [`STALL`].
 fn stalls(measured: &Histogram<u64>) -> u64 {
-    let limit = u64::try_from(STALL.as_micros()).unwrap_or(u64::MAX);
+    let limit = micros(STALL);
     measured
         .iter_recorded()
         .filter(|v| v.value_iterated_to() > limit)

@@ -96,7 +96,8 @@ impl Report {
     }
 }
 
-fn histogram() -> Histogram<u64> {
+/// A histogram of microseconds, as every figure of `hal-load` is kept.
+pub(crate) fn histogram() -> Histogram<u64> {
     // 1 µs to 10 minutes, three significant digits; values above are saturated.
     match Histogram::new_with_bounds(1, 600_000_000, 3) {
         Ok(h) => h,
@@ -104,7 +105,8 @@ fn histogram() -> Histogram<u64> {
     }
 }
 
-fn micros(d: Duration) -> u64 {
+/// `d` in whole microseconds, at least 1 (the histograms' lowest value).
+pub(crate) fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
 }
 

@@ -84,11 +84,16 @@ impl Tune {
 }
 
 impl TriadArgs {
+    /// Where the triad keeps its files: `--dir`, or a directory of this run's own.
+    fn dir(&self) -> PathBuf {
+        self.dir.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("hal-load-{}", std::process::id()))
+        })
+    }
+
     /// The directory of this run's own that the triad would use, if `--dir` is not given.
     fn own_dir(&self) -> Option<PathBuf> {
-        self.dir
-            .is_none()
-            .then(|| std::env::temp_dir().join(format!("hal-load-{}", std::process::id())))
+        self.dir.is_none().then(|| self.dir())
     }
 
     async fn start(&self, count: u32, proxied: bool, tune: Tune) -> Result<Triad> {
@@ -96,11 +101,7 @@ impl TriadArgs {
             Some(path) => path.clone(),
             None => sibling_hal_net()?,
         };
-        let dir = self
-            .dir
-            .clone()
-            .or_else(|| self.own_dir())
-            .context("no directory for the triad")?;
+        let dir = self.dir();
         let triad = Triad::start(TriadOptions {
             hal_net,
             dir: dir.clone(),

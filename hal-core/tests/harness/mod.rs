@@ -770,7 +770,7 @@ impl World {
             let Some(output) = server.poll_output() else {
                 break;
             };
-            let early = output.may_precede_persists();
+            let early = self.config.reports_durable && output.may_precede_persists();
             match output {
                 Output::Persist(write) => {
                     let slot = &mut self.servers[server_index(id)];
@@ -780,7 +780,7 @@ impl World {
                     slot.unsynced.push(write);
                     slot.unsynced_since.get_or_insert(self.t);
                 }
-                Output::Peer(message) if self.config.reports_durable && early => {
+                Output::Peer(message) if early => {
                     let to = Node::Server(message.to);
                     self.send(Node::Server(id), to, Payload::Peer(message));
                 }
@@ -790,7 +790,7 @@ impl World {
                     self.send(Node::Server(id), to, Payload::Peer(message));
                 }
                 Output::Reply(reply) => {
-                    if !(self.config.reports_durable && early) {
+                    if !early {
                         self.sync(id);
                     }
                     let Some(i) = self

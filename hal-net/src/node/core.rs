@@ -255,18 +255,16 @@ impl<C: Clock> Core<C> {
                 // A leader's append goes at once: its disk and the followers' work in
                 // parallel (the server counts its own copy only once synced). So does a
                 // reply: what it tells is committed, durable on a majority.
-                Output::Peer(message) if early => self.dispatch(Send::Peer(message)),
-                Output::Peer(message) => self.send(Send::Peer(message)),
-                Output::Reply(reply) if early => self.dispatch(Send::Reply(reply)),
-                Output::Reply(reply) => self.send(Send::Reply(reply)),
+                Output::Peer(message) => self.release(Send::Peer(message), early),
+                Output::Reply(reply) => self.release(Send::Reply(reply), early),
                 Output::Event(event) => self.log_event(event),
             }
         }
     }
 
-    /// Sends now if every persist before it is synced, else holds it.
-    fn send(&mut self, send: Send) {
-        if self.newest_persist_batch <= self.batches_synced {
+    /// Sends now if it may go `early` or every persist before it is synced, else holds it.
+    fn release(&mut self, send: Send, early: bool) {
+        if early || self.newest_persist_batch <= self.batches_synced {
             self.dispatch(send);
         } else {
             self.held.push_back((self.newest_persist_batch, send));

@@ -228,13 +228,7 @@ impl FileStorage {
     {
         let state = Arc::clone(&self.state);
         let dir = self.dir.clone();
-        let task = tokio::task::spawn_blocking(move || {
-            // Poisoned: an earlier task panicked mid-write, so the files are uncertain.
-            let mut state = state
-                .lock()
-                .map_err(|_| StorageError::Failed { path: dir })?;
-            work(&mut state)
-        });
+        let task = tokio::task::spawn_blocking(move || work(&mut *locked(&state, &dir)?));
         match task.await {
             Ok(result) => result,
             Err(error) => match error.try_into_panic() {
@@ -261,12 +255,19 @@ impl Storage for FileStorage {
 
     async fn persist_here(&mut self, batch: Vec<Persist>) -> Result<(), StorageError> {
         assert!(self.loaded, "FileStorage::persist before load");
-        // Poisoned: an earlier call panicked mid-write, so the files are uncertain.
-        let mut state = self.state.lock().map_err(|_| StorageError::Failed {
-            path: self.dir.clone(),
-        })?;
-        state.persist(batch)
+        locked(&self.state, &self.dir)?.persist(batch)
     }
+}
+
+/// The state, unless an earlier call panicked mid-write (the lock is poisoned), which
+/// leaves the files of `dir` uncertain.
+fn locked<'a>(
+    state: &'a Mutex<State>,
+    dir: &Path,
+) -> Result<std::sync::MutexGuard<'a, State>, StorageError> {
+    state.lock().map_err(|_| StorageError::Failed {
+        path: dir.to_path_buf(),
+    })
 }
 
 impl State {
@@ -802,15 +803,20 @@ mod tests {
         assert_eq!(reload(&dir).await.unwrap(), Durable::default());
     }
 
-    #[tokio::test]
-    async fn batches_load_back_as_applied() {
-        let tmp = TempDir::new().unwrap();
-        let batches = [
+    /// Entries and votes of two terms, in four batches.
+    fn two_terms() -> [Vec<Persist>; 4] {
+        [
             vec![hard(1, Some(ServerId::PRIMARY)), entries(1, 1..=3)],
             vec![entries(1, 4..=5)],
             vec![hard(2, None)],
             vec![entries(2, 6..=6), hard(2, Some(ServerId::SECONDARY))],
-        ];
+        ]
+    }
+
+    #[tokio::test]
+    async fn batches_load_back_as_applied() {
+        let tmp = TempDir::new().unwrap();
+        let batches = two_terms();
         persist_all(tmp.path(), &batches).await;
         let loaded = reload(tmp.path()).await.unwrap();
         assert_eq!(loaded, model(&batches));
@@ -821,15 +827,15 @@ mod tests {
     #[tokio::test]
     async fn batches_persisted_here_load_back_as_those_on_another_thread() {
         let tmp = TempDir::new().unwrap();
-        let batches = [
-            vec![hard(1, Some(ServerId::PRIMARY)), entries(1, 1..=3)],
-            vec![entries(1, 4..=5)],
-            vec![hard(2, None), entries(2, 6..=6)],
-        ];
+        let batches = two_terms();
         let mut storage = opened(tmp.path()).await;
-        storage.persist_here(batches[0].clone()).await.unwrap();
-        storage.persist(batches[1].clone()).await.unwrap();
-        storage.persist_here(batches[2].clone()).await.unwrap();
+        for (n, batch) in batches.iter().enumerate() {
+            if n % 2 == 0 {
+                storage.persist_here(batch.clone()).await.unwrap();
+            } else {
+                storage.persist(batch.clone()).await.unwrap();
+            }
+        }
         drop(storage);
         assert_eq!(reload(tmp.path()).await.unwrap(), model(&batches));
     }
