@@ -6,6 +6,7 @@ pub mod cli;
 pub mod cluster;
 pub mod disk;
 pub mod failover;
+pub mod floor;
 pub mod hal;
 pub mod load;
 pub mod procstat;

@@ -386,3 +386,53 @@ fn bad_arguments_are_refused_with_what_was_wrong() {
         assert!(stderr.contains(says), "{arg}: {stderr}");
     }
 }
+
+#[test]
+fn the_floor_answers_every_cycle_once_synced_on_a_majority_and_cleans_up() {
+    let run = |args: &[&str]| {
+        Command::new(HAL_LOAD)
+            .args(["floor", "--clients", "4", "--warmup", "200ms"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let output = run(&["--duration", "1s", "--base-port", "18180", "--half-peak"]);
+    let closed = fields(&output, "load: system=floor mode=closed");
+    assert_eq!(closed["errors"], "0", "{closed:?}");
+    let cycles = number(&closed, "cycles");
+    assert!(cycles > 0.0, "{closed:?}");
+    for key in ["s1", "s2", "s3", "load"] {
+        assert!(
+            number(&closed, &format!("cpu_us_per_cycle_{key}")) > 0.0,
+            "{closed:?}"
+        );
+    }
+    let open = fields(&output, "load: system=floor mode=open");
+    assert_eq!(open["errors"], "0", "{open:?}");
+    // Every request answered was a record on every log (each follower takes every
+    // batch): two requests a cycle, warm-ups and both loops included.
+    let records = fields(&output, "floor:");
+    let answered = 2.0 * (cycles + number(&open, "cycles"));
+    for key in ["records_s1", "records_s2", "records_s3"] {
+        assert!(number(&records, key) >= answered, "{records:?} {answered}");
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("kept in"), "{stderr}");
+
+    // A follower's port taken: the run fails and says which server and why.
+    let taken = std::net::TcpListener::bind("127.0.0.1:18191").unwrap();
+    let output = run(&["--duration", "300ms", "--base-port", "18190"]);
+    drop(taken);
+    assert!(!output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("floor server 2 exited"), "{stderr}");
+    assert!(
+        stderr.contains("cannot listen on 127.0.0.1:18191"),
+        "{stderr}"
+    );
+    let kept = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("(the servers' files and logs are kept in "))
+        .unwrap_or_else(|| panic!("no directory kept in:\n{stderr}"));
+    std::fs::remove_dir_all(kept.trim_end_matches(')')).unwrap();
+}

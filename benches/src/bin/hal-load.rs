@@ -9,6 +9,7 @@
 //! target/release/hal-load failover --fault partition --trials 20
 //! target/release/hal-load soak --clients 10000 --duration 5m
 //! target/release/hal-load disk --writers 3 --busy-threads 2   # the disk's syncs while the CPUs are busy
+//! target/release/hal-load floor --clients 64 --half-peak    # the same load on bare processes: the machine's ceiling
 //! ```
 //!
 //! Every figure is printed as one `key=value` line (`load: ...`, `failover: ...`,
@@ -23,6 +24,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use hal_benches::cli::{self, TimingArgs, TrialArgs};
 use hal_benches::disk::{self, DiskOptions};
 use hal_benches::failover::{self, Fault};
+use hal_benches::floor::{self, FloorSeats, FloorTriad};
 use hal_benches::hal::{HalSeats, client_id_base};
 use hal_benches::load;
 use hal_benches::soak::{self, SoakOptions};
@@ -48,9 +50,15 @@ enum Command {
     /// Small records written and synced by several writers at once: the disk's sync
     /// latency, optionally while other threads keep CPUs busy.
     Disk(DiskArgs),
+    /// The same load against three bare processes that keep the triad's commit rule
+    /// (answer once synced on two of three) with no license logic: the machine's ceiling.
+    Floor(FloorArgs),
     /// Holds seats for `soak` (started by it, not by hand).
     #[command(hide = true)]
     SoakWorker(SoakWorkerArgs),
+    /// One of `floor`'s servers (started by it, not by hand).
+    #[command(hide = true)]
+    FloorServer(FloorServerArgs),
 }
 
 #[derive(Debug, Args)]
@@ -191,6 +199,38 @@ struct DiskArgs {
 }
 
 #[derive(Debug, Args)]
+struct FloorArgs {
+    #[command(flatten)]
+    shape: cli::LoadShape,
+    /// Where the servers keep their logs (cleared first, and kept afterwards; default: a
+    /// directory of this run's own, removed unless the run fails).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// The first of the three ports the servers use.
+    #[arg(long, default_value_t = 17400)]
+    base_port: u16,
+}
+
+impl FloorArgs {
+    fn dir(&self) -> PathBuf {
+        self.dir.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("hal-load-floor-{}", std::process::id()))
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+struct FloorServerArgs {
+    #[arg(long)]
+    listen: String,
+    #[arg(long)]
+    log: PathBuf,
+    /// The two followers' addresses, for the first server.
+    #[arg(long, value_delimiter = ',')]
+    followers: Option<Vec<String>>,
+}
+
+#[derive(Debug, Args)]
 struct SoakWorkerArgs {
     /// The servers, `host:port` in path order, comma-separated.
     #[arg(long, value_delimiter = ',', required = true)]
@@ -213,7 +253,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let outcome = runtime.block_on(cli::until_signal(run(cli.command)));
+    let outcome = match cli.command {
+        // Stopped by SIGTERM's default action: it has nothing to clean up.
+        Command::FloorServer(args) => runtime.block_on(floor_server(args)),
+        command => runtime.block_on(cli::until_signal(run(command))),
+    };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -228,7 +272,8 @@ async fn run(command: Command) -> Result<()> {
         Command::Load(LoadArgs { triad, .. })
         | Command::Failover(FailoverArgs { triad, .. })
         | Command::Soak(SoakArgs { triad, .. }) => triad.own_dir(),
-        Command::Disk(_) | Command::SoakWorker(_) => None,
+        Command::Floor(args) => args.dir.is_none().then(|| args.dir()),
+        Command::Disk(_) | Command::SoakWorker(_) | Command::FloorServer(_) => None,
     };
     let result = run_command(command).await;
     // The servers are stopped by now. Their files are kept for a look at a failed run.
@@ -249,7 +294,9 @@ async fn run_command(command: Command) -> Result<()> {
         Command::Failover(args) => failover_cmd(args).await,
         Command::Soak(args) => soak_cmd(args).await,
         Command::Disk(args) => disk_cmd(args).await,
+        Command::Floor(args) => floor_cmd(args).await,
         Command::SoakWorker(args) => soak::worker(args.addrs, args.first_id, args.clients).await,
+        Command::FloorServer(args) => floor_server(args).await,
     }
 }
 
@@ -283,7 +330,8 @@ async fn load_cmd(args: LoadArgs) -> Result<()> {
             hal_benches::triad::FEATURE
         );
     }
-    let before = cpu_of(triad.as_ref());
+    let pids = server_pids(triad.as_ref());
+    let before = cpu_of(&pids);
     // Client ids apart per round: the replicated state remembers each id's last request.
     let clients = |round: u64| {
         let clients = (0..args.shape.clients)
@@ -291,7 +339,7 @@ async fn load_cmd(args: LoadArgs) -> Result<()> {
             .collect();
         std::future::ready(Ok(clients))
     };
-    let cpu = |report: &load::Report| cpu_line(triad.as_ref(), &before, report.cycles);
+    let cpu = |report: &load::Report| cpu_line(&pids, &before, report.cycles);
     let term_before = highest_term(&addrs).await;
     args.shape.run("hal", clients, cpu).await?;
     // An election raises the term (a pre-vote that fails does not): under load alone
@@ -310,20 +358,27 @@ async fn highest_term(addrs: &[String]) -> Option<u64> {
     reports.into_iter().flatten().map(|r| r.term).max()
 }
 
-/// CPU time so far of each server (when the tool started them) and of this process.
-fn cpu_of(triad: Option<&Triad>) -> Vec<Option<Duration>> {
-    let mut cpu: Vec<Option<Duration>> = hal_core::ServerId::ALL
+/// The process ids of the three servers, when the tool started them.
+fn server_pids(triad: Option<&Triad>) -> Vec<Option<u32>> {
+    hal_core::ServerId::ALL
         .iter()
-        .map(|&id| triad.and_then(|t| t.usage(id)).map(|u| u.cpu))
-        .collect();
-    cpu.push(hal_benches::procstat::usage(std::process::id()).map(|u| u.cpu));
-    cpu
+        .map(|&id| triad.and_then(|t| t.pid(id)))
+        .collect()
+}
+
+/// CPU time so far of each server of `pids` and of this process.
+fn cpu_of(pids: &[Option<u32>]) -> Vec<Option<Duration>> {
+    let this = Some(std::process::id());
+    pids.iter()
+        .chain([&this])
+        .map(|pid| pid.and_then(hal_benches::procstat::usage).map(|u| u.cpu))
+        .collect()
 }
 
 /// ` cpu_us_per_cycle_s1=... s2 s3 load=...`: CPU time per cycle of the run since `before`
 /// (the warm-up included, so a slight overstatement).
-fn cpu_line(triad: Option<&Triad>, before: &[Option<Duration>], cycles: u64) -> String {
-    let after = cpu_of(triad);
+fn cpu_line(pids: &[Option<u32>], before: &[Option<Duration>], cycles: u64) -> String {
+    let after = cpu_of(pids);
     let names = ["s1", "s2", "s3", "load"];
     let mut line = String::new();
     for ((name, b), a) in names.iter().zip(before).zip(&after) {
@@ -353,6 +408,41 @@ async fn failover_cmd(args: FailoverArgs) -> Result<()> {
     let report = failover::measure(&mut triad, options, "hal").await?;
     println!("{}", report.line("hal"));
     Ok(())
+}
+
+async fn floor_cmd(args: FloorArgs) -> Result<()> {
+    let exe = std::env::current_exe().context("cannot find hal-load itself")?;
+    let mut floor = FloorTriad::start(&exe, &args.dir(), args.base_port)?;
+    floor.wait_ready().await?;
+    let leader = floor.addr(1);
+    let pids = floor.pids();
+    let before = cpu_of(&pids);
+    let clients = |_round: u64| async {
+        let mut clients = Vec::new();
+        for _ in 0..args.shape.clients {
+            clients.push(FloorSeats::connect(&leader).await?);
+        }
+        Ok(clients)
+    };
+    let cpu = |report: &load::Report| cpu_line(&pids, &before, report.cycles);
+    args.shape.run("floor", clients, cpu).await?;
+    floor.check_running()?;
+    let [s1, s2, s3] = floor.stop()?;
+    println!("floor: records_s1={s1} records_s2={s2} records_s3={s3}");
+    Ok(())
+}
+
+/// One floor server, until it is stopped (with SIGTERM, as `floor` does) or fails.
+async fn floor_server(args: FloorServerArgs) -> Result<()> {
+    match args.followers {
+        Some(followers) => {
+            let followers: [String; 2] = followers
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("--followers takes two addresses"))?;
+            floor::lead(&args.listen, &followers, &args.log).await
+        }
+        None => floor::follow(&args.listen, &args.log).await,
+    }
 }
 
 async fn disk_cmd(args: DiskArgs) -> Result<()> {
