@@ -1,5 +1,6 @@
 //! Links judged by progress: a peer's large frame crossing a slow link keeps its link
-//! open, and a client connection that goes silent is replaced.
+//! open, a client connection that goes silent is replaced, and a server closes a client
+//! that says nothing for its idle limit but keeps one that speaks.
 
 #![allow(clippy::unwrap_used)] // a failed step is a failed test
 
@@ -83,8 +84,18 @@ async fn start_node(
     peers: BTreeMap<ServerId, String>,
     client_connections_max: usize,
 ) -> String {
+    let links = LinkTiming::for_timing(&core.timing);
+    start_node_with(core, peers, client_connections_max, links).await
+}
+
+async fn start_node_with(
+    core: Config,
+    peers: BTreeMap<ServerId, String>,
+    client_connections_max: usize,
+    links: LinkTiming,
+) -> String {
     let config = NodeConfig {
-        links: LinkTiming::for_timing(&core.timing),
+        links,
         core,
         listen: "127.0.0.1:0".into(),
         peers,
@@ -221,6 +232,57 @@ async fn a_silent_client_connection_is_replaced() {
             .is_some_and(|f| f.contains("stalled")),
         "{:?}",
         session.last_failure()
+    );
+}
+
+#[tokio::test]
+async fn a_client_silent_for_the_idle_limit_is_closed_and_one_that_speaks_is_kept() {
+    let timing = Timing::lan();
+    let mut links = LinkTiming::for_timing(&timing);
+    links.client_idle_max = Duration::from_millis(400);
+    let addr = start_node_with(Config::single(timing), BTreeMap::new(), 8, links).await;
+    let open = |addr: String| async move {
+        let stream = TcpStream::connect(&addr).await.unwrap();
+        let mut link = Framed::new(stream, WireCodec::new(FRAME_BYTES_MAX_PEER));
+        link.send(Message::Hello(Hello::Client)).await.unwrap();
+        let welcome = link.next().await.unwrap().unwrap();
+        assert!(matches!(welcome, Message::Welcome { .. }), "{welcome:?}");
+        link
+    };
+    let mut silent = open(addr.clone()).await;
+    let started = tokio::time::Instant::now();
+    let silent_closed = tokio::spawn(async move {
+        let end = tokio::time::timeout(Duration::from_secs(5), silent.next()).await;
+        (end.map(|frame| frame.is_none()), started.elapsed())
+    });
+    let mut talking = open(addr.clone()).await;
+    // Every 150 ms a request (a checkin of a seat that does not exist, answered with a
+    // denial) for three idle limits: each one is news, so the connection stays.
+    let request = |seq| {
+        Message::Request(hal_core::protocol::ClientRequest {
+            client: ClientId(5),
+            seq: hal_core::protocol::RequestSeq(seq),
+            op: hal_core::protocol::Op::Checkin {
+                handle: hal_core::protocol::Handle(77),
+            },
+        })
+    };
+    for seq in 1..=8 {
+        talking.send(request(seq)).await.unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(2), talking.next()).await;
+        assert!(
+            matches!(answer, Ok(Some(Ok(Message::Reply(_))))),
+            "request {seq} after {:?}: {answer:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    // The silent one was closed once 400 ms had passed without a frame, not before.
+    let (closed, after) = silent_closed.await.unwrap();
+    assert_eq!(closed, Ok(true), "after {after:?}");
+    assert!(
+        after >= Duration::from_millis(400) && after < Duration::from_millis(1200),
+        "{after:?}"
     );
 }
 
