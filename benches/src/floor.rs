@@ -281,13 +281,37 @@ async fn accept_clients(listener: TcpListener, board: Arc<Board>) {
         };
         let board = board.clone();
         tokio::spawn(async move {
-            let mut request = [0u8; REQUEST_BYTES];
-            while from.read_exact(&mut request).await.is_ok() {
-                board.inbox().waiting.push((conn, request));
-                board.wake.notify_one();
-            }
+            read_requests(&mut from, conn, &board).await;
             board.inbox().answer_to[conn] = None;
         });
+    }
+}
+
+/// Puts each request of `conn` in the inbox, until the client closes.
+async fn read_requests(from: &mut OwnedReadHalf, conn: usize, board: &Board) {
+    // Reads into a buffer larger than a request: a read that does not fill it tells
+    // tokio the socket is drained, which saves a read that would only find it empty.
+    let mut received = Vec::with_capacity(4 * REQUEST_BYTES);
+    let mut chunk = [0u8; 4 * REQUEST_BYTES];
+    loop {
+        match from.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(read) => received.extend_from_slice(&chunk[..read]),
+        }
+        let whole = received.len() / REQUEST_BYTES * REQUEST_BYTES;
+        if whole == 0 {
+            continue;
+        }
+        {
+            let mut inbox = board.inbox();
+            for request in received[..whole].chunks_exact(REQUEST_BYTES) {
+                let mut copy = [0u8; REQUEST_BYTES];
+                copy.copy_from_slice(request);
+                inbox.waiting.push((conn, copy));
+            }
+        }
+        received.drain(..whole);
+        board.wake.notify_one();
     }
 }
 
@@ -407,10 +431,19 @@ impl FloorSeats {
         request[..8].copy_from_slice(&self.sent.to_le_bytes());
         let exchange = async {
             self.stream.write_all(&request).await?;
-            self.stream.read_exact(&mut request).await
+            // As on the server: a buffer larger than the answer saves an empty read.
+            let mut answer = [0u8; 4 * REQUEST_BYTES];
+            let mut received = 0;
+            while received < REQUEST_BYTES {
+                match self.stream.read(&mut answer[received..]).await? {
+                    0 => return Err(ErrorKind::UnexpectedEof.into()),
+                    read => received += read,
+                }
+            }
+            Ok::<_, std::io::Error>(())
         };
         match timeout(ANSWER_WITHIN, exchange).await {
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(format!("floor: {e}")),
             Err(_) => Err(format!(
                 "floor: no answer within {} s",
