@@ -206,8 +206,9 @@ struct FloorArgs {
     /// directory of this run's own, removed unless the run fails).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
-    /// The first of the three ports the servers use.
-    #[arg(long, default_value_t = 17400)]
+    /// The first of the three ports the servers use (apart from the triad's 17300-17305
+    /// and etcd-load's 17400-17405, so that runs side by side do not collide).
+    #[arg(long, default_value_t = 17500)]
     base_port: u16,
 }
 
