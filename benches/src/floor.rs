@@ -32,10 +32,11 @@ use tokio::time::timeout;
 
 use crate::load::Seats;
 
-/// Bytes of a request and of its answer (hal-net's checkout request is about this size).
-pub const REQUEST_BYTES: usize = 64;
-/// Bytes of a request's log record (hal-net's records of a checkout are about this size).
-pub const RECORD_BYTES: usize = 128;
+/// Bytes of a request and of its answer: hal-net's frames of a checkout request are 33
+/// bytes, of a checkin 17, of their replies 18 to 23.
+pub const REQUEST_BYTES: usize = 32;
+/// Bytes of a request's log record: hal-net's entry for a checkout is about 40.
+pub const RECORD_BYTES: usize = 48;
 /// The first byte of every record: what tells records from the zeros written ahead.
 const RECORD_MARK: u8 = 0xAB;
 /// Zeros written ahead of the records at a time (hal-net writes 1 MiB too).
