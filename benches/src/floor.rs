@@ -325,9 +325,8 @@ async fn commit_loop(
 ) -> Result<()> {
     let mut batches = 0u64;
     let mut in_flight: VecDeque<(u64, Vec<usize>)> = VecDeque::new();
-    // Records not yet handed to a sync here, and the newest batch among them.
+    // Records not yet handed to a sync here (the newest of them are batch `batches`'s).
     let mut unsynced: Vec<u8> = Vec::new();
-    let mut unsynced_upto = 0;
     // The newest batch of the sync running here, if one is.
     let mut syncing: Option<u64> = None;
     loop {
@@ -350,7 +349,6 @@ async fn commit_loop(
                 to.write_all(&batch).await?;
             }
             unsynced.extend_from_slice(&batch[4..]);
-            unsynced_upto = batches;
             in_flight.push_back((batches, waiting.into_iter().map(|(c, _)| c).collect()));
         }
         let synced_here = board.synced_here.load(Ordering::SeqCst);
@@ -358,8 +356,8 @@ async fn commit_loop(
             syncing = None;
         }
         if syncing.is_none() && !unsynced.is_empty() {
-            syncing = Some(unsynced_upto);
-            sync_here(board, log, std::mem::take(&mut unsynced), unsynced_upto);
+            syncing = Some(batches);
+            sync_here(board, log, std::mem::take(&mut unsynced), batches);
         }
         answer(board, &mut in_flight);
         if board.inbox().waiting.is_empty() {
@@ -486,7 +484,7 @@ impl FloorTriad {
         let mut triad = FloorTriad {
             dir: dir.to_path_buf(),
             base_port,
-            children: Vec::new(),
+            children: vec![None, None, None],
         };
         // The followers first: the first server connects to them as it starts.
         for n in [2, 3, 1] {
@@ -499,17 +497,15 @@ impl FloorTriad {
                     &format!("{},{}", triad.addr(2), triad.addr(3)),
                 ]);
             }
-            let stderr = File::create(dir.join(format!("floor-{n}.err")))?;
+            let stderr = File::create(triad.said(n))?;
             let child = command
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(stderr)
                 .spawn()
                 .with_context(|| format!("cannot start {}", exe.display()))?;
-            triad.children.push(Some(child));
+            triad.children[usize::from(n - 1)] = Some(child);
         }
-        // Children in the order 2, 3, 1: keep them by server number.
-        triad.children.rotate_right(1);
         Ok(triad)
     }
 
@@ -521,6 +517,11 @@ impl FloorTriad {
     /// Server `n`'s log.
     pub fn log(&self, n: u16) -> PathBuf {
         self.dir.join(format!("floor-{n}.log"))
+    }
+
+    /// What server `n` printed (its errors).
+    fn said(&self, n: u16) -> PathBuf {
+        self.dir.join(format!("floor-{n}.err"))
     }
 
     /// Process ids of servers 1 to 3 (`None` for one not running).
@@ -537,8 +538,7 @@ impl FloorTriad {
             if let Some(child) = slot
                 && let Some(status) = child.try_wait()?
             {
-                let said = std::fs::read_to_string(self.dir.join(format!("floor-{n}.err")))
-                    .unwrap_or_default();
+                let said = std::fs::read_to_string(self.said(n)).unwrap_or_default();
                 bail!("floor server {n} exited ({status}): {}", said.trim());
             }
         }

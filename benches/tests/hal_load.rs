@@ -266,6 +266,15 @@ fn triad_dir(output: &Output) -> PathBuf {
     PathBuf::from(line.split(" (license path").next().unwrap())
 }
 
+/// The directory a failed run says it kept.
+fn kept_dir(stderr: &str) -> PathBuf {
+    let kept = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("(the servers' files and logs are kept in "))
+        .unwrap_or_else(|| panic!("no directory kept in:\n{stderr}"));
+    PathBuf::from(kept.trim_end_matches(')'))
+}
+
 #[test]
 fn a_run_removes_its_own_directory_and_a_failed_start_keeps_it() {
     let load = |base_port: &str| {
@@ -289,11 +298,7 @@ fn a_run_removes_its_own_directory_and_a_failed_start_keeps_it() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("server #1 exited"), "{stderr}");
     assert!(stderr.contains("Address already in use"), "{stderr}");
-    let kept = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("(the servers' files and logs are kept in "))
-        .unwrap_or_else(|| panic!("no directory kept in:\n{stderr}"));
-    let dir = PathBuf::from(kept.trim_end_matches(')'));
+    let dir = kept_dir(&stderr);
     assert!(dir.join("server1.log").exists(), "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -430,9 +435,5 @@ fn the_floor_answers_every_cycle_once_synced_on_a_majority_and_cleans_up() {
         stderr.contains("cannot listen on 127.0.0.1:18191"),
         "{stderr}"
     );
-    let kept = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("(the servers' files and logs are kept in "))
-        .unwrap_or_else(|| panic!("no directory kept in:\n{stderr}"));
-    std::fs::remove_dir_all(kept.trim_end_matches(')')).unwrap();
+    std::fs::remove_dir_all(kept_dir(&stderr)).unwrap();
 }

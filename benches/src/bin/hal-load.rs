@@ -91,17 +91,25 @@ impl Tune {
     }
 }
 
+/// Where started servers keep their files: `--dir` if `given`, else a directory of this
+/// run's own, `PREFIX-PID` in the system's temporary directory.
+fn run_dir(given: Option<&PathBuf>, prefix: &str) -> PathBuf {
+    given
+        .cloned()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("{prefix}-{}", std::process::id())))
+}
+
+/// The directory of this run's own that would be used, if `--dir` is not `given`.
+fn own_dir(given: Option<&PathBuf>, prefix: &str) -> Option<PathBuf> {
+    given.is_none().then(|| run_dir(None, prefix))
+}
+
 impl TriadArgs {
+    const DIR_PREFIX: &str = "hal-load";
+
     /// Where the triad keeps its files: `--dir`, or a directory of this run's own.
     fn dir(&self) -> PathBuf {
-        self.dir.clone().unwrap_or_else(|| {
-            std::env::temp_dir().join(format!("hal-load-{}", std::process::id()))
-        })
-    }
-
-    /// The directory of this run's own that the triad would use, if `--dir` is not given.
-    fn own_dir(&self) -> Option<PathBuf> {
-        self.dir.is_none().then(|| self.dir())
+        run_dir(self.dir.as_ref(), Self::DIR_PREFIX)
     }
 
     async fn start(&self, count: u32, proxied: bool, tune: Tune) -> Result<Triad> {
@@ -213,10 +221,10 @@ struct FloorArgs {
 }
 
 impl FloorArgs {
+    const DIR_PREFIX: &str = "hal-load-floor";
+
     fn dir(&self) -> PathBuf {
-        self.dir.clone().unwrap_or_else(|| {
-            std::env::temp_dir().join(format!("hal-load-floor-{}", std::process::id()))
-        })
+        run_dir(self.dir.as_ref(), Self::DIR_PREFIX)
     }
 }
 
@@ -254,10 +262,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let outcome = match cli.command {
-        // Stopped by SIGTERM's default action: it has nothing to clean up.
-        Command::FloorServer(args) => runtime.block_on(floor_server(args)),
-        command => runtime.block_on(cli::until_signal(run(command))),
+    // A floor server is stopped by SIGTERM's default action: it has nothing to clean up.
+    let outcome = if matches!(cli.command, Command::FloorServer(_)) {
+        runtime.block_on(run(cli.command))
+    } else {
+        runtime.block_on(cli::until_signal(run(cli.command)))
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -269,16 +278,18 @@ fn main() -> ExitCode {
 }
 
 async fn run(command: Command) -> Result<()> {
-    let own_dir = match &command {
+    let made_here = match &command {
         Command::Load(LoadArgs { triad, .. })
         | Command::Failover(FailoverArgs { triad, .. })
-        | Command::Soak(SoakArgs { triad, .. }) => triad.own_dir(),
-        Command::Floor(args) => args.dir.is_none().then(|| args.dir()),
+        | Command::Soak(SoakArgs { triad, .. }) => {
+            own_dir(triad.dir.as_ref(), TriadArgs::DIR_PREFIX)
+        }
+        Command::Floor(args) => own_dir(args.dir.as_ref(), FloorArgs::DIR_PREFIX),
         Command::Disk(_) | Command::SoakWorker(_) | Command::FloorServer(_) => None,
     };
     let result = run_command(command).await;
     // The servers are stopped by now. Their files are kept for a look at a failed run.
-    match (result, own_dir.filter(|d| d.exists())) {
+    match (result, made_here.filter(|d| d.exists())) {
         (Ok(()), Some(dir)) => std::fs::remove_dir_all(&dir)
             .with_context(|| format!("cannot remove {}", dir.display())),
         (Err(e), Some(dir)) => Err(anyhow::anyhow!(
