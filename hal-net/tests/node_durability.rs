@@ -30,9 +30,12 @@ use hal_net::wire::Identity;
 #[derive(Clone, Default)]
 struct SlowStorage {
     durable: Arc<Mutex<Durable>>,
+    /// Syncs finished.
     syncs: Arc<AtomicUsize>,
-    /// Of `syncs`, those asked for on the node's own thread (`persist_here`).
-    syncs_here: Arc<AtomicUsize>,
+    /// Syncs asked for (finished or not) on another thread (`persist`) and on the node's
+    /// own (`persist_here`): counted as they start, so a sync under way is counted once.
+    asked_elsewhere: Arc<AtomicUsize>,
+    asked_here: Arc<AtomicUsize>,
     sync_ms: Arc<AtomicU64>,
 }
 
@@ -53,10 +56,22 @@ impl SlowStorage {
         self.durable.lock().unwrap().entries.len() as u64
     }
 
-    /// Syncs so far: on another thread, and on the node's own.
+    /// Syncs asked for so far: on another thread, and on the node's own.
     fn syncs_by_thread(&self) -> (usize, usize) {
-        let here = self.syncs_here.load(Ordering::SeqCst);
-        (self.syncs.load(Ordering::SeqCst) - here, here)
+        (
+            self.asked_elsewhere.load(Ordering::SeqCst),
+            self.asked_here.load(Ordering::SeqCst),
+        )
+    }
+
+    async fn sync(&self, batch: Vec<Persist>) {
+        let sync_ms = self.sync_ms.load(Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(sync_ms)).await;
+        let mut durable = self.durable.lock().unwrap();
+        for write in &batch {
+            durable.apply(write);
+        }
+        self.syncs.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -66,19 +81,15 @@ impl Storage for SlowStorage {
     }
 
     async fn persist(&mut self, batch: Vec<Persist>) -> Result<(), StorageError> {
-        let sync_ms = self.sync_ms.load(Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(sync_ms)).await;
-        let mut durable = self.durable.lock().unwrap();
-        for write in &batch {
-            durable.apply(write);
-        }
-        self.syncs.fetch_add(1, Ordering::SeqCst);
+        self.asked_elsewhere.fetch_add(1, Ordering::SeqCst);
+        self.sync(batch).await;
         Ok(())
     }
 
     async fn persist_here(&mut self, batch: Vec<Persist>) -> Result<(), StorageError> {
-        self.syncs_here.fetch_add(1, Ordering::SeqCst);
-        self.persist(batch).await
+        self.asked_here.fetch_add(1, Ordering::SeqCst);
+        self.sync(batch).await;
+        Ok(())
     }
 }
 
