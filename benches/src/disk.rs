@@ -61,7 +61,7 @@ impl DiskReport {
     pub fn line(&self) -> String {
         let ms = |q: f64| self.sync_us.value_at_quantile(q) as f64 / 1000.0;
         format!(
-            "disk: writers={} busy_threads={} record_bytes={} rate={} syncs_per_s={:.0} sync_p50_ms={:.3} \
+            "disk: writers={} busy_threads={} record_bytes={} rate={} syncs={} syncs_per_s={:.0} sync_p50_ms={:.3} \
              sync_p99_ms={:.3} sync_p999_ms={:.3} sync_max_ms={:.3} stalls_over_{}ms={}",
             self.options.writers,
             self.options.busy_threads,
@@ -69,6 +69,7 @@ impl DiskReport {
             self.options
                 .rate
                 .map_or_else(|| "max".to_string(), |r| format!("{r:.0}")),
+            self.syncs,
             self.syncs as f64 / self.elapsed.as_secs_f64().max(1e-9),
             ms(0.5),
             ms(0.99),

@@ -45,11 +45,26 @@ mod tests {
 
     #[test]
     fn reads_this_process() {
-        // Burn some CPU so the figure cannot be zero.
+        // Burn 50 ms of CPU, as the kernel's own account (getrusage) counts it, so the
+        // figure cannot be zero: 50 ms of wall clock would not do on a busy machine, where
+        // this thread may get almost none of it.
+        use nix::sys::resource::{UsageWho, getrusage};
+        let burnt = || {
+            let own = getrusage(UsageWho::RUSAGE_SELF).expect("getrusage");
+            let (user, system) = (own.user_time(), own.system_time());
+            Duration::from_micros(
+                u64::try_from(user.tv_sec() + system.tv_sec()).unwrap_or(0) * 1_000_000
+                    + u64::try_from(user.tv_usec() + system.tv_usec()).unwrap_or(0),
+            )
+        };
         let mut x = 0u64;
         let start = std::time::Instant::now();
-        while start.elapsed() < Duration::from_millis(50) {
+        while burnt() < Duration::from_millis(50) {
             x = x.wrapping_add(std::hint::black_box(1));
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "no 50 ms of CPU in 60 s"
+            );
         }
         let own = usage(std::process::id()).expect("own /proc entry");
         assert!(own.rss_kib > 100, "{own:?} {x}");

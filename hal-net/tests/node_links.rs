@@ -249,8 +249,10 @@ async fn a_client_silent_for_the_idle_limit_is_closed_and_one_that_speaks_is_kep
         assert!(matches!(welcome, Message::Welcome { .. }), "{welcome:?}");
         link
     };
-    let mut silent = open(addr.clone()).await;
+    // Timed from before the hello: the server cannot start the idle limit before it has
+    // the hello, so the limit has surely run by the close.
     let started = tokio::time::Instant::now();
+    let mut silent = open(addr.clone()).await;
     let silent_closed = tokio::spawn(async move {
         let end = tokio::time::timeout(Duration::from_secs(5), silent.next()).await;
         (end.map(|frame| frame.is_none()), started.elapsed())

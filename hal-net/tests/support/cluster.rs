@@ -207,16 +207,18 @@ impl Cluster {
             .unwrap_or_else(|e| panic!("status output is not JSON ({e}): {out:?}"))
     }
 
-    /// The active server's id, if status shows one.
-    pub fn active(&self) -> Option<u64> {
-        self.status()["active"].as_u64()
-    }
-
-    /// Waits until `id` is the active server.
+    /// Waits until `id` is the active server and serves: it has committed (and so
+    /// applied) its whole log, its term's no-op included. Status shows a server active
+    /// from its election on, while its seat table may still lack committed seats (a
+    /// restarted triad's leader starts from an empty one).
     pub fn wait_active(&self, id: u64, limit: Duration) {
         let start = Instant::now();
         while start.elapsed() < limit {
-            if self.active() == Some(id) {
+            let status = self.status();
+            let me = &status["servers"][usize::try_from(id - 1).unwrap()];
+            let caught_up =
+                me["commit_index"].as_u64().is_some() && me["commit_index"] == me["last_index"];
+            if status["active"].as_u64() == Some(id) && caught_up {
                 return;
             }
             sleep(Duration::from_millis(100));
