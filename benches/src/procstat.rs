@@ -49,13 +49,11 @@ mod tests {
         // figure cannot be zero: 50 ms of wall clock would not do on a busy machine, where
         // this thread may get almost none of it.
         use nix::sys::resource::{UsageWho, getrusage};
+        use nix::sys::time::TimeValLike;
         let burnt = || {
             let own = getrusage(UsageWho::RUSAGE_SELF).expect("getrusage");
-            let (user, system) = (own.user_time(), own.system_time());
-            Duration::from_micros(
-                u64::try_from(user.tv_sec() + system.tv_sec()).unwrap_or(0) * 1_000_000
-                    + u64::try_from(user.tv_usec() + system.tv_usec()).unwrap_or(0),
-            )
+            let us = own.user_time().num_microseconds() + own.system_time().num_microseconds();
+            Duration::from_micros(u64::try_from(us).unwrap_or(0))
         };
         let mut x = 0u64;
         let start = std::time::Instant::now();

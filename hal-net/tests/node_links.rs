@@ -235,6 +235,15 @@ async fn a_silent_client_connection_is_replaced() {
     );
 }
 
+/// Opens a client connection to `addr` and says hello; returns the link and the answer.
+async fn client_hello(addr: &str) -> (Framed<TcpStream, WireCodec>, Message) {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let mut link = Framed::new(stream, WireCodec::new(FRAME_BYTES_MAX_PEER));
+    link.send(Message::Hello(Hello::Client)).await.unwrap();
+    let answer = link.next().await.unwrap().unwrap();
+    (link, answer)
+}
+
 #[tokio::test]
 async fn a_client_silent_for_the_idle_limit_is_closed_and_one_that_speaks_is_kept() {
     let timing = Timing::lan();
@@ -242,10 +251,7 @@ async fn a_client_silent_for_the_idle_limit_is_closed_and_one_that_speaks_is_kep
     links.client_idle_max = Duration::from_millis(400);
     let addr = start_node_with(Config::single(timing), BTreeMap::new(), 8, links).await;
     let open = |addr: String| async move {
-        let stream = TcpStream::connect(&addr).await.unwrap();
-        let mut link = Framed::new(stream, WireCodec::new(FRAME_BYTES_MAX_PEER));
-        link.send(Message::Hello(Hello::Client)).await.unwrap();
-        let welcome = link.next().await.unwrap().unwrap();
+        let (link, welcome) = client_hello(&addr).await;
         assert!(matches!(welcome, Message::Welcome { .. }), "{welcome:?}");
         link
     };
@@ -292,28 +298,21 @@ async fn a_client_silent_for_the_idle_limit_is_closed_and_one_that_speaks_is_kep
 async fn client_connections_are_bounded_and_a_full_server_says_so() {
     let timing = Timing::lan();
     let addr = start_node(Config::single(timing), BTreeMap::new(), 2).await;
-    let hello = |addr: String| async move {
-        let stream = TcpStream::connect(&addr).await.unwrap();
-        let mut link = Framed::new(stream, WireCodec::new(FRAME_BYTES_MAX_PEER));
-        link.send(Message::Hello(Hello::Client)).await.unwrap();
-        let answer = link.next().await.unwrap().unwrap();
-        (link, answer)
-    };
-    let (first, answer) = hello(addr.clone()).await;
+    let (first, answer) = client_hello(&addr).await;
     assert_eq!(
         answer,
         Message::Welcome {
             server: ServerId::PRIMARY
         }
     );
-    let (_second, answer) = hello(addr.clone()).await;
+    let (_second, answer) = client_hello(&addr).await;
     assert_eq!(
         answer,
         Message::Welcome {
             server: ServerId::PRIMARY
         }
     );
-    let (_third, answer) = hello(addr.clone()).await;
+    let (_third, answer) = client_hello(&addr).await;
     let Message::Refused { reason } = answer else {
         panic!("third client welcomed: {answer:?}")
     };
@@ -325,7 +324,7 @@ async fn client_connections_are_bounded_and_a_full_server_says_so() {
     drop(first);
     let mut welcomed = false;
     for _ in 0..50 {
-        if hello(addr.clone()).await.1
+        if client_hello(&addr).await.1
             == (Message::Welcome {
                 server: ServerId::PRIMARY,
             })
