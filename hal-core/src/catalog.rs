@@ -42,7 +42,7 @@ const JULIAN_DAY_OF_1970_01_01: i64 = 2_440_588;
 
 /// Midnight (UTC) at the start of `date`, clamped to the epoch.
 fn midnight(date: time::Date) -> WallTime {
-    let days = i64::from(date.to_julian_day()) - JULIAN_DAY_OF_1970_01_01;
+    let days = i64::from(date.to_julian_day()).saturating_sub(JULIAN_DAY_OF_1970_01_01);
     WallTime(u64::try_from(days).unwrap_or(0).saturating_mul(DAY_MS))
 }
 

@@ -31,7 +31,8 @@ use std::time::Duration;
 
 use crate::ServerId;
 use crate::protocol::{
-    ClientId, ClientRequest, Denial, Handle, Op, ReplyResult, RequestSeq, ServerReply,
+    ClientId, ClientRequest, Denial, HEARTBEAT_HANDLES_MAX, Handle, Op, ReplyResult, RequestSeq,
+    ServerReply,
 };
 use crate::time::{Now, Time, WallTime};
 use crate::timing::Timing;
@@ -89,12 +90,14 @@ pub struct ClientConfig {
 impl ClientConfig {
     /// Settings derived from the servers' timing: long enough to ride out a failover.
     pub fn new(timing: Timing) -> ClientConfig {
-        let failover = timing.election_timeout + timing.failover_delay;
+        let failover = timing
+            .election_timeout
+            .saturating_add(timing.failover_delay);
         ClientConfig {
             timing,
             request_timeout: timing.election_timeout,
-            give_up_after: failover * 4,
-            retry_pause: timing.election_timeout / 4,
+            give_up_after: failover.saturating_mul(4),
+            retry_pause: timing.election_retry(),
         }
     }
 }
@@ -295,7 +298,7 @@ impl Client {
 
     fn take_seq(&mut self) -> RequestSeq {
         let seq = RequestSeq(self.next_seq);
-        self.next_seq += 1;
+        self.next_seq = self.next_seq.saturating_add(1);
         seq
     }
 
@@ -346,7 +349,7 @@ impl Client {
         if let Some(first) = pending.first_sent_to.get_mut(usize::from(to.0)) {
             first.get_or_insert(now);
         }
-        pending.attempts_in_pass += 1;
+        pending.attempts_in_pass = pending.attempts_in_pass.saturating_add(1);
         let request = ClientRequest {
             client: self.id,
             seq: pending.wire,
@@ -395,7 +398,7 @@ impl Client {
             .back()
             .is_some_and(|(_, e, _)| *e == endpoint)
         {
-            self.heartbeats_unreachable += 1;
+            self.heartbeats_unreachable = self.heartbeats_unreachable.saturating_add(1);
             if self.heartbeats_unreachable < self.order.len() {
                 self.send_heartbeat();
             } else {
@@ -609,8 +612,7 @@ impl Client {
                 if matches!(pending.op, Op::Checkout { .. } | Op::Borrow { .. }) =>
             {
                 // The seat this request got lapsed before the reply reached us: ask anew.
-                let wire = RequestSeq(self.next_seq);
-                self.next_seq += 1;
+                let wire = self.take_seq();
                 if let Some(pending) = self.pending.as_mut() {
                     pending.wire = wire;
                     pending.first_sent_to = [None; PATH_MAX];
@@ -751,19 +753,27 @@ impl Client {
             self.heartbeats.clear();
             return;
         }
-        let seq = self.take_seq();
         let to = self.preferred();
-        self.heartbeats.push_back((seq, to, self.now.mono));
-        while self.heartbeats.len() > HEARTBEATS_REMEMBERED_MAX {
+        // A server takes at most HEARTBEAT_HANDLES_MAX seats per heartbeat: one request
+        // per chunk, each acknowledged on its own.
+        let chunks = handles.chunks(HEARTBEAT_HANDLES_MAX);
+        let remembered_max = HEARTBEATS_REMEMBERED_MAX.max(chunks.len().saturating_mul(4));
+        for chunk in chunks {
+            let seq = self.take_seq();
+            self.heartbeats.push_back((seq, to, self.now.mono));
+            let request = ClientRequest {
+                client: self.id,
+                seq,
+                op: Op::Heartbeat {
+                    handles: chunk.to_vec(),
+                },
+            };
+            self.transmits.push_back(Transmit { to, request });
+        }
+        while self.heartbeats.len() > remembered_max {
             self.heartbeats.pop_front();
         }
         self.next_heartbeat = Some(self.now.mono + self.heartbeat_every());
-        let request = ClientRequest {
-            client: self.id,
-            seq,
-            op: Op::Heartbeat { handles },
-        };
-        self.transmits.push_back(Transmit { to, request });
     }
 
     /// Gives up seats whose lease or borrow is over.

@@ -50,7 +50,7 @@ impl ServerId {
 
     /// The position as an index into a role-ordered list of three (0..=2).
     pub fn index(self) -> usize {
-        usize::from(self.0 - 1)
+        usize::from(self.0.saturating_sub(1))
     }
 }
 

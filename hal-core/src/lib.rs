@@ -12,12 +12,16 @@
 //! `disallowed-types`, and CI runs clippy with `-D warnings`.
 
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)]
+// Nothing a peer or a client sends may wrap a counter: arithmetic is checked or saturating
+// (`Term::next`, `LogIndex::plus`, `saturating_add`), and clippy refuses the rest.
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 pub mod catalog;
 pub mod client;
 pub mod ids;
 pub mod license;
 mod log;
+pub mod names;
 pub mod protocol;
 pub mod seats;
 pub mod server;

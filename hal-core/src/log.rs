@@ -27,7 +27,7 @@ impl Log {
         Log {
             snapshot_index: index,
             snapshot_term: term,
-            durable: LogIndex(index.0 + entries.len() as u64),
+            durable: index.plus(entries.len()).unwrap_or(LogIndex::MAX),
             entries: entries.into(),
             unpersisted_from: None,
         }
@@ -38,7 +38,10 @@ impl Log {
     }
 
     pub fn last_index(&self) -> LogIndex {
-        LogIndex(self.snapshot_index.0 + self.entries.len() as u64)
+        // Every index stored was checked against `LogIndex::MAX` (trust.rs, `append`).
+        self.snapshot_index
+            .plus(self.entries.len())
+            .unwrap_or(LogIndex::MAX)
     }
 
     pub fn last_term(&self) -> Term {
@@ -60,13 +63,17 @@ impl Log {
 
     /// The entry at `index`, if held.
     pub fn get(&self, index: LogIndex) -> Option<&Arc<Entry>> {
-        let offset = index.0.checked_sub(self.snapshot_index.0 + 1)?;
+        let offset = index.0.checked_sub(self.snapshot_index.0)?.checked_sub(1)?;
         self.entries.get(usize::try_from(offset).ok()?)
     }
 
     /// Up to `max` entries from `from` on.
     pub fn entries_from(&self, from: LogIndex, max: usize) -> Vec<Arc<Entry>> {
-        let Some(offset) = from.0.checked_sub(self.snapshot_index.0 + 1) else {
+        let Some(offset) = from
+            .0
+            .checked_sub(self.snapshot_index.0)
+            .and_then(|o| o.checked_sub(1))
+        else {
             return Vec::new();
         };
         let offset = usize::try_from(offset).unwrap_or(usize::MAX);
@@ -93,7 +100,10 @@ impl Log {
 
     /// Drops the entries from `index` on.
     pub fn truncate_from(&mut self, index: LogIndex) {
-        let keep = index.0.saturating_sub(self.snapshot_index.0 + 1);
+        let keep = index
+            .0
+            .saturating_sub(self.snapshot_index.0)
+            .saturating_sub(1);
         self.entries
             .truncate(usize::try_from(keep).unwrap_or(usize::MAX));
         let from = self.unpersisted_from.map_or(index, |i| i.min(index));
@@ -108,11 +118,11 @@ impl Log {
             if self.entries.pop_front().is_none() {
                 break;
             }
-            self.snapshot_index = LogIndex(self.snapshot_index.0 + 1);
+            self.snapshot_index = LogIndex(self.snapshot_index.0.saturating_add(1));
         }
         self.snapshot_index = index;
         self.snapshot_term = term;
-        let after = LogIndex(index.0 + 1);
+        let after = LogIndex(index.0.saturating_add(1));
         self.unpersisted_from = self.unpersisted_from.map(|i| i.max(after));
     }
 

@@ -39,6 +39,52 @@ pub struct RequestSeq(pub u64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Handle(pub u64);
 
+/// How far past its own term a server lets a peer's term take it in one step: more
+/// elections than a triad holds in a century (each is a failover or a failback), so only a
+/// broken or lying peer claims more.
+pub const TERM_JUMP_MAX: u64 = 1 << 32;
+
+impl Term {
+    /// The highest term a server adopts or reaches. No real triad gets near it (a term is
+    /// an election); it keeps every sum of a term and a step below `u64::MAX`, so nothing
+    /// that adds to a term can wrap.
+    pub const MAX: Term = Term(1 << 62);
+
+    /// The term after this one, or `None` at [`Term::MAX`].
+    pub fn next(self) -> Option<Term> {
+        (self < Term::MAX).then(|| Term(self.0.saturating_add(1)))
+    }
+
+    /// Whether a peer may move a server at `own` term to this one: not past [`Term::MAX`],
+    /// and not more than [`TERM_JUMP_MAX`] ahead.
+    pub fn is_plausible_from(self, own: Term) -> bool {
+        self <= Term::MAX && self.0 <= own.0.saturating_add(TERM_JUMP_MAX)
+    }
+}
+
+impl LogIndex {
+    /// The highest log index a server stores or accepts: a log of 2^62 entries would take
+    /// a million years at a million entries a second; below it, no index arithmetic wraps.
+    pub const MAX: LogIndex = LogIndex(1 << 62);
+
+    /// The index after this one, or `None` at [`LogIndex::MAX`].
+    pub fn next(self) -> Option<LogIndex> {
+        self.plus(1)
+    }
+
+    /// The index before this one (0, "before the first entry", stays 0).
+    pub fn prev(self) -> LogIndex {
+        LogIndex(self.0.saturating_sub(1))
+    }
+
+    /// The index `n` entries on, or `None` past [`LogIndex::MAX`].
+    pub fn plus(self, n: usize) -> Option<LogIndex> {
+        let n = u64::try_from(n).ok()?;
+        let index = LogIndex(self.0.checked_add(n)?);
+        (index <= LogIndex::MAX).then_some(index)
+    }
+}
+
 impl fmt::Display for Term {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)
@@ -239,6 +285,37 @@ pub enum Denial {
     LicenseExpired,
     /// The feature is locked to another machine's HostID.
     HostIdMismatch,
+    /// The request itself is malformed (a name too long or holding control characters,
+    /// a heartbeat listing too many seats): the client must change it, not retry it.
+    InvalidRequest(Invalid),
+}
+
+/// What is wrong with a request that [`Denial::InvalidRequest`] refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Invalid {
+    /// A feature, user or host name breaks the rules of [`crate::names`].
+    Name {
+        field: crate::names::NameField,
+        problem: crate::names::NameProblem,
+    },
+    /// A heartbeat lists more seats than [`HEARTBEAT_HANDLES_MAX`].
+    TooManyHandles,
+}
+
+/// The most seats one heartbeat may list: a client holding more sends several.
+pub const HEARTBEAT_HANDLES_MAX: usize = 1024;
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Invalid::Name { field, problem } => write!(f, "{} name {problem}", field.name()),
+            Invalid::TooManyHandles => write!(
+                f,
+                "a heartbeat lists more than {HEARTBEAT_HANDLES_MAX} seats"
+            ),
+        }
+    }
 }
 
 impl Denial {
@@ -253,6 +330,7 @@ impl Denial {
         "unknown_handle",
         "license_expired",
         "hostid_mismatch",
+        "invalid_request",
     ];
 
     /// The name used in histories and logs (`no_majority`, `not_active`, …).
@@ -267,6 +345,7 @@ impl Denial {
             Denial::UnknownHandle => "unknown_handle",
             Denial::LicenseExpired => "license_expired",
             Denial::HostIdMismatch => "hostid_mismatch",
+            Denial::InvalidRequest(_) => "invalid_request",
         }
     }
 
@@ -281,6 +360,7 @@ impl fmt::Display for Denial {
         match self {
             Denial::NotActive { active: Some(id) } => write!(f, "not_active (active: {id})"),
             Denial::AllInUse { used, count } => write!(f, "all_in_use ({used} of {count})"),
+            Denial::InvalidRequest(why) => write!(f, "invalid_request ({why})"),
             other => f.write_str(other.name()),
         }
     }
@@ -304,6 +384,7 @@ mod tests {
             Denial::UnknownHandle,
             Denial::LicenseExpired,
             Denial::HostIdMismatch,
+            Denial::InvalidRequest(Invalid::TooManyHandles),
         ];
         let names: Vec<&str> = every.iter().map(Denial::name).collect();
         assert_eq!(names, Denial::NAMES);

@@ -171,6 +171,33 @@ impl Session {
         }
     }
 
+    /// Checks a session from a peer's snapshot at `last_index`.
+    fn validate(&self, last_index: LogIndex) -> Result<(), String> {
+        let user_len = self.user_len as usize;
+        if !self.identity.is_char_boundary(user_len) {
+            return Err("its user name ends inside its identity or a character".into());
+        }
+        crate::names::check(self.user())
+            .and_then(|()| crate::names::check(self.host()))
+            .map_err(|problem| format!("a name {problem}"))?;
+        if self.last_index > last_index {
+            return Err(format!(
+                "its last request is at index {}, after the snapshot's {}",
+                self.last_index.0, last_index.0
+            ));
+        }
+        let handle = match &self.last_outcome {
+            Some(StoredOutcome::Granted { handle, .. } | StoredOutcome::Released { handle }) => {
+                Some(*handle)
+            }
+            _ => None,
+        };
+        if handle.is_some_and(|h| h.0 > self.last_index.0) {
+            return Err("its last answer names a seat granted after it".into());
+        }
+        Ok(())
+    }
+
     fn record(&mut self, index: LogIndex, seq: RequestSeq, outcome: Outcome) {
         self.last_seq = seq;
         self.last_outcome = Some(StoredOutcome::from(&outcome));
@@ -193,6 +220,9 @@ pub struct Seats {
 /// seat are forgotten, a hundredth of the limit at a time (a retry from one of them, long
 /// after, is then treated as a new request).
 pub const SESSIONS_MAX: usize = 1_000_000;
+
+/// The most features a seat table names (as many as a license file may hold).
+pub const FEATURES_MAX: usize = 10_000;
 
 /// What a retried or stale request is, compared with the client's session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -255,15 +285,15 @@ impl Seats {
                     None => {
                         self.names.push(feature.to_string());
                         self.used.push(0);
-                        self.names.len() - 1
+                        self.names.len().saturating_sub(1)
                     }
                 };
                 let used = self.used[slot];
                 if used >= count {
                     Outcome::Denied(Denial::AllInUse { used, count })
                 } else {
-                    self.used[slot] += 1;
-                    session.seats_held += 1;
+                    self.used[slot] = used.saturating_add(1);
+                    session.seats_held = session.seats_held.saturating_add(1);
                     let handle = Handle(index.0);
                     let seat = Seat {
                         feature: u32::try_from(slot).unwrap_or(u32::MAX),
@@ -326,14 +356,87 @@ impl Seats {
         }
     }
 
-    /// Whether the table is internally consistent (every seat's feature known, one count
-    /// per feature); a snapshot from a peer that is not is refused rather than trusted.
-    pub fn is_well_formed(&self) -> bool {
-        self.names.len() == self.used.len()
-            && self
-                .seats
-                .values()
-                .all(|s| (s.feature as usize) < self.names.len())
+    /// Checks a seat table that came from a peer (a snapshot at `last_index`) before it
+    /// replaces this server's: every count equals the seats held, every seat's feature is
+    /// one the license has (`known`), every handle was granted at or before `last_index`
+    /// and belongs to a client with a session that counts it, every name follows the
+    /// rules of [`crate::names`], and the table is within its limits. Says what is wrong.
+    pub fn validate(
+        &self,
+        last_index: LogIndex,
+        known: impl Fn(&str) -> bool,
+    ) -> Result<(), String> {
+        if self.names.len() != self.used.len() {
+            return Err(format!(
+                "{} feature names but {} counts",
+                self.names.len(),
+                self.used.len()
+            ));
+        }
+        if self.names.len() > FEATURES_MAX {
+            return Err(format!(
+                "{} features, over the limit of {FEATURES_MAX}",
+                self.names.len()
+            ));
+        }
+        for (slot, name) in self.names.iter().enumerate() {
+            if !known(name) {
+                return Err(format!(
+                    "feature `{}` is not in this server's license",
+                    name.escape_debug()
+                ));
+            }
+            if self.names[..slot].contains(name) {
+                return Err(format!("feature `{}` is listed twice", name.escape_debug()));
+            }
+        }
+        if self.sessions.len() > SESSIONS_MAX {
+            return Err(format!(
+                "{} client sessions, over the limit of {SESSIONS_MAX}",
+                self.sessions.len()
+            ));
+        }
+        let mut counted = vec![0u32; self.names.len()];
+        let mut per_client: BTreeMap<ClientId, u32> = BTreeMap::new();
+        for (handle, seat) in &self.seats {
+            if handle.0 == 0 || handle.0 > last_index.0 {
+                return Err(format!(
+                    "seat {handle} cannot have been granted by index {}",
+                    last_index.0
+                ));
+            }
+            let Some(count) = counted.get_mut(seat.feature as usize) else {
+                return Err(format!(
+                    "seat {handle} is of feature number {}, which is not listed",
+                    seat.feature
+                ));
+            };
+            *count = count.saturating_add(1);
+            let held = per_client.entry(seat.client).or_default();
+            *held = held.saturating_add(1);
+        }
+        if counted != self.used {
+            return Err(format!(
+                "the counts of seats in use {:?} differ from the seats held {:?}",
+                self.used, counted
+            ));
+        }
+        for (client, session) in &self.sessions {
+            session
+                .validate(last_index)
+                .map_err(|why| format!("client {client}: {why}"))?;
+            let held = per_client.remove(client).unwrap_or(0);
+            if session.seats_held != held {
+                return Err(format!(
+                    "client {client} is counted as holding {} seats but holds {held}",
+                    session.seats_held
+                ));
+            }
+        }
+        if let Some(client) = per_client.keys().next() {
+            return Err(format!("client {client} holds seats but has no session"));
+        }
+        Ok(())
     }
 
     /// How a request compares with what the client's session remembers.
@@ -388,8 +491,9 @@ impl Seats {
         let mut counted = vec![0u32; self.names.len()];
         let mut per_client: BTreeMap<ClientId, u32> = BTreeMap::new();
         for seat in self.seats.values() {
-            counted[seat.feature as usize] += 1;
-            *per_client.entry(seat.client).or_default() += 1;
+            counted[seat.feature as usize] = counted[seat.feature as usize].saturating_add(1);
+            let held = per_client.entry(seat.client).or_default();
+            *held = held.saturating_add(1);
         }
         assert_eq!(
             counted, self.used,
@@ -409,6 +513,133 @@ impl Seats {
             holders,
             per_client.len(),
             "sessions count only seats they hold"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(client: u64, feature: &str) -> Command {
+        Command::Grant {
+            client: ClientId(client),
+            seq: RequestSeq(1),
+            feature: feature.into(),
+            user: "ann".into(),
+            host: "ws1".into(),
+            borrow_end: None,
+            by: ServerId::PRIMARY,
+        }
+    }
+
+    /// Three seats of two features for two clients, granted at indices 1 to 3.
+    fn table() -> Seats {
+        let mut seats = Seats::new();
+        for (index, (client, feature)) in [(1, "cad"), (2, "cad"), (3, "cam")].iter().enumerate() {
+            let outcome = seats.apply(LogIndex(index as u64 + 1), &grant(*client, feature), |_| {
+                Some(5)
+            });
+            assert!(matches!(outcome, Some(Outcome::Granted { .. })));
+        }
+        seats
+    }
+
+    fn known(_: &str) -> bool {
+        true
+    }
+
+    fn problem(seats: &Seats) -> String {
+        seats.validate(LogIndex(3), known).unwrap_err()
+    }
+
+    #[test]
+    fn an_honest_table_is_valid() {
+        assert_eq!(table().validate(LogIndex(3), known), Ok(()));
+        assert_eq!(Seats::new().validate(LogIndex(0), known), Ok(()));
+    }
+
+    #[test]
+    fn counts_that_differ_from_the_seats_held_are_refused() {
+        let mut seats = table();
+        seats.used[0] = 0;
+        assert!(
+            problem(&seats).contains("differ from the seats held"),
+            "{}",
+            problem(&seats)
+        );
+        let mut seats = table();
+        seats.used.push(0);
+        assert!(problem(&seats).contains("3 counts"), "{}", problem(&seats));
+    }
+
+    #[test]
+    fn seats_of_unlisted_features_or_later_handles_are_refused() {
+        let mut seats = table();
+        if let Some(seat) = seats.seats.get_mut(&Handle(1)) {
+            seat.feature = 9;
+        }
+        assert!(
+            problem(&seats).contains("feature number 9"),
+            "{}",
+            problem(&seats)
+        );
+        assert!(
+            table()
+                .validate(LogIndex(2), known)
+                .unwrap_err()
+                .contains("seat h3 cannot have been granted by index 2")
+        );
+        let mut seats = table();
+        seats.names[1] = "cad".to_string();
+        assert!(
+            problem(&seats).contains("listed twice"),
+            "{}",
+            problem(&seats)
+        );
+        assert!(
+            table()
+                .validate(LogIndex(3), |f| f == "cad")
+                .unwrap_err()
+                .contains("`cam` is not in")
+        );
+    }
+
+    #[test]
+    fn sessions_that_miscount_or_are_missing_are_refused() {
+        let mut seats = table();
+        if let Some(session) = seats.sessions.get_mut(&ClientId(1)) {
+            session.seats_held = 2;
+        }
+        assert!(
+            problem(&seats).contains("counted as holding 2 seats but holds 1"),
+            "{}",
+            problem(&seats)
+        );
+        let mut seats = table();
+        seats.sessions.remove(&ClientId(3));
+        assert!(
+            problem(&seats).contains("holds seats but has no session"),
+            "{}",
+            problem(&seats)
+        );
+        let mut seats = table();
+        if let Some(session) = seats.sessions.get_mut(&ClientId(2)) {
+            session.identity = "a\u{7}b".into();
+        }
+        assert!(
+            problem(&seats).contains("control character"),
+            "{}",
+            problem(&seats)
+        );
+        let mut seats = table();
+        if let Some(session) = seats.sessions.get_mut(&ClientId(2)) {
+            session.user_len = 99;
+        }
+        assert!(
+            problem(&seats).contains("ends inside"),
+            "{}",
+            problem(&seats)
         );
     }
 }

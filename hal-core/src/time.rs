@@ -78,7 +78,7 @@ impl WallTime {
     /// The calendar day (UTC) of this instant.
     pub fn date(self) -> time::Date {
         const JULIAN_DAY_OF_1970_01_01: u64 = 2_440_588;
-        let day = JULIAN_DAY_OF_1970_01_01 + self.0 / 86_400_000;
+        let day = JULIAN_DAY_OF_1970_01_01.saturating_add(self.0 / 86_400_000);
         let day = i32::try_from(day).unwrap_or(i32::MAX);
         time::Date::from_julian_day(day).unwrap_or(time::Date::MAX)
     }

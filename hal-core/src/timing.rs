@@ -58,7 +58,8 @@ impl Timing {
     /// `election_timeout` after they last heard the leader; a tenth is kept back for
     /// clocks that run at slightly different rates.
     pub fn leader_lease(&self) -> Duration {
-        self.election_timeout - self.election_timeout / 10
+        let timeout = self.election_timeout;
+        timeout.saturating_sub(fraction(timeout, 10))
     }
 
     /// How long after last hearing the leader a server still refuses to vote for anyone
@@ -66,7 +67,8 @@ impl Timing {
     /// timer ran out is not turned down by a voter whose clock runs a little slow; still
     /// longer than the leader lease, so no new leader can exist while the old one serves.
     pub fn leader_stickiness(&self) -> Duration {
-        self.election_timeout - self.election_timeout / 20
+        let timeout = self.election_timeout;
+        timeout.saturating_sub(fraction(timeout, 20))
     }
 
     /// How long past a client's lease a server waits before it expires the seat: covers
@@ -75,9 +77,20 @@ impl Timing {
         self.election_timeout
     }
 
+    /// How long a server keeps a seat after its last heartbeat: the client's lease plus
+    /// the [`Timing::expiry_margin`].
+    pub fn seat_lease(&self) -> Duration {
+        self.client_lease.saturating_add(self.expiry_margin())
+    }
+
     /// How long a gap in contact with a peer counts as an interruption (for failback).
     pub fn contact_gap_max(&self) -> Duration {
-        self.election_timeout / 2
+        fraction(self.election_timeout, 2)
+    }
+
+    /// How soon a campaigning server asks again after a round that failed.
+    pub fn election_retry(&self) -> Duration {
+        fraction(self.election_timeout, 4)
     }
 
     /// Checks the relations the protocol relies on; returns what is wrong.
@@ -85,14 +98,19 @@ impl Timing {
         if self.peer_heartbeat.is_zero() || self.client_heartbeat.is_zero() {
             return Err("heartbeat intervals must be more than zero");
         }
-        if self.election_timeout < self.peer_heartbeat * 3 {
+        if self.election_timeout < self.peer_heartbeat.saturating_mul(3) {
             return Err("election_timeout must be at least three peer heartbeats");
         }
-        if self.client_lease < self.client_heartbeat * 2 {
+        if self.client_lease < self.client_heartbeat.saturating_mul(2) {
             return Err("client_lease must be at least two client heartbeats");
         }
         Ok(())
     }
+}
+
+/// `d` divided by `parts` (which is never zero here).
+pub(crate) fn fraction(d: Duration, parts: u32) -> Duration {
+    d.checked_div(parts).unwrap_or(Duration::ZERO)
 }
 
 #[cfg(test)]

@@ -36,7 +36,7 @@ pub fn parse(source_name: &str, bytes: &[u8]) -> Result<License, LicenseErrors> 
         if parser.stopped {
             break;
         }
-        let line_no = u32::try_from(index + 1).unwrap_or(u32::MAX);
+        let line_no = u32::try_from(index.saturating_add(1)).unwrap_or(u32::MAX);
         parser.line(line_no, raw.strip_suffix('\r').unwrap_or(raw));
     }
     parser.finish()
@@ -56,7 +56,11 @@ fn decode<'a>(source_name: &str, bytes: &'a [u8]) -> Result<&'a str, LicenseErro
     };
     if bytes.len() > limits::FILE_BYTES_MAX {
         let prefix = &bytes[..limits::FILE_BYTES_MAX];
-        let line = prefix.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line = prefix
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            .saturating_add(1);
         let kind = Kind::FileTooLarge {
             size: bytes.len(),
             max: limits::FILE_BYTES_MAX,
@@ -69,9 +73,9 @@ fn decode<'a>(source_name: &str, bytes: &'a [u8]) -> Result<&'a str, LicenseErro
             let good = &bytes[..error.valid_up_to()];
             // `good` is valid UTF-8 by construction; the fallback is never taken.
             let good = std::str::from_utf8(good).unwrap_or("");
-            let line = good.matches('\n').count() + 1;
-            let line_start = good.rfind('\n').map_or(0, |i| i + 1);
-            let column = good[line_start..].chars().count() + 1;
+            let line = good.matches('\n').count().saturating_add(1);
+            let line_start = good.rfind('\n').map_or(0, |i| i.saturating_add(1));
+            let column = good[line_start..].chars().count().saturating_add(1);
             let byte = bytes.get(error.valid_up_to()).copied().unwrap_or(0);
             return Err(fail(to_u32(line), to_u32(column), Kind::NotUtf8 { byte }));
         }
@@ -85,7 +89,11 @@ fn to_u32(n: usize) -> u32 {
 
 /// The 1-based character column of byte offset `at` in `line`.
 fn column(line: &str, at: usize) -> u32 {
-    to_u32(line.get(..at).map_or(0, |s| s.chars().count()) + 1)
+    to_u32(
+        line.get(..at)
+            .map_or(0, |s| s.chars().count())
+            .saturating_add(1),
+    )
 }
 
 /// A directive's value as written, before it is checked.
@@ -411,7 +419,7 @@ impl<'a> Parser<'a> {
     fn named_block(&mut self, line_no: u32, line: &str, raw_name: &str) -> Option<Block> {
         let name_col = column_of(line, raw_name);
         let name = snippet(raw_name);
-        if self.features.len() + 1 > limits::FEATURES_MAX {
+        if self.features.len() >= limits::FEATURES_MAX {
             let kind = Kind::TooManyFeatures {
                 max: limits::FEATURES_MAX,
             };
@@ -479,7 +487,7 @@ impl<'a> Parser<'a> {
     fn directive_slot(&mut self, block: &mut Block, line_no: u32, line: &str) {
         let name = block.name.as_deref();
         let body = line.trim_start();
-        let indent = &line[..line.len() - body.len()];
+        let indent = &line[..line.len().saturating_sub(body.len())];
         block.indent.get_or_insert_with(|| indent.to_string());
         let keyword_len = body
             .find(|c: char| c.is_whitespace() || c == '=')
@@ -527,12 +535,12 @@ impl<'a> Parser<'a> {
             self.error(line_no, keyword_col, name, kind);
             return;
         }
-        let value_start = line.len() - value_text.len();
+        let value_start = line.len().saturating_sub(value_text.len());
         let slot = Slot {
             value,
             line: line_no,
             column: value_col,
-            bytes: value_start..value_start + written_len,
+            bytes: value_start..value_start.saturating_add(written_len),
         };
         block.slots.insert(directive, slot);
     }
@@ -732,12 +740,12 @@ fn read_value(text: &str) -> Result<(String, usize), &'static str> {
     while let Some((at, c)) = chars.next() {
         match c {
             '"' => {
-                let rest = quoted[at + 1..].trim_start();
+                let rest = quoted[at.saturating_add(1)..].trim_start();
                 if !(rest.is_empty() || rest.starts_with('#')) {
                     return Err("only a # comment may follow the closing quote");
                 }
                 // The opening quote, the text up to `at`, the closing quote.
-                return Ok((value, 1 + at + 1));
+                return Ok((value, at.saturating_add(2)));
             }
             '\\' => match chars.next() {
                 Some((_, escaped @ ('"' | '\\'))) => value.push(escaped),

@@ -113,10 +113,11 @@ pub fn sign_text(text: &str, license: &License) -> String {
             }
         }
     }
-    let mut out = String::with_capacity(text.len() + 160 * license.features.len());
+    let extra = license.features.len().saturating_mul(160);
+    let mut out = String::with_capacity(text.len().saturating_add(extra));
     out.push_str(bom);
     for (index, line) in body.split_inclusive('\n').enumerate() {
-        let line_no = u32::try_from(index + 1).unwrap_or(u32::MAX);
+        let line_no = u32::try_from(index.saturating_add(1)).unwrap_or(u32::MAX);
         if let Some((indent, key)) = insert_before.get(&line_no) {
             let _ = write!(out, "{indent}KEY = {key}{eol}");
         }

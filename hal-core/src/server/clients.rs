@@ -8,7 +8,8 @@ use crate::ServerId;
 use crate::license::ServerPosition;
 use crate::protocol::LogIndex;
 use crate::protocol::{
-    ClientId, ClientRequest, Denial, Entry, Handle, Op, ReplyResult, RequestSeq, ServerReply,
+    ClientId, ClientRequest, Denial, Entry, HEARTBEAT_HANDLES_MAX, Handle, Invalid, Op,
+    ReplyResult, RequestSeq, ServerReply,
 };
 use crate::seats::{Command, Outcome, Seen};
 use crate::time::Time;
@@ -43,20 +44,37 @@ pub(super) fn reply_for(
     }
 }
 
+/// Whether a request is well formed: names within the rules of [`crate::names`], a
+/// heartbeat of at most [`HEARTBEAT_HANDLES_MAX`] seats.
+fn check_op(op: &Op) -> Result<(), Invalid> {
+    match op {
+        Op::Checkout {
+            feature,
+            user,
+            host,
+        }
+        | Op::Borrow {
+            feature,
+            user,
+            host,
+            ..
+        } => crate::names::check_all(feature, user, host)
+            .map_err(|(field, problem)| Invalid::Name { field, problem }),
+        Op::Heartbeat { handles } if handles.len() > HEARTBEAT_HANDLES_MAX => {
+            Err(Invalid::TooManyHandles)
+        }
+        Op::Heartbeat { .. } | Op::Checkin { .. } | Op::Return { .. } => Ok(()),
+    }
+}
+
 impl Server {
     pub(super) fn on_client(&mut self, request: ClientRequest) {
         let ClientRequest { client, seq, op } = request;
-        let result = match op {
-            Op::Heartbeat { handles } => self.heartbeat(client, handles),
-            op => match self.check_request(client, seq, op) {
-                Ok(Some(command)) => {
-                    self.propose(client, seq, command);
-                    return;
-                }
-                Ok(None) => return,
-                Err(result) => result,
-            },
+        let result = match check_op(&op) {
+            Err(invalid) => Some(ReplyResult::Denied(Denial::InvalidRequest(invalid))),
+            Ok(()) => self.serve(client, seq, op),
         };
+        let Some(result) = result else { return };
         let reply = ServerReply {
             client,
             seq,
@@ -64,6 +82,22 @@ impl Server {
             result,
         };
         self.push(Output::Reply(reply));
+    }
+
+    /// Serves a well-formed request: the reply to send now, or `None` when it is answered
+    /// later (proposed, or a retry in flight) or not at all (stale).
+    fn serve(&mut self, client: ClientId, seq: RequestSeq, op: Op) -> Option<ReplyResult> {
+        match op {
+            Op::Heartbeat { handles } => Some(self.heartbeat(client, handles)),
+            op => match self.check_request(client, seq, op) {
+                Ok(Some(command)) => {
+                    self.propose(client, seq, command);
+                    None
+                }
+                Ok(None) => None,
+                Err(result) => Some(result),
+            },
+        }
     }
 
     /// Why this server does not serve now, if it does not.
@@ -104,6 +138,10 @@ impl Server {
     ) -> Result<Option<Command>, ReplyResult> {
         if let Some(denial) = self.not_serving() {
             return Err(ReplyResult::Denied(denial));
+        }
+        if self.log.last_index().next().is_none() {
+            self.event(ServerEvent::LimitReached { what: "log index" });
+            return Err(ReplyResult::Denied(Denial::NoMajority));
         }
         match self.seats.seen(client, seq) {
             Seen::Retry(outcome) => return Err(self.repeat_answer(client, seq, outcome)),
@@ -153,12 +191,16 @@ impl Server {
             return denied(Denial::BorrowUnavailable);
         }
         let count = self.catalog.count(&feature).unwrap_or(0);
-        let used = self.seats.used(&feature) + self.grants_in_flight(&feature);
+        let used = self
+            .seats
+            .used(&feature)
+            .saturating_add(self.grants_in_flight(&feature));
         if used >= count {
             return denied(Denial::AllInUse { used, count });
         }
-        let borrow_end =
-            hours.map(|h| self.now.wall + std::time::Duration::from_secs(u64::from(h) * 3600));
+        let borrow_end = hours.map(|h| {
+            self.now.wall + std::time::Duration::from_secs(u64::from(h).saturating_mul(3600))
+        });
         Ok(Some(Command::Grant {
             client,
             seq,
@@ -183,7 +225,8 @@ impl Server {
         if let Command::Grant { feature, .. } = &command
             && let State::Leader(leader) = &mut self.state
         {
-            *leader.grants_in_flight.entry(feature.clone()).or_default() += 1;
+            let n = leader.grants_in_flight.entry(feature.clone()).or_default();
+            *n = n.saturating_add(1);
         }
         let index = self.log.append(Entry { term, command });
         if let State::Leader(leader) = &mut self.state {
@@ -217,8 +260,7 @@ impl Server {
                 return ReplyResult::Denied(Denial::UnknownHandle);
             }
             if borrow_end.is_none() {
-                let deadline =
-                    self.now.mono + self.timing().client_lease + self.timing().expiry_margin();
+                let deadline = self.now.mono + self.timing().seat_lease();
                 let Some(leader) =
                     Self::leased_leader(&mut self.state, self.now.mono, self.applied)
                 else {
@@ -256,7 +298,7 @@ impl Server {
         }
         let now = self.now.mono;
         let lease = self.timing().client_lease;
-        let deadline = now + lease + self.timing().expiry_margin();
+        let deadline = now + self.timing().seat_lease();
         let Some(leader) = Self::leased_leader(&mut self.state, now, self.applied) else {
             return ReplyResult::Denied(Denial::NoMajority);
         };
@@ -310,7 +352,8 @@ impl Server {
             let State::Leader(leader) = &mut self.state else {
                 return;
             };
-            if self.seats.seat(handle).is_none() || !leader.expiring.insert(handle) {
+            let full = self.log.last_index().next().is_none();
+            if full || self.seats.seat(handle).is_none() || !leader.expiring.insert(handle) {
                 continue;
             }
             self.log.append(Entry {

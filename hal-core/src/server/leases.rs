@@ -42,7 +42,7 @@ impl Leases {
         match self.handles.binary_search(&handle) {
             Ok(at) => {
                 if self.deadlines_s[at] == GONE {
-                    self.gone -= 1;
+                    self.gone = self.gone.saturating_sub(1);
                 }
                 self.deadlines_s[at] = deadline;
             }
@@ -50,7 +50,7 @@ impl Leases {
                 self.handles.insert(at, handle);
                 self.deadlines_s.insert(at, deadline);
                 if at < self.cursor {
-                    self.cursor += 1;
+                    self.cursor = self.cursor.saturating_add(1);
                 }
             }
         }
@@ -70,8 +70,8 @@ impl Leases {
             && self.deadlines_s[at] != GONE
         {
             self.deadlines_s[at] = GONE;
-            self.gone += 1;
-            if self.gone * 2 > self.handles.len() {
+            self.gone = self.gone.saturating_add(1);
+            if self.gone > self.handles.len() / 2 {
                 self.compact();
             }
         }
@@ -83,13 +83,13 @@ impl Leases {
         for at in 0..self.handles.len() {
             if self.deadlines_s[at] == GONE {
                 if at < self.cursor {
-                    cursor -= 1;
+                    cursor = cursor.saturating_sub(1);
                 }
                 continue;
             }
             self.handles[kept] = self.handles[at];
             self.deadlines_s[kept] = self.deadlines_s[at];
-            kept += 1;
+            kept = kept.saturating_add(1);
         }
         self.handles.truncate(kept);
         self.deadlines_s.truncate(kept);
@@ -115,7 +115,7 @@ impl Leases {
             if deadline != GONE && deadline <= now_s {
                 expired.push(self.handles[self.cursor]);
             }
-            self.cursor += 1;
+            self.cursor = self.cursor.saturating_add(1);
         }
         for handle in &expired {
             self.remove(*handle);

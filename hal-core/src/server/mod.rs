@@ -26,6 +26,7 @@
 mod clients;
 mod leases;
 mod peers;
+mod trust;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -126,8 +127,8 @@ impl Persist {
     pub fn last_log_index(&self) -> Option<LogIndex> {
         match self {
             Persist::Entries { first, entries } => {
-                let end = first.0 + entries.len() as u64;
-                Some(LogIndex(end.saturating_sub(1)))
+                let end = first.plus(entries.len()).unwrap_or(LogIndex::MAX);
+                Some(end.prev())
             }
             _ => None,
         }
@@ -144,7 +145,7 @@ impl Durable {
                 self.voted_for = *voted_for;
             }
             Persist::Entries { first, entries } => {
-                let keep = first.0.saturating_sub(base + 1);
+                let keep = first.0.saturating_sub(base).saturating_sub(1);
                 self.entries
                     .truncate(usize::try_from(keep).unwrap_or(usize::MAX));
                 self.entries.extend(entries.iter().cloned());
@@ -197,6 +198,11 @@ pub enum ServerEvent {
     FailbackStarted { to: ServerId, term: Term },
     /// A seat's lease or borrow ran out and its expiry was proposed.
     SeatExpiring { handle: Handle },
+    /// A peer's message was refused, unread, for a field no honest peer sends; says which.
+    PeerMessageRefused { from: ServerId, why: String },
+    /// The server cannot campaign: its term or its log is at its highest value
+    /// ([`Term::MAX`], [`LogIndex::MAX`]).
+    LimitReached { what: &'static str },
 }
 
 /// One output, in the order it must take effect.
@@ -504,8 +510,8 @@ impl Server {
     }
 
     fn majority(&self) -> usize {
-        let cluster = self.peers.len() + 1;
-        cluster / 2 + 1
+        // Three servers or one.
+        if self.peers.is_empty() { 1 } else { 2 }
     }
 
     fn push(&mut self, output: Output) {
@@ -564,7 +570,7 @@ impl Server {
         self.election_deadline = match self.config.position {
             ServerPosition::Triad(ServerId::TIEBREAKER) => None,
             ServerPosition::Triad(ServerId::SECONDARY) => {
-                Some(self.now.mono + wait + timing.failover_delay)
+                Some(self.now.mono + wait.saturating_add(timing.failover_delay))
             }
             _ => Some(self.now.mono + wait),
         };
@@ -593,7 +599,7 @@ impl Server {
             .values()
             .filter(|c| c.last.is_some_and(|t| self.now.mono.since(t) < window))
             .count();
-        heard + 1 >= self.majority()
+        heard.saturating_add(1) >= self.majority()
     }
 
     /// Whether a live leader (another server) was heard within the stickiness window.
@@ -607,7 +613,7 @@ impl Server {
     /// clients and keeps the soft state in step.
     fn apply_committed(&mut self) {
         while self.applied < self.commit {
-            let index = LogIndex(self.applied.0 + 1);
+            let index = LogIndex(self.applied.0.saturating_add(1));
             let Some(entry) = self.log.get(index).cloned() else {
                 break;
             };
@@ -693,7 +699,7 @@ impl Server {
 
     /// An entry's effect on what the leader keeps and who it answers.
     fn after_apply(&mut self, index: LogIndex, command: &Command, outcome: Option<Outcome>) {
-        let lease = self.timing().client_lease + self.timing().expiry_margin();
+        let lease = self.timing().seat_lease();
         let now = self.now.mono;
         let from = self.id();
         let State::Leader(leader) = &mut self.state else {

@@ -14,15 +14,17 @@ use crate::time::Time;
 
 impl Server {
     pub(super) fn on_peer(&mut self, message: PeerMessage) {
+        let addressed = message.to == self.id() && message.from != self.id();
+        if !addressed || !self.peers.contains(&message.from) || !self.trusts(&message) {
+            return;
+        }
         let PeerMessage {
             from,
             to,
             term,
             body,
         } = message;
-        if to != self.id() || from == self.id() || !self.peers.contains(&from) {
-            return;
-        }
+        debug_assert_eq!(to, self.id());
         self.heard_from(from);
         if term > self.term && !self.keeps_term_for(&body) {
             let leader = matches!(
@@ -124,7 +126,10 @@ impl Server {
         // Having waited a whole timeout, ask again soon if this round fails: a voter may
         // still be loyal to a leader it heard later than this server did. (#2 still
         // waits the failover delay more, so #1 keeps asking first.)
-        self.set_election_timer(self.timing().election_timeout / 4);
+        self.set_election_timer(self.timing().election_retry());
+        let Some(proposed) = self.next_term_to_campaign() else {
+            return;
+        };
         self.state = State::PreCandidate {
             votes: BTreeSet::from([self.id()]),
         };
@@ -132,7 +137,6 @@ impl Server {
             last_index: self.log.last_index(),
             last_term: self.log.last_term(),
         };
-        let proposed = Term(self.term.0 + 1);
         for peer in self.peer_ids() {
             let message = PeerMessage {
                 from: self.id(),
@@ -165,7 +169,7 @@ impl Server {
         let State::PreCandidate { votes } = &mut self.state else {
             return;
         };
-        if !granted || term != Term(self.term.0 + 1) {
+        if !granted || Some(term) != self.term.next() {
             return;
         }
         votes.insert(from);
@@ -177,7 +181,10 @@ impl Server {
     /// Raises the term, votes for itself and asks for votes; `transfer` when #2 handed
     /// over leadership.
     pub(super) fn start_election(&mut self, transfer: bool) {
-        self.term = Term(self.term.0 + 1);
+        let Some(term) = self.next_term_to_campaign() else {
+            return;
+        };
+        self.term = term;
         self.voted_for = Some(self.id());
         self.leader = None;
         self.persist_hard_state();
@@ -197,6 +204,21 @@ impl Server {
         for peer in self.peer_ids() {
             self.send(peer, body.clone());
         }
+    }
+
+    /// The term to campaign in, if this server may: its term and its log must have room
+    /// for one more election and its no-op. A server at either limit reports it and stays
+    /// a follower (unreachable in practice: [`Term::MAX`] elections, [`LogIndex::MAX`]
+    /// entries; a peer cannot push it there, see [`super::trust`]).
+    fn next_term_to_campaign(&mut self) -> Option<Term> {
+        let term = self.term.next();
+        let room = self.log.last_index().next().is_some();
+        if term.is_none() || !room {
+            let what = if room { "term" } else { "log index" };
+            self.event(ServerEvent::LimitReached { what });
+            return None;
+        }
+        term
     }
 
     fn on_request_vote(
@@ -259,7 +281,8 @@ impl Server {
 
     fn become_leader(&mut self) {
         let now = self.now.mono;
-        let next = LogIndex(self.log.last_index().0 + 1);
+        // Room for the no-op was checked before campaigning.
+        let next = LogIndex(self.log.last_index().0.saturating_add(1));
         let progress = self
             .peers
             .iter()
@@ -289,7 +312,7 @@ impl Server {
             transfer_since: None,
         };
         // Every seat held gets a fresh lease from the term start (DESIGN §3.3).
-        let lease = self.timing().client_lease + self.timing().expiry_margin();
+        let lease = self.timing().seat_lease();
         for (handle, seat) in self.seats.iter() {
             match seat.borrow_end() {
                 Some(end) => {
@@ -298,13 +321,14 @@ impl Server {
                 None => leader.leases.set(handle, now + lease),
             }
         }
-        for index in (self.applied.0 + 1)..=self.log.last_index().0 {
+        for index in self.applied.0.saturating_add(1)..=self.log.last_index().0 {
             if let Some(Entry {
                 command: Command::Grant { feature, .. },
                 ..
             }) = self.log.get(LogIndex(index)).map(|e| &**e)
             {
-                *leader.grants_in_flight.entry(feature.clone()).or_default() += 1;
+                let n = leader.grants_in_flight.entry(feature.clone()).or_default();
+                *n = n.saturating_add(1);
             }
         }
         if self.peers.is_empty() {
@@ -433,9 +457,7 @@ impl Server {
         }
         self.leader_contact = Some(self.now.mono);
         self.reset_election_timer();
-        let Some(match_index) = self.accept_snapshot(snapshot) else {
-            return;
-        };
+        let match_index = self.accept_snapshot(snapshot);
         self.send(
             from,
             PeerBody::AppendReply {
@@ -446,23 +468,19 @@ impl Server {
         );
     }
 
-    /// Installs `snapshot` if it is ahead of the commit index; returns the index this
-    /// server now matches, or `None` for a malformed snapshot.
-    fn accept_snapshot(&mut self, snapshot: Arc<Snapshot>) -> Option<LogIndex> {
+    /// Installs `snapshot` (checked by [`super::trust`]) if it is ahead of the commit
+    /// index; returns the index this server now matches.
+    fn accept_snapshot(&mut self, snapshot: Arc<Snapshot>) -> LogIndex {
         let last = snapshot.last_index;
-        if last > self.commit && !self.install_snapshot(snapshot) {
-            return None;
+        if last > self.commit {
+            self.install_snapshot(snapshot);
         }
-        Some(last.max(self.commit).min(self.log.last_index()))
+        last.max(self.commit).min(self.log.last_index())
     }
 
     /// Replaces the applied state with `snapshot` (which is ahead of the commit index),
     /// keeping log entries after it that agree with it.
-    /// Returns false, changing nothing, for a malformed snapshot.
-    fn install_snapshot(&mut self, snapshot: Arc<Snapshot>) -> bool {
-        if !snapshot.seats.is_well_formed() {
-            return false;
-        }
+    fn install_snapshot(&mut self, snapshot: Arc<Snapshot>) {
         let last = snapshot.last_index;
         if self.log.term_at(last) == Some(snapshot.last_term) {
             self.log.compact_to(last, snapshot.last_term);
@@ -474,7 +492,6 @@ impl Server {
         self.applied = last;
         self.push(Output::Persist(super::Persist::Snapshot(snapshot.clone())));
         self.persist_log();
-        true
     }
 
     // ----- log donation -----
@@ -487,9 +504,10 @@ impl Server {
         let prev_index = from_index.min(last_index);
         let body = match self.log.term_at(prev_index) {
             Some(prev_term) => {
-                let entries = self
-                    .log
-                    .entries_from(LogIndex(prev_index.0 + 1), self.config.append_entries_max);
+                let entries = self.log.entries_from(
+                    LogIndex(prev_index.0.saturating_add(1)),
+                    self.config.append_entries_max,
+                );
                 PeerBody::Donate {
                     prev_index,
                     prev_term,
@@ -591,9 +609,7 @@ impl Server {
         if !self.accepts_donation(donor_last) {
             return;
         }
-        let Some(match_index) = self.accept_snapshot(snapshot) else {
-            return;
-        };
+        let match_index = self.accept_snapshot(snapshot);
         self.send(
             from,
             PeerBody::DonateReply {
@@ -639,7 +655,7 @@ impl Server {
         let body = match (self.log.term_at(prev_index), snapshot) {
             (Some(prev_term), _) => {
                 let entries = self.log.entries_from(next, max);
-                progress.next = LogIndex(next.0 + entries.len() as u64);
+                progress.next = next.plus(entries.len()).unwrap_or(LogIndex::MAX);
                 PeerBody::Append {
                     prev_index,
                     prev_term,
@@ -649,7 +665,7 @@ impl Server {
                 }
             }
             (None, Some(snapshot)) => {
-                progress.next = LogIndex(snapshot.last_index.0 + 1);
+                progress.next = LogIndex(snapshot.last_index.0.saturating_add(1));
                 PeerBody::InstallSnapshot { snapshot, round }
             }
             (None, None) => return,
@@ -695,9 +711,12 @@ impl Server {
         progress.acked_round = progress.acked_round.max(round);
         if success {
             progress.matched = progress.matched.max(match_index);
-            progress.next = progress.next.max(LogIndex(progress.matched.0 + 1));
+            progress.next = progress
+                .next
+                .max(LogIndex(progress.matched.0.saturating_add(1)));
         } else {
-            progress.next = LogIndex(match_index.0 + 1).max(LogIndex(progress.matched.0 + 1));
+            let after = |i: LogIndex| LogIndex(i.0.saturating_add(1));
+            progress.next = after(match_index).max(after(progress.matched));
         }
         leader.refresh_lease(lease);
         if success {
@@ -729,7 +748,7 @@ impl Server {
             *slot = progress.matched;
         }
         matched.sort_unstable_by(|a, b| b.cmp(a));
-        let candidate = matched[majority - 1];
+        let candidate = matched[majority.saturating_sub(1)];
         if candidate > self.commit && self.log.term_at(candidate) == Some(self.term) {
             self.commit = candidate;
             self.apply_committed();
@@ -757,7 +776,7 @@ impl Server {
         let State::Leader(leader) = &mut self.state else {
             return;
         };
-        leader.round += 1;
+        leader.round = leader.round.saturating_add(1);
         leader.round_sent.push_back((leader.round, now));
         while leader
             .round_sent

@@ -177,6 +177,8 @@ pub struct World {
     pub checker: Checker,
     /// A line per notable step, for reading a failure and for comparing two runs.
     pub trace: Vec<String>,
+    /// Peer messages the servers refused as implausible.
+    pub refused: usize,
 }
 
 fn server_index(id: ServerId) -> usize {
@@ -206,6 +208,7 @@ impl World {
             checker: Checker::new(&config),
             catalog,
             trace: Vec::new(),
+            refused: 0,
             config,
         };
         for id in ServerId::ALL {
@@ -437,6 +440,31 @@ impl World {
             "a probe changed no durable state"
         );
         answer
+    }
+
+    /// Hands server `message.to` a peer message as if `message.from` had sent it (a lying
+    /// or broken peer), at once, bypassing the network and the checker's record of
+    /// contact between servers.
+    pub fn inject_peer(&mut self, message: PeerMessage) {
+        let id = message.to;
+        let now = self.server_now(id);
+        let Some(server) = self.servers[server_index(id)].server.as_mut() else {
+            return;
+        };
+        self.trace.push(format!("{:>8} inject {message:?}", self.t));
+        server.handle_peer(now, message);
+        self.drain_server(id);
+    }
+
+    /// Hands server `id` a request from a client outside the world (its replies go
+    /// nowhere).
+    pub fn inject_request(&mut self, id: ServerId, request: ClientRequest) {
+        let now = self.server_now(id);
+        let Some(server) = self.servers[server_index(id)].server.as_mut() else {
+            return;
+        };
+        server.handle_client(now, request);
+        self.drain_server(id);
     }
 
     /// A checkout of `feature` as a probe would send it.
@@ -804,6 +832,9 @@ impl World {
                     self.send(Node::Server(id), Node::Client(i), Payload::Reply(reply));
                 }
                 Output::Event(event) => {
+                    if matches!(event, ServerEvent::PeerMessageRefused { .. }) {
+                        self.refused += 1;
+                    }
                     self.note(format!("{id}: {event:?}"));
                     if let ServerEvent::RoleChanged { role, term } = &event {
                         self.checker.role_changed(id, *role, *term, self.t);

@@ -10,7 +10,7 @@ use hal_core::ServerId;
 use hal_core::protocol::{ClientId, LogIndex, PeerMessage, ReplyResult, ServerReply};
 use hal_core::server::{Output, Persist, Role, Server, ServerEvent};
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::{Batch, ConnId, EventHook, Here, Inbound, NodeError, status};
 use crate::clock::{Clock, sleep_for, sleep_until};
@@ -65,6 +65,8 @@ pub(super) struct Core<C: Clock> {
     /// When the batch in flight was handed to storage.
     sync_started: Option<tokio::time::Instant>,
     hook: Option<EventHook>,
+    /// Refused peer messages are logged a few at a time.
+    refusals: super::throttle::Throttle,
 }
 
 impl<C: Clock> Core<C> {
@@ -103,6 +105,7 @@ impl<C: Clock> Core<C> {
             held: VecDeque::new(),
             sync_started: None,
             hook,
+            refusals: super::throttle::Throttle::new(),
         }
     }
 
@@ -354,7 +357,7 @@ impl<C: Clock> Core<C> {
         }
     }
 
-    fn log_event(&self, event: ServerEvent) {
+    fn log_event(&mut self, event: ServerEvent) {
         if let Some(hook) = &self.hook {
             (hook.0)(&event);
         }
@@ -377,6 +380,14 @@ impl<C: Clock> Core<C> {
             }
             ServerEvent::SeatExpiring { handle } => {
                 info!(%handle, "seat expired: its lease or borrow ran out")
+            }
+            ServerEvent::PeerMessageRefused { from, why } => {
+                if let Some(suppressed) = self.refusals.admit() {
+                    error!(peer = %from, suppressed, "refused a peer message: {why}")
+                }
+            }
+            ServerEvent::LimitReached { what } => {
+                error!("cannot campaign or grant: the {what} is at its highest value")
             }
             other => debug!(?other, "server event"),
         }

@@ -32,6 +32,7 @@ mod core;
 mod links;
 mod progress;
 mod status;
+mod throttle;
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -1,0 +1,517 @@
+//! What a peer may tell this server: every message from another server is checked here
+//! before any of it is adopted, stored or applied.
+//!
+//! A message is refused whole, and reported ([`ServerEvent::PeerMessageRefused`]), when a
+//! field is implausible: a term past [`Term::MAX`] or more than [`TERM_JUMP_MAX`] ahead of
+//! this server's; an index past [`LogIndex::MAX`]; entries out of term order or from a
+//! term later than the message's; a command no leader makes (a bad name, a grant decided
+//! by #3); a snapshot whose seat table does not add up. So a broken or lying peer cannot
+//! wrap a counter, push the triad's term out of reach, or plant a seat table that
+//! disagrees with itself.
+//!
+//! What it does not do: make Raft tolerate a lying peer. An authenticated peer that sends
+//! well-formed lies (a plausible append in the current term) is believed, as in any
+//! crash-fault-tolerant protocol; peers are authenticated by the shell (TLS) for that
+//! reason.
+
+use std::sync::Arc;
+
+use super::{Server, ServerEvent};
+use crate::ServerId;
+use crate::protocol::{Entry, LogIndex, PeerBody, PeerMessage, Snapshot, TERM_JUMP_MAX, Term};
+use crate::seats::Command;
+
+impl Server {
+    /// Checks `message` before it is handled; on refusal, reports it and returns false.
+    pub(super) fn trusts(&mut self, message: &PeerMessage) -> bool {
+        match self.check_message(message) {
+            Ok(()) => true,
+            Err(why) => {
+                self.event(ServerEvent::PeerMessageRefused {
+                    from: message.from,
+                    why,
+                });
+                false
+            }
+        }
+    }
+
+    fn check_message(&self, message: &PeerMessage) -> Result<(), String> {
+        let term = message.term;
+        self.check_term("the message's term", term)?;
+        match &message.body {
+            PeerBody::PreVote {
+                last_index,
+                last_term,
+            }
+            | PeerBody::RequestVote {
+                last_index,
+                last_term,
+                ..
+            } => {
+                check_index("the candidate's last index", *last_index)?;
+                check_not_after(*last_term, term, "the candidate's last entry")
+            }
+            PeerBody::PreVoteReply { .. } | PeerBody::VoteReply { .. } | PeerBody::TimeoutNow => {
+                Ok(())
+            }
+            PeerBody::Append {
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+                ..
+            } => {
+                check_index("the commit index", *commit)?;
+                self.check_entries(*prev_index, *prev_term, entries, term)
+            }
+            PeerBody::AppendReply { match_index, .. }
+            | PeerBody::DonateReply { match_index, .. } => {
+                check_index("the match index", *match_index)
+            }
+            PeerBody::InstallSnapshot { snapshot, .. } => self.check_snapshot(snapshot, term),
+            PeerBody::Donate {
+                prev_index,
+                prev_term,
+                entries,
+                last_index,
+                last_term,
+            } => {
+                self.check_donor_last(*last_index, *last_term)?;
+                self.check_entries(*prev_index, *prev_term, entries, *last_term)?;
+                let end = prev_index.plus(entries.len()).unwrap_or(LogIndex::MAX);
+                if end > *last_index {
+                    return Err(format!(
+                        "a donation runs to index {} past the donor's last index {}",
+                        end.0, last_index.0
+                    ));
+                }
+                Ok(())
+            }
+            PeerBody::DonateSnapshot {
+                snapshot,
+                last_index,
+                last_term,
+            } => {
+                self.check_donor_last(*last_index, *last_term)?;
+                if snapshot.last_index > *last_index {
+                    return Err("a donated snapshot is past the donor's last index".into());
+                }
+                self.check_snapshot(snapshot, *last_term)
+            }
+        }
+    }
+
+    fn check_term(&self, what: &str, term: Term) -> Result<(), String> {
+        if term.is_plausible_from(self.term) {
+            return Ok(());
+        }
+        Err(format!(
+            "{what} {term} is implausible: this server is at term {}, and a peer may be at most {TERM_JUMP_MAX} ahead (and never past {})",
+            self.term,
+            Term::MAX
+        ))
+    }
+
+    fn check_donor_last(&self, last_index: LogIndex, last_term: Term) -> Result<(), String> {
+        check_index("the donor's last index", last_index)?;
+        self.check_term("the donor's last term", last_term)
+    }
+
+    /// Entries after (`prev_index`, `prev_term`) from a log whose newest term is at most
+    /// `term_max`: indices in range, terms in order, commands a leader makes.
+    fn check_entries(
+        &self,
+        prev_index: LogIndex,
+        prev_term: Term,
+        entries: &[Arc<Entry>],
+        term_max: Term,
+    ) -> Result<(), String> {
+        check_index("the previous index", prev_index)?;
+        check_not_after(prev_term, term_max, "the previous entry")?;
+        if prev_index.plus(entries.len()).is_none() {
+            return Err(format!(
+                "{} entries after index {} run past the last index allowed, {}",
+                entries.len(),
+                prev_index.0,
+                LogIndex::MAX.0
+            ));
+        }
+        let mut newest = prev_term;
+        for (offset, entry) in entries.iter().enumerate() {
+            let index = LogIndex(prev_index.0.saturating_add(offset as u64).saturating_add(1));
+            if entry.term < newest {
+                return Err(format!(
+                    "entry {} is of term {}, older than the entry before it (term {newest})",
+                    index.0, entry.term
+                ));
+            }
+            check_not_after(entry.term, term_max, "an entry")?;
+            newest = entry.term;
+            check_command(&entry.command, index)
+                .map_err(|why| format!("entry {}: {why}", index.0))?;
+        }
+        Ok(())
+    }
+
+    fn check_snapshot(&self, snapshot: &Snapshot, term_max: Term) -> Result<(), String> {
+        check_index("the snapshot's last index", snapshot.last_index)?;
+        check_not_after(snapshot.last_term, term_max, "the snapshot")?;
+        let catalog = &self.catalog;
+        snapshot
+            .seats
+            .validate(snapshot.last_index, |feature| {
+                catalog.count(feature).is_some()
+            })
+            .map_err(|why| format!("the snapshot at index {}: {why}", snapshot.last_index.0))
+    }
+}
+
+fn check_index(what: &str, index: LogIndex) -> Result<(), String> {
+    if index <= LogIndex::MAX {
+        return Ok(());
+    }
+    Err(format!(
+        "{what} {} is past the last index allowed, {}",
+        index.0,
+        LogIndex::MAX.0
+    ))
+}
+
+fn check_not_after(term: Term, term_max: Term, what: &str) -> Result<(), String> {
+    if term <= term_max {
+        return Ok(());
+    }
+    Err(format!(
+        "{what} is of term {term}, later than the sender's {term_max}"
+    ))
+}
+
+/// Whether `command`, stored at `index`, is one a leader makes.
+fn check_command(command: &Command, index: LogIndex) -> Result<(), String> {
+    match command {
+        Command::Noop => Ok(()),
+        Command::Grant {
+            feature,
+            user,
+            host,
+            borrow_end,
+            by,
+            ..
+        } => {
+            crate::names::check_all(feature, user, host)
+                .map_err(|(field, problem)| format!("a grant's {} name {problem}", field.name()))?;
+            match (by, borrow_end) {
+                (&ServerId::TIEBREAKER, _) => {
+                    Err("a grant decided by #3, which never leads".into())
+                }
+                (&ServerId::SECONDARY, Some(_)) => {
+                    Err("a borrow decided by #2, which never grants borrows".into())
+                }
+                _ => Ok(()),
+            }
+        }
+        Command::Release { handle, .. } | Command::Expire { handle } => {
+            if handle.0 >= index.0 {
+                return Err(format!(
+                    "it ends seat {handle}, which a later entry than this one would have granted"
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Catalog, FeatureRules};
+    use crate::protocol::{ClientId, ClientRequest, Denial, Invalid, Op, ReplyResult, RequestSeq};
+    use crate::seats::Seats;
+    use crate::server::{Config, Durable, Output};
+    use crate::time::{Now, Time, WallTime};
+    use crate::timing::Timing;
+
+    fn now() -> Now {
+        Now {
+            mono: Time(0),
+            wall: WallTime(1_800_000_000_000),
+        }
+    }
+
+    fn catalog() -> Catalog {
+        let rules = FeatureRules {
+            count: 5,
+            borrow_hours_max: Some(24),
+            start: None,
+            end: None,
+            hostid_ok: true,
+        };
+        Catalog::from_rules([("cad".to_string(), rules)])
+    }
+
+    /// Server #3 at term 0, its outputs so far drained.
+    fn tiebreaker() -> Server {
+        let config = Config::triad(ServerId::TIEBREAKER, Timing::lan());
+        let mut server = Server::new(config, catalog(), Durable::default(), now());
+        while server.poll_output().is_some() {}
+        server
+    }
+
+    fn drain(server: &mut Server) -> Vec<Output> {
+        std::iter::from_fn(|| server.poll_output()).collect()
+    }
+
+    fn append(term: u64, entries: Vec<Entry>) -> PeerMessage {
+        PeerMessage {
+            from: ServerId::PRIMARY,
+            to: ServerId::TIEBREAKER,
+            term: Term(term),
+            body: PeerBody::Append {
+                prev_index: LogIndex(0),
+                prev_term: Term(0),
+                entries: entries.into_iter().map(Arc::new).collect(),
+                commit: LogIndex(0),
+                round: 1,
+            },
+        }
+    }
+
+    fn grant(by: ServerId, user: &str, borrow: bool) -> Command {
+        Command::Grant {
+            client: ClientId(7),
+            seq: RequestSeq(1),
+            feature: "cad".into(),
+            user: user.into(),
+            host: "ws1".into(),
+            borrow_end: borrow.then_some(WallTime(1_800_003_600_000)),
+            by,
+        }
+    }
+
+    fn entry(term: u64, command: Command) -> Entry {
+        Entry {
+            term: Term(term),
+            command,
+        }
+    }
+
+    /// Feeds `message` and returns the refusal's reason, asserting that nothing else came
+    /// out and that the server's term and log did not move.
+    fn refusal(server: &mut Server, message: PeerMessage) -> String {
+        let (term, last) = (server.term(), server.last_index());
+        server.handle_peer(now(), message);
+        let outputs = drain(server);
+        assert_eq!(server.term(), term, "a refused message moves no term");
+        assert_eq!(
+            server.last_index(),
+            last,
+            "a refused message stores nothing"
+        );
+        match outputs.as_slice() {
+            [Output::Event(ServerEvent::PeerMessageRefused { from, why })] => {
+                assert_eq!(*from, ServerId::PRIMARY);
+                why.clone()
+            }
+            other => panic!("expected one refusal, got {other:?}"),
+        }
+    }
+
+    fn accepted(server: &mut Server, message: PeerMessage) -> Vec<Output> {
+        server.handle_peer(now(), message);
+        let outputs = drain(server);
+        let refused = outputs
+            .iter()
+            .any(|o| matches!(o, Output::Event(ServerEvent::PeerMessageRefused { .. })));
+        assert!(!refused, "{outputs:?}");
+        outputs
+    }
+
+    #[test]
+    fn terms_and_indices_stop_at_their_limits_instead_of_wrapping() {
+        assert_eq!(Term(5).next(), Some(Term(6)));
+        assert_eq!(Term::MAX.next(), None);
+        assert_eq!(Term(u64::MAX).next(), None);
+        assert_eq!(LogIndex(5).plus(3), Some(LogIndex(8)));
+        assert_eq!(LogIndex::MAX.next(), None);
+        assert_eq!(LogIndex(u64::MAX).plus(1), None);
+        assert_eq!(LogIndex(0).prev(), LogIndex(0));
+    }
+
+    #[test]
+    fn a_term_past_the_limit_is_refused_and_reported() {
+        let mut server = tiebreaker();
+        let why = refusal(&mut server, append(u64::MAX, vec![]));
+        assert!(
+            why.contains("the message's term 18446744073709551615 is implausible"),
+            "{why}"
+        );
+        // The server still follows an honest leader afterwards.
+        accepted(&mut server, append(1, vec![entry(1, Command::Noop)]));
+        assert_eq!(server.term(), Term(1));
+        assert_eq!(server.last_index(), LogIndex(1));
+    }
+
+    #[test]
+    fn a_term_jump_is_bounded_but_a_long_absence_is_not_refused() {
+        let mut server = tiebreaker();
+        refusal(&mut server, append(TERM_JUMP_MAX + 1, vec![]));
+        accepted(&mut server, append(TERM_JUMP_MAX, vec![]));
+        assert_eq!(server.term(), Term(TERM_JUMP_MAX));
+    }
+
+    #[test]
+    fn entries_out_of_term_order_or_from_a_later_term_are_refused() {
+        let mut server = tiebreaker();
+        let later = append(2, vec![entry(3, Command::Noop)]);
+        assert!(
+            refusal(&mut server, later)
+                .contains("an entry is of term 3, later than the sender's 2")
+        );
+        let backwards = append(3, vec![entry(3, Command::Noop), entry(2, Command::Noop)]);
+        let why = refusal(&mut server, backwards);
+        assert!(
+            why.contains("entry 2 is of term 2, older than the entry before it"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn commands_no_leader_makes_are_refused() {
+        let mut server = tiebreaker();
+        let by_three = append(1, vec![entry(1, grant(ServerId::TIEBREAKER, "ann", false))]);
+        assert!(refusal(&mut server, by_three).contains("a grant decided by #3"));
+        let borrow_by_two = append(1, vec![entry(1, grant(ServerId::SECONDARY, "ann", true))]);
+        assert!(refusal(&mut server, borrow_by_two).contains("a borrow decided by #2"));
+        let escape = append(
+            1,
+            vec![entry(1, grant(ServerId::PRIMARY, "a\u{1b}[2J", false))],
+        );
+        assert!(refusal(&mut server, escape).contains("user name holds a control character"));
+        let long = "u".repeat(crate::names::NAME_BYTES_MAX + 1);
+        let long = append(1, vec![entry(1, grant(ServerId::PRIMARY, &long, false))]);
+        assert!(refusal(&mut server, long).contains("user name longer than 256 bytes"));
+        let ahead = append(
+            1,
+            vec![entry(
+                1,
+                Command::Expire {
+                    handle: crate::protocol::Handle(1),
+                },
+            )],
+        );
+        assert!(refusal(&mut server, ahead).contains("entry 1: it ends seat h1"));
+        // The honest version of the same is stored.
+        accepted(
+            &mut server,
+            append(1, vec![entry(1, grant(ServerId::PRIMARY, "ann", true))]),
+        );
+        assert_eq!(server.last_index(), LogIndex(1));
+    }
+
+    #[test]
+    fn indices_past_the_limit_are_refused() {
+        let mut server = tiebreaker();
+        let mut message = append(1, vec![]);
+        if let PeerBody::Append { commit, .. } = &mut message.body {
+            *commit = LogIndex(u64::MAX);
+        }
+        assert!(refusal(&mut server, message).contains("the commit index"));
+        let mut message = append(1, vec![entry(1, Command::Noop)]);
+        if let PeerBody::Append { prev_index, .. } = &mut message.body {
+            *prev_index = LogIndex::MAX;
+        }
+        assert!(refusal(&mut server, message).contains("run past the last index allowed"));
+        let vote = PeerMessage {
+            from: ServerId::PRIMARY,
+            to: ServerId::TIEBREAKER,
+            term: Term(1),
+            body: PeerBody::RequestVote {
+                last_index: LogIndex(u64::MAX),
+                last_term: Term(1),
+                transfer: false,
+            },
+        };
+        assert!(refusal(&mut server, vote).contains("the candidate's last index"));
+    }
+
+    #[test]
+    fn a_snapshot_of_a_feature_the_license_lacks_is_refused() {
+        let mut seats = Seats::new();
+        let command = grant(ServerId::PRIMARY, "ann", false);
+        let command = match command {
+            Command::Grant {
+                client,
+                seq,
+                user,
+                host,
+                borrow_end,
+                by,
+                ..
+            } => Command::Grant {
+                client,
+                seq,
+                feature: "cam".into(),
+                user,
+                host,
+                borrow_end,
+                by,
+            },
+            other => other,
+        };
+        seats.apply(LogIndex(1), &command, |_| Some(5));
+        let snapshot = Snapshot {
+            last_index: LogIndex(1),
+            last_term: Term(1),
+            seats,
+        };
+        let mut server = tiebreaker();
+        let message = PeerMessage {
+            from: ServerId::PRIMARY,
+            to: ServerId::TIEBREAKER,
+            term: Term(1),
+            body: PeerBody::InstallSnapshot {
+                snapshot: Arc::new(snapshot),
+                round: 1,
+            },
+        };
+        let why = refusal(&mut server, message);
+        assert!(
+            why.contains("feature `cam` is not in this server's license"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn a_request_with_a_bad_name_or_too_many_handles_is_denied_as_invalid() {
+        let mut server = tiebreaker();
+        let denial = |server: &mut Server, op: Op| {
+            let request = ClientRequest {
+                client: ClientId(1),
+                seq: RequestSeq(1),
+                op,
+            };
+            server.handle_client(now(), request);
+            match drain(server).as_slice() {
+                [Output::Reply(reply)] => reply.result.clone(),
+                other => panic!("{other:?}"),
+            }
+        };
+        let op = Op::Checkout {
+            feature: "cad".into(),
+            user: "x".repeat(300).into(),
+            host: "ws1".into(),
+        };
+        let ReplyResult::Denied(Denial::InvalidRequest(Invalid::Name { field, .. })) =
+            denial(&mut server, op)
+        else {
+            panic!("not denied as invalid");
+        };
+        assert_eq!(field, crate::names::NameField::User);
+        let handles = vec![crate::protocol::Handle(1); crate::protocol::HEARTBEAT_HANDLES_MAX + 1];
+        assert_eq!(
+            denial(&mut server, Op::Heartbeat { handles }),
+            ReplyResult::Denied(Denial::InvalidRequest(Invalid::TooManyHandles))
+        );
+    }
+}
