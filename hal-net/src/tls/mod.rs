@@ -146,8 +146,8 @@ pub enum TlsError {
     #[error("{} is not the private key of {}", key.display(), cert.display())]
     KeyMismatch { key: PathBuf, cert: PathBuf },
     #[error(
-        "{} already exist(s); nothing was written. Pass --force to replace them (certificates \
-         of the old CA stop verifying against a new one)",
+        "refusing to overwrite {}; nothing was written. Pass --force to replace the files \
+         (certificates of the old CA stop verifying against a new one)",
         files::list(paths)
     )]
     Exists { paths: Vec<PathBuf> },

@@ -58,11 +58,14 @@ pub struct WrittenFile {
 
 /// What a written file is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum FileRole {
+    /// `ca.pem`.
     CaCert,
+    /// `ca.key`.
     CaKey,
+    /// A server's or the admin's certificate.
     Cert(CertRole),
+    /// A server's or the admin's private key.
     Key(CertRole),
 }
 
@@ -481,8 +484,9 @@ mod tests {
         let error = init(dir.path(), &servers, 30, false, SystemTime::now())
             .unwrap_err()
             .to_string();
+        assert!(error.starts_with("refusing to overwrite "), "{error}");
         assert!(error.contains("server2.key and "), "{error}");
-        assert!(error.contains("admin.pem already exist(s)"), "{error}");
+        assert!(error.contains("admin.pem; nothing was written"), "{error}");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
         init(dir.path(), &servers, 30, true, SystemTime::now()).unwrap();
         assert_ne!(
