@@ -70,15 +70,19 @@ impl fmt::Display for CertRole {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum IdentityError {
+    /// The bytes are not a certificate (the parser's reason).
     #[error("is not an X.509 certificate: {0}")]
     NotX509(String),
+    /// No `urn:hal:` URI among the SANs.
     #[error(
         "names no HAL identity (no SAN URI urn:hal:server:N or urn:hal:admin): it was not \
          made by `hal-net tls`"
     )]
     None,
+    /// More than one `urn:hal:` URI (all of them).
     #[error("names several HAL identities ({}); a certificate names exactly one", .0.join(", "))]
     Several(Vec<String>),
+    /// A `urn:hal:` URI that names no role (`urn:hal:server:4`).
     #[error("names an unknown HAL identity {0} (slots are 1, 2 and 3)")]
     Unknown(String),
 }

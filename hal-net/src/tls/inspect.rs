@@ -19,7 +19,9 @@ use super::{TlsError, files, verify};
 /// interface.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CertInfo {
+    /// The subject's distinguished name, `CN=HAL server #1 (lic1)`.
     pub subject: String,
+    /// The issuer's distinguished name, `CN=HAL triad CA 1a2b3c4d`.
     pub issuer: String,
     /// `server #N`, `admin`, `CA`, or `none` for a certificate not made by `hal-net tls`.
     pub role: String,
@@ -27,7 +29,9 @@ pub struct CertInfo {
     pub slot: Option<u8>,
     /// `URI:urn:hal:server:1`, `DNS:lic1.example.com`, `IP:127.0.0.1`.
     pub sans: Vec<String>,
+    /// The start of its validity, `2027-03-01 12:00:00 UTC`.
     pub not_before: String,
+    /// The end of its validity, in the same form.
     pub not_after: String,
     /// Whole days until `not_after`, negative once expired.
     pub days_left: i64,

@@ -33,7 +33,9 @@ const SECONDS_PER_DAY: u64 = 24 * 60 * 60;
 /// The span a certificate is valid for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Validity {
+    /// The first moment it is valid.
     pub not_before: OffsetDateTime,
+    /// The last moment it is valid.
     pub not_after: OffsetDateTime,
 }
 
@@ -59,15 +61,20 @@ impl Validity {
 /// A certificate and its new private key, both in PEM.
 #[derive(Debug)]
 pub struct Issued {
+    /// The certificate in PEM, as written to `*.pem`.
     pub cert_pem: String,
+    /// Its private key in PKCS#8 PEM, as written to `*.key`.
     pub key_pem: String,
+    /// The certificate in DER.
     pub der: CertificateDer<'static>,
 }
 
 /// The triad CA: its certificate and the issuer that signs with its key.
 #[derive(Debug)]
 pub struct Ca {
+    /// The CA's certificate and key.
     pub issued: Issued,
+    /// What [`leaf`] signs with.
     pub issuer: Issuer<'static, KeyPair>,
 }
 

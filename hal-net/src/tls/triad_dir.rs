@@ -52,7 +52,9 @@ pub fn server_key_file(id: ServerId) -> String {
 /// One file written, and what it is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WrittenFile {
+    /// Where it was written.
     pub path: PathBuf,
+    /// What it is.
     pub role: FileRole,
 }
 
@@ -72,6 +74,7 @@ pub enum FileRole {
 /// What `init` or `renew` wrote.
 #[derive(Debug, Clone)]
 pub struct Written {
+    /// Every file written, in the order written.
     pub files: Vec<WrittenFile>,
     /// Each server's slot and the host its certificate names, in slot order.
     pub servers: Vec<(ServerId, String)>,
