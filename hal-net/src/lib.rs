@@ -8,7 +8,8 @@
 //! - [`config`] (the server's TOML config), [`addr`] (`port@host` addresses, license
 //!   paths), [`hostid`] (this machine's HostID);
 //! - [`keys`] and [`license_file`]: the vendor's key files and reading a license file;
-//! - [`admin`]: an operator's status query to a running server.
+//! - [`admin`]: an operator's status query to a running server;
+//! - [`tls`]: the triad's CA and certificates, and the TLS configurations built from them.
 
 pub mod addr;
 pub mod admin;
@@ -20,5 +21,6 @@ pub mod license_file;
 pub mod node;
 pub mod session;
 pub mod storage;
+pub mod tls;
 pub mod transport;
 pub mod wire;

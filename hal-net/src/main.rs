@@ -15,6 +15,7 @@ mod license_cmd;
 mod serve_cmd;
 mod signals;
 mod status_cmd;
+mod tls_cmd;
 
 /// HAL: a high-availability license server triad and its tools.
 #[derive(Debug, Parser)]
@@ -43,12 +44,16 @@ enum Command {
     /// Vendor tools for license files: make keys, sign, verify, show.
     #[command(subcommand)]
     License(license_cmd::LicenseCommand),
+    /// The triad's certificates: make a CA and certificates, renew them, show one.
+    #[command(subcommand)]
+    Tls(tls_cmd::TlsCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::License(command) => license_cmd::run(command),
+        Command::Tls(command) => tls_cmd::run(command),
         Command::Hostid => hostid(),
         Command::Serve(args) => serve_cmd::run(args),
         Command::DevCluster(args) => dev_cluster::run(args),
