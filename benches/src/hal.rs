@@ -9,7 +9,7 @@ use hal_core::protocol::{ClientId, Handle, RequestSeq};
 use hal_core::timing::Timing;
 use hal_net::clock::SystemClock;
 use hal_net::session::Session;
-use hal_net::transport::TcpTransport;
+use hal_net::tls_transport::ClientTransport;
 
 use crate::failover::{Cluster, Fault};
 use crate::load::Seats;
@@ -18,7 +18,7 @@ use crate::triad::{FEATURE, Triad};
 /// One license client of the triad.
 #[derive(Debug)]
 pub struct HalSeats {
-    session: Session<TcpTransport, SystemClock>,
+    session: Session<ClientTransport, SystemClock>,
     /// A checkout whose wait was given up (a timeout around `checkout`): the session
     /// still asks, so the next checkout waits for that one rather than ask twice.
     unanswered: Option<RequestSeq>,
@@ -26,10 +26,15 @@ pub struct HalSeats {
 
 impl HalSeats {
     /// Client `id` (unique per run) for the servers at `addrs` (`host:port`, path order)
-    /// running with `timing`.
-    pub fn new(addrs: Vec<String>, id: u64, timing: Timing) -> HalSeats {
+    /// running with `timing`, over `transport`.
+    pub fn new(
+        transport: ClientTransport,
+        addrs: Vec<String>,
+        id: u64,
+        timing: Timing,
+    ) -> HalSeats {
         let session = Session::new(
-            TcpTransport,
+            transport,
             SystemClock::new(),
             addrs,
             ClientId(id),
@@ -44,7 +49,7 @@ impl HalSeats {
     }
 
     /// The session, for what the soak checks.
-    pub fn session(&mut self) -> &mut Session<TcpTransport, SystemClock> {
+    pub fn session(&mut self) -> &mut Session<ClientTransport, SystemClock> {
         &mut self.session
     }
 
@@ -108,6 +113,7 @@ impl Cluster for Triad {
 
     async fn client(&mut self, n: u64) -> Result<HalSeats> {
         Ok(HalSeats::new(
+            self.transport(),
             self.addrs(),
             client_id_base() + n + 1,
             self.timing(),

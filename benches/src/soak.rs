@@ -35,6 +35,7 @@ pub const WORKER_CLIENTS_MAX: u64 = 5_000;
 use crate::load::Seats;
 use crate::procstat::Usage;
 use crate::triad::{FEATURE, Triad};
+use hal_net::tls_transport::{ClientTransport, TlsTransport};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -145,6 +146,7 @@ pub async fn run(mut triad: Triad, options: SoakOptions) -> Result<SoakReport> {
         workers.push(Worker::start(
             &options.worker_exe,
             &triad.addrs(),
+            triad.ca().as_deref(),
             id,
             clients,
         )?);
@@ -285,9 +287,19 @@ struct Worker {
 }
 
 impl Worker {
-    fn start(exe: &PathBuf, addrs: &[String], first_id: u64, clients: u64) -> Result<Worker> {
-        let mut child = Command::new(exe)
-            .arg("soak-worker")
+    fn start(
+        exe: &PathBuf,
+        addrs: &[String],
+        ca: Option<&std::path::Path>,
+        first_id: u64,
+        clients: u64,
+    ) -> Result<Worker> {
+        let mut command = Command::new(exe);
+        command.arg("soak-worker");
+        if let Some(ca) = ca {
+            command.arg("--ca").arg(ca);
+        }
+        let mut child = command
             .arg("--addrs")
             .arg(addrs.join(","))
             .arg("--first-id")
@@ -348,7 +360,12 @@ struct Holders {
 
 impl Holders {
     /// Starts `clients` holders with ids from `first_id`; returns once all hold a seat.
-    async fn start(addrs: &[String], first_id: u64, clients: u64) -> Result<Holders> {
+    async fn start(
+        transport: ClientTransport,
+        addrs: &[String],
+        first_id: u64,
+        clients: u64,
+    ) -> Result<Holders> {
         let lost = Arc::new(AtomicU64::new(0));
         let (stop, stop_rx) = watch::channel(false);
         // Checkouts at most 256 at a time: a ramp, not a stampede of connects.
@@ -356,7 +373,12 @@ impl Holders {
         let (granted_tx, mut granted_rx) = tokio::sync::mpsc::channel(1024);
         let tasks = (0..clients)
             .map(|n| {
-                let seats = HalSeats::new(addrs.to_vec(), first_id + n, Timing::lan());
+                let seats = HalSeats::new(
+                    transport.clone(),
+                    addrs.to_vec(),
+                    first_id + n,
+                    Timing::lan(),
+                );
                 tokio::spawn(hold(
                     seats,
                     Arc::clone(&ramp),
@@ -390,10 +412,22 @@ impl Holders {
     }
 }
 
-/// `hal-load soak-worker`: holds `clients` seats for the soak in the parent process.
-pub async fn worker(addrs: Vec<String>, first_id: u64, clients: u64) -> Result<()> {
+/// `hal-load soak-worker`: holds `clients` seats for the soak in the parent process, over
+/// TLS trusting `ca` (plaintext without one).
+pub async fn worker(
+    addrs: Vec<String>,
+    ca: Option<PathBuf>,
+    first_id: u64,
+    clients: u64,
+) -> Result<()> {
     raise_open_files(clients * 2 + 256)?;
-    let holders = Holders::start(&addrs, first_id, clients).await?;
+    let transport = match ca {
+        Some(ca) => ClientTransport::Tls(TlsTransport::client(hal_net::tls::client_connector(
+            &ca, None,
+        )?)),
+        None => ClientTransport::Insecure(hal_net::transport::TcpTransport),
+    };
+    let holders = Holders::start(transport, &addrs, first_id, clients).await?;
     println!("ready");
     // The clients heartbeat (their own tasks) until a line (`stop`) or the end of the
     // input: the parent is done or gone.

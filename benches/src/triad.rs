@@ -17,7 +17,9 @@ use hal_core::ServerId;
 use hal_core::server::Role;
 use hal_core::timing::Timing;
 use hal_net::addr::ServerAddr;
-use hal_net::config::ConfigFile;
+use hal_net::config::{ConfigFile, Security, TlsFiles};
+use hal_net::tls::triad_dir;
+use hal_net::tls_transport::{ClientTransport, TlsTransport};
 use hal_net::transport::TcpTransport;
 use hal_net::wire::StatusReport;
 
@@ -43,13 +45,21 @@ pub struct TriadOptions {
     pub client_connections_max: Option<usize>,
     /// The servers' timers (written as overrides of the LAN profile).
     pub timing: Timing,
+    /// TLS on every connection, as deployed (`false`: `insecure_plaintext`, to measure
+    /// what TLS costs).
+    pub tls: bool,
 }
 
 /// The status report of each server at `addrs` (`host:port`), or why there is none.
-pub async fn statuses_at(addrs: &[String]) -> Vec<Result<StatusReport, String>> {
+pub async fn statuses_at(
+    transport: &ClientTransport,
+    addrs: &[String],
+) -> Vec<Result<StatusReport, String>> {
     let mut out = Vec::new();
-    for addr in addrs {
-        out.push(hal_net::admin::status(&TcpTransport, addr, Duration::from_secs(2)).await);
+    for (i, addr) in addrs.iter().enumerate() {
+        let server = hal_net::transport::slot_in_path(addrs.len(), i);
+        let limit = Duration::from_secs(2);
+        out.push(hal_net::admin::status(transport, addr, server, limit).await);
     }
     out
 }
@@ -72,6 +82,7 @@ pub fn sibling_hal_net() -> Result<PathBuf> {
 #[derive(Debug)]
 pub struct Triad {
     options: TriadOptions,
+    transport: ClientTransport,
     configs: Vec<PathBuf>,
     children: Vec<Option<Child>>,
     proxies: Vec<Proxy>,
@@ -99,9 +110,11 @@ impl Triad {
         } else {
             listen.clone()
         };
+        let transport = make_certificates(dir, &named, options.tls)?;
         let configs = write_configs(dir, &listen, &named, &options)?;
         let mut triad = Triad {
             options,
+            transport,
             configs,
             children: vec![None, None, None],
             proxies,
@@ -117,6 +130,18 @@ impl Triad {
         // port taken, say) must not leave a measurement of two.
         triad.check_running()?;
         Ok(triad)
+    }
+
+    /// The triad's CA certificate, if it runs TLS.
+    pub fn ca(&self) -> Option<PathBuf> {
+        self.options
+            .tls
+            .then(|| self.options.dir.join(TLS_DIR).join(triad_dir::CA_CERT_FILE))
+    }
+
+    /// The transport the triad's clients use (TLS against its CA, or plaintext).
+    pub fn transport(&self) -> ClientTransport {
+        self.transport.clone()
     }
 
     /// The servers' timers, which their clients should also use.
@@ -208,7 +233,7 @@ impl Triad {
         let addrs: Vec<String> = (0..ServerId::ALL.len())
             .map(|i| format!("127.0.0.1:{}", self.options.base_port + i as u16))
             .collect();
-        statuses_at(&addrs).await
+        statuses_at(&self.transport, &addrs).await
     }
 
     /// Waits until a server reports itself active; returns which.
@@ -284,6 +309,29 @@ fn write_license(dir: &Path, count: u32) -> Result<()> {
     Ok(())
 }
 
+/// With `tls`, makes the triad's CA and certificates in `dir/tls` (for the addresses
+/// clients dial, `named`) and returns the transport that trusts them; without, plaintext.
+fn make_certificates(dir: &Path, named: &[u16], tls: bool) -> Result<ClientTransport> {
+    if !tls {
+        return Ok(ClientTransport::Insecure(TcpTransport));
+    }
+    let servers: Vec<ServerAddr> = named.iter().map(|&p| ServerAddr::loopback(p)).collect();
+    let tls_dir = dir.join(TLS_DIR);
+    let days = hal_net::tls::issue::LEAF_DAYS_DEFAULT;
+    triad_dir::init(
+        &tls_dir,
+        &servers,
+        days,
+        false,
+        std::time::SystemTime::now(),
+    )?;
+    let connector = hal_net::tls::client_connector(&tls_dir.join(triad_dir::CA_CERT_FILE), None)?;
+    Ok(ClientTransport::Tls(TlsTransport::client(connector)))
+}
+
+/// Where a TLS triad's certificates are, in its directory.
+pub const TLS_DIR: &str = "tls";
+
 fn write_configs(
     dir: &Path,
     listen: &[u16],
@@ -315,6 +363,20 @@ fn write_configs(
         );
         let path = dir.join(format!("server{}.toml", id.get()));
         file.client_connections_max = options.client_connections_max;
+        // Every client of a measurement comes from 127.0.0.1.
+        file.client_connections_per_address_max = Some(
+            options
+                .client_connections_max
+                .unwrap_or(hal_net::config::CLIENT_CONNECTIONS_MAX_DEFAULT),
+        );
+        if options.tls {
+            let tls = dir.join(TLS_DIR);
+            file.security = Security::Tls(TlsFiles {
+                ca: tls.join(triad_dir::CA_CERT_FILE),
+                cert: tls.join(triad_dir::server_cert_file(id)),
+                key: tls.join(triad_dir::server_key_file(id)),
+            });
+        }
         file.timing = options.timing;
         fs::write(&path, file.render())
             .with_context(|| format!("cannot write {}", path.display()))?;

@@ -5,22 +5,25 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use hal_core::ServerId;
 use hal_core::server::Role;
 use tokio_util::codec::Framed;
 
 use crate::transport::Transport;
 use crate::wire::{FRAME_BYTES_MAX_PEER, Hello, Message, StatusReport, WireCodec};
 
-/// Asks the server at `addr` (`host:port`) for its status report, giving up after
-/// `limit`; the error says why there is no report.
+/// Asks server `server` at `addr` (`host:port`) for its status report, giving up after
+/// `limit`; the error says why there is no report (a server that cannot prove it is
+/// `server` included).
 pub async fn status<T: Transport>(
     transport: &T,
     addr: &str,
+    server: ServerId,
     limit: Duration,
 ) -> Result<StatusReport, String> {
     let query = async {
         let stream = transport
-            .connect(addr)
+            .connect(addr, server)
             .await
             .map_err(|e| format!("cannot connect: {e}"))?;
         let mut link = Framed::new(stream, WireCodec::new(FRAME_BYTES_MAX_PEER));

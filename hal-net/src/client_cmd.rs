@@ -15,6 +15,7 @@ use hal_core::timing::Timing;
 use hal_net::addr::LicensePath;
 use hal_net::clock::SystemClock;
 use hal_net::session::Session;
+use hal_net::tls_transport::{ClientTransport, TlsTransport};
 use hal_net::transport::TcpTransport;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -33,6 +34,47 @@ pub struct PathArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    security: SecurityArgs,
+}
+
+/// How a client verifies the servers.
+#[derive(Debug, Clone, Args)]
+pub struct SecurityArgs {
+    /// The triad's CA certificate (`ca.pem` from `hal-net tls init`): a server must prove
+    /// with a certificate from it that it is the server of its place in the license path.
+    #[arg(
+        long,
+        env = "HAL_TRIAD_CA",
+        value_name = "FILE",
+        conflicts_with = "insecure"
+    )]
+    ca: Option<PathBuf>,
+    /// Talk plaintext to servers that run with `insecure_plaintext = true`, verifying
+    /// nothing (for a closed test network only).
+    #[arg(long)]
+    insecure: bool,
+}
+
+impl SecurityArgs {
+    /// The transport these options ask for.
+    pub fn transport(&self) -> Result<ClientTransport> {
+        match (&self.ca, self.insecure) {
+            (_, true) => {
+                eprintln!(
+                    "warning: --insecure: the servers are not verified and the connection is not encrypted"
+                );
+                Ok(ClientTransport::Insecure(TcpTransport))
+            }
+            (Some(ca), false) => {
+                let connector = hal_net::tls::client_connector(ca, None)?;
+                Ok(ClientTransport::Tls(TlsTransport::client(connector)))
+            }
+            (None, false) => bail!(
+                "no triad CA: pass --ca FILE or set HAL_TRIAD_CA to the triad's ca.pem (or --insecure for servers that run without TLS)"
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -80,11 +122,12 @@ enum Answer {
     Interrupted,
 }
 
-type TcpSession = Session<TcpTransport, SystemClock>;
+type ClientSession = Session<ClientTransport, SystemClock>;
 
-fn session(path: &PathArgs, id: ClientId) -> Result<TcpSession> {
+fn session(path: &PathArgs, id: ClientId) -> Result<ClientSession> {
     let servers = LicensePath::parse(&path.license_path)
         .with_context(|| format!("--license-path '{}'", path.license_path))?;
+    let transport = path.security.transport()?;
     let timing = if path.profile == "wan" {
         Timing::wan()
     } else {
@@ -99,7 +142,7 @@ fn session(path: &PathArgs, id: ClientId) -> Result<TcpSession> {
         .unwrap_or_else(|| "unknown".to_string());
     let addrs = servers.addrs().iter().map(|s| s.connect_string()).collect();
     Ok(Session::new(
-        TcpTransport,
+        transport,
         SystemClock::new(),
         addrs,
         id,
@@ -117,7 +160,7 @@ fn random_client_id() -> Result<ClientId> {
 
 /// Waits for the answer to request `seq`, reporting failovers on the way, unless Ctrl-C
 /// or SIGTERM comes first.
-async fn answer(session: &mut TcpSession, seq: RequestSeq) -> Answer {
+async fn answer(session: &mut ClientSession, seq: RequestSeq) -> Answer {
     let stop = signals::stop();
     tokio::pin!(stop);
     loop {
@@ -241,7 +284,7 @@ pub async fn checkout(args: CheckoutArgs) -> Result<ExitCode> {
 /// Keeps the seat with heartbeats for `hold` or until a stop signal. Returns an exit code
 /// if the seat was lost on the way.
 async fn hold(
-    session: &mut TcpSession,
+    session: &mut ClientSession,
     handle: Handle,
     hold: Option<Duration>,
     stop: impl std::future::Future<Output = ()>,

@@ -11,6 +11,12 @@
 //! vendor_key = "vendor.pub"
 //! hostid = "0a1b2c3d4e5f"                 # optional
 //! client_connections_max = 1024           # optional
+//! client_connections_per_address_max = 64 # optional
+//!
+//! [tls]                                   # or insecure_plaintext = true
+//! ca = "tls/ca.pem"
+//! cert = "tls/server1.pem"
+//! key = "tls/server1.key"
 //!
 //! [timing]                                # optional
 //! profile = "lan"
@@ -36,6 +42,14 @@
 //!   (see [`crate::hostid`]). Optional.
 //! - `client_connections_max`: the most clients connected at once, 1 to
 //!   [`CLIENT_CONNECTIONS_MAX_CEILING`]. Default [`CLIENT_CONNECTIONS_MAX_DEFAULT`].
+//! - `client_connections_per_address_max`: the most clients connected at once from one
+//!   IP address, 1 to [`CLIENT_CONNECTIONS_MAX_CEILING`]. Default
+//!   [`CLIENT_CONNECTIONS_PER_ADDRESS_MAX_DEFAULT`], well below the global limit, so one
+//!   address cannot take every connection.
+//! - `[tls]`: `ca` (the triad's CA certificate), `cert` and `key` (this server's
+//!   certificate for its slot, and its key), from `hal-net tls init`. Required, unless
+//!   `insecure_plaintext = true` says the triad runs without TLS (every peer's and client's
+//!   word is then taken; for a closed test network only). One or the other, never both.
 //! - `[timing]`: `profile` is `lan` (the default) or `wan` (DESIGN §8); any timer of
 //!   [`Timing`] can then be overridden by its name (`peer_heartbeat`, `election_timeout`,
 //!   `failover_delay`, `failback_hold`, `client_lease`, `client_heartbeat`,
@@ -79,6 +93,8 @@ pub const DEFAULT_PORT: u16 = 6200;
 pub const CONFIG_BYTES_MAX: usize = 64 * 1024;
 /// `client_connections_max` when the file does not say.
 pub const CLIENT_CONNECTIONS_MAX_DEFAULT: usize = 1024;
+/// `client_connections_per_address_max` when the file does not say.
+pub const CLIENT_CONNECTIONS_PER_ADDRESS_MAX_DEFAULT: usize = 64;
 /// The highest `client_connections_max` accepted.
 pub const CLIENT_CONNECTIONS_MAX_CEILING: usize = 100_000;
 /// The longest timer accepted in `[timing]`: a week is far beyond any sensible setting,
@@ -120,6 +136,26 @@ impl TimingProfile {
     }
 }
 
+/// How a server secures its connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Security {
+    /// TLS with these files (absolute paths).
+    Tls(TlsFiles),
+    /// Plaintext, as `insecure_plaintext = true` asks.
+    InsecurePlaintext,
+}
+
+/// The files of a server's `[tls]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The triad's CA certificate.
+    pub ca: PathBuf,
+    /// This server's certificate.
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+}
+
 /// A server's configuration, checked, with paths made absolute and defaults filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
@@ -142,6 +178,10 @@ pub struct ServerConfig {
     pub hostid: Option<HostId>,
     /// The most clients connected at once.
     pub client_connections_max: usize,
+    /// The most clients connected at once from one address.
+    pub client_connections_per_address_max: usize,
+    /// TLS files, or plaintext.
+    pub security: Security,
     /// The preset `timing` started from, for logs.
     pub timing_profile: TimingProfile,
     /// The profile with the file's overrides applied; valid.
@@ -219,6 +259,8 @@ impl ServerConfig {
             vendor_key: self.vendor_key.clone(),
             hostid: self.hostid.clone(),
             client_connections_max: Some(self.client_connections_max),
+            client_connections_per_address_max: Some(self.client_connections_per_address_max),
+            security: self.security.clone(),
             timing_profile: self.timing_profile,
             timing: self.timing,
         }

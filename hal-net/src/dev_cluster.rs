@@ -17,8 +17,9 @@ use std::net::SocketAddr;
 use hal_core::license::sign_text;
 use hal_core::{HostId, ServerId};
 use hal_net::addr::ServerAddr;
-use hal_net::config::ConfigFile;
+use hal_net::config::{ConfigFile, Security, TlsFiles};
 use hal_net::keys;
+use hal_net::tls::triad_dir;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
@@ -60,6 +61,7 @@ pub fn run(args: DevClusterArgs) -> Result<ExitCode> {
         .with_context(|| format!("cannot resolve {}", dir.display()))?;
     let license = write_license(&dir)?;
     let ports: Vec<u16> = (0..3).map(|i| args.base_port + i).collect();
+    make_certificates(&dir, &ports)?;
     let configs = write_configs(&dir, &ports)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -84,6 +86,28 @@ fn write_license(dir: &Path) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// The directory of the demo triad's CA and certificates.
+const TLS_DIR: &str = "tls";
+
+/// Makes the triad's CA and certificates in `dir/tls`, unless they are there from an
+/// earlier run (every server is 127.0.0.1, so they fit whatever the ports).
+fn make_certificates(dir: &Path, ports: &[u16]) -> Result<()> {
+    let tls_dir = dir.join(TLS_DIR);
+    if tls_dir.join(triad_dir::CA_CERT_FILE).exists() {
+        return Ok(());
+    }
+    let servers: Vec<ServerAddr> = ports.iter().map(|&p| ServerAddr::loopback(p)).collect();
+    let days = hal_net::tls::issue::LEAF_DAYS_DEFAULT;
+    triad_dir::init(
+        &tls_dir,
+        &servers,
+        days,
+        false,
+        std::time::SystemTime::now(),
+    )?;
+    Ok(())
+}
+
 /// Writes `server1.toml`..`server3.toml`.
 fn write_configs(dir: &Path, ports: &[u16]) -> Result<Vec<PathBuf>> {
     let triad: [ServerAddr; 3] = ports
@@ -104,6 +128,12 @@ fn write_configs(dir: &Path, ports: &[u16]) -> Result<Vec<PathBuf>> {
             Path::new(keys::PUBLIC_KEY_FILE),
         );
         file.listen = Some(SocketAddr::from(([127, 0, 0, 1], port)));
+        let tls = Path::new(TLS_DIR);
+        file.security = Security::Tls(TlsFiles {
+            ca: tls.join(triad_dir::CA_CERT_FILE),
+            cert: tls.join(triad_dir::server_cert_file(id)),
+            key: tls.join(triad_dir::server_key_file(id)),
+        });
         let hostid = format!("dev-server{}", id.get());
         file.hostid = Some(HostId::parse(&hostid).map_err(anyhow::Error::msg)?);
         let path = dir.join(format!("server{}.toml", id.get()));
@@ -159,10 +189,20 @@ async fn supervise(
     );
     println!("license: {}", license.display());
     println!("license path: {path}");
+    println!(
+        "TLS: the triad's CA and certificates are in {}/{TLS_DIR} (admin.pem/admin.key for operators)",
+        dir.display()
+    );
     println!();
-    println!("try:");
-    println!("  hal-net status --license-path '{path}'");
-    println!("  hal-net checkout HAL --hold 60s --license-path '{path}'");
+    println!("in another terminal:");
+    println!("  export HAL_LICENSE_PATH='{path}'");
+    println!(
+        "  export HAL_TRIAD_CA={}/{TLS_DIR}/{}",
+        dir.display(),
+        triad_dir::CA_CERT_FILE
+    );
+    println!("  hal-net status");
+    println!("  hal-net checkout HAL --hold 60s");
     println!(
         "  kill -9 $(cat {}/server1.pid)   # then check out again: #2 serves",
         dir.display()

@@ -22,5 +22,6 @@ pub mod node;
 pub mod session;
 pub mod storage;
 pub mod tls;
+pub mod tls_transport;
 pub mod transport;
 pub mod wire;

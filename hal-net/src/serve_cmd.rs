@@ -11,13 +11,16 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use hal_core::HostId;
+use hal_core::ServerId;
 use hal_core::catalog::Catalog;
 use hal_core::license::{License, ServeMode, ServerPosition};
 use hal_core::server::Config;
-use hal_net::config::ServerConfig;
+use hal_net::config::{Security, ServerConfig, TlsFiles};
 use hal_net::node::{LinkTiming, Node, NodeConfig};
 use hal_net::storage::FileStorage;
-use hal_net::transport::TcpTransport;
+use hal_net::tls::ServerTls;
+use hal_net::tls_transport::TlsTransport;
+use hal_net::transport::{TcpTransport, Transport};
 use hal_net::wire::Identity;
 use tracing::{error, info, warn};
 
@@ -83,13 +86,75 @@ async fn serve(config: ServerConfig) -> Result<()> {
         // The whole file, so that peers compare files, not what each could verify.
         identity: Identity::new(triad, &file_license),
         client_connections_max: config.client_connections_max,
+        client_connections_per_address_max: config.client_connections_per_address_max,
         links: LinkTiming::for_timing(&timing),
     };
     let storage = FileStorage::open(&config.data_dir)?;
+    match &config.security {
+        Security::Tls(files) => {
+            let tls = load_tls(files, me)?;
+            let transport = TlsTransport::server(&tls);
+            run_node(
+                &config,
+                node_config,
+                catalog,
+                transport,
+                storage,
+                &hostid,
+                stop,
+            )
+            .await
+        }
+        Security::InsecurePlaintext => {
+            warn!(
+                "insecure_plaintext = true: connections are not encrypted, peers and servers are not authenticated; anyone on the network can join the triad or pose as a server"
+            );
+            run_node(
+                &config,
+                node_config,
+                catalog,
+                TcpTransport,
+                storage,
+                &hostid,
+                stop,
+            )
+            .await
+        }
+    }
+}
+
+/// This server's certificate, checked (the slot, the CA, the dates, the key); a warning
+/// when it runs out within 30 days.
+fn load_tls(files: &TlsFiles, me: ServerId) -> Result<ServerTls> {
+    let now = std::time::SystemTime::now();
+    let tls = ServerTls::load(&files.ca, &files.cert, &files.key, me, now)?;
+    let days_left = tls.days_left(now);
+    if tls.expires_soon(now) {
+        warn!(
+            days_left,
+            cert = %files.cert.display(),
+            "the server's certificate expires soon: renew it (`hal-net tls renew`) and restart the servers one at a time"
+        );
+    } else {
+        info!(days_left, "TLS certificate loaded");
+    }
+    Ok(tls)
+}
+
+async fn run_node<T: Transport>(
+    config: &ServerConfig,
+    node_config: NodeConfig,
+    catalog: Catalog,
+    transport: T,
+    storage: FileStorage,
+    hostid: &HostId,
+    stop: impl std::future::Future<Output = ()> + Send,
+) -> Result<()> {
+    let me = node_config.core.id();
     let node = Node::bind(
         node_config,
         catalog,
-        TcpTransport,
+        transport,
         storage,
         hal_net::clock::SystemClock::new(),
     )

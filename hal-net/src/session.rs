@@ -14,8 +14,9 @@ use tokio_util::codec::Framed;
 use tracing::debug;
 
 use crate::clock::{Clock, sleep_for, sleep_until};
-use crate::transport::Transport;
+use crate::transport::{Transport, slot_in_path};
 use crate::wire::{FRAME_BYTES_MAX_PEER, Hello, Message, WireCodec};
+use hal_core::ServerId;
 
 /// The most requests queued for one connection (the client has one in flight, plus
 /// heartbeats).
@@ -220,7 +221,7 @@ impl<T: Transport, C: Clock> Session<T, C> {
                 let (requests, queue) = mpsc::channel(REQUESTS_QUEUED_MAX);
                 let task = connection(
                     self.transport.clone(),
-                    self.path[slot].clone(),
+                    (self.path[slot].clone(), slot_in_path(self.path.len(), slot)),
                     transmit.to,
                     self.generation,
                     self.reply_timeout,
@@ -255,14 +256,14 @@ const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5)
 /// next request to that server opens a fresh one.
 async fn connection<T: Transport>(
     transport: T,
-    addr: String,
+    (addr, server): (String, ServerId),
     endpoint: Endpoint,
     generation: u64,
     reply_timeout: Duration,
     mut requests: mpsc::Receiver<ClientRequest>,
     events: mpsc::Sender<(Endpoint, u64, ConnEvent)>,
 ) {
-    let why = match open(&transport, &addr).await {
+    let why = match open(&transport, &addr, server).await {
         Err(why) => why,
         Ok(link) => match serve(
             link,
@@ -334,10 +335,11 @@ where
 async fn open<T: Transport>(
     transport: &T,
     addr: &str,
+    server: ServerId,
 ) -> Result<Framed<T::Stream, WireCodec>, String> {
     let handshake = async {
         let stream = transport
-            .connect(addr)
+            .connect(addr, server)
             .await
             .map_err(|e| format!("cannot connect: {e}"))?;
         let mut link = Framed::new(stream, WireCodec::new(FRAME_BYTES_MAX_PEER));

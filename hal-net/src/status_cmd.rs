@@ -10,10 +10,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use hal_core::ServerId;
 use hal_core::server::Role;
 use hal_net::addr::LicensePath;
 use hal_net::admin;
-use hal_net::transport::TcpTransport;
+use hal_net::tls_transport::ClientTransport;
+use hal_net::transport::slot_in_path;
 use hal_net::wire::StatusReport;
 use serde_json::{Value, json};
 
@@ -28,6 +30,8 @@ pub struct StatusArgs {
     /// How long to wait for each server.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     timeout: Duration,
+    #[command(flatten)]
+    security: crate::client_cmd::SecurityArgs,
 }
 
 /// One server's answer, or why there is none.
@@ -36,18 +40,25 @@ struct Probe {
     report: Result<StatusReport, String>,
 }
 
-async fn ask(addr: String, limit: Duration) -> Probe {
-    let report = admin::status(&TcpTransport, &addr, limit).await;
+async fn ask(
+    transport: &ClientTransport,
+    addr: String,
+    server: ServerId,
+    limit: Duration,
+) -> Probe {
+    let report = admin::status(transport, &addr, server, limit).await;
     Probe { addr, report }
 }
 
 pub async fn run(args: StatusArgs) -> Result<ExitCode> {
     let path = LicensePath::parse(&args.license_path)
         .with_context(|| format!("--license-path '{}'", args.license_path))?;
-    let asks = path
-        .addrs()
-        .iter()
-        .map(|entry| ask(entry.connect_string(), args.timeout));
+    let transport = args.security.transport()?;
+    let count = path.addrs().len();
+    let asks = path.addrs().iter().enumerate().map(|(i, entry)| {
+        let server = slot_in_path(count, i);
+        ask(&transport, entry.connect_string(), server, args.timeout)
+    });
     let probes = futures_util::future::join_all(asks).await;
     let view = View::new(&probes);
     if args.json {
@@ -143,7 +154,7 @@ impl<'a> View<'a> {
                     self.newest_index.saturating_sub(r.last_index),
                     refusals(r)
                 ),
-                Err(why) => format!("  #{} {:<24} DOWN  ({why})\n", i + 1, probe.addr),
+                Err(why) => format!("  #{} {:<24} DOWN  ({})\n", i + 1, probe.addr, shown(why)),
             };
             out.push_str(&line);
         }
@@ -163,7 +174,8 @@ impl<'a> View<'a> {
             ));
         }
         for f in &source.features {
-            out.push_str(&format!("  {}: {} of {} in use\n", f.name, f.used, f.count));
+            let name = shown(&f.name);
+            out.push_str(&format!("  {name}: {} of {} in use\n", f.used, f.count));
             for h in &f.holders {
                 let what = match h.borrow_end_ms {
                     Some(end) => format!("borrowed until {}", format_wall(end)),
@@ -171,7 +183,9 @@ impl<'a> View<'a> {
                 };
                 out.push_str(&format!(
                     "    h{:<8} {}@{}  {what}\n",
-                    h.handle, h.user, h.host
+                    h.handle,
+                    shown(&h.user),
+                    shown(&h.host)
                 ));
             }
         }
@@ -186,9 +200,28 @@ fn refusals(report: &StatusReport) -> String {
         .filter_map(|p| {
             p.refused
                 .as_ref()
-                .map(|why| format!("\n      link to {} refused: {why}", p.id))
+                .map(|why| format!("\n      link to {} refused: {}", p.id, shown(why)))
         })
         .collect()
+}
+
+/// Text from a server as it may be printed on a terminal: control characters and the
+/// Unicode controls that reorder text are shown as escapes (`\u{1b}`), so a name cannot
+/// clear the operator's screen or disguise itself. (Servers refuse such names; an older
+/// or hostile server may still send them.)
+pub fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(hal_core::names::is_forbidden) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if hal_core::names::is_forbidden(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// A wall-clock time in ms as RFC 3339 UTC (`2026-11-28T10:00:00Z`).
@@ -202,4 +235,16 @@ pub fn format_wall(ms: u64) -> String {
                 .ok()
         })
         .unwrap_or_else(|| format!("{ms} ms since the epoch"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_shown_as_escapes() {
+        assert_eq!(shown("ann"), "ann");
+        assert_eq!(shown("a\u{1b}[2Jb"), "a\\u{1b}[2Jb");
+        assert_eq!(shown("x\u{202e}y\n"), "x\\u{202e}y\\u{a}");
+    }
 }

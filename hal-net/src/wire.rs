@@ -18,6 +18,8 @@ use hal_core::protocol::{ClientRequest, PeerMessage, ServerReply};
 use hal_core::server::Role;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio_util::codec::{Decoder, Encoder};
 
 /// The protocol version this build speaks.
@@ -25,8 +27,13 @@ pub const PROTOCOL_VERSION: u8 = 1;
 
 /// The largest frame accepted before the handshake (a hello is small).
 pub const FRAME_BYTES_MAX_UNIDENTIFIED: usize = 64 * 1024;
-/// The largest frame accepted from a client (a heartbeat listing many seats).
-pub const FRAME_BYTES_MAX_CLIENT: usize = 1024 * 1024;
+/// The largest frame accepted from a client: a heartbeat of
+/// [`hal_core::protocol::HEARTBEAT_HANDLES_MAX`] seats is about 10 KiB, a checkout with
+/// three names of the longest allowed under 1 KiB.
+pub const FRAME_BYTES_MAX_CLIENT: usize = 16 * 1024;
+/// Partial frames of at most this many bytes are not counted against a
+/// [`FrameBudget`]: connections are few enough that these add up to little.
+pub const FRAME_BYTES_UNCOUNTED: usize = 4 * 1024;
 /// The largest frame accepted from a peer server or by a client (snapshots, status).
 pub const FRAME_BYTES_MAX_PEER: usize = 256 * 1024 * 1024;
 
@@ -212,6 +219,10 @@ pub enum WireError {
     Empty,
     #[error("frame does not decode: {0}")]
     Decode(postcard::Error),
+    #[error(
+        "a frame of {len} bytes would pass the server's budget of {max} bytes for frames still arriving; connection closed"
+    )]
+    OverBudget { len: usize, max: usize },
     #[error("cannot encode a message: {0}")]
     Encode(postcard::Error),
 }
@@ -223,6 +234,58 @@ pub enum WireError {
 #[derive(Debug)]
 pub struct WireCodec {
     max: usize,
+    /// The budget a frame still arriving is counted against, and what this codec holds
+    /// of it.
+    budget: Option<Arc<FrameBudget>>,
+    held: usize,
+}
+
+/// A budget of bytes for frames still arriving, shared by the connections that count
+/// against it (all but authenticated peers): many connections each holding a large
+/// partial frame cannot take the server's memory. A frame over [`FRAME_BYTES_UNCOUNTED`]
+/// takes its whole announced length from the budget when it starts arriving, and gives it
+/// back when it is complete or its connection closes.
+#[derive(Debug)]
+pub struct FrameBudget {
+    used: AtomicUsize,
+    max: usize,
+}
+
+impl FrameBudget {
+    /// A budget of `max` bytes.
+    pub fn new(max: usize) -> Arc<FrameBudget> {
+        Arc::new(FrameBudget {
+            used: AtomicUsize::new(0),
+            max,
+        })
+    }
+
+    /// Bytes taken now.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn take(&self, bytes: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(bytes).filter(|total| *total <= self.max)
+            })
+            .is_ok()
+    }
+
+    fn give(&self, bytes: usize) {
+        let _ = self
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                Some(used.saturating_sub(bytes))
+            });
+    }
+}
+
+impl Drop for WireCodec {
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 /// The bytes of the length prefix.
@@ -235,12 +298,53 @@ impl WireCodec {
     pub fn new(frame_bytes_max: usize) -> WireCodec {
         WireCodec {
             max: frame_bytes_max,
+            budget: None,
+            held: 0,
+        }
+    }
+
+    /// A codec whose large partial frames count against `budget`.
+    pub fn budgeted(frame_bytes_max: usize, budget: Arc<FrameBudget>) -> WireCodec {
+        WireCodec {
+            budget: Some(budget),
+            ..WireCodec::new(frame_bytes_max)
         }
     }
 
     /// Changes the limit, once the handshake has said who is talking.
     pub fn set_frame_bytes_max(&mut self, frame_bytes_max: usize) {
         self.max = frame_bytes_max;
+    }
+
+    /// Stops counting against a budget (an authenticated peer's link, whose snapshots
+    /// may be large).
+    pub fn unbudgeted(&mut self) {
+        self.release();
+        self.budget = None;
+    }
+
+    fn release(&mut self) {
+        if let Some(budget) = &self.budget {
+            budget.give(std::mem::take(&mut self.held));
+        }
+    }
+
+    /// Counts a frame of `len` bytes that has started arriving, once.
+    fn hold(&mut self, len: usize) -> Result<(), WireError> {
+        let Some(budget) = &self.budget else {
+            return Ok(());
+        };
+        if self.held > 0 || len <= FRAME_BYTES_UNCOUNTED {
+            return Ok(());
+        }
+        if !budget.take(len) {
+            return Err(WireError::OverBudget {
+                len,
+                max: budget.max,
+            });
+        }
+        self.held = len;
+        Ok(())
     }
 }
 
@@ -258,11 +362,13 @@ impl Decoder for WireCodec {
             return Err(WireError::TooLarge { len, max: self.max });
         }
         if src.len() < LENGTH_BYTES + len {
+            self.hold(len)?;
             // Room for what is announced, a bounded step at a time: memory follows the
             // bytes that actually arrive, not what a peer claims it will send.
             src.reserve((LENGTH_BYTES + len - src.len()).min(RESERVE_STEP_MAX));
             return Ok(None);
         }
+        self.release();
         src.advance(LENGTH_BYTES);
         let frame = src.split_to(len);
         decode_frame(&frame).map(Some)
@@ -377,6 +483,52 @@ mod tests {
         let mut empty = BytesMut::from(&[0u8, 0, 0, 0][..]);
         let error = WireCodec::new(1000).decode(&mut empty).unwrap_err();
         assert!(matches!(error, WireError::Empty), "{error}");
+    }
+
+    #[test]
+    fn large_partial_frames_count_against_the_budget_until_complete() {
+        let budget = FrameBudget::new(20_000);
+        let mut first = WireCodec::budgeted(FRAME_BYTES_MAX_CLIENT, budget.clone());
+        let mut second = WireCodec::budgeted(FRAME_BYTES_MAX_CLIENT, budget.clone());
+        // A frame announcing 12,000 bytes takes them from the budget at once.
+        let mut buf = BytesMut::from(&12_000u32.to_be_bytes()[..]);
+        assert_eq!(first.decode(&mut buf).unwrap(), None);
+        assert_eq!(budget.used(), 12_000);
+        // A second such frame does not fit: its connection is refused, not buffered.
+        let mut other = BytesMut::from(&12_000u32.to_be_bytes()[..]);
+        let error = second.decode(&mut other).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                WireError::OverBudget {
+                    len: 12_000,
+                    max: 20_000
+                }
+            ),
+            "{error}"
+        );
+        // Small frames are not counted; a closed connection gives its share back.
+        let mut small = BytesMut::from(&100u32.to_be_bytes()[..]);
+        assert_eq!(second.decode(&mut small).unwrap(), None);
+        assert_eq!(budget.used(), 12_000);
+        drop(first);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn a_completed_frame_gives_its_share_back() {
+        let budget = FrameBudget::new(1 << 20);
+        let mut codec = WireCodec::budgeted(FRAME_BYTES_MAX_CLIENT, budget.clone());
+        let big = Message::Refused {
+            reason: "x".repeat(8_000),
+        };
+        let bytes = frame_bytes(&big).unwrap();
+        let mut buf = BytesMut::from(&bytes[..100]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        assert!(budget.used() > 8_000);
+        buf.extend_from_slice(&bytes[100..]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), Some(big));
+        assert_eq!(budget.used(), 0);
     }
 
     fn identity(triad: &[&str], features: &[(&str, &str)]) -> Identity {

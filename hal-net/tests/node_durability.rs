@@ -106,6 +106,7 @@ fn node_config(timing: Timing) -> NodeConfig {
             features: vec![],
         },
         client_connections_max: 256,
+        client_connections_per_address_max: 256,
         links: LinkTiming::for_timing(&timing),
     }
 }

@@ -101,6 +101,9 @@ async fn start_node_with(
         peers,
         identity: identity(),
         client_connections_max,
+        // Above the global limit: the tests of that limit open every connection from one
+        // address.
+        client_connections_per_address_max: client_connections_max * 2,
     };
     let clock = SystemClock::new();
     let node = Node::bind(config, Catalog::default(), TcpTransport, NoStorage, clock)

@@ -82,7 +82,7 @@ fn serve_refuses_a_license_it_cannot_serve() {
     let single = cluster.dir.path().join("single.toml");
     std::fs::write(
         &single,
-        "listen = \"127.0.0.1:0\"\ndata_dir = \"d\"\nlicense = \"cad.lic\"\nvendor_key = \"vendor.pub\"\nhostid = \"h\"\n",
+        "listen = \"127.0.0.1:0\"\ndata_dir = \"d\"\nlicense = \"cad.lic\"\nvendor_key = \"vendor.pub\"\nhostid = \"h\"\ninsecure_plaintext = true\n",
     )
     .unwrap();
     std::fs::write(&license, text).unwrap();
@@ -117,9 +117,21 @@ fn client_verbs_explain_bad_paths_and_unreachable_servers() {
 
     let [port] = free_ports::<1>();
     let path = format!("{port}@127.0.0.1");
+    // A client verifies the servers against the triad's CA: without one it says so.
+    let out = Command::new(HAL_NET)
+        .args(["status", "--json", "--license-path", &path])
+        .env_remove("HAL_TRIAD_CA")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stderr(&out).contains("no triad CA: pass --ca FILE or set HAL_TRIAD_CA"),
+        "{}",
+        stderr(&out)
+    );
     // The path from HAL_LICENSE_PATH, as clients usually get it.
     let out = Command::new(HAL_NET)
-        .args(["status", "--json"])
+        .args(["status", "--json", "--insecure"])
         .env("HAL_LICENSE_PATH", &path)
         .output()
         .unwrap();
@@ -129,7 +141,7 @@ fn client_verbs_explain_bad_paths_and_unreachable_servers() {
 
     let home = tempfile::tempdir().unwrap();
     let out = Command::new(HAL_NET)
-        .args(["return", "h12", "--license-path", &path])
+        .args(["return", "h12", "--insecure", "--license-path", &path])
         .env("HAL_HOME", home.path())
         .output()
         .unwrap();
@@ -160,6 +172,23 @@ fn dev_cluster_starts_three_servers_and_stops_them() {
         .find(|l| l.starts_with("license path: "))
         .unwrap();
     let path = path_line.trim_start_matches("license path: ").to_string();
+    // It makes the triad's certificates and says how clients find its CA.
+    let ca_line = lines
+        .by_ref()
+        .map(Result::unwrap)
+        .find(|l| l.trim_start().starts_with("export HAL_TRIAD_CA="))
+        .unwrap();
+    let ca = ca_line
+        .trim_start()
+        .trim_start_matches("export HAL_TRIAD_CA=")
+        .to_string();
+    assert_eq!(
+        ca,
+        format!(
+            "{}/tls/ca.pem",
+            dir.path().canonicalize().unwrap().display()
+        )
+    );
     assert_eq!(
         path,
         format!(
@@ -178,6 +207,8 @@ fn dev_cluster_starts_three_servers_and_stops_them() {
             "--hold",
             "0s",
             "--json",
+            "--ca",
+            &ca,
             "--license-path",
             &path,
         ]);

@@ -111,20 +111,44 @@ fn closed_after(port: u16, bytes: &[u8]) -> bool {
     }
 }
 
+/// Sends `bytes` after the TLS handshake (as a client) and says whether the server closed
+/// the connection.
+fn closed_after_tls(cluster: &Cluster, bytes: &[u8]) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = support::wire::runtime();
+    rt.block_on(async {
+        let tls = support::wire::connector(&cluster.ca(), None);
+        let localhost = std::net::Ipv4Addr::LOCALHOST;
+        let link = support::wire::link(&tls, localhost, cluster.ports[0]).await;
+        let mut stream = link.unwrap().into_inner();
+        stream.write_all(bytes).await.unwrap();
+        stream.flush().await.unwrap();
+        let mut buf = [0u8; 256];
+        loop {
+            let read = tokio::time::timeout(Duration::from_secs(8), stream.read(&mut buf)).await;
+            match read {
+                Err(_) => return false,
+                Ok(Ok(0) | Err(_)) => return true, // closed (or reset)
+                Ok(Ok(_)) => continue,             // a Refused frame before closing is fine
+            }
+        }
+    })
+}
+
 #[test]
 fn junk_oversized_and_foreign_frames_close_only_their_connection() {
     let mut cluster = Cluster::new(TIMING);
     cluster.start_all();
     cluster.wait_active(1, Duration::from_secs(10));
     let port = cluster.ports[0];
-    // Junk: an HTTP request.
+    // Junk where a TLS handshake should be: an HTTP request.
     assert!(closed_after(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
-    // A frame header announcing 1 GiB.
-    assert!(closed_after(port, &[0x40, 0, 0, 0, 1, 2, 3]));
+    // Inside TLS: a frame header announcing 1 GiB.
+    assert!(closed_after_tls(&cluster, &[0x40, 0, 0, 0, 1, 2, 3]));
     // A well-formed frame of protocol version 9.
-    assert!(closed_after(port, &[0, 0, 0, 2, 9, 0]));
+    assert!(closed_after_tls(&cluster, &[0, 0, 0, 2, 9, 0]));
     // A valid frame that does not decode.
-    assert!(closed_after(port, &[0, 0, 0, 3, 1, 0xff, 0xff]));
+    assert!(closed_after_tls(&cluster, &[0, 0, 0, 3, 1, 0xff, 0xff]));
     // A connection that never says anything is closed by the handshake timeout while
     // the server keeps serving others.
     let silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -134,6 +158,7 @@ fn junk_oversized_and_foreign_frames_close_only_their_connection() {
     drop(silent);
     assert!(cluster.running(1));
     let log = std::fs::read_to_string(cluster.log(1)).unwrap();
+    assert!(log.contains("TLS handshake with 127.0.0.1"), "{log}");
     assert!(log.contains("over the limit"), "{log}");
     assert!(log.contains("protocol version 9"), "{log}");
     assert!(!log.contains("panicked"), "{log}");
@@ -152,13 +177,19 @@ fn a_different_triad_order_is_refused_and_both_logs_say_why() {
     std::thread::sleep(Duration::from_secs(2));
     let log1 = std::fs::read_to_string(cluster.log(1)).unwrap();
     let log2 = std::fs::read_to_string(cluster.log(2)).unwrap();
+    // #1 dials #2 as #2 (the certificate agrees) and #2 refuses the different list.
     assert!(
-        log1.contains("refused a peer link: triad list differs"),
+        log2.contains("refused a peer link: triad list differs"),
+        "{log2}"
+    );
+    assert!(
+        log1.contains("peer refused the link: triad list differs"),
         "{log1}"
     );
-    assert!(log2.contains("peer refused the link"), "{log2}");
+    // #2 dials #3's address as #1, and the certificate there says otherwise.
     assert!(
-        log2.contains("triad list differs") || log2.contains("this is server"),
+        log2.contains("peer refused the link: the server at")
+            && log2.contains("is server #3 by its certificate, but server #1 is expected there"),
         "{log2}"
     );
 }

@@ -1,9 +1,21 @@
 //! hal-net's [`Transport`] over turmoil's simulated TCP: the node driver and the client
 //! session run unchanged on top of it.
+//!
+//! # Identity
+//!
+//! The simulator does not run TLS (its handshakes would need randomness drawn from the
+//! seed, and cost time every run for nothing the invariants check). Instead the simulated
+//! network vouches for its hosts, as a certificate would: a connection accepted from the
+//! host `server2` has proven slot #2 ([`Proven::Server`]); any other host has proven
+//! nothing, so a host that only *claims* a slot in its hello is refused as an
+//! unauthenticated peer would be in production. Dialling `server2:6200` reaches `server2`,
+//! as a certificate check would ensure. The map from hosts to slots is fixed
+//! ([`crate::faults::host`]), so histories stay deterministic.
 
 use std::io;
 
-use hal_net::transport::{Listener, Transport};
+use hal_core::ServerId;
+use hal_net::transport::{Listener, Proven, Transport};
 
 /// turmoil's TCP. Addresses are `host:port`, with turmoil host names (`server1:6200`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -24,6 +36,7 @@ fn split(addr: &str) -> io::Result<(&str, u16)> {
 
 impl Transport for SimTransport {
     type Stream = turmoil::net::TcpStream;
+    type Accepted = turmoil::net::TcpStream;
     type Listener = SimListener;
 
     async fn bind(&self, addr: &str) -> io::Result<SimListener> {
@@ -32,8 +45,20 @@ impl Transport for SimTransport {
             .map(SimListener)
     }
 
-    async fn connect(&self, addr: &str) -> io::Result<turmoil::net::TcpStream> {
+    async fn connect(&self, addr: &str, _server: ServerId) -> io::Result<turmoil::net::TcpStream> {
         turmoil::net::TcpStream::connect(split(addr)?).await
+    }
+
+    async fn secure(
+        &self,
+        accepted: turmoil::net::TcpStream,
+    ) -> io::Result<(turmoil::net::TcpStream, Proven)> {
+        let from = accepted.peer_addr()?.ip();
+        let proven = crate::faults::servers()
+            .into_iter()
+            .find(|&id| turmoil::lookup(crate::faults::host(id)) == from)
+            .map_or(Proven::Nothing, Proven::Server);
+        Ok((accepted, proven))
     }
 }
 
@@ -49,7 +74,7 @@ impl std::fmt::Debug for SimListener {
 }
 
 impl Listener for SimListener {
-    type Stream = turmoil::net::TcpStream;
+    type Accepted = turmoil::net::TcpStream;
 
     async fn accept(&mut self) -> io::Result<(turmoil::net::TcpStream, String)> {
         let (stream, from) = self.0.accept().await?;

@@ -164,6 +164,7 @@ fn node_config(id: ServerId, timing: Timing, setup: &ServerSetup) -> NodeConfig 
         peers: setup.peers.clone(),
         identity: setup.identity.clone(),
         client_connections_max: 1024,
+        client_connections_per_address_max: 1024,
         links: LinkTiming::for_timing(&timing),
     }
 }

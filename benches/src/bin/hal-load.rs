@@ -31,6 +31,7 @@ use hal_benches::soak::{self, SoakOptions};
 use hal_benches::triad::{Triad, TriadOptions, sibling_hal_net, statuses_at};
 use hal_core::timing::Timing;
 use hal_net::addr::LicensePath;
+use hal_net::tls_transport::{ClientTransport, TlsTransport};
 
 #[derive(Debug, Parser)]
 #[command(about = "Load, failover and soak measurements of a HAL triad")]
@@ -73,6 +74,10 @@ struct TriadArgs {
     /// The first of the ports the triad uses (three, six with proxies).
     #[arg(long, default_value_t = 17300)]
     base_port: u16,
+    /// Run the triad and its clients in plaintext (`insecure_plaintext`) instead of TLS,
+    /// to measure what TLS costs.
+    #[arg(long)]
+    insecure: bool,
 }
 
 /// Settings of the servers beyond the defaults.
@@ -126,6 +131,7 @@ impl TriadArgs {
             proxied,
             client_connections_max: tune.client_connections_max,
             timing: tune.timing,
+            tls: !self.insecure,
         })
         .await?;
         eprintln!(
@@ -147,6 +153,10 @@ struct LoadArgs {
     /// The feature to check out from running servers.
     #[arg(long, default_value = hal_benches::triad::FEATURE, requires = "license_path")]
     feature: String,
+    /// The running servers' CA certificate (with `--license-path`; without it, and with
+    /// `--insecure`, plaintext).
+    #[arg(long, value_name = "FILE", requires = "license_path")]
+    ca: Option<PathBuf>,
     #[command(flatten)]
     timing: TimingArgs,
     #[command(flatten)]
@@ -244,6 +254,9 @@ struct SoakWorkerArgs {
     /// The servers, `host:port` in path order, comma-separated.
     #[arg(long, value_delimiter = ',', required = true)]
     addrs: Vec<String>,
+    /// The triad's CA certificate (plaintext without it).
+    #[arg(long)]
+    ca: Option<PathBuf>,
     #[arg(long)]
     first_id: u64,
     #[arg(long)]
@@ -307,7 +320,9 @@ async fn run_command(command: Command) -> Result<()> {
         Command::Soak(args) => soak_cmd(args).await,
         Command::Disk(args) => disk_cmd(args).await,
         Command::Floor(args) => floor_cmd(args).await,
-        Command::SoakWorker(args) => soak::worker(args.addrs, args.first_id, args.clients).await,
+        Command::SoakWorker(args) => {
+            soak::worker(args.addrs, args.ca, args.first_id, args.clients).await
+        }
         Command::FloorServer(args) => floor_server(args).await,
     }
 }
@@ -316,7 +331,7 @@ async fn load_cmd(args: LoadArgs) -> Result<()> {
     // Started here (if asked) and kept until the end: dropping it stops the servers.
     let mut triad = None;
     let timing = args.timing.timing()?;
-    let (addrs, feature) = match &args.license_path {
+    let (addrs, feature, transport) = match &args.license_path {
         Some(path) => {
             let addrs = LicensePath::parse(path)
                 .with_context(|| format!("--license-path {path}"))?
@@ -324,7 +339,16 @@ async fn load_cmd(args: LoadArgs) -> Result<()> {
                 .iter()
                 .map(|a| a.connect_string())
                 .collect();
-            (addrs, args.feature.clone())
+            let transport = match (&args.ca, args.triad.insecure) {
+                (Some(ca), false) => ClientTransport::Tls(TlsTransport::client(
+                    hal_net::tls::client_connector(ca, None)?,
+                )),
+                (None, true) => ClientTransport::Insecure(hal_net::transport::TcpTransport),
+                _ => bail!(
+                    "with --license-path, give the servers' --ca, or --insecure for plaintext ones"
+                ),
+            };
+            (addrs, args.feature.clone(), transport)
         }
         None => {
             let count = u32::try_from(args.shape.clients)
@@ -332,8 +356,9 @@ async fn load_cmd(args: LoadArgs) -> Result<()> {
                 .max(1);
             let started = args.triad.start(count, false, Tune::timing(timing)).await?;
             let addrs = started.addrs();
+            let transport = started.transport();
             triad = Some(started);
-            (addrs, hal_benches::triad::FEATURE.to_string())
+            (addrs, hal_benches::triad::FEATURE.to_string(), transport)
         }
     };
     if feature != hal_benches::triad::FEATURE {
@@ -347,16 +372,19 @@ async fn load_cmd(args: LoadArgs) -> Result<()> {
     // Client ids apart per round: the replicated state remembers each id's last request.
     let clients = |round: u64| {
         let clients = (0..args.shape.clients)
-            .map(|n| HalSeats::new(addrs.clone(), client_id_base() + (n << 8) + round, timing))
+            .map(|n| {
+                let id = client_id_base() + (n << 8) + round;
+                HalSeats::new(transport.clone(), addrs.clone(), id, timing)
+            })
             .collect();
         std::future::ready(Ok(clients))
     };
     let cpu = |report: &load::Report| cpu_line(&pids, &before, report.cycles);
-    let term_before = highest_term(&addrs).await;
+    let term_before = highest_term(&transport, &addrs).await;
     args.shape.run("hal", clients, cpu).await?;
     // An election raises the term (a pre-vote that fails does not): under load alone
     // there should be none, or the timers are too tight for the machine.
-    if let (Some(before), Some(after)) = (term_before, highest_term(&addrs).await) {
+    if let (Some(before), Some(after)) = (term_before, highest_term(&transport, &addrs).await) {
         let elections = after.saturating_sub(before);
         println!("elections: during_run={elections} term_before={before} term_after={after}");
     }
@@ -365,8 +393,8 @@ async fn load_cmd(args: LoadArgs) -> Result<()> {
 }
 
 /// The highest term any server at `addrs` reports, if any answers.
-async fn highest_term(addrs: &[String]) -> Option<u64> {
-    let reports = statuses_at(addrs).await;
+async fn highest_term(transport: &ClientTransport, addrs: &[String]) -> Option<u64> {
+    let reports = statuses_at(transport, addrs).await;
     reports.into_iter().flatten().map(|r| r.term).max()
 }
 

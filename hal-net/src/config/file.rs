@@ -9,8 +9,8 @@ use hal_core::HostId;
 use hal_core::license::ServerPosition;
 use hal_core::timing::Timing;
 
-use super::TimingProfile;
 use super::parse::{TIMING_FIELDS, timing_field};
+use super::{Security, TimingProfile};
 use crate::addr::ServerAddr;
 
 /// The contents of a config file to write. `None` leaves a key out, so the reader's
@@ -31,6 +31,9 @@ pub struct ConfigFile {
     pub vendor_key: PathBuf,
     pub hostid: Option<HostId>,
     pub client_connections_max: Option<usize>,
+    pub client_connections_per_address_max: Option<usize>,
+    /// A `[tls]` section, or `insecure_plaintext = true`.
+    pub security: Security,
     pub timing_profile: TimingProfile,
     /// The timers wanted; those that differ from `timing_profile`'s are written as
     /// overrides.
@@ -38,7 +41,8 @@ pub struct ConfigFile {
 }
 
 impl ConfigFile {
-    /// A single server with every optional key left out and the LAN timers.
+    /// A single server with every optional key left out, the LAN timers, and plaintext
+    /// (give it a [`Security::Tls`] for anything but a closed test network).
     pub fn single(data_dir: &Path, license: &Path, vendor_key: &Path) -> ConfigFile {
         ConfigFile {
             position: ServerPosition::Single,
@@ -49,6 +53,8 @@ impl ConfigFile {
             vendor_key: vendor_key.into(),
             hostid: None,
             client_connections_max: None,
+            client_connections_per_address_max: None,
+            security: Security::InsecurePlaintext,
             timing_profile: TimingProfile::Lan,
             timing: Timing::lan(),
         }
@@ -91,6 +97,18 @@ impl ConfigFile {
         }
         if let Some(count) = self.client_connections_max {
             line(&mut out, "client_connections_max", count);
+        }
+        if let Some(count) = self.client_connections_per_address_max {
+            line(&mut out, "client_connections_per_address_max", count);
+        }
+        match &self.security {
+            Security::InsecurePlaintext => line(&mut out, "insecure_plaintext", true),
+            Security::Tls(files) => {
+                out.push_str("\n[tls]\n");
+                line(&mut out, "ca", quote_path(&files.ca));
+                line(&mut out, "cert", quote_path(&files.cert));
+                line(&mut out, "key", quote_path(&files.key));
+            }
         }
         self.render_timing(&mut out);
         out

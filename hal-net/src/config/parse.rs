@@ -16,8 +16,9 @@ use toml::de::{DeTable, DeValue};
 
 use super::error::unknown_key_hint;
 use super::{
-    CLIENT_CONNECTIONS_MAX_CEILING, CLIENT_CONNECTIONS_MAX_DEFAULT, CONFIG_BYTES_MAX, ConfigError,
-    DEFAULT_PORT, Location, ServerConfig, TIMING_DURATION_MAX, TimingProfile,
+    CLIENT_CONNECTIONS_MAX_CEILING, CLIENT_CONNECTIONS_MAX_DEFAULT,
+    CLIENT_CONNECTIONS_PER_ADDRESS_MAX_DEFAULT, CONFIG_BYTES_MAX, ConfigError, DEFAULT_PORT,
+    Location, Security, ServerConfig, TIMING_DURATION_MAX, TimingProfile, TlsFiles,
 };
 use crate::addr::ServerAddr;
 
@@ -31,8 +32,14 @@ pub(super) const TOP_KEYS: &[&str] = &[
     "vendor_key",
     "hostid",
     "client_connections_max",
+    "client_connections_per_address_max",
+    "insecure_plaintext",
+    "tls",
     "timing",
 ];
+
+/// The keys of `[tls]`.
+const TLS_KEYS: &[&str] = &["ca", "cert", "key"];
 
 /// The timers of [`Timing`] that `[timing]` can override, by key.
 pub const TIMING_FIELDS: &[&str] = &[
@@ -91,7 +98,17 @@ pub(super) fn parse(
         license: doc.path(root, "license", base_dir)?,
         vendor_key: doc.path(root, "vendor_key", base_dir)?,
         hostid: doc.hostid(root)?,
-        client_connections_max: doc.client_connections_max(root)?,
+        client_connections_max: doc.connections_max(
+            root,
+            "client_connections_max",
+            CLIENT_CONNECTIONS_MAX_DEFAULT,
+        )?,
+        client_connections_per_address_max: doc.connections_max(
+            root,
+            "client_connections_per_address_max",
+            CLIENT_CONNECTIONS_PER_ADDRESS_MAX_DEFAULT,
+        )?,
+        security: doc.security(root, base_dir)?,
         triad,
         timing_profile,
         timing,
@@ -302,10 +319,78 @@ impl Doc<'_> {
             .map_err(|why| self.invalid(value.span(), "hostid", format!("'{text}': {why}")))
     }
 
-    fn client_connections_max(&self, root: &DeTable<'_>) -> Result<usize, ConfigError> {
-        let key = "client_connections_max";
+    /// `[tls]` or `insecure_plaintext = true`: exactly one.
+    fn security(&self, root: &DeTable<'_>, base_dir: &Path) -> Result<Security, ConfigError> {
+        let plaintext = match root.get("insecure_plaintext") {
+            None => false,
+            Some(value) => match value.get_ref() {
+                DeValue::Boolean(yes) => *yes,
+                other => {
+                    let problem = format!("expected true or false, found {}", other.type_str());
+                    return Err(self.invalid(value.span(), "insecure_plaintext", problem));
+                }
+            },
+        };
+        match (root.get("tls"), plaintext) {
+            (Some(value), true) => Err(self.invalid(
+                value.span(),
+                "tls",
+                "a [tls] section and insecure_plaintext = true contradict each other; keep one",
+            )),
+            (None, true) => Ok(Security::InsecurePlaintext),
+            (None, false) => Err(self.missing(
+                "tls",
+                "the server's TLS files: a [tls] section with ca, cert and key (make them with `hal-net tls init`), or insecure_plaintext = true for a triad without TLS on a closed network",
+            )),
+            (Some(value), false) => {
+                let DeValue::Table(table) = value.get_ref() else {
+                    let problem = "expected a section: write [tls] on a line of its own, then ca, cert and key below it";
+                    return Err(self.invalid(value.span(), "tls", problem));
+                };
+                self.check_keys(table, TLS_KEYS, "in [tls]", &[])?;
+                let file = |key: &'static str| self.tls_path(value, table, key, base_dir);
+                Ok(Security::Tls(TlsFiles {
+                    ca: file("ca")?,
+                    cert: file("cert")?,
+                    key: file("key")?,
+                }))
+            }
+        }
+    }
+
+    fn tls_path(
+        &self,
+        section: &Value<'_>,
+        table: &DeTable<'_>,
+        key: &'static str,
+        base_dir: &Path,
+    ) -> Result<PathBuf, ConfigError> {
+        let name = format!("tls.{key}");
+        let Some(value) = table.get(key) else {
+            let problem = format!("missing {key}: [tls] needs ca, cert and key");
+            return Err(self.invalid(section.span(), &name, problem));
+        };
+        let text = self.string(&name, value, "a path in quotes")?;
+        if text.is_empty() {
+            return Err(self.invalid(value.span(), &name, "the path is empty"));
+        }
+        std::path::absolute(base_dir.join(text)).map_err(|error| {
+            self.invalid(
+                value.span(),
+                &name,
+                format!("cannot make '{text}' absolute: {error}"),
+            )
+        })
+    }
+
+    fn connections_max(
+        &self,
+        root: &DeTable<'_>,
+        key: &str,
+        default: usize,
+    ) -> Result<usize, ConfigError> {
         let Some(value) = root.get(key) else {
-            return Ok(CLIENT_CONNECTIONS_MAX_DEFAULT);
+            return Ok(default);
         };
         let count = self.integer(key, value)?;
         usize::try_from(count)

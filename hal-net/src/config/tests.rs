@@ -9,13 +9,13 @@ use hal_core::{HostId, ServerId};
 use super::*;
 
 /// A triad member's config. Line 1 id, 2 triad, 3 data_dir, 4 license, 5 vendor_key,
-/// 7 [timing], 8 profile.
+/// 6 insecure_plaintext, 7 [timing], 8 profile.
 const BASE: &str = r#"id = 1
 triad = ["6200@lic1", "6200@lic2", "6200@lic3"]
 data_dir = "data"
 license = "demo.lic"
 vendor_key = "vendor.pub"
-
+insecure_plaintext = true
 [timing]
 profile = "lan"
 "#;
@@ -100,7 +100,7 @@ fn the_listen_port_defaults_to_this_servers_triad_entry() {
 
 #[test]
 fn a_single_server_needs_no_triad_and_no_id() {
-    let text = "data_dir = \"d\"\nlicense = \"l\"\nvendor_key = \"k\"\n";
+    let text = "data_dir = \"d\"\nlicense = \"l\"\nvendor_key = \"k\"\ninsecure_plaintext = true\n";
     let config = parse(text).unwrap();
     assert_eq!(config.position, ServerPosition::Single);
     assert_eq!(config.listen.port(), DEFAULT_PORT);
@@ -168,6 +168,12 @@ fn a_rendered_file_parses_back_to_the_same_config() {
         listen: Some("[::1]:7001".parse().unwrap()),
         hostid: Some(HostId::parse("0a1b2c3d4e5f").unwrap()),
         client_connections_max: Some(50),
+        client_connections_per_address_max: Some(5),
+        security: Security::Tls(TlsFiles {
+            ca: "/etc/hal/tls/ca.pem".into(),
+            cert: "/etc/hal/tls/server2.pem".into(),
+            key: "/etc/hal/tls/server2.key".into(),
+        }),
         timing_profile: TimingProfile::Wan,
         timing,
         ..ConfigFile::triad_member(
@@ -500,4 +506,53 @@ fn no_prefix_or_mangling_of_a_config_panics_and_errors_point_inside_the_text() {
             check(&mangled);
         }
     }
+}
+
+/// BASE with a `[tls]` section instead of `insecure_plaintext`.
+fn with_tls(section: &str) -> String {
+    BASE.replace("insecure_plaintext = true\n", "") + section
+}
+
+#[test]
+fn tls_files_are_read_relative_to_the_config() {
+    let text = with_tls("[tls]\nca = \"tls/ca.pem\"\ncert = \"tls/s1.pem\"\nkey = \"/k/s1.key\"\n");
+    let config = parse(&text).unwrap();
+    let expected = TlsFiles {
+        ca: PathBuf::from("/etc/hal/tls/ca.pem"),
+        cert: PathBuf::from("/etc/hal/tls/s1.pem"),
+        key: PathBuf::from("/k/s1.key"),
+    };
+    assert_eq!(config.security, Security::Tls(expected));
+    assert_eq!(
+        config.client_connections_per_address_max,
+        CLIENT_CONNECTIONS_PER_ADDRESS_MAX_DEFAULT
+    );
+}
+
+#[test]
+fn a_server_must_say_how_it_secures_its_connections() {
+    let neither = error(&with_tls(""));
+    assert!(
+        neither.contains("missing 'tls'") || neither.contains("tls"),
+        "{neither}"
+    );
+    assert!(neither.contains("hal-net tls init"), "{neither}");
+    assert!(neither.contains("insecure_plaintext = true"), "{neither}");
+    let both = error(&format!(
+        "{BASE}[tls]\nca = \"a\"\ncert = \"b\"\nkey = \"c\"\n"
+    ));
+    assert!(both.contains("contradict each other"), "{both}");
+    let half = error(&with_tls("[tls]\nca = \"a\"\ncert = \"b\"\n"));
+    assert!(half.contains("tls.key: missing key"), "{half}");
+    let typo = error(&with_tls("[tls]\nca = \"a\"\ncert = \"b\"\nkye = \"c\"\n"));
+    assert!(
+        typo.contains("'kye'") && typo.contains("did you mean 'key'"),
+        "{typo}"
+    );
+    let not_bool =
+        error(&BASE.replace("insecure_plaintext = true", "insecure_plaintext = \"yes\""));
+    assert!(
+        not_bool.contains("expected true or false, found string"),
+        "{not_bool}"
+    );
 }

@@ -1,14 +1,23 @@
 //! The acceptor: takes connections, shakes hands, and runs each in its own task — a
 //! peer's incoming link, a client connection, or an operator's status query.
 //!
-//! Limits keep a slow or hostile peer from blocking the node: at most
+//! Who may be what: a connection that says it is a peer must have proven that server's
+//! slot to the transport (its certificate, [`Proven`]); one that has not is refused with a
+//! reason that tells it nothing of this server's configuration, and only a proven peer
+//! hears what differs between two servers' triad lists or licenses.
+//!
+//! Limits keep a slow or hostile party from blocking the node: at most
 //! [`HANDSHAKES_MAX`] connections may be shaking hands, each for at most
-//! `handshake_timeout`; at most `client_connections_max` client and status connections
-//! are open; a client that stays silent for `client_idle_max` or does not read its replies
-//! is disconnected; a frame over the limit, of another version or that does not decode
-//! closes its connection. None of it reaches the core loop.
+//! `handshake_timeout`, and at most [`HANDSHAKES_PER_SOURCE_MAX`] from one address (a
+//! newer one from the same address closes its oldest, so silent handshakes cannot lock an
+//! address out); at most `client_connections_max` client connections are open, and at most
+//! `client_connections_per_address_max` from one address; status queries have their own
+//! small pool ([`STATUS_CONNECTIONS_MAX`]); a client that stays silent for
+//! `client_idle_max` or does not read its replies is disconnected; a frame over the limit,
+//! of another version or that does not decode closes its connection. None of it reaches
+//! the core loop, and the warnings it causes are throttled.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -17,22 +26,58 @@ use hal_core::ServerId;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::time::timeout;
 use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info_span, warn};
 
 use super::links::{incoming, kind};
 use super::progress::Progress;
+use super::throttle::Throttle;
 use super::{CLIENT_QUEUE_MAX, ConnId, HANDSHAKES_MAX, HANDSHAKES_PER_SOURCE_MAX, Inbound, Shared};
-use crate::transport::{Listener, Transport};
+use crate::transport::{Listener, Proven, Transport};
 use crate::wire::{
     FRAME_BYTES_MAX_CLIENT, FRAME_BYTES_MAX_UNIDENTIFIED, Hello, Message, WireCodec,
 };
 
 type Conn<T> = Framed<Progress<<T as Transport>::Stream>, WireCodec>;
 
+/// The most status connections open at once: a pool of their own, so that neither
+/// clients nor status queries can crowd out the other.
+pub(super) const STATUS_CONNECTIONS_MAX: usize = 16;
+
+/// What the acceptor's connection tasks share.
+#[derive(Debug, Clone)]
+struct Pools {
+    clients: Arc<Semaphore>,
+    statuses: Arc<Semaphore>,
+    /// Established client connections by source address.
+    client_sources: Sources,
+    /// Warnings a party on the network can cause, throttled.
+    warnings: Arc<Mutex<Throttle>>,
+}
+
+impl Pools {
+    /// Logs a warning a connection caused, unless too many came lately.
+    fn warn(&self, what: std::fmt::Arguments<'_>) {
+        let admitted = self
+            .warnings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .admit();
+        if let Some(suppressed) = admitted {
+            warn!(suppressed, "{what}");
+        }
+    }
+}
+
 /// Accepts connections until the node stops.
 pub(super) async fn run<T: Transport>(shared: Shared<T>, mut listener: T::Listener) {
     let handshakes = Arc::new(Semaphore::new(HANDSHAKES_MAX));
-    let clients = Arc::new(Semaphore::new(shared.config.client_connections_max));
+    let pools = Pools {
+        clients: Arc::new(Semaphore::new(shared.config.client_connections_max)),
+        statuses: Arc::new(Semaphore::new(STATUS_CONNECTIONS_MAX)),
+        client_sources: Sources::default(),
+        warnings: Arc::new(Mutex::new(Throttle::new())),
+    };
     let next_conn = Arc::new(AtomicU64::new(1));
     let sources = Sources::default();
     loop {
@@ -40,7 +85,7 @@ pub(super) async fn run<T: Transport>(shared: Shared<T>, mut listener: T::Listen
             () = shared.stop.cancelled() => return,
             accepted = listener.accept() => accepted,
         };
-        let (stream, from) = match accepted {
+        let (accepted, from) = match accepted {
             Ok(accepted) => accepted,
             Err(error) => {
                 // Out of file descriptors, say: wait a little instead of spinning.
@@ -53,16 +98,15 @@ pub(super) async fn run<T: Transport>(shared: Shared<T>, mut listener: T::Listen
             debug!(%from, "too many connections shaking hands; closed");
             continue;
         };
-        let Some(source) = sources.enter(&from) else {
-            debug!(%from, "too many connections shaking hands from one address; closed");
-            continue;
-        };
+        // At its address's limit, the newest handshake closes the oldest.
+        let source = sources.enter_evicting(&from, HANDSHAKES_PER_SOURCE_MAX);
         let conn = next_conn.fetch_add(1, Ordering::Relaxed);
         let span = info_span!("conn", conn, %from);
         let task = connection(
             shared.clone(),
-            stream,
-            clients.clone(),
+            accepted,
+            from,
+            pools.clone(),
             conn,
             (permit, source),
         );
@@ -70,53 +114,103 @@ pub(super) async fn run<T: Transport>(shared: Shared<T>, mut listener: T::Listen
     }
 }
 
-/// Shakes hands with a new connection and runs it as what it says it is.
+/// Secures a new connection, reads its hello and runs it as what it says (and proved) it
+/// is.
 async fn connection<T: Transport>(
     shared: Shared<T>,
-    stream: T::Stream,
-    clients: Arc<Semaphore>,
+    accepted: T::Accepted,
+    from: String,
+    pools: Pools,
     conn: ConnId,
     handshake: (OwnedSemaphorePermit, SourceSlot),
 ) {
-    let stream = Progress::new(stream);
-    let mut link: Conn<T> = Framed::new(stream, WireCodec::new(FRAME_BYTES_MAX_UNIDENTIFIED));
     let limit = shared.config.links.handshake_timeout;
-    let hello = tokio::select! {
-        () = shared.stop.cancelled() => return,
-        hello = timeout(limit, link.next()) => hello,
-    };
-    let hello = match hello {
-        Err(_) => return debug!("no hello within {} ms; closed", limit.as_millis()),
-        Ok(None) => return debug!("closed before saying hello"),
-        Ok(Some(Err(error))) => return warn!("bad first frame, connection closed: {error}"),
-        Ok(Some(Ok(Message::Hello(hello)))) => hello,
-        Ok(Some(Ok(other))) => {
-            return warn!(
-                "first frame was a {}, not a hello; connection closed",
+    let evicted = handshake.1.evicted.clone();
+    let opened = async {
+        let (stream, proven) = match shared.transport.secure(accepted).await {
+            Ok(secured) => secured,
+            Err(error) => {
+                pools.warn(format_args!("TLS handshake with {from} failed: {error}"));
+                return None;
+            }
+        };
+        let mut link: Conn<T> = Framed::new(
+            Progress::new(stream),
+            WireCodec::budgeted(FRAME_BYTES_MAX_UNIDENTIFIED, shared.frames.clone()),
+        );
+        match link.next().await {
+            None => debug!("closed before saying hello"),
+            Some(Err(error)) => {
+                pools.warn(format_args!("bad first frame from {from}, closed: {error}"))
+            }
+            Some(Ok(Message::Hello(hello))) => return Some((link, proven, hello)),
+            Some(Ok(other)) => pools.warn(format_args!(
+                "first frame from {from} was a {}, not a hello; closed",
                 kind(&other)
-            );
+            )),
         }
+        None
+    };
+    let opened = tokio::select! {
+        () = shared.stop.cancelled() => return,
+        () = evicted.cancelled() => {
+            return debug!("a newer handshake from the same address replaced this one");
+        }
+        opened = timeout(limit, opened) => opened,
+    };
+    let (mut link, proven, hello) = match opened {
+        Err(_) => return debug!("no hello within {} ms; closed", limit.as_millis()),
+        Ok(None) => return,
+        Ok(Some(opened)) => opened,
     };
     match hello {
-        Hello::Peer { from, to, identity } => {
-            let refusal = check_peer(&shared, from, to, &identity);
-            if let Some(reason) = refusal {
-                error!(peer = %from, "refused a peer link: {reason}");
+        Hello::Peer {
+            from: id,
+            to,
+            identity,
+        } => {
+            if !proven.may_be_server(id) {
+                // Nothing of this server's configuration goes to a party that has not
+                // proven it is one of the triad.
+                pools.warn(format_args!(
+                    "refused a peer link from {from}: it claims to be server {id} but proved {}",
+                    proven_name(proven)
+                ));
+                let reason = format!(
+                    "not authenticated as server {id} of this triad (a peer needs the certificate the triad's CA issued for its slot)"
+                );
+                return refuse(&mut link, reason).await;
+            }
+            if let Some(reason) = check_peer(&shared, id, to, &identity) {
+                error!(peer = %id, "refused a peer link: {reason}");
                 return refuse(&mut link, reason).await;
             }
             if welcome(&mut link, shared.me).await {
                 drop(handshake);
-                link.codec_mut()
-                    .set_frame_bytes_max(crate::wire::FRAME_BYTES_MAX_PEER);
-                let replaced = shared.incoming.take_over(from, conn);
-                incoming(shared.clone(), from, link, replaced).await;
-                shared.incoming.ended(from, conn);
+                let codec = link.codec_mut();
+                codec.set_frame_bytes_max(crate::wire::FRAME_BYTES_MAX_PEER);
+                codec.unbudgeted();
+                let replaced = shared.incoming.take_over(id, conn);
+                incoming(shared.clone(), id, link, replaced).await;
+                shared.incoming.ended(id, conn);
             }
         }
-        Hello::Client | Hello::Admin => {
-            let Ok(permit) = clients.try_acquire_owned() else {
+        Hello::Client => {
+            let per_address = shared.config.client_connections_per_address_max;
+            let Some(slot) = pools.client_sources.enter(&from, per_address) else {
+                pools.warn(format_args!(
+                    "client {from} refused: {per_address} connections from its address are open already"
+                ));
+                let reason = format!(
+                    "server busy: {per_address} client connections from this address are open already"
+                );
+                return refuse(&mut link, reason).await;
+            };
+            let Ok(permit) = pools.clients.clone().try_acquire_owned() else {
                 let max = shared.config.client_connections_max;
-                warn!("client refused: {max} client connections are open already");
+                pools.warn(format_args!(
+                    "client refused: {max} client connections are open already"
+                ));
                 let reason = format!("server busy: {max} client connections are open already");
                 return refuse(&mut link, reason).await;
             };
@@ -125,17 +219,38 @@ async fn connection<T: Transport>(
             }
             drop(handshake);
             link.codec_mut().set_frame_bytes_max(FRAME_BYTES_MAX_CLIENT);
-            if matches!(hello, Hello::Client) {
-                client(&shared, link, conn).await;
-            } else {
-                admin(&shared, link).await;
+            client(&shared, link, conn).await;
+            drop((permit, slot));
+        }
+        Hello::Admin => {
+            let Ok(permit) = pools.statuses.clone().try_acquire_owned() else {
+                let reason = format!(
+                    "server busy: {STATUS_CONNECTIONS_MAX} status connections are open already"
+                );
+                return refuse(&mut link, reason).await;
+            };
+            if !welcome(&mut link, shared.me).await {
+                return;
             }
+            drop(handshake);
+            link.codec_mut().set_frame_bytes_max(FRAME_BYTES_MAX_CLIENT);
+            admin(&shared, link).await;
             drop(permit);
         }
     }
 }
 
-/// Why a peer's hello is refused, if it is.
+/// What a proof is, for a log line.
+fn proven_name(proven: Proven) -> String {
+    match proven {
+        Proven::Nothing => "nothing (no client certificate)".to_string(),
+        Proven::Server(id) => format!("the certificate of server {id}"),
+        Proven::Admin => "the admin certificate".to_string(),
+        Proven::Plaintext => "nothing (plaintext)".to_string(),
+    }
+}
+
+/// Why a (proven) peer's hello is refused, if it is.
 fn check_peer<T: Transport>(
     shared: &Shared<T>,
     from: ServerId,
@@ -255,43 +370,107 @@ async fn admin<T: Transport>(shared: &Shared<T>, mut link: Conn<T>) {
     }
 }
 
-/// Connections shaking hands, by source IP address: one address may not take every
-/// handshake slot (and so keep the peers from reconnecting).
+/// Connections by source address (handshakes, or established clients): one address may
+/// not take every slot.
 #[derive(Debug, Clone, Default)]
-struct Sources(Arc<Mutex<BTreeMap<String, usize>>>);
+struct Sources(Arc<Mutex<BTreeMap<String, Slots>>>);
 
-/// One handshake slot of a source address, given back when dropped.
+/// One address's slots, oldest first: each slot's number and the token that evicts it.
+type Slots = VecDeque<(ConnId, CancellationToken)>;
+
+/// One slot of a source address, given back when dropped; `evicted` is cancelled when a
+/// newer connection from the same address takes it over.
 #[derive(Debug)]
 struct SourceSlot {
     sources: Sources,
     ip: String,
+    id: ConnId,
+    evicted: CancellationToken,
 }
 
+/// Numbers slots, so a slot that was evicted does not give back its successor's place.
+static NEXT_SLOT: AtomicU64 = AtomicU64::new(1);
+
 impl Sources {
-    fn enter(&self, from: &str) -> Option<SourceSlot> {
-        // `ip:port`, `[v6]:port`, or a simulator's host name: the part before the port.
-        let ip = from.rsplit_once(':').map_or(from, |(ip, _)| ip).to_string();
-        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let count = counts.entry(ip.clone()).or_insert(0);
-        if *count >= HANDSHAKES_PER_SOURCE_MAX {
-            return None;
+    /// A slot for `from` if its address holds fewer than `max`.
+    fn enter(&self, from: &str, max: usize) -> Option<SourceSlot> {
+        let ip = address_of(from);
+        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let slots = all.entry(ip.clone()).or_default();
+        (slots.len() < max).then(|| self.push(slots, ip))
+    }
+
+    /// A slot for `from`; at `max`, the address's oldest slots are evicted for it.
+    fn enter_evicting(&self, from: &str, max: usize) -> SourceSlot {
+        let ip = address_of(from);
+        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let slots = all.entry(ip.clone()).or_default();
+        while slots.len() >= max.max(1) {
+            if let Some((_, oldest)) = slots.pop_front() {
+                oldest.cancel();
+            }
         }
-        *count += 1;
-        Some(SourceSlot {
+        self.push(slots, ip)
+    }
+
+    fn push(&self, slots: &mut Slots, ip: String) -> SourceSlot {
+        let id = NEXT_SLOT.fetch_add(1, Ordering::Relaxed);
+        let evicted = CancellationToken::new();
+        slots.push_back((id, evicted.clone()));
+        SourceSlot {
             sources: self.clone(),
             ip,
-        })
+            id,
+            evicted,
+        }
     }
+}
+
+/// `ip:port`, `[v6]:port`, or a simulator's host name: the part before the port.
+fn address_of(from: &str) -> String {
+    from.rsplit_once(':').map_or(from, |(ip, _)| ip).to_string()
 }
 
 impl Drop for SourceSlot {
     fn drop(&mut self) {
-        let mut counts = self.sources.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = counts.get_mut(&self.ip) {
-            *count -= 1;
-            if *count == 0 {
-                counts.remove(&self.ip);
+        let mut all = self.sources.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slots) = all.get_mut(&self.ip) {
+            slots.retain(|(id, _)| *id != self.id);
+            if slots.is_empty() {
+                all.remove(&self.ip);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_handshake_from_a_full_address_evicts_the_oldest() {
+        let sources = Sources::default();
+        let first = sources.enter_evicting("10.0.0.9:1000", 2);
+        let second = sources.enter_evicting("10.0.0.9:1001", 2);
+        assert!(!first.evicted.is_cancelled());
+        let third = sources.enter_evicting("10.0.0.9:1002", 2);
+        assert!(first.evicted.is_cancelled(), "the oldest gives way");
+        assert!(!second.evicted.is_cancelled() && !third.evicted.is_cancelled());
+        // Another address is not affected, and a dropped slot frees its place.
+        let other = sources.enter_evicting("10.0.0.7:1000", 2);
+        assert!(!other.evicted.is_cancelled());
+        drop(first);
+        assert_eq!(sources.0.lock().unwrap()["10.0.0.9"].len(), 2);
+    }
+
+    #[test]
+    fn established_clients_are_limited_per_address() {
+        let sources = Sources::default();
+        let a = sources.enter("10.0.0.9:1", 2).unwrap();
+        let _b = sources.enter("10.0.0.9:2", 2).unwrap();
+        assert!(sources.enter("10.0.0.9:3", 2).is_none());
+        assert!(sources.enter("10.0.0.8:3", 2).is_some());
+        drop(a);
+        assert!(sources.enter("10.0.0.9:3", 2).is_some());
     }
 }

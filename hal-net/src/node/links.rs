@@ -118,9 +118,14 @@ async fn dial<T: Transport>(
     let handshake = async {
         let stream = shared
             .transport
-            .connect(addr)
+            .connect(addr, peer)
             .await
-            .map_err(|e| LinkEnd::Broken(format!("cannot connect: {e}")))?;
+            .map_err(|e| match e.kind() {
+                // The other end proved to be someone else: a configuration to fix, not
+                // a network to wait out.
+                std::io::ErrorKind::PermissionDenied => LinkEnd::Refused(e.to_string()),
+                _ => LinkEnd::Broken(format!("cannot connect: {e}")),
+            })?;
         let stream = Progress::new(stream);
         let mut link = Framed::new(stream, WireCodec::new(FRAME_BYTES_MAX_PEER));
         let hello = Hello::Peer {

@@ -63,8 +63,10 @@ pub struct NodeConfig {
     pub peers: BTreeMap<ServerId, String>,
     /// What must agree with the peers (triad list, license).
     pub identity: Identity,
-    /// The most client and status connections open at once.
+    /// The most client connections open at once.
     pub client_connections_max: usize,
+    /// The most client connections open at once from one address.
+    pub client_connections_per_address_max: usize,
     pub links: LinkTiming,
 }
 
@@ -152,13 +154,20 @@ const PEER_QUEUE_MAX: usize = 4096;
 const CLIENT_QUEUE_MAX: usize = 256;
 /// The most connections shaking hands at once.
 const HANDSHAKES_MAX: usize = 64;
-/// The most connections shaking hands at once from one source address.
+/// The most connections shaking hands at once from one source address; a newer one
+/// closes the oldest.
 const HANDSHAKES_PER_SOURCE_MAX: usize = 8;
+
+/// The most bytes of large frames still arriving on connections that are not
+/// authenticated peers, all together ([`crate::wire::FrameBudget`]).
+pub const FRAMES_ARRIVING_BYTES_MAX: usize = 16 << 20;
 
 /// What every task of a node shares.
 #[derive(Debug, Clone)]
 struct Shared<T: Transport> {
     me: ServerId,
+    /// The budget for frames still arriving from clients and unidentified connections.
+    frames: Arc<crate::wire::FrameBudget>,
     transport: T,
     config: Arc<NodeConfig>,
     inbound: mpsc::Sender<Inbound>,
@@ -269,6 +278,7 @@ impl<T: Transport, S: Storage, C: Clock> Node<T, S, C> {
         let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_MAX);
         let shared = Shared {
             me,
+            frames: crate::wire::FrameBudget::new(FRAMES_ARRIVING_BYTES_MAX),
             transport: self.transport.clone(),
             config: Arc::new(self.config.clone()),
             inbound: inbound_tx,

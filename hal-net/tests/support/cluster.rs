@@ -77,6 +77,13 @@ impl Cluster {
             ports: free_ports::<3>(),
             children: [None, None, None],
         };
+        let servers = cluster.triad().join(",");
+        let tls = Command::new(HAL_NET)
+            .args(["tls", "init", "--servers", &servers, "--dir"])
+            .arg(cluster.dir.path().join("tls"))
+            .output()
+            .unwrap();
+        assert!(tls.status.success(), "tls init: {tls:?}");
         for id in 1..=3 {
             cluster.write_config(id, &cluster.triad(), "cad.lic", timing);
         }
@@ -96,11 +103,17 @@ impl Cluster {
         let text = format!(
             "id = {id}\nlisten = \"127.0.0.1:{}\"\ntriad = [{}]\ndata_dir = \"data{id}\"\n\
              license = \"{license}\"\nvendor_key = \"vendor.pub\"\nhostid = \"host{id}\"\n\
+             [tls]\nca = \"tls/ca.pem\"\ncert = \"tls/server{id}.pem\"\nkey = \"tls/server{id}.key\"\n\
              [timing]\nprofile = \"lan\"\n{timing}\n",
             self.ports[id - 1],
             triad.join(", ")
         );
         fs::write(self.config(id), text).unwrap();
+    }
+
+    /// The triad's CA certificate, which clients verify the servers against.
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("tls").join("ca.pem")
     }
 
     pub fn config(&self, id: usize) -> PathBuf {
@@ -196,6 +209,7 @@ impl Cluster {
             .arg("--license-path")
             .arg(self.path())
             .env("HAL_HOME", self.dir.path().join("client-home"))
+            .env("HAL_TRIAD_CA", self.ca())
             .output()
             .unwrap()
     }
@@ -296,6 +310,7 @@ impl Holder {
                 "--license-path",
             ])
             .arg(cluster.path())
+            .env("HAL_TRIAD_CA", cluster.ca())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

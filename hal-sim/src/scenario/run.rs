@@ -997,7 +997,7 @@ impl Operator {
         let ask = |id| async move {
             if asked {
                 let limit = self.status_timeout;
-                Some(hal_net::admin::status(&SimTransport, &address(id), limit).await)
+                Some(hal_net::admin::status(&SimTransport, &address(id), id, limit).await)
             } else {
                 None
             }
