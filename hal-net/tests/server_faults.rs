@@ -40,7 +40,8 @@ fn a_corrupt_record_stops_the_server_and_a_torn_tail_is_repaired() {
     let status = cluster.wait_exit(3, Duration::from_secs(10));
     assert!(!status.success());
     let log = std::fs::read_to_string(cluster.log(3)).unwrap();
-    assert!(log.contains("corrupt record at byte offset"), "{log}");
+    assert!(log.contains("is damaged at byte"), "{log}");
+    assert!(log.contains("--join-empty"), "{log}");
     assert!(log.contains(&log3.display().to_string()), "{log}");
 
     // #2: half a record where its records end (in the zeros written ahead of them), as a

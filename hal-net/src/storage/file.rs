@@ -31,6 +31,12 @@
 //! and the compaction finished. A damaged last record is a torn write and is cut off;
 //! damage with an intact record after it, a damaged snapshot file, or a log that does not
 //! fit its snapshot is [`StorageError::Corrupt`]: the server must not start on it.
+//!
+//! # A blank directory
+//!
+//! A missing data directory, or one with neither a log nor a snapshot, would start a
+//! member with no seats at term 0. [`FileStorage::open`] refuses it unless asked to join
+//! empty ([`IfBlank`]), so a mistyped or lost path stops the server instead.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions, TryLockError};
@@ -139,34 +145,40 @@ impl fmt::Debug for FileStorage {
     }
 }
 
+/// What [`FileStorage::open`] does with a *blank* data directory: one that is missing,
+/// or holds neither a log nor a snapshot. A server started on one has no seats and is at
+/// term 0, which is right for a new triad and wrong for a mistyped or lost path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfBlank {
+    /// Fail with [`StorageError::Blank`].
+    Refuse,
+    /// Create the directory (mode 0700) if it is missing, log a warning, and start
+    /// empty: a new triad's first start, or a server emptied to receive the state from
+    /// the other two (`hal-net serve --join-empty`).
+    JoinEmpty,
+}
+
 impl FileStorage {
-    /// Opens the data directory `dir`, creating it (mode 0700) if needed, and locks it.
-    /// Fails with [`StorageError::Locked`] if another process (or another `FileStorage`)
-    /// holds it. Reads nothing yet: call [`Storage::load`] first.
-    pub fn open(dir: &Path) -> Result<FileStorage, StorageError> {
+    /// Opens the data directory `dir` and locks it; a blank one is refused or created as
+    /// `if_blank` says. Fails with [`StorageError::Locked`] if another process (or another
+    /// `FileStorage`) holds it. Reads nothing yet: call [`Storage::load`] first.
+    pub fn open(dir: &Path, if_blank: IfBlank) -> Result<FileStorage, StorageError> {
+        let missing = match fs::metadata(dir) {
+            Ok(_) => false,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => true,
+            Err(error) => return Err(io(dir, "read the data directory")(error)),
+        };
+        // Before the lock, so that a refused directory is left as found. (Another server
+        // starting on it meanwhile holds the lock, which stops this one anyway.)
+        if missing || !holds_state(dir)? {
+            blank(dir, missing, if_blank)?;
+        }
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
             .map_err(io(dir, "create the data directory"))?;
-        let lock_path = dir.join(LOCK);
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io(&lock_path, "open"))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(StorageError::Locked {
-                    path: dir.to_path_buf(),
-                });
-            }
-            Err(TryLockError::Error(source)) => {
-                return Err(io(&lock_path, "lock")(source));
-            }
-        }
+        let lock = lock(dir)?;
         let state = State {
             dir: dir.to_path_buf(),
             _lock: lock,
@@ -268,6 +280,54 @@ fn locked<'a>(
     state.lock().map_err(|_| StorageError::Failed {
         path: dir.to_path_buf(),
     })
+}
+
+/// Locks the data directory `dir` for as long as the returned file is open.
+fn lock(dir: &Path) -> Result<File, StorageError> {
+    let lock_path = dir.join(LOCK);
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io(&lock_path, "open"))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(TryLockError::WouldBlock) => Err(StorageError::Locked {
+            path: dir.to_path_buf(),
+        }),
+        Err(TryLockError::Error(source)) => Err(io(&lock_path, "lock")(source)),
+    }
+}
+
+/// Whether `dir` holds a log or a snapshot: anything a server started from. A log is
+/// born by rename, so a crash during the first start leaves none (`log.tmp` at most).
+fn holds_state(dir: &Path) -> Result<bool, StorageError> {
+    for name in [LOG, SNAPSHOT] {
+        let path = dir.join(name);
+        if path.try_exists().map_err(io(&path, "look for"))? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// A blank data directory `dir` (`missing`, or empty): refused, or warned about.
+fn blank(dir: &Path, missing: bool, if_blank: IfBlank) -> Result<(), StorageError> {
+    match if_blank {
+        IfBlank::Refuse => Err(StorageError::Blank {
+            path: dir.to_path_buf(),
+            missing,
+        }),
+        IfBlank::JoinEmpty => {
+            tracing::warn!(
+                path = %dir.display(),
+                missing,
+                "joining empty: the data directory is missing or holds no log and no snapshot, so this server starts with no seats at term 0 and takes the state from the other servers"
+            );
+            Ok(())
+        }
+    }
 }
 
 impl State {
@@ -738,7 +798,7 @@ mod tests {
     }
 
     async fn opened(dir: &Path) -> FileStorage {
-        let mut storage = FileStorage::open(dir).unwrap();
+        let mut storage = FileStorage::open(dir, IfBlank::JoinEmpty).unwrap();
         storage.load().await.unwrap();
         storage
     }
@@ -764,8 +824,9 @@ mod tests {
         }
     }
 
+    /// Loads `dir` again, as a restart without `--join-empty` does.
     async fn reload(dir: &Path) -> Result<Durable, StorageError> {
-        FileStorage::open(dir)?.load().await
+        FileStorage::open(dir, IfBlank::Refuse)?.load().await
     }
 
     /// Where the records of the log end (the zeros after them left out).
@@ -798,7 +859,9 @@ mod tests {
     async fn a_new_directory_loads_empty() {
         let tmp = TempDir::new().unwrap();
         let dir = tmp.path().join("data");
-        assert_eq!(reload(&dir).await.unwrap(), Durable::default());
+        let mut storage = FileStorage::open(&dir, IfBlank::JoinEmpty).unwrap();
+        assert_eq!(storage.load().await.unwrap(), Durable::default());
+        drop(storage);
         assert_eq!(log_base(&dir), Base::NONE, "load creates the log");
         assert_eq!(reload(&dir).await.unwrap(), Durable::default());
     }
@@ -1097,7 +1160,7 @@ mod tests {
             };
             assert_eq!(path, &tmp.path().join(LOG), "{name}");
             assert_eq!(*offset, start as u64, "{name}");
-            assert!(error.to_string().contains(&format!("offset {start}")));
+            assert!(error.to_string().contains(&format!("at byte {start}")));
             let left = fs::read(tmp.path().join(LOG)).unwrap();
             assert!(left == found, "{name}: left as found");
         }
@@ -1143,17 +1206,64 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_blank_directory_is_refused_unless_joining_empty() {
+        use std::os::unix::fs::PermissionsExt;
+
+        let tmp = TempDir::new().unwrap();
+        let dir = tmp.path().join("data");
+        let error = FileStorage::open(&dir, IfBlank::Refuse).unwrap_err();
+        assert!(
+            matches!(&error, StorageError::Blank { path, missing: true } if *path == dir),
+            "{error}"
+        );
+        assert!(error.to_string().contains("is missing"), "{error}");
+        assert!(!dir.exists(), "not created");
+
+        // Empty, or with only what a first start that crashed before its log leaves.
+        fs::create_dir(&dir).unwrap();
+        let leftovers = [None, Some(LOCK), Some("log.tmp")];
+        for (written, leftover) in leftovers.into_iter().enumerate() {
+            if let Some(name) = leftover {
+                fs::write(dir.join(name), b"").unwrap();
+            }
+            let error = FileStorage::open(&dir, IfBlank::Refuse).unwrap_err();
+            assert!(
+                matches!(&error, StorageError::Blank { missing: false, .. }),
+                "{leftover:?}: {error}"
+            );
+            assert!(error.to_string().contains("is empty"), "{error}");
+            let names = fs::read_dir(&dir).unwrap().count();
+            assert_eq!(names, written, "left as found");
+        }
+        fs::remove_dir_all(&dir).unwrap();
+
+        let batches = [vec![hard(1, None), entries(1, 1..=2)]];
+        persist_all(&dir, &batches).await;
+        let mode = fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "created for the server alone");
+        assert_eq!(reload(&dir).await.unwrap(), model(&batches));
+        // Joining empty only permits emptiness: a directory with data loads its data.
+        let mut storage = FileStorage::open(&dir, IfBlank::JoinEmpty).unwrap();
+        assert_eq!(storage.load().await.unwrap(), model(&batches));
+        drop(storage);
+        // A snapshot alone is no blank directory (and the missing log is corruption).
+        fs::rename(dir.join(LOG), dir.join(SNAPSHOT)).unwrap();
+        let error = reload(&dir).await.unwrap_err();
+        assert!(matches!(error, StorageError::Corrupt { .. }), "{error}");
+    }
+
+    #[tokio::test]
     async fn a_second_open_of_the_directory_is_refused() {
         let tmp = TempDir::new().unwrap();
-        let first = FileStorage::open(tmp.path()).unwrap();
-        let error = FileStorage::open(tmp.path()).unwrap_err();
+        let first = FileStorage::open(tmp.path(), IfBlank::JoinEmpty).unwrap();
+        let error = FileStorage::open(tmp.path(), IfBlank::JoinEmpty).unwrap_err();
         assert!(
             matches!(&error, StorageError::Locked { path } if path == tmp.path()),
             "{error}"
         );
         drop(first);
         assert!(
-            FileStorage::open(tmp.path()).is_ok(),
+            FileStorage::open(tmp.path(), IfBlank::JoinEmpty).is_ok(),
             "the lock goes with it"
         );
     }
