@@ -9,6 +9,7 @@
 
 mod file;
 mod frame;
+mod torn;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -54,8 +55,9 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
-    /// A file is damaged in a way no crash explains: starting would silently drop seats.
-    /// The message says what the operator may do, and when it is safe.
+    /// A file is damaged in a way no crash explains (see `torn.rs` for the log's rule):
+    /// starting would silently drop seats. The message says what the operator may do,
+    /// and when it is safe.
     #[error(
         "{path} is damaged at byte {offset} ({detail}); refusing to start. Do not delete it while another server is down. Either restore the data directory from a backup, or, if the other two servers are up and `hal-net status` shows both with log lag 0, move the data directory aside and start this server with --join-empty: it then receives the state from them. Never do this on two servers at once."
     )]
