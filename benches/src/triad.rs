@@ -120,7 +120,7 @@ impl Triad {
             proxies,
         };
         for id in ServerId::ALL {
-            triad.restart(id)?;
+            triad.spawn(id, true)?;
         }
         triad
             .wait_active(Duration::from_secs(20))
@@ -184,9 +184,15 @@ impl Triad {
         Ok(())
     }
 
-    /// Starts server `id` (stopping it first with SIGKILL if it runs).
+    /// Starts server `id` (stopping it first with SIGKILL if it runs) from its data.
     pub fn restart(&mut self, id: ServerId) -> Result<()> {
         self.kill(id)?;
+        self.spawn(id, false)
+    }
+
+    /// Starts server `id`; `first`: its first start, on no data (`--join-empty`). A
+    /// restart goes without, as an operator's would.
+    fn spawn(&mut self, id: ServerId, first: bool) -> Result<()> {
         let dir = &self.options.dir;
         let log_path = dir.join(format!("server{}.log", id.get()));
         let log = fs::OpenOptions::new()
@@ -198,6 +204,7 @@ impl Triad {
             .arg("serve")
             .arg("--config")
             .arg(&self.configs[id.index()])
+            .args(first.then_some("--join-empty"))
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

@@ -162,10 +162,14 @@ async fn supervise(
             .append(true)
             .open(&log_path)
             .with_context(|| format!("cannot open {}", log_path.display()))?;
+        // Always `--join-empty`: dev-cluster writes each config and its data_dir itself, so
+        // there is no path to mistype, and the flag only permits emptiness: a demo run
+        // again on its directory starts from the servers' data as any restart does.
         let child = Command::new(&exe)
             .arg("serve")
             .arg("--config")
             .arg(config)
+            .arg("--join-empty")
             .stdout(log.try_clone()?)
             .stderr(log)
             .kill_on_drop(true)

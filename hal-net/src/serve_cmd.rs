@@ -1,8 +1,10 @@
-//! `hal-net serve --config FILE`: one license server, until SIGTERM or Ctrl-C.
+//! `hal-net serve --config FILE [--join-empty]`: one license server, until SIGTERM or
+//! Ctrl-C.
 //!
 //! Before it listens it checks everything an operator can get wrong, and refuses to
 //! start with a message that says what and where: the config, the license (syntax,
-//! signatures, HAL/normal mix, the triad size it needs), the HostID, the data directory.
+//! signatures, HAL/normal mix, the triad size it needs), the HostID, the data directory
+//! (refused if it is missing or empty, unless `--join-empty` says that is meant).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -17,7 +19,7 @@ use hal_core::license::{License, ServeMode, ServerPosition};
 use hal_core::server::Config;
 use hal_net::config::{Security, ServerConfig, TlsFiles};
 use hal_net::node::{LinkTiming, Node, NodeConfig};
-use hal_net::storage::FileStorage;
+use hal_net::storage::{FileStorage, IfBlank, StorageError};
 use hal_net::tls::ServerTls;
 use hal_net::tls_transport::TlsTransport;
 use hal_net::transport::{TcpTransport, Transport};
@@ -31,15 +33,28 @@ pub struct ServeArgs {
     /// The server's TOML config file.
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
+    /// Start even if the data directory is missing or holds no log and no snapshot,
+    /// creating it: this server then joins as a blank member (no seats, term 0) and
+    /// receives the state from the other servers. For a new triad's first start, or a
+    /// server whose directory was emptied (or moved aside) for that. Without it such a
+    /// start is refused, so a mistyped data_dir cannot start a blank server. A directory
+    /// with data starts from its data either way: the flag only permits emptiness.
+    #[arg(long)]
+    join_empty: bool,
 }
 
 pub fn run(args: ServeArgs) -> Result<ExitCode> {
     init_logging();
     let config = ServerConfig::load(&args.config)?;
+    let if_blank = if args.join_empty {
+        IfBlank::JoinEmpty
+    } else {
+        IfBlank::Refuse
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve(config))?;
+    runtime.block_on(serve(config, if_blank))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -54,7 +69,7 @@ pub fn init_logging() {
         .try_init();
 }
 
-async fn serve(config: ServerConfig) -> Result<()> {
+async fn serve(config: ServerConfig, if_blank: IfBlank) -> Result<()> {
     let stop = signals::stop();
     let (license, file_license) = load_license(&config)?;
     let hostid = match &config.hostid {
@@ -89,7 +104,7 @@ async fn serve(config: ServerConfig) -> Result<()> {
         client_connections_per_address_max: config.client_connections_per_address_max,
         links: LinkTiming::for_timing(&timing),
     };
-    let storage = FileStorage::open(&config.data_dir)?;
+    let storage = open_storage(&config, if_blank)?;
     match &config.security {
         Security::Tls(files) => {
             let tls = load_tls(files, me)?;
@@ -172,6 +187,19 @@ async fn run_node<T: Transport>(
     })?;
     info!("server stopped cleanly");
     Ok(())
+}
+
+/// The data directory, opened and locked; a blank one is refused, unless `if_blank`
+/// allows it, with what the operator may do about it.
+fn open_storage(config: &ServerConfig, if_blank: IfBlank) -> Result<FileStorage> {
+    match FileStorage::open(&config.data_dir, if_blank) {
+        Ok(storage) => Ok(storage),
+        Err(blank @ StorageError::Blank { .. }) => bail!(
+            "{blank}. If this is a new triad's first start, or you emptied the directory (or moved it aside) to receive the state from the other two servers, start with --join-empty; if the path is mistyped, fix data_dir in {}",
+            config.source_name
+        ),
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// The license to serve and the license file as read. Features with a bad signature are

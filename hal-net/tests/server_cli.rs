@@ -1,6 +1,7 @@
-//! The operator's side of the binary: `serve` refusing bad configs and licenses with
-//! messages that say what and where, `hostid`, `status` with nothing reachable, the
-//! client verbs' argument errors, and the `dev-cluster` quickstart end to end.
+//! The operator's side of the binary: `serve` refusing bad configs, licenses and blank
+//! data directories with messages that say what and where, `--join-empty`, `hostid`,
+//! `status` with nothing reachable, the client verbs' argument errors, and the
+//! `dev-cluster` quickstart end to end.
 
 #![allow(clippy::unwrap_used)] // a failed step is a failed test
 
@@ -52,7 +53,13 @@ fn serve_names_the_config_key_that_is_wrong() {
 fn serve_says_once_why_it_cannot_listen() {
     let cluster = Cluster::new("");
     let taken = std::net::TcpListener::bind(("127.0.0.1", cluster.ports[0])).unwrap();
-    let out = run(&["serve", "--config", cluster.config(1).to_str().unwrap()]);
+    let config = cluster.config(1);
+    let out = run(&[
+        "serve",
+        "--config",
+        config.to_str().unwrap(),
+        "--join-empty",
+    ]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = stderr(&out);
     let listen = format!("cannot listen on 127.0.0.1:{}", cluster.ports[0]);
@@ -93,6 +100,66 @@ fn serve_refuses_a_license_it_cannot_serve() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn serve_refuses_a_missing_or_empty_data_directory_without_join_empty() {
+    let cluster = Cluster::new("");
+    let config = cluster.config(1);
+    let data = cluster.data(1);
+    for state in ["missing", "empty (no log, no snapshot)"] {
+        let out = run(&["serve", "--config", config.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{state}: {out:?}");
+        let err = stderr(&out);
+        let what = format!(
+            "data directory {} is {state}: starting would make this server a blank member with no seats and term 0",
+            data.display()
+        );
+        assert!(err.contains(&what), "{err}");
+        assert!(err.contains("start with --join-empty"), "{err}");
+        let fix = format!("fix data_dir in {}", config.display());
+        assert!(err.contains(&fix), "{err}");
+        // Next, the directory exists and is empty.
+        std::fs::create_dir_all(&data).unwrap();
+    }
+    assert_eq!(
+        std::fs::read_dir(&data).unwrap().count(),
+        0,
+        "nothing written"
+    );
+}
+
+#[test]
+fn join_empty_starts_a_blank_server_and_its_restart_needs_no_flag() {
+    let mut cluster = Cluster::new("");
+    cluster.start_with(1, &["--join-empty"]);
+    wait_for_log(&cluster, 1, "listening", 1);
+    let log = std::fs::read_to_string(cluster.log(1)).unwrap();
+    assert!(log.contains("WARN"), "{log}");
+    assert!(log.contains("joining empty"), "{log}");
+    cluster.stop(1);
+
+    cluster.start_with(1, &[]);
+    wait_for_log(&cluster, 1, "listening", 2);
+    assert!(cluster.running(1), "{}", cluster.logs());
+    let log = std::fs::read_to_string(cluster.log(1)).unwrap();
+    assert_eq!(log.matches("joining empty").count(), 1, "{log}");
+}
+
+/// Waits until server `id`'s log holds `text` `count` times.
+fn wait_for_log(cluster: &Cluster, id: usize, text: &str, count: usize) {
+    let start = Instant::now();
+    loop {
+        let log = std::fs::read_to_string(cluster.log(id)).unwrap_or_default();
+        if log.matches(text).count() >= count {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no {text:?} ({count}) in server {id}'s log:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! Real `hal-net serve` processes facing what goes wrong in the field: a damaged log, a
-//! torn tail, junk on the port, and servers whose triad list or license disagree.
+//! Real `hal-net serve` processes facing what goes wrong in the field: a damaged log (in
+//! its middle, or its last record), a torn tail, junk on the port, and servers whose
+//! triad list or license disagree.
 
 #![allow(clippy::unwrap_used)] // a failed step is a failed test
 
@@ -30,25 +31,51 @@ fn a_corrupt_record_stops_the_server_and_a_torn_tail_is_repaired() {
     cluster.stop(3);
     cluster.stop(2);
 
-    // #3: one byte flipped inside the first record: the middle of the log.
+    // #3: one byte flipped inside the second record: the middle of the log.
     let log3 = cluster.data(3).join("log");
-    let mut bytes = std::fs::read(&log3).unwrap();
-    assert!(bytes.len() > 64, "log too short: {} bytes", bytes.len());
+    let original = std::fs::read(&log3).unwrap();
+    let starts = record_starts(&original);
+    assert!(starts.len() > 4, "too few records: {starts:?}");
+    let second = starts[1];
+    assert!((second..starts[2]).contains(&20), "{starts:?}");
+    let mut bytes = original.clone();
     bytes[20] ^= 0x55;
     std::fs::write(&log3, &bytes).unwrap();
     cluster.start(3);
     let status = cluster.wait_exit(3, Duration::from_secs(10));
     assert!(!status.success());
     let log = std::fs::read_to_string(cluster.log(3)).unwrap();
-    assert!(log.contains("corrupt record at byte offset"), "{log}");
-    assert!(log.contains(&log3.display().to_string()), "{log}");
+    let damaged = format!("{} is damaged at byte {second} (", log3.display());
+    assert!(log.contains(&damaged), "{log}");
+    assert!(log.contains("yet an intact record follows"), "{log}");
 
-    // #2: half a record where its records end (in the zeros written ahead of them), as a
-    // crash mid-write leaves it.
+    // #3 again, its log as it was but for the last byte of its last record: a complete
+    // record whose checksum fails is corruption at the end of the log too, not a torn
+    // write. (The last byte, so that no sector of the record reads all zero, the one
+    // shape a torn write leaves.)
+    let (last, end) = (starts[starts.len() - 2], starts[starts.len() - 1]);
+    let mut bytes = original.clone();
+    bytes[end - 1] = if bytes[end - 1] == 0x5a { 0xa5 } else { 0x5a };
+    std::fs::write(&log3, &bytes).unwrap();
+    cluster.start(3);
+    let status = cluster.wait_exit(3, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(1));
+    let log = std::fs::read_to_string(cluster.log(3)).unwrap();
+    let damaged = format!(
+        "{} is damaged at byte {last} (a complete record whose checksum fails: disk corruption, not a torn write)",
+        log3.display()
+    );
+    assert!(log.contains(&damaged), "{log}");
+    assert!(log.contains("start this server with --join-empty"), "{log}");
+    assert_eq!(std::fs::read(&log3).unwrap(), bytes, "left as found");
+
+    // #2: a record begun where its records end (in the zeros written ahead of them), as
+    // a crash mid-write leaves it: the sector with its header written, the sectors with
+    // the rest of its 2000 bytes not.
     let log2 = cluster.data(2).join("log");
     let before = records_end(&std::fs::read(&log2).unwrap());
     let file = std::fs::OpenOptions::new().write(true).open(&log2).unwrap();
-    let torn = [200, 0, 0, 0, 1, 2, 3, 4, 5, 6];
+    let torn = [0xd0, 0x07, 0, 0, 1, 2, 3, 4, 5, 6];
     std::os::unix::fs::FileExt::write_all_at(&file, &torn, before as u64).unwrap();
     drop(file);
     cluster.start(2);
@@ -81,18 +108,26 @@ fn a_corrupt_record_stops_the_server_and_a_torn_tail_is_repaired() {
     }
 }
 
-/// Where the records of a log file end: each is `[u32 LE length][u32 crc][payload]`, and
-/// the zeros written ahead of them start with a header of zeros.
+/// Where the records of a log file end.
 fn records_end(log: &[u8]) -> usize {
+    *record_starts(log).last().unwrap()
+}
+
+/// Where each record of a log file starts, then where the last one ends: each is
+/// `[u32 LE length][u32 crc][payload]`, and the zeros written ahead of them start with a
+/// header of zeros.
+fn record_starts(log: &[u8]) -> Vec<usize> {
+    let mut starts = vec![0];
     let mut offset = 0;
     while let Some(header) = log.get(offset..offset + 8) {
         let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
-        if header == [0; 8] || len as usize > log.len() {
+        if header == [0; 8] || offset + 8 + len as usize > log.len() {
             break;
         }
         offset += 8 + len as usize;
+        starts.push(offset);
     }
-    offset
+    starts
 }
 
 /// Sends `bytes` on a fresh connection and says whether the server closed it.

@@ -40,6 +40,7 @@ fn failover_keeps_every_held_seat_and_failback_returns_to_1() {
     // Churn while #1 dies: each cycle checks out and in again; whatever happens, no seat
     // may stay taken once the churn is over.
     let path = cluster.path();
+    let ca = cluster.ca();
     let churn = thread::spawn(move || {
         let mut granted = 0;
         for _ in 0..6 {
@@ -53,6 +54,7 @@ fn failover_keeps_every_held_seat_and_failback_returns_to_1() {
                     "--license-path",
                     &path,
                 ])
+                .env("HAL_TRIAD_CA", &ca)
                 .output()
                 .unwrap();
             if out.status.success() {

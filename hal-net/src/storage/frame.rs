@@ -74,16 +74,32 @@ impl fmt::Display for Damage {
     }
 }
 
+/// The two fields of a frame's header, as found (not checked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Header {
+    /// The payload length the frame claims.
+    pub(super) len: usize,
+    /// The crc32 of the payload as written.
+    pub(super) crc: u32,
+}
+
+/// The header at `offset` of `buf`, if [`HEADER_LEN`] bytes are left there.
+pub(super) fn header(buf: &[u8], offset: usize) -> Option<Header> {
+    let header = buf.get(offset..)?.first_chunk::<HEADER_LEN>()?;
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    Some(Header {
+        len: usize::try_from(len).unwrap_or(usize::MAX),
+        crc,
+    })
+}
+
 /// Reads the frame at `offset` of `buf` (`offset <= buf.len()`): its value and the offset
 /// of the next frame.
 pub(super) fn decode<T: DeserializeOwned>(buf: &[u8], offset: usize) -> Result<(T, usize), Damage> {
     let rest = buf.get(offset..).unwrap_or_default();
-    let header = rest
-        .first_chunk::<HEADER_LEN>()
-        .ok_or(Damage::ShortHeader { bytes: rest.len() })?;
-    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
-    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    let Header { len, crc } =
+        header(buf, offset).ok_or(Damage::ShortHeader { bytes: rest.len() })?;
     if len > PAYLOAD_MAX {
         return Err(Damage::TooLong { len });
     }
@@ -105,6 +121,20 @@ pub(super) fn decode<T: DeserializeOwned>(buf: &[u8], offset: usize) -> Result<(
         )));
     }
     Ok((value, offset + HEADER_LEN + len))
+}
+
+/// The payload length the checksum of the frame at `offset` vouches for, when it is not
+/// the one its length field gives: the bytes after the header that decode as one `T`
+/// (taken from all that follow, up to [`PAYLOAD_MAX`]) and whose crc32 is the header's.
+/// A frame written whole whose length field was damaged afterwards has one; anything
+/// else has one by chance only (one in 2^32), as one value decodes from a given start.
+pub(super) fn vouched_len<T: DeserializeOwned>(buf: &[u8], offset: usize) -> Option<usize> {
+    let Header { len, crc } = header(buf, offset)?;
+    let start = offset + HEADER_LEN;
+    let body = &buf[start..buf.len().min(start + PAYLOAD_MAX)];
+    let (_, extra) = postcard::take_from_bytes::<T>(body).ok()?;
+    let vouched = body.len() - extra.len();
+    (vouched != len && crc32fast::hash(&body[..vouched]) == crc).then_some(vouched)
 }
 
 /// The first offset after `damaged` where an intact frame of `T` starts, if any.
@@ -168,6 +198,32 @@ mod tests {
                 len: PAYLOAD_MAX + 1
             }
         );
+    }
+
+    #[test]
+    fn the_checksum_vouches_for_a_frame_whose_length_field_is_damaged() {
+        let mut buf = frames(&[300]);
+        buf.extend([0; 40]);
+        assert_eq!(
+            vouched_len::<u64>(&buf, 0),
+            None,
+            "intact: nothing to vouch for"
+        );
+        for len in [0u32, 1, 30, 1 << 20] {
+            let mut damaged = buf.clone();
+            damaged[..4].copy_from_slice(&len.to_le_bytes());
+            assert_eq!(vouched_len::<u64>(&damaged, 0), Some(2), "length {len}");
+        }
+        // A damaged payload or checksum leaves nothing to vouch with.
+        let mut payload = buf.clone();
+        payload[HEADER_LEN + 1] ^= 1;
+        payload[0] = 30;
+        assert_eq!(vouched_len::<u64>(&payload, 0), None);
+        let mut crc = buf.clone();
+        crc[5] ^= 1;
+        crc[0] = 30;
+        assert_eq!(vouched_len::<u64>(&crc, 0), None);
+        assert_eq!(vouched_len::<u64>(&buf[..5], 0), None, "no header");
     }
 
     #[test]

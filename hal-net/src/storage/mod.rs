@@ -9,13 +9,14 @@
 
 mod file;
 mod frame;
+mod torn;
 
 use std::future::Future;
 use std::path::PathBuf;
 
 use hal_core::server::{Durable, Persist};
 
-pub use file::FileStorage;
+pub use file::{FileStorage, IfBlank};
 
 /// A server's durable storage.
 pub trait Storage: Send + 'static {
@@ -54,15 +55,24 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
-    /// A record in the middle of a file is damaged: starting would silently drop seats.
+    /// A file is damaged in a way no crash explains (see `torn.rs` for the log's rule):
+    /// starting would silently drop seats. The message says what the operator may do,
+    /// and when it is safe.
     #[error(
-        "{path}: corrupt record at byte offset {offset}: {detail}; refusing to start (restore the data directory from a backup, or remove it to rejoin the triad as an empty server)"
+        "{path} is damaged at byte {offset} ({detail}); refusing to start. Do not delete it while another server is down. Either restore the data directory from a backup, or, if the other two servers are up and `hal-net status` shows both with log lag 0, move the data directory aside and start this server with --join-empty: it then receives the state from them. Never do this on two servers at once."
     )]
     Corrupt {
         path: PathBuf,
         offset: u64,
         detail: String,
     },
+    /// The data directory is missing, or holds neither a log nor a snapshot, and
+    /// [`IfBlank::Refuse`] was asked for: starting would make a blank member.
+    #[error(
+        "data directory {path} is {}: starting would make this server a blank member with no seats and term 0",
+        if *missing { "missing" } else { "empty (no log, no snapshot)" }
+    )]
+    Blank { path: PathBuf, missing: bool },
     /// Another process holds the data directory.
     #[error("{path}: the data directory is in use by another process (lock held)")]
     Locked { path: PathBuf },

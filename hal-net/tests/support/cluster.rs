@@ -34,6 +34,8 @@ pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub ports: [u16; 3],
     pub children: [Option<Child>; 3],
+    /// Which servers were started before (and so have data).
+    pub started: [bool; 3],
 }
 
 /// Ports the OS says are free now (bound at once so they differ, then released).
@@ -76,6 +78,7 @@ impl Cluster {
             dir,
             ports: free_ports::<3>(),
             children: [None, None, None],
+            started: [false; 3],
         };
         let servers = cluster.triad().join(",");
         let tls = Command::new(HAL_NET)
@@ -133,17 +136,27 @@ impl Cluster {
         self.triad().join(";")
     }
 
-    /// Starts server `id`, its output appended to its log.
+    /// Starts server `id`, its output appended to its log: with `--join-empty` the first
+    /// time, as an operator starts a new triad, and without it after, so that every
+    /// restart runs the server's check for a blank data directory.
     pub fn start(&mut self, id: usize) {
+        let first = !self.started[id - 1];
+        self.start_with(id, if first { &["--join-empty"] } else { &[] });
+    }
+
+    /// Starts server `id` with `args` after `serve --config FILE`.
+    pub fn start_with(&mut self, id: usize, args: &[&str]) {
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.log(id))
             .unwrap();
+        self.started[id - 1] = true;
         let child = Command::new(HAL_NET)
             .arg("serve")
             .arg("--config")
             .arg(self.config(id))
+            .args(args)
             .env("RUST_LOG", "info")
             .stdout(log.try_clone().unwrap())
             .stderr(log)
