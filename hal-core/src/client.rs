@@ -90,13 +90,10 @@ pub struct ClientConfig {
 impl ClientConfig {
     /// Settings derived from the servers' timing: long enough to ride out a failover.
     pub fn new(timing: Timing) -> ClientConfig {
-        let failover = timing
-            .election_timeout
-            .saturating_add(timing.failover_delay);
         ClientConfig {
             timing,
             request_timeout: timing.election_timeout,
-            give_up_after: failover.saturating_mul(4),
+            give_up_after: timing.client_give_up_after(),
             retry_pause: timing.election_retry(),
         }
     }

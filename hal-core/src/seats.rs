@@ -39,7 +39,13 @@ pub enum Command {
     },
     /// The leader found the seat's lease or borrow over.
     Expire { handle: Handle },
+    /// The leader found these clients' sessions idle, without a seat, for longer than a
+    /// seat's lease: forget them (a session that holds a seat by now is kept).
+    Forget { clients: Vec<ClientId> },
 }
+
+/// The most clients one [`Command::Forget`] names.
+pub const FORGET_CLIENTS_MAX: usize = 1024;
 
 /// The result of applying a client's command, remembered for retries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -256,6 +262,14 @@ impl Seats {
                 self.remove(*handle);
                 return None;
             }
+            Command::Forget { clients } => {
+                for client in clients {
+                    if self.sessions.get(client).is_some_and(|s| s.seats_held == 0) {
+                        self.sessions.remove(client);
+                    }
+                }
+                return None;
+            }
             Command::Grant { client, seq, .. } | Command::Release { client, seq, .. } => {
                 (*client, *seq)
             }
@@ -319,7 +333,7 @@ impl Seats {
                 }
                 _ => Outcome::Denied(Denial::UnknownHandle),
             },
-            Command::Noop | Command::Expire { .. } => return None,
+            Command::Noop | Command::Expire { .. } | Command::Forget { .. } => return None,
         };
         session.record(index, seq, outcome.clone());
         if self.sessions.len() > SESSIONS_MAX {
@@ -479,6 +493,24 @@ impl Seats {
     /// Whether no seat is held.
     pub fn is_empty(&self) -> bool {
         self.seats.is_empty()
+    }
+
+    /// How many seats a client's session counts, if it has a session.
+    pub fn seats_held(&self, client: ClientId) -> Option<u32> {
+        self.sessions.get(&client).map(|s| s.seats_held)
+    }
+
+    /// The clients whose sessions hold no seat.
+    pub fn idle_clients(&self) -> impl Iterator<Item = ClientId> + '_ {
+        self.sessions
+            .iter()
+            .filter(|(_, s)| s.seats_held == 0)
+            .map(|(client, _)| *client)
+    }
+
+    /// The number of client sessions remembered.
+    pub fn sessions_len(&self) -> usize {
+        self.sessions.len()
     }
 
     /// The user and host a client gave.

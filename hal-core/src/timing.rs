@@ -83,6 +83,23 @@ impl Timing {
         self.client_lease.saturating_add(self.expiry_margin())
     }
 
+    /// How long a client keeps retrying one request before it gives up: long enough to
+    /// ride out a failover (four of them).
+    pub fn client_give_up_after(&self) -> Duration {
+        self.election_timeout
+            .saturating_add(self.failover_delay)
+            .saturating_mul(4)
+    }
+
+    /// How long a session without a seat is kept before it is forgotten: past both a
+    /// seat's lease and every retry its client may still send (so a retry always meets
+    /// the session that remembers its answer), plus the expiry margin for clock rates.
+    pub fn session_idle_max(&self) -> Duration {
+        self.seat_lease()
+            .max(self.client_give_up_after())
+            .saturating_add(self.expiry_margin())
+    }
+
     /// How long a gap in contact with a peer counts as an interruption (for failback).
     pub fn contact_gap_max(&self) -> Duration {
         fraction(self.election_timeout, 2)

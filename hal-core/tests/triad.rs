@@ -607,3 +607,39 @@ fn the_wan_profile_fails_over_and_back_on_its_own_timers() {
     assert_eq!(w.active(), Some(ONE));
     w.assert_no_violations();
 }
+
+/// A client that checked in keeps its session (its last answer, for retries) for a seat's
+/// lease, then every server forgets it; one that holds a seat keeps its session. So
+/// clients that come and go do not fill the servers' memory and snapshots.
+#[test]
+fn sessions_without_seats_are_forgotten_after_a_lease_everywhere() {
+    let mut w = started(11);
+    let seq = w.checkout(0, "cad");
+    w.run_for(secs(2));
+    let (handle, _) = w.granted(0, seq).unwrap();
+    w.checkin(0, handle);
+    assert_eq!(checkout_by(&mut w, 1), Some(ONE));
+    let sessions = |w: &World| -> Vec<usize> {
+        ServerId::ALL
+            .iter()
+            .map(|id| w.server(*id).unwrap().seats().sessions_len())
+            .collect()
+    };
+    assert_eq!(sessions(&w), vec![2, 2, 2]);
+    // Once idle past every retry and a lease (plus a heartbeat round to commit it).
+    let timing = w.config.timing;
+    assert!(timing.session_idle_max() >= timing.seat_lease());
+    assert!(timing.session_idle_max() > timing.client_give_up_after());
+    w.run_for(timing.session_idle_max() + secs(1));
+    assert_eq!(
+        sessions(&w),
+        vec![1, 1, 1],
+        "only the holder's session is left"
+    );
+    let client0 = w.clients[0].client.id();
+    let client1 = w.clients[1].client.id();
+    let one = w.server(ONE).unwrap().seats();
+    assert_eq!(one.seats_held(client0), None);
+    assert_eq!(one.seats_held(client1), Some(1));
+    w.assert_no_violations();
+}

@@ -24,6 +24,7 @@
 //! No IO, no clock, no randomness: the shell sends, stores and keeps time.
 
 mod clients;
+mod idle;
 mod leases;
 mod peers;
 mod trust;
@@ -287,6 +288,8 @@ struct Leader {
     expiring: BTreeSet<Handle>,
     /// Set while handing leadership to #1.
     transfer_since: Option<Time>,
+    /// Sessions without seats, and when each may be forgotten.
+    idle: idle::IdleSessions,
 }
 
 #[derive(Debug, Clone)]
@@ -617,11 +620,20 @@ impl Server {
             let Some(entry) = self.log.get(index).cloned() else {
                 break;
             };
+            // The client whose session an entry may leave without a seat.
+            let client = match &entry.command {
+                Command::Grant { client, .. } | Command::Release { client, .. } => Some(*client),
+                Command::Expire { handle } => self.seats.seat(*handle).map(|s| s.client),
+                Command::Noop | Command::Forget { .. } => None,
+            };
             let catalog = &self.catalog;
             let outcome = self
                 .seats
                 .apply(index, &entry.command, |f| catalog.count(f));
             self.applied = index;
+            if let Some(client) = client {
+                self.schedule_if_idle(client);
+            }
             self.after_apply(index, &entry.command, outcome);
         }
         self.maybe_snapshot();
@@ -697,6 +709,39 @@ impl Server {
         }
     }
 
+    /// As leader, schedules `client`'s session to be forgotten once it has been idle for
+    /// [`Timing::session_idle_max`], if it holds no seat.
+    fn schedule_if_idle(&mut self, client: ClientId) {
+        let deadline = self.now.mono + self.timing().session_idle_max();
+        if self.seats.seats_held(client) != Some(0) {
+            return;
+        }
+        if let State::Leader(leader) = &mut self.state {
+            leader.idle.schedule(client, deadline);
+        }
+    }
+
+    /// As leader, proposes forgetting the sessions that have held no seat for a lease.
+    fn forget_idle_sessions(&mut self) {
+        let now = self.now.mono;
+        let term = self.term;
+        let seats = &self.seats;
+        let State::Leader(leader) = &mut self.state else {
+            return;
+        };
+        let still_idle = |client| seats.seats_held(client) == Some(0);
+        let clients = leader
+            .idle
+            .take_due(now, crate::seats::FORGET_CLIENTS_MAX, still_idle);
+        if clients.is_empty() || self.log.last_index().next().is_none() {
+            return;
+        }
+        self.log.append(Entry {
+            term,
+            command: Command::Forget { clients },
+        });
+    }
+
     /// An entry's effect on what the leader keeps and who it answers.
     fn after_apply(&mut self, index: LogIndex, command: &Command, outcome: Option<Outcome>) {
         let lease = self.timing().seat_lease();
@@ -726,7 +771,7 @@ impl Server {
                 leader.leases.remove(*handle);
                 leader.expiring.remove(handle);
             }
-            (Command::Noop, _) => {}
+            (Command::Noop | Command::Forget { .. }, _) => {}
         }
         let (Command::Grant { client, seq, .. } | Command::Release { client, seq, .. }) = command
         else {

@@ -310,7 +310,13 @@ impl Server {
             borrows: Default::default(),
             expiring: Default::default(),
             transfer_since: None,
+            idle: Default::default(),
         };
+        // Every session without a seat may be forgotten once idle from the term start.
+        let forget_at = now + self.timing().session_idle_max();
+        for client in self.seats.idle_clients() {
+            leader.idle.schedule(client, forget_at);
+        }
         // Every seat held gets a fresh lease from the term start (DESIGN §3.3).
         let lease = self.timing().seat_lease();
         for (handle, seat) in self.seats.iter() {
@@ -789,6 +795,7 @@ impl Server {
             self.send_append(peer);
         }
         self.expire_seats();
+        self.forget_idle_sessions();
         self.maybe_fail_back();
     }
 

@@ -211,6 +211,14 @@ fn check_command(command: &Command, index: LogIndex) -> Result<(), String> {
                 _ => Ok(()),
             }
         }
+        Command::Forget { clients } if clients.len() > crate::seats::FORGET_CLIENTS_MAX => {
+            Err(format!(
+                "it forgets {} sessions, more than the {} one entry may",
+                clients.len(),
+                crate::seats::FORGET_CLIENTS_MAX
+            ))
+        }
+        Command::Forget { .. } => Ok(()),
         Command::Release { handle, .. } | Command::Expire { handle } => {
             if handle.0 >= index.0 {
                 return Err(format!(
