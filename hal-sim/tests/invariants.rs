@@ -116,9 +116,13 @@ fn a_planted_bug_is_caught_in_the_running_world() {
         .expect("servers serving twice COUNT went unnoticed");
     assert_eq!(violation.invariant, "1 no overuse");
     assert!(violation.what.contains("COUNT is 5"), "{violation}");
-    // The run stopped at the violation.
+    // The run stopped at the violation: nothing after its instant (the client task whose
+    // grant broke it may finish its turn, e.g. by freezing, at the same instant).
     let last = outcome.history.last().unwrap();
-    assert!(last.contains(r#""event":"granted""#), "{last}");
+    let last: serde_json::Value = serde_json::from_str(last).unwrap();
+    assert_eq!(last["t_ms"], violation.t_ms, "{last}");
+    let breaking = violation.evidence.last().unwrap();
+    assert!(breaking.contains(r#""event":"granted""#), "{breaking}");
 }
 
 /// Which server granted each application-level grant, with its time.
