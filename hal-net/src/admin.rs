@@ -39,7 +39,10 @@ pub async fn status<T: Transport>(
         link.send(Message::StatusRequest)
             .await
             .map_err(|e| e.to_string())?;
-        match link.next().await {
+        let answer = link.next().await;
+        // Closed politely (TLS close_notify), so the server sees a close, not a fault.
+        let _ = link.close().await;
+        match answer {
             Some(Ok(Message::Status(report))) => Ok(*report),
             Some(Err(e)) => Err(e.to_string()),
             Some(Ok(_)) => Err("not a status answer".to_string()),

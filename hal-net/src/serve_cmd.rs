@@ -102,6 +102,7 @@ async fn serve(config: ServerConfig, if_blank: IfBlank) -> Result<()> {
         identity: Identity::new(triad, &file_license),
         client_connections_max: config.client_connections_max,
         client_connections_per_address_max: config.client_connections_per_address_max,
+        certificate_expires_ms: None,
         links: LinkTiming::for_timing(&timing),
     };
     let storage = open_storage(&config, if_blank)?;
@@ -109,6 +110,10 @@ async fn serve(config: ServerConfig, if_blank: IfBlank) -> Result<()> {
         Security::Tls(files) => {
             let tls = load_tls(files, me)?;
             let transport = TlsTransport::server(&tls);
+            let node_config = NodeConfig {
+                certificate_expires_ms: Some(tls.not_after_ms()),
+                ..node_config
+            };
             run_node(
                 &config,
                 node_config,

@@ -103,6 +103,7 @@ impl<'a> View<'a> {
                     "role": r.role.name(), "term": r.term,
                     "leader": r.leader.map(|l| l.get()),
                     "last_index": r.last_index, "commit_index": r.commit_index,
+                    "certificate_days_left": certificate_days_left(r),
                     "log_lag": self.newest_index.saturating_sub(r.last_index),
                     "peers": r.peers.iter().map(|p| json!({
                         "id": p.id.get(), "connected": p.connected, "refused": p.refused,
@@ -146,12 +147,13 @@ impl<'a> View<'a> {
         for (i, probe) in probes.iter().enumerate() {
             let line = match &probe.report {
                 Ok(r) => format!(
-                    "  #{} {:<24} up    {:<8} term {:<4} log lag {}{}\n",
+                    "  #{} {:<24} up    {:<8} term {:<4} log lag {}{}{}\n",
                     r.server.get(),
                     probe.addr,
                     r.role.name(),
                     r.term,
                     self.newest_index.saturating_sub(r.last_index),
+                    certificate(r),
                     refusals(r)
                 ),
                 Err(why) => format!("  #{} {:<24} DOWN  ({})\n", i + 1, probe.addr, shown(why)),
@@ -190,6 +192,26 @@ impl<'a> View<'a> {
             }
         }
         out
+    }
+}
+
+/// Whole days the server's certificate has left, by the server's own clock (`None`: it
+/// runs in plaintext).
+fn certificate_days_left(report: &StatusReport) -> Option<i64> {
+    let expires = i128::from(report.certificate_expires_ms?);
+    let left_ms = expires - i128::from(report.wall_ms);
+    i64::try_from(left_ms.div_euclid(86_400_000)).ok()
+}
+
+/// The certificate's days left as the status line shows them.
+fn certificate(report: &StatusReport) -> String {
+    match certificate_days_left(report) {
+        None => "  PLAINTEXT".to_string(),
+        Some(days) if days < 0 => "  certificate EXPIRED".to_string(),
+        Some(days) if days < hal_net::tls::EXPIRY_WARNING_DAYS => {
+            format!("  certificate expires in {days} days: RENEW")
+        }
+        Some(days) => format!("  certificate {days} days left"),
     }
 }
 

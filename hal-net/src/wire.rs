@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio_util::codec::{Decoder, Encoder};
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// The largest frame accepted before the handshake (a hello is small).
 pub const FRAME_BYTES_MAX_UNIDENTIFIED: usize = 64 * 1024;
@@ -173,6 +173,9 @@ pub struct StatusReport {
     pub applied_index: u64,
     /// This server's wall clock, ms since the epoch.
     pub wall_ms: u64,
+    /// When the server's TLS certificate expires, wall-clock ms since the epoch (`None`:
+    /// the server runs in plaintext).
+    pub certificate_expires_ms: Option<u64>,
     pub peers: Vec<PeerStatus>,
     pub features: Vec<FeatureStatus>,
 }

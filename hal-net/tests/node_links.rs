@@ -104,6 +104,7 @@ async fn start_node_with(
         // Above the global limit: the tests of that limit open every connection from one
         // address.
         client_connections_per_address_max: client_connections_max * 2,
+        certificate_expires_ms: None,
     };
     let clock = SystemClock::new();
     let node = Node::bind(config, Catalog::default(), TcpTransport, NoStorage, clock)

@@ -146,6 +146,57 @@ fn join_empty_starts_a_blank_server_and_its_restart_needs_no_flag() {
     assert_eq!(log.matches("joining empty").count(), 1, "{log}");
 }
 
+#[test]
+fn serve_refuses_a_certificate_it_cannot_present_and_status_shows_the_days_left() {
+    let mut cluster = Cluster::new("");
+    let config = cluster.config(1);
+    let text = std::fs::read_to_string(&config).unwrap();
+    // #1 given #2's certificate and key.
+    let swapped = text
+        .replace("tls/server1.pem", "tls/server2.pem")
+        .replace("tls/server1.key", "tls/server2.key");
+    std::fs::write(&config, &swapped).unwrap();
+    let out = run(&[
+        "serve",
+        "--join-empty",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = stderr(&out);
+    assert!(
+        err.contains("server2.pem is the certificate of slot #2, but this server is #1"),
+        "{err}"
+    );
+    // #1's certificate with #2's key.
+    let mismatched = text.replace("tls/server1.key", "tls/server2.key");
+    std::fs::write(&config, &mismatched).unwrap();
+    let out = run(&[
+        "serve",
+        "--join-empty",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = stderr(&out);
+    assert!(
+        err.contains("server2.key") && err.contains("server1.pem"),
+        "{err}"
+    );
+    // Put right, the triad starts and status shows each certificate's days left.
+    std::fs::write(&config, &text).unwrap();
+    cluster.start_all();
+    cluster.wait_active(1, Duration::from_secs(15));
+    let status = cluster.status();
+    for server in status["servers"].as_array().unwrap() {
+        let days = server["certificate_days_left"].as_i64().unwrap();
+        assert!((823..=825).contains(&days), "{status}");
+    }
+    let out = cluster.verb(&["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("certificate 82"), "{text}");
+}
+
 /// Waits until server `id`'s log holds `text` `count` times.
 fn wait_for_log(cluster: &Cluster, id: usize, text: &str, count: usize) {
     let start = Instant::now();

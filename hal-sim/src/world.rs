@@ -165,6 +165,7 @@ fn node_config(id: ServerId, timing: Timing, setup: &ServerSetup) -> NodeConfig 
         identity: setup.identity.clone(),
         client_connections_max: 1024,
         client_connections_per_address_max: 1024,
+        certificate_expires_ms: None,
         links: LinkTiming::for_timing(&timing),
     }
 }

@@ -35,7 +35,7 @@ use super::throttle::Throttle;
 use super::{CLIENT_QUEUE_MAX, ConnId, HANDSHAKES_MAX, HANDSHAKES_PER_SOURCE_MAX, Inbound, Shared};
 use crate::transport::{Listener, Proven, Transport};
 use crate::wire::{
-    FRAME_BYTES_MAX_CLIENT, FRAME_BYTES_MAX_UNIDENTIFIED, Hello, Message, WireCodec,
+    FRAME_BYTES_MAX_CLIENT, FRAME_BYTES_MAX_UNIDENTIFIED, Hello, Message, WireCodec, WireError,
 };
 
 type Conn<T> = Framed<Progress<<T as Transport>::Stream>, WireCodec>;
@@ -51,18 +51,33 @@ struct Pools {
     statuses: Arc<Semaphore>,
     /// Established client connections by source address.
     client_sources: Sources,
-    /// Warnings a party on the network can cause, throttled.
-    warnings: Arc<Mutex<Throttle>>,
+    /// Warnings a party on the network can cause, throttled per kind, so that one noisy
+    /// kind does not hide another.
+    warnings: Arc<Mutex<[Throttle; Warning::KINDS]>>,
+}
+
+/// The kinds of warning a party on the network can cause.
+#[derive(Debug, Clone, Copy)]
+enum Warning {
+    /// A TLS handshake that failed.
+    Handshake,
+    /// A frame that is junk, too large, of another version, or not what was expected.
+    Frame,
+    /// A peer link refused because its other end proved no slot, or another.
+    Refusal,
+    /// A client refused because of a connection limit.
+    Busy,
+}
+
+impl Warning {
+    const KINDS: usize = 4;
 }
 
 impl Pools {
     /// Logs a warning a connection caused, unless too many came lately.
-    fn warn(&self, what: std::fmt::Arguments<'_>) {
-        let admitted = self
-            .warnings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .admit();
+    fn warn(&self, kind: Warning, what: std::fmt::Arguments<'_>) {
+        let admitted =
+            self.warnings.lock().unwrap_or_else(|e| e.into_inner())[kind as usize].admit();
         if let Some(suppressed) = admitted {
             warn!(suppressed, "{what}");
         }
@@ -76,7 +91,7 @@ pub(super) async fn run<T: Transport>(shared: Shared<T>, mut listener: T::Listen
         clients: Arc::new(Semaphore::new(shared.config.client_connections_max)),
         statuses: Arc::new(Semaphore::new(STATUS_CONNECTIONS_MAX)),
         client_sources: Sources::default(),
-        warnings: Arc::new(Mutex::new(Throttle::new())),
+        warnings: Arc::new(Mutex::new(std::array::from_fn(|_| Throttle::new()))),
     };
     let next_conn = Arc::new(AtomicU64::new(1));
     let sources = Sources::default();
@@ -130,7 +145,10 @@ async fn connection<T: Transport>(
         let (stream, proven) = match shared.transport.secure(accepted).await {
             Ok(secured) => secured,
             Err(error) => {
-                pools.warn(format_args!("TLS handshake with {from} failed: {error}"));
+                pools.warn(
+                    Warning::Handshake,
+                    format_args!("TLS handshake with {from} failed: {error}"),
+                );
                 return None;
             }
         };
@@ -140,14 +158,18 @@ async fn connection<T: Transport>(
         );
         match link.next().await {
             None => debug!("closed before saying hello"),
-            Some(Err(error)) => {
-                pools.warn(format_args!("bad first frame from {from}, closed: {error}"))
-            }
+            Some(Err(error)) => pools.warn(
+                Warning::Frame,
+                format_args!("bad first frame from {from}, closed: {error}"),
+            ),
             Some(Ok(Message::Hello(hello))) => return Some((link, proven, hello)),
-            Some(Ok(other)) => pools.warn(format_args!(
-                "first frame from {from} was a {}, not a hello; closed",
-                kind(&other)
-            )),
+            Some(Ok(other)) => pools.warn(
+                Warning::Frame,
+                format_args!(
+                    "first frame from {from} was a {}, not a hello; closed",
+                    kind(&other)
+                ),
+            ),
         }
         None
     };
@@ -172,7 +194,7 @@ async fn connection<T: Transport>(
             if !proven.may_be_server(id) {
                 // Nothing of this server's configuration goes to a party that has not
                 // proven it is one of the triad.
-                pools.warn(format_args!(
+                pools.warn(Warning::Refusal, format_args!(
                     "refused a peer link from {from}: it claims to be server {id} but proved {}",
                     proven_name(proven)
                 ));
@@ -198,7 +220,7 @@ async fn connection<T: Transport>(
         Hello::Client => {
             let per_address = shared.config.client_connections_per_address_max;
             let Some(slot) = pools.client_sources.enter(&from, per_address) else {
-                pools.warn(format_args!(
+                pools.warn(Warning::Busy, format_args!(
                     "client {from} refused: {per_address} connections from its address are open already"
                 ));
                 let reason = format!(
@@ -208,9 +230,10 @@ async fn connection<T: Transport>(
             };
             let Ok(permit) = pools.clients.clone().try_acquire_owned() else {
                 let max = shared.config.client_connections_max;
-                pools.warn(format_args!(
-                    "client refused: {max} client connections are open already"
-                ));
+                pools.warn(
+                    Warning::Busy,
+                    format_args!("client refused: {max} client connections are open already"),
+                );
                 let reason = format!("server busy: {max} client connections are open already");
                 return refuse(&mut link, reason).await;
             };
@@ -219,7 +242,7 @@ async fn connection<T: Transport>(
             }
             drop(handshake);
             link.codec_mut().set_frame_bytes_max(FRAME_BYTES_MAX_CLIENT);
-            client(&shared, link, conn).await;
+            client(&shared, &pools, link, conn).await;
             drop((permit, slot));
         }
         Hello::Admin => {
@@ -234,10 +257,16 @@ async fn connection<T: Transport>(
             }
             drop(handshake);
             link.codec_mut().set_frame_bytes_max(FRAME_BYTES_MAX_CLIENT);
-            admin(&shared, link).await;
+            admin(&shared, &pools, link).await;
             drop(permit);
         }
     }
+}
+
+/// Whether `error` is only the other end closing its TLS connection without saying so
+/// (`close_notify`), as most clients do: a close, not a fault.
+fn closed_without_notice(error: &WireError) -> bool {
+    matches!(error, WireError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof)
 }
 
 /// What a proof is, for a log line.
@@ -297,7 +326,7 @@ where
 
 /// Runs a client connection: requests to the core loop, replies back, until the client
 /// closes, goes silent, sends something wrong or stops reading.
-async fn client<T: Transport>(shared: &Shared<T>, mut link: Conn<T>, conn: ConnId) {
+async fn client<T: Transport>(shared: &Shared<T>, pools: &Pools, mut link: Conn<T>, conn: ConnId) {
     let (replies_tx, mut replies) = mpsc::channel(CLIENT_QUEUE_MAX);
     let opened = Inbound::ClientOpened {
         conn,
@@ -321,8 +350,11 @@ async fn client<T: Transport>(shared: &Shared<T>, mut link: Conn<T>, conn: ConnI
             frame = timeout(idle_max, link.next()) => match frame {
                 Err(_) => break format!("idle for {} s", idle_max.as_secs()),
                 Ok(None) => break "closed by the client".to_string(),
+                Ok(Some(Err(error))) if closed_without_notice(&error) => {
+                    break "closed by the client".to_string();
+                }
                 Ok(Some(Err(error))) => {
-                    warn!("client sent a bad frame, connection closed: {error}");
+                    pools.warn(Warning::Frame, format_args!("client sent a bad frame, connection closed: {error}"));
                     break error.to_string();
                 }
                 Ok(Some(Ok(Message::Request(request)))) => {
@@ -331,7 +363,7 @@ async fn client<T: Transport>(shared: &Shared<T>, mut link: Conn<T>, conn: ConnI
                     }
                 }
                 Ok(Some(Ok(other))) => {
-                    warn!("client sent a {}, connection closed", kind(&other));
+                    pools.warn(Warning::Frame, format_args!("client sent a {}, connection closed", kind(&other)));
                     break format!("unexpected {}", kind(&other));
                 }
             },
@@ -342,7 +374,7 @@ async fn client<T: Transport>(shared: &Shared<T>, mut link: Conn<T>, conn: ConnI
 }
 
 /// Answers status queries on an operator connection.
-async fn admin<T: Transport>(shared: &Shared<T>, mut link: Conn<T>) {
+async fn admin<T: Transport>(shared: &Shared<T>, pools: &Pools, mut link: Conn<T>) {
     let idle_max = shared.config.links.handshake_timeout;
     loop {
         let frame = tokio::select! {
@@ -355,16 +387,26 @@ async fn admin<T: Transport>(shared: &Shared<T>, mut link: Conn<T>) {
                 if shared.inbound.send(Inbound::Status(answer)).await.is_err() {
                     return;
                 }
-                let Ok(report) = report.await else { return };
+                let Ok(mut report) = report.await else { return };
+                report.certificate_expires_ms = shared.config.certificate_expires_ms;
                 let sent = timeout(idle_max, link.send(Message::Status(Box::new(report)))).await;
                 if !matches!(sent, Ok(Ok(()))) {
                     return;
                 }
             }
             Ok(Some(Ok(other))) => {
-                return warn!("status connection sent a {}; closed", kind(&other));
+                return pools.warn(
+                    Warning::Frame,
+                    format_args!("status connection sent a {}; closed", kind(&other)),
+                );
             }
-            Ok(Some(Err(error))) => return warn!("status connection closed: {error}"),
+            Ok(Some(Err(error))) if closed_without_notice(&error) => return,
+            Ok(Some(Err(error))) => {
+                return pools.warn(
+                    Warning::Frame,
+                    format_args!("status connection closed: {error}"),
+                );
+            }
             Err(_) | Ok(None) => return,
         }
     }

@@ -67,6 +67,9 @@ pub struct NodeConfig {
     pub client_connections_max: usize,
     /// The most client connections open at once from one address.
     pub client_connections_per_address_max: usize,
+    /// When the node's TLS certificate expires (wall-clock ms), for status; `None` in
+    /// plaintext.
+    pub certificate_expires_ms: Option<u64>,
     pub links: LinkTiming,
 }
 

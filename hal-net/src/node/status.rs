@@ -21,6 +21,8 @@ pub(super) fn report(server: &Server, now: Now, peers: Vec<PeerStatus>) -> Statu
         commit_index: server.commit_index().0,
         applied_index: server.applied_index().0,
         wall_ms: now.wall.0,
+        // Filled in by the acceptor, which knows the node's certificate.
+        certificate_expires_ms: None,
         peers,
         features: features(server),
     }

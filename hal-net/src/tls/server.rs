@@ -82,6 +82,14 @@ impl ServerTls {
         self.me
     }
 
+    /// When the certificate expires, in wall-clock ms since the UNIX epoch (0 for a date
+    /// before it).
+    pub fn not_after_ms(&self) -> u64 {
+        u64::try_from(self.not_after)
+            .unwrap_or(0)
+            .saturating_mul(1000)
+    }
+
     /// Whole days until the certificate expires (0 on its last day, negative once it has).
     pub fn days_left(&self, now: SystemTime) -> i64 {
         verify::days_left(self.not_after, now)
