@@ -1,6 +1,7 @@
 //! A TCP proxy in front of one server that can play a network partition without root:
 //! it reads each connection's hello to learn who is on the other end (a peer server, a
-//! client or an operator tool), then copies bytes both ways. While a server is isolated,
+//! client or an operator tool), then copies bytes both ways. It needs a plaintext triad
+//! (`insecure_plaintext`): under TLS it cannot read the hello. While a server is isolated,
 //! every connection to or from it turns into a black hole: bytes are read and dropped,
 //! nothing is closed, as when a network silently loses packets, so the servers find out
 //! by their own timeouts. A connection that lost bytes stays a black hole after the heal

@@ -221,6 +221,7 @@ fn a_partitioned_active_server_is_replaced() {
             "failover",
             "--fault",
             "partition",
+            "--insecure",
             "--trials",
             "1",
             "--background-clients",
@@ -376,6 +377,18 @@ fn bad_arguments_are_refused_with_what_was_wrong() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--license-path"), "{stderr}");
+
+    // A partition is played by proxies that read hellos, which TLS hides.
+    let output = Command::new(HAL_LOAD)
+        .args(["failover", "--fault", "partition", "--trials", "1"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--fault partition needs --insecure"),
+        "{stderr}"
+    );
 
     for (arg, says) in [
         ("elections_timeout=1s", "unknown timer 'elections_timeout'"),

@@ -435,6 +435,11 @@ async fn failover_cmd(args: FailoverArgs) -> Result<()> {
         FaultArg::Kill => Fault::Kill,
         FaultArg::Partition => Fault::Partition,
     };
+    if fault == Fault::Partition && !args.triad.insecure {
+        bail!(
+            "--fault partition needs --insecure: its proxies read each connection's hello to know which server is on the other end, and TLS hides it"
+        );
+    }
     let count = u32::try_from(args.trials.background_clients + 64)?;
     let mut triad = args
         .triad
