@@ -29,7 +29,7 @@ use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info_span, warn};
 
-use super::links::{incoming, kind};
+use super::links::{self, kind};
 use super::progress::Progress;
 use super::throttle::Throttle;
 use super::{CLIENT_QUEUE_MAX, ConnId, HANDSHAKES_MAX, HANDSHAKES_PER_SOURCE_MAX, Inbound, Shared};
@@ -129,6 +129,16 @@ pub(super) async fn run<T: Transport>(shared: Shared<T>, mut listener: T::Listen
     }
 }
 
+/// A connection being handled: who it came from, and the handshake slots it holds until
+/// it is welcomed.
+struct Incoming<T: Transport> {
+    shared: Shared<T>,
+    pools: Pools,
+    from: String,
+    conn: ConnId,
+    handshake: (OwnedSemaphorePermit, SourceSlot),
+}
+
 /// Secures a new connection, reads its hello and runs it as what it says (and proved) it
 /// is.
 async fn connection<T: Transport>(
@@ -141,126 +151,180 @@ async fn connection<T: Transport>(
 ) {
     let limit = shared.config.links.handshake_timeout;
     let evicted = handshake.1.evicted.clone();
-    let opened = async {
-        let (stream, proven) = match shared.transport.secure(accepted).await {
-            Ok(secured) => secured,
-            Err(error) => {
-                pools.warn(
-                    Warning::Handshake,
-                    format_args!("TLS handshake with {from} failed: {error}"),
-                );
-                return None;
-            }
-        };
-        let mut link: Conn<T> = Framed::new(
-            Progress::new(stream),
-            WireCodec::budgeted(FRAME_BYTES_MAX_UNIDENTIFIED, shared.frames.clone()),
-        );
-        match link.next().await {
-            None => debug!("closed before saying hello"),
-            Some(Err(error)) => pools.warn(
-                Warning::Frame,
-                format_args!("bad first frame from {from}, closed: {error}"),
-            ),
-            Some(Ok(Message::Hello(hello))) => return Some((link, proven, hello)),
-            Some(Ok(other)) => pools.warn(
-                Warning::Frame,
-                format_args!(
-                    "first frame from {from} was a {}, not a hello; closed",
-                    kind(&other)
-                ),
-            ),
-        }
-        None
+    let incoming = Incoming {
+        shared,
+        pools,
+        from,
+        conn,
+        handshake,
     };
     let opened = tokio::select! {
-        () = shared.stop.cancelled() => return,
+        () = incoming.shared.stop.cancelled() => return,
         () = evicted.cancelled() => {
             return debug!("a newer handshake from the same address replaced this one");
         }
-        opened = timeout(limit, opened) => opened,
+        opened = timeout(limit, open(&incoming, accepted)) => opened,
     };
-    let (mut link, proven, hello) = match opened {
+    let (link, proven, hello) = match opened {
         Err(_) => return debug!("no hello within {} ms; closed", limit.as_millis()),
         Ok(None) => return,
         Ok(Some(opened)) => opened,
     };
     match hello {
-        Hello::Peer {
-            from: id,
-            to,
-            identity,
-        } => {
-            if !proven.may_be_server(id) {
-                // Nothing of this server's configuration goes to a party that has not
-                // proven it is one of the triad.
-                pools.warn(Warning::Refusal, format_args!(
-                    "refused a peer link from {from}: it claims to be server {id} but proved {}",
-                    proven_name(proven)
-                ));
-                let reason = format!(
-                    "not authenticated as server {id} of this triad (a peer needs the certificate the triad's CA issued for its slot)"
-                );
-                return refuse(&mut link, reason).await;
-            }
-            if let Some(reason) = check_peer(&shared, id, to, &identity) {
-                error!(peer = %id, "refused a peer link: {reason}");
-                return refuse(&mut link, reason).await;
-            }
-            if welcome(&mut link, shared.me).await {
-                drop(handshake);
-                let codec = link.codec_mut();
-                codec.set_frame_bytes_max(crate::wire::FRAME_BYTES_MAX_PEER);
-                codec.unbudgeted();
-                let replaced = shared.incoming.take_over(id, conn);
-                incoming(shared.clone(), id, link, replaced).await;
-                shared.incoming.ended(id, conn);
-            }
+        Hello::Peer { from, to, identity } => {
+            peer_link(incoming, link, proven, (from, to), &identity).await;
         }
-        Hello::Client => {
-            let per_address = shared.config.client_connections_per_address_max;
-            let Some(slot) = pools.client_sources.enter(&from, per_address) else {
-                pools.warn(Warning::Busy, format_args!(
-                    "client {from} refused: {per_address} connections from its address are open already"
-                ));
-                let reason = format!(
-                    "server busy: {per_address} client connections from this address are open already"
-                );
-                return refuse(&mut link, reason).await;
-            };
-            let Ok(permit) = pools.clients.clone().try_acquire_owned() else {
-                let max = shared.config.client_connections_max;
-                pools.warn(
-                    Warning::Busy,
-                    format_args!("client refused: {max} client connections are open already"),
-                );
-                let reason = format!("server busy: {max} client connections are open already");
-                return refuse(&mut link, reason).await;
-            };
-            if !welcome(&mut link, shared.me).await {
-                return;
-            }
-            drop(handshake);
-            link.codec_mut().set_frame_bytes_max(FRAME_BYTES_MAX_CLIENT);
-            client(&shared, &pools, link, conn).await;
-            drop((permit, slot));
-        }
-        Hello::Admin => {
-            let Ok(permit) = pools.statuses.clone().try_acquire_owned() else {
-                let reason = format!(
-                    "server busy: {STATUS_CONNECTIONS_MAX} status connections are open already"
-                );
-                return refuse(&mut link, reason).await;
-            };
-            if !welcome(&mut link, shared.me).await {
-                return;
-            }
-            drop(handshake);
-            link.codec_mut().set_frame_bytes_max(FRAME_BYTES_MAX_CLIENT);
-            admin(&shared, &pools, link).await;
-            drop(permit);
-        }
+        Hello::Client => client_link(incoming, link).await,
+        Hello::Admin => status_link(incoming, link).await,
     }
+}
+
+/// The TLS handshake and the hello; `None` (logged) if either fails.
+async fn open<T: Transport>(
+    incoming: &Incoming<T>,
+    accepted: T::Accepted,
+) -> Option<(Conn<T>, Proven, Hello)> {
+    let Incoming {
+        shared,
+        pools,
+        from,
+        ..
+    } = incoming;
+    let (stream, proven) = match shared.transport.secure(accepted).await {
+        Ok(secured) => secured,
+        Err(error) => {
+            let what = format_args!("TLS handshake with {from} failed: {error}");
+            pools.warn(Warning::Handshake, what);
+            return None;
+        }
+    };
+    let codec = WireCodec::budgeted(FRAME_BYTES_MAX_UNIDENTIFIED, shared.frames.clone());
+    let mut link: Conn<T> = Framed::new(Progress::new(stream), codec);
+    match link.next().await {
+        None => debug!("closed before saying hello"),
+        Some(Err(error)) => pools.warn(
+            Warning::Frame,
+            format_args!("bad first frame from {from}, closed: {error}"),
+        ),
+        Some(Ok(Message::Hello(hello))) => return Some((link, proven, hello)),
+        Some(Ok(other)) => pools.warn(
+            Warning::Frame,
+            format_args!(
+                "first frame from {from} was a {}, not a hello; closed",
+                kind(&other)
+            ),
+        ),
+    }
+    None
+}
+
+/// A peer's incoming link: refused unless the other end proved the slot it claims and
+/// agrees on the triad and the license; then run until it ends.
+async fn peer_link<T: Transport>(
+    incoming: Incoming<T>,
+    mut link: Conn<T>,
+    proven: Proven,
+    (id, to): (ServerId, ServerId),
+    identity: &crate::wire::Identity,
+) {
+    let Incoming {
+        shared,
+        pools,
+        from,
+        conn,
+        handshake,
+    } = incoming;
+    if !proven.may_be_server(id) {
+        // Nothing of this server's configuration goes to a party that has not proven it
+        // is one of the triad.
+        pools.warn(
+            Warning::Refusal,
+            format_args!(
+                "refused a peer link from {from}: it claims to be server {id} but proved {}",
+                proven_name(proven)
+            ),
+        );
+        let reason = format!(
+            "not authenticated as server {id} of this triad (a peer needs the certificate the triad's CA issued for its slot)"
+        );
+        return refuse(&mut link, reason).await;
+    }
+    if let Some(reason) = check_peer(&shared, id, to, identity) {
+        error!(peer = %id, "refused a peer link: {reason}");
+        return refuse(&mut link, reason).await;
+    }
+    if !welcome(&mut link, shared.me).await {
+        return;
+    }
+    drop(handshake);
+    let codec = link.codec_mut();
+    codec.set_frame_bytes_max(crate::wire::FRAME_BYTES_MAX_PEER);
+    codec.unbudgeted();
+    let replaced = shared.incoming.take_over(id, conn);
+    links::incoming(shared.clone(), id, link, replaced).await;
+    shared.incoming.ended(id, conn);
+}
+
+/// A license client's connection, within the limits per address and in all.
+async fn client_link<T: Transport>(incoming: Incoming<T>, mut link: Conn<T>) {
+    let Incoming {
+        shared,
+        pools,
+        from,
+        conn,
+        handshake,
+    } = incoming;
+    let per_address = shared.config.client_connections_per_address_max;
+    let Some(slot) = pools.client_sources.enter(&from, per_address) else {
+        pools.warn(
+            Warning::Busy,
+            format_args!(
+                "client {from} refused: {per_address} connections from its address are open already"
+            ),
+        );
+        let reason = format!(
+            "server busy: {per_address} client connections from this address are open already"
+        );
+        return refuse(&mut link, reason).await;
+    };
+    let Ok(permit) = pools.clients.clone().try_acquire_owned() else {
+        let max = shared.config.client_connections_max;
+        pools.warn(
+            Warning::Busy,
+            format_args!("client refused: {max} client connections are open already"),
+        );
+        let reason = format!("server busy: {max} client connections are open already");
+        return refuse(&mut link, reason).await;
+    };
+    if !welcome(&mut link, shared.me).await {
+        return;
+    }
+    drop(handshake);
+    link.codec_mut().set_frame_bytes_max(FRAME_BYTES_MAX_CLIENT);
+    client(&shared, &pools, link, conn).await;
+    drop((permit, slot));
+}
+
+/// An operator's status connection, from its own small pool.
+async fn status_link<T: Transport>(incoming: Incoming<T>, mut link: Conn<T>) {
+    let Incoming {
+        shared,
+        pools,
+        handshake,
+        ..
+    } = incoming;
+    let Ok(permit) = pools.statuses.clone().try_acquire_owned() else {
+        let reason =
+            format!("server busy: {STATUS_CONNECTIONS_MAX} status connections are open already");
+        return refuse(&mut link, reason).await;
+    };
+    if !welcome(&mut link, shared.me).await {
+        return;
+    }
+    drop(handshake);
+    link.codec_mut().set_frame_bytes_max(FRAME_BYTES_MAX_CLIENT);
+    admin(&shared, &pools, link).await;
+    drop(permit);
 }
 
 /// Whether `error` is only the other end closing its TLS connection without saying so
