@@ -322,16 +322,8 @@ fn make_certificates(dir: &Path, named: &[u16], tls: bool) -> Result<ClientTrans
     if !tls {
         return Ok(ClientTransport::Insecure(TcpTransport));
     }
-    let servers: Vec<ServerAddr> = named.iter().map(|&p| ServerAddr::loopback(p)).collect();
     let tls_dir = dir.join(TLS_DIR);
-    let days = hal_net::tls::issue::LEAF_DAYS_DEFAULT;
-    triad_dir::init(
-        &tls_dir,
-        &servers,
-        days,
-        false,
-        std::time::SystemTime::now(),
-    )?;
+    triad_dir::init_loopback(&tls_dir, named)?;
     let connector = hal_net::tls::client_connector(&tls_dir.join(triad_dir::CA_CERT_FILE), None)?;
     Ok(ClientTransport::Tls(TlsTransport::client(connector)))
 }

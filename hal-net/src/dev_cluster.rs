@@ -96,15 +96,7 @@ fn make_certificates(dir: &Path, ports: &[u16]) -> Result<()> {
     if tls_dir.join(triad_dir::CA_CERT_FILE).exists() {
         return Ok(());
     }
-    let servers: Vec<ServerAddr> = ports.iter().map(|&p| ServerAddr::loopback(p)).collect();
-    let days = hal_net::tls::issue::LEAF_DAYS_DEFAULT;
-    triad_dir::init(
-        &tls_dir,
-        &servers,
-        days,
-        false,
-        std::time::SystemTime::now(),
-    )?;
+    triad_dir::init_loopback(&tls_dir, ports)?;
     Ok(())
 }
 

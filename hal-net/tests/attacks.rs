@@ -58,10 +58,9 @@ fn tls_file(cluster: &Cluster, name: &str) -> PathBuf {
 
 const LOCAL: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
-#[test]
-fn peers_that_cannot_prove_their_slot_are_refused_and_learn_nothing() {
-    let cluster = triad();
-    let port = cluster.ports[0];
+/// Another triad's CA and certificates for the same addresses, made as an administrator
+/// would (`hal-net tls init`).
+fn another_ca(cluster: &Cluster) -> tempfile::TempDir {
     let other = tempfile::tempdir().unwrap();
     let made = Command::new(HAL_NET)
         .args([
@@ -75,6 +74,14 @@ fn peers_that_cannot_prove_their_slot_are_refused_and_learn_nothing() {
         .output()
         .unwrap();
     assert!(made.status.success(), "{made:?}");
+    other
+}
+
+#[test]
+fn peers_that_cannot_prove_their_slot_are_refused_and_learn_nothing() {
+    let cluster = triad();
+    let port = cluster.ports[0];
+    let other = another_ca(&cluster);
     let rt = support::wire::runtime();
     rt.block_on(async {
         let ca = cluster.ca();
@@ -148,19 +155,7 @@ fn peers_that_cannot_prove_their_slot_are_refused_and_learn_nothing() {
 #[test]
 fn a_client_given_the_wrong_ca_refuses_the_server() {
     let cluster = triad();
-    let other = tempfile::tempdir().unwrap();
-    let made = Command::new(HAL_NET)
-        .args([
-            "tls",
-            "init",
-            "--servers",
-            &cluster.triad().join(","),
-            "--dir",
-        ])
-        .arg(other.path())
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{made:?}");
+    let other = another_ca(&cluster);
     let wrong = other.path().join("ca.pem");
     let out = Command::new(HAL_NET)
         .args([

@@ -84,6 +84,15 @@ pub struct Written {
     pub notes: Vec<String>,
 }
 
+/// A new triad CA and certificates for three servers on 127.0.0.1 at `ports`, valid
+/// for the default days from now, written into `dir`: the demo triad's and the
+/// benchmarks'.
+pub fn init_loopback(dir: &Path, ports: &[u16]) -> Result<Written, TlsError> {
+    let servers: Vec<ServerAddr> = ports.iter().map(|&p| ServerAddr::loopback(p)).collect();
+    let days = super::issue::LEAF_DAYS_DEFAULT;
+    init(dir, &servers, days, false, SystemTime::now())
+}
+
 /// Makes a new triad CA and certificates for `servers` (one address: a single server,
 /// slot 1; three: a triad in slot order) and the admin, valid `days` days from `now`
 /// (the CA ten years), and writes them into `dir` (created 0700 if missing).
