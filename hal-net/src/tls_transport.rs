@@ -64,7 +64,17 @@ impl Transport for TlsTransport {
         let name = server_name(host).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let tcp = tcp_connect(addr).await?;
         let stream = self.connector.connect(name, tcp).await.map_err(|e| {
-            io::Error::new(e.kind(), format!("TLS handshake with {addr} failed: {e}"))
+            // A server in plaintext answers a ClientHello with a frame, or closes.
+            let hint = match e.kind() {
+                io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => {
+                    " (a server running with insecure_plaintext speaks no TLS)"
+                }
+                _ => "",
+            };
+            io::Error::new(
+                e.kind(),
+                format!("TLS handshake with {addr} failed: {e}{hint}"),
+            )
         })?;
         match peer_role(stream.get_ref().1) {
             Some(CertRole::Server(id)) if id == server => Ok(TlsStream::Client(stream)),

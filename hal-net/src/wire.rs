@@ -216,6 +216,10 @@ pub enum WireError {
     Io(#[from] std::io::Error),
     #[error("frame of {len} bytes is over the limit of {max} bytes")]
     TooLarge { len: usize, max: usize },
+    #[error(
+        "a TLS record where a HAL frame should be: one side runs TLS and the other plaintext (insecure_plaintext on a server, --insecure on a client: both or neither)"
+    )]
+    TlsRecord,
     #[error("frame of protocol version {got}; this server speaks version {PROTOCOL_VERSION}")]
     Version { got: u8 },
     #[error("empty frame (no protocol version byte)")]
@@ -362,6 +366,10 @@ impl Decoder for WireCodec {
         let prefix = [prefix[0], prefix[1], prefix[2], prefix[3]];
         let len = usize::try_from(u32::from_be_bytes(prefix)).unwrap_or(usize::MAX);
         if len > self.max {
+            // No HAL frame is 352 MB: bytes 0x16 0x03 are a TLS handshake record.
+            if looks_like_tls(&prefix) {
+                return Err(WireError::TlsRecord);
+            }
             return Err(WireError::TooLarge { len, max: self.max });
         }
         if src.len() < LENGTH_BYTES + len {
@@ -376,6 +384,12 @@ impl Decoder for WireCodec {
         let frame = src.split_to(len);
         decode_frame(&frame).map(Some)
     }
+}
+
+/// Whether the first bytes of a stream are a TLS record's header (content type 20 to 23,
+/// version 3.x).
+fn looks_like_tls(prefix: &[u8; 4]) -> bool {
+    (0x14..=0x17).contains(&prefix[0]) && prefix[1] == 0x03 && prefix[2] <= 0x04
 }
 
 /// Decodes one frame's content (version byte and payload).
@@ -468,6 +482,17 @@ mod tests {
             error.to_string(),
             "frame of 4096 bytes is over the limit of 1000 bytes"
         );
+    }
+
+    #[test]
+    fn a_tls_record_is_named_as_such() {
+        // A TLS 1.2 ClientHello record header, as a TLS client sends first.
+        let mut buf = BytesMut::from(&[0x16u8, 0x03, 0x01, 0x02, 0x00, 0x01][..]);
+        let error = WireCodec::new(FRAME_BYTES_MAX_PEER)
+            .decode(&mut buf)
+            .unwrap_err();
+        assert!(matches!(error, WireError::TlsRecord), "{error}");
+        assert!(error.to_string().contains("both or neither"), "{error}");
     }
 
     #[test]

@@ -184,6 +184,27 @@ fn a_client_given_the_wrong_ca_refuses_the_server() {
         "{stderr}"
     );
     assert!(stderr.contains("TLS handshake"), "{stderr}");
+    // A client told to speak plaintext to a TLS triad is told why nothing answers.
+    let out = Command::new(HAL_NET)
+        .args([
+            "status",
+            "--json",
+            "--insecure",
+            "--license-path",
+            &cluster.path(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let error = status["servers"][0]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        error.contains("one side runs TLS and the other plaintext"),
+        "{status}"
+    );
     // A server whose certificate is for another slot than its place in the path.
     let swapped = format!(
         "{}@127.0.0.1;{}@127.0.0.1;{}@127.0.0.1",

@@ -193,7 +193,13 @@ async fn open<T: Transport>(
     let (stream, proven) = match shared.transport.secure(accepted).await {
         Ok(secured) => secured,
         Err(error) => {
-            let what = format_args!("TLS handshake with {from} failed: {error}");
+            let hint = match error.kind() {
+                std::io::ErrorKind::InvalidData => {
+                    " (a client or server in plaintext? both sides must run TLS, or neither)"
+                }
+                _ => "",
+            };
+            let what = format_args!("TLS handshake with {from} failed: {error}{hint}");
             pools.warn(Warning::Handshake, what);
             return None;
         }
