@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex};
 
 use hal_core::ServerId;
-use hal_core::protocol::{ClientRequest, Op, ReplyResult, ServerReply};
+use hal_core::protocol::{ClientRequest, Handle, Op, ReplyResult, ServerReply};
 use serde_json::{Value, json};
 
 use crate::check::{Checkers, Violation};
@@ -157,7 +157,9 @@ impl History {
                 record["handle"] = json!(handle.to_string());
             }
             ReplyResult::HeartbeatAck {
-                lease_ms, unknown, ..
+                lease_ms,
+                held,
+                unknown,
             } => {
                 record["result"] = json!(if unknown.is_empty() {
                     "ok"
@@ -168,6 +170,13 @@ impl History {
                 if let Some(handle) = unknown.first() {
                     record["handle"] = json!(handle.to_string());
                 }
+                // The checkers follow each lease by these (and the no-lost-seat checker
+                // judges `unknown`): without them, no heartbeat extends a lease.
+                let names = |handles: &[Handle]| -> Vec<String> {
+                    handles.iter().map(ToString::to_string).collect()
+                };
+                record["held"] = json!(names(held));
+                record["unknown"] = json!(names(unknown));
             }
             ReplyResult::Denied(denial) => {
                 let result = if matches!(denial, hal_core::protocol::Denial::UnknownHandle) {
