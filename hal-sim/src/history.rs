@@ -107,6 +107,29 @@ impl History {
         );
     }
 
+    /// An impostor claiming slot `claimed` dialled `server` and was `result` (`refused`,
+    /// `welcomed` or `unanswered`); `reason` is the server's refusal or why there was no
+    /// answer; `term` is the term of the forgeries it then sent, if welcomed (an addition
+    /// to DESIGN §6.4).
+    pub fn impostor(
+        &self,
+        claimed: ServerId,
+        server: ServerId,
+        result: &str,
+        reason: Option<&str>,
+        term: Option<u64>,
+    ) {
+        let mut record = json!({"t_ms": now_ms(), "kind": "impostor", "claimed": claimed.get(),
+            "server": server.get(), "result": result});
+        if let Some(reason) = reason {
+            record["reason"] = json!(reason);
+        }
+        if let Some(term) = term {
+            record["term"] = json!(term);
+        }
+        self.push(record);
+    }
+
     /// A server's role changed (`active`, `standby` or `down`).
     pub fn role(&self, t_ms: u64, server: ServerId, role: &str, term: u64) {
         self.push(json!({"t_ms": t_ms, "kind": "role", "server": server.get(), "role": role, "term": term}));
