@@ -127,9 +127,19 @@ fn a_planted_bug_is_caught_in_the_running_world() {
         .expect("servers serving twice COUNT went unnoticed");
     assert_eq!(violation.invariant, "1 no overuse");
     assert!(violation.what.contains("COUNT is 5"), "{violation}");
-    // The run stopped at the violation.
+    // The run stopped at the violation: nothing after its millisecond (what the same
+    // task wrote right after the grant, a freeze say, may still follow it).
     let last = outcome.history.last().unwrap();
-    assert!(last.contains(r#""event":"granted""#), "{last}");
+    let last_ms = serde_json::from_str::<serde_json::Value>(last).unwrap()["t_ms"].as_u64();
+    assert_eq!(last_ms, Some(violation.t_ms), "{last}");
+    let at = format!(r#"{{"t_ms":{},"#, violation.t_ms);
+    assert!(
+        outcome
+            .history
+            .iter()
+            .any(|l| l.starts_with(&at) && l.contains(r#""event":"granted""#)),
+        "no grant at the violation's time"
+    );
 }
 
 /// Which server granted each application-level grant, with its time.
