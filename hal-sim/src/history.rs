@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex};
 
 use hal_core::ServerId;
-use hal_core::protocol::{ClientRequest, Op, ReplyResult, ServerReply};
+use hal_core::protocol::{ClientRequest, Handle, Op, ReplyResult, ServerReply};
 use serde_json::{Value, json};
 
 use crate::check::{Checkers, Violation};
@@ -107,6 +107,29 @@ impl History {
         );
     }
 
+    /// An impostor claiming slot `claimed` dialled `server` and was `result` (`refused`,
+    /// `welcomed` or `unanswered`); `reason` is the server's refusal or why there was no
+    /// answer; `term` is the term of the forgeries it then sent, if welcomed (an addition
+    /// to DESIGN §6.4).
+    pub fn impostor(
+        &self,
+        claimed: ServerId,
+        server: ServerId,
+        result: &str,
+        reason: Option<&str>,
+        term: Option<u64>,
+    ) {
+        let mut record = json!({"t_ms": now_ms(), "kind": "impostor", "claimed": claimed.get(),
+            "server": server.get(), "result": result});
+        if let Some(reason) = reason {
+            record["reason"] = json!(reason);
+        }
+        if let Some(term) = term {
+            record["term"] = json!(term);
+        }
+        self.push(record);
+    }
+
     /// A server's role changed (`active`, `standby` or `down`).
     pub fn role(&self, t_ms: u64, server: ServerId, role: &str, term: u64) {
         self.push(json!({"t_ms": t_ms, "kind": "role", "server": server.get(), "role": role, "term": term}));
@@ -157,7 +180,9 @@ impl History {
                 record["handle"] = json!(handle.to_string());
             }
             ReplyResult::HeartbeatAck {
-                lease_ms, unknown, ..
+                lease_ms,
+                held,
+                unknown,
             } => {
                 record["result"] = json!(if unknown.is_empty() {
                     "ok"
@@ -168,6 +193,13 @@ impl History {
                 if let Some(handle) = unknown.first() {
                     record["handle"] = json!(handle.to_string());
                 }
+                // The checkers follow each lease by these (and the no-lost-seat checker
+                // judges `unknown`): without them, no heartbeat extends a lease.
+                let names = |handles: &[Handle]| -> Vec<String> {
+                    handles.iter().map(ToString::to_string).collect()
+                };
+                record["held"] = json!(names(held));
+                record["unknown"] = json!(names(unknown));
             }
             ReplyResult::Denied(denial) => {
                 let result = if matches!(denial, hal_core::protocol::Denial::UnknownHandle) {

@@ -9,13 +9,15 @@
 //!
 //! Faults come from [`faults`]; [`probe`] and [`effects`] prove each took effect; the
 //! six invariants of DESIGN §6.3 are checked by [`check`] as records are written;
-//! [`sweep`] runs many seeds in parallel.
+//! [`sweep`] runs many seeds in parallel. A scenario can also start an [`impostor`], a
+//! host that claims a server's slot without its identity and must be refused.
 
 pub mod check;
 pub mod clock;
 pub mod effects;
 pub mod faults;
 pub mod history;
+pub mod impostor;
 pub mod net;
 pub mod probe;
 pub mod scenario;

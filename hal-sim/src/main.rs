@@ -152,8 +152,9 @@ struct RunArgs {
     /// Runs in parallel (default: the number of cores).
     #[arg(long)]
     jobs: Option<usize>,
-    /// Plant a bug on purpose (`double-count`, `no-failback`).
-    #[arg(long, hide = true, value_parser = ["double-count", "no-failback"])]
+    /// Plant a bug on purpose (`double-count`, `no-failback`; `trust-hello`: the servers
+    /// believe a peer's hello, so an impostor step is welcomed).
+    #[arg(long, hide = true, value_parser = ["double-count", "no-failback", "trust-hello"])]
     plant: Option<String>,
 }
 

@@ -11,6 +11,10 @@
 //! unauthenticated peer would be in production. Dialling `server2:6200` reaches `server2`,
 //! as a certificate check would ensure. The map from hosts to slots is fixed
 //! ([`crate::faults::host`]), so histories stay deterministic.
+//!
+//! A planted bug ([`SimTransport::danger_believing_hellos`]) proves nothing and takes
+//! every hello's word, as a triad run in plaintext would: the proof that an impostor
+//! step (`hal-sim/src/impostor.rs`) is welcomed when nothing vouches for peers.
 
 use std::io;
 
@@ -19,7 +23,28 @@ use hal_net::transport::{Listener, Proven, Transport};
 
 /// turmoil's TCP. Addresses are `host:port`, with turmoil host names (`server1:6200`).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SimTransport;
+pub struct SimTransport {
+    /// A planted bug: connections accepted prove nothing, and a peer's hello is believed.
+    believes_hellos: bool,
+}
+
+impl SimTransport {
+    /// The simulated network, vouching for its hosts.
+    pub const fn new() -> SimTransport {
+        SimTransport {
+            believes_hellos: false,
+        }
+    }
+
+    /// DANGER, a planted bug (`--plant trust-hello`): every accepted connection has proven
+    /// nothing and its hello is believed ([`Proven::Plaintext`]), so a host that claims a
+    /// slot gets it. Only for proving that the impostor step catches such a hole.
+    pub const fn danger_believing_hellos() -> SimTransport {
+        SimTransport {
+            believes_hellos: true,
+        }
+    }
+}
 
 /// `host:port` as turmoil wants it.
 fn split(addr: &str) -> io::Result<(&str, u16)> {
@@ -53,6 +78,9 @@ impl Transport for SimTransport {
         &self,
         accepted: turmoil::net::TcpStream,
     ) -> io::Result<(turmoil::net::TcpStream, Proven)> {
+        if self.believes_hellos {
+            return Ok((accepted, Proven::Plaintext));
+        }
         let from = accepted.peer_addr()?.ip();
         let proven = crate::faults::servers()
             .into_iter()

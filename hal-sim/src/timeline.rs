@@ -118,6 +118,26 @@ fn describe(line: &str) -> Option<String> {
             "{at}  {client:<5} checks in {}",
             record["handle"].as_str().unwrap_or("")
         ),
+        "impostor" => {
+            let mut text = format!(
+                "{at}  IMPOSTOR claims #{} to #{}: {}",
+                record["claimed"],
+                record["server"],
+                match record["result"].as_str().unwrap_or("") {
+                    "welcomed" => "WELCOMED",
+                    other => other,
+                }
+            );
+            if let Some(reason) = record["reason"].as_str() {
+                text.push_str(&format!(" ({reason})"));
+            }
+            if let Some(term) = record["term"].as_u64() {
+                text.push_str(&format!(
+                    "; sent a forged snapshot (no seats) and append at term {term}"
+                ));
+            }
+            text
+        }
         "expect" => format!(
             "{at}  {} line {}: {} — {}",
             if record["met"] == true {

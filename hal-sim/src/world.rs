@@ -70,6 +70,11 @@ pub enum Planted {
     /// the history says the usual hold: once #1 is back and healthy, #2 keeps serving,
     /// and the role rule must fire.
     NoFailback,
+    /// The servers believe a peer's hello (their transport proves nothing, as in
+    /// plaintext): an impostor step in a scenario is welcomed, and its expectation (and
+    /// the seats its forged snapshot wipes) must fail the run. The seed sweeps run no
+    /// impostor, so there it changes nothing.
+    TrustHello,
 }
 
 impl Planted {
@@ -78,11 +83,25 @@ impl Planted {
         match self {
             Planted::DoubleCount => "double-count",
             Planted::NoFailback => "no-failback",
+            Planted::TrustHello => "trust-hello",
         }
     }
 
     /// Every bug the world can plant.
-    pub const ALL: [Planted; 2] = [Planted::DoubleCount, Planted::NoFailback];
+    pub const ALL: [Planted; 3] = [
+        Planted::DoubleCount,
+        Planted::NoFailback,
+        Planted::TrustHello,
+    ];
+
+    /// The transport the servers run over with `planted` (or no bug) planted.
+    pub(crate) fn server_transport(planted: Option<Planted>) -> SimTransport {
+        if planted == Some(Planted::TrustHello) {
+            SimTransport::danger_believing_hellos()
+        } else {
+            SimTransport::new()
+        }
+    }
 }
 
 impl WorldConfig {
@@ -223,10 +242,11 @@ impl std::fmt::Debug for Failure {
     }
 }
 
-/// Starts the three servers on `sim`, each with its setup, `timing`, its clock, and a
-/// prober beside it; their role changes go into `history`.
+/// Starts the three servers on `sim` over `transport`, each with its setup, `timing`, its
+/// clock, and a prober beside it; their role changes go into `history`.
 pub(crate) fn spawn_servers(
     sim: &mut turmoil::Sim<'_>,
+    transport: SimTransport,
     setups: [ServerSetup; 3],
     timing: Timing,
     clocks: &[SimClock; 3],
@@ -246,7 +266,7 @@ pub(crate) fn spawn_servers(
             tokio::task::spawn_local(probe::run(id, clock.clone(), EPOCH_MS, probes.clone()));
             let (config, catalog) = (node_config(id, timing, &setup), setup.catalog.clone());
             async move {
-                let node = Node::bind(config, catalog, SimTransport, storage, clock)
+                let node = Node::bind(config, catalog, transport, storage, clock)
                     .await?
                     .on_event(hook);
                 node.run(std::future::pending()).await?;
@@ -317,10 +337,13 @@ fn judge(config: &WorldConfig, history: &History) -> Result<Run, String> {
     match config.planted {
         Some(Planted::DoubleCount) => count *= 2,
         Some(Planted::NoFailback) => timing.failback_hold = Duration::from_secs(86_400),
-        None => {}
+        Some(Planted::TrustHello) | None => {}
     }
     let setups = servers().map(|id| ServerSetup::standard(id, catalog(count), config.sync_time));
-    spawn_servers(&mut sim, setups, timing, &clocks, history, &probes);
+    let transport = Planted::server_transport(config.planted);
+    spawn_servers(
+        &mut sim, transport, setups, timing, &clocks, history, &probes,
+    );
     // All clients run as tasks of one simulated machine: turmoil's cost is per host and
     // per tick, so twenty client hosts would make the run several times slower. (Their
     // network faults are the servers'.)
@@ -482,7 +505,15 @@ impl ClientPlan {
         let path = servers().map(address).to_vec();
         let clock = SimClock::new(EPOCH_MS);
         let config = ClientConfig::new(self.timing);
-        let mut session = Session::new(SimTransport, clock, path, id, &self.name, "sim", config);
+        let mut session = Session::new(
+            SimTransport::new(),
+            clock,
+            path,
+            id,
+            &self.name,
+            "sim",
+            config,
+        );
         let (history, name, sent) = (self.history.clone(), self.name.clone(), self.sent.clone());
         session.tap(Box::new(move |tapped| match tapped {
             Tapped::Sent { endpoint, request } => {

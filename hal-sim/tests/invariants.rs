@@ -103,6 +103,17 @@ fn the_standard_world_keeps_every_invariant_over_a_few_seeds() {
             .filter(|l| l.contains(r#""event":"granted""#))
             .count();
         assert!(grants > 10, "seed {seed}: only {grants} grants");
+        // The lease checkers follow heartbeat acknowledgements, so the replies must say
+        // which seats they keep (histories without it once left "no lost seat" blind).
+        let acks = outcome
+            .history
+            .iter()
+            .filter(|l| l.contains(r#""held":["h"#))
+            .count();
+        assert!(
+            acks > 10,
+            "seed {seed}: {acks} heartbeat replies name seats"
+        );
     }
 }
 

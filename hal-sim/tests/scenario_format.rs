@@ -375,3 +375,237 @@ fn overlapping_faults_and_late_steps_are_handled() {
         .count();
     assert_eq!(crashes, 1, "the crash's 'for' found #1 restarted already");
 }
+
+#[test]
+fn impostor_steps_name_the_line_and_key_of_a_mistake() {
+    // Where the message must start, and the key it must name.
+    let at = |n: usize, key: &str| (format!("t.toml:{}:", line(n)), format!(": {key}: "));
+    let cases = [
+        (
+            "\n[[steps]]\nat = \"1s\"\nimpostr = 2\n",
+            at(4, "impostr"),
+            "unknown key in a step; did you mean 'impostor'?",
+        ),
+        (
+            "\n[[steps]]\nat = \"1s\"\nimpostor = 2\ntargt = 1\n",
+            at(5, "targt"),
+            "unknown key in a step; did you mean 'target'?",
+        ),
+        (
+            "\n[[steps]]\nat = \"1s\"\nimpostor = 4\n",
+            at(4, "impostor"),
+            "4 is not a server; the servers are 1, 2 and 3",
+        ),
+        (
+            "\n[[steps]]\nat = \"1s\"\nimpostor = \"two\"\n",
+            at(4, "impostor"),
+            "expected a server number (1, 2 or 3), found string",
+        ),
+        (
+            "\n[[steps]]\nat = \"1s\"\nimpostor = 2\ntarget = 2\n",
+            at(5, "target"),
+            "the impostor claims to be #2, and #2 takes no link from itself: target 1 or 3 (the default is both)",
+        ),
+        (
+            "\n[[steps]]\nat = \"1s\"\nimpostor = 2\ntarget = []\n",
+            at(5, "target"),
+            "dials no server",
+        ),
+        (
+            "\n[[steps]]\nat = \"1s\"\nimpostor = 2\ntarget = [1, 1]\n",
+            at(5, "target"),
+            "server 1 is listed twice",
+        ),
+        (
+            "\n[[steps]]\nat = \"1s\"\nimpostor = 2\nrefused = \"yes\"\n",
+            at(5, "refused"),
+            "expected true or false, found string",
+        ),
+        (
+            "\n[[steps]]\nat = \"1s\"\nimpostor = 2\nwithin = \"1s\"\n",
+            at(5, "within"),
+            "'impostor' takes only refused",
+        ),
+        (
+            "\n[[steps]]\nat = \"1s\"\nclient = \"alice\"\nimpostor = 2\n",
+            at(4, "client"),
+            "'impostor' is done by a machine of its own (the impostor); it takes no client",
+        ),
+        (
+            "\n[[steps]]\nat = \"1s\"\nclient = \"alice\"\ncheckout = \"cad\"\nrefused = true\n",
+            at(6, "refused"),
+            "'checkout' takes only granted_by, denied, within",
+        ),
+        (
+            "\n[[steps]]\nat = \"1s\"\ncrash = 1\ntarget = 2\n",
+            at(5, "target"),
+            "'crash' does not take 'target'; it takes for",
+        ),
+    ];
+    for (body, (start, key), problem) in cases {
+        let message = error(body);
+        assert!(
+            message.starts_with(&start) && message.contains(&key) && message.contains(problem),
+            "expected '{start}…{key}{problem}', got: {message}"
+        );
+    }
+}
+
+#[test]
+fn an_impostor_step_dials_every_other_server_and_expects_a_refusal() {
+    let both = parse("\n[[steps]]\nat = \"1s\"\nimpostor = 2\n").unwrap();
+    let one =
+        parse("\n[[steps]]\nat = \"1s\"\nimpostor = 3\ntarget = 1\nrefused = false\n").unwrap();
+    let servers = |ids: &[u8]| -> Vec<hal_core::ServerId> {
+        ids.iter()
+            .map(|&n| hal_core::ServerId::new(n).unwrap())
+            .collect()
+    };
+    assert_eq!(
+        both.steps[0].action,
+        scenario::Action::Impostor {
+            claimed: hal_core::ServerId::SECONDARY,
+            targets: servers(&[1, 3]),
+        }
+    );
+    assert_eq!(both.steps[0].expect.refused, Some(true));
+    assert_eq!(
+        one.steps[0].action,
+        scenario::Action::Impostor {
+            claimed: hal_core::ServerId::TIEBREAKER,
+            targets: servers(&[1]),
+        }
+    );
+    assert_eq!(one.steps[0].expect.refused, Some(false));
+    // The attacker waits up to 5 s for an answer: the run lasts until it is judged.
+    assert!(both.duration >= std::time::Duration::from_secs(6));
+    for loaded in [both, one] {
+        let written = scenario::write(&loaded);
+        let again = scenario::parse("t.toml", &written, Path::new(".")).unwrap();
+        assert_eq!(
+            (&again.steps[0].action, &again.steps[0].expect),
+            (&loaded.steps[0].action, &loaded.steps[0].expect),
+            "{written}"
+        );
+    }
+}
+
+/// alice and eng1 hold seats; at 3 s an impostor claims #2 to #1 and #3; at 9 s both
+/// seats are still held (alice's lease of 8 s has been renewed by then).
+const ATTACK: &str = "\n[[steps]]\nat = \"1s\"\nclient = \"alice\"\ncheckout = \"cad\"\ngranted_by = 1\n\
+    \n[[steps]]\nat = \"1s\"\nclient = \"eng1\"\ncheckout = \"cad\"\ngranted_by = 1\n\
+    \n[[steps]]\nat = \"3s\"\nimpostor = 2\n\
+    \n[[checks]]\nat = \"9s\"\nactive = 1\nin_use = { cad = 2 }\nholds = { alice = [\"cad\"], eng1 = [\"cad\"] }\n";
+
+fn records<'a>(history: &'a [String], kind: &str) -> Vec<&'a String> {
+    let kind = format!(r#""kind":"{kind}""#);
+    history.iter().filter(|l| l.contains(&kind)).collect()
+}
+
+#[test]
+fn an_impostor_is_refused_and_a_server_that_believes_hellos_is_caught() {
+    let loaded = parse(ATTACK).unwrap();
+    let honest = scenario::run(&loaded, 1, None);
+    assert_eq!(honest.verdict(), Verdict::Passed, "{:?}", honest.judged);
+    let tries = records(&honest.history, "impostor");
+    assert_eq!(tries.len(), 2, "{tries:?}");
+    for (record, server) in tries.iter().zip([1, 3]) {
+        let record: serde_json::Value = serde_json::from_str(record).unwrap();
+        assert_eq!(record["claimed"], 2);
+        assert_eq!(record["server"], server);
+        assert_eq!(record["result"], "refused");
+        let reason = record["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("not authenticated as server #2 of this triad"),
+            "{reason}"
+        );
+        assert!(
+            !reason.contains("server1"),
+            "the refusal tells the triad list: {reason}"
+        );
+    }
+    let timeline: Vec<String> = {
+        let mut timeline = hal_sim::timeline::Timeline::default();
+        honest
+            .history
+            .iter()
+            .filter_map(|l| timeline.line(l))
+            .collect()
+    };
+    assert!(
+        timeline
+            .iter()
+            .any(|l| l.contains("IMPOSTOR claims #2 to #1: refused (not authenticated")),
+        "{timeline:#?}"
+    );
+
+    // The planted hole: the servers take a peer's hello at its word.
+    let planted = scenario::run(&loaded, 1, Some(Planted::TrustHello));
+    assert_ne!(planted.verdict(), Verdict::Passed);
+    let unmet: Vec<_> = planted.judged.iter().filter(|j| !j.met).collect();
+    assert_eq!(unmet.len(), 2, "{unmet:?}");
+    for judged in unmet {
+        assert_eq!(judged.line, line(15));
+        assert!(
+            judged
+                .expected
+                .starts_with("an impostor claiming #2 is refused by #")
+        );
+        assert!(
+            judged
+                .saw
+                .starts_with("welcomed as #2; sent a forged snapshot"),
+            "{}",
+            judged.saw
+        );
+    }
+    assert!(
+        records(&planted.history, "impostor")
+            .iter()
+            .all(|l| l.contains(r#""result":"welcomed","term":1000000"#)),
+        "{:?}",
+        planted.history
+    );
+    // The forged empty snapshot wipes the seat table: the first heartbeat after it hears
+    // "unknown handle" while the seat's lease is intact.
+    let violation = planted.violation.expect("the wiped seats went unnoticed");
+    assert_eq!(violation.invariant, "4 no lost seat");
+    assert!(violation.t_ms > 3_000, "{violation}");
+
+    // The expectation can be turned round: a refusal then fails it.
+    let welcome_expected =
+        parse(&ATTACK.replace("impostor = 2\n", "impostor = 2\nrefused = false\n")).unwrap();
+    let outcome = scenario::run(&welcome_expected, 1, None);
+    assert_eq!(outcome.verdict(), Verdict::Unmet(2), "{:?}", outcome.judged);
+}
+
+#[test]
+fn an_impostor_that_reaches_no_server_meets_no_expectation() {
+    let body =
+        "\n[[steps]]\nat = \"1s\"\ncrash = 1\n\n[[steps]]\nat = \"2s\"\nimpostor = 2\ntarget = 1\n";
+    let outcome = scenario::run(&parse(body).unwrap(), 1, None);
+    assert_eq!(outcome.verdict(), Verdict::Unmet(1), "{:?}", outcome.judged);
+    assert!(
+        outcome.judged[0].saw.starts_with("unanswered: "),
+        "{:?}",
+        outcome.judged
+    );
+    assert_eq!(records(&outcome.history, "impostor").len(), 1);
+}
+
+#[test]
+fn one_seed_one_history_with_an_impostor() {
+    let loaded = parse(ATTACK).unwrap();
+    for planted in [None, Some(Planted::TrustHello)] {
+        let a = scenario::run(&loaded, 4, planted);
+        let b = scenario::run(&loaded, 4, planted);
+        assert_eq!(records(&a.history, "impostor").len(), 2, "{planted:?}");
+        if let Some(at) = a.history.iter().zip(&b.history).position(|(x, y)| x != y) {
+            panic!(
+                "{planted:?}: two runs of seed 4 differ first at record {at}:\n{}\n{}",
+                a.history[at], b.history[at]
+            );
+        }
+        assert_eq!(a.history.len(), b.history.len(), "{planted:?}");
+    }
+}

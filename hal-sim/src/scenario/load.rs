@@ -54,14 +54,22 @@ const CLIENT_KEYS: &[&str] = &["name", "count", "path"];
 const CHECK_KEYS: &[&str] = &["at", "active", "in_use", "holds"];
 /// Keys of a step besides its verb.
 const STEP_COMMON: &[&str] = &["at", "client"];
-const EXPECTATIONS: &[&str] = &["granted_by", "denied", "within", "lost"];
+const EXPECTATIONS: &[&str] = &["granted_by", "denied", "within", "lost", "refused"];
 
-/// A step verb: the other keys it takes, and whether it needs `client`.
+/// A step verb: the other keys it takes, and who does it.
 struct Verb {
     name: &'static str,
     params: &'static [&'static str],
     expectations: &'static [&'static str],
-    client: bool,
+    actor: Actor,
+}
+
+/// Who does a step: the faults of the servers and the impostor take no `client`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Actor {
+    Servers,
+    Client,
+    Impostor,
 }
 
 const VERBS: &[Verb] = &[
@@ -87,6 +95,12 @@ const VERBS: &[Verb] = &[
     client_verb("freeze", &[], &["lost", "within"]),
     client_verb("disconnect", &["from"], &["lost", "within"]),
     client_verb("kill", &[], &[]),
+    Verb {
+        name: "impostor",
+        params: &["target"],
+        expectations: &["refused"],
+        actor: Actor::Impostor,
+    },
 ];
 
 const fn server_verb(name: &'static str, params: &'static [&'static str]) -> Verb {
@@ -94,7 +108,7 @@ const fn server_verb(name: &'static str, params: &'static [&'static str]) -> Ver
         name,
         params,
         expectations: &[],
-        client: false,
+        actor: Actor::Servers,
     }
 }
 
@@ -107,7 +121,7 @@ const fn client_verb(
         name,
         params,
         expectations,
-        client: true,
+        actor: Actor::Client,
     }
 }
 
@@ -281,6 +295,8 @@ fn step_end(step: &Step) -> Duration {
             ClientAct::Disconnect { lasting, .. } => *lasting,
             _ => Duration::ZERO,
         },
+        // The impostor waits this long for an answer before the step is judged.
+        Action::Impostor { .. } => crate::impostor::PATIENCE,
     };
     step.at
         + lasting
@@ -974,8 +990,8 @@ impl Doc<'_> {
                     return Err(self.at(key.span(), key_name, problem));
                 }
             }
-            let who = match (verb.client, table.get("client")) {
-                (true, None) => {
+            let who = match (verb.actor, table.get("client")) {
+                (Actor::Client, None) => {
                     return Err(self.at(
                         value.span(),
                         verb.name,
@@ -985,21 +1001,29 @@ impl Doc<'_> {
                         ),
                     ));
                 }
-                (false, Some(client)) => {
+                (Actor::Client, Some(client)) => {
+                    Some(self.client_name(client, clients, verb.name)?)
+                }
+                (actor, Some(client)) => {
+                    let what = if actor == Actor::Impostor {
+                        "done by a machine of its own (the impostor)"
+                    } else {
+                        "a fault of the servers"
+                    };
                     return Err(self.at(
                         client.span(),
                         "client",
-                        format!(
-                            "'{}' is a fault of the servers; it takes no client",
-                            verb.name
-                        ),
+                        format!("'{}' is {what}; it takes no client", verb.name),
                     ));
                 }
-                (true, Some(client)) => Some(self.client_name(client, clients, verb.name)?),
-                (false, None) => None,
+                (_, None) => None,
             };
             let action = self.action(verb, value, table, who, at)?;
-            let expect = self.expect(table)?;
+            let mut expect = self.expect(table)?;
+            if verb.actor == Actor::Impostor && expect.refused.is_none() {
+                // What an impostor step is for: it must be refused.
+                expect.refused = Some(true);
+            }
             steps.push(Step {
                 at,
                 line,
@@ -1222,6 +1246,7 @@ impl Doc<'_> {
                 })
             }
             "freeze" => client(ClientAct::Freeze(self.duration(name, value)?)),
+            "impostor" => self.impostor(value, table),
             "disconnect" => {
                 let lasting = self.duration(name, value)?;
                 let from = match table.get("from") {
@@ -1251,6 +1276,45 @@ impl Doc<'_> {
                 client(ClientAct::Kill)
             }
         }
+    }
+
+    /// An impostor step: the slot it claims, and the servers it dials (`target`, one or a
+    /// list; default: every other server).
+    fn impostor(&self, value: &Value<'_>, table: &DeTable<'_>) -> Result<Action, ScenarioError> {
+        let claimed = self.server("impostor", value)?;
+        let Some(target) = table.get("target") else {
+            return Ok(Action::Impostor {
+                claimed,
+                targets: crate::faults::peers(claimed),
+            });
+        };
+        let targets = match target.get_ref() {
+            DeValue::Array(_) => self.servers_list("target", target, "[1, 3]")?,
+            _ => vec![self.server("target", target)?],
+        };
+        if targets.is_empty() {
+            return Err(self.at(
+                target.span(),
+                "target",
+                "dials no server: name one (target = 1) or a list (target = [1, 3]), or leave target out for every other server",
+            ));
+        }
+        if targets.contains(&claimed) {
+            let others: Vec<String> = crate::faults::peers(claimed)
+                .iter()
+                .map(|s| s.get().to_string())
+                .collect();
+            return Err(self.at(
+                target.span(),
+                "target",
+                format!(
+                    "the impostor claims to be #{c}, and #{c} takes no link from itself: target {} (the default is both)",
+                    others.join(" or "),
+                    c = claimed.get()
+                ),
+            ));
+        }
+        Ok(Action::Impostor { claimed, targets })
     }
 
     fn expect(&self, table: &DeTable<'_>) -> Result<Expect, ScenarioError> {
@@ -1307,6 +1371,9 @@ impl Doc<'_> {
         }
         if let Some(value) = table.get("lost") {
             expect.lost = Some(self.boolean("lost", value)?);
+        }
+        if let Some(value) = table.get("refused") {
+            expect.refused = Some(self.boolean("refused", value)?);
         }
         if expect.within.is_some()
             && table.get("lost").is_none()

@@ -155,6 +155,13 @@ pub enum Action {
     },
     /// Something a client (or each client of a group) does.
     Client { who: String, act: ClientAct },
+    /// An impostor, a machine of its own, dials each of `targets` as a peer would and
+    /// claims slot `claimed` without that server's identity; welcomed, it sends a forged
+    /// snapshot and append ([`crate::impostor`]).
+    Impostor {
+        claimed: ServerId,
+        targets: Vec<ServerId>,
+    },
 }
 
 /// What a client does.
@@ -202,11 +209,16 @@ pub struct Expect {
     pub within: Option<Duration>,
     /// The client reports a seat lost (true) or does not (false) after the step.
     pub lost: Option<bool>,
+    /// An impostor is refused (true, the default of an impostor step) or welcomed (false).
+    pub refused: Option<bool>,
 }
 
 impl Expect {
     pub fn is_empty(&self) -> bool {
-        self.answer.is_none() && self.within.is_none() && self.lost.is_none()
+        self.answer.is_none()
+            && self.within.is_none()
+            && self.lost.is_none()
+            && self.refused.is_none()
     }
 }
 

@@ -1,9 +1,10 @@
 //! Playing a scenario: the three servers run hal-net's node driver with the scenario's
 //! license, HostIDs, triad lists, clocks and disks; each group of clients runs on its own
 //! simulated machine, doing its steps in order; an operator's machine asks the servers
-//! for their status at each check. The six invariants are checked on the history as it
-//! is written (the run stops at a violation); each expectation and check is judged and
-//! written into the history as an `expect` record.
+//! for their status at each check; an impostor's machine, if the timeline has impostor
+//! steps, claims a server's slot at each. The six invariants are checked on the history
+//! as it is written (the run stops at a violation); each expectation and check is judged
+//! and written into the history as an `expect` record.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +30,7 @@ use crate::clock::SimClock;
 use crate::effects::Effects;
 use crate::faults::{self, Book, Fault, host, servers};
 use crate::history::{History, now_ms};
+use crate::impostor::{self, IMPOSTOR_HOST, Reception};
 use crate::net::SimTransport;
 use crate::probe::Probes;
 use crate::world::{
@@ -276,7 +278,7 @@ fn plan(scenario: &Scenario, rng: &mut ChaCha8Rng) -> Vec<(Duration, Planned)> {
                 plan.push((step.at, Planned::Clients(cut(true))));
                 plan.push((step.at + *lasting, Planned::Clients(cut(false))));
             }
-            Action::Client { .. } => {}
+            Action::Client { .. } | Action::Impostor { .. } => {}
         }
     }
     // Stable: what happens at the same time keeps the file's order.
@@ -411,8 +413,10 @@ fn play(
         let more = json!({"cause": why});
         history.fault_with(0, "partition", &[a], &[b], more);
     }
+    let identities = setups.clone().map(|setup| setup.identity);
     spawn_servers(
         &mut sim,
+        Planted::server_transport(planted),
         setups,
         server_timing(scenario, planted),
         &clocks,
@@ -459,12 +463,26 @@ fn play(
         status_timeout: STATUS_TIMEOUT + (scenario.latency + scenario.jitter) * 8,
     };
     sim.client(OPERATOR_HOST, operator.run());
+    let impostor = Impostor {
+        steps: impostor_steps(scenario),
+        identities,
+        history: history.clone(),
+        judge: judge.clone(),
+        until: end,
+    };
+    // Only a timeline with impostor steps has the machine: another host would change
+    // every other scenario's run.
+    let impostor_host = (!impostor.steps.is_empty()).then_some(IMPOSTOR_HOST.to_string());
+    if impostor_host.is_some() {
+        sim.client(IMPOSTOR_HOST, impostor.run());
+    }
     let mut effects = Effects::new(probes);
     let others = scenario
         .clients
         .iter()
         .map(|g| group_host(&g.name))
         .chain([OPERATOR_HOST.to_string()])
+        .chain(impostor_host)
         .collect();
     let book = Book::with_latency((scenario.latency, scenario.latency + scenario.jitter))
         .with_others(others);
@@ -597,7 +615,15 @@ impl Member {
         let servers = self.path.clone();
         let clock = SimClock::new(EPOCH_MS);
         let config = ClientConfig::new(self.timing);
-        let mut session = Session::new(SimTransport, clock, path, id, &self.name, "sim", config);
+        let mut session = Session::new(
+            SimTransport::new(),
+            clock,
+            path,
+            id,
+            &self.name,
+            "sim",
+            config,
+        );
         let (history, label, sent) = (self.history.clone(), self.label.clone(), self.sent.clone());
         session.tap(Box::new(move |tapped| match tapped {
             Tapped::Sent { endpoint, request } => {
@@ -997,7 +1023,7 @@ impl Operator {
         let ask = |id| async move {
             if asked {
                 let limit = self.status_timeout;
-                Some(hal_net::admin::status(&SimTransport, &address(id), id, limit).await)
+                Some(hal_net::admin::status(&SimTransport::new(), &address(id), id, limit).await)
             } else {
                 None
             }
@@ -1085,5 +1111,120 @@ impl Operator {
                 );
             }
         }
+    }
+}
+
+/// The impostor steps of the timeline, in time order.
+fn impostor_steps(scenario: &Scenario) -> Vec<Step> {
+    scenario
+        .steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::Impostor { .. }))
+        .cloned()
+        .collect()
+}
+
+/// The impostor's machine: at each impostor step it dials every target at once, claiming
+/// the step's slot with the target's own identity (what a server tells its peers is no
+/// secret); each answer is recorded and judged as it comes.
+#[derive(Debug, Clone)]
+struct Impostor {
+    steps: Vec<Step>,
+    /// Each server's identity, as it expects a peer to state it.
+    identities: [Identity; 3],
+    history: History,
+    judge: Judge,
+    until: Duration,
+}
+
+impl Impostor {
+    async fn run(self) -> turmoil::Result {
+        let mut attempts = Vec::new();
+        for step in &self.steps {
+            let Action::Impostor { claimed, targets } = &step.action else {
+                continue;
+            };
+            let claimed = *claimed;
+            let now = turmoil::sim_elapsed().unwrap_or_default();
+            tokio::time::sleep(step.at.saturating_sub(now)).await;
+            for &target in targets {
+                let (impostor, step) = (self.clone(), step.clone());
+                attempts.push(tokio::spawn(async move {
+                    impostor.attempt(&step, claimed, target).await;
+                }));
+            }
+        }
+        for attempt in attempts {
+            attempt.await?;
+        }
+        Ok(())
+    }
+
+    /// Claims `claimed` to `target`; records and judges the answer. Welcomed, it sends
+    /// the forgeries and keeps the link open to the end of the run, as an attacker would.
+    async fn attempt(&self, step: &Step, claimed: ServerId, target: ServerId) {
+        let identity = self.identities[target.index()].clone();
+        let reception = impostor::knock(claimed, target, identity).await;
+        let result = reception.result();
+        let mut link = match reception {
+            Reception::Refused(reason) => {
+                self.history
+                    .impostor(claimed, target, result, Some(&reason), None);
+                // The server's words are in the `impostor` record.
+                self.judge_step(step, claimed, target, result, result.to_string());
+                return;
+            }
+            Reception::Unanswered(why) => {
+                self.history
+                    .impostor(claimed, target, result, Some(&why), None);
+                self.judge_step(step, claimed, target, result, format!("{result}: {why}"));
+                return;
+            }
+            Reception::Welcomed(link) => link,
+        };
+        let (reason, term, saw) = match impostor::forge(&mut link, claimed, target).await {
+            Ok(()) => {
+                let term = impostor::FORGED_TERM.0;
+                let saw = format!(
+                    "welcomed as #{}; sent a forged snapshot (no seats) and append at term {term}",
+                    claimed.get()
+                );
+                (None, Some(term), saw)
+            }
+            Err(why) => {
+                let reason = format!("the forgeries did not go out: {why}");
+                let saw = format!("welcomed as #{} ({reason})", claimed.get());
+                (Some(reason), None, saw)
+            }
+        };
+        self.history
+            .impostor(claimed, target, result, reason.as_deref(), term);
+        self.judge_step(step, claimed, target, result, saw);
+        let now = turmoil::sim_elapsed().unwrap_or_default();
+        tokio::time::sleep(self.until.saturating_sub(now)).await;
+        drop(link);
+    }
+
+    /// Judges the step's expectation (refused, or welcomed) on the `result` `target`
+    /// gave; `saw` says what happened.
+    fn judge_step(
+        &self,
+        step: &Step,
+        claimed: ServerId,
+        target: ServerId,
+        result: &str,
+        saw: String,
+    ) {
+        let Some(refused) = step.expect.refused else {
+            return;
+        };
+        let want = if refused { "refused" } else { "welcomed" };
+        let expected = format!(
+            "an impostor claiming #{} is {want} by #{}",
+            claimed.get(),
+            target.get()
+        );
+        self.judge
+            .record(now_ms(), step.line, result == want, expected, saw);
     }
 }

@@ -197,6 +197,15 @@ pub fn write(scenario: &Scenario) -> String {
                     ClientAct::Kill => writeln!(out, "kill = true"),
                 };
             }
+            Action::Impostor { claimed, targets } => {
+                let targets: Vec<String> = targets.iter().map(|s| s.get().to_string()).collect();
+                let _ = writeln!(
+                    out,
+                    "impostor = {}\ntarget = [{}]",
+                    claimed.get(),
+                    targets.join(", ")
+                );
+            }
         }
         match &step.expect.answer {
             None => {}
@@ -220,6 +229,9 @@ pub fn write(scenario: &Scenario) -> String {
         }
         if let Some(lost) = step.expect.lost {
             let _ = writeln!(out, "lost = {lost}");
+        }
+        if let Some(refused) = step.expect.refused {
+            let _ = writeln!(out, "refused = {refused}");
         }
     }
     for check in &scenario.checks {
