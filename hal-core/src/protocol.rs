@@ -62,6 +62,11 @@ impl Term {
     }
 }
 
+/// How far past its own last index a server lets a peer's snapshot or claims take it in
+/// one step: more entries than a busy triad writes in years (a trillion), so that one
+/// message, however plausible each field, cannot move a log to the end of its range.
+pub const INDEX_JUMP_MAX: u64 = 1 << 40;
+
 impl LogIndex {
     /// The highest log index a server stores or accepts: a log of 2^62 entries would take
     /// a million years at a million entries a second; below it, no index arithmetic wraps.
@@ -75,6 +80,12 @@ impl LogIndex {
     /// The index before this one (0, "before the first entry", stays 0).
     pub fn prev(self) -> LogIndex {
         LogIndex(self.0.saturating_sub(1))
+    }
+
+    /// Whether a peer may move a server whose log ends at `own` to this index: not past
+    /// [`LogIndex::MAX`], and not more than [`INDEX_JUMP_MAX`] ahead.
+    pub fn is_plausible_from(self, own: LogIndex) -> bool {
+        self <= LogIndex::MAX && self.0 <= own.0.saturating_add(INDEX_JUMP_MAX)
     }
 
     /// The index `n` entries on, or `None` past [`LogIndex::MAX`].

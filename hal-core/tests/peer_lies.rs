@@ -25,8 +25,8 @@ use std::time::Duration;
 use hal_core::ServerId;
 use hal_core::client::ClientEvent;
 use hal_core::protocol::{
-    ClientId, ClientRequest, Entry, Handle, LogIndex, Op, PeerBody, PeerMessage, RequestSeq,
-    Snapshot, TERM_JUMP_MAX, Term,
+    ClientId, ClientRequest, Entry, Handle, INDEX_JUMP_MAX, LogIndex, Op, PeerBody, PeerMessage,
+    RequestSeq, Snapshot, TERM_JUMP_MAX, Term,
 };
 use hal_core::seats::{Command, Seats};
 use hal_core::time::WallTime;
@@ -52,6 +52,8 @@ fn wide() -> BoxedStrategy<u64> {
         1 => Just(Term::MAX.0 + 1),
         1 => Just(TERM_JUMP_MAX),
         1 => Just(TERM_JUMP_MAX + 1),
+        1 => Just(INDEX_JUMP_MAX),
+        1 => Just(INDEX_JUMP_MAX + 1),
     ]
     .boxed()
 }

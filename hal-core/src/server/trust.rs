@@ -3,7 +3,8 @@
 //!
 //! A message is refused whole, and reported ([`ServerEvent::PeerMessageRefused`]), when a
 //! field is implausible: a term past [`Term::MAX`] or more than [`TERM_JUMP_MAX`] ahead of
-//! this server's; an index past [`LogIndex::MAX`]; entries out of term order or from a
+//! this server's; an index past [`LogIndex::MAX`], or a snapshot or a claimed last index
+//! more than [`INDEX_JUMP_MAX`] past this server's log; entries out of term order or from a
 //! term later than the message's; a command no leader makes (a bad name, a grant decided
 //! by #3); a snapshot whose seat table does not add up. So a broken or lying peer cannot
 //! wrap a counter, push the triad's term out of reach, or plant a seat table that
@@ -18,7 +19,9 @@ use std::sync::Arc;
 
 use super::{Server, ServerEvent};
 use crate::ServerId;
-use crate::protocol::{Entry, LogIndex, PeerBody, PeerMessage, Snapshot, TERM_JUMP_MAX, Term};
+use crate::protocol::{
+    Entry, INDEX_JUMP_MAX, LogIndex, PeerBody, PeerMessage, Snapshot, TERM_JUMP_MAX, Term,
+};
 use crate::seats::Command;
 
 impl Server {
@@ -49,7 +52,7 @@ impl Server {
                 last_term,
                 ..
             } => {
-                check_index("the candidate's last index", *last_index)?;
+                self.check_reach("the candidate's last index", *last_index)?;
                 check_not_after(*last_term, term, "the candidate's last entry")
             }
             PeerBody::PreVoteReply { .. } | PeerBody::VoteReply { .. } | PeerBody::TimeoutNow => {
@@ -113,8 +116,22 @@ impl Server {
         ))
     }
 
+    /// An index a peer would move this server's log to (or compare it with).
+    fn check_reach(&self, what: &str, index: LogIndex) -> Result<(), String> {
+        let own = self.log.last_index();
+        if index.is_plausible_from(own) {
+            return Ok(());
+        }
+        Err(format!(
+            "{what} {} is implausible: this server's log ends at {}, and a peer may be at most {INDEX_JUMP_MAX} entries ahead (and never past {})",
+            index.0,
+            own.0,
+            LogIndex::MAX.0
+        ))
+    }
+
     fn check_donor_last(&self, last_index: LogIndex, last_term: Term) -> Result<(), String> {
-        check_index("the donor's last index", last_index)?;
+        self.check_reach("the donor's last index", last_index)?;
         self.check_term("the donor's last term", last_term)
     }
 
@@ -155,7 +172,7 @@ impl Server {
     }
 
     fn check_snapshot(&self, snapshot: &Snapshot, term_max: Term) -> Result<(), String> {
-        check_index("the snapshot's last index", snapshot.last_index)?;
+        self.check_reach("the snapshot's last index", snapshot.last_index)?;
         check_not_after(snapshot.last_term, term_max, "the snapshot")?;
         let catalog = &self.catalog;
         snapshot
@@ -441,6 +458,48 @@ mod tests {
             },
         };
         assert!(refusal(&mut server, vote).contains("the candidate's last index"));
+    }
+
+    #[test]
+    fn a_snapshot_at_the_end_of_the_index_range_is_refused() {
+        // One plausible-looking message must not move a log to where it can grow no more.
+        let mut server = tiebreaker();
+        let snapshot = Snapshot {
+            last_index: LogIndex::MAX,
+            last_term: Term(1),
+            seats: Seats::new(),
+        };
+        let message = PeerMessage {
+            from: ServerId::PRIMARY,
+            to: ServerId::TIEBREAKER,
+            term: Term(1),
+            body: PeerBody::InstallSnapshot {
+                snapshot: Arc::new(snapshot),
+                round: 1,
+            },
+        };
+        let why = refusal(&mut server, message);
+        assert!(
+            why.contains("the snapshot's last index") && why.contains("is implausible"),
+            "{why}"
+        );
+        // A snapshot a long absence away is taken.
+        let far = Snapshot {
+            last_index: LogIndex(INDEX_JUMP_MAX),
+            last_term: Term(1),
+            seats: Seats::new(),
+        };
+        let message = PeerMessage {
+            from: ServerId::PRIMARY,
+            to: ServerId::TIEBREAKER,
+            term: Term(1),
+            body: PeerBody::InstallSnapshot {
+                snapshot: Arc::new(far),
+                round: 1,
+            },
+        };
+        accepted(&mut server, message);
+        assert_eq!(server.last_index(), LogIndex(INDEX_JUMP_MAX));
     }
 
     #[test]
