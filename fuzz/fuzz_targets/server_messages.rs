@@ -11,9 +11,10 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use arbitrary::Arbitrary;
+use hal_core::ServerEvent;
 use hal_core::ServerId;
 use hal_core::catalog::{Catalog, FeatureRules};
-use hal_core::protocol::{LogIndex, PeerBody, PeerMessage, Term};
+use hal_core::protocol::{LogIndex, PeerBody, PeerMessage, ReplyResult, Term};
 use hal_core::server::{Config, Durable, Output, Persist, Server};
 use hal_core::timing::Timing;
 use hal_fuzz::{Context, IndexArg, PeerBodyArg, RequestArg, Sid, TermArg, now_at};
@@ -87,6 +88,17 @@ struct Harness {
     /// The server's recent messages, for `Input::Answer`.
     sent: VecDeque<PeerMessage>,
     now_ms: u64,
+    reached: Reached,
+}
+
+/// How far a run got, printed with `HAL_FUZZ_STATS=1` to see what the corpus reaches.
+#[derive(Debug, Default)]
+struct Reached {
+    leader: bool,
+    commit_max: u64,
+    snapshots: usize,
+    grants: usize,
+    refused: usize,
 }
 
 impl Harness {
@@ -112,6 +124,7 @@ impl Harness {
             handed_last: LogIndex(0),
             sent: VecDeque::new(),
             now_ms,
+            reached: Reached::default(),
         };
         harness.drain();
         harness
@@ -251,6 +264,9 @@ impl Harness {
                     if let Persist::HardState { term, .. } = &write {
                         assert!(*term <= Term::MAX, "persisted term {term} past Term::MAX");
                     }
+                    if let Persist::Snapshot(_) = &write {
+                        self.reached.snapshots += 1;
+                    }
                     if let Some(last) = write.last_log_index() {
                         self.handed_last = last;
                     }
@@ -267,13 +283,19 @@ impl Harness {
                 }
                 Output::Reply(reply) => {
                     assert_eq!(reply.from, id, "a reply from itself");
+                    if let ReplyResult::Granted { .. } = reply.result {
+                        self.reached.grants += 1;
+                    }
                 }
+                Output::Event(ServerEvent::PeerMessageRefused { .. }) => self.reached.refused += 1,
                 Output::Event(_) => {}
             }
         }
     }
 
-    fn check(&self) {
+    fn check(&mut self) {
+        self.reached.leader |= self.server.is_leader();
+        self.reached.commit_max = self.reached.commit_max.max(self.server.commit_index().0);
         self.server.check_invariants();
         let term = self.server.term();
         assert!(term <= Term::MAX, "term {term} past Term::MAX");
@@ -300,5 +322,8 @@ fuzz_target!(|setup: Setup| {
     harness.check();
     for input in setup.inputs.iter().take(INPUTS_MAX) {
         harness.play(input);
+    }
+    if std::env::var_os("HAL_FUZZ_STATS").is_some() {
+        eprintln!("reached {:?}", harness.reached);
     }
 });
