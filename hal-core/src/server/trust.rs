@@ -302,6 +302,19 @@ mod tests {
         }
     }
 
+    /// #1's snapshot for #3, in term 1.
+    fn install(snapshot: Snapshot) -> PeerMessage {
+        PeerMessage {
+            from: ServerId::PRIMARY,
+            to: ServerId::TIEBREAKER,
+            term: Term(1),
+            body: PeerBody::InstallSnapshot {
+                snapshot: Arc::new(snapshot),
+                round: 1,
+            },
+        }
+    }
+
     fn grant(by: ServerId, user: &str, borrow: bool) -> Command {
         Command::Grant {
             client: ClientId(7),
@@ -469,15 +482,7 @@ mod tests {
             last_term: Term(1),
             seats: Seats::new(),
         };
-        let message = PeerMessage {
-            from: ServerId::PRIMARY,
-            to: ServerId::TIEBREAKER,
-            term: Term(1),
-            body: PeerBody::InstallSnapshot {
-                snapshot: Arc::new(snapshot),
-                round: 1,
-            },
-        };
+        let message = install(snapshot);
         let why = refusal(&mut server, message);
         assert!(
             why.contains("the snapshot's last index") && why.contains("is implausible"),
@@ -489,15 +494,7 @@ mod tests {
             last_term: Term(1),
             seats: Seats::new(),
         };
-        let message = PeerMessage {
-            from: ServerId::PRIMARY,
-            to: ServerId::TIEBREAKER,
-            term: Term(1),
-            body: PeerBody::InstallSnapshot {
-                snapshot: Arc::new(far),
-                round: 1,
-            },
-        };
+        let message = install(far);
         accepted(&mut server, message);
         assert_eq!(server.last_index(), LogIndex(INDEX_JUMP_MAX));
     }
@@ -533,15 +530,7 @@ mod tests {
             seats,
         };
         let mut server = tiebreaker();
-        let message = PeerMessage {
-            from: ServerId::PRIMARY,
-            to: ServerId::TIEBREAKER,
-            term: Term(1),
-            body: PeerBody::InstallSnapshot {
-                snapshot: Arc::new(snapshot),
-                round: 1,
-            },
-        };
+        let message = install(snapshot);
         let why = refusal(&mut server, message);
         assert!(
             why.contains("feature `cam` is not in this server's license"),
