@@ -609,3 +609,54 @@ fn one_seed_one_history_with_an_impostor() {
         assert_eq!(a.history.len(), b.history.len(), "{planted:?}");
     }
 }
+
+/// Found in the security review: the files a scenario names are read with a limit, so a
+/// huge license file or a device that never ends (`/dev/zero`) gets an error naming the
+/// file and the key, not an unbounded read.
+#[test]
+fn files_a_scenario_reads_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_path = |license: &str| {
+        format!(
+            "name = \"t\"\nstory = \"s\"\n\n[license]\npath = \"{license}\"\n\n[[clients]]\nname = \"a\"\n"
+        )
+    };
+    let huge = dir.path().join("huge.lic");
+    std::fs::write(&huge, "#".repeat(1024 * 1024 + 1)).unwrap();
+    let error = scenario::parse("t.toml", &with_path("huge.lic"), dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("t.toml:5"), "{error}");
+    assert!(error.contains("license.path"), "{error}");
+    assert!(error.contains("huge.lic"), "{error}");
+    assert!(
+        error.contains("more than 1048576 bytes; a license file is at most 1048576"),
+        "{error}"
+    );
+
+    let error = scenario::parse("t.toml", &with_path("/dev/zero"), dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("/dev/zero: more than 1048576 bytes"),
+        "{error}"
+    );
+
+    let latin1 = dir.path().join("latin1.lic");
+    std::fs::write(&latin1, b"FEATURE caf\xe9\n").unwrap();
+    let error = scenario::parse("t.toml", &with_path("latin1.lic"), dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("latin1.lic: not UTF-8 text (byte 11)"),
+        "{error}"
+    );
+
+    let error = scenario::load(Path::new("/dev/zero"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("/dev/zero") && error.contains("a scenario file is at most 1048576"),
+        "{error}"
+    );
+}

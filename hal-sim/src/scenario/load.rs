@@ -22,6 +22,9 @@ use crate::faults::{Fault, servers};
 
 /// The largest scenario file read.
 const FILE_BYTES_MAX: u64 = 1024 * 1024;
+/// The most bytes read from a license file named by `license.path`: the license parser's
+/// own limit.
+const LICENSE_BYTES_MAX: u64 = hal_core::license::limits::FILE_BYTES_MAX as u64;
 /// The longest simulated run a scenario may ask for.
 const DURATION_MAX: Duration = Duration::from_secs(24 * 60 * 60);
 /// The most clients in one scenario.
@@ -160,19 +163,12 @@ pub enum ScenarioError {
 /// Reads and checks the scenario file at `path`.
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     let name = path.display().to_string();
-    let file_error = |problem: String| ScenarioError::File {
-        path: name.clone(),
-        problem,
-    };
-    let size = std::fs::metadata(path)
-        .map_err(|e| file_error(format!("cannot read: {e}")))?
-        .len();
-    if size > FILE_BYTES_MAX {
-        return Err(file_error(format!(
-            "{size} bytes; a scenario file is at most {FILE_BYTES_MAX}"
-        )));
-    }
-    let bytes = std::fs::read(path).map_err(|e| file_error(format!("cannot read: {e}")))?;
+    let bytes = read_capped(path, FILE_BYTES_MAX, "a scenario file").map_err(|problem| {
+        ScenarioError::File {
+            path: name.clone(),
+            problem,
+        }
+    })?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
@@ -183,6 +179,22 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         }
     })?;
     parse(&name, &text, path.parent().unwrap_or(Path::new(".")))
+}
+
+/// Reads the file at `path`, or says why not: it cannot be opened or read, or it holds
+/// more than `max` bytes (`what` names the kind of file). Reads at most one byte past
+/// `max`, so a huge file, a growing one or a device such as `/dev/zero` costs no more.
+fn read_capped(path: &Path, max: u64, what: &str) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    let mut bytes = Vec::new();
+    file.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > max {
+        return Err(format!("more than {max} bytes; {what} is at most {max}"));
+    }
+    Ok(bytes)
 }
 
 /// Reads scenario `text`, named `source_name` in messages; a license `path` is read
@@ -620,12 +632,20 @@ impl Doc<'_> {
             (None, Some(path)) => {
                 let name = self.string("license.path", path, "a path in quotes")?;
                 let full = base_dir.join(name);
-                let text = std::fs::read_to_string(&full).map_err(|e| {
+                let at_path = |problem: String| {
                     self.at(
                         path.span(),
                         "license.path",
-                        format!("cannot read {}: {e}", full.display()),
+                        format!("{}: {problem}", full.display()),
                     )
+                };
+                let bytes =
+                    read_capped(&full, LICENSE_BYTES_MAX, "a license file").map_err(at_path)?;
+                let text = String::from_utf8(bytes).map_err(|e| {
+                    at_path(format!(
+                        "not UTF-8 text (byte {})",
+                        e.utf8_error().valid_up_to()
+                    ))
                 })?;
                 (text, full.display().to_string(), 0)
             }
