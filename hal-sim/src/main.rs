@@ -172,11 +172,44 @@ fn parse_seeds(text: &str) -> Result<std::ops::Range<u64>, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(problem) = init_log() {
+        eprintln!("error: HAL_SIM_LOG: {problem}");
+        return ExitCode::from(2);
+    }
     match cli.command {
         Command::Run(args) => run_scenarios(&args),
         Command::Sweep(args) => sweep(&args),
         Command::Replay(args) => replay(&args),
         Command::History(args) => history(&args),
+    }
+}
+
+/// The servers' own log lines, for a developer following a run: off unless `HAL_SIM_LOG`
+/// holds a filter (`debug`, `hal_net=debug`, the `RUST_LOG` syntax). Each line is stamped
+/// with simulated time and carries the server's `node{id=N}` span. Runs in parallel
+/// (`--jobs`) interleave their lines; use `--jobs 1` or one seed.
+fn init_log() -> Result<(), String> {
+    let Ok(filter) = std::env::var("HAL_SIM_LOG") else {
+        return Ok(());
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter).map_err(|e| e.to_string())?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_timer(SimTime)
+        .with_writer(std::io::stderr)
+        .try_init()
+        .map_err(|e| e.to_string())
+}
+
+/// Log time stamps in simulated time (seconds since the run started).
+struct SimTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for SimTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        match turmoil::sim_elapsed() {
+            Some(t) => write!(w, "{:>9.3}s", t.as_secs_f64()),
+            None => write!(w, "{:>10}", "-"),
+        }
     }
 }
 
