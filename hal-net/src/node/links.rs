@@ -26,6 +26,9 @@ type Link<T> = Framed<Progress<<T as Transport>::Stream>, WireCodec>;
 /// the link (its config has to change first).
 const REFUSED_BACKOFF_FACTOR: u32 = 10;
 
+/// The most dial attempts to one peer in flight at once (see [`dial_overlapping`]).
+const DIALS_IN_FLIGHT_MAX: usize = 3;
+
 /// The most queued messages sent in one write.
 const MESSAGES_PER_WRITE_MAX: usize = 64;
 
@@ -54,7 +57,7 @@ pub(super) async fn outgoing<T: Transport>(
     let mut was_connected = false;
     let mut trouble_logged = false;
     loop {
-        let end = match dial(&shared, peer, &addr).await {
+        let end = match dial_overlapping(&shared, peer, &addr).await {
             Ok(link) => {
                 info!(%peer, %addr, "peer connected");
                 report(&shared, peer, true, None).await;
@@ -107,6 +110,48 @@ async fn report<T: Transport>(
     };
     // The core loop may be gone when the node stops.
     let _ = shared.inbound.send(Inbound::Link(status)).await;
+}
+
+/// Dials `peer` until one attempt connects and shakes hands, or every attempt failed.
+///
+/// An attempt that has not finished after `stall_after` (the silence after which an
+/// established link counts as dead) is not given up: another starts beside it, up to
+/// [`DIALS_IN_FLIGHT_MAX`] in flight, and the first to finish wins. A handshake whose
+/// packets were lost in a cut that has since healed (in the simulator a lost segment is
+/// never sent again, on a real network TCP resends it after a second or more) would
+/// otherwise hold the link down for the whole `handshake_timeout` after the heal, and
+/// with it the peer's view of this server: #2 restarted its failback hold only when
+/// that timeout ran out, 5 s late. The old attempt stays in the race, so a slow but
+/// working handshake (a lossy WAN) still completes.
+async fn dial_overlapping<T: Transport>(
+    shared: &Shared<T>,
+    peer: ServerId,
+    addr: &str,
+) -> Result<Link<T>, LinkEnd> {
+    let restart_after = shared.config.links.stall_after;
+    let mut attempts = futures_util::stream::FuturesUnordered::new();
+    attempts.push(dial(shared, peer, addr));
+    let mut next_start = Instant::now() + restart_after;
+    loop {
+        let may_start = attempts.len() < DIALS_IN_FLIGHT_MAX;
+        tokio::select! {
+            finished = attempts.next() => match finished {
+                Some(Ok(link)) => return Ok(link),
+                Some(Err(LinkEnd::Broken(why))) if attempts.is_empty() => {
+                    return Err(LinkEnd::Broken(why));
+                }
+                // Another attempt is still under way; it may yet connect.
+                Some(Err(LinkEnd::Broken(why))) => debug!(%peer, %addr, "a dial failed: {why}"),
+                Some(Err(end)) => return Err(end),
+                None => return Err(LinkEnd::Broken("no dial attempt".into())),
+            },
+            () = tokio::time::sleep_until(next_start), if may_start => {
+                debug!(%peer, %addr, "a dial is slow; starting another beside it");
+                attempts.push(dial(shared, peer, addr));
+                next_start = Instant::now() + restart_after;
+            }
+        }
+    }
 }
 
 /// Connects and shakes hands.
