@@ -58,12 +58,12 @@ impl HalSeats {
         loop {
             match self.session.next_event().await {
                 ClientEvent::Granted { seq: s, handle, .. }
-                | ClientEvent::Released { seq: s, handle }
+                | ClientEvent::Released { seq: s, handle, .. }
                     if s == seq =>
                 {
                     return Ok(handle);
                 }
-                ClientEvent::Denied { seq: s, reason } if s == seq => {
+                ClientEvent::Denied { seq: s, reason, .. } if s == seq => {
                     return Err(reason.to_string());
                 }
                 _ => {}

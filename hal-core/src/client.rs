@@ -62,11 +62,24 @@ pub enum ClientEvent {
         /// after a failover).
         granted_by: ServerId,
         borrow_end: Option<WallTime>,
+        /// How many times the request was sent: 1 when the first server asked answered;
+        /// each redirect, retry and resend adds one.
+        attempts: u32,
     },
     /// A request was refused; `reason` says what to do.
-    Denied { seq: RequestSeq, reason: Denial },
+    Denied {
+        seq: RequestSeq,
+        reason: Denial,
+        /// How many times the request was sent (0: refused before it was sent).
+        attempts: u32,
+    },
     /// A checkin or return was done.
-    Released { seq: RequestSeq, handle: Handle },
+    Released {
+        seq: RequestSeq,
+        handle: Handle,
+        /// How many times the request was sent.
+        attempts: u32,
+    },
     /// The seat is gone: its lease ran out, or the active server does not know it.
     Lost { handle: Handle },
     /// A borrowed seat reached its end.
@@ -127,6 +140,8 @@ struct Pending {
     first_sent_to: [Option<Time>; PATH_MAX],
     /// Attempts since the last pause.
     attempts_in_pass: usize,
+    /// Attempts in all (every send, whatever its wire number).
+    attempts: u32,
     last_denial: Option<Denial>,
     /// Until when each endpoint is passed over for this request: an attempt there got no
     /// answer, so the server may be cut off, and the others' "#N is active" hints about
@@ -207,6 +222,41 @@ impl Client {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
+    }
+
+    /// Tells the client which server is at each entry of its license path (`slots[i]`
+    /// at entry `i`), when the shell knows it before any reply: a TLS client has each
+    /// server prove its slot, so a triad's path lists #1, #2 and #3 in that order. A
+    /// "not active, #N is" hint then reaches #N at once, even before this client has
+    /// heard from it, and requests start at #1 (the server that serves whenever it is
+    /// up) whatever the order of the path. A reply from another server than expected
+    /// corrects the mapping. It replaces what was known; entries past the path, and a
+    /// server named a second time, are ignored.
+    pub fn set_path_slots(&mut self, slots: &[ServerId]) {
+        self.known.clear();
+        for (index, &server) in slots.iter().enumerate() {
+            let Ok(index) = u8::try_from(index) else {
+                break;
+            };
+            let endpoint = Endpoint(index);
+            if self.order.contains(&endpoint) && !self.known.contains_key(&server) {
+                self.learn(server, endpoint);
+            }
+        }
+        let known = &self.known;
+        let slot_of = |e: &Endpoint| {
+            known
+                .iter()
+                .find(|(_, at)| *at == e)
+                .map_or(u8::MAX, |(id, _)| id.get())
+        };
+        self.order.make_contiguous().sort_by_key(slot_of);
+    }
+
+    /// Records that `server` is at `endpoint` (and no other server is).
+    fn learn(&mut self, server: ServerId, endpoint: Endpoint) {
+        self.known.retain(|id, at| *at != endpoint || *id == server);
+        self.known.insert(server, endpoint);
     }
 
     // ----- getters -----
@@ -306,6 +356,7 @@ impl Client {
             self.events.push_back(ClientEvent::Denied {
                 seq,
                 reason: Denial::NoMajority,
+                attempts: 0,
             });
             return seq;
         }
@@ -330,6 +381,7 @@ impl Client {
             first_sent: self.now.mono,
             attempt: None,
             attempts_in_pass: 0,
+            attempts: 0,
             last_denial: None,
             passed_over_until: [None; PATH_MAX],
         });
@@ -347,6 +399,7 @@ impl Client {
             first.get_or_insert(now);
         }
         pending.attempts_in_pass = pending.attempts_in_pass.saturating_add(1);
+        pending.attempts = pending.attempts.saturating_add(1);
         let request = ClientRequest {
             client: self.id,
             seq: pending.wire,
@@ -363,7 +416,7 @@ impl Client {
         if reply.client != self.id {
             return;
         }
-        self.known.insert(reply.from, from);
+        self.learn(reply.from, from);
         let heartbeat = self
             .heartbeats
             .iter()
@@ -574,9 +627,13 @@ impl Client {
         pending.attempt = None;
         if now.since(pending.first_sent) >= give_up {
             let reason = pending.last_denial.clone().unwrap_or(Denial::NoMajority);
-            let seq = pending.seq;
+            let (seq, attempts) = (pending.seq, pending.attempts);
             self.pending = None;
-            self.events.push_back(ClientEvent::Denied { seq, reason });
+            self.events.push_back(ClientEvent::Denied {
+                seq,
+                reason,
+                attempts,
+            });
             self.start_next();
             return;
         }
@@ -597,7 +654,7 @@ impl Client {
             .copied()
             .flatten()
             .unwrap_or(pending.first_sent);
-        let seq = pending.seq;
+        let (seq, attempts) = (pending.seq, pending.attempts);
         match reply.result {
             ReplyResult::Denied(denial) if denial.try_elsewhere() => {
                 pending.last_denial = Some(denial.clone());
@@ -624,7 +681,11 @@ impl Client {
                     let handle = *handle;
                     self.seats.remove(&handle);
                 }
-                self.events.push_back(ClientEvent::Denied { seq, reason });
+                self.events.push_back(ClientEvent::Denied {
+                    seq,
+                    reason,
+                    attempts,
+                });
             }
             ReplyResult::Granted {
                 handle,
@@ -659,6 +720,7 @@ impl Client {
                     server: reply.from,
                     granted_by,
                     borrow_end,
+                    attempts,
                 };
                 self.events.push_back(event);
                 self.schedule_heartbeat();
@@ -666,7 +728,11 @@ impl Client {
             ReplyResult::Released { handle } => {
                 self.seats.remove(&handle);
                 self.served_by(reply.from);
-                self.events.push_back(ClientEvent::Released { seq, handle });
+                self.events.push_back(ClientEvent::Released {
+                    seq,
+                    handle,
+                    attempts,
+                });
             }
             ReplyResult::HeartbeatAck { .. } => return,
         }
@@ -888,6 +954,75 @@ mod tests {
         ));
         // The next request goes straight to #1.
         c.checkin(at(20), Handle(4));
+        assert_eq!(sent(&mut c)[0].to, Endpoint(2));
+    }
+
+    /// Issue 20, bug 2: a path in reverse order (3;2;1) sent a fresh client to #3, then
+    /// #2, then #1. Knowing the slots, it asks #1 first, and follows a hint to a server
+    /// it has not heard from yet: at most one redirect.
+    #[test]
+    fn knowing_the_slots_a_client_asks_one_first_and_follows_any_hint_at_once() {
+        let reversed = || {
+            let mut c = client();
+            // As a session does: slot order first, then what it was told.
+            c.set_path_slots(&[ONE, TWO, THREE]);
+            c.set_path_slots(&[THREE, TWO, ONE]);
+            c
+        };
+        let mut c = reversed();
+        let seq = c.checkout(at(0), "cad");
+        assert_eq!(sent(&mut c)[0].to, Endpoint(2), "#1 first");
+        c.handle_reply(at(5), Endpoint(2), reply(ONE, seq, granted(4, ONE)));
+        assert!(matches!(
+            events(&mut c)[..],
+            [ClientEvent::Granted { attempts: 1, .. }]
+        ));
+
+        // #2 is active: #1 says so, and the client goes straight to #2's entry.
+        let mut c = reversed();
+        let seq = c.checkout(at(0), "cad");
+        sent(&mut c);
+        c.handle_reply(at(5), Endpoint(2), reply(ONE, seq, not_active(Some(TWO))));
+        assert_eq!(sent(&mut c)[0].to, Endpoint(1));
+        c.handle_reply(at(10), Endpoint(1), reply(TWO, seq, granted(5, TWO)));
+        assert!(matches!(
+            events(&mut c)[..],
+            [ClientEvent::Granted {
+                attempts: 2,
+                server: TWO,
+                ..
+            }]
+        ));
+
+        // #1 is down (no answer): a fresh client moves on to #2, then #3 last.
+        let mut c = reversed();
+        c.checkout(at(0), "cad");
+        sent(&mut c);
+        c.handle_unreachable(at(1), Endpoint(2));
+        assert_eq!(sent(&mut c)[0].to, Endpoint(1), "#2 next");
+    }
+
+    /// A path whose order does not match the slots given (a plaintext triad listed in
+    /// another order): the replies correct the client, and it still gets served.
+    #[test]
+    fn a_reply_from_another_server_than_expected_corrects_the_slots() {
+        // Told endpoint 0 is #1, but #3 answers there; #1 is really at endpoint 2.
+        let mut c = client();
+        c.set_path_slots(&[ONE, TWO, THREE]);
+        let seq = c.checkout(at(0), "cad");
+        assert_eq!(sent(&mut c)[0].to, Endpoint(0));
+        c.handle_reply(at(5), Endpoint(0), reply(THREE, seq, not_active(Some(ONE))));
+        // #1 is no longer believed to be at endpoint 0: try the others in order.
+        assert_eq!(sent(&mut c)[0].to, Endpoint(1));
+        c.handle_reply(at(10), Endpoint(1), reply(TWO, seq, not_active(Some(ONE))));
+        assert_eq!(sent(&mut c)[0].to, Endpoint(2));
+        c.handle_reply(at(15), Endpoint(2), reply(ONE, seq, granted(4, ONE)));
+        assert!(matches!(
+            events(&mut c)[..],
+            [ClientEvent::Granted { attempts: 3, .. }]
+        ));
+        // Learnt: the next request goes to #1's real entry.
+        c.checkout(at(20), "cad");
         assert_eq!(sent(&mut c)[0].to, Endpoint(2));
     }
 
@@ -1143,8 +1278,10 @@ mod tests {
         let mut c = client();
         let seq = c.checkout(at(0), "cad");
         let mut now = 0;
+        let mut sends = 0;
         for _ in 0..200 {
             for t in sent(&mut c) {
+                sends += 1;
                 c.handle_reply(
                     at(now + 1),
                     t.to,
@@ -1156,13 +1293,19 @@ mod tests {
             c.handle_timeout(at(now));
         }
         let denied = events(&mut c);
-        assert_eq!(
-            denied,
-            vec![ClientEvent::Denied {
-                seq,
-                reason: Denial::NoMajority
-            }]
-        );
+        let [
+            ClientEvent::Denied {
+                seq: denied_seq,
+                reason: Denial::NoMajority,
+                attempts,
+            },
+        ] = denied[..]
+        else {
+            panic!("{denied:?}");
+        };
+        assert_eq!(denied_seq, seq);
+        assert_eq!(attempts, sends, "every send counts");
+        assert!(attempts > 3, "more than one pass over the path: {attempts}");
         let give_up = u64::try_from(c.config.give_up_after.as_millis()).unwrap();
         assert!(
             now >= give_up,

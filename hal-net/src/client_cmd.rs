@@ -175,6 +175,7 @@ async fn answer(session: &mut ClientSession, seq: RequestSeq) -> Answer {
                 server,
                 granted_by,
                 borrow_end,
+                ..
             } if s == seq => {
                 return Answer::Granted {
                     handle,
@@ -184,7 +185,7 @@ async fn answer(session: &mut ClientSession, seq: RequestSeq) -> Answer {
                 };
             }
             ClientEvent::Released { seq: s, .. } if s == seq => return Answer::Released,
-            ClientEvent::Denied { seq: s, reason } if s == seq => {
+            ClientEvent::Denied { seq: s, reason, .. } if s == seq => {
                 if reason.try_elsewhere() && session.replies_heard() == 0 {
                     let why = session.last_failure().unwrap_or("no answer").to_string();
                     return Answer::Unreachable(why);

@@ -59,6 +59,8 @@ pub type Tap = Box<dyn FnMut(Tapped<'_>) + Send>;
 pub struct Session<T: Transport, C: Clock> {
     client: Client,
     path: Vec<String>,
+    /// The server each path entry must prove to be (by its place: see [`slot_in_path`]).
+    slots: Vec<ServerId>,
     transport: T,
     clock: C,
     conns: Vec<Option<Conn>>,
@@ -93,10 +95,17 @@ impl<T: Transport, C: Clock> Session<T, C> {
         config: ClientConfig,
     ) -> Self {
         let path_len = u8::try_from(path.len().min(PATH_MAX)).unwrap_or(1);
-        let client = Client::new(id, user, host, path_len, config, clock.now());
+        let mut client = Client::new(id, user, host, path_len, config, clock.now());
+        let slots: Vec<ServerId> = (0..path.len())
+            .map(|index| slot_in_path(path.len(), index))
+            .collect();
+        if path.len() > 1 {
+            client.set_path_slots(&slots);
+        }
         let (events_tx, events_rx) = mpsc::channel(REQUESTS_QUEUED_MAX * PATH_MAX);
         Session {
             client,
+            slots,
             conns: (0..path.len()).map(|_| None).collect(),
             path,
             transport,
@@ -109,6 +118,18 @@ impl<T: Transport, C: Clock> Session<T, C> {
             reply_timeout: config.request_timeout,
             tap: None,
         }
+    }
+
+    /// Says which server is at each path entry when the path is not in slot order (the
+    /// simulator's clients list the servers in any order; its network vouches for hosts
+    /// as certificates would). The connection to entry `i` then expects `slots[i]`, and
+    /// the client follows hints to it. Entries past the path are ignored.
+    pub fn with_slots(mut self, slots: &[ServerId]) -> Self {
+        for (mine, &given) in self.slots.iter_mut().zip(slots) {
+            *mine = given;
+        }
+        self.client.set_path_slots(&self.slots);
+        self
     }
 
     /// Shows every request sent and reply received to `tap`, as they happen.
@@ -221,7 +242,7 @@ impl<T: Transport, C: Clock> Session<T, C> {
                 let (requests, queue) = mpsc::channel(REQUESTS_QUEUED_MAX);
                 let task = connection(
                     self.transport.clone(),
-                    (self.path[slot].clone(), slot_in_path(self.path.len(), slot)),
+                    (self.path[slot].clone(), self.slots[slot]),
                     transmit.to,
                     self.generation,
                     self.reply_timeout,

@@ -255,7 +255,9 @@ async fn checkout(addrs: &[String], id: u64, timing: Timing) -> Result<(u64, Dur
             ClientEvent::Granted { seq: s, handle, .. } if s == seq => {
                 return Ok((handle.0, asked.elapsed()));
             }
-            ClientEvent::Denied { seq: s, reason } if s == seq => return Err(reason.to_string()),
+            ClientEvent::Denied { seq: s, reason, .. } if s == seq => {
+                return Err(reason.to_string());
+            }
             _ => {}
         }
     }

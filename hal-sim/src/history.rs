@@ -22,6 +22,18 @@ pub struct History {
     harness: Arc<Mutex<Option<String>>>,
 }
 
+/// What a client's application was told of a grant, for [`History::granted`].
+#[derive(Debug, Clone)]
+pub struct Grant<'a> {
+    pub feature: &'a str,
+    pub handle: String,
+    /// The server that answered.
+    pub server: ServerId,
+    pub borrow_end_ms: Option<u64>,
+    /// How many times the request was sent.
+    pub attempts: u32,
+}
+
 /// Simulated ms since the start of the run.
 pub fn now_ms() -> u64 {
     turmoil::sim_elapsed().map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -219,12 +231,21 @@ impl History {
         self.push(json!({"t_ms": now_ms(), "kind": "client", "client": client, "event": event, "handle": handle}));
     }
 
-    /// The client's application was told "denied" for request `req` (an addition to
-    /// DESIGN §6.4, for the liveness check).
-    pub fn denied(&self, client: &str, req: u64, reason: &str) {
+    /// The client's application was told "denied" for request `req` after `attempts`
+    /// sends (an addition to DESIGN §6.4, for the liveness check).
+    pub fn denied(&self, client: &str, req: u64, reason: &str, attempts: u32) {
         self.push(
             json!({"t_ms": now_ms(), "kind": "client", "client": client, "event": "denied",
-            "req": req, "reason": reason}),
+            "req": req, "reason": reason, "attempts": attempts}),
+        );
+    }
+
+    /// The client's application was told its checkin or return `req` of `handle` was
+    /// done, after `attempts` sends (an addition to DESIGN §6.4).
+    pub fn released(&self, client: &str, req: u64, handle: String, attempts: u32) {
+        self.push(
+            json!({"t_ms": now_ms(), "kind": "client", "client": client, "event": "released",
+            "req": req, "handle": handle, "attempts": attempts}),
         );
     }
 
@@ -234,21 +255,20 @@ impl History {
         self.push(json!({"t_ms": t_ms, "kind": "end"}));
     }
 
-    /// The client's application was told "granted" for request `req` (an addition to
-    /// DESIGN §6.4: a reply on the wire may come after the client stopped waiting, so
-    /// the seats a client holds are counted from this record).
-    pub fn granted(
-        &self,
-        client: &str,
-        req: u64,
-        feature: &str,
-        handle: String,
-        server: ServerId,
-        borrow_end_ms: Option<u64>,
-    ) {
+    /// The client's application was told "granted" for request `req` after `attempts`
+    /// sends (an addition to DESIGN §6.4: a reply on the wire may come after the client
+    /// stopped waiting, so the seats a client holds are counted from this record).
+    pub fn granted(&self, client: &str, req: u64, grant: Grant<'_>) {
+        let Grant {
+            feature,
+            handle,
+            server,
+            borrow_end_ms,
+            attempts,
+        } = grant;
         let mut record = json!({"t_ms": now_ms(), "kind": "client", "client": client,
             "event": "granted", "req": req, "feature": feature, "handle": handle,
-            "server": server.get()});
+            "server": server.get(), "attempts": attempts});
         if let Some(end) = borrow_end_ms {
             record["borrow_end_ms"] = json!(end);
         }

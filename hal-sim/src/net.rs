@@ -70,8 +70,17 @@ impl Transport for SimTransport {
             .map(SimListener)
     }
 
-    async fn connect(&self, addr: &str, _server: ServerId) -> io::Result<turmoil::net::TcpStream> {
-        turmoil::net::TcpStream::connect(split(addr)?).await
+    /// Connects, and refuses a host that is not `server` (as a certificate for another
+    /// slot is refused), so the simulated clients check slots as real ones do.
+    async fn connect(&self, addr: &str, server: ServerId) -> io::Result<turmoil::net::TcpStream> {
+        let (host, port) = split(addr)?;
+        if host != crate::faults::host(server) {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("{addr} is not server {server}"),
+            ));
+        }
+        turmoil::net::TcpStream::connect((host, port)).await
     }
 
     async fn secure(

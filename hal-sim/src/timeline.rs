@@ -43,6 +43,15 @@ fn servers(list: &Value) -> String {
         .unwrap_or_default()
 }
 
+/// "request 7", and how many sends it took when more than one: "request 7, 3 sends"
+/// (each redirect, retry or resend is one more).
+fn request(record: &Value) -> String {
+    match record["attempts"].as_u64() {
+        Some(attempts) if attempts > 1 => format!("request {}, {attempts} sends", record["req"]),
+        _ => format!("request {}", record["req"]),
+    }
+}
+
 /// One record as a timeline line, or `None` for records the timeline leaves out.
 fn describe(line: &str) -> Option<String> {
     let record: Value = serde_json::from_str(line).ok()?;
@@ -99,15 +108,23 @@ fn describe(line: &str) -> Option<String> {
         ),
         "client" => match record["event"].as_str()? {
             "granted" => format!(
-                "{at}  {client:<5} granted {} by #{} (request {})",
+                "{at}  {client:<5} granted {} by #{} ({})",
                 record["handle"].as_str().unwrap_or(""),
                 record["server"],
-                record["req"]
+                request(&record)
             ),
             "denied" => format!(
-                "{at}  {client:<5} denied: {} (request {})",
+                "{at}  {client:<5} denied: {} ({})",
                 record["reason"].as_str().unwrap_or(""),
-                record["req"]
+                request(&record)
+            ),
+            // A checkin or return: its request line says so already, unless it took
+            // more than one send.
+            "released" if record["attempts"].as_u64().unwrap_or(1) <= 1 => return None,
+            "released" => format!(
+                "{at}  {client:<5} released {} ({})",
+                record["handle"].as_str().unwrap_or(""),
+                request(&record)
             ),
             event => format!(
                 "{at}  {client:<5} {event} {}",

@@ -29,7 +29,7 @@ use crate::check::Violation;
 use crate::clock::SimClock;
 use crate::effects::Effects;
 use crate::faults::{self, Fault, host, servers};
-use crate::history::{History, now_ms};
+use crate::history::{Grant, History, now_ms};
 use crate::net::SimTransport;
 use crate::probe::{self, Probes};
 use crate::storage::{SimDisk, SimStorage};
@@ -601,17 +601,35 @@ impl ClientPlan {
                     handle,
                     server,
                     borrow_end,
+                    attempts,
                     ..
                 } if s == seq => {
-                    let end = borrow_end.map(|e| e.0);
-                    let handle_name = handle.to_string();
-                    self.history
-                        .granted(&self.name, seq.0, FEATURE, handle_name, server, end);
+                    let grant = Grant {
+                        feature: FEATURE,
+                        handle: handle.to_string(),
+                        server,
+                        borrow_end_ms: borrow_end.map(|e| e.0),
+                        attempts,
+                    };
+                    self.history.granted(&self.name, seq.0, grant);
                     return Some(handle);
                 }
-                ClientEvent::Released { seq: s, .. } if s == seq => return None,
-                ClientEvent::Denied { seq: s, reason } if s == seq => {
-                    self.history.denied(&self.name, seq.0, reason.name());
+                ClientEvent::Released {
+                    seq: s,
+                    handle,
+                    attempts,
+                } if s == seq => {
+                    self.history
+                        .released(&self.name, seq.0, handle.to_string(), attempts);
+                    return None;
+                }
+                ClientEvent::Denied {
+                    seq: s,
+                    reason,
+                    attempts,
+                } if s == seq => {
+                    self.history
+                        .denied(&self.name, seq.0, reason.name(), attempts);
                     return None;
                 }
                 ClientEvent::Lost { handle } => self.lost(handle),

@@ -121,7 +121,19 @@ fn steps_that_make_no_sense_are_refused_with_why() {
         ),
         (
             "\n[[steps]]\nat = \"1s\"\nclient = \"alice\"\ncheckin = \"cad\"\ngranted_by = 1\n",
-            "'checkin' takes only within",
+            "'checkin' takes only within, attempts_max",
+        ),
+        (
+            "\n[[steps]]\nat = \"1s\"\nclient = \"alice\"\ncheckout = \"cad\"\nattempts_max = 0\n",
+            "attempts_max: 0 is not a number of sends: 1 to 1000",
+        ),
+        (
+            "\n[[steps]]\nat = \"1s\"\nclient = \"alice\"\ncheckout = \"cad\"\nattempts_max = \"two\"\n",
+            "attempts_max: expected a whole number, found string",
+        ),
+        (
+            "\n[[steps]]\nat = \"1s\"\nclient = \"alice\"\nfreeze = \"2s\"\nattempts_max = 1\n",
+            "'freeze' takes only lost, within",
         ),
         (
             "\n[[steps]]\nat = \"soon\"\ncrash = 1\n",

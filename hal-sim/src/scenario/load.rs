@@ -57,7 +57,16 @@ const CLIENT_KEYS: &[&str] = &["name", "count", "path"];
 const CHECK_KEYS: &[&str] = &["at", "active", "in_use", "holds"];
 /// Keys of a step besides its verb.
 const STEP_COMMON: &[&str] = &["at", "client"];
-const EXPECTATIONS: &[&str] = &["granted_by", "denied", "within", "lost", "refused"];
+const EXPECTATIONS: &[&str] = &[
+    "granted_by",
+    "denied",
+    "within",
+    "attempts_max",
+    "lost",
+    "refused",
+];
+/// The largest `attempts_max` that means anything (a request is given up long before).
+const ATTEMPTS_MAX: i64 = 1_000;
 
 /// A step verb: the other keys it takes, and who does it.
 struct Verb {
@@ -90,10 +99,18 @@ const VERBS: &[Verb] = &[
     server_verb("fast", &[]),
     server_verb("flap", &["for", "down", "up"]),
     server_verb("clock", &["offset", "drift_ppm"]),
-    client_verb("checkout", &[], &["granted_by", "denied", "within"]),
-    client_verb("borrow", &["hours"], &["granted_by", "denied", "within"]),
-    client_verb("checkin", &[], &["within"]),
-    client_verb("return", &[], &["within"]),
+    client_verb(
+        "checkout",
+        &[],
+        &["granted_by", "denied", "within", "attempts_max"],
+    ),
+    client_verb(
+        "borrow",
+        &["hours"],
+        &["granted_by", "denied", "within", "attempts_max"],
+    ),
+    client_verb("checkin", &[], &["within", "attempts_max"]),
+    client_verb("return", &[], &["within", "attempts_max"]),
     client_verb("busy", &["until", "hold"], &[]),
     client_verb("freeze", &[], &["lost", "within"]),
     client_verb("disconnect", &["from"], &["lost", "within"]),
@@ -1388,6 +1405,17 @@ impl Doc<'_> {
         }
         if let Some(value) = table.get("within") {
             expect.within = Some(self.duration("within", value)?);
+        }
+        if let Some(value) = table.get("attempts_max") {
+            let attempts = self.integer("attempts_max", value)?;
+            if !(1..=ATTEMPTS_MAX).contains(&attempts) {
+                return Err(self.at(
+                    value.span(),
+                    "attempts_max",
+                    format!("{attempts} is not a number of sends: 1 to {ATTEMPTS_MAX} (1: the first server asked answers)"),
+                ));
+            }
+            expect.attempts_max = u32::try_from(attempts).ok();
         }
         if let Some(value) = table.get("lost") {
             expect.lost = Some(self.boolean("lost", value)?);

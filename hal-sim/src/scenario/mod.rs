@@ -211,6 +211,9 @@ pub struct Expect {
     pub lost: Option<bool>,
     /// An impostor is refused (true, the default of an impostor step) or welcomed (false).
     pub refused: Option<bool>,
+    /// The request is answered after at most this many sends (1: the first server asked
+    /// answered; each redirect, retry and resend adds one).
+    pub attempts_max: Option<u32>,
 }
 
 impl Expect {
@@ -219,6 +222,7 @@ impl Expect {
             && self.within.is_none()
             && self.lost.is_none()
             && self.refused.is_none()
+            && self.attempts_max.is_none()
     }
 }
 

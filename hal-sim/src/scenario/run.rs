@@ -29,7 +29,7 @@ use crate::check::Violation;
 use crate::clock::SimClock;
 use crate::effects::Effects;
 use crate::faults::{self, Book, Fault, host, servers};
-use crate::history::{History, now_ms};
+use crate::history::{Grant, History, now_ms};
 use crate::impostor::{self, IMPOSTOR_HOST, Reception};
 use crate::net::SimTransport;
 use crate::probe::Probes;
@@ -572,6 +572,15 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// "1 send", "3 sends".
+fn sends(attempts: u32) -> String {
+    if attempts == 1 {
+        "1 send".to_string()
+    } else {
+        format!("{attempts} sends")
+    }
+}
+
 fn secs(ms: u64) -> String {
     format!("{}.{:03} s", ms / 1000, ms % 1000)
 }
@@ -602,11 +611,30 @@ struct Member {
     sent: Arc<AtomicU64>,
 }
 
-/// What came of a request.
+/// What came of a request, and after how many sends.
 enum Answered {
-    Granted { handle: Handle, by: ServerId },
-    Denied(String),
-    Released,
+    Granted {
+        handle: Handle,
+        by: ServerId,
+        attempts: u32,
+    },
+    Denied {
+        reason: String,
+        attempts: u32,
+    },
+    Released {
+        attempts: u32,
+    },
+}
+
+impl Answered {
+    fn attempts(&self) -> u32 {
+        match self {
+            Answered::Granted { attempts, .. }
+            | Answered::Denied { attempts, .. }
+            | Answered::Released { attempts } => *attempts,
+        }
+    }
 }
 
 impl Member {
@@ -623,7 +651,8 @@ impl Member {
             &self.name,
             "sim",
             config,
-        );
+        )
+        .with_slots(&servers);
         let (history, label, sent) = (self.history.clone(), self.label.clone(), self.sent.clone());
         session.tap(Box::new(move |tapped| match tapped {
             Tapped::Sent { endpoint, request } => {
@@ -701,27 +730,42 @@ impl Member {
                     server,
                     granted_by,
                     borrow_end,
+                    attempts,
                 } if s == seq => {
-                    let end = borrow_end.map(|e| e.0);
-                    self.history.granted(
-                        &self.label,
-                        seq.0,
+                    let grant = Grant {
                         feature,
-                        handle.to_string(),
+                        handle: handle.to_string(),
                         server,
-                        end,
-                    );
+                        borrow_end_ms: borrow_end.map(|e| e.0),
+                        attempts,
+                    };
+                    self.history.granted(&self.label, seq.0, grant);
                     return Some(Answered::Granted {
                         handle,
                         by: granted_by,
+                        attempts,
                     });
                 }
-                ClientEvent::Released { seq: s, .. } if s == seq => {
-                    return Some(Answered::Released);
+                ClientEvent::Released {
+                    seq: s,
+                    handle,
+                    attempts,
+                } if s == seq => {
+                    self.history
+                        .released(&self.label, seq.0, handle.to_string(), attempts);
+                    return Some(Answered::Released { attempts });
                 }
-                ClientEvent::Denied { seq: s, reason } if s == seq => {
-                    self.history.denied(&self.label, seq.0, reason.name());
-                    return Some(Answered::Denied(reason.name().to_string()));
+                ClientEvent::Denied {
+                    seq: s,
+                    reason,
+                    attempts,
+                } if s == seq => {
+                    self.history
+                        .denied(&self.label, seq.0, reason.name(), attempts);
+                    return Some(Answered::Denied {
+                        reason: reason.name().to_string(),
+                        attempts,
+                    });
                 }
                 other => self.on_event(other),
             }
@@ -889,7 +933,7 @@ impl Member {
     /// Judges a request's expectation on its answer (`None`: none by the end of the run).
     fn judge_answer(&self, step: &Step, answer: Option<&Answered>) {
         let expect = &step.expect;
-        if expect.answer.is_none() && expect.within.is_none() {
+        if expect.answer.is_none() && expect.within.is_none() && expect.attempts_max.is_none() {
             return;
         }
         let now = now_ms();
@@ -904,6 +948,9 @@ impl Member {
         if let Some(within) = expect.within {
             expected.push_str(&format!(" within {}", humantime::format_duration(within)));
         }
+        if let Some(attempts) = expect.attempts_max {
+            expected.push_str(&format!(" in at most {}", sends(attempts)));
+        }
         let act = match &step.action {
             Action::Client { act, .. } => verb(act),
             _ => "",
@@ -914,21 +961,26 @@ impl Member {
             Some(answered) => {
                 let saw = match answered {
                     Answered::Granted { by, .. } => format!("granted by #{}", by.get()),
-                    Answered::Denied(reason) => format!("denied {reason}"),
-                    Answered::Released => "done".to_string(),
+                    Answered::Denied { reason, .. } => format!("denied {reason}"),
+                    Answered::Released { .. } => "done".to_string(),
                 };
                 let right = match (&expect.answer, answered) {
                     (None, _) => true,
                     (Some(Answer::Granted(by)), Answered::Granted { by: got, .. }) => {
                         by.is_none_or(|by| by == *got)
                     }
-                    (Some(Answer::Denied(reason)), Answered::Denied(got)) => {
+                    (Some(Answer::Denied(reason)), Answered::Denied { reason: got, .. }) => {
                         reason.as_ref().is_none_or(|r| r == got)
                     }
                     _ => false,
                 };
                 let in_time = expect.within.is_none_or(|w| took <= ms(w));
-                (right && in_time, format!("{saw} after {}", secs(took)))
+                let attempts = answered.attempts();
+                let few_enough = expect.attempts_max.is_none_or(|most| attempts <= most);
+                (
+                    right && in_time && few_enough,
+                    format!("{saw} after {}, {}", secs(took), sends(attempts)),
+                )
             }
         };
         self.judge.record(now, step.line, met, expected, saw);

@@ -227,6 +227,9 @@ pub fn write(scenario: &Scenario) -> String {
         if let Some(within) = step.expect.within {
             let _ = writeln!(out, "within = {}", duration(within));
         }
+        if let Some(attempts) = step.expect.attempts_max {
+            let _ = writeln!(out, "attempts_max = {attempts}");
+        }
         if let Some(lost) = step.expect.lost {
             let _ = writeln!(out, "lost = {lost}");
         }
