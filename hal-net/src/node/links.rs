@@ -26,7 +26,8 @@ type Link<T> = Framed<Progress<<T as Transport>::Stream>, WireCodec>;
 /// the link (its config has to change first).
 const REFUSED_BACKOFF_FACTOR: u32 = 10;
 
-/// The most dial attempts to one peer in flight at once (see [`dial_overlapping`]).
+/// The most dial attempts to one peer in flight at once; a new one replaces the oldest
+/// (see [`dial_overlapping`]).
 const DIALS_IN_FLIGHT_MAX: usize = 3;
 
 /// The most queued messages sent in one write.
@@ -115,40 +116,60 @@ async fn report<T: Transport>(
 /// Dials `peer` until one attempt connects and shakes hands, or every attempt failed.
 ///
 /// An attempt that has not finished after `stall_after` (the silence after which an
-/// established link counts as dead) is not given up: another starts beside it, up to
-/// [`DIALS_IN_FLIGHT_MAX`] in flight, and the first to finish wins. A handshake whose
-/// packets were lost in a cut that has since healed (in the simulator a lost segment is
-/// never sent again, on a real network TCP resends it after a second or more) would
-/// otherwise hold the link down for the whole `handshake_timeout` after the heal, and
-/// with it the peer's view of this server: #2 restarted its failback hold only when
-/// that timeout ran out, 5 s late. The old attempt stays in the race, so a slow but
-/// working handshake (a lossy WAN) still completes.
+/// established link counts as dead) is not given up: another starts beside it, and the
+/// first to finish wins. At most [`DIALS_IN_FLIGHT_MAX`] are in flight; a new one then
+/// replaces the oldest, so a fresh attempt always starts every `stall_after`. A
+/// handshake whose packets were lost in a cut that has since healed (in the simulator a
+/// lost segment is never sent again, on a real network TCP resends it after a second or
+/// more) would otherwise hold the link down for the whole `handshake_timeout` after the
+/// heal, and with it the peer's view of this server: #2 restarted its failback hold only
+/// when that timeout ran out, 5 s late. The older attempts stay in the race a while, so
+/// a slow but working handshake (a lossy WAN) can still complete.
 async fn dial_overlapping<T: Transport>(
     shared: &Shared<T>,
     peer: ServerId,
     addr: &str,
 ) -> Result<Link<T>, LinkEnd> {
+    use futures_util::future::{AbortHandle, Aborted, abortable};
+    use std::collections::VecDeque;
+
     let restart_after = shared.config.links.stall_after;
     let mut attempts = futures_util::stream::FuturesUnordered::new();
-    attempts.push(dial(shared, peer, addr));
-    let mut next_start = Instant::now() + restart_after;
+    // The attempts in flight, oldest first: a number, and how to stop it.
+    let mut in_flight: VecDeque<(u64, AbortHandle)> = VecDeque::new();
+    let mut started = 0u64;
+    let mut next_start = Instant::now();
     loop {
-        let may_start = attempts.len() < DIALS_IN_FLIGHT_MAX;
         tokio::select! {
-            finished = attempts.next() => match finished {
-                Some(Ok(link)) => return Ok(link),
-                Some(Err(LinkEnd::Broken(why))) if attempts.is_empty() => {
-                    return Err(LinkEnd::Broken(why));
+            () = tokio::time::sleep_until(next_start) => {
+                if started > 0 {
+                    debug!(%peer, %addr, "a dial is slow; starting another beside it");
                 }
-                // Another attempt is still under way; it may yet connect.
-                Some(Err(LinkEnd::Broken(why))) => debug!(%peer, %addr, "a dial failed: {why}"),
-                Some(Err(end)) => return Err(end),
-                None => return Err(LinkEnd::Broken("no dial attempt".into())),
-            },
-            () = tokio::time::sleep_until(next_start), if may_start => {
-                debug!(%peer, %addr, "a dial is slow; starting another beside it");
-                attempts.push(dial(shared, peer, addr));
+                if in_flight.len() >= DIALS_IN_FLIGHT_MAX
+                    && let Some((_, oldest)) = in_flight.pop_front()
+                {
+                    oldest.abort();
+                }
+                let (attempt, handle) = abortable(dial(shared, peer, addr));
+                let number = started;
+                started += 1;
+                in_flight.push_back((number, handle));
+                attempts.push(async move { (number, attempt.await) });
                 next_start = Instant::now() + restart_after;
+            }
+            Some((number, finished)) = attempts.next() => {
+                in_flight.retain(|(n, _)| *n != number);
+                match finished {
+                    Ok(Ok(link)) => return Ok(link),
+                    Ok(Err(LinkEnd::Broken(why))) if in_flight.is_empty() => {
+                        return Err(LinkEnd::Broken(why));
+                    }
+                    // Another attempt is still under way; it may yet connect.
+                    Ok(Err(LinkEnd::Broken(why))) => debug!(%peer, %addr, "a dial failed: {why}"),
+                    Ok(Err(end)) => return Err(end),
+                    // Replaced by a newer attempt, which is in flight.
+                    Err(Aborted) => {}
+                }
             }
         }
     }
