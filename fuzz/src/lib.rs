@@ -320,6 +320,18 @@ pub enum PeerBodyArg {
         success: bool,
         match_index: IndexArg,
     },
+    Presence {
+        last_index: IndexArg,
+        last_term: TermArg,
+        hears_you: bool,
+    },
+    PresenceAck,
+    PrimaryHeard {
+        for_ms: Wide,
+        last_index: IndexArg,
+        last_term: TermArg,
+    },
+    HandOver,
 }
 
 impl PeerBodyArg {
@@ -399,6 +411,26 @@ impl PeerBodyArg {
                 success: *success,
                 match_index: match_index.build(cx),
             },
+            PeerBodyArg::Presence {
+                last_index,
+                last_term,
+                hears_you,
+            } => PeerBody::Presence {
+                last_index: last_index.build(cx),
+                last_term: last_term.build(cx),
+                hears_you: *hears_you,
+            },
+            PeerBodyArg::PresenceAck => PeerBody::PresenceAck,
+            PeerBodyArg::PrimaryHeard {
+                for_ms,
+                last_index,
+                last_term,
+            } => PeerBody::PrimaryHeard {
+                for_ms: for_ms.value(),
+                last_index: last_index.build(cx),
+                last_term: last_term.build(cx),
+            },
+            PeerBodyArg::HandOver => PeerBody::HandOver,
         }
     }
 }

@@ -196,6 +196,28 @@ pub enum PeerBody {
         success: bool,
         match_index: LogIndex,
     },
+    /// #1, when it does not lead, to #3, every peer heartbeat: "I am up; my log ends at
+    /// (`last_index`, `last_term`); I have heard you lately" (`hears_you`). So #3 knows
+    /// whether #1 is up and in two-way contact with it, which the leader #2 cannot see
+    /// for itself when the #1–#2 link is down (failback through #3, DESIGN §6.3 rule 2).
+    /// Never changes anyone's term.
+    Presence {
+        last_index: LogIndex,
+        last_term: Term,
+        hears_you: bool,
+    },
+    /// #3's answer to a presence, so #1 hears #3 too.
+    PresenceAck,
+    /// #3 to its leader (when that is not #1): "#1 has been up and in two-way contact
+    /// with me for `for_ms` ms, its log ending at (`last_index`, `last_term`)".
+    PrimaryHeard {
+        for_ms: u64,
+        last_index: LogIndex,
+        last_term: Term,
+    },
+    /// The leader (#2) to #3 during a failback: pass [`PeerBody::TimeoutNow`] on to #1,
+    /// whom the leader may not reach itself.
+    HandOver,
 }
 
 /// The applied state at a log index: what a snapshot holds.

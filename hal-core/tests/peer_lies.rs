@@ -190,6 +190,18 @@ fn body() -> BoxedStrategy<PeerBody> {
             success,
             match_index: LogIndex(m)
         }),
+        (wide(), wide(), any::<bool>()).prop_map(|(i, t, hears_you)| PeerBody::Presence {
+            last_index: LogIndex(i),
+            last_term: Term(t),
+            hears_you
+        }),
+        Just(PeerBody::PresenceAck),
+        (wide(), wide(), wide()).prop_map(|(for_ms, i, t)| PeerBody::PrimaryHeard {
+            for_ms,
+            last_index: LogIndex(i),
+            last_term: Term(t)
+        }),
+        Just(PeerBody::HandOver),
     ]
     .boxed()
 }
@@ -212,7 +224,9 @@ fn implausible_peer_message() -> impl Strategy<Value = PeerMessage> {
             PeerBody::PreVote { last_index, .. }
             | PeerBody::RequestVote { last_index, .. }
             | PeerBody::Donate { last_index, .. }
-            | PeerBody::DonateSnapshot { last_index, .. } => Some(last_index),
+            | PeerBody::DonateSnapshot { last_index, .. }
+            | PeerBody::Presence { last_index, .. }
+            | PeerBody::PrimaryHeard { last_index, .. } => Some(last_index),
             PeerBody::Append { commit, .. } => Some(commit),
             PeerBody::AppendReply { match_index, .. }
             | PeerBody::DonateReply { match_index, .. } => Some(match_index),

@@ -643,3 +643,70 @@ fn sessions_without_seats_are_forgotten_after_a_lease_everywhere() {
     assert_eq!(one.seats_held(client1), Some(1));
     w.assert_no_violations();
 }
+
+/// #2 took over while #1 was away; #1 comes back with its link to #2 down (`cut` says
+/// which directions), in contact with #3 only. DESIGN §6.3 rule 2: that is not "#1
+/// down", so #1 and #3 take the role back after the hold, and keep it.
+fn failback_through_three(seed: u64, cut: &[(ServerId, ServerId)]) -> World {
+    let mut w = started(seed);
+    w.crash(ONE);
+    w.run_for(secs(5));
+    assert_eq!(w.active(), Some(TWO));
+    for &(a, b) in cut {
+        w.cut_one_way(Node::Server(a), Node::Server(b));
+    }
+    w.start_server(ONE);
+    let hold = w.config.timing.failback_hold;
+    w.run_for(hold - secs(1));
+    assert_eq!(w.active(), Some(TWO), "#2 keeps the role during the hold");
+    w.run_for(secs(4));
+    assert_eq!(
+        w.active(),
+        Some(ONE),
+        "#1 took the role back through #3: {:?}",
+        w.role_changes()
+    );
+    // The link stays down: #2 does not take the role back, and they do not fight.
+    let changes = w.role_changes().len();
+    w.run_for(secs(30));
+    assert_eq!(w.leaders(), vec![ONE], "{:?}", w.role_changes());
+    assert_eq!(w.role_changes().len(), changes, "{:?}", w.role_changes());
+    assert!(matches!(
+        borrow_answer(&mut w, 1),
+        ClientEvent::Granted { server: ONE, .. }
+    ));
+    w.assert_no_violations();
+    w
+}
+
+#[test]
+fn failback_through_three_while_the_link_between_one_and_two_is_cut() {
+    failback_through_three(31, &[(ONE, TWO), (TWO, ONE)]);
+}
+
+#[test]
+fn failback_through_three_while_two_cannot_hear_one() {
+    failback_through_three(32, &[(ONE, TWO)]);
+}
+
+#[test]
+fn failback_through_three_while_one_cannot_hear_two() {
+    failback_through_three(33, &[(TWO, ONE)]);
+}
+
+/// #3 hears #1 but #1 does not hear #3, and #1–#2 is cut: #1 could not win an election,
+/// so it is not handed the role, and #2 serves on without the role flapping.
+#[test]
+fn no_failback_over_a_link_that_works_one_way_only() {
+    let mut w = started(34);
+    w.crash(ONE);
+    w.run_for(secs(5));
+    assert_eq!(w.active(), Some(TWO));
+    w.cut(ONE, TWO);
+    w.cut_one_way(Node::Server(THREE), Node::Server(ONE));
+    w.start_server(ONE);
+    w.run_for(w.config.timing.failback_hold * 4);
+    assert_eq!(w.leaders(), vec![TWO], "{:?}", w.role_changes());
+    assert_eq!(checkout_by(&mut w, 0), Some(TWO));
+    w.assert_no_violations();
+}

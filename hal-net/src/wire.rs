@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio_util::codec::{Decoder, Encoder};
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u8 = 2;
+pub const PROTOCOL_VERSION: u8 = 3;
 
 /// The largest frame accepted before the handshake (a hello is small).
 pub const FRAME_BYTES_MAX_UNIDENTIFIED: usize = 64 * 1024;

@@ -187,7 +187,7 @@ fn a_planted_role_bug_is_caught_in_the_running_world() {
     assert!(
         violation
             .what
-            .contains("#2 granted while #1 had been healthy"),
+            .contains("#2 granted while #1 had been up and connected to a peer"),
         "{violation}"
     );
 }
@@ -319,6 +319,11 @@ fn fault(t: u64, fault: &str, a: &[u8], b: &[u8]) -> String {
     format!(r#"{{"t_ms":{t},"kind":"fault","fault":"{fault}","a":{a:?},"b":{b:?}}}"#)
 }
 
+/// A `link` fault record: the link between `a` and `b` goes to `state`.
+fn json_link(t: u64, a: &[u8], b: &[u8], state: &str) -> String {
+    format!(r#"{{"t_ms":{t},"kind":"fault","fault":"link","a":{a:?},"b":{b:?},"state":"{state}"}}"#)
+}
+
 #[test]
 fn a_grant_from_a_server_cut_off_from_every_peer_is_caught() {
     let request = r#"{"t_ms":500,"kind":"request","client":"c1","req":1,"op":"checkout","server":1,"feature":"cad"}"#.to_string();
@@ -374,9 +379,34 @@ fn a_grant_by_2_long_after_1_is_healthy_again_is_caught() {
     late.push(reply(20_000, "c1", 1, "h2", 2));
     let violation = Checkers::check(&late).unwrap();
     assert_eq!(violation.invariant, "2 role rule");
-    // Under a cut between #1 and #2, #2 may stay active.
+    // A cut between #1 and #2 alone leaves #1 connected to #3: not "#1 down" (DESIGN
+    // §6.3, rule 2), so #2 must have handed the role back all the same.
     let mut cut = base.to_vec();
     cut.push(fault(1500, "partition", &[1], &[2]));
     cut.push(reply(20_000, "c1", 1, "h2", 2));
-    assert_eq!(Checkers::check(&cut), None);
+    let violation = Checkers::check(&cut).unwrap();
+    assert_eq!(violation.invariant, "2 role rule");
+    assert!(
+        violation.what.contains("since 1000 ms"),
+        "contact through #3 counts from #1's restart: {violation}"
+    );
+    // Cut off from both peers, #1 is "down": #2 may stay active.
+    let mut isolated = base.to_vec();
+    isolated.push(fault(1500, "partition", &[1], &[2, 3]));
+    isolated.push(reply(20_000, "c1", 1, "h2", 2));
+    assert_eq!(Checkers::check(&isolated), None);
+    // Connected first to #3, then only to #2 (never a break): the hold is not restarted.
+    let mut handed = base.to_vec();
+    handed.push(fault(1500, "partition", &[1], &[2]));
+    handed.push(fault(5000, "repair", &[1], &[2]));
+    handed.push(fault(5000, "partition", &[1], &[3]));
+    handed.push(reply(16_000, "c1", 1, "h2", 2));
+    let violation = Checkers::check(&handed).unwrap();
+    assert!(violation.what.contains("since 1000 ms"), "{violation}");
+    // Over a flapping link #1's contact cannot be told: the hold restarts at each break.
+    let mut flapping = base.to_vec();
+    flapping.push(fault(1500, "partition", &[1], &[3]));
+    flapping.push(json_link(1500, &[1], &[2], "flapping"));
+    flapping.push(reply(20_000, "c1", 1, "h2", 2));
+    assert_eq!(Checkers::check(&flapping), None);
 }

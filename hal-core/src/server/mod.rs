@@ -24,6 +24,7 @@
 //! No IO, no clock, no randomness: the shell sends, stores and keeps time.
 
 mod clients;
+mod failback;
 mod idle;
 mod leases;
 mod peers;
@@ -250,6 +251,30 @@ struct Contact {
     since: Option<Time>,
 }
 
+impl Contact {
+    /// Heard from now; a gap longer than `gap_max` since the last time starts anew.
+    fn touch(&mut self, now: Time, gap_max: Duration) {
+        self.touch_since(now, now, gap_max);
+    }
+
+    /// Known to have lasted from `since` to `now` (news of contact that began earlier):
+    /// extends contact that still lasts back to `since`, or starts anew at `since`.
+    fn touch_since(&mut self, since: Time, now: Time, gap_max: Duration) {
+        let continuous = self.last.is_some_and(|last| now.since(last) <= gap_max);
+        self.since = match self.since {
+            Some(earlier) if continuous => Some(earlier.min(since)),
+            _ => Some(since),
+        };
+        self.last = Some(now);
+    }
+
+    /// Since when contact has lasted, if it still does at `now`.
+    fn lasting_since(&self, now: Time, gap_max: Duration) -> Option<Time> {
+        let recent = self.last.is_some_and(|last| now.since(last) <= gap_max);
+        self.since.filter(|_| recent)
+    }
+}
+
 /// A leader's view of one follower.
 #[derive(Debug, Clone)]
 struct Progress {
@@ -322,6 +347,8 @@ pub struct Server {
     leader_contact: Option<Time>,
     contact: BTreeMap<ServerId, Contact>,
     election_deadline: Option<Time>,
+    /// Failback through #3 (see `failback.rs`).
+    failback: failback::Failback,
     now: Now,
     outputs: VecDeque<Output>,
 }
@@ -371,6 +398,7 @@ impl Server {
             // whose lease is still running.
             leader_contact: Some(now.mono),
             election_deadline: None,
+            failback: failback::Failback::default(),
             now,
             outputs: VecDeque::new(),
             config,
@@ -476,6 +504,7 @@ impl Server {
         } else if self.election_deadline.is_some_and(|d| d <= now.mono) {
             self.on_election_timeout();
         }
+        self.presence_tick();
         self.debug_check();
     }
 
@@ -491,10 +520,11 @@ impl Server {
 
     /// When [`Server::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Time> {
-        match &self.state {
+        let own = match &self.state {
             State::Leader(leader) => Some(leader.next_heartbeat),
             _ => self.election_deadline,
-        }
+        };
+        [own, self.next_presence()].into_iter().flatten().min()
     }
 
     // ----- shared machinery -----
@@ -583,12 +613,10 @@ impl Server {
     fn heard_from(&mut self, peer: ServerId) {
         let now = self.now.mono;
         let gap_max = self.timing().contact_gap_max();
-        let contact = self.contact.entry(peer).or_default();
-        let continuous = contact.last.is_some_and(|last| now.since(last) <= gap_max);
-        if !continuous {
-            contact.since = Some(now);
+        self.contact.entry(peer).or_default().touch(now, gap_max);
+        if peer == ServerId::PRIMARY {
+            self.primary_in_contact(now);
         }
-        contact.last = Some(now);
     }
 
     /// Whether some peer was heard within the election timeout (with self, a majority).

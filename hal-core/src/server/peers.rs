@@ -88,6 +88,14 @@ impl Server {
                     self.start_election(true);
                 }
             }
+            PeerBody::Presence {
+                last_index,
+                last_term,
+                hears_you,
+            } => self.on_presence(from, (last_index, last_term), hears_you),
+            PeerBody::PresenceAck => {}
+            PeerBody::PrimaryHeard { for_ms, .. } => self.on_primary_heard(from, for_ms),
+            PeerBody::HandOver => self.on_hand_over(from, term),
         }
     }
 
@@ -96,7 +104,8 @@ impl Server {
     /// is refused without disturbing that leader (HAL's pre-vote and check-quorum).
     fn keeps_term_for(&self, body: &PeerBody) -> bool {
         match body {
-            PeerBody::PreVote { .. } => true,
+            // A pre-vote asks about a term nobody has started; a presence is only news.
+            PeerBody::PreVote { .. } | PeerBody::Presence { .. } | PeerBody::PresenceAck => true,
             PeerBody::PreVoteReply { granted } => *granted,
             PeerBody::RequestVote { transfer, .. } => !transfer && self.hears_a_leader(),
             // Donations carry entries of any term; they say nothing about the current one.
@@ -797,46 +806,6 @@ impl Server {
         self.expire_seats();
         self.forget_idle_sessions();
         self.maybe_fail_back();
-    }
-
-    /// As #2, hands leadership to #1 once #1 has caught up and been reachable for the
-    /// whole hold.
-    fn maybe_fail_back(&mut self) {
-        if self.config.position != crate::license::ServerPosition::Triad(ServerId::SECONDARY) {
-            return;
-        }
-        let now = self.now.mono;
-        let timing = *self.timing();
-        let last = self.log.last_index();
-        let since = self.contact.get(&ServerId::PRIMARY).and_then(|c| c.since);
-        let recent = self.contact.get(&ServerId::PRIMARY).and_then(|c| c.last);
-        let State::Leader(leader) = &mut self.state else {
-            return;
-        };
-        if let Some(started) = leader.transfer_since {
-            if now.since(started) > timing.election_timeout {
-                leader.transfer_since = None;
-                if let Some(c) = self.contact.get_mut(&ServerId::PRIMARY) {
-                    c.since = Some(now);
-                }
-            }
-            return;
-        }
-        let caught_up = leader
-            .progress
-            .get(&ServerId::PRIMARY)
-            .is_some_and(|p| p.matched == last);
-        let reachable = recent.is_some_and(|t| now.since(t) <= timing.contact_gap_max());
-        let held = since.is_some_and(|s| now.since(s) >= timing.failback_hold);
-        if caught_up && reachable && held {
-            leader.transfer_since = Some(now);
-            let term = self.term;
-            self.event(ServerEvent::FailbackStarted {
-                to: ServerId::PRIMARY,
-                term,
-            });
-            self.send(ServerId::PRIMARY, PeerBody::TimeoutNow);
-        }
     }
 }
 

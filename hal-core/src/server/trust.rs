@@ -55,8 +55,28 @@ impl Server {
                 self.check_reach("the candidate's last index", *last_index)?;
                 check_not_after(*last_term, term, "the candidate's last entry")
             }
-            PeerBody::PreVoteReply { .. } | PeerBody::VoteReply { .. } | PeerBody::TimeoutNow => {
-                Ok(())
+            PeerBody::PreVoteReply { .. }
+            | PeerBody::VoteReply { .. }
+            | PeerBody::TimeoutNow
+            | PeerBody::PresenceAck
+            | PeerBody::HandOver => Ok(()),
+            PeerBody::Presence {
+                last_index,
+                last_term,
+                ..
+            } => {
+                check_sender(message.from, ServerId::PRIMARY, "a presence")?;
+                check_index("the presence's last index", *last_index)?;
+                check_not_after(*last_term, term, "the presence's last entry")
+            }
+            PeerBody::PrimaryHeard {
+                last_index,
+                last_term,
+                ..
+            } => {
+                check_sender(message.from, ServerId::TIEBREAKER, "news of #1")?;
+                check_index("#1's last index", *last_index)?;
+                check_not_after(*last_term, term, "#1's last entry")
             }
             PeerBody::Append {
                 prev_index,
@@ -182,6 +202,14 @@ impl Server {
             })
             .map_err(|why| format!("the snapshot at index {}: {why}", snapshot.last_index.0))
     }
+}
+
+/// A message only server `only` sends.
+fn check_sender(from: ServerId, only: ServerId, what: &str) -> Result<(), String> {
+    if from == only {
+        return Ok(());
+    }
+    Err(format!("{what} comes only from {only}, not {from}"))
 }
 
 fn check_index(what: &str, index: LogIndex) -> Result<(), String> {

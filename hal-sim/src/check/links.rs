@@ -17,9 +17,9 @@ pub(super) struct Links {
     connected_since: [Option<u64>; 3],
     /// Per server, when it last stopped being up and connected.
     disconnected_at: [Option<u64>; 3],
-    /// Per server, since when it and both peers have been up, every link between them
-    /// whole and steady (None: not now).
-    whole_since: [Option<u64>; 3],
+    /// Per server, since when it has been up with a steady link (whole both ways, not
+    /// flapping or slow) to a live peer, without a break (None: not now).
+    steady_since: [Option<u64>; 3],
 }
 
 impl Default for Links {
@@ -30,7 +30,7 @@ impl Default for Links {
             shaky: [[false; 3]; 3],
             connected_since: [Some(0); 3],
             disconnected_at: [None; 3],
-            whole_since: [Some(0); 3],
+            steady_since: [Some(0); 3],
         }
     }
 }
@@ -51,17 +51,25 @@ impl Links {
         self.up[s] && (0..3).any(|p| p != s && self.up[p] && !self.cut[s][p] && !self.cut[p][s])
     }
 
-    /// Slot `s` and both peers are up, and every link between them is whole and steady.
-    fn whole_now(&self, s: usize) -> bool {
-        (0..3).all(|p| self.up[p])
-            && (0..3).filter(|&p| p != s).all(|p| {
-                !self.cut[s][p] && !self.cut[p][s] && !self.shaky[s][p] && !self.shaky[p][s]
+    /// Slot `s` is up and has a steady link to a live peer: whole both ways, neither
+    /// flapping nor slow (over such a link "connected" cannot be told from the history,
+    /// and the servers rightly take its gaps for interruptions).
+    fn steady_now(&self, s: usize) -> bool {
+        self.up[s]
+            && (0..3).any(|p| {
+                p != s
+                    && self.up[p]
+                    && !self.cut[s][p]
+                    && !self.cut[p][s]
+                    && !self.shaky[s][p]
+                    && !self.shaky[p][s]
             })
     }
 
-    /// Since when slot `s` has been fully connected to both peers without a break.
-    pub fn whole_since(&self, s: usize) -> Option<u64> {
-        self.whole_since[s]
+    /// Since when slot `s` has been up and steadily connected to a peer (either one, not
+    /// always the same) without a break.
+    pub fn steady_since(&self, s: usize) -> Option<u64> {
+        self.steady_since[s]
     }
 
     /// Whether any link of slot `s` is unreliable (then connectivity is not judged).
@@ -104,9 +112,9 @@ impl Links {
             _ => {}
         }
         for s in 0..3 {
-            match (self.whole_now(s), self.whole_since[s]) {
-                (true, None) => self.whole_since[s] = Some(t),
-                (false, Some(_)) => self.whole_since[s] = None,
+            match (self.steady_now(s), self.steady_since[s]) {
+                (true, None) => self.steady_since[s] = Some(t),
+                (false, Some(_)) => self.steady_since[s] = None,
                 _ => {}
             }
             match (self.connected_now(s), self.connected_since[s]) {

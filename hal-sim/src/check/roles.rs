@@ -1,9 +1,10 @@
-//! Invariant 2, the role rule: #3 never grants; borrows are granted only by #1; and #2
-//! does not grant while #1 is healthy — up, with both peers up and every link whole and
-//! steady — for longer than it takes #2 to hand the role back (`failback_hold`, plus an
-//! election and a transfer: 2 × `election_timeout` + `failover_delay`, and a second of
-//! slack). (Under a partial cut #2 may rightly stay active while #1 is up: the rule of
-//! DESIGN §2 keeps whoever is active, so as not to flap.)
+//! Invariant 2, the role rule, as DESIGN §6.3 states it: #3 never grants; borrows are
+//! granted only by #1; and #2 grants only when #1 has not been up and connected to a peer
+//! — either one: #1 in contact with #3 alone is not "#1 down" — for longer than it takes
+//! the role to come back to #1 (`failback_hold`, plus an election and a transfer:
+//! 2 × `election_timeout` + `failover_delay`, and a second of slack). "Connected" is a
+//! steady link, whole both ways: over a flapping or slow link the servers rightly take
+//! the gaps for interruptions and restart the hold, so as not to flap the role.
 
 use serde_json::Value;
 
@@ -52,11 +53,11 @@ impl Invariant for RoleRule {
         if by == 2
             && fresh
             && self.handover_ms > 0
-            && let Some(since) = self.links.whole_since(0)
+            && let Some(since) = self.links.steady_since(0)
             && t.saturating_sub(since) > self.handover_ms
         {
             let what = format!(
-                "#2 granted while #1 had been healthy and fully connected since {since} ms ({} ms, more than the {} ms a failback takes)",
+                "#2 granted while #1 had been up and connected to a peer since {since} ms ({} ms, more than the {} ms a failback takes)",
                 t - since,
                 self.handover_ms
             );

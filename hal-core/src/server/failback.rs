@@ -1,0 +1,203 @@
+//! Failback: #2, active while #1 was away, hands the role back once #1 has been up and
+//! in contact with a peer for `failback_hold` (DESIGN §6.3, rule 2). "A peer" is either
+//! one: #1 in contact with #3 alone is not "#1 down".
+//!
+//! #2 sees #1 directly when their link works. When it does not (a cut, a one-way cut, a
+//! firewall rule between two sites), #3 is the one that sees both:
+//!
+//! - #1, whenever it does not lead, sends #3 a [`PeerBody::Presence`] every peer
+//!   heartbeat, saying whether it has heard #3 lately; #3 answers each with
+//!   [`PeerBody::PresenceAck`]. So #3 knows how long #1 has been up and in *two-way*
+//!   contact with it (a one-way link would let #3 hear #1 while its votes never reach
+//!   #1, and the role would be handed to a server that cannot win it).
+//! - #3 tells its leader, when that is not #1, with [`PeerBody::PrimaryHeard`] at each
+//!   presence.
+//! - The leader #2 starts a handover when #1 has been in contact, directly or through #3,
+//!   for the hold: it stops serving, and sends [`PeerBody::TimeoutNow`] to #1 and
+//!   [`PeerBody::HandOver`] to #3, which passes `TimeoutNow` on. Whichever reaches #1
+//!   makes it campaign at once (a transfer election, which voters do not refuse for the
+//!   leader they hear); #1's higher term then reaches #2 through #3, and #2 steps down.
+//! - #1 may be behind (#2's appends did not reach it): it is handed the role anyway when
+//!   it has not acknowledged #2 lately, and #3, refusing its vote for an old log, donates
+//!   the missing entries; #1 then wins its next election. While #1 acknowledges #2's
+//!   appends it is catching up over its own link, and #2 waits for that.
+//! - A handover that does not complete within an election timeout is given up (#2
+//!   serves again); the next one waits for a whole new hold of contact after it, so a
+//!   link that lets the hold build but not the election through cannot flap the role.
+//!
+//! Once #1 leads, #2 (even cut off from #1) cannot take the role back: #3 refuses its
+//! (pre-)votes while it hears the live leader #1.
+
+use super::{Contact, Server, ServerEvent, State};
+use crate::ServerId;
+use crate::license::ServerPosition;
+use crate::protocol::{LogIndex, PeerBody, Term};
+use crate::time::Time;
+
+/// What each server keeps for failback (soft state).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Failback {
+    /// #1: when it next tells #3 it is up.
+    next_presence: Option<Time>,
+    /// #3: two-way contact with #1 (presences saying they hear #3).
+    primary_two_way: Contact,
+    /// #2: contact with #1 as far as #2 knows: heard directly, or through #3's news,
+    /// one continuing the other (#1 reached through #3, then directly once the link is
+    /// back, has been in contact all along).
+    primary: Contact,
+    /// #2: when it last began a handover.
+    attempted: Option<Time>,
+}
+
+impl Server {
+    fn position_is(&self, id: ServerId) -> bool {
+        self.config.position == ServerPosition::Triad(id)
+    }
+
+    /// When #1 next sends a presence (None for any other server, and for #1 leading).
+    pub(super) fn next_presence(&self) -> Option<Time> {
+        if !self.position_is(ServerId::PRIMARY) || self.is_leader() {
+            return None;
+        }
+        Some(self.failback.next_presence.unwrap_or(self.now.mono))
+    }
+
+    /// As #1 not leading: tells #3 it is up, every peer heartbeat.
+    pub(super) fn presence_tick(&mut self) {
+        let Some(due) = self.next_presence() else {
+            return;
+        };
+        let now = self.now.mono;
+        if due > now {
+            return;
+        }
+        let timing = *self.timing();
+        self.failback.next_presence = Some(now + timing.peer_heartbeat);
+        let hears_you = self
+            .contact
+            .get(&ServerId::TIEBREAKER)
+            .and_then(|c| c.last)
+            .is_some_and(|last| now.since(last) <= timing.contact_gap_max());
+        let body = PeerBody::Presence {
+            last_index: self.log.last_index(),
+            last_term: self.log.last_term(),
+            hears_you,
+        };
+        self.send(ServerId::TIEBREAKER, body);
+    }
+
+    /// As #3: a presence from #1. Answers it, follows the two-way contact, and tells a
+    /// leader other than #1 how long that contact has lasted.
+    pub(super) fn on_presence(
+        &mut self,
+        from: ServerId,
+        (last_index, last_term): (LogIndex, Term),
+        hears_you: bool,
+    ) {
+        if from != ServerId::PRIMARY || !self.position_is(ServerId::TIEBREAKER) {
+            return;
+        }
+        let now = self.now.mono;
+        let gap_max = self.timing().contact_gap_max();
+        self.send(from, PeerBody::PresenceAck);
+        if hears_you {
+            self.failback.primary_two_way.touch(now, gap_max);
+        } else {
+            self.failback.primary_two_way = Contact::default();
+        }
+        let Some(since) = self.failback.primary_two_way.lasting_since(now, gap_max) else {
+            return;
+        };
+        let leader = self.leader.filter(|l| *l != ServerId::PRIMARY);
+        if let Some(leader) = leader
+            && self.leader_is_live()
+        {
+            let for_ms = u64::try_from(now.since(since).as_millis()).unwrap_or(u64::MAX);
+            let body = PeerBody::PrimaryHeard {
+                for_ms,
+                last_index,
+                last_term,
+            };
+            self.send(leader, body);
+        }
+    }
+
+    /// As #2 leading: #3 says how long #1 has been in two-way contact with it.
+    pub(super) fn on_primary_heard(&mut self, from: ServerId, for_ms: u64) {
+        if from != ServerId::TIEBREAKER
+            || !self.position_is(ServerId::SECONDARY)
+            || !self.is_leader()
+        {
+            return;
+        }
+        let now = self.now.mono;
+        let since = Time(now.0.saturating_sub(for_ms));
+        let gap_max = self.timing().contact_gap_max();
+        self.failback.primary.touch_since(since, now, gap_max);
+    }
+
+    /// As #2: heard from #1 directly, now.
+    pub(super) fn primary_in_contact(&mut self, now: Time) {
+        if self.position_is(ServerId::SECONDARY) {
+            let gap_max = self.timing().contact_gap_max();
+            self.failback.primary.touch(now, gap_max);
+        }
+    }
+
+    /// As #3: the leader hands the role to #1 and may not reach it; pass it on.
+    pub(super) fn on_hand_over(&mut self, from: ServerId, term: Term) {
+        if term == self.term && self.leader == Some(from) && self.position_is(ServerId::TIEBREAKER)
+        {
+            self.send(ServerId::PRIMARY, PeerBody::TimeoutNow);
+        }
+    }
+
+    /// As #2 leading: hands the role to #1 once #1 has been in contact for the hold.
+    pub(super) fn maybe_fail_back(&mut self) {
+        if !self.position_is(ServerId::SECONDARY) {
+            return;
+        }
+        let now = self.now.mono;
+        let timing = *self.timing();
+        let gap_max = timing.contact_gap_max();
+        let last = self.log.last_index();
+        // Contact with #1, counted from no earlier than the last handover tried.
+        let since = self
+            .failback
+            .primary
+            .lasting_since(now, gap_max)
+            .map(|s| self.failback.attempted.map_or(s, |tried| s.max(tried)));
+        let State::Leader(leader) = &mut self.state else {
+            return;
+        };
+        if let Some(started) = leader.transfer_since {
+            if now.since(started) > timing.election_timeout {
+                leader.transfer_since = None;
+            }
+            return;
+        }
+        if since.is_none_or(|s| now.since(s) < timing.failback_hold) {
+            return;
+        }
+        let progress = leader.progress.get(&ServerId::PRIMARY);
+        let caught_up = progress.is_some_and(|p| p.matched == last);
+        let acks_lately = progress.is_some_and(|p| {
+            leader
+                .round_sent
+                .iter()
+                .any(|(round, sent)| *round == p.acked_round && now.since(*sent) <= gap_max)
+        });
+        if !caught_up && acks_lately {
+            return; // #1 is catching up over its own link: let it.
+        }
+        leader.transfer_since = Some(now);
+        self.failback.attempted = Some(now);
+        let term = self.term;
+        self.event(ServerEvent::FailbackStarted {
+            to: ServerId::PRIMARY,
+            term,
+        });
+        self.send(ServerId::PRIMARY, PeerBody::TimeoutNow);
+        self.send(ServerId::TIEBREAKER, PeerBody::HandOver);
+    }
+}
