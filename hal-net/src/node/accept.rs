@@ -335,8 +335,17 @@ async fn status_link<T: Transport>(incoming: Incoming<T>, mut link: Conn<T>) {
 
 /// Whether `error` is only the other end closing its TLS connection without saying so
 /// (`close_notify`), as most clients do: a close, not a fault.
+/// Whether a read error is the client going away (closed mid-frame, or a reset: a
+/// process killed, a client that gave up), not a bad frame.
 fn closed_without_notice(error: &WireError) -> bool {
-    matches!(error, WireError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof)
+    use std::io::ErrorKind;
+    matches!(error, WireError::Io(e) if matches!(
+        e.kind(),
+        ErrorKind::UnexpectedEof
+            | ErrorKind::ConnectionReset
+            | ErrorKind::ConnectionAborted
+            | ErrorKind::BrokenPipe
+    ))
 }
 
 /// What a proof is, for a log line.
@@ -558,6 +567,26 @@ impl Drop for SourceSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 20: a client that resets its connection was logged as sending a bad frame.
+    #[test]
+    fn a_reset_is_the_client_going_away_not_a_bad_frame() {
+        use std::io::{Error, ErrorKind};
+        for kind in [
+            ErrorKind::UnexpectedEof,
+            ErrorKind::ConnectionReset,
+            ErrorKind::ConnectionAborted,
+            ErrorKind::BrokenPipe,
+        ] {
+            assert!(
+                closed_without_notice(&WireError::Io(Error::from(kind))),
+                "{kind:?}"
+            );
+        }
+        assert!(!closed_without_notice(&WireError::Io(Error::from(
+            ErrorKind::InvalidData
+        ))));
+    }
 
     #[test]
     fn a_new_handshake_from_a_full_address_evicts_the_oldest() {
