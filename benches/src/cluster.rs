@@ -158,7 +158,7 @@ impl Cluster {
                     self.cycles += 1;
                     self.clients[i].checkout(self.now, "cad");
                 }
-                ClientEvent::Denied { .. } => {
+                ClientEvent::Denied { .. } | ClientEvent::OutcomeUnknown { .. } => {
                     self.clients[i].checkout(self.now, "cad");
                 }
                 _ => {}

@@ -66,6 +66,9 @@ impl HalSeats {
                 ClientEvent::Denied { seq: s, reason, .. } if s == seq => {
                     return Err(reason.to_string());
                 }
+                ClientEvent::OutcomeUnknown { seq: s, .. } if s == seq => {
+                    return Err("no answer (outcome unknown)".to_string());
+                }
                 _ => {}
             }
         }

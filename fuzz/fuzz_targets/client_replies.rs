@@ -43,6 +43,7 @@ enum Input {
         result: ResultArg,
     },
     Unreachable(u8),
+    NotSent(u8),
     Advance(u16),
     Deadline,
 }
@@ -171,6 +172,10 @@ impl Harness {
             Input::Unreachable(n) => {
                 let endpoint = self.endpoint(*n);
                 self.client.handle_unreachable(now, endpoint);
+            }
+            Input::NotSent(n) => {
+                let endpoint = self.endpoint(*n);
+                self.client.handle_not_sent(now, endpoint);
             }
             Input::Advance(ms) => {
                 self.now_ms = self.now_ms.saturating_add(u64::from(*ms));

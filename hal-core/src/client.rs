@@ -73,6 +73,26 @@ pub enum ClientEvent {
         /// How many times the request was sent (0: refused before it was sent).
         attempts: u32,
     },
+    /// No server answered a request for `give_up_after`, and one attempt or more went
+    /// unanswered, so it may have taken effect (a grant whose reply was lost) or not.
+    /// The client settles it on its own when it next reaches a server: it asks again
+    /// with the same number (a server that granted it answers with that grant) and
+    /// releases what it finds ([`ClientEvent::Resolved`]). Until then, a seat it may
+    /// have produced is at worst released when its lease runs out.
+    OutcomeUnknown {
+        seq: RequestSeq,
+        /// How many times the request was sent.
+        attempts: u32,
+        /// The last refusal a server gave, if any ("no majority": the servers that
+        /// answered could not serve; the others did not answer).
+        last_denial: Option<Denial>,
+    },
+    /// A request reported as [`ClientEvent::OutcomeUnknown`] is settled: `released` is
+    /// the seat it had produced (or, for a checkin or return, kept), now released.
+    Resolved {
+        seq: RequestSeq,
+        released: Option<Handle>,
+    },
     /// A checkin or return was done.
     Released {
         seq: RequestSeq,
@@ -142,12 +162,35 @@ struct Pending {
     attempts_in_pass: usize,
     /// Attempts in all (every send, whatever its wire number).
     attempts: u32,
+    /// Whether some attempt got no answer (timed out, or its connection failed), so a
+    /// server may have acted on it.
+    unanswered: bool,
+    /// Set when this is the client settling a request given up earlier, not one of the
+    /// application's: its answers go to [`Client::on_resolved`].
+    resolving: Option<Unresolved>,
     last_denial: Option<Denial>,
     /// Until when each endpoint is passed over for this request: an attempt there got no
     /// answer, so the server may be cut off, and the others' "#N is active" hints about
     /// it are stale until a failover has had time to happen.
     passed_over_until: [Option<Time>; PATH_MAX],
 }
+
+/// A request given up with its outcome unknown, to settle.
+#[derive(Debug, Clone)]
+struct Unresolved {
+    /// The application's number for it.
+    seq: RequestSeq,
+    /// The number it went out with (asked again with the same, a server that acted on it
+    /// answers with what it did).
+    wire: RequestSeq,
+    op: Op,
+    /// When it was first given up: past [`Timing::session_idle_max`] the servers have
+    /// forgotten it, and any seat it produced has expired.
+    since: Time,
+}
+
+/// The most requests kept to settle; past it the oldest is left to its lease.
+pub const UNRESOLVED_MAX: usize = 64;
 
 /// The longest license path: one server, or the three of a triad.
 pub const PATH_MAX: usize = 3;
@@ -175,6 +218,10 @@ pub struct Client {
     queue: VecDeque<(RequestSeq, Op)>,
     pending: Option<Pending>,
     retry_at: Option<Time>,
+    /// Requests given up with their outcome unknown, oldest first.
+    unresolved: VecDeque<Unresolved>,
+    /// Not before this time is the next one settled (after a try that reached nobody).
+    resolve_at: Option<Time>,
     seats: BTreeMap<Handle, HeldSeat>,
     heartbeats: VecDeque<(RequestSeq, Endpoint, Time)>,
     next_heartbeat: Option<Time>,
@@ -213,6 +260,8 @@ impl Client {
             queue: VecDeque::new(),
             pending: None,
             retry_at: None,
+            unresolved: VecDeque::new(),
+            resolve_at: None,
             seats: BTreeMap::new(),
             heartbeats: VecDeque::new(),
             next_heartbeat: None,
@@ -293,6 +342,12 @@ impl Client {
     }
 
     /// Whether a request is in flight or queued.
+    /// Requests given up with their outcome unknown and not settled yet.
+    pub fn unresolved(&self) -> usize {
+        let settling = self.pending.as_ref().is_some_and(|p| p.resolving.is_some());
+        self.unresolved.len().saturating_add(usize::from(settling))
+    }
+
     pub fn is_busy(&self) -> bool {
         self.pending.is_some() || !self.queue.is_empty()
     }
@@ -365,23 +420,39 @@ impl Client {
         seq
     }
 
-    /// Sends the next queued request if none is in flight.
+    /// Sends the next queued request if none is in flight; with none queued, settles a
+    /// request given up earlier (when its pause is over).
     fn start_next(&mut self) {
         if self.pending.is_some() {
             return;
         }
-        let Some((seq, op)) = self.queue.pop_front() else {
-            return;
+        let (seq, wire, op, resolving) = match self.queue.pop_front() {
+            Some((seq, op)) => (seq, seq, op, None),
+            None => {
+                let now = self.now.mono;
+                let forgotten = self.config.timing.session_idle_max();
+                self.unresolved.retain(|u| now.since(u.since) < forgotten);
+                if self.resolve_at.is_some_and(|t| now < t) {
+                    return;
+                }
+                let Some(unresolved) = self.unresolved.pop_front() else {
+                    return;
+                };
+                let (seq, wire, op) = (unresolved.seq, unresolved.wire, unresolved.op.clone());
+                (seq, wire, op, Some(unresolved))
+            }
         };
         self.pending = Some(Pending {
             seq,
-            wire: seq,
+            wire,
+            resolving,
             first_sent_to: [None; PATH_MAX],
             op,
             first_sent: self.now.mono,
             attempt: None,
             attempts_in_pass: 0,
             attempts: 0,
+            unanswered: false,
             last_denial: None,
             passed_over_until: [None; PATH_MAX],
         });
@@ -431,8 +502,19 @@ impl Client {
         self.expire_local();
     }
 
-    /// The shell could not reach the server at `endpoint` (refused, reset, timed out).
+    /// The shell could not reach the server at `endpoint` (reset, timed out), possibly
+    /// after the request went out: the server may have acted on it.
     pub fn handle_unreachable(&mut self, now: Now, endpoint: Endpoint) {
+        self.unreachable(now, endpoint, true);
+    }
+
+    /// The shell could not open a connection to `endpoint` (refused, no route, a TLS
+    /// handshake that failed): nothing sent there reached the server.
+    pub fn handle_not_sent(&mut self, now: Now, endpoint: Endpoint) {
+        self.unreachable(now, endpoint, false);
+    }
+
+    fn unreachable(&mut self, now: Now, endpoint: Endpoint, maybe_delivered: bool) {
         self.now = now;
         let waiting_there = self
             .pending
@@ -441,6 +523,10 @@ impl Client {
             .is_some_and(|(e, _)| e == endpoint);
         self.demote(endpoint);
         if waiting_there {
+            // The connection failed with the request on it: the server may have acted.
+            if let Some(pending) = self.pending.as_mut().filter(|_| maybe_delivered) {
+                pending.unanswered = true;
+            }
             self.retry_pending();
         }
         if self
@@ -472,9 +558,16 @@ impl Client {
             .filter(|(_, sent)| now.mono.since(*sent) >= timeout)
             .map(|(endpoint, _)| endpoint);
         if let Some(endpoint) = timed_out {
+            if let Some(pending) = &mut self.pending {
+                pending.unanswered = true;
+            }
             self.demote(endpoint);
             self.pass_over(endpoint);
             self.retry_pending();
+        }
+        if self.resolve_at.is_some_and(|t| t <= now.mono) {
+            self.resolve_at = None;
+            self.start_next();
         }
         if self.retry_at.is_some_and(|t| t <= now.mono) {
             self.retry_at = None;
@@ -522,12 +615,21 @@ impl Client {
             let left = end.since(self.now.wall);
             self.now.mono + left
         });
-        [attempt, heartbeat_reply, self.retry_at, self.next_heartbeat]
-            .into_iter()
-            .flatten()
-            .chain(leases)
-            .chain(borrows)
-            .min()
+        let resolve = self
+            .resolve_at
+            .filter(|_| self.pending.is_none() && !self.unresolved.is_empty());
+        [
+            attempt,
+            heartbeat_reply,
+            self.retry_at,
+            self.next_heartbeat,
+            resolve,
+        ]
+        .into_iter()
+        .flatten()
+        .chain(leases)
+        .chain(borrows)
+        .min()
     }
 
     // ----- machinery -----
@@ -626,14 +728,9 @@ impl Client {
         };
         pending.attempt = None;
         if now.since(pending.first_sent) >= give_up {
-            let reason = pending.last_denial.clone().unwrap_or(Denial::NoMajority);
-            let (seq, attempts) = (pending.seq, pending.attempts);
-            self.pending = None;
-            self.events.push_back(ClientEvent::Denied {
-                seq,
-                reason,
-                attempts,
-            });
+            if let Some(pending) = self.pending.take() {
+                self.give_up(pending);
+            }
             self.start_next();
             return;
         }
@@ -644,10 +741,103 @@ impl Client {
         self.send_pending();
     }
 
+    /// Ends a request no server settled in time: a denial when every attempt was
+    /// answered with one, else an unknown outcome, kept to settle later.
+    fn give_up(&mut self, pending: Pending) {
+        let now = self.now.mono;
+        let (seq, attempts) = (pending.seq, pending.attempts);
+        if let Some(unresolved) = pending.resolving {
+            // Settling reached nobody: try again after a pause, from the front.
+            self.unresolved.push_front(unresolved);
+            self.resolve_at = Some(now + self.config.give_up_after);
+            return;
+        }
+        if !pending.unanswered {
+            let reason = pending.last_denial.unwrap_or(Denial::NoMajority);
+            self.events.push_back(ClientEvent::Denied {
+                seq,
+                reason,
+                attempts,
+            });
+            return;
+        }
+        if self.unresolved.len() >= UNRESOLVED_MAX {
+            self.unresolved.pop_front();
+        }
+        self.unresolved.push_back(Unresolved {
+            seq,
+            wire: pending.wire,
+            op: pending.op,
+            since: now,
+        });
+        self.events.push_back(ClientEvent::OutcomeUnknown {
+            seq,
+            attempts,
+            last_denial: pending.last_denial,
+        });
+    }
+
+    /// The answer to a request being settled (not the application's): releases the
+    /// seat it turns out to have produced, and reports it settled.
+    fn on_resolved(&mut self, unresolved: Unresolved, result: ReplyResult) {
+        let seq = unresolved.seq;
+        let release = |handle| match unresolved.op {
+            Op::Borrow { .. } => Op::Return { handle },
+            _ => Op::Checkin { handle },
+        };
+        match result {
+            ReplyResult::Granted { handle, .. } => {
+                // The seat the lost reply carried: give it back at once.
+                let wire = self.take_seq();
+                self.unresolved.push_front(Unresolved {
+                    seq,
+                    wire,
+                    op: release(handle),
+                    since: self.now.mono,
+                });
+                self.resolve_at = None;
+            }
+            ReplyResult::Released { handle } => {
+                self.seats.remove(&handle);
+                self.events.push_back(ClientEvent::Resolved {
+                    seq,
+                    released: Some(handle),
+                });
+            }
+            ReplyResult::Denied(_) | ReplyResult::HeartbeatAck { .. } => {
+                // Refused for good (all in use, unknown handle...): nothing to release.
+                if let Op::Checkin { handle } | Op::Return { handle } = unresolved.op {
+                    self.seats.remove(&handle);
+                }
+                self.events.push_back(ClientEvent::Resolved {
+                    seq,
+                    released: None,
+                });
+            }
+        }
+    }
+
     fn on_request_reply(&mut self, from: Endpoint, reply: ServerReply) {
         let Some(pending) = self.pending.as_mut() else {
             return;
         };
+        if pending.resolving.is_some() {
+            if let ReplyResult::Denied(denial) = &reply.result
+                && denial.try_elsewhere()
+            {
+                pending.last_denial = Some(denial.clone());
+                let denial = denial.clone();
+                self.look_elsewhere(from, &denial);
+                self.retry_pending();
+                return;
+            }
+            if let Some(unresolved) = self.pending.take().and_then(|p| p.resolving) {
+                self.on_resolved(unresolved, reply.result);
+            }
+            self.retry_at = None;
+            self.start_next();
+            return;
+        }
         let sent = pending
             .first_sent_to
             .get(usize::from(from.0))
@@ -1280,7 +1470,8 @@ mod tests {
         let mut now = 0;
         let mut sends = 0;
         for _ in 0..200 {
-            for t in sent(&mut c) {
+            // Every attempt is answered (the next one goes out with the answer).
+            while let Some(t) = c.poll_transmit() {
                 sends += 1;
                 c.handle_reply(
                     at(now + 1),
@@ -1311,6 +1502,145 @@ mod tests {
             now >= give_up,
             "kept trying for the give-up time ({now} ms)"
         );
+    }
+
+    /// Drives `c` with every request timing out (no server answers) until `done`;
+    /// returns the time.
+    fn time_out_until(c: &mut Client, mut now: u64, done: impl Fn(&Client) -> bool) -> u64 {
+        for _ in 0..500 {
+            sent(c);
+            let Some(next) = c.poll_timeout() else { break };
+            now = next.0;
+            c.handle_timeout(at(now));
+            if done(c) {
+                break;
+            }
+        }
+        now
+    }
+
+    /// Until the application's request is given up (and settling has begun).
+    fn time_out_everything(c: &mut Client, now: u64) -> u64 {
+        time_out_until(c, now, |c| {
+            c.pending.as_ref().is_none_or(|p| p.resolving.is_some())
+        })
+    }
+
+    /// Issue 20, bug 4: a checkout whose replies were all lost is not a denial, and the
+    /// seat it may have produced is found and released when a server answers again.
+    #[test]
+    fn a_request_with_no_answer_is_of_unknown_outcome_and_is_settled_later() {
+        let mut c = client();
+        let seq = c.checkout(at(0), "cad");
+        let wire = sent(&mut c)[0].request.seq;
+        let now = time_out_everything(&mut c, 0);
+        let told = events(&mut c);
+        assert!(
+            matches!(told[..], [ClientEvent::OutcomeUnknown { seq: s, attempts, .. }] if s == seq && attempts > 3),
+            "{told:?}"
+        );
+        // It settles at once: the same request, with the same number.
+        let again = sent(&mut c);
+        assert_eq!(again.len(), 1, "{again:?}");
+        assert_eq!(again[0].request.seq, wire);
+        assert_eq!(c.unresolved(), 1);
+        // #1 answers with the grant it made when the first reply was lost.
+        c.handle_reply(at(now + 5), again[0].to, reply(ONE, wire, granted(7, ONE)));
+        assert!(c.seats().is_empty(), "the application never held it");
+        let checkin = sent(&mut c);
+        assert_eq!(checkin[0].request.op, Op::Checkin { handle: Handle(7) });
+        c.handle_reply(
+            at(now + 10),
+            checkin[0].to,
+            reply(
+                ONE,
+                checkin[0].request.seq,
+                ReplyResult::Released { handle: Handle(7) },
+            ),
+        );
+        assert_eq!(
+            events(&mut c),
+            vec![ClientEvent::Resolved {
+                seq,
+                released: Some(Handle(7))
+            }]
+        );
+        assert_eq!(c.unresolved(), 0);
+        assert!(sent(&mut c).is_empty(), "nothing more to settle");
+    }
+
+    /// A connection that could not be opened carried nothing: no server can have acted,
+    /// so giving up is a plain denial, with nothing to settle.
+    #[test]
+    fn a_request_that_never_left_is_denied_not_unknown() {
+        let mut c = client();
+        let seq = c.checkout(at(0), "cad");
+        let mut now = 0;
+        for _ in 0..500 {
+            while let Some(t) = c.poll_transmit() {
+                c.handle_not_sent(at(now), t.to);
+            }
+            let Some(next) = c.poll_timeout() else { break };
+            now = next.0;
+            c.handle_timeout(at(now));
+            if c.pending.is_none() {
+                break;
+            }
+        }
+        let told = events(&mut c);
+        assert!(
+            matches!(told[..], [ClientEvent::Denied { seq: s, reason: Denial::NoMajority, .. }] if s == seq),
+            "{told:?}"
+        );
+        assert_eq!(c.unresolved(), 0);
+    }
+
+    #[test]
+    fn settling_finds_nothing_when_the_request_had_no_effect() {
+        let mut c = client();
+        let seq = c.checkout(at(0), "cad");
+        let now = time_out_everything(&mut c, 0);
+        events(&mut c);
+        let again = sent(&mut c);
+        let all_in_use = ReplyResult::Denied(Denial::AllInUse { used: 5, count: 5 });
+        c.handle_reply(
+            at(now + 5),
+            again[0].to,
+            reply(ONE, again[0].request.seq, all_in_use),
+        );
+        assert_eq!(
+            events(&mut c),
+            vec![ClientEvent::Resolved {
+                seq,
+                released: None
+            }]
+        );
+        assert_eq!(c.unresolved(), 0);
+    }
+
+    /// Settling waits behind the application's requests, and a settling that reaches
+    /// nobody pauses before it tries again (no spinning).
+    #[test]
+    fn settling_yields_to_the_application_and_pauses_when_nobody_answers() {
+        let mut c = client();
+        c.checkout(at(0), "cad");
+        let now = time_out_everything(&mut c, 0);
+        events(&mut c);
+        // The settling attempt is in flight; the application asks meanwhile.
+        let app = c.checkout(at(now), "cad");
+        let now = time_out_until(&mut c, now, |c| {
+            c.pending.as_ref().is_some_and(|p| p.resolving.is_none())
+        });
+        // The settling gave up too: it is kept, and the application's request goes next.
+        assert_eq!(c.pending.as_ref().map(|p| p.seq), Some(app));
+        assert_eq!(c.unresolved(), 1);
+        // When that one is given up as well, the settling waits out its pause.
+        let given_up = time_out_until(&mut c, now, |c| c.pending.is_none());
+        let resume = c.resolve_at.expect("a pause before settling again");
+        assert!(resume.0 > given_up, "{resume:?} after {given_up}");
+        assert!(sent(&mut c).is_empty());
+        c.handle_timeout(at(resume.0));
+        assert_eq!(sent(&mut c).len(), 1, "settling again after the pause");
     }
 
     #[test]

@@ -118,9 +118,20 @@ enum Answer {
     Released,
     Denied(Denial),
     Unreachable(String),
+    /// No server answered in time, and the request may have taken effect. `settled`:
+    /// what the client found when it asked again (`Some(Some(h))`: seat `h`, released;
+    /// `Some(None)`: nothing), or `None` if it could not find out.
+    Unknown {
+        why: String,
+        settled: Option<Option<Handle>>,
+    },
     /// Ctrl-C or SIGTERM came first.
     Interrupted,
 }
+
+/// How long a command whose request went unanswered keeps trying to settle it before it
+/// exits (a seat it leaves behind is freed by its lease).
+const SETTLE_FOR: std::time::Duration = std::time::Duration::from_secs(5);
 
 type ClientSession = Session<ClientTransport, SystemClock>;
 
@@ -192,12 +203,48 @@ async fn answer(session: &mut ClientSession, seq: RequestSeq) -> Answer {
                 }
                 return Answer::Denied(reason);
             }
+            ClientEvent::OutcomeUnknown {
+                seq: s,
+                last_denial,
+                ..
+            } if s == seq => {
+                let mut why = session.last_failure().unwrap_or("no answer").to_string();
+                if let Some(denial) = last_denial {
+                    why = format!("{why}; the last server to answer said {denial}");
+                }
+                if session.replies_heard() == 0 {
+                    // No server was ever reached: the request cannot have been acted on
+                    // by a server this client could talk to, and settling would not
+                    // reach one either.
+                    return Answer::Unreachable(why);
+                }
+                let settled = tokio::select! {
+                    () = &mut stop => None,
+                    settled = settle(session, seq) => settled,
+                };
+                return Answer::Unknown { why, settled };
+            }
             ClientEvent::FailedOver { from, to } => {
                 eprintln!("note: the active server changed from {from} to {to}");
             }
             _ => {}
         }
     }
+}
+
+/// Lets the client settle request `seq` (given up with its outcome unknown) for up to
+/// [`SETTLE_FOR`]: the seat it turned out to have produced, now released, or nothing.
+async fn settle(session: &mut ClientSession, seq: RequestSeq) -> Option<Option<Handle>> {
+    let settled = async {
+        loop {
+            if let ClientEvent::Resolved { seq: s, released } = session.next_event().await
+                && s == seq
+            {
+                return released;
+            }
+        }
+    };
+    tokio::time::timeout(SETTLE_FOR, settled).await.ok()
 }
 
 /// Prints a refusal and gives its exit code.
@@ -219,6 +266,31 @@ fn refused(answer: &Answer, json: bool) -> ExitCode {
                 println!("{}", json!({"result": "unreachable", "error": why}));
             } else {
                 eprintln!("error: no license server could be reached ({why})");
+            }
+            ExitCode::from(3)
+        }
+        Answer::Unknown { why, settled } => {
+            let (outcome, released, text) = match settled {
+                Some(Some(handle)) => (
+                    "released",
+                    Some(handle.to_string()),
+                    format!("it had been granted (seat {handle}), and that seat was released"),
+                ),
+                Some(None) => ("not_granted", None, "it had not been granted".to_string()),
+                None => (
+                    "unknown",
+                    None,
+                    "it may have been granted; a seat it got is freed when its lease runs out"
+                        .to_string(),
+                ),
+            };
+            if json {
+                println!(
+                    "{}",
+                    json!({"result": "unreachable", "outcome": outcome, "released": released, "error": why})
+                );
+            } else {
+                eprintln!("error: the license servers did not answer in time ({why}); {text}");
             }
             ExitCode::from(3)
         }

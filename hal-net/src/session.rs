@@ -26,8 +26,12 @@ const REQUESTS_QUEUED_MAX: usize = 64;
 #[derive(Debug)]
 enum ConnEvent {
     Reply(ServerReply),
-    /// The connection could not be opened or broke; says why.
-    Failed(String),
+    /// The connection could not be opened (`opened` false: nothing sent over it reached
+    /// the server) or broke; says why.
+    Failed {
+        why: String,
+        opened: bool,
+    },
 }
 
 /// A connection to one license-path entry.
@@ -217,7 +221,7 @@ impl<T: Transport, C: Clock> Session<T, C> {
                 }
                 self.client.handle_reply(self.clock.now(), endpoint, reply);
             }
-            ConnEvent::Failed(why) => {
+            ConnEvent::Failed { why, opened } => {
                 let current = self.conns.get(slot).and_then(Option::as_ref);
                 if current.is_none_or(|c| c.generation != generation) {
                     return; // an older connection's news
@@ -225,7 +229,11 @@ impl<T: Transport, C: Clock> Session<T, C> {
                 debug!(server = %self.path[slot], "connection failed: {why}");
                 self.last_failure = Some(format!("{}: {why}", self.path[slot]));
                 self.conns[slot] = None;
-                self.client.handle_unreachable(self.clock.now(), endpoint);
+                if opened {
+                    self.client.handle_unreachable(self.clock.now(), endpoint);
+                } else {
+                    self.client.handle_not_sent(self.clock.now(), endpoint);
+                }
             }
         }
     }
@@ -284,8 +292,8 @@ async fn connection<T: Transport>(
     mut requests: mpsc::Receiver<ClientRequest>,
     events: mpsc::Sender<(Endpoint, u64, ConnEvent)>,
 ) {
-    let why = match open(&transport, &addr, server).await {
-        Err(why) => why,
+    let (why, opened) = match open(&transport, &addr, server).await {
+        Err(why) => (why, false),
         Ok(link) => match serve(
             link,
             endpoint,
@@ -296,12 +304,12 @@ async fn connection<T: Transport>(
         )
         .await
         {
-            Some(why) => why,
+            Some(why) => (why, true),
             None => return, // the session is done
         },
     };
     let _ = events
-        .send((endpoint, generation, ConnEvent::Failed(why)))
+        .send((endpoint, generation, ConnEvent::Failed { why, opened }))
         .await;
 }
 

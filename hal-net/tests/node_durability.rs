@@ -175,6 +175,7 @@ async fn grants_are_durable_before_they_are_answered_and_share_syncs() {
                         return handle;
                     }
                     ClientEvent::Denied { reason, .. } => panic!("denied: {reason}"),
+                    ClientEvent::OutcomeUnknown { .. } => panic!("no answer"),
                     _ => {}
                 }
             }
@@ -257,6 +258,9 @@ async fn checkout(addrs: &[String], id: u64, timing: Timing) -> Result<(u64, Dur
             }
             ClientEvent::Denied { seq: s, reason, .. } if s == seq => {
                 return Err(reason.to_string());
+            }
+            ClientEvent::OutcomeUnknown { seq: s, .. } if s == seq => {
+                return Err("no answer (outcome unknown)".to_string());
             }
             _ => {}
         }

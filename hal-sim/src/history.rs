@@ -240,6 +240,25 @@ impl History {
         );
     }
 
+    /// The client's application was told no server answered request `req` in time and
+    /// it may have taken effect, after `attempts` sends (an addition to DESIGN §6.4).
+    /// `last_denial`: the last refusal a server gave, if any.
+    pub fn unknown(&self, client: &str, req: u64, attempts: u32, last_denial: Option<&str>) {
+        self.push(
+            json!({"t_ms": now_ms(), "kind": "client", "client": client, "event": "unknown",
+            "req": req, "attempts": attempts, "reason": last_denial}),
+        );
+    }
+
+    /// The client settled request `req`, given up earlier with its outcome unknown:
+    /// `handle` is the seat it had produced (or kept), now released.
+    pub fn resolved(&self, client: &str, req: u64, handle: Option<String>) {
+        self.push(
+            json!({"t_ms": now_ms(), "kind": "client", "client": client, "event": "resolved",
+            "req": req, "handle": handle}),
+        );
+    }
+
     /// The client's application was told its checkin or return `req` of `handle` was
     /// done, after `attempts` sends (an addition to DESIGN §6.4).
     pub fn released(&self, client: &str, req: u64, handle: String, attempts: u32) {

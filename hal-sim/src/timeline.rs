@@ -118,6 +118,26 @@ fn describe(line: &str) -> Option<String> {
                 record["reason"].as_str().unwrap_or(""),
                 request(&record)
             ),
+            "unknown" => match record["reason"].as_str() {
+                Some(reason) => format!(
+                    "{at}  {client:<5} outcome unknown: no answer in time, the last a refusal ({reason}) ({})",
+                    request(&record)
+                ),
+                None => format!(
+                    "{at}  {client:<5} outcome unknown: no answer in time ({})",
+                    request(&record)
+                ),
+            },
+            "resolved" => match record["handle"].as_str() {
+                Some(handle) => format!(
+                    "{at}  {client:<5} settled request {}: released {handle}",
+                    record["req"]
+                ),
+                None => format!(
+                    "{at}  {client:<5} settled request {}: nothing to release",
+                    record["req"]
+                ),
+            },
             // A checkin or return: its request line says so already, unless it took
             // more than one send.
             "released" if record["attempts"].as_u64().unwrap_or(1) <= 1 => return None,

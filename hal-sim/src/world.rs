@@ -15,7 +15,7 @@ use hal_core::ServerEvent;
 use hal_core::ServerId;
 use hal_core::catalog::{Catalog, FeatureRules};
 use hal_core::client::{ClientConfig, ClientEvent, Endpoint};
-use hal_core::protocol::{ClientId, Handle, RequestSeq};
+use hal_core::protocol::{ClientId, Denial, Handle, RequestSeq};
 use hal_core::server::Config;
 use hal_core::timing::Timing;
 use hal_net::node::{EventHook, LinkTiming, Node, NodeConfig};
@@ -632,9 +632,29 @@ impl ClientPlan {
                         .denied(&self.name, seq.0, reason.name(), attempts);
                     return None;
                 }
-                ClientEvent::Lost { handle } => self.lost(handle),
-                _ => {}
+                ClientEvent::OutcomeUnknown {
+                    seq: s,
+                    attempts,
+                    last_denial,
+                } if s == seq => {
+                    let reason = last_denial.as_ref().map(Denial::name);
+                    self.history.unknown(&self.name, seq.0, attempts, reason);
+                    return None;
+                }
+                other => self.note(other),
             }
+        }
+    }
+
+    /// Records an event that is not the answer waited for.
+    fn note(&self, event: ClientEvent) {
+        match event {
+            ClientEvent::Lost { handle } => self.lost(handle),
+            ClientEvent::Resolved { seq, released } => {
+                let handle = released.map(|h| h.to_string());
+                self.history.resolved(&self.name, seq.0, handle);
+            }
+            _ => {}
         }
     }
 
@@ -646,11 +666,10 @@ impl ClientPlan {
             tokio::select! {
                 () = &mut until => return true,
                 event = session.next_event() => {
-                    if let ClientEvent::Lost { handle: lost } = event {
-                        self.lost(lost);
-                        if lost == handle {
-                            return false;
-                        }
+                    let gone = matches!(event, ClientEvent::Lost { handle: lost } if lost == handle);
+                    self.note(event);
+                    if gone {
+                        return false;
                     }
                 }
             }

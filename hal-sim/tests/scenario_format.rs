@@ -446,7 +446,7 @@ fn impostor_steps_name_the_line_and_key_of_a_mistake() {
         (
             "\n[[steps]]\nat = \"1s\"\nclient = \"alice\"\ncheckout = \"cad\"\nrefused = true\n",
             at(6, "refused"),
-            "'checkout' takes only granted_by, denied, within",
+            "'checkout' takes only granted_by, denied, unknown, within, attempts_max",
         ),
         (
             "\n[[steps]]\nat = \"1s\"\ncrash = 1\ntarget = 2\n",

@@ -224,6 +224,7 @@ impl Checker {
         };
         let acceptable = match event {
             ClientEvent::Granted { .. } | ClientEvent::Released { .. } => true,
+            ClientEvent::OutcomeUnknown { .. } => false,
             ClientEvent::Denied { reason, .. } => matches!(
                 reason,
                 Denial::AllInUse { .. } | Denial::UnknownHandle | Denial::BorrowUnavailable

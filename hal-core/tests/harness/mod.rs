@@ -400,6 +400,7 @@ impl World {
             .find(|e| match e {
                 ClientEvent::Granted { seq: s, .. }
                 | ClientEvent::Denied { seq: s, .. }
+                | ClientEvent::OutcomeUnknown { seq: s, .. }
                 | ClientEvent::Released { seq: s, .. } => *s == seq,
                 _ => false,
             })
@@ -857,6 +858,7 @@ impl World {
             let asked = match &event {
                 ClientEvent::Granted { seq, .. }
                 | ClientEvent::Denied { seq, .. }
+                | ClientEvent::OutcomeUnknown { seq, .. }
                 | ClientEvent::Released { seq, .. } => self.clients[i].asked.get(seq).copied(),
                 _ => None,
             };

@@ -60,7 +60,7 @@ impl Invariant for Liveness {
             (Some("client"), Some("granted")) => {
                 self.waiting.remove(&(client, req));
             }
-            (Some("client"), Some("denied")) => {
+            (Some("client"), Some("denied" | "unknown")) => {
                 let Some((sent, first)) = self.waiting.remove(&(client.clone(), req)) else {
                     return Ok(());
                 };
@@ -70,10 +70,16 @@ impl Invariant for Liveness {
                     Some("all_in_use" | "unknown_feature" | "license_expired" | "hostid_mismatch")
                 );
                 if in_phase && !final_answer {
-                    let what = format!(
-                        "checkout {req} of {client} denied with {} in the liveness phase",
-                        record["reason"]
-                    );
+                    let what = if record["event"] == "unknown" {
+                        format!(
+                            "checkout {req} of {client} went unanswered (outcome unknown) in the liveness phase"
+                        )
+                    } else {
+                        format!(
+                            "checkout {req} of {client} denied with {} in the liveness phase",
+                            record["reason"]
+                        )
+                    };
                     return Err((what, vec![first, line.to_string()]));
                 }
             }

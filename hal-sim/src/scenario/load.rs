@@ -60,6 +60,7 @@ const STEP_COMMON: &[&str] = &["at", "client"];
 const EXPECTATIONS: &[&str] = &[
     "granted_by",
     "denied",
+    "unknown",
     "within",
     "attempts_max",
     "lost",
@@ -102,12 +103,12 @@ const VERBS: &[Verb] = &[
     client_verb(
         "checkout",
         &[],
-        &["granted_by", "denied", "within", "attempts_max"],
+        &["granted_by", "denied", "unknown", "within", "attempts_max"],
     ),
     client_verb(
         "borrow",
         &["hours"],
-        &["granted_by", "denied", "within", "attempts_max"],
+        &["granted_by", "denied", "unknown", "within", "attempts_max"],
     ),
     client_verb("checkin", &[], &["within", "attempts_max"]),
     client_verb("return", &[], &["within", "attempts_max"]),
@@ -1402,6 +1403,23 @@ impl Doc<'_> {
                 Some(reason.to_string())
             };
             expect.answer = Some(Answer::Denied(reason));
+        }
+        if let Some(value) = table.get("unknown") {
+            if expect.answer.is_some() {
+                return Err(self.at(
+                    value.span(),
+                    "unknown",
+                    "a request is granted, denied or of unknown outcome: one of them",
+                ));
+            }
+            if !self.boolean("unknown", value)? {
+                return Err(self.at(
+                    value.span(),
+                    "unknown",
+                    "only 'unknown = true' says something; leave it out otherwise",
+                ));
+            }
+            expect.answer = Some(Answer::Unknown);
         }
         if let Some(value) = table.get("within") {
             expect.within = Some(self.duration("within", value)?);

@@ -199,6 +199,9 @@ pub enum Answer {
     Granted(Option<ServerId>),
     /// Denied, for this reason (or any).
     Denied(Option<String>),
+    /// No server answered in time, and the request may have taken effect: the client
+    /// said "outcome unknown" (and settles it later).
+    Unknown,
 }
 
 /// What a step should lead to; nothing expected by default (the invariants still run).

@@ -14,7 +14,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use hal_core::catalog::Catalog;
 use hal_core::client::{ClientConfig, ClientEvent, Endpoint};
 use hal_core::license::ServerPosition;
-use hal_core::protocol::{ClientId, Handle, RequestSeq};
+use hal_core::protocol::{ClientId, Denial, Handle, RequestSeq};
 use hal_core::server::Role;
 use hal_core::timing::Timing;
 use hal_core::{HostId, ServerId};
@@ -625,6 +625,9 @@ enum Answered {
     Released {
         attempts: u32,
     },
+    Unknown {
+        attempts: u32,
+    },
 }
 
 impl Answered {
@@ -632,7 +635,8 @@ impl Answered {
         match self {
             Answered::Granted { attempts, .. }
             | Answered::Denied { attempts, .. }
-            | Answered::Released { attempts } => *attempts,
+            | Answered::Released { attempts }
+            | Answered::Unknown { attempts } => *attempts,
         }
     }
 }
@@ -686,6 +690,14 @@ impl Member {
                     .client(&self.label, "borrow_end", Some(handle.to_string()));
                 self.held.retain(|(_, h, _)| *h != handle);
                 self.publish();
+            }
+            ClientEvent::Resolved { seq, released } => {
+                self.history
+                    .resolved(&self.label, seq.0, released.map(|h| h.to_string()));
+                if let Some(handle) = released {
+                    self.held.retain(|(_, h, _)| *h != handle);
+                    self.publish();
+                }
             }
             _ => {}
         }
@@ -766,6 +778,15 @@ impl Member {
                         reason: reason.name().to_string(),
                         attempts,
                     });
+                }
+                ClientEvent::OutcomeUnknown {
+                    seq: s,
+                    attempts,
+                    last_denial,
+                } if s == seq => {
+                    let reason = last_denial.as_ref().map(Denial::name);
+                    self.history.unknown(&self.label, seq.0, attempts, reason);
+                    return Some(Answered::Unknown { attempts });
                 }
                 other => self.on_event(other),
             }
@@ -943,6 +964,7 @@ impl Member {
             Some(Answer::Granted(None)) => "granted".to_string(),
             Some(Answer::Denied(Some(reason))) => format!("denied {reason}"),
             Some(Answer::Denied(None)) => "denied".to_string(),
+            Some(Answer::Unknown) => "outcome unknown".to_string(),
             None => "answered".to_string(),
         };
         if let Some(within) = expect.within {
@@ -963,6 +985,7 @@ impl Member {
                     Answered::Granted { by, .. } => format!("granted by #{}", by.get()),
                     Answered::Denied { reason, .. } => format!("denied {reason}"),
                     Answered::Released { .. } => "done".to_string(),
+                    Answered::Unknown { .. } => "outcome unknown".to_string(),
                 };
                 let right = match (&expect.answer, answered) {
                     (None, _) => true,
@@ -972,6 +995,7 @@ impl Member {
                     (Some(Answer::Denied(reason)), Answered::Denied { reason: got, .. }) => {
                         reason.as_ref().is_none_or(|r| r == got)
                     }
+                    (Some(Answer::Unknown), Answered::Unknown { .. }) => true,
                     _ => false,
                 };
                 let in_time = expect.within.is_none_or(|w| took <= ms(w));

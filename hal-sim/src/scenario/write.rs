@@ -223,6 +223,9 @@ pub fn write(scenario: &Scenario) -> String {
                     quoted(reason.as_deref().unwrap_or("any"))
                 );
             }
+            Some(Answer::Unknown) => {
+                let _ = writeln!(out, "unknown = true");
+            }
         }
         if let Some(within) = step.expect.within {
             let _ = writeln!(out, "within = {}", duration(within));
