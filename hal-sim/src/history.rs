@@ -7,7 +7,8 @@
 use std::sync::{Arc, Mutex};
 
 use hal_core::ServerId;
-use hal_core::protocol::{ClientRequest, Handle, Op, ReplyResult, ServerReply};
+use hal_core::client::ClientEvent;
+use hal_core::protocol::{ClientRequest, Denial, Handle, Op, ReplyResult, RequestSeq, ServerReply};
 use serde_json::{Value, json};
 
 use crate::check::{Checkers, Violation};
@@ -22,9 +23,9 @@ pub struct History {
     harness: Arc<Mutex<Option<String>>>,
 }
 
-/// What a client's application was told of a grant, for [`History::granted`].
+/// What a client's application was told of a grant (its history record).
 #[derive(Debug, Clone)]
-pub struct Grant<'a> {
+pub(crate) struct Grant<'a> {
     pub feature: &'a str,
     pub handle: String,
     /// The server that answered.
@@ -233,17 +234,67 @@ impl History {
 
     /// The client's application was told "denied" for request `req` after `attempts`
     /// sends (an addition to DESIGN §6.4, for the liveness check).
-    pub fn denied(&self, client: &str, req: u64, reason: &str, attempts: u32) {
+    fn denied(&self, client: &str, req: u64, reason: &str, attempts: u32) {
         self.push(
             json!({"t_ms": now_ms(), "kind": "client", "client": client, "event": "denied",
             "req": req, "reason": reason, "attempts": attempts}),
         );
     }
 
+    /// Records `event` if it is the answer to the application's request `seq` (for
+    /// `feature`): granted, denied, done, or of unknown outcome. Returns whether it was.
+    pub fn answer(
+        &self,
+        client: &str,
+        seq: RequestSeq,
+        feature: &str,
+        event: &ClientEvent,
+    ) -> bool {
+        match event {
+            ClientEvent::Granted {
+                seq: s,
+                handle,
+                server,
+                borrow_end,
+                attempts,
+                ..
+            } if *s == seq => {
+                let grant = Grant {
+                    feature,
+                    handle: handle.to_string(),
+                    server: *server,
+                    borrow_end_ms: borrow_end.map(|e| e.0),
+                    attempts: *attempts,
+                };
+                self.granted(client, seq.0, grant);
+            }
+            ClientEvent::Released {
+                seq: s,
+                handle,
+                attempts,
+            } if *s == seq => self.released(client, seq.0, handle.to_string(), *attempts),
+            ClientEvent::Denied {
+                seq: s,
+                reason,
+                attempts,
+            } if *s == seq => self.denied(client, seq.0, reason.name(), *attempts),
+            ClientEvent::OutcomeUnknown {
+                seq: s,
+                attempts,
+                last_denial,
+            } if *s == seq => {
+                let reason = last_denial.as_ref().map(Denial::name);
+                self.unknown(client, seq.0, *attempts, reason);
+            }
+            _ => return false,
+        }
+        true
+    }
+
     /// The client's application was told no server answered request `req` in time and
     /// it may have taken effect, after `attempts` sends (an addition to DESIGN §6.4).
     /// `last_denial`: the last refusal a server gave, if any.
-    pub fn unknown(&self, client: &str, req: u64, attempts: u32, last_denial: Option<&str>) {
+    fn unknown(&self, client: &str, req: u64, attempts: u32, last_denial: Option<&str>) {
         self.push(
             json!({"t_ms": now_ms(), "kind": "client", "client": client, "event": "unknown",
             "req": req, "attempts": attempts, "reason": last_denial}),
@@ -261,7 +312,7 @@ impl History {
 
     /// The client's application was told its checkin or return `req` of `handle` was
     /// done, after `attempts` sends (an addition to DESIGN §6.4).
-    pub fn released(&self, client: &str, req: u64, handle: String, attempts: u32) {
+    fn released(&self, client: &str, req: u64, handle: String, attempts: u32) {
         self.push(
             json!({"t_ms": now_ms(), "kind": "client", "client": client, "event": "released",
             "req": req, "handle": handle, "attempts": attempts}),
@@ -277,7 +328,7 @@ impl History {
     /// The client's application was told "granted" for request `req` after `attempts`
     /// sends (an addition to DESIGN §6.4: a reply on the wire may come after the client
     /// stopped waiting, so the seats a client holds are counted from this record).
-    pub fn granted(&self, client: &str, req: u64, grant: Grant<'_>) {
+    fn granted(&self, client: &str, req: u64, grant: Grant<'_>) {
         let Grant {
             feature,
             handle,

@@ -15,7 +15,7 @@ use hal_core::ServerEvent;
 use hal_core::ServerId;
 use hal_core::catalog::{Catalog, FeatureRules};
 use hal_core::client::{ClientConfig, ClientEvent, Endpoint};
-use hal_core::protocol::{ClientId, Denial, Handle, RequestSeq};
+use hal_core::protocol::{ClientId, Handle, RequestSeq};
 use hal_core::server::Config;
 use hal_core::timing::Timing;
 use hal_net::node::{EventHook, LinkTiming, Node, NodeConfig};
@@ -29,7 +29,7 @@ use crate::check::Violation;
 use crate::clock::SimClock;
 use crate::effects::Effects;
 use crate::faults::{self, Fault, host, servers};
-use crate::history::{Grant, History, now_ms};
+use crate::history::{History, now_ms};
 use crate::net::SimTransport;
 use crate::probe::{self, Probes};
 use crate::storage::{SimDisk, SimStorage};
@@ -595,54 +595,15 @@ impl ClientPlan {
     /// Waits for the answer to `seq`: the handle of a grant, or `None`.
     async fn answer(&self, session: &mut SimSession, seq: RequestSeq) -> Option<Handle> {
         loop {
-            match session.next_event().await {
-                ClientEvent::Granted {
-                    seq: s,
-                    handle,
-                    server,
-                    borrow_end,
-                    attempts,
-                    ..
-                } if s == seq => {
-                    let grant = Grant {
-                        feature: FEATURE,
-                        handle: handle.to_string(),
-                        server,
-                        borrow_end_ms: borrow_end.map(|e| e.0),
-                        attempts,
-                    };
-                    self.history.granted(&self.name, seq.0, grant);
-                    return Some(handle);
-                }
-                ClientEvent::Released {
-                    seq: s,
-                    handle,
-                    attempts,
-                } if s == seq => {
-                    self.history
-                        .released(&self.name, seq.0, handle.to_string(), attempts);
-                    return None;
-                }
-                ClientEvent::Denied {
-                    seq: s,
-                    reason,
-                    attempts,
-                } if s == seq => {
-                    self.history
-                        .denied(&self.name, seq.0, reason.name(), attempts);
-                    return None;
-                }
-                ClientEvent::OutcomeUnknown {
-                    seq: s,
-                    attempts,
-                    last_denial,
-                } if s == seq => {
-                    let reason = last_denial.as_ref().map(Denial::name);
-                    self.history.unknown(&self.name, seq.0, attempts, reason);
-                    return None;
-                }
-                other => self.note(other),
+            let event = session.next_event().await;
+            if !self.history.answer(&self.name, seq, FEATURE, &event) {
+                self.note(event);
+                continue;
             }
+            return match event {
+                ClientEvent::Granted { handle, .. } => Some(handle),
+                _ => None,
+            };
         }
     }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use hal_core::catalog::Catalog;
 use hal_core::client::{ClientConfig, ClientEvent, Endpoint};
 use hal_core::license::ServerPosition;
-use hal_core::protocol::{ClientId, Denial, Handle, RequestSeq};
+use hal_core::protocol::{ClientId, Handle, RequestSeq};
 use hal_core::server::Role;
 use hal_core::timing::Timing;
 use hal_core::{HostId, ServerId};
@@ -29,7 +29,7 @@ use crate::check::Violation;
 use crate::clock::SimClock;
 use crate::effects::Effects;
 use crate::faults::{self, Book, Fault, host, servers};
-use crate::history::{Grant, History, now_ms};
+use crate::history::{History, now_ms};
 use crate::impostor::{self, IMPOSTOR_HOST, Reception};
 use crate::net::SimTransport;
 use crate::probe::Probes;
@@ -735,61 +735,32 @@ impl Member {
                 () = &mut until => return None,
                 event = session.next_event() => event,
             };
-            match event {
-                ClientEvent::Granted {
-                    seq: s,
-                    handle,
-                    server,
-                    granted_by,
-                    borrow_end,
-                    attempts,
-                } if s == seq => {
-                    let grant = Grant {
-                        feature,
-                        handle: handle.to_string(),
-                        server,
-                        borrow_end_ms: borrow_end.map(|e| e.0),
-                        attempts,
-                    };
-                    self.history.granted(&self.label, seq.0, grant);
-                    return Some(Answered::Granted {
-                        handle,
-                        by: granted_by,
-                        attempts,
-                    });
-                }
-                ClientEvent::Released {
-                    seq: s,
-                    handle,
-                    attempts,
-                } if s == seq => {
-                    self.history
-                        .released(&self.label, seq.0, handle.to_string(), attempts);
-                    return Some(Answered::Released { attempts });
-                }
-                ClientEvent::Denied {
-                    seq: s,
-                    reason,
-                    attempts,
-                } if s == seq => {
-                    self.history
-                        .denied(&self.label, seq.0, reason.name(), attempts);
-                    return Some(Answered::Denied {
-                        reason: reason.name().to_string(),
-                        attempts,
-                    });
-                }
-                ClientEvent::OutcomeUnknown {
-                    seq: s,
-                    attempts,
-                    last_denial,
-                } if s == seq => {
-                    let reason = last_denial.as_ref().map(Denial::name);
-                    self.history.unknown(&self.label, seq.0, attempts, reason);
-                    return Some(Answered::Unknown { attempts });
-                }
-                other => self.on_event(other),
+            if !self.history.answer(&self.label, seq, feature, &event) {
+                self.on_event(event);
+                continue;
             }
+            return Some(match event {
+                ClientEvent::Granted {
+                    handle,
+                    granted_by,
+                    attempts,
+                    ..
+                } => Answered::Granted {
+                    handle,
+                    by: granted_by,
+                    attempts,
+                },
+                ClientEvent::Released { attempts, .. } => Answered::Released { attempts },
+                ClientEvent::Denied {
+                    reason, attempts, ..
+                } => Answered::Denied {
+                    reason: reason.name().to_string(),
+                    attempts,
+                },
+                ClientEvent::OutcomeUnknown { attempts, .. } => Answered::Unknown { attempts },
+                // The history records nothing else as an answer.
+                _ => continue,
+            });
         }
     }
 
