@@ -84,8 +84,9 @@ async fn stand_in(listener: TcpListener, seen: Seen, silent_for: Duration) {
     }
 }
 
-#[test]
-fn an_unanswered_checkout_is_unreachable_and_its_seat_is_released() {
+/// Starts a stand-in on a runtime of its own (kept alive by the caller): its port and
+/// what it sees.
+fn start_stand_in(silent_for: Duration) -> (tokio::runtime::Runtime, u16, Seen) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -94,12 +95,14 @@ fn an_unanswered_checkout_is_unreachable_and_its_seat_is_released() {
     let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
     let port = listener.local_addr().unwrap().port();
     let seen = Seen::default();
+    runtime.spawn(stand_in(listener, seen.clone(), silent_for));
+    (runtime, port, seen)
+}
+
+#[test]
+fn an_unanswered_checkout_is_unreachable_and_its_seat_is_released() {
     // The client gives up after 6 s (LAN profile); the stand-in answers again at 6.5 s.
-    runtime.spawn(stand_in(
-        listener,
-        seen.clone(),
-        Duration::from_millis(6_500),
-    ));
+    let (_runtime, port, seen) = start_stand_in(Duration::from_millis(6_500));
 
     let started = Instant::now();
     let out = Command::new(HAL_NET)
@@ -147,18 +150,7 @@ fn an_unanswered_checkout_is_unreachable_and_its_seat_is_released() {
 /// unreachable servers, and says the outcome is unknown rather than "denied".
 #[test]
 fn an_unanswered_checkout_that_cannot_be_settled_says_so() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
-    let port = listener.local_addr().unwrap().port();
-    runtime.spawn(stand_in(
-        listener,
-        Seen::default(),
-        Duration::from_secs(3_600),
-    ));
+    let (_runtime, port, _) = start_stand_in(Duration::from_secs(3_600));
     let out = Command::new(HAL_NET)
         .args([
             "checkout",
