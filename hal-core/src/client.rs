@@ -187,6 +187,9 @@ struct Unresolved {
     /// When it was first given up: past [`Timing::session_idle_max`] the servers have
     /// forgotten it, and any seat it produced has expired.
     since: Time,
+    /// Whether the application hears of it settled ([`ClientEvent::Resolved`]): not for
+    /// the release of a seat already reported lost.
+    report: bool,
 }
 
 /// The most requests kept to settle; past it the oldest is left to its lease.
@@ -769,6 +772,7 @@ impl Client {
             wire: pending.wire,
             op: pending.op,
             since: now,
+            report: true,
         });
         self.events.push_back(ClientEvent::OutcomeUnknown {
             seq,
@@ -794,25 +798,30 @@ impl Client {
                     wire,
                     op: release(handle),
                     since: self.now.mono,
+                    report: unresolved.report,
                 });
                 self.resolve_at = None;
             }
             ReplyResult::Released { handle } => {
                 self.seats.remove(&handle);
-                self.events.push_back(ClientEvent::Resolved {
-                    seq,
-                    released: Some(handle),
-                });
+                if unresolved.report {
+                    self.events.push_back(ClientEvent::Resolved {
+                        seq,
+                        released: Some(handle),
+                    });
+                }
             }
             ReplyResult::Denied(_) | ReplyResult::HeartbeatAck { .. } => {
                 // Refused for good (all in use, unknown handle...): nothing to release.
                 if let Op::Checkin { handle } | Op::Return { handle } = unresolved.op {
                     self.seats.remove(&handle);
                 }
-                self.events.push_back(ClientEvent::Resolved {
-                    seq,
-                    released: None,
-                });
+                if unresolved.report {
+                    self.events.push_back(ClientEvent::Resolved {
+                        seq,
+                        released: None,
+                    });
+                }
             }
         }
     }
@@ -1038,9 +1047,28 @@ impl Client {
             .filter(|(_, s)| s.lease_until.is_some_and(|t| t <= now.mono))
             .map(|(h, _)| *h)
             .collect();
+        let any_lost = !lost.is_empty();
         for handle in lost {
             self.seats.remove(&handle);
             self.events.push_back(ClientEvent::Lost { handle });
+            // The servers count the lease later than this client does, and may even have
+            // renewed it with a heartbeat sent just before: give the seat back rather
+            // than leave it held by nobody until their lease runs out too.
+            let wire = self.take_seq();
+            if self.unresolved.len() >= UNRESOLVED_MAX {
+                self.unresolved.pop_front();
+            }
+            self.unresolved.push_back(Unresolved {
+                seq: wire,
+                wire,
+                op: Op::Checkin { handle },
+                since: now.mono,
+                report: false,
+            });
+            self.resolve_at = None;
+        }
+        if any_lost {
+            self.start_next();
         }
         let ended: Vec<Handle> = self
             .seats
@@ -1400,6 +1428,37 @@ mod tests {
             "lost exactly when the lease from the send time ran out"
         );
         assert!(events(&mut c).contains(&ClientEvent::Lost { handle: Handle(4) }));
+    }
+
+    /// Found by invariant 7: a frozen client's seat ran out on the client, but the
+    /// server (which counts later, and had just renewed it) kept it for nobody. The
+    /// client now gives a seat it reports lost back, and tells the application nothing
+    /// more.
+    #[test]
+    fn a_seat_lost_on_the_client_is_given_back_to_the_server() {
+        let mut c = client();
+        let seq = c.checkout(at(0), "cad");
+        sent(&mut c);
+        c.handle_reply(at(5), Endpoint(0), reply(ONE, seq, granted(4, ONE)));
+        events(&mut c);
+        // Frozen past its lease: the next thing it does is notice.
+        c.handle_timeout(at(130_000));
+        assert!(events(&mut c).contains(&ClientEvent::Lost { handle: Handle(4) }));
+        let release = sent(&mut c)
+            .into_iter()
+            .find(|t| t.request.op == Op::Checkin { handle: Handle(4) })
+            .expect("a checkin of the lost seat");
+        c.handle_reply(
+            at(130_005),
+            release.to,
+            reply(
+                ONE,
+                release.request.seq,
+                ReplyResult::Released { handle: Handle(4) },
+            ),
+        );
+        assert_eq!(events(&mut c), vec![], "nothing more for the application");
+        assert_eq!(c.unresolved(), 0);
     }
 
     #[test]

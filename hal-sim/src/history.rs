@@ -319,6 +319,18 @@ impl History {
         );
     }
 
+    /// The seat table of the active server `server`, read by the harness once the run
+    /// has been calm for a while: each seat's handle and holder (for invariant 7).
+    pub fn audit(&self, server: ServerId, holders: &[(String, String)]) {
+        let holders: Vec<Value> = holders
+            .iter()
+            .map(|(handle, user)| json!({"handle": handle, "user": user}))
+            .collect();
+        self.push(
+            json!({"t_ms": now_ms(), "kind": "audit", "server": server.get(), "holders": holders}),
+        );
+    }
+
     /// The end of the run: checkers that judge what did not happen (liveness) get a last
     /// look, as if a record came at `t_ms`.
     pub fn end(&self, t_ms: u64) {

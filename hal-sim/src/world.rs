@@ -360,11 +360,16 @@ fn judge(config: &WorldConfig, history: &History) -> Result<Run, String> {
             sent: Arc::default(),
         })
         .collect();
+    let audit_at = audit_time(config);
+    let auditor = history.clone();
     sim.client(faults::CLIENTS_HOST, async move {
         let tasks: Vec<_> = plans
             .into_iter()
             .map(|plan| tokio::spawn(plan.run()))
             .collect();
+        if let Some(at) = audit_at {
+            tokio::spawn(audit(at, auditor));
+        }
         for task in tasks {
             task.await?;
         }
@@ -394,6 +399,50 @@ fn judge(config: &WorldConfig, history: &History) -> Result<Run, String> {
         history: history.lines(),
         violation: history.violation(),
     })
+}
+
+/// When the harness reads the active server's seat table for invariant 7: a second
+/// before the end, if the run has been calm for two liveness bounds by then (time for
+/// every client to settle what it gave up during the faults).
+fn audit_time(config: &WorldConfig) -> Option<Duration> {
+    let at = (config.chaos + config.calm).checked_sub(Duration::from_secs(1))?;
+    let calm_enough = config.chaos + liveness_bound(&config.timing) * 2;
+    (at >= calm_enough).then_some(at)
+}
+
+/// Reads the seat table of the active server at `at` and records it (`audit`).
+async fn audit(at: Duration, history: History) {
+    let now = turmoil::sim_elapsed().unwrap_or_default();
+    tokio::time::sleep(at.saturating_sub(now)).await;
+    let limit = Duration::from_secs(1);
+    let ask = |id| async move {
+        hal_net::admin::status(&SimTransport::new(), &address(id), id, limit).await
+    };
+    let (one, two, three) = tokio::join!(
+        ask(ServerId::PRIMARY),
+        ask(ServerId::SECONDARY),
+        ask(ServerId::TIEBREAKER)
+    );
+    let active = [one, two, three]
+        .into_iter()
+        .flatten()
+        .find(|report| report.role == hal_core::server::Role::Active);
+    // No active server: the liveness check speaks to that.
+    let Some(report) = active else {
+        return;
+    };
+    let holders: Vec<(String, String)> = report
+        .features
+        .iter()
+        .flat_map(|f| &f.holders)
+        .map(|h| {
+            (
+                hal_core::protocol::Handle(h.handle).to_string(),
+                h.user.clone(),
+            )
+        })
+        .collect();
+    history.audit(report.server, &holders);
 }
 
 /// What the driver does at a point in time.

@@ -410,3 +410,85 @@ fn a_grant_by_2_long_after_1_is_healthy_again_is_caught() {
     flapping.push(reply(20_000, "c1", 1, "h2", 2));
     assert_eq!(Checkers::check(&flapping), None);
 }
+
+fn client_event(t: u64, client: &str, event: &str, req: u64, handle: &str) -> String {
+    format!(
+        r#"{{"t_ms":{t},"kind":"client","client":"{client}","event":"{event}","req":{req},"feature":"cad","handle":"{handle}"}}"#
+    )
+}
+
+fn audit(t: u64, holders: &[(&str, &str)]) -> String {
+    let holders: Vec<String> = holders
+        .iter()
+        .map(|(h, u)| format!(r#"{{"handle":"{h}","user":"{u}"}}"#))
+        .collect();
+    format!(
+        r#"{{"t_ms":{t},"kind":"audit","server":1,"holders":[{}]}}"#,
+        holders.join(",")
+    )
+}
+
+#[test]
+fn a_seat_held_by_nobody_at_the_audit_is_caught() {
+    let request = |t: u64, req: u64| {
+        format!(
+            r#"{{"t_ms":{t},"kind":"request","client":"c1","req":{req},"op":"checkout","server":1,"feature":"cad"}}"#
+        )
+    };
+    let base = vec![
+        meta_live(20_000, 4_500),
+        request(1_000, 1),
+        client_event(1_010, "c1", "granted", 1, "h2"),
+    ];
+    // Held by the client that knows it: fine.
+    let mut known = base.clone();
+    known.push(audit(29_000, &[("h2", "c1")]));
+    assert_eq!(Checkers::check(&known), None);
+    // A seat the server keeps for c1, which was told its request's outcome is unknown
+    // long ago and never settled it: caught.
+    let mut orphan = base.clone();
+    orphan.push(request(2_000, 2));
+    orphan.push(
+        r#"{"t_ms":8000,"kind":"client","client":"c1","event":"unknown","req":2,"attempts":9}"#
+            .to_string(),
+    );
+    orphan.push(audit(29_000, &[("h2", "c1"), ("h5", "c1")]));
+    let violation = Checkers::check(&orphan).unwrap();
+    assert_eq!(violation.invariant, "7 no orphan seat");
+    assert!(violation.what.contains("seat h5"), "{violation}");
+    // Settled since: fine.
+    let mut settled = orphan.clone();
+    settled.insert(
+        settled.len() - 1,
+        client_event(9_000, "c1", "resolved", 2, "h5"),
+    );
+    settled.pop();
+    settled.push(audit(29_000, &[("h2", "c1")]));
+    assert_eq!(Checkers::check(&settled), None);
+    // Given up moments before the audit, or with a request on its way: not yet judged.
+    let mut recent = base.clone();
+    recent.push(request(19_000, 2));
+    recent.push(
+        r#"{"t_ms":25000,"kind":"client","client":"c1","event":"unknown","req":2,"attempts":9}"#
+            .to_string(),
+    );
+    recent.push(audit(29_000, &[("h2", "c1"), ("h5", "c1")]));
+    assert_eq!(Checkers::check(&recent), None);
+    let mut asking = base.clone();
+    asking.push(request(28_990, 2));
+    asking.push(audit(29_000, &[("h2", "c1"), ("h5", "c1")]));
+    assert_eq!(Checkers::check(&asking), None);
+    // A seat released and still listed, or lost and still listed: caught.
+    let mut lost = base.clone();
+    lost.push(client_event(9_000, "c1", "lost", 0, "h2"));
+    lost.push(audit(29_000, &[("h2", "c1")]));
+    assert_eq!(
+        Checkers::check(&lost).map(|v| v.invariant),
+        Some("7 no orphan seat")
+    );
+    // A crashed process's seats run out with their lease: not judged.
+    let mut crashed = base;
+    crashed.push(client_event(9_000, "c1", "crashed", 0, "h2"));
+    crashed.push(audit(29_000, &[("h2", "c1")]));
+    assert_eq!(Checkers::check(&crashed), None);
+}

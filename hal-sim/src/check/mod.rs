@@ -10,6 +10,7 @@ mod liveness;
 mod lost_seat;
 mod majority;
 mod one_seat;
+mod orphans;
 mod overuse;
 mod roles;
 
@@ -83,6 +84,7 @@ impl Checkers {
                 Box::new(lost_seat::NoLostSeat::default()),
                 Box::new(one_seat::OneRequestOneSeat::default()),
                 Box::new(liveness::Liveness::default()),
+                Box::new(orphans::NoOrphanSeat::default()),
             ],
             violation: None,
         }
