@@ -42,6 +42,7 @@ impl Server {
     fn check_message(&self, message: &PeerMessage) -> Result<(), String> {
         let term = message.term;
         self.check_term("the message's term", term)?;
+        self.check_one_leader(message)?;
         match &message.body {
             PeerBody::PreVote {
                 last_index,
@@ -122,6 +123,32 @@ impl Server {
                 }
                 self.check_snapshot(snapshot, *last_term)
             }
+        }
+    }
+
+    /// A term has one leader: an append or snapshot in this server's own term from
+    /// another server than the one it knows leads it (itself, or the leader it follows)
+    /// is a lie. (Believed, a snapshot installed under a leader's feet removed its
+    /// term's no-op from its log; found by fuzzing.)
+    fn check_one_leader(&self, message: &PeerMessage) -> Result<(), String> {
+        let leads = matches!(
+            message.body,
+            PeerBody::Append { .. } | PeerBody::InstallSnapshot { .. }
+        );
+        if !leads || message.term != self.term {
+            return Ok(());
+        }
+        let leader = if self.is_leader() {
+            Some(self.id())
+        } else {
+            self.leader
+        };
+        match leader {
+            Some(leader) if leader != message.from => Err(format!(
+                "{} sent what only a leader sends, in term {}, which {leader} leads",
+                message.from, message.term
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -365,7 +392,7 @@ mod tests {
     /// Feeds `message` and returns the refusal's reason, asserting that nothing else came
     /// out and that the server's term and log did not move.
     fn refusal(server: &mut Server, message: PeerMessage) -> String {
-        let (term, last) = (server.term(), server.last_index());
+        let (term, last, sender) = (server.term(), server.last_index(), message.from);
         server.handle_peer(now(), message);
         let outputs = drain(server);
         assert_eq!(server.term(), term, "a refused message moves no term");
@@ -376,7 +403,7 @@ mod tests {
         );
         match outputs.as_slice() {
             [Output::Event(ServerEvent::PeerMessageRefused { from, why })] => {
-                assert_eq!(*from, ServerId::PRIMARY);
+                assert_eq!(*from, sender);
                 why.clone()
             }
             other => panic!("expected one refusal, got {other:?}"),
@@ -391,6 +418,75 @@ mod tests {
             .any(|o| matches!(o, Output::Event(ServerEvent::PeerMessageRefused { .. })));
         assert!(!refused, "{outputs:?}");
         outputs
+    }
+
+    /// Found by fuzzing (server_messages, after the failback-through-#3 messages were
+    /// added): a leader installed a snapshot another server sent in its own term, and
+    /// its term's no-op was no longer in its log. A term has one leader.
+    #[test]
+    fn a_second_leader_in_the_same_term_is_refused() {
+        // #3 follows #1 in term 1; #2 claims term 1 as well.
+        let mut server = tiebreaker();
+        accepted(&mut server, append(1, vec![entry(1, Command::Noop)]));
+        let mut from_two = append(1, vec![]);
+        from_two.from = ServerId::SECONDARY;
+        let why = refusal(&mut server, from_two);
+        assert!(
+            why.contains("#2 sent what only a leader sends, in term 1, which #1 leads"),
+            "{why}"
+        );
+
+        // #1 leads term 1 itself; a snapshot "from #2 in term 1" is refused, and #1
+        // keeps its no-op.
+        let config = Config::triad(ServerId::PRIMARY, Timing::lan());
+        let mut leader = Server::new(config, catalog(), Durable::default(), now());
+        let mut t = 0;
+        while !leader.is_leader() && t < 10_000 {
+            t += 50;
+            let at = Now {
+                mono: Time(t),
+                wall: WallTime(1_800_000_000_000 + t),
+            };
+            leader.handle_timeout(at);
+            for output in drain(&mut leader) {
+                let Output::Peer(asked) = output else {
+                    continue;
+                };
+                let granted = match asked.body {
+                    PeerBody::PreVote { .. } => PeerBody::PreVoteReply { granted: true },
+                    PeerBody::RequestVote { .. } => PeerBody::VoteReply { granted: true },
+                    _ => continue,
+                };
+                let answer = PeerMessage {
+                    from: asked.to,
+                    to: ServerId::PRIMARY,
+                    term: asked.term,
+                    body: granted,
+                };
+                leader.handle_peer(at, answer);
+            }
+        }
+        assert!(leader.is_leader(), "#1 was elected");
+        drain(&mut leader);
+        let term = leader.term();
+        let snapshot = Snapshot {
+            last_index: LogIndex(1),
+            last_term: term,
+            seats: crate::seats::Seats::new(),
+        };
+        let lie = PeerMessage {
+            from: ServerId::SECONDARY,
+            to: ServerId::PRIMARY,
+            term,
+            body: PeerBody::InstallSnapshot {
+                snapshot: Arc::new(snapshot),
+                round: 1,
+            },
+        };
+        let why = refusal(&mut leader, lie);
+        assert!(why.contains("which #1 leads"), "{why}");
+        assert!(leader.is_leader());
+        leader.check_invariants();
     }
 
     #[test]
