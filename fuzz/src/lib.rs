@@ -324,6 +324,7 @@ pub enum PeerBodyArg {
         last_index: IndexArg,
         last_term: TermArg,
         hears_you: bool,
+        connected_for_ms: Wide,
     },
     PresenceAck,
     PrimaryHeard {
@@ -415,10 +416,12 @@ impl PeerBodyArg {
                 last_index,
                 last_term,
                 hears_you,
+                connected_for_ms,
             } => PeerBody::Presence {
                 last_index: last_index.build(cx),
                 last_term: last_term.build(cx),
                 hears_you: *hears_you,
+                connected_for_ms: connected_for_ms.value(),
             },
             PeerBodyArg::PresenceAck => PeerBody::PresenceAck,
             PeerBodyArg::PrimaryHeard {

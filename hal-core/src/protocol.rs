@@ -196,15 +196,18 @@ pub enum PeerBody {
         success: bool,
         match_index: LogIndex,
     },
-    /// #1, when it does not lead, to #3, every peer heartbeat: "I am up; my log ends at
-    /// (`last_index`, `last_term`); I have heard you lately" (`hears_you`). So #3 knows
+    /// #1, when it does not lead, to both peers, every peer heartbeat: "I am up; my log
+    /// ends at (`last_index`, `last_term`); I have heard you lately" (`hears_you`), "and
+    /// I have heard some peer without a break for `connected_for_ms`". So #3 knows
     /// whether #1 is up and in two-way contact with it, which the leader #2 cannot see
-    /// for itself when the #1–#2 link is down (failback through #3, DESIGN §6.3 rule 2).
+    /// for itself when the #1–#2 link is down, and #2 learns how long #1 has been
+    /// connected even across a gap in its own view (failback, DESIGN §6.3 rule 2).
     /// Never changes anyone's term.
     Presence {
         last_index: LogIndex,
         last_term: Term,
         hears_you: bool,
+        connected_for_ms: u64,
     },
     /// #3's answer to a presence, so #1 hears #3 too.
     PresenceAck,

@@ -190,10 +190,13 @@ fn body() -> BoxedStrategy<PeerBody> {
             success,
             match_index: LogIndex(m)
         }),
-        (wide(), wide(), any::<bool>()).prop_map(|(i, t, hears_you)| PeerBody::Presence {
-            last_index: LogIndex(i),
-            last_term: Term(t),
-            hears_you
+        (wide(), wide(), any::<bool>(), wide()).prop_map(|(i, t, hears_you, for_ms)| {
+            PeerBody::Presence {
+                last_index: LogIndex(i),
+                last_term: Term(t),
+                hears_you,
+                connected_for_ms: for_ms,
+            }
         }),
         Just(PeerBody::PresenceAck),
         (wide(), wide(), wide()).prop_map(|(for_ms, i, t)| PeerBody::PrimaryHeard {

@@ -712,3 +712,34 @@ fn no_failback_over_a_link_that_works_one_way_only() {
     assert_eq!(checkout_by(&mut w, 0), Some(TWO));
     w.assert_no_violations();
 }
+
+/// #1 back, then connected first through #2 only (a short #1–#3 cut), then through #3
+/// only (#2 cut off from both for a moment): #1 was connected to a peer all along, and
+/// the hold counts from its return although neither #2 nor #3 saw all of it (found by
+/// the 10-minute WAN sweep, seed 41008).
+#[test]
+fn failback_counts_from_the_return_when_the_contact_moves_between_peers() {
+    let mut w = started(35);
+    w.crash(ONE);
+    w.run_for(secs(5));
+    assert_eq!(w.active(), Some(TWO));
+    w.start_server(ONE);
+    w.run_for(secs(2));
+    w.cut(ONE, THREE);
+    w.run_for(ms(800));
+    w.repair(ONE, THREE);
+    w.run_for(ms(1_200));
+    w.cut(TWO, ONE);
+    w.cut(TWO, THREE);
+    w.run_for(ms(800));
+    w.heal_all();
+    // Back at 0, so the hold (10 s) is over at 10 s: #1 leads by 11.5 s.
+    w.run_for(ms(11_500 - 4_800));
+    assert_eq!(
+        w.active(),
+        Some(ONE),
+        "failback one hold after #1's return: {:?}",
+        w.role_changes()
+    );
+    w.assert_no_violations();
+}

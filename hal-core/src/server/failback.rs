@@ -37,8 +37,10 @@ use crate::time::Time;
 /// What each server keeps for failback (soft state).
 #[derive(Debug, Clone, Default)]
 pub(super) struct Failback {
-    /// #1: when it next tells #3 it is up.
+    /// #1: when it next tells its peers it is up.
     next_presence: Option<Time>,
+    /// #1: its contact with any peer (one or the other, without a break).
+    own: Contact,
     /// #3: two-way contact with #1 (presences saying they hear #3).
     primary_two_way: Contact,
     /// #2: contact with #1 as far as #2 knows: heard directly, or through #3's news,
@@ -47,6 +49,10 @@ pub(super) struct Failback {
     primary: Contact,
     /// #2: when it last began a handover.
     attempted: Option<Time>,
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl Server {
@@ -72,33 +78,62 @@ impl Server {
             return;
         }
         let timing = *self.timing();
+        let gap_max = timing.contact_gap_max();
         self.failback.next_presence = Some(now + timing.peer_heartbeat);
-        let hears_you = self
-            .contact
-            .get(&ServerId::TIEBREAKER)
-            .and_then(|c| c.last)
-            .is_some_and(|last| now.since(last) <= timing.contact_gap_max());
-        let body = PeerBody::Presence {
-            last_index: self.log.last_index(),
-            last_term: self.log.last_term(),
-            hears_you,
-        };
-        self.send(ServerId::TIEBREAKER, body);
+        let connected_for_ms = self
+            .failback
+            .own
+            .lasting_since(now, gap_max)
+            .map_or(0, |since| millis(now.since(since)));
+        for peer in [ServerId::TIEBREAKER, ServerId::SECONDARY] {
+            let hears_you = self
+                .contact
+                .get(&peer)
+                .and_then(|c| c.last)
+                .is_some_and(|last| now.since(last) <= gap_max);
+            let body = PeerBody::Presence {
+                last_index: self.log.last_index(),
+                last_term: self.log.last_term(),
+                hears_you,
+                connected_for_ms,
+            };
+            self.send(peer, body);
+        }
     }
 
-    /// As #3: a presence from #1. Answers it, follows the two-way contact, and tells a
-    /// leader other than #1 how long that contact has lasted.
+    /// As #1: heard from `peer` now (its contact with any peer, for its presences).
+    pub(super) fn primary_heard_a_peer(&mut self, now: Time) {
+        if self.position_is(ServerId::PRIMARY) {
+            let gap_max = self.timing().contact_gap_max();
+            self.failback.own.touch(now, gap_max);
+        }
+    }
+
+    /// A presence from #1. As #2 leading: #1 has been connected for `connected_for_ms`
+    /// (news that bridges a gap in #2's own view). As #3: answers it, follows the
+    /// two-way contact, and tells a leader other than #1 how long #1 has been connected.
     pub(super) fn on_presence(
         &mut self,
         from: ServerId,
         (last_index, last_term): (LogIndex, Term),
         hears_you: bool,
+        connected_for_ms: u64,
     ) {
-        if from != ServerId::PRIMARY || !self.position_is(ServerId::TIEBREAKER) {
+        if from != ServerId::PRIMARY {
             return;
         }
         let now = self.now.mono;
         let gap_max = self.timing().contact_gap_max();
+        if self.position_is(ServerId::SECONDARY) {
+            if self.is_leader() {
+                let since = Time(now.0.saturating_sub(connected_for_ms));
+                self.failback.primary.touch_since(since, now, gap_max);
+            }
+            return;
+        }
+        if !self.position_is(ServerId::TIEBREAKER) {
+            return;
+        }
         self.send(from, PeerBody::PresenceAck);
         if hears_you {
             self.failback.primary_two_way.touch(now, gap_max);
@@ -112,7 +147,8 @@ impl Server {
         if let Some(leader) = leader
             && self.leader_is_live()
         {
-            let for_ms = u64::try_from(now.since(since).as_millis()).unwrap_or(u64::MAX);
+            // #1's own account of its contact may reach further back than #3's.
+            let for_ms = millis(now.since(since)).max(connected_for_ms);
             let body = PeerBody::PrimaryHeard {
                 for_ms,
                 last_index,

@@ -617,6 +617,7 @@ impl Server {
         if peer == ServerId::PRIMARY {
             self.primary_in_contact(now);
         }
+        self.primary_heard_a_peer(now);
     }
 
     /// Whether some peer was heard within the election timeout (with self, a majority).

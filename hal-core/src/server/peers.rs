@@ -92,7 +92,8 @@ impl Server {
                 last_index,
                 last_term,
                 hears_you,
-            } => self.on_presence(from, (last_index, last_term), hears_you),
+                connected_for_ms,
+            } => self.on_presence(from, (last_index, last_term), hears_you, connected_for_ms),
             PeerBody::PresenceAck => {}
             PeerBody::PrimaryHeard { for_ms, .. } => self.on_primary_heard(from, for_ms),
             PeerBody::HandOver => self.on_hand_over(from, term),
