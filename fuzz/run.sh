@@ -28,7 +28,9 @@ while kill -0 "$group" 2>/dev/null; do
     line=$(grep -a 'cov:' fuzz-0.log 2>/dev/null | tail -n 1 || true)
     echo "$((now - start)) $line" >> "$timeline"
     cov=$(sed -n 's/.*cov: \([0-9]*\).*/\1/p' <<< "$line")
-    if [[ "$cov" != "$last_cov" ]]; then
+    if [[ -z "$cov" ]]; then
+        since=$now # still building or loading the corpus: no plateau yet
+    elif [[ "$cov" != "$last_cov" ]]; then
         last_cov=$cov
         since=$now
     elif (( now - since >= plateau )); then
