@@ -14,7 +14,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use hal_core::ServerEvent;
 use hal_core::ServerId;
 use hal_core::catalog::{Catalog, FeatureRules};
-use hal_core::client::{ClientConfig, ClientEvent, Endpoint};
+use hal_core::client::{ClientConfig, ClientEvent};
 use hal_core::protocol::{ClientId, Handle, RequestSeq};
 use hal_core::server::Config;
 use hal_core::timing::Timing;
@@ -546,32 +546,19 @@ struct ClientPlan {
     sent: Arc<AtomicU64>,
 }
 
-type SimSession = Session<SimTransport, SimClock>;
+pub(crate) type SimSession = Session<SimTransport, SimClock>;
 
 impl ClientPlan {
     /// A session as client `id`, its traffic recorded in the history.
     fn session(&self, id: ClientId) -> SimSession {
-        let path = servers().map(address).to_vec();
-        let clock = SimClock::new(EPOCH_MS);
-        let config = ClientConfig::new(self.timing);
-        let mut session = Session::new(
-            SimTransport::new(),
-            clock,
-            path,
+        let client = SimClient {
+            path: &servers(),
             id,
-            &self.name,
-            "sim",
-            config,
-        );
-        let (history, name, sent) = (self.history.clone(), self.name.clone(), self.sent.clone());
-        session.tap(Box::new(move |tapped| match tapped {
-            Tapped::Sent { endpoint, request } => {
-                sent.fetch_add(1, Ordering::Relaxed);
-                history.request(&name, server_of(endpoint), request);
-            }
-            Tapped::Received { reply, .. } => history.reply(&name, reply),
-        }));
-        session
+            user: &self.name,
+            label: &self.name,
+            timing: self.timing,
+        };
+        sim_session(&client, &self.history, &self.sent)
     }
 
     async fn run(mut self) {
@@ -692,7 +679,45 @@ impl ClientPlan {
     }
 }
 
-/// Every client's path is the triad in role order: entry `i` is server `i + 1`.
-fn server_of(endpoint: Endpoint) -> Option<ServerId> {
-    ServerId::new(endpoint.0 + 1)
+/// Who a simulated client is, for [`sim_session`].
+pub(crate) struct SimClient<'a> {
+    /// Its license path: the server at each entry.
+    pub path: &'a [ServerId],
+    pub id: ClientId,
+    /// The user it tells the servers.
+    pub user: &'a str,
+    /// Its name in the history.
+    pub label: &'a str,
+    pub timing: Timing,
+}
+
+/// A session for `client`, every request sent and reply received recorded in `history`,
+/// and its requests counted in `sent` (a frozen client must send none).
+pub(crate) fn sim_session(
+    client: &SimClient<'_>,
+    history: &History,
+    sent: &Arc<AtomicU64>,
+) -> SimSession {
+    let addresses = client.path.iter().map(|&s| address(s)).collect();
+    let mut session = Session::new(
+        SimTransport::new(),
+        SimClock::new(EPOCH_MS),
+        addresses,
+        client.id,
+        client.user,
+        "sim",
+        ClientConfig::new(client.timing),
+    )
+    .with_slots(client.path);
+    let servers = client.path.to_vec();
+    let (history, label, sent) = (history.clone(), client.label.to_string(), sent.clone());
+    session.tap(Box::new(move |tapped| match tapped {
+        Tapped::Sent { endpoint, request } => {
+            sent.fetch_add(1, Ordering::Relaxed);
+            let server = servers.get(usize::from(endpoint.0)).copied();
+            history.request(&label, server, request);
+        }
+        Tapped::Received { reply, .. } => history.reply(&label, reply),
+    }));
+    session
 }

@@ -12,13 +12,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
 use hal_core::catalog::Catalog;
-use hal_core::client::{ClientConfig, ClientEvent, Endpoint};
+use hal_core::client::ClientEvent;
 use hal_core::license::ServerPosition;
 use hal_core::protocol::{ClientId, Handle, RequestSeq};
 use hal_core::server::Role;
 use hal_core::timing::Timing;
 use hal_core::{HostId, ServerId};
-use hal_net::session::{Session, Tapped};
 use hal_net::wire::{Identity, StatusReport};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -34,8 +33,8 @@ use crate::impostor::{self, IMPOSTOR_HOST, Reception};
 use crate::net::SimTransport;
 use crate::probe::Probes;
 use crate::world::{
-    ClientsCut, EPOCH_MS, Planned, Planted, ServerSetup, address, drive, liveness_bound,
-    spawn_servers, triad_entry,
+    ClientsCut, EPOCH_MS, Planned, Planted, ServerSetup, SimClient, SimSession, address, drive,
+    liveness_bound, sim_session, spawn_servers, triad_entry,
 };
 
 /// The machine the operator's status queries come from.
@@ -585,8 +584,6 @@ fn secs(ms: u64) -> String {
     format!("{}.{:03} s", ms / 1000, ms % 1000)
 }
 
-type SimSession = Session<SimTransport, SimClock>;
-
 /// One simulated client doing its steps.
 struct Member {
     /// Its name in the scenario.
@@ -643,29 +640,14 @@ impl Answered {
 
 impl Member {
     fn session(&self, id: ClientId) -> SimSession {
-        let path: Vec<String> = self.path.iter().map(|&s| address(s)).collect();
-        let servers = self.path.clone();
-        let clock = SimClock::new(EPOCH_MS);
-        let config = ClientConfig::new(self.timing);
-        let mut session = Session::new(
-            SimTransport::new(),
-            clock,
-            path,
+        let client = SimClient {
+            path: &self.path,
             id,
-            &self.name,
-            "sim",
-            config,
-        )
-        .with_slots(&servers);
-        let (history, label, sent) = (self.history.clone(), self.label.clone(), self.sent.clone());
-        session.tap(Box::new(move |tapped| match tapped {
-            Tapped::Sent { endpoint, request } => {
-                sent.fetch_add(1, Ordering::Relaxed);
-                history.request(&label, server_at(&servers, endpoint), request);
-            }
-            Tapped::Received { reply, .. } => history.reply(&label, reply),
-        }));
-        session
+            user: &self.name,
+            label: &self.label,
+            timing: self.timing,
+        };
+        sim_session(&client, &self.history, &self.sent)
     }
 
     fn publish(&self) {
@@ -1021,11 +1003,6 @@ fn verb(act: &ClientAct) -> &'static str {
         ClientAct::Disconnect { .. } => "disconnect",
         ClientAct::Kill => "kill",
     }
-}
-
-/// The server at `endpoint` of a license path.
-fn server_at(path: &[ServerId], endpoint: Endpoint) -> Option<ServerId> {
-    path.get(usize::from(endpoint.0)).copied()
 }
 
 /// The operator: at each check, asks every server for its status (as `hal-net status`
