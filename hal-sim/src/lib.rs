@@ -9,7 +9,8 @@
 //!
 //! Faults come from [`faults`]; [`probe`] and [`effects`] prove each took effect; the
 //! six invariants of DESIGN §6.3 are checked by [`check`] as records are written;
-//! [`sweep`] runs many seeds in parallel. A scenario can also start an [`impostor`], a
+//! [`sweep`] runs many seeds in parallel, and [`summary`] splits a sweep into shards and
+//! merges their results. A scenario can also start an [`impostor`], a
 //! host that claims a server's slot without its identity and must be refused.
 
 pub mod check;
@@ -23,6 +24,7 @@ pub mod probe;
 pub mod scenario;
 pub mod shrink;
 pub mod storage;
+pub mod summary;
 pub mod sweep;
 pub mod timeline;
 pub mod world;

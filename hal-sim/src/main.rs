@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 use hal_sim::scenario;
+use hal_sim::summary::{self, Failed, Seeds, Shard, Summary, SweepWorld};
 use hal_sim::sweep::Verdict;
 use hal_sim::timeline::Timeline;
 use hal_sim::world::{Failure, Planted, Run, WorldConfig, run};
@@ -48,6 +49,19 @@ enum Command {
     Replay(WorldArgs),
     /// Write one run's history (JSON Lines, scenarios/README.md).
     History(HistoryArgs),
+    /// Combine the summaries of every shard of one sweep (`sweep --shard K/N --summary
+    /// FILE`) into the result one unsharded sweep gives; exit 1 if any seed violated.
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+struct MergeArgs {
+    /// The summary file of every shard (in any order).
+    #[arg(required = true)]
+    summaries: Vec<PathBuf>,
+    /// Write the merged summary here (the same JSON an unsharded `sweep --summary` writes).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 /// What world to run.
@@ -122,6 +136,13 @@ struct SweepArgs {
     /// Where --shrink writes its files.
     #[arg(long, default_value = ".")]
     shrink_dir: PathBuf,
+    /// Run only shard K of N (K counts from 0): the K-th of N contiguous slices of
+    /// --seeds. `hal-sim merge` combines the shards' --summary files.
+    #[arg(long, value_parser = Shard::parse)]
+    shard: Option<Shard>,
+    /// Write the sweep's result as JSON here (for `hal-sim merge`).
+    #[arg(long)]
+    summary: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -181,6 +202,7 @@ fn main() -> ExitCode {
         Command::Sweep(args) => sweep(&args),
         Command::Replay(args) => replay(&args),
         Command::History(args) => history(&args),
+        Command::Merge(args) => merge(&args),
     }
 }
 
@@ -451,11 +473,22 @@ fn sweep(args: &SweepArgs) -> ExitCode {
         eprintln!("error: cannot create {}: {error}", dir.display());
         return ExitCode::FAILURE;
     }
+    let seeds = match args.shard {
+        Some(shard) => {
+            let slice = shard.seeds(&args.seeds);
+            eprintln!(
+                "shard {shard}: seeds {}..{} of {}..{}",
+                slice.start, slice.end, args.seeds.start, args.seeds.end
+            );
+            slice
+        }
+        None => args.seeds.clone(),
+    };
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let started = Instant::now();
-    let progress = progress_bar(args.seeds.end - args.seeds.start);
+    let progress = progress_bar(seeds.end - seeds.start);
     let done = |seed: u64, outcome: &Result<Run, Failure>| {
         let violated = !matches!(outcome, Ok(run) if run.violation.is_none());
         progress.report(seed, violated);
@@ -467,36 +500,100 @@ fn sweep(args: &SweepArgs) -> ExitCode {
             }
         }
     };
-    let verdicts = hal_sim::sweep::sweep(
-        args.seeds.clone(),
-        jobs,
-        |seed| args.world.config(seed),
-        done,
-    );
+    let verdicts = hal_sim::sweep::sweep(seeds.clone(), jobs, |seed| args.world.config(seed), done);
     progress.finish();
     let failed: Vec<&Verdict> = verdicts.iter().filter(|v| v.violation.is_some()).collect();
-    for verdict in &failed {
-        out_part!(
-            "seed {}: {}",
-            verdict.seed,
-            verdict.violation.as_deref().unwrap_or("")
-        );
-        out!("replay: {}", args.world.replay_command(verdict.seed));
-    }
+    let result = Summary {
+        format: summary::FORMAT.to_string(),
+        seeds: Seeds::from(&args.seeds),
+        shard: args.shard,
+        ran: Seeds::from(&seeds),
+        world: SweepWorld {
+            duration: humantime::format_duration(args.world.duration).to_string(),
+            profile: args.world.profile.clone(),
+            clients: args.world.clients,
+            plant: args.world.plant.clone(),
+        },
+        violations: failed
+            .iter()
+            .map(|v| Failed {
+                seed: v.seed,
+                report: v.violation.clone().unwrap_or_default(),
+                replay: args.world.replay_command(v.seed),
+            })
+            .collect(),
+        sim_s: verdicts.len() as f64 * args.world.duration.as_secs_f64(),
+        wall_s: started.elapsed().as_secs_f64(),
+    };
+    print_failures(&result);
     if args.shrink {
         for verdict in &failed {
             shrink_seed(args, verdict.seed);
         }
     }
-    let seeds = verdicts.len() as u64;
-    let sim_s = seeds as f64 * args.world.duration.as_secs_f64();
-    let wall_s = started.elapsed().as_secs_f64();
-    out!(
-        "seeds={seeds} violations={} sim_s={sim_s:.0} wall_s={wall_s:.1} speed={:.0}",
-        failed.len(),
-        sim_s / wall_s.max(1e-9)
-    );
+    if let Some(path) = &args.summary
+        && let Err(error) = result.write(path)
+    {
+        eprintln!("error: cannot write {}: {error}", path.display());
+        return ExitCode::FAILURE;
+    }
+    out!("{}", result.line());
     if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Each violation's report and the command that replays it.
+fn print_failures(result: &Summary) {
+    for failed in &result.violations {
+        out_part!("seed {}: {}", failed.seed, failed.report);
+        out!("replay: {}", failed.replay);
+    }
+}
+
+fn merge(args: &MergeArgs) -> ExitCode {
+    let mut parts = Vec::new();
+    for path in &args.summaries {
+        match Summary::read(path) {
+            Ok(part) => parts.push((path.clone(), part)),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let merged = match summary::merge(&parts) {
+        Ok(merged) => merged,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    print_failures(&merged);
+    if let Some(path) = &args.out
+        && let Err(error) = merged.write(path)
+    {
+        eprintln!("error: cannot write {}: {error}", path.display());
+        return ExitCode::FAILURE;
+    }
+    out!(
+        "merged {} shards of seeds {} ({} world, {}, {} clients{})",
+        parts.len(),
+        merged.seeds,
+        merged.world.profile,
+        merged.world.duration,
+        merged.world.clients,
+        merged
+            .world
+            .plant
+            .as_ref()
+            .map(|p| format!(", plant {p}"))
+            .unwrap_or_default()
+    );
+    out!("{}", merged.line());
+    if merged.violations.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

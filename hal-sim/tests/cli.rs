@@ -276,3 +276,156 @@ fn hal_sim_log_shows_the_servers_logs_in_simulated_time() {
     let error = String::from_utf8(bad.stderr).unwrap();
     assert!(error.starts_with("error: HAL_SIM_LOG: "), "{error}");
 }
+
+/// A sweep split into shards, each writing its summary, merges into exactly the result
+/// of the unsharded sweep: the same seeds, the same failing seeds, the same reports and
+/// replay commands.
+#[test]
+fn shards_merged_give_the_unsharded_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = [
+        "--seeds",
+        "0..8",
+        "--duration",
+        "30s",
+        "--plant",
+        "double-count",
+        "--jobs",
+        "2",
+    ];
+    let whole = dir.path().join("whole.json");
+    let mut args = vec!["sweep", "--summary", whole.to_str().unwrap()];
+    args.extend(world);
+    let (code, whole_out) = hal_sim(&args);
+    assert_eq!(code, 1, "{whole_out}");
+    let mut parts = Vec::new();
+    for k in 0..3 {
+        let path = dir.path().join(format!("shard-{k}.json"));
+        let shard = format!("{k}/3");
+        let mut args = vec![
+            "sweep",
+            "--shard",
+            &shard,
+            "--summary",
+            path.to_str().unwrap(),
+        ];
+        args.extend(world);
+        let (code, out) = hal_sim(&args);
+        assert!(code == 0 || code == 1, "{out}");
+        parts.push(path);
+    }
+    let merged = dir.path().join("merged.json");
+    // Shards in any order.
+    let (code, out) = hal_sim(&[
+        "merge",
+        parts[2].to_str().unwrap(),
+        parts[0].to_str().unwrap(),
+        parts[1].to_str().unwrap(),
+        "--out",
+        merged.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{out}");
+    let read = |p: &std::path::Path| {
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+        v.as_object_mut().unwrap().remove("wall_s");
+        v
+    };
+    let (whole_json, merged_json) = (read(&whole), read(&merged));
+    assert_eq!(merged_json, whole_json);
+    let failing = whole_json["violations"].as_array().unwrap().len();
+    assert!(failing > 0 && failing < 8, "a mix of seeds: {whole_json}");
+    // The printed reports and counts agree too, wall time aside.
+    let strip = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.starts_with("merged "))
+            .map(|l| l.split(" wall_s=").next().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(strip(&out), strip(&whole_out));
+    // A missing shard is named with its seeds.
+    let out = Command::new(HAL_SIM)
+        .args([
+            "merge",
+            parts[0].to_str().unwrap(),
+            parts[2].to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("shard 1 of 3 is missing (seeds 2..5)"),
+        "{err}"
+    );
+    // A shard past N is refused on the command line.
+    let out = Command::new(HAL_SIM)
+        .args(["sweep", "--seeds", "0..8", "--shard", "3/3"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("count from 0")
+    );
+}
+
+/// The number after `marker` in `text` (up to the first character that is not a digit).
+fn number_after(text: &str, marker: &str) -> u64 {
+    let at = text.find(marker).unwrap_or_else(|| panic!("no '{marker}'")) + marker.len();
+    let digits: String = text[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("no number after '{marker}'"))
+}
+
+/// The shard files in `deploy/` stay consistent: the Indexed Job runs as many completions
+/// as the N of its `--shard`, and the Actions matrix lists shards 0..N; the sweep command
+/// they run is one hal-sim accepts.
+#[test]
+fn the_deploy_files_run_every_shard_once() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let job = std::fs::read_to_string(root.join("deploy/hal-sim-sweep-job.yaml")).unwrap();
+    let n = number_after(&job, "--shard \"$JOB_COMPLETION_INDEX/");
+    assert_eq!(number_after(&job, "\n  completions: "), n);
+    assert!(job.contains("completionMode: Indexed"));
+    assert!(job.contains("--summary \"/results/shard-$JOB_COMPLETION_INDEX.json\""));
+    let actions = std::fs::read_to_string(root.join("deploy/github-sweep.yml")).unwrap();
+    let n = number_after(&actions, "--shard ${{ matrix.shard }}/");
+    let matrix = actions
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("shard: ["))
+        .unwrap();
+    let listed: Vec<u64> = matrix
+        .trim_end_matches(']')
+        .split(',')
+        .map(|k| k.trim().parse().unwrap())
+        .collect();
+    assert_eq!(listed, (0..n).collect::<Vec<_>>());
+    // The job's sweep, on its last shard, is a command line hal-sim accepts (checked
+    // with --help after it, so nothing runs).
+    let out = Command::new(HAL_SIM)
+        .args([
+            "sweep",
+            "--seeds",
+            "0..2000",
+            "--duration",
+            "2m",
+            "--profile",
+            "lan",
+            "--shard",
+            "19/20",
+            "--jobs",
+            "2",
+            "--summary",
+            "/tmp/x.json",
+            "--help",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}
