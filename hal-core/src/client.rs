@@ -30,6 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::ServerId;
+use crate::plant::Plant;
 use crate::protocol::{
     ClientId, ClientRequest, Denial, HEARTBEAT_HANDLES_MAX, Handle, Op, ReplyResult, RequestSeq,
     ServerReply,
@@ -118,6 +119,8 @@ pub struct ClientConfig {
     pub give_up_after: Duration,
     /// The pause after every server in the path refused or failed, before trying again.
     pub retry_pause: Duration,
+    /// Bugs planted on purpose (none unless built with the `plant` feature).
+    pub plants: crate::plant::Plants,
 }
 
 impl ClientConfig {
@@ -128,6 +131,7 @@ impl ClientConfig {
             request_timeout: timing.election_timeout,
             give_up_after: timing.client_give_up_after(),
             retry_pause: timing.election_retry(),
+            plants: crate::plant::Plants::NONE,
         }
     }
 }
@@ -898,9 +902,14 @@ impl Client {
                     }
                     _ => String::new(),
                 };
+                let from = if self.config.plants.has(Plant::LeaseFromReply) {
+                    self.now.mono
+                } else {
+                    sent
+                };
                 let lease_until = borrow_end
                     .is_none()
-                    .then(|| sent + Duration::from_millis(lease_ms));
+                    .then(|| from + Duration::from_millis(lease_ms));
                 if borrow_end.is_none() {
                     self.lease_ms_last = Some(lease_ms);
                 }
@@ -950,7 +959,12 @@ impl Client {
             } => {
                 self.served_by(reply.from);
                 self.lease_ms_last = Some(lease_ms);
-                let until = sent + Duration::from_millis(lease_ms);
+                let from = if self.config.plants.has(Plant::LeaseFromReply) {
+                    self.now.mono
+                } else {
+                    sent
+                };
+                let until = from + Duration::from_millis(lease_ms);
                 for handle in held {
                     if let Some(seat) = self.seats.get_mut(&handle)
                         && seat.borrow_end.is_none()

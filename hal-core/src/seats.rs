@@ -256,6 +256,18 @@ impl Seats {
         command: &Command,
         count_of: impl Fn(&str) -> Option<u32>,
     ) -> Option<Outcome> {
+        self.apply_planted(index, command, true, count_of)
+    }
+
+    /// [`Seats::apply`], with a planted bug: without `dedup`, a retried request is
+    /// applied afresh ([`crate::plant::Plant::RetriesNotDeduplicated`]).
+    pub(crate) fn apply_planted(
+        &mut self,
+        index: LogIndex,
+        command: &Command,
+        dedup: bool,
+        count_of: impl Fn(&str) -> Option<u32>,
+    ) -> Option<Outcome> {
         let (client, seq) = match command {
             Command::Noop => return None,
             Command::Expire { handle } => {
@@ -276,9 +288,9 @@ impl Seats {
         };
         let session = self.sessions.entry(client).or_insert_with(Session::new);
         match session.seen(seq) {
-            Seen::Retry(outcome) => return Some(outcome),
+            Seen::Retry(outcome) if dedup => return Some(outcome),
             Seen::Stale => return None,
-            Seen::New => {}
+            Seen::New | Seen::Retry(_) => {}
         }
         let outcome = match command {
             Command::Grant {
@@ -367,6 +379,15 @@ impl Seats {
         idle.sort_unstable();
         for (_, client) in idle.into_iter().take((SESSIONS_MAX / 100).max(1)) {
             self.sessions.remove(&client);
+        }
+    }
+
+    /// Forgets every client's last request and its answer, keeping the seats: a planted
+    /// bug ([`crate::plant::Plant::SnapshotWithoutSessions`]).
+    pub(crate) fn forget_requests(&mut self) {
+        for session in self.sessions.values_mut() {
+            session.last_seq = RequestSeq(0);
+            session.last_outcome = None;
         }
     }
 

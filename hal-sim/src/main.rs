@@ -52,6 +52,37 @@ enum Command {
     /// Combine the summaries of every shard of one sweep (`sweep --shard K/N --summary
     /// FILE`) into the result one unsharded sweep gives; exit 1 if any seed violated.
     Merge(MergeArgs),
+    /// Measure the checkers' bug-finding power: for each planted bug, run seeds until a
+    /// violation catches it, and print `plant: NAME caught_after=K` (K seeds run).
+    Plants(PlantsArgs),
+}
+
+#[derive(Debug, Args)]
+struct PlantsArgs {
+    /// The most seeds to run per bug.
+    #[arg(long, default_value_t = 1000)]
+    seeds: u64,
+    /// The first seed.
+    #[arg(long, default_value_t = 0)]
+    first: u64,
+    /// Only this bug (repeatable); default: every bug this build plants that a seed
+    /// sweep can reach (not `trust-hello`: the sweeps run no impostor).
+    #[arg(long, value_parser = Planted::parse)]
+    only: Vec<Planted>,
+    /// Simulated time per seed.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    #[arg(long, default_value = "lan", value_parser = ["lan", "wan"])]
+    profile: String,
+    #[arg(long, default_value_t = 5)]
+    clients: usize,
+    /// Seeds run in parallel (default: the number of cores). The results do not depend
+    /// on it.
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// List the bugs this build can plant, and stop.
+    #[arg(long)]
+    list: bool,
 }
 
 #[derive(Debug, Args)]
@@ -79,10 +110,10 @@ struct WorldArgs {
     /// Simulated clients.
     #[arg(long, default_value_t = 5)]
     clients: usize,
-    /// Plant a bug on purpose (`double-count`, `no-failback`), to see the checkers catch
-    /// it.
-    #[arg(long, hide = true, value_parser = ["double-count", "no-failback"])]
-    plant: Option<String>,
+    /// Plant a bug on purpose, to see the checkers catch it (`hal-sim plants` lists and
+    /// measures them).
+    #[arg(long, value_parser = Planted::parse)]
+    plant: Option<Planted>,
 }
 
 impl WorldArgs {
@@ -93,9 +124,7 @@ impl WorldArgs {
         }
         config.chaos = self.duration * 2 / 3;
         config.calm = self.duration - config.chaos;
-        config.planted = Planted::ALL
-            .into_iter()
-            .find(|p| Some(p.name()) == self.plant.as_deref());
+        config.planted = self.plant;
         config
     }
 
@@ -103,8 +132,7 @@ impl WorldArgs {
     fn replay_command(&self, seed: u64) -> String {
         let plant = self
             .plant
-            .as_ref()
-            .map(|p| format!(" --plant {p}"))
+            .map(|p| format!(" --plant {}", p.name()))
             .unwrap_or_default();
         format!(
             "hal-sim replay --seed {seed} --duration {} --profile {} --clients {}{plant}",
@@ -173,10 +201,10 @@ struct RunArgs {
     /// Runs in parallel (default: the number of cores).
     #[arg(long)]
     jobs: Option<usize>,
-    /// Plant a bug on purpose (`double-count`, `no-failback`; `trust-hello`: the servers
+    /// Plant a bug on purpose (`hal-sim plants` lists them; `trust-hello`: the servers
     /// believe a peer's hello, so an impostor step is welcomed).
-    #[arg(long, hide = true, value_parser = ["double-count", "no-failback", "trust-hello"])]
-    plant: Option<String>,
+    #[arg(long, value_parser = Planted::parse)]
+    plant: Option<Planted>,
 }
 
 fn parse_seeds(text: &str) -> Result<std::ops::Range<u64>, String> {
@@ -203,6 +231,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay(&args),
         Command::History(args) => history(&args),
         Command::Merge(args) => merge(&args),
+        Command::Plants(args) => plants(&args),
     }
 }
 
@@ -233,10 +262,6 @@ impl tracing_subscriber::fmt::time::FormatTime for SimTime {
             None => write!(w, "{:>10}", "-"),
         }
     }
-}
-
-fn planted(name: Option<&str>) -> Option<Planted> {
-    Planted::ALL.into_iter().find(|p| Some(p.name()) == name)
 }
 
 /// The history of a run, whether it was judged or failed.
@@ -327,7 +352,7 @@ fn run_scenarios(args: &RunArgs) -> ExitCode {
             seeds.map(move |seed| (i, seed))
         })
         .collect();
-    let plant = planted(args.plant.as_deref());
+    let plant = args.plant;
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -379,7 +404,7 @@ fn run_scenarios(args: &RunArgs) -> ExitCode {
             }
             out!(
                 "  replay: {}",
-                scenario_replay(file, seed, args.plant.as_deref())
+                scenario_replay(file, seed, args.plant.map(Planted::name))
             );
         }
     }
@@ -512,7 +537,7 @@ fn sweep(args: &SweepArgs) -> ExitCode {
             duration: humantime::format_duration(args.world.duration).to_string(),
             profile: args.world.profile.clone(),
             clients: args.world.clients,
-            plant: args.world.plant.clone(),
+            plant: args.world.plant.map(|p| p.name().to_string()),
         },
         violations: failed
             .iter()
@@ -600,6 +625,100 @@ fn merge(args: &MergeArgs) -> ExitCode {
     }
 }
 
+/// What caught a planted bug: the invariant's name, or the failure's first line.
+fn caught_by(report: &str) -> String {
+    let line = report.lines().next().unwrap_or("");
+    match line.strip_prefix("invariant violated: ") {
+        Some(rest) => rest.split(" at t=").next().unwrap_or(rest).to_string(),
+        None => line.to_string(),
+    }
+}
+
+fn plants(args: &PlantsArgs) -> ExitCode {
+    let chosen: Vec<Planted> = if args.only.is_empty() {
+        Planted::all()
+            .into_iter()
+            .filter(|p| *p != Planted::TrustHello)
+            .collect()
+    } else {
+        args.only.clone()
+    };
+    if args.list {
+        for planted in Planted::all() {
+            out!("{}", planted.name());
+        }
+        if !cfg!(feature = "plant") {
+            out!("(hal-core's planted bugs need a build with `--features plant`)");
+        }
+        return ExitCode::SUCCESS;
+    }
+    if args.seeds == 0 {
+        eprintln!("error: --seeds must be at least 1");
+        return ExitCode::from(2);
+    }
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    // Seeds run in batches; the first violating seed of the first batch with one is the
+    // answer, so it does not depend on `jobs`.
+    let batch = (jobs as u64).saturating_mul(2).max(1);
+    let started = Instant::now();
+    let (mut caught, mut seeds_run) = (0, 0u64);
+    for planted in &chosen {
+        let world = WorldArgs {
+            seed: args.first,
+            duration: args.duration,
+            profile: args.profile.clone(),
+            clients: args.clients,
+            plant: Some(*planted),
+        };
+        let end = args.first.saturating_add(args.seeds);
+        let mut from = args.first;
+        let mut found = None;
+        while from < end && found.is_none() {
+            let to = from.saturating_add(batch).min(end);
+            let verdicts =
+                hal_sim::sweep::sweep(from..to, jobs, |seed| world.config(seed), |_, _| {});
+            found = verdicts
+                .into_iter()
+                .find_map(|v| v.violation.map(|report| (v.seed, report)));
+            seeds_run += match &found {
+                Some((seed, _)) => seed - from + 1,
+                None => to - from,
+            };
+            from = to;
+        }
+        match found {
+            Some((seed, report)) => {
+                caught += 1;
+                out!(
+                    "plant: {} caught_after={} seed={seed} by=\"{}\"",
+                    planted.name(),
+                    seed - args.first + 1,
+                    caught_by(&report)
+                );
+                out!("  replay: {}", world.replay_command(seed));
+            }
+            None => out!(
+                "plant: {} not caught in {} seeds ({}..{end})",
+                planted.name(),
+                args.seeds,
+                args.first
+            ),
+        }
+    }
+    out!(
+        "plants={} caught={caught} seeds_run={seeds_run} wall_s={:.1}",
+        chosen.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if caught == chosen.len() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 /// Shrinks seed `seed`'s violation to a scenario file, and says where it went.
 fn shrink_seed(args: &SweepArgs, seed: u64) {
     let config = args.world.config(seed);
@@ -635,7 +754,7 @@ fn shrink_seed(args: &SweepArgs, seed: u64) {
     );
     out!(
         "replay: {}",
-        scenario_replay(&path, seed, args.world.plant.as_deref())
+        scenario_replay(&path, seed, args.world.plant.map(Planted::name))
     );
 }
 

@@ -30,6 +30,8 @@ impl SimDisk {
 pub struct SimStorage {
     pub disk: SimDisk,
     pub sync_time: Duration,
+    /// A planted bug: a sync reports success and makes nothing durable.
+    pub lose_syncs: bool,
 }
 
 impl Storage for SimStorage {
@@ -40,6 +42,9 @@ impl Storage for SimStorage {
     async fn persist(&mut self, batch: Vec<Persist>) -> Result<(), StorageError> {
         // The crash point: a process dropped here has written nothing durable.
         tokio::time::sleep(self.sync_time).await;
+        if self.lose_syncs {
+            return Ok(());
+        }
         let mut durable = self.disk.durable.lock().unwrap_or_else(|e| e.into_inner());
         for write in &batch {
             durable.apply(write);

@@ -15,6 +15,7 @@ use hal_core::ServerEvent;
 use hal_core::ServerId;
 use hal_core::catalog::{Catalog, FeatureRules};
 use hal_core::client::{ClientConfig, ClientEvent};
+use hal_core::plant::Plants;
 use hal_core::protocol::{ClientId, Handle, RequestSeq};
 use hal_core::server::Config;
 use hal_core::timing::Timing;
@@ -56,11 +57,17 @@ pub struct WorldConfig {
     pub sync_time: Duration,
     /// A bug planted on purpose, to prove the checkers catch it.
     pub planted: Option<Planted>,
+    /// The most log entries a server keeps before it snapshots: small, so that runs
+    /// take snapshots and send them to servers that fell behind.
+    pub log_entries_max: usize,
     /// These faults instead of the ones the seed draws.
     pub faults: Option<Vec<(Duration, Fault)>>,
 }
 
-/// Bugs the world can plant, each one that an invariant must catch.
+/// Bugs the world can plant, each one that an invariant must catch (README, "Planted
+/// bugs"). Four are the world's own (a wrong license, a disk, a transport); the rest are
+/// planted in hal-core's server or client code and exist only in a build with the
+/// `plant` feature (`cargo run -p hal-sim --features plant -- plants`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Planted {
     /// The servers are told COUNT twice what the license says (as if they skipped the
@@ -75,6 +82,12 @@ pub enum Planted {
     /// the seats its forged snapshot wipes) must fail the run. The seed sweeps run no
     /// impostor, so there it changes nothing.
     TrustHello,
+    /// Every disk's sync reports success and makes nothing durable (an fsync lost to a
+    /// lying disk cache): a crashed server comes back without what it acknowledged.
+    LostFsync,
+    /// A bug planted in hal-core ([`hal_core::plant::Plant`]).
+    #[cfg(feature = "plant")]
+    Core(hal_core::plant::Plant),
 }
 
 impl Planted {
@@ -84,15 +97,45 @@ impl Planted {
             Planted::DoubleCount => "double-count",
             Planted::NoFailback => "no-failback",
             Planted::TrustHello => "trust-hello",
+            Planted::LostFsync => "lost-fsync",
+            #[cfg(feature = "plant")]
+            Planted::Core(plant) => plant.name(),
         }
     }
 
-    /// Every bug the world can plant.
-    pub const ALL: [Planted; 3] = [
-        Planted::DoubleCount,
-        Planted::NoFailback,
-        Planted::TrustHello,
-    ];
+    /// Every bug this build can plant: the world's own, then hal-core's (with the `plant`
+    /// feature).
+    pub fn all() -> Vec<Planted> {
+        #[allow(unused_mut)]
+        let mut all = vec![
+            Planted::DoubleCount,
+            Planted::NoFailback,
+            Planted::TrustHello,
+            Planted::LostFsync,
+        ];
+        #[cfg(feature = "plant")]
+        all.extend(hal_core::plant::Plant::ALL.map(Planted::Core));
+        all
+    }
+
+    /// The bug named `name`, or why there is none: an unknown name, or one of hal-core's
+    /// in a build without the `plant` feature.
+    pub fn parse(name: &str) -> Result<Planted, String> {
+        if let Some(planted) = Planted::all().into_iter().find(|p| p.name() == name) {
+            return Ok(planted);
+        }
+        if hal_core::plant::Plant::ALL.iter().any(|p| p.name() == name) {
+            return Err(format!(
+                "'{name}' is planted in hal-core's code, which this build leaves out: \
+                 build hal-sim with `--features plant` (a debug build; never a release one)"
+            ));
+        }
+        let names: Vec<&str> = Planted::all().iter().map(|p| p.name()).collect();
+        Err(format!(
+            "no planted bug is called '{name}'; this build plants {}",
+            names.join(", ")
+        ))
+    }
 
     /// The transport the servers run over with `planted` (or no bug) planted.
     pub(crate) fn server_transport(planted: Option<Planted>) -> SimTransport {
@@ -100,6 +143,15 @@ impl Planted {
             SimTransport::danger_believing_hellos()
         } else {
             SimTransport::new()
+        }
+    }
+
+    /// The bugs `planted` plants in hal-core's servers and clients.
+    pub(crate) fn plants(planted: Option<Planted>) -> Plants {
+        match planted {
+            #[cfg(feature = "plant")]
+            Some(Planted::Core(plant)) => Plants::only(plant),
+            _ => Plants::NONE,
         }
     }
 }
@@ -122,6 +174,7 @@ impl WorldConfig {
             sync_time: Duration::from_millis(2),
             planted: None,
             faults: None,
+            log_entries_max: 64,
         }
     }
 }
@@ -145,11 +198,22 @@ pub struct ServerSetup {
     pub peers: BTreeMap<ServerId, String>,
     /// How long a sync of its disk takes.
     pub sync_time: Duration,
+    /// Bugs planted in the server's code.
+    pub plants: Plants,
+    /// A planted bug: its disk's syncs make nothing durable.
+    pub lose_syncs: bool,
+    /// The most log entries kept before a snapshot.
+    pub log_entries_max: usize,
 }
 
 impl ServerSetup {
     /// Server `id` of the standard world: the right triad list, `catalog`.
-    fn standard(id: ServerId, catalog: Catalog, sync_time: Duration) -> ServerSetup {
+    fn standard(
+        id: ServerId,
+        catalog: Catalog,
+        sync_time: Duration,
+        planted: Option<Planted>,
+    ) -> ServerSetup {
         ServerSetup {
             catalog,
             identity: Identity {
@@ -162,6 +226,9 @@ impl ServerSetup {
                 .map(|p| (p, format!("{}:{PORT}", host(p))))
                 .collect(),
             sync_time,
+            plants: Planted::plants(planted),
+            lose_syncs: planted == Some(Planted::LostFsync),
+            log_entries_max: Config::triad(id, Timing::lan()).log_entries_max,
         }
     }
 }
@@ -178,7 +245,11 @@ pub fn address(id: ServerId) -> String {
 
 fn node_config(id: ServerId, timing: Timing, setup: &ServerSetup) -> NodeConfig {
     NodeConfig {
-        core: Config::triad(id, timing),
+        core: Config {
+            plants: setup.plants,
+            log_entries_max: setup.log_entries_max,
+            ..Config::triad(id, timing)
+        },
         listen: format!("0.0.0.0:{PORT}"),
         peers: setup.peers.clone(),
         identity: setup.identity.clone(),
@@ -261,6 +332,7 @@ pub(crate) fn spawn_servers(
             let storage = SimStorage {
                 disk: disk.clone(),
                 sync_time: setup.sync_time,
+                lose_syncs: setup.lose_syncs,
             };
             let (clock, hook) = (clock.clone(), role_hook(id, history.clone()));
             tokio::task::spawn_local(probe::run(id, clock.clone(), EPOCH_MS, probes.clone()));
@@ -337,9 +409,12 @@ fn judge(config: &WorldConfig, history: &History) -> Result<Run, String> {
     match config.planted {
         Some(Planted::DoubleCount) => count *= 2,
         Some(Planted::NoFailback) => timing.failback_hold = Duration::from_secs(86_400),
-        Some(Planted::TrustHello) | None => {}
+        _ => {}
     }
-    let setups = servers().map(|id| ServerSetup::standard(id, catalog(count), config.sync_time));
+    let setups = servers().map(|id| ServerSetup {
+        log_entries_max: config.log_entries_max,
+        ..ServerSetup::standard(id, catalog(count), config.sync_time, config.planted)
+    });
     let transport = Planted::server_transport(config.planted);
     spawn_servers(
         &mut sim, transport, setups, timing, &clocks, history, &probes,
@@ -358,6 +433,7 @@ fn judge(config: &WorldConfig, history: &History) -> Result<Run, String> {
             chaos: config.chaos,
             history: history.clone(),
             sent: Arc::default(),
+            plants: Planted::plants(config.planted),
         })
         .collect();
     let audit_at = audit_time(config);
@@ -544,6 +620,7 @@ struct ClientPlan {
     history: History,
     /// Requests this client has put on the wire (a frozen client must send none).
     sent: Arc<AtomicU64>,
+    plants: Plants,
 }
 
 pub(crate) type SimSession = Session<SimTransport, SimClock>;
@@ -557,6 +634,7 @@ impl ClientPlan {
             user: &self.name,
             label: &self.name,
             timing: self.timing,
+            plants: self.plants,
         };
         sim_session(&client, &self.history, &self.sent)
     }
@@ -689,6 +767,8 @@ pub(crate) struct SimClient<'a> {
     /// Its name in the history.
     pub label: &'a str,
     pub timing: Timing,
+    /// Bugs planted in its client code.
+    pub plants: Plants,
 }
 
 /// A session for `client`, every request sent and reply received recorded in `history`,
@@ -706,7 +786,10 @@ pub(crate) fn sim_session(
         client.id,
         client.user,
         "sim",
-        ClientConfig::new(client.timing),
+        ClientConfig {
+            plants: client.plants,
+            ..ClientConfig::new(client.timing)
+        },
     )
     .with_slots(client.path);
     let servers = client.path.to_vec();

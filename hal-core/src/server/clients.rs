@@ -6,6 +6,7 @@ use super::{Output, Server, State, millis};
 use crate::ServerEvent;
 use crate::ServerId;
 use crate::license::ServerPosition;
+use crate::plant::Plant;
 use crate::protocol::LogIndex;
 use crate::protocol::{
     ClientId, ClientRequest, Denial, Entry, HEARTBEAT_HANDLES_MAX, Handle, Invalid, Op,
@@ -104,7 +105,8 @@ impl Server {
     fn not_serving(&self) -> Option<Denial> {
         match &self.state {
             State::Leader(leader) => {
-                if !self.majority_heard() && leader.round > 1 {
+                let keeps_serving = self.config.plants.has(Plant::NoStepDown);
+                if !self.majority_heard() && leader.round > 1 && !keeps_serving {
                     Some(Denial::NoMajority)
                 } else if self.applied < leader.noop_index {
                     // Until its no-op applies, a new leader's seat table may lack
@@ -143,12 +145,16 @@ impl Server {
             self.event(ServerEvent::LimitReached { what: "log index" });
             return Err(ReplyResult::Denied(Denial::NoMajority));
         }
+        let dedup = !self.config.plants.has(Plant::RetriesNotDeduplicated);
         match self.seats.seen(client, seq) {
-            Seen::Retry(outcome) => return Err(self.repeat_answer(client, seq, outcome)),
+            Seen::Retry(outcome) if dedup => {
+                return Err(self.repeat_answer(client, seq, outcome));
+            }
             Seen::Stale => return Ok(None),
-            Seen::New => {}
+            Seen::New | Seen::Retry(_) => {}
         }
         if let State::Leader(leader) = &self.state
+            && dedup
             && leader.proposed.get(&client).is_some_and(|(s, _)| *s == seq)
         {
             // A retry of a request still in flight: it is answered when it applies.
@@ -187,14 +193,16 @@ impl Server {
             self.config.position,
             ServerPosition::Single | ServerPosition::Triad(ServerId::PRIMARY)
         );
-        if hours.is_some() && !primary {
+        if hours.is_some() && !primary && !self.config.plants.has(Plant::BorrowBy2) {
             return denied(Denial::BorrowUnavailable);
         }
         let count = self.catalog.count(&feature).unwrap_or(0);
-        let used = self
-            .seats
-            .used(&feature)
-            .saturating_add(self.grants_in_flight(&feature));
+        let in_flight = if self.config.plants.has(Plant::CountAtProposeOnly) {
+            0
+        } else {
+            self.grants_in_flight(&feature)
+        };
+        let used = self.seats.used(&feature).saturating_add(in_flight);
         if used >= count {
             return denied(Denial::AllInUse { used, count });
         }
@@ -234,9 +242,6 @@ impl Server {
         }
     }
 
-    /// Renews the leases of the client's seats, if this server may: it must lead, hold
-    /// its leader lease (so no other leader can exist) and have applied its term's no-op
-    /// (so it knows every committed seat).
     /// The original answer to a retried request. A grant is repeated only while the seat
     /// is still held, and its lease is renewed as a heartbeat would (the client counts
     /// its lease from this retry); a grant that lapsed before the client heard of it is
@@ -261,9 +266,12 @@ impl Server {
             }
             if borrow_end.is_none() {
                 let deadline = self.now.mono + self.timing().seat_lease();
-                let Some(leader) =
-                    Self::leased_leader(&mut self.state, self.now.mono, self.applied)
-                else {
+                let Some(leader) = Self::leased_leader(
+                    &mut self.state,
+                    self.now.mono,
+                    self.applied,
+                    self.config.plants,
+                ) else {
                     return ReplyResult::Denied(Denial::NoMajority);
                 };
                 leader.leases.set(*handle, deadline);
@@ -280,11 +288,13 @@ impl Server {
         state: &mut State,
         now: Time,
         applied: LogIndex,
+        plants: crate::plant::Plants,
     ) -> Option<&mut super::Leader> {
         let State::Leader(leader) = state else {
             return None;
         };
-        let leased = leader.lease_until.is_some_and(|until| now < until);
+        let leased =
+            leader.lease_until.is_some_and(|until| now < until) || plants.has(Plant::NoStepDown);
         (leased && applied >= leader.noop_index).then_some(&mut **leader)
     }
 
@@ -299,9 +309,24 @@ impl Server {
         let now = self.now.mono;
         let lease = self.timing().client_lease;
         let deadline = now + self.timing().seat_lease();
-        let Some(leader) = Self::leased_leader(&mut self.state, now, self.applied) else {
+        let any = self.config.plants.has(Plant::LeaseRenewedByAnyHeartbeat);
+        let Some(leader) =
+            Self::leased_leader(&mut self.state, now, self.applied, self.config.plants)
+        else {
             return ReplyResult::Denied(Denial::NoMajority);
         };
+        if any {
+            let others: Vec<Handle> = self
+                .seats
+                .iter()
+                .filter(|(_, s)| s.borrow_end().is_none())
+                .map(|(h, _)| h)
+                .filter(|h| !leader.expiring.contains(h))
+                .collect();
+            for handle in others {
+                leader.leases.set(handle, deadline);
+            }
+        }
         let mut held = Vec::new();
         let mut unknown = Vec::new();
         for handle in handles {
@@ -334,7 +359,11 @@ impl Server {
     /// seat past its end plus the allowed clock skew.
     pub(super) fn expire_seats(&mut self) {
         let now = self.now;
-        let skew = self.timing().max_clock_skew;
+        let skew = if self.config.plants.has(Plant::ExpiryWithoutSkewMargin) {
+            std::time::Duration::ZERO
+        } else {
+            self.timing().max_clock_skew
+        };
         let term = self.term;
         let State::Leader(leader) = &mut self.state else {
             return;

@@ -31,6 +31,7 @@
 use super::{Contact, Server, ServerEvent, State};
 use crate::ServerId;
 use crate::license::ServerPosition;
+use crate::plant::Plant;
 use crate::protocol::{LogIndex, PeerBody, Term};
 use crate::time::Time;
 
@@ -49,6 +50,11 @@ pub(super) struct Failback {
     primary: Contact,
     /// #2: when it last began a handover.
     attempted: Option<Time>,
+    /// #2: the start of #1's contact by #1's own account (its latest presence, direct
+    /// or through #3). #1 knows of an interruption #2 cannot see: a restart, or a
+    /// spell of hearing no peer, shorter than the gaps contact tolerates. No hold
+    /// counts from before it.
+    primary_own_since: Option<Time>,
 }
 
 fn millis(d: std::time::Duration) -> u64 {
@@ -128,6 +134,7 @@ impl Server {
             if self.is_leader() {
                 let since = Time(now.0.saturating_sub(connected_for_ms));
                 self.failback.primary.touch_since(since, now, gap_max);
+                self.failback.primary_own_since = Some(since);
             }
             return;
         }
@@ -140,17 +147,23 @@ impl Server {
         } else {
             self.failback.primary_two_way = Contact::default();
         }
-        let Some(since) = self.failback.primary_two_way.lasting_since(now, gap_max) else {
+        if self
+            .failback
+            .primary_two_way
+            .lasting_since(now, gap_max)
+            .is_none()
+        {
             return;
-        };
+        }
         let leader = self.leader.filter(|l| *l != ServerId::PRIMARY);
         if let Some(leader) = leader
             && self.leader_is_live()
         {
-            // #1's own account of its contact may reach further back than #3's.
-            let for_ms = millis(now.since(since)).max(connected_for_ms);
+            // #1's own account of its contact: it may reach further back than #3's (the
+            // contact moved between peers), and it knows of interruptions #3 cannot see
+            // (a restart shorter than the gaps contact tolerates).
             let body = PeerBody::PrimaryHeard {
-                for_ms,
+                for_ms: connected_for_ms,
                 last_index,
                 last_term,
             };
@@ -170,6 +183,7 @@ impl Server {
         let since = Time(now.0.saturating_sub(for_ms));
         let gap_max = self.timing().contact_gap_max();
         self.failback.primary.touch_since(since, now, gap_max);
+        self.failback.primary_own_since = Some(since);
     }
 
     /// As #2: heard from #1 directly, now.
@@ -197,12 +211,14 @@ impl Server {
         let timing = *self.timing();
         let gap_max = timing.contact_gap_max();
         let last = self.log.last_index();
-        // Contact with #1, counted from no earlier than the last handover tried.
+        // Contact with #1, counted from no earlier than the last handover tried, nor than
+        // #1 itself says.
         let since = self
             .failback
             .primary
             .lasting_since(now, gap_max)
-            .map(|s| self.failback.attempted.map_or(s, |tried| s.max(tried)));
+            .map(|s| self.failback.attempted.map_or(s, |tried| s.max(tried)))
+            .map(|s| self.failback.primary_own_since.map_or(s, |own| s.max(own)));
         let State::Leader(leader) = &mut self.state else {
             return;
         };
@@ -212,7 +228,12 @@ impl Server {
             }
             return;
         }
-        if since.is_none_or(|s| now.since(s) < timing.failback_hold) {
+        let hold = if self.config.plants.has(Plant::FailbackBeforeHold) {
+            std::time::Duration::ZERO
+        } else {
+            timing.failback_hold
+        };
+        if since.is_none_or(|s| now.since(s) < hold) {
             return;
         }
         let progress = leader.progress.get(&ServerId::PRIMARY);
@@ -235,5 +256,81 @@ impl Server {
         });
         self.send(ServerId::PRIMARY, PeerBody::TimeoutNow);
         self.send(ServerId::TIEBREAKER, PeerBody::HandOver);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::{Driver, sent_to};
+    use super::*;
+    use crate::timing::Timing;
+
+    fn presence(connected_for_ms: u64) -> PeerBody {
+        PeerBody::Presence {
+            last_index: LogIndex(0),
+            last_term: Term(0),
+            hears_you: true,
+            connected_for_ms,
+        }
+    }
+
+    /// #2 leads; from `start_ms` #1 sends a presence every 100 ms until `until_ms`, its
+    /// own contact counted from `own_from(t)`. Returns when #2 first hands over (sends
+    /// `TimeoutNow` to #1), if it does.
+    fn hand_over_at(
+        two: &mut Driver,
+        start_ms: u64,
+        until_ms: u64,
+        own_from: impl Fn(u64) -> u64,
+    ) -> Option<u64> {
+        let mut t = start_ms;
+        while t <= until_ms {
+            let mut outputs = two.tick_to(t);
+            outputs.extend(two.hear(ServerId::PRIMARY, presence(t - own_from(t))));
+            outputs.extend(two.tick_to(t));
+            let handed = sent_to(&outputs, ServerId::PRIMARY)
+                .iter()
+                .any(|b| matches!(b, PeerBody::TimeoutNow));
+            if handed {
+                return Some(t);
+            }
+            t += 100;
+        }
+        None
+    }
+
+    fn leading_two() -> (Driver, u64) {
+        let mut two = Driver::new(ServerId::SECONDARY);
+        two.elect();
+        assert!(two.server.is_leader());
+        let from = two.now_ms;
+        (two, from)
+    }
+
+    #[test]
+    fn two_hands_over_after_the_hold() {
+        let (mut two, from) = leading_two();
+        let at = hand_over_at(&mut two, from, from + 15_000, |_| from).unwrap();
+        let hold = Timing::lan().failback_hold.as_millis() as u64;
+        assert!(
+            at >= from + hold && at <= from + hold + 300,
+            "{at} from {from}"
+        );
+    }
+
+    /// Found by invariant 8 (sweep seed 1078): #1 restarted in less than the gaps #2's
+    /// count of contact tolerates, and #2 handed over three seconds later, counting the
+    /// hold from before the restart. #1's presence says when its own contact began.
+    #[test]
+    fn a_restart_of_one_that_two_cannot_see_restarts_the_hold() {
+        let (mut two, from) = leading_two();
+        let restart = from + 7_000;
+        let own_from = |t: u64| if t < restart { from } else { restart };
+        let at = hand_over_at(&mut two, from, from + 25_000, own_from).unwrap();
+        let hold = Timing::lan().failback_hold.as_millis() as u64;
+        assert!(
+            at >= restart + hold,
+            "handed over at {at}, restart at {restart}"
+        );
     }
 }

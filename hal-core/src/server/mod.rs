@@ -28,6 +28,8 @@ mod failback;
 mod idle;
 mod leases;
 mod peers;
+#[cfg(test)]
+mod testkit;
 mod trust;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -40,6 +42,7 @@ use crate::ServerId;
 use crate::catalog::Catalog;
 use crate::license::ServerPosition;
 use crate::log::Log;
+use crate::plant::Plant;
 use crate::protocol::{
     ClientId, Entry, Handle, LogIndex, PeerMessage, RequestSeq, ServerReply, Snapshot, Term,
 };
@@ -63,6 +66,8 @@ pub struct Config {
     /// ([`Output::may_precede_persists`]) before the persists before them are synced: the
     /// leader's disk write and the followers' run in parallel (Raft thesis §10.2.1).
     pub reports_durable: bool,
+    /// Bugs planted on purpose (none unless built with the `plant` feature).
+    pub plants: crate::plant::Plants,
 }
 
 impl Config {
@@ -74,6 +79,7 @@ impl Config {
             log_entries_max: 10_000,
             append_entries_max: 4096,
             reports_durable: false,
+            plants: crate::plant::Plants::NONE,
         }
     }
 
@@ -656,9 +662,21 @@ impl Server {
                 Command::Noop | Command::Forget { .. } => None,
             };
             let catalog = &self.catalog;
-            let outcome = self
-                .seats
-                .apply(index, &entry.command, |f| catalog.count(f));
+            let plants = self.config.plants;
+            let outcome = if plants.has(Plant::CountAtProposeOnly)
+                || plants.has(Plant::RetriesNotDeduplicated)
+            {
+                let dedup = !plants.has(Plant::RetriesNotDeduplicated);
+                let recheck = !plants.has(Plant::CountAtProposeOnly);
+                self.seats.apply_planted(index, &entry.command, dedup, |f| {
+                    catalog
+                        .count(f)
+                        .map(|count| if recheck { count } else { u32::MAX })
+                })
+            } else {
+                self.seats
+                    .apply(index, &entry.command, |f| catalog.count(f))
+            };
             self.applied = index;
             if let Some(client) = client {
                 self.schedule_if_idle(client);

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::{Leader, Output, Progress, Role, Server, ServerEvent, State};
 use crate::ServerId;
+use crate::plant::Plant;
 use crate::protocol::{Entry, LogIndex, PeerBody, PeerMessage, Snapshot, Term};
 use crate::seats::Command;
 use crate::time::Time;
@@ -159,7 +160,8 @@ impl Server {
     }
 
     fn on_pre_vote(&mut self, from: ServerId, term: Term, last_index: LogIndex, last_term: Term) {
-        let current = self.log_is_current(last_index, last_term);
+        let current = self.log_is_current(last_index, last_term)
+            || self.config.plants.has(Plant::NoVoteRestriction);
         let granted = term > self.term && !self.hears_a_leader() && current;
         if !current {
             self.donate(from, last_index);
@@ -504,6 +506,9 @@ impl Server {
             self.log.reset(last, snapshot.last_term);
         }
         self.seats = snapshot.seats.clone();
+        if self.config.plants.has(Plant::SnapshotWithoutSessions) {
+            self.seats.forget_requests();
+        }
         self.commit = last;
         self.applied = last;
         self.push(Output::Persist(super::Persist::Snapshot(snapshot.clone())));
@@ -515,6 +520,9 @@ impl Server {
     /// Sends `to` this server's log from after `from_index` (or the snapshot, if the log
     /// no longer reaches back that far).
     fn donate(&mut self, to: ServerId, from_index: LogIndex) {
+        if self.config.plants.has(Plant::NoDonation) {
+            return;
+        }
         let last_index = self.log.last_index();
         let last_term = self.log.last_term();
         let prev_index = from_index.min(last_index);
@@ -577,6 +585,12 @@ impl Server {
         if prev_index >= self.log.snapshot_index()
             && self.log.term_at(prev_index) != Some(prev_term)
         {
+            if prev_index <= self.commit {
+                // A more up-to-date log disagrees with a committed entry here: only a disk
+                // that lost acknowledged writes does that. No hint could help, and
+                // answering would only have the same entries sent again at once.
+                return;
+            }
             let hint = LogIndex(prev_index.0.saturating_sub(1))
                 .min(self.log.last_index())
                 .max(self.commit);
@@ -725,6 +739,11 @@ impl Server {
             return;
         };
         progress.acked_round = progress.acked_round.max(round);
+        // A refusal below what the peer acknowledged is stale (it crossed a later
+        // success) or says the peer lost acknowledged entries (a disk that lied about a
+        // sync): resending at once would be refused again, as fast as the link carries
+        // it. The next heartbeat retries.
+        let contradicts = !success && match_index < progress.matched;
         if success {
             progress.matched = progress.matched.max(match_index);
             progress.next = progress
@@ -738,7 +757,7 @@ impl Server {
         if success {
             self.advance_commit();
             self.send_new_entries(from);
-        } else {
+        } else if !contradicts {
             self.send_append(from);
         }
     }
@@ -783,7 +802,7 @@ impl Server {
         }
         leader.next_heartbeat = now + timing.peer_heartbeat;
         let started = leader.round > 0;
-        if started && !self.majority_heard() {
+        if started && !self.majority_heard() && !self.config.plants.has(Plant::NoStepDown) {
             let term = self.term;
             self.event(ServerEvent::LostMajority { term });
             self.become_follower(term, None);
@@ -826,5 +845,131 @@ impl Leader {
             let until = sent + lease;
             self.lease_until = Some(self.lease_until.map_or(until, |u| u.max(until)));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::super::testkit::{Driver, append, noop, sent_to};
+    use super::*;
+
+    /// #1 leading term `t`, its no-op acknowledged by #2 (so #2's match is 1).
+    fn leader_with_two_caught_up() -> Driver {
+        let mut one = Driver::new(ServerId::PRIMARY);
+        one.elect();
+        let round = 1;
+        let outputs = one.hear(
+            ServerId::SECONDARY,
+            PeerBody::AppendReply {
+                success: true,
+                match_index: LogIndex(1),
+                round,
+            },
+        );
+        assert!(
+            sent_to(&outputs, ServerId::SECONDARY).is_empty(),
+            "{outputs:?}"
+        );
+        one
+    }
+
+    #[test]
+    fn a_refusal_that_moves_the_next_index_back_is_answered_at_once() {
+        let mut one = Driver::new(ServerId::PRIMARY);
+        one.elect();
+        // #2 has nothing yet and says so: the leader sends again from the start at once.
+        let outputs = one.hear(
+            ServerId::SECONDARY,
+            PeerBody::AppendReply {
+                success: false,
+                match_index: LogIndex(0),
+                round: 1,
+            },
+        );
+        let sent = sent_to(&outputs, ServerId::SECONDARY);
+        assert!(
+            matches!(
+                sent.as_slice(),
+                [PeerBody::Append {
+                    prev_index: LogIndex(0),
+                    ..
+                }]
+            ),
+            "{sent:?}"
+        );
+    }
+
+    /// Found by the planted bug `lost-fsync`: a follower that lost entries it had
+    /// acknowledged refused every append, and the leader resent each at once, the two
+    /// trading messages as fast as the link carried them and no simulated time passing.
+    #[test]
+    fn a_refusal_below_what_the_follower_acknowledged_waits_for_the_heartbeat() {
+        let mut one = leader_with_two_caught_up();
+        let outputs = one.hear(
+            ServerId::SECONDARY,
+            PeerBody::AppendReply {
+                success: false,
+                match_index: LogIndex(0),
+                round: 1,
+            },
+        );
+        assert!(
+            sent_to(&outputs, ServerId::SECONDARY).is_empty(),
+            "{outputs:?}"
+        );
+        // The heartbeat still reaches #2.
+        let outputs = one.tick_to(one.now_ms + 200);
+        assert!(!sent_to(&outputs, ServerId::SECONDARY).is_empty());
+    }
+
+    /// Found by the planted bug `lost-fsync`: a donor whose log disagrees with a
+    /// committed entry of the receiver got a refusal pointing at that same entry, and
+    /// donated it again at once, forever.
+    #[test]
+    fn a_donation_that_contradicts_a_committed_entry_is_dropped_unanswered() {
+        // #2 follows #1 in term 1 and has committed its entry 1.
+        let mut two = Driver::new(ServerId::SECONDARY);
+        two.hear_in(ServerId::PRIMARY, Term(1), append((0, 0), vec![noop(1)], 1));
+        assert_eq!(two.server.commit_index(), LogIndex(1));
+        // #3 "donates" a log whose entry 1 is of term 2.
+        let outputs = two.hear(
+            ServerId::TIEBREAKER,
+            PeerBody::Donate {
+                prev_index: LogIndex(1),
+                prev_term: Term(2),
+                entries: vec![noop(2)],
+                last_index: LogIndex(2),
+                last_term: Term(2),
+            },
+        );
+        assert!(
+            sent_to(&outputs, ServerId::TIEBREAKER).is_empty(),
+            "{outputs:?}"
+        );
+        assert_eq!(two.server.last_index(), LogIndex(1));
+        // Above the commit index a conflict gets a hint, lower each time.
+        let outputs = two.hear(
+            ServerId::TIEBREAKER,
+            PeerBody::Donate {
+                prev_index: LogIndex(2),
+                prev_term: Term(2),
+                entries: vec![],
+                last_index: LogIndex(3),
+                last_term: Term(2),
+            },
+        );
+        let sent = sent_to(&outputs, ServerId::TIEBREAKER);
+        assert!(
+            matches!(
+                sent.as_slice(),
+                [PeerBody::DonateReply {
+                    success: false,
+                    match_index: LogIndex(1)
+                }]
+            ),
+            "{sent:?}"
+        );
     }
 }

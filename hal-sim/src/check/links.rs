@@ -72,6 +72,12 @@ impl Links {
         self.steady_since[s]
     }
 
+    /// Since when slot `s` has been up and connected to a live peer (over any link, steady
+    /// or not) without a break: the earliest it can have been reachable.
+    pub fn connected_since(&self, s: usize) -> Option<u64> {
+        self.connected_since[s]
+    }
+
     /// Whether any link of slot `s` is unreliable (then connectivity is not judged).
     pub fn shaky(&self, s: usize) -> bool {
         (0..3).any(|p| self.shaky[s][p] || self.shaky[p][s])
@@ -99,7 +105,18 @@ impl Links {
         };
         match record["fault"].as_str().unwrap_or("") {
             "crash" => a.iter().for_each(|&s| self.up[s] = false),
-            "restart" => a.iter().for_each(|&s| self.up[s] = true),
+            "restart" => {
+                for &s in &a {
+                    if self.up[s] {
+                        // A running server restarted (a service restart): down and up
+                        // again at once, a break all the same.
+                        self.connected_since[s] = None;
+                        self.steady_since[s] = None;
+                        self.disconnected_at[s] = Some(t);
+                    }
+                    self.up[s] = true;
+                }
+            }
             "partition" | "hold" => both(&mut self.cut, true),
             "repair" | "release" => both(&mut self.cut, false),
             "partition_oneway" => a

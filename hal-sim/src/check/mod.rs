@@ -4,6 +4,7 @@
 //! Each checker sees the records in order and says, at the first record that breaks its
 //! rule, what broke and which earlier records show it.
 
+mod failback;
 mod leases;
 mod links;
 mod liveness;
@@ -85,6 +86,7 @@ impl Checkers {
                 Box::new(one_seat::OneRequestOneSeat::default()),
                 Box::new(liveness::Liveness::default()),
                 Box::new(orphans::NoOrphanSeat::default()),
+                Box::new(failback::FailbackHold::default()),
             ],
             violation: None,
         }

@@ -14,6 +14,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use hal_core::catalog::Catalog;
 use hal_core::client::ClientEvent;
 use hal_core::license::ServerPosition;
+use hal_core::plant::Plants;
 use hal_core::protocol::{ClientId, Handle, RequestSeq};
 use hal_core::server::Role;
 use hal_core::timing::Timing;
@@ -201,6 +202,9 @@ fn setup(
         identity: Identity::new(triad, &scenario.license),
         peers,
         sync_time: spec.sync_time,
+        plants: Planted::plants(planted),
+        lose_syncs: planted == Some(Planted::LostFsync),
+        log_entries_max: hal_core::server::Config::triad(id, scenario.timing).log_entries_max,
     })
 }
 
@@ -440,6 +444,7 @@ fn play(
                 held: Vec::new(),
                 lost: Vec::new(),
                 sent: Arc::default(),
+                plants: Planted::plants(planted),
                 restarts: 0,
                 name: name.clone(),
                 label: name,
@@ -606,6 +611,8 @@ struct Member {
     lost: Vec<u64>,
     /// Requests it has put on the wire (a frozen client must send none).
     sent: Arc<AtomicU64>,
+    /// Bugs planted in its client code.
+    plants: Plants,
 }
 
 /// What came of a request, and after how many sends.
@@ -646,6 +653,7 @@ impl Member {
             user: &self.name,
             label: &self.label,
             timing: self.timing,
+            plants: self.plants,
         };
         sim_session(&client, &self.history, &self.sent)
     }
