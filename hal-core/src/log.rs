@@ -109,7 +109,7 @@ impl Log {
         let from = self.unpersisted_from.map_or(index, |i| i.min(index));
         self.unpersisted_from = Some(from);
         // What replaces the dropped entries is not durable until the shell says so.
-        self.durable = self.durable.min(LogIndex(index.0.saturating_sub(1)));
+        self.durable = self.durable.min(index.prev());
     }
 
     /// Drops the entries up to `index` (inclusive), which a snapshot now covers.
@@ -118,11 +118,11 @@ impl Log {
             if self.entries.pop_front().is_none() {
                 break;
             }
-            self.snapshot_index = LogIndex(self.snapshot_index.0.saturating_add(1));
+            self.snapshot_index = self.snapshot_index.after();
         }
         self.snapshot_index = index;
         self.snapshot_term = term;
-        let after = LogIndex(index.0.saturating_add(1));
+        let after = index.after();
         self.unpersisted_from = self.unpersisted_from.map(|i| i.max(after));
     }
 
@@ -154,7 +154,7 @@ impl Log {
     /// The last index the shell has been told to persist.
     pub fn persisted_index(&self) -> LogIndex {
         match self.unpersisted_from {
-            Some(first) => LogIndex(first.0.saturating_sub(1)).min(self.last_index()),
+            Some(first) => first.prev().min(self.last_index()),
             None => self.last_index(),
         }
     }

@@ -77,6 +77,11 @@ impl LogIndex {
         self.plus(1)
     }
 
+    /// The index after this one (saturating; indices stay below [`LogIndex::MAX`]).
+    pub fn after(self) -> LogIndex {
+        LogIndex(self.0.saturating_add(1))
+    }
+
     /// The index before this one (0, "before the first entry", stays 0).
     pub fn prev(self) -> LogIndex {
         LogIndex(self.0.saturating_sub(1))

@@ -212,7 +212,14 @@ pub fn schedule(
     let mut t = Duration::from_millis(rng.random_range(1_000..4_000));
     while t + FAULT_MIN <= chaos {
         let kind = enabled[rng.random_range(0..enabled.len())];
-        let lasting = Duration::from_millis(rng.random_range(300..6_000)).min(chaos - t);
+        // One fault in five outlasts a client's lease (8 s in the standard world) and the
+        // expiry margin: seats expire while it lasts, on either side of it.
+        let lasting_ms = if rng.random_bool(0.2) {
+            rng.random_range(6_000..16_000)
+        } else {
+            rng.random_range(300..6_000)
+        };
+        let lasting = Duration::from_millis(lasting_ms).min(chaos - t);
         let mut settled = lasting;
         for (offset, fault) in draw(rng, kind, lasting, max_skew_ms) {
             if let Fault::Slow(_, _, latency) = fault {
@@ -445,9 +452,15 @@ mod tests {
     fn schedules_keep_faults_apart_and_healed_in_time() {
         let chaos = Duration::from_secs(20);
         let least = Duration::from_millis(100);
+        let mut longest = Duration::ZERO;
         for seed in 0..2_000 {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             let schedule = schedule(&mut rng, chaos, Duration::from_secs(300));
+            for pair in schedule.windows(2) {
+                if heals(&pair[1].1) {
+                    longest = longest.max(pair[1].0 - pair[0].0);
+                }
+            }
             let mut open: Option<(Duration, Fault)> = None;
             let mut down_since = None;
             let mut settled = Duration::ZERO;
@@ -499,5 +512,7 @@ mod tests {
                 "seed {seed}: not healed by the end of the chaos"
             );
         }
+        // Some faults outlast a lease of the standard world and its expiry margin.
+        assert!(longest > Duration::from_secs(9), "{longest:?}");
     }
 }

@@ -21,6 +21,9 @@ pub struct History {
     checkers: Arc<Mutex<Checkers>>,
     /// A harness bug seen from inside the simulation (a fault that took no effect).
     harness: Arc<Mutex<Option<String>>>,
+    /// Each simulated client's name in the history, by its id (for the servers' records,
+    /// which know clients by id).
+    names: Arc<Mutex<std::collections::BTreeMap<u64, String>>>,
 }
 
 /// What a client's application was told of a grant (its history record).
@@ -144,6 +147,36 @@ impl History {
     }
 
     /// A server's role changed (`active`, `standby` or `down`).
+    /// Client `id` is called `name` in the history.
+    pub fn name_client(&self, id: hal_core::protocol::ClientId, name: &str) {
+        self.names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.0, name.to_string());
+    }
+
+    /// Server `server` applied a grant: request `seq` of client `client` got `handle`.
+    pub fn applied_grant(
+        &self,
+        t_ms: u64,
+        server: ServerId,
+        client: hal_core::protocol::ClientId,
+        seq: u64,
+        handle: &str,
+    ) {
+        let name = self
+            .names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&client.0)
+            .cloned()
+            .unwrap_or_else(|| format!("{:016x}", client.0));
+        self.push(
+            json!({"t_ms": t_ms, "kind": "applied", "server": server.get(),
+            "client": name, "req": seq, "handle": handle}),
+        );
+    }
+
     pub fn role(&self, t_ms: u64, server: ServerId, role: &str, term: u64) {
         self.push(json!({"t_ms": t_ms, "kind": "role", "server": server.get(), "role": role, "term": term}));
     }

@@ -273,10 +273,16 @@ fn catalog(count: u32) -> Catalog {
 
 /// Records role changes of server `id` into the history.
 fn role_hook(id: ServerId, history: History) -> EventHook {
-    EventHook(Arc::new(move |event: &ServerEvent| {
-        if let ServerEvent::RoleChanged { role, term } = event {
+    EventHook(Arc::new(move |event: &ServerEvent| match event {
+        ServerEvent::RoleChanged { role, term } => {
             history.role(now_ms(), id, role.name(), term.0);
         }
+        ServerEvent::SeatGranted {
+            client,
+            seq,
+            handle,
+        } => history.applied_grant(now_ms(), id, *client, seq.0, &handle.to_string()),
+        _ => {}
     }))
 }
 
@@ -793,6 +799,7 @@ pub(crate) fn sim_session(
     )
     .with_slots(client.path);
     let servers = client.path.to_vec();
+    history.name_client(client.id, client.label);
     let (history, label, sent) = (history.clone(), client.label.to_string(), sent.clone());
     session.tap(Box::new(move |tapped| match tapped {
         Tapped::Sent { endpoint, request } => {

@@ -88,6 +88,32 @@ fn a_request_granted_two_handles_is_caught() {
         violation.what,
         "request 7 of c1 was granted twice: h2, then h5"
     );
+    // The first grant's reply was lost: the servers' applied grants show the second seat.
+    let applied = |t: u64, server: u64, handle: &str| {
+        format!(
+            r#"{{"t_ms":{t},"kind":"applied","server":{server},"client":"c1","req":7,"handle":"{handle}"}}"#
+        )
+    };
+    let once_everywhere = [
+        meta(5),
+        applied(1, 1, "h2"),
+        applied(1, 3, "h2"),
+        applied(2, 2, "h2"),
+        reply(9, "c1", 7, "h2", 2),
+    ];
+    assert_eq!(Checkers::check(&once_everywhere), None);
+    let lost_reply = [
+        meta(5),
+        applied(1, 1, "h2"),
+        applied(8, 2, "h5"),
+        reply(9, "c1", 7, "h5", 2),
+    ];
+    let violation = Checkers::check(&lost_reply).unwrap();
+    assert_eq!(violation.invariant, "5 one request, one seat");
+    assert_eq!(
+        violation.what,
+        "request 7 of c1 was granted twice: h2, then h5 (applied by #2)"
+    );
 }
 
 #[test]

@@ -261,8 +261,8 @@ impl Server {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testkit::{Driver, sent_to};
     use super::*;
+    use crate::server::testkit::{Driver, sent_to};
     use crate::timing::Timing;
 
     fn presence(connected_for_ms: u64) -> PeerBody {

@@ -29,7 +29,7 @@ mod idle;
 mod leases;
 mod peers;
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 mod trust;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -206,6 +206,13 @@ pub enum ServerEvent {
     FailbackStarted { to: ServerId, term: Term },
     /// A seat's lease or borrow ran out and its expiry was proposed.
     SeatExpiring { handle: Handle },
+    /// A grant was applied to this server's seat table: request `seq` of `client` got
+    /// the seat `handle` (every server reports each grant it applies, once).
+    SeatGranted {
+        client: ClientId,
+        seq: RequestSeq,
+        handle: Handle,
+    },
     /// A peer's message was refused, unread, for a field no honest peer sends; says which.
     PeerMessageRefused { from: ServerId, why: String },
     /// The server cannot campaign: its term or its log is at its highest value
@@ -651,7 +658,7 @@ impl Server {
     /// clients and keeps the soft state in step.
     fn apply_committed(&mut self) {
         while self.applied < self.commit {
-            let index = LogIndex(self.applied.0.saturating_add(1));
+            let index = self.applied.after();
             let Some(entry) = self.log.get(index).cloned() else {
                 break;
             };
@@ -678,6 +685,16 @@ impl Server {
                     .apply(index, &entry.command, |f| catalog.count(f))
             };
             self.applied = index;
+            if let (Some(Outcome::Granted { handle, .. }), Command::Grant { client, seq, .. }) =
+                (&outcome, &entry.command)
+                && handle.0 == index.0
+            {
+                self.push(Output::Event(ServerEvent::SeatGranted {
+                    client: *client,
+                    seq: *seq,
+                    handle: *handle,
+                }));
+            }
             if let Some(client) = client {
                 self.schedule_if_idle(client);
             }

@@ -13,7 +13,7 @@ use crate::time::{Now, Time, WallTime};
 use crate::timing::Timing;
 
 /// The instant `ms` after the start of a test.
-pub(super) fn at(ms: u64) -> Now {
+pub(crate) fn at(ms: u64) -> Now {
     Now {
         mono: Time(ms),
         wall: WallTime(1_800_000_000_000 + ms),
@@ -32,7 +32,7 @@ fn catalog() -> Catalog {
 }
 
 /// One server under test, and the time it has reached.
-pub(super) struct Driver {
+pub(crate) struct Driver {
     pub server: Server,
     pub now_ms: u64,
 }
@@ -99,7 +99,7 @@ impl Driver {
 }
 
 /// The peer messages among `outputs`.
-pub(super) fn peer_messages(outputs: &[Output]) -> Vec<PeerMessage> {
+pub(crate) fn peer_messages(outputs: &[Output]) -> Vec<PeerMessage> {
     outputs
         .iter()
         .filter_map(|o| match o {
@@ -110,7 +110,7 @@ pub(super) fn peer_messages(outputs: &[Output]) -> Vec<PeerMessage> {
 }
 
 /// The bodies of the messages to `to` among `outputs`.
-pub(super) fn sent_to(outputs: &[Output], to: ServerId) -> Vec<PeerBody> {
+pub(crate) fn sent_to(outputs: &[Output], to: ServerId) -> Vec<PeerBody> {
     peer_messages(outputs)
         .into_iter()
         .filter(|m| m.to == to)
@@ -119,7 +119,7 @@ pub(super) fn sent_to(outputs: &[Output], to: ServerId) -> Vec<PeerBody> {
 }
 
 /// A log entry of `term` (a no-op).
-pub(super) fn noop(term: u64) -> Arc<Entry> {
+pub(crate) fn noop(term: u64) -> Arc<Entry> {
     Arc::new(Entry {
         term: Term(term),
         command: Command::Noop,
@@ -127,7 +127,7 @@ pub(super) fn noop(term: u64) -> Arc<Entry> {
 }
 
 /// An append from a leader holding `entries` after `prev`.
-pub(super) fn append(prev: (u64, u64), entries: Vec<Arc<Entry>>, commit: u64) -> PeerBody {
+pub(crate) fn append(prev: (u64, u64), entries: Vec<Arc<Entry>>, commit: u64) -> PeerBody {
     PeerBody::Append {
         prev_index: LogIndex(prev.0),
         prev_term: Term(prev.1),

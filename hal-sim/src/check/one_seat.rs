@@ -1,5 +1,7 @@
 //! Invariant 5, one request, one seat: a request retried (after a timeout or a failover)
-//! never yields a second handle.
+//! never yields a second handle. Judged on the replies clients get and on the grants the
+//! servers apply (`applied` records): a second seat whose reply was lost is a second
+//! seat all the same.
 
 use std::collections::BTreeMap;
 
@@ -19,7 +21,8 @@ impl Invariant for OneRequestOneSeat {
     }
 
     fn observe(&mut self, record: &Value, line: &str) -> Result<(), (String, Vec<String>)> {
-        if record["kind"] != "reply" || record["result"] != "granted" {
+        let applied = record["kind"] == "applied";
+        if !applied && (record["kind"] != "reply" || record["result"] != "granted") {
             return Ok(());
         }
         let client = record["client"].as_str().unwrap_or("").to_string();
@@ -33,7 +36,14 @@ impl Invariant for OneRequestOneSeat {
             }
             Some((first, _)) if *first == handle => Ok(()),
             Some((first, first_line)) => Err((
-                format!("request {req} of {client} was granted twice: {first}, then {handle}"),
+                format!(
+                    "request {req} of {client} was granted twice: {first}, then {handle}{}",
+                    if applied {
+                        format!(" (applied by #{})", record["server"].as_u64().unwrap_or(0))
+                    } else {
+                        String::new()
+                    }
+                ),
                 vec![first_line.clone(), line.to_string()],
             )),
         }

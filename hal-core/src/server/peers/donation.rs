@@ -1,0 +1,212 @@
+//! Log donation: #3 never campaigns, so when a candidate's log is behind #3's, #3 sends
+//! it the entries it lacks (Raft's vote restriction would otherwise keep #2 from ever
+//! winning while #1 is away).
+
+use std::sync::Arc;
+
+use crate::ServerId;
+use crate::plant::Plant;
+use crate::protocol::{Entry, LogIndex, PeerBody, Snapshot, Term};
+use crate::server::Server;
+
+impl Server {
+    /// Sends `to` this server's log from after `from_index` (or the snapshot, if the log
+    /// no longer reaches back that far).
+    pub(in crate::server) fn donate(&mut self, to: ServerId, from_index: LogIndex) {
+        if self.config.plants.has(Plant::NoDonation) {
+            return;
+        }
+        let last_index = self.log.last_index();
+        let last_term = self.log.last_term();
+        let prev_index = from_index.min(last_index);
+        let body = match self.log.term_at(prev_index) {
+            Some(prev_term) => {
+                let entries = self
+                    .log
+                    .entries_from(prev_index.after(), self.config.append_entries_max);
+                PeerBody::Donate {
+                    prev_index,
+                    prev_term,
+                    entries,
+                    last_index,
+                    last_term,
+                }
+            }
+            None => match self.current_snapshot() {
+                Some(snapshot) => PeerBody::DonateSnapshot {
+                    snapshot,
+                    last_index,
+                    last_term,
+                },
+                None => return,
+            },
+        };
+        self.send(to, body);
+    }
+
+    /// Whether a donation from a donor whose log ends at `donor_last` may be taken: only
+    /// by a non-leader whose own log is less up to date. Adopts the donor's term first,
+    /// since a log never holds entries from a term later than the server's own.
+    pub(in crate::server) fn accepts_donation(&mut self, donor_last: (LogIndex, Term)) -> bool {
+        let (donor_index, donor_term) = donor_last;
+        if self.is_leader()
+            || (donor_term, donor_index) <= (self.log.last_term(), self.log.last_index())
+        {
+            return false;
+        }
+        if donor_term > self.term {
+            self.become_follower(donor_term, None);
+        }
+        true
+    }
+
+    /// Takes entries from a donor whose log is more up to date. Safe because a log more
+    /// up to date than this one holds every entry this one has that is committed (the
+    /// argument behind Raft's vote restriction), so only uncommitted entries are replaced.
+    pub(in crate::server) fn on_donate(
+        &mut self,
+        from: ServerId,
+        prev_index: LogIndex,
+        prev_term: Term,
+        entries: Vec<Arc<Entry>>,
+        donor_last: (LogIndex, Term),
+    ) {
+        if !self.accepts_donation(donor_last) {
+            return;
+        }
+        if prev_index >= self.log.snapshot_index()
+            && self.log.term_at(prev_index) != Some(prev_term)
+        {
+            if prev_index <= self.commit {
+                // A more up-to-date log disagrees with a committed entry here: only a disk
+                // that lost acknowledged writes does that. No hint could help, and
+                // answering would only have the same entries sent again at once.
+                return;
+            }
+            let hint = prev_index
+                .prev()
+                .min(self.log.last_index())
+                .max(self.commit);
+            self.send(
+                from,
+                PeerBody::DonateReply {
+                    success: false,
+                    match_index: hint,
+                },
+            );
+            return;
+        }
+        let Some(last_new) = self.store_entries(prev_index, entries) else {
+            self.persist_log();
+            return;
+        };
+        self.persist_log();
+        self.send(
+            from,
+            PeerBody::DonateReply {
+                success: true,
+                match_index: last_new,
+            },
+        );
+        if (self.log.last_term(), self.log.last_index()) >= (donor_last.1, donor_last.0) {
+            self.campaign_again_soon();
+        }
+    }
+
+    /// Caught up by a donation, a server that campaigns asks for votes again at once
+    /// instead of a whole election timeout later, so that #1 is not beaten by #2's later
+    /// timer only because its log was behind at its first try.
+    pub(in crate::server) fn campaign_again_soon(&mut self) {
+        let campaigns = self.id() != ServerId::TIEBREAKER;
+        if campaigns && !self.is_leader() && !self.leader_is_live() {
+            self.election_deadline = Some(self.now.mono);
+        }
+    }
+
+    pub(in crate::server) fn on_donate_snapshot(
+        &mut self,
+        from: ServerId,
+        snapshot: Arc<Snapshot>,
+        donor_last: (LogIndex, Term),
+    ) {
+        if !self.accepts_donation(donor_last) {
+            return;
+        }
+        let match_index = self.accept_snapshot(snapshot);
+        self.send(
+            from,
+            PeerBody::DonateReply {
+                success: true,
+                match_index,
+            },
+        );
+    }
+
+    /// Goes on donating until the receiver has this server's whole log.
+    pub(in crate::server) fn on_donate_reply(
+        &mut self,
+        from: ServerId,
+        success: bool,
+        match_index: LogIndex,
+    ) {
+        if !success || match_index < self.log.last_index() {
+            self.donate(from, match_index);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ServerId;
+    use crate::protocol::{LogIndex, PeerBody, Term};
+    use crate::server::testkit::{Driver, append, noop, sent_to};
+
+    /// Found by the planted bug `lost-fsync`: a donor whose log disagrees with a
+    /// committed entry of the receiver got a refusal pointing at that same entry, and
+    /// donated it again at once, forever.
+    #[test]
+    fn a_donation_that_contradicts_a_committed_entry_is_dropped_unanswered() {
+        // #2 follows #1 in term 1 and has committed its entry 1.
+        let mut two = Driver::new(ServerId::SECONDARY);
+        two.hear_in(ServerId::PRIMARY, Term(1), append((0, 0), vec![noop(1)], 1));
+        assert_eq!(two.server.commit_index(), LogIndex(1));
+        // #3 "donates" a log whose entry 1 is of term 2.
+        let outputs = two.hear(
+            ServerId::TIEBREAKER,
+            PeerBody::Donate {
+                prev_index: LogIndex(1),
+                prev_term: Term(2),
+                entries: vec![noop(2)],
+                last_index: LogIndex(2),
+                last_term: Term(2),
+            },
+        );
+        assert!(
+            sent_to(&outputs, ServerId::TIEBREAKER).is_empty(),
+            "{outputs:?}"
+        );
+        assert_eq!(two.server.last_index(), LogIndex(1));
+        // Above the commit index a conflict gets a hint, lower each time.
+        let outputs = two.hear(
+            ServerId::TIEBREAKER,
+            PeerBody::Donate {
+                prev_index: LogIndex(2),
+                prev_term: Term(2),
+                entries: vec![],
+                last_index: LogIndex(3),
+                last_term: Term(2),
+            },
+        );
+        let sent = sent_to(&outputs, ServerId::TIEBREAKER);
+        assert!(
+            matches!(
+                sent.as_slice(),
+                [PeerBody::DonateReply {
+                    success: false,
+                    match_index: LogIndex(1)
+                }]
+            ),
+            "{sent:?}"
+        );
+    }
+}

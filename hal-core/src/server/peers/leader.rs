@@ -1,0 +1,312 @@
+//! Replication, the leader's side: appends (pipelined, backed off on refusal), the
+//! commit index from a majority's durable copies, and the periodic tick (heartbeats,
+//! check-quorum, expiry, failback).
+
+use crate::ServerId;
+use crate::plant::Plant;
+use crate::protocol::{LogIndex, PeerBody, Term};
+use crate::server::{Leader, Server, ServerEvent, State};
+
+impl Server {
+    /// Sends `peer` what it lacks (entries from its `next`, or the snapshot), numbered
+    /// with the current heartbeat round.
+    pub(in crate::server) fn send_append(&mut self, peer: ServerId) {
+        let max = self.config.append_entries_max;
+        let next = match &self.state {
+            State::Leader(leader) => leader.progress.get(&peer).map(|p| p.next),
+            _ => None,
+        };
+        let Some(next) = next else {
+            return;
+        };
+        let prev_index = next.prev();
+        // Behind the log's start: the peer needs the applied state itself.
+        let snapshot = match self.log.term_at(prev_index) {
+            Some(_) => None,
+            None => self.current_snapshot(),
+        };
+        let State::Leader(leader) = &mut self.state else {
+            return;
+        };
+        let round = leader.round;
+        let Some(progress) = leader.progress.get_mut(&peer) else {
+            return;
+        };
+        let body = match (self.log.term_at(prev_index), snapshot) {
+            (Some(prev_term), _) => {
+                let entries = self.log.entries_from(next, max);
+                progress.next = next.plus(entries.len()).unwrap_or(LogIndex::MAX);
+                PeerBody::Append {
+                    prev_index,
+                    prev_term,
+                    entries,
+                    commit: self.commit,
+                    round,
+                }
+            }
+            (None, Some(snapshot)) => {
+                progress.next = snapshot.last_index.after();
+                PeerBody::InstallSnapshot { snapshot, round }
+            }
+            (None, None) => return,
+        };
+        self.send(peer, body);
+    }
+
+    /// Sends `peer` entries appended since the last send, if any.
+    pub(in crate::server) fn send_new_entries(&mut self, peer: ServerId) {
+        let last = self.log.last_index();
+        let behind = match &self.state {
+            State::Leader(leader) => leader.progress.get(&peer).is_some_and(|p| p.next <= last),
+            _ => false,
+        };
+        if behind {
+            self.send_append(peer);
+        }
+    }
+
+    pub(in crate::server) fn on_append_reply(
+        &mut self,
+        from: ServerId,
+        term: Term,
+        success: bool,
+        match_index: LogIndex,
+        round: u64,
+    ) {
+        if term != self.term {
+            return;
+        }
+        // A peer cannot hold more than was sent; a larger claim is clamped, not trusted.
+        let match_index = match_index.min(self.log.last_index());
+        let lease = self.timing().leader_lease();
+        let State::Leader(leader) = &mut self.state else {
+            return;
+        };
+        if round > leader.round {
+            return;
+        }
+        let Some(progress) = leader.progress.get_mut(&from) else {
+            return;
+        };
+        progress.acked_round = progress.acked_round.max(round);
+        // A refusal below what the peer acknowledged is stale (it crossed a later
+        // success) or says the peer lost acknowledged entries (a disk that lied about a
+        // sync): resending at once would be refused again, as fast as the link carries
+        // it. The next heartbeat retries.
+        let contradicts = !success && match_index < progress.matched;
+        if success {
+            progress.matched = progress.matched.max(match_index);
+            progress.next = progress.next.max(progress.matched.after());
+        } else {
+            progress.next = match_index.after().max(progress.matched.after());
+        }
+        leader.refresh_lease(lease);
+        if success {
+            self.advance_commit();
+            self.send_new_entries(from);
+        } else if !contradicts {
+            self.send_append(from);
+        }
+    }
+
+    /// Commits the highest index of this term stored on a majority, and applies.
+    pub(in crate::server) fn advance_commit(&mut self) {
+        // The leader's own copy counts once it is durable: handed to the shell suffices
+        // when the shell holds every later message until then; with durable reports the
+        // appends may already be out, so only what the shell reported durable counts.
+        let persisted = if self.config.reports_durable {
+            self.log.durable_index()
+        } else {
+            self.log.persisted_index()
+        };
+        let majority = self.majority();
+        let State::Leader(leader) = &self.state else {
+            return;
+        };
+        // At most three servers: the positions live on the stack.
+        let mut matched = [LogIndex(0); 3];
+        matched[0] = persisted;
+        for (slot, progress) in matched[1..].iter_mut().zip(leader.progress.values()) {
+            *slot = progress.matched;
+        }
+        matched.sort_unstable_by(|a, b| b.cmp(a));
+        let candidate = matched[majority.saturating_sub(1)];
+        if candidate > self.commit && self.log.term_at(candidate) == Some(self.term) {
+            self.commit = candidate;
+            self.apply_committed();
+        }
+    }
+
+    /// The leader's periodic work: heartbeats, check-quorum, expiry, failback.
+    pub(in crate::server) fn leader_tick(&mut self) {
+        let now = self.now.mono;
+        let timing = *self.timing();
+        let State::Leader(leader) = &mut self.state else {
+            return;
+        };
+        if now < leader.next_heartbeat {
+            return;
+        }
+        leader.next_heartbeat = now + timing.peer_heartbeat;
+        let started = leader.round > 0;
+        if started && !self.majority_heard() && !self.config.plants.has(Plant::NoStepDown) {
+            let term = self.term;
+            self.event(ServerEvent::LostMajority { term });
+            self.become_follower(term, None);
+            return;
+        }
+        let State::Leader(leader) = &mut self.state else {
+            return;
+        };
+        leader.round = leader.round.saturating_add(1);
+        leader.round_sent.push_back((leader.round, now));
+        while leader
+            .round_sent
+            .front()
+            .is_some_and(|(_, t)| now.since(*t) > timing.election_timeout)
+        {
+            leader.round_sent.pop_front();
+        }
+        for peer in self.peer_ids() {
+            self.send_append(peer);
+        }
+        self.expire_seats();
+        self.forget_idle_sessions();
+        self.maybe_fail_back();
+    }
+}
+
+impl Leader {
+    /// Extends the lease to the send time of the newest round a majority acknowledged.
+    pub(in crate::server) fn refresh_lease(&mut self, lease: std::time::Duration) {
+        // With three servers a majority is this leader and one follower: the best ack.
+        let Some(best) = self.progress.values().map(|p| p.acked_round).max() else {
+            return;
+        };
+        let sent = self
+            .round_sent
+            .iter()
+            .find(|(r, _)| *r == best)
+            .map(|(_, t)| *t);
+        if let Some(sent) = sent {
+            let until = sent + lease;
+            self.lease_until = Some(self.lease_until.map_or(until, |u| u.max(until)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use crate::ServerId;
+    use crate::protocol::{LogIndex, PeerBody};
+    use crate::server::testkit::{Driver, sent_to};
+
+    /// #1 leading term `t`, its no-op acknowledged by #2 (so #2's match is 1).
+    fn leader_with_two_caught_up() -> Driver {
+        let mut one = Driver::new(ServerId::PRIMARY);
+        one.elect();
+        let round = 1;
+        let outputs = one.hear(
+            ServerId::SECONDARY,
+            PeerBody::AppendReply {
+                success: true,
+                match_index: LogIndex(1),
+                round,
+            },
+        );
+        assert!(
+            sent_to(&outputs, ServerId::SECONDARY).is_empty(),
+            "{outputs:?}"
+        );
+        one
+    }
+
+    #[test]
+    fn a_refusal_that_moves_the_next_index_back_is_answered_at_once() {
+        let mut one = Driver::new(ServerId::PRIMARY);
+        one.elect();
+        // #2 has nothing yet and says so: the leader sends again from the start at once.
+        let outputs = one.hear(
+            ServerId::SECONDARY,
+            PeerBody::AppendReply {
+                success: false,
+                match_index: LogIndex(0),
+                round: 1,
+            },
+        );
+        let sent = sent_to(&outputs, ServerId::SECONDARY);
+        assert!(
+            matches!(
+                sent.as_slice(),
+                [PeerBody::Append {
+                    prev_index: LogIndex(0),
+                    ..
+                }]
+            ),
+            "{sent:?}"
+        );
+    }
+
+    /// Found by the planted bug `lost-fsync`: a follower that lost entries it had
+    /// acknowledged refused every append, and the leader resent each at once, the two
+    /// trading messages as fast as the link carried them and no simulated time passing.
+    #[test]
+    fn a_refusal_below_what_the_follower_acknowledged_waits_for_the_heartbeat() {
+        let mut one = leader_with_two_caught_up();
+        let outputs = one.hear(
+            ServerId::SECONDARY,
+            PeerBody::AppendReply {
+                success: false,
+                match_index: LogIndex(0),
+                round: 1,
+            },
+        );
+        assert!(
+            sent_to(&outputs, ServerId::SECONDARY).is_empty(),
+            "{outputs:?}"
+        );
+        // The heartbeat still reaches #2.
+        let outputs = one.tick_to(one.now_ms + 200);
+        assert!(!sent_to(&outputs, ServerId::SECONDARY).is_empty());
+    }
+
+    #[test]
+    fn an_entry_commits_once_a_majority_holds_it() {
+        let mut one = Driver::new(ServerId::PRIMARY);
+        one.elect();
+        one.server
+            .handle_durable(crate::server::testkit::at(one.now_ms), LogIndex(1));
+        one.drain();
+        assert_eq!(one.server.commit_index(), LogIndex(0));
+        one.hear(
+            ServerId::TIEBREAKER,
+            PeerBody::AppendReply {
+                success: true,
+                match_index: LogIndex(1),
+                round: 1,
+            },
+        );
+        assert_eq!(one.server.commit_index(), LogIndex(1));
+    }
+
+    #[test]
+    fn a_leader_that_hears_no_majority_steps_down() {
+        let mut one = Driver::new(ServerId::PRIMARY);
+        one.elect();
+        let start = one.now_ms;
+        let mut outputs = Vec::new();
+        for ms in (start..start + 3_000).step_by(100) {
+            outputs.extend(one.tick_to(ms));
+        }
+        assert!(!one.server.is_leader());
+        assert!(
+            outputs.iter().any(|o| matches!(
+                o,
+                crate::server::Output::Event(crate::ServerEvent::LostMajority { .. })
+            )),
+            "{outputs:?}"
+        );
+    }
+}

@@ -1,0 +1,132 @@
+//! Snapshots received: a leader's applied state for a follower whose log lags behind
+//! the leader's compacted prefix, installed only when it is ahead of the commit index.
+
+use std::sync::Arc;
+
+use crate::ServerId;
+use crate::plant::Plant;
+use crate::protocol::{LogIndex, PeerBody, Snapshot, Term};
+use crate::server::{Output, Server};
+
+impl Server {
+    pub(in crate::server) fn on_snapshot(
+        &mut self,
+        from: ServerId,
+        term: Term,
+        snapshot: Arc<Snapshot>,
+        round: u64,
+    ) {
+        if term < self.term {
+            self.refuse_stale_leader(from, round);
+            return;
+        }
+        self.leader_contact = Some(self.now.mono);
+        self.reset_election_timer();
+        let match_index = self.accept_snapshot(snapshot);
+        self.send(
+            from,
+            PeerBody::AppendReply {
+                success: true,
+                match_index,
+                round,
+            },
+        );
+    }
+
+    /// Installs `snapshot` (checked by [`crate::server::trust`]) if it is ahead of the commit
+    /// index; returns the index this server now matches.
+    pub(in crate::server) fn accept_snapshot(&mut self, snapshot: Arc<Snapshot>) -> LogIndex {
+        let last = snapshot.last_index;
+        if last > self.commit {
+            self.install_snapshot(snapshot);
+        }
+        last.max(self.commit).min(self.log.last_index())
+    }
+
+    /// Replaces the applied state with `snapshot` (which is ahead of the commit index),
+    /// keeping log entries after it that agree with it.
+    pub(in crate::server) fn install_snapshot(&mut self, snapshot: Arc<Snapshot>) {
+        let last = snapshot.last_index;
+        if self.log.term_at(last) == Some(snapshot.last_term) {
+            self.log.compact_to(last, snapshot.last_term);
+        } else {
+            self.log.reset(last, snapshot.last_term);
+        }
+        self.seats = snapshot.seats.clone();
+        if self.config.plants.has(Plant::SnapshotWithoutSessions) {
+            self.seats.forget_requests();
+        }
+        self.commit = last;
+        self.applied = last;
+        self.push(Output::Persist(crate::server::Persist::Snapshot(
+            snapshot.clone(),
+        )));
+        self.persist_log();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::ServerId;
+    use crate::protocol::{LogIndex, PeerBody, Snapshot, Term};
+    use crate::seats::Seats;
+    use crate::server::testkit::{Driver, append, noop, sent_to};
+
+    fn install(last: (u64, u64)) -> PeerBody {
+        PeerBody::InstallSnapshot {
+            snapshot: Arc::new(Snapshot {
+                last_index: LogIndex(last.0),
+                last_term: Term(last.1),
+                seats: Seats::new(),
+            }),
+            round: 1,
+        }
+    }
+
+    #[test]
+    fn a_snapshot_ahead_of_the_commit_index_is_installed() {
+        let mut three = Driver::new(ServerId::TIEBREAKER);
+        let outputs = three.hear_in(ServerId::PRIMARY, Term(1), install((40, 1)));
+        assert_eq!(three.server.commit_index(), LogIndex(40));
+        assert_eq!(three.server.last_index(), LogIndex(40));
+        let sent = sent_to(&outputs, ServerId::PRIMARY);
+        assert!(
+            matches!(
+                sent.as_slice(),
+                [PeerBody::AppendReply {
+                    success: true,
+                    match_index: LogIndex(40),
+                    ..
+                }]
+            ),
+            "{sent:?}"
+        );
+    }
+
+    #[test]
+    fn a_snapshot_behind_the_commit_index_changes_nothing() {
+        let mut three = Driver::new(ServerId::TIEBREAKER);
+        three.hear_in(
+            ServerId::PRIMARY,
+            Term(1),
+            append((0, 0), vec![noop(1), noop(1), noop(1)], 3),
+        );
+        let outputs = three.hear_in(ServerId::PRIMARY, Term(1), install((2, 1)));
+        assert_eq!(three.server.commit_index(), LogIndex(3));
+        assert_eq!(three.server.last_index(), LogIndex(3));
+        let sent = sent_to(&outputs, ServerId::PRIMARY);
+        assert!(
+            matches!(
+                sent.as_slice(),
+                [PeerBody::AppendReply {
+                    success: true,
+                    match_index: LogIndex(3),
+                    ..
+                }]
+            ),
+            "{sent:?}"
+        );
+    }
+}
