@@ -371,6 +371,41 @@ fn draw(config: &WorldConfig) -> (Vec<(ClientId, u64)>, Schedule) {
     (clients, schedule)
 }
 
+/// The faults of the client machine's links: with even odds a seed has some, one after
+/// another during the chaos, each a cut from one server or a hold of everything between
+/// the clients and one server (what heavy loss does to TCP: nothing arrives, then all of
+/// it, late), for 0.3 to 4 s. Drawn from a stream of their own, so that a seed's server
+/// faults do not depend on them (none when the config gives its faults).
+fn client_faults(config: &WorldConfig) -> Vec<(Duration, Planned)> {
+    if config.faults.is_some() {
+        return Vec::new();
+    }
+    // "clients" in ASCII, so the stream differs from the seed's own.
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x0063_6c69_656e_7473);
+    if !rng.random_bool(0.5) {
+        return Vec::new();
+    }
+    let least = Duration::from_millis(300);
+    let mut plan = Vec::new();
+    let mut t = Duration::from_millis(rng.random_range(1_000..5_000));
+    while t + least <= config.chaos {
+        let server = servers()[rng.random_range(0..3)];
+        let lasting = Duration::from_millis(rng.random_range(300..4_000)).min(config.chaos - t);
+        let hold = rng.random_bool(0.5);
+        let fault = |cut| ClientsCut {
+            host: faults::CLIENTS_HOST.to_string(),
+            name: faults::CLIENTS_HOST.to_string(),
+            servers: vec![server],
+            cut,
+            hold,
+        };
+        plan.push((t, Planned::Clients(fault(true))));
+        plan.push((t + lasting, Planned::Clients(fault(false))));
+        t += lasting + Duration::from_millis(rng.random_range(500..5_000));
+    }
+    plan
+}
+
 /// The fault schedule of `config`'s run (the one its seed draws, or the one it gives).
 pub fn schedule_of(config: &WorldConfig) -> Schedule {
     draw(config).1
@@ -458,10 +493,12 @@ fn judge(config: &WorldConfig, history: &History) -> Result<Run, String> {
         Ok(())
     });
     let mut effects = Effects::new(probes);
-    let plan = schedule
+    let mut plan: Vec<(Duration, Planned)> = schedule
         .into_iter()
         .map(|(t, fault)| (t, Planned::Fault(fault)))
         .collect();
+    plan.extend(client_faults(config));
+    plan.sort_by_key(|(t, _)| *t);
     drive(
         &mut sim,
         plan,
@@ -540,13 +577,15 @@ pub(crate) enum Planned {
 }
 
 /// A client machine's network fault: the machine `host` (recorded as `name`) cut off
-/// from `servers`, or mended.
+/// from `servers`, or mended; with `hold`, its messages to and from them held back
+/// (delivered late, as a lossy link delivers over TCP), or released.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ClientsCut {
     pub host: String,
     pub name: String,
     pub servers: Vec<ServerId>,
     pub cut: bool,
+    pub hold: bool,
 }
 
 /// Steps the simulation to its end, applying the planned faults on time and checking
@@ -576,6 +615,17 @@ pub(crate) fn drive(
                     effects
                         .applied(now, fault)
                         .map_err(|e| format!("harness: {e}"))?;
+                }
+                Planned::Clients(held) if held.hold => {
+                    for &s in &held.servers {
+                        if held.cut {
+                            sim.hold(held.host.as_str(), host(s));
+                        } else {
+                            sim.release(held.host.as_str(), host(s));
+                        }
+                    }
+                    let fault = if held.cut { "hold" } else { "release" };
+                    history.clients_fault(now, fault, &held.name, &held.servers);
                 }
                 Planned::Clients(cut) => {
                     // Cuts of one machine may overlap: the link opens when the last ends.

@@ -277,6 +277,7 @@ fn plan(scenario: &Scenario, rng: &mut ChaCha8Rng) -> Vec<(Duration, Planned)> {
                     name: who.clone(),
                     servers: from.clone(),
                     cut,
+                    hold: false,
                 };
                 plan.push((step.at, Planned::Clients(cut(true))));
                 plan.push((step.at + *lasting, Planned::Clients(cut(false))));
