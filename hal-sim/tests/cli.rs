@@ -429,3 +429,27 @@ fn the_deploy_files_run_every_shard_once() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
 }
+
+/// A bug planted in hal-core's code needs the `plant` feature: a build without it says so
+/// (and which bugs it can plant), rather than running without the bug. (A build with the
+/// feature plants them all; `plants.rs` covers it.)
+#[cfg(not(feature = "plant"))]
+#[test]
+fn a_core_plant_without_the_feature_is_refused_with_how_to_get_it() {
+    let out = Command::new(HAL_SIM)
+        .args(["replay", "--seed", "1", "--plant", "no-step-down"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("--features plant"), "{err}");
+    let out = Command::new(HAL_SIM)
+        .args(["replay", "--plant", "no-such-bug"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("double-count, no-failback, trust-hello, lost-fsync"),
+        "{err}"
+    );
+}

@@ -550,9 +550,32 @@ fn a_seat_held_by_nobody_at_the_audit_is_caught() {
         Checkers::check(&lost).map(|v| v.invariant),
         Some("7 no orphan seat")
     );
-    // A crashed process's seats run out with their lease: not judged.
+    // A crashed process's seats run out with their lease: not judged before.
     let mut crashed = base;
     crashed.push(client_event(9_000, "c1", "crashed", 0, "h2"));
     crashed.push(audit(29_000, &[("h2", "c1")]));
     assert_eq!(Checkers::check(&crashed), None);
+    // With an 8 s lease and a 1 s margin, a seat of a client dead since 9 s must be gone
+    // by 9 + 8 + 1 + 4.5 (the liveness bound, for the expiry to commit) = 22.5 s.
+    let meta = r#"{"kind":"meta","seed":0,"features":{"cad":{"count":5,"hal":true}},"lease_ms":8000,"election_timeout_ms":1000,"liveness_from_ms":20000,"liveness_bound_ms":4500}"#;
+    let mut outlived = crashed.clone();
+    outlived[0] = meta.to_string();
+    let violation = Checkers::check(&outlived).unwrap();
+    assert_eq!(violation.invariant, "7 no orphan seat");
+    assert!(violation.what.contains("crashed at 9000 ms"), "{violation}");
+    assert!(violation.what.contains("expire by 22500 ms"), "{violation}");
+    // A new leader at 20 s restarted every lease: not yet.
+    let mut restarted = outlived.clone();
+    restarted.insert(
+        restarted.len() - 1,
+        r#"{"t_ms":20000,"kind":"role","server":2,"role":"active","term":3}"#.to_string(),
+    );
+    assert_eq!(Checkers::check(&restarted), None);
+    // A borrow outlives its client until it ends.
+    let mut borrowed = outlived.clone();
+    borrowed.insert(
+        2,
+        r#"{"t_ms":1005,"kind":"reply","client":"c1","req":1,"server":1,"result":"granted","handle":"h2","lease_ms":8000,"granted_by":1,"borrow_end_ms":1800003601034}"#.to_string(),
+    );
+    assert_eq!(Checkers::check(&borrowed), None);
 }

@@ -6,8 +6,12 @@
 //! grant's reply was lost must not stay in use by nobody until its lease runs out.
 //!
 //! Judged at `audit` records: the harness reads the active server's seat table once the
-//! run has been calm for a while. A client process that crashed holding seats is not
-//! judged (its seats run out with their lease, DESIGN §3.3).
+//! run has been calm for a while. A client process that crashed holding seats leaves them
+//! to their lease (DESIGN §3.3): they are orphans only once that lease and the expiry
+//! margin have run out, counted from the last moment the lease can have been renewed
+//! (the crash, a message of the client's held back and delivered later, the grant's
+//! apply, or a new leader's term start, which restarts every lease), with a liveness
+//! bound for the expiry to commit.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -24,8 +28,8 @@ struct ClientState {
     in_flight: BTreeMap<u64, (u64, Option<String>)>,
     /// When it last gave a request up as of unknown outcome.
     unknown_at: Option<u64>,
-    /// The process died (its seats are left to their lease).
-    crashed: bool,
+    /// When the process died (its seats are left to their lease).
+    crashed_at: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -33,6 +37,18 @@ pub(super) struct NoOrphanSeat {
     clients: BTreeMap<String, ClientState>,
     /// How long after a give-up a client may take to settle it.
     settle_ms: u64,
+    /// A client's lease, and the servers' expiry margin on top of it.
+    lease_ms: u64,
+    margin_ms: u64,
+    /// When a server last became active (every lease restarts then).
+    active_at: u64,
+    /// When the client machine's link to a server was last released or repaired (what a
+    /// dead client sent may arrive then).
+    clients_link_at: u64,
+    /// When each seat was last applied by a server.
+    applied_at: BTreeMap<String, u64>,
+    /// Borrowed seats: they outlive their client until the borrow ends.
+    borrowed: BTreeSet<String>,
 }
 
 fn text(record: &Value, key: &str) -> String {
@@ -52,6 +68,21 @@ impl Invariant for NoOrphanSeat {
                 // A settling starts at the give-up and needs a server: an election and a
                 // request's round, as a liveness-phase request does.
                 self.settle_ms = record["liveness_bound_ms"].as_u64().unwrap_or(u64::MAX);
+                self.lease_ms = record["lease_ms"].as_u64().unwrap_or(u64::MAX / 4);
+                self.margin_ms = record["election_timeout_ms"].as_u64().unwrap_or(0);
+            }
+            (Some("role"), _) if record["role"] == "active" => self.active_at = t,
+            (Some("reply"), _) if record.get("borrow_end_ms").is_some() => {
+                self.borrowed.insert(text(record, "handle"));
+            }
+            (Some("applied"), _) => {
+                self.applied_at.insert(text(record, "handle"), t);
+            }
+            (Some("fault"), _)
+                if record["a"][0] == "clients"
+                    && matches!(record["fault"].as_str(), Some("release" | "repair")) =>
+            {
+                self.clients_link_at = t;
             }
             (Some("request"), _) if record["op"] != "heartbeat" => {
                 let handle = record["handle"].as_str().map(str::to_string);
@@ -87,7 +118,7 @@ impl Invariant for NoOrphanSeat {
                     "lost" | "borrow_end" => {
                         client.held.remove(&handle);
                     }
-                    "crashed" => client.crashed = true,
+                    "crashed" => client.crashed_at = Some(t),
                     _ => {}
                 }
             }
@@ -110,7 +141,33 @@ impl NoOrphanSeat {
             let settling = client
                 .unknown_at
                 .is_some_and(|at| t.saturating_sub(at) <= self.settle_ms);
-            if client.crashed || known || asking || settling {
+            if let Some(crashed_at) = client.crashed_at {
+                if self.borrowed.contains(&handle) {
+                    continue; // a borrow lasts until its end, client or no client
+                }
+                let renewable_until = [
+                    crashed_at,
+                    self.active_at,
+                    self.clients_link_at,
+                    self.applied_at.get(&handle).copied().unwrap_or(0),
+                ]
+                .into_iter()
+                .max()
+                .unwrap_or(crashed_at);
+                let gone_by = renewable_until
+                    .saturating_add(self.lease_ms)
+                    .saturating_add(self.margin_ms)
+                    .saturating_add(self.settle_ms);
+                if t > gone_by {
+                    let what = format!(
+                        "seat {handle} of {user}, whose process crashed at {crashed_at} ms, is still in the active server's table: its lease could last until {renewable_until} ms + {} ms lease + {} ms margin, and expire by {gone_by} ms",
+                        self.lease_ms, self.margin_ms
+                    );
+                    return Err((what, vec![line.to_string()]));
+                }
+                continue;
+            }
+            if known || asking || settling {
                 continue;
             }
             let what = format!(
