@@ -69,13 +69,8 @@ struct PlantsArgs {
     /// sweep can reach (not `trust-hello`: the sweeps run no impostor).
     #[arg(long, value_parser = Planted::parse)]
     only: Vec<Planted>,
-    /// Simulated time per seed.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
-    duration: Duration,
-    #[arg(long, default_value = "lan", value_parser = ["lan", "wan"])]
-    profile: String,
-    #[arg(long, default_value_t = 5)]
-    clients: usize,
+    #[command(flatten)]
+    shape: Shape,
     /// Seeds run in parallel (default: the number of cores). The results do not depend
     /// on it.
     #[arg(long)]
@@ -95,12 +90,9 @@ struct MergeArgs {
     out: Option<PathBuf>,
 }
 
-/// What world to run.
+/// The shape of every seed's world.
 #[derive(Debug, Clone, Args)]
-struct WorldArgs {
-    /// The seed (replay and history).
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+struct Shape {
     /// Simulated time per seed: two thirds of faults, then a third healed.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     duration: Duration,
@@ -110,6 +102,16 @@ struct WorldArgs {
     /// Simulated clients.
     #[arg(long, default_value_t = 5)]
     clients: usize,
+}
+
+/// What world to run.
+#[derive(Debug, Clone, Args)]
+struct WorldArgs {
+    /// The seed (replay and history).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[command(flatten)]
+    shape: Shape,
     /// Plant a bug on purpose, to see the checkers catch it (`hal-sim plants` lists and
     /// measures them).
     #[arg(long, value_parser = Planted::parse)]
@@ -118,12 +120,12 @@ struct WorldArgs {
 
 impl WorldArgs {
     fn config(&self, seed: u64) -> WorldConfig {
-        let mut config = WorldConfig::lan(seed, self.clients);
-        if self.profile == "wan" {
+        let mut config = WorldConfig::lan(seed, self.shape.clients);
+        if self.shape.profile == "wan" {
             config.timing = hal_core::timing::Timing::wan();
         }
-        config.chaos = self.duration * 2 / 3;
-        config.calm = self.duration - config.chaos;
+        config.chaos = self.shape.duration * 2 / 3;
+        config.calm = self.shape.duration - config.chaos;
         config.planted = self.plant;
         config
     }
@@ -136,9 +138,9 @@ impl WorldArgs {
             .unwrap_or_default();
         format!(
             "hal-sim replay --seed {seed} --duration {} --profile {} --clients {}{plant}",
-            humantime::format_duration(self.duration),
-            self.profile,
-            self.clients
+            humantime::format_duration(self.shape.duration),
+            self.shape.profile,
+            self.shape.clients
         )
     }
 }
@@ -534,9 +536,9 @@ fn sweep(args: &SweepArgs) -> ExitCode {
         shard: args.shard,
         ran: Seeds::from(&seeds),
         world: SweepWorld {
-            duration: humantime::format_duration(args.world.duration).to_string(),
-            profile: args.world.profile.clone(),
-            clients: args.world.clients,
+            duration: humantime::format_duration(args.world.shape.duration).to_string(),
+            profile: args.world.shape.profile.clone(),
+            clients: args.world.shape.clients,
             plant: args.world.plant.map(|p| p.name().to_string()),
         },
         violations: failed
@@ -547,7 +549,7 @@ fn sweep(args: &SweepArgs) -> ExitCode {
                 replay: args.world.replay_command(v.seed),
             })
             .collect(),
-        sim_s: verdicts.len() as f64 * args.world.duration.as_secs_f64(),
+        sim_s: verdicts.len() as f64 * args.world.shape.duration.as_secs_f64(),
         wall_s: started.elapsed().as_secs_f64(),
     };
     print_failures(&result);
@@ -667,9 +669,7 @@ fn plants(args: &PlantsArgs) -> ExitCode {
     for planted in &chosen {
         let world = WorldArgs {
             seed: args.first,
-            duration: args.duration,
-            profile: args.profile.clone(),
-            clients: args.clients,
+            shape: args.shape.clone(),
             plant: Some(*planted),
         };
         let end = args.first.saturating_add(args.seeds);

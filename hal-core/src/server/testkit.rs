@@ -20,7 +20,8 @@ pub(crate) fn at(ms: u64) -> Now {
     }
 }
 
-fn catalog() -> Catalog {
+/// The license of every test: feature `cad`, five seats, borrows up to a day.
+pub(crate) fn catalog() -> Catalog {
     let rules = FeatureRules {
         count: 5,
         borrow_hours_max: Some(24),

@@ -305,7 +305,7 @@ fn check_command(command: &Command, index: LogIndex) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{Catalog, FeatureRules};
+    use crate::catalog::Catalog;
     use crate::protocol::{ClientId, ClientRequest, Denial, Invalid, Op, ReplyResult, RequestSeq};
     use crate::seats::Seats;
     use crate::server::{Config, Durable, Output};
@@ -320,14 +320,7 @@ mod tests {
     }
 
     fn catalog() -> Catalog {
-        let rules = FeatureRules {
-            count: 5,
-            borrow_hours_max: Some(24),
-            start: None,
-            end: None,
-            hostid_ok: true,
-        };
-        Catalog::from_rules([("cad".to_string(), rules)])
+        crate::server::testkit::catalog()
     }
 
     /// Server #3 at term 0, its outputs so far drained.
@@ -438,34 +431,9 @@ mod tests {
 
         // #1 leads term 1 itself; a snapshot "from #2 in term 1" is refused, and #1
         // keeps its no-op.
-        let config = Config::triad(ServerId::PRIMARY, Timing::lan());
-        let mut leader = Server::new(config, catalog(), Durable::default(), now());
-        let mut t = 0;
-        while !leader.is_leader() && t < 10_000 {
-            t += 50;
-            let at = Now {
-                mono: Time(t),
-                wall: WallTime(1_800_000_000_000 + t),
-            };
-            leader.handle_timeout(at);
-            for output in drain(&mut leader) {
-                let Output::Peer(asked) = output else {
-                    continue;
-                };
-                let granted = match asked.body {
-                    PeerBody::PreVote { .. } => PeerBody::PreVoteReply { granted: true },
-                    PeerBody::RequestVote { .. } => PeerBody::VoteReply { granted: true },
-                    _ => continue,
-                };
-                let answer = PeerMessage {
-                    from: asked.to,
-                    to: ServerId::PRIMARY,
-                    term: asked.term,
-                    body: granted,
-                };
-                leader.handle_peer(at, answer);
-            }
-        }
+        let mut one = crate::server::testkit::Driver::new(ServerId::PRIMARY);
+        one.elect();
+        let mut leader = one.server;
         assert!(leader.is_leader(), "#1 was elected");
         drain(&mut leader);
         let term = leader.term();
