@@ -348,13 +348,13 @@ impl Client {
         self.next_seq = self.next_seq.max(seq.0);
     }
 
-    /// Whether a request is in flight or queued.
     /// Requests given up with their outcome unknown and not settled yet.
     pub fn unresolved(&self) -> usize {
         let settling = self.pending.as_ref().is_some_and(|p| p.resolving.is_some());
         self.unresolved.len().saturating_add(usize::from(settling))
     }
 
+    /// Whether a request is in flight or queued.
     pub fn is_busy(&self) -> bool {
         self.pending.is_some() || !self.queue.is_empty()
     }
@@ -1725,5 +1725,57 @@ mod tests {
         c.handle_reply(at(5), Endpoint(0), reply(ONE, first, granted(4, ONE)));
         let next = sent(&mut c);
         assert_eq!(next[0].request.seq, second);
+    }
+
+    /// Found by mutation testing: nothing checked the getters an application and the
+    /// session rely on, nor that a second feature is not sent under the first one's name.
+    #[test]
+    fn getters_say_who_served_what_is_next_and_whether_a_request_is_out() {
+        let mut c = client();
+        assert_eq!((c.active(), c.is_busy()), (None, false));
+        let first = c.next_seq();
+        let seq = c.checkout(at(0), "cad");
+        assert_eq!(seq, first);
+        assert!(c.is_busy(), "one request in flight, none queued");
+        assert!(c.next_seq() > seq);
+        let to = sent(&mut c)[0].to;
+        c.handle_reply(at(5), to, reply(ONE, seq, granted(4, ONE)));
+        assert_eq!((c.active(), c.is_busy()), (Some(ONE), false));
+        // A new process of the same client numbers on from where the old one stopped,
+        // never back.
+        c.resume_from(RequestSeq(500));
+        assert_eq!(c.next_seq(), RequestSeq(500));
+        c.resume_from(RequestSeq(7));
+        assert_eq!(c.next_seq(), RequestSeq(500));
+    }
+
+    #[test]
+    fn each_request_names_its_own_feature() {
+        let mut c = client();
+        let features: Vec<String> = ["cad", "cam", "cam", "cad"]
+            .into_iter()
+            .map(|feature| {
+                let seq = c.checkout(at(0), feature);
+                let out = sent(&mut c);
+                let Op::Checkout { feature, .. } = &out[0].request.op else {
+                    panic!("{out:?}");
+                };
+                c.handle_reply(at(1), out[0].to, reply(ONE, seq, granted(seq.0 + 10, ONE)));
+                feature.to_string()
+            })
+            .collect();
+        assert_eq!(features, ["cad", "cam", "cam", "cad"]);
+    }
+
+    #[test]
+    fn a_server_named_twice_in_the_slots_keeps_its_first_place() {
+        let mut c = client();
+        c.set_path_slots(&[TWO, TWO, ONE]);
+        let seq = c.checkout(at(0), "cad");
+        // #1 is at endpoint 2 and asked first; then #2, at endpoint 0: endpoint 1's
+        // second "#2" is ignored, so what is there is not known and comes last.
+        assert_eq!(sent(&mut c)[0].to, Endpoint(2));
+        c.handle_reply(at(5), Endpoint(2), reply(ONE, seq, not_active(None)));
+        assert_eq!(sent(&mut c)[0].to, Endpoint(0));
     }
 }
