@@ -1778,4 +1778,30 @@ mod tests {
         c.handle_reply(at(5), Endpoint(2), reply(ONE, seq, not_active(None)));
         assert_eq!(sent(&mut c)[0].to, Endpoint(0));
     }
+
+    /// Found by mutation testing: a request given up is forgotten once it is as old as
+    /// the servers' session memory (`session_idle_max`), not a millisecond later: a
+    /// settling sent then could meet a server that has forgotten the first answer, and
+    /// be granted a second seat.
+    #[test]
+    fn a_request_given_up_is_forgotten_when_the_servers_may_forget_it() {
+        let forgotten = Timing::lan().session_idle_max().as_millis() as u64;
+        // A client that gave a checkout up, and whose settling reached nobody either.
+        let paused = || {
+            let mut c = client();
+            c.checkout(at(0), "cad");
+            let given_up = time_out_everything(&mut c, 0);
+            events(&mut c);
+            time_out_until(&mut c, given_up, |c| c.pending.is_none());
+            assert_eq!(c.unresolved(), 1);
+            (c, given_up)
+        };
+        let (mut c, given_up) = paused();
+        c.handle_timeout(at(given_up + forgotten - 1));
+        assert_eq!(sent(&mut c).len(), 1, "still settled a millisecond before");
+        let (mut c, given_up) = paused();
+        c.handle_timeout(at(given_up + forgotten));
+        assert!(sent(&mut c).is_empty());
+        assert_eq!(c.unresolved(), 0);
+    }
 }
