@@ -1804,4 +1804,26 @@ mod tests {
         assert!(sent(&mut c).is_empty());
         assert_eq!(c.unresolved(), 0);
     }
+
+    /// Found by mutation testing: the client asks to be woken when a settling's pause
+    /// ends, and only when nothing else is out (an application's request has its own
+    /// deadline; waking for the pause then would be for nothing).
+    #[test]
+    fn a_paused_settling_wakes_the_client_only_when_nothing_else_is_out() {
+        let paused = || {
+            let mut c = client();
+            c.checkout(at(0), "cad");
+            let given_up = time_out_everything(&mut c, 0);
+            events(&mut c);
+            time_out_until(&mut c, given_up, |c| c.pending.is_none());
+            let resume = c.resolve_at.expect("a pause before settling again");
+            (c, resume)
+        };
+        let (c, resume) = paused();
+        assert_eq!(c.poll_timeout(), Some(resume));
+        let (mut c, resume) = paused();
+        c.checkout(at(resume.0 - 10), "cad");
+        let deadline = Time(resume.0 - 10 + c.config.request_timeout.as_millis() as u64);
+        assert_eq!(c.poll_timeout(), Some(deadline));
+    }
 }
