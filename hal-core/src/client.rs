@@ -1826,4 +1826,20 @@ mod tests {
         let deadline = Time(resume.0 - 10 + c.config.request_timeout.as_millis() as u64);
         assert_eq!(c.poll_timeout(), Some(deadline));
     }
+
+    /// Found by mutation testing: a second request given up is kept beside the first,
+    /// both to be settled (only past `UNRESOLVED_MAX` is the oldest left to its lease).
+    #[test]
+    fn every_request_given_up_is_kept_to_settle() {
+        let mut c = client();
+        c.checkout(at(0), "cad");
+        let now = time_out_everything(&mut c, 0);
+        events(&mut c);
+        c.checkout(at(now), "cad");
+        let now = time_out_until(&mut c, now, |c| {
+            c.pending.as_ref().is_some_and(|p| p.resolving.is_none())
+        });
+        time_out_until(&mut c, now, |c| c.pending.is_none());
+        assert_eq!(c.unresolved(), 2);
+    }
 }
