@@ -1842,4 +1842,95 @@ mod tests {
         time_out_until(&mut c, now, |c| c.pending.is_none());
         assert_eq!(c.unresolved(), 2);
     }
+
+    /// Found by mutation testing: a borrow whose outcome was unknown and which turns out
+    /// to have been granted is given back as a borrow (`Return`), not checked in.
+    #[test]
+    fn a_settled_borrow_is_returned() {
+        let mut c = client();
+        c.borrow(at(0), "cad", 2);
+        let now = time_out_everything(&mut c, 0);
+        events(&mut c);
+        let again = sent(&mut c);
+        let borrowed = ReplyResult::Granted {
+            handle: Handle(9),
+            lease_ms: 120_000,
+            borrow_end: Some(WallTime(1_800_007_200_000)),
+            granted_by: ONE,
+        };
+        c.handle_reply(
+            at(now + 5),
+            again[0].to,
+            reply(ONE, again[0].request.seq, borrowed),
+        );
+        let release = sent(&mut c);
+        assert_eq!(release[0].request.op, Op::Return { handle: Handle(9) });
+    }
+
+    /// Found by mutation testing: "unknown handle" for a checkout means its seat lapsed
+    /// before the reply came, and the client asks anew under a new number; for a checkin
+    /// it means the seat is gone, and that is the answer.
+    #[test]
+    fn unknown_handle_is_asked_anew_for_a_checkout_and_final_for_a_checkin() {
+        let mut c = client();
+        let seq = c.checkout(at(0), "cad");
+        let first = sent(&mut c);
+        c.handle_reply(
+            at(5),
+            first[0].to,
+            reply(ONE, seq, ReplyResult::Denied(Denial::UnknownHandle)),
+        );
+        assert!(
+            events(&mut c).is_empty(),
+            "not an answer for the application"
+        );
+        let again = sent(&mut c);
+        assert!(
+            matches!(again[0].request.op, Op::Checkout { .. }),
+            "{again:?}"
+        );
+        assert!(again[0].request.seq > first[0].request.seq, "a new number");
+        c.handle_reply(
+            at(10),
+            again[0].to,
+            reply(ONE, again[0].request.seq, granted(4, ONE)),
+        );
+        events(&mut c);
+        let checkin = c.checkin(at(20), Handle(4));
+        let out = sent(&mut c);
+        c.handle_reply(
+            at(25),
+            out[0].to,
+            reply(
+                ONE,
+                out[0].request.seq,
+                ReplyResult::Denied(Denial::UnknownHandle),
+            ),
+        );
+        assert!(
+            matches!(events(&mut c)[..], [ClientEvent::Denied { seq: s, reason: Denial::UnknownHandle, .. }] if s == checkin)
+        );
+        assert!(c.seats().is_empty());
+        assert!(sent(&mut c).is_empty(), "nothing asked again");
+    }
+
+    /// Found by mutation testing: a refused heartbeat is tried again after the retry
+    /// pause, not at once.
+    #[test]
+    fn a_refused_heartbeat_waits_the_retry_pause() {
+        let mut c = client();
+        let seq = c.checkout(at(0), "cad");
+        sent(&mut c);
+        c.handle_reply(at(10), Endpoint(0), reply(ONE, seq, granted(4, ONE)));
+        let beat_at = c.poll_timeout().unwrap().0;
+        c.handle_timeout(at(beat_at));
+        let beat = sent(&mut c);
+        c.handle_reply(
+            at(beat_at + 5),
+            beat[0].to,
+            reply(ONE, beat[0].request.seq, not_active(None)),
+        );
+        let pause = c.config.retry_pause.as_millis() as u64;
+        assert_eq!(c.poll_timeout(), Some(Time(beat_at + 5 + pause)));
+    }
 }
