@@ -1933,4 +1933,54 @@ mod tests {
         let pause = c.config.retry_pause.as_millis() as u64;
         assert_eq!(c.poll_timeout(), Some(Time(beat_at + 5 + pause)));
     }
+
+    /// Found by mutation testing: a seat lost on the client is given back beside a
+    /// request still to settle, not instead of it.
+    #[test]
+    fn a_lost_seat_is_given_back_beside_a_request_to_settle() {
+        let mut c = client();
+        let seq = c.checkout(at(0), "cad");
+        sent(&mut c);
+        c.handle_reply(at(10), Endpoint(0), reply(ONE, seq, granted(4, ONE)));
+        c.checkout(at(20), "cad");
+        let now = time_out_everything(&mut c, 20);
+        events(&mut c);
+        // The settling reaches nobody either and pauses: it waits in the queue.
+        time_out_until(&mut c, now, |c| c.pending.is_none());
+        assert_eq!(c.unresolved(), 1);
+        // The seat's lease (counted from the send at 0) runs out.
+        c.handle_timeout(at(120_000));
+        assert!(c.seats().is_empty());
+        assert_eq!(
+            c.unresolved(),
+            2,
+            "the checkout and the lost seat's checkin"
+        );
+    }
+
+    /// Found by mutation testing: a borrowed seat is held until its end, then ended.
+    #[test]
+    fn a_borrow_is_held_until_its_end() {
+        let mut c = client();
+        let seq = c.borrow(at(0), "cad", 2);
+        let out = sent(&mut c);
+        let end = WallTime(1_800_000_000_000 + 7_200_000);
+        let borrowed = ReplyResult::Granted {
+            handle: Handle(9),
+            lease_ms: 120_000,
+            borrow_end: Some(end),
+            granted_by: ONE,
+        };
+        c.handle_reply(at(10), out[0].to, reply(ONE, seq, borrowed));
+        events(&mut c);
+        c.handle_timeout(at(60_000));
+        assert!(c.seats().contains_key(&Handle(9)));
+        assert!(events(&mut c).is_empty());
+        c.handle_timeout(at(7_200_000));
+        assert!(c.seats().is_empty());
+        assert_eq!(
+            events(&mut c),
+            vec![ClientEvent::BorrowEnded { handle: Handle(9) }]
+        );
+    }
 }
