@@ -177,6 +177,7 @@ mod tests {
         let mut log = Log::restore(LogIndex(10), Term(2), vec![entry(2), entry(3)]);
         assert_eq!(log.last_index(), LogIndex(12));
         assert_eq!(log.snapshot_index(), LogIndex(10));
+        assert_eq!(log.len(), 2, "entries held, the snapshot's not counted");
         assert_eq!(log.term_at(LogIndex(10)), Some(Term(2)));
         assert_eq!(log.term_at(LogIndex(12)), Some(Term(3)));
         assert_eq!(log.term_at(LogIndex(9)), None);
