@@ -440,39 +440,45 @@ fn a_grant_by_2_long_after_1_is_healthy_again_is_caught() {
 /// Invariant 8: #1 takes the role back from a serving #2 only after the failback hold.
 #[test]
 fn a_failback_before_the_hold_is_caught() {
-    // #1 crashed at 100 and is back at 1000; #2 served meanwhile; the hold is 10 s.
+    let active = |t: u64, server: u8| {
+        format!(r#"{{"t_ms":{t},"kind":"role","server":{server},"role":"active","term":{t}}}"#)
+    };
+    // #1 crashed at 100 and is back at 1000; #2 has been active since 2000; the hold
+    // is 10 s.
     let base = [
         meta_timing(),
-        reply(50, "c1", 1, "h1", 1),
+        active(10, 1),
         fault(100, "crash", &[1], &[]),
-        reply(3_000, "c1", 2, "h2", 2),
         fault(1_000, "restart", &[1], &[]),
+        active(2_000, 2),
     ];
     let mut early = base.to_vec();
-    early.push(reply(4_000, "c1", 3, "h3", 1));
+    early.push(active(4_000, 1));
     let violation = Checkers::check(&early).unwrap();
     assert_eq!(violation.invariant, "8 failback hold");
     assert!(violation.what.contains("3000 ms after"), "{violation}");
     let mut held = base.to_vec();
-    held.push(reply(11_500, "c1", 3, "h3", 1));
+    held.push(active(11_500, 1));
     assert_eq!(Checkers::check(&held), None);
-    // #2 crashed after its last grant: #1 and #3 elect #1 at once, rightly.
+    // #2 crashed meanwhile: #1 and #3 elect #1 at once, rightly.
     let mut lost = base.to_vec();
     lost.push(fault(3_500, "crash", &[2], &[]));
-    lost.push(reply(4_000, "c1", 3, "h3", 1));
+    lost.push(active(4_000, 1));
     assert_eq!(Checkers::check(&lost), None);
     // #2's links went slow: it may have stepped down; not judged.
     let mut shaky = base.to_vec();
     shaky.push(json_link(3_500, &[2], &[3], "slow"));
     shaky.push(json_link(3_500, &[2], &[1], "slow"));
-    shaky.push(reply(4_000, "c1", 3, "h3", 1));
+    shaky.push(active(4_000, 1));
     assert_eq!(Checkers::check(&shaky), None);
-    // A retry answered by #1 with #1's old grant says nothing of who serves now.
-    let mut retry = base.to_vec();
-    retry.push(
-        r#"{"t_ms":4000,"kind":"reply","client":"c1","req":1,"server":1,"result":"granted","handle":"h1","lease_ms":120000,"granted_by":2}"#.to_string(),
-    );
-    assert_eq!(Checkers::check(&retry), None);
+    // Found by the long sweep (seed 100892 of two minutes): #1 took the role back after
+    // the hold, was then cut off for a second while active, and won an ordinary election
+    // once back. #2 was never active in between: not a failback.
+    let mut again = held.clone();
+    again.push(fault(12_000, "partition", &[1], &[2, 3]));
+    again.push(fault(13_000, "repair", &[1], &[2, 3]));
+    again.push(active(14_300, 1));
+    assert_eq!(Checkers::check(&again), None);
 }
 
 fn client_event(t: u64, client: &str, event: &str, req: u64, handle: &str) -> String {
