@@ -695,4 +695,30 @@ mod tests {
             problem(&seats)
         );
     }
+
+    /// Found by mutation testing: who holds a client's seats is the user and host of
+    /// its latest grant, and a request older than the client's last is stale.
+    #[test]
+    fn a_session_keeps_its_latest_identity_and_refuses_older_requests() {
+        let mut seats = Seats::new();
+        let at = |user: &str, host: &str, seq: u64| Command::Grant {
+            client: ClientId(7),
+            seq: RequestSeq(seq),
+            feature: "cad".into(),
+            user: user.into(),
+            host: host.into(),
+            borrow_end: None,
+            by: ServerId::PRIMARY,
+        };
+        let known = |_: &str| Some(5);
+        seats.apply(LogIndex(1), &at("ann", "ws1", 1), known);
+        assert_eq!(seats.holder(ClientId(7)), Some(("ann", "ws1")));
+        seats.apply(LogIndex(2), &at("ann", "ws2", 2), known);
+        assert_eq!(seats.holder(ClientId(7)), Some(("ann", "ws2")));
+        seats.apply(LogIndex(3), &at("bob", "ws2", 3), known);
+        assert_eq!(seats.holder(ClientId(7)), Some(("bob", "ws2")));
+        assert_eq!(seats.seen(ClientId(7), RequestSeq(2)), Seen::Stale);
+        assert_eq!(seats.apply(LogIndex(4), &at("bob", "ws2", 2), known), None);
+        assert_eq!(seats.len(), 3, "a stale request takes no seat");
+    }
 }
