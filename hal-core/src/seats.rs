@@ -721,4 +721,35 @@ mod tests {
         assert_eq!(seats.apply(LogIndex(4), &at("bob", "ws2", 2), known), None);
         assert_eq!(seats.len(), 3, "a stale request takes no seat");
     }
+
+    /// Found by mutation testing: a request applied twice (a retry that was logged again)
+    /// gets its first answer, not a second seat; and a client cannot release another
+    /// client's seat.
+    #[test]
+    fn a_request_applied_twice_gets_its_first_answer_and_seats_are_released_by_their_holder() {
+        let mut seats = Seats::new();
+        let known = |_: &str| Some(5);
+        let first = seats.apply(LogIndex(1), &grant(7, "cad"), known);
+        let again = seats.apply(LogIndex(2), &grant(7, "cad"), known);
+        assert_eq!(first, again);
+        assert_eq!(seats.len(), 1);
+        let Some(Outcome::Granted { handle, .. }) = first else {
+            panic!("{first:?}");
+        };
+        let release = |client: u64| Command::Release {
+            client: ClientId(client),
+            seq: RequestSeq(2),
+            handle,
+        };
+        assert_eq!(
+            seats.apply(LogIndex(3), &release(8), known),
+            Some(Outcome::Denied(Denial::UnknownHandle))
+        );
+        assert_eq!(seats.len(), 1);
+        assert_eq!(
+            seats.apply(LogIndex(4), &release(7), known),
+            Some(Outcome::Released { handle })
+        );
+        assert!(seats.is_empty());
+    }
 }
