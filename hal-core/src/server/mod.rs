@@ -670,20 +670,13 @@ impl Server {
             };
             let catalog = &self.catalog;
             let plants = self.config.plants;
-            let outcome = if plants.has(Plant::CountAtProposeOnly)
-                || plants.has(Plant::RetriesNotDeduplicated)
-            {
-                let dedup = !plants.has(Plant::RetriesNotDeduplicated);
-                let recheck = !plants.has(Plant::CountAtProposeOnly);
-                self.seats.apply_planted(index, &entry.command, dedup, |f| {
-                    catalog
-                        .count(f)
-                        .map(|count| if recheck { count } else { u32::MAX })
-                })
-            } else {
-                self.seats
-                    .apply(index, &entry.command, |f| catalog.count(f))
-            };
+            let dedup = !plants.has(Plant::RetriesNotDeduplicated);
+            let recheck = !plants.has(Plant::CountAtProposeOnly);
+            let outcome = self.seats.apply_planted(index, &entry.command, dedup, |f| {
+                catalog
+                    .count(f)
+                    .map(|count| if recheck { count } else { u32::MAX })
+            });
             self.applied = index;
             if let (Some(Outcome::Granted { handle, .. }), Command::Grant { client, seq, .. }) =
                 (&outcome, &entry.command)
