@@ -1983,4 +1983,93 @@ mod tests {
             vec![ClientEvent::BorrowEnded { handle: Handle(9) }]
         );
     }
+
+    /// Found by mutation testing: a pass over the path counts only the servers not passed
+    /// over, so once the two others have refused the client pauses, rather than asking
+    /// one of them again at once.
+    #[test]
+    fn a_pass_without_the_server_passed_over_ends_in_a_pause() {
+        let mut c = client();
+        let seq = c.checkout(at(0), "cad");
+        sent(&mut c);
+        // #1, at endpoint 0, does not answer: it is passed over for a while.
+        let timed_out = c.poll_timeout().unwrap().0;
+        c.handle_timeout(at(timed_out));
+        let no_majority = || ReplyResult::Denied(Denial::NoMajority);
+        assert_eq!(sent(&mut c)[0].to, Endpoint(1));
+        c.handle_reply(
+            at(timed_out + 5),
+            Endpoint(1),
+            reply(TWO, seq, no_majority()),
+        );
+        assert_eq!(sent(&mut c)[0].to, Endpoint(2));
+        c.handle_reply(
+            at(timed_out + 10),
+            Endpoint(2),
+            reply(THREE, seq, no_majority()),
+        );
+        assert!(sent(&mut c).is_empty(), "a pause after the pass");
+        let pause = c.config.retry_pause;
+        assert_eq!(c.poll_timeout(), Some(Time(timed_out + 10) + pause));
+    }
+
+    /// Found by mutation testing: the latest `HEARTBEATS_REMEMBERED_MAX` heartbeats are
+    /// remembered, so a late ack of any of them renews the lease; an older one's ack is
+    /// ignored.
+    #[test]
+    fn a_late_ack_renews_the_lease_if_its_heartbeat_is_among_the_latest_remembered() {
+        let mut c = client();
+        let seq = c.checkout(at(0), "cad");
+        sent(&mut c);
+        c.handle_reply(at(10), Endpoint(0), reply(ONE, seq, granted(4, ONE)));
+        // No heartbeat is answered: each is sent again a request timeout later.
+        let mut beats = Vec::new();
+        for _ in 0..=HEARTBEATS_REMEMBERED_MAX {
+            let due = c.poll_timeout().unwrap();
+            c.handle_timeout(at(due.0));
+            beats.push((due, sent(&mut c).remove(0)));
+        }
+        let ack = |c: &mut Client, (_, beat): &(Time, Transmit)| {
+            let result = ReplyResult::HeartbeatAck {
+                lease_ms: 120_000,
+                held: vec![Handle(4)],
+                unknown: vec![],
+            };
+            c.handle_reply(at(60_000), beat.to, reply(ONE, beat.request.seq, result));
+        };
+        let lease_until = |c: &Client| c.seats()[&Handle(4)].lease_until;
+        ack(&mut c, &beats[0]);
+        assert_eq!(lease_until(&c), Some(Time(120_000)), "forgotten: ignored");
+        ack(&mut c, &beats[1]);
+        assert_eq!(lease_until(&c), Some(beats[1].0 + Duration::from_secs(120)));
+    }
+
+    /// Found by mutation testing: seats lost together are each given back, not only
+    /// the last.
+    #[test]
+    fn seats_lost_together_are_each_given_back() {
+        let mut c = client();
+        for (now, handle) in [(0, 4), (10, 5)] {
+            let seq = c.checkout(at(now), "cad");
+            let to = sent(&mut c)[0].to;
+            c.handle_reply(at(now + 5), to, reply(ONE, seq, granted(handle, ONE)));
+        }
+        // Frozen past both leases: the next thing it does is notice.
+        c.handle_timeout(at(130_000));
+        let mut given_back = Vec::new();
+        for _ in 0..3 {
+            let checkin = sent(&mut c).into_iter().find_map(|t| match t.request.op {
+                Op::Checkin { handle } => Some((t.to, t.request.seq, handle)),
+                _ => None,
+            });
+            let Some((to, seq, handle)) = checkin else {
+                break;
+            };
+            given_back.push(handle);
+            let released = ReplyResult::Released { handle };
+            c.handle_reply(at(130_005), to, reply(ONE, seq, released));
+        }
+        assert_eq!(given_back, [Handle(4), Handle(5)]);
+        assert_eq!(c.unresolved(), 0);
+    }
 }

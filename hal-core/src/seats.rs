@@ -302,9 +302,15 @@ impl Seats {
                 ..
             } => {
                 session.set_identity(user, host);
+                // Recorded and bounded below like every other outcome: the session it
+                // may have created counts toward the limit.
                 let Some(count) = count_of(feature) else {
-                    session.record(index, seq, Outcome::Denied(Denial::UnknownFeature));
-                    return Some(Outcome::Denied(Denial::UnknownFeature));
+                    return Some(self.record(
+                        client,
+                        index,
+                        seq,
+                        Outcome::Denied(Denial::UnknownFeature),
+                    ));
                 };
                 let slot = match self.names.iter().position(|n| **n == **feature) {
                     Some(slot) => slot,
@@ -347,11 +353,25 @@ impl Seats {
             },
             Command::Noop | Command::Expire { .. } | Command::Forget { .. } => return None,
         };
-        session.record(index, seq, outcome.clone());
+        Some(self.record(client, index, seq, outcome))
+    }
+
+    /// Records `outcome` as `client`'s answer to request `seq` (applied at `index`), then
+    /// forgets idle sessions if the table holds too many.
+    fn record(
+        &mut self,
+        client: ClientId,
+        index: LogIndex,
+        seq: RequestSeq,
+        outcome: Outcome,
+    ) -> Outcome {
+        if let Some(session) = self.sessions.get_mut(&client) {
+            session.record(index, seq, outcome.clone());
+        }
         if self.sessions.len() > SESSIONS_MAX {
             self.evict_idle_sessions();
         }
-        Some(outcome)
+        outcome
     }
 
     /// Removes a seat, if held (an expiry).
@@ -751,5 +771,129 @@ mod tests {
             Some(Outcome::Released { handle })
         );
         assert!(seats.is_empty());
+    }
+
+    /// Found by mutation testing: the planted bug `RetriesNotDeduplicated` does what it
+    /// says (a request applied twice takes a second seat), so the simulator's measure of
+    /// it measures something.
+    #[test]
+    fn without_deduplication_a_request_applied_twice_takes_a_second_seat() {
+        let mut seats = Seats::new();
+        let known = |_: &str| Some(5);
+        seats.apply_planted(LogIndex(1), &grant(7, "cad"), false, known);
+        let again = seats.apply_planted(LogIndex(2), &grant(7, "cad"), false, known);
+        assert!(
+            matches!(
+                again,
+                Some(Outcome::Granted {
+                    handle: Handle(2),
+                    ..
+                })
+            ),
+            "{again:?}"
+        );
+        assert_eq!(seats.len(), 2);
+    }
+
+    /// Found by mutation testing: the planted bug `SnapshotWithoutSessions` keeps the
+    /// seats but forgets each client's last request, so a retry looks new.
+    #[test]
+    fn forgetting_requests_keeps_the_seats_but_makes_a_retry_look_new() {
+        let mut seats = table();
+        assert!(matches!(
+            seats.seen(ClientId(1), RequestSeq(1)),
+            Seen::Retry(Outcome::Granted { .. })
+        ));
+        seats.forget_requests();
+        assert_eq!(seats.seen(ClientId(1), RequestSeq(1)), Seen::New);
+        assert_eq!(seats.len(), 3);
+        assert_eq!(seats.seats_held(ClientId(1)), Some(1));
+    }
+
+    /// Found by mutation testing: nothing checked the getters that the server's COUNT
+    /// check, its forgetting of idle clients and the status report read.
+    #[test]
+    fn getters_say_each_seats_feature_the_seats_used_and_the_clients_without_seats() {
+        let mut seats = table();
+        assert!(!seats.is_empty());
+        let features: Vec<&str> = seats.iter().map(|(_, s)| seats.feature_of(s)).collect();
+        assert_eq!(features, ["cad", "cad", "cam"]);
+        let used = |seats: &Seats| ["cad", "cam", "cae"].map(|f| seats.used(f));
+        assert_eq!(used(&seats), [2, 1, 0]);
+        assert_eq!(seats.idle_clients().count(), 0, "every client holds a seat");
+        let checkin = Command::Release {
+            client: ClientId(2),
+            seq: RequestSeq(2),
+            handle: Handle(2),
+        };
+        seats.apply(LogIndex(4), &checkin, |_| Some(5));
+        assert_eq!(used(&seats), [1, 1, 0]);
+        assert_eq!(seats.idle_clients().collect::<Vec<_>>(), [ClientId(2)]);
+    }
+
+    /// Found by mutation testing: `check_invariants` does check.
+    #[test]
+    #[should_panic(expected = "per-feature counts match the seats held")]
+    fn a_miscounted_table_breaks_the_invariants() {
+        table().check_invariants();
+        let mut seats = table();
+        seats.used[0] = 0;
+        seats.check_invariants();
+    }
+
+    /// Found by mutation testing: a table may name as many features as a license may
+    /// hold, and no more.
+    #[test]
+    fn a_table_names_at_most_features_max_features() {
+        let mut seats = Seats::new();
+        for feature in 0..FEATURES_MAX {
+            seats.names.push(format!("f{feature}"));
+            seats.used.push(0);
+        }
+        assert_eq!(seats.validate(LogIndex(0), known), Ok(()));
+        seats.names.push("one too many".to_string());
+        seats.used.push(0);
+        let problem = seats.validate(LogIndex(0), known).unwrap_err();
+        assert!(problem.contains("over the limit"), "{problem}");
+    }
+
+    /// Found by mutation testing: a table holds up to `SESSIONS_MAX` sessions (and is
+    /// valid); one more, and the longest-idle hundredth of the limit without a seat is
+    /// forgotten, oldest first, while a session that holds a seat is kept however idle.
+    #[test]
+    fn past_the_session_limit_the_longest_idle_sessions_without_seats_are_forgotten() {
+        let mut seats = Seats::new();
+        let known = |_: &str| Some(1);
+        // Client 0 takes a seat first: the longest idle of all.
+        seats.apply(LogIndex(1), &grant(0, "cad"), known);
+        // Every other client checks in a seat it does not hold: a session, no seat.
+        let checkin = |client: usize| Command::Release {
+            client: ClientId(client as u64),
+            seq: RequestSeq(1),
+            handle: Handle(0),
+        };
+        for client in 1..SESSIONS_MAX {
+            seats.apply(LogIndex(client as u64 + 1), &checkin(client), known);
+        }
+        assert_eq!(seats.sessions_len(), SESSIONS_MAX);
+        assert_eq!(
+            seats.validate(LogIndex(SESSIONS_MAX as u64), |_| true),
+            Ok(())
+        );
+        // A new client's grant of a feature the license lacks makes a session too, and
+        // bounds the table like any other request.
+        let last = LogIndex(SESSIONS_MAX as u64 + 1);
+        let unknown = seats.apply(last, &grant(SESSIONS_MAX as u64, "cad"), |_| None);
+        assert_eq!(unknown, Some(Outcome::Denied(Denial::UnknownFeature)));
+        let forgotten = SESSIONS_MAX / 100;
+        assert_eq!(seats.sessions_len(), SESSIONS_MAX + 1 - forgotten);
+        assert_eq!(
+            seats.seats_held(ClientId(0)),
+            Some(1),
+            "a seat holder is kept"
+        );
+        assert_eq!(seats.seats_held(ClientId(1)), None);
+        assert_eq!(seats.seats_held(ClientId(forgotten as u64)), None);
+        assert_eq!(seats.seats_held(ClientId(forgotten as u64 + 1)), Some(0));
     }
 }

@@ -393,3 +393,39 @@ impl Server {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::Config;
+    use crate::server::testkit::Driver;
+    use crate::timing::Timing;
+
+    fn heartbeat_answer(handles_len: usize) -> Vec<Output> {
+        let mut single = Driver::with_config(Config::single(Timing::lan()));
+        let handles = vec![Handle(9); handles_len];
+        single.ask(7, 1, Op::Heartbeat { handles })
+    }
+
+    #[test]
+    fn a_heartbeat_may_list_up_to_the_most_handles_and_no_more() {
+        let at_most = heartbeat_answer(HEARTBEAT_HANDLES_MAX);
+        assert!(
+            matches!(
+                at_most.as_slice(),
+                [Output::Reply(ServerReply { result: ReplyResult::HeartbeatAck { unknown, .. }, .. })]
+                    if unknown.len() == HEARTBEAT_HANDLES_MAX
+            ),
+            "{at_most:?}"
+        );
+        let too_many = heartbeat_answer(HEARTBEAT_HANDLES_MAX + 1);
+        let refused = Denial::InvalidRequest(Invalid::TooManyHandles);
+        assert!(
+            matches!(
+                too_many.as_slice(),
+                [Output::Reply(ServerReply { result: ReplyResult::Denied(d), .. })] if *d == refused
+            ),
+            "{too_many:?}"
+        );
+    }
+}

@@ -855,3 +855,326 @@ impl Server {
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::protocol::{Op, PeerBody, ReplyResult};
+    use crate::server::testkit::{Driver, append, at, catalog, checkout, grant, noop, sent_to};
+
+    /// The handles of the grants `outputs` report applied.
+    fn granted(outputs: &[Output]) -> Vec<Handle> {
+        outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Event(ServerEvent::SeatGranted { handle, .. }) => Some(*handle),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The clients whose sessions the log entries persisted in `outputs` forget.
+    fn forgotten(outputs: &[Output]) -> Vec<ClientId> {
+        let mut clients = Vec::new();
+        for output in outputs {
+            if let Output::Persist(Persist::Entries { entries, .. }) = output {
+                for entry in entries {
+                    if let Command::Forget { clients: forget } = &entry.command {
+                        clients.extend(forget);
+                    }
+                }
+            }
+        }
+        clients
+    }
+
+    fn snapshot(last_index: u64, last_term: u64) -> Persist {
+        Persist::Snapshot(Arc::new(Snapshot {
+            last_index: LogIndex(last_index),
+            last_term: Term(last_term),
+            seats: Seats::new(),
+        }))
+    }
+
+    #[test]
+    fn a_log_write_tells_the_last_index_the_log_has_once_it_is_made() {
+        let appended = Persist::Entries {
+            first: LogIndex(3),
+            entries: vec![noop(1), noop(1)],
+        };
+        let truncated = Persist::Entries {
+            first: LogIndex(3),
+            entries: Vec::new(),
+        };
+        let vote = Persist::HardState {
+            term: Term(1),
+            voted_for: None,
+        };
+        assert_eq!(appended.last_log_index(), Some(LogIndex(4)));
+        assert_eq!(truncated.last_log_index(), Some(LogIndex(2)));
+        assert_eq!(vote.last_log_index(), None);
+    }
+
+    #[test]
+    fn a_snapshot_keeps_the_stored_entries_after_its_last_index() {
+        let mut durable = Durable {
+            entries: vec![noop(1), noop(1), noop(2)],
+            ..Durable::default()
+        };
+        durable.apply(&snapshot(2, 1));
+        assert_eq!(durable.entries, [noop(2)]);
+    }
+
+    #[test]
+    fn a_snapshot_whose_last_entry_differs_from_the_stored_one_drops_the_stored_entries() {
+        let mut durable = Durable {
+            entries: vec![noop(1), noop(1), noop(1)],
+            ..Durable::default()
+        };
+        durable.apply(&snapshot(2, 2));
+        assert_eq!(durable.entries, []);
+    }
+
+    #[test]
+    fn roles_have_the_names_status_output_uses() {
+        assert_eq!(Role::Active.name(), "active");
+        assert_eq!(Role::Standby.name(), "standby");
+    }
+
+    #[test]
+    fn a_followers_acknowledgement_waits_for_the_write_of_what_it_acknowledges() {
+        let mut two = Driver::new(ServerId::SECONDARY);
+        let outputs = two.hear_in(ServerId::PRIMARY, Term(1), append((0, 0), vec![noop(1)], 0));
+        let is_ack = |o: &Output| {
+            matches!(
+                o,
+                Output::Peer(PeerMessage {
+                    body: PeerBody::AppendReply { success: true, .. },
+                    ..
+                })
+            )
+        };
+        let Some(ack) = outputs.iter().position(is_ack) else {
+            panic!("no acknowledgement: {outputs:?}");
+        };
+        let written_before = outputs[..ack]
+            .iter()
+            .any(|o| matches!(o, Output::Persist(Persist::Entries { .. })));
+        assert!(written_before, "{outputs:?}");
+        assert!(!outputs[ack].may_precede_persists());
+    }
+
+    #[test]
+    fn a_leaders_appends_and_replies_may_leave_before_its_persists() {
+        let mut one = Driver::new(ServerId::PRIMARY);
+        let outputs = one.elect();
+        let appends = outputs
+            .iter()
+            .filter(|o| matches!(o, Output::Peer(m) if matches!(m.body, PeerBody::Append { .. })))
+            .collect::<Vec<_>>();
+        assert_eq!(appends.len(), 2, "{outputs:?}");
+        assert!(appends.iter().all(|o| o.may_precede_persists()));
+        // Its no-op not yet committed, it denies a checkout (a reply all the same).
+        let outputs = one.ask(7, 1, checkout());
+        assert!(
+            matches!(outputs.as_slice(), [reply @ Output::Reply(_)] if reply.may_precede_persists()),
+            "{outputs:?}"
+        );
+    }
+
+    #[test]
+    fn a_follower_knows_the_leader_it_hears_and_applies_what_is_committed() {
+        let mut two = Driver::new(ServerId::SECONDARY);
+        assert_eq!(two.server.leader(), None);
+        two.hear_in(
+            ServerId::PRIMARY,
+            Term(1),
+            append((0, 0), vec![noop(1), noop(1)], 1),
+        );
+        assert_eq!(two.server.leader(), Some(ServerId::PRIMARY));
+        assert_eq!(two.server.applied_index(), LogIndex(1));
+    }
+
+    #[test]
+    fn a_server_applies_the_license_it_was_given() {
+        let one = Driver::new(ServerId::PRIMARY);
+        assert_eq!(one.server.catalog(), &catalog());
+        assert_eq!(one.server.catalog().count("cad"), Some(5));
+    }
+
+    #[test]
+    fn the_tiebreaker_never_asks_to_be_woken_for_an_election() {
+        let mut three = Driver::new(ServerId::TIEBREAKER);
+        assert_eq!(three.server.poll_timeout(), None);
+        three.hear_in(ServerId::PRIMARY, Term(1), append((0, 0), vec![noop(1)], 0));
+        assert_eq!(three.server.poll_timeout(), None);
+    }
+
+    #[test]
+    fn two_leading_does_not_hand_the_role_back_for_hearing_three_alone() {
+        let mut two = Driver::new(ServerId::SECONDARY);
+        two.elect();
+        let start = two.now_ms;
+        let hold_ms = millis(Timing::lan().failback_hold);
+        let ack = PeerBody::AppendReply {
+            success: true,
+            match_index: LogIndex(1),
+            round: 1,
+        };
+        let mut outputs = Vec::new();
+        for ms in (start..=start + 2 * hold_ms).step_by(100) {
+            outputs.extend(two.tick_to(ms));
+            outputs.extend(two.hear(ServerId::TIEBREAKER, ack.clone()));
+        }
+        assert!(two.server.is_leader());
+        let handed = outputs
+            .iter()
+            .any(|o| matches!(o, Output::Event(ServerEvent::FailbackStarted { .. })));
+        assert!(!handed);
+    }
+
+    #[test]
+    fn a_leader_steps_down_once_a_whole_election_timeout_passed_without_a_peer() {
+        // #1 last heard its peers when their votes made it leader.
+        let leads_after = |ms: u64| {
+            let mut one = Driver::new(ServerId::PRIMARY);
+            one.elect();
+            one.tick_to(one.now_ms + ms);
+            one.server.is_leader()
+        };
+        let timeout_ms = millis(Timing::lan().election_timeout);
+        assert!(leads_after(timeout_ms - 1));
+        assert!(!leads_after(timeout_ms));
+    }
+
+    #[test]
+    fn a_voter_backs_a_candidate_once_the_leader_was_silent_for_the_stickiness_window() {
+        let mut three = Driver::new(ServerId::TIEBREAKER);
+        three.tick_to(1_000);
+        three.hear_in(ServerId::PRIMARY, Term(1), append((0, 0), vec![noop(1)], 1));
+        let sticky_ms = millis(Timing::lan().leader_stickiness());
+        let mut pre_vote_at = |ms: u64| {
+            three.tick_to(ms);
+            let pre_vote = PeerBody::PreVote {
+                last_index: LogIndex(1),
+                last_term: Term(1),
+            };
+            let outputs = three.hear_in(ServerId::SECONDARY, Term(2), pre_vote);
+            sent_to(&outputs, ServerId::SECONDARY)
+        };
+        let refused = PeerBody::PreVoteReply { granted: false };
+        let granted = PeerBody::PreVoteReply { granted: true };
+        assert_eq!(pre_vote_at(1_000 + sticky_ms - 1), [refused]);
+        assert_eq!(pre_vote_at(1_000 + sticky_ms), [granted]);
+    }
+
+    #[test]
+    fn a_grant_logged_twice_takes_one_seat_and_is_reported_once() {
+        let mut two = Driver::new(ServerId::SECONDARY);
+        let outputs = two.hear_in(
+            ServerId::PRIMARY,
+            Term(1),
+            append((0, 0), vec![noop(1), grant(1, 7, 1)], 2),
+        );
+        assert_eq!(granted(&outputs), [Handle(2)]);
+        // The same request logged again (a retry that reached a new leader, say).
+        let outputs = two.hear(ServerId::PRIMARY, append((2, 1), vec![grant(1, 7, 1)], 3));
+        assert_eq!(granted(&outputs), []);
+        assert_eq!(two.server.seats().used("cad"), 1);
+    }
+
+    #[test]
+    fn a_follower_applies_no_grant_past_the_count() {
+        let mut two = Driver::new(ServerId::SECONDARY);
+        let mut entries = vec![noop(1)];
+        entries.extend((1..=6).map(|client| grant(1, client, 1)));
+        let outputs = two.hear_in(ServerId::PRIMARY, Term(1), append((0, 0), entries, 7));
+        assert_eq!(granted(&outputs).len(), 5);
+        assert_eq!(two.server.seats().used("cad"), 5);
+    }
+
+    #[test]
+    fn a_log_longer_than_its_limit_is_compacted_into_a_snapshot_of_the_applied_state() {
+        let config = Config {
+            log_entries_max: 3,
+            ..Config::triad(ServerId::SECONDARY, Timing::lan())
+        };
+        let mut two = Driver::with_config(config);
+        let outputs = two.hear_in(
+            ServerId::PRIMARY,
+            Term(1),
+            append((0, 0), vec![noop(1); 5], 5),
+        );
+        let snapshots: Vec<_> = outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Persist(Persist::Snapshot(s)) => Some((s.last_index, s.last_term)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(snapshots, [(LogIndex(5), Term(1))], "{outputs:?}");
+        assert_eq!(two.server.last_index(), LogIndex(5));
+    }
+
+    /// A disk that breaks a rule of the state: an entry from a term later than the term
+    /// stored beside it.
+    fn corrupt_disk() -> Durable {
+        Durable {
+            term: Term(1),
+            entries: vec![noop(2)],
+            ..Durable::default()
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "no entry from a future term")]
+    fn the_invariant_check_names_the_rule_a_state_breaks() {
+        let config = Config::triad(ServerId::SECONDARY, Timing::lan());
+        Server::new(config, catalog(), corrupt_disk(), at(0)).check_invariants();
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "no entry from a future term")]
+    fn debug_builds_check_the_invariants_without_being_asked() {
+        let config = Config::triad(ServerId::SECONDARY, Timing::lan());
+        Server::new(config, catalog(), corrupt_disk(), at(0));
+    }
+
+    #[test]
+    fn a_session_is_forgotten_an_idle_time_after_its_last_seat_is_returned() {
+        let mut single = Driver::with_config(Config::single(Timing::lan()));
+        let outputs = single.ask(7, 1, checkout());
+        assert!(
+            matches!(
+                outputs.as_slice(),
+                [
+                    ..,
+                    Output::Reply(ServerReply {
+                        result: ReplyResult::Granted {
+                            handle: Handle(2),
+                            ..
+                        },
+                        ..
+                    })
+                ]
+            ),
+            "{outputs:?}"
+        );
+        let returned_ms = 60_000;
+        single.tick_to(returned_ms);
+        single.ask(7, 2, Op::Checkin { handle: Handle(2) });
+        // The idle time counts from the return, not from the checkout a minute before.
+        let idle_ms = millis(Timing::lan().session_idle_max());
+        assert_eq!(
+            forgotten(&single.tick_to(returned_ms + idle_ms - 1_000)),
+            []
+        );
+        assert_eq!(
+            forgotten(&single.tick_to(returned_ms + idle_ms)),
+            [ClientId(7)]
+        );
+    }
+}

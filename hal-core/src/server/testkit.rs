@@ -7,7 +7,9 @@ use std::sync::Arc;
 use super::{Config, Durable, Output, Server};
 use crate::ServerId;
 use crate::catalog::{Catalog, FeatureRules};
-use crate::protocol::{Entry, LogIndex, PeerBody, PeerMessage, Term};
+use crate::protocol::{
+    ClientId, ClientRequest, Entry, LogIndex, Op, PeerBody, PeerMessage, RequestSeq, Term,
+};
 use crate::seats::Command;
 use crate::time::{Now, Time, WallTime};
 use crate::timing::Timing;
@@ -41,7 +43,12 @@ pub(crate) struct Driver {
 impl Driver {
     /// Server `id` of a LAN triad, fresh, its first outputs drained.
     pub fn new(id: ServerId) -> Driver {
-        let config = Config::triad(id, Timing::lan());
+        Driver::with_config(Config::triad(id, Timing::lan()))
+    }
+
+    /// A fresh server set up by `config`, its first outputs drained (a single server
+    /// leads at once).
+    pub fn with_config(config: Config) -> Driver {
         let mut server = Server::new(config, catalog(), Durable::default(), at(0));
         while server.poll_output().is_some() {}
         Driver { server, now_ms: 0 }
@@ -73,6 +80,17 @@ impl Driver {
             body,
         };
         self.server.handle_peer(at(self.now_ms), message);
+        self.drain()
+    }
+
+    /// Delivers request `seq` of `client`; returns the outputs.
+    pub fn ask(&mut self, client: u64, seq: u64, op: Op) -> Vec<Output> {
+        let request = ClientRequest {
+            client: ClientId(client),
+            seq: RequestSeq(seq),
+            op,
+        };
+        self.server.handle_client(at(self.now_ms), request);
         self.drain()
     }
 
@@ -124,6 +142,31 @@ pub(crate) fn noop(term: u64) -> Arc<Entry> {
     Arc::new(Entry {
         term: Term(term),
         command: Command::Noop,
+    })
+}
+
+/// A checkout of `cad`.
+pub(crate) fn checkout() -> Op {
+    Op::Checkout {
+        feature: "cad".into(),
+        user: "ann".into(),
+        host: "ws1".into(),
+    }
+}
+
+/// A log entry of `term` granting a `cad` seat to request `seq` of `client`.
+pub(crate) fn grant(term: u64, client: u64, seq: u64) -> Arc<Entry> {
+    Arc::new(Entry {
+        term: Term(term),
+        command: Command::Grant {
+            client: ClientId(client),
+            seq: RequestSeq(seq),
+            feature: "cad".into(),
+            user: "ann".into(),
+            host: "ws1".into(),
+            borrow_end: None,
+            by: ServerId::PRIMARY,
+        },
     })
 }
 
