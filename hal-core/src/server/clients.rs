@@ -106,7 +106,10 @@ impl Server {
         match &self.state {
             State::Leader(leader) => {
                 let keeps_serving = self.config.plants.has(Plant::NoStepDown);
-                if !self.majority_heard() && leader.round > 1 && !keeps_serving {
+                // From its first round on, as the check-quorum of its ticks: a leader
+                // that has not heard a majority for an election timeout serves nothing,
+                // even when the tick that would make it step down comes late.
+                if !self.majority_heard() && !keeps_serving {
                     Some(Denial::NoMajority)
                 } else if self.applied < leader.noop_index {
                     // Until its no-op applies, a new leader's seat table may lack
@@ -397,9 +400,90 @@ impl Server {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::Config;
-    use crate::server::testkit::Driver;
+    use crate::protocol::{PeerBody, Term};
+    use crate::server::testkit::{Driver, append, checkout, noop};
+    use crate::server::{Config, Persist};
     use crate::timing::Timing;
+
+    /// The results of the replies among `outputs`.
+    fn replies(outputs: &[Output]) -> Vec<ReplyResult> {
+        outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Reply(reply) => Some(reply.result.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The handle of the seat the one reply among `outputs` grants.
+    fn granted(outputs: &[Output]) -> Option<Handle> {
+        match replies(outputs).as_slice() {
+            [ReplyResult::Granted { handle, .. }] => Some(*handle),
+            _ => None,
+        }
+    }
+
+    /// How many grants the log writes among `outputs` hold.
+    fn grants_logged(outputs: &[Output]) -> usize {
+        outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Persist(Persist::Entries { entries, .. }) => Some(entries),
+                _ => None,
+            })
+            .flatten()
+            .filter(|e| matches!(e.command, Command::Grant { .. }))
+            .count()
+    }
+
+    /// The seats whose expiry `outputs` report proposed.
+    fn expiring(outputs: &[Output]) -> Vec<Handle> {
+        outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Event(ServerEvent::SeatExpiring { handle }) => Some(*handle),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// #1 leading the triad, its no-op (and round 1) acknowledged by #2: it serves.
+    fn serving_primary() -> Driver {
+        let mut one = Driver::new(ServerId::PRIMARY);
+        one.elect();
+        let ack = PeerBody::AppendReply {
+            success: true,
+            match_index: LogIndex(1),
+            round: 1,
+        };
+        one.hear(ServerId::SECONDARY, ack);
+        one
+    }
+
+    /// A single server that lent a `cad` seat for an hour at 0 (seat 2), given back at
+    /// once if `returned`.
+    fn lent_for_an_hour(returned: bool) -> Driver {
+        let mut single = Driver::with_config(Config::single(Timing::lan()));
+        let borrow = Op::Borrow {
+            feature: "cad".into(),
+            user: "ann".into(),
+            host: "ws1".into(),
+            hours: 1,
+        };
+        assert_eq!(granted(&single.ask(7, 1, borrow)), Some(Handle(2)));
+        if returned {
+            let outputs = single.ask(7, 2, Op::Return { handle: Handle(2) });
+            let released = ReplyResult::Released { handle: Handle(2) };
+            assert_eq!(replies(&outputs), [released]);
+        }
+        single
+    }
+
+    /// Until when a seat lent for an hour at 0 is kept: its end plus the clock skew.
+    fn lent_kept_ms() -> u64 {
+        3_600_000 + millis(Timing::lan().max_clock_skew)
+    }
 
     fn heartbeat_answer(handles_len: usize) -> Vec<Output> {
         let mut single = Driver::with_config(Config::single(Timing::lan()));
@@ -427,5 +511,120 @@ mod tests {
             ),
             "{too_many:?}"
         );
+    }
+
+    #[test]
+    fn a_standby_that_hears_a_peer_but_no_live_leader_says_it_does_not_know_the_active() {
+        let mut two = Driver::new(ServerId::SECONDARY);
+        two.hear_in(ServerId::PRIMARY, Term(1), append((0, 0), vec![noop(1)], 1));
+        // Past the leader's stickiness, still within an election timeout of hearing #1.
+        two.tick_to(millis(Timing::lan().leader_stickiness()));
+        let outputs = two.ask(7, 1, checkout());
+        let unknown = Denial::NotActive { active: None };
+        assert_eq!(replies(&outputs), [ReplyResult::Denied(unknown)]);
+    }
+
+    #[test]
+    fn a_leader_that_heard_no_peer_for_an_election_timeout_serves_no_checkout() {
+        let mut one = serving_primary();
+        let heard_ms = one.now_ms;
+        one.tick_to(heard_ms + 100);
+        // The request comes before the tick that would make the leader step down.
+        one.skip_to(heard_ms + millis(Timing::lan().election_timeout));
+        let outputs = one.ask(7, 1, checkout());
+        assert_eq!(replies(&outputs), [ReplyResult::Denied(Denial::NoMajority)]);
+    }
+
+    #[test]
+    fn a_retry_of_a_request_in_flight_is_not_proposed_again_but_a_new_request_is() {
+        let mut one = serving_primary();
+        assert_eq!(grants_logged(&one.ask(7, 1, checkout())), 1);
+        assert_eq!(one.ask(7, 1, checkout()), []);
+        assert_eq!(grants_logged(&one.ask(7, 2, checkout())), 1);
+    }
+
+    #[test]
+    fn a_leader_counts_the_grants_in_flight_against_the_count() {
+        let mut one = serving_primary();
+        for client in 1..=5 {
+            assert_eq!(grants_logged(&one.ask(client, 1, checkout())), 1);
+        }
+        let outputs = one.ask(6, 1, checkout());
+        let full = Denial::AllInUse { used: 5, count: 5 };
+        assert_eq!(replies(&outputs), [ReplyResult::Denied(full)]);
+    }
+
+    #[test]
+    fn a_leader_acknowledges_heartbeats_until_the_instant_its_lease_runs_out() {
+        let mut one = serving_primary();
+        // Round 1, which #2 acknowledged, was sent when #1 was elected.
+        let until_ms = one.now_ms + millis(Timing::lan().leader_lease());
+        let heartbeat = || Op::Heartbeat {
+            handles: Vec::new(),
+        };
+        one.tick_to(until_ms - 1);
+        let before = one.ask(7, 1, heartbeat());
+        assert!(
+            matches!(
+                before.as_slice(),
+                [Output::Reply(ServerReply {
+                    result: ReplyResult::HeartbeatAck { .. },
+                    ..
+                })]
+            ),
+            "{before:?}"
+        );
+        one.tick_to(until_ms);
+        let at = one.ask(7, 2, heartbeat());
+        assert_eq!(replies(&at), [ReplyResult::Denied(Denial::NoMajority)]);
+    }
+
+    #[test]
+    fn a_borrowed_seat_expires_once_its_end_plus_the_clock_skew_is_reached() {
+        let expiring_at = |ms: u64| expiring(&lent_for_an_hour(false).tick_to(ms));
+        assert_eq!(expiring_at(lent_kept_ms() - 1), []);
+        assert_eq!(expiring_at(lent_kept_ms()), [Handle(2)]);
+    }
+
+    #[test]
+    fn a_borrowed_seat_given_back_early_is_not_expired_at_its_end() {
+        let mut single = lent_for_an_hour(true);
+        assert_eq!(expiring(&single.tick_to(lent_kept_ms())), []);
+    }
+
+    /// A single server with the bug `plant` planted.
+    #[cfg(feature = "plant")]
+    fn planted(plant: Plant) -> Driver {
+        Driver::with_config(Config {
+            plants: crate::plant::Plants::only(plant),
+            ..Config::single(Timing::lan())
+        })
+    }
+
+    #[test]
+    #[cfg(feature = "plant")]
+    fn with_retries_not_deduplicated_planted_a_retried_checkout_takes_a_second_seat() {
+        let mut single = planted(Plant::RetriesNotDeduplicated);
+        assert_eq!(granted(&single.ask(7, 1, checkout())), Some(Handle(2)));
+        assert_eq!(granted(&single.ask(7, 1, checkout())), Some(Handle(3)));
+    }
+
+    #[test]
+    #[cfg(feature = "plant")]
+    fn with_lease_renewed_by_any_heartbeat_planted_a_heartbeat_keeps_anothers_seat() {
+        let mut single = planted(Plant::LeaseRenewedByAnyHeartbeat);
+        assert_eq!(granted(&single.ask(7, 1, checkout())), Some(Handle(2)));
+        assert_eq!(granted(&single.ask(8, 1, checkout())), Some(Handle(3)));
+        single.tick_to(60_000);
+        single.ask(
+            8,
+            2,
+            Op::Heartbeat {
+                handles: vec![Handle(3)],
+            },
+        );
+        // Seat 2's own lease, from its grant at 0, has run out.
+        let past_ms = millis(Timing::lan().seat_lease()) + 1_000;
+        assert_eq!(expiring(&single.tick_to(past_ms)), []);
     }
 }

@@ -215,6 +215,15 @@ pub enum ServerEvent {
     },
     /// A peer's message was refused, unread, for a field no honest peer sends; says which.
     PeerMessageRefused { from: ServerId, why: String },
+    /// The applied state at log index `index` (seat table and client sessions) has
+    /// digest `digest` ([`crate::seats::Seats::digest`]): reported when the server takes
+    /// a snapshot of it, and when it `installed` one from a peer. Two servers at the same
+    /// index must report the same digest.
+    Checkpoint {
+        index: LogIndex,
+        digest: u64,
+        installed: bool,
+    },
     /// The server cannot campaign: its term or its log is at its highest value
     /// ([`Term::MAX`], [`LogIndex::MAX`]).
     LimitReached { what: &'static str },
@@ -722,6 +731,11 @@ impl Server {
             seats: self.seats.clone(),
         });
         self.log.compact_to(self.applied, term);
+        self.push(Output::Event(ServerEvent::Checkpoint {
+            index: self.applied,
+            digest: snapshot.seats.digest(),
+            installed: false,
+        }));
         self.push(Output::Persist(Persist::Snapshot(snapshot)));
     }
 
@@ -1116,6 +1130,16 @@ mod tests {
             .collect();
         assert_eq!(snapshots, [(LogIndex(5), Term(1))], "{outputs:?}");
         assert_eq!(two.server.last_index(), LogIndex(5));
+        let reported = outputs.iter().find_map(|o| match o {
+            Output::Event(ServerEvent::Checkpoint {
+                index,
+                digest,
+                installed,
+            }) => Some((*index, *digest, *installed)),
+            _ => None,
+        });
+        let digest = crate::seats::Seats::new().digest();
+        assert_eq!(reported, Some((LogIndex(5), digest, false)), "{outputs:?}");
     }
 
     /// A disk that breaks a rule of the state: an entry from a term later than the term

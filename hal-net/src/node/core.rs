@@ -386,6 +386,18 @@ impl<C: Clock> Core<C> {
                     error!(peer = %from, suppressed, "refused a peer message: {why}")
                 }
             }
+            ServerEvent::Checkpoint {
+                index,
+                digest,
+                installed,
+            } => {
+                let digest = format!("{digest:016x}");
+                if installed {
+                    info!(index = index.0, %digest, "installed a peer's snapshot");
+                } else {
+                    debug!(index = index.0, %digest, "took a snapshot");
+                }
+            }
             ServerEvent::LimitReached { what } => {
                 error!("cannot campaign or grant: the {what} is at its highest value")
             }

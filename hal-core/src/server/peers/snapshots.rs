@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::ServerId;
 use crate::plant::Plant;
 use crate::protocol::{LogIndex, PeerBody, Snapshot, Term};
-use crate::server::{Output, Server};
+use crate::server::{Output, Server, ServerEvent};
 
 impl Server {
     pub(in crate::server) fn on_snapshot(
@@ -56,6 +56,11 @@ impl Server {
         if self.config.plants.has(Plant::SnapshotWithoutSessions) {
             self.seats.forget_requests();
         }
+        self.push(Output::Event(ServerEvent::Checkpoint {
+            index: last,
+            digest: self.seats.digest(),
+            installed: true,
+        }));
         self.commit = last;
         self.applied = last;
         self.push(Output::Persist(crate::server::Persist::Snapshot(
@@ -70,19 +75,56 @@ mod tests {
     use std::sync::Arc;
 
     use crate::ServerId;
-    use crate::protocol::{LogIndex, PeerBody, Snapshot, Term};
-    use crate::seats::Seats;
+    use crate::protocol::{ClientId, LogIndex, PeerBody, RequestSeq, Snapshot, Term};
+    use crate::seats::{Command, Seats};
     use crate::server::testkit::{Driver, append, noop, sent_to};
+    use crate::server::{Output, ServerEvent};
 
     fn install(last: (u64, u64)) -> PeerBody {
+        install_seats(last, Seats::new())
+    }
+
+    fn install_seats(last: (u64, u64), seats: Seats) -> PeerBody {
         PeerBody::InstallSnapshot {
             snapshot: Arc::new(Snapshot {
                 last_index: LogIndex(last.0),
                 last_term: Term(last.1),
-                seats: Seats::new(),
+                seats,
             }),
             round: 1,
         }
+    }
+
+    /// The state installed, sessions and all, reports the digest of the snapshot's own
+    /// table: what the server that took it reported at that index.
+    #[test]
+    fn an_installed_snapshot_reports_the_digest_of_the_state_it_carries() {
+        let mut seats = Seats::new();
+        let grant = Command::Grant {
+            client: ClientId(7),
+            seq: RequestSeq(3),
+            feature: "cad".into(),
+            user: "ann".into(),
+            host: "ws1".into(),
+            borrow_end: None,
+            by: ServerId::PRIMARY,
+        };
+        seats.apply(LogIndex(39), &grant, |_| Some(5));
+        let digest = seats.digest();
+        let mut three = Driver::new(ServerId::TIEBREAKER);
+        let outputs = three.hear_in(ServerId::PRIMARY, Term(1), install_seats((40, 1), seats));
+        let reported: Vec<_> = outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Event(ServerEvent::Checkpoint {
+                    index,
+                    digest,
+                    installed,
+                }) => Some((*index, *digest, *installed)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(reported, [(LogIndex(40), digest, true)], "{outputs:?}");
     }
 
     #[test]
