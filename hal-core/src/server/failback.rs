@@ -262,6 +262,7 @@ impl Server {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::Output;
     use crate::server::testkit::{Driver, sent_to};
     use crate::timing::Timing;
 
@@ -299,6 +300,20 @@ mod tests {
         None
     }
 
+    fn failback_started(outputs: &[Output]) -> bool {
+        outputs
+            .iter()
+            .any(|o| matches!(o, Output::Event(ServerEvent::FailbackStarted { .. })))
+    }
+
+    fn news_of_one(for_ms: u64) -> PeerBody {
+        PeerBody::PrimaryHeard {
+            for_ms,
+            last_index: LogIndex(0),
+            last_term: Term(0),
+        }
+    }
+
     fn leading_two() -> (Driver, u64) {
         let mut two = Driver::new(ServerId::SECONDARY);
         two.elect();
@@ -332,5 +347,44 @@ mod tests {
             at >= restart + hold,
             "handed over at {at}, restart at {restart}"
         );
+    }
+
+    /// #1's presences may be lost while its answers to #2's appends arrive.
+    #[test]
+    fn two_counts_hearing_one_directly_toward_the_hold() {
+        let (mut two, from) = leading_two();
+        let hold_ms = Timing::lan().failback_hold.as_millis() as u64;
+        let ack = PeerBody::AppendReply {
+            success: true,
+            match_index: LogIndex(1),
+            round: 1,
+        };
+        let mut at = None;
+        while at.is_none() && two.now_ms < from + 2 * hold_ms {
+            let mut outputs = two.tick_to(two.now_ms + 100);
+            outputs.extend(two.hear(ServerId::PRIMARY, ack.clone()));
+            at = failback_started(&outputs).then_some(two.now_ms);
+        }
+        let at = at.unwrap();
+        assert!(
+            at >= from + hold_ms && at <= from + hold_ms + 300,
+            "{at} from {from}"
+        );
+    }
+
+    /// #3 tells only its leader; news #2 got before it led is stale by then.
+    #[test]
+    fn two_ignores_news_of_one_while_it_does_not_lead() {
+        let mut two = Driver::new(ServerId::SECONDARY);
+        let hold_ms = Timing::lan().failback_hold.as_millis() as u64;
+        // Campaigns unanswered past a hold; the news comes just before it asks again.
+        two.tick_to(hold_ms + 1_000);
+        assert!(!two.server.is_leader());
+        two.skip_to(two.server.poll_timeout().unwrap().0);
+        two.hear(ServerId::TIEBREAKER, news_of_one(2 * hold_ms));
+        let mut outputs = two.elect();
+        outputs.extend(two.tick_to(two.now_ms + 300));
+        assert!(two.server.is_leader());
+        assert!(!failback_started(&outputs));
     }
 }
