@@ -177,6 +177,23 @@ impl History {
         );
     }
 
+    /// Server `server`'s applied state at log index `index` has digest `digest`: taken into
+    /// a snapshot of its own, or `installed` from a peer's.
+    pub fn checkpoint(
+        &self,
+        t_ms: u64,
+        server: ServerId,
+        index: u64,
+        digest: u64,
+        installed: bool,
+    ) {
+        let how = if installed { "installed" } else { "taken" };
+        self.push(
+            json!({"t_ms": t_ms, "kind": "checkpoint", "server": server.get(),
+            "index": index, "digest": format!("{digest:016x}"), "snapshot": how}),
+        );
+    }
+
     pub fn role(&self, t_ms: u64, server: ServerId, role: &str, term: u64) {
         self.push(json!({"t_ms": t_ms, "kind": "role", "server": server.get(), "role": role, "term": term}));
     }

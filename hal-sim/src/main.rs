@@ -122,7 +122,11 @@ impl WorldArgs {
     fn config(&self, seed: u64) -> WorldConfig {
         let mut config = WorldConfig::lan(seed, self.shape.clients);
         if self.shape.profile == "wan" {
-            config.timing = hal_core::timing::Timing::wan();
+            let wan = hal_core::timing::Timing::wan();
+            config.timing = hal_core::timing::Timing {
+                max_clock_skew: hal_sim::world::seed_skew(seed, wan.max_clock_skew),
+                ..wan
+            };
         }
         config.chaos = self.shape.duration * 2 / 3;
         config.calm = self.shape.duration - config.chaos;

@@ -18,7 +18,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 use crate::faults::{self, Fault};
 use crate::scenario::{self, Action, ClientAct, ClientGroup, Expect, LivenessFrom, Scenario, Step};
-use crate::world::{FEATURE, Planted, WorldConfig, schedule_of};
+use crate::world::{FEATURE, Planned, Planted, WorldConfig, client_faults, schedule_of};
 
 /// A minimal failing scenario.
 #[derive(Debug)]
@@ -97,8 +97,45 @@ fn steps(schedule: &[(Duration, Fault)]) -> Vec<Step> {
     steps
 }
 
+/// The seed's faults of the client machine's links, one `disconnect` step each (a hold is
+/// a `held` one), for the scenario's one group of clients, `who`.
+fn client_steps(plan: &[(Duration, Planned)], who: &str) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let mut open: Vec<(Duration, Vec<hal_core::ServerId>, bool)> = Vec::new();
+    for (t, planned) in plan {
+        let Planned::Clients(fault) = planned else {
+            continue;
+        };
+        if fault.cut {
+            open.push((*t, fault.servers.clone(), fault.hold));
+            continue;
+        }
+        let Some(at) = open
+            .iter()
+            .position(|(_, servers, hold)| *servers == fault.servers && *hold == fault.hold)
+        else {
+            continue;
+        };
+        let (since, from, held) = open.remove(at);
+        steps.push(Step {
+            at: since,
+            line: 0,
+            action: Action::Client {
+                who: who.to_string(),
+                act: ClientAct::Disconnect {
+                    lasting: *t - since,
+                    from,
+                    held,
+                },
+            },
+            expect: Expect::default(),
+        });
+    }
+    steps
+}
+
 /// The world of `config` as a scenario: its license, timing, busy clients and the seed's
-/// faults.
+/// faults (of the servers and of the client machine's links).
 pub fn scenario_of(config: &WorldConfig) -> Result<Scenario, String> {
     let license_text = format!(
         "FEATURE {FEATURE}\n{{\n  VENDOR = sim\n  COUNT = {}\n  HAL_SERVERS = 3\n  BORROW = 72\n}}\n",
@@ -115,6 +152,7 @@ pub fn scenario_of(config: &WorldConfig) -> Result<Scenario, String> {
         }
     }
     let mut steps = steps(&schedule_of(config));
+    steps.extend(client_steps(&client_faults(config), "c"));
     steps.push(Step {
         at: Duration::ZERO,
         line: 0,
@@ -189,7 +227,15 @@ pub fn shrink(config: &WorldConfig, planted: Option<Planted>) -> Result<Shrunk, 
         .steps
         .iter()
         .enumerate()
-        .filter(|(_, s)| !matches!(s.action, Action::Client { .. }))
+        .filter(|(_, s)| {
+            !matches!(
+                s.action,
+                Action::Client {
+                    act: ClientAct::Busy { .. },
+                    ..
+                }
+            )
+        })
         .map(|(i, _)| i)
         .collect();
     let clients = full.clients[0].count.unwrap_or(1);

@@ -186,6 +186,13 @@ fn describe(line: &str) -> Option<String> {
             record["expected"].as_str().unwrap_or(""),
             record["saw"].as_str().unwrap_or("")
         ),
+        // Only snapshots installed: those taken are routine, one every few dozen entries.
+        "checkpoint" if record["snapshot"] == "installed" => format!(
+            "{at}  SNAP   #{} installed a snapshot at index {} (state {})",
+            record["server"],
+            record["index"],
+            record["digest"].as_str().unwrap_or("")
+        ),
         "end" => format!("{at}  end of the run"),
         _ => return None,
     };

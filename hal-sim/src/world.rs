@@ -158,14 +158,19 @@ impl Planted {
 
 impl WorldConfig {
     /// The standard world: LAN timing, `clients` clients, COUNT 5. Client leases are
-    /// short (8 s, heartbeats every 2 s) so that expiry happens within a run.
+    /// short (8 s, heartbeats every 2 s) so that expiry happens within a run; one seed in
+    /// four has clocks hours apart ([`seed_skew`]).
     pub fn lan(seed: u64, clients: usize) -> WorldConfig {
+        let timing = Timing {
+            client_lease: Duration::from_secs(8),
+            client_heartbeat: Duration::from_secs(2),
+            ..Timing::lan()
+        };
         WorldConfig {
             seed,
             timing: Timing {
-                client_lease: Duration::from_secs(8),
-                client_heartbeat: Duration::from_secs(2),
-                ..Timing::lan()
+                max_clock_skew: seed_skew(seed, timing.max_clock_skew),
+                ..timing
             },
             clients,
             chaos: Duration::from_secs(20),
@@ -174,8 +179,23 @@ impl WorldConfig {
             sync_time: Duration::from_millis(2),
             planted: None,
             faults: None,
-            log_entries_max: 64,
+            log_entries_max: 16,
         }
+    }
+}
+
+/// The skew bound of seed `seed`'s triad: `usual`, or in one seed in four (from a stream
+/// of its own) three hours: clocks hours apart, and a triad configured for it. The
+/// clock faults then step a server's wall clock by up to half of it, so that a server
+/// can pass a one-hour borrow's end within a run (a borrowed seat is kept until its end
+/// plus the skew bound, and a borrow is granted for whole hours).
+pub fn seed_skew(seed: u64, usual: Duration) -> Duration {
+    // "skew" in ASCII.
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x736b_6577);
+    if rng.random_bool(0.25) {
+        Duration::from_secs(3 * 3_600)
+    } else {
+        usual
     }
 }
 
@@ -282,6 +302,11 @@ fn role_hook(id: ServerId, history: History) -> EventHook {
             seq,
             handle,
         } => history.applied_grant(now_ms(), id, *client, seq.0, &handle.to_string()),
+        ServerEvent::Checkpoint {
+            index,
+            digest,
+            installed,
+        } => history.checkpoint(now_ms(), id, index.0, *digest, *installed),
         _ => {}
     }))
 }
@@ -366,44 +391,93 @@ fn draw(config: &WorldConfig) -> (Vec<(ClientId, u64)>, Schedule) {
         .collect();
     let schedule = match &config.faults {
         Some(faults) => faults.clone(),
-        None => faults::schedule(&mut rng, config.chaos, config.timing.max_clock_skew),
+        None => {
+            let skew = config.timing.max_clock_skew;
+            let mut schedule = faults::schedule(&mut rng, config.chaos, skew);
+            if skew >= Duration::from_secs(3_600) {
+                // Clocks hours apart from the start: each one behind true time, on it or
+                // ahead of it by about half the bound (from a stream of their own:
+                // "clocks" in ASCII).
+                let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x636c_6f63_6b73);
+                let half = i64::try_from(skew.as_millis() / 2).unwrap_or(i64::MAX);
+                let apart = servers().into_iter().map(|s| {
+                    let near = rng.random_range(-half / 10..=half / 10);
+                    let offset = rng.random_range(-1..=1) * (half - half / 10) + near;
+                    (Duration::ZERO, Fault::Clock(s, offset, 0))
+                });
+                schedule.splice(0..0, apart);
+            }
+            schedule
+        }
     };
     (clients, schedule)
 }
 
-/// The faults of the client machine's links: with even odds a seed has some, one after
-/// another during the chaos, each a cut from one server or a hold of everything between
-/// the clients and one server (what heavy loss does to TCP: nothing arrives, then all of
-/// it, late), for 0.3 to 4 s. Drawn from a stream of their own, so that a seed's server
-/// faults do not depend on them (none when the config gives its faults).
-fn client_faults(config: &WorldConfig) -> Vec<(Duration, Planned)> {
+/// The faults of the client machine's links: the outage of [`client_outage`] if the seed
+/// has one, and with even odds some short ones, one after another during the chaos (none
+/// during the outage), each a cut from one server or a hold of everything between the
+/// clients and one server (what heavy loss does to TCP: nothing arrives, then all of it,
+/// late), for 0.3 to 4 s. Drawn from streams of their own, so that a seed's server faults
+/// do not depend on them (none when the config gives its faults).
+pub(crate) fn client_faults(config: &WorldConfig) -> Vec<(Duration, Planned)> {
     if config.faults.is_some() {
         return Vec::new();
     }
     // "clients" in ASCII, so the stream differs from the seed's own.
+    let fault = |servers: Vec<ServerId>, cut, hold| {
+        Planned::Clients(ClientsCut {
+            host: faults::CLIENTS_HOST.to_string(),
+            name: faults::CLIENTS_HOST.to_string(),
+            servers,
+            cut,
+            hold,
+        })
+    };
+    let mut plan = Vec::new();
+    let outage = client_outage(config);
+    if let Some((from, to)) = outage {
+        plan.push((from, fault(servers().to_vec(), true, false)));
+        plan.push((to, fault(servers().to_vec(), false, false)));
+    }
+    // "clients" in ASCII, so the stream differs from the seed's own.
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x0063_6c69_656e_7473);
     if !rng.random_bool(0.5) {
-        return Vec::new();
+        return plan;
     }
     let least = Duration::from_millis(300);
-    let mut plan = Vec::new();
     let mut t = Duration::from_millis(rng.random_range(1_000..5_000));
     while t + least <= config.chaos {
         let server = servers()[rng.random_range(0..3)];
         let lasting = Duration::from_millis(rng.random_range(300..4_000)).min(config.chaos - t);
         let hold = rng.random_bool(0.5);
-        let fault = |cut| ClientsCut {
-            host: faults::CLIENTS_HOST.to_string(),
-            name: faults::CLIENTS_HOST.to_string(),
-            servers: vec![server],
-            cut,
-            hold,
-        };
-        plan.push((t, Planned::Clients(fault(true))));
-        plan.push((t + lasting, Planned::Clients(fault(false))));
+        // None during the outage, which a heal of one server's link would cut short.
+        let apart = Duration::from_millis(500);
+        if outage.is_none_or(|(from, to)| t + lasting + apart < from || to + apart < t) {
+            plan.push((t, fault(vec![server], true, hold)));
+            plan.push((t + lasting, fault(vec![server], false, hold)));
+        }
         t += lasting + Duration::from_millis(rng.random_range(500..5_000));
     }
     plan
+}
+
+/// The client machine off the network (a laptop leaving the VPN) for longer than a
+/// lease, in one seed in four where the chaos is long enough: every seat held then is
+/// lost, and the client library must say so when its lease runs out (invariant 9).
+/// From a stream of its own, so that the other faults do not depend on it.
+fn client_outage(config: &WorldConfig) -> Option<(Duration, Duration)> {
+    // "outage" in ASCII.
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x6f75_7461_6765);
+    if !rng.random_bool(0.25) {
+        return None;
+    }
+    let lease = config.timing.client_lease;
+    let lasting = lease + lease.mul_f64(rng.random_range(0.0..1.0));
+    let first = Duration::from_secs(1);
+    let latest = config.chaos.checked_sub(lasting)?.checked_sub(first)?;
+    let from = first + latest.mul_f64(rng.random_range(0.0..1.0));
+    let ms = |d: Duration| Duration::from_millis(d.as_millis() as u64);
+    Some((ms(from), ms(from + lasting)))
 }
 
 /// The fault schedule of `config`'s run (the one its seed draws, or the one it gives).
@@ -697,6 +771,11 @@ impl ClientPlan {
 
     async fn run(mut self) {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        // How long each seat is kept, from a stream of its own: a borrowed seat, and one
+        // checked out in eight, is kept 8 to 20 s (a borrow for a trip, an application
+        // left open): past the standard world's lease, so that seats are held across
+        // outages and failovers.
+        let mut holds = ChaCha8Rng::seed_from_u64(self.seed ^ 0x0068_6f6c_6473); // "holds"
         let mut session = self.session(self.id);
         let base = self.name.clone();
         let mut restarts = 0;
@@ -730,7 +809,12 @@ impl ClientPlan {
             if now < self.chaos && rng.random_bool(0.05) {
                 self.freeze(&mut rng, now).await;
             }
-            let hold = Duration::from_millis(rng.random_range(100..5_000));
+            let hold = if borrow || holds.random_bool(1.0 / 8.0) {
+                let long = Duration::from_millis(holds.random_range(8_000..20_000));
+                long.min(self.until.saturating_sub(now))
+            } else {
+                Duration::from_millis(rng.random_range(100..5_000))
+            };
             if self.hold(&mut session, handle, hold).await {
                 let seq = if borrow {
                     session.return_borrow(handle)

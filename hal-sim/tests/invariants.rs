@@ -269,6 +269,24 @@ fn liveness_judges_only_the_liveness_phase() {
             .contains("unanswered after 190 ms (bound 100 ms)"),
         "{violation}"
     );
+    // A checkout given up before the phase is settled in it: what the client sends for
+    // it then is no new checkout, and nobody waits on it (seed 488 of the standard world).
+    let gave_up =
+        r#"{"t_ms":900,"kind":"client","client":"c1","event":"unknown","req":1,"attempts":9}"#;
+    let settled = [
+        meta_live(1000, 100),
+        checkout(10, "c1", 1),
+        gave_up.to_string(),
+        checkout(1010, "c1", 1),
+        client_event(1500, "c1", "resolved", 1, "h2"),
+        checkout(1510, "c1", 2),
+        r#"{"t_ms":1700,"kind":"end"}"#.to_string(),
+    ];
+    let violation = Checkers::check(&settled).unwrap();
+    assert!(
+        violation.what.starts_with("checkout 2 of c1"),
+        "{violation}"
+    );
 }
 
 #[test]
@@ -584,4 +602,95 @@ fn a_seat_held_by_nobody_at_the_audit_is_caught() {
         r#"{"t_ms":1005,"kind":"reply","client":"c1","req":1,"server":1,"result":"granted","handle":"h2","lease_ms":8000,"granted_by":1,"borrow_end_ms":1800003601034}"#.to_string(),
     );
     assert_eq!(Checkers::check(&borrowed), None);
+}
+
+/// A client's seat whose lease (8 s, counted from the send at 1033 ms) runs out at
+/// 9033 ms, its library reporting the loss at `lost` ms, frozen from `frozen` if given.
+fn lease_run_out(lost: u64, frozen: Option<(u64, u64)>) -> Vec<String> {
+    let mut lines = vec![
+        meta(5),
+        r#"{"t_ms":1033,"kind":"request","client":"c2","req":1,"op":"checkout","server":1,"feature":"cad"}"#.into(),
+        r#"{"t_ms":1039,"kind":"reply","client":"c2","req":1,"server":1,"result":"granted","handle":"h3","lease_ms":8000,"granted_by":1}"#.into(),
+        r#"{"t_ms":1039,"kind":"client","client":"c2","event":"granted","req":1,"feature":"cad","handle":"h3","server":1,"attempts":1}"#.into(),
+        r#"{"t_ms":3039,"kind":"request","client":"c2","req":2,"op":"heartbeat","server":1}"#.into(),
+    ];
+    let event = |t: u64, what: &str| {
+        format!(r#"{{"t_ms":{t},"kind":"client","client":"c2","event":"{what}","handle":null}}"#)
+    };
+    if let Some((from, to)) = frozen {
+        lines.push(event(from, "frozen"));
+        lines.push(event(to, "thawed"));
+    }
+    lines.push(format!(
+        r#"{{"t_ms":{lost},"kind":"client","client":"c2","event":"lost","handle":"h3"}}"#
+    ));
+    lines
+}
+
+#[test]
+fn a_lease_loss_reported_late_is_caught() {
+    assert_eq!(Checkers::check(&lease_run_out(9033, None)), None, "on time");
+    assert_eq!(
+        Checkers::check(&lease_run_out(9034, None)),
+        None,
+        "rounding"
+    );
+    let late = Checkers::check(&lease_run_out(9039, None)).unwrap();
+    assert_eq!(late.invariant, "9 lease lost on time");
+    assert!(
+        late.what
+            .contains("6 ms after its lease ran out at 9033 ms"),
+        "{late}"
+    );
+    assert_eq!(late.evidence.len(), 2, "{late}");
+    // A checkin sent after the lease ran out, the loss not reported: held past it.
+    let mut checked_in = lease_run_out(9_040, None);
+    checked_in.insert(
+        5,
+        r#"{"t_ms":9039,"kind":"request","client":"c2","req":3,"op":"checkin","server":1,"handle":"h3"}"#.into(),
+    );
+    let late = Checkers::check(&checked_in).unwrap();
+    assert!(
+        late.what
+            .contains("c2 sent a checkin of seat h3 at 9039 ms"),
+        "{late}"
+    );
+    // Frozen when the lease ran out: it reports the loss as it thaws.
+    let thawed = lease_run_out(12_000, Some((5_000, 12_000)));
+    assert_eq!(Checkers::check(&thawed), None);
+    // Frozen, but thawed before the lease ran out: late all the same.
+    let thawed_before = lease_run_out(9_500, Some((5_000, 6_000)));
+    assert!(Checkers::check(&thawed_before).is_some());
+}
+
+fn checkpoint(t: u64, server: u64, index: u64, digest: &str, how: &str) -> String {
+    format!(
+        r#"{{"t_ms":{t},"kind":"checkpoint","server":{server},"index":{index},"digest":"{digest}","snapshot":"{how}"}}"#
+    )
+}
+
+#[test]
+fn replicas_that_disagree_at_one_index_are_caught() {
+    let agree = [
+        meta(5),
+        checkpoint(10, 1, 64, "00000000000000aa", "taken"),
+        checkpoint(12, 3, 64, "00000000000000aa", "installed"),
+        checkpoint(20, 2, 70, "00000000000000bb", "taken"),
+    ];
+    assert_eq!(Checkers::check(&agree), None);
+    let differ = [
+        meta(5),
+        checkpoint(10, 1, 64, "00000000000000aa", "taken"),
+        checkpoint(12, 3, 64, "00000000000000ab", "installed"),
+    ];
+    let violation = Checkers::check(&differ).unwrap();
+    assert_eq!(violation.invariant, "10 replicas agree");
+    assert_eq!(violation.t_ms, 12);
+    assert!(
+        violation
+            .what
+            .contains("#3 holds state 00000000000000ab at log index 64"),
+        "{violation}"
+    );
+    assert_eq!(violation.evidence.len(), 2);
 }

@@ -9,18 +9,21 @@
 use hal_sim::world::{Planted, WorldConfig, run};
 
 /// (bug, the first seed that catches it, the invariant that does).
-const CAUGHT: [(&str, u64, &str); 11] = [
+const CAUGHT: [(&str, u64, &str); 14] = [
     ("double-count", 0, "1 no overuse"),
     ("no-failback", 5, "2 role rule"),
     ("failback-before-hold", 5, "8 failback hold"),
-    ("count-at-propose-only", 63, "1 no overuse"),
+    ("count-at-propose-only", 233, "1 no overuse"),
     ("no-donation", 54, "2 role rule"),
     ("no-vote-restriction", 54, "6 liveness"),
-    ("no-step-down", 60, "4 no lost seat"),
-    ("retries-not-deduplicated", 227, "7 no orphan seat"),
-    ("borrow-by-2", 271, "6 liveness"),
+    ("no-step-down", 229, "4 no lost seat"),
+    ("retries-not-deduplicated", 38, "5 one request, one seat"),
+    ("borrow-by-2", 5, "7 no orphan seat"),
     ("lease-renewed-by-any-heartbeat", 5, "7 no orphan seat"),
-    ("lost-fsync", 781, "6 liveness"),
+    ("lost-fsync", 994, "4 no lost seat"),
+    ("lease-from-reply", 7, "9 lease lost on time"),
+    ("expiry-without-skew-margin", 630, "1 no overuse"),
+    ("snapshot-without-sessions", 1, "10 replicas agree"),
 ];
 
 fn caught(name: &str, seed: u64) -> Option<&'static str> {

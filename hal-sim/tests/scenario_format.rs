@@ -4,6 +4,7 @@
 //! planted bug's violation into a minimal file that replays it.
 
 use std::path::Path;
+use std::time::Duration;
 
 use hal_sim::scenario::{self, Verdict};
 use hal_sim::shrink;
@@ -671,4 +672,50 @@ fn files_a_scenario_reads_are_bounded() {
         error.contains("/dev/zero") && error.contains("a scenario file is at most 1048576"),
         "{error}"
     );
+}
+
+/// The client machine's link faults of a seed (cuts, holds and outages) go into the
+/// scenario a shrink starts from, as `disconnect` steps (`held = true` for a hold), and
+/// survive being written and read back.
+#[test]
+fn a_seeds_client_link_faults_become_disconnect_steps() {
+    let disconnects = |scenario: &scenario::Scenario| -> Vec<(Duration, Duration, Vec<u8>, bool)> {
+        scenario
+            .steps
+            .iter()
+            .filter_map(|s| match &s.action {
+                scenario::Action::Client {
+                    act:
+                        scenario::ClientAct::Disconnect {
+                            lasting,
+                            from,
+                            held,
+                        },
+                    ..
+                } => Some((
+                    s.at,
+                    *lasting,
+                    from.iter().map(|f| f.get()).collect(),
+                    *held,
+                )),
+                _ => None,
+            })
+            .collect()
+    };
+    let (mut held, mut cut, mut everywhere) = (0, 0, 0);
+    for seed in 0..12 {
+        let mut full = shrink::scenario_of(&WorldConfig::lan(seed, 5)).unwrap();
+        full.story = "A seed of the standard world.".into();
+        let steps = disconnects(&full);
+        held += steps.iter().filter(|s| s.3).count();
+        cut += steps.iter().filter(|s| !s.3).count();
+        everywhere += steps.iter().filter(|s| s.2 == [1, 2, 3]).count();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seed.toml");
+        std::fs::write(&path, scenario::write(&full)).unwrap();
+        let again = scenario::load(&path).unwrap();
+        assert_eq!(disconnects(&again), steps, "seed {seed}");
+    }
+    assert!(held > 0 && cut > 0, "held {held}, cut {cut}");
+    assert!(everywhere > 0, "no outage in 12 seeds");
 }

@@ -1,6 +1,6 @@
 //! The seats each client holds and until when, as the client library counts them: from
-//! the application's "granted" until the checkin (or return) is sent, the borrow ends, or
-//! the lease runs out, the lease
+//! the application's "granted" until the checkin (or return) is sent, the borrow ends (a
+//! borrowed seat has no lease), or the lease runs out, the lease
 //! running from the first send (to the server that answered) of the request or heartbeat
 //! that the server acknowledged, for the `lease_ms` it gave. Shared by the checkers that
 //! need "does this client hold this seat now?".
@@ -24,6 +24,9 @@ pub(super) struct Held {
 #[derive(Debug, Default)]
 pub(super) struct Leases {
     pub held: BTreeMap<Holder, Held>,
+    /// Seats whose lease ran out, not yet reported lost by their client: when it ran out,
+    /// and the record that granted the seat.
+    pub ended: BTreeMap<Holder, (u64, String)>,
     /// (client, req, server) → when the request first went to that server.
     first_sent: BTreeMap<(String, u64, u64), u64>,
     /// (client, req) → the lease of its granted reply.
@@ -38,7 +41,15 @@ impl Leases {
     /// Follows one record. Returns the feature of a seat the record granted.
     pub fn observe(&mut self, record: &Value, line: &str) -> Option<String> {
         let t = record["t_ms"].as_u64().unwrap_or(0);
-        self.held.retain(|_, seat| seat.lease_until > t);
+        let ended = &mut self.ended;
+        self.held.retain(|holder, seat| {
+            let live = seat.lease_until > t;
+            if !live {
+                let granted = std::mem::take(&mut seat.granted);
+                ended.insert(holder.clone(), (seat.lease_until, granted));
+            }
+            live
+        });
         let client = text(record, "client");
         let req = record["req"].as_u64().unwrap_or(0);
         let server = record["server"].as_u64().unwrap_or(0);
@@ -51,7 +62,9 @@ impl Leases {
                     .entry((client.clone(), req, server))
                     .or_insert(t);
                 if matches!(record["op"].as_str(), Some("checkin" | "return")) {
-                    self.held.remove(&(client, text(record, "handle")));
+                    let holder = (client, text(record, "handle"));
+                    self.ended.remove(&holder);
+                    self.held.remove(&holder);
                 }
             }
             ("reply", _) if record["result"] == "granted" => {
@@ -72,9 +85,14 @@ impl Leases {
             ("client", Some("granted")) => {
                 let lease = self.lease_ms.get(&(client.clone(), req)).copied();
                 let sent = self.first_sent.get(&(client.clone(), req, server)).copied();
-                let lease_until = sent
-                    .unwrap_or(0)
-                    .saturating_add(lease.unwrap_or(u64::MAX / 2));
+                // A borrowed seat has no lease: it is held until it is returned or its
+                // client says the borrow ended.
+                let lease_until = if record.get("borrow_end_ms").is_some() {
+                    u64::MAX
+                } else {
+                    sent.unwrap_or(0)
+                        .saturating_add(lease.unwrap_or(u64::MAX / 2))
+                };
                 let feature = text(record, "feature");
                 let seat = Held {
                     feature: feature.clone(),
@@ -87,7 +105,9 @@ impl Leases {
                 return Some(feature);
             }
             ("client", Some("lost" | "borrow_end")) => {
-                self.held.remove(&(client, text(record, "handle")));
+                let holder = (client, text(record, "handle"));
+                self.ended.remove(&holder);
+                self.held.remove(&holder);
             }
             _ => {}
         }

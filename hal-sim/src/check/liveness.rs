@@ -3,7 +3,7 @@
 //! is in use (or for what the license itself says: no such feature, expired, locked to
 //! another HostID) — within a bound derived from the timing profile.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
@@ -16,6 +16,9 @@ pub(super) struct Liveness {
     bound_ms: u64,
     /// (client, req) → (first sent, the record), for checkouts not answered yet.
     waiting: BTreeMap<(String, u64), (u64, String)>,
+    /// Checkouts the client gave up on: what it sends for them later only settles their
+    /// outcome (releases what they may have produced), and no application waits on it.
+    settling: BTreeSet<(String, u64)>,
 }
 
 impl Liveness {
@@ -53,14 +56,21 @@ impl Invariant for Liveness {
                 self.bound_ms = record["liveness_bound_ms"].as_u64().unwrap_or(u64::MAX);
             }
             (Some("request"), _) if record["op"] == "checkout" => {
-                self.waiting
-                    .entry((client, req))
-                    .or_insert((t, line.to_string()));
+                let key = (client, req);
+                if !self.settling.contains(&key) {
+                    self.waiting.entry(key).or_insert((t, line.to_string()));
+                }
+            }
+            (Some("client"), Some("resolved")) => {
+                self.settling.remove(&(client, req));
             }
             (Some("client"), Some("granted")) => {
                 self.waiting.remove(&(client, req));
             }
             (Some("client"), Some("denied" | "unknown")) => {
+                if record["event"] == "unknown" {
+                    self.settling.insert((client.clone(), req));
+                }
                 let Some((sent, first)) = self.waiting.remove(&(client.clone(), req)) else {
                     return Ok(());
                 };

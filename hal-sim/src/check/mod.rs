@@ -5,6 +5,7 @@
 //! rule, what broke and which earlier records show it.
 
 mod failback;
+mod lease_loss;
 mod leases;
 mod links;
 mod liveness;
@@ -13,6 +14,7 @@ mod majority;
 mod one_seat;
 mod orphans;
 mod overuse;
+mod replicas;
 mod roles;
 
 use std::fmt;
@@ -87,6 +89,8 @@ impl Checkers {
                 Box::new(liveness::Liveness::default()),
                 Box::new(orphans::NoOrphanSeat::default()),
                 Box::new(failback::FailbackHold::default()),
+                Box::new(lease_loss::LeaseLoss::default()),
+                Box::new(replicas::ReplicasAgree::default()),
             ],
             violation: None,
         }

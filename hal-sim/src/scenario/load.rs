@@ -114,7 +114,7 @@ const VERBS: &[Verb] = &[
     client_verb("return", &[], &["within", "attempts_max"]),
     client_verb("busy", &["until", "hold"], &[]),
     client_verb("freeze", &[], &["lost", "within"]),
-    client_verb("disconnect", &["from"], &["lost", "within"]),
+    client_verb("disconnect", &["from", "held"], &["lost", "within"]),
     client_verb("kill", &[], &[]),
     Verb {
         name: "impostor",
@@ -1301,7 +1301,16 @@ impl Doc<'_> {
                         from
                     }
                 };
-                client(ClientAct::Disconnect { lasting, from })
+                let held = table
+                    .get("held")
+                    .map(|v| self.boolean("held", v))
+                    .transpose()?
+                    .unwrap_or(false);
+                client(ClientAct::Disconnect {
+                    lasting,
+                    from,
+                    held,
+                })
             }
             _ => {
                 if !self.boolean(name, value)? {

@@ -182,10 +182,13 @@ pub enum ClientAct {
     },
     /// The client process is paused (no heartbeats) for this long.
     Freeze(Duration),
-    /// The client's machine is cut off from the servers `from` for this long.
+    /// The client's machine is cut off from the servers `from` for this long; `held`:
+    /// its links to them hold everything instead, delivered late when it ends (what heavy
+    /// loss does to TCP).
     Disconnect {
         lasting: Duration,
         from: Vec<ServerId>,
+        held: bool,
     },
     /// The client process dies without checking in; the client's next step starts a new
     /// process.

@@ -270,14 +270,19 @@ fn plan(scenario: &Scenario, rng: &mut ChaCha8Rng) -> Vec<(Duration, Planned)> {
             }
             Action::Client {
                 who,
-                act: ClientAct::Disconnect { lasting, from },
+                act:
+                    ClientAct::Disconnect {
+                        lasting,
+                        from,
+                        held,
+                    },
             } => {
                 let cut = |cut| ClientsCut {
                     host: group_host(who),
                     name: who.clone(),
                     servers: from.clone(),
                     cut,
-                    hold: false,
+                    hold: *held,
                 };
                 plan.push((step.at, Planned::Clients(cut(true))));
                 plan.push((step.at + *lasting, Planned::Clients(cut(false))));
@@ -518,7 +523,7 @@ fn client_cuts_took_effect(scenario: &Scenario, history: &[String]) -> Result<()
     for step in &scenario.steps {
         let Action::Client {
             who,
-            act: ClientAct::Disconnect { lasting, from },
+            act: ClientAct::Disconnect { lasting, from, .. },
         } = &step.action
         else {
             continue;

@@ -185,13 +185,18 @@ pub fn write(scenario: &Scenario) -> String {
                         }
                     }
                     ClientAct::Freeze(d) => writeln!(out, "freeze = {}", duration(*d)),
-                    ClientAct::Disconnect { lasting, from } => {
+                    ClientAct::Disconnect {
+                        lasting,
+                        from,
+                        held,
+                    } => {
                         let from: Vec<String> = from.iter().map(|s| s.get().to_string()).collect();
                         writeln!(
                             out,
-                            "disconnect = {}\nfrom = [{}]",
+                            "disconnect = {}\nfrom = [{}]{}",
                             duration(*lasting),
-                            from.join(", ")
+                            from.join(", "),
+                            if *held { "\nheld = true" } else { "" }
                         )
                     }
                     ClientAct::Kill => writeln!(out, "kill = true"),
