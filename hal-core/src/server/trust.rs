@@ -416,6 +416,52 @@ mod tests {
     /// Found by fuzzing (server_messages, after the failback-through-#3 messages were
     /// added): a leader installed a snapshot another server sent in its own term, and
     /// its term's no-op was no longer in its log. A term has one leader.
+    /// The refusals among `outputs`: who sent, and why.
+    fn refusals(outputs: &[Output]) -> Vec<(ServerId, String)> {
+        outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Event(crate::server::ServerEvent::PeerMessageRefused { from, why }) => {
+                    Some((*from, why.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_presence_comes_only_from_one_and_news_of_one_only_from_three() {
+        use crate::server::testkit::Driver;
+        let presence = PeerBody::Presence {
+            last_index: LogIndex(0),
+            last_term: Term(0),
+            hears_you: true,
+            connected_for_ms: 60_000,
+        };
+        let news = PeerBody::PrimaryHeard {
+            for_ms: 60_000,
+            last_index: LogIndex(0),
+            last_term: Term(0),
+        };
+        let mut two = Driver::new(ServerId::SECONDARY);
+        assert_eq!(refusals(&two.hear(ServerId::PRIMARY, presence.clone())), []);
+        assert_eq!(
+            refusals(&two.hear(ServerId::TIEBREAKER, presence)),
+            [(
+                ServerId::TIEBREAKER,
+                "a presence comes only from #1, not #3".to_string()
+            )]
+        );
+        assert_eq!(refusals(&two.hear(ServerId::TIEBREAKER, news.clone())), []);
+        assert_eq!(
+            refusals(&two.hear(ServerId::PRIMARY, news)),
+            [(
+                ServerId::PRIMARY,
+                "news of #1 comes only from #3, not #1".to_string()
+            )]
+        );
+    }
+
     #[test]
     fn a_second_leader_in_the_same_term_is_refused() {
         // #3 follows #1 in term 1; #2 claims term 1 as well.
