@@ -1130,16 +1130,9 @@ mod tests {
             .collect();
         assert_eq!(snapshots, [(LogIndex(5), Term(1))], "{outputs:?}");
         assert_eq!(two.server.last_index(), LogIndex(5));
-        let reported = outputs.iter().find_map(|o| match o {
-            Output::Event(ServerEvent::Checkpoint {
-                index,
-                digest,
-                installed,
-            }) => Some((*index, *digest, *installed)),
-            _ => None,
-        });
         let digest = crate::seats::Seats::new().digest();
-        assert_eq!(reported, Some((LogIndex(5), digest, false)), "{outputs:?}");
+        let reported = crate::server::testkit::checkpoints(&outputs);
+        assert_eq!(reported, [(LogIndex(5), digest, false)], "{outputs:?}");
     }
 
     /// A disk that breaks a rule of the state: an entry from a term later than the term

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::{Config, Durable, Output, Server};
+use super::{Config, Durable, Output, Server, ServerEvent};
 use crate::ServerId;
 use crate::catalog::{Catalog, FeatureRules};
 use crate::protocol::{
@@ -135,6 +135,21 @@ pub(crate) fn peer_messages(outputs: &[Output]) -> Vec<PeerMessage> {
 }
 
 /// The bodies of the messages to `to` among `outputs`.
+/// The state digests `outputs` report: (index, digest, installed).
+pub(crate) fn checkpoints(outputs: &[Output]) -> Vec<(LogIndex, u64, bool)> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Event(ServerEvent::Checkpoint {
+                index,
+                digest,
+                installed,
+            }) => Some((*index, *digest, *installed)),
+            _ => None,
+        })
+        .collect()
+}
+
 pub(crate) fn sent_to(outputs: &[Output], to: ServerId) -> Vec<PeerBody> {
     peer_messages(outputs)
         .into_iter()

@@ -77,8 +77,7 @@ mod tests {
     use crate::ServerId;
     use crate::protocol::{ClientId, LogIndex, PeerBody, RequestSeq, Snapshot, Term};
     use crate::seats::{Command, Seats};
-    use crate::server::testkit::{Driver, append, noop, sent_to};
-    use crate::server::{Output, ServerEvent};
+    use crate::server::testkit::{Driver, append, checkpoints, noop, sent_to};
 
     fn install(last: (u64, u64)) -> PeerBody {
         install_seats(last, Seats::new())
@@ -113,17 +112,7 @@ mod tests {
         let digest = seats.digest();
         let mut three = Driver::new(ServerId::TIEBREAKER);
         let outputs = three.hear_in(ServerId::PRIMARY, Term(1), install_seats((40, 1), seats));
-        let reported: Vec<_> = outputs
-            .iter()
-            .filter_map(|o| match o {
-                Output::Event(ServerEvent::Checkpoint {
-                    index,
-                    digest,
-                    installed,
-                }) => Some((*index, *digest, *installed)),
-                _ => None,
-            })
-            .collect();
+        let reported = checkpoints(&outputs);
         assert_eq!(reported, [(LogIndex(40), digest, true)], "{outputs:?}");
     }
 
