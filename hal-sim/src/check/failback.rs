@@ -7,6 +7,8 @@
 //! Judged when #1 becomes active and the server active before it was #2 (`role`
 //! records): #1 must have been up and connected to a peer (as the fault records tell it:
 //! the earliest it can have been) for the hold, less a small margin for its clock's drift.
+//! A cut shorter than the gap the servers tolerate (half an election timeout) need not
+//! restart the hold; a crash of #1 always does.
 //! Not judged when #2 lost the role some other way: #2 crashed, or a link of its was cut,
 //! slow or flapping since it became active (then #1 may win an ordinary election at once).
 //! #1 active again after a spell of its own away (#2 never active meanwhile) is not a
@@ -21,8 +23,56 @@ use super::links::Links;
 pub(super) struct FailbackHold {
     links: Links,
     hold_ms: u64,
+    /// A break in #1's connection shorter than this need not restart the hold: the
+    /// servers count a gap in contact as an interruption only from half an election
+    /// timeout (`Timing::contact_gap_max`), and a shorter cut may leave no longer gap.
+    gap_ms: u64,
+    /// Since when #1 has been up and connected, breaks shorter than `gap_ms` aside
+    /// (None: not now).
+    since: Option<u64>,
+    /// The last break: when it began, and `since` before it (None after a crash of #1:
+    /// #1 knows of its own restart, however short).
+    broke: Option<(u64, Option<u64>)>,
     /// The server that last became active, when, and its record.
     last_active: Option<(u64, u64, String)>,
+}
+
+impl FailbackHold {
+    /// Follows #1's connection after the fault record at `t`.
+    fn follow_one(&mut self, record: &Value, t: u64) {
+        let of_one = |fault: &str| {
+            record["kind"] == "fault"
+                && record["fault"] == fault
+                && record["a"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|s| s == 1))
+        };
+        if of_one("restart") {
+            // Up again (or restarted while up, which is a break all the same).
+            self.since = self.links.connected_since(0);
+            self.broke = None;
+            return;
+        }
+        let one_crashed = of_one("crash");
+        if one_crashed && let Some((at, _)) = self.broke {
+            self.broke = Some((at, None));
+        }
+        match (self.links.connected_since(0), self.since) {
+            (Some(now), None) => {
+                self.since = match self.broke.take() {
+                    Some((at, Some(before))) if now.saturating_sub(at) < self.gap_ms => {
+                        Some(before)
+                    }
+                    _ => Some(now),
+                };
+            }
+            (None, Some(before)) => {
+                self.since = None;
+                self.broke = Some((t, (!one_crashed).then_some(before)));
+            }
+            _ => {}
+        }
+    }
 }
 
 impl Invariant for FailbackHold {
@@ -32,13 +82,16 @@ impl Invariant for FailbackHold {
 
     fn observe(&mut self, record: &Value, line: &str) -> Result<(), (String, Vec<String>)> {
         self.links.observe(record);
+        let t = record["t_ms"].as_u64().unwrap_or(0);
         if record["kind"] == "meta" {
             self.hold_ms = record["failback_hold_ms"].as_u64().unwrap_or(0);
+            self.gap_ms = record["election_timeout_ms"].as_u64().unwrap_or(0) / 2;
+            self.since = Some(0);
         }
+        self.follow_one(record, t);
         if record["kind"] != "role" || record["role"] != "active" {
             return Ok(());
         }
-        let t = record["t_ms"].as_u64().unwrap_or(0);
         let server = record["server"].as_u64().unwrap_or(0);
         let previous = self.last_active.replace((server, t, line.to_string()));
         let Some((2, t2, two_line)) = previous else {
@@ -47,7 +100,7 @@ impl Invariant for FailbackHold {
         if server != 1 || self.links.steady_since(1).is_none_or(|s| s > t2) {
             return Ok(());
         }
-        let Some(since) = self.links.connected_since(0) else {
+        let Some(since) = self.since else {
             return Ok(());
         };
         // #1's clock may run fast by up to 500 ppm (the drift faults).
