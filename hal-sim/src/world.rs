@@ -186,8 +186,8 @@ impl WorldConfig {
 
 /// The skew bound of seed `seed`'s triad: `usual`, or in one seed in four (from a stream
 /// of its own) three hours: clocks hours apart, and a triad configured for it. The
-/// clock faults then step a server's wall clock by up to half of it, so that a server
-/// can pass a one-hour borrow's end within a run (a borrowed seat is kept until its end
+/// clocks then start up to half of it apart from true time, and the clock faults step
+/// them as far, so that a server can pass a one-hour borrow's end within a run (a borrowed seat is kept until its end
 /// plus the skew bound, and a borrow is granted for whole hours).
 pub fn seed_skew(seed: u64, usual: Duration) -> Duration {
     // "skew" in ASCII.
@@ -423,7 +423,6 @@ pub(crate) fn client_faults(config: &WorldConfig) -> Vec<(Duration, Planned)> {
     if config.faults.is_some() {
         return Vec::new();
     }
-    // "clients" in ASCII, so the stream differs from the seed's own.
     let fault = |servers: Vec<ServerId>, cut, hold| {
         Planned::Clients(ClientsCut {
             host: faults::CLIENTS_HOST.to_string(),
