@@ -262,8 +262,9 @@ impl Server {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::Config;
     use crate::server::Output;
-    use crate::server::testkit::{Driver, sent_to};
+    use crate::server::testkit::{Driver, append, noop, sent_to};
     use crate::timing::Timing;
 
     fn presence(connected_for_ms: u64) -> PeerBody {
@@ -386,5 +387,95 @@ mod tests {
         outputs.extend(two.tick_to(two.now_ms + 300));
         assert!(two.server.is_leader());
         assert!(!failback_started(&outputs));
+    }
+
+    const HOLD_MS: u64 = 2_000;
+
+    /// #2 leading, its hold `HOLD_MS` (two election timeouts), at a heartbeat tick.
+    fn leading_two_short_hold() -> Driver {
+        let timing = Timing {
+            failback_hold: std::time::Duration::from_millis(HOLD_MS),
+            ..Timing::lan()
+        };
+        let mut two = Driver::with_config(Config::triad(ServerId::SECONDARY, timing));
+        two.elect();
+        let start = two.now_ms;
+        heartbeats_to(&mut two, start + HOLD_MS);
+        two
+    }
+
+    /// Ticks #2 every heartbeat up to `ms`, #3 acknowledging each; returns the outputs.
+    fn heartbeats_to(two: &mut Driver, ms: u64) -> Vec<Output> {
+        let ack = PeerBody::AppendReply {
+            success: true,
+            match_index: LogIndex(1),
+            round: 1,
+        };
+        let mut outputs = Vec::new();
+        while two.now_ms < ms {
+            outputs.extend(two.tick_to(two.now_ms + 100));
+            outputs.extend(two.hear(ServerId::TIEBREAKER, ack.clone()));
+        }
+        assert!(two.server.is_leader());
+        outputs
+    }
+
+    #[test]
+    fn two_hands_over_the_moment_the_hold_is_complete() {
+        for (for_ms, hands_over) in [(HOLD_MS - 1, false), (HOLD_MS, true)] {
+            let mut two = leading_two_short_hold();
+            let tick = two.now_ms + 100;
+            two.skip_to(tick);
+            two.hear(ServerId::TIEBREAKER, news_of_one(for_ms));
+            let outputs = two.tick_to(tick);
+            assert_eq!(failback_started(&outputs), hands_over, "{for_ms} ms");
+        }
+    }
+
+    /// #1 acknowledges #2's appends but lacks entries: it is catching up over its link.
+    #[test]
+    fn two_waits_for_one_that_is_catching_up() {
+        let mut two = leading_two_short_hold();
+        let end = two.now_ms + 1_000;
+        while two.now_ms < end {
+            let next = two.now_ms + 100;
+            let outputs = heartbeats_to(&mut two, next);
+            assert!(!failback_started(&outputs));
+            let round = sent_to(&outputs, ServerId::PRIMARY)
+                .iter()
+                .find_map(|b| match b {
+                    PeerBody::Append { round, .. } => Some(*round),
+                    _ => None,
+                })
+                .unwrap();
+            let refusal = PeerBody::AppendReply {
+                success: false,
+                match_index: LogIndex(0),
+                round,
+            };
+            two.hear(ServerId::PRIMARY, refusal);
+            two.hear(ServerId::TIEBREAKER, news_of_one(HOLD_MS));
+        }
+    }
+
+    #[test]
+    fn three_passes_a_handover_on_only_from_its_leader() {
+        let mut three = Driver::new(ServerId::TIEBREAKER);
+        three.hear_in(
+            ServerId::SECONDARY,
+            Term(1),
+            append((0, 0), vec![noop(1)], 0),
+        );
+        let timeout_now = |outputs: &[Output]| {
+            sent_to(outputs, ServerId::PRIMARY)
+                .iter()
+                .any(|b| matches!(b, PeerBody::TimeoutNow))
+        };
+        assert!(!timeout_now(
+            &three.hear(ServerId::PRIMARY, PeerBody::HandOver)
+        ));
+        assert!(timeout_now(
+            &three.hear(ServerId::SECONDARY, PeerBody::HandOver)
+        ));
     }
 }

@@ -200,4 +200,15 @@ mod tests {
         assert!(calls <= 16, "{calls} calls");
         leases.check_invariants();
     }
+
+    /// Past the range of whole seconds, a deadline saturates: it must not read as gone.
+    #[test]
+    fn a_deadline_too_far_to_count_in_seconds_is_kept() {
+        let mut leases = Leases::default();
+        leases.set(Handle(1), Time(u64::MAX));
+        assert!(leases.contains(Handle(1)));
+        assert_eq!(leases.take_expired(Time(1_000)), vec![]);
+        assert_eq!(leases.take_expired(Time(u64::MAX)), vec![Handle(1)]);
+        leases.check_invariants();
+    }
 }
