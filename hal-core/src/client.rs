@@ -1779,6 +1779,17 @@ mod tests {
         assert_eq!(sent(&mut c)[0].to, Endpoint(0));
     }
 
+    /// A client that gave a checkout up, and whose settling reached nobody either; and
+    /// when it gave up.
+    fn checkout_given_up_and_settling_unheard() -> (Client, u64) {
+        let mut c = client();
+        c.checkout(at(0), "cad");
+        let given_up = time_out_everything(&mut c, 0);
+        events(&mut c);
+        time_out_until(&mut c, given_up, |c| c.pending.is_none());
+        (c, given_up)
+    }
+
     /// Found by mutation testing: a request given up is forgotten once it is as old as
     /// the servers' session memory (`session_idle_max`), not a millisecond later: a
     /// settling sent then could meet a server that has forgotten the first answer, and
@@ -1786,13 +1797,8 @@ mod tests {
     #[test]
     fn a_request_given_up_is_forgotten_when_the_servers_may_forget_it() {
         let forgotten = Timing::lan().session_idle_max().as_millis() as u64;
-        // A client that gave a checkout up, and whose settling reached nobody either.
         let paused = || {
-            let mut c = client();
-            c.checkout(at(0), "cad");
-            let given_up = time_out_everything(&mut c, 0);
-            events(&mut c);
-            time_out_until(&mut c, given_up, |c| c.pending.is_none());
+            let (c, given_up) = checkout_given_up_and_settling_unheard();
             assert_eq!(c.unresolved(), 1);
             (c, given_up)
         };
@@ -1811,11 +1817,7 @@ mod tests {
     #[test]
     fn a_paused_settling_wakes_the_client_only_when_nothing_else_is_out() {
         let paused = || {
-            let mut c = client();
-            c.checkout(at(0), "cad");
-            let given_up = time_out_everything(&mut c, 0);
-            events(&mut c);
-            time_out_until(&mut c, given_up, |c| c.pending.is_none());
+            let (c, _) = checkout_given_up_and_settling_unheard();
             let resume = c.resolve_at.expect("a pause before settling again");
             (c, resume)
         };
