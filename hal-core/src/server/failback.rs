@@ -432,6 +432,50 @@ mod tests {
         }
     }
 
+    /// A hand-over #1 does not take lasts one election timeout, to the millisecond: #2
+    /// sends no checkout until then (#1 may be winning), and serves again after it.
+    #[test]
+    fn two_serves_again_when_an_unanswered_hand_over_times_out() {
+        use crate::protocol::{Denial, ReplyResult};
+        use crate::server::testkit::checkout;
+        let mut two = leading_two_short_hold();
+        let tick = two.now_ms + 100;
+        two.skip_to(tick);
+        two.hear(ServerId::TIEBREAKER, news_of_one(HOLD_MS));
+        assert!(failback_started(&two.tick_to(tick)));
+        let started = two.now_ms;
+        let timeout_ms = Timing::lan().election_timeout.as_millis() as u64;
+        assert_eq!(timeout_ms % 100, 0, "the ticks land on the timeout");
+        let to_one = Denial::NotActive {
+            active: Some(ServerId::PRIMARY),
+        };
+        let answer = |two: &mut Driver, client: u64| -> Vec<ReplyResult> {
+            two.ask(client, 1, checkout())
+                .into_iter()
+                .filter_map(|o| match o {
+                    Output::Reply(reply) => Some(reply.result),
+                    _ => None,
+                })
+                .collect()
+        };
+        let mut client = 0;
+        while two.now_ms < started + timeout_ms {
+            let next = two.now_ms + 100;
+            heartbeats_to(&mut two, next);
+            client += 1;
+            let at = two.now_ms - started;
+            assert_eq!(
+                answer(&mut two, client),
+                [ReplyResult::Denied(to_one.clone())],
+                "{at} ms into the hand-over"
+            );
+        }
+        let next = two.now_ms + 100;
+        heartbeats_to(&mut two, next);
+        assert_eq!(answer(&mut two, client + 1), [], "proposed, not denied");
+        assert!(two.server.is_leader());
+    }
+
     /// #1 acknowledges #2's appends but lacks entries: it is catching up over its link.
     #[test]
     fn two_waits_for_one_that_is_catching_up() {

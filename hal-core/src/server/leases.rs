@@ -201,6 +201,59 @@ mod tests {
         leases.check_invariants();
     }
 
+    /// The table compacts when more than half its entries are gone, and not before.
+    #[test]
+    fn the_table_compacts_once_more_than_half_is_gone() {
+        let mut leases = Leases::default();
+        for h in 1..=4 {
+            leases.set(Handle(h), Time(1000));
+        }
+        leases.remove(Handle(1));
+        leases.remove(Handle(2));
+        assert_eq!(leases.handles.len(), 4, "half gone: kept");
+        leases.remove(Handle(3));
+        assert_eq!(leases.handles, [Handle(4)]);
+        assert_eq!(leases.gone, 0);
+        leases.check_invariants();
+    }
+
+    /// A table past one scan's budget: handles 2, 4, … 20 000, every deadline at 100 s,
+    /// after one scan at 0 s (nothing expired; the next scan starts at entry 4096).
+    fn scanned_once() -> (Leases, Vec<Handle>) {
+        let mut leases = Leases::default();
+        let handles: Vec<Handle> = (1..=10_000u64).map(|h| Handle(2 * h)).collect();
+        for handle in &handles {
+            leases.set(*handle, Time(100_000));
+        }
+        assert_eq!(leases.take_expired(Time(0)), vec![]);
+        assert_eq!(leases.cursor, SCAN_MIN);
+        (leases, handles)
+    }
+
+    /// A seat placed before where the next scan starts moves that place on with it: the
+    /// scan goes on from the entry it would have looked at next.
+    #[test]
+    fn a_seat_placed_before_the_scan_does_not_move_the_scan_back() {
+        let (mut leases, handles) = scanned_once();
+        leases.set(Handle(1), Time(100_000));
+        let expired = leases.take_expired(Time(200_000));
+        assert_eq!(expired, handles[SCAN_MIN..2 * SCAN_MIN]);
+        leases.check_invariants();
+    }
+
+    /// A seat placed exactly where the next scan starts is the first it looks at.
+    #[test]
+    fn a_seat_placed_where_the_scan_starts_is_scanned_next() {
+        let (mut leases, handles) = scanned_once();
+        let placed = Handle(handles[SCAN_MIN].0 - 1);
+        leases.set(placed, Time(100_000));
+        let expired = leases.take_expired(Time(200_000));
+        let mut expected = vec![placed];
+        expected.extend_from_slice(&handles[SCAN_MIN..2 * SCAN_MIN - 1]);
+        assert_eq!(expired, expected);
+        leases.check_invariants();
+    }
+
     /// Past the range of whole seconds, a deadline saturates: it must not read as gone.
     #[test]
     fn a_deadline_too_far_to_count_in_seconds_is_kept() {

@@ -134,7 +134,6 @@ pub(crate) fn peer_messages(outputs: &[Output]) -> Vec<PeerMessage> {
         .collect()
 }
 
-/// The bodies of the messages to `to` among `outputs`.
 /// The state digests `outputs` report: (index, digest, installed).
 pub(crate) fn checkpoints(outputs: &[Output]) -> Vec<(LogIndex, u64, bool)> {
     outputs
@@ -150,6 +149,7 @@ pub(crate) fn checkpoints(outputs: &[Output]) -> Vec<(LogIndex, u64, bool)> {
         .collect()
 }
 
+/// The bodies of the messages to `to` among `outputs`.
 pub(crate) fn sent_to(outputs: &[Output], to: ServerId) -> Vec<PeerBody> {
     peer_messages(outputs)
         .into_iter()
