@@ -708,4 +708,65 @@ mod tests {
             ReplyResult::Denied(Denial::InvalidRequest(Invalid::TooManyHandles))
         );
     }
+
+    /// #2 at term 0, its outputs so far drained.
+    fn secondary() -> Server {
+        crate::server::testkit::Driver::new(ServerId::SECONDARY).server
+    }
+
+    /// #3's snapshot donation to #2: a snapshot ending at `snapshot_last`, from a log
+    /// ending at `donor_last`, all of term 1.
+    fn donated_snapshot(snapshot_last: u64, donor_last: u64) -> PeerMessage {
+        let snapshot = Snapshot {
+            last_index: LogIndex(snapshot_last),
+            last_term: Term(1),
+            seats: Seats::new(),
+        };
+        PeerMessage {
+            from: ServerId::TIEBREAKER,
+            to: ServerId::SECONDARY,
+            term: Term(1),
+            body: PeerBody::DonateSnapshot {
+                snapshot: Arc::new(snapshot),
+                last_index: LogIndex(donor_last),
+                last_term: Term(1),
+            },
+        }
+    }
+
+    /// A donor's snapshot covers a prefix of its log: it may end where the log ends (a
+    /// donor that just compacted) or before, never after.
+    #[test]
+    fn a_donated_snapshot_may_end_at_the_donors_last_index_but_not_past_it() {
+        let why = refusal(&mut secondary(), donated_snapshot(3, 2));
+        assert!(
+            why.contains("a donated snapshot is past the donor's last index"),
+            "{why}"
+        );
+        for (snapshot_last, donor_last) in [(2, 2), (2, 3)] {
+            let mut two = secondary();
+            accepted(&mut two, donated_snapshot(snapshot_last, donor_last));
+            assert_eq!(two.last_index(), LogIndex(2));
+            assert_eq!(two.commit_index(), LogIndex(2));
+        }
+    }
+
+    /// A leader forgets at most [`crate::seats::FORGET_CLIENTS_MAX`] sessions in one
+    /// entry, so an entry naming more is not one a leader made.
+    #[test]
+    fn an_entry_forgetting_more_sessions_than_a_leader_puts_in_one_is_refused() {
+        let forget = |count: u64| {
+            let clients = (1..=count).map(ClientId).collect();
+            append(1, vec![entry(1, Command::Forget { clients })])
+        };
+        let max = crate::seats::FORGET_CLIENTS_MAX as u64;
+        let mut server = tiebreaker();
+        let why = refusal(&mut server, forget(max + 1));
+        assert!(
+            why.contains("entry 1: it forgets 1025 sessions, more than the 1024 one entry may"),
+            "{why}"
+        );
+        accepted(&mut server, forget(max));
+        assert_eq!(server.last_index(), LogIndex(1));
+    }
 }

@@ -158,8 +158,9 @@ impl Server {
 #[cfg(test)]
 mod tests {
     use crate::ServerId;
-    use crate::protocol::{LogIndex, PeerBody, Term};
-    use crate::server::testkit::{Driver, append, noop, sent_to};
+    use crate::protocol::{Denial, LogIndex, PeerBody, ReplyResult, Term};
+    use crate::server::Output;
+    use crate::server::testkit::{Driver, append, checkout, noop, sent_to};
 
     /// Found by the planted bug `lost-fsync`: a donor whose log disagrees with a
     /// committed entry of the receiver got a refusal pointing at that same entry, and
@@ -207,6 +208,124 @@ mod tests {
                 }]
             ),
             "{sent:?}"
+        );
+    }
+
+    /// A donation replaces uncommitted entries, which is safe only when the donor's log
+    /// is the more up to date: one that is less up to date may lack entries a majority
+    /// holds.
+    #[test]
+    fn a_donation_from_a_log_less_up_to_date_than_the_receivers_is_ignored() {
+        // #2 holds entries 1 and 2 from #1, the second of term 2, none committed.
+        let mut two = Driver::new(ServerId::SECONDARY);
+        two.hear_in(
+            ServerId::PRIMARY,
+            Term(2),
+            append((0, 0), vec![noop(1), noop(2)], 0),
+        );
+        // #3's log is longer but ends in term 1.
+        let outputs = two.hear(
+            ServerId::TIEBREAKER,
+            PeerBody::Donate {
+                prev_index: LogIndex(0),
+                prev_term: Term(0),
+                entries: vec![noop(1), noop(1), noop(1)],
+                last_index: LogIndex(3),
+                last_term: Term(1),
+            },
+        );
+        assert!(
+            sent_to(&outputs, ServerId::TIEBREAKER).is_empty(),
+            "{outputs:?}"
+        );
+        assert_eq!(two.server.last_index(), LogIndex(2));
+    }
+
+    /// A leader's log changes only by its own appends, however up to date a donor's is.
+    #[test]
+    fn a_leader_takes_no_donation() {
+        let mut one = Driver::new(ServerId::PRIMARY);
+        one.elect();
+        let (term, last) = (one.server.term(), one.server.last_index());
+        let outputs = one.hear(
+            ServerId::TIEBREAKER,
+            PeerBody::Donate {
+                prev_index: LogIndex(0),
+                prev_term: Term(0),
+                entries: vec![noop(term.0 + 1); 3],
+                last_index: LogIndex(3),
+                last_term: Term(term.0 + 1),
+            },
+        );
+        assert!(
+            sent_to(&outputs, ServerId::TIEBREAKER).is_empty(),
+            "{outputs:?}"
+        );
+        assert!(one.server.is_leader());
+        assert_eq!(one.server.term(), term);
+        assert_eq!(one.server.last_index(), last);
+    }
+
+    /// A log never holds an entry of a term later than its server's: a donation of
+    /// such entries brings the receiver to their term first, so it can store them.
+    #[test]
+    fn a_donation_from_a_later_term_brings_the_receiver_to_that_term() {
+        let mut one = Driver::new(ServerId::PRIMARY);
+        let outputs = one.hear_in(
+            ServerId::TIEBREAKER,
+            Term(1),
+            PeerBody::Donate {
+                prev_index: LogIndex(0),
+                prev_term: Term(0),
+                entries: vec![noop(1)],
+                last_index: LogIndex(1),
+                last_term: Term(1),
+            },
+        );
+        assert_eq!(one.server.term(), Term(1));
+        assert_eq!(one.server.last_index(), LogIndex(1));
+        let sent = sent_to(&outputs, ServerId::TIEBREAKER);
+        assert!(
+            matches!(
+                sent.as_slice(),
+                [PeerBody::DonateReply {
+                    success: true,
+                    match_index: LogIndex(1)
+                }]
+            ),
+            "{sent:?}"
+        );
+    }
+
+    /// #3 never leads, so a donation of entries of the receiver's own term says nothing
+    /// about who leads it: a follower taking one still points clients at its leader.
+    #[test]
+    fn a_donation_in_the_receivers_term_keeps_the_leader_it_follows() {
+        // #2 follows #1 in term 1 and lacks #1's second entry, which #3 has.
+        let mut two = Driver::new(ServerId::SECONDARY);
+        two.hear_in(ServerId::PRIMARY, Term(1), append((0, 0), vec![noop(1)], 1));
+        let outputs = two.hear(
+            ServerId::TIEBREAKER,
+            PeerBody::Donate {
+                prev_index: LogIndex(1),
+                prev_term: Term(1),
+                entries: vec![noop(1)],
+                last_index: LogIndex(2),
+                last_term: Term(1),
+            },
+        );
+        assert_eq!(two.server.last_index(), LogIndex(2), "{outputs:?}");
+        assert_eq!(two.server.leader(), Some(ServerId::PRIMARY));
+        let outputs = two.ask(1, 1, checkout());
+        assert!(
+            matches!(
+                outputs.as_slice(),
+                [Output::Reply(reply)] if reply.result
+                    == ReplyResult::Denied(Denial::NotActive {
+                        active: Some(ServerId::PRIMARY)
+                    })
+            ),
+            "{outputs:?}"
         );
     }
 }
