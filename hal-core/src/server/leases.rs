@@ -26,8 +26,12 @@ pub(super) struct Leases {
     cursor: usize,
 }
 
+/// A deadline in whole seconds, rounded up; never `GONE` (a deadline past the range of
+/// seconds is the last second before it).
 fn seconds_up(t: Time) -> u32 {
-    u32::try_from(t.0.div_ceil(1000)).unwrap_or(GONE - 1)
+    u32::try_from(t.0.div_ceil(1000))
+        .unwrap_or(GONE - 1)
+        .min(GONE - 1)
 }
 
 impl Leases {
@@ -195,9 +199,9 @@ mod tests {
             assert!(expired.len() <= 12_500, "an eighth of the table at most");
             found += expired.len();
             calls += 1;
+            assert!(calls <= 16, "{calls} calls");
         }
         assert_eq!(found, 100_000);
-        assert!(calls <= 16, "{calls} calls");
         leases.check_invariants();
     }
 
@@ -254,6 +258,18 @@ mod tests {
         leases.check_invariants();
     }
 
+    /// A deadline of exactly the last whole second is a deadline, not the mark of a
+    /// removed seat.
+    #[test]
+    fn a_deadline_at_the_last_whole_second_is_kept() {
+        let mut leases = Leases::default();
+        let last_second_ms = u64::from(u32::MAX) * 1000;
+        leases.set(Handle(1), Time(last_second_ms));
+        assert!(leases.contains(Handle(1)));
+        leases.check_invariants();
+        assert_eq!(leases.take_expired(Time(last_second_ms)), vec![Handle(1)]);
+    }
+
     /// Past the range of whole seconds, a deadline saturates: it must not read as gone.
     #[test]
     fn a_deadline_too_far_to_count_in_seconds_is_kept() {
@@ -262,6 +278,39 @@ mod tests {
         assert!(leases.contains(Handle(1)));
         assert_eq!(leases.take_expired(Time(1_000)), vec![]);
         assert_eq!(leases.take_expired(Time(u64::MAX)), vec![Handle(1)]);
+        leases.check_invariants();
+    }
+
+    /// When the removal of the seat where the next scan starts compacts the table, the
+    /// scan goes on from the next seat kept, not from one it has already looked at.
+    #[test]
+    fn a_compaction_leaves_the_scan_at_the_next_seat_kept() {
+        let (mut leases, handles) = scanned_once();
+        // From where the scan stands, more than half the table: the last removal compacts.
+        let first_kept = SCAN_MIN + handles.len() / 2 + 1;
+        for handle in &handles[SCAN_MIN..first_kept] {
+            leases.remove(*handle);
+        }
+        assert_eq!(leases.handles.len(), handles.len() / 2 - 1, "compacted");
+        let expired = leases.take_expired(Time(200_000));
+        // The seats kept after the removed ones, then on from the table's start.
+        let mut expected = handles[first_kept..].to_vec();
+        expected.extend_from_slice(&handles[..SCAN_MIN - expected.len()]);
+        assert_eq!(expired, expected);
+        leases.check_invariants();
+    }
+
+    /// Binary search, and with it every renewal and removal, relies on the handles
+    /// being sorted: a table that breaks this fails its check.
+    #[test]
+    #[should_panic(expected = "handles sorted, unique")]
+    fn a_table_with_handles_out_of_order_fails_its_check() {
+        let leases = Leases {
+            handles: vec![Handle(2), Handle(1)],
+            deadlines_s: vec![1, 1],
+            gone: 0,
+            cursor: 0,
+        };
         leases.check_invariants();
     }
 }

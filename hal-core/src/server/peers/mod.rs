@@ -127,3 +127,129 @@ impl Server {
         (last_term, last_index) >= (self.log.last_term(), self.log.last_index())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::ServerId;
+    use crate::protocol::{LogIndex, PeerBody, PeerMessage, Term};
+    use crate::server::testkit::{Driver, append, at, noop, peer_messages, sent_to};
+
+    /// #3 following #2, leader of term 2, whose entry 1 it holds.
+    fn three_following_two() -> Driver {
+        let mut three = Driver::new(ServerId::TIEBREAKER);
+        three.hear_in(
+            ServerId::SECONDARY,
+            Term(2),
+            append((0, 0), vec![noop(2)], 1),
+        );
+        assert_eq!(three.server.leader(), Some(ServerId::SECONDARY));
+        three
+    }
+
+    /// Whether #2's next (empty) append of term 2 is taken.
+    fn takes_an_append_of_term_two(three: &mut Driver) -> bool {
+        let outputs = three.hear_in(ServerId::SECONDARY, Term(2), append((1, 2), vec![], 1));
+        let sent = sent_to(&outputs, ServerId::SECONDARY);
+        matches!(
+            sent.as_slice(),
+            [PeerBody::AppendReply { success: true, .. }]
+        )
+    }
+
+    /// A message that reaches the wrong server (a misrouting shell, a replayed capture)
+    /// is not this server's to act on.
+    #[test]
+    fn a_message_addressed_to_another_server_is_ignored() {
+        let mut one = Driver::new(ServerId::PRIMARY);
+        let message = PeerMessage {
+            from: ServerId::SECONDARY,
+            to: ServerId::TIEBREAKER,
+            term: Term(1),
+            body: append((0, 0), vec![noop(1)], 1),
+        };
+        one.server.handle_peer(at(0), message);
+        assert!(one.drain().is_empty());
+        assert_eq!(one.server.term(), Term(0));
+        assert_eq!(one.server.leader(), None);
+        assert_eq!(one.server.last_index(), LogIndex(0));
+    }
+
+    /// A hand-over is good for the term it was sent in: one that arrives after a later
+    /// term has begun must not start an election against the leader of that term.
+    #[test]
+    fn a_timeout_now_from_an_earlier_term_starts_no_election() {
+        let mut one = Driver::new(ServerId::PRIMARY);
+        one.hear_in(
+            ServerId::SECONDARY,
+            Term(3),
+            append((0, 0), vec![noop(3)], 1),
+        );
+        let outputs = one.hear_in(ServerId::TIEBREAKER, Term(2), PeerBody::TimeoutNow);
+        assert!(peer_messages(&outputs).is_empty(), "{outputs:?}");
+        assert_eq!(one.server.term(), Term(3));
+        assert_eq!(one.server.leader(), Some(ServerId::SECONDARY));
+        // In the current term it starts one at once.
+        let outputs = one.hear_in(ServerId::TIEBREAKER, Term(3), PeerBody::TimeoutNow);
+        let sent = sent_to(&outputs, ServerId::SECONDARY);
+        assert!(
+            matches!(
+                sent.as_slice(),
+                [PeerBody::RequestVote { transfer: true, .. }]
+            ),
+            "{sent:?}"
+        );
+        assert_eq!(one.server.term(), Term(4));
+    }
+
+    /// Check-quorum: a vote request in a later term, while a live leader is heard, is
+    /// refused in the current term, so the leader's next append is still taken.
+    #[test]
+    fn a_vote_request_refused_for_a_live_leader_leaves_the_term_alone() {
+        let mut three = three_following_two();
+        let outputs = three.hear_in(
+            ServerId::PRIMARY,
+            Term(3),
+            PeerBody::RequestVote {
+                last_index: LogIndex(1),
+                last_term: Term(2),
+                transfer: false,
+            },
+        );
+        let replies: Vec<PeerMessage> = peer_messages(&outputs)
+            .into_iter()
+            .filter(|m| matches!(m.body, PeerBody::VoteReply { .. }))
+            .collect();
+        assert!(
+            matches!(
+                replies.as_slice(),
+                [PeerMessage {
+                    term: Term(2),
+                    body: PeerBody::VoteReply { granted: false },
+                    ..
+                }]
+            ),
+            "{replies:?}"
+        );
+        assert_eq!(three.server.term(), Term(2));
+        assert!(takes_an_append_of_term_two(&mut three));
+    }
+
+    /// A donation's messages travel in the sender's term, which says nothing about the
+    /// current one: a candidate's answer to a donation leaves the live leader followed.
+    #[test]
+    fn an_answer_to_a_donation_from_a_later_term_leaves_the_term_alone() {
+        let mut three = three_following_two();
+        let outputs = three.hear_in(
+            ServerId::PRIMARY,
+            Term(3),
+            PeerBody::DonateReply {
+                success: true,
+                match_index: LogIndex(1),
+            },
+        );
+        assert!(peer_messages(&outputs).is_empty(), "{outputs:?}");
+        assert_eq!(three.server.term(), Term(2));
+        assert_eq!(three.server.leader(), Some(ServerId::SECONDARY));
+        assert!(takes_an_append_of_term_two(&mut three));
+    }
+}
