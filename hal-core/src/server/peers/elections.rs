@@ -266,15 +266,68 @@ impl Server {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use crate::ServerId;
-    use crate::protocol::{LogIndex, PeerBody, Term};
-    use crate::server::testkit::{Driver, append, noop, peer_messages, sent_to};
+    use crate::protocol::{
+        ClientId, Entry, Handle, LogIndex, PeerBody, RequestSeq, Snapshot, Term,
+    };
+    use crate::seats::{Command, Seats};
+    use crate::server::testkit::{
+        Driver, append, at, catalog, grant, noop, peer_messages, sent_to,
+    };
+    use crate::server::{Config, Durable, Output, Persist, Server, ServerEvent};
+    use crate::timing::Timing;
 
     fn pre_vote(last: (u64, u64)) -> PeerBody {
         PeerBody::PreVote {
             last_index: LogIndex(last.0),
             last_term: Term(last.1),
         }
+    }
+
+    fn request_vote(last: (u64, u64), transfer: bool) -> PeerBody {
+        PeerBody::RequestVote {
+            last_index: LogIndex(last.0),
+            last_term: Term(last.1),
+            transfer,
+        }
+    }
+
+    /// Whether `outputs` answer a (pre-)vote request with `granted`, and only that.
+    fn answers(outputs: &[Output], to: ServerId, granted: bool) -> bool {
+        match sent_to(outputs, to).as_slice() {
+            [PeerBody::PreVoteReply { granted: g } | PeerBody::VoteReply { granted: g }] => {
+                *g == granted
+            }
+            _ => false,
+        }
+    }
+
+    fn asks_for_votes(outputs: &[Output]) -> bool {
+        peer_messages(outputs)
+            .iter()
+            .any(|m| matches!(m.body, PeerBody::RequestVote { .. }))
+    }
+
+    fn asks_for_pre_votes(outputs: &[Output]) -> bool {
+        peer_messages(outputs)
+            .iter()
+            .any(|m| matches!(m.body, PeerBody::PreVote { .. }))
+    }
+
+    /// #1 a candidate in term 1, having had #3's pre-vote and no vote yet.
+    fn one_campaigning_in_term_one() -> Driver {
+        let mut one = Driver::new(ServerId::PRIMARY);
+        one.tick_to(1_000);
+        let outputs = one.hear_in(
+            ServerId::TIEBREAKER,
+            Term(1),
+            PeerBody::PreVoteReply { granted: true },
+        );
+        assert!(asks_for_votes(&outputs), "{outputs:?}");
+        assert_eq!(one.server.term(), Term(1));
+        one
     }
 
     #[test]
@@ -382,5 +435,175 @@ mod tests {
                 if entries.iter().any(|e| e.term == term))),
             "{sent:?}"
         );
+    }
+
+    /// A pre-candidate proposes its term plus one; a voter already in that term has seen
+    /// it started by someone else, so the pre-candidate is behind and is told the term.
+    #[test]
+    fn a_pre_vote_is_granted_only_for_a_term_above_the_voters_own() {
+        let mut three = Driver::new(ServerId::TIEBREAKER);
+        three.hear_in(
+            ServerId::SECONDARY,
+            Term(2),
+            append((0, 0), vec![noop(2)], 1),
+        );
+        three.tick_to(1_100); // #2 went silent
+        let outputs = three.hear_in(ServerId::PRIMARY, Term(2), pre_vote((1, 2)));
+        assert!(answers(&outputs, ServerId::PRIMARY, false), "{outputs:?}");
+        assert_eq!(peer_messages(&outputs)[0].term, Term(2));
+        let outputs = three.hear_in(ServerId::PRIMARY, Term(3), pre_vote((1, 2)));
+        assert!(answers(&outputs, ServerId::PRIMARY, true), "{outputs:?}");
+        assert_eq!(three.server.term(), Term(2), "a pre-vote starts no term");
+    }
+
+    /// A grant that arrives after its round failed promised nothing for the next term.
+    #[test]
+    fn a_pre_vote_granted_for_an_earlier_round_does_not_count() {
+        let mut one = one_campaigning_in_term_one();
+        let mut asked_again = false;
+        while !asked_again {
+            assert!(one.now_ms < 10_000, "never asked again");
+            let outputs = one.tick_to(one.now_ms + 50);
+            asked_again = peer_messages(&outputs)
+                .iter()
+                .any(|m| matches!(m.body, PeerBody::PreVote { .. }) && m.term == Term(2));
+        }
+        let late = PeerBody::PreVoteReply { granted: true };
+        let outputs = one.hear_in(ServerId::SECONDARY, Term(1), late.clone());
+        assert!(!asks_for_votes(&outputs), "{outputs:?}");
+        assert_eq!(one.server.term(), Term(1));
+        // The same grant for this round starts the election.
+        let outputs = one.hear_in(ServerId::SECONDARY, Term(2), late);
+        assert!(asks_for_votes(&outputs), "{outputs:?}");
+        assert_eq!(one.server.term(), Term(2));
+    }
+
+    #[test]
+    fn a_server_at_the_term_or_log_index_limit_reports_it_and_does_not_campaign() {
+        let timed_out = |durable: Durable| {
+            let config = Config::triad(ServerId::PRIMARY, Timing::lan());
+            let mut one = Server::new(config, catalog(), durable, at(0));
+            while one.poll_output().is_some() {}
+            one.handle_timeout(at(1_000));
+            std::iter::from_fn(|| one.poll_output()).collect::<Vec<_>>()
+        };
+        let limit = |outputs: &[Output]| {
+            outputs.iter().find_map(|o| match o {
+                Output::Event(ServerEvent::LimitReached { what }) => Some(*what),
+                _ => None,
+            })
+        };
+        let at_term_max = timed_out(Durable {
+            term: Term::MAX,
+            ..Durable::default()
+        });
+        assert_eq!(limit(&at_term_max), Some("term"), "{at_term_max:?}");
+        assert!(!asks_for_pre_votes(&at_term_max), "{at_term_max:?}");
+        let full_log = Snapshot {
+            last_index: LogIndex::MAX,
+            last_term: Term(1),
+            seats: Seats::new(),
+        };
+        let at_index_max = timed_out(Durable {
+            term: Term(1),
+            snapshot: Some(Arc::new(full_log)),
+            ..Durable::default()
+        });
+        assert_eq!(limit(&at_index_max), Some("log index"), "{at_index_max:?}");
+        assert!(!asks_for_pre_votes(&at_index_max), "{at_index_max:?}");
+    }
+
+    /// #2 hands the role over while it still leads, so #1's transfer request must pass
+    /// voters that hear #2; a plain request from #1 then is refused.
+    #[test]
+    fn a_vote_for_a_leadership_transfer_is_granted_while_the_leader_is_heard() {
+        let mut three = Driver::new(ServerId::TIEBREAKER);
+        three.hear_in(
+            ServerId::SECONDARY,
+            Term(1),
+            append((0, 0), vec![noop(1)], 1),
+        );
+        three.skip_to(100);
+        let outputs = three.hear_in(ServerId::PRIMARY, Term(2), request_vote((1, 1), false));
+        assert!(answers(&outputs, ServerId::PRIMARY, false), "{outputs:?}");
+        let outputs = three.hear_in(ServerId::PRIMARY, Term(2), request_vote((1, 1), true));
+        assert!(answers(&outputs, ServerId::PRIMARY, true), "{outputs:?}");
+    }
+
+    /// A retried request gets the same answer; a second candidate in the term gets none.
+    #[test]
+    fn a_voter_votes_for_one_candidate_per_term_and_repeats_that_vote() {
+        let mut three = Driver::new(ServerId::TIEBREAKER);
+        three.tick_to(2_000);
+        let outputs = three.hear_in(ServerId::PRIMARY, Term(1), request_vote((0, 0), false));
+        assert!(answers(&outputs, ServerId::PRIMARY, true), "{outputs:?}");
+        let outputs = three.hear_in(ServerId::PRIMARY, Term(1), request_vote((0, 0), false));
+        assert!(answers(&outputs, ServerId::PRIMARY, true), "{outputs:?}");
+        let outputs = three.hear_in(ServerId::SECONDARY, Term(1), request_vote((0, 0), false));
+        assert!(answers(&outputs, ServerId::SECONDARY, false), "{outputs:?}");
+    }
+
+    /// Hearing the leader of the term it voted in does not free the voter to vote again
+    /// in that term once the leader falls silent.
+    #[test]
+    fn a_vote_is_kept_for_the_whole_term_after_hearing_its_leader() {
+        let mut three = Driver::new(ServerId::TIEBREAKER);
+        three.tick_to(2_000);
+        let outputs = three.hear_in(ServerId::PRIMARY, Term(1), request_vote((0, 0), false));
+        assert!(answers(&outputs, ServerId::PRIMARY, true), "{outputs:?}");
+        three.hear_in(ServerId::PRIMARY, Term(1), append((0, 0), vec![noop(1)], 1));
+        three.tick_to(4_000); // #1 went silent
+        let outputs = three.hear_in(ServerId::SECONDARY, Term(1), request_vote((1, 1), false));
+        assert!(answers(&outputs, ServerId::SECONDARY, false), "{outputs:?}");
+    }
+
+    #[test]
+    fn a_candidate_wins_only_on_votes_granted() {
+        let mut one = one_campaigning_in_term_one();
+        let refused = PeerBody::VoteReply { granted: false };
+        one.hear_in(ServerId::TIEBREAKER, Term(1), refused.clone());
+        one.hear_in(ServerId::SECONDARY, Term(1), refused);
+        assert!(!one.server.is_leader());
+        let granted = PeerBody::VoteReply { granted: true };
+        one.hear_in(ServerId::TIEBREAKER, Term(1), granted);
+        assert!(one.server.is_leader());
+    }
+
+    /// A session that held no seat when #1 took over was maybe in use just before under
+    /// #2: the new leader gives it the whole idle time from its term start.
+    #[test]
+    fn a_new_leader_forgets_a_seatless_session_an_idle_time_after_its_term_start() {
+        let forgotten = |outputs: &[Output]| {
+            outputs.iter().any(|o| {
+                matches!(o, Output::Persist(Persist::Entries { entries, .. })
+                    if entries.iter().any(|e| matches!(e.command, Command::Forget { .. })))
+            })
+        };
+        let returned = Arc::new(Entry {
+            term: Term(1),
+            command: Command::Release {
+                client: ClientId(7),
+                seq: RequestSeq(2),
+                handle: Handle(2),
+            },
+        });
+        let mut one = Driver::new(ServerId::PRIMARY);
+        let entries = vec![noop(1), grant(1, 7, 1), returned];
+        one.hear_in(ServerId::SECONDARY, Term(1), append((0, 0), entries, 3));
+        let mut outputs = one.elect();
+        let start = one.now_ms;
+        let idle_ms = u64::try_from(Timing::lan().session_idle_max().as_millis()).unwrap();
+        let ack = PeerBody::AppendReply {
+            success: true,
+            match_index: LogIndex(4),
+            round: 1,
+        };
+        for ms in (start..start + idle_ms).step_by(250) {
+            outputs.extend(one.tick_to(ms));
+            outputs.extend(one.hear(ServerId::TIEBREAKER, ack.clone()));
+        }
+        assert!(one.server.is_leader());
+        assert!(!forgotten(&outputs), "{outputs:?}");
+        assert!(forgotten(&one.tick_to(start + idle_ms)));
     }
 }

@@ -173,6 +173,116 @@ mod tests {
             "{sent:?}"
         );
         assert_eq!(three.server.last_index(), LogIndex(2));
+        assert_eq!(
+            three.server.log.term_at(LogIndex(2)),
+            Some(Term(2)),
+            "the new leader's entry took the place of the old one"
+        );
+    }
+
+    /// An honest leader never sends one: only a lying peer (or this server's own lost
+    /// write) could, and a committed entry may already have granted a seat.
+    #[test]
+    fn an_entry_conflicting_with_a_committed_one_is_refused_and_the_log_kept() {
+        let mut three = Driver::new(ServerId::TIEBREAKER);
+        three.hear_in(
+            ServerId::PRIMARY,
+            Term(1),
+            append((0, 0), vec![noop(1), noop(1)], 2),
+        );
+        assert_eq!(three.server.commit_index(), LogIndex(2));
+        let outputs = three.hear_in(
+            ServerId::SECONDARY,
+            Term(2),
+            append((1, 1), vec![noop(2)], 2),
+        );
+        assert!(
+            sent_to(&outputs, ServerId::SECONDARY).is_empty(),
+            "{outputs:?}"
+        );
+        assert_eq!(three.server.log.term_at(LogIndex(2)), Some(Term(1)));
+        assert_eq!(three.server.last_index(), LogIndex(2));
+    }
+
+    /// The leader resends what it has no answer for (a reply lost, a heartbeat crossing
+    /// it); entries already held, committed or not, are kept and acknowledged again.
+    #[test]
+    fn an_append_of_entries_already_held_is_acknowledged_again() {
+        let mut three = Driver::new(ServerId::TIEBREAKER);
+        let resent = || append((0, 0), vec![noop(1), noop(1)], 1);
+        three.hear_in(ServerId::PRIMARY, Term(1), resent());
+        let outputs = three.hear_in(ServerId::PRIMARY, Term(1), resent());
+        assert_eq!(reply_to_one(&outputs), (true, LogIndex(2)));
+        assert_eq!(three.server.last_index(), LogIndex(2));
+        assert_eq!(three.server.commit_index(), LogIndex(1));
+    }
+
+    /// The hint is where the leader resends from: naming the conflicting entry itself
+    /// would have the leader check it again, and be refused again, without end.
+    #[test]
+    fn a_conflict_at_the_last_entry_hints_the_entry_before_it_and_a_gap_the_last_entry() {
+        let mut three = Driver::new(ServerId::TIEBREAKER);
+        three.hear_in(
+            ServerId::PRIMARY,
+            Term(1),
+            append((0, 0), vec![noop(1), noop(1)], 0),
+        );
+        // A leader of term 2 whose entry 2 is of term 2.
+        let at_last = three.hear_in(ServerId::SECONDARY, Term(2), append((2, 2), vec![], 0));
+        let sent = sent_to(&at_last, ServerId::SECONDARY);
+        assert!(
+            matches!(
+                sent.as_slice(),
+                [PeerBody::AppendReply {
+                    success: false,
+                    match_index: LogIndex(1),
+                    ..
+                }]
+            ),
+            "{sent:?}"
+        );
+        let past_last = three.hear_in(ServerId::SECONDARY, Term(2), append((3, 2), vec![], 0));
+        let sent = sent_to(&past_last, ServerId::SECONDARY);
+        assert!(
+            matches!(
+                sent.as_slice(),
+                [PeerBody::AppendReply {
+                    success: false,
+                    match_index: LogIndex(2),
+                    ..
+                }]
+            ),
+            "{sent:?}"
+        );
+        assert_eq!(three.server.log.term_at(LogIndex(2)), Some(Term(1)));
+    }
+
+    /// #2's election timer ran out and it asked for pre-votes; then #1's late heartbeat
+    /// came. A pre-vote granted afterwards must not let #2 depose a leader it hears.
+    #[test]
+    fn a_pre_candidate_that_hears_its_leader_again_follows_it_and_starts_no_election() {
+        let mut two = Driver::new(ServerId::SECONDARY);
+        two.hear_in(ServerId::PRIMARY, Term(1), append((0, 0), vec![noop(1)], 1));
+        let outputs = two.tick_to(1_500);
+        assert!(
+            crate::server::testkit::peer_messages(&outputs)
+                .iter()
+                .any(|m| matches!(m.body, PeerBody::PreVote { .. })),
+            "{outputs:?}"
+        );
+        let outputs = two.hear_in(ServerId::PRIMARY, Term(1), append((1, 1), vec![], 1));
+        assert_eq!(reply_to_one(&outputs), (true, LogIndex(1)));
+        let outputs = two.hear_in(
+            ServerId::TIEBREAKER,
+            Term(2),
+            PeerBody::PreVoteReply { granted: true },
+        );
+        assert!(
+            crate::server::testkit::peer_messages(&outputs).is_empty(),
+            "{outputs:?}"
+        );
+        assert_eq!(two.server.term(), Term(1));
+        assert_eq!(two.server.leader(), Some(ServerId::PRIMARY));
     }
 
     #[test]

@@ -200,8 +200,9 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use crate::ServerId;
-    use crate::protocol::{LogIndex, PeerBody};
-    use crate::server::testkit::{Driver, sent_to};
+    use crate::protocol::{LogIndex, PeerBody, PeerMessage, Term};
+    use crate::server::testkit::{Driver, at, checkout, sent_to};
+    use crate::server::{Output, Server};
 
     /// #1 leading term `t`, its no-op acknowledged by #2 (so #2's match is 1).
     fn leader_with_two_caught_up() -> Driver {
@@ -221,6 +222,81 @@ mod tests {
             "{outputs:?}"
         );
         one
+    }
+
+    /// The outputs `server` has, failing if they never run dry.
+    fn outputs_run_dry(server: &mut Server) -> Vec<Output> {
+        let outputs: Vec<Output> = std::iter::from_fn(|| server.poll_output())
+            .take(100)
+            .collect();
+        assert!(
+            outputs.len() < 100,
+            "the outputs never run dry: {outputs:?}"
+        );
+        outputs
+    }
+
+    /// A grant waits for a majority to store it: sent only at the next heartbeat, every
+    /// checkout would take up to a heartbeat interval longer.
+    #[test]
+    fn a_proposal_goes_out_to_the_followers_at_once_not_at_the_next_heartbeat() {
+        let mut one = leader_with_two_caught_up();
+        let outputs = one.ask(7, 1, checkout());
+        for peer in [ServerId::SECONDARY, ServerId::TIEBREAKER] {
+            let sent = sent_to(&outputs, peer);
+            assert!(
+                matches!(
+                    sent.as_slice(),
+                    [PeerBody::Append {
+                        prev_index: LogIndex(1),
+                        entries,
+                        ..
+                    }] if entries.len() == 1
+                ),
+                "to {peer}: {sent:?}"
+            );
+        }
+    }
+
+    /// Answering each acknowledgement with another append, even an empty one, would have
+    /// leader and follower trade messages as fast as the link carries them. Driven by
+    /// hand: the test driver's drain would never end on such a leader.
+    #[test]
+    fn a_leader_whose_followers_were_sent_every_entry_falls_silent_until_the_heartbeat() {
+        let mut one = Driver::new(ServerId::PRIMARY).server;
+        let from_two = |body| PeerMessage {
+            from: ServerId::SECONDARY,
+            to: ServerId::PRIMARY,
+            term: Term(1),
+            body,
+        };
+        one.handle_timeout(at(1_000));
+        outputs_run_dry(&mut one);
+        one.handle_peer(
+            at(1_000),
+            from_two(PeerBody::PreVoteReply { granted: true }),
+        );
+        outputs_run_dry(&mut one);
+        one.handle_peer(at(1_000), from_two(PeerBody::VoteReply { granted: true }));
+        assert!(one.is_leader());
+        // The no-op goes out once to each follower.
+        let outputs = outputs_run_dry(&mut one);
+        assert_eq!(
+            sent_to(&outputs, ServerId::SECONDARY).len(),
+            1,
+            "{outputs:?}"
+        );
+        let ack = PeerBody::AppendReply {
+            success: true,
+            match_index: LogIndex(1),
+            round: 1,
+        };
+        one.handle_peer(at(1_010), from_two(ack));
+        let outputs = outputs_run_dry(&mut one);
+        assert!(
+            crate::server::testkit::peer_messages(&outputs).is_empty(),
+            "{outputs:?}"
+        );
     }
 
     #[test]
