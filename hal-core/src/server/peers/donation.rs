@@ -159,8 +159,9 @@ impl Server {
 mod tests {
     use crate::ServerId;
     use crate::protocol::{Denial, LogIndex, PeerBody, ReplyResult, Term};
-    use crate::server::Output;
-    use crate::server::testkit::{Driver, append, checkout, noop, sent_to};
+    use crate::server::testkit::{Driver, append, checkout, grant, noop, peer_messages, sent_to};
+    use crate::server::{Config, Output};
+    use crate::timing::Timing;
 
     /// Found by the planted bug `lost-fsync`: a donor whose log disagrees with a
     /// committed entry of the receiver got a refusal pointing at that same entry, and
@@ -327,5 +328,113 @@ mod tests {
             ),
             "{outputs:?}"
         );
+    }
+
+    /// The pre-votes asked for among `outputs`, as the last entry each claims.
+    fn pre_votes(outputs: &[Output]) -> Vec<(LogIndex, Term)> {
+        peer_messages(outputs)
+            .into_iter()
+            .filter_map(|m| match m.body {
+                PeerBody::PreVote {
+                    last_index,
+                    last_term,
+                } => Some((last_index, last_term)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A donation of entries `from` to `to` (inclusive) of a log that #1 led in term 1:
+    /// a no-op, then a grant.
+    fn donation_of(from: u64, to: u64) -> PeerBody {
+        let log = [noop(1), grant(1, 1, 1)];
+        PeerBody::Donate {
+            prev_index: LogIndex(from - 1),
+            prev_term: Term(if from > 1 { 1 } else { 0 }),
+            entries: log[(from - 1) as usize..to as usize].to_vec(),
+            last_index: LogIndex(2),
+            last_term: Term(1),
+        }
+    }
+
+    /// #1's first try failed only because its log was behind (it restarted without
+    /// it): once a donation has brought it level with #3, it asks again at once rather
+    /// than a whole election timeout later; while the donation is still coming it waits,
+    /// as asking would only fail again.
+    #[test]
+    fn a_server_caught_up_by_a_donation_asks_for_votes_again_at_once() {
+        let mut one = Driver::new(ServerId::PRIMARY);
+        assert_eq!(pre_votes(&one.tick_to(1_000)), [(LogIndex(0), Term(0)); 2]);
+        // #3 refuses and donates its log, one entry at a time.
+        one.hear_in(ServerId::TIEBREAKER, Term(1), donation_of(1, 1));
+        assert_eq!(one.server.last_index(), LogIndex(1));
+        // Still behind #3: it waits.
+        assert_eq!(pre_votes(&one.tick_to(1_000)), []);
+        one.hear_in(ServerId::TIEBREAKER, Term(1), donation_of(2, 2));
+        assert_eq!(one.server.last_index(), LogIndex(2));
+        assert_eq!(pre_votes(&one.tick_to(1_000)), [(LogIndex(2), Term(1)); 2]);
+    }
+
+    /// A donor goes on sending what the receiver lacks, a message's worth at a time, and
+    /// stops once the receiver's log reaches as far as its own.
+    #[test]
+    fn a_donation_goes_on_until_the_receiver_has_the_donors_whole_log() {
+        let config = Config {
+            append_entries_max: 1,
+            ..Config::triad(ServerId::TIEBREAKER, Timing::lan())
+        };
+        let mut three = Driver::with_config(config);
+        three.hear_in(
+            ServerId::PRIMARY,
+            Term(1),
+            append((0, 0), vec![noop(1), grant(1, 1, 1)], 2),
+        );
+        // #2, its log lost, asks for a pre-vote: #3 sends the first entry.
+        let outputs = three.hear_in(
+            ServerId::SECONDARY,
+            Term(2),
+            PeerBody::PreVote {
+                last_index: LogIndex(0),
+                last_term: Term(0),
+            },
+        );
+        let donated = |outputs: &[Output]| -> Vec<(LogIndex, usize)> {
+            sent_to(outputs, ServerId::SECONDARY)
+                .into_iter()
+                .filter_map(|b| match b {
+                    PeerBody::Donate {
+                        prev_index,
+                        entries,
+                        ..
+                    } => Some((prev_index, entries.len())),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(donated(&outputs), [(LogIndex(0), 1)]);
+        let stored = |match_index| PeerBody::DonateReply {
+            success: true,
+            match_index: LogIndex(match_index),
+        };
+        let outputs = three.hear(ServerId::SECONDARY, stored(1));
+        assert_eq!(donated(&outputs), [(LogIndex(1), 1)]);
+        let outputs = three.hear(ServerId::SECONDARY, stored(2));
+        assert!(
+            sent_to(&outputs, ServerId::SECONDARY).is_empty(),
+            "{outputs:?}"
+        );
+    }
+
+    /// #3 never campaigns, so nothing it is sent gives it an election deadline: not even
+    /// a donation that brings it level with the donor (the shell would wake it for
+    /// nothing).
+    #[test]
+    fn the_tiebreaker_caught_up_by_a_donation_still_never_asks_to_be_woken_for_an_election() {
+        let mut three = Driver::new(ServerId::TIEBREAKER);
+        // No live leader: a server that campaigns would ask at once.
+        three.skip_to(1_000);
+        let outputs = three.hear_in(ServerId::PRIMARY, Term(1), donation_of(1, 2));
+        assert_eq!(three.server.last_index(), LogIndex(2), "{outputs:?}");
+        assert_eq!(three.server.poll_timeout(), None);
     }
 }
