@@ -9,15 +9,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
-use hal_core::client::{ClientConfig, ClientEvent};
-use hal_core::protocol::{ClientId, Denial, Handle, RequestSeq};
-use hal_core::timing::Timing;
+use hal_core::protocol::{Denial, Handle};
 use hal_net::addr::LicensePath;
-use hal_net::clock::SystemClock;
-use hal_net::session::Session;
+use hal_net::client::{
+    AsyncClient, BorrowStore, Error, Event, Events, Options, RequestId, Returned, parse_handle,
+};
 use hal_net::tls_transport::{ClientTransport, TlsTransport};
 use hal_net::transport::TcpTransport;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::signals;
@@ -107,15 +105,8 @@ pub struct ReturnArgs {
     path: PathArgs,
 }
 
-/// How a request ended.
+/// Why a request got nothing.
 enum Answer {
-    Granted {
-        handle: Handle,
-        server: u8,
-        granted_by: u8,
-        borrow_end_ms: Option<u64>,
-    },
-    Released,
     Denied(Denial),
     Unreachable(String),
     /// No server answered in time, and the request may have taken effect. `settled`:
@@ -133,118 +124,90 @@ enum Answer {
 /// exits (a seat it leaves behind is freed by its lease).
 const SETTLE_FOR: std::time::Duration = std::time::Duration::from_secs(5);
 
-type ClientSession = Session<ClientTransport, SystemClock>;
-
-fn session(path: &PathArgs, id: ClientId) -> Result<ClientSession> {
-    let servers = LicensePath::parse(&path.license_path)
+/// The library's options for these arguments.
+fn options(path: &PathArgs) -> Result<Options> {
+    LicensePath::parse(&path.license_path)
         .with_context(|| format!("--license-path '{}'", path.license_path))?;
-    let transport = path.security.transport()?;
-    let timing = if path.profile == "wan" {
-        Timing::wan()
-    } else {
-        Timing::lan()
-    };
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".to_string());
-    let host = nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "unknown".to_string());
-    let addrs = servers.addrs().iter().map(|s| s.connect_string()).collect();
-    Ok(Session::new(
-        transport,
-        SystemClock::new(),
-        addrs,
-        id,
-        &user,
-        &host,
-        ClientConfig::new(timing),
-    ))
-}
-
-fn random_client_id() -> Result<ClientId> {
-    getrandom::u64()
-        .map(ClientId)
-        .map_err(|e| anyhow!("cannot draw a client id: {e}"))
-}
-
-/// Waits for the answer to request `seq`, reporting failovers on the way, unless Ctrl-C
-/// or SIGTERM comes first.
-async fn answer(session: &mut ClientSession, seq: RequestSeq) -> Answer {
-    let stop = signals::stop();
-    tokio::pin!(stop);
-    loop {
-        let event = tokio::select! {
-            () = &mut stop => return Answer::Interrupted,
-            event = session.next_event() => event,
-        };
-        match event {
-            ClientEvent::Granted {
-                seq: s,
-                handle,
-                server,
-                granted_by,
-                borrow_end,
-                ..
-            } if s == seq => {
-                return Answer::Granted {
-                    handle,
-                    server: server.get(),
-                    granted_by: granted_by.get(),
-                    borrow_end_ms: borrow_end.map(|e| e.0),
-                };
-            }
-            ClientEvent::Released { seq: s, .. } if s == seq => return Answer::Released,
-            ClientEvent::Denied { seq: s, reason, .. } if s == seq => {
-                if reason.try_elsewhere() && session.replies_heard() == 0 {
-                    let why = session.last_failure().unwrap_or("no answer").to_string();
-                    return Answer::Unreachable(why);
-                }
-                return Answer::Denied(reason);
-            }
-            ClientEvent::OutcomeUnknown {
-                seq: s,
-                last_denial,
-                ..
-            } if s == seq => {
-                let mut why = session.last_failure().unwrap_or("no answer").to_string();
-                if let Some(denial) = last_denial {
-                    why = format!("{why}; the last server to answer said {denial}");
-                }
-                if session.replies_heard() == 0 {
-                    // No server was ever reached: the request cannot have been acted on
-                    // by a server this client could talk to, and settling would not
-                    // reach one either.
-                    return Answer::Unreachable(why);
-                }
-                let settled = tokio::select! {
-                    () = &mut stop => None,
-                    settled = settle(session, seq) => settled,
-                };
-                return Answer::Unknown { why, settled };
-            }
-            ClientEvent::FailedOver { from, to } => {
-                eprintln!("note: the active server changed from {from} to {to}");
-            }
-            _ => {}
+    let options = Options::new(&path.license_path)?.profile(&path.profile)?;
+    match (&path.security.ca, path.security.insecure) {
+        (_, true) => {
+            eprintln!(
+                "warning: --insecure: the servers are not verified and the connection is not encrypted"
+            );
+            Ok(options.insecure())
         }
+        (Some(ca), false) => Ok(options.ca(ca)),
+        (None, false) => bail!(
+            "no triad CA: pass --ca FILE or set HAL_TRIAD_CA to the triad's ca.pem (or --insecure for servers that run without TLS)"
+        ),
     }
 }
 
-/// Lets the client settle request `seq` (given up with its outcome unknown) for up to
-/// [`SETTLE_FOR`]: the seat it turned out to have produced, now released, or nothing.
-async fn settle(session: &mut ClientSession, seq: RequestSeq) -> Option<Option<Handle>> {
+fn client(path: &PathArgs) -> Result<AsyncClient> {
+    Ok(AsyncClient::new(options(path)?)?)
+}
+
+/// Prints what the servers' events say on the way.
+fn note(event: &Event) {
+    if let Event::FailedOver { from, to } = event {
+        eprintln!("note: the active server changed from {from} to {to}");
+    }
+}
+
+/// Waits for `request`, printing notes, unless Ctrl-C or SIGTERM comes first. When no
+/// server answered in time, lets the library settle the request for up to
+/// [`SETTLE_FOR`] and says what it found.
+async fn answer<T>(
+    request: impl std::future::Future<Output = Result<T, Error>>,
+    events: &mut Events,
+) -> Result<Result<T, Answer>> {
+    let stop = signals::stop();
+    tokio::pin!(stop);
+    tokio::pin!(request);
+    let result = loop {
+        tokio::select! {
+            () = &mut stop => return Ok(Err(Answer::Interrupted)),
+            result = &mut request => break result,
+            Some(event) = events.next() => note(&event),
+        }
+    };
+    let error = match result {
+        Ok(value) => return Ok(Ok(value)),
+        Err(error) => error,
+    };
+    Ok(Err(match error {
+        Error::Denied(reason) => Answer::Denied(reason),
+        Error::Unreachable(why) => Answer::Unreachable(why),
+        Error::NoAnswer { why, request } => {
+            let settled = tokio::select! {
+                () = &mut stop => None,
+                settled = settle(events, request) => settled,
+            };
+            Answer::Unknown { why, settled }
+        }
+        other => return Err(other.into()),
+    }))
+}
+
+/// Waits up to [`SETTLE_FOR`] for the library to settle `request`: the seat it turned
+/// out to have produced, now released, or nothing.
+async fn settle(events: &mut Events, request: RequestId) -> Option<Option<Handle>> {
     let settled = async {
         loop {
-            if let ClientEvent::Resolved { seq: s, released } = session.next_event().await
-                && s == seq
-            {
-                return released;
+            match events.next().await {
+                Some(Event::Settled {
+                    request: r,
+                    released,
+                }) if r == request => return Some(released),
+                Some(event) => note(&event),
+                None => return None,
             }
         }
     };
-    tokio::time::timeout(SETTLE_FOR, settled).await.ok()
+    tokio::time::timeout(SETTLE_FOR, settled)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Prints a refusal and gives its exit code.
@@ -298,28 +261,26 @@ fn refused(answer: &Answer, json: bool) -> ExitCode {
             eprintln!("interrupted before the servers answered");
             ExitCode::FAILURE
         }
-        Answer::Granted { .. } | Answer::Released => ExitCode::FAILURE,
     }
 }
 
 pub async fn checkout(args: CheckoutArgs) -> Result<ExitCode> {
     // Installed before the seat is taken, so a stop signal always checks it in.
     let stop = signals::stop();
-    let mut session = session(&args.path, random_client_id()?)?;
-    let seq = session.checkout(&args.feature);
-    let granted = answer(&mut session, seq).await;
-    let Answer::Granted {
-        handle,
-        server,
-        granted_by,
-        ..
-    } = granted
-    else {
-        return Ok(refused(&granted, args.path.json));
+    let client = client(&args.path)?;
+    let mut events = client.events();
+    let seat = match answer(client.checkout(&args.feature), &mut events).await? {
+        Ok(seat) => seat,
+        Err(refusal) => {
+            client.close().await;
+            return Ok(refused(&refusal, args.path.json));
+        }
     };
+    let handle = seat.handle();
+    let server = seat.server().get();
     if args.path.json {
         let line = json!({"result": "granted", "server": server, "handle": handle.to_string(),
-            "feature": args.feature, "granted_by": granted_by});
+            "feature": args.feature, "granted_by": seat.granted().granted_by.get()});
         println!("{line}");
     } else {
         println!(
@@ -327,19 +288,18 @@ pub async fn checkout(args: CheckoutArgs) -> Result<ExitCode> {
             args.feature
         );
     }
-    if let Some(code) = hold(&mut session, handle, args.hold, stop).await {
+    if let Some(code) = hold(&mut events, handle, args.hold, stop).await {
         return Ok(code);
     }
-    let seq = session.checkin(handle);
-    match answer(&mut session, seq).await {
-        Answer::Released => {
+    let code = match answer(seat.checkin(), &mut events).await? {
+        Ok(()) => {
             if !args.path.json {
                 println!("checked in: {handle}");
             }
-            Ok(ExitCode::SUCCESS)
+            ExitCode::SUCCESS
         }
         // The seat expires on the server by itself; say so, but it is not lost.
-        other => {
+        Err(other) => {
             let why = match other {
                 Answer::Denied(reason) => reason.to_string(),
                 Answer::Unreachable(why) => why,
@@ -349,15 +309,17 @@ pub async fn checkout(args: CheckoutArgs) -> Result<ExitCode> {
             eprintln!(
                 "warning: checkin of {handle} failed ({why}); the seat expires when its lease runs out"
             );
-            Ok(ExitCode::FAILURE)
+            ExitCode::FAILURE
         }
-    }
+    };
+    client.close().await;
+    Ok(code)
 }
 
-/// Keeps the seat with heartbeats for `hold` or until a stop signal. Returns an exit code
-/// if the seat was lost on the way.
+/// Keeps the seat for `hold` or until a stop signal (the library heartbeats it). Returns
+/// an exit code if the seat was lost on the way.
 async fn hold(
-    session: &mut ClientSession,
+    events: &mut Events,
     handle: Handle,
     hold: Option<Duration>,
     stop: impl std::future::Future<Output = ()>,
@@ -374,94 +336,38 @@ async fn hold(
         tokio::select! {
             () = &mut until => return None,
             () = &mut stop => return None,
-            event = session.next_event() => match event {
-                ClientEvent::Lost { handle: lost } if lost == handle => {
+            Some(event) = events.next() => match event {
+                Event::Lost { handle: lost, .. } if lost == handle => {
                     eprintln!("error: seat {handle} lost: its lease ran out without an acknowledged heartbeat");
                     return Some(ExitCode::FAILURE);
                 }
-                ClientEvent::FailedOver { from, to } => {
-                    eprintln!("note: the active server changed from {from} to {to}");
-                }
-                _ => {}
+                other => note(&other),
             },
         }
     }
 }
 
-/// What the borrowing machine keeps to return a borrow early.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct BorrowRecord {
-    handle: String,
-    feature: String,
-    client: u64,
-    next_seq: u64,
-    end_ms: u64,
-    license_path: String,
-}
-
-fn borrows_file() -> Result<PathBuf> {
-    let dir = match std::env::var_os("HAL_HOME") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            let home = std::env::var_os("HOME").context("neither HAL_HOME nor HOME is set")?;
-            PathBuf::from(home).join(".hal")
-        }
-    };
-    Ok(dir.join("borrows.json"))
-}
-
-fn read_borrows(path: &std::path::Path) -> Result<Vec<BorrowRecord>> {
-    match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .with_context(|| format!("{}: not a borrow record file", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-    }
-}
-
-fn write_borrows(path: &std::path::Path, records: &[BorrowRecord]) -> Result<()> {
-    let dir = path.parent().context("borrow file has no directory")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let bytes = serde_json::to_vec_pretty(records)?;
-    hal_net::license_file::save(path, &bytes)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
-}
-
 pub async fn borrow(args: BorrowArgs) -> Result<ExitCode> {
-    let id = random_client_id()?;
-    let mut session = session(&args.path, id)?;
-    let seq = session.borrow(&args.feature, args.hours);
-    let granted = answer(&mut session, seq).await;
-    let Answer::Granted {
-        handle,
-        server,
-        borrow_end_ms: Some(end_ms),
-        ..
-    } = granted
-    else {
-        return Ok(refused(&granted, args.path.json));
+    let client = client(&args.path)?;
+    let mut events = client.events();
+    let outcome = answer(client.borrow(&args.feature, args.hours), &mut events).await?;
+    client.close().await;
+    let record = match outcome {
+        Ok(record) => record,
+        Err(refusal) => return Ok(refused(&refusal, args.path.json)),
     };
-    let file = borrows_file()?;
-    let mut records = read_borrows(&file)?;
-    records.push(BorrowRecord {
-        handle: handle.to_string(),
-        feature: args.feature.clone(),
-        client: id.0,
-        next_seq: session.client().next_seq().0,
-        end_ms,
-        license_path: args.path.license_path.clone(),
-    });
-    write_borrows(&file, &records)?;
-    let end = crate::status_cmd::format_wall(end_ms);
+    let store = BorrowStore::default_location()?;
+    store.add(record.clone())?;
+    let handle = record.handle()?;
+    let end = crate::status_cmd::format_wall(record.end_ms);
     if args.path.json {
-        let line = json!({"result": "granted", "server": server, "handle": handle.to_string(),
-            "feature": args.feature, "end": end, "end_ms": end_ms});
+        let line = json!({"result": "granted", "server": record.server, "handle": handle.to_string(),
+            "feature": args.feature, "end": end, "end_ms": record.end_ms});
         println!("{line}");
     } else {
         println!(
-            "borrowed: {} seat {handle} from server #{server} until {end}",
-            args.feature
+            "borrowed: {} seat {handle} from server #{} until {end}",
+            args.feature, record.server
         );
         println!("return it early with: hal-net return {handle}");
     }
@@ -469,28 +375,25 @@ pub async fn borrow(args: BorrowArgs) -> Result<ExitCode> {
 }
 
 pub async fn return_borrow(args: ReturnArgs) -> Result<ExitCode> {
-    let handle = parse_handle(&args.handle)?;
-    let file = borrows_file()?;
-    let mut records = read_borrows(&file)?;
-    let Some(at) = records.iter().position(|r| r.handle == handle.to_string()) else {
+    let handle = parse_handle(&args.handle).map_err(|e| anyhow!(e))?;
+    let store = BorrowStore::default_location()?;
+    let Some(record) = store.find(handle)? else {
         bail!(
             "no borrow with handle {handle} was made from this machine (records: {})",
-            file.display()
+            store.path().display()
         );
     };
-    let record = records[at].clone();
-    let mut session = session(&args.path, ClientId(record.client))?;
-    session.resume_from(RequestSeq(record.next_seq));
-    let seq = session.return_borrow(handle);
-    let outcome = answer(&mut session, seq).await;
-    let (result, note) = match &outcome {
-        Answer::Released => ("returned", "returned"),
+    let client = client(&args.path)?;
+    let mut events = client.events();
+    let outcome = answer(client.return_borrow(&record), &mut events).await?;
+    client.close().await;
+    let (result, note) = match outcome {
+        Ok(Returned::Returned) => ("returned", "returned"),
         // The borrow ended (or was returned) already: the record is stale.
-        Answer::Denied(Denial::UnknownHandle) => ("already_ended", "already ended on the servers"),
-        _ => return Ok(refused(&outcome, args.path.json)),
+        Ok(Returned::AlreadyEnded) => ("already_ended", "already ended on the servers"),
+        Err(refusal) => return Ok(refused(&refusal, args.path.json)),
     };
-    records.remove(at);
-    write_borrows(&file, &records)?;
+    store.remove(handle)?;
     if args.path.json {
         println!(
             "{}",
@@ -500,11 +403,4 @@ pub async fn return_borrow(args: ReturnArgs) -> Result<ExitCode> {
         println!("{}: seat {handle} {note}", record.feature);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn parse_handle(text: &str) -> Result<Handle> {
-    text.strip_prefix('h')
-        .and_then(|n| n.parse().ok())
-        .map(Handle)
-        .ok_or_else(|| anyhow!("'{text}' is not a handle (handles look like h17)"))
 }

@@ -4,6 +4,7 @@
 //!   which production runs over tokio TCP, files and the system clock, and the simulator
 //!   over turmoil;
 //! - [`wire`]: the frame codec and the messages between processes;
+//! - [`client`]: the client library applications embed (blocking and async);
 //! - [`session`]: the client side, driving hal-core's client over the same transport;
 //! - [`config`] (the server's TOML config), [`addr`] (`port@host` addresses, license
 //!   paths), [`hostid`] (this machine's HostID);
@@ -13,6 +14,8 @@
 
 pub mod addr;
 pub mod admin;
+#[warn(missing_docs)]
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod hostid;

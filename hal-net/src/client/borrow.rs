@@ -1,0 +1,352 @@
+//! Borrowed seats: what the borrowing machine keeps ([`BorrowRecord`]), where it keeps
+//! them ([`BorrowStore`]), and the one-request sessions that borrow and return.
+//!
+//! A borrow is made by a client id of its own, used for nothing else, so that the process
+//! that returns it (perhaps days later, perhaps another one) can go on numbering that
+//! client's requests from where the borrow left off without ever reusing a number the
+//! servers remember.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hal_core::client::ClientEvent;
+use hal_core::protocol::{ClientId, Denial, Handle, RequestSeq};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use super::engine::{denial_error, no_answer_error};
+use super::{Error, Event, Options, RequestId};
+use crate::clock::SystemClock;
+use crate::session::Session;
+use crate::tls_transport::ClientTransport;
+
+/// What the borrowing machine keeps of a borrow: enough to use it offline until it ends,
+/// and to return it early.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BorrowRecord {
+    /// The seat's handle (`h17`).
+    pub handle: String,
+    /// The feature borrowed.
+    pub feature: String,
+    /// The client id the borrow was made with.
+    pub client: u64,
+    /// The next request number of that client id.
+    pub next_seq: u64,
+    /// When the borrow ends: ms since the Unix epoch on the granting server's clock.
+    pub end_ms: u64,
+    /// The license path the borrow was made from.
+    pub license_path: String,
+    /// The server that granted it (1, 2 or 3); 0 in records written before it was kept.
+    #[serde(default)]
+    pub server: u8,
+}
+
+impl BorrowRecord {
+    /// The seat's handle.
+    pub fn handle(&self) -> Result<Handle, Error> {
+        parse_handle(&self.handle).map_err(Error::Record)
+    }
+
+    /// When the borrow ends.
+    pub fn end(&self) -> std::time::SystemTime {
+        std::time::UNIX_EPOCH + Duration::from_millis(self.end_ms)
+    }
+
+    /// Whether the borrow has not ended at `now`.
+    pub fn is_current(&self, now: std::time::SystemTime) -> bool {
+        now < self.end()
+    }
+}
+
+/// Parses a handle as printed (`h17`).
+pub fn parse_handle(text: &str) -> Result<Handle, String> {
+    text.strip_prefix('h')
+        .and_then(|n| n.parse().ok())
+        .map(Handle)
+        .ok_or_else(|| format!("'{text}' is not a handle (handles look like h17)"))
+}
+
+/// How a return ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Returned {
+    /// The seat was given back before its end.
+    Returned,
+    /// The servers no longer had it: the borrow had ended, or was returned already.
+    AlreadyEnded,
+}
+
+/// The borrow records of this machine: a JSON file, `borrows.json` in `$HAL_HOME`
+/// (default `~/.hal`). Changes are made under a lock and saved atomically, so two
+/// processes borrowing at once both keep their records.
+#[derive(Debug, Clone)]
+pub struct BorrowStore {
+    path: PathBuf,
+}
+
+/// The most records a store holds (a machine borrows a few seats, not thousands).
+pub const BORROW_RECORDS_MAX: usize = 4096;
+
+impl BorrowStore {
+    /// The store of this user on this machine.
+    pub fn default_location() -> Result<BorrowStore, Error> {
+        let dir = match std::env::var_os("HAL_HOME") {
+            Some(dir) => PathBuf::from(dir),
+            None => {
+                let home = std::env::var_os("HOME")
+                    .ok_or_else(|| Error::Record("neither HAL_HOME nor HOME is set".to_string()))?;
+                PathBuf::from(home).join(".hal")
+            }
+        };
+        Ok(BorrowStore::at(dir.join("borrows.json")))
+    }
+
+    /// The store in the file `path`.
+    pub fn at(path: impl Into<PathBuf>) -> BorrowStore {
+        BorrowStore { path: path.into() }
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Every record kept (an absent file is an empty store).
+    pub fn list(&self) -> Result<Vec<BorrowRecord>, Error> {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                Error::Record(format!(
+                    "{}: not a borrow record file ({e})",
+                    self.path.display()
+                ))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(Error::Record(format!(
+                "cannot read {}: {e}",
+                self.path.display()
+            ))),
+        }
+    }
+
+    /// The record of `handle`, if kept.
+    pub fn find(&self, handle: Handle) -> Result<Option<BorrowRecord>, Error> {
+        let text = handle.to_string();
+        Ok(self.list()?.into_iter().find(|r| r.handle == text))
+    }
+
+    /// Keeps `record`.
+    pub fn add(&self, record: BorrowRecord) -> Result<(), Error> {
+        self.change(|records| {
+            if records.len() >= BORROW_RECORDS_MAX {
+                return Err(Error::Record(format!(
+                    "the store holds {BORROW_RECORDS_MAX} records already"
+                )));
+            }
+            records.push(record);
+            Ok(())
+        })
+    }
+
+    /// Drops the record of `handle`; says whether there was one.
+    pub fn remove(&self, handle: Handle) -> Result<bool, Error> {
+        let text = handle.to_string();
+        self.change(|records| {
+            let before = records.len();
+            records.retain(|r| r.handle != text);
+            Ok(records.len() < before)
+        })
+    }
+
+    /// Reads, changes and saves the records under the store's lock.
+    fn change<R>(
+        &self,
+        change: impl FnOnce(&mut Vec<BorrowRecord>) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let dir = match self.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::Record(format!("cannot create {}: {e}", dir.display())))?;
+        let lock_path = self.path.with_extension("lock");
+        let lock_file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::Record(format!("cannot open {}: {e}", lock_path.display())))?;
+        let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| Error::Record(format!("cannot lock {}: {e}", lock_path.display())))?;
+        let mut records = self.list()?;
+        let result = change(&mut records)?;
+        let bytes = serde_json::to_vec_pretty(&records)
+            .map_err(|e| Error::Record(format!("cannot encode the records: {e}")))?;
+        crate::license_file::save(&self.path, &bytes)
+            .map_err(|e| Error::Record(format!("cannot write {}: {e}", self.path.display())))?;
+        Ok(result)
+    }
+}
+
+/// The answer to a one-request session.
+enum Answer {
+    Granted {
+        handle: Handle,
+        server: u8,
+        borrow_end_ms: Option<u64>,
+    },
+    Released,
+}
+
+fn random_client_id() -> Result<ClientId, Error> {
+    getrandom::u64()
+        .map(ClientId)
+        .map_err(|e| Error::Config(format!("cannot draw a client id: {e}")))
+}
+
+type OneShot = Session<ClientTransport, SystemClock>;
+
+fn one_shot(options: &Options, transport: ClientTransport, id: ClientId) -> OneShot {
+    let addrs = options
+        .path
+        .addrs()
+        .iter()
+        .map(|s| s.connect_string())
+        .collect();
+    Session::new(
+        transport,
+        SystemClock::new(),
+        addrs,
+        id,
+        &options.user,
+        &options.host,
+        options.config(),
+    )
+}
+
+/// Waits for the answer to `seq`. When no server answers in time and one had been
+/// reached, the session is handed to a task that settles the request (a seat it
+/// produced is returned), reporting [`Event::Settled`] on `events`.
+async fn answer(
+    mut session: OneShot,
+    seq: RequestSeq,
+    options: &Options,
+    events: &broadcast::Sender<Event>,
+) -> Result<(Answer, OneShot), Error> {
+    loop {
+        match session.next_event().await {
+            ClientEvent::Granted {
+                seq: s,
+                handle,
+                server,
+                borrow_end,
+                ..
+            } if s == seq => {
+                let answer = Answer::Granted {
+                    handle,
+                    server: server.get(),
+                    borrow_end_ms: borrow_end.map(|e| e.0),
+                };
+                return Ok((answer, session));
+            }
+            ClientEvent::Released { seq: s, .. } if s == seq => {
+                return Ok((Answer::Released, session));
+            }
+            ClientEvent::Denied { seq: s, reason, .. } if s == seq => {
+                return Err(denial_error(&session, reason));
+            }
+            ClientEvent::OutcomeUnknown {
+                seq: s,
+                last_denial,
+                ..
+            } if s == seq => {
+                let error = no_answer_error(&session, seq, last_denial);
+                if matches!(error, Error::NoAnswer { .. }) {
+                    let limit = options.timing.session_idle_max();
+                    tokio::spawn(settle(session, seq, limit, events.clone()));
+                }
+                return Err(error);
+            }
+            ClientEvent::FailedOver { from, to } => {
+                let _ = events.send(Event::FailedOver { from, to });
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Lets a one-request session settle `seq` for as long as the servers remember it.
+async fn settle(
+    mut session: OneShot,
+    seq: RequestSeq,
+    limit: Duration,
+    events: broadcast::Sender<Event>,
+) {
+    let settled = async {
+        loop {
+            if let ClientEvent::Resolved { seq: s, released } = session.next_event().await
+                && s == seq
+            {
+                return released;
+            }
+        }
+    };
+    if let Ok(released) = tokio::time::timeout(limit, settled).await {
+        let _ = events.send(Event::Settled {
+            request: RequestId(seq.0),
+            released,
+        });
+    }
+}
+
+/// Borrows a seat of `feature` for `hours` with a client id of its own.
+pub(super) async fn borrow(
+    options: &Options,
+    feature: &str,
+    hours: u32,
+    events: &broadcast::Sender<Event>,
+) -> Result<BorrowRecord, Error> {
+    let transport = options.transport()?;
+    let id = random_client_id()?;
+    let mut session = one_shot(options, transport, id);
+    let seq = session.borrow(feature, hours);
+    let (answer, session) = answer(session, seq, options, events).await?;
+    let Answer::Granted {
+        handle,
+        server,
+        borrow_end_ms: Some(end_ms),
+    } = answer
+    else {
+        return Err(Error::Unreachable(
+            "the server answered a borrow with something else".to_string(),
+        ));
+    };
+    Ok(BorrowRecord {
+        handle: handle.to_string(),
+        feature: feature.to_string(),
+        client: id.0,
+        next_seq: session.client().next_seq().0,
+        end_ms,
+        license_path: options.license_path(),
+        server,
+    })
+}
+
+/// Returns the borrow of `record` early.
+pub(super) async fn return_borrow(
+    options: &Options,
+    record: &BorrowRecord,
+    events: &broadcast::Sender<Event>,
+) -> Result<Returned, Error> {
+    let handle = record.handle()?;
+    let transport = options.transport()?;
+    let mut session = one_shot(options, transport, ClientId(record.client));
+    session.resume_from(RequestSeq(record.next_seq));
+    let seq = session.return_borrow(handle);
+    match answer(session, seq, options, events).await {
+        Ok((Answer::Released, _)) => Ok(Returned::Returned),
+        Ok((Answer::Granted { .. }, _)) => Err(Error::Unreachable(
+            "the server answered a return with something else".to_string(),
+        )),
+        Err(Error::Denied(Denial::UnknownHandle)) => Ok(Returned::AlreadyEnded),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,160 @@
+//! Where the servers are and how the client proves them: [`Options`].
+
+use std::path::{Path, PathBuf};
+
+use hal_core::client::ClientConfig;
+use hal_core::timing::Timing;
+
+use super::Error;
+use crate::addr::LicensePath;
+use crate::tls_transport::{ClientTransport, TlsTransport};
+use crate::transport::TcpTransport;
+
+/// The variable that names the triad's CA certificate.
+pub const CA_VAR: &str = "HAL_TRIAD_CA";
+/// The variable that names the servers' timing profile (`lan` or `wan`).
+pub const PROFILE_VAR: &str = "HAL_PROFILE";
+
+/// How a client finds and verifies its license servers.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub(super) path: LicensePath,
+    security: Security,
+    pub(super) timing: Timing,
+    pub(super) user: String,
+    pub(super) host: String,
+}
+
+#[derive(Debug, Clone)]
+enum Security {
+    /// Verify each server against the triad's CA (`ca.pem`).
+    Ca(PathBuf),
+    /// Plaintext, nothing verified.
+    Insecure,
+    /// Not chosen yet: building a client fails.
+    Unset,
+}
+
+impl Options {
+    /// The servers of `license_path` (`port@host` entries separated by `;` or `,`, in
+    /// triad order), the LAN timing profile, and this process's user and host. Say how
+    /// to verify the servers with [`Options::ca`] (or [`Options::insecure`]).
+    pub fn new(license_path: &str) -> Result<Options, Error> {
+        let path = LicensePath::parse(license_path)
+            .map_err(|e| Error::Config(format!("license path '{license_path}': {e}")))?;
+        Ok(Options {
+            path,
+            security: Security::Unset,
+            timing: Timing::lan(),
+            user: this_user(),
+            host: this_host(),
+        })
+    }
+
+    /// The options the environment gives: `HAL_LICENSE_PATH` (the servers),
+    /// `HAL_TRIAD_CA` (the triad's CA certificate) and optionally `HAL_PROFILE`
+    /// (`lan`, the default, or `wan`).
+    pub fn from_env() -> Result<Options, Error> {
+        let path = LicensePath::from_env_or(None).map_err(|e| Error::Config(e.to_string()))?;
+        let mut options = Options {
+            path,
+            security: Security::Unset,
+            timing: Timing::lan(),
+            user: this_user(),
+            host: this_host(),
+        };
+        if let Some(ca) = std::env::var_os(CA_VAR) {
+            options = options.ca(ca);
+        }
+        if let Some(profile) = std::env::var_os(PROFILE_VAR) {
+            let profile = profile.to_string_lossy();
+            options = options.profile(&profile)?;
+        }
+        Ok(options)
+    }
+
+    /// Verify each server with a certificate from the triad's CA (`ca.pem` from
+    /// `hal-net tls init`) that names its place in the license path.
+    pub fn ca(mut self, ca: impl AsRef<Path>) -> Options {
+        self.security = Security::Ca(ca.as_ref().to_path_buf());
+        self
+    }
+
+    /// Talk plaintext to servers that run with `insecure_plaintext = true`, verifying
+    /// nothing: for a closed test network only.
+    pub fn insecure(mut self) -> Options {
+        self.security = Security::Insecure;
+        self
+    }
+
+    /// The servers' timing profile by name: `lan` or `wan` (it sets how long the
+    /// client waits out a failover).
+    pub fn profile(mut self, name: &str) -> Result<Options, Error> {
+        self.timing = match name {
+            "lan" => Timing::lan(),
+            "wan" => Timing::wan(),
+            other => {
+                return Err(Error::Config(format!(
+                    "timing profile '{other}': expected lan or wan"
+                )));
+            }
+        };
+        Ok(self)
+    }
+
+    /// The servers' timing, when they run a profile of their own.
+    pub fn timing(mut self, timing: Timing) -> Options {
+        self.timing = timing;
+        self
+    }
+
+    /// The user name the servers record for this client's seats (default: `$USER`).
+    pub fn user(mut self, user: &str) -> Options {
+        self.user = user.to_string();
+        self
+    }
+
+    /// The host name the servers record for this client's seats (default: this
+    /// machine's name).
+    pub fn host(mut self, host: &str) -> Options {
+        self.host = host.to_string();
+        self
+    }
+
+    /// The license path, as written.
+    pub fn license_path(&self) -> String {
+        self.path.to_string()
+    }
+
+    pub(super) fn config(&self) -> ClientConfig {
+        ClientConfig::new(self.timing)
+    }
+
+    /// The transport the options ask for (reads the CA file).
+    pub(super) fn transport(&self) -> Result<ClientTransport, Error> {
+        match &self.security {
+            Security::Ca(ca) => {
+                let connector = crate::tls::client_connector(ca, None)
+                    .map_err(|e| Error::Config(format!("triad CA: {e}")))?;
+                Ok(ClientTransport::Tls(TlsTransport::client(connector)))
+            }
+            Security::Insecure => Ok(ClientTransport::Insecure(TcpTransport)),
+            Security::Unset => Err(Error::Config(format!(
+                "no triad CA: give the triad's ca.pem (Options::ca, or {CA_VAR}), or choose plaintext for servers that run without TLS (Options::insecure)"
+            ))),
+        }
+    }
+}
+
+fn this_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".to_string())
+}
+
+fn this_host() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "unknown".to_string())
+}
