@@ -201,8 +201,9 @@ mod tests {
 
     use crate::ServerId;
     use crate::protocol::{LogIndex, PeerBody, PeerMessage, Term};
-    use crate::server::testkit::{Driver, at, checkout, sent_to};
-    use crate::server::{Output, Server};
+    use crate::server::testkit::{Driver, append, at, checkout, noop, sent_to};
+    use crate::server::{Config, Output, Server, State};
+    use crate::timing::Timing;
 
     /// #1 leading term `t`, its no-op acknowledged by #2 (so #2's match is 1).
     fn leader_with_two_caught_up() -> Driver {
@@ -384,5 +385,138 @@ mod tests {
             )),
             "{outputs:?}"
         );
+    }
+
+    /// The appends among `outputs` to `peer`.
+    fn appends_to(outputs: &[Output], peer: ServerId) -> usize {
+        sent_to(outputs, peer)
+            .iter()
+            .filter(|b| matches!(b, PeerBody::Append { .. }))
+            .count()
+    }
+
+    /// Raft's commit rule (section 5.4.2 of the paper): an entry of an earlier term is
+    /// not committed by counting its copies, even on a majority, for a leader of a later
+    /// term may still replace it. It commits with the first entry of the leader's own
+    /// term.
+    #[test]
+    fn an_entry_of_an_earlier_term_on_a_majority_waits_for_one_of_the_leaders_own_term() {
+        let config = Config {
+            append_entries_max: 1,
+            ..Config::triad(ServerId::PRIMARY, Timing::lan())
+        };
+        let mut one = Driver::with_config(config);
+        // #2 led term 1 and got two entries to #1 only, committing neither.
+        one.hear_in(
+            ServerId::SECONDARY,
+            Term(1),
+            append((0, 0), vec![noop(1), noop(1)], 0),
+        );
+        one.elect();
+        assert_eq!(one.server.term(), Term(2));
+        // #3 holds entry 1 only: it refuses the no-op and is sent entry 2, then the no-op
+        // again (one entry per append).
+        let outputs = one.hear(
+            ServerId::TIEBREAKER,
+            PeerBody::AppendReply {
+                success: false,
+                match_index: LogIndex(1),
+                round: 1,
+            },
+        );
+        let sent = sent_to(&outputs, ServerId::TIEBREAKER);
+        assert!(
+            matches!(
+                sent.as_slice(),
+                [
+                    PeerBody::Append {
+                        prev_index: LogIndex(1),
+                        entries,
+                        ..
+                    },
+                    PeerBody::Append {
+                        prev_index: LogIndex(2),
+                        ..
+                    },
+                ] if entries.len() == 1
+            ),
+            "{sent:?}"
+        );
+        one.hear(
+            ServerId::TIEBREAKER,
+            PeerBody::AppendReply {
+                success: true,
+                match_index: LogIndex(2),
+                round: 1,
+            },
+        );
+        assert_eq!(one.server.commit_index(), LogIndex(0));
+        // Once #3 also holds the no-op of term 2, everything up to it commits.
+        one.hear(
+            ServerId::TIEBREAKER,
+            PeerBody::AppendReply {
+                success: true,
+                match_index: LogIndex(3),
+                round: 1,
+            },
+        );
+        assert_eq!(one.server.commit_index(), LogIndex(3));
+    }
+
+    /// A shell may call `handle_timeout` early or more often than asked; the leader still
+    /// sends one heartbeat round per interval.
+    #[test]
+    fn a_leader_heartbeats_once_per_interval_however_often_its_timer_fires() {
+        let mut one = leader_with_two_caught_up();
+        // The first round went out at the election.
+        let elected = one.now_ms;
+        for ms in [elected, elected + 50, elected + 99] {
+            let outputs = one.tick_to(ms);
+            for peer in [ServerId::SECONDARY, ServerId::TIEBREAKER] {
+                assert_eq!(appends_to(&outputs, peer), 0, "at {ms} ms: {outputs:?}");
+            }
+        }
+        let outputs = one.tick_to(elected + 100);
+        for peer in [ServerId::SECONDARY, ServerId::TIEBREAKER] {
+            assert_eq!(appends_to(&outputs, peer), 1, "{outputs:?}");
+        }
+    }
+
+    /// A leader may serve for months. It remembers when each heartbeat round went out
+    /// only to date acknowledgements (for its lease and for failback), both shorter than
+    /// the election timeout; older rounds are forgotten, or the record would grow with
+    /// every heartbeat for as long as it leads. Its timer fires late here, as a shell's
+    /// may, so no round is ever exactly an election timeout old.
+    #[test]
+    fn a_leader_forgets_heartbeat_rounds_older_than_the_election_timeout() {
+        let mut one = leader_with_two_caught_up();
+        let elected = one.now_ms;
+        for step in 1..=100 {
+            let outputs = one.tick_to(elected + step * 130);
+            for body in sent_to(&outputs, ServerId::SECONDARY) {
+                if let PeerBody::Append {
+                    prev_index,
+                    entries,
+                    round,
+                    ..
+                } = body
+                {
+                    let match_index = prev_index.plus(entries.len()).unwrap();
+                    one.hear(
+                        ServerId::SECONDARY,
+                        PeerBody::AppendReply {
+                            success: true,
+                            match_index,
+                            round,
+                        },
+                    );
+                }
+            }
+        }
+        let State::Leader(leader) = &one.server.state else {
+            panic!("#1 lost the lead");
+        };
+        // Rounds sent within the last second, 130 ms apart: 0, 130, ..., 910 ms ago.
+        assert_eq!(leader.round_sent.len(), 8, "{:?}", leader.round_sent);
     }
 }

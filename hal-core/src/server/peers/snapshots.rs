@@ -78,6 +78,7 @@ mod tests {
     use crate::protocol::{ClientId, LogIndex, PeerBody, RequestSeq, Snapshot, Term};
     use crate::seats::{Command, Seats};
     use crate::server::testkit::{Driver, append, checkpoints, noop, sent_to};
+    use crate::server::{Output, Persist};
 
     fn install(last: (u64, u64)) -> PeerBody {
         install_seats(last, Seats::new())
@@ -159,5 +160,76 @@ mod tests {
             ),
             "{sent:?}"
         );
+    }
+
+    /// The reply `outputs` send #1: (success, match index).
+    fn reply_to_one(outputs: &[Output]) -> (bool, LogIndex) {
+        let sent = sent_to(outputs, ServerId::PRIMARY);
+        match sent.as_slice() {
+            [
+                PeerBody::AppendReply {
+                    success,
+                    match_index,
+                    ..
+                },
+            ] => (*success, *match_index),
+            other => panic!("expected one append reply, got {other:?}"),
+        }
+    }
+
+    /// A leader deposed while its snapshot was on the way is told the newer term, not
+    /// obeyed: its state may lack what the newer leader committed.
+    #[test]
+    fn a_snapshot_from_a_leader_of_an_earlier_term_is_refused() {
+        let mut three = Driver::new(ServerId::TIEBREAKER);
+        three.hear_in(ServerId::SECONDARY, Term(2), append((0, 0), vec![], 0));
+        let outputs = three.hear_in(ServerId::PRIMARY, Term(1), install((40, 1)));
+        assert!(!reply_to_one(&outputs).0, "{outputs:?}");
+        assert_eq!(three.server.commit_index(), LogIndex(0));
+        assert_eq!(three.server.last_index(), LogIndex(0));
+        assert_eq!(three.server.term(), Term(2));
+    }
+
+    /// A snapshot at the commit index (the same one delivered twice, say) holds nothing
+    /// this server has not applied: installing it again would only write the whole state
+    /// to disk once more.
+    #[test]
+    fn a_snapshot_at_exactly_the_commit_index_is_not_installed_again() {
+        let mut three = Driver::new(ServerId::TIEBREAKER);
+        three.hear_in(ServerId::PRIMARY, Term(1), install((40, 1)));
+        assert_eq!(three.server.commit_index(), LogIndex(40));
+        let outputs = three.hear_in(ServerId::PRIMARY, Term(1), install((40, 1)));
+        assert_eq!(checkpoints(&outputs), [], "{outputs:?}");
+        assert!(
+            !outputs
+                .iter()
+                .any(|o| matches!(o, Output::Persist(Persist::Snapshot(_)))),
+            "{outputs:?}"
+        );
+        assert_eq!(reply_to_one(&outputs), (true, LogIndex(40)));
+    }
+
+    /// Entries past the snapshot that agree with it (the follower got them by appends
+    /// before the snapshot came) are the leader's too: they are kept, not fetched again.
+    #[test]
+    fn a_snapshot_keeps_the_entries_after_it_that_agree_with_it() {
+        let mut three = Driver::new(ServerId::TIEBREAKER);
+        let entries = vec![noop(1), noop(1), noop(1), noop(1), noop(1)];
+        three.hear_in(ServerId::PRIMARY, Term(1), append((0, 0), entries, 2));
+        three.hear_in(ServerId::PRIMARY, Term(1), install((3, 1)));
+        assert_eq!(three.server.commit_index(), LogIndex(3));
+        assert_eq!(three.server.last_index(), LogIndex(5));
+    }
+
+    /// Entries past a snapshot whose last entry has another term than this server's
+    /// entry there come from a history the snapshot's leader replaced: they go.
+    #[test]
+    fn a_snapshot_drops_the_log_when_its_last_entry_disagrees_with_it() {
+        let mut three = Driver::new(ServerId::TIEBREAKER);
+        let entries = vec![noop(1), noop(1), noop(1), noop(1), noop(1)];
+        three.hear_in(ServerId::PRIMARY, Term(1), append((0, 0), entries, 2));
+        three.hear_in(ServerId::SECONDARY, Term(2), install((3, 2)));
+        assert_eq!(three.server.commit_index(), LogIndex(3));
+        assert_eq!(three.server.last_index(), LogIndex(3));
     }
 }
