@@ -16,7 +16,7 @@ use futures_util::{SinkExt, StreamExt};
 use hal_core::ServerId;
 use hal_core::protocol::{LogIndex, PeerBody, PeerMessage, Term};
 use hal_net::wire::{Hello, Identity, Message};
-use support::cluster::{Cluster, HAL_NET};
+use support::cluster::{Cluster, hal_net};
 use support::wire::{connector, hello, link, tcp_from};
 use tokio::io::AsyncWriteExt;
 
@@ -62,7 +62,7 @@ const LOCAL: Ipv4Addr = Ipv4Addr::LOCALHOST;
 /// would (`hal-net tls init`).
 fn another_ca(cluster: &Cluster) -> tempfile::TempDir {
     let other = tempfile::tempdir().unwrap();
-    let made = Command::new(HAL_NET)
+    let made = Command::new(hal_net())
         .args([
             "tls",
             "init",
@@ -157,7 +157,7 @@ fn a_client_given_the_wrong_ca_refuses_the_server() {
     let cluster = triad();
     let other = another_ca(&cluster);
     let wrong = other.path().join("ca.pem");
-    let out = Command::new(HAL_NET)
+    let out = Command::new(hal_net())
         .args([
             "checkout",
             "cad",
@@ -185,7 +185,7 @@ fn a_client_given_the_wrong_ca_refuses_the_server() {
     );
     assert!(stderr.contains("TLS handshake"), "{stderr}");
     // A client told to speak plaintext to a TLS triad is told why nothing answers.
-    let out = Command::new(HAL_NET)
+    let out = Command::new(hal_net())
         .args([
             "status",
             "--json",
@@ -210,7 +210,7 @@ fn a_client_given_the_wrong_ca_refuses_the_server() {
         "{}@127.0.0.1;{}@127.0.0.1;{}@127.0.0.1",
         cluster.ports[1], cluster.ports[0], cluster.ports[2]
     );
-    let out = Command::new(HAL_NET)
+    let out = Command::new(hal_net())
         .args(["status", "--json", "--license-path", &swapped])
         .env("HAL_TRIAD_CA", cluster.ca())
         .output()
@@ -454,7 +454,7 @@ fn partial_frames_and_huge_names_leave_memory_bounded() {
 #[test]
 fn names_with_control_characters_are_denied_and_status_shows_no_escapes() {
     let cluster = triad();
-    let out = Command::new(HAL_NET)
+    let out = Command::new(hal_net())
         .args([
             "checkout",
             "cad",

@@ -11,10 +11,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::cluster::{Cluster, HAL_NET, free_ports, terminate, wait_exit};
+use support::cluster::{Cluster, free_ports, hal_net, terminate, wait_exit};
 
 fn run(args: &[&str]) -> std::process::Output {
-    Command::new(HAL_NET).args(args).output().unwrap()
+    Command::new(hal_net()).args(args).output().unwrap()
 }
 
 fn stderr(out: &std::process::Output) -> String {
@@ -236,7 +236,7 @@ fn client_verbs_explain_bad_paths_and_unreachable_servers() {
     let [port] = free_ports::<1>();
     let path = format!("{port}@127.0.0.1");
     // A client verifies the servers against the triad's CA: without one it says so.
-    let out = Command::new(HAL_NET)
+    let out = Command::new(hal_net())
         .args(["status", "--json", "--license-path", &path])
         .env_remove("HAL_TRIAD_CA")
         .output()
@@ -248,7 +248,7 @@ fn client_verbs_explain_bad_paths_and_unreachable_servers() {
         stderr(&out)
     );
     // The path from HAL_LICENSE_PATH, as clients usually get it.
-    let out = Command::new(HAL_NET)
+    let out = Command::new(hal_net())
         .args(["status", "--json", "--insecure"])
         .env("HAL_LICENSE_PATH", &path)
         .output()
@@ -258,7 +258,7 @@ fn client_verbs_explain_bad_paths_and_unreachable_servers() {
     assert_eq!(status["servers"][0]["up"], false);
 
     let home = tempfile::tempdir().unwrap();
-    let out = Command::new(HAL_NET)
+    let out = Command::new(hal_net())
         .args(["return", "h12", "--insecure", "--license-path", &path])
         .env("HAL_HOME", home.path())
         .output()
@@ -275,7 +275,7 @@ fn client_verbs_explain_bad_paths_and_unreachable_servers() {
 fn dev_cluster_starts_three_servers_and_stops_them() {
     let dir = tempfile::tempdir().unwrap();
     let base = pick_three_consecutive_ports();
-    let mut child = Command::new(HAL_NET)
+    let mut child = Command::new(hal_net())
         .args(["dev-cluster", "--dir"])
         .arg(dir.path())
         .args(["--base-port", &base.to_string()])

@@ -44,7 +44,7 @@ fn failover_keeps_every_held_seat_and_failback_returns_to_1() {
     let churn = thread::spawn(move || {
         let mut granted = 0;
         for _ in 0..6 {
-            let out = std::process::Command::new(support::cluster::HAL_NET)
+            let out = std::process::Command::new(support::cluster::hal_net())
                 .args([
                     "checkout",
                     "cad",

@@ -16,7 +16,18 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-pub const HAL_NET: &str = env!("CARGO_BIN_EXE_hal-net");
+/// The `hal-net` binary: cargo's, for hal-net's own tests; for another crate's tests
+/// (which include this file by path, and build hal-net first), the one in the target
+/// directory the test binary runs from (`target/debug/deps/..`).
+pub fn hal_net() -> PathBuf {
+    match option_env!("CARGO_BIN_EXE_hal-net") {
+        Some(path) => PathBuf::from(path),
+        None => {
+            let exe = std::env::current_exe().unwrap();
+            exe.parent().unwrap().parent().unwrap().join("hal-net")
+        }
+    }
+}
 
 /// The demo license of the tests: five seats, borrowing allowed.
 pub const LICENSE: &str = "\
@@ -51,7 +62,7 @@ pub fn write_license(dir: &Path, name: &str, text: &str) -> PathBuf {
     let source = dir.join(format!("{name}.unsigned"));
     fs::write(&source, text).unwrap();
     let out = dir.join(name);
-    let status = Command::new(HAL_NET)
+    let status = Command::new(hal_net())
         .args(["license", "sign", "--key"])
         .arg(dir.join("vendor.key"))
         .arg(&source)
@@ -67,7 +78,7 @@ impl Cluster {
     /// Key, license and configs; nothing started. `timing` is extra `[timing]` lines.
     pub fn new(timing: &str) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let keygen = Command::new(HAL_NET)
+        let keygen = Command::new(hal_net())
             .args(["license", "keygen", "--out"])
             .arg(dir.path())
             .output()
@@ -81,7 +92,7 @@ impl Cluster {
             started: [false; 3],
         };
         let servers = cluster.triad().join(",");
-        let tls = Command::new(HAL_NET)
+        let tls = Command::new(hal_net())
             .args(["tls", "init", "--servers", &servers, "--dir"])
             .arg(cluster.dir.path().join("tls"))
             .output()
@@ -152,7 +163,7 @@ impl Cluster {
             .open(self.log(id))
             .unwrap();
         self.started[id - 1] = true;
-        let child = Command::new(HAL_NET)
+        let child = Command::new(hal_net())
             .arg("serve")
             .arg("--config")
             .arg(self.config(id))
@@ -217,7 +228,7 @@ impl Cluster {
 
     /// Runs a client verb with the cluster's license path.
     pub fn verb(&self, args: &[&str]) -> Output {
-        Command::new(HAL_NET)
+        Command::new(hal_net())
             .args(args)
             .arg("--license-path")
             .arg(self.path())
@@ -313,7 +324,7 @@ pub struct Holder {
 impl Holder {
     /// Starts `hal-net checkout FEATURE --hold 10m --json` and waits for its grant line.
     pub fn start(cluster: &Cluster, feature: &str) -> Holder {
-        let mut child = Command::new(HAL_NET)
+        let mut child = Command::new(hal_net())
             .args([
                 "checkout",
                 feature,
