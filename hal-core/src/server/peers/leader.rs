@@ -92,12 +92,13 @@ impl Server {
         // A refusal below what the peer acknowledged is stale (it crossed a later
         // success) or says the peer lost acknowledged entries (a disk that lied about a
         // sync): resending at once would be refused again, as fast as the link carries
-        // it. The next heartbeat retries.
+        // it. It leaves the next index alone (moved back, the entries after it would go
+        // out again with the next output), and the next heartbeat retries.
         let contradicts = !success && match_index < progress.matched;
         if success {
             progress.matched = progress.matched.max(match_index);
             progress.next = progress.next.max(progress.matched.after());
-        } else {
+        } else if !contradicts {
             progress.next = match_index.after().max(progress.matched.after());
         }
         leader.refresh_lease(lease);
@@ -345,6 +346,30 @@ mod tests {
             "{outputs:?}"
         );
         // The heartbeat still reaches #2.
+        let outputs = one.tick_to(one.now_ms + 200);
+        assert!(!sent_to(&outputs, ServerId::SECONDARY).is_empty());
+    }
+
+    /// The same with a grant in flight to #2: the refusal must not send it again either
+    /// (found by a review of the mutation tests: moving the next index back let the next
+    /// output resend it, once per refusal).
+    #[test]
+    fn a_refusal_below_what_the_follower_acknowledged_resends_nothing_in_flight() {
+        let mut one = leader_with_two_caught_up();
+        let proposed = one.ask(7, 1, checkout());
+        assert_eq!(sent_to(&proposed, ServerId::SECONDARY).len(), 1);
+        let refusal = PeerBody::AppendReply {
+            success: false,
+            match_index: LogIndex(0),
+            round: 1,
+        };
+        for _ in 0..3 {
+            let outputs = one.hear(ServerId::SECONDARY, refusal.clone());
+            assert!(
+                sent_to(&outputs, ServerId::SECONDARY).is_empty(),
+                "{outputs:?}"
+            );
+        }
         let outputs = one.tick_to(one.now_ms + 200);
         assert!(!sent_to(&outputs, ServerId::SECONDARY).is_empty());
     }
