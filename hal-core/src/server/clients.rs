@@ -480,6 +480,31 @@ mod tests {
         single
     }
 
+    /// A heartbeat speaks for the client's own seats only: another client's checkout is
+    /// not renewed by it, and a borrowed seat is held for its borrower alone.
+    #[test]
+    fn a_heartbeat_holds_only_the_seats_of_the_client_that_sends_it() {
+        let mut single = lent_for_an_hour(false);
+        let checked_out = granted(&single.ask(7, 2, checkout())).unwrap();
+        let borrowed = Handle(2);
+        let both = || Op::Heartbeat {
+            handles: vec![checked_out, borrowed],
+        };
+        let ack = |held: Vec<Handle>, unknown: Vec<Handle>| ReplyResult::HeartbeatAck {
+            lease_ms: millis(Timing::lan().client_lease),
+            held,
+            unknown,
+        };
+        assert_eq!(
+            replies(&single.ask(8, 1, both())),
+            [ack(vec![], vec![checked_out, borrowed])]
+        );
+        assert_eq!(
+            replies(&single.ask(7, 3, both())),
+            [ack(vec![checked_out, borrowed], vec![])]
+        );
+    }
+
     /// Until when a seat lent for an hour at 0 is kept: its end plus the clock skew.
     fn lent_kept_ms() -> u64 {
         3_600_000 + millis(Timing::lan().max_clock_skew)
