@@ -225,6 +225,20 @@ unsafe fn client_ref<'a>(client: *const HalClient) -> Result<&'a HalClient, HalS
     unsafe { client.as_ref() }.ok_or_else(|| invalid("client is NULL"))
 }
 
+/// Drops what `boxed` points to (nothing for NULL), catching a panic in its drop.
+///
+/// # Safety
+/// `boxed` is NULL or was made by `Box::into_raw` and is not used after.
+unsafe fn free<T>(boxed: *mut T) {
+    let _ = guard(|| {
+        if !boxed.is_null() {
+            // SAFETY: the caller's promise: made by Box::into_raw, given up now.
+            drop(unsafe { Box::from_raw(boxed) });
+        }
+        Ok(())
+    });
+}
+
 fn new_client(options: Options) -> Result<*mut HalClient, HalStatusError> {
     let client = Client::new(options)?;
     let events = Mutex::new(client.events());
@@ -303,13 +317,8 @@ pub unsafe extern "C" fn hal_client_new_insecure(
 /// `client` is NULL or a client not yet freed, used by no other thread now or later.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn hal_client_free(client: *mut HalClient) {
-    let _ = guard(|| {
-        if !client.is_null() {
-            // SAFETY: the caller gives up a pointer made by Box::into_raw in new_client.
-            drop(unsafe { Box::from_raw(client) });
-        }
-        Ok(())
-    });
+    // SAFETY: the caller gives up NULL or a pointer made by Box::into_raw in new_client.
+    unsafe { free(client) };
 }
 
 /// Checks a seat of `feature` out, waiting for the servers (through a failover). On
@@ -396,13 +405,8 @@ pub unsafe extern "C" fn hal_checkin(seat: *mut HalSeat) -> HalStatus {
 /// `seat` is NULL or a live seat, not used by another thread, and not used after.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn hal_seat_free(seat: *mut HalSeat) {
-    let _ = guard(|| {
-        if !seat.is_null() {
-            // SAFETY: the caller gives up a pointer made by Box::into_raw in hal_checkout.
-            drop(unsafe { Box::from_raw(seat) });
-        }
-        Ok(())
-    });
+    // SAFETY: the caller gives up NULL or a pointer made by Box::into_raw in hal_checkout.
+    unsafe { free(seat) };
 }
 
 /// Borrows a seat of `feature` for `hours` and keeps its record on this machine

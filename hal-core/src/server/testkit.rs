@@ -158,6 +158,20 @@ pub(crate) fn sent_to(outputs: &[Output], to: ServerId) -> Vec<PeerBody> {
         .collect()
 }
 
+/// The one append reply among `outputs` to `to`: (success, match index).
+pub(crate) fn append_reply_to(outputs: &[Output], to: ServerId) -> (bool, LogIndex) {
+    match sent_to(outputs, to).as_slice() {
+        [
+            PeerBody::AppendReply {
+                success,
+                match_index,
+                ..
+            },
+        ] => (*success, *match_index),
+        other => panic!("expected one append reply to {to}, got {other:?}"),
+    }
+}
+
 /// A log entry of `term` (a no-op).
 pub(crate) fn noop(term: u64) -> Arc<Entry> {
     Arc::new(Entry {

@@ -4,14 +4,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use hal_core::ServerId;
-use hal_core::protocol::{ClientId, Handle};
+use hal_core::protocol::Handle;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::borrow::{self, BorrowRecord, Returned};
 use super::engine::{Command, Engine, SeatGrant};
+use super::options::random_client_id;
 use super::{EVENTS_QUEUED_MAX, Error, Event, Events, Granted, Options};
-use crate::clock::SystemClock;
-use crate::session::Session;
 
 /// A license client for an application on tokio. Cheap to clone: clones share one
 /// engine (one set of connections, one heartbeat for all seats). The engine runs as a
@@ -49,28 +48,11 @@ impl AsyncClient {
         options: Options,
         runtime: &tokio::runtime::Handle,
     ) -> Result<(AsyncClient, tokio::task::JoinHandle<()>), Error> {
-        let transport = options.transport()?;
-        let id = getrandom::u64()
-            .map(ClientId)
-            .map_err(|e| Error::Config(format!("cannot draw a client id: {e}")))?;
-        let addrs = options
-            .path
-            .addrs()
-            .iter()
-            .map(|s| s.connect_string())
-            .collect();
+        let id = random_client_id()?;
         let config = options.config();
         // The clock's origin is a tokio instant: made inside the runtime.
         let _entered = runtime.enter();
-        let session = Session::new(
-            transport,
-            SystemClock::new(),
-            addrs,
-            id,
-            &options.user,
-            &options.host,
-            config,
-        );
+        let session = options.session(id)?;
         let (events, _) = broadcast::channel(EVENTS_QUEUED_MAX);
         let (commands, queue) = mpsc::unbounded_channel();
         let finish_within = config.give_up_after;

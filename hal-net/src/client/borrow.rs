@@ -15,10 +15,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use super::engine::{denial_error, no_answer_error};
+use super::options::{ClientSession, random_client_id};
 use super::{Error, Event, Options, RequestId};
-use crate::clock::SystemClock;
-use crate::session::Session;
-use crate::tls_transport::ClientTransport;
 
 /// What the borrowing machine keeps of a borrow: enough to use it offline until it ends,
 /// and to return it early.
@@ -196,31 +194,7 @@ enum Answer {
     Released,
 }
 
-fn random_client_id() -> Result<ClientId, Error> {
-    getrandom::u64()
-        .map(ClientId)
-        .map_err(|e| Error::Config(format!("cannot draw a client id: {e}")))
-}
-
-type OneShot = Session<ClientTransport, SystemClock>;
-
-fn one_shot(options: &Options, transport: ClientTransport, id: ClientId) -> OneShot {
-    let addrs = options
-        .path
-        .addrs()
-        .iter()
-        .map(|s| s.connect_string())
-        .collect();
-    Session::new(
-        transport,
-        SystemClock::new(),
-        addrs,
-        id,
-        &options.user,
-        &options.host,
-        options.config(),
-    )
-}
+type OneShot = ClientSession;
 
 /// Waits for the answer to `seq`. When no server answers in time and one had been
 /// reached, the session is handed to a task that settles the request (a seat it
@@ -304,9 +278,8 @@ pub(super) async fn borrow(
     hours: u32,
     events: &broadcast::Sender<Event>,
 ) -> Result<BorrowRecord, Error> {
-    let transport = options.transport()?;
     let id = random_client_id()?;
-    let mut session = one_shot(options, transport, id);
+    let mut session = options.session(id)?;
     let seq = session.borrow(feature, hours);
     let (answer, session) = answer(session, seq, options, events).await?;
     let Answer::Granted {
@@ -337,8 +310,7 @@ pub(super) async fn return_borrow(
     events: &broadcast::Sender<Event>,
 ) -> Result<Returned, Error> {
     let handle = record.handle()?;
-    let transport = options.transport()?;
-    let mut session = one_shot(options, transport, ClientId(record.client));
+    let mut session = options.session(ClientId(record.client))?;
     session.resume_from(RequestSeq(record.next_seq));
     let seq = session.return_borrow(handle);
     match answer(session, seq, options, events).await {

@@ -5,8 +5,12 @@ use std::path::{Path, PathBuf};
 use hal_core::client::ClientConfig;
 use hal_core::timing::Timing;
 
+use hal_core::protocol::ClientId;
+
 use super::Error;
 use crate::addr::LicensePath;
+use crate::clock::SystemClock;
+use crate::session::Session;
 use crate::tls_transport::{ClientTransport, TlsTransport};
 use crate::transport::TcpTransport;
 
@@ -14,6 +18,16 @@ use crate::transport::TcpTransport;
 pub const CA_VAR: &str = "HAL_TRIAD_CA";
 /// The variable that names the servers' timing profile (`lan` or `wan`).
 pub const PROFILE_VAR: &str = "HAL_PROFILE";
+
+/// The session of a client of these options.
+pub(super) type ClientSession = Session<ClientTransport, SystemClock>;
+
+/// A fresh client id, drawn at random (ids must not repeat across processes).
+pub(super) fn random_client_id() -> Result<ClientId, Error> {
+    getrandom::u64()
+        .map(ClientId)
+        .map_err(|e| Error::Config(format!("cannot draw a client id: {e}")))
+}
 
 /// How a client finds and verifies its license servers.
 #[derive(Debug, Clone)]
@@ -128,6 +142,26 @@ impl Options {
 
     pub(super) fn config(&self) -> ClientConfig {
         ClientConfig::new(self.timing)
+    }
+
+    /// A session with the servers as client `id` (on the current tokio runtime: its
+    /// clock starts now).
+    pub(super) fn session(&self, id: ClientId) -> Result<ClientSession, Error> {
+        let addrs = self
+            .path
+            .addrs()
+            .iter()
+            .map(|s| s.connect_string())
+            .collect();
+        Ok(Session::new(
+            self.transport()?,
+            SystemClock::new(),
+            addrs,
+            id,
+            &self.user,
+            &self.host,
+            self.config(),
+        ))
     }
 
     /// The transport the options ask for (reads the CA file).

@@ -114,18 +114,9 @@ mod tests {
     use crate::protocol::{LogIndex, PeerBody, Term};
     use crate::server::testkit::{Driver, append, noop, sent_to};
 
+    /// The reply `outputs` send #1: (success, match index).
     fn reply_to_one(outputs: &[crate::server::Output]) -> (bool, LogIndex) {
-        let sent = sent_to(outputs, ServerId::PRIMARY);
-        match sent.as_slice() {
-            [
-                PeerBody::AppendReply {
-                    success,
-                    match_index,
-                    ..
-                },
-            ] => (*success, *match_index),
-            other => panic!("expected one append reply, got {other:?}"),
-        }
+        crate::server::testkit::append_reply_to(outputs, ServerId::PRIMARY)
     }
 
     #[test]

@@ -163,18 +163,8 @@ mod tests {
     }
 
     /// The reply `outputs` send #1: (success, match index).
-    fn reply_to_one(outputs: &[Output]) -> (bool, LogIndex) {
-        let sent = sent_to(outputs, ServerId::PRIMARY);
-        match sent.as_slice() {
-            [
-                PeerBody::AppendReply {
-                    success,
-                    match_index,
-                    ..
-                },
-            ] => (*success, *match_index),
-            other => panic!("expected one append reply, got {other:?}"),
-        }
+    fn reply_to_one(outputs: &[crate::server::Output]) -> (bool, LogIndex) {
+        crate::server::testkit::append_reply_to(outputs, ServerId::PRIMARY)
     }
 
     /// A leader deposed while its snapshot was on the way is told the newer term, not
