@@ -4,6 +4,7 @@
  * `ns_per_cycle N`. The servers come from HAL_LICENSE_PATH and HAL_TRIAD_CA.
  * `hal-client-bench` (crate hal-benches) runs it against the Rust API, alternately.
  */
+#define _POSIX_C_SOURCE 199309L /* clock_gettime */
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>

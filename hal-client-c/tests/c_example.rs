@@ -61,11 +61,11 @@ fn example() -> &'static (PathBuf, PathBuf) {
         let include = workspace().join("hal-client-c/include");
         let shared = out.join("checkout");
         let statically = out.join("checkout-static");
-        let cc = |args: &[&std::ffi::OsStr]| {
+        let cc = |source: &Path, args: &[&std::ffi::OsStr]| {
             let out = Command::new("cc")
                 .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-I"])
                 .arg(&include)
-                .arg(&source)
+                .arg(source)
                 .args(args)
                 .output()
                 .unwrap_or_else(|e| panic!("cc is needed to build the C example: {e}"));
@@ -76,23 +76,43 @@ fn example() -> &'static (PathBuf, PathBuf) {
             );
         };
         let rpath = format!("-Wl,-rpath,{}", profile.display());
-        cc(&[
-            "-L".as_ref(),
-            profile.as_os_str(),
-            "-lhal_client".as_ref(),
-            rpath.as_ref(),
-            "-o".as_ref(),
-            shared.as_os_str(),
-        ]);
+        cc(
+            &source,
+            &[
+                "-L".as_ref(),
+                profile.as_os_str(),
+                "-lhal_client".as_ref(),
+                rpath.as_ref(),
+                "-o".as_ref(),
+                shared.as_os_str(),
+            ],
+        );
         let archive = profile.join("libhal_client.a");
-        cc(&[
-            archive.as_os_str(),
-            "-lpthread".as_ref(),
-            "-ldl".as_ref(),
-            "-lm".as_ref(),
-            "-o".as_ref(),
-            statically.as_os_str(),
-        ]);
+        cc(
+            &source,
+            &[
+                archive.as_os_str(),
+                "-lpthread".as_ref(),
+                "-ldl".as_ref(),
+                "-lm".as_ref(),
+                "-o".as_ref(),
+                statically.as_os_str(),
+            ],
+        );
+        // The benchmark's C side (hal-client-bench runs it) must build too.
+        let bench = out.join("bench");
+        let bench_source = workspace().join("examples/c/bench.c");
+        cc(
+            &bench_source,
+            &[
+                "-L".as_ref(),
+                profile.as_os_str(),
+                "-lhal_client".as_ref(),
+                rpath.as_ref(),
+                "-o".as_ref(),
+                bench.as_os_str(),
+            ],
+        );
         (shared, statically)
     })
 }
