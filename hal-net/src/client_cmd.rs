@@ -57,17 +57,33 @@ pub struct SecurityArgs {
 impl SecurityArgs {
     /// The transport these options ask for.
     pub fn transport(&self) -> Result<ClientTransport> {
+        Ok(match self.choice()? {
+            Some(ca) => {
+                let connector = hal_net::tls::client_connector(ca, None)?;
+                ClientTransport::Tls(TlsTransport::client(connector))
+            }
+            None => ClientTransport::Insecure(TcpTransport),
+        })
+    }
+
+    /// The client library's options verified as these options ask.
+    fn apply(&self, options: Options) -> Result<Options> {
+        Ok(match self.choice()? {
+            Some(ca) => options.ca(ca),
+            None => options.insecure(),
+        })
+    }
+
+    /// The CA to verify the servers against, or `None` for plaintext (with a warning).
+    fn choice(&self) -> Result<Option<&PathBuf>> {
         match (&self.ca, self.insecure) {
             (_, true) => {
                 eprintln!(
                     "warning: --insecure: the servers are not verified and the connection is not encrypted"
                 );
-                Ok(ClientTransport::Insecure(TcpTransport))
+                Ok(None)
             }
-            (Some(ca), false) => {
-                let connector = hal_net::tls::client_connector(ca, None)?;
-                Ok(ClientTransport::Tls(TlsTransport::client(connector)))
-            }
+            (Some(ca), false) => Ok(Some(ca)),
             (None, false) => bail!(
                 "no triad CA: pass --ca FILE or set HAL_TRIAD_CA to the triad's ca.pem (or --insecure for servers that run without TLS)"
             ),
@@ -129,18 +145,7 @@ fn options(path: &PathArgs) -> Result<Options> {
     LicensePath::parse(&path.license_path)
         .with_context(|| format!("--license-path '{}'", path.license_path))?;
     let options = Options::new(&path.license_path)?.profile(&path.profile)?;
-    match (&path.security.ca, path.security.insecure) {
-        (_, true) => {
-            eprintln!(
-                "warning: --insecure: the servers are not verified and the connection is not encrypted"
-            );
-            Ok(options.insecure())
-        }
-        (Some(ca), false) => Ok(options.ca(ca)),
-        (None, false) => bail!(
-            "no triad CA: pass --ca FILE or set HAL_TRIAD_CA to the triad's ca.pem (or --insecure for servers that run without TLS)"
-        ),
-    }
+    path.security.apply(options)
 }
 
 fn client(path: &PathArgs) -> Result<AsyncClient> {

@@ -160,13 +160,13 @@ impl<T: Transport, C: Clock> Engine<T, C> {
                 }
             }
             ClientEvent::Denied { seq, reason, .. } => {
-                let error = self.denial(reason);
+                let error = denial_error(&self.session, reason);
                 self.answer_error(seq, error);
             }
             ClientEvent::OutcomeUnknown {
                 seq, last_denial, ..
             } => {
-                let error = self.no_answer(seq, last_denial);
+                let error = no_answer_error(&self.session, seq, last_denial);
                 self.answer_error(seq, error);
             }
             ClientEvent::Released { seq, .. } => {
@@ -212,19 +212,10 @@ impl<T: Transport, C: Clock> Engine<T, C> {
         // No subscriber is not an error: nobody listens.
         let _ = self.events.send(event);
     }
-
-    /// The error for a refusal: "not active" or "no majority" from every server when
-    /// none was ever reached is an unreachable triad, not a denial.
-    fn denial(&self, reason: Denial) -> Error {
-        denial_error(&self.session, reason)
-    }
-
-    fn no_answer(&self, seq: RequestSeq, last_denial: Option<Denial>) -> Error {
-        no_answer_error(&self.session, seq, last_denial)
-    }
 }
 
-/// The error for a refusal of a request of `session`.
+/// The error for a refusal of a request of `session`: "not active" or "no majority"
+/// from every server when none was ever reached is an unreachable triad, not a denial.
 pub(super) fn denial_error<T: Transport, C: Clock>(
     session: &Session<T, C>,
     reason: Denial,
