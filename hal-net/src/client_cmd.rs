@@ -1,4 +1,5 @@
-//! The license client verbs of the `hal-net` binary: `checkout`, `borrow` and `return`.
+//! The license client verbs of the `hal-net` binary: `checkout`, `borrow`, `return` and
+//! `borrowed`.
 //!
 //! Exit codes: 0 done; 1 failed otherwise (a seat lost while held, an unreadable borrow
 //! record); 2 the request was denied (the reason is printed); 3 no server could be reached.
@@ -119,6 +120,19 @@ pub struct ReturnArgs {
     handle: String,
     #[command(flatten)]
     path: PathArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BorrowedArgs {
+    /// Only this feature: exit 0 if it has a current borrow that proves itself, 1 if not.
+    feature: Option<String>,
+    /// The triad's CA certificate (`ca.pem`): each record must carry a signature of a
+    /// server it certified.
+    #[arg(long, env = "HAL_TRIAD_CA", value_name = "FILE")]
+    ca: PathBuf,
+    /// Print one JSON object per record instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Why a request got nothing.
@@ -367,14 +381,72 @@ pub async fn borrow(args: BorrowArgs) -> Result<ExitCode> {
     let end = crate::status_cmd::format_wall(record.end_ms);
     if args.path.json {
         let line = json!({"result": "granted", "server": record.server, "handle": handle.to_string(),
-            "feature": args.feature, "end": end, "end_ms": record.end_ms});
+            "feature": args.feature, "end": end, "end_ms": record.end_ms,
+            "signed": record.proof.is_some()});
         println!("{line}");
     } else {
         println!(
             "borrowed: {} seat {handle} from server #{} until {end}",
             args.feature, record.server
         );
+        if record.proof.is_none() {
+            println!("the record is unsigned (a plaintext triad): nothing proves it offline");
+        }
         println!("return it early with: hal-net return {handle}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `hal-net borrowed`: this machine's borrow records, each proved offline against the
+/// CA (no server is asked).
+pub fn borrowed(args: &BorrowedArgs) -> Result<ExitCode> {
+    let store = BorrowStore::default_location()?;
+    let now = std::time::SystemTime::now();
+    let host = hal_net::client::this_host();
+    let mut found = false;
+    let records = store.list()?;
+    for record in records
+        .iter()
+        .filter(|r| args.feature.as_ref().is_none_or(|f| *f == r.feature))
+    {
+        let end = crate::status_cmd::format_wall(record.end_ms);
+        let (state, why) = match record.verify(&args.ca) {
+            Ok(proved) if proved.host != host => (
+                "refused",
+                format!("borrowed on host {}, and this is {host}", proved.host),
+            ),
+            Ok(proved) if proved.is_current(now) => {
+                found = true;
+                ("valid", format!("signed by server {}", proved.signer))
+            }
+            Ok(_) => ("ended", String::new()),
+            Err(e) => ("refused", e.to_string()),
+        };
+        if args.json {
+            let line = json!({"handle": record.handle, "feature": record.feature,
+                "end": end, "end_ms": record.end_ms, "state": state, "why": why});
+            println!("{line}");
+        } else {
+            let what = match state {
+                "valid" => format!("borrowed, valid until {end} ({why})"),
+                "ended" => format!("ended at {end}"),
+                _ => format!("NOT VALID: {why}"),
+            };
+            println!("{} {}: {what}", record.handle, record.feature);
+        }
+    }
+    if args.feature.is_some() && !found {
+        if !args.json {
+            eprintln!(
+                "no current borrow of {} proves itself (records: {})",
+                args.feature.as_deref().unwrap_or_default(),
+                store.path().display()
+            );
+        }
+        return Ok(ExitCode::FAILURE);
+    }
+    if records.is_empty() && !args.json {
+        println!("no borrowed seats (records: {})", store.path().display());
     }
     Ok(ExitCode::SUCCESS)
 }

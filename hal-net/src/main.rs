@@ -37,6 +37,8 @@ enum Command {
     Borrow(client_cmd::BorrowArgs),
     /// Return a borrowed seat early.
     Return(client_cmd::ReturnArgs),
+    /// List this machine's borrowed seats, each proved offline with the triad's CA.
+    Borrowed(client_cmd::BorrowedArgs),
     /// Print this machine's HostID (for HOSTID lines in a license).
     Hostid,
     /// Start a demo triad on 127.0.0.1 with a fresh key and license (the quickstart).
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
         Command::Status(args) => runtime().and_then(|rt| rt.block_on(status_cmd::run(args))),
         Command::Checkout(args) => runtime().and_then(|rt| rt.block_on(client_cmd::checkout(args))),
         Command::Borrow(args) => runtime().and_then(|rt| rt.block_on(client_cmd::borrow(args))),
+        Command::Borrowed(args) => client_cmd::borrowed(&args),
         Command::Return(args) => {
             runtime().and_then(|rt| rt.block_on(client_cmd::return_borrow(args)))
         }

@@ -103,6 +103,7 @@ async fn serve(config: ServerConfig, if_blank: IfBlank) -> Result<()> {
         client_connections_max: config.client_connections_max,
         client_connections_per_address_max: config.client_connections_per_address_max,
         certificate_expires_ms: None,
+        borrow_signer: None,
         links: LinkTiming::for_timing(&timing),
     };
     let storage = open_storage(&config, if_blank)?;
@@ -112,6 +113,7 @@ async fn serve(config: ServerConfig, if_blank: IfBlank) -> Result<()> {
             let transport = TlsTransport::server(&tls);
             let node_config = NodeConfig {
                 certificate_expires_ms: Some(tls.not_after_ms()),
+                borrow_signer: Some(tls.borrow_signer()),
                 ..node_config
             };
             run_node(

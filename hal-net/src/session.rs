@@ -6,6 +6,7 @@
 use futures_util::{SinkExt, StreamExt};
 use hal_core::client::{Client, ClientConfig, ClientEvent, Endpoint, PATH_MAX};
 use hal_core::protocol::{ClientId, ClientRequest, Handle, RequestSeq, ServerReply};
+use std::collections::VecDeque;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -14,9 +15,14 @@ use tokio_util::codec::Framed;
 use tracing::debug;
 
 use crate::clock::{Clock, sleep_for, sleep_until};
+use crate::tls::borrow_proof::BorrowProof;
 use crate::transport::{Transport, slot_in_path};
 use crate::wire::{FRAME_BYTES_MAX_PEER, Hello, Message, WireCodec};
 use hal_core::ServerId;
+
+/// The most borrow signatures a session keeps for [`Session::take_borrow_proof`] (a
+/// borrowing session makes one request).
+const PROOFS_KEPT_MAX: usize = 4;
 
 /// The most requests queued for one connection (the client has one in flight, plus
 /// heartbeats).
@@ -25,13 +31,11 @@ const REQUESTS_QUEUED_MAX: usize = 64;
 /// What a connection task reports.
 #[derive(Debug)]
 enum ConnEvent {
-    Reply(ServerReply),
+    /// A reply, and the server's signature if it grants a borrow.
+    Reply(ServerReply, Option<Box<BorrowProof>>),
     /// The connection could not be opened (`opened` false: nothing sent over it reached
     /// the server) or broke; says why.
-    Failed {
-        why: String,
-        opened: bool,
-    },
+    Failed { why: String, opened: bool },
 }
 
 /// A connection to one license-path entry.
@@ -75,6 +79,8 @@ pub struct Session<T: Transport, C: Clock> {
     last_failure: Option<String>,
     reply_timeout: Duration,
     tap: Option<Tap>,
+    /// The signatures of the latest borrow grants, by request, oldest first.
+    proofs: VecDeque<(RequestSeq, Box<BorrowProof>)>,
 }
 
 impl<T: Transport, C: Clock> std::fmt::Debug for Session<T, C> {
@@ -121,6 +127,7 @@ impl<T: Transport, C: Clock> Session<T, C> {
             last_failure: None,
             reply_timeout: config.request_timeout,
             tap: None,
+            proofs: VecDeque::new(),
         }
     }
 
@@ -149,6 +156,14 @@ impl<T: Transport, C: Clock> Session<T, C> {
     /// Numbers requests from `seq` on: continues a client id an earlier process used.
     pub fn resume_from(&mut self, seq: RequestSeq) {
         self.client.resume_from(seq);
+    }
+
+    /// The server's signature over the borrow that request `seq` was granted, if the
+    /// grant came with one (taken: asked twice, the second answer is `None`). Only the
+    /// latest few are kept.
+    pub fn take_borrow_proof(&mut self, seq: RequestSeq) -> Option<BorrowProof> {
+        let at = self.proofs.iter().rposition(|(s, _)| *s == seq)?;
+        self.proofs.remove(at).map(|(_, proof)| *proof)
     }
 
     /// Replies received from any server so far (0: no server was ever reached).
@@ -211,8 +226,14 @@ impl<T: Transport, C: Clock> Session<T, C> {
     fn connection_event(&mut self, endpoint: Endpoint, generation: u64, event: ConnEvent) {
         let slot = usize::from(endpoint.0);
         match event {
-            ConnEvent::Reply(reply) => {
+            ConnEvent::Reply(reply, proof) => {
                 self.replies_heard += 1;
+                if let Some(proof) = proof {
+                    if self.proofs.len() >= PROOFS_KEPT_MAX {
+                        self.proofs.pop_front();
+                    }
+                    self.proofs.push_back((reply.seq, proof));
+                }
                 if let Some(tap) = &mut self.tap {
                     tap(Tapped::Received {
                         endpoint,
@@ -346,7 +367,13 @@ where
                 Some(Ok(Message::Reply(reply))) => {
                     unanswered = unanswered.saturating_sub(1);
                     waiting_since = (unanswered > 0).then(Instant::now);
-                    events.send((endpoint, generation, ConnEvent::Reply(reply))).await.ok()?;
+                    events.send((endpoint, generation, ConnEvent::Reply(reply, None))).await.ok()?;
+                }
+                Some(Ok(Message::BorrowReply { reply, proof })) => {
+                    unanswered = unanswered.saturating_sub(1);
+                    waiting_since = (unanswered > 0).then(Instant::now);
+                    let event = ConnEvent::Reply(reply, Some(proof));
+                    events.send((endpoint, generation, event)).await.ok()?;
                 }
                 Some(Ok(Message::Refused { reason })) => return Some(format!("refused: {reason}")),
                 Some(Ok(_)) => return Some("unexpected message from the server".to_string()),

@@ -22,8 +22,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio_util::codec::{Decoder, Encoder};
 
+use crate::tls::borrow_proof::BorrowProof;
+
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u8 = 3;
+pub const PROTOCOL_VERSION: u8 = 4;
 
 /// The largest frame accepted before the handshake (a hello is small).
 pub const FRAME_BYTES_MAX_UNIDENTIFIED: usize = 64 * 1024;
@@ -65,6 +67,13 @@ pub enum Message {
     /// An operator's status query (`hal-net status`) and the answer.
     StatusRequest,
     Status(Box<StatusReport>),
+    /// The reply granting a borrow, with the answering server's signature over it, which
+    /// the client keeps in its borrow record (a server without a TLS key sends a plain
+    /// [`Message::Reply`]).
+    BorrowReply {
+        reply: ServerReply,
+        proof: Box<BorrowProof>,
+    },
 }
 
 /// Who is connecting, and for what.

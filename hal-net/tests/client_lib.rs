@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use hal_net::client::{
     AsyncClient, BorrowStore, Client, Denial, Error, Event, Options, Returned, ServerId,
 };
-use support::cluster::{Cluster, free_ports};
+use support::cluster::{Cluster, free_ports, hal_net};
 
 /// A 4 s lease with 1 s heartbeats, and a short failback hold.
 const TIMING: &str = "client_lease = \"4s\"\nclient_heartbeat = \"1s\"\nfailback_hold = \"2s\"";
@@ -245,6 +245,7 @@ fn two_writers_of_one_borrow_store_keep_every_record() {
                         end_ms: 0,
                         license_path: "27000@a".to_string(),
                         server: 1,
+                        proof: None,
                     };
                     store.add(record).unwrap();
                 }
@@ -262,4 +263,118 @@ fn two_writers_of_one_borrow_store_keep_every_record() {
         broken.to_string().contains("not a borrow record file"),
         "{broken}"
     );
+}
+
+/// `hal-net borrowed` over the records in `home`.
+fn borrowed_verb(home: &std::path::Path, ca: &std::path::Path) -> (bool, String) {
+    let out = std::process::Command::new(hal_net())
+        .args(["borrowed", "cad", "--ca"])
+        .arg(ca)
+        .env("HAL_HOME", home)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn a_borrow_record_proves_itself_offline_and_an_edited_one_is_refused() {
+    let mut cluster = started();
+    let client = client(&cluster);
+    let home = cluster.dir.path().join("home");
+    let store = BorrowStore::at(home.join("borrows.json"));
+    let record = client.borrow("cad", 2).unwrap();
+    let proof = record.proof.clone().expect("a TLS triad signs its borrows");
+    assert_eq!((proof.signer, proof.granted_by), (1, 1));
+    assert_eq!(proof.host, hal_net::client::this_host());
+    store.add(record.clone()).unwrap();
+    drop(client);
+
+    // Offline: every server gone, the record still proves the borrow.
+    for id in 1..=3 {
+        cluster.kill9(id);
+    }
+    let here = hal_net::client::this_host();
+    let now = std::time::SystemTime::now();
+    let ca = cluster.ca();
+    let borrowed = store.borrowed("cad", &ca, &here, now).unwrap().unwrap();
+    assert_eq!(borrowed.handle, record.handle().unwrap());
+    assert_eq!(borrowed.end, record.end());
+    assert_eq!(borrowed.signer, ServerId::new(1).unwrap());
+    assert_eq!(store.borrowed("cae", &ca, &here, now).unwrap(), None);
+    // Past its end it is no longer a current borrow.
+    let after = record.end() + Duration::from_secs(1);
+    assert_eq!(store.borrowed("cad", &ca, &here, after).unwrap(), None);
+    let (ok, text) = borrowed_verb(&home, &ca);
+    assert!(ok && text.contains("borrowed, valid until"), "{text}");
+
+    // Another machine's copy of the record is refused.
+    let elsewhere = store.borrowed("cad", &ca, "another-host", now).unwrap_err();
+    assert!(
+        elsewhere.to_string().contains("was borrowed on host"),
+        "{elsewhere}"
+    );
+
+    // Another triad's CA does not vouch for it.
+    let other = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(hal_net())
+        .args(["tls", "init", "--dir"])
+        .arg(other.path())
+        .args(["--servers", "6200@127.0.0.1,6201@127.0.0.1,6202@127.0.0.1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let foreign = store
+        .borrowed("cad", &other.path().join("ca.pem"), &here, now)
+        .unwrap_err();
+    assert!(foreign.to_string().contains("not the triad's"), "{foreign}");
+
+    // Edited: a later end, in the file itself, as a user would do it.
+    let file = home.join("borrows.json");
+    let original = std::fs::read_to_string(&file).unwrap();
+    let later_end = record.end_ms + 24 * 3_600_000;
+    let edited = original.replace(
+        &format!("\"end_ms\": {}", record.end_ms),
+        &format!("\"end_ms\": {later_end}"),
+    );
+    assert_ne!(edited, original, "the record file holds end_ms");
+    std::fs::write(&file, &edited).unwrap();
+    let refused = store.borrowed("cad", &ca, &here, now).unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("changed after the server signed it"),
+        "{refused}"
+    );
+    let (ok, text) = borrowed_verb(&home, &ca);
+    assert!(!ok && text.contains("NOT VALID"), "{text}");
+
+    // Edited: the host, so that another machine could use it.
+    let edited = original.replace(
+        &format!("\"host\": \"{here}\""),
+        "\"host\": \"another-host\"",
+    );
+    assert_ne!(edited, original, "the record file holds the host");
+    std::fs::write(&file, &edited).unwrap();
+    let refused = store.borrowed("cad", &ca, "another-host", now).unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("changed after the server signed it"),
+        "{refused}"
+    );
+
+    // The signature removed: unsigned records prove nothing.
+    let mut unsigned = record.clone();
+    unsigned.proof = None;
+    let refused = unsigned.verify(&ca).unwrap_err();
+    assert!(refused.to_string().contains("is unsigned"), "{refused}");
 }

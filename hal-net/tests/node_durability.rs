@@ -108,6 +108,7 @@ fn node_config(timing: Timing) -> NodeConfig {
         client_connections_max: 256,
         client_connections_per_address_max: 256,
         certificate_expires_ms: None,
+        borrow_signer: None,
         links: LinkTiming::for_timing(&timing),
     }
 }

@@ -105,6 +105,7 @@ async fn start_node_with(
         // address.
         client_connections_per_address_max: client_connections_max * 2,
         certificate_expires_ms: None,
+        borrow_signer: None,
     };
     let clock = SystemClock::new();
     let node = Node::bind(config, Catalog::default(), TcpTransport, NoStorage, clock)

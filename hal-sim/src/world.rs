@@ -276,6 +276,7 @@ fn node_config(id: ServerId, timing: Timing, setup: &ServerSetup) -> NodeConfig 
         client_connections_max: 1024,
         client_connections_per_address_max: 1024,
         certificate_expires_ms: None,
+        borrow_signer: None,
         links: LinkTiming::for_timing(&timing),
     }
 }

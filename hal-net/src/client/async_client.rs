@@ -7,7 +7,7 @@ use hal_core::ServerId;
 use hal_core::protocol::Handle;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use super::borrow::{self, BorrowRecord, Returned};
+use super::borrow::{self, BorrowRecord, Borrowed, Returned};
 use super::engine::{Command, Engine, SeatGrant};
 use super::options::random_client_id;
 use super::{EVENTS_QUEUED_MAX, Error, Event, Events, Granted, Options};
@@ -104,6 +104,13 @@ impl AsyncClient {
     /// Gives a borrowed seat back before its end.
     pub async fn return_borrow(&self, record: &BorrowRecord) -> Result<Returned, Error> {
         borrow::return_borrow(&self.inner.options, record, &self.inner.events).await
+    }
+
+    /// The current borrow of `feature` on this machine, proved offline by its record in
+    /// the [`BorrowStore`](super::BorrowStore) of this user against the options' CA
+    /// ([`BorrowStore::borrowed`](super::BorrowStore::borrowed)). No server is asked.
+    pub fn borrowed(&self, feature: &str) -> Result<Option<Borrowed>, Error> {
+        borrow::borrowed_here(&self.inner.options, feature)
     }
 
     /// What happens to this client's seats from now on.

@@ -8,7 +8,7 @@ use hal_core::ServerId;
 use hal_core::protocol::Handle;
 
 use super::async_client::{AsyncClient, AsyncSeat};
-use super::borrow::{BorrowRecord, Returned};
+use super::borrow::{BorrowRecord, Borrowed, Returned};
 use super::{Error, Events, Granted, Options};
 
 /// A license client that blocks the calling thread for each request. Thread-safe and
@@ -100,6 +100,14 @@ impl Client {
     /// Gives a borrowed seat back before its end.
     pub fn return_borrow(&self, record: &BorrowRecord) -> Result<Returned, Error> {
         self.block(self.inner.return_borrow(record))?
+    }
+
+    /// The current borrow of `feature` on this machine, proved offline by its record in
+    /// the [`BorrowStore`](super::BorrowStore) of this user against the options' CA
+    /// ([`BorrowStore::borrowed`](super::BorrowStore::borrowed)). No server is asked: an
+    /// application that cannot reach its servers asks this to run on a borrowed seat.
+    pub fn borrowed(&self, feature: &str) -> Result<Option<Borrowed>, Error> {
+        self.inner.borrowed(feature)
     }
 
     /// What happens to this client's seats from now on: poll with

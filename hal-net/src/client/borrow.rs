@@ -7,12 +7,15 @@
 //! servers remember.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use hal_core::ServerId;
 use hal_core::client::ClientEvent;
 use hal_core::protocol::{ClientId, Denial, Handle, RequestSeq};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
+
+use crate::tls::borrow_proof::BorrowProof;
 
 use super::engine::{denial_error, no_answer_error};
 use super::options::{ClientSession, random_client_id};
@@ -34,9 +37,39 @@ pub struct BorrowRecord {
     pub end_ms: u64,
     /// The license path the borrow was made from.
     pub license_path: String,
-    /// The server that granted it (1, 2 or 3); 0 in records written before it was kept.
+    /// The server that answered the borrow (1, 2 or 3); 0 in records written before it
+    /// was kept.
     #[serde(default)]
     pub server: u8,
+    /// That server's signature over this record, which proves it offline
+    /// ([`BorrowRecord::verify`]); `None` for a borrow from a plaintext triad.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<BorrowProof>,
+}
+
+/// A borrow whose record proved itself against the triad's CA: the seat is this
+/// machine's until [`Borrowed::end`], with or without a network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Borrowed {
+    /// The seat's handle.
+    pub handle: Handle,
+    /// The feature borrowed.
+    pub feature: String,
+    /// When the borrow ends (on the granting server's clock).
+    pub end: SystemTime,
+    /// The user it was granted to.
+    pub user: String,
+    /// The host it was granted to.
+    pub host: String,
+    /// The server that signed the record.
+    pub signer: ServerId,
+}
+
+impl Borrowed {
+    /// Whether the borrow has not ended at `now`.
+    pub fn is_current(&self, now: SystemTime) -> bool {
+        now < self.end
+    }
 }
 
 impl BorrowRecord {
@@ -53,6 +86,40 @@ impl BorrowRecord {
     /// Whether the borrow has not ended at `now`.
     pub fn is_current(&self, now: std::time::SystemTime) -> bool {
         now < self.end()
+    }
+
+    /// Proves the record with the triad's CA certificate `ca`, offline: a server the CA
+    /// certified signed it, and nothing in it (handle, feature, client id, end, user,
+    /// host, servers) changed since. Says what is wrong otherwise: an unsigned record,
+    /// an edited one, one signed by a certificate not from this CA.
+    pub fn verify(&self, ca: &Path) -> Result<Borrowed, Error> {
+        let handle = self.handle()?;
+        let Some(proof) = &self.proof else {
+            return Err(Error::Record(format!(
+                "{handle} ({}) is unsigned: it was borrowed from a triad without TLS, so nothing proves it",
+                self.feature
+            )));
+        };
+        if proof.signer != self.server {
+            return Err(Error::Record(format!(
+                "{handle} ({}) says server #{} answered it, but server #{} signed it: it was changed after it was signed",
+                self.feature, self.server, proof.signer
+            )));
+        }
+        let claim = proof.claim(handle.0, &self.feature, self.client, self.end_ms);
+        proof
+            .verify(&claim, ca)
+            .map_err(|e| Error::Record(format!("{handle} ({}): {e}", self.feature)))?;
+        let signer = ServerId::new(proof.signer)
+            .ok_or_else(|| Error::Record(format!("{handle}: no server #{}", proof.signer)))?;
+        Ok(Borrowed {
+            handle,
+            feature: self.feature.clone(),
+            end: self.end(),
+            user: proof.user.clone(),
+            host: proof.host.clone(),
+            signer,
+        })
     }
 }
 
@@ -144,6 +211,47 @@ impl BorrowStore {
         })
     }
 
+    /// The current borrow of `feature` on host `host`, proved by its record against the
+    /// triad's CA `ca` ([`BorrowRecord::verify`]), ending last if there are several;
+    /// `None` if no record of the feature is current. A record of the feature that does
+    /// not prove itself (edited, unsigned, another triad's, another host's) is an error
+    /// that says why, unless another record proves a current borrow.
+    pub fn borrowed(
+        &self,
+        feature: &str,
+        ca: &Path,
+        host: &str,
+        now: SystemTime,
+    ) -> Result<Option<Borrowed>, Error> {
+        let mut best: Option<Borrowed> = None;
+        let mut refused = Vec::new();
+        for record in self.list()?.iter().filter(|r| r.feature == feature) {
+            match record.verify(ca) {
+                Ok(borrowed) if borrowed.host != host => refused.push(format!(
+                    "{} was borrowed on host {}, and this is {host}",
+                    borrowed.handle, borrowed.host
+                )),
+                Ok(borrowed) if !borrowed.is_current(now) => {}
+                Ok(borrowed) => {
+                    if best.as_ref().is_none_or(|b| b.end < borrowed.end) {
+                        best = Some(borrowed);
+                    }
+                }
+                Err(Error::Record(why)) => refused.push(why),
+                Err(other) => refused.push(other.to_string()),
+            }
+        }
+        match best {
+            Some(borrowed) => Ok(Some(borrowed)),
+            None if refused.is_empty() => Ok(None),
+            None => Err(Error::Record(format!(
+                "{}: {}",
+                self.path.display(),
+                refused.join("; ")
+            ))),
+        }
+    }
+
     /// Drops the record of `handle`; says whether there was one.
     pub fn remove(&self, handle: Handle) -> Result<bool, Error> {
         let text = handle.to_string();
@@ -182,6 +290,16 @@ impl BorrowStore {
             .map_err(|e| Error::Record(format!("cannot write {}: {e}", self.path.display())))?;
         Ok(result)
     }
+}
+
+/// [`BorrowStore::borrowed`] in this user's store, with the CA and host of `options`.
+pub(super) fn borrowed_here(options: &Options, feature: &str) -> Result<Option<Borrowed>, Error> {
+    let ca = options.ca_file().ok_or_else(|| {
+        Error::Config(
+            "a borrow record is proved with the triad's CA certificate, and these options name none (Options::ca)".to_string(),
+        )
+    })?;
+    BorrowStore::default_location()?.borrowed(feature, ca, options.host_name(), SystemTime::now())
 }
 
 /// The answer to a one-request session.
@@ -281,7 +399,7 @@ pub(super) async fn borrow(
     let id = random_client_id()?;
     let mut session = options.session(id)?;
     let seq = session.borrow(feature, hours);
-    let (answer, session) = answer(session, seq, options, events).await?;
+    let (answer, mut session) = answer(session, seq, options, events).await?;
     let Answer::Granted {
         handle,
         server,
@@ -300,6 +418,7 @@ pub(super) async fn borrow(
         end_ms,
         license_path: options.license_path(),
         server,
+        proof: session.take_borrow_proof(seq),
     })
 }
 

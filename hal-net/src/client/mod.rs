@@ -33,12 +33,13 @@ mod borrow;
 mod engine;
 mod options;
 
+pub use crate::tls::borrow_proof::BorrowProof;
 pub use async_client::{AsyncClient, AsyncSeat};
 pub use blocking::{Client, Seat};
-pub use borrow::{BORROW_RECORDS_MAX, BorrowRecord, BorrowStore, Returned, parse_handle};
+pub use borrow::{BORROW_RECORDS_MAX, BorrowRecord, BorrowStore, Borrowed, Returned, parse_handle};
 pub use hal_core::ServerId;
 pub use hal_core::protocol::{Denial, Handle};
-pub use options::Options;
+pub use options::{Options, this_host};
 
 use std::fmt;
 

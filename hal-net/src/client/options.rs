@@ -135,6 +135,20 @@ impl Options {
         self
     }
 
+    /// The triad's CA certificate the servers are verified with (and borrow records
+    /// proved); `None` in plaintext or before one is chosen.
+    pub fn ca_file(&self) -> Option<&Path> {
+        match &self.security {
+            Security::Ca(ca) => Some(ca),
+            Security::Insecure | Security::Unset => None,
+        }
+    }
+
+    /// The host name the servers record for this client's seats.
+    pub fn host_name(&self) -> &str {
+        &self.host
+    }
+
     /// The license path, as written.
     pub fn license_path(&self) -> String {
         self.path.to_string()
@@ -186,7 +200,9 @@ fn this_user() -> String {
         .unwrap_or_else(|_| "unknown".to_string())
 }
 
-fn this_host() -> String {
+/// This machine's name, as the servers record it for its seats (`unknown` if it has
+/// none).
+pub fn this_host() -> String {
     nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use hal_core::ServerId;
-use hal_core::protocol::{ClientId, LogIndex, PeerMessage, ReplyResult, ServerReply};
+use hal_core::protocol::{ClientId, Handle, LogIndex, PeerMessage, ReplyResult, ServerReply};
 use hal_core::server::{Output, Persist, Role, Server, ServerEvent};
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
@@ -15,6 +15,7 @@ use tracing::{debug, error, info, warn};
 use super::{Batch, ConnId, EventHook, Here, Inbound, NodeError, status};
 use crate::clock::{Clock, sleep_for, sleep_until};
 use crate::storage::StorageError;
+use crate::tls::borrow_proof::{BorrowProof, BorrowSigner};
 use crate::wire::{Message, PeerStatus};
 
 /// The most inputs taken in one go before outputs are flushed: a burst of requests
@@ -67,6 +68,8 @@ pub(super) struct Core<C: Clock> {
     hook: Option<EventHook>,
     /// Refused peer messages are logged a few at a time.
     refusals: super::throttle::Throttle,
+    /// Signs borrow grants; `None` in plaintext.
+    signer: Option<BorrowSigner>,
 }
 
 impl<C: Clock> Core<C> {
@@ -106,7 +109,14 @@ impl<C: Clock> Core<C> {
             sync_started: None,
             hook,
             refusals: super::throttle::Throttle::new(),
+            signer: None,
         }
+    }
+
+    /// Signs the replies that grant a borrow with `signer`.
+    pub(super) fn with_signer(mut self, signer: Option<BorrowSigner>) -> Self {
+        self.signer = signer;
+        self
     }
 
     pub(super) async fn run(
@@ -333,13 +343,16 @@ impl<C: Clock> Core<C> {
     }
 
     fn reply(&mut self, reply: ServerReply) {
+        let mut proof = None;
         if let ReplyResult::Granted {
             handle,
             borrow_end: Some(end),
+            granted_by,
             ..
         } = &reply.result
         {
             info!(%handle, client = %reply.client, end_ms = end.0, "borrow granted");
+            proof = self.sign_borrow(*handle, reply.client, end.0, *granted_by);
         }
         let Some(&conn) = self.routes.get(&reply.client) else {
             // The client's connection closed; it will retry and get the same answer.
@@ -348,12 +361,50 @@ impl<C: Clock> Core<C> {
         let Some(state) = self.conns.get(&conn) else {
             return;
         };
-        if state.replies.try_send(Message::Reply(reply)).is_err() {
+        let message = match proof {
+            Some(proof) => Message::BorrowReply {
+                reply,
+                proof: Box::new(proof),
+            },
+            None => Message::Reply(reply),
+        };
+        if state.replies.try_send(message).is_err() {
             warn!(
                 conn,
                 "client is not reading its replies; closing its connection"
             );
             self.close(conn);
+        }
+    }
+
+    /// This server's signature over the borrow of `handle` by `client` until `end_ms`,
+    /// from the seat as the replicated state holds it; `None` in plaintext, or when the
+    /// seat is gone already (a retry answered after its return: the record goes
+    /// unsigned, and says so when checked).
+    fn sign_borrow(
+        &self,
+        handle: Handle,
+        client: ClientId,
+        end_ms: u64,
+        granted_by: ServerId,
+    ) -> Option<BorrowProof> {
+        let signer = self.signer.as_ref()?;
+        let seats = self.server.seats();
+        let Some(seat) = seats.seat(handle).filter(|seat| seat.client == client) else {
+            warn!(%handle, %client, "a borrow's seat is gone before its reply: sent unsigned");
+            return None;
+        };
+        let (user, host) = seats.holder(client).unwrap_or(("?", "?"));
+        let now_ms = self.clock.now().wall.0;
+        let feature = seats.feature_of(seat);
+        match signer.sign(
+            handle.0, feature, client.0, user, host, end_ms, granted_by, now_ms,
+        ) {
+            Ok(proof) => Some(proof),
+            Err(why) => {
+                warn!(%handle, "cannot sign a borrow: {why}; sent unsigned");
+                None
+            }
         }
     }
 

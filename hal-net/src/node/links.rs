@@ -381,6 +381,7 @@ pub(super) fn kind(message: &Message) -> &'static str {
         Message::Pong { .. } => "pong",
         Message::Request(_) => "request",
         Message::Reply(_) => "reply",
+        Message::BorrowReply { .. } => "borrow reply",
         Message::StatusRequest => "status request",
         Message::Status(_) => "status",
     }

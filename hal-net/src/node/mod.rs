@@ -50,6 +50,7 @@ use tracing::Instrument;
 
 use crate::clock::Clock;
 use crate::storage::{Storage, StorageError};
+use crate::tls::borrow_proof::BorrowSigner;
 use crate::transport::{Listener, Transport};
 use crate::wire::{Identity, Message, PeerStatus, StatusReport};
 
@@ -71,6 +72,9 @@ pub struct NodeConfig {
     /// plaintext.
     pub certificate_expires_ms: Option<u64>,
     pub links: LinkTiming,
+    /// Signs the replies that grant a borrow (the server's TLS key); `None` in
+    /// plaintext, where borrow records go unsigned.
+    pub borrow_signer: Option<BorrowSigner>,
 }
 
 /// The shell's timers for connections.
@@ -307,7 +311,8 @@ impl<T: Transport, S: Storage, C: Clock> Node<T, S, C> {
         };
         let server =
             hal_core::server::Server::new(core_config, self.catalog, durable, self.clock.now());
-        let core = core::Core::new(server, self.clock, peer_queues, persist_tx, self.hook);
+        let core = core::Core::new(server, self.clock, peer_queues, persist_tx, self.hook)
+            .with_signer(self.config.borrow_signer.clone());
         let result = core
             .run(inbound_rx, synced_rx, shutdown)
             .instrument(span)

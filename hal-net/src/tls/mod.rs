@@ -15,6 +15,8 @@
 //!   the connector it dials its peers with;
 //! - [`client`]: [`client_connector`] for license clients and operators, [`peer_role`]
 //!   after a handshake;
+//! - [`borrow_proof`]: a server's signature over a borrow it granted, checked offline
+//!   against the CA;
 //! - [`files`]: reading PEM files (bounded) and writing key files (0600).
 //!
 //! This module builds configurations and checks certificates. It opens no sockets and
@@ -30,6 +32,7 @@ use std::sync::Arc;
 use hal_core::ServerId;
 use rustls::crypto::CryptoProvider;
 
+pub mod borrow_proof;
 pub mod client;
 pub mod files;
 pub mod identity;

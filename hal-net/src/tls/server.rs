@@ -20,6 +20,7 @@ use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+use super::borrow_proof::BorrowSigner;
 use super::identity::CertRole;
 use super::verify::{self, Leaf};
 use super::{ALPN_HAL, EXPIRY_WARNING_DAYS, TlsError, files, provider};
@@ -35,6 +36,7 @@ pub struct ServerTls {
     not_after: i64,
     acceptor_config: Arc<ServerConfig>,
     connector_config: Arc<ClientConfig>,
+    certified: Arc<CertifiedKey>,
 }
 
 impl fmt::Debug for ServerTls {
@@ -73,7 +75,8 @@ impl ServerTls {
             me,
             not_after: leaf.not_after,
             acceptor_config: Arc::new(acceptor_config(&roots, certified.clone())?),
-            connector_config: Arc::new(connector_config(&roots, certified)?),
+            connector_config: Arc::new(connector_config(&roots, certified.clone())?),
+            certified,
         })
     }
 
@@ -99,6 +102,11 @@ impl ServerTls {
     /// run `hal-net tls renew`.
     pub fn expires_soon(&self, now: SystemTime) -> bool {
         self.days_left(now) < EXPIRY_WARNING_DAYS
+    }
+
+    /// The signer of this server's borrow records (its certificate and key).
+    pub fn borrow_signer(&self) -> BorrowSigner {
+        BorrowSigner::new(self.me, self.certified.clone())
     }
 
     /// The acceptor for every incoming connection: it presents this server's certificate,
