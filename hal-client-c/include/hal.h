@@ -84,6 +84,10 @@ typedef enum hal_status {
    */
   HAL_STOPPED = 24,
   /*
+   No current borrow of the feature on this machine (`hal_find_borrow`).
+   */
+  HAL_NOT_BORROWED = 25,
+  /*
    A pointer argument was NULL, or a string not UTF-8.
    */
   HAL_INVALID_ARGUMENT = 30,
@@ -280,6 +284,22 @@ enum hal_status hal_borrow(const struct hal_client *client,
                            const char *feature,
                            uint32_t hours,
                            struct hal_borrowed *out);
+
+/*
+ Whether this machine holds a current borrow of `feature`, answered offline (no
+ server is asked) from its record, which must prove itself against the client's
+ triad CA: signed by a server the CA certified, unchanged since, made on this host.
+ `HAL_OK`: `*out` describes the borrow (the one ending last; `server` is the one that
+ signed it). `HAL_NOT_BORROWED`: no record of the feature is current.
+ `HAL_RECORD`: a record of it does not prove itself (edited, unsigned, another
+ machine's; the message says which and why). `HAL_CONFIG`: the client has no CA.
+
+ # Safety
+ `client` is a live client; `feature` a NUL-terminated string; `out` writable.
+ */
+enum hal_status hal_find_borrow(const struct hal_client *client,
+                                const char *feature,
+                                struct hal_borrowed *out);
 
 /*
  Returns the borrow of `handle`, made from this machine, before its end. `HAL_OK`

@@ -59,6 +59,8 @@ pub enum HalStatus {
     HalRecord = 23,
     /// The client has stopped.
     HalStopped = 24,
+    /// No current borrow of the feature on this machine (`hal_find_borrow`).
+    HalNotBorrowed = 25,
     /// A pointer argument was NULL, or a string not UTF-8.
     HalInvalidArgument = 30,
     /// A bug in the library: it panicked (the message says where).
@@ -443,6 +445,51 @@ pub unsafe extern "C" fn hal_borrow(
     })
 }
 
+/// Whether this machine holds a current borrow of `feature`, answered offline (no
+/// server is asked) from its record, which must prove itself against the client's
+/// triad CA: signed by a server the CA certified, unchanged since, made on this host.
+/// `HAL_OK`: `*out` describes the borrow (the one ending last; `server` is the one that
+/// signed it). `HAL_NOT_BORROWED`: no record of the feature is current.
+/// `HAL_RECORD`: a record of it does not prove itself (edited, unsigned, another
+/// machine's; the message says which and why). `HAL_CONFIG`: the client has no CA.
+///
+/// # Safety
+/// `client` is a live client; `feature` a NUL-terminated string; `out` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hal_find_borrow(
+    client: *const HalClient,
+    feature: *const c_char,
+    out: *mut HalBorrow,
+) -> HalStatus {
+    guard(|| {
+        // SAFETY: the caller promises a live client.
+        let client = unsafe { client_ref(client) }?;
+        // SAFETY: the caller promises a NUL-terminated string.
+        let feature = unsafe { required_str(feature, "feature") }?;
+        if out.is_null() {
+            return Err(invalid("out is NULL"));
+        }
+        let Some(borrowed) = client.client.borrowed(feature)? else {
+            return Err(HalStatusError(
+                HalStatus::HalNotBorrowed,
+                format!("no current borrow of {feature} on this machine"),
+            ));
+        };
+        let end_ms = borrowed
+            .end
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let borrow = HalBorrow {
+            handle: borrowed.handle.0,
+            end_ms,
+            server: borrowed.signer.get(),
+        };
+        // SAFETY: `out` is not NULL and the caller promises it is writable.
+        unsafe { out.write(borrow) };
+        Ok(())
+    })
+}
+
 /// Returns the borrow of `handle`, made from this machine, before its end. `HAL_OK`
 /// also when the servers no longer had it (it had ended); its record is dropped.
 ///
@@ -566,6 +613,7 @@ pub extern "C" fn hal_status_name(status: HalStatus) -> *const c_char {
         HalStatus::HalNoAnswer => c"no_answer",
         HalStatus::HalConfig => c"config",
         HalStatus::HalRecord => c"record",
+        HalStatus::HalNotBorrowed => c"not_borrowed",
         HalStatus::HalStopped => c"stopped",
         HalStatus::HalInvalidArgument => c"invalid_argument",
         HalStatus::HalPanic => c"panic",

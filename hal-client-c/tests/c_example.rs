@@ -1,7 +1,9 @@
 //! The C example (`examples/c/checkout.c`), compiled with `cc` against the shared and the
 //! static library, run against three real `hal-net serve` processes on 127.0.0.1 over
 //! TLS: it holds its seat across a `kill -9` of #1 and checks it in; a denial exits with
-//! the denial's name; a seat lost while working reaches the application.
+//! the denial's name; a seat lost while working reaches the application. The borrow
+//! example (`examples/c/borrow.c`) borrows, returns, and proves a borrow offline with
+//! every server gone, and refuses its record once edited.
 
 #![allow(clippy::unwrap_used)] // a failed step is a failed test
 
@@ -111,6 +113,18 @@ fn example() -> &'static (PathBuf, PathBuf) {
                 rpath.as_ref(),
                 "-o".as_ref(),
                 bench.as_os_str(),
+            ],
+        );
+        let borrow = out.join("borrow");
+        cc(
+            &workspace().join("examples/c/borrow.c"),
+            &[
+                "-L".as_ref(),
+                profile.as_os_str(),
+                "-lhal_client".as_ref(),
+                rpath.as_ref(),
+                "-o".as_ref(),
+                borrow.as_os_str(),
             ],
         );
         (shared, statically)
@@ -246,4 +260,73 @@ fn a_seat_lost_while_working_reaches_the_c_application() {
     assert_eq!(out.status.code(), Some(4), "{out:?}");
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(text.starts_with("lost: seat h"), "{text}");
+}
+
+/// Runs the borrow example; its exit code and output.
+fn borrow(cluster: &Cluster, args: &[&str]) -> (i32, String) {
+    let program = example().0.with_file_name("borrow");
+    let out = command(cluster, &program, args).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn the_c_borrow_example_proves_its_borrow_offline_and_refuses_an_edited_record() {
+    let mut cluster = started();
+    let (code, kept) = borrow(&cluster, &["take", "cad", "2"]);
+    assert_eq!(code, 0, "{kept}\n{}", cluster.logs());
+    assert!(kept.starts_with("borrowed: cad seat h"), "{kept}");
+    let (code, given_back) = borrow(&cluster, &["take", "cad", "1"]);
+    assert_eq!(code, 0, "{given_back}");
+    let handle = given_back
+        .trim_start_matches("borrowed: cad seat h")
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let (code, text) = borrow(&cluster, &["return", &handle]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(cluster.seats("cad").0, 1);
+    let (code, text) = borrow(&cluster, &["take", "cad", "1000"]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("borrow_not_allowed"), "{text}");
+
+    // Offline: every server gone.
+    for id in 1..=3 {
+        cluster.kill9(id);
+    }
+    let (code, text) = borrow(&cluster, &["check", "cad"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("valid until") && text.contains("signed by server #1"),
+        "{text}"
+    );
+    let (code, text) = borrow(&cluster, &["check", "cae"]);
+    assert_eq!(code, 5, "{text}");
+    assert!(text.contains("not_borrowed"), "{text}");
+
+    // A week more, written into the record by hand: refused.
+    let file = cluster.dir.path().join("home").join("borrows.json");
+    let original = std::fs::read_to_string(&file).unwrap();
+    let end: u64 = original
+        .split("\"end_ms\": ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|digits| digits.parse().ok())
+        .unwrap();
+    let edited = original.replace(
+        &format!("\"end_ms\": {end}"),
+        &format!("\"end_ms\": {}", end + 7 * 24 * 3_600_000),
+    );
+    std::fs::write(&file, edited).unwrap();
+    let (code, text) = borrow(&cluster, &["check", "cad"]);
+    assert_eq!(code, 6, "{text}");
+    assert!(
+        text.contains("changed after the server signed it"),
+        "{text}"
+    );
 }
