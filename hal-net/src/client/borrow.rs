@@ -441,3 +441,109 @@ pub(super) async fn return_borrow(
         Err(e) => Err(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::ServerTls;
+    use crate::tls::testing::Triad;
+    use crate::tls::triad_dir::{server_cert_file, server_key_file};
+
+    const HOUR_MS: u64 = 3_600_000;
+
+    /// A record of `handle` ending at `end_ms`, signed by server #1 of `triad`.
+    fn signed(triad: &Triad, handle: u64, end_ms: u64, host: &str) -> BorrowRecord {
+        let one = ServerId::new(1).expect("slot 1");
+        let tls = ServerTls::load(
+            &triad.ca(),
+            &triad.path(&server_cert_file(one)),
+            &triad.path(&server_key_file(one)),
+            one,
+            SystemTime::now(),
+        )
+        .expect("loads");
+        let now_ms = u64::try_from(
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .expect("after 1970")
+                .as_millis(),
+        )
+        .expect("fits");
+        let proof = tls
+            .borrow_signer()
+            .sign(handle, "cad", 7, "ann", host, end_ms, one, now_ms)
+            .expect("signs");
+        BorrowRecord {
+            handle: format!("h{handle}"),
+            feature: "cad".to_string(),
+            client: 7,
+            next_seq: 2,
+            end_ms,
+            license_path: "6201@127.0.0.1".to_string(),
+            server: 1,
+            proof: Some(proof),
+        }
+    }
+
+    #[test]
+    fn the_current_proved_borrow_ending_last_wins_over_refused_records() {
+        let triad = Triad::new();
+        let store = BorrowStore::at(triad.path("borrows.json"));
+        let now = SystemTime::UNIX_EPOCH + Duration::from_millis(100 * HOUR_MS);
+        let at = |hours: u64| 100 * HOUR_MS + hours * HOUR_MS;
+        let mut edited = signed(&triad, 1, at(1), "ws1");
+        edited.end_ms = at(50);
+        store.add(edited).expect("kept");
+        // An edited record alone: refused, saying why.
+        let error = store
+            .borrowed("cad", &triad.ca(), "ws1", now)
+            .expect_err("edited");
+        assert!(error.to_string().contains("h1 (cad)"), "{error}");
+        assert!(error.to_string().contains("changed after"), "{error}");
+        // An ended record and an edited one: still refused.
+        store
+            .add(signed(&triad, 2, at(0) - 1, "ws1"))
+            .expect("kept");
+        assert!(store.borrowed("cad", &triad.ca(), "ws1", now).is_err());
+        // Two current ones: the later wins, the edited one does not spoil it.
+        store.add(signed(&triad, 3, at(2), "ws1")).expect("kept");
+        store.add(signed(&triad, 4, at(5), "ws1")).expect("kept");
+        let best = store
+            .borrowed("cad", &triad.ca(), "ws1", now)
+            .expect("proved")
+            .expect("current");
+        assert_eq!(best.handle, Handle(4));
+        assert_eq!(best.user, "ann");
+        assert_eq!(best.signer, ServerId::new(1).expect("1"));
+        // Other features, other hosts.
+        assert_eq!(
+            store
+                .borrowed("cae", &triad.ca(), "ws1", now)
+                .expect("none"),
+            None
+        );
+        let error = store
+            .borrowed("cad", &triad.ca(), "ws2", now)
+            .expect_err("another host");
+        assert!(
+            error.to_string().contains("borrowed on host ws1"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_record_that_names_another_answering_server_than_its_signer_is_refused() {
+        let triad = Triad::new();
+        let mut record = signed(&triad, 1, 5 * HOUR_MS, "ws1");
+        record.server = 2;
+        let error = record.verify(&triad.ca()).expect_err("server changed");
+        assert!(
+            error
+                .to_string()
+                .contains("says server #2 answered it, but server #1 signed it"),
+            "{error}"
+        );
+        record.server = 1;
+        record.verify(&triad.ca()).expect("as signed");
+    }
+}

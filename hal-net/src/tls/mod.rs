@@ -43,7 +43,7 @@ pub mod triad_dir;
 mod verify;
 
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 pub use client::{client_connector, peer_role};
 pub use identity::{CertRole, IdentityError, role_of, server_name};
