@@ -420,19 +420,21 @@ pub fn borrowed(args: &BorrowedArgs) -> Result<ExitCode> {
                 ("valid", format!("signed by server {}", proved.signer))
             }
             Ok(_) => ("ended", String::new()),
-            Err(e) => ("refused", e.to_string()),
+            Err(Error::Record(why)) => ("refused", why),
+            Err(e) => return Err(e.into()),
         };
         if args.json {
             let line = json!({"handle": record.handle, "feature": record.feature,
                 "end": end, "end_ms": record.end_ms, "state": state, "why": why});
             println!("{line}");
         } else {
-            let what = match state {
-                "valid" => format!("borrowed, valid until {end} ({why})"),
-                "ended" => format!("ended at {end}"),
-                _ => format!("NOT VALID: {why}"),
-            };
-            println!("{} {}: {what}", record.handle, record.feature);
+            let (handle, feature) = (&record.handle, &record.feature);
+            match state {
+                "valid" => println!("{handle} {feature}: borrowed, valid until {end} ({why})"),
+                "ended" => println!("{handle} {feature}: ended at {end}"),
+                _ if why.starts_with(handle.as_str()) => println!("NOT VALID: {why}"),
+                _ => println!("NOT VALID: {handle} ({feature}): {why}"),
+            }
         }
     }
     if args.feature.is_some() && !found {

@@ -15,7 +15,7 @@ use hal_core::protocol::{ClientId, Denial, Handle, RequestSeq};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use crate::tls::borrow_proof::BorrowProof;
+use crate::tls::borrow_proof::{BorrowProof, VerifyError};
 
 use super::engine::{denial_error, no_answer_error};
 use super::options::{ClientSession, random_client_id};
@@ -90,8 +90,9 @@ impl BorrowRecord {
 
     /// Proves the record with the triad's CA certificate `ca`, offline: a server the CA
     /// certified signed it, and nothing in it (handle, feature, client id, end, user,
-    /// host, servers) changed since. Says what is wrong otherwise: an unsigned record,
-    /// an edited one, one signed by a certificate not from this CA.
+    /// host, servers) changed since. Says what is wrong otherwise ([`Error::Record`]): an
+    /// unsigned record, an edited one, one signed by a certificate not from this CA; an
+    /// unusable CA file is [`Error::Config`].
     pub fn verify(&self, ca: &Path) -> Result<Borrowed, Error> {
         let handle = self.handle()?;
         let Some(proof) = &self.proof else {
@@ -107,9 +108,10 @@ impl BorrowRecord {
             )));
         }
         let claim = proof.claim(handle.0, &self.feature, self.client, self.end_ms);
-        proof
-            .verify(&claim, ca)
-            .map_err(|e| Error::Record(format!("{handle} ({}): {e}", self.feature)))?;
+        proof.verify(&claim, ca).map_err(|e| match e {
+            VerifyError::Ca(e) => Error::Config(format!("triad CA: {e}")),
+            e => Error::Record(format!("{handle} ({}): {e}", self.feature)),
+        })?;
         let signer = ServerId::new(proof.signer)
             .ok_or_else(|| Error::Record(format!("{handle}: no server #{}", proof.signer)))?;
         Ok(Borrowed {
@@ -238,7 +240,7 @@ impl BorrowStore {
                     }
                 }
                 Err(Error::Record(why)) => refused.push(why),
-                Err(other) => refused.push(other.to_string()),
+                Err(other) => return Err(other),
             }
         }
         match best {
