@@ -1,9 +1,11 @@
-//! Borrows a seat for some hours, keeps the record, and (with `--return`) gives it back.
+//! Borrows a seat for some hours, keeps the record, checks it offline (`--check`: the
+//! record must prove itself against the triad's CA), and (with `--return`) gives it back.
 //!
 //! ```sh
 //! export HAL_LICENSE_PATH='6200@127.0.0.1;6201@127.0.0.1;6202@127.0.0.1'
 //! export HAL_TRIAD_CA=/tmp/hal-demo/tls/ca.pem
 //! cargo run -p hal-net --example borrow -- HAL 2          # borrow for two hours
+//! cargo run -p hal-net --example borrow -- --check HAL     # offline: still borrowed?
 //! cargo run -p hal-net --example borrow -- --return h17   # return it early
 //! ```
 
@@ -22,6 +24,13 @@ fn main() -> Result<(), Error> {
             println!("{:?}", client.return_borrow(&record)?);
             store.remove(handle)?;
         }
+        [flag, feature] if flag == "--check" => match client.borrowed(feature)? {
+            Some(borrowed) => println!(
+                "{feature}: borrowed ({}), valid until {:?}, signed by server {}",
+                borrowed.handle, borrowed.end, borrowed.signer
+            ),
+            None => println!("{feature}: not borrowed on this machine"),
+        },
         [feature, hours] => {
             let hours = hours
                 .parse()
@@ -34,7 +43,9 @@ fn main() -> Result<(), Error> {
             );
             store.add(record)?;
         }
-        _ => eprintln!("usage: borrow FEATURE HOURS | borrow --return HANDLE"),
+        _ => eprintln!(
+            "usage: borrow FEATURE HOURS | borrow --check FEATURE | borrow --return HANDLE"
+        ),
     }
     Ok(())
 }
