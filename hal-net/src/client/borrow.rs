@@ -152,6 +152,9 @@ pub struct BorrowStore {
 
 /// The most records a store holds (a machine borrows a few seats, not thousands).
 pub const BORROW_RECORDS_MAX: usize = 4096;
+/// The largest store file read: a signed record takes about 2 KiB, so this holds
+/// [`BORROW_RECORDS_MAX`] of them several times over.
+const BORROW_FILE_BYTES_MAX: u64 = 32 << 20;
 
 impl BorrowStore {
     /// The store of this user on this machine.
@@ -179,7 +182,23 @@ impl BorrowStore {
 
     /// Every record kept (an absent file is an empty store).
     pub fn list(&self) -> Result<Vec<BorrowRecord>, Error> {
-        match std::fs::read(&self.path) {
+        use std::io::Read;
+        let read = std::fs::File::open(&self.path).and_then(|file| {
+            let mut bytes = Vec::new();
+            file.take(BORROW_FILE_BYTES_MAX + 1)
+                .read_to_end(&mut bytes)?;
+            Ok(bytes)
+        });
+        if let Ok(bytes) = &read
+            && bytes.len() as u64 > BORROW_FILE_BYTES_MAX
+        {
+            return Err(Error::Record(format!(
+                "{}: larger than {} MiB, far more than {BORROW_RECORDS_MAX} records take",
+                self.path.display(),
+                BORROW_FILE_BYTES_MAX >> 20
+            )));
+        }
+        match read {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
                 Error::Record(format!(
                     "{}: not a borrow record file ({e})",
@@ -547,5 +566,18 @@ mod tests {
         );
         record.server = 1;
         record.verify(&triad.ca()).expect("as signed");
+    }
+
+    #[test]
+    fn a_store_file_past_its_limit_is_refused_unread() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("borrows.json");
+        let file = std::fs::File::create(&path).expect("created");
+        file.set_len(BORROW_FILE_BYTES_MAX + 1).expect("sized");
+        let error = BorrowStore::at(&path).list().expect_err("too large");
+        assert!(error.to_string().contains("larger than 32 MiB"), "{error}");
+        file.set_len(2).expect("sized");
+        std::fs::write(&path, "[]").expect("written");
+        assert_eq!(BorrowStore::at(&path).list().expect("empty"), Vec::new());
     }
 }
