@@ -12,6 +12,8 @@
 //! hostid = "0a1b2c3d4e5f"                 # optional
 //! client_connections_max = 1024           # optional
 //! client_connections_per_address_max = 64 # optional
+//! discovery = true                        # optional
+//! discovery_multicast = "239.255.62.62"   # optional
 //!
 //! [tls]                                   # or insecure_plaintext = true
 //! ca = "tls/ca.pem"
@@ -46,6 +48,15 @@
 //!   IP address, 1 to [`CLIENT_CONNECTIONS_MAX_CEILING`]. Default
 //!   [`CLIENT_CONNECTIONS_PER_ADDRESS_MAX_DEFAULT`], well below the global limit, so one
 //!   address cannot take every connection.
+//! - `discovery`: whether the server answers clients' discovery requests (UDP on the
+//!   wildcard address of its own port, see [`crate::discovery`]): `true` (the default) or
+//!   `false`. Anyone on the LAN then learns the triad's host names and ports, the
+//!   server's slot, role and version; nothing else, as every license request still needs
+//!   TLS. Turn it off where that is too much, and give clients the license path.
+//! - `discovery_multicast`: an IPv4 multicast group (e.g. `"239.255.62.62"`, from the
+//!   site-local 239.255.0.0/16) the server also answers on, at its own port, for networks
+//!   where broadcasts do not reach it. It joins the group on the interface of its `listen`
+//!   address (any interface when it listens on all). Needs `discovery` on.
 //! - `[tls]`: `ca` (the triad's CA certificate), `cert` and `key` (this server's
 //!   certificate for its slot, and its key), from `hal-net tls init`. Required, unless
 //!   `insecure_plaintext = true` says the triad runs without TLS (every peer's and client's
@@ -73,7 +84,7 @@ mod tests;
 
 use std::fs::File;
 use std::io::Read;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -180,6 +191,10 @@ pub struct ServerConfig {
     pub client_connections_max: usize,
     /// The most clients connected at once from one address.
     pub client_connections_per_address_max: usize,
+    /// Whether the server answers discovery requests.
+    pub discovery: bool,
+    /// The multicast group it also answers discovery on.
+    pub discovery_multicast: Option<Ipv4Addr>,
     /// TLS files, or plaintext.
     pub security: Security,
     /// The preset `timing` started from, for logs.
@@ -260,6 +275,8 @@ impl ServerConfig {
             hostid: self.hostid.clone(),
             client_connections_max: Some(self.client_connections_max),
             client_connections_per_address_max: Some(self.client_connections_per_address_max),
+            discovery: Some(self.discovery),
+            discovery_multicast: self.discovery_multicast,
             security: self.security.clone(),
             timing_profile: self.timing_profile,
             timing: self.timing,

@@ -10,6 +10,7 @@
 //!   paths), [`hostid`] (this machine's HostID);
 //! - [`keys`] and [`license_file`]: the vendor's key files and reading a license file;
 //! - [`admin`]: an operator's status query to a running server;
+//! - [`discovery`]: clients finding the triad on their LAN (UDP broadcast and multicast);
 //! - [`tls`]: the triad's CA and certificates, and the TLS configurations built from them.
 
 pub mod addr;
@@ -18,6 +19,7 @@ pub mod admin;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod discovery;
 pub mod hostid;
 pub mod keys;
 pub mod license_file;

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 mod client_cmd;
 mod dev_cluster;
+mod discover_cmd;
 mod license_cmd;
 mod serve_cmd;
 mod signals;
@@ -31,6 +32,9 @@ enum Command {
     Serve(serve_cmd::ServeArgs),
     /// Show each server of a triad and the seats in use.
     Status(status_cmd::StatusArgs),
+    /// List the license servers that answer discovery on this LAN (UDP broadcast or
+    /// multicast), and the license path they make.
+    Discover(discover_cmd::DiscoverArgs),
     /// Check out a seat and hold it (heartbeating) until the hold ends or Ctrl-C.
     Checkout(client_cmd::CheckoutArgs),
     /// Borrow a seat for some hours (from server #1 only).
@@ -60,6 +64,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve_cmd::run(args),
         Command::DevCluster(args) => dev_cluster::run(args),
         Command::Status(args) => runtime().and_then(|rt| rt.block_on(status_cmd::run(args))),
+        Command::Discover(args) => runtime().and_then(|rt| rt.block_on(discover_cmd::run(args))),
         Command::Checkout(args) => runtime().and_then(|rt| rt.block_on(client_cmd::checkout(args))),
         Command::Borrow(args) => runtime().and_then(|rt| rt.block_on(client_cmd::borrow(args))),
         Command::Borrowed(args) => client_cmd::borrowed(&args),

@@ -7,6 +7,7 @@
 //! (refused if it is missing or empty, unless `--join-empty` says that is meant).
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -18,6 +19,7 @@ use hal_core::catalog::Catalog;
 use hal_core::license::{License, ServeMode, ServerPosition};
 use hal_core::server::Config;
 use hal_net::config::{Security, ServerConfig, TlsFiles};
+use hal_net::discovery;
 use hal_net::node::{LinkTiming, Node, NodeConfig};
 use hal_net::storage::{FileStorage, IfBlank, StorageError};
 use hal_net::tls::ServerTls;
@@ -181,6 +183,7 @@ async fn run_node<T: Transport>(
         hal_net::clock::SystemClock::new(),
     )
     .await?;
+    let node = with_discovery(config, node);
     info!(
         server = %me,
         listen = %node.local_addr(),
@@ -194,6 +197,63 @@ async fn run_node<T: Transport>(
     })?;
     info!("server stopped cleanly");
     Ok(())
+}
+
+/// `node` with discovery's responder beside it, unless the config turns discovery off.
+///
+/// A discovery socket that cannot be bound (another program holds the UDP port without
+/// sharing it, say) is logged as an error and the server runs without discovery: it is a
+/// convenience for finding the servers, and clients given a license path need none of it,
+/// while a license server that refused to start over it would stop every client. A
+/// multicast group that cannot be joined is logged the same way; broadcasts are still
+/// answered.
+fn with_discovery<T: Transport, S: hal_net::storage::Storage, C: hal_net::clock::Clock>(
+    config: &ServerConfig,
+    node: Node<T, S, C>,
+) -> Node<T, S, C> {
+    if !config.discovery {
+        info!("discovery is off (discovery = false): clients need the license path");
+        return node;
+    }
+    let local = node.local_addr();
+    let Ok(local) = local.parse::<SocketAddr>() else {
+        error!("discovery is off: cannot read the port of the listening address {local}");
+        return node;
+    };
+    let port = local.port();
+    // The group is joined on the interface of the address the server listens on.
+    let interface = match local.ip() {
+        IpAddr::V4(ip) if !ip.is_unspecified() => ip,
+        _ => Ipv4Addr::UNSPECIFIED,
+    };
+    let multicast = config.discovery_multicast.map(|group| (group, interface));
+    let (socket, join_error) = match discovery::socket::server_socket(port, multicast) {
+        Ok(bound) => bound,
+        Err(e) => {
+            error!(
+                "discovery is off: cannot bind UDP 0.0.0.0:{port}: {e}; clients must be given the license path"
+            );
+            return node;
+        }
+    };
+    if let (Some(e), Some(group)) = (join_error, config.discovery_multicast) {
+        error!(
+            "discovery: cannot join the multicast group {group} on {interface}: {e}; answering broadcasts only"
+        );
+    }
+    info!(
+        port,
+        group = ?config.discovery_multicast.map(|g| g.to_string()),
+        "discovery: answering on UDP 0.0.0.0:{port}"
+    );
+    let slot = match config.position {
+        ServerPosition::Single => None,
+        ServerPosition::Triad(id) => Some(id),
+    };
+    let responder = discovery::Responder::new(config.triad.clone(), slot);
+    node.beside(move |view| async move {
+        responder.run(socket, view).await;
+    })
 }
 
 /// The data directory, opened and locked; a blank one is refused, unless `if_blank`

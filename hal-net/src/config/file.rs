@@ -2,7 +2,7 @@
 //! reads, for `hal-net dev-cluster` and for tests.
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use hal_core::HostId;
@@ -32,6 +32,8 @@ pub struct ConfigFile {
     pub hostid: Option<HostId>,
     pub client_connections_max: Option<usize>,
     pub client_connections_per_address_max: Option<usize>,
+    pub discovery: Option<bool>,
+    pub discovery_multicast: Option<Ipv4Addr>,
     /// A `[tls]` section, or `insecure_plaintext = true`.
     pub security: Security,
     pub timing_profile: TimingProfile,
@@ -54,6 +56,8 @@ impl ConfigFile {
             hostid: None,
             client_connections_max: None,
             client_connections_per_address_max: None,
+            discovery: None,
+            discovery_multicast: None,
             security: Security::InsecurePlaintext,
             timing_profile: TimingProfile::Lan,
             timing: Timing::lan(),
@@ -100,6 +104,12 @@ impl ConfigFile {
         }
         if let Some(count) = self.client_connections_per_address_max {
             line(&mut out, "client_connections_per_address_max", count);
+        }
+        if let Some(on) = self.discovery {
+            line(&mut out, "discovery", on);
+        }
+        if let Some(group) = self.discovery_multicast {
+            line(&mut out, "discovery_multicast", quote(&group.to_string()));
         }
         match &self.security {
             Security::InsecurePlaintext => line(&mut out, "insecure_plaintext", true),

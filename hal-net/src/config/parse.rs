@@ -33,6 +33,8 @@ pub(super) const TOP_KEYS: &[&str] = &[
     "hostid",
     "client_connections_max",
     "client_connections_per_address_max",
+    "discovery",
+    "discovery_multicast",
     "insecure_plaintext",
     "tls",
     "timing",
@@ -90,6 +92,7 @@ pub(super) fn parse(
     }
     .map_or(DEFAULT_PORT, ServerAddr::port);
     let (timing_profile, timing) = doc.timing(root)?;
+    let (discovery, discovery_multicast) = doc.discovery(root)?;
     Ok(ServerConfig {
         source_name: source_name.into(),
         position,
@@ -108,6 +111,8 @@ pub(super) fn parse(
             "client_connections_per_address_max",
             CLIENT_CONNECTIONS_PER_ADDRESS_MAX_DEFAULT,
         )?,
+        discovery,
+        discovery_multicast,
         security: doc.security(root, base_dir)?,
         triad,
         timing_profile,
@@ -317,6 +322,37 @@ impl Doc<'_> {
         HostId::parse(text)
             .map(Some)
             .map_err(|why| self.invalid(value.span(), "hostid", format!("'{text}': {why}")))
+    }
+
+    /// `discovery` (default on) and `discovery_multicast` (an IPv4 multicast group,
+    /// only with discovery on).
+    fn discovery(&self, root: &DeTable<'_>) -> Result<(bool, Option<Ipv4Addr>), ConfigError> {
+        let on = match root.get("discovery") {
+            None => true,
+            Some(value) => match value.get_ref() {
+                DeValue::Boolean(on) => *on,
+                other => {
+                    let problem = format!("expected true or false, found {}", other.type_str());
+                    return Err(self.invalid(value.span(), "discovery", problem));
+                }
+            },
+        };
+        let Some(value) = root.get("discovery_multicast") else {
+            return Ok((on, None));
+        };
+        let key = "discovery_multicast";
+        let text = self.string(
+            key,
+            value,
+            "an IPv4 multicast address such as \"239.255.62.62\"",
+        )?;
+        let group = crate::discovery::client::parse_group(text)
+            .map_err(|problem| self.invalid(value.span(), key, problem))?;
+        if !on {
+            let problem = "set, but discovery = false: the server answers no discovery at all; keep one of the two";
+            return Err(self.invalid(value.span(), key, problem));
+        }
+        Ok((on, Some(group)))
     }
 
     /// `[tls]` or `insecure_plaintext = true`: exactly one.

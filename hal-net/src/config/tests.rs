@@ -169,6 +169,8 @@ fn a_rendered_file_parses_back_to_the_same_config() {
         hostid: Some(HostId::parse("0a1b2c3d4e5f").unwrap()),
         client_connections_max: Some(50),
         client_connections_per_address_max: Some(5),
+        discovery: Some(true),
+        discovery_multicast: Some("239.255.62.62".parse().unwrap()),
         security: Security::Tls(TlsFiles {
             ca: "/etc/hal/tls/ca.pem".into(),
             cert: "/etc/hal/tls/server2.pem".into(),
@@ -479,6 +481,8 @@ fn no_prefix_or_mangling_of_a_config_panics_and_errors_point_inside_the_text() {
     let full = ConfigFile {
         hostid: Some(HostId::parse("0a1b2c3d4e5f").unwrap()),
         client_connections_max: Some(10),
+        discovery: Some(true),
+        discovery_multicast: Some("239.1.2.3".parse().unwrap()),
         listen: Some("127.0.0.1:1".parse().unwrap()),
         ..ConfigFile::triad_member(
             [addr("1@a"), addr("2@[::1]"), addr("3@c")],
@@ -555,4 +559,61 @@ fn a_server_must_say_how_it_secures_its_connections() {
         not_bool.contains("expected true or false, found string"),
         "{not_bool}"
     );
+}
+
+#[test]
+fn discovery_is_on_by_default_and_takes_a_multicast_group() {
+    let config = parse(BASE).unwrap();
+    assert!(config.discovery);
+    assert_eq!(config.discovery_multicast, None);
+    let off = parse(&format!("discovery = false\n{BASE}")).unwrap();
+    assert!(!off.discovery);
+    let group = parse(&format!("discovery_multicast = \"239.255.62.62\"\n{BASE}")).unwrap();
+    assert!(group.discovery);
+    assert_eq!(
+        group.discovery_multicast,
+        Some(std::net::Ipv4Addr::new(239, 255, 62, 62))
+    );
+    // Written back out, the file keeps both settings.
+    let text = off.to_config_file().render();
+    assert!(text.contains("discovery = false"), "{text}");
+    assert!(!parse(&text).unwrap().discovery);
+}
+
+#[test]
+fn bad_discovery_settings_name_the_key_and_what_is_allowed() {
+    let cases = [
+        (
+            "discovery = \"yes\"",
+            "server1.toml:1:13: discovery: expected true or false, found string",
+        ),
+        (
+            "discovery_multicast = \"10.0.0.1\"",
+            "server1.toml:1:23: discovery_multicast: 10.0.0.1 is not a multicast address",
+        ),
+        (
+            "discovery_multicast = \"lic1\"",
+            "server1.toml:1:23: discovery_multicast: 'lic1' is not an IPv4 address",
+        ),
+        (
+            "discovery_multicast = \"ff02::1\"",
+            "server1.toml:1:23: discovery_multicast: 'ff02::1' is not an IPv4 address",
+        ),
+        (
+            "discovery_multicast = 239",
+            "server1.toml:1:23: discovery_multicast: expected an IPv4 multicast address",
+        ),
+        (
+            "discovery = false\ndiscovery_multicast = \"239.255.62.62\"",
+            "server1.toml:2:23: discovery_multicast: set, but discovery = false",
+        ),
+        (
+            "discovery_multicst = \"239.255.62.62\"",
+            "server1.toml:1:1: unknown key 'discovery_multicst' at the top level; did you mean 'discovery_multicast'?",
+        ),
+    ];
+    for (line, want) in cases {
+        let message = error(&format!("{line}\n{BASE}"));
+        assert!(message.starts_with(want), "{line}: {message}");
+    }
 }

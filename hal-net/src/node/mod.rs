@@ -224,6 +224,45 @@ impl std::fmt::Debug for EventHook {
     }
 }
 
+/// A read-only view of a running node, for a task beside it ([`Node::beside`]): the
+/// node's status on request, and when it stops. Asking never slows the node down: a
+/// question that finds the core loop's input queue full is not asked.
+#[derive(Debug, Clone)]
+pub struct NodeView {
+    inbound: mpsc::Sender<Inbound>,
+    stop: CancellationToken,
+}
+
+impl NodeView {
+    /// The node's status report, if the core loop takes the question at once and
+    /// answers within `limit`; `None` when it is busy (its input queue full), slow, or
+    /// stopping.
+    pub async fn status(&self, limit: Duration) -> Option<StatusReport> {
+        let (answer, report) = oneshot::channel();
+        self.inbound.try_send(Inbound::Status(answer)).ok()?;
+        tokio::time::timeout(limit, report).await.ok()?.ok()
+    }
+
+    /// Completes when the node has stopped.
+    pub async fn stopped(&self) {
+        self.stop.cancelled().await;
+    }
+}
+
+/// A task that runs beside a node and sees it through a [`NodeView`].
+type BesideTask =
+    Box<dyn FnOnce(NodeView) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+/// The tasks to start beside a node (discovery's responder).
+#[derive(Default)]
+struct Beside(Vec<BesideTask>);
+
+impl std::fmt::Debug for Beside {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Beside({} tasks)", self.0.len())
+    }
+}
+
 /// A server bound to its address, ready to run.
 #[derive(Debug)]
 pub struct Node<T: Transport, S: Storage, C: Clock> {
@@ -234,6 +273,7 @@ pub struct Node<T: Transport, S: Storage, C: Clock> {
     clock: C,
     listener: T::Listener,
     hook: Option<EventHook>,
+    beside: Beside,
 }
 
 impl<T: Transport, S: Storage, C: Clock> Node<T, S, C> {
@@ -261,7 +301,22 @@ impl<T: Transport, S: Storage, C: Clock> Node<T, S, C> {
             clock,
             listener,
             hook: None,
+            beside: Beside::default(),
         })
+    }
+
+    /// Runs `task` beside the node once it runs, with a view of it (discovery's
+    /// responder, which reports the node's role). The task ends with the node's runtime
+    /// (the process, or the simulated host); [`NodeView::stopped`] tells it earlier.
+    pub fn beside<F, Fut>(mut self, task: F) -> Self
+    where
+        F: FnOnce(NodeView) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.beside
+            .0
+            .push(Box::new(move |view| Box::pin(task(view))));
+        self
     }
 
     /// Tells `hook` of every server event (role changes, lost majority, failback, expiries).
@@ -300,6 +355,13 @@ impl<T: Transport, S: Storage, C: Clock> Node<T, S, C> {
             tokio::spawn(link.instrument(span.clone()));
         }
         tokio::spawn(accept::run(shared.clone(), self.listener).instrument(span.clone()));
+        for task in self.beside.0.drain(..) {
+            let view = NodeView {
+                inbound: shared.inbound.clone(),
+                stop: shared.stop.clone(),
+            };
+            tokio::spawn(task(view).instrument(span.clone()));
+        }
         let (persist_tx, persist_rx) = mpsc::channel(1);
         let (synced_tx, synced_rx) = mpsc::channel(1);
         tokio::spawn(storage_task(self.storage, persist_rx, synced_tx).instrument(span.clone()));
