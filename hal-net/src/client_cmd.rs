@@ -25,8 +25,10 @@ use crate::signals;
 #[derive(Debug, Clone, Args)]
 pub struct PathArgs {
     /// The license servers: `port@host` entries separated by `;` or `,`, in triad order.
+    /// Without it, the servers are discovered on the LAN (`hal-net discover`; the search
+    /// as HAL_DISCOVERY_PORT, HAL_DISCOVERY_GROUP and HAL_DISCOVERY_TO say).
     #[arg(long = "license-path", env = "HAL_LICENSE_PATH", value_name = "PATH")]
-    license_path: String,
+    license_path: Option<String>,
     /// The servers' timing profile (sets how long to wait for a failover).
     #[arg(long, default_value = "lan", value_parser = ["lan", "wan"])]
     profile: String,
@@ -155,15 +157,25 @@ enum Answer {
 const SETTLE_FOR: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The library's options for these arguments.
-fn options(path: &PathArgs) -> Result<Options> {
-    LicensePath::parse(&path.license_path)
-        .with_context(|| format!("--license-path '{}'", path.license_path))?;
-    let options = Options::new(&path.license_path)?.profile(&path.profile)?;
-    path.security.apply(options)
+async fn options(path: &PathArgs) -> Result<Options> {
+    let options = match &path.license_path {
+        Some(license_path) => {
+            LicensePath::parse(license_path)
+                .with_context(|| format!("--license-path '{license_path}'"))?;
+            Options::new(license_path)?
+        }
+        None => {
+            let search = hal_net::discovery::Search::from_env()?;
+            Options::discover_async(&search)
+                .await
+                .context("no --license-path or HAL_LICENSE_PATH, and discovery found no triad")?
+        }
+    };
+    path.security.apply(options.profile(&path.profile)?)
 }
 
-fn client(path: &PathArgs) -> Result<AsyncClient> {
-    Ok(AsyncClient::new(options(path)?)?)
+async fn client(path: &PathArgs) -> Result<AsyncClient> {
+    Ok(AsyncClient::new(options(path).await?)?)
 }
 
 /// Prints what the servers' events say on the way.
@@ -286,7 +298,7 @@ fn refused(answer: &Answer, json: bool) -> ExitCode {
 pub async fn checkout(args: CheckoutArgs) -> Result<ExitCode> {
     // Installed before the seat is taken, so a stop signal always checks it in.
     let stop = signals::stop();
-    let client = client(&args.path)?;
+    let client = client(&args.path).await?;
     let mut events = client.events();
     let seat = match answer(client.checkout(&args.feature), &mut events).await? {
         Ok(seat) => seat,
@@ -367,7 +379,7 @@ async fn hold(
 }
 
 pub async fn borrow(args: BorrowArgs) -> Result<ExitCode> {
-    let client = client(&args.path)?;
+    let client = client(&args.path).await?;
     let mut events = client.events();
     let outcome = answer(client.borrow(&args.feature, args.hours), &mut events).await?;
     client.close().await;
@@ -462,7 +474,7 @@ pub async fn return_borrow(args: ReturnArgs) -> Result<ExitCode> {
             store.path().display()
         );
     };
-    let client = client(&args.path)?;
+    let client = client(&args.path).await?;
     let mut events = client.events();
     let outcome = answer(client.return_borrow(&record), &mut events).await?;
     client.close().await;

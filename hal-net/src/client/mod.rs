@@ -21,6 +21,10 @@
 //! # }
 //! ```
 //!
+//! Without `HAL_LICENSE_PATH`, [`Options::from_env`] discovers the triad on the LAN
+//! ([`Options::discover`], [`crate::discovery`]); the servers found are verified against
+//! the triad's CA like any others.
+//!
 //! What a failed request means is in [`Error`]: a denial says why the servers refused
 //! (every seat taken, no such feature, ...); [`Error::Unreachable`] that no server could
 //! be reached; [`Error::NoAnswer`] that servers were reached but none answered in time,
@@ -33,6 +37,8 @@ mod borrow;
 mod engine;
 mod options;
 
+/// Where and how long [`Options::discover`] searches for the triad on the LAN.
+pub use crate::discovery::Search;
 pub use crate::tls::borrow_proof::BorrowProof;
 pub use async_client::{AsyncClient, AsyncSeat};
 pub use blocking::{Client, Seat};

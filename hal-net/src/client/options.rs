@@ -8,8 +8,9 @@ use hal_core::timing::Timing;
 use hal_core::protocol::ClientId;
 
 use super::Error;
-use crate::addr::LicensePath;
+use crate::addr::{LICENSE_PATH_VAR, LicensePath};
 use crate::clock::SystemClock;
+use crate::discovery::Search;
 use crate::session::Session;
 use crate::tls_transport::{ClientTransport, TlsTransport};
 use crate::transport::TcpTransport;
@@ -65,17 +66,54 @@ impl Options {
         })
     }
 
+    /// The servers that answer `search` on the LAN ([`crate::discovery`]): the one triad
+    /// they describe, otherwise as [`Options::new`]. Blocks for the search's wait
+    /// (half a second by default); in async code use [`Options::discover_async`].
+    ///
+    /// Nothing an answer says is trusted: the client verifies every server it then talks
+    /// to against the triad's CA and its slot, so a forged answer pointing elsewhere ends
+    /// in a refused TLS handshake. No answer, or answers from several triads (never
+    /// guessed between), is an [`Error::Config`] that says so.
+    pub fn discover(search: &Search) -> Result<Options, Error> {
+        let search = search.clone();
+        let searching = std::thread::Builder::new()
+            .name("hal-discovery".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| {
+                        Error::Config(format!("discovery: cannot start a runtime: {e}"))
+                    })?;
+                runtime.block_on(Options::discover_async(&search))
+            })
+            .map_err(|e| Error::Config(format!("discovery: cannot start a thread: {e}")))?;
+        searching.join().unwrap_or(Err(Error::Stopped))
+    }
+
+    /// [`Options::discover`] on the current tokio runtime.
+    pub async fn discover_async(search: &Search) -> Result<Options, Error> {
+        let discovery = |e: crate::discovery::DiscoveryError| Error::Config(e.to_string());
+        let found = search.run().await.map_err(discovery)?;
+        let path = found.license_path().map_err(discovery)?;
+        Ok(Options::with_path(path))
+    }
+
     /// The options the environment gives: `HAL_LICENSE_PATH` (the servers),
     /// `HAL_TRIAD_CA` (the triad's CA certificate) and optionally `HAL_PROFILE`
     /// (`lan`, the default, or `wan`).
+    ///
+    /// Without `HAL_LICENSE_PATH` the servers are discovered on the LAN
+    /// ([`Options::discover`], which blocks up to half a second), with the search
+    /// `HAL_DISCOVERY_PORT`, `HAL_DISCOVERY_GROUP` and `HAL_DISCOVERY_TO` describe
+    /// ([`Search::from_env`]).
     pub fn from_env() -> Result<Options, Error> {
-        let path = LicensePath::from_env_or(None).map_err(|e| Error::Config(e.to_string()))?;
-        let mut options = Options {
-            path,
-            security: Security::Unset,
-            timing: Timing::lan(),
-            user: this_user(),
-            host: this_host(),
+        let mut options = if std::env::var_os(LICENSE_PATH_VAR).is_some() {
+            let path = LicensePath::from_env_or(None).map_err(|e| Error::Config(e.to_string()))?;
+            Options::with_path(path)
+        } else {
+            let search = Search::from_env().map_err(|e| Error::Config(e.to_string()))?;
+            Options::discover(&search)?
         };
         if let Some(ca) = std::env::var_os(CA_VAR) {
             options = options.ca(ca);
@@ -85,6 +123,16 @@ impl Options {
             options = options.profile(&profile)?;
         }
         Ok(options)
+    }
+
+    fn with_path(path: LicensePath) -> Options {
+        Options {
+            path,
+            security: Security::Unset,
+            timing: Timing::lan(),
+            user: this_user(),
+            host: this_host(),
+        }
     }
 
     /// Verify each server with a certificate from the triad's CA (`ca.pem` from

@@ -47,6 +47,11 @@ pub struct Cluster {
     pub children: [Option<Child>; 3],
     /// Which servers were started before (and so have data).
     pub started: [bool; 3],
+    /// Each server's host: `127.0.0.1` for all three, or three loopback addresses that
+    /// share one port ([`Cluster::one_port`]).
+    pub hosts: [&'static str; 3],
+    /// Top-level config lines each server's file gets besides the usual ones.
+    pub extra: [String; 3],
 }
 
 /// Ports the OS says are free now (bound at once so they differ, then released).
@@ -55,6 +60,22 @@ pub fn free_ports<const N: usize>() -> [u16; N] {
         .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
         .collect();
     std::array::from_fn(|i| listeners[i].local_addr().unwrap().port())
+}
+
+/// A port free now for UDP on all addresses and for TCP on each of `hosts`.
+pub fn free_port_everywhere(hosts: &[&str]) -> u16 {
+    for _ in 0..100 {
+        let udp = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        let tcp: Vec<_> = hosts
+            .iter()
+            .map(|host| TcpListener::bind((*host, port)))
+            .collect();
+        if tcp.iter().all(Result::is_ok) {
+            return port;
+        }
+    }
+    panic!("no port free for UDP and for TCP on {hosts:?} in 100 tries");
 }
 
 /// Signs `text` with the key in `dir` and writes it to `dir/name`.
@@ -77,6 +98,28 @@ pub fn write_license(dir: &Path, name: &str, text: &str) -> PathBuf {
 impl Cluster {
     /// Key, license and configs; nothing started. `timing` is extra `[timing]` lines.
     pub fn new(timing: &str) -> Cluster {
+        Cluster::with_hosts(
+            free_ports::<3>(),
+            ["127.0.0.1"; 3],
+            timing,
+            Default::default(),
+        )
+    }
+
+    /// Three servers on one port, at 127.0.0.1, 127.0.0.2 and 127.0.0.3 (all on the
+    /// loopback interface), so that one UDP broadcast to `127.255.255.255:port` reaches
+    /// all three servers' discovery sockets; `extra` are top-level config lines for each.
+    pub fn one_port(timing: &str, extra: [String; 3]) -> Cluster {
+        let hosts = ["127.0.0.1", "127.0.0.2", "127.0.0.3"];
+        Cluster::with_hosts([free_port_everywhere(&hosts); 3], hosts, timing, extra)
+    }
+
+    fn with_hosts(
+        ports: [u16; 3],
+        hosts: [&'static str; 3],
+        timing: &str,
+        extra: [String; 3],
+    ) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let keygen = Command::new(hal_net())
             .args(["license", "keygen", "--out"])
@@ -87,9 +130,11 @@ impl Cluster {
         write_license(dir.path(), "cad.lic", LICENSE);
         let cluster = Cluster {
             dir,
-            ports: free_ports::<3>(),
+            ports,
             children: [None, None, None],
             started: [false; 3],
+            hosts,
+            extra,
         };
         let servers = cluster.triad().join(",");
         let tls = Command::new(hal_net())
@@ -108,19 +153,22 @@ impl Cluster {
     pub fn triad(&self) -> Vec<String> {
         self.ports
             .iter()
-            .map(|p| format!("{p}@127.0.0.1"))
+            .zip(self.hosts)
+            .map(|(p, host)| format!("{p}@{host}"))
             .collect()
     }
 
     pub fn write_config(&self, id: usize, triad: &[String], license: &str, timing: &str) {
         let triad: Vec<String> = triad.iter().map(|t| format!("\"{t}\"")).collect();
         let text = format!(
-            "id = {id}\nlisten = \"127.0.0.1:{}\"\ntriad = [{}]\ndata_dir = \"data{id}\"\n\
-             license = \"{license}\"\nvendor_key = \"vendor.pub\"\nhostid = \"host{id}\"\n\
+            "id = {id}\nlisten = \"{}:{}\"\ntriad = [{}]\ndata_dir = \"data{id}\"\n\
+             license = \"{license}\"\nvendor_key = \"vendor.pub\"\nhostid = \"host{id}\"\n{}\n\
              [tls]\nca = \"tls/ca.pem\"\ncert = \"tls/server{id}.pem\"\nkey = \"tls/server{id}.key\"\n\
              [timing]\nprofile = \"lan\"\n{timing}\n",
+            self.hosts[id - 1],
             self.ports[id - 1],
-            triad.join(", ")
+            triad.join(", "),
+            self.extra[id - 1],
         );
         fs::write(self.config(id), text).unwrap();
     }
