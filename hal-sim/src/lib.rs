@@ -10,11 +10,13 @@
 //! Faults come from [`faults`]; [`probe`] and [`effects`] prove each took effect; the
 //! six invariants of DESIGN §6.3 are checked by [`check`] as records are written;
 //! [`sweep`] runs many seeds in parallel, and [`summary`] splits a sweep into shards and
-//! merges their results. A scenario can also start an [`impostor`], a
+//! merges their results. [`discovery`] runs server discovery over turmoil UDP. A
+//! scenario can also start an [`impostor`], a
 //! host that claims a server's slot without its identity and must be refused.
 
 pub mod check;
 pub mod clock;
+pub mod discovery;
 pub mod effects;
 pub mod faults;
 pub mod history;
