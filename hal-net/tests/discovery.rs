@@ -380,3 +380,58 @@ fn a_forged_answer_gets_a_client_no_further_than_a_refused_tls_handshake() {
         other => panic!("a client chose between two triads: {other:?}"),
     }
 }
+
+#[test]
+fn a_flood_gets_a_trickle_and_junk_or_short_requests_get_nothing() {
+    use hal_net::discovery::codec::{HEADER_BYTES, Request, parse_answer};
+    use hal_net::discovery::limit::ANSWERS_PER_SOURCE_MAX;
+
+    let cluster = started(Default::default());
+    let to = SocketAddr::new(BROADCAST.parse().unwrap(), cluster.ports[0]);
+    let socket = UdpSocket::bind("0.0.0.0:0").unwrap();
+    socket.set_broadcast(true).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let answers = |nonce: u64| {
+        let mut slots = Vec::new();
+        let mut buffer = [0u8; 2048];
+        while let Ok((n, from)) = socket.recv_from(&mut buffer) {
+            if let Ok(answer) = parse_answer(&buffer[..n], nonce, from) {
+                slots.push(answer.slot.unwrap().get());
+            }
+        }
+        slots
+    };
+    // Junk, a request cut to its header (a forger's cheap request that would be
+    // amplified), a request shorter than an answer, and an oversized datagram: no
+    // answer at all.
+    let request = Request { nonce: 1 }.encode();
+    socket.send_to(b"\x00junk", to).unwrap();
+    socket.send_to(&request[..HEADER_BYTES], to).unwrap();
+    socket.send_to(&request[..40], to).unwrap();
+    socket.send_to(&[0xff; 1500], to).unwrap();
+    assert_eq!(answers(1), Vec::<u8>::new());
+    // A flood of 50 requests from one address: a few answers from each server (at most
+    // ANSWERS_PER_SOURCE_MAX in each second; the flood may straddle two).
+    let request = Request { nonce: 2 }.encode();
+    for _ in 0..50 {
+        socket.send_to(&request, to).unwrap();
+    }
+    let slots = answers(2);
+    for slot in 1..=3 {
+        let count = slots.iter().filter(|s| **s == slot).count();
+        let most = 2 * ANSWERS_PER_SOURCE_MAX as usize;
+        assert!(
+            (1..=most).contains(&count),
+            "#{slot} answered {count} of 50 requests: {slots:?}"
+        );
+    }
+    // The servers still serve, and answer discovery again in the next second (in this
+    // one, 127.0.0.1 has had its answers).
+    std::thread::sleep(Duration::from_millis(1100));
+    let options = Options::discover(&search(&cluster)).unwrap();
+    assert_eq!(options.license_path(), cluster.path());
+    let client = Client::new(options.ca(cluster.ca())).unwrap();
+    client.checkout("cad").unwrap().checkin().unwrap();
+}
