@@ -56,7 +56,8 @@
 //! - `discovery_multicast`: an IPv4 multicast group (e.g. `"239.255.62.62"`, from the
 //!   site-local 239.255.0.0/16) the server also answers on, at its own port, for networks
 //!   where broadcasts do not reach it. It joins the group on the interface of its `listen`
-//!   address (any interface when it listens on all). Needs `discovery` on.
+//!   address (when it listens on all addresses: the interface the routing table picks
+//!   for the group). Needs `discovery` on.
 //! - `[tls]`: `ca` (the triad's CA certificate), `cert` and `key` (this server's
 //!   certificate for its slot, and its key), from `hal-net tls init`. Required, unless
 //!   `insecure_plaintext = true` says the triad runs without TLS (every peer's and client's

@@ -435,3 +435,25 @@ fn a_flood_gets_a_trickle_and_junk_or_short_requests_get_nothing() {
     let client = Client::new(options.ca(cluster.ca())).unwrap();
     client.checkout("cad").unwrap().checkin().unwrap();
 }
+
+#[test]
+fn a_discovery_port_taken_by_another_program_leaves_the_servers_serving() {
+    let mut cluster = Cluster::one_port("", Default::default());
+    // Another program holds UDP 0.0.0.0:port without sharing it.
+    let squatter = UdpSocket::bind(("0.0.0.0", cluster.ports[0])).unwrap();
+    cluster.start_all();
+    cluster.wait_active(1, Duration::from_secs(10));
+    let logs = cluster.logs();
+    assert_eq!(
+        logs.matches("discovery is off: cannot bind UDP 0.0.0.0")
+            .count(),
+        3,
+        "{logs}"
+    );
+    let client = Client::new(Options::new(&cluster.path()).unwrap().ca(cluster.ca())).unwrap();
+    client.checkout("cad").unwrap().checkin().unwrap();
+    drop(squatter);
+    let (out, found) = discover(cluster.ports[0]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(found["servers"].as_array().unwrap().len(), 0);
+}

@@ -73,7 +73,9 @@ impl Options {
     /// Nothing an answer says is trusted: the client verifies every server it then talks
     /// to against the triad's CA and its slot, so a forged answer pointing elsewhere ends
     /// in a refused TLS handshake. No answer, or answers from several triads (never
-    /// guessed between), is an [`Error::Config`] that says so.
+    /// guessed between), is an [`Error::Config`] that says so. With
+    /// [`Options::insecure`] nothing is verified, so a forged answer is believed: use
+    /// discovery with plaintext only on a closed test network.
     pub fn discover(search: &Search) -> Result<Options, Error> {
         let search = search.clone();
         let searching = std::thread::Builder::new()

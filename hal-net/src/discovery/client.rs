@@ -169,7 +169,7 @@ impl Search {
             DiscoveryError::Socket(std::io::Error::other(format!("cannot draw a nonce: {e}")))
         })?;
         let found = search_with(&socket, &self.targets(), nonce, self.wait).await?;
-        found.require_some(self)
+        found.require_some()
     }
 }
 
@@ -231,6 +231,8 @@ pub struct Found {
     /// Where the request went, and the sends that failed (with why).
     pub targets: Vec<SocketAddr>,
     pub send_errors: Vec<String>,
+    /// How long the search collected answers.
+    pub waited: Duration,
 }
 
 impl Found {
@@ -254,27 +256,27 @@ impl Found {
         let mut paths = triads.values().filter_map(|found| found.first());
         match (paths.next(), paths.next()) {
             (Some(one), None) => Ok(one.answer.path.clone()),
-            (None, _) => Err(DiscoveryError::NothingAnswered {
-                targets: format_targets(&self.targets),
-                port: self.targets.first().map_or(DEFAULT_PORT, SocketAddr::port),
-                waited: Duration::ZERO,
-            }),
+            (None, _) => Err(self.nothing_answered()),
             (Some(_), Some(_)) => Err(DiscoveryError::SeveralTriads {
                 paths: triads.into_keys().collect(),
             }),
         }
     }
 
-    /// Itself, or the error that nothing answered `search`.
-    fn require_some(self, search: &Search) -> Result<Found, DiscoveryError> {
+    /// Itself, or the error that nothing answered.
+    fn require_some(self) -> Result<Found, DiscoveryError> {
         if self.answers.is_empty() {
-            return Err(DiscoveryError::NothingAnswered {
-                targets: format_targets(&self.targets),
-                port: search.port,
-                waited: search.wait,
-            });
+            return Err(self.nothing_answered());
         }
         Ok(self)
+    }
+
+    fn nothing_answered(&self) -> DiscoveryError {
+        DiscoveryError::NothingAnswered {
+            targets: format_targets(&self.targets),
+            port: self.targets.first().map_or(DEFAULT_PORT, SocketAddr::port),
+            waited: self.waited,
+        }
     }
 }
 
@@ -284,34 +286,42 @@ fn format_targets(targets: &[SocketAddr]) -> String {
 }
 
 /// Sends the request with `nonce` to each of `targets` from `socket`, and collects the
-/// answers that arrive within `wait`. Fails only when no send succeeded; an empty
-/// [`Found`] means nothing answered.
+/// answers that arrive within `wait`. If nothing has answered by half the wait, the
+/// request is sent once more (a datagram lost on the way would otherwise leave a client
+/// without its servers). Fails only when no send succeeded; an empty [`Found`] means
+/// nothing answered.
 pub async fn search_with<S: DatagramSocket>(
     socket: &S,
     targets: &[SocketAddr],
     nonce: u64,
     wait: Duration,
 ) -> Result<Found, DiscoveryError> {
-    let deadline = tokio::time::Instant::now() + wait;
+    let start = tokio::time::Instant::now();
+    let (resend_at, deadline) = (start + wait / 2, start + wait);
     let request = Request { nonce }.encode();
     let mut found = Found {
         answers: Vec::new(),
         ignored: 0,
         targets: targets.to_vec(),
         send_errors: Vec::new(),
+        waited: wait,
     };
-    for &target in targets {
-        if let Err(error) = socket.send_to(&request, target).await {
-            found.send_errors.push(format!("{target}: {error}"));
-        }
-    }
-    if found.send_errors.len() == targets.len() {
-        return Err(DiscoveryError::SendFailed(found.send_errors.join("; ")));
-    }
+    send(socket, &request, &mut found).await?;
+    let mut resent = false;
     let mut buffer = vec![0u8; DATAGRAM_BYTES_MAX + 1];
     while found.answers.len() < ANSWERS_MAX {
-        let received = tokio::time::timeout_at(deadline, socket.recv_from(&mut buffer)).await;
-        let Ok(received) = received else { break };
+        let until = if resent { deadline } else { resend_at };
+        let received = tokio::time::timeout_at(until, socket.recv_from(&mut buffer)).await;
+        let Ok(received) = received else {
+            if resent {
+                break;
+            }
+            resent = true;
+            if found.answers.is_empty() {
+                send(socket, &request, &mut found).await?;
+            }
+            continue;
+        };
         let Ok((length, from)) = received else {
             // An ICMP error surfacing on the socket: not an answer.
             found.ignored += 1;
@@ -324,6 +334,25 @@ pub async fn search_with<S: DatagramSocket>(
         }
     }
     Ok(found)
+}
+
+/// Sends `request` to each of `found`'s targets; fails when every send failed.
+async fn send<S: DatagramSocket>(
+    socket: &S,
+    request: &[u8],
+    found: &mut Found,
+) -> Result<(), DiscoveryError> {
+    let mut failed = Vec::new();
+    for &target in &found.targets {
+        if let Err(error) = socket.send_to(request, target).await {
+            failed.push(format!("{target}: {error}"));
+        }
+    }
+    if failed.len() == found.targets.len() {
+        return Err(DiscoveryError::SendFailed(failed.join("; ")));
+    }
+    found.send_errors.extend(failed);
+    Ok(())
 }
 
 impl Found {
@@ -370,6 +399,7 @@ mod tests {
             ignored: 0,
             targets: vec!["255.255.255.255:6200".parse().unwrap()],
             send_errors: Vec::new(),
+            waited: WAIT_DEFAULT,
         }
     }
 
@@ -393,7 +423,12 @@ mod tests {
     #[test]
     fn nothing_found_is_an_error_that_says_what_to_do() {
         let error = found(Vec::new()).license_path().unwrap_err().to_string();
-        assert!(error.contains("no license server answered"), "{error}");
+        assert!(
+            error.starts_with(
+                "no license server answered discovery on 255.255.255.255:6200 within 500 ms"
+            ),
+            "{error}"
+        );
         assert!(error.contains("HAL_LICENSE_PATH"), "{error}");
     }
 
@@ -427,6 +462,58 @@ mod tests {
         .map(|t| t.parse().unwrap())
         .collect();
         assert_eq!(search.targets(), want);
+    }
+
+    /// A network that loses the first request and lets the server answer the second.
+    struct LosesFirst {
+        sent: std::sync::Mutex<u32>,
+        answers: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>>,
+        answer: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
+    }
+
+    impl DatagramSocket for LosesFirst {
+        async fn send_to(&self, bytes: &[u8], _to: SocketAddr) -> std::io::Result<usize> {
+            let sent = {
+                let mut sent = self.sent.lock().unwrap();
+                *sent += 1;
+                *sent
+            };
+            if sent > 1 {
+                let facts = Facts {
+                    triad: A.split(';').map(|t| t.parse().unwrap()).collect(),
+                    slot: ServerId::new(1),
+                    role: Role::Active,
+                    leader: ServerId::new(1),
+                    version: "0.1.0".into(),
+                };
+                self.answer
+                    .send(codec::answer(bytes, &facts).unwrap())
+                    .unwrap();
+            }
+            Ok(bytes.len())
+        }
+
+        async fn recv_from(&self, buffer: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+            let bytes = self.answers.lock().await.recv().await.unwrap();
+            buffer[..bytes.len()].copy_from_slice(&bytes);
+            Ok((bytes.len(), "10.0.0.1:6200".parse().unwrap()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lost_request_is_sent_once_more_at_half_the_wait() {
+        let (answer, answers) = tokio::sync::mpsc::unbounded_channel();
+        let socket = LosesFirst {
+            sent: std::sync::Mutex::new(0),
+            answers: tokio::sync::Mutex::new(answers),
+            answer,
+        };
+        let to = ["255.255.255.255:6200".parse().unwrap()];
+        let found = search_with(&socket, &to, 7, Duration::from_millis(200))
+            .await
+            .unwrap();
+        assert_eq!(*socket.sent.lock().unwrap(), 2);
+        assert_eq!(found.license_path().unwrap().to_string(), A);
     }
 
     #[test]
