@@ -188,7 +188,8 @@ extern "C" {
 
 /*
  Makes a client for the servers of `license_path` (`port@host` entries separated by
- `;`, in triad order; NULL: `HAL_LICENSE_PATH`), verifying them against the triad's CA
+ `;`, in triad order; NULL: `HAL_LICENSE_PATH`, and without it the triad discovered on
+ the LAN, which blocks up to half a second), verifying them against the triad's CA
  certificate `ca_file` (NULL: `HAL_TRIAD_CA`). On `HAL_OK`, `*out` is the client, to be
  freed with `hal_client_free`. Nothing is sent until the first request.
 

@@ -248,7 +248,8 @@ fn new_client(options: Options) -> Result<*mut HalClient, HalStatusError> {
 }
 
 /// Makes a client for the servers of `license_path` (`port@host` entries separated by
-/// `;`, in triad order; NULL: `HAL_LICENSE_PATH`), verifying them against the triad's CA
+/// `;`, in triad order; NULL: `HAL_LICENSE_PATH`, and without it the triad discovered on
+/// the LAN, which blocks up to half a second), verifying them against the triad's CA
 /// certificate `ca_file` (NULL: `HAL_TRIAD_CA`). On `HAL_OK`, `*out` is the client, to be
 /// freed with `hal_client_free`. Nothing is sent until the first request.
 ///

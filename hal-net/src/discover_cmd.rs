@@ -25,7 +25,8 @@ pub struct DiscoverArgs {
           value_parser = clap::value_parser!(u16).range(1..))]
     port: u16,
     /// Send to this address instead of 255.255.255.255: a subnet's broadcast address
-    /// (192.168.1.255), or a server's address; `ip` or `ip:port`. Repeat for several.
+    /// (192.168.1.255), or a server's address; `ip` or `ip:port`. Repeat for several
+    /// (or set HAL_DISCOVERY_TO, separated by `,`).
     #[arg(long = "to", value_name = "ADDR", value_parser = parse_target)]
     to: Vec<SocketAddr>,
     /// Also send to this IPv4 multicast group (the servers' `discovery_multicast`).

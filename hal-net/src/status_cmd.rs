@@ -22,8 +22,10 @@ use serde_json::{Value, json};
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// The license servers: `port@host` entries separated by `;` or `,`, in triad order.
+    /// Without it, the servers are discovered on the LAN (as `hal-net discover`, the
+    /// search as HAL_DISCOVERY_PORT, HAL_DISCOVERY_GROUP and HAL_DISCOVERY_TO say).
     #[arg(long = "license-path", env = "HAL_LICENSE_PATH", value_name = "PATH")]
-    license_path: String,
+    license_path: Option<String>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -51,8 +53,19 @@ async fn ask(
 }
 
 pub async fn run(args: StatusArgs) -> Result<ExitCode> {
-    let path = LicensePath::parse(&args.license_path)
-        .with_context(|| format!("--license-path '{}'", args.license_path))?;
+    let path = match &args.license_path {
+        Some(text) => {
+            LicensePath::parse(text).with_context(|| format!("--license-path '{text}'"))?
+        }
+        None => {
+            let search = hal_net::discovery::Search::from_env()?;
+            let found = search
+                .run()
+                .await
+                .context("no --license-path or HAL_LICENSE_PATH, and discovery found no triad")?;
+            found.license_path()?
+        }
+    };
     let transport = args.security.transport()?;
     let count = path.addrs().len();
     let asks = path.addrs().iter().enumerate().map(|(i, entry)| {

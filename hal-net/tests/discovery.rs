@@ -212,6 +212,15 @@ fn a_client_given_no_license_path_discovers_the_triad_and_checks_out() {
         .unwrap();
     assert!(out.status.success(), "{out:?}\n{}", cluster.logs());
     assert_eq!(json(&out)["feature"], "cad", "{out:?}");
+    // And status.
+    let out = command(&["status", "--json"])
+        .env("HAL_TRIAD_CA", cluster.ca())
+        .env("HAL_DISCOVERY_PORT", cluster.ports[0].to_string())
+        .env("HAL_DISCOVERY_TO", BROADCAST)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(json(&out)["active"], 1, "{out:?}");
 }
 
 #[test]

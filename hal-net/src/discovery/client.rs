@@ -136,7 +136,7 @@ impl Search {
                 self.wait.as_millis(),
                 WAIT_MAX.as_secs()
             );
-            return Err(setting("wait", problem));
+            return Err(setting("the wait for answers", problem));
         }
         Ok(())
     }

@@ -10,11 +10,14 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-/// The most answers a server sends in one second.
-pub const ANSWERS_PER_SECOND_MAX: u32 = 32;
-/// The most answers it sends to one source address in one second. A client sends its
-/// request to the broadcast address and a multicast group: a server may see it twice.
-pub const ANSWERS_PER_SOURCE_MAX: u32 = 4;
+/// The most answers a server sends in one second: at most 128 datagrams no larger than
+/// the requests they answer (a few hundred bytes), some 30 KB/s at worst.
+pub const ANSWERS_PER_SECOND_MAX: u32 = 128;
+/// The most answers it sends to one source address in one second. A client may send its
+/// request twice (to the broadcast address and a multicast group) and once more when
+/// nothing answered, and a terminal server starts many users' applications at once:
+/// room for several searches a second from one machine.
+pub const ANSWERS_PER_SOURCE_MAX: u32 = 16;
 
 /// The answers sent in the current second.
 #[derive(Debug, Clone, Default)]
@@ -64,7 +67,7 @@ mod tests {
     #[test]
     fn one_source_gets_a_few_answers_a_second() {
         let mut limit = Limit::default();
-        let admitted = (0..10).filter(|_| limit.admit(ip(1), 5_000)).count();
+        let admitted = (0..100).filter(|_| limit.admit(ip(1), 5_000)).count();
         assert_eq!(admitted, ANSWERS_PER_SOURCE_MAX as usize);
         // Another source is not held back by the first.
         assert!(limit.admit(ip(2), 5_999));
