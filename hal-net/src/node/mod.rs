@@ -225,8 +225,10 @@ impl std::fmt::Debug for EventHook {
 }
 
 /// A read-only view of a running node, for a task beside it ([`Node::beside`]): the
-/// node's status on request, and when it stops. Asking never slows the node down: a
-/// question that finds the core loop's input queue full is not asked.
+/// node's status on request, and when it stops. A question never waits for room in the
+/// core loop's input queue (one that finds it full is not asked), so it cannot hold up
+/// peers' and clients' inputs; each one costs the core loop a status report, so a task
+/// asks sparingly (discovery at most four times a second).
 #[derive(Debug, Clone)]
 pub struct NodeView {
     inbound: mpsc::Sender<Inbound>,
