@@ -134,6 +134,7 @@ fn node_config(id: ServerId) -> NodeConfig {
         client_connections_max: 64,
         client_connections_per_address_max: 64,
         certificate_expires_ms: None,
+        borrow_signer: None,
         links: LinkTiming::for_timing(&timing),
     }
 }
