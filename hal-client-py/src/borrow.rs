@@ -1,0 +1,69 @@
+//! `BorrowRecord`: what Python sees of a borrowed seat. The full record (with the client
+//! id and request number a return needs) is kept inside it and in this machine's
+//! borrow store, as `hal-net borrow` and `hal_borrow` in C keep it.
+
+use pyo3::prelude::*;
+
+/// A seat borrowed with Client.borrow(): usable offline until end, and given back early
+/// with Client.return_borrow(). Its record is also kept on this machine
+/// ($HAL_HOME/borrows.json, default ~/.hal), so another process can return it by handle.
+#[pyclass(module = "hal_client", frozen)]
+#[derive(Debug)]
+pub(crate) struct BorrowRecord {
+    pub(crate) record: hal_net::client::BorrowRecord,
+}
+
+#[pymethods]
+impl BorrowRecord {
+    /// The seat's handle ("h17"): give it to Client.return_borrow() to return the seat.
+    #[getter]
+    fn handle(&self) -> &str {
+        &self.record.handle
+    }
+
+    /// The feature borrowed.
+    #[getter]
+    fn feature(&self) -> &str {
+        &self.record.feature
+    }
+
+    /// The server that granted the borrow (1, 2 or 3; 0 in records from before servers
+    /// were recorded).
+    #[getter]
+    fn server(&self) -> u8 {
+        self.record.server
+    }
+
+    /// When the borrow ends, in ms since the Unix epoch on the granting server's clock.
+    #[getter]
+    fn end_ms(&self) -> u64 {
+        self.record.end_ms
+    }
+
+    /// When the borrow ends, as an aware datetime in UTC.
+    #[getter]
+    fn end<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let datetime = py.import("datetime")?;
+        let utc = datetime.getattr("timezone")?.getattr("utc")?;
+        let epoch = datetime
+            .getattr("datetime")?
+            .call1((1970, 1, 1, 0, 0, 0, 0, utc))?;
+        let kwargs = pyo3::types::PyDict::new(py);
+        kwargs.set_item("milliseconds", self.record.end_ms)?;
+        let after = datetime.getattr("timedelta")?.call((), Some(&kwargs))?;
+        epoch.add(after)
+    }
+
+    /// The license path the seat was borrowed from.
+    #[getter]
+    fn license_path(&self) -> &str {
+        &self.record.license_path
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<hal_client.BorrowRecord {} of {} from server #{}, ends at {} ms>",
+            self.record.handle, self.record.feature, self.record.server, self.record.end_ms
+        )
+    }
+}

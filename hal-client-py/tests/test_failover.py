@@ -1,0 +1,93 @@
+"""What happens to a held seat when servers die: it is kept across a kill -9 of the
+active server, and its loss reaches the application when no majority is left."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import hal_client
+from conftest import Cluster
+
+# Over two 4 s leases: a seat still held after this was kept alive by heartbeats.
+TWO_LEASES_S = 9.0
+
+
+def test_a_seat_is_kept_across_a_kill_9_of_server_1_and_checked_in(fresh_triad: Cluster) -> None:
+    cluster = fresh_triad
+    client = hal_client.Client(cluster.path, ca=cluster.ca)
+    seat = client.checkout("cad")
+    assert seat.server == 1
+    assert seat.feature == "cad"
+    assert seat.handle.startswith("h")
+    assert cluster.seats("cad") == (1, [seat.handle])
+
+    cluster.kill9(1)
+    event = client.next_event(timeout=10.0)
+    assert event == hal_client.FailedOver(from_server=1, to_server=2), event
+    assert isinstance(event, hal_client.Event) and event.kind == "failed_over"
+    time.sleep(TWO_LEASES_S)
+    assert not seat.lost
+    assert cluster.seats("cad") == (1, [seat.handle])
+
+    seat.checkin()
+    assert seat.checked_in and not seat.lost
+    assert cluster.seats("cad") == (0, [])
+    seat.checkin()  # a second checkin does nothing
+
+
+def test_a_seat_lost_when_no_majority_is_left_reaches_the_application(
+    fresh_triad: Cluster,
+) -> None:
+    cluster = fresh_triad
+    client = hal_client.Client(cluster.path, ca=cluster.ca)
+    seat = client.checkout("cad")
+    handle = seat.handle
+    cluster.kill9(1)
+    cluster.kill9(2)  # #3 alone has no majority: no heartbeat is acknowledged
+
+    deadline = time.monotonic() + 15.0
+    lost = None
+    while lost is None and time.monotonic() < deadline:
+        match client.next_event(timeout=1.0):
+            case hal_client.Lost(handle=h, feature=f):
+                lost = (h, f)
+            case _:
+                pass
+    assert lost == (handle, "cad"), "no Lost event within 15 s"
+    assert seat.lost
+    assert "lost" in repr(seat)
+
+
+def test_a_checkout_during_a_failover_waits_without_holding_the_gil(
+    fresh_triad: Cluster,
+) -> None:
+    cluster = fresh_triad
+    client = hal_client.Client(cluster.path, ca=cluster.ca)
+    cluster.kill9(1)
+    got: list[hal_client.Seat | BaseException] = []
+
+    def take() -> None:
+        try:
+            got.append(client.checkout("cad"))
+        except BaseException as e:  # reported below, in the test's thread
+            got.append(e)
+
+    worker = threading.Thread(target=take)
+    started = time.monotonic()
+    worker.start()
+    ticks = 0
+    while worker.is_alive():
+        ticks += 1
+        time.sleep(0.01)
+    took = time.monotonic() - started
+    worker.join()
+    assert len(got) == 1 and isinstance(got[0], hal_client.Seat), got
+    seat = got[0]
+    assert seat.server == 2
+    # The failover takes about a second (election_timeout + failover_delay); the main
+    # thread ran throughout, not once the checkout was done.
+    assert took > 0.5, f"the checkout took {took:.2f} s: no failover was waited for"
+    assert ticks * 0.01 > took / 3, f"{ticks} ticks of 10 ms in {took:.2f} s"
+    seat.checkin()
+    assert cluster.seats("cad") == (0, [])
