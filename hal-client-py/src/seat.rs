@@ -123,11 +123,14 @@ impl Seat {
             .map_err(|error| errors::to_py(py, &error))
     }
 
+    /// Returns the seat itself, held until the with block is left.
     fn __enter__(slf: Py<Self>) -> Py<Self> {
         slf
     }
 
-    /// Checks the seat in. Returns False: an exception raised in the block goes on.
+    /// Checks the seat in, waiting for the servers to confirm. Returns False: an
+    /// exception raised in the block goes on (with a note if the checkin failed too); a
+    /// failed checkin after a block that raised nothing raises, as checkin() does.
     fn __exit__(
         &self,
         py: Python<'_>,
