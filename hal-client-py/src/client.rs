@@ -20,8 +20,6 @@ const EVENT_SLICE: Duration = Duration::from_millis(100);
 /// A license client: one background thread, one connection per server and one heartbeat
 /// for all its seats.
 ///
-/// Client(license_path, *, ca=None, insecure=False, profile=None, user=None, host=None)
-///
 /// license_path lists the triad's servers in order, "port@host" entries separated by ";"
 /// or "," ("6200@lic1;6200@lic2;6200@lic3"); None takes HAL_LICENSE_PATH. The servers are
 /// verified against the triad's CA certificate ca (ca.pem from hal-net tls init; None
