@@ -9,7 +9,7 @@ use hal_net::client::{BorrowStore, Events, Options, Returned, parse_handle};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
-use crate::borrow::BorrowRecord;
+use crate::borrow::{BorrowRecord, Borrowed};
 use crate::errors::{self, record_error};
 use crate::events;
 use crate::seat::Seat;
@@ -21,7 +21,9 @@ const EVENT_SLICE: Duration = Duration::from_millis(100);
 /// for all its seats.
 ///
 /// license_path lists the triad's servers in order, "port@host" entries separated by ";"
-/// or "," ("6200@lic1;6200@lic2;6200@lic3"); None takes HAL_LICENSE_PATH. The servers are
+/// or "," ("6200@lic1;6200@lic2;6200@lic3"); None takes HAL_LICENSE_PATH, and without it
+/// finds the triad on the LAN (discovery: up to half a second; HAL_DISCOVERY_PORT,
+/// HAL_DISCOVERY_GROUP and HAL_DISCOVERY_TO shape the search). The servers are
 /// verified against the triad's CA certificate ca (ca.pem from hal-net tls init; None
 /// takes HAL_TRIAD_CA), or not at all with insecure=True (plaintext, for servers run with
 /// insecure_plaintext = true on a closed test network). profile is the servers' timing
@@ -176,6 +178,18 @@ impl Client {
         });
         borrowed
             .map(|record| BorrowRecord { record })
+            .map_err(|error| errors::to_py(py, &error))
+    }
+
+    /// The current borrow of feature on this machine, answered offline (no server is
+    /// asked) from its record, which must prove itself against the client's triad CA:
+    /// signed by a server the CA certified, unchanged since, made on this host. Returns
+    /// the Borrowed ending last, or None if no record of the feature is current. Raises
+    /// RecordError if a record of it does not prove itself (edited, unsigned, another
+    /// machine's: the message says which and why), ConfigError if the client has no CA.
+    fn borrowed(&self, py: Python<'_>, feature: &str) -> PyResult<Option<Borrowed>> {
+        py.detach(|| self.client.borrowed(feature))
+            .map(|found| found.map(|borrowed| Borrowed { borrowed }))
             .map_err(|error| errors::to_py(py, &error))
     }
 

@@ -45,6 +45,7 @@ fn hal_client(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<client::Client>()?;
     module.add_class::<seat::Seat>()?;
     module.add_class::<borrow::BorrowRecord>()?;
+    module.add_class::<borrow::Borrowed>()?;
     events::register(module)?;
     errors::register(module)?;
     Ok(())
