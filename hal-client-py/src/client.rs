@@ -49,6 +49,7 @@ impl Client {
 }
 
 /// What `Client(...)` was given.
+#[derive(Default)]
 struct Given {
     license_path: Option<String>,
     ca: Option<PathBuf>,
@@ -131,15 +132,7 @@ impl Client {
     /// "wan"). Raises ConfigError if one is missing or not usable.
     #[staticmethod]
     fn from_env(py: Python<'_>) -> PyResult<Client> {
-        let given = Given {
-            license_path: None,
-            ca: None,
-            insecure: false,
-            profile: None,
-            user: None,
-            host: None,
-        };
-        new_client(py, given)
+        new_client(py, Given::default())
     }
 
     /// The license path the client uses, as written ("6200@lic1;6200@lic2;6200@lic3").

@@ -490,10 +490,16 @@ mod tests {
                 .as_millis(),
         )
         .expect("fits");
-        let proof = tls
-            .borrow_signer()
-            .sign(handle, "cad", 7, "ann", host, end_ms, one, now_ms)
-            .expect("signs");
+        let grant = crate::tls::borrow_proof::Grant {
+            handle,
+            feature: "cad",
+            client: 7,
+            user: "ann",
+            host,
+            end_ms,
+            granted_by: one,
+        };
+        let proof = tls.borrow_signer().sign(&grant, now_ms).expect("signs");
         BorrowRecord {
             handle: format!("h{handle}"),
             feature: "cad".to_string(),

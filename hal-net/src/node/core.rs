@@ -15,7 +15,7 @@ use tracing::{debug, error, info, warn};
 use super::{Batch, ConnId, EventHook, Here, Inbound, NodeError, status};
 use crate::clock::{Clock, sleep_for, sleep_until};
 use crate::storage::StorageError;
-use crate::tls::borrow_proof::{BorrowProof, BorrowSigner};
+use crate::tls::borrow_proof::{BorrowProof, BorrowSigner, Grant};
 use crate::wire::{Message, PeerStatus};
 
 /// The most inputs taken in one go before outputs are flushed: a burst of requests
@@ -397,9 +397,16 @@ impl<C: Clock> Core<C> {
         let (user, host) = seats.holder(client).unwrap_or(("?", "?"));
         let now_ms = self.clock.now().wall.0;
         let feature = seats.feature_of(seat);
-        match signer.sign(
-            handle.0, feature, client.0, user, host, end_ms, granted_by, now_ms,
-        ) {
+        let grant = Grant {
+            handle: handle.0,
+            feature,
+            client: client.0,
+            user,
+            host,
+            end_ms,
+            granted_by,
+        };
+        match signer.sign(&grant, now_ms) {
             Ok(proof) => Some(proof),
             Err(why) => {
                 warn!(%handle, "cannot sign a borrow: {why}; sent unsigned");

@@ -225,6 +225,25 @@ pub enum VerifyError {
     Proof(#[from] ProofError),
 }
 
+/// A borrow as the replicated seat table holds it: what a server signs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant<'a> {
+    /// The seat's handle.
+    pub handle: u64,
+    /// The feature borrowed.
+    pub feature: &'a str,
+    /// The client id that borrowed it.
+    pub client: u64,
+    /// The user it was granted to.
+    pub user: &'a str,
+    /// The host it was granted to.
+    pub host: &'a str,
+    /// When the borrow ends, ms since the Unix epoch on the granting server's clock.
+    pub end_ms: u64,
+    /// The server that decided the grant.
+    pub granted_by: ServerId,
+}
+
 /// A server's key for signing borrows: its TLS key and certificate.
 #[derive(Clone)]
 pub struct BorrowSigner {
@@ -251,28 +270,16 @@ impl BorrowSigner {
         self.me
     }
 
-    /// Signs the grant of `handle` (`feature`, to `client` as `user` on `host`, until
-    /// `end_ms`, decided by `granted_by`) at wall time `now_ms`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn sign(
-        &self,
-        handle: u64,
-        feature: &str,
-        client: u64,
-        user: &str,
-        host: &str,
-        end_ms: u64,
-        granted_by: ServerId,
-        now_ms: u64,
-    ) -> Result<BorrowProof, String> {
+    /// Signs `grant` at wall time `now_ms` (ms since the Unix epoch).
+    pub fn sign(&self, grant: &Grant<'_>, now_ms: u64) -> Result<BorrowProof, String> {
         let claim = BorrowClaim {
-            handle,
-            feature,
-            client,
-            user,
-            host,
-            end_ms,
-            granted_by: granted_by.get(),
+            handle: grant.handle,
+            feature: grant.feature,
+            client: grant.client,
+            user: grant.user,
+            host: grant.host,
+            end_ms: grant.end_ms,
+            granted_by: grant.granted_by.get(),
             signer: self.me.get(),
             signed_ms: now_ms,
         };
@@ -290,8 +297,8 @@ impl BorrowSigner {
             .map_err(|e| format!("no certificate: {e}"))?
             .to_vec();
         Ok(BorrowProof {
-            user: user.to_string(),
-            host: host.to_string(),
+            user: grant.user.to_string(),
+            host: grant.host.to_string(),
             granted_by: claim.granted_by,
             signer: claim.signer,
             signed_ms: now_ms,
@@ -344,11 +351,36 @@ mod tests {
         .expect("fits")
     }
 
+    fn grant(feature: &str, granted_by: u8) -> Grant<'_> {
+        Grant {
+            handle: 17,
+            feature,
+            client: 99,
+            user: "ann",
+            host: "ws1",
+            end_ms: 5_000_000,
+            granted_by: ServerId::new(granted_by).expect("a slot"),
+        }
+    }
+
     fn proof(triad: &Triad) -> BorrowProof {
-        let one = ServerId::new(1).expect("slot 1");
         signer(triad, 1)
-            .sign(17, "cad", 99, "ann", "ws1", 5_000_000, one, now_ms())
+            .sign(&grant("cad", 1), now_ms())
             .expect("signs")
+    }
+
+    /// `proof` checked for the claim it was made for, against `ca`.
+    fn checked(proof: &BorrowProof, ca: &std::path::Path) -> Result<(), VerifyError> {
+        proof.verify(&proof.claim(17, "cad", 99, 5_000_000), ca)
+    }
+
+    fn assert_not_the_triads(error: &VerifyError) {
+        assert!(
+            error
+                .to_string()
+                .starts_with("the signing certificate is not the triad's"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -359,9 +391,7 @@ mod tests {
             proof.scheme,
             u16::from(SignatureScheme::ECDSA_NISTP256_SHA256)
         );
-        proof
-            .verify(&proof.claim(17, "cad", 99, 5_000_000), &triad.ca())
-            .expect("verifies");
+        checked(&proof, &triad.ca()).expect("verifies");
     }
 
     #[test]
@@ -403,9 +433,8 @@ mod tests {
         let triad = Triad::new();
         let mut proof = proof(&triad);
         proof.signer = 2;
-        let error = proof
-            .verify(&proof.claim(17, "cad", 99, 5_000_000), &triad.ca())
-            .expect_err("server 1's certificate is not server 2's");
+        let error =
+            checked(&proof, &triad.ca()).expect_err("server 1's certificate is not server 2's");
         assert_eq!(
             error.to_string(),
             "the proof says server #2 signed it, but its certificate is server #1's"
@@ -417,15 +446,8 @@ mod tests {
         let triad = Triad::new();
         let other = Triad::new();
         let proof = proof(&triad);
-        let error = proof
-            .verify(&proof.claim(17, "cad", 99, 5_000_000), &other.ca())
-            .expect_err("another CA");
-        assert!(
-            error
-                .to_string()
-                .starts_with("the signing certificate is not the triad's"),
-            "{error}"
-        );
+        let error = checked(&proof, &other.ca()).expect_err("another CA");
+        assert_not_the_triads(&error);
     }
 
     #[test]
@@ -433,21 +455,12 @@ mod tests {
         let triad = Triad::new();
         let mut proof = proof(&triad);
         let two = signer(&triad, 2)
-            .sign(
-                1,
-                "x",
-                1,
-                "u",
-                "h",
-                1,
-                ServerId::new(2).expect("2"),
-                now_ms(),
-            )
+            .sign(&grant("x", 2), now_ms())
             .expect("signs");
         proof.certificate = two.certificate;
         proof.signer = 2;
         assert!(matches!(
-            proof.verify(&proof.claim(17, "cad", 99, 5_000_000), &triad.ca()),
+            checked(&proof, &triad.ca()),
             Err(VerifyError::Proof(ProofError::BadSignature))
         ));
     }
@@ -458,15 +471,8 @@ mod tests {
         let mut proof = proof(&triad);
         // Signed (it says) long before the certificate was made.
         proof.signed_ms = 1_000;
-        let error = proof
-            .verify(&proof.claim(17, "cad", 99, 5_000_000), &triad.ca())
-            .expect_err("not yet valid then");
-        assert!(
-            error
-                .to_string()
-                .starts_with("the signing certificate is not the triad's"),
-            "{error}"
-        );
+        let error = checked(&proof, &triad.ca()).expect_err("not yet valid then");
+        assert_not_the_triads(&error);
     }
 
     #[test]
@@ -475,13 +481,11 @@ mod tests {
         let mut proof = proof(&triad);
         proof.scheme = 0x9999;
         assert!(matches!(
-            proof.verify(&proof.claim(17, "cad", 99, 5_000_000), &triad.ca()),
+            checked(&proof, &triad.ca()),
             Err(VerifyError::Proof(ProofError::UnknownScheme(0x9999)))
         ));
         proof.signature = vec![0; SIGNATURE_BYTES_MAX + 1];
-        let error = proof
-            .verify(&proof.claim(17, "cad", 99, 5_000_000), &triad.ca())
-            .expect_err("too large");
+        let error = checked(&proof, &triad.ca()).expect_err("too large");
         assert_eq!(
             error.to_string(),
             "the proof's signature is 1025 bytes, more than the 1024 a proof may have"
@@ -489,7 +493,7 @@ mod tests {
         proof.certificate = b"not a certificate".to_vec();
         proof.signature.clear();
         assert!(matches!(
-            proof.verify(&proof.claim(17, "cad", 99, 5_000_000), &triad.ca()),
+            checked(&proof, &triad.ca()),
             Err(VerifyError::Proof(ProofError::Certificate(_)))
         ));
     }
