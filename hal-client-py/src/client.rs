@@ -127,9 +127,10 @@ impl Client {
         new_client(py, given)
     }
 
-    /// A client made from the environment alone: HAL_LICENSE_PATH (the servers),
-    /// HAL_TRIAD_CA (the triad's CA certificate) and optionally HAL_PROFILE ("lan" or
-    /// "wan"). Raises ConfigError if one is missing or not usable.
+    /// A client made from the environment alone: HAL_LICENSE_PATH (the servers; without
+    /// it the triad is discovered on the LAN), HAL_TRIAD_CA (the triad's CA certificate)
+    /// and optionally HAL_PROFILE ("lan" or "wan"). Raises ConfigError if one is not
+    /// usable, the CA is missing, or discovery found no triad (or several).
     #[staticmethod]
     fn from_env(py: Python<'_>) -> PyResult<Client> {
         new_client(py, Given::default())
