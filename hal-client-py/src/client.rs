@@ -35,16 +35,43 @@ const EVENT_SLICE: Duration = Duration::from_millis(100);
 #[pyclass(module = "hal_client", frozen)]
 #[derive(Debug)]
 pub(crate) struct Client {
+    /// Always there but while the object is dropped.
+    inner: Option<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     client: hal_net::client::Client,
     events: Mutex<Events>,
 }
 
 impl Client {
-    fn events(&self) -> MutexGuard<'_, Events> {
+    fn inner(&self) -> Result<&Inner, hal_net::client::Error> {
+        self.inner.as_ref().ok_or(hal_net::client::Error::Stopped)
+    }
+
+    fn client(&self) -> Result<&hal_net::client::Client, hal_net::client::Error> {
+        self.inner().map(|inner| &inner.client)
+    }
+
+    fn events(&self) -> Result<MutexGuard<'_, Events>, hal_net::client::Error> {
         // A panic while the lock was held left the receiver as it was.
-        self.events
+        Ok(self
+            .inner()?
+            .events
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+}
+
+impl Drop for Client {
+    /// The last reference to the client's engine (this, or a seat's) waits for the
+    /// checkins in flight to be heard, up to the give-up time when no server answers:
+    /// it waits with the GIL released, so that the other threads run meanwhile.
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.take() {
+            Python::attach(|py| py.detach(move || drop(inner)));
+        }
     }
 }
 
@@ -98,7 +125,8 @@ fn new_client(py: Python<'_>, given: Given) -> PyResult<Client> {
     let made = py.detach(|| {
         let client = hal_net::client::Client::new(given.options()?)?;
         let events = Mutex::new(client.events());
-        Ok::<_, hal_net::client::Error>(Client { client, events })
+        let inner = Some(Inner { client, events });
+        Ok::<_, hal_net::client::Error>(Client { inner })
     });
     made.map_err(|error| errors::to_py(py, &error))
 }
@@ -138,8 +166,10 @@ impl Client {
 
     /// The license path the client uses, as written ("6200@lic1;6200@lic2;6200@lic3").
     #[getter]
-    fn license_path(&self) -> String {
-        self.client.options().license_path()
+    fn license_path(&self, py: Python<'_>) -> PyResult<String> {
+        self.client()
+            .map(|client| client.options().license_path())
+            .map_err(|error| errors::to_py(py, &error))
     }
 
     /// Checks a seat of feature out, waiting for the servers' answer (through a
@@ -148,7 +178,7 @@ impl Client {
     /// Raises Denied (reason "all_in_use", "unknown_feature", ...), Unreachable or
     /// NoAnswer.
     fn checkout(&self, py: Python<'_>, feature: &str) -> PyResult<Seat> {
-        py.detach(|| self.client.checkout(feature))
+        py.detach(|| self.client()?.checkout(feature))
             .map(Seat::new)
             .map_err(|error| errors::to_py(py, &error))
     }
@@ -166,7 +196,7 @@ impl Client {
         })?;
         let borrowed = py.detach(|| {
             let store = BorrowStore::default_location()?;
-            let record = self.client.borrow(feature, hours)?;
+            let record = self.client()?.borrow(feature, hours)?;
             store.add(record.clone())?;
             Ok::<_, hal_net::client::Error>(record)
         });
@@ -182,7 +212,7 @@ impl Client {
     /// RecordError if a record of it does not prove itself (edited, unsigned, another
     /// machine's: the message says which and why), ConfigError if the client has no CA.
     fn borrowed(&self, py: Python<'_>, feature: &str) -> PyResult<Option<Borrowed>> {
-        py.detach(|| self.client.borrowed(feature))
+        py.detach(|| self.client()?.borrowed(feature))
             .map(|found| found.map(|borrowed| Borrowed { borrowed }))
             .map_err(|error| errors::to_py(py, &error))
     }
@@ -213,7 +243,7 @@ impl Client {
                     store.path().display()
                 ))
             })?;
-            let returned = self.client.return_borrow(&record)?;
+            let returned = self.client()?.return_borrow(&record)?;
             store.remove(handle)?;
             Ok::<_, hal_net::client::Error>(returned)
         });
@@ -250,7 +280,7 @@ impl Client {
             };
             let started = Instant::now();
             let event = py
-                .detach(|| self.events().wait(slice))
+                .detach(|| self.events()?.wait(slice))
                 .map_err(|error| errors::to_py(py, &error))?;
             match event {
                 Some(event) => {
@@ -270,6 +300,9 @@ impl Client {
     }
 
     fn __repr__(&self) -> String {
-        format!("<hal_client.Client {}>", self.license_path())
+        match self.client() {
+            Ok(client) => format!("<hal_client.Client {}>", client.options().license_path()),
+            Err(_) => "<hal_client.Client stopped>".to_string(),
+        }
     }
 }

@@ -58,6 +58,23 @@ impl Seat {
     }
 }
 
+impl Drop for Seat {
+    /// A seat still held is checked in without waiting; if it held the last reference to
+    /// its client's engine, that waits for the checkins in flight to be heard (up to the
+    /// give-up time when no server answers): with the GIL released, so that the other
+    /// threads run meanwhile.
+    fn drop(&mut self) {
+        let state = self
+            .state
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let state = std::mem::replace(state, State::CheckedIn { lost: false });
+        if let State::Held(seat) = state {
+            Python::attach(|py| py.detach(move || drop(seat)));
+        }
+    }
+}
+
 #[pymethods]
 impl Seat {
     /// The seat's handle, as hal-net status shows it ("h17").

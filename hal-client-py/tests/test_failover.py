@@ -3,6 +3,7 @@ active server, and its loss reaches the application when no majority is left."""
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 
@@ -91,3 +92,34 @@ def test_a_checkout_during_a_failover_waits_without_holding_the_gil(
     assert ticks * 0.01 > took / 3, f"{ticks} ticks of 10 ms in {took:.2f} s"
     seat.checkin()
     assert cluster.seats("cad") == (0, [])
+
+
+def test_dropping_a_client_whose_checkins_go_unheard_does_not_hold_the_gil(
+    fresh_triad: Cluster,
+) -> None:
+    cluster = fresh_triad
+    client = hal_client.Client(cluster.path, ca=cluster.ca)
+    seat = client.checkout("cad")
+    cluster.kill_all()
+    done = threading.Event()
+
+    def drop() -> None:
+        nonlocal client, seat
+        # The last references: the seat is checked in without waiting, then the client's
+        # engine waits for that checkin to be heard, which no server can do.
+        del seat
+        del client
+        gc.collect()
+        done.set()
+
+    worker = threading.Thread(target=drop)
+    started = time.monotonic()
+    worker.start()
+    ticks = 0
+    while not done.is_set():
+        ticks += 1
+        time.sleep(0.01)
+    took = time.monotonic() - started
+    worker.join()
+    assert took > 1.0, f"the drop took {took:.2f} s: it waited for nothing"
+    assert ticks * 0.01 > took / 3, f"{ticks} ticks of 10 ms in {took:.2f} s"
