@@ -1,0 +1,162 @@
+//! The Rust example (`hal-net/examples/checkout.rs`), built and run as an application
+//! would be, against three real `hal-net serve` processes on 127.0.0.1 over TLS: it holds
+//! its seat across a `kill -9` of #1 and checks it in; a denial exits 2 with the
+//! denial's name; a seat lost while working reaches it (exit 4). The same checks as the
+//! C example's (`hal-client-c/tests/c_example.rs`) and the Python one's.
+
+#![allow(clippy::unwrap_used)] // a failed step is a failed test
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use hal_net::client::{Client, Options};
+use support::cluster::Cluster;
+
+/// A 4 s lease with 1 s heartbeats.
+const TIMING: &str = "client_lease = \"4s\"\nclient_heartbeat = \"1s\"";
+
+/// The example, built once by cargo (as `cargo run --example checkout` would).
+fn example() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let exe = std::env::current_exe().unwrap();
+        let profile = exe.parent().unwrap().parent().unwrap().to_path_buf();
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo.args(["build", "-p", "hal-net", "--example", "checkout", "--bins"]);
+        if profile.ends_with("release") {
+            cargo.arg("--release");
+        }
+        let built = cargo
+            .env("CARGO_TARGET_DIR", profile.parent().unwrap())
+            .current_dir(workspace)
+            .output()
+            .unwrap();
+        assert!(built.status.success(), "cargo build: {built:?}");
+        profile.join("examples").join("checkout")
+    })
+}
+
+fn started() -> Cluster {
+    example();
+    let mut cluster = Cluster::new(TIMING);
+    cluster.start_all();
+    cluster.wait_active(1, Duration::from_secs(10));
+    cluster
+}
+
+fn command(cluster: &Cluster, args: &[&str]) -> Command {
+    let mut command = Command::new(example());
+    command
+        .args(args)
+        .env("HAL_LICENSE_PATH", cluster.path())
+        .env("HAL_TRIAD_CA", cluster.ca());
+    command
+}
+
+/// Starts the example working `seconds`; returns it once it printed its grant.
+fn start(cluster: &Cluster, seconds: u32) -> (Child, BufReader<std::process::ChildStdout>, String) {
+    let mut child = command(cluster, &["cad", &seconds.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert!(
+        line.starts_with("granted: cad seat h"),
+        "{line:?}\n{}",
+        cluster.logs()
+    );
+    (child, stdout, line)
+}
+
+fn finish(mut child: Child, limit: Duration) -> Output {
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed() < limit,
+            "the example did not finish in {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn the_rust_example_keeps_its_seat_across_a_kill_9_of_one_and_checks_it_in() {
+    let mut cluster = started();
+    let (child, mut stdout, grant) = start(&cluster, 15);
+    let handle = grant.split_whitespace().nth(3).unwrap().to_string();
+    assert!(grant.ends_with("by server #1\n"), "{grant}");
+    assert_eq!(cluster.seats("cad"), (1, vec![handle.clone()]));
+
+    cluster.kill9(1);
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "failed over: server #2 is active (was #1)\n");
+    std::thread::sleep(Duration::from_secs(9)); // over two leases: heartbeats keep it
+    assert_eq!(cluster.seats("cad"), (1, vec![handle]));
+
+    let out = finish(child, Duration::from_secs(15));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert!(out.status.success(), "{out:?} {rest}");
+    assert_eq!(rest, "checked in\n");
+    assert_eq!(cluster.seats("cad").0, 0);
+}
+
+#[test]
+fn the_rust_example_is_denied_with_the_reason() {
+    let cluster = started();
+    let unknown = command(&cluster, &["cam", "0"]).output().unwrap();
+    assert_eq!(unknown.status.code(), Some(2), "{unknown:?}");
+    let text = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        text.starts_with("error: unknown_feature (denied: unknown_feature)"),
+        "{text}"
+    );
+
+    let options = Options::new(&cluster.path()).unwrap().ca(cluster.ca());
+    let holder = Client::new(options).unwrap();
+    let seats: Vec<_> = (0..5).map(|_| holder.checkout("cad").unwrap()).collect();
+    let full = command(&cluster, &["cad", "0"]).output().unwrap();
+    assert_eq!(full.status.code(), Some(2), "{full:?}");
+    let text = String::from_utf8_lossy(&full.stderr);
+    assert!(
+        text.starts_with("error: all_in_use (denied: all_in_use"),
+        "{text}"
+    );
+    drop(seats);
+
+    let nowhere = Command::new(example())
+        .env("HAL_LICENSE_PATH", "1@127.0.0.1")
+        .env("HAL_TRIAD_CA", "/nonexistent/ca.pem")
+        .output()
+        .unwrap();
+    assert_eq!(nowhere.status.code(), Some(1), "{nowhere:?}");
+    let text = String::from_utf8_lossy(&nowhere.stderr);
+    assert!(
+        text.starts_with("error: config") && text.contains("/nonexistent/ca.pem"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_seat_lost_while_working_reaches_the_rust_application() {
+    let mut cluster = started();
+    let (child, _stdout, _) = start(&cluster, 60);
+    for id in 1..=3 {
+        cluster.kill9(id);
+    }
+    let out = finish(child, Duration::from_secs(15));
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.starts_with("lost: seat h"), "{text}");
+}
