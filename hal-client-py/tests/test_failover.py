@@ -4,10 +4,13 @@ active server, and its loss reaches the application when no majority is left."""
 from __future__ import annotations
 
 import gc
+import os
+import signal
 import threading
 import time
 
 import hal_client
+import pytest
 from conftest import Cluster
 
 # Over two 4 s leases: a seat still held after this was kept alive by heartbeats.
@@ -123,3 +126,42 @@ def test_dropping_a_client_whose_checkins_go_unheard_does_not_hold_the_gil(
     worker.join()
     assert took > 1.0, f"the drop took {took:.2f} s: it waited for nothing"
     assert ticks * 0.01 > took / 3, f"{ticks} ticks of 10 ms in {took:.2f} s"
+
+
+def test_a_request_no_server_answers_raises_no_answer_and_is_settled_later(
+    fresh_triad: Cluster,
+) -> None:
+    cluster = fresh_triad
+    client = hal_client.Client(cluster.path, ca=cluster.ca)
+    first = client.checkout("cad")  # the connection to #1 is open from here on
+    stopped = [cluster.children[id].pid for id in (1, 2, 3)]
+    for pid in stopped:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        # Sent to #1 over its open connection, and never answered: it may have been
+        # granted, so this is not a denial but "no answer".
+        with pytest.raises(hal_client.NoAnswer) as no_answer:
+            client.checkout("cad")
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+    assert no_answer.value.reason == "no_answer"
+    request = no_answer.value.request
+    assert request.startswith("r"), request
+    # The servers are back: the client asks again with the same request number and
+    # checks in the seat it finds, if any.
+    deadline = time.monotonic() + 20
+    seen: list[hal_client.Event] = []
+    while time.monotonic() < deadline:
+        event = client.next_event(timeout=1.0)
+        if event is None:
+            continue
+        seen.append(event)
+        if isinstance(event, hal_client.Settled) and event.request == request:
+            break
+    else:
+        pytest.fail(f"no Settled event for {request}; saw {seen}\n{cluster.logs()}")
+    del first
+    # Nothing is left behind: the settled seat is checked in, the first one expires or
+    # is checked in when dropped.
+    cluster.wait_seats("cad", 0, limit_s=20)
