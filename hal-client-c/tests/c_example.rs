@@ -10,13 +10,13 @@
 #[path = "../../hal-net/tests/support/cluster.rs"]
 mod cluster;
 
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use cluster::Cluster;
+use cluster::{Cluster, finish_app};
 use hal_net::client::{Client, Options};
 
 /// A 4 s lease with 1 s heartbeats.
@@ -139,55 +139,11 @@ fn started() -> Cluster {
     cluster
 }
 
-fn command(cluster: &Cluster, program: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(program);
-    command
-        .args(args)
-        .env("HAL_LICENSE_PATH", cluster.path())
-        .env("HAL_TRIAD_CA", cluster.ca())
-        .env("HAL_HOME", cluster.dir.path().join("home"));
-    command
-}
-
-/// Starts the example working `seconds`; returns it once it printed its grant.
-fn start(
-    cluster: &Cluster,
-    program: &Path,
-    seconds: u32,
-) -> (Child, BufReader<std::process::ChildStdout>, String) {
-    let mut child = command(cluster, program, &["cad", &seconds.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    assert!(
-        line.starts_with("granted: cad seat h"),
-        "{line:?}\n{}",
-        cluster.logs()
-    );
-    (child, stdout, line)
-}
-
-fn finish(mut child: Child, limit: Duration) -> Output {
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            start.elapsed() < limit,
-            "the example did not finish in {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
-}
-
 #[test]
 fn the_c_example_keeps_its_seat_across_a_kill_9_of_one_and_checks_it_in() {
     let mut cluster = started();
     let (shared, _) = example();
-    let (child, mut stdout, grant) = start(&cluster, shared, 15);
+    let (child, mut stdout, grant) = cluster.start_app(shared, 15);
     let handle = grant.split_whitespace().nth(3).unwrap().to_string();
     assert!(grant.ends_with("by server #1\n"), "{grant}");
     assert_eq!(cluster.seats("cad"), (1, vec![handle.clone()]));
@@ -199,7 +155,7 @@ fn the_c_example_keeps_its_seat_across_a_kill_9_of_one_and_checks_it_in() {
     std::thread::sleep(Duration::from_secs(9)); // over two leases: heartbeats keep it
     assert_eq!(cluster.seats("cad"), (1, vec![handle]));
 
-    let out = finish(child, Duration::from_secs(15));
+    let out = finish_app(child, Duration::from_secs(15));
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
     assert!(out.status.success(), "{out:?} {rest}");
@@ -211,9 +167,7 @@ fn the_c_example_keeps_its_seat_across_a_kill_9_of_one_and_checks_it_in() {
 fn the_statically_linked_example_is_denied_with_the_reason() {
     let cluster = started();
     let (_, statically) = example();
-    let unknown = command(&cluster, statically, &["cam", "0"])
-        .output()
-        .unwrap();
+    let unknown = cluster.app(statically, &["cam", "0"]).output().unwrap();
     assert_eq!(unknown.status.code(), Some(2), "{unknown:?}");
     let text = String::from_utf8_lossy(&unknown.stderr);
     assert!(
@@ -224,9 +178,7 @@ fn the_statically_linked_example_is_denied_with_the_reason() {
     let options = Options::new(&cluster.path()).unwrap().ca(cluster.ca());
     let holder = Client::new(options).unwrap();
     let seats: Vec<_> = (0..5).map(|_| holder.checkout("cad").unwrap()).collect();
-    let full = command(&cluster, statically, &["cad", "0"])
-        .output()
-        .unwrap();
+    let full = cluster.app(statically, &["cad", "0"]).output().unwrap();
     assert_eq!(full.status.code(), Some(2), "{full:?}");
     let text = String::from_utf8_lossy(&full.stderr);
     assert!(
@@ -252,11 +204,11 @@ fn the_statically_linked_example_is_denied_with_the_reason() {
 fn a_seat_lost_while_working_reaches_the_c_application() {
     let mut cluster = started();
     let (shared, _) = example();
-    let (child, _stdout, _) = start(&cluster, shared, 60);
+    let (child, _stdout, _) = cluster.start_app(shared, 60);
     for id in 1..=3 {
         cluster.kill9(id);
     }
-    let out = finish(child, Duration::from_secs(15));
+    let out = finish_app(child, Duration::from_secs(15));
     assert_eq!(out.status.code(), Some(4), "{out:?}");
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(text.starts_with("lost: seat h"), "{text}");
@@ -265,7 +217,7 @@ fn a_seat_lost_while_working_reaches_the_c_application() {
 /// Runs the borrow example; its exit code and output.
 fn borrow(cluster: &Cluster, args: &[&str]) -> (i32, String) {
     let program = example().0.with_file_name("borrow");
-    let out = command(cluster, &program, args).output().unwrap();
+    let out = cluster.app(&program, args).output().unwrap();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

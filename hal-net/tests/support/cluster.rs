@@ -10,7 +10,7 @@ use std::fs;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -316,6 +316,43 @@ impl Cluster {
         );
     }
 
+    /// An application `program` (one of the examples) run with `args`, given the
+    /// cluster's license path and CA in the environment, and a borrow-record directory of
+    /// the cluster's.
+    pub fn app(&self, program: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .env("HAL_LICENSE_PATH", self.path())
+            .env("HAL_TRIAD_CA", self.ca())
+            .env("HAL_HOME", self.dir.path().join("home"));
+        command
+    }
+
+    /// Starts a checkout example (`program cad SECONDS`) working `seconds`; returns it
+    /// once it printed its grant (`granted: cad seat h…`), with its output and that line.
+    pub fn start_app(
+        &self,
+        program: &Path,
+        seconds: u32,
+    ) -> (Child, BufReader<ChildStdout>, String) {
+        let mut child = self
+            .app(program, &["cad", &seconds.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        assert!(
+            line.starts_with("granted: cad seat h"),
+            "{line:?}\n{}",
+            self.logs()
+        );
+        (child, stdout, line)
+    }
+
     /// Seats in use of `feature` and their handles, as status shows them.
     pub fn seats(&self, feature: &str) -> (u64, Vec<String>) {
         let status = self.status();
@@ -423,4 +460,18 @@ impl Drop for Holder {
 pub fn json(out: &Output) -> Value {
     let text = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {out:?}"))
+}
+
+/// Waits up to `limit` for an application started with [`Cluster::start_app`] to end;
+/// what it printed besides.
+pub fn finish_app(mut child: Child, limit: Duration) -> Output {
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed() < limit,
+            "the application did not finish in {limit:?}"
+        );
+        sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
 }
