@@ -497,7 +497,7 @@ mod tests {
             user: "ann",
             host,
             end_ms,
-            granted_by: one,
+            granted_by: one.get(),
         };
         let proof = tls.borrow_signer().sign(&grant, now_ms).expect("signs");
         BorrowRecord {

@@ -404,7 +404,7 @@ impl<C: Clock> Core<C> {
             user,
             host,
             end_ms,
-            granted_by,
+            granted_by: granted_by.get(),
         };
         match signer.sign(&grant, now_ms) {
             Ok(proof) => Some(proof),

@@ -49,24 +49,12 @@ pub const CERTIFICATE_BYTES_MAX: usize = 16 * 1024;
 /// The most bytes of a signature (an RSA-4096 signature is 512).
 pub const SIGNATURE_BYTES_MAX: usize = 1024;
 
-/// What a server states when it signs a borrow: everything the record keeps that a
-/// borrower could want to change.
+/// What a server states when it signs a borrow: the grant, everything the record keeps
+/// that a borrower could want to change, and who signed it when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BorrowClaim<'a> {
-    /// The seat's handle.
-    pub handle: u64,
-    /// The feature borrowed.
-    pub feature: &'a str,
-    /// The client id that borrowed it.
-    pub client: u64,
-    /// The user the seat was granted to.
-    pub user: &'a str,
-    /// The host the seat was granted to.
-    pub host: &'a str,
-    /// When the borrow ends: ms since the Unix epoch on the granting server's clock.
-    pub end_ms: u64,
-    /// The server that decided the grant.
-    pub granted_by: u8,
+    /// The borrow granted.
+    pub grant: Grant<'a>,
     /// The server that signs (the one that answered: the granting server, or after a
     /// failover the one that answered the retried request with the replicated grant).
     pub signer: u8,
@@ -152,13 +140,15 @@ impl BorrowProof {
         end_ms: u64,
     ) -> BorrowClaim<'a> {
         BorrowClaim {
-            handle,
-            feature,
-            client,
-            user: &self.user,
-            host: &self.host,
-            end_ms,
-            granted_by: self.granted_by,
+            grant: Grant {
+                handle,
+                feature,
+                client,
+                user: &self.user,
+                host: &self.host,
+                end_ms,
+                granted_by: self.granted_by,
+            },
             signer: self.signer,
             signed_ms: self.signed_ms,
         }
@@ -226,7 +216,7 @@ pub enum VerifyError {
 }
 
 /// A borrow as the replicated seat table holds it: what a server signs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Grant<'a> {
     /// The seat's handle.
     pub handle: u64,
@@ -240,8 +230,8 @@ pub struct Grant<'a> {
     pub host: &'a str,
     /// When the borrow ends, ms since the Unix epoch on the granting server's clock.
     pub end_ms: u64,
-    /// The server that decided the grant.
-    pub granted_by: ServerId,
+    /// The server that decided the grant (1, 2 or 3).
+    pub granted_by: u8,
 }
 
 /// A server's key for signing borrows: its TLS key and certificate.
@@ -273,13 +263,7 @@ impl BorrowSigner {
     /// Signs `grant` at wall time `now_ms` (ms since the Unix epoch).
     pub fn sign(&self, grant: &Grant<'_>, now_ms: u64) -> Result<BorrowProof, String> {
         let claim = BorrowClaim {
-            handle: grant.handle,
-            feature: grant.feature,
-            client: grant.client,
-            user: grant.user,
-            host: grant.host,
-            end_ms: grant.end_ms,
-            granted_by: grant.granted_by.get(),
+            grant: *grant,
             signer: self.me.get(),
             signed_ms: now_ms,
         };
@@ -299,7 +283,7 @@ impl BorrowSigner {
         Ok(BorrowProof {
             user: grant.user.to_string(),
             host: grant.host.to_string(),
-            granted_by: claim.granted_by,
+            granted_by: grant.granted_by,
             signer: claim.signer,
             signed_ms: now_ms,
             scheme: u16::from(signer.scheme()),
@@ -359,7 +343,7 @@ mod tests {
             user: "ann",
             host: "ws1",
             end_ms: 5_000_000,
-            granted_by: ServerId::new(granted_by).expect("a slot"),
+            granted_by,
         }
     }
 
