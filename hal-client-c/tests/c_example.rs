@@ -10,13 +10,12 @@
 #[path = "../../hal-net/tests/support/cluster.rs"]
 mod cluster;
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use cluster::{Cluster, finish_app};
+use cluster::Cluster;
 use hal_net::client::{Client, Options};
 
 /// A 4 s lease with 1 s heartbeats.
@@ -143,24 +142,7 @@ fn started() -> Cluster {
 fn the_c_example_keeps_its_seat_across_a_kill_9_of_one_and_checks_it_in() {
     let mut cluster = started();
     let (shared, _) = example();
-    let (child, mut stdout, grant) = cluster.start_app(shared, 15);
-    let handle = grant.split_whitespace().nth(3).unwrap().to_string();
-    assert!(grant.ends_with("by server #1\n"), "{grant}");
-    assert_eq!(cluster.seats("cad"), (1, vec![handle.clone()]));
-
-    cluster.kill9(1);
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    assert_eq!(line, "failed over: server #2 is active (was #1)\n");
-    std::thread::sleep(Duration::from_secs(9)); // over two leases: heartbeats keep it
-    assert_eq!(cluster.seats("cad"), (1, vec![handle]));
-
-    let out = finish_app(child, Duration::from_secs(15));
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
-    assert!(out.status.success(), "{out:?} {rest}");
-    assert_eq!(rest, "checked in\n");
-    assert_eq!(cluster.seats("cad").0, 0);
+    cluster.app_keeps_its_seat_across_a_kill_9(shared);
 }
 
 #[test]
@@ -204,14 +186,7 @@ fn the_statically_linked_example_is_denied_with_the_reason() {
 fn a_seat_lost_while_working_reaches_the_c_application() {
     let mut cluster = started();
     let (shared, _) = example();
-    let (child, _stdout, _) = cluster.start_app(shared, 60);
-    for id in 1..=3 {
-        cluster.kill9(id);
-    }
-    let out = finish_app(child, Duration::from_secs(15));
-    assert_eq!(out.status.code(), Some(4), "{out:?}");
-    let text = String::from_utf8_lossy(&out.stderr);
-    assert!(text.starts_with("lost: seat h"), "{text}");
+    cluster.app_hears_its_seat_is_lost(shared);
 }
 
 /// Runs the borrow example; its exit code and output.

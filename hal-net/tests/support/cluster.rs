@@ -353,6 +353,43 @@ impl Cluster {
         (child, stdout, line)
     }
 
+    /// A checkout example (C, Rust or Python: the same lines and exit codes) holds its
+    /// seat across a `kill -9` of #1 (printing the failover), keeps it over two leases,
+    /// and checks it in when its work is done.
+    pub fn app_keeps_its_seat_across_a_kill_9(&mut self, program: &Path) {
+        let (child, mut stdout, grant) = self.start_app(program, 15);
+        let handle = grant.split_whitespace().nth(3).unwrap().to_string();
+        assert!(grant.ends_with("by server #1\n"), "{grant}");
+        assert_eq!(self.seats("cad"), (1, vec![handle.clone()]));
+
+        self.kill9(1);
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        assert_eq!(line, "failed over: server #2 is active (was #1)\n");
+        sleep(Duration::from_secs(9)); // over two leases: heartbeats keep it
+        assert_eq!(self.seats("cad"), (1, vec![handle]));
+
+        let out = finish_app(child, Duration::from_secs(15));
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+        assert!(out.status.success(), "{out:?} {rest}");
+        assert_eq!(rest, "checked in\n");
+        assert_eq!(self.seats("cad").0, 0);
+    }
+
+    /// A checkout example whose seat is lost while it works (every server killed) says
+    /// so and exits 4.
+    pub fn app_hears_its_seat_is_lost(&mut self, program: &Path) {
+        let (child, _stdout, _) = self.start_app(program, 60);
+        for id in 1..=3 {
+            self.kill9(id);
+        }
+        let out = finish_app(child, Duration::from_secs(15));
+        assert_eq!(out.status.code(), Some(4), "{out:?}");
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(text.starts_with("lost: seat h"), "{text}");
+    }
+
     /// Seats in use of `feature` and their handles, as status shows them.
     pub fn seats(&self, feature: &str) -> (u64, Vec<String>) {
         let status = self.status();
