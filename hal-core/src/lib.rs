@@ -24,6 +24,7 @@ mod log;
 pub mod names;
 pub mod plant;
 pub mod protocol;
+pub mod record;
 pub mod seats;
 pub mod server;
 pub mod time;

@@ -7,9 +7,9 @@
 use std::time::Duration;
 
 use hal_core::ServerId;
+use hal_core::record::{FaultKind, LinkState, RoleName};
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
-use serde_json::json;
 
 use crate::clock::SimClock;
 use crate::history::History;
@@ -347,16 +347,16 @@ pub fn apply(
                     s.get()
                 ));
             }
-            history.fault(t_ms, "crash", &[s], &[]);
-            history.role(t_ms, s, "down", 0);
+            history.fault(t_ms, FaultKind::Crash, &[s], &[]);
+            history.role(t_ms, s, RoleName::Down, 0);
         }
         Fault::Restart(s) => {
             if sim.is_host_running(host(s)) {
                 // A restart of a running server (an operator restarting the service):
                 // its process dies first, as in a crash, so that it stays deterministic.
                 crash_silently(sim, s, book);
-                history.fault(t_ms, "crash", &[s], &[]);
-                history.role(t_ms, s, "down", 0);
+                history.fault(t_ms, FaultKind::Crash, &[s], &[]);
+                history.role(t_ms, s, RoleName::Down, 0);
             }
             sim.bounce(host(s));
             if !sim.is_host_running(host(s)) {
@@ -365,74 +365,85 @@ pub fn apply(
                     s.get()
                 ));
             }
-            history.fault(t_ms, "restart", &[s], &[]);
+            history.fault(t_ms, FaultKind::Restart, &[s], &[]);
         }
         Fault::Isolate(s) => {
             for o in peers(s) {
                 sim.partition(host(s), host(o));
                 book.both(s, o, Way::Cut);
             }
-            history.fault(t_ms, "partition", &[s], &peers(s));
+            history.fault(t_ms, FaultKind::Partition, &[s], &peers(s));
         }
         Fault::Rejoin(s) => {
             for o in peers(s) {
                 sim.repair(host(s), host(o));
                 book.both(s, o, Way::Open);
             }
-            history.fault(t_ms, "repair", &[s], &peers(s));
+            history.fault(t_ms, FaultKind::Repair, &[s], &peers(s));
         }
         Fault::Cut(a, b) | Fault::FlapDown(a, b) => {
             sim.partition(host(a), host(b));
             book.both(a, b, Way::Cut);
-            history.fault(t_ms, "partition", &[a], &[b]);
+            history.fault(t_ms, FaultKind::Partition, &[a], &[b]);
         }
         Fault::Mend(a, b) | Fault::FlapUp(a, b) => {
             sim.repair(host(a), host(b));
             book.both(a, b, Way::Open);
-            history.fault(t_ms, "repair", &[a], &[b]);
+            history.fault(t_ms, FaultKind::Repair, &[a], &[b]);
         }
         Fault::OneWay(a, b) => {
             sim.partition_oneway(host(a), host(b));
             book.set(a, b, Way::Cut);
-            history.fault(t_ms, "partition_oneway", &[a], &[b]);
+            history.fault(t_ms, FaultKind::PartitionOneway, &[a], &[b]);
         }
         Fault::MendOneWay(a, b) => {
             sim.repair_oneway(host(a), host(b));
             book.set(a, b, Way::Open);
-            history.fault(t_ms, "repair_oneway", &[a], &[b]);
+            history.fault(t_ms, FaultKind::RepairOneway, &[a], &[b]);
         }
         Fault::Hold(a, b) => {
             sim.hold(host(a), host(b));
             book.both(a, b, Way::Held);
-            history.fault(t_ms, "hold", &[a], &[b]);
+            history.fault(t_ms, FaultKind::Hold, &[a], &[b]);
         }
         Fault::Release(a, b) => {
             sim.release(host(a), host(b));
             book.both(a, b, Way::Open);
-            history.fault(t_ms, "release", &[a], &[b]);
+            history.fault(t_ms, FaultKind::Release, &[a], &[b]);
         }
         Fault::Slow(a, b, latency) => {
             // Jitter from half the latency up to all of it.
             set_latency(sim, a, b, (latency / 2, latency));
-            let more = json!({"state": "slow", "latency_ms": latency.as_millis() as u64});
-            history.fault_with(t_ms, "link", &[a], &[b], more);
+            let latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
+            history.fault_with(t_ms, FaultKind::Link, &[a], &[b], |f| {
+                f.state = Some(LinkState::Slow);
+                f.latency_ms = Some(latency_ms);
+            });
         }
         Fault::Fast(a, b) => {
             set_latency(sim, a, b, book.normal);
-            history.fault_with(t_ms, "link", &[a], &[b], json!({"state": "normal"}));
+            history.fault_with(t_ms, FaultKind::Link, &[a], &[b], |f| {
+                f.state = Some(LinkState::Normal);
+            });
         }
         Fault::Flap(a, b) => {
-            history.fault_with(t_ms, "link", &[a], &[b], json!({"state": "flapping"}));
+            history.fault_with(t_ms, FaultKind::Link, &[a], &[b], |f| {
+                f.state = Some(LinkState::Flapping);
+            });
         }
         Fault::Steady(a, b) => {
-            history.fault_with(t_ms, "link", &[a], &[b], json!({"state": "normal"}));
+            history.fault_with(t_ms, FaultKind::Link, &[a], &[b], |f| {
+                f.state = Some(LinkState::Normal);
+            });
         }
         Fault::Clock(s, offset_ms, drift_ppm) => {
             let clock = &clocks[s.index()];
             clock.set_offset(offset_ms);
             clock.set_drift(drift_ppm, sim.elapsed());
-            let more = json!({"offset_ms": offset_ms, "drift_ppm": drift_ppm});
-            history.fault_with(t_ms, "clock", &[s], &[], more);
+            history.fault_with(t_ms, FaultKind::Clock, &[s], &[], |f| {
+                f.offset_ms = Some(offset_ms);
+                f.drift_ppm = Some(drift_ppm);
+            });
         }
     }
     Ok(())

@@ -9,7 +9,12 @@ use std::sync::{Arc, Mutex};
 use hal_core::ServerId;
 use hal_core::client::ClientEvent;
 use hal_core::protocol::{ClientRequest, Denial, Handle, Op, ReplyResult, RequestSeq, ServerReply};
-use serde_json::{Value, json};
+use hal_core::record::{
+    Applied, Audit, Checkpoint, ClientEventRecord, ClientRecord, End, Expect, Fault, FaultKind,
+    Holder, Impostor, Meta, OpName, Party, Record, ReplyRecord, RequestRecord, ResultName,
+    RoleName, RoleRecord, SnapshotHow,
+};
+use serde_json::Value;
 
 use crate::check::{Checkers, Violation};
 
@@ -43,12 +48,15 @@ pub fn now_ms() -> u64 {
     turmoil::sim_elapsed().map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-fn ids(servers: &[ServerId]) -> Vec<u8> {
-    servers.iter().map(|s| s.get()).collect()
+fn ids(servers: &[ServerId]) -> Vec<Party> {
+    servers.iter().map(|s| Party::Server(s.get())).collect()
 }
 
 impl History {
-    fn push(&self, value: Value) {
+    /// Appends `record`, feeding it to the checkers.
+    pub fn push(&self, record: Record) {
+        // Serialising a typed record cannot fail (no map has non-string keys).
+        let value = serde_json::to_value(&record).unwrap_or(Value::Null);
         let line = value.to_string();
         self.checkers
             .lock()
@@ -89,38 +97,47 @@ impl History {
     }
 
     /// The first line.
-    pub fn meta(&self, meta: Value) {
-        self.push(meta);
+    pub fn meta(&self, meta: Meta) {
+        self.push(Record::Meta(meta));
     }
 
     /// A fault between server groups `a` and `b` (or of `a` alone).
-    pub fn fault(&self, t_ms: u64, fault: &str, a: &[ServerId], b: &[ServerId]) {
-        self.fault_with(t_ms, fault, a, b, json!({}));
+    pub fn fault(&self, t_ms: u64, fault: FaultKind, a: &[ServerId], b: &[ServerId]) {
+        self.fault_with(t_ms, fault, a, b, |_| {});
     }
 
-    /// A fault with more fields (`link`: its state; `clock`: offset and drift).
-    pub fn fault_with(&self, t_ms: u64, fault: &str, a: &[ServerId], b: &[ServerId], more: Value) {
-        let mut record =
-            json!({"t_ms": t_ms, "kind": "fault", "fault": fault, "a": ids(a), "b": ids(b)});
-        for (key, value) in more.as_object().into_iter().flatten() {
-            record[key] = value.clone();
-        }
-        self.push(record);
+    /// A fault with more fields (`link`: its state; `clock`: offset and drift), set by
+    /// `more`.
+    pub fn fault_with(
+        &self,
+        t_ms: u64,
+        fault: FaultKind,
+        a: &[ServerId],
+        b: &[ServerId],
+        more: impl FnOnce(&mut Fault),
+    ) {
+        let mut record = Fault::new(t_ms, fault, ids(a), ids(b));
+        more(&mut record);
+        self.push(Record::Fault(record));
     }
 
     /// A client machine (`client`: the client, or group of clients, on it) cut off from
     /// `servers` or mended: `a` is the client's name, `b` the servers.
-    pub fn clients_fault(&self, t_ms: u64, fault: &str, client: &str, servers: &[ServerId]) {
-        self.push(json!({"t_ms": t_ms, "kind": "fault", "fault": fault, "a": [client], "b": ids(servers)}));
+    pub fn clients_fault(&self, t_ms: u64, fault: FaultKind, client: &str, servers: &[ServerId]) {
+        let a = vec![Party::Client(client.to_string())];
+        self.push(Record::Fault(Fault::new(t_ms, fault, a, ids(servers))));
     }
 
     /// A scenario's expectation or check, judged: `met`, what was expected (`expected`)
     /// and what happened (`saw`); `line` is where the scenario file says it.
     pub fn expectation(&self, t_ms: u64, line: usize, met: bool, expected: &str, saw: &str) {
-        self.push(
-            json!({"t_ms": t_ms, "kind": "expect", "line": line, "met": met,
-            "expected": expected, "saw": saw}),
-        );
+        self.push(Record::Expect(Expect {
+            t_ms,
+            line,
+            met,
+            expected: expected.to_string(),
+            saw: saw.to_string(),
+        }));
     }
 
     /// An impostor claiming slot `claimed` dialled `server` and was `result` (`refused`,
@@ -135,15 +152,14 @@ impl History {
         reason: Option<&str>,
         term: Option<u64>,
     ) {
-        let mut record = json!({"t_ms": now_ms(), "kind": "impostor", "claimed": claimed.get(),
-            "server": server.get(), "result": result});
-        if let Some(reason) = reason {
-            record["reason"] = json!(reason);
-        }
-        if let Some(term) = term {
-            record["term"] = json!(term);
-        }
-        self.push(record);
+        self.push(Record::Impostor(Impostor {
+            t_ms: now_ms(),
+            claimed: claimed.get(),
+            server: server.get(),
+            result: result.to_string(),
+            reason: reason.map(str::to_string),
+            term,
+        }));
     }
 
     /// A server's role changed (`active`, `standby` or `down`).
@@ -171,10 +187,13 @@ impl History {
             .get(&client.0)
             .cloned()
             .unwrap_or_else(|| format!("{:016x}", client.0));
-        self.push(
-            json!({"t_ms": t_ms, "kind": "applied", "server": server.get(),
-            "client": name, "req": seq, "handle": handle}),
-        );
+        self.push(Record::Applied(Applied {
+            t_ms,
+            server: server.get(),
+            client: name,
+            req: seq,
+            handle: handle.to_string(),
+        }));
     }
 
     /// Server `server`'s applied state at log index `index` has digest `digest`: taken into
@@ -187,42 +206,60 @@ impl History {
         digest: u64,
         installed: bool,
     ) {
-        let how = if installed { "installed" } else { "taken" };
-        self.push(
-            json!({"t_ms": t_ms, "kind": "checkpoint", "server": server.get(),
-            "index": index, "digest": format!("{digest:016x}"), "snapshot": how}),
-        );
+        let snapshot = if installed {
+            SnapshotHow::Installed
+        } else {
+            SnapshotHow::Taken
+        };
+        self.push(Record::Checkpoint(Checkpoint {
+            t_ms,
+            server: server.get(),
+            index,
+            digest: format!("{digest:016x}"),
+            snapshot,
+        }));
     }
 
-    pub fn role(&self, t_ms: u64, server: ServerId, role: &str, term: u64) {
-        self.push(json!({"t_ms": t_ms, "kind": "role", "server": server.get(), "role": role, "term": term}));
+    pub fn role(&self, t_ms: u64, server: ServerId, role: RoleName, term: u64) {
+        self.push(Record::Role(RoleRecord {
+            t_ms,
+            server: server.get(),
+            role,
+            term,
+        }));
     }
 
     /// A client sent `request` to `server` (`None` while it does not know which server
     /// its path entry is).
     pub fn request(&self, client: &str, server: Option<ServerId>, request: &ClientRequest) {
-        let (op, feature, handle) = match &request.op {
-            Op::Checkout { feature, .. } => ("checkout", Some(feature.to_string()), None),
-            Op::Borrow { feature, .. } => ("borrow", Some(feature.to_string()), None),
-            Op::Checkin { handle } => ("checkin", None, Some(handle.to_string())),
-            Op::Return { handle } => ("return", None, Some(handle.to_string())),
-            Op::Heartbeat { .. } => ("heartbeat", None, None),
-        };
-        let mut record = json!({"t_ms": now_ms(), "kind": "request", "client": client,
-            "req": request.seq.0, "op": op, "server": server.map(|s| s.get())});
-        if let Some(feature) = feature {
-            record["feature"] = json!(feature);
-        }
-        if let Some(handle) = handle {
-            record["handle"] = json!(handle);
-        }
-        self.push(record);
+        let (op, feature, handle) = op_fields(&request.op);
+        self.push(Record::Request(RequestRecord {
+            t_ms: now_ms(),
+            client: client.to_string(),
+            req: request.seq.0,
+            op,
+            server: server.map(ServerId::get),
+            feature,
+            handle,
+        }));
     }
 
     /// A client got `reply`.
     pub fn reply(&self, client: &str, reply: &ServerReply) {
-        let mut record = json!({"t_ms": now_ms(), "kind": "reply", "client": client,
-            "req": reply.seq.0, "server": reply.from.get()});
+        let mut record = ReplyRecord {
+            t_ms: now_ms(),
+            client: client.to_string(),
+            req: reply.seq.0,
+            server: reply.from.get(),
+            result: ResultName::Ok,
+            handle: None,
+            lease_ms: None,
+            granted_by: None,
+            borrow_end_ms: None,
+            held: None,
+            unknown: None,
+            reason: None,
+        };
         match &reply.result {
             ReplyResult::Granted {
                 handle,
@@ -230,64 +267,63 @@ impl History {
                 borrow_end,
                 granted_by,
             } => {
-                record["result"] = json!("granted");
-                record["handle"] = json!(handle.to_string());
-                record["lease_ms"] = json!(lease_ms);
-                record["granted_by"] = json!(granted_by.get());
-                if let Some(end) = borrow_end {
-                    record["borrow_end_ms"] = json!(end.0);
-                }
+                record.result = ResultName::Granted;
+                record.handle = Some(handle.to_string());
+                record.lease_ms = Some(*lease_ms);
+                record.granted_by = Some(granted_by.get());
+                record.borrow_end_ms = borrow_end.map(|end| end.0);
             }
-            ReplyResult::Released { handle } => {
-                record["result"] = json!("ok");
-                record["handle"] = json!(handle.to_string());
-            }
+            ReplyResult::Released { handle } => record.handle = Some(handle.to_string()),
             ReplyResult::HeartbeatAck {
                 lease_ms,
                 held,
                 unknown,
             } => {
-                record["result"] = json!(if unknown.is_empty() {
-                    "ok"
-                } else {
-                    "unknown_handle"
-                });
-                record["lease_ms"] = json!(lease_ms);
-                if let Some(handle) = unknown.first() {
-                    record["handle"] = json!(handle.to_string());
+                if !unknown.is_empty() {
+                    record.result = ResultName::UnknownHandle;
                 }
+                record.lease_ms = Some(*lease_ms);
+                record.handle = unknown.first().map(ToString::to_string);
                 // The checkers follow each lease by these (and the no-lost-seat checker
                 // judges `unknown`): without them, no heartbeat extends a lease.
                 let names = |handles: &[Handle]| -> Vec<String> {
                     handles.iter().map(ToString::to_string).collect()
                 };
-                record["held"] = json!(names(held));
-                record["unknown"] = json!(names(unknown));
+                record.held = Some(names(held));
+                record.unknown = Some(names(unknown));
             }
             ReplyResult::Denied(denial) => {
-                let result = if matches!(denial, hal_core::protocol::Denial::UnknownHandle) {
-                    "unknown_handle"
+                record.result = if matches!(denial, Denial::UnknownHandle) {
+                    ResultName::UnknownHandle
                 } else {
-                    "denied"
+                    ResultName::Denied
                 };
-                record["result"] = json!(result);
-                record["reason"] = json!(denial.name());
+                record.reason = Some(denial.name().to_string());
             }
         }
-        self.push(record);
+        self.push(Record::Reply(record));
     }
 
     /// Something the client library reported: `lost`, `borrow_end` or `stopped`.
-    pub fn client(&self, client: &str, event: &str, handle: Option<String>) {
-        self.push(json!({"t_ms": now_ms(), "kind": "client", "client": client, "event": event, "handle": handle}));
+    pub fn client(&self, client: &str, event: ClientEventRecord) {
+        self.push(Record::Client(ClientRecord {
+            t_ms: now_ms(),
+            client: client.to_string(),
+            event,
+        }));
     }
 
     /// The client's application was told "denied" for request `req` after `attempts`
     /// sends (an addition to DESIGN §6.4, for the liveness check).
     fn denied(&self, client: &str, req: u64, reason: &str, attempts: u32) {
-        self.push(
-            json!({"t_ms": now_ms(), "kind": "client", "client": client, "event": "denied",
-            "req": req, "reason": reason, "attempts": attempts}),
+        let reason = reason.to_string();
+        self.client(
+            client,
+            ClientEventRecord::Denied {
+                req,
+                reason,
+                attempts,
+            },
         );
     }
 
@@ -345,46 +381,55 @@ impl History {
     /// it may have taken effect, after `attempts` sends (an addition to DESIGN §6.4).
     /// `last_denial`: the last refusal a server gave, if any.
     fn unknown(&self, client: &str, req: u64, attempts: u32, last_denial: Option<&str>) {
-        self.push(
-            json!({"t_ms": now_ms(), "kind": "client", "client": client, "event": "unknown",
-            "req": req, "attempts": attempts, "reason": last_denial}),
+        let reason = last_denial.map(str::to_string);
+        self.client(
+            client,
+            ClientEventRecord::Unknown {
+                req,
+                attempts,
+                reason,
+            },
         );
     }
 
     /// The client settled request `req`, given up earlier with its outcome unknown:
     /// `handle` is the seat it had produced (or kept), now released.
     pub fn resolved(&self, client: &str, req: u64, handle: Option<String>) {
-        self.push(
-            json!({"t_ms": now_ms(), "kind": "client", "client": client, "event": "resolved",
-            "req": req, "handle": handle}),
-        );
+        self.client(client, ClientEventRecord::Resolved { req, handle });
     }
 
     /// The client's application was told its checkin or return `req` of `handle` was
     /// done, after `attempts` sends (an addition to DESIGN §6.4).
     fn released(&self, client: &str, req: u64, handle: String, attempts: u32) {
-        self.push(
-            json!({"t_ms": now_ms(), "kind": "client", "client": client, "event": "released",
-            "req": req, "handle": handle, "attempts": attempts}),
-        );
+        let event = ClientEventRecord::Released {
+            req,
+            handle,
+            attempts,
+        };
+        self.client(client, event);
     }
 
     /// The seat table of the active server `server`, read by the harness once the run
     /// has been calm for a while: each seat's handle and holder (for invariant 7).
     pub fn audit(&self, server: ServerId, holders: &[(String, String)]) {
-        let holders: Vec<Value> = holders
+        let holders = holders
             .iter()
-            .map(|(handle, user)| json!({"handle": handle, "user": user}))
+            .map(|(handle, user)| Holder {
+                handle: handle.clone(),
+                user: user.clone(),
+            })
             .collect();
-        self.push(
-            json!({"t_ms": now_ms(), "kind": "audit", "server": server.get(), "holders": holders}),
-        );
+        self.push(Record::Audit(Audit {
+            t_ms: now_ms(),
+            server: server.get(),
+            holders,
+        }));
     }
 
     /// The end of the run: checkers that judge what did not happen (liveness) get a last
     /// look, as if a record came at `t_ms`.
     pub fn end(&self, t_ms: u64) {
-        self.push(json!({"t_ms": t_ms, "kind": "end"}));
+        self.push(Record::End(End { t_ms }));
     }
 
     /// The client's application was told "granted" for request `req` after `attempts`
@@ -398,12 +443,25 @@ impl History {
             borrow_end_ms,
             attempts,
         } = grant;
-        let mut record = json!({"t_ms": now_ms(), "kind": "client", "client": client,
-            "event": "granted", "req": req, "feature": feature, "handle": handle,
-            "server": server.get(), "attempts": attempts});
-        if let Some(end) = borrow_end_ms {
-            record["borrow_end_ms"] = json!(end);
-        }
-        self.push(record);
+        let event = ClientEventRecord::Granted {
+            req,
+            feature: feature.to_string(),
+            handle,
+            server: server.get(),
+            attempts,
+            borrow_end_ms,
+        };
+        self.client(client, event);
+    }
+}
+
+/// A request's operation, feature and handle, as its record names them.
+fn op_fields(op: &Op) -> (OpName, Option<String>, Option<String>) {
+    match op {
+        Op::Checkout { feature, .. } => (OpName::Checkout, Some(feature.to_string()), None),
+        Op::Borrow { feature, .. } => (OpName::Borrow, Some(feature.to_string()), None),
+        Op::Checkin { handle } => (OpName::Checkin, None, Some(handle.to_string())),
+        Op::Return { handle } => (OpName::Return, None, Some(handle.to_string())),
+        Op::Heartbeat { .. } => (OpName::Heartbeat, None, None),
     }
 }

@@ -17,6 +17,7 @@ use hal_core::catalog::{Catalog, FeatureRules};
 use hal_core::client::{ClientConfig, ClientEvent};
 use hal_core::plant::Plants;
 use hal_core::protocol::{ClientId, Handle, RequestSeq};
+use hal_core::record::{ClientEventRecord, FaultKind, FeatureMeta, Meta};
 use hal_core::server::Config;
 use hal_core::timing::Timing;
 use hal_net::node::{EventHook, LinkTiming, Node, NodeConfig};
@@ -24,7 +25,6 @@ use hal_net::session::{Session, Tapped};
 use hal_net::wire::Identity;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde_json::json;
 
 use crate::check::Violation;
 use crate::clock::SimClock;
@@ -296,7 +296,7 @@ fn catalog(count: u32) -> Catalog {
 fn role_hook(id: ServerId, history: History) -> EventHook {
     EventHook(Arc::new(move |event: &ServerEvent| match event {
         ServerEvent::RoleChanged { role, term } => {
-            history.role(now_ms(), id, role.name(), term.0);
+            history.role(now_ms(), id, (*role).into(), term.0);
         }
         ServerEvent::SeatGranted {
             client,
@@ -496,17 +496,16 @@ pub fn run(config: &WorldConfig) -> Result<Run, Failure> {
 
 fn judge(config: &WorldConfig, history: &History) -> Result<Run, String> {
     let (clients, schedule) = draw(config);
-    history.meta(json!({
-        "kind": "meta", "seed": config.seed,
-        "features": {FEATURE: {"count": config.count, "hal": true}},
-        "lease_ms": config.timing.client_lease.as_millis() as u64,
-        "election_timeout_ms": config.timing.election_timeout.as_millis() as u64,
-        "failover_delay_ms": config.timing.failover_delay.as_millis() as u64,
-        "failback_hold_ms": config.timing.failback_hold.as_millis() as u64,
-        "max_clock_skew_ms": config.timing.max_clock_skew.as_millis() as u64,
-        "liveness_from_ms": config.chaos.as_millis() as u64,
-        "liveness_bound_ms": liveness_bound(&config.timing).as_millis() as u64,
-    }));
+    let feature = FeatureMeta {
+        count: config.count,
+        hal: true,
+    };
+    history.meta(Meta {
+        seed: Some(config.seed),
+        liveness_from_ms: Some(config.chaos.as_millis() as u64),
+        liveness_bound_ms: Some(liveness_bound(&config.timing).as_millis() as u64),
+        ..Meta::new(&config.timing, [(FEATURE.to_string(), feature)].into())
+    });
     let end = config.chaos + config.calm;
     let mut sim = turmoil::Builder::new()
         .rng_seed(config.seed)
@@ -698,7 +697,11 @@ pub(crate) fn drive(
                             sim.release(held.host.as_str(), host(s));
                         }
                     }
-                    let fault = if held.cut { "hold" } else { "release" };
+                    let fault = if held.cut {
+                        FaultKind::Hold
+                    } else {
+                        FaultKind::Release
+                    };
                     history.clients_fault(now, fault, &held.name, &held.servers);
                 }
                 Planned::Clients(cut) => {
@@ -717,7 +720,11 @@ pub(crate) fn drive(
                             }
                         }
                     }
-                    let fault = if cut.cut { "partition" } else { "repair" };
+                    let fault = if cut.cut {
+                        FaultKind::Partition
+                    } else {
+                        FaultKind::Repair
+                    };
                     history.clients_fault(now, fault, &cut.name, &cut.servers);
                 }
             }
@@ -797,8 +804,12 @@ impl ClientPlan {
             if now < self.chaos && rng.random_bool(0.03) {
                 // The client process dies holding the seat; a new one (another client,
                 // with its own name in the history) starts later.
-                self.history
-                    .client(&self.name, "crashed", Some(handle.to_string()));
+                self.history.client(
+                    &self.name,
+                    ClientEventRecord::Crashed {
+                        handle: Some(handle.to_string()),
+                    },
+                );
                 drop(session);
                 tokio::time::sleep(Duration::from_millis(rng.random_range(100..2_000))).await;
                 restarts += 1;
@@ -824,7 +835,8 @@ impl ClientPlan {
                 self.answer(&mut session, seq).await;
             }
         }
-        self.history.client(&self.name, "stopped", None);
+        self.history
+            .client(&self.name, ClientEventRecord::Stopped { handle: None });
     }
 
     /// Frozen (a paused process, a laptop lid closed): no heartbeats, possibly past the
@@ -833,7 +845,8 @@ impl ClientPlan {
         let lease = self.timing.client_lease.as_millis() as u64;
         let left = (self.chaos - now).as_millis() as u64;
         let frozen = Duration::from_millis(rng.random_range(0..(lease * 2).min(left) + 1));
-        self.history.client(&self.name, "frozen", None);
+        self.history
+            .client(&self.name, ClientEventRecord::Frozen { handle: None });
         let before = self.sent.load(Ordering::Relaxed);
         tokio::time::sleep(frozen).await;
         let during = self.sent.load(Ordering::Relaxed) - before;
@@ -843,7 +856,8 @@ impl ClientPlan {
                 self.name
             ));
         }
-        self.history.client(&self.name, "thawed", None);
+        self.history
+            .client(&self.name, ClientEventRecord::Thawed { handle: None });
     }
 
     /// Waits for the answer to `seq`: the handle of a grant, or `None`.
@@ -892,8 +906,12 @@ impl ClientPlan {
     }
 
     fn lost(&self, handle: Handle) {
-        self.history
-            .client(&self.name, "lost", Some(handle.to_string()));
+        self.history.client(
+            &self.name,
+            ClientEventRecord::Lost {
+                handle: Some(handle.to_string()),
+            },
+        );
     }
 }
 

@@ -16,13 +16,13 @@ use hal_core::client::ClientEvent;
 use hal_core::license::ServerPosition;
 use hal_core::plant::Plants;
 use hal_core::protocol::{ClientId, Handle, RequestSeq};
+use hal_core::record::{ClientEventRecord, FaultKind, FeatureMeta, Meta};
 use hal_core::server::Role;
 use hal_core::timing::Timing;
 use hal_core::{HostId, ServerId};
 use hal_net::wire::{Identity, StatusReport};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde_json::json;
 
 use super::{Action, Answer, Check, ClientAct, LivenessFrom, Scenario, Step};
 use crate::check::Violation;
@@ -379,31 +379,26 @@ fn play(
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let plan = plan(scenario, &mut rng);
     let timing = scenario.timing;
-    let features: serde_json::Map<String, serde_json::Value> = scenario
+    let features = scenario
         .license
         .features
         .iter()
         .filter_map(|f| {
             let count = f.count?;
-            Some((f.name.to_string(), json!({"count": count, "hal": f.hal})))
+            Some((f.name.to_string(), FeatureMeta { count, hal: f.hal }))
         })
         .collect();
-    let mut meta = json!({
-        "kind": "meta", "seed": seed,
-        "features": features,
-        "lease_ms": timing.client_lease.as_millis() as u64,
-        "election_timeout_ms": timing.election_timeout.as_millis() as u64,
-        "failover_delay_ms": timing.failover_delay.as_millis() as u64,
-        "failback_hold_ms": timing.failback_hold.as_millis() as u64,
-        "max_clock_skew_ms": timing.max_clock_skew.as_millis() as u64,
-        "scenario": scenario.name,
-    });
+    let mut meta = Meta {
+        seed: Some(seed),
+        scenario: Some(scenario.name.clone()),
+        ..Meta::new(&timing, features)
+    };
     let [s1, s2, s3] = servers().map(|id| setup(scenario, id, planted));
     let setups = [s1?, s2?, s3?];
     let refused = refused_pairs(&setups);
     if let Some(from) = liveness_from(scenario, &plan, refused.is_empty()) {
-        meta["liveness_from_ms"] = json!(from.as_millis() as u64);
-        meta["liveness_bound_ms"] = json!(liveness_bound(&timing).as_millis() as u64);
+        meta.liveness_from_ms = Some(from.as_millis() as u64);
+        meta.liveness_bound_ms = Some(liveness_bound(&timing).as_millis() as u64);
     }
     history.meta(meta);
     let end = scenario.duration;
@@ -419,8 +414,7 @@ fn play(
     let clocks = servers().map(|_| SimClock::new(EPOCH_MS));
     let probes = Probes::default();
     for (a, b, why) in refused {
-        let more = json!({"cause": why});
-        history.fault_with(0, "partition", &[a], &[b], more);
+        history.fault_with(0, FaultKind::Partition, &[a], &[b], |f| f.cause = Some(why));
     }
     let identities = setups.clone().map(|setup| setup.identity);
     spawn_servers(
@@ -675,15 +669,23 @@ impl Member {
     fn on_event(&mut self, event: ClientEvent) {
         match event {
             ClientEvent::Lost { handle } => {
-                self.history
-                    .client(&self.label, "lost", Some(handle.to_string()));
+                self.history.client(
+                    &self.label,
+                    ClientEventRecord::Lost {
+                        handle: Some(handle.to_string()),
+                    },
+                );
                 self.held.retain(|(_, h, _)| *h != handle);
                 self.lost.push(now_ms());
                 self.publish();
             }
             ClientEvent::BorrowEnded { handle } => {
-                self.history
-                    .client(&self.label, "borrow_end", Some(handle.to_string()));
+                self.history.client(
+                    &self.label,
+                    ClientEventRecord::BorrowEnd {
+                        handle: Some(handle.to_string()),
+                    },
+                );
                 self.held.retain(|(_, h, _)| *h != handle);
                 self.publish();
             }
@@ -827,7 +829,8 @@ impl Member {
                         .await;
                 }
                 ClientAct::Freeze(lasting) => {
-                    self.history.client(&self.label, "frozen", None);
+                    self.history
+                        .client(&self.label, ClientEventRecord::Frozen { handle: None });
                     let before = self.sent.load(Ordering::Relaxed);
                     tokio::time::sleep(*lasting).await;
                     let during = self.sent.load(Ordering::Relaxed) - before;
@@ -837,14 +840,19 @@ impl Member {
                             self.label
                         ));
                     }
-                    self.history.client(&self.label, "thawed", None);
+                    self.history
+                        .client(&self.label, ClientEventRecord::Thawed { handle: None });
                 }
                 // The driver cuts the machine off; losses are judged at the end.
                 ClientAct::Disconnect { .. } => {}
                 ClientAct::Kill => {
                     for (_, handle, _) in self.held.drain(..) {
-                        self.history
-                            .client(&self.label, "crashed", Some(handle.to_string()));
+                        self.history.client(
+                            &self.label,
+                            ClientEventRecord::Crashed {
+                                handle: Some(handle.to_string()),
+                            },
+                        );
                     }
                     self.publish();
                     self.restarts += 1;
@@ -856,7 +864,8 @@ impl Member {
         let until = self.until;
         self.idle_until(&mut session, until).await;
         self.judge_losses(&steps);
-        self.history.client(&self.label, "stopped", None);
+        self.history
+            .client(&self.label, ClientEventRecord::Stopped { handle: None });
     }
 
     /// A busy user: checks out, holds the seat a while, checks in, until `until`.
