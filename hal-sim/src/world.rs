@@ -19,6 +19,7 @@ use hal_core::plant::Plants;
 use hal_core::protocol::{ClientId, Handle, RequestSeq};
 use hal_core::record::{ClientEventRecord, FaultKind, FeatureMeta, Meta};
 use hal_core::server::Config;
+use hal_core::server::SeatChange;
 use hal_core::timing::Timing;
 use hal_net::node::{EventHook, LinkTiming, Node, NodeConfig};
 use hal_net::session::{Session, Tapped};
@@ -298,10 +299,15 @@ fn role_hook(id: ServerId, history: History) -> EventHook {
         ServerEvent::RoleChanged { role, term } => {
             history.role(now_ms(), id, (*role).into(), term.0);
         }
-        ServerEvent::SeatGranted {
-            client,
-            seq,
-            handle,
+        ServerEvent::SeatChanged {
+            change:
+                SeatChange::Granted {
+                    client,
+                    seq,
+                    handle,
+                    ..
+                },
+            ..
         } => history.applied_grant(now_ms(), id, *client, seq.0, &handle.to_string()),
         ServerEvent::Checkpoint {
             index,

@@ -206,13 +206,9 @@ pub enum ServerEvent {
     FailbackStarted { to: ServerId, term: Term },
     /// A seat's lease or borrow ran out and its expiry was proposed.
     SeatExpiring { handle: Handle },
-    /// A grant was applied to this server's seat table: request `seq` of `client` got
-    /// the seat `handle` (every server reports each grant it applies, once).
-    SeatGranted {
-        client: ClientId,
-        seq: RequestSeq,
-        handle: Handle,
-    },
+    /// The entry at `index` changed the seat table (every server reports each change it
+    /// applies, once: the journal's record of seats).
+    SeatChanged { index: LogIndex, change: SeatChange },
     /// A peer's message was refused, unread, for a field no honest peer sends; says which.
     PeerMessageRefused { from: ServerId, why: String },
     /// The applied state at log index `index` (seat table and client sessions) has
@@ -227,6 +223,37 @@ pub enum ServerEvent {
     /// The server cannot campaign: its term or its log is at its highest value
     /// ([`Term::MAX`], [`LogIndex::MAX`]).
     LimitReached { what: &'static str },
+}
+
+/// A change to the seat table, as [`ServerEvent::SeatChanged`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SeatChange {
+    /// A checkout (no `borrow_end`) or a borrow got the seat `handle`.
+    Granted {
+        client: ClientId,
+        seq: RequestSeq,
+        handle: Handle,
+        feature: Arc<str>,
+        user: Arc<str>,
+        host: Arc<str>,
+        borrow_end: Option<WallTime>,
+        by: ServerId,
+    },
+    /// The holder gave the seat back (a checkin, or a borrow returned: `borrowed`).
+    Released {
+        client: ClientId,
+        seq: RequestSeq,
+        handle: Handle,
+        feature: Arc<str>,
+        borrowed: bool,
+    },
+    /// The seat's lease or borrow ran out.
+    Expired {
+        client: ClientId,
+        handle: Handle,
+        feature: Arc<str>,
+        borrowed: bool,
+    },
 }
 
 /// One output, in the order it must take effect.
@@ -677,6 +704,16 @@ impl Server {
                 Command::Expire { handle } => self.seats.seat(*handle).map(|s| s.client),
                 Command::Noop | Command::Forget { .. } => None,
             };
+            // The seat an entry may take away, as it was before (for the event).
+            let taken = match &entry.command {
+                Command::Release { handle, .. } | Command::Expire { handle } => {
+                    self.seats.seat(*handle).map(|seat| {
+                        let feature: Arc<str> = self.seats.feature_of(seat).into();
+                        (*handle, seat.client, feature, seat.borrow_end().is_some())
+                    })
+                }
+                _ => None,
+            };
             let catalog = &self.catalog;
             let plants = self.config.plants;
             let dedup = !plants.has(Plant::RetriesNotDeduplicated);
@@ -687,15 +724,8 @@ impl Server {
                     .map(|count| if recheck { count } else { u32::MAX })
             });
             self.applied = index;
-            if let (Some(Outcome::Granted { handle, .. }), Command::Grant { client, seq, .. }) =
-                (&outcome, &entry.command)
-                && handle.0 == index.0
-            {
-                self.push(Output::Event(ServerEvent::SeatGranted {
-                    client: *client,
-                    seq: *seq,
-                    handle: *handle,
-                }));
+            if let Some(change) = seat_change(&entry.command, outcome.as_ref(), index, taken) {
+                self.push(Output::Event(ServerEvent::SeatChanged { index, change }));
             }
             if let Some(client) = client {
                 self.schedule_if_idle(client);
@@ -870,6 +900,61 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// The change the entry at `index` made to the seat table, if it made one: a fresh grant
+/// (a retried one is answered from the session, with an older handle), a release of a
+/// seat its client held, or an expiry of a seat still held. `taken`: the seat the entry
+/// names, as it was before (handle, holder, feature, whether borrowed).
+fn seat_change(
+    command: &Command,
+    outcome: Option<&Outcome>,
+    index: LogIndex,
+    taken: Option<(Handle, ClientId, Arc<str>, bool)>,
+) -> Option<SeatChange> {
+    match (command, outcome) {
+        (
+            Command::Grant {
+                client,
+                seq,
+                feature,
+                user,
+                host,
+                borrow_end,
+                by,
+            },
+            Some(Outcome::Granted { handle, .. }),
+        ) if handle.0 == index.0 => Some(SeatChange::Granted {
+            client: *client,
+            seq: *seq,
+            handle: *handle,
+            feature: feature.clone(),
+            user: user.clone(),
+            host: host.clone(),
+            borrow_end: *borrow_end,
+            by: *by,
+        }),
+        (Command::Release { client, seq, .. }, Some(Outcome::Released { handle })) => {
+            let (_, holder, feature, borrowed) = taken.filter(|t| t.0 == *handle)?;
+            (holder == *client).then_some(SeatChange::Released {
+                client: *client,
+                seq: *seq,
+                handle: *handle,
+                feature,
+                borrowed,
+            })
+        }
+        (Command::Expire { .. }, _) => {
+            let (handle, client, feature, borrowed) = taken?;
+            Some(SeatChange::Expired {
+                client,
+                handle,
+                feature,
+                borrowed,
+            })
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -883,7 +968,10 @@ mod tests {
         outputs
             .iter()
             .filter_map(|o| match o {
-                Output::Event(ServerEvent::SeatGranted { handle, .. }) => Some(*handle),
+                Output::Event(ServerEvent::SeatChanged {
+                    change: SeatChange::Granted { handle, .. },
+                    ..
+                }) => Some(*handle),
                 _ => None,
             })
             .collect()
@@ -1097,6 +1185,99 @@ mod tests {
         let outputs = two.hear(ServerId::PRIMARY, append((2, 1), vec![grant(1, 7, 1)], 3));
         assert_eq!(granted(&outputs), []);
         assert_eq!(two.server.seats().used("cad"), 1);
+    }
+
+    /// The seat changes `outputs` report, by index.
+    fn seat_changes(outputs: &[Output]) -> Vec<(u64, SeatChange)> {
+        outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Event(ServerEvent::SeatChanged { index, change }) => {
+                    Some((index.0, change.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_applied_seat_change_is_reported_once_with_its_index() {
+        let entry = |term: u64, command: Command| {
+            Arc::new(Entry {
+                term: Term(term),
+                command,
+            })
+        };
+        let release = |client: u64, seq: u64, handle: u64| Command::Release {
+            client: ClientId(client),
+            seq: RequestSeq(seq),
+            handle: Handle(handle),
+        };
+        let mut two = Driver::new(ServerId::SECONDARY);
+        let entries = vec![
+            noop(1),
+            grant(1, 7, 1),
+            grant(1, 8, 1),
+            entry(1, release(7, 2, 2)),
+            // A retried release, a release by another client, an expiry of a seat gone.
+            entry(1, release(7, 2, 2)),
+            entry(1, release(9, 1, 3)),
+            entry(1, Command::Expire { handle: Handle(2) }),
+            entry(1, Command::Expire { handle: Handle(3) }),
+        ];
+        let outputs = two.hear_in(ServerId::PRIMARY, Term(1), append((0, 0), entries, 8));
+        let changes = seat_changes(&outputs);
+        let cad: Arc<str> = "cad".into();
+        assert_eq!(
+            changes,
+            [
+                (
+                    2,
+                    SeatChange::Granted {
+                        client: ClientId(7),
+                        seq: RequestSeq(1),
+                        handle: Handle(2),
+                        feature: cad.clone(),
+                        user: "ann".into(),
+                        host: "ws1".into(),
+                        borrow_end: None,
+                        by: ServerId::PRIMARY,
+                    }
+                ),
+                (
+                    3,
+                    SeatChange::Granted {
+                        client: ClientId(8),
+                        seq: RequestSeq(1),
+                        handle: Handle(3),
+                        feature: cad.clone(),
+                        user: "ann".into(),
+                        host: "ws1".into(),
+                        borrow_end: None,
+                        by: ServerId::PRIMARY,
+                    }
+                ),
+                (
+                    4,
+                    SeatChange::Released {
+                        client: ClientId(7),
+                        seq: RequestSeq(2),
+                        handle: Handle(2),
+                        feature: cad.clone(),
+                        borrowed: false,
+                    }
+                ),
+                (
+                    8,
+                    SeatChange::Expired {
+                        client: ClientId(8),
+                        handle: Handle(3),
+                        feature: cad,
+                        borrowed: false,
+                    }
+                ),
+            ]
+        );
     }
 
     #[test]
