@@ -23,6 +23,13 @@
 //! [timing]                                # optional
 //! profile = "lan"
 //! election_timeout = "1s"
+//!
+//! [journal]                               # optional
+//! enabled = true
+//! file_mb = 64
+//! keep_mb = 1024
+//! keep_days = 90
+//! heartbeats = false
 //! ```
 //!
 //! The keys:
@@ -67,6 +74,14 @@
 //!   `failover_delay`, `failback_hold`, `client_lease`, `client_heartbeat`,
 //!   `max_clock_skew`) with a duration such as `"500ms"`, `"2s"` or `"1min 30s"`, at most
 //!   [`TIMING_DURATION_MAX`]. The result must pass [`Timing::validate`].
+//!
+//! - `[journal]`: the server's journal (flight recorder, [`crate::journal`]) in
+//!   `<data_dir>/journal/`: `enabled` (default true); a new file is started at `file_mb`
+//!   MiB (default 64, at most 4096); the oldest files are removed while all of them hold
+//!   more than `keep_mb` MiB (default 1024) or were last written more than `keep_days`
+//!   days ago (default 90); `heartbeats = true` also journals heartbeats answered "ok"
+//!   (default false: they are most of the traffic, and the seat records already say who
+//!   holds what).
 //!
 //! Relative paths are relative to the config file's directory, so a config and its files
 //! can move together. Unknown keys are refused with the nearest known key suggested:
@@ -202,6 +217,34 @@ pub struct ServerConfig {
     pub timing_profile: TimingProfile,
     /// The profile with the file's overrides applied; valid.
     pub timing: Timing,
+    /// The journal's settings (`[journal]`).
+    pub journal: JournalConfig,
+}
+
+/// The most `journal.file_mb`, `journal.keep_mb` and `journal.keep_days` accepted.
+pub const JOURNAL_FILE_MB_MAX: u64 = 4096;
+pub const JOURNAL_KEEP_MB_MAX: u64 = 1 << 20;
+pub const JOURNAL_KEEP_DAYS_MAX: u64 = 3650;
+
+/// A server's `[journal]` section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalConfig {
+    /// Whether the server keeps a journal (`enabled`, default true).
+    pub enabled: bool,
+    /// Whether heartbeats answered "ok" are journaled (`heartbeats`, default false).
+    pub heartbeats: bool,
+    /// `file_mb` (default 64), `keep_mb` (default 1024), `keep_days` (default 90).
+    pub limits: crate::journal::JournalLimits,
+}
+
+impl Default for JournalConfig {
+    fn default() -> JournalConfig {
+        JournalConfig {
+            enabled: true,
+            heartbeats: false,
+            limits: crate::journal::JournalLimits::default(),
+        }
+    }
 }
 
 impl ServerConfig {
@@ -281,7 +324,13 @@ impl ServerConfig {
             security: self.security.clone(),
             timing_profile: self.timing_profile,
             timing: self.timing,
+            journal: (self.journal != JournalConfig::default()).then_some(self.journal),
         }
+    }
+
+    /// The journal's directory: `journal` in the data directory.
+    pub fn journal_dir(&self) -> PathBuf {
+        self.data_dir.join("journal")
     }
 }
 

@@ -21,6 +21,7 @@ pub mod clock;
 pub mod config;
 pub mod discovery;
 pub mod hostid;
+pub mod journal;
 pub mod keys;
 pub mod license_file;
 pub mod node;

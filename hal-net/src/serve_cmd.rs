@@ -17,9 +17,11 @@ use hal_core::HostId;
 use hal_core::ServerId;
 use hal_core::catalog::Catalog;
 use hal_core::license::{License, ServeMode, ServerPosition};
+use hal_core::record::{FeatureMeta, Meta};
 use hal_core::server::Config;
 use hal_net::config::{Security, ServerConfig, TlsFiles};
 use hal_net::discovery;
+use hal_net::journal::{FileJournal, Journal};
 use hal_net::node::{LinkTiming, Node, NodeConfig};
 use hal_net::storage::{FileStorage, IfBlank, StorageError};
 use hal_net::tls::ServerTls;
@@ -96,6 +98,11 @@ async fn serve(config: ServerConfig, if_blank: IfBlank) -> Result<()> {
         }
     }
     let triad: Vec<String> = config.triad.iter().map(ToString::to_string).collect();
+    let file_journal = open_journal(&config, me, &catalog, &triad);
+    let journal = match &file_journal {
+        Some(file) => Journal::to(file.sink()).with_heartbeats(config.journal.heartbeats),
+        None => Journal::off(),
+    };
     let node_config = NodeConfig {
         core,
         listen: config.listen.to_string(),
@@ -107,9 +114,10 @@ async fn serve(config: ServerConfig, if_blank: IfBlank) -> Result<()> {
         certificate_expires_ms: None,
         borrow_signer: None,
         links: LinkTiming::for_timing(&timing),
+        journal,
     };
     let storage = open_storage(&config, if_blank)?;
-    match &config.security {
+    let served = match &config.security {
         Security::Tls(files) => {
             let tls = load_tls(files, me)?;
             let transport = TlsTransport::server(&tls);
@@ -143,6 +151,63 @@ async fn serve(config: ServerConfig, if_blank: IfBlank) -> Result<()> {
                 stop,
             )
             .await
+        }
+    };
+    if let Some(file) = file_journal {
+        // Writes what is queued and syncs the file; waits for the writer thread.
+        tokio::task::spawn_blocking(move || file.close()).await?;
+    }
+    served
+}
+
+/// The journal's writer, if the config keeps one; a journal that cannot be started is
+/// logged and the server serves without it (a journal never stops serving).
+fn open_journal(
+    config: &ServerConfig,
+    me: ServerId,
+    catalog: &Catalog,
+    triad: &[String],
+) -> Option<FileJournal> {
+    if !config.journal.enabled {
+        info!("the journal is off ([journal] enabled = false)");
+        return None;
+    }
+    let features = catalog
+        .iter()
+        .map(|(name, rules)| {
+            let hal = !matches!(config.position, ServerPosition::Single);
+            let feature = FeatureMeta {
+                count: rules.count,
+                hal,
+            };
+            (name.to_string(), feature)
+        })
+        .collect();
+    let t = &config.timing;
+    let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let timing_ms = [
+        ("peer_heartbeat_ms", ms(t.peer_heartbeat)),
+        ("client_heartbeat_ms", ms(t.client_heartbeat)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let meta = Meta {
+        server: Some(me.get()),
+        version: Some(env!("CARGO_PKG_VERSION").to_string()),
+        triad: Some(triad.to_vec()),
+        timing_ms: Some(timing_ms),
+        ..Meta::new(&config.timing, features)
+    };
+    let dir = config.journal_dir();
+    match FileJournal::open(&dir, meta, config.journal.limits) {
+        Ok(file) => {
+            info!(dir = %dir.display(), "journal on");
+            Some(file)
+        }
+        Err(e) => {
+            error!(dir = %dir.display(), "cannot start the journal: {e}; serving without it");
+            None
         }
     }
 }

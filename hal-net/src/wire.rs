@@ -25,7 +25,7 @@ use tokio_util::codec::{Decoder, Encoder};
 use crate::tls::borrow_proof::BorrowProof;
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u8 = 4;
+pub const PROTOCOL_VERSION: u8 = 5;
 
 /// The largest frame accepted before the handshake (a hello is small).
 pub const FRAME_BYTES_MAX_UNIDENTIFIED: usize = 64 * 1024;
@@ -58,8 +58,12 @@ pub enum Message {
     Ping {
         nonce: u64,
     },
+    /// The answer to a ping, with the answering server's wall clock (ms since the Unix
+    /// epoch), from which the pinging server estimates the offset between their clocks
+    /// for its journal.
     Pong {
         nonce: u64,
+        wall_ms: u64,
     },
     /// A client's request and the server's reply.
     Request(ClientRequest),

@@ -109,6 +109,7 @@ fn node_config(timing: Timing) -> NodeConfig {
         client_connections_per_address_max: 256,
         certificate_expires_ms: None,
         borrow_signer: None,
+        journal: hal_net::journal::Journal::off(),
         links: LinkTiming::for_timing(&timing),
     }
 }

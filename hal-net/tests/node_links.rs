@@ -106,6 +106,7 @@ async fn start_node_with(
         client_connections_per_address_max: client_connections_max * 2,
         certificate_expires_ms: None,
         borrow_signer: None,
+        journal: hal_net::journal::Journal::off(),
     };
     let clock = SystemClock::new();
     let node = Node::bind(config, Catalog::default(), TcpTransport, NoStorage, clock)
@@ -186,7 +187,7 @@ async fn a_large_frame_on_a_slow_link_does_not_count_as_a_stall() {
     let answer = tokio::time::timeout(Duration::from_secs(2), async {
         loop {
             match link.next().await {
-                Some(Ok(Message::Pong { nonce })) => return Some(nonce),
+                Some(Ok(Message::Pong { nonce, .. })) => return Some(nonce),
                 Some(Ok(_)) => continue,
                 _ => return None,
             }

@@ -135,6 +135,7 @@ fn node_config(id: ServerId) -> NodeConfig {
         client_connections_per_address_max: 64,
         certificate_expires_ms: None,
         borrow_signer: None,
+        journal: hal_net::journal::Journal::off(),
         links: LinkTiming::for_timing(&timing),
     }
 }

@@ -278,6 +278,7 @@ fn node_config(id: ServerId, timing: Timing, setup: &ServerSetup) -> NodeConfig 
         client_connections_per_address_max: 1024,
         certificate_expires_ms: None,
         borrow_signer: None,
+        journal: hal_net::journal::Journal::off(),
         links: LinkTiming::for_timing(&timing),
     }
 }

@@ -40,6 +40,8 @@ pub struct ConfigFile {
     /// The timers wanted; those that differ from `timing_profile`'s are written as
     /// overrides.
     pub timing: Timing,
+    /// A `[journal]` section, written out whole; none leaves the defaults.
+    pub journal: Option<super::JournalConfig>,
 }
 
 impl ConfigFile {
@@ -61,6 +63,7 @@ impl ConfigFile {
             security: Security::InsecurePlaintext,
             timing_profile: TimingProfile::Lan,
             timing: Timing::lan(),
+            journal: None,
         }
     }
 
@@ -121,6 +124,18 @@ impl ConfigFile {
             }
         }
         self.render_timing(&mut out);
+        if let Some(journal) = &self.journal {
+            out.push_str("\n[journal]\n");
+            line(&mut out, "enabled", journal.enabled);
+            line(&mut out, "file_mb", journal.limits.file_bytes >> 20);
+            line(&mut out, "keep_mb", journal.limits.keep_bytes >> 20);
+            line(
+                &mut out,
+                "keep_days",
+                journal.limits.keep_age.as_secs() / (24 * 3600),
+            );
+            line(&mut out, "heartbeats", journal.heartbeats);
+        }
         out
     }
 

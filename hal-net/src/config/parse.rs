@@ -18,7 +18,8 @@ use super::error::unknown_key_hint;
 use super::{
     CLIENT_CONNECTIONS_MAX_CEILING, CLIENT_CONNECTIONS_MAX_DEFAULT,
     CLIENT_CONNECTIONS_PER_ADDRESS_MAX_DEFAULT, CONFIG_BYTES_MAX, ConfigError, DEFAULT_PORT,
-    Location, Security, ServerConfig, TIMING_DURATION_MAX, TimingProfile, TlsFiles,
+    JOURNAL_FILE_MB_MAX, JOURNAL_KEEP_DAYS_MAX, JOURNAL_KEEP_MB_MAX, JournalConfig, Location,
+    Security, ServerConfig, TIMING_DURATION_MAX, TimingProfile, TlsFiles,
 };
 use crate::addr::ServerAddr;
 
@@ -38,7 +39,11 @@ pub(super) const TOP_KEYS: &[&str] = &[
     "insecure_plaintext",
     "tls",
     "timing",
+    "journal",
 ];
+
+/// The keys of `[journal]`, with each number's range.
+const JOURNAL_KEYS: &[&str] = &["enabled", "file_mb", "keep_mb", "keep_days", "heartbeats"];
 
 /// The keys of `[tls]`.
 const TLS_KEYS: &[&str] = &["ca", "cert", "key"];
@@ -93,6 +98,7 @@ pub(super) fn parse(
     .map_or(DEFAULT_PORT, ServerAddr::port);
     let (timing_profile, timing) = doc.timing(root)?;
     let (discovery, discovery_multicast) = doc.discovery(root)?;
+    let journal = doc.journal(root)?;
     Ok(ServerConfig {
         source_name: source_name.into(),
         position,
@@ -117,6 +123,7 @@ pub(super) fn parse(
         triad,
         timing_profile,
         timing,
+        journal,
     })
 }
 
@@ -436,6 +443,68 @@ impl Doc<'_> {
                 let problem = format!("{count} is not from 1 to {CLIENT_CONNECTIONS_MAX_CEILING}");
                 self.invalid(value.span(), key, problem)
             })
+    }
+
+    /// The `[journal]` section, every key optional.
+    fn journal(&self, root: &DeTable<'_>) -> Result<JournalConfig, ConfigError> {
+        let mut journal = JournalConfig::default();
+        let Some(value) = root.get("journal") else {
+            return Ok(journal);
+        };
+        let DeValue::Table(table) = value.get_ref() else {
+            let problem = "expected a section: write [journal] on a line of its own, the \
+                           settings below it";
+            return Err(self.invalid(value.span(), "journal", problem));
+        };
+        self.check_keys(table, JOURNAL_KEYS, "in [journal]", &[])?;
+        let flag = |key: &str| -> Result<Option<bool>, ConfigError> {
+            let Some(value) = table.get(key) else {
+                return Ok(None);
+            };
+            value.get_ref().as_bool().map(Some).ok_or_else(|| {
+                let found = value.get_ref().type_str();
+                let key = format!("journal.{key}");
+                self.invalid(
+                    value.span(),
+                    &key,
+                    format!("expected true or false, found {found}"),
+                )
+            })
+        };
+        let number = |key: &str, max: u64| -> Result<Option<u64>, ConfigError> {
+            let Some(value) = table.get(key) else {
+                return Ok(None);
+            };
+            let key = format!("journal.{key}");
+            let n = self.integer(&key, value)?;
+            u64::try_from(n)
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .map(Some)
+                .ok_or_else(|| {
+                    self.invalid(value.span(), &key, format!("{n} is not from 1 to {max}"))
+                })
+        };
+        if let Some(on) = flag("enabled")? {
+            journal.enabled = on;
+        }
+        if let Some(on) = flag("heartbeats")? {
+            journal.heartbeats = on;
+        }
+        if let Some(mb) = number("file_mb", JOURNAL_FILE_MB_MAX)? {
+            journal.limits.file_bytes = mb << 20;
+        }
+        if let Some(mb) = number("keep_mb", JOURNAL_KEEP_MB_MAX)? {
+            journal.limits.keep_bytes = mb << 20;
+        }
+        if let Some(days) = number("keep_days", JOURNAL_KEEP_DAYS_MAX)? {
+            journal.limits.keep_age = Duration::from_secs(days * 24 * 3600);
+        }
+        if journal.limits.keep_bytes < journal.limits.file_bytes {
+            let problem = "keep_mb is smaller than file_mb: not even one whole file would be kept";
+            return Err(self.invalid(value.span(), "[journal]", problem));
+        }
+        Ok(journal)
     }
 
     fn timing(&self, root: &DeTable<'_>) -> Result<(TimingProfile, Timing), ConfigError> {

@@ -12,8 +12,12 @@ use hal_core::server::{Output, Persist, Role, Server, ServerEvent};
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
+use hal_core::record::{LinkRecord, Record};
+
+use super::journaling::{self, Pending};
 use super::{Batch, ConnId, EventHook, Here, Inbound, NodeError, status};
 use crate::clock::{Clock, sleep_for, sleep_until};
+use crate::journal::Journal;
 use crate::storage::StorageError;
 use crate::tls::borrow_proof::{BorrowProof, BorrowSigner, Grant};
 use crate::wire::{Message, PeerStatus};
@@ -70,6 +74,11 @@ pub(super) struct Core<C: Clock> {
     refusals: super::throttle::Throttle,
     /// Signs borrow grants; `None` in plaintext.
     signer: Option<BorrowSigner>,
+    journal: Journal,
+    /// This server, for the journal's records.
+    me: ServerId,
+    /// The requests waiting for an answer, while the journal is on.
+    pending: Pending,
 }
 
 impl<C: Clock> Core<C> {
@@ -110,7 +119,17 @@ impl<C: Clock> Core<C> {
             hook,
             refusals: super::throttle::Throttle::new(),
             signer: None,
+            journal: Journal::off(),
+            me: ServerId::PRIMARY,
+            pending: Pending::default(),
         }
+    }
+
+    /// Journals what the server `me` sees into `journal`.
+    pub(super) fn with_journal(mut self, me: ServerId, journal: Journal) -> Self {
+        self.me = me;
+        self.journal = journal;
+        self
     }
 
     /// Signs the replies that grant a borrow with `signer`.
@@ -201,6 +220,9 @@ impl<C: Clock> Core<C> {
                 if !self.route(conn, request.client) {
                     return;
                 }
+                if self.journal.is_on() {
+                    self.pending.asked(request.client, request.seq, &request.op);
+                }
                 self.server.handle_client(self.clock.now(), request);
             }
             Inbound::ClientOpened { conn, replies } => {
@@ -217,7 +239,18 @@ impl<C: Clock> Core<C> {
                 // The asker may have gone: nothing to do then.
                 let _ = answer.send(report);
             }
-            Inbound::Link(link) => {
+            Inbound::Link(link, why) => {
+                let was_up = self.links.get(&link.id).is_some_and(|l| l.connected);
+                if self.journal.is_on() && was_up != link.connected {
+                    let record = Record::Link(LinkRecord {
+                        t_ms: 0,
+                        server: self.me.get(),
+                        peer: link.id.get(),
+                        up: link.connected,
+                        reason: link.refused.clone().or(why),
+                    });
+                    self.journal.record(self.clock.now(), record);
+                }
                 self.links.insert(link.id, link);
             }
         }
@@ -343,6 +376,13 @@ impl<C: Clock> Core<C> {
     }
 
     fn reply(&mut self, reply: ServerReply) {
+        if self.journal.is_on()
+            && let Some(record) = self
+                .pending
+                .answered(self.me, &reply, self.journal.heartbeats())
+        {
+            self.journal.record(self.clock.now(), record);
+        }
         let mut proof = None;
         if let ReplyResult::Granted {
             handle,
@@ -418,6 +458,11 @@ impl<C: Clock> Core<C> {
     fn log_event(&mut self, event: ServerEvent) {
         if let Some(hook) = &self.hook {
             (hook.0)(&event);
+        }
+        if self.journal.is_on()
+            && let Some(record) = journaling::event_record(self.me, &event)
+        {
+            self.journal.record(self.clock.now(), record);
         }
         match event {
             ServerEvent::RoleChanged {

@@ -61,10 +61,10 @@ pub(super) async fn outgoing<T: Transport>(
         let end = match dial_overlapping(&shared, peer, &addr).await {
             Ok(link) => {
                 info!(%peer, %addr, "peer connected");
-                report(&shared, peer, true, None).await;
+                report(&shared, peer, true, None, None).await;
                 (was_connected, trouble_logged) = (true, false);
                 backoff = timing.backoff_min;
-                pump(&shared, link, &mut queue).await
+                pump(&shared, peer, link, &mut queue).await
             }
             Err(end) => end,
         };
@@ -74,7 +74,7 @@ pub(super) async fn outgoing<T: Transport>(
                 // Logged at every attempt (a refusal never fixes itself, and must not be
                 // missed); the attempts are spaced out.
                 error!(%peer, %addr, "peer refused the link: {reason}");
-                report(&shared, peer, false, Some(reason)).await;
+                report(&shared, peer, false, Some(reason), None).await;
                 backoff = timing.backoff_max * REFUSED_BACKOFF_FACTOR;
             }
             LinkEnd::Broken(why) if !trouble_logged => {
@@ -84,7 +84,7 @@ pub(super) async fn outgoing<T: Transport>(
                     warn!(%peer, %addr, "peer unreachable: {why}");
                 }
                 (was_connected, trouble_logged) = (false, true);
-                report(&shared, peer, false, None).await;
+                report(&shared, peer, false, None, Some(why)).await;
             }
             LinkEnd::Broken(why) => debug!(%peer, %addr, "peer still unreachable: {why}"),
         }
@@ -103,6 +103,7 @@ async fn report<T: Transport>(
     id: ServerId,
     connected: bool,
     refused: Option<String>,
+    why: Option<String>,
 ) {
     let status = PeerStatus {
         id,
@@ -110,7 +111,7 @@ async fn report<T: Transport>(
         refused,
     };
     // The core loop may be gone when the node stops.
-    let _ = shared.inbound.send(Inbound::Link(status)).await;
+    let _ = shared.inbound.send(Inbound::Link(status, why)).await;
 }
 
 /// Dials `peer` until one attempt connects and shakes hands, or every attempt failed.
@@ -227,6 +228,7 @@ async fn dial<T: Transport>(
 /// Sends queued messages and pings until the link breaks or stalls.
 async fn pump<T: Transport>(
     shared: &Shared<T>,
+    peer: ServerId,
     mut link: Link<T>,
     queue: &mut mpsc::Receiver<PeerMessage>,
 ) -> LinkEnd {
@@ -236,6 +238,7 @@ async fn pump<T: Transport>(
     let moved = link.get_ref().moved();
     let mut heard = Instant::now();
     let mut nonce = 0u64;
+    let mut clock = PeerClockEstimate::default();
     loop {
         tokio::select! {
             () = shared.stop.cancelled() => return LinkEnd::Stopping,
@@ -258,19 +261,89 @@ async fn pump<T: Transport>(
                     return LinkEnd::Broken(format!("stalled: no answer for {} ms", silent.as_millis()));
                 }
                 nonce += 1;
+                clock.sent(nonce, (shared.now.0)());
                 let sent = timeout(timing.stall_after, link.send(Message::Ping { nonce })).await;
                 if let Err(end) = sent_ok(sent) {
                     return end;
                 }
             }
             frame = link.next() => match frame {
-                Some(Ok(Message::Pong { .. })) => heard = Instant::now(),
+                Some(Ok(Message::Pong { nonce, wall_ms })) => {
+                    heard = Instant::now();
+                    if shared.config.journal.is_on() {
+                        let now = (shared.now.0)();
+                        if let Some(record) = clock.pong(shared.me, peer, nonce, wall_ms, now) {
+                            shared.config.journal.record(now, record);
+                        }
+                    }
+                }
                 Some(Ok(Message::Refused { reason })) => return LinkEnd::Refused(reason),
                 Some(Ok(other)) => debug!("ignoring {} on an outgoing peer link", kind(&other)),
                 Some(Err(e)) => return LinkEnd::Broken(e.to_string()),
                 None => return LinkEnd::Broken("closed by the peer".into()),
             },
         }
+    }
+}
+
+/// How often a link journals its estimate of the peer's clock, and how far the estimate
+/// may move before it is journaled sooner.
+const PEER_CLOCK_EVERY_MS: u64 = 60_000;
+const PEER_CLOCK_MOVED_MS: u64 = 50;
+
+/// A link's estimate of its peer's wall clock, from its last ping and the peer's pong:
+/// the peer read its clock about half a round trip after the ping left.
+#[derive(Debug, Default)]
+struct PeerClockEstimate {
+    /// The last ping: its nonce and when it left.
+    ping: Option<(u64, hal_core::time::Now)>,
+    /// The last estimate journaled: when (monotonic ms) and the offset.
+    journaled: Option<(u64, i64)>,
+}
+
+impl PeerClockEstimate {
+    fn sent(&mut self, nonce: u64, now: hal_core::time::Now) {
+        self.ping = Some((nonce, now));
+    }
+
+    /// The record to journal for the pong to ping `nonce` carrying the peer's
+    /// `wall_ms`, received `now`: the first on this link, then when the estimate moved or
+    /// a minute passed.
+    fn pong(
+        &mut self,
+        me: ServerId,
+        peer: ServerId,
+        nonce: u64,
+        wall_ms: u64,
+        now: hal_core::time::Now,
+    ) -> Option<hal_core::record::Record> {
+        let (sent_nonce, sent) = self.ping.take()?;
+        if sent_nonce != nonce {
+            return None;
+        }
+        let rtt_ms = now.mono.0.saturating_sub(sent.mono.0);
+        let midpoint = sent.wall.0.saturating_add(rtt_ms / 2);
+        let offset_ms = i64::try_from(i128::from(wall_ms) - i128::from(midpoint)).ok()?;
+        let due = match self.journaled {
+            None => true,
+            Some((at, offset)) => {
+                now.mono.0.saturating_sub(at) >= PEER_CLOCK_EVERY_MS
+                    || offset.abs_diff(offset_ms) >= PEER_CLOCK_MOVED_MS
+            }
+        };
+        if !due {
+            return None;
+        }
+        self.journaled = Some((now.mono.0, offset_ms));
+        Some(hal_core::record::Record::PeerClock(
+            hal_core::record::PeerClock {
+                t_ms: 0,
+                server: me.get(),
+                peer: peer.get(),
+                offset_ms,
+                rtt_ms,
+            },
+        ))
     }
 }
 
@@ -359,7 +432,9 @@ pub(super) async fn incoming<S, T>(
                 }
             }
             Some(Ok(Message::Ping { nonce })) => {
-                let sent = timeout(stall_after, link.send(Message::Pong { nonce })).await;
+                let wall_ms = (shared.now.0)().wall.0;
+                let pong = Message::Pong { nonce, wall_ms };
+                let sent = timeout(stall_after, link.send(pong)).await;
                 if let Err(LinkEnd::Broken(why)) = sent_ok(sent) {
                     break why;
                 }

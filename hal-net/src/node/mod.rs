@@ -29,6 +29,7 @@
 
 mod accept;
 mod core;
+mod journaling;
 mod links;
 mod progress;
 mod status;
@@ -49,6 +50,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::clock::Clock;
+use crate::journal::Journal;
 use crate::storage::{Storage, StorageError};
 use crate::tls::borrow_proof::BorrowSigner;
 use crate::transport::{Listener, Transport};
@@ -75,6 +77,8 @@ pub struct NodeConfig {
     /// Signs the replies that grant a borrow (the server's TLS key); `None` in
     /// plaintext, where borrow records go unsigned.
     pub borrow_signer: Option<BorrowSigner>,
+    /// Where the node journals what it sees ([`crate::journal`]); off by default.
+    pub journal: Journal,
 }
 
 /// The shell's timers for connections.
@@ -149,7 +153,8 @@ enum Inbound {
         conn: ConnId,
     },
     Status(oneshot::Sender<StatusReport>),
-    Link(PeerStatus),
+    /// A peer link came up or went down; why it went down, if known.
+    Link(PeerStatus, Option<String>),
 }
 
 /// The most inputs waiting for the core loop; senders wait when it is full.
@@ -180,6 +185,18 @@ struct Shared<T: Transport> {
     inbound: mpsc::Sender<Inbound>,
     stop: CancellationToken,
     incoming: IncomingLinks,
+    /// The node's clock, for what the links journal (peer clock offsets).
+    now: NowFn,
+}
+
+/// Reads a node's clock.
+#[derive(Clone)]
+struct NowFn(Arc<dyn Fn() -> hal_core::time::Now + Send + Sync>);
+
+impl std::fmt::Debug for NowFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NowFn")
+    }
 }
 
 /// The incoming link of each peer: one at a time, the newest wins.
@@ -338,7 +355,18 @@ impl<T: Transport, S: Storage, C: Clock> Node<T, S, C> {
     pub async fn run(mut self, shutdown: impl Future<Output = ()> + Send) -> Result<(), NodeError> {
         let me = self.config.core.id();
         let span = tracing::info_span!("node", id = %me);
-        let durable = self.storage.load().instrument(span.clone()).await?;
+        let journal = self.config.journal.clone();
+        let durable = match self.storage.load().instrument(span.clone()).await {
+            Ok(durable) => durable,
+            Err(e) => {
+                let stop = stop_record(me, format!("cannot load its data: {e}"));
+                journal.record(self.clock.now(), stop);
+                return Err(e.into());
+            }
+        };
+        journal.record(self.clock.now(), journaling::start_record(me, &durable));
+        let clock = self.clock.clone();
+        let now = NowFn(Arc::new(move || clock.now()));
         let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_MAX);
         let shared = Shared {
             me,
@@ -348,6 +376,7 @@ impl<T: Transport, S: Storage, C: Clock> Node<T, S, C> {
             inbound: inbound_tx,
             stop: CancellationToken::new(),
             incoming: IncomingLinks::default(),
+            now,
         };
         let mut peer_queues = BTreeMap::new();
         for (&peer, addr) in &self.config.peers {
@@ -375,15 +404,30 @@ impl<T: Transport, S: Storage, C: Clock> Node<T, S, C> {
         };
         let server =
             hal_core::server::Server::new(core_config, self.catalog, durable, self.clock.now());
+        let end_clock = self.clock.clone();
         let core = core::Core::new(server, self.clock, peer_queues, persist_tx, self.hook)
-            .with_signer(self.config.borrow_signer.clone());
+            .with_signer(self.config.borrow_signer.clone())
+            .with_journal(me, journal.clone());
         let result = core
             .run(inbound_rx, synced_rx, shutdown)
             .instrument(span)
             .await;
         shared.stop.cancel();
+        let why = match &result {
+            Ok(()) => "shutdown".to_string(),
+            Err(e) => e.to_string(),
+        };
+        journal.record(end_clock.now(), stop_record(me, why));
         result
     }
+}
+
+fn stop_record(me: ServerId, reason: String) -> hal_core::record::Record {
+    hal_core::record::Record::Stop(hal_core::record::Stop {
+        t_ms: 0,
+        server: me.get(),
+        reason,
+    })
 }
 
 /// A batch for the storage task, and whether to sync it on the node's own thread.
