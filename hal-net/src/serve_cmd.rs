@@ -98,6 +98,9 @@ async fn serve(config: ServerConfig, if_blank: IfBlank) -> Result<()> {
         }
     }
     let triad: Vec<String> = config.triad.iter().map(ToString::to_string).collect();
+    // The data directory is checked first: the journal, inside it, must not make a
+    // mistyped or missing one look like a server's.
+    let storage = open_storage(&config, if_blank)?;
     let file_journal = open_journal(&config, me, &catalog, &triad);
     let journal = match &file_journal {
         Some(file) => Journal::to(file.sink()).with_heartbeats(config.journal.heartbeats),
@@ -116,7 +119,6 @@ async fn serve(config: ServerConfig, if_blank: IfBlank) -> Result<()> {
         links: LinkTiming::for_timing(&timing),
         journal,
     };
-    let storage = open_storage(&config, if_blank)?;
     let served = match &config.security {
         Security::Tls(files) => {
             let tls = load_tls(files, me)?;
