@@ -617,3 +617,55 @@ fn bad_discovery_settings_name_the_key_and_what_is_allowed() {
         assert!(message.starts_with(want), "{line}: {message}");
     }
 }
+
+#[test]
+fn the_journal_is_on_by_default_and_its_bounds_are_set_in_megabytes_and_days() {
+    let config = parse(BASE).unwrap();
+    assert_eq!(config.journal, JournalConfig::default());
+    assert!(config.journal.enabled);
+    assert_eq!(config.journal_dir(), Path::new("/etc/hal/data/journal"));
+    let text = format!(
+        "{BASE}[journal]\nenabled = true\nfile_mb = 8\nkeep_mb = 100\nkeep_days = 7\nheartbeats = true\n"
+    );
+    let config = parse(&text).unwrap();
+    assert_eq!(config.journal.limits.file_bytes, 8 << 20);
+    assert_eq!(config.journal.limits.keep_bytes, 100 << 20);
+    assert_eq!(
+        config.journal.limits.keep_age,
+        Duration::from_secs(7 * 24 * 3600)
+    );
+    assert!(config.journal.heartbeats);
+    // Rendered and read back, the section is the same.
+    let rendered = config.to_config_file().render();
+    let back = ServerConfig::parse("server1.toml", &rendered, Path::new("/")).unwrap();
+    assert_eq!(back.journal, config.journal);
+}
+
+#[test]
+fn bad_journal_settings_name_the_key_and_what_is_allowed() {
+    let bad = |section: &str| error(&format!("{BASE}[journal]\n{section}\n"));
+    let err = bad("file_mb = 0");
+    assert!(
+        err.contains("server1.toml:10:11: journal.file_mb: 0 is not from 1 to 4096"),
+        "{err}"
+    );
+    let err = bad("keep_days = \"forever\"");
+    assert!(
+        err.contains("journal.keep_days: expected a whole number"),
+        "{err}"
+    );
+    let err = bad("enabled = 1");
+    assert!(
+        err.contains("journal.enabled: expected true or false"),
+        "{err}"
+    );
+    let err = bad("keep_mbs = 10");
+    assert!(
+        err.contains("keep_mb"),
+        "the nearest key is suggested: {err}"
+    );
+    let err = bad("file_mb = 100\nkeep_mb = 10");
+    assert!(err.contains("keep_mb is smaller than file_mb"), "{err}");
+    let err = error(&format!("journal = true\n{BASE}"));
+    assert!(err.contains("expected a section"), "{err}");
+}

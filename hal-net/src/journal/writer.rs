@@ -211,7 +211,7 @@ impl Writer {
         if let Some(current) = self.file.take() {
             let path = current.path.clone();
             if let Err(e) = finish(current) {
-                self.failed(&path, &e, 0);
+                self.failed(&path, &e);
             }
         }
     }
@@ -254,7 +254,7 @@ impl Writer {
         if self.file.is_none()
             && let Err((path, e)) = self.start_file(t_ms)
         {
-            self.failed(&path, &e, 1);
+            self.failed(&path, &e);
             return false;
         }
         let Some(current) = self.file.as_mut() else {
@@ -263,7 +263,7 @@ impl Writer {
         if let Err(e) = current.out.write_all(&line) {
             let path = current.path.clone();
             self.file = None;
-            self.failed(&path, &e, 1);
+            self.failed(&path, &e);
             return false;
         }
         current.bytes = current.bytes.saturating_add(line.len() as u64);
@@ -272,7 +272,7 @@ impl Writer {
         {
             let path = full.path.clone();
             if let Err(e) = finish(full) {
-                self.failed(&path, &e, 0);
+                self.failed(&path, &e);
             }
             self.prune();
         }
@@ -314,14 +314,14 @@ impl Writer {
         {
             let path = current.path.clone();
             self.file = None;
-            self.failed(&path, &e, 0);
+            self.failed(&path, &e);
         }
     }
 
-    /// Counts a disk error (and `lost` entries) and logs it, at most once a minute.
-    fn failed(&mut self, path: &Path, error: &io::Error, lost: u64) {
+    /// Counts a disk error and logs it, at most once a minute (the entry it cost is
+    /// counted by [`Writer::write`]).
+    fn failed(&mut self, path: &Path, error: &io::Error) {
         self.stats.errors.fetch_add(1, Ordering::Relaxed);
-        self.stats.dropped.fetch_add(lost, Ordering::Relaxed);
         let now = Instant::now();
         if self
             .last_error_log
@@ -344,7 +344,7 @@ impl Writer {
             Ok(files) => files,
             Err(e) => {
                 let dir = self.dir.clone();
-                self.failed(&dir, &e, 0);
+                self.failed(&dir, &e);
                 return;
             }
         };
@@ -371,7 +371,7 @@ impl Writer {
             }
             match fs::remove_file(&path) {
                 Ok(()) => total = total.saturating_sub(len),
-                Err(e) => self.failed(&path, &e, 0),
+                Err(e) => self.failed(&path, &e),
             }
         }
     }
@@ -412,4 +412,158 @@ fn next_number(dir: &Path) -> io::Result<u64> {
         .filter_map(|(path, _)| file_number(&path.file_name()?.to_string_lossy()))
         .max();
     Ok(highest.map_or(1, |n| n.saturating_add(1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use hal_core::record::{End, FeatureMeta};
+
+    use super::*;
+    use crate::journal::read::read;
+
+    fn meta() -> Meta {
+        let features = [(
+            "cad".to_string(),
+            FeatureMeta {
+                count: 2,
+                hal: true,
+            },
+        )]
+        .into();
+        Meta {
+            server: Some(2),
+            ..Meta::new(&hal_core::timing::Timing::lan(), features)
+        }
+    }
+
+    fn entry(t_ms: u64) -> Entry {
+        Entry {
+            record: Record::End(End { t_ms }),
+            mono_ms: Some(t_ms),
+        }
+    }
+
+    #[test]
+    fn files_rotate_at_their_size_and_the_oldest_are_removed_past_the_total() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = JournalLimits {
+            file_bytes: 2_000,
+            keep_bytes: 6_000,
+            keep_age: Duration::from_secs(3600),
+        };
+        let journal = FileJournal::open(dir.path(), meta(), limits).unwrap();
+        let sink = journal.sink();
+        for t in 0..400 {
+            sink.write(entry(t));
+        }
+        let stats = journal.stats();
+        journal.close();
+        assert_eq!(stats.written.load(Ordering::Relaxed), 400);
+        assert_eq!(stats.dropped.load(Ordering::Relaxed), 0);
+        let files = journal_files(dir.path()).unwrap();
+        let total: u64 = files.iter().map(|(_, m)| m.len()).sum();
+        // Each closed file is about 2 kB; the kept ones stay under the total plus the one
+        // being written.
+        assert!(files.len() >= 3, "{files:?}");
+        assert!(total <= 6_000 + 2_200, "{total} bytes kept");
+        // The oldest files went: the first kept one is not number 1.
+        let first = file_number(&files[0].0.file_name().unwrap().to_string_lossy()).unwrap();
+        assert!(first > 1, "{files:?}");
+        // What is kept reads back: every file starts with the meta record, and the
+        // entries are the newest, in order, ending with the last one written.
+        let journals = read(&[dir.path().to_path_buf()]).unwrap();
+        assert_eq!(journals.len(), 1);
+        let times: Vec<u64> = journals[0]
+            .entries
+            .iter()
+            .map(|l| l.entry.record.t_ms().unwrap())
+            .collect();
+        assert_eq!(times.last(), Some(&399));
+        assert!(times.windows(2).all(|w| w[0] + 1 == w[1]), "{times:?}");
+        // A restarted writer goes on numbering after the highest file.
+        let journal = FileJournal::open(dir.path(), meta(), limits).unwrap();
+        journal.sink().write(entry(1_000));
+        journal.close();
+        let last = journal_files(dir.path()).unwrap().pop().unwrap().0;
+        let n = file_number(&last.file_name().unwrap().to_string_lossy()).unwrap();
+        assert!(n > first, "{last:?}");
+    }
+
+    #[test]
+    fn a_disk_that_fails_drops_and_counts_and_says_so_once_it_works_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal_dir = dir.path().join("journal");
+        // One record per file: every write starts a file, so every write meets the disk.
+        let limits = JournalLimits {
+            file_bytes: 1,
+            ..JournalLimits::default()
+        };
+        let journal = FileJournal::open(&journal_dir, meta(), limits).unwrap();
+        let sink = journal.sink();
+        let stats = journal.stats();
+        let settle = || std::thread::sleep(Duration::from_millis(300));
+        sink.write(entry(1));
+        settle();
+        // The directory becomes a file: no journal file can be made.
+        std::fs::rename(&journal_dir, dir.path().join("kept")).unwrap();
+        std::fs::write(&journal_dir, b"in the way").unwrap();
+        for t in 2..5 {
+            sink.write(entry(t));
+        }
+        settle();
+        assert_eq!(stats.written.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.dropped.load(Ordering::Relaxed), 3);
+        assert!(stats.errors.load(Ordering::Relaxed) >= 3);
+        // The disk is back: the next record goes in, after one that counts the lost ones.
+        std::fs::remove_file(&journal_dir).unwrap();
+        sink.write(entry(5));
+        journal.close();
+        assert_eq!(stats.written.load(Ordering::Relaxed), 2);
+        let journals = read(&[journal_dir]).unwrap();
+        let records: Vec<&Record> = journals[0]
+            .entries
+            .iter()
+            .map(|l| &l.entry.record)
+            .collect();
+        assert!(
+            matches!(records[..], [Record::Dropped(d), Record::End(e)] if d.records == 3 && e.t_ms == 5),
+            "{records:?}"
+        );
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_without_waiting() {
+        // A sink whose writer never reads: its queue fills, and writes still return.
+        let (queue, _entries) = mpsc::sync_channel(2);
+        let stats = Arc::new(JournalStats::default());
+        let sink = QueueSink {
+            queue,
+            stats: stats.clone(),
+        };
+        for t in 0..10 {
+            sink.write(entry(t));
+        }
+        assert_eq!(stats.dropped.load(Ordering::Relaxed), 8);
+    }
+
+    #[test]
+    fn dropped_records_are_reported_in_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = FileJournal::open(dir.path(), meta(), JournalLimits::default()).unwrap();
+        let stats = journal.stats();
+        stats.dropped.fetch_add(5, Ordering::Relaxed);
+        journal.sink().write(entry(7));
+        journal.close();
+        let journals = read(&[dir.path().to_path_buf()]).unwrap();
+        let records: Vec<&Record> = journals[0]
+            .entries
+            .iter()
+            .map(|l| &l.entry.record)
+            .collect();
+        assert!(
+            matches!(records[0], Record::Dropped(d) if d.records == 5 && d.server == 2 && d.t_ms == 7),
+            "{records:?}"
+        );
+        assert!(matches!(records[1], Record::End(_)));
+    }
 }
