@@ -19,6 +19,7 @@ pub mod clock;
 pub mod discovery;
 pub mod effects;
 pub mod faults;
+pub mod field;
 pub mod history;
 pub mod impostor;
 pub mod net;

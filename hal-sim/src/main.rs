@@ -52,6 +52,11 @@ enum Command {
     /// Combine the summaries of every shard of one sweep (`sweep --shard K/N --summary
     /// FILE`) into the result one unsharded sweep gives; exit 1 if any seed violated.
     Merge(MergeArgs),
+    /// Judge a real triad's run from its servers' journals (`data_dir/journal` of each):
+    /// merge them on one clock and check the invariants server records can decide; print
+    /// each violation with the journal lines that show it. Exit 0 when clean, 1 on a
+    /// violation, 2 when a journal cannot be read.
+    Check(CheckArgs),
     /// Measure the checkers' bug-finding power: for each planted bug, run seeds until a
     /// violation catches it, and print `plant: NAME caught_after=K` (K seeds run).
     Plants(PlantsArgs),
@@ -78,6 +83,13 @@ struct PlantsArgs {
     /// List the bugs this build can plant, and stop.
     #[arg(long)]
     list: bool,
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// Journal directories (`data_dir/journal`) or files, of one triad's servers.
+    #[arg(required = true)]
+    journals: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -237,7 +249,47 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay(&args),
         Command::History(args) => history(&args),
         Command::Merge(args) => merge(&args),
+        Command::Check(args) => check_journals(&args),
         Command::Plants(args) => plants(&args),
+    }
+}
+
+fn check_journals(args: &CheckArgs) -> ExitCode {
+    let journals = match hal_net::journal::read::read(&args.journals) {
+        Ok(journals) => journals,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = hal_sim::field::check(&journals);
+    let servers: Vec<String> = report.servers.iter().map(|s| format!("#{s}")).collect();
+    out!(
+        "checked {} records of {} from {} to {}",
+        report.records,
+        servers.join(", "),
+        hal_sim::field::wall(report.from_ms),
+        hal_sim::field::wall(report.to_ms)
+    );
+    for (server, offset) in &report.offsets {
+        if let Some(offset) = offset {
+            out!(
+                "  #{server}'s clock: {offset:+} ms from #{}'s",
+                report.servers[0]
+            );
+        }
+    }
+    for note in &report.notes {
+        out!("note: {note}");
+    }
+    for violation in &report.violations {
+        out!("{violation}");
+    }
+    out!("violations: {}", report.violations.len());
+    if report.violations.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

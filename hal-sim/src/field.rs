@@ -1,0 +1,440 @@
+//! Judging a real triad's run from its servers' journals (`hal-sim check JOURNAL...`):
+//! the journals are merged on one clock, aligned with the offsets each server estimated
+//! to its peers, and the invariants of DESIGN §6.3 that server-side records can decide
+//! are checked:
+//!
+//! 1. **No overuse**, from the applied seat changes: every server applies the same log,
+//!    so the changes merged by log index are the seat table's history; at no index may a
+//!    feature have more seats than its COUNT. Two servers journaling different changes at
+//!    one index is a violation too (the replicas disagree).
+//! 2. **Role rule**: #3 never grants and never becomes active; borrows are decided only
+//!    by #1; #2 decides a grant only when #1 has not been up and connected to a peer, as
+//!    both ends of the link journal it, for longer than a failback takes.
+//! 3. **Majority rule**: a server decides a grant only while its own journal shows a link
+//!    up to at least one peer.
+//! 5. **One request, one seat**: a request (client id and request number) is granted at
+//!    most one handle.
+//!
+//! Invariants 4 (no lost seat) and 6 (liveness) need what the clients saw, which no
+//! server journals; they are not checked here, and the report says so.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use hal_core::record::{Meta, Record, RoleName, SeatChangeName, SeatRecord};
+use hal_net::journal::read::{Located, ServerJournal};
+
+/// How far two aligned clocks may still disagree (an estimate is off by at most half a
+/// round trip; this covers LAN and WAN round trips and the drift between estimates).
+pub const ALIGNMENT_SLACK_MS: u64 = 1_000;
+
+/// A broken invariant, with the journal lines that show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    pub invariant: &'static str,
+    /// On the reference server's clock (ms since 1970).
+    pub t_ms: u64,
+    pub what: String,
+    /// `file:line: record`, oldest first.
+    pub evidence: Vec<String>,
+}
+
+impl fmt::Display for FieldViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "invariant violated: {} at {} ({} ms): {}",
+            self.invariant,
+            wall(self.t_ms),
+            self.t_ms,
+            self.what
+        )?;
+        for line in &self.evidence {
+            writeln!(f, "  {line}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A wall-clock time as RFC 3339, for messages.
+pub fn wall(t_ms: u64) -> String {
+    let nanos = i128::from(t_ms) * 1_000_000;
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| format!("{t_ms} ms"))
+}
+
+/// What a check found.
+#[derive(Debug, Clone, Default)]
+pub struct FieldReport {
+    /// The servers whose journals were read.
+    pub servers: Vec<u8>,
+    pub records: usize,
+    /// The span covered, on the reference clock.
+    pub from_ms: u64,
+    pub to_ms: u64,
+    /// Each server's clock offset from the reference server's, as first estimated
+    /// (`None`: no estimate; its times are taken as they are).
+    pub offsets: BTreeMap<u8, Option<i64>>,
+    /// What the reader skipped, and what could not be decided.
+    pub notes: Vec<String>,
+    pub violations: Vec<FieldViolation>,
+}
+
+/// One record of the merged journals.
+#[derive(Debug, Clone)]
+struct Merged<'a> {
+    /// On the reference clock.
+    t: u64,
+    server: u8,
+    at: &'a Located,
+}
+
+impl Merged<'_> {
+    fn record(&self) -> &Record {
+        &self.at.entry.record
+    }
+
+    fn evidence(&self) -> String {
+        let json = serde_json::to_string(&self.at.entry).unwrap_or_default();
+        format!("{}:{}: {json}", self.at.file.display(), self.at.line)
+    }
+}
+
+/// Checks the journals of one triad.
+pub fn check(journals: &[ServerJournal]) -> FieldReport {
+    let mut report = FieldReport {
+        servers: journals.iter().map(|j| j.server).collect(),
+        ..FieldReport::default()
+    };
+    for journal in journals {
+        report.notes.extend(journal.notes.iter().cloned());
+    }
+    let Some(reference) = journals.first() else {
+        return report;
+    };
+    let meta = &reference.meta;
+    let clocks = Clocks::estimate(journals, reference.server);
+    for journal in journals {
+        report
+            .offsets
+            .insert(journal.server, clocks.first(journal.server));
+        if journal.server != reference.server && clocks.first(journal.server).is_none() {
+            report.notes.push(format!(
+                "#{}: no clock offset to #{} was journaled; its times are taken as they are",
+                journal.server, reference.server
+            ));
+        }
+    }
+    let mut merged: Vec<Merged<'_>> = journals
+        .iter()
+        .flat_map(|journal| {
+            let clocks = &clocks;
+            journal.entries.iter().map(move |at| {
+                let t = at.entry.record.t_ms().unwrap_or(0);
+                Merged {
+                    t: clocks.align(journal.server, t),
+                    server: journal.server,
+                    at,
+                }
+            })
+        })
+        .collect();
+    // Stable: each server's records keep their order at equal times.
+    merged.sort_by_key(|m| m.t);
+    report.records = merged.len();
+    report.from_ms = merged.first().map_or(0, |m| m.t);
+    report.to_ms = merged.last().map_or(0, |m| m.t);
+    report.notes.push(
+        "invariants 4 (no lost seat) and 6 (liveness) need the clients' view and are not checked from journals"
+            .into(),
+    );
+    overuse_and_replicas(meta, &merged, &mut report.violations);
+    one_request_one_seat(&merged, &mut report.violations);
+    roles_and_majority(meta, &merged, &mut report.violations);
+    report.violations.sort_by_key(|v| v.t_ms);
+    report
+}
+
+/// Each server's wall-clock offset from the reference server's over time: from the
+/// reference's estimates of the server (`peer_clock` with `peer` = it) and the server's
+/// estimates of the reference (negated), each valid from when it was made.
+struct Clocks {
+    /// Per server: (the server's own time, offset to add to get the reference's time).
+    estimates: BTreeMap<u8, Vec<(u64, i64)>>,
+}
+
+impl Clocks {
+    fn estimate(journals: &[ServerJournal], reference: u8) -> Clocks {
+        let mut estimates: BTreeMap<u8, Vec<(u64, i64)>> = BTreeMap::new();
+        for journal in journals {
+            for at in &journal.entries {
+                let Record::PeerClock(clock) = &at.entry.record else {
+                    continue;
+                };
+                if journal.server == reference && clock.peer != reference {
+                    // The peer's clock minus the reference's: at the peer's time
+                    // t + offset, subtract the offset.
+                    let peer_time = clock.t_ms.saturating_add_signed(clock.offset_ms);
+                    estimates
+                        .entry(clock.peer)
+                        .or_default()
+                        .push((peer_time, -clock.offset_ms));
+                } else if journal.server != reference && clock.peer == reference {
+                    estimates
+                        .entry(journal.server)
+                        .or_default()
+                        .push((clock.t_ms, clock.offset_ms));
+                }
+            }
+        }
+        for list in estimates.values_mut() {
+            list.sort_unstable();
+        }
+        Clocks { estimates }
+    }
+
+    /// The first estimate for `server`.
+    fn first(&self, server: u8) -> Option<i64> {
+        Some(self.estimates.get(&server)?.first()?.1)
+    }
+
+    /// `server`'s time `t` on the reference clock: with the latest estimate made at or
+    /// before it (or the first one, before any).
+    fn align(&self, server: u8, t: u64) -> u64 {
+        let Some(list) = self.estimates.get(&server) else {
+            return t;
+        };
+        let at = list.partition_point(|(when, _)| *when <= t);
+        let offset = list
+            .get(at.saturating_sub(1))
+            .map_or(0, |(_, offset)| *offset);
+        t.saturating_add_signed(offset)
+    }
+}
+
+fn adds(change: SeatChangeName) -> bool {
+    matches!(change, SeatChangeName::Granted | SeatChangeName::Borrowed)
+}
+
+/// Invariant 1 from the seat changes merged by log index, and the replicas' agreement.
+fn overuse_and_replicas(meta: &Meta, merged: &[Merged<'_>], out: &mut Vec<FieldViolation>) {
+    let mut by_index: BTreeMap<u64, (&SeatRecord, &Merged<'_>)> = BTreeMap::new();
+    for m in merged {
+        let Record::Seat(seat) = m.record() else {
+            continue;
+        };
+        match by_index.get(&seat.index) {
+            None => {
+                by_index.insert(seat.index, (seat, m));
+            }
+            Some((known, first)) => {
+                let same = known.change == seat.change
+                    && known.handle == seat.handle
+                    && known.feature == seat.feature
+                    && known.client == seat.client;
+                if !same {
+                    out.push(FieldViolation {
+                        invariant: "replicas agree",
+                        t_ms: m.t,
+                        what: format!(
+                            "#{} and #{} applied different seat changes at log index {}",
+                            first.server, m.server, seat.index
+                        ),
+                        evidence: vec![first.evidence(), m.evidence()],
+                    });
+                }
+            }
+        }
+    }
+    let mut held: BTreeMap<&str, BTreeMap<&str, &Merged<'_>>> = BTreeMap::new();
+    for (seat, m) in by_index.values() {
+        let seats = held.entry(seat.feature.as_str()).or_default();
+        if adds(seat.change) {
+            seats.insert(seat.handle.as_str(), m);
+        } else {
+            seats.remove(seat.handle.as_str());
+        }
+        let count = meta.features.get(&seat.feature).map_or(0, |f| f.count);
+        if seats.len() as u64 > u64::from(count) {
+            out.push(FieldViolation {
+                invariant: "1 no overuse",
+                t_ms: m.t,
+                what: format!(
+                    "{} seats of {} held at log index {}; COUNT is {count}",
+                    seats.len(),
+                    seat.feature,
+                    seat.index
+                ),
+                evidence: seats.values().map(|m| m.evidence()).collect(),
+            });
+            // One report per feature: the table stays over until seats are released.
+            return;
+        }
+    }
+}
+
+/// Invariant 5: one handle per request.
+fn one_request_one_seat(merged: &[Merged<'_>], out: &mut Vec<FieldViolation>) {
+    let mut granted: BTreeMap<(&str, u64), (&str, &Merged<'_>)> = BTreeMap::new();
+    for m in merged {
+        let Record::Seat(seat) = m.record() else {
+            continue;
+        };
+        let (true, Some(req)) = (adds(seat.change), seat.req) else {
+            continue;
+        };
+        match granted.get(&(seat.client.as_str(), req)) {
+            None => {
+                granted.insert((seat.client.as_str(), req), (seat.handle.as_str(), m));
+            }
+            Some((handle, first)) if *handle != seat.handle => {
+                out.push(FieldViolation {
+                    invariant: "5 one request, one seat",
+                    t_ms: m.t,
+                    what: format!(
+                        "request {req} of client {} got two seats, {handle} and {}",
+                        seat.client, seat.handle
+                    ),
+                    evidence: vec![first.evidence(), m.evidence()],
+                });
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+/// Each server's links as its own journal shows them, and whether it is running.
+#[derive(Debug, Default)]
+struct Links {
+    /// (server, peer) → up, by the server's own journal.
+    up: BTreeMap<(u8, u8), bool>,
+    /// Servers between a `start` and their next `stop` (a kill shows as a `start`
+    /// without a `stop` before it).
+    running: BTreeSet<u8>,
+    /// Since when #1 has been running with a link whole both ways to a peer.
+    one_connected_since: Option<u64>,
+    /// Servers whose links are known: a `start` or a `link` record of theirs was seen
+    /// (a window that begins mid-run knows nothing of links that came up before it).
+    known: BTreeSet<u8>,
+}
+
+impl Links {
+    fn observe(&mut self, m: &Merged<'_>) {
+        match m.record() {
+            Record::Start(_) => {
+                // A restart: the links of the process that died are gone.
+                self.known.insert(m.server);
+                self.running.insert(m.server);
+                self.up.retain(|(server, _), _| *server != m.server);
+            }
+            Record::Stop(_) => {
+                self.running.remove(&m.server);
+                self.up.retain(|(server, _), _| *server != m.server);
+            }
+            Record::Link(link) => {
+                // A journal may start without a `start` record (rotated away): a server
+                // journaling is running.
+                self.running.insert(m.server);
+                self.known.insert(m.server);
+                self.up.insert((m.server, link.peer), link.up);
+            }
+            _ => {}
+        }
+        let connected =
+            self.running.contains(&1) && [2, 3].into_iter().any(|peer| self.whole(1, peer));
+        match (connected, self.one_connected_since) {
+            (true, None) => self.one_connected_since = Some(m.t),
+            (false, Some(_)) => self.one_connected_since = None,
+            _ => {}
+        }
+    }
+
+    /// Whether the link between `a` and `b` is up as both ends journal it.
+    fn whole(&self, a: u8, b: u8) -> bool {
+        self.up.get(&(a, b)) == Some(&true) && self.up.get(&(b, a)) == Some(&true)
+    }
+
+    /// Whether `server`'s own journal shows a link up to a peer.
+    fn any_up(&self, server: u8) -> bool {
+        self.up.iter().any(|((from, _), up)| *from == server && *up)
+    }
+}
+
+/// Invariants 2 and 3, from roles, links and the grants each server decided.
+fn roles_and_majority(meta: &Meta, merged: &[Merged<'_>], out: &mut Vec<FieldViolation>) {
+    let handover_ms = meta.failback_hold_ms
+        + 2 * meta.election_timeout_ms
+        + meta.failover_delay_ms
+        + 1_000
+        + ALIGNMENT_SLACK_MS;
+    let mut links = Links::default();
+    let mut last_link: BTreeMap<u8, &Merged<'_>> = BTreeMap::new();
+    for m in merged {
+        links.observe(m);
+        match m.record() {
+            Record::Link(_) => {
+                last_link.insert(m.server, m);
+            }
+            Record::Role(role) if role.server == 3 && role.role == RoleName::Active => {
+                out.push(FieldViolation {
+                    invariant: "2 role rule",
+                    t_ms: m.t,
+                    what: "server #3 became active".into(),
+                    evidence: vec![m.evidence()],
+                });
+            }
+            // A grant as the server that decided it journaled it (each server journals
+            // every grant it applies; the decider's own record is the one that counts).
+            Record::Seat(seat) if adds(seat.change) && seat.by == Some(m.server) => {
+                let by = m.server;
+                let mut broke = |what: String, mut evidence: Vec<String>| {
+                    evidence.push(m.evidence());
+                    out.push(FieldViolation {
+                        invariant: if what.contains("link") {
+                            "3 majority rule"
+                        } else {
+                            "2 role rule"
+                        },
+                        t_ms: m.t,
+                        what,
+                        evidence,
+                    });
+                };
+                if by == 3 {
+                    broke("server #3 granted a seat".into(), vec![]);
+                } else if seat.change == SeatChangeName::Borrowed && by != 1 {
+                    broke(format!("a borrow was granted by #{by}, not #1"), vec![]);
+                } else if by == 2
+                    && let Some(since) = links.one_connected_since
+                    && m.t.saturating_sub(since) > handover_ms
+                {
+                    let what = format!(
+                        "#2 granted while #1 had been up and connected to a peer since {} ({} ms, more than the {handover_ms} ms a failback takes)",
+                        wall(since),
+                        m.t - since
+                    );
+                    broke(what, vec![]);
+                }
+                if links.known.contains(&by) && !links.any_up(by) {
+                    let evidence = last_link
+                        .get(&by)
+                        .map(|l| l.evidence())
+                        .into_iter()
+                        .collect();
+                    broke(
+                        format!(
+                            "#{by} granted a seat while its journal shows no link up to a peer"
+                        ),
+                        evidence,
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+}
