@@ -14,7 +14,7 @@
 //! #1 active again after a spell of its own away (#2 never active meanwhile) is not a
 //! failback either.
 
-use serde_json::Value;
+use hal_core::record::{FaultKind, Record, RoleName};
 
 use super::Invariant;
 use super::links::Links;
@@ -34,26 +34,23 @@ pub(super) struct FailbackHold {
     /// #1 knows of its own restart, however short).
     broke: Option<(u64, Option<u64>)>,
     /// The server that last became active, when, and its record.
-    last_active: Option<(u64, u64, String)>,
+    last_active: Option<(u8, u64, String)>,
 }
 
 impl FailbackHold {
-    /// Follows #1's connection after the fault record at `t`.
-    fn follow_one(&mut self, record: &Value, t: u64) {
-        let of_one = |fault: &str| {
-            record["kind"] == "fault"
-                && record["fault"] == fault
-                && record["a"]
-                    .as_array()
-                    .is_some_and(|a| a.iter().any(|s| s == 1))
+    /// Follows #1's connection after the record at `t` (only fault records change it).
+    fn follow_one(&mut self, record: &Record, t: u64) {
+        let of_one = |kind: FaultKind| {
+            matches!(record, Record::Fault(fault)
+                if fault.fault == kind && fault.servers_a().any(|s| s == 1))
         };
-        if of_one("restart") {
+        if of_one(FaultKind::Restart) {
             // Up again (or restarted while up, which is a break all the same).
             self.since = self.links.connected_since(0);
             self.broke = None;
             return;
         }
-        let one_crashed = of_one("crash");
+        let one_crashed = of_one(FaultKind::Crash);
         if one_crashed && let Some((at, _)) = self.broke {
             self.broke = Some((at, None));
         }
@@ -80,19 +77,20 @@ impl Invariant for FailbackHold {
         "8 failback hold"
     }
 
-    fn observe(&mut self, record: &Value, line: &str) -> Result<(), (String, Vec<String>)> {
+    fn observe(&mut self, record: &Record, line: &str) -> Result<(), (String, Vec<String>)> {
         self.links.observe(record);
-        let t = record["t_ms"].as_u64().unwrap_or(0);
-        if record["kind"] == "meta" {
-            self.hold_ms = record["failback_hold_ms"].as_u64().unwrap_or(0);
-            self.gap_ms = record["election_timeout_ms"].as_u64().unwrap_or(0) / 2;
+        // A history's meta record has no time: it is the start of the run.
+        let t = record.t_ms().unwrap_or(0);
+        if let Record::Meta(meta) = record {
+            self.hold_ms = meta.failback_hold_ms;
+            self.gap_ms = meta.election_timeout_ms / 2;
             self.since = Some(0);
         }
         self.follow_one(record, t);
-        if record["kind"] != "role" || record["role"] != "active" {
-            return Ok(());
-        }
-        let server = record["server"].as_u64().unwrap_or(0);
+        let server = match record {
+            Record::Role(role) if role.role == RoleName::Active => role.server,
+            _ => return Ok(()),
+        };
         let previous = self.last_active.replace((server, t, line.to_string()));
         let Some((2, t2, two_line)) = previous else {
             return Ok(());

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
+use hal_core::record::{ClientEventRecord, OpName, Record};
 
 use super::Invariant;
 use super::leases::{Holder, Leases};
@@ -41,37 +41,65 @@ impl LeaseLoss {
     }
 }
 
+/// What says a client still took a seat for held.
+#[derive(Debug, Clone, Copy)]
+enum Said {
+    /// Its library reported the seat lost.
+    Lost,
+    /// It sent a checkin (or return) for it, from the application or from the library
+    /// on its way out.
+    CheckedIn,
+}
+
+impl Said {
+    fn words(self, handle: &str) -> String {
+        match self {
+            Said::Lost => format!("reported seat {handle} lost"),
+            Said::CheckedIn => format!("sent a checkin of seat {handle}"),
+        }
+    }
+}
+
+impl LeaseLoss {
+    /// Follows a client's freezes; returns the client and the seat `record` says it
+    /// still took for held, if it does, and how it says so.
+    fn still_held<'r>(&mut self, record: &'r Record) -> Option<(&'r str, &'r str, Said)> {
+        match record {
+            Record::Client(client) => match &client.event {
+                ClientEventRecord::Frozen { .. } => {
+                    self.frozen_since.insert(client.client.clone(), client.t_ms);
+                    None
+                }
+                ClientEventRecord::Thawed { .. } => {
+                    let t = client.t_ms;
+                    let since = self.frozen_since.remove(&client.client).unwrap_or(t);
+                    self.last_freeze.insert(client.client.clone(), (since, t));
+                    None
+                }
+                ClientEventRecord::Lost {
+                    handle: Some(handle),
+                } => Some((&client.client, handle, Said::Lost)),
+                _ => None,
+            },
+            Record::Request(request) if matches!(request.op, OpName::Checkin | OpName::Return) => {
+                let handle = request.handle.as_deref()?;
+                Some((&request.client, handle, Said::CheckedIn))
+            }
+            _ => None,
+        }
+    }
+}
+
 impl Invariant for LeaseLoss {
     fn name(&self) -> &'static str {
         "9 lease lost on time"
     }
 
-    fn observe(&mut self, record: &Value, line: &str) -> Result<(), (String, Vec<String>)> {
-        let t = record["t_ms"].as_u64().unwrap_or(0);
-        let client = record["client"].as_str().unwrap_or("").to_string();
-        let holder: Holder = (
-            client.clone(),
-            record["handle"].as_str().unwrap_or("").into(),
-        );
-        // What says the client still held the seat: the library's report of its loss,
-        // or a checkin sent for it (by the application, or by the library on its way out).
-        let said = match (record["kind"].as_str(), record["event"].as_str()) {
-            (Some("client"), Some("frozen")) => {
-                self.frozen_since.insert(client, t);
-                None
-            }
-            (Some("client"), Some("thawed")) => {
-                let since = self.frozen_since.remove(&client).unwrap_or(t);
-                self.last_freeze.insert(client, (since, t));
-                None
-            }
-            (Some("client"), Some("lost")) => Some("reported seat {} lost"),
-            (Some("request"), _) if matches!(record["op"].as_str(), Some("checkin" | "return")) => {
-                Some("sent a checkin of seat {}")
-            }
-            _ => None,
-        };
-        if let Some(said) = said {
+    fn observe(&mut self, record: &Record, line: &str) -> Result<(), (String, Vec<String>)> {
+        if let Some((client, handle, said)) = self.still_held(record) {
+            // Not a meta record: it has a time.
+            let t = record.t_ms().unwrap_or(0);
+            let holder: Holder = (client.to_string(), handle.to_string());
             let ended = self.leases.ended.get(&holder).cloned().or_else(|| {
                 self.leases
                     .held
@@ -87,7 +115,7 @@ impl Invariant for LeaseLoss {
                     "{} {} at {t} ms, {} ms after its lease ran out at {until} ms (counted \
                      from the send of the last acknowledged request or heartbeat)",
                     holder.0,
-                    said.replace("{}", &holder.1),
+                    said.words(&holder.1),
                     t - until
                 );
                 return Err((what, vec![granted, line.to_string()]));

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
+use hal_core::record::{ClientEventRecord, OpName, Record, ReplyRecord, ResultName};
 
 /// Who holds a seat: (client, handle).
 pub(super) type Holder = (String, String);
@@ -28,19 +28,16 @@ pub(super) struct Leases {
     /// and the record that granted the seat.
     pub ended: BTreeMap<Holder, (u64, String)>,
     /// (client, req, server) → when the request first went to that server.
-    first_sent: BTreeMap<(String, u64, u64), u64>,
+    first_sent: BTreeMap<(String, u64, u8), u64>,
     /// (client, req) → the lease of its granted reply.
     lease_ms: BTreeMap<(String, u64), u64>,
 }
 
-fn text(record: &Value, key: &str) -> String {
-    record[key].as_str().unwrap_or("").to_string()
-}
-
 impl Leases {
     /// Follows one record. Returns the feature of a seat the record granted.
-    pub fn observe(&mut self, record: &Value, line: &str) -> Option<String> {
-        let t = record["t_ms"].as_u64().unwrap_or(0);
+    pub fn observe(&mut self, record: &Record, line: &str) -> Option<String> {
+        // A history's meta record has no time: it is the start of the run.
+        let t = record.t_ms().unwrap_or(0);
         let ended = &mut self.ended;
         self.held.retain(|holder, seat| {
             let live = seat.lease_until > t;
@@ -50,67 +47,97 @@ impl Leases {
             }
             live
         });
-        let client = text(record, "client");
-        let req = record["req"].as_u64().unwrap_or(0);
-        let server = record["server"].as_u64().unwrap_or(0);
-        match (
-            record["kind"].as_str().unwrap_or(""),
-            record["event"].as_str(),
-        ) {
-            ("request", _) => {
-                self.first_sent
-                    .entry((client.clone(), req, server))
-                    .or_insert(t);
-                if matches!(record["op"].as_str(), Some("checkin" | "return")) {
-                    let holder = (client, text(record, "handle"));
-                    self.ended.remove(&holder);
-                    self.held.remove(&holder);
+        match record {
+            Record::Request(request) => {
+                // A send to no known server is not one a server can have acknowledged.
+                if let Some(server) = request.server {
+                    let key = (request.client.clone(), request.req, server);
+                    self.first_sent.entry(key).or_insert(t);
+                }
+                if matches!(request.op, OpName::Checkin | OpName::Return)
+                    && let Some(handle) = &request.handle
+                {
+                    self.release(&request.client, handle);
                 }
             }
-            ("reply", _) if record["result"] == "granted" => {
-                let lease = record["lease_ms"].as_u64().unwrap_or(0);
-                self.lease_ms.entry((client, req)).or_insert(lease);
-            }
-            ("reply", _) if record.get("held").is_some() => {
-                let sent = self.first_sent.get(&(client.clone(), req, server)).copied();
-                if let (Some(sent), Some(lease)) = (sent, record["lease_ms"].as_u64()) {
-                    for handle in record["held"].as_array().into_iter().flatten() {
-                        let holder = (client.clone(), handle.as_str().unwrap_or("").to_string());
-                        if let Some(seat) = self.held.get_mut(&holder) {
-                            seat.lease_until = seat.lease_until.max(sent + lease);
-                        }
-                    }
+            Record::Reply(reply) => self.reply(reply),
+            Record::Client(client) => match &client.event {
+                ClientEventRecord::Granted {
+                    req,
+                    feature,
+                    handle,
+                    server,
+                    borrow_end_ms,
+                    ..
+                } => {
+                    let lease = self.lease_ms.get(&(client.client.clone(), *req)).copied();
+                    let key = (client.client.clone(), *req, *server);
+                    let sent = self.first_sent.get(&key).copied();
+                    // A borrowed seat has no lease: it is held until it is returned or its
+                    // client says the borrow ended.
+                    let lease_until = if borrow_end_ms.is_some() {
+                        u64::MAX
+                    } else {
+                        // A history the simulator writes has both the send and the
+                        // granted reply. Without the send, the lease counts from the
+                        // start of the run; without the reply, it has no end.
+                        sent.unwrap_or(0)
+                            .saturating_add(lease.unwrap_or(u64::MAX / 2))
+                    };
+                    let seat = Held {
+                        feature: feature.clone(),
+                        lease_until,
+                        granted: line.to_string(),
+                    };
+                    self.held
+                        .entry((client.client.clone(), handle.clone()))
+                        .or_insert(seat);
+                    return Some(feature.clone());
                 }
-            }
-            ("client", Some("granted")) => {
-                let lease = self.lease_ms.get(&(client.clone(), req)).copied();
-                let sent = self.first_sent.get(&(client.clone(), req, server)).copied();
-                // A borrowed seat has no lease: it is held until it is returned or its
-                // client says the borrow ended.
-                let lease_until = if record.get("borrow_end_ms").is_some() {
-                    u64::MAX
-                } else {
-                    sent.unwrap_or(0)
-                        .saturating_add(lease.unwrap_or(u64::MAX / 2))
-                };
-                let feature = text(record, "feature");
-                let seat = Held {
-                    feature: feature.clone(),
-                    lease_until,
-                    granted: line.to_string(),
-                };
-                self.held
-                    .entry((client, text(record, "handle")))
-                    .or_insert(seat);
-                return Some(feature);
-            }
-            ("client", Some("lost" | "borrow_end")) => {
-                let holder = (client, text(record, "handle"));
-                self.ended.remove(&holder);
-                self.held.remove(&holder);
-            }
+                ClientEventRecord::Lost {
+                    handle: Some(handle),
+                }
+                | ClientEventRecord::BorrowEnd {
+                    handle: Some(handle),
+                } => self.release(&client.client, handle),
+                _ => {}
+            },
             _ => {}
         }
         None
+    }
+
+    /// A granted reply gives the request's lease; a heartbeat's acknowledgement extends
+    /// the leases of the seats it names, from the heartbeat's first send to that server.
+    fn reply(&mut self, reply: &ReplyRecord) {
+        if reply.result == ResultName::Granted {
+            // A granted reply always carries its lease (`History::reply` writes it);
+            // one without it counts as a lease of 0, over at once.
+            let lease = reply.lease_ms.unwrap_or(0);
+            let key = (reply.client.clone(), reply.req);
+            self.lease_ms.entry(key).or_insert(lease);
+            return;
+        }
+        let Some(held) = &reply.held else {
+            return;
+        };
+        let key = (reply.client.clone(), reply.req, reply.server);
+        let sent = self.first_sent.get(&key).copied();
+        if let (Some(sent), Some(lease)) = (sent, reply.lease_ms) {
+            for handle in held {
+                let holder = (reply.client.clone(), handle.clone());
+                if let Some(seat) = self.held.get_mut(&holder) {
+                    seat.lease_until = seat.lease_until.max(sent + lease);
+                }
+            }
+        }
+    }
+
+    /// `client` no longer holds `handle`: it checked it in or returned it, its lease was
+    /// lost, or its borrow ended.
+    fn release(&mut self, client: &str, handle: &str) {
+        let holder = (client.to_string(), handle.to_string());
+        self.ended.remove(&holder);
+        self.held.remove(&holder);
     }
 }

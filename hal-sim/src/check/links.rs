@@ -3,7 +3,7 @@
 //! (flapping or slow, where "connected" cannot be told from the history alone).
 //! Shared by the checkers of the role and majority rules.
 
-use serde_json::Value;
+use hal_core::record::{Fault, FaultKind, LinkState, Record};
 
 /// The triad's connectivity over time, as the fault records tell it.
 #[derive(Debug)]
@@ -35,13 +35,12 @@ impl Default for Links {
     }
 }
 
-fn slots(list: &Value) -> Vec<usize> {
-    list.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.as_u64())
+/// The 0-based slots of the servers 1 to 3 in `servers` (client machines are left out
+/// before: they are not links of the triad).
+fn slots(servers: impl Iterator<Item = u8>) -> Vec<usize> {
+    servers
         .filter(|id| (1..=3).contains(id))
-        .map(|id| id as usize - 1)
+        .map(|id| usize::from(id) - 1)
         .collect()
 }
 
@@ -88,13 +87,16 @@ impl Links {
         self.connected_since[s].is_some() || self.disconnected_at[s].is_some_and(|at| at >= from)
     }
 
-    /// Follows a fault record at time `t`.
-    pub fn observe(&mut self, record: &Value) {
-        if record["kind"] != "fault" {
-            return;
+    /// Follows a fault record.
+    pub fn observe(&mut self, record: &Record) {
+        if let Record::Fault(fault) = record {
+            self.fault(fault);
         }
-        let t = record["t_ms"].as_u64().unwrap_or(0);
-        let (a, b) = (slots(&record["a"]), slots(&record["b"]));
+    }
+
+    fn fault(&mut self, fault: &Fault) {
+        let t = fault.t_ms;
+        let (a, b) = (slots(fault.servers_a()), slots(fault.servers_b()));
         let both = |links: &mut [[bool; 3]; 3], value: bool| {
             for &x in &a {
                 for &y in &b {
@@ -103,9 +105,9 @@ impl Links {
                 }
             }
         };
-        match record["fault"].as_str().unwrap_or("") {
-            "crash" => a.iter().for_each(|&s| self.up[s] = false),
-            "restart" => {
+        match fault.fault {
+            FaultKind::Crash => a.iter().for_each(|&s| self.up[s] = false),
+            FaultKind::Restart => {
                 for &s in &a {
                     if self.up[s] {
                         // A running server restarted (a service restart): down and up
@@ -117,16 +119,17 @@ impl Links {
                     self.up[s] = true;
                 }
             }
-            "partition" | "hold" => both(&mut self.cut, true),
-            "repair" | "release" => both(&mut self.cut, false),
-            "partition_oneway" => a
+            FaultKind::Partition | FaultKind::Hold => both(&mut self.cut, true),
+            FaultKind::Repair | FaultKind::Release => both(&mut self.cut, false),
+            FaultKind::PartitionOneway => a
                 .iter()
                 .for_each(|&x| b.iter().for_each(|&y| self.cut[x][y] = true)),
-            "repair_oneway" => a
+            FaultKind::RepairOneway => a
                 .iter()
                 .for_each(|&x| b.iter().for_each(|&y| self.cut[x][y] = false)),
-            "link" => both(&mut self.shaky, record["state"] != "normal"),
-            _ => {}
+            // A link fault without a state is taken as unreliable, not as healed.
+            FaultKind::Link => both(&mut self.shaky, fault.state != Some(LinkState::Normal)),
+            FaultKind::Clock => {}
         }
         for s in 0..3 {
             match (self.steady_now(s), self.steady_since[s]) {

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::Value;
+use hal_core::record::{ClientEventRecord, OpName, Record};
 
 use super::Invariant;
 
@@ -19,6 +19,15 @@ pub(super) struct Liveness {
     /// Checkouts the client gave up on: what it sends for them later only settles their
     /// outcome (releases what they may have produced), and no application waits on it.
     settling: BTreeSet<(String, u64)>,
+}
+
+/// Reasons a checkout may be refused in the liveness phase: every seat in use, or what
+/// the license itself says.
+fn final_answer(reason: Option<&str>) -> bool {
+    matches!(
+        reason,
+        Some("all_in_use" | "unknown_feature" | "license_expired" | "hostid_mismatch")
+    )
 }
 
 impl Liveness {
@@ -39,6 +48,51 @@ impl Liveness {
             (what, vec![line.clone()])
         })
     }
+
+    /// Follows what `client`'s application was told (`event`); `Err` if a checkout sent
+    /// in the liveness phase got no final answer. `Ok(false)` for a denial or a give-up
+    /// of no checkout waiting: the bound is not judged at that record (the next one
+    /// judges it).
+    fn answered(
+        &mut self,
+        client: &str,
+        event: &ClientEventRecord,
+        line: &str,
+    ) -> Result<bool, (String, Vec<String>)> {
+        // An `unknown` counts like a denial; its reason is the last refusal, if any.
+        let (req, reason) = match event {
+            ClientEventRecord::Resolved { req, .. } => {
+                self.settling.remove(&(client.to_string(), *req));
+                return Ok(true);
+            }
+            ClientEventRecord::Granted { req, .. } => {
+                self.waiting.remove(&(client.to_string(), *req));
+                return Ok(true);
+            }
+            ClientEventRecord::Denied { req, reason, .. } => (*req, Some(reason.as_str())),
+            ClientEventRecord::Unknown { req, reason, .. } => {
+                self.settling.insert((client.to_string(), *req));
+                (*req, reason.as_deref())
+            }
+            _ => return Ok(true),
+        };
+        let Some((sent, first)) = self.waiting.remove(&(client.to_string(), req)) else {
+            return Ok(false);
+        };
+        let in_phase = self.from_ms.is_some_and(|from| sent >= from);
+        if !in_phase || final_answer(reason) {
+            return Ok(true);
+        }
+        let what = match event {
+            ClientEventRecord::Denied { reason, .. } => {
+                format!("checkout {req} of {client} denied with {reason:?} in the liveness phase")
+            }
+            _ => format!(
+                "checkout {req} of {client} went unanswered (outcome unknown) in the liveness phase"
+            ),
+        };
+        Err((what, vec![first, line.to_string()]))
+    }
 }
 
 impl Invariant for Liveness {
@@ -46,54 +100,27 @@ impl Invariant for Liveness {
         "6 liveness"
     }
 
-    fn observe(&mut self, record: &Value, line: &str) -> Result<(), (String, Vec<String>)> {
-        let t = record["t_ms"].as_u64().unwrap_or(0);
-        let client = record["client"].as_str().unwrap_or("").to_string();
-        let req = record["req"].as_u64().unwrap_or(0);
-        match (record["kind"].as_str(), record["event"].as_str()) {
-            (Some("meta"), _) => {
-                self.from_ms = record["liveness_from_ms"].as_u64();
-                self.bound_ms = record["liveness_bound_ms"].as_u64().unwrap_or(u64::MAX);
+    fn observe(&mut self, record: &Record, line: &str) -> Result<(), (String, Vec<String>)> {
+        // A history's meta record has no time: it is the start of the run.
+        let t = record.t_ms().unwrap_or(0);
+        let judge_bound = match record {
+            Record::Meta(meta) => {
+                self.from_ms = meta.liveness_from_ms;
+                self.bound_ms = meta.liveness_bound_ms.unwrap_or(u64::MAX);
+                true
             }
-            (Some("request"), _) if record["op"] == "checkout" => {
-                let key = (client, req);
+            Record::Request(request) if request.op == OpName::Checkout => {
+                let key = (request.client.clone(), request.req);
                 if !self.settling.contains(&key) {
                     self.waiting.entry(key).or_insert((t, line.to_string()));
                 }
+                true
             }
-            (Some("client"), Some("resolved")) => {
-                self.settling.remove(&(client, req));
-            }
-            (Some("client"), Some("granted")) => {
-                self.waiting.remove(&(client, req));
-            }
-            (Some("client"), Some("denied" | "unknown")) => {
-                if record["event"] == "unknown" {
-                    self.settling.insert((client.clone(), req));
-                }
-                let Some((sent, first)) = self.waiting.remove(&(client.clone(), req)) else {
-                    return Ok(());
-                };
-                let in_phase = self.from_ms.is_some_and(|from| sent >= from);
-                let final_answer = matches!(
-                    record["reason"].as_str(),
-                    Some("all_in_use" | "unknown_feature" | "license_expired" | "hostid_mismatch")
-                );
-                if in_phase && !final_answer {
-                    let what = if record["event"] == "unknown" {
-                        format!(
-                            "checkout {req} of {client} went unanswered (outcome unknown) in the liveness phase"
-                        )
-                    } else {
-                        format!(
-                            "checkout {req} of {client} denied with {} in the liveness phase",
-                            record["reason"]
-                        )
-                    };
-                    return Err((what, vec![first, line.to_string()]));
-                }
-            }
-            _ => {}
+            Record::Client(client) => self.answered(&client.client, &client.event, line)?,
+            _ => true,
+        };
+        if !judge_bound {
+            return Ok(());
         }
         match self.overdue(t) {
             Some(violation) => Err(violation),

@@ -1,7 +1,7 @@
 //! Invariant 4, no lost seat: a server never answers "unknown handle" to a client whose
 //! lease on that seat is intact (as the client counts it, [`super::leases`]).
 
-use serde_json::Value;
+use hal_core::record::{Record, ReplyRecord};
 
 use super::Invariant;
 use super::leases::Leases;
@@ -11,28 +11,34 @@ pub(super) struct NoLostSeat {
     leases: Leases,
 }
 
+impl NoLostSeat {
+    /// The first handle `reply` says is unknown while its client's lease on it is intact.
+    fn lost(&self, reply: &ReplyRecord, line: &str) -> Result<(), (String, Vec<String>)> {
+        for handle in reply.unknown.iter().flatten() {
+            let holder = (reply.client.clone(), handle.clone());
+            if let Some(seat) = self.leases.held.get(&holder)
+                && seat.lease_until > reply.t_ms
+            {
+                let what = format!(
+                    "server #{} said {handle} of {} is unknown while its lease runs until {} ms",
+                    reply.server, reply.client, seat.lease_until
+                );
+                return Err((what, vec![seat.granted.clone(), line.to_string()]));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Invariant for NoLostSeat {
     fn name(&self) -> &'static str {
         "4 no lost seat"
     }
 
-    fn observe(&mut self, record: &Value, line: &str) -> Result<(), (String, Vec<String>)> {
+    fn observe(&mut self, record: &Record, line: &str) -> Result<(), (String, Vec<String>)> {
         // Judged against the leases as they were before this record.
-        if record["kind"] == "reply" {
-            let t = record["t_ms"].as_u64().unwrap_or(0);
-            let client = record["client"].as_str().unwrap_or("").to_string();
-            for handle in record["unknown"].as_array().into_iter().flatten() {
-                let holder = (client.clone(), handle.as_str().unwrap_or("").to_string());
-                if let Some(seat) = self.leases.held.get(&holder)
-                    && seat.lease_until > t
-                {
-                    let what = format!(
-                        "server #{} said {} of {client} is unknown while its lease runs until {} ms",
-                        record["server"], holder.1, seat.lease_until
-                    );
-                    return Err((what, vec![seat.granted.clone(), line.to_string()]));
-                }
-            }
+        if let Record::Reply(reply) = record {
+            self.lost(reply, line)?;
         }
         self.leases.observe(record, line);
         Ok(())

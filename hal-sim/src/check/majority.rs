@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
+use hal_core::record::{Record, ResultName};
 
 use super::Invariant;
 use super::links::Links;
@@ -14,7 +14,7 @@ use super::links::Links;
 pub(super) struct MajorityRule {
     links: Links,
     /// (client, req, server) → when the request first went there.
-    first_sent: BTreeMap<(String, u64, u64), u64>,
+    first_sent: BTreeMap<(String, u64, u8), u64>,
 }
 
 impl Invariant for MajorityRule {
@@ -22,24 +22,31 @@ impl Invariant for MajorityRule {
         "3 majority rule"
     }
 
-    fn observe(&mut self, record: &Value, line: &str) -> Result<(), (String, Vec<String>)> {
+    fn observe(&mut self, record: &Record, line: &str) -> Result<(), (String, Vec<String>)> {
         self.links.observe(record);
-        let client = record["client"].as_str().unwrap_or("").to_string();
-        let req = record["req"].as_u64().unwrap_or(0);
-        let server = record["server"].as_u64().unwrap_or(0);
-        let t = record["t_ms"].as_u64().unwrap_or(0);
-        if record["kind"] == "request" {
-            self.first_sent.entry((client, req, server)).or_insert(t);
+        let reply = match record {
+            Record::Request(request) => {
+                // A send to no known server cannot be the one a server granted.
+                if let Some(server) = request.server {
+                    let key = (request.client.clone(), request.req, server);
+                    self.first_sent.entry(key).or_insert(request.t_ms);
+                }
+                return Ok(());
+            }
+            Record::Reply(reply) if reply.result == ResultName::Granted => reply,
+            _ => return Ok(()),
+        };
+        // Only a grant the answering server decided is judged: a retry answered after a
+        // failover names the leader that decided it (`granted_by`), not this server.
+        let server = reply.server;
+        if reply.granted_by != Some(server) {
             return Ok(());
         }
-        let fresh = record["granted_by"].as_u64() == Some(server);
-        if record["kind"] != "reply" || record["result"] != "granted" || !fresh {
-            return Ok(());
-        }
-        let slot = (server as usize).saturating_sub(1).min(2);
+        let slot = usize::from(server).saturating_sub(1).min(2);
+        let t = reply.t_ms;
         let from = self
             .first_sent
-            .get(&(client, req, server))
+            .get(&(reply.client.clone(), reply.req, server))
             .copied()
             .unwrap_or(t);
         if !self.links.shaky(slot) && !self.links.connected_during(slot, from) {

@@ -1,8 +1,12 @@
 //! The invariants of DESIGN §6.3, one checker per file, fed every history record as it
 //! is written (so a violation stops the run where it happens) or a finished history.
 //!
-//! Each checker sees the records in order and says, at the first record that breaks its
-//! rule, what broke and which earlier records show it.
+//! Each checker sees the records in order, typed ([`hal_core::record::Record`]), and says,
+//! at the first record that breaks its rule, what broke and which earlier records show it.
+//! A line that is not a record of the history format (an unknown `kind` or value, a
+//! required field missing) is not judged: reading a history stops there with an
+//! [`UnreadableLine`] rather than passing over it. (Unknown fields are ignored, as the
+//! format wants: a misspelt optional field still reads as absent.)
 
 mod failback;
 mod lease_loss;
@@ -19,7 +23,7 @@ mod roles;
 
 use std::fmt;
 
-use serde_json::Value;
+use hal_core::record::{Entry, Record};
 
 /// A broken invariant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,11 +50,22 @@ impl fmt::Display for Violation {
     }
 }
 
+/// A line of a history that is not a record: no JSON object, an unknown `kind`, a field
+/// missing or of the wrong type.
+#[derive(Debug, thiserror::Error)]
+#[error("history line {number}: {source}")]
+pub struct UnreadableLine {
+    /// The line's number, from 1.
+    pub number: usize,
+    #[source]
+    pub source: serde_json::Error,
+}
+
 /// One invariant's checker.
 pub trait Invariant: Send {
     /// Takes the next record; `Err` with what broke at the first violation. `line` is the
     /// record's JSON text, for evidence.
-    fn observe(&mut self, record: &Value, line: &str) -> Result<(), (String, Vec<String>)>;
+    fn observe(&mut self, record: &Record, line: &str) -> Result<(), (String, Vec<String>)>;
 
     /// The invariant's name.
     fn name(&self) -> &'static str;
@@ -96,15 +111,16 @@ impl Checkers {
         }
     }
 
-    /// Feeds one record (a JSON line); keeps the first violation.
-    pub fn observe(&mut self, line: &str) {
-        if let Ok(record) = serde_json::from_str::<Value>(line) {
-            self.observe_record(&record, line);
-        }
+    /// Feeds one record as a JSON line (a history's or a journal's); keeps the first
+    /// violation. `Err` if the line is not a record (it is then not judged).
+    pub fn observe(&mut self, line: &str) -> Result<(), serde_json::Error> {
+        let entry: Entry = serde_json::from_str(line)?;
+        self.observe_record(&entry.record, line);
+        Ok(())
     }
 
-    /// Feeds one record already parsed (`line` is its JSON text, for evidence).
-    pub fn observe_record(&mut self, record: &Value, line: &str) {
+    /// Feeds one record (`line` is its JSON text, for evidence).
+    pub fn observe_record(&mut self, record: &Record, line: &str) {
         if self.violation.is_some() {
             return;
         }
@@ -112,7 +128,8 @@ impl Checkers {
             if let Err((what, evidence)) = invariant.observe(record, line) {
                 self.violation = Some(Violation {
                     invariant: invariant.name(),
-                    t_ms: record["t_ms"].as_u64().unwrap_or(0),
+                    // A history's meta record has no time: it is the start of the run.
+                    t_ms: record.t_ms().unwrap_or(0),
                     what,
                     evidence,
                 });
@@ -126,12 +143,16 @@ impl Checkers {
         self.violation.as_ref()
     }
 
-    /// Checks a whole history.
-    pub fn check(lines: &[String]) -> Option<Violation> {
+    /// Checks a whole history: its first violation, if any. Every line is read, even
+    /// after a violation: a history with a line that is not a record is not judged.
+    pub fn check(lines: &[String]) -> Result<Option<Violation>, UnreadableLine> {
         let mut checkers = Checkers::new();
-        for line in lines {
-            checkers.observe(line);
+        for (index, line) in lines.iter().enumerate() {
+            checkers.observe(line).map_err(|source| UnreadableLine {
+                number: index + 1,
+                source,
+            })?;
         }
-        checkers.violation
+        Ok(checkers.violation)
     }
 }

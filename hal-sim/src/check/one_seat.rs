@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
+use hal_core::record::{Record, ResultName};
 
 use super::Invariant;
 
@@ -20,28 +20,38 @@ impl Invariant for OneRequestOneSeat {
         "5 one request, one seat"
     }
 
-    fn observe(&mut self, record: &Value, line: &str) -> Result<(), (String, Vec<String>)> {
-        let applied = record["kind"] == "applied";
-        if !applied && (record["kind"] != "reply" || record["result"] != "granted") {
-            return Ok(());
-        }
-        let client = record["client"].as_str().unwrap_or("").to_string();
-        let req = record["req"].as_u64().unwrap_or(0);
-        let handle = record["handle"].as_str().unwrap_or("").to_string();
+    fn observe(&mut self, record: &Record, line: &str) -> Result<(), (String, Vec<String>)> {
+        // (client, req, handle, the server that applied it if it is an applied grant)
+        let (client, req, handle, applied_by) = match record {
+            Record::Applied(applied) => (
+                &applied.client,
+                applied.req,
+                applied.handle.as_str(),
+                Some(applied.server),
+            ),
+            // A granted reply always names its handle (`History::reply` writes it); one
+            // that does not counts as the handle "", unlike any other.
+            Record::Reply(reply) if reply.result == ResultName::Granted => (
+                &reply.client,
+                reply.req,
+                reply.handle.as_deref().unwrap_or(""),
+                None,
+            ),
+            _ => return Ok(()),
+        };
         match self.granted.get(&(client.clone(), req)) {
             None => {
-                self.granted
-                    .insert((client, req), (handle, line.to_string()));
+                let first = (handle.to_string(), line.to_string());
+                self.granted.insert((client.clone(), req), first);
                 Ok(())
             }
-            Some((first, _)) if *first == handle => Ok(()),
+            Some((first, _)) if first == handle => Ok(()),
             Some((first, first_line)) => Err((
                 format!(
                     "request {req} of {client} was granted twice: {first}, then {handle}{}",
-                    if applied {
-                        format!(" (applied by #{})", record["server"].as_u64().unwrap_or(0))
-                    } else {
-                        String::new()
+                    match applied_by {
+                        Some(server) => format!(" (applied by #{server})"),
+                        None => String::new(),
                     }
                 ),
                 vec![first_line.clone(), line.to_string()],

@@ -15,7 +15,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::Value;
+use hal_core::record::{
+    Audit, ClientEventRecord, ClientRecord, Fault, FaultKind, Meta, OpName, Party, Record, RoleName,
+};
+
+use crate::faults::CLIENTS_HOST;
 
 use super::Invariant;
 
@@ -51,105 +55,121 @@ pub(super) struct NoOrphanSeat {
     borrowed: BTreeSet<String>,
 }
 
-fn text(record: &Value, key: &str) -> String {
-    record[key].as_str().unwrap_or("").to_string()
-}
-
 impl Invariant for NoOrphanSeat {
     fn name(&self) -> &'static str {
         "7 no orphan seat"
     }
 
-    fn observe(&mut self, record: &Value, line: &str) -> Result<(), (String, Vec<String>)> {
-        let t = record["t_ms"].as_u64().unwrap_or(0);
-        let req = record["req"].as_u64().unwrap_or(0);
-        match (record["kind"].as_str(), record["event"].as_str()) {
-            (Some("meta"), _) => {
-                // A settling starts at the give-up and needs a server: an election and a
-                // request's round, as a liveness-phase request does.
-                self.settle_ms = record["liveness_bound_ms"].as_u64().unwrap_or(u64::MAX);
-                self.lease_ms = record["lease_ms"].as_u64().unwrap_or(u64::MAX / 4);
-                self.margin_ms = record["election_timeout_ms"].as_u64().unwrap_or(0);
-            }
-            (Some("role"), _) if record["role"] == "active" => self.active_at = t,
-            (Some("reply"), _) if record.get("borrow_end_ms").is_some() => {
-                self.borrowed.insert(text(record, "handle"));
-            }
-            (Some("applied"), _) => {
-                self.applied_at.insert(text(record, "handle"), t);
-            }
-            (Some("fault"), _)
-                if record["a"][0] == "clients"
-                    && matches!(record["fault"].as_str(), Some("release" | "repair")) =>
-            {
-                self.clients_link_at = t;
-            }
-            (Some("request"), _) if record["op"] != "heartbeat" => {
-                let handle = record["handle"].as_str().map(str::to_string);
-                let client = self.clients.entry(text(record, "client")).or_default();
-                client.in_flight.entry(req).or_insert((t, handle));
-            }
-            (Some("client"), Some(event)) => {
-                let client = self.clients.entry(text(record, "client")).or_default();
-                let handle = text(record, "handle");
-                match event {
-                    "granted" => {
-                        client.in_flight.remove(&req);
-                        client.held.insert(handle);
-                    }
-                    "released" => {
-                        client.in_flight.remove(&req);
-                        client.held.remove(&handle);
-                    }
-                    "denied" => {
-                        client.in_flight.remove(&req);
-                    }
-                    "unknown" => {
-                        client.in_flight.remove(&req);
-                        client.unknown_at = Some(t);
-                    }
-                    "resolved" => {
-                        client.in_flight.remove(&req);
-                        client
-                            .in_flight
-                            .retain(|_, (_, about)| about.as_deref() != Some(&handle));
-                        client.held.remove(&handle);
-                    }
-                    "lost" | "borrow_end" => {
-                        client.held.remove(&handle);
-                    }
-                    "crashed" => client.crashed_at = Some(t),
-                    _ => {}
+    fn observe(&mut self, record: &Record, line: &str) -> Result<(), (String, Vec<String>)> {
+        match record {
+            Record::Meta(meta) => self.meta(meta),
+            Record::Role(role) if role.role == RoleName::Active => self.active_at = role.t_ms,
+            Record::Reply(reply) if reply.borrow_end_ms.is_some() => {
+                if let Some(handle) = &reply.handle {
+                    self.borrowed.insert(handle.clone());
                 }
             }
-            (Some("audit"), _) => return self.audit(record, line, t),
+            Record::Applied(applied) => {
+                self.applied_at.insert(applied.handle.clone(), applied.t_ms);
+            }
+            Record::Fault(fault) if mends_clients_link(fault) => self.clients_link_at = fault.t_ms,
+            Record::Request(request) if request.op != OpName::Heartbeat => {
+                let client = self.clients.entry(request.client.clone()).or_default();
+                let about = (request.t_ms, request.handle.clone());
+                client.in_flight.entry(request.req).or_insert(about);
+            }
+            Record::Client(client) => self.client(client),
+            Record::Audit(audit) => return self.audit(audit, line),
             _ => {}
         }
         Ok(())
     }
 }
 
+/// Whether `fault` releases or repairs the client machine's link to servers (then what a
+/// dead client sent may arrive).
+fn mends_clients_link(fault: &Fault) -> bool {
+    matches!(fault.fault, FaultKind::Release | FaultKind::Repair)
+        && matches!(fault.a.first(), Some(Party::Client(name)) if name == CLIENTS_HOST)
+}
+
 impl NoOrphanSeat {
-    fn audit(&self, record: &Value, line: &str, t: u64) -> Result<(), (String, Vec<String>)> {
-        for holder in record["holders"].as_array().into_iter().flatten() {
-            let (handle, user) = (text(holder, "handle"), text(holder, "user"));
-            let Some(client) = self.clients.get(&user) else {
+    fn meta(&mut self, meta: &Meta) {
+        // A settling starts at the give-up and needs a server: an election and a
+        // request's round, as a liveness-phase request does.
+        self.settle_ms = meta.liveness_bound_ms.unwrap_or(u64::MAX);
+        self.lease_ms = meta.lease_ms;
+        self.margin_ms = meta.election_timeout_ms;
+    }
+
+    /// Follows what a client's library told its application.
+    fn client(&mut self, record: &ClientRecord) {
+        let t = record.t_ms;
+        // Every client the history tells of is one of the run's, whatever the event.
+        let client = self.clients.entry(record.client.clone()).or_default();
+        match &record.event {
+            ClientEventRecord::Granted { req, handle, .. } => {
+                client.in_flight.remove(req);
+                client.held.insert(handle.clone());
+            }
+            ClientEventRecord::Released { req, handle, .. } => {
+                client.in_flight.remove(req);
+                client.held.remove(handle);
+            }
+            ClientEventRecord::Denied { req, .. } => {
+                client.in_flight.remove(req);
+            }
+            ClientEventRecord::Unknown { req, .. } => {
+                client.in_flight.remove(req);
+                client.unknown_at = Some(t);
+            }
+            ClientEventRecord::Resolved { req, handle } => {
+                client.in_flight.remove(req);
+                if let Some(handle) = handle {
+                    client
+                        .in_flight
+                        .retain(|_, (_, about)| about.as_ref() != Some(handle));
+                    client.held.remove(handle);
+                }
+            }
+            ClientEventRecord::Lost {
+                handle: Some(handle),
+            }
+            | ClientEventRecord::BorrowEnd {
+                handle: Some(handle),
+            } => {
+                client.held.remove(handle);
+            }
+            ClientEventRecord::Crashed { .. } => client.crashed_at = Some(t),
+            ClientEventRecord::Lost { handle: None }
+            | ClientEventRecord::BorrowEnd { handle: None }
+            | ClientEventRecord::Stopped { .. }
+            | ClientEventRecord::Frozen { .. }
+            | ClientEventRecord::Thawed { .. } => {}
+        }
+    }
+
+    fn audit(&self, audit: &Audit, line: &str) -> Result<(), (String, Vec<String>)> {
+        let t = audit.t_ms;
+        for holder in &audit.holders {
+            let (handle, user) = (&holder.handle, &holder.user);
+            let Some(client) = self.clients.get(user) else {
                 continue; // not one of the run's clients
             };
-            let known = client.held.contains(&handle);
+            let known = client.held.contains(handle);
             let asking = !client.in_flight.is_empty();
             let settling = client
                 .unknown_at
                 .is_some_and(|at| t.saturating_sub(at) <= self.settle_ms);
             if let Some(crashed_at) = client.crashed_at {
-                if self.borrowed.contains(&handle) {
+                if self.borrowed.contains(handle) {
                     continue; // a borrow lasts until its end, client or no client
                 }
                 let renewable_until = [
                     crashed_at,
                     self.active_at,
                     self.clients_link_at,
-                    self.applied_at.get(&handle).copied().unwrap_or(0),
+                    self.applied_at.get(handle).copied().unwrap_or(0),
                 ]
                 .into_iter()
                 .max()

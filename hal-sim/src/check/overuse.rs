@@ -4,13 +4,14 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
+use hal_core::record::Record;
 
 use super::Invariant;
 use super::leases::Leases;
 
 #[derive(Debug, Default)]
 pub(super) struct NoOveruse {
+    /// Each feature's COUNT, from the meta record (a feature it does not name has none).
     count: BTreeMap<String, u64>,
     leases: Leases,
 }
@@ -20,11 +21,10 @@ impl Invariant for NoOveruse {
         "1 no overuse"
     }
 
-    fn observe(&mut self, record: &Value, line: &str) -> Result<(), (String, Vec<String>)> {
-        if record["kind"] == "meta" {
-            for (name, f) in record["features"].as_object().into_iter().flatten() {
-                self.count
-                    .insert(name.clone(), f["count"].as_u64().unwrap_or(0));
+    fn observe(&mut self, record: &Record, line: &str) -> Result<(), (String, Vec<String>)> {
+        if let Record::Meta(meta) = record {
+            for (name, feature) in &meta.features {
+                self.count.insert(name.clone(), u64::from(feature.count));
             }
         }
         let Some(feature) = self.leases.observe(record, line) else {

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
+use hal_core::record::{Record, SnapshotHow};
 
 use super::Invariant;
 
@@ -22,25 +22,27 @@ impl Invariant for ReplicasAgree {
         "10 replicas agree"
     }
 
-    fn observe(&mut self, record: &Value, line: &str) -> Result<(), (String, Vec<String>)> {
-        if record["kind"] != "checkpoint" {
+    fn observe(&mut self, record: &Record, line: &str) -> Result<(), (String, Vec<String>)> {
+        let Record::Checkpoint(checkpoint) = record else {
             return Ok(());
-        }
-        let index = record["index"].as_u64().unwrap_or(0);
-        let digest = record["digest"].as_str().unwrap_or("").to_string();
+        };
+        let (index, digest) = (checkpoint.index, &checkpoint.digest);
         match self.seen.get(&index) {
-            Some((first, first_line)) if *first != digest => {
+            Some((first, first_line)) if first != digest => {
+                let how = match checkpoint.snapshot {
+                    SnapshotHow::Taken => "taken",
+                    SnapshotHow::Installed => "installed",
+                };
                 let what = format!(
-                    "server #{} holds state {digest} at log index {index} ({} snapshot), \
+                    "server #{} holds state {digest} at log index {index} ({how} snapshot), \
                      another server {first} there",
-                    record["server"],
-                    record["snapshot"].as_str().unwrap_or("?"),
+                    checkpoint.server,
                 );
                 Err((what, vec![first_line.clone(), line.to_string()]))
             }
             Some(_) => Ok(()),
             None => {
-                self.seen.insert(index, (digest, line.to_string()));
+                self.seen.insert(index, (digest.clone(), line.to_string()));
                 Ok(())
             }
         }

@@ -6,7 +6,7 @@
 //! steady link, whole both ways: over a flapping or slow link the servers rightly take
 //! the gaps for interruptions and restart the hold, so as not to flap the role.
 
-use serde_json::Value;
+use hal_core::record::{Record, ResultName};
 
 use super::Invariant;
 use super::links::Links;
@@ -14,8 +14,9 @@ use super::links::Links;
 #[derive(Debug, Default)]
 pub(super) struct RoleRule {
     links: Links,
-    /// How long #1 may be healthy while #2 still grants.
-    handover_ms: u64,
+    /// How long #1 may be healthy while #2 still grants (from the meta record; #2's
+    /// grants are not judged without it).
+    handover_ms: Option<u64>,
 }
 
 impl Invariant for RoleRule {
@@ -23,43 +24,47 @@ impl Invariant for RoleRule {
         "2 role rule"
     }
 
-    fn observe(&mut self, record: &Value, line: &str) -> Result<(), (String, Vec<String>)> {
+    fn observe(&mut self, record: &Record, line: &str) -> Result<(), (String, Vec<String>)> {
         self.links.observe(record);
-        if record["kind"] == "meta" {
-            let ms = |key: &str| record[key].as_u64().unwrap_or(0);
-            self.handover_ms = ms("failback_hold_ms")
-                + 2 * ms("election_timeout_ms")
-                + ms("failover_delay_ms")
-                + 1000;
-        }
-        if record["kind"] != "reply" || record["result"] != "granted" {
-            return Ok(());
-        }
-        let t = record["t_ms"].as_u64().unwrap_or(0);
-        let by = record["granted_by"].as_u64().unwrap_or(0);
+        let reply = match record {
+            Record::Meta(meta) => {
+                self.handover_ms = Some(
+                    meta.failback_hold_ms
+                        + 2 * meta.election_timeout_ms
+                        + meta.failover_delay_ms
+                        + 1000,
+                );
+                return Ok(());
+            }
+            Record::Reply(reply) if reply.result == ResultName::Granted => reply,
+            _ => return Ok(()),
+        };
+        let t = reply.t_ms;
+        // A granted reply always names its leader (`History::reply` writes it); one that
+        // does not is taken as granted by no server (0): neither #3 nor a fresh grant.
+        let by = reply.granted_by.unwrap_or(0);
         if by == 3 {
             return Err((
                 "server #3 granted a seat".to_string(),
                 vec![line.to_string()],
             ));
         }
-        if record.get("borrow_end_ms").is_some() && by != 1 {
+        if reply.borrow_end_ms.is_some() && by != 1 {
             return Err((
                 format!("a borrow was granted by #{by}, not #1"),
                 vec![line.to_string()],
             ));
         }
-        let fresh = record["server"].as_u64() == Some(by);
+        let fresh = reply.server == by;
         if by == 2
             && fresh
-            && self.handover_ms > 0
+            && let Some(handover_ms) = self.handover_ms
             && let Some(since) = self.links.steady_since(0)
-            && t.saturating_sub(since) > self.handover_ms
+            && t.saturating_sub(since) > handover_ms
         {
             let what = format!(
-                "#2 granted while #1 had been up and connected to a peer since {since} ms ({} ms, more than the {} ms a failback takes)",
-                t - since,
-                self.handover_ms
+                "#2 granted while #1 had been up and connected to a peer since {since} ms ({} ms, more than the {handover_ms} ms a failback takes)",
+                t - since
             );
             return Err((what, vec![line.to_string()]));
         }
