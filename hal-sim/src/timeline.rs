@@ -4,7 +4,10 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::Value;
+use hal_core::record::{
+    ClientEventRecord, Entry, Expect, Fault, Impostor, LinkState, Meta, OpName, Party, Record,
+    RoleName, SnapshotHow,
+};
 
 /// Turns records into timeline lines, one per application-level event: a request
 /// retried on the wire (after a timeout or a failover) shows once.
@@ -14,187 +17,274 @@ pub struct Timeline {
 }
 
 impl Timeline {
+    /// The line for the history line `line`, if the timeline shows it. A line that is
+    /// not a record shows as such, with why.
+    pub fn line(&mut self, line: &str) -> Option<String> {
+        match serde_json::from_str::<Entry>(line) {
+            Ok(entry) => self.record(&entry.record),
+            Err(error) => Some(format!("        ?  not a history record ({error}): {line}")),
+        }
+    }
+
     /// The line for `record`, if the timeline shows it.
-    pub fn line(&mut self, record: &str) -> Option<String> {
-        let value: Value = serde_json::from_str(record).ok()?;
-        if value["kind"] == "request" && value["op"] == "checkin" {
-            let client = value["client"].as_str().unwrap_or("").to_string();
-            let req = value["req"].as_u64().unwrap_or(0);
-            if !self.checkins_seen.insert((client, req)) {
-                return None;
-            }
+    pub fn record(&mut self, record: &Record) -> Option<String> {
+        if let Record::Request(request) = record
+            && request.op == OpName::Checkin
+            && !self
+                .checkins_seen
+                .insert((request.client.clone(), request.req))
+        {
+            return None;
         }
         describe(record)
     }
 }
 
+/// `at` for time `t_ms`: seconds and milliseconds, right-aligned.
+fn at(t_ms: u64) -> String {
+    format!("{:>4}.{:03}s", t_ms / 1000, t_ms % 1000)
+}
+
 /// Servers as `#1 #2`; a client machine by its name.
-fn servers(list: &Value) -> String {
-    list.as_array()
-        .map(|ids| {
-            ids.iter()
-                .map(|id| match id.as_str() {
-                    Some(name) => format!("client {name}"),
-                    None => format!("#{id}"),
-                })
-                .collect::<Vec<_>>()
-                .join(" ")
+fn parties(side: &[Party]) -> String {
+    side.iter()
+        .map(|party| match party {
+            Party::Server(id) => format!("#{id}"),
+            Party::Client(name) => format!("client {name}"),
         })
-        .unwrap_or_default()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// "request 7", and how many sends it took when more than one: "request 7, 3 sends"
 /// (each redirect, retry or resend is one more).
-fn request(record: &Value) -> String {
-    match record["attempts"].as_u64() {
-        Some(attempts) if attempts > 1 => format!("request {}, {attempts} sends", record["req"]),
-        _ => format!("request {}", record["req"]),
+fn request(req: u64, attempts: u32) -> String {
+    if attempts > 1 {
+        format!("request {req}, {attempts} sends")
+    } else {
+        format!("request {req}")
     }
 }
 
 /// One record as a timeline line, or `None` for records the timeline leaves out.
-fn describe(line: &str) -> Option<String> {
-    let record: Value = serde_json::from_str(line).ok()?;
-    let t = record["t_ms"].as_u64().unwrap_or(0);
-    let at = format!("{:>4}.{:03}s", t / 1000, t % 1000);
-    let client = record["client"].as_str().unwrap_or("");
-    let text = match record["kind"].as_str()? {
-        "meta" => {
-            let mut text = format!(
-                "seed {}: features {}, lease {} ms, election timeout {} ms",
-                record["seed"],
-                record["features"],
-                record["lease_ms"],
-                record["election_timeout_ms"]
-            );
-            if let Some(name) = record["scenario"].as_str() {
-                text = format!("{name}\n{text}");
-            }
-            text
-        }
-        "fault" => {
-            let fault = record["fault"].as_str().unwrap_or("");
-            let (a, b) = (servers(&record["a"]), servers(&record["b"]));
-            let mut text = if b.is_empty() {
-                format!("{at}  FAULT  {fault} {a}")
-            } else {
-                format!("{at}  FAULT  {fault} {a} | {b}")
+fn describe(record: &Record) -> Option<String> {
+    let at = at(record.t_ms().unwrap_or(0));
+    let text = match record {
+        Record::Meta(meta) => meta_line(meta),
+        Record::Fault(fault) => fault_line(&at, fault),
+        Record::Role(role) => {
+            let name = match role.role {
+                RoleName::Active => "active",
+                RoleName::Standby => "standby",
+                RoleName::Down => "down",
             };
-            if let Some(cause) = record["cause"].as_str() {
-                text.push_str(&format!(" ({cause})"));
-            }
-            for (key, unit) in [
-                ("state", ""),
-                ("latency_ms", " ms"),
-                ("offset_ms", " ms"),
-                ("drift_ppm", " ppm"),
-            ] {
-                match &record[key] {
-                    Value::Null => {}
-                    Value::String(value) => text.push_str(&format!(" {value}")),
-                    value => text.push_str(&format!(
-                        " {}={value}{unit}",
-                        key.split('_').next().unwrap_or(key)
-                    )),
-                }
-            }
-            text
+            format!("{at}  ROLE   #{} {name} (term {})", role.server, role.term)
         }
-        "role" => format!(
-            "{at}  ROLE   #{} {} (term {})",
-            record["server"],
-            record["role"].as_str().unwrap_or(""),
-            record["term"]
+        Record::Client(client) => client_line(&at, &client.client, &client.event)?,
+        Record::Request(request) if request.op == OpName::Checkin => format!(
+            "{at}  {:<5} checks in {}",
+            request.client,
+            request.handle.as_deref().unwrap_or("")
         ),
-        "client" => match record["event"].as_str()? {
-            "granted" => format!(
-                "{at}  {client:<5} granted {} by #{} ({})",
-                record["handle"].as_str().unwrap_or(""),
-                record["server"],
-                request(&record)
-            ),
-            "denied" => format!(
-                "{at}  {client:<5} denied: {} ({})",
-                record["reason"].as_str().unwrap_or(""),
-                request(&record)
-            ),
-            "unknown" => match record["reason"].as_str() {
-                Some(reason) => format!(
-                    "{at}  {client:<5} outcome unknown: no answer in time, the last a refusal ({reason}) ({})",
-                    request(&record)
-                ),
-                None => format!(
-                    "{at}  {client:<5} outcome unknown: no answer in time ({})",
-                    request(&record)
-                ),
-            },
-            "resolved" => match record["handle"].as_str() {
-                Some(handle) => format!(
-                    "{at}  {client:<5} settled request {}: released {handle}",
-                    record["req"]
-                ),
-                None => format!(
-                    "{at}  {client:<5} settled request {}: nothing to release",
-                    record["req"]
-                ),
-            },
-            // A checkin or return: its request line says so already, unless it took
-            // more than one send.
-            "released" if record["attempts"].as_u64().unwrap_or(1) <= 1 => return None,
-            "released" => format!(
-                "{at}  {client:<5} released {} ({})",
-                record["handle"].as_str().unwrap_or(""),
-                request(&record)
-            ),
-            event => format!(
-                "{at}  {client:<5} {event} {}",
-                record["handle"].as_str().unwrap_or("")
-            ),
-        },
-        "request" if record["op"] == "checkin" => format!(
-            "{at}  {client:<5} checks in {}",
-            record["handle"].as_str().unwrap_or("")
-        ),
-        "impostor" => {
-            let mut text = format!(
-                "{at}  IMPOSTOR claims #{} to #{}: {}",
-                record["claimed"],
-                record["server"],
-                match record["result"].as_str().unwrap_or("") {
-                    "welcomed" => "WELCOMED",
-                    other => other,
-                }
-            );
-            if let Some(reason) = record["reason"].as_str() {
-                text.push_str(&format!(" ({reason})"));
-            }
-            if let Some(term) = record["term"].as_u64() {
-                text.push_str(&format!(
-                    "; sent a forged snapshot (no seats) and append at term {term}"
-                ));
-            }
-            text
-        }
-        "expect" => format!(
-            "{at}  {} line {}: {} — {}",
-            if record["met"] == true {
-                "[met]    "
-            } else {
-                "[NOT MET]"
-            },
-            record["line"],
-            record["expected"].as_str().unwrap_or(""),
-            record["saw"].as_str().unwrap_or("")
-        ),
+        Record::Impostor(impostor) => impostor_line(&at, impostor),
+        Record::Expect(expect) => expect_line(&at, expect),
         // Only snapshots installed: those taken are routine, one every few dozen entries.
-        "checkpoint" if record["snapshot"] == "installed" => format!(
-            "{at}  SNAP   #{} installed a snapshot at index {} (state {})",
-            record["server"],
-            record["index"],
-            record["digest"].as_str().unwrap_or("")
-        ),
-        "end" => format!("{at}  end of the run"),
+        Record::Checkpoint(checkpoint) if checkpoint.snapshot == SnapshotHow::Installed => {
+            format!(
+                "{at}  SNAP   #{} installed a snapshot at index {} (state {})",
+                checkpoint.server, checkpoint.index, checkpoint.digest
+            )
+        }
+        Record::End(_) => format!("{at}  end of the run"),
         _ => return None,
     };
     Some(text)
+}
+
+fn meta_line(meta: &Meta) -> String {
+    // The features as the record writes them (`{"cad":{"count":5,"hal":true}}`).
+    let features = serde_json::to_string(&meta.features).unwrap_or_default();
+    let seed = meta
+        .seed
+        .map_or_else(|| "null".to_string(), |seed| seed.to_string());
+    let text = format!(
+        "seed {seed}: features {features}, lease {} ms, election timeout {} ms",
+        meta.lease_ms, meta.election_timeout_ms
+    );
+    match &meta.scenario {
+        Some(name) => format!("{name}\n{text}"),
+        None => text,
+    }
+}
+
+fn fault_line(at: &str, fault: &Fault) -> String {
+    let (a, b) = (parties(&fault.a), parties(&fault.b));
+    let name = fault.fault.name();
+    let mut text = if b.is_empty() {
+        format!("{at}  FAULT  {name} {a}")
+    } else {
+        format!("{at}  FAULT  {name} {a} | {b}")
+    };
+    if let Some(cause) = &fault.cause {
+        text.push_str(&format!(" ({cause})"));
+    }
+    if let Some(state) = fault.state {
+        text.push_str(match state {
+            LinkState::Normal => " normal",
+            LinkState::Slow => " slow",
+            LinkState::Flapping => " flapping",
+        });
+    }
+    if let Some(latency) = fault.latency_ms {
+        text.push_str(&format!(" latency={latency} ms"));
+    }
+    if let Some(offset) = fault.offset_ms {
+        text.push_str(&format!(" offset={offset} ms"));
+    }
+    if let Some(drift) = fault.drift_ppm {
+        text.push_str(&format!(" drift={drift} ppm"));
+    }
+    text
+}
+
+/// What a client's application was told, or `None` where its request line says it.
+fn client_line(at: &str, client: &str, event: &ClientEventRecord) -> Option<String> {
+    let text = match event {
+        ClientEventRecord::Granted {
+            req,
+            handle,
+            server,
+            attempts,
+            ..
+        } => format!(
+            "{at}  {client:<5} granted {handle} by #{server} ({})",
+            request(*req, *attempts)
+        ),
+        ClientEventRecord::Denied {
+            req,
+            reason,
+            attempts,
+        } => format!(
+            "{at}  {client:<5} denied: {reason} ({})",
+            request(*req, *attempts)
+        ),
+        ClientEventRecord::Unknown {
+            req,
+            attempts,
+            reason: Some(reason),
+        } => format!(
+            "{at}  {client:<5} outcome unknown: no answer in time, the last a refusal ({reason}) ({})",
+            request(*req, *attempts)
+        ),
+        ClientEventRecord::Unknown {
+            req,
+            attempts,
+            reason: None,
+        } => format!(
+            "{at}  {client:<5} outcome unknown: no answer in time ({})",
+            request(*req, *attempts)
+        ),
+        ClientEventRecord::Resolved {
+            req,
+            handle: Some(handle),
+        } => format!("{at}  {client:<5} settled request {req}: released {handle}"),
+        ClientEventRecord::Resolved { req, handle: None } => {
+            format!("{at}  {client:<5} settled request {req}: nothing to release")
+        }
+        // A checkin or return: its request line says so already, unless it took more
+        // than one send.
+        ClientEventRecord::Released { attempts, .. } if *attempts <= 1 => return None,
+        ClientEventRecord::Released {
+            req,
+            handle,
+            attempts,
+        } => format!(
+            "{at}  {client:<5} released {handle} ({})",
+            request(*req, *attempts)
+        ),
+        ClientEventRecord::Lost { handle } => other(at, client, "lost", handle.as_deref()),
+        ClientEventRecord::BorrowEnd { handle } => {
+            other(at, client, "borrow_end", handle.as_deref())
+        }
+        ClientEventRecord::Stopped { handle } => other(at, client, "stopped", handle.as_deref()),
+        ClientEventRecord::Crashed { handle } => other(at, client, "crashed", handle.as_deref()),
+        ClientEventRecord::Frozen { handle } => other(at, client, "frozen", handle.as_deref()),
+        ClientEventRecord::Thawed { handle } => other(at, client, "thawed", handle.as_deref()),
+    };
+    Some(text)
+}
+
+/// An event about a seat, by its name in the history: `c4    lost h17`.
+fn other(at: &str, client: &str, event: &str, handle: Option<&str>) -> String {
+    let handle = handle.unwrap_or("");
+    format!("{at}  {client:<5} {event} {handle}")
+}
+
+fn impostor_line(at: &str, impostor: &Impostor) -> String {
+    let result = match impostor.result.as_str() {
+        "welcomed" => "WELCOMED",
+        other => other,
+    };
+    let mut text = format!(
+        "{at}  IMPOSTOR claims #{} to #{}: {result}",
+        impostor.claimed, impostor.server
+    );
+    if let Some(reason) = &impostor.reason {
+        text.push_str(&format!(" ({reason})"));
+    }
+    if let Some(term) = impostor.term {
+        text.push_str(&format!(
+            "; sent a forged snapshot (no seats) and append at term {term}"
+        ));
+    }
+    text
+}
+
+fn expect_line(at: &str, expect: &Expect) -> String {
+    let verdict = if expect.met { "[met]    " } else { "[NOT MET]" };
+    format!(
+        "{at}  {verdict} line {}: {} — {}",
+        expect.line, expect.expected, expect.saw
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_fault_shows_its_state_and_latency() {
+        let mut fault = Fault::new(
+            12_300,
+            hal_core::record::FaultKind::Link,
+            vec![Party::Server(1)],
+            vec![Party::Server(3)],
+        );
+        fault.state = Some(LinkState::Slow);
+        fault.latency_ms = Some(300);
+        let line = Timeline::default().record(&Record::Fault(fault));
+        assert_eq!(
+            line.as_deref(),
+            Some("  12.300s  FAULT  link #1 | #3 slow latency=300 ms")
+        );
+    }
+
+    #[test]
+    fn a_checkin_retried_on_the_wire_shows_once() {
+        let checkin = r#"{"kind":"request","t_ms":5,"client":"c4","req":2,"op":"checkin","server":1,"handle":"h17"}"#;
+        let mut timeline = Timeline::default();
+        assert_eq!(
+            timeline.line(checkin).as_deref(),
+            Some("   0.005s  c4    checks in h17")
+        );
+        assert_eq!(timeline.line(checkin), None);
+    }
+
+    #[test]
+    fn a_line_that_is_not_a_record_shows_as_such() {
+        let line = Timeline::default().line(r#"{"kind":"rumour","t_ms":5}"#);
+        let line = line.unwrap_or_default();
+        assert!(line.contains("not a history record"), "{line}");
+        assert!(line.contains("rumour"), "{line}");
+    }
 }
