@@ -16,7 +16,9 @@ use hal_core::client::ClientEvent;
 use hal_core::license::ServerPosition;
 use hal_core::plant::Plants;
 use hal_core::protocol::{ClientId, Handle, RequestSeq};
-use hal_core::record::{ClientEventRecord, FaultKind, FeatureMeta, Meta};
+use hal_core::record::{
+    ClientEventRecord, Entry, FaultKind, FeatureMeta, Meta, Record, ReplyRecord,
+};
 use hal_core::server::Role;
 use hal_core::timing::Timing;
 use hal_core::{HostId, ServerId};
@@ -510,10 +512,14 @@ fn play(
 /// client that sends nothing meanwhile, no seat and no request, shows nothing either way.)
 fn client_cuts_took_effect(scenario: &Scenario, history: &[String]) -> Result<(), String> {
     let slowest = ms(scenario.latency + scenario.jitter) + 2;
-    let records: Vec<serde_json::Value> = history
-        .iter()
-        .filter_map(|line| serde_json::from_str(line).ok())
-        .collect();
+    let mut replies: Vec<(&String, ReplyRecord)> = Vec::new();
+    for (index, line) in history.iter().enumerate() {
+        let entry: Entry =
+            serde_json::from_str(line).map_err(|e| format!("history line {}: {e}", index + 1))?;
+        if let Record::Reply(reply) = entry.record {
+            replies.push((line, reply));
+        }
+    }
     for step in &scenario.steps {
         let Action::Client {
             who,
@@ -526,8 +532,8 @@ fn client_cuts_took_effect(scenario: &Scenario, history: &[String]) -> Result<()
             continue;
         };
         let members = group.members();
-        let ours = |record: &serde_json::Value| {
-            let label = record["client"].as_str().unwrap_or("");
+        let ours = |reply: &ReplyRecord| {
+            let label = reply.client.as_str();
             members.iter().any(|m| {
                 label == m
                     || label
@@ -535,23 +541,15 @@ fn client_cuts_took_effect(scenario: &Scenario, history: &[String]) -> Result<()
                         .is_some_and(|r| r.starts_with('.'))
             })
         };
-        let across = |record: &serde_json::Value| {
-            record["server"]
-                .as_u64()
-                .is_some_and(|s| from.iter().any(|f| u64::from(f.get()) == s))
-        };
+        let across = |reply: &ReplyRecord| from.iter().any(|f| f.get() == reply.server);
         let (start, end) = (ms(step.at), ms(step.at + *lasting));
-        let within = |record: &serde_json::Value, from_ms: u64| {
-            record["t_ms"]
-                .as_u64()
-                .is_some_and(|t| t >= from_ms && t < end)
-        };
-        if let Some(reply) = records
+        let within = |reply: &ReplyRecord| (start + slowest..end).contains(&reply.t_ms);
+        if let Some((line, _)) = replies
             .iter()
-            .find(|r| r["kind"] == "reply" && ours(r) && across(r) && within(r, start + slowest))
+            .find(|(_, r)| ours(r) && across(r) && within(r))
         {
             return Err(format!(
-                "client {who} was cut off from {} from {start} ms to {end} ms, yet got a reply: {reply}",
+                "client {who} was cut off from {} from {start} ms to {end} ms, yet got a reply: {line}",
                 from.iter()
                     .map(|s| format!("#{}", s.get()))
                     .collect::<Vec<_>>()
