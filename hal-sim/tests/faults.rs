@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use hal_core::ServerId;
+use hal_core::record::{ClientEventRecord, Entry, Record};
 use hal_sim::faults::Fault;
 use hal_sim::world::{WorldConfig, run};
 
@@ -54,18 +55,23 @@ fn every_kind_of_fault_takes_effect_and_the_triad_serves_after() {
         config.faults = Some(every_fault());
         let outcome = run(&config).unwrap_or_else(|e| panic!("{profile}: {e}"));
         assert_eq!(outcome.violation, None, "{profile}");
-        let faults = outcome
+        let records: Vec<Record> = outcome
             .history
             .iter()
-            .filter(|l| l.contains(r#""kind":"fault""#))
+            .map(|line| serde_json::from_str::<Entry>(line).unwrap().record)
+            .collect();
+        let faults = records
+            .iter()
+            .filter(|r| matches!(r, Record::Fault(_)))
             .count();
         assert_eq!(faults, every_fault().len(), "{profile}");
-        let late_grants = outcome
-            .history
+        let late_grants = records
             .iter()
-            .filter(|l| l.contains(r#""event":"granted""#))
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|v| v["t_ms"].as_u64().unwrap() > 20_000)
+            .filter(|r| {
+                matches!(r, Record::Client(client)
+                    if client.t_ms > 20_000
+                        && matches!(client.event, ClientEventRecord::Granted { .. }))
+            })
             .count();
         assert!(
             late_grants > 0,

@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use hal_core::record::{Entry, FaultKind, Impostor, Record};
 use hal_sim::scenario::{self, Verdict};
 use hal_sim::shrink;
 use hal_sim::world::{Planted, WorldConfig};
@@ -226,11 +227,9 @@ fn expectations_and_checks_are_judged_and_can_fail() {
     assert!(saw.contains(&"active server: #2"), "{saw:?}");
     assert!(saw.contains(&"alice holds [cad]"), "{saw:?}");
     // The check waited for crashed #1's status; its records still come in time order.
-    let times: Vec<u64> = outcome
-        .history
+    let times: Vec<u64> = records(&outcome.history)
         .iter()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .map(|r| r["t_ms"].as_u64().unwrap_or(0))
+        .filter_map(Record::t_ms)
         .collect();
     assert!(
         times.windows(2).all(|w| w[0] <= w[1]),
@@ -381,10 +380,9 @@ fn overlapping_faults_and_late_steps_are_handled() {
         1,
         "eng1's checkout after its busy spell is judged"
     );
-    let crashes = outcome
-        .history
+    let crashes = records(&outcome.history)
         .iter()
-        .filter(|l| l.contains("\"fault\":\"crash\""))
+        .filter(|r| matches!(r, Record::Fault(fault) if fault.fault == FaultKind::Crash))
         .count();
     assert_eq!(crashes, 1, "the crash's 'for' found #1 restarted already");
 }
@@ -510,9 +508,26 @@ const ATTACK: &str = "\n[[steps]]\nat = \"1s\"\nclient = \"alice\"\ncheckout = \
     \n[[steps]]\nat = \"3s\"\nimpostor = 2\n\
     \n[[checks]]\nat = \"9s\"\nactive = 1\nin_use = { cad = 2 }\nholds = { alice = [\"cad\"], eng1 = [\"cad\"] }\n";
 
-fn records<'a>(history: &'a [String], kind: &str) -> Vec<&'a String> {
-    let kind = format!(r#""kind":"{kind}""#);
-    history.iter().filter(|l| l.contains(&kind)).collect()
+/// A history's records.
+fn records(history: &[String]) -> Vec<Record> {
+    history
+        .iter()
+        .map(|line| {
+            let entry: Entry = serde_json::from_str(line).expect("a history record");
+            entry.record
+        })
+        .collect()
+}
+
+/// The impostor records of a history.
+fn impostors(history: &[String]) -> Vec<Impostor> {
+    records(history)
+        .into_iter()
+        .filter_map(|record| match record {
+            Record::Impostor(impostor) => Some(impostor),
+            _ => None,
+        })
+        .collect()
 }
 
 #[test]
@@ -520,14 +535,13 @@ fn an_impostor_is_refused_and_a_server_that_believes_hellos_is_caught() {
     let loaded = parse(ATTACK).unwrap();
     let honest = scenario::run(&loaded, 1, None);
     assert_eq!(honest.verdict(), Verdict::Passed, "{:?}", honest.judged);
-    let tries = records(&honest.history, "impostor");
+    let tries = impostors(&honest.history);
     assert_eq!(tries.len(), 2, "{tries:?}");
     for (record, server) in tries.iter().zip([1, 3]) {
-        let record: serde_json::Value = serde_json::from_str(record).unwrap();
-        assert_eq!(record["claimed"], 2);
-        assert_eq!(record["server"], server);
-        assert_eq!(record["result"], "refused");
-        let reason = record["reason"].as_str().unwrap();
+        assert_eq!(record.claimed, 2);
+        assert_eq!(record.server, server);
+        assert_eq!(record.result, "refused");
+        let reason = record.reason.as_deref().unwrap();
         assert!(
             reason.starts_with("not authenticated as server #2 of this triad"),
             "{reason}"
@@ -573,9 +587,9 @@ fn an_impostor_is_refused_and_a_server_that_believes_hellos_is_caught() {
         );
     }
     assert!(
-        records(&planted.history, "impostor")
+        impostors(&planted.history)
             .iter()
-            .all(|l| l.contains(r#""result":"welcomed","term":1000000"#)),
+            .all(|i| i.result == "welcomed" && i.term == Some(1_000_000)),
         "{:?}",
         planted.history
     );
@@ -603,7 +617,7 @@ fn an_impostor_that_reaches_no_server_meets_no_expectation() {
         "{:?}",
         outcome.judged
     );
-    assert_eq!(records(&outcome.history, "impostor").len(), 1);
+    assert_eq!(impostors(&outcome.history).len(), 1);
 }
 
 #[test]
@@ -612,7 +626,7 @@ fn one_seed_one_history_with_an_impostor() {
     for planted in [None, Some(Planted::TrustHello)] {
         let a = scenario::run(&loaded, 4, planted);
         let b = scenario::run(&loaded, 4, planted);
-        assert_eq!(records(&a.history, "impostor").len(), 2, "{planted:?}");
+        assert_eq!(impostors(&a.history).len(), 2, "{planted:?}");
         if let Some(at) = a.history.iter().zip(&b.history).position(|(x, y)| x != y) {
             panic!(
                 "{planted:?}: two runs of seed 4 differ first at record {at}:\n{}\n{}",
