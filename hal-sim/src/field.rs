@@ -438,3 +438,281 @@ fn roles_and_majority(meta: &Meta, merged: &[Merged<'_>], out: &mut Vec<FieldVio
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use hal_core::record::{
+        Entry, FeatureMeta, LinkRecord, PeerClock, RoleRecord, SeatRecord, Start, Stop,
+    };
+    use hal_core::timing::Timing;
+
+    use super::*;
+
+    /// Builds one server's journal; times are that server's own clock.
+    struct Journal {
+        server: u8,
+        entries: Vec<Located>,
+    }
+
+    impl Journal {
+        fn new(server: u8) -> Journal {
+            Journal {
+                server,
+                entries: Vec::new(),
+            }
+        }
+
+        fn push(&mut self, record: Record) -> &mut Journal {
+            let line = self.entries.len() + 2;
+            self.entries.push(Located {
+                entry: Entry::from(record),
+                file: PathBuf::from(format!("journal{}.jsonl", self.server)),
+                line,
+            });
+            self
+        }
+
+        fn start(&mut self, t_ms: u64) -> &mut Journal {
+            let server = self.server;
+            self.push(Record::Start(Start {
+                t_ms,
+                server,
+                version: "0".into(),
+                pid: 1,
+                recovered: Default::default(),
+            }))
+        }
+
+        fn stop(&mut self, t_ms: u64) -> &mut Journal {
+            let server = self.server;
+            self.push(Record::Stop(Stop {
+                t_ms,
+                server,
+                reason: "shutdown".into(),
+            }))
+        }
+
+        fn link(&mut self, t_ms: u64, peer: u8, up: bool) -> &mut Journal {
+            let server = self.server;
+            self.push(Record::Link(LinkRecord {
+                t_ms,
+                server,
+                peer,
+                up,
+                reason: None,
+            }))
+        }
+
+        fn clock(&mut self, t_ms: u64, peer: u8, offset_ms: i64) -> &mut Journal {
+            let server = self.server;
+            self.push(Record::PeerClock(PeerClock {
+                t_ms,
+                server,
+                peer,
+                offset_ms,
+                rtt_ms: 1,
+            }))
+        }
+
+        fn active(&mut self, t_ms: u64, term: u64) -> &mut Journal {
+            let server = self.server;
+            self.push(Record::Role(RoleRecord {
+                t_ms,
+                server,
+                role: RoleName::Active,
+                term,
+            }))
+        }
+
+        /// A seat change at `index` (`by`: the deciding leader of a grant).
+        fn seat(&mut self, t_ms: u64, index: u64, change: SeatChangeName, by: u8) -> &mut Journal {
+            let server = self.server;
+            let grant = adds(change);
+            self.push(Record::Seat(SeatRecord {
+                t_ms,
+                server,
+                index,
+                change,
+                handle: format!("h{}", if grant { index } else { index - 1 }),
+                feature: "cad".into(),
+                client: format!("{:016x}", index),
+                req: Some(1),
+                user: None,
+                host: None,
+                by: grant.then_some(by),
+                borrow_end_ms: None,
+            }))
+        }
+
+        fn done(&self) -> ServerJournal {
+            let features = [(
+                "cad".to_string(),
+                FeatureMeta {
+                    count: 2,
+                    hal: true,
+                },
+            )]
+            .into();
+            ServerJournal {
+                server: self.server,
+                meta: Meta {
+                    server: Some(self.server),
+                    ..Meta::new(&Timing::lan(), features)
+                },
+                entries: self.entries.clone(),
+                notes: Vec::new(),
+            }
+        }
+    }
+
+    /// Three servers started at 0 and linked both ways by 100 ms; #1 active.
+    fn triad() -> [Journal; 3] {
+        let mut journals = [Journal::new(1), Journal::new(2), Journal::new(3)];
+        for j in &mut journals {
+            j.start(0);
+            for peer in 1..=3 {
+                if peer != j.server {
+                    j.link(100, peer, true);
+                }
+            }
+        }
+        journals[0].active(200, 1);
+        journals
+    }
+
+    fn verdict(journals: &[Journal]) -> Vec<&'static str> {
+        let read: Vec<ServerJournal> = journals.iter().map(Journal::done).collect();
+        check(&read)
+            .violations
+            .iter()
+            .map(|v| v.invariant)
+            .collect()
+    }
+
+    #[test]
+    fn a_failover_after_a_kill_and_a_failback_is_clean() {
+        let mut j = triad();
+        let [one, two, three] = &mut j;
+        for journal in [&mut *one, &mut *two, &mut *three] {
+            journal.seat(1_000, 2, SeatChangeName::Granted, 1);
+        }
+        // #1 is killed at 5 s (no stop record): its peers see the link go down.
+        two.link(5_400, 1, false);
+        three.link(5_400, 1, false);
+        two.active(6_600, 2);
+        for journal in [&mut *two, &mut *three] {
+            journal.seat(7_000, 3, SeatChangeName::Granted, 2);
+        }
+        // #1 is back at 20 s and takes over after the failback hold.
+        one.start(20_000)
+            .link(20_100, 2, true)
+            .link(20_100, 3, true);
+        two.link(20_100, 1, true);
+        three.link(20_100, 1, true);
+        // #2 still grants within the handover, #1 after it.
+        for journal in [&mut *one, &mut *two, &mut *three] {
+            journal.seat(21_000, 4, SeatChangeName::Released, 2);
+            journal.seat(22_000, 5, SeatChangeName::Granted, 2);
+        }
+        one.active(30_200, 3);
+        for journal in [&mut *one, &mut *two, &mut *three] {
+            journal.seat(31_000, 6, SeatChangeName::Released, 1);
+            journal.seat(31_000, 7, SeatChangeName::Granted, 1);
+        }
+        assert_eq!(verdict(&j), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn two_granting_while_one_is_up_and_connected_is_the_role_rule() {
+        let mut j = triad();
+        // Long after #1 was up and connected: #2 decides a grant.
+        for journal in &mut j {
+            journal.seat(30_000, 2, SeatChangeName::Granted, 2);
+        }
+        assert_eq!(verdict(&j), ["2 role rule"]);
+        // Not if #1's link is whole on neither side: #1 counts as cut off.
+        let mut j = triad();
+        j[0].link(1_000, 2, false).link(1_000, 3, false);
+        for journal in &mut j {
+            journal.seat(30_000, 2, SeatChangeName::Granted, 2);
+        }
+        assert_eq!(verdict(&j), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn the_clocks_are_aligned_before_the_role_rule_is_judged() {
+        // #2's clock is 60 s ahead of #1's: its grant at its 70 s is #1's 10 s, within
+        // the handover after #1 came back at 5 s (#1 down until then).
+        let mut one = Journal::new(1);
+        let mut two = Journal::new(2);
+        let mut three = Journal::new(3);
+        one.start(5_000).link(5_100, 2, true).link(5_100, 3, true);
+        one.clock(5_200, 2, 60_000);
+        two.start(60_000)
+            .link(60_100, 3, true)
+            .link(65_100, 1, true);
+        two.clock(65_200, 1, -60_000);
+        three.start(0).link(100, 2, true).link(5_100, 1, true);
+        for journal in [&mut two, &mut three] {
+            journal.seat(70_000, 2, SeatChangeName::Granted, 2);
+        }
+        one.seat(10_000, 2, SeatChangeName::Granted, 2);
+        let journals = [one, two, three];
+        assert_eq!(verdict(&journals), Vec::<&str>::new());
+        let read: Vec<ServerJournal> = journals.iter().map(Journal::done).collect();
+        let report = check(&read);
+        assert_eq!(report.offsets[&2], Some(-60_000));
+        // Without the estimates, #2's grant would be at #1's 70 s: a violation.
+        let stripped: Vec<ServerJournal> = read
+            .into_iter()
+            .map(|mut j| {
+                j.entries
+                    .retain(|l| !matches!(l.entry.record, Record::PeerClock(_)));
+                j
+            })
+            .collect();
+        let report = check(&stripped);
+        assert_eq!(report.violations.len(), 1, "{:?}", report.violations);
+        assert!(report.notes.iter().any(|n| n.contains("no clock offset")));
+    }
+
+    #[test]
+    fn overuse_disagreeing_replicas_three_and_lonely_grants_are_caught() {
+        let mut j = triad();
+        for journal in &mut j {
+            for index in 2..=4 {
+                journal.seat(1_000 + index, index, SeatChangeName::Granted, 1);
+            }
+        }
+        assert_eq!(verdict(&j), ["1 no overuse"]);
+
+        let mut j = triad();
+        j[0].seat(1_000, 2, SeatChangeName::Granted, 1);
+        j[1].seat(1_000, 2, SeatChangeName::Expired, 1);
+        assert_eq!(verdict(&j), ["replicas agree"]);
+
+        let mut j = triad();
+        j[2].active(1_000, 2);
+        j[2].seat(1_100, 2, SeatChangeName::Granted, 3);
+        assert_eq!(verdict(&j), ["2 role rule", "2 role rule"]);
+
+        let mut j = triad();
+        j[1].seat(1_000, 2, SeatChangeName::Borrowed, 2);
+        j[0].link(500, 2, false).link(500, 3, false);
+        assert_eq!(verdict(&j), ["2 role rule"]);
+
+        // #1 decides a grant after its journal shows every link down.
+        let mut j = triad();
+        j[0].link(900, 2, false).link(900, 3, false);
+        j[0].seat(1_000, 2, SeatChangeName::Granted, 1);
+        assert_eq!(verdict(&j), ["3 majority rule"]);
+        // A stop and a start forget the links of the process before.
+        let mut j = triad();
+        j[0].stop(800)
+            .start(900)
+            .seat(1_000, 2, SeatChangeName::Granted, 1);
+        assert_eq!(verdict(&j), ["3 majority rule"]);
+    }
+}
