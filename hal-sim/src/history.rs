@@ -28,6 +28,28 @@ pub struct History {
     /// Each simulated client's name in the history, by its id (for the servers' records,
     /// which know clients by id).
     names: Arc<Mutex<std::collections::BTreeMap<u64, String>>>,
+    /// What each server journaled, as hal-net's journal would write it (kept apart from
+    /// the history: `hal-sim check` judges them as it judges a real triad's).
+    journals: Arc<Mutex<std::collections::BTreeMap<u8, Vec<hal_core::record::Entry>>>>,
+    /// The meta record, for the journals' heads.
+    meta: Arc<Mutex<Option<Meta>>>,
+}
+
+/// A simulated server's journal: its entries go into the run's [`History`].
+struct JournalSink {
+    server: u8,
+    journals: Arc<Mutex<std::collections::BTreeMap<u8, Vec<hal_core::record::Entry>>>>,
+}
+
+impl hal_net::journal::Sink for JournalSink {
+    fn write(&self, entry: hal_core::record::Entry) {
+        self.journals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(self.server)
+            .or_default()
+            .push(entry);
+    }
 }
 
 /// What a client's application was told of a grant (its history record).
@@ -97,7 +119,51 @@ impl History {
 
     /// The first line.
     pub fn meta(&self, meta: Meta) {
+        *self.meta.lock().unwrap_or_else(|e| e.into_inner()) = Some(meta.clone());
         self.push(Record::Meta(meta));
+    }
+
+    /// The journal server `server` writes, as a real server's journal would hold it.
+    pub fn journal(&self, server: ServerId) -> hal_net::journal::Journal {
+        hal_net::journal::Journal::to(Arc::new(JournalSink {
+            server: server.get(),
+            journals: self.journals.clone(),
+        }))
+    }
+
+    /// The servers' journals so far, as `hal_net::journal::read` reads real ones (each
+    /// headed by the run's meta record, marked with its server; lines numbered from 2).
+    pub fn server_journals(&self) -> Vec<hal_net::journal::read::ServerJournal> {
+        let meta = self
+            .meta
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_default();
+        let journals = self.journals.lock().unwrap_or_else(|e| e.into_inner());
+        journals
+            .iter()
+            .map(|(&server, entries)| {
+                let file = std::path::PathBuf::from(format!("simulated-journal-{server}"));
+                hal_net::journal::read::ServerJournal {
+                    server,
+                    meta: Meta {
+                        server: Some(server),
+                        ..meta.clone()
+                    },
+                    entries: entries
+                        .iter()
+                        .enumerate()
+                        .map(|(i, entry)| hal_net::journal::read::Located {
+                            entry: entry.clone(),
+                            file: file.clone(),
+                            line: i + 2,
+                        })
+                        .collect(),
+                    notes: Vec::new(),
+                }
+            })
+            .collect()
     }
 
     /// A fault between server groups `a` and `b` (or of `a` alone).

@@ -206,6 +206,8 @@ pub struct Run {
     pub history: Vec<String>,
     /// The first invariant violation; the run stopped there.
     pub violation: Option<Violation>,
+    /// What each server journaled (as a real one's journal would hold it).
+    pub journals: Vec<hal_net::journal::read::ServerJournal>,
 }
 
 /// How one server of a simulated triad is set up.
@@ -375,7 +377,8 @@ pub(crate) fn spawn_servers(
             };
             let (clock, hook) = (clock.clone(), role_hook(id, history.clone()));
             tokio::task::spawn_local(probe::run(id, clock.clone(), EPOCH_MS, probes.clone()));
-            let (config, catalog) = (node_config(id, timing, &setup), setup.catalog.clone());
+            let (mut config, catalog) = (node_config(id, timing, &setup), setup.catalog.clone());
+            config.journal = history.journal(id);
             async move {
                 let node = Node::bind(config, catalog, transport, storage, clock)
                     .await?
@@ -597,6 +600,7 @@ fn judge(config: &WorldConfig, history: &History) -> Result<Run, String> {
     Ok(Run {
         history: history.lines(),
         violation: history.violation(),
+        journals: history.server_journals(),
     })
 }
 

@@ -47,6 +47,18 @@ fn every_planted_bug_is_caught_at_its_seed() {
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
 
+/// A retried request applied afresh shows in the servers' journals as two seats for one
+/// request: `hal-sim check`'s rule catches it from them alone.
+#[test]
+fn a_second_seat_for_one_request_is_caught_from_the_journals() {
+    let mut config = WorldConfig::lan(38, 5);
+    config.planted = Some(Planted::parse("retries-not-deduplicated").unwrap());
+    let outcome = run(&config).unwrap();
+    let report = hal_sim::field::check(&outcome.journals);
+    let found: Vec<&str> = report.violations.iter().map(|v| v.invariant).collect();
+    assert!(found.contains(&"5 one request, one seat"), "{found:?}");
+}
+
 #[test]
 fn the_same_seeds_pass_without_the_bugs() {
     for (name, seed, _) in CAUGHT {
