@@ -31,6 +31,10 @@ fn every_server_journals_what_it_sees_through_a_kill_and_restart() {
     cluster.wait_active(1, Duration::from_secs(10));
     let first = Holder::start(&cluster, "cad");
     let second = Holder::start(&cluster, "cad");
+    // The writer hands lines to the OS as soon as it takes them from its queue; a kill -9
+    // loses what it had not taken yet (the last moments). Give it that moment, so that
+    // the second grant's answer is in #1's journal.
+    std::thread::sleep(Duration::from_millis(500));
     cluster.kill9(1);
     cluster.wait_active(2, Duration::from_secs(10));
     let third = Holder::start(&cluster, "cad");
