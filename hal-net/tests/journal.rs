@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use hal_core::record::{OpName, Record, ResultName, RoleName, SeatChangeName};
 use hal_net::journal::read::{ServerJournal, read};
-use support::cluster::{Cluster, Holder};
+use support::cluster::{Cluster, Holder, kill_and_failback};
 
 const TIMING: &str = "failback_hold = \"2s\"";
 
@@ -27,23 +27,9 @@ fn records(journal: &ServerJournal) -> impl Iterator<Item = &Record> {
 #[test]
 fn every_server_journals_what_it_sees_through_a_kill_and_restart() {
     let mut cluster = Cluster::new(TIMING);
-    cluster.start_all();
-    cluster.wait_active(1, Duration::from_secs(10));
-    let first = Holder::start(&cluster, "cad");
-    let second = Holder::start(&cluster, "cad");
-    // The writer hands lines to the OS as soon as it takes them from its queue; a kill -9
-    // loses what it had not taken yet (the last moments). Give it that moment, so that
-    // the second grant's answer is in #1's journal.
-    std::thread::sleep(Duration::from_millis(500));
-    cluster.kill9(1);
-    cluster.wait_active(2, Duration::from_secs(10));
-    let third = Holder::start(&cluster, "cad");
-    assert_eq!(third.grant["server"], 2, "{}", third.grant);
-    cluster.start(1);
-    cluster.wait_active(1, Duration::from_secs(15));
-    first.release();
-    second.release();
-    third.release();
+    for holder in kill_and_failback(&mut cluster) {
+        holder.release();
+    }
     for id in 1..=3 {
         cluster.stop(id);
     }

@@ -14,7 +14,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use cluster::{Cluster, Holder};
+use cluster::{Cluster, Holder, kill_and_failback};
 use hal_core::record::{Entry, Record, SeatChangeName};
 
 /// `target/debug` (or `release`): where this test binary runs from.
@@ -61,18 +61,7 @@ fn stdout(out: &Output) -> String {
 fn field_run() -> Cluster {
     build_hal_net();
     let mut cluster = Cluster::new("failback_hold = \"2s\"");
-    cluster.start_all();
-    cluster.wait_active(1, Duration::from_secs(10));
-    let first = Holder::start(&cluster, "cad");
-    let second = Holder::start(&cluster, "cad");
-    // Time for #1's journal writer to take the answer from its queue before the kill.
-    std::thread::sleep(Duration::from_millis(500));
-    cluster.kill9(1);
-    cluster.wait_active(2, Duration::from_secs(10));
-    let third = Holder::start(&cluster, "cad");
-    assert_eq!(third.grant["server"], 2, "{}", third.grant);
-    cluster.start(1);
-    cluster.wait_active(1, Duration::from_secs(15));
+    let [first, second, third] = kill_and_failback(&mut cluster);
     // Calm, #1 active and connected, for longer than a failback takes.
     std::thread::sleep(Duration::from_secs(6));
     let fourth = Holder::start(&cluster, "cad");

@@ -437,6 +437,27 @@ pub fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus
     }
 }
 
+/// A field incident the journal tests share: a triad (its `failback_hold` short) with #1
+/// active, two holders granted by #1, `kill -9` of #1, a third holder granted by #2, #1
+/// started again and active after the failback. Returns the three holders, still holding.
+pub fn kill_and_failback(cluster: &mut Cluster) -> [Holder; 3] {
+    cluster.start_all();
+    cluster.wait_active(1, Duration::from_secs(10));
+    let first = Holder::start(cluster, "cad");
+    let second = Holder::start(cluster, "cad");
+    // A journal's writer hands lines to the OS as soon as it takes them from its queue; a
+    // kill -9 loses what it had not taken yet (the last moments). Give it that moment, so
+    // that the second grant's answer is in #1's journal.
+    sleep(Duration::from_millis(500));
+    cluster.kill9(1);
+    cluster.wait_active(2, Duration::from_secs(10));
+    let third = Holder::start(cluster, "cad");
+    assert_eq!(third.grant["server"], 2, "{}", third.grant);
+    cluster.start(1);
+    cluster.wait_active(1, Duration::from_secs(15));
+    [first, second, third]
+}
+
 /// A `checkout --hold` process holding a seat, with its grant read from stdout.
 pub struct Holder {
     pub child: Child,
