@@ -48,6 +48,20 @@ pub struct TriadOptions {
     /// TLS on every connection, as deployed (`false`: `insecure_plaintext`, to measure
     /// what TLS costs).
     pub tls: bool,
+    /// Whether the servers keep their journal, as deployed (`false`: `[journal] enabled
+    /// = false`, to measure what the journal costs).
+    pub journal: bool,
+}
+
+/// What the three servers' journals hold on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalUsage {
+    /// Bytes of every journal file.
+    pub bytes: u64,
+    /// Records in them.
+    pub records: u64,
+    /// Of those, answers to clients (`served`): the requests the triad answered.
+    pub served: u64,
 }
 
 /// The status report of each server at `addrs` (`host:port`), or why there is none.
@@ -289,6 +303,40 @@ impl Triad {
         crate::procstat::usage(self.pid(id)?)
     }
 
+    /// The servers' journals on disk. Call it after [`Triad::stop`]: a running server
+    /// may still hold records in its queue.
+    pub fn journal_usage(&self) -> Result<JournalUsage> {
+        let dirs: Vec<PathBuf> = ServerId::ALL
+            .iter()
+            .map(|id| {
+                self.options
+                    .dir
+                    .join(format!("data{}", id.get()))
+                    .join("journal")
+            })
+            .collect();
+        let mut bytes = 0;
+        for dir in &dirs {
+            for file in fs::read_dir(dir).with_context(|| format!("{}", dir.display()))? {
+                bytes += file?.metadata()?.len();
+            }
+        }
+        let journals = hal_net::journal::read::read(&dirs).map_err(anyhow::Error::msg)?;
+        let entries = journals.iter().flat_map(|journal| &journal.entries);
+        let (mut records, mut served) = (0, 0);
+        for at in entries {
+            records += 1;
+            if matches!(at.entry.record, hal_core::record::Record::Served(_)) {
+                served += 1;
+            }
+        }
+        Ok(JournalUsage {
+            bytes,
+            records,
+            served,
+        })
+    }
+
     /// SIGTERM to every server, then waits (SIGKILL after 5 s).
     pub fn stop(&mut self) {
         crate::cli::stop_children(&mut self.children);
@@ -377,6 +425,12 @@ fn write_configs(
             });
         }
         file.timing = options.timing;
+        if !options.journal {
+            file.journal = Some(hal_net::config::JournalConfig {
+                enabled: false,
+                ..Default::default()
+            });
+        }
         fs::write(&path, file.render())
             .with_context(|| format!("cannot write {}", path.display()))?;
         paths.push(path);

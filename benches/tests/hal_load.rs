@@ -127,6 +127,16 @@ fn a_closed_loop_answers_every_cycle_and_reports_ordered_percentiles() {
     let e = fields(&output, "elections:");
     assert_eq!(e["during_run"], "0", "{e:?}");
     assert!(number(&e, "term_before") >= 1.0, "{e:?}");
+    // The journals answer for every request: each cycle is a checkout and a checkin
+    // (the warm-up's cycles come on top), each journaled where it was served.
+    let j = fields(&output, "journal:");
+    assert!(
+        number(&j, "served") >= 2.0 * number(&f, "cycles"),
+        "{j:?} {f:?}"
+    );
+    assert!(number(&j, "records") > number(&j, "served"), "{j:?}");
+    let per_request = number(&j, "bytes_per_request");
+    assert!((100.0..2000.0).contains(&per_request), "{j:?}");
 }
 
 #[test]
@@ -144,9 +154,15 @@ fn an_open_loop_keeps_to_its_rate() {
             "3s",
             "--warmup",
             "500ms",
+            "--no-journal",
         ],
     );
     let f = fields(&output, "load: system=hal mode=open");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !stdout.contains("journal:"),
+        "no journal was kept:\n{stdout}"
+    );
     assert_eq!(f["errors"], "0", "{f:?}");
     let rate = number(&f, "cycles_per_s");
     assert!((80.0..=120.0).contains(&rate), "asked for 100/s: {f:?}");

@@ -59,6 +59,7 @@ fn main() -> Result<()> {
         client_connections_max: None,
         timing: Timing::lan(),
         tls: true,
+        journal: true,
     }))?;
     let ca = triad.ca().context("the triad runs TLS")?;
     let path = triad.license_path();

@@ -28,7 +28,7 @@ use hal_benches::floor::{self, FloorSeats, FloorTriad};
 use hal_benches::hal::{HalSeats, client_id_base};
 use hal_benches::load;
 use hal_benches::soak::{self, SoakOptions};
-use hal_benches::triad::{Triad, TriadOptions, sibling_hal_net, statuses_at};
+use hal_benches::triad::{JournalUsage, Triad, TriadOptions, sibling_hal_net, statuses_at};
 use hal_core::timing::Timing;
 use hal_net::addr::LicensePath;
 use hal_net::tls_transport::{ClientTransport, TlsTransport};
@@ -78,6 +78,11 @@ struct TriadArgs {
     /// to measure what TLS costs.
     #[arg(long)]
     insecure: bool,
+    /// Servers keep no journal (`[journal] enabled = false`), to measure what the
+    /// journal costs. With it (the default), `load` ends with a line of the journals'
+    /// size on disk per million requests answered.
+    #[arg(long)]
+    no_journal: bool,
 }
 
 /// Settings of the servers beyond the defaults.
@@ -132,6 +137,7 @@ impl TriadArgs {
             client_connections_max: tune.client_connections_max,
             timing: tune.timing,
             tls: !self.insecure,
+            journal: !self.no_journal,
         })
         .await?;
         eprintln!(
@@ -388,8 +394,27 @@ async fn load_cmd(args: LoadArgs) -> Result<()> {
         let elections = after.saturating_sub(before);
         println!("elections: during_run={elections} term_before={before} term_after={after}");
     }
+    if let Some(triad) = triad.as_mut().filter(|_| !args.triad.no_journal) {
+        triad.stop();
+        println!("{}", journal_line(&triad.journal_usage()?));
+    }
     drop(triad);
     Ok(())
+}
+
+/// `journal: bytes=... records=... served=... bytes_per_request=... mb_per_million_requests=...`:
+/// the three servers' journals on disk against the requests they answered (warm-up
+/// included on both sides).
+fn journal_line(usage: &JournalUsage) -> String {
+    let per_request = usage.bytes as f64 / usage.served.max(1) as f64;
+    format!(
+        "journal: bytes={} records={} served={} bytes_per_request={per_request:.0} \
+         mb_per_million_requests={:.0}",
+        usage.bytes,
+        usage.records,
+        usage.served,
+        per_request * 1e6 / 1_048_576.0,
+    )
 }
 
 /// The highest term any server at `addrs` reports, if any answers.
