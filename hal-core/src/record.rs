@@ -19,6 +19,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+mod reply;
+
+pub use reply::{Answer, Grant, HeartbeatAnswer, ReplyRecord};
+
 /// The version of this format, in every `meta` record. 1: the records of DESIGN §6.4 and
 /// their additions up to the typed definition; 2: typed, with the journal's records.
 pub const SCHEMA: u32 = 2;
@@ -404,34 +408,6 @@ pub enum ResultName {
     Denied,
     Ok,
     UnknownHandle,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReplyRecord {
-    pub t_ms: u64,
-    pub client: String,
-    pub req: u64,
-    /// The server that answered.
-    pub server: u8,
-    pub result: ResultName,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub handle: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lease_ms: Option<u64>,
-    /// The leader that decided a grant (a retry answered after a failover names the
-    /// original one).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub granted_by: Option<u8>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub borrow_end_ms: Option<u64>,
-    /// A heartbeat's answer: the seats the server knows, and those it does not.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub held: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unknown: Option<Vec<String>>,
-    /// A denial's reason (`no_majority`, `all_in_use`, …).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
 }
 
 /// Something the client library told its application.

@@ -2,7 +2,7 @@
 //! (schema 1) and writes it back with the same fields and values, and reads the journal's
 //! own records.
 
-use hal_core::record::{ClientEventRecord, Entry, Record, SCHEMA};
+use hal_core::record::{Answer, ClientEventRecord, Entry, Grant, Record, SCHEMA};
 use serde_json::Value;
 
 /// One line of every kind and shape the simulator writes (from real histories).
@@ -20,6 +20,9 @@ const LINES: &[&str] = &[
     r#"{"t_ms":1800,"kind":"reply","client":"c4","req":12,"server":1,"result":"granted","handle":"h17","lease_ms":2000,"granted_by":1,"borrow_end_ms":99}"#,
     r#"{"t_ms":1900,"kind":"reply","client":"c4","req":13,"server":1,"result":"unknown_handle","lease_ms":2000,"handle":"h3","held":["h1"],"unknown":["h3"]}"#,
     r#"{"t_ms":1950,"kind":"reply","client":"c4","req":14,"server":2,"result":"denied","reason":"no_majority"}"#,
+    r#"{"t_ms":1960,"kind":"reply","client":"c4","req":15,"server":1,"result":"ok","lease_ms":2000,"held":["h1"],"unknown":[]}"#,
+    r#"{"t_ms":1970,"kind":"reply","client":"c4","req":16,"server":1,"result":"ok","handle":"h1"}"#,
+    r#"{"t_ms":1980,"kind":"reply","client":"c4","req":17,"server":1,"result":"unknown_handle","reason":"unknown_handle"}"#,
     r#"{"t_ms":2000,"kind":"client","client":"c4","event":"lost","handle":"h17"}"#,
     r#"{"t_ms":2000,"kind":"client","client":"c4","event":"stopped","handle":null}"#,
     r#"{"t_ms":2100,"kind":"client","client":"c4","event":"denied","req":14,"reason":"all_in_use","attempts":1}"#,
@@ -89,7 +92,11 @@ fn a_line_of_an_unknown_kind_or_missing_field_is_an_error_that_says_so() {
 
 #[test]
 fn client_events_are_typed() {
-    let entry: Entry = serde_json::from_str(LINES[19]).unwrap();
+    let line = LINES
+        .iter()
+        .find(|l| l.contains(r#""event":"granted""#))
+        .unwrap();
+    let entry: Entry = serde_json::from_str(line).unwrap();
     let Record::Client(client) = entry.record else {
         panic!("not a client record");
     };
@@ -101,4 +108,45 @@ fn client_events_are_typed() {
             ..
         }
     ));
+}
+
+#[test]
+fn replies_are_typed_by_their_result_and_one_lacking_what_it_needs_is_refused() {
+    let entry: Entry = serde_json::from_str(LINES[10]).unwrap();
+    let Record::Reply(reply) = entry.record else {
+        panic!("not a reply");
+    };
+    let expected = Grant {
+        handle: "h17".into(),
+        lease_ms: 2000,
+        granted_by: 1,
+        borrow_end_ms: Some(99),
+    };
+    assert_eq!(reply.answer, Answer::Granted(expected));
+    let refused = [
+        (
+            r#"{"t_ms":1,"kind":"reply","client":"c","req":1,"server":1,"result":"granted","handle":"h2","lease_ms":5}"#,
+            "a reply with result granted lacks granted_by",
+        ),
+        (
+            r#"{"t_ms":1,"kind":"reply","client":"c","req":1,"server":1,"result":"denied"}"#,
+            "a reply with result denied lacks reason",
+        ),
+        (
+            r#"{"t_ms":1,"kind":"reply","client":"c","req":1,"server":1,"result":"ok"}"#,
+            "a reply with result ok lacks handle or lease_ms",
+        ),
+        (
+            r#"{"t_ms":1,"kind":"reply","client":"c","req":1,"server":1,"result":"unknown_handle","lease_ms":5,"held":[],"unknown":[]}"#,
+            "says unknown_handle but its unknown seats are []",
+        ),
+        (
+            r#"{"t_ms":1,"kind":"reply","client":"c","req":1,"server":1,"result":"ok","lease_ms":5,"held":[]}"#,
+            "lacks unknown",
+        ),
+    ];
+    for (line, says) in refused {
+        let err = serde_json::from_str::<Entry>(line).unwrap_err();
+        assert!(err.to_string().contains(says), "{line}: {err}");
+    }
 }

@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 
 use hal_core::ServerId;
 use hal_core::client::ClientEvent;
-use hal_core::protocol::{ClientRequest, Denial, Handle, Op, ReplyResult, RequestSeq, ServerReply};
+use hal_core::protocol::{ClientRequest, Denial, Op, ReplyResult, RequestSeq, ServerReply};
 use hal_core::record::{
-    Applied, Audit, Checkpoint, ClientEventRecord, ClientRecord, End, Expect, Fault, FaultKind,
-    Holder, Impostor, Meta, OpName, Party, Record, ReplyRecord, RequestRecord, ResultName,
-    RoleName, RoleRecord, SnapshotHow,
+    Answer, Applied, Audit, Checkpoint, ClientEventRecord, ClientRecord, End, Expect, Fault,
+    FaultKind, HeartbeatAnswer, Holder, Impostor, Meta, OpName, Party, Record, ReplyRecord,
+    RequestRecord, RoleName, RoleRecord, SnapshotHow,
 };
 
 use crate::check::{Checkers, Violation};
@@ -311,61 +311,47 @@ impl History {
 
     /// A client got `reply`.
     pub fn reply(&self, client: &str, reply: &ServerReply) {
-        let mut record = ReplyRecord {
-            t_ms: now_ms(),
-            client: client.to_string(),
-            req: reply.seq.0,
-            server: reply.from.get(),
-            result: ResultName::Ok,
-            handle: None,
-            lease_ms: None,
-            granted_by: None,
-            borrow_end_ms: None,
-            held: None,
-            unknown: None,
-            reason: None,
-        };
-        match &reply.result {
+        let answer = match &reply.result {
             ReplyResult::Granted {
                 handle,
                 lease_ms,
                 borrow_end,
                 granted_by,
-            } => {
-                record.result = ResultName::Granted;
-                record.handle = Some(handle.to_string());
-                record.lease_ms = Some(*lease_ms);
-                record.granted_by = Some(granted_by.get());
-                record.borrow_end_ms = borrow_end.map(|end| end.0);
-            }
-            ReplyResult::Released { handle } => record.handle = Some(handle.to_string()),
+            } => Answer::Granted(hal_core::record::Grant {
+                handle: handle.to_string(),
+                lease_ms: *lease_ms,
+                granted_by: granted_by.get(),
+                borrow_end_ms: borrow_end.map(|end| end.0),
+            }),
+            ReplyResult::Released { handle } => Answer::Released {
+                handle: handle.to_string(),
+            },
+            // The checkers follow each lease by `held` (and the no-lost-seat checker
+            // judges `unknown`): without them, no heartbeat extends a lease.
             ReplyResult::HeartbeatAck {
                 lease_ms,
                 held,
                 unknown,
-            } => {
-                if !unknown.is_empty() {
-                    record.result = ResultName::UnknownHandle;
-                }
-                record.lease_ms = Some(*lease_ms);
-                record.handle = unknown.first().map(ToString::to_string);
-                // The checkers follow each lease by these (and the no-lost-seat checker
-                // judges `unknown`): without them, no heartbeat extends a lease.
-                let names = |handles: &[Handle]| -> Vec<String> {
-                    handles.iter().map(ToString::to_string).collect()
-                };
-                record.held = Some(names(held));
-                record.unknown = Some(names(unknown));
-            }
-            ReplyResult::Denied(denial) => {
-                record.result = if matches!(denial, Denial::UnknownHandle) {
-                    ResultName::UnknownHandle
-                } else {
-                    ResultName::Denied
-                };
-                record.reason = Some(denial.name().to_string());
-            }
-        }
+            } => Answer::Heartbeat(HeartbeatAnswer {
+                lease_ms: *lease_ms,
+                held: held.iter().map(ToString::to_string).collect(),
+                unknown: unknown.iter().map(ToString::to_string).collect(),
+            }),
+            ReplyResult::Denied(Denial::UnknownHandle) => Answer::UnknownHandle {
+                handle: None,
+                reason: Denial::UnknownHandle.name().to_string(),
+            },
+            ReplyResult::Denied(denial) => Answer::Denied {
+                reason: denial.name().to_string(),
+            },
+        };
+        let record = ReplyRecord {
+            t_ms: now_ms(),
+            client: client.to_string(),
+            req: reply.seq.0,
+            server: reply.from.get(),
+            answer,
+        };
         self.push(Record::Reply(record));
     }
 

@@ -6,9 +6,9 @@
 #![allow(clippy::unwrap_used)] // a failed step is a failed test
 
 use hal_core::record::{
-    Applied, Audit, Checkpoint, ClientEventRecord, ClientRecord, End, Entry, Fault, FaultKind,
-    FeatureMeta, Holder, LinkState, Meta, OpName, Party, Record, ReplyRecord, RequestRecord,
-    ResultName, RoleName, RoleRecord, SnapshotHow,
+    Answer, Applied, Audit, Checkpoint, ClientEventRecord, ClientRecord, End, Entry, Fault,
+    FaultKind, FeatureMeta, Grant, HeartbeatAnswer, Holder, LinkState, Meta, OpName, Party, Record,
+    ReplyRecord, RequestRecord, RoleName, RoleRecord, SnapshotHow,
 };
 use hal_core::timing::Timing;
 use hal_sim::check::{Checkers, Violation};
@@ -88,32 +88,34 @@ fn checkin(t: u64, client: &str, handle: &str) -> Record {
     })
 }
 
-/// A reply of #`server` to request `req` of `client`, with `result` and nothing more.
-fn reply_of(t: u64, client: &str, req: u64, server: u8, result: ResultName) -> ReplyRecord {
+/// A reply of #`server` to request `req` of `client`, saying `answer`.
+fn reply_of(t: u64, client: &str, req: u64, server: u8, answer: Answer) -> ReplyRecord {
     ReplyRecord {
         t_ms: t,
         client: client.to_string(),
         req,
         server,
-        result,
-        handle: None,
-        lease_ms: None,
-        granted_by: None,
-        borrow_end_ms: None,
-        held: None,
-        unknown: None,
-        reason: None,
+        answer,
     }
 }
 
 /// #`by` granted `handle` (a lease of `lease_ms`) for request `req` of `client`.
 fn grant(t: u64, client: &str, req: u64, handle: &str, by: u8, lease_ms: u64) -> ReplyRecord {
-    ReplyRecord {
-        handle: Some(handle.to_string()),
-        lease_ms: Some(lease_ms),
-        granted_by: Some(by),
-        ..reply_of(t, client, req, by, ResultName::Granted)
+    let grant = Grant {
+        handle: handle.to_string(),
+        lease_ms,
+        granted_by: by,
+        borrow_end_ms: None,
+    };
+    reply_of(t, client, req, by, Answer::Granted(grant))
+}
+
+/// `reply`, a grant, made a borrow that ends at `end_ms`.
+fn borrowed_until(end_ms: u64, mut reply: ReplyRecord) -> ReplyRecord {
+    if let Answer::Granted(grant) = &mut reply.answer {
+        grant.borrow_end_ms = Some(end_ms);
     }
+    reply
 }
 
 /// #`by` granted `handle` (a lease of 2 min) for request `req` of `client`.
@@ -125,18 +127,12 @@ fn reply(t: u64, client: &str, req: u64, handle: &str, by: u8) -> Record {
 /// know.
 fn heartbeat_ack(t: u64, req: u64, server: u8, held: &[&str], unknown: &[&str]) -> Record {
     let names = |handles: &[&str]| handles.iter().map(|h| h.to_string()).collect();
-    let result = if unknown.is_empty() {
-        ResultName::Ok
-    } else {
-        ResultName::UnknownHandle
+    let beat = HeartbeatAnswer {
+        lease_ms: 100,
+        held: names(held),
+        unknown: names(unknown),
     };
-    Record::Reply(ReplyRecord {
-        handle: unknown.first().map(|h| h.to_string()),
-        lease_ms: Some(100),
-        held: Some(names(held)),
-        unknown: Some(names(unknown)),
-        ..reply_of(t, "c1", req, server, result)
-    })
+    Record::Reply(reply_of(t, "c1", req, server, Answer::Heartbeat(beat)))
 }
 
 fn end(t: u64) -> Record {
@@ -179,10 +175,7 @@ fn overuse_is_caught_and_a_released_seat_is_not_counted() {
 fn a_grant_by_3_or_a_borrow_not_by_1_is_caught() {
     let by3 = [meta(5), reply(1, "c1", 1, "h2", 3)];
     assert_eq!(check(&by3).unwrap().invariant, "2 role rule");
-    let borrow = Record::Reply(ReplyRecord {
-        borrow_end_ms: Some(5),
-        ..grant(1, "c1", 1, "h2", 2, 120_000)
-    });
+    let borrow = Record::Reply(borrowed_until(5, grant(1, "c1", 1, "h2", 2, 120_000)));
     let violation = check(&[meta(5), borrow]).unwrap();
     assert_eq!(violation.what, "a borrow was granted by #2, not #1");
 }
@@ -326,7 +319,7 @@ fn the_standard_world_keeps_every_invariant_over_a_few_seeds() {
         // which seats they keep (histories without it once left "no lost seat" blind).
         let acks = records(&outcome.history)
             .iter()
-            .filter(|r| matches!(r, Record::Reply(reply) if reply.held.as_ref().is_some_and(|h| !h.is_empty())))
+            .filter(|r| matches!(r, Record::Reply(ReplyRecord { answer: Answer::Heartbeat(beat), .. }) if !beat.held.is_empty()))
             .count();
         assert!(
             acks > 10,
@@ -834,10 +827,7 @@ fn a_seat_held_by_nobody_at_the_audit_is_caught() {
     assert_eq!(check(&restarted), None);
     // A borrow outlives its client until it ends.
     let mut borrowed = outlived.clone();
-    let borrow = ReplyRecord {
-        borrow_end_ms: Some(1_800_003_601_034),
-        ..grant(1_005, "c1", 1, "h2", 1, 8_000)
-    };
+    let borrow = borrowed_until(1_800_003_601_034, grant(1_005, "c1", 1, "h2", 1, 8_000));
     borrowed.insert(2, Record::Reply(borrow));
     assert_eq!(check(&borrowed), None);
 }

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use hal_core::record::{ClientEventRecord, OpName, Record, ReplyRecord, ResultName};
+use hal_core::record::{Answer, ClientEventRecord, OpName, Record, ReplyRecord};
 
 /// Who holds a seat: (client, handle).
 pub(super) type Holder = (String, String);
@@ -110,21 +110,19 @@ impl Leases {
     /// A granted reply gives the request's lease; a heartbeat's acknowledgement extends
     /// the leases of the seats it names, from the heartbeat's first send to that server.
     fn reply(&mut self, reply: &ReplyRecord) {
-        if reply.result == ResultName::Granted {
-            // A granted reply always carries its lease (`History::reply` writes it);
-            // one without it counts as a lease of 0, over at once.
-            let lease = reply.lease_ms.unwrap_or(0);
-            let key = (reply.client.clone(), reply.req);
-            self.lease_ms.entry(key).or_insert(lease);
-            return;
-        }
-        let Some(held) = &reply.held else {
-            return;
+        let beat = match &reply.answer {
+            Answer::Granted(grant) => {
+                let key = (reply.client.clone(), reply.req);
+                self.lease_ms.entry(key).or_insert(grant.lease_ms);
+                return;
+            }
+            Answer::Heartbeat(beat) => beat,
+            _ => return,
         };
         let key = (reply.client.clone(), reply.req, reply.server);
-        let sent = self.first_sent.get(&key).copied();
-        if let (Some(sent), Some(lease)) = (sent, reply.lease_ms) {
-            for handle in held {
+        if let Some(sent) = self.first_sent.get(&key).copied() {
+            let lease = beat.lease_ms;
+            for handle in &beat.held {
                 let holder = (reply.client.clone(), handle.clone());
                 if let Some(seat) = self.held.get_mut(&holder) {
                     seat.lease_until = seat.lease_until.max(sent + lease);

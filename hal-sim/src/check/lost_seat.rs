@@ -1,7 +1,7 @@
 //! Invariant 4, no lost seat: a server never answers "unknown handle" to a client whose
 //! lease on that seat is intact (as the client counts it, [`super::leases`]).
 
-use hal_core::record::{Record, ReplyRecord};
+use hal_core::record::{Answer, Record, ReplyRecord};
 
 use super::Invariant;
 use super::leases::Leases;
@@ -14,7 +14,10 @@ pub(super) struct NoLostSeat {
 impl NoLostSeat {
     /// The first handle `reply` says is unknown while its client's lease on it is intact.
     fn lost(&self, reply: &ReplyRecord, line: &str) -> Result<(), (String, Vec<String>)> {
-        for handle in reply.unknown.iter().flatten() {
+        let Answer::Heartbeat(beat) = &reply.answer else {
+            return Ok(());
+        };
+        for handle in &beat.unknown {
             let holder = (reply.client.clone(), handle.clone());
             if let Some(seat) = self.leases.held.get(&holder)
                 && seat.lease_until > reply.t_ms

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use hal_core::record::{Record, ResultName};
+use hal_core::record::Record;
 
 use super::Invariant;
 use super::links::Links;
@@ -24,7 +24,7 @@ impl Invariant for MajorityRule {
 
     fn observe(&mut self, record: &Record, line: &str) -> Result<(), (String, Vec<String>)> {
         self.links.observe(record);
-        let reply = match record {
+        let (reply, grant) = match record {
             Record::Request(request) => {
                 // A send to no known server cannot be the one a server granted.
                 if let Some(server) = request.server {
@@ -33,13 +33,16 @@ impl Invariant for MajorityRule {
                 }
                 return Ok(());
             }
-            Record::Reply(reply) if reply.result == ResultName::Granted => reply,
+            Record::Reply(reply) => match reply.grant() {
+                Some(grant) => (reply, grant),
+                None => return Ok(()),
+            },
             _ => return Ok(()),
         };
         // Only a grant the answering server decided is judged: a retry answered after a
         // failover names the leader that decided it (`granted_by`), not this server.
         let server = reply.server;
-        if reply.granted_by != Some(server) {
+        if grant.granted_by != server {
             return Ok(());
         }
         let slot = usize::from(server).saturating_sub(1).min(2);

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use hal_core::record::{Record, ResultName};
+use hal_core::record::Record;
 
 use super::Invariant;
 
@@ -29,14 +29,10 @@ impl Invariant for OneRequestOneSeat {
                 applied.handle.as_str(),
                 Some(applied.server),
             ),
-            // A granted reply always names its handle (`History::reply` writes it); one
-            // that does not counts as the handle "", unlike any other.
-            Record::Reply(reply) if reply.result == ResultName::Granted => (
-                &reply.client,
-                reply.req,
-                reply.handle.as_deref().unwrap_or(""),
-                None,
-            ),
+            Record::Reply(reply) => match reply.grant() {
+                Some(grant) => (&reply.client, reply.req, grant.handle.as_str(), None),
+                None => return Ok(()),
+            },
             _ => return Ok(()),
         };
         match self.granted.get(&(client.clone(), req)) {

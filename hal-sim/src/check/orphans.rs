@@ -64,9 +64,9 @@ impl Invariant for NoOrphanSeat {
         match record {
             Record::Meta(meta) => self.meta(meta),
             Record::Role(role) if role.role == RoleName::Active => self.active_at = role.t_ms,
-            Record::Reply(reply) if reply.borrow_end_ms.is_some() => {
-                if let Some(handle) = &reply.handle {
-                    self.borrowed.insert(handle.clone());
+            Record::Reply(reply) => {
+                if let Some(grant) = reply.grant().filter(|g| g.borrow_end_ms.is_some()) {
+                    self.borrowed.insert(grant.handle.clone());
                 }
             }
             Record::Applied(applied) => {

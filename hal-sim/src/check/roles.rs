@@ -6,7 +6,7 @@
 //! steady link, whole both ways: over a flapping or slow link the servers rightly take
 //! the gaps for interruptions and restart the hold, so as not to flap the role.
 
-use hal_core::record::{Record, ResultName};
+use hal_core::record::Record;
 
 use super::Invariant;
 use super::links::Links;
@@ -26,7 +26,7 @@ impl Invariant for RoleRule {
 
     fn observe(&mut self, record: &Record, line: &str) -> Result<(), (String, Vec<String>)> {
         self.links.observe(record);
-        let reply = match record {
+        let (reply, grant) = match record {
             Record::Meta(meta) => {
                 self.handover_ms = Some(
                     meta.failback_hold_ms
@@ -36,20 +36,21 @@ impl Invariant for RoleRule {
                 );
                 return Ok(());
             }
-            Record::Reply(reply) if reply.result == ResultName::Granted => reply,
+            Record::Reply(reply) => match reply.grant() {
+                Some(grant) => (reply, grant),
+                None => return Ok(()),
+            },
             _ => return Ok(()),
         };
         let t = reply.t_ms;
-        // A granted reply always names its leader (`History::reply` writes it); one that
-        // does not is taken as granted by no server (0): neither #3 nor a fresh grant.
-        let by = reply.granted_by.unwrap_or(0);
+        let by = grant.granted_by;
         if by == 3 {
             return Err((
                 "server #3 granted a seat".to_string(),
                 vec![line.to_string()],
             ));
         }
-        if reply.borrow_end_ms.is_some() && by != 1 {
+        if grant.borrow_end_ms.is_some() && by != 1 {
             return Err((
                 format!("a borrow was granted by #{by}, not #1"),
                 vec![line.to_string()],
