@@ -1,19 +1,23 @@
 //! A scenario as a file, in the format [`super::load`] reads: how a shrunk failing
-//! schedule is saved (`hal-sim sweep --shrink` writes `failing-SEED.toml`).
+//! schedule is saved (`hal-sim sweep --shrink` writes `failing-SEED.toml`). The writers of
+//! one step and one check are shared with the journal importer (`crate::import`), which
+//! puts its own comments between them.
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use hal_core::ServerId;
 
-use super::{Action, Answer, ClientAct, LivenessFrom, Scenario, ServerSpec};
+use super::{Action, Answer, Check, ClientAct, LivenessFrom, Scenario, ServerSpec, Step};
 use crate::faults::Fault;
 
-fn duration(d: Duration) -> String {
+/// A duration as the loader reads it, quoted: `"1m 30s"`.
+pub(crate) fn duration(d: Duration) -> String {
     format!("\"{}\"", humantime::format_duration(d))
 }
 
-fn signed(ms: i64) -> String {
+/// A signed duration in ms, quoted: `"-1m 30s"`.
+pub(crate) fn signed(ms: i64) -> String {
     let d = humantime::format_duration(Duration::from_millis(ms.unsigned_abs()));
     if ms < 0 {
         format!("\"-{d}\"")
@@ -22,12 +26,13 @@ fn signed(ms: i64) -> String {
     }
 }
 
-fn quoted(text: &str) -> String {
+/// `text` as a TOML string in double quotes.
+pub(crate) fn quoted(text: &str) -> String {
     serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_string())
 }
 
 /// A multi-line literal string, or a quoted one if the text holds `'''`.
-fn block(text: &str) -> String {
+pub(crate) fn block(text: &str) -> String {
     if text.contains("'''") {
         quoted(text)
     } else {
@@ -135,144 +140,156 @@ pub fn write(scenario: &Scenario) -> String {
         let _ = writeln!(out, "path = [{}]", path.join(", "));
     }
     for step in &scenario.steps {
-        let _ = writeln!(out, "\n[[steps]]\nat = {}", duration(step.at));
-        match &step.action {
-            Action::Server { fault, lasting } => {
-                out.push_str(&fault_keys(*fault));
-                out.push('\n');
-                if let Some(lasting) = lasting {
-                    let _ = writeln!(out, "for = {}", duration(*lasting));
-                }
-            }
-            Action::Flap {
-                a,
-                b,
-                lasting,
-                down,
-                up,
-            } => {
-                let _ = writeln!(out, "flap = {}\nfor = {}", pair(*a, *b), duration(*lasting));
-                if let Some(down) = down {
-                    let _ = writeln!(out, "down = {}", duration(*down));
-                }
-                if let Some(up) = up {
-                    let _ = writeln!(out, "up = {}", duration(*up));
-                }
-            }
-            Action::Client { who, act } => {
-                let _ = writeln!(out, "client = {}", quoted(who));
-                let _ = match act {
-                    ClientAct::Checkout(f) => writeln!(out, "checkout = {}", quoted(f)),
-                    ClientAct::Borrow(f, hours) => {
-                        writeln!(out, "borrow = {}\nhours = {hours}", quoted(f))
-                    }
-                    ClientAct::Checkin(f) => writeln!(out, "checkin = {}", quoted(f)),
-                    ClientAct::Return(f) => writeln!(out, "return = {}", quoted(f)),
-                    ClientAct::Busy {
-                        feature,
-                        until,
-                        hold,
-                    } => {
-                        let _ = writeln!(
-                            out,
-                            "busy = {}\nuntil = {}",
-                            quoted(feature),
-                            duration(*until)
-                        );
-                        match hold {
-                            Some(hold) => writeln!(out, "hold = {}", duration(*hold)),
-                            None => Ok(()),
-                        }
-                    }
-                    ClientAct::Freeze(d) => writeln!(out, "freeze = {}", duration(*d)),
-                    ClientAct::Disconnect {
-                        lasting,
-                        from,
-                        held,
-                    } => {
-                        let from: Vec<String> = from.iter().map(|s| s.get().to_string()).collect();
-                        writeln!(
-                            out,
-                            "disconnect = {}\nfrom = [{}]{}",
-                            duration(*lasting),
-                            from.join(", "),
-                            if *held { "\nheld = true" } else { "" }
-                        )
-                    }
-                    ClientAct::Kill => writeln!(out, "kill = true"),
-                };
-            }
-            Action::Impostor { claimed, targets } => {
-                let targets: Vec<String> = targets.iter().map(|s| s.get().to_string()).collect();
-                let _ = writeln!(
-                    out,
-                    "impostor = {}\ntarget = [{}]",
-                    claimed.get(),
-                    targets.join(", ")
-                );
-            }
-        }
-        match &step.expect.answer {
-            None => {}
-            Some(Answer::Granted(by)) => {
-                let _ = writeln!(
-                    out,
-                    "granted_by = {}",
-                    by.map_or("\"any\"".to_string(), |s| s.get().to_string())
-                );
-            }
-            Some(Answer::Denied(reason)) => {
-                let _ = writeln!(
-                    out,
-                    "denied = {}",
-                    quoted(reason.as_deref().unwrap_or("any"))
-                );
-            }
-            Some(Answer::Unknown) => {
-                let _ = writeln!(out, "unknown = true");
-            }
-        }
-        if let Some(within) = step.expect.within {
-            let _ = writeln!(out, "within = {}", duration(within));
-        }
-        if let Some(attempts) = step.expect.attempts_max {
-            let _ = writeln!(out, "attempts_max = {attempts}");
-        }
-        if let Some(lost) = step.expect.lost {
-            let _ = writeln!(out, "lost = {lost}");
-        }
-        if let Some(refused) = step.expect.refused {
-            let _ = writeln!(out, "refused = {refused}");
-        }
+        out.push('\n');
+        write_step(&mut out, step);
     }
     for check in &scenario.checks {
-        let _ = writeln!(out, "\n[[checks]]\nat = {}", duration(check.at));
-        if let Some(active) = check.active {
-            let _ = writeln!(
-                out,
-                "active = {}",
-                active.map_or("\"none\"".to_string(), |s| s.get().to_string())
-            );
-        }
-        if !check.in_use.is_empty() {
-            let seats: Vec<String> = check
-                .in_use
-                .iter()
-                .map(|(f, n)| format!("{} = {n}", quoted(f)))
-                .collect();
-            let _ = writeln!(out, "in_use = {{ {} }}", seats.join(", "));
-        }
-        if !check.holds.is_empty() {
-            let holds: Vec<String> = check
-                .holds
-                .iter()
-                .map(|(c, fs)| {
-                    let fs: Vec<String> = fs.iter().map(|f| quoted(f)).collect();
-                    format!("{c} = [{}]", fs.join(", "))
-                })
-                .collect();
-            let _ = writeln!(out, "holds = {{ {} }}", holds.join(", "));
-        }
+        out.push('\n');
+        write_check(&mut out, check);
     }
     out
+}
+
+/// One `[[steps]]` table: its header, `at`, the verb and its keys, the expectations.
+pub(crate) fn write_step(out: &mut String, step: &Step) {
+    let _ = writeln!(out, "[[steps]]\nat = {}", duration(step.at));
+    match &step.action {
+        Action::Server { fault, lasting } => {
+            out.push_str(&fault_keys(*fault));
+            out.push('\n');
+            if let Some(lasting) = lasting {
+                let _ = writeln!(out, "for = {}", duration(*lasting));
+            }
+        }
+        Action::Flap {
+            a,
+            b,
+            lasting,
+            down,
+            up,
+        } => {
+            let _ = writeln!(out, "flap = {}\nfor = {}", pair(*a, *b), duration(*lasting));
+            if let Some(down) = down {
+                let _ = writeln!(out, "down = {}", duration(*down));
+            }
+            if let Some(up) = up {
+                let _ = writeln!(out, "up = {}", duration(*up));
+            }
+        }
+        Action::Client { who, act } => {
+            let _ = writeln!(out, "client = {}", quoted(who));
+            let _ = match act {
+                ClientAct::Checkout(f) => writeln!(out, "checkout = {}", quoted(f)),
+                ClientAct::Borrow(f, hours) => {
+                    writeln!(out, "borrow = {}\nhours = {hours}", quoted(f))
+                }
+                ClientAct::Checkin(f) => writeln!(out, "checkin = {}", quoted(f)),
+                ClientAct::Return(f) => writeln!(out, "return = {}", quoted(f)),
+                ClientAct::Busy {
+                    feature,
+                    until,
+                    hold,
+                } => {
+                    let _ = writeln!(
+                        out,
+                        "busy = {}\nuntil = {}",
+                        quoted(feature),
+                        duration(*until)
+                    );
+                    match hold {
+                        Some(hold) => writeln!(out, "hold = {}", duration(*hold)),
+                        None => Ok(()),
+                    }
+                }
+                ClientAct::Freeze(d) => writeln!(out, "freeze = {}", duration(*d)),
+                ClientAct::Disconnect {
+                    lasting,
+                    from,
+                    held,
+                } => {
+                    let from: Vec<String> = from.iter().map(|s| s.get().to_string()).collect();
+                    writeln!(
+                        out,
+                        "disconnect = {}\nfrom = [{}]{}",
+                        duration(*lasting),
+                        from.join(", "),
+                        if *held { "\nheld = true" } else { "" }
+                    )
+                }
+                ClientAct::Kill => writeln!(out, "kill = true"),
+            };
+        }
+        Action::Impostor { claimed, targets } => {
+            let targets: Vec<String> = targets.iter().map(|s| s.get().to_string()).collect();
+            let _ = writeln!(
+                out,
+                "impostor = {}\ntarget = [{}]",
+                claimed.get(),
+                targets.join(", ")
+            );
+        }
+    }
+    match &step.expect.answer {
+        None => {}
+        Some(Answer::Granted(by)) => {
+            let _ = writeln!(
+                out,
+                "granted_by = {}",
+                by.map_or("\"any\"".to_string(), |s| s.get().to_string())
+            );
+        }
+        Some(Answer::Denied(reason)) => {
+            let _ = writeln!(
+                out,
+                "denied = {}",
+                quoted(reason.as_deref().unwrap_or("any"))
+            );
+        }
+        Some(Answer::Unknown) => {
+            let _ = writeln!(out, "unknown = true");
+        }
+    }
+    if let Some(within) = step.expect.within {
+        let _ = writeln!(out, "within = {}", duration(within));
+    }
+    if let Some(attempts) = step.expect.attempts_max {
+        let _ = writeln!(out, "attempts_max = {attempts}");
+    }
+    if let Some(lost) = step.expect.lost {
+        let _ = writeln!(out, "lost = {lost}");
+    }
+    if let Some(refused) = step.expect.refused {
+        let _ = writeln!(out, "refused = {refused}");
+    }
+}
+
+/// One `[[checks]]` table.
+pub(crate) fn write_check(out: &mut String, check: &Check) {
+    let _ = writeln!(out, "[[checks]]\nat = {}", duration(check.at));
+    if let Some(active) = check.active {
+        let _ = writeln!(
+            out,
+            "active = {}",
+            active.map_or("\"none\"".to_string(), |s| s.get().to_string())
+        );
+    }
+    if !check.in_use.is_empty() {
+        let seats: Vec<String> = check
+            .in_use
+            .iter()
+            .map(|(f, n)| format!("{} = {n}", quoted(f)))
+            .collect();
+        let _ = writeln!(out, "in_use = {{ {} }}", seats.join(", "));
+    }
+    if !check.holds.is_empty() {
+        let holds: Vec<String> = check
+            .holds
+            .iter()
+            .map(|(c, fs)| {
+                let fs: Vec<String> = fs.iter().map(|f| quoted(f)).collect();
+                format!("{c} = [{}]", fs.join(", "))
+            })
+            .collect();
+        let _ = writeln!(out, "holds = {{ {} }}", holds.join(", "));
+    }
 }
