@@ -13,6 +13,7 @@
 //! merges their results. [`discovery`] runs server discovery over turmoil UDP. A
 //! scenario can also start an [`impostor`], a
 //! host that claims a server's slot without its identity and must be refused.
+//! [`import`] writes a scenario from the journals of a field incident.
 
 pub mod check;
 pub mod clock;
@@ -21,6 +22,7 @@ pub mod effects;
 pub mod faults;
 pub mod field;
 pub mod history;
+pub mod import;
 pub mod impostor;
 pub mod net;
 pub mod probe;

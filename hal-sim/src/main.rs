@@ -60,6 +60,8 @@ enum Command {
     /// Measure the checkers' bug-finding power: for each planted bug, run seeds until a
     /// violation catches it, and print `plant: NAME caught_after=K` (K seeds run).
     Plants(PlantsArgs),
+    /// Write a scenario file that replays a field incident from the servers' journals.
+    Import(hal_sim::import::cli::ImportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -251,6 +253,7 @@ fn main() -> ExitCode {
         Command::Merge(args) => merge(&args),
         Command::Check(args) => check_journals(&args),
         Command::Plants(args) => plants(&args),
+        Command::Import(args) => hal_sim::import::cli::main(&args),
     }
 }
 

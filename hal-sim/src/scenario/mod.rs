@@ -24,6 +24,7 @@ use hal_net::config::TimingProfile;
 pub use load::{ScenarioError, load, parse};
 pub use run::{Outcome, Verdict, run};
 pub use write::write;
+pub(crate) use write::{block, duration, quoted, signed, write_check, write_step};
 
 /// Every scenario file (`*.toml`) under `dir`, in path order (subfolders included).
 pub fn files(dir: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {

@@ -1,0 +1,591 @@
+//! The clients and what they asked, from the `served` and `seat` records.
+//!
+//! Each client id is a scenario client of its own (a machine of its own), named after
+//! its user. A request is the first time any server answered it — a request retried,
+//! or redirected from a server that was not active, is one request — and its answer is
+//! the last one that was not a redirect. Checkouts, borrows, checkins and returns become
+//! steps at their times; heartbeats are the simulated client's own business.
+//!
+//! What the field's answer becomes as an expectation: a grant (`granted_by`) or a
+//! denial that depends on timing only where the triad was quiet around it (see
+//! [`super::Quiet`]); a denial that the license alone decides (`unknown_feature`,
+//! `borrow_not_allowed`) always; a denial the simulator cannot reproduce
+//! (`license_expired`: its calendar is its own; `hostid_mismatch`: its machines have the
+//! license's HostIDs) never. The field's answer is in a comment either way.
+//!
+//! Seats held when a warm window opens are checked out again during the lead-in; a seat
+//! that expired (its lease ran out: the client stopped heartbeating) is replayed as the
+//! client's process dying a lease before.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use hal_core::ServerId;
+use hal_core::record::{OpName, Record, ResultName, SeatChangeName, SeatRecord, Served};
+use hal_core::timing::Timing;
+
+use super::field::{Field, Place};
+use super::time::{rfc3339, secs};
+use super::window::Window;
+use super::{ImportError, Noted, Quiet};
+use crate::scenario::{Action, Answer, ClientAct, ClientGroup, Expect, Step};
+
+/// The most clients in one scenario (the loader's limit).
+pub const CLIENTS_MAX: usize = 1_000;
+/// An `all_in_use` denial is expected only if no seat of its feature changed this close.
+const SEAT_QUIET_MS: u64 = 1_000;
+/// The longest client name made.
+const NAME_CHARS_MAX: usize = 32;
+
+/// The clients' part of the scenario.
+#[derive(Debug, Default)]
+pub struct Clients {
+    pub groups: Vec<Noted<ClientGroup>>,
+    pub steps: Vec<Noted<Step>>,
+    pub notes: Vec<String>,
+}
+
+/// A seat change, once (every server applies the same entry at the same index).
+#[derive(Debug, Clone)]
+pub struct Seat {
+    /// The first time a server applied it.
+    pub t_ms: u64,
+    pub record: SeatRecord,
+}
+
+/// Every seat change in the journals, by index.
+pub fn seats(field: &Field) -> BTreeMap<u64, Seat> {
+    let mut seats: BTreeMap<u64, Seat> = BTreeMap::new();
+    for event in &field.events {
+        if let Record::Seat(seat) = &event.record {
+            seats.entry(seat.index).or_insert_with(|| Seat {
+                t_ms: event.t_ms,
+                record: seat.clone(),
+            });
+        }
+    }
+    seats
+}
+
+/// One request: every answer to one (client, req).
+#[derive(Debug, Clone)]
+struct Request {
+    client: String,
+    req: u64,
+    /// The first answer's time.
+    first_ms: u64,
+    answers: Vec<(Served, Place)>,
+}
+
+impl Request {
+    /// The answer the application got: the last one that was not a redirect.
+    fn outcome(&self) -> Option<&(Served, Place)> {
+        self.answers
+            .iter()
+            .rev()
+            .find(|(s, _)| s.reason.as_deref() != Some("not_active"))
+            .or(self.answers.last())
+    }
+
+    fn op(&self) -> OpName {
+        self.answers
+            .first()
+            .map_or(OpName::Heartbeat, |(s, _)| s.op)
+    }
+}
+
+/// Something a client does, in its order.
+#[derive(Debug, Clone)]
+enum Act {
+    /// A seat held when a warm window opens, checked out again in the lead-in.
+    Held(Seat),
+    Request(Request),
+    /// A seat that expired: the client stopped heartbeating a lease before.
+    Expired(Seat),
+}
+
+/// What the scenario knows about a client id.
+#[derive(Debug, Default)]
+struct Known {
+    user: Option<String>,
+    host: Option<String>,
+    acts: Vec<(u64, Act)>,
+}
+
+/// What the inference of the clients needs to know besides the journals.
+#[derive(Debug)]
+pub struct Context<'a> {
+    pub window: &'a Window,
+    pub timing: &'a Timing,
+    pub quiet: &'a Quiet,
+    /// The license's features, and those the simulator's calendar finds in force.
+    pub features: &'a BTreeSet<String>,
+    pub in_force: &'a BTreeSet<String>,
+    /// Each feature's longest borrow, hours.
+    pub borrow_max: &'a BTreeMap<String, u32>,
+}
+
+/// The clients and their steps in the window.
+pub fn infer(field: &Field, cx: &Context<'_>) -> Result<Clients, ImportError> {
+    let seats = seats(field);
+    let mut known: BTreeMap<String, Known> = BTreeMap::new();
+    let mut out = Clients::default();
+    for seat in seats.values() {
+        let r = &seat.record;
+        let entry = known.entry(r.client.clone()).or_default();
+        entry.user = entry.user.take().or(r.user.clone());
+        entry.host = entry.host.take().or(r.host.clone());
+    }
+    for request in requests(field, &mut out.notes) {
+        let entry = known.entry(request.client.clone()).or_default();
+        for (served, _) in &request.answers {
+            entry.user = entry.user.take().or(served.user.clone());
+            entry.host = entry.host.take().or(served.host.clone());
+        }
+        if cx.window.holds(request.first_ms) {
+            let at = cx.window.sim_ms(request.first_ms);
+            entry.acts.push((at, Act::Request(request)));
+        }
+    }
+    held_and_expired(&seats, cx, &mut known);
+    known.retain(|_, k| !k.acts.is_empty());
+    if known.len() > CLIENTS_MAX {
+        return Err(ImportError::Input(format!(
+            "{} clients asked for seats in the window; a scenario holds at most {CLIENTS_MAX}: narrow the window with --from/--to",
+            known.len()
+        )));
+    }
+    let mut taken = BTreeSet::new();
+    let mut by_first: Vec<(&String, &mut Known)> = known.iter_mut().collect();
+    by_first.sort_by_key(|(_, k)| k.acts.iter().map(|(t, _)| *t).min());
+    for (id, client) in by_first {
+        let name = name_for(client.user.as_deref(), &mut taken);
+        client.acts.sort_by_key(|(t, _)| *t);
+        let requests = client
+            .acts
+            .iter()
+            .filter(|(_, a)| matches!(a, Act::Request(_)))
+            .count();
+        out.groups.push(Noted {
+            notes: vec![format!(
+                "client {id}: {}@{}; {requests} requests in the window",
+                super::clean(client.user.as_deref().unwrap_or("?")),
+                super::clean(client.host.as_deref().unwrap_or("?"))
+            )],
+            item: ClientGroup {
+                name: name.clone(),
+                count: None,
+                path: vec![ServerId::PRIMARY, ServerId::SECONDARY, ServerId::TIEBREAKER],
+                line: 0,
+            },
+        });
+        Steps {
+            cx,
+            seats: &seats,
+            name: &name,
+            held: BTreeMap::new(),
+            out: &mut out,
+        }
+        .play(&client.acts);
+    }
+    Ok(out)
+}
+
+/// Every request answered, by (client, req), in the order first answered; heartbeats
+/// that found a seat unknown are noted.
+fn requests(field: &Field, notes: &mut Vec<String>) -> Vec<Request> {
+    let mut by_key: BTreeMap<(String, u64), Request> = BTreeMap::new();
+    for event in &field.events {
+        let Record::Served(served) = &event.record else {
+            continue;
+        };
+        if served.op == OpName::Heartbeat {
+            if served.result == ResultName::UnknownHandle {
+                notes.push(format!(
+                    "#{} told client {} at {} that its seat {} was unknown (a lost seat) [{}]",
+                    served.server,
+                    served.client,
+                    rfc3339(event.t_ms),
+                    super::clean(served.handle.as_deref().unwrap_or("?")),
+                    event.place.short()
+                ));
+            }
+            continue;
+        }
+        by_key
+            .entry((served.client.clone(), served.req))
+            .or_insert_with(|| Request {
+                client: served.client.clone(),
+                req: served.req,
+                first_ms: event.t_ms,
+                answers: Vec::new(),
+            })
+            .answers
+            .push((served.clone(), event.place.clone()));
+    }
+    let mut requests: Vec<Request> = by_key.into_values().collect();
+    requests.sort_by_key(|r| r.first_ms);
+    requests
+}
+
+/// The seats held at a warm window's start, and the seats that expired in the window.
+fn held_and_expired(
+    seats: &BTreeMap<u64, Seat>,
+    cx: &Context<'_>,
+    known: &mut BTreeMap<String, Known>,
+) {
+    let window = cx.window;
+    // Each seat's grant, by handle.
+    let mut grants: BTreeMap<&str, &Seat> = BTreeMap::new();
+    let mut ended: BTreeMap<&str, u64> = BTreeMap::new();
+    for seat in seats.values() {
+        let r = &seat.record;
+        match r.change {
+            SeatChangeName::Granted | SeatChangeName::Borrowed => {
+                grants.insert(&r.handle, seat);
+            }
+            _ => {
+                ended.entry(&r.handle).or_insert(seat.t_ms);
+            }
+        }
+        let borrowed = grants
+            .get(r.handle.as_str())
+            .is_some_and(|g| g.record.change == SeatChangeName::Borrowed);
+        if r.change == SeatChangeName::Expired && !borrowed && window.holds(seat.t_ms) {
+            let lease = u64::try_from(cx.timing.seat_lease().as_millis()).unwrap_or(u64::MAX);
+            let at = window.sim_ms(seat.t_ms).saturating_sub(lease);
+            let entry = known.entry(r.client.clone()).or_default();
+            entry.acts.push((at, Act::Expired(seat.clone())));
+        }
+    }
+    if window.cold() {
+        return;
+    }
+    for (handle, grant) in grants {
+        let before = grant.t_ms < window.from_ms;
+        let open = ended.get(handle).is_none_or(|t| *t >= window.from_ms);
+        if before && open {
+            let entry = known.entry(grant.record.client.clone()).or_default();
+            entry
+                .acts
+                .push((window.held_at_ms, Act::Held(grant.clone())));
+        }
+    }
+}
+
+/// A client's name: its user's, made a valid and unused name.
+fn name_for(user: Option<&str>, taken: &mut BTreeSet<String>) -> String {
+    let mut base: String = user
+        .unwrap_or("")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(NAME_CHARS_MAX)
+        .collect();
+    if base.trim_matches('_').is_empty() {
+        base = "client".into();
+    }
+    let mut name = base.clone();
+    let mut n = 2;
+    while taken.contains(&name) {
+        name = format!("{base}-{n}");
+        n += 1;
+    }
+    taken.insert(name.clone());
+    name
+}
+
+/// One client's steps, with the seats it holds as it goes.
+struct Steps<'a, 'c> {
+    cx: &'a Context<'c>,
+    seats: &'a BTreeMap<u64, Seat>,
+    name: &'a str,
+    /// (feature, borrowed) → seats held.
+    held: BTreeMap<(String, bool), u32>,
+    out: &'a mut Clients,
+}
+
+impl Steps<'_, '_> {
+    fn play(&mut self, acts: &[(u64, Act)]) {
+        for (at, act) in acts {
+            match act {
+                Act::Held(seat) => self.held_seat(*at, seat),
+                Act::Request(request) => self.request(*at, request),
+                Act::Expired(seat) => self.expired(*at, seat),
+            }
+        }
+    }
+
+    fn push(&mut self, at_ms: u64, act: ClientAct, expect: Expect, notes: Vec<String>) {
+        self.out.steps.push(Noted {
+            notes,
+            item: Step {
+                at: Duration::from_millis(at_ms),
+                line: 0,
+                action: Action::Client {
+                    who: self.name.to_string(),
+                    act,
+                },
+                expect,
+            },
+        });
+    }
+
+    fn hold(&mut self, feature: &str, borrowed: bool, by: i32) {
+        let count = self
+            .held
+            .entry((feature.to_string(), borrowed))
+            .or_insert(0);
+        *count = count.saturating_add_signed(by);
+    }
+
+    fn held_seat(&mut self, at: u64, seat: &Seat) {
+        let r = &seat.record;
+        let borrowed = r.change == SeatChangeName::Borrowed;
+        let notes = vec![format!(
+            "held since {} (seat {}, granted by #{}): checked out again during the lead-in",
+            rfc3339(seat.t_ms),
+            super::clean(&r.handle),
+            r.by.unwrap_or(0)
+        )];
+        let act = match r.borrow_end_ms {
+            Some(end) if borrowed => {
+                let hours = self.hours(&r.feature, end.saturating_sub(self.cx.window.from_ms));
+                ClientAct::Borrow(r.feature.clone(), hours)
+            }
+            _ => ClientAct::Checkout(r.feature.clone()),
+        };
+        self.push(at, act, Expect::default(), notes);
+        self.hold(&r.feature, borrowed, 1);
+    }
+
+    fn expired(&mut self, at: u64, seat: &Seat) {
+        let r = &seat.record;
+        let notes = vec![format!(
+            "seat {} of {} expired at {} (index {}): its lease ran out, so the client had stopped heartbeating (crashed, frozen or cut off); replayed as its process dying a lease before, at {}",
+            super::clean(&r.handle),
+            super::clean(&r.feature),
+            rfc3339(seat.t_ms),
+            r.index,
+            secs(at)
+        )];
+        self.push(at, ClientAct::Kill, Expect::default(), notes);
+        self.held.clear();
+    }
+
+    fn request(&mut self, at: u64, request: &Request) {
+        let Some((outcome, place)) = request.outcome().cloned() else {
+            return;
+        };
+        let mut notes = vec![answered(request, &outcome, &place)];
+        match request.op() {
+            OpName::Checkout | OpName::Borrow => self.checkout(at, request, &outcome, notes),
+            OpName::Checkin | OpName::Return => {
+                let borrowed = request.op() == OpName::Return;
+                let Some(feature) = self.feature_of(request, &outcome) else {
+                    notes.push("its feature is not known from the journals: left out".into());
+                    self.out.notes.push(notes.join("; "));
+                    return;
+                };
+                if self
+                    .held
+                    .get(&(feature.clone(), borrowed))
+                    .copied()
+                    .unwrap_or(0)
+                    == 0
+                {
+                    notes.push("the client holds no such seat in the replay: left out".into());
+                    self.out.notes.push(notes.join("; "));
+                    return;
+                }
+                self.hold(&feature, borrowed, -1);
+                let act = if borrowed {
+                    ClientAct::Return(feature)
+                } else {
+                    ClientAct::Checkin(feature)
+                };
+                self.push(at, act, Expect::default(), notes);
+            }
+            OpName::Heartbeat => {}
+        }
+    }
+
+    fn checkout(&mut self, at: u64, request: &Request, outcome: &Served, mut notes: Vec<String>) {
+        let Some(feature) = outcome
+            .feature
+            .clone()
+            .or_else(|| request.answers.iter().find_map(|(s, _)| s.feature.clone()))
+        else {
+            return;
+        };
+        let borrow = request.op() == OpName::Borrow;
+        let (answer, why) = self.expectation(at, &feature, outcome);
+        notes.extend(why);
+        if !self.cx.features.contains(&feature)
+            && answer != Some(Answer::Denied(Some("unknown_feature".into())))
+        {
+            notes.push("the license has no such feature: left out".into());
+            self.out.notes.push(notes.join("; "));
+            return;
+        }
+        let act = if borrow {
+            let hours = match outcome.borrow_end_ms {
+                Some(end) => self.hours(&feature, end.saturating_sub(request.first_ms)),
+                None if outcome.reason.as_deref() == Some("borrow_not_allowed") => {
+                    notes.push("the hours asked for are not journaled: the replay asks for one more than the license allows".into());
+                    self.cx
+                        .borrow_max
+                        .get(&feature)
+                        .map_or(1, |max| max.saturating_add(1).min(24 * 366))
+                }
+                None => 1,
+            };
+            ClientAct::Borrow(feature.clone(), hours)
+        } else {
+            ClientAct::Checkout(feature.clone())
+        };
+        if outcome.result == ResultName::Granted {
+            self.hold(&feature, borrow, 1);
+        }
+        let expect = Expect {
+            answer,
+            ..Expect::default()
+        };
+        self.push(at, act, expect, notes);
+    }
+
+    /// The expectation on a checkout's or borrow's answer at simulated `at`, and why
+    /// there is none when there is none.
+    fn expectation(
+        &self,
+        at: u64,
+        feature: &str,
+        outcome: &Served,
+    ) -> (Option<Answer>, Vec<String>) {
+        let unquiet = || {
+            vec![format!(
+                "no expectation: within {} of a change of roles or a fault, where the simulator's timing may differ",
+                secs(self.cx.quiet.margin_ms)
+            )]
+        };
+        match (outcome.result, outcome.reason.as_deref()) {
+            (ResultName::Granted, _) => {
+                let by = outcome.granted_by.unwrap_or(outcome.server);
+                if !self.cx.in_force.contains(feature) {
+                    return (None, vec![not_in_force(feature)]);
+                }
+                match ServerId::new(by).filter(|s| *s != ServerId::TIEBREAKER) {
+                    Some(id) if self.cx.quiet.at(at) => (Some(Answer::Granted(Some(id))), Vec::new()),
+                    Some(_) => (None, unquiet()),
+                    None => (None, vec![format!("granted by #{by}?: no expectation")]),
+                }
+            }
+            (_, Some(reason @ ("unknown_feature" | "borrow_not_allowed"))) => {
+                (Some(Answer::Denied(Some(reason.to_string()))), Vec::new())
+            }
+            (_, Some("all_in_use")) if !self.seats_quiet(at, feature) => (
+                None,
+                vec!["no expectation: a seat of the feature changed hands within a second".into()],
+            ),
+            (_, Some(reason @ ("all_in_use" | "borrow_unavailable" | "no_majority"))) => {
+                if self.cx.quiet.at(at) && self.cx.in_force.contains(feature) {
+                    (Some(Answer::Denied(Some(reason.to_string()))), Vec::new())
+                } else if !self.cx.in_force.contains(feature) {
+                    (None, vec![not_in_force(feature)])
+                } else {
+                    (None, unquiet())
+                }
+            }
+            (_, Some("license_expired")) => (None, vec!["no expectation: the simulator's calendar is its own (it starts in 2027), so what is expired differs".into()]),
+            (_, Some("hostid_mismatch")) => (None, vec!["no expectation: the simulated servers run on the HostIDs the license names".into()]),
+            _ => (None, vec!["no expectation for this answer".into()]),
+        }
+    }
+
+    /// Whether no seat of `feature` changed within [`SEAT_QUIET_MS`] of simulated `at`.
+    fn seats_quiet(&self, at: u64, feature: &str) -> bool {
+        self.seats.values().all(|s| {
+            s.record.feature != feature
+                || !self.cx.window.holds(s.t_ms)
+                || self.cx.window.sim_ms(s.t_ms).abs_diff(at) > SEAT_QUIET_MS
+        })
+    }
+
+    /// The feature a checkin or return was for: its seat change's, or its seat's grant's.
+    fn feature_of(&self, request: &Request, outcome: &Served) -> Option<String> {
+        let released = self.seats.values().find(|s| {
+            s.record.client == request.client
+                && s.record.req == Some(request.req)
+                && matches!(
+                    s.record.change,
+                    SeatChangeName::Released | SeatChangeName::Returned
+                )
+        });
+        if let Some(seat) = released {
+            return Some(seat.record.feature.clone());
+        }
+        let handle = outcome.handle.as_deref()?;
+        self.seats
+            .values()
+            .find(|s| s.record.handle == handle)
+            .map(|s| s.record.feature.clone())
+    }
+
+    /// A borrow of `length_ms`, in whole hours within the feature's limit.
+    fn hours(&self, feature: &str, length_ms: u64) -> u32 {
+        let hours =
+            u32::try_from(length_ms.saturating_add(1_800_000) / 3_600_000).unwrap_or(u32::MAX);
+        let max = self.cx.borrow_max.get(feature).copied().unwrap_or(24 * 366);
+        hours.clamp(1, max.max(1))
+    }
+}
+
+fn not_in_force(feature: &str) -> String {
+    format!(
+        "no expectation: {feature} is not in force on the simulator's calendar (START/END), so it denies license_expired"
+    )
+}
+
+/// What the field's servers answered, for the comment.
+fn answered(request: &Request, outcome: &Served, place: &Place) -> String {
+    let op = match request.op() {
+        OpName::Checkout => "checkout",
+        OpName::Borrow => "borrow",
+        OpName::Checkin => "checkin",
+        OpName::Return => "return",
+        OpName::Heartbeat => "heartbeat",
+    };
+    let what = match outcome.result {
+        ResultName::Granted => format!(
+            "granted seat {} by #{}",
+            super::clean(outcome.handle.as_deref().unwrap_or("?")),
+            outcome.granted_by.unwrap_or(outcome.server)
+        ),
+        ResultName::Ok => "done".into(),
+        ResultName::Denied | ResultName::UnknownHandle => format!(
+            "denied {}",
+            super::clean(outcome.reason.as_deref().unwrap_or("?"))
+        ),
+    };
+    let mut said = format!(
+        "field: {op} {} at {}: #{} answered {what} [{}]",
+        request.req,
+        rfc3339(request.first_ms),
+        outcome.server,
+        place.short()
+    );
+    let redirects = request
+        .answers
+        .iter()
+        .filter(|(s, _)| s.reason.as_deref() == Some("not_active"))
+        .count();
+    if redirects > 0 {
+        said.push_str(&format!(" after {redirects} redirect(s)"));
+    }
+    said
+}

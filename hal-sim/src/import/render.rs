@@ -1,0 +1,116 @@
+//! The imported scenario as text: the scenario writer's steps and checks, each after
+//! comments that say what the field's journals showed.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use super::timing::Timers;
+use super::{LicenseFile, Noted};
+use crate::scenario::{
+    Check, ClientGroup, Step, block, duration, quoted, signed, write_check, write_step,
+};
+
+/// Comment lines are wrapped at this width.
+const COMMENT_WIDTH: usize = 92;
+
+/// Everything the file says.
+#[derive(Debug)]
+pub struct Plan {
+    pub header: Vec<String>,
+    pub name: String,
+    pub story: String,
+    pub duration_ms: u64,
+    pub license: LicenseFile,
+    pub timers: Timers,
+    pub network: Option<(Duration, Duration)>,
+    /// Each server's clock offset at the start (ms; 0: none), and why.
+    pub offsets: [(i64, Vec<String>); 3],
+    pub clients: Vec<Noted<ClientGroup>>,
+    pub steps: Vec<Noted<Step>>,
+    pub checks: Vec<Noted<Check>>,
+    /// What could not be replayed.
+    pub notes: Vec<String>,
+}
+
+/// `notes` as `#` comment lines, wrapped.
+fn comment(out: &mut String, notes: &[String]) {
+    for note in notes {
+        let mut line = String::from("#");
+        for word in note.split(' ') {
+            if line.len() + 1 + word.len() > COMMENT_WIDTH && line.len() > 3 {
+                let _ = writeln!(out, "{line}");
+                // A continuation is indented: `#  `.
+                line = String::from("# ");
+            }
+            line.push(' ');
+            line.push_str(word);
+        }
+        let _ = writeln!(out, "{line}");
+    }
+}
+
+impl Plan {
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        comment(&mut out, &self.header);
+        if !self.notes.is_empty() {
+            out.push_str("#\n# What the replay does not show as it was:\n");
+            let notes: Vec<String> = self.notes.iter().map(|n| format!("- {n}")).collect();
+            comment(&mut out, &notes);
+        }
+        let _ = writeln!(out, "\nname = {}", quoted(&self.name));
+        let _ = writeln!(out, "story = {}", block(&self.story));
+        let _ = writeln!(
+            out,
+            "duration = {}",
+            duration(Duration::from_millis(self.duration_ms))
+        );
+        let _ = writeln!(out, "\n[license]\n# {}", super::clean(&self.license.name));
+        let _ = writeln!(out, "text = {}", block(&self.license.text));
+        self.timing(&mut out);
+        if let Some((latency, jitter)) = self.network {
+            let _ = writeln!(
+                out,
+                "\n[network]\nlatency = {}\njitter = {}",
+                duration(latency),
+                duration(jitter)
+            );
+        }
+        for (i, (offset, notes)) in self.offsets.iter().enumerate() {
+            if *offset != 0 {
+                let _ = writeln!(out, "\n[servers.{}]", i + 1);
+                comment(&mut out, notes);
+                let _ = writeln!(out, "clock_offset = {}", signed(*offset));
+            }
+        }
+        for client in &self.clients {
+            out.push('\n');
+            comment(&mut out, &client.notes);
+            let _ = writeln!(out, "[[clients]]\nname = {}", quoted(&client.item.name));
+        }
+        for step in &self.steps {
+            out.push('\n');
+            comment(&mut out, &step.notes);
+            write_step(&mut out, &step.item);
+        }
+        for check in &self.checks {
+            out.push('\n');
+            comment(&mut out, &check.notes);
+            write_check(&mut out, &check.item);
+        }
+        out
+    }
+
+    fn timing(&self, out: &mut String) {
+        let _ = writeln!(out, "\n[timing]");
+        comment(
+            out,
+            &["the servers' timers, from their journals' meta records".to_string()],
+        );
+        comment(out, &self.timers.notes);
+        let _ = writeln!(out, "profile = \"{}\"", self.timers.profile.name());
+        for (key, value) in &self.timers.overrides {
+            let _ = writeln!(out, "{key} = {}", duration(*value));
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! The servers' own faults: each time a server went down (a kill or power loss, which
+//! leaves no `stop` record, or a clean stop) and came back, as a `crash` step with `for`.
+//! A server that started well after the others, or was down when a warm window opens, is
+//! crashed at 0 s; so is #1 when #2 was active at a warm window's start while #1 ran (a
+//! failback still held back), so that the replay starts with #2 active too.
+
+use std::time::Duration;
+
+use hal_core::ServerId;
+
+use super::Noted;
+use super::field::{End, Field, Life};
+use super::time::{rfc3339, secs};
+use super::window::Window;
+use crate::faults::Fault;
+use crate::scenario::{Action, Expect, Step};
+
+/// A server that started this much later than the window's start started late (the
+/// others may have elected without it): it is crashed at 0 s until then.
+pub const STAGGER_MS: u64 = 200;
+
+/// A `crash` step at simulated `at_ms`, restarted at `until_ms` if given.
+fn crash(server: u8, at_ms: u64, until_ms: Option<u64>) -> Option<Step> {
+    let id = ServerId::new(server)?;
+    Some(Step {
+        at: Duration::from_millis(at_ms),
+        line: 0,
+        action: Action::Server {
+            fault: Fault::Crash(id),
+            lasting: until_ms.map(|u| Duration::from_millis(u.saturating_sub(at_ms).max(1))),
+        },
+        expect: Expect::default(),
+    })
+}
+
+/// Every server's down times in the window, as crash steps.
+pub fn steps(field: &Field, window: &Window, active_at_start: Option<u8>) -> Vec<Noted<Step>> {
+    let mut steps = Vec::new();
+    for (&server, lives) in &field.lives {
+        let mut down_from: Option<(u64, Option<&Life>)> = Some((0, None));
+        for life in lives {
+            if let (Some((from, ended)), Some((start, _, _))) = (down_from, &life.start) {
+                steps.extend(down(window, server, from, ended, Some((*start, life))));
+            }
+            down_from = life.end_ms().map(|end| (end, Some(life)));
+        }
+        if let Some((from, ended)) = down_from {
+            steps.extend(down(window, server, from, ended, None));
+        }
+    }
+    let one_runs = field.runs_at(1, window.from_ms);
+    if !window.cold() && active_at_start == Some(2) && one_runs {
+        let notes = vec![format!(
+            "#2 was active at the window's start although #1 ran (its failback was still held back): #1 is kept down during the lead-in, so that #2 is active when the window starts at {}",
+            secs(window.lead_ms)
+        )];
+        if let Some(step) = crash(1, 0, Some(window.lead_ms)) {
+            steps.push(Noted { notes, item: step });
+        }
+    }
+    steps
+}
+
+/// The step for server `server` down from true time `from` (after life `ended`, if any)
+/// until life `restart` started (if it did).
+fn down(
+    window: &Window,
+    server: u8,
+    from: u64,
+    ended: Option<&Life>,
+    restart: Option<(u64, &Life)>,
+) -> Option<Noted<Step>> {
+    let until = restart.map(|(t, _)| t);
+    if until.is_some_and(|u| u < window.from_ms) || from > window.to_ms {
+        return None;
+    }
+    let back = until
+        .filter(|u| *u <= window.to_ms)
+        .map(|u| window.sim_ms(u));
+    let mut notes = Vec::new();
+    let at_ms = match ended {
+        // Not started yet when the window opens.
+        None => {
+            let starts = until.unwrap_or(u64::MAX);
+            if window.cold() && starts.saturating_sub(window.from_ms) <= STAGGER_MS {
+                return None;
+            }
+            notes.push(match until {
+                Some(u) => format!(
+                    "#{server} first started at {} ({} into the window): down until then",
+                    rfc3339(u),
+                    secs(u.saturating_sub(window.from_ms))
+                ),
+                None => format!("#{server} did not run in the window"),
+            });
+            0
+        }
+        Some(life) => {
+            notes.extend(how_it_ended(server, life));
+            if from < window.from_ms {
+                notes.push("it was still down when the window starts".into());
+                0
+            } else {
+                window.sim_ms(from)
+            }
+        }
+    };
+    match restart {
+        Some((t, life)) if back.is_some() => {
+            let recovered = life
+                .start
+                .as_ref()
+                .map(|(_, place, r)| {
+                    format!(
+                        " ({}; recovered term {}, log to index {})",
+                        place.short(),
+                        r.term,
+                        r.last_index
+                    )
+                })
+                .unwrap_or_default();
+            notes.push(format!(
+                "#{server} started again at {}{recovered}",
+                rfc3339(t)
+            ));
+        }
+        Some((t, _)) => notes.push(format!(
+            "#{server} started again at {}, after the window",
+            rfc3339(t)
+        )),
+        None if ended.is_some() => notes.push(format!("#{server} did not start again")),
+        None => {}
+    }
+    let step = crash(server, at_ms, back)?;
+    Some(Noted { notes, item: step })
+}
+
+/// What the journals say about how a life ended.
+fn how_it_ended(server: u8, life: &Life) -> Vec<String> {
+    match &life.end {
+        End::Stopped {
+            t_ms,
+            reason,
+            place,
+        } => vec![format!(
+            "#{server} stopped at {} ({}: reason \"{}\"); a stop is replayed as a crash",
+            rfc3339(*t_ms),
+            place.short(),
+            super::clean(reason)
+        )],
+        End::Crashed { t_ms, seen } => {
+            let mut said = format!(
+                "#{server} was killed or lost power: no stop record; its last record at {}",
+                rfc3339(life.last_ms)
+            );
+            for (peer, t) in seen {
+                said.push_str(&format!("; #{peer} saw the link down at {}", rfc3339(*t)));
+            }
+            if seen.is_empty() {
+                said.push_str("; no peer saw it go, so the crash is put at its last record");
+            }
+            vec![said, format!("the crash is put at {}", rfc3339(*t_ms))]
+        }
+        End::Running => Vec::new(),
+    }
+}
