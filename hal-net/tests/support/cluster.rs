@@ -441,20 +441,47 @@ pub fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus
 /// active, two holders granted by #1, `kill -9` of #1, a third holder granted by #2, #1
 /// started again and active after the failback. Returns the three holders, still holding.
 pub fn kill_and_failback(cluster: &mut Cluster) -> [Holder; 3] {
+    kill_and_failback_paced(cluster, Pace::BRISK)
+}
+
+/// Pauses in [`kill_and_failback_paced`]: `settle` after each change of the active server
+/// (before the next grant, or before the caller goes on), `calm` after the grants (before
+/// the next fault).
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    pub settle: Duration,
+    pub calm: Duration,
+}
+
+impl Pace {
+    /// Each step as soon as the one before is done.
+    pub const BRISK: Pace = Pace {
+        settle: Duration::ZERO,
+        calm: Duration::ZERO,
+    };
+}
+
+/// [`kill_and_failback`] with pauses between its steps (`hal-sim import` expects a grant
+/// or the active server only well away from a change of roles or a fault).
+pub fn kill_and_failback_paced(cluster: &mut Cluster, pace: Pace) -> [Holder; 3] {
     cluster.start_all();
     cluster.wait_active(1, Duration::from_secs(10));
+    sleep(pace.settle);
     let first = Holder::start(cluster, "cad");
     let second = Holder::start(cluster, "cad");
     // A journal's writer hands lines to the OS as soon as it takes them from its queue; a
     // kill -9 loses what it had not taken yet (the last moments). Give it that moment, so
     // that the second grant's answer is in #1's journal.
-    sleep(Duration::from_millis(500));
+    sleep(pace.calm.max(Duration::from_millis(500)));
     cluster.kill9(1);
     cluster.wait_active(2, Duration::from_secs(10));
+    sleep(pace.settle);
     let third = Holder::start(cluster, "cad");
     assert_eq!(third.grant["server"], 2, "{}", third.grant);
+    sleep(pace.calm);
     cluster.start(1);
     cluster.wait_active(1, Duration::from_secs(15));
+    sleep(pace.settle);
     [first, second, third]
 }
 
