@@ -155,6 +155,7 @@ pub fn infer(field: &Field, cx: &Context<'_>) -> Result<Clients, ImportError> {
             known.len()
         )));
     }
+    let index = SeatIndex::new(&seats, cx.window);
     let mut taken = BTreeSet::new();
     let mut by_first: Vec<(&String, &mut Known)> = known.iter_mut().collect();
     by_first.sort_by_key(|(_, k)| k.acts.iter().map(|(t, _)| *t).min());
@@ -181,7 +182,7 @@ pub fn infer(field: &Field, cx: &Context<'_>) -> Result<Clients, ImportError> {
         });
         Steps {
             cx,
-            seats: &seats,
+            index: &index,
             name: &name,
             held: BTreeMap::new(),
             out: &mut out,
@@ -300,10 +301,46 @@ fn name_for(user: Option<&str>, taken: &mut BTreeSet<String>) -> String {
     name
 }
 
+/// The seat changes, indexed for what a client's steps ask of them.
+#[derive(Debug, Default)]
+struct SeatIndex {
+    /// A checkin's or return's feature, by (client, req).
+    released: BTreeMap<(String, u64), String>,
+    /// Each seat's feature, by handle.
+    feature: BTreeMap<String, String>,
+    /// Per feature, the simulated times its seats changed in the window, in order.
+    changed: BTreeMap<String, Vec<u64>>,
+}
+
+impl SeatIndex {
+    fn new(seats: &BTreeMap<u64, Seat>, window: &Window) -> SeatIndex {
+        let mut index = SeatIndex::default();
+        for seat in seats.values() {
+            let r = &seat.record;
+            if let (SeatChangeName::Released | SeatChangeName::Returned, Some(req)) =
+                (r.change, r.req)
+            {
+                index
+                    .released
+                    .insert((r.client.clone(), req), r.feature.clone());
+            }
+            index.feature.insert(r.handle.clone(), r.feature.clone());
+            if window.holds(seat.t_ms) {
+                let times = index.changed.entry(r.feature.clone()).or_default();
+                times.push(window.sim_ms(seat.t_ms));
+            }
+        }
+        for times in index.changed.values_mut() {
+            times.sort_unstable();
+        }
+        index
+    }
+}
+
 /// One client's steps, with the seats it holds as it goes.
 struct Steps<'a, 'c> {
     cx: &'a Context<'c>,
-    seats: &'a BTreeMap<u64, Seat>,
+    index: &'a SeatIndex,
     name: &'a str,
     /// (feature, borrowed) → seats held.
     held: BTreeMap<(String, bool), u32>,
@@ -509,31 +546,25 @@ impl Steps<'_, '_> {
 
     /// Whether no seat of `feature` changed within [`SEAT_QUIET_MS`] of simulated `at`.
     fn seats_quiet(&self, at: u64, feature: &str) -> bool {
-        self.seats.values().all(|s| {
-            s.record.feature != feature
-                || !self.cx.window.holds(s.t_ms)
-                || self.cx.window.sim_ms(s.t_ms).abs_diff(at) > SEAT_QUIET_MS
-        })
+        let Some(times) = self.index.changed.get(feature) else {
+            return true;
+        };
+        let next = times.partition_point(|t| *t < at);
+        let near = |i: usize| {
+            times
+                .get(i)
+                .is_some_and(|t| t.abs_diff(at) <= SEAT_QUIET_MS)
+        };
+        !(near(next) || next.checked_sub(1).is_some_and(near))
     }
 
     /// The feature a checkin or return was for: its seat change's, or its seat's grant's.
     fn feature_of(&self, request: &Request, outcome: &Served) -> Option<String> {
-        let released = self.seats.values().find(|s| {
-            s.record.client == request.client
-                && s.record.req == Some(request.req)
-                && matches!(
-                    s.record.change,
-                    SeatChangeName::Released | SeatChangeName::Returned
-                )
-        });
-        if let Some(seat) = released {
-            return Some(seat.record.feature.clone());
+        let key = (request.client.clone(), request.req);
+        if let Some(feature) = self.index.released.get(&key) {
+            return Some(feature.clone());
         }
-        let handle = outcome.handle.as_deref()?;
-        self.seats
-            .values()
-            .find(|s| s.record.handle == handle)
-            .map(|s| s.record.feature.clone())
+        self.index.feature.get(outcome.handle.as_deref()?).cloned()
     }
 
     /// A borrow of `length_ms`, in whole hours within the feature's limit.

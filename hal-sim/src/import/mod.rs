@@ -210,34 +210,33 @@ impl Quiet {
     }
 }
 
-/// The time in `zone` farthest from every span of `spans` (simulated ms), and how far.
+/// The time in `zone` farthest from every span of `spans` (simulated ms, sorted by
+/// start), and how far.
 fn farthest(zone: (u64, u64), spans: &[(u64, u64)]) -> (u64, u64) {
+    // The nearest span: the one starting next, or one of those started before (the one
+    // reaching furthest).
+    let mut reach: Vec<u64> = Vec::with_capacity(spans.len());
+    for &(_, b) in spans {
+        reach.push(reach.last().map_or(b, |r: &u64| (*r).max(b)));
+    }
     let distance = |at: u64| {
-        spans
-            .iter()
-            .map(|&(a, b)| {
-                if (a..=b).contains(&at) {
-                    0
-                } else {
-                    a.abs_diff(at).min(b.abs_diff(at))
-                }
-            })
-            .min()
-            .unwrap_or(u64::MAX)
+        let next = spans.partition_point(|&(a, _)| a <= at);
+        let after = spans.get(next).map_or(u64::MAX, |&(a, _)| a - at);
+        let before = next
+            .checked_sub(1)
+            .map_or(u64::MAX, |i| at.saturating_sub(reach[i]));
+        after.min(before)
     };
+    // Candidates: the zone's ends, and the middle of each gap between spans in it.
     let mut points = vec![zone.0, zone.1];
-    points.extend(
-        spans
-            .iter()
-            .flat_map(|&(a, b)| [a, b])
-            .filter(|p| (zone.0..=zone.1).contains(p)),
-    );
-    points.sort_unstable();
-    let middles: Vec<u64> = points
-        .windows(2)
-        .map(|w| w[0] + (w[1] - w[0]) / 2)
+    let mut edges: Vec<u64> = spans
+        .iter()
+        .flat_map(|&(a, b)| [a, b])
+        .filter(|p| (zone.0..=zone.1).contains(p))
         .collect();
-    points.extend(middles);
+    edges.extend([zone.0, zone.1]);
+    edges.sort_unstable();
+    points.extend(edges.windows(2).map(|w| w[0] + (w[1] - w[0]) / 2));
     // A round time, if it stays in the zone.
     let round = |at: u64| {
         let r = (at + 50) / 100 * 100;
@@ -568,6 +567,8 @@ fn checks(
             }
         })
         .collect();
+    let mut seat_spans = seat_spans;
+    seat_spans.sort_unstable();
     let mut checks = Vec::new();
     for period in periods {
         let from = period.from_ms.max(window.from_ms);

@@ -259,6 +259,32 @@ fn triad() -> [J; 3] {
     ]
 }
 
+/// Runs the imported scenario once: it must pass (every expectation and check met, no
+/// invariant violated) and have the field's active servers.
+fn replays(imported: &Imported, scenario: &Scenario) {
+    let outcome = crate::scenario::run(scenario, 1, None);
+    let unmet: Vec<String> = outcome
+        .judged
+        .iter()
+        .filter(|j| !j.met)
+        .map(|j| format!("line {}: expected {}; saw {}", j.line, j.expected, j.saw))
+        .collect();
+    assert!(
+        outcome.passed(),
+        "{:?} {unmet:?} {:?} {:?}\n{}",
+        outcome.verdict(),
+        outcome.violation,
+        outcome.failure,
+        imported.text
+    );
+    assert_eq!(
+        roles::history_sequence(&outcome.history),
+        imported.field_actives,
+        "{}",
+        imported.text
+    );
+}
+
 fn server_steps(scenario: &Scenario) -> Vec<(u64, Fault, Option<u64>)> {
     scenario
         .steps
@@ -374,6 +400,8 @@ fn a_link_both_sides_saw_down_is_a_cut_and_one_side_only_a_one_way_cut() {
         "{}",
         imported.text
     );
+    // The simulator plays both cuts (and proves each took effect); #1 stays active.
+    replays(&imported, &scenario);
 }
 
 #[test]
@@ -532,6 +560,8 @@ fn clients_get_their_requests_once_with_the_fields_answers_as_expectations() {
         .map(|c| (c.at.as_millis() as u64, c.in_use.get("cad").copied()))
         .collect();
     assert_eq!(checks, [(11_000, Some(2))], "{}", imported.text);
+    // The simulator gives the same answers (the borrow asks for more than BORROW = 24).
+    replays(&imported, &scenario);
 }
 
 #[test]
@@ -782,4 +812,14 @@ fn wrong_inputs_are_refused_with_the_file_and_line_or_the_argument() {
     // Journals with nothing but their meta records.
     let e = error(vec![J::new(1), J::new(2)], Options::default());
     assert!(e.contains("nothing happened to replay"), "{e}");
+}
+
+#[test]
+fn a_check_goes_where_no_seat_changes_nearby() {
+    assert_eq!(farthest((1_000, 9_000), &[]), (5_000, u64::MAX));
+    assert_eq!(farthest((1_000, 9_000), &[(4_000, 4_000)]), (9_000, 5_000));
+    assert_eq!(
+        farthest((1_000, 9_000), &[(0, 2_000), (8_000, 8_000)]),
+        (5_000, 3_000)
+    );
 }
