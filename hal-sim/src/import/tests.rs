@@ -823,3 +823,131 @@ fn a_check_goes_where_no_seat_changes_nearby() {
         (5_000, 3_000)
     );
 }
+
+/// #1 active, alice checks out at 5 s; #1 killed at 8 s, #2 active from 9.7 s; #1 back
+/// at 20 s and active again at 25.3 s (its failback hold is 5 s); alice checks in at 28 s.
+fn failover_and_failback() -> Vec<J> {
+    let [one, two, three] = triad();
+    let one = one
+        .served(
+            5.0,
+            ALICE,
+            1,
+            OpName::Checkout,
+            ResultName::Granted,
+            None,
+            Some("h1"),
+        )
+        .seat(5.0, 3, SeatChangeName::Granted, "h1", ALICE, 1)
+        .start(20.0)
+        .linked(20.1)
+        .role(20.2, RoleName::Standby, 2)
+        .role(25.3, RoleName::Active, 3)
+        .served(
+            28.0,
+            ALICE,
+            2,
+            OpName::Checkin,
+            ResultName::Ok,
+            None,
+            Some("h1"),
+        )
+        .seat(28.0, 4, SeatChangeName::Released, "h1", ALICE, 2);
+    let two = two
+        .seat(5.0, 3, SeatChangeName::Granted, "h1", ALICE, 1)
+        .link(8.2, 1, false)
+        .role(9.7, RoleName::Active, 2)
+        .link(20.1, 1, true)
+        .role(25.3, RoleName::Standby, 3)
+        .seat(28.0, 4, SeatChangeName::Released, "h1", ALICE, 2);
+    let three = three
+        .seat(5.0, 3, SeatChangeName::Granted, "h1", ALICE, 1)
+        .link(8.2, 1, false)
+        .link(20.1, 1, true)
+        .seat(28.0, 4, SeatChangeName::Released, "h1", ALICE, 2);
+    vec![one, two, three]
+}
+
+#[test]
+fn a_warm_window_is_replayed_from_the_fields_state_at_its_start() {
+    // From 15 s: #1 is down (since 8.2 s, until 20 s), #2 active, alice holds a seat.
+    let from = |s: u64| Options {
+        from_ms: Some(T0 + s * 1_000),
+        to_ms: None,
+    };
+    let (imported, scenario) = import_with(failover_and_failback(), from(15)).unwrap();
+    assert_eq!(imported.field_actives, [2, 1]);
+    let lead = 4_000;
+    assert_eq!(
+        server_steps(&scenario),
+        [(0, Fault::Crash(s(1)), Some(lead + 5_000))],
+        "{}",
+        imported.text
+    );
+    assert_eq!(
+        client_steps(&scenario),
+        [
+            (
+                2_000,
+                "alice".into(),
+                ClientAct::Checkout("cad".into()),
+                None
+            ),
+            (
+                lead + 13_000,
+                "alice".into(),
+                ClientAct::Checkin("cad".into()),
+                None
+            ),
+        ],
+        "{}",
+        imported.text
+    );
+    replays(&imported, &scenario);
+    // From 21 s: #1 runs again but #2 is still active (#1's failback is held back): #1 is
+    // kept down in the lead-in so that the replay starts with #2 active too.
+    let (imported, scenario) = import_with(failover_and_failback(), from(21)).unwrap();
+    assert_eq!(imported.field_actives, [2, 1]);
+    assert_eq!(
+        server_steps(&scenario),
+        [(0, Fault::Crash(s(1)), Some(lead))],
+        "{}",
+        imported.text
+    );
+    assert!(
+        flat(&imported.text).contains("#2 was active at the window's start although #1 ran"),
+        "{}",
+        imported.text
+    );
+    replays(&imported, &scenario);
+}
+
+#[test]
+fn long_round_trips_are_a_slow_link_until_a_usual_one() {
+    let [one, two, three] = triad();
+    // Round trips 1-2 of 2 ms, 600 ms from 10 s to 20 s, then 2 ms again.
+    let one = one
+        .clock(0.2, 2, 0, 2)
+        .clock(5.0, 2, 0, 2)
+        .clock(10.0, 2, 0, 600)
+        .clock(15.0, 2, 0, 580);
+    let two = two.clock(0.2, 1, 0, 2).clock(20.0, 1, 0, 2);
+    let (imported, scenario) = imported(vec![one, two, three]);
+    assert_eq!(
+        server_steps(&scenario),
+        [(
+            10_000,
+            Fault::Slow(s(1), s(2), Duration::from_millis(400)),
+            Some(10_000)
+        )],
+        "{}",
+        imported.text
+    );
+    assert!(
+        flat(&imported.text)
+            .contains("# the link #1-#2 was slow: round trips up to 600 ms (usually 2 ms)"),
+        "{}",
+        imported.text
+    );
+    replays(&imported, &scenario);
+}
