@@ -8,7 +8,7 @@
 //!
 //! What the field's answer becomes as an expectation: a grant (`granted_by`) or a
 //! denial that depends on timing only where the triad was quiet around it (see
-//! [`super::Quiet`]); a denial that the license alone decides (`unknown_feature`,
+//! [`super::checks::Quiet`]); a denial that the license alone decides (`unknown_feature`,
 //! `borrow_not_allowed`) always; a denial the simulator cannot reproduce
 //! (`license_expired`: its calendar is its own; `hostid_mismatch`: its machines have the
 //! license's HostIDs) never. The field's answer is in a comment either way.
@@ -24,10 +24,11 @@ use hal_core::ServerId;
 use hal_core::record::{OpName, Record, ResultName, SeatChangeName, SeatRecord, Served};
 use hal_core::timing::Timing;
 
+use super::checks::Quiet;
 use super::field::{Field, Place};
 use super::time::{rfc3339, secs};
 use super::window::Window;
-use super::{ImportError, Noted, Quiet};
+use super::{ImportError, Noted};
 use crate::scenario::{Action, Answer, ClientAct, ClientGroup, Expect, Step};
 
 /// The most clients in one scenario (the loader's limit).

@@ -6,18 +6,19 @@
 //! `[timing]` ([`timing`]), each server's clock offset and clock steps, the servers'
 //! crashes and restarts ([`servers`]), the links' cuts, one-way cuts and slow spells
 //! ([`links`]), the clients and their requests ([`clients`]), and who was active when
-//! ([`roles`]) as `[[checks]]`. Times are simulated times from the window's start
+//! ([`roles`]) as `[[checks]]` ([`checks`]). Times are simulated times from the window's start
 //! ([`window`]); every step says in comments what the field's journals showed.
 //!
 //! Expectations are written only where the simulator can be expected to reproduce the
 //! field: the active server in stretches well away from any change, grants and denials
-//! away from role changes and faults ([`Quiet`]). The generated text is loaded by the
+//! away from role changes and faults ([`checks::Quiet`]). The generated text is loaded by the
 //! scenario loader before it is handed back, so a file the importer writes always loads.
 //!
 //! What it does not do: drift (a drifting clock is a staircase of steps), HostIDs (the
 //! journals do not carry them), the servers' triad lists (taken to agree), seats granted
 //! before the journals began, client license paths (each client asks #1 first).
 
+mod checks;
 pub mod cli;
 mod clients;
 mod clocks;
@@ -35,11 +36,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use hal_core::license::{License, ServeMode};
-use hal_core::record::{Record, SeatChangeName};
+use hal_core::record::Record;
 use hal_core::{HostId, ServerId};
 use hal_net::journal::read::{ReadError, ServerJournal};
 
-use crate::scenario::{Action, Check};
+use crate::scenario::Action;
 use crate::world::EPOCH_MS;
 use clocks::Reference;
 use field::Field;
@@ -91,13 +92,9 @@ const LICENSE_BYTES_MAX: u64 = hal_core::license::limits::FILE_BYTES_MAX as u64;
 /// The largest scenario file the loader reads.
 const SCENARIO_BYTES_MAX: usize = 1024 * 1024;
 /// The longest run a scenario may ask for.
-const DURATION_MAX_MS: u64 = 24 * 60 * 60 * 1000;
+pub(crate) const DURATION_MAX_MS: u64 = 24 * 60 * 60 * 1000;
 /// The simulated run goes on this long after the window's end, for answers in flight.
 const TAIL_MS: u64 = 2_000;
-/// A check counts the seats in use only this far from any change of a seat.
-const SEAT_MARGIN_MS: u64 = 1_000;
-/// Clock offsets smaller than this are left out: the estimate is no better.
-const CLOCK_OFFSET_MS_MIN: i64 = 100;
 
 impl LicenseFile {
     /// Reads and checks the license at `path` (`--license`).
@@ -173,88 +170,6 @@ pub struct Noted<T> {
     pub item: T,
 }
 
-/// The times (simulated ms) of changes of roles and of faults, around which the
-/// simulator's timing may differ from the field's, and how far around.
-#[derive(Debug, Clone, Default)]
-pub struct Quiet {
-    pub margin_ms: u64,
-    pub busy_ms: Vec<u64>,
-}
-
-impl Quiet {
-    /// Whether nothing changed within the margin of simulated `at_ms`.
-    pub fn at(&self, at_ms: u64) -> bool {
-        self.busy_ms
-            .iter()
-            .all(|b| b.abs_diff(at_ms) > self.margin_ms)
-    }
-
-    /// The quiet part of the longest stretch of `[from_ms, to_ms]` between changes: a
-    /// margin away from both ends (none if the stretch is shorter than two margins).
-    pub fn zone(&self, from_ms: u64, to_ms: u64) -> Option<(u64, u64)> {
-        let mut edges = vec![from_ms];
-        edges.extend(
-            self.busy_ms
-                .iter()
-                .copied()
-                .filter(|b| (from_ms..to_ms).contains(b)),
-        );
-        edges.push(to_ms);
-        edges.sort_unstable();
-        let (a, b) = edges
-            .windows(2)
-            .map(|w| (w[0], w[1]))
-            .max_by_key(|(a, b)| b - a)?;
-        let zone = (a + self.margin_ms + 1, b.checked_sub(self.margin_ms + 1)?);
-        (zone.0 <= zone.1 && self.at(zone.0) && self.at(zone.1)).then_some(zone)
-    }
-}
-
-/// The time in `zone` farthest from every span of `spans` (simulated ms, sorted by
-/// start), and how far.
-fn farthest(zone: (u64, u64), spans: &[(u64, u64)]) -> (u64, u64) {
-    // The nearest span: the one starting next, or one of those started before (the one
-    // reaching furthest).
-    let mut reach: Vec<u64> = Vec::with_capacity(spans.len());
-    for &(_, b) in spans {
-        reach.push(reach.last().map_or(b, |r: &u64| (*r).max(b)));
-    }
-    let distance = |at: u64| {
-        let next = spans.partition_point(|&(a, _)| a <= at);
-        let after = spans.get(next).map_or(u64::MAX, |&(a, _)| a - at);
-        let before = next
-            .checked_sub(1)
-            .map_or(u64::MAX, |i| at.saturating_sub(reach[i]));
-        after.min(before)
-    };
-    // Candidates: the zone's ends, and the middle of each gap between spans in it.
-    let mut points = vec![zone.0, zone.1];
-    let mut edges: Vec<u64> = spans
-        .iter()
-        .flat_map(|&(a, b)| [a, b])
-        .filter(|p| (zone.0..=zone.1).contains(p))
-        .collect();
-    edges.extend([zone.0, zone.1]);
-    edges.sort_unstable();
-    points.extend(edges.windows(2).map(|w| w[0] + (w[1] - w[0]) / 2));
-    // A round time, if it stays in the zone.
-    let round = |at: u64| {
-        let r = (at + 50) / 100 * 100;
-        if (zone.0..=zone.1).contains(&r) {
-            r
-        } else {
-            at
-        }
-    };
-    // The farthest; of those as far, the nearest the zone's middle.
-    let middle = zone.0 + (zone.1 - zone.0) / 2;
-    points
-        .into_iter()
-        .map(|p| (round(p), distance(round(p))))
-        .max_by_key(|&(at, d)| (d, std::cmp::Reverse(at.abs_diff(middle))))
-        .unwrap_or((zone.0, 0))
-}
-
 /// Text from a journal, safe for a comment or a string: one line, no control
 /// characters, at most 200 characters.
 pub(crate) fn clean(text: &str) -> String {
@@ -286,9 +201,9 @@ pub fn import(
     let mut steps = servers::steps(&field, &window, active_at_start);
     let links = links::infer(&field, &window, &timers.timing);
     steps.extend(links.steps);
-    let (offsets, clock_steps) = clock_plan(&field, &window);
+    let (offsets, clock_steps) = servers::clocks(&field, &window);
     steps.extend(clock_steps);
-    let quiet = quiet(&window, &periods, &steps, &timers.timing);
+    let quiet = checks::quiet(&window, &periods, &steps, &timers.timing);
     let in_force = in_force(license, &window);
     let features: BTreeSet<String> = license
         .license
@@ -316,7 +231,7 @@ pub fn import(
     steps.extend(clients.steps);
     // Stable: at one time, servers' faults, then links, clocks and clients.
     steps.sort_by_key(|s| s.item.at);
-    let checks = checks(&field, &window, &periods, &quiet, &timers.timing);
+    let checks = checks::checks(&field, &window, &periods, &quiet, &timers.timing);
     let mut notes: Vec<String> = field.notes.clone();
     notes.extend(timers.notes.iter().cloned());
     notes.extend(window.notes.iter().cloned());
@@ -345,7 +260,7 @@ pub fn import(
         )));
     }
     let plan = Plan {
-        header: header(&field, &window, &field_actives),
+        header: render::header(&field, &window, &field_actives),
         name: format!(
             "Incident of {} UTC (imported from the journals)",
             rfc3339(window.from_ms)
@@ -353,7 +268,7 @@ pub fn import(
                 .unwrap_or("")
                 .replace('T', " ")
         ),
-        story: story(&field, &window, &field_actives, &steps),
+        story: render::story(&field, &window, &field_actives, &steps),
         duration_ms,
         license: license.clone(),
         timers,
@@ -383,7 +298,7 @@ pub fn import(
     })
 }
 
-fn ms(d: Duration) -> u64 {
+pub(crate) fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
@@ -449,206 +364,6 @@ fn in_force(license: &LicenseFile, window: &Window) -> BTreeSet<String> {
         .collect()
 }
 
-/// Each server's clock offset at the start (ms; 0: none), and why.
-type Offsets = [(i64, Vec<String>); 3];
-
-/// Each server's clock offset at the window's start, and its clock's steps in it.
-fn clock_plan(field: &Field, window: &Window) -> (Offsets, Vec<Noted<crate::scenario::Step>>) {
-    let day = i64::try_from(DURATION_MAX_MS).unwrap_or(i64::MAX);
-    let mut offsets: Offsets = Default::default();
-    let mut steps = Vec::new();
-    for server in 1..=3u8 {
-        let levels = field.clocks.of(server);
-        let Some(id) = ServerId::new(server) else {
-            continue;
-        };
-        let at_start = field.clocks.offset_at(server, window.from_ms);
-        let clamp = |offset: i64, notes: &mut Vec<String>| {
-            if offset.abs() > day {
-                notes.push(format!(
-                    "#{server}'s clock was {} s off: a scenario sets at most a day",
-                    offset / 1000
-                ));
-            }
-            offset.clamp(-day, day)
-        };
-        if at_start.abs() >= CLOCK_OFFSET_MS_MIN {
-            let mut notes = vec![format!(
-                "#{server}'s clock read {} ms {} the reference at the window's start",
-                at_start.abs(),
-                if at_start < 0 { "behind" } else { "ahead of" }
-            )];
-            let offset = clamp(at_start, &mut notes);
-            offsets[usize::from(server - 1)] = (offset, notes);
-        }
-        // The first level holds from the start (the offset above).
-        let later = levels.iter().skip(1);
-        for level in later.filter(|l| l.from_ms > window.from_ms && window.holds(l.from_ms)) {
-            let mut notes = vec![format!(
-                "#{server}'s clock stepped to {} ms from the reference (estimated within {} ms) by {}",
-                level.offset_ms,
-                level.rtt_ms / 2 + 1,
-                rfc3339(level.from_ms)
-            )];
-            let offset = clamp(level.offset_ms, &mut notes);
-            steps.push(Noted {
-                notes,
-                item: crate::scenario::Step {
-                    at: Duration::from_millis(window.sim_ms(level.from_ms)),
-                    line: 0,
-                    action: Action::Server {
-                        fault: crate::faults::Fault::Clock(id, offset, 0),
-                        lasting: None,
-                    },
-                    expect: crate::scenario::Expect::default(),
-                },
-            });
-        }
-    }
-    (offsets, steps)
-}
-
-/// The simulated times around which the replay's timing may differ: role changes and
-/// the start and end of every fault, and a warm window's start.
-fn quiet(
-    window: &Window,
-    periods: &[roles::Period],
-    steps: &[Noted<crate::scenario::Step>],
-    timing: &hal_core::timing::Timing,
-) -> Quiet {
-    let mut busy: Vec<u64> = periods
-        .iter()
-        .filter(|p| window.holds(p.from_ms))
-        .map(|p| window.sim_ms(p.from_ms))
-        .collect();
-    for step in steps {
-        if let Action::Server { lasting, .. } = &step.item.action {
-            busy.push(ms(step.item.at));
-            if let Some(lasting) = lasting {
-                busy.push(ms(step.item.at + *lasting));
-            }
-        }
-    }
-    if !window.cold() {
-        busy.extend([0, window.lead_ms]);
-    }
-    // The first election of a cold start.
-    busy.push(0);
-    busy.sort_unstable();
-    busy.dedup();
-    Quiet {
-        margin_ms: ms(timing.election_timeout + timing.failover_delay) + 1_000,
-        busy_ms: busy,
-    }
-}
-
-/// A check of the active server in the middle of each stable stretch long enough, with
-/// the seats in use when no seat changed nearby and the journals know every seat.
-fn checks(
-    field: &Field,
-    window: &Window,
-    periods: &[roles::Period],
-    quiet: &Quiet,
-    timing: &hal_core::timing::Timing,
-) -> Vec<Noted<Check>> {
-    let seats = clients::seats(field);
-    let seats_known = seats_known(field);
-    let heartbeat = ms(timing.client_heartbeat);
-    // When the replay's seats may change: at the field's grants and releases, and up to a
-    // heartbeat before an expiry (its client's last heartbeat is not the field's).
-    let seat_spans: Vec<(u64, u64)> = seats
-        .values()
-        .filter(|s| window.holds(s.t_ms))
-        .map(|s| {
-            let t = window.sim_ms(s.t_ms);
-            match s.record.change {
-                SeatChangeName::Expired => (t.saturating_sub(heartbeat), t),
-                _ => (t, t),
-            }
-        })
-        .collect();
-    let mut seat_spans = seat_spans;
-    seat_spans.sort_unstable();
-    let mut checks = Vec::new();
-    for period in periods {
-        let from = period.from_ms.max(window.from_ms);
-        let to = period.to_ms.min(window.to_ms);
-        if to <= from {
-            continue;
-        }
-        let Some(zone) = quiet.zone(window.sim_ms(from), window.sim_ms(to)) else {
-            continue;
-        };
-        let (at, seats_far) = farthest(zone, &seat_spans);
-        let active = match period.active {
-            Some(s) => ServerId::new(s).map(Some),
-            None => Some(None),
-        };
-        let Some(active) = active else {
-            continue;
-        };
-        let who = period
-            .active
-            .map_or("no server".into(), |s| format!("#{s}"));
-        let mut notes = vec![format!(
-            "field: {who} active from {} to {}{}",
-            rfc3339(period.from_ms),
-            if period.to_ms == u64::MAX {
-                "the end".into()
-            } else {
-                rfc3339(period.to_ms)
-            },
-            if period.active.is_some() {
-                format!(" (term {})", period.term)
-            } else {
-                String::new()
-            }
-        )];
-        let true_at = window.from_ms + at.saturating_sub(window.lead_ms);
-        let mut in_use = BTreeMap::new();
-        if seats_known && seats_far >= SEAT_MARGIN_MS {
-            for seat in seats.values().filter(|s| s.t_ms <= true_at) {
-                let count: &mut i64 = in_use.entry(seat.record.feature.clone()).or_insert(0);
-                *count += match seat.record.change {
-                    SeatChangeName::Granted | SeatChangeName::Borrowed => 1,
-                    _ => -1,
-                };
-            }
-            let used: Vec<String> = in_use.iter().map(|(f, n)| format!("{f} {n}")).collect();
-            if !used.is_empty() {
-                notes.push(format!("seats in use then: {}", used.join(", ")));
-            }
-        }
-        let in_use = in_use
-            .into_iter()
-            .filter_map(|(f, n)| Some((f, u32::try_from(n).ok()?)))
-            .collect();
-        checks.push(Noted {
-            notes,
-            item: Check {
-                at: Duration::from_millis(at),
-                line: 0,
-                active: Some(active),
-                in_use,
-                holds: BTreeMap::new(),
-            },
-        });
-    }
-    checks
-}
-
-/// Whether the journals know every seat: each server's journal begins with the start of
-/// an empty server (a new triad), so no seat predates them.
-fn seats_known(field: &Field) -> bool {
-    field.lives.values().all(|lives| {
-        lives.first().is_some_and(|l| {
-            l.start
-                .as_ref()
-                .is_some_and(|(_, _, r)| r.last_index == 0 && r.snapshot_index.is_none())
-        })
-    })
-}
-
 /// What the journals say that the replay does not show: dropped records, and seats
 /// recovered from disk that the journals never saw granted.
 fn field_notes(field: &Field, window: &Window) -> Vec<String> {
@@ -666,7 +381,7 @@ fn field_notes(field: &Field, window: &Window) -> Vec<String> {
             ));
         }
     }
-    if !seats_known(field) {
+    if !checks::seats_known(field) {
         notes.push("the journals begin with servers that had a log already: seats granted before them are not known, and the replay starts without them".into());
     }
     for server in 1..=3u8 {
@@ -686,73 +401,6 @@ fn field_notes(field: &Field, window: &Window) -> Vec<String> {
         }
     }
     notes
-}
-
-/// The file's header comment.
-fn header(field: &Field, window: &Window, actives: &[u8]) -> Vec<String> {
-    let mut lines = vec!["Written by `hal-sim import` from the journals of:".to_string()];
-    for (server, source) in &field.sources {
-        lines.push(format!("  #{server}: {}", source.display()));
-    }
-    let reference = match field.clocks.reference {
-        Reference::Server(s) => format!("#{s}'s clock"),
-        Reference::Majority { odd } => {
-            format!("the clock of the two servers other than #{odd}, which agree")
-        }
-    };
-    lines.push(format!(
-        "The window: {} to {}, on {reference}.",
-        rfc3339(window.from_ms),
-        rfc3339(window.to_ms)
-    ));
-    if window.cold() {
-        lines.push("Simulated 0 s is the window's start, when the servers started.".into());
-    } else {
-        lines.push(format!(
-            "The triad ran when the window opens: a lead-in of {} starts the simulated triad in the field's state (servers down, links cut, seats held), and the window starts at {}.",
-            secs(window.lead_ms),
-            secs(window.lead_ms)
-        ));
-    }
-    lines.push(format!(
-        "The field's active servers, in order: {}. A run replays them: `hal-sim run FILE --history run.jsonl`, or `hal-sim import --verify`.",
-        roles::show(actives)
-    ));
-    lines
-}
-
-/// The story: what the journals show, in a few lines.
-fn story(
-    field: &Field,
-    window: &Window,
-    actives: &[u8],
-    steps: &[Noted<crate::scenario::Step>],
-) -> String {
-    let servers: Vec<String> = field.servers().map(|s| format!("#{s}")).collect();
-    let mut story = format!(
-        "Imported from the journals of {} from {} to {}.\nActive servers, in order: {}.\n",
-        servers.join(", "),
-        rfc3339(window.from_ms),
-        rfc3339(window.to_ms),
-        roles::show(actives)
-    );
-    let faults: Vec<&Noted<crate::scenario::Step>> = steps
-        .iter()
-        .filter(|s| matches!(s.item.action, Action::Server { .. }))
-        .collect();
-    const SHOWN_MAX: usize = 20;
-    for step in faults.iter().take(SHOWN_MAX) {
-        if let Some(first) = step.notes.first() {
-            story.push_str(&format!("At {}: {first}.\n", secs(ms(step.item.at))));
-        }
-    }
-    if faults.len() > SHOWN_MAX {
-        story.push_str(&format!(
-            "... and {} more faults.\n",
-            faults.len() - SHOWN_MAX
-        ));
-    }
-    story
 }
 
 #[cfg(test)]

@@ -1,13 +1,18 @@
-//! The imported scenario as text: the scenario writer's steps and checks, each after
-//! comments that say what the field's journals showed.
+//! The imported scenario as text: a header and a story that sum up the journals, then
+//! the scenario writer's steps and checks, each after comments that say what the field's
+//! journals showed.
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use super::clocks::Reference;
+use super::field::Field;
+use super::time::{rfc3339, secs};
 use super::timing::Timers;
-use super::{LicenseFile, Noted};
+use super::window::Window;
+use super::{LicenseFile, Noted, ms, roles};
 use crate::scenario::{
-    Check, ClientGroup, Step, block, duration, quoted, signed, write_check, write_step,
+    Action, Check, ClientGroup, Step, block, duration, quoted, signed, write_check, write_step,
 };
 
 /// Comment lines are wrapped at this width.
@@ -113,4 +118,71 @@ impl Plan {
             let _ = writeln!(out, "{key} = {}", duration(*value));
         }
     }
+}
+
+/// The file's header comment.
+pub fn header(field: &Field, window: &Window, actives: &[u8]) -> Vec<String> {
+    let mut lines = vec!["Written by `hal-sim import` from the journals of:".to_string()];
+    for (server, source) in &field.sources {
+        lines.push(format!("  #{server}: {}", source.display()));
+    }
+    let reference = match field.clocks.reference {
+        Reference::Server(s) => format!("#{s}'s clock"),
+        Reference::Majority { odd } => {
+            format!("the clock of the two servers other than #{odd}, which agree")
+        }
+    };
+    lines.push(format!(
+        "The window: {} to {}, on {reference}.",
+        rfc3339(window.from_ms),
+        rfc3339(window.to_ms)
+    ));
+    if window.cold() {
+        lines.push("Simulated 0 s is the window's start, when the servers started.".into());
+    } else {
+        lines.push(format!(
+            "The triad ran when the window opens: a lead-in of {} starts the simulated triad in the field's state (servers down, links cut, seats held), and the window starts at {}.",
+            secs(window.lead_ms),
+            secs(window.lead_ms)
+        ));
+    }
+    lines.push(format!(
+        "The field's active servers, in order: {}. A run replays them: `hal-sim run FILE --history run.jsonl`, or `hal-sim import --verify`.",
+        roles::show(actives)
+    ));
+    lines
+}
+
+/// The story: what the journals show, in a few lines.
+pub fn story(
+    field: &Field,
+    window: &Window,
+    actives: &[u8],
+    steps: &[Noted<crate::scenario::Step>],
+) -> String {
+    let servers: Vec<String> = field.servers().map(|s| format!("#{s}")).collect();
+    let mut story = format!(
+        "Imported from the journals of {} from {} to {}.\nActive servers, in order: {}.\n",
+        servers.join(", "),
+        rfc3339(window.from_ms),
+        rfc3339(window.to_ms),
+        roles::show(actives)
+    );
+    let faults: Vec<&Noted<crate::scenario::Step>> = steps
+        .iter()
+        .filter(|s| matches!(s.item.action, Action::Server { .. }))
+        .collect();
+    const SHOWN_MAX: usize = 20;
+    for step in faults.iter().take(SHOWN_MAX) {
+        if let Some(first) = step.notes.first() {
+            story.push_str(&format!("At {}: {first}.\n", secs(ms(step.item.at))));
+        }
+    }
+    if faults.len() > SHOWN_MAX {
+        story.push_str(&format!(
+            "... and {} more faults.\n",
+            faults.len() - SHOWN_MAX
+        ));
+    }
+    story
 }

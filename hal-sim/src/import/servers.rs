@@ -3,18 +3,23 @@
 //! A server that started well after the others, or was down when a warm window opens, is
 //! crashed at 0 s; so is #1 when #2 was active at a warm window's start while #1 ran (a
 //! failback still held back), so that the replay starts with #2 active too.
+//!
+//! Their clocks: each one's offset from the reference at the window's start (a
+//! `[servers.N] clock_offset`), and each step of it in the window (a `clock` step).
 
 use std::time::Duration;
 
 use hal_core::ServerId;
 
-use super::Noted;
 use super::field::{End, Field, Life};
 use super::time::{rfc3339, secs};
 use super::window::Window;
+use super::{DURATION_MAX_MS, Noted};
 use crate::faults::Fault;
 use crate::scenario::{Action, Expect, Step};
 
+/// Clock offsets smaller than this are left out: the estimate is no better.
+const CLOCK_OFFSET_MS_MIN: i64 = 100;
 /// A server that started this much later than the window's start started late (the
 /// others may have elected without it): it is crashed at 0 s until then.
 pub const STAGGER_MS: u64 = 200;
@@ -163,4 +168,63 @@ fn how_it_ended(server: u8, life: &Life) -> Vec<String> {
         }
         End::Running => Vec::new(),
     }
+}
+
+/// Each server's clock offset at the start (ms; 0: none), and why.
+pub type Offsets = [(i64, Vec<String>); 3];
+
+/// Each server's clock offset at the window's start, and its clock's steps in it.
+pub fn clocks(field: &Field, window: &Window) -> (Offsets, Vec<Noted<Step>>) {
+    let day = i64::try_from(DURATION_MAX_MS).unwrap_or(i64::MAX);
+    let mut offsets: Offsets = Default::default();
+    let mut steps = Vec::new();
+    for server in 1..=3u8 {
+        let levels = field.clocks.of(server);
+        let Some(id) = ServerId::new(server) else {
+            continue;
+        };
+        let at_start = field.clocks.offset_at(server, window.from_ms);
+        let clamp = |offset: i64, notes: &mut Vec<String>| {
+            if offset.abs() > day {
+                notes.push(format!(
+                    "#{server}'s clock was {} s off: a scenario sets at most a day",
+                    offset / 1000
+                ));
+            }
+            offset.clamp(-day, day)
+        };
+        if at_start.abs() >= CLOCK_OFFSET_MS_MIN {
+            let mut notes = vec![format!(
+                "#{server}'s clock read {} ms {} the reference at the window's start",
+                at_start.abs(),
+                if at_start < 0 { "behind" } else { "ahead of" }
+            )];
+            let offset = clamp(at_start, &mut notes);
+            offsets[usize::from(server - 1)] = (offset, notes);
+        }
+        // The first level holds from the start (the offset above).
+        let later = levels.iter().skip(1);
+        for level in later.filter(|l| l.from_ms > window.from_ms && window.holds(l.from_ms)) {
+            let mut notes = vec![format!(
+                "#{server}'s clock stepped to {} ms from the reference (estimated within {} ms) by {}",
+                level.offset_ms,
+                level.rtt_ms / 2 + 1,
+                rfc3339(level.from_ms)
+            )];
+            let offset = clamp(level.offset_ms, &mut notes);
+            steps.push(Noted {
+                notes,
+                item: Step {
+                    at: Duration::from_millis(window.sim_ms(level.from_ms)),
+                    line: 0,
+                    action: Action::Server {
+                        fault: Fault::Clock(id, offset, 0),
+                        lasting: None,
+                    },
+                    expect: Expect::default(),
+                },
+            });
+        }
+    }
+    (offsets, steps)
 }

@@ -816,10 +816,13 @@ fn wrong_inputs_are_refused_with_the_file_and_line_or_the_argument() {
 
 #[test]
 fn a_check_goes_where_no_seat_changes_nearby() {
-    assert_eq!(farthest((1_000, 9_000), &[]), (5_000, u64::MAX));
-    assert_eq!(farthest((1_000, 9_000), &[(4_000, 4_000)]), (9_000, 5_000));
+    assert_eq!(checks::farthest((1_000, 9_000), &[]), (5_000, u64::MAX));
     assert_eq!(
-        farthest((1_000, 9_000), &[(0, 2_000), (8_000, 8_000)]),
+        checks::farthest((1_000, 9_000), &[(4_000, 4_000)]),
+        (9_000, 5_000)
+    );
+    assert_eq!(
+        checks::farthest((1_000, 9_000), &[(0, 2_000), (8_000, 8_000)]),
         (5_000, 3_000)
     );
 }
