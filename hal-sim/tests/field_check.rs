@@ -11,37 +11,10 @@ mod cluster;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use cluster::{Cluster, Holder, kill_and_failback};
+use cluster::{Cluster, Holder, build_hal_net, kill_and_failback};
 use hal_core::record::{Entry, Record, SeatChangeName};
-
-/// `target/debug` (or `release`): where this test binary runs from.
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().to_path_buf()
-}
-
-/// Builds the `hal-net` binary the cluster runs (once).
-fn build_hal_net() {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let profile = profile_dir();
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo.args(["build", "-p", "hal-net", "--bin", "hal-net"]);
-        if profile.ends_with("release") {
-            cargo.arg("--release");
-        }
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let built = cargo
-            .env("CARGO_TARGET_DIR", profile.parent().unwrap())
-            .current_dir(workspace)
-            .output()
-            .unwrap();
-        assert!(built.status.success(), "cargo build: {built:?}");
-    });
-}
 
 fn hal_sim(args: &[&Path]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hal-sim"))

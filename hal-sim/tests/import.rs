@@ -15,11 +15,10 @@ mod cluster;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::thread::sleep;
 use std::time::Duration;
 
-use cluster::{Cluster, Pace, kill_and_failback_paced};
+use cluster::{Cluster, Pace, build_hal_net, kill_and_failback_paced};
 use hal_core::record::{Record, RoleName};
 
 const HAL_SIM: &str = env!("CARGO_BIN_EXE_hal-sim");
@@ -30,50 +29,6 @@ const SETTLE: Duration = Duration::from_secs(3);
 /// From a grant to the next fault: long enough for a check of the active server and the
 /// seats in use between them (a margin from the fault, a second from the grant).
 const CALM: Duration = Duration::from_secs(5);
-
-/// Builds the `hal-net` binary that [`cluster::hal_net`] runs (in this test's target
-/// directory), once.
-fn build_hal_net() {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        let profile = exe.parent().unwrap().parent().unwrap().to_path_buf();
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo.args(["build", "-p", "hal-net", "--bin", "hal-net"]);
-        // What cargo set for this test is not the build's: `ring` rebuilds when it sees
-        // another CARGO_MANIFEST_DIR, and with it everything above it.
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy();
-            let ours = [
-                "CARGO_MANIFEST_",
-                "CARGO_PKG_",
-                "CARGO_CRATE_",
-                "CARGO_BIN_",
-            ]
-            .iter()
-            .any(|p| key.starts_with(p))
-                || [
-                    "CARGO_TARGET_TMPDIR",
-                    "CARGO_PRIMARY_PACKAGE",
-                    "CARGO_RUSTC_CURRENT_DIR",
-                ]
-                .contains(&key.as_ref());
-            if ours {
-                cargo.env_remove(key.as_ref());
-            }
-        }
-        if profile.ends_with("release") {
-            cargo.arg("--release");
-        }
-        let built = cargo
-            .env("CARGO_TARGET_DIR", profile.parent().unwrap())
-            .current_dir(workspace)
-            .output()
-            .unwrap();
-        assert!(built.status.success(), "cargo build -p hal-net: {built:?}");
-    });
-}
 
 fn hal_sim(args: &[&std::ffi::OsStr]) -> (i32, String, String) {
     let out = Command::new(HAL_SIM).args(args).output().unwrap();

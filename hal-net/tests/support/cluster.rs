@@ -11,6 +11,7 @@ use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::sync::OnceLock;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -27,6 +28,50 @@ pub fn hal_net() -> PathBuf {
             exe.parent().unwrap().parent().unwrap().join("hal-net")
         }
     }
+}
+
+/// For another crate's tests: builds the `hal-net` binary that [`hal_net`] runs, in the
+/// target directory (and profile) the test runs from, once per test binary.
+pub fn build_hal_net() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let exe = std::env::current_exe().unwrap();
+        let profile = exe.parent().unwrap().parent().unwrap().to_path_buf();
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo.args(["build", "-p", "hal-net", "--bin", "hal-net"]);
+        // What cargo set for this test is not the build's: `ring` rebuilds when it sees
+        // another CARGO_MANIFEST_DIR, and with it everything above it.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            let ours = [
+                "CARGO_MANIFEST_",
+                "CARGO_PKG_",
+                "CARGO_CRATE_",
+                "CARGO_BIN_",
+            ]
+            .iter()
+            .any(|p| key.starts_with(p))
+                || [
+                    "CARGO_TARGET_TMPDIR",
+                    "CARGO_PRIMARY_PACKAGE",
+                    "CARGO_RUSTC_CURRENT_DIR",
+                ]
+                .contains(&key.as_ref());
+            if ours {
+                cargo.env_remove(key.as_ref());
+            }
+        }
+        if profile.ends_with("release") {
+            cargo.arg("--release");
+        }
+        let built = cargo
+            .env("CARGO_TARGET_DIR", profile.parent().unwrap())
+            .current_dir(workspace)
+            .output()
+            .unwrap();
+        assert!(built.status.success(), "cargo build -p hal-net: {built:?}");
+    });
 }
 
 /// The demo license of the tests: five seats, borrowing allowed.
