@@ -1,7 +1,8 @@
 //! Judging a real triad's run from its servers' journals (`hal-sim check JOURNAL...`):
 //! the journals are merged on one clock, aligned with the offsets each server estimated
-//! to its peers, and the invariants of DESIGN §6.3 that server-side records can decide
-//! are checked:
+//! to its peers ([`hal_net::journal::clocks`]: #1's clock, or the majority's when #1's is
+//! the odd one out), and the invariants of DESIGN §6.3 that server-side records can
+//! decide are checked:
 //!
 //! 1. **No overuse**, from the applied seat changes: every server applies the same log,
 //!    so the changes merged by log index are the seat table's history; at no index may a
@@ -22,6 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use hal_core::record::{Meta, Record, RoleName, SeatChangeName, SeatRecord};
+use hal_net::journal::clocks::{Clocks, Reference};
 use hal_net::journal::read::{Located, ServerJournal};
 
 /// How far two aligned clocks may still disagree (an estimate is off by at most half a
@@ -32,7 +34,7 @@ pub const ALIGNMENT_SLACK_MS: u64 = 1_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldViolation {
     pub invariant: &'static str,
-    /// On the reference server's clock (ms since 1970).
+    /// On the reference clock (ms since 1970).
     pub t_ms: u64,
     pub what: String,
     /// `file:line: record`, oldest first.
@@ -74,11 +76,13 @@ pub struct FieldReport {
     /// The servers whose journals were read.
     pub servers: Vec<u8>,
     pub records: usize,
+    /// The clock the times count on (`None`: no journal).
+    pub reference: Option<Reference>,
     /// The span covered, on the reference clock.
     pub from_ms: u64,
     pub to_ms: u64,
-    /// Each server's clock offset from the reference server's, as first estimated
-    /// (`None`: no estimate; its times are taken as they are).
+    /// Each server's clock minus the reference, as first estimated (`None`: no estimate,
+    /// its times are taken as they are; or the reference server itself).
     pub offsets: BTreeMap<u8, Option<i64>>,
     /// What the reader skipped, and what could not be decided.
     pub notes: Vec<String>,
@@ -114,19 +118,19 @@ pub fn check(journals: &[ServerJournal]) -> FieldReport {
     for journal in journals {
         report.notes.extend(journal.notes.iter().cloned());
     }
-    let Some(reference) = journals.first() else {
+    let Some(first) = journals.first() else {
         return report;
     };
-    let meta = &reference.meta;
-    let clocks = Clocks::estimate(journals, reference.server);
+    let meta = &first.meta;
+    let clocks = Clocks::estimate(journals);
+    report.reference = Some(clocks.reference);
     for journal in journals {
-        report
-            .offsets
-            .insert(journal.server, clocks.first(journal.server));
-        if journal.server != reference.server && clocks.first(journal.server).is_none() {
+        let server = journal.server;
+        report.offsets.insert(server, clocks.first_offset(server));
+        if !clocks.measured(server) && !clocks.is_reference(server) {
             report.notes.push(format!(
-                "#{}: no clock offset to #{} was journaled; its times are taken as they are",
-                journal.server, reference.server
+                "#{server}: no clock offset to {} was journaled; its times are taken as they are",
+                clocks.reference
             ));
         }
     }
@@ -137,7 +141,7 @@ pub fn check(journals: &[ServerJournal]) -> FieldReport {
             journal.entries.iter().map(move |at| {
                 let t = at.entry.record.t_ms().unwrap_or(0);
                 Merged {
-                    t: clocks.align(journal.server, t),
+                    t: clocks.to_true(journal.server, t),
                     server: journal.server,
                     at,
                 }
@@ -158,63 +162,6 @@ pub fn check(journals: &[ServerJournal]) -> FieldReport {
     roles_and_majority(meta, &merged, &mut report.violations);
     report.violations.sort_by_key(|v| v.t_ms);
     report
-}
-
-/// Each server's wall-clock offset from the reference server's over time: from the
-/// reference's estimates of the server (`peer_clock` with `peer` = it) and the server's
-/// estimates of the reference (negated), each valid from when it was made.
-struct Clocks {
-    /// Per server: (the server's own time, offset to add to get the reference's time).
-    estimates: BTreeMap<u8, Vec<(u64, i64)>>,
-}
-
-impl Clocks {
-    fn estimate(journals: &[ServerJournal], reference: u8) -> Clocks {
-        let mut estimates: BTreeMap<u8, Vec<(u64, i64)>> = BTreeMap::new();
-        for journal in journals {
-            for at in &journal.entries {
-                let Record::PeerClock(clock) = &at.entry.record else {
-                    continue;
-                };
-                if journal.server == reference && clock.peer != reference {
-                    // The peer's clock minus the reference's: at the peer's time
-                    // t + offset, subtract the offset.
-                    let peer_time = clock.t_ms.saturating_add_signed(clock.offset_ms);
-                    estimates
-                        .entry(clock.peer)
-                        .or_default()
-                        .push((peer_time, -clock.offset_ms));
-                } else if journal.server != reference && clock.peer == reference {
-                    estimates
-                        .entry(journal.server)
-                        .or_default()
-                        .push((clock.t_ms, clock.offset_ms));
-                }
-            }
-        }
-        for list in estimates.values_mut() {
-            list.sort_unstable();
-        }
-        Clocks { estimates }
-    }
-
-    /// The first estimate for `server`.
-    fn first(&self, server: u8) -> Option<i64> {
-        Some(self.estimates.get(&server)?.first()?.1)
-    }
-
-    /// `server`'s time `t` on the reference clock: with the latest estimate made at or
-    /// before it (or the first one, before any).
-    fn align(&self, server: u8, t: u64) -> u64 {
-        let Some(list) = self.estimates.get(&server) else {
-            return t;
-        };
-        let at = list.partition_point(|(when, _)| *when <= t);
-        let offset = list
-            .get(at.saturating_sub(1))
-            .map_or(0, |(_, offset)| *offset);
-        t.saturating_add_signed(offset)
-    }
 }
 
 fn adds(change: SeatChangeName) -> bool {
@@ -663,7 +610,9 @@ mod tests {
         assert_eq!(verdict(&journals), Vec::<&str>::new());
         let read: Vec<ServerJournal> = journals.iter().map(Journal::done).collect();
         let report = check(&read);
-        assert_eq!(report.offsets[&2], Some(-60_000));
+        assert_eq!(report.reference, Some(Reference::Server(1)));
+        // #2's clock minus #1's.
+        assert_eq!(report.offsets[&2], Some(60_000));
         // Without the estimates, #2's grant would be at #1's 70 s: a violation.
         let stripped: Vec<ServerJournal> = read
             .into_iter()
@@ -676,6 +625,55 @@ mod tests {
         let report = check(&stripped);
         assert_eq!(report.violations.len(), 1, "{:?}", report.violations);
         assert!(report.notes.iter().any(|n| n.contains("no clock offset")));
+    }
+
+    #[test]
+    fn when_1s_clock_is_the_odd_one_the_times_count_on_the_majoritys() {
+        // #1's clock is 60 s behind #2's and #3's, which agree. All three start at 100 s
+        // on theirs; #1 grants at 110 s, and #2 grants at 130 s, long after #1 came up
+        // and connected: the role rule, at the majority's 130 s.
+        let mut one = Journal::new(1);
+        let mut two = Journal::new(2);
+        let mut three = Journal::new(3);
+        one.start(40_000)
+            .link(40_100, 2, true)
+            .link(40_100, 3, true)
+            .active(40_200, 1);
+        one.clock(40_150, 2, 60_000).clock(40_150, 3, 60_020);
+        two.clock(100_150, 3, 20);
+        for journal in [&mut two, &mut three] {
+            let server = journal.server;
+            journal.start(100_000);
+            for peer in (1..=3).filter(|&p| p != server) {
+                journal.link(100_100, peer, true);
+            }
+        }
+        one.seat(50_000, 2, SeatChangeName::Granted, 1)
+            .seat(70_000, 3, SeatChangeName::Granted, 2);
+        for journal in [&mut two, &mut three] {
+            journal.seat(110_000, 2, SeatChangeName::Granted, 1).seat(
+                130_000,
+                3,
+                SeatChangeName::Granted,
+                2,
+            );
+        }
+        let journals = [one, two, three];
+        assert_eq!(verdict(&journals), ["2 role rule"]);
+        let read: Vec<ServerJournal> = journals.iter().map(Journal::done).collect();
+        let report = check(&read);
+        assert_eq!(report.reference, Some(Reference::Majority { odd: 1 }));
+        assert_eq!(report.offsets[&1], Some(-60_010));
+        assert_eq!(report.offsets[&2], Some(-10));
+        assert_eq!(report.offsets[&3], Some(10));
+        assert!(report.from_ms.abs_diff(100_000) <= 50, "{}", report.from_ms);
+        let violation = &report.violations[0];
+        assert!(violation.t_ms.abs_diff(130_000) <= 50, "{violation}");
+        assert!(
+            !report.notes.iter().any(|n| n.contains("no clock offset")),
+            "{:?}",
+            report.notes
+        );
     }
 
     #[test]

@@ -267,8 +267,11 @@ fn check_journals(args: &CheckArgs) -> ExitCode {
     };
     let report = hal_sim::field::check(&journals);
     let servers: Vec<String> = report.servers.iter().map(|s| format!("#{s}")).collect();
+    let reference = report
+        .reference
+        .map_or_else(|| "no clock".to_string(), |r| r.to_string());
     out!(
-        "checked {} records of {} from {} to {}",
+        "checked {} records of {} from {} to {}, on {reference}",
         report.records,
         servers.join(", "),
         hal_sim::field::wall(report.from_ms),
@@ -276,10 +279,7 @@ fn check_journals(args: &CheckArgs) -> ExitCode {
     );
     for (server, offset) in &report.offsets {
         if let Some(offset) = offset {
-            out!(
-                "  #{server}'s clock: {offset:+} ms from #{}'s",
-                report.servers[0]
-            );
+            out!("  #{server}'s clock: {offset:+} ms from {reference}");
         }
     }
     for note in &report.notes {

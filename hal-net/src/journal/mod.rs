@@ -10,6 +10,7 @@
 //! disk fails, the record is dropped and counted, and a [`Record::Dropped`] record says
 //! so in the journal as soon as writing works again.
 
+pub mod clocks;
 pub mod read;
 mod writer;
 

@@ -1,5 +1,5 @@
 //! The journals as one incident: every record on true time (the reference clock of
-//! [`super::clocks`]), in time order, and each server's lives — from a `start` record
+//! [`hal_net::journal::clocks`]), in time order, and each server's lives — from a `start` record
 //! (or the journal's beginning) to a `stop` record, a crash (no stop, and either a later
 //! start or peers that saw it go), or the journal's end.
 //!
@@ -12,10 +12,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use hal_core::record::{Meta, Record, Recovery};
+use hal_net::journal::clocks::Clocks;
 use hal_net::journal::read::ServerJournal;
 
 use super::ImportError;
-use super::clocks::Clocks;
 
 /// Where a record was read.
 #[derive(Debug, Clone, PartialEq, Eq)]

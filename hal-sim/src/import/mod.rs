@@ -1,8 +1,8 @@
 //! `hal-sim import`: a scenario file that replays a field incident, written from the
 //! servers' journals (DESIGN §10) and the license they served.
 //!
-//! The journals are read as one incident on one clock ([`field`], [`clocks`]): server
-//! #1's, or the majority's when #1's was the odd one. From it come the scenario's
+//! The journals are read as one incident on one clock ([`field`],
+//! [`hal_net::journal::clocks`]): server #1's, or the majority's when #1's was the odd one. From it come the scenario's
 //! `[timing]` ([`timing`]), each server's clock offset and clock steps, the servers'
 //! crashes and restarts ([`servers`]), the links' cuts, one-way cuts and slow spells
 //! ([`links`]), the clients and their requests ([`clients`]), and who was active when
@@ -21,7 +21,6 @@
 mod checks;
 pub mod cli;
 mod clients;
-mod clocks;
 mod field;
 mod links;
 mod render;
@@ -42,7 +41,6 @@ use hal_net::journal::read::{ReadError, ServerJournal};
 
 use crate::scenario::Action;
 use crate::world::EPOCH_MS;
-use clocks::Reference;
 use field::Field;
 use render::Plan;
 use time::{rfc3339, secs};
@@ -389,12 +387,10 @@ fn field_notes(field: &Field, window: &Window) -> Vec<String> {
             notes.push(format!(
                 "no journal of #{server}: its own view (its links, crashes and clock) is not known"
             ));
-        } else if !field.clocks.measured(server) && field.metas.len() > 1 {
-            if let Reference::Server(r) = field.clocks.reference
-                && r == server
-            {
-                continue;
-            }
+        } else if !field.clocks.measured(server)
+            && !field.clocks.is_reference(server)
+            && field.metas.len() > 1
+        {
             notes.push(format!(
                 "#{server}'s clock was never measured against the reference: its times are taken as they are"
             ));

@@ -5,7 +5,6 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::clocks::Reference;
 use super::field::Field;
 use super::time::{rfc3339, secs};
 use super::timing::Timers;
@@ -126,16 +125,11 @@ pub fn header(field: &Field, window: &Window, actives: &[u8]) -> Vec<String> {
     for (server, source) in &field.sources {
         lines.push(format!("  #{server}: {}", source.display()));
     }
-    let reference = match field.clocks.reference {
-        Reference::Server(s) => format!("#{s}'s clock"),
-        Reference::Majority { odd } => {
-            format!("the clock of the two servers other than #{odd}, which agree")
-        }
-    };
     lines.push(format!(
-        "The window: {} to {}, on {reference}.",
+        "The window: {} to {}, on {}.",
         rfc3339(window.from_ms),
-        rfc3339(window.to_ms)
+        rfc3339(window.to_ms),
+        field.clocks.reference
     ));
     if window.cold() {
         lines.push("Simulated 0 s is the window's start, when the servers started.".into());

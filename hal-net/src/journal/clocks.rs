@@ -1,15 +1,20 @@
-//! The servers' wall clocks against one reference, from the `peer_clock` records: each
-//! server's clock minus the reference's, as levels that change when a clock stepped. The
-//! reference is server #1's clock (the lowest server with a journal), unless the other
-//! two agree with each other and not with it: then theirs (the majority's), and #1 is the
-//! server whose clock is off.
+//! The servers' wall clocks against one reference, from the `peer_clock` records of their
+//! journals: each server's clock minus the reference's, as levels that change when a
+//! clock stepped. The reference is server #1's clock (the lowest server with a journal),
+//! unless the other two agree with each other and not with it: then theirs (the
+//! majority's), and #1 is the server whose clock is off. `hal-sim check` merges journals
+//! on it and `hal-sim import` replays an incident on it.
 //!
 //! It does not model drift: a drifting clock shows as a staircase of small steps, one
-//! each time the estimate moved by more than [`STEP_MS_MIN`] (or the round trip).
+//! each time the estimate moved by more than [`STEP_MS_MIN`] (or the round trip). It
+//! trusts a journal only for its own server's estimates: a `peer_clock` record naming
+//! another server is not used.
 
-use hal_net::journal::read::ServerJournal;
+use std::fmt;
 
 use hal_core::record::Record;
+
+use super::read::ServerJournal;
 
 /// The least change of an offset taken as a step of a clock: the servers journal a new
 /// estimate when it moves by 50 ms, and an estimate is off by up to half a round trip.
@@ -34,6 +39,18 @@ pub enum Reference {
     Server(u8),
     /// The other two servers' (they agree), not this one's.
     Majority { odd: u8 },
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reference::Server(server) => write!(f, "#{server}'s clock"),
+            Reference::Majority { odd } => write!(
+                f,
+                "the clock of the two servers other than #{odd}, which agree"
+            ),
+        }
+    }
 }
 
 /// Every server's clock against the reference.
@@ -62,7 +79,12 @@ fn shift(t: u64, by: i64) -> u64 {
 impl Clocks {
     /// The clocks of the servers of `journals`.
     pub fn estimate(journals: &[ServerJournal]) -> Clocks {
-        let base = journals.iter().map(|j| j.server).min().unwrap_or(1);
+        let base = journals
+            .iter()
+            .map(|j| j.server)
+            .filter(|s| (1..=3).contains(s))
+            .min()
+            .unwrap_or(1);
         let mut samples = Vec::new();
         let mut indirect = Vec::new();
         for journal in journals {
@@ -70,6 +92,9 @@ impl Clocks {
                 let Record::PeerClock(clock) = &located.entry.record else {
                     continue;
                 };
+                if clock.server != journal.server || clock.peer == clock.server {
+                    continue;
+                }
                 if clock.server == base {
                     samples.push(Sample {
                         of: clock.peer,
@@ -130,11 +155,13 @@ impl Clocks {
         let against = match reference {
             Reference::Server(_) => 0,
             Reference::Majority { .. } => {
-                let others: Vec<i64> = levels
+                let others: Vec<i128> = levels
                     .iter()
-                    .filter_map(|l| l.first().map(|l| l.offset_ms))
+                    .filter_map(|l| l.first().map(|l| i128::from(l.offset_ms)))
                     .collect();
-                others.iter().sum::<i64>() / i64::try_from(others.len().max(1)).unwrap_or(1)
+                let count = i128::try_from(others.len().max(1)).unwrap_or(1);
+                let mean = others.iter().sum::<i128>() / count;
+                i64::try_from(mean).unwrap_or(0)
             }
         };
         if against != 0 {
@@ -182,6 +209,17 @@ impl Clocks {
     /// Whether any estimate of server `server`'s clock exists.
     pub fn measured(&self, server: u8) -> bool {
         !self.of(server).is_empty()
+    }
+
+    /// Server `server`'s clock minus the reference, as first estimated (`None`: never
+    /// measured, as the reference server's own clock is not).
+    pub fn first_offset(&self, server: u8) -> Option<i64> {
+        self.of(server).first().map(|l| l.offset_ms)
+    }
+
+    /// Whether the times count on server `server`'s own clock.
+    pub fn is_reference(&self, server: u8) -> bool {
+        self.reference == Reference::Server(server)
     }
 }
 
@@ -236,9 +274,12 @@ fn majority(base: u8, levels: &[Vec<Level>; 3]) -> Reference {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::path::Path;
+
     use hal_core::record::{Entry, Meta, PeerClock};
-    use hal_net::journal::read::Located;
+
+    use super::*;
+    use crate::journal::read::Located;
 
     fn journal(server: u8, clocks: &[(u64, u8, i64)]) -> ServerJournal {
         ServerJournal {
@@ -255,7 +296,7 @@ mod tests {
                         offset_ms,
                         rtt_ms: 2,
                     })),
-                    file: format!("j{server}").into(),
+                    file: Path::new(&format!("j{server}")).into(),
                     line: i + 2,
                 })
                 .collect(),
@@ -304,9 +345,47 @@ mod tests {
             journal(2, &[(1_000_000, 3, -100)]),
         ]);
         assert_eq!(clocks.reference, Reference::Majority { odd: 1 });
+        assert!(!clocks.is_reference(1));
+        assert_eq!(
+            clocks.reference.to_string(),
+            "the clock of the two servers other than #1, which agree"
+        );
         assert_eq!(clocks.offset_at(1, 1_000_000), 60_050);
+        assert_eq!(clocks.first_offset(1), Some(60_050));
         assert_eq!(clocks.to_true(1, 1_060_050), 1_000_000);
         assert!(clocks.offset_at(2, 1_000_000).abs() <= 50);
+        assert!(clocks.offset_at(3, 1_000_000).abs() <= 50);
+        // #2's and #3's times stay (nearly) as they are: theirs is the reference.
+        assert!(clocks.to_true(2, 1_000_000).abs_diff(1_000_000) <= 50);
+    }
+
+    #[test]
+    fn when_only_one_other_clock_differs_1_stays_the_reference() {
+        // #2 is 60 s behind #1 and #3 agrees with #1: #2 is the odd one, #1 the reference.
+        let clocks =
+            Clocks::estimate(&[journal(1, &[(1_000_000, 2, -60_000), (1_000_000, 3, 20)])]);
+        assert_eq!(clocks.reference, Reference::Server(1));
+        assert!(clocks.is_reference(1));
+        assert_eq!(clocks.reference.to_string(), "#1's clock");
+        assert_eq!(clocks.first_offset(1), None);
+        assert_eq!(clocks.first_offset(2), Some(-60_000));
+    }
+
+    #[test]
+    fn estimates_a_journal_cannot_have_made_are_not_used() {
+        // #1's journal with a record of #2's, one of #1 measuring itself and peers that
+        // do not exist: none is an estimate, and none breaks the reading.
+        let mut one = journal(1, &[(1_000_000, 1, 5_000), (1_000_000, 0, 7_000)]);
+        one.entries
+            .extend(journal(1, &[(1_000_000, 9, i64::MAX)]).entries);
+        one.entries
+            .extend(journal(2, &[(1_000_000, 1, 3_000)]).entries);
+        let clocks = Clocks::estimate(&[one]);
+        assert_eq!(clocks.reference, Reference::Server(1));
+        for server in [0, 1, 2, 3, 9] {
+            assert!(!clocks.measured(server), "#{server}");
+            assert_eq!(clocks.to_true(server, 1_000_000), 1_000_000);
+        }
     }
 
     #[test]
