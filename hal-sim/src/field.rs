@@ -137,14 +137,11 @@ pub fn check(journals: &[ServerJournal]) -> FieldReport {
     let mut merged: Vec<Merged<'_>> = journals
         .iter()
         .flat_map(|journal| {
-            let clocks = &clocks;
-            journal.entries.iter().map(move |at| {
-                let t = at.entry.record.t_ms().unwrap_or(0);
-                Merged {
-                    t: clocks.to_true(journal.server, t),
-                    server: journal.server,
-                    at,
-                }
+            let times = clocks.true_times(journal);
+            journal.entries.iter().zip(times).map(|(at, t)| Merged {
+                t: t.unwrap_or(0),
+                server: journal.server,
+                at,
             })
         })
         .collect();

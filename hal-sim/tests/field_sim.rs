@@ -37,6 +37,22 @@ fn the_journals_of_seed_sweeps_are_clean() {
     }
 }
 
+/// Seeds whose clock faults set #2's clock back by seconds to minutes mid-run: the times
+/// its clock read twice are placed by its monotonic clock. (Placed by their wall-clock
+/// time alone, on either reading, #2's grants from before the step stood long after #1's
+/// return, and the role rule broke.)
+#[test]
+fn the_journals_of_seeds_with_clocks_set_back_are_clean() {
+    for seed in [52, 208] {
+        let config = WorldConfig::lan(seed, 5);
+        let outcome = run(&config).unwrap();
+        assert_eq!(outcome.violation, None, "seed {seed}");
+        let report = field::check(&outcome.journals);
+        let shown: Vec<String> = report.violations.iter().map(ToString::to_string).collect();
+        assert!(shown.is_empty(), "seed {seed}:\n{}", shown.join("\n"));
+    }
+}
+
 /// The world's planted bugs that server records show. (`no-failback` is not here: the
 /// run stops at the simulator's own verdict, 32 ms past the failback bound at seed 5,
 /// before the journals' looser bound — aligned clocks get a second of slack — is

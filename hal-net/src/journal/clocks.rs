@@ -9,18 +9,25 @@
 //! each time the estimate moved by more than [`STEP_MS_MIN`] (or the round trip). It
 //! trusts a journal only for its own server's estimates: a `peer_clock` record naming
 //! another server is not used.
+//!
+//! A clock set back reads some times twice, so a record's own time does not say which
+//! level it is on; its place in its journal and its monotonic clock (`mono_ms`) do
+//! ([`Clocks::true_times`]).
 
 use std::fmt;
 
 use hal_core::record::Record;
 
-use super::read::ServerJournal;
+use super::read::{Located, ServerJournal};
 
 /// The least change of an offset taken as a step of a clock: the servers journal a new
 /// estimate when it moves by 50 ms, and an estimate is off by up to half a round trip.
 pub const STEP_MS_MIN: i64 = 100;
 /// Two clocks within this much of each other agree (for the majority's reference).
 pub const AGREE_MS: i64 = 1_000;
+/// The most records after a process's first that are read to tell which level that first
+/// one is on, when its time reads on two.
+pub const LOOKAHEAD_MAX: usize = 10_000;
 
 /// A server's offset from a time on: its wall clock minus the reference's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,19 +185,45 @@ impl Clocks {
         Clocks { reference, levels }
     }
 
-    /// The true time of `local_ms` read on server `server`'s clock.
+    /// The true time of `local_ms` read on server `server`'s clock, on the last level
+    /// that had begun by then on that clock (after a clock was set back, a time it read
+    /// twice is taken as the second reading: [`Clocks::true_times`] knows better).
     pub fn to_true(&self, server: u8, local_ms: u64) -> u64 {
-        let levels = self.of(server);
-        // The level in effect: the last one that had begun by then, on this clock.
-        let level = levels
-            .iter()
-            .rev()
-            .find(|l| shift(l.from_ms, l.offset_ms) <= local_ms)
-            .or(levels.first());
-        match level {
-            Some(level) => shift(local_ms, level.offset_ms.saturating_neg()),
-            None => local_ms,
+        latest_reading(self.of(server), local_ms)
+    }
+
+    /// The true time of each of `journal`'s entries, in its order (`None`: an entry
+    /// without a time). Within one process (from a `start` record, while `mono_ms` grows)
+    /// an entry is on the level in effect where the monotonic clock puts it after the
+    /// entry before; a process's first entry, if its time reads on more than one level,
+    /// is on the one that most of its next entries ([`LOOKAHEAD_MAX`]) agree with (the
+    /// earliest on a tie). Entries without `mono_ms` are read as [`Clocks::to_true`] does.
+    pub fn true_times(&self, journal: &ServerJournal) -> Vec<Option<u64>> {
+        let levels = self.of(journal.server);
+        let entries = &journal.entries;
+        let mut times = Vec::with_capacity(entries.len());
+        // The true time and monotonic time of the entry before, in this process.
+        let mut before: Option<(u64, u64)> = None;
+        for (i, located) in entries.iter().enumerate() {
+            let entry = &located.entry;
+            let Some(local_ms) = entry.record.t_ms() else {
+                times.push(None);
+                continue;
+            };
+            let expected_ms = match (before, entry.mono_ms) {
+                (Some((t_ms, mono_before)), Some(mono)) if follows(located, mono_before) => {
+                    Some(t_ms.saturating_add(mono - mono_before))
+                }
+                _ => None,
+            };
+            let t_ms = match expected_ms {
+                Some(expected_ms) => nearest_reading(levels, local_ms, expected_ms),
+                None => first_reading(levels, &entries[i..]),
+            };
+            before = entry.mono_ms.map(|mono| (t_ms, mono));
+            times.push(Some(t_ms));
         }
+        times
     }
 
     /// Server `server`'s clock minus true time at true time `t_ms` (0 if never measured).
@@ -221,6 +254,105 @@ impl Clocks {
     pub fn is_reference(&self, server: u8) -> bool {
         self.reference == Reference::Server(server)
     }
+}
+
+/// Whether `located` is an entry of the process that wrote an entry at monotonic
+/// `mono_before`, after it: not a `start` record, and its monotonic clock went on.
+fn follows(located: &Located, mono_before: u64) -> bool {
+    !matches!(located.entry.record, Record::Start(_))
+        && located
+            .entry
+            .mono_ms
+            .is_some_and(|mono| mono >= mono_before)
+}
+
+/// The index of the level in effect at true time `t_ms` (the first one before any
+/// began; 0 when there is none).
+fn level_index(levels: &[Level], t_ms: u64) -> usize {
+    levels
+        .partition_point(|l| l.from_ms <= t_ms)
+        .saturating_sub(1)
+}
+
+/// `local_ms` on `level`, as true time.
+fn on(level: &Level, local_ms: u64) -> u64 {
+    shift(local_ms, level.offset_ms.saturating_neg())
+}
+
+/// `local_ms` on the last level that had begun by then on the server's clock.
+fn latest_reading(levels: &[Level], local_ms: u64) -> u64 {
+    let level = levels
+        .iter()
+        .rev()
+        .find(|l| shift(l.from_ms, l.offset_ms) <= local_ms)
+        .or(levels.first());
+    level.map_or(local_ms, |level| on(level, local_ms))
+}
+
+/// `local_ms` on the level (in effect at `expected_ms`, or a neighbour, for an entry at a
+/// step) that puts it nearest to `expected_ms`.
+fn nearest_reading(levels: &[Level], local_ms: u64, expected_ms: u64) -> u64 {
+    let at = level_index(levels, expected_ms);
+    let near = &levels[at.saturating_sub(1)..levels.len().min(at + 2)];
+    near.iter()
+        .map(|level| on(level, local_ms))
+        .min_by_key(|t_ms| t_ms.abs_diff(expected_ms))
+        .unwrap_or(local_ms)
+}
+
+/// The true time of `entries[0]`, the first of a process: on the one level whose span
+/// holds the time it gives, or, when several do (a clock set back), the one its
+/// process's next entries agree with most.
+fn first_reading(levels: &[Level], entries: &[Located]) -> u64 {
+    let Some(first) = entries.first() else {
+        return 0;
+    };
+    let local_ms = first.entry.record.t_ms().unwrap_or(0);
+    let (Some(mono_first), true) = (first.entry.mono_ms, levels.len() > 1) else {
+        return latest_reading(levels, local_ms);
+    };
+    let readings: Vec<u64> = levels
+        .iter()
+        .enumerate()
+        .map(|(i, level)| (i, on(level, local_ms)))
+        .filter(|&(i, t_ms)| level_index(levels, t_ms) == i)
+        .map(|(_, t_ms)| t_ms)
+        .collect();
+    if readings.len() < 2 {
+        return readings
+            .first()
+            .copied()
+            .unwrap_or_else(|| latest_reading(levels, local_ms));
+    }
+    let agreeing = |t_ms: u64| {
+        let start_ms = i128::from(t_ms) - i128::from(mono_first);
+        let mut mono_before = mono_first;
+        let mut count = 0usize;
+        for located in entries.iter().skip(1).take(LOOKAHEAD_MAX) {
+            if !follows(located, mono_before) {
+                break;
+            }
+            let (Some(mono), Some(local_ms)) = (located.entry.mono_ms, located.entry.record.t_ms())
+            else {
+                continue;
+            };
+            mono_before = mono;
+            let expected_ms = u64::try_from(start_ms + i128::from(mono)).unwrap_or(0);
+            let level = &levels[level_index(levels, expected_ms)];
+            let tolerance_ms = STEP_MS_MIN.unsigned_abs().max(level.rtt_ms);
+            if on(level, local_ms).abs_diff(expected_ms) <= tolerance_ms {
+                count += 1;
+            }
+        }
+        count
+    };
+    // The most agreeing; the earliest of those.
+    readings
+        .iter()
+        .copied()
+        .rev()
+        .max_by_key(|&t_ms| agreeing(t_ms))
+        .unwrap_or(local_ms)
 }
 
 /// The level in effect at `t_ms` (the first one before any began).
@@ -276,7 +408,7 @@ fn majority(base: u8, levels: &[Vec<Level>; 3]) -> Reference {
 mod tests {
     use std::path::Path;
 
-    use hal_core::record::{Entry, Meta, PeerClock};
+    use hal_core::record::{Entry, LinkRecord, Meta, PeerClock, Start};
 
     use super::*;
     use crate::journal::read::Located;
@@ -404,5 +536,84 @@ mod tests {
         let clocks = Clocks::estimate(&[journal(1, &[])]);
         assert!(!clocks.measured(2));
         assert_eq!(clocks.to_true(2, 5), 5);
+    }
+
+    /// #1 measured #2's clock even with its own until true 1 008 900, and 25.4 s behind
+    /// from then on (#2's clock was set back).
+    fn set_back() -> Clocks {
+        Clocks::estimate(&[journal(1, &[(1_000_000, 2, 0), (1_008_900, 2, -25_400)])])
+    }
+
+    /// #2's journal: (its clock's time, its monotonic time; a start record or a link).
+    fn journal_of_2(entries: &[(u64, Option<u64>, bool)]) -> ServerJournal {
+        let mut journal = journal(2, &[]);
+        for (i, &(t_ms, mono_ms, start)) in entries.iter().enumerate() {
+            let record = if start {
+                Record::Start(Start {
+                    t_ms,
+                    server: 2,
+                    version: "0".into(),
+                    pid: 1,
+                    recovered: Default::default(),
+                })
+            } else {
+                Record::Link(LinkRecord {
+                    t_ms,
+                    server: 2,
+                    peer: 3,
+                    up: true,
+                    reason: None,
+                })
+            };
+            journal.entries.push(Located {
+                entry: Entry { record, mono_ms },
+                file: Path::new("j2").into(),
+                line: i + 2,
+            });
+        }
+        journal
+    }
+
+    #[test]
+    fn a_time_read_twice_after_a_clock_was_set_back_is_placed_by_the_monotonic_clock() {
+        let clocks = set_back();
+        // True 1 000 005 (start), 1 005 000, then after the step 1 010 000 and 1 030 000.
+        let two = journal_of_2(&[
+            (1_000_005, Some(0), true),
+            (1_005_000, Some(4_995), false),
+            (984_600, Some(9_995), false),
+            (1_004_600, Some(29_995), false),
+        ]);
+        assert_eq!(
+            clocks.true_times(&two),
+            [
+                Some(1_000_005),
+                Some(1_005_000),
+                Some(1_010_000),
+                Some(1_030_000)
+            ]
+        );
+        // Its time alone reads on the later level.
+        assert_eq!(clocks.to_true(2, 1_005_000), 1_030_400);
+    }
+
+    #[test]
+    fn a_process_starting_at_a_time_read_twice_is_placed_by_its_next_records() {
+        let clocks = set_back();
+        // Restarted at true 1 020 000 (its clock reads 994 600, as it did at true
+        // 994 600): its record at true 1 040 000 reads past the step on the later level
+        // only.
+        let two = journal_of_2(&[
+            (994_600, Some(0), true),
+            (999_600, Some(5_000), false),
+            (1_014_600, Some(20_000), false),
+        ]);
+        assert_eq!(
+            clocks.true_times(&two),
+            [Some(1_020_000), Some(1_025_000), Some(1_040_000)]
+        );
+        // Records without a monotonic time are read on the later level, as to_true does.
+        let two = journal_of_2(&[(994_600, None, true), (999_600, None, false)]);
+        assert_eq!(clocks.true_times(&two), [Some(1_020_000), Some(1_025_000)]);
     }
 }

@@ -126,13 +126,14 @@ impl Field {
         let clocks = Clocks::estimate(journals);
         let mut events = Vec::new();
         for journal in journals {
-            for located in &journal.entries {
+            let times = clocks.true_times(journal);
+            for (located, t_ms) in journal.entries.iter().zip(times) {
                 let record = &located.entry.record;
-                let Some(local) = record.t_ms() else {
+                let Some(t_ms) = t_ms else {
                     continue;
                 };
                 events.push(Event {
-                    t_ms: clocks.to_true(journal.server, local),
+                    t_ms,
                     server: journal.server,
                     record: record.clone(),
                     place: Place {
