@@ -11,7 +11,8 @@
 //! - [`keys`] and [`license_file`]: the vendor's key files and reading a license file;
 //! - [`admin`]: an operator's status query to a running server;
 //! - [`discovery`]: clients finding the triad on their LAN (UDP broadcast and multicast);
-//! - [`tls`]: the triad's CA and certificates, and the TLS configurations built from them.
+//! - [`tls`]: the triad's CA and certificates, and the TLS configurations built from them;
+//! - [`journal`]: each server's flight recorder, and [`report`]: usage accounting from it.
 
 pub mod addr;
 pub mod admin;
@@ -25,6 +26,7 @@ pub mod journal;
 pub mod keys;
 pub mod license_file;
 pub mod node;
+pub mod report;
 pub mod session;
 pub mod storage;
 pub mod tls;

@@ -1,0 +1,175 @@
+//! Refused requests: checkouts and borrows that got no seat, each counted once.
+//!
+//! A client retries one request (its client id and `req`) on several servers: a standby
+//! answers `not_active`, a server without a majority `no_majority`, and the active one
+//! grants or refuses; every answer is a `served` record. So the records are grouped by
+//! request, and a request counts once, under one reason: not at all if any server
+//! granted it; else under the last final refusal it got (`all_in_use`,
+//! `borrow_not_allowed`, `license_expired`, ...); else (no server could serve it) under
+//! the last "try elsewhere" answer (`no_majority` or `not_active`). It is dated by that
+//! answer. Requests whose feature the server no longer knew (its memory of pending
+//! requests is bounded) are left out.
+
+use std::collections::BTreeMap;
+
+use hal_core::record::{OpName, Record, ResultName, Served};
+
+use super::Window;
+use crate::journal::read::ServerJournal;
+
+/// What became of one request, so far.
+#[derive(Debug, Default)]
+struct Fate<'a> {
+    granted: bool,
+    /// The last final refusal, and the last "try elsewhere" one.
+    final_refusal: Option<&'a Served>,
+    elsewhere: Option<&'a Served>,
+}
+
+/// Whether a refusal only says another server might serve the request.
+fn try_elsewhere(reason: &str) -> bool {
+    matches!(reason, "no_majority" | "not_active")
+}
+
+fn later<'a>(kept: Option<&'a Served>, new: &'a Served) -> Option<&'a Served> {
+    match kept {
+        Some(old) if old.t_ms > new.t_ms => Some(old),
+        _ => Some(new),
+    }
+}
+
+impl<'a> Fate<'a> {
+    fn add(&mut self, served: &'a Served) {
+        match (&served.result, &served.reason) {
+            (ResultName::Granted, _) => self.granted = true,
+            (ResultName::Denied, Some(reason)) if try_elsewhere(reason) => {
+                self.elsewhere = later(self.elsewhere, served);
+            }
+            (ResultName::Denied, _) => self.final_refusal = later(self.final_refusal, served),
+            _ => {}
+        }
+    }
+
+    /// The answer the request counts under, if it was refused.
+    fn refusal(&self) -> Option<&'a Served> {
+        if self.granted {
+            return None;
+        }
+        self.final_refusal.or(self.elsewhere)
+    }
+}
+
+/// Refused requests in the window: feature, then reason, then how many.
+pub(super) fn count(
+    journals: &[ServerJournal],
+    window: &Window,
+    wanted: &dyn Fn(&str) -> bool,
+) -> BTreeMap<String, BTreeMap<String, u64>> {
+    let mut requests: BTreeMap<(&str, u64), Fate<'_>> = BTreeMap::new();
+    for located in journals.iter().flat_map(|j| &j.entries) {
+        let Record::Served(served) = &located.entry.record else {
+            continue;
+        };
+        let asks_a_seat = matches!(served.op, OpName::Checkout | OpName::Borrow);
+        if asks_a_seat && served.feature.as_deref().is_some_and(wanted) {
+            requests
+                .entry((&served.client, served.req))
+                .or_default()
+                .add(served);
+        }
+    }
+    let mut counts: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for refusal in requests.values().filter_map(Fate::refusal) {
+        if !window.contains(refusal.t_ms) {
+            continue;
+        }
+        let (Some(feature), Some(reason)) = (&refusal.feature, &refusal.reason) else {
+            continue;
+        };
+        *counts
+            .entry(feature.clone())
+            .or_default()
+            .entry(reason.clone())
+            .or_default() += 1;
+    }
+    counts
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::super::testing::J;
+    use super::super::{Options, report};
+
+    fn denials(journals: &[crate::journal::read::ServerJournal]) -> (u64, BTreeMap<String, u64>) {
+        let report = report(journals, &Options::default()).unwrap();
+        let cad = &report.features[0];
+        (cad.denied_requests, cad.denials.clone())
+    }
+
+    #[test]
+    fn a_request_retried_on_two_servers_counts_once_under_its_final_reason() {
+        // alice's req 1: #2 (standby) sends her on, #1 refuses it: all seats in use.
+        // bob's req 4: refused by #1, then by #2 after the failover: the same request.
+        let one = J::new(1)
+            .start(0)
+            .served(1_010, "alice", 1, Some("all_in_use"))
+            .served(2_000, "bob", 4, Some("all_in_use"));
+        let two = J::new(2)
+            .start(0)
+            .served(1_000, "alice", 1, Some("not_active"))
+            .served(2_500, "bob", 4, Some("all_in_use"));
+        let (requests, by_reason) = denials(&[one.done(), two.done()]);
+        assert_eq!(requests, 2);
+        assert_eq!(by_reason, BTreeMap::from([("all_in_use".to_string(), 2)]));
+    }
+
+    #[test]
+    fn a_request_granted_by_any_server_is_not_a_denial() {
+        let one = J::new(1).start(0).served(1_010, "alice", 1, None);
+        let two = J::new(2)
+            .start(0)
+            .served(1_000, "alice", 1, Some("not_active"));
+        assert_eq!(denials(&[one.done(), two.done()]).0, 0);
+    }
+
+    #[test]
+    fn a_request_no_server_could_serve_counts_under_the_last_answer() {
+        // In a failover gap: #2 has no majority yet, #3 is a standby.
+        let two = J::new(2)
+            .start(0)
+            .served(1_000, "carol", 7, Some("not_active"))
+            .served(1_200, "carol", 7, Some("no_majority"));
+        let three = J::new(3)
+            .start(0)
+            .served(1_100, "carol", 7, Some("not_active"));
+        let (requests, by_reason) = denials(&[two.done(), three.done()]);
+        assert_eq!(requests, 1);
+        assert_eq!(by_reason, BTreeMap::from([("no_majority".to_string(), 1)]));
+    }
+
+    #[test]
+    fn the_same_req_of_two_clients_is_two_requests() {
+        let one = J::new(1)
+            .start(0)
+            .served(1_000, "alice", 1, Some("all_in_use"))
+            .served(1_000, "bob", 1, Some("all_in_use"));
+        assert_eq!(denials(&[one.done()]).0, 2);
+    }
+
+    #[test]
+    fn a_refusal_outside_the_window_is_not_counted() {
+        let one = J::new(1)
+            .start(0)
+            .served(1_000, "alice", 1, Some("all_in_use"))
+            .served(5_000, "bob", 2, Some("all_in_use"))
+            .stop(9_000);
+        let options = Options {
+            from_ms: Some(2_000),
+            ..Options::default()
+        };
+        let report = report(&[one.done()], &options).unwrap();
+        assert_eq!(report.features[0].denied_requests, 1);
+    }
+}

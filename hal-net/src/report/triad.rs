@@ -1,0 +1,414 @@
+//! The triad: when each server was active, the changes of the active server
+//! (failovers, failbacks and handovers alike), and the times no server was active.
+//!
+//! A server is active from its `role active` record to the first of: its `role standby`
+//! record, its `stop` record, or its end without a stop. That last is how a `kill -9`
+//! (or a crash, or a power cut) shows in the journals: a process killed writes nothing,
+//! so its journal goes on with a `start` that no `stop` precedes, or simply ends. Its
+//! end is dated:
+//!
+//! - by its peers: the first time a peer journaled its link to it going down, after the
+//!   killed server's last record (and before its next start). The kernel closes a killed
+//!   process's connections at once, so this is within milliseconds of the kill; a
+//!   machine that lost power is seen when the peer's link times out (half an election
+//!   timeout). It is also the clock the next `role active` is written with when that
+//!   peer takes over, so the gap is measured on one clock;
+//! - else by its own last record, which is the latest time it is known to have lived
+//!   (a quiet server journals little: a peer clock estimate a minute, so the gap may
+//!   then be up to a minute too long).
+//!
+//! A journal that ends without a stop and whose server no peer saw go (its link down,
+//! not up again) is of a server still running at the journals' end: it stays active up
+//! to the window's end.
+//!
+//! A gap opens when the last active server stops being active and closes at the next
+//! `role active` of any server; one still open at the window's end counts up to it. The
+//! time before the first server became active (the triad starting) is not a gap.
+//! Servers' clocks are not corrected: a gap from one server's end to another's start is
+//! measured across their clocks, unless a peer's link record dates the end.
+
+use hal_core::record::{Record, RoleName};
+
+use super::{ActiveEnd, Failover, Gap, SeenBy, ServerReport, TriadReport, Window};
+use crate::journal::read::ServerJournal;
+
+/// A time one server was active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    server: u8,
+    from_ms: u64,
+    /// When and how it ended; `None` while active at the journals' end.
+    end: Option<(u64, ActiveEnd, SeenBy)>,
+}
+
+impl Span {
+    fn end_ms(&self) -> u64 {
+        self.end.map_or(u64::MAX, |(t, _, _)| t)
+    }
+}
+
+/// When a peer first saw its link to `server` go down in `[after_ms, before_ms]`, and
+/// not come back up: the earliest over the peers.
+fn seen_going(
+    journals: &[ServerJournal],
+    server: u8,
+    after_ms: u64,
+    before_ms: Option<u64>,
+) -> Option<u64> {
+    let mut earliest: Option<u64> = None;
+    for peer in journals.iter().filter(|j| j.server != server) {
+        let mut down_since = None;
+        for located in &peer.entries {
+            let Record::Link(link) = &located.entry.record else {
+                continue;
+            };
+            let in_range = link.t_ms >= after_ms && before_ms.is_none_or(|b| link.t_ms <= b);
+            if link.peer != server || !in_range {
+                continue;
+            }
+            down_since = match (link.up, down_since) {
+                (true, _) => None,
+                (false, None) => Some(link.t_ms),
+                (false, since) => since,
+            };
+        }
+        if let Some(t) = down_since {
+            earliest = Some(earliest.map_or(t, |e| e.min(t)));
+        }
+    }
+    earliest
+}
+
+/// When a killed server ended: seen by a peer, or at its own last record.
+fn killed_at(
+    journals: &[ServerJournal],
+    server: u8,
+    last_ms: u64,
+    restart_ms: Option<u64>,
+) -> (u64, SeenBy) {
+    match seen_going(journals, server, last_ms, restart_ms) {
+        Some(t) => (t, SeenBy::PeerLinkDown),
+        None => (last_ms, SeenBy::LastRecord),
+    }
+}
+
+/// One server's active spans and its starts, stops and kills in the window.
+fn walk(
+    journals: &[ServerJournal],
+    journal: &ServerJournal,
+    window: &Window,
+) -> (Vec<Span>, ServerReport) {
+    let server = journal.server;
+    let mut spans = Vec::new();
+    let mut counts = ServerReport {
+        server,
+        starts: 0,
+        stops: 0,
+        kills: 0,
+        active_ms: 0,
+    };
+    let mut active_since: Option<u64> = None;
+    let mut previous: Option<&Record> = None;
+    let mut end = |since: &mut Option<u64>, t_ms: u64, how: ActiveEnd, seen: SeenBy| {
+        if let Some(from_ms) = since.take() {
+            spans.push(Span {
+                server,
+                from_ms,
+                end: Some((t_ms, how, seen)),
+            });
+        }
+    };
+    for located in &journal.entries {
+        let record = &located.entry.record;
+        let t_ms = record.t_ms().unwrap_or(0);
+        match record {
+            Record::Start(_) => {
+                if let Some(last) = previous.filter(|p| !matches!(p, Record::Stop(_))) {
+                    let last_ms = last.t_ms().unwrap_or(0);
+                    let (at, seen) = killed_at(journals, server, last_ms, Some(t_ms));
+                    counts.kills += u64::from(window.contains(at));
+                    end(&mut active_since, at, ActiveEnd::Killed, seen);
+                }
+                counts.starts += u64::from(window.contains(t_ms));
+            }
+            Record::Stop(_) => {
+                counts.stops += u64::from(window.contains(t_ms));
+                end(&mut active_since, t_ms, ActiveEnd::Stop, SeenBy::Stop);
+            }
+            Record::Role(role) if role.role == RoleName::Active => {
+                active_since.get_or_insert(t_ms);
+            }
+            Record::Role(_) => end(&mut active_since, t_ms, ActiveEnd::Standby, SeenBy::Role),
+            _ => {}
+        }
+        previous = Some(record);
+    }
+    if let Some(last) = previous.filter(|p| !matches!(p, Record::Stop(_))) {
+        let last_ms = last.t_ms().unwrap_or(0);
+        if let Some(at) = seen_going(journals, server, last_ms, None) {
+            counts.kills += u64::from(window.contains(at));
+            end(
+                &mut active_since,
+                at,
+                ActiveEnd::Killed,
+                SeenBy::PeerLinkDown,
+            );
+        }
+    }
+    if let Some(from_ms) = active_since {
+        spans.push(Span {
+            server,
+            from_ms,
+            end: None,
+        });
+    }
+    counts.active_ms = spans
+        .iter()
+        .map(|s| window.overlap_ms(s.from_ms, s.end_ms()))
+        .sum();
+    (spans, counts)
+}
+
+/// A gap from `from_ms` to `to_ms` after `span`, clipped to the window (`None` if
+/// nothing of it is left).
+fn gap(window: &Window, span: &Span, from_ms: u64, to_ms: u64, open: bool) -> Option<Gap> {
+    let (_, cause, seen_by) = span.end?;
+    let ms = window.overlap_ms(from_ms, to_ms);
+    (ms > 0).then(|| Gap {
+        from_ms: from_ms.max(window.from_ms),
+        to_ms: to_ms.min(window.to_ms),
+        ms,
+        after_server: span.server,
+        cause,
+        seen_by,
+        open,
+    })
+}
+
+/// The changes of the active server and the gaps, from every server's spans.
+fn sweep(spans: &[Span], window: &Window) -> (Vec<Failover>, Vec<Gap>) {
+    // Starts before ends at the same time: a handover at one instant is no gap.
+    let mut events: Vec<(u64, bool, usize)> = Vec::with_capacity(spans.len() * 2);
+    for (i, span) in spans.iter().enumerate() {
+        events.push((span.from_ms, false, i));
+        events.push((span.end_ms(), true, i));
+    }
+    events.sort_unstable();
+    let (mut failovers, mut gaps) = (Vec::new(), Vec::new());
+    let mut active = 0usize;
+    let mut no_active_since: Option<(u64, usize)> = None;
+    let mut last_server: Option<u8> = None;
+    for (t_ms, is_end, i) in events {
+        let span = &spans[i];
+        if is_end {
+            active -= 1;
+            if active == 0 {
+                no_active_since = Some((t_ms, i));
+            }
+            continue;
+        }
+        let mut gap_ms = 0;
+        if let Some((from_ms, after)) = no_active_since.take() {
+            gap_ms = t_ms.saturating_sub(from_ms);
+            gaps.extend(gap(window, &spans[after], from_ms, t_ms, false));
+        }
+        if let Some(from) = last_server.filter(|s| *s != span.server)
+            && window.contains(t_ms)
+        {
+            failovers.push(Failover {
+                at_ms: t_ms,
+                from_server: from,
+                to_server: span.server,
+                gap_ms,
+            });
+        }
+        last_server = Some(span.server);
+        active += 1;
+    }
+    if let Some((from_ms, after)) = no_active_since {
+        gaps.extend(gap(window, &spans[after], from_ms, window.to_ms, true));
+    }
+    (failovers, gaps)
+}
+
+/// The triad's part of the report.
+pub(super) fn report(journals: &[ServerJournal], window: &Window) -> TriadReport {
+    let mut spans = Vec::new();
+    let mut servers = Vec::new();
+    for journal in journals {
+        let (mine, counts) = walk(journals, journal, window);
+        spans.extend(mine);
+        servers.push(counts);
+    }
+    let (changes, gaps) = sweep(&spans, window);
+    TriadReport {
+        servers,
+        failovers: changes.len().try_into().unwrap_or(u64::MAX),
+        changes,
+        no_active_ms: gaps.iter().map(|g| g.ms).sum(),
+        gaps,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::J;
+    use super::super::{ActiveEnd, Failover, Options, SeenBy, TriadReport, report};
+
+    fn triad(journals: Vec<J>) -> TriadReport {
+        let journals: Vec<_> = journals.into_iter().map(J::done).collect();
+        report(&journals, &Options::default()).unwrap().triad
+    }
+
+    #[test]
+    fn a_kill_of_the_active_server_is_dated_by_its_peers_and_the_gap_lasts_to_the_next_active() {
+        // #1 active from 1 s; killed after its last record at 5 s; #2 and #3 see the
+        // link go down at 6 s; #2 becomes active at 9.5 s; #1 restarts at 20 s.
+        let one = J::new(1)
+            .start(0)
+            .role_active(1_000)
+            .granted(5_000, 3, "h3", "alice")
+            .start(20_000)
+            .stop(30_000);
+        let two = J::new(2)
+            .start(0)
+            .link(6_000, 1, false)
+            .role_active(9_500)
+            .link(21_000, 1, true)
+            .stop(30_000);
+        let three = J::new(3).start(0).link(6_010, 1, false).stop(30_000);
+        let triad = triad(vec![one, two, three]);
+        assert_eq!(triad.failovers, 1);
+        assert_eq!(
+            triad.changes,
+            [Failover {
+                at_ms: 9_500,
+                from_server: 1,
+                to_server: 2,
+                gap_ms: 3_500
+            }]
+        );
+        let first = triad.gaps[0];
+        assert_eq!(
+            (first.from_ms, first.to_ms, first.ms),
+            (6_000, 9_500, 3_500)
+        );
+        assert_eq!(first.after_server, 1);
+        assert_eq!(first.cause, ActiveEnd::Killed);
+        assert_eq!(first.seen_by, SeenBy::PeerLinkDown);
+        assert!(!first.open);
+        // #2 stopped at 30 s: no server active to the window's end, a gap of 0 ms.
+        assert_eq!(triad.gaps.len(), 1, "{:?}", triad.gaps);
+        assert_eq!(triad.no_active_ms, 3_500);
+        let one = triad.servers[0];
+        assert_eq!((one.starts, one.stops, one.kills), (2, 1, 1));
+        assert_eq!(one.active_ms, 5_000);
+        assert_eq!(triad.servers[1].active_ms, 20_500);
+    }
+
+    #[test]
+    fn a_kill_no_peer_saw_is_dated_by_the_killed_servers_last_record() {
+        let one = J::new(1)
+            .start(0)
+            .role_active(1_000)
+            .granted(5_000, 3, "h3", "alice")
+            .start(20_000)
+            .role_active(21_000)
+            .stop(30_000);
+        let triad = triad(vec![one]);
+        assert_eq!(triad.failovers, 0, "the same server became active again");
+        let gap = triad.gaps[0];
+        assert_eq!((gap.from_ms, gap.to_ms), (5_000, 21_000));
+        assert_eq!(gap.seen_by, SeenBy::LastRecord);
+        assert_eq!(triad.servers[0].kills, 1);
+    }
+
+    #[test]
+    fn a_handover_at_one_instant_or_overlapping_is_a_failover_without_a_gap() {
+        let one = J::new(1)
+            .start(0)
+            .role_active(1_000)
+            .role_standby(5_000)
+            .stop(9_000);
+        let two = J::new(2)
+            .start(0)
+            .role_active(5_000)
+            .role_standby(7_000)
+            .stop(9_000);
+        let three = J::new(3)
+            .start(0)
+            .role_active(6_500)
+            .role_standby(8_000)
+            .stop(9_000);
+        let triad = triad(vec![one, two, three]);
+        assert_eq!(triad.failovers, 2);
+        assert!(
+            triad.changes.iter().all(|c| c.gap_ms == 0),
+            "{:?}",
+            triad.changes
+        );
+        // After #3 went standby at 8 s, none was active up to the window's end.
+        assert_eq!(triad.gaps.len(), 1);
+        let tail = triad.gaps[0];
+        assert_eq!((tail.from_ms, tail.to_ms, tail.ms), (8_000, 9_000, 1_000));
+        assert!(tail.open);
+        assert_eq!(tail.cause, ActiveEnd::Standby);
+        assert_eq!(tail.seen_by, SeenBy::Role);
+    }
+
+    #[test]
+    fn a_clean_stop_of_the_active_server_is_a_gap_to_the_next_active() {
+        let one = J::new(1).start(0).role_active(1_000).stop(4_000);
+        let two = J::new(2)
+            .start(0)
+            .role_active(6_000)
+            .granted(8_000, 1, "h1", "bob");
+        let triad = triad(vec![one, two]);
+        assert_eq!(triad.changes[0].gap_ms, 2_000);
+        assert_eq!(triad.gaps[0].cause, ActiveEnd::Stop);
+        assert_eq!(triad.gaps[0].seen_by, SeenBy::Stop);
+        // #2's journal ends without a stop and no peer saw it go: still active.
+        assert_eq!(triad.gaps.len(), 1);
+        assert_eq!(triad.servers[1].kills, 0);
+        assert_eq!(triad.servers[1].active_ms, 2_000);
+    }
+
+    #[test]
+    fn a_journal_ending_after_its_peers_saw_it_go_is_a_kill() {
+        // All of #1's records, then the peers' links to it go down for good.
+        let one = J::new(1).start(0).role_active(1_000);
+        let two = J::new(2)
+            .start(0)
+            .link(3_000, 1, false)
+            .role_active(4_000)
+            .stop(10_000);
+        let three = J::new(3).start(0).link(3_100, 1, false).stop(10_000);
+        let triad = triad(vec![one, two, three]);
+        assert_eq!(triad.servers[0].kills, 1);
+        assert_eq!(triad.changes[0].gap_ms, 1_000);
+        assert_eq!(triad.gaps[0].seen_by, SeenBy::PeerLinkDown);
+    }
+
+    #[test]
+    fn the_window_clips_gaps_and_counts_only_its_failovers() {
+        let one = J::new(1).start(0).role_active(1_000).stop(4_000);
+        let two = J::new(2).start(0).role_active(6_000).stop(20_000);
+        let journals = [one.done(), two.done()];
+        let options = Options {
+            from_ms: Some(5_000),
+            to_ms: Some(7_000),
+            feature: None,
+        };
+        let triad = report(&journals, &options).unwrap().triad;
+        assert_eq!(triad.failovers, 1);
+        assert_eq!(triad.changes[0].gap_ms, 2_000, "the whole gap");
+        assert_eq!(triad.no_active_ms, 1_000, "the part in the window");
+        let late = Options {
+            from_ms: Some(7_000),
+            ..Options::default()
+        };
+        let triad = report(&journals, &late).unwrap().triad;
+        assert_eq!(triad.failovers, 0);
+        assert_eq!(triad.servers[1].active_ms, 13_000);
+    }
+}
