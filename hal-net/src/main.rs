@@ -13,6 +13,7 @@ mod client_cmd;
 mod dev_cluster;
 mod discover_cmd;
 mod license_cmd;
+mod report_cmd;
 mod serve_cmd;
 mod signals;
 mod status_cmd;
@@ -47,6 +48,15 @@ enum Command {
     Hostid,
     /// Start a demo triad on 127.0.0.1 with a fresh key and license (the quickstart).
     DevCluster(dev_cluster::DevClusterArgs),
+    /// Usage accounting from the servers' journals: peak seats, seat-hours per user and
+    /// host, borrows, denials, failovers and time without an active server.
+    ///
+    /// Give the journal directories (or data directories) of one, two or all three
+    /// servers: each seat change is journaled by every server and counted once. A seat
+    /// still held at the window's end counts up to it; a request retried on several
+    /// servers counts once; a server that ended without a `stop` record (kill -9) is
+    /// dated by its peers' links going down, else by its own last record.
+    Report(report_cmd::ReportArgs),
     /// Vendor tools for license files: make keys, sign, verify, show.
     #[command(subcommand)]
     License(license_cmd::LicenseCommand),
@@ -63,6 +73,7 @@ fn main() -> ExitCode {
         Command::Hostid => hostid(),
         Command::Serve(args) => serve_cmd::run(args),
         Command::DevCluster(args) => dev_cluster::run(args),
+        Command::Report(args) => report_cmd::run(args),
         Command::Status(args) => runtime().and_then(|rt| rt.block_on(status_cmd::run(args))),
         Command::Discover(args) => runtime().and_then(|rt| rt.block_on(discover_cmd::run(args))),
         Command::Checkout(args) => runtime().and_then(|rt| rt.block_on(client_cmd::checkout(args))),
