@@ -483,8 +483,9 @@ pub fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus
 }
 
 /// A field incident the journal tests share: a triad (its `failback_hold` short) with #1
-/// active, two holders granted by #1, `kill -9` of #1, a third holder granted by #2, #1
-/// started again and active after the failback. Returns the three holders, still holding.
+/// active, two holders granted by #1 (users `alice` and `bob`), `kill -9` of #1, a third
+/// holder granted by #2 (`carol`), #1 started again and active after the failback.
+/// Returns the three holders, still holding.
 pub fn kill_and_failback(cluster: &mut Cluster) -> [Holder; 3] {
     kill_and_failback_paced(cluster, Pace::BRISK)
 }
@@ -512,8 +513,8 @@ pub fn kill_and_failback_paced(cluster: &mut Cluster, pace: Pace) -> [Holder; 3]
     cluster.start_all();
     cluster.wait_active(1, Duration::from_secs(10));
     sleep(pace.settle);
-    let first = Holder::start(cluster, "cad");
-    let second = Holder::start(cluster, "cad");
+    let first = Holder::start_as(cluster, "cad", "alice");
+    let second = Holder::start_as(cluster, "cad", "bob");
     // A journal's writer hands lines to the OS as soon as it takes them from its queue; a
     // kill -9 loses what it had not taken yet (the last moments). Give it that moment, so
     // that the second grant's answer is in #1's journal.
@@ -521,7 +522,7 @@ pub fn kill_and_failback_paced(cluster: &mut Cluster, pace: Pace) -> [Holder; 3]
     cluster.kill9(1);
     cluster.wait_active(2, Duration::from_secs(10));
     sleep(pace.settle);
-    let third = Holder::start(cluster, "cad");
+    let third = Holder::start_as(cluster, "cad", "carol");
     assert_eq!(third.grant["server"], 2, "{}", third.grant);
     sleep(pace.calm);
     cluster.start(1);
@@ -539,7 +540,17 @@ pub struct Holder {
 impl Holder {
     /// Starts `hal-net checkout FEATURE --hold 10m --json` and waits for its grant line.
     pub fn start(cluster: &Cluster, feature: &str) -> Holder {
+        Holder::spawn(cluster, feature, &[])
+    }
+
+    /// The same, as user `user` (the client library takes it from `USER`).
+    pub fn start_as(cluster: &Cluster, feature: &str, user: &str) -> Holder {
+        Holder::spawn(cluster, feature, &[("USER", user)])
+    }
+
+    fn spawn(cluster: &Cluster, feature: &str, env: &[(&str, &str)]) -> Holder {
         let mut child = Command::new(hal_net())
+            .envs(env.iter().copied())
             .args([
                 "checkout",
                 feature,
