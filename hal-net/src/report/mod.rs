@@ -10,9 +10,9 @@
 //!
 //! What it can see is what the journals kept: the writer drops the oldest files past
 //! `[journal] keep_mb`/`keep_days`, and a seat granted before the oldest record kept is
-//! seen only if its release was kept (it then counts from the journals' first record,
-//! user and host taken from its client's other records). Its lists (users, hosts,
-//! borrows, gaps) are bounded by the records read ([`crate::journal::read::ENTRIES_MAX`]).
+//! seen only if its end was kept ([`seats`] says how it is then counted). Its lists
+//! (users, hosts, borrows, gaps) are bounded by the records read
+//! ([`crate::journal::read::ENTRIES_MAX`]).
 //!
 //! The rules, each in the module that applies it: [`seats`] (seat changes, peak,
 //! seat-hours, borrows), [`denials`] (refused requests), [`triad`] (failovers and the
@@ -403,12 +403,14 @@ fn journal_notes(journals: &[ServerJournal]) -> Vec<String> {
         .filter(|s| !read.contains(s))
         .map(|s| format!("#{s}"))
         .collect();
-    if !missing.is_empty() {
-        notes.push(format!(
-            "no journal of server {} of the triad: its starts, stops and roles are unknown, so the failovers and the time without an active server are judged from the other journals alone",
-            missing.join(", ")
-        ));
-    }
+    let whose = match missing.len() {
+        0 => return notes,
+        1 => format!("server {}: its", missing[0]),
+        _ => format!("servers {}: their", missing.join(" and ")),
+    };
+    notes.push(format!(
+        "no journal of {whose} starts, stops and roles are unknown, so the failovers and the time without an active server are judged from the other journals alone"
+    ));
     notes
 }
 

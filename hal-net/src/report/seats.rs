@@ -8,8 +8,11 @@
 //!   server applies an entry first; the others within a heartbeat). Changes are taken in
 //!   log order, not by time, so the servers' clocks cannot reorder them.
 //! - A seat is held from its grant to its release, return or expiry. One still held at
-//!   the window's end counts up to it ([`Ended::Held`]); one released whose grant is
-//!   older than the journals counts from their first record.
+//!   the window's end counts up to it ([`Ended::Held`]).
+//! - A release whose grant no journal given holds: its seat's handle is its grant's log
+//!   index (`h<index>`), so the grant is dated by the last change journaled before that
+//!   index, or by the journals' first record when none is (granted before they begin).
+//!   Its user and host are its client's, from the client's other records.
 //! - The peak is the most seats of a feature held at once, borrowed ones included (they
 //!   take a seat of the license's count), and the first time it was reached: at a grant,
 //!   or at the window's start when it was already reached then.
@@ -34,13 +37,22 @@ struct Change<'a> {
 /// One seat, from its grant to its end.
 #[derive(Debug, Clone)]
 struct Holding<'a> {
+    /// Its grant's record, or its end's when no journal holds the grant.
     seat: &'a SeatRecord,
-    /// `None`: granted before the journals' first record.
-    start_ms: Option<u64>,
-    /// `None`: still held at the journals' last record.
-    end_ms: Option<u64>,
+    /// Its grant's log index and time (see [`grant_unseen`]).
+    grant_index: u64,
+    start_ms: u64,
+    grant_seen: bool,
+    /// Its end's log index and time; `None` while held at the journals' end.
+    end: Option<(u64, u64)>,
     ended: Ended,
     borrowed: bool,
+}
+
+impl Holding<'_> {
+    fn end_ms(&self) -> Option<u64> {
+        self.end.map(|(_, t)| t)
+    }
 }
 
 /// The seat changes of the wanted features, one per log entry, in log order. Copies of
@@ -92,24 +104,45 @@ fn changes<'a>(
     changes
 }
 
+/// The log index and time of a grant no journal holds, for its seat's end `change`:
+/// the handle names the index, and the last change journaled before it dates it; with
+/// none, it was granted before the journals begin (index 0, their first record).
+fn grant_unseen(changes: &[Change<'_>], change: &Change<'_>, journals_from_ms: u64) -> (u64, u64) {
+    let index = change
+        .seat
+        .handle
+        .strip_prefix('h')
+        .and_then(|n| n.parse().ok());
+    let index = index.filter(|i| *i < change.seat.index).unwrap_or(0);
+    let before = changes.partition_point(|c| c.seat.index < index);
+    match before.checked_sub(1) {
+        Some(last) => (index, changes[last].t_ms),
+        // Before the journals: index 0 (no log entry has it).
+        None => (0, journals_from_ms),
+    }
+}
+
 /// Each seat's holding, from the changes in log order.
-fn holdings<'a>(changes: &[Change<'a>]) -> Vec<Holding<'a>> {
+fn holdings<'a>(changes: &[Change<'a>], journals_from_ms: u64) -> Vec<Holding<'a>> {
     let mut holdings: Vec<Holding<'a>> = Vec::new();
     let mut open: BTreeMap<&'a str, usize> = BTreeMap::new();
     for change in changes {
         let seat = change.seat;
+        let here = (seat.index, change.t_ms);
         let ended = match seat.change {
             SeatChangeName::Granted | SeatChangeName::Borrowed => {
                 // A handle granted again while held would be a broken journal: the
                 // first holding ends where the second starts.
                 if let Some(old) = open.insert(&seat.handle, holdings.len()) {
-                    holdings[old].end_ms = Some(change.t_ms);
+                    holdings[old].end = Some(here);
                     holdings[old].ended = Ended::Released;
                 }
                 holdings.push(Holding {
                     seat,
-                    start_ms: Some(change.t_ms),
-                    end_ms: None,
+                    grant_index: seat.index,
+                    start_ms: change.t_ms,
+                    grant_seen: true,
+                    end: None,
                     ended: Ended::Held,
                     borrowed: seat.change == SeatChangeName::Borrowed,
                 });
@@ -119,19 +152,21 @@ fn holdings<'a>(changes: &[Change<'a>]) -> Vec<Holding<'a>> {
             SeatChangeName::Returned => Ended::Returned,
             SeatChangeName::Expired => Ended::Expired,
         };
-        match open.remove(seat.handle.as_str()) {
-            Some(i) => {
-                holdings[i].end_ms = Some(change.t_ms);
-                holdings[i].ended = ended;
-            }
-            None => holdings.push(Holding {
-                seat,
-                start_ms: None,
-                end_ms: Some(change.t_ms),
-                ended,
-                borrowed: ended == Ended::Returned,
-            }),
+        if let Some(i) = open.remove(seat.handle.as_str()) {
+            holdings[i].end = Some(here);
+            holdings[i].ended = ended;
+            continue;
         }
+        let (grant_index, start_ms) = grant_unseen(changes, change, journals_from_ms);
+        holdings.push(Holding {
+            seat,
+            grant_index,
+            start_ms,
+            grant_seen: false,
+            end: Some(here),
+            ended,
+            borrowed: ended == Ended::Returned,
+        });
     }
     holdings
 }
@@ -221,9 +256,10 @@ impl FeatureSeats {
 
     /// Adds `holding`'s time in the window (none if it lies outside).
     fn add(&mut self, holding: &Holding<'_>, window: &Window, who: (&str, &str)) {
-        let start = holding.start_ms.unwrap_or(window.journals_from_ms);
-        let end = holding.end_ms.unwrap_or(u64::MAX);
-        let granted_in_window = holding.start_ms.is_some_and(|s| window.contains(s));
+        let start = holding.start_ms;
+        let end = holding.end_ms().unwrap_or(u64::MAX);
+        // Index 0: granted before the journals, not in the window.
+        let granted_in_window = holding.grant_index > 0 && window.contains(start);
         if start > window.to_ms || (end <= window.from_ms && !granted_in_window) {
             return;
         }
@@ -266,7 +302,40 @@ impl FeatureSeats {
     }
 }
 
-/// Seats in use of one feature over the changes, for its peak.
+/// A seat taken or given back, for the peak.
+#[derive(Debug, Clone, Copy)]
+struct Event<'a> {
+    index: u64,
+    t_ms: u64,
+    feature: &'a str,
+    taken: bool,
+}
+
+/// The holdings' grants and ends in log order (ends first at one index).
+fn events<'a>(holdings: &[Holding<'a>]) -> Vec<Event<'a>> {
+    let mut events = Vec::with_capacity(holdings.len() * 2);
+    for h in holdings {
+        let feature = h.seat.feature.as_str();
+        events.push(Event {
+            index: h.grant_index,
+            t_ms: h.start_ms,
+            feature,
+            taken: true,
+        });
+        if let Some((index, t_ms)) = h.end {
+            events.push(Event {
+                index,
+                t_ms,
+                feature,
+                taken: false,
+            });
+        }
+    }
+    events.sort_by_key(|e| (e.index, e.taken));
+    events
+}
+
+/// Seats in use of one feature over the events, for its peak.
 #[derive(Debug, Default)]
 struct Sweep {
     in_use: u32,
@@ -285,39 +354,30 @@ impl Sweep {
         }
     }
 
-    fn apply(&mut self, change: Change<'_>, window: &Window) {
-        if !self.started && change.t_ms >= window.from_ms {
+    fn apply(&mut self, event: &Event<'_>, window: &Window) {
+        if !self.started && event.t_ms >= window.from_ms {
             self.started = true;
             self.look(window.from_ms);
         }
-        match change.seat.change {
-            SeatChangeName::Granted | SeatChangeName::Borrowed => {
-                self.in_use = self.in_use.saturating_add(1);
-                if window.contains(change.t_ms) {
-                    self.look(change.t_ms);
-                }
+        if event.taken {
+            self.in_use = self.in_use.saturating_add(1);
+            if window.contains(event.t_ms) {
+                self.look(event.t_ms);
             }
-            _ => self.in_use = self.in_use.saturating_sub(1),
+        } else {
+            self.in_use = self.in_use.saturating_sub(1);
         }
     }
 }
 
-/// The peak of each feature: seats granted before the journals are in use at their
-/// start; then each change in log order.
-fn peaks(
-    changes: &[Change<'_>],
-    holdings: &[Holding<'_>],
-    window: &Window,
-) -> BTreeMap<String, Peak> {
+/// The peak of each feature, from its seats' grants and ends in log order.
+fn peaks(holdings: &[Holding<'_>], window: &Window) -> BTreeMap<String, Peak> {
     let mut sweeps: BTreeMap<&str, Sweep> = BTreeMap::new();
-    for holding in holdings.iter().filter(|h| h.start_ms.is_none()) {
-        sweeps.entry(&holding.seat.feature).or_default().in_use += 1;
-    }
-    for change in changes.iter().filter(|c| c.t_ms <= window.to_ms) {
+    for event in events(holdings).iter().filter(|e| e.t_ms <= window.to_ms) {
         sweeps
-            .entry(&change.seat.feature)
+            .entry(event.feature)
             .or_default()
-            .apply(*change, window);
+            .apply(event, window);
     }
     sweeps
         .into_iter()
@@ -338,9 +398,9 @@ pub(super) fn usage(
     notes: &mut Vec<String>,
 ) -> BTreeMap<String, FeatureSeats> {
     let changes = changes(journals, wanted, notes);
-    let holdings = holdings(&changes);
-    let before = holdings.iter().filter(|h| h.start_ms.is_none()).count();
-    let clients = if before > 0 {
+    let holdings = holdings(&changes, window.journals_from_ms);
+    let unseen = holdings.iter().filter(|h| !h.grant_seen).count();
+    let clients = if unseen > 0 {
         clients(journals)
     } else {
         BTreeMap::new()
@@ -364,18 +424,26 @@ pub(super) fn usage(
             .or_default()
             .add(holding, window, (user, host));
     }
-    for (feature, peak) in peaks(&changes, &holdings, window) {
+    for (feature, peak) in peaks(&holdings, window) {
         features.entry(feature).or_default().peak = peak;
     }
     let held: u64 = features.values().map(|f| f.held_at_end).sum();
     if held > 0 {
+        let seats = match held {
+            1 => "1 seat was".to_string(),
+            n => format!("{n} seats were"),
+        };
         notes.push(format!(
-            "{held} seats were still held at the window's end: their time is counted up to it"
+            "{seats} still held at the window's end: counted up to it"
         ));
     }
-    if before > 0 {
+    if unseen > 0 {
+        let seats = match unseen {
+            1 => "1 seat ended in the journals without its grant".to_string(),
+            n => format!("{n} seats ended in the journals without their grants"),
+        };
         notes.push(format!(
-            "{before} seats released in the journals were granted before their first record: their time is counted from it"
+            "{seats} (granted before they begin, or journaled only by a server whose journal was not given): each counts from the last change journaled before its grant's log index, or from the journals' first record"
         ));
     }
     features
@@ -543,10 +611,34 @@ mod tests {
             report
                 .notes
                 .iter()
-                .any(|n| n.contains("granted before their first record")),
+                .any(|n| n.starts_with("1 seat ended in the journals without its grant")),
             "{:?}",
             report.notes
         );
+    }
+
+    #[test]
+    fn a_grant_missing_from_the_journals_given_is_dated_by_the_change_before_its_index() {
+        // Only #2's journal, and #2 was down when entry 5 granted bob's seat h5: it
+        // installed a snapshot, and journaled only the release.
+        let two = J::new(2)
+            .start(0)
+            .granted(H, 4, "h4", "alice")
+            .served(H, "bob", 1, Some("not_active"))
+            .ended(5 * H, 6, Released, "h5", "bob")
+            .ended(6 * H, 7, Released, "h4", "alice")
+            .stop(7 * H);
+        let report = report(&[two.done()], &Options::default()).unwrap();
+        let cad = &report.features[0];
+        let users: Vec<(&str, u64)> = cad
+            .by_user
+            .iter()
+            .map(|u| (u.name.as_str(), u.seat_ms))
+            .collect();
+        assert_eq!(users, [("alice", 5 * H), ("bob", 4 * H)]);
+        assert_eq!(cad.checkouts, 2);
+        assert_eq!(cad.peak.seats, 2);
+        assert_eq!(cad.peak.first_at_ms, Some(H));
     }
 
     #[test]

@@ -27,6 +27,8 @@
 //! Servers' clocks are not corrected: a gap from one server's end to another's start is
 //! measured across their clocks, unless a peer's link record dates the end.
 
+use std::collections::BTreeMap;
+
 use hal_core::record::{Record, RoleName};
 
 use super::{ActiveEnd, Failover, Gap, SeenBy, ServerReport, TriadReport, Window};
@@ -47,57 +49,54 @@ impl Span {
     }
 }
 
-/// When a peer first saw its link to `server` go down in `[after_ms, before_ms]`, and
-/// not come back up: the earliest over the peers.
-fn seen_going(
-    journals: &[ServerJournal],
-    server: u8,
-    after_ms: u64,
-    before_ms: Option<u64>,
-) -> Option<u64> {
-    let mut earliest: Option<u64> = None;
-    for peer in journals.iter().filter(|j| j.server != server) {
-        let mut down_since = None;
-        for located in &peer.entries {
-            let Record::Link(link) = &located.entry.record else {
-                continue;
-            };
-            let in_range = link.t_ms >= after_ms && before_ms.is_none_or(|b| link.t_ms <= b);
-            if link.peer != server || !in_range {
+/// The peers' link records, by the server they are about: `(observer, t_ms, up)` in
+/// the order each observer wrote them. (Few: a link goes down and up at most a few
+/// times a minute, against thousands of other records.)
+struct Links(BTreeMap<u8, Vec<(u8, u64, bool)>>);
+
+impl Links {
+    fn new(journals: &[ServerJournal]) -> Links {
+        let mut links: BTreeMap<u8, Vec<(u8, u64, bool)>> = BTreeMap::new();
+        for located in journals.iter().flat_map(|j| &j.entries) {
+            if let Record::Link(link) = &located.entry.record {
+                let about = links.entry(link.peer).or_default();
+                about.push((link.server, link.t_ms, link.up));
+            }
+        }
+        Links(links)
+    }
+
+    /// When a peer first saw its link to `server` go down in `[after_ms, before_ms]`,
+    /// and not come back up: the earliest over the peers.
+    fn seen_going(&self, server: u8, after_ms: u64, before_ms: Option<u64>) -> Option<u64> {
+        let mut down_since: BTreeMap<u8, Option<u64>> = BTreeMap::new();
+        let records = self.0.get(&server).map(Vec::as_slice).unwrap_or_default();
+        for &(observer, t_ms, up) in records {
+            let in_range = t_ms >= after_ms && before_ms.is_none_or(|b| t_ms <= b);
+            if observer == server || !in_range {
                 continue;
             }
-            down_since = match (link.up, down_since) {
+            let since = down_since.entry(observer).or_default();
+            *since = match (up, *since) {
                 (true, _) => None,
-                (false, None) => Some(link.t_ms),
+                (false, None) => Some(t_ms),
                 (false, since) => since,
             };
         }
-        if let Some(t) = down_since {
-            earliest = Some(earliest.map_or(t, |e| e.min(t)));
-        }
+        down_since.into_values().flatten().min()
     }
-    earliest
-}
 
-/// When a killed server ended: seen by a peer, or at its own last record.
-fn killed_at(
-    journals: &[ServerJournal],
-    server: u8,
-    last_ms: u64,
-    restart_ms: Option<u64>,
-) -> (u64, SeenBy) {
-    match seen_going(journals, server, last_ms, restart_ms) {
-        Some(t) => (t, SeenBy::PeerLinkDown),
-        None => (last_ms, SeenBy::LastRecord),
+    /// When a killed server ended: seen by a peer, or at its own last record.
+    fn killed_at(&self, server: u8, last_ms: u64, restart_ms: Option<u64>) -> (u64, SeenBy) {
+        match self.seen_going(server, last_ms, restart_ms) {
+            Some(t) => (t, SeenBy::PeerLinkDown),
+            None => (last_ms, SeenBy::LastRecord),
+        }
     }
 }
 
 /// One server's active spans and its starts, stops and kills in the window.
-fn walk(
-    journals: &[ServerJournal],
-    journal: &ServerJournal,
-    window: &Window,
-) -> (Vec<Span>, ServerReport) {
+fn walk(links: &Links, journal: &ServerJournal, window: &Window) -> (Vec<Span>, ServerReport) {
     let server = journal.server;
     let mut spans = Vec::new();
     let mut counts = ServerReport {
@@ -125,7 +124,7 @@ fn walk(
             Record::Start(_) => {
                 if let Some(last) = previous.filter(|p| !matches!(p, Record::Stop(_))) {
                     let last_ms = last.t_ms().unwrap_or(0);
-                    let (at, seen) = killed_at(journals, server, last_ms, Some(t_ms));
+                    let (at, seen) = links.killed_at(server, last_ms, Some(t_ms));
                     counts.kills += u64::from(window.contains(at));
                     end(&mut active_since, at, ActiveEnd::Killed, seen);
                 }
@@ -145,7 +144,7 @@ fn walk(
     }
     if let Some(last) = previous.filter(|p| !matches!(p, Record::Stop(_))) {
         let last_ms = last.t_ms().unwrap_or(0);
-        if let Some(at) = seen_going(journals, server, last_ms, None) {
+        if let Some(at) = links.seen_going(server, last_ms, None) {
             counts.kills += u64::from(window.contains(at));
             end(
                 &mut active_since,
@@ -233,10 +232,11 @@ fn sweep(spans: &[Span], window: &Window) -> (Vec<Failover>, Vec<Gap>) {
 
 /// The triad's part of the report.
 pub(super) fn report(journals: &[ServerJournal], window: &Window) -> TriadReport {
+    let links = Links::new(journals);
     let mut spans = Vec::new();
     let mut servers = Vec::new();
     for journal in journals {
-        let (mine, counts) = walk(journals, journal, window);
+        let (mine, counts) = walk(&links, journal, window);
         spans.extend(mine);
         servers.push(counts);
     }
@@ -387,6 +387,26 @@ mod tests {
         assert_eq!(triad.servers[0].kills, 1);
         assert_eq!(triad.changes[0].gap_ms, 1_000);
         assert_eq!(triad.gaps[0].seen_by, SeenBy::PeerLinkDown);
+    }
+
+    #[test]
+    fn a_link_that_came_back_up_or_went_down_before_the_last_record_dates_nothing() {
+        // #1 still runs at the journals' end: #2's link to it flapped (down, up), #3's
+        // went down before #1's last record.
+        let one = J::new(1)
+            .start(0)
+            .role_active(1_000)
+            .granted(5_000, 1, "h1", "alice");
+        let two = J::new(2)
+            .start(0)
+            .link(6_000, 1, false)
+            .link(6_500, 1, true)
+            .stop(9_000);
+        let three = J::new(3).start(0).link(4_000, 1, false).stop(9_000);
+        let triad = triad(vec![one, two, three]);
+        assert_eq!(triad.servers[0].kills, 0);
+        assert!(triad.gaps.is_empty(), "{:?}", triad.gaps);
+        assert_eq!(triad.servers[0].active_ms, 8_000);
     }
 
     #[test]
