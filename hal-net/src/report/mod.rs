@@ -255,9 +255,9 @@ pub struct Gap {
     pub open: bool,
 }
 
-/// Hours from ms, to the millisecond's precision that JSON should show.
+/// Hours from ms, rounded to 6 decimals (3.6 ms): what JSON shows without float noise.
 fn hours(ms: u64) -> f64 {
-    // Exact for any u64 that fits 53 bits (285,000 years of ms).
+    // Exact below 2^53 ms (285,000 years).
     #[allow(clippy::cast_precision_loss)]
     let h = ms as f64 / 3_600_000.0;
     (h * 1e6).round() / 1e6
