@@ -311,7 +311,7 @@ fn feature_report(
         None => seats::FeatureSeats::default().report(feature),
     };
     report.count = count;
-    report.denied_requests = denials.values().sum();
+    report.denied_requests = denials.values().fold(0, |a, b| a.saturating_add(*b));
     report.denials = denials;
     report
 }

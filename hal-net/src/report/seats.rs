@@ -234,7 +234,11 @@ fn usages(tallies: &BTreeMap<String, Tally>) -> Vec<Usage> {
 impl FeatureSeats {
     /// The feature's report, its denials and count left for the caller.
     pub(super) fn report(&self, feature: &str) -> FeatureReport {
-        let borrow_ms = self.borrowed.iter().map(|b| b.ms).sum();
+        let borrow_ms = self
+            .borrowed
+            .iter()
+            .map(|b| b.ms)
+            .fold(0, u64::saturating_add);
         FeatureReport {
             feature: feature.to_string(),
             count: None,

@@ -108,12 +108,15 @@ fn walk(links: &Links, journal: &ServerJournal, window: &Window) -> (Vec<Span>, 
     };
     let mut active_since: Option<u64> = None;
     let mut previous: Option<&Record> = None;
+    // A span ends no earlier than it began: a wall clock stepped back between the two
+    // records would otherwise end it first, and the sweep would count one server active
+    // fewer than none.
     let mut end = |since: &mut Option<u64>, t_ms: u64, how: ActiveEnd, seen: SeenBy| {
         if let Some(from_ms) = since.take() {
             spans.push(Span {
                 server,
                 from_ms,
-                end: Some((t_ms, how, seen)),
+                end: Some((t_ms.max(from_ms), how, seen)),
             });
         }
     };
@@ -164,7 +167,7 @@ fn walk(links: &Links, journal: &ServerJournal, window: &Window) -> (Vec<Span>, 
     counts.active_ms = spans
         .iter()
         .map(|s| window.overlap_ms(s.from_ms, s.end_ms()))
-        .sum();
+        .fold(0, u64::saturating_add);
     (spans, counts)
 }
 
@@ -200,6 +203,7 @@ fn sweep(spans: &[Span], window: &Window) -> (Vec<Failover>, Vec<Gap>) {
     for (t_ms, is_end, i) in events {
         let span = &spans[i];
         if is_end {
+            assert!(active > 0, "a span ends after it starts (walk clamps it)");
             active -= 1;
             if active == 0 {
                 no_active_since = Some((t_ms, i));
@@ -245,7 +249,7 @@ pub(super) fn report(journals: &[ServerJournal], window: &Window) -> TriadReport
         servers,
         failovers: changes.len().try_into().unwrap_or(u64::MAX),
         changes,
-        no_active_ms: gaps.iter().map(|g| g.ms).sum(),
+        no_active_ms: gaps.iter().map(|g| g.ms).fold(0, u64::saturating_add),
         gaps,
     }
 }
@@ -407,6 +411,21 @@ mod tests {
         assert_eq!(triad.servers[0].kills, 0);
         assert!(triad.gaps.is_empty(), "{:?}", triad.gaps);
         assert_eq!(triad.servers[0].active_ms, 8_000);
+    }
+
+    #[test]
+    fn a_wall_clock_stepped_back_while_active_makes_an_empty_span_not_a_panic() {
+        // #1's clock was stepped back 3 s while it was active.
+        let one = J::new(1)
+            .start(0)
+            .role_active(5_000)
+            .role_standby(2_000)
+            .stop(9_000);
+        let two = J::new(2).start(0).role_active(6_000).stop(9_000);
+        let triad = triad(vec![one, two]);
+        assert_eq!(triad.servers[0].active_ms, 0);
+        assert_eq!(triad.failovers, 1);
+        assert_eq!(triad.changes[0].gap_ms, 1_000);
     }
 
     #[test]
