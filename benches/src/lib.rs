@@ -11,6 +11,7 @@ pub mod hal;
 pub mod load;
 pub mod procstat;
 pub mod proxy;
+pub mod report;
 pub mod soak;
 pub mod triad;
 

@@ -1,4 +1,5 @@
-//! A process's resident memory and CPU time, read from Linux's `/proc`.
+//! A process's resident memory (now and at its peak) and CPU time, read from Linux's
+//! `/proc`.
 
 use std::time::Duration;
 
@@ -11,17 +12,39 @@ pub struct Usage {
     pub cpu: Duration,
 }
 
-/// The usage of process `pid`, or `None` when it is gone or `/proc` cannot be read.
-pub fn usage(pid: u32) -> Option<Usage> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss_kib = status
+/// A process's resident memory now and at its peak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Memory {
+    /// Resident set size, KiB.
+    pub rss_kib: u64,
+    /// The most it has been since the process started (`VmHWM`), KiB.
+    pub peak_kib: u64,
+}
+
+/// One `kB` figure of a `/proc/<pid>/status` text (`field` with its colon: `VmRSS:`).
+fn status_kib(status: &str, field: &str) -> Option<u64> {
+    status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .find_map(|l| l.strip_prefix(field))?
         .trim()
         .trim_end_matches("kB")
         .trim()
         .parse()
-        .ok()?;
+        .ok()
+}
+
+/// The memory of process `pid`, or `None` when it is gone or `/proc` cannot be read.
+pub fn memory(pid: u32) -> Option<Memory> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    Some(Memory {
+        rss_kib: status_kib(&status, "VmRSS:")?,
+        peak_kib: status_kib(&status, "VmHWM:")?,
+    })
+}
+
+/// The usage of process `pid`, or `None` when it is gone or `/proc` cannot be read.
+pub fn usage(pid: u32) -> Option<Usage> {
+    let rss_kib = memory(pid)?.rss_kib;
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which may hold spaces, so split after its ')').
     let rest = &stat[stat.rfind(')')? + 2..];
@@ -68,5 +91,8 @@ mod tests {
         assert!(own.rss_kib > 100, "{own:?} {x}");
         assert!(own.cpu >= Duration::from_millis(10), "{own:?}");
         assert_eq!(usage(u32::MAX), None);
+        let now = memory(std::process::id()).expect("own /proc entry");
+        assert!(now.peak_kib >= now.rss_kib && now.rss_kib > 100, "{now:?}");
+        assert_eq!(memory(u32::MAX), None);
     }
 }

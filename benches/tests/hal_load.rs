@@ -377,6 +377,44 @@ fn the_disk_probe_syncs_at_its_rate_and_leaves_nothing_behind() {
 }
 
 #[test]
+fn the_report_probe_counts_every_grant_once_and_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(HAL_LOAD)
+        .args(["report", "--records", "20000", "--servers", "3", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let f = fields(&output, "report:");
+    assert_eq!(f["servers"], "3", "{f:?}");
+    assert_eq!(f["records"], "20000", "{f:?}");
+    // Each server's start and role besides its seat records.
+    assert_eq!(f["entries"], "60006", "{f:?}");
+    // Every grant is in three journals and counted once.
+    assert_eq!(f["checkouts"], f["grants"], "{f:?}");
+    let peak = number(&f, "peak_seats");
+    assert!((250.0..=500.0).contains(&peak), "{f:?}");
+    for step in ["write_s", "read_s", "account_s"] {
+        assert!(number(&f, step) >= 0.0, "{f:?}");
+    }
+    let (before, read, peak) = (
+        number(&f, "rss_before_mib"),
+        number(&f, "peak_read_mib"),
+        number(&f, "peak_mib"),
+    );
+    assert!(0.0 < before && before <= read && read <= peak, "{f:?}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "files left: {left:?}");
+
+    let output = Command::new(HAL_LOAD)
+        .args(["report", "--servers", "4"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--servers must be 1, 2 or 3"), "{stderr}");
+}
+
+#[test]
 fn bad_arguments_are_refused_with_what_was_wrong() {
     let output = Command::new(HAL_LOAD)
         .args(["load", "--duration", "banana"])

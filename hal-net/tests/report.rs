@@ -5,8 +5,7 @@
 //! changes of the active server and the time none was active. Then its CSV and text
 //! forms, and its errors, each naming the file and line or the argument.
 //!
-//! Also, ignored: a generator of a large synthetic journal, to time the report on
-//! (`HAL_REPORT_SYNTHETIC=DIR cargo test --release --test report -- --ignored`).
+//! Its cost on a large journal is measured by `hal-load report` (benches/), not here.
 
 #![allow(clippy::unwrap_used)] // a failed step is a failed test
 
@@ -236,71 +235,4 @@ fn every_bad_input_is_refused_naming_the_file_and_line_or_the_argument() {
     assert!(text.contains("cannot be used with"), "{text}");
     let out = Command::new(hal_net()).arg("report").output().unwrap();
     assert_eq!(out.status.code(), Some(2), "no journal given: {out:?}");
-}
-
-/// Writes `$HAL_REPORT_SYNTHETIC/journal-1.jsonl`: a server's journal of
-/// `$HAL_REPORT_RECORDS` (default 1,000,000) seat records, 200 users on 50 hosts
-/// taking and releasing the 500 seats of one feature, a change every 100 ms.
-#[test]
-#[ignore = "writes a large file; run by hand to time `hal-net report` on it"]
-fn write_a_large_synthetic_journal() {
-    use std::io::Write;
-
-    let dir =
-        PathBuf::from(std::env::var("HAL_REPORT_SYNTHETIC").expect("HAL_REPORT_SYNTHETIC=DIR"));
-    let records: u64 = std::env::var("HAL_REPORT_RECORDS")
-        .map(|r| r.parse().unwrap())
-        .unwrap_or(1_000_000);
-    fs::create_dir_all(&dir).unwrap();
-    let mut out = std::io::BufWriter::new(fs::File::create(dir.join("journal-1.jsonl")).unwrap());
-    let t0: u64 = 1_780_000_000_000;
-    writeln!(
-        out,
-        r#"{{"kind":"meta","schema":2,"t_ms":{t0},"server":1,"features":{{"cad":{{"count":500,"hal":true}}}},"lease_ms":4000,"election_timeout_ms":1000,"failover_delay_ms":0,"failback_hold_ms":0,"max_clock_skew_ms":0,"triad":["1@a"]}}"#
-    )
-    .unwrap();
-    writeln!(
-        out,
-        r#"{{"kind":"start","t_ms":{t0},"server":1,"version":"0.1.0","pid":1,"recovered":{{"term":0,"snapshot_index":null,"last_index":0}},"mono_ms":0}}"#
-    )
-    .unwrap();
-    writeln!(
-        out,
-        r#"{{"kind":"role","t_ms":{t0},"server":1,"role":"active","term":1,"mono_ms":0}}"#
-    )
-    .unwrap();
-    let mut held: Vec<(u64, u64)> = Vec::new();
-    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut next = || {
-        // xorshift64
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    for index in 1..=records {
-        let t = t0 + index * 100;
-        let mono = index * 100;
-        let grant = held.len() < 250 || (held.len() < 500 && next() % 2 == 0);
-        if grant {
-            let user = next() % 200;
-            let client = next();
-            held.push((index, user));
-            writeln!(
-                out,
-                r#"{{"kind":"seat","t_ms":{t},"server":1,"index":{index},"change":"granted","handle":"h{index}","feature":"cad","client":"{client:016x}","req":1,"user":"user{user}","host":"host{}","by":1,"mono_ms":{mono}}}"#,
-                user % 50
-            )
-            .unwrap();
-        } else {
-            let (handle, _) =
-                held.swap_remove(usize::try_from(next() % held.len() as u64).unwrap());
-            writeln!(
-                out,
-                r#"{{"kind":"seat","t_ms":{t},"server":1,"index":{index},"change":"released","handle":"h{handle}","feature":"cad","client":"0000000000000000","req":2,"mono_ms":{mono}}}"#
-            )
-            .unwrap();
-        }
-    }
-    out.flush().unwrap();
 }

@@ -10,10 +10,11 @@
 //! target/release/hal-load soak --clients 10000 --duration 5m
 //! target/release/hal-load disk --writers 3 --busy-threads 2   # the disk's syncs while the CPUs are busy
 //! target/release/hal-load floor --clients 64 --half-peak    # the same load on bare processes: the machine's ceiling
+//! target/release/hal-load report --records 1000000          # hal-net report's reading and accounting: time, peak memory
 //! ```
 //!
 //! Every figure is printed as one `key=value` line (`load: ...`, `failover: ...`,
-//! `soak: ...`) that scripts such as `benches/compare-etcd.sh` read.
+//! `soak: ...`, `report: ...`) that scripts such as `benches/compare-etcd.sh` read.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,6 +28,7 @@ use hal_benches::failover::{self, Fault};
 use hal_benches::floor::{self, FloorSeats, FloorTriad};
 use hal_benches::hal::{HalSeats, client_id_base};
 use hal_benches::load;
+use hal_benches::report::{self, SyntheticJournal};
 use hal_benches::soak::{self, SoakOptions};
 use hal_benches::triad::{JournalUsage, Triad, TriadOptions, sibling_hal_net, statuses_at};
 use hal_core::timing::Timing;
@@ -57,6 +59,9 @@ enum Command {
     /// Holds seats for `soak` (started by it, not by hand).
     #[command(hide = true)]
     SoakWorker(SoakWorkerArgs),
+    /// `hal-net report` on a large synthetic journal: the time to read and to account it,
+    /// and the peak memory.
+    Report(ReportArgs),
     /// One of `floor`'s servers (started by it, not by hand).
     #[command(hide = true)]
     FloorServer(FloorServerArgs),
@@ -223,6 +228,26 @@ struct DiskArgs {
 }
 
 #[derive(Debug, Args)]
+struct ReportArgs {
+    /// Seat records in each server's journal.
+    #[arg(long, default_value_t = 1_000_000)]
+    records: u64,
+    /// Servers whose journals are written (1 to 3), each with every seat change.
+    #[arg(long, default_value_t = 1)]
+    servers: u8,
+    /// The feature's seats (between half and all of them held at any time).
+    #[arg(long, default_value_t = 500)]
+    seats: u32,
+    /// Users taking them, four to a host.
+    #[arg(long, default_value_t = 200)]
+    users: u32,
+    /// Where the journals are written (default: the system's temporary directory), in a
+    /// directory of this run's own that is removed at the end.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 struct FloorArgs {
     #[command(flatten)]
     shape: cli::LoadShape,
@@ -304,7 +329,10 @@ async fn run(command: Command) -> Result<()> {
             own_dir(triad.dir.as_ref(), TriadArgs::DIR_PREFIX)
         }
         Command::Floor(args) => own_dir(args.dir.as_ref(), FloorArgs::DIR_PREFIX),
-        Command::Disk(_) | Command::SoakWorker(_) | Command::FloorServer(_) => None,
+        Command::Disk(_)
+        | Command::Report(_)
+        | Command::SoakWorker(_)
+        | Command::FloorServer(_) => None,
     };
     let result = run_command(command).await;
     // The servers are stopped by now. Their files are kept for a look at a failed run.
@@ -326,6 +354,7 @@ async fn run_command(command: Command) -> Result<()> {
         Command::Soak(args) => soak_cmd(args).await,
         Command::Disk(args) => disk_cmd(args).await,
         Command::Floor(args) => floor_cmd(args).await,
+        Command::Report(args) => report_cmd(args).await,
         Command::SoakWorker(args) => {
             soak::worker(args.addrs, args.ca, args.first_id, args.clients).await
         }
@@ -526,6 +555,22 @@ async fn disk_cmd(args: DiskArgs) -> Result<()> {
     };
     let report = tokio::task::spawn_blocking(move || disk::run(options)).await??;
     println!("{}", report.line());
+    Ok(())
+}
+
+async fn report_cmd(args: ReportArgs) -> Result<()> {
+    let parent = args.dir.unwrap_or_else(std::env::temp_dir);
+    let dir = parent.join(format!("hal-load-report-{}", std::process::id()));
+    let options = SyntheticJournal {
+        seats: args.seats,
+        users: args.users,
+        ..SyntheticJournal::new(dir.clone(), args.records, args.servers)
+    };
+    let cost = tokio::task::spawn_blocking(move || report::run(options)).await?;
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    println!("{}", cost?.line());
     Ok(())
 }
 
