@@ -385,7 +385,8 @@ fn roles_and_majority(meta: &Meta, merged: &[Merged<'_>], out: &mut Vec<FieldVio
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
+    use std::path::Path;
+    use std::sync::Arc;
 
     use hal_core::record::{
         Entry, FeatureMeta, LinkRecord, PeerClock, RoleRecord, SeatRecord, Start, Stop,
@@ -397,6 +398,7 @@ mod tests {
     /// Builds one server's journal; times are that server's own clock.
     struct Journal {
         server: u8,
+        file: Arc<Path>,
         entries: Vec<Located>,
     }
 
@@ -404,6 +406,7 @@ mod tests {
         fn new(server: u8) -> Journal {
             Journal {
                 server,
+                file: Arc::from(Path::new(&format!("journal{server}.jsonl"))),
                 entries: Vec::new(),
             }
         }
@@ -412,7 +415,7 @@ mod tests {
             let line = self.entries.len() + 2;
             self.entries.push(Located {
                 entry: Entry::from(record),
-                file: PathBuf::from(format!("journal{}.jsonl", self.server)),
+                file: Arc::clone(&self.file),
                 line,
             });
             self

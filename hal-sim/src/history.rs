@@ -144,7 +144,8 @@ impl History {
         journals
             .iter()
             .map(|(&server, entries)| {
-                let file = std::path::PathBuf::from(format!("simulated-journal-{server}"));
+                let name = format!("simulated-journal-{server}");
+                let file: Arc<std::path::Path> = Arc::from(std::path::Path::new(&name));
                 hal_net::journal::read::ServerJournal {
                     server,
                     meta: Meta {
@@ -156,7 +157,7 @@ impl History {
                         .enumerate()
                         .map(|(i, entry)| hal_net::journal::read::Located {
                             entry: entry.clone(),
-                            file: file.clone(),
+                            file: Arc::clone(&file),
                             line: i + 2,
                         })
                         .collect(),

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use hal_core::record::{Entry, Meta, Record};
 
@@ -30,7 +31,9 @@ pub struct ReadError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Located {
     pub entry: Entry,
-    pub file: PathBuf,
+    /// The file, one allocation shared by all its entries (a journal of a million
+    /// records holds a few paths, not a million).
+    pub file: Arc<Path>,
     pub line: usize,
 }
 
@@ -113,6 +116,7 @@ fn read_file(path: &Path) -> Result<FileContents, ReadError> {
     };
     let file = File::open(path).map_err(|e| err(None, e.to_string()))?;
     let mut reader = BufReader::new(file);
+    let shared_path: Arc<Path> = Arc::from(path);
     let mut meta = None;
     let mut entries = Vec::new();
     let mut notes = Vec::new();
@@ -162,11 +166,55 @@ fn read_file(path: &Path) -> Result<FileContents, ReadError> {
             }
             (_, Some(_)) => entries.push(Located {
                 entry,
-                file: path.to_path_buf(),
+                file: Arc::clone(&shared_path),
                 line: number,
             }),
         }
     }
     let meta = meta.ok_or_else(|| err(None, "an empty file: not a journal".into()))?;
     Ok((meta, entries, notes))
+}
+
+#[cfg(test)]
+mod tests {
+    use hal_core::record::Stop;
+
+    use super::*;
+
+    /// A journal file of server 1: its meta line, then `records` stop records.
+    fn write_file(path: &Path, records: u64) {
+        let meta = Record::Meta(Meta {
+            server: Some(1),
+            ..Meta::default()
+        });
+        let stops = (0..records).map(|t_ms| {
+            Record::Stop(Stop {
+                t_ms,
+                server: 1,
+                reason: "shutdown".into(),
+            })
+        });
+        let lines: Vec<String> = std::iter::once(meta)
+            .chain(stops)
+            .map(|r| serde_json::to_string(&Entry::from(r)).unwrap() + "\n")
+            .collect();
+        std::fs::write(path, lines.concat()).unwrap();
+    }
+
+    #[test]
+    fn the_entries_of_one_file_share_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let files =
+            ["journal-00000001.jsonl", "journal-00000002.jsonl"].map(|f| dir.path().join(f));
+        for file in &files {
+            write_file(file, 3);
+        }
+        let journals = read(&[dir.path().to_path_buf()]).unwrap();
+        let entries = &journals[0].entries;
+        assert_eq!(entries.len(), 6);
+        assert!(Arc::ptr_eq(&entries[0].file, &entries[2].file));
+        assert!(!Arc::ptr_eq(&entries[2].file, &entries[3].file));
+        assert_eq!(*entries[3].file, *files[1]);
+        assert_eq!(entries[3].line, 2, "the meta record is line 1");
+    }
 }

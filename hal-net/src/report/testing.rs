@@ -4,7 +4,8 @@
 //! and hosts are `pc-<user>`.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::Path;
+use std::sync::Arc;
 
 use hal_core::record::{
     Dropped, Entry, FeatureMeta, LinkRecord, Meta, OpName, Record, Recovery, ResultName, RoleName,
@@ -50,7 +51,7 @@ impl J {
         let line = self.0.entries.len() + 2;
         self.0.entries.push(Located {
             entry: Entry::from(record),
-            file: PathBuf::from(format!("journal-{}.jsonl", self.0.server)),
+            file: Arc::from(Path::new(&format!("journal-{}.jsonl", self.0.server))),
             line,
         });
         self
