@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use hal_core::record::{Meta, Record, Recovery};
 use hal_net::journal::clocks::Clocks;
@@ -20,7 +21,7 @@ use super::ImportError;
 /// Where a record was read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Place {
-    pub file: PathBuf,
+    pub file: Arc<Path>,
     pub line: usize,
 }
 
