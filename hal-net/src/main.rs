@@ -56,6 +56,11 @@ enum Command {
     /// still held at the window's end counts up to it; a request retried on several
     /// servers counts once; a server that ended without a `stop` record (kill -9) is
     /// dated by its peers' links going down, else by its own last record.
+    ///
+    /// Times are on one clock, as `hal-sim check` aligns them: #1's, or the other two
+    /// servers' when they agree and #1's does not. Each server's records are moved onto
+    /// it with the clock offsets the servers journaled to each other; the output names
+    /// the clock and each server's offset from it.
     Report(report_cmd::ReportArgs),
     /// Vendor tools for license files: make keys, sign, verify, show.
     #[command(subcommand)]

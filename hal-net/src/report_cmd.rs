@@ -2,7 +2,8 @@
 //! administrators get from FlexNet's report logs or LM-X License Statistics. It reads
 //! the journals ([`hal_net::journal::read`]), computes the report ([`hal_net::report`])
 //! and prints it as text (default), one JSON object (`--json`) or one CSV (`--csv`,
-//! [`csv`]).
+//! [`csv`]). Every time, those of `--from` and `--to` included, is on one clock: #1's,
+//! or the other two servers' when they agree and #1's does not (the output names it).
 //!
 //! Exit codes: 0 printed; 1 a journal cannot be read (the error names the file and
 //! line); 2 the command line is wrong (a time that does not parse, a window outside the
@@ -30,7 +31,8 @@ pub struct ReportArgs {
     #[arg(required = true, value_name = "JOURNAL")]
     journals: Vec<PathBuf>,
     /// The window's start: RFC 3339 (`2026-12-06T10:00:00Z`, `2026-12-06T11:00:00+01:00`),
-    /// a date (`2026-12-06`, midnight UTC) or Unix ms. Default: the journals' first record.
+    /// a date (`2026-12-06`, midnight UTC) or Unix ms, on the report's reference clock.
+    /// Default: the journals' first record.
     #[arg(long, value_name = "T", value_parser = parse_time)]
     from: Option<u64>,
     /// The window's end, as --from. Default: the journals' last record.

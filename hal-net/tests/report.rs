@@ -87,6 +87,11 @@ fn a_report_shows_the_seats_users_failovers_and_gap_of_a_real_triad() {
         // Held through the failback (failback_hold 2 s).
         assert!(row["seat_ms"].as_u64().unwrap() >= 1_000, "{row}");
     }
+    // One machine, one clock: #1's is the reference, the others within a second of it.
+    assert_eq!(json["clock"]["reference"], "#1's clock", "{json:#}");
+    let offsets = json["clock"]["offsets"].as_array().unwrap();
+    assert_eq!(offsets.len(), 3, "{json:#}");
+    assert!(offsets[0]["offset_ms"].is_null(), "{json:#}");
     let triad = &json["triad"];
     // The failover to #2 and the failback to #1.
     assert_eq!(triad["failovers"], 2, "{triad:#}");
@@ -117,6 +122,8 @@ fn a_report_shows_the_seats_users_failovers_and_gap_of_a_real_triad() {
     assert!(has(["feature", "cad", "", "peak_seats", "3"]), "{csv}");
     assert!(has(["triad", "", "", "failovers", "2"]), "{csv}");
     assert!(has(["gap", "", "1", "cause", "killed"]), "{csv}");
+    assert!(has(["clock", "", "", "reference", "#1's clock"]), "{csv}");
+    assert!(has(["clock", "", "1", "offset_ms", ""]), "{csv}");
     assert!(
         rows.iter().any(|r| r[0] == "user" && r[2] == "alice"),
         "{csv}"
@@ -132,6 +139,7 @@ fn a_report_shows_the_seats_users_failovers_and_gap_of_a_real_triad() {
         assert!(found, "no {header} table in\n{text}");
     }
     for expected in [
+        "Times on #1's clock\n",
         "Feature cad (5 seats licensed)",
         "peak in use    3 seats, first at ",
         "failovers      2",

@@ -3,7 +3,8 @@
 //! clock stepped. The reference is server #1's clock (the lowest server with a journal),
 //! unless the other two agree with each other and not with it: then theirs (the
 //! majority's), and #1 is the server whose clock is off. `hal-sim check` merges journals
-//! on it and `hal-sim import` replays an incident on it.
+//! on it, `hal-sim import` replays an incident on it and `hal-net report` dates usage on
+//! it.
 //!
 //! It does not model drift: a drifting clock shows as a staircase of small steps, one
 //! each time the estimate moved by more than [`STEP_MS_MIN`] (or the round trip). It

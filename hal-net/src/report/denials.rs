@@ -6,8 +6,8 @@
 //! request, and a request counts once, under one reason: not at all if any server
 //! granted it; else under the last final refusal it got (`all_in_use`,
 //! `borrow_not_allowed`, `license_expired`, ...); else (no server could serve it) under
-//! the last "try elsewhere" answer (`no_majority` or `not_active`). It is dated by that
-//! answer. Requests whose feature the server no longer knew (its memory of pending
+//! the last "try elsewhere" answer (`no_majority` or `not_active`), "last" and the date
+//! both on the reference clock. It is dated by that answer. Requests whose feature the server no longer knew (its memory of pending
 //! requests is bounded) are left out.
 
 use std::collections::BTreeMap;
@@ -15,15 +15,18 @@ use std::collections::BTreeMap;
 use hal_core::record::{OpName, Record, ResultName, Served};
 
 use super::Window;
-use crate::journal::read::ServerJournal;
+use super::aligned::Aligned;
+
+/// An answer and its time on the reference clock.
+type Answer<'a> = (&'a Served, u64);
 
 /// What became of one request, so far.
 #[derive(Debug, Default)]
 struct Fate<'a> {
     granted: bool,
     /// The last final refusal, and the last "try elsewhere" one.
-    final_refusal: Option<&'a Served>,
-    elsewhere: Option<&'a Served>,
+    final_refusal: Option<Answer<'a>>,
+    elsewhere: Option<Answer<'a>>,
 }
 
 /// Whether a refusal only says another server might serve the request.
@@ -31,27 +34,28 @@ fn try_elsewhere(reason: &str) -> bool {
     matches!(reason, "no_majority" | "not_active")
 }
 
-fn later<'a>(kept: Option<&'a Served>, new: &'a Served) -> Option<&'a Served> {
+fn later<'a>(kept: Option<Answer<'a>>, new: Answer<'a>) -> Option<Answer<'a>> {
     match kept {
-        Some(old) if old.t_ms > new.t_ms => Some(old),
+        Some(old) if old.1 > new.1 => Some(old),
         _ => Some(new),
     }
 }
 
 impl<'a> Fate<'a> {
-    fn add(&mut self, served: &'a Served) {
+    fn add(&mut self, answer: Answer<'a>) {
+        let served = answer.0;
         match (&served.result, &served.reason) {
             (ResultName::Granted, _) => self.granted = true,
             (ResultName::Denied, Some(reason)) if try_elsewhere(reason) => {
-                self.elsewhere = later(self.elsewhere, served);
+                self.elsewhere = later(self.elsewhere, answer);
             }
-            (ResultName::Denied, _) => self.final_refusal = later(self.final_refusal, served),
+            (ResultName::Denied, _) => self.final_refusal = later(self.final_refusal, answer),
             _ => {}
         }
     }
 
     /// The answer the request counts under, if it was refused.
-    fn refusal(&self) -> Option<&'a Served> {
+    fn refusal(&self) -> Option<Answer<'a>> {
         if self.granted {
             return None;
         }
@@ -61,13 +65,13 @@ impl<'a> Fate<'a> {
 
 /// Refused requests in the window: feature, then reason, then how many.
 pub(super) fn count(
-    journals: &[ServerJournal],
+    aligned: &Aligned<'_>,
     window: &Window,
     wanted: &dyn Fn(&str) -> bool,
 ) -> BTreeMap<String, BTreeMap<String, u64>> {
     let mut requests: BTreeMap<(&str, u64), Fate<'_>> = BTreeMap::new();
-    for located in journals.iter().flat_map(|j| &j.entries) {
-        let Record::Served(served) = &located.entry.record else {
+    for (record, t_ms) in aligned.timed() {
+        let Record::Served(served) = record else {
             continue;
         };
         let asks_a_seat = matches!(served.op, OpName::Checkout | OpName::Borrow);
@@ -75,12 +79,12 @@ pub(super) fn count(
             requests
                 .entry((&served.client, served.req))
                 .or_default()
-                .add(served);
+                .add((served, t_ms));
         }
     }
     let mut counts: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-    for refusal in requests.values().filter_map(Fate::refusal) {
-        if !window.contains(refusal.t_ms) {
+    for (refusal, t_ms) in requests.values().filter_map(Fate::refusal) {
+        if !window.contains(t_ms) {
             continue;
         }
         let (Some(feature), Some(reason)) = (&refusal.feature, &refusal.reason) else {

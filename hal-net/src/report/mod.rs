@@ -4,9 +4,15 @@
 //! active server and how long no server was active.
 //!
 //! Pure: it takes journals already read ([`crate::journal::read`]) and returns a typed
-//! [`Report`]; printing it (text, JSON, CSV) is the CLI's. It does not correct the
-//! servers' clocks: every time is the wall clock of the server that journaled it
-//! (`peer_clock` records show how far apart they were).
+//! [`Report`]; printing it (text, JSON, CSV) is the CLI's.
+//!
+//! Every time it reports (peaks, seat spans, borrows, failovers, gaps) and the window it
+//! is asked for are on one clock, the one `hal-sim check` uses: #1's, or the other two
+//! servers' when they agree and #1's does not ([`crate::journal::clocks`]). Each server's
+//! records are moved onto it with the offsets the servers journaled to each other
+//! (`peer_clock`), and by their monotonic clock after a clock was set back ([`aligned`]);
+//! [`Report::clock`] says which clock it is and how far each server's was from it. A
+//! server whose offset no journal holds keeps its own times (a note says so).
 //!
 //! What it can see is what the journals kept: the writer drops the oldest files past
 //! `[journal] keep_mb`/`keep_days`, and a seat granted before the oldest record kept is
@@ -18,6 +24,7 @@
 //! seat-hours, borrows), [`denials`] (refused requests), [`triad`] (failovers and the
 //! time without an active server, and how a `kill -9` is seen).
 
+mod aligned;
 mod denials;
 mod seats;
 #[cfg(test)]
@@ -29,13 +36,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use hal_core::record::Record;
 use serde::Serialize;
 
+use self::aligned::Aligned;
 use crate::journal::read::ServerJournal;
 
 /// What to report on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Options {
-    /// The window's start, wall-clock ms since the Unix epoch (default: the journals'
-    /// first record).
+    /// The window's start, ms since the Unix epoch on the reference clock (default: the
+    /// journals' first record).
     pub from_ms: Option<u64>,
     /// The window's end (default: the journals' last record).
     pub to_ms: Option<u64>,
@@ -69,6 +77,8 @@ pub enum ReportError {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
     pub window: Window,
+    /// The clock every time counts on.
+    pub clock: Clock,
     /// The servers whose journals were read.
     pub servers_read: Vec<u8>,
     /// Each feature, by name.
@@ -79,7 +89,26 @@ pub struct Report {
     pub notes: Vec<String>,
 }
 
-/// The window reported on: the one asked for, within the journals' span.
+/// The clock the report's times count on, and the servers' clocks against it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Clock {
+    /// `#1's clock`, or `the clock of the two servers other than #1, which agree`.
+    pub reference: String,
+    /// Each server read, in the order read.
+    pub offsets: Vec<ClockOffset>,
+}
+
+/// One server's clock against the reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ClockOffset {
+    pub server: u8,
+    /// Its clock minus the reference, as first estimated (`None`: it is the reference,
+    /// or no journal holds an estimate and its times are taken as they are).
+    pub offset_ms: Option<i64>,
+}
+
+/// The window reported on: the one asked for, within the journals' span (on the
+/// reference clock).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Window {
     pub from_ms: u64,
@@ -266,7 +295,8 @@ fn hours(ms: u64) -> f64 {
 /// The usage report of `journals` (one per server, as [`crate::journal::read::read`]
 /// returns them) in the window and for the features `options` ask for.
 pub fn report(journals: &[ServerJournal], options: &Options) -> Result<Report, ReportError> {
-    let window = window(journals, options)?;
+    let aligned = Aligned::new(journals);
+    let window = window(&aligned, options)?;
     let known = feature_names(journals);
     if let Some(feature) = &options.feature
         && !known.contains(feature.as_str())
@@ -277,18 +307,19 @@ pub fn report(journals: &[ServerJournal], options: &Options) -> Result<Report, R
         });
     }
     let wanted = |f: &str| options.feature.as_deref().is_none_or(|w| w == f);
-    let mut notes = Vec::new();
-    let seats = seats::usage(journals, &window, &wanted, &mut notes);
-    let denied = denials::count(journals, &window, &wanted);
+    let (clock, mut notes) = clock(&aligned);
+    let seats = seats::usage(&aligned, &window, &wanted, &mut notes);
+    let denied = denials::count(&aligned, &window, &wanted);
     let features = known
         .iter()
         .filter(|f| wanted(f))
         .map(|f| feature_report(journals, f, &seats, &denied))
         .collect();
-    let triad = triad::report(journals, &window);
+    let triad = triad::report(&aligned, &window);
     notes.extend(journal_notes(journals));
     Ok(Report {
         window,
+        clock,
         servers_read: journals.iter().map(|j| j.server).collect(),
         features,
         triad,
@@ -316,12 +347,30 @@ fn feature_report(
     report
 }
 
+/// The reference clock and each server's offset from it, and a note for each server
+/// whose clock no journal measured.
+fn clock(aligned: &Aligned<'_>) -> (Clock, Vec<String>) {
+    let clocks = aligned.clocks();
+    let reference = clocks.reference.to_string();
+    let mut notes = Vec::new();
+    let mut offsets = Vec::new();
+    for server in aligned.journals().iter().map(|j| j.server) {
+        if !clocks.measured(server) && !clocks.is_reference(server) {
+            notes.push(format!(
+                "#{server}: no clock offset to {reference} was journaled; its times are taken as they are"
+            ));
+        }
+        offsets.push(ClockOffset {
+            server,
+            offset_ms: clocks.first_offset(server),
+        });
+    }
+    (Clock { reference, offsets }, notes)
+}
+
 /// The window: the one asked for, within the journals' first and last record.
-fn window(journals: &[ServerJournal], options: &Options) -> Result<Window, ReportError> {
-    let times = journals
-        .iter()
-        .flat_map(|j| &j.entries)
-        .filter_map(|l| l.entry.record.t_ms());
+fn window(aligned: &Aligned<'_>, options: &Options) -> Result<Window, ReportError> {
+    let times = aligned.timed().map(|(_, t_ms)| t_ms);
     let (first, last) = times
         .fold(None, |span: Option<(u64, u64)>, t| match span {
             None => Some((t, t)),

@@ -4,9 +4,12 @@
 //!
 //! Rules:
 //! - A seat change is a log entry: every server that applied it journaled it at the same
-//!   `index`, so the copies are one change, dated by the earliest copy (the active
-//!   server applies an entry first; the others within a heartbeat). Changes are taken in
-//!   log order, not by time, so the servers' clocks cannot reorder them.
+//!   `index`, so the copies are one change, dated by the earliest copy on the reference
+//!   clock (the active server applies an entry first; the others within a heartbeat).
+//!   Changes are taken in log order, not by time, so what is left of the clocks'
+//!   disagreement (an estimate is off by up to half a round trip) cannot reorder them.
+//! - A borrow's planned end is on the clock of the server that decided it (`by`), and is
+//!   moved to the reference clock like every other time.
 //! - A seat is held from its grant to its release, return or expiry. One still held at
 //!   the window's end counts up to it ([`Ended::Held`]).
 //! - A release whose grant no journal given holds: its seat's handle is its grant's log
@@ -21,13 +24,16 @@ use std::collections::BTreeMap;
 
 use hal_core::record::{Record, SeatChangeName, SeatRecord};
 
+use super::aligned::Aligned;
 use super::{Borrow, Ended, FeatureReport, Peak, Usage, Window, hours};
+use crate::journal::clocks::Clocks;
 use crate::journal::read::ServerJournal;
 
 /// The name shown for a user or host the journals do not give.
 pub const UNKNOWN: &str = "(unknown)";
 
-/// A change to the seat table: one log entry, and when it was first journaled.
+/// A change to the seat table: one log entry, and when it was first journaled (on the
+/// reference clock).
 #[derive(Debug, Clone, Copy)]
 struct Change<'a> {
     t_ms: u64,
@@ -59,18 +65,14 @@ impl Holding<'_> {
 /// an index that differ (journals of two triads, or of a triad whose data was wiped)
 /// are all kept, and noted.
 fn changes<'a>(
-    journals: &'a [ServerJournal],
+    aligned: &Aligned<'a>,
     wanted: &dyn Fn(&str) -> bool,
     notes: &mut Vec<String>,
 ) -> Vec<Change<'a>> {
-    let mut copies: Vec<Change<'a>> = journals
-        .iter()
-        .flat_map(|j| &j.entries)
-        .filter_map(|l| match &l.entry.record {
-            Record::Seat(seat) if wanted(&seat.feature) => Some(Change {
-                t_ms: seat.t_ms,
-                seat,
-            }),
+    let mut copies: Vec<Change<'a>> = aligned
+        .timed()
+        .filter_map(|(record, t_ms)| match record {
+            Record::Seat(seat) if wanted(&seat.feature) => Some(Change { t_ms, seat }),
             _ => None,
         })
         .collect();
@@ -259,7 +261,7 @@ impl FeatureSeats {
     }
 
     /// Adds `holding`'s time in the window (none if it lies outside).
-    fn add(&mut self, holding: &Holding<'_>, window: &Window, who: (&str, &str)) {
+    fn add(&mut self, holding: &Holding<'_>, window: &Window, clocks: &Clocks, who: (&str, &str)) {
         let start = holding.start_ms;
         let end = holding.end_ms().unwrap_or(u64::MAX);
         // Index 0: granted before the journals, not in the window.
@@ -293,7 +295,7 @@ impl FeatureSeats {
                 host: host.into(),
                 start_ms: start.max(window.from_ms),
                 end_ms: end.min(window.to_ms),
-                planned_end_ms: holding.seat.borrow_end_ms,
+                planned_end_ms: planned_end_ms(holding.seat, clocks),
                 ended: if held_at_end {
                     Ended::Held
                 } else {
@@ -304,6 +306,14 @@ impl FeatureSeats {
             });
         }
     }
+}
+
+/// A borrow's planned end on the reference clock: it was set on the clock of the server
+/// that decided the borrow.
+fn planned_end_ms(seat: &SeatRecord, clocks: &Clocks) -> Option<u64> {
+    let decided_by = seat.by.unwrap_or(seat.server);
+    seat.borrow_end_ms
+        .map(|end_ms| clocks.to_true(decided_by, end_ms))
 }
 
 /// A seat taken or given back, for the peak.
@@ -396,16 +406,16 @@ fn peaks(holdings: &[Holding<'_>], window: &Window) -> BTreeMap<String, Peak> {
 
 /// Each wanted feature's seats in the window (features with no seat change are absent).
 pub(super) fn usage(
-    journals: &[ServerJournal],
+    aligned: &Aligned<'_>,
     window: &Window,
     wanted: &dyn Fn(&str) -> bool,
     notes: &mut Vec<String>,
 ) -> BTreeMap<String, FeatureSeats> {
-    let changes = changes(journals, wanted, notes);
+    let changes = changes(aligned, wanted, notes);
     let holdings = holdings(&changes, window.journals_from_ms);
     let unseen = holdings.iter().filter(|h| !h.grant_seen).count();
     let clients = if unseen > 0 {
-        clients(journals)
+        clients(aligned.journals())
     } else {
         BTreeMap::new()
     };
@@ -423,10 +433,12 @@ pub(super) fn usage(
             .as_deref()
             .or(known.map(|k| k.1))
             .unwrap_or(UNKNOWN);
-        features
-            .entry(seat.feature.clone())
-            .or_default()
-            .add(holding, window, (user, host));
+        features.entry(seat.feature.clone()).or_default().add(
+            holding,
+            window,
+            aligned.clocks(),
+            (user, host),
+        );
     }
     for (feature, peak) in peaks(&holdings, window) {
         features.entry(feature).or_default().peak = peak;
@@ -464,9 +476,12 @@ mod tests {
 
     #[test]
     fn the_servers_copies_of_a_change_are_one_change_dated_by_the_first() {
-        // #1 applies first; #2 and #3 follow a little later, each on its own clock.
+        // #1 applies first; #2 and #3 follow a little later (their clocks agree with
+        // #1's, as #1 measured).
         let one = J::new(1)
             .start(0)
+            .clock(0, 2, 0)
+            .clock(0, 3, 0)
             .granted(H, 5, "h5", "alice")
             .ended(3 * H, 7, Released, "h5", "alice")
             .stop(4 * H);

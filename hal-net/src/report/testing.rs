@@ -1,15 +1,17 @@
 //! Hand-written journals for the report's unit tests: one server's records, in the order
 //! written, built line by line (`J::new(1).start(1_000).role_active(2_000)...`). Every
 //! journal licenses five seats of `cad`; clients are named by their users (`c-alice`)
-//! and hosts are `pc-<user>`.
+//! and hosts are `pc-<user>`. Times are the writing server's own wall clock, as a real
+//! journal's are; `clock` journals that server's estimate of a peer's clock and `mono`
+//! gives the record just written a monotonic time.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use hal_core::record::{
-    Dropped, Entry, FeatureMeta, LinkRecord, Meta, OpName, Record, Recovery, ResultName, RoleName,
-    RoleRecord, SeatChangeName, SeatRecord, Served, Start, Stop,
+    Dropped, Entry, FeatureMeta, LinkRecord, Meta, OpName, PeerClock, Record, Recovery, ResultName,
+    RoleName, RoleRecord, SeatChangeName, SeatRecord, Served, Start, Stop,
 };
 
 use crate::journal::read::{Located, ServerJournal};
@@ -105,6 +107,26 @@ impl J {
             up,
             reason: None,
         }))
+    }
+
+    /// This server measured `peer`'s clock: `offset_ms` ahead of its own.
+    pub(super) fn clock(self, t_ms: u64, peer: u8, offset_ms: i64) -> J {
+        let server = self.me();
+        self.push(Record::PeerClock(PeerClock {
+            t_ms,
+            server,
+            peer,
+            offset_ms,
+            rtt_ms: 2,
+        }))
+    }
+
+    /// The record just written was at `mono_ms` on this process's monotonic clock.
+    pub(super) fn mono(mut self, mono_ms: u64) -> J {
+        if let Some(last) = self.0.entries.last_mut() {
+            last.entry.mono_ms = Some(mono_ms);
+        }
+        self
     }
 
     pub(super) fn dropped(self, t_ms: u64, records: u64) -> J {

@@ -11,8 +11,7 @@
 //!   killed server's last record (and before its next start). The kernel closes a killed
 //!   process's connections at once, so this is within milliseconds of the kill; a
 //!   machine that lost power is seen when the peer's link times out (half an election
-//!   timeout). It is also the clock the next `role active` is written with when that
-//!   peer takes over, so the gap is measured on one clock;
+//!   timeout);
 //! - else by its own last record, which is the latest time it is known to have lived
 //!   (a quiet server journals little: a peer clock estimate a minute, so the gap may
 //!   then be up to a minute too long).
@@ -24,15 +23,19 @@
 //! A gap opens when the last active server stops being active and closes at the next
 //! `role active` of any server; one still open at the window's end counts up to it. The
 //! time before the first server became active (the triad starting) is not a gap.
-//! Servers' clocks are not corrected: a gap from one server's end to another's start is
-//! measured across their clocks, unless a peer's link record dates the end.
+//!
+//! Every time is on the reference clock ([`super::aligned`]), so a gap from one server's
+//! end to another's start is measured on one clock, whichever servers journaled them.
+//! A span still cannot end before it began: a clock set back that the alignment could
+//! not place (no `peer_clock` estimate of it, no monotonic times, or the reference
+//! server's own clock, which nothing is measured against) ends it where it began.
 
 use std::collections::BTreeMap;
 
 use hal_core::record::{Record, RoleName};
 
+use super::aligned::Aligned;
 use super::{ActiveEnd, Failover, Gap, SeenBy, ServerReport, TriadReport, Window};
-use crate::journal::read::ServerJournal;
 
 /// A time one server was active.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,12 +58,12 @@ impl Span {
 struct Links(BTreeMap<u8, Vec<(u8, u64, bool)>>);
 
 impl Links {
-    fn new(journals: &[ServerJournal]) -> Links {
+    fn new(aligned: &Aligned<'_>) -> Links {
         let mut links: BTreeMap<u8, Vec<(u8, u64, bool)>> = BTreeMap::new();
-        for located in journals.iter().flat_map(|j| &j.entries) {
-            if let Record::Link(link) = &located.entry.record {
+        for (record, t_ms) in aligned.timed() {
+            if let Record::Link(link) = record {
                 let about = links.entry(link.peer).or_default();
-                about.push((link.server, link.t_ms, link.up));
+                about.push((link.server, t_ms, link.up));
             }
         }
         Links(links)
@@ -95,9 +98,15 @@ impl Links {
     }
 }
 
-/// One server's active spans and its starts, stops and kills in the window.
-fn walk(links: &Links, journal: &ServerJournal, window: &Window) -> (Vec<Span>, ServerReport) {
-    let server = journal.server;
+/// The active spans of `aligned.journals()[i]`'s server, and its starts, stops and kills
+/// in the window.
+fn walk(
+    links: &Links,
+    aligned: &Aligned<'_>,
+    i: usize,
+    window: &Window,
+) -> (Vec<Span>, ServerReport) {
+    let server = aligned.journals()[i].server;
     let mut spans = Vec::new();
     let mut counts = ServerReport {
         server,
@@ -107,10 +116,11 @@ fn walk(links: &Links, journal: &ServerJournal, window: &Window) -> (Vec<Span>, 
         active_ms: 0,
     };
     let mut active_since: Option<u64> = None;
-    let mut previous: Option<&Record> = None;
-    // A span ends no earlier than it began: a wall clock stepped back between the two
-    // records would otherwise end it first, and the sweep would count one server active
-    // fewer than none.
+    // The record before, and its time.
+    let mut previous: Option<(&Record, u64)> = None;
+    // A span ends no earlier than it began: a clock set back that the alignment could
+    // not place would otherwise end it first, and the sweep would count one server
+    // active fewer than none.
     let mut end = |since: &mut Option<u64>, t_ms: u64, how: ActiveEnd, seen: SeenBy| {
         if let Some(from_ms) = since.take() {
             spans.push(Span {
@@ -120,13 +130,11 @@ fn walk(links: &Links, journal: &ServerJournal, window: &Window) -> (Vec<Span>, 
             });
         }
     };
-    for located in &journal.entries {
-        let record = &located.entry.record;
-        let t_ms = record.t_ms().unwrap_or(0);
+    for (record, t_ms) in aligned.of(i) {
+        let t_ms = t_ms.unwrap_or(0);
         match record {
             Record::Start(_) => {
-                if let Some(last) = previous.filter(|p| !matches!(p, Record::Stop(_))) {
-                    let last_ms = last.t_ms().unwrap_or(0);
+                if let Some((_, last_ms)) = previous.filter(|p| !matches!(p.0, Record::Stop(_))) {
                     let (at, seen) = links.killed_at(server, last_ms, Some(t_ms));
                     counts.kills += u64::from(window.contains(at));
                     end(&mut active_since, at, ActiveEnd::Killed, seen);
@@ -143,19 +151,18 @@ fn walk(links: &Links, journal: &ServerJournal, window: &Window) -> (Vec<Span>, 
             Record::Role(_) => end(&mut active_since, t_ms, ActiveEnd::Standby, SeenBy::Role),
             _ => {}
         }
-        previous = Some(record);
+        previous = Some((record, t_ms));
     }
-    if let Some(last) = previous.filter(|p| !matches!(p, Record::Stop(_))) {
-        let last_ms = last.t_ms().unwrap_or(0);
-        if let Some(at) = links.seen_going(server, last_ms, None) {
-            counts.kills += u64::from(window.contains(at));
-            end(
-                &mut active_since,
-                at,
-                ActiveEnd::Killed,
-                SeenBy::PeerLinkDown,
-            );
-        }
+    if let Some((_, last_ms)) = previous.filter(|p| !matches!(p.0, Record::Stop(_)))
+        && let Some(at) = links.seen_going(server, last_ms, None)
+    {
+        counts.kills += u64::from(window.contains(at));
+        end(
+            &mut active_since,
+            at,
+            ActiveEnd::Killed,
+            SeenBy::PeerLinkDown,
+        );
     }
     if let Some(from_ms) = active_since {
         spans.push(Span {
@@ -235,12 +242,12 @@ fn sweep(spans: &[Span], window: &Window) -> (Vec<Failover>, Vec<Gap>) {
 }
 
 /// The triad's part of the report.
-pub(super) fn report(journals: &[ServerJournal], window: &Window) -> TriadReport {
-    let links = Links::new(journals);
+pub(super) fn report(aligned: &Aligned<'_>, window: &Window) -> TriadReport {
+    let links = Links::new(aligned);
     let mut spans = Vec::new();
     let mut servers = Vec::new();
-    for journal in journals {
-        let (mine, counts) = walk(&links, journal, window);
+    for i in 0..aligned.journals().len() {
+        let (mine, counts) = walk(&links, aligned, i, window);
         spans.extend(mine);
         servers.push(counts);
     }
@@ -414,8 +421,9 @@ mod tests {
     }
 
     #[test]
-    fn a_wall_clock_stepped_back_while_active_makes_an_empty_span_not_a_panic() {
-        // #1's clock was stepped back 3 s while it was active.
+    fn a_wall_clock_stepped_back_unmeasured_makes_an_empty_span_not_a_panic() {
+        // #1's clock was stepped back 3 s while it was active: it is the reference and
+        // its records have no monotonic time, so the alignment cannot place them.
         let one = J::new(1)
             .start(0)
             .role_active(5_000)
@@ -426,6 +434,39 @@ mod tests {
         assert_eq!(triad.servers[0].active_ms, 0);
         assert_eq!(triad.failovers, 1);
         assert_eq!(triad.changes[0].gap_ms, 1_000);
+    }
+
+    #[test]
+    fn a_clock_set_back_while_active_is_placed_by_the_monotonic_clock_when_measured() {
+        // #2 is active from 2 s; its clock is set back 30 s at 5 s (#1 measures it at
+        // 6 s); it goes standby at 10 s, reading -20 s. #1 takes over at 12 s.
+        const T: u64 = 1_000_000;
+        let one = J::new(1)
+            .start(T)
+            .clock(T + 1_000, 2, 0)
+            .clock(T + 6_000, 2, -30_000)
+            .role_active(T + 12_000)
+            .stop(T + 20_000);
+        let two = J::new(2)
+            .start(T)
+            .mono(0)
+            .role_active(T + 2_000)
+            .mono(2_000)
+            .role_standby(T - 20_000)
+            .mono(10_000)
+            .stop(T - 15_000)
+            .mono(15_000);
+        let triad = triad(vec![one, two]);
+        assert_eq!(triad.servers[1].active_ms, 8_000);
+        assert_eq!(
+            triad.changes,
+            [Failover {
+                at_ms: T + 12_000,
+                from_server: 2,
+                to_server: 1,
+                gap_ms: 2_000
+            }]
+        );
     }
 
     #[test]

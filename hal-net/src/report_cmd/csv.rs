@@ -3,10 +3,12 @@
 //! header that does not change when a figure is added; a spreadsheet's pivot table or
 //! `pandas.pivot` turns a section into a table (`subject` by `metric`).
 //!
-//! Sections (`subject` in brackets): `window`; `feature`; `user` and `host` [the name];
+//! Sections (`subject` in brackets): `window`; `clock` [empty for the reference, which
+//! every time counts on; a server's number for its clock's offset from it];
+//! `feature`; `user` and `host` [the name];
 //! `denial` [the reason]; `borrow` [the seat's handle]; `server` [its number];
 //! `failover` and `gap` [1, 2, … in time order]; `triad`; `note` [1, 2, …]. Times are
-//! Unix ms, hours decimal. Fields are quoted as RFC 4180 says (lines end with `\n`); a
+//! Unix ms on the reference clock, hours decimal. Fields are quoted as RFC 4180 says (lines end with `\n`); a
 //! text field that starts with `=`, `+`, `-`, `@`, a tab or a carriage return gets a
 //! leading `'`, so that a user or host name chosen by a client cannot run as a
 //! spreadsheet formula.
@@ -161,6 +163,12 @@ pub fn render(report: &Report) -> String {
     rows.row("window", "", "", "to_ms", w.to_ms);
     rows.row("window", "", "", "journals_from_ms", w.journals_from_ms);
     rows.row("window", "", "", "journals_to_ms", w.journals_to_ms);
+    rows.row("clock", "", "", "reference", &report.clock.reference);
+    for offset in &report.clock.offsets {
+        let server = offset.server.to_string();
+        let offset_ms = offset.offset_ms.map(|o| o.to_string()).unwrap_or_default();
+        rows.row("clock", "", &server, "offset_ms", offset_ms);
+    }
     for f in &report.features {
         feature(&mut rows, f);
     }

@@ -1,10 +1,11 @@
 //! The report as text for a terminal: a heading per feature with its figures and its
 //! tables (users, hosts, borrows), the triad's servers, failovers and gaps, then the
-//! notes. Times are RFC 3339 UTC; names are shown with control characters escaped.
+//! notes. Times are RFC 3339 UTC on the reference clock, which the first lines name with
+//! each server's offset from it; names are shown with control characters escaped.
 
 use std::fmt::Write;
 
-use hal_net::report::{ActiveEnd, Ended, FeatureReport, Report, SeenBy, TriadReport, Usage};
+use hal_net::report::{ActiveEnd, Clock, Ended, FeatureReport, Report, SeenBy, TriadReport, Usage};
 
 use crate::status_cmd::{format_wall, shown};
 
@@ -208,6 +209,20 @@ fn triad(out: &mut String, t: &TriadReport) {
     }
 }
 
+/// Which clock the times are on, and each server's clock against it.
+fn clock(out: &mut String, clock: &Clock) {
+    let _ = writeln!(out, "Times on {}", clock.reference);
+    for offset in &clock.offsets {
+        if let Some(offset_ms) = offset.offset_ms {
+            let _ = writeln!(
+                out,
+                "  #{}'s clock: {offset_ms:+} ms from it",
+                offset.server
+            );
+        }
+    }
+}
+
 /// The report as text.
 pub fn render(report: &Report) -> String {
     let w = &report.window;
@@ -228,6 +243,7 @@ pub fn render(report: &Report) -> String {
         },
         servers.join(", ")
     );
+    clock(&mut out, &report.clock);
     for f in &report.features {
         feature(&mut out, f);
     }
