@@ -1,10 +1,11 @@
 //! The servers' wall clocks against one reference, from the `peer_clock` records of their
 //! journals: each server's clock minus the reference's, as levels that change when a
-//! clock stepped. The reference is server #1's clock (the lowest server with a journal),
-//! unless the other two agree with each other and not with it: then theirs (the
-//! majority's), and #1 is the server whose clock is off. `hal-sim check` merges journals
-//! on it, `hal-sim import` replays an incident on it and `hal-net report` dates usage on
-//! it.
+//! clock stepped. The reference is server #1's clock (the lowest server with a journal
+//! whose clock did not step: levels are placed on the reference's clock, so a clock that
+//! stepped cannot place them), unless the other two agree with each other and not with
+//! it: then theirs (the majority's), and #1 is the server whose clock is off. `hal-sim
+//! check` merges journals on it, `hal-sim import` replays an incident on it and `hal-net
+//! report` dates usage on it.
 //!
 //! It does not model drift: a drifting clock shows as a staircase of small steps, one
 //! each time the estimate moved by more than [`STEP_MS_MIN`] (or the round trip). It
@@ -87,76 +88,28 @@ fn shift(t: u64, by: i64) -> u64 {
 impl Clocks {
     /// The clocks of the servers of `journals`.
     pub fn estimate(journals: &[ServerJournal]) -> Clocks {
-        let base = journals
+        let mut servers: Vec<u8> = journals
             .iter()
             .map(|j| j.server)
             .filter(|s| (1..=3).contains(s))
-            .min()
-            .unwrap_or(1);
-        let mut samples = Vec::new();
-        let mut indirect = Vec::new();
-        for journal in journals {
-            for located in &journal.entries {
-                let Record::PeerClock(clock) = &located.entry.record else {
-                    continue;
-                };
-                if clock.server != journal.server || clock.peer == clock.server {
-                    continue;
-                }
-                if clock.server == base {
-                    samples.push(Sample {
-                        of: clock.peer,
-                        at_ms: clock.t_ms,
-                        offset_ms: clock.offset_ms,
-                        rtt_ms: clock.rtt_ms,
-                    });
-                } else if clock.peer == base {
-                    // The base's clock minus this server's, read on this server's clock.
-                    samples.push(Sample {
-                        of: clock.server,
-                        at_ms: shift(clock.t_ms, clock.offset_ms),
-                        offset_ms: clock.offset_ms.saturating_neg(),
-                        rtt_ms: clock.rtt_ms,
-                    });
-                } else {
-                    indirect.push(clock.clone());
-                }
+            .collect();
+        servers.sort_unstable();
+        servers.dedup();
+        // Levels are placed on the base's clock, so a base whose clock stepped would
+        // misplace them: the lowest server that did not step is the base.
+        let candidates = servers
+            .iter()
+            .map(|&base| (base, levels_against(journals, base)));
+        let mut first = None;
+        let mut steady = None;
+        for (base, levels) in candidates {
+            if !base_stepped(base, &levels) {
+                steady = Some((base, levels));
+                break;
             }
+            first.get_or_insert((base, levels));
         }
-        let mut levels: [Vec<Level>; 3] = Default::default();
-        for of in [1u8, 2, 3].into_iter().filter(|&s| s != base) {
-            let mut own: Vec<Sample> = samples.iter().filter(|s| s.of == of).copied().collect();
-            own.sort_by_key(|s| s.at_ms);
-            levels[usize::from(of - 1)] = steps(&own);
-        }
-        // A server measured only against the third one: through it.
-        for of in [1u8, 2, 3].into_iter().filter(|&s| s != base) {
-            let (third, through) = (6 - base - of, usize::from(6 - base - of - 1));
-            if !levels[usize::from(of - 1)].is_empty() || levels[through].is_empty() {
-                continue;
-            }
-            let mut own: Vec<Sample> = indirect
-                .iter()
-                .filter_map(|c| {
-                    let via = at_level(&levels[through], c.t_ms)?;
-                    let (offset_ms, at_ms) = if c.server == third && c.peer == of {
-                        (via.offset_ms.saturating_add(c.offset_ms), c.t_ms)
-                    } else if c.server == of && c.peer == third {
-                        (via.offset_ms.saturating_sub(c.offset_ms), c.t_ms)
-                    } else {
-                        return None;
-                    };
-                    Some(Sample {
-                        of,
-                        at_ms: shift(at_ms, via.offset_ms.saturating_neg()),
-                        offset_ms,
-                        rtt_ms: c.rtt_ms.saturating_add(via.rtt_ms),
-                    })
-                })
-                .collect();
-            own.sort_by_key(|s| s.at_ms);
-            levels[usize::from(of - 1)] = steps(&own);
-        }
+        let (base, mut levels) = steady.or(first).unwrap_or_else(|| (1, Default::default()));
         let reference = majority(base, &levels);
         // From offsets against the base to offsets against the reference, and from the
         // base's time to true time.
@@ -366,6 +319,87 @@ fn at_level(levels: &[Level], t_ms: u64) -> Option<Level> {
         .copied()
 }
 
+/// Every other server's levels against `base`'s clock, placed on it: from the base's own
+/// estimates and the others' estimates of it, then a server measured only against the
+/// third one through it.
+fn levels_against(journals: &[ServerJournal], base: u8) -> [Vec<Level>; 3] {
+    let mut samples = Vec::new();
+    let mut indirect = Vec::new();
+    for journal in journals {
+        for located in &journal.entries {
+            let Record::PeerClock(clock) = &located.entry.record else {
+                continue;
+            };
+            if clock.server != journal.server || clock.peer == clock.server {
+                continue;
+            }
+            if clock.server == base {
+                samples.push(Sample {
+                    of: clock.peer,
+                    at_ms: clock.t_ms,
+                    offset_ms: clock.offset_ms,
+                    rtt_ms: clock.rtt_ms,
+                });
+            } else if clock.peer == base {
+                // The base's clock minus this server's, read on this server's clock.
+                samples.push(Sample {
+                    of: clock.server,
+                    at_ms: shift(clock.t_ms, clock.offset_ms),
+                    offset_ms: clock.offset_ms.saturating_neg(),
+                    rtt_ms: clock.rtt_ms,
+                });
+            } else {
+                indirect.push(clock.clone());
+            }
+        }
+    }
+    let mut levels: [Vec<Level>; 3] = Default::default();
+    for of in [1u8, 2, 3].into_iter().filter(|&s| s != base) {
+        let mut own: Vec<Sample> = samples.iter().filter(|s| s.of == of).copied().collect();
+        own.sort_by_key(|s| s.at_ms);
+        levels[usize::from(of - 1)] = steps(&own);
+    }
+    // A server measured only against the third one: through it.
+    for of in [1u8, 2, 3].into_iter().filter(|&s| s != base) {
+        let (third, through) = (6 - base - of, usize::from(6 - base - of - 1));
+        if !levels[usize::from(of - 1)].is_empty() || levels[through].is_empty() {
+            continue;
+        }
+        let mut own: Vec<Sample> = indirect
+            .iter()
+            .filter_map(|c| {
+                let via = at_level(&levels[through], c.t_ms)?;
+                let (offset_ms, at_ms) = if c.server == third && c.peer == of {
+                    (via.offset_ms.saturating_add(c.offset_ms), c.t_ms)
+                } else if c.server == of && c.peer == third {
+                    (via.offset_ms.saturating_sub(c.offset_ms), c.t_ms)
+                } else {
+                    return None;
+                };
+                Some(Sample {
+                    of,
+                    at_ms: shift(at_ms, via.offset_ms.saturating_neg()),
+                    offset_ms,
+                    rtt_ms: c.rtt_ms.saturating_add(via.rtt_ms),
+                })
+            })
+            .collect();
+        own.sort_by_key(|s| s.at_ms);
+        levels[usize::from(of - 1)] = steps(&own);
+    }
+    levels
+}
+
+/// Whether `base`'s own clock stepped: both other servers show a step against it (a
+/// step of one of them shows against the base only in its own levels).
+fn base_stepped(base: u8, levels: &[Vec<Level>; 3]) -> bool {
+    let stepping = (1u8..=3)
+        .filter(|&s| s != base)
+        .filter(|&s| levels[usize::from(s - 1)].len() > 1)
+        .count();
+    stepping >= 2
+}
+
 /// Samples in time order to levels: a new level where the estimate moved by more than
 /// the step minimum and the round trip.
 fn steps(samples: &[Sample]) -> Vec<Level> {
@@ -450,6 +484,36 @@ mod tests {
         assert_eq!(clocks.to_true(2, 910_000), 1_000_000);
         assert_eq!(clocks.to_true(3, 1_002_000), 1_000_000);
         assert_eq!(clocks.to_true(1, 1_000_000), 1_000_000);
+    }
+
+    #[test]
+    fn when_1s_own_clock_steps_and_back_the_next_server_is_the_reference() {
+        // #1 is set back 162 s at true 1 019 000 and forward again at 1 023 000 (as
+        // `hal-load nemesis`'s clock fault does); #2 and #3 see it, #1 sees them steady.
+        let seen_by = |server| {
+            journal(
+                server,
+                &[
+                    (1_000_000, 1, 0),
+                    (1_019_000, 1, -162_000),
+                    (1_023_000, 1, 0),
+                ],
+            )
+        };
+        let clocks = Clocks::estimate(&[
+            journal(
+                1,
+                &[(1_000_000, 2, 0), (1_000_000, 3, 0), (1_030_000, 2, 0)],
+            ),
+            seen_by(2),
+            seen_by(3),
+        ]);
+        assert_eq!(clocks.reference, Reference::Server(2));
+        assert_eq!(clocks.offset_at(1, 1_010_000), 0);
+        assert_eq!(clocks.offset_at(1, 1_020_000), -162_000);
+        assert_eq!(clocks.offset_at(1, 1_030_000), 0);
+        assert_eq!(clocks.offset_at(3, 1_020_000), 0);
+        assert_eq!(clocks.to_true(1, 1_040_000), 1_040_000);
     }
 
     #[test]
