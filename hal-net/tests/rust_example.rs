@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use hal_net::client::{Client, Options};
-use support::cluster::Cluster;
+use support::cluster::{Cluster, cargo_build};
 
 /// A 4 s lease with 1 s heartbeats.
 const TIMING: &str = "client_lease = \"4s\"\nclient_heartbeat = \"1s\"";
@@ -23,20 +23,7 @@ const TIMING: &str = "client_lease = \"4s\"\nclient_heartbeat = \"1s\"";
 fn example() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        let profile = exe.parent().unwrap().parent().unwrap().to_path_buf();
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo.args(["build", "-p", "hal-net", "--example", "checkout", "--bins"]);
-        if profile.ends_with("release") {
-            cargo.arg("--release");
-        }
-        let built = cargo
-            .env("CARGO_TARGET_DIR", profile.parent().unwrap())
-            .current_dir(workspace)
-            .output()
-            .unwrap();
-        assert!(built.status.success(), "cargo build: {built:?}");
+        let profile = cargo_build(&["-p", "hal-net", "--example", "checkout", "--bins"]);
         profile.join("examples").join("checkout")
     })
 }

@@ -35,43 +35,50 @@ pub fn hal_net() -> PathBuf {
 pub fn build_hal_net() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        let profile = exe.parent().unwrap().parent().unwrap().to_path_buf();
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo.args(["build", "-p", "hal-net", "--bin", "hal-net"]);
-        // What cargo set for this test is not the build's: `ring` rebuilds when it sees
-        // another CARGO_MANIFEST_DIR, and with it everything above it.
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy();
-            let ours = [
-                "CARGO_MANIFEST_",
-                "CARGO_PKG_",
-                "CARGO_CRATE_",
-                "CARGO_BIN_",
-            ]
-            .iter()
-            .any(|p| key.starts_with(p))
-                || [
-                    "CARGO_TARGET_TMPDIR",
-                    "CARGO_PRIMARY_PACKAGE",
-                    "CARGO_RUSTC_CURRENT_DIR",
-                ]
-                .contains(&key.as_ref());
-            if ours {
-                cargo.env_remove(key.as_ref());
-            }
-        }
-        if profile.ends_with("release") {
-            cargo.arg("--release");
-        }
-        let built = cargo
-            .env("CARGO_TARGET_DIR", profile.parent().unwrap())
-            .current_dir(workspace)
-            .output()
-            .unwrap();
-        assert!(built.status.success(), "cargo build -p hal-net: {built:?}");
+        cargo_build(&["-p", "hal-net", "--bin", "hal-net"]);
     });
+}
+
+/// `cargo build ARGS` into the target directory and profile the running test was built
+/// in; the profile's directory (`target/debug`).
+pub fn cargo_build(args: &[&str]) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo.arg("build").args(args);
+    // What cargo set for this test is not the build's: `ring` rebuilds when it sees
+    // another CARGO_MANIFEST_DIR, and with it everything above it.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let ours = [
+            "CARGO_MANIFEST_",
+            "CARGO_PKG_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+        ]
+        .iter()
+        .any(|p| key.starts_with(p))
+            || [
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_RUSTC_CURRENT_DIR",
+            ]
+            .contains(&key.as_ref());
+        if ours {
+            cargo.env_remove(key.as_ref());
+        }
+    }
+    if profile.ends_with("release") {
+        cargo.arg("--release");
+    }
+    let built = cargo
+        .env("CARGO_TARGET_DIR", profile.parent().unwrap())
+        .current_dir(workspace)
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "cargo build {args:?}: {built:?}");
+    profile
 }
 
 /// The demo license of the tests: five seats, borrowing allowed.
