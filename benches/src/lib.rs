@@ -12,6 +12,7 @@ pub mod load;
 pub mod procstat;
 pub mod proxy;
 pub mod report;
+pub mod servers;
 pub mod soak;
 pub mod triad;
 

@@ -1,16 +1,18 @@
 //! Three real `hal-net serve` processes on 127.0.0.1 for the load, failover and soak
 //! tools: a fresh directory with a vendor key, a signed license of one feature with the
 //! seats asked for, three configs (LAN timing, data synced to disk as in production),
-//! and the processes, which can be killed with SIGKILL and started again.
+//! and the processes ([`crate::servers`]), which can be killed with SIGKILL and started
+//! again. The files are made by [`make_files`], which the nemesis shares for a triad on
+//! addresses of its own.
 //!
 //! With `proxied`, every server is reached through a [`crate::proxy`] port (peers and
 //! clients alike: the triad list names the proxy ports), so a server can be cut off from
 //! everything without root.
 
 use std::fs;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use hal_core::ServerId;
@@ -24,6 +26,7 @@ use hal_net::transport::TcpTransport;
 use hal_net::wire::StatusReport;
 
 use crate::proxy::Proxy;
+use crate::servers::{Launcher, Servers};
 
 /// The feature the triad serves.
 pub const FEATURE: &str = "bench";
@@ -64,6 +67,74 @@ pub struct JournalUsage {
     pub served: u64,
 }
 
+impl TriadOptions {
+    /// What the servers are made with, beyond where they are.
+    pub fn settings(&self) -> ServerSettings {
+        ServerSettings {
+            count: self.count,
+            client_connections_max: self.client_connections_max,
+            timing: self.timing,
+            tls: self.tls,
+            journal: self.journal,
+        }
+    }
+}
+
+/// What the servers of a test triad are made with, beyond where they are.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerSettings {
+    /// Seats of [`FEATURE`].
+    pub count: u32,
+    /// The servers' limit of client connections (hal-net's default if `None`), also
+    /// their limit per client address (every client of a measurement comes from one).
+    pub client_connections_max: Option<usize>,
+    /// The servers' timers (written as overrides of the LAN profile).
+    pub timing: Timing,
+    /// TLS on every connection, as deployed (`false`: `insecure_plaintext`).
+    pub tls: bool,
+    /// Whether the servers keep their journal, as deployed (`false`: `[journal] enabled
+    /// = false`).
+    pub journal: bool,
+}
+
+/// Where each server of a triad is, in slot order.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    /// The triad list: what peers and clients dial (and the certificates name).
+    pub named: [ServerAddr; 3],
+    /// What each server listens on.
+    pub listen: [SocketAddr; 3],
+}
+
+/// The files [`make_files`] made.
+#[derive(Debug)]
+pub struct TriadFiles {
+    /// The transport the triad's clients use (TLS against its CA, or plaintext).
+    pub transport: ClientTransport,
+    /// Each server's config file, in slot order.
+    pub configs: Vec<PathBuf>,
+    /// The signed license the servers serve.
+    pub license: PathBuf,
+}
+
+/// Makes the files of a triad placed at `placement` in `dir`: a vendor key, a signed
+/// license of [`FEATURE`], the certificates (with `tls`) and three configs, each server
+/// with its data in `dir/dataN`.
+pub fn make_files(
+    dir: &Path,
+    placement: &Placement,
+    settings: &ServerSettings,
+) -> Result<TriadFiles> {
+    let license = write_license(dir, settings.count)?;
+    let transport = make_certificates(dir, &placement.named, settings.tls)?;
+    let configs = write_configs(dir, placement, settings)?;
+    Ok(TriadFiles {
+        transport,
+        configs,
+        license,
+    })
+}
+
 /// The status report of each server at `addrs` (`host:port`), or why there is none.
 pub async fn statuses_at(
     transport: &ClientTransport,
@@ -97,8 +168,7 @@ pub fn sibling_hal_net() -> Result<PathBuf> {
 pub struct Triad {
     options: TriadOptions,
     transport: ClientTransport,
-    configs: Vec<PathBuf>,
-    children: Vec<Option<Child>>,
+    servers: Servers,
     proxies: Vec<Proxy>,
 }
 
@@ -111,30 +181,31 @@ impl Triad {
             fs::remove_dir_all(dir).with_context(|| format!("cannot clear {}", dir.display()))?;
         }
         fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        write_license(dir, options.count)?;
-        let listen: Vec<u16> = (0..3).map(|i| options.base_port + i).collect();
+        let listen = ServerId::ALL.map(|id| options.base_port + id.index() as u16);
         let mut proxies = Vec::new();
-        let named: Vec<u16> = if options.proxied {
-            for (i, &port) in listen.iter().enumerate() {
-                let front = options.base_port + 3 + i as u16;
-                let id = ServerId::ALL[i];
-                proxies.push(Proxy::start(id, front, port).await?);
+        let named = if options.proxied {
+            for id in ServerId::ALL {
+                let front = options.base_port + 3 + id.index() as u16;
+                proxies.push(Proxy::start(id, front, listen[id.index()]).await?);
             }
-            (0..3).map(|i| options.base_port + 3 + i).collect()
+            listen.map(|port| port + 3)
         } else {
-            listen.clone()
+            listen
         };
-        let transport = make_certificates(dir, &named, options.tls)?;
-        let configs = write_configs(dir, &listen, &named, &options)?;
+        let placement = Placement {
+            named: named.map(ServerAddr::loopback),
+            listen: listen.map(|port| SocketAddr::from(([127, 0, 0, 1], port))),
+        };
+        let files = make_files(dir, &placement, &options.settings())?;
+        let launchers = vec![Launcher::direct(&options.hal_net); 3];
         let mut triad = Triad {
+            servers: Servers::new(dir, files.configs, launchers),
             options,
-            transport,
-            configs,
-            children: vec![None, None, None],
+            transport: files.transport,
             proxies,
         };
         for id in ServerId::ALL {
-            triad.spawn(id, true)?;
+            triad.servers.spawn(id, true)?;
         }
         triad
             .wait_active(Duration::from_secs(20))
@@ -184,49 +255,17 @@ impl Triad {
 
     /// The process id of a running server.
     pub fn pid(&self, id: ServerId) -> Option<u32> {
-        self.children[id.index()].as_ref().map(Child::id)
+        self.servers.pid(id)
     }
 
     /// SIGKILL to server `id`, and waits for it to be gone.
     pub fn kill(&mut self, id: ServerId) -> Result<()> {
-        if let Some(mut child) = self.children[id.index()].take() {
-            child
-                .kill()
-                .with_context(|| format!("cannot kill server #{id}"))?;
-            child.wait()?;
-        }
-        Ok(())
+        self.servers.kill(id)
     }
 
     /// Starts server `id` (stopping it first with SIGKILL if it runs) from its data.
     pub fn restart(&mut self, id: ServerId) -> Result<()> {
-        self.kill(id)?;
-        self.spawn(id, false)
-    }
-
-    /// Starts server `id`; `first`: its first start, on no data (`--join-empty`). A
-    /// restart goes without, as an operator's would.
-    fn spawn(&mut self, id: ServerId, first: bool) -> Result<()> {
-        let dir = &self.options.dir;
-        let log_path = dir.join(format!("server{}.log", id.get()));
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .with_context(|| format!("cannot open {}", log_path.display()))?;
-        let child = Command::new(&self.options.hal_net)
-            .arg("serve")
-            .arg("--config")
-            .arg(&self.configs[id.index()])
-            .args(first.then_some("--join-empty"))
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("cannot start {}", self.options.hal_net.display()))?;
-        self.children[id.index()] = Some(child);
-        Ok(())
+        self.servers.restart(id)
     }
 
     /// Cuts server `id` off from its peers and clients (needs `proxied`): every byte to
@@ -280,22 +319,7 @@ impl Triad {
     /// Fails if a server that should run has exited (a bad config, a port in use), with
     /// the end of its log.
     pub fn check_running(&mut self) -> Result<()> {
-        for (i, slot) in self.children.iter_mut().enumerate() {
-            let Some(child) = slot else { continue };
-            if let Ok(Some(status)) = child.try_wait() {
-                *slot = None;
-                let log = self.options.dir.join(format!("server{}.log", i + 1));
-                let text = fs::read_to_string(&log).unwrap_or_default();
-                let lines: Vec<&str> = text.lines().collect();
-                let tail = lines[lines.len().saturating_sub(5)..].join("\n");
-                bail!(
-                    "server #{} exited ({status}); the end of {}:\n{tail}",
-                    i + 1,
-                    log.display()
-                );
-            }
-        }
-        Ok(())
+        self.servers.check_running()
     }
 
     /// Resident memory (KiB) and CPU time used so far (user + system) of server `id`.
@@ -337,19 +361,19 @@ impl Triad {
         })
     }
 
-    /// SIGTERM to every server, then waits (SIGKILL after 5 s).
+    /// SIGTERM to every server, then waits (SIGKILL after 5 s). Dropping the triad does
+    /// the same.
     pub fn stop(&mut self) {
-        crate::cli::stop_children(&mut self.children);
+        self.servers.stop();
     }
 }
 
-impl Drop for Triad {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
+/// The license file's name in a triad's directory.
+pub const LICENSE_FILE: &str = "bench.lic";
 
-fn write_license(dir: &Path, count: u32) -> Result<()> {
+/// Makes a vendor key in `dir` and the license of [`FEATURE`] it signs; returns the
+/// license's path.
+fn write_license(dir: &Path, count: u32) -> Result<PathBuf> {
     hal_net::keys::generate(dir, false)?;
     let key = hal_net::keys::read_signing_key(&dir.join(hal_net::keys::PRIVATE_KEY_FILE))?;
     let text = format!(
@@ -360,18 +384,20 @@ fn write_license(dir: &Path, count: u32) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("the bench license does not parse: {e}"))?;
     license.sign(&key);
     let signed = hal_core::license::sign_text(&text, &license);
-    hal_net::license_file::save(&dir.join("bench.lic"), signed.as_bytes())?;
-    Ok(())
+    let path = dir.join(LICENSE_FILE);
+    hal_net::license_file::save(&path, signed.as_bytes())?;
+    Ok(path)
 }
 
 /// With `tls`, makes the triad's CA and certificates in `dir/tls` (for the addresses
 /// clients dial, `named`) and returns the transport that trusts them; without, plaintext.
-fn make_certificates(dir: &Path, named: &[u16], tls: bool) -> Result<ClientTransport> {
+fn make_certificates(dir: &Path, named: &[ServerAddr], tls: bool) -> Result<ClientTransport> {
     if !tls {
         return Ok(ClientTransport::Insecure(TcpTransport));
     }
     let tls_dir = dir.join(TLS_DIR);
-    triad_dir::init_loopback(&tls_dir, named)?;
+    let days = hal_net::tls::issue::LEAF_DAYS_DEFAULT;
+    triad_dir::init(&tls_dir, named, days, false, SystemTime::now())?;
     let connector = hal_net::tls::client_connector(&tls_dir.join(triad_dir::CA_CERT_FILE), None)?;
     Ok(ClientTransport::Tls(TlsTransport::client(connector)))
 }
@@ -381,42 +407,32 @@ pub const TLS_DIR: &str = "tls";
 
 fn write_configs(
     dir: &Path,
-    listen: &[u16],
-    named: &[u16],
-    options: &TriadOptions,
+    placement: &Placement,
+    settings: &ServerSettings,
 ) -> Result<Vec<PathBuf>> {
-    let triad: [ServerAddr; 3] = named
-        .iter()
-        .map(|&p| ServerAddr::loopback(p))
-        .collect::<Vec<_>>()
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("a triad has three ports"))?;
     let mut paths = Vec::new();
     for id in ServerId::ALL {
         let mut file = ConfigFile::triad_member(
-            triad.clone(),
+            placement.named.clone(),
             id,
             &dir.join(format!("data{}", id.get())),
-            &dir.join("bench.lic"),
+            &dir.join(LICENSE_FILE),
             &dir.join(hal_net::keys::PUBLIC_KEY_FILE),
         );
-        file.listen = Some(std::net::SocketAddr::from((
-            [127, 0, 0, 1],
-            listen[id.index()],
-        )));
+        file.listen = Some(placement.listen[id.index()]);
         file.hostid = Some(
             hal_core::HostId::parse(&format!("bench-server{}", id.get()))
                 .map_err(anyhow::Error::msg)?,
         );
         let path = dir.join(format!("server{}.toml", id.get()));
-        file.client_connections_max = options.client_connections_max;
-        // Every client of a measurement comes from 127.0.0.1.
+        file.client_connections_max = settings.client_connections_max;
+        // Every client of a measurement comes from one address.
         file.client_connections_per_address_max = Some(
-            options
+            settings
                 .client_connections_max
                 .unwrap_or(hal_net::config::CLIENT_CONNECTIONS_MAX_DEFAULT),
         );
-        if options.tls {
+        if settings.tls {
             let tls = dir.join(TLS_DIR);
             file.security = Security::Tls(TlsFiles {
                 ca: tls.join(triad_dir::CA_CERT_FILE),
@@ -424,8 +440,8 @@ fn write_configs(
                 key: tls.join(triad_dir::server_key_file(id)),
             });
         }
-        file.timing = options.timing;
-        if !options.journal {
+        file.timing = settings.timing;
+        if !settings.journal {
             file.journal = Some(hal_net::config::JournalConfig {
                 enabled: false,
                 ..Default::default()

@@ -8,10 +8,11 @@
 // A test that meets an impossible state should fail at once, with the value shown.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use hal_core::timing::Timing;
@@ -20,21 +21,7 @@ const HAL_LOAD: &str = env!("CARGO_BIN_EXE_hal-load");
 
 /// The `hal-net` of this build, built first if this package's tests run alone.
 fn hal_net() -> PathBuf {
-    static BUILT: Mutex<bool> = Mutex::new(false);
-    let path = PathBuf::from(HAL_LOAD).with_file_name("hal-net");
-    let mut built = BUILT.lock().unwrap();
-    if !*built && !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut build = Command::new(cargo);
-        build.args(["build", "-p", "hal-net", "--bin", "hal-net"]);
-        if !cfg!(debug_assertions) {
-            build.arg("--release");
-        }
-        let status = build.status().unwrap();
-        assert!(status.success(), "cargo build -p hal-net failed");
-    }
-    *built = true;
-    path
+    support::sibling(HAL_LOAD, "hal-net", "hal-net")
 }
 
 /// The soonest #2 can take over after #1 goes silent: it campaigns `election_timeout` +
