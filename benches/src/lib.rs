@@ -4,11 +4,13 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod delay_proxy;
 pub mod disk;
 pub mod failover;
 pub mod floor;
 pub mod hal;
 pub mod load;
+pub mod netns;
 pub mod procstat;
 pub mod proxy;
 pub mod report;
