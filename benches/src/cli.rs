@@ -88,7 +88,12 @@ pub struct TimingArgs {
 impl TimingArgs {
     /// The LAN profile with the overrides, checked as a server's config would be.
     pub fn timing(&self) -> Result<Timing> {
-        let mut timing = Timing::lan();
+        self.timing_from(Timing::lan())
+    }
+
+    /// `base` with the overrides, checked as a server's config would be.
+    pub fn timing_from(&self, base: Timing) -> Result<Timing> {
+        let mut timing = base;
         for (name, value) in &self.overrides {
             if let Some(field) = timing_field(&mut timing, name) {
                 *field = *value;

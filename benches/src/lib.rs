@@ -1,6 +1,7 @@
 //! Inputs shared by the benchmarks in `benches/`: generated license files of a chosen
 //! size, and an in-memory cluster driver ([`cluster`]), so every benchmark measures the
-//! same work.
+//! same work. Also what `hal-load` runs against real `hal-net serve` processes: the
+//! load, failover and soak measurements, and the [`nemesis`] on a network of namespaces.
 
 pub mod cli;
 pub mod cluster;
@@ -10,6 +11,7 @@ pub mod failover;
 pub mod floor;
 pub mod hal;
 pub mod load;
+pub mod nemesis;
 pub mod netns;
 pub mod procstat;
 pub mod proxy;

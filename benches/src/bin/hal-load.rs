@@ -11,16 +11,19 @@
 //! target/release/hal-load disk --writers 3 --busy-threads 2   # the disk's syncs while the CPUs are busy
 //! target/release/hal-load floor --clients 64 --half-peak    # the same load on bare processes: the machine's ceiling
 //! target/release/hal-load report --records 1000000          # hal-net report's reading and accounting: time, peak memory
+//! sudo target/release/hal-load nemesis --duration 60s        # real faults in network namespaces, judged by hal-sim
 //! ```
 //!
 //! Every figure is printed as one `key=value` line (`load: ...`, `failover: ...`,
-//! `soak: ...`, `report: ...`) that scripts such as `benches/compare-etcd.sh` read.
+//! `soak: ...`, `report: ...`) that scripts such as `benches/compare-etcd.sh` read;
+//! `nemesis` ends with `nemesis: faults=N checkouts=M violations=V imported=passed|failed`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use clap::builder::RangedU64ValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use hal_benches::cli::{self, TimingArgs, TrialArgs};
 use hal_benches::disk::{self, DiskOptions};
@@ -28,6 +31,7 @@ use hal_benches::failover::{self, Fault};
 use hal_benches::floor::{self, FloorSeats, FloorTriad};
 use hal_benches::hal::{HalSeats, client_id_base};
 use hal_benches::load;
+use hal_benches::nemesis::{self, NemesisOptions};
 use hal_benches::report::{self, SyntheticJournal};
 use hal_benches::soak::{self, SoakOptions};
 use hal_benches::triad::{JournalUsage, Triad, TriadOptions, sibling_hal_net, statuses_at};
@@ -56,6 +60,12 @@ enum Command {
     /// The same load against three bare processes that keep the triad's commit rule
     /// (answer once synced on two of three) with no license logic: the machine's ceiling.
     Floor(FloorArgs),
+    /// A Jepsen-style run on a real network (needs root): three servers in network
+    /// namespaces, clients throughout, real faults from a seeded schedule (kill -9, cuts,
+    /// loss, flapping, latency, a clock step), then the servers' journals judged by
+    /// hal-sim. Exit 0 only if every step ran, no invariant was violated, and the
+    /// incident imported from the journals replays and passes.
+    Nemesis(NemesisArgs),
     /// Holds seats for `soak` (started by it, not by hand).
     #[command(hide = true)]
     SoakWorker(SoakWorkerArgs),
@@ -281,6 +291,38 @@ struct FloorServerArgs {
 }
 
 #[derive(Debug, Args)]
+struct NemesisArgs {
+    /// How long faults are injected (a calm period and the judging follow).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Seed of the fault schedule (default: drawn at random; printed either way).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Clients checking seats out and in throughout.
+    #[arg(long, default_value_t = 8, value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    clients: usize,
+    /// Seats of the feature (default: half the clients, so some checkouts find every
+    /// seat in use).
+    #[arg(long, value_parser = RangedU64ValueParser::<u32>::new().range(1..=i32::MAX as u64))]
+    count: Option<u32>,
+    /// The hal-net executable (default: the one beside hal-load).
+    #[arg(long, value_name = "PATH")]
+    hal_net: Option<PathBuf>,
+    /// The hal-sim executable that judges the journals (default: the one beside
+    /// hal-load).
+    #[arg(long, value_name = "PATH")]
+    hal_sim: Option<PathBuf>,
+    /// The run directory (cleared first, and kept; default: hal-nemesis-PID in the
+    /// system's temporary directory).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Timers: the LAN profile with a 1 s client heartbeat, a 6 s lease and a 3 s
+    /// failback hold, then these overrides.
+    #[command(flatten)]
+    timing: TimingArgs,
+}
+
+#[derive(Debug, Args)]
 struct SoakWorkerArgs {
     /// The servers, `host:port` in path order, comma-separated.
     #[arg(long, value_delimiter = ',', required = true)]
@@ -329,8 +371,10 @@ async fn run(command: Command) -> Result<()> {
             own_dir(triad.dir.as_ref(), TriadArgs::DIR_PREFIX)
         }
         Command::Floor(args) => own_dir(args.dir.as_ref(), FloorArgs::DIR_PREFIX),
+        // The nemesis keeps its directory: it is the evidence.
         Command::Disk(_)
         | Command::Report(_)
+        | Command::Nemesis(_)
         | Command::SoakWorker(_)
         | Command::FloorServer(_) => None,
     };
@@ -355,6 +399,7 @@ async fn run_command(command: Command) -> Result<()> {
         Command::Disk(args) => disk_cmd(args).await,
         Command::Floor(args) => floor_cmd(args).await,
         Command::Report(args) => report_cmd(args).await,
+        Command::Nemesis(args) => nemesis_cmd(args).await,
         Command::SoakWorker(args) => {
             soak::worker(args.addrs, args.ca, args.first_id, args.clients).await
         }
@@ -602,4 +647,66 @@ async fn soak_cmd(args: SoakArgs) -> Result<()> {
         bail!("seats were not all accounted for: {}", report.line());
     }
     Ok(())
+}
+
+async fn nemesis_cmd(args: NemesisArgs) -> Result<()> {
+    let here = std::env::current_exe().context("cannot find hal-load itself")?;
+    let seed = args.seed.unwrap_or_else(random_seed);
+    let count = args
+        .count
+        .unwrap_or_else(|| u32::try_from(args.clients.div_ceil(2).max(1)).unwrap_or(u32::MAX));
+    let options = NemesisOptions {
+        hal_net: match &args.hal_net {
+            Some(path) => path.clone(),
+            None => sibling_hal_net()?,
+        },
+        hal_sim: args
+            .hal_sim
+            .clone()
+            .unwrap_or_else(|| here.with_file_name("hal-sim")),
+        dir: run_dir(args.dir.as_ref(), "hal-nemesis"),
+        duration: args.duration,
+        seed,
+        clients: args.clients,
+        count,
+        timing: args.timing.timing_from(nemesis::default_timing())?,
+    };
+    let replay = replay_command(&here, &args, seed, count);
+    eprintln!("nemesis: seed {seed}; replay with: {replay}");
+    let report = nemesis::run(&options).await?;
+    for line in report.detail_lines() {
+        println!("{line}");
+    }
+    println!("{}", report.summary_line());
+    println!("run dir: {}", report.dir.display());
+    println!("replay: {replay}");
+    if !report.passed() {
+        bail!(
+            "the nemesis run did not pass (see above; everything is kept in {})",
+            report.dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// A seed for a run that was given none: any will do, as long as it is printed.
+fn random_seed() -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    (now.as_nanos() as u64) ^ (u64::from(std::process::id()) << 32)
+}
+
+/// The command that runs the same schedule again.
+fn replay_command(here: &std::path::Path, args: &NemesisArgs, seed: u64, count: u32) -> String {
+    let mut command = format!(
+        "{} nemesis --seed {seed} --duration {} --clients {} --count {count}",
+        here.display(),
+        humantime::format_duration(args.duration),
+        args.clients
+    );
+    for (name, value) in &args.timing.overrides {
+        command += &format!(" --timing {name}={}", humantime::format_duration(*value));
+    }
+    command
 }
