@@ -70,7 +70,7 @@ pub struct Network {
 impl Network {
     /// Builds the network of run `run` (this process's id: names apart from any other
     /// run's), removing leftovers of an earlier run of that number first.
-    pub fn build(run: u32) -> Result<Network> {
+    pub async fn build(run: u32) -> Result<Network> {
         let network = Network {
             run,
             prefix: free_prefix(run)?,
@@ -83,7 +83,7 @@ impl Network {
         }
         network.remove();
         // From here on, dropping the network removes what was made so far.
-        network.make().with_context(|| {
+        network.make().await.with_context(|| {
             format!(
                 "cannot build the nemesis network {}",
                 network.subnet_display()
@@ -92,7 +92,7 @@ impl Network {
         Ok(network)
     }
 
-    fn make(&self) -> Result<()> {
+    async fn make(&self) -> Result<()> {
         let bridge = self.bridge();
         let client = format!("{}/24", self.client_ip());
         run("ip", &["link", "add", &bridge, "type", "bridge"])?;
@@ -111,7 +111,11 @@ impl Network {
             run("ip", &["-n", &ns, "addr", "add", &addr, "dev", &inner])?;
             run("ip", &["-n", &ns, "link", "set", &inner, "up"])?;
             run("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
-            run_with_input(&["netns", "exec", &ns, "nft", "-f", "-"], TABLE_SCRIPT)?;
+            run_async(
+                &["netns", "exec", &ns, "nft", "-f", "-"],
+                Some(TABLE_SCRIPT),
+            )
+            .await?;
         }
         Ok(())
     }
@@ -310,24 +314,8 @@ fn run(program: &str, args: &[&str]) -> Result<String> {
     checked(program, args, &output)
 }
 
-/// Runs `ip args` with `input` on its standard input.
-fn run_with_input(args: &[&str], input: &str) -> Result<String> {
-    use std::io::Write;
-    let mut child = Command::new("ip")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("cannot run ip")?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(input.as_bytes())?;
-    }
-    let output = child.wait_with_output()?;
-    checked("ip", args, &output)
-}
-
-/// [`run_with_input`] of `ip args` on tokio, so the clients keep running meanwhile.
+/// Runs `ip args` with `input` on its standard input, on tokio (so the clients keep
+/// running meanwhile), returning its standard output; fails with its standard error.
 async fn run_async(args: &[&str], input: Option<&str>) -> Result<String> {
     let mut child = tokio::process::Command::new("ip")
         .args(args)

@@ -43,8 +43,13 @@ pub struct Lab {
 impl Lab {
     /// Builds the network of run `run`, makes the triad's files in `dir` (which exists)
     /// and starts the servers from `hal_net`.
-    pub fn start(run: u32, dir: &Path, hal_net: &Path, settings: &ServerSettings) -> Result<Lab> {
-        let network = Network::build(run)?;
+    pub async fn start(
+        run: u32,
+        dir: &Path,
+        hal_net: &Path,
+        settings: &ServerSettings,
+    ) -> Result<Lab> {
+        let network = Network::build(run).await?;
         let placement = Placement {
             named: ServerId::ALL
                 .map(|id| ServerAddr::parse(&format!("{PORT}@{}", network.server_ip(id))))

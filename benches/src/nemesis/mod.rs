@@ -179,7 +179,7 @@ pub async fn run(options: &NemesisOptions) -> Result<Report> {
         // The journals are what the run is judged on.
         journal: true,
     };
-    let mut lab = Lab::start(std::process::id(), dir, &options.hal_net, &settings)?;
+    let mut lab = Lab::start(std::process::id(), dir, &options.hal_net, &settings).await?;
     eprintln!(
         "nemesis: network {}, servers at {}, run directory {}",
         lab.network.subnet_display(),
@@ -212,6 +212,12 @@ pub async fn run(options: &NemesisOptions) -> Result<Report> {
         },
         failed_steps: Vec::new(),
     };
+    if plan.is_empty() {
+        report.failed_steps.push(format!(
+            "faults: none fits in --duration {} (the first starts after 2 s and lasts up to 5 s)",
+            humantime::format_duration(options.duration)
+        ));
+    }
     if let Err(e) = fault_phase(&mut lab, &plan, options.duration, &mut log, &mut report).await {
         report.failed_steps.push(format!("faults: {e:#}"));
         if let Err(e) = lab.heal_all().await {
