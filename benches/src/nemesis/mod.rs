@@ -96,6 +96,23 @@ pub struct Report {
 }
 
 impl Report {
+    /// A report of nothing yet, for a run in `dir` whose servers journal in `journals`.
+    fn new(dir: &std::path::Path, journals: Vec<PathBuf>) -> Report {
+        Report {
+            dir: dir.to_path_buf(),
+            faults: BTreeMap::new(),
+            unobserved: Vec::new(),
+            tally: Tally::default(),
+            journals,
+            verdicts: Verdicts {
+                violations: None,
+                imported: false,
+                notes: Vec::new(),
+            },
+            failed_steps: Vec::new(),
+        }
+    }
+
     /// Passed: every step ran, every checked fault took effect, no violation, and the
     /// imported incident replayed and passed.
     pub fn passed(&self) -> bool {
@@ -165,6 +182,29 @@ pub const FAULT_LOG: &str = "faults.jsonl";
 /// Runs the nemesis. Fails (with nothing judged) if the network or the triad cannot be
 /// set up; once the servers ran, returns a report, whatever it says.
 pub async fn run(options: &NemesisOptions) -> Result<Report> {
+    let mut lab = set_up(options).await?;
+    let journals = ServerId::ALL.map(|id| lab.journal_dir(id)).to_vec();
+    let mut report = Report::new(&options.dir, journals);
+    let workload = Workload::start(&lab.client_options()?, options.clients)?;
+    let mut log = FaultLog::create(&options.dir.join(FAULT_LOG))?;
+    inject_all(&mut lab, options, &mut log, &mut report).await;
+    calm(&mut lab, &mut report).await;
+    report.tally = workload.stop().await;
+    eprintln!("nemesis: {}", report.tally.line());
+    if let Err(e) = final_checkout(&lab).await {
+        report.failed_steps.push(format!("final checkout: {e:#}"));
+    }
+    lab.stop_servers();
+    let ended_unix_ms = hal_net::clock::wall_now().0;
+    let license = lab.license.clone();
+    // The network goes before the judging, which needs only the files.
+    drop(lab);
+    report.verdicts = judge(options, &report, &license, log.first_unix_ms, ended_unix_ms).await;
+    Ok(report)
+}
+
+/// A fresh run directory, the network and the servers, whole.
+async fn set_up(options: &NemesisOptions) -> Result<Lab> {
     crate::netns::check_preconditions()?;
     let dir = &options.dir;
     if dir.exists() {
@@ -192,51 +232,30 @@ pub async fn run(options: &NemesisOptions) -> Result<Report> {
          Docker sets, blocks it)",
     )?;
     eprintln!("nemesis: the triad is whole, {active} active; clients start");
-    let journals: Vec<PathBuf> = ServerId::ALL
-        .iter()
-        .map(|&id| lab.journal_dir(id))
-        .collect();
-    let workload = Workload::start(&lab.client_options()?, options.clients)?;
-    let mut log = FaultLog::create(&dir.join(FAULT_LOG))?;
+    Ok(lab)
+}
+
+/// The fault phase of the seed's schedule; what goes wrong is a failed step, after which
+/// every fault is undone.
+async fn inject_all(
+    lab: &mut Lab,
+    options: &NemesisOptions,
+    log: &mut FaultLog,
+    report: &mut Report,
+) {
     let plan = schedule::plan(options.seed, options.duration);
-    let mut report = Report {
-        dir: dir.clone(),
-        faults: BTreeMap::new(),
-        unobserved: Vec::new(),
-        tally: Tally::default(),
-        journals,
-        verdicts: Verdicts {
-            violations: None,
-            imported: false,
-            notes: Vec::new(),
-        },
-        failed_steps: Vec::new(),
-    };
     if plan.is_empty() {
         report.failed_steps.push(format!(
             "faults: none fits in --duration {} (the first starts after 2 s and lasts up to 5 s)",
             humantime::format_duration(options.duration)
         ));
     }
-    if let Err(e) = fault_phase(&mut lab, &plan, options.duration, &mut log, &mut report).await {
+    if let Err(e) = fault_phase(lab, &plan, options.duration, log, report).await {
         report.failed_steps.push(format!("faults: {e:#}"));
         if let Err(e) = lab.heal_all().await {
             report.failed_steps.push(format!("healing: {e:#}"));
         }
     }
-    calm(&mut lab, &mut report).await;
-    report.tally = workload.stop().await;
-    eprintln!("nemesis: {}", report.tally.line());
-    if let Err(e) = final_checkout(&lab).await {
-        report.failed_steps.push(format!("final checkout: {e:#}"));
-    }
-    lab.stop_servers();
-    let ended_unix_ms = hal_net::clock::wall_now().0;
-    let license = lab.license.clone();
-    // The network goes before the judging, which needs only the files.
-    drop(lab);
-    report.verdicts = judge(options, &report, &license, log.first_unix_ms, ended_unix_ms).await;
-    Ok(report)
 }
 
 /// Injects the faults of `plan` at their times, then waits out the phase.
