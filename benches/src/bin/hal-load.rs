@@ -64,7 +64,9 @@ enum Command {
     /// namespaces, clients throughout, real faults from a seeded schedule (kill -9, cuts,
     /// loss, flapping, latency, a clock step), then the servers' journals judged by
     /// hal-sim. Exit 0 only if every step ran, no invariant was violated, and the
-    /// incident imported from the journals replays and passes.
+    /// incident imported from the journals replays and passes. Its timers are the LAN
+    /// profile's with a 1 s client heartbeat, a 6 s lease and a 3 s failback hold, before
+    /// any --timing.
     Nemesis(NemesisArgs),
     /// Holds seats for `soak` (started by it, not by hand).
     #[command(hide = true)]
@@ -316,8 +318,6 @@ struct NemesisArgs {
     /// system's temporary directory).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
-    /// Timers: the LAN profile with a 1 s client heartbeat, a 6 s lease and a 3 s
-    /// failback hold, then these overrides.
     #[command(flatten)]
     timing: TimingArgs,
 }
