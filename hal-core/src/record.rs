@@ -629,6 +629,11 @@ pub struct Served {
     pub granted_by: Option<u8>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub borrow_end_ms: Option<u64>,
+    /// How long the request waited on this server for its answer (monotonic ms): it
+    /// was received at `t_ms - waited_ms`. A grant waits for a majority to sync it, a
+    /// refusal does not, so answers alone misorder requests that raced for a seat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waited_ms: Option<u64>,
 }
 
 /// A change to the seat table.

@@ -221,7 +221,9 @@ impl<C: Clock> Core<C> {
                     return;
                 }
                 if self.journal.is_on() {
-                    self.pending.asked(request.client, request.seq, &request.op);
+                    let at = self.clock.now().mono;
+                    self.pending
+                        .asked(request.client, request.seq, &request.op, at);
                 }
                 self.server.handle_client(self.clock.now(), request);
             }
@@ -377,9 +379,12 @@ impl<C: Clock> Core<C> {
 
     fn reply(&mut self, reply: ServerReply) {
         if self.journal.is_on()
-            && let Some(record) = self
-                .pending
-                .answered(self.me, &reply, self.journal.heartbeats())
+            && let Some(record) = self.pending.answered(
+                self.me,
+                &reply,
+                self.journal.heartbeats(),
+                self.clock.now().mono,
+            )
         {
             self.journal.record(self.clock.now(), record);
         }

@@ -11,22 +11,26 @@ use hal_core::record::{
     Served, SnapshotHow, Start,
 };
 use hal_core::server::{Durable, SeatChange, ServerEvent};
+use hal_core::time::Time;
 
 /// The most requests remembered while they wait for their answer; past it the oldest
 /// half is forgotten (their answers are journaled without the request's details).
 const PENDING_MAX: usize = 65_536;
 
-/// The requests waiting for an answer, for the `served` record.
+/// The requests waiting for an answer, with when each came (the first time, for a
+/// retry), for the `served` record.
 #[derive(Debug, Default)]
-pub(super) struct Pending(BTreeMap<(ClientId, RequestSeq), Op>);
+pub(super) struct Pending(BTreeMap<(ClientId, RequestSeq), (Op, Time)>);
 
 impl Pending {
-    pub(super) fn asked(&mut self, client: ClientId, seq: RequestSeq, op: &Op) {
+    pub(super) fn asked(&mut self, client: ClientId, seq: RequestSeq, op: &Op, at: Time) {
         if self.0.len() >= PENDING_MAX {
             let keep = self.0.split_off(&self.middle());
             self.0 = keep;
         }
-        self.0.insert((client, seq), op.clone());
+        self.0
+            .entry((client, seq))
+            .or_insert_with(|| (op.clone(), at));
     }
 
     fn middle(&self) -> (ClientId, RequestSeq) {
@@ -44,8 +48,12 @@ impl Pending {
         me: ServerId,
         reply: &ServerReply,
         heartbeats: bool,
+        now: Time,
     ) -> Option<Record> {
-        let op = self.0.remove(&(reply.client, reply.seq));
+        let (op, asked) = match self.0.remove(&(reply.client, reply.seq)) {
+            Some((op, asked)) => (Some(op), Some(asked)),
+            None => (None, None),
+        };
         let mut served = Served {
             t_ms: 0,
             server: me.get(),
@@ -60,6 +68,7 @@ impl Pending {
             reason: None,
             granted_by: None,
             borrow_end_ms: None,
+            waited_ms: asked.map(|at| now.0.saturating_sub(at.0)),
         };
         match &op {
             Some(Op::Checkout {

@@ -213,6 +213,7 @@ impl J {
             reason: reason.map(String::from),
             granted_by: None,
             borrow_end_ms: None,
+            waited_ms: None,
         }))
     }
 }

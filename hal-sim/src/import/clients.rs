@@ -73,7 +73,7 @@ pub fn seats(field: &Field) -> BTreeMap<u64, Seat> {
 struct Request {
     client: String,
     req: u64,
-    /// The first answer's time.
+    /// When it was first received (`waited_ms` before its answer), or first answered.
     first_ms: u64,
     answers: Vec<(Served, Place)>,
 }
@@ -193,8 +193,8 @@ pub fn infer(field: &Field, cx: &Context<'_>) -> Result<Clients, ImportError> {
     Ok(out)
 }
 
-/// Every request answered, by (client, req), in the order first answered; heartbeats
-/// that found a seat unknown are noted.
+/// Every request answered, by (client, req), in the order first received (answered, in
+/// journals without `waited_ms`); heartbeats that found a seat unknown are noted.
 fn requests(field: &Field, notes: &mut Vec<String>) -> Vec<Request> {
     let mut by_key: BTreeMap<(String, u64), Request> = BTreeMap::new();
     for event in &field.events {
@@ -214,16 +214,19 @@ fn requests(field: &Field, notes: &mut Vec<String>) -> Vec<Request> {
             }
             continue;
         }
-        by_key
+        // When the server received it (a grant's answer waits for a majority's sync, a
+        // refusal's does not): requests that raced for a seat keep the field's order.
+        let asked_ms = event.t_ms.saturating_sub(served.waited_ms.unwrap_or(0));
+        let request = by_key
             .entry((served.client.clone(), served.req))
             .or_insert_with(|| Request {
                 client: served.client.clone(),
                 req: served.req,
-                first_ms: event.t_ms,
+                first_ms: asked_ms,
                 answers: Vec::new(),
-            })
-            .answers
-            .push((served.clone(), event.place.clone()));
+            });
+        request.first_ms = request.first_ms.min(asked_ms);
+        request.answers.push((served.clone(), event.place.clone()));
     }
     let mut requests: Vec<Request> = by_key.into_values().collect();
     requests.sort_by_key(|r| r.first_ms);

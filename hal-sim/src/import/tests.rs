@@ -138,7 +138,20 @@ impl J {
             reason: reason.map(String::from),
             granted_by: (result == ResultName::Granted).then_some(server),
             borrow_end_ms: None,
+            waited_ms: None,
         }))
+    }
+
+    /// The last `served` record's request waited `ms` on the server for its answer.
+    fn waited(mut self, ms: u64) -> J {
+        if let Some(Entry {
+            record: Record::Served(served),
+            ..
+        }) = self.lines.last_mut()
+        {
+            served.waited_ms = Some(ms);
+        }
+        self
     }
 
     fn seat(
@@ -953,4 +966,45 @@ fn long_round_trips_are_a_slow_link_until_a_usual_one() {
         imported.text
     );
     replays(&imported, &scenario);
+}
+
+/// A grant is answered once a majority synced it, a refusal at once: two checkouts that
+/// raced for a seat are replayed in the order the server received them, not answered
+/// them.
+#[test]
+fn requests_are_replayed_in_the_order_the_server_received_them() {
+    let [one, two, three] = triad();
+    let one = one
+        .served(
+            5.000,
+            BOB,
+            1,
+            OpName::Checkout,
+            ResultName::Denied,
+            Some("all_in_use"),
+            None,
+        )
+        .waited(0)
+        .served(
+            5.010,
+            ALICE,
+            1,
+            OpName::Checkout,
+            ResultName::Granted,
+            None,
+            Some("h1"),
+        )
+        .waited(20)
+        .seat(5.010, 3, SeatChangeName::Granted, "h1", ALICE, 1);
+    let (_, scenario) = imported(vec![one, two, three]);
+    let order: Vec<(u64, String)> = client_steps(&scenario)
+        .into_iter()
+        .map(|(at, who, _, _)| (at, who))
+        .collect();
+    let alice = user(ALICE);
+    let bob = user(BOB);
+    assert_eq!(order.len(), 2, "{order:?}");
+    assert_eq!(order[0].1, alice, "{order:?}");
+    assert_eq!(order[1].1, bob, "{order:?}");
+    assert_eq!(order[1].0 - order[0].0, 10, "{order:?}");
 }
