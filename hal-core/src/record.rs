@@ -446,6 +446,12 @@ pub enum ClientEventRecord {
     Thawed {
         handle: Option<String>,
     },
+    /// The client did not take a conditional step (`unless_held`, `if_held`) of the
+    /// scenario's line `line`: it held such a seat already (`held`), or held none.
+    Skipped {
+        line: u64,
+        held: bool,
+    },
     /// The application was told "granted" for request `req`.
     Granted {
         req: u64,
@@ -634,6 +640,11 @@ pub struct Served {
     /// refusal does not, so answers alone misorder requests that raced for a seat.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waited_ms: Option<u64>,
+    /// How many client requests this server had received since it started when this
+    /// one came (a retry counts again): the order of requests received within the same
+    /// millisecond, which a seat they raced for depended on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received: Option<u64>,
 }
 
 /// A change to the seat table.

@@ -210,6 +210,10 @@ fn client_line(at: &str, client: &str, event: &ClientEventRecord) -> Option<Stri
         ClientEventRecord::Crashed { handle } => other(at, client, "crashed", handle.as_deref()),
         ClientEventRecord::Frozen { handle } => other(at, client, "frozen", handle.as_deref()),
         ClientEventRecord::Thawed { handle } => other(at, client, "thawed", handle.as_deref()),
+        ClientEventRecord::Skipped { line, held } => format!(
+            "{at}  {client:<5} skips line {line}: it holds {}",
+            if *held { "such a seat" } else { "no such seat" }
+        ),
     };
     Some(text)
 }

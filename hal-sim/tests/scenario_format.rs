@@ -249,6 +249,69 @@ fn a_lost_seat_is_expected_and_seen() {
     assert_eq!(outcome.verdict(), Verdict::Unmet(1), "{:?}", outcome.judged);
 }
 
+/// `unless_held` and `if_held` make a client's step conditional on what it holds: a step
+/// not taken is recorded as skipped, not judged; without them the same steps fail.
+#[test]
+fn conditional_steps_follow_what_the_client_holds() {
+    let step = |at: &str, verb: &str, extra: &str| {
+        format!("\n[[steps]]\nat = \"{at}\"\nclient = \"alice\"\n{verb} = \"cad\"\n{extra}")
+    };
+    let body = [
+        step("1s", "checkout", "granted_by = 1\n"),
+        // Holds one already: asks nothing (one seat of two stays free for eng1).
+        step("2s", "checkout", "unless_held = true\n"),
+        "\n[[steps]]\nat = \"3s\"\nclient = \"eng1\"\ncheckout = \"cad\"\ngranted_by = 1\n".into(),
+        step("4s", "checkin", ""),
+        // Holds none now: does nothing, and that is no failure.
+        step("5s", "checkin", "if_held = true\n"),
+        step("6s", "checkout", "unless_held = true\ngranted_by = 1\n"),
+    ]
+    .concat();
+    let loaded = parse(&body).unwrap();
+    let outcome = scenario::run(&loaded, 1, None);
+    assert_eq!(outcome.verdict(), Verdict::Passed, "{:?}", outcome.judged);
+    let skipped: Vec<(u64, bool)> = records(&outcome.history)
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::Client(c) => match c.event {
+                hal_core::record::ClientEventRecord::Skipped { line, held } => Some((line, held)),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    let first = HEAD.lines().count() as u64;
+    assert_eq!(
+        skipped.iter().map(|(_, held)| *held).collect::<Vec<_>>(),
+        [true, false],
+        "{skipped:?}"
+    );
+    assert!(skipped.iter().all(|(line, _)| *line > first), "{skipped:?}");
+    // Unconditional, alice takes both seats at 2s and eng1 is denied.
+    let strict = body
+        .replace("unless_held = true\n", "")
+        .replace("if_held = true\n", "");
+    let outcome = scenario::run(&parse(&strict).unwrap(), 1, None);
+    assert_eq!(outcome.verdict(), Verdict::Unmet(1), "{:?}", outcome.judged);
+    let unmet = outcome.judged.iter().find(|j| !j.met).unwrap();
+    assert!(unmet.saw.starts_with("denied all_in_use"), "{unmet:?}");
+    // A checkin with nothing held fails, unless it is conditional.
+    let outcome = scenario::run(&parse(&step("1s", "checkin", "")).unwrap(), 1, None);
+    assert_eq!(outcome.verdict(), Verdict::Unmet(1), "{:?}", outcome.judged);
+    assert_eq!(outcome.judged[0].saw, "alice holds no seat of cad");
+    let outcome = scenario::run(
+        &parse(&step("1s", "checkin", "if_held = true\n")).unwrap(),
+        1,
+        None,
+    );
+    assert_eq!(outcome.verdict(), Verdict::Passed, "{:?}", outcome.judged);
+    // A condition says only `true`, and only on the verbs it fits.
+    let e = error(&step("1s", "checkin", "if_held = false\n"));
+    assert!(e.contains("only 'if_held = true' says something"), "{e}");
+    let e = error(&step("1s", "checkin", "unless_held = true\n"));
+    assert!(e.contains("unless_held"), "{e}");
+}
+
 #[test]
 fn one_seed_one_history() {
     let body = "\n[[steps]]\nat = \"0s\"\nclient = \"eng\"\nbusy = \"cad\"\nuntil = \"12s\"\n\n[[steps]]\nat = \"3s\"\nflap = [1, 2]\nfor = \"4s\"\n";

@@ -17,26 +17,42 @@ use hal_core::time::Time;
 /// half is forgotten (their answers are journaled without the request's details).
 const PENDING_MAX: usize = 65_536;
 
-/// The requests waiting for an answer, with when each came (the first time, for a
-/// retry), for the `served` record.
+/// A request waiting for its answer: what it asks, when it came (the first time, for a
+/// retry) and how many requests this server had received before it.
+#[derive(Debug)]
+struct Asked {
+    op: Op,
+    at: Time,
+    received: u64,
+}
+
+/// The requests waiting for an answer, for the `served` record.
 #[derive(Debug, Default)]
-pub(super) struct Pending(BTreeMap<(ClientId, RequestSeq), (Op, Time)>);
+pub(super) struct Pending {
+    asked: BTreeMap<(ClientId, RequestSeq), Asked>,
+    /// Requests received since the server started (a retry counts again).
+    received: u64,
+}
 
 impl Pending {
     pub(super) fn asked(&mut self, client: ClientId, seq: RequestSeq, op: &Op, at: Time) {
-        if self.0.len() >= PENDING_MAX {
-            let keep = self.0.split_off(&self.middle());
-            self.0 = keep;
+        if self.asked.len() >= PENDING_MAX {
+            let keep = self.asked.split_off(&self.middle());
+            self.asked = keep;
         }
-        self.0
-            .entry((client, seq))
-            .or_insert_with(|| (op.clone(), at));
+        let received = self.received;
+        self.received = self.received.saturating_add(1);
+        self.asked.entry((client, seq)).or_insert_with(|| Asked {
+            op: op.clone(),
+            at,
+            received,
+        });
     }
 
     fn middle(&self) -> (ClientId, RequestSeq) {
-        self.0
+        self.asked
             .keys()
-            .nth(self.0.len() / 2)
+            .nth(self.asked.len() / 2)
             .copied()
             .unwrap_or((ClientId(0), RequestSeq(0)))
     }
@@ -50,8 +66,8 @@ impl Pending {
         heartbeats: bool,
         now: Time,
     ) -> Option<Record> {
-        let (op, asked) = match self.0.remove(&(reply.client, reply.seq)) {
-            Some((op, asked)) => (Some(op), Some(asked)),
+        let (op, asked) = match self.asked.remove(&(reply.client, reply.seq)) {
+            Some(Asked { op, at, received }) => (Some(op), Some((at, received))),
             None => (None, None),
         };
         let mut served = Served {
@@ -68,7 +84,8 @@ impl Pending {
             reason: None,
             granted_by: None,
             borrow_end_ms: None,
-            waited_ms: asked.map(|at| now.0.saturating_sub(at.0)),
+            waited_ms: asked.map(|(at, _)| now.0.saturating_sub(at.0)),
+            received: asked.map(|(_, received)| received),
         };
         match &op {
             Some(Op::Checkout {

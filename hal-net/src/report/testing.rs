@@ -214,6 +214,7 @@ impl J {
             granted_by: None,
             borrow_end_ms: None,
             waited_ms: None,
+            received: None,
         }))
     }
 }

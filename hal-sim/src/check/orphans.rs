@@ -145,7 +145,8 @@ impl NoOrphanSeat {
             | ClientEventRecord::BorrowEnd { handle: None }
             | ClientEventRecord::Stopped { .. }
             | ClientEventRecord::Frozen { .. }
-            | ClientEventRecord::Thawed { .. } => {}
+            | ClientEventRecord::Thawed { .. }
+            | ClientEventRecord::Skipped { .. } => {}
         }
     }
 

@@ -16,6 +16,20 @@
 //! Seats held when a warm window opens are checked out again during the lead-in; a seat
 //! that expired (its lease ran out: the client stopped heartbeating) is replayed as the
 //! client's process dying a lease before.
+//!
+//! Races for the last seats. Requests keep the order in which the active server received
+//! them (`waited_ms`, and `received` for those of one millisecond): each gets a simulated
+//! time of its own, at least a millisecond after the one before, and the scenario's
+//! network has no jitter, so the simulated server receives them in the same order. What
+//! the order cannot fix is timing: a checkout that came within [`RACE_MS`] of another
+//! client's request or seat change of its feature, while every seat of it was in use,
+//! depended on which the server applied first, and a simulated majority syncs at its own
+//! pace. Such a request gets no expectation, and, as after any checkout without one,
+//! its client's seats of the feature are uncertain from then on: its checkouts are made `unless_held` and its checkins
+//! `if_held`, so that the replay's client checks in what the replay granted it, until
+//! its field client holds none of them again after a checkin. While any client's seats
+//! of a feature are uncertain, the others' grants of it are expected only with a seat to
+//! spare for each uncertain client, and their `all_in_use` denials not at all.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -33,6 +47,12 @@ use crate::scenario::{Action, Answer, ClientAct, ClientGroup, Expect, Step};
 
 /// The most clients in one scenario (the loader's limit).
 pub const CLIENTS_MAX: usize = 1_000;
+/// A checkout this close to another client's request or seat change of its feature, with
+/// every seat in use, raced for a seat: the simulator's timing may decide it otherwise.
+pub const RACE_MS: u64 = 20;
+/// Requests spread further than this from their field times (to keep their order) are
+/// noted.
+const SPREAD_NOTE_MS: u64 = 10;
 /// An `all_in_use` denial is expected only if no seat of its feature changed this close.
 const SEAT_QUIET_MS: u64 = 1_000;
 /// The longest client name made.
@@ -75,6 +95,9 @@ struct Request {
     req: u64,
     /// When it was first received (`waited_ms` before its answer), or first answered.
     first_ms: u64,
+    /// Which server received it first, and how many requests that server had received
+    /// before it (`received`; 0 in journals without it).
+    first_at: (u8, u64),
     answers: Vec<(Served, Place)>,
 }
 
@@ -124,11 +147,14 @@ pub struct Context<'a> {
     pub in_force: &'a BTreeSet<String>,
     /// Each feature's longest borrow, hours.
     pub borrow_max: &'a BTreeMap<String, u32>,
+    /// Each counted feature's seats.
+    pub counts: &'a BTreeMap<String, u32>,
 }
 
 /// The clients and their steps in the window.
 pub fn infer(field: &Field, cx: &Context<'_>) -> Result<Clients, ImportError> {
     let seats = seats(field);
+    let index = SeatIndex::new(&seats, cx.window);
     let mut known: BTreeMap<String, Known> = BTreeMap::new();
     let mut out = Clients::default();
     for seat in seats.values() {
@@ -137,16 +163,29 @@ pub fn infer(field: &Field, cx: &Context<'_>) -> Result<Clients, ImportError> {
         entry.user = entry.user.take().or(r.user.clone());
         entry.host = entry.host.take().or(r.host.clone());
     }
-    for request in requests(field, &mut out.notes) {
+    let requests = requests(field, &mut out.notes);
+    let races = Races::new(&requests, &seats, &index, cx.counts);
+    // Each request a millisecond of its own at least, in the order the servers received
+    // them (the scenario's network has no jitter to reorder them).
+    let (mut last_at, mut spread_ms) = (None::<u64>, 0);
+    for request in requests {
         let entry = known.entry(request.client.clone()).or_default();
         for (served, _) in &request.answers {
             entry.user = entry.user.take().or(served.user.clone());
             entry.host = entry.host.take().or(served.host.clone());
         }
         if cx.window.holds(request.first_ms) {
-            let at = cx.window.sim_ms(request.first_ms);
+            let field_at = cx.window.sim_ms(request.first_ms);
+            let at = last_at.map_or(field_at, |last| field_at.max(last.saturating_add(1)));
+            spread_ms = spread_ms.max(at - field_at);
+            last_at = Some(at);
             entry.acts.push((at, Act::Request(request)));
         }
+    }
+    if spread_ms > SPREAD_NOTE_MS {
+        out.notes.push(format!(
+            "requests that came in the same milliseconds are replayed a millisecond apart, in the order the servers received them: up to {spread_ms} ms after their field times"
+        ));
     }
     held_and_expired(&seats, cx, &mut known);
     known.retain(|_, k| !k.acts.is_empty());
@@ -156,19 +195,26 @@ pub fn infer(field: &Field, cx: &Context<'_>) -> Result<Clients, ImportError> {
             known.len()
         )));
     }
-    let index = SeatIndex::new(&seats, cx.window);
     let mut taken = BTreeSet::new();
     let mut by_first: Vec<(&String, &mut Known)> = known.iter_mut().collect();
     by_first.sort_by_key(|(_, k)| k.acts.iter().map(|(t, _)| *t).min());
-    for (id, client) in by_first {
+    let mut replay = Replay {
+        cx,
+        index: &index,
+        races: &races,
+        clients: Vec::new(),
+        uncertain: BTreeMap::new(),
+        out: &mut out,
+    };
+    let mut timeline: Vec<(u64, usize, Act)> = Vec::new();
+    for (who, (id, client)) in by_first.into_iter().enumerate() {
         let name = name_for(client.user.as_deref(), &mut taken);
-        client.acts.sort_by_key(|(t, _)| *t);
         let requests = client
             .acts
             .iter()
             .filter(|(_, a)| matches!(a, Act::Request(_)))
             .count();
-        out.groups.push(Noted {
+        replay.out.groups.push(Noted {
             notes: vec![format!(
                 "client {id}: {}@{}; {requests} requests in the window",
                 super::clean(client.user.as_deref().unwrap_or("?")),
@@ -181,14 +227,18 @@ pub fn infer(field: &Field, cx: &Context<'_>) -> Result<Clients, ImportError> {
                 line: 0,
             },
         });
-        Steps {
-            cx,
-            index: &index,
-            name: &name,
+        replay.clients.push(ClientState {
+            name,
             held: BTreeMap::new(),
-            out: &mut out,
-        }
-        .play(&client.acts);
+        });
+        client.acts.sort_by_key(|(t, _)| *t);
+        timeline.extend(client.acts.drain(..).map(|(at, act)| (at, who, act)));
+    }
+    // One pass in time order: whether a client's seats are uncertain depends on races
+    // that other clients' requests took part in.
+    timeline.sort_by_key(|(at, who, _)| (*at, *who));
+    for (at, who, act) in &timeline {
+        replay.act(*at, *who, act);
     }
     Ok(out)
 }
@@ -217,19 +267,24 @@ fn requests(field: &Field, notes: &mut Vec<String>) -> Vec<Request> {
         // When the server received it (a grant's answer waits for a majority's sync, a
         // refusal's does not): requests that raced for a seat keep the field's order.
         let asked_ms = event.t_ms.saturating_sub(served.waited_ms.unwrap_or(0));
+        let at = (served.server, served.received.unwrap_or(0));
         let request = by_key
             .entry((served.client.clone(), served.req))
             .or_insert_with(|| Request {
                 client: served.client.clone(),
                 req: served.req,
                 first_ms: asked_ms,
+                first_at: at,
                 answers: Vec::new(),
             });
-        request.first_ms = request.first_ms.min(asked_ms);
+        if (asked_ms, at) < (request.first_ms, request.first_at) {
+            request.first_ms = asked_ms;
+            request.first_at = at;
+        }
         request.answers.push((served.clone(), event.place.clone()));
     }
     let mut requests: Vec<Request> = by_key.into_values().collect();
-    requests.sort_by_key(|r| r.first_ms);
+    requests.sort_by_key(|r| (r.first_ms, r.first_at));
     requests
 }
 
@@ -341,35 +396,143 @@ impl SeatIndex {
     }
 }
 
-/// One client's steps, with the seats it holds as it goes.
-struct Steps<'a, 'c> {
-    cx: &'a Context<'c>,
-    index: &'a SeatIndex,
-    name: &'a str,
+/// When the field's requests and seat changes of each feature were, and how many of its
+/// seats were in use, to tell a race for the last seats from a request that had its
+/// seat (or its denial) whatever the timing.
+#[derive(Debug, Default)]
+struct Races<'a> {
+    /// Per feature: (true time, client id) of every request and seat change.
+    events: BTreeMap<String, Vec<(u64, String)>>,
+    /// Per feature: (true time, seats in use after it) at each seat change, in time order.
+    in_use: BTreeMap<String, Vec<(u64, u32)>>,
+    counts: Option<&'a BTreeMap<String, u32>>,
+}
+
+impl<'a> Races<'a> {
+    fn new(
+        requests: &[Request],
+        seats: &BTreeMap<u64, Seat>,
+        index: &SeatIndex,
+        counts: &'a BTreeMap<String, u32>,
+    ) -> Races<'a> {
+        let mut races = Races {
+            counts: Some(counts),
+            ..Races::default()
+        };
+        for request in requests {
+            let feature = request.answers.iter().find_map(|(s, _)| {
+                s.feature.clone().or_else(|| {
+                    index
+                        .released
+                        .get(&(request.client.clone(), request.req))
+                        .or_else(|| index.feature.get(s.handle.as_deref()?))
+                        .cloned()
+                })
+            });
+            if let Some(feature) = feature {
+                let times = races.events.entry(feature).or_default();
+                times.push((request.first_ms, request.client.clone()));
+            }
+        }
+        let mut used: BTreeMap<&str, u32> = BTreeMap::new();
+        for seat in seats.values() {
+            let r = &seat.record;
+            let n = used.entry(r.feature.as_str()).or_insert(0);
+            *n = match r.change {
+                SeatChangeName::Granted | SeatChangeName::Borrowed => n.saturating_add(1),
+                _ => n.saturating_sub(1),
+            };
+            let changes = races.in_use.entry(r.feature.clone()).or_default();
+            changes.push((seat.t_ms, *n));
+            let times = races.events.entry(r.feature.clone()).or_default();
+            times.push((seat.t_ms, r.client.clone()));
+        }
+        for times in races.events.values_mut() {
+            times.sort_unstable();
+        }
+        for changes in races.in_use.values_mut() {
+            changes.sort_by_key(|(t, _)| *t);
+        }
+        races
+    }
+
+    fn count(&self, feature: &str) -> Option<u32> {
+        self.counts?.get(feature).copied()
+    }
+
+    /// The most seats of `feature` in use from true time `from` to `to`.
+    fn most_in_use(&self, feature: &str, from: u64, to: u64) -> u32 {
+        let Some(changes) = self.in_use.get(feature) else {
+            return 0;
+        };
+        let first = changes.partition_point(|(t, _)| *t < from);
+        let before = first
+            .checked_sub(1)
+            .and_then(|i| changes.get(i))
+            .map_or(0, |(_, n)| *n);
+        changes[first..]
+            .iter()
+            .take_while(|(t, _)| *t <= to)
+            .map(|(_, n)| *n)
+            .fold(before, u32::max)
+    }
+
+    /// Whether `client`'s request of `feature` at true time `t` raced for a seat: another
+    /// client asked or a seat changed within [`RACE_MS`], and every seat was in use.
+    fn raced(&self, t: u64, client: &str, feature: &str) -> bool {
+        let (Some(count), Some(events)) = (self.count(feature), self.events.get(feature)) else {
+            return false;
+        };
+        let (from, to) = (t.saturating_sub(RACE_MS), t.saturating_add(RACE_MS));
+        let first = events.partition_point(|(e, _)| *e < from);
+        let others = events[first..]
+            .iter()
+            .take_while(|(e, _)| *e <= to)
+            .any(|(_, c)| c != client);
+        others && self.most_in_use(feature, from, to) >= count
+    }
+}
+
+/// A client of the replay: its name and the seats its field client held.
+#[derive(Debug)]
+struct ClientState {
+    name: String,
     /// (feature, borrowed) → seats held.
     held: BTreeMap<(String, bool), u32>,
+}
+
+/// The clients' steps, made in time order, with the seats each holds as it goes.
+struct Replay<'a, 'c> {
+    cx: &'a Context<'c>,
+    index: &'a SeatIndex,
+    races: &'a Races<'a>,
+    clients: Vec<ClientState>,
+    /// (feature, borrowed) → the clients whose seats of it the replay may hold
+    /// otherwise than the field, since a race.
+    uncertain: BTreeMap<(String, bool), BTreeSet<usize>>,
     out: &'a mut Clients,
 }
 
-impl Steps<'_, '_> {
-    fn play(&mut self, acts: &[(u64, Act)]) {
-        for (at, act) in acts {
-            match act {
-                Act::Held(seat) => self.held_seat(*at, seat),
-                Act::Request(request) => self.request(*at, request),
-                Act::Expired(seat) => self.expired(*at, seat),
-            }
+impl Replay<'_, '_> {
+    fn act(&mut self, at: u64, who: usize, act: &Act) {
+        match act {
+            Act::Held(seat) => self.held_seat(at, who, seat),
+            Act::Request(request) => self.request(at, who, request),
+            Act::Expired(seat) => self.expired(at, who, seat),
         }
     }
 
-    fn push(&mut self, at_ms: u64, act: ClientAct, expect: Expect, notes: Vec<String>) {
+    fn push(&mut self, at_ms: u64, who: usize, act: ClientAct, expect: Expect, notes: Vec<String>) {
+        let Some(client) = self.clients.get(who) else {
+            return;
+        };
         self.out.steps.push(Noted {
             notes,
             item: Step {
                 at: Duration::from_millis(at_ms),
                 line: 0,
                 action: Action::Client {
-                    who: self.name.to_string(),
+                    who: client.name.clone(),
                     act,
                 },
                 expect,
@@ -377,15 +540,43 @@ impl Steps<'_, '_> {
         });
     }
 
-    fn hold(&mut self, feature: &str, borrowed: bool, by: i32) {
-        let count = self
-            .held
-            .entry((feature.to_string(), borrowed))
-            .or_insert(0);
-        *count = count.saturating_add_signed(by);
+    fn held(&self, who: usize, feature: &str, borrowed: bool) -> u32 {
+        self.clients
+            .get(who)
+            .and_then(|c| c.held.get(&(feature.to_string(), borrowed)))
+            .copied()
+            .unwrap_or(0)
     }
 
-    fn held_seat(&mut self, at: u64, seat: &Seat) {
+    fn hold(&mut self, who: usize, feature: &str, borrowed: bool, by: i32) {
+        if let Some(client) = self.clients.get_mut(who) {
+            let count = client
+                .held
+                .entry((feature.to_string(), borrowed))
+                .or_insert(0);
+            *count = count.saturating_add_signed(by);
+        }
+    }
+
+    fn is_uncertain(&self, who: usize, feature: &str, borrowed: bool) -> bool {
+        self.uncertain
+            .get(&(feature.to_string(), borrowed))
+            .is_some_and(|c| c.contains(&who))
+    }
+
+    /// Clients other than `who` whose seats of `feature` (either kind) are uncertain.
+    fn uncertain_others(&self, who: usize, feature: &str) -> u32 {
+        let n = [false, true]
+            .iter()
+            .filter_map(|b| self.uncertain.get(&(feature.to_string(), *b)))
+            .flatten()
+            .filter(|c| **c != who)
+            .collect::<BTreeSet<_>>()
+            .len();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    fn held_seat(&mut self, at: u64, who: usize, seat: &Seat) {
         let r = &seat.record;
         let borrowed = r.change == SeatChangeName::Borrowed;
         let notes = vec![format!(
@@ -401,11 +592,11 @@ impl Steps<'_, '_> {
             }
             _ => ClientAct::Checkout(r.feature.clone()),
         };
-        self.push(at, act, Expect::default(), notes);
-        self.hold(&r.feature, borrowed, 1);
+        self.push(at, who, act, Expect::default(), notes);
+        self.hold(who, &r.feature, borrowed, 1);
     }
 
-    fn expired(&mut self, at: u64, seat: &Seat) {
+    fn expired(&mut self, at: u64, who: usize, seat: &Seat) {
         let r = &seat.record;
         let notes = vec![format!(
             "seat {} of {} expired at {} (index {}): its lease ran out, so the client had stopped heartbeating (crashed, frozen or cut off); replayed as its process dying a lease before, at {}",
@@ -415,17 +606,25 @@ impl Steps<'_, '_> {
             r.index,
             secs(at)
         )];
-        self.push(at, ClientAct::Kill, Expect::default(), notes);
-        self.held.clear();
+        self.push(at, who, ClientAct::Kill, Expect::default(), notes);
+        if let Some(client) = self.clients.get_mut(who) {
+            client.held.clear();
+        }
+        // A new process holds nothing, in the field as in the replay.
+        for clients in self.uncertain.values_mut() {
+            clients.remove(&who);
+        }
     }
 
-    fn request(&mut self, at: u64, request: &Request) {
+    fn request(&mut self, at: u64, who: usize, request: &Request) {
         let Some((outcome, place)) = request.outcome().cloned() else {
             return;
         };
         let mut notes = vec![answered(request, &outcome, &place)];
         match request.op() {
-            OpName::Checkout | OpName::Borrow => self.checkout(at, request, &outcome, notes),
+            OpName::Checkout | OpName::Borrow => {
+                self.checkout(at, who, request, &outcome, notes);
+            }
             OpName::Checkin | OpName::Return => {
                 let borrowed = request.op() == OpName::Return;
                 let Some(feature) = self.feature_of(request, &outcome) else {
@@ -433,30 +632,48 @@ impl Steps<'_, '_> {
                     self.out.notes.push(notes.join("; "));
                     return;
                 };
-                if self
-                    .held
-                    .get(&(feature.clone(), borrowed))
-                    .copied()
-                    .unwrap_or(0)
-                    == 0
-                {
+                if self.held(who, &feature, borrowed) == 0 {
                     notes.push("the client holds no such seat in the replay: left out".into());
                     self.out.notes.push(notes.join("; "));
                     return;
                 }
-                self.hold(&feature, borrowed, -1);
+                self.hold(who, &feature, borrowed, -1);
+                let uncertain = self.is_uncertain(who, &feature, borrowed);
+                if uncertain {
+                    notes.push(
+                        "if held: since a race, the replay's client may not hold the seat".into(),
+                    );
+                    if self.held(who, &feature, borrowed) == 0 {
+                        // Both hold none now: in step again.
+                        if let Some(clients) = self.uncertain.get_mut(&(feature.clone(), borrowed))
+                        {
+                            clients.remove(&who);
+                        }
+                    }
+                }
                 let act = if borrowed {
                     ClientAct::Return(feature)
                 } else {
                     ClientAct::Checkin(feature)
                 };
-                self.push(at, act, Expect::default(), notes);
+                let expect = Expect {
+                    if_held: uncertain,
+                    ..Expect::default()
+                };
+                self.push(at, who, act, expect, notes);
             }
             OpName::Heartbeat => {}
         }
     }
 
-    fn checkout(&mut self, at: u64, request: &Request, outcome: &Served, mut notes: Vec<String>) {
+    fn checkout(
+        &mut self,
+        at: u64,
+        who: usize,
+        request: &Request,
+        outcome: &Served,
+        mut notes: Vec<String>,
+    ) {
         let Some(feature) = outcome
             .feature
             .clone()
@@ -465,7 +682,32 @@ impl Steps<'_, '_> {
             return;
         };
         let borrow = request.op() == OpName::Borrow;
-        let (answer, why) = self.expectation(at, &feature, outcome);
+        let uncertain = self.is_uncertain(who, &feature, borrow);
+        let raced = outcome.result == ResultName::Granted
+            || outcome.reason.as_deref() == Some("all_in_use");
+        let raced = raced
+            && self
+                .races
+                .raced(request.first_ms, &request.client, &feature);
+        let (answer, why) = if uncertain {
+            (
+                None,
+                vec![format!(
+                    "no expectation, and unless held: since a race, the replay's client may hold a seat of {} already",
+                    super::clean(&feature)
+                )],
+            )
+        } else if raced {
+            (
+                None,
+                vec![format!(
+                    "no expectation: it raced for the last seat of {} (another client's request or seat change within {RACE_MS} ms, every seat in use), which the simulator's timing may decide otherwise",
+                    super::clean(&feature)
+                )],
+            )
+        } else {
+            self.expectation(at, who, request, &feature, outcome)
+        };
         notes.extend(why);
         if !self.cx.features.contains(&feature)
             && answer != Some(Answer::Denied(Some("unknown_feature".into())))
@@ -491,13 +733,22 @@ impl Steps<'_, '_> {
             ClientAct::Checkout(feature.clone())
         };
         if outcome.result == ResultName::Granted {
-            self.hold(&feature, borrow, 1);
+            self.hold(who, &feature, borrow, 1);
+        }
+        // Whatever the replay answers without an expectation may differ from the field's
+        // answer, and so may what the client holds after it.
+        if answer.is_none() {
+            self.uncertain
+                .entry((feature.clone(), borrow))
+                .or_default()
+                .insert(who);
         }
         let expect = Expect {
             answer,
+            unless_held: uncertain,
             ..Expect::default()
         };
-        self.push(at, act, expect, notes);
+        self.push(at, who, act, expect, notes);
     }
 
     /// The expectation on a checkout's or borrow's answer at simulated `at`, and why
@@ -505,6 +756,8 @@ impl Steps<'_, '_> {
     fn expectation(
         &self,
         at: u64,
+        who: usize,
+        request: &Request,
         feature: &str,
         outcome: &Served,
     ) -> (Option<Answer>, Vec<String>) {
@@ -514,11 +767,32 @@ impl Steps<'_, '_> {
                 secs(self.cx.quiet.margin_ms)
             )]
         };
+        let uncertain = self.uncertain_others(who, feature);
+        let unsure = |spare: u32| {
+            vec![format!(
+                "no expectation: {uncertain} other client(s) may hold a seat of {} in the replay that they did not in the field (since a race), and the field had {spare} seat(s) to spare",
+                super::clean(feature)
+            )]
+        };
         match (outcome.result, outcome.reason.as_deref()) {
             (ResultName::Granted, _) => {
                 let by = outcome.granted_by.unwrap_or(outcome.server);
                 if !self.cx.in_force.contains(feature) {
                     return (None, vec![not_in_force(feature)]);
+                }
+                if uncertain > 0
+                    && let Some(count) = self.races.count(feature)
+                {
+                    let t = request.first_ms;
+                    let most = self.races.most_in_use(
+                        feature,
+                        t.saturating_sub(RACE_MS),
+                        t.saturating_add(RACE_MS),
+                    );
+                    let spare = count.saturating_sub(most);
+                    if spare < uncertain {
+                        return (None, unsure(spare));
+                    }
                 }
                 match ServerId::new(by).filter(|s| *s != ServerId::TIEBREAKER) {
                     Some(id) if self.cx.quiet.at(at) => (Some(Answer::Granted(Some(id))), Vec::new()),
@@ -533,6 +807,7 @@ impl Steps<'_, '_> {
                 None,
                 vec!["no expectation: a seat of the feature changed hands within a second".into()],
             ),
+            (_, Some("all_in_use")) if uncertain > 0 => (None, unsure(0)),
             (_, Some(reason @ ("all_in_use" | "borrow_unavailable" | "no_majority"))) => {
                 if self.cx.quiet.at(at) && self.cx.in_force.contains(feature) {
                     (Some(Answer::Denied(Some(reason.to_string()))), Vec::new())

@@ -333,9 +333,7 @@ fn slow(field: &Field, window: &Window, links: &mut Links) {
     if let Some(usual) = median(all)
         && usual >= NETWORK_RTT_MS_MIN
     {
-        let jitter = Duration::from_micros(1_800);
-        let latency = Duration::from_millis(usual / 2).saturating_sub(jitter / 2);
-        links.network = Some((latency, jitter));
+        links.network = Some((Duration::from_millis(usual / 2), Duration::ZERO));
         links.notes.push(format!(
             "the servers' usual round trip was {usual} ms: [network] latency is set to half of it"
         ));

@@ -215,6 +215,12 @@ pub fn import(
         .iter()
         .filter_map(|f| Some((f.name.as_str().to_string(), f.borrow_hours_max?)))
         .collect();
+    let counts: BTreeMap<String, u32> = license
+        .license
+        .features
+        .iter()
+        .filter_map(|f| Some((f.name.as_str().to_string(), f.count?)))
+        .collect();
     let clients = clients::infer(
         &field,
         &clients::Context {
@@ -224,6 +230,7 @@ pub fn import(
             features: &features,
             in_force: &in_force,
             borrow_max: &borrow_max,
+            counts: &counts,
         },
     )?;
     steps.extend(clients.steps);
@@ -270,7 +277,9 @@ pub fn import(
         duration_ms,
         license: license.clone(),
         timers,
-        network: links.network,
+        network: links
+            .network
+            .unwrap_or((render::LAN_LATENCY, Duration::ZERO)),
         offsets,
         clients: clients.groups,
         steps,

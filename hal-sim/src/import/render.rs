@@ -14,6 +14,9 @@ use crate::scenario::{
     Action, Check, ClientGroup, Step, block, duration, quoted, signed, write_check, write_step,
 };
 
+/// A message's least time between two machines of a LAN (the scenario format's default).
+pub const LAN_LATENCY: Duration = Duration::from_micros(200);
+
 /// Comment lines are wrapped at this width.
 const COMMENT_WIDTH: usize = 92;
 
@@ -26,7 +29,8 @@ pub struct Plan {
     pub duration_ms: u64,
     pub license: LicenseFile,
     pub timers: Timers,
-    pub network: Option<(Duration, Duration)>,
+    /// `[network]` latency and jitter (none: the requests keep the field's order).
+    pub network: (Duration, Duration),
     /// Each server's clock offset at the start (ms; 0: none), and why.
     pub offsets: [(i64, Vec<String>); 3],
     pub clients: Vec<Noted<ClientGroup>>,
@@ -72,14 +76,13 @@ impl Plan {
         let _ = writeln!(out, "\n[license]\n# {}", super::clean(&self.license.name));
         let _ = writeln!(out, "text = {}", block(&self.license.text));
         self.timing(&mut out);
-        if let Some((latency, jitter)) = self.network {
-            let _ = writeln!(
-                out,
-                "\n[network]\nlatency = {}\njitter = {}",
-                duration(latency),
-                duration(jitter)
-            );
-        }
+        let (latency, jitter) = self.network;
+        let _ = writeln!(
+            out,
+            "\n[network]\n# no jitter: the requests reach the servers in the order the field's received them\nlatency = {}\njitter = {}",
+            duration(latency),
+            duration(jitter)
+        );
         for (i, (offset, notes)) in self.offsets.iter().enumerate() {
             if *offset != 0 {
                 let _ = writeln!(out, "\n[servers.{}]", i + 1);

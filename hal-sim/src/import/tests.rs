@@ -139,6 +139,7 @@ impl J {
             granted_by: (result == ResultName::Granted).then_some(server),
             borrow_end_ms: None,
             waited_ms: None,
+            received: None,
         }))
     }
 
@@ -150,6 +151,18 @@ impl J {
         }) = self.lines.last_mut()
         {
             served.waited_ms = Some(ms);
+        }
+        self
+    }
+
+    /// The last `served` record's request was the `n`th this server received.
+    fn received(mut self, n: u64) -> J {
+        if let Some(Entry {
+            record: Record::Served(served),
+            ..
+        }) = self.lines.last_mut()
+        {
+            served.received = Some(n);
         }
         self
     }
@@ -239,6 +252,7 @@ fn user(client: &str) -> String {
 
 const ALICE: &str = "00000000000000a1";
 const BOB: &str = "00000000000000b2";
+const CAROL: &str = "00000000000000c3";
 
 /// Imports `journals` with `options`: the text, and the scenario it loads as.
 fn import_with(journals: Vec<J>, options: Options) -> Result<(Imported, Scenario), ImportError> {
@@ -1007,4 +1021,83 @@ fn requests_are_replayed_in_the_order_the_server_received_them() {
     assert_eq!(order[0].1, alice, "{order:?}");
     assert_eq!(order[1].1, bob, "{order:?}");
     assert_eq!(order[1].0 - order[0].0, 10, "{order:?}");
+}
+
+/// Three checkouts received in one millisecond for the last two seats: they keep the
+/// server's order (`received`), a millisecond apart, on a network without jitter. They
+/// raced, so nothing is expected of them, and each client's next steps follow what the
+/// replay granted it (`unless_held`, `if_held`) until it holds nothing again; then a
+/// checkout with a seat to spare is expected as in the field.
+#[test]
+fn a_race_for_the_last_seats_keeps_the_servers_order_and_expects_nothing_of_it() {
+    use OpName::{Checkin, Checkout};
+    use ResultName::{Denied, Granted, Ok};
+    use SeatChangeName::{Granted as Taken, Released};
+    let [one, two, three] = triad();
+    let one = one
+        .served(5.000, BOB, 1, Checkout, Denied, Some("all_in_use"), None)
+        .waited(0)
+        .received(9)
+        .served(5.002, ALICE, 1, Checkout, Granted, None, Some("h1"))
+        .waited(2)
+        .received(7)
+        .seat(5.002, 3, Taken, "h1", ALICE, 1)
+        .served(5.002, CAROL, 1, Checkout, Granted, None, Some("h2"))
+        .waited(2)
+        .received(8)
+        .seat(5.002, 4, Taken, "h2", CAROL, 1)
+        .served(6.000, ALICE, 2, Checkin, Ok, None, Some("h1"))
+        .seat(6.000, 5, Released, "h1", ALICE, 2)
+        .served(7.000, BOB, 2, Checkout, Granted, None, Some("h3"))
+        .seat(7.000, 6, Taken, "h3", BOB, 2)
+        .served(8.000, BOB, 3, Checkin, Ok, None, Some("h3"))
+        .seat(8.000, 7, Released, "h3", BOB, 3)
+        .served(8.500, CAROL, 2, Checkin, Ok, None, Some("h2"))
+        .seat(8.500, 8, Released, "h2", CAROL, 2)
+        .served(9.500, BOB, 4, Checkout, Granted, None, Some("h4"))
+        .seat(9.500, 9, Taken, "h4", BOB, 4);
+    let (imported, scenario) = imported(vec![one, two, three]);
+    let steps: Vec<(u64, String, &str, Option<Answer>, bool)> = scenario
+        .steps
+        .iter()
+        .filter_map(|step| match &step.action {
+            Action::Client { who, act } => Some((
+                step.at.as_millis() as u64,
+                who.clone(),
+                match act {
+                    ClientAct::Checkout(_) => "checkout",
+                    ClientAct::Checkin(_) => "checkin",
+                    _ => "other",
+                },
+                step.expect.answer.clone(),
+                step.expect.unless_held || step.expect.if_held,
+            )),
+            _ => None,
+        })
+        .collect();
+    let (alice, bob, carol) = (user(ALICE), user(BOB), user(CAROL));
+    let expected_by_1 = Some(Answer::Granted(Some(s(1))));
+    assert_eq!(
+        steps,
+        [
+            (5_000, alice.clone(), "checkout", None, false),
+            (5_001, carol.clone(), "checkout", None, false),
+            (5_002, bob.clone(), "checkout", None, false),
+            (6_000, alice, "checkin", None, true),
+            (7_000, bob.clone(), "checkout", None, true),
+            (8_000, bob.clone(), "checkin", None, true),
+            (8_500, carol, "checkin", None, true),
+            (9_500, bob, "checkout", expected_by_1, false),
+        ],
+        "{}",
+        imported.text
+    );
+    let text = flat(&imported.text);
+    assert!(text.contains("jitter = \"0"), "{}", imported.text);
+    assert!(
+        text.contains("it raced for the last seat of cad"),
+        "{}",
+        imported.text
+    );
+    replays(&imported, &scenario);
 }

@@ -102,16 +102,16 @@ const VERBS: &[Verb] = &[
     server_verb("clock", &["offset", "drift_ppm"]),
     client_verb(
         "checkout",
-        &[],
+        &["unless_held"],
         &["granted_by", "denied", "unknown", "within", "attempts_max"],
     ),
     client_verb(
         "borrow",
-        &["hours"],
+        &["hours", "unless_held"],
         &["granted_by", "denied", "unknown", "within", "attempts_max"],
     ),
-    client_verb("checkin", &[], &["within", "attempts_max"]),
-    client_verb("return", &[], &["within", "attempts_max"]),
+    client_verb("checkin", &["if_held"], &["within", "attempts_max"]),
+    client_verb("return", &["if_held"], &["within", "attempts_max"]),
     client_verb("busy", &["until", "hold"], &[]),
     client_verb("freeze", &[], &["lost", "within"]),
     client_verb("disconnect", &["from", "held"], &["lost", "within"]),
@@ -1449,6 +1449,22 @@ impl Doc<'_> {
         }
         if let Some(value) = table.get("refused") {
             expect.refused = Some(self.boolean("refused", value)?);
+        }
+        for key in ["unless_held", "if_held"] {
+            let Some(value) = table.get(key) else {
+                continue;
+            };
+            if !self.boolean(key, value)? {
+                return Err(self.at(
+                    value.span(),
+                    key,
+                    format!("only '{key} = true' says something; leave it out otherwise"),
+                ));
+            }
+            match key {
+                "unless_held" => expect.unless_held = true,
+                _ => expect.if_held = true,
+            }
         }
         if expect.within.is_some()
             && table.get("lost").is_none()

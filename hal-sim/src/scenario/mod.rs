@@ -221,6 +221,12 @@ pub struct Expect {
     /// The request is answered after at most this many sends (1: the first server asked
     /// answered; each redirect, retry and resend adds one).
     pub attempts_max: Option<u32>,
+    /// A checkout or borrow is made only if the client holds no seat of its feature (of
+    /// its kind); otherwise the step does nothing, and says so.
+    pub unless_held: bool,
+    /// A checkin or return is made only if the client holds such a seat; otherwise the
+    /// step does nothing, and says so (instead of an unmet expectation).
+    pub if_held: bool,
 }
 
 impl Expect {
@@ -230,6 +236,8 @@ impl Expect {
             && self.lost.is_none()
             && self.refused.is_none()
             && self.attempts_max.is_none()
+            && !self.unless_held
+            && !self.if_held
     }
 }
 

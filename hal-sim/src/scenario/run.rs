@@ -776,6 +776,15 @@ impl Member {
             match act {
                 ClientAct::Checkout(feature) | ClientAct::Borrow(feature, _) => {
                     let borrow = matches!(act, ClientAct::Borrow(..));
+                    if step.expect.unless_held
+                        && self
+                            .held
+                            .iter()
+                            .any(|(f, _, b)| f == feature && *b == borrow)
+                    {
+                        self.skipped(step, true);
+                        continue;
+                    }
                     let seq = match act {
                         ClientAct::Borrow(_, hours) => session.borrow(feature, *hours),
                         _ => session.checkout(feature),
@@ -794,6 +803,10 @@ impl Member {
                         .iter()
                         .position(|(f, _, b)| f == feature && *b == borrowed)
                     else {
+                        if step.expect.if_held {
+                            self.skipped(step, false);
+                            continue;
+                        }
                         let what = if borrowed { "borrowed seat" } else { "seat" };
                         self.judge.record(
                             now_ms(),
@@ -864,6 +877,13 @@ impl Member {
         self.judge_losses(&steps);
         self.history
             .client(&self.label, ClientEventRecord::Stopped { handle: None });
+    }
+
+    /// A conditional step not taken: the client holds such a seat (`held`), or none.
+    fn skipped(&self, step: &Step, held: bool) {
+        let line = u64::try_from(step.line).unwrap_or(u64::MAX);
+        self.history
+            .client(&self.label, ClientEventRecord::Skipped { line, held });
     }
 
     /// A busy user: checks out, holds the seat a while, checks in, until `until`.

@@ -252,6 +252,12 @@ pub(crate) fn write_step(out: &mut String, step: &Step) {
     if let Some(within) = step.expect.within {
         let _ = writeln!(out, "within = {}", duration(within));
     }
+    if step.expect.unless_held {
+        out.push_str("unless_held = true\n");
+    }
+    if step.expect.if_held {
+        out.push_str("if_held = true\n");
+    }
     if let Some(attempts) = step.expect.attempts_max {
         let _ = writeln!(out, "attempts_max = {attempts}");
     }
