@@ -133,6 +133,13 @@ fn a_short_nemesis_run_faults_the_triad_serves_throughout_and_is_judged_clean() 
     assert!(!run.stdout.contains("steps failed:"), "{shown}");
     assert_eq!(fields["violations"], "0", "{shown}");
     assert_eq!(fields["imported"], "passed", "{shown}");
+    // The imported window is centred on the cut that took #1 away: the replay fails over
+    // to #2 and back, as the field did.
+    let import = std::fs::read_to_string(dir.join("hal-sim-import.out")).unwrap();
+    assert!(
+        import.contains("active servers #1, #2, #1 as in the field"),
+        "{import}\n{shown}"
+    );
     assert!(status.success(), "{shown}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -4,8 +4,9 @@
 //!    (exit 0 clean, 1 violations found, one `invariant violated: ...` line each on
 //!    standard output; any other exit is an error);
 //! 2. `hal-sim import JOURNAL_DIR... --license FILE -o RUN_DIR/incident.toml --from T
-//!    --to T`: a scenario file of a window around the first fault (times in wall ms
-//!    since the Unix epoch);
+//!    --to T --verify`: a scenario file of a window around the first fault (times in
+//!    wall ms since the Unix epoch), run once to compare its active servers, in order,
+//!    with the field's;
 //! 3. `hal-sim run RUN_DIR/incident.toml`: that scenario replayed in the simulator
 //!    (exit 0: passed).
 //!
@@ -105,6 +106,7 @@ async fn import_and_run(inputs: &Inputs<'_>, notes: &mut Vec<String>) -> bool {
         inputs.from_unix_ms.to_string().into(),
         "--to".into(),
         inputs.to_unix_ms.to_string().into(),
+        "--verify".into(),
     ]);
     let imported = match step(inputs, "import", &args).await {
         Ok(step) => {

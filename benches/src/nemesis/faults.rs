@@ -99,6 +99,10 @@ pub struct FaultLog {
     out: BufWriter<File>,
     /// When the first fault started, wall ms.
     pub first_unix_ms: Option<u64>,
+    /// The fault the imported window is centred on, and when it started (wall ms): the
+    /// first that took #1 away (a failover), else the first that took any server away,
+    /// else the first fault. Lower ranks come first.
+    focus: Option<(u8, u64)>,
 }
 
 impl FaultLog {
@@ -108,7 +112,32 @@ impl FaultLog {
         Ok(FaultLog {
             out: BufWriter::new(file),
             first_unix_ms: None,
+            focus: None,
         })
+    }
+
+    /// When the fault the imported window is centred on started, wall ms.
+    pub fn focus_unix_ms(&self) -> Option<u64> {
+        self.focus.map(|(_, t)| t)
+    }
+
+    fn started(&mut self, fault: &Fault, t_unix_ms: u64) {
+        self.first_unix_ms.get_or_insert(t_unix_ms);
+        let rank = match *fault {
+            Fault::Crash { server }
+            | Fault::Cut {
+                a: server,
+                b: Others::Both,
+            } if server == ServerId::PRIMARY => 0,
+            Fault::Crash { .. }
+            | Fault::Cut {
+                b: Others::Both, ..
+            } => 1,
+            _ => 2,
+        };
+        if self.focus.is_none_or(|(r, _)| rank < r) {
+            self.focus = Some((rank, t_unix_ms));
+        }
     }
 
     fn write(&mut self, record: &Record) -> Result<()> {
@@ -127,7 +156,7 @@ pub async fn inject(lab: &mut Lab, planned: &Planned, log: &mut FaultLog) -> Res
     let name = fault.kind().name();
     let mut start = Record::new(&fault, name, "start");
     start.lasts_ms = Some(ms(planned.lasts));
-    log.first_unix_ms.get_or_insert(start.t_unix_ms);
+    log.started(&fault, start.t_unix_ms);
     log.write(&start)?;
     let until = Instant::now() + planned.lasts;
     let observed = match fault {

@@ -49,7 +49,8 @@ const CALM_LOAD: Duration = Duration::from_secs(3);
 /// How long the final checkout may take (a seat whose checkin went unheard is freed by
 /// its lease first).
 const FINAL_LIMIT: Duration = Duration::from_secs(30);
-/// The import window: from this long before the first fault...
+/// The import window: from this long before the fault it is centred on (the first that
+/// took #1 away, else any server, else the first fault; see [`FaultLog`])...
 const WINDOW_BEFORE: Duration = Duration::from_secs(5);
 /// ...to this long after it (or the end of the run).
 const WINDOW_AFTER: Duration = Duration::from_secs(20);
@@ -199,7 +200,14 @@ pub async fn run(options: &NemesisOptions) -> Result<Report> {
     let license = lab.license.clone();
     // The network goes before the judging, which needs only the files.
     drop(lab);
-    report.verdicts = judge(options, &report, &license, log.first_unix_ms, ended_unix_ms).await;
+    report.verdicts = judge(
+        options,
+        &report,
+        &license,
+        log.focus_unix_ms(),
+        ended_unix_ms,
+    )
+    .await;
     Ok(report)
 }
 
@@ -321,10 +329,10 @@ async fn judge(
     options: &NemesisOptions,
     report: &Report,
     license: &std::path::Path,
-    first_fault_unix_ms: Option<u64>,
+    focus_unix_ms: Option<u64>,
     ended_unix_ms: u64,
 ) -> Verdicts {
-    let first = first_fault_unix_ms.unwrap_or(ended_unix_ms);
+    let first = focus_unix_ms.unwrap_or(ended_unix_ms);
     let from_unix_ms = first.saturating_sub(WINDOW_BEFORE.as_millis() as u64);
     let to_unix_ms = (first + WINDOW_AFTER.as_millis() as u64).min(ended_unix_ms);
     let inputs = analysis::Inputs {
