@@ -34,7 +34,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
-use hal_core::license::{License, ServeMode};
+use hal_core::license::{Feature, License, ServeMode};
 use hal_core::record::Record;
 use hal_core::{HostId, ServerId};
 use hal_net::journal::read::{ReadError, ServerJournal};
@@ -209,18 +209,16 @@ pub fn import(
         .iter()
         .map(|f| f.name.as_str().to_string())
         .collect();
-    let borrow_max: BTreeMap<String, u32> = license
-        .license
-        .features
-        .iter()
-        .filter_map(|f| Some((f.name.as_str().to_string(), f.borrow_hours_max?)))
-        .collect();
-    let counts: BTreeMap<String, u32> = license
-        .license
-        .features
-        .iter()
-        .filter_map(|f| Some((f.name.as_str().to_string(), f.count?)))
-        .collect();
+    let per_feature = |value: fn(&Feature) -> Option<u32>| -> BTreeMap<String, u32> {
+        license
+            .license
+            .features
+            .iter()
+            .filter_map(|f| Some((f.name.as_str().to_string(), value(f)?)))
+            .collect()
+    };
+    let borrow_max = per_feature(|f| f.borrow_hours_max);
+    let counts = per_feature(|f| f.count);
     let clients = clients::infer(
         &field,
         &clients::Context {

@@ -144,25 +144,22 @@ impl J {
     }
 
     /// The last `served` record's request waited `ms` on the server for its answer.
-    fn waited(mut self, ms: u64) -> J {
-        if let Some(Entry {
-            record: Record::Served(served),
-            ..
-        }) = self.lines.last_mut()
-        {
-            served.waited_ms = Some(ms);
-        }
-        self
+    fn waited(self, ms: u64) -> J {
+        self.last_served(|served| served.waited_ms = Some(ms))
     }
 
     /// The last `served` record's request was the `n`th this server received.
-    fn received(mut self, n: u64) -> J {
+    fn received(self, n: u64) -> J {
+        self.last_served(|served| served.received = Some(n))
+    }
+
+    fn last_served(mut self, change: impl FnOnce(&mut Served)) -> J {
         if let Some(Entry {
             record: Record::Served(served),
             ..
         }) = self.lines.last_mut()
         {
-            served.received = Some(n);
+            change(served);
         }
         self
     }
