@@ -124,6 +124,12 @@ pub fn check(journals: &[ServerJournal]) -> FieldReport {
     let meta = &first.meta;
     let clocks = Clocks::estimate(journals);
     report.reference = Some(clocks.reference);
+    if clocks.base_stepped {
+        report.notes.push(format!(
+            "the times count on {}, which stepped too (no server's clock stayed steady): records near a step of a clock may be merged out of order, and a violation there may not have happened",
+            clocks.reference
+        ));
+    }
     for journal in journals {
         let server = journal.server;
         report.offsets.insert(server, clocks.first_offset(server));
@@ -674,6 +680,38 @@ mod tests {
             "{:?}",
             report.notes
         );
+    }
+
+    #[test]
+    fn when_no_clock_stayed_steady_the_report_says_so() {
+        // #1 set back 114 s and #2 72 s, and no monotonic times to tell which clocks
+        // stepped: each server's estimates show both others step.
+        let mut j = triad();
+        let [one, two, three] = &mut j;
+        one.clock(1_000_006, 2, 0)
+            .clock(1_000_006, 3, 0)
+            .clock(889_005, 2, 114_000)
+            .clock(889_005, 3, 114_000)
+            .clock(900_700, 2, 42_000);
+        two.clock(1_000_006, 1, 0)
+            .clock(1_003_006, 1, -114_000)
+            .clock(942_700, 1, -42_000)
+            .clock(942_700, 3, 72_000);
+        three
+            .clock(1_000_005, 1, 0)
+            .clock(1_000_005, 2, 0)
+            .clock(1_003_005, 1, -114_000)
+            .clock(1_014_605, 2, -72_000);
+        let read: Vec<ServerJournal> = j.iter().map(Journal::done).collect();
+        let report = check(&read);
+        assert!(
+            report.notes.iter().any(|n| n.contains("stepped too")),
+            "{:?}",
+            report.notes
+        );
+        // With one steady clock, nothing to say.
+        let report = check(&triad().map(|j| j.done()));
+        assert!(!report.notes.iter().any(|n| n.contains("stepped too")));
     }
 
     #[test]

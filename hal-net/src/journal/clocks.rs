@@ -1,11 +1,13 @@
 //! The servers' wall clocks against one reference, from the `peer_clock` records of their
 //! journals: each server's clock minus the reference's, as levels that change when a
-//! clock stepped. The reference is server #1's clock (the lowest server with a journal
-//! whose clock did not step: levels are placed on the reference's clock, so a clock that
-//! stepped cannot place them), unless the other two agree with each other and not with
-//! it: then theirs (the majority's), and #1 is the server whose clock is off. `hal-sim
-//! check` merges journals on it, `hal-sim import` replays an incident on it and `hal-net
-//! report` dates usage on it.
+//! clock stepped. The reference is server #1's clock (the lowest server whose clock did
+//! not step: levels are placed on the reference's clock, so a clock that stepped cannot
+//! place them), unless the other two agree with each other and not with it: then theirs
+//! (the majority's), and #1 is the server whose clock is off. Whether a server's clock
+//! stepped, its own journal says (its wall clock jumped against its monotonic clock);
+//! only a journal without monotonic times that advance leaves it to its peers' estimates.
+//! `hal-sim check` merges journals on it, `hal-sim import` replays an incident on it and
+//! `hal-net report` dates usage on it.
 //!
 //! It does not model drift: a drifting clock shows as a staircase of small steps, one
 //! each time the estimate moved by more than [`STEP_MS_MIN`] (or the round trip). It
@@ -27,6 +29,9 @@ use super::read::{Located, ServerJournal};
 pub const STEP_MS_MIN: i64 = 100;
 /// Two clocks within this much of each other agree (for the majority's reference).
 pub const AGREE_MS: i64 = 1_000;
+/// The fastest a wall clock is taken to drift or be slewed against the monotonic clock
+/// (NTP slews at up to 500 ppm); more than this between two entries is a step.
+pub const DRIFT_PPM_MAX: u64 = 1_000;
 /// The most records after a process's first that are read to tell which level that first
 /// one is on, when its time reads on two.
 pub const LOOKAHEAD_MAX: usize = 10_000;
@@ -69,6 +74,10 @@ pub struct Clocks {
     /// Per server (index 0 is #1): its offsets, in time order; empty when nothing was
     /// measured (its times are then taken as they are).
     pub levels: [Vec<Level>; 3],
+    /// Whether the clock the levels were placed on stepped too (no server's clock stayed
+    /// steady): then a level may begin at the wrong time, and records near a step of any
+    /// clock may be placed out of order.
+    pub base_stepped: bool,
 }
 
 /// One estimate of server `of`'s clock minus the base server's, at base time `at_ms`.
@@ -96,19 +105,23 @@ impl Clocks {
         servers.sort_unstable();
         servers.dedup();
         // Levels are placed on the base's clock, so a base whose clock stepped would
-        // misplace them: the lowest server that did not step is the base.
+        // misplace them (a sample from before it was set back sorts after those from
+        // after): the lowest server that did not step is the base.
         let candidates = servers
             .iter()
             .map(|&base| (base, levels_against(journals, base)));
         let mut first = None;
         let mut steady = None;
         for (base, levels) in candidates {
-            if !base_stepped(base, &levels) {
+            let stepped = own_clock_stepped(journals, base)
+                .unwrap_or_else(|| both_others_stepped(base, &levels));
+            if !stepped {
                 steady = Some((base, levels));
                 break;
             }
             first.get_or_insert((base, levels));
         }
+        let base_stepped = steady.is_none() && first.is_some();
         let (base, mut levels) = steady.or(first).unwrap_or_else(|| (1, Default::default()));
         let reference = majority(base, &levels);
         // From offsets against the base to offsets against the reference, and from the
@@ -136,7 +149,11 @@ impl Clocks {
                 rtt_ms: 0,
             }];
         }
-        Clocks { reference, levels }
+        Clocks {
+            reference,
+            levels,
+            base_stepped,
+        }
     }
 
     /// The true time of `local_ms` read on server `server`'s clock, on the last level
@@ -390,9 +407,49 @@ fn levels_against(journals: &[ServerJournal], base: u8) -> [Vec<Level>; 3] {
     levels
 }
 
-/// Whether `base`'s own clock stepped: both other servers show a step against it (a
-/// step of one of them shows against the base only in its own levels).
-fn base_stepped(base: u8, levels: &[Vec<Level>; 3]) -> bool {
+/// Whether `server`'s wall clock stepped, as its own journal shows it: within one
+/// process, the wall clock moved away from the monotonic clock between two entries by more
+/// than [`STEP_MS_MIN`] and [`DRIFT_PPM_MAX`] of the time between them. `None` when no
+/// two entries of one process carry a monotonic time (or there is no journal): the
+/// journal cannot say. A step while the server was down does not show here.
+fn own_clock_stepped(journals: &[ServerJournal], server: u8) -> Option<bool> {
+    let mut compared = false;
+    for journal in journals.iter().filter(|j| j.server == server) {
+        // The wall and monotonic times of the entry before, in this process (the first
+        // of its monotonic millisecond: entries within one say nothing of the wall
+        // clock's pace, and a step among them shows at the next millisecond).
+        let mut before: Option<(u64, u64)> = None;
+        for located in &journal.entries {
+            let (Some(wall_ms), Some(mono_ms)) =
+                (located.entry.record.t_ms(), located.entry.mono_ms)
+            else {
+                continue;
+            };
+            if let Some((wall_before, mono_before)) = before
+                && follows(located, mono_before)
+            {
+                if mono_ms == mono_before {
+                    continue;
+                }
+                compared = true;
+                let mono_gap = mono_ms - mono_before;
+                let wall_gap = i128::from(wall_ms) - i128::from(wall_before);
+                let moved_ms = (wall_gap - i128::from(mono_gap)).unsigned_abs();
+                let drift_ms_max = u128::from(mono_gap) * u128::from(DRIFT_PPM_MAX) / 1_000_000;
+                if moved_ms > STEP_MS_MIN.unsigned_abs().into() && moved_ms > drift_ms_max {
+                    return Some(true);
+                }
+            }
+            before = Some((wall_ms, mono_ms));
+        }
+    }
+    compared.then_some(false)
+}
+
+/// Whether `base`'s clock stepped, when its own journal cannot say: both other servers
+/// show a step against it (a step of one of them shows against the base only in its own
+/// levels). Two servers that stepped each on their own look the same.
+fn both_others_stepped(base: u8, levels: &[Vec<Level>; 3]) -> bool {
     let stepping = (1u8..=3)
         .filter(|&s| s != base)
         .filter(|&s| levels[usize::from(s - 1)].len() > 1)
@@ -514,6 +571,134 @@ mod tests {
         assert_eq!(clocks.offset_at(1, 1_030_000), 0);
         assert_eq!(clocks.offset_at(3, 1_020_000), 0);
         assert_eq!(clocks.to_true(1, 1_040_000), 1_040_000);
+    }
+
+    /// Server `server`'s journal of `peer_clock` records with monotonic times: (its
+    /// clock's time, its monotonic time, the peer, the peer's clock minus its own).
+    fn journal_with_mono(server: u8, clocks: &[(u64, u64, u8, i64)]) -> ServerJournal {
+        let mut journal = journal(server, &[]);
+        for &(t_ms, mono_ms, peer, offset_ms) in clocks {
+            let mut one = peer_clock_entry(server, t_ms, peer, offset_ms);
+            one.entry.mono_ms = Some(mono_ms);
+            one.line = journal.entries.len() + 2;
+            journal.entries.push(one);
+        }
+        journal
+    }
+
+    fn peer_clock_entry(server: u8, t_ms: u64, peer: u8, offset_ms: i64) -> Located {
+        let mut journal = journal(server, &[(t_ms, peer, offset_ms)]);
+        journal.entries.remove(0)
+    }
+
+    /// #1's clock set back 114 s at true 1 003 000 and #2's 72 s at true 1 014 600; #3's
+    /// steady (as in the simulator's LAN seed 68).
+    fn two_set_back() -> [ServerJournal; 3] {
+        [
+            journal_with_mono(
+                1,
+                &[
+                    (1_000_006, 6, 2, 0),
+                    (1_000_006, 6, 3, 0),
+                    (889_005, 3_005, 2, 114_000),
+                    (889_005, 3_005, 3, 114_000),
+                    (900_700, 14_700, 2, 42_000),
+                ],
+            ),
+            journal_with_mono(
+                2,
+                &[
+                    (1_000_006, 6, 1, 0),
+                    (1_003_006, 3_006, 1, -114_000),
+                    (942_700, 14_700, 1, -42_000),
+                    (942_700, 14_700, 3, 72_000),
+                ],
+            ),
+            journal_with_mono(
+                3,
+                &[
+                    (1_000_005, 5, 1, 0),
+                    (1_000_005, 5, 2, 0),
+                    (1_003_005, 3_005, 1, -114_000),
+                    (1_014_605, 14_605, 2, -72_000),
+                ],
+            ),
+        ]
+    }
+
+    #[test]
+    fn when_two_clocks_step_the_base_is_the_one_whose_own_journal_shows_no_step() {
+        let journals = two_set_back();
+        assert_eq!(own_clock_stepped(&journals, 1), Some(true));
+        assert_eq!(own_clock_stepped(&journals, 2), Some(true));
+        assert_eq!(own_clock_stepped(&journals, 3), Some(false));
+        let clocks = Clocks::estimate(&journals);
+        assert_eq!(clocks.reference, Reference::Server(3));
+        assert!(!clocks.base_stepped);
+        assert_eq!(clocks.offset_at(1, 1_002_000), 0);
+        assert_eq!(clocks.offset_at(1, 1_010_000), -114_000);
+        assert_eq!(clocks.offset_at(1, 1_020_000), -114_000);
+        assert_eq!(clocks.offset_at(2, 1_010_000), 0);
+        assert_eq!(clocks.offset_at(2, 1_020_000), -72_000);
+        // #1's record at true 1 010 000, after its step.
+        assert_eq!(clocks.to_true(1, 896_000), 1_010_000);
+    }
+
+    #[test]
+    fn without_monotonic_times_two_clocks_that_stepped_leave_no_steady_base() {
+        // Each server sees both others step: every base looks stepped, and the clocks
+        // say so rather than pass #1's stepped clock off as steady.
+        let journals = two_set_back().map(|mut journal| {
+            for located in &mut journal.entries {
+                located.entry.mono_ms = None;
+            }
+            journal
+        });
+        assert_eq!(own_clock_stepped(&journals, 1), None);
+        assert!(Clocks::estimate(&journals).base_stepped);
+    }
+
+    #[test]
+    fn a_wall_clock_drifting_or_slewed_is_not_a_step_of_it() {
+        // 500 ppm for 100 s, then 80 ms in a second: neither is a step.
+        let drifting = [journal_with_mono(
+            1,
+            &[
+                (1_000_000, 0, 2, 0),
+                (1_100_050, 100_000, 2, 0),
+                (1_101_130, 101_000, 2, 0),
+            ],
+        )];
+        assert_eq!(own_clock_stepped(&drifting, 1), Some(false));
+        assert_eq!(own_clock_stepped(&drifting, 2), None);
+        // 150 ms in a second is.
+        let stepped = [journal_with_mono(
+            1,
+            &[(1_000_000, 0, 2, 0), (1_001_150, 1_000, 2, 0)],
+        )];
+        assert_eq!(own_clock_stepped(&stepped, 1), Some(true));
+        // Entries within one monotonic millisecond say nothing; a step among them shows
+        // at the next one.
+        let still = [journal_with_mono(
+            1,
+            &[(1_000_000, 7, 2, 0), (1_005_000, 7, 2, 0)],
+        )];
+        assert_eq!(own_clock_stepped(&still, 1), None);
+        let within = [journal_with_mono(
+            1,
+            &[
+                (1_000_000, 7, 2, 0),
+                (886_000, 7, 2, 0),
+                (886_005, 12, 2, 0),
+            ],
+        )];
+        assert_eq!(own_clock_stepped(&within, 1), Some(true));
+        // A restart starts its monotonic clock again: not a step.
+        let mut restarted = journal_with_mono(1, &[(1_000_000, 50_000, 2, 0)]);
+        restarted
+            .entries
+            .extend(journal_with_mono(1, &[(1_010_000, 10, 2, 0)]).entries);
+        assert_eq!(own_clock_stepped(&[restarted], 1), None);
     }
 
     #[test]
