@@ -32,6 +32,8 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 const GATHER: Duration = Duration::from_millis(20);
 /// The file buffer: a batch of a busy server's records in few writes.
 const BUFFER_BYTES: usize = 64 << 10;
+/// The line buffer kept between records (a longer record grows it for a while).
+const LINE_KEEP: usize = 4 << 10;
 /// How often a disk error is logged, at most.
 const ERROR_LOG_EVERY: Duration = Duration::from_secs(60);
 
@@ -109,6 +111,7 @@ impl FileJournal {
             next_number: next_number(dir)?,
             reported_dropped: 0,
             last_error_log: None,
+            line: Vec::with_capacity(LINE_KEEP),
         };
         let thread = std::thread::Builder::new()
             .name("hal-journal".into())
@@ -191,6 +194,8 @@ struct Writer {
     /// The dropped count already reported in the journal.
     reported_dropped: u64,
     last_error_log: Option<Instant>,
+    /// The line being written (kept, so that a record costs no allocation of its own).
+    line: Vec<u8>,
 }
 
 impl Writer {
@@ -250,14 +255,13 @@ impl Writer {
 
     /// Appends one line, starting a file first if there is none; whether it was written.
     fn write_line(&mut self, entry: &Entry, t_ms: u64) -> bool {
-        let mut line = match serde_json::to_vec(entry) {
-            Ok(line) => line,
-            Err(e) => {
-                tracing::error!("journal: a record could not be written as JSON: {e}");
-                return false;
-            }
-        };
-        line.push(b'\n');
+        self.line.clear();
+        self.line.shrink_to(LINE_KEEP);
+        if let Err(e) = serde_json::to_writer(&mut self.line, entry) {
+            tracing::error!("journal: a record could not be written as JSON: {e}");
+            return false;
+        }
+        self.line.push(b'\n');
         if self.file.is_none()
             && let Err((path, e)) = self.start_file(t_ms)
         {
@@ -267,13 +271,13 @@ impl Writer {
         let Some(current) = self.file.as_mut() else {
             return false;
         };
-        if let Err(e) = current.out.write_all(&line) {
+        if let Err(e) = current.out.write_all(&self.line) {
             let path = current.path.clone();
             self.file = None;
             self.failed(&path, &e);
             return false;
         }
-        current.bytes = current.bytes.saturating_add(line.len() as u64);
+        current.bytes = current.bytes.saturating_add(self.line.len() as u64);
         if current.bytes >= self.limits.file_bytes
             && let Some(full) = self.file.take()
         {
