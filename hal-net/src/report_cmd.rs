@@ -13,7 +13,7 @@ mod csv;
 mod text;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -72,19 +72,8 @@ fn parse_time(text: &str) -> Result<u64, String> {
         .map_err(|_| "before 1970: the journals' clocks start at the Unix epoch".to_string())
 }
 
-/// A data directory stands for the journal directory in it.
-fn journal_path(path: &Path) -> PathBuf {
-    let inner = path.join("journal");
-    if path.is_dir() && inner.is_dir() {
-        inner
-    } else {
-        path.to_path_buf()
-    }
-}
-
 pub fn run(args: ReportArgs) -> Result<ExitCode> {
-    let paths: Vec<PathBuf> = args.journals.iter().map(|p| journal_path(p)).collect();
-    let journals = hal_net::journal::read::read(&paths).context("reading the journals")?;
+    let journals = hal_net::journal::read::read(&args.journals).context("reading the journals")?;
     let options = Options {
         from_ms: args.from,
         to_ms: args.to,

@@ -89,7 +89,8 @@ struct PlantsArgs {
 
 #[derive(Debug, Args)]
 struct CheckArgs {
-    /// Journal directories (`data_dir/journal`) or files, of one triad's servers.
+    /// Journal directories (`data_dir/journal`), the servers' data directories, or journal
+    /// files, of one triad's servers.
     #[arg(required = true)]
     journals: Vec<PathBuf>,
 }

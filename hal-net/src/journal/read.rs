@@ -50,24 +50,34 @@ pub struct ServerJournal {
     pub notes: Vec<String>,
 }
 
-/// Reads the journals at `paths` (journal directories, or single files), grouped by
-/// server, lowest server first; each server's records in the order of the files (a
+/// Reads the journals at `paths` (journal directories, data directories holding one as
+/// `journal/`, or single files), grouped by server, lowest server first; each server's records in the order of the files (a
 /// directory's by number) and of their lines. (Not by time: a server's wall clock may
 /// have been stepped back.)
 pub fn read(paths: &[PathBuf]) -> Result<Vec<ServerJournal>, ReadError> {
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
-            let found = journal_files(path).map_err(|e| ReadError {
-                path: path.clone(),
-                line: None,
-                what: e.to_string(),
-            })?;
+            let listed = |dir: &Path| {
+                journal_files(dir).map_err(|e| ReadError {
+                    path: dir.to_path_buf(),
+                    line: None,
+                    what: e.to_string(),
+                })
+            };
+            let mut found = listed(path)?;
+            // A server's data directory stands for the journal in it.
+            let inner = path.join("journal");
+            if found.is_empty() && inner.is_dir() {
+                found = listed(&inner)?;
+            }
             if found.is_empty() {
                 return Err(ReadError {
                     path: path.clone(),
                     line: None,
-                    what: "no journal files (journal-<n>.jsonl) in this directory".into(),
+                    what:
+                        "no journal files (journal-<n>.jsonl) in this directory or in its journal/"
+                            .into(),
                 });
             }
             files.extend(found.into_iter().map(|(file, _)| file));
@@ -216,5 +226,22 @@ mod tests {
         assert!(!Arc::ptr_eq(&entries[2].file, &entries[3].file));
         assert_eq!(*entries[3].file, *files[1]);
         assert_eq!(entries[3].line, 2, "the meta record is line 1");
+    }
+
+    #[test]
+    fn a_data_directory_stands_for_its_journal_and_an_empty_one_is_refused() {
+        let data = tempfile::tempdir().unwrap();
+        std::fs::create_dir(data.path().join("journal")).unwrap();
+        write_file(&data.path().join("journal/journal-00000001.jsonl"), 2);
+        let journals = read(&[data.path().to_path_buf()]).unwrap();
+        assert_eq!(journals[0].entries.len(), 2);
+        let empty = tempfile::tempdir().unwrap();
+        let e = read(&[empty.path().to_path_buf()]).unwrap_err();
+        assert!(
+            e.to_string().contains(
+                "no journal files (journal-<n>.jsonl) in this directory or in its journal/"
+            ),
+            "{e}"
+        );
     }
 }

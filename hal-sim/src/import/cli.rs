@@ -46,27 +46,9 @@ macro_rules! out {
     }};
 }
 
-/// A data directory stands for its journal directory.
-fn journal_path(path: &Path) -> PathBuf {
-    let inner = path.join("journal");
-    let has_files = std::fs::read_dir(path).is_ok_and(|entries| {
-        entries.flatten().any(|e| {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            name.starts_with("journal-") && name.ends_with(".jsonl")
-        })
-    });
-    if path.is_dir() && !has_files && inner.is_dir() {
-        inner
-    } else {
-        path.to_path_buf()
-    }
-}
-
 /// Runs the verb.
 pub fn main(args: &ImportArgs) -> ExitCode {
-    let paths: Vec<PathBuf> = args.journals.iter().map(|p| journal_path(p)).collect();
-    let result = hal_net::journal::read::read(&paths)
+    let result = hal_net::journal::read::read(&args.journals)
         .map_err(ImportError::from)
         .and_then(|journals| {
             let license = LicenseFile::read(&args.license)?;
