@@ -14,13 +14,13 @@ mod text;
 
 use std::io::Write;
 use std::path::PathBuf;
+
+use hal_net::journal::time::parse_time;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
 use hal_net::report::{self, Options, Report, ReportError};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::status_cmd::format_wall;
 
@@ -47,29 +47,6 @@ pub struct ReportArgs {
     /// Print one CSV (`section,feature,subject,metric,value`) instead of text.
     #[arg(long)]
     csv: bool,
-}
-
-/// A time on the command line, in Unix ms.
-fn parse_time(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
-        return text
-            .parse()
-            .map_err(|_| "more ms than fit in 64 bits".to_string());
-    }
-    let parsed = OffsetDateTime::parse(text, &Rfc3339).or_else(|_| {
-        let date = time::Date::parse(
-            text,
-            time::macros::format_description!("[year]-[month]-[day]"),
-        )?;
-        Ok::<_, time::error::Parse>(date.midnight().assume_utc())
-    });
-    let time = parsed.map_err(|_| {
-        "not a time: give RFC 3339 (2026-12-06T10:00:00Z), a date (2026-12-06) or Unix ms"
-            .to_string()
-    })?;
-    u64::try_from(time.unix_timestamp_nanos() / 1_000_000)
-        .map_err(|_| "before 1970: the journals' clocks start at the Unix epoch".to_string())
 }
 
 pub fn run(args: ReportArgs) -> Result<ExitCode> {

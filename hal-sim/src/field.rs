@@ -60,14 +60,7 @@ impl fmt::Display for FieldViolation {
 
 /// A wall-clock time as RFC 3339, for messages.
 pub fn wall(t_ms: u64) -> String {
-    let nanos = i128::from(t_ms) * 1_000_000;
-    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| format!("{t_ms} ms"))
+    hal_net::journal::time::rfc3339(t_ms)
 }
 
 /// What a check found.

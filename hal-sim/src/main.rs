@@ -450,13 +450,8 @@ fn run_scenarios(args: &RunArgs) -> ExitCode {
                     scenario_summary(outcome)
                 );
             }
-            for judged in outcome.judged.iter().filter(|j| !j.met) {
-                out!(
-                    "  line {}: expected {}; saw {}",
-                    judged.line,
-                    judged.expected,
-                    judged.saw
-                );
+            for unmet in outcome.unmet() {
+                out!("  {unmet}");
             }
             if let Some(violation) = &outcome.violation {
                 out_part!("  {violation}");

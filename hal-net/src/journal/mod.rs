@@ -12,6 +12,7 @@
 
 pub mod clocks;
 pub mod read;
+pub mod time;
 mod writer;
 
 use std::sync::Arc;

@@ -114,13 +114,8 @@ fn verify(path: &Path, field: &[u8]) -> ExitCode {
             ", NOT as in the field"
         }
     );
-    for judged in outcome.judged.iter().filter(|j| !j.met) {
-        out!(
-            "  line {}: expected {}; saw {}",
-            judged.line,
-            judged.expected,
-            judged.saw
-        );
+    for unmet in outcome.unmet() {
+        out!("  {unmet}");
     }
     if outcome.passed() && same {
         ExitCode::SUCCESS

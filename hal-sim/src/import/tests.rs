@@ -287,12 +287,7 @@ fn triad() -> [J; 3] {
 /// invariant violated) and have the field's active servers.
 fn replays(imported: &Imported, scenario: &Scenario) {
     let outcome = crate::scenario::run(scenario, 1, None);
-    let unmet: Vec<String> = outcome
-        .judged
-        .iter()
-        .filter(|j| !j.met)
-        .map(|j| format!("line {}: expected {}; saw {}", j.line, j.expected, j.saw))
-        .collect();
+    let unmet: Vec<String> = outcome.unmet().collect();
     assert!(
         outcome.passed(),
         "{:?} {unmet:?} {:?} {:?}\n{}",

@@ -98,6 +98,14 @@ impl Outcome {
     pub fn passed(&self) -> bool {
         self.verdict() == Verdict::Passed
     }
+
+    /// Each unmet expectation or check, as `line N: expected ...; saw ...`.
+    pub fn unmet(&self) -> impl Iterator<Item = String> + '_ {
+        self.judged
+            .iter()
+            .filter(|j| !j.met)
+            .map(|j| format!("line {}: expected {}; saw {}", j.line, j.expected, j.saw))
+    }
 }
 
 /// Judgements, shared by the tasks that make them; each is also written to the history.
