@@ -25,8 +25,9 @@ pub struct ImportArgs {
     /// Where to write the scenario file.
     #[arg(short = 'o', long = "out")]
     pub out: PathBuf,
-    /// Start of the window: Unix ms, or RFC 3339 (`2026-12-05T09:05:00Z`), on the
-    /// reference clock (#1's, or the majority's). Default: the first record.
+    /// Start of the window: Unix ms, RFC 3339 (`2026-12-05T09:05:00Z`) or a date
+    /// (`2026-12-05`, midnight UTC), on the reference clock (#1's, or the majority's).
+    /// Default: the first record.
     #[arg(long, value_parser = time::parse_time)]
     pub from: Option<u64>,
     /// End of the window, the same way. Default: the last record (or the triad's
