@@ -399,13 +399,13 @@ impl SeatIndex {
 /// When the field's requests and seat changes of each feature were, and how many of its
 /// seats were in use, to tell a race for the last seats from a request that had its
 /// seat (or its denial) whatever the timing.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Races<'a> {
     /// Per feature: (true time, client id) of every request and seat change.
     events: BTreeMap<String, Vec<(u64, String)>>,
     /// Per feature: (true time, seats in use after it) at each seat change, in time order.
     in_use: BTreeMap<String, Vec<(u64, u32)>>,
-    counts: Option<&'a BTreeMap<String, u32>>,
+    counts: &'a BTreeMap<String, u32>,
 }
 
 impl<'a> Races<'a> {
@@ -416,8 +416,9 @@ impl<'a> Races<'a> {
         counts: &'a BTreeMap<String, u32>,
     ) -> Races<'a> {
         let mut races = Races {
-            counts: Some(counts),
-            ..Races::default()
+            events: BTreeMap::new(),
+            in_use: BTreeMap::new(),
+            counts,
         };
         for request in requests {
             let feature = request.answers.iter().find_map(|(s, _)| {
@@ -457,7 +458,7 @@ impl<'a> Races<'a> {
     }
 
     fn count(&self, feature: &str) -> Option<u32> {
-        self.counts?.get(feature).copied()
+        self.counts.get(feature).copied()
     }
 
     /// The most seats of `feature` in use from true time `from` to `to`.
