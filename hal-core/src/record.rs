@@ -612,25 +612,28 @@ pub struct PeerClock {
 }
 
 /// A server's answer to a client's request, with the request.
+///
+/// Its names are `String`s when read; a journal writes them from borrowed `&str`s (`S`),
+/// so that a busy server's most frequent record costs it no allocation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Served {
+pub struct Served<S = String> {
     pub t_ms: u64,
     pub server: u8,
     /// The client's id (16 hexadecimal digits).
-    pub client: String,
+    pub client: S,
     pub req: u64,
     pub op: OpName,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub feature: Option<String>,
+    pub feature: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
+    pub user: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host: Option<String>,
+    pub host: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub handle: Option<String>,
+    pub handle: Option<S>,
     pub result: ResultName,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub granted_by: Option<u8>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -664,23 +667,25 @@ pub enum SeatChangeName {
 }
 
 /// A server applied the log entry at `index`, which changed its seat table.
+///
+/// Its names are `String`s when read, and borrowed `&str`s (`S`) when a journal writes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SeatRecord {
+pub struct SeatRecord<S = String> {
     pub t_ms: u64,
     pub server: u8,
     pub index: u64,
     pub change: SeatChangeName,
-    pub handle: String,
-    pub feature: String,
+    pub handle: S,
+    pub feature: S,
     /// The holder's client id (16 hexadecimal digits).
-    pub client: String,
+    pub client: S,
     /// The request that made the change (grants, releases).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub req: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
+    pub user: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host: Option<String>,
+    pub host: Option<S>,
     /// The leader that decided a grant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<u8>,

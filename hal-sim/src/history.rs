@@ -38,11 +38,24 @@ pub struct History {
 /// A simulated server's journal: its entries go into the run's [`History`].
 struct JournalSink {
     server: u8,
+    harness: Arc<Mutex<Option<String>>>,
     journals: Arc<Mutex<std::collections::BTreeMap<u8, Vec<hal_core::record::Entry>>>>,
 }
 
 impl hal_net::journal::Sink for JournalSink {
-    fn write(&self, entry: hal_core::record::Entry) {
+    fn write(&self, item: &hal_net::journal::Item<'_>, now: hal_core::time::Now) {
+        // The line a real server would write, read back.
+        let entry = match hal_net::journal::entry(item, now) {
+            Ok(entry) => entry,
+            Err(e) => {
+                let mut slot = self.harness.lock().unwrap_or_else(|e| e.into_inner());
+                slot.get_or_insert(format!(
+                    "server {} journaled a record that does not read back: {e}",
+                    self.server
+                ));
+                return;
+            }
+        };
         self.journals
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -127,6 +140,7 @@ impl History {
     pub fn journal(&self, server: ServerId) -> hal_net::journal::Journal {
         hal_net::journal::Journal::to(Arc::new(JournalSink {
             server: server.get(),
+            harness: self.harness.clone(),
             journals: self.journals.clone(),
         }))
     }

@@ -5,28 +5,30 @@
 //! journals with the simulator's invariants, `hal-sim import` turns one into a scenario
 //! file and `hal-net report` reads usage from it.
 //!
-//! Writing never blocks serving: the node hands each record to [`Journal::record`], which
-//! only queues it for the writer thread ([`FileJournal`]); when the queue is full or the
-//! disk fails, the record is dropped and counted, and a [`Record::Dropped`] record says
-//! so in the journal as soon as writing works again.
+//! Writing never blocks serving: the node hands each record, or the facts of one
+//! ([`Item`]), to [`Journal::record`], which appends its line to a buffer that the writer
+//! thread ([`FileJournal`]) takes and writes to disk; when the buffer is full or the disk
+//! fails, the record is dropped and counted, and a [`hal_core::record::Record::Dropped`]
+//! record says so in the journal as soon as writing works again.
 
 pub mod clocks;
+mod facts;
 pub mod read;
 pub mod time;
 mod writer;
 
 use std::sync::Arc;
 
-use hal_core::record::{Entry, Record};
 use hal_core::time::Now;
 
+pub use facts::{Answered, Item, SeatApplied, entry, write_line};
 pub use writer::{FileJournal, JournalLimits, JournalStats};
 
 /// Where a journal's entries go: the file writer's queue, or (in the simulator) the run's
 /// history.
 pub trait Sink: Send + Sync {
-    /// Takes one entry; must return at once.
-    fn write(&self, entry: Entry);
+    /// Takes one item, journaled at `now`; must return at once.
+    fn write(&self, item: &Item<'_>, now: Now);
 }
 
 /// A node's journal: records stamped with the node's clock and handed to a [`Sink`]; or
@@ -78,16 +80,12 @@ impl Journal {
         self.heartbeats
     }
 
-    /// Records `record` as of `now`: its `t_ms` is the wall clock, its `mono_ms` the
-    /// monotonic clock.
-    pub fn record(&self, now: Now, mut record: Record) {
+    /// Records `item` as of `now`: its record's `t_ms` is the wall clock, its `mono_ms`
+    /// the monotonic clock.
+    pub fn record<'a>(&self, now: Now, item: impl Into<Item<'a>>) {
         let Some(sink) = &self.sink else {
             return;
         };
-        record.set_t_ms(now.wall.0);
-        sink.write(Entry {
-            record,
-            mono_ms: Some(now.mono.0),
-        });
+        sink.write(&item.into(), now);
     }
 }

@@ -220,12 +220,12 @@ impl<C: Clock> Core<C> {
                 if !self.route(conn, request.client) {
                     return;
                 }
+                let now = self.clock.now();
                 if self.journal.is_on() {
-                    let at = self.clock.now().mono;
                     self.pending
-                        .asked(request.client, request.seq, &request.op, at);
+                        .asked(request.client, request.seq, &request.op, now.mono);
                 }
-                self.server.handle_client(self.clock.now(), request);
+                self.server.handle_client(now, request);
             }
             Inbound::ClientOpened { conn, replies } => {
                 let conn_state = Conn {
@@ -378,16 +378,14 @@ impl<C: Clock> Core<C> {
     }
 
     fn reply(&mut self, reply: ServerReply) {
-        if self.journal.is_on()
-            && let Some(record) = self.pending.answered(
-                self.me,
-                &reply,
-                self.journal.heartbeats(),
-                self.clock.now().mono,
-            )
-        {
-            self.journal.record(self.clock.now(), record);
+        if self.journal.is_on() {
+            let now = self.clock.now();
+            self.pending.answered(self.me, &reply, &self.journal, now);
         }
+        self.send_reply(reply);
+    }
+
+    fn send_reply(&mut self, reply: ServerReply) {
         let mut proof = None;
         if let ReplyResult::Granted {
             handle,
@@ -465,9 +463,9 @@ impl<C: Clock> Core<C> {
             (hook.0)(&event);
         }
         if self.journal.is_on()
-            && let Some(record) = journaling::event_record(self.me, &event)
+            && let Some(item) = journaling::event_item(self.me, &event)
         {
-            self.journal.record(self.clock.now(), record);
+            self.journal.record(self.clock.now(), item);
         }
         match event {
             ServerEvent::RoleChanged {

@@ -1,17 +1,16 @@
 //! What a node writes into its journal ([`crate::journal`]): hal-core's events and the
-//! answers it sends, as history records. Everything here is cheap to skip: the node calls
-//! it only while its journal is on.
+//! answers it sends, as history records or the facts the writer builds them from.
+//! Everything here is cheap to skip: the node calls it only while its journal is on.
 
 use std::collections::BTreeMap;
 
 use hal_core::ServerId;
 use hal_core::protocol::{ClientId, Op, ReplyResult, RequestSeq, ServerReply};
-use hal_core::record::{
-    Checkpoint, OpName, Record, Recovery, ResultName, RoleRecord, SeatChangeName, SeatRecord,
-    Served, SnapshotHow, Start,
-};
-use hal_core::server::{Durable, SeatChange, ServerEvent};
-use hal_core::time::Time;
+use hal_core::record::{Checkpoint, Record, Recovery, RoleRecord, SnapshotHow, Start};
+use hal_core::server::{Durable, ServerEvent};
+use hal_core::time::{Now, Time};
+
+use crate::journal::{Answered, Item, Journal, SeatApplied};
 
 /// The most requests remembered while they wait for their answer; past it the oldest
 /// half is forgotten (their answers are journaled without the request's details).
@@ -57,130 +56,54 @@ impl Pending {
             .unwrap_or((ClientId(0), RequestSeq(0)))
     }
 
-    /// The `served` record of `reply`, or `None` for a heartbeat answered "ok" when those
-    /// are not journaled.
+    /// Journals the answer `reply` at `now` into `journal`, with what its request asked
+    /// (a heartbeat answered "ok" only when those are journaled).
     pub(super) fn answered(
         &mut self,
         me: ServerId,
         reply: &ServerReply,
-        heartbeats: bool,
-        now: Time,
-    ) -> Option<Record> {
-        let (op, asked) = match self.asked.remove(&(reply.client, reply.seq)) {
-            Some(Asked { op, at, received }) => (Some(op), Some((at, received))),
-            None => (None, None),
-        };
-        let mut served = Served {
-            t_ms: 0,
-            server: me.get(),
-            client: format!("{:016x}", reply.client.0),
-            req: reply.seq.0,
-            op: OpName::Heartbeat,
-            feature: None,
-            user: None,
-            host: None,
-            handle: None,
-            result: ResultName::Ok,
-            reason: None,
-            granted_by: None,
-            borrow_end_ms: None,
-            waited_ms: asked.map(|(at, _)| now.0.saturating_sub(at.0)),
-            received: asked.map(|(_, received)| received),
-        };
-        match &op {
-            Some(Op::Checkout {
-                feature,
-                user,
-                host,
-            }) => {
-                served.op = OpName::Checkout;
-                served.feature = Some(feature.to_string());
-                served.user = Some(user.to_string());
-                served.host = Some(host.to_string());
-            }
-            Some(Op::Borrow {
-                feature,
-                user,
-                host,
-                ..
-            }) => {
-                served.op = OpName::Borrow;
-                served.feature = Some(feature.to_string());
-                served.user = Some(user.to_string());
-                served.host = Some(host.to_string());
-            }
-            Some(Op::Checkin { handle }) => {
-                served.op = OpName::Checkin;
-                served.handle = Some(handle.to_string());
-            }
-            Some(Op::Return { handle }) => {
-                served.op = OpName::Return;
-                served.handle = Some(handle.to_string());
-            }
-            Some(Op::Heartbeat { .. }) | None => {}
+        journal: &Journal,
+        now: Now,
+    ) {
+        let asked = self.asked.remove(&(reply.client, reply.seq));
+        if !journal.heartbeats()
+            && matches!(&reply.result, ReplyResult::HeartbeatAck { unknown, .. } if unknown.is_empty())
+        {
+            return;
         }
-        match &reply.result {
-            ReplyResult::Granted {
-                handle,
-                borrow_end,
-                granted_by,
-                ..
-            } => {
-                served.result = ResultName::Granted;
-                served.handle = Some(handle.to_string());
-                served.granted_by = Some(granted_by.get());
-                served.borrow_end_ms = borrow_end.map(|end| end.0);
-                if op.is_none() {
-                    served.op = if borrow_end.is_some() {
-                        OpName::Borrow
-                    } else {
-                        OpName::Checkout
-                    };
-                }
-            }
-            ReplyResult::Released { handle } => served.handle = Some(handle.to_string()),
-            ReplyResult::HeartbeatAck { unknown, .. } => {
-                served.op = OpName::Heartbeat;
-                if unknown.is_empty() {
-                    if !heartbeats {
-                        return None;
-                    }
-                } else {
-                    served.result = ResultName::UnknownHandle;
-                    served.handle = unknown.first().map(ToString::to_string);
-                }
-            }
-            ReplyResult::Denied(denial) => {
-                served.result = if matches!(denial, hal_core::protocol::Denial::UnknownHandle) {
-                    ResultName::UnknownHandle
-                } else {
-                    ResultName::Denied
-                };
-                served.reason = Some(denial.name().to_string());
-            }
-        }
-        Some(Record::Served(served))
+        let answered = Answered {
+            server: me,
+            reply,
+            op: asked.as_ref().map(|asked| &asked.op),
+            waited_ms: asked
+                .as_ref()
+                .map(|asked| now.mono.0.saturating_sub(asked.at.0)),
+            received: asked.as_ref().map(|asked| asked.received),
+        };
+        journal.record(now, Item::Served(answered));
     }
 }
 
-/// The record of a server event, if the journal keeps one.
-pub(super) fn event_record(me: ServerId, event: &ServerEvent) -> Option<Record> {
+/// What the journal keeps of a server event, if anything.
+pub(super) fn event_item(me: ServerId, event: &ServerEvent) -> Option<Item<'_>> {
     let server = me.get();
     Some(match event {
-        ServerEvent::RoleChanged { role, term } => Record::Role(RoleRecord {
+        ServerEvent::RoleChanged { role, term } => Item::Record(Record::Role(RoleRecord {
             t_ms: 0,
             server,
             role: (*role).into(),
             term: term.0,
+        })),
+        ServerEvent::SeatChanged { index, change } => Item::Seat(SeatApplied {
+            server: me,
+            index: index.0,
+            change,
         }),
-        ServerEvent::SeatChanged { index, change } => {
-            Record::Seat(seat_record(server, index.0, change))
-        }
         ServerEvent::Checkpoint {
             index,
             digest,
             installed,
-        } => Record::Checkpoint(Checkpoint {
+        } => Item::Record(Record::Checkpoint(Checkpoint {
             t_ms: 0,
             server,
             index: index.0,
@@ -190,80 +113,9 @@ pub(super) fn event_record(me: ServerId, event: &ServerEvent) -> Option<Record> 
             } else {
                 SnapshotHow::Taken
             },
-        }),
+        })),
         _ => return None,
     })
-}
-
-fn seat_record(server: u8, index: u64, change: &SeatChange) -> SeatRecord {
-    let blank = |change, handle: String, feature: &str, client: ClientId| SeatRecord {
-        t_ms: 0,
-        server,
-        index,
-        change,
-        handle,
-        feature: feature.to_string(),
-        client: format!("{:016x}", client.0),
-        req: None,
-        user: None,
-        host: None,
-        by: None,
-        borrow_end_ms: None,
-    };
-    match change {
-        SeatChange::Granted {
-            client,
-            seq,
-            handle,
-            feature,
-            user,
-            host,
-            borrow_end,
-            by,
-        } => {
-            let name = if borrow_end.is_some() {
-                SeatChangeName::Borrowed
-            } else {
-                SeatChangeName::Granted
-            };
-            SeatRecord {
-                req: Some(seq.0),
-                user: Some(user.to_string()),
-                host: Some(host.to_string()),
-                by: Some(by.get()),
-                borrow_end_ms: borrow_end.map(|end| end.0),
-                ..blank(name, handle.to_string(), feature, *client)
-            }
-        }
-        SeatChange::Released {
-            client,
-            seq,
-            handle,
-            feature,
-            borrowed,
-        } => {
-            let name = if *borrowed {
-                SeatChangeName::Returned
-            } else {
-                SeatChangeName::Released
-            };
-            SeatRecord {
-                req: Some(seq.0),
-                ..blank(name, handle.to_string(), feature, *client)
-            }
-        }
-        SeatChange::Expired {
-            client,
-            handle,
-            feature,
-            ..
-        } => blank(
-            SeatChangeName::Expired,
-            handle.to_string(),
-            feature,
-            *client,
-        ),
-    }
 }
 
 /// The `start` record: what the server recovered from its data directory.
