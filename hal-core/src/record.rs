@@ -699,6 +699,6 @@ pub struct Dropped {
     pub server: u8,
     /// How many records were lost since the last such record.
     pub records: u64,
-    /// Why: `behind` (the writer's queue was full) or the disk's error.
+    /// Why: the writer fell behind (its buffer was full) or the disk failed.
     pub reason: String,
 }

@@ -156,7 +156,7 @@ async fn serve(config: ServerConfig, if_blank: IfBlank) -> Result<()> {
         }
     };
     if let Some(file) = file_journal {
-        // Writes what is queued and syncs the file; waits for the writer thread.
+        // Writes what is buffered and syncs the file; waits for the writer thread.
         tokio::task::spawn_blocking(move || file.close()).await?;
     }
     served

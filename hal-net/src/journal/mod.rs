@@ -24,7 +24,7 @@ use hal_core::time::Now;
 pub use facts::{Answered, Item, SeatApplied, entry, write_line};
 pub use writer::{FileJournal, JournalLimits, JournalStats};
 
-/// Where a journal's entries go: the file writer's queue, or (in the simulator) the run's
+/// Where a journal's records go: the file writer's buffer, or (in the simulator) the run's
 /// history.
 pub trait Sink: Send + Sync {
     /// Takes one item, journaled at `now`; must return at once.

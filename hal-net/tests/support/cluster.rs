@@ -522,7 +522,7 @@ pub fn kill_and_failback_paced(cluster: &mut Cluster, pace: Pace) -> [Holder; 3]
     sleep(pace.settle);
     let first = Holder::start_as(cluster, "cad", "alice");
     let second = Holder::start_as(cluster, "cad", "bob");
-    // A journal's writer hands lines to the OS as soon as it takes them from its queue; a
+    // A journal's writer hands lines to the OS as soon as it takes them from its buffer; a
     // kill -9 loses what it had not taken yet (the last moments). Give it that moment, so
     // that the second grant's answer is in #1's journal.
     sleep(pace.calm.max(Duration::from_millis(500)));
