@@ -74,6 +74,9 @@ struct Batch {
     lines: Vec<u8>,
     /// How many lines `lines` holds.
     count: u64,
+    /// When the first of them was journaled: a `dropped` record written ahead of them
+    /// takes its times, as the losses it reports came before them.
+    first: Option<Now>,
     /// The journal is closing: the writer writes what is here and stops; later lines are
     /// dropped.
     closing: bool,
@@ -132,7 +135,10 @@ impl Sink for BufferSink {
         }
         let was_empty = batch.lines.is_empty();
         match write_line(&mut batch.lines, item, now) {
-            Ok(()) => batch.count += 1,
+            Ok(()) => {
+                batch.count += 1;
+                batch.first.get_or_insert(now);
+            }
             Err(e) => {
                 drop(batch);
                 shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
@@ -253,9 +259,12 @@ impl Writer {
             }
             let closing = batch.closing;
             let count = std::mem::take(&mut batch.count);
+            let first = batch.first.take();
             std::mem::swap(&mut batch.lines, &mut spare);
             drop(batch);
-            self.write_batch(&spare, count);
+            if let Some(first) = first {
+                self.write_batch(&spare, count, first);
+            }
             spare.clear();
             spare.shrink_to(BATCH_KEEP);
             if closing {
@@ -270,13 +279,18 @@ impl Writer {
         }
     }
 
-    /// Appends `count` lines, after a `dropped` record if records were lost since the
-    /// last one; a file that reaches its size is closed after the line that took it there.
-    fn write_batch(&mut self, mut lines: &[u8], mut count: u64) {
+    /// Appends `count` lines, the first journaled at `first`, after a `dropped` record if
+    /// records were lost since the last one; a file that reaches its size is closed after
+    /// the line that took it there.
+    fn write_batch(&mut self, mut lines: &[u8], mut count: u64, first: Now) {
         if lines.is_empty() {
             return;
         }
-        self.report_dropped();
+        if !self.report_dropped(first) {
+            // No file could be started for it: nor for the batch.
+            self.lost(count);
+            return;
+        }
         while !lines.is_empty() {
             if self.file.is_none()
                 && let Err((path, e)) = self.start_file()
@@ -339,32 +353,38 @@ impl Writer {
             .fetch_add(records, Ordering::Relaxed);
     }
 
-    /// Writes a `dropped` record for the records lost since the last one, if any.
-    fn report_dropped(&mut self) {
+    /// Writes a `dropped` record for the records lost since the last one, if any, with
+    /// the times of the record it goes ahead of (`next`); whether a file could be started
+    /// for it (a write error is counted, and the batch then tries a new file).
+    fn report_dropped(&mut self, next: Now) -> bool {
         let dropped = self.shared.stats.dropped.load(Ordering::Relaxed);
         if dropped <= self.reported_dropped {
-            return;
+            return true;
         }
         let record = Record::Dropped(Dropped {
-            t_ms: wall_ms(),
+            t_ms: next.wall.0,
             server: self.meta.server.unwrap_or(0),
             records: dropped - self.reported_dropped,
             reason: "the journal fell behind or the disk failed".into(),
         });
         let mut line = Vec::new();
-        if let Err(e) = serde_json::to_writer(&mut line, &Entry::from(record)) {
+        let entry = Entry {
+            record,
+            mono_ms: Some(next.mono.0),
+        };
+        if let Err(e) = serde_json::to_writer(&mut line, &entry) {
             tracing::error!("journal: a record could not be written as JSON: {e}");
-            return;
+            return true;
         }
         line.push(b'\n');
         if self.file.is_none()
             && let Err((path, e)) = self.start_file()
         {
             self.failed(&path, &e);
-            return;
+            return false;
         }
         let Some(current) = self.file.as_mut() else {
-            return;
+            return false;
         };
         match current.out.write_all(&line) {
             Ok(()) => {
@@ -377,6 +397,7 @@ impl Writer {
                 self.failed(&path, &e);
             }
         }
+        true
     }
 
     /// Opens the next file and writes its meta record.
@@ -628,7 +649,7 @@ mod tests {
             .map(|l| &l.entry.record)
             .collect();
         assert!(
-            matches!(records[..], [Record::Dropped(d), Record::End(e)] if d.records == 3 && e.t_ms == 5),
+            matches!(records[..], [Record::Dropped(d), Record::End(e)] if d.records == 3 && d.t_ms == 5 && e.t_ms == 5),
             "{records:?}"
         );
     }
@@ -664,9 +685,11 @@ mod tests {
             .map(|l| &l.entry.record)
             .collect();
         assert!(
-            matches!(records[0], Record::Dropped(d) if d.records == 5 && d.server == 2 && d.t_ms > 0),
+            matches!(records[0], Record::Dropped(d) if d.records == 5 && d.server == 2 && d.t_ms == 7),
             "{records:?}"
         );
+        // It takes the times of the record it goes ahead of, monotonic time included.
+        assert_eq!(journals[0].entries[0].entry.mono_ms, Some(7));
         assert!(matches!(records[1], Record::End(_)));
     }
 }
