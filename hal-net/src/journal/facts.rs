@@ -123,19 +123,9 @@ fn tagged<T: Serialize>(
     out.remove(body);
     out.pop();
     out.extend_from_slice(b",\"mono_ms\":");
-    let _ = write!(Ascii(out), "{mono_ms}");
+    serde_json::to_writer(&mut *out, &mono_ms)?;
     out.push(b'}');
     Ok(())
-}
-
-/// `fmt::Write` into a byte buffer (what is written is ASCII or UTF-8 already).
-struct Ascii<'a>(&'a mut Vec<u8>);
-
-impl std::fmt::Write for Ascii<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
-        Ok(())
-    }
 }
 
 /// A short string on the stack: a client id in hexadecimal, a handle.
