@@ -167,7 +167,7 @@ impl Answered<'_> {
         let mut served = Served {
             t_ms,
             server: self.server.get(),
-            client: "",
+            client: client.as_str(),
             req: self.reply.seq.0,
             op: OpName::Heartbeat,
             feature: None,
@@ -181,10 +181,8 @@ impl Answered<'_> {
             waited_ms: self.waited_ms,
             received: self.received,
         };
-        let mut handle_of = |h: &hal_core::protocol::Handle| {
-            *handle = Short::default();
-            let _ = write!(handle, "{h}");
-        };
+        // The seat the answer names: the request's, or the reply's when it names one.
+        let mut seat = None;
         match self.op {
             Some(Op::Checkout {
                 feature,
@@ -209,15 +207,14 @@ impl Answered<'_> {
             }
             Some(Op::Checkin { handle: h }) => {
                 served.op = OpName::Checkin;
-                handle_of(h);
+                seat = Some(h);
             }
             Some(Op::Return { handle: h }) => {
                 served.op = OpName::Return;
-                handle_of(h);
+                seat = Some(h);
             }
             Some(Op::Heartbeat { .. }) | None => {}
         }
-        let mut has_handle = matches!(self.op, Some(Op::Checkin { .. } | Op::Return { .. }));
         match &self.reply.result {
             ReplyResult::Granted {
                 handle: h,
@@ -226,8 +223,7 @@ impl Answered<'_> {
                 ..
             } => {
                 served.result = ResultName::Granted;
-                handle_of(h);
-                has_handle = true;
+                seat = Some(h);
                 served.granted_by = Some(granted_by.get());
                 served.borrow_end_ms = borrow_end.map(|end| end.0);
                 if self.op.is_none() {
@@ -239,15 +235,13 @@ impl Answered<'_> {
                 }
             }
             ReplyResult::Released { handle: h } => {
-                handle_of(h);
-                has_handle = true;
+                seat = Some(h);
             }
             ReplyResult::HeartbeatAck { unknown, .. } => {
                 served.op = OpName::Heartbeat;
                 if let Some(first) = unknown.first() {
                     served.result = ResultName::UnknownHandle;
-                    handle_of(first);
-                    has_handle = true;
+                    seat = Some(first);
                 }
             }
             ReplyResult::Denied(denial) => {
@@ -259,8 +253,8 @@ impl Answered<'_> {
                 served.reason = Some(denial.name());
             }
         }
-        served.client = client.as_str();
-        if has_handle {
+        if let Some(seat) = seat {
+            let _ = write!(handle, "{seat}");
             served.handle = Some(handle.as_str());
         }
         served
