@@ -110,9 +110,10 @@ use hal_core::{HostId, ServerId};
 
 use crate::addr::ServerAddr;
 
-pub use error::{ConfigError, Location, nearest_key};
+pub use crate::toml_doc::Location;
+pub use error::ConfigError;
 pub use file::ConfigFile;
-pub use parse::{TIMING_FIELDS, timing_field};
+pub use parse::{TIMING_FIELDS, TimingSection, timing_field, timing_keys, timing_section};
 
 /// The port a single server without a `triad` entry listens on (LM-X's usual port).
 pub const DEFAULT_PORT: u16 = 6200;

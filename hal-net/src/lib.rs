@@ -31,5 +31,6 @@ pub mod session;
 pub mod storage;
 pub mod tls;
 pub mod tls_transport;
+pub mod toml_doc;
 pub mod transport;
 pub mod wire;

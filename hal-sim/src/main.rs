@@ -393,8 +393,10 @@ fn run_scenarios(args: &RunArgs) -> ExitCode {
     for file in &files {
         match scenario::load(file) {
             Ok(loaded) => scenarios.push((file.clone(), loaded)),
-            Err(error) => {
-                eprintln!("error: {error}");
+            Err(errors) => {
+                for error in errors.all() {
+                    eprintln!("error: {error}");
+                }
                 bad += 1;
             }
         }

@@ -99,6 +99,69 @@ fn typos_name_the_line_and_key_and_suggest_the_nearest() {
 }
 
 #[test]
+fn every_mistake_of_a_file_is_reported_at_once_in_file_order() {
+    let body = "
+[network]
+latncy = \"3ms\"
+
+[[clients]]
+name = \"bob\"
+count = 0
+
+[[steps]]
+at = \"1s\"
+client = \"bob\"
+checkout = \"cad\"
+
+[[steps]]
+at = \"1s\"
+client = \"alice\"
+checkout = \"cam\"
+
+[[steps]]
+at = \"soon\"
+crash = 1
+colour = 2
+
+[[checks]]
+at = \"2s\"
+activ = 1
+";
+    let message = error(body);
+    let lines: Vec<&str> = message.lines().collect();
+    let expected = [
+        format!(
+            "t.toml:{}:1: latncy: unknown key in [network]; did you mean 'latency'?",
+            line(3)
+        ),
+        format!(
+            "t.toml:{}:9: clients.count: 0 is not from 1 to 1000",
+            line(7)
+        ),
+        // bob's steps are not refused as well: his entry's mistake is reported.
+        format!(
+            "t.toml:{}:1: feature: the license has no feature 'cam'; did you mean 'cad'?",
+            line(15)
+        ),
+        format!(
+            "t.toml:{}:1: colour: unknown key in a step; allowed: at, client, crash,",
+            line(22)
+        ),
+        format!(
+            "t.toml:{}:1: activ: unknown key in a check; did you mean 'active'?",
+            line(26)
+        ),
+    ];
+    assert_eq!(lines.len(), expected.len(), "{message}");
+    for (line, expected) in lines.iter().zip(&expected) {
+        assert!(
+            line.starts_with(expected.as_str()),
+            "expected {expected}\n in {message}"
+        );
+    }
+}
+
+#[test]
 fn steps_that_make_no_sense_are_refused_with_why() {
     let cases = [
         (

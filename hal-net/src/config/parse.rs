@@ -11,17 +11,17 @@ use std::time::Duration;
 use hal_core::license::ServerPosition;
 use hal_core::timing::Timing;
 use hal_core::{HostId, ServerId};
-use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::error::unknown_key_hint;
 use super::{
     CLIENT_CONNECTIONS_MAX_CEILING, CLIENT_CONNECTIONS_MAX_DEFAULT,
     CLIENT_CONNECTIONS_PER_ADDRESS_MAX_DEFAULT, CONFIG_BYTES_MAX, ConfigError, DEFAULT_PORT,
-    JOURNAL_FILE_MB_MAX, JOURNAL_KEEP_DAYS_MAX, JOURNAL_KEEP_MB_MAX, JournalConfig, Location,
-    Security, ServerConfig, TIMING_DURATION_MAX, TimingProfile, TlsFiles,
+    JOURNAL_FILE_MB_MAX, JOURNAL_KEEP_DAYS_MAX, JOURNAL_KEEP_MB_MAX, JournalConfig, Security,
+    ServerConfig, TIMING_DURATION_MAX, TimingProfile, TlsFiles,
 };
 use crate::addr::ServerAddr;
+use crate::toml_doc::{self, Problem};
 
 /// The keys allowed at the top level, in the order the documentation lists them.
 pub(super) const TOP_KEYS: &[&str] = &[
@@ -73,7 +73,7 @@ pub fn timing_field<'t>(timing: &'t mut Timing, key: &str) -> Option<&'t mut Dur
     })
 }
 
-type Value<'i> = Spanned<DeValue<'i>>;
+use crate::toml_doc::Value;
 
 pub(super) fn parse(
     source_name: &str,
@@ -85,8 +85,13 @@ pub(super) fn parse(
             source_name: source_name.into(),
         });
     }
-    let doc = Doc { source_name, text };
-    let root = DeTable::parse(text).map_err(|error| doc.syntax(&error))?;
+    let doc = Doc {
+        toml: toml_doc::Doc::new(source_name, text),
+    };
+    let root = doc.toml.parse().map_err(|problem| ConfigError::Syntax {
+        at: problem.at,
+        message: problem.problem,
+    })?;
     let root = root.get_ref();
     doc.check_keys(root, TOP_KEYS, "at the top level", TIMING_FIELDS)?;
     let triad = doc.triad(root)?;
@@ -127,37 +132,21 @@ pub(super) fn parse(
     })
 }
 
-/// The text being read, for turning spans into locations.
+/// The text being read: the shared reader, and the config's own errors.
 struct Doc<'a> {
-    source_name: &'a str,
-    text: &'a str,
+    toml: toml_doc::Doc<'a>,
 }
 
 impl Doc<'_> {
-    fn at(&self, span: Range<usize>) -> Location {
-        Location::at_byte(self.source_name, self.text, span.start)
-    }
-
     fn invalid(&self, span: Range<usize>, key: &str, problem: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid {
-            at: self.at(span),
-            key: key.into(),
-            problem: problem.into(),
-        }
+        self.toml.problem(span, key, problem).into()
     }
 
     fn missing(&self, key: &'static str, what: &'static str) -> ConfigError {
         ConfigError::Missing {
-            source_name: self.source_name.into(),
+            source_name: self.toml.source_name.into(),
             key,
             what,
-        }
-    }
-
-    fn syntax(&self, error: &toml::de::Error) -> ConfigError {
-        ConfigError::Syntax {
-            at: self.at(error.span().unwrap_or(0..0)),
-            message: error.message().into(),
         }
     }
 
@@ -170,17 +159,13 @@ impl Doc<'_> {
         table_name: &'static str,
         misplaced: &[&str],
     ) -> Result<(), ConfigError> {
-        let unknown = table
-            .keys()
-            .filter(|key| !allowed.contains(&key.get_ref().as_ref()))
-            .min_by_key(|key| key.span().start);
-        match unknown {
+        match self.toml.unknown_keys(table, allowed).into_iter().next() {
             None => Ok(()),
-            Some(key) => Err(ConfigError::UnknownKey {
-                at: self.at(key.span()),
-                key: key.get_ref().to_string(),
+            Some(unknown) => Err(ConfigError::UnknownKey {
+                hint: unknown_key_hint(&unknown.key, allowed, misplaced),
+                at: unknown.at,
+                key: unknown.key,
                 table: table_name,
-                hint: unknown_key_hint(key.get_ref(), allowed, misplaced),
             }),
         }
     }
@@ -192,27 +177,11 @@ impl Doc<'_> {
         value: &'v Value<'_>,
         expected: &str,
     ) -> Result<&'v str, ConfigError> {
-        value.get_ref().as_str().ok_or_else(|| {
-            let found = value.get_ref().type_str();
-            self.invalid(
-                value.span(),
-                key,
-                format!("expected {expected}, found {found}"),
-            )
-        })
+        Ok(self.toml.string(key, value, expected)?)
     }
 
     fn integer(&self, key: &str, value: &Value<'_>) -> Result<i64, ConfigError> {
-        let DeValue::Integer(integer) = value.get_ref() else {
-            let found = value.get_ref().type_str();
-            return Err(self.invalid(
-                value.span(),
-                key,
-                format!("expected a whole number, found {found}"),
-            ));
-        };
-        i64::from_str_radix(integer.as_str(), integer.radix())
-            .map_err(|_| self.invalid(value.span(), key, format!("{integer} is far too large")))
+        Ok(self.toml.integer(key, value)?)
     }
 
     fn triad(&self, root: &DeTable<'_>) -> Result<Vec<ServerAddr>, ConfigError> {
@@ -516,61 +485,77 @@ impl Doc<'_> {
                            settings below it";
             return Err(self.invalid(value.span(), "timing", problem));
         };
-        let allowed: Vec<&str> = std::iter::once("profile")
-            .chain(TIMING_FIELDS.iter().copied())
-            .collect();
-        self.check_keys(table, &allowed, "in [timing]", &[])?;
-        let profile = self.timing_profile(table)?;
-        let mut timing = profile.timing();
-        for key in TIMING_FIELDS {
-            if let Some(value) = table.get(*key) {
-                let duration = self.duration(key, value)?;
-                if let Some(field) = timing_field(&mut timing, key) {
-                    *field = duration;
-                }
+        self.check_keys(table, &timing_keys(), "in [timing]", &[])?;
+        let section = timing_section(&self.toml, value, table)?;
+        Ok((section.profile, section.timing))
+    }
+}
+
+/// A `[timing]` section as read: the profile, the timers after the overrides, and the
+/// overrides the file made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimingSection {
+    pub profile: TimingProfile,
+    pub timing: Timing,
+    /// In [`TIMING_FIELDS`] order.
+    pub overrides: Vec<(String, Duration)>,
+}
+
+/// The keys a `[timing]` section allows: `profile` and the timers.
+pub fn timing_keys() -> Vec<&'static str> {
+    std::iter::once("profile")
+        .chain(TIMING_FIELDS.iter().copied())
+        .collect()
+}
+
+/// Reads `[timing]` (`value`, the table `table`, whose keys the caller has checked): the
+/// profile (default lan), each timer given, and whether they work together. The config
+/// file and the simulator's scenario files both read their `[timing]` with it.
+pub fn timing_section(
+    doc: &toml_doc::Doc<'_>,
+    value: &Value<'_>,
+    table: &DeTable<'_>,
+) -> Result<TimingSection, Problem> {
+    let profile = match table.get("profile") {
+        None => TimingProfile::Lan,
+        Some(value) => {
+            let names: Vec<&str> = TimingProfile::ALL.iter().map(|p| p.name()).collect();
+            let allowed = names.join(", ");
+            let text = doc.string("timing.profile", value, &format!("one of {allowed}"))?;
+            TimingProfile::from_name(text).ok_or_else(|| {
+                let problem = format!("'{text}' is not a timing profile; allowed: {allowed}");
+                doc.problem(value.span(), "timing.profile", problem)
+            })?
+        }
+    };
+    let mut timing = profile.timing();
+    let mut overrides = Vec::new();
+    for key in TIMING_FIELDS {
+        if let Some(value) = table.get(*key) {
+            let duration = doc.duration(
+                &format!("timing.{key}"),
+                value,
+                TIMING_DURATION_MAX,
+                "the 7 days allowed",
+            )?;
+            if let Some(field) = timing_field(&mut timing, key) {
+                *field = duration;
             }
+            overrides.push((key.to_string(), duration));
         }
-        timing.validate().map_err(|why| {
-            let problem = format!(
-                "{why} (after the overrides to the '{}' profile)",
-                profile.name()
-            );
-            self.invalid(value.span(), "[timing]", problem)
-        })?;
-        Ok((profile, timing))
     }
-
-    fn timing_profile(&self, table: &DeTable<'_>) -> Result<TimingProfile, ConfigError> {
-        let Some(value) = table.get("profile") else {
-            return Ok(TimingProfile::Lan);
-        };
-        let names: Vec<&str> = TimingProfile::ALL.iter().map(|p| p.name()).collect();
-        let allowed = names.join(", ");
-        let text = self.string("timing.profile", value, &format!("one of {allowed}"))?;
-        TimingProfile::from_name(text).ok_or_else(|| {
-            let problem = format!("'{text}' is not a timing profile; allowed: {allowed}");
-            self.invalid(value.span(), "timing.profile", problem)
-        })
-    }
-
-    fn duration(&self, field: &str, value: &Value<'_>) -> Result<Duration, ConfigError> {
-        let key = format!("timing.{field}");
-        let text = self.string(
-            &key,
-            value,
-            "a duration in quotes such as \"500ms\" or \"2s\"",
-        )?;
-        let duration = humantime::parse_duration(text).map_err(|error| {
-            let problem =
-                format!("'{text}' is not a duration ({error}); write e.g. \"500ms\" or \"2s\"");
-            self.invalid(value.span(), &key, problem)
-        })?;
-        if duration > TIMING_DURATION_MAX {
-            let problem = format!("'{text}' is longer than the 7 days allowed");
-            return Err(self.invalid(value.span(), &key, problem));
-        }
-        Ok(duration)
-    }
+    timing.validate().map_err(|why| {
+        let problem = format!(
+            "{why} (after the overrides to the '{}' profile)",
+            profile.name()
+        );
+        doc.problem(value.span(), "[timing]", problem)
+    })?;
+    Ok(TimingSection {
+        profile,
+        timing,
+        overrides,
+    })
 }
 
 /// What each required path is for, for the message when it is missing.

@@ -1,18 +1,22 @@
-//! Reading a scenario file: a walk over toml's spanned document, so that every message
-//! names the file, the line and column, and the key, and a misspelt key or verb gets the
-//! nearest valid one suggested.
+//! Reading a scenario file with hal-net's TOML reader ([`hal_net::toml_doc`], the one the
+//! server's config file uses), so that every message names the file, the line and
+//! column, and the key, and a misspelt key or verb gets the nearest valid one suggested.
+//! A file is read to its end: every mistake in it is reported at once (one per key, step,
+//! client or check), not only the first.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
 
 use hal_core::HostId;
 use hal_core::ServerId;
-use hal_core::license::{ServeMode, parse as parse_license};
+use hal_core::license::{License, ServeMode, parse as parse_license};
 use hal_core::protocol::Denial;
-use hal_net::config::{Location, TIMING_FIELDS, TimingProfile, nearest_key, timing_field};
-use toml::Spanned;
+use hal_net::config::{TimingProfile, timing_keys, timing_section};
+use hal_net::toml_doc::{self, Location, Problem, Value, hint};
 use toml::de::{DeTable, DeValue};
 
 use super::{
@@ -160,17 +164,17 @@ fn step_keys() -> Vec<&'static str> {
     keys
 }
 
-/// Why a scenario file was refused.
+/// One thing wrong with a scenario file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ScenarioError {
+    /// The file cannot be read at all.
     #[error("{path}: {problem}")]
     File { path: String, problem: String },
-    #[error("{at}: {key}: {problem}")]
-    At {
-        at: Location,
-        key: String,
-        problem: String,
-    },
+    /// A key or value at one place of the file.
+    #[error(transparent)]
+    At(#[from] Problem),
+    /// The file as a whole (a missing section, a license that cannot be served).
     #[error("{source_name}: {problem}")]
     Whole {
         source_name: String,
@@ -178,8 +182,61 @@ pub enum ScenarioError {
     },
 }
 
+impl ScenarioError {
+    /// Where in the file, if at one place.
+    pub fn location(&self) -> Option<&Location> {
+        match self {
+            ScenarioError::At(problem) => Some(&problem.at),
+            ScenarioError::File { .. } | ScenarioError::Whole { .. } => None,
+        }
+    }
+}
+
+/// Everything wrong with a scenario file: the problems of the file as a whole first,
+/// then the others in file order. Never empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScenarioErrors(Vec<ScenarioError>);
+
+impl ScenarioErrors {
+    fn new(mut errors: Vec<ScenarioError>) -> ScenarioErrors {
+        assert!(!errors.is_empty(), "a refused scenario says why");
+        // Stable: problems at the same place keep the order they were found in.
+        errors.sort_by(|a, b| {
+            let line = |e: &ScenarioError| e.location().map(|at| (at.line, at.column));
+            line(a).cmp(&line(b))
+        });
+        ScenarioErrors(errors)
+    }
+
+    /// The problems, as described above.
+    pub fn all(&self) -> &[ScenarioError] {
+        &self.0
+    }
+}
+
+impl From<ScenarioError> for ScenarioErrors {
+    fn from(error: ScenarioError) -> ScenarioErrors {
+        ScenarioErrors(vec![error])
+    }
+}
+
+/// One problem a line.
+impl fmt::Display for ScenarioErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ScenarioErrors {}
+
 /// Reads and checks the scenario file at `path`.
-pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+pub fn load(path: &Path) -> Result<Scenario, ScenarioErrors> {
     let name = path.display().to_string();
     let bytes = read_capped(path, FILE_BYTES_MAX, "a scenario file").map_err(|problem| {
         ScenarioError::File {
@@ -190,11 +247,11 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     let text = String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
-        ScenarioError::At {
+        ScenarioError::At(Problem {
             at: Location::at_byte(&name, &text, at),
             key: "file".into(),
             problem: "not UTF-8 text".into(),
-        }
+        })
     })?;
     parse(&name, &text, path.parent().unwrap_or(Path::new(".")))
 }
@@ -216,101 +273,128 @@ fn read_capped(path: &Path, max: u64, what: &str) -> Result<Vec<u8>, String> {
 }
 
 /// Reads scenario `text`, named `source_name` in messages; a license `path` is read
-/// relative to `base_dir`.
-pub fn parse(source_name: &str, text: &str, base_dir: &Path) -> Result<Scenario, ScenarioError> {
-    let doc = Doc { source_name, text };
-    let root = DeTable::parse(text).map_err(|error| {
-        doc.at(
-            error.span().unwrap_or(0..0),
-            "syntax",
-            format!("not valid TOML: {}", error.message().trim_end()),
-        )
-    })?;
+/// relative to `base_dir`. Every problem of the file is reported.
+pub fn parse(source_name: &str, text: &str, base_dir: &Path) -> Result<Scenario, ScenarioErrors> {
+    let doc = Doc::new(source_name, text);
+    let root = doc.toml.parse().map_err(ScenarioError::from)?;
     let root = root.get_ref();
-    doc.check_keys(root, TOP_KEYS, "at the top level")?;
-    let name = doc.required_string(
-        root,
-        "name",
-        "the incident's title, e.g. name = \"Primary crash during the busy hour\"",
-    )?;
-    let story = doc.required_string(
-        root,
-        "story",
-        "the incident as the customer told it, in a few sentences",
-    )?;
-    let seed = match root.get("seed") {
-        None => None,
-        Some(value) => Some(
-            u64::try_from(doc.integer("seed", value)?)
-                .map_err(|_| doc.at(value.span(), "seed", "a seed is a whole number from 0 up"))?,
-        ),
-    };
-    let (license, license_text) = doc.license(root, base_dir)?;
-    let (profile, timing, timing_overrides) = doc.timing(root)?;
-    let (latency, jitter) = doc.network(root)?;
-    let servers = doc.servers(root)?;
-    let clients = doc.clients(root)?;
-    let features: BTreeSet<String> = license
-        .features
-        .iter()
-        .map(|f| f.name.as_str().to_string())
-        .collect();
-    let steps = doc.steps(root, &clients)?;
-    let checks = doc.checks(root, &clients)?;
-    let liveness = match root.get("liveness_from") {
-        None => LivenessFrom::Auto,
-        Some(value) if value.get_ref().as_str() == Some("never") => LivenessFrom::Never,
-        Some(value) => LivenessFrom::At(doc.duration("liveness_from", value)?),
-    };
-    let needed = steps
-        .iter()
-        .map(step_end)
-        .chain(checks.iter().map(|c| c.at))
-        .max()
-        .unwrap_or_default();
-    let (duration, duration_given) = match root.get("duration") {
-        None => (needed + Duration::from_secs(5), false),
-        Some(value) => {
-            let duration = doc.duration("duration", value)?;
-            if duration < needed {
-                let problem = format!(
-                    "{} ends the run before the timeline does (its last step or check needs {})",
-                    humantime::format_duration(duration),
-                    humantime::format_duration(needed)
-                );
-                return Err(doc.at(value.span(), "duration", problem));
-            }
-            (duration, true)
-        }
-    };
-    if duration > DURATION_MAX {
-        return Err(doc.whole(format!(
-            "the run would last {}; a scenario lasts at most a day of simulated time",
-            humantime::format_duration(duration)
-        )));
+    let read = doc.read(root, base_dir);
+    let errors = doc.errors.into_inner();
+    match read {
+        Some(scenario) if errors.is_empty() => Ok(scenario),
+        _ => Err(ScenarioErrors::new(errors)),
     }
-    let scenario = Scenario {
-        source_name: source_name.to_string(),
-        name,
-        story,
-        seed,
-        license,
-        license_text,
-        profile,
-        timing,
-        timing_overrides,
-        latency,
-        jitter,
-        servers,
-        clients,
-        steps,
-        checks,
-        duration,
-        duration_given,
-        liveness,
-    };
-    doc.features_known(root, &scenario, &features)?;
-    Ok(scenario)
+}
+
+impl Doc<'_> {
+    /// The scenario of `root`, if every part of it reads; what does not is in
+    /// `self.errors`, and the rest is read all the same, for its own problems.
+    fn read(&self, root: &DeTable<'_>, base_dir: &Path) -> Option<Scenario> {
+        self.keep(self.check_keys(root, TOP_KEYS, "at the top level"));
+        let name = self.keep(self.required_string(
+            root,
+            "name",
+            "the incident's title, e.g. name = \"Primary crash during the busy hour\"",
+        ));
+        let story = self.keep(self.required_string(
+            root,
+            "story",
+            "the incident as the customer told it, in a few sentences",
+        ));
+        let seed = self.keep(self.seed(root));
+        let license = self.keep(self.license(root, base_dir));
+        let timing = self.keep(self.timing(root));
+        let network = self.keep(self.network(root));
+        let servers = self.keep(self.servers(root));
+        let clients = self.clients(root);
+        let steps = self.steps(root, &clients);
+        let checks = self.checks(root, &clients);
+        let liveness = self.keep(self.liveness(root));
+        let needed = steps
+            .iter()
+            .map(step_end)
+            .chain(checks.iter().map(|c| c.at))
+            .max()
+            .unwrap_or_default();
+        let duration = self.keep(self.duration_of_run(root, needed));
+        if let Some((license, _)) = &license {
+            self.features_known(license, &steps, &checks);
+        }
+        let (license, license_text) = license?;
+        let (profile, timing, timing_overrides) = timing?;
+        let (latency, jitter) = network?;
+        let (duration, duration_given) = duration?;
+        let scenario = Scenario {
+            source_name: self.toml.source_name.to_string(),
+            name: name?,
+            story: story?,
+            seed: seed?,
+            license,
+            license_text,
+            profile,
+            timing,
+            timing_overrides,
+            latency,
+            jitter,
+            servers: servers?,
+            clients,
+            steps,
+            checks,
+            duration,
+            duration_given,
+            liveness: liveness?,
+        };
+        Some(scenario)
+    }
+
+    fn seed(&self, root: &DeTable<'_>) -> Result<Option<u64>, ScenarioError> {
+        let Some(value) = root.get("seed") else {
+            return Ok(None);
+        };
+        let seed = self.integer("seed", value)?;
+        u64::try_from(seed)
+            .map(Some)
+            .map_err(|_| self.at(value.span(), "seed", "a seed is a whole number from 0 up"))
+    }
+
+    fn liveness(&self, root: &DeTable<'_>) -> Result<LivenessFrom, ScenarioError> {
+        Ok(match root.get("liveness_from") {
+            None => LivenessFrom::Auto,
+            Some(value) if value.get_ref().as_str() == Some("never") => LivenessFrom::Never,
+            Some(value) => LivenessFrom::At(self.duration("liveness_from", value)?),
+        })
+    }
+
+    /// How long the run lasts (`duration`, or what the timeline `needed` and a little
+    /// more), and whether the file said.
+    fn duration_of_run(
+        &self,
+        root: &DeTable<'_>,
+        needed: Duration,
+    ) -> Result<(Duration, bool), ScenarioError> {
+        let (duration, given) = match root.get("duration") {
+            None => (needed + Duration::from_secs(5), false),
+            Some(value) => {
+                let duration = self.duration("duration", value)?;
+                if duration < needed {
+                    let problem = format!(
+                        "{} ends the run before the timeline does (its last step or check needs {})",
+                        humantime::format_duration(duration),
+                        humantime::format_duration(needed)
+                    );
+                    return Err(self.at(value.span(), "duration", problem));
+                }
+                (duration, true)
+            }
+        };
+        if duration > DURATION_MAX {
+            return Err(self.whole(format!(
+                "the run would last {}; a scenario lasts at most a day of simulated time",
+                humantime::format_duration(duration)
+            )));
+        }
+        Ok((duration, given))
+    }
 }
 
 /// When everything a step starts is over (its faults healed, its client's action done);
@@ -334,8 +418,6 @@ fn step_end(step: &Step) -> Duration {
             .max(Duration::from_millis(1))
 }
 
-type Value<'i> = Spanned<DeValue<'i>>;
-
 /// `[timing]`: the profile, the timers, and the overrides the file made.
 type TimingSection = (
     TimingProfile,
@@ -343,57 +425,87 @@ type TimingSection = (
     Vec<(String, Duration)>,
 );
 
-/// The text being read, for turning spans into locations.
+/// The text being read, and what is wrong with it so far.
 struct Doc<'a> {
-    source_name: &'a str,
-    text: &'a str,
+    toml: toml_doc::Doc<'a>,
+    errors: RefCell<Vec<ScenarioError>>,
+    /// The names of clients whose entry has a mistake: steps naming them are read as if
+    /// the entry were right, so that one mistake gives one message.
+    broken_clients: RefCell<BTreeSet<String>>,
+}
+
+impl<'a> Doc<'a> {
+    fn new(source_name: &'a str, text: &'a str) -> Doc<'a> {
+        Doc {
+            toml: toml_doc::Doc::new(source_name, text),
+            errors: RefCell::new(Vec::new()),
+            broken_clients: RefCell::new(BTreeSet::new()),
+        }
+    }
 }
 
 impl Doc<'_> {
-    fn at(&self, span: Range<usize>, key: &str, problem: impl Into<String>) -> ScenarioError {
-        ScenarioError::At {
-            at: Location::at_byte(self.source_name, self.text, span.start),
-            key: key.to_string(),
-            problem: problem.into(),
+    /// The value, or `None` with the error kept for the report.
+    fn keep<T>(&self, result: Result<T, ScenarioError>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(error) => {
+                self.errors.borrow_mut().push(error);
+                None
+            }
         }
+    }
+
+    fn at(&self, span: Range<usize>, key: &str, problem: impl Into<String>) -> ScenarioError {
+        self.toml.problem(span, key, problem).into()
     }
 
     fn whole(&self, problem: impl Into<String>) -> ScenarioError {
         ScenarioError::Whole {
-            source_name: self.source_name.to_string(),
+            source_name: self.toml.source_name.to_string(),
             problem: problem.into(),
         }
     }
 
     fn line(&self, span: Range<usize>) -> usize {
-        Location::at_byte(self.source_name, self.text, span.start).line
+        self.toml.line(span)
     }
 
-    /// Refuses the first key (in file order) of `table` that is not `allowed`, with the
-    /// nearest allowed key suggested.
+    /// Reports every key of `table` that is not `allowed`, with the nearest allowed key
+    /// suggested: the first (in file order) as the error, the others kept. The caller
+    /// stops reading the table at an unknown key, so that a misspelt key gives one
+    /// message, not one more for each thing the misspelling left out.
     fn check_keys(
         &self,
         table: &DeTable<'_>,
         allowed: &[&str],
         place: &str,
     ) -> Result<(), ScenarioError> {
-        let unknown = table
-            .keys()
-            .filter(|key| !allowed.contains(&key.get_ref().as_ref()))
-            .min_by_key(|key| key.span().start);
-        match unknown {
-            None => Ok(()),
-            Some(key) => {
-                let mut problem = format!("unknown key {place}; {}", hint(key.get_ref(), allowed));
-                if place != "at the top level" && TOP_KEYS.contains(&key.get_ref().as_ref()) {
+        let mut unknown = self
+            .toml
+            .unknown_keys(table, allowed)
+            .into_iter()
+            .map(|unknown| {
+                let mut problem = format!("unknown key {place}; {}", unknown.hint);
+                if place != "at the top level" && TOP_KEYS.contains(&unknown.key.as_str()) {
                     problem.push_str(&format!(
                         " ('{}' is a top-level key: top-level keys go before the first [table])",
-                        key.get_ref()
+                        unknown.key
                     ));
                 }
-                Err(self.at(key.span(), key.get_ref(), problem))
-            }
+                ScenarioError::At(Problem {
+                    at: unknown.at,
+                    key: unknown.key,
+                    problem,
+                })
+            });
+        let Some(first) = unknown.next() else {
+            return Ok(());
+        };
+        for other in unknown {
+            self.keep::<()>(Err(other));
         }
+        Err(first)
     }
 
     fn string<'v>(
@@ -402,14 +514,7 @@ impl Doc<'_> {
         value: &'v Value<'_>,
         expected: &str,
     ) -> Result<&'v str, ScenarioError> {
-        value.get_ref().as_str().ok_or_else(|| {
-            let found = value.get_ref().type_str();
-            self.at(
-                value.span(),
-                key,
-                format!("expected {expected}, found {found}"),
-            )
-        })
+        Ok(self.toml.string(key, value, expected)?)
     }
 
     fn required_string(
@@ -421,54 +526,19 @@ impl Doc<'_> {
         let value = table
             .get(key)
             .ok_or_else(|| self.whole(format!("missing key '{key}': {what}")))?;
-        let text = self.string(key, value, "text in quotes")?;
-        if text.trim().is_empty() {
-            return Err(self.at(value.span(), key, format!("is empty: {what}")));
-        }
-        Ok(text.trim().to_string())
+        Ok(self.toml.nonblank(key, value, what)?)
     }
 
     fn integer(&self, key: &str, value: &Value<'_>) -> Result<i64, ScenarioError> {
-        let DeValue::Integer(integer) = value.get_ref() else {
-            let found = value.get_ref().type_str();
-            return Err(self.at(
-                value.span(),
-                key,
-                format!("expected a whole number, found {found}"),
-            ));
-        };
-        i64::from_str_radix(integer.as_str(), integer.radix())
-            .map_err(|_| self.at(value.span(), key, format!("{integer} is far too large")))
+        Ok(self.toml.integer(key, value)?)
     }
 
     fn boolean(&self, key: &str, value: &Value<'_>) -> Result<bool, ScenarioError> {
-        value.get_ref().as_bool().ok_or_else(|| {
-            let found = value.get_ref().type_str();
-            self.at(
-                value.span(),
-                key,
-                format!("expected true or false, found {found}"),
-            )
-        })
+        Ok(self.toml.boolean(key, value)?)
     }
 
     fn duration(&self, key: &str, value: &Value<'_>) -> Result<Duration, ScenarioError> {
-        let text = self.string(
-            key,
-            value,
-            "a duration in quotes such as \"500ms\", \"2s\" or \"1m 30s\"",
-        )?;
-        let duration = humantime::parse_duration(text).map_err(|error| {
-            self.at(
-                value.span(),
-                key,
-                format!("'{text}' is not a duration ({error}); write e.g. \"500ms\", \"2s\" or \"1m 30s\""),
-            )
-        })?;
-        if duration > DURATION_MAX {
-            return Err(self.at(value.span(), key, format!("'{text}' is longer than a day")));
-        }
-        Ok(duration)
+        Ok(self.toml.duration(key, value, DURATION_MAX, "a day")?)
     }
 
     /// A duration that may start with `-` (a clock behind true time), in ms.
@@ -563,47 +633,18 @@ impl Doc<'_> {
         value: &'v Value<'i>,
         example: &str,
     ) -> Result<&'v DeTable<'i>, ScenarioError> {
-        match value.get_ref() {
-            DeValue::Table(table) => Ok(table),
-            other => Err(self.at(
-                value.span(),
-                key,
-                format!("expected a table ({example}), found {}", other.type_str()),
-            )),
-        }
+        Ok(self.toml.table(key, value, example)?)
     }
 
-    /// The tables of an array of tables (`[[steps]]`, or `steps = [{...}, ...]`).
+    /// The tables of an array of tables (`[[steps]]`, or `steps = [{...}, ...]`); none,
+    /// with the error kept, if it is not one.
     fn tables<'v, 'i>(
         &self,
         root: &'v DeTable<'i>,
         key: &str,
-    ) -> Result<Vec<(&'v DeTable<'i>, Range<usize>)>, ScenarioError> {
-        let Some(value) = root.get(key) else {
-            return Ok(Vec::new());
-        };
-        let DeValue::Array(items) = value.get_ref() else {
-            return Err(self.at(
-                value.span(),
-                key,
-                format!(
-                    "expected a list of [[{key}]] tables, found {}",
-                    value.get_ref().type_str()
-                ),
-            ));
-        };
-        items
-            .iter()
-            .map(|item| {
-                let table = self.table(key, item, &format!("a [[{key}]] entry"))?;
-                let start = table
-                    .keys()
-                    .map(|k| k.span())
-                    .min_by_key(|s| s.start)
-                    .unwrap_or(item.span());
-                Ok((table, start))
-            })
-            .collect()
+    ) -> Vec<(&'v DeTable<'i>, Range<usize>)> {
+        self.keep(self.toml.tables(root, key).map_err(ScenarioError::from))
+            .unwrap_or_default()
     }
 
     fn license(
@@ -636,7 +677,7 @@ impl Doc<'_> {
                     self.string("license.text", text, "the license text, in triple quotes")?;
                 // Pad with the lines before it, so that the parser's line numbers are the
                 // scenario file's.
-                let opening = &self.text[text.span().start..];
+                let opening = &self.toml.text[text.span().start..];
                 let mut line = self.line(text.span());
                 if opening.starts_with("\"\"\"\n")
                     || opening.starts_with("'''\n")
@@ -645,7 +686,11 @@ impl Doc<'_> {
                 {
                     line += 1;
                 }
-                (body.to_string(), self.source_name.to_string(), line - 1)
+                (
+                    body.to_string(),
+                    self.toml.source_name.to_string(),
+                    line - 1,
+                )
             }
             (None, Some(path)) => {
                 let name = self.string("license.path", path, "a path in quotes")?;
@@ -700,45 +745,9 @@ impl Doc<'_> {
             return Ok((TimingProfile::Lan, TimingProfile::Lan.timing(), Vec::new()));
         };
         let table = self.table("timing", value, "[timing]")?;
-        let allowed: Vec<&str> = std::iter::once("profile")
-            .chain(TIMING_FIELDS.iter().copied())
-            .collect();
-        self.check_keys(table, &allowed, "in [timing]")?;
-        let profile = match table.get("profile") {
-            None => TimingProfile::Lan,
-            Some(value) => {
-                let text = self.string("timing.profile", value, "\"lan\" or \"wan\"")?;
-                TimingProfile::from_name(text).ok_or_else(|| {
-                    self.at(
-                        value.span(),
-                        "timing.profile",
-                        format!("'{text}' is not a timing profile; allowed: lan, wan"),
-                    )
-                })?
-            }
-        };
-        let mut timing = profile.timing();
-        let mut overrides = Vec::new();
-        for key in TIMING_FIELDS {
-            if let Some(value) = table.get(*key) {
-                let duration = self.duration(&format!("timing.{key}"), value)?;
-                if let Some(field) = timing_field(&mut timing, key) {
-                    *field = duration;
-                }
-                overrides.push((key.to_string(), duration));
-            }
-        }
-        timing.validate().map_err(|why| {
-            self.at(
-                value.span(),
-                "[timing]",
-                format!(
-                    "{why} (after the overrides to the '{}' profile)",
-                    profile.name()
-                ),
-            )
-        })?;
-        Ok((profile, timing, overrides))
+        self.check_keys(table, &timing_keys(), "in [timing]")?;
+        let section = timing_section(&self.toml, value, table)?;
+        Ok((section.profile, section.timing, section.overrides))
     }
 
     fn network(&self, root: &DeTable<'_>) -> Result<(Duration, Duration), ScenarioError> {
@@ -862,216 +871,244 @@ impl Doc<'_> {
         Ok([ids[0], ids[1], ids[2]])
     }
 
-    fn clients(&self, root: &DeTable<'_>) -> Result<Vec<ClientGroup>, ScenarioError> {
+    /// The `[[clients]]` groups that read; the others' errors are kept.
+    fn clients(&self, root: &DeTable<'_>) -> Vec<ClientGroup> {
         let mut groups: Vec<ClientGroup> = Vec::new();
         let mut names: BTreeSet<String> = BTreeSet::new();
         let mut total = 0u32;
-        for (table, span) in self.tables(root, "clients")? {
-            self.check_keys(table, CLIENT_KEYS, "in [[clients]]")?;
-            let line = self.line(span.clone());
-            let value = table.get("name").ok_or_else(|| {
-                self.at(
-                    span.clone(),
-                    "clients",
-                    "a [[clients]] entry needs a name, e.g. name = \"alice\"",
+        for (table, span) in self.tables(root, "clients") {
+            match self.client_group(table, span, &mut names, &mut total) {
+                Ok(group) => groups.push(group),
+                Err(error) => {
+                    if let Some(name) = table.get("name").and_then(|v| v.get_ref().as_str()) {
+                        self.broken_clients.borrow_mut().insert(name.to_string());
+                    }
+                    self.keep::<()>(Err(error));
+                }
+            }
+        }
+        groups
+    }
+
+    /// One `[[clients]]` entry; `names` are the clients named so far, `total` how many
+    /// there are.
+    fn client_group(
+        &self,
+        table: &DeTable<'_>,
+        span: Range<usize>,
+        names: &mut BTreeSet<String>,
+        total: &mut u32,
+    ) -> Result<ClientGroup, ScenarioError> {
+        self.check_keys(table, CLIENT_KEYS, "in [[clients]]")?;
+        let line = self.line(span.clone());
+        let value = table.get("name").ok_or_else(|| {
+            self.at(
+                span.clone(),
+                "clients",
+                "a [[clients]] entry needs a name, e.g. name = \"alice\"",
+            )
+        })?;
+        let name = self.string("clients.name", value, "a name in quotes")?;
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(self.at(
+                value.span(),
+                "clients.name",
+                format!("'{name}': a client's name is letters, digits, '_' and '-'"),
+            ));
+        }
+        let count = match table.get("count") {
+            None => None,
+            Some(value) => {
+                let count = self.integer("clients.count", value)?;
+                Some(
+                    u32::try_from(count)
+                        .ok()
+                        .filter(|c| (1..=CLIENTS_MAX).contains(c))
+                        .ok_or_else(|| {
+                            self.at(
+                                value.span(),
+                                "clients.count",
+                                format!("{count} is not from 1 to {CLIENTS_MAX}"),
+                            )
+                        })?,
                 )
-            })?;
-            let name = self.string("clients.name", value, "a name in quotes")?;
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-            {
+            }
+        };
+        let path = match table.get("path") {
+            None => servers().to_vec(),
+            Some(value) => {
+                let path = self.servers_list("clients.path", value, "[1, 2, 3]")?;
+                if path.is_empty() {
+                    return Err(self.at(
+                        value.span(),
+                        "clients.path",
+                        "an empty license path: list the servers, e.g. [1, 2, 3]",
+                    ));
+                }
+                path
+            }
+        };
+        let group = ClientGroup {
+            name: name.to_string(),
+            count,
+            path,
+            line,
+        };
+        let mut taken = group.members();
+        if group.count.is_some() {
+            taken.push(group.name.clone());
+        }
+        for member in taken {
+            if !names.insert(member.clone()) {
                 return Err(self.at(
                     value.span(),
                     "clients.name",
-                    format!("'{name}': a client's name is letters, digits, '_' and '-'"),
+                    format!("a client called '{member}' is already defined"),
                 ));
             }
-            let count = match table.get("count") {
-                None => None,
-                Some(value) => {
-                    let count = self.integer("clients.count", value)?;
-                    Some(
-                        u32::try_from(count)
-                            .ok()
-                            .filter(|c| (1..=CLIENTS_MAX).contains(c))
-                            .ok_or_else(|| {
-                                self.at(
-                                    value.span(),
-                                    "clients.count",
-                                    format!("{count} is not from 1 to {CLIENTS_MAX}"),
-                                )
-                            })?,
-                    )
-                }
-            };
-            let path = match table.get("path") {
-                None => servers().to_vec(),
-                Some(value) => {
-                    let path = self.servers_list("clients.path", value, "[1, 2, 3]")?;
-                    if path.is_empty() {
-                        return Err(self.at(
-                            value.span(),
-                            "clients.path",
-                            "an empty license path: list the servers, e.g. [1, 2, 3]",
-                        ));
-                    }
-                    path
-                }
-            };
-            let group = ClientGroup {
-                name: name.to_string(),
-                count,
-                path,
-                line,
-            };
-            let mut taken = group.members();
-            if group.count.is_some() {
-                taken.push(group.name.clone());
-            }
-            for member in taken {
-                if !names.insert(member.clone()) {
-                    return Err(self.at(
-                        value.span(),
-                        "clients.name",
-                        format!("a client called '{member}' is already defined"),
-                    ));
-                }
-            }
-            total += count.unwrap_or(1);
-            if total > CLIENTS_MAX {
-                return Err(self.at(
-                    span,
-                    "clients",
-                    format!("more than {CLIENTS_MAX} clients in all"),
-                ));
-            }
-            groups.push(group);
         }
-        Ok(groups)
+        *total += count.unwrap_or(1);
+        if *total > CLIENTS_MAX {
+            return Err(self.at(
+                span,
+                "clients",
+                format!("more than {CLIENTS_MAX} clients in all"),
+            ));
+        }
+        Ok(group)
     }
 
-    fn steps(
-        &self,
-        root: &DeTable<'_>,
-        clients: &[ClientGroup],
-    ) -> Result<Vec<Step>, ScenarioError> {
+    /// The steps that read, in time order; the others' errors are kept.
+    fn steps(&self, root: &DeTable<'_>, clients: &[ClientGroup]) -> Vec<Step> {
         let allowed = step_keys();
-        let mut steps = Vec::new();
-        for (table, span) in self.tables(root, "steps")? {
-            self.check_keys(table, &allowed, "in a step")?;
-            let line = self.line(span.clone());
-            let at = table.get("at").ok_or_else(|| {
-                self.at(
-                    span.clone(),
-                    "at",
-                    "a step needs at = \"<simulated time>\", e.g. at = \"10s\"",
-                )
-            })?;
-            let at = self.duration("at", at)?;
-            let found: Vec<(&Verb, &Value<'_>)> = VERBS
-                .iter()
-                .filter_map(|verb| table.get(verb.name).map(|value| (verb, value)))
-                .collect();
-            // A verb's name can be another verb's parameter (`hold` of `busy`).
-            let verbs: Vec<(&Verb, &Value<'_>)> = found
-                .iter()
-                .filter(|(verb, _)| {
-                    !found
-                        .iter()
-                        .any(|(other, _)| other.params.contains(&verb.name))
-                })
-                .copied()
-                .collect();
-            let (verb, value) = match verbs[..] {
-                [one] => one,
-                [] => {
-                    let names: Vec<&str> = VERBS.iter().map(|v| v.name).collect();
-                    return Err(self.at(
-                        span,
-                        "steps",
-                        format!("a step needs one verb: {}", names.join(", ")),
-                    ));
-                }
-                [(first, _), (second, value), ..] => {
-                    return Err(self.at(value.span(), second.name, format!("a step does one thing, and this one also has '{}': split it into two steps at the same time", first.name)));
-                }
-            };
-            for key in table.keys() {
-                let key_name: &str = key.get_ref();
-                let fits = STEP_COMMON.contains(&key_name)
-                    || key_name == verb.name
-                    || verb.params.contains(&key_name)
-                    || verb.expectations.contains(&key_name);
-                if !fits {
-                    let problem = if EXPECTATIONS.contains(&key_name) {
-                        let takes = if verb.expectations.is_empty() {
-                            "no expectation (use [[checks]] to check what it led to)".to_string()
-                        } else {
-                            format!("only {}", verb.expectations.join(", "))
-                        };
-                        format!("'{}' takes {takes}", verb.name)
-                    } else {
-                        let mut takes: Vec<&str> = verb.params.to_vec();
-                        takes.extend(verb.expectations);
-                        let list = if takes.is_empty() {
-                            "nothing else".to_string()
-                        } else {
-                            takes.join(", ")
-                        };
-                        format!(
-                            "'{}' does not take '{key_name}'; it takes {list}",
-                            verb.name
-                        )
-                    };
-                    return Err(self.at(key.span(), key_name, problem));
-                }
-            }
-            let who = match (verb.actor, table.get("client")) {
-                (Actor::Client, None) => {
-                    return Err(self.at(
-                        value.span(),
-                        verb.name,
-                        format!(
-                            "'{}' is a client's action: say whose, e.g. client = \"alice\"",
-                            verb.name
-                        ),
-                    ));
-                }
-                (Actor::Client, Some(client)) => {
-                    Some(self.client_name(client, clients, verb.name)?)
-                }
-                (actor, Some(client)) => {
-                    let what = if actor == Actor::Impostor {
-                        "done by a machine of its own (the impostor)"
-                    } else {
-                        "a fault of the servers"
-                    };
-                    return Err(self.at(
-                        client.span(),
-                        "client",
-                        format!("'{}' is {what}; it takes no client", verb.name),
-                    ));
-                }
-                (_, None) => None,
-            };
-            let action = self.action(verb, value, table, who, at)?;
-            let mut expect = self.expect(table)?;
-            if verb.actor == Actor::Impostor && expect.refused.is_none() {
-                // What an impostor step is for: it must be refused.
-                expect.refused = Some(true);
-            }
-            steps.push(Step {
-                at,
-                line,
-                action,
-                expect,
-            });
-        }
+        let mut steps: Vec<Step> = self
+            .tables(root, "steps")
+            .into_iter()
+            .filter_map(|(table, span)| self.keep(self.step(table, span, &allowed, clients)))
+            .collect();
         // Stable: steps at the same time keep their file order.
         steps.sort_by_key(|s| s.at);
-        Ok(steps)
+        steps
+    }
+
+    /// One `[[steps]]` entry; `allowed` are the keys a step may have.
+    fn step(
+        &self,
+        table: &DeTable<'_>,
+        span: Range<usize>,
+        allowed: &[&str],
+        clients: &[ClientGroup],
+    ) -> Result<Step, ScenarioError> {
+        self.check_keys(table, allowed, "in a step")?;
+        let line = self.line(span.clone());
+        let at = table.get("at").ok_or_else(|| {
+            self.at(
+                span.clone(),
+                "at",
+                "a step needs at = \"<simulated time>\", e.g. at = \"10s\"",
+            )
+        })?;
+        let at = self.duration("at", at)?;
+        let found: Vec<(&Verb, &Value<'_>)> = VERBS
+            .iter()
+            .filter_map(|verb| table.get(verb.name).map(|value| (verb, value)))
+            .collect();
+        // A verb's name can be another verb's parameter (`hold` of `busy`).
+        let verbs: Vec<(&Verb, &Value<'_>)> = found
+            .iter()
+            .filter(|(verb, _)| {
+                !found
+                    .iter()
+                    .any(|(other, _)| other.params.contains(&verb.name))
+            })
+            .copied()
+            .collect();
+        let (verb, value) = match verbs[..] {
+            [one] => one,
+            [] => {
+                let names: Vec<&str> = VERBS.iter().map(|v| v.name).collect();
+                return Err(self.at(
+                    span,
+                    "steps",
+                    format!("a step needs one verb: {}", names.join(", ")),
+                ));
+            }
+            [(first, _), (second, value), ..] => {
+                return Err(self.at(value.span(), second.name, format!("a step does one thing, and this one also has '{}': split it into two steps at the same time", first.name)));
+            }
+        };
+        for key in table.keys() {
+            let key_name: &str = key.get_ref();
+            let fits = STEP_COMMON.contains(&key_name)
+                || key_name == verb.name
+                || verb.params.contains(&key_name)
+                || verb.expectations.contains(&key_name);
+            if !fits {
+                let problem = if EXPECTATIONS.contains(&key_name) {
+                    let takes = if verb.expectations.is_empty() {
+                        "no expectation (use [[checks]] to check what it led to)".to_string()
+                    } else {
+                        format!("only {}", verb.expectations.join(", "))
+                    };
+                    format!("'{}' takes {takes}", verb.name)
+                } else {
+                    let mut takes: Vec<&str> = verb.params.to_vec();
+                    takes.extend(verb.expectations);
+                    let list = if takes.is_empty() {
+                        "nothing else".to_string()
+                    } else {
+                        takes.join(", ")
+                    };
+                    format!(
+                        "'{}' does not take '{key_name}'; it takes {list}",
+                        verb.name
+                    )
+                };
+                return Err(self.at(key.span(), key_name, problem));
+            }
+        }
+        let who = match (verb.actor, table.get("client")) {
+            (Actor::Client, None) => {
+                return Err(self.at(
+                    value.span(),
+                    verb.name,
+                    format!(
+                        "'{}' is a client's action: say whose, e.g. client = \"alice\"",
+                        verb.name
+                    ),
+                ));
+            }
+            (Actor::Client, Some(client)) => Some(self.client_name(client, clients, verb.name)?),
+            (actor, Some(client)) => {
+                let what = if actor == Actor::Impostor {
+                    "done by a machine of its own (the impostor)"
+                } else {
+                    "a fault of the servers"
+                };
+                return Err(self.at(
+                    client.span(),
+                    "client",
+                    format!("'{}' is {what}; it takes no client", verb.name),
+                ));
+            }
+            (_, None) => None,
+        };
+        let action = self.action(verb, value, table, who, at)?;
+        let mut expect = self.expect(table)?;
+        if verb.actor == Actor::Impostor && expect.refused.is_none() {
+            // What an impostor step is for: it must be refused.
+            expect.refused = Some(true);
+        }
+        Ok(Step {
+            at,
+            line,
+            action,
+            expect,
+        })
     }
 
     fn client_name(
@@ -1092,6 +1129,8 @@ impl Doc<'_> {
                 group.name, group.name
             ))),
             (None, Some(_)) => Ok(name.to_string()),
+            // Its entry's mistake is reported already.
+            (None, None) if self.broken_clients.borrow().contains(name) => Ok(name.to_string()),
             (None, None) => {
                 let known: Vec<&str> = clients.iter().map(|g| g.name.as_str()).collect();
                 let problem = if known.is_empty() {
@@ -1480,134 +1519,139 @@ impl Doc<'_> {
         Ok(expect)
     }
 
-    fn checks(
-        &self,
-        root: &DeTable<'_>,
-        clients: &[ClientGroup],
-    ) -> Result<Vec<Check>, ScenarioError> {
-        let mut checks = Vec::new();
-        for (table, span) in self.tables(root, "checks")? {
-            self.check_keys(table, CHECK_KEYS, "in a check")?;
-            let line = self.line(span.clone());
-            let at = table.get("at").ok_or_else(|| {
-                self.at(
-                    span.clone(),
-                    "at",
-                    "a check needs at = \"<simulated time>\", e.g. at = \"10s\"",
-                )
-            })?;
-            let at = self.duration("at", at)?;
-            let active = match table.get("active") {
-                None => None,
-                Some(value) if value.get_ref().as_str() == Some("none") => Some(None),
-                Some(value) => {
-                    let wrong = || {
-                        self.at(
-                            value.span(),
-                            "active",
-                            "expected the active server, 1 or 2, or \"none\" (#3 is never active)",
-                        )
-                    };
-                    let id = self.server("active", value).map_err(|_| wrong())?;
-                    if id == ServerId::TIEBREAKER {
-                        return Err(wrong());
-                    }
-                    Some(Some(id))
-                }
-            };
-            let mut in_use = BTreeMap::new();
-            if let Some(value) = table.get("in_use") {
-                let seats = self.table("in_use", value, "in_use = { cad = 3 }")?;
-                for (feature, count) in seats.iter() {
-                    let key = format!("in_use.{}", feature.get_ref());
-                    let n = self.integer(&key, count)?;
-                    let n = u32::try_from(n)
-                        .map_err(|_| self.at(count.span(), &key, format!("{n} seats")))?;
-                    in_use.insert(feature.get_ref().to_string(), n);
-                }
-            }
-            let mut holds = BTreeMap::new();
-            if let Some(value) = table.get("holds") {
-                let who = self.table("holds", value, "holds = { alice = [\"cad\"], bob = [] }")?;
-                for (client, seats) in who.iter() {
-                    let name: &str = client.get_ref();
-                    let known = clients
-                        .iter()
-                        .any(|g| g.members().iter().any(|m| m == name));
-                    if !known {
-                        let all: Vec<String> = clients.iter().flat_map(|g| g.members()).collect();
-                        let all: Vec<&str> = all.iter().map(String::as_str).collect();
-                        return Err(self.at(
-                            client.span(),
-                            &format!("holds.{name}"),
-                            format!(
-                                "no client '{name}' (a group's clients are checked one by one); {}",
-                                hint(name, &all)
-                            ),
-                        ));
-                    }
-                    let key = format!("holds.{name}");
-                    let DeValue::Array(items) = seats.get_ref() else {
-                        return Err(self.at(
-                            seats.span(),
-                            &key,
-                            "expected a list of features, one per seat, e.g. [\"cad\"] or []",
-                        ));
-                    };
-                    let mut features = Vec::new();
-                    for item in items.iter() {
-                        features.push(
-                            self.string(&key, item, "a feature name in quotes")?
-                                .to_string(),
-                        );
-                    }
-                    features.sort();
-                    holds.insert(name.to_string(), features);
-                }
-            }
-            if active.is_none() && in_use.is_empty() && holds.is_empty() {
-                return Err(self.at(
-                    span,
-                    "checks",
-                    "a check needs at least one of active, in_use, holds",
-                ));
-            }
-            checks.push(Check {
-                at,
-                line,
-                active,
-                in_use,
-                holds,
-            });
-        }
+    /// The checks that read, in time order; the others' errors are kept.
+    fn checks(&self, root: &DeTable<'_>, clients: &[ClientGroup]) -> Vec<Check> {
+        let mut checks: Vec<Check> = self
+            .tables(root, "checks")
+            .into_iter()
+            .filter_map(|(table, span)| self.keep(self.check(table, span, clients)))
+            .collect();
         checks.sort_by_key(|c| c.at);
-        Ok(checks)
+        checks
+    }
+
+    /// One `[[checks]]` entry.
+    fn check(
+        &self,
+        table: &DeTable<'_>,
+        span: Range<usize>,
+        clients: &[ClientGroup],
+    ) -> Result<Check, ScenarioError> {
+        self.check_keys(table, CHECK_KEYS, "in a check")?;
+        let line = self.line(span.clone());
+        let at = table.get("at").ok_or_else(|| {
+            self.at(
+                span.clone(),
+                "at",
+                "a check needs at = \"<simulated time>\", e.g. at = \"10s\"",
+            )
+        })?;
+        let at = self.duration("at", at)?;
+        let active = match table.get("active") {
+            None => None,
+            Some(value) if value.get_ref().as_str() == Some("none") => Some(None),
+            Some(value) => {
+                let wrong = || {
+                    self.at(
+                        value.span(),
+                        "active",
+                        "expected the active server, 1 or 2, or \"none\" (#3 is never active)",
+                    )
+                };
+                let id = self.server("active", value).map_err(|_| wrong())?;
+                if id == ServerId::TIEBREAKER {
+                    return Err(wrong());
+                }
+                Some(Some(id))
+            }
+        };
+        let mut in_use = BTreeMap::new();
+        if let Some(value) = table.get("in_use") {
+            let seats = self.table("in_use", value, "in_use = { cad = 3 }")?;
+            for (feature, count) in seats.iter() {
+                let key = format!("in_use.{}", feature.get_ref());
+                let n = self.integer(&key, count)?;
+                let n = u32::try_from(n)
+                    .map_err(|_| self.at(count.span(), &key, format!("{n} seats")))?;
+                in_use.insert(feature.get_ref().to_string(), n);
+            }
+        }
+        let mut holds = BTreeMap::new();
+        if let Some(value) = table.get("holds") {
+            let who = self.table("holds", value, "holds = { alice = [\"cad\"], bob = [] }")?;
+            for (client, seats) in who.iter() {
+                let name: &str = client.get_ref();
+                let known = clients
+                    .iter()
+                    .any(|g| g.members().iter().any(|m| m == name))
+                    || self.broken_clients.borrow().contains(name);
+                if !known {
+                    let all: Vec<String> = clients.iter().flat_map(|g| g.members()).collect();
+                    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+                    return Err(self.at(
+                        client.span(),
+                        &format!("holds.{name}"),
+                        format!(
+                            "no client '{name}' (a group's clients are checked one by one); {}",
+                            hint(name, &all)
+                        ),
+                    ));
+                }
+                let key = format!("holds.{name}");
+                let DeValue::Array(items) = seats.get_ref() else {
+                    return Err(self.at(
+                        seats.span(),
+                        &key,
+                        "expected a list of features, one per seat, e.g. [\"cad\"] or []",
+                    ));
+                };
+                let mut features = Vec::new();
+                for item in items.iter() {
+                    features.push(
+                        self.string(&key, item, "a feature name in quotes")?
+                            .to_string(),
+                    );
+                }
+                features.sort();
+                holds.insert(name.to_string(), features);
+            }
+        }
+        if active.is_none() && in_use.is_empty() && holds.is_empty() {
+            return Err(self.at(
+                span,
+                "checks",
+                "a check needs at least one of active, in_use, holds",
+            ));
+        }
+        Ok(Check {
+            at,
+            line,
+            active,
+            in_use,
+            holds,
+        })
     }
 
     /// Every feature a step or check names is in the license.
-    fn features_known(
-        &self,
-        root: &DeTable<'_>,
-        scenario: &Scenario,
-        features: &BTreeSet<String>,
-    ) -> Result<(), ScenarioError> {
-        let known: Vec<&str> = features.iter().map(String::as_str).collect();
-        let unknown = |feature: &str, line: usize, key: &str| -> ScenarioError {
-            let _ = root;
-            ScenarioError::At {
+    /// Reports every feature a step or check names that the license lacks.
+    fn features_known(&self, license: &License, steps: &[Step], checks: &[Check]) {
+        let features: BTreeSet<&str> = license.features.iter().map(|f| f.name.as_str()).collect();
+        let known: Vec<&str> = features.iter().copied().collect();
+        let unknown = |feature: &str, line: usize| {
+            self.keep::<()>(Err(ScenarioError::At(Problem {
                 at: Location {
-                    source_name: self.source_name.to_string(),
+                    source_name: self.toml.source_name.to_string(),
                     line,
                     column: 1,
                 },
-                key: key.to_string(),
+                key: "feature".to_string(),
                 problem: format!(
                     "the license has no feature '{feature}'; {}",
                     hint(feature, &known)
                 ),
-            }
+            })));
         };
-        for step in &scenario.steps {
+        for step in steps {
             if let Action::Client { act, .. } = &step.action {
                 let feature = match act {
                     ClientAct::Checkout(f)
@@ -1621,26 +1665,17 @@ impl Doc<'_> {
                 // (denied unknown_feature): allowed when that is what it expects.
                 let expects_unknown =
                     step.expect.answer == Some(Answer::Denied(Some("unknown_feature".into())));
-                if !features.contains(feature) && !expects_unknown {
-                    return Err(unknown(feature, step.line, "feature"));
+                if !features.contains(feature.as_str()) && !expects_unknown {
+                    unknown(feature, step.line);
                 }
             }
         }
-        for check in &scenario.checks {
+        for check in checks {
             for feature in check.in_use.keys().chain(check.holds.values().flatten()) {
-                if !features.contains(feature) {
-                    return Err(unknown(feature, check.line, "feature"));
+                if !features.contains(feature.as_str()) {
+                    unknown(feature, check.line);
                 }
             }
         }
-        Ok(())
-    }
-}
-
-/// "did you mean 'x'?" for a near miss, else the list of what is allowed.
-fn hint(word: &str, allowed: &[&str]) -> String {
-    match nearest_key(word, allowed) {
-        Some(near) => format!("did you mean '{near}'?"),
-        None => format!("allowed: {}", allowed.join(", ")),
     }
 }
