@@ -226,6 +226,10 @@ struct RunArgs {
     /// believe a peer's hello, so an impostor step is welcomed).
     #[arg(long, value_parser = Planted::parse)]
     plant: Option<Planted>,
+    /// Print one JSON document instead of text: every run (verdict, expectations and
+    /// checks judged, violation, replay command) and every refused file's problems.
+    #[arg(long, conflicts_with = "timeline")]
+    json: bool,
 }
 
 fn parse_seeds(text: &str) -> Result<std::ops::Range<u64>, String> {
@@ -389,18 +393,28 @@ fn run_scenarios(args: &RunArgs) -> ExitCode {
         vec![args.path.clone()]
     };
     let mut scenarios = Vec::new();
-    let mut bad = 0;
+    let mut refused = Vec::new();
     for file in &files {
         match scenario::load(file) {
-            Ok(loaded) => scenarios.push((file.clone(), loaded)),
-            Err(errors) => {
-                for error in errors.all() {
-                    eprintln!("error: {error}");
+            Ok(loaded) => {
+                if !args.json {
+                    for warning in &loaded.warnings {
+                        eprintln!("warning: {warning}");
+                    }
                 }
-                bad += 1;
+                scenarios.push((file.clone(), loaded));
+            }
+            Err(errors) => {
+                if !args.json {
+                    for error in errors.all() {
+                        eprintln!("error: {error}");
+                    }
+                }
+                refused.push((file.clone(), errors));
             }
         }
     }
+    let bad = refused.len();
     let runs: Vec<(usize, u64)> = scenarios
         .iter()
         .enumerate()
@@ -434,6 +448,9 @@ fn run_scenarios(args: &RunArgs) -> ExitCode {
             eprintln!("error: cannot write {}: {error}", path.display());
             return ExitCode::FAILURE;
         }
+    }
+    if args.json {
+        return print_json(args, &runs, &outcomes, &scenarios, &refused);
     }
     let mut failed = 0;
     for (&(i, seed), outcome) in runs.iter().zip(&outcomes) {
@@ -476,6 +493,43 @@ fn run_scenarios(args: &RunArgs) -> ExitCode {
         );
     }
     if failed == 0 && bad == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// `hal-sim run --json`: one document with every run and every refused file; the exit
+/// code as without `--json`.
+fn print_json(
+    args: &RunArgs,
+    runs: &[(usize, u64)],
+    outcomes: &[scenario::Outcome],
+    scenarios: &[(PathBuf, scenario::Scenario)],
+    refused: &[(PathBuf, scenario::ScenarioErrors)],
+) -> ExitCode {
+    let plant = args.plant.map(Planted::name);
+    let runs: Vec<serde_json::Value> = runs
+        .iter()
+        .zip(outcomes)
+        .map(|(&(i, seed), outcome)| {
+            let (file, loaded) = &scenarios[i];
+            let replay = scenario_replay(file, seed, plant);
+            scenario::run_json(&file.display().to_string(), loaded, outcome, &replay)
+        })
+        .collect();
+    let refused: Vec<serde_json::Value> = refused
+        .iter()
+        .map(|(file, errors)| scenario::refused_json(&file.display().to_string(), errors))
+        .collect();
+    let failed = outcomes.iter().filter(|o| !o.passed()).count();
+    let document = serde_json::json!({
+        "runs": runs,
+        "refused": refused,
+        "failed": failed,
+    });
+    out!("{document:#}");
+    if failed == 0 && refused.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

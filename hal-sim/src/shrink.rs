@@ -191,6 +191,7 @@ pub fn scenario_of(config: &WorldConfig) -> Result<Scenario, String> {
         duration: end,
         duration_given: true,
         liveness: LivenessFrom::At(config.chaos),
+        warnings: Vec::new(),
     })
 }
 

@@ -186,6 +186,41 @@ fn run_on_a_folder_prints_a_table_and_fails_if_any_run_fails() {
     );
 }
 
+/// `run --json`: one document a tool can read, with the same verdicts, the unmet
+/// expectation's line, the replay command, and each problem of a refused file.
+#[test]
+fn run_json_gives_every_run_and_every_refused_file() {
+    let dir = scenario_dir();
+    std::fs::write(
+        dir.path().join("c-bad.toml"),
+        "name = \"x\"\nstory = \"y\"\nfoo = 1\nseed = -1\n",
+    )
+    .unwrap();
+    let (code, out) = hal_sim(&["run", dir.path().to_str().unwrap(), "--json"]);
+    assert_eq!(code, 1, "{out}");
+    let document: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let runs = document["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{out}");
+    assert_eq!(runs[0]["verdict"], "passed");
+    assert_eq!(runs[0]["judged"][0]["line"], 22);
+    assert_eq!(runs[1]["verdict"], "unmet");
+    assert_eq!(runs[1]["unmet"], 1);
+    assert_eq!(runs[1]["judged"][0]["met"], false);
+    let replay = runs[1]["replay"].as_str().unwrap();
+    assert!(replay.ends_with("b-unmet.toml --seed 1"), "{replay}");
+    assert_eq!(document["failed"], 1);
+    let refused = document["refused"].as_array().unwrap();
+    assert_eq!(refused.len(), 1, "{out}");
+    let errors = refused[0]["errors"].as_array().unwrap();
+    let lines: Vec<Option<u64>> = errors.iter().map(|e| e["line"].as_u64()).collect();
+    // The file as a whole (it has no [license]) first, then the keys in file order.
+    assert_eq!(lines, [None, Some(3), Some(4)], "{out}");
+    let problem = errors[0]["problem"].as_str().unwrap();
+    assert!(problem.starts_with("missing [license]"), "{problem}");
+    assert_eq!(errors[1]["key"], "foo");
+    assert_eq!(errors[2]["key"], "seed");
+}
+
 /// `sweep --shrink` from the command line: twelve clients on servers that count twice the
 /// seats (a planted bug) overuse; the seed is shrunk to a file that `run` replays to the
 /// same violation with the bug planted, and that passes without it.

@@ -161,6 +161,27 @@ activ = 1
     }
 }
 
+/// A lease shorter than a client's give-up time is allowed, with a warning at its line.
+#[test]
+fn a_lease_shorter_than_the_give_up_time_is_warned_about() {
+    let quiet = parse("").unwrap();
+    assert_eq!(quiet.warnings, Vec::<String>::new());
+    let text = HEAD.replace("client_lease = \"8s\"", "client_lease = \"4s\"");
+    let loaded = scenario::parse("t.toml", &text, Path::new(".")).unwrap();
+    let give_up = loaded.timing.client_give_up_after();
+    assert!(give_up > Duration::from_secs(4), "{give_up:?}");
+    let [warning] = &loaded.warnings[..] else {
+        panic!("one warning: {:?}", loaded.warnings);
+    };
+    let lease_line = text
+        .lines()
+        .position(|l| l.starts_with("client_lease"))
+        .unwrap()
+        + 1;
+    let expected = format!("t.toml:{lease_line}:16: timing.client_lease: 4s is shorter than the ");
+    assert!(warning.starts_with(&expected), "{warning}");
+}
+
 #[test]
 fn steps_that_make_no_sense_are_refused_with_why() {
     let cases = [
@@ -310,6 +331,31 @@ fn a_lost_seat_is_expected_and_seen() {
     let body = body.replace("lost = true", "lost = false");
     let outcome = scenario::run(&parse(&body).unwrap(), 1, None);
     assert_eq!(outcome.verdict(), Verdict::Unmet(1), "{:?}", outcome.judged);
+}
+
+/// `lost` on a checkout: the seat is watched from the request to the end of the run
+/// (its `within` bounds the answer, not the watch).
+#[test]
+fn a_checkout_expects_its_seat_kept_or_lost() {
+    let checkout = "\n[[steps]]\nat = \"1s\"\nclient = \"alice\"\ncheckout = \"cad\"\nwithin = \"1s\"\nlost = false\n";
+    let outcome = scenario::run(&parse(checkout).unwrap(), 1, None);
+    assert_eq!(outcome.verdict(), Verdict::Passed, "{:?}", outcome.judged);
+    let kept = outcome
+        .judged
+        .iter()
+        .find(|j| j.expected.contains("keeps its seats"));
+    assert!(kept.is_some_and(|j| j.met), "{:?}", outcome.judged);
+    // Cut off past her 8 s lease at 5 s: the same expectation is not met.
+    let cut =
+        format!("{checkout}\n[[steps]]\nat = \"5s\"\nclient = \"alice\"\ndisconnect = \"15s\"\n");
+    let outcome = scenario::run(&parse(&cut).unwrap(), 1, None);
+    assert_eq!(outcome.verdict(), Verdict::Unmet(1), "{:?}", outcome.judged);
+    let lost = outcome.judged.iter().find(|j| !j.met).unwrap();
+    assert_eq!(lost.line, line(3), "{lost:?}");
+    assert!(lost.saw.starts_with("seat lost at"), "{lost:?}");
+    let busy = "\n[[steps]]\nat = \"1s\"\nclient = \"eng\"\nbusy = \"cad\"\nuntil = \"20s\"\nlost = false\n";
+    let outcome = scenario::run(&parse(busy).unwrap(), 1, None);
+    assert_eq!(outcome.verdict(), Verdict::Passed, "{:?}", outcome.judged);
 }
 
 /// `unless_held` and `if_held` make a client's step conditional on what it holds: a step

@@ -107,16 +107,30 @@ const VERBS: &[Verb] = &[
     client_verb(
         "checkout",
         &["unless_held"],
-        &["granted_by", "denied", "unknown", "within", "attempts_max"],
+        &[
+            "granted_by",
+            "denied",
+            "unknown",
+            "within",
+            "attempts_max",
+            "lost",
+        ],
     ),
     client_verb(
         "borrow",
         &["hours", "unless_held"],
-        &["granted_by", "denied", "unknown", "within", "attempts_max"],
+        &[
+            "granted_by",
+            "denied",
+            "unknown",
+            "within",
+            "attempts_max",
+            "lost",
+        ],
     ),
     client_verb("checkin", &["if_held"], &["within", "attempts_max"]),
     client_verb("return", &["if_held"], &["within", "attempts_max"]),
-    client_verb("busy", &["until", "hold"], &[]),
+    client_verb("busy", &["until", "hold"], &["lost"]),
     client_verb("freeze", &[], &["lost", "within"]),
     client_verb("disconnect", &["from", "held"], &["lost", "within"]),
     client_verb("kill", &[], &[]),
@@ -343,8 +357,35 @@ impl Doc<'_> {
             duration,
             duration_given,
             liveness: liveness?,
+            warnings: self.timing_warnings(root, &timing),
         };
         Some(scenario)
+    }
+
+    /// A `client_lease` shorter than the time a client keeps retrying one request: a
+    /// client cut off from the servers is told its seat is lost before it gives up a
+    /// request, which surprises whoever wrote the expectations.
+    fn timing_warnings(
+        &self,
+        root: &DeTable<'_>,
+        timing: &hal_core::timing::Timing,
+    ) -> Vec<String> {
+        let give_up = timing.client_give_up_after();
+        if timing.client_lease >= give_up {
+            return Vec::new();
+        }
+        let span = root
+            .get("timing")
+            .and_then(|t| t.get_ref().as_table())
+            .and_then(|t| t.get("client_lease"))
+            .or(root.get("timing"))
+            .map_or(0..0, |v| v.span());
+        let at = self.toml.location(span);
+        vec![format!(
+            "{at}: timing.client_lease: {} is shorter than the {} a client keeps retrying one request before it gives up (4 × (election_timeout + failover_delay)): a client cut off from the servers is told its seat is lost before it is told a request's outcome is unknown",
+            humantime::format_duration(timing.client_lease),
+            humantime::format_duration(give_up),
+        )]
     }
 
     fn seed(&self, root: &DeTable<'_>) -> Result<Option<u64>, ScenarioError> {

@@ -10,6 +10,7 @@
 //! shrunk failing schedule is saved this way).
 
 mod load;
+mod report;
 mod run;
 mod write;
 
@@ -21,7 +22,8 @@ use hal_core::timing::Timing;
 use hal_core::{HostId, ServerId};
 use hal_net::config::TimingProfile;
 
-pub use load::{ScenarioError, load, parse};
+pub use load::{ScenarioError, ScenarioErrors, load, parse};
+pub use report::{refused_json, run_json};
 pub use run::{Outcome, Verdict, run};
 pub use write::write;
 pub(crate) use write::{block, duration, quoted, signed, write_check, write_step};
@@ -77,6 +79,9 @@ pub struct Scenario {
     /// Whether the file gave `duration` (else it is worked out from the timeline).
     pub duration_given: bool,
     pub liveness: LivenessFrom,
+    /// What the loader found odd but runnable, each naming its place in the file (a
+    /// `client_lease` shorter than a client's give-up time).
+    pub warnings: Vec<String>,
 }
 
 /// How one server is set up.

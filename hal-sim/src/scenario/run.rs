@@ -1020,9 +1020,18 @@ impl Member {
                 continue;
             };
             let from = ms(step.at);
-            let to = step.expect.within.map_or(end, |w| from + ms(w)).min(end);
+            // `within` bounds the loss of a freeze or disconnect; a request's `within`
+            // bounds its answer, and its seats are watched to the end of the run.
+            let within = match &step.action {
+                Action::Client {
+                    act: ClientAct::Freeze(_) | ClientAct::Disconnect { .. },
+                    ..
+                } => step.expect.within,
+                _ => None,
+            };
+            let to = within.map_or(end, |w| from + ms(w)).min(end);
             let when = self.lost.iter().find(|&&t| t >= from && t <= to);
-            let window = match step.expect.within {
+            let window = match within {
                 Some(w) => format!("within {}", humantime::format_duration(w)),
                 None => "by the end of the run".to_string(),
             };

@@ -1,0 +1,77 @@
+//! A scenario run as JSON (`hal-sim run --json`), for tools and CI: the file, the seed,
+//! the verdict, every expectation and check judged, the violation or the harness
+//! failure, and the command that replays it; and a refused file's problems, one object
+//! each with its line, column and key. The text output says the same for people.
+
+use serde_json::{Value, json};
+
+use super::{Outcome, Scenario, ScenarioError, ScenarioErrors, Verdict};
+
+/// One run of `scenario`, read from `file`.
+pub fn run_json(file: &str, scenario: &Scenario, outcome: &Outcome, replay: &str) -> Value {
+    let (verdict, unmet) = match outcome.verdict() {
+        Verdict::Passed => ("passed", 0),
+        Verdict::Unmet(n) => ("unmet", n),
+        Verdict::Violation => ("violation", 0),
+        Verdict::Failed => ("failed", 0),
+    };
+    let judged: Vec<Value> = outcome
+        .judged
+        .iter()
+        .map(|j| {
+            json!({
+                "t_ms": j.t_ms,
+                "line": j.line,
+                "met": j.met,
+                "expected": j.expected,
+                "saw": j.saw,
+            })
+        })
+        .collect();
+    let violation = outcome.violation.as_ref().map(|v| {
+        json!({
+            "invariant": v.invariant,
+            "t_ms": v.t_ms,
+            "what": v.what,
+            "evidence": v.evidence,
+        })
+    });
+    json!({
+        "file": file,
+        "name": scenario.name,
+        "seed": outcome.seed,
+        "warnings": scenario.warnings,
+        "verdict": verdict,
+        "passed": outcome.passed(),
+        "unmet": unmet,
+        "judged": judged,
+        "violation": violation,
+        "failure": outcome.failure,
+        "replay": replay,
+    })
+}
+
+/// A file that was refused, with each of its problems.
+pub fn refused_json(file: &str, errors: &ScenarioErrors) -> Value {
+    let problems: Vec<Value> = errors.all().iter().map(problem_json).collect();
+    json!({ "file": file, "errors": problems })
+}
+
+fn problem_json(error: &ScenarioError) -> Value {
+    match error {
+        ScenarioError::At(problem) => json!({
+            "line": problem.at.line,
+            "column": problem.at.column,
+            "key": problem.key,
+            "problem": problem.problem,
+            "message": error.to_string(),
+        }),
+        ScenarioError::File { problem, .. } | ScenarioError::Whole { problem, .. } => json!({
+            "line": null,
+            "column": null,
+            "key": null,
+            "problem": problem,
+            "message": error.to_string(),
+        }),
+    }
+}
