@@ -161,6 +161,139 @@ activ = 1
     }
 }
 
+/// Checks over a window and of a group, run for real: a failover is one change of the
+/// active server and never two active at once; a busy group's requests are denied only
+/// for want of seats and answered in time; how many of a group hold a seat.
+#[test]
+fn window_and_group_checks_are_judged_over_the_run() {
+    let body = |changes: u32, reasons: &str| {
+        format!(
+            "
+[[steps]]
+at = \"1s\"
+client = \"alice\"
+checkout = \"cad\"
+
+[[steps]]
+at = \"2s\"
+client = \"eng\"
+busy = \"cad\"
+until = \"25s\"
+hold = \"2s\"
+
+[[steps]]
+at = \"10s\"
+crash = 1
+
+[[checks]]
+at = \"5s\"
+holders = {{ alice = 1, eng = 1 }}
+
+[[checks]]
+from = \"0s\"
+until = \"30s\"
+active_max = 1
+active_changes_max = {changes}
+
+[[checks]]
+from = \"2s\"
+until = \"25s\"
+client = \"eng\"
+denied_only = [{reasons}]
+answered_within = \"8s\"
+"
+        )
+    };
+    let loaded = parse(&body(1, "\"all_in_use\"")).unwrap();
+    let outcome = scenario::run(&loaded, 1, None);
+    assert_eq!(outcome.verdict(), Verdict::Passed, "{:#?}", outcome.judged);
+    let saw: Vec<&str> = outcome.judged.iter().map(|j| j.saw.as_str()).collect();
+    assert!(saw.contains(&"1 hold a seat (alice)"), "{saw:?}");
+    assert!(
+        saw.iter()
+            .any(|s| s.starts_with("1 change(s): #1 to #2 at 1")),
+        "{saw:?}"
+    );
+    let denials = saw.iter().find(|s| s.contains("all as allowed")).unwrap();
+    assert!(
+        !denials.contains(", 0 denied"),
+        "the group was denied seats: {denials}"
+    );
+
+    // No change allowed, and denials only for want of a majority: both fail, and say why.
+    let strict = parse(&body(0, "\"no_majority\"")).unwrap();
+    let outcome = scenario::run(&strict, 1, None);
+    let unmet: Vec<String> = outcome.unmet().collect();
+    assert_eq!(outcome.verdict(), Verdict::Unmet(2), "{unmet:#?}");
+    assert!(
+        unmet[0].contains("the active server changes at most 0 time(s); saw 1 change(s)"),
+        "{unmet:?}"
+    );
+    assert!(unmet[1].contains("answered otherwise"), "{unmet:?}");
+    // Written back, the window reads the same.
+    let again = scenario::parse("t.toml", &scenario::write(&strict), Path::new(".")).unwrap();
+    let unlined = |checks: &[scenario::Check]| -> Vec<scenario::Check> {
+        let mut checks = checks.to_vec();
+        checks.iter_mut().for_each(|c| c.line = 0);
+        checks
+    };
+    assert_eq!(unlined(&again.checks), unlined(&strict.checks));
+}
+
+#[test]
+fn a_window_check_is_refused_with_why_when_it_makes_no_sense() {
+    let cases = [
+        ("from = \"1s\"\nactive_max = 1\n", "a window needs until"),
+        (
+            "at = \"1s\"\nuntil = \"3s\"\nactive_max = 1\n",
+            "at an instant (at) or over a window",
+        ),
+        (
+            "from = \"3s\"\nuntil = \"1s\"\nactive_max = 1\n",
+            "the window ends before it starts",
+        ),
+        (
+            "from = \"1s\"\nuntil = \"3s\"\nactive = 1\n",
+            "'active' belongs to the other kind",
+        ),
+        (
+            "at = \"1s\"\nactive_max = 1\n",
+            "'active_max' belongs to the other kind",
+        ),
+        (
+            "from = \"1s\"\nuntil = \"3s\"\ndenied_only = [\"all_in_use\"]\n",
+            "say whose",
+        ),
+        (
+            "from = \"1s\"\nuntil = \"3s\"\nclient = \"eng\"\n",
+            "give one",
+        ),
+        (
+            "from = \"1s\"\nuntil = \"3s\"\nclient = \"eng\"\ndenied_only = [\"al_in_use\"]\n",
+            "did you mean 'all_in_use'?",
+        ),
+        (
+            "from = \"1s\"\nuntil = \"3s\"\n",
+            "a window needs at least one of",
+        ),
+        (
+            "at = \"1s\"\nholders = { eng = 4 }\n",
+            "holders.eng: 4 is not from 0 to 3",
+        ),
+        (
+            "at = \"1s\"\nholders = { eng1 = 1 }\n",
+            "no client or group 'eng1'",
+        ),
+    ];
+    for (check, expected) in cases {
+        let message = error(&format!("\n[[checks]]\n{check}"));
+        assert!(
+            message.contains(expected),
+            "expected '{expected}' in: {message}"
+        );
+    }
+}
+
 /// A lease shorter than a client's give-up time is allowed, with a warning at its line.
 #[test]
 fn a_lease_shorter_than_the_give_up_time_is_warned_about() {

@@ -223,7 +223,7 @@ pub fn checks(
                 line: 0,
                 active: Some(active),
                 in_use,
-                holds: BTreeMap::new(),
+                ..Check::default()
             },
         });
     }

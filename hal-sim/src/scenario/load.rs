@@ -20,7 +20,8 @@ use hal_net::toml_doc::{self, Location, Problem, Value, hint};
 use toml::de::{DeTable, DeValue};
 
 use super::{
-    Action, Answer, Check, ClientAct, ClientGroup, Expect, LivenessFrom, Scenario, ServerSpec, Step,
+    Action, Answer, Check, ClientAct, ClientGroup, Expect, LivenessFrom, Scenario, ServerSpec,
+    Step, Window,
 };
 use crate::faults::{Fault, servers};
 
@@ -58,7 +59,20 @@ const SERVER_KEYS: &[&str] = &[
     "sync_time",
 ];
 const CLIENT_KEYS: &[&str] = &["name", "count", "path"];
-const CHECK_KEYS: &[&str] = &["at", "active", "in_use", "holds"];
+/// The keys of a check at an instant.
+const INSTANT_KEYS: &[&str] = &["at", "active", "in_use", "holds", "holders"];
+/// The keys of a check over a window.
+const WINDOW_KEYS: &[&str] = &[
+    "from",
+    "until",
+    "active_max",
+    "active_changes_max",
+    "client",
+    "denied_only",
+    "answered_within",
+];
+/// The most of anything a window check counts (servers active, changes).
+const WINDOW_COUNT_MAX: i64 = 1_000;
 /// Keys of a step besides its verb.
 const STEP_COMMON: &[&str] = &["at", "client"];
 const EXPECTATIONS: &[&str] = &[
@@ -327,7 +341,7 @@ impl Doc<'_> {
         let needed = steps
             .iter()
             .map(step_end)
-            .chain(checks.iter().map(|c| c.at))
+            .chain(checks.iter().map(Check::judged_at))
             .max()
             .unwrap_or_default();
         let duration = self.keep(self.duration_of_run(root, needed));
@@ -1578,16 +1592,196 @@ impl Doc<'_> {
         span: Range<usize>,
         clients: &[ClientGroup],
     ) -> Result<Check, ScenarioError> {
-        self.check_keys(table, CHECK_KEYS, "in a check")?;
+        let mut keys = INSTANT_KEYS.to_vec();
+        keys.extend(WINDOW_KEYS);
+        self.check_keys(table, &keys, "in a check")?;
         let line = self.line(span.clone());
-        let at = table.get("at").ok_or_else(|| {
-            self.at(
-                span.clone(),
+        match (table.get("at"), table.get("from"), table.get("until")) {
+            (Some(at), None, None) => {
+                self.only_keys(table, INSTANT_KEYS, "at an instant (at)", WINDOW_KEYS)?;
+                let at = self.duration("at", at)?;
+                self.instant_check(table, span, line, at, clients)
+            }
+            (None, Some(from), Some(until)) => {
+                self.only_keys(table, WINDOW_KEYS, "over a window (from, until)", INSTANT_KEYS)?;
+                self.window_check(table, span, line, (from, until), clients)
+            }
+            (Some(_), Some(value), _) | (Some(_), _, Some(value)) => Err(self.at(
+                value.span(),
+                "checks",
+                "a check is at an instant (at) or over a window (from and until), not both: split it in two",
+            )),
+            (None, Some(value), None) => Err(self.at(
+                value.span(),
+                "from",
+                "a window needs until = \"<its end>\" too, e.g. until = \"30s\"",
+            )),
+            (None, None, Some(value)) => Err(self.at(
+                value.span(),
+                "until",
+                "a window needs from = \"<its start>\" too, e.g. from = \"10s\"",
+            )),
+            (None, None, None) => Err(self.at(
+                span,
                 "at",
-                "a check needs at = \"<simulated time>\", e.g. at = \"10s\"",
-            )
-        })?;
-        let at = self.duration("at", at)?;
+                "a check needs at = \"<simulated time>\", e.g. at = \"10s\", or a window: from = \"10s\" and until = \"30s\"",
+            )),
+        }
+    }
+
+    /// Refuses a key of `table` that belongs to the other kind of check (`others`).
+    fn only_keys(
+        &self,
+        table: &DeTable<'_>,
+        allowed: &[&str],
+        kind: &str,
+        others: &[&str],
+    ) -> Result<(), ScenarioError> {
+        let misplaced = table
+            .keys()
+            .filter(|k| others.contains(&k.get_ref().as_ref()))
+            .min_by_key(|k| k.span().start);
+        match misplaced {
+            None => Ok(()),
+            Some(key) => Err(self.at(
+                key.span(),
+                key.get_ref(),
+                format!(
+                    "a check {kind} takes {}; '{}' belongs to the other kind",
+                    allowed.join(", "),
+                    key.get_ref()
+                ),
+            )),
+        }
+    }
+
+    /// `holders = { eng = 3 }`: how many clients of a group (or a client: 0 or 1) hold a
+    /// seat.
+    fn holders(
+        &self,
+        value: &Value<'_>,
+        clients: &[ClientGroup],
+    ) -> Result<BTreeMap<String, u32>, ScenarioError> {
+        let table = self.table("holders", value, "holders = { eng = 3 }")?;
+        let mut holders = BTreeMap::new();
+        for (name, count) in table.iter() {
+            let name: &str = name.get_ref();
+            let key = format!("holders.{name}");
+            let size = match clients.iter().find(|g| g.name == name) {
+                Some(group) => group.count.unwrap_or(1),
+                None if self.broken_clients.borrow().contains(name) => CLIENTS_MAX,
+                None => {
+                    let known: Vec<&str> = clients.iter().map(|g| g.name.as_str()).collect();
+                    return Err(self.at(
+                        count.span(),
+                        &key,
+                        format!("no client or group '{name}'; {}", hint(name, &known)),
+                    ));
+                }
+            };
+            let n = self.toml.integer_in(&key, count, 0, i64::from(size))?;
+            holders.insert(name.to_string(), u32::try_from(n).unwrap_or(u32::MAX));
+        }
+        Ok(holders)
+    }
+
+    /// A check over the window `from`..`until`.
+    fn window_check(
+        &self,
+        table: &DeTable<'_>,
+        span: Range<usize>,
+        line: usize,
+        (from, until): (&Value<'_>, &Value<'_>),
+        clients: &[ClientGroup],
+    ) -> Result<Check, ScenarioError> {
+        let from_at = self.duration("from", from)?;
+        let until_at = self.duration("until", until)?;
+        if until_at <= from_at {
+            return Err(self.at(until.span(), "until", "the window ends before it starts"));
+        }
+        let count = |key: &str| -> Result<Option<u32>, ScenarioError> {
+            let Some(value) = table.get(key) else {
+                return Ok(None);
+            };
+            let n = self.toml.integer_in(key, value, 0, WINDOW_COUNT_MAX)?;
+            Ok(u32::try_from(n).ok())
+        };
+        let mut window = Window {
+            from: from_at,
+            active_max: count("active_max")?,
+            active_changes_max: count("active_changes_max")?,
+            ..Window::default()
+        };
+        if let Some(value) = table.get("client") {
+            window.client = Some(self.client_name(value, clients, "checks")?);
+        }
+        if let Some(value) = table.get("denied_only") {
+            let items = self.toml.array("denied_only", value, "[\"all_in_use\"]")?;
+            let mut reasons = Vec::new();
+            for item in items.iter() {
+                let reason = self.string("denied_only", item, "a reason in quotes")?;
+                let mut known = Denial::NAMES.to_vec();
+                known.push("unknown");
+                if !known.contains(&reason) {
+                    return Err(self.at(
+                        item.span(),
+                        "denied_only",
+                        format!(
+                            "'{reason}' is not a reason a server gives (or \"unknown\"); {}",
+                            hint(reason, &known)
+                        ),
+                    ));
+                }
+                reasons.push(reason.to_string());
+            }
+            window.denied_only = Some(reasons);
+        }
+        if let Some(value) = table.get("answered_within") {
+            window.answered_within = Some(self.duration("answered_within", value)?);
+        }
+        let of_requests = window.denied_only.is_some() || window.answered_within.is_some();
+        match (&window.client, of_requests) {
+            (None, true) => {
+                return Err(self.at(
+                    span,
+                    "client",
+                    "denied_only and answered_within judge a client's requests: say whose, e.g. client = \"eng\"",
+                ));
+            }
+            (Some(_), false) => {
+                let value = table.get("client").map_or(span.clone(), |v| v.span());
+                return Err(self.at(
+                    value,
+                    "client",
+                    "a window's client is judged by denied_only or answered_within: give one",
+                ));
+            }
+            _ => {}
+        }
+        if window.active_max.is_none() && window.active_changes_max.is_none() && !of_requests {
+            return Err(self.at(
+                span,
+                "checks",
+                "a window needs at least one of active_max, active_changes_max, denied_only, answered_within",
+            ));
+        }
+        Ok(Check {
+            at: until_at,
+            line,
+            window: Some(window),
+            ..Check::default()
+        })
+    }
+
+    /// A check at the instant `at`.
+    fn instant_check(
+        &self,
+        table: &DeTable<'_>,
+        span: Range<usize>,
+        line: usize,
+        at: Duration,
+        clients: &[ClientGroup],
+    ) -> Result<Check, ScenarioError> {
         let active = match table.get("active") {
             None => None,
             Some(value) if value.get_ref().as_str() == Some("none") => Some(None),
@@ -1657,11 +1851,15 @@ impl Doc<'_> {
                 holds.insert(name.to_string(), features);
             }
         }
-        if active.is_none() && in_use.is_empty() && holds.is_empty() {
+        let holders = match table.get("holders") {
+            None => BTreeMap::new(),
+            Some(value) => self.holders(value, clients)?,
+        };
+        if active.is_none() && in_use.is_empty() && holds.is_empty() && holders.is_empty() {
             return Err(self.at(
                 span,
                 "checks",
-                "a check needs at least one of active, in_use, holds",
+                "a check needs at least one of active, in_use, holds, holders",
             ));
         }
         Ok(Check {
@@ -1670,6 +1868,8 @@ impl Doc<'_> {
             active,
             in_use,
             holds,
+            holders,
+            window: None,
         })
     }
 

@@ -12,6 +12,7 @@
 mod load;
 mod report;
 mod run;
+mod window;
 mod write;
 
 use std::collections::BTreeMap;
@@ -246,9 +247,11 @@ impl Expect {
     }
 }
 
-/// What should be true at a point in time.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What should be true at a point in time (`at`), or throughout a window (`window`,
+/// from its `from` to `at`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Check {
+    /// The instant checked, or a window's end.
     pub at: Duration,
     pub line: usize,
     /// The active server (`Some(None)`: none), as the servers report it.
@@ -258,6 +261,43 @@ pub struct Check {
     /// The seats each client holds, as features (one entry per seat), as the clients'
     /// applications know it.
     pub holds: BTreeMap<String, Vec<String>>,
+    /// How many clients of each group (or a client: 0 or 1) hold a seat, as their
+    /// applications know it.
+    pub holders: BTreeMap<String, u32>,
+    /// What holds throughout a window that ends at `at`.
+    pub window: Option<Window>,
+}
+
+impl Check {
+    /// When the check can be judged: at its instant, or once the window's requests have
+    /// had their time to be answered.
+    pub fn judged_at(&self) -> Duration {
+        let answer = self
+            .window
+            .as_ref()
+            .and_then(|w| w.answered_within)
+            .unwrap_or_default();
+        self.at + answer
+    }
+}
+
+/// Assertions over a window of time, judged from the run's history.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Window {
+    pub from: Duration,
+    /// At most this many servers report themselves active at once.
+    pub active_max: Option<u32>,
+    /// The active server changes at most this many times (a server becomes active that
+    /// was not the last one active).
+    pub active_changes_max: Option<u32>,
+    /// The client or group whose requests (checkouts, borrows, checkins, returns) sent in
+    /// the window `denied_only` and `answered_within` judge.
+    pub client: Option<String>,
+    /// Each of those requests that is denied is denied for one of these reasons
+    /// (`unknown`: an outcome unknown is allowed too).
+    pub denied_only: Option<Vec<String>>,
+    /// Each of those requests is answered within this long of its first send.
+    pub answered_within: Option<Duration>,
 }
 
 /// When the liveness invariant starts to apply.

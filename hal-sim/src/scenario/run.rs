@@ -26,7 +26,7 @@ use hal_net::wire::{Identity, StatusReport};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{Action, Answer, Check, ClientAct, LivenessFrom, Scenario, Step};
+use super::{Action, Answer, Check, ClientAct, ClientGroup, LivenessFrom, Scenario, Step};
 use crate::check::Violation;
 use crate::clock::SimClock;
 use crate::effects::Effects;
@@ -468,8 +468,12 @@ fn play(
             Ok(())
         });
     }
+    let mut checks = scenario.checks.clone();
+    // Stable: checks judged at the same time keep their order.
+    checks.sort_by_key(Check::judged_at);
     let operator = Operator {
-        checks: scenario.checks.clone(),
+        checks,
+        groups: scenario.clients.clone(),
         holdings,
         judge: judge.clone(),
         until: end,
@@ -1067,7 +1071,10 @@ fn verb(act: &ClientAct) -> &'static str {
 /// does) and reads what the clients hold.
 #[derive(Debug, Clone)]
 struct Operator {
+    /// In the order they are judged.
     checks: Vec<Check>,
+    /// The scenario's clients, to tell a group's members.
+    groups: Vec<ClientGroup>,
     holdings: Holdings,
     judge: Judge,
     until: Duration,
@@ -1080,7 +1087,7 @@ impl Operator {
     async fn run(self) -> turmoil::Result {
         for check in &self.checks {
             let now = turmoil::sim_elapsed().unwrap_or_default();
-            tokio::time::sleep(check.at.saturating_sub(now)).await;
+            tokio::time::sleep(check.judged_at().saturating_sub(now)).await;
             // Each check on its own: one waiting for a crashed server's status must not
             // make the next one late.
             let (operator, check) = (self.clone(), check.clone());
@@ -1092,6 +1099,19 @@ impl Operator {
     }
 
     async fn check(&self, check: &Check) {
+        if check.window.is_some() {
+            let history = self.judge.history.lines();
+            for judged in super::window::judge(check, &history, &self.groups) {
+                self.judge.record(
+                    now_ms(),
+                    check.line,
+                    judged.met,
+                    judged.expected,
+                    judged.saw,
+                );
+            }
+            return;
+        }
         let at = secs(ms(check.at));
         // What the clients hold is read at the check's time; the servers' status comes
         // back a little later (a crashed server's query times out), and every judgement
@@ -1130,6 +1150,25 @@ impl Operator {
                 &got == want,
                 format!("at {at}, {client} holds [{}]", want.join(", ")),
                 format!("{client} holds [{}]", got.join(", ")),
+            );
+        }
+        for (client, want) in &check.holders {
+            let members = self
+                .groups
+                .iter()
+                .find(|g| &g.name == client)
+                .map_or_else(|| vec![client.clone()], ClientGroup::members);
+            let holding: Vec<&String> = members
+                .iter()
+                .filter(|m| holdings.get(*m).is_some_and(|seats| !seats.is_empty()))
+                .collect();
+            let names: Vec<&str> = holding.iter().map(|m| m.as_str()).collect();
+            self.judge.record(
+                t,
+                check.line,
+                u32::try_from(holding.len()).unwrap_or(u32::MAX) == *want,
+                format!("at {at}, {want} of {client} hold a seat"),
+                format!("{} hold a seat ({})", holding.len(), names.join(", ")),
             );
         }
         let reports = [one, two, three];

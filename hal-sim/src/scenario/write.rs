@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use hal_core::ServerId;
 
-use super::{Action, Answer, Check, ClientAct, LivenessFrom, Scenario, ServerSpec, Step};
+use super::{Action, Answer, Check, ClientAct, LivenessFrom, Scenario, ServerSpec, Step, Window};
 use crate::faults::Fault;
 
 /// A duration as the loader reads it, quoted: `"1m 30s"`.
@@ -271,6 +271,10 @@ pub(crate) fn write_step(out: &mut String, step: &Step) {
 
 /// One `[[checks]]` table.
 pub(crate) fn write_check(out: &mut String, check: &Check) {
+    if let Some(window) = &check.window {
+        write_window(out, check.at, window);
+        return;
+    }
     let _ = writeln!(out, "[[checks]]\nat = {}", duration(check.at));
     if let Some(active) = check.active {
         let _ = writeln!(
@@ -297,5 +301,39 @@ pub(crate) fn write_check(out: &mut String, check: &Check) {
             })
             .collect();
         let _ = writeln!(out, "holds = {{ {} }}", holds.join(", "));
+    }
+    if !check.holders.is_empty() {
+        let holders: Vec<String> = check
+            .holders
+            .iter()
+            .map(|(c, n)| format!("{} = {n}", quoted(c)))
+            .collect();
+        let _ = writeln!(out, "holders = {{ {} }}", holders.join(", "));
+    }
+}
+
+/// A `[[checks]]` table over the window from `window.from` to `until`.
+fn write_window(out: &mut String, until: Duration, window: &Window) {
+    let _ = writeln!(
+        out,
+        "[[checks]]\nfrom = {}\nuntil = {}",
+        duration(window.from),
+        duration(until)
+    );
+    if let Some(n) = window.active_max {
+        let _ = writeln!(out, "active_max = {n}");
+    }
+    if let Some(n) = window.active_changes_max {
+        let _ = writeln!(out, "active_changes_max = {n}");
+    }
+    if let Some(client) = &window.client {
+        let _ = writeln!(out, "client = {}", quoted(client));
+    }
+    if let Some(reasons) = &window.denied_only {
+        let reasons: Vec<String> = reasons.iter().map(|r| quoted(r)).collect();
+        let _ = writeln!(out, "denied_only = [{}]", reasons.join(", "));
+    }
+    if let Some(within) = window.answered_within {
+        let _ = writeln!(out, "answered_within = {}", duration(within));
     }
 }
