@@ -19,11 +19,12 @@ use hal_net::config::{TimingProfile, timing_keys, timing_section};
 use hal_net::toml_doc::{self, Location, Problem, Value, hint};
 use toml::de::{DeTable, DeValue};
 
+use super::verbs::{Actor, StepKeys, VERBS, Verb};
 use super::{
     Action, Answer, Check, ClientAct, ClientGroup, Expect, LivenessFrom, Scenario, ServerSpec,
     Step, Window,
 };
-use crate::faults::{Fault, servers};
+use crate::faults::servers;
 
 /// The largest scenario file read.
 const FILE_BYTES_MAX: u64 = 1024 * 1024;
@@ -86,97 +87,6 @@ const EXPECTATIONS: &[&str] = &[
 ];
 /// The largest `attempts_max` that means anything (a request is given up long before).
 const ATTEMPTS_MAX: i64 = 1_000;
-
-/// A step verb: the other keys it takes, and who does it.
-struct Verb {
-    name: &'static str,
-    params: &'static [&'static str],
-    expectations: &'static [&'static str],
-    actor: Actor,
-}
-
-/// Who does a step: the faults of the servers and the impostor take no `client`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Actor {
-    Servers,
-    Client,
-    Impostor,
-}
-
-const VERBS: &[Verb] = &[
-    server_verb("crash", &["for"]),
-    server_verb("restart", &[]),
-    server_verb("isolate", &["for"]),
-    server_verb("rejoin", &[]),
-    server_verb("cut", &["for"]),
-    server_verb("mend", &[]),
-    server_verb("cut_oneway", &["for"]),
-    server_verb("mend_oneway", &[]),
-    server_verb("hold", &["for"]),
-    server_verb("release", &[]),
-    server_verb("slow", &["latency", "for"]),
-    server_verb("fast", &[]),
-    server_verb("flap", &["for", "down", "up"]),
-    server_verb("clock", &["offset", "drift_ppm"]),
-    client_verb(
-        "checkout",
-        &["unless_held"],
-        &[
-            "granted_by",
-            "denied",
-            "unknown",
-            "within",
-            "attempts_max",
-            "lost",
-        ],
-    ),
-    client_verb(
-        "borrow",
-        &["hours", "unless_held"],
-        &[
-            "granted_by",
-            "denied",
-            "unknown",
-            "within",
-            "attempts_max",
-            "lost",
-        ],
-    ),
-    client_verb("checkin", &["if_held"], &["within", "attempts_max"]),
-    client_verb("return", &["if_held"], &["within", "attempts_max"]),
-    client_verb("busy", &["until", "hold"], &["lost"]),
-    client_verb("freeze", &[], &["lost", "within"]),
-    client_verb("disconnect", &["from", "held"], &["lost", "within"]),
-    client_verb("kill", &[], &[]),
-    Verb {
-        name: "impostor",
-        params: &["target"],
-        expectations: &["refused"],
-        actor: Actor::Impostor,
-    },
-];
-
-const fn server_verb(name: &'static str, params: &'static [&'static str]) -> Verb {
-    Verb {
-        name,
-        params,
-        expectations: &[],
-        actor: Actor::Servers,
-    }
-}
-
-const fn client_verb(
-    name: &'static str,
-    params: &'static [&'static str],
-    expectations: &'static [&'static str],
-) -> Verb {
-    Verb {
-        name,
-        params,
-        expectations,
-        actor: Actor::Client,
-    }
-}
 
 /// Every key a step may have, for suggestions.
 fn step_keys() -> Vec<&'static str> {
@@ -481,7 +391,7 @@ type TimingSection = (
 );
 
 /// The text being read, and what is wrong with it so far.
-struct Doc<'a> {
+pub(super) struct Doc<'a> {
     toml: toml_doc::Doc<'a>,
     errors: RefCell<Vec<ScenarioError>>,
     /// The names of clients whose entry has a mistake: steps naming them are read as if
@@ -511,7 +421,12 @@ impl Doc<'_> {
         }
     }
 
-    fn at(&self, span: Range<usize>, key: &str, problem: impl Into<String>) -> ScenarioError {
+    pub(super) fn at(
+        &self,
+        span: Range<usize>,
+        key: &str,
+        problem: impl Into<String>,
+    ) -> ScenarioError {
         self.toml.problem(span, key, problem).into()
     }
 
@@ -563,7 +478,7 @@ impl Doc<'_> {
         Err(first)
     }
 
-    fn string<'v>(
+    pub(super) fn string<'v>(
         &self,
         key: &str,
         value: &'v Value<'_>,
@@ -584,20 +499,20 @@ impl Doc<'_> {
         Ok(self.toml.nonblank(key, value, what)?)
     }
 
-    fn integer(&self, key: &str, value: &Value<'_>) -> Result<i64, ScenarioError> {
+    pub(super) fn integer(&self, key: &str, value: &Value<'_>) -> Result<i64, ScenarioError> {
         Ok(self.toml.integer(key, value)?)
     }
 
-    fn boolean(&self, key: &str, value: &Value<'_>) -> Result<bool, ScenarioError> {
+    pub(super) fn boolean(&self, key: &str, value: &Value<'_>) -> Result<bool, ScenarioError> {
         Ok(self.toml.boolean(key, value)?)
     }
 
-    fn duration(&self, key: &str, value: &Value<'_>) -> Result<Duration, ScenarioError> {
+    pub(super) fn duration(&self, key: &str, value: &Value<'_>) -> Result<Duration, ScenarioError> {
         Ok(self.toml.duration(key, value, DURATION_MAX, "a day")?)
     }
 
     /// A duration that may start with `-` (a clock behind true time), in ms.
-    fn signed_ms(&self, key: &str, value: &Value<'_>) -> Result<i64, ScenarioError> {
+    pub(super) fn signed_ms(&self, key: &str, value: &Value<'_>) -> Result<i64, ScenarioError> {
         let text = self.string(
             key,
             value,
@@ -620,7 +535,7 @@ impl Doc<'_> {
         Ok(sign * i64::try_from(duration.as_millis()).unwrap_or(i64::MAX))
     }
 
-    fn server(&self, key: &str, value: &Value<'_>) -> Result<ServerId, ScenarioError> {
+    pub(super) fn server(&self, key: &str, value: &Value<'_>) -> Result<ServerId, ScenarioError> {
         let number = self.integer(key, value).map_err(|_| {
             let found = value.get_ref().type_str();
             self.at(
@@ -641,7 +556,7 @@ impl Doc<'_> {
             })
     }
 
-    fn servers_list(
+    pub(super) fn servers_list(
         &self,
         key: &str,
         value: &Value<'_>,
@@ -670,7 +585,11 @@ impl Doc<'_> {
         Ok(ids)
     }
 
-    fn pair(&self, key: &str, value: &Value<'_>) -> Result<(ServerId, ServerId), ScenarioError> {
+    pub(super) fn pair(
+        &self,
+        key: &str,
+        value: &Value<'_>,
+    ) -> Result<(ServerId, ServerId), ScenarioError> {
         let ids = self.servers_list(key, value, "[1, 2]")?;
         match ids[..] {
             [a, b] => Ok((a, b)),
@@ -1152,7 +1071,14 @@ impl Doc<'_> {
             }
             (_, None) => None,
         };
-        let action = self.action(verb, value, table, who, at)?;
+        let action = (verb.read)(&StepKeys {
+            doc: self,
+            name: verb.name,
+            value,
+            table,
+            who,
+            at,
+        })?;
         let mut expect = self.expect(table)?;
         if verb.actor == Actor::Impostor && expect.refused.is_none() {
             // What an impostor step is for: it must be refused.
@@ -1196,266 +1122,6 @@ impl Doc<'_> {
                 Err(self.at(value.span(), "client", problem))
             }
         }
-    }
-
-    fn action(
-        &self,
-        verb: &Verb,
-        value: &Value<'_>,
-        table: &DeTable<'_>,
-        who: Option<String>,
-        at: Duration,
-    ) -> Result<Action, ScenarioError> {
-        let name = verb.name;
-        let lasting = table
-            .get("for")
-            .map(|v| self.duration("for", v))
-            .transpose()?;
-        if lasting.is_some_and(|d| d.is_zero()) {
-            return Err(self.at(
-                table.get("for").map_or(value.span(), |v| v.span()),
-                "for",
-                "a fault that lasts no time",
-            ));
-        }
-        let server = |fault: fn(ServerId) -> Fault| -> Result<Action, ScenarioError> {
-            Ok(Action::Server {
-                fault: fault(self.server(name, value)?),
-                lasting,
-            })
-        };
-        let pair = |fault: fn(ServerId, ServerId) -> Fault| -> Result<Action, ScenarioError> {
-            let (a, b) = self.pair(name, value)?;
-            Ok(Action::Server {
-                fault: fault(a, b),
-                lasting,
-            })
-        };
-        let client = |act: ClientAct| {
-            Ok(Action::Client {
-                who: who.clone().unwrap_or_default(),
-                act,
-            })
-        };
-        let feature = || {
-            self.string(name, value, "a feature name in quotes, e.g. \"cad\"")
-                .map(str::to_string)
-        };
-        match name {
-            "crash" => server(Fault::Crash),
-            "restart" => server(Fault::Restart),
-            "isolate" => server(Fault::Isolate),
-            "rejoin" => server(Fault::Rejoin),
-            "cut" => pair(Fault::Cut),
-            "mend" => pair(Fault::Mend),
-            "cut_oneway" => pair(Fault::OneWay),
-            "mend_oneway" => pair(Fault::MendOneWay),
-            "hold" => pair(Fault::Hold),
-            "release" => pair(Fault::Release),
-            "fast" => pair(Fault::Fast),
-            "slow" => {
-                let (a, b) = self.pair(name, value)?;
-                let latency = table
-                    .get("latency")
-                    .ok_or_else(|| self.at(value.span(), name, "a slow link needs latency = \"<most a message takes>\", e.g. latency = \"300ms\""))?;
-                let latency_ms = self.duration("latency", latency)?;
-                if latency_ms < Duration::from_millis(4) || latency_ms > Duration::from_secs(30) {
-                    return Err(self.at(
-                        latency.span(),
-                        "latency",
-                        "a slow link's latency is from 4ms to 30s",
-                    ));
-                }
-                Ok(Action::Server {
-                    fault: Fault::Slow(a, b, latency_ms),
-                    lasting,
-                })
-            }
-            "flap" => {
-                let (a, b) = self.pair(name, value)?;
-                let lasting = lasting.ok_or_else(|| {
-                    self.at(
-                        value.span(),
-                        name,
-                        "a flapping link needs for = \"<how long it flaps>\", e.g. for = \"30s\"",
-                    )
-                })?;
-                let phase = |key: &str| -> Result<Option<Duration>, ScenarioError> {
-                    let Some(v) = table.get(key) else {
-                        return Ok(None);
-                    };
-                    let d = self.duration(key, v)?;
-                    if d < Duration::from_millis(100) {
-                        return Err(self.at(
-                            v.span(),
-                            key,
-                            "a phase of a flapping link lasts at least 100ms",
-                        ));
-                    }
-                    Ok(Some(d))
-                };
-                Ok(Action::Flap {
-                    a,
-                    b,
-                    lasting,
-                    down: phase("down")?,
-                    up: phase("up")?,
-                })
-            }
-            "clock" => {
-                let s = self.server(name, value)?;
-                let offset = table
-                    .get("offset")
-                    .map(|v| self.signed_ms("offset", v))
-                    .transpose()?;
-                let drift = table
-                    .get("drift_ppm")
-                    .map(|v| self.integer("drift_ppm", v))
-                    .transpose()?;
-                if offset.is_none() && drift.is_none() {
-                    return Err(self.at(value.span(), name, "a clock step needs offset = \"-3s\" (a step of the clock) or drift_ppm = 200 (a clock running fast), or both"));
-                }
-                if drift.is_some_and(|d| d.abs() > 100_000) {
-                    return Err(self.at(
-                        value.span(),
-                        "drift_ppm",
-                        "more than 10 %: no quartz drifts so far",
-                    ));
-                }
-                Ok(Action::Server {
-                    fault: Fault::Clock(s, offset.unwrap_or(0), drift.unwrap_or(0)),
-                    lasting: None,
-                })
-            }
-            "checkout" => client(ClientAct::Checkout(feature()?)),
-            "borrow" => {
-                let hours = table.get("hours").ok_or_else(|| {
-                    self.at(
-                        value.span(),
-                        name,
-                        "a borrow needs hours = <how long>, e.g. hours = 24",
-                    )
-                })?;
-                let n = self.integer("hours", hours)?;
-                let n = u32::try_from(n)
-                    .ok()
-                    .filter(|n| (1..=24 * 366).contains(n))
-                    .ok_or_else(|| {
-                        self.at(
-                            hours.span(),
-                            "hours",
-                            format!("{n} is not from 1 to a year of hours"),
-                        )
-                    })?;
-                client(ClientAct::Borrow(feature()?, n))
-            }
-            "checkin" => client(ClientAct::Checkin(feature()?)),
-            "return" => client(ClientAct::Return(feature()?)),
-            "busy" => {
-                let until = table.get("until").ok_or_else(|| {
-                    self.at(
-                        value.span(),
-                        name,
-                        "a busy client needs until = \"<when it stops>\", e.g. until = \"60s\"",
-                    )
-                })?;
-                let until_at = self.duration("until", until)?;
-                if until_at <= at {
-                    return Err(self.at(
-                        until.span(),
-                        "until",
-                        "the busy spell ends before it starts",
-                    ));
-                }
-                let hold = table
-                    .get("hold")
-                    .map(|v| self.duration("hold", v))
-                    .transpose()?;
-                client(ClientAct::Busy {
-                    feature: feature()?,
-                    until: until_at,
-                    hold,
-                })
-            }
-            "freeze" => client(ClientAct::Freeze(self.duration(name, value)?)),
-            "impostor" => self.impostor(value, table),
-            "disconnect" => {
-                let lasting = self.duration(name, value)?;
-                let from = match table.get("from") {
-                    None => servers().to_vec(),
-                    Some(v) => {
-                        let from = self.servers_list("from", v, "[1]")?;
-                        if from.is_empty() {
-                            return Err(self.at(
-                                v.span(),
-                                "from",
-                                "cut off from no server: list at least one",
-                            ));
-                        }
-                        from
-                    }
-                };
-                let held = table
-                    .get("held")
-                    .map(|v| self.boolean("held", v))
-                    .transpose()?
-                    .unwrap_or(false);
-                client(ClientAct::Disconnect {
-                    lasting,
-                    from,
-                    held,
-                })
-            }
-            _ => {
-                if !self.boolean(name, value)? {
-                    return Err(self.at(
-                        value.span(),
-                        name,
-                        "kill = false does nothing: leave the step out",
-                    ));
-                }
-                client(ClientAct::Kill)
-            }
-        }
-    }
-
-    /// An impostor step: the slot it claims, and the servers it dials (`target`, one or a
-    /// list; default: every other server).
-    fn impostor(&self, value: &Value<'_>, table: &DeTable<'_>) -> Result<Action, ScenarioError> {
-        let claimed = self.server("impostor", value)?;
-        let Some(target) = table.get("target") else {
-            return Ok(Action::Impostor {
-                claimed,
-                targets: crate::faults::peers(claimed),
-            });
-        };
-        let targets = match target.get_ref() {
-            DeValue::Array(_) => self.servers_list("target", target, "[1, 3]")?,
-            _ => vec![self.server("target", target)?],
-        };
-        if targets.is_empty() {
-            return Err(self.at(
-                target.span(),
-                "target",
-                "dials no server: name one (target = 1) or a list (target = [1, 3]), or leave target out for every other server",
-            ));
-        }
-        if targets.contains(&claimed) {
-            let others: Vec<String> = crate::faults::peers(claimed)
-                .iter()
-                .map(|s| s.get().to_string())
-                .collect();
-            return Err(self.at(
-                target.span(),
-                "target",
-                format!(
-                    "the impostor claims to be #{c}, and #{c} takes no link from itself: target {} (the default is both)",
-                    others.join(" or "),
-                    c = claimed.get()
-                ),
-            ));
-        }
-        Ok(Action::Impostor { claimed, targets })
     }
 
     fn expect(&self, table: &DeTable<'_>) -> Result<Expect, ScenarioError> {

@@ -12,6 +12,7 @@
 mod load;
 mod report;
 mod run;
+mod verbs;
 mod window;
 mod write;
 

@@ -6,10 +6,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use hal_core::ServerId;
-
-use super::{Action, Answer, Check, ClientAct, LivenessFrom, Scenario, ServerSpec, Step, Window};
-use crate::faults::Fault;
+use super::{Action, Answer, Check, LivenessFrom, Scenario, ServerSpec, Step, Window};
 
 /// A duration as the loader reads it, quoted: `"1m 30s"`.
 pub(crate) fn duration(d: Duration) -> String {
@@ -44,39 +41,6 @@ pub(crate) fn block(text: &str) -> String {
                 format!("{text}\n")
             }
         )
-    }
-}
-
-fn pair(a: ServerId, b: ServerId) -> String {
-    format!("[{}, {}]", a.get(), b.get())
-}
-
-/// The verb and its keys for a server fault.
-fn fault_keys(fault: Fault) -> String {
-    match fault {
-        Fault::Crash(s) => format!("crash = {}", s.get()),
-        Fault::Restart(s) => format!("restart = {}", s.get()),
-        Fault::Isolate(s) => format!("isolate = {}", s.get()),
-        Fault::Rejoin(s) => format!("rejoin = {}", s.get()),
-        Fault::Cut(a, b) | Fault::FlapDown(a, b) => format!("cut = {}", pair(a, b)),
-        Fault::Mend(a, b) | Fault::FlapUp(a, b) => format!("mend = {}", pair(a, b)),
-        Fault::OneWay(a, b) => format!("cut_oneway = {}", pair(a, b)),
-        Fault::MendOneWay(a, b) => format!("mend_oneway = {}", pair(a, b)),
-        Fault::Hold(a, b) => format!("hold = {}", pair(a, b)),
-        Fault::Release(a, b) => format!("release = {}", pair(a, b)),
-        Fault::Slow(a, b, latency) => {
-            format!("slow = {}\nlatency = {}", pair(a, b), duration(latency))
-        }
-        Fault::Fast(a, b) => format!("fast = {}", pair(a, b)),
-        // A flap's start and end alone say nothing: flapping is written as `flap`.
-        Fault::Flap(a, b) | Fault::Steady(a, b) => format!("mend = {}", pair(a, b)),
-        Fault::Clock(s, offset, drift) => {
-            format!(
-                "clock = {}\noffset = {}\ndrift_ppm = {drift}",
-                s.get(),
-                signed(offset)
-            )
-        }
     }
 }
 
@@ -153,82 +117,11 @@ pub fn write(scenario: &Scenario) -> String {
 /// One `[[steps]]` table: its header, `at`, the verb and its keys, the expectations.
 pub(crate) fn write_step(out: &mut String, step: &Step) {
     let _ = writeln!(out, "[[steps]]\nat = {}", duration(step.at));
-    match &step.action {
-        Action::Server { fault, lasting } => {
-            out.push_str(&fault_keys(*fault));
-            out.push('\n');
-            if let Some(lasting) = lasting {
-                let _ = writeln!(out, "for = {}", duration(*lasting));
-            }
-        }
-        Action::Flap {
-            a,
-            b,
-            lasting,
-            down,
-            up,
-        } => {
-            let _ = writeln!(out, "flap = {}\nfor = {}", pair(*a, *b), duration(*lasting));
-            if let Some(down) = down {
-                let _ = writeln!(out, "down = {}", duration(*down));
-            }
-            if let Some(up) = up {
-                let _ = writeln!(out, "up = {}", duration(*up));
-            }
-        }
-        Action::Client { who, act } => {
-            let _ = writeln!(out, "client = {}", quoted(who));
-            let _ = match act {
-                ClientAct::Checkout(f) => writeln!(out, "checkout = {}", quoted(f)),
-                ClientAct::Borrow(f, hours) => {
-                    writeln!(out, "borrow = {}\nhours = {hours}", quoted(f))
-                }
-                ClientAct::Checkin(f) => writeln!(out, "checkin = {}", quoted(f)),
-                ClientAct::Return(f) => writeln!(out, "return = {}", quoted(f)),
-                ClientAct::Busy {
-                    feature,
-                    until,
-                    hold,
-                } => {
-                    let _ = writeln!(
-                        out,
-                        "busy = {}\nuntil = {}",
-                        quoted(feature),
-                        duration(*until)
-                    );
-                    match hold {
-                        Some(hold) => writeln!(out, "hold = {}", duration(*hold)),
-                        None => Ok(()),
-                    }
-                }
-                ClientAct::Freeze(d) => writeln!(out, "freeze = {}", duration(*d)),
-                ClientAct::Disconnect {
-                    lasting,
-                    from,
-                    held,
-                } => {
-                    let from: Vec<String> = from.iter().map(|s| s.get().to_string()).collect();
-                    writeln!(
-                        out,
-                        "disconnect = {}\nfrom = [{}]{}",
-                        duration(*lasting),
-                        from.join(", "),
-                        if *held { "\nheld = true" } else { "" }
-                    )
-                }
-                ClientAct::Kill => writeln!(out, "kill = true"),
-            };
-        }
-        Action::Impostor { claimed, targets } => {
-            let targets: Vec<String> = targets.iter().map(|s| s.get().to_string()).collect();
-            let _ = writeln!(
-                out,
-                "impostor = {}\ntarget = [{}]",
-                claimed.get(),
-                targets.join(", ")
-            );
-        }
+    if let Action::Client { who, .. } = &step.action {
+        let _ = writeln!(out, "client = {}", quoted(who));
     }
+    out.push_str(&super::verbs::write_action(&step.action));
+    out.push('\n');
     match &step.expect.answer {
         None => {}
         Some(Answer::Granted(by)) => {

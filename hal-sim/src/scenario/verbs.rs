@@ -1,0 +1,758 @@
+//! The verbs of a scenario's steps, one row each in [`VERBS`]: its name, the keys it
+//! takes besides it, the expectations it allows, who does it, how it is read from a
+//! `[[steps]]` table and how it is written back. A new verb is a row here and, if it does
+//! something new, a variant of [`Action`] that the runner plays: fault verbs become
+//! [`crate::faults::Fault`]s applied by the world, client verbs a client's action
+//! ([`super::run`]), the impostor its own machine.
+
+use std::time::Duration;
+
+use hal_core::ServerId;
+use toml::de::{DeTable, DeValue};
+
+use super::load::Doc;
+use super::write::{duration, quoted, signed};
+use super::{Action, ClientAct, ScenarioError};
+use crate::faults::{Fault, servers};
+use hal_net::toml_doc::Value;
+
+/// Who does a step: the faults of the servers and the impostor take no `client`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Actor {
+    Servers,
+    Client,
+    Impostor,
+}
+
+/// A verb's row.
+pub(super) struct Verb {
+    pub name: &'static str,
+    /// The other keys it takes.
+    pub params: &'static [&'static str],
+    pub expectations: &'static [&'static str],
+    pub actor: Actor,
+    /// Reads the step's action.
+    pub read: fn(&StepKeys<'_, '_, '_>) -> Result<Action, ScenarioError>,
+    /// The verb and its keys, one a line, if `action` is this verb's.
+    pub write: fn(&Action) -> Option<String>,
+}
+
+/// The expectations on a request's answer.
+const ANSWERS: &[&str] = &[
+    "granted_by",
+    "denied",
+    "unknown",
+    "within",
+    "attempts_max",
+    "lost",
+];
+
+/// Every verb.
+pub(super) const VERBS: &[Verb] = &[
+    server_verb(
+        "crash",
+        &["for"],
+        |s| s.server_fault(Fault::Crash),
+        |a| one(a, |f| matches!(f, Fault::Crash(_))),
+    ),
+    server_verb(
+        "restart",
+        &[],
+        |s| s.server_fault(Fault::Restart),
+        |a| one(a, |f| matches!(f, Fault::Restart(_))),
+    ),
+    server_verb(
+        "isolate",
+        &["for"],
+        |s| s.server_fault(Fault::Isolate),
+        |a| one(a, |f| matches!(f, Fault::Isolate(_))),
+    ),
+    server_verb(
+        "rejoin",
+        &[],
+        |s| s.server_fault(Fault::Rejoin),
+        |a| one(a, |f| matches!(f, Fault::Rejoin(_))),
+    ),
+    // A flap's own down and up phases are cuts and mends of the link.
+    server_verb(
+        "cut",
+        &["for"],
+        |s| s.pair_fault(Fault::Cut),
+        |a| {
+            two(a, "cut", |f| {
+                matches!(f, Fault::Cut(..) | Fault::FlapDown(..))
+            })
+        },
+    ),
+    // A flap's start and end alone say nothing: flapping is written as `flap`.
+    server_verb(
+        "mend",
+        &[],
+        |s| s.pair_fault(Fault::Mend),
+        |a| {
+            two(a, "mend", |f| {
+                matches!(
+                    f,
+                    Fault::Mend(..) | Fault::FlapUp(..) | Fault::Flap(..) | Fault::Steady(..)
+                )
+            })
+        },
+    ),
+    server_verb(
+        "cut_oneway",
+        &["for"],
+        |s| s.pair_fault(Fault::OneWay),
+        |a| two(a, "cut_oneway", |f| matches!(f, Fault::OneWay(..))),
+    ),
+    server_verb(
+        "mend_oneway",
+        &[],
+        |s| s.pair_fault(Fault::MendOneWay),
+        |a| two(a, "mend_oneway", |f| matches!(f, Fault::MendOneWay(..))),
+    ),
+    server_verb(
+        "hold",
+        &["for"],
+        |s| s.pair_fault(Fault::Hold),
+        |a| two(a, "hold", |f| matches!(f, Fault::Hold(..))),
+    ),
+    server_verb(
+        "release",
+        &[],
+        |s| s.pair_fault(Fault::Release),
+        |a| two(a, "release", |f| matches!(f, Fault::Release(..))),
+    ),
+    server_verb("slow", &["latency", "for"], read_slow, write_slow),
+    server_verb(
+        "fast",
+        &[],
+        |s| s.pair_fault(Fault::Fast),
+        |a| two(a, "fast", |f| matches!(f, Fault::Fast(..))),
+    ),
+    server_verb("flap", &["for", "down", "up"], read_flap, write_flap),
+    server_verb("clock", &["offset", "drift_ppm"], read_clock, write_clock),
+    client_verb("checkout", &["unless_held"], ANSWERS, read_checkout, |a| {
+        act(a, |act| match act {
+            ClientAct::Checkout(f) => Some(format!("checkout = {}", quoted(f))),
+            _ => None,
+        })
+    }),
+    client_verb(
+        "borrow",
+        &["hours", "unless_held"],
+        ANSWERS,
+        read_borrow,
+        |a| {
+            act(a, |act| match act {
+                ClientAct::Borrow(f, hours) => {
+                    Some(format!("borrow = {}\nhours = {hours}", quoted(f)))
+                }
+                _ => None,
+            })
+        },
+    ),
+    client_verb(
+        "checkin",
+        &["if_held"],
+        &["within", "attempts_max"],
+        |s| Ok(s.client(ClientAct::Checkin(s.feature()?))),
+        |a| {
+            act(a, |act| match act {
+                ClientAct::Checkin(f) => Some(format!("checkin = {}", quoted(f))),
+                _ => None,
+            })
+        },
+    ),
+    client_verb(
+        "return",
+        &["if_held"],
+        &["within", "attempts_max"],
+        |s| Ok(s.client(ClientAct::Return(s.feature()?))),
+        |a| {
+            act(a, |act| match act {
+                ClientAct::Return(f) => Some(format!("return = {}", quoted(f))),
+                _ => None,
+            })
+        },
+    ),
+    client_verb("busy", &["until", "hold"], &["lost"], read_busy, write_busy),
+    client_verb(
+        "freeze",
+        &[],
+        &["lost", "within"],
+        |s| Ok(s.client(ClientAct::Freeze(s.doc.duration(s.name, s.value)?))),
+        |a| {
+            act(a, |act| match act {
+                ClientAct::Freeze(d) => Some(format!("freeze = {}", duration(*d))),
+                _ => None,
+            })
+        },
+    ),
+    client_verb(
+        "disconnect",
+        &["from", "held"],
+        &["lost", "within"],
+        read_disconnect,
+        write_disconnect,
+    ),
+    client_verb("kill", &[], &[], read_kill, |a| {
+        act(a, |act| {
+            matches!(act, ClientAct::Kill).then(|| "kill = true".to_string())
+        })
+    }),
+    Verb {
+        name: "impostor",
+        params: &["target"],
+        expectations: &["refused"],
+        actor: Actor::Impostor,
+        read: read_impostor,
+        write: write_impostor,
+    },
+];
+
+const fn server_verb(
+    name: &'static str,
+    params: &'static [&'static str],
+    read: fn(&StepKeys<'_, '_, '_>) -> Result<Action, ScenarioError>,
+    write: fn(&Action) -> Option<String>,
+) -> Verb {
+    Verb {
+        name,
+        params,
+        expectations: &[],
+        actor: Actor::Servers,
+        read,
+        write,
+    }
+}
+
+const fn client_verb(
+    name: &'static str,
+    params: &'static [&'static str],
+    expectations: &'static [&'static str],
+    read: fn(&StepKeys<'_, '_, '_>) -> Result<Action, ScenarioError>,
+    write: fn(&Action) -> Option<String>,
+) -> Verb {
+    Verb {
+        name,
+        params,
+        expectations,
+        actor: Actor::Client,
+        read,
+        write,
+    }
+}
+
+/// The verb and keys of `action`, one a line (the step's `at`, `client` and
+/// expectations are written around them).
+pub(super) fn write_action(action: &Action) -> String {
+    VERBS
+        .iter()
+        .find_map(|verb| (verb.write)(action))
+        .unwrap_or_default()
+}
+
+/// What a verb's reader has: the step's table, the verb's value, who does it, and when.
+pub(super) struct StepKeys<'r, 'a, 'i> {
+    pub doc: &'r Doc<'a>,
+    pub name: &'static str,
+    pub value: &'r Value<'i>,
+    pub table: &'r DeTable<'i>,
+    /// The client (or group) of a client's action.
+    pub who: Option<String>,
+    pub at: Duration,
+}
+
+impl StepKeys<'_, '_, '_> {
+    fn error(&self, key: &str, problem: impl Into<String>) -> ScenarioError {
+        self.doc.at(self.value.span(), key, problem)
+    }
+
+    /// A key the verb needs, or what to write.
+    fn required(&self, key: &str, example: &str) -> Result<&Value<'_>, ScenarioError> {
+        self.table
+            .get(key)
+            .ok_or_else(|| self.error(self.name, example.to_string()))
+    }
+
+    /// `for`, how long a fault lasts (not zero), if given.
+    fn lasting(&self) -> Result<Option<Duration>, ScenarioError> {
+        let Some(value) = self.table.get("for") else {
+            return Ok(None);
+        };
+        let lasting = self.doc.duration("for", value)?;
+        if lasting.is_zero() {
+            return Err(self
+                .doc
+                .at(value.span(), "for", "a fault that lasts no time"));
+        }
+        Ok(Some(lasting))
+    }
+
+    fn server_fault(&self, fault: fn(ServerId) -> Fault) -> Result<Action, ScenarioError> {
+        Ok(Action::Server {
+            fault: fault(self.doc.server(self.name, self.value)?),
+            lasting: self.lasting()?,
+        })
+    }
+
+    fn pair_fault(&self, fault: fn(ServerId, ServerId) -> Fault) -> Result<Action, ScenarioError> {
+        let (a, b) = self.doc.pair(self.name, self.value)?;
+        Ok(Action::Server {
+            fault: fault(a, b),
+            lasting: self.lasting()?,
+        })
+    }
+
+    fn feature(&self) -> Result<String, ScenarioError> {
+        self.doc
+            .string(
+                self.name,
+                self.value,
+                "a feature name in quotes, e.g. \"cad\"",
+            )
+            .map(str::to_string)
+    }
+
+    fn client(&self, act: ClientAct) -> Action {
+        Action::Client {
+            who: self.who.clone().unwrap_or_default(),
+            act,
+        }
+    }
+}
+
+/// `crash = 1` (and `for`), if `action` is a fault of one server that `is` this verb's.
+fn one(action: &Action, is: fn(&Fault) -> bool) -> Option<String> {
+    let Action::Server { fault, lasting } = action else {
+        return None;
+    };
+    let s = match fault {
+        Fault::Crash(s) | Fault::Restart(s) | Fault::Isolate(s) | Fault::Rejoin(s) => *s,
+        _ => return None,
+    };
+    let name = match fault {
+        Fault::Crash(_) => "crash",
+        Fault::Restart(_) => "restart",
+        Fault::Isolate(_) => "isolate",
+        _ => "rejoin",
+    };
+    is(fault).then(|| format!("{name} = {}{}", s.get(), for_line(*lasting)))
+}
+
+/// `cut = [1, 2]` (and `for`), if `action` is a fault of a link that `is` this verb's.
+fn two(action: &Action, name: &str, is: fn(&Fault) -> bool) -> Option<String> {
+    let Action::Server { fault, lasting } = action else {
+        return None;
+    };
+    let (a, b) = link(fault)?;
+    is(fault).then(|| format!("{name} = {}{}", pair(a, b), for_line(*lasting)))
+}
+
+/// The link a fault is on.
+fn link(fault: &Fault) -> Option<(ServerId, ServerId)> {
+    match *fault {
+        Fault::Cut(a, b)
+        | Fault::Mend(a, b)
+        | Fault::OneWay(a, b)
+        | Fault::MendOneWay(a, b)
+        | Fault::Hold(a, b)
+        | Fault::Release(a, b)
+        | Fault::Slow(a, b, _)
+        | Fault::Fast(a, b)
+        | Fault::Flap(a, b)
+        | Fault::FlapDown(a, b)
+        | Fault::FlapUp(a, b)
+        | Fault::Steady(a, b) => Some((a, b)),
+        _ => None,
+    }
+}
+
+/// A client's action as its verb's keys, if `write` knows it.
+fn act(action: &Action, write: impl Fn(&ClientAct) -> Option<String>) -> Option<String> {
+    match action {
+        Action::Client { act, .. } => write(act),
+        _ => None,
+    }
+}
+
+fn for_line(lasting: Option<Duration>) -> String {
+    lasting.map_or(String::new(), |d| format!("\nfor = {}", duration(d)))
+}
+
+fn pair(a: ServerId, b: ServerId) -> String {
+    format!("[{}, {}]", a.get(), b.get())
+}
+
+fn read_slow(s: &StepKeys<'_, '_, '_>) -> Result<Action, ScenarioError> {
+    let (a, b) = s.doc.pair(s.name, s.value)?;
+    let latency = s.required(
+        "latency",
+        "a slow link needs latency = \"<most a message takes>\", e.g. latency = \"300ms\"",
+    )?;
+    let latency_ms = s.doc.duration("latency", latency)?;
+    if latency_ms < Duration::from_millis(4) || latency_ms > Duration::from_secs(30) {
+        return Err(s.doc.at(
+            latency.span(),
+            "latency",
+            "a slow link's latency is from 4ms to 30s",
+        ));
+    }
+    Ok(Action::Server {
+        fault: Fault::Slow(a, b, latency_ms),
+        lasting: s.lasting()?,
+    })
+}
+
+fn write_slow(action: &Action) -> Option<String> {
+    match action {
+        Action::Server {
+            fault: Fault::Slow(a, b, latency),
+            lasting,
+        } => Some(format!(
+            "slow = {}\nlatency = {}{}",
+            pair(*a, *b),
+            duration(*latency),
+            for_line(*lasting)
+        )),
+        _ => None,
+    }
+}
+
+fn read_flap(s: &StepKeys<'_, '_, '_>) -> Result<Action, ScenarioError> {
+    let (a, b) = s.doc.pair(s.name, s.value)?;
+    let lasting = s.lasting()?.ok_or_else(|| {
+        s.error(
+            s.name,
+            "a flapping link needs for = \"<how long it flaps>\", e.g. for = \"30s\"",
+        )
+    })?;
+    let phase = |key: &str| -> Result<Option<Duration>, ScenarioError> {
+        let Some(v) = s.table.get(key) else {
+            return Ok(None);
+        };
+        let d = s.doc.duration(key, v)?;
+        if d < Duration::from_millis(100) {
+            return Err(s.doc.at(
+                v.span(),
+                key,
+                "a phase of a flapping link lasts at least 100ms",
+            ));
+        }
+        Ok(Some(d))
+    };
+    Ok(Action::Flap {
+        a,
+        b,
+        lasting,
+        down: phase("down")?,
+        up: phase("up")?,
+    })
+}
+
+fn write_flap(action: &Action) -> Option<String> {
+    let Action::Flap {
+        a,
+        b,
+        lasting,
+        down,
+        up,
+    } = action
+    else {
+        return None;
+    };
+    let mut text = format!("flap = {}\nfor = {}", pair(*a, *b), duration(*lasting));
+    if let Some(down) = down {
+        text.push_str(&format!("\ndown = {}", duration(*down)));
+    }
+    if let Some(up) = up {
+        text.push_str(&format!("\nup = {}", duration(*up)));
+    }
+    Some(text)
+}
+
+fn read_clock(s: &StepKeys<'_, '_, '_>) -> Result<Action, ScenarioError> {
+    let server = s.doc.server(s.name, s.value)?;
+    let offset = s
+        .table
+        .get("offset")
+        .map(|v| s.doc.signed_ms("offset", v))
+        .transpose()?;
+    let drift = s
+        .table
+        .get("drift_ppm")
+        .map(|v| s.doc.integer("drift_ppm", v))
+        .transpose()?;
+    if offset.is_none() && drift.is_none() {
+        return Err(s.error(
+            s.name,
+            "a clock step needs offset = \"-3s\" (a step of the clock) or drift_ppm = 200 (a clock running fast), or both",
+        ));
+    }
+    if drift.is_some_and(|d| d.abs() > 100_000) {
+        return Err(s.error("drift_ppm", "more than 10 %: no quartz drifts so far"));
+    }
+    Ok(Action::Server {
+        fault: Fault::Clock(server, offset.unwrap_or(0), drift.unwrap_or(0)),
+        lasting: None,
+    })
+}
+
+fn write_clock(action: &Action) -> Option<String> {
+    match action {
+        Action::Server {
+            fault: Fault::Clock(s, offset, drift),
+            ..
+        } => Some(format!(
+            "clock = {}\noffset = {}\ndrift_ppm = {drift}",
+            s.get(),
+            signed(*offset)
+        )),
+        _ => None,
+    }
+}
+
+fn read_checkout(s: &StepKeys<'_, '_, '_>) -> Result<Action, ScenarioError> {
+    Ok(s.client(ClientAct::Checkout(s.feature()?)))
+}
+
+fn read_borrow(s: &StepKeys<'_, '_, '_>) -> Result<Action, ScenarioError> {
+    let hours = s.required(
+        "hours",
+        "a borrow needs hours = <how long>, e.g. hours = 24",
+    )?;
+    let n = s.doc.integer("hours", hours)?;
+    let n = u32::try_from(n)
+        .ok()
+        .filter(|n| (1..=24 * 366).contains(n))
+        .ok_or_else(|| {
+            s.doc.at(
+                hours.span(),
+                "hours",
+                format!("{n} is not from 1 to a year of hours"),
+            )
+        })?;
+    Ok(s.client(ClientAct::Borrow(s.feature()?, n)))
+}
+
+fn read_busy(s: &StepKeys<'_, '_, '_>) -> Result<Action, ScenarioError> {
+    let until = s.required(
+        "until",
+        "a busy client needs until = \"<when it stops>\", e.g. until = \"60s\"",
+    )?;
+    let until_at = s.doc.duration("until", until)?;
+    if until_at <= s.at {
+        return Err(s.doc.at(
+            until.span(),
+            "until",
+            "the busy spell ends before it starts",
+        ));
+    }
+    let hold = s
+        .table
+        .get("hold")
+        .map(|v| s.doc.duration("hold", v))
+        .transpose()?;
+    Ok(s.client(ClientAct::Busy {
+        feature: s.feature()?,
+        until: until_at,
+        hold,
+    }))
+}
+
+fn write_busy(action: &Action) -> Option<String> {
+    act(action, |act| match act {
+        ClientAct::Busy {
+            feature,
+            until,
+            hold,
+        } => {
+            let hold = hold.map_or(String::new(), |h| format!("\nhold = {}", duration(h)));
+            Some(format!(
+                "busy = {}\nuntil = {}{hold}",
+                quoted(feature),
+                duration(*until)
+            ))
+        }
+        _ => None,
+    })
+}
+
+fn read_disconnect(s: &StepKeys<'_, '_, '_>) -> Result<Action, ScenarioError> {
+    let lasting = s.doc.duration(s.name, s.value)?;
+    let from = match s.table.get("from") {
+        None => servers().to_vec(),
+        Some(v) => {
+            let from = s.doc.servers_list("from", v, "[1]")?;
+            if from.is_empty() {
+                return Err(s.doc.at(
+                    v.span(),
+                    "from",
+                    "cut off from no server: list at least one",
+                ));
+            }
+            from
+        }
+    };
+    let held = s
+        .table
+        .get("held")
+        .map(|v| s.doc.boolean("held", v))
+        .transpose()?
+        .unwrap_or(false);
+    Ok(s.client(ClientAct::Disconnect {
+        lasting,
+        from,
+        held,
+    }))
+}
+
+fn write_disconnect(action: &Action) -> Option<String> {
+    act(action, |act| match act {
+        ClientAct::Disconnect {
+            lasting,
+            from,
+            held,
+        } => {
+            let from: Vec<String> = from.iter().map(|s| s.get().to_string()).collect();
+            Some(format!(
+                "disconnect = {}\nfrom = [{}]{}",
+                duration(*lasting),
+                from.join(", "),
+                if *held { "\nheld = true" } else { "" }
+            ))
+        }
+        _ => None,
+    })
+}
+
+fn read_kill(s: &StepKeys<'_, '_, '_>) -> Result<Action, ScenarioError> {
+    if !s.doc.boolean(s.name, s.value)? {
+        return Err(s.error(s.name, "kill = false does nothing: leave the step out"));
+    }
+    Ok(s.client(ClientAct::Kill))
+}
+
+/// An impostor step: the slot it claims, and the servers it dials (`target`, one or a
+/// list; default: every other server).
+fn read_impostor(s: &StepKeys<'_, '_, '_>) -> Result<Action, ScenarioError> {
+    let claimed = s.doc.server("impostor", s.value)?;
+    let Some(target) = s.table.get("target") else {
+        return Ok(Action::Impostor {
+            claimed,
+            targets: crate::faults::peers(claimed),
+        });
+    };
+    let targets = match target.get_ref() {
+        DeValue::Array(_) => s.doc.servers_list("target", target, "[1, 3]")?,
+        _ => vec![s.doc.server("target", target)?],
+    };
+    if targets.is_empty() {
+        return Err(s.doc.at(
+            target.span(),
+            "target",
+            "dials no server: name one (target = 1) or a list (target = [1, 3]), or leave target out for every other server",
+        ));
+    }
+    if targets.contains(&claimed) {
+        let others: Vec<String> = crate::faults::peers(claimed)
+            .iter()
+            .map(|s| s.get().to_string())
+            .collect();
+        return Err(s.doc.at(
+            target.span(),
+            "target",
+            format!(
+                "the impostor claims to be #{c}, and #{c} takes no link from itself: target {} (the default is both)",
+                others.join(" or "),
+                c = claimed.get()
+            ),
+        ));
+    }
+    Ok(Action::Impostor { claimed, targets })
+}
+
+fn write_impostor(action: &Action) -> Option<String> {
+    let Action::Impostor { claimed, targets } = action else {
+        return None;
+    };
+    let targets: Vec<String> = targets.iter().map(|s| s.get().to_string()).collect();
+    Some(format!(
+        "impostor = {}\ntarget = [{}]",
+        claimed.get(),
+        targets.join(", ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every action a verb reads is written back by the same verb, and by no other.
+    #[test]
+    fn each_verb_writes_what_it_reads_and_only_that() {
+        let [s1, s2, _] = servers();
+        let actions = [
+            Action::Server {
+                fault: Fault::Crash(s1),
+                lasting: Some(Duration::from_secs(3)),
+            },
+            Action::Server {
+                fault: Fault::OneWay(s1, s2),
+                lasting: None,
+            },
+            Action::Server {
+                fault: Fault::Slow(s1, s2, Duration::from_millis(300)),
+                lasting: None,
+            },
+            Action::Server {
+                fault: Fault::Clock(s2, -3_000, 200),
+                lasting: None,
+            },
+            Action::Client {
+                who: "alice".into(),
+                act: ClientAct::Borrow("cad".into(), 24),
+            },
+            Action::Client {
+                who: "alice".into(),
+                act: ClientAct::Kill,
+            },
+        ];
+        let names = ["crash", "cut_oneway", "slow", "clock", "borrow", "kill"];
+        for (action, name) in actions.iter().zip(names) {
+            let writers: Vec<&str> = VERBS
+                .iter()
+                .filter(|v| (v.write)(action).is_some())
+                .map(|v| v.name)
+                .collect();
+            assert_eq!(writers, [name], "{action:?}");
+            let text = write_action(action);
+            assert!(text.starts_with(&format!("{name} = ")), "{text}");
+        }
+        assert_eq!(
+            write_action(&actions[0]),
+            "crash = 1\nfor = \"3s\"",
+            "the fault's `for` is the verb's"
+        );
+    }
+
+    #[test]
+    fn verb_names_are_unique_and_every_key_list_is_too() {
+        let mut names: Vec<&str> = VERBS.iter().map(|v| v.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), VERBS.len());
+        for verb in VERBS {
+            let mut keys: Vec<&str> = verb
+                .params
+                .iter()
+                .chain(verb.expectations)
+                .copied()
+                .collect();
+            keys.sort_unstable();
+            let before = keys.len();
+            keys.dedup();
+            assert_eq!(keys.len(), before, "{}", verb.name);
+        }
+    }
+}
