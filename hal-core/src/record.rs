@@ -257,6 +257,8 @@ pub enum FaultKind {
     PartitionOneway,
     RepairOneway,
     Crash,
+    /// A server stopped cleanly (the harness's `stop`), recorded when its process exits.
+    Stop,
     Restart,
     Hold,
     Release,
@@ -273,6 +275,7 @@ impl FaultKind {
             FaultKind::PartitionOneway => "partition_oneway",
             FaultKind::RepairOneway => "repair_oneway",
             FaultKind::Crash => "crash",
+            FaultKind::Stop => "stop",
             FaultKind::Restart => "restart",
             FaultKind::Hold => "hold",
             FaultKind::Release => "release",

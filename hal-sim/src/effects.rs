@@ -92,7 +92,10 @@ pub struct Effects {
 fn touches(fault: Fault) -> Option<([bool; 3], bool)> {
     let mut mask = [false; 3];
     let starts = match fault {
-        Fault::Clock(..) | Fault::FlapDown(..) | Fault::FlapUp(..) => return None,
+        // A stop is judged as a crash when the process exits (`Book::stopped`).
+        Fault::Clock(..) | Fault::FlapDown(..) | Fault::FlapUp(..) | Fault::Stop(_) => {
+            return None;
+        }
         Fault::Isolate(_) | Fault::Rejoin(_) => {
             mask = [true; 3];
             matches!(fault, Fault::Isolate(_))
@@ -186,6 +189,8 @@ impl Effects {
     fn judge(&mut self, t: u64, fault: Fault) -> Result<(), String> {
         match fault {
             Fault::Crash(s) => self.down[s.index()].push((t, None)),
+            // Judged as a crash when the process exits.
+            Fault::Stop(_) => {}
             Fault::Restart(s) => {
                 if let Some((_, end @ None)) = self.down[s.index()].last_mut() {
                     *end = Some(t);

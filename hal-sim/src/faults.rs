@@ -4,6 +4,8 @@
 //! in the history; [`crate::effects`] proves each took effect (a fault that did nothing
 //! is a harness bug).
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hal_core::ServerId;
@@ -18,6 +20,9 @@ use crate::history::History;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Fault {
     Crash(ServerId),
+    /// A clean stop (an operator's `systemctl stop`): the server is asked to shut down,
+    /// and its process exits when it has.
+    Stop(ServerId),
     Restart(ServerId),
     /// Cut one server off from the other two, both ways.
     Isolate(ServerId),
@@ -167,7 +172,7 @@ pub fn random_phase(rng: &mut ChaCha8Rng) -> Duration {
 /// The step that ends `fault`, for a fault that has one.
 pub fn heal(fault: Fault) -> Option<Fault> {
     Some(match fault {
-        Fault::Crash(s) => Fault::Restart(s),
+        Fault::Crash(s) | Fault::Stop(s) => Fault::Restart(s),
         Fault::Isolate(s) => Fault::Rejoin(s),
         Fault::Cut(a, b) => Fault::Mend(a, b),
         Fault::OneWay(a, b) => Fault::MendOneWay(a, b),
@@ -251,6 +256,64 @@ pub struct Book {
     normal: (Duration, Duration),
     /// Every machine that is not a server (silenced too when a server crashes).
     others: Vec<String>,
+    stops: Stops,
+    /// The servers asked to stop that have not exited yet, and since when (ms).
+    stopping: BTreeMap<ServerId, u64>,
+    /// The servers whose process has stopped while their machine runs on.
+    stopped: [bool; 3],
+}
+
+/// How long a server asked to stop may take to exit before the harness calls it a bug.
+pub const STOP_MAX: Duration = Duration::from_secs(10);
+
+/// Each server's switch for a clean stop: the running process holds the receiving end
+/// ([`Stops::switch`], taken when it starts), the driver pulls it ([`Stops::ask`]), and
+/// the process says when it has stopped ([`Stops::exited`]).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Stops(Arc<Mutex<[StopSlot; 3]>>);
+
+#[derive(Debug, Default)]
+struct StopSlot {
+    ask: Option<tokio::sync::oneshot::Sender<()>>,
+    exited: bool,
+}
+
+impl Stops {
+    fn slots(&self) -> std::sync::MutexGuard<'_, [StopSlot; 3]> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A new process of `s` starts: what tells it to stop.
+    pub fn switch(&self, s: ServerId) -> tokio::sync::oneshot::Receiver<()> {
+        let (ask, asked) = tokio::sync::oneshot::channel();
+        self.slots()[s.index()] = StopSlot {
+            ask: Some(ask),
+            exited: false,
+        };
+        asked
+    }
+
+    /// Asks `s`'s process to stop; false if no process of it listens.
+    fn ask(&self, s: ServerId) -> bool {
+        self.slots()[s.index()]
+            .ask
+            .take()
+            .is_some_and(|ask| ask.send(()).is_ok())
+    }
+
+    /// `s`'s process has stopped cleanly.
+    pub fn exited(&self, s: ServerId) {
+        self.slots()[s.index()].exited = true;
+    }
+
+    /// The servers that stopped since the last call, in id order.
+    fn take_exited(&self) -> Vec<ServerId> {
+        let mut slots = self.slots();
+        servers()
+            .into_iter()
+            .filter(|s| std::mem::take(&mut slots[s.index()].exited))
+            .collect()
+    }
 }
 
 impl Default for Book {
@@ -266,7 +329,47 @@ impl Book {
             ways: Default::default(),
             normal: (min, max),
             others: vec![CLIENTS_HOST.to_string()],
+            stops: Stops::default(),
+            stopping: BTreeMap::new(),
+            stopped: [false; 3],
         }
+    }
+
+    /// Whether `s`'s process has stopped while its machine runs on.
+    pub(crate) fn is_stopped(&self, s: ServerId) -> bool {
+        self.stopped[s.index()]
+    }
+
+    /// The stop switches the servers' processes take.
+    pub(crate) fn stops(&self) -> Stops {
+        self.stops.clone()
+    }
+
+    /// The servers that stopped since the last call, recorded as stopped and returned.
+    /// Their machine runs on without the server (a connection to its port is refused at
+    /// once, as after a process exits). A server asked to stop that has not exited within
+    /// [`STOP_MAX`] is a harness failure (the node ignored its shutdown).
+    pub(crate) fn stopped(
+        &mut self,
+        sim: &mut turmoil::Sim<'_>,
+        history: &History,
+    ) -> Result<Vec<ServerId>, String> {
+        let t_ms = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let exited = self.stops.take_exited();
+        for &s in &exited {
+            self.stopping.remove(&s);
+            self.stopped[s.index()] = true;
+            history.fault(t_ms, FaultKind::Stop, &[s], &[]);
+            history.role(t_ms, s, RoleName::Down, 0);
+        }
+        let late_ms = u64::try_from(STOP_MAX.as_millis()).unwrap_or(u64::MAX);
+        if let Some((s, asked)) = self.stopping.iter().find(|(_, at)| t_ms - **at > late_ms) {
+            return Err(format!(
+                "#{} was asked to stop at {asked} ms and still runs at {t_ms} ms",
+                s.get()
+            ));
+        }
+        Ok(exited)
     }
 
     /// The machines besides the servers are `others` (rather than [`CLIENTS_HOST`]).
@@ -340,6 +443,7 @@ pub fn apply(
     let t_ms = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
     match fault {
         Fault::Crash(s) => {
+            book.stopped[s.index()] = false;
             crash_silently(sim, s, book);
             if sim.is_host_running(host(s)) {
                 return Err(format!(
@@ -350,8 +454,20 @@ pub fn apply(
             history.fault(t_ms, FaultKind::Crash, &[s], &[]);
             history.role(t_ms, s, RoleName::Down, 0);
         }
+        Fault::Stop(s) => {
+            // Recorded when the process exits ([`Book::stopped`]); a server that is not
+            // running has nothing to stop.
+            if sim.is_host_running(host(s)) && book.stops.ask(s) {
+                book.stopping.insert(s, t_ms);
+            }
+        }
         Fault::Restart(s) => {
-            if sim.is_host_running(host(s)) {
+            book.stopping.remove(&s);
+            if std::mem::take(&mut book.stopped[s.index()]) {
+                // A stopped server's machine still runs: what the exited process left
+                // goes without a word, and the server starts again.
+                crash_silently(sim, s, book);
+            } else if sim.is_host_running(host(s)) {
                 // A restart of a running server (an operator restarting the service):
                 // its process dies first, as in a crash, so that it stays deterministic.
                 crash_silently(sim, s, book);

@@ -354,21 +354,29 @@ impl std::fmt::Debug for Failure {
     }
 }
 
+/// What the servers' machines share with the harness: their clocks, the history their
+/// role changes go into, the probers beside them, and their stop switches.
+pub(crate) struct Watch<'a> {
+    pub clocks: &'a [SimClock; 3],
+    pub history: &'a History,
+    pub probes: &'a Probes,
+    pub stops: faults::Stops,
+}
+
 /// Starts the three servers on `sim` over `transport`, each with its setup, `timing`, its
-/// clock, and a prober beside it; their role changes go into `history`.
+/// clock, and a prober beside it.
 pub(crate) fn spawn_servers(
     sim: &mut turmoil::Sim<'_>,
     transport: SimTransport,
     setups: [ServerSetup; 3],
     timing: Timing,
-    clocks: &[SimClock; 3],
-    history: &History,
-    probes: &Probes,
+    watch: &Watch<'_>,
 ) {
     for (id, setup) in servers().into_iter().zip(setups) {
+        let stops = watch.stops.clone();
         let disk = SimDisk::default();
-        let clock = clocks[id.index()].clone();
-        let (history, probes) = (history.clone(), probes.clone());
+        let clock = watch.clocks[id.index()].clone();
+        let (history, probes) = (watch.history.clone(), watch.probes.clone());
         sim.host(host(id), move || {
             let storage = SimStorage {
                 disk: disk.clone(),
@@ -379,11 +387,21 @@ pub(crate) fn spawn_servers(
             tokio::task::spawn_local(probe::run(id, clock.clone(), EPOCH_MS, probes.clone()));
             let (mut config, catalog) = (node_config(id, timing, &setup), setup.catalog.clone());
             config.journal = history.journal(id);
+            let (stops, asked) = (stops.clone(), stops.switch(id));
             async move {
                 let node = Node::bind(config, catalog, transport, storage, clock)
                     .await?
                     .on_event(hook);
-                node.run(std::future::pending()).await?;
+                node.run(async move {
+                    // A dropped switch (the run is over) is no request to stop.
+                    if asked.await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                })
+                .await?;
+                // The process exits: the driver takes it off the machine.
+                stops.exited(id);
+                std::future::pending::<()>().await;
                 Ok(())
             }
         });
@@ -540,9 +558,14 @@ fn judge(config: &WorldConfig, history: &History) -> Result<Run, String> {
         ..ServerSetup::standard(id, catalog(count), config.sync_time, config.planted)
     });
     let transport = Planted::server_transport(config.planted);
-    spawn_servers(
-        &mut sim, transport, setups, timing, &clocks, history, &probes,
-    );
+    let book = faults::Book::default();
+    let watch = Watch {
+        clocks: &clocks,
+        history,
+        probes: &probes,
+        stops: book.stops(),
+    };
+    spawn_servers(&mut sim, transport, setups, timing, &watch);
     // All clients run as tasks of one simulated machine: turmoil's cost is per host and
     // per tick, so twenty client hosts would make the run several times slower. (Their
     // network faults are the servers'.)
@@ -582,14 +605,7 @@ fn judge(config: &WorldConfig, history: &History) -> Result<Run, String> {
         .collect();
     plan.extend(client_faults(config));
     plan.sort_by_key(|(t, _)| *t);
-    drive(
-        &mut sim,
-        plan,
-        &clocks,
-        history,
-        &mut effects,
-        faults::Book::default(),
-    )?;
+    drive(&mut sim, plan, &clocks, history, &mut effects, book)?;
     let end_ms = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
     if history.violation().is_none() {
         effects
@@ -688,7 +704,9 @@ pub(crate) fn drive(
         let now = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
         while let Some((_, planned)) = plan.next_if(|(t, _)| *t <= sim.elapsed()) {
             let planned = match planned {
-                Planned::Recover(s) if sim.is_host_running(host(s)) => continue,
+                Planned::Recover(s) if sim.is_host_running(host(s)) && !book.is_stopped(s) => {
+                    continue;
+                }
                 Planned::Recover(s) => Planned::Fault(Fault::Restart(s)),
                 other => other,
             };
@@ -751,6 +769,15 @@ pub(crate) fn drive(
             Ok(true) => return Ok(()),
             Ok(false) => {}
             Err(error) => return Err(format!("the simulation failed: {error}")),
+        }
+        for s in book
+            .stopped(sim, history)
+            .map_err(|e| format!("harness: {e}"))?
+        {
+            let now = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
+            effects
+                .applied(now, Fault::Crash(s))
+                .map_err(|e| format!("harness: {e}"))?;
         }
     }
 }

@@ -1038,3 +1038,54 @@ fn a_seeds_client_link_faults_become_disconnect_steps() {
     assert!(held > 0 && cut > 0, "held {held}, cut {cut}");
     assert!(everywhere > 0, "no outage in 12 seeds");
 }
+
+/// `stop`: the server's process exits cleanly, recorded when it has; the machine refuses
+/// connections at once, so a client's next request goes to the next server without a
+/// timeout (an operator's status query too); `for` starts it again; one seed gives one
+/// history.
+#[test]
+fn a_stopped_server_exits_cleanly_and_starts_again() {
+    let body = "\n[[steps]]\nat = \"1s\"\nclient = \"alice\"\ncheckout = \"cad\"\ngranted_by = 1\n\n[[steps]]\nat = \"4s\"\nstop = 1\nfor = \"6s\"\n\n[[steps]]\nat = \"8s\"\nclient = \"alice\"\ncheckin = \"cad\"\nattempts_max = 2\nwithin = \"100ms\"\n\n[[checks]]\nat = \"7s\"\nactive = 2\n";
+    let loaded = parse(body).unwrap();
+    let outcome = scenario::run(&loaded, 1, None);
+    assert_eq!(outcome.verdict(), Verdict::Passed, "{:#?}", outcome.judged);
+    let faults: Vec<(u64, FaultKind)> = records(&outcome.history)
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::Fault(f) => Some((f.t_ms, f.fault)),
+            _ => None,
+        })
+        .collect();
+    let [(stopped, FaultKind::Stop), (restarted, FaultKind::Restart)] = faults[..] else {
+        panic!("{faults:?}");
+    };
+    assert!((4_000..4_100).contains(&stopped), "{stopped}");
+    assert_eq!(restarted, 10_000);
+    // Written back, the step reads the same.
+    let text = scenario::write(&loaded);
+    assert!(text.contains("stop = 1\nfor = \"6s\""), "{text}");
+    let again = scenario::run(&loaded, 1, None);
+    assert_eq!(again.history, outcome.history);
+    // The operator's status query is refused at once by the stopped server's machine;
+    // after a power cut it waits out its timeout.
+    let judged_at = |outcome: &scenario::Outcome| {
+        outcome
+            .judged
+            .iter()
+            .find(|j| j.expected.contains("active server"))
+            .map(|j| j.t_ms)
+    };
+    assert!(
+        judged_at(&outcome).is_some_and(|t| t < 7_100),
+        "{:?}",
+        outcome.judged
+    );
+    let crashed = parse(&body.replace("stop = 1", "crash = 1")).unwrap();
+    let outcome = scenario::run(&crashed, 1, None);
+    assert_eq!(outcome.verdict(), Verdict::Passed, "{:#?}", outcome.judged);
+    assert!(
+        judged_at(&outcome).is_some_and(|t| t >= 7_500),
+        "{:?}",
+        outcome.judged
+    );
+}

@@ -50,7 +50,7 @@ impl FailbackHold {
             self.broke = None;
             return;
         }
-        let one_crashed = of_one(FaultKind::Crash);
+        let one_crashed = of_one(FaultKind::Crash) || of_one(FaultKind::Stop);
         if one_crashed && let Some((at, _)) = self.broke {
             self.broke = Some((at, None));
         }

@@ -106,7 +106,7 @@ impl Links {
             }
         };
         match fault.fault {
-            FaultKind::Crash => a.iter().for_each(|&s| self.up[s] = false),
+            FaultKind::Crash | FaultKind::Stop => a.iter().for_each(|&s| self.up[s] = false),
             FaultKind::Restart => {
                 for &s in &a {
                     if self.up[s] {

@@ -36,8 +36,8 @@ use crate::impostor::{self, IMPOSTOR_HOST, Reception};
 use crate::net::SimTransport;
 use crate::probe::Probes;
 use crate::world::{
-    ClientsCut, EPOCH_MS, Planned, Planted, ServerSetup, SimClient, SimSession, address, drive,
-    liveness_bound, sim_session, spawn_servers, triad_entry,
+    ClientsCut, EPOCH_MS, Planned, Planted, ServerSetup, SimClient, SimSession, Watch, address,
+    drive, liveness_bound, sim_session, spawn_servers, triad_entry,
 };
 
 /// The machine the operator's status queries come from.
@@ -330,7 +330,7 @@ fn liveness_from(
     for (t, planned) in plan {
         match planned {
             Planned::Fault(Fault::Clock(..)) => continue,
-            Planned::Fault(Fault::Crash(s)) => down[s.index()] = true,
+            Planned::Fault(Fault::Crash(s) | Fault::Stop(s)) => down[s.index()] = true,
             Planned::Fault(Fault::Restart(s)) | Planned::Recover(s) => down[s.index()] = false,
             Planned::Fault(Fault::Isolate(s) | Fault::Rejoin(s)) => {
                 let cut = matches!(planned, Planned::Fault(Fault::Isolate(_)));
@@ -427,14 +427,31 @@ fn play(
         history.fault_with(0, FaultKind::Partition, &[a], &[b], |f| f.cause = Some(why));
     }
     let identities = setups.clone().map(|setup| setup.identity);
+    let others = scenario
+        .clients
+        .iter()
+        .map(|g| group_host(&g.name))
+        .chain([OPERATOR_HOST.to_string()])
+        .chain(
+            impostor_steps(scenario)
+                .first()
+                .map(|_| IMPOSTOR_HOST.to_string()),
+        )
+        .collect();
+    let book = Book::with_latency((scenario.latency, scenario.latency + scenario.jitter))
+        .with_others(others);
+    let watch = Watch {
+        clocks: &clocks,
+        history,
+        probes: &probes,
+        stops: book.stops(),
+    };
     spawn_servers(
         &mut sim,
         Planted::server_transport(planted),
         setups,
         server_timing(scenario, planted),
-        &clocks,
-        history,
-        &probes,
+        &watch,
     );
     let holdings = Holdings::default();
     for group in &scenario.clients {
@@ -495,15 +512,6 @@ fn play(
         sim.client(IMPOSTOR_HOST, impostor.run());
     }
     let mut effects = Effects::new(probes);
-    let others = scenario
-        .clients
-        .iter()
-        .map(|g| group_host(&g.name))
-        .chain([OPERATOR_HOST.to_string()])
-        .chain(impostor_host)
-        .collect();
-    let book = Book::with_latency((scenario.latency, scenario.latency + scenario.jitter))
-        .with_others(others);
     drive(&mut sim, plan, &clocks, history, &mut effects, book)?;
     let end_ms = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
     if let Some(failure) = history.harness() {

@@ -56,6 +56,12 @@ pub(super) const VERBS: &[Verb] = &[
         |a| one(a, |f| matches!(f, Fault::Crash(_))),
     ),
     server_verb(
+        "stop",
+        &["for"],
+        |s| s.server_fault(Fault::Stop),
+        |a| one(a, |f| matches!(f, Fault::Stop(_))),
+    ),
+    server_verb(
         "restart",
         &[],
         |s| s.server_fault(Fault::Restart),
@@ -328,11 +334,16 @@ fn one(action: &Action, is: fn(&Fault) -> bool) -> Option<String> {
         return None;
     };
     let s = match fault {
-        Fault::Crash(s) | Fault::Restart(s) | Fault::Isolate(s) | Fault::Rejoin(s) => *s,
+        Fault::Crash(s)
+        | Fault::Stop(s)
+        | Fault::Restart(s)
+        | Fault::Isolate(s)
+        | Fault::Rejoin(s) => *s,
         _ => return None,
     };
     let name = match fault {
         Fault::Crash(_) => "crash",
+        Fault::Stop(_) => "stop",
         Fault::Restart(_) => "restart",
         Fault::Isolate(_) => "isolate",
         _ => "rejoin",
