@@ -1,5 +1,6 @@
-//! The servers' own faults: each time a server went down (a kill or power loss, which
-//! leaves no `stop` record, or a clean stop) and came back, as a `crash` step with `for`.
+//! The servers' own faults: each time a server went down and came back, as a step with
+//! `for`: a `stop` for a clean stop (a `stop` record with reason `shutdown`), a `crash`
+//! for a kill or power loss (no `stop` record) or a stop on an error.
 //! A server that started well after the others, or was down when a warm window opens, is
 //! crashed at 0 s; so is #1 when #2 was active at a warm window's start while #1 ran (a
 //! failback still held back), so that the replay starts with #2 active too.
@@ -18,6 +19,9 @@ use super::{DURATION_MAX_MS, Noted};
 use crate::faults::Fault;
 use crate::scenario::{Action, Expect, Step};
 
+/// The reason of a `stop` record a clean shutdown writes.
+const CLEAN_STOP: &str = "shutdown";
+
 /// Clock offsets smaller than this are left out: the estimate is no better.
 const CLOCK_OFFSET_MS_MIN: i64 = 100;
 /// A server that started this much later than the window's start started late (the
@@ -26,12 +30,23 @@ pub const STAGGER_MS: u64 = 200;
 
 /// A `crash` step at simulated `at_ms`, restarted at `until_ms` if given.
 fn crash(server: u8, at_ms: u64, until_ms: Option<u64>) -> Option<Step> {
+    down_step(Fault::Crash, server, at_ms, until_ms)
+}
+
+/// A step of `fault` (a crash or a stop) at simulated `at_ms`, restarted at `until_ms` if
+/// given.
+fn down_step(
+    fault: fn(ServerId) -> Fault,
+    server: u8,
+    at_ms: u64,
+    until_ms: Option<u64>,
+) -> Option<Step> {
     let id = ServerId::new(server)?;
     Some(Step {
         at: Duration::from_millis(at_ms),
         line: 0,
         action: Action::Server {
-            fault: Fault::Crash(id),
+            fault: fault(id),
             lasting: until_ms.map(|u| Duration::from_millis(u.saturating_sub(at_ms).max(1))),
         },
         expect: Expect::default(),
@@ -136,7 +151,11 @@ fn down(
         None if ended.is_some() => notes.push(format!("#{server} did not start again")),
         None => {}
     }
-    let step = crash(server, at_ms, back)?;
+    let fault = match ended.map(|life| &life.end) {
+        Some(End::Stopped { reason, .. }) if reason == CLEAN_STOP => Fault::Stop,
+        _ => Fault::Crash,
+    };
+    let step = down_step(fault, server, at_ms, back)?;
     Some(Noted { notes, item: step })
 }
 
@@ -148,10 +167,15 @@ fn how_it_ended(server: u8, life: &Life) -> Vec<String> {
             reason,
             place,
         } => vec![format!(
-            "#{server} stopped at {} ({}: reason \"{}\"); a stop is replayed as a crash",
+            "#{server} stopped at {} ({}: reason \"{}\"); {}",
             rfc3339(*t_ms),
             place.short(),
-            super::clean(reason)
+            super::clean(reason),
+            if reason == CLEAN_STOP {
+                "replayed as a clean stop"
+            } else {
+                "a stop on an error is replayed as a crash"
+            }
         )],
         End::Crashed { t_ms, seen } => {
             let mut said = format!(

@@ -432,7 +432,8 @@ fn a_blip_of_a_link_and_links_down_while_the_peer_was_down_are_not_cuts() {
     let (imported, scenario) = imported(vec![one, two, three]);
     assert_eq!(
         server_steps(&scenario),
-        [(15_000, Fault::Crash(s(1)), None)],
+        // #1 stopped cleanly (its journal says "shutdown"): a stop, not a power cut.
+        [(15_000, Fault::Stop(s(1)), None)],
         "{}",
         imported.text
     );
@@ -652,10 +653,10 @@ fn clocks_are_set_from_the_peer_clock_records_and_times_taken_on_the_reference()
         "{}",
         imported.text
     );
-    // #2 stopped at 20 s true time.
+    // #2 stopped (cleanly) at 20 s true time.
     assert_eq!(
         server_steps(&scenario),
-        [(20_000, Fault::Crash(s(2)), None)],
+        [(20_000, Fault::Stop(s(2)), None)],
         "{}",
         imported.text
     );
