@@ -4,11 +4,11 @@
 
 use anyhow::Result;
 use hal_core::ServerId;
-use hal_core::client::{ClientConfig, ClientEvent};
+use hal_core::client::ClientConfig;
 use hal_core::protocol::{ClientId, Handle, RequestSeq};
 use hal_core::timing::Timing;
 use hal_net::clock::SystemClock;
-use hal_net::session::Session;
+use hal_net::session::{Answered, Session};
 use hal_net::tls_transport::ClientTransport;
 
 use crate::failover::{Cluster, Fault};
@@ -55,22 +55,10 @@ impl HalSeats {
 
     /// Waits for the answer to `seq`: the handle granted or released, or the denial.
     async fn answer(&mut self, seq: RequestSeq) -> Result<Handle, String> {
-        loop {
-            match self.session.next_event().await {
-                ClientEvent::Granted { seq: s, handle, .. }
-                | ClientEvent::Released { seq: s, handle, .. }
-                    if s == seq =>
-                {
-                    return Ok(handle);
-                }
-                ClientEvent::Denied { seq: s, reason, .. } if s == seq => {
-                    return Err(reason.to_string());
-                }
-                ClientEvent::OutcomeUnknown { seq: s, .. } if s == seq => {
-                    return Err("no answer (outcome unknown)".to_string());
-                }
-                _ => {}
-            }
+        match self.session.answer(seq, |_| {}).await {
+            Answered::Granted { handle, .. } | Answered::Released { handle, .. } => Ok(handle),
+            Answered::Denied { reason, .. } => Err(reason.to_string()),
+            Answered::Unknown { .. } => Err("no answer (outcome unknown)".to_string()),
         }
     }
 }

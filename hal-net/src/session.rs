@@ -5,7 +5,8 @@
 
 use futures_util::{SinkExt, StreamExt};
 use hal_core::client::{Client, ClientConfig, ClientEvent, Endpoint, PATH_MAX};
-use hal_core::protocol::{ClientId, ClientRequest, Handle, RequestSeq, ServerReply};
+use hal_core::protocol::{ClientId, ClientRequest, Denial, Handle, RequestSeq, ServerReply};
+use hal_core::time::WallTime;
 use std::collections::VecDeque;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -19,6 +20,87 @@ use crate::tls::borrow_proof::BorrowProof;
 use crate::transport::{Transport, slot_in_path};
 use crate::wire::{FRAME_BYTES_MAX_PEER, Hello, Message, WireCodec};
 use hal_core::ServerId;
+
+/// How a request was answered, as its application is told ([`Session::answer`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answered {
+    /// A checkout or borrow granted: `server` answered, `granted_by` decided.
+    Granted {
+        handle: Handle,
+        server: ServerId,
+        granted_by: ServerId,
+        borrow_end: Option<WallTime>,
+        attempts: u32,
+    },
+    /// A checkin or return done.
+    Released {
+        handle: Handle,
+        attempts: u32,
+    },
+    Denied {
+        reason: Denial,
+        attempts: u32,
+    },
+    /// Given up: no server answered in time, and the request may have taken effect.
+    Unknown {
+        attempts: u32,
+        last_denial: Option<Denial>,
+    },
+}
+
+impl Answered {
+    /// The answer `event` gives request `seq`, if it answers it: granted, done, denied,
+    /// or given up with its outcome unknown.
+    pub fn of(event: &ClientEvent, seq: RequestSeq) -> Option<Answered> {
+        Some(match event.clone() {
+            ClientEvent::Granted {
+                seq: s,
+                handle,
+                server,
+                granted_by,
+                borrow_end,
+                attempts,
+            } if s == seq => Answered::Granted {
+                handle,
+                server,
+                granted_by,
+                borrow_end,
+                attempts,
+            },
+            ClientEvent::Released {
+                seq: s,
+                handle,
+                attempts,
+            } if s == seq => Answered::Released { handle, attempts },
+            ClientEvent::Denied {
+                seq: s,
+                reason,
+                attempts,
+            } if s == seq => Answered::Denied { reason, attempts },
+            ClientEvent::OutcomeUnknown {
+                seq: s,
+                attempts,
+                last_denial,
+            } if s == seq => Answered::Unknown {
+                attempts,
+                last_denial,
+            },
+            // Another request's answer, a settled request, a lost seat, a failover.
+            _ => return None,
+        })
+    }
+
+    /// How many times the request was sent before this answer (0: refused before it
+    /// was sent).
+    pub fn attempts(&self) -> u32 {
+        match self {
+            Answered::Granted { attempts, .. }
+            | Answered::Released { attempts, .. }
+            | Answered::Denied { attempts, .. }
+            | Answered::Unknown { attempts, .. } => *attempts,
+        }
+    }
+}
 
 /// The most borrow signatures a session keeps for [`Session::take_borrow_proof`] (a
 /// borrowing session makes one request).
@@ -198,6 +280,24 @@ impl<T: Transport, C: Clock> Session<T, C> {
         let seq = self.client.return_borrow(self.clock.now(), handle);
         self.transmit();
         seq
+    }
+
+    /// Drives the session until request `seq` is answered, and returns the answer.
+    /// Every other event on the way (a seat lost, a request settled, a failover) goes to
+    /// `other`. This is the one loop that waits for an answer: the client library, the
+    /// command-line verbs, the load tool and the simulator's clients all wait with it.
+    pub async fn answer(
+        &mut self,
+        seq: RequestSeq,
+        mut other: impl FnMut(ClientEvent),
+    ) -> Answered {
+        loop {
+            let event = self.next_event().await;
+            match Answered::of(&event, seq) {
+                Some(answered) => return answered,
+                None => other(event),
+            }
+        }
     }
 
     /// Drives the connections and timers until the client has something to say.

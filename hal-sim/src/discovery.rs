@@ -16,14 +16,14 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use hal_core::ServerId;
 use hal_core::catalog::{Catalog, FeatureRules};
-use hal_core::client::{ClientConfig, ClientEvent};
+use hal_core::client::ClientConfig;
 use hal_core::protocol::ClientId;
 use hal_core::server::Config;
 use hal_core::timing::Timing;
 use hal_net::addr::LicensePath;
 use hal_net::discovery::{DatagramSocket, Responder, search_with};
 use hal_net::node::{LinkTiming, Node, NodeConfig};
-use hal_net::session::Session;
+use hal_net::session::{Answered, Session};
 use hal_net::wire::Identity;
 
 use crate::clock::SimClock;
@@ -239,9 +239,9 @@ async fn checkout(path: &LicensePath) -> Result<ServerId, String> {
         CLIENT_HOST,
         ClientConfig::new(Timing::lan()),
     );
-    session.checkout(FEATURE);
-    match tokio::time::timeout(CHECKOUT_WAIT, session.next_event()).await {
-        Ok(ClientEvent::Granted { granted_by, .. }) => Ok(granted_by),
+    let seq = session.checkout(FEATURE);
+    match tokio::time::timeout(CHECKOUT_WAIT, session.answer(seq, |_| {})).await {
+        Ok(Answered::Granted { granted_by, .. }) => Ok(granted_by),
         Ok(other) => Err(format!("{other:?}")),
         Err(_) => Err("no answer in time".into()),
     }

@@ -7,13 +7,13 @@
 use std::sync::{Arc, Mutex};
 
 use hal_core::ServerId;
-use hal_core::client::ClientEvent;
 use hal_core::protocol::{ClientRequest, Denial, Op, ReplyResult, RequestSeq, ServerReply};
 use hal_core::record::{
     Answer, Applied, Audit, Checkpoint, ClientEventRecord, ClientRecord, End, Expect, Fault,
     FaultKind, HeartbeatAnswer, Holder, Impostor, Meta, OpName, Party, Record, ReplyRecord,
     RequestRecord, RoleName, RoleRecord, SnapshotHow,
 };
+use hal_net::session::Answered;
 
 use crate::check::{Checkers, Violation};
 
@@ -393,24 +393,17 @@ impl History {
         );
     }
 
-    /// Records `event` if it is the answer to the application's request `seq` (for
-    /// `feature`): granted, denied, done, or of unknown outcome. Returns whether it was.
-    pub fn answer(
-        &self,
-        client: &str,
-        seq: RequestSeq,
-        feature: &str,
-        event: &ClientEvent,
-    ) -> bool {
-        match event {
-            ClientEvent::Granted {
-                seq: s,
+    /// Records `answered`, the answer to the application's request `seq` (for
+    /// `feature`): granted, denied, done, or of unknown outcome.
+    pub fn answer(&self, client: &str, seq: RequestSeq, feature: &str, answered: &Answered) {
+        match answered {
+            Answered::Granted {
                 handle,
                 server,
                 borrow_end,
                 attempts,
                 ..
-            } if *s == seq => {
+            } => {
                 let grant = Grant {
                     feature,
                     handle: handle.to_string(),
@@ -420,27 +413,20 @@ impl History {
                 };
                 self.granted(client, seq.0, grant);
             }
-            ClientEvent::Released {
-                seq: s,
-                handle,
-                attempts,
-            } if *s == seq => self.released(client, seq.0, handle.to_string(), *attempts),
-            ClientEvent::Denied {
-                seq: s,
-                reason,
-                attempts,
-            } if *s == seq => self.denied(client, seq.0, reason.name(), *attempts),
-            ClientEvent::OutcomeUnknown {
-                seq: s,
+            Answered::Released { handle, attempts } => {
+                self.released(client, seq.0, handle.to_string(), *attempts);
+            }
+            Answered::Denied { reason, attempts } => {
+                self.denied(client, seq.0, reason.name(), *attempts);
+            }
+            Answered::Unknown {
                 attempts,
                 last_denial,
-            } if *s == seq => {
+            } => {
                 let reason = last_denial.as_ref().map(Denial::name);
                 self.unknown(client, seq.0, *attempts, reason);
             }
-            _ => return false,
         }
-        true
     }
 
     /// The client's application was told no server answered request `req` in time and

@@ -22,7 +22,7 @@ use hal_core::server::Config;
 use hal_core::server::SeatChange;
 use hal_core::timing::Timing;
 use hal_net::node::{EventHook, LinkTiming, Node, NodeConfig};
-use hal_net::session::{Session, Tapped};
+use hal_net::session::{Answered, Session, Tapped};
 use hal_net::wire::Identity;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -900,16 +900,11 @@ impl ClientPlan {
 
     /// Waits for the answer to `seq`: the handle of a grant, or `None`.
     async fn answer(&self, session: &mut SimSession, seq: RequestSeq) -> Option<Handle> {
-        loop {
-            let event = session.next_event().await;
-            if !self.history.answer(&self.name, seq, FEATURE, &event) {
-                self.note(event);
-                continue;
-            }
-            return match event {
-                ClientEvent::Granted { handle, .. } => Some(handle),
-                _ => None,
-            };
+        let answered = session.answer(seq, |event| self.note(event)).await;
+        self.history.answer(&self.name, seq, FEATURE, &answered);
+        match answered {
+            Answered::Granted { handle, .. } => Some(handle),
+            _ => None,
         }
     }
 

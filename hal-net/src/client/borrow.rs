@@ -15,6 +15,7 @@ use hal_core::protocol::{ClientId, Denial, Handle, RequestSeq};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use crate::session::Answered;
 use crate::tls::borrow_proof::{BorrowProof, VerifyError};
 
 use super::engine::{denial_error, no_answer_error};
@@ -344,44 +345,36 @@ async fn answer(
     options: &Options,
     events: &broadcast::Sender<Event>,
 ) -> Result<(Answer, OneShot), Error> {
-    loop {
-        match session.next_event().await {
-            ClientEvent::Granted {
-                seq: s,
-                handle,
-                server,
-                borrow_end,
-                ..
-            } if s == seq => {
-                let answer = Answer::Granted {
-                    handle,
-                    server: server.get(),
-                    borrow_end_ms: borrow_end.map(|e| e.0),
-                };
-                return Ok((answer, session));
-            }
-            ClientEvent::Released { seq: s, .. } if s == seq => {
-                return Ok((Answer::Released, session));
-            }
-            ClientEvent::Denied { seq: s, reason, .. } if s == seq => {
-                return Err(denial_error(&session, reason));
-            }
-            ClientEvent::OutcomeUnknown {
-                seq: s,
-                last_denial,
-                ..
-            } if s == seq => {
-                let error = no_answer_error(&session, seq, last_denial);
-                if matches!(error, Error::NoAnswer { .. }) {
-                    let limit = options.timing.session_idle_max();
-                    tokio::spawn(settle(session, seq, limit, events.clone()));
-                }
-                return Err(error);
-            }
-            ClientEvent::FailedOver { from, to } => {
+    let answered = session
+        .answer(seq, |event| {
+            if let ClientEvent::FailedOver { from, to } = event {
                 let _ = events.send(Event::FailedOver { from, to });
             }
-            _ => {}
+        })
+        .await;
+    match answered {
+        Answered::Granted {
+            handle,
+            server,
+            borrow_end,
+            ..
+        } => {
+            let answer = Answer::Granted {
+                handle,
+                server: server.get(),
+                borrow_end_ms: borrow_end.map(|e| e.0),
+            };
+            Ok((answer, session))
+        }
+        Answered::Released { .. } => Ok((Answer::Released, session)),
+        Answered::Denied { reason, .. } => Err(denial_error(&session, reason)),
+        Answered::Unknown { last_denial, .. } => {
+            let error = no_answer_error(&session, seq, last_denial);
+            if matches!(error, Error::NoAnswer { .. }) {
+                let limit = options.timing.session_idle_max();
+                tokio::spawn(settle(session, seq, limit, events.clone()));
+            }
+            Err(error)
         }
     }
 }

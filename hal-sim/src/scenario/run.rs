@@ -22,6 +22,7 @@ use hal_core::record::{
 use hal_core::server::Role;
 use hal_core::timing::Timing;
 use hal_core::{HostId, ServerId};
+use hal_net::session::Answered;
 use hal_net::wire::{Identity, StatusReport};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -633,36 +634,6 @@ struct Member {
     plants: Plants,
 }
 
-/// What came of a request, and after how many sends.
-enum Answered {
-    Granted {
-        handle: Handle,
-        by: ServerId,
-        attempts: u32,
-    },
-    Denied {
-        reason: String,
-        attempts: u32,
-    },
-    Released {
-        attempts: u32,
-    },
-    Unknown {
-        attempts: u32,
-    },
-}
-
-impl Answered {
-    fn attempts(&self) -> u32 {
-        match self {
-            Answered::Granted { attempts, .. }
-            | Answered::Denied { attempts, .. }
-            | Answered::Released { attempts }
-            | Answered::Unknown { attempts } => *attempts,
-        }
-    }
-}
-
 impl Member {
     fn session(&self, id: ClientId) -> SimSession {
         let client = SimClient {
@@ -745,39 +716,12 @@ impl Member {
     ) -> Option<Answered> {
         let now = turmoil::sim_elapsed().unwrap_or_default();
         let until = tokio::time::sleep(self.until.saturating_sub(now));
-        tokio::pin!(until);
-        loop {
-            let event = tokio::select! {
-                () = &mut until => return None,
-                event = session.next_event() => event,
-            };
-            if !self.history.answer(&self.label, seq, feature, &event) {
-                self.on_event(event);
-                continue;
-            }
-            return Some(match event {
-                ClientEvent::Granted {
-                    handle,
-                    granted_by,
-                    attempts,
-                    ..
-                } => Answered::Granted {
-                    handle,
-                    by: granted_by,
-                    attempts,
-                },
-                ClientEvent::Released { attempts, .. } => Answered::Released { attempts },
-                ClientEvent::Denied {
-                    reason, attempts, ..
-                } => Answered::Denied {
-                    reason: reason.name().to_string(),
-                    attempts,
-                },
-                ClientEvent::OutcomeUnknown { attempts, .. } => Answered::Unknown { attempts },
-                // The history records nothing else as an answer.
-                _ => continue,
-            });
-        }
+        let answered = tokio::select! {
+            () = until => return None,
+            answered = session.answer(seq, |event| self.on_event(event)) => answered,
+        };
+        self.history.answer(&self.label, seq, feature, &answered);
+        Some(answered)
     }
 
     async fn run(mut self) {
@@ -996,18 +940,20 @@ impl Member {
             None => (false, "no answer by the end of the run".to_string()),
             Some(answered) => {
                 let saw = match answered {
-                    Answered::Granted { by, .. } => format!("granted by #{}", by.get()),
-                    Answered::Denied { reason, .. } => format!("denied {reason}"),
+                    Answered::Granted { granted_by, .. } => {
+                        format!("granted by #{}", granted_by.get())
+                    }
+                    Answered::Denied { reason, .. } => format!("denied {}", reason.name()),
                     Answered::Released { .. } => "done".to_string(),
                     Answered::Unknown { .. } => "outcome unknown".to_string(),
                 };
                 let right = match (&expect.answer, answered) {
                     (None, _) => true,
-                    (Some(Answer::Granted(by)), Answered::Granted { by: got, .. }) => {
-                        by.is_none_or(|by| by == *got)
+                    (Some(Answer::Granted(by)), Answered::Granted { granted_by, .. }) => {
+                        by.is_none_or(|by| by == *granted_by)
                     }
                     (Some(Answer::Denied(reason)), Answered::Denied { reason: got, .. }) => {
-                        reason.as_ref().is_none_or(|r| r == got)
+                        reason.as_ref().is_none_or(|r| r == got.name())
                     }
                     (Some(Answer::Unknown), Answered::Unknown { .. }) => true,
                     _ => false,
