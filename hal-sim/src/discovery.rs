@@ -12,7 +12,7 @@
 //! nonce is fixed too, so two runs of a seed give the same [`Outcome`].
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use hal_core::ServerId;
 use hal_core::catalog::{Catalog, FeatureRules};
@@ -275,14 +275,7 @@ fn silence(sim: &mut turmoil::Sim<'_>, world: &DiscoveryWorld) {
 
 /// Runs `world`: the triad, then the client's search; what it found.
 pub fn run(world: &DiscoveryWorld) -> Result<Outcome, String> {
-    let mut sim = turmoil::Builder::new()
-        .rng_seed(world.seed)
-        .epoch(UNIX_EPOCH + Duration::from_millis(EPOCH_MS))
-        .simulation_duration(SEARCH_AT + Duration::from_secs(10))
-        .tick_duration(Duration::from_millis(1))
-        .min_message_latency(Duration::from_micros(200))
-        .max_message_latency(Duration::from_millis(2))
-        .build();
+    let mut sim = crate::world::simulation(world.seed, SEARCH_AT, crate::faults::NORMAL_LATENCY);
     for id in servers() {
         let off = world
             .silent

@@ -408,6 +408,25 @@ pub(crate) fn spawn_servers(
     }
 }
 
+/// The one way a simulation is built, for every world: the seed's, a pinned epoch, 1 ms
+/// ticks, messages taking `min` to `max`, and a minute past `end` for the run to wind down.
+pub(crate) fn simulation<'a>(
+    seed: u64,
+    end: Duration,
+    (min, max): (Duration, Duration),
+) -> turmoil::Sim<'a> {
+    turmoil::Builder::new()
+        .rng_seed(seed)
+        .epoch(UNIX_EPOCH + Duration::from_millis(EPOCH_MS))
+        .simulation_duration(end + Duration::from_secs(60))
+        .tick_duration(Duration::from_millis(1))
+        .min_message_latency(min)
+        .max_message_latency(max)
+        // Room for every probe a long hold keeps back.
+        .udp_capacity(4096)
+        .build()
+}
+
 /// Faults at their times.
 pub type Schedule = Vec<(Duration, Fault)>;
 
@@ -535,16 +554,7 @@ fn judge(config: &WorldConfig, history: &History) -> Result<Run, String> {
         ..Meta::new(&config.timing, [(FEATURE.to_string(), feature)].into())
     });
     let end = config.chaos + config.calm;
-    let mut sim = turmoil::Builder::new()
-        .rng_seed(config.seed)
-        .epoch(UNIX_EPOCH + Duration::from_millis(EPOCH_MS))
-        .simulation_duration(end + Duration::from_secs(60))
-        .tick_duration(Duration::from_millis(1))
-        .min_message_latency(Duration::from_micros(200))
-        .max_message_latency(Duration::from_millis(2))
-        // Room for every probe a long hold keeps back.
-        .udp_capacity(4096)
-        .build();
+    let mut sim = simulation(config.seed, end, faults::NORMAL_LATENCY);
     let clocks = servers().map(|_| SimClock::new(EPOCH_MS));
     let probes = Probes::default();
     let (mut count, mut timing) = (config.count, config.timing);

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use hal_core::catalog::Catalog;
 use hal_core::client::ClientEvent;
@@ -413,15 +413,8 @@ fn play(
     }
     history.meta(meta);
     let end = scenario.duration;
-    let mut sim = turmoil::Builder::new()
-        .rng_seed(seed)
-        .epoch(UNIX_EPOCH + Duration::from_millis(EPOCH_MS))
-        .simulation_duration(end + Duration::from_secs(60))
-        .tick_duration(Duration::from_millis(1))
-        .min_message_latency(scenario.latency)
-        .max_message_latency(scenario.latency + scenario.jitter)
-        .udp_capacity(4096)
-        .build();
+    let latency = (scenario.latency, scenario.latency + scenario.jitter);
+    let mut sim = crate::world::simulation(seed, end, latency);
     let clocks = servers().map(|_| SimClock::new(EPOCH_MS));
     let probes = Probes::default();
     for (a, b, why) in refused {
