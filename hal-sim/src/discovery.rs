@@ -27,6 +27,7 @@ use hal_net::session::{Answered, Session};
 use hal_net::wire::Identity;
 
 use crate::clock::SimClock;
+use crate::error::HarnessError;
 use crate::faults::{host, peers, servers};
 use crate::net::SimTransport;
 use crate::storage::{SimDisk, SimStorage};
@@ -274,7 +275,7 @@ fn silence(sim: &mut turmoil::Sim<'_>, world: &DiscoveryWorld) {
 }
 
 /// Runs `world`: the triad, then the client's search; what it found.
-pub fn run(world: &DiscoveryWorld) -> Result<Outcome, String> {
+pub fn run(world: &DiscoveryWorld) -> Result<Outcome, HarnessError> {
     let mut sim = crate::world::simulation(world.seed, SEARCH_AT, crate::faults::NORMAL_LATENCY);
     for id in servers() {
         let off = world
@@ -298,10 +299,12 @@ pub fn run(world: &DiscoveryWorld) -> Result<Outcome, String> {
     });
     let before = SEARCH_AT - Duration::from_millis(100);
     while sim.elapsed() < before {
-        sim.step().map_err(|e| e.to_string())?;
+        sim.step()
+            .map_err(|e| HarnessError::Simulation(e.to_string()))?;
     }
     silence(&mut sim, world);
-    sim.run().map_err(|e| e.to_string())?;
+    sim.run()
+        .map_err(|e| HarnessError::Simulation(e.to_string()))?;
     let found = outcome.lock().unwrap_or_else(|e| e.into_inner()).take();
-    found.ok_or_else(|| "the client did not finish its search".to_string())
+    found.ok_or_else(|| HarnessError::Broken("the client did not finish its search".to_string()))
 }

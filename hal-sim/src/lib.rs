@@ -19,6 +19,7 @@ pub mod check;
 pub mod clock;
 pub mod discovery;
 pub mod effects;
+pub mod error;
 pub mod faults;
 pub mod field;
 pub mod history;

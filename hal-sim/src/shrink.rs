@@ -134,15 +134,32 @@ fn client_steps(plan: &[(Duration, Planned)], who: &str) -> Vec<Step> {
     steps
 }
 
+/// Why a seed could not be shrunk to a scenario.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShrinkError {
+    /// The license written for the world's feature does not parse (a bug of ours).
+    #[error("the generated license does not parse: {0}")]
+    License(String),
+    /// The seed's faults, played by the scenario runner, violate nothing.
+    #[error(
+        "seed {0}'s faults, replayed as a scenario with busy clients, violate no invariant (the seed's own clients did): no file written; replay the seed"
+    )]
+    NotReproduced(u64),
+    /// proptest could not start its search.
+    #[error("proptest: {0}")]
+    Search(String),
+}
+
 /// The world of `config` as a scenario: its license, timing, busy clients and the seed's
 /// faults (of the servers and of the client machine's links).
-pub fn scenario_of(config: &WorldConfig) -> Result<Scenario, String> {
+pub fn scenario_of(config: &WorldConfig) -> Result<Scenario, ShrinkError> {
     let license_text = format!(
         "FEATURE {FEATURE}\n{{\n  VENDOR = sim\n  COUNT = {}\n  HAL_SERVERS = 3\n  BORROW = 72\n}}\n",
         config.count
     );
     let license = parse_license("generated license", license_text.as_bytes())
-        .map_err(|e| format!("the generated license does not parse: {e}"))?;
+        .map_err(|e| ShrinkError::License(e.to_string()))?;
     let end = config.chaos + config.calm;
     let mut timing_overrides = Vec::new();
     let mut timing = config.timing;
@@ -214,14 +231,12 @@ fn candidate(full: &Scenario, faults: &[usize], clients: u32, keep: &[bool]) -> 
 
 /// Shrinks the violation of `config`'s seed (with `planted`, if a bug is planted) to a
 /// minimal scenario. Err says why it could not (the scenario does not reproduce it).
-pub fn shrink(config: &WorldConfig, planted: Option<Planted>) -> Result<Shrunk, String> {
+pub fn shrink(config: &WorldConfig, planted: Option<Planted>) -> Result<Shrunk, ShrinkError> {
     let full = scenario_of(config)?;
     let seed = config.seed;
     let first = scenario::run(&full, seed, planted);
     let Some(violation) = &first.violation else {
-        return Err(format!(
-            "seed {seed}'s faults, replayed as a scenario with busy clients, violate no invariant (the seed's own clients did): no file written; replay the seed"
-        ));
+        return Err(ShrinkError::NotReproduced(seed));
     };
     let invariant = violation.invariant;
     let fault_steps: Vec<usize> = full
@@ -247,7 +262,7 @@ pub fn shrink(config: &WorldConfig, planted: Option<Planted>) -> Result<Shrunk, 
     let mut runner = TestRunner::new_with_rng(Config::default(), rng);
     let mut tree = strategy
         .new_tree(&mut runner)
-        .map_err(|e| format!("proptest: {e}"))?;
+        .map_err(|e| ShrinkError::Search(e.to_string()))?;
     let mut runs = 1;
     // Candidates that differ only in which clients are dropped are the same scenario
     // (only the count matters): each is run once.

@@ -30,6 +30,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::check::Violation;
 use crate::clock::SimClock;
 use crate::effects::Effects;
+use crate::error::HarnessError;
 use crate::faults::{self, Fault, host, servers};
 use crate::history::{History, now_ms};
 use crate::net::SimTransport;
@@ -332,13 +333,13 @@ pub fn liveness_bound(timing: &Timing) -> Duration {
 /// simulation that failed (a server stopped with an error). The history up to then is
 /// kept, for the timeline.
 pub struct Failure {
-    pub what: String,
+    pub what: HarnessError,
     pub history: Vec<String>,
 }
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.what)
+        write!(f, "{}", self.what)
     }
 }
 
@@ -541,7 +542,7 @@ pub fn run(config: &WorldConfig) -> Result<Run, Failure> {
     })
 }
 
-fn judge(config: &WorldConfig, history: &History) -> Result<Run, String> {
+fn judge(config: &WorldConfig, history: &History) -> Result<Run, HarnessError> {
     let (clients, schedule) = draw(config);
     let feature = FeatureMeta {
         count: config.count,
@@ -618,9 +619,7 @@ fn judge(config: &WorldConfig, history: &History) -> Result<Run, String> {
     drive(&mut sim, plan, &clocks, history, &mut effects, book)?;
     let end_ms = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
     if history.violation().is_none() {
-        effects
-            .finish(end_ms)
-            .map_err(|e| format!("harness: {e}"))?;
+        effects.finish(end_ms).map_err(HarnessError::NoEffect)?;
         history.end(end_ms);
     }
     Ok(Run {
@@ -707,7 +706,7 @@ pub(crate) fn drive(
     history: &History,
     effects: &mut Effects,
     mut book: faults::Book,
-) -> Result<(), String> {
+) -> Result<(), HarnessError> {
     let mut plan = plan.into_iter().peekable();
     let mut client_cuts: BTreeMap<(String, ServerId), u32> = BTreeMap::new();
     loop {
@@ -723,10 +722,11 @@ pub(crate) fn drive(
             match planned {
                 Planned::Recover(_) => {}
                 Planned::Fault(fault) => {
-                    faults::apply(sim, fault, clocks, &mut book, history)?;
+                    faults::apply(sim, fault, clocks, &mut book, history)
+                        .map_err(HarnessError::Broken)?;
                     effects
                         .applied(now, fault)
-                        .map_err(|e| format!("harness: {e}"))?;
+                        .map_err(HarnessError::NoEffect)?;
                 }
                 Planned::Clients(held) if held.hold => {
                     for &s in &held.servers {
@@ -768,9 +768,9 @@ pub(crate) fn drive(
                 }
             }
         }
-        effects.due(now).map_err(|e| format!("harness: {e}"))?;
+        effects.due(now).map_err(HarnessError::NoEffect)?;
         if let Some(failure) = history.harness() {
-            return Err(format!("harness: {failure}"));
+            return Err(HarnessError::Broken(failure));
         }
         if history.violation().is_some() {
             return Ok(());
@@ -778,16 +778,13 @@ pub(crate) fn drive(
         match sim.step() {
             Ok(true) => return Ok(()),
             Ok(false) => {}
-            Err(error) => return Err(format!("the simulation failed: {error}")),
+            Err(error) => return Err(HarnessError::Simulation(error.to_string())),
         }
-        for s in book
-            .stopped(sim, history)
-            .map_err(|e| format!("harness: {e}"))?
-        {
+        for s in book.stopped(sim, history).map_err(HarnessError::Broken)? {
             let now = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
             effects
                 .applied(now, Fault::Crash(s))
-                .map_err(|e| format!("harness: {e}"))?;
+                .map_err(HarnessError::NoEffect)?;
         }
     }
 }

@@ -1,7 +1,8 @@
 //! A scenario run as JSON (`hal-sim run --json`), for tools and CI: the file, the seed,
-//! the verdict, every expectation and check judged, the violation or the harness
-//! failure, and the command that replays it; and a refused file's problems, one object
-//! each with its line, column and key. The text output says the same for people.
+//! the verdict, every expectation and check judged, the violation or the harness failure
+//! (its kind and message), and the command that replays it; and a refused file's
+//! problems, one object each with its line, column and key. The text output says the
+//! same for people.
 
 use serde_json::{Value, json};
 
@@ -46,7 +47,10 @@ pub fn run_json(file: &str, scenario: &Scenario, outcome: &Outcome, replay: &str
         "unmet": unmet,
         "judged": judged,
         "violation": violation,
-        "failure": outcome.failure,
+        "failure": outcome.failure.as_ref().map(|f| json!({
+            "kind": f.kind(),
+            "message": f.to_string(),
+        })),
         "replay": replay,
     })
 }
@@ -73,5 +77,33 @@ fn problem_json(error: &ScenarioError) -> Value {
             "problem": problem,
             "message": error.to_string(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::HarnessError;
+
+    #[test]
+    fn a_harness_failure_is_failed_with_its_kind_not_a_violation() {
+        let text = "name = \"n\"\nstory = \"s\"\n[license]\ntext = \"\"\"\nFEATURE cad\n{\n  VENDOR = v\n  COUNT = 1\n  HAL_SERVERS = 3\n}\n\"\"\"\n";
+        let scenario = super::super::parse("t.toml", text, std::path::Path::new("."))
+            .expect("a valid scenario");
+        let outcome = Outcome {
+            seed: 3,
+            history: Vec::new(),
+            violation: None,
+            failure: Some(HarnessError::NoEffect("a cut let a probe through".into())),
+            judged: Vec::new(),
+        };
+        let json = run_json("t.toml", &scenario, &outcome, "hal-sim run t.toml --seed 3");
+        assert_eq!(json["verdict"], "failed");
+        assert_eq!(json["violation"], Value::Null);
+        assert_eq!(json["failure"]["kind"], "no_effect");
+        assert_eq!(
+            json["failure"]["message"],
+            "harness: a cut let a probe through"
+        );
     }
 }

@@ -31,6 +31,7 @@ use super::{Action, Answer, Check, ClientAct, ClientGroup, LivenessFrom, Scenari
 use crate::check::Violation;
 use crate::clock::SimClock;
 use crate::effects::Effects;
+use crate::error::HarnessError;
 use crate::faults::{self, Book, Fault, host, servers};
 use crate::history::{History, now_ms};
 use crate::impostor::{self, IMPOSTOR_HOST, Reception};
@@ -77,7 +78,7 @@ pub struct Outcome {
     pub history: Vec<String>,
     pub violation: Option<Violation>,
     /// A failed simulation or a harness bug.
-    pub failure: Option<String>,
+    pub failure: Option<HarnessError>,
     /// Every expectation and check, in the order judged.
     pub judged: Vec<Judged>,
 }
@@ -386,7 +387,7 @@ fn play(
     planted: Option<Planted>,
     history: &History,
     judge: &Judge,
-) -> Result<(), String> {
+) -> Result<(), HarnessError> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let plan = plan(scenario, &mut rng);
     let timing = scenario.timing;
@@ -404,7 +405,8 @@ fn play(
         scenario: Some(scenario.name.clone()),
         ..Meta::new(&timing, features)
     };
-    let [s1, s2, s3] = servers().map(|id| setup(scenario, id, planted));
+    let [s1, s2, s3] =
+        servers().map(|id| setup(scenario, id, planted).map_err(HarnessError::Setup));
     let setups = [s1?, s2?, s3?];
     let refused = refused_pairs(&setups);
     if let Some(from) = liveness_from(scenario, &plan, refused.is_empty()) {
@@ -509,13 +511,11 @@ fn play(
     drive(&mut sim, plan, &clocks, history, &mut effects, book)?;
     let end_ms = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
     if let Some(failure) = history.harness() {
-        return Err(format!("harness: {failure}"));
+        return Err(HarnessError::Broken(failure));
     }
     if history.violation().is_none() {
-        effects
-            .finish(end_ms)
-            .map_err(|e| format!("harness: {e}"))?;
-        client_cuts_took_effect(scenario, &history.lines()).map_err(|e| format!("harness: {e}"))?;
+        effects.finish(end_ms).map_err(HarnessError::NoEffect)?;
+        client_cuts_took_effect(scenario, &history.lines()).map_err(HarnessError::NoEffect)?;
         history.end(end_ms);
     }
     Ok(())
