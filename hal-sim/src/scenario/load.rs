@@ -19,7 +19,7 @@ use hal_net::config::{TimingProfile, timing_keys, timing_section};
 use hal_net::toml_doc::{self, Location, Problem, Value, hint};
 use toml::de::{DeTable, DeValue};
 
-use super::verbs::{Actor, StepKeys, VERBS, Verb};
+use super::verbs::{Actor, StepKeys, VERBS, Verb, is_expectation};
 use super::{
     Action, Answer, Check, ClientAct, ClientGroup, Expect, LivenessFrom, Scenario, ServerSpec,
     Step, Window,
@@ -76,15 +76,6 @@ const WINDOW_KEYS: &[&str] = &[
 const WINDOW_COUNT_MAX: i64 = 1_000;
 /// Keys of a step besides its verb.
 const STEP_COMMON: &[&str] = &["at", "client"];
-const EXPECTATIONS: &[&str] = &[
-    "granted_by",
-    "denied",
-    "unknown",
-    "within",
-    "attempts_max",
-    "lost",
-    "refused",
-];
 /// The largest `attempts_max` that means anything (a request is given up long before).
 const ATTEMPTS_MAX: i64 = 1_000;
 
@@ -1022,7 +1013,7 @@ impl Doc<'_> {
                 || verb.params.contains(&key_name)
                 || verb.expectations.contains(&key_name);
             if !fits {
-                let problem = if EXPECTATIONS.contains(&key_name) {
+                let problem = if is_expectation(key_name) {
                     let takes = if verb.expectations.is_empty() {
                         "no expectation (use [[checks]] to check what it led to)".to_string()
                     } else {

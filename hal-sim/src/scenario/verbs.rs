@@ -33,8 +33,8 @@ pub(super) struct Verb {
     pub actor: Actor,
     /// Reads the step's action.
     pub read: fn(&StepKeys<'_, '_, '_>) -> Result<Action, ScenarioError>,
-    /// The verb and its keys, one a line, if `action` is this verb's.
-    pub write: fn(&Action) -> Option<String>,
+    /// The verb (given its name) and its keys, one a line, if `action` is this verb's.
+    pub write: fn(&'static str, &Action) -> Option<String>,
 }
 
 /// The expectations on a request's answer.
@@ -47,108 +47,46 @@ const ANSWERS: &[&str] = &[
     "lost",
 ];
 
+/// Whether `key` is an expectation of some verb.
+pub(super) fn is_expectation(key: &str) -> bool {
+    VERBS.iter().any(|verb| verb.expectations.contains(&key))
+}
+
 /// Every verb.
 pub(super) const VERBS: &[Verb] = &[
-    server_verb(
-        "crash",
-        &["for"],
-        |s| s.server_fault(Fault::Crash),
-        |a| one(a, |f| matches!(f, Fault::Crash(_))),
-    ),
-    server_verb(
-        "stop",
-        &["for"],
-        |s| s.server_fault(Fault::Stop),
-        |a| one(a, |f| matches!(f, Fault::Stop(_))),
-    ),
-    server_verb(
-        "restart",
-        &[],
-        |s| s.server_fault(Fault::Restart),
-        |a| one(a, |f| matches!(f, Fault::Restart(_))),
-    ),
-    server_verb(
-        "isolate",
-        &["for"],
-        |s| s.server_fault(Fault::Isolate),
-        |a| one(a, |f| matches!(f, Fault::Isolate(_))),
-    ),
-    server_verb(
-        "rejoin",
-        &[],
-        |s| s.server_fault(Fault::Rejoin),
-        |a| one(a, |f| matches!(f, Fault::Rejoin(_))),
-    ),
-    // A flap's own down and up phases are cuts and mends of the link.
-    server_verb(
-        "cut",
-        &["for"],
-        |s| s.pair_fault(Fault::Cut),
-        |a| {
-            two(a, "cut", |f| {
-                matches!(f, Fault::Cut(..) | Fault::FlapDown(..))
-            })
-        },
-    ),
-    // A flap's start and end alone say nothing: flapping is written as `flap`.
-    server_verb(
-        "mend",
-        &[],
-        |s| s.pair_fault(Fault::Mend),
-        |a| {
-            two(a, "mend", |f| {
-                matches!(
-                    f,
-                    Fault::Mend(..) | Fault::FlapUp(..) | Fault::Flap(..) | Fault::Steady(..)
-                )
-            })
-        },
-    ),
-    server_verb(
-        "cut_oneway",
-        &["for"],
-        |s| s.pair_fault(Fault::OneWay),
-        |a| two(a, "cut_oneway", |f| matches!(f, Fault::OneWay(..))),
-    ),
-    server_verb(
-        "mend_oneway",
-        &[],
-        |s| s.pair_fault(Fault::MendOneWay),
-        |a| two(a, "mend_oneway", |f| matches!(f, Fault::MendOneWay(..))),
-    ),
-    server_verb(
-        "hold",
-        &["for"],
-        |s| s.pair_fault(Fault::Hold),
-        |a| two(a, "hold", |f| matches!(f, Fault::Hold(..))),
-    ),
-    server_verb(
-        "release",
-        &[],
-        |s| s.pair_fault(Fault::Release),
-        |a| two(a, "release", |f| matches!(f, Fault::Release(..))),
-    ),
+    server_verb("crash", &["for"], |s| s.server_fault(Fault::Crash), one),
+    server_verb("stop", &["for"], |s| s.server_fault(Fault::Stop), one),
+    server_verb("restart", &[], |s| s.server_fault(Fault::Restart), one),
+    server_verb("isolate", &["for"], |s| s.server_fault(Fault::Isolate), one),
+    server_verb("rejoin", &[], |s| s.server_fault(Fault::Rejoin), one),
+    server_verb("cut", &["for"], |s| s.pair_fault(Fault::Cut), two),
+    server_verb("mend", &[], |s| s.pair_fault(Fault::Mend), two),
+    server_verb("cut_oneway", &["for"], |s| s.pair_fault(Fault::OneWay), two),
+    server_verb("mend_oneway", &[], |s| s.pair_fault(Fault::MendOneWay), two),
+    server_verb("hold", &["for"], |s| s.pair_fault(Fault::Hold), two),
+    server_verb("release", &[], |s| s.pair_fault(Fault::Release), two),
     server_verb("slow", &["latency", "for"], read_slow, write_slow),
-    server_verb(
-        "fast",
-        &[],
-        |s| s.pair_fault(Fault::Fast),
-        |a| two(a, "fast", |f| matches!(f, Fault::Fast(..))),
-    ),
+    server_verb("fast", &[], |s| s.pair_fault(Fault::Fast), two),
     server_verb("flap", &["for", "down", "up"], read_flap, write_flap),
     server_verb("clock", &["offset", "drift_ppm"], read_clock, write_clock),
-    client_verb("checkout", &["unless_held"], ANSWERS, read_checkout, |a| {
-        act(a, |act| match act {
-            ClientAct::Checkout(f) => Some(format!("checkout = {}", quoted(f))),
-            _ => None,
-        })
-    }),
+    client_verb(
+        "checkout",
+        &["unless_held"],
+        ANSWERS,
+        read_checkout,
+        |_, a| {
+            act(a, |act| match act {
+                ClientAct::Checkout(f) => Some(format!("checkout = {}", quoted(f))),
+                _ => None,
+            })
+        },
+    ),
     client_verb(
         "borrow",
         &["hours", "unless_held"],
         ANSWERS,
         read_borrow,
-        |a| {
+        |_, a| {
             act(a, |act| match act {
                 ClientAct::Borrow(f, hours) => {
                     Some(format!("borrow = {}\nhours = {hours}", quoted(f)))
@@ -162,7 +100,7 @@ pub(super) const VERBS: &[Verb] = &[
         &["if_held"],
         &["within", "attempts_max"],
         |s| Ok(s.client(ClientAct::Checkin(s.feature()?))),
-        |a| {
+        |_, a| {
             act(a, |act| match act {
                 ClientAct::Checkin(f) => Some(format!("checkin = {}", quoted(f))),
                 _ => None,
@@ -174,7 +112,7 @@ pub(super) const VERBS: &[Verb] = &[
         &["if_held"],
         &["within", "attempts_max"],
         |s| Ok(s.client(ClientAct::Return(s.feature()?))),
-        |a| {
+        |_, a| {
             act(a, |act| match act {
                 ClientAct::Return(f) => Some(format!("return = {}", quoted(f))),
                 _ => None,
@@ -187,7 +125,7 @@ pub(super) const VERBS: &[Verb] = &[
         &[],
         &["lost", "within"],
         |s| Ok(s.client(ClientAct::Freeze(s.doc.duration(s.name, s.value)?))),
-        |a| {
+        |_, a| {
             act(a, |act| match act {
                 ClientAct::Freeze(d) => Some(format!("freeze = {}", duration(*d))),
                 _ => None,
@@ -201,7 +139,7 @@ pub(super) const VERBS: &[Verb] = &[
         read_disconnect,
         write_disconnect,
     ),
-    client_verb("kill", &[], &[], read_kill, |a| {
+    client_verb("kill", &[], &[], read_kill, |_, a| {
         act(a, |act| {
             matches!(act, ClientAct::Kill).then(|| "kill = true".to_string())
         })
@@ -220,7 +158,7 @@ const fn server_verb(
     name: &'static str,
     params: &'static [&'static str],
     read: fn(&StepKeys<'_, '_, '_>) -> Result<Action, ScenarioError>,
-    write: fn(&Action) -> Option<String>,
+    write: fn(&'static str, &Action) -> Option<String>,
 ) -> Verb {
     Verb {
         name,
@@ -237,7 +175,7 @@ const fn client_verb(
     params: &'static [&'static str],
     expectations: &'static [&'static str],
     read: fn(&StepKeys<'_, '_, '_>) -> Result<Action, ScenarioError>,
-    write: fn(&Action) -> Option<String>,
+    write: fn(&'static str, &Action) -> Option<String>,
 ) -> Verb {
     Verb {
         name,
@@ -254,7 +192,7 @@ const fn client_verb(
 pub(super) fn write_action(action: &Action) -> String {
     VERBS
         .iter()
-        .find_map(|verb| (verb.write)(action))
+        .find_map(|verb| (verb.write)(verb.name, action))
         .unwrap_or_default()
 }
 
@@ -328,36 +266,41 @@ impl StepKeys<'_, '_, '_> {
     }
 }
 
-/// `crash = 1` (and `for`), if `action` is a fault of one server that `is` this verb's.
-fn one(action: &Action, is: fn(&Fault) -> bool) -> Option<String> {
+/// `crash = 1` (and `for`), if `action` is a fault of one server that verb `name` writes.
+fn one(name: &'static str, action: &Action) -> Option<String> {
     let Action::Server { fault, lasting } = action else {
         return None;
     };
-    let s = match fault {
-        Fault::Crash(s)
-        | Fault::Stop(s)
-        | Fault::Restart(s)
-        | Fault::Isolate(s)
-        | Fault::Rejoin(s) => *s,
+    let (verb, s) = match *fault {
+        Fault::Crash(s) => ("crash", s),
+        Fault::Stop(s) => ("stop", s),
+        Fault::Restart(s) => ("restart", s),
+        Fault::Isolate(s) => ("isolate", s),
+        Fault::Rejoin(s) => ("rejoin", s),
         _ => return None,
     };
-    let name = match fault {
-        Fault::Crash(_) => "crash",
-        Fault::Stop(_) => "stop",
-        Fault::Restart(_) => "restart",
-        Fault::Isolate(_) => "isolate",
-        _ => "rejoin",
-    };
-    is(fault).then(|| format!("{name} = {}{}", s.get(), for_line(*lasting)))
+    (verb == name).then(|| format!("{name} = {}{}", s.get(), for_line(*lasting)))
 }
 
-/// `cut = [1, 2]` (and `for`), if `action` is a fault of a link that `is` this verb's.
-fn two(action: &Action, name: &str, is: fn(&Fault) -> bool) -> Option<String> {
+/// `cut = [1, 2]` (and `for`), if `action` is a fault of a link that verb `name` writes.
+/// A flap's own down and up phases are cuts and mends of the link; its start and end
+/// alone say nothing (flapping is written as `flap`), so they are written as mends.
+fn two(name: &'static str, action: &Action) -> Option<String> {
     let Action::Server { fault, lasting } = action else {
         return None;
     };
     let (a, b) = link(fault)?;
-    is(fault).then(|| format!("{name} = {}{}", pair(a, b), for_line(*lasting)))
+    let verb = match fault {
+        Fault::Cut(..) | Fault::FlapDown(..) => "cut",
+        Fault::Mend(..) | Fault::FlapUp(..) | Fault::Flap(..) | Fault::Steady(..) => "mend",
+        Fault::OneWay(..) => "cut_oneway",
+        Fault::MendOneWay(..) => "mend_oneway",
+        Fault::Hold(..) => "hold",
+        Fault::Release(..) => "release",
+        Fault::Fast(..) => "fast",
+        _ => return None,
+    };
+    (verb == name).then(|| format!("{name} = {}{}", pair(a, b), for_line(*lasting)))
 }
 
 /// The link a fault is on.
@@ -415,7 +358,7 @@ fn read_slow(s: &StepKeys<'_, '_, '_>) -> Result<Action, ScenarioError> {
     })
 }
 
-fn write_slow(action: &Action) -> Option<String> {
+fn write_slow(_: &str, action: &Action) -> Option<String> {
     match action {
         Action::Server {
             fault: Fault::Slow(a, b, latency),
@@ -461,7 +404,7 @@ fn read_flap(s: &StepKeys<'_, '_, '_>) -> Result<Action, ScenarioError> {
     })
 }
 
-fn write_flap(action: &Action) -> Option<String> {
+fn write_flap(_: &str, action: &Action) -> Option<String> {
     let Action::Flap {
         a,
         b,
@@ -509,7 +452,7 @@ fn read_clock(s: &StepKeys<'_, '_, '_>) -> Result<Action, ScenarioError> {
     })
 }
 
-fn write_clock(action: &Action) -> Option<String> {
+fn write_clock(_: &str, action: &Action) -> Option<String> {
     match action {
         Action::Server {
             fault: Fault::Clock(s, offset, drift),
@@ -571,7 +514,7 @@ fn read_busy(s: &StepKeys<'_, '_, '_>) -> Result<Action, ScenarioError> {
     }))
 }
 
-fn write_busy(action: &Action) -> Option<String> {
+fn write_busy(_: &str, action: &Action) -> Option<String> {
     act(action, |act| match act {
         ClientAct::Busy {
             feature,
@@ -618,7 +561,7 @@ fn read_disconnect(s: &StepKeys<'_, '_, '_>) -> Result<Action, ScenarioError> {
     }))
 }
 
-fn write_disconnect(action: &Action) -> Option<String> {
+fn write_disconnect(_: &str, action: &Action) -> Option<String> {
     act(action, |act| match act {
         ClientAct::Disconnect {
             lasting,
@@ -683,7 +626,7 @@ fn read_impostor(s: &StepKeys<'_, '_, '_>) -> Result<Action, ScenarioError> {
     Ok(Action::Impostor { claimed, targets })
 }
 
-fn write_impostor(action: &Action) -> Option<String> {
+fn write_impostor(_: &str, action: &Action) -> Option<String> {
     let Action::Impostor { claimed, targets } = action else {
         return None;
     };
@@ -733,7 +676,7 @@ mod tests {
         for (action, name) in actions.iter().zip(names) {
             let writers: Vec<&str> = VERBS
                 .iter()
-                .filter(|v| (v.write)(action).is_some())
+                .filter(|v| (v.write)(v.name, action).is_some())
                 .map(|v| v.name)
                 .collect();
             assert_eq!(writers, [name], "{action:?}");
