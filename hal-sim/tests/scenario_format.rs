@@ -1089,3 +1089,52 @@ fn a_stopped_server_exits_cleanly_and_starts_again() {
         outcome.judged
     );
 }
+
+/// `work`: a group works as a seed sweep's clients do (checkouts and borrows, holds,
+/// retries after denials, and before `chaos` processes that die or freeze), drawn from
+/// the seed: one seed gives one history, the invariants hold through a failover, and the
+/// run does what it says.
+#[test]
+fn a_working_group_checks_out_borrows_dies_and_freezes_as_the_sweep_clients_do() {
+    let body = "\n[[steps]]\nat = \"0s\"\nclient = \"eng\"\nwork = \"cad\"\nuntil = \"50s\"\nchaos = \"30s\"\n\n[[steps]]\nat = \"12s\"\ncrash = 1\nfor = \"8s\"\n\n[[checks]]\nfrom = \"0s\"\nuntil = \"60s\"\nactive_max = 1\n";
+    let loaded = parse(body).unwrap();
+    let text = scenario::write(&loaded);
+    assert!(
+        text.contains("work = \"cad\"\nuntil = \"50s\"\nchaos = \"30s\""),
+        "{text}"
+    );
+    let mut events: std::collections::BTreeMap<String, usize> = Default::default();
+    for seed in 0..6 {
+        let outcome = scenario::run(&loaded, seed, None);
+        assert_eq!(
+            outcome.verdict(),
+            Verdict::Passed,
+            "seed {seed}: {:?} {:?}",
+            outcome.violation,
+            outcome.judged
+        );
+        for record in records(&outcome.history) {
+            let kind = match record {
+                Record::Client(c) => format!("{:?}", c.event)
+                    .split([' ', '{'])
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+                Record::Request(r) => format!("{:?}", r.op),
+                _ => continue,
+            };
+            *events.entry(kind).or_default() += 1;
+        }
+        if seed == 0 {
+            assert_eq!(scenario::run(&loaded, 0, None).history, outcome.history);
+        }
+    }
+    for kind in [
+        "Checkout", "Borrow", "Checkin", "Return", "Granted", "Denied", "Crashed", "Frozen",
+    ] {
+        assert!(
+            events.get(kind).is_some_and(|n| *n > 0),
+            "no {kind} in six seeds: {events:?}"
+        );
+    }
+}

@@ -360,7 +360,9 @@ fn step_end(step: &Step) -> Duration {
         Action::Server { lasting, .. } => lasting.unwrap_or_default(),
         Action::Flap { lasting, .. } => *lasting,
         Action::Client { act, .. } => match act {
-            ClientAct::Busy { until, .. } => until.saturating_sub(step.at),
+            ClientAct::Busy { until, .. } | ClientAct::Work { until, .. } => {
+                until.saturating_sub(step.at)
+            }
             ClientAct::Freeze(d) => *d,
             ClientAct::Disconnect { lasting, .. } => *lasting,
             _ => Duration::ZERO,
@@ -1556,7 +1558,7 @@ impl Doc<'_> {
                     | ClientAct::Borrow(f, _)
                     | ClientAct::Checkin(f)
                     | ClientAct::Return(f) => f,
-                    ClientAct::Busy { feature, .. } => feature,
+                    ClientAct::Busy { feature, .. } | ClientAct::Work { feature, .. } => feature,
                     _ => continue,
                 };
                 // A request for a feature the license lacks is a scenario of its own

@@ -188,6 +188,17 @@ pub enum ClientAct {
         until: Duration,
         hold: Option<Duration>,
     },
+    /// Works as a seed sweep's clients do, until `until`: checks out (one request in ten
+    /// a borrow for an hour), holds the seat 0.1–5 s (a borrow, and one seat in eight,
+    /// 8–20 s), gives it back, and after a denial tries again 0.5–3 s later; until
+    /// `chaos`, its process may also die holding a seat (3 % of grants; a new process
+    /// starts 0.1–2 s later) or freeze (5 %, for up to two leases). All drawn from the
+    /// seed.
+    Work {
+        feature: String,
+        until: Duration,
+        chaos: Option<Duration>,
+    },
     /// The client process is paused (no heartbeats) for this long.
     Freeze(Duration),
     /// The client's machine is cut off from the servers `from` for this long; `held`:

@@ -796,37 +796,19 @@ impl Member {
                     self.busy(&mut session, &mut rng, feature, *until, *hold)
                         .await;
                 }
-                ClientAct::Freeze(lasting) => {
-                    self.history
-                        .client(&self.label, ClientEventRecord::Frozen { handle: None });
-                    let before = self.sent.load(Ordering::Relaxed);
-                    tokio::time::sleep(*lasting).await;
-                    let during = self.sent.load(Ordering::Relaxed) - before;
-                    if during > 0 {
-                        self.history.harness_failure(format!(
-                            "client {} sent {during} requests while frozen",
-                            self.label
-                        ));
-                    }
-                    self.history
-                        .client(&self.label, ClientEventRecord::Thawed { handle: None });
+                ClientAct::Work {
+                    feature,
+                    until,
+                    chaos,
+                } => {
+                    let chaos = chaos.unwrap_or_default();
+                    self.work(&mut session, &mut rng, feature, (*until, chaos))
+                        .await;
                 }
+                ClientAct::Freeze(lasting) => self.frozen_for(*lasting).await,
                 // The driver cuts the machine off; losses are judged at the end.
                 ClientAct::Disconnect { .. } => {}
-                ClientAct::Kill => {
-                    for (_, handle, _) in self.held.drain(..) {
-                        self.history.client(
-                            &self.label,
-                            ClientEventRecord::Crashed {
-                                handle: Some(handle.to_string()),
-                            },
-                        );
-                    }
-                    self.publish();
-                    self.restarts += 1;
-                    self.label = format!("{}.{}", self.name, self.restarts);
-                    session = self.session(ClientId(rng.random()));
-                }
+                ClientAct::Kill => session = self.die(&mut rng),
             }
         }
         let until = self.until;
@@ -841,6 +823,107 @@ impl Member {
         let line = u64::try_from(step.line).unwrap_or(u64::MAX);
         self.history
             .client(&self.label, ClientEventRecord::Skipped { line, held });
+    }
+
+    /// The client process dies holding its seats; a new one, with a new label and
+    /// client id, takes its place.
+    fn die(&mut self, rng: &mut ChaCha8Rng) -> SimSession {
+        for (_, handle, _) in self.held.drain(..) {
+            self.history.client(
+                &self.label,
+                ClientEventRecord::Crashed {
+                    handle: Some(handle.to_string()),
+                },
+            );
+        }
+        self.publish();
+        self.restarts += 1;
+        self.label = format!("{}.{}", self.name, self.restarts);
+        self.session(ClientId(rng.random()))
+    }
+
+    /// A user at work as a seed sweep's clients are ([`ClientAct::Work`]), until the
+    /// first of `(until, chaos)`; its process may die or freeze before the second.
+    async fn work(
+        &mut self,
+        session: &mut SimSession,
+        rng: &mut ChaCha8Rng,
+        feature: &str,
+        (until, chaos): (Duration, Duration),
+    ) {
+        // How long each seat is kept, from a stream of its own ("holds" in ASCII).
+        let mut holds = ChaCha8Rng::seed_from_u64(self.seed ^ 0x0068_6f6c_6473);
+        let until = until.min(self.until);
+        let now = || turmoil::sim_elapsed().unwrap_or_default();
+        while now() < until {
+            let borrow = rng.random_bool(0.1);
+            let seq = if borrow {
+                session.borrow(feature, 1)
+            } else {
+                session.checkout(feature)
+            };
+            let Some(Answered::Granted { handle, .. }) = self.answer(session, seq, feature).await
+            else {
+                let pause = Duration::from_millis(rng.random_range(500..3_000));
+                self.idle_until(session, now() + pause).await;
+                continue;
+            };
+            self.held.push((feature.to_string(), handle, borrow));
+            self.publish();
+            if now() < chaos && rng.random_bool(0.03) {
+                *session = self.die(rng);
+                let pause = Duration::from_millis(rng.random_range(100..2_000));
+                tokio::time::sleep(pause).await;
+                continue;
+            }
+            if now() < chaos && rng.random_bool(0.05) {
+                self.freeze_a_while(rng, chaos).await;
+            }
+            let hold = if borrow || holds.random_bool(1.0 / 8.0) {
+                Duration::from_millis(holds.random_range(8_000..20_000))
+            } else {
+                Duration::from_millis(rng.random_range(100..5_000))
+            };
+            self.idle_until(session, (now() + hold).min(until)).await;
+            let Some(at) = self.held.iter().position(|(_, h, _)| *h == handle) else {
+                continue; // lost on the way
+            };
+            self.held.remove(at);
+            self.publish();
+            let seq = if borrow {
+                session.return_borrow(handle)
+            } else {
+                session.checkin(handle)
+            };
+            self.answer(session, seq, feature).await;
+        }
+    }
+
+    /// Frozen for up to two leases, thawed by `chaos`: no heartbeats, nothing sent.
+    async fn freeze_a_while(&self, rng: &mut ChaCha8Rng, chaos: Duration) {
+        let now = turmoil::sim_elapsed().unwrap_or_default();
+        let lease = u64::try_from(self.timing.client_lease.as_millis()).unwrap_or(u64::MAX);
+        let left = u64::try_from(chaos.saturating_sub(now).as_millis()).unwrap_or(u64::MAX);
+        let frozen =
+            Duration::from_millis(rng.random_range(0..lease.saturating_mul(2).min(left) + 1));
+        self.frozen_for(frozen).await;
+    }
+
+    /// The client process paused for `lasting`: it must send nothing meanwhile.
+    async fn frozen_for(&self, lasting: Duration) {
+        self.history
+            .client(&self.label, ClientEventRecord::Frozen { handle: None });
+        let before = self.sent.load(Ordering::Relaxed);
+        tokio::time::sleep(lasting).await;
+        let during = self.sent.load(Ordering::Relaxed) - before;
+        if during > 0 {
+            self.history.harness_failure(format!(
+                "client {} sent {during} requests while frozen",
+                self.label
+            ));
+        }
+        self.history
+            .client(&self.label, ClientEventRecord::Thawed { handle: None });
     }
 
     /// A busy user: checks out, holds the seat a while, checks in, until `until`.
@@ -1008,6 +1091,7 @@ fn verb(act: &ClientAct) -> &'static str {
         ClientAct::Checkin(_) => "checkin",
         ClientAct::Return(_) => "return",
         ClientAct::Busy { .. } => "busy",
+        ClientAct::Work { .. } => "work",
         ClientAct::Freeze(_) => "freeze",
         ClientAct::Disconnect { .. } => "disconnect",
         ClientAct::Kill => "kill",

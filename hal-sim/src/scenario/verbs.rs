@@ -121,6 +121,13 @@ pub(super) const VERBS: &[Verb] = &[
     ),
     client_verb("busy", &["until", "hold"], &["lost"], read_busy, write_busy),
     client_verb(
+        "work",
+        &["until", "chaos"],
+        &["lost"],
+        read_work,
+        write_work,
+    ),
+    client_verb(
         "freeze",
         &[],
         &["lost", "within"],
@@ -524,6 +531,56 @@ fn write_busy(_: &str, action: &Action) -> Option<String> {
             let hold = hold.map_or(String::new(), |h| format!("\nhold = {}", duration(h)));
             Some(format!(
                 "busy = {}\nuntil = {}{hold}",
+                quoted(feature),
+                duration(*until)
+            ))
+        }
+        _ => None,
+    })
+}
+
+fn read_work(s: &StepKeys<'_, '_, '_>) -> Result<Action, ScenarioError> {
+    let until = s.required(
+        "until",
+        "a working client needs until = \"<when it stops>\", e.g. until = \"60s\"",
+    )?;
+    let until_at = s.doc.duration("until", until)?;
+    if until_at <= s.at {
+        return Err(s
+            .doc
+            .at(until.span(), "until", "the work ends before it starts"));
+    }
+    let chaos = match s.table.get("chaos") {
+        None => None,
+        Some(value) => {
+            let chaos = s.doc.duration("chaos", value)?;
+            if chaos <= s.at || chaos > until_at {
+                return Err(s.doc.at(
+                    value.span(),
+                    "chaos",
+                    "the processes may crash and freeze until a time between the step's and until",
+                ));
+            }
+            Some(chaos)
+        }
+    };
+    Ok(s.client(ClientAct::Work {
+        feature: s.feature()?,
+        until: until_at,
+        chaos,
+    }))
+}
+
+fn write_work(_: &str, action: &Action) -> Option<String> {
+    act(action, |act| match act {
+        ClientAct::Work {
+            feature,
+            until,
+            chaos,
+        } => {
+            let chaos = chaos.map_or(String::new(), |c| format!("\nchaos = {}", duration(c)));
+            Some(format!(
+                "work = {}\nuntil = {}{chaos}",
                 quoted(feature),
                 duration(*until)
             ))
