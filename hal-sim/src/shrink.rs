@@ -143,7 +143,7 @@ pub enum ShrinkError {
     License(String),
     /// The seed's faults, played by the scenario runner, violate nothing.
     #[error(
-        "seed {0}'s faults, replayed as a scenario with busy clients, violate no invariant (the seed's own clients did): no file written; replay the seed"
+        "seed {0}'s faults, replayed as a scenario with its clients working as the sweep's do, violate no invariant (the seed's own clients did): no file written; replay the seed"
     )]
     NotReproduced(u64),
     /// proptest could not start its search.
@@ -151,7 +151,7 @@ pub enum ShrinkError {
     Search(String),
 }
 
-/// The world of `config` as a scenario: its license, timing, busy clients and the seed's
+/// The world of `config` as a scenario: its license, timing, working clients and the seed's
 /// faults (of the servers and of the client machine's links).
 pub fn scenario_of(config: &WorldConfig) -> Result<Scenario, ShrinkError> {
     let license_text = format!(
@@ -175,10 +175,10 @@ pub fn scenario_of(config: &WorldConfig) -> Result<Scenario, ShrinkError> {
         line: 0,
         action: Action::Client {
             who: "c".into(),
-            act: ClientAct::Busy {
+            act: ClientAct::Work {
                 feature: FEATURE.into(),
                 until: end,
-                hold: None,
+                chaos: (config.chaos > Duration::ZERO).then_some(config.chaos),
             },
         },
         expect: Expect::default(),
@@ -247,7 +247,7 @@ pub fn shrink(config: &WorldConfig, planted: Option<Planted>) -> Result<Shrunk, 
             !matches!(
                 s.action,
                 Action::Client {
-                    act: ClientAct::Busy { .. },
+                    act: ClientAct::Work { .. },
                     ..
                 }
             )
