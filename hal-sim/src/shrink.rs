@@ -209,6 +209,7 @@ pub fn scenario_of(config: &WorldConfig) -> Result<Scenario, ShrinkError> {
         duration_given: true,
         liveness: LivenessFrom::At(config.chaos),
         warnings: Vec::new(),
+        audit: None,
     })
 }
 

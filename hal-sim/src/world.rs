@@ -639,7 +639,7 @@ fn audit_time(config: &WorldConfig) -> Option<Duration> {
 }
 
 /// Reads the seat table of the active server at `at` and records it (`audit`).
-async fn audit(at: Duration, history: History) {
+pub(crate) async fn audit(at: Duration, history: History) {
     let now = turmoil::sim_elapsed().unwrap_or_default();
     tokio::time::sleep(at.saturating_sub(now)).await;
     let limit = Duration::from_secs(1);

@@ -1138,3 +1138,44 @@ fn a_working_group_checks_out_borrows_dies_and_freezes_as_the_sweep_clients_do()
         );
     }
 }
+
+/// `log_entries_max` makes a server snapshot often; `audit` reads the active server's
+/// seat table for invariant 7 (no orphan seat) at its time; both are written back.
+#[test]
+fn a_scenario_can_snapshot_often_and_audit_its_seats() {
+    let body = "\n[servers.1]\nlog_entries_max = 4\n\n[servers.2]\nlog_entries_max = 4\n\n[servers.3]\nlog_entries_max = 4\n\n[[steps]]\nat = \"0s\"\nclient = \"eng\"\nwork = \"cad\"\nuntil = \"25s\"\n\n[[steps]]\nat = \"5s\"\ncrash = 3\nfor = \"10s\"\n";
+    let text = format!("audit = \"29s\"\n{HEAD}{body}");
+    let loaded = scenario::parse("t.toml", &text, Path::new(".")).unwrap();
+    assert_eq!(loaded.audit, Some(Duration::from_secs(29)));
+    assert_eq!(loaded.servers[0].log_entries_max, Some(4));
+    let outcome = scenario::run(&loaded, 1, None);
+    assert_eq!(
+        outcome.verdict(),
+        Verdict::Passed,
+        "{:?}",
+        outcome.violation
+    );
+    let records = records(&outcome.history);
+    let audits = records
+        .iter()
+        .filter(|r| matches!(r, Record::Audit(a) if a.t_ms >= 29_000))
+        .count();
+    assert_eq!(audits, 1);
+    let installed = records
+        .iter()
+        .filter(|r| matches!(r, Record::Checkpoint(c) if c.server == 3 && c.snapshot == hal_core::record::SnapshotHow::Installed))
+        .count();
+    assert!(installed > 0, "#3 came back behind and was sent a snapshot");
+    let again = scenario::parse("t.toml", &scenario::write(&loaded), Path::new(".")).unwrap();
+    assert_eq!(
+        (again.audit, again.servers.clone()),
+        (loaded.audit, loaded.servers.clone())
+    );
+    let error = scenario::parse("t.toml", &text.replace("= 4\n", "= 2\n"), Path::new("."))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("servers.1.log_entries_max: 2 is not from 4 to 1000000"),
+        "{error}"
+    );
+}

@@ -42,6 +42,7 @@ const TOP_KEYS: &[&str] = &[
     "seed",
     "duration",
     "liveness_from",
+    "audit",
     "license",
     "timing",
     "network",
@@ -58,7 +59,11 @@ const SERVER_KEYS: &[&str] = &[
     "clock_drift_ppm",
     "triad",
     "sync_time",
+    "log_entries_max",
 ];
+/// The range of `log_entries_max`: a few entries (a snapshot every few requests) to a
+/// million.
+const LOG_ENTRIES: (i64, i64) = (4, 1_000_000);
 const CLIENT_KEYS: &[&str] = &["name", "count", "path"];
 /// The keys of a check at an instant.
 const INSTANT_KEYS: &[&str] = &["at", "active", "in_use", "holds", "holders"];
@@ -239,10 +244,16 @@ impl Doc<'_> {
         let steps = self.steps(root, &clients);
         let checks = self.checks(root, &clients);
         let liveness = self.keep(self.liveness(root));
+        let audit = self.keep(
+            root.get("audit")
+                .map(|value| self.duration("audit", value))
+                .transpose(),
+        );
         let needed = steps
             .iter()
             .map(step_end)
             .chain(checks.iter().map(Check::judged_at))
+            .chain(audit.flatten())
             .max()
             .unwrap_or_default();
         let duration = self.keep(self.duration_of_run(root, needed));
@@ -272,6 +283,7 @@ impl Doc<'_> {
             duration,
             duration_given,
             liveness: liveness?,
+            audit: audit?,
             warnings: self.timing_warnings(root, &timing),
         };
         Some(scenario)
@@ -785,6 +797,12 @@ impl Doc<'_> {
             }
             if let Some(value) = server.get("triad") {
                 spec.triad = self.triad(&format!("{place}.triad"), value)?;
+            }
+            if let Some(value) = server.get("log_entries_max") {
+                let key = format!("{place}.log_entries_max");
+                let (min, max) = LOG_ENTRIES;
+                let n = self.toml.integer_in(&key, value, min, max)?;
+                spec.log_entries_max = usize::try_from(n).ok();
             }
             if let Some(value) = server.get("sync_time") {
                 spec.sync_time = self.duration(&format!("{place}.sync_time"), value)?;

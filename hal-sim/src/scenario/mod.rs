@@ -81,6 +81,9 @@ pub struct Scenario {
     /// Whether the file gave `duration` (else it is worked out from the timeline).
     pub duration_given: bool,
     pub liveness: LivenessFrom,
+    /// When the harness reads the active server's seat table for invariant 7 (no orphan
+    /// seat), if at all.
+    pub audit: Option<Duration>,
     /// What the loader found odd but runnable, each naming its place in the file (a
     /// `client_lease` shorter than a client's give-up time).
     pub warnings: Vec<String>,
@@ -99,6 +102,9 @@ pub struct ServerSpec {
     pub triad: [ServerId; 3],
     /// How long a sync of its disk takes (writes not yet synced are lost in a crash).
     pub sync_time: Duration,
+    /// The most log entries it keeps before it takes a snapshot (`None`: the server's
+    /// own default); small, it snapshots often and sends snapshots to servers behind.
+    pub log_entries_max: Option<usize>,
 }
 
 impl Default for ServerSpec {
@@ -109,6 +115,7 @@ impl Default for ServerSpec {
             clock_drift_ppm: 0,
             triad: [ServerId::PRIMARY, ServerId::SECONDARY, ServerId::TIEBREAKER],
             sync_time: Duration::from_millis(2),
+            log_entries_max: None,
         }
     }
 }

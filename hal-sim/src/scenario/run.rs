@@ -216,7 +216,9 @@ fn setup(
         sync_time: spec.sync_time,
         plants: Planted::plants(planted),
         lose_syncs: planted == Some(Planted::LostFsync),
-        log_entries_max: hal_core::server::Config::triad(id, scenario.timing).log_entries_max,
+        log_entries_max: spec.log_entries_max.unwrap_or_else(|| {
+            hal_core::server::Config::triad(id, scenario.timing).log_entries_max
+        }),
     })
 }
 
@@ -486,6 +488,7 @@ fn play(
     checks.sort_by_key(Check::judged_at);
     let operator = Operator {
         checks,
+        audit: scenario.audit,
         groups: scenario.clients.clone(),
         holdings,
         judge: judge.clone(),
@@ -1104,6 +1107,8 @@ fn verb(act: &ClientAct) -> &'static str {
 struct Operator {
     /// In the order they are judged.
     checks: Vec<Check>,
+    /// When to read the active server's seat table for invariant 7, if at all.
+    audit: Option<Duration>,
     /// The scenario's clients, to tell a group's members.
     groups: Vec<ClientGroup>,
     holdings: Holdings,
@@ -1116,6 +1121,9 @@ struct Operator {
 
 impl Operator {
     async fn run(self) -> turmoil::Result {
+        if let Some(at) = self.audit {
+            tokio::spawn(crate::world::audit(at, self.judge.history.clone()));
+        }
         for check in &self.checks {
             let now = turmoil::sim_elapsed().unwrap_or_default();
             tokio::time::sleep(check.judged_at().saturating_sub(now)).await;

@@ -55,6 +55,9 @@ pub fn write(scenario: &Scenario) -> String {
     if scenario.duration_given {
         let _ = writeln!(out, "duration = {}", duration(scenario.duration));
     }
+    if let Some(at) = scenario.audit {
+        let _ = writeln!(out, "audit = {}", duration(at));
+    }
     match scenario.liveness {
         LivenessFrom::Auto => {}
         LivenessFrom::Never => out.push_str("liveness_from = \"never\"\n"),
@@ -94,6 +97,9 @@ pub fn write(scenario: &Scenario) -> String {
             .collect();
         let _ = writeln!(out, "triad = [{}]", triad.join(", "));
         let _ = writeln!(out, "sync_time = {}", duration(spec.sync_time));
+        if let Some(n) = spec.log_entries_max {
+            let _ = writeln!(out, "log_entries_max = {n}");
+        }
     }
     for group in &scenario.clients {
         let _ = writeln!(out, "\n[[clients]]\nname = {}", quoted(&group.name));
