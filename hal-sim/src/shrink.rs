@@ -17,7 +17,9 @@ use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 use crate::faults::{self, Fault};
-use crate::scenario::{self, Action, ClientAct, ClientGroup, Expect, LivenessFrom, Scenario, Step};
+use crate::scenario::{
+    self, Action, ClientAct, ClientGroup, Expect, LivenessFrom, Scenario, ServerSpec, Step,
+};
 use crate::world::{FEATURE, Planned, Planted, WorldConfig, client_faults, schedule_of};
 
 /// A minimal failing scenario.
@@ -196,7 +198,11 @@ pub fn scenario_of(config: &WorldConfig) -> Result<Scenario, ShrinkError> {
         timing_overrides,
         latency: faults::NORMAL_LATENCY.0,
         jitter: faults::NORMAL_LATENCY.1 - faults::NORMAL_LATENCY.0,
-        servers: Default::default(),
+        servers: faults::servers().map(|_| ServerSpec {
+            sync_time: config.sync_time,
+            log_entries_max: Some(config.log_entries_max),
+            ..ServerSpec::default()
+        }),
         clients: vec![ClientGroup {
             name: "c".into(),
             count: Some(u32::try_from(config.clients.max(1)).unwrap_or(1)),
@@ -209,7 +215,7 @@ pub fn scenario_of(config: &WorldConfig) -> Result<Scenario, ShrinkError> {
         duration_given: true,
         liveness: LivenessFrom::At(config.chaos),
         warnings: Vec::new(),
-        audit: None,
+        audit: crate::world::audit_time(config),
     })
 }
 

@@ -632,7 +632,7 @@ fn judge(config: &WorldConfig, history: &History) -> Result<Run, HarnessError> {
 /// When the harness reads the active server's seat table for invariant 7: a second
 /// before the end, if the run has been calm for two liveness bounds by then (time for
 /// every client to settle what it gave up during the faults).
-fn audit_time(config: &WorldConfig) -> Option<Duration> {
+pub(crate) fn audit_time(config: &WorldConfig) -> Option<Duration> {
     let at = (config.chaos + config.calm).checked_sub(Duration::from_secs(1))?;
     let calm_enough = config.chaos + liveness_bound(&config.timing) * 2;
     (at >= calm_enough).then_some(at)
