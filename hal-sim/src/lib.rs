@@ -13,7 +13,8 @@
 //! merges their results. [`discovery`] runs server discovery over turmoil UDP. A
 //! scenario can also start an [`impostor`], a
 //! host that claims a server's slot without its identity and must be refused.
-//! [`import`] writes a scenario from the journals of a field incident.
+//! [`import`] writes a scenario from the journals of a field incident. A run is shown as
+//! a text [`timeline`] that tells which requests were sent again and why ([`resend`]).
 
 pub mod check;
 pub mod clock;
@@ -27,6 +28,7 @@ pub mod import;
 pub mod impostor;
 pub mod net;
 pub mod probe;
+pub mod resend;
 pub mod scenario;
 pub mod shrink;
 pub mod storage;

@@ -1,19 +1,20 @@
 //! History records as the lines of a readable timeline (`hal-sim replay`): simulated
-//! time, faults, role changes and what the clients' applications saw. Heartbeats and
-//! the wire-level retries behind a request are left out.
-
-use std::collections::BTreeSet;
+//! time, faults, role changes, what the clients' applications saw, and each request sent
+//! again on the wire: a retry after no answer, a redirect after "not active"
+//! ([`crate::resend`]). Heartbeats are left out.
 
 use hal_core::record::{
     ClientEventRecord, Entry, Expect, Fault, Impostor, LinkState, Meta, OpName, Party, Record,
     RoleName, SnapshotHow,
 };
 
-/// Turns records into timeline lines, one per application-level event: a request
-/// retried on the wire (after a timeout or a failover) shows once.
+use crate::resend::Resends;
+
+/// Turns records into timeline lines: one per application-level event, and one per
+/// request sent again on the wire (`c4    checkout 12 redirected by #2 to #1`).
 #[derive(Debug, Default)]
 pub struct Timeline {
-    checkins_seen: BTreeSet<(String, u64)>,
+    resends: Resends,
 }
 
 impl Timeline {
@@ -28,13 +29,9 @@ impl Timeline {
 
     /// The line for `record`, if the timeline shows it.
     pub fn record(&mut self, record: &Record) -> Option<String> {
-        if let Record::Request(request) = record
-            && request.op == OpName::Checkin
-            && !self
-                .checkins_seen
-                .insert((request.client.clone(), request.req))
-        {
-            return None;
+        if let Some(resend) = self.resends.observe(record) {
+            let at = at(record.t_ms().unwrap_or(0));
+            return Some(format!("{at}  {:<5} {}", resend.client, resend.describe()));
         }
         describe(record)
     }
@@ -118,16 +115,22 @@ fn meta_line(meta: &Meta) -> String {
 }
 
 fn fault_line(at: &str, fault: &Fault) -> String {
-    let (a, b) = (parties(&fault.a), parties(&fault.b));
-    let name = fault.fault.name();
-    let mut text = if b.is_empty() {
-        format!("{at}  FAULT  {name} {a}")
-    } else {
-        format!("{at}  FAULT  {name} {a} | {b}")
-    };
+    let mut text = format!("{at}  FAULT  {}", fault_text(fault));
     if let Some(cause) = &fault.cause {
         text.push_str(&format!(" ({cause})"));
     }
+    text
+}
+
+/// A fault in words, its cause left out: `link #1 | #3 slow latency=300 ms`.
+pub(crate) fn fault_text(fault: &Fault) -> String {
+    let (a, b) = (parties(&fault.a), parties(&fault.b));
+    let name = fault.fault.name();
+    let mut text = if b.is_empty() {
+        format!("{name} {a}")
+    } else {
+        format!("{name} {a} | {b}")
+    };
     if let Some(state) = fault.state {
         text.push_str(match state {
             LinkState::Normal => " normal",
@@ -274,14 +277,33 @@ mod tests {
     }
 
     #[test]
-    fn a_checkin_retried_on_the_wire_shows_once() {
+    fn a_checkin_retried_on_the_wire_shows_as_a_retry() {
         let checkin = r#"{"kind":"request","t_ms":5,"client":"c4","req":2,"op":"checkin","server":1,"handle":"h17"}"#;
         let mut timeline = Timeline::default();
         assert_eq!(
             timeline.line(checkin).as_deref(),
             Some("   0.005s  c4    checks in h17")
         );
-        assert_eq!(timeline.line(checkin), None);
+        let again = checkin.replace(r#""t_ms":5"#, r#""t_ms":1205"#);
+        assert_eq!(
+            timeline.line(&again).as_deref(),
+            Some("   1.205s  c4    checkin 2 retried to #1 (no answer from #1 after 1.2 s)")
+        );
+    }
+
+    #[test]
+    fn a_checkout_redirected_shows_who_refused_and_where_it_went() {
+        let mut timeline = Timeline::default();
+        let lines = [
+            r#"{"kind":"request","t_ms":0,"client":"c4","req":12,"op":"checkout","server":2,"feature":"cad"}"#,
+            r#"{"kind":"reply","t_ms":3,"client":"c4","req":12,"server":2,"result":"denied","reason":"not_active"}"#,
+            r#"{"kind":"request","t_ms":4,"client":"c4","req":12,"op":"checkout","server":1,"feature":"cad"}"#,
+        ];
+        let shown: Vec<String> = lines.iter().filter_map(|l| timeline.line(l)).collect();
+        assert_eq!(
+            shown,
+            ["   0.004s  c4    checkout 12 redirected by #2 to #1"]
+        );
     }
 
     #[test]
