@@ -14,7 +14,8 @@
 //! scenario can also start an [`impostor`], a
 //! host that claims a server's slot without its identity and must be refused.
 //! [`import`] writes a scenario from the journals of a field incident. A run is shown as
-//! a text [`timeline`] that tells which requests were sent again and why ([`resend`]).
+//! a text [`timeline`] and as an HTML page ([`html`]), both telling which requests were
+//! sent again and why ([`resend`]).
 
 pub mod check;
 pub mod clock;
@@ -24,6 +25,7 @@ pub mod error;
 pub mod faults;
 pub mod field;
 pub mod history;
+pub mod html;
 pub mod import;
 pub mod impostor;
 pub mod net;

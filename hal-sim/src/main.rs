@@ -46,7 +46,7 @@ enum Command {
     /// Run many seeds, each with its own faults and workload; report the violations.
     Sweep(SweepArgs),
     /// Run one seed again, printing its timeline and its verdict.
-    Replay(WorldArgs),
+    Replay(ReplayArgs),
     /// Write one run's history (JSON Lines, scenarios/README.md).
     History(HistoryArgs),
     /// Combine the summaries of every shard of one sweep (`sweep --shard K/N --summary
@@ -165,6 +165,15 @@ impl WorldArgs {
 }
 
 #[derive(Debug, Args)]
+struct ReplayArgs {
+    #[command(flatten)]
+    world: WorldArgs,
+    /// Also write the run's timeline as an HTML page here (self-contained, works offline).
+    #[arg(long)]
+    html: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 struct SweepArgs {
     /// The seeds, `A..B` (B excluded).
     #[arg(long, value_parser = parse_seeds)]
@@ -174,6 +183,10 @@ struct SweepArgs {
     /// Write `seed-S.jsonl` for every seed into this directory.
     #[arg(long)]
     history_dir: Option<PathBuf>,
+    /// Write the timeline of every violating seed as an HTML page, `seed-S.html`, into
+    /// this directory.
+    #[arg(long)]
+    html_dir: Option<PathBuf>,
     /// Seeds run in parallel (default: the number of cores). The results do not depend
     /// on it.
     #[arg(long)]
@@ -219,6 +232,10 @@ struct RunArgs {
     /// Write the history of the run (one file, one seed) here, as JSON Lines.
     #[arg(long)]
     history: Option<PathBuf>,
+    /// Write the timeline of the run (one file, one seed) here, as an HTML page
+    /// (self-contained, works offline).
+    #[arg(long)]
+    html: Option<PathBuf>,
     /// Runs in parallel (default: the number of cores).
     #[arg(long)]
     jobs: Option<usize>,
@@ -449,6 +466,21 @@ fn run_scenarios(args: &RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    if let Some(path) = &args.html {
+        let [outcome] = &outcomes[..] else {
+            eprintln!("error: --html draws one run: give one file and one seed");
+            return ExitCode::from(2);
+        };
+        let page = hal_sim::html::page(
+            &outcome.history,
+            outcome.violation.as_ref(),
+            outcome.failure.as_ref().map(ToString::to_string).as_deref(),
+        );
+        if let Err(error) = std::fs::write(path, page) {
+            eprintln!("error: cannot write {}: {error}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
     if args.json {
         return print_json(args, &runs, &outcomes, &scenarios, &refused);
     }
@@ -565,11 +597,27 @@ fn summary_table(
     }
 }
 
-fn replay(args: &WorldArgs) -> ExitCode {
-    let outcome = run(&args.config(args.seed));
+fn replay(args: &ReplayArgs) -> ExitCode {
+    let world = &args.world;
+    let outcome = run(&world.config(world.seed));
     // If the reader goes away (`| head`), the verdict still decides the exit code.
     print_timeline(history_of(&outcome));
-    verdict(args, args.seed, &outcome)
+    if let Some(path) = &args.html
+        && let Err(error) = write_html(path, &outcome)
+    {
+        eprintln!("error: cannot write {}: {error}", path.display());
+        return ExitCode::FAILURE;
+    }
+    verdict(world, world.seed, &outcome)
+}
+
+/// Writes the HTML page of a run of the world.
+fn write_html(path: &std::path::Path, outcome: &Result<Run, Failure>) -> std::io::Result<()> {
+    let page = match outcome {
+        Ok(run) => hal_sim::html::page(&run.history, run.violation.as_ref(), None),
+        Err(failure) => hal_sim::html::page(&failure.history, None, Some(&failure.what)),
+    };
+    std::fs::write(path, page)
 }
 
 /// Prints the verdict of a run of `seed`: no violation, or what went wrong and the
@@ -605,11 +653,11 @@ fn history(args: &HistoryArgs) -> ExitCode {
 }
 
 fn sweep(args: &SweepArgs) -> ExitCode {
-    if let Some(dir) = &args.history_dir
-        && let Err(error) = std::fs::create_dir_all(dir)
-    {
-        eprintln!("error: cannot create {}: {error}", dir.display());
-        return ExitCode::FAILURE;
+    for dir in args.history_dir.iter().chain(&args.html_dir) {
+        if let Err(error) = std::fs::create_dir_all(dir) {
+            eprintln!("error: cannot create {}: {error}", dir.display());
+            return ExitCode::FAILURE;
+        }
     }
     let seeds = match args.shard {
         Some(shard) => {
@@ -634,6 +682,12 @@ fn sweep(args: &SweepArgs) -> ExitCode {
             let history = history_of(outcome);
             let path = dir.join(format!("seed-{seed}.jsonl"));
             if let Err(error) = write_history(&path, history) {
+                eprintln!("warning: cannot write {}: {error}", path.display());
+            }
+        }
+        if let Some(dir) = args.html_dir.as_ref().filter(|_| violated) {
+            let path = dir.join(format!("seed-{seed}.html"));
+            if let Err(error) = write_html(&path, outcome) {
                 eprintln!("warning: cannot write {}: {error}", path.display());
             }
         }

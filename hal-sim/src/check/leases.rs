@@ -10,11 +10,11 @@ use std::collections::BTreeMap;
 use hal_core::record::{Answer, ClientEventRecord, OpName, Record, ReplyRecord};
 
 /// Who holds a seat: (client, handle).
-pub(super) type Holder = (String, String);
+pub(crate) type Holder = (String, String);
 
 /// A held seat.
 #[derive(Debug)]
-pub(super) struct Held {
+pub(crate) struct Held {
     pub feature: String,
     pub lease_until: u64,
     /// The record that granted it.
@@ -22,7 +22,7 @@ pub(super) struct Held {
 }
 
 #[derive(Debug, Default)]
-pub(super) struct Leases {
+pub(crate) struct Leases {
     pub held: BTreeMap<Holder, Held>,
     /// Seats whose lease ran out, not yet reported lost by their client: when it ran out,
     /// and the record that granted the seat.

@@ -10,7 +10,7 @@
 
 mod failback;
 mod lease_loss;
-mod leases;
+pub(crate) mod leases;
 mod links;
 mod liveness;
 mod lost_seat;
