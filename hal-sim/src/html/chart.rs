@@ -123,6 +123,11 @@ impl Lane {
         }
     }
 
+    /// Whether one more mark is drawn.
+    fn has_room(&self) -> bool {
+        self.marks.len() < MARKS_PER_LANE_MAX
+    }
+
     fn mark(&mut self, mark: Mark) {
         if self.marks.len() < MARKS_PER_LANE_MAX {
             self.marks.push(mark);
@@ -354,6 +359,10 @@ impl Builder {
     }
 
     fn expect(&mut self, record: &Record, expect: &Expect) {
+        if !self.chart.expects.has_room() {
+            self.chart.expects.dropped += 1;
+            return;
+        }
         let r = self.chart.keep(record);
         let (kind, verdict) = if expect.met {
             ("met", "met")
@@ -511,6 +520,12 @@ impl Builder {
         let Some(Some(lane)) = self.client_lane.get(client).copied() else {
             return;
         };
+        // A mark past the lane's limit keeps no record: the tooltips' records go to marks
+        // that are drawn.
+        if !self.chart.clients[lane].has_room() {
+            self.chart.clients[lane].dropped += 1;
+            return;
+        }
         let label = format!("{client} {label}");
         let r = self.chart.keep(record);
         self.chart.clients[lane].mark(Mark {

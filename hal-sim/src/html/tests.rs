@@ -196,6 +196,11 @@ fn a_lane_keeps_at_most_its_limit_of_marks_and_says_so() {
     let chart = chart(&lines);
     assert_eq!(chart.clients[0].marks.len(), MARKS_PER_LANE_MAX);
     assert_eq!(chart.clients[0].dropped, 5);
+    assert_eq!(
+        chart.records.len(),
+        MARKS_PER_LANE_MAX,
+        "no record kept for a dropped mark"
+    );
     assert!(
         chart.notes.iter().any(|n| n.starts_with("lane c1: 5 more")),
         "{:?}",
@@ -278,4 +283,22 @@ fn the_data_read_back_gives_the_name_as_it_was() {
 fn a_line_that_is_no_record_is_noted_not_drawn() {
     let html = page(&[META.to_string(), "{oops".to_string()], None, None);
     assert!(html.contains("1 lines are not history records"), "{html}");
+}
+
+#[test]
+fn a_long_run_gives_a_bounded_page_with_what_it_left_out() {
+    let mut lines = vec![META.to_string()];
+    for i in 0..100_000u64 {
+        let client = i % 5;
+        lines.push(format!(
+            r#"{{"kind":"client","t_ms":{i},"client":"c{client}","event":"denied","req":{i},"reason":"all_in_use","attempts":1}}"#
+        ));
+        lines.push(format!(
+            r#"{{"kind":"request","t_ms":{i},"client":"c{client}","req":{i},"op":"heartbeat","server":1}}"#
+        ));
+    }
+    let html = page(&lines, None, None);
+    assert!(html.len() < 4_000_000, "{} bytes", html.len());
+    assert!(html.contains("100000 heartbeats are not drawn"));
+    assert!(html.contains("lane c0: 18000 more bars or marks not drawn"));
 }
