@@ -37,7 +37,8 @@ fn chromium() -> PathBuf {
 
 /// Headless Chromium on `page` with `args`: (stdout, stderr).
 fn browse(page: &Path, profile: &Path, args: &[&str]) -> (String, String) {
-    let url = format!("file://{}", page.display());
+    // `#selftest`: the page hovers a mark and zooms in, and says how that went.
+    let url = format!("file://{}#selftest", page.display());
     let out = Command::new(chromium())
         .args([
             "--headless",
@@ -62,7 +63,8 @@ fn browse(page: &Path, profile: &Path, args: &[&str]) -> (String, String) {
 }
 
 /// The document the page's script built, checked for a clean start: the script marked
-/// the body ready, no error element, no uncaught exception on the console.
+/// the body ready, no error element, no uncaught exception on the console; and hovering a
+/// mark showed its record, zooming in changed the view (the page's self-test).
 fn loaded_dom(page: &Path, dir: &Path) -> String {
     let (dom, log) = browse(page, &dir.join("profile-dom"), &["--dump-dom"]);
     assert!(!log.contains("Uncaught"), "the page's script threw:\n{log}");
@@ -73,6 +75,16 @@ fn loaded_dom(page: &Path, dir: &Path) -> String {
     assert!(
         dom.contains(r#"data-ready="true""#),
         "the page's script did not finish:\n{log}"
+    );
+    let body = &dom[dom.find("<body").unwrap()..];
+    let body = &body[..body.find('>').unwrap()];
+    assert!(
+        body.contains(r#"data-selftest-hover="ok""#),
+        "hovering a mark: {body}"
+    );
+    assert!(
+        body.contains(r#"data-selftest-zoom="ok""#),
+        "zooming in: {body}"
     );
     dom
 }

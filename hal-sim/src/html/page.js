@@ -279,6 +279,32 @@
       notes.appendChild(li);
     });
     draw();
+    if (window.location.hash === '#selftest') selfTest(show, tips, data);
+  }
+
+  // For the browser test (hal-sim/tests/html.rs), which cannot move a mouse: hover the
+  // first mark that has a record, zoom in and back out, and say on the body how each went.
+  function selfTest(show, tips, data) {
+    var body = document.body;
+    var marks = document.querySelectorAll('#chart [data-i]');
+    var hovered = 'no mark with a record';
+    for (var i = 0; i < marks.length; i++) {
+      var item = tips[Number(marks[i].getAttribute('data-i'))];
+      if (item.r === null || item.r === undefined) continue;
+      show({ target: marks[i], clientX: 10, clientY: 10 });
+      var text = document.getElementById('tooltip').textContent;
+      var record = JSON.parse(data.records[item.r]);
+      hovered = text.indexOf('"kind": "' + record.kind + '"') >= 0 ? 'ok' : 'tooltip without its record: ' + text;
+      break;
+    }
+    body.setAttribute('data-selftest-hover', hovered);
+    var before = document.getElementById('window').textContent;
+    document.getElementById('zoom-in').click();
+    var after = document.getElementById('window').textContent;
+    document.getElementById('zoom-reset').click();
+    var reset = document.getElementById('window').textContent;
+    body.setAttribute('data-selftest-zoom', before !== after && reset === before ? 'ok'
+      : 'zoomed in to ' + after + ', back to ' + reset + ' from ' + before);
   }
 
   try {
