@@ -198,6 +198,8 @@ struct Builder {
     seat_chart: BTreeMap<String, usize>,
     resends: Resends,
     heartbeats: u64,
+    /// Faults past [`FAULT_ROWS_MAX`] rows, not drawn.
+    faults_left_out: u64,
 }
 
 impl Builder {
@@ -219,6 +221,7 @@ impl Builder {
             seat_chart: BTreeMap::new(),
             resends: Resends::default(),
             heartbeats: 0,
+            faults_left_out: 0,
         }
     }
 
@@ -280,42 +283,8 @@ impl Builder {
     }
 
     fn fault(&mut self, record: &Record, fault: &Fault) {
-        let (a, b) = (parties(&fault.a), parties(&fault.b));
-        let between = if b.is_empty() {
-            a.clone()
-        } else {
-            format!("{a} | {b}")
-        };
         let t = fault.t_ms;
-        // (the row it starts a bar in, its kind), or the rows it ends bars in.
-        let (start, end): (Option<(String, &'static str)>, Vec<String>) = match fault.fault {
-            FaultKind::Partition => (Some((format!("cut {between}"), "cut")), vec![]),
-            FaultKind::Repair => (None, vec![format!("cut {between}")]),
-            FaultKind::PartitionOneway => (Some((format!("one-way {a} → {b}"), "oneway")), vec![]),
-            FaultKind::RepairOneway => (None, vec![format!("one-way {a} → {b}")]),
-            FaultKind::Crash => (Some((format!("crash {between}"), "crash")), vec![]),
-            FaultKind::Restart => (None, vec![format!("crash {between}")]),
-            FaultKind::Hold => (Some((format!("hold {between}"), "hold")), vec![]),
-            FaultKind::Release => (None, vec![format!("hold {between}")]),
-            FaultKind::Link => match fault.state {
-                Some(LinkState::Slow) => (Some((format!("slow {between}"), "slow")), vec![]),
-                Some(LinkState::Flapping) => {
-                    (Some((format!("flapping {between}"), "flapping")), vec![])
-                }
-                // A link back to normal ends whichever of the two it was.
-                Some(LinkState::Normal) | None => (
-                    None,
-                    vec![format!("slow {between}"), format!("flapping {between}")],
-                ),
-            },
-            // A clock stays off until the next clock fault of the server sets it again.
-            FaultKind::Clock => {
-                let back = fault.offset_ms.unwrap_or(0) == 0 && fault.drift_ppm.unwrap_or(0) == 0;
-                let row = format!("clock {between}");
-                let start = (!back).then(|| (row.clone(), "clock"));
-                (start, vec![row])
-            }
-        };
+        let (start, end) = fault_rows(fault);
         for row in end {
             if let Some(open) = self.faults.remove(&row)
                 && let Some(lane) = self.fault_row(&row)
@@ -326,7 +295,11 @@ impl Builder {
         if let Some((row, kind)) = start {
             // Already open (a crash written twice): the first start stands. Rows come in
             // the order their faults first start.
-            if self.faults.contains_key(&row) || self.fault_row(&row).is_none() {
+            if self.faults.contains_key(&row) {
+                return;
+            }
+            if self.fault_row(&row).is_none() {
+                self.faults_left_out += 1;
                 return;
             }
             let mut label = crate::timeline::fault_text(fault);
@@ -605,6 +578,12 @@ impl Builder {
                 ));
             }
         }
+        if self.faults_left_out > 0 {
+            chart.notes.push(format!(
+                "{} faults are not drawn (at most {FAULT_ROWS_MAX} fault rows)",
+                self.faults_left_out
+            ));
+        }
         if chart.records.len() >= RECORDS_MAX {
             chart.notes.push(format!(
                 "only the first {RECORDS_MAX} records drawn are kept for the tooltips"
@@ -617,6 +596,46 @@ impl Builder {
                     seats.feature
                 ));
             }
+        }
+    }
+}
+
+/// The fault row in which `fault` starts a bar, with the bar's kind, and the rows in
+/// which it ends bars: a repair ends its cut's bar, a link back to normal ends a slow or
+/// flapping link's.
+fn fault_rows(fault: &Fault) -> (Option<(String, &'static str)>, Vec<String>) {
+    let (a, b) = (parties(&fault.a), parties(&fault.b));
+    let between = if b.is_empty() {
+        a.clone()
+    } else {
+        format!("{a} | {b}")
+    };
+    match fault.fault {
+        FaultKind::Partition => (Some((format!("cut {between}"), "cut")), vec![]),
+        FaultKind::Repair => (None, vec![format!("cut {between}")]),
+        FaultKind::PartitionOneway => (Some((format!("one-way {a} → {b}"), "oneway")), vec![]),
+        FaultKind::RepairOneway => (None, vec![format!("one-way {a} → {b}")]),
+        FaultKind::Crash => (Some((format!("crash {between}"), "crash")), vec![]),
+        FaultKind::Restart => (None, vec![format!("crash {between}")]),
+        FaultKind::Hold => (Some((format!("hold {between}"), "hold")), vec![]),
+        FaultKind::Release => (None, vec![format!("hold {between}")]),
+        FaultKind::Link => match fault.state {
+            Some(LinkState::Slow) => (Some((format!("slow {between}"), "slow")), vec![]),
+            Some(LinkState::Flapping) => {
+                (Some((format!("flapping {between}"), "flapping")), vec![])
+            }
+            // A link back to normal ends whichever of the two it was.
+            Some(LinkState::Normal) | None => (
+                None,
+                vec![format!("slow {between}"), format!("flapping {between}")],
+            ),
+        },
+        // A clock stays off until the next clock fault of the server sets it again.
+        FaultKind::Clock => {
+            let back = fault.offset_ms.unwrap_or(0) == 0 && fault.drift_ppm.unwrap_or(0) == 0;
+            let row = format!("clock {between}");
+            let start = (!back).then(|| (row.clone(), "clock"));
+            (start, vec![row])
         }
     }
 }
