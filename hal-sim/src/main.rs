@@ -615,7 +615,9 @@ fn replay(args: &ReplayArgs) -> ExitCode {
 fn write_html(path: &std::path::Path, outcome: &Result<Run, Failure>) -> std::io::Result<()> {
     let page = match outcome {
         Ok(run) => hal_sim::html::page(&run.history, run.violation.as_ref(), None),
-        Err(failure) => hal_sim::html::page(&failure.history, None, Some(&failure.what)),
+        Err(failure) => {
+            hal_sim::html::page(&failure.history, None, Some(&failure.what.to_string()))
+        }
     };
     std::fs::write(path, page)
 }

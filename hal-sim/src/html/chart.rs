@@ -616,7 +616,12 @@ fn fault_rows(fault: &Fault) -> (Option<(String, &'static str)>, Vec<String>) {
         FaultKind::PartitionOneway => (Some((format!("one-way {a} → {b}"), "oneway")), vec![]),
         FaultKind::RepairOneway => (None, vec![format!("one-way {a} → {b}")]),
         FaultKind::Crash => (Some((format!("crash {between}"), "crash")), vec![]),
-        FaultKind::Restart => (None, vec![format!("crash {between}")]),
+        // A clean stop is drawn as a crash is: the server is down until its restart.
+        FaultKind::Stop => (Some((format!("stop {between}"), "crash")), vec![]),
+        FaultKind::Restart => (
+            None,
+            vec![format!("crash {between}"), format!("stop {between}")],
+        ),
         FaultKind::Hold => (Some((format!("hold {between}"), "hold")), vec![]),
         FaultKind::Release => (None, vec![format!("hold {between}")]),
         FaultKind::Link => match fault.state {
