@@ -282,8 +282,43 @@ impl Builder {
         self.roles.insert(role.server, open);
     }
 
+    /// A server restarted after a crash or a stop runs again as a standby (every server
+    /// starts as one) until a role record says otherwise: the history writes none for it.
+    fn restarted(&mut self, record: &Record, server: u8, t: u64) {
+        let Some(lane) = usize::from(server)
+            .checked_sub(1)
+            .filter(|i| *i < self.chart.servers.len())
+        else {
+            return;
+        };
+        if self
+            .roles
+            .get(&server)
+            .is_some_and(|open| open.kind != "down")
+        {
+            return;
+        }
+        if let Some(open) = self.roles.remove(&server) {
+            self.chart.servers[lane].bar(open.until(t));
+        }
+        let r = self.chart.keep(record);
+        let open = Open {
+            from_ms: t,
+            kind: "standby",
+            label: "restarted".to_string(),
+            r,
+        };
+        self.roles.insert(server, open);
+    }
+
     fn fault(&mut self, record: &Record, fault: &Fault) {
         let t = fault.t_ms;
+        if fault.fault == FaultKind::Restart {
+            let restarted: Vec<u8> = fault.servers_a().collect();
+            for server in restarted {
+                self.restarted(record, server, t);
+            }
+        }
         let (start, end) = fault_rows(fault);
         for row in end {
             if let Some(open) = self.faults.remove(&row)

@@ -51,6 +51,40 @@ fn a_server_lane_has_a_band_per_role_until_the_next() {
     assert!(chart.servers[2].bars.is_empty());
 }
 
+/// A restarted server runs as a standby until a role record says otherwise (the
+/// history writes none for its start); a stopped one is down until then.
+#[test]
+fn a_server_stopped_or_crashed_is_down_until_its_restart_then_a_standby() {
+    let chart = chart(&[
+        r#"{"kind":"role","t_ms":100,"server":1,"role":"active","term":1}"#,
+        r#"{"kind":"fault","t_ms":5000,"fault":"stop","a":[3],"b":[]}"#,
+        r#"{"kind":"role","t_ms":5000,"server":3,"role":"down","term":0}"#,
+        r#"{"kind":"fault","t_ms":8000,"fault":"restart","a":[3],"b":[]}"#,
+        r#"{"kind":"role","t_ms":9000,"server":1,"role":"down","term":0}"#,
+        r#"{"kind":"role","t_ms":10500,"server":3,"role":"standby","term":2}"#,
+        r#"{"kind":"end","t_ms":12000}"#,
+    ]);
+    assert_eq!(
+        spans(&chart.servers[2].bars),
+        [
+            (5000, 8000, "down"),
+            (8000, 10500, "standby"),
+            (10500, 12000, "standby")
+        ]
+    );
+    assert_eq!(chart.servers[2].bars[1].label, "restarted");
+    // A restart of a server that runs (no down band) changes nothing of its band.
+    assert_eq!(
+        spans(&chart.servers[0].bars),
+        [(100, 9000, "active"), (9000, 12000, "down")]
+    );
+    let stop_row = chart.faults.iter().find(|row| row.name == "stop #3");
+    assert_eq!(
+        stop_row.map(|row| spans(&row.bars)),
+        Some(vec![(5000, 8000, "crash")])
+    );
+}
+
 #[test]
 fn a_fault_is_a_bar_from_its_start_to_its_repair_in_its_own_row() {
     let chart = chart(&[
