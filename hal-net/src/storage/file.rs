@@ -1,6 +1,8 @@
 //! [`FileStorage`]: the production [`Storage`], a data directory with an append-only log
 //! of checksummed records and a snapshot file. It stores what hal-core asks for; what to
-//! write, and how writes are grouped into batches, is decided above it.
+//! write, and how writes are grouped into batches, is decided above it. Its IO goes
+//! through a file system ([`Fs`]): the operating system's in production, the simulator's
+//! (with its crash model) under simulation, so that recovery runs the same code in both.
 //!
 //! # Layout
 //!
@@ -16,7 +18,7 @@
 //!   per sync on ext4). The first record header of zeros is the end of the log.
 //!
 //! A snapshot hal-core asks for is appended to the log like any other write. Once the log
-//! has grown past [`LOG_REWRITE_MIN`] (or four times what the last compaction left, if
+//! has grown past [`LOG_REWRITE_MIN`] (or [`LOG_REWRITE_GROWTH`] times what the last compaction left, if
 //! more), it is compacted: the newest snapshot is written to `snapshot.tmp`, synced and
 //! renamed over `snapshot`; then the log is rewritten (its base, then one record with the
 //! hard state and the entries after the snapshot) the same way. Both renames are followed
@@ -47,19 +49,18 @@
 //! empty ([`IfBlank`]), so a mistyped or lost path stops the server instead.
 
 use std::fmt;
-use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{self, Write};
-use std::os::unix::fs::DirBuilderExt;
-use std::os::unix::fs::FileExt;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use hal_core::plant::Plants;
 use hal_core::protocol::{LogIndex, Snapshot, Term};
 use hal_core::seats::Seats;
 use hal_core::server::{Durable, Persist};
 use serde::{Deserialize, Serialize};
 
 use super::frame::{self, Damage};
+use super::fs::{Fs, FsFile, OsFs, StorageEvent};
 use super::torn::{self, Verdict};
 use super::{Storage, StorageError};
 
@@ -71,6 +72,11 @@ const SNAPSHOT: &str = "snapshot";
 /// replaying it at start takes well under a second, and compactions come seconds apart at
 /// the highest write rates.
 pub const LOG_REWRITE_MIN: u64 = 64 << 20;
+
+/// The log is compacted once it is this many times what the last compaction left (if
+/// that is more than [`LOG_REWRITE_MIN`]): compaction costs stay a fixed share of the
+/// writes, however large the snapshot.
+pub const LOG_REWRITE_GROWTH: u64 = 4;
 
 /// How far ahead of its records the log is written with zeros: a record that runs past
 /// the zeros extends them by this much, in the same write and the same sync (about 2 ms
@@ -113,22 +119,50 @@ impl fmt::Display for Base {
     }
 }
 
-/// Durable storage in a data directory (see the module documentation for the format).
-pub struct FileStorage {
+/// How [`FileStorage`] sizes its log, and the bugs planted in it (none but in the
+/// simulator's measurement, see [`hal_core::plant`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileConfig {
+    /// The log is compacted once it is this long (and holds a snapshot newer than its
+    /// base), or `log_rewrite_growth` times what the last compaction left, if more.
+    pub log_rewrite_min_bytes: u64,
+    pub log_rewrite_growth: u64,
+    /// How far ahead of its records the log is written with zeros.
+    pub log_preallocate_bytes: u64,
+    pub plants: Plants,
+}
+
+impl Default for FileConfig {
+    /// Production's: [`LOG_REWRITE_MIN`], [`LOG_REWRITE_GROWTH`] and [`LOG_PREALLOCATE`].
+    fn default() -> FileConfig {
+        FileConfig {
+            log_rewrite_min_bytes: LOG_REWRITE_MIN,
+            log_rewrite_growth: LOG_REWRITE_GROWTH,
+            log_preallocate_bytes: LOG_PREALLOCATE,
+            plants: Plants::NONE,
+        }
+    }
+}
+
+/// Durable storage in a data directory (see the module documentation for the format),
+/// over the file system `F` (the operating system's, but in the simulator).
+pub struct FileStorage<F: Fs = OsFs> {
+    fs: F,
     dir: PathBuf,
     loaded: bool,
     // Shared with the blocking task doing the IO. The mutex also orders a call made while
     // the task of a cancelled earlier call still runs.
-    state: Arc<Mutex<State>>,
+    state: Arc<Mutex<State<F>>>,
 }
 
 /// What the blocking tasks work on.
-struct State {
+struct State<F: Fs> {
+    fs: F,
     dir: PathBuf,
     /// Holds the directory lock until dropped.
-    _lock: File,
+    _lock: F::Lock,
     /// The log, open for writing; `None` before `load` and after a failed write.
-    log: Option<File>,
+    log: Option<F::File>,
     /// What the files hold, so that a snapshot can rewrite the log without reading it.
     mirror: Durable,
     /// The snapshot the log file follows (its `Base` record).
@@ -143,9 +177,12 @@ struct State {
     rewrite_at: u64,
     /// The least `rewrite_at` can be.
     rewrite_min: u64,
+    /// `rewrite_at` is this many times what a compaction left, if that is more.
+    rewrite_growth: u64,
+    plants: Plants,
 }
 
-impl fmt::Debug for FileStorage {
+impl<F: Fs> fmt::Debug for FileStorage<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FileStorage")
             .field("dir", &self.dir)
@@ -172,23 +209,29 @@ impl FileStorage {
     /// `if_blank` says. Fails with [`StorageError::Locked`] if another process (or another
     /// `FileStorage`) holds it. Reads nothing yet: call [`Storage::load`] first.
     pub fn open(dir: &Path, if_blank: IfBlank) -> Result<FileStorage, StorageError> {
-        let missing = match fs::metadata(dir) {
-            Ok(_) => false,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => true,
-            Err(error) => return Err(io(dir, "read the data directory")(error)),
-        };
+        FileStorage::open_in(OsFs, dir, if_blank, FileConfig::default())
+    }
+}
+
+impl<F: Fs> FileStorage<F> {
+    /// [`FileStorage::open`] on the file system `fs`, with `config`'s log sizes.
+    pub fn open_in(
+        fs: F,
+        dir: &Path,
+        if_blank: IfBlank,
+        config: FileConfig,
+    ) -> Result<FileStorage<F>, StorageError> {
+        let missing = !fs.exists(dir).map_err(io(dir, "read the data directory"))?;
         // Before the lock, so that a refused directory is left as found. (Another server
         // starting on it meanwhile holds the lock, which stops this one anyway.)
-        if missing || !holds_state(dir)? {
+        if missing || !holds_state(&fs, dir)? {
             blank(dir, missing, if_blank)?;
         }
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
+        fs.create_dir_all(dir)
             .map_err(io(dir, "create the data directory"))?;
-        let lock = lock(dir)?;
+        let lock = lock(&fs, dir)?;
         let state = State {
+            fs: fs.clone(),
             dir: dir.to_path_buf(),
             _lock: lock,
             log: None,
@@ -196,11 +239,14 @@ impl FileStorage {
             log_base: Base::NONE,
             log_len: 0,
             log_file_len: 0,
-            preallocate: LOG_PREALLOCATE,
-            rewrite_at: LOG_REWRITE_MIN,
-            rewrite_min: LOG_REWRITE_MIN,
+            preallocate: config.log_preallocate_bytes,
+            rewrite_at: config.log_rewrite_min_bytes,
+            rewrite_min: config.log_rewrite_min_bytes,
+            rewrite_growth: config.log_rewrite_growth,
+            plants: config.plants,
         };
         Ok(FileStorage {
+            fs,
             dir: dir.to_path_buf(),
             loaded: false,
             state: Arc::new(Mutex::new(state)),
@@ -241,31 +287,25 @@ impl FileStorage {
         self.dir.join(SNAPSHOT)
     }
 
-    /// Runs `work` on the state in a blocking thread, off the async runtime.
-    async fn blocking<T, F>(&self, work: F) -> Result<T, StorageError>
+    /// Runs `work` on the state where the file system does its IO (a blocking thread,
+    /// off the async runtime, for the operating system's).
+    async fn blocking<T, W>(&self, work: W) -> Result<T, StorageError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut State) -> Result<T, StorageError> + Send + 'static,
+        W: FnOnce(&mut State<F>) -> Result<T, StorageError> + Send + 'static,
     {
         let state = Arc::clone(&self.state);
         let dir = self.dir.clone();
-        let task = tokio::task::spawn_blocking(move || work(&mut *locked(&state, &dir)?));
-        match task.await {
-            Ok(result) => result,
-            Err(error) => match error.try_into_panic() {
-                Ok(panic) => std::panic::resume_unwind(panic),
-                Err(error) => Err(io(&self.dir, "run the storage task")(io::Error::other(
-                    error,
-                ))),
-            },
-        }
+        let task = self.fs.run(move || work(&mut *locked(&state, &dir)?)).await;
+        task.map_err(io(&self.dir, "run the storage task"))?
     }
 }
 
-impl Storage for FileStorage {
+impl<F: Fs> Storage for FileStorage<F> {
     async fn load(&mut self) -> Result<Durable, StorageError> {
         let durable = self.blocking(State::load).await?;
         self.loaded = true;
+        self.fs.observe(StorageEvent::Loaded);
         Ok(durable)
     }
 
@@ -276,45 +316,42 @@ impl Storage for FileStorage {
 
     async fn persist_here(&mut self, batch: Vec<Persist>) -> Result<(), StorageError> {
         assert!(self.loaded, "FileStorage::persist before load");
-        locked(&self.state, &self.dir)?.persist(batch)
+        let (state, dir) = (&self.state, &self.dir);
+        self.fs
+            .run_here(move || locked(state, dir)?.persist(batch))
+            .await
     }
 }
 
 /// The state, unless an earlier call panicked mid-write (the lock is poisoned), which
 /// leaves the files of `dir` uncertain.
-fn locked<'a>(
-    state: &'a Mutex<State>,
+fn locked<'a, F: Fs>(
+    state: &'a Mutex<State<F>>,
     dir: &Path,
-) -> Result<std::sync::MutexGuard<'a, State>, StorageError> {
+) -> Result<std::sync::MutexGuard<'a, State<F>>, StorageError> {
     state.lock().map_err(|_| StorageError::Failed {
         path: dir.to_path_buf(),
     })
 }
 
-/// Locks the data directory `dir` for as long as the returned file is open.
-fn lock(dir: &Path) -> Result<File, StorageError> {
+/// Locks the data directory `dir` for as long as the returned lock is held.
+fn lock<F: Fs>(fs: &F, dir: &Path) -> Result<F::Lock, StorageError> {
     let lock_path = dir.join(LOCK);
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(io(&lock_path, "open"))?;
-    match lock.try_lock() {
-        Ok(()) => Ok(lock),
-        Err(TryLockError::WouldBlock) => Err(StorageError::Locked {
+    match fs.try_lock(&lock_path) {
+        Ok(Some(lock)) => Ok(lock),
+        Ok(None) => Err(StorageError::Locked {
             path: dir.to_path_buf(),
         }),
-        Err(TryLockError::Error(source)) => Err(io(&lock_path, "lock")(source)),
+        Err(source) => Err(io(&lock_path, "open and lock")(source)),
     }
 }
 
 /// Whether `dir` holds a log or a snapshot: anything a server started from. A log is
 /// born by rename, so a crash during the first start leaves none (`log.tmp` at most).
-fn holds_state(dir: &Path) -> Result<bool, StorageError> {
+fn holds_state<F: Fs>(fs: &F, dir: &Path) -> Result<bool, StorageError> {
     for name in [LOG, SNAPSHOT] {
         let path = dir.join(name);
-        if path.try_exists().map_err(io(&path, "look for"))? {
+        if fs.exists(&path).map_err(io(&path, "look for"))? {
             return Ok(true);
         }
     }
@@ -339,20 +376,20 @@ fn blank(dir: &Path, missing: bool, if_blank: IfBlank) -> Result<(), StorageErro
     }
 }
 
-impl State {
+impl<F: Fs> State<F> {
     fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
 
     fn load(&mut self) -> Result<Durable, StorageError> {
         self.log = None;
-        let snapshot = read_snapshot(&self.path(SNAPSHOT))?;
+        let snapshot = read_snapshot(&self.fs, &self.path(SNAPSHOT))?;
         let log_path = self.path(LOG);
         let snapshot_len = snapshot.as_ref().map_or(0, |(_, len)| *len);
         let snapshot = snapshot.map(|(snapshot, _)| snapshot);
         let file_base = Base::of(snapshot.as_deref());
-        let recovered = match read_if_present(&log_path)? {
-            Some(bytes) => Some(recover_log(&log_path, &bytes, snapshot)?),
+        let recovered = match read_if_present(&self.fs, &log_path)? {
+            Some(bytes) => Some(self.recover_log(&log_path, &bytes, snapshot)?),
             // The log is created before any snapshot and only ever replaced by rename.
             None if snapshot.is_some() => {
                 return Err(corrupt(&log_path, 0, "missing, but a snapshot exists"));
@@ -373,11 +410,12 @@ impl State {
                 // What the last compaction left is not known here; the snapshot is most of it.
                 self.compact_after(snapshot_len);
                 if file_base == base {
-                    self.log = Some(open_log(&log_path)?);
+                    self.log = Some(open_log(&self.fs, &log_path)?);
                 } else {
                     let mirror_base = Base::of(self.mirror.snapshot.as_deref());
                     tracing::info!(path = %log_path.display(), base = %mirror_base, "finishing an interrupted log compaction");
                     self.compact()?;
+                    self.fs.observe(StorageEvent::CompactionFinished);
                 }
             }
             None => {
@@ -444,23 +482,27 @@ impl State {
     }
 
     /// Writes the mirror's snapshot to the snapshot file and rewrites the log to follow
-    /// it; the next compaction comes once the log has grown four times what this leaves.
+    /// it; the next compaction comes once the log has grown [`State::rewrite_growth`]
+    /// times what this leaves.
     fn compact(&mut self) -> Result<(), StorageError> {
         let mut snapshot_len = 0;
         if let Some(snapshot) = &self.mirror.snapshot {
             let record = encode(&self.path(SNAPSHOT), &**snapshot)?;
-            replace_file(&self.dir, SNAPSHOT, &record)?;
+            self.replace_file(SNAPSHOT, &record)?;
             snapshot_len = record.len() as u64;
         }
         self.rewrite_log()?;
         self.compact_after(self.log_len + snapshot_len);
+        self.fs.observe(StorageEvent::Compacted);
         Ok(())
     }
 
-    /// The next compaction comes once the log is four times `left` (what a compaction
+    /// The next compaction comes once the log is [`State::rewrite_growth`] times `left` (what a compaction
     /// leaves on disk), and never before [`State::rewrite_min`].
     fn compact_after(&mut self, left: u64) {
-        self.rewrite_at = self.rewrite_min.max(4 * left);
+        self.rewrite_at = self
+            .rewrite_min
+            .max(self.rewrite_growth.saturating_mul(left));
     }
 
     /// Replaces the log by the mirror's compact form: its base, then one record with the
@@ -481,19 +523,61 @@ impl State {
         let path = self.path(LOG);
         let mut bytes = encode(&path, &Record::Base(base))?;
         bytes.extend(encode(&path, &state)?);
-        replace_file(&self.dir, LOG, &bytes)?;
-        self.log = Some(open_log(&path)?);
+        self.replace_file(LOG, &bytes)?;
+        self.log = Some(open_log(&self.fs, &path)?);
         self.log_base = base;
         self.log_len = bytes.len() as u64;
         self.log_file_len = self.log_len;
         Ok(())
     }
+
+    /// Writes `name` in the directory atomically: a synced temporary file renamed over
+    /// it, then the directory synced so the rename itself is durable.
+    fn replace_file(&self, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        let (dir, fs) = (&self.dir, &self.fs);
+        let path = dir.join(name);
+        let tmp = dir.join(format!("{name}.tmp"));
+        let mut file = fs.create(&tmp).map_err(io(&tmp, "create"))?;
+        file.write_all_at(bytes, 0).map_err(io(&tmp, "write"))?;
+        file.sync_all().map_err(io(&tmp, "sync"))?;
+        fs.rename(&tmp, &path).map_err(io(&path, "rename over"))?;
+        fs.sync_dir(dir).map_err(io(dir, "sync the directory"))
+    }
+
+    /// Replays the log in `bytes` over `snapshot`, cutting off a torn tail.
+    fn recover_log(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        snapshot: Option<Arc<Snapshot>>,
+    ) -> Result<Recovered, StorageError> {
+        let scan = scan(path, bytes, self.plants)?;
+        let (durable, base) = replay(path, scan.records, snapshot)?;
+        let mut file_len = bytes.len();
+        // Only now: a log that turned out to be corrupt is left as it was found.
+        if let Some(damage) = scan.tail {
+            truncate_tail(
+                &self.fs,
+                path,
+                scan.intact_len,
+                &bytes[scan.intact_len..],
+                &damage,
+            )?;
+            file_len = scan.intact_len;
+        }
+        Ok(Recovered {
+            durable,
+            base,
+            records_len: scan.intact_len as u64,
+            file_len: file_len as u64,
+        })
+    }
 }
 
 /// Reads the snapshot file, if there is one, with its length. It is replaced atomically,
 /// so any damage is corruption, never a torn write.
-fn read_snapshot(path: &Path) -> Result<Option<(Arc<Snapshot>, u64)>, StorageError> {
-    let Some(bytes) = read_if_present(path)? else {
+fn read_snapshot<F: Fs>(fs: &F, path: &Path) -> Result<Option<(Arc<Snapshot>, u64)>, StorageError> {
+    let Some(bytes) = read_if_present(fs, path)? else {
         return Ok(None);
     };
     match frame::decode::<Snapshot>(&bytes, 0) {
@@ -517,28 +601,6 @@ struct Recovered {
     file_len: u64,
 }
 
-/// Replays the log in `bytes` over `snapshot`, cutting off a torn tail.
-fn recover_log(
-    path: &Path,
-    bytes: &[u8],
-    snapshot: Option<Arc<Snapshot>>,
-) -> Result<Recovered, StorageError> {
-    let scan = scan(path, bytes)?;
-    let (durable, base) = replay(path, scan.records, snapshot)?;
-    let mut file_len = bytes.len();
-    // Only now: a log that turned out to be corrupt is left as it was found.
-    if let Some(damage) = scan.tail {
-        truncate_tail(path, scan.intact_len, &bytes[scan.intact_len..], &damage)?;
-        file_len = scan.intact_len;
-    }
-    Ok(Recovered {
-        durable,
-        base,
-        records_len: scan.intact_len as u64,
-        file_len: file_len as u64,
-    })
-}
-
 /// The intact records of a log, where they end, and the damage of its torn tail if it has
 /// one (zeros after the records are no damage: they are the space written ahead).
 struct Scan {
@@ -547,7 +609,7 @@ struct Scan {
     tail: Option<Damage>,
 }
 
-fn scan(path: &Path, bytes: &[u8]) -> Result<Scan, StorageError> {
+fn scan(path: &Path, bytes: &[u8], _plants: Plants) -> Result<Scan, StorageError> {
     let mut records = Vec::new();
     let mut offset = 0;
     while offset < bytes.len() {
@@ -661,19 +723,18 @@ fn snapshot_description(base: Base) -> String {
 }
 
 /// Cuts the log at `intact_len`, dropping `tail` (the torn record and the zeros after it).
-fn truncate_tail(
+fn truncate_tail<F: Fs>(
+    fs: &F,
     path: &Path,
     intact_len: usize,
     tail: &[u8],
     damage: &Damage,
 ) -> Result<(), StorageError> {
-    let file = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(io(path, "open for repair"))?;
+    let mut file = fs.open_write(path).map_err(io(path, "open for repair"))?;
     file.set_len(intact_len as u64)
         .map_err(io(path, "truncate"))?;
     file.sync_all().map_err(io(path, "sync"))?;
+    fs.observe(StorageEvent::TornTailTruncated);
     // What the torn record left; the zeros after it were never written as records.
     let dropped = tail
         .iter()
@@ -689,30 +750,13 @@ fn truncate_tail(
     Ok(())
 }
 
-/// Writes `name` in `dir` atomically: a synced temporary file renamed over it, then the
-/// directory synced so the rename itself is durable.
-fn replace_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
-    let path = dir.join(name);
-    let tmp = dir.join(format!("{name}.tmp"));
-    let mut file = File::create(&tmp).map_err(io(&tmp, "create"))?;
-    file.write_all(bytes).map_err(io(&tmp, "write"))?;
-    file.sync_all().map_err(io(&tmp, "sync"))?;
-    fs::rename(&tmp, &path).map_err(io(&path, "rename over"))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir, "sync the directory"))
-}
-
 /// Opens the log for writing at offsets (not appending: zeros follow the records).
-fn open_log(path: &Path) -> Result<File, StorageError> {
-    OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(io(path, "open for writing"))
+fn open_log<F: Fs>(fs: &F, path: &Path) -> Result<F::File, StorageError> {
+    fs.open_write(path).map_err(io(path, "open for writing"))
 }
 
-fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>, StorageError> {
-    match fs::read(path) {
+fn read_if_present<F: Fs>(fs: &F, path: &Path) -> Result<Option<Vec<u8>>, StorageError> {
+    match fs.read(path) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(error) => Err(io(path, "read")(error)),
@@ -748,10 +792,19 @@ fn corrupt(path: &Path, offset: usize, detail: impl Into<String>) -> StorageErro
 mod tests {
     use hal_core::ServerId;
     use hal_core::protocol::{ClientId, Entry, RequestSeq};
+    use std::fs;
+
     use hal_core::seats::Command;
     use tempfile::TempDir;
 
     use super::*;
+
+    /// Writes `name` in `dir` as a compaction does: a temporary file renamed over it.
+    fn replace_file(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+        let tmp = dir.join(format!("{name}.tmp"));
+        fs::write(&tmp, bytes)?;
+        fs::rename(&tmp, dir.join(name))
+    }
 
     fn grant(n: u64) -> Command {
         Command::Grant {
@@ -840,7 +893,9 @@ mod tests {
     /// Where the records of the log end (the zeros after them left out).
     fn log_len(dir: &Path) -> usize {
         let path = dir.join(LOG);
-        scan(&path, &fs::read(&path).unwrap()).unwrap().intact_len
+        scan(&path, &fs::read(&path).unwrap(), Plants::NONE)
+            .unwrap()
+            .intact_len
     }
 
     /// The log file's length: its records and the zeros after them.
@@ -972,7 +1027,7 @@ mod tests {
         assert!(lens[10] < lens[9] / 2, "the log was rewritten");
         assert_eq!(log_base(tmp.path()).last_index, LogIndex(45));
         assert_eq!(
-            read_snapshot(&tmp.path().join(SNAPSHOT))
+            read_snapshot(&OsFs, &tmp.path().join(SNAPSHOT))
                 .unwrap()
                 .unwrap()
                 .0,
@@ -1417,7 +1472,7 @@ mod tests {
         /// What recovery makes of `bytes`: the state, and where the intact records end.
         fn recover(bytes: &[u8]) -> Result<(Durable, usize), StorageError> {
             let path = Path::new("log");
-            let scan = scan(path, bytes)?;
+            let scan = scan(path, bytes, Plants::NONE)?;
             let (durable, _) = replay(path, scan.records, None)?;
             Ok((durable, scan.intact_len))
         }

@@ -1,6 +1,7 @@
 //! Where a server keeps what hal-core asked it to make durable ([`Persist`] writes): the
 //! [`Storage`] trait the node driver uses, and its production implementation on disk
-//! ([`FileStorage`]). The simulator brings its own implementation with crash semantics.
+//! ([`FileStorage`]), over a file system ([`Fs`]: the operating system's, [`OsFs`], or the
+//! simulator's, which loses unsynced writes on a crash as DESIGN §6.2 says).
 //!
 //! The contract: when [`Storage::persist`] returns `Ok`, every write of the batch is
 //! durable (synced), in order; a crash afterwards loses none of it. A crash *during* a
@@ -9,6 +10,7 @@
 
 mod file;
 mod frame;
+mod fs;
 mod torn;
 
 use std::future::Future;
@@ -16,7 +18,10 @@ use std::path::PathBuf;
 
 use hal_core::server::{Durable, Persist};
 
-pub use file::{FileStorage, IfBlank};
+pub use file::{
+    FileConfig, FileStorage, IfBlank, LOG_PREALLOCATE, LOG_REWRITE_GROWTH, LOG_REWRITE_MIN,
+};
+pub use fs::{Fs, FsFile, OsFs, StorageEvent};
 
 /// A server's durable storage.
 pub trait Storage: Send + 'static {
