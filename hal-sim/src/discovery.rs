@@ -17,6 +17,7 @@ use std::time::Duration;
 use hal_core::ServerId;
 use hal_core::catalog::{Catalog, FeatureRules};
 use hal_core::client::ClientConfig;
+use hal_core::plant::Plants;
 use hal_core::protocol::ClientId;
 use hal_core::server::Config;
 use hal_core::timing::Timing;
@@ -24,13 +25,14 @@ use hal_net::addr::LicensePath;
 use hal_net::discovery::{DatagramSocket, Responder, search_with};
 use hal_net::node::{LinkTiming, Node, NodeConfig};
 use hal_net::session::{Answered, Session};
+use hal_net::storage::{FileStorage, IfBlank};
 use hal_net::wire::Identity;
 
 use crate::clock::SimClock;
 use crate::error::HarnessError;
 use crate::faults::{host, peers, servers};
 use crate::net::SimTransport;
-use crate::storage::{SimDisk, SimStorage};
+use crate::storage::{DATA_DIR, SimDisk};
 use crate::world::{EPOCH_MS, FEATURE, address, triad_entry};
 
 /// The port the servers listen on, TCP and discovery's UDP.
@@ -155,14 +157,13 @@ fn catalog() -> Catalog {
 /// Server `id`'s host: the node, and (unless `answers` is false) the responder beside
 /// it on UDP `0.0.0.0:6200`, in [`GROUP`] too.
 fn spawn_server(sim: &mut turmoil::Sim<'_>, id: ServerId, answers: bool) {
-    let disk = SimDisk::default();
+    let disk = SimDisk::new(u64::from(id.get()), Duration::from_millis(1), false);
     sim.host(host(id), move || {
-        let storage = SimStorage {
-            disk: disk.clone(),
-            sync_time: Duration::from_millis(1),
-            lose_syncs: false,
-        };
+        let fs = disk.boot();
+        let files = disk.file_config(Plants::NONE);
         async move {
+            let dir = std::path::Path::new(DATA_DIR);
+            let storage = FileStorage::open_in(fs, dir, IfBlank::Refuse, files)?;
             let clock = SimClock::new(EPOCH_MS);
             let node = Node::bind(
                 node_config(id),

@@ -111,6 +111,20 @@ impl History {
             .cloned()
     }
 
+    /// Server `server` could not start from its disk (`why`): a violation of "11
+    /// restarts after a crash" (the first violation is kept); the run stops on it.
+    pub fn refused_start(&self, t_ms: u64, server: ServerId, why: &str) {
+        self.checkers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .violated(Violation {
+                invariant: crate::check::RESTARTS,
+                t_ms,
+                what: format!("#{} cannot start from its disk: {why}", server.get()),
+                evidence: Vec::new(),
+            });
+    }
+
     /// Reports a harness bug (the first one is kept); the run stops on it.
     pub fn harness_failure(&self, what: String) {
         let mut slot = self.harness.lock().unwrap_or_else(|e| e.into_inner());

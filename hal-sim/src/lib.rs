@@ -2,7 +2,8 @@
 //!
 //! It runs hal-net's node driver and client session under `turmoil`, over simulated TCP
 //! ([`net`]), a simulated clock with offset and drift ([`clock`]) and simulated disks
-//! that lose unsynced writes on a crash ([`storage`]), in a world of three servers,
+//! under hal-net's own file storage that lose unsynced writes on a crash ([`storage`];
+//! half the crashes of a sweep are aimed at a disk's syncs, [`aim`]), in a world of three servers,
 //! clients and faults ([`world`]), and writes the history of the run ([`history`],
 //! DESIGN §6.4). It depends on hal-net, never the other way round: the simulator runs the
 //! very code that production runs.
@@ -17,6 +18,7 @@
 //! a text [`timeline`] and as an HTML page ([`html`]), both telling which requests were
 //! sent again and why ([`resend`]).
 
+pub mod aim;
 pub mod check;
 pub mod clock;
 pub mod discovery;

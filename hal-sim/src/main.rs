@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 use hal_sim::scenario;
+use hal_sim::storage::DiskCounts;
 use hal_sim::summary::{self, Failed, Seeds, Shard, Summary, SweepWorld};
 use hal_sim::sweep::Verdict;
 use hal_sim::timeline::Timeline;
@@ -654,6 +655,23 @@ fn history(args: &HistoryArgs) -> ExitCode {
     verdict(&args.world, args.world.seed, &outcome)
 }
 
+/// What the sweep's disks went through: recovery exercised, or not.
+fn disks_line(d: &DiskCounts) -> String {
+    format!(
+        "disks: boots={} syncs={} crashes_unsynced={} writes_torn={} writes_lost={} \
+         names_lost={} torn_tails_truncated={} compactions={} compactions_finished={}",
+        d.boots,
+        d.syncs,
+        d.crashes_unsynced,
+        d.writes_torn,
+        d.writes_lost,
+        d.names_lost,
+        d.torn_tails_truncated,
+        d.compactions,
+        d.compactions_finished
+    )
+}
+
 fn sweep(args: &SweepArgs) -> ExitCode {
     for dir in args.history_dir.iter().chain(&args.html_dir) {
         if let Err(error) = std::fs::create_dir_all(dir) {
@@ -677,9 +695,14 @@ fn sweep(args: &SweepArgs) -> ExitCode {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let started = Instant::now();
     let progress = progress_bar(seeds.end - seeds.start);
+    let disks = std::sync::Mutex::new(DiskCounts::default());
     let done = |seed: u64, outcome: &Result<Run, Failure>| {
         let violated = !matches!(outcome, Ok(run) if run.violation.is_none());
         progress.report(seed, violated);
+        if let Ok(run) = outcome {
+            let mut sum = disks.lock().unwrap_or_else(|e| e.into_inner());
+            *sum = sum.plus(run.disks);
+        }
         if let Some(dir) = &args.history_dir {
             let history = history_of(outcome);
             let path = dir.join(format!("seed-{seed}.jsonl"));
@@ -696,6 +719,8 @@ fn sweep(args: &SweepArgs) -> ExitCode {
     };
     let verdicts = hal_sim::sweep::sweep(seeds.clone(), jobs, |seed| args.world.config(seed), done);
     progress.finish();
+    let disks = disks.into_inner().unwrap_or_else(|e| e.into_inner());
+    eprintln!("{}", disks_line(&disks));
     let failed: Vec<&Verdict> = verdicts.iter().filter(|v| v.violation.is_some()).collect();
     let result = Summary {
         format: summary::FORMAT.to_string(),

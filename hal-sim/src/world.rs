@@ -21,12 +21,14 @@ use hal_core::record::{ClientEventRecord, FaultKind, FeatureMeta, Meta};
 use hal_core::server::Config;
 use hal_core::server::SeatChange;
 use hal_core::timing::Timing;
-use hal_net::node::{EventHook, LinkTiming, Node, NodeConfig};
+use hal_net::node::{EventHook, LinkTiming, Node, NodeConfig, NodeError};
 use hal_net::session::{Answered, Session, Tapped};
+use hal_net::storage::{FileStorage, IfBlank, StorageError};
 use hal_net::wire::Identity;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::aim::Aim;
 use crate::check::Violation;
 use crate::clock::SimClock;
 use crate::effects::Effects;
@@ -35,7 +37,7 @@ use crate::faults::{self, Fault, host, servers};
 use crate::history::{History, now_ms};
 use crate::net::SimTransport;
 use crate::probe::{self, Probes};
-use crate::storage::{SimDisk, SimStorage};
+use crate::storage::{self, DiskCounts, SimDisk};
 
 /// The wall clock at the start of every run: 2027-01-15T08:00:00Z.
 pub const EPOCH_MS: u64 = 1_800_000_000_000;
@@ -85,7 +87,8 @@ pub enum Planted {
     /// impostor, so there it changes nothing.
     TrustHello,
     /// Every disk's sync reports success and makes nothing durable (an fsync lost to a
-    /// lying disk cache): a crashed server comes back without what it acknowledged.
+    /// lying disk cache): a crashed server comes back with any prefix of what it wrote
+    /// since it started, without part of what it acknowledged.
     LostFsync,
     /// A bug planted in hal-core ([`hal_core::plant::Plant`]).
     #[cfg(feature = "plant")]
@@ -209,6 +212,8 @@ pub struct Run {
     pub violation: Option<Violation>,
     /// What each server journaled (as a real one's journal would hold it).
     pub journals: Vec<hal_net::journal::read::ServerJournal>,
+    /// What the servers' disks saw (crashes, torn tails, compactions), summed.
+    pub disks: DiskCounts,
 }
 
 /// How one server of a simulated triad is set up.
@@ -355,17 +360,25 @@ impl std::fmt::Debug for Failure {
     }
 }
 
+/// The disk of server `id` in the run of `seed`: its crashes draw from a stream of their
+/// own ("disk" in ASCII, and the server), so that the other draws do not depend on them.
+pub(crate) fn disk(seed: u64, id: ServerId, setup: &ServerSetup) -> SimDisk {
+    let stream = seed ^ 0x6469_736b ^ (u64::from(id.get()) << 32);
+    SimDisk::new(stream, setup.sync_time, setup.lose_syncs)
+}
+
 /// What the servers' machines share with the harness: their clocks, the history their
-/// role changes go into, the probers beside them, and their stop switches.
+/// role changes go into, the probers beside them, their stop switches and their disks.
 pub(crate) struct Watch<'a> {
     pub clocks: &'a [SimClock; 3],
     pub history: &'a History,
     pub probes: &'a Probes,
     pub stops: faults::Stops,
+    pub disks: &'a [SimDisk; 3],
 }
 
 /// Starts the three servers on `sim` over `transport`, each with its setup, `timing`, its
-/// clock, and a prober beside it.
+/// clock, its disk and a prober beside it.
 pub(crate) fn spawn_servers(
     sim: &mut turmoil::Sim<'_>,
     transport: SimTransport,
@@ -375,37 +388,57 @@ pub(crate) fn spawn_servers(
 ) {
     for (id, setup) in servers().into_iter().zip(setups) {
         let stops = watch.stops.clone();
-        let disk = SimDisk::default();
+        let disk = watch.disks[id.index()].clone();
         let clock = watch.clocks[id.index()].clone();
         let (history, probes) = (watch.history.clone(), watch.probes.clone());
         sim.host(host(id), move || {
-            let storage = SimStorage {
-                disk: disk.clone(),
-                sync_time: setup.sync_time,
-                lose_syncs: setup.lose_syncs,
-            };
+            let fs = disk.boot();
+            let files = disk.file_config(setup.plants);
             let (clock, hook) = (clock.clone(), role_hook(id, history.clone()));
             tokio::task::spawn_local(probe::run(id, clock.clone(), EPOCH_MS, probes.clone()));
             let (mut config, catalog) = (node_config(id, timing, &setup), setup.catalog.clone());
             config.journal = history.journal(id);
             let (stops, asked) = (stops.clone(), stops.switch(id));
+            let history = history.clone();
             async move {
+                let dir = std::path::Path::new(storage::DATA_DIR);
+                let storage = match FileStorage::open_in(fs, dir, IfBlank::Refuse, files) {
+                    Ok(storage) => storage,
+                    Err(error) => return refused(&history, id, error),
+                };
                 let node = Node::bind(config, catalog, transport, storage, clock)
                     .await?
                     .on_event(hook);
-                node.run(async move {
+                let stop = async move {
                     // A dropped switch (the run is over) is no request to stop.
                     if asked.await.is_err() {
                         std::future::pending::<()>().await;
                     }
-                })
-                .await?;
+                };
+                match node.run(stop).await {
+                    Err(NodeError::Storage(error)) => return refused(&history, id, error),
+                    other => other?,
+                }
                 // The process exits: the driver takes it off the machine.
                 stops.exited(id);
                 std::future::pending::<()>().await;
                 Ok(())
             }
         });
+    }
+}
+
+/// A server that cannot start from its disk: a disk that only lost what the crash model
+/// lets it lose must always be recoverable, so a damaged or blank data directory is a
+/// violation (of "11 restarts after a crash"), and the run stops there. Any other storage
+/// error fails the simulation.
+fn refused(history: &History, id: ServerId, error: StorageError) -> turmoil::Result {
+    match error {
+        StorageError::Corrupt { .. } | StorageError::Blank { .. } => {
+            history.refused_start(now_ms(), id, &error.to_string());
+            Ok(())
+        }
+        error => Err(error.into()),
     }
 }
 
@@ -568,6 +601,7 @@ fn judge(config: &WorldConfig, history: &History) -> Result<Run, HarnessError> {
         log_entries_max: config.log_entries_max,
         ..ServerSetup::standard(id, catalog(count), config.sync_time, config.planted)
     });
+    let disks = servers().map(|id| disk(config.seed, id, &setups[id.index()]));
     let transport = Planted::server_transport(config.planted);
     let book = faults::Book::default();
     let watch = Watch {
@@ -575,6 +609,7 @@ fn judge(config: &WorldConfig, history: &History) -> Result<Run, HarnessError> {
         history,
         probes: &probes,
         stops: book.stops(),
+        disks: &disks,
     };
     spawn_servers(&mut sim, transport, setups, timing, &watch);
     // All clients run as tasks of one simulated machine: turmoil's cost is per host and
@@ -616,7 +651,16 @@ fn judge(config: &WorldConfig, history: &History) -> Result<Run, HarnessError> {
         .collect();
     plan.extend(client_faults(config));
     plan.sort_by_key(|(t, _)| *t);
-    drive(&mut sim, plan, &clocks, history, &mut effects, book)?;
+    let aim = Aim::new(config.seed, disks.clone());
+    drive(
+        &mut sim,
+        plan,
+        &clocks,
+        history,
+        &mut effects,
+        book,
+        Some(aim),
+    )?;
     let end_ms = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
     if history.violation().is_none() {
         effects.finish(end_ms).map_err(HarnessError::NoEffect)?;
@@ -626,7 +670,15 @@ fn judge(config: &WorldConfig, history: &History) -> Result<Run, HarnessError> {
         history: history.lines(),
         violation: history.violation(),
         journals: history.server_journals(),
+        disks: disk_counts(&disks),
     })
+}
+
+/// What `disks` saw, summed.
+pub(crate) fn disk_counts(disks: &[SimDisk; 3]) -> DiskCounts {
+    disks
+        .iter()
+        .fold(DiskCounts::default(), |sum, disk| sum.plus(disk.counts()))
 }
 
 /// When the harness reads the active server's seat table for invariant 7: a second
@@ -697,8 +749,9 @@ pub(crate) struct ClientsCut {
     pub hold: bool,
 }
 
-/// Steps the simulation to its end, applying the planned faults on time and checking
-/// that they take effect. An error is a harness bug or a failed simulation.
+/// Steps the simulation to its end, applying the planned faults on time (crashes aimed
+/// at the disks' syncs, with `aim`) and checking that they take effect. An error is a
+/// harness bug or a failed simulation.
 pub(crate) fn drive(
     sim: &mut turmoil::Sim<'_>,
     plan: Vec<(Duration, Planned)>,
@@ -706,12 +759,37 @@ pub(crate) fn drive(
     history: &History,
     effects: &mut Effects,
     mut book: faults::Book,
+    mut aim: Option<Aim>,
 ) -> Result<(), HarnessError> {
     let mut plan = plan.into_iter().peekable();
     let mut client_cuts: BTreeMap<(String, ServerId), u32> = BTreeMap::new();
     loop {
         let now = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
+        if let Some(s) = aim.as_mut().and_then(|a| a.due(sim.elapsed(), false)) {
+            apply(
+                sim,
+                Fault::Crash(s),
+                now,
+                clocks,
+                &mut book,
+                history,
+                effects,
+            )?;
+        }
         while let Some((_, planned)) = plan.next_if(|(t, _)| *t <= sim.elapsed()) {
+            let next = plan.peek().map(|(t, _)| *t);
+            // A crash still waiting for its moment comes before any later step.
+            if let Some(s) = aim.as_mut().and_then(|a| a.due(sim.elapsed(), true)) {
+                apply(
+                    sim,
+                    Fault::Crash(s),
+                    now,
+                    clocks,
+                    &mut book,
+                    history,
+                    effects,
+                )?;
+            }
             let planned = match planned {
                 Planned::Recover(s) if sim.is_host_running(host(s)) && !book.is_stopped(s) => {
                     continue;
@@ -721,12 +799,10 @@ pub(crate) fn drive(
             };
             match planned {
                 Planned::Recover(_) => {}
+                Planned::Fault(Fault::Crash(s))
+                    if aim.as_mut().is_some_and(|a| a.hold(s, sim.elapsed(), next)) => {}
                 Planned::Fault(fault) => {
-                    faults::apply(sim, fault, clocks, &mut book, history)
-                        .map_err(HarnessError::Broken)?;
-                    effects
-                        .applied(now, fault)
-                        .map_err(HarnessError::NoEffect)?;
+                    apply(sim, fault, now, clocks, &mut book, history, effects)?;
                 }
                 Planned::Clients(held) if held.hold => {
                     for &s in &held.servers {
@@ -787,6 +863,20 @@ pub(crate) fn drive(
                 .map_err(HarnessError::NoEffect)?;
         }
     }
+}
+
+/// Applies `fault` now (at `now` ms) and tells `effects`.
+fn apply(
+    sim: &mut turmoil::Sim<'_>,
+    fault: Fault,
+    now: u64,
+    clocks: &[SimClock; 3],
+    book: &mut faults::Book,
+    history: &History,
+    effects: &mut Effects,
+) -> Result<(), HarnessError> {
+    faults::apply(sim, fault, clocks, book, history).map_err(HarnessError::Broken)?;
+    effects.applied(now, fault).map_err(HarnessError::NoEffect)
 }
 
 /// One simulated client: checks a seat out, holds it a while, checks it in, again and

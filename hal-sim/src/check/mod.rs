@@ -25,6 +25,10 @@ use std::fmt;
 
 use hal_core::record::{Entry, Record};
 
+/// The invariant a server breaks when it cannot start from its disk after a crash: the
+/// harness sees it (the server's storage refuses its data directory), not a record.
+pub const RESTARTS: &str = "11 restarts after a crash";
+
 /// A broken invariant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
@@ -136,6 +140,12 @@ impl Checkers {
                 return;
             }
         }
+    }
+
+    /// Keeps `violation` unless there was one already: a violation the harness saw
+    /// itself, not in a record (a server that cannot start from its disk).
+    pub fn violated(&mut self, violation: Violation) {
+        self.violation.get_or_insert(violation);
     }
 
     /// The first violation, if any.

@@ -39,7 +39,7 @@ use crate::net::SimTransport;
 use crate::probe::Probes;
 use crate::world::{
     ClientsCut, EPOCH_MS, Planned, Planted, ServerSetup, SimClient, SimSession, Watch, address,
-    drive, liveness_bound, sim_session, spawn_servers, triad_entry,
+    disk, drive, liveness_bound, sim_session, spawn_servers, triad_entry,
 };
 
 /// The machine the operator's status queries come from.
@@ -438,11 +438,13 @@ fn play(
         .collect();
     let book = Book::with_latency((scenario.latency, scenario.latency + scenario.jitter))
         .with_others(others);
+    let disks = servers().map(|id| disk(seed, id, &setups[id.index()]));
     let watch = Watch {
         clocks: &clocks,
         history,
         probes: &probes,
         stops: book.stops(),
+        disks: &disks,
     };
     spawn_servers(
         &mut sim,
@@ -511,7 +513,7 @@ fn play(
         sim.client(IMPOSTOR_HOST, impostor.run());
     }
     let mut effects = Effects::new(probes);
-    drive(&mut sim, plan, &clocks, history, &mut effects, book)?;
+    drive(&mut sim, plan, &clocks, history, &mut effects, book, None)?;
     let end_ms = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
     if let Some(failure) = history.harness() {
         return Err(HarnessError::Broken(failure));
