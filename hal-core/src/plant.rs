@@ -13,8 +13,9 @@ compile_error!(
      (a debug build), never for a release build"
 );
 
-/// One planted bug of hal-core. (The simulator plants others of its own: a license with
-/// twice the COUNT, a disk whose sync does nothing, servers that believe a hello.)
+/// One planted bug of hal-core, or of hal-net's storage (which takes the same [`Plants`]
+/// in its config). (The simulator plants others of its own: a license with twice the
+/// COUNT, a disk whose sync does nothing, servers that believe a hello.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Plant {
     /// #2 hands the role back to #1 as soon as #1 has caught up, without waiting out
@@ -47,11 +48,14 @@ pub enum Plant {
     SnapshotWithoutSessions,
     /// A heartbeat renews the lease of every checked-out seat, whoever holds it.
     LeaseRenewedByAnyHeartbeat,
+    /// hal-net's storage: recovery takes a log record that a crash tore for corruption,
+    /// and refuses to start, as if a crash could not cut an append short.
+    TornTailIsCorruption,
 }
 
 impl Plant {
     /// Every planted bug of hal-core.
-    pub const ALL: [Plant; 11] = [
+    pub const ALL: [Plant; 12] = [
         Plant::FailbackBeforeHold,
         Plant::LeaseFromReply,
         Plant::CountAtProposeOnly,
@@ -63,6 +67,7 @@ impl Plant {
         Plant::NoStepDown,
         Plant::SnapshotWithoutSessions,
         Plant::LeaseRenewedByAnyHeartbeat,
+        Plant::TornTailIsCorruption,
     ];
 
     /// The name `hal-sim --plant` takes.
@@ -79,6 +84,7 @@ impl Plant {
             Plant::NoStepDown => "no-step-down",
             Plant::SnapshotWithoutSessions => "snapshot-without-sessions",
             Plant::LeaseRenewedByAnyHeartbeat => "lease-renewed-by-any-heartbeat",
+            Plant::TornTailIsCorruption => "torn-tail-is-corruption",
         }
     }
 }

@@ -53,7 +53,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use hal_core::plant::Plants;
+use hal_core::plant::{Plant, Plants};
 use hal_core::protocol::{LogIndex, Snapshot, Term};
 use hal_core::seats::Seats;
 use hal_core::server::{Durable, Persist};
@@ -609,7 +609,7 @@ struct Scan {
     tail: Option<Damage>,
 }
 
-fn scan(path: &Path, bytes: &[u8], _plants: Plants) -> Result<Scan, StorageError> {
+fn scan(path: &Path, bytes: &[u8], plants: Plants) -> Result<Scan, StorageError> {
     let mut records = Vec::new();
     let mut offset = 0;
     while offset < bytes.len() {
@@ -620,6 +620,9 @@ fn scan(path: &Path, bytes: &[u8], _plants: Plants) -> Result<Scan, StorageError
             }
             Err(_) if bytes[offset..].iter().all(|&b| b == 0) => break,
             Err(damage) => match torn::judge::<Record>(bytes, offset, &damage) {
+                Verdict::Torn if plants.has(Plant::TornTailIsCorruption) => {
+                    return Err(corrupt(path, offset, "a torn record (planted bug)"));
+                }
                 Verdict::Torn => {
                     return Ok(Scan {
                         records,
