@@ -3,8 +3,8 @@
 //! It runs hal-net's node driver and client session under `turmoil`, over simulated TCP
 //! ([`net`]), a simulated clock with offset and drift ([`clock`]) and simulated disks
 //! under hal-net's own file storage that lose unsynced writes on a crash ([`storage`];
-//! half the crashes of a sweep are aimed at a disk's syncs, [`aim`]), in a world of three servers,
-//! clients and faults ([`world`]), and writes the history of the run ([`history`],
+//! most crashes of a sweep are aimed at a disk's syncs, [`aim`]), in a world of three
+//! servers, clients and faults ([`world`]), and writes the history of the run ([`history`],
 //! DESIGN §6.4). It depends on hal-net, never the other way round: the simulator runs the
 //! very code that production runs.
 //!

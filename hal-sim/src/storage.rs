@@ -1146,7 +1146,7 @@ mod tests {
                     let with_cut: Vec<_> = acked.iter().chain(&cut).cloned().collect();
                     assert!(
                         loaded == model(&acked) || loaded == model(&with_cut),
-                        "seed {seed}: loaded neither what was acknowledged nor that and the cut batch"
+                        "seed {seed}: loaded neither the acked batches nor those and the cut one"
                     );
                     if loaded == model(&with_cut) {
                         acked = with_cut;

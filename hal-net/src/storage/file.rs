@@ -18,10 +18,11 @@
 //!   per sync on ext4). The first record header of zeros is the end of the log.
 //!
 //! A snapshot hal-core asks for is appended to the log like any other write. Once the log
-//! has grown past [`LOG_REWRITE_MIN`] (or [`LOG_REWRITE_GROWTH`] times what the last compaction left, if
-//! more), it is compacted: the newest snapshot is written to `snapshot.tmp`, synced and
-//! renamed over `snapshot`; then the log is rewritten (its base, then one record with the
-//! hard state and the entries after the snapshot) the same way. Both renames are followed
+//! has grown past [`LOG_REWRITE_MIN`] (or [`LOG_REWRITE_GROWTH`] times what the last
+//! compaction left, if more), it is compacted: the newest snapshot is written to
+//! `snapshot.tmp`, synced and renamed over `snapshot`; then the log is rewritten (its
+//! base, then one record with the hard state and the entries after the snapshot) the
+//! same way. Both renames are followed
 //! by a directory sync. So the renames and directory syncs of a compaction come once per
 //! tens of megabytes of log, not once per snapshot.
 //!
@@ -497,8 +498,8 @@ impl<F: Fs> State<F> {
         Ok(())
     }
 
-    /// The next compaction comes once the log is [`State::rewrite_growth`] times `left` (what a compaction
-    /// leaves on disk), and never before [`State::rewrite_min`].
+    /// The next compaction comes once the log is [`State::rewrite_growth`] times `left`
+    /// (what a compaction leaves on disk), and never before [`State::rewrite_min`].
     fn compact_after(&mut self, left: u64) {
         self.rewrite_at = self
             .rewrite_min
