@@ -104,3 +104,66 @@ impl Aim {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // a failed step is a failed test
+
+    use std::path::Path;
+
+    use hal_net::storage::{Fs, FsFile};
+
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn disks() -> [SimDisk; 3] {
+        [1, 2, 3].map(|seed| SimDisk::new(seed, MS * 2, false))
+    }
+
+    /// An aim whose next crash waits (some seed's first draw holds it).
+    fn holding(disks: &[SimDisk; 3], next: Option<Duration>) -> Aim {
+        (0..)
+            .map(|seed| Aim::new(seed, disks.clone()))
+            .find_map(|mut aim| aim.hold(ServerId::PRIMARY, MS * 100, next).then_some(aim))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_crash_waits_for_a_sync_and_lands_among_the_queued_ones() {
+        let disks = disks();
+        let mut aim = holding(&disks, None);
+        assert_eq!(aim.due(MS * 101, false), None, "the disk is idle");
+        let fs = disks[0].boot();
+        let mut file = fs.create(Path::new("/var/lib/hal/x")).unwrap();
+        file.write_all_at(b"x", 0).unwrap();
+        file.sync_data().unwrap();
+        file.sync_data().unwrap();
+        // Two syncs of 2 ms queued at 102 ms: the crash comes within 4 ms.
+        let fired = (102..110).find(|&ms| aim.due(MS * ms, false).is_some());
+        assert!(fired.is_some_and(|ms| ms < 106), "{fired:?}");
+    }
+
+    #[test]
+    fn a_crash_that_finds_no_sync_goes_ahead_in_time() {
+        let disks = disks();
+        let mut aim = holding(&disks, Some(MS * 1_100));
+        // Half the time to the next step: 500 ms.
+        assert_eq!(aim.due(MS * 599, false), None);
+        assert_eq!(aim.due(MS * 600, false), Some(ServerId::PRIMARY));
+        let mut aim = holding(&disks, None);
+        assert_eq!(aim.due(MS * 100 + AIM_WAIT_MAX - MS, false), None);
+        assert_eq!(
+            aim.due(MS * 100 + AIM_WAIT_MAX, false),
+            Some(ServerId::PRIMARY)
+        );
+    }
+
+    #[test]
+    fn a_planned_step_fires_the_waiting_crash_first() {
+        let disks = disks();
+        let mut aim = holding(&disks, None);
+        assert_eq!(aim.due(MS * 101, true), Some(ServerId::PRIMARY));
+        assert_eq!(aim.due(MS * 102, true), None, "fired once");
+    }
+}
