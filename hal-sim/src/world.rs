@@ -977,22 +977,8 @@ impl ClientPlan {
     /// Frozen (a paused process, a laptop lid closed): no heartbeats, possibly past the
     /// lease, but thawed by the end of the chaos.
     async fn freeze(&self, rng: &mut ChaCha8Rng, now: Duration) {
-        let lease = self.timing.client_lease.as_millis() as u64;
-        let left = (self.chaos - now).as_millis() as u64;
-        let frozen = Duration::from_millis(rng.random_range(0..(lease * 2).min(left) + 1));
-        self.history
-            .client(&self.name, ClientEventRecord::Frozen { handle: None });
-        let before = self.sent.load(Ordering::Relaxed);
-        tokio::time::sleep(frozen).await;
-        let during = self.sent.load(Ordering::Relaxed) - before;
-        if during > 0 {
-            self.history.harness_failure(format!(
-                "client {} sent {during} requests while frozen",
-                self.name
-            ));
-        }
-        self.history
-            .client(&self.name, ClientEventRecord::Thawed { handle: None });
+        let frozen = freeze_time(rng, self.timing.client_lease, now, self.chaos);
+        frozen_for(&self.history, &self.name, &self.sent, frozen).await;
     }
 
     /// Waits for the answer to `seq`: the handle of a grant, or `None`.
@@ -1043,6 +1029,40 @@ impl ClientPlan {
             },
         );
     }
+}
+
+/// How long a client freezes at `now`, drawn from `rng`: up to two leases, thawed by
+/// `chaos` (the end of the faults).
+pub(crate) fn freeze_time(
+    rng: &mut ChaCha8Rng,
+    lease: Duration,
+    now: Duration,
+    chaos: Duration,
+) -> Duration {
+    let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+    let left_ms = u64::try_from(chaos.saturating_sub(now).as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(rng.random_range(0..lease_ms.saturating_mul(2).min(left_ms) + 1))
+}
+
+/// Client `label`'s process paused for `lasting` (no heartbeats): it must send nothing
+/// meanwhile (`sent` counts what it put on the wire); the history says when it froze and
+/// thawed.
+pub(crate) async fn frozen_for(
+    history: &History,
+    label: &str,
+    sent: &AtomicU64,
+    lasting: Duration,
+) {
+    history.client(label, ClientEventRecord::Frozen { handle: None });
+    let before = sent.load(Ordering::Relaxed);
+    tokio::time::sleep(lasting).await;
+    let during = sent.load(Ordering::Relaxed) - before;
+    if during > 0 {
+        history.harness_failure(format!(
+            "client {label} sent {during} requests while frozen"
+        ));
+    }
+    history.client(label, ClientEventRecord::Thawed { handle: None });
 }
 
 /// Who a simulated client is, for [`sim_session`].

@@ -7,7 +7,7 @@
 //! and written into the history as an `expect` record.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,7 +39,7 @@ use crate::net::SimTransport;
 use crate::probe::Probes;
 use crate::world::{
     ClientsCut, EPOCH_MS, Planned, Planted, ServerSetup, SimClient, SimSession, Watch, address,
-    disk, drive, liveness_bound, sim_session, spawn_servers, triad_entry,
+    disk, drive, freeze_time, frozen_for, liveness_bound, sim_session, spawn_servers, triad_entry,
 };
 
 /// The machine the operator's status queries come from.
@@ -907,28 +907,13 @@ impl Member {
     /// Frozen for up to two leases, thawed by `chaos`: no heartbeats, nothing sent.
     async fn freeze_a_while(&self, rng: &mut ChaCha8Rng, chaos: Duration) {
         let now = turmoil::sim_elapsed().unwrap_or_default();
-        let lease = u64::try_from(self.timing.client_lease.as_millis()).unwrap_or(u64::MAX);
-        let left = u64::try_from(chaos.saturating_sub(now).as_millis()).unwrap_or(u64::MAX);
-        let frozen =
-            Duration::from_millis(rng.random_range(0..lease.saturating_mul(2).min(left) + 1));
+        let frozen = freeze_time(rng, self.timing.client_lease, now, chaos);
         self.frozen_for(frozen).await;
     }
 
     /// The client process paused for `lasting`: it must send nothing meanwhile.
     async fn frozen_for(&self, lasting: Duration) {
-        self.history
-            .client(&self.label, ClientEventRecord::Frozen { handle: None });
-        let before = self.sent.load(Ordering::Relaxed);
-        tokio::time::sleep(lasting).await;
-        let during = self.sent.load(Ordering::Relaxed) - before;
-        if during > 0 {
-            self.history.harness_failure(format!(
-                "client {} sent {during} requests while frozen",
-                self.label
-            ));
-        }
-        self.history
-            .client(&self.label, ClientEventRecord::Thawed { handle: None });
+        frozen_for(&self.history, &self.label, &self.sent, lasting).await;
     }
 
     /// A busy user: checks out, holds the seat a while, checks in, until `until`.

@@ -255,6 +255,21 @@ impl StepKeys<'_, '_, '_> {
         })
     }
 
+    /// `until`, when a client's spell of `who`'s ("a busy client") ends: after the step.
+    fn until(&self, who: &str) -> Result<Duration, ScenarioError> {
+        let until = self.required(
+            "until",
+            &format!("{who} needs until = \"<when it stops>\", e.g. until = \"60s\""),
+        )?;
+        let until_at = self.doc.duration("until", until)?;
+        if until_at <= self.at {
+            return Err(self
+                .doc
+                .at(until.span(), "until", "the spell ends before it starts"));
+        }
+        Ok(until_at)
+    }
+
     fn feature(&self) -> Result<String, ScenarioError> {
         self.doc
             .string(
@@ -497,18 +512,7 @@ fn read_borrow(s: &StepKeys<'_, '_, '_>) -> Result<Action, ScenarioError> {
 }
 
 fn read_busy(s: &StepKeys<'_, '_, '_>) -> Result<Action, ScenarioError> {
-    let until = s.required(
-        "until",
-        "a busy client needs until = \"<when it stops>\", e.g. until = \"60s\"",
-    )?;
-    let until_at = s.doc.duration("until", until)?;
-    if until_at <= s.at {
-        return Err(s.doc.at(
-            until.span(),
-            "until",
-            "the busy spell ends before it starts",
-        ));
-    }
+    let until_at = s.until("a busy client")?;
     let hold = s
         .table
         .get("hold")
@@ -540,16 +544,7 @@ fn write_busy(_: &str, action: &Action) -> Option<String> {
 }
 
 fn read_work(s: &StepKeys<'_, '_, '_>) -> Result<Action, ScenarioError> {
-    let until = s.required(
-        "until",
-        "a working client needs until = \"<when it stops>\", e.g. until = \"60s\"",
-    )?;
-    let until_at = s.doc.duration("until", until)?;
-    if until_at <= s.at {
-        return Err(s
-            .doc
-            .at(until.span(), "until", "the work ends before it starts"));
-    }
+    let until_at = s.until("a working client")?;
     let chaos = match s.table.get("chaos") {
         None => None,
         Some(value) => {
