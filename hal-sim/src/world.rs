@@ -765,30 +765,14 @@ pub(crate) fn drive(
     let mut client_cuts: BTreeMap<(String, ServerId), u32> = BTreeMap::new();
     loop {
         let now = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
-        if let Some(s) = aim.as_mut().and_then(|a| a.due(sim.elapsed(), false)) {
-            apply(
-                sim,
-                Fault::Crash(s),
-                now,
-                clocks,
-                &mut book,
-                history,
-                effects,
-            )?;
+        if let Some(crash) = aimed(&mut aim, sim.elapsed(), false) {
+            apply(sim, crash, now, clocks, &mut book, history, effects)?;
         }
         while let Some((_, planned)) = plan.next_if(|(t, _)| *t <= sim.elapsed()) {
             let next = plan.peek().map(|(t, _)| *t);
             // A crash still waiting for its moment comes before any later step.
-            if let Some(s) = aim.as_mut().and_then(|a| a.due(sim.elapsed(), true)) {
-                apply(
-                    sim,
-                    Fault::Crash(s),
-                    now,
-                    clocks,
-                    &mut book,
-                    history,
-                    effects,
-                )?;
+            if let Some(crash) = aimed(&mut aim, sim.elapsed(), true) {
+                apply(sim, crash, now, clocks, &mut book, history, effects)?;
             }
             let planned = match planned {
                 Planned::Recover(s) if sim.is_host_running(host(s)) && !book.is_stopped(s) => {
@@ -863,6 +847,14 @@ pub(crate) fn drive(
                 .map_err(HarnessError::NoEffect)?;
         }
     }
+}
+
+/// The crash `aim` holds back, if it fires `now` ([`Aim::due`]; `flush`: a planned step
+/// is due, so it fires first).
+fn aimed(aim: &mut Option<Aim>, now: Duration, flush: bool) -> Option<Fault> {
+    aim.as_mut()
+        .and_then(|a| a.due(now, flush))
+        .map(Fault::Crash)
 }
 
 /// Applies `fault` now (at `now` ms) and tells `effects`.
