@@ -116,6 +116,10 @@ impl Lane {
     }
 
     fn bar(&mut self, bar: Bar) {
+        if bar.to_ms <= bar.from_ms {
+            // Ended as it began (a band replaced in the same millisecond): nothing to draw.
+            return;
+        }
         if self.bars.len() < BARS_PER_LANE_MAX {
             self.bars.push(bar);
         } else {
@@ -247,6 +251,17 @@ impl Builder {
             (None, None) => "a history".to_string(),
         };
         self.chart.liveness_from_ms = meta.liveness_from_ms;
+        // Every server starts as a standby (a follower) until a role record says
+        // otherwise: the history writes none for the start.
+        for server in 1..=3u8 {
+            let open = Open {
+                from_ms: 0,
+                kind: "standby",
+                label: "starting".to_string(),
+                r: None,
+            };
+            self.roles.entry(server).or_insert(open);
+        }
         for (name, feature) in &meta.features {
             self.seat_chart.insert(name.clone(), self.chart.seats.len());
             self.chart.seats.push(Seats {

@@ -44,11 +44,20 @@ fn a_server_lane_has_a_band_per_role_until_the_next() {
     assert_eq!(chart.end_ms, 9000);
     assert_eq!(
         spans(&chart.servers[0].bars),
-        [(100, 5000, "active"), (5000, 9000, "down")]
+        [
+            (0, 100, "standby"),
+            (100, 5000, "active"),
+            (5000, 9000, "down")
+        ]
     );
-    assert_eq!(spans(&chart.servers[1].bars), [(6500, 9000, "active")]);
-    assert_eq!(chart.servers[1].bars[0].label, "active (term 2)");
-    assert!(chart.servers[2].bars.is_empty());
+    // Every server starts as a standby, until its first role record.
+    assert_eq!(
+        spans(&chart.servers[1].bars),
+        [(0, 6500, "standby"), (6500, 9000, "active")]
+    );
+    assert_eq!(chart.servers[1].bars[0].label, "starting");
+    assert_eq!(chart.servers[1].bars[1].label, "active (term 2)");
+    assert_eq!(spans(&chart.servers[2].bars), [(0, 9000, "standby")]);
 }
 
 /// A restarted server runs as a standby until a role record says otherwise (the
@@ -67,16 +76,21 @@ fn a_server_stopped_or_crashed_is_down_until_its_restart_then_a_standby() {
     assert_eq!(
         spans(&chart.servers[2].bars),
         [
+            (0, 5000, "standby"),
             (5000, 8000, "down"),
             (8000, 10500, "standby"),
             (10500, 12000, "standby")
         ]
     );
-    assert_eq!(chart.servers[2].bars[1].label, "restarted");
+    assert_eq!(chart.servers[2].bars[2].label, "restarted");
     // A restart of a server that runs (no down band) changes nothing of its band.
     assert_eq!(
         spans(&chart.servers[0].bars),
-        [(100, 9000, "active"), (9000, 12000, "down")]
+        [
+            (0, 100, "standby"),
+            (100, 9000, "active"),
+            (9000, 12000, "down")
+        ]
     );
     let stop_row = chart.faults.iter().find(|row| row.name == "stop #3");
     assert_eq!(
