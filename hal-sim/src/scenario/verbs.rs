@@ -525,22 +525,31 @@ fn read_busy(s: &StepKeys<'_, '_, '_>) -> Result<Action, ScenarioError> {
     }))
 }
 
-fn write_busy(_: &str, action: &Action) -> Option<String> {
+fn write_busy(name: &str, action: &Action) -> Option<String> {
     act(action, |act| match act {
         ClientAct::Busy {
             feature,
             until,
             hold,
-        } => {
-            let hold = hold.map_or(String::new(), |h| format!("\nhold = {}", duration(h)));
-            Some(format!(
-                "busy = {}\nuntil = {}{hold}",
-                quoted(feature),
-                duration(*until)
-            ))
-        }
+        } => Some(spell(name, feature, *until, ("hold", *hold))),
         _ => None,
     })
+}
+
+/// A client's spell of work as its verb's keys: `busy = "cad"`, `until`, and the one
+/// optional key it has.
+fn spell(
+    name: &str,
+    feature: &str,
+    until: Duration,
+    (key, value): (&str, Option<Duration>),
+) -> String {
+    let optional = value.map_or(String::new(), |v| format!("\n{key} = {}", duration(v)));
+    format!(
+        "{name} = {}\nuntil = {}{optional}",
+        quoted(feature),
+        duration(until)
+    )
 }
 
 fn read_work(s: &StepKeys<'_, '_, '_>) -> Result<Action, ScenarioError> {
@@ -566,20 +575,13 @@ fn read_work(s: &StepKeys<'_, '_, '_>) -> Result<Action, ScenarioError> {
     }))
 }
 
-fn write_work(_: &str, action: &Action) -> Option<String> {
+fn write_work(name: &str, action: &Action) -> Option<String> {
     act(action, |act| match act {
         ClientAct::Work {
             feature,
             until,
             chaos,
-        } => {
-            let chaos = chaos.map_or(String::new(), |c| format!("\nchaos = {}", duration(c)));
-            Some(format!(
-                "work = {}\nuntil = {}{chaos}",
-                quoted(feature),
-                duration(*until)
-            ))
-        }
+        } => Some(spell(name, feature, *until, ("chaos", *chaos))),
         _ => None,
     })
 }
