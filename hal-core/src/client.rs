@@ -144,6 +144,14 @@ pub struct HeldSeat {
     pub lease_until: Option<Time>,
     /// For a borrow: when it ends (the granting server's wall clock).
     pub borrow_end: Option<WallTime>,
+    /// For a borrow: when it ends by this client's own clock, the borrow's hours from the
+    /// request's first send. The seat is held until then, whatever the servers' wall
+    /// clocks say: a server grants exactly the hours asked, from its own clock, and keeps
+    /// the seat until that end plus the skew bound, so the seat stays the client's at
+    /// least the hours from the grant in true time, which is after this. (Judged by the
+    /// wall clocks, a client whose server's clock is behind its own, within the skew
+    /// bound, would be told the borrow ended as it was granted.)
+    pub borrow_until: Option<Time>,
 }
 
 /// A logged request on its way.
@@ -618,10 +626,7 @@ impl Client {
             .map(|(_, sent)| sent + timeout);
         let heartbeat_reply = self.heartbeats.back().map(|(_, _, sent)| *sent + timeout);
         let leases = self.seats.values().filter_map(|s| s.lease_until);
-        let borrows = self.seats.values().filter_map(|s| s.borrow_end).map(|end| {
-            let left = end.since(self.now.wall);
-            self.now.mono + left
-        });
+        let borrows = self.seats.values().filter_map(|s| s.borrow_until);
         let resolve = self
             .resolve_at
             .filter(|_| self.pending.is_none() && !self.unresolved.is_empty());
@@ -910,6 +915,14 @@ impl Client {
                 let lease_until = borrow_end
                     .is_none()
                     .then(|| from + Duration::from_millis(lease_ms));
+                let borrow_until = borrow_end.map(|end| match &pending.op {
+                    Op::Borrow { hours, .. } => {
+                        pending.first_sent
+                            + Duration::from_secs(u64::from(*hours).saturating_mul(3_600))
+                    }
+                    // A borrow's grant answers a borrow; were it not, its wall-clock end.
+                    _ => self.now.mono + end.since(self.now.wall),
+                });
                 if borrow_end.is_none() {
                     self.lease_ms_last = Some(lease_ms);
                 }
@@ -919,6 +932,7 @@ impl Client {
                         feature,
                         lease_until,
                         borrow_end,
+                        borrow_until,
                     },
                 );
                 self.served_by(reply.from);
@@ -1087,7 +1101,7 @@ impl Client {
         let ended: Vec<Handle> = self
             .seats
             .iter()
-            .filter(|(_, s)| s.borrow_end.is_some_and(|end| end <= now.wall))
+            .filter(|(_, s)| s.borrow_until.is_some_and(|until| until <= now.mono))
             .map(|(h, _)| *h)
             .collect();
         for handle in ended {
@@ -1976,6 +1990,38 @@ mod tests {
         c.handle_reply(at(10), out[0].to, reply(ONE, seq, borrowed));
         events(&mut c);
         c.handle_timeout(at(60_000));
+        assert!(c.seats().contains_key(&Handle(9)));
+        assert!(events(&mut c).is_empty());
+        c.handle_timeout(at(7_200_000));
+        assert!(c.seats().is_empty());
+        assert_eq!(
+            events(&mut c),
+            vec![ClientEvent::BorrowEnded { handle: Handle(9) }]
+        );
+    }
+
+    /// A borrow lasts its hours by the client's own clock: granted by a server whose wall
+    /// clock is an hour and a half behind the client's (within a three-hour skew bound),
+    /// its end is already past by the client's wall clock, yet it is held for the two
+    /// hours asked, from the request's first send (found by the seed sweep's clients, in
+    /// a triad configured for clocks hours apart).
+    #[test]
+    fn a_borrow_lasts_its_hours_whatever_the_servers_clock() {
+        let mut c = client();
+        let seq = c.borrow(at(0), "cad", 2);
+        let out = sent(&mut c);
+        let behind = WallTime(1_800_000_000_000 + 7_200_000 - 5_400_000);
+        let borrowed = ReplyResult::Granted {
+            handle: Handle(9),
+            lease_ms: 120_000,
+            borrow_end: Some(behind),
+            granted_by: ONE,
+        };
+        c.handle_reply(at(10), out[0].to, reply(ONE, seq, borrowed));
+        events(&mut c);
+        assert_eq!(c.seats()[&Handle(9)].borrow_until, Some(Time(7_200_000)));
+        assert_eq!(c.poll_timeout(), Some(Time(7_200_000)));
+        c.handle_timeout(at(3_600_000));
         assert!(c.seats().contains_key(&Handle(9)));
         assert!(events(&mut c).is_empty());
         c.handle_timeout(at(7_200_000));
