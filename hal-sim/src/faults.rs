@@ -328,7 +328,7 @@ impl Book {
         Book {
             ways: Default::default(),
             normal: (min, max),
-            others: vec![CLIENTS_HOST.to_string()],
+            others: Vec::new(),
             stops: Stops::default(),
             stopping: BTreeMap::new(),
             stopped: [false; 3],
@@ -372,7 +372,7 @@ impl Book {
         Ok(exited)
     }
 
-    /// The machines besides the servers are `others` (rather than [`CLIENTS_HOST`]).
+    /// The machines besides the servers are `others` (none unless given).
     pub fn with_others(mut self, others: Vec<String>) -> Book {
         self.others = others;
         self
@@ -387,9 +387,6 @@ impl Book {
         self.set(b, a, way);
     }
 }
-
-/// The simulated machine every client runs on.
-pub const CLIENTS_HOST: &str = "clients";
 
 /// Crashes server `s` so that nothing it sends while dying gets out. (Tokio drops a
 /// dying runtime's tasks in an order that depends on task ids, a process-wide counter:

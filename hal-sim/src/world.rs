@@ -1,8 +1,10 @@
-//! The simulated world: three servers running hal-net's node driver over turmoil, clients
-//! running hal-net's client session, a fault schedule drawn from the seed, and the
-//! history of everything that happened.
+//! The simulated world of a seed sweep: three servers running hal-net's node driver over
+//! turmoil, clients running hal-net's client session, a fault schedule drawn from the
+//! seed, and the history of everything that happened. The seed's world is a scenario
+//! ([`scenario_of`]) played by the scenario runner, the one every scenario file runs in;
+//! this module holds what both share (the servers, the driver, the clients' sessions).
 //!
-//! One seed fixes the run: turmoil's `rng_seed`, a pinned epoch, and a ChaCha generator
+//! One seed fixes the run: turmoil's `rng_seed`, a pinned epoch, and ChaCha generators
 //! for everything the world decides (fault schedule, client ids, hold times). The same
 //! seed twice writes byte-identical histories.
 
@@ -13,16 +15,18 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use hal_core::ServerEvent;
 use hal_core::ServerId;
-use hal_core::catalog::{Catalog, FeatureRules};
-use hal_core::client::{ClientConfig, ClientEvent};
+use hal_core::catalog::Catalog;
+use hal_core::client::ClientConfig;
+use hal_core::license::parse as parse_license;
 use hal_core::plant::Plants;
-use hal_core::protocol::{ClientId, Handle, RequestSeq};
-use hal_core::record::{ClientEventRecord, FaultKind, FeatureMeta, Meta};
+use hal_core::protocol::ClientId;
+use hal_core::record::{ClientEventRecord, FaultKind};
 use hal_core::server::Config;
 use hal_core::server::SeatChange;
 use hal_core::timing::Timing;
+use hal_net::config::{TIMING_FIELDS, TimingProfile, timing_field};
 use hal_net::node::{EventHook, LinkTiming, Node, NodeConfig, NodeError};
-use hal_net::session::{Answered, Session, Tapped};
+use hal_net::session::{Session, Tapped};
 use hal_net::storage::{FileStorage, IfBlank, StorageError};
 use hal_net::wire::Identity;
 use rand::{RngExt, SeedableRng};
@@ -37,6 +41,9 @@ use crate::faults::{self, Fault, host, servers};
 use crate::history::{History, now_ms};
 use crate::net::SimTransport;
 use crate::probe::{self, Probes};
+use crate::scenario::{
+    Action, ClientAct, ClientGroup, Expect, LivenessFrom, Scenario, ServerSpec, Step,
+};
 use crate::storage::{self, DiskCounts, SimDisk};
 
 /// The wall clock at the start of every run: 2027-01-15T08:00:00Z.
@@ -235,33 +242,6 @@ pub struct ServerSetup {
     pub log_entries_max: usize,
 }
 
-impl ServerSetup {
-    /// Server `id` of the standard world: the right triad list, `catalog`.
-    fn standard(
-        id: ServerId,
-        catalog: Catalog,
-        sync_time: Duration,
-        planted: Option<Planted>,
-    ) -> ServerSetup {
-        ServerSetup {
-            catalog,
-            identity: Identity {
-                triad: servers().iter().map(|&s| triad_entry(s)).collect(),
-                license_digest: "simulated".into(),
-                features: vec![],
-            },
-            peers: faults::peers(id)
-                .into_iter()
-                .map(|p| (p, format!("{}:{PORT}", host(p))))
-                .collect(),
-            sync_time,
-            plants: Planted::plants(planted),
-            lose_syncs: planted == Some(Planted::LostFsync),
-            log_entries_max: Config::triad(id, Timing::lan()).log_entries_max,
-        }
-    }
-}
-
 /// Server `id`'s entry in a triad list (`6200@server1`).
 pub fn triad_entry(id: ServerId) -> String {
     format!("{PORT}@{}", host(id))
@@ -289,17 +269,6 @@ fn node_config(id: ServerId, timing: Timing, setup: &ServerSetup) -> NodeConfig 
         journal: hal_net::journal::Journal::off(),
         links: LinkTiming::for_timing(&timing),
     }
-}
-
-fn catalog(count: u32) -> Catalog {
-    let rules = FeatureRules {
-        count,
-        borrow_hours_max: Some(72),
-        start: None,
-        end: None,
-        hostid_ok: true,
-    };
-    Catalog::from_rules([(FEATURE.to_string(), rules)])
 }
 
 /// Records role changes of server `id` into the history.
@@ -464,66 +433,64 @@ pub(crate) fn simulation<'a>(
 /// Faults at their times.
 pub type Schedule = Vec<(Duration, Fault)>;
 
-/// What the seed draws before the run: each client's id and seed, then the fault
-/// schedule (unless the config gives one).
-fn draw(config: &WorldConfig) -> (Vec<(ClientId, u64)>, Schedule) {
+/// The fault schedule the seed draws (unless the config gives one): the servers'
+/// faults, and in a triad configured for clocks hours apart, the clocks' offsets at the
+/// start.
+pub fn schedule_of(config: &WorldConfig) -> Schedule {
+    if let Some(faults) = &config.faults {
+        return faults.clone();
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-    let clients = (0..config.clients)
-        .map(|_| (ClientId(rng.random()), rng.random()))
-        .collect();
-    let schedule = match &config.faults {
-        Some(faults) => faults.clone(),
-        None => {
-            let skew = config.timing.max_clock_skew;
-            let mut schedule = faults::schedule(&mut rng, config.chaos, skew);
-            if skew >= Duration::from_secs(3_600) {
-                // Clocks hours apart from the start: each one behind true time, on it or
-                // ahead of it by about half the bound (from a stream of their own:
-                // "clocks" in ASCII).
-                let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x636c_6f63_6b73);
-                let half = i64::try_from(skew.as_millis() / 2).unwrap_or(i64::MAX);
-                let apart = servers().into_iter().map(|s| {
-                    let near = rng.random_range(-half / 10..=half / 10);
-                    let offset = rng.random_range(-1..=1) * (half - half / 10) + near;
-                    (Duration::ZERO, Fault::Clock(s, offset, 0))
-                });
-                schedule.splice(0..0, apart);
-            }
-            schedule
-        }
-    };
-    (clients, schedule)
+    let skew = config.timing.max_clock_skew;
+    let mut schedule = faults::schedule(&mut rng, config.chaos, skew);
+    if skew >= Duration::from_secs(3_600) {
+        // Clocks hours apart from the start: each one behind true time, on it or ahead
+        // of it by about half the bound (from a stream of their own: "clocks" in ASCII).
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x636c_6f63_6b73);
+        let half = i64::try_from(skew.as_millis() / 2).unwrap_or(i64::MAX);
+        let apart = servers().into_iter().map(|s| {
+            let near = rng.random_range(-half / 10..=half / 10);
+            let offset = rng.random_range(-1..=1) * (half - half / 10) + near;
+            (Duration::ZERO, Fault::Clock(s, offset, 0))
+        });
+        schedule.splice(0..0, apart);
+    }
+    schedule
 }
 
-/// The faults of the client machine's links: the outage of [`client_outage`] if the seed
-/// has one, and with even odds some short ones, one after another during the chaos (none
-/// during the outage), each a cut from one server or a hold of everything between the
-/// clients and one server (what heavy loss does to TCP: nothing arrives, then all of it,
-/// late), for 0.3 to 4 s. Drawn from streams of their own, so that a seed's server faults
-/// do not depend on them (none when the config gives its faults).
-pub(crate) fn client_faults(config: &WorldConfig) -> Vec<(Duration, Planned)> {
+/// The faults of the client machine's links, as `disconnect` steps of the group `who`:
+/// the outage of [`client_outage`] if the seed has one, and with even odds some short
+/// ones, one after another during the chaos (none during the outage), each a cut from one
+/// server or a hold of everything between the clients and one server (what heavy loss
+/// does to TCP: nothing arrives, then all of it, late), for 0.3 to 4 s. Drawn from streams
+/// of their own, so that a seed's server faults do not depend on them (none when the
+/// config gives its faults).
+fn client_link_steps(config: &WorldConfig, who: &str) -> Vec<Step> {
     if config.faults.is_some() {
         return Vec::new();
     }
-    let fault = |servers: Vec<ServerId>, cut, hold| {
-        Planned::Clients(ClientsCut {
-            host: faults::CLIENTS_HOST.to_string(),
-            name: faults::CLIENTS_HOST.to_string(),
-            servers,
-            cut,
-            hold,
-        })
+    let step = |at, lasting, from: Vec<ServerId>, held| Step {
+        at,
+        line: 0,
+        action: Action::Client {
+            who: who.to_string(),
+            act: ClientAct::Disconnect {
+                lasting,
+                from,
+                held,
+            },
+        },
+        expect: Expect::default(),
     };
-    let mut plan = Vec::new();
+    let mut steps = Vec::new();
     let outage = client_outage(config);
     if let Some((from, to)) = outage {
-        plan.push((from, fault(servers().to_vec(), true, false)));
-        plan.push((to, fault(servers().to_vec(), false, false)));
+        steps.push(step(from, to - from, servers().to_vec(), false));
     }
     // "clients" in ASCII, so the stream differs from the seed's own.
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x0063_6c69_656e_7473);
     if !rng.random_bool(0.5) {
-        return plan;
+        return steps;
     }
     let least = Duration::from_millis(300);
     let mut t = Duration::from_millis(rng.random_range(1_000..5_000));
@@ -534,12 +501,11 @@ pub(crate) fn client_faults(config: &WorldConfig) -> Vec<(Duration, Planned)> {
         // None during the outage, which a heal of one server's link would cut short.
         let apart = Duration::from_millis(500);
         if outage.is_none_or(|(from, to)| t + lasting + apart < from || to + apart < t) {
-            plan.push((t, fault(vec![server], true, hold)));
-            plan.push((t + lasting, fault(vec![server], false, hold)));
+            steps.push(step(t, lasting, vec![server], hold));
         }
         t += lasting + Duration::from_millis(rng.random_range(500..5_000));
     }
-    plan
+    steps
 }
 
 /// The client machine off the network (a laptop leaving the VPN) for longer than a
@@ -561,117 +527,162 @@ fn client_outage(config: &WorldConfig) -> Option<(Duration, Duration)> {
     Some((ms(from), ms(from + lasting)))
 }
 
-/// The fault schedule of `config`'s run (the one its seed draws, or the one it gives).
-pub fn schedule_of(config: &WorldConfig) -> Schedule {
-    draw(config).1
+/// The seed's faults, one [`Step`] per fault (its start and end together; a flapping
+/// link's phases are drawn again when the scenario runs).
+fn steps(schedule: &[(Duration, Fault)]) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let mut open: Option<(Duration, Fault)> = None;
+    for &(t, fault) in schedule {
+        let action = match (open, fault) {
+            (_, Fault::Clock(..)) => Some(Action::Server {
+                fault,
+                lasting: None,
+            }),
+            (_, Fault::FlapDown(..) | Fault::FlapUp(..)) => None,
+            (Some((since, Fault::Flap(a, b))), Fault::Steady(..)) => {
+                open = None;
+                Some(Action::Flap {
+                    a,
+                    b,
+                    lasting: t - since,
+                    down: None,
+                    up: None,
+                })
+            }
+            (Some((since, started)), healing) if faults::heals(&healing) => {
+                open = None;
+                Some(Action::Server {
+                    fault: started,
+                    lasting: Some(t - since),
+                })
+            }
+            (_, started) => {
+                open = Some((t, started));
+                None
+            }
+        };
+        if let Some(action) = action {
+            let at = match &action {
+                Action::Server {
+                    lasting: Some(d), ..
+                }
+                | Action::Flap { lasting: d, .. } => t - *d,
+                _ => t,
+            };
+            steps.push(Step {
+                at,
+                line: 0,
+                action,
+                expect: Expect::default(),
+            });
+        }
+    }
+    if let Some((t, fault)) = open {
+        steps.push(Step {
+            at: t,
+            line: 0,
+            action: Action::Server {
+                fault,
+                lasting: None,
+            },
+            expect: Expect::default(),
+        });
+    }
+    steps
 }
 
-/// Runs one world to the end.
-pub fn run(config: &WorldConfig) -> Result<Run, Failure> {
-    let history = History::default();
-    judge(config, &history).map_err(|what| Failure {
-        what,
-        history: history.lines(),
-    })
-}
-
-fn judge(config: &WorldConfig, history: &History) -> Result<Run, HarnessError> {
-    let (clients, schedule) = draw(config);
-    let feature = FeatureMeta {
-        count: config.count,
-        hal: true,
-    };
-    history.meta(Meta {
-        seed: Some(config.seed),
-        liveness_from_ms: Some(config.chaos.as_millis() as u64),
-        liveness_bound_ms: Some(liveness_bound(&config.timing).as_millis() as u64),
-        ..Meta::new(&config.timing, [(FEATURE.to_string(), feature)].into())
-    });
+/// The world of `config` as a scenario: its license, timing, a group `c` of clients at
+/// work (the `work` verb) and the seed's faults (of the servers, and of the client
+/// machine's links as `disconnect` steps), its crashes aimed at the disks' syncs. The
+/// world is run as this scenario, so a file written from it replays the run.
+pub fn scenario_of(config: &WorldConfig) -> Result<Scenario, HarnessError> {
+    let license_text = format!(
+        "FEATURE {FEATURE}\n{{\n  VENDOR = sim\n  COUNT = {}\n  HAL_SERVERS = 3\n  BORROW = 72\n}}\n",
+        config.count
+    );
+    let license = parse_license("generated license", license_text.as_bytes())
+        .map_err(|e| HarnessError::Setup(format!("the generated license does not parse: {e}")))?;
     let end = config.chaos + config.calm;
-    let mut sim = simulation(config.seed, end, faults::NORMAL_LATENCY);
-    let clocks = servers().map(|_| SimClock::new(EPOCH_MS));
-    let probes = Probes::default();
-    let (mut count, mut timing) = (config.count, config.timing);
-    match config.planted {
-        Some(Planted::DoubleCount) => count *= 2,
-        Some(Planted::NoFailback) => timing.failback_hold = Duration::from_secs(86_400),
-        _ => {}
-    }
-    let setups = servers().map(|id| ServerSetup {
-        log_entries_max: config.log_entries_max,
-        ..ServerSetup::standard(id, catalog(count), config.sync_time, config.planted)
-    });
-    let disks = servers().map(|id| disk(config.seed, id, &setups[id.index()]));
-    let transport = Planted::server_transport(config.planted);
-    let book = faults::Book::default();
-    let watch = Watch {
-        clocks: &clocks,
-        history,
-        probes: &probes,
-        stops: book.stops(),
-        disks: &disks,
-    };
-    spawn_servers(&mut sim, transport, setups, timing, &watch);
-    // All clients run as tasks of one simulated machine: turmoil's cost is per host and
-    // per tick, so twenty client hosts would make the run several times slower. (Their
-    // network faults are the servers'.)
-    let plans: Vec<ClientPlan> = (1..=config.clients)
-        .zip(clients)
-        .map(|(n, (id, seed))| ClientPlan {
-            name: format!("c{n}"),
-            id,
-            seed,
-            timing: config.timing,
-            until: end,
-            chaos: config.chaos,
-            history: history.clone(),
-            sent: Arc::default(),
-            plants: Planted::plants(config.planted),
-        })
-        .collect();
-    let audit_at = audit_time(config);
-    let auditor = history.clone();
-    sim.client(faults::CLIENTS_HOST, async move {
-        let tasks: Vec<_> = plans
-            .into_iter()
-            .map(|plan| tokio::spawn(plan.run()))
-            .collect();
-        if let Some(at) = audit_at {
-            tokio::spawn(audit(at, auditor));
+    let mut timing_overrides = Vec::new();
+    let mut timing = config.timing;
+    for key in TIMING_FIELDS {
+        if let Some(value) = timing_field(&mut timing, key) {
+            timing_overrides.push((key.to_string(), *value));
         }
-        for task in tasks {
-            task.await?;
-        }
-        Ok(())
-    });
-    let mut effects = Effects::new(probes);
-    let mut plan: Vec<(Duration, Planned)> = schedule
-        .into_iter()
-        .map(|(t, fault)| (t, Planned::Fault(fault)))
-        .collect();
-    plan.extend(client_faults(config));
-    plan.sort_by_key(|(t, _)| *t);
-    let aim = Aim::new(config.seed, disks.clone());
-    drive(
-        &mut sim,
-        plan,
-        &clocks,
-        history,
-        &mut effects,
-        book,
-        Some(aim),
-    )?;
-    let end_ms = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
-    if history.violation().is_none() {
-        effects.finish(end_ms).map_err(HarnessError::NoEffect)?;
-        history.end(end_ms);
     }
-    Ok(Run {
-        history: history.lines(),
-        violation: history.violation(),
-        journals: history.server_journals(),
-        disks: disk_counts(&disks),
+    let mut steps = steps(&schedule_of(config));
+    steps.extend(client_link_steps(config, "c"));
+    steps.push(Step {
+        at: Duration::ZERO,
+        line: 0,
+        action: Action::Client {
+            who: "c".into(),
+            act: ClientAct::Work {
+                feature: FEATURE.into(),
+                until: end,
+                chaos: (config.chaos > Duration::ZERO).then_some(config.chaos),
+            },
+        },
+        expect: Expect::default(),
+    });
+    steps.sort_by_key(|s| s.at);
+    Ok(Scenario {
+        source_name: format!("seed {}", config.seed),
+        name: format!("Sweep seed {}", config.seed),
+        story: format!(
+            "Seed {} of a seed sweep: {} clients at work, and the faults the seed draws.",
+            config.seed, config.clients
+        ),
+        seed: Some(config.seed),
+        license,
+        license_text,
+        profile: TimingProfile::Lan,
+        timing: config.timing,
+        timing_overrides,
+        latency: faults::NORMAL_LATENCY.0,
+        jitter: faults::NORMAL_LATENCY.1 - faults::NORMAL_LATENCY.0,
+        servers: faults::servers().map(|_| ServerSpec {
+            sync_time: config.sync_time,
+            log_entries_max: Some(config.log_entries_max),
+            ..ServerSpec::default()
+        }),
+        clients: vec![ClientGroup {
+            name: "c".into(),
+            count: Some(u32::try_from(config.clients.max(1)).unwrap_or(1)),
+            path: faults::servers().to_vec(),
+            line: 0,
+        }],
+        steps,
+        checks: Vec::new(),
+        duration: end,
+        duration_given: true,
+        liveness: LivenessFrom::At(config.chaos),
+        warnings: Vec::new(),
+        audit: audit_time(config),
+        aim_crashes: true,
     })
+}
+
+/// Runs one world to the end: the scenario the config makes ([`scenario_of`]), played
+/// by the scenario runner as a file would be.
+pub fn run(config: &WorldConfig) -> Result<Run, Failure> {
+    let scenario = scenario_of(config).map_err(|what| Failure {
+        what,
+        history: Vec::new(),
+    })?;
+    let outcome = crate::scenario::run(&scenario, config.seed, config.planted);
+    match outcome.failure {
+        Some(what) => Err(Failure {
+            what,
+            history: outcome.history,
+        }),
+        None => Ok(Run {
+            history: outcome.history,
+            violation: outcome.violation,
+            journals: outcome.journals,
+            disks: outcome.disks,
+        }),
+    }
 }
 
 /// What `disks` saw, summed.
@@ -871,157 +882,7 @@ fn apply(
     effects.applied(now, fault).map_err(HarnessError::NoEffect)
 }
 
-/// One simulated client: checks a seat out, holds it a while, checks it in, again and
-/// again until `until`.
-struct ClientPlan {
-    name: String,
-    id: ClientId,
-    seed: u64,
-    timing: Timing,
-    until: Duration,
-    /// Until when the client may freeze.
-    chaos: Duration,
-    history: History,
-    /// Requests this client has put on the wire (a frozen client must send none).
-    sent: Arc<AtomicU64>,
-    plants: Plants,
-}
-
 pub(crate) type SimSession = Session<SimTransport, SimClock>;
-
-impl ClientPlan {
-    /// A session as client `id`, its traffic recorded in the history.
-    fn session(&self, id: ClientId) -> SimSession {
-        let client = SimClient {
-            path: &servers(),
-            id,
-            user: &self.name,
-            label: &self.name,
-            timing: self.timing,
-            plants: self.plants,
-        };
-        sim_session(&client, &self.history, &self.sent)
-    }
-
-    async fn run(mut self) {
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
-        // How long each seat is kept, from a stream of its own: a borrowed seat, and one
-        // checked out in eight, is kept 8 to 20 s (a borrow for a trip, an application
-        // left open): past the standard world's lease, so that seats are held across
-        // outages and failovers.
-        let mut holds = ChaCha8Rng::seed_from_u64(self.seed ^ 0x0068_6f6c_6473); // "holds"
-        let mut session = self.session(self.id);
-        let base = self.name.clone();
-        let mut restarts = 0;
-        while turmoil::sim_elapsed().unwrap_or_default() < self.until {
-            let borrow = rng.random_bool(0.1);
-            let seq = if borrow {
-                session.borrow(FEATURE, 1)
-            } else {
-                session.checkout(FEATURE)
-            };
-            let Some(handle) = self.answer(&mut session, seq).await else {
-                // Denied: the user tries again a little later (every 0.5–3 s: with more
-                // clients than seats, the seats are fought over all run long).
-                let pause = Duration::from_millis(rng.random_range(500..3_000));
-                tokio::time::sleep(pause).await;
-                continue;
-            };
-            let now = turmoil::sim_elapsed().unwrap_or_default();
-            if now < self.chaos && rng.random_bool(0.03) {
-                // The client process dies holding the seat; a new one (another client,
-                // with its own name in the history) starts later.
-                self.history.client(
-                    &self.name,
-                    ClientEventRecord::Crashed {
-                        handle: Some(handle.to_string()),
-                    },
-                );
-                drop(session);
-                tokio::time::sleep(Duration::from_millis(rng.random_range(100..2_000))).await;
-                restarts += 1;
-                self.name = format!("{base}.{restarts}");
-                session = self.session(ClientId(rng.random()));
-                continue;
-            }
-            if now < self.chaos && rng.random_bool(0.05) {
-                self.freeze(&mut rng, now).await;
-            }
-            let hold = if borrow || holds.random_bool(1.0 / 8.0) {
-                let long = Duration::from_millis(holds.random_range(8_000..20_000));
-                long.min(self.until.saturating_sub(now))
-            } else {
-                Duration::from_millis(rng.random_range(100..5_000))
-            };
-            if self.hold(&mut session, handle, hold).await {
-                let seq = if borrow {
-                    session.return_borrow(handle)
-                } else {
-                    session.checkin(handle)
-                };
-                self.answer(&mut session, seq).await;
-            }
-        }
-        self.history
-            .client(&self.name, ClientEventRecord::Stopped { handle: None });
-    }
-
-    /// Frozen (a paused process, a laptop lid closed): no heartbeats, possibly past the
-    /// lease, but thawed by the end of the chaos.
-    async fn freeze(&self, rng: &mut ChaCha8Rng, now: Duration) {
-        let frozen = freeze_time(rng, self.timing.client_lease, now, self.chaos);
-        frozen_for(&self.history, &self.name, &self.sent, frozen).await;
-    }
-
-    /// Waits for the answer to `seq`: the handle of a grant, or `None`.
-    async fn answer(&self, session: &mut SimSession, seq: RequestSeq) -> Option<Handle> {
-        let answered = session.answer(seq, |event| self.note(event)).await;
-        self.history.answer(&self.name, seq, FEATURE, &answered);
-        match answered {
-            Answered::Granted { handle, .. } => Some(handle),
-            _ => None,
-        }
-    }
-
-    /// Records an event that is not the answer waited for.
-    fn note(&self, event: ClientEvent) {
-        match event {
-            ClientEvent::Lost { handle } => self.lost(handle),
-            ClientEvent::Resolved { seq, released } => {
-                let handle = released.map(|h| h.to_string());
-                self.history.resolved(&self.name, seq.0, handle);
-            }
-            _ => {}
-        }
-    }
-
-    /// Holds `handle` for `hold`; false if the seat was lost on the way.
-    async fn hold(&self, session: &mut SimSession, handle: Handle, hold: Duration) -> bool {
-        let until = tokio::time::sleep(hold);
-        tokio::pin!(until);
-        loop {
-            tokio::select! {
-                () = &mut until => return true,
-                event = session.next_event() => {
-                    let gone = matches!(event, ClientEvent::Lost { handle: lost } if lost == handle);
-                    self.note(event);
-                    if gone {
-                        return false;
-                    }
-                }
-            }
-        }
-    }
-
-    fn lost(&self, handle: Handle) {
-        self.history.client(
-            &self.name,
-            ClientEventRecord::Lost {
-                handle: Some(handle.to_string()),
-            },
-        );
-    }
-}
 
 /// How long a client freezes at `now`, drawn from `rng`: up to two leases, thawed by
 /// `chaos` (the end of the faults).

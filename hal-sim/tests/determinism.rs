@@ -92,3 +92,71 @@ fn regression_a_crash_does_not_make_the_history_depend_on_other_threads() {
     }
     neighbour.join().unwrap();
 }
+
+/// Whether `scenario` (a seed's) has what makes a seed hard to replay: a crash (aimed at
+/// a disk's syncs), a fault of the client machine's links, and clocks hours apart.
+fn hard_to_replay(scenario: &hal_sim::scenario::Scenario) -> bool {
+    use hal_sim::faults::Fault;
+    use hal_sim::scenario::{Action, ClientAct};
+    let has = |pick: &dyn Fn(&Action) -> bool| scenario.steps.iter().any(|s| pick(&s.action));
+    has(&|a| {
+        matches!(
+            a,
+            Action::Server {
+                fault: Fault::Crash(_),
+                ..
+            }
+        )
+    }) && has(&|a| {
+        matches!(
+            a,
+            Action::Client {
+                act: ClientAct::Disconnect { .. },
+                ..
+            }
+        )
+    }) && scenario.timing.max_clock_skew >= std::time::Duration::from_secs(3_600)
+}
+
+/// A sweep's seed is a scenario: written as a file (as `sweep --shrink` writes one) and
+/// run by `hal-sim run`'s runner, it replays the seed's history byte for byte, for the
+/// first seed with a crash, a fault of the client machine's links and clocks hours apart,
+/// and for a seed of twenty clients.
+#[test]
+fn a_seed_written_as_a_scenario_file_replays_its_history() {
+    let hard = (0..200)
+        .find(|&seed| {
+            let config = WorldConfig::lan(seed, 5);
+            hard_to_replay(&hal_sim::world::scenario_of(&config).unwrap())
+        })
+        .expect("a seed in 0..200 with a crash, a client link fault and clocks hours apart");
+    for (seed, clients) in [(hard, 5), (11, 20)] {
+        let config = WorldConfig::lan(seed, clients);
+        let world = run(&config).unwrap();
+        let scenario = hal_sim::world::scenario_of(&config).unwrap();
+        assert!(scenario.aim_crashes);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(format!("seed-{seed}.toml"));
+        std::fs::write(&path, hal_sim::scenario::write(&scenario)).unwrap();
+        let loaded = hal_sim::scenario::load(&path).unwrap();
+        assert!(loaded.aim_crashes, "seed {seed}");
+        let replayed = hal_sim::scenario::run(&loaded, loaded.seed.unwrap(), None);
+        assert!(replayed.failure.is_none(), "{:?}", replayed.failure);
+        if let Some(at) = world
+            .history
+            .iter()
+            .zip(&replayed.history)
+            .position(|(a, b)| a != b)
+        {
+            panic!(
+                "seed {seed}: the file's run differs first at record {at}:\n{}\n{}",
+                world.history[at], replayed.history[at]
+            );
+        }
+        assert_eq!(world.history.len(), replayed.history.len(), "seed {seed}");
+        eprintln!(
+            "seed {seed} ({clients} clients): {} records replayed",
+            world.history.len()
+        );
+    }
+}

@@ -832,6 +832,59 @@ fn a_seat_held_by_nobody_at_the_audit_is_caught() {
     assert_eq!(check(&borrowed), None);
 }
 
+/// A seat table names the user, not the process: the seat of a user's restarted process
+/// (`c1.1`, which the servers know as `c1`, like the process that crashed) is its own,
+/// found by the grant the servers applied, and is not judged by the crashed process's
+/// lease (found by the seed sweep once its clients restarted as scenario members do).
+#[test]
+fn a_restarted_process_holds_its_own_seats_under_its_users_name() {
+    let Record::Meta(meta) = meta_live(20_000, 4_500) else {
+        unreachable!()
+    };
+    let applied = |t, client: &str, req, handle: &str| {
+        Record::Applied(Applied {
+            t_ms: t,
+            server: 1,
+            client: client.to_string(),
+            req,
+            handle: handle.to_string(),
+        })
+    };
+    let crashed = ClientEventRecord::Crashed {
+        handle: Some("h2".to_string()),
+    };
+    let mut history = vec![
+        Record::Meta(Meta {
+            lease_ms: 8_000,
+            ..meta
+        }),
+        checkout(1_000, "c1", 1),
+        applied(1_005, "c1", 1, "h2"),
+        app_granted(1_010, "c1", 1, "h2"),
+        client_event(1_010, "c1", crashed),
+        checkout(13_000, "c1.1", 1),
+        applied(13_005, "c1.1", 1, "h28"),
+        app_granted(13_010, "c1.1", 1, "h28"),
+    ];
+    history.push(audit(29_000, &[("h28", "c1")]));
+    assert_eq!(check(&history), None);
+    // The crashed process's own seat, still listed, is caught as before.
+    history.pop();
+    history.push(audit(29_000, &[("h2", "c1"), ("h28", "c1")]));
+    let violation = check(&history).unwrap();
+    assert_eq!(violation.invariant, "7 no orphan seat");
+    assert!(violation.what.contains("seat h2 of c1"), "{violation}");
+    // And a seat the restarted process gave up on and no longer holds.
+    history.pop();
+    let released = ClientEventRecord::Lost {
+        handle: Some("h28".to_string()),
+    };
+    history.push(client_event(20_000, "c1.1", released));
+    history.push(audit(29_000, &[("h28", "c1")]));
+    let violation = check(&history).unwrap();
+    assert!(violation.what.contains("seat h28"), "{violation}");
+}
+
 /// A client's seat whose lease (8 s, counted from the send at 1033 ms) runs out at
 /// 9033 ms, its library reporting the loss at `lost` ms, frozen from `frozen` if given.
 fn lease_run_out(lost: u64, frozen: Option<(u64, u64)>) -> Vec<Record> {

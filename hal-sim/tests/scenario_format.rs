@@ -1023,7 +1023,7 @@ fn a_seeds_client_link_faults_become_disconnect_steps() {
     };
     let (mut held, mut cut, mut everywhere) = (0, 0, 0);
     for seed in 0..12 {
-        let mut full = shrink::scenario_of(&WorldConfig::lan(seed, 5)).unwrap();
+        let mut full = hal_sim::world::scenario_of(&WorldConfig::lan(seed, 5)).unwrap();
         full.story = "A seed of the standard world.".into();
         let steps = disconnects(&full);
         held += steps.iter().filter(|s| s.3).count();

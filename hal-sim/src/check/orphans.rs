@@ -49,6 +49,9 @@ pub(super) struct NoOrphanSeat {
     clients_link_at: u64,
     /// When each seat was last applied by a server.
     applied_at: BTreeMap<String, u64>,
+    /// The client process each seat was granted to (its name in the history): a seat
+    /// table names only the user, whose restarted process has a name of its own.
+    owner: BTreeMap<String, String>,
     /// Borrowed seats: they outlive their client until the borrow ends.
     borrowed: BTreeSet<String>,
 }
@@ -69,6 +72,8 @@ impl Invariant for NoOrphanSeat {
             }
             Record::Applied(applied) => {
                 self.applied_at.insert(applied.handle.clone(), applied.t_ms);
+                self.owner
+                    .insert(applied.handle.clone(), applied.client.clone());
             }
             Record::Fault(fault) if mends_clients_link(fault) => self.clients_link_at = fault.t_ms,
             Record::Request(request) if request.op != OpName::Heartbeat => {
@@ -85,9 +90,8 @@ impl Invariant for NoOrphanSeat {
 }
 
 /// Whether `fault` releases or repairs a client machine's link to servers (then what a
-/// dead client sent may arrive). A seed sweep's clients share one machine
-/// ([`crate::faults::CLIENTS_HOST`]); a scenario's groups each have their own, named by
-/// the group.
+/// dead client sent may arrive). Each group of a scenario's clients (a seed sweep's
+/// are one group) has a machine of its own, named by the group.
 fn mends_clients_link(fault: &Fault) -> bool {
     matches!(fault.fault, FaultKind::Release | FaultKind::Repair)
         && matches!(fault.a.first(), Some(Party::Client(_)))
@@ -153,7 +157,8 @@ impl NoOrphanSeat {
     fn audit(&self, audit: &Audit, line: &str) -> Result<(), (String, Vec<String>)> {
         let t = audit.t_ms;
         for holder in &audit.holders {
-            let (handle, user) = (&holder.handle, &holder.user);
+            let handle = &holder.handle;
+            let user = self.owner.get(handle).unwrap_or(&holder.user);
             let Some(client) = self.clients.get(user) else {
                 continue; // not one of the run's clients
             };

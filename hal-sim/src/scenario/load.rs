@@ -43,6 +43,7 @@ const TOP_KEYS: &[&str] = &[
     "duration",
     "liveness_from",
     "audit",
+    "aim_crashes",
     "license",
     "timing",
     "network",
@@ -249,6 +250,11 @@ impl Doc<'_> {
                 .map(|value| self.duration("audit", value))
                 .transpose(),
         );
+        let aim_crashes = self.keep(
+            root.get("aim_crashes")
+                .map(|value| self.boolean("aim_crashes", value))
+                .transpose(),
+        );
         let needed = steps
             .iter()
             .map(step_end)
@@ -284,6 +290,7 @@ impl Doc<'_> {
             duration_given,
             liveness: liveness?,
             audit: audit?,
+            aim_crashes: aim_crashes?.unwrap_or(false),
             warnings: self.timing_warnings(root, &timing),
         };
         Some(scenario)

@@ -84,6 +84,9 @@ pub struct Scenario {
     /// When the harness reads the active server's seat table for invariant 7 (no orphan
     /// seat), if at all.
     pub audit: Option<Duration>,
+    /// Whether crashes are aimed at the disks' syncs, as a seed sweep aims them
+    /// ([`crate::aim`]): a file shrunk from a sweep's seed replays the same crashes.
+    pub aim_crashes: bool,
     /// What the loader found odd but runnable, each naming its place in the file (a
     /// `client_lease` shorter than a client's give-up time).
     pub warnings: Vec<String>,

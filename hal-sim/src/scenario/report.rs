@@ -96,6 +96,8 @@ mod tests {
             violation: None,
             failure: Some(HarnessError::NoEffect("a cut let a probe through".into())),
             judged: Vec::new(),
+            journals: Vec::new(),
+            disks: Default::default(),
         };
         let json = run_json("t.toml", &scenario, &outcome, "hal-sim run t.toml --seed 3");
         assert_eq!(json["verdict"], "failed");

@@ -28,6 +28,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::{Action, Answer, Check, ClientAct, ClientGroup, LivenessFrom, Scenario, Step};
+use crate::aim::Aim;
 use crate::check::Violation;
 use crate::clock::SimClock;
 use crate::effects::Effects;
@@ -37,9 +38,11 @@ use crate::history::{History, now_ms};
 use crate::impostor::{self, IMPOSTOR_HOST, Reception};
 use crate::net::SimTransport;
 use crate::probe::Probes;
+use crate::storage::DiskCounts;
 use crate::world::{
     ClientsCut, EPOCH_MS, Planned, Planted, ServerSetup, SimClient, SimSession, Watch, address,
-    disk, drive, freeze_time, frozen_for, liveness_bound, sim_session, spawn_servers, triad_entry,
+    disk, disk_counts as disk_counts_of, drive, freeze_time, frozen_for, liveness_bound,
+    sim_session, spawn_servers, triad_entry,
 };
 
 /// The machine the operator's status queries come from.
@@ -81,6 +84,10 @@ pub struct Outcome {
     pub failure: Option<HarnessError>,
     /// Every expectation and check, in the order judged.
     pub judged: Vec<Judged>,
+    /// What each server journaled (as a real one's journal would hold it).
+    pub journals: Vec<hal_net::journal::read::ServerJournal>,
+    /// What the servers' disks saw (crashes, torn tails, compactions), summed.
+    pub disks: DiskCounts,
 }
 
 impl Outcome {
@@ -143,7 +150,8 @@ pub fn run(scenario: &Scenario, seed: u64, planted: Option<Planted>) -> Outcome 
         judged: Arc::default(),
         history: history.clone(),
     };
-    let result = play(scenario, seed, planted, &history, &judge);
+    let mut disks = DiskCounts::default();
+    let result = play(scenario, seed, planted, &history, &judge, &mut disks);
     let mut judged = judge
         .judged
         .lock()
@@ -156,6 +164,8 @@ pub fn run(scenario: &Scenario, seed: u64, planted: Option<Planted>) -> Outcome 
         violation: history.violation(),
         failure: result.err(),
         judged,
+        journals: history.server_journals(),
+        disks,
     }
 }
 
@@ -389,6 +399,7 @@ fn play(
     planted: Option<Planted>,
     history: &History,
     judge: &Judge,
+    disk_counts: &mut DiskCounts,
 ) -> Result<(), HarnessError> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let plan = plan(scenario, &mut rng);
@@ -425,11 +436,15 @@ fn play(
         history.fault_with(0, FaultKind::Partition, &[a], &[b], |f| f.cause = Some(why));
     }
     let identities = setups.clone().map(|setup| setup.identity);
+    // The operator's machine only where there are checks to make (or no client machine
+    // to read the seat table from): turmoil's cost is per machine and per tick, so a seed
+    // sweep's world, which has none, runs without it.
+    let operator_host = !scenario.checks.is_empty() || scenario.clients.is_empty();
     let others = scenario
         .clients
         .iter()
         .map(|g| group_host(&g.name))
-        .chain([OPERATOR_HOST.to_string()])
+        .chain(operator_host.then(|| OPERATOR_HOST.to_string()))
         .chain(
             impostor_steps(scenario)
                 .first()
@@ -454,6 +469,8 @@ fn play(
         &watch,
     );
     let holdings = Holdings::default();
+    // Without the operator's machine, the first group's reads the seat table.
+    let mut audit = (!operator_host).then_some(scenario.audit).flatten();
     for group in &scenario.clients {
         let members: Vec<Member> = group
             .members()
@@ -477,28 +494,34 @@ fn play(
                 label: name,
             })
             .collect();
+        let (audit, auditor) = (audit.take(), history.clone());
         sim.client(group_host(&group.name), async move {
             let tasks: Vec<_> = members.into_iter().map(|m| tokio::spawn(m.run())).collect();
+            if let Some(at) = audit {
+                tokio::spawn(crate::world::audit(at, auditor));
+            }
             for task in tasks {
                 task.await?;
             }
             Ok(())
         });
     }
-    let mut checks = scenario.checks.clone();
-    // Stable: checks judged at the same time keep their order.
-    checks.sort_by_key(Check::judged_at);
-    let operator = Operator {
-        checks,
-        audit: scenario.audit,
-        groups: scenario.clients.clone(),
-        holdings,
-        judge: judge.clone(),
-        until: end,
-        // Connect, hello, status: three round trips.
-        status_timeout: STATUS_TIMEOUT + (scenario.latency + scenario.jitter) * 8,
-    };
-    sim.client(OPERATOR_HOST, operator.run());
+    if operator_host {
+        let mut checks = scenario.checks.clone();
+        // Stable: checks judged at the same time keep their order.
+        checks.sort_by_key(Check::judged_at);
+        let operator = Operator {
+            checks,
+            audit: scenario.audit,
+            groups: scenario.clients.clone(),
+            holdings,
+            judge: judge.clone(),
+            until: end,
+            // Connect, hello, status: three round trips.
+            status_timeout: STATUS_TIMEOUT + (scenario.latency + scenario.jitter) * 8,
+        };
+        sim.client(OPERATOR_HOST, operator.run());
+    }
     let impostor = Impostor {
         steps: impostor_steps(scenario),
         identities,
@@ -512,8 +535,12 @@ fn play(
     if impostor_host.is_some() {
         sim.client(IMPOSTOR_HOST, impostor.run());
     }
+    // Crashes aimed at the disks' syncs, as a seed sweep aims them, if the file asks.
+    let aim = scenario.aim_crashes.then(|| Aim::new(seed, disks.clone()));
     let mut effects = Effects::new(probes);
-    drive(&mut sim, plan, &clocks, history, &mut effects, book, None)?;
+    let driven = drive(&mut sim, plan, &clocks, history, &mut effects, book, aim);
+    *disk_counts = disk_counts_of(&disks);
+    driven?;
     let end_ms = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
     if let Some(failure) = history.harness() {
         return Err(HarnessError::Broken(failure));

@@ -58,6 +58,9 @@ pub fn write(scenario: &Scenario) -> String {
     if let Some(at) = scenario.audit {
         let _ = writeln!(out, "audit = {}", duration(at));
     }
+    if scenario.aim_crashes {
+        out.push_str("aim_crashes = true\n");
+    }
     match scenario.liveness {
         LivenessFrom::Auto => {}
         LivenessFrom::Never => out.push_str("liveness_from = \"never\"\n"),
