@@ -116,10 +116,10 @@ fn every_planted_bug_shrinks_to_a_file_that_replays_it() {
                     "{name} seed {seed}: shrunk to {}, the file gave {got:?}, not {invariant:?}",
                     shrunk.invariant
                 ))
-            } else if let Some(v) = without.violation {
-                Some(format!("{name} seed {seed}: the file without the bug: {v}"))
             } else {
-                None
+                without
+                    .violation
+                    .map(|v| format!("{name} seed {seed}: the file without the bug: {v}"))
             }
         })
         .collect();
