@@ -27,7 +27,7 @@ use hal_net::wire::{Identity, StatusReport};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{Action, Answer, Check, ClientAct, ClientGroup, LivenessFrom, Scenario, Step};
+use super::{Action, Answer, Check, ClientAct, ClientGroup, LivenessFrom, Scenario, Step, verbs};
 use crate::aim::Aim;
 use crate::check::Violation;
 use crate::clock::SimClock;
@@ -252,8 +252,9 @@ fn group_host(name: &str) -> String {
     format!("client-{name}")
 }
 
-/// The driver's plan: the servers' clocks at the start, the server faults of the
-/// timeline (flapping drawn from `rng`), and client machines cut off.
+/// The driver's plan: the servers' clocks at the start, then what each step's verb has
+/// the driver do (faults of the servers, flapping drawn from `rng`, client machines cut
+/// off).
 fn plan(scenario: &Scenario, rng: &mut ChaCha8Rng) -> Vec<(Duration, Planned)> {
     let mut plan = Vec::new();
     for id in servers() {
@@ -264,59 +265,80 @@ fn plan(scenario: &Scenario, rng: &mut ChaCha8Rng) -> Vec<(Duration, Planned)> {
         }
     }
     for step in &scenario.steps {
-        match &step.action {
-            Action::Server { fault, lasting } => {
-                plan.push((step.at, Planned::Fault(*fault)));
-                match (lasting, faults::heal(*fault)) {
-                    (Some(lasting), Some(Fault::Restart(s))) => {
-                        plan.push((step.at + *lasting, Planned::Recover(s)));
-                    }
-                    (Some(lasting), Some(heal)) => {
-                        plan.push((step.at + *lasting, Planned::Fault(heal)));
-                    }
-                    _ => {}
-                }
-            }
-            Action::Flap {
-                a,
-                b,
-                lasting,
-                down,
-                up,
-            } => {
-                let phase = |going_down: bool| {
-                    let fixed = if going_down { *down } else { *up };
-                    fixed.unwrap_or_else(|| faults::random_phase(rng))
-                };
-                for (offset, fault) in faults::flapping(*a, *b, *lasting, phase) {
-                    plan.push((step.at + offset, Planned::Fault(fault)));
-                }
-            }
-            Action::Client {
-                who,
-                act:
-                    ClientAct::Disconnect {
-                        lasting,
-                        from,
-                        held,
-                    },
-            } => {
-                let cut = |cut| ClientsCut {
-                    host: group_host(who),
-                    name: who.clone(),
-                    servers: from.clone(),
-                    cut,
-                    hold: *held,
-                };
-                plan.push((step.at, Planned::Clients(cut(true))));
-                plan.push((step.at + *lasting, Planned::Clients(cut(false))));
-            }
-            Action::Client { .. } | Action::Impostor { .. } => {}
+        if let Some(planned) = verbs::of(&step.action).and_then(|verb| verb.plan) {
+            plan.extend(planned(step, rng));
         }
     }
     // Stable: what happens at the same time keeps the file's order.
     plan.sort_by_key(|(t, _)| *t);
     plan
+}
+
+/// A fault of the servers at the step's time, and its heal after `for`.
+pub(super) fn plan_fault(step: &Step, _: &mut ChaCha8Rng) -> Vec<(Duration, Planned)> {
+    let Action::Server { fault, lasting } = &step.action else {
+        return Vec::new();
+    };
+    let mut plan = vec![(step.at, Planned::Fault(*fault))];
+    match (lasting, faults::heal(*fault)) {
+        (Some(lasting), Some(Fault::Restart(s))) => {
+            plan.push((step.at + *lasting, Planned::Recover(s)));
+        }
+        (Some(lasting), Some(heal)) => {
+            plan.push((step.at + *lasting, Planned::Fault(heal)));
+        }
+        _ => {}
+    }
+    plan
+}
+
+/// A flapping link: its phases, each fixed by the step or drawn from `rng`.
+pub(super) fn plan_flap(step: &Step, rng: &mut ChaCha8Rng) -> Vec<(Duration, Planned)> {
+    let Action::Flap {
+        a,
+        b,
+        lasting,
+        down,
+        up,
+    } = &step.action
+    else {
+        return Vec::new();
+    };
+    let phase = |going_down: bool| {
+        let fixed = if going_down { *down } else { *up };
+        fixed.unwrap_or_else(|| faults::random_phase(rng))
+    };
+    faults::flapping(*a, *b, *lasting, phase)
+        .into_iter()
+        .map(|(offset, fault)| (step.at + offset, Planned::Fault(fault)))
+        .collect()
+}
+
+/// A client machine cut off (or its links held) from some servers, and mended.
+pub(super) fn plan_disconnect(step: &Step, _: &mut ChaCha8Rng) -> Vec<(Duration, Planned)> {
+    let Action::Client {
+        who,
+        act:
+            ClientAct::Disconnect {
+                lasting,
+                from,
+                held,
+            },
+    } = &step.action
+    else {
+        return Vec::new();
+    };
+    let cut = |cut| ClientsCut {
+        host: group_host(who),
+        name: who.clone(),
+        servers: from.clone(),
+        cut,
+        hold: *held,
+    };
+    vec![
+        (step.at, Planned::Clients(cut(true))),
+        (step.at + *lasting, Planned::Clients(cut(false))),
+    ]
 }
 
 /// When the liveness invariant starts: after the last fault heals, if the run ends with
@@ -475,12 +497,14 @@ fn play(
         let members: Vec<Member> = group
             .members()
             .into_iter()
-            .map(|name| Member {
+            .map(|name| (name, ClientId(rng.random()), rng.random()))
+            .map(|(name, id, seed)| Member {
                 steps: member_steps(scenario, &group.name, &name),
                 path: group.path.clone(),
                 timing,
-                id: ClientId(rng.random()),
-                seed: rng.random(),
+                id,
+                seed,
+                rng: ChaCha8Rng::seed_from_u64(seed),
                 until: end,
                 history: history.clone(),
                 judge: judge.clone(),
@@ -634,7 +658,7 @@ fn secs(ms: u64) -> String {
 }
 
 /// One simulated client doing its steps.
-struct Member {
+pub(super) struct Member {
     /// Its name in the scenario.
     name: String,
     /// Its name in the history (a new process after a kill gets `alice.1`).
@@ -645,6 +669,8 @@ struct Member {
     timing: Timing,
     id: ClientId,
     seed: u64,
+    /// Its choices (hold times, pauses, whether to die or freeze), drawn from `seed`.
+    rng: ChaCha8Rng,
     until: Duration,
     history: History,
     judge: Judge,
@@ -750,7 +776,6 @@ impl Member {
     }
 
     async fn run(mut self) {
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         let mut session = self.session(self.id);
         let steps = std::mem::take(&mut self.steps);
         for (done, step) in steps.iter().enumerate() {
@@ -759,88 +784,9 @@ impl Member {
                 self.not_started(&steps[done..]);
                 break;
             }
-            let Action::Client { act, .. } = &step.action else {
-                continue;
-            };
-            match act {
-                ClientAct::Checkout(feature) | ClientAct::Borrow(feature, _) => {
-                    let borrow = matches!(act, ClientAct::Borrow(..));
-                    if step.expect.unless_held
-                        && self
-                            .held
-                            .iter()
-                            .any(|(f, _, b)| f == feature && *b == borrow)
-                    {
-                        self.skipped(step, true);
-                        continue;
-                    }
-                    let seq = match act {
-                        ClientAct::Borrow(_, hours) => session.borrow(feature, *hours),
-                        _ => session.checkout(feature),
-                    };
-                    let answer = self.answer(&mut session, seq, feature).await;
-                    if let Some(Answered::Granted { handle, .. }) = &answer {
-                        self.held.push((feature.clone(), *handle, borrow));
-                        self.publish();
-                    }
-                    self.judge_answer(step, answer.as_ref());
-                }
-                ClientAct::Checkin(feature) | ClientAct::Return(feature) => {
-                    let borrowed = matches!(act, ClientAct::Return(_));
-                    let Some(at) = self
-                        .held
-                        .iter()
-                        .position(|(f, _, b)| f == feature && *b == borrowed)
-                    else {
-                        if step.expect.if_held {
-                            self.skipped(step, false);
-                            continue;
-                        }
-                        let what = if borrowed { "borrowed seat" } else { "seat" };
-                        self.judge.record(
-                            now_ms(),
-                            step.line,
-                            false,
-                            format!(
-                                "{} {} a {what} of {feature}",
-                                self.name,
-                                if borrowed { "returns" } else { "checks in" }
-                            ),
-                            format!("{} holds no {what} of {feature}", self.name),
-                        );
-                        continue;
-                    };
-                    let (_, handle, _) = self.held.remove(at);
-                    self.publish();
-                    let seq = if borrowed {
-                        session.return_borrow(handle)
-                    } else {
-                        session.checkin(handle)
-                    };
-                    let answer = self.answer(&mut session, seq, feature).await;
-                    self.judge_answer(step, answer.as_ref());
-                }
-                ClientAct::Busy {
-                    feature,
-                    until,
-                    hold,
-                } => {
-                    self.busy(&mut session, &mut rng, feature, *until, *hold)
-                        .await;
-                }
-                ClientAct::Work {
-                    feature,
-                    until,
-                    chaos,
-                } => {
-                    let chaos = chaos.unwrap_or_default();
-                    self.work(&mut session, &mut rng, feature, (*until, chaos))
-                        .await;
-                }
-                ClientAct::Freeze(lasting) => self.frozen_for(*lasting).await,
-                // The driver cuts the machine off; losses are judged at the end.
-                ClientAct::Disconnect { .. } => {}
-                ClientAct::Kill => session = self.die(&mut rng),
+            // The step's verb plays it (some, a disconnect, only the driver plays).
+            if let Some(play) = verbs::of(&step.action).and_then(|verb| verb.play) {
+                play(&mut self, &mut session, step).await;
             }
         }
         let until = self.until;
@@ -848,6 +794,140 @@ impl Member {
         self.judge_losses(&steps);
         self.history
             .client(&self.label, ClientEventRecord::Stopped { handle: None });
+    }
+
+    /// `checkout` and `borrow`: asks for a seat (unless the step says `unless_held` and
+    /// one is held) and judges the answer.
+    pub(super) async fn request(&mut self, session: &mut SimSession, step: &Step) {
+        let (feature, hours) = match &step.action {
+            Action::Client {
+                act: ClientAct::Checkout(feature),
+                ..
+            } => (feature, None),
+            Action::Client {
+                act: ClientAct::Borrow(feature, hours),
+                ..
+            } => (feature, Some(*hours)),
+            _ => return,
+        };
+        let borrow = hours.is_some();
+        if step.expect.unless_held
+            && self
+                .held
+                .iter()
+                .any(|(f, _, b)| f == feature && *b == borrow)
+        {
+            self.skipped(step, true);
+            return;
+        }
+        let seq = match hours {
+            Some(hours) => session.borrow(feature, hours),
+            None => session.checkout(feature),
+        };
+        let answer = self.answer(session, seq, feature).await;
+        if let Some(Answered::Granted { handle, .. }) = &answer {
+            self.held.push((feature.clone(), *handle, borrow));
+            self.publish();
+        }
+        self.judge_answer(step, answer.as_ref());
+    }
+
+    /// `checkin` and `return`: gives back the oldest such seat held (a step with
+    /// `if_held` and none held is skipped; without, it is an unmet expectation) and
+    /// judges the answer.
+    pub(super) async fn give_back(&mut self, session: &mut SimSession, step: &Step) {
+        let (feature, borrowed) = match &step.action {
+            Action::Client {
+                act: ClientAct::Checkin(feature),
+                ..
+            } => (feature, false),
+            Action::Client {
+                act: ClientAct::Return(feature),
+                ..
+            } => (feature, true),
+            _ => return,
+        };
+        let Some(at) = self
+            .held
+            .iter()
+            .position(|(f, _, b)| f == feature && *b == borrowed)
+        else {
+            if step.expect.if_held {
+                self.skipped(step, false);
+                return;
+            }
+            let what = if borrowed { "borrowed seat" } else { "seat" };
+            self.judge.record(
+                now_ms(),
+                step.line,
+                false,
+                format!(
+                    "{} {} a {what} of {feature}",
+                    self.name,
+                    if borrowed { "returns" } else { "checks in" }
+                ),
+                format!("{} holds no {what} of {feature}", self.name),
+            );
+            return;
+        };
+        let (_, handle, _) = self.held.remove(at);
+        self.publish();
+        let seq = if borrowed {
+            session.return_borrow(handle)
+        } else {
+            session.checkin(handle)
+        };
+        let answer = self.answer(session, seq, feature).await;
+        self.judge_answer(step, answer.as_ref());
+    }
+
+    /// `busy`: a busy user's spell ([`Member::busy`]).
+    pub(super) async fn busy_spell(&mut self, session: &mut SimSession, step: &Step) {
+        if let Action::Client {
+            act:
+                ClientAct::Busy {
+                    feature,
+                    until,
+                    hold,
+                },
+            ..
+        } = &step.action
+        {
+            self.busy(session, feature, *until, *hold).await;
+        }
+    }
+
+    /// `work`: a user at work as a seed sweep's clients are ([`Member::work`]).
+    pub(super) async fn work_spell(&mut self, session: &mut SimSession, step: &Step) {
+        if let Action::Client {
+            act:
+                ClientAct::Work {
+                    feature,
+                    until,
+                    chaos,
+                },
+            ..
+        } = &step.action
+        {
+            let chaos = chaos.unwrap_or_default();
+            self.work(session, feature, (*until, chaos)).await;
+        }
+    }
+
+    /// `freeze`: the process paused for the step's time.
+    pub(super) async fn freeze(&mut self, _: &mut SimSession, step: &Step) {
+        if let Action::Client {
+            act: ClientAct::Freeze(lasting),
+            ..
+        } = &step.action
+        {
+            self.frozen_for(*lasting).await;
+        }
+    }
+
+    /// `kill`: the process dies; a new one takes its place.
+    pub(super) fn kill(&mut self, session: &mut SimSession) {
+        *session = self.die();
     }
 
     /// A conditional step not taken: the client holds such a seat (`held`), or none.
@@ -859,7 +939,7 @@ impl Member {
 
     /// The client process dies holding its seats; a new one, with a new label and
     /// client id, takes its place.
-    fn die(&mut self, rng: &mut ChaCha8Rng) -> SimSession {
+    fn die(&mut self) -> SimSession {
         for (_, handle, _) in self.held.drain(..) {
             self.history.client(
                 &self.label,
@@ -871,7 +951,8 @@ impl Member {
         self.publish();
         self.restarts += 1;
         self.label = format!("{}.{}", self.name, self.restarts);
-        self.session(ClientId(rng.random()))
+        let id = ClientId(self.rng.random());
+        self.session(id)
     }
 
     /// A user at work as a seed sweep's clients are ([`ClientAct::Work`]), until the
@@ -879,7 +960,6 @@ impl Member {
     async fn work(
         &mut self,
         session: &mut SimSession,
-        rng: &mut ChaCha8Rng,
         feature: &str,
         (until, chaos): (Duration, Duration),
     ) {
@@ -888,7 +968,7 @@ impl Member {
         let until = until.min(self.until);
         let now = || turmoil::sim_elapsed().unwrap_or_default();
         while now() < until {
-            let borrow = rng.random_bool(0.1);
+            let borrow = self.rng.random_bool(0.1);
             let seq = if borrow {
                 session.borrow(feature, 1)
             } else {
@@ -896,25 +976,25 @@ impl Member {
             };
             let Some(Answered::Granted { handle, .. }) = self.answer(session, seq, feature).await
             else {
-                let pause = Duration::from_millis(rng.random_range(500..3_000));
+                let pause = Duration::from_millis(self.rng.random_range(500..3_000));
                 self.idle_until(session, now() + pause).await;
                 continue;
             };
             self.held.push((feature.to_string(), handle, borrow));
             self.publish();
-            if now() < chaos && rng.random_bool(0.03) {
-                *session = self.die(rng);
-                let pause = Duration::from_millis(rng.random_range(100..2_000));
+            if now() < chaos && self.rng.random_bool(0.03) {
+                *session = self.die();
+                let pause = Duration::from_millis(self.rng.random_range(100..2_000));
                 tokio::time::sleep(pause).await;
                 continue;
             }
-            if now() < chaos && rng.random_bool(0.05) {
-                self.freeze_a_while(rng, chaos).await;
+            if now() < chaos && self.rng.random_bool(0.05) {
+                self.freeze_a_while(chaos).await;
             }
             let hold = if borrow || holds.random_bool(1.0 / 8.0) {
                 Duration::from_millis(holds.random_range(8_000..20_000))
             } else {
-                Duration::from_millis(rng.random_range(100..5_000))
+                Duration::from_millis(self.rng.random_range(100..5_000))
             };
             self.idle_until(session, (now() + hold).min(until)).await;
             let Some(at) = self.held.iter().position(|(_, h, _)| *h == handle) else {
@@ -932,9 +1012,9 @@ impl Member {
     }
 
     /// Frozen for up to two leases, thawed by `chaos`: no heartbeats, nothing sent.
-    async fn freeze_a_while(&self, rng: &mut ChaCha8Rng, chaos: Duration) {
+    async fn freeze_a_while(&mut self, chaos: Duration) {
         let now = turmoil::sim_elapsed().unwrap_or_default();
-        let frozen = freeze_time(rng, self.timing.client_lease, now, chaos);
+        let frozen = freeze_time(&mut self.rng, self.timing.client_lease, now, chaos);
         self.frozen_for(frozen).await;
     }
 
@@ -947,7 +1027,6 @@ impl Member {
     async fn busy(
         &mut self,
         session: &mut SimSession,
-        rng: &mut ChaCha8Rng,
         feature: &str,
         until: Duration,
         hold: Option<Duration>,
@@ -956,7 +1035,7 @@ impl Member {
             let seq = session.checkout(feature);
             let Some(Answered::Granted { handle, .. }) = self.answer(session, seq, feature).await
             else {
-                let pause = Duration::from_millis(rng.random_range(500..3_000));
+                let pause = Duration::from_millis(self.rng.random_range(500..3_000));
                 let at = turmoil::sim_elapsed().unwrap_or_default() + pause;
                 self.idle_until(session, at).await;
                 continue;
@@ -964,7 +1043,7 @@ impl Member {
             self.held.push((feature.to_string(), handle, false));
             self.publish();
             let hold =
-                hold.unwrap_or_else(|| Duration::from_millis(rng.random_range(1_000..10_000)));
+                hold.unwrap_or_else(|| Duration::from_millis(self.rng.random_range(1_000..10_000)));
             // The last hold ends with the busy spell (and the run).
             let at = (turmoil::sim_elapsed().unwrap_or_default() + hold).min(until.min(self.until));
             self.idle_until(session, at).await;
@@ -988,10 +1067,7 @@ impl Member {
             if expect.lost.is_some() {
                 continue;
             }
-            let act = match &step.action {
-                Action::Client { act, .. } => verb(act),
-                _ => "",
-            };
+            let act = verbs::of(&step.action).map_or("", |verb| verb.name);
             self.judge.record(
                 now_ms(),
                 step.line,
@@ -1024,10 +1100,7 @@ impl Member {
         if let Some(attempts) = expect.attempts_max {
             expected.push_str(&format!(" in at most {}", sends(attempts)));
         }
-        let act = match &step.action {
-            Action::Client { act, .. } => verb(act),
-            _ => "",
-        };
+        let act = verbs::of(&step.action).map_or("", |verb| verb.name);
         let expected = format!("{} {act}: {expected}", self.name);
         let (met, saw) = match answer {
             None => (false, "no answer by the end of the run".to_string()),
@@ -1098,20 +1171,6 @@ impl Member {
             self.judge
                 .record(now_ms(), step.line, lost == when.is_some(), expected, saw);
         }
-    }
-}
-
-fn verb(act: &ClientAct) -> &'static str {
-    match act {
-        ClientAct::Checkout(_) => "checkout",
-        ClientAct::Borrow(..) => "borrow",
-        ClientAct::Checkin(_) => "checkin",
-        ClientAct::Return(_) => "return",
-        ClientAct::Busy { .. } => "busy",
-        ClientAct::Work { .. } => "work",
-        ClientAct::Freeze(_) => "freeze",
-        ClientAct::Disconnect { .. } => "disconnect",
-        ClientAct::Kill => "kill",
     }
 }
 

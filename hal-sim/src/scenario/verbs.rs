@@ -1,19 +1,25 @@
 //! The verbs of a scenario's steps, one row each in [`VERBS`]: its name, the keys it
 //! takes besides it, the expectations it allows, who does it, how it is read from a
-//! `[[steps]]` table and how it is written back. A new verb is a row here and, if it does
-//! something new, a variant of [`Action`] that the runner plays: fault verbs become
-//! [`crate::faults::Fault`]s applied by the world, client verbs a client's action
-//! ([`super::run`]), the impostor its own machine.
+//! `[[steps]]` table, how it is written back, and how it is run: what the driver does at
+//! the step's time (a fault of the servers, a client machine cut off) and what each
+//! client of the step does ([`super::run`]). A new verb is a row here and, if it does
+//! something new, a variant of [`Action`]. (The impostor's steps are played by its own
+//! machine, which dials the servers as a peer would.)
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use hal_core::ServerId;
+use rand_chacha::ChaCha8Rng;
 use toml::de::{DeTable, DeValue};
 
 use super::load::Doc;
+use super::run::{Member, plan_disconnect, plan_fault, plan_flap};
 use super::write::{duration, quoted, signed};
-use super::{Action, ClientAct, ScenarioError};
+use super::{Action, ClientAct, ScenarioError, Step};
 use crate::faults::{Fault, servers};
+use crate::world::{Planned, SimSession};
 use hal_net::toml_doc::Value;
 
 /// Who does a step: the faults of the servers and the impostor take no `client`.
@@ -35,6 +41,29 @@ pub(super) struct Verb {
     pub read: fn(&StepKeys<'_, '_, '_>) -> Result<Action, ScenarioError>,
     /// The verb (given its name) and its keys, one a line, if `action` is this verb's.
     pub write: fn(&'static str, &Action) -> Option<String>,
+    /// What the driver does for the step, at their times, if anything.
+    pub plan: Option<Plan>,
+    /// What each client of the step (a client, or each member of a group) does, if
+    /// anything.
+    pub play: Option<Play>,
+}
+
+/// What the driver does for a step (its random choices drawn from the run's generator):
+/// faults and their heals, at their times.
+pub(super) type Plan = fn(&Step, &mut ChaCha8Rng) -> Vec<(Duration, Planned)>;
+
+/// What a client does for a step, in its session.
+pub(super) type Play = for<'m> fn(
+    &'m mut Member,
+    &'m mut SimSession,
+    &'m Step,
+) -> Pin<Box<dyn Future<Output = ()> + Send + 'm>>;
+
+/// The verb of `action`: the row that writes it.
+pub(super) fn of(action: &Action) -> Option<&'static Verb> {
+    VERBS
+        .iter()
+        .find(|verb| (verb.write)(verb.name, action).is_some())
 }
 
 /// The expectations on a request's answer.
@@ -67,7 +96,10 @@ pub(super) const VERBS: &[Verb] = &[
     server_verb("release", &[], |s| s.pair_fault(Fault::Release), two),
     server_verb("slow", &["latency", "for"], read_slow, write_slow),
     server_verb("fast", &[], |s| s.pair_fault(Fault::Fast), two),
-    server_verb("flap", &["for", "down", "up"], read_flap, write_flap),
+    Verb {
+        plan: Some(plan_flap),
+        ..server_verb("flap", &["for", "down", "up"], read_flap, write_flap)
+    },
     server_verb("clock", &["offset", "drift_ppm"], read_clock, write_clock),
     client_verb(
         "checkout",
@@ -80,6 +112,7 @@ pub(super) const VERBS: &[Verb] = &[
                 _ => None,
             })
         },
+        Some(|m, s, step| Box::pin(m.request(s, step))),
     ),
     client_verb(
         "borrow",
@@ -94,6 +127,7 @@ pub(super) const VERBS: &[Verb] = &[
                 _ => None,
             })
         },
+        Some(|m, s, step| Box::pin(m.request(s, step))),
     ),
     client_verb(
         "checkin",
@@ -106,6 +140,7 @@ pub(super) const VERBS: &[Verb] = &[
                 _ => None,
             })
         },
+        Some(|m, s, step| Box::pin(m.give_back(s, step))),
     ),
     client_verb(
         "return",
@@ -118,14 +153,23 @@ pub(super) const VERBS: &[Verb] = &[
                 _ => None,
             })
         },
+        Some(|m, s, step| Box::pin(m.give_back(s, step))),
     ),
-    client_verb("busy", &["until", "hold"], &["lost"], read_busy, write_busy),
+    client_verb(
+        "busy",
+        &["until", "hold"],
+        &["lost"],
+        read_busy,
+        write_busy,
+        Some(|m, s, step| Box::pin(m.busy_spell(s, step))),
+    ),
     client_verb(
         "work",
         &["until", "chaos"],
         &["lost"],
         read_work,
         write_work,
+        Some(|m, s, step| Box::pin(m.work_spell(s, step))),
     ),
     client_verb(
         "freeze",
@@ -138,19 +182,35 @@ pub(super) const VERBS: &[Verb] = &[
                 _ => None,
             })
         },
+        Some(|m, s, step| Box::pin(m.freeze(s, step))),
     ),
+    // The driver cuts the client's machine off; its losses are judged at the end.
+    Verb {
+        plan: Some(plan_disconnect),
+        ..client_verb(
+            "disconnect",
+            &["from", "held"],
+            &["lost", "within"],
+            read_disconnect,
+            write_disconnect,
+            None,
+        )
+    },
     client_verb(
-        "disconnect",
-        &["from", "held"],
-        &["lost", "within"],
-        read_disconnect,
-        write_disconnect,
+        "kill",
+        &[],
+        &[],
+        read_kill,
+        |_, a| {
+            act(a, |act| {
+                matches!(act, ClientAct::Kill).then(|| "kill = true".to_string())
+            })
+        },
+        Some(|m, s, _| {
+            m.kill(s);
+            Box::pin(std::future::ready(()))
+        }),
     ),
-    client_verb("kill", &[], &[], read_kill, |_, a| {
-        act(a, |act| {
-            matches!(act, ClientAct::Kill).then(|| "kill = true".to_string())
-        })
-    }),
     Verb {
         name: "impostor",
         params: &["target"],
@@ -158,9 +218,14 @@ pub(super) const VERBS: &[Verb] = &[
         actor: Actor::Impostor,
         read: read_impostor,
         write: write_impostor,
+        // Its own machine plays it ([`super::run`]'s `Impostor`).
+        plan: None,
+        play: None,
     },
 ];
 
+/// A fault of the servers: the driver applies it at the step's time, and heals it after
+/// `for`.
 const fn server_verb(
     name: &'static str,
     params: &'static [&'static str],
@@ -174,15 +239,19 @@ const fn server_verb(
         actor: Actor::Servers,
         read,
         write,
+        plan: Some(plan_fault),
+        play: None,
     }
 }
 
+/// Something a client does: `play` is what each client of the step does.
 const fn client_verb(
     name: &'static str,
     params: &'static [&'static str],
     expectations: &'static [&'static str],
     read: fn(&StepKeys<'_, '_, '_>) -> Result<Action, ScenarioError>,
     write: fn(&'static str, &Action) -> Option<String>,
+    play: Option<Play>,
 ) -> Verb {
     Verb {
         name,
@@ -191,6 +260,8 @@ const fn client_verb(
         actor: Actor::Client,
         read,
         write,
+        plan: None,
+        play,
     }
 }
 
@@ -734,6 +805,7 @@ mod tests {
                 .map(|v| v.name)
                 .collect();
             assert_eq!(writers, [name], "{action:?}");
+            assert_eq!(of(action).map(|v| v.name), Some(name), "{action:?}");
             let text = write_action(action);
             assert!(text.starts_with(&format!("{name} = ")), "{text}");
         }
@@ -741,6 +813,57 @@ mod tests {
             write_action(&actions[0]),
             "crash = 1\nfor = \"3s\"",
             "the fault's `for` is the verb's"
+        );
+    }
+
+    /// Every verb is run: a fault of the servers by the driver, a client's verb by the
+    /// client (a disconnect by the driver, which cuts the machine off), the impostor by
+    /// its own machine; and a fault's row plans it with its heal.
+    #[test]
+    fn every_verb_has_its_runner() {
+        for verb in VERBS {
+            let runs = match verb.actor {
+                Actor::Servers => verb.plan.is_some() && verb.play.is_none(),
+                Actor::Client => verb.plan.is_some() != verb.play.is_some(),
+                Actor::Impostor => verb.plan.is_none() && verb.play.is_none(),
+            };
+            assert!(runs, "{}", verb.name);
+        }
+        let [s1, s2, _] = servers();
+        let step = |action| Step {
+            at: Duration::from_secs(2),
+            line: 7,
+            action,
+            expect: super::super::Expect::default(),
+        };
+        let mut rng = rand::SeedableRng::seed_from_u64(0);
+        let crash = step(Action::Server {
+            fault: Fault::Crash(s1),
+            lasting: Some(Duration::from_secs(3)),
+        });
+        let plan = of(&crash.action)
+            .and_then(|v| v.plan)
+            .unwrap_or(|_, _| Vec::new());
+        assert_eq!(
+            plan(&crash, &mut rng),
+            [
+                (Duration::from_secs(2), Planned::Fault(Fault::Crash(s1))),
+                (Duration::from_secs(5), Planned::Recover(s1)),
+            ]
+        );
+        let cut = step(Action::Server {
+            fault: Fault::Cut(s1, s2),
+            lasting: Some(Duration::from_secs(1)),
+        });
+        let plan = of(&cut.action)
+            .and_then(|v| v.plan)
+            .unwrap_or(|_, _| Vec::new());
+        assert_eq!(
+            plan(&cut, &mut rng),
+            [
+                (Duration::from_secs(2), Planned::Fault(Fault::Cut(s1, s2))),
+                (Duration::from_secs(3), Planned::Fault(Fault::Mend(s1, s2))),
+            ]
         );
     }
 
