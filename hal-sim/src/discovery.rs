@@ -307,5 +307,5 @@ pub fn run(world: &DiscoveryWorld) -> Result<Outcome, HarnessError> {
     sim.run()
         .map_err(|e| HarnessError::Simulation(e.to_string()))?;
     let found = outcome.lock().unwrap_or_else(|e| e.into_inner()).take();
-    found.ok_or_else(|| HarnessError::Broken("the client did not finish its search".to_string()))
+    found.ok_or(HarnessError::Broken(crate::error::Broken::SearchUnfinished))
 }

@@ -26,6 +26,111 @@ const MARGIN_MS: u64 = 2;
 /// How far a probe's clock reading may be from the model (whole-ms readings).
 const CLOCK_SLACK_MS: i64 = 2;
 
+/// A fault that did not take effect, as the probes show: a harness bug (DESIGN §6.2),
+/// not a violation. Servers are shown as `#N`, times in simulated ms.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NoEffect {
+    #[error(
+        "the cut of #{}→#{} from {start} ms to {end} ms let {through} of {sent} probes through (the first sent at {first_sent} ms)",
+        .from.get(), .to.get()
+    )]
+    CutCrossed {
+        from: ServerId,
+        to: ServerId,
+        start: u64,
+        end: u64,
+        through: usize,
+        sent: usize,
+        first_sent: u64,
+    },
+    #[error(
+        "a hold of #{}→#{} from {start} ms to {end} ms let a probe through (sent at {sent} ms, received at {received} ms)",
+        .from.get(), .to.get()
+    )]
+    HoldLeaked {
+        from: ServerId,
+        to: ServerId,
+        start: u64,
+        end: u64,
+        sent: u64,
+        received: u64,
+    },
+    #[error(
+        "#{} sent #{} no probe from {start} ms to {end} ms: nothing shows the fault took effect",
+        .from.get(), .to.get()
+    )]
+    NoProbe {
+        from: ServerId,
+        to: ServerId,
+        start: u64,
+        end: u64,
+    },
+    /// A link that should have delivered everything (the other way of a one-way cut, a
+    /// released hold, a slow link) lost a probe.
+    #[error("a probe #{}→#{} sent at {sent} ms {when} never arrived", .from.get(), .to.get())]
+    ProbeLost {
+        from: ServerId,
+        to: ServerId,
+        sent: u64,
+        when: String,
+    },
+    /// Such a link carried no probe at all.
+    #[error("#{} sent #{} no probe {when}", .from.get(), .to.get())]
+    NoProbeWhile {
+        from: ServerId,
+        to: ServerId,
+        when: String,
+    },
+    #[error(
+        "a probe #{}→#{} sent at {sent} ms over a link slowed to {latency} ms took {took} ms (expected {low}..={high})",
+        .from.get(), .to.get()
+    )]
+    SlowWrong {
+        from: ServerId,
+        to: ServerId,
+        sent: u64,
+        latency: u64,
+        took: u64,
+        low: u64,
+        high: u64,
+    },
+    #[error(
+        "#{} restarted at {at} ms, but by {now} ms none of its probes reached a peer",
+        .server.get()
+    )]
+    RestartUnreached { server: ServerId, at: u64, now: u64 },
+    #[error(
+        "#{} sent no probe after its clock fault at {at} ms: nothing shows its clock changed",
+        .server.get()
+    )]
+    ClockUnseen { server: ServerId, at: u64 },
+    #[error(
+        "#{}'s clock read {read} ms off true time at {at} ms; its clock faults say {expected:.1} ms",
+        .server.get()
+    )]
+    ClockWrong {
+        server: ServerId,
+        read: i64,
+        at: u64,
+        expected: f64,
+    },
+    /// A client machine cut off from servers got a reply from one of them.
+    #[error(
+        "client {client} was cut off from {servers} from {start} ms to {end} ms, yet got a reply: {reply}"
+    )]
+    ClientCutCrossed {
+        client: String,
+        servers: String,
+        start: u64,
+        end: u64,
+        reply: String,
+    },
+    /// The history the check reads is not readable (a harness bug too).
+    #[error("history line {line}: {what}")]
+    History { line: usize, what: String },
+}
+
 /// A check that can only be made some time after a fault's end.
 #[derive(Debug, Clone, Copy)]
 enum Later {
@@ -130,10 +235,6 @@ fn mask_of(servers: &[ServerId]) -> [bool; 3] {
     mask
 }
 
-fn name(id: ServerId) -> String {
-    format!("#{}", id.get())
-}
-
 impl Effects {
     pub fn new(probes: Probes) -> Effects {
         let start = ClockSegment {
@@ -168,7 +269,7 @@ impl Effects {
     }
 
     /// Follows `fault`, applied at `t`: makes the checks its end allows.
-    pub fn applied(&mut self, t: u64, fault: Fault) -> Result<(), String> {
+    pub fn applied(&mut self, t: u64, fault: Fault) -> Result<(), NoEffect> {
         let result = self.judge(t, fault);
         // The span closes after the end is judged (the overlap check counts it).
         if let Some((mask, starts)) = touches(fault) {
@@ -186,7 +287,7 @@ impl Effects {
         result
     }
 
-    fn judge(&mut self, t: u64, fault: Fault) -> Result<(), String> {
+    fn judge(&mut self, t: u64, fault: Fault) -> Result<(), NoEffect> {
         match fault {
             Fault::Crash(s) => self.down[s.index()].push((t, None)),
             // Judged as a crash when the process exits.
@@ -247,14 +348,18 @@ impl Effects {
                 }
                 for (x, y) in [(a, b), (b, a)] {
                     let sent = self.sent(x, y, start, t)?;
-                    if let Some(p) = sent.iter().find(|p| p.received_ms.is_some_and(|r| r < t)) {
-                        return Err(format!(
-                            "a hold of {}→{} from {start} ms to {t} ms let a probe through (sent at {} ms, received at {:?} ms)",
-                            name(x),
-                            name(y),
-                            p.sent_ms,
-                            p.received_ms
-                        ));
+                    let early = sent
+                        .iter()
+                        .find_map(|p| p.received_ms.filter(|&r| r < t).map(|r| (p.sent_ms, r)));
+                    if let Some((sent, received)) = early {
+                        return Err(NoEffect::HoldLeaked {
+                            from: x,
+                            to: y,
+                            start,
+                            end: t,
+                            sent,
+                            received,
+                        });
                     }
                 }
                 self.later.push((
@@ -304,7 +409,7 @@ impl Effects {
     }
 
     /// Makes the checks due by `now`.
-    pub fn due(&mut self, now: u64) -> Result<(), String> {
+    pub fn due(&mut self, now: u64) -> Result<(), NoEffect> {
         while let Some(at) = self.later.iter().position(|(due, _)| *due <= now) {
             let (_, check) = self.later.remove(at);
             self.check(check, now)?;
@@ -314,7 +419,7 @@ impl Effects {
 
     /// At the end of the run (`now`): the checks still due, and every server's clock over
     /// the whole run.
-    pub fn finish(&mut self, now: u64) -> Result<(), String> {
+    pub fn finish(&mut self, now: u64) -> Result<(), NoEffect> {
         self.due(now)?;
         for s in servers() {
             self.clock_follows(s, 0, now)?;
@@ -327,7 +432,7 @@ impl Effects {
     }
 
     /// The cut of `x`→`y` ends at `t`: probes were sent across it, and none got through.
-    fn mended(&mut self, x: ServerId, y: ServerId, t: u64) -> Result<(), String> {
+    fn mended(&mut self, x: ServerId, y: ServerId, t: u64) -> Result<(), NoEffect> {
         let Some(start) = self.cut[x.index()][y.index()].take() else {
             return Ok(());
         };
@@ -337,14 +442,15 @@ impl Effects {
         let sent = self.sent(x, y, start, t)?;
         let through: Vec<&Probe> = sent.iter().filter(|p| p.received_ms.is_some()).collect();
         if let Some(p) = through.first() {
-            return Err(format!(
-                "the cut of {}→{} from {start} ms to {t} ms let {} of {} probes through (the first sent at {} ms)",
-                name(x),
-                name(y),
-                through.len(),
-                sent.len(),
-                p.sent_ms
-            ));
+            return Err(NoEffect::CutCrossed {
+                from: x,
+                to: y,
+                start,
+                end: t,
+                through: through.len(),
+                sent: sent.len(),
+                first_sent: p.sent_ms,
+            });
         }
         Ok(())
     }
@@ -359,7 +465,7 @@ impl Effects {
     /// The probes `x` sent `y` well inside `[start, end]`; at least one. None sent and
     /// none expected when either was down meanwhile (a scenario can crash a server during
     /// another fault): then the fault cannot be judged from probes, and is not.
-    fn sent(&self, x: ServerId, y: ServerId, start: u64, end: u64) -> Result<Vec<Probe>, String> {
+    fn sent(&self, x: ServerId, y: ServerId, start: u64, end: u64) -> Result<Vec<Probe>, NoEffect> {
         if self.was_down(x, start, end) || self.was_down(y, start, end) {
             return Ok(Vec::new());
         }
@@ -367,11 +473,12 @@ impl Effects {
             .probes
             .sent_between(x, y, start + MARGIN_MS, end.saturating_sub(MARGIN_MS));
         if sent.is_empty() {
-            return Err(format!(
-                "{} sent {} no probe from {start} ms to {end} ms: nothing shows the fault took effect",
-                name(x),
-                name(y)
-            ));
+            return Err(NoEffect::NoProbe {
+                from: x,
+                to: y,
+                start,
+                end,
+            });
         }
         Ok(sent)
     }
@@ -382,22 +489,26 @@ impl Effects {
         x: ServerId,
         y: ServerId,
         when: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), NoEffect> {
         if sent.is_empty() {
-            return Err(format!("{} sent {} no probe {when}", name(x), name(y)));
+            return Err(NoEffect::NoProbeWhile {
+                from: x,
+                to: y,
+                when: when.to_string(),
+            });
         }
         if let Some(p) = sent.iter().find(|p| p.received_ms.is_none()) {
-            return Err(format!(
-                "a probe {}→{} sent at {} ms {when} never arrived",
-                name(x),
-                name(y),
-                p.sent_ms
-            ));
+            return Err(NoEffect::ProbeLost {
+                from: x,
+                to: y,
+                sent: p.sent_ms,
+                when: when.to_string(),
+            });
         }
         Ok(())
     }
 
-    fn check(&self, check: Later, now: u64) -> Result<(), String> {
+    fn check(&self, check: Later, now: u64) -> Result<(), NoEffect> {
         match check {
             Later::Released { a, b, start, end } => {
                 for (x, y) in [(a, b), (b, a)] {
@@ -429,12 +540,15 @@ impl Effects {
                     for p in &sent {
                         let took = p.received_ms.unwrap_or(0).saturating_sub(p.sent_ms);
                         if !(low..=high).contains(&took) {
-                            return Err(format!(
-                                "a probe {}→{} sent at {} ms over a link slowed to {most} ms took {took} ms (expected {low}..={high})",
-                                name(x),
-                                name(y),
-                                p.sent_ms
-                            ));
+                            return Err(NoEffect::SlowWrong {
+                                from: x,
+                                to: y,
+                                sent: p.sent_ms,
+                                latency: most,
+                                took,
+                                low,
+                                high,
+                            });
                         }
                     }
                 }
@@ -457,10 +571,7 @@ impl Effects {
                         .any(|p| p.received_ms.is_some())
                 });
                 if !reached {
-                    return Err(format!(
-                        "{} restarted at {at} ms, but by {now} ms none of its probes reached a peer",
-                        name(s)
-                    ));
+                    return Err(NoEffect::RestartUnreached { server: s, at, now });
                 }
             }
             Later::Clock { s, at } => {
@@ -472,10 +583,7 @@ impl Effects {
                     .flat_map(|o| self.probes.sent_between(s, o, at + MARGIN_MS, now))
                     .count();
                 if sent == 0 {
-                    return Err(format!(
-                        "{} sent no probe after its clock fault at {at} ms: nothing shows its clock changed",
-                        name(s)
-                    ));
+                    return Err(NoEffect::ClockUnseen { server: s, at });
                 }
                 self.clock_follows(s, at, now)?;
             }
@@ -485,7 +593,7 @@ impl Effects {
 
     /// Every probe `s` sent from `from` to `to` carried the clock error the model says
     /// (probes sent just around a clock fault are not judged).
-    fn clock_follows(&self, s: ServerId, from: u64, to: u64) -> Result<(), String> {
+    fn clock_follows(&self, s: ServerId, from: u64, to: u64) -> Result<(), NoEffect> {
         let model = &self.clocks[s.index()];
         let Some(&peer) = peers(s).first() else {
             return Ok(());
@@ -502,12 +610,12 @@ impl Effects {
             }
             let expected = seg.offset_ms as f64 + seg.drift_error_at(p.sent_ms);
             if (p.clock_error_ms as f64 - expected).abs() > CLOCK_SLACK_MS as f64 {
-                return Err(format!(
-                    "{}'s clock read {} ms off true time at {} ms; its clock faults say {expected:.1} ms",
-                    name(s),
-                    p.clock_error_ms,
-                    p.sent_ms
-                ));
+                return Err(NoEffect::ClockWrong {
+                    server: s,
+                    read: p.clock_error_ms,
+                    at: p.sent_ms,
+                    expected,
+                });
             }
         }
         Ok(())
@@ -569,9 +677,13 @@ mod tests {
             .applied(1_000, Fault::Mend(id(1), id(2)))
             .unwrap_err();
         assert!(
-            error.contains("#2→#1") && error.contains("9 of 9"),
-            "{error}"
+            matches!(
+                error,
+                NoEffect::CutCrossed { from, through: 9, sent: 9, .. } if from == id(2)
+            ),
+            "{error:?}"
         );
+        assert!(error.to_string().contains("#2→#1"), "{error}");
     }
 
     /// A scenario may overlap faults on the same servers (a crash during an isolation, a
@@ -610,7 +722,8 @@ mod tests {
             .applied(500, Fault::Isolate(id(3)))
             .unwrap_or_else(|e| panic!("{e}"));
         let error = effects.applied(900, Fault::Rejoin(id(3))).unwrap_err();
-        assert!(error.contains("no probe"), "{error}");
+        assert!(matches!(error, NoEffect::NoProbe { .. }), "{error:?}");
+        assert!(error.to_string().contains("no probe"), "{error}");
     }
 
     #[test]
@@ -640,7 +753,14 @@ mod tests {
             .applied(1_500, Fault::Release(id(1), id(2)))
             .unwrap_or_else(|e| panic!("{e}"));
         let error = effects.due(1_600).unwrap_err();
-        assert!(error.contains("#2→#1 sent at 1200 ms"), "{error}");
+        assert!(
+            matches!(error, NoEffect::ProbeLost { sent: 1_200, .. }),
+            "{error:?}"
+        );
+        assert!(
+            error.to_string().contains("#2→#1 sent at 1200 ms"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -668,7 +788,18 @@ mod tests {
             .unwrap_or_else(|e| panic!("not due yet: {e}"));
         let error = effects.due(2_300).unwrap_err();
         assert!(
-            error.contains("#3→#1 sent at 1500 ms") && error.contains("took 1 ms"),
+            matches!(
+                error,
+                NoEffect::SlowWrong {
+                    sent: 1_500,
+                    took: 1,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert!(
+            error.to_string().contains("#3→#1 sent at 1500 ms"),
             "{error}"
         );
     }
@@ -704,7 +835,14 @@ mod tests {
             .applied(1_000, Fault::Clock(id(2), 5_000, 500))
             .unwrap_or_else(|e| panic!("{e}"));
         let error = effects.finish(21_000).unwrap_err();
-        assert!(error.contains("#2's clock read 5000 ms off"), "{error}");
+        assert!(
+            matches!(error, NoEffect::ClockWrong { read: 5_000, .. }),
+            "{error:?}"
+        );
+        assert!(
+            error.to_string().contains("#2's clock read 5000 ms off"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -716,6 +854,13 @@ mod tests {
             .applied(2_000, Fault::Restart(id(3)))
             .unwrap_or_else(|e| panic!("{e}"));
         let error = effects.due(2_500).unwrap_err();
-        assert!(error.contains("#3 restarted at 2000 ms"), "{error}");
+        assert!(
+            matches!(error, NoEffect::RestartUnreached { at: 2_000, .. }),
+            "{error:?}"
+        );
+        assert!(
+            error.to_string().contains("#3 restarted at 2000 ms"),
+            "{error}"
+        );
     }
 }

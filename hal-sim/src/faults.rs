@@ -14,6 +14,7 @@ use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 
 use crate::clock::SimClock;
+use crate::error::Broken;
 use crate::history::History;
 
 /// A fault, or its end.
@@ -353,7 +354,7 @@ impl Book {
         &mut self,
         sim: &mut turmoil::Sim<'_>,
         history: &History,
-    ) -> Result<Vec<ServerId>, String> {
+    ) -> Result<Vec<ServerId>, Broken> {
         let t_ms = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
         let exited = self.stops.take_exited();
         for &s in &exited {
@@ -364,10 +365,11 @@ impl Book {
         }
         let late_ms = u64::try_from(STOP_MAX.as_millis()).unwrap_or(u64::MAX);
         if let Some((s, asked)) = self.stopping.iter().find(|(_, at)| t_ms - **at > late_ms) {
-            return Err(format!(
-                "#{} was asked to stop at {asked} ms and still runs at {t_ms} ms",
-                s.get()
-            ));
+            return Err(Broken::WouldNotStop {
+                server: *s,
+                asked_ms: *asked,
+                t_ms,
+            });
         }
         Ok(exited)
     }
@@ -436,17 +438,14 @@ pub fn apply(
     clocks: &[SimClock; 3],
     book: &mut Book,
     history: &History,
-) -> Result<(), String> {
+) -> Result<(), Broken> {
     let t_ms = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
     match fault {
         Fault::Crash(s) => {
             book.stopped[s.index()] = false;
             crash_silently(sim, s, book);
             if sim.is_host_running(host(s)) {
-                return Err(format!(
-                    "harness: #{} still runs after a crash at {t_ms} ms",
-                    s.get()
-                ));
+                return Err(Broken::RunsAfterCrash { server: s, t_ms });
             }
             history.fault(t_ms, FaultKind::Crash, &[s], &[]);
             history.role(t_ms, s, RoleName::Down, 0);
@@ -473,10 +472,7 @@ pub fn apply(
             }
             sim.bounce(host(s));
             if !sim.is_host_running(host(s)) {
-                return Err(format!(
-                    "harness: #{} does not run after a restart at {t_ms} ms",
-                    s.get()
-                ));
+                return Err(Broken::DownAfterRestart { server: s, t_ms });
             }
             history.fault(t_ms, FaultKind::Restart, &[s], &[]);
         }

@@ -16,6 +16,7 @@ use hal_core::record::{
 use hal_net::session::Answered;
 
 use crate::check::{Checkers, Violation};
+use crate::error::Broken;
 
 /// A run's history, shared by everything that records into it. Every record is also
 /// fed to the invariant checkers as it is written.
@@ -24,7 +25,7 @@ pub struct History {
     lines: Arc<Mutex<Vec<String>>>,
     checkers: Arc<Mutex<Checkers>>,
     /// A harness bug seen from inside the simulation (a fault that took no effect).
-    harness: Arc<Mutex<Option<String>>>,
+    harness: Arc<Mutex<Option<Broken>>>,
     /// Each simulated client's name in the history, by its id (for the servers' records,
     /// which know clients by id).
     names: Arc<Mutex<std::collections::BTreeMap<u64, String>>>,
@@ -38,7 +39,7 @@ pub struct History {
 /// A simulated server's journal: its entries go into the run's [`History`].
 struct JournalSink {
     server: u8,
-    harness: Arc<Mutex<Option<String>>>,
+    harness: Arc<Mutex<Option<Broken>>>,
     journals: Arc<Mutex<std::collections::BTreeMap<u8, Vec<hal_core::record::Entry>>>>,
 }
 
@@ -49,10 +50,10 @@ impl hal_net::journal::Sink for JournalSink {
             Ok(entry) => entry,
             Err(e) => {
                 let mut slot = self.harness.lock().unwrap_or_else(|e| e.into_inner());
-                slot.get_or_insert(format!(
-                    "server {} journaled a record that does not read back: {e}",
-                    self.server
-                ));
+                slot.get_or_insert(Broken::JournalUnreadable {
+                    server: self.server,
+                    what: e.to_string(),
+                });
                 return;
             }
         };
@@ -126,13 +127,13 @@ impl History {
     }
 
     /// Reports a harness bug (the first one is kept); the run stops on it.
-    pub fn harness_failure(&self, what: String) {
+    pub fn harness_failure(&self, what: Broken) {
         let mut slot = self.harness.lock().unwrap_or_else(|e| e.into_inner());
         slot.get_or_insert(what);
     }
 
     /// The first harness bug reported, if any.
-    pub fn harness(&self) -> Option<String> {
+    pub fn harness(&self) -> Option<Broken> {
         self.harness
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -31,7 +31,7 @@ pub struct Shrunk {
 }
 
 /// Why a seed could not be shrunk to a scenario.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ShrinkError {
     /// The seed's world could not be made a scenario (a bug of ours).

@@ -36,7 +36,7 @@ use crate::aim::Aim;
 use crate::check::Violation;
 use crate::clock::SimClock;
 use crate::effects::Effects;
-use crate::error::HarnessError;
+use crate::error::{Broken, HarnessError};
 use crate::faults::{self, Fault, host, servers};
 use crate::history::{History, now_ms};
 use crate::net::SimTransport;
@@ -911,9 +911,10 @@ pub(crate) async fn frozen_for(
     tokio::time::sleep(lasting).await;
     let during = sent.load(Ordering::Relaxed) - before;
     if during > 0 {
-        history.harness_failure(format!(
-            "client {label} sent {during} requests while frozen"
-        ));
+        history.harness_failure(Broken::SentWhileFrozen {
+            client: label.to_string(),
+            sent: during,
+        });
     }
     history.client(label, ClientEventRecord::Thawed { handle: None });
 }

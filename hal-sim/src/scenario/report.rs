@@ -94,7 +94,17 @@ mod tests {
             seed: 3,
             history: Vec::new(),
             violation: None,
-            failure: Some(HarnessError::NoEffect("a cut let a probe through".into())),
+            failure: Some(HarnessError::NoEffect(
+                crate::effects::NoEffect::CutCrossed {
+                    from: hal_core::ServerId::PRIMARY,
+                    to: hal_core::ServerId::SECONDARY,
+                    start: 1_000,
+                    end: 2_000,
+                    through: 1,
+                    sent: 19,
+                    first_sent: 1_200,
+                },
+            )),
             judged: Vec::new(),
             journals: Vec::new(),
             disks: Default::default(),
@@ -105,7 +115,7 @@ mod tests {
         assert_eq!(json["failure"]["kind"], "no_effect");
         assert_eq!(
             json["failure"]["message"],
-            "harness: a cut let a probe through"
+            "harness: the cut of #1→#2 from 1000 ms to 2000 ms let 1 of 19 probes through (the first sent at 1200 ms)"
         );
     }
 }

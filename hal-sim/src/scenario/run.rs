@@ -31,7 +31,7 @@ use super::{Action, Answer, Check, ClientAct, ClientGroup, LivenessFrom, Scenari
 use crate::aim::Aim;
 use crate::check::Violation;
 use crate::clock::SimClock;
-use crate::effects::Effects;
+use crate::effects::{Effects, NoEffect};
 use crate::error::HarnessError;
 use crate::faults::{self, Book, Fault, host, servers};
 use crate::history::{History, now_ms};
@@ -580,12 +580,14 @@ fn play(
 /// Proof that each client machine cut off from servers was: no reply from those servers
 /// reached its clients while the cut lasted (after what was in flight at its start). (A
 /// client that sends nothing meanwhile, no seat and no request, shows nothing either way.)
-fn client_cuts_took_effect(scenario: &Scenario, history: &[String]) -> Result<(), String> {
+fn client_cuts_took_effect(scenario: &Scenario, history: &[String]) -> Result<(), NoEffect> {
     let slowest = ms(scenario.latency + scenario.jitter) + 2;
     let mut replies: Vec<(&String, ReplyRecord)> = Vec::new();
     for (index, line) in history.iter().enumerate() {
-        let entry: Entry =
-            serde_json::from_str(line).map_err(|e| format!("history line {}: {e}", index + 1))?;
+        let entry: Entry = serde_json::from_str(line).map_err(|e| NoEffect::History {
+            line: index + 1,
+            what: e.to_string(),
+        })?;
         if let Record::Reply(reply) = entry.record {
             replies.push((line, reply));
         }
@@ -618,13 +620,17 @@ fn client_cuts_took_effect(scenario: &Scenario, history: &[String]) -> Result<()
             .iter()
             .find(|(_, r)| ours(r) && across(r) && within(r))
         {
-            return Err(format!(
-                "client {who} was cut off from {} from {start} ms to {end} ms, yet got a reply: {line}",
-                from.iter()
+            return Err(NoEffect::ClientCutCrossed {
+                client: who.clone(),
+                servers: from
+                    .iter()
                     .map(|s| format!("#{}", s.get()))
                     .collect::<Vec<_>>()
-                    .join(" ")
-            ));
+                    .join(" "),
+                start,
+                end,
+                reply: line.to_string(),
+            });
         }
     }
     Ok(())
