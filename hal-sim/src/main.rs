@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand};
 use hal_sim::scenario;
 use hal_sim::storage::DiskCounts;
-use hal_sim::summary::{self, Failed, Seeds, Shard, Summary, SweepWorld};
+use hal_sim::summary::{self, Failed, Recovery, Seeds, Shard, Summary, SweepWorld};
 use hal_sim::sweep::Verdict;
 use hal_sim::timeline::Timeline;
 use hal_sim::world::{Failure, Planted, Run, WorldConfig, run};
@@ -672,6 +672,31 @@ fn disks_line(d: &DiskCounts) -> String {
     )
 }
 
+/// Where recovery ran (the first ten seeds of each kind), if anywhere.
+fn recovery_line(r: &Recovery) -> Option<String> {
+    let seeds = |seeds: &[u64]| {
+        let mut text: Vec<String> = seeds.iter().take(10).map(u64::to_string).collect();
+        if seeds.len() > 10 {
+            text.push(format!("and {} more", seeds.len() - 10));
+        }
+        text.join(" ")
+    };
+    let mut parts = Vec::new();
+    if !r.torn_tails_truncated.is_empty() {
+        parts.push(format!(
+            "torn tails cut at seeds {}",
+            seeds(&r.torn_tails_truncated)
+        ));
+    }
+    if !r.compactions_finished.is_empty() {
+        parts.push(format!(
+            "compactions finished at seeds {}",
+            seeds(&r.compactions_finished)
+        ));
+    }
+    (!parts.is_empty()).then(|| format!("recovery: {}", parts.join("; ")))
+}
+
 fn sweep(args: &SweepArgs) -> ExitCode {
     for dir in args.history_dir.iter().chain(&args.html_dir) {
         if let Err(error) = std::fs::create_dir_all(dir) {
@@ -695,13 +720,14 @@ fn sweep(args: &SweepArgs) -> ExitCode {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let started = Instant::now();
     let progress = progress_bar(seeds.end - seeds.start);
-    let disks = std::sync::Mutex::new(DiskCounts::default());
+    let disks = std::sync::Mutex::new((DiskCounts::default(), Recovery::default()));
     let done = |seed: u64, outcome: &Result<Run, Failure>| {
         let violated = !matches!(outcome, Ok(run) if run.violation.is_none());
         progress.report(seed, violated);
         if let Ok(run) = outcome {
             let mut sum = disks.lock().unwrap_or_else(|e| e.into_inner());
-            *sum = sum.plus(run.disks);
+            sum.0 = sum.0.plus(run.disks);
+            sum.1.note(seed, &run.disks);
         }
         if let Some(dir) = &args.history_dir {
             let history = history_of(outcome);
@@ -719,8 +745,12 @@ fn sweep(args: &SweepArgs) -> ExitCode {
     };
     let verdicts = hal_sim::sweep::sweep(seeds.clone(), jobs, |seed| args.world.config(seed), done);
     progress.finish();
-    let disks = disks.into_inner().unwrap_or_else(|e| e.into_inner());
+    let (disks, mut recovery) = disks.into_inner().unwrap_or_else(|e| e.into_inner());
+    recovery.sort();
     eprintln!("{}", disks_line(&disks));
+    if let Some(line) = recovery_line(&recovery) {
+        eprintln!("{line}");
+    }
     let failed: Vec<&Verdict> = verdicts.iter().filter(|v| v.violation.is_some()).collect();
     let result = Summary {
         format: summary::FORMAT.to_string(),
@@ -743,6 +773,8 @@ fn sweep(args: &SweepArgs) -> ExitCode {
             .collect(),
         sim_s: verdicts.len() as f64 * args.world.shape.duration.as_secs_f64(),
         wall_s: started.elapsed().as_secs_f64(),
+        disks,
+        recovery,
     };
     print_failures(&result);
     if args.shrink {
@@ -791,6 +823,10 @@ fn merge(args: &MergeArgs) -> ExitCode {
         }
     };
     print_failures(&merged);
+    eprintln!("{}", disks_line(&merged.disks));
+    if let Some(line) = recovery_line(&merged.recovery) {
+        eprintln!("{line}");
+    }
     if let Some(path) = &args.out
         && let Err(error) = merged.write(path)
     {

@@ -57,7 +57,8 @@ pub const LOG_PREALLOCATE_BYTES: [u64; 3] = [0, 32, 64 << 10];
 const SECTOR_BYTES: u64 = 512;
 
 /// What a disk has seen, for tests and sweeps to show that recovery ran.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct DiskCounts {
     /// Processes started on the disk.
     pub boots: u64,

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::storage::DiskCounts;
+
 /// The `format` of every summary this version writes and reads.
 pub const FORMAT: &str = "hal-sim-sweep-summary/1";
 /// The most shards a range may be split into.
@@ -150,6 +152,49 @@ pub struct Summary {
     pub sim_s: f64,
     /// Wall-clock seconds: the run's, or for a merge the sum of its shards'.
     pub wall_s: f64,
+    /// What the servers' disks went through in all the seeds (summaries written before
+    /// 2026-12-07 have none: zeros).
+    #[serde(default)]
+    pub disks: DiskCounts,
+    /// The seeds where recovery ran, to replay one.
+    #[serde(default)]
+    pub recovery: Recovery,
+}
+
+/// The seeds (in seed order) where a server's recovery from a crash did more than read
+/// back a clean log.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Recovery {
+    /// A load cut a torn log tail off.
+    pub torn_tails_truncated: Vec<u64>,
+    /// A load finished a compaction a crash interrupted between its renames.
+    pub compactions_finished: Vec<u64>,
+}
+
+impl Recovery {
+    /// Notes seed `seed`, whose disks saw `disks`.
+    pub fn note(&mut self, seed: u64, disks: &DiskCounts) {
+        if disks.torn_tails_truncated > 0 {
+            self.torn_tails_truncated.push(seed);
+        }
+        if disks.compactions_finished > 0 {
+            self.compactions_finished.push(seed);
+        }
+    }
+
+    fn extend(&mut self, other: &Recovery) {
+        self.torn_tails_truncated
+            .extend(&other.torn_tails_truncated);
+        self.compactions_finished
+            .extend(&other.compactions_finished);
+    }
+
+    /// In seed order.
+    pub fn sort(&mut self) {
+        self.torn_tails_truncated.sort_unstable();
+        self.compactions_finished.sort_unstable();
+    }
 }
 
 impl Summary {
@@ -250,6 +295,7 @@ pub fn merge(parts: &[(PathBuf, Summary)]) -> Result<Summary, MergeError> {
     let mut seen: std::collections::BTreeMap<u64, &PathBuf> = std::collections::BTreeMap::new();
     let mut violations = Vec::new();
     let (mut sim_s, mut wall_s) = (0.0, 0.0);
+    let (mut disks, mut recovery) = (DiskCounts::default(), Recovery::default());
     for (path, part) in parts {
         let Some(shard) = part.shard else {
             return Err(MergeError::NotAShard(path.clone()));
@@ -307,6 +353,8 @@ pub fn merge(parts: &[(PathBuf, Summary)]) -> Result<Summary, MergeError> {
         violations.extend(part.violations.iter().cloned());
         sim_s += part.sim_s;
         wall_s += part.wall_s;
+        disks = disks.plus(part.disks);
+        recovery.extend(&part.recovery);
     }
     if let Some(missing) = (0..count).find(|k| !seen.contains_key(k)) {
         let range = first.seeds.start..first.seeds.end;
@@ -321,6 +369,7 @@ pub fn merge(parts: &[(PathBuf, Summary)]) -> Result<Summary, MergeError> {
         ));
     }
     violations.sort_by_key(|v| v.seed);
+    recovery.sort();
     Ok(Summary {
         format: FORMAT.to_string(),
         seeds: first.seeds,
@@ -330,6 +379,8 @@ pub fn merge(parts: &[(PathBuf, Summary)]) -> Result<Summary, MergeError> {
         violations,
         sim_s,
         wall_s,
+        disks,
+        recovery,
     })
 }
 
@@ -398,6 +449,15 @@ mod tests {
                 .collect(),
             sim_s: 30.0 * ran.len() as f64,
             wall_s: 1.0,
+            disks: DiskCounts {
+                boots: 3,
+                torn_tails_truncated: u64::from(index == 1),
+                ..DiskCounts::default()
+            },
+            recovery: Recovery {
+                torn_tails_truncated: if index == 1 { vec![ran.start] } else { vec![] },
+                compactions_finished: vec![],
+            },
         };
         (PathBuf::from(format!("shard-{index}.json")), summary)
     }
@@ -411,6 +471,9 @@ mod tests {
         assert_eq!(seeds, [1, 2, 8]);
         assert_eq!(merged.sim_s, 300.0);
         assert_eq!(merged.wall_s, 3.0);
+        assert_eq!(merged.disks.boots, 9);
+        assert_eq!(merged.disks.torn_tails_truncated, 1);
+        assert_eq!(merged.recovery.torn_tails_truncated, [3]);
     }
 
     #[test]

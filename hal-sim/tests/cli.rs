@@ -368,6 +368,10 @@ fn shards_merged_give_the_unsharded_sweep() {
     };
     let (whole_json, merged_json) = (read(&whole), read(&merged));
     assert_eq!(merged_json, whole_json);
+    // What the disks went through is summed over the shards too.
+    let boots = whole_json["disks"]["boots"].as_u64().unwrap();
+    assert!(boots >= 8 * 3, "{whole_json}");
+    assert!(whole_json["recovery"]["torn_tails_truncated"].is_array());
     let failing = whole_json["violations"].as_array().unwrap().len();
     assert!(failing > 0 && failing < 8, "a mix of seeds: {whole_json}");
     // The printed reports and counts agree too, wall time aside.
