@@ -1974,47 +1974,16 @@ mod tests {
         );
     }
 
-    /// Found by mutation testing: a borrowed seat is held until its end, then ended.
-    #[test]
-    fn a_borrow_is_held_until_its_end() {
+    /// A two-hour borrow asked at 0 and granted at 10 ms with `end` on the granting
+    /// server's wall clock: held until two hours after the request, then ended.
+    fn a_two_hour_borrow_is_held_two_hours(end: WallTime) {
         let mut c = client();
         let seq = c.borrow(at(0), "cad", 2);
         let out = sent(&mut c);
-        let end = WallTime(1_800_000_000_000 + 7_200_000);
         let borrowed = ReplyResult::Granted {
             handle: Handle(9),
             lease_ms: 120_000,
             borrow_end: Some(end),
-            granted_by: ONE,
-        };
-        c.handle_reply(at(10), out[0].to, reply(ONE, seq, borrowed));
-        events(&mut c);
-        c.handle_timeout(at(60_000));
-        assert!(c.seats().contains_key(&Handle(9)));
-        assert!(events(&mut c).is_empty());
-        c.handle_timeout(at(7_200_000));
-        assert!(c.seats().is_empty());
-        assert_eq!(
-            events(&mut c),
-            vec![ClientEvent::BorrowEnded { handle: Handle(9) }]
-        );
-    }
-
-    /// A borrow lasts its hours by the client's own clock: granted by a server whose wall
-    /// clock is an hour and a half behind the client's (within a three-hour skew bound),
-    /// its end is already past by the client's wall clock, yet it is held for the two
-    /// hours asked, from the request's first send (found by the seed sweep's clients, in
-    /// a triad configured for clocks hours apart).
-    #[test]
-    fn a_borrow_lasts_its_hours_whatever_the_servers_clock() {
-        let mut c = client();
-        let seq = c.borrow(at(0), "cad", 2);
-        let out = sent(&mut c);
-        let behind = WallTime(1_800_000_000_000 + 7_200_000 - 5_400_000);
-        let borrowed = ReplyResult::Granted {
-            handle: Handle(9),
-            lease_ms: 120_000,
-            borrow_end: Some(behind),
             granted_by: ONE,
         };
         c.handle_reply(at(10), out[0].to, reply(ONE, seq, borrowed));
@@ -2030,6 +1999,22 @@ mod tests {
             events(&mut c),
             vec![ClientEvent::BorrowEnded { handle: Handle(9) }]
         );
+    }
+
+    /// Found by mutation testing: a borrowed seat is held until its end, then ended.
+    #[test]
+    fn a_borrow_is_held_until_its_end() {
+        a_two_hour_borrow_is_held_two_hours(WallTime(1_800_000_000_000 + 7_200_000));
+    }
+
+    /// A borrow lasts its hours by the client's own clock: granted by a server whose wall
+    /// clock is an hour and a half behind the client's (within a three-hour skew bound),
+    /// its end is already past by the client's wall clock, yet it is held for the two
+    /// hours asked, from the request's first send (found by the seed sweep's clients, in
+    /// a triad configured for clocks hours apart).
+    #[test]
+    fn a_borrow_lasts_its_hours_whatever_the_servers_clock() {
+        a_two_hour_borrow_is_held_two_hours(WallTime(1_800_000_000_000 + 7_200_000 - 5_400_000));
     }
 
     /// Found by mutation testing: a pass over the path counts only the servers not passed
