@@ -104,15 +104,28 @@ class Borrowed:
     def signer(self) -> int: ...
 
 class Event:
-    """Something that happened to a client's seats: Lost, FailedOver, BorrowEnded,
-    Settled or Missed."""
+    """Something that happened to a client's seats: Lost, Removed, FailedOver,
+    BorrowEnded, Settled or Missed."""
 
     @property
-    def kind(self) -> Literal["lost", "failed_over", "borrow_ended", "settled", "missed"]: ...
+    def kind(
+        self,
+    ) -> Literal["lost", "removed", "failed_over", "borrow_ended", "settled", "missed"]: ...
 
 @final
 class Lost(Event):
     """A checked-out seat is gone: its lease ran out with no heartbeat acknowledged."""
+
+    __match_args__ = ("handle", "feature")
+    def __init__(self, handle: str, feature: str) -> None: ...
+    @property
+    def handle(self) -> str: ...
+    @property
+    def feature(self) -> str: ...
+
+@final
+class Removed(Event):
+    """An administrator removed a checked-out seat: the servers no longer count it."""
 
     __match_args__ = ("handle", "feature")
     def __init__(self, handle: str, feature: str) -> None: ...

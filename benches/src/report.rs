@@ -235,6 +235,7 @@ impl Changes {
             host: user.map(|u| format!("host{}", u / 4)),
             by: user.map(|_| 1),
             borrow_end_ms: None,
+            removed_by: None,
         };
         if grant {
             let new = Held {

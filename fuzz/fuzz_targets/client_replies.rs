@@ -70,8 +70,13 @@ enum ResultArg {
         lease_ms: Wide,
         held: Vec<HandleArg>,
         unknown: Vec<HandleArg>,
+        removed: Vec<HandleArg>,
     },
     Denied(DenialArg),
+    /// An administrator's answer, which no client asks for.
+    Removed {
+        handles: Vec<HandleArg>,
+    },
 }
 
 impl ResultArg {
@@ -96,12 +101,17 @@ impl ResultArg {
                 lease_ms,
                 held,
                 unknown,
+                removed,
             } => ReplyResult::HeartbeatAck {
                 lease_ms: lease_ms.value(),
                 held: handles(held),
                 unknown: handles(unknown),
+                removed: handles(removed),
             },
             ResultArg::Denied(denial) => ReplyResult::Denied(denial.build()),
+            ResultArg::Removed { handles: removed } => ReplyResult::Removed {
+                handles: handles(removed),
+            },
         }
     }
 }

@@ -126,6 +126,11 @@ typedef enum hal_event_kind {
    This client fell behind and `missed` events were dropped.
    */
   HAL_EVENT_MISSED = 5,
+  /*
+   An administrator removed a seat (`handle`): stop using the feature or check out
+   again.
+   */
+  HAL_EVENT_REMOVED = 6,
 } hal_event_kind;
 
 /*

@@ -97,6 +97,9 @@ pub enum HalEventKind {
     HalEventSettled = 4,
     /// This client fell behind and `missed` events were dropped.
     HalEventMissed = 5,
+    /// An administrator removed a seat (`handle`): stop using the feature or check out
+    /// again.
+    HalEventRemoved = 6,
 }
 
 /// An event of a client's seats.
@@ -580,6 +583,10 @@ fn c_event(event: Option<Event>) -> HalEvent {
         Some(Event::Missed { missed }) => {
             c.kind = HalEventKind::HalEventMissed;
             c.missed = missed;
+        }
+        Some(Event::Removed { handle, .. }) => {
+            c.kind = HalEventKind::HalEventRemoved;
+            c.handle = handle.0;
         }
         Some(_) => {}
     }

@@ -254,8 +254,8 @@ impl Client {
         }
     }
 
-    /// The next event of this client's seats: Lost, FailedOver, BorrowEnded, Settled or
-    /// Missed. Waits up to timeout seconds (0: only one already there; None: until one
+    /// The next event of this client's seats: Lost, Removed, FailedOver, BorrowEnded,
+    /// Settled or Missed. Waits up to timeout seconds (0: only one already there; None: until one
     /// comes) with the GIL released, and returns None if none came. Ctrl-C interrupts the
     /// wait. Threads that call it share the events: each goes to one caller.
     #[pyo3(signature = (timeout=None))]

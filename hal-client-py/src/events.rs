@@ -7,9 +7,9 @@ use hal_net::client::Event as RustEvent;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
-/// Something that happened to a client's seats. One of Lost, FailedOver, BorrowEnded,
-/// Settled or Missed; kind names which ("lost", "failed_over", "borrow_ended",
-/// "settled", "missed").
+/// Something that happened to a client's seats. One of Lost, Removed, FailedOver,
+/// BorrowEnded, Settled or Missed; kind names which ("lost", "removed", "failed_over",
+/// "borrow_ended", "settled", "missed").
 #[pyclass(module = "hal_client", subclass, frozen)]
 #[derive(Debug)]
 pub(crate) struct Event {
@@ -18,7 +18,8 @@ pub(crate) struct Event {
 
 #[pymethods]
 impl Event {
-    /// Which event this is: "lost", "failed_over", "borrow_ended", "settled" or "missed".
+    /// Which event this is: "lost", "removed", "failed_over", "borrow_ended", "settled" or
+    /// "missed".
     #[getter]
     fn kind(&self) -> &'static str {
         self.kind
@@ -54,6 +55,41 @@ impl Lost {
 
     fn __repr__(&self) -> String {
         format!("Lost(handle={:?}, feature={:?})", self.handle, self.feature)
+    }
+}
+
+/// An administrator removed a checked-out seat (`hal-net remove`): the servers no longer
+/// count it as this client's. Stop using the feature, or check out again. Seat.lost is
+/// True for it from now on.
+#[pyclass(module = "hal_client", extends = Event, frozen, eq)]
+#[derive(Debug, PartialEq)]
+pub(crate) struct Removed {
+    /// The seat's handle ("h17").
+    #[pyo3(get)]
+    handle: String,
+    /// Its feature.
+    #[pyo3(get)]
+    feature: String,
+}
+
+#[pymethods]
+impl Removed {
+    /// A Removed event (the library makes them; this is for tests and comparisons).
+    #[new]
+    fn new(handle: String, feature: String) -> PyClassInitializer<Self> {
+        initializer("removed", Removed { handle, feature })
+    }
+
+    #[classattr]
+    fn __match_args__(py: Python<'_>) -> PyResult<Bound<'_, PyTuple>> {
+        PyTuple::new(py, ["handle", "feature"])
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Removed(handle={:?}, feature={:?})",
+            self.handle, self.feature
+        )
     }
 }
 
@@ -200,6 +236,7 @@ fn initializer<T: pyo3::PyClass<BaseType = Event>>(
 pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<Event>()?;
     module.add_class::<Lost>()?;
+    module.add_class::<Removed>()?;
     module.add_class::<FailedOver>()?;
     module.add_class::<BorrowEnded>()?;
     module.add_class::<Settled>()?;
@@ -226,6 +263,14 @@ pub(crate) fn to_py(py: Python<'_>, event: RustEvent) -> PyResult<Option<Py<PyAn
             py,
             "lost",
             Lost {
+                handle: handle.to_string(),
+                feature,
+            },
+        ),
+        RustEvent::Removed { handle, feature } => made(
+            py,
+            "removed",
+            Removed {
                 handle: handle.to_string(),
                 feature,
             },

@@ -106,5 +106,14 @@ def test_events_compare_by_value_and_match_by_field() -> None:
             raise AssertionError(f"{event!r} did not match FailedOver")
     assert hal_client.Settled("r3").released is None
     assert hal_client.Lost("h1", "cad").kind == "lost"
+    removed: hal_client.Event = hal_client.Removed("h5", "cad")
+    assert removed.kind == "removed"
+    assert repr(removed) == 'Removed(handle="h5", feature="cad")'
+    assert removed != hal_client.Lost("h5", "cad")
+    match removed:
+        case hal_client.Removed(handle, feature):
+            assert (handle, feature) == ("h5", "cad")
+        case _:
+            raise AssertionError(f"{removed!r} did not match Removed")
     assert hal_client.Missed(4).missed == 4
     assert hal_client.BorrowEnded("h2") == hal_client.BorrowEnded("h2")

@@ -105,6 +105,9 @@ pub enum ClientEvent {
     Lost { handle: Handle },
     /// A borrowed seat reached its end.
     BorrowEnded { handle: Handle },
+    /// An administrator removed the seat (`hal-net remove`): it is no longer held, and a
+    /// new checkout may be refused while the seat is someone else's.
+    Removed { handle: Handle },
     /// Another server than before answered as the active one.
     FailedOver { from: ServerId, to: ServerId },
 }
@@ -820,7 +823,9 @@ impl Client {
                     });
                 }
             }
-            ReplyResult::Denied(_) | ReplyResult::HeartbeatAck { .. } => {
+            ReplyResult::Denied(_)
+            | ReplyResult::HeartbeatAck { .. }
+            | ReplyResult::Removed { .. } => {
                 // Refused for good (all in use, unknown handle...): nothing to release.
                 if let Op::Checkin { handle } | Op::Return { handle } = unresolved.op {
                     self.seats.remove(&handle);
@@ -956,7 +961,8 @@ impl Client {
                     attempts,
                 });
             }
-            ReplyResult::HeartbeatAck { .. } => return,
+            // Not an answer to a client's request (a lying server's): ignored.
+            ReplyResult::HeartbeatAck { .. } | ReplyResult::Removed { .. } => return,
         }
         self.pending = None;
         self.retry_at = None;
@@ -970,6 +976,7 @@ impl Client {
                 lease_ms,
                 held,
                 unknown,
+                removed,
             } => {
                 self.served_by(reply.from);
                 self.lease_ms_last = Some(lease_ms);
@@ -988,7 +995,12 @@ impl Client {
                 }
                 for handle in unknown {
                     if self.seats.remove(&handle).is_some() {
-                        self.events.push_back(ClientEvent::Lost { handle });
+                        let event = if removed.contains(&handle) {
+                            ClientEvent::Removed { handle }
+                        } else {
+                            ClientEvent::Lost { handle }
+                        };
+                        self.events.push_back(event);
                     }
                 }
                 self.schedule_heartbeat();
@@ -1391,12 +1403,57 @@ mod tests {
             lease_ms: 8_000,
             held: vec![Handle(4)],
             unknown: vec![],
+            removed: vec![],
         };
         c.handle_reply(at(2_020), Endpoint(0), reply(ONE, beat[0].request.seq, ack));
         assert_eq!(
             c.poll_timeout(),
             Some(Time(2_020 + 2_000)),
             "a quarter lease after the ack"
+        );
+    }
+
+    /// A seat an administrator removed is reported as removed, not lost; another seat the
+    /// server no longer knows is lost, as before.
+    #[test]
+    fn a_seat_removed_by_an_administrator_is_reported_as_removed() {
+        let mut c = client();
+        let mut handles = Vec::new();
+        for (n, handle) in [(0, Handle(4)), (20, Handle(5))] {
+            let seq = c.checkout(at(n), "cad");
+            sent(&mut c);
+            let granted = ReplyResult::Granted {
+                handle,
+                lease_ms: 8_000,
+                borrow_end: None,
+                granted_by: ONE,
+            };
+            c.handle_reply(at(n + 10), Endpoint(0), reply(ONE, seq, granted));
+            handles.push(handle);
+        }
+        events(&mut c);
+        let beat_at = c.poll_timeout().unwrap().0;
+        c.handle_timeout(at(beat_at));
+        let beat = sent(&mut c);
+        assert!(matches!(&beat[0].request.op, Op::Heartbeat { handles: h } if *h == handles));
+        let ack = ReplyResult::HeartbeatAck {
+            lease_ms: 8_000,
+            held: vec![],
+            unknown: handles.clone(),
+            removed: vec![Handle(4)],
+        };
+        c.handle_reply(
+            at(beat_at + 10),
+            Endpoint(0),
+            reply(ONE, beat[0].request.seq, ack),
+        );
+        assert!(c.seats().is_empty());
+        assert_eq!(
+            events(&mut c),
+            [
+                ClientEvent::Removed { handle: Handle(4) },
+                ClientEvent::Lost { handle: Handle(5) }
+            ]
         );
     }
 
@@ -1504,6 +1561,7 @@ mod tests {
             lease_ms: 120_000,
             held: vec![Handle(4)],
             unknown: vec![],
+            removed: vec![],
         };
         c.handle_reply(
             at(30_500),
@@ -1541,6 +1599,7 @@ mod tests {
             lease_ms: 120_000,
             held: vec![Handle(4)],
             unknown: vec![],
+            removed: vec![],
         };
         c.handle_reply(
             at(retry_at.0 + 5),
@@ -2067,6 +2126,7 @@ mod tests {
                 lease_ms: 120_000,
                 held: vec![Handle(4)],
                 unknown: vec![],
+                removed: vec![],
             };
             c.handle_reply(at(60_000), beat.to, reply(ONE, beat.request.seq, result));
         };

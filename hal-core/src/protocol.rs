@@ -267,7 +267,36 @@ pub enum Op {
     Return { handle: Handle },
     /// "I still hold these seats." Not logged; `seq` numbers heartbeats separately.
     Heartbeat { handles: Vec<Handle> },
+    /// An administrator frees seats (`hal-net remove`): the seat `target` names, or every
+    /// seat of a holder. Accepted only from an operator's connection that proved the
+    /// admin certificate; `by` says who asked (`user@host` of the operator's machine).
+    Remove { target: RemoveTarget, by: Arc<str> },
 }
+
+impl Op {
+    /// Whether only an administrator may ask it (the server's network layer accepts it
+    /// only from an operator's connection with the admin certificate).
+    pub fn is_administrative(&self) -> bool {
+        matches!(self, Op::Remove { .. })
+    }
+}
+
+/// Which seats an administrator removes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RemoveTarget {
+    /// The seat with this handle.
+    Handle(Handle),
+    /// Every seat (checked out or borrowed) of `user`, on `host` if given, of `feature`
+    /// if given.
+    Holder {
+        user: Arc<str>,
+        host: Option<Arc<str>>,
+        feature: Option<Arc<str>>,
+    },
+}
+
+/// The most seats one [`Op::Remove`] frees; an administrator removing more asks again.
+pub const REMOVE_HANDLES_MAX: usize = 1024;
 
 /// A server's answer to one request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -295,13 +324,19 @@ pub enum ReplyResult {
         handle: Handle,
     },
     /// Heartbeat acknowledged: the seats in `held` are alive for `lease_ms` from the
-    /// heartbeat's send time; the seats in `unknown` are not held.
+    /// heartbeat's send time; the seats in `unknown` are not held; of those, the ones in
+    /// `removed` an administrator removed.
     HeartbeatAck {
         lease_ms: u64,
         held: Vec<Handle>,
         unknown: Vec<Handle>,
+        removed: Vec<Handle>,
     },
     Denied(Denial),
+    /// An administrator's removal done: the seats it freed.
+    Removed {
+        handles: Vec<Handle>,
+    },
 }
 
 /// Why a request was refused, and so what the client should do.

@@ -386,6 +386,8 @@ pub enum OpName {
     Heartbeat,
     Borrow,
     Return,
+    /// An administrator's removal (`hal-net remove`).
+    Remove,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -489,6 +491,10 @@ pub enum ClientEventRecord {
         req: u64,
         handle: String,
         attempts: u32,
+    },
+    /// The application was told an administrator removed its seat `handle`.
+    Removed {
+        handle: Option<String>,
     },
 }
 
@@ -667,6 +673,8 @@ pub enum SeatChangeName {
     Returned,
     /// A lease or a borrow ran out.
     Expired,
+    /// An administrator removed the seat (`removed_by` says who).
+    Removed,
 }
 
 /// A server applied the log entry at `index`, which changed its seat table.
@@ -694,6 +702,9 @@ pub struct SeatRecord<S = String> {
     pub by: Option<u8>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub borrow_end_ms: Option<u64>,
+    /// Who removed the seat (`removed`): the operator's `user@host`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed_by: Option<S>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

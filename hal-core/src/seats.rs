@@ -42,10 +42,22 @@ pub enum Command {
     /// The leader found these clients' sessions idle, without a seat, for longer than a
     /// seat's lease: forget them (a session that holds a seat by now is kept).
     Forget { clients: Vec<ClientId> },
+    /// An administrator frees these seats (those still held when it applies); `client`
+    /// and `seq` are the operator tool's request, `by` who asked.
+    Remove {
+        client: ClientId,
+        seq: RequestSeq,
+        handles: Vec<Handle>,
+        by: Arc<str>,
+    },
 }
 
 /// The most clients one [`Command::Forget`] names.
 pub const FORGET_CLIENTS_MAX: usize = 1024;
+
+/// How many seats removed by an administrator the table remembers (with their holder),
+/// so that a holder's next heartbeat is told its seat was removed, not lost.
+pub const REMOVED_MAX: usize = 4096;
 
 /// The result of applying a client's command, remembered for retries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +71,10 @@ pub enum Outcome {
         handle: Handle,
     },
     Denied(Denial),
+    /// An administrator's removal: the seats it freed.
+    Removed {
+        handles: Vec<Handle>,
+    },
 }
 
 /// One held seat.
@@ -91,6 +107,9 @@ enum StoredOutcome {
         handle: Handle,
     },
     Denied(Denial),
+    Removed {
+        handles: Box<[Handle]>,
+    },
 }
 
 impl From<&Outcome> for StoredOutcome {
@@ -107,6 +126,9 @@ impl From<&Outcome> for StoredOutcome {
             },
             Outcome::Released { handle } => StoredOutcome::Released { handle: *handle },
             Outcome::Denied(denial) => StoredOutcome::Denied(denial.clone()),
+            Outcome::Removed { handles } => StoredOutcome::Removed {
+                handles: handles.clone().into_boxed_slice(),
+            },
         }
     }
 }
@@ -125,6 +147,9 @@ impl From<&StoredOutcome> for Outcome {
             },
             StoredOutcome::Released { handle } => Outcome::Released { handle: *handle },
             StoredOutcome::Denied(denial) => Outcome::Denied(denial.clone()),
+            StoredOutcome::Removed { handles } => Outcome::Removed {
+                handles: handles.to_vec(),
+            },
         }
     }
 }
@@ -192,13 +217,17 @@ impl Session {
                 self.last_index.0, last_index.0
             ));
         }
-        let handle = match &self.last_outcome {
+        let handles: &[Handle] = match &self.last_outcome {
             Some(StoredOutcome::Granted { handle, .. } | StoredOutcome::Released { handle }) => {
-                Some(*handle)
+                std::slice::from_ref(handle)
             }
-            _ => None,
+            Some(StoredOutcome::Removed { handles }) => handles,
+            _ => &[],
         };
-        if handle.is_some_and(|h| h.0 > self.last_index.0) {
+        if handles.len() > crate::protocol::REMOVE_HANDLES_MAX {
+            return Err(format!("its last answer names {} seats", handles.len()));
+        }
+        if handles.iter().any(|h| h.0 > self.last_index.0) {
             return Err("its last answer names a seat granted after it".into());
         }
         Ok(())
@@ -220,6 +249,8 @@ pub struct Seats {
     used: Vec<u32>,
     seats: BTreeMap<Handle, Seat>,
     sessions: BTreeMap<ClientId, Session>,
+    /// Seats an administrator removed, and their holders, the latest [`REMOVED_MAX`].
+    removed: std::collections::VecDeque<(Handle, ClientId)>,
 }
 
 /// The most client sessions remembered. Past it, the longest-idle sessions that hold no
@@ -282,9 +313,9 @@ impl Seats {
                 }
                 return None;
             }
-            Command::Grant { client, seq, .. } | Command::Release { client, seq, .. } => {
-                (*client, *seq)
-            }
+            Command::Grant { client, seq, .. }
+            | Command::Release { client, seq, .. }
+            | Command::Remove { client, seq, .. } => (*client, *seq),
         };
         let session = self.sessions.entry(client).or_insert_with(Session::new);
         match session.seen(seq) {
@@ -351,6 +382,15 @@ impl Seats {
                 }
                 _ => Outcome::Denied(Denial::UnknownHandle),
             },
+            Command::Remove { handles, .. } => {
+                let handles: Vec<Handle> = handles
+                    .iter()
+                    .take(crate::protocol::REMOVE_HANDLES_MAX)
+                    .copied()
+                    .filter(|&handle| self.take_removed(handle))
+                    .collect();
+                Outcome::Removed { handles }
+            }
             Command::Noop | Command::Expire { .. } | Command::Forget { .. } => return None,
         };
         Some(self.record(client, index, seq, outcome))
@@ -372,6 +412,63 @@ impl Seats {
             self.evict_idle_sessions();
         }
         outcome
+    }
+
+    /// Removes a seat an administrator removes, if held, remembering its holder; whether
+    /// it was held.
+    fn take_removed(&mut self, handle: Handle) -> bool {
+        let Some(client) = self.seats.get(&handle).map(|s| s.client) else {
+            return false;
+        };
+        self.remove(handle);
+        if self.removed.len() >= REMOVED_MAX {
+            self.removed.pop_front();
+        }
+        self.removed.push_back((handle, client));
+        true
+    }
+
+    /// Whether an administrator removed `client`'s seat `handle` (of the latest
+    /// [`REMOVED_MAX`] removed).
+    pub fn removed(&self, handle: Handle, client: ClientId) -> bool {
+        self.removed.contains(&(handle, client))
+    }
+
+    /// The seats `target` names that are held now, in handle order, at most
+    /// [`crate::protocol::REMOVE_HANDLES_MAX`].
+    pub fn matching(&self, target: &crate::protocol::RemoveTarget) -> Vec<Handle> {
+        use crate::protocol::RemoveTarget;
+        let found: Box<dyn Iterator<Item = Handle>> = match target {
+            RemoveTarget::Handle(handle) => Box::new(
+                self.seats
+                    .contains_key(handle)
+                    .then_some(*handle)
+                    .into_iter(),
+            ),
+            RemoveTarget::Holder {
+                user,
+                host,
+                feature,
+            } => Box::new(
+                self.seats
+                    .iter()
+                    .filter(move |(_, seat)| {
+                        let session = self.sessions.get(&seat.client);
+                        session.is_some_and(|s| {
+                            s.user() == &**user && host.as_ref().is_none_or(|h| s.host() == &**h)
+                        }) && feature
+                            .as_ref()
+                            .is_none_or(|f| self.feature_of(seat) == &**f)
+                    })
+                    .map(|(h, _)| *h),
+            ),
+        };
+        found.take(crate::protocol::REMOVE_HANDLES_MAX).collect()
+    }
+
+    /// The user and host of `client`'s session, if it has one.
+    pub fn identity(&self, client: ClientId) -> Option<(&str, &str)> {
+        self.sessions.get(&client).map(|s| (s.user(), s.host()))
     }
 
     /// Removes a seat, if held (an expiry).
@@ -490,6 +587,18 @@ impl Seats {
         }
         if let Some(client) = per_client.keys().next() {
             return Err(format!("client {client} holds seats but has no session"));
+        }
+        if self.removed.len() > REMOVED_MAX {
+            return Err(format!(
+                "{} removed seats remembered, over the limit of {REMOVED_MAX}",
+                self.removed.len()
+            ));
+        }
+        if let Some((handle, _)) = self.removed.iter().find(|(h, _)| h.0 > last_index.0) {
+            return Err(format!(
+                "removed seat {handle} cannot have been granted by index {}",
+                last_index.0
+            ));
         }
         Ok(())
     }

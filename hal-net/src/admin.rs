@@ -1,16 +1,47 @@
-//! An operator's questions to a running server over the wire: its status report (what
-//! `hal-net status` prints), over any [`Transport`] so that the simulator's scenario
-//! checks ask exactly what an operator would.
+//! An operator's questions and requests to a running triad over the wire: a server's
+//! status report (what `hal-net status` prints) and an administrator's removal of seats
+//! (`hal-net remove`), over any [`Transport`] so that the simulator's scenarios ask
+//! exactly what an operator would.
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use futures_util::{SinkExt, StreamExt};
 use hal_core::ServerId;
+use hal_core::protocol::{
+    ClientId, ClientRequest, Denial, Handle, Op, RemoveTarget, ReplyResult, RequestSeq, ServerReply,
+};
 use hal_core::server::Role;
 use tokio_util::codec::Framed;
 
 use crate::transport::Transport;
 use crate::wire::{FRAME_BYTES_MAX_PEER, Hello, Message, StatusReport, WireCodec};
+
+/// An operator's connection to one server, welcomed.
+type Link<T> = Framed<<T as Transport>::Stream, WireCodec>;
+
+/// Connects to server `server` at `addr` as an operator; the error says why not.
+async fn operator_link<T: Transport>(
+    transport: &T,
+    addr: &str,
+    server: ServerId,
+) -> Result<Link<T>, String> {
+    let stream = transport
+        .connect(addr, server)
+        .await
+        .map_err(|e| format!("cannot connect: {e}"))?;
+    let mut link = Framed::new(stream, WireCodec::new(FRAME_BYTES_MAX_PEER));
+    let hello = Message::Hello(Hello::Admin);
+    link.send(hello).await.map_err(|e| e.to_string())?;
+    match link.next().await {
+        Some(Ok(Message::Welcome { .. })) => Ok(link),
+        Some(Ok(Message::Refused { reason })) => Err(format!("refused: {reason}")),
+        Some(Ok(_)) => Err("not a HAL server's answer to hello".to_string()),
+        Some(Err(e)) => Err(format!("handshake: {e}")),
+        None => Err("closed during the handshake".to_string()),
+    }
+}
 
 /// Asks server `server` at `addr` (`host:port`) for its status report, giving up after
 /// `limit`; the error says why there is no report (a server that cannot prove it is
@@ -22,20 +53,7 @@ pub async fn status<T: Transport>(
     limit: Duration,
 ) -> Result<StatusReport, String> {
     let query = async {
-        let stream = transport
-            .connect(addr, server)
-            .await
-            .map_err(|e| format!("cannot connect: {e}"))?;
-        let mut link = Framed::new(stream, WireCodec::new(FRAME_BYTES_MAX_PEER));
-        let hello = Message::Hello(Hello::Admin);
-        link.send(hello).await.map_err(|e| e.to_string())?;
-        match link.next().await {
-            Some(Ok(Message::Welcome { .. })) => {}
-            Some(Ok(Message::Refused { reason })) => return Err(format!("refused: {reason}")),
-            Some(Ok(_)) => return Err("not a HAL server's answer to hello".to_string()),
-            Some(Err(e)) => return Err(format!("handshake: {e}")),
-            None => return Err("closed during the handshake".to_string()),
-        }
+        let mut link = operator_link(transport, addr, server).await?;
         link.send(Message::StatusRequest)
             .await
             .map_err(|e| e.to_string())?;
@@ -65,4 +83,102 @@ pub fn seat_table_source<'a>(
         .copied()
         .find(|r| r.role == Role::Active)
         .or_else(|| reports.iter().copied().max_by_key(|r| r.applied_index))
+}
+
+/// What an administrator's removal came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removal {
+    /// The seats freed, by the server that was active.
+    Removed { handles: Vec<Handle>, by: ServerId },
+    /// The active server found no such seat held.
+    NothingHeld { by: ServerId },
+}
+
+/// Why a removal could not be made: no server was active and reachable, each server's
+/// answer or failure in path order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no server removed it: {}", .0.iter().map(|(s, why)| format!("#{}: {why}", s.get())).collect::<Vec<_>>().join("; "))]
+pub struct RemoveError(pub Vec<(ServerId, String)>);
+
+/// Removes the seats `target` names, as `by` (`user@host`), through the active server of
+/// `servers` (each server's address and slot, in path order): the request goes to each
+/// server in turn, straight to the one a server names as active; each server waits up to
+/// `limit` for its answer. `id` numbers the operator's request (a fresh random id per
+/// removal, so that a server answers a retry of it, not a new one).
+pub async fn remove<T: Transport>(
+    transport: &T,
+    servers: &[(String, ServerId)],
+    (target, by): (RemoveTarget, Arc<str>),
+    id: ClientId,
+    limit: Duration,
+) -> Result<Removal, RemoveError> {
+    let request = ClientRequest {
+        client: id,
+        seq: RequestSeq(1),
+        op: Op::Remove { target, by },
+    };
+    let mut failures = Vec::new();
+    let mut order: Vec<usize> = (0..servers.len()).collect();
+    let mut at = 0;
+    while let Some(&i) = order.get(at) {
+        at += 1;
+        let (addr, server) = &servers[i];
+        let reply = ask(transport, addr, *server, request.clone(), limit).await;
+        match reply.map(|r| r.result) {
+            Ok(ReplyResult::Removed { handles }) => {
+                return Ok(Removal::Removed {
+                    handles,
+                    by: *server,
+                });
+            }
+            Ok(ReplyResult::Denied(Denial::UnknownHandle)) => {
+                return Ok(Removal::NothingHeld { by: *server });
+            }
+            Ok(ReplyResult::Denied(Denial::NotActive {
+                active: Some(active),
+            })) => {
+                failures.push((*server, format!("not active; #{} is", active.get())));
+                // Ask the active one next, if it has not been asked yet.
+                if let Some(j) = servers.iter().position(|(_, s)| *s == active)
+                    && !order[..at].contains(&j)
+                {
+                    order.retain(|&k| k != j);
+                    order.insert(at, j);
+                }
+            }
+            Ok(ReplyResult::Denied(denial)) => failures.push((*server, denial.to_string())),
+            Ok(other) => failures.push((*server, format!("answered {other:?}"))),
+            Err(why) => failures.push((*server, why)),
+        }
+    }
+    Err(RemoveError(failures))
+}
+
+/// Sends `request` to server `server` at `addr` on an operator's connection and waits up
+/// to `limit` for the answer.
+async fn ask<T: Transport>(
+    transport: &T,
+    addr: &str,
+    server: ServerId,
+    request: ClientRequest,
+    limit: Duration,
+) -> Result<ServerReply, String> {
+    let asked = async {
+        let mut link = operator_link(transport, addr, server).await?;
+        link.send(Message::Request(request))
+            .await
+            .map_err(|e| e.to_string())?;
+        let answer = link.next().await;
+        let _ = link.close().await;
+        match answer {
+            Some(Ok(Message::Reply(reply))) => Ok(reply),
+            Some(Ok(Message::Refused { reason })) => Err(format!("refused: {reason}")),
+            Some(Err(e)) => Err(e.to_string()),
+            Some(Ok(_)) => Err("not an answer to the request".to_string()),
+            None => Err("closed before answering".to_string()),
+        }
+    };
+    tokio::time::timeout(limit, asked)
+        .await
+        .unwrap_or_else(|_| Err("timed out".to_string()))
 }

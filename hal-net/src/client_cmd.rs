@@ -4,7 +4,7 @@
 //! Exit codes: 0 done; 1 failed otherwise (a seat lost while held, an unreadable borrow
 //! record); 2 the request was denied (the reason is printed); 3 no server could be reached.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -74,6 +74,21 @@ impl SecurityArgs {
         Ok(match self.choice()? {
             Some(ca) => options.ca(ca),
             None => options.insecure(),
+        })
+    }
+
+    /// The transport these options ask for, presenting the admin certificate `admin`
+    /// (its certificate and key files) to the servers when they run TLS.
+    pub fn admin_transport(&self, admin: Option<(&Path, &Path)>) -> Result<ClientTransport> {
+        Ok(match (self.choice()?, admin) {
+            (Some(ca), Some(admin)) => {
+                let connector = hal_net::tls::client_connector(ca, Some(admin))?;
+                ClientTransport::Tls(TlsTransport::client(connector))
+            }
+            (Some(_), None) => bail!(
+                "an administrative verb needs the admin certificate: pass --cert admin.pem --key admin.key (from the triad's TLS directory), or set HAL_ADMIN_CERT and HAL_ADMIN_KEY"
+            ),
+            (None, _) => ClientTransport::Insecure(TcpTransport),
         })
     }
 
@@ -370,6 +385,10 @@ async fn hold(
             Some(event) = events.next() => match event {
                 Event::Lost { handle: lost, .. } if lost == handle => {
                     eprintln!("error: seat {handle} lost: its lease ran out without an acknowledged heartbeat");
+                    return Some(ExitCode::FAILURE);
+                }
+                Event::Removed { handle: removed, .. } if removed == handle => {
+                    eprintln!("error: seat {handle} was removed by an administrator (hal-net remove)");
                     return Some(ExitCode::FAILURE);
                 }
                 other => note(&other),

@@ -13,6 +13,7 @@ mod client_cmd;
 mod dev_cluster;
 mod discover_cmd;
 mod license_cmd;
+mod remove_cmd;
 mod report_cmd;
 mod serve_cmd;
 mod signals;
@@ -42,6 +43,9 @@ enum Command {
     Borrow(client_cmd::BorrowArgs),
     /// Return a borrowed seat early.
     Return(client_cmd::ReturnArgs),
+    /// Free seats as an administrator: one by its handle, or every seat of a user (on a
+    /// host, of a feature). Needs the admin certificate. The holder is told.
+    Remove(remove_cmd::RemoveArgs),
     /// List this machine's borrowed seats, each proved offline with the triad's CA.
     Borrowed(client_cmd::BorrowedArgs),
     /// Print this machine's HostID (for HOSTID lines in a license).
@@ -84,6 +88,7 @@ fn main() -> ExitCode {
         Command::Checkout(args) => runtime().and_then(|rt| rt.block_on(client_cmd::checkout(args))),
         Command::Borrow(args) => runtime().and_then(|rt| rt.block_on(client_cmd::borrow(args))),
         Command::Borrowed(args) => client_cmd::borrowed(&args),
+        Command::Remove(args) => runtime().and_then(|rt| rt.block_on(remove_cmd::run(args))),
         Command::Return(args) => {
             runtime().and_then(|rt| rt.block_on(client_cmd::return_borrow(args)))
         }

@@ -489,6 +489,7 @@ mod tests {
                 host: None,
                 by: grant.then_some(by),
                 borrow_end_ms: None,
+                removed_by: None,
             }))
         }
 

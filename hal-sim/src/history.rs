@@ -362,10 +362,12 @@ impl History {
                 lease_ms,
                 held,
                 unknown,
+                removed,
             } => Answer::Heartbeat(HeartbeatAnswer {
                 lease_ms: *lease_ms,
                 held: held.iter().map(ToString::to_string).collect(),
                 unknown: unknown.iter().map(ToString::to_string).collect(),
+                removed: removed.iter().map(ToString::to_string).collect(),
             }),
             ReplyResult::Denied(Denial::UnknownHandle) => Answer::UnknownHandle {
                 handle: None,
@@ -374,6 +376,8 @@ impl History {
             ReplyResult::Denied(denial) => Answer::Denied {
                 reason: denial.name().to_string(),
             },
+            // An administrator's answer, which no license client gets.
+            ReplyResult::Removed { .. } => return,
         };
         let record = ReplyRecord {
             t_ms: now_ms(),
@@ -530,5 +534,6 @@ fn op_fields(op: &Op) -> (OpName, Option<String>, Option<String>) {
         Op::Checkin { handle } => (OpName::Checkin, None, Some(handle.to_string())),
         Op::Return { handle } => (OpName::Return, None, Some(handle.to_string())),
         Op::Heartbeat { .. } => (OpName::Heartbeat, None, None),
+        Op::Remove { .. } => (OpName::Remove, None, None),
     }
 }

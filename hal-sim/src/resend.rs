@@ -141,6 +141,7 @@ pub(crate) fn op_name(op: OpName) -> &'static str {
         OpName::Heartbeat => "heartbeat",
         OpName::Borrow => "borrow",
         OpName::Return => "return",
+        OpName::Remove => "remove",
     }
 }
 

@@ -206,6 +206,7 @@ fn client_line(at: &str, client: &str, event: &ClientEventRecord) -> Option<Stri
             request(*req, *attempts)
         ),
         ClientEventRecord::Lost { handle } => other(at, client, "lost", handle.as_deref()),
+        ClientEventRecord::Removed { handle } => other(at, client, "removed", handle.as_deref()),
         ClientEventRecord::BorrowEnd { handle } => {
             other(at, client, "borrow_end", handle.as_deref())
         }

@@ -131,6 +131,7 @@ fn heartbeat_ack(t: u64, req: u64, server: u8, held: &[&str], unknown: &[&str]) 
         lease_ms: 100,
         held: names(held),
         unknown: names(unknown),
+        removed: Vec::new(),
     };
     Record::Reply(reply_of(t, "c1", req, server, Answer::Heartbeat(beat)))
 }

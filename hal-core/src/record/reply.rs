@@ -60,6 +60,9 @@ pub struct HeartbeatAnswer {
     pub lease_ms: u64,
     pub held: Vec<String>,
     pub unknown: Vec<String>,
+    /// Of `unknown`, the seats an administrator removed (`removed` in the line, absent
+    /// when none).
+    pub removed: Vec<String>,
 }
 
 impl ReplyRecord {
@@ -105,6 +108,8 @@ pub struct ReplyFields<S = String, L = Vec<String>> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unknown: Option<L>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed: Option<L>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<S>,
 }
 
@@ -131,6 +136,7 @@ impl Serialize for ReplyRecord {
                 line.handle = beat.unknown.first().map(String::as_str);
                 line.held = Some(&beat.held);
                 line.unknown = Some(&beat.unknown);
+                line.removed = (!beat.removed.is_empty()).then_some(&beat.removed[..]);
             }
             Answer::Denied { reason } => line.reason = Some(reason),
             Answer::UnknownHandle { handle, reason } => {
@@ -165,7 +171,13 @@ impl TryFrom<ReplyFields> for ReplyRecord {
                     unknown: line
                         .unknown
                         .ok_or_else(|| needs("unknown (a heartbeat's)"))?,
+                    removed: line.removed.unwrap_or_default(),
                 };
+                if let Some(stray) = beat.removed.iter().find(|h| !beat.unknown.contains(h)) {
+                    return Err(format!(
+                        "a heartbeat's reply says {stray} was removed, but not that it is unknown"
+                    ));
+                }
                 let says_unknown = result == ResultName::UnknownHandle;
                 if says_unknown == beat.unknown.is_empty() {
                     return Err(format!(

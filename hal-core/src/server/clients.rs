@@ -6,11 +6,12 @@ use super::{Output, Server, State, millis};
 use crate::ServerEvent;
 use crate::ServerId;
 use crate::license::ServerPosition;
+use crate::names::NameField;
 use crate::plant::Plant;
 use crate::protocol::LogIndex;
 use crate::protocol::{
     ClientId, ClientRequest, Denial, Entry, HEARTBEAT_HANDLES_MAX, Handle, Invalid, Op,
-    ReplyResult, RequestSeq, ServerReply,
+    RemoveTarget, ReplyResult, RequestSeq, ServerReply,
 };
 use crate::seats::{Command, Outcome, Seen};
 use crate::time::Time;
@@ -36,6 +37,7 @@ pub(super) fn reply_for(
         },
         Outcome::Released { handle } => ReplyResult::Released { handle },
         Outcome::Denied(denial) => ReplyResult::Denied(denial),
+        Outcome::Removed { handles } => ReplyResult::Removed { handles },
     };
     ServerReply {
         client,
@@ -63,6 +65,27 @@ fn check_op(op: &Op) -> Result<(), Invalid> {
             .map_err(|(field, problem)| Invalid::Name { field, problem }),
         Op::Heartbeat { handles } if handles.len() > HEARTBEAT_HANDLES_MAX => {
             Err(Invalid::TooManyHandles)
+        }
+        Op::Remove { target, by } => {
+            let named = |field, name: &str| {
+                crate::names::check(name).map_err(|problem| Invalid::Name { field, problem })
+            };
+            named(NameField::User, by)?;
+            if let RemoveTarget::Holder {
+                user,
+                host,
+                feature,
+            } = target
+            {
+                named(NameField::User, user)?;
+                if let Some(host) = host {
+                    named(NameField::Host, host)?;
+                }
+                if let Some(feature) = feature {
+                    named(NameField::Feature, feature)?;
+                }
+            }
+            Ok(())
         }
         Op::Heartbeat { .. } | Op::Checkin { .. } | Op::Return { .. } => Ok(()),
     }
@@ -185,6 +208,18 @@ impl Server {
                     client,
                     seq,
                     handle,
+                }));
+            }
+            Op::Remove { target, by } => {
+                let handles = self.seats.matching(&target);
+                if handles.is_empty() {
+                    return denied(Denial::UnknownHandle);
+                }
+                return Ok(Some(Command::Remove {
+                    client,
+                    seq,
+                    handles,
+                    by,
                 }));
             }
             Op::Heartbeat { .. } => return Ok(None),
@@ -332,6 +367,7 @@ impl Server {
         }
         let mut held = Vec::new();
         let mut unknown = Vec::new();
+        let mut removed = Vec::new();
         for handle in handles {
             let mine = self
                 .seats
@@ -348,6 +384,9 @@ impl Server {
                 // A borrowed seat needs no heartbeat; it is held all the same.
                 held.push(handle);
             } else {
+                if self.seats.removed(handle, client) {
+                    removed.push(handle);
+                }
                 unknown.push(handle);
             }
         }
@@ -355,6 +394,7 @@ impl Server {
             lease_ms: millis(lease),
             held,
             unknown,
+            removed,
         }
     }
 
@@ -494,6 +534,7 @@ mod tests {
             lease_ms: millis(Timing::lan().client_lease),
             held,
             unknown,
+            removed: Vec::new(),
         };
         assert_eq!(
             replies(&single.ask(8, 1, both())),
@@ -651,5 +692,125 @@ mod tests {
         // Seat 2's own lease, from its grant at 0, has run out.
         let past_ms = millis(Timing::lan().seat_lease()) + 1_000;
         assert_eq!(expiring(&single.tick_to(past_ms)), []);
+    }
+
+    /// An administrator's removal (`hal-net remove`): every seat of a holder is freed by
+    /// one log entry, the removal is answered with the seats it freed (and again, the
+    /// same, to a retry), each freed seat is reported with who removed it, and the
+    /// holder's next heartbeat is told its seat was removed, not lost. A seat freed so is
+    /// free for the next checkout; a removal that names nothing held is refused.
+    #[test]
+    fn an_administrator_removes_a_holders_seats() {
+        let mut single = Driver::with_config(Config::single(Timing::lan()));
+        let ann = granted(&single.ask(7, 1, checkout())).unwrap();
+        let bob = Op::Checkout {
+            feature: "cad".into(),
+            user: "bob".into(),
+            host: "ws2".into(),
+        };
+        let bobs = granted(&single.ask(8, 1, bob)).unwrap();
+        let ann_borrow = Op::Borrow {
+            feature: "cad".into(),
+            user: "ann".into(),
+            host: "ws1".into(),
+            hours: 2,
+        };
+        let lent = granted(&single.ask(7, 2, ann_borrow)).unwrap();
+        let remove = || Op::Remove {
+            target: RemoveTarget::Holder {
+                user: "ann".into(),
+                host: None,
+                feature: Some("cad".into()),
+            },
+            by: "root@admin1".into(),
+        };
+        let outputs = single.ask(99, 1, remove());
+        let removed = ReplyResult::Removed {
+            handles: vec![ann, lent],
+        };
+        assert_eq!(replies(&outputs), [removed.clone()]);
+        let changes: Vec<(Handle, bool, String)> = outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Event(ServerEvent::SeatChanged {
+                    change:
+                        super::super::SeatChange::Removed {
+                            handle,
+                            borrowed,
+                            by,
+                            client,
+                            ..
+                        },
+                    ..
+                }) if *client == ClientId(7) => Some((*handle, *borrowed, by.to_string())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            changes,
+            [
+                (ann, false, "root@admin1".to_string()),
+                (lent, true, "root@admin1".to_string())
+            ]
+        );
+        assert_eq!(single.server.seats().used("cad"), 1);
+        // A retry of the removal gets the same answer; a new one finds nothing of ann's.
+        assert_eq!(replies(&single.ask(99, 1, remove())), [removed]);
+        assert_eq!(
+            replies(&single.ask(99, 2, remove())),
+            [ReplyResult::Denied(Denial::UnknownHandle)]
+        );
+        // Ann's client hears its seat was removed; bob's seat is untouched.
+        let heartbeat = Op::Heartbeat { handles: vec![ann] };
+        assert_eq!(
+            replies(&single.ask(7, 3, heartbeat)),
+            [ReplyResult::HeartbeatAck {
+                lease_ms: millis(Timing::lan().client_lease),
+                held: vec![],
+                unknown: vec![ann],
+                removed: vec![ann],
+            }]
+        );
+        let by_handle = Op::Remove {
+            target: RemoveTarget::Handle(bobs),
+            by: "root@admin1".into(),
+        };
+        assert_eq!(
+            replies(&single.ask(99, 3, by_handle)),
+            [ReplyResult::Removed {
+                handles: vec![bobs]
+            }]
+        );
+        assert_eq!(single.server.seats().used("cad"), 0);
+        // The freed seats are checked out again.
+        assert!(granted(&single.ask(9, 1, checkout())).is_some());
+    }
+
+    /// A removal is served by the active server alone, and its names follow the rules of
+    /// any name.
+    #[test]
+    fn a_removal_needs_the_active_server_and_valid_names() {
+        let mut two = Driver::new(ServerId::SECONDARY);
+        let remove = |user: &str| Op::Remove {
+            target: RemoveTarget::Holder {
+                user: user.into(),
+                host: None,
+                feature: None,
+            },
+            by: "root@admin1".into(),
+        };
+        assert!(matches!(
+            replies(&two.ask(99, 1, remove("ann")))[..],
+            [ReplyResult::Denied(
+                Denial::NoMajority | Denial::NotActive { .. }
+            )]
+        ));
+        let mut single = Driver::with_config(Config::single(Timing::lan()));
+        assert!(matches!(
+            replies(&single.ask(99, 1, remove("an\nn")))[..],
+            [ReplyResult::Denied(Denial::InvalidRequest(
+                Invalid::Name { .. }
+            ))]
+        ));
     }
 }

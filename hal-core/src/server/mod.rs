@@ -254,6 +254,14 @@ pub enum SeatChange {
         feature: Arc<str>,
         borrowed: bool,
     },
+    /// An administrator removed the seat `client` held (`by` says who asked).
+    Removed {
+        client: ClientId,
+        handle: Handle,
+        feature: Arc<str>,
+        borrowed: bool,
+        by: Arc<str>,
+    },
 }
 
 /// One output, in the order it must take effect.
@@ -698,21 +706,31 @@ impl Server {
             let Some(entry) = self.log.get(index).cloned() else {
                 break;
             };
-            // The client whose session an entry may leave without a seat.
-            let client = match &entry.command {
-                Command::Grant { client, .. } | Command::Release { client, .. } => Some(*client),
-                Command::Expire { handle } => self.seats.seat(*handle).map(|s| s.client),
-                Command::Noop | Command::Forget { .. } => None,
-            };
-            // The seat an entry may take away, as it was before (for the event).
-            let taken = match &entry.command {
+            // The seats an entry may take away, as they were before (for the events).
+            let handles: &[Handle] = match &entry.command {
                 Command::Release { handle, .. } | Command::Expire { handle } => {
+                    std::slice::from_ref(handle)
+                }
+                Command::Remove { handles, .. } => handles,
+                _ => &[],
+            };
+            let taken: Vec<Taken> = handles
+                .iter()
+                .filter_map(|handle| {
                     self.seats.seat(*handle).map(|seat| {
                         let feature: Arc<str> = self.seats.feature_of(seat).into();
                         (*handle, seat.client, feature, seat.borrow_end().is_some())
                     })
-                }
-                _ => None,
+                })
+                .collect();
+            // The clients whose sessions an entry may leave without a seat.
+            let clients: Vec<ClientId> = match &entry.command {
+                Command::Grant { client, .. } | Command::Release { client, .. } => vec![*client],
+                Command::Remove { client, .. } => std::iter::once(*client)
+                    .chain(taken.iter().map(|t| t.1))
+                    .collect(),
+                Command::Expire { .. } => taken.iter().map(|t| t.1).collect(),
+                Command::Noop | Command::Forget { .. } => Vec::new(),
             };
             let catalog = &self.catalog;
             let plants = self.config.plants;
@@ -724,10 +742,10 @@ impl Server {
                     .map(|count| if recheck { count } else { u32::MAX })
             });
             self.applied = index;
-            if let Some(change) = seat_change(&entry.command, outcome.as_ref(), index, taken) {
+            for change in seat_changes(&entry.command, outcome.as_ref(), index, taken) {
                 self.push(Output::Event(ServerEvent::SeatChanged { index, change }));
             }
-            if let Some(client) = client {
+            for client in clients {
                 self.schedule_if_idle(client);
             }
             self.after_apply(index, &entry.command, outcome);
@@ -872,9 +890,17 @@ impl Server {
                 leader.leases.remove(*handle);
                 leader.expiring.remove(handle);
             }
-            (Command::Noop | Command::Forget { .. }, _) => {}
+            (Command::Remove { .. }, Some(Outcome::Removed { handles })) => {
+                for handle in handles {
+                    leader.leases.remove(*handle);
+                    leader.expiring.remove(handle);
+                }
+            }
+            (Command::Noop | Command::Forget { .. } | Command::Remove { .. }, _) => {}
         }
-        let (Command::Grant { client, seq, .. } | Command::Release { client, seq, .. }) = command
+        let (Command::Grant { client, seq, .. }
+        | Command::Release { client, seq, .. }
+        | Command::Remove { client, seq, .. }) = command
         else {
             return;
         };
@@ -900,15 +926,45 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The change the entry at `index` made to the seat table, if it made one: a fresh grant
-/// (a retried one is answered from the session, with an older handle), a release of a
-/// seat its client held, or an expiry of a seat still held. `taken`: the seat the entry
-/// names, as it was before (handle, holder, feature, whether borrowed).
+/// A seat an entry names, as it was before the entry applied: handle, holder, feature,
+/// whether borrowed.
+type Taken = (Handle, ClientId, Arc<str>, bool);
+
+/// The changes the entry at `index` made to the seat table: a fresh grant (a retried one
+/// is answered from the session, with an older handle), a release of a seat its client
+/// held, an expiry of a seat still held, or the seats an administrator removed. `taken`:
+/// the seats the entry names that were held before it.
+fn seat_changes(
+    command: &Command,
+    outcome: Option<&Outcome>,
+    index: LogIndex,
+    taken: Vec<Taken>,
+) -> Vec<SeatChange> {
+    if let (Command::Remove { by, .. }, Some(Outcome::Removed { handles })) = (command, outcome) {
+        return taken
+            .into_iter()
+            .filter(|t| handles.contains(&t.0))
+            .map(|(handle, client, feature, borrowed)| SeatChange::Removed {
+                client,
+                handle,
+                feature,
+                borrowed,
+                by: by.clone(),
+            })
+            .collect();
+    }
+    let taken = taken.into_iter().next();
+    seat_change(command, outcome, index, taken)
+        .into_iter()
+        .collect()
+}
+
+/// [`seat_changes`] of an entry that changes one seat at most.
 fn seat_change(
     command: &Command,
     outcome: Option<&Outcome>,
     index: LogIndex,
-    taken: Option<(Handle, ClientId, Arc<str>, bool)>,
+    taken: Option<Taken>,
 ) -> Option<SeatChange> {
     match (command, outcome) {
         (

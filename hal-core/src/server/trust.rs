@@ -299,6 +299,23 @@ fn check_command(command: &Command, index: LogIndex) -> Result<(), String> {
             }
             Ok(())
         }
+        Command::Remove { handles, by, .. } => {
+            if handles.len() > crate::protocol::REMOVE_HANDLES_MAX {
+                return Err(format!(
+                    "it removes {} seats, more than the {} one entry may",
+                    handles.len(),
+                    crate::protocol::REMOVE_HANDLES_MAX
+                ));
+            }
+            crate::names::check(by)
+                .map_err(|problem| format!("a removal's user name {problem}"))?;
+            if let Some(handle) = handles.iter().find(|h| h.0 >= index.0) {
+                return Err(format!(
+                    "it removes seat {handle}, which a later entry than this one would have granted"
+                ));
+            }
+            Ok(())
+        }
     }
 }
 

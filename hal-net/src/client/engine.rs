@@ -189,6 +189,15 @@ impl<T: Transport, C: Clock> Engine<T, C> {
                     });
                 }
             }
+            ClientEvent::Removed { handle } => {
+                if let Some(held) = self.held.remove(&handle) {
+                    held.lost.store(true, Ordering::Release);
+                    self.publish(Event::Removed {
+                        handle,
+                        feature: held.feature,
+                    });
+                }
+            }
             ClientEvent::BorrowEnded { handle } => self.publish(Event::BorrowEnded { handle }),
             ClientEvent::FailedOver { from, to } => self.publish(Event::FailedOver { from, to }),
             // An event a newer hal-core reports and this library does not know yet.

@@ -45,7 +45,7 @@ pub use blocking::{Client, Seat};
 pub use borrow::{BORROW_RECORDS_MAX, BorrowRecord, BorrowStore, Borrowed, Returned, parse_handle};
 pub use hal_core::ServerId;
 pub use hal_core::protocol::{Denial, Handle};
-pub use options::{Options, this_host};
+pub use options::{Options, this_host, this_user};
 
 use std::fmt;
 
@@ -126,6 +126,15 @@ pub enum Event {
     /// lease ran out (the servers may have handed it to someone else). The
     /// application should stop using the feature or check out again.
     Lost {
+        /// The seat.
+        handle: Handle,
+        /// Its feature.
+        feature: String,
+    },
+    /// An administrator removed a checked-out seat (`hal-net remove`): the servers no
+    /// longer count it as this client's. The application should stop using the feature
+    /// or check out again (which all-in-use may refuse).
+    Removed {
         /// The seat.
         handle: Handle,
         /// Its feature.

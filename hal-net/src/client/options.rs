@@ -244,7 +244,8 @@ impl Options {
     }
 }
 
-fn this_user() -> String {
+/// The user this process runs as (`$USER`, else `$LOGNAME`; `unknown` if neither).
+pub fn this_user() -> String {
     std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".to_string())

@@ -213,6 +213,7 @@ impl Answered<'_> {
                 served.op = OpName::Return;
                 seat = Some(h);
             }
+            Some(Op::Remove { .. }) => served.op = OpName::Remove,
             Some(Op::Heartbeat { .. }) | None => {}
         }
         match &self.reply.result {
@@ -236,6 +237,10 @@ impl Answered<'_> {
             }
             ReplyResult::Released { handle: h } => {
                 seat = Some(h);
+            }
+            ReplyResult::Removed { handles } => {
+                served.op = OpName::Remove;
+                seat = handles.first();
             }
             ReplyResult::HeartbeatAck { unknown, .. } => {
                 served.op = OpName::Heartbeat;
@@ -282,6 +287,12 @@ impl SeatApplied<'_> {
                 handle,
                 feature,
                 ..
+            }
+            | SeatChange::Removed {
+                client,
+                handle,
+                feature,
+                ..
             } => (client, handle, feature),
         };
         let Digits {
@@ -303,6 +314,7 @@ impl SeatApplied<'_> {
             host: None,
             by: None,
             borrow_end_ms: None,
+            removed_by: None,
         };
         match self.change {
             SeatChange::Granted {
@@ -333,6 +345,10 @@ impl SeatApplied<'_> {
                 seat.req = Some(seq.0);
             }
             SeatChange::Expired { .. } => {}
+            SeatChange::Removed { by, .. } => {
+                seat.change = SeatChangeName::Removed;
+                seat.removed_by = Some(&**by);
+            }
         }
         seat
     }
@@ -490,6 +506,7 @@ mod tests {
             lease_ms: 120_000,
             held: Vec::new(),
             unknown: vec![Handle(9)],
+            removed: vec![],
         });
         let s = served(&Item::Served(Answered {
             op: Some(&beat),

@@ -175,7 +175,7 @@ async fn connection<T: Transport>(
             peer_link(incoming, link, proven, (from, to), &identity).await;
         }
         Hello::Client => client_link(incoming, link).await,
-        Hello::Admin => status_link(incoming, link).await,
+        Hello::Admin => status_link(incoming, link, proven).await,
     }
 }
 
@@ -311,13 +311,15 @@ async fn client_link<T: Transport>(incoming: Incoming<T>, mut link: Conn<T>) {
     drop((permit, slot));
 }
 
-/// An operator's status connection, from its own small pool.
-async fn status_link<T: Transport>(incoming: Incoming<T>, mut link: Conn<T>) {
+/// An operator's connection (status, and administrative requests), from its own small
+/// pool.
+async fn status_link<T: Transport>(incoming: Incoming<T>, mut link: Conn<T>, proven: Proven) {
     let Incoming {
         shared,
         pools,
         handshake,
-        ..
+        conn,
+        from,
     } = incoming;
     let Ok(permit) = pools.statuses.clone().try_acquire_owned() else {
         let reason =
@@ -329,7 +331,12 @@ async fn status_link<T: Transport>(incoming: Incoming<T>, mut link: Conn<T>) {
     }
     drop(handshake);
     link.codec_mut().set_frame_bytes_max(FRAME_BYTES_MAX_CLIENT);
-    admin(&shared, &pools, link).await;
+    let operator = Operator {
+        proven,
+        conn,
+        from: &from,
+    };
+    admin(&shared, &pools, link, operator).await;
     drop(permit);
 }
 
@@ -436,6 +443,10 @@ async fn client<T: Transport>(shared: &Shared<T>, pools: &Pools, mut link: Conn<
                     pools.warn(Warning::Frame, format_args!("client sent a bad frame, connection closed: {error}"));
                     break error.to_string();
                 }
+                Ok(Some(Ok(Message::Request(request)))) if request.op.is_administrative() => {
+                    pools.warn(Warning::Refusal, format_args!("client sent an administrative request on a license client's connection, connection closed"));
+                    break "an administrative request on a client connection".to_string();
+                }
                 Ok(Some(Ok(Message::Request(request)))) => {
                     if shared.inbound.send(Inbound::Request { conn, request }).await.is_err() {
                         break "server stopping".to_string();
@@ -452,42 +463,119 @@ async fn client<T: Transport>(shared: &Shared<T>, pools: &Pools, mut link: Conn<
     let _ = shared.inbound.send(Inbound::ClientClosed { conn }).await;
 }
 
-/// Answers status queries on an operator connection.
-async fn admin<T: Transport>(shared: &Shared<T>, pools: &Pools, mut link: Conn<T>) {
-    let idle_max = shared.config.links.handshake_timeout;
+/// Who is at the other end of an operator's connection.
+struct Operator<'a> {
+    /// What it proved: administrative requests need the admin certificate (or a triad
+    /// in plaintext, where nothing is proven).
+    proven: Proven,
+    /// The connection's number, under which its requests reach the core loop.
+    conn: ConnId,
+    from: &'a str,
+}
+
+/// Answers an operator's connection: status queries from anyone, and administrative
+/// requests (`hal-net remove`) only from one that proved the admin certificate. A request
+/// is answered when its log entry applies; meanwhile the connection may wait as long as
+/// a client's.
+async fn admin<T: Transport>(
+    shared: &Shared<T>,
+    pools: &Pools,
+    mut link: Conn<T>,
+    operator: Operator<'_>,
+) {
+    let quick = shared.config.links.handshake_timeout;
+    let mut replies: Option<mpsc::Receiver<Message>> = None;
     loop {
+        // A request on its way to an answer lets the operator wait without a word.
+        let idle_max = if replies.is_some() {
+            shared.config.links.client_idle_max
+        } else {
+            quick
+        };
         let frame = tokio::select! {
-            () = shared.stop.cancelled() => return,
+            () = shared.stop.cancelled() => break,
+            reply = async { match replies.as_mut() {
+                Some(replies) => replies.recv().await,
+                None => std::future::pending().await,
+            } } => {
+                let Some(reply) = reply else { break };
+                if !matches!(timeout(quick, link.send(reply)).await, Ok(Ok(()))) {
+                    break;
+                }
+                continue;
+            }
             frame = timeout(idle_max, link.next()) => frame,
         };
         match frame {
             Ok(Some(Ok(Message::StatusRequest))) => {
                 let (answer, report) = oneshot::channel();
                 if shared.inbound.send(Inbound::Status(answer)).await.is_err() {
-                    return;
+                    break;
                 }
-                let Ok(mut report) = report.await else { return };
+                let Ok(mut report) = report.await else { break };
                 report.certificate_expires_ms = shared.config.certificate_expires_ms;
-                let sent = timeout(idle_max, link.send(Message::Status(Box::new(report)))).await;
+                let sent = timeout(quick, link.send(Message::Status(Box::new(report)))).await;
                 if !matches!(sent, Ok(Ok(()))) {
-                    return;
+                    break;
+                }
+            }
+            Ok(Some(Ok(Message::Request(request)))) if request.op.is_administrative() => {
+                if !matches!(operator.proven, Proven::Admin | Proven::Plaintext) {
+                    pools.warn(
+                        Warning::Refusal,
+                        format_args!(
+                            "refused an administrative request from {}: it proved {}, not the admin certificate",
+                            operator.from,
+                            proven_name(operator.proven)
+                        ),
+                    );
+                    let reason = "an administrative request needs the admin certificate \
+                                  (admin.pem and admin.key from the triad's TLS directory)";
+                    refuse(&mut link, reason.to_string()).await;
+                    break;
+                }
+                if replies.is_none() {
+                    let (replies_tx, replies_rx) = mpsc::channel(CLIENT_QUEUE_MAX);
+                    let opened = Inbound::ClientOpened {
+                        conn: operator.conn,
+                        replies: replies_tx,
+                    };
+                    if shared.inbound.send(opened).await.is_err() {
+                        break;
+                    }
+                    replies = Some(replies_rx);
+                }
+                let request = Inbound::Request {
+                    conn: operator.conn,
+                    request,
+                };
+                if shared.inbound.send(request).await.is_err() {
+                    break;
                 }
             }
             Ok(Some(Ok(other))) => {
-                return pools.warn(
+                pools.warn(
                     Warning::Frame,
-                    format_args!("status connection sent a {}; closed", kind(&other)),
+                    format_args!("operator connection sent a {}; closed", kind(&other)),
                 );
+                break;
             }
-            Ok(Some(Err(error))) if closed_without_notice(&error) => return,
+            Ok(Some(Err(error))) if closed_without_notice(&error) => break,
             Ok(Some(Err(error))) => {
-                return pools.warn(
+                pools.warn(
                     Warning::Frame,
-                    format_args!("status connection closed: {error}"),
+                    format_args!("operator connection closed: {error}"),
                 );
+                break;
             }
-            Err(_) | Ok(None) => return,
+            Err(_) | Ok(None) => break,
         }
+    }
+    if replies.is_some() {
+        let closed = Inbound::ClientClosed {
+            conn: operator.conn,
+        };
+        let _ = shared.inbound.send(closed).await;
     }
 }
 

@@ -189,6 +189,8 @@ pub enum Ended {
     Returned,
     /// Its lease or its borrow ran out.
     Expired,
+    /// An administrator removed it (`hal-net remove`).
+    Removed,
     /// Still held at the window's end.
     Held,
 }

@@ -153,6 +153,7 @@ fn holdings<'a>(changes: &[Change<'a>], journals_from_ms: u64) -> Vec<Holding<'a
             SeatChangeName::Released => Ended::Released,
             SeatChangeName::Returned => Ended::Returned,
             SeatChangeName::Expired => Ended::Expired,
+            SeatChangeName::Removed => Ended::Removed,
         };
         if let Some(i) = open.remove(seat.handle.as_str()) {
             holdings[i].end = Some(here);

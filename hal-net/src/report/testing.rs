@@ -155,6 +155,7 @@ impl J {
             host: grant.then(|| format!("pc-{user}")),
             by: grant.then_some(1),
             borrow_end_ms: None,
+            removed_by: None,
         }))
     }
 

@@ -71,6 +71,7 @@ fn ended(ended: Ended) -> &'static str {
         Ended::Released => "released",
         Ended::Returned => "returned",
         Ended::Expired => "expired",
+        Ended::Removed => "removed",
         Ended::Held => "held",
     }
 }

@@ -76,6 +76,7 @@ fn ended(ended: Ended) -> &'static str {
         Ended::Released => "released",
         Ended::Returned => "returned",
         Ended::Expired => "expired",
+        Ended::Removed => "removed by an administrator",
         Ended::Held => "still held",
     }
 }

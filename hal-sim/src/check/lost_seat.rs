@@ -17,7 +17,8 @@ impl NoLostSeat {
         let Answer::Heartbeat(beat) = &reply.answer else {
             return Ok(());
         };
-        for handle in &beat.unknown {
+        // A seat an administrator removed is not lost: the answer says it was removed.
+        for handle in beat.unknown.iter().filter(|h| !beat.removed.contains(h)) {
             let holder = (reply.client.clone(), handle.clone());
             if let Some(seat) = self.leases.held.get(&holder)
                 && seat.lease_until > reply.t_ms

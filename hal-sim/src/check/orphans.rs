@@ -141,12 +141,16 @@ impl NoOrphanSeat {
             }
             | ClientEventRecord::BorrowEnd {
                 handle: Some(handle),
+            }
+            | ClientEventRecord::Removed {
+                handle: Some(handle),
             } => {
                 client.held.remove(handle);
             }
             ClientEventRecord::Crashed { .. } => client.crashed_at = Some(t),
             ClientEventRecord::Lost { handle: None }
             | ClientEventRecord::BorrowEnd { handle: None }
+            | ClientEventRecord::Removed { handle: None }
             | ClientEventRecord::Stopped { .. }
             | ClientEventRecord::Frozen { .. }
             | ClientEventRecord::Thawed { .. }

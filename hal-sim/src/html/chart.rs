@@ -492,6 +492,10 @@ impl Builder {
                 ),
             ),
             ClientEventRecord::Lost { handle } => ("lost", self.ended(client, handle, t, "lost")),
+            ClientEventRecord::Removed { handle } => (
+                "removed",
+                self.ended(client, handle, t, "removed by an administrator"),
+            ),
             ClientEventRecord::BorrowEnd { handle } => {
                 ("borrow_end", self.ended(client, handle, t, "borrow ended"))
             }

@@ -663,7 +663,8 @@ impl Replay<'_, '_> {
                 };
                 self.push(at, who, act, expect, notes);
             }
-            OpName::Heartbeat => {}
+            // An administrator's removal is no client's step.
+            OpName::Heartbeat | OpName::Remove => {}
         }
     }
 
@@ -870,6 +871,7 @@ fn answered(request: &Request, outcome: &Served, place: &Place) -> String {
         OpName::Checkin => "checkin",
         OpName::Return => "return",
         OpName::Heartbeat => "heartbeat",
+        OpName::Remove => "remove",
     };
     let what = match outcome.result {
         ResultName::Granted => format!(

@@ -188,6 +188,7 @@ impl J {
             host: grant.then(|| "ws1".into()),
             by: grant.then_some(1),
             borrow_end_ms: None,
+            removed_by: None,
         }))
     }
 

@@ -1,0 +1,140 @@
+//! `hal-net remove`: an administrator frees seats — one by its handle, or every seat of a
+//! user (on a host, of a feature) — like FlexNet's `lmremove` and RLM's `rlmremove`. The
+//! removal is a replicated log entry, so a failover keeps it; the holder's client is told
+//! its seat was removed by an administrator at its next heartbeat; the servers' journals
+//! record who removed what.
+//!
+//! Exit codes: 0 removed; 1 no such seat is held; 3 no active server could be reached.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use clap::Args;
+use hal_core::protocol::{ClientId, RemoveTarget};
+use hal_net::addr::LicensePath;
+use hal_net::admin::{self, Removal};
+use hal_net::client::{parse_handle, this_host, this_user};
+use hal_net::transport::slot_in_path;
+use serde_json::json;
+
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    /// The seat to remove, by its handle as `hal-net status` shows it (`h17`).
+    #[arg(required_unless_present = "user", conflicts_with = "user")]
+    handle: Option<String>,
+    /// Remove every seat (checked out or borrowed) of this user.
+    #[arg(long)]
+    user: Option<String>,
+    /// Only the user's seats on this host.
+    #[arg(long, requires = "user")]
+    host: Option<String>,
+    /// Only the user's seats of this feature.
+    #[arg(long, requires = "user")]
+    feature: Option<String>,
+    /// The license servers: `port@host` entries separated by `;` or `,`, in triad order.
+    #[arg(long = "license-path", env = "HAL_LICENSE_PATH", value_name = "PATH")]
+    license_path: String,
+    /// The admin certificate (`admin.pem` from `hal-net tls init`).
+    #[arg(long, env = "HAL_ADMIN_CERT", value_name = "FILE", requires = "key")]
+    cert: Option<PathBuf>,
+    /// The admin certificate's key (`admin.key`).
+    #[arg(long, env = "HAL_ADMIN_KEY", value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
+    /// How long to wait for each server's answer.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    security: crate::client_cmd::SecurityArgs,
+}
+
+pub async fn run(args: RemoveArgs) -> Result<ExitCode> {
+    let path = LicensePath::parse(&args.license_path)
+        .with_context(|| format!("--license-path '{}'", args.license_path))?;
+    let admin = args.cert.as_deref().zip(args.key.as_deref());
+    let transport = args.security.admin_transport(admin)?;
+    let target = match (&args.handle, &args.user) {
+        (Some(handle), _) => RemoveTarget::Handle(parse_handle(handle).map_err(|e| anyhow!(e))?),
+        (None, Some(user)) => RemoveTarget::Holder {
+            user: user.as_str().into(),
+            host: args.host.as_deref().map(Arc::from),
+            feature: args.feature.as_deref().map(Arc::from),
+        },
+        (None, None) => unreachable!("clap requires a handle or --user"),
+    };
+    let what = describe(&target);
+    let by: Arc<str> = format!("{}@{}", this_user(), this_host()).into();
+    let count = path.addrs().len();
+    let servers: Vec<(String, hal_core::ServerId)> = path
+        .addrs()
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| (entry.connect_string(), slot_in_path(count, i)))
+        .collect();
+    let id = ClientId(getrandom::u64().context("no random number for the request's id")?);
+    let removal = admin::remove(&transport, &servers, (target, by.clone()), id, args.timeout).await;
+    let (code, text, value) = match removal {
+        Ok(Removal::Removed {
+            handles,
+            by: server,
+        }) => {
+            let list: Vec<String> = handles.iter().map(ToString::to_string).collect();
+            (
+                ExitCode::SUCCESS,
+                format!(
+                    "removed {} ({what}) on #{}, as {by}",
+                    list.join(" "),
+                    server.get()
+                ),
+                json!({"removed": list, "server": server.get(), "by": &*by}),
+            )
+        }
+        Ok(Removal::NothingHeld { by: server }) => (
+            ExitCode::from(1),
+            format!(
+                "nothing to remove: no seat is held by {what} (#{} is active)",
+                server.get()
+            ),
+            json!({"removed": [], "server": server.get(), "error": format!("no seat is held by {what}")}),
+        ),
+        Err(error) => (
+            ExitCode::from(3),
+            format!("error: {error}"),
+            json!({"error": error.to_string()}),
+        ),
+    };
+    if args.json {
+        println!("{value}");
+    } else if code == ExitCode::SUCCESS {
+        println!("{text}");
+    } else {
+        eprintln!("{text}");
+    }
+    Ok(code)
+}
+
+/// The seats a target names, for messages: `h17`, or `user ann on ws1 of cad`.
+fn describe(target: &RemoveTarget) -> String {
+    match target {
+        RemoveTarget::Handle(handle) => format!("seat {handle}"),
+        RemoveTarget::Holder {
+            user,
+            host,
+            feature,
+        } => {
+            let mut text = format!("user {user}");
+            if let Some(host) = host {
+                text.push_str(&format!(" on {host}"));
+            }
+            if let Some(feature) = feature {
+                text.push_str(&format!(" of {feature}"));
+            }
+            text
+        }
+    }
+}
