@@ -728,7 +728,7 @@ mod tests {
         let removed = ReplyResult::Removed {
             handles: vec![ann, lent],
         };
-        assert_eq!(replies(&outputs), [removed.clone()]);
+        assert_eq!(replies(&outputs), std::slice::from_ref(&removed));
         let changes: Vec<(Handle, bool, String)> = outputs
             .iter()
             .filter_map(|o| match o {
