@@ -88,6 +88,9 @@ pub enum Record {
     Seat(SeatRecord),
     /// The journal writer dropped records (it fell behind, or the disk failed).
     Dropped(Dropped),
+    /// A server applied an administrator's removal of a client's seat (histories only;
+    /// journals have [`Record::Seat`]).
+    Removed(RemovedRecord),
 }
 
 impl Record {
@@ -113,6 +116,7 @@ impl Record {
             Record::Served(r) => r.t_ms,
             Record::Seat(r) => r.t_ms,
             Record::Dropped(r) => r.t_ms,
+            Record::Removed(r) => r.t_ms,
         })
     }
 
@@ -138,6 +142,7 @@ impl Record {
             Record::Served(r) => r.t_ms = t,
             Record::Seat(r) => r.t_ms = t,
             Record::Dropped(r) => r.t_ms = t,
+            Record::Removed(r) => r.t_ms = t,
         }
     }
 
@@ -163,6 +168,7 @@ impl Record {
             Record::Served(_) => "served",
             Record::Seat(_) => "seat",
             Record::Dropped(_) => "dropped",
+            Record::Removed(_) => "removed",
         }
     }
 }
@@ -506,6 +512,17 @@ pub struct Applied {
     pub client: String,
     pub req: u64,
     pub handle: String,
+}
+
+/// A server applied an administrator's removal: `client` no longer holds `handle`, by
+/// the will of `by` (the operator's `user@host`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemovedRecord {
+    pub t_ms: u64,
+    pub server: u8,
+    pub client: String,
+    pub handle: String,
+    pub by: String,
 }
 
 /// How a checkpoint's state came to be.

@@ -291,6 +291,31 @@ impl History {
         }));
     }
 
+    /// Server `server` applied an administrator's removal of `client`'s seat `handle`.
+    pub fn applied_removal(
+        &self,
+        t_ms: u64,
+        server: ServerId,
+        client: hal_core::protocol::ClientId,
+        handle: &str,
+        by: &str,
+    ) {
+        let name = self
+            .names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&client.0)
+            .cloned()
+            .unwrap_or_else(|| format!("{:016x}", client.0));
+        self.push(Record::Removed(hal_core::record::RemovedRecord {
+            t_ms,
+            server: server.get(),
+            client: name,
+            handle: handle.to_string(),
+            by: by.to_string(),
+        }));
+    }
+
     /// Server `server`'s applied state at log index `index` has digest `digest`: taken into
     /// a snapshot of its own, or `installed` from a peer's.
     pub fn checkpoint(

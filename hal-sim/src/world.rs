@@ -287,6 +287,12 @@ fn role_hook(id: ServerId, history: History) -> EventHook {
                 },
             ..
         } => history.applied_grant(now_ms(), id, *client, seq.0, &handle.to_string()),
+        ServerEvent::SeatChanged {
+            change: SeatChange::Removed {
+                client, handle, by, ..
+            },
+            ..
+        } => history.applied_removal(now_ms(), id, *client, &handle.to_string(), by),
         ServerEvent::Checkpoint {
             index,
             digest,

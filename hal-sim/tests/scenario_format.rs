@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use hal_core::record::{Entry, FaultKind, Impostor, Record};
+use hal_core::record::{ClientEventRecord, Entry, FaultKind, Impostor, Record};
 use hal_sim::scenario::{self, Verdict};
 use hal_sim::shrink;
 use hal_sim::world::{Planted, WorldConfig};
@@ -1178,4 +1178,63 @@ fn a_scenario_can_snapshot_often_and_audit_its_seats() {
         error.contains("servers.1.log_entries_max: 2 is not from 4 to 1000000"),
         "{error}"
     );
+}
+
+/// `remove`: the operator's machine removes a user's seats through the active server; the
+/// seat is free at once (another client gets it before the holder hears, and no overuse
+/// is seen: the holding ends when a server applies the removal), and the holder is told
+/// "removed" at its next heartbeat, not "lost". A removal of nothing held frees nothing;
+/// the step is written back as read; and its mistakes are reported.
+#[test]
+fn an_operator_removes_a_users_seats() {
+    let body = "\n[[steps]]\nat = \"1s\"\nclient = \"alice\"\ncheckout = \"cad\"\ngranted_by = 1\n\n[[steps]]\nat = \"1s\"\nclient = \"eng\"\ncheckout = \"cad\"\nunless_held = true\n\n[[steps]]\nat = \"4s\"\nremove = \"alice\"\nfeature = \"cad\"\nremoved = 1\nwithin = \"500ms\"\n\n[[steps]]\nat = \"4.2s\"\nclient = \"eng3\"\ncheckout = \"cad\"\ngranted_by = 1\n\n[[steps]]\nat = \"5s\"\nremove = \"alice\"\nremoved = 0\n\n[[checks]]\nat = \"8s\"\nholders = { alice = 0, eng = 2 }\nin_use = { cad = 2 }\n";
+    let loaded = parse(body).unwrap();
+    let outcome = scenario::run(&loaded, 1, None);
+    assert_eq!(outcome.verdict(), Verdict::Passed, "{:#?}", outcome.judged);
+    let records = records(&outcome.history);
+    let removed: Vec<(u64, String, String)> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Removed(r) if r.server == 1 => Some((r.t_ms, r.client.clone(), r.by.clone())),
+            _ => None,
+        })
+        .collect();
+    let [(at, client, by)] = &removed[..] else {
+        panic!("{removed:?}");
+    };
+    assert!((4_000..4_500).contains(at), "{at}");
+    assert_eq!((client.as_str(), by.as_str()), ("alice", "admin@operator"));
+    let told: Vec<u64> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Client(c)
+                if c.client == "alice" && matches!(c.event, ClientEventRecord::Removed { .. }) =>
+            {
+                Some(c.t_ms)
+            }
+            _ => None,
+        })
+        .collect();
+    // At its next heartbeat (every 2 s), and never as a loss.
+    assert!(
+        matches!(told[..], [t] if t > *at && t < at + 2_500),
+        "{told:?}"
+    );
+    assert!(!records.iter().any(|r| matches!(r,
+        Record::Client(c) if c.client == "alice" && matches!(c.event, ClientEventRecord::Lost { .. }))));
+    // Written back, the steps read the same.
+    let text = scenario::write(&loaded);
+    assert!(
+        text.contains("remove = \"alice\"\nfeature = \"cad\"\nwithin = \"500ms\"\nremoved = 1"),
+        "{text}"
+    );
+    let again = parse(&text[text.find("\n[[steps]]").unwrap()..]).unwrap();
+    assert_eq!(again.steps.len(), loaded.steps.len());
+    // Mistakes: a client, a bad name, a count out of range.
+    let bad = error("\n[[steps]]\nat = \"1s\"\nremove = \"alice\"\nclient = \"alice\"\n");
+    assert!(bad.contains("done by the operator's machine"), "{bad}");
+    let bad = error("\n[[steps]]\nat = \"1s\"\nremove = \"al\\u0007ice\"\n");
+    assert!(bad.contains("remove") && bad.contains("control"), "{bad}");
+    let bad = error("\n[[steps]]\nat = \"1s\"\nremove = \"alice\"\nremoved = -1\n");
+    assert!(bad.contains("not a number of seats"), "{bad}");
 }

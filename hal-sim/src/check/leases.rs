@@ -1,6 +1,6 @@
 //! The seats each client holds and until when, as the client library counts them: from
 //! the application's "granted" until the checkin (or return) is sent, the borrow ends (a
-//! borrowed seat has no lease), or the lease runs out, the lease
+//! borrowed seat has no lease), an administrator's removal applies, or the lease runs out, the lease
 //! running from the first send (to the server that answered) of the request or heartbeat
 //! that the server acknowledged, for the `lease_ms` it gave. Shared by the checkers that
 //! need "does this client hold this seat now?".
@@ -99,9 +99,16 @@ impl Leases {
                 }
                 | ClientEventRecord::BorrowEnd {
                     handle: Some(handle),
+                }
+                | ClientEventRecord::Removed {
+                    handle: Some(handle),
                 } => self.release(&client.client, handle),
                 _ => {}
             },
+            // An administrator's removal takes the seat from its holder when the first
+            // server applies it: from then on the seat may be someone else's, though
+            // its holder hears of it only at its next heartbeat.
+            Record::Removed(removed) => self.release(&removed.client, &removed.handle),
             _ => {}
         }
         None

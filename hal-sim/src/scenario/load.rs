@@ -388,6 +388,8 @@ fn step_end(step: &Step) -> Duration {
         },
         // The impostor waits this long for an answer before the step is judged.
         Action::Impostor { .. } => crate::impostor::PATIENCE,
+        // The operator asks again until the active server answers.
+        Action::Remove { .. } => super::run::REMOVE_PATIENCE,
     };
     step.at
         + lasting
@@ -1076,10 +1078,10 @@ impl Doc<'_> {
             }
             (Actor::Client, Some(client)) => Some(self.client_name(client, clients, verb.name)?),
             (actor, Some(client)) => {
-                let what = if actor == Actor::Impostor {
-                    "done by a machine of its own (the impostor)"
-                } else {
-                    "a fault of the servers"
+                let what = match actor {
+                    Actor::Impostor => "done by a machine of its own (the impostor)",
+                    Actor::Operator => "done by the operator's machine",
+                    _ => "a fault of the servers",
                 };
                 return Err(self.at(
                     client.span(),
@@ -1227,6 +1229,18 @@ impl Doc<'_> {
         }
         if let Some(value) = table.get("refused") {
             expect.refused = Some(self.boolean("refused", value)?);
+        }
+        if let Some(value) = table.get("removed") {
+            let most = hal_core::protocol::REMOVE_HANDLES_MAX as i64;
+            let removed = self.integer("removed", value)?;
+            if !(0..=most).contains(&removed) {
+                return Err(self.at(
+                    value.span(),
+                    "removed",
+                    format!("{removed} is not a number of seats one removal frees: 0 to {most}"),
+                ));
+            }
+            expect.removed = u32::try_from(removed).ok();
         }
         for key in ["unless_held", "if_held"] {
             let Some(value) = table.get(key) else {

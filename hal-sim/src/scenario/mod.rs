@@ -180,6 +180,14 @@ pub enum Action {
         claimed: ServerId,
         targets: Vec<ServerId>,
     },
+    /// The operator's machine removes every seat of `user` (on `host`, of `feature`), as
+    /// `hal-net remove --user` does, asking the servers in turn until the active one
+    /// answers.
+    Remove {
+        user: String,
+        host: Option<String>,
+        feature: Option<String>,
+    },
 }
 
 /// What a client does.
@@ -255,6 +263,8 @@ pub struct Expect {
     /// A checkin or return is made only if the client holds such a seat; otherwise the
     /// step does nothing, and says so (instead of an unmet expectation).
     pub if_held: bool,
+    /// An administrator's removal frees this many seats.
+    pub removed: Option<u32>,
 }
 
 impl Expect {
@@ -266,6 +276,7 @@ impl Expect {
             && self.attempts_max.is_none()
             && !self.unless_held
             && !self.if_held
+            && self.removed.is_none()
     }
 }
 

@@ -15,7 +15,7 @@ use hal_core::catalog::Catalog;
 use hal_core::client::ClientEvent;
 use hal_core::license::ServerPosition;
 use hal_core::plant::Plants;
-use hal_core::protocol::{ClientId, Handle, RequestSeq};
+use hal_core::protocol::{ClientId, Handle, RemoveTarget, RequestSeq};
 use hal_core::record::{
     ClientEventRecord, Entry, FaultKind, FeatureMeta, Meta, Record, ReplyRecord,
 };
@@ -36,7 +36,7 @@ use crate::error::HarnessError;
 use crate::faults::{self, Book, Fault, host, servers};
 use crate::history::{History, now_ms};
 use crate::impostor::{self, IMPOSTOR_HOST, Reception};
-use crate::net::SimTransport;
+use crate::net::{OPERATOR_HOST, SimTransport};
 use crate::probe::Probes;
 use crate::storage::DiskCounts;
 use crate::world::{
@@ -45,10 +45,14 @@ use crate::world::{
     sim_session, spawn_servers, triad_entry,
 };
 
-/// The machine the operator's status queries come from.
-const OPERATOR_HOST: &str = "operator";
 /// How long the operator waits for a server's status, at least.
 const STATUS_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long the operator keeps asking for a removal while no server is active to make it
+/// (a failover), unless the step's `within` says otherwise; a pause between rounds.
+pub(super) const REMOVE_PATIENCE: Duration = Duration::from_secs(10);
+const REMOVE_PAUSE: Duration = Duration::from_millis(500);
+/// Who the operator's removals say asked for them.
+const OPERATOR: &str = "admin@operator";
 
 /// One expectation or check, judged.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -461,7 +465,14 @@ fn play(
     // The operator's machine only where there are checks to make (or no client machine
     // to read the seat table from): turmoil's cost is per machine and per tick, so a seed
     // sweep's world, which has none, runs without it.
-    let operator_host = !scenario.checks.is_empty() || scenario.clients.is_empty();
+    let removes: Vec<Step> = scenario
+        .steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::Remove { .. }))
+        .cloned()
+        .collect();
+    let operator_host =
+        !scenario.checks.is_empty() || !removes.is_empty() || scenario.clients.is_empty();
     let others = scenario
         .clients
         .iter()
@@ -536,6 +547,7 @@ fn play(
         checks.sort_by_key(Check::judged_at);
         let operator = Operator {
             checks,
+            removes,
             audit: scenario.audit,
             groups: scenario.clients.clone(),
             holdings,
@@ -729,6 +741,16 @@ impl Member {
                 self.history.client(
                     &self.label,
                     ClientEventRecord::BorrowEnd {
+                        handle: Some(handle.to_string()),
+                    },
+                );
+                self.held.retain(|(_, h, _)| *h != handle);
+                self.publish();
+            }
+            ClientEvent::Removed { handle } => {
+                self.history.client(
+                    &self.label,
+                    ClientEventRecord::Removed {
                         handle: Some(handle.to_string()),
                     },
                 );
@@ -1186,6 +1208,8 @@ impl Member {
 struct Operator {
     /// In the order they are judged.
     checks: Vec<Check>,
+    /// The administrative steps (`remove`), in time order.
+    removes: Vec<Step>,
     /// When to read the active server's seat table for invariant 7, if at all.
     audit: Option<Duration>,
     /// The scenario's clients, to tell a group's members.
@@ -1203,6 +1227,14 @@ impl Operator {
         if let Some(at) = self.audit {
             tokio::spawn(crate::world::audit(at, self.judge.history.clone()));
         }
+        for step in &self.removes {
+            let (operator, step) = (self.clone(), step.clone());
+            tokio::spawn(async move {
+                let now = turmoil::sim_elapsed().unwrap_or_default();
+                tokio::time::sleep(step.at.saturating_sub(now)).await;
+                operator.remove(&step).await;
+            });
+        }
         for check in &self.checks {
             let now = turmoil::sim_elapsed().unwrap_or_default();
             tokio::time::sleep(check.judged_at().saturating_sub(now)).await;
@@ -1214,6 +1246,99 @@ impl Operator {
         let now = turmoil::sim_elapsed().unwrap_or_default();
         tokio::time::sleep(self.until.saturating_sub(now)).await;
         Ok(())
+    }
+
+    /// Removes the seats a `remove` step names, as `hal-net remove` does: through the
+    /// active server, asking again every half second while none answers (a failover),
+    /// for the step's `within` or [`REMOVE_PATIENCE`]; then judges its expectation.
+    async fn remove(&self, step: &Step) {
+        let Action::Remove {
+            user,
+            host,
+            feature,
+        } = &step.action
+        else {
+            return;
+        };
+        let target = RemoveTarget::Holder {
+            user: user.as_str().into(),
+            host: host.as_deref().map(Into::into),
+            feature: feature.as_deref().map(Into::into),
+        };
+        let servers: Vec<(String, ServerId)> = servers().map(|s| (address(s), s)).to_vec();
+        // One request, asked again under the same number: a server that applied it
+        // answers again what it did.
+        let id = ClientId(0x6164_6d69_6e00_0000 | u64::try_from(step.line).unwrap_or(0));
+        let patience = step.expect.within.unwrap_or(REMOVE_PATIENCE);
+        let started = turmoil::sim_elapsed().unwrap_or_default();
+        let removal = loop {
+            let asked = hal_net::admin::remove(
+                &SimTransport::new(),
+                &servers,
+                (target.clone(), OPERATOR.into()),
+                id,
+                self.status_timeout,
+            )
+            .await;
+            let now = turmoil::sim_elapsed().unwrap_or_default();
+            match asked {
+                Ok(removal) => break Ok(removal),
+                Err(error) if now.saturating_sub(started) + REMOVE_PAUSE > patience => {
+                    break Err(error);
+                }
+                Err(_) => tokio::time::sleep(REMOVE_PAUSE).await,
+            }
+        };
+        let expect = &step.expect;
+        if expect.removed.is_none() && expect.within.is_none() {
+            return;
+        }
+        let took = now_ms().saturating_sub(ms(step.at));
+        let who = match (host, feature) {
+            (None, None) => user.clone(),
+            (Some(h), None) => format!("{user} on {h}"),
+            (None, Some(f)) => format!("{user} of {f}"),
+            (Some(h), Some(f)) => format!("{user} on {h} of {f}"),
+        };
+        let mut expected = match expect.removed {
+            Some(1) => format!("the operator removes 1 seat of {who}"),
+            Some(n) => format!("the operator removes {n} seats of {who}"),
+            None => format!("the operator removes the seats of {who}"),
+        };
+        if let Some(within) = expect.within {
+            expected.push_str(&format!(" within {}", humantime::format_duration(within)));
+        }
+        let (freed, saw) = match &removal {
+            Ok(hal_net::admin::Removal::Removed { handles, by }) => {
+                let list: Vec<String> = handles.iter().map(ToString::to_string).collect();
+                (
+                    Some(handles.len()),
+                    format!(
+                        "#{} removed [{}] after {}",
+                        by.get(),
+                        list.join(", "),
+                        secs(took)
+                    ),
+                )
+            }
+            Ok(hal_net::admin::Removal::NothingHeld { by }) => (
+                Some(0),
+                format!(
+                    "#{} found no such seat held, after {}",
+                    by.get(),
+                    secs(took)
+                ),
+            ),
+            Err(error) => (None, format!("{error}, after {}", secs(took))),
+        };
+        let right = match (expect.removed, freed) {
+            (Some(n), Some(freed)) => usize::try_from(n).is_ok_and(|n| n == freed),
+            (None, Some(_)) => true,
+            (_, None) => false,
+        };
+        let in_time = expect.within.is_none_or(|w| took <= ms(w));
+        self.judge
+            .record(now_ms(), step.line, right && in_time, expected, saw);
     }
 
     async fn check(&self, check: &Check) {

@@ -22,12 +22,15 @@ use crate::faults::{Fault, servers};
 use crate::world::{Planned, SimSession};
 use hal_net::toml_doc::Value;
 
-/// Who does a step: the faults of the servers and the impostor take no `client`.
+/// Who does a step: the faults of the servers, the impostor and the operator take no
+/// `client`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Actor {
     Servers,
     Client,
     Impostor,
+    /// The operator's machine (administrative verbs, with the admin certificate).
+    Operator,
 }
 
 /// A verb's row.
@@ -219,6 +222,17 @@ pub(super) const VERBS: &[Verb] = &[
         read: read_impostor,
         write: write_impostor,
         // Its own machine plays it ([`super::run`]'s `Impostor`).
+        plan: None,
+        play: None,
+    },
+    Verb {
+        name: "remove",
+        params: &["host", "feature"],
+        expectations: &["removed", "within"],
+        actor: Actor::Operator,
+        read: read_remove,
+        write: write_remove,
+        // The operator's machine plays it ([`super::run`]'s `Operator`).
         plan: None,
         play: None,
     },
@@ -751,6 +765,48 @@ fn read_impostor(s: &StepKeys<'_, '_, '_>) -> Result<Action, ScenarioError> {
     Ok(Action::Impostor { claimed, targets })
 }
 
+fn read_remove(s: &StepKeys<'_, '_, '_>) -> Result<Action, ScenarioError> {
+    let name = |key: &str, value| -> Result<String, ScenarioError> {
+        let text = s
+            .doc
+            .string(key, value, "a name in quotes, e.g. \"alice\"")?;
+        hal_core::names::check(text)
+            .map_err(|problem| s.doc.at(value.span(), key, format!("the name {problem}")))?;
+        Ok(text.to_string())
+    };
+    let user = name("remove", s.value)?;
+    let host = s.table.get("host").map(|v| name("host", v)).transpose()?;
+    let feature = s
+        .table
+        .get("feature")
+        .map(|v| name("feature", v))
+        .transpose()?;
+    Ok(Action::Remove {
+        user,
+        host,
+        feature,
+    })
+}
+
+fn write_remove(_: &str, action: &Action) -> Option<String> {
+    let Action::Remove {
+        user,
+        host,
+        feature,
+    } = action
+    else {
+        return None;
+    };
+    let mut text = format!("remove = {}", quoted(user));
+    if let Some(host) = host {
+        text.push_str(&format!("\nhost = {}", quoted(host)));
+    }
+    if let Some(feature) = feature {
+        text.push_str(&format!("\nfeature = {}", quoted(feature)));
+    }
+    Some(text)
+}
+
 fn write_impostor(_: &str, action: &Action) -> Option<String> {
     let Action::Impostor { claimed, targets } = action else {
         return None;
@@ -825,7 +881,7 @@ mod tests {
             let runs = match verb.actor {
                 Actor::Servers => verb.plan.is_some() && verb.play.is_none(),
                 Actor::Client => verb.plan.is_some() != verb.play.is_some(),
-                Actor::Impostor => verb.plan.is_none() && verb.play.is_none(),
+                Actor::Impostor | Actor::Operator => verb.plan.is_none() && verb.play.is_none(),
             };
             assert!(runs, "{}", verb.name);
         }

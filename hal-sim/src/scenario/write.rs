@@ -166,6 +166,9 @@ pub(crate) fn write_step(out: &mut String, step: &Step) {
     if let Some(lost) = step.expect.lost {
         let _ = writeln!(out, "lost = {lost}");
     }
+    if let Some(removed) = step.expect.removed {
+        let _ = writeln!(out, "removed = {removed}");
+    }
     if let Some(refused) = step.expect.refused {
         let _ = writeln!(out, "refused = {refused}");
     }
