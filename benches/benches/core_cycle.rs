@@ -63,6 +63,7 @@ fn million_seats() -> Seats {
             host: format!("host{i:06}").into(),
             borrow_end: None::<WallTime>,
             by: ServerId::PRIMARY,
+            at: hal_core::time::WallTime(1_800_000_000_000),
         };
         seats.apply(LogIndex(i), &command, |_| Some(u32::MAX));
     }

@@ -210,6 +210,7 @@ impl CommandArg {
                 host: host.build(),
                 borrow_end: borrow_end.map(|w| WallTime(w.value())),
                 by: by.build(),
+                at: hal_core::time::WallTime(1_800_000_000_000),
             },
             CommandArg::Release {
                 client,

@@ -30,6 +30,8 @@ pub enum Command {
         borrow_end: Option<WallTime>,
         /// The leader that decided the grant (for borrows, always #1).
         by: ServerId,
+        /// When, on the deciding leader's wall clock (`hal-net status` shows it).
+        at: WallTime,
     },
     /// A checkin or an early borrow return by the holder.
     Release {
@@ -83,15 +85,22 @@ pub struct Seat {
     /// Index into [`Seats`]' feature names.
     feature: u32,
     pub client: ClientId,
-    /// A borrow's end in wall-clock ms, 0 for a checkout (kept as a plain number so a
-    /// seat takes 24 bytes: a million seats are held in memory).
+    /// A borrow's end in wall-clock ms, 0 for a checkout (kept as plain numbers so a
+    /// seat takes 32 bytes: a million seats are held in memory).
     borrow_end_ms: u64,
+    /// When it was granted, on the deciding leader's wall clock, in ms.
+    granted_ms: u64,
 }
 
 impl Seat {
     /// A borrow's end; `None` for a checkout.
     pub fn borrow_end(&self) -> Option<WallTime> {
         (self.borrow_end_ms != 0).then_some(WallTime(self.borrow_end_ms))
+    }
+
+    /// When it was granted, on the deciding leader's wall clock.
+    pub fn granted(&self) -> WallTime {
+        WallTime(self.granted_ms)
     }
 }
 
@@ -330,6 +339,7 @@ impl Seats {
                 host,
                 borrow_end,
                 by,
+                at,
                 ..
             } => {
                 session.set_identity(user, host);
@@ -362,6 +372,7 @@ impl Seats {
                         feature: u32::try_from(slot).unwrap_or(u32::MAX),
                         client,
                         borrow_end_ms: borrow_end.map_or(0, |end| end.0),
+                        granted_ms: at.0,
                     };
                     self.seats.insert(handle, seat);
                     Outcome::Granted {
@@ -464,11 +475,6 @@ impl Seats {
             ),
         };
         found.take(crate::protocol::REMOVE_HANDLES_MAX).collect()
-    }
-
-    /// The user and host of `client`'s session, if it has one.
-    pub fn identity(&self, client: ClientId) -> Option<(&str, &str)> {
-        self.sessions.get(&client).map(|s| (s.user(), s.host()))
     }
 
     /// Removes a seat, if held (an expiry).
@@ -726,6 +732,7 @@ mod tests {
             host: "ws1".into(),
             borrow_end: None,
             by: ServerId::PRIMARY,
+            at: WallTime(1_800_000_000_000),
         }
     }
 
@@ -852,6 +859,7 @@ mod tests {
             host: host.into(),
             borrow_end: None,
             by: ServerId::PRIMARY,
+            at: WallTime(1_800_000_000_000),
         };
         let known = |_: &str| Some(5);
         seats.apply(LogIndex(1), &at("ann", "ws1", 1), known);

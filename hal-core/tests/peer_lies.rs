@@ -98,6 +98,8 @@ fn command() -> BoxedStrategy<Command> {
                     host,
                     borrow_end: end.map(WallTime),
                     by,
+                    // Any wall time a lying peer may state: it is only shown.
+                    at: WallTime(end.unwrap_or(client)),
                 }
             ),
         (wide(), wide(), wide()).prop_map(|(client, seq, handle)| Command::Release {
@@ -108,6 +110,23 @@ fn command() -> BoxedStrategy<Command> {
         wide().prop_map(|handle| Command::Expire {
             handle: Handle(handle)
         }),
+        (
+            wide(),
+            proptest::collection::vec(wide(), 0..4),
+            name(),
+            proptest::bool::weighted(0.1),
+        )
+            .prop_map(|(client, handles, by, many)| Command::Remove {
+                client: ClientId(client),
+                seq: RequestSeq(1),
+                // Sometimes more seats than one removal may name.
+                handles: if many {
+                    (1..=2_000).map(Handle).collect()
+                } else {
+                    handles.into_iter().map(Handle).collect()
+                },
+                by,
+            }),
     ]
     .boxed()
 }

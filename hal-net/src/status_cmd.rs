@@ -140,6 +140,8 @@ impl<'a> View<'a> {
                                 "handle": format!("h{}", h.handle), "user": h.user, "host": h.host,
                                 "borrow_end": h.borrow_end_ms.map(format_wall),
                                 "borrow_end_ms": h.borrow_end_ms,
+                                "granted": format_wall(h.granted_ms),
+                                "granted_ms": h.granted_ms,
                             }))
                             .collect();
                         json!({"name": f.name, "count": f.count, "used": f.used, "holders": holders})
@@ -192,9 +194,10 @@ impl<'a> View<'a> {
             let name = shown(&f.name);
             out.push_str(&format!("  {name}: {} of {} in use\n", f.used, f.count));
             for h in &f.holders {
+                let since = format_wall(h.granted_ms);
                 let what = match h.borrow_end_ms {
-                    Some(end) => format!("borrowed until {}", format_wall(end)),
-                    None => "checked out".to_string(),
+                    Some(end) => format!("borrowed {since} until {}", format_wall(end)),
+                    None => format!("checked out {since}"),
                 };
                 out.push_str(&format!(
                     "    h{:<8} {}@{}  {what}\n",

@@ -25,7 +25,7 @@ use tokio_util::codec::{Decoder, Encoder};
 use crate::tls::borrow_proof::BorrowProof;
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u8 = 5;
+pub const PROTOCOL_VERSION: u8 = 6;
 
 /// The largest frame accepted before the handshake (a hello is small).
 pub const FRAME_BYTES_MAX_UNIDENTIFIED: usize = 64 * 1024;
@@ -219,6 +219,9 @@ pub struct Holder {
     pub host: String,
     /// A borrow's end, wall-clock ms since the epoch; `None` for a checkout.
     pub borrow_end_ms: Option<u64>,
+    /// When the seat was granted, on the deciding server's wall clock (ms since the
+    /// epoch).
+    pub granted_ms: u64,
 }
 
 /// Why a frame could not be read.

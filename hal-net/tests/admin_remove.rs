@@ -55,12 +55,31 @@ fn an_administrator_removes_a_users_seats_and_the_holders_are_told() {
     let mut cluster = Cluster::new(TIMING);
     cluster.start_all();
     cluster.wait_active(1, Duration::from_secs(10));
+    let wall_ms = || {
+        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        u64::try_from(since.unwrap().as_millis()).unwrap()
+    };
+    let before_ms = wall_ms();
     let mut ann = [
         Holder::start_as(&cluster, "cad", "ann"),
         Holder::start_as(&cluster, "cad", "ann"),
     ];
     let bob = Holder::start_as(&cluster, "cad", "bob");
     assert_eq!(cluster.seats("cad").0, 3);
+    // Status shows when each seat was checked out (the deciding server's clock).
+    let status = cluster.status();
+    let holders = status["features"][0]["holders"].as_array().unwrap().clone();
+    assert_eq!(holders.len(), 3, "{status}");
+    for holder in &holders {
+        let granted = holder["granted_ms"].as_u64().unwrap();
+        assert!((before_ms..=wall_ms()).contains(&granted), "{holder}");
+        assert!(
+            holder["granted"].as_str().unwrap().ends_with('Z'),
+            "{holder}"
+        );
+    }
+    let shown = String::from_utf8(cluster.verb(&["status"]).stdout).unwrap();
+    assert_eq!(shown.matches("checked out 20").count(), 3, "{shown}");
 
     // Without the admin certificate: refused before anything is sent.
     let out = cluster.verb(&["remove", "--user", "ann"]);

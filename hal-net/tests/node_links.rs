@@ -62,6 +62,7 @@ fn big_append(bytes: usize) -> Message {
             host: "h".into(),
             borrow_end: None,
             by: ServerId::SECONDARY,
+            at: hal_core::time::WallTime(1_800_000_000_000),
         },
     });
     Message::Peer(PeerMessage {

@@ -1037,6 +1037,7 @@ mod tests {
                 host: "host".into(),
                 borrow_end: None,
                 by: ServerId::PRIMARY,
+                at: hal_core::time::WallTime(1_800_000_000_000),
             }
         }
 

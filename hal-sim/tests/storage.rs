@@ -24,14 +24,14 @@ fn a_torn_log_tail_is_cut_off_on_restart() {
 
 #[test]
 fn a_compaction_cut_between_its_renames_is_finished_on_restart() {
-    let disks = clean(133);
+    let disks = clean(166);
     assert!(disks.names_lost >= 1, "{disks:?}");
     assert!(disks.compactions_finished >= 1, "{disks:?}");
 }
 
 #[test]
 fn a_server_that_cannot_start_from_its_disk_is_a_violation() {
-    let mut config = WorldConfig::lan(133, 5);
+    let mut config = WorldConfig::lan(171, 5);
     config.planted = Some(Planted::LostFsync);
     let violation = run(&config).unwrap().violation.unwrap();
     assert_eq!(violation.invariant, "11 restarts after a crash");

@@ -255,6 +255,7 @@ impl Server {
             host,
             borrow_end,
             by: self.id(),
+            at: self.now.wall,
         }))
     }
 
@@ -703,6 +704,9 @@ mod tests {
     fn an_administrator_removes_a_holders_seats() {
         let mut single = Driver::with_config(Config::single(Timing::lan()));
         let ann = granted(&single.ask(7, 1, checkout())).unwrap();
+        // The seat keeps when it was granted, on the deciding leader's clock.
+        let seat = single.server.seats().seat(ann).unwrap();
+        assert_eq!(seat.granted(), crate::server::testkit::at(0).wall);
         let bob = Op::Checkout {
             feature: "cad".into(),
             user: "bob".into(),

@@ -976,6 +976,7 @@ fn seat_change(
                 host,
                 borrow_end,
                 by,
+                ..
             },
             Some(Outcome::Granted { handle, .. }),
         ) if handle.0 == index.0 => Some(SeatChange::Granted {

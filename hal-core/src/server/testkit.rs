@@ -201,6 +201,7 @@ pub(crate) fn grant(term: u64, client: u64, seq: u64) -> Arc<Entry> {
             host: "ws1".into(),
             borrow_end: None,
             by: ServerId::PRIMARY,
+            at: WallTime(1_800_000_000_000),
         },
     })
 }

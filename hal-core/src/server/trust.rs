@@ -389,6 +389,7 @@ mod tests {
             host: "ws1".into(),
             borrow_end: borrow.then_some(WallTime(1_800_003_600_000)),
             by,
+            at: WallTime(1_800_000_000_000),
         }
     }
 
@@ -666,6 +667,7 @@ mod tests {
                 host,
                 borrow_end,
                 by,
+                at,
                 ..
             } => Command::Grant {
                 client,
@@ -675,6 +677,7 @@ mod tests {
                 host,
                 borrow_end,
                 by,
+                at,
             },
             other => other,
         };

@@ -42,6 +42,7 @@ fn features(server: &Server) -> Vec<FeatureStatus> {
                 user: user.to_string(),
                 host: host.to_string(),
                 borrow_end_ms: seat.borrow_end().map(|end| end.0),
+                granted_ms: seat.granted().0,
             });
     }
     server

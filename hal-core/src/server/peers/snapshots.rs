@@ -108,6 +108,7 @@ mod tests {
             host: "ws1".into(),
             borrow_end: None,
             by: ServerId::PRIMARY,
+            at: crate::time::WallTime(1_800_000_000_000),
         };
         seats.apply(LogIndex(39), &grant, |_| Some(5));
         let digest = seats.digest();
