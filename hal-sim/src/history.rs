@@ -266,6 +266,16 @@ impl History {
             .insert(id.0, name.to_string());
     }
 
+    /// The history's name of `client` (its id in hex if it was never named).
+    fn name_of(&self, client: hal_core::protocol::ClientId) -> String {
+        self.names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&client.0)
+            .cloned()
+            .unwrap_or_else(|| format!("{:016x}", client.0))
+    }
+
     /// Server `server` applied a grant: request `seq` of client `client` got `handle`.
     pub fn applied_grant(
         &self,
@@ -275,13 +285,7 @@ impl History {
         seq: u64,
         handle: &str,
     ) {
-        let name = self
-            .names
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&client.0)
-            .cloned()
-            .unwrap_or_else(|| format!("{:016x}", client.0));
+        let name = self.name_of(client);
         self.push(Record::Applied(Applied {
             t_ms,
             server: server.get(),
@@ -300,13 +304,7 @@ impl History {
         handle: &str,
         by: &str,
     ) {
-        let name = self
-            .names
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&client.0)
-            .cloned()
-            .unwrap_or_else(|| format!("{:016x}", client.0));
+        let name = self.name_of(client);
         self.push(Record::Removed(hal_core::record::RemovedRecord {
             t_ms,
             server: server.get(),
