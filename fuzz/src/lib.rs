@@ -179,6 +179,7 @@ pub enum CommandArg {
         host: Name,
         borrow_end: Option<Wide>,
         by: Sid,
+        at: Wide,
     },
     Release {
         client: Wide,
@@ -187,6 +188,12 @@ pub enum CommandArg {
     },
     Expire {
         handle: HandleArg,
+    },
+    Remove {
+        client: Wide,
+        seq: Wide,
+        handles: Vec<HandleArg>,
+        by: Name,
     },
 }
 
@@ -202,6 +209,7 @@ impl CommandArg {
                 host,
                 borrow_end,
                 by,
+                at,
             } => Command::Grant {
                 client: ClientId(client.value()),
                 seq: RequestSeq(seq.value()),
@@ -210,7 +218,7 @@ impl CommandArg {
                 host: host.build(),
                 borrow_end: borrow_end.map(|w| WallTime(w.value())),
                 by: by.build(),
-                at: hal_core::time::WallTime(1_800_000_000_000),
+                at: WallTime(at.value()),
             },
             CommandArg::Release {
                 client,
@@ -223,6 +231,17 @@ impl CommandArg {
             },
             CommandArg::Expire { handle } => Command::Expire {
                 handle: handle.build(cx),
+            },
+            CommandArg::Remove {
+                client,
+                seq,
+                handles,
+                by,
+            } => Command::Remove {
+                client: ClientId(client.value()),
+                seq: RequestSeq(seq.value()),
+                handles: handles.iter().map(|h| h.build(cx)).collect(),
+                by: by.build(),
             },
         }
     }
