@@ -485,6 +485,17 @@ pub enum OpArg {
     HeartbeatTooLong {
         extra: u8,
     },
+    /// An administrator's removal of one seat, or of a holder's seats.
+    RemoveHandle {
+        handle: HandleArg,
+        by: Name,
+    },
+    RemoveHolder {
+        user: Name,
+        host: Option<Name>,
+        feature: Option<Name>,
+        by: Name,
+    },
 }
 
 impl OpArg {
@@ -518,6 +529,23 @@ impl OpArg {
             },
             OpArg::Heartbeat { handles } => Op::Heartbeat {
                 handles: handles.iter().map(|h| h.build(cx)).collect(),
+            },
+            OpArg::RemoveHandle { handle, by } => Op::Remove {
+                target: hal_core::protocol::RemoveTarget::Handle(handle.build(cx)),
+                by: by.build(),
+            },
+            OpArg::RemoveHolder {
+                user,
+                host,
+                feature,
+                by,
+            } => Op::Remove {
+                target: hal_core::protocol::RemoveTarget::Holder {
+                    user: user.build(),
+                    host: host.as_ref().map(Name::build),
+                    feature: feature.as_ref().map(Name::build),
+                },
+                by: by.build(),
             },
             OpArg::HeartbeatTooLong { extra } => {
                 let len = hal_core::protocol::HEARTBEAT_HANDLES_MAX + 1 + usize::from(*extra);
