@@ -144,6 +144,13 @@ fn an_administrator_removes_a_users_seats_and_the_holders_are_told() {
             );
         }
     }
+    // And their logs, with the holder and who asked.
+    let log = std::fs::read_to_string(cluster.log(2)).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("seat removed by an administrator"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(line.contains("ann@") && line.contains("by="), "{line}");
     // Nothing of ann's is left: exit 1, said so.
     let out = remove(&cluster, &["--user", "ann"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");

@@ -507,6 +507,24 @@ impl<C: Clock> Core<C> {
             ServerEvent::LimitReached { what } => {
                 error!("cannot campaign or grant: the {what} is at its highest value")
             }
+            ServerEvent::SeatChanged {
+                index,
+                change:
+                    hal_core::server::SeatChange::Removed {
+                        client,
+                        handle,
+                        feature,
+                        borrowed,
+                        by,
+                    },
+            } => {
+                let holder = self.server.seats().holder(client).map_or_else(
+                    || format!("client {client}"),
+                    |(user, host)| format!("{user}@{host}"),
+                );
+                let what = if borrowed { "borrowed seat" } else { "seat" };
+                info!(%handle, %feature, index = index.0, %by, "seat removed by an administrator: the {what} of {holder}");
+            }
             other => debug!(?other, "server event"),
         }
     }
