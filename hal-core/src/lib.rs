@@ -22,6 +22,7 @@ pub mod ids;
 pub mod license;
 mod log;
 pub mod names;
+pub mod options;
 pub mod plant;
 pub mod protocol;
 pub mod record;
