@@ -825,7 +825,9 @@ impl Client {
             }
             ReplyResult::Denied(_)
             | ReplyResult::HeartbeatAck { .. }
-            | ReplyResult::Removed { .. } => {
+            | ReplyResult::Removed { .. }
+            | ReplyResult::LicensePushed { .. }
+            | ReplyResult::LicenseRefused { .. } => {
                 // Refused for good (all in use, unknown handle...): nothing to release.
                 if let Op::Checkin { handle } | Op::Return { handle } = unresolved.op {
                     self.seats.remove(&handle);
@@ -962,7 +964,10 @@ impl Client {
                 });
             }
             // Not an answer to a client's request (a lying server's): ignored.
-            ReplyResult::HeartbeatAck { .. } | ReplyResult::Removed { .. } => return,
+            ReplyResult::HeartbeatAck { .. }
+            | ReplyResult::Removed { .. }
+            | ReplyResult::LicensePushed { .. }
+            | ReplyResult::LicenseRefused { .. } => return,
         }
         self.pending = None;
         self.retry_at = None;

@@ -271,13 +271,19 @@ pub enum Op {
     /// seat of a holder. Accepted only from an operator's connection that proved the
     /// admin certificate; `by` says who asked (`user@host` of the operator's machine).
     Remove { target: RemoveTarget, by: Arc<str> },
+    /// An administrator changes the license the triad serves (`hal-net license push`, or
+    /// SIGHUP on a server): the active server checks `text` (a whole license file, at most
+    /// [`crate::license::limits::FILE_BYTES_MAX`] bytes) and proposes it, and every server
+    /// switches to it at the same log index. Accepted from an operator's connection with
+    /// the admin certificate, or from a triad member's; `by` says who asked.
+    PushLicense { text: Arc<str>, by: Arc<str> },
 }
 
 impl Op {
     /// Whether only an administrator may ask it (the server's network layer accepts it
     /// only from an operator's connection with the admin certificate).
     pub fn is_administrative(&self) -> bool {
-        matches!(self, Op::Remove { .. })
+        matches!(self, Op::Remove { .. } | Op::PushLicense { .. })
     }
 }
 
@@ -336,6 +342,20 @@ pub enum ReplyResult {
     /// An administrator's removal done: the seats it freed.
     Removed {
         handles: Vec<Handle>,
+    },
+    /// A license push done: every server serves the license in force from log index
+    /// `index` on. `changed` is false when the pushed license had the same terms as the
+    /// one in force (nothing was proposed; `index` is where the one in force began, 0 for
+    /// the servers' own license files).
+    LicensePushed {
+        index: LogIndex,
+        changed: bool,
+    },
+    /// A license push refused before it was proposed, and why (the file's errors with
+    /// their lines, a feature whose signature does not hold, a HAL license for a single
+    /// server): the license in force is unchanged.
+    LicenseRefused {
+        reason: String,
     },
 }
 

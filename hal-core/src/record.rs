@@ -394,6 +394,8 @@ pub enum OpName {
     Return,
     /// An administrator's removal (`hal-net remove`).
     Remove,
+    /// An administrator's license push (`hal-net license push`, SIGHUP).
+    PushLicense,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -52,6 +52,19 @@ pub enum Command {
         handles: Vec<Handle>,
         by: Arc<str>,
     },
+    /// An administrator's license push (`client` and `seq` are the request, `by` who
+    /// asked): from this entry on, every server serves `text`, a whole license file the
+    /// proposing leader checked.
+    License {
+        client: ClientId,
+        seq: RequestSeq,
+        text: Arc<str>,
+        by: Arc<str>,
+    },
+    /// A triad's first leader puts its own license file in the log, so that all three
+    /// servers serve one license from then on (a server whose file differs is told, and
+    /// its file replaced), whatever files they started with.
+    AdoptLicense { text: Arc<str>, by: ServerId },
 }
 
 /// The most clients one [`Command::Forget`] names.
@@ -77,6 +90,22 @@ pub enum Outcome {
     Removed {
         handles: Vec<Handle>,
     },
+    /// A license push: in force from `index` on.
+    LicensePushed {
+        index: LogIndex,
+    },
+}
+
+/// The license in force, once one is in the log: its text, where it took effect and who
+/// put it there. Before that, each server serves its own license file (which the first
+/// leader puts in the log, [`Command::AdoptLicense`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LicenseInForce {
+    pub index: LogIndex,
+    pub text: Arc<str>,
+    /// `user@host` of the administrator who pushed it, or `server N` for a license file
+    /// a leader adopted.
+    pub by: Arc<str>,
 }
 
 /// One held seat.
@@ -119,6 +148,9 @@ enum StoredOutcome {
     Removed {
         handles: Box<[Handle]>,
     },
+    LicensePushed {
+        index: LogIndex,
+    },
 }
 
 impl From<&Outcome> for StoredOutcome {
@@ -138,6 +170,7 @@ impl From<&Outcome> for StoredOutcome {
             Outcome::Removed { handles } => StoredOutcome::Removed {
                 handles: handles.clone().into_boxed_slice(),
             },
+            Outcome::LicensePushed { index } => StoredOutcome::LicensePushed { index: *index },
         }
     }
 }
@@ -159,6 +192,7 @@ impl From<&StoredOutcome> for Outcome {
             StoredOutcome::Removed { handles } => Outcome::Removed {
                 handles: handles.to_vec(),
             },
+            StoredOutcome::LicensePushed { index } => Outcome::LicensePushed { index: *index },
         }
     }
 }
@@ -231,6 +265,9 @@ impl Session {
                 std::slice::from_ref(handle)
             }
             Some(StoredOutcome::Removed { handles }) => handles,
+            Some(StoredOutcome::LicensePushed { index }) if *index != self.last_index => {
+                return Err("its last answer names a license pushed at another index".into());
+            }
             _ => &[],
         };
         if handles.len() > crate::protocol::REMOVE_HANDLES_MAX {
@@ -260,6 +297,8 @@ pub struct Seats {
     sessions: BTreeMap<ClientId, Session>,
     /// Seats an administrator removed, and their holders, the latest [`REMOVED_MAX`].
     removed: std::collections::VecDeque<(Handle, ClientId)>,
+    /// The license in force, once one is in the log.
+    license: Option<LicenseInForce>,
 }
 
 /// The most client sessions remembered. Past it, the longest-idle sessions that hold no
@@ -314,6 +353,16 @@ impl Seats {
                 self.remove(*handle);
                 return None;
             }
+            Command::AdoptLicense { text, by } => {
+                if self.license.is_none() {
+                    self.license = Some(LicenseInForce {
+                        index,
+                        text: text.clone(),
+                        by: format!("server {by}").into(),
+                    });
+                }
+                return None;
+            }
             Command::Forget { clients } => {
                 for client in clients {
                     if self.sessions.get(client).is_some_and(|s| s.seats_held == 0) {
@@ -324,7 +373,8 @@ impl Seats {
             }
             Command::Grant { client, seq, .. }
             | Command::Release { client, seq, .. }
-            | Command::Remove { client, seq, .. } => (*client, *seq),
+            | Command::Remove { client, seq, .. }
+            | Command::License { client, seq, .. } => (*client, *seq),
         };
         let session = self.sessions.entry(client).or_insert_with(Session::new);
         match session.seen(seq) {
@@ -402,7 +452,18 @@ impl Seats {
                     .collect();
                 Outcome::Removed { handles }
             }
-            Command::Noop | Command::Expire { .. } | Command::Forget { .. } => return None,
+            Command::License { text, by, .. } => {
+                self.license = Some(LicenseInForce {
+                    index,
+                    text: text.clone(),
+                    by: by.clone(),
+                });
+                Outcome::LicensePushed { index }
+            }
+            Command::Noop
+            | Command::Expire { .. }
+            | Command::Forget { .. }
+            | Command::AdoptLicense { .. } => return None,
         };
         Some(self.record(client, index, seq, outcome))
     }
@@ -537,8 +598,15 @@ impl Seats {
                 self.names.len()
             ));
         }
+        // Once a license is in the log, the names are those of every license in force
+        // since the table began (a pushed license may drop a feature whose seats are
+        // still held): this server's own license cannot judge them.
+        let pushed = self.license.is_some();
         for (slot, name) in self.names.iter().enumerate() {
-            if !known(name) {
+            if let Err(problem) = crate::names::check(name) {
+                return Err(format!("feature name `{}` {problem}", name.escape_debug()));
+            }
+            if !pushed && !known(name) {
                 return Err(format!(
                     "feature `{}` is not in this server's license",
                     name.escape_debug()
@@ -606,7 +674,29 @@ impl Seats {
                 last_index.0
             ));
         }
+        if let Some(license) = &self.license {
+            if license.index.0 == 0 || license.index > last_index {
+                return Err(format!(
+                    "its license took effect at index {}, not by index {}",
+                    license.index.0, last_index.0
+                ));
+            }
+            if license.text.len() > crate::license::limits::FILE_BYTES_MAX {
+                return Err(format!(
+                    "its license is {} bytes, over the limit of {}",
+                    license.text.len(),
+                    crate::license::limits::FILE_BYTES_MAX
+                ));
+            }
+            crate::names::check(&license.by)
+                .map_err(|problem| format!("the name of who pushed its license {problem}"))?;
+        }
         Ok(())
+    }
+
+    /// The license in force, once one is in the log.
+    pub fn license(&self) -> Option<&LicenseInForce> {
+        self.license.as_ref()
     }
 
     /// How a request compares with what the client's session remembers.

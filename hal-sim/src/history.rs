@@ -400,7 +400,9 @@ impl History {
                 reason: denial.name().to_string(),
             },
             // An administrator's answer, which no license client gets.
-            ReplyResult::Removed { .. } => return,
+            ReplyResult::Removed { .. }
+            | ReplyResult::LicensePushed { .. }
+            | ReplyResult::LicenseRefused { .. } => return,
         };
         let record = ReplyRecord {
             t_ms: now_ms(),
@@ -558,5 +560,6 @@ fn op_fields(op: &Op) -> (OpName, Option<String>, Option<String>) {
         Op::Return { handle } => (OpName::Return, None, Some(handle.to_string())),
         Op::Heartbeat { .. } => (OpName::Heartbeat, None, None),
         Op::Remove { .. } => (OpName::Remove, None, None),
+        Op::PushLicense { .. } => (OpName::PushLicense, None, None),
     }
 }

@@ -142,6 +142,7 @@ pub(crate) fn op_name(op: OpName) -> &'static str {
         OpName::Borrow => "borrow",
         OpName::Return => "return",
         OpName::Remove => "remove",
+        OpName::PushLicense => "push_license",
     }
 }
 

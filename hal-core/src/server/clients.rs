@@ -38,6 +38,10 @@ pub(super) fn reply_for(
         Outcome::Released { handle } => ReplyResult::Released { handle },
         Outcome::Denied(denial) => ReplyResult::Denied(denial),
         Outcome::Removed { handles } => ReplyResult::Removed { handles },
+        Outcome::LicensePushed { index } => ReplyResult::LicensePushed {
+            index,
+            changed: true,
+        },
     };
     ServerReply {
         client,
@@ -87,6 +91,10 @@ fn check_op(op: &Op) -> Result<(), Invalid> {
             }
             Ok(())
         }
+        Op::PushLicense { by, .. } => crate::names::check(by).map_err(|problem| Invalid::Name {
+            field: NameField::User,
+            problem,
+        }),
         Op::Heartbeat { .. } | Op::Checkin { .. } | Op::Return { .. } => Ok(()),
     }
 }
@@ -219,6 +227,15 @@ impl Server {
                     client,
                     seq,
                     handles,
+                    by,
+                }));
+            }
+            Op::PushLicense { text, by } => {
+                self.check_push(&text)?;
+                return Ok(Some(Command::License {
+                    client,
+                    seq,
+                    text,
                     by,
                 }));
             }

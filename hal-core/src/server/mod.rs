@@ -27,6 +27,7 @@ mod clients;
 mod failback;
 mod idle;
 mod leases;
+mod licensing;
 mod peers;
 #[cfg(test)]
 pub(crate) mod testkit;
@@ -50,6 +51,8 @@ use crate::seats::{Command, Outcome, Seats};
 use crate::time::{Now, Time, WallTime};
 use crate::timing::Timing;
 
+pub use licensing::Licensing;
+
 /// How a server is set up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -68,6 +71,9 @@ pub struct Config {
     pub reports_durable: bool,
     /// Bugs planted on purpose (none unless built with the `plant` feature).
     pub plants: crate::plant::Plants,
+    /// What the server needs to take a license from the log (a push, or a first
+    /// leader's file); `None`: it keeps the catalog it started with and refuses pushes.
+    pub licensing: Option<Licensing>,
 }
 
 impl Config {
@@ -80,6 +86,7 @@ impl Config {
             append_entries_max: 4096,
             reports_durable: false,
             plants: crate::plant::Plants::NONE,
+            licensing: None,
         }
     }
 
@@ -223,6 +230,17 @@ pub enum ServerEvent {
     /// The server cannot campaign: its term or its log is at its highest value
     /// ([`Term::MAX`], [`LogIndex::MAX`]).
     LimitReached { what: &'static str },
+    /// The license in force changed (at `index`, pushed or adopted `by`), or the server
+    /// (re)started or installed a snapshot with it: `text` is the whole license file, for
+    /// the shell to write to disk. `serving` lists what this server cannot serve of it
+    /// (its HostID, a bad signature), or says why it serves none of it and keeps the
+    /// rules it had.
+    LicenseChanged {
+        index: LogIndex,
+        text: Arc<str>,
+        by: Arc<str>,
+        serving: Result<Vec<String>, String>,
+    },
 }
 
 /// A change to the seat table, as [`ServerEvent::SeatChanged`] reports it.
@@ -460,6 +478,7 @@ impl Server {
             outputs: VecDeque::new(),
             config,
         };
+        server.take_license(None);
         server.reset_election_timer();
         if server.peers.is_empty() {
             server.start_election(false);
@@ -730,7 +749,8 @@ impl Server {
                     .chain(taken.iter().map(|t| t.1))
                     .collect(),
                 Command::Expire { .. } => taken.iter().map(|t| t.1).collect(),
-                Command::Noop | Command::Forget { .. } => Vec::new(),
+                Command::License { client, .. } => vec![*client],
+                Command::Noop | Command::Forget { .. } | Command::AdoptLicense { .. } => Vec::new(),
             };
             let catalog = &self.catalog;
             let plants = self.config.plants;
@@ -742,6 +762,12 @@ impl Server {
                     .map(|count| if recheck { count } else { u32::MAX })
             });
             self.applied = index;
+            if matches!(
+                entry.command,
+                Command::License { .. } | Command::AdoptLicense { .. }
+            ) {
+                self.take_license(Some(index));
+            }
             for change in seat_changes(&entry.command, outcome.as_ref(), index, taken) {
                 self.push(Output::Event(ServerEvent::SeatChanged { index, change }));
             }
@@ -896,11 +922,19 @@ impl Server {
                     leader.expiring.remove(handle);
                 }
             }
-            (Command::Noop | Command::Forget { .. } | Command::Remove { .. }, _) => {}
+            (
+                Command::Noop
+                | Command::Forget { .. }
+                | Command::Remove { .. }
+                | Command::License { .. }
+                | Command::AdoptLicense { .. },
+                _,
+            ) => {}
         }
         let (Command::Grant { client, seq, .. }
         | Command::Release { client, seq, .. }
-        | Command::Remove { client, seq, .. }) = command
+        | Command::Remove { client, seq, .. }
+        | Command::License { client, seq, .. }) = command
         else {
             return;
         };

@@ -316,7 +316,30 @@ fn check_command(command: &Command, index: LogIndex) -> Result<(), String> {
             }
             Ok(())
         }
+        Command::License { text, by, .. } => {
+            crate::names::check(by)
+                .map_err(|problem| format!("a license push's user name {problem}"))?;
+            check_license_size(text)
+        }
+        Command::AdoptLicense { text, by } => {
+            if *by == ServerId::TIEBREAKER {
+                return Err("a license adopted by #3, which never leads".into());
+            }
+            check_license_size(text)
+        }
     }
+}
+
+/// Whether a license in the log is within the size a license file may have.
+fn check_license_size(text: &str) -> Result<(), String> {
+    let max = crate::license::limits::FILE_BYTES_MAX;
+    if text.len() > max {
+        return Err(format!(
+            "its license is {} bytes, over the limit of {max}",
+            text.len()
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

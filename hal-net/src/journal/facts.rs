@@ -214,6 +214,7 @@ impl Answered<'_> {
                 seat = Some(h);
             }
             Some(Op::Remove { .. }) => served.op = OpName::Remove,
+            Some(Op::PushLicense { .. }) => served.op = OpName::PushLicense,
             Some(Op::Heartbeat { .. }) | None => {}
         }
         match &self.reply.result {
@@ -241,6 +242,12 @@ impl Answered<'_> {
             ReplyResult::Removed { handles } => {
                 served.op = OpName::Remove;
                 seat = handles.first();
+            }
+            ReplyResult::LicensePushed { .. } => served.op = OpName::PushLicense,
+            ReplyResult::LicenseRefused { .. } => {
+                served.op = OpName::PushLicense;
+                served.result = ResultName::Denied;
+                served.reason = Some("license_refused");
             }
             ReplyResult::HeartbeatAck { unknown, .. } => {
                 served.op = OpName::Heartbeat;

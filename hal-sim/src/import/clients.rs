@@ -664,7 +664,7 @@ impl Replay<'_, '_> {
                 self.push(at, who, act, expect, notes);
             }
             // An administrator's removal is no client's step.
-            OpName::Heartbeat | OpName::Remove => {}
+            OpName::Heartbeat | OpName::Remove | OpName::PushLicense => {}
         }
     }
 
@@ -872,6 +872,7 @@ fn answered(request: &Request, outcome: &Served, place: &Place) -> String {
         OpName::Return => "return",
         OpName::Heartbeat => "heartbeat",
         OpName::Remove => "remove",
+        OpName::PushLicense => "push_license",
     };
     let what = match outcome.result {
         ResultName::Granted => format!(

@@ -256,6 +256,14 @@ impl Server {
             term: self.term,
             command: Command::Noop,
         });
+        if let Some(command) = self.license_to_adopt()
+            && self.log.last_index().next().is_some()
+        {
+            self.log.append(Entry {
+                term: self.term,
+                command,
+            });
+        }
         self.event(ServerEvent::RoleChanged {
             role: Role::Active,
             term: self.term,

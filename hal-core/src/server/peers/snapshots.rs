@@ -52,9 +52,13 @@ impl Server {
         } else {
             self.log.reset(last, snapshot.last_term);
         }
+        let license_before = self.seats.license().map(|l| l.index);
         self.seats = snapshot.seats.clone();
         if self.config.plants.has(Plant::SnapshotWithoutSessions) {
             self.seats.forget_requests();
+        }
+        if self.seats.license().map(|l| l.index) != license_before {
+            self.take_license(None);
         }
         self.push(Output::Event(ServerEvent::Checkpoint {
             index: last,
