@@ -15,6 +15,7 @@ pub mod nemesis;
 pub mod netns;
 pub mod procstat;
 pub mod proxy;
+pub mod push;
 pub mod report;
 pub mod servers;
 pub mod soak;

@@ -217,6 +217,26 @@ impl Triad {
         Ok(triad)
     }
 
+    /// The directory of the triad's files (its license, vendor key, certificates).
+    pub fn dir(&self) -> &Path {
+        &self.options.dir
+    }
+
+    /// The transport an administrator uses: TLS with the admin certificate, or
+    /// plaintext.
+    pub fn admin_transport(&self) -> Result<ClientTransport> {
+        let Some(ca) = self.ca() else {
+            return Ok(ClientTransport::Insecure(TcpTransport));
+        };
+        let tls = self.options.dir.join(TLS_DIR);
+        let admin = (
+            tls.join(triad_dir::ADMIN_CERT_FILE),
+            tls.join(triad_dir::ADMIN_KEY_FILE),
+        );
+        let connector = hal_net::tls::client_connector(&ca, Some((&admin.0, &admin.1)))?;
+        Ok(ClientTransport::Tls(TlsTransport::client(connector)))
+    }
+
     /// The triad's CA certificate, if it runs TLS.
     pub fn ca(&self) -> Option<PathBuf> {
         self.options
@@ -375,6 +395,14 @@ pub const LICENSE_FILE: &str = "bench.lic";
 /// license's path.
 fn write_license(dir: &Path, count: u32) -> Result<PathBuf> {
     hal_net::keys::generate(dir, false)?;
+    let signed = license_text(dir, count)?;
+    let path = dir.join(LICENSE_FILE);
+    hal_net::license_file::save(&path, signed.as_bytes())?;
+    Ok(path)
+}
+
+/// The license of [`FEATURE`] with `count` seats, signed with the vendor key in `dir`.
+pub fn license_text(dir: &Path, count: u32) -> Result<String> {
     let key = hal_net::keys::read_signing_key(&dir.join(hal_net::keys::PRIVATE_KEY_FILE))?;
     let text = format!(
         "FEATURE {FEATURE}\n{{\n  VENDOR = bench\n  COUNT = {count}\n  HAL_SERVERS = 3\n  \
@@ -383,10 +411,7 @@ fn write_license(dir: &Path, count: u32) -> Result<PathBuf> {
     let mut license = hal_core::license::parse("bench.lic", text.as_bytes())
         .map_err(|e| anyhow::anyhow!("the bench license does not parse: {e}"))?;
     license.sign(&key);
-    let signed = hal_core::license::sign_text(&text, &license);
-    let path = dir.join(LICENSE_FILE);
-    hal_net::license_file::save(&path, signed.as_bytes())?;
-    Ok(path)
+    Ok(hal_core::license::sign_text(&text, &license))
 }
 
 /// With `tls`, makes the triad's CA and certificates in `dir/tls` (for the addresses

@@ -126,6 +126,38 @@ fn a_closed_loop_answers_every_cycle_and_reports_ordered_percentiles() {
     assert!((100.0..2000.0).contains(&per_request), "{j:?}");
 }
 
+/// A license push halfway through a closed loop (the figure): no cycle fails, the
+/// active server and its term stay, and every server serves the new COUNT within a
+/// second of the push.
+#[test]
+fn a_license_push_under_load_fails_no_cycle_and_every_server_switches_within_a_second() {
+    let output = hal_load(
+        "push",
+        18260,
+        &[
+            "push",
+            "--clients",
+            "8",
+            "--duration",
+            "3s",
+            "--warmup",
+            "500ms",
+        ],
+    );
+    let f = fields(&output, "push:");
+    assert_eq!(f["errors"], "0", "{f:?}");
+    assert!(number(&f, "cycles") > 0.0, "{f:?}");
+    assert_eq!(f["count_before"], "16", "{f:?}");
+    assert_eq!(f["count_after"], "26", "{f:?}");
+    assert!(number(&f, "index") > 0.0, "{f:?}");
+    assert_eq!(f["active_before"], "1", "{f:?}");
+    assert_eq!(f["active_after"], "1", "{f:?}");
+    assert_eq!(f["term_before"], f["term_after"], "{f:?}");
+    let switched = number(&f, "all_switched_ms");
+    assert!(switched <= 1000.0, "{f:?}");
+    assert!(number(&f, "push_ms") <= switched, "{f:?}");
+}
+
 #[test]
 fn an_open_loop_keeps_to_its_rate() {
     let output = hal_load(

@@ -1,7 +1,7 @@
 //! An operator's questions and requests to a running triad over the wire: a server's
-//! status report (what `hal-net status` prints) and an administrator's removal of seats
-//! (`hal-net remove`), over any [`Transport`] so that the simulator's scenarios ask
-//! exactly what an operator would.
+//! status report (what `hal-net status` prints), an administrator's removal of seats
+//! (`hal-net remove`) and license push (`hal-net license push`, a server's SIGHUP), over
+//! any [`Transport`] so that the simulator's scenarios ask exactly what an operator would.
 
 use std::time::Duration;
 
@@ -117,6 +117,85 @@ pub async fn remove<T: Transport>(
         seq: RequestSeq(1),
         op: Op::Remove { target, by },
     };
+    let settled = to_active(
+        transport,
+        servers,
+        request,
+        limit,
+        |result, server| match result {
+            ReplyResult::Removed { handles } => Some(Removal::Removed {
+                handles,
+                by: server,
+            }),
+            ReplyResult::Denied(Denial::UnknownHandle) => Some(Removal::NothingHeld { by: server }),
+            _ => None,
+        },
+    );
+    settled.await.map_err(RemoveError)
+}
+
+/// What a license push came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Push {
+    /// The license is in force from log index `index` on (`changed` false: it had the
+    /// terms of the one in force already), as server `by`, the active one, answered.
+    Pushed {
+        index: u64,
+        changed: bool,
+        by: ServerId,
+    },
+    /// The active server refused the license, and why.
+    Refused { reason: String, by: ServerId },
+}
+
+/// Why a license push could not be made: no server was active and reachable, each
+/// server's answer or failure in path order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no server took the license: {}", .0.iter().map(|(s, why)| format!("#{}: {why}", s.get())).collect::<Vec<_>>().join("; "))]
+pub struct PushError(pub Vec<(ServerId, String)>);
+
+/// Pushes the license file `text` as `by` through the active server of `servers`, as
+/// [`remove`] sends a removal: every server switches to it at the same log index.
+pub async fn push_license<T: Transport>(
+    transport: &T,
+    servers: &[(String, ServerId)],
+    (text, by): (Arc<str>, Arc<str>),
+    id: ClientId,
+    limit: Duration,
+) -> Result<Push, PushError> {
+    let request = ClientRequest {
+        client: id,
+        seq: RequestSeq(1),
+        op: Op::PushLicense { text, by },
+    };
+    let settled = to_active(
+        transport,
+        servers,
+        request,
+        limit,
+        |result, server| match result {
+            ReplyResult::LicensePushed { index, changed } => Some(Push::Pushed {
+                index: index.0,
+                changed,
+                by: server,
+            }),
+            ReplyResult::LicenseRefused { reason } => Some(Push::Refused { reason, by: server }),
+            _ => None,
+        },
+    );
+    settled.await.map_err(PushError)
+}
+
+/// Sends an operator's `request` to each of `servers` in turn, straight to the one a
+/// server names as active, until `settle` makes something of an answer; each server's
+/// answer or failure otherwise, in the order asked.
+async fn to_active<T: Transport, R>(
+    transport: &T,
+    servers: &[(String, ServerId)],
+    request: ClientRequest,
+    limit: Duration,
+    settle: impl Fn(ReplyResult, ServerId) -> Option<R>,
+) -> Result<R, Vec<(ServerId, String)>> {
     let mut failures = Vec::new();
     let mut order: Vec<usize> = (0..servers.len()).collect();
     let mut at = 0;
@@ -124,19 +203,17 @@ pub async fn remove<T: Transport>(
         at += 1;
         let (addr, server) = &servers[i];
         let reply = ask(transport, addr, *server, request.clone(), limit).await;
-        match reply.map(|r| r.result) {
-            Ok(ReplyResult::Removed { handles }) => {
-                return Ok(Removal::Removed {
-                    handles,
-                    by: *server,
-                });
+        let result = match reply {
+            Ok(reply) => reply.result,
+            Err(why) => {
+                failures.push((*server, why));
+                continue;
             }
-            Ok(ReplyResult::Denied(Denial::UnknownHandle)) => {
-                return Ok(Removal::NothingHeld { by: *server });
-            }
-            Ok(ReplyResult::Denied(Denial::NotActive {
+        };
+        let result = match result {
+            ReplyResult::Denied(Denial::NotActive {
                 active: Some(active),
-            })) => {
+            }) => {
                 failures.push((*server, format!("not active; #{} is", active.get())));
                 // Ask the active one next, if it has not been asked yet.
                 if let Some(j) = servers.iter().position(|(_, s)| *s == active)
@@ -145,13 +222,20 @@ pub async fn remove<T: Transport>(
                     order.retain(|&k| k != j);
                     order.insert(at, j);
                 }
+                continue;
             }
-            Ok(ReplyResult::Denied(denial)) => failures.push((*server, denial.to_string())),
-            Ok(other) => failures.push((*server, format!("answered {other:?}"))),
-            Err(why) => failures.push((*server, why)),
+            other => other,
+        };
+        let described = match &result {
+            ReplyResult::Denied(denial) => denial.to_string(),
+            other => format!("answered {other:?}"),
+        };
+        match settle(result, *server) {
+            Some(settled) => return Ok(settled),
+            None => failures.push((*server, described)),
         }
     }
-    Err(RemoveError(failures))
+    Err(failures)
 }
 
 /// Sends `request` to server `server` at `addr` on an operator's connection and waits up

@@ -1,4 +1,5 @@
-//! `hal-net license keygen | sign | verify | show`: the vendor's tools for license files.
+//! `hal-net license keygen | sign | verify | show`: the vendor's tools for license files;
+//! `hal-net license push`: an administrator's change of the license a triad serves.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -47,6 +48,13 @@ pub enum LicenseCommand {
         #[arg(value_name = "FILE.lic")]
         file: PathBuf,
     },
+    /// Change the license a running triad serves, without a restart: the active server
+    /// checks FILE and puts it in the log, and every server switches to it at once.
+    ///
+    /// Needs the admin certificate (--cert/--key, or HAL_ADMIN_CERT/HAL_ADMIN_KEY). Held
+    /// seats are kept. Exit codes: 0 in force (or no change), 1 refused, 3 no active
+    /// server reached.
+    Push(crate::license_push_cmd::PushArgs),
     /// Print the features of a license file.
     Show {
         /// The license file to show.
@@ -64,6 +72,9 @@ pub fn run(command: LicenseCommand) -> Result<ExitCode> {
         LicenseCommand::Sign { key, input, output } => sign(&key, &input, &output),
         LicenseCommand::Verify { pubkey, file } => verify(&pubkey, &file),
         LicenseCommand::Show { file, json } => show(&file, json),
+        LicenseCommand::Push(args) => {
+            crate::runtime().and_then(|rt| rt.block_on(crate::license_push_cmd::run(args)))
+        }
     }
 }
 

@@ -13,6 +13,7 @@ mod client_cmd;
 mod dev_cluster;
 mod discover_cmd;
 mod license_cmd;
+mod license_push_cmd;
 mod remove_cmd;
 mod report_cmd;
 mod serve_cmd;
@@ -66,7 +67,8 @@ enum Command {
     /// it with the clock offsets the servers journaled to each other; the output names
     /// the clock and each server's offset from it.
     Report(report_cmd::ReportArgs),
-    /// Vendor tools for license files: make keys, sign, verify, show.
+    /// License files: make keys, sign, verify, show (vendor tools); push one to a running
+    /// triad (administrators).
     #[command(subcommand)]
     License(license_cmd::LicenseCommand),
     /// The triad's certificates: make a CA and certificates, renew them, show one.

@@ -18,7 +18,7 @@ use hal_core::ServerId;
 use hal_core::catalog::Catalog;
 use hal_core::license::{License, ServeMode, ServerPosition};
 use hal_core::record::{FeatureMeta, Meta};
-use hal_core::server::Config;
+use hal_core::server::{Config, Licensing};
 use hal_net::config::{Security, ServerConfig, TlsFiles};
 use hal_net::discovery;
 use hal_net::journal::{FileJournal, Journal};
@@ -75,18 +75,24 @@ pub fn init_logging() {
 
 async fn serve(config: ServerConfig, if_blank: IfBlank) -> Result<()> {
     let stop = signals::stop();
-    let (license, file_license) = load_license(&config)?;
+    let loaded = load_license(&config)?;
+    let (license, file_license) = (&loaded.license, &loaded.file);
     let hostid = match &config.hostid {
         Some(id) => id.clone(),
         None => hal_net::hostid::this_machine()
             .context("cannot find this machine's HostID; set `hostid` in the config")?,
     };
-    let catalog = catalog(&config, &license, &hostid)?;
+    let catalog = catalog(&config, license, &hostid)?;
     let timing = config.timing;
-    let core = match config.position {
+    let mut core = match config.position {
         ServerPosition::Single => Config::single(timing),
         ServerPosition::Triad(id) => Config::triad(id, timing),
     };
+    core.licensing = Some(Licensing {
+        hostid: hostid.clone(),
+        vendor_key: Some(loaded.vendor_key),
+        file: Some(loaded.text.as_str().into()),
+    });
     let me = core.id();
     let mut peers = BTreeMap::new();
     if let ServerPosition::Triad(_) = config.position {
@@ -111,13 +117,14 @@ async fn serve(config: ServerConfig, if_blank: IfBlank) -> Result<()> {
         listen: config.listen.to_string(),
         peers,
         // The whole file, so that peers compare files, not what each could verify.
-        identity: Identity::new(triad, &file_license),
+        identity: Identity::new(triad.clone(), file_license, Some(&loaded.vendor_key)),
         client_connections_max: config.client_connections_max,
         client_connections_per_address_max: config.client_connections_per_address_max,
         certificate_expires_ms: None,
         borrow_signer: None,
         links: LinkTiming::for_timing(&timing),
         journal,
+        license_file: Some(config.license.clone()),
     };
     let served = match &config.security {
         Security::Tls(files) => {
@@ -242,6 +249,12 @@ async fn run_node<T: Transport>(
     stop: impl std::future::Future<Output = ()> + Send,
 ) -> Result<()> {
     let me = node_config.core.id();
+    let hangups = tokio::spawn(reread_on_hangup(
+        config.license.clone(),
+        transport.clone(),
+        push_targets(config, me),
+        me,
+    ));
     let node = Node::bind(
         node_config,
         catalog,
@@ -258,7 +271,9 @@ async fn run_node<T: Transport>(
         hostid = %hostid,
         "listening"
     );
-    node.run(stop).await.map_err(|e| {
+    let ran = node.run(stop).await;
+    hangups.abort();
+    ran.map_err(|e| {
         error!("server stopped: {e}");
         anyhow::Error::new(e)
     })?;
@@ -336,10 +351,98 @@ fn open_storage(config: &ServerConfig, if_blank: IfBlank) -> Result<FileStorage>
     }
 }
 
+/// The license file as read, and what of it this server serves.
+struct Loaded {
+    /// The features with a valid signature.
+    license: License,
+    /// The whole file, parsed.
+    file: License,
+    /// The whole file's text.
+    text: String,
+    vendor_key: ed25519_dalek::VerifyingKey,
+}
+
+/// Where a license push from this server goes: the triad's servers, or the server
+/// itself (on loopback when it listens on every address).
+fn push_targets(config: &ServerConfig, me: ServerId) -> Vec<(String, ServerId)> {
+    if config.triad.len() == 3 {
+        return config
+            .triad
+            .iter()
+            .zip(ServerId::ALL)
+            .map(|(addr, id)| (addr.connect_string(), id))
+            .collect();
+    }
+    let mut addr = config.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+    vec![(addr.to_string(), me)]
+}
+
+/// On each SIGHUP: rereads the license file and, if it has other terms than the license
+/// in force, pushes it through the active server (with this server's certificate), so
+/// that all three servers switch to it. A file that does not load is logged and nothing
+/// changes; the server never stops for a SIGHUP.
+async fn reread_on_hangup<T: Transport>(
+    path: PathBuf,
+    transport: T,
+    servers: Vec<(String, ServerId)>,
+    me: ServerId,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(hangup) => hangup,
+        Err(e) => {
+            warn!(
+                "cannot watch for SIGHUP ({e}); push license changes with `hal-net license push`"
+            );
+            return;
+        }
+    };
+    let mut pushes: u64 = 0;
+    while hangup.recv().await.is_some() {
+        info!(file = %path.display(), "SIGHUP: rereading the license file");
+        let loaded = match hal_net::license_file::load(&path) {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                error!("SIGHUP: the license file does not load, nothing pushed: {e:#}");
+                continue;
+            }
+        };
+        pushes = pushes.wrapping_add(1);
+        // A fresh request id per push (the server remembers one answer per client).
+        let id = hal_core::protocol::ClientId(
+            getrandom::u64().unwrap_or_else(|_| u64::from(me.get()) << 56 | pushes),
+        );
+        let by: std::sync::Arc<str> = format!("SIGHUP to server {me}").into();
+        let text = loaded.text.as_str().into();
+        let limit = std::time::Duration::from_secs(10);
+        match hal_net::admin::push_license(&transport, &servers, (text, by), id, limit).await {
+            Ok(hal_net::admin::Push::Pushed {
+                index,
+                changed: true,
+                by,
+            }) => {
+                info!(index, active = %by, "SIGHUP: pushed the license file; it is in force from index {index}")
+            }
+            Ok(hal_net::admin::Push::Pushed { index, .. }) => info!(
+                index,
+                "SIGHUP: the license file has the terms of the license in force (since index {index}); nothing to push"
+            ),
+            Ok(hal_net::admin::Push::Refused { reason, by }) => error!(
+                active = %by,
+                "SIGHUP: the active server refused the license file, the license in force is unchanged: {reason}"
+            ),
+            Err(e) => error!("SIGHUP: cannot push the license file: {e}"),
+        }
+    }
+}
+
 /// The license to serve and the license file as read. Features with a bad signature are
 /// not served (each is logged); a license with none left, or one this server's position
 /// cannot serve, is refused.
-fn load_license(config: &ServerConfig) -> Result<(License, License)> {
+fn load_license(config: &ServerConfig) -> Result<Loaded> {
     let loaded = hal_net::license_file::load(&config.license)?;
     let public = hal_net::keys::read_verifying_key(&config.vendor_key)?;
     let mut license = loaded.license;
@@ -384,11 +487,16 @@ fn load_license(config: &ServerConfig) -> Result<(License, License)> {
             config.vendor_key.display()
         );
     }
-    let file_license = license.clone();
+    let file = license.clone();
     license
         .features
         .retain(|f| !bad.iter().any(|b| **b == f.name.as_str()));
-    Ok((license, file_license))
+    Ok(Loaded {
+        license,
+        file,
+        text: loaded.text,
+        vendor_key: public,
+    })
 }
 
 /// The rules this server applies; features locked to another machine are logged.

@@ -121,6 +121,11 @@ impl<'a> View<'a> {
                     "peers": r.peers.iter().map(|p| json!({
                         "id": p.id.get(), "connected": p.connected, "refused": p.refused,
                     })).collect::<Vec<_>>(),
+                    "license": {
+                        "digest": r.license.digest, "index": r.license.index,
+                        "by": r.license.by, "problems": r.license.problems,
+                        "file_differs": r.license.file_differs,
+                    },
                 }),
                 Err(why) => json!({
                     "id": i + 1, "address": probe.addr, "up": false, "error": why,
@@ -162,14 +167,15 @@ impl<'a> View<'a> {
         for (i, probe) in probes.iter().enumerate() {
             let line = match &probe.report {
                 Ok(r) => format!(
-                    "  #{} {:<24} up    {:<8} term {:<4} log lag {}{}{}\n",
+                    "  #{} {:<24} up    {:<8} term {:<4} log lag {}{}{}{}\n",
                     r.server.get(),
                     probe.addr,
                     r.role.name(),
                     r.term,
                     self.newest_index.saturating_sub(r.last_index),
                     certificate(r),
-                    refusals(r)
+                    refusals(r),
+                    license(r)
                 ),
                 Err(why) => format!("  #{} {:<24} DOWN  ({})\n", i + 1, probe.addr, shown(why)),
             };
@@ -229,6 +235,28 @@ fn certificate(report: &StatusReport) -> String {
         }
         Some(days) => format!("  certificate {days} days left"),
     }
+}
+
+/// The license a server serves: its digest and where it came from, what the server
+/// cannot serve of it, and a license file that differs.
+fn license(report: &StatusReport) -> String {
+    let l = &report.license;
+    let digest = l.digest.get(..12).unwrap_or(&l.digest);
+    let mut out = match &l.by {
+        Some(by) => format!(
+            "\n      license {digest} in force since log index {} (by {})",
+            l.index,
+            shown(by)
+        ),
+        None => format!("\n      license {digest} from its license file"),
+    };
+    for problem in &l.problems {
+        out.push_str(&format!("\n      CANNOT SERVE: {}", shown(problem)));
+    }
+    if let Some(note) = &l.file_differs {
+        out.push_str(&format!("\n      {}", shown(note)));
+    }
+    out
 }
 
 fn refusals(report: &StatusReport) -> String {

@@ -25,7 +25,7 @@ use tokio_util::codec::{Decoder, Encoder};
 use crate::tls::borrow_proof::BorrowProof;
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u8 = 6;
+pub const PROTOCOL_VERSION: u8 = 7;
 
 /// The largest frame accepted before the handshake (a hello is small).
 pub const FRAME_BYTES_MAX_UNIDENTIFIED: usize = 64 * 1024;
@@ -83,8 +83,9 @@ pub enum Message {
 /// Who is connecting, and for what.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Hello {
-    /// Server `from` opens its link to server `to`. The triad list and the license must be
-    /// the same on both, or the link is refused.
+    /// Server `from` opens its link to server `to`. The triad list and the vendor key
+    /// must be the same on both, or the link is refused; license files that differ are
+    /// logged (the triad serves the license in its log, [`hal_core::server::Licensing`]).
     Peer {
         from: ServerId,
         to: ServerId,
@@ -101,6 +102,8 @@ pub enum Hello {
 pub struct Identity {
     /// The triad list in role order, as configured (`6200@host` entries).
     pub triad: Vec<String>,
+    /// SHA-256 of the vendor's public key, in hex (empty where no key is used).
+    pub vendor_key: String,
     /// SHA-256 of the license file's canonical text, in hex.
     pub license_digest: String,
     /// Each feature's name and the SHA-256 of its canonical form, so that a mismatch can
@@ -109,28 +112,25 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// The identity of a triad with `triad` serving `license`.
-    pub fn new(triad: Vec<String>, license: &hal_core::license::License) -> Identity {
-        let mut whole = Sha256::new();
-        let features = license
-            .features
-            .iter()
-            .map(|feature| {
-                let canonical = hal_core::license::canonical_bytes(feature);
-                whole.update(&canonical);
-                let name = feature.name.as_str().to_string();
-                (name, hex::encode(Sha256::digest(&canonical)))
-            })
-            .collect();
+    /// The identity of a triad with `triad` serving `license` signed by `vendor_key`.
+    pub fn new(
+        triad: Vec<String>,
+        license: &hal_core::license::License,
+        vendor_key: Option<&ed25519_dalek::VerifyingKey>,
+    ) -> Identity {
+        let (license_digest, features) = license_digests(license);
         Identity {
             triad,
-            license_digest: hex::encode(whole.finalize()),
+            vendor_key: vendor_key.map_or_else(String::new, |key| {
+                hex::encode(Sha256::digest(key.as_bytes()))
+            }),
+            license_digest,
             features,
         }
     }
 
-    /// What differs between server `me`'s identity (`self`) and server `peer`'s, in words
-    /// that read the same in both servers' logs; `None` if they agree.
+    /// Why server `me` (`self`) and server `peer` cannot form a triad, in words that read
+    /// the same in both servers' logs; `None` if they can.
     pub fn difference(&self, me: ServerId, theirs: &Identity, peer: ServerId) -> Option<String> {
         if self.triad != theirs.triad {
             return Some(format!(
@@ -139,6 +139,25 @@ impl Identity {
                 theirs.triad.join(", ")
             ));
         }
+        if self.vendor_key != theirs.vendor_key {
+            return Some(format!(
+                "vendor key differs between server {me} ({}) and server {peer} ({}): all three servers must have the vendor's same public key (`vendor_key`)",
+                short(&self.vendor_key),
+                short(&theirs.vendor_key)
+            ));
+        }
+        None
+    }
+
+    /// How server `me`'s license file differs from server `peer`'s, if it does: not a
+    /// reason to refuse the link (the triad serves the license in its log), but worth a
+    /// line in the log.
+    pub fn license_difference(
+        &self,
+        me: ServerId,
+        theirs: &Identity,
+        peer: ServerId,
+    ) -> Option<String> {
         if self.license_digest == theirs.license_digest {
             return None;
         }
@@ -159,12 +178,28 @@ impl Identity {
             differing.push("feature order".to_string());
         }
         Some(format!(
-            "license differs between server {me} and server {peer}: {} (license digest on {me} {}, on {peer} {}); all three servers must serve the same license file",
+            "license file differs between server {me} and server {peer}: {} (license digest on {me} {}, on {peer} {}); the triad serves the license in force (`hal-net status`), and a server writes it over its file when it takes effect",
             differing.join(", "),
             short(&self.license_digest),
             short(&theirs.license_digest)
         ))
     }
+}
+
+/// SHA-256 of `license`'s canonical text and of each feature's canonical form, in hex.
+pub fn license_digests(license: &hal_core::license::License) -> (String, Vec<(String, String)>) {
+    let mut whole = Sha256::new();
+    let features = license
+        .features
+        .iter()
+        .map(|feature| {
+            let canonical = hal_core::license::canonical_bytes(feature);
+            whole.update(&canonical);
+            let name = feature.name.as_str().to_string();
+            (name, hex::encode(Sha256::digest(&canonical)))
+        })
+        .collect();
+    (hex::encode(whole.finalize()), features)
 }
 
 fn short(digest: &str) -> &str {
@@ -191,6 +226,26 @@ pub struct StatusReport {
     pub certificate_expires_ms: Option<u64>,
     pub peers: Vec<PeerStatus>,
     pub features: Vec<FeatureStatus>,
+    pub license: LicenseStatus,
+}
+
+/// The license a server serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LicenseStatus {
+    /// SHA-256 of its canonical text, in hex (as [`Identity::license_digest`]).
+    pub digest: String,
+    /// The log index it took effect at; 0 while the server serves its own file (no
+    /// license in the log yet).
+    pub index: u64,
+    /// Who put it in the log: `user@host` of an administrator's push, `server #1` for a
+    /// first leader's file.
+    pub by: Option<String>,
+    /// What this server cannot serve of it (a feature locked to another HostID, a bad
+    /// signature), or why it serves none of it.
+    pub problems: Vec<String>,
+    /// Set when this server's license file differs from the license in force: what to
+    /// do about it.
+    pub file_differs: Option<String>,
 }
 
 /// A peer link as one server sees it.
@@ -578,6 +633,7 @@ mod tests {
     fn identity(triad: &[&str], features: &[(&str, &str)]) -> Identity {
         Identity {
             triad: triad.iter().map(|s| s.to_string()).collect(),
+            vendor_key: "k".to_string(),
             license_digest: features.iter().map(|(_, d)| *d).collect(),
             features: features
                 .iter()
@@ -607,10 +663,17 @@ mod tests {
             &["6200@a", "6200@b", "6200@c"],
             &[("cad", "9"), ("cae", "3")],
         );
-        let why = ours.difference(me, &other, ServerId::TIEBREAKER).unwrap();
+        assert_eq!(ours.difference(me, &other, ServerId::TIEBREAKER), None);
+        let why = ours
+            .license_difference(me, &other, ServerId::TIEBREAKER)
+            .unwrap();
         assert!(
             why.contains("cad (different terms), cam (only on #1), cae (only on #3)"),
             "{why}"
         );
+        let mut keyed = ours.clone();
+        keyed.vendor_key = "other".to_string();
+        let why = ours.difference(me, &keyed, ServerId::SECONDARY).unwrap();
+        assert!(why.starts_with("vendor key differs"), "{why}");
     }
 }

@@ -49,7 +49,8 @@ fn peer_hello(from: ServerId, identity: Identity) -> Hello {
 /// The identity the cluster's servers share, as a peer would send it.
 fn identity(cluster: &Cluster) -> Identity {
     let loaded = hal_net::license_file::load(&cluster.dir.path().join("cad.lic")).unwrap();
-    Identity::new(cluster.triad(), &loaded.license)
+    let key = hal_net::keys::read_verifying_key(&cluster.dir.path().join("vendor.pub")).unwrap();
+    Identity::new(cluster.triad(), &loaded.license, Some(&key))
 }
 
 fn tls_file(cluster: &Cluster, name: &str) -> PathBuf {

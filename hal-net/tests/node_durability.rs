@@ -101,6 +101,7 @@ fn node_config(timing: Timing) -> NodeConfig {
         listen: "127.0.0.1:0".to_string(),
         peers: BTreeMap::new(),
         identity: Identity {
+            vendor_key: String::new(),
             triad: vec![],
             license_digest: String::new(),
             features: vec![],
@@ -110,6 +111,7 @@ fn node_config(timing: Timing) -> NodeConfig {
         certificate_expires_ms: None,
         borrow_signer: None,
         journal: hal_net::journal::Journal::off(),
+        license_file: None,
         links: LinkTiming::for_timing(&timing),
     }
 }
@@ -224,6 +226,7 @@ async fn start_triad(timing: Timing, storages: &[SlowStorage; 3]) -> Vec<String>
             listen: addrs[id.index()].clone(),
             peers,
             identity: Identity {
+                vendor_key: String::new(),
                 triad: addrs.clone(),
                 license_digest: "d".into(),
                 features: vec![],

@@ -43,6 +43,7 @@ impl Storage for NoStorage {
 
 fn identity() -> Identity {
     Identity {
+        vendor_key: String::new(),
         triad: vec!["1@a".into(), "1@b".into(), "1@c".into()],
         license_digest: "d".into(),
         features: vec![],
@@ -108,6 +109,7 @@ async fn start_node_with(
         certificate_expires_ms: None,
         borrow_signer: None,
         journal: hal_net::journal::Journal::off(),
+        license_file: None,
     };
     let clock = SystemClock::new();
     let node = Node::bind(config, Catalog::default(), TcpTransport, NoStorage, clock)

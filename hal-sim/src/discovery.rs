@@ -130,6 +130,7 @@ fn node_config(id: ServerId) -> NodeConfig {
         listen: format!("0.0.0.0:{PORT}"),
         peers: peers(id).into_iter().map(|p| (p, address(p))).collect(),
         identity: Identity {
+            vendor_key: String::new(),
             triad: servers().into_iter().map(triad_entry).collect(),
             license_digest: "simulated".into(),
             features: vec![],
@@ -139,6 +140,7 @@ fn node_config(id: ServerId) -> NodeConfig {
         certificate_expires_ms: None,
         borrow_signer: None,
         journal: hal_net::journal::Journal::off(),
+        license_file: None,
         links: LinkTiming::for_timing(&timing),
     }
 }

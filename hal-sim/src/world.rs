@@ -267,6 +267,7 @@ fn node_config(id: ServerId, timing: Timing, setup: &ServerSetup) -> NodeConfig 
         certificate_expires_ms: None,
         borrow_signer: None,
         journal: hal_net::journal::Journal::off(),
+        license_file: None,
         links: LinkTiming::for_timing(&timing),
     }
 }

@@ -52,6 +52,10 @@ enum Command {
     Load(LoadArgs),
     /// Time from a fault of the active server to the first checkout granted.
     Failover(FailoverArgs),
+    /// A closed loop across a license push (`hal-net license push`) halfway through:
+    /// failed cycles, whether the active server changed, and how soon every server
+    /// served the new COUNT.
+    Push(PushArgs),
     /// Many clients holding seats and heartbeating for minutes, with a failover.
     Soak(SoakArgs),
     /// Small records written and synced by several writers at once: the disk's sync
@@ -180,6 +184,24 @@ struct LoadArgs {
     /// `--insecure`, plaintext).
     #[arg(long, value_name = "FILE", requires = "license_path")]
     ca: Option<PathBuf>,
+    #[command(flatten)]
+    timing: TimingArgs,
+    #[command(flatten)]
+    triad: TriadArgs,
+}
+
+#[derive(Debug, Args)]
+struct PushArgs {
+    /// Concurrent clients, each with at most one seat (the license has twice as many
+    /// seats, and the pushed one ten more).
+    #[arg(long, default_value_t = 16)]
+    clients: u64,
+    /// How long to measure; the push comes halfway through.
+    #[arg(long, default_value = "6s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// How long to run first without measuring.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
     #[command(flatten)]
     timing: TimingArgs,
     #[command(flatten)]
@@ -366,6 +388,7 @@ fn main() -> ExitCode {
 async fn run(command: Command) -> Result<()> {
     let made_here = match &command {
         Command::Load(LoadArgs { triad, .. })
+        | Command::Push(PushArgs { triad, .. })
         | Command::Failover(FailoverArgs { triad, .. })
         | Command::Soak(SoakArgs { triad, .. }) => {
             own_dir(triad.dir.as_ref(), TriadArgs::DIR_PREFIX)
@@ -394,6 +417,7 @@ async fn run(command: Command) -> Result<()> {
 async fn run_command(command: Command) -> Result<()> {
     match command {
         Command::Load(args) => load_cmd(args).await,
+        Command::Push(args) => push_cmd(args).await,
         Command::Failover(args) => failover_cmd(args).await,
         Command::Soak(args) => soak_cmd(args).await,
         Command::Disk(args) => disk_cmd(args).await,
@@ -471,6 +495,39 @@ async fn load_cmd(args: LoadArgs) -> Result<()> {
     if let Some(triad) = triad.as_mut().filter(|_| !args.triad.no_journal) {
         triad.stop();
         println!("{}", journal_line(&triad.journal_usage()?));
+    }
+    drop(triad);
+    Ok(())
+}
+
+async fn push_cmd(args: PushArgs) -> Result<()> {
+    let timing = args.timing.timing()?;
+    let count = u32::try_from(args.clients.saturating_mul(2))
+        .context("--clients")?
+        .max(1);
+    let triad = args.triad.start(count, false, Tune::timing(timing)).await?;
+    let addrs = triad.addrs();
+    let transport = triad.transport();
+    let clients = (0..args.clients)
+        .map(|n| {
+            HalSeats::new(
+                transport.clone(),
+                addrs.clone(),
+                client_id_base() + (n << 8),
+                timing,
+            )
+        })
+        .collect();
+    let options = load::LoadOptions {
+        mode: load::Mode::Closed,
+        warmup: args.warmup,
+        duration: args.duration,
+    };
+    let run = hal_benches::push::measure(&triad, clients, options, count, count + 10).await?;
+    println!("{}", run.report.line("hal"));
+    println!("{}", run.line());
+    if let Some(error) = &run.report.first_error {
+        println!("first_error: {error}");
     }
     drop(triad);
     Ok(())

@@ -220,8 +220,8 @@ impl Server {
 
     /// Switches to the license in the applied state if it took effect at `index` (or, with
     /// `None`, whatever license the state holds: at start and after a snapshot), and
-    /// reports it.
-    pub(super) fn take_license(&mut self, index: Option<LogIndex>) {
+    /// reports it (`restart`: as the server starts).
+    pub(super) fn take_license(&mut self, index: Option<LogIndex>, restart: bool) {
         let Some(license) = self.seats.license().cloned() else {
             return;
         };
@@ -243,6 +243,7 @@ impl Server {
             text: license.text,
             by: license.by,
             serving,
+            restart,
         }));
     }
 }

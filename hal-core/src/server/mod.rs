@@ -234,12 +234,13 @@ pub enum ServerEvent {
     /// (re)started or installed a snapshot with it: `text` is the whole license file, for
     /// the shell to write to disk. `serving` lists what this server cannot serve of it
     /// (its HostID, a bad signature), or says why it serves none of it and keeps the
-    /// rules it had.
+    /// rules it had. `restart`: reported as the server (re)started, not changed now.
     LicenseChanged {
         index: LogIndex,
         text: Arc<str>,
         by: Arc<str>,
         serving: Result<Vec<String>, String>,
+        restart: bool,
     },
 }
 
@@ -478,7 +479,7 @@ impl Server {
             outputs: VecDeque::new(),
             config,
         };
-        server.take_license(None);
+        server.take_license(None, true);
         server.reset_election_timer();
         if server.peers.is_empty() {
             server.start_election(false);
@@ -766,7 +767,7 @@ impl Server {
                 entry.command,
                 Command::License { .. } | Command::AdoptLicense { .. }
             ) {
-                self.take_license(Some(index));
+                self.take_license(Some(index), false);
             }
             for change in seat_changes(&entry.command, outcome.as_ref(), index, taken) {
                 self.push(Output::Event(ServerEvent::SeatChanged { index, change }));

@@ -330,7 +330,13 @@ async fn status_link<T: Transport>(incoming: Incoming<T>, mut link: Conn<T>, pro
         return;
     }
     drop(handshake);
-    link.codec_mut().set_frame_bytes_max(FRAME_BYTES_MAX_CLIENT);
+    // A license push is a whole license file; others ask in small frames.
+    let frames = if may_push_license(proven) {
+        LICENSE_FRAME_BYTES_MAX
+    } else {
+        FRAME_BYTES_MAX_CLIENT
+    };
+    link.codec_mut().set_frame_bytes_max(frames);
     let operator = Operator {
         proven,
         conn,
@@ -375,6 +381,13 @@ fn check_peer<T: Transport>(
     // The triad list first: a list in another order explains a wrong `to` as well.
     if let Some(difference) = shared.config.identity.difference(shared.me, identity, from) {
         return Some(difference);
+    }
+    if let Some(difference) = shared
+        .config
+        .identity
+        .license_difference(shared.me, identity, from)
+    {
+        warn!("{difference}");
     }
     if to != shared.me {
         return Some(format!(
@@ -463,6 +476,29 @@ async fn client<T: Transport>(shared: &Shared<T>, pools: &Pools, mut link: Conn<
     let _ = shared.inbound.send(Inbound::ClientClosed { conn }).await;
 }
 
+/// The largest frame from an operator who may push a license: the largest license file
+/// and room for the request around it.
+const LICENSE_FRAME_BYTES_MAX: usize = hal_core::license::limits::FILE_BYTES_MAX + 16 * 1024;
+
+/// Whether an operator's connection that proved `proven` may ask `op`: the admin
+/// certificate may ask anything (and so may anyone in plaintext, where nothing is
+/// proven); a triad member's certificate may push a license (a server's SIGHUP pushes its
+/// file through the active server), nothing else.
+fn may_administer(proven: Proven, op: &hal_core::protocol::Op) -> bool {
+    match op {
+        hal_core::protocol::Op::PushLicense { .. } => may_push_license(proven),
+        _ => matches!(proven, Proven::Admin | Proven::Plaintext),
+    }
+}
+
+/// Whether an operator's connection that proved `proven` may push a license.
+fn may_push_license(proven: Proven) -> bool {
+    matches!(
+        proven,
+        Proven::Admin | Proven::Plaintext | Proven::Server(_)
+    )
+}
+
 /// Who is at the other end of an operator's connection.
 struct Operator<'a> {
     /// What it proved: administrative requests need the admin certificate (or a triad
@@ -520,7 +556,7 @@ async fn admin<T: Transport>(
                 }
             }
             Ok(Some(Ok(Message::Request(request)))) if request.op.is_administrative() => {
-                if !matches!(operator.proven, Proven::Admin | Proven::Plaintext) {
+                if !may_administer(operator.proven, &request.op) {
                     pools.warn(
                         Warning::Refusal,
                         format_args!(

@@ -79,6 +79,8 @@ pub(super) struct Core<C: Clock> {
     me: ServerId,
     /// The requests waiting for an answer, while the journal is on.
     pending: Pending,
+    /// The license in force and the file that follows it.
+    license: super::license::LicenseKeeper,
 }
 
 impl<C: Clock> Core<C> {
@@ -122,7 +124,14 @@ impl<C: Clock> Core<C> {
             journal: Journal::off(),
             me: ServerId::PRIMARY,
             pending: Pending::default(),
+            license: super::license::LicenseKeeper::new(None, String::new()),
         }
+    }
+
+    /// Keeps the license in force with `license` (status, log lines, the file).
+    pub(super) fn with_license(mut self, license: super::license::LicenseKeeper) -> Self {
+        self.license = license;
+        self
     }
 
     /// Journals what the server `me` sees into `journal`.
@@ -237,7 +246,8 @@ impl<C: Clock> Core<C> {
             Inbound::ClientClosed { conn } => self.close(conn),
             Inbound::Status(answer) => {
                 let links: Vec<PeerStatus> = self.links.values().cloned().collect();
-                let report = status::report(&self.server, self.clock.now(), links);
+                let license = self.license.status();
+                let report = status::report(&self.server, self.clock.now(), links, license);
                 // The asker may have gone: nothing to do then.
                 let _ = answer.send(report);
             }
@@ -525,6 +535,13 @@ impl<C: Clock> Core<C> {
                 let what = if borrowed { "borrowed seat" } else { "seat" };
                 info!(%handle, %feature, index = index.0, %by, "seat removed by an administrator: the {what} of {holder}");
             }
+            ServerEvent::LicenseChanged {
+                index,
+                text,
+                by,
+                serving,
+                restart,
+            } => self.license.changed((index, text, by), serving, restart),
             other => debug!(?other, "server event"),
         }
     }

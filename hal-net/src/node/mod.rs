@@ -30,6 +30,7 @@
 mod accept;
 mod core;
 mod journaling;
+mod license;
 mod links;
 mod progress;
 mod status;
@@ -79,6 +80,9 @@ pub struct NodeConfig {
     pub borrow_signer: Option<BorrowSigner>,
     /// Where the node journals what it sees ([`crate::journal`]); off by default.
     pub journal: Journal,
+    /// The license file, which the node rewrites when a license takes effect (`None`:
+    /// no file follows the license in force).
+    pub license_file: Option<std::path::PathBuf>,
 }
 
 /// The shell's timers for connections.
@@ -407,7 +411,11 @@ impl<T: Transport, S: Storage, C: Clock> Node<T, S, C> {
         let end_clock = self.clock.clone();
         let core = core::Core::new(server, self.clock, peer_queues, persist_tx, self.hook)
             .with_signer(self.config.borrow_signer.clone())
-            .with_journal(me, journal.clone());
+            .with_journal(me, journal.clone())
+            .with_license(license::LicenseKeeper::new(
+                self.config.license_file.clone(),
+                self.config.identity.license_digest.clone(),
+            ));
         let result = core
             .run(inbound_rx, synced_rx, shutdown)
             .instrument(span)

@@ -7,10 +7,15 @@ use hal_core::license::ServerPosition;
 use hal_core::server::Server;
 use hal_core::time::Now;
 
-use crate::wire::{FeatureStatus, Holder, PeerStatus, StatusReport};
+use crate::wire::{FeatureStatus, Holder, LicenseStatus, PeerStatus, StatusReport};
 
 /// The report of `server` at `now`, with its peer links as the driver sees them.
-pub(super) fn report(server: &Server, now: Now, peers: Vec<PeerStatus>) -> StatusReport {
+pub(super) fn report(
+    server: &Server,
+    now: Now,
+    peers: Vec<PeerStatus>,
+    license: LicenseStatus,
+) -> StatusReport {
     StatusReport {
         server: server.id(),
         triad: server.config().position != ServerPosition::Single,
@@ -25,6 +30,7 @@ pub(super) fn report(server: &Server, now: Now, peers: Vec<PeerStatus>) -> Statu
         certificate_expires_ms: None,
         peers,
         features: features(server),
+        license,
     }
 }
 

@@ -290,6 +290,13 @@ impl Cluster {
         }
     }
 
+    /// Sends `signal` to server `id`.
+    pub fn signal(&self, id: usize, signal: nix::sys::signal::Signal) {
+        let child = self.children[id - 1].as_ref().expect("server not started");
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+        nix::sys::signal::kill(pid, signal).unwrap();
+    }
+
     /// SIGTERM, and waits for a clean exit.
     pub fn stop(&mut self, id: usize) {
         if let Some(mut child) = self.children[id - 1].take() {

@@ -225,7 +225,7 @@ fn setup(
         .collect();
     Ok(ServerSetup {
         catalog,
-        identity: Identity::new(triad, &scenario.license),
+        identity: Identity::new(triad, &scenario.license, None),
         peers,
         sync_time: spec.sync_time,
         plants: Planted::plants(planted),

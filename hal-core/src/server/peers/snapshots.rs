@@ -58,7 +58,7 @@ impl Server {
             self.seats.forget_requests();
         }
         if self.seats.license().map(|l| l.index) != license_before {
-            self.take_license(None);
+            self.take_license(None, false);
         }
         self.push(Output::Event(ServerEvent::Checkpoint {
             index: last,
