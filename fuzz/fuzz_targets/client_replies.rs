@@ -77,6 +77,14 @@ enum ResultArg {
     Removed {
         handles: Vec<HandleArg>,
     },
+    /// An administrator's answers, which no client should be sent.
+    LicensePushed {
+        index: Wide,
+        changed: bool,
+    },
+    LicenseRefused {
+        reason: String,
+    },
 }
 
 impl ResultArg {
@@ -111,6 +119,13 @@ impl ResultArg {
             ResultArg::Denied(denial) => ReplyResult::Denied(denial.build()),
             ResultArg::Removed { handles: removed } => ReplyResult::Removed {
                 handles: handles(removed),
+            },
+            ResultArg::LicensePushed { index, changed } => ReplyResult::LicensePushed {
+                index: hal_core::protocol::LogIndex(index.value()),
+                changed: *changed,
+            },
+            ResultArg::LicenseRefused { reason } => ReplyResult::LicenseRefused {
+                reason: reason.clone(),
             },
         }
     }

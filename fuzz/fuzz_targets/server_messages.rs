@@ -62,6 +62,9 @@ enum Input {
     Restart,
 }
 
+/// The license file a server adopts when it first leads (in half the runs).
+const LICENSE_FILE: &str = "FEATURE cad {\n VENDOR = acme\n COUNT = 5\n HAL_SERVERS = 3\n}\n";
+
 fn catalog() -> Catalog {
     let rules = |count, borrow_hours_max, end| FeatureRules {
         count,
@@ -108,6 +111,14 @@ impl Harness {
             log_entries_max: 1 + usize::from(setup.log_entries % 16),
             append_entries_max: 1 + usize::from(setup.append_entries % 8),
             reports_durable: setup.reports_durable,
+            // Pushes and license entries are taken (unsigned), so that applying them runs.
+            licensing: hal_core::HostId::parse("h2")
+                .ok()
+                .map(|hostid| hal_core::server::Licensing {
+                    hostid,
+                    vendor_key: None,
+                    file: setup.reports_durable.then(|| LICENSE_FILE.into()),
+                }),
             ..Config::triad(id, Timing::lan())
         };
         let now_ms = 1_000;

@@ -195,6 +195,47 @@ pub enum CommandArg {
         handles: Vec<HandleArg>,
         by: Name,
     },
+    License {
+        client: Wide,
+        seq: Wide,
+        text: LicenseArg,
+        by: Name,
+    },
+    AdoptLicense {
+        text: LicenseArg,
+        by: Sid,
+    },
+}
+
+/// A license text in a push or a log entry: a valid one (of `count` seats of `cad`, a
+/// HAL license or not, locked to HostIDs or not), anything, or one past the size limit.
+#[derive(Debug, Clone, Arbitrary)]
+pub enum LicenseArg {
+    Valid { count: u8, hal: bool, locked: bool },
+    Any(String),
+    TooLarge,
+}
+
+impl LicenseArg {
+    pub fn build(&self) -> Arc<str> {
+        match self {
+            LicenseArg::Valid { count, hal, locked } => {
+                let mut text = format!("FEATURE cad {{\n VENDOR = acme\n COUNT = {count}\n");
+                if *hal {
+                    text.push_str(" HAL_SERVERS = 3\n");
+                }
+                if *locked {
+                    text.push_str(" HOSTID = h1 h2 h3\n");
+                }
+                text.push_str("}\n");
+                text.into()
+            }
+            LicenseArg::Any(text) => text.as_str().into(),
+            LicenseArg::TooLarge => {
+                "#".repeat(hal_core::license::limits::FILE_BYTES_MAX + 1).into()
+            }
+        }
+    }
 }
 
 impl CommandArg {
@@ -241,6 +282,21 @@ impl CommandArg {
                 client: ClientId(client.value()),
                 seq: RequestSeq(seq.value()),
                 handles: handles.iter().map(|h| h.build(cx)).collect(),
+                by: by.build(),
+            },
+            CommandArg::License {
+                client,
+                seq,
+                text,
+                by,
+            } => Command::License {
+                client: ClientId(client.value()),
+                seq: RequestSeq(seq.value()),
+                text: text.build(),
+                by: by.build(),
+            },
+            CommandArg::AdoptLicense { text, by } => Command::AdoptLicense {
+                text: text.build(),
                 by: by.build(),
             },
         }
@@ -496,6 +552,11 @@ pub enum OpArg {
         feature: Option<Name>,
         by: Name,
     },
+    /// An administrator's license push.
+    PushLicense {
+        text: LicenseArg,
+        by: Name,
+    },
 }
 
 impl OpArg {
@@ -545,6 +606,10 @@ impl OpArg {
                     host: host.as_ref().map(Name::build),
                     feature: feature.as_ref().map(Name::build),
                 },
+                by: by.build(),
+            },
+            OpArg::PushLicense { text, by } => Op::PushLicense {
+                text: text.build(),
                 by: by.build(),
             },
             OpArg::HeartbeatTooLong { extra } => {

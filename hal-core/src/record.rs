@@ -91,6 +91,8 @@ pub enum Record {
     /// A server applied an administrator's removal of a client's seat (histories only;
     /// journals have [`Record::Seat`]).
     Removed(RemovedRecord),
+    /// A server switched to a license pushed (or adopted) at a log index (histories only).
+    License(LicenseRecord),
 }
 
 impl Record {
@@ -117,6 +119,7 @@ impl Record {
             Record::Seat(r) => r.t_ms,
             Record::Dropped(r) => r.t_ms,
             Record::Removed(r) => r.t_ms,
+            Record::License(r) => r.t_ms,
         })
     }
 
@@ -143,6 +146,7 @@ impl Record {
             Record::Seat(r) => r.t_ms = t,
             Record::Dropped(r) => r.t_ms = t,
             Record::Removed(r) => r.t_ms = t,
+            Record::License(r) => r.t_ms = t,
         }
     }
 
@@ -169,6 +173,7 @@ impl Record {
             Record::Seat(_) => "seat",
             Record::Dropped(_) => "dropped",
             Record::Removed(_) => "removed",
+            Record::License(_) => "license",
         }
     }
 }
@@ -525,6 +530,17 @@ pub struct RemovedRecord {
     pub client: String,
     pub handle: String,
     pub by: String,
+}
+
+/// A server switched to the license in force from log index `index` (pushed or adopted
+/// `by`), which has these features and COUNTs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LicenseRecord {
+    pub t_ms: u64,
+    pub server: u8,
+    pub index: u64,
+    pub by: String,
+    pub features: BTreeMap<String, u32>,
 }
 
 /// How a checkpoint's state came to be.

@@ -240,6 +240,8 @@ pub struct ServerSetup {
     pub lose_syncs: bool,
     /// The most log entries kept before a snapshot.
     pub log_entries_max: usize,
+    /// Its machine's HostID, which a pushed license's HOSTID locks are checked against.
+    pub hostid: hal_core::HostId,
 }
 
 /// Server `id`'s entry in a triad list (`6200@server1`).
@@ -257,6 +259,13 @@ fn node_config(id: ServerId, timing: Timing, setup: &ServerSetup) -> NodeConfig 
         core: Config {
             plants: setup.plants,
             log_entries_max: setup.log_entries_max,
+            // A scenario's pushes are taken unsigned (the scenario's own license was
+            // checked when it was loaded); the servers start from no license in the log.
+            licensing: Some(hal_core::server::Licensing {
+                hostid: setup.hostid.clone(),
+                vendor_key: None,
+                file: None,
+            }),
             ..Config::triad(id, timing)
         },
         listen: format!("0.0.0.0:{PORT}"),
@@ -299,6 +308,13 @@ fn role_hook(id: ServerId, history: History) -> EventHook {
             digest,
             installed,
         } => history.checkpoint(now_ms(), id, index.0, *digest, *installed),
+        ServerEvent::LicenseChanged {
+            index,
+            text,
+            by,
+            restart: false,
+            ..
+        } => history.license(now_ms(), id, index.0, by, text),
         _ => {}
     }))
 }

@@ -140,6 +140,85 @@ fn end(t: u64) -> Record {
     Record::End(End { t_ms: t })
 }
 
+/// Server #`server` switched to a license with `count` seats of `cad`, in force from
+/// `index`.
+fn license(t: u64, server: u8, index: u64, count: u32) -> Record {
+    Record::License(hal_core::record::LicenseRecord {
+        t_ms: t,
+        server,
+        index,
+        by: "admin@operator".to_string(),
+        features: [("cad".to_string(), count)].into(),
+    })
+}
+
+#[test]
+fn a_raised_count_is_in_force_from_the_first_server_that_switches() {
+    let raised = [
+        meta(1),
+        granted(1, "c1", "h2"),
+        license(2, 2, 5, 2),
+        // The same license applied by another server later changes nothing.
+        license(3, 1, 5, 2),
+        granted(4, "c2", "h6"),
+    ];
+    assert_eq!(check(&raised), None);
+    let early = [
+        meta(1),
+        granted(1, "c1", "h2"),
+        granted(2, "c2", "h6"),
+        license(3, 2, 5, 2),
+    ];
+    let violation = check(&early).unwrap();
+    assert_eq!(violation.invariant, "1 no overuse");
+    assert_eq!(violation.t_ms, 2);
+}
+
+#[test]
+fn a_lowered_count_keeps_the_seats_held_and_under_way_and_no_more() {
+    let held = || {
+        vec![
+            meta(3),
+            granted(1, "c1", "h2"),
+            granted(1, "c2", "h3"),
+            granted(1, "c3", "h4"),
+            // Asked before the license changed: decided under the old COUNT.
+            checkout(4, "c4", 1),
+            license(5, 1, 6, 1),
+        ]
+    };
+    // The request under way is granted: four seats, all kept.
+    let mut kept = held();
+    kept.push(app_granted(6, "c4", 1, "h5"));
+    assert_eq!(check(&kept), None);
+    // One seat is given back, and another granted above the new COUNT: overuse.
+    let mut over = kept.clone();
+    over.push(checkin(7, "c1", "h2"));
+    over.push(app_granted(8, "c5", 1, "h9"));
+    let violation = check(&over).unwrap();
+    assert_eq!(violation.invariant, "1 no overuse");
+    assert_eq!(violation.t_ms, 8);
+    assert!(
+        violation.what.contains("lowered by a license push"),
+        "{violation}"
+    );
+    // The request under way refused: its place is not anyone else's.
+    let mut refused = held();
+    refused.push(denied(6, "c4", 1, "all_in_use"));
+    refused.push(app_granted(7, "c5", 1, "h9"));
+    assert_eq!(check(&refused).unwrap().t_ms, 7);
+    // Once enough seats are back, grants up to the new COUNT are fine.
+    let mut below = held();
+    below.push(denied(6, "c4", 1, "all_in_use"));
+    for (t, (client, handle)) in [(7, ("c1", "h2")), (8, ("c2", "h3")), (9, ("c3", "h4"))] {
+        below.push(checkin(t, client, handle));
+    }
+    below.push(app_granted(10, "c5", 1, "h9"));
+    assert_eq!(check(&below), None);
+    below.push(app_granted(11, "c6", 1, "h10"));
+    assert_eq!(check(&below).unwrap().t_ms, 11);
+}
+
 #[test]
 fn overuse_is_caught_and_a_released_seat_is_not_counted() {
     let fine = [

@@ -1185,6 +1185,53 @@ fn a_scenario_can_snapshot_often_and_audit_its_seats() {
 /// is seen: the holding ends when a server applies the removal), and the holder is told
 /// "removed" at its next heartbeat, not "lost". A removal of nothing held frees nothing;
 /// the step is written back as read; and its mistakes are reported.
+/// `set_count` pushes the scenario's license with a feature's COUNT changed, as
+/// `hal-net license push` does: a lowered COUNT keeps the seats held and grants nothing
+/// until below it, a raised one grants at once; every server switches (a `license`
+/// record each), invariant 1 judges by the COUNT in force, and the step is written back
+/// as read; its mistakes are reported.
+#[test]
+fn an_operator_pushes_a_license_with_another_count() {
+    let body = "\n[[steps]]\nat = \"1s\"\nclient = \"alice\"\ncheckout = \"cad\"\ngranted_by = 1\n\n[[steps]]\nat = \"1.5s\"\nclient = \"eng\"\ncheckout = \"cad\"\nunless_held = true\n\n[[steps]]\nat = \"3s\"\nset_count = 1\nfeature = \"cad\"\npushed = true\nwithin = \"500ms\"\n\n[[steps]]\nat = \"4s\"\nclient = \"eng\"\ncheckout = \"cad\"\nunless_held = true\n\n[[checks]]\nat = \"4.5s\"\nin_use = { cad = 2 }\nholders = { alice = 1, eng = 1 }\n\n[[steps]]\nat = \"5s\"\nclient = \"alice\"\ncheckin = \"cad\"\n\n[[steps]]\nat = \"6s\"\nclient = \"eng\"\ncheckout = \"cad\"\nunless_held = true\n\n[[checks]]\nat = \"7s\"\nin_use = { cad = 1 }\nholders = { alice = 0, eng = 1 }\n\n[[steps]]\nat = \"8s\"\nset_count = 3\nfeature = \"cad\"\npushed = true\n\n[[steps]]\nat = \"9s\"\nclient = \"eng\"\ncheckout = \"cad\"\nunless_held = true\n\n[[checks]]\nat = \"10s\"\nin_use = { cad = 3 }\nholders = { eng = 3 }\n";
+    let loaded = parse(body).unwrap();
+    let outcome = scenario::run(&loaded, 1, None);
+    assert_eq!(outcome.verdict(), Verdict::Passed, "{:#?}", outcome.judged);
+    let switched: Vec<(u64, u8, u32)> = records(&outcome.history)
+        .iter()
+        .filter_map(|r| match r {
+            Record::License(l) => Some((l.t_ms, l.server, l.features["cad"])),
+            _ => None,
+        })
+        .collect();
+    // Each push reaches all three servers, in time order.
+    assert_eq!(switched.len(), 6, "{switched:?}");
+    assert!(
+        switched[..3]
+            .iter()
+            .all(|s| s.2 == 1 && (3_000..3_500).contains(&s.0))
+    );
+    assert!(switched[3..].iter().all(|s| s.2 == 3 && s.0 >= 8_000));
+    let text = scenario::write(&loaded);
+    assert!(
+        text.contains("set_count = 1\nfeature = \"cad\"\nwithin = \"500ms\"\npushed = true"),
+        "{text}"
+    );
+    let again = parse(&text[text.find("\n[[steps]]").unwrap()..]).unwrap();
+    let unlined = |steps: &[scenario::Step]| {
+        let steps = steps
+            .iter()
+            .map(|s| (s.at, s.action.clone(), s.expect.clone()));
+        steps.collect::<Vec<_>>()
+    };
+    assert_eq!(unlined(&again.steps), unlined(&loaded.steps));
+    let bad = error("\n[[steps]]\nat = \"1s\"\nset_count = 3\n");
+    assert!(bad.contains("feature = \"cad\""), "{bad}");
+    let bad = error("\n[[steps]]\nat = \"1s\"\nset_count = 3\nfeature = \"cam\"\n");
+    assert!(bad.contains("the license has no feature 'cam'"), "{bad}");
+    let bad = error("\n[[steps]]\nat = \"1s\"\nset_count = 0\nfeature = \"cad\"\n");
+    assert!(bad.contains("not a COUNT to push"), "{bad}");
+}
+
 #[test]
 fn an_operator_removes_a_users_seats() {
     let body = "\n[[steps]]\nat = \"1s\"\nclient = \"alice\"\ncheckout = \"cad\"\ngranted_by = 1\n\n[[steps]]\nat = \"1s\"\nclient = \"eng\"\ncheckout = \"cad\"\nunless_held = true\n\n[[steps]]\nat = \"4s\"\nremove = \"alice\"\nfeature = \"cad\"\nremoved = 1\nwithin = \"500ms\"\n\n[[steps]]\nat = \"4.2s\"\nclient = \"eng3\"\ncheckout = \"cad\"\ngranted_by = 1\n\n[[steps]]\nat = \"5s\"\nremove = \"alice\"\nremoved = 0\n\n[[checks]]\nat = \"8s\"\nholders = { alice = 0, eng = 2 }\nin_use = { cad = 2 }\n";

@@ -1,19 +1,109 @@
 //! Invariant 1, no overuse: at no instant do clients hold more seats of a feature than its
 //! COUNT, a seat being held as the client library counts it ([`super::leases`]): so a
 //! frozen client that has not noticed its lease ran out holds nothing.
+//!
+//! The COUNT is the one in force: the meta record's, then each pushed license's from the
+//! moment the first server switches to it (a `license` record; a raised COUNT is granted
+//! only by a leader that switched). A COUNT lowered below the seats held keeps them: the
+//! seats held then, and those granted by requests already under way (decided under the
+//! old COUNT), may stay above the new COUNT. That allowance shrinks with every seat given
+//! back and every such request refused, and nothing else may be granted above the new
+//! COUNT.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use hal_core::record::Record;
+use hal_core::record::{ClientEventRecord, OpName, Record};
 
 use super::Invariant;
 use super::leases::Leases;
 
+/// The seats a lowered COUNT lets stay above it.
+#[derive(Debug)]
+struct Allowance {
+    /// The most seats that may be held.
+    limit: u64,
+    /// The requests under way when the COUNT was lowered: (client, req).
+    under_way: BTreeSet<(String, u64)>,
+}
+
 #[derive(Debug, Default)]
 pub(super) struct NoOveruse {
-    /// Each feature's COUNT, from the meta record (a feature it does not name has none).
+    /// Each feature's COUNT in force (a feature it does not name has none).
     count: BTreeMap<String, u64>,
+    /// Features whose COUNT was lowered below what was held or asked.
+    allowance: BTreeMap<String, Allowance>,
+    /// The log indices of the licenses seen in force.
+    licenses: BTreeSet<u64>,
+    /// Checkouts and borrows sent and not yet granted or refused: (client, req) → feature.
+    asked: BTreeMap<(String, u64), String>,
     leases: Leases,
+}
+
+impl NoOveruse {
+    fn held(&self, feature: &str) -> u64 {
+        let held = self.leases.held.values().filter(|s| s.feature == feature);
+        held.count() as u64
+    }
+
+    /// The license in force from `index` on has these COUNTs.
+    fn license(&mut self, index: u64, features: &BTreeMap<String, u32>) {
+        if !self.licenses.insert(index) {
+            return;
+        }
+        let mut names: BTreeSet<String> = self.count.keys().cloned().collect();
+        names.extend(features.keys().cloned());
+        for name in names {
+            let new = features.get(&name).map_or(0, |c| u64::from(*c));
+            let old = self.count.get(&name).copied().unwrap_or(0);
+            self.count.insert(name.clone(), new);
+            if new >= old {
+                self.allowance.remove(&name);
+                continue;
+            }
+            let under_way: BTreeSet<(String, u64)> = self
+                .asked
+                .iter()
+                .filter(|(_, f)| **f == name)
+                .map(|(k, _)| k.clone())
+                .collect();
+            let limit = self.held(&name) + under_way.len() as u64;
+            if limit > new {
+                self.allowance.insert(name, Allowance { limit, under_way });
+            } else {
+                self.allowance.remove(&name);
+            }
+        }
+    }
+
+    /// Follows requests under way, and shrinks allowances as their requests are refused.
+    fn follow_requests(&mut self, record: &Record) {
+        match record {
+            Record::Request(request) if matches!(request.op, OpName::Checkout | OpName::Borrow) => {
+                if let Some(feature) = &request.feature {
+                    let key = (request.client.clone(), request.req);
+                    self.asked.insert(key, feature.clone());
+                }
+            }
+            Record::Client(client) => {
+                let (req, refused) = match &client.event {
+                    ClientEventRecord::Granted { req, .. } => (*req, false),
+                    ClientEventRecord::Denied { req, .. } => (*req, true),
+                    _ => return,
+                };
+                let key = (client.client.clone(), req);
+                let Some(feature) = self.asked.remove(&key) else {
+                    return;
+                };
+                if let Some(allowance) = self.allowance.get_mut(&feature)
+                    && allowance.under_way.remove(&key)
+                    && refused
+                {
+                    allowance.limit = allowance.limit.saturating_sub(1);
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 impl Invariant for NoOveruse {
@@ -22,12 +112,34 @@ impl Invariant for NoOveruse {
     }
 
     fn observe(&mut self, record: &Record, line: &str) -> Result<(), (String, Vec<String>)> {
-        if let Record::Meta(meta) = record {
-            for (name, feature) in &meta.features {
-                self.count.insert(name.clone(), u64::from(feature.count));
+        match record {
+            Record::Meta(meta) => {
+                for (name, feature) in &meta.features {
+                    self.count.insert(name.clone(), u64::from(feature.count));
+                }
+            }
+            Record::License(license) => self.license(license.index, &license.features),
+            _ => {}
+        }
+        self.follow_requests(record);
+        let before: Vec<(String, u64)> = self
+            .allowance
+            .keys()
+            .map(|f| (f.clone(), self.held(f)))
+            .collect();
+        let granted = self.leases.observe(record, line);
+        // Every seat given back (or lost) uses up a seat of a lowered COUNT's allowance.
+        for (feature, held_before) in before {
+            let given_back = held_before.saturating_sub(self.held(&feature));
+            let count = self.count.get(&feature).copied().unwrap_or(0);
+            if let Some(allowance) = self.allowance.get_mut(&feature) {
+                allowance.limit = allowance.limit.saturating_sub(given_back);
+                if allowance.limit <= count {
+                    self.allowance.remove(&feature);
+                }
             }
         }
-        let Some(feature) = self.leases.observe(record, line) else {
+        let Some(feature) = granted else {
             return Ok(());
         };
         let holding: Vec<String> = self
@@ -38,11 +150,17 @@ impl Invariant for NoOveruse {
             .map(|s| s.granted.clone())
             .collect();
         let count = self.count.get(&feature).copied().unwrap_or(0);
-        if holding.len() as u64 > count {
-            let what = format!(
+        let kept = self.allowance.get(&feature).map_or(0, |a| a.limit);
+        if holding.len() as u64 > count.max(kept) {
+            let mut what = format!(
                 "{} seats of {feature} held at once; COUNT is {count}",
                 holding.len()
             );
+            if kept > count {
+                what.push_str(&format!(
+                    " (lowered by a license push: {kept} seats held or under way then may stay)"
+                ));
+            }
             return Err((what, holding));
         }
         Ok(())

@@ -389,7 +389,7 @@ fn step_end(step: &Step) -> Duration {
         // The impostor waits this long for an answer before the step is judged.
         Action::Impostor { .. } => crate::impostor::PATIENCE,
         // The operator asks again until the active server answers.
-        Action::Remove { .. } => super::run::REMOVE_PATIENCE,
+        Action::Remove { .. } | Action::SetCount { .. } => super::run::REMOVE_PATIENCE,
     };
     step.at
         + lasting
@@ -1242,6 +1242,9 @@ impl Doc<'_> {
             }
             expect.removed = u32::try_from(removed).ok();
         }
+        if let Some(value) = table.get("pushed") {
+            expect.pushed = Some(self.boolean("pushed", value)?);
+        }
         for key in ["unless_held", "if_held"] {
             let Some(value) = table.get(key) else {
                 continue;
@@ -1591,6 +1594,11 @@ impl Doc<'_> {
             })));
         };
         for step in steps {
+            if let Action::SetCount { feature, .. } = &step.action
+                && !features.contains(feature.as_str())
+            {
+                unknown(feature, step.line);
+            }
             if let Action::Client { act, .. } = &step.action {
                 let feature = match act {
                     ClientAct::Checkout(f)

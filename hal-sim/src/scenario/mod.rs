@@ -188,6 +188,10 @@ pub enum Action {
         host: Option<String>,
         feature: Option<String>,
     },
+    /// The operator's machine pushes the scenario's license with `feature`'s COUNT set to
+    /// `count` (and the COUNTs of the pushes before it), as `hal-net license push` does,
+    /// asking the servers in turn until the active one answers.
+    SetCount { feature: String, count: u32 },
 }
 
 /// What a client does.
@@ -265,6 +269,8 @@ pub struct Expect {
     pub if_held: bool,
     /// An administrator's removal frees this many seats.
     pub removed: Option<u32>,
+    /// An administrator's license push takes effect (true) or is refused (false).
+    pub pushed: Option<bool>,
 }
 
 impl Expect {
@@ -277,6 +283,7 @@ impl Expect {
             && !self.unless_held
             && !self.if_held
             && self.removed.is_none()
+            && self.pushed.is_none()
     }
 }
 

@@ -224,6 +224,7 @@ fn setup(
         .map(|p| (p, address(spec.triad[p.index()])))
         .collect();
     Ok(ServerSetup {
+        hostid,
         catalog,
         identity: Identity::new(triad, &scenario.license, None),
         peers,
@@ -249,6 +250,32 @@ fn refused_pairs(setups: &[ServerSetup; 3]) -> Vec<(ServerId, ServerId, String)>
         }
     }
     refused
+}
+
+/// The license each `set_count` step pushes, in time order: the scenario's license with
+/// the COUNTs of that step and of every push before it.
+fn license_pushes(scenario: &Scenario) -> Vec<(Step, Arc<str>)> {
+    let mut steps: Vec<&Step> = scenario
+        .steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::SetCount { .. }))
+        .collect();
+    steps.sort_by_key(|s| (s.at, s.line));
+    let mut license = scenario.license.clone();
+    steps
+        .into_iter()
+        .map(|step| {
+            if let Action::SetCount { feature, count } = &step.action
+                && let Some(f) = license
+                    .features
+                    .iter_mut()
+                    .find(|f| f.name.as_str() == feature)
+            {
+                f.count = Some(*count);
+            }
+            (step.clone(), license.to_text().into())
+        })
+        .collect()
 }
 
 /// The machine clients of group `name` run on.
@@ -471,8 +498,11 @@ fn play(
         .filter(|s| matches!(s.action, Action::Remove { .. }))
         .cloned()
         .collect();
-    let operator_host =
-        !scenario.checks.is_empty() || !removes.is_empty() || scenario.clients.is_empty();
+    let pushes = license_pushes(scenario);
+    let operator_host = !scenario.checks.is_empty()
+        || !removes.is_empty()
+        || !pushes.is_empty()
+        || scenario.clients.is_empty();
     let others = scenario
         .clients
         .iter()
@@ -548,6 +578,7 @@ fn play(
         let operator = Operator {
             checks,
             removes,
+            pushes,
             audit: scenario.audit,
             groups: scenario.clients.clone(),
             holdings,
@@ -1210,6 +1241,8 @@ struct Operator {
     checks: Vec<Check>,
     /// The administrative steps (`remove`), in time order.
     removes: Vec<Step>,
+    /// The license pushes (`set_count`) in time order, each with the license it pushes.
+    pushes: Vec<(Step, Arc<str>)>,
     /// When to read the active server's seat table for invariant 7, if at all.
     audit: Option<Duration>,
     /// The scenario's clients, to tell a group's members.
@@ -1233,6 +1266,17 @@ impl Operator {
                 let now = turmoil::sim_elapsed().unwrap_or_default();
                 tokio::time::sleep(step.at.saturating_sub(now)).await;
                 operator.remove(&step).await;
+            });
+        }
+        if !self.pushes.is_empty() {
+            // One after the other, as one administrator pushes them.
+            let operator = self.clone();
+            tokio::spawn(async move {
+                for (step, text) in &operator.pushes {
+                    let now = turmoil::sim_elapsed().unwrap_or_default();
+                    tokio::time::sleep(step.at.saturating_sub(now)).await;
+                    operator.push(step, text.clone()).await;
+                }
             });
         }
         for check in &self.checks {
@@ -1339,6 +1383,75 @@ impl Operator {
         let in_time = expect.within.is_none_or(|w| took <= ms(w));
         self.judge
             .record(now_ms(), step.line, right && in_time, expected, saw);
+    }
+
+    /// Pushes `text`, as `hal-net license push` does: through the active server, asking
+    /// again every half second while none answers, for the step's `within` or
+    /// [`REMOVE_PATIENCE`]; then judges its expectation.
+    async fn push(&self, step: &Step, text: Arc<str>) {
+        let Action::SetCount { feature, count } = &step.action else {
+            return;
+        };
+        let servers: Vec<(String, ServerId)> = servers().map(|s| (address(s), s)).to_vec();
+        let id = ClientId(0x7075_7368_0000_0000 | u64::try_from(step.line).unwrap_or(0));
+        let patience = step.expect.within.unwrap_or(REMOVE_PATIENCE);
+        let started = turmoil::sim_elapsed().unwrap_or_default();
+        let pushed = loop {
+            let asked = hal_net::admin::push_license(
+                &SimTransport::new(),
+                &servers,
+                (text.clone(), OPERATOR.into()),
+                id,
+                self.status_timeout,
+            )
+            .await;
+            let now = turmoil::sim_elapsed().unwrap_or_default();
+            match asked {
+                Ok(pushed) => break Ok(pushed),
+                Err(error) if now.saturating_sub(started) + REMOVE_PAUSE > patience => {
+                    break Err(error);
+                }
+                Err(_) => tokio::time::sleep(REMOVE_PAUSE).await,
+            }
+        };
+        let expect = &step.expect;
+        if expect.pushed.is_none() && expect.within.is_none() {
+            return;
+        }
+        let took = now_ms().saturating_sub(ms(step.at));
+        let wanted = expect.pushed.unwrap_or(true);
+        let mut expected = if wanted {
+            format!("the operator's license with COUNT {count} of {feature} takes effect")
+        } else {
+            format!("the operator's license with COUNT {count} of {feature} is refused")
+        };
+        if let Some(within) = expect.within {
+            expected.push_str(&format!(" within {}", humantime::format_duration(within)));
+        }
+        let (took_effect, saw) = match &pushed {
+            Ok(hal_net::admin::Push::Pushed { index, changed, by }) => (
+                true,
+                format!(
+                    "#{} put it in force from index {index}{} after {}",
+                    by.get(),
+                    if *changed { "" } else { " (no change)" },
+                    secs(took)
+                ),
+            ),
+            Ok(hal_net::admin::Push::Refused { reason, by }) => (
+                false,
+                format!("#{} refused it ({reason}) after {}", by.get(), secs(took)),
+            ),
+            Err(error) => (false, format!("{error}, after {}", secs(took))),
+        };
+        let in_time = expect.within.is_none_or(|w| took <= ms(w));
+        self.judge.record(
+            now_ms(),
+            step.line,
+            took_effect == wanted && in_time,
+            expected,
+            saw,
+        );
     }
 
     async fn check(&self, check: &Check) {

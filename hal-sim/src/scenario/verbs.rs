@@ -236,6 +236,17 @@ pub(super) const VERBS: &[Verb] = &[
         plan: None,
         play: None,
     },
+    Verb {
+        name: "set_count",
+        params: &["feature"],
+        expectations: &["pushed", "within"],
+        actor: Actor::Operator,
+        read: read_set_count,
+        write: write_set_count,
+        // The operator's machine plays it ([`super::run`]'s `Operator`).
+        plan: None,
+        play: None,
+    },
 ];
 
 /// A fault of the servers: the driver applies it at the step's time, and heals it after
@@ -786,6 +797,42 @@ fn read_remove(s: &StepKeys<'_, '_, '_>) -> Result<Action, ScenarioError> {
         host,
         feature,
     })
+}
+
+/// The most seats a `set_count` step gives a feature (as a license's COUNT may).
+const COUNT_MAX: i64 = 1_000_000;
+
+fn read_set_count(s: &StepKeys<'_, '_, '_>) -> Result<Action, ScenarioError> {
+    let count = s.doc.integer("set_count", s.value)?;
+    if !(1..=COUNT_MAX).contains(&count) {
+        return Err(s.error(
+            "set_count",
+            format!("{count} is not a COUNT to push: 1 to {COUNT_MAX}"),
+        ));
+    }
+    let Some(value) = s.table.get("feature") else {
+        return Err(s.error(
+            "set_count",
+            "say which feature's COUNT the pushed license changes: feature = \"cad\"",
+        ));
+    };
+    let feature = s
+        .doc
+        .string("feature", value, "a feature name in quotes, e.g. \"cad\"")?;
+    Ok(Action::SetCount {
+        feature: feature.to_string(),
+        count: u32::try_from(count).unwrap_or(1),
+    })
+}
+
+fn write_set_count(_: &str, action: &Action) -> Option<String> {
+    let Action::SetCount { feature, count } = action else {
+        return None;
+    };
+    Some(format!(
+        "set_count = {count}\nfeature = {}",
+        quoted(feature)
+    ))
 }
 
 fn write_remove(_: &str, action: &Action) -> Option<String> {

@@ -169,6 +169,9 @@ pub(crate) fn write_step(out: &mut String, step: &Step) {
     if let Some(removed) = step.expect.removed {
         let _ = writeln!(out, "removed = {removed}");
     }
+    if let Some(pushed) = step.expect.pushed {
+        let _ = writeln!(out, "pushed = {pushed}");
+    }
     if let Some(refused) = step.expect.refused {
         let _ = writeln!(out, "refused = {refused}");
     }
