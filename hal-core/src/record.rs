@@ -543,6 +543,28 @@ pub struct LicenseRecord {
     pub features: BTreeMap<String, u32>,
 }
 
+impl LicenseRecord {
+    /// The record of server `server` switching to the license `text`, in force from
+    /// `index`: its counted features and their COUNTs (none if it does not parse).
+    pub fn new(t_ms: u64, server: u8, index: u64, by: &str, text: &str) -> LicenseRecord {
+        let features = match crate::license::parse("license", text.as_bytes()) {
+            Ok(license) => license
+                .features
+                .iter()
+                .filter_map(|f| Some((f.name.to_string(), f.count?)))
+                .collect(),
+            Err(_) => BTreeMap::new(),
+        };
+        LicenseRecord {
+            t_ms,
+            server,
+            index,
+            by: by.to_string(),
+            features,
+        }
+    }
+}
+
 /// How a checkpoint's state came to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

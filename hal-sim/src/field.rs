@@ -194,15 +194,29 @@ fn overuse_and_replicas(meta: &Meta, merged: &[Merged<'_>], out: &mut Vec<FieldV
             }
         }
     }
+    // The licenses pushed (or adopted), by the log index each is in force from: a grant
+    // applies only below the COUNT in force at its index (a lowered COUNT keeps the
+    // seats held, so only grants are judged).
+    let licenses: BTreeMap<u64, &BTreeMap<String, u32>> = merged
+        .iter()
+        .filter_map(|m| match m.record() {
+            Record::License(l) => Some((l.index, &l.features)),
+            _ => None,
+        })
+        .collect();
+    let count_at = |index: u64, feature: &str| match licenses.range(..=index).next_back() {
+        Some((_, features)) => features.get(feature).copied().unwrap_or(0),
+        None => meta.features.get(feature).map_or(0, |f| f.count),
+    };
     let mut held: BTreeMap<&str, BTreeMap<&str, &Merged<'_>>> = BTreeMap::new();
     for (seat, m) in by_index.values() {
         let seats = held.entry(seat.feature.as_str()).or_default();
-        if adds(seat.change) {
-            seats.insert(seat.handle.as_str(), m);
-        } else {
+        if !adds(seat.change) {
             seats.remove(seat.handle.as_str());
+            continue;
         }
-        let count = meta.features.get(&seat.feature).map_or(0, |f| f.count);
+        seats.insert(seat.handle.as_str(), m);
+        let count = count_at(seat.index, &seat.feature);
         if seats.len() as u64 > u64::from(count) {
             out.push(FieldViolation {
                 invariant: "1 no overuse",
@@ -706,6 +720,32 @@ mod tests {
         // With one steady clock, nothing to say.
         let report = check(&triad().map(|j| j.done()));
         assert!(!report.notes.iter().any(|n| n.contains("stepped too")));
+    }
+
+    /// The journals' `license` records change the COUNT from their log index on: three
+    /// grants under a pushed COUNT of 3 are fine; a COUNT lowered to 1 keeps them, and a
+    /// later grant above it is overuse.
+    #[test]
+    fn a_pushed_count_is_judged_from_its_log_index() {
+        let license = |index: u64, count: u32| {
+            let mut record =
+                hal_core::record::LicenseRecord::new(1_000 + index, 1, index, "root@a", "");
+            record.features = [("cad".to_string(), count)].into();
+            Record::License(record)
+        };
+        let mut j = triad();
+        for journal in &mut j {
+            journal.push(license(2, 3));
+            for index in 3..=5 {
+                journal.seat(1_000 + index, index, SeatChangeName::Granted, 1);
+            }
+            journal.push(license(6, 1));
+        }
+        assert!(verdict(&j).is_empty(), "{:?}", verdict(&j));
+        for journal in &mut j {
+            journal.seat(1_007, 7, SeatChangeName::Granted, 1);
+        }
+        assert_eq!(verdict(&j), ["1 no overuse"]);
     }
 
     #[test]

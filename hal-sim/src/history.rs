@@ -298,21 +298,8 @@ impl History {
     /// Server `server` applied an administrator's removal of `client`'s seat `handle`.
     /// Server `server` switched to the license `text` in force from log index `index`.
     pub fn license(&self, t_ms: u64, server: ServerId, index: u64, by: &str, text: &str) {
-        let features = match hal_core::license::parse("license", text.as_bytes()) {
-            Ok(license) => license
-                .features
-                .iter()
-                .filter_map(|f| Some((f.name.to_string(), f.count?)))
-                .collect(),
-            Err(_) => Default::default(),
-        };
-        self.push(Record::License(hal_core::record::LicenseRecord {
-            t_ms,
-            server: server.get(),
-            index,
-            by: by.to_string(),
-            features,
-        }));
+        let record = hal_core::record::LicenseRecord::new(t_ms, server.get(), index, by, text);
+        self.push(Record::License(record));
     }
 
     pub fn applied_removal(

@@ -114,6 +114,13 @@ pub(super) fn event_item(me: ServerId, event: &ServerEvent) -> Option<Item<'_>> 
                 SnapshotHow::Taken
             },
         })),
+        // At a start too: the journal's meta line has the COUNTs of the license file,
+        // which may be older than the license in force.
+        ServerEvent::LicenseChanged {
+            index, text, by, ..
+        } => Item::Record(Record::License(hal_core::record::LicenseRecord::new(
+            0, server, index.0, by, text,
+        ))),
         _ => return None,
     })
 }
