@@ -85,6 +85,13 @@ enum ResultArg {
     LicenseRefused {
         reason: String,
     },
+    OptionsPushed {
+        index: Wide,
+        changed: bool,
+    },
+    OptionsRefused {
+        reason: String,
+    },
 }
 
 impl ResultArg {
@@ -125,6 +132,13 @@ impl ResultArg {
                 changed: *changed,
             },
             ResultArg::LicenseRefused { reason } => ReplyResult::LicenseRefused {
+                reason: reason.clone(),
+            },
+            ResultArg::OptionsPushed { index, changed } => ReplyResult::OptionsPushed {
+                index: hal_core::protocol::LogIndex(index.value()),
+                changed: *changed,
+            },
+            ResultArg::OptionsRefused { reason } => ReplyResult::OptionsRefused {
                 reason: reason.clone(),
             },
         }

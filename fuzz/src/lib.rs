@@ -205,6 +205,50 @@ pub enum CommandArg {
         text: LicenseArg,
         by: Sid,
     },
+    Options {
+        client: Wide,
+        seq: Wide,
+        text: OptionsArg,
+        by: Name,
+    },
+}
+
+/// An options file in a push or a log entry: rules of every kind over a few names, or
+/// anything.
+#[derive(Debug, Clone, Arbitrary)]
+pub enum OptionsArg {
+    Rules {
+        max: u8,
+        reserve: u8,
+        exclude: Name,
+        include: Option<Name>,
+    },
+    Any(String),
+}
+
+impl OptionsArg {
+    pub fn build(&self) -> Arc<str> {
+        match self {
+            OptionsArg::Rules {
+                max,
+                reserve,
+                exclude,
+                include,
+            } => {
+                let mut text = format!(
+                    "GROUP eng ann bob\nMAX {} cad GROUP eng\nRESERVE {} cad USER carl\nEXCLUDE cad USER {}\n",
+                    1 + u32::from(*max),
+                    1 + u32::from(*reserve),
+                    exclude.build()
+                );
+                if let Some(include) = include {
+                    text.push_str(&format!("INCLUDE cad HOST {}\n", include.build()));
+                }
+                text.into()
+            }
+            OptionsArg::Any(text) => text.as_str().into(),
+        }
+    }
 }
 
 /// A license text in a push or a log entry: a valid one (of `count` seats of `cad`, a
@@ -296,6 +340,17 @@ impl CommandArg {
                 by: by.build(),
             },
             CommandArg::AdoptLicense { text, by } => Command::AdoptLicense {
+                text: text.build(),
+                by: by.build(),
+            },
+            CommandArg::Options {
+                client,
+                seq,
+                text,
+                by,
+            } => Command::Options {
+                client: ClientId(client.value()),
+                seq: RequestSeq(seq.value()),
                 text: text.build(),
                 by: by.build(),
             },
@@ -557,6 +612,11 @@ pub enum OpArg {
         text: LicenseArg,
         by: Name,
     },
+    /// An administrator's options push.
+    PushOptions {
+        text: OptionsArg,
+        by: Name,
+    },
 }
 
 impl OpArg {
@@ -612,6 +672,10 @@ impl OpArg {
                 text: text.build(),
                 by: by.build(),
             },
+            OpArg::PushOptions { text, by } => Op::PushOptions {
+                text: text.build(),
+                by: by.build(),
+            },
             OpArg::HeartbeatTooLong { extra } => {
                 let len = hal_core::protocol::HEARTBEAT_HANDLES_MAX + 1 + usize::from(*extra);
                 Op::Heartbeat {
@@ -654,6 +718,10 @@ pub enum DenialArg {
     HostIdMismatch,
     InvalidName { field: u8, too_long: bool },
     TooManyHandles,
+    NotIncluded,
+    Excluded,
+    OverMax,
+    Reserved,
 }
 
 impl DenialArg {
@@ -681,6 +749,10 @@ impl DenialArg {
                 Denial::InvalidRequest(Invalid::Name { field, problem })
             }
             DenialArg::TooManyHandles => Denial::InvalidRequest(Invalid::TooManyHandles),
+            DenialArg::NotIncluded => Denial::NotIncluded,
+            DenialArg::Excluded => Denial::Excluded,
+            DenialArg::OverMax => Denial::OverMax,
+            DenialArg::Reserved => Denial::Reserved,
         }
     }
 }

@@ -63,6 +63,22 @@ typedef enum hal_status {
    */
   HAL_DENIED_OTHER = 11,
   /*
+   The options file's INCLUDE rules for the feature name neither this user nor host.
+   */
+  HAL_NOT_INCLUDED = 12,
+  /*
+   An EXCLUDE rule of the options file names this user or host.
+   */
+  HAL_EXCLUDED = 13,
+  /*
+   A MAX rule of the options file allows this user (or host, or group) no more seats.
+   */
+  HAL_OVER_MAX = 14,
+  /*
+   The free seats are kept for others by a RESERVE rule of the options file.
+   */
+  HAL_RESERVED = 15,
+  /*
    No license server could be reached.
    */
   HAL_UNREACHABLE = 20,

@@ -48,6 +48,14 @@ pub enum HalStatus {
     HalInvalidRequest = 10,
     /// A refusal this library does not know (a newer server).
     HalDeniedOther = 11,
+    /// The options file's INCLUDE rules for the feature name neither this user nor host.
+    HalNotIncluded = 12,
+    /// An EXCLUDE rule of the options file names this user or host.
+    HalExcluded = 13,
+    /// A MAX rule of the options file allows this user (or host, or group) no more seats.
+    HalOverMax = 14,
+    /// The free seats are kept for others by a RESERVE rule of the options file.
+    HalReserved = 15,
     /// No license server could be reached.
     HalUnreachable = 20,
     /// Servers were reached but none answered in time: the request may have been
@@ -185,6 +193,10 @@ fn status_of(error: &Error) -> HalStatus {
             Denial::LicenseExpired => HalStatus::HalLicenseExpired,
             Denial::HostIdMismatch => HalStatus::HalHostidMismatch,
             Denial::InvalidRequest(_) => HalStatus::HalInvalidRequest,
+            Denial::NotIncluded => HalStatus::HalNotIncluded,
+            Denial::Excluded => HalStatus::HalExcluded,
+            Denial::OverMax => HalStatus::HalOverMax,
+            Denial::Reserved => HalStatus::HalReserved,
             _ => HalStatus::HalDeniedOther,
         },
         Error::Unreachable(_) => HalStatus::HalUnreachable,
@@ -617,6 +629,10 @@ pub extern "C" fn hal_status_name(status: HalStatus) -> *const c_char {
         HalStatus::HalHostidMismatch => c"hostid_mismatch",
         HalStatus::HalInvalidRequest => c"invalid_request",
         HalStatus::HalDeniedOther => c"denied",
+        HalStatus::HalNotIncluded => c"not_included",
+        HalStatus::HalExcluded => c"excluded",
+        HalStatus::HalOverMax => c"over_max",
+        HalStatus::HalReserved => c"reserved",
         HalStatus::HalUnreachable => c"unreachable",
         HalStatus::HalNoAnswer => c"no_answer",
         HalStatus::HalConfig => c"config",
@@ -645,6 +661,10 @@ mod tests {
             (Denial::UnknownFeature, HalStatus::HalUnknownFeature),
             (Denial::BorrowUnavailable, HalStatus::HalBorrowUnavailable),
             (Denial::HostIdMismatch, HalStatus::HalHostidMismatch),
+            (Denial::NotIncluded, HalStatus::HalNotIncluded),
+            (Denial::Excluded, HalStatus::HalExcluded),
+            (Denial::OverMax, HalStatus::HalOverMax),
+            (Denial::Reserved, HalStatus::HalReserved),
         ] {
             let error = Error::Denied(denial);
             assert_eq!(status_of(&error), status);

@@ -24,7 +24,8 @@ create_exception!(
      \"all_in_use\" (every seat is taken), \"unknown_feature\", \"borrow_unavailable\"\n\
      (borrowing needs server #1 active), \"borrow_not_allowed\", \"unknown_handle\",\n\
      \"license_expired\", \"hostid_mismatch\", \"invalid_request\", \"no_majority\",\n\
-     \"not_active\". Asking again later may succeed; asking the same again at once will not."
+     \"not_active\", and the options file's \"not_included\", \"excluded\", \"over_max\",\n\
+     \"reserved\". Asking again later may succeed; asking the same again at once will not."
 );
 create_exception!(
     hal_client,

@@ -79,6 +79,10 @@ def test_the_denial_names_are_the_librarys() -> None:
         "license_expired",
         "hostid_mismatch",
         "invalid_request",
+        "not_included",
+        "excluded",
+        "over_max",
+        "reserved",
     )
     for exception in (
         hal_client.Denied,

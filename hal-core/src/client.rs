@@ -827,7 +827,9 @@ impl Client {
             | ReplyResult::HeartbeatAck { .. }
             | ReplyResult::Removed { .. }
             | ReplyResult::LicensePushed { .. }
-            | ReplyResult::LicenseRefused { .. } => {
+            | ReplyResult::LicenseRefused { .. }
+            | ReplyResult::OptionsPushed { .. }
+            | ReplyResult::OptionsRefused { .. } => {
                 // Refused for good (all in use, unknown handle...): nothing to release.
                 if let Op::Checkin { handle } | Op::Return { handle } = unresolved.op {
                     self.seats.remove(&handle);
@@ -967,7 +969,9 @@ impl Client {
             ReplyResult::HeartbeatAck { .. }
             | ReplyResult::Removed { .. }
             | ReplyResult::LicensePushed { .. }
-            | ReplyResult::LicenseRefused { .. } => return,
+            | ReplyResult::LicenseRefused { .. }
+            | ReplyResult::OptionsPushed { .. }
+            | ReplyResult::OptionsRefused { .. } => return,
         }
         self.pending = None;
         self.retry_at = None;

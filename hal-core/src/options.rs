@@ -20,13 +20,15 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 /// The largest options file read.
 pub const FILE_BYTES_MAX: usize = 1024 * 1024;
 /// The most names one group lists.
 pub const GROUP_MEMBERS_MAX: usize = 10_000;
 
 /// Who a rule is about.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Who {
     User(String),
     Host(String),
@@ -48,7 +50,7 @@ impl fmt::Display for Who {
 }
 
 /// One rule, with the line it is on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Rule {
     Include {
         feature: String,
@@ -75,7 +77,7 @@ pub enum Rule {
 }
 
 /// A parsed options file.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Options {
     groups: BTreeMap<String, Vec<String>>,
     host_groups: BTreeMap<String, Vec<String>>,
@@ -100,7 +102,15 @@ pub enum Refusal {
     NotIncluded,
     /// An EXCLUDE rule names this user or host (on `line`).
     Excluded { line: u32 },
+    /// A MAX rule (on `line`) that names this user or host allows no more seats.
+    OverMax { line: u32 },
+    /// The free seats are kept for others by a RESERVE rule (on `line`).
+    Reserved { line: u32 },
 }
+
+/// The most rules, and the most groups, one options file may have (a file of the largest
+/// size holds fewer).
+pub const RULES_MAX: usize = 100_000;
 
 const KEYWORDS: &[&str] = &[
     "GROUP",
@@ -133,6 +143,21 @@ pub fn parse(
     source_name: &str,
     text: &str,
     features: &[&str],
+) -> Result<Options, Vec<OptionsError>> {
+    parse_with(source_name, text, Some(features))
+}
+
+/// Reads an options file that was checked against the license when it was pushed: as
+/// [`parse`], but any feature name is taken (a later license may have dropped one), so
+/// that every server reads the file in the log the same way, whatever license it serves.
+pub fn parse_in_force(source_name: &str, text: &str) -> Result<Options, Vec<OptionsError>> {
+    parse_with(source_name, text, None)
+}
+
+fn parse_with(
+    source_name: &str,
+    text: &str,
+    features: Option<&[&str]>,
 ) -> Result<Options, Vec<OptionsError>> {
     let mut errors = Vec::new();
     let mut error = |line: u32, problem: String| {
@@ -293,7 +318,10 @@ fn group(rest: &[&str], keyword: &str) -> Result<(String, Vec<String>), String> 
 }
 
 /// A feature this license has, or why not.
-fn feature(name: &str, features: &[&str]) -> Result<String, String> {
+fn feature(name: &str, features: Option<&[&str]>) -> Result<String, String> {
+    let Some(features) = features else {
+        return Ok(name.to_string());
+    };
     if features.contains(&name) {
         return Ok(name.to_string());
     }
@@ -324,7 +352,11 @@ fn who(words: &[&str], keyword: &str) -> Result<Who, String> {
 }
 
 /// `feature USER ann` of an INCLUDE or EXCLUDE.
-fn rule_who(rest: &[&str], keyword: &str, features: &[&str]) -> Result<(String, Who), String> {
+fn rule_who(
+    rest: &[&str],
+    keyword: &str,
+    features: Option<&[&str]>,
+) -> Result<(String, Who), String> {
     let Some((name, tail)) = rest.split_first() else {
         return Err(format!(
             "{keyword} needs a feature and who, as in `{keyword} cad USER ann`"
@@ -344,7 +376,11 @@ fn count(word: &str, keyword: &str) -> Result<u32, String> {
 }
 
 /// `N feature USER ann` of a RESERVE or MAX.
-fn counted(rest: &[&str], keyword: &str, features: &[&str]) -> Result<(u32, String, Who), String> {
+fn counted(
+    rest: &[&str],
+    keyword: &str,
+    features: Option<&[&str]>,
+) -> Result<(u32, String, Who), String> {
     let Some((n, tail)) = rest.split_first() else {
         return Err(format!(
             "{keyword} needs a number, a feature and who, as in `{keyword} 2 cad GROUP designers`"
@@ -356,7 +392,7 @@ fn counted(rest: &[&str], keyword: &str, features: &[&str]) -> Result<(u32, Stri
 }
 
 /// `feature HOURS` of a MAX_BORROW_HOURS.
-fn borrow_hours(rest: &[&str], features: &[&str]) -> Result<(String, u32), String> {
+fn borrow_hours(rest: &[&str], features: Option<&[&str]>) -> Result<(String, u32), String> {
     let [name, hours] = rest else {
         return Err("MAX_BORROW_HOURS needs a feature and a number of hours, as in `MAX_BORROW_HOURS cad 24`".into());
     };
@@ -415,6 +451,80 @@ impl Options {
             Some(false) => Err(Refusal::NotIncluded),
             _ => Ok(()),
         }
+    }
+
+    /// Whether `user` on `host` may take one more seat of `feature`, of which `free` are
+    /// free (at least one), where `held_by(who)` counts the seats of the feature held by
+    /// those `who` names. In order: EXCLUDE and INCLUDE ([`Options::admits`]); a MAX that
+    /// names them and is reached; then the RESERVE rules that do not name them: the
+    /// seats they still keep (their count less what their holders hold) must leave one
+    /// free seat for this request.
+    pub fn grants(
+        &self,
+        feature: &str,
+        (user, host): (&str, &str),
+        free: u32,
+        held_by: impl Fn(&Who) -> u32,
+    ) -> Result<(), Refusal> {
+        self.admits(feature, user, host)?;
+        let mut kept: u32 = 0;
+        let mut keeping = None;
+        for (line, rule) in &self.rules {
+            match rule {
+                Rule::Max {
+                    count,
+                    feature: f,
+                    who,
+                } if f == feature && self.names(who, user, host) && held_by(who) >= *count => {
+                    return Err(Refusal::OverMax { line: *line });
+                }
+                Rule::Reserve {
+                    count,
+                    feature: f,
+                    who,
+                } if f == feature && !self.names(who, user, host) => {
+                    let unmet = count.saturating_sub(held_by(who));
+                    if unmet > 0 {
+                        kept = kept.saturating_add(unmet);
+                        keeping.get_or_insert(*line);
+                    }
+                }
+                _ => {}
+            }
+        }
+        match keeping {
+            Some(line) if free <= kept => Err(Refusal::Reserved { line }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether a file read from a peer's snapshot is within what a file can hold: its
+    /// rules and groups within [`RULES_MAX`], each group within [`GROUP_MEMBERS_MAX`],
+    /// every name within the rules of [`crate::names`].
+    pub fn validate(&self) -> Result<(), String> {
+        if self.rules.len() > RULES_MAX {
+            return Err(format!(
+                "{} rules, over the limit of {RULES_MAX}",
+                self.rules.len()
+            ));
+        }
+        for groups in [&self.groups, &self.host_groups] {
+            if groups.len() > RULES_MAX {
+                return Err(format!(
+                    "{} groups, over the limit of {RULES_MAX}",
+                    groups.len()
+                ));
+            }
+            for (name, members) in groups {
+                if members.len() > GROUP_MEMBERS_MAX {
+                    return Err(format!("group {name} lists {} members", members.len()));
+                }
+                for name in std::iter::once(name).chain(members) {
+                    crate::names::check(name).map_err(|p| format!("a group's name {p}"))?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The longest borrow of `feature` the options allow, if they limit it (the lowest of

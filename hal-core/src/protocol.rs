@@ -277,13 +277,21 @@ pub enum Op {
     /// switches to it at the same log index. Accepted from an operator's connection with
     /// the admin certificate, or from a triad member's; `by` says who asked.
     PushLicense { text: Arc<str>, by: Arc<str> },
+    /// An administrator changes the options file the triad applies (`hal-net options
+    /// push`): the active server checks `text` against the license and proposes it, and
+    /// every server applies the same rules from the same log index. An empty file clears
+    /// the options. Accepted from an operator's connection with the admin certificate.
+    PushOptions { text: Arc<str>, by: Arc<str> },
 }
 
 impl Op {
     /// Whether only an administrator may ask it (the server's network layer accepts it
     /// only from an operator's connection with the admin certificate).
     pub fn is_administrative(&self) -> bool {
-        matches!(self, Op::Remove { .. } | Op::PushLicense { .. })
+        matches!(
+            self,
+            Op::Remove { .. } | Op::PushLicense { .. } | Op::PushOptions { .. }
+        )
     }
 }
 
@@ -357,6 +365,17 @@ pub enum ReplyResult {
     LicenseRefused {
         reason: String,
     },
+    /// An options push done: the rules apply from log index `index` on (`changed`
+    /// false: the same file was in force already).
+    OptionsPushed {
+        index: LogIndex,
+        changed: bool,
+    },
+    /// An options push refused before it was proposed: every mistake of the file, each
+    /// with its line. The options in force are unchanged.
+    OptionsRefused {
+        reason: String,
+    },
 }
 
 /// Why a request was refused, and so what the client should do.
@@ -384,6 +403,16 @@ pub enum Denial {
     /// The request itself is malformed (a name too long or holding control characters,
     /// a heartbeat listing too many seats): the client must change it, not retry it.
     InvalidRequest(Invalid),
+    /// The options file's INCLUDE rules for the feature name neither this user nor this
+    /// host.
+    NotIncluded,
+    /// An EXCLUDE rule of the options file names this user or host.
+    Excluded,
+    /// A MAX rule of the options file that names this user (or host, or their group)
+    /// allows no more seats of the feature.
+    OverMax,
+    /// The free seats are kept for others by a RESERVE rule of the options file.
+    Reserved,
 }
 
 /// What is wrong with a request that [`Denial::InvalidRequest`] refuses.
@@ -427,6 +456,10 @@ impl Denial {
         "license_expired",
         "hostid_mismatch",
         "invalid_request",
+        "not_included",
+        "excluded",
+        "over_max",
+        "reserved",
     ];
 
     /// The name used in histories and logs (`no_majority`, `not_active`, …).
@@ -442,6 +475,21 @@ impl Denial {
             Denial::LicenseExpired => "license_expired",
             Denial::HostIdMismatch => "hostid_mismatch",
             Denial::InvalidRequest(_) => "invalid_request",
+            Denial::NotIncluded => "not_included",
+            Denial::Excluded => "excluded",
+            Denial::OverMax => "over_max",
+            Denial::Reserved => "reserved",
+        }
+    }
+
+    /// The denial an options file's refusal gives.
+    pub fn of_options(refusal: &crate::options::Refusal) -> Denial {
+        use crate::options::Refusal;
+        match refusal {
+            Refusal::NotIncluded => Denial::NotIncluded,
+            Refusal::Excluded { .. } => Denial::Excluded,
+            Refusal::OverMax { .. } => Denial::OverMax,
+            Refusal::Reserved { .. } => Denial::Reserved,
         }
     }
 
@@ -481,6 +529,10 @@ mod tests {
             Denial::LicenseExpired,
             Denial::HostIdMismatch,
             Denial::InvalidRequest(Invalid::TooManyHandles),
+            Denial::NotIncluded,
+            Denial::Excluded,
+            Denial::OverMax,
+            Denial::Reserved,
         ];
         let names: Vec<&str> = every.iter().map(Denial::name).collect();
         assert_eq!(names, Denial::NAMES);

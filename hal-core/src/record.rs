@@ -401,6 +401,8 @@ pub enum OpName {
     Remove,
     /// An administrator's license push (`hal-net license push`, SIGHUP).
     PushLicense,
+    /// An administrator's options push (`hal-net options push`).
+    PushOptions,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -61,6 +61,14 @@ pub enum Command {
         text: Arc<str>,
         by: Arc<str>,
     },
+    /// An administrator's options push: from this entry on, every server applies the
+    /// rules of `text`, an options file the proposing leader checked.
+    Options {
+        client: ClientId,
+        seq: RequestSeq,
+        text: Arc<str>,
+        by: Arc<str>,
+    },
     /// A triad's first leader puts its own license file in the log, so that all three
     /// servers serve one license from then on (a server whose file differs is told, and
     /// its file replaced), whatever files they started with.
@@ -94,6 +102,20 @@ pub enum Outcome {
     LicensePushed {
         index: LogIndex,
     },
+    /// An options push: in force from `index` on.
+    OptionsPushed {
+        index: LogIndex,
+    },
+}
+
+/// The options file in force, once one is in the log: its text, its rules, where it took
+/// effect and who pushed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OptionsInForce {
+    pub index: LogIndex,
+    pub text: Arc<str>,
+    pub by: Arc<str>,
+    pub options: crate::options::Options,
 }
 
 /// The license in force, once one is in the log: its text, where it took effect and who
@@ -151,6 +173,9 @@ enum StoredOutcome {
     LicensePushed {
         index: LogIndex,
     },
+    OptionsPushed {
+        index: LogIndex,
+    },
 }
 
 impl From<&Outcome> for StoredOutcome {
@@ -171,6 +196,7 @@ impl From<&Outcome> for StoredOutcome {
                 handles: handles.clone().into_boxed_slice(),
             },
             Outcome::LicensePushed { index } => StoredOutcome::LicensePushed { index: *index },
+            Outcome::OptionsPushed { index } => StoredOutcome::OptionsPushed { index: *index },
         }
     }
 }
@@ -193,6 +219,7 @@ impl From<&StoredOutcome> for Outcome {
                 handles: handles.to_vec(),
             },
             StoredOutcome::LicensePushed { index } => Outcome::LicensePushed { index: *index },
+            StoredOutcome::OptionsPushed { index } => Outcome::OptionsPushed { index: *index },
         }
     }
 }
@@ -265,7 +292,9 @@ impl Session {
                 std::slice::from_ref(handle)
             }
             Some(StoredOutcome::Removed { handles }) => handles,
-            Some(StoredOutcome::LicensePushed { index }) if *index != self.last_index => {
+            Some(
+                StoredOutcome::LicensePushed { index } | StoredOutcome::OptionsPushed { index },
+            ) if *index != self.last_index => {
                 return Err("its last answer names a license pushed at another index".into());
             }
             _ => &[],
@@ -299,6 +328,8 @@ pub struct Seats {
     removed: std::collections::VecDeque<(Handle, ClientId)>,
     /// The license in force, once one is in the log.
     license: Option<LicenseInForce>,
+    /// The options file in force, once one is in the log.
+    options: Option<OptionsInForce>,
 }
 
 /// The most client sessions remembered. Past it, the longest-idle sessions that hold no
@@ -374,7 +405,21 @@ impl Seats {
             Command::Grant { client, seq, .. }
             | Command::Release { client, seq, .. }
             | Command::Remove { client, seq, .. }
-            | Command::License { client, seq, .. } => (*client, *seq),
+            | Command::License { client, seq, .. }
+            | Command::Options { client, seq, .. } => (*client, *seq),
+        };
+        // What the options say of a grant, before the session is taken to record it.
+        let refused = match command {
+            Command::Grant {
+                feature,
+                user,
+                host,
+                ..
+            } if self.options.is_some() => count_of(feature)
+                .map(|count| count.saturating_sub(self.used(feature)))
+                .filter(|free| *free > 0)
+                .and_then(|free| self.refused_by_options(feature, (user, host), free)),
+            _ => None,
         };
         let session = self.sessions.entry(client).or_insert_with(Session::new);
         match session.seen(seq) {
@@ -414,6 +459,8 @@ impl Seats {
                 let used = self.used[slot];
                 if used >= count {
                     Outcome::Denied(Denial::AllInUse { used, count })
+                } else if let Some(refusal) = &refused {
+                    Outcome::Denied(Denial::of_options(refusal))
                 } else {
                     self.used[slot] = used.saturating_add(1);
                     session.seats_held = session.seats_held.saturating_add(1);
@@ -459,6 +506,20 @@ impl Seats {
                     by: by.clone(),
                 });
                 Outcome::LicensePushed { index }
+            }
+            Command::Options { text, by, .. } => {
+                // The leader checked the file against the license; read without that
+                // check, every server reads it alike. (A file that does not read, which
+                // only a lying peer's entry could be, changes nothing.)
+                if let Ok(options) = crate::options::parse_in_force("options", text) {
+                    self.options = (!text.trim().is_empty()).then(|| OptionsInForce {
+                        index,
+                        text: text.clone(),
+                        by: by.clone(),
+                        options,
+                    });
+                }
+                Outcome::OptionsPushed { index }
             }
             Command::Noop
             | Command::Expire { .. }
@@ -691,12 +752,74 @@ impl Seats {
             crate::names::check(&license.by)
                 .map_err(|problem| format!("the name of who pushed its license {problem}"))?;
         }
+        if let Some(options) = &self.options {
+            if options.index.0 == 0 || options.index > last_index {
+                return Err(format!(
+                    "its options took effect at index {}, not by index {}",
+                    options.index.0, last_index.0
+                ));
+            }
+            if options.text.len() > crate::options::FILE_BYTES_MAX {
+                return Err(format!("its options file is {} bytes", options.text.len()));
+            }
+            options
+                .options
+                .validate()
+                .map_err(|why| format!("its options: {why}"))?;
+        }
         Ok(())
     }
 
     /// The license in force, once one is in the log.
     pub fn license(&self) -> Option<&LicenseInForce> {
         self.license.as_ref()
+    }
+
+    /// The options file in force, once one is in the log.
+    pub fn options(&self) -> Option<&OptionsInForce> {
+        self.options.as_ref()
+    }
+
+    /// Why the options in force refuse `user` on `host` one more seat of `feature`, of
+    /// which `free` are free; `None` if they allow it (or there are none).
+    pub fn refused_by_options(
+        &self,
+        feature: &str,
+        (user, host): (&str, &str),
+        free: u32,
+    ) -> Option<crate::options::Refusal> {
+        match self.names.iter().position(|n| n == feature) {
+            Some(slot) => self.options_refusal(slot, (user, host), free),
+            // No seat of it was ever held: nobody holds any.
+            None => {
+                let options = &self.options.as_ref()?.options;
+                options.grants(feature, (user, host), free, |_| 0).err()
+            }
+        }
+    }
+
+    /// [`Seats::refused_by_options`] for the feature at `slot`. The seats a rule's holders
+    /// hold are counted from the table (only for features the options have rules for).
+    fn options_refusal(
+        &self,
+        slot: usize,
+        (user, host): (&str, &str),
+        free: u32,
+    ) -> Option<crate::options::Refusal> {
+        let options = &self.options.as_ref()?.options;
+        let feature = self.names.get(slot)?;
+        let slot = u32::try_from(slot).ok()?;
+        let held_by = |who: &crate::options::Who| {
+            let held = self.seats.values().filter(|seat| {
+                seat.feature == slot
+                    && self
+                        .sessions
+                        .get(&seat.client)
+                        .is_some_and(|session| options.names(who, session.user(), session.host()))
+            });
+            u32::try_from(held.count()).unwrap_or(u32::MAX)
+        };
+        options.grants(feature, (user, host), free, held_by).err()
     }
 
     /// How a request compares with what the client's session remembers.

@@ -163,26 +163,47 @@ pub async fn push_license<T: Transport>(
     id: ClientId,
     limit: Duration,
 ) -> Result<Push, PushError> {
+    push(transport, servers, Op::PushLicense { text, by }, id, limit).await
+}
+
+/// Pushes the options file `text` as `by` through the active server of `servers`: every
+/// server applies its rules from the same log index.
+pub async fn push_options<T: Transport>(
+    transport: &T,
+    servers: &[(String, ServerId)],
+    (text, by): (Arc<str>, Arc<str>),
+    id: ClientId,
+    limit: Duration,
+) -> Result<Push, PushError> {
+    push(transport, servers, Op::PushOptions { text, by }, id, limit).await
+}
+
+/// Sends a push (`op`) through the active server.
+async fn push<T: Transport>(
+    transport: &T,
+    servers: &[(String, ServerId)],
+    op: Op,
+    id: ClientId,
+    limit: Duration,
+) -> Result<Push, PushError> {
     let request = ClientRequest {
         client: id,
         seq: RequestSeq(1),
-        op: Op::PushLicense { text, by },
+        op,
     };
-    let settled = to_active(
-        transport,
-        servers,
-        request,
-        limit,
-        |result, server| match result {
-            ReplyResult::LicensePushed { index, changed } => Some(Push::Pushed {
-                index: index.0,
-                changed,
-                by: server,
-            }),
-            ReplyResult::LicenseRefused { reason } => Some(Push::Refused { reason, by: server }),
-            _ => None,
-        },
-    );
+    let settle = |result, server| match result {
+        ReplyResult::LicensePushed { index, changed }
+        | ReplyResult::OptionsPushed { index, changed } => Some(Push::Pushed {
+            index: index.0,
+            changed,
+            by: server,
+        }),
+        ReplyResult::LicenseRefused { reason } | ReplyResult::OptionsRefused { reason } => {
+            Some(Push::Refused { reason, by: server })
+        }
+        _ => None,
+    };
+    let settled = to_active(transport, servers, request, limit, settle);
     settled.await.map_err(PushError)
 }
 

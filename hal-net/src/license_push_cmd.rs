@@ -100,6 +100,8 @@ pub async fn run(args: PushArgs) -> Result<ExitCode> {
     let (index, changed, active) = match pushed {
         Ok(Push::Pushed { index, changed, by }) => (index, changed, by),
         Ok(Push::Refused { reason, by: server }) => {
+            // The server names the file as it received it; name it as the operator did.
+            let reason = reason.replace("pushed license:", &format!("{file}:"));
             let text = format!(
                 "error: #{} refused {file}:\n{reason}\nthe license in force is unchanged",
                 server.get()
@@ -209,7 +211,12 @@ async fn switched<T: Transport>(
 }
 
 /// Prints `text` (or `value` with `--json`) and returns `code`.
-fn finish(json: bool, code: ExitCode, text: &str, value: &serde_json::Value) -> ExitCode {
+pub(crate) fn finish(
+    json: bool,
+    code: ExitCode,
+    text: &str,
+    value: &serde_json::Value,
+) -> ExitCode {
     if json {
         println!("{value}");
     } else if code == ExitCode::SUCCESS {

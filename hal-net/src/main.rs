@@ -14,6 +14,7 @@ mod dev_cluster;
 mod discover_cmd;
 mod license_cmd;
 mod license_push_cmd;
+mod options_cmd;
 mod remove_cmd;
 mod report_cmd;
 mod serve_cmd;
@@ -71,6 +72,10 @@ enum Command {
     /// triad (administrators).
     #[command(subcommand)]
     License(license_cmd::LicenseCommand),
+    /// The options file: who may use which feature (INCLUDE, EXCLUDE, RESERVE, MAX, ...):
+    /// check one, push one to a running triad (administrators).
+    #[command(subcommand)]
+    Options(options_cmd::OptionsCommand),
     /// The triad's certificates: make a CA and certificates, renew them, show one.
     #[command(subcommand)]
     Tls(tls_cmd::TlsCommand),
@@ -80,6 +85,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::License(command) => license_cmd::run(command),
+        Command::Options(command) => options_cmd::run(command),
         Command::Tls(command) => tls_cmd::run(command),
         Command::Hostid => hostid(),
         Command::Serve(args) => serve_cmd::run(args),

@@ -126,6 +126,9 @@ impl<'a> View<'a> {
                         "by": r.license.by, "problems": r.license.problems,
                         "file_differs": r.license.file_differs,
                     },
+                    "options": r.options.as_ref().map(|o| json!({
+                        "digest": o.digest, "index": o.index, "by": o.by, "rules": o.rules,
+                    })),
                 }),
                 Err(why) => json!({
                     "id": i + 1, "address": probe.addr, "up": false, "error": why,
@@ -255,6 +258,15 @@ fn license(report: &StatusReport) -> String {
     }
     if let Some(note) = &l.file_differs {
         out.push_str(&format!("\n      {}", shown(note)));
+    }
+    if let Some(o) = &report.options {
+        let digest = o.digest.get(..12).unwrap_or(&o.digest);
+        out.push_str(&format!(
+            "\n      options {digest}: {} rule(s) in force since log index {} (by {})",
+            o.rules,
+            o.index,
+            shown(&o.by)
+        ));
     }
     out
 }

@@ -227,6 +227,21 @@ pub struct StatusReport {
     pub peers: Vec<PeerStatus>,
     pub features: Vec<FeatureStatus>,
     pub license: LicenseStatus,
+    /// The options file in force, if one is.
+    pub options: Option<OptionsStatus>,
+}
+
+/// The options file a server applies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OptionsStatus {
+    /// SHA-256 of its text, in hex.
+    pub digest: String,
+    /// The log index it took effect at.
+    pub index: u64,
+    /// Who pushed it (`user@host`).
+    pub by: String,
+    /// How many rules it has.
+    pub rules: usize,
 }
 
 /// The license a server serves.

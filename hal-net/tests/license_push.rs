@@ -197,7 +197,7 @@ fn an_administrator_pushes_a_license_and_every_server_switches_at_once() {
     let out = push(&cluster, &tampered, true);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let why = json(&out)["error"].as_str().unwrap().to_string();
-    assert!(why.contains("pushed license:1: FEATURE cad"), "{why}");
+    assert!(why.contains("tampered.lic:1: FEATURE cad"), "{why}");
     assert!(why.contains("KEY does not match"), "{why}");
     assert_eq!(cluster.status()["features"][0]["count"], 1);
     // A file that does not parse is refused before anything is sent.

@@ -408,7 +408,9 @@ impl History {
             // An administrator's answer, which no license client gets.
             ReplyResult::Removed { .. }
             | ReplyResult::LicensePushed { .. }
-            | ReplyResult::LicenseRefused { .. } => return,
+            | ReplyResult::LicenseRefused { .. }
+            | ReplyResult::OptionsPushed { .. }
+            | ReplyResult::OptionsRefused { .. } => return,
         };
         let record = ReplyRecord {
             t_ms: now_ms(),
@@ -567,5 +569,6 @@ fn op_fields(op: &Op) -> (OpName, Option<String>, Option<String>) {
         Op::Heartbeat { .. } => (OpName::Heartbeat, None, None),
         Op::Remove { .. } => (OpName::Remove, None, None),
         Op::PushLicense { .. } => (OpName::PushLicense, None, None),
+        Op::PushOptions { .. } => (OpName::PushOptions, None, None),
     }
 }

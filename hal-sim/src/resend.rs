@@ -143,6 +143,7 @@ pub(crate) fn op_name(op: OpName) -> &'static str {
         OpName::Return => "return",
         OpName::Remove => "remove",
         OpName::PushLicense => "push_license",
+        OpName::PushOptions => "push_options",
     }
 }
 

@@ -42,6 +42,10 @@ pub(super) fn reply_for(
             index,
             changed: true,
         },
+        Outcome::OptionsPushed { index } => ReplyResult::OptionsPushed {
+            index,
+            changed: true,
+        },
     };
     ServerReply {
         client,
@@ -91,10 +95,12 @@ fn check_op(op: &Op) -> Result<(), Invalid> {
             }
             Ok(())
         }
-        Op::PushLicense { by, .. } => crate::names::check(by).map_err(|problem| Invalid::Name {
-            field: NameField::User,
-            problem,
-        }),
+        Op::PushLicense { by, .. } | Op::PushOptions { by, .. } => {
+            crate::names::check(by).map_err(|problem| Invalid::Name {
+                field: NameField::User,
+                problem,
+            })
+        }
         Op::Heartbeat { .. } | Op::Checkin { .. } | Op::Return { .. } => Ok(()),
     }
 }
@@ -239,6 +245,15 @@ impl Server {
                     by,
                 }));
             }
+            Op::PushOptions { text, by } => {
+                self.check_options_push(&text)?;
+                return Ok(Some(Command::Options {
+                    client,
+                    seq,
+                    text,
+                    by,
+                }));
+            }
             Op::Heartbeat { .. } => return Ok(None),
         };
         if let Err(denial) = self.catalog.check(&feature, self.now.wall, hours) {
@@ -260,6 +275,20 @@ impl Server {
         let used = self.seats.used(&feature).saturating_add(in_flight);
         if used >= count {
             return denied(Denial::AllInUse { used, count });
+        }
+        // The options in force: checked here, and again when the grant applies.
+        if let Some(options) = self.seats.options() {
+            let longest = options.options.max_borrow_hours(&feature);
+            if hours.zip(longest).is_some_and(|(asked, most)| asked > most) {
+                return denied(Denial::BorrowNotAllowed);
+            }
+            let free = count.saturating_sub(used);
+            if let Some(refusal) = self
+                .seats
+                .refused_by_options(&feature, (&user, &host), free)
+            {
+                return denied(Denial::of_options(&refusal));
+            }
         }
         let borrow_end = hours.map(|h| {
             self.now.wall + std::time::Duration::from_secs(u64::from(h).saturating_mul(3600))

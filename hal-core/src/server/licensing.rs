@@ -193,6 +193,30 @@ impl Server {
         Ok(())
     }
 
+    /// The leader's check of an options push: `Err` is the reply to send now (refused
+    /// with every mistake of the file, or no change).
+    pub(super) fn check_options_push(&self, text: &Arc<str>) -> Result<(), ReplyResult> {
+        let features: Vec<&str> = self.catalog.iter().map(|(name, _)| name).collect();
+        if let Err(errors) = crate::options::parse("pushed options", text, &features) {
+            let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            return Err(ReplyResult::OptionsRefused {
+                reason: bounded(lines.join("\n")),
+            });
+        }
+        let current = self.seats.options();
+        let same = match current {
+            Some(current) => *current.text == **text,
+            None => text.trim().is_empty(),
+        };
+        if same {
+            return Err(ReplyResult::OptionsPushed {
+                index: current.map_or(LogIndex(0), |o| o.index),
+                changed: false,
+            });
+        }
+        Ok(())
+    }
+
     /// Whether the log holds a license entry not applied yet.
     fn license_in_flight(&self) -> bool {
         (self.applied.0.saturating_add(1)..=self.log.last_index().0).any(|index| {
@@ -484,5 +508,146 @@ mod tests {
             driver.server.catalog().check("cad", at(0).wall, None).err(),
             Some(Denial::HostIdMismatch)
         );
+    }
+
+    fn checkout_as(driver: &mut Driver, client: u64, user: &str) -> ReplyResult {
+        let op = Op::Checkout {
+            feature: "cad".into(),
+            user: user.into(),
+            host: "ws1".into(),
+        };
+        let outputs = driver.ask(client, 1, op);
+        replies(&outputs).pop().expect("answered")
+    }
+
+    fn push_options(driver: &mut Driver, seq: u64, text: &str) -> ReplyResult {
+        let op = Op::PushOptions {
+            text: text.into(),
+            by: "root@admin".into(),
+        };
+        replies(&driver.ask(900, seq, op)).pop().expect("answered")
+    }
+
+    fn denied(reason: Denial) -> ReplyResult {
+        ReplyResult::Denied(reason)
+    }
+
+    #[test]
+    fn an_options_file_with_mistakes_is_refused_with_each_line() {
+        let mut driver = single(3);
+        let reply = push_options(
+            &mut driver,
+            1,
+            "GROUP d ann\nINCLUD cad USER ann\nMAX 1 cax USER bob\n",
+        );
+        let ReplyResult::OptionsRefused { reason } = reply else {
+            panic!("{reply:?}");
+        };
+        assert!(
+            reason.contains("pushed options:2: unknown keyword `INCLUD` (did you mean `INCLUDE`?)"),
+            "{reason}"
+        );
+        assert!(
+            reason.contains(
+                "pushed options:3: the license has no feature `cax` (did you mean `cad`?)"
+            ),
+            "{reason}"
+        );
+        assert!(driver.server.seats().options().is_none());
+    }
+
+    #[test]
+    fn pushed_options_refuse_each_by_its_own_reason() {
+        let mut driver = single(4);
+        let text = "GROUP designers ann\nEXCLUDE cad USER mallory\nMAX 1 cad USER bob\nRESERVE 1 cad GROUP designers\n";
+        let reply = push_options(&mut driver, 1, text);
+        assert!(
+            matches!(reply, ReplyResult::OptionsPushed { changed: true, .. }),
+            "{reply:?}"
+        );
+        assert_eq!(
+            checkout_as(&mut driver, 1, "mallory"),
+            denied(Denial::Excluded)
+        );
+        assert!(matches!(
+            checkout_as(&mut driver, 2, "bob"),
+            ReplyResult::Granted { .. }
+        ));
+        assert_eq!(checkout_as(&mut driver, 3, "bob"), denied(Denial::OverMax));
+        assert!(matches!(
+            checkout_as(&mut driver, 4, "carl"),
+            ReplyResult::Granted { .. }
+        ));
+        // Two of four free, one kept for the designers: dora takes the other.
+        assert!(matches!(
+            checkout_as(&mut driver, 5, "dora"),
+            ReplyResult::Granted { .. }
+        ));
+        assert_eq!(
+            checkout_as(&mut driver, 6, "emil"),
+            denied(Denial::Reserved)
+        );
+        assert!(matches!(
+            checkout_as(&mut driver, 7, "ann"),
+            ReplyResult::Granted { .. }
+        ));
+        // The same file again is no change; another replaces it; an empty one clears it.
+        let again = push_options(&mut driver, 2, text);
+        assert!(
+            matches!(again, ReplyResult::OptionsPushed { changed: false, .. }),
+            "{again:?}"
+        );
+        push_options(&mut driver, 3, "INCLUDE cad USER ann\n");
+        let mut more = single(4);
+        push_options(&mut more, 1, "INCLUDE cad USER ann\n");
+        assert_eq!(
+            checkout_as(&mut more, 1, "bob"),
+            denied(Denial::NotIncluded)
+        );
+        assert!(matches!(
+            checkout_as(&mut more, 2, "ann"),
+            ReplyResult::Granted { .. }
+        ));
+        let cleared = push_options(&mut more, 2, "");
+        assert!(
+            matches!(cleared, ReplyResult::OptionsPushed { changed: true, .. }),
+            "{cleared:?}"
+        );
+        assert!(more.server.seats().options().is_none());
+        assert!(matches!(
+            checkout_as(&mut more, 3, "bob"),
+            ReplyResult::Granted { .. }
+        ));
+    }
+
+    /// The options are applied where the grant applies, too: a follower that applies two
+    /// grants to one user past a MAX refuses the second, as the leader would have.
+    #[test]
+    fn every_server_applies_the_options_to_each_grant_alike() {
+        use crate::seats::{Outcome, Seats};
+        use crate::time::WallTime;
+        let mut seats = Seats::new();
+        let options = Command::Options {
+            client: ClientId(900),
+            seq: RequestSeq(1),
+            text: "MAX 1 cad USER bob\n".into(),
+            by: "root@admin".into(),
+        };
+        seats.apply(LogIndex(1), &options, |_| Some(5));
+        let grant = |client: u64| Command::Grant {
+            client: ClientId(client),
+            seq: RequestSeq(1),
+            feature: "cad".into(),
+            user: "bob".into(),
+            host: "ws1".into(),
+            borrow_end: None,
+            by: ServerId::PRIMARY,
+            at: WallTime(0),
+        };
+        let first = seats.apply(LogIndex(2), &grant(1), |_| Some(5));
+        assert!(matches!(first, Some(Outcome::Granted { .. })), "{first:?}");
+        let second = seats.apply(LogIndex(3), &grant(2), |_| Some(5));
+        assert_eq!(second, Some(Outcome::Denied(Denial::OverMax)));
+        assert_eq!(seats.used("cad"), 1);
     }
 }

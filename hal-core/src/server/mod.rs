@@ -750,7 +750,9 @@ impl Server {
                     .chain(taken.iter().map(|t| t.1))
                     .collect(),
                 Command::Expire { .. } => taken.iter().map(|t| t.1).collect(),
-                Command::License { client, .. } => vec![*client],
+                Command::License { client, .. } | Command::Options { client, .. } => {
+                    vec![*client]
+                }
                 Command::Noop | Command::Forget { .. } | Command::AdoptLicense { .. } => Vec::new(),
             };
             let catalog = &self.catalog;
@@ -928,6 +930,7 @@ impl Server {
                 | Command::Forget { .. }
                 | Command::Remove { .. }
                 | Command::License { .. }
+                | Command::Options { .. }
                 | Command::AdoptLicense { .. },
                 _,
             ) => {}
@@ -935,7 +938,8 @@ impl Server {
         let (Command::Grant { client, seq, .. }
         | Command::Release { client, seq, .. }
         | Command::Remove { client, seq, .. }
-        | Command::License { client, seq, .. }) = command
+        | Command::License { client, seq, .. }
+        | Command::Options { client, seq, .. }) = command
         else {
             return;
         };

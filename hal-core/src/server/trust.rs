@@ -321,6 +321,16 @@ fn check_command(command: &Command, index: LogIndex) -> Result<(), String> {
                 .map_err(|problem| format!("a license push's user name {problem}"))?;
             check_license_size(text)
         }
+        Command::Options { text, by, .. } => {
+            crate::names::check(by)
+                .map_err(|problem| format!("an options push's user name {problem}"))?;
+            if text.len() > crate::options::FILE_BYTES_MAX {
+                return Err(format!("its options file is {} bytes", text.len()));
+            }
+            crate::options::parse_in_force("options", text)
+                .map(|_| ())
+                .map_err(|errors| format!("its options file does not read: {}", errors.len()))
+        }
         Command::AdoptLicense { text, by } => {
             if *by == ServerId::TIEBREAKER {
                 return Err("a license adopted by #3, which never leads".into());

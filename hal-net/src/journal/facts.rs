@@ -215,6 +215,7 @@ impl Answered<'_> {
             }
             Some(Op::Remove { .. }) => served.op = OpName::Remove,
             Some(Op::PushLicense { .. }) => served.op = OpName::PushLicense,
+            Some(Op::PushOptions { .. }) => served.op = OpName::PushOptions,
             Some(Op::Heartbeat { .. }) | None => {}
         }
         match &self.reply.result {
@@ -244,6 +245,12 @@ impl Answered<'_> {
                 seat = handles.first();
             }
             ReplyResult::LicensePushed { .. } => served.op = OpName::PushLicense,
+            ReplyResult::OptionsPushed { .. } => served.op = OpName::PushOptions,
+            ReplyResult::OptionsRefused { .. } => {
+                served.op = OpName::PushOptions;
+                served.result = ResultName::Denied;
+                served.reason = Some("options_refused");
+            }
             ReplyResult::LicenseRefused { .. } => {
                 served.op = OpName::PushLicense;
                 served.result = ResultName::Denied;

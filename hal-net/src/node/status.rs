@@ -7,7 +7,9 @@ use hal_core::license::ServerPosition;
 use hal_core::server::Server;
 use hal_core::time::Now;
 
-use crate::wire::{FeatureStatus, Holder, LicenseStatus, PeerStatus, StatusReport};
+use sha2::Digest as _;
+
+use crate::wire::{FeatureStatus, Holder, LicenseStatus, OptionsStatus, PeerStatus, StatusReport};
 
 /// The report of `server` at `now`, with its peer links as the driver sees them.
 pub(super) fn report(
@@ -31,6 +33,12 @@ pub(super) fn report(
         peers,
         features: features(server),
         license,
+        options: server.seats().options().map(|o| OptionsStatus {
+            digest: hex::encode(sha2::Sha256::digest(o.text.as_bytes())),
+            index: o.index.0,
+            by: o.by.to_string(),
+            rules: o.options.rules().count(),
+        }),
     }
 }
 

@@ -664,7 +664,7 @@ impl Replay<'_, '_> {
                 self.push(at, who, act, expect, notes);
             }
             // An administrator's removal is no client's step.
-            OpName::Heartbeat | OpName::Remove | OpName::PushLicense => {}
+            OpName::Heartbeat | OpName::Remove | OpName::PushLicense | OpName::PushOptions => {}
         }
     }
 
@@ -873,6 +873,7 @@ fn answered(request: &Request, outcome: &Served, place: &Place) -> String {
         OpName::Heartbeat => "heartbeat",
         OpName::Remove => "remove",
         OpName::PushLicense => "push_license",
+        OpName::PushOptions => "push_options",
     };
     let what = match outcome.result {
         ResultName::Granted => format!(
