@@ -91,8 +91,10 @@ pub enum Record {
     /// A server applied an administrator's removal of a client's seat (histories only;
     /// journals have [`Record::Seat`]).
     Removed(RemovedRecord),
-    /// A server switched to a license pushed (or adopted) at a log index (histories only).
+    /// A server switched to a license pushed (or adopted) at a log index.
     License(LicenseRecord),
+    /// A server applied an options file pushed at a log index.
+    Options(OptionsRecord),
 }
 
 impl Record {
@@ -120,6 +122,7 @@ impl Record {
             Record::Dropped(r) => r.t_ms,
             Record::Removed(r) => r.t_ms,
             Record::License(r) => r.t_ms,
+            Record::Options(r) => r.t_ms,
         })
     }
 
@@ -147,6 +150,7 @@ impl Record {
             Record::Dropped(r) => r.t_ms = t,
             Record::Removed(r) => r.t_ms = t,
             Record::License(r) => r.t_ms = t,
+            Record::Options(r) => r.t_ms = t,
         }
     }
 
@@ -174,6 +178,7 @@ impl Record {
             Record::Dropped(_) => "dropped",
             Record::Removed(_) => "removed",
             Record::License(_) => "license",
+            Record::Options(_) => "options",
         }
     }
 }
@@ -565,6 +570,17 @@ impl LicenseRecord {
             features,
         }
     }
+}
+
+/// A server applied the options file `text` (empty: none), in force from log index
+/// `index`, pushed `by`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OptionsRecord {
+    pub t_ms: u64,
+    pub server: u8,
+    pub index: u64,
+    pub by: String,
+    pub text: String,
 }
 
 /// How a checkpoint's state came to be.

@@ -302,6 +302,17 @@ impl History {
         self.push(Record::License(record));
     }
 
+    /// Server `server` applied the options file `text`, in force from log index `index`.
+    pub fn options(&self, t_ms: u64, server: ServerId, index: u64, by: &str, text: &str) {
+        self.push(Record::Options(hal_core::record::OptionsRecord {
+            t_ms,
+            server: server.get(),
+            index,
+            by: by.to_string(),
+            text: text.to_string(),
+        }));
+    }
+
     pub fn applied_removal(
         &self,
         t_ms: u64,

@@ -315,6 +315,9 @@ fn role_hook(id: ServerId, history: History) -> EventHook {
             restart: false,
             ..
         } => history.license(now_ms(), id, index.0, by, text),
+        ServerEvent::OptionsChanged { index, text, by } => {
+            history.options(now_ms(), id, index.0, by, text);
+        }
         _ => {}
     }))
 }

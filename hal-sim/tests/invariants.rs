@@ -152,6 +152,69 @@ fn license(t: u64, server: u8, index: u64, count: u32) -> Record {
     })
 }
 
+/// Server #`server` applied the options file `text`, in force from `index`.
+fn options(t: u64, server: u8, index: u64, text: &str) -> Record {
+    Record::Options(hal_core::record::OptionsRecord {
+        t_ms: t,
+        server,
+        index,
+        by: "admin@operator".to_string(),
+        text: text.to_string(),
+    })
+}
+
+#[test]
+fn a_grant_the_options_in_force_refuse_is_caught() {
+    let max = || {
+        vec![
+            meta(5),
+            options(1, 1, 4, "MAX 1 cad USER c1\nEXCLUDE cad USER c9\n"),
+            checkout(2, "c1", 1),
+            app_granted(3, "c1", 1, "h5"),
+            checkout(4, "c1", 2),
+        ]
+    };
+    // A second seat for c1, over its MAX.
+    let mut over = max();
+    over.push(app_granted(5, "c1", 2, "h6"));
+    let violation = check(&over).unwrap();
+    assert_eq!(violation.invariant, "11 options respected");
+    assert_eq!(violation.t_ms, 5);
+    assert!(violation.what.contains("MAX 1 cad USER c1"), "{violation}");
+    // Another user is not held to c1's MAX; c1 again once its seat is back.
+    let mut fine = max();
+    fine.push(checkout(5, "c2", 1));
+    fine.push(app_granted(6, "c2", 1, "h7"));
+    fine.push(checkin(7, "c1", "h5"));
+    fine.push(app_granted(8, "c1", 2, "h8"));
+    assert_eq!(check(&fine), None);
+    // An excluded user (a restarted process keeps its user's name).
+    let excluded = [
+        meta(5),
+        options(1, 1, 4, "EXCLUDE cad USER c9\n"),
+        checkout(2, "c9.1", 1),
+        app_granted(3, "c9.1", 1, "h5"),
+    ];
+    assert_eq!(check(&excluded).unwrap().invariant, "11 options respected");
+    // Asked before the options came: the server may have granted it by the file before.
+    let raced = [
+        meta(5),
+        checkout(1, "c9", 1),
+        options(2, 1, 4, "EXCLUDE cad USER c9\n"),
+        app_granted(3, "c9", 1, "h5"),
+    ];
+    assert_eq!(check(&raced), None);
+    // Cleared options refuse nothing.
+    let cleared = [
+        meta(5),
+        options(1, 1, 4, "EXCLUDE cad USER c9\n"),
+        options(2, 1, 6, ""),
+        checkout(3, "c9", 1),
+        app_granted(4, "c9", 1, "h7"),
+    ];
+    assert_eq!(check(&cleared), None);
+}
+
 #[test]
 fn a_raised_count_is_in_force_from_the_first_server_that_switches() {
     let raised = [

@@ -1232,6 +1232,34 @@ fn an_operator_pushes_a_license_with_another_count() {
     assert!(bad.contains("not a COUNT to push"), "{bad}");
 }
 
+/// `options` pushes an options file, as `hal-net options push` does: every server
+/// applies it (an `options` record each), its rules refuse by their own reasons, the step
+/// is written back as read, and its mistakes are reported with the file's lines.
+#[test]
+fn an_operator_pushes_an_options_file() {
+    let body = "\n[[steps]]\nat = \"1s\"\noptions = \"\"\"\nMAX 1 cad USER alice\n\"\"\"\npushed = true\n\n[[steps]]\nat = \"2s\"\nclient = \"alice\"\ncheckout = \"cad\"\ngranted_by = 1\n\n[[steps]]\nat = \"3s\"\nclient = \"alice\"\ncheckout = \"cad\"\ndenied = \"over_max\"\n";
+    let loaded = parse(body).unwrap();
+    let outcome = scenario::run(&loaded, 1, None);
+    assert_eq!(outcome.verdict(), Verdict::Passed, "{:#?}", outcome.judged);
+    let applied = records(&outcome.history)
+        .iter()
+        .filter(|r| matches!(r, Record::Options(o) if o.text.contains("MAX 1 cad")))
+        .count();
+    assert_eq!(applied, 3);
+    let text = scenario::write(&loaded);
+    let again = parse(&text[text.find("\n[[steps]]").unwrap()..]).unwrap();
+    assert_eq!(again.steps[0].action, loaded.steps[0].action);
+    let bad = error(
+        "\n[[steps]]\nat = \"1s\"\noptions = \"\"\"\nGROUP d ann\nMAXX 1 cad USER ann\n\"\"\"\n",
+    );
+    assert!(
+        bad.contains("its line 2: unknown keyword `MAXX` (did you mean `MAX`?)"),
+        "{bad}"
+    );
+    let bad = error("\n[[steps]]\nat = \"1s\"\noptions = \"MAX 1 cam USER ann\"\n");
+    assert!(bad.contains("the license has no feature 'cam'"), "{bad}");
+}
+
 #[test]
 fn an_operator_removes_a_users_seats() {
     let body = "\n[[steps]]\nat = \"1s\"\nclient = \"alice\"\ncheckout = \"cad\"\ngranted_by = 1\n\n[[steps]]\nat = \"1s\"\nclient = \"eng\"\ncheckout = \"cad\"\nunless_held = true\n\n[[steps]]\nat = \"4s\"\nremove = \"alice\"\nfeature = \"cad\"\nremoved = 1\nwithin = \"500ms\"\n\n[[steps]]\nat = \"4.2s\"\nclient = \"eng3\"\ncheckout = \"cad\"\ngranted_by = 1\n\n[[steps]]\nat = \"5s\"\nremove = \"alice\"\nremoved = 0\n\n[[checks]]\nat = \"8s\"\nholders = { alice = 0, eng = 2 }\nin_use = { cad = 2 }\n";

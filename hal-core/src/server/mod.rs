@@ -242,6 +242,13 @@ pub enum ServerEvent {
         serving: Result<Vec<String>, String>,
         restart: bool,
     },
+    /// The options file in force changed at `index` (pushed `by`): `text` (empty: the
+    /// options were cleared).
+    OptionsChanged {
+        index: LogIndex,
+        text: Arc<str>,
+        by: Arc<str>,
+    },
 }
 
 /// A change to the seat table, as [`ServerEvent::SeatChanged`] reports it.
@@ -770,6 +777,15 @@ impl Server {
                 Command::License { .. } | Command::AdoptLicense { .. }
             ) {
                 self.take_license(Some(index), false);
+            }
+            if let (Command::Options { text, by, .. }, Some(Outcome::OptionsPushed { .. })) =
+                (&entry.command, &outcome)
+            {
+                self.push(Output::Event(ServerEvent::OptionsChanged {
+                    index,
+                    text: text.clone(),
+                    by: by.clone(),
+                }));
             }
             for change in seat_changes(&entry.command, outcome.as_ref(), index, taken) {
                 self.push(Output::Event(ServerEvent::SeatChanged { index, change }));

@@ -542,6 +542,13 @@ impl<C: Clock> Core<C> {
                 serving,
                 restart,
             } => self.license.changed((index, text, by), serving, restart),
+            ServerEvent::OptionsChanged { index, text, by } => {
+                let rules = text
+                    .lines()
+                    .filter(|l| !l.split('#').next().unwrap_or("").trim().is_empty())
+                    .count();
+                info!(index = index.0, %by, lines = rules, "the options in force changed")
+            }
             other => debug!(?other, "server event"),
         }
     }

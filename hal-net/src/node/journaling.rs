@@ -121,6 +121,15 @@ pub(super) fn event_item(me: ServerId, event: &ServerEvent) -> Option<Item<'_>> 
         } => Item::Record(Record::License(hal_core::record::LicenseRecord::new(
             0, server, index.0, by, text,
         ))),
+        ServerEvent::OptionsChanged { index, text, by } => {
+            Item::Record(Record::Options(hal_core::record::OptionsRecord {
+                t_ms: 0,
+                server,
+                index: index.0,
+                by: by.to_string(),
+                text: text.to_string(),
+            }))
+        }
         _ => return None,
     })
 }

@@ -1,7 +1,8 @@
 //! Invariant 6, liveness: once the liveness phase has begun (every fault healed, a
 //! majority up), every checkout is answered — granted, or denied only because every seat
 //! is in use (or for what the license itself says: no such feature, expired, locked to
-//! another HostID) — within a bound derived from the timing profile.
+//! another HostID; or the administrator's options file: not included, excluded, over a
+//! MAX, the free seats reserved) — within a bound derived from the timing profile.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -21,12 +22,21 @@ pub(super) struct Liveness {
     settling: BTreeSet<(String, u64)>,
 }
 
-/// Reasons a checkout may be refused in the liveness phase: every seat in use, or what
-/// the license itself says.
+/// Reasons a checkout may be refused in the liveness phase: every seat in use, what the
+/// license itself says, or what the options file in force says.
 fn final_answer(reason: Option<&str>) -> bool {
     matches!(
         reason,
-        Some("all_in_use" | "unknown_feature" | "license_expired" | "hostid_mismatch")
+        Some(
+            "all_in_use"
+                | "unknown_feature"
+                | "license_expired"
+                | "hostid_mismatch"
+                | "not_included"
+                | "excluded"
+                | "over_max"
+                | "reserved"
+        )
     )
 }
 

@@ -16,6 +16,7 @@ mod liveness;
 mod lost_seat;
 mod majority;
 mod one_seat;
+mod options;
 mod orphans;
 mod overuse;
 mod replicas;
@@ -110,6 +111,7 @@ impl Checkers {
                 Box::new(failback::FailbackHold::default()),
                 Box::new(lease_loss::LeaseLoss::default()),
                 Box::new(replicas::ReplicasAgree::default()),
+                Box::new(options::OptionsRespected::default()),
             ],
             violation: None,
         }

@@ -389,7 +389,9 @@ fn step_end(step: &Step) -> Duration {
         // The impostor waits this long for an answer before the step is judged.
         Action::Impostor { .. } => crate::impostor::PATIENCE,
         // The operator asks again until the active server answers.
-        Action::Remove { .. } | Action::SetCount { .. } => super::run::REMOVE_PATIENCE,
+        Action::Remove { .. } | Action::SetCount { .. } | Action::PushOptions { .. } => {
+            super::run::REMOVE_PATIENCE
+        }
     };
     step.at
         + lasting
@@ -1598,6 +1600,22 @@ impl Doc<'_> {
                 && !features.contains(feature.as_str())
             {
                 unknown(feature, step.line);
+            }
+            if let Action::PushOptions { text } = &step.action
+                && let Ok(options) = hal_core::options::parse_in_force("options", text)
+            {
+                for (_, rule) in options.rules() {
+                    let feature = match rule {
+                        hal_core::options::Rule::Include { feature, .. }
+                        | hal_core::options::Rule::Exclude { feature, .. }
+                        | hal_core::options::Rule::Reserve { feature, .. }
+                        | hal_core::options::Rule::Max { feature, .. }
+                        | hal_core::options::Rule::MaxBorrowHours { feature, .. } => feature,
+                    };
+                    if !features.contains(feature.as_str()) {
+                        unknown(feature, step.line);
+                    }
+                }
             }
             if let Action::Client { act, .. } = &step.action {
                 let feature = match act {

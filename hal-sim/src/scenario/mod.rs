@@ -192,6 +192,8 @@ pub enum Action {
     /// `count` (and the COUNTs of the pushes before it), as `hal-net license push` does,
     /// asking the servers in turn until the active one answers.
     SetCount { feature: String, count: u32 },
+    /// The operator's machine pushes this options file, as `hal-net options push` does.
+    PushOptions { text: String },
 }
 
 /// What a client does.

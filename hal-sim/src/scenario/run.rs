@@ -258,13 +258,21 @@ fn license_pushes(scenario: &Scenario) -> Vec<(Step, Arc<str>)> {
     let mut steps: Vec<&Step> = scenario
         .steps
         .iter()
-        .filter(|s| matches!(s.action, Action::SetCount { .. }))
+        .filter(|s| {
+            matches!(
+                s.action,
+                Action::SetCount { .. } | Action::PushOptions { .. }
+            )
+        })
         .collect();
     steps.sort_by_key(|s| (s.at, s.line));
     let mut license = scenario.license.clone();
     steps
         .into_iter()
         .map(|step| {
+            if let Action::PushOptions { text } = &step.action {
+                return (step.clone(), text.as_str().into());
+            }
             if let Action::SetCount { feature, count } = &step.action
                 && let Some(f) = license
                     .features
@@ -1389,22 +1397,27 @@ impl Operator {
     /// again every half second while none answers, for the step's `within` or
     /// [`REMOVE_PATIENCE`]; then judges its expectation.
     async fn push(&self, step: &Step, text: Arc<str>) {
-        let Action::SetCount { feature, count } = &step.action else {
-            return;
+        let (what, options) = match &step.action {
+            Action::SetCount { feature, count } => {
+                (format!("license with COUNT {count} of {feature}"), false)
+            }
+            Action::PushOptions { .. } => ("options file".to_string(), true),
+            _ => return,
         };
         let servers: Vec<(String, ServerId)> = servers().map(|s| (address(s), s)).to_vec();
         let id = ClientId(0x7075_7368_0000_0000 | u64::try_from(step.line).unwrap_or(0));
         let patience = step.expect.within.unwrap_or(REMOVE_PATIENCE);
         let started = turmoil::sim_elapsed().unwrap_or_default();
         let pushed = loop {
-            let asked = hal_net::admin::push_license(
-                &SimTransport::new(),
-                &servers,
-                (text.clone(), OPERATOR.into()),
-                id,
-                self.status_timeout,
-            )
-            .await;
+            let file = (text.clone(), OPERATOR.into());
+            let transport = SimTransport::new();
+            let asked = if options {
+                hal_net::admin::push_options(&transport, &servers, file, id, self.status_timeout)
+                    .await
+            } else {
+                hal_net::admin::push_license(&transport, &servers, file, id, self.status_timeout)
+                    .await
+            };
             let now = turmoil::sim_elapsed().unwrap_or_default();
             match asked {
                 Ok(pushed) => break Ok(pushed),
@@ -1421,9 +1434,9 @@ impl Operator {
         let took = now_ms().saturating_sub(ms(step.at));
         let wanted = expect.pushed.unwrap_or(true);
         let mut expected = if wanted {
-            format!("the operator's license with COUNT {count} of {feature} takes effect")
+            format!("the operator's {what} takes effect")
         } else {
-            format!("the operator's license with COUNT {count} of {feature} is refused")
+            format!("the operator's {what} is refused")
         };
         if let Some(within) = expect.within {
             expected.push_str(&format!(" within {}", humantime::format_duration(within)));

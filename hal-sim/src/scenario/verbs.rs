@@ -237,6 +237,17 @@ pub(super) const VERBS: &[Verb] = &[
         play: None,
     },
     Verb {
+        name: "options",
+        params: &[],
+        expectations: &["pushed", "within"],
+        actor: Actor::Operator,
+        read: read_options,
+        write: write_options,
+        // The operator's machine plays it ([`super::run`]'s `Operator`).
+        plan: None,
+        play: None,
+    },
+    Verb {
         name: "set_count",
         params: &["feature"],
         expectations: &["pushed", "within"],
@@ -833,6 +844,29 @@ fn write_set_count(_: &str, action: &Action) -> Option<String> {
         "set_count = {count}\nfeature = {}",
         quoted(feature)
     ))
+}
+
+fn read_options(s: &StepKeys<'_, '_, '_>) -> Result<Action, ScenarioError> {
+    let text = s
+        .doc
+        .string("options", s.value, "an options file in triple quotes")?;
+    if let Err(errors) = hal_core::options::parse_in_force("options", text) {
+        let problems: Vec<String> = errors
+            .iter()
+            .map(|e| format!("its line {}: {}", e.line, e.problem))
+            .collect();
+        return Err(s.error("options", problems.join("; ")));
+    }
+    Ok(Action::PushOptions {
+        text: text.to_string(),
+    })
+}
+
+fn write_options(_: &str, action: &Action) -> Option<String> {
+    let Action::PushOptions { text } = action else {
+        return None;
+    };
+    Some(format!("options = \"\"\"\n{text}\"\"\""))
 }
 
 fn write_remove(_: &str, action: &Action) -> Option<String> {
