@@ -178,7 +178,7 @@ fn a_grant_the_options_in_force_refuse_is_caught() {
     let mut over = max();
     over.push(app_granted(5, "c1", 2, "h6"));
     let violation = check(&over).unwrap();
-    assert_eq!(violation.invariant, "11 options respected");
+    assert_eq!(violation.invariant, "12 options respected");
     assert_eq!(violation.t_ms, 5);
     assert!(violation.what.contains("MAX 1 cad USER c1"), "{violation}");
     // Another user is not held to c1's MAX; c1 again once its seat is back.
@@ -195,7 +195,7 @@ fn a_grant_the_options_in_force_refuse_is_caught() {
         checkout(2, "c9.1", 1),
         app_granted(3, "c9.1", 1, "h5"),
     ];
-    assert_eq!(check(&excluded).unwrap().invariant, "11 options respected");
+    assert_eq!(check(&excluded).unwrap().invariant, "12 options respected");
     // Asked before the options came: the server may have granted it by the file before.
     let raced = [
         meta(5),

@@ -1,4 +1,4 @@
-//! Invariant 11 (an addition to DESIGN §6.3), options respected: no seat is granted that
+//! Invariant 12 (an addition to DESIGN §6.3), options respected: no seat is granted that
 //! the options file in force refuses. A grant is judged when its client is told of it,
 //! by every options file in force from the request's first send to then (the server
 //! decided it at some point in between, by the file in force at that log index): it
@@ -80,7 +80,7 @@ impl OptionsRespected {
 
 impl Invariant for OptionsRespected {
     fn name(&self) -> &'static str {
-        "11 options respected"
+        "12 options respected"
     }
 
     fn observe(&mut self, record: &Record, line: &str) -> Result<(), (String, Vec<String>)> {
