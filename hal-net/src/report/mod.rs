@@ -135,7 +135,8 @@ impl Window {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FeatureReport {
     pub feature: String,
-    /// The seats licensed (from the journals' meta records), if they say.
+    /// The seats licensed, if the journals say: the COUNT of the newest license pushed
+    /// (a `license` record), else their meta records'.
     pub count: Option<u32>,
     pub peak: Peak,
     /// Seats granted in the window by checkouts, and by borrows.
@@ -335,9 +336,22 @@ fn feature_report(
     seats: &BTreeMap<String, seats::FeatureSeats>,
     denied: &BTreeMap<String, BTreeMap<String, u64>>,
 ) -> FeatureReport {
-    let count = journals
+    // The COUNT of the newest license in force the journals record (a push), else the
+    // one their meta records state.
+    let pushed = journals
         .iter()
-        .find_map(|j| j.meta.features.get(feature).map(|f| f.count));
+        .flat_map(|j| &j.entries)
+        .filter_map(|e| match &e.entry.record {
+            hal_core::record::Record::License(l) => Some((l.index, l.features.get(feature))),
+            _ => None,
+        })
+        .max_by_key(|(index, _)| *index)
+        .map(|(_, count)| count.copied());
+    let count = pushed.unwrap_or_else(|| {
+        journals
+            .iter()
+            .find_map(|j| j.meta.features.get(feature).map(|f| f.count))
+    });
     let denials = denied.get(feature).cloned().unwrap_or_default();
     let mut report = match seats.get(feature) {
         Some(s) => s.report(feature),
@@ -515,6 +529,22 @@ mod tests {
             report(&[J::new(1).done()], &Options::default()),
             Err(ReportError::Empty)
         );
+    }
+
+    /// A pushed license's COUNT replaces the meta record's: the newest in force counts.
+    #[test]
+    fn the_count_is_the_newest_pushed_licenses() {
+        let journals = [J::new(1)
+            .start(1_000)
+            .license(2_000, 7, 8)
+            .license(3_000, 12, 6)
+            .stop(9_000)
+            .done()];
+        let report = report(&journals, &Options::default()).unwrap();
+        assert_eq!(report.features[0].count, Some(6));
+        let unpushed = [J::new(1).start(1_000).stop(9_000).done()];
+        let report = super::report(&unpushed, &Options::default()).unwrap();
+        assert_eq!(report.features[0].count, Some(5));
     }
 
     #[test]

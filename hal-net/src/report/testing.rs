@@ -49,6 +49,13 @@ impl J {
         self.0.server
     }
 
+    /// The server switched to a license of `count` seats of `cad`, in force from `index`.
+    pub(super) fn license(self, t_ms: u64, index: u64, count: u32) -> J {
+        let mut record = hal_core::record::LicenseRecord::new(t_ms, self.me(), index, "root@a", "");
+        record.features = BTreeMap::from([("cad".to_string(), count)]);
+        self.push(Record::License(record))
+    }
+
     fn push(mut self, record: Record) -> J {
         let line = self.0.entries.len() + 2;
         self.0.entries.push(Located {
