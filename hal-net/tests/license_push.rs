@@ -2,8 +2,9 @@
 //! with the admin certificate (without it, refused), every server switching at once with
 //! no restart and no failover, held seats kept through a lowered COUNT, a license that
 //! does not hold refused with its reason, the license file rewritten so that a restart
-//! serves the new license; SIGHUP on a standby rereading the file and pushing it; and a
-//! server that cannot serve the new license (its HostID) saying so.
+//! serves the new license; SIGHUP on a standby rereading the file and pushing it (and on a
+//! single server, which pushes to itself); and a server that cannot serve the new license
+//! (its HostID) saying so.
 
 #![allow(clippy::unwrap_used)] // a failed step is a failed test
 
@@ -340,4 +341,93 @@ fn a_push_without_the_admin_certificate_is_refused_by_the_server() {
     assert_eq!(cluster.status()["features"][0]["count"], 5);
     let log = std::fs::read_to_string(cluster.log(1)).unwrap();
     assert!(log.contains("refused an administrative request"), "{log}");
+}
+
+/// A single server (normal network licenses) pushes its own file on SIGHUP: it dials
+/// itself with its certificate, and serves the new COUNT.
+#[test]
+fn a_single_server_rereads_its_license_file_on_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(support::cluster::hal_net())
+            .args(args)
+            .current_dir(d)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    };
+    run(&["license", "keygen", "--out", "."]);
+    let license = |count: u32| {
+        let text = format!("FEATURE cad\n{{\n  VENDOR = acme\n  COUNT = {count}\n}}\n");
+        std::fs::write(d.join("cad.txt"), text).unwrap();
+        run(&[
+            "license",
+            "sign",
+            "--key",
+            "vendor.key",
+            "cad.txt",
+            "-o",
+            "cad.lic",
+        ]);
+    };
+    license(3);
+    let [port] = support::cluster::free_ports::<1>();
+    let entry = format!("{port}@127.0.0.1");
+    run(&["tls", "init", "--servers", &entry, "--dir", "tls"]);
+    let config = format!(
+        "listen = \"127.0.0.1:{port}\"\ntriad = [\"{entry}\"]\ndata_dir = \"data\"\nlicense = \"cad.lic\"\n\
+         vendor_key = \"vendor.pub\"\nhostid = \"h1\"\ndiscovery = false\n[tls]\nca = \"tls/ca.pem\"\n\
+         cert = \"tls/server1.pem\"\nkey = \"tls/server1.key\"\n"
+    );
+    std::fs::write(d.join("server.toml"), config).unwrap();
+    let log = std::fs::File::create(d.join("server.log")).unwrap();
+    let mut server = std::process::Command::new(support::cluster::hal_net())
+        .args(["serve", "--config", "server.toml", "--join-empty"])
+        .current_dir(d)
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let status = || {
+        let out = std::process::Command::new(support::cluster::hal_net())
+            .args([
+                "status",
+                "--json",
+                "--timeout",
+                "1s",
+                "--license-path",
+                &entry,
+            ])
+            .env("HAL_TRIAD_CA", d.join("tls/ca.pem"))
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Value>(&out.stdout).unwrap_or(Value::Null)
+    };
+    let wait_count = |count: u64| {
+        let start = Instant::now();
+        loop {
+            let s = status();
+            if s["features"][0]["count"] == count {
+                return s;
+            }
+            let log = std::fs::read_to_string(d.join("server.log")).unwrap();
+            assert!(start.elapsed() < Duration::from_secs(10), "{s}\n{log}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_count(3);
+    license(7);
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(server.id()).unwrap());
+    nix::sys::signal::kill(pid, Signal::SIGHUP).unwrap();
+    let s = wait_count(7);
+    assert_eq!(
+        s["servers"][0]["license"]["by"], "SIGHUP to server #1",
+        "{s}"
+    );
+    assert!(
+        server.try_wait().unwrap().is_none(),
+        "SIGHUP must not stop the server"
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
 }
