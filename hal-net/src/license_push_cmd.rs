@@ -16,51 +16,34 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use hal_core::ServerId;
-use hal_core::protocol::ClientId;
-use hal_net::addr::LicensePath;
 use hal_net::admin::{self, Push};
-use hal_net::client::{this_host, this_user};
-use hal_net::transport::{Transport, slot_in_path};
+use hal_net::transport::Transport;
 use hal_net::wire::StatusReport;
 use serde_json::json;
+
+use crate::admin_args::AdminArgs;
 
 #[derive(Debug, Args)]
 pub struct PushArgs {
     /// The license file to serve (signed with `hal-net license sign`).
     #[arg(value_name = "FILE.lic")]
     file: PathBuf,
-    /// The license servers: `port@host` entries separated by `;` or `,`, in triad order.
-    #[arg(long = "license-path", env = "HAL_LICENSE_PATH", value_name = "PATH")]
-    license_path: String,
     /// The vendor's public key: check every signature here before sending (the active
     /// server checks them in any case).
     #[arg(long, value_name = "FILE")]
     pubkey: Option<PathBuf>,
-    /// The admin certificate (`admin.pem` from `hal-net tls init`).
-    #[arg(long, env = "HAL_ADMIN_CERT", value_name = "FILE", requires = "key")]
-    cert: Option<PathBuf>,
-    /// The admin certificate's key (`admin.key`).
-    #[arg(long, env = "HAL_ADMIN_KEY", value_name = "FILE", requires = "cert")]
-    key: Option<PathBuf>,
-    /// How long to wait for each server's answer.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
-    timeout: Duration,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
-    security: crate::client_cmd::SecurityArgs,
+    admin: crate::admin_args::AdminArgs,
 }
 
 /// How long the command waits for every server to report the new license.
 const SWITCH_WAIT: Duration = Duration::from_secs(3);
 
 pub async fn run(args: PushArgs) -> Result<ExitCode> {
-    let path = LicensePath::parse(&args.license_path)
-        .with_context(|| format!("--license-path '{}'", args.license_path))?;
+    let servers = args.admin.servers()?;
     let loaded = hal_net::license_file::load(&args.file)?;
     if let Some(pubkey) = &args.pubkey {
         let public = hal_net::keys::read_verifying_key(pubkey)?;
@@ -82,20 +65,18 @@ pub async fn run(args: PushArgs) -> Result<ExitCode> {
             anyhow::bail!("{}\nnothing was pushed", bad.join("\n"));
         }
     }
-    let admin = args.cert.as_deref().zip(args.key.as_deref());
-    let transport = args.security.admin_transport(admin)?;
-    let by: Arc<str> = format!("{}@{}", this_user(), this_host()).into();
-    let count = path.addrs().len();
-    let servers: Vec<(String, ServerId)> = path
-        .addrs()
-        .iter()
-        .enumerate()
-        .map(|(i, entry)| (entry.connect_string(), slot_in_path(count, i)))
-        .collect();
-    let id = ClientId(getrandom::u64().context("no random number for the request's id")?);
+    let transport = args.admin.transport()?;
+    let by = AdminArgs::by();
+    let id = AdminArgs::request_id()?;
     let text: Arc<str> = loaded.text.as_str().into();
-    let pushed =
-        admin::push_license(&transport, &servers, (text, by.clone()), id, args.timeout).await;
+    let pushed = admin::push_license(
+        &transport,
+        &servers,
+        (text, by.clone()),
+        id,
+        args.admin.timeout,
+    )
+    .await;
     let file = args.file.display().to_string();
     let (index, changed, active) = match pushed {
         Ok(Push::Pushed { index, changed, by }) => (index, changed, by),
@@ -107,15 +88,15 @@ pub async fn run(args: PushArgs) -> Result<ExitCode> {
                 server.get()
             );
             let value = json!({"error": reason, "server": server.get(), "pushed": false});
-            return Ok(finish(args.json, ExitCode::from(1), &text, &value));
+            return Ok(finish(args.admin.json, ExitCode::from(1), &text, &value));
         }
         Err(error) => {
             let value = json!({"error": error.to_string(), "pushed": false});
             let text = format!("error: {error}");
-            return Ok(finish(args.json, ExitCode::from(3), &text, &value));
+            return Ok(finish(args.admin.json, ExitCode::from(3), &text, &value));
         }
     };
-    let reports = switched(&transport, &servers, index, args.timeout).await;
+    let reports = switched(&transport, &servers, index, args.admin.timeout).await;
     let mut lines = vec![if changed {
         format!(
             "pushed {file}: in force from log index {index} (#{} is active), as {by}",
@@ -179,7 +160,7 @@ pub async fn run(args: PushArgs) -> Result<ExitCode> {
         "servers": per_server,
     });
     Ok(finish(
-        args.json,
+        args.admin.json,
         ExitCode::SUCCESS,
         &lines.join("\n"),
         &value,

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod admin_args;
 mod client_cmd;
 mod dev_cluster;
 mod discover_cmd;

@@ -10,19 +10,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use hal_core::ServerId;
 use hal_core::options::{self, Options};
-use hal_core::protocol::ClientId;
-use hal_net::addr::LicensePath;
 use hal_net::admin::{self, Push};
-use hal_net::client::{this_host, this_user};
-use hal_net::transport::slot_in_path;
 use serde_json::json;
+
+use crate::admin_args::AdminArgs;
 
 #[derive(Debug, Subcommand)]
 pub enum OptionsCommand {
@@ -50,23 +45,8 @@ pub struct PushArgs {
     /// The options file.
     #[arg(value_name = "FILE.opt")]
     file: PathBuf,
-    /// The license servers: `port@host` entries separated by `;` or `,`, in triad order.
-    #[arg(long = "license-path", env = "HAL_LICENSE_PATH", value_name = "PATH")]
-    license_path: String,
-    /// The admin certificate (`admin.pem` from `hal-net tls init`).
-    #[arg(long, env = "HAL_ADMIN_CERT", value_name = "FILE", requires = "key")]
-    cert: Option<PathBuf>,
-    /// The admin certificate's key (`admin.key`).
-    #[arg(long, env = "HAL_ADMIN_KEY", value_name = "FILE", requires = "cert")]
-    key: Option<PathBuf>,
-    /// How long to wait for each server's answer.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
-    timeout: Duration,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
-    security: crate::client_cmd::SecurityArgs,
+    admin: crate::admin_args::AdminArgs,
 }
 
 pub fn run(command: OptionsCommand) -> Result<ExitCode> {
@@ -120,29 +100,20 @@ fn check(path: &Path, license: Option<&Path>) -> Result<ExitCode> {
 }
 
 async fn push(args: PushArgs) -> Result<ExitCode> {
-    let path = LicensePath::parse(&args.license_path)
-        .with_context(|| format!("--license-path '{}'", args.license_path))?;
+    let servers = args.admin.servers()?;
     let text = read(&args.file)?;
     // Its own mistakes first, named by this file; the server checks the features.
     parse(&args.file, &text, None)?;
-    let admin = args.cert.as_deref().zip(args.key.as_deref());
-    let transport = args.security.admin_transport(admin)?;
-    let by: Arc<str> = format!("{}@{}", this_user(), this_host()).into();
-    let count = path.addrs().len();
-    let servers: Vec<(String, ServerId)> = path
-        .addrs()
-        .iter()
-        .enumerate()
-        .map(|(i, entry)| (entry.connect_string(), slot_in_path(count, i)))
-        .collect();
-    let id = ClientId(getrandom::u64().context("no random number for the request's id")?);
+    let transport = args.admin.transport()?;
+    let by = AdminArgs::by();
+    let id = AdminArgs::request_id()?;
     let file = args.file.display().to_string();
     let pushed = admin::push_options(
         &transport,
         &servers,
         (text.into(), by.clone()),
         id,
-        args.timeout,
+        args.admin.timeout,
     )
     .await;
     let (code, text, value) = match pushed {
@@ -179,6 +150,9 @@ async fn push(args: PushArgs) -> Result<ExitCode> {
         ),
     };
     Ok(crate::license_push_cmd::finish(
-        args.json, code, &text, &value,
+        args.admin.json,
+        code,
+        &text,
+        &value,
     ))
 }

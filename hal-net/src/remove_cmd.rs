@@ -6,19 +6,17 @@
 //!
 //! Exit codes: 0 removed; 1 no such seat is held; 3 no active server could be reached.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow};
 use clap::Args;
-use hal_core::protocol::{ClientId, RemoveTarget};
-use hal_net::addr::LicensePath;
+use hal_core::protocol::RemoveTarget;
 use hal_net::admin::{self, Removal};
-use hal_net::client::{parse_handle, this_host, this_user};
-use hal_net::transport::slot_in_path;
+use hal_net::client::parse_handle;
 use serde_json::json;
+
+use crate::admin_args::AdminArgs;
 
 #[derive(Debug, Args)]
 pub struct RemoveArgs {
@@ -34,30 +32,13 @@ pub struct RemoveArgs {
     /// Only the user's seats of this feature.
     #[arg(long, requires = "user")]
     feature: Option<String>,
-    /// The license servers: `port@host` entries separated by `;` or `,`, in triad order.
-    #[arg(long = "license-path", env = "HAL_LICENSE_PATH", value_name = "PATH")]
-    license_path: String,
-    /// The admin certificate (`admin.pem` from `hal-net tls init`).
-    #[arg(long, env = "HAL_ADMIN_CERT", value_name = "FILE", requires = "key")]
-    cert: Option<PathBuf>,
-    /// The admin certificate's key (`admin.key`).
-    #[arg(long, env = "HAL_ADMIN_KEY", value_name = "FILE", requires = "cert")]
-    key: Option<PathBuf>,
-    /// How long to wait for each server's answer.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
-    timeout: Duration,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
-    security: crate::client_cmd::SecurityArgs,
+    admin: crate::admin_args::AdminArgs,
 }
 
 pub async fn run(args: RemoveArgs) -> Result<ExitCode> {
-    let path = LicensePath::parse(&args.license_path)
-        .with_context(|| format!("--license-path '{}'", args.license_path))?;
-    let admin = args.cert.as_deref().zip(args.key.as_deref());
-    let transport = args.security.admin_transport(admin)?;
+    let servers = args.admin.servers()?;
+    let transport = args.admin.transport()?;
     let target = match (&args.handle, &args.user) {
         (Some(handle), _) => RemoveTarget::Handle(parse_handle(handle).map_err(|e| anyhow!(e))?),
         (None, Some(user)) => RemoveTarget::Holder {
@@ -68,16 +49,10 @@ pub async fn run(args: RemoveArgs) -> Result<ExitCode> {
         (None, None) => unreachable!("clap requires a handle or --user"),
     };
     let what = describe(&target);
-    let by: Arc<str> = format!("{}@{}", this_user(), this_host()).into();
-    let count = path.addrs().len();
-    let servers: Vec<(String, hal_core::ServerId)> = path
-        .addrs()
-        .iter()
-        .enumerate()
-        .map(|(i, entry)| (entry.connect_string(), slot_in_path(count, i)))
-        .collect();
-    let id = ClientId(getrandom::u64().context("no random number for the request's id")?);
-    let removal = admin::remove(&transport, &servers, (target, by.clone()), id, args.timeout).await;
+    let by = AdminArgs::by();
+    let id = AdminArgs::request_id()?;
+    let limit = args.admin.timeout;
+    let removal = admin::remove(&transport, &servers, (target, by.clone()), id, limit).await;
     let (code, text, value) = match removal {
         Ok(Removal::Removed {
             handles,
@@ -108,7 +83,7 @@ pub async fn run(args: RemoveArgs) -> Result<ExitCode> {
             json!({"error": error.to_string()}),
         ),
     };
-    if args.json {
+    if args.admin.json {
         println!("{value}");
     } else if code == ExitCode::SUCCESS {
         println!("{text}");

@@ -134,7 +134,7 @@ fn an_administrator_removes_a_users_seats_and_the_holders_are_told() {
     assert!(asked.elapsed() < Duration::from_secs(5));
     // The journals of all three servers say who removed which seat.
     for id in 1..=3 {
-        let journal = journal_text(&cluster, id);
+        let journal = cluster.journal_text(id);
         for handle in &anns {
             assert!(
                 journal.lines().any(|l| l.contains("\"change\":\"removed\"")
@@ -163,20 +163,6 @@ fn an_administrator_removes_a_users_seats_and_the_holders_are_told() {
     assert!(out.status.success(), "{out:?}\n{}", cluster.logs());
     assert!(text(&out.stdout).contains("on #2"), "{out:?}");
     assert_eq!(cluster.seats("cad").0, 0);
-}
-
-/// The text of server `id`'s journal files.
-fn journal_text(cluster: &Cluster, id: usize) -> String {
-    let dir = cluster.data(id).join("journal");
-    let mut names: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    names.sort();
-    names
-        .iter()
-        .map(|p| std::fs::read_to_string(p).unwrap_or_default())
-        .collect()
 }
 
 /// What someone on the LAN gets for an administrative request without the admin

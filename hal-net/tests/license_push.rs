@@ -73,21 +73,6 @@ fn wait_switched(cluster: &Cluster, after: u64, limit: Duration) -> Vec<Value> {
     }
 }
 
-/// The text of server `id`'s journal files (written 20 ms apart at most).
-fn journal_text(cluster: &Cluster, id: usize) -> String {
-    std::thread::sleep(Duration::from_millis(100));
-    let dir = cluster.data(id).join("journal");
-    let mut names: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    names.sort();
-    names
-        .iter()
-        .map(|p| std::fs::read_to_string(p).unwrap_or_default())
-        .collect()
-}
-
 #[test]
 fn an_administrator_pushes_a_license_and_every_server_switches_at_once() {
     let mut cluster = Cluster::new(TIMING);
@@ -159,7 +144,9 @@ fn an_administrator_pushes_a_license_and_every_server_switches_at_once() {
     // Every server's journal records the switch (so `hal-sim check` judges by the new
     // COUNT), and the push it answered.
     for id in 1..=3 {
-        let journal = journal_text(&cluster, id);
+        // The journal writer hands records over 20 ms apart at most.
+        std::thread::sleep(Duration::from_millis(100));
+        let journal = cluster.journal_text(id);
         let switched = journal.lines().any(|l| {
             l.contains("\"kind\":\"license\"")
                 && l.contains(&format!("\"server\":{id},\"index\":{index},"))
@@ -167,7 +154,7 @@ fn an_administrator_pushes_a_license_and_every_server_switches_at_once() {
         });
         assert!(switched, "{journal}");
     }
-    assert!(journal_text(&cluster, 1).contains("\"op\":\"push_license\""));
+    assert!(cluster.journal_text(1).contains("\"op\":\"push_license\""));
 
     // The same terms again: no change, nothing proposed.
     let out = push(&cluster, &eight, true);

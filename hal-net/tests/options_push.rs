@@ -38,25 +38,6 @@ fn push(cluster: &Cluster, path: &std::path::Path, admin: bool) -> Output {
     cluster.verb(&args)
 }
 
-/// `hal-net checkout cad --hold 0s --json` as `user`.
-fn checkout_as(cluster: &Cluster, user: &str) -> Output {
-    Command::new(hal_net())
-        .args([
-            "checkout",
-            "cad",
-            "--hold",
-            "0s",
-            "--json",
-            "--license-path",
-        ])
-        .arg(cluster.path())
-        .env("USER", user)
-        .env("HAL_HOME", cluster.dir.path().join("client-home"))
-        .env("HAL_TRIAD_CA", cluster.ca())
-        .output()
-        .unwrap()
-}
-
 fn denied(out: &Output) -> String {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     json(out)["reason"].as_str().unwrap().to_string()
@@ -139,28 +120,28 @@ fn options_are_checked_with_their_lines_and_applied_by_every_server() {
     );
 
     // Each refusal its own reason. COUNT is 5.
-    assert_eq!(denied(&checkout_as(&cluster, "mallory")), "excluded");
+    assert_eq!(denied(&cluster.checkout_as("cad", "mallory")), "excluded");
     let bob = Holder::start_as(&cluster, "cad", "bob");
-    assert_eq!(denied(&checkout_as(&cluster, "bob")), "over_max");
+    assert_eq!(denied(&cluster.checkout_as("cad", "bob")), "over_max");
     let _carl = Holder::start_as(&cluster, "cad", "carl");
     let _dora = Holder::start_as(&cluster, "cad", "dora");
     let _emil = Holder::start_as(&cluster, "cad", "emil");
     // One seat left, kept for the designers.
-    assert_eq!(denied(&checkout_as(&cluster, "fred")), "reserved");
-    let out = checkout_as(&cluster, "alice");
+    assert_eq!(denied(&cluster.checkout_as("cad", "fred")), "reserved");
+    let out = cluster.checkout_as("cad", "alice");
     assert!(out.status.success(), "{out:?}");
 
     // After a failover #2 applies the same rules: bob is still over his MAX.
     cluster.kill9(1);
     cluster.wait_active(2, Duration::from_secs(10));
-    assert_eq!(denied(&checkout_as(&cluster, "bob")), "over_max");
-    assert_eq!(denied(&checkout_as(&cluster, "mallory")), "excluded");
+    assert_eq!(denied(&cluster.checkout_as("cad", "bob")), "over_max");
+    assert_eq!(denied(&cluster.checkout_as("cad", "mallory")), "excluded");
     bob.release();
     // An empty file clears the options: anyone may check out again.
     let empty = file(&cluster, "empty.opt", "");
     let out = push(&cluster, &empty, true);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    assert!(checkout_as(&cluster, "mallory").status.success());
+    assert!(cluster.checkout_as("cad", "mallory").status.success());
     let log2 = std::fs::read_to_string(cluster.log(2)).unwrap();
     assert!(!log2.contains("panicked"), "{log2}");
 }

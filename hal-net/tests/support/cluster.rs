@@ -290,6 +290,39 @@ impl Cluster {
         }
     }
 
+    /// The text of server `id`'s journal files, in file order.
+    pub fn journal_text(&self, id: usize) -> String {
+        let dir = self.data(id).join("journal");
+        let mut names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        names.sort();
+        names
+            .iter()
+            .map(|p| fs::read_to_string(p).unwrap_or_default())
+            .collect()
+    }
+
+    /// `hal-net checkout FEATURE --hold 0s --json` as `user`.
+    pub fn checkout_as(&self, feature: &str, user: &str) -> Output {
+        Command::new(hal_net())
+            .args([
+                "checkout",
+                feature,
+                "--hold",
+                "0s",
+                "--json",
+                "--license-path",
+            ])
+            .arg(self.path())
+            .env("USER", user)
+            .env("HAL_HOME", self.dir.path().join("client-home"))
+            .env("HAL_TRIAD_CA", self.ca())
+            .output()
+            .unwrap()
+    }
+
     /// Sends `signal` to server `id`.
     pub fn signal(&self, id: usize, signal: nix::sys::signal::Signal) {
         let child = self.children[id - 1].as_ref().expect("server not started");

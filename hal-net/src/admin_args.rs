@@ -1,0 +1,70 @@
+//! What every administrative verb (`remove`, `license push`, `options push`) is given:
+//! where the servers are, the admin certificate, how long to wait, and how to print.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use hal_core::ServerId;
+use hal_core::protocol::ClientId;
+use hal_net::addr::LicensePath;
+use hal_net::client::{this_host, this_user};
+use hal_net::tls_transport::ClientTransport;
+use hal_net::transport::slot_in_path;
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// The license servers: `port@host` entries separated by `;` or `,`, in triad order.
+    #[arg(long = "license-path", env = "HAL_LICENSE_PATH", value_name = "PATH")]
+    license_path: String,
+    /// The admin certificate (`admin.pem` from `hal-net tls init`).
+    #[arg(long, env = "HAL_ADMIN_CERT", value_name = "FILE", requires = "key")]
+    cert: Option<PathBuf>,
+    /// The admin certificate's key (`admin.key`).
+    #[arg(long, env = "HAL_ADMIN_KEY", value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
+    /// How long to wait for each server's answer.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    security: crate::client_cmd::SecurityArgs,
+}
+
+impl AdminArgs {
+    /// Each server's address and slot, in path order.
+    pub fn servers(&self) -> Result<Vec<(String, ServerId)>> {
+        let path = LicensePath::parse(&self.license_path)
+            .with_context(|| format!("--license-path '{}'", self.license_path))?;
+        let count = path.addrs().len();
+        Ok(path
+            .addrs()
+            .iter()
+            .enumerate()
+            .map(|(i, entry)| (entry.connect_string(), slot_in_path(count, i)))
+            .collect())
+    }
+
+    /// The connection that presents the admin certificate (plaintext with --insecure).
+    pub fn transport(&self) -> Result<ClientTransport> {
+        let admin = self.cert.as_deref().zip(self.key.as_deref());
+        self.security.admin_transport(admin)
+    }
+
+    /// Who asks, as the servers record it: `user@host` of this machine.
+    pub fn by() -> Arc<str> {
+        format!("{}@{}", this_user(), this_host()).into()
+    }
+
+    /// A fresh number for the request, so that a server answers a retry of it, not a new
+    /// one.
+    pub fn request_id() -> Result<ClientId> {
+        Ok(ClientId(
+            getrandom::u64().context("no random number for the request's id")?,
+        ))
+    }
+}
