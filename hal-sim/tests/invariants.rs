@@ -282,6 +282,34 @@ fn a_lowered_count_keeps_the_seats_held_and_under_way_and_no_more() {
     assert_eq!(check(&below).unwrap().t_ms, 11);
 }
 
+/// A COUNT lowered, then raised again but still below what was held: the request under
+/// way since before the first push is still the old COUNT's. And above a lowered COUNT
+/// only such a request may be granted: a request made after the push may not, even while
+/// one under way is still unanswered.
+#[test]
+fn a_lowered_counts_allowance_is_for_the_requests_under_way_only() {
+    let mut raised = vec![meta(5)];
+    for (client, handle) in [("c1", "h1"), ("c2", "h2"), ("c3", "h3"), ("c4", "h4")] {
+        raised.push(granted(1, client, handle));
+    }
+    raised.push(checkout(2, "c5", 1));
+    raised.push(license(3, 1, 7, 2));
+    raised.push(license(4, 1, 8, 3));
+    raised.push(app_granted(5, "c5", 1, "h6"));
+    assert_eq!(check(&raised), None);
+    let mut after = vec![meta(3)];
+    for (client, handle) in [("c1", "h1"), ("c2", "h2"), ("c3", "h3")] {
+        after.push(granted(1, client, handle));
+    }
+    after.push(checkout(2, "c4", 1));
+    after.push(license(3, 1, 7, 1));
+    after.push(checkout(4, "c5", 1));
+    after.push(app_granted(5, "c5", 1, "h9"));
+    let violation = check(&after).unwrap();
+    assert_eq!(violation.invariant, "1 no overuse");
+    assert_eq!(violation.t_ms, 5);
+}
+
 #[test]
 fn overuse_is_caught_and_a_released_seat_is_not_counted() {
     let fine = [

@@ -7,8 +7,9 @@
 //! only by a leader that switched). A COUNT lowered below the seats held keeps them: the
 //! seats held then, and those granted by requests already under way (decided under the
 //! old COUNT), may stay above the new COUNT. That allowance shrinks with every seat given
-//! back and every such request refused, and nothing else may be granted above the new
-//! COUNT.
+//! back and every such request refused, given up or abandoned by a process that died;
+//! above the new COUNT only those requests may be granted. A COUNT raised again while an
+//! allowance stands keeps the requests it was for.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -56,21 +57,25 @@ impl NoOveruse {
             let new = features.get(&name).map_or(0, |c| u64::from(*c));
             let old = self.count.get(&name).copied().unwrap_or(0);
             self.count.insert(name.clone(), new);
-            if new >= old {
+            // Requests under way were decided under an earlier COUNT: the highest of the
+            // old one and any allowance still standing.
+            let earlier = old.max(self.allowance.get(&name).map_or(0, |a| a.limit));
+            if new >= earlier {
                 self.allowance.remove(&name);
                 continue;
             }
-            let under_way: BTreeSet<(String, u64)> = self
+            let mut under_way: BTreeSet<(String, u64)> = self
                 .asked
                 .iter()
                 .filter(|(_, f)| **f == name)
                 .map(|(k, _)| k.clone())
                 .collect();
+            if let Some(standing) = self.allowance.remove(&name) {
+                under_way.extend(standing.under_way);
+            }
             let limit = self.held(&name) + under_way.len() as u64;
             if limit > new {
                 self.allowance.insert(name, Allowance { limit, under_way });
-            } else {
-                self.allowance.remove(&name);
             }
         }
     }
@@ -85,20 +90,35 @@ impl NoOveruse {
                 }
             }
             Record::Client(client) => {
-                let (req, refused) = match &client.event {
-                    ClientEventRecord::Granted { req, .. } => (*req, false),
-                    ClientEventRecord::Denied { req, .. } => (*req, true),
+                let ended: Vec<(String, u64)> = match &client.event {
+                    // A grant keeps its place in the allowance until it is judged.
+                    ClientEventRecord::Granted { req, .. } => {
+                        self.asked.remove(&(client.client.clone(), *req));
+                        return;
+                    }
+                    // Refused, or given up (no seat the client counts): its place goes.
+                    ClientEventRecord::Denied { req, .. }
+                    | ClientEventRecord::Unknown { req, .. } => {
+                        vec![(client.client.clone(), *req)]
+                    }
+                    // A process that died asks for nothing any more.
+                    ClientEventRecord::Crashed { .. } => self
+                        .asked
+                        .keys()
+                        .filter(|(c, _)| *c == client.client)
+                        .cloned()
+                        .collect(),
                     _ => return,
                 };
-                let key = (client.client.clone(), req);
-                let Some(feature) = self.asked.remove(&key) else {
-                    return;
-                };
-                if let Some(allowance) = self.allowance.get_mut(&feature)
-                    && allowance.under_way.remove(&key)
-                    && refused
-                {
-                    allowance.limit = allowance.limit.saturating_sub(1);
+                for key in ended {
+                    let Some(feature) = self.asked.remove(&key) else {
+                        continue;
+                    };
+                    if let Some(allowance) = self.allowance.get_mut(&feature)
+                        && allowance.under_way.remove(&key)
+                    {
+                        allowance.limit = allowance.limit.saturating_sub(1);
+                    }
                 }
             }
             _ => {}
@@ -150,15 +170,38 @@ impl Invariant for NoOveruse {
             .map(|s| s.granted.clone())
             .collect();
         let count = self.count.get(&feature).copied().unwrap_or(0);
-        let kept = self.allowance.get(&feature).map_or(0, |a| a.limit);
-        if holding.len() as u64 > count.max(kept) {
+        // Above a lowered COUNT, only a request under way when it was lowered may be
+        // granted (it was decided under the old one), within the allowance.
+        let held = holding.len() as u64;
+        let request = match record {
+            Record::Client(c) => match &c.event {
+                ClientEventRecord::Granted { req, .. } => Some((c.client.clone(), *req)),
+                _ => None,
+            },
+            _ => None,
+        };
+        let kept = match self.allowance.get_mut(&feature) {
+            Some(allowance) => {
+                let was_under_way = request.is_some_and(|r| allowance.under_way.remove(&r));
+                if held > count && !was_under_way {
+                    count
+                } else {
+                    allowance.limit
+                }
+            }
+            None => 0,
+        };
+        if held > count.max(kept) {
             let mut what = format!(
                 "{} seats of {feature} held at once; COUNT is {count}",
                 holding.len()
             );
-            if kept > count {
+            if let Some(allowance) = self.allowance.get(&feature) {
                 what.push_str(&format!(
-                    " (lowered by a license push: {kept} seats held or under way then may stay)"
+                    " (lowered by a license push: of the seats held or asked for then, {} \
+                     may stay, and only the {} requests still under way may be granted above it)",
+                    allowance.limit,
+                    allowance.under_way.len()
                 ));
             }
             return Err((what, holding));
