@@ -17,7 +17,7 @@
 //! be right (a misspelt keyword or an unknown feature gets the nearest name). The file is
 //! parsed here, in the pure core, so that every server reads a pushed file the same way.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -79,8 +79,8 @@ pub enum Rule {
 /// A parsed options file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Options {
-    groups: BTreeMap<String, Vec<String>>,
-    host_groups: BTreeMap<String, Vec<String>>,
+    groups: BTreeMap<String, BTreeSet<String>>,
+    host_groups: BTreeMap<String, BTreeSet<String>>,
     /// Each rule and its line, in file order.
     rules: Vec<(u32, Rule)>,
 }
@@ -296,7 +296,7 @@ fn parse_with(
 }
 
 /// `GROUP name member...`: the group's name and its members.
-fn group(rest: &[&str], keyword: &str) -> Result<(String, Vec<String>), String> {
+fn group(rest: &[&str], keyword: &str) -> Result<(String, BTreeSet<String>), String> {
     let Some((name, members)) = rest.split_first() else {
         return Err(format!(
             "{keyword} needs a name and its members, as in `{keyword} designers ann bob`"
@@ -420,11 +420,11 @@ impl Options {
             Who::Group(name) => self
                 .groups
                 .get(name)
-                .is_some_and(|members| members.iter().any(|m| m == user)),
+                .is_some_and(|members| members.contains(user)),
             Who::HostGroup(name) => self
                 .host_groups
                 .get(name)
-                .is_some_and(|members| members.iter().any(|m| m == host)),
+                .is_some_and(|members| members.contains(host)),
         }
     }
 
@@ -454,36 +454,58 @@ impl Options {
     }
 
     /// Whether `user` on `host` may take one more seat of `feature`, of which `free` are
-    /// free (at least one), where `held_by(who)` counts the seats of the feature held by
-    /// those `who` names. In order: EXCLUDE and INCLUDE ([`Options::admits`]); a MAX that
+    /// free (at least one), where `holders` are the user and host of each seat of the
+    /// feature held now (walked once, and only when a MAX or RESERVE applies). In order: EXCLUDE and INCLUDE ([`Options::admits`]); a MAX that
     /// names them and is reached; then the RESERVE rules that do not name them: the
     /// seats they still keep (their count less what their holders hold) must leave one
     /// free seat for this request.
-    pub fn grants(
+    pub fn grants<'a>(
         &self,
         feature: &str,
         (user, host): (&str, &str),
         free: u32,
-        held_by: impl Fn(&Who) -> u32,
+        holders: impl Iterator<Item = (&'a str, &'a str)>,
     ) -> Result<(), Refusal> {
         self.admits(feature, user, host)?;
+        // The rules that count seats for this request: a MAX that names it, a RESERVE
+        // that does not. Their holders' seats are counted in one walk, and only if any.
+        let counted: Vec<(u32, &Rule)> = self
+            .rules
+            .iter()
+            .filter(|(_, rule)| match rule {
+                Rule::Max {
+                    feature: f, who, ..
+                } => f == feature && self.names(who, user, host),
+                Rule::Reserve {
+                    feature: f, who, ..
+                } => f == feature && !self.names(who, user, host),
+                _ => false,
+            })
+            .map(|(line, rule)| (*line, rule))
+            .collect();
+        if counted.is_empty() {
+            return Ok(());
+        }
+        let mut held = vec![0u32; counted.len()];
+        for (holder_user, holder_host) in holders {
+            for ((_, rule), n) in counted.iter().zip(held.iter_mut()) {
+                let (Rule::Max { who, .. } | Rule::Reserve { who, .. }) = rule else {
+                    continue;
+                };
+                if self.names(who, holder_user, holder_host) {
+                    *n = n.saturating_add(1);
+                }
+            }
+        }
         let mut kept: u32 = 0;
         let mut keeping = None;
-        for (line, rule) in &self.rules {
+        for ((line, rule), held) in counted.iter().zip(held) {
             match rule {
-                Rule::Max {
-                    count,
-                    feature: f,
-                    who,
-                } if f == feature && self.names(who, user, host) && held_by(who) >= *count => {
+                Rule::Max { count, .. } if held >= *count => {
                     return Err(Refusal::OverMax { line: *line });
                 }
-                Rule::Reserve {
-                    count,
-                    feature: f,
-                    who,
-                } if f == feature && !self.names(who, user, host) => {
-                    let unmet = count.saturating_sub(held_by(who));
+                Rule::Reserve { count, .. } => {
+                    let unmet = count.saturating_sub(held);
                     if unmet > 0 {
                         kept = kept.saturating_add(unmet);
                         keeping.get_or_insert(*line);

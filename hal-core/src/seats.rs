@@ -793,7 +793,8 @@ impl Seats {
             // No seat of it was ever held: nobody holds any.
             None => {
                 let options = &self.options.as_ref()?.options;
-                options.grants(feature, (user, host), free, |_| 0).err()
+                let nobody = std::iter::empty();
+                options.grants(feature, (user, host), free, nobody).err()
             }
         }
     }
@@ -809,17 +810,13 @@ impl Seats {
         let options = &self.options.as_ref()?.options;
         let feature = self.names.get(slot)?;
         let slot = u32::try_from(slot).ok()?;
-        let held_by = |who: &crate::options::Who| {
-            let held = self.seats.values().filter(|seat| {
-                seat.feature == slot
-                    && self
-                        .sessions
-                        .get(&seat.client)
-                        .is_some_and(|session| options.names(who, session.user(), session.host()))
-            });
-            u32::try_from(held.count()).unwrap_or(u32::MAX)
-        };
-        options.grants(feature, (user, host), free, held_by).err()
+        let holders = self
+            .seats
+            .values()
+            .filter(|seat| seat.feature == slot)
+            .filter_map(|seat| self.sessions.get(&seat.client))
+            .map(|session| (session.user(), session.host()));
+        options.grants(feature, (user, host), free, holders).err()
     }
 
     /// How a request compares with what the client's session remembers.

@@ -22,7 +22,7 @@ use hal_core::server::{Config, Licensing};
 use hal_net::config::{Security, ServerConfig, TlsFiles};
 use hal_net::discovery;
 use hal_net::journal::{FileJournal, Journal};
-use hal_net::node::{LinkTiming, Node, NodeConfig};
+use hal_net::node::{LicenseFileSpec, LinkTiming, Node, NodeConfig, SeenLicenses};
 use hal_net::storage::{FileStorage, IfBlank, StorageError};
 use hal_net::tls::ServerTls;
 use hal_net::tls_transport::TlsTransport;
@@ -75,6 +75,8 @@ pub fn init_logging() {
 
 async fn serve(config: ServerConfig, if_blank: IfBlank) -> Result<()> {
     let stop = signals::stop();
+    // Watched from the start: a SIGHUP while the server loads must not stop it.
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     let loaded = load_license(&config)?;
     let (license, file_license) = (&loaded.license, &loaded.file);
     let hostid = match &config.hostid {
@@ -104,6 +106,14 @@ async fn serve(config: ServerConfig, if_blank: IfBlank) -> Result<()> {
         }
     }
     let triad: Vec<String> = config.triad.iter().map(ToString::to_string).collect();
+    // The file as read now: a SIGHUP pushes only a file that differs from every one this
+    // server has read or written.
+    let seen = SeenLicenses::default();
+    seen.add(&hal_net::wire::license_digests(file_license).0);
+    let hangups = Hangups {
+        signal: hangup,
+        seen: seen.clone(),
+    };
     // The data directory is checked first: the journal, inside it, must not make a
     // mistyped or missing one look like a server's.
     let storage = open_storage(&config, if_blank)?;
@@ -124,7 +134,10 @@ async fn serve(config: ServerConfig, if_blank: IfBlank) -> Result<()> {
         borrow_signer: None,
         links: LinkTiming::for_timing(&timing),
         journal,
-        license_file: Some(config.license.clone()),
+        license_file: Some(LicenseFileSpec {
+            path: config.license.clone(),
+            seen: seen.clone(),
+        }),
     };
     let served = match &config.security {
         Security::Tls(files) => {
@@ -139,10 +152,9 @@ async fn serve(config: ServerConfig, if_blank: IfBlank) -> Result<()> {
                 &config,
                 node_config,
                 catalog,
-                transport,
-                storage,
+                (transport, storage),
                 &hostid,
-                stop,
+                (stop, hangups),
             )
             .await
         }
@@ -154,10 +166,9 @@ async fn serve(config: ServerConfig, if_blank: IfBlank) -> Result<()> {
                 &config,
                 node_config,
                 catalog,
-                TcpTransport,
-                storage,
+                (TcpTransport, storage),
                 &hostid,
-                stop,
+                (stop, hangups),
             )
             .await
         }
@@ -239,21 +250,26 @@ fn load_tls(files: &TlsFiles, me: ServerId) -> Result<ServerTls> {
     Ok(tls)
 }
 
+/// SIGHUP, watched from the server's start, and the license files it has seen.
+struct Hangups {
+    signal: std::io::Result<tokio::signal::unix::Signal>,
+    seen: SeenLicenses,
+}
+
 async fn run_node<T: Transport>(
     config: &ServerConfig,
     node_config: NodeConfig,
     catalog: Catalog,
-    transport: T,
-    storage: FileStorage,
+    (transport, storage): (T, FileStorage),
     hostid: &HostId,
-    stop: impl std::future::Future<Output = ()> + Send,
+    (stop, hangups): (impl std::future::Future<Output = ()> + Send, Hangups),
 ) -> Result<()> {
     let me = node_config.core.id();
     let hangups = tokio::spawn(reread_on_hangup(
         config.license.clone(),
         transport.clone(),
-        push_targets(config, me),
-        me,
+        (push_targets(config, me), me),
+        hangups,
     ));
     let node = Node::bind(
         node_config,
@@ -387,11 +403,11 @@ fn push_targets(config: &ServerConfig, me: ServerId) -> Vec<(String, ServerId)> 
 async fn reread_on_hangup<T: Transport>(
     path: PathBuf,
     transport: T,
-    servers: Vec<(String, ServerId)>,
-    me: ServerId,
+    (servers, me): (Vec<(String, ServerId)>, ServerId),
+    hangups: Hangups,
 ) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hangup = match signal(SignalKind::hangup()) {
+    let Hangups { signal, seen } = hangups;
+    let mut hangup = match signal {
         Ok(hangup) => hangup,
         Err(e) => {
             warn!(
@@ -410,6 +426,14 @@ async fn reread_on_hangup<T: Transport>(
                 continue;
             }
         };
+        let digest = hal_net::wire::license_digests(&loaded.license).0;
+        if seen.contains(&digest) {
+            info!(
+                digest = %digest.get(..12).unwrap_or(&digest),
+                "SIGHUP: the license file has not changed since this server read or wrote it; nothing to push (edit the file on this server, then send SIGHUP to it)"
+            );
+            continue;
+        }
         pushes = pushes.wrapping_add(1);
         // A fresh request id per push (the server remembers one answer per client).
         let id = hal_core::protocol::ClientId(

@@ -216,6 +216,7 @@ fn sighup_rereads_the_license_file_and_pushes_it_through_the_active_server() {
     cluster.start_all();
     cluster.wait_active(1, Duration::from_secs(10));
     let adopted = licenses(&cluster.status())[0]["index"].as_u64().unwrap();
+    let original = std::fs::read_to_string(cluster.dir.path().join("cad.lic")).unwrap();
     // The operator edits the license file (all three configs name it here) and sends
     // SIGHUP to a standby, which pushes it through #1 with its own certificate.
     license(&cluster, "cad.lic", 7, "");
@@ -248,6 +249,24 @@ fn sighup_rereads_the_license_file_and_pushes_it_through_the_active_server() {
     };
     assert!(log3.contains("cad.lic:2"), "{log3}");
     assert!(cluster.running(3));
+    assert_eq!(cluster.status()["features"][0]["count"], 7);
+
+    // A file this server has read before (the one it started with, left behind as a
+    // failed rewrite would leave it) is not pushed back: a SIGHUP cannot undo a push.
+    std::fs::write(cluster.dir.path().join("cad.lic"), &original).unwrap();
+    cluster.signal(3, Signal::SIGHUP);
+    let start = Instant::now();
+    while !std::fs::read_to_string(cluster.log(3))
+        .unwrap()
+        .contains("nothing to push")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{}",
+            cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(cluster.status()["features"][0]["count"], 7);
 }
 

@@ -173,9 +173,7 @@ impl Server {
                     .into(),
             ));
         };
-        licensing
-            .build(text, self.config.position, true)
-            .map_err(refused)?;
+        // The cheap checks first: the whole check of a large license takes a while.
         if self.license_in_flight() {
             return Err(refused(
                 "another license push is being committed: push again once it is".into(),
@@ -190,6 +188,9 @@ impl Server {
                 changed: false,
             });
         }
+        licensing
+            .build(text, self.config.position, true)
+            .map_err(refused)?;
         Ok(())
     }
 

@@ -778,8 +778,10 @@ impl Server {
             ) {
                 self.take_license(Some(index), false);
             }
-            if let (Command::Options { text, by, .. }, Some(Outcome::OptionsPushed { .. })) =
+            // Only where this entry put them in force (a retry's answer names an older one).
+            if let (Command::Options { text, by, .. }, Some(Outcome::OptionsPushed { index: at })) =
                 (&entry.command, &outcome)
+                && *at == index
             {
                 self.push(Output::Event(ServerEvent::OptionsChanged {
                     index,

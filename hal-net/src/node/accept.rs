@@ -491,6 +491,20 @@ fn may_administer(proven: Proven, op: &hal_core::protocol::Op) -> bool {
     }
 }
 
+/// `request` with who asked as the connection proved it: a triad member's push (its
+/// SIGHUP) is recorded as that server's, whatever name it gave.
+fn as_proven(
+    mut request: hal_core::protocol::ClientRequest,
+    proven: Proven,
+) -> hal_core::protocol::ClientRequest {
+    if let (Proven::Server(id), hal_core::protocol::Op::PushLicense { by, .. }) =
+        (proven, &mut request.op)
+    {
+        *by = format!("SIGHUP to server {id}").into();
+    }
+    request
+}
+
 /// Whether an operator's connection that proved `proven` may push a license.
 fn may_push_license(proven: Proven) -> bool {
     matches!(
@@ -583,7 +597,7 @@ async fn admin<T: Transport>(
                 }
                 let request = Inbound::Request {
                     conn: operator.conn,
-                    request,
+                    request: as_proven(request, operator.proven),
                 };
                 if shared.inbound.send(request).await.is_err() {
                     break;

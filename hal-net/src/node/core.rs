@@ -124,7 +124,7 @@ impl<C: Clock> Core<C> {
             journal: Journal::off(),
             me: ServerId::PRIMARY,
             pending: Pending::default(),
-            license: super::license::LicenseKeeper::new(None, String::new()),
+            license: super::license::LicenseKeeper::new(None, String::new(), 0),
         }
     }
 

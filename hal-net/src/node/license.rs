@@ -5,8 +5,11 @@
 //! The file is written when a license takes effect (a push, a first leader's file, a
 //! snapshot that carries one): atomically, beside the old one, synced, then renamed over
 //! it, off the core loop. An old file with other terms is kept as `<file>.previous`. At a
-//! restart the file is only compared: an operator who edited it meant to change the
-//! license, so it is not overwritten, and status and the log say how to push it.
+//! restart the file is only compared, for the license in the snapshot and for every
+//! entry that was on disk already as it is replayed: an operator who edited it meant to
+//! change the license, so it is not overwritten, and status and the log say how to push
+//! it. Every file read at the start or written is remembered ([`SeenLicenses`]), so that a
+//! SIGHUP pushes only a file that changed since.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -15,6 +18,7 @@ use hal_core::protocol::LogIndex;
 use sha2::{Digest, Sha256};
 use tracing::{error, info, warn};
 
+use super::{LicenseFileSpec, SeenLicenses};
 use crate::wire::{LicenseStatus, license_digests};
 
 /// The license in force and the file that mirrors it.
@@ -22,12 +26,15 @@ use crate::wire::{LicenseStatus, license_digests};
 pub(super) struct LicenseKeeper {
     status: LicenseStatus,
     file: Option<Arc<LicenseFile>>,
+    /// The last log index on disk at the start: licenses up to it are replayed, not new.
+    replayed_until: u64,
 }
 
 /// A license file the node keeps in step with the license in force.
 #[derive(Debug)]
 struct LicenseFile {
     path: PathBuf,
+    seen: SeenLicenses,
     /// The index of the newest license written (so that writes finishing out of order
     /// never leave an older one), and what status says about the file.
     state: Mutex<FileState>,
@@ -66,7 +73,11 @@ fn counts_of(text: &str) -> String {
 impl LicenseKeeper {
     /// A node serving its own license file at `path` (digest `digest`) until one is in
     /// the log.
-    pub(super) fn new(path: Option<PathBuf>, digest: String) -> LicenseKeeper {
+    pub(super) fn new(
+        file: Option<LicenseFileSpec>,
+        digest: String,
+        replayed_until: u64,
+    ) -> LicenseKeeper {
         LicenseKeeper {
             status: LicenseStatus {
                 digest,
@@ -75,12 +86,14 @@ impl LicenseKeeper {
                 problems: Vec::new(),
                 file_differs: None,
             },
-            file: path.map(|path| {
+            file: file.map(|spec| {
                 Arc::new(LicenseFile {
-                    path,
+                    path: spec.path,
+                    seen: spec.seen,
                     state: Mutex::new(FileState::default()),
                 })
             }),
+            replayed_until,
         }
     }
 
@@ -101,6 +114,7 @@ impl LicenseKeeper {
         serving: Result<Vec<String>, String>,
         restart: bool,
     ) {
+        let restart = restart || index.0 <= self.replayed_until;
         let digest = digest_of(&text);
         let short = digest.get(..12).unwrap_or(&digest).to_string();
         let counts = counts_of(&text);
@@ -182,6 +196,7 @@ impl LicenseFile {
         state.differs = None;
         let old = self.digest_on_disk();
         if old.as_ref().is_some_and(|(_, t)| t == text) {
+            self.seen.add(digest);
             return;
         }
         if let Some((old_digest, old_text)) = old
@@ -199,11 +214,14 @@ impl LicenseFile {
             }
         }
         match crate::license_file::save(&self.path, text.as_bytes()) {
-            Ok(written) => info!(
+            Ok(written) => {
+                self.seen.add(digest);
+                info!(
                 index = index.0,
                 file = %written.display(),
-                "wrote the license in force to the license file"
-            ),
+                    "wrote the license in force to the license file"
+                );
+            }
             Err(e) => {
                 let note = format!(
                     "cannot write the license in force (index {}) to {}: {e}; a restart serves it from the log all the same",

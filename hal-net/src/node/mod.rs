@@ -82,7 +82,43 @@ pub struct NodeConfig {
     pub journal: Journal,
     /// The license file, which the node rewrites when a license takes effect (`None`:
     /// no file follows the license in force).
-    pub license_file: Option<std::path::PathBuf>,
+    pub license_file: Option<LicenseFileSpec>,
+}
+
+/// The license file a node keeps in step with the license in force.
+#[derive(Debug, Clone)]
+pub struct LicenseFileSpec {
+    pub path: std::path::PathBuf,
+    /// The digests of the files this server has read (at its start) or written: a SIGHUP
+    /// pushes the file only if it is none of them, so a file left behind (a write that
+    /// failed) never takes an older license back.
+    pub seen: SeenLicenses,
+}
+
+/// The digests of license files a server has read or written, the latest
+/// [`SeenLicenses::MAX`].
+#[derive(Debug, Clone, Default)]
+pub struct SeenLicenses(Arc<std::sync::Mutex<std::collections::VecDeque<String>>>);
+
+impl SeenLicenses {
+    /// The most digests remembered.
+    pub const MAX: usize = 64;
+
+    pub fn add(&self, digest: &str) {
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.iter().any(|d| d == digest) {
+            return;
+        }
+        if seen.len() >= Self::MAX {
+            seen.pop_front();
+        }
+        seen.push_back(digest.to_string());
+    }
+
+    pub fn contains(&self, digest: &str) -> bool {
+        let seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        seen.iter().any(|d| d == digest)
+    }
 }
 
 /// The shell's timers for connections.
@@ -408,6 +444,8 @@ impl<T: Transport, S: Storage, C: Clock> Node<T, S, C> {
         };
         let server =
             hal_core::server::Server::new(core_config, self.catalog, durable, self.clock.now());
+        // Entries up to here were on disk at the start: replaying them is no news.
+        let replayed_until = server.last_index().0;
         let end_clock = self.clock.clone();
         let core = core::Core::new(server, self.clock, peer_queues, persist_tx, self.hook)
             .with_signer(self.config.borrow_signer.clone())
@@ -415,6 +453,7 @@ impl<T: Transport, S: Storage, C: Clock> Node<T, S, C> {
             .with_license(license::LicenseKeeper::new(
                 self.config.license_file.clone(),
                 self.config.identity.license_digest.clone(),
+                replayed_until,
             ));
         let result = core
             .run(inbound_rx, synced_rx, shutdown)
