@@ -75,6 +75,30 @@ pub enum Command {
     AdoptLicense { text: Arc<str>, by: ServerId },
 }
 
+impl Command {
+    /// About how many bytes the command takes on the wire: its texts and lists, and a
+    /// little for the rest (to bound an append's size, not to encode it).
+    pub fn size_hint(&self) -> usize {
+        const FIXED: usize = 128;
+        let parts: [usize; 3] = match self {
+            Command::Grant {
+                feature,
+                user,
+                host,
+                ..
+            } => [feature.len(), user.len(), host.len()],
+            Command::Remove { handles, by, .. } => [handles.len().saturating_mul(8), by.len(), 0],
+            Command::Forget { clients } => [clients.len().saturating_mul(8), 0, 0],
+            Command::License { text, by, .. } | Command::Options { text, by, .. } => {
+                [text.len(), by.len(), 0]
+            }
+            Command::AdoptLicense { text, .. } => [text.len(), 0, 0],
+            Command::Noop | Command::Release { .. } | Command::Expire { .. } => [0; 3],
+        };
+        parts.iter().fold(FIXED, |sum, n| sum.saturating_add(*n))
+    }
+}
+
 /// The most clients one [`Command::Forget`] names.
 pub const FORGET_CLIENTS_MAX: usize = 1024;
 

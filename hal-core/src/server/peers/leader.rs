@@ -7,6 +7,22 @@ use crate::plant::Plant;
 use crate::protocol::{LogIndex, PeerBody, Term};
 use crate::server::{Leader, Server, ServerEvent, State};
 
+/// The most bytes of log entries (by [`crate::seats::Command::size_hint`]) one append
+/// carries.
+const APPEND_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// How many of `entries`, from the first, fit in `max` bytes: one at least.
+fn within_bytes(entries: &[std::sync::Arc<crate::protocol::Entry>], max: usize) -> usize {
+    let mut bytes = 0usize;
+    entries
+        .iter()
+        .position(|e| {
+            bytes = bytes.saturating_add(e.command.size_hint());
+            bytes > max
+        })
+        .map_or(entries.len(), |at| at.max(1))
+}
+
 impl Server {
     /// Sends `peer` what it lacks (entries from its `next`, or the snapshot), numbered
     /// with the current heartbeat round.
@@ -34,7 +50,10 @@ impl Server {
         };
         let body = match (self.log.term_at(prev_index), snapshot) {
             (Some(prev_term), _) => {
-                let entries = self.log.entries_from(next, max);
+                let mut entries = self.log.entries_from(next, max);
+                // A frame stays well within what a peer takes (license and options
+                // entries hold whole files).
+                entries.truncate(within_bytes(&entries, APPEND_BYTES_MAX));
                 progress.next = next.plus(entries.len()).unwrap_or(LogIndex::MAX);
                 PeerBody::Append {
                     prev_index,
@@ -543,5 +562,34 @@ mod tests {
         };
         // Rounds sent within the last second, 130 ms apart: 0, 130, ..., 910 ms ago.
         assert_eq!(leader.round_sent.len(), 8, "{:?}", leader.round_sent);
+    }
+
+    /// An append carries at most its byte budget of entries, and one at least, however
+    /// large (license and options entries hold whole files).
+    #[test]
+    fn an_append_is_cut_to_its_byte_budget() {
+        use std::sync::Arc;
+
+        use crate::protocol::{ClientId, Entry, RequestSeq, Term};
+        use crate::seats::Command;
+
+        let entry = |bytes: usize| {
+            Arc::new(Entry {
+                term: Term(1),
+                command: Command::License {
+                    client: ClientId(1),
+                    seq: RequestSeq(1),
+                    text: "#".repeat(bytes).into(),
+                    by: "a".into(),
+                },
+            })
+        };
+        let entries = [entry(1_000), entry(1_000), entry(1_000)];
+        let one = entries[0].command.size_hint();
+        assert!((1_000..1_200).contains(&one), "{one}");
+        assert_eq!(super::within_bytes(&entries, 2 * one), 2);
+        assert_eq!(super::within_bytes(&entries, 3 * one), 3);
+        assert_eq!(super::within_bytes(&entries, 10), 1);
+        assert_eq!(super::within_bytes(&[], 10), 0);
     }
 }
