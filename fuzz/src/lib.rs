@@ -722,6 +722,7 @@ pub enum DenialArg {
     Excluded,
     OverMax,
     Reserved,
+    BorrowOverMax,
 }
 
 impl DenialArg {
@@ -753,6 +754,7 @@ impl DenialArg {
             DenialArg::Excluded => Denial::Excluded,
             DenialArg::OverMax => Denial::OverMax,
             DenialArg::Reserved => Denial::Reserved,
+            DenialArg::BorrowOverMax => Denial::BorrowOverMax,
         }
     }
 }

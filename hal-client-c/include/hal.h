@@ -79,6 +79,10 @@ typedef enum hal_status {
    */
   HAL_RESERVED = 15,
   /*
+   The options file's MAX_BORROW_HOURS is shorter than the borrow asked for.
+   */
+  HAL_BORROW_OVER_MAX = 16,
+  /*
    No license server could be reached.
    */
   HAL_UNREACHABLE = 20,

@@ -56,6 +56,8 @@ pub enum HalStatus {
     HalOverMax = 14,
     /// The free seats are kept for others by a RESERVE rule of the options file.
     HalReserved = 15,
+    /// The options file's MAX_BORROW_HOURS is shorter than the borrow asked for.
+    HalBorrowOverMax = 16,
     /// No license server could be reached.
     HalUnreachable = 20,
     /// Servers were reached but none answered in time: the request may have been
@@ -197,6 +199,7 @@ fn status_of(error: &Error) -> HalStatus {
             Denial::Excluded => HalStatus::HalExcluded,
             Denial::OverMax => HalStatus::HalOverMax,
             Denial::Reserved => HalStatus::HalReserved,
+            Denial::BorrowOverMax => HalStatus::HalBorrowOverMax,
             _ => HalStatus::HalDeniedOther,
         },
         Error::Unreachable(_) => HalStatus::HalUnreachable,
@@ -633,6 +636,7 @@ pub extern "C" fn hal_status_name(status: HalStatus) -> *const c_char {
         HalStatus::HalExcluded => c"excluded",
         HalStatus::HalOverMax => c"over_max",
         HalStatus::HalReserved => c"reserved",
+        HalStatus::HalBorrowOverMax => c"borrow_over_max",
         HalStatus::HalUnreachable => c"unreachable",
         HalStatus::HalNoAnswer => c"no_answer",
         HalStatus::HalConfig => c"config",
@@ -665,6 +669,7 @@ mod tests {
             (Denial::Excluded, HalStatus::HalExcluded),
             (Denial::OverMax, HalStatus::HalOverMax),
             (Denial::Reserved, HalStatus::HalReserved),
+            (Denial::BorrowOverMax, HalStatus::HalBorrowOverMax),
         ] {
             let error = Error::Denied(denial);
             assert_eq!(status_of(&error), status);

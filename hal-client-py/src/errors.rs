@@ -25,7 +25,7 @@ create_exception!(
      (borrowing needs server #1 active), \"borrow_not_allowed\", \"unknown_handle\",\n\
      \"license_expired\", \"hostid_mismatch\", \"invalid_request\", \"no_majority\",\n\
      \"not_active\", and the options file's \"not_included\", \"excluded\", \"over_max\",\n\
-     \"reserved\". Asking again later may succeed; asking the same again at once will not."
+     \"reserved\", \"borrow_over_max\". Asking again later may succeed; asking the same again at once will not."
 );
 create_exception!(
     hal_client,

@@ -83,6 +83,7 @@ def test_the_denial_names_are_the_librarys() -> None:
         "excluded",
         "over_max",
         "reserved",
+        "borrow_over_max",
     )
     for exception in (
         hal_client.Denied,

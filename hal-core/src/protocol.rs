@@ -413,6 +413,9 @@ pub enum Denial {
     OverMax,
     /// The free seats are kept for others by a RESERVE rule of the options file.
     Reserved,
+    /// The options file's MAX_BORROW_HOURS for the feature is shorter than the borrow
+    /// asked for (the license itself would allow it).
+    BorrowOverMax,
 }
 
 /// What is wrong with a request that [`Denial::InvalidRequest`] refuses.
@@ -460,6 +463,7 @@ impl Denial {
         "excluded",
         "over_max",
         "reserved",
+        "borrow_over_max",
     ];
 
     /// The name used in histories and logs (`no_majority`, `not_active`, …).
@@ -479,6 +483,7 @@ impl Denial {
             Denial::Excluded => "excluded",
             Denial::OverMax => "over_max",
             Denial::Reserved => "reserved",
+            Denial::BorrowOverMax => "borrow_over_max",
         }
     }
 
@@ -533,6 +538,7 @@ mod tests {
             Denial::Excluded,
             Denial::OverMax,
             Denial::Reserved,
+            Denial::BorrowOverMax,
         ];
         let names: Vec<&str> = every.iter().map(Denial::name).collect();
         assert_eq!(names, Denial::NAMES);

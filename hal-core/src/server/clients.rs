@@ -280,7 +280,7 @@ impl Server {
         if let Some(options) = self.seats.options() {
             let longest = options.options.max_borrow_hours(&feature);
             if hours.zip(longest).is_some_and(|(asked, most)| asked > most) {
-                return denied(Denial::BorrowNotAllowed);
+                return denied(Denial::BorrowOverMax);
             }
             let free = count.saturating_sub(used);
             if let Some(refusal) = self

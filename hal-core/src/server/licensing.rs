@@ -291,7 +291,7 @@ mod tests {
     /// A signed license of `cad` with `count` seats (a HAL one for a triad); `hostid`
     /// locks it to machines.
     fn license(count: u32, hal: bool, hostid: Option<&str>) -> Arc<str> {
-        let mut text = format!("FEATURE cad {{\n VENDOR = acme\n COUNT = {count}\n");
+        let mut text = format!("FEATURE cad {{\n VENDOR = acme\n COUNT = {count}\n BORROW = 24\n");
         if hal {
             text.push_str(" HAL_SERVERS = 3\n");
         }
@@ -619,6 +619,29 @@ mod tests {
             checkout_as(&mut more, 3, "bob"),
             ReplyResult::Granted { .. }
         ));
+    }
+
+    #[test]
+    fn a_borrow_longer_than_the_options_allow_is_refused_as_such() {
+        let mut driver = single(3);
+        push_options(&mut driver, 1, "MAX_BORROW_HOURS cad 4\n");
+        let borrow = |hours| Op::Borrow {
+            feature: "cad".into(),
+            user: "ann".into(),
+            host: "ws1".into(),
+            hours,
+        };
+        let long = replies(&driver.ask(1, 1, borrow(8))).pop();
+        assert_eq!(long, Some(denied(Denial::BorrowOverMax)));
+        let short = replies(&driver.ask(2, 1, borrow(4))).pop();
+        assert!(
+            matches!(short, Some(ReplyResult::Granted { .. })),
+            "{short:?}"
+        );
+        // Beyond the license's own BORROW it stays the license's refusal.
+        let mut plain = single(3);
+        let over = replies(&plain.ask(1, 1, borrow(48))).pop();
+        assert_eq!(over, Some(denied(Denial::BorrowNotAllowed)));
     }
 
     /// The options are applied where the grant applies, too: a follower that applies two

@@ -36,6 +36,7 @@ fn final_answer(reason: Option<&str>) -> bool {
                 | "excluded"
                 | "over_max"
                 | "reserved"
+                | "borrow_over_max"
         )
     )
 }
