@@ -148,10 +148,10 @@ pub enum Push {
     Refused { reason: String, by: ServerId },
 }
 
-/// Why a license push could not be made: no server was active and reachable, each
-/// server's answer or failure in path order.
+/// Why a push (a license or an options file) could not be made: no server was active and
+/// reachable, each server's answer or failure in path order.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("no server took the license: {}", .0.iter().map(|(s, why)| format!("#{}: {why}", s.get())).collect::<Vec<_>>().join("; "))]
+#[error("no server took the file: {}", .0.iter().map(|(s, why)| format!("#{}: {why}", s.get())).collect::<Vec<_>>().join("; "))]
 pub struct PushError(pub Vec<(ServerId, String)>);
 
 /// Pushes the license file `text` as `by` through the active server of `servers`, as
