@@ -94,11 +94,15 @@ pub enum Removal {
     NothingHeld { by: ServerId },
 }
 
-/// Why a removal could not be made: no server was active and reachable, each server's
-/// answer or failure in path order.
+/// Why an administrator's request (a removal, a push) was not taken: no server was
+/// active and reachable. `did` says what none did; each server's answer or failure in
+/// path order.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("no server removed it: {}", .0.iter().map(|(s, why)| format!("#{}: {why}", s.get())).collect::<Vec<_>>().join("; "))]
-pub struct RemoveError(pub Vec<(ServerId, String)>);
+#[error("no server {did}: {}", .failures.iter().map(|(s, why)| format!("#{}: {why}", s.get())).collect::<Vec<_>>().join("; "))]
+pub struct AdminError {
+    pub did: &'static str,
+    pub failures: Vec<(ServerId, String)>,
+}
 
 /// Removes the seats `target` names, as `by` (`user@host`), through the active server of
 /// `servers` (each server's address and slot, in path order): the request goes to each
@@ -111,7 +115,7 @@ pub async fn remove<T: Transport>(
     (target, by): (RemoveTarget, Arc<str>),
     id: ClientId,
     limit: Duration,
-) -> Result<Removal, RemoveError> {
+) -> Result<Removal, AdminError> {
     let request = ClientRequest {
         client: id,
         seq: RequestSeq(1),
@@ -131,7 +135,10 @@ pub async fn remove<T: Transport>(
             _ => None,
         },
     );
-    settled.await.map_err(RemoveError)
+    settled.await.map_err(|failures| AdminError {
+        did: "removed it",
+        failures,
+    })
 }
 
 /// What a license push came to.
@@ -148,12 +155,6 @@ pub enum Push {
     Refused { reason: String, by: ServerId },
 }
 
-/// Why a push (a license or an options file) could not be made: no server was active and
-/// reachable, each server's answer or failure in path order.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("no server took the file: {}", .0.iter().map(|(s, why)| format!("#{}: {why}", s.get())).collect::<Vec<_>>().join("; "))]
-pub struct PushError(pub Vec<(ServerId, String)>);
-
 /// Pushes the license file `text` as `by` through the active server of `servers`, as
 /// [`remove`] sends a removal: every server switches to it at the same log index.
 pub async fn push_license<T: Transport>(
@@ -162,7 +163,7 @@ pub async fn push_license<T: Transport>(
     (text, by): (Arc<str>, Arc<str>),
     id: ClientId,
     limit: Duration,
-) -> Result<Push, PushError> {
+) -> Result<Push, AdminError> {
     push(transport, servers, Op::PushLicense { text, by }, id, limit).await
 }
 
@@ -174,7 +175,7 @@ pub async fn push_options<T: Transport>(
     (text, by): (Arc<str>, Arc<str>),
     id: ClientId,
     limit: Duration,
-) -> Result<Push, PushError> {
+) -> Result<Push, AdminError> {
     push(transport, servers, Op::PushOptions { text, by }, id, limit).await
 }
 
@@ -185,7 +186,7 @@ async fn push<T: Transport>(
     op: Op,
     id: ClientId,
     limit: Duration,
-) -> Result<Push, PushError> {
+) -> Result<Push, AdminError> {
     let request = ClientRequest {
         client: id,
         seq: RequestSeq(1),
@@ -204,7 +205,10 @@ async fn push<T: Transport>(
         _ => None,
     };
     let settled = to_active(transport, servers, request, limit, settle);
-    settled.await.map_err(PushError)
+    settled.await.map_err(|failures| AdminError {
+        did: "took the file",
+        failures,
+    })
 }
 
 /// Sends an operator's `request` to each of `servers` in turn, straight to the one a

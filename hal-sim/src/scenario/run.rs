@@ -252,6 +252,28 @@ fn refused_pairs(setups: &[ServerSetup; 3]) -> Vec<(ServerId, ServerId, String)>
     refused
 }
 
+/// Asks `ask` (an administrator's request through the active server) again every
+/// [`REMOVE_PAUSE`] while no server takes it (a failover), for the step's `within` or
+/// [`REMOVE_PATIENCE`]; its first answer, or the last failure.
+async fn patiently<R, E, Fut>(step: &Step, ask: impl Fn() -> Fut) -> Result<R, E>
+where
+    Fut: std::future::Future<Output = Result<R, E>>,
+{
+    let patience = step.expect.within.unwrap_or(REMOVE_PATIENCE);
+    let started = turmoil::sim_elapsed().unwrap_or_default();
+    loop {
+        let asked = ask().await;
+        let now = turmoil::sim_elapsed().unwrap_or_default();
+        match asked {
+            Ok(answer) => return Ok(answer),
+            Err(error) if now.saturating_sub(started) + REMOVE_PAUSE > patience => {
+                return Err(error);
+            }
+            Err(_) => tokio::time::sleep(REMOVE_PAUSE).await,
+        }
+    }
+}
+
 /// The license each `set_count` step pushes, in time order: the scenario's license with
 /// the COUNTs of that step and of every push before it.
 fn license_pushes(scenario: &Scenario) -> Vec<(Step, Arc<str>)> {
@@ -1321,26 +1343,12 @@ impl Operator {
         // One request, asked again under the same number: a server that applied it
         // answers again what it did.
         let id = ClientId(0x6164_6d69_6e00_0000 | u64::try_from(step.line).unwrap_or(0));
-        let patience = step.expect.within.unwrap_or(REMOVE_PATIENCE);
-        let started = turmoil::sim_elapsed().unwrap_or_default();
-        let removal = loop {
-            let asked = hal_net::admin::remove(
-                &SimTransport::new(),
-                &servers,
-                (target.clone(), OPERATOR.into()),
-                id,
-                self.status_timeout,
-            )
-            .await;
-            let now = turmoil::sim_elapsed().unwrap_or_default();
-            match asked {
-                Ok(removal) => break Ok(removal),
-                Err(error) if now.saturating_sub(started) + REMOVE_PAUSE > patience => {
-                    break Err(error);
-                }
-                Err(_) => tokio::time::sleep(REMOVE_PAUSE).await,
-            }
-        };
+        let removal = patiently(step, || async {
+            let asked = (target.clone(), OPERATOR.into());
+            let limit = self.status_timeout;
+            hal_net::admin::remove(&SimTransport::new(), &servers, asked, id, limit).await
+        })
+        .await;
         let expect = &step.expect;
         if expect.removed.is_none() && expect.within.is_none() {
             return;
@@ -1406,27 +1414,17 @@ impl Operator {
         };
         let servers: Vec<(String, ServerId)> = servers().map(|s| (address(s), s)).to_vec();
         let id = ClientId(0x7075_7368_0000_0000 | u64::try_from(step.line).unwrap_or(0));
-        let patience = step.expect.within.unwrap_or(REMOVE_PATIENCE);
-        let started = turmoil::sim_elapsed().unwrap_or_default();
-        let pushed = loop {
+        let pushed = patiently(step, || async {
             let file = (text.clone(), OPERATOR.into());
             let transport = SimTransport::new();
-            let asked = if options {
-                hal_net::admin::push_options(&transport, &servers, file, id, self.status_timeout)
-                    .await
+            let limit = self.status_timeout;
+            if options {
+                hal_net::admin::push_options(&transport, &servers, file, id, limit).await
             } else {
-                hal_net::admin::push_license(&transport, &servers, file, id, self.status_timeout)
-                    .await
-            };
-            let now = turmoil::sim_elapsed().unwrap_or_default();
-            match asked {
-                Ok(pushed) => break Ok(pushed),
-                Err(error) if now.saturating_sub(started) + REMOVE_PAUSE > patience => {
-                    break Err(error);
-                }
-                Err(_) => tokio::time::sleep(REMOVE_PAUSE).await,
+                hal_net::admin::push_license(&transport, &servers, file, id, limit).await
             }
-        };
+        })
+        .await;
         let expect = &step.expect;
         if expect.pushed.is_none() && expect.within.is_none() {
             return;
