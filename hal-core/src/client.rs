@@ -38,6 +38,8 @@ use crate::protocol::{
 use crate::time::{Now, Time, WallTime};
 use crate::timing::Timing;
 
+mod waiting;
+
 /// A position in the client's license path (0 is the first entry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Endpoint(pub u8);
@@ -110,6 +112,16 @@ pub enum ClientEvent {
     Removed { handle: Handle },
     /// Another server than before answered as the active one.
     FailedOver { from: ServerId, to: ServerId },
+    /// A [`Client::checkout_wait`] found every seat in use and waits in the feature's
+    /// queue at `position` (1: next), `used` of `count` seats held; reported when it
+    /// joins and each time its position changes. It ends as [`ClientEvent::Granted`],
+    /// or as [`ClientEvent::Denied`] (`all_in_use`) when the wait is over.
+    Queued {
+        seq: RequestSeq,
+        position: u32,
+        used: u32,
+        count: u32,
+    },
 }
 
 /// The client's settings.
@@ -207,6 +219,32 @@ struct Unresolved {
     report: bool,
 }
 
+/// A checkout waiting in its feature's queue: asked again every heartbeat, which keeps
+/// its place on the servers.
+#[derive(Debug, Clone)]
+struct Waiting {
+    /// The number the application knows it by, and the one on the wire.
+    seq: RequestSeq,
+    wire: RequestSeq,
+    op: Op,
+    /// When the application stops waiting.
+    until: Time,
+    position: u32,
+    used: u32,
+    count: u32,
+    attempts: u32,
+    /// The ask on its way (where, when), if any.
+    asked: Option<(Endpoint, Time)>,
+    /// When the latest ask went: a seat granted later counts its lease from it.
+    last_sent: Time,
+    /// When to ask next.
+    next_ask: Time,
+    /// Since when it asks to leave the queue (its wait is over).
+    leaving: Option<Time>,
+    /// Asks in a row that reached no server.
+    misses: usize,
+}
+
 /// The most requests kept to settle; past it the oldest is left to its lease.
 pub const UNRESOLVED_MAX: usize = 64;
 
@@ -235,6 +273,10 @@ pub struct Client {
     next_seq: u64,
     queue: VecDeque<(RequestSeq, Op)>,
     pending: Option<Pending>,
+    /// The checkout waiting in a queue, if any (one at a time).
+    waiting: Option<Waiting>,
+    /// Until when each [`Client::checkout_wait`] not yet queued may wait.
+    wait_until: BTreeMap<RequestSeq, Time>,
     retry_at: Option<Time>,
     /// Requests given up with their outcome unknown, oldest first.
     unresolved: VecDeque<Unresolved>,
@@ -277,6 +319,8 @@ impl Client {
             next_seq: 1,
             queue: VecDeque::new(),
             pending: None,
+            waiting: None,
+            wait_until: BTreeMap::new(),
             retry_at: None,
             unresolved: VecDeque::new(),
             resolve_at: None,
@@ -365,9 +409,14 @@ impl Client {
         self.unresolved.len().saturating_add(usize::from(settling))
     }
 
-    /// Whether a request is in flight or queued.
+    /// Whether a request is in flight, queued, or waiting for a seat.
     pub fn is_busy(&self) -> bool {
-        self.pending.is_some() || !self.queue.is_empty()
+        self.pending.is_some() || !self.queue.is_empty() || self.waiting.is_some()
+    }
+
+    /// The request waiting in a queue for a seat, and its position (1: next).
+    pub fn waiting(&self) -> Option<(RequestSeq, u32)> {
+        self.waiting.as_ref().map(|w| (w.seq, w.position))
     }
 
     // ----- application requests -----
@@ -379,6 +428,25 @@ impl Client {
             user: self.user.clone(),
             host: self.host.clone(),
         };
+        self.submit(now, op)
+    }
+
+    /// Asks for a seat of `feature`, waiting up to `wait` for one when every seat is in
+    /// use: the request then waits its turn in the feature's queue, which the servers
+    /// replicate, so a failover keeps its place ([`ClientEvent::Queued`]). It is answered
+    /// [`ClientEvent::Granted`] when its turn comes, or [`ClientEvent::Denied`]
+    /// (`all_in_use`) when `wait` is over. One request waits at a time; others go on
+    /// meanwhile, and a second wait starts when the first ends.
+    pub fn checkout_wait(&mut self, now: Now, feature: &str, wait: Duration) -> RequestSeq {
+        let op = Op::Wait {
+            feature: self.feature_name(feature),
+            user: self.user.clone(),
+            host: self.host.clone(),
+        };
+        let seq = RequestSeq(self.next_seq);
+        if self.wait_until.len() < QUEUE_MAX {
+            self.wait_until.insert(seq, now.mono + wait);
+        }
         self.submit(now, op)
     }
 
@@ -444,7 +512,17 @@ impl Client {
         if self.pending.is_some() {
             return;
         }
-        let (seq, wire, op, resolving) = match self.queue.pop_front() {
+        // While one request waits in a queue, a second wait stays behind it; the others
+        // go on.
+        let next = match &self.waiting {
+            None => self.queue.pop_front(),
+            Some(_) => self
+                .queue
+                .iter()
+                .position(|(_, op)| !matches!(op, Op::Wait { .. }))
+                .and_then(|at| self.queue.remove(at)),
+        };
+        let (seq, wire, op, resolving) = match next {
             Some((seq, op)) => (seq, seq, op, None),
             None => {
                 let now = self.now.mono;
@@ -516,6 +594,8 @@ impl Client {
             self.on_heartbeat_reply(from, sent, reply);
         } else if self.pending.as_ref().is_some_and(|p| p.wire == reply.seq) {
             self.on_request_reply(from, reply);
+        } else if self.waiting.as_ref().is_some_and(|w| w.wire == reply.seq) {
+            self.on_wait_reply(from, reply);
         }
         self.expire_local();
     }
@@ -546,6 +626,22 @@ impl Client {
                 pending.unanswered = true;
             }
             self.retry_pending();
+        }
+        if let Some(waiting) = self
+            .waiting
+            .as_mut()
+            .filter(|w| w.asked.is_some_and(|(e, _)| e == endpoint))
+        {
+            waiting.asked = None;
+            waiting.misses = waiting.misses.saturating_add(1);
+            // Round the path once, then pause before going round again.
+            waiting.next_ask = if waiting.misses < self.order.len() {
+                now.mono
+            } else {
+                waiting.misses = 0;
+                now.mono + self.config.retry_pause
+            };
+            self.ask_waiting();
         }
         if self
             .heartbeats
@@ -587,6 +683,7 @@ impl Client {
             self.resolve_at = None;
             self.start_next();
         }
+        self.wait_timeout();
         if self.retry_at.is_some_and(|t| t <= now.mono) {
             self.retry_at = None;
             if let Some(pending) = &mut self.pending {
@@ -633,12 +730,25 @@ impl Client {
         let resolve = self
             .resolve_at
             .filter(|_| self.pending.is_none() && !self.unresolved.is_empty());
+        let waiting = self.waiting.as_ref().map(|w| {
+            let asked = w.asked.map(|(_, sent)| sent + timeout);
+            let over = match w.leaving {
+                Some(since) => since + self.config.give_up_after,
+                None => w.until,
+            };
+            [asked, Some(w.next_ask), Some(over)]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(over)
+        });
         [
             attempt,
             heartbeat_reply,
             self.retry_at,
             self.next_heartbeat,
             resolve,
+            waiting,
         ]
         .into_iter()
         .flatten()
@@ -776,13 +886,20 @@ impl Client {
             });
             return;
         }
+        self.wait_until.remove(&seq);
         if self.unresolved.len() >= UNRESOLVED_MAX {
             self.unresolved.pop_front();
         }
+        // A wait that may be queued is settled by leaving the queue: the answer is the
+        // seat if its turn came, to give back.
+        let op = match pending.op {
+            Op::Wait { .. } => Op::StopWaiting,
+            op => op,
+        };
         self.unresolved.push_back(Unresolved {
             seq,
             wire: pending.wire,
-            op: pending.op,
+            op,
             since: now,
             report: true,
         });
@@ -824,6 +941,8 @@ impl Client {
                 }
             }
             ReplyResult::Denied(_)
+            | ReplyResult::Queued { .. }
+            | ReplyResult::LeftQueue
             | ReplyResult::HeartbeatAck { .. }
             | ReplyResult::Removed { .. }
             | ReplyResult::LicensePushed { .. }
@@ -879,8 +998,11 @@ impl Client {
                 self.retry_pending();
                 return;
             }
-            ReplyResult::Denied(Denial::UnknownHandle)
-                if matches!(pending.op, Op::Checkout { .. } | Op::Borrow { .. }) =>
+            ReplyResult::Denied(Denial::UnknownHandle) | ReplyResult::LeftQueue
+                if matches!(
+                    pending.op,
+                    Op::Checkout { .. } | Op::Borrow { .. } | Op::Wait { .. }
+                ) =>
             {
                 // The seat this request got lapsed before the reply reached us: ask anew.
                 let wire = self.take_seq();
@@ -890,6 +1012,44 @@ impl Client {
                 }
                 self.send_pending();
                 return;
+            }
+            ReplyResult::Queued {
+                position,
+                used,
+                count,
+            } => {
+                if !matches!(pending.op, Op::Wait { .. }) {
+                    return;
+                }
+                let until = self
+                    .wait_until
+                    .remove(&seq)
+                    .unwrap_or(pending.first_sent);
+                let now = self.now.mono;
+                self.waiting = Some(Waiting {
+                    seq,
+                    wire: pending.wire,
+                    op: pending.op.clone(),
+                    until,
+                    position,
+                    used,
+                    count,
+                    attempts,
+                    asked: None,
+                    last_sent: sent,
+                    next_ask: now + self.heartbeat_every(),
+                    leaving: None,
+                    misses: 0,
+                });
+                self.served_by(reply.from);
+                self.events.push_back(ClientEvent::Queued {
+                    seq,
+                    position,
+                    used,
+                    count,
+                });
+                // Its wait may be over already.
+                self.wait_timeout();
             }
             ReplyResult::Denied(reason) => {
                 if let (Denial::UnknownHandle, Op::Checkin { handle } | Op::Return { handle }) =
@@ -911,9 +1071,9 @@ impl Client {
                 granted_by,
             } => {
                 let feature = match &pending.op {
-                    Op::Checkout { feature, .. } | Op::Borrow { feature, .. } => {
-                        feature.to_string()
-                    }
+                    Op::Checkout { feature, .. }
+                    | Op::Borrow { feature, .. }
+                    | Op::Wait { feature, .. } => feature.to_string(),
                     _ => String::new(),
                 };
                 let from = if self.config.plants.has(Plant::LeaseFromReply) {
@@ -967,12 +1127,14 @@ impl Client {
             }
             // Not an answer to a client's request (a lying server's): ignored.
             ReplyResult::HeartbeatAck { .. }
+            | ReplyResult::LeftQueue
             | ReplyResult::Removed { .. }
             | ReplyResult::LicensePushed { .. }
             | ReplyResult::LicenseRefused { .. }
             | ReplyResult::OptionsPushed { .. }
             | ReplyResult::OptionsRefused { .. } => return,
         }
+        self.wait_until.remove(&seq);
         self.pending = None;
         self.retry_at = None;
         self.start_next();

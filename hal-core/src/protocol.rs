@@ -254,6 +254,20 @@ pub enum Op {
         user: Arc<str>,
         host: Arc<str>,
     },
+    /// A floating seat, or else a place in the feature's queue (`checkout --wait`): when
+    /// every seat is in use, the request waits in a replicated first-in-first-out queue
+    /// and is granted in its turn as seats come back. The client sends the same request
+    /// (same `seq`) again every heartbeat while it waits: that keeps its place (a place
+    /// not renewed for a seat's lease is given up), and the answer is its position or,
+    /// once its turn came, the seat.
+    Wait {
+        feature: Arc<str>,
+        user: Arc<str>,
+        host: Arc<str>,
+    },
+    /// Leave the queue: sent with the `seq` of the [`Op::Wait`] that waits. Answered
+    /// [`ReplyResult::LeftQueue`], or with the seat if its turn came first.
+    StopWaiting,
     /// A seat taken away for `hours`, kept without heartbeats until it ends.
     Borrow {
         feature: Arc<str>,
@@ -337,6 +351,18 @@ pub enum ReplyResult {
     Released {
         handle: Handle,
     },
+    /// Every seat is in use and the [`Op::Wait`] waits in the feature's queue, at
+    /// `position` (1: next); `used` of `count` seats are held. Its client asks again with
+    /// the same request every heartbeat, and is answered with the seat once its turn
+    /// comes (the active server also sends that answer as soon as the seat is granted).
+    Queued {
+        position: u32,
+        used: u32,
+        count: u32,
+    },
+    /// The [`Op::Wait`] left the queue without a seat: its client asked to
+    /// ([`Op::StopWaiting`]), or its place was not renewed for a seat's lease.
+    LeftQueue,
     /// Heartbeat acknowledged: the seats in `held` are alive for `lease_ms` from the
     /// heartbeat's send time; the seats in `unknown` are not held; of those, the ones in
     /// `removed` an administrator removed.

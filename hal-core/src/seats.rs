@@ -15,6 +15,10 @@ use crate::ServerId;
 use crate::protocol::{ClientId, Denial, Handle, LogIndex, RequestSeq};
 use crate::time::WallTime;
 
+mod queue;
+pub use queue::{WAITERS_MAX, WAITERS_PER_FEATURE_MAX, WaitSeen, Waiter};
+use queue::{Wait, WaitStatus};
+
 /// A command in the replicated log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
@@ -32,6 +36,42 @@ pub enum Command {
         by: ServerId,
         /// When, on the deciding leader's wall clock (`hal-net status` shows it).
         at: WallTime,
+    },
+    /// A checkout that waits its turn when every seat is in use ([`crate::protocol::Op::Wait`]):
+    /// granted at once if a seat is free and no earlier request waits for it, else
+    /// queued (its id is this entry's index).
+    Wait {
+        client: ClientId,
+        seq: RequestSeq,
+        feature: Arc<str>,
+        user: Arc<str>,
+        host: Arc<str>,
+        by: ServerId,
+        at: WallTime,
+    },
+    /// The leader gives a free seat to the waiting request `id` (`client`'s `seq`, for
+    /// `feature`): it applies only if that request is still the first in its queue the
+    /// options let have a seat, and a seat is free. The seat's handle is this entry's
+    /// index.
+    Serve {
+        id: Handle,
+        client: ClientId,
+        seq: RequestSeq,
+        feature: Arc<str>,
+        user: Arc<str>,
+        host: Arc<str>,
+        by: ServerId,
+        at: WallTime,
+    },
+    /// The waiting request `id` (`client`'s `seq`, for `feature`) leaves its queue: its
+    /// client asked (`asked`), or the leader found its place not renewed for a seat's
+    /// lease.
+    Dequeue {
+        id: Handle,
+        client: ClientId,
+        seq: RequestSeq,
+        feature: Arc<str>,
+        asked: bool,
     },
     /// A checkin or an early borrow return by the holder.
     Release {
@@ -86,6 +126,18 @@ impl Command {
                 user,
                 host,
                 ..
+            }
+            | Command::Wait {
+                feature,
+                user,
+                host,
+                ..
+            }
+            | Command::Serve {
+                feature,
+                user,
+                host,
+                ..
             } => [feature.len(), user.len(), host.len()],
             Command::Remove { handles, by, .. } => [handles.len().saturating_mul(8), by.len(), 0],
             Command::Forget { clients } => [clients.len().saturating_mul(8), 0, 0],
@@ -93,7 +145,10 @@ impl Command {
                 [text.len(), by.len(), 0]
             }
             Command::AdoptLicense { text, .. } => [text.len(), 0, 0],
-            Command::Noop | Command::Release { .. } | Command::Expire { .. } => [0; 3],
+            Command::Noop
+            | Command::Release { .. }
+            | Command::Expire { .. }
+            | Command::Dequeue { .. } => [0; 3],
         };
         parts.iter().fold(FIXED, |sum, n| sum.saturating_add(*n))
     }
@@ -130,6 +185,16 @@ pub enum Outcome {
     OptionsPushed {
         index: LogIndex,
     },
+    /// A [`Command::Wait`] queued as waiter `id`: at `position` (1: next), `used` of
+    /// `count` held.
+    Queued {
+        id: Handle,
+        position: u32,
+        used: u32,
+        count: u32,
+    },
+    /// A waiting request left its queue without a seat.
+    LeftQueue,
 }
 
 /// The options file in force, once one is in the log: its text, its rules, where it took
@@ -200,6 +265,9 @@ enum StoredOutcome {
     OptionsPushed {
         index: LogIndex,
     },
+    /// A waiting request left its queue without a seat. (Queued, it is stored as its
+    /// place in the queue: see [`queue::WaitStatus`].)
+    LeftQueue,
 }
 
 impl From<&Outcome> for StoredOutcome {
@@ -221,6 +289,9 @@ impl From<&Outcome> for StoredOutcome {
             },
             Outcome::LicensePushed { index } => StoredOutcome::LicensePushed { index: *index },
             Outcome::OptionsPushed { index } => StoredOutcome::OptionsPushed { index: *index },
+            // Never stored for a session's last request: only waits are queued, and a
+            // wait keeps its place in the queue instead.
+            Outcome::Queued { .. } | Outcome::LeftQueue => StoredOutcome::LeftQueue,
         }
     }
 }
@@ -244,6 +315,7 @@ impl From<&StoredOutcome> for Outcome {
             },
             StoredOutcome::LicensePushed { index } => Outcome::LicensePushed { index: *index },
             StoredOutcome::OptionsPushed { index } => Outcome::OptionsPushed { index: *index },
+            StoredOutcome::LeftQueue => Outcome::LeftQueue,
         }
     }
 }
@@ -259,6 +331,9 @@ struct Session {
     /// The log index of the client's last applied request, for evicting idle sessions.
     last_index: LogIndex,
     seats_held: u32,
+    /// The client's latest [`Command::Wait`] and where it stands (kept apart from its
+    /// last request: a client that waits for one seat still checks others in and out).
+    wait: Option<Box<Wait>>,
 }
 
 impl Session {
@@ -270,7 +345,18 @@ impl Session {
             last_outcome: None,
             last_index: LogIndex(0),
             seats_held: 0,
+            wait: None,
         }
+    }
+
+    /// Whether the client holds no seat and waits in no queue: its session may be
+    /// forgotten once idle.
+    fn is_idle(&self) -> bool {
+        self.seats_held == 0
+            && !self
+                .wait
+                .as_ref()
+                .is_some_and(|w| matches!(w.status, WaitStatus::Queued(_)))
     }
 
     fn seen(&self, seq: RequestSeq) -> Seen {
@@ -354,6 +440,9 @@ pub struct Seats {
     license: Option<LicenseInForce>,
     /// The options file in force, once one is in the log.
     options: Option<OptionsInForce>,
+    /// The requests waiting for a seat, per feature (by its index in `names`), first
+    /// come first.
+    queues: BTreeMap<u32, std::collections::VecDeque<Waiter>>,
 }
 
 /// The most client sessions remembered. Past it, the longest-idle sessions that hold no
@@ -420,12 +509,17 @@ impl Seats {
             }
             Command::Forget { clients } => {
                 for client in clients {
-                    if self.sessions.get(client).is_some_and(|s| s.seats_held == 0) {
+                    if self.sessions.get(client).is_some_and(Session::is_idle) {
                         self.sessions.remove(client);
                     }
                 }
                 return None;
             }
+            Command::Wait { .. } => return self.apply_wait(index, command, dedup, count_of),
+            Command::Serve { .. } => return self.apply_serve(index, command, count_of),
+            Command::Dequeue {
+                id, client, seq, ..
+            } => return self.apply_dequeue(index, *id, *client, *seq),
             Command::Grant { client, seq, .. }
             | Command::Release { client, seq, .. }
             | Command::Remove { client, seq, .. }
@@ -444,6 +538,13 @@ impl Seats {
                 .filter(|free| *free > 0)
                 .and_then(|free| self.refused_by_options(feature, (user, host), free)),
             _ => None,
+        };
+        // Whether the free seats are promised to requests that wait for them.
+        let promised = match command {
+            Command::Grant { feature, .. } => count_of(feature)
+                .map(|count| count.saturating_sub(self.used(feature)))
+                .is_some_and(|free| !self.newcomer_may_take(feature, free)),
+            _ => false,
         };
         let session = self.sessions.entry(client).or_insert_with(Session::new);
         match session.seen(seq) {
@@ -472,30 +573,14 @@ impl Seats {
                         Outcome::Denied(Denial::UnknownFeature),
                     ));
                 };
-                let slot = match self.names.iter().position(|n| **n == **feature) {
-                    Some(slot) => slot,
-                    None => {
-                        self.names.push(feature.to_string());
-                        self.used.push(0);
-                        self.names.len().saturating_sub(1)
-                    }
-                };
+                let slot = self.slot_of(feature);
                 let used = self.used[slot];
-                if used >= count {
+                if used >= count || promised {
                     Outcome::Denied(Denial::AllInUse { used, count })
                 } else if let Some(refusal) = &refused {
                     Outcome::Denied(Denial::of_options(refusal))
                 } else {
-                    self.used[slot] = used.saturating_add(1);
-                    session.seats_held = session.seats_held.saturating_add(1);
-                    let handle = Handle(index.0);
-                    let seat = Seat {
-                        feature: u32::try_from(slot).unwrap_or(u32::MAX),
-                        client,
-                        borrow_end_ms: borrow_end.map_or(0, |end| end.0),
-                        granted_ms: at.0,
-                    };
-                    self.seats.insert(handle, seat);
+                    let handle = self.take_seat(slot, client, index, *borrow_end, *at);
                     Outcome::Granted {
                         handle,
                         borrow_end: *borrow_end,
@@ -548,7 +633,10 @@ impl Seats {
             Command::Noop
             | Command::Expire { .. }
             | Command::Forget { .. }
-            | Command::AdoptLicense { .. } => return None,
+            | Command::AdoptLicense { .. }
+            | Command::Wait { .. }
+            | Command::Serve { .. }
+            | Command::Dequeue { .. } => return None,
         };
         Some(self.record(client, index, seq, outcome))
     }
@@ -569,6 +657,45 @@ impl Seats {
             self.evict_idle_sessions();
         }
         outcome
+    }
+
+    /// Gives `client` a seat of the feature at `slot`, granted by the entry at `index`
+    /// (its handle) at `at`; a borrow until `borrow_end`.
+    fn take_seat(
+        &mut self,
+        slot: usize,
+        client: ClientId,
+        index: LogIndex,
+        borrow_end: Option<WallTime>,
+        at: WallTime,
+    ) -> Handle {
+        if let Some(used) = self.used.get_mut(slot) {
+            *used = used.saturating_add(1);
+        }
+        if let Some(session) = self.sessions.get_mut(&client) {
+            session.seats_held = session.seats_held.saturating_add(1);
+        }
+        let handle = Handle(index.0);
+        let seat = Seat {
+            feature: u32::try_from(slot).unwrap_or(u32::MAX),
+            client,
+            borrow_end_ms: borrow_end.map_or(0, |end| end.0),
+            granted_ms: at.0,
+        };
+        self.seats.insert(handle, seat);
+        handle
+    }
+
+    /// The slot of `feature` in `names`, added if new.
+    fn slot_of(&mut self, feature: &str) -> usize {
+        match self.names.iter().position(|n| **n == *feature) {
+            Some(slot) => slot,
+            None => {
+                self.names.push(feature.to_string());
+                self.used.push(0);
+                self.names.len().saturating_sub(1)
+            }
+        }
     }
 
     /// Removes a seat an administrator removes, if held, remembering its holder; whether
@@ -642,7 +769,7 @@ impl Seats {
         let mut idle: Vec<(LogIndex, ClientId)> = self
             .sessions
             .iter()
-            .filter(|(_, s)| s.seats_held == 0)
+            .filter(|(_, s)| s.is_idle())
             .map(|(c, s)| (s.last_index, *c))
             .collect();
         idle.sort_unstable();
@@ -776,6 +903,7 @@ impl Seats {
             crate::names::check(&license.by)
                 .map_err(|problem| format!("the name of who pushed its license {problem}"))?;
         }
+        self.validate_queues(last_index)?;
         if let Some(options) = &self.options {
             if options.index.0 == 0 || options.index > last_index {
                 return Err(format!(
@@ -890,11 +1018,16 @@ impl Seats {
         self.sessions.get(&client).map(|s| s.seats_held)
     }
 
-    /// The clients whose sessions hold no seat.
+    /// Whether `client` has a session that holds no seat and waits in no queue.
+    pub fn is_idle(&self, client: ClientId) -> bool {
+        self.sessions.get(&client).is_some_and(Session::is_idle)
+    }
+
+    /// The clients whose sessions hold no seat and wait in no queue.
     pub fn idle_clients(&self) -> impl Iterator<Item = ClientId> + '_ {
         self.sessions
             .iter()
-            .filter(|(_, s)| s.seats_held == 0)
+            .filter(|(_, s)| s.is_idle())
             .map(|(client, _)| *client)
     }
 
@@ -950,6 +1083,7 @@ impl Seats {
             per_client.len(),
             "sessions count only seats they hold"
         );
+        self.check_queues();
     }
 }
 

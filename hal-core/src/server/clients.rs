@@ -46,6 +46,17 @@ pub(super) fn reply_for(
             index,
             changed: true,
         },
+        Outcome::Queued {
+            position,
+            used,
+            count,
+            ..
+        } => ReplyResult::Queued {
+            position,
+            used,
+            count,
+        },
+        Outcome::LeftQueue => ReplyResult::LeftQueue,
     };
     ServerReply {
         client,
@@ -60,6 +71,11 @@ pub(super) fn reply_for(
 fn check_op(op: &Op) -> Result<(), Invalid> {
     match op {
         Op::Checkout {
+            feature,
+            user,
+            host,
+        }
+        | Op::Wait {
             feature,
             user,
             host,
@@ -101,7 +117,9 @@ fn check_op(op: &Op) -> Result<(), Invalid> {
                 problem,
             })
         }
-        Op::Heartbeat { .. } | Op::Checkin { .. } | Op::Return { .. } => Ok(()),
+        Op::Heartbeat { .. } | Op::Checkin { .. } | Op::Return { .. } | Op::StopWaiting => {
+            Ok(())
+        }
     }
 }
 
@@ -127,6 +145,12 @@ impl Server {
     fn serve(&mut self, client: ClientId, seq: RequestSeq, op: Op) -> Option<ReplyResult> {
         match op {
             Op::Heartbeat { handles } => Some(self.heartbeat(client, handles)),
+            Op::Wait {
+                feature,
+                user,
+                host,
+            } => self.on_wait(client, seq, (feature, user, host)),
+            Op::StopWaiting => self.on_stop_waiting(client, seq),
             op => match self.check_request(client, seq, op) {
                 Ok(Some(command)) => {
                     self.propose(client, seq, command);
@@ -139,7 +163,7 @@ impl Server {
     }
 
     /// Why this server does not serve now, if it does not.
-    fn not_serving(&self) -> Option<Denial> {
+    pub(super) fn not_serving(&self) -> Option<Denial> {
         match &self.state {
             State::Leader(leader) => {
                 let keeps_serving = self.config.plants.has(Plant::NoStepDown);
@@ -254,7 +278,8 @@ impl Server {
                     by,
                 }));
             }
-            Op::Heartbeat { .. } => return Ok(None),
+            // Served apart (`serve`).
+            Op::Heartbeat { .. } | Op::Wait { .. } | Op::StopWaiting => return Ok(None),
         };
         if let Err(denial) = self.catalog.check(&feature, self.now.wall, hours) {
             return denied(denial);
@@ -273,7 +298,11 @@ impl Server {
             self.grants_in_flight(&feature)
         };
         let used = self.seats.used(&feature).saturating_add(in_flight);
-        if used >= count {
+        if used >= count
+            || !self
+                .seats
+                .newcomer_may_take(&feature, count.saturating_sub(used))
+        {
             return denied(Denial::AllInUse { used, count });
         }
         // The options in force: checked here, and again when the grant applies.
@@ -313,9 +342,9 @@ impl Server {
     }
 
     /// Appends a client's command; the reply goes out when it applies.
-    fn propose(&mut self, client: ClientId, seq: RequestSeq, command: Command) {
+    pub(super) fn propose(&mut self, client: ClientId, seq: RequestSeq, command: Command) {
         let term = self.term;
-        if let Command::Grant { feature, .. } = &command
+        if let Command::Grant { feature, .. } | Command::Wait { feature, .. } = &command
             && let State::Leader(leader) = &mut self.state
         {
             let n = leader.grants_in_flight.entry(feature.clone()).or_default();
@@ -331,7 +360,7 @@ impl Server {
     /// is still held, and its lease is renewed as a heartbeat would (the client counts
     /// its lease from this retry); a grant that lapsed before the client heard of it is
     /// answered `unknown_handle`, and the client asks afresh.
-    fn repeat_answer(
+    pub(super) fn repeat_answer(
         &mut self,
         client: ClientId,
         seq: RequestSeq,
@@ -369,7 +398,7 @@ impl Server {
     /// lease (so no other leader can exist) and has applied its term's no-op (so it knows
     /// every committed seat).
     /// (A free function of the state alone, so the seat table stays readable meanwhile.)
-    fn leased_leader(
+    pub(super) fn leased_leader(
         state: &mut State,
         now: Time,
         applied: LogIndex,

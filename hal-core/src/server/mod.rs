@@ -32,6 +32,7 @@ mod peers;
 #[cfg(test)]
 pub(crate) mod testkit;
 mod trust;
+mod waiting;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -288,6 +289,25 @@ pub enum SeatChange {
         borrowed: bool,
         by: Arc<str>,
     },
+    /// `client`'s wait `seq` joined the queue of `feature` as waiter `id`, at
+    /// `position` (1: next).
+    Queued {
+        client: ClientId,
+        seq: RequestSeq,
+        id: Handle,
+        feature: Arc<str>,
+        position: u32,
+    },
+    /// Waiter `id` left its queue without a seat: its client asked (`asked`), or its
+    /// place was not renewed for a seat's lease. (A waiter that got its seat is
+    /// [`SeatChange::Granted`], with the same `client` and `seq`.)
+    LeftQueue {
+        client: ClientId,
+        seq: RequestSeq,
+        id: Handle,
+        feature: Arc<str>,
+        asked: bool,
+    },
 }
 
 /// One output, in the order it must take effect.
@@ -398,6 +418,12 @@ struct Leader {
     transfer_since: Option<Time>,
     /// Sessions without seats, and when each may be forgotten.
     idle: idle::IdleSessions,
+    /// Waiting requests (by id): when each leaves its queue unless its client asks again.
+    wait_leases: leases::Leases,
+    /// Features with a [`Command::Serve`] proposed and not yet applied (one at a time).
+    serving: BTreeSet<Arc<str>>,
+    /// Waiting requests whose [`Command::Dequeue`] was proposed.
+    leaving: BTreeSet<Handle>,
 }
 
 #[derive(Debug, Clone)]
@@ -752,7 +778,11 @@ impl Server {
                 .collect();
             // The clients whose sessions an entry may leave without a seat.
             let clients: Vec<ClientId> = match &entry.command {
-                Command::Grant { client, .. } | Command::Release { client, .. } => vec![*client],
+                Command::Grant { client, .. }
+                | Command::Release { client, .. }
+                | Command::Wait { client, .. }
+                | Command::Serve { client, .. }
+                | Command::Dequeue { client, .. } => vec![*client],
                 Command::Remove { client, .. } => std::iter::once(*client)
                     .chain(taken.iter().map(|t| t.1))
                     .collect(),
@@ -795,8 +825,10 @@ impl Server {
             for client in clients {
                 self.schedule_if_idle(client);
             }
+            self.after_queue_apply(index, &entry.command, outcome.as_ref());
             self.after_apply(index, &entry.command, outcome);
         }
+        self.serve_queues();
         self.maybe_snapshot();
     }
 
@@ -879,7 +911,7 @@ impl Server {
     /// [`Timing::session_idle_max`], if it holds no seat.
     fn schedule_if_idle(&mut self, client: ClientId) {
         let deadline = self.now.mono + self.timing().session_idle_max();
-        if self.seats.seats_held(client) != Some(0) {
+        if !self.seats.is_idle(client) {
             return;
         }
         if let State::Leader(leader) = &mut self.state {
@@ -895,7 +927,7 @@ impl Server {
         let State::Leader(leader) = &mut self.state else {
             return;
         };
-        let still_idle = |client| seats.seats_held(client) == Some(0);
+        let still_idle = |client| seats.is_idle(client);
         let clients = leader
             .idle
             .take_due(now, crate::seats::FORGET_CLIENTS_MAX, still_idle);
@@ -949,11 +981,16 @@ impl Server {
                 | Command::Remove { .. }
                 | Command::License { .. }
                 | Command::Options { .. }
-                | Command::AdoptLicense { .. },
+                | Command::AdoptLicense { .. }
+                // See `after_queue_apply`.
+                | Command::Wait { .. }
+                | Command::Serve { .. }
+                | Command::Dequeue { .. },
                 _,
             ) => {}
         }
         let (Command::Grant { client, seq, .. }
+        | Command::Wait { client, seq, .. }
         | Command::Release { client, seq, .. }
         | Command::Remove { client, seq, .. }
         | Command::License { client, seq, .. }
@@ -1065,6 +1102,67 @@ fn seat_change(
                 borrowed,
             })
         }
+        (
+            Command::Wait {
+                client,
+                seq,
+                feature,
+                user,
+                host,
+                by,
+                ..
+            }
+            | Command::Serve {
+                client,
+                seq,
+                feature,
+                user,
+                host,
+                by,
+                ..
+            },
+            Some(Outcome::Granted { handle, .. }),
+        ) if handle.0 == index.0 => Some(SeatChange::Granted {
+            client: *client,
+            seq: *seq,
+            handle: *handle,
+            feature: feature.clone(),
+            user: user.clone(),
+            host: host.clone(),
+            borrow_end: None,
+            by: *by,
+        }),
+        (
+            Command::Wait {
+                client,
+                seq,
+                feature,
+                ..
+            },
+            Some(Outcome::Queued { id, position, .. }),
+        ) if id.0 == index.0 => Some(SeatChange::Queued {
+            client: *client,
+            seq: *seq,
+            id: Handle(index.0),
+            feature: feature.clone(),
+            position: *position,
+        }),
+        (
+            Command::Dequeue {
+                id,
+                client,
+                seq,
+                feature,
+                asked,
+            },
+            Some(Outcome::LeftQueue),
+        ) => Some(SeatChange::LeftQueue {
+            client: *client,
+            seq: *seq,
+            id: *id,
+            feature: feature.clone(),
+            asked: *asked,
+        }),
         _ => None,
     }
 }

@@ -283,6 +283,42 @@ fn check_command(command: &Command, index: LogIndex) -> Result<(), String> {
                 _ => Ok(()),
             }
         }
+        Command::Wait {
+            feature,
+            user,
+            host,
+            by,
+            ..
+        }
+        | Command::Serve {
+            feature,
+            user,
+            host,
+            by,
+            ..
+        } => {
+            crate::names::check_all(feature, user, host)
+                .map_err(|(field, problem)| format!("a wait's {} name {problem}", field.name()))?;
+            if *by == ServerId::TIEBREAKER {
+                return Err("a wait served by #3, which never leads".into());
+            }
+            match command {
+                Command::Serve { id, .. } if id.0 >= index.0 => Err(format!(
+                    "it serves waiting request {id}, which a later entry than this one would have queued"
+                )),
+                _ => Ok(()),
+            }
+        }
+        Command::Dequeue { id, feature, .. } => {
+            crate::names::check(feature)
+                .map_err(|problem| format!("a departure's feature name {problem}"))?;
+            if id.0 >= index.0 {
+                return Err(format!(
+                    "it takes waiting request {id} out, which a later entry than this one would have queued"
+                ));
+            }
+            Ok(())
+        }
         Command::Forget { clients } if clients.len() > crate::seats::FORGET_CLIENTS_MAX => {
             Err(format!(
                 "it forgets {} sessions, more than the {} one entry may",

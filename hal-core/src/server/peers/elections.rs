@@ -219,6 +219,9 @@ impl Server {
             expiring: Default::default(),
             transfer_since: None,
             idle: Default::default(),
+            wait_leases: Default::default(),
+            serving: Default::default(),
+            leaving: Default::default(),
         };
         // Every session without a seat may be forgotten once idle from the term start.
         let forget_at = now + self.timing().session_idle_max();
@@ -235,14 +238,28 @@ impl Server {
                 None => leader.leases.set(handle, now + lease),
             }
         }
+        // Every waiting request keeps its place for a lease from the term start.
+        for waiter in self.seats.waiters() {
+            leader.wait_leases.set(waiter.id, now + lease);
+        }
         for index in self.applied.0.saturating_add(1)..=self.log.last_index().0 {
-            if let Some(Entry {
-                command: Command::Grant { feature, .. },
-                ..
-            }) = self.log.get(LogIndex(index)).map(|e| &**e)
-            {
-                let n = leader.grants_in_flight.entry(feature.clone()).or_default();
-                *n = n.saturating_add(1);
+            let Some(entry) = self.log.get(LogIndex(index)) else {
+                continue;
+            };
+            match &entry.command {
+                Command::Grant { feature, .. }
+                | Command::Wait { feature, .. }
+                | Command::Serve { feature, .. } => {
+                    let n = leader.grants_in_flight.entry(feature.clone()).or_default();
+                    *n = n.saturating_add(1);
+                    if matches!(entry.command, Command::Serve { .. }) {
+                        leader.serving.insert(feature.clone());
+                    }
+                }
+                Command::Dequeue { id, .. } => {
+                    leader.leaving.insert(*id);
+                }
+                _ => {}
             }
         }
         if self.peers.is_empty() {

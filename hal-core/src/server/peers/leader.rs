@@ -191,6 +191,8 @@ impl Server {
             self.send_append(peer);
         }
         self.expire_seats();
+        self.expire_waits();
+        self.serve_queues();
         self.forget_idle_sessions();
         self.maybe_fail_back();
     }
