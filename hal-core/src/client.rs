@@ -731,12 +731,16 @@ impl Client {
             .resolve_at
             .filter(|_| self.pending.is_none() && !self.unresolved.is_empty());
         let waiting = self.waiting.as_ref().map(|w| {
-            let asked = w.asked.map(|(_, sent)| sent + timeout);
+            // An answer, or else the next ask.
+            let ask = match w.asked {
+                Some((_, sent)) => sent + timeout,
+                None => w.next_ask,
+            };
             let over = match w.leaving {
                 Some(since) => since + self.config.give_up_after,
                 None => w.until,
             };
-            [asked, Some(w.next_ask), Some(over)]
+            [Some(ask), Some(over)]
                 .into_iter()
                 .flatten()
                 .min()
@@ -1017,14 +1021,14 @@ impl Client {
                 position,
                 used,
                 count,
+                lease_ms,
             } => {
                 if !matches!(pending.op, Op::Wait { .. }) {
                     return;
                 }
-                let until = self
-                    .wait_until
-                    .remove(&seq)
-                    .unwrap_or(pending.first_sent);
+                // Its place lasts a lease unasked: it asks as often as it heartbeats.
+                self.lease_ms_last = Some(lease_ms);
+                let until = self.wait_until.remove(&seq).unwrap_or(pending.first_sent);
                 let now = self.now.mono;
                 self.waiting = Some(Waiting {
                     seq,
@@ -2335,5 +2339,182 @@ mod tests {
         }
         assert_eq!(given_back, [Handle(4), Handle(5)]);
         assert_eq!(c.unresolved(), 0);
+    }
+
+    fn queued(position: u32) -> ReplyResult {
+        ReplyResult::Queued {
+            position,
+            used: 5,
+            count: 5,
+            lease_ms: 120_000,
+        }
+    }
+
+    /// The single request sent: its endpoint, number and op.
+    fn one_sent(c: &mut Client) -> (Endpoint, RequestSeq, Op) {
+        match sent(c).as_slice() {
+            [t] => (t.to, t.request.seq, t.request.op.clone()),
+            other => panic!("expected one request, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_wait_keeps_its_place_by_asking_again_and_takes_its_seat_when_told() {
+        let mut c = client();
+        let seq = c.checkout_wait(at(0), "cad", Duration::from_secs(600));
+        let (to, wire, op) = one_sent(&mut c);
+        assert_eq!(wire, seq);
+        assert!(matches!(op, Op::Wait { .. }), "{op:?}");
+        c.handle_reply(at(5), to, reply(ONE, seq, queued(2)));
+        assert_eq!(
+            events(&mut c),
+            [ClientEvent::Queued {
+                seq,
+                position: 2,
+                used: 5,
+                count: 5
+            }]
+        );
+        assert_eq!(c.waiting(), Some((seq, 2)));
+        assert!(c.is_busy());
+        // Asked again, with the same number, every heartbeat.
+        let every = Timing::lan().client_heartbeat.as_millis() as u64;
+        let next = c.poll_timeout().expect("a deadline");
+        assert_eq!(next, Time(5 + every));
+        c.handle_timeout(at(5 + every));
+        let (_, again, op) = one_sent(&mut c);
+        assert_eq!(again, seq);
+        assert!(matches!(op, Op::Wait { .. }));
+        c.handle_reply(at(10 + every), to, reply(ONE, seq, queued(1)));
+        assert!(matches!(
+            events(&mut c)[..],
+            [ClientEvent::Queued { position: 1, .. }]
+        ));
+        // The active server tells it of its seat unasked.
+        c.handle_reply(at(20 + every), to, reply(ONE, seq, granted(42, ONE)));
+        assert!(matches!(
+            events(&mut c)[..],
+            [ClientEvent::Granted { seq: s, handle: Handle(42), .. }] if s == seq
+        ));
+        assert_eq!(c.waiting(), None);
+        // Its lease counts from the latest ask, before the server granted it.
+        let lease = c.seats()[&Handle(42)].lease_until;
+        assert_eq!(lease, Some(Time(5 + every + 120_000)));
+    }
+
+    #[test]
+    fn a_wait_that_is_over_leaves_the_queue_and_is_denied_all_in_use() {
+        let mut c = client();
+        let seq = c.checkout_wait(at(0), "cad", Duration::from_secs(10));
+        let (to, _, _) = one_sent(&mut c);
+        c.handle_reply(at(5), to, reply(ONE, seq, queued(1)));
+        events(&mut c);
+        c.handle_timeout(at(10_000));
+        let (_, wire, op) = one_sent(&mut c);
+        assert_eq!((wire, op), (seq, Op::StopWaiting));
+        c.handle_reply(at(10_005), to, reply(ONE, seq, ReplyResult::LeftQueue));
+        assert!(matches!(
+            events(&mut c)[..],
+            [ClientEvent::Denied {
+                seq: s,
+                reason: Denial::AllInUse { used: 5, count: 5 },
+                ..
+            }] if s == seq
+        ));
+        assert!(!c.is_busy());
+    }
+
+    #[test]
+    fn other_requests_go_on_while_one_waits() {
+        let mut c = client();
+        let waiting = c.checkout_wait(at(0), "cad", Duration::from_secs(600));
+        let (to, _, _) = one_sent(&mut c);
+        c.handle_reply(at(5), to, reply(ONE, waiting, queued(1)));
+        let checkout = c.checkout(at(6), "viewer");
+        let (_, wire, op) = one_sent(&mut c);
+        assert_eq!(wire, checkout);
+        assert!(matches!(op, Op::Checkout { .. }));
+        // A second wait waits behind the first.
+        let second = c.checkout_wait(at(7), "viewer", Duration::from_secs(600));
+        c.handle_reply(at(8), to, reply(ONE, checkout, granted(50, ONE)));
+        assert!(sent(&mut c).is_empty(), "the second wait is held");
+        c.handle_reply(at(9), to, reply(ONE, waiting, granted(51, ONE)));
+        let (_, wire, op) = one_sent(&mut c);
+        assert_eq!(wire, second);
+        assert!(matches!(op, Op::Wait { .. }));
+    }
+
+    #[test]
+    fn a_place_the_servers_dropped_is_taken_again_under_a_new_number() {
+        let mut c = client();
+        let seq = c.checkout_wait(at(0), "cad", Duration::from_secs(600));
+        let (to, _, _) = one_sent(&mut c);
+        c.handle_reply(at(5), to, reply(ONE, seq, queued(3)));
+        events(&mut c);
+        // Cut off for a lease, its place was given up.
+        c.handle_reply(at(6), to, reply(ONE, seq, ReplyResult::LeftQueue));
+        let (_, wire, op) = one_sent(&mut c);
+        assert_ne!(wire, seq);
+        assert!(matches!(op, Op::Wait { .. }));
+        assert!(events(&mut c).is_empty());
+        c.handle_reply(at(7), to, reply(ONE, wire, granted(60, ONE)));
+        assert!(matches!(
+            events(&mut c)[..],
+            [ClientEvent::Granted { seq: s, handle: Handle(60), .. }] if s == seq
+        ));
+    }
+
+    #[test]
+    fn a_wait_that_cannot_leave_is_settled_later() {
+        let mut c = client();
+        let seq = c.checkout_wait(at(0), "cad", Duration::from_secs(5));
+        let (to, _, _) = one_sent(&mut c);
+        c.handle_reply(at(5), to, reply(ONE, seq, queued(1)));
+        events(&mut c);
+        // Nobody answers from now on.
+        let end = time_out_until(&mut c, 5_000, |c| c.waiting().is_none());
+        assert_eq!(c.waiting(), None, "at {end}");
+        let evs = events(&mut c);
+        assert!(
+            evs.iter()
+                .any(|e| matches!(e, ClientEvent::OutcomeUnknown { seq: s, .. } if *s == seq)),
+            "{evs:?}"
+        );
+        assert_eq!(c.unresolved(), 1);
+    }
+
+    #[test]
+    fn a_wait_follows_the_active_server_through_a_failover() {
+        let mut c = client();
+        c.set_path_slots(&[ONE, TWO, THREE]);
+        let seq = c.checkout_wait(at(0), "cad", Duration::from_secs(600));
+        let (to, _, _) = one_sent(&mut c);
+        assert_eq!(to, Endpoint(0));
+        c.handle_reply(at(5), to, reply(ONE, seq, queued(1)));
+        events(&mut c);
+        let mut now = 5;
+        let mut asked_two = false;
+        for _ in 0..200 {
+            now = c.poll_timeout().expect("a deadline").0.max(now);
+            c.handle_timeout(at(now));
+            for t in sent(&mut c) {
+                assert_eq!(t.request.seq, seq, "{t:?}");
+                match t.to {
+                    // #1 is gone.
+                    Endpoint(0) => c.handle_not_sent(at(now), Endpoint(0)),
+                    // #2 took over once the failover is done.
+                    Endpoint(1) if now > 3_000 => {
+                        asked_two = true;
+                        c.handle_reply(at(now), Endpoint(1), reply(TWO, seq, queued(1)));
+                    }
+                    e => c.handle_reply(at(now), e, reply(THREE, seq, not_active(Some(ONE)))),
+                }
+            }
+            if asked_two {
+                break;
+            }
+        }
+        assert!(asked_two, "stuck at {now}: {c:?}");
+        assert_eq!(c.waiting(), Some((seq, 1)));
     }
 }

@@ -359,6 +359,9 @@ pub enum ReplyResult {
         position: u32,
         used: u32,
         count: u32,
+        /// The client's lease: a place not asked for again within it is given up, so the
+        /// client asks again several times per lease (as it heartbeats a seat).
+        lease_ms: u64,
     },
     /// The [`Op::Wait`] left the queue without a seat: its client asked to
     /// ([`Op::StopWaiting`]), or its place was not renewed for a seat's lease.

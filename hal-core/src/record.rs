@@ -408,6 +408,11 @@ pub enum OpName {
     PushLicense,
     /// An administrator's options push (`hal-net options push`).
     PushOptions,
+    /// A checkout that waits in the feature's queue when every seat is in use
+    /// (`checkout --wait`); sent again with the same `req` while it waits.
+    Wait,
+    /// A waiting checkout leaves its queue (its wait is over).
+    StopWaiting,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -433,6 +438,10 @@ pub enum ResultName {
     Denied,
     Ok,
     UnknownHandle,
+    /// A wait is in its feature's queue (`position` says where).
+    Queued,
+    /// A wait left its queue without a seat.
+    LeftQueue,
 }
 
 /// Something the client library told its application.
@@ -750,6 +759,10 @@ pub enum SeatChangeName {
     Expired,
     /// An administrator removed the seat (`removed_by` says who).
     Removed,
+    /// A wait joined the feature's queue (`handle` is its place's id, `req` the wait).
+    Queued,
+    /// A wait left the queue without a seat (`handle` is its place's id).
+    LeftQueue,
 }
 
 /// A server applied the log entry at `index`, which changed its seat table.

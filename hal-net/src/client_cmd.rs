@@ -116,6 +116,11 @@ pub struct CheckoutArgs {
     /// How long to hold the seat (`30s`, `5m`, `2h`); default: until Ctrl-C or SIGTERM.
     #[arg(long, value_parser = humantime::parse_duration)]
     hold: Option<Duration>,
+    /// When every seat is in use, wait up to this long (`30s`, `10m`) in the feature's
+    /// queue for one, instead of being refused at once. The queue is first come, first
+    /// served, and a failover keeps it.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    wait: Option<Duration>,
     #[command(flatten)]
     path: PathArgs,
 }
@@ -195,8 +200,21 @@ async fn client(path: &PathArgs) -> Result<AsyncClient> {
 
 /// Prints what the servers' events say on the way.
 fn note(event: &Event) {
-    if let Event::FailedOver { from, to } = event {
-        eprintln!("note: the active server changed from {from} to {to}");
+    match event {
+        Event::FailedOver { from, to } => {
+            eprintln!("note: the active server changed from {from} to {to}");
+        }
+        Event::Queued {
+            feature,
+            position,
+            used,
+            count,
+        } => {
+            eprintln!(
+                "waiting: {feature}, number {position} in the queue ({used} of {count} seats in use)"
+            );
+        }
+        _ => {}
     }
 }
 
@@ -315,7 +333,13 @@ pub async fn checkout(args: CheckoutArgs) -> Result<ExitCode> {
     let stop = signals::stop();
     let client = client(&args.path).await?;
     let mut events = client.events();
-    let seat = match answer(client.checkout(&args.feature), &mut events).await? {
+    let asked = async {
+        match args.wait {
+            Some(wait) => client.checkout_wait(&args.feature, wait).await,
+            None => client.checkout(&args.feature).await,
+        }
+    };
+    let seat = match answer(asked, &mut events).await? {
         Ok(seat) => seat,
         Err(refusal) => {
             client.close().await;

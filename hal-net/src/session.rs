@@ -264,6 +264,14 @@ impl<T: Transport, C: Clock> Session<T, C> {
         seq
     }
 
+    /// A checkout that waits up to `wait` in the feature's queue when every seat is in use
+    /// ([`Client::checkout_wait`]).
+    pub fn checkout_wait(&mut self, feature: &str, wait: Duration) -> RequestSeq {
+        let seq = self.client.checkout_wait(self.clock.now(), feature, wait);
+        self.transmit();
+        seq
+    }
+
     pub fn borrow(&mut self, feature: &str, hours: u32) -> RequestSeq {
         let seq = self.client.borrow(self.clock.now(), feature, hours);
         self.transmit();

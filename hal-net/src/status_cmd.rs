@@ -135,10 +135,10 @@ impl<'a> View<'a> {
                 }),
             })
             .collect();
-        let features: Vec<Value> = self
-            .source
-            .map(|r| {
-                r.features
+        let features: Vec<Value> =
+            self.source
+                .map(|r| {
+                    r.features
                     .iter()
                     .map(|f| {
                         let holders: Vec<Value> = f
@@ -152,11 +152,21 @@ impl<'a> View<'a> {
                                 "granted_ms": h.granted_ms,
                             }))
                             .collect();
-                        json!({"name": f.name, "count": f.count, "used": f.used, "holders": holders})
+                        let waiting: Vec<Value> = f
+                            .waiting
+                            .iter()
+                            .enumerate()
+                            .map(|(i, w)| json!({
+                                "position": i + 1, "user": w.user, "host": w.host,
+                                "since": format_wall(w.since_ms), "since_ms": w.since_ms,
+                            }))
+                            .collect();
+                        json!({"name": f.name, "count": f.count, "used": f.used, "holders": holders,
+                            "waiting": waiting})
                     })
                     .collect()
-            })
-            .unwrap_or_default();
+                })
+                .unwrap_or_default();
         json!({
             "servers": servers,
             "features": features,
@@ -213,6 +223,18 @@ impl<'a> View<'a> {
                     h.handle,
                     shown(&h.user),
                     shown(&h.host)
+                ));
+            }
+            if !f.waiting.is_empty() {
+                out.push_str(&format!("    {} waiting:\n", f.waiting.len()));
+            }
+            for (place, w) in f.waiting.iter().enumerate() {
+                out.push_str(&format!(
+                    "    {:>3}.      {}@{}  waiting since {}\n",
+                    place + 1,
+                    shown(&w.user),
+                    shown(&w.host),
+                    format_wall(w.since_ms)
                 ));
             }
         }

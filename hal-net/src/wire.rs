@@ -25,7 +25,7 @@ use tokio_util::codec::{Decoder, Encoder};
 use crate::tls::borrow_proof::BorrowProof;
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u8 = 7;
+pub const PROTOCOL_VERSION: u8 = 8;
 
 /// The largest frame accepted before the handshake (a hello is small).
 pub const FRAME_BYTES_MAX_UNIDENTIFIED: usize = 64 * 1024;
@@ -279,6 +279,20 @@ pub struct FeatureStatus {
     pub count: u32,
     pub used: u32,
     pub holders: Vec<Holder>,
+    /// The checkouts waiting for a seat, first come first (`checkout --wait`).
+    pub waiting: Vec<WaitingStatus>,
+}
+
+/// A checkout waiting in a feature's queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitingStatus {
+    /// Its place's id (the log index that queued it).
+    pub id: u64,
+    pub user: String,
+    pub host: String,
+    /// When it joined the queue, on the deciding server's wall clock (ms since the
+    /// epoch).
+    pub since_ms: u64,
 }
 
 /// One held seat.

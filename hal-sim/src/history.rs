@@ -416,6 +416,10 @@ impl History {
             ReplyResult::Denied(denial) => Answer::Denied {
                 reason: denial.name().to_string(),
             },
+            ReplyResult::Queued { position, .. } => Answer::Queued {
+                position: *position,
+            },
+            ReplyResult::LeftQueue => Answer::LeftQueue,
             // An administrator's answer, which no license client gets.
             ReplyResult::Removed { .. }
             | ReplyResult::LicensePushed { .. }
@@ -574,6 +578,8 @@ impl History {
 fn op_fields(op: &Op) -> (OpName, Option<String>, Option<String>) {
     match op {
         Op::Checkout { feature, .. } => (OpName::Checkout, Some(feature.to_string()), None),
+        Op::Wait { feature, .. } => (OpName::Wait, Some(feature.to_string()), None),
+        Op::StopWaiting => (OpName::StopWaiting, None, None),
         Op::Borrow { feature, .. } => (OpName::Borrow, Some(feature.to_string()), None),
         Op::Checkin { handle } => (OpName::Checkin, None, Some(handle.to_string())),
         Op::Return { handle } => (OpName::Return, None, Some(handle.to_string())),

@@ -144,6 +144,8 @@ pub(crate) fn op_name(op: OpName) -> &'static str {
         OpName::Remove => "remove",
         OpName::PushLicense => "push_license",
         OpName::PushOptions => "push_options",
+        OpName::Wait => "wait",
+        OpName::StopWaiting => "stop_waiting",
     }
 }
 

@@ -97,7 +97,6 @@ impl Client {
     pub(super) fn on_wait_reply(&mut self, from: Endpoint, reply: ServerReply) {
         let now = self.now.mono;
         let retry_pause = self.config.retry_pause;
-        let every = self.heartbeat_every();
         let Some(waiting) = self.waiting.as_mut() else {
             return;
         };
@@ -111,7 +110,13 @@ impl Client {
                 position,
                 used,
                 count,
+                lease_ms,
             } => {
+                self.lease_ms_last = Some(lease_ms);
+                let every = self.heartbeat_every();
+                let Some(waiting) = self.waiting.as_mut() else {
+                    return;
+                };
                 waiting.next_ask = now + every;
                 waiting.used = used;
                 waiting.count = count;

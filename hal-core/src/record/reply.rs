@@ -39,6 +39,10 @@ pub enum Answer {
         handle: Option<String>,
         reason: String,
     },
+    /// A wait in its feature's queue (`result` queued), at `position` (1: next).
+    Queued { position: u32 },
+    /// A wait out of its queue without a seat (`result` left_queue).
+    LeftQueue,
 }
 
 /// A granted seat.
@@ -74,6 +78,8 @@ impl ReplyRecord {
             Answer::Heartbeat(beat) if beat.unknown.is_empty() => ResultName::Ok,
             Answer::Heartbeat(_) | Answer::UnknownHandle { .. } => ResultName::UnknownHandle,
             Answer::Denied { .. } => ResultName::Denied,
+            Answer::Queued { .. } => ResultName::Queued,
+            Answer::LeftQueue => ResultName::LeftQueue,
         }
     }
 
@@ -111,6 +117,8 @@ pub struct ReplyFields<S = String, L = Vec<String>> {
     pub removed: Option<L>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<S>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<u32>,
 }
 
 impl Serialize for ReplyRecord {
@@ -143,6 +151,8 @@ impl Serialize for ReplyRecord {
                 line.handle = handle.as_deref();
                 line.reason = Some(reason);
             }
+            Answer::Queued { position } => line.position = Some(*position),
+            Answer::LeftQueue => {}
         }
         line.serialize(serializer)
     }
@@ -197,6 +207,10 @@ impl TryFrom<ReplyFields> for ReplyRecord {
                 handle: line.handle,
                 reason: line.reason.ok_or_else(|| needs("reason or lease_ms"))?,
             },
+            ResultName::Queued => Answer::Queued {
+                position: line.position.ok_or_else(|| needs("position"))?,
+            },
+            ResultName::LeftQueue => Answer::LeftQueue,
         };
         Ok(ReplyRecord {
             t_ms: line.t_ms,
@@ -215,5 +229,7 @@ fn name(result: ResultName) -> &'static str {
         ResultName::Denied => "denied",
         ResultName::Ok => "ok",
         ResultName::UnknownHandle => "unknown_handle",
+        ResultName::Queued => "queued",
+        ResultName::LeftQueue => "left_queue",
     }
 }

@@ -181,7 +181,13 @@ impl Seats {
     }
 
     /// Records `status` as the answer to `client`'s wait `seq`, applied at `index`.
-    fn record_wait(&mut self, client: ClientId, index: LogIndex, seq: RequestSeq, status: WaitStatus) {
+    fn record_wait(
+        &mut self,
+        client: ClientId,
+        index: LogIndex,
+        seq: RequestSeq,
+        status: WaitStatus,
+    ) {
         if let Some(session) = self.sessions.get_mut(&client) {
             session.wait = Some(Box::new(Wait { seq, status }));
             session.last_index = index;
@@ -373,7 +379,12 @@ impl Seats {
         });
         let (slot, place) = found?;
         self.take_waiter(slot, place);
-        self.record_wait(client, index, seq, WaitStatus::Done(StoredOutcome::LeftQueue));
+        self.record_wait(
+            client,
+            index,
+            seq,
+            WaitStatus::Done(StoredOutcome::LeftQueue),
+        );
         Some(Outcome::LeftQueue)
     }
 
@@ -563,7 +574,10 @@ mod tests {
     fn a_tampered_queue_is_refused_from_a_peer() {
         let mut seats = one_seat_promised();
         assert!(seats.validate(LogIndex(5), |_| true).is_ok());
-        assert!(seats.validate(LogIndex(3), |_| true).is_err(), "a waiter from later");
+        assert!(
+            seats.validate(LogIndex(3), |_| true).is_err(),
+            "a waiter from later"
+        );
         if let Some(queue) = seats.queues.values_mut().next() {
             queue.swap(0, 1);
             queue[0].seq = RequestSeq(9);
@@ -599,7 +613,11 @@ mod tests {
         };
         let _ = seats.apply(LogIndex(6), &newer, count);
         let order: Vec<(u64, u64)> = seats.waiters().map(|w| (w.client.0, w.seq.0)).collect();
-        assert_eq!(order, [(4, 1), (3, 3)], "client 3's older wait left its place");
+        assert_eq!(
+            order,
+            [(4, 1), (3, 3)],
+            "client 3's older wait left its place"
+        );
         assert_eq!(seats.wait_seen(ClientId(3), RequestSeq(1)), WaitSeen::Stale);
         seats.check_invariants();
     }

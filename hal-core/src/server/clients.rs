@@ -55,6 +55,7 @@ pub(super) fn reply_for(
             position,
             used,
             count,
+            lease_ms: millis(lease),
         },
         Outcome::LeftQueue => ReplyResult::LeftQueue,
     };
@@ -117,9 +118,7 @@ fn check_op(op: &Op) -> Result<(), Invalid> {
                 problem,
             })
         }
-        Op::Heartbeat { .. } | Op::Checkin { .. } | Op::Return { .. } | Op::StopWaiting => {
-            Ok(())
-        }
+        Op::Heartbeat { .. } | Op::Checkin { .. } | Op::Return { .. } | Op::StopWaiting => Ok(()),
     }
 }
 

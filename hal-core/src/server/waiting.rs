@@ -16,7 +16,11 @@ impl Server {
         &mut self,
         client: ClientId,
         seq: RequestSeq,
-        (feature, user, host): (std::sync::Arc<str>, std::sync::Arc<str>, std::sync::Arc<str>),
+        (feature, user, host): (
+            std::sync::Arc<str>,
+            std::sync::Arc<str>,
+            std::sync::Arc<str>,
+        ),
     ) -> Option<ReplyResult> {
         if let Some(denial) = self.not_serving() {
             return Some(ReplyResult::Denied(denial));
@@ -48,6 +52,7 @@ impl Server {
                     position,
                     used: self.seats.used(&feature),
                     count: self.catalog.count(&feature).unwrap_or(0),
+                    lease_ms: super::millis(self.timing().client_lease),
                 });
             }
             WaitSeen::New => {}
@@ -129,11 +134,9 @@ impl Server {
             self.seats.queues().map(|(name, _)| name.into()).collect();
         for feature in features {
             let in_flight = match &self.state {
-                State::Leader(leader) if !leader.serving.contains(&feature) => leader
-                    .grants_in_flight
-                    .get(&feature)
-                    .copied()
-                    .unwrap_or(0),
+                State::Leader(leader) if !leader.serving.contains(&feature) => {
+                    leader.grants_in_flight.get(&feature).copied().unwrap_or(0)
+                }
                 _ => continue,
             };
             if self.log.last_index().next().is_none() {
@@ -146,8 +149,7 @@ impl Server {
                     let free = count
                         .saturating_sub(self.seats.used(&feature))
                         .saturating_sub(in_flight);
-                    if free == 0 || self.catalog.check(&feature, self.now.wall, None).is_err()
-                    {
+                    if free == 0 || self.catalog.check(&feature, self.now.wall, None).is_err() {
                         continue;
                     }
                     self.seats.next_to_serve(&feature, free)
@@ -234,7 +236,9 @@ impl Server {
                     *n = n.saturating_sub(1);
                 }
                 if matches!(outcome, Some(Outcome::Queued { .. })) {
-                    leader.wait_leases.set(crate::protocol::Handle(index.0), now + lease);
+                    leader
+                        .wait_leases
+                        .set(crate::protocol::Handle(index.0), now + lease);
                 }
                 None
             }
@@ -322,6 +326,7 @@ mod tests {
             position,
             used: 5,
             count: 5,
+            lease_ms: Timing::lan().client_lease.as_millis() as u64,
         }
     }
 
@@ -340,28 +345,49 @@ mod tests {
     #[test]
     fn waits_are_granted_in_order_and_told_at_once() {
         let mut driver = full();
-        assert_eq!(answers(&driver.ask(6, 1, wait_as("fay"))), [(6, 1, queued(1))]);
-        assert_eq!(answers(&driver.ask(7, 1, wait_as("gil"))), [(7, 1, queued(2))]);
+        assert_eq!(
+            answers(&driver.ask(6, 1, wait_as("fay"))),
+            [(6, 1, queued(1))]
+        );
+        assert_eq!(
+            answers(&driver.ask(7, 1, wait_as("gil"))),
+            [(7, 1, queued(2))]
+        );
         // A later checkout does not pass them, nor does a later wait.
         let late = answers(&driver.ask(8, 1, checkout()));
         assert!(
-            matches!(late[..], [(8, 1, ReplyResult::Denied(Denial::AllInUse { .. }))]),
+            matches!(
+                late[..],
+                [(8, 1, ReplyResult::Denied(Denial::AllInUse { .. }))]
+            ),
             "{late:?}"
         );
         // A seat comes back: the first waiter hears of its seat unasked.
         let replies = check_in(&mut driver, 1);
-        assert!(matches!(replies[0], (1, 2, ReplyResult::Released { .. })), "{replies:?}");
+        assert!(
+            matches!(replies[0], (1, 2, ReplyResult::Released { .. })),
+            "{replies:?}"
+        );
         assert!(
             matches!(replies[1], (6, 1, ReplyResult::Granted { .. })),
             "{replies:?}"
         );
         assert_eq!(replies.len(), 2);
         // Asking again, the second is now first; the first hears its seat again.
-        assert_eq!(answers(&driver.ask(7, 1, wait_as("gil"))), [(7, 1, queued(1))]);
+        assert_eq!(
+            answers(&driver.ask(7, 1, wait_as("gil"))),
+            [(7, 1, queued(1))]
+        );
         let again = answers(&driver.ask(6, 1, wait_as("fay")));
-        assert!(matches!(again[..], [(6, 1, ReplyResult::Granted { .. })]), "{again:?}");
+        assert!(
+            matches!(again[..], [(6, 1, ReplyResult::Granted { .. })]),
+            "{again:?}"
+        );
         let replies = check_in(&mut driver, 2);
-        assert!(matches!(replies[1], (7, 1, ReplyResult::Granted { .. })), "{replies:?}");
+        assert!(
+            matches!(replies[1], (7, 1, ReplyResult::Granted { .. })),
+            "{replies:?}"
+        );
         assert_eq!(driver.server.seats().waiting(), 0);
         assert_eq!(driver.server.seats().used("cad"), 5);
     }
@@ -371,7 +397,10 @@ mod tests {
         let mut driver = Driver::with_config(Config::single(Timing::lan()));
         driver.tick_to(10);
         let granted = answers(&driver.ask(6, 1, wait_as("fay")));
-        assert!(matches!(granted[..], [(6, 1, ReplyResult::Granted { .. })]), "{granted:?}");
+        assert!(
+            matches!(granted[..], [(6, 1, ReplyResult::Granted { .. })]),
+            "{granted:?}"
+        );
     }
 
     #[test]
@@ -386,15 +415,29 @@ mod tests {
         while now < 10 + lease + 2_000 {
             now += 500;
             // Seat holders keep their seats.
-            let handles = driver.server.seats().iter().map(|(h, _)| h).collect::<Vec<_>>();
+            let handles = driver
+                .server
+                .seats()
+                .iter()
+                .map(|(h, _)| h)
+                .collect::<Vec<_>>();
             for (client, handle) in (1..=5).zip(handles) {
-                driver.ask(client, 100 + now, Op::Heartbeat { handles: vec![handle] });
+                driver.ask(
+                    client,
+                    100 + now,
+                    Op::Heartbeat {
+                        handles: vec![handle],
+                    },
+                );
             }
             driver.ask(7, 1, wait_as("gil"));
             left.extend(answers(&driver.tick_to(now)));
         }
         assert_eq!(left, [(6, 1, ReplyResult::LeftQueue)]);
-        assert_eq!(answers(&driver.ask(7, 1, wait_as("gil"))), [(7, 1, queued(1))]);
+        assert_eq!(
+            answers(&driver.ask(7, 1, wait_as("gil"))),
+            [(7, 1, queued(1))]
+        );
         // Client 6 back: told its place is gone.
         assert_eq!(
             answers(&driver.ask(6, 1, wait_as("fay"))),
@@ -416,7 +459,10 @@ mod tests {
         // Client 6's wait was over just as its turn came: its stop is answered with the
         // seat, which it then checks in.
         let stop = answers(&driver.ask(6, 1, Op::StopWaiting));
-        assert!(matches!(stop[..], [(6, 1, ReplyResult::Granted { .. })]), "{stop:?}");
+        assert!(
+            matches!(stop[..], [(6, 1, ReplyResult::Granted { .. })]),
+            "{stop:?}"
+        );
         // A stop for a number that never waited.
         assert_eq!(
             answers(&driver.ask(9, 4, Op::StopWaiting)),
@@ -469,7 +515,13 @@ mod tests {
                 matches!(replies[1], (7, 1, ReplyResult::Granted { .. })),
                 "{replies:?}"
             );
-            assert!(again.server.seats().validate(again.server.applied, |_| true).is_ok());
+            assert!(
+                again
+                    .server
+                    .seats()
+                    .validate(again.server.applied, |_| true)
+                    .is_ok()
+            );
         }
     }
 
@@ -492,8 +544,14 @@ mod tests {
         driver.ask(6, 2, wait_as("fay"));
         driver.ask(7, 1, wait_as("gil"));
         let replies = check_in(&mut driver, 2);
-        assert!(matches!(replies[1], (7, 1, ReplyResult::Granted { .. })), "{replies:?}");
-        assert_eq!(answers(&driver.ask(6, 2, wait_as("fay"))), [(6, 2, queued(1))]);
+        assert!(
+            matches!(replies[1], (7, 1, ReplyResult::Granted { .. })),
+            "{replies:?}"
+        );
+        assert_eq!(
+            answers(&driver.ask(6, 2, wait_as("fay"))),
+            [(6, 2, queued(1))]
+        );
         // An excluded user is refused at once rather than queued.
         assert_eq!(
             answers(&driver.ask(10, 1, wait_as("ivy"))),

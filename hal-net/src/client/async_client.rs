@@ -80,9 +80,32 @@ impl AsyncClient {
     /// Checks a seat of `feature` out. The seat is kept alive with heartbeats until the
     /// guard is checked in or dropped, or until it is lost ([`Event::Lost`]).
     pub async fn checkout(&self, feature: &str) -> Result<AsyncSeat, Error> {
+        self.checkout_command(feature, None).await
+    }
+
+    /// Checks a seat of `feature` out, waiting up to `wait` for one when every seat is in
+    /// use: the request waits its turn in the feature's queue, which the servers keep
+    /// through a failover ([`Event::Queued`] says where it stands), and is granted as
+    /// seats come back. When `wait` is over it is refused
+    /// [`Denial::AllInUse`](super::Denial::AllInUse). One request of a client waits at a
+    /// time; its other requests go on meanwhile.
+    pub async fn checkout_wait(
+        &self,
+        feature: &str,
+        wait: std::time::Duration,
+    ) -> Result<AsyncSeat, Error> {
+        self.checkout_command(feature, Some(wait)).await
+    }
+
+    async fn checkout_command(
+        &self,
+        feature: &str,
+        wait: Option<std::time::Duration>,
+    ) -> Result<AsyncSeat, Error> {
         let (reply, answer) = oneshot::channel();
         let command = Command::Checkout {
             feature: feature.to_string(),
+            wait,
             reply,
         };
         self.inner

@@ -90,6 +90,16 @@ impl Client {
         })
     }
 
+    /// Checks a seat of `feature` out, waiting up to `wait` in the feature's queue when
+    /// every seat is in use ([`AsyncClient::checkout_wait`]).
+    pub fn checkout_wait(&self, feature: &str, wait: std::time::Duration) -> Result<Seat, Error> {
+        let seat = self.block(self.inner.checkout_wait(feature, wait))??;
+        Ok(Seat {
+            inner: seat,
+            background: self.background.clone(),
+        })
+    }
+
     /// Borrows a seat of `feature` for `hours` (at most the license's BORROW). Keep the
     /// record (in a [`BorrowStore`](super::BorrowStore), say) to use the seat offline
     /// and to return it early.

@@ -27,8 +27,11 @@ pub(super) struct SeatGrant {
 /// What the application asks of the engine.
 #[derive(Debug)]
 pub(super) enum Command {
+    /// A checkout; with `wait`, one that waits up to that long in the feature's queue
+    /// when every seat is in use.
     Checkout {
         feature: String,
+        wait: Option<Duration>,
         reply: oneshot::Sender<Result<SeatGrant, Error>>,
     },
     /// A checkin; `reply` is `None` when a dropped guard asks and nobody waits.
@@ -105,8 +108,15 @@ impl<T: Transport, C: Clock> Engine<T, C> {
 
     fn command(&mut self, command: Command) {
         match command {
-            Command::Checkout { feature, reply } => {
-                let seq = self.session.checkout(&feature);
+            Command::Checkout {
+                feature,
+                wait,
+                reply,
+            } => {
+                let seq = match wait {
+                    Some(wait) => self.session.checkout_wait(&feature, wait),
+                    None => self.session.checkout(&feature),
+                };
                 self.waiting.insert(seq, Waiter::Grant { feature, reply });
             }
             Command::Checkin { handle, reply } => {
@@ -200,6 +210,21 @@ impl<T: Transport, C: Clock> Engine<T, C> {
             }
             ClientEvent::BorrowEnded { handle } => self.publish(Event::BorrowEnded { handle }),
             ClientEvent::FailedOver { from, to } => self.publish(Event::FailedOver { from, to }),
+            ClientEvent::Queued {
+                seq,
+                position,
+                used,
+                count,
+            } => {
+                if let Some(Waiter::Grant { feature, .. }) = self.waiting.get(&seq) {
+                    self.publish(Event::Queued {
+                        feature: feature.clone(),
+                        position,
+                        used,
+                        count,
+                    });
+                }
+            }
             // An event a newer hal-core reports and this library does not know yet.
             _ => {}
         }

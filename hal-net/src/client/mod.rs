@@ -148,6 +148,19 @@ pub enum Event {
         /// The server that is.
         to: ServerId,
     },
+    /// A [`Client::checkout_wait`] found every seat of `feature` in use and waits in its
+    /// queue at `position` (1: next), `used` of `count` seats held; reported when it
+    /// joins and when its position changes.
+    Queued {
+        /// The feature.
+        feature: String,
+        /// Its place in the queue (1: next).
+        position: u32,
+        /// Seats held.
+        used: u32,
+        /// Seats the license has.
+        count: u32,
+    },
     /// A borrowed seat reached its end.
     BorrowEnded {
         /// The seat.

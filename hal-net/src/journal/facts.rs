@@ -194,6 +194,17 @@ impl Answered<'_> {
                 served.user = Some(&**user);
                 served.host = Some(&**host);
             }
+            Some(Op::Wait {
+                feature,
+                user,
+                host,
+            }) => {
+                served.op = OpName::Wait;
+                served.feature = Some(&**feature);
+                served.user = Some(&**user);
+                served.host = Some(&**host);
+            }
+            Some(Op::StopWaiting) => served.op = OpName::StopWaiting,
             Some(Op::Borrow {
                 feature,
                 user,
@@ -239,6 +250,18 @@ impl Answered<'_> {
             }
             ReplyResult::Released { handle: h } => {
                 seat = Some(h);
+            }
+            ReplyResult::Queued { .. } => {
+                served.result = ResultName::Queued;
+                if self.op.is_none() {
+                    served.op = OpName::Wait;
+                }
+            }
+            ReplyResult::LeftQueue => {
+                served.result = ResultName::LeftQueue;
+                if self.op.is_none() {
+                    served.op = OpName::StopWaiting;
+                }
             }
             ReplyResult::Removed { handles } => {
                 served.op = OpName::Remove;
@@ -307,6 +330,18 @@ impl SeatApplied<'_> {
                 handle,
                 feature,
                 ..
+            }
+            | SeatChange::Queued {
+                client,
+                id: handle,
+                feature,
+                ..
+            }
+            | SeatChange::LeftQueue {
+                client,
+                id: handle,
+                feature,
+                ..
             } => (client, handle, feature),
         };
         let Digits {
@@ -362,6 +397,14 @@ impl SeatApplied<'_> {
             SeatChange::Removed { by, .. } => {
                 seat.change = SeatChangeName::Removed;
                 seat.removed_by = Some(&**by);
+            }
+            SeatChange::Queued { seq, .. } => {
+                seat.change = SeatChangeName::Queued;
+                seat.req = Some(seq.0);
+            }
+            SeatChange::LeftQueue { seq, .. } => {
+                seat.change = SeatChangeName::LeftQueue;
+                seat.req = Some(seq.0);
             }
         }
         seat

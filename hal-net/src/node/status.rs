@@ -9,7 +9,9 @@ use hal_core::time::Now;
 
 use sha2::Digest as _;
 
-use crate::wire::{FeatureStatus, Holder, LicenseStatus, OptionsStatus, PeerStatus, StatusReport};
+use crate::wire::{
+    FeatureStatus, Holder, LicenseStatus, OptionsStatus, PeerStatus, StatusReport, WaitingStatus,
+};
 
 /// The report of `server` at `now`, with its peer links as the driver sees them.
 pub(super) fn report(
@@ -67,6 +69,21 @@ fn features(server: &Server) -> Vec<FeatureStatus> {
             count: rules.count,
             used: seats.used(name),
             holders: holders.remove(name).unwrap_or_default(),
+            waiting: seats
+                .queues()
+                .find(|(feature, _)| *feature == name)
+                .map(|(_, queue)| {
+                    queue
+                        .iter()
+                        .map(|w| WaitingStatus {
+                            id: w.id.0,
+                            user: w.user.to_string(),
+                            host: w.host.to_string(),
+                            since_ms: w.since().0,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
         .collect()
 }

@@ -154,6 +154,8 @@ fn holdings<'a>(changes: &[Change<'a>], journals_from_ms: u64) -> Vec<Holding<'a
             SeatChangeName::Returned => Ended::Returned,
             SeatChangeName::Expired => Ended::Expired,
             SeatChangeName::Removed => Ended::Removed,
+            // A place in a queue, not a seat.
+            SeatChangeName::Queued | SeatChangeName::LeftQueue => continue,
         };
         if let Some(i) = open.remove(seat.handle.as_str()) {
             holdings[i].end = Some(here);

@@ -665,6 +665,11 @@ impl Replay<'_, '_> {
             }
             // An administrator's removal is no client's step.
             OpName::Heartbeat | OpName::Remove | OpName::PushLicense | OpName::PushOptions => {}
+            // Not replayed yet: the queue's order depends on every other client's timing.
+            OpName::Wait | OpName::StopWaiting => {
+                notes.push("a checkout that waited in a queue: not replayed, left out".into());
+                self.out.notes.push(notes.join("; "));
+            }
         }
     }
 
@@ -874,6 +879,8 @@ fn answered(request: &Request, outcome: &Served, place: &Place) -> String {
         OpName::Remove => "remove",
         OpName::PushLicense => "push_license",
         OpName::PushOptions => "push_options",
+        OpName::Wait => "wait",
+        OpName::StopWaiting => "stop_waiting",
     };
     let what = match outcome.result {
         ResultName::Granted => format!(
@@ -882,6 +889,8 @@ fn answered(request: &Request, outcome: &Served, place: &Place) -> String {
             outcome.granted_by.unwrap_or(outcome.server)
         ),
         ResultName::Ok => "done".into(),
+        ResultName::Queued => "queued".into(),
+        ResultName::LeftQueue => "left the queue".into(),
         ResultName::Denied | ResultName::UnknownHandle => format!(
             "denied {}",
             super::clean(outcome.reason.as_deref().unwrap_or("?"))
