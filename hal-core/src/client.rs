@@ -241,8 +241,11 @@ struct Waiting {
     next_ask: Time,
     /// Since when it asks to leave the queue (its wait is over).
     leaving: Option<Time>,
-    /// Asks in a row that reached no server.
+    /// Asks in a row that found no active server.
     misses: usize,
+    /// Until when each endpoint is passed over: an ask there got no answer, so hints
+    /// that name its server are stale until a failover has had time to happen.
+    passed_over_until: [Option<Time>; PATH_MAX],
 }
 
 /// The most requests kept to settle; past it the oldest is left to its lease.
@@ -627,21 +630,12 @@ impl Client {
             }
             self.retry_pending();
         }
-        if let Some(waiting) = self
+        if self
             .waiting
-            .as_mut()
-            .filter(|w| w.asked.is_some_and(|(e, _)| e == endpoint))
+            .as_ref()
+            .is_some_and(|w| w.asked.is_some_and(|(e, _)| e == endpoint))
         {
-            waiting.asked = None;
-            waiting.misses = waiting.misses.saturating_add(1);
-            // Round the path once, then pause before going round again.
-            waiting.next_ask = if waiting.misses < self.order.len() {
-                now.mono
-            } else {
-                waiting.misses = 0;
-                now.mono + self.config.retry_pause
-            };
-            self.ask_waiting();
+            self.wait_missed(endpoint, true);
         }
         if self
             .heartbeats
@@ -1041,9 +1035,10 @@ impl Client {
                     attempts,
                     asked: None,
                     last_sent: sent,
-                    next_ask: now + self.heartbeat_every(),
+                    next_ask: now + self.wait_ask_every(),
                     leaving: None,
                     misses: 0,
+                    passed_over_until: [None; PATH_MAX],
                 });
                 self.served_by(reply.from);
                 self.events.push_back(ClientEvent::Queued {
@@ -2377,8 +2372,9 @@ mod tests {
         );
         assert_eq!(c.waiting(), Some((seq, 2)));
         assert!(c.is_busy());
-        // Asked again, with the same number, every heartbeat.
-        let every = Timing::lan().client_heartbeat.as_millis() as u64;
+        // Asked again, with the same number, at least once per failover.
+        let timing = Timing::lan();
+        let every = (timing.election_timeout + timing.failover_delay).as_millis() as u64;
         let next = c.poll_timeout().expect("a deadline");
         assert_eq!(next, Time(5 + every));
         c.handle_timeout(at(5 + every));
@@ -2507,6 +2503,12 @@ mod tests {
                         asked_two = true;
                         c.handle_reply(at(now), Endpoint(1), reply(TWO, seq, queued(1)));
                     }
+                    // Until then #2 campaigns, and #3 still names #1.
+                    Endpoint(1) => c.handle_reply(
+                        at(now),
+                        Endpoint(1),
+                        reply(TWO, seq, ReplyResult::Denied(Denial::NoMajority)),
+                    ),
                     e => c.handle_reply(at(now), e, reply(THREE, seq, not_active(Some(ONE)))),
                 }
             }

@@ -13,6 +13,7 @@ use hal_core::record::{
     FaultKind, HeartbeatAnswer, Holder, Impostor, Meta, OpName, Party, Record, ReplyRecord,
     RequestRecord, RoleName, RoleRecord, SnapshotHow,
 };
+use hal_core::server::SeatChange;
 use hal_net::session::Answered;
 
 use crate::check::{Checkers, Violation};
@@ -295,7 +296,27 @@ impl History {
         }));
     }
 
-    /// Server `server` applied an administrator's removal of `client`'s seat `handle`.
+    /// Server `server` applied `change` to its seat table at log index `index`: the
+    /// journal's `seat` record, with the client's name (the queue-order checker follows
+    /// each server's seats and queues by them).
+    pub fn seat(&self, t_ms: u64, server: ServerId, index: u64, change: &SeatChange) {
+        let client = match change {
+            SeatChange::Granted { client, .. }
+            | SeatChange::Released { client, .. }
+            | SeatChange::Expired { client, .. }
+            | SeatChange::Removed { client, .. }
+            | SeatChange::Queued { client, .. }
+            | SeatChange::LeftQueue { client, .. } => *client,
+        };
+        let applied = hal_net::journal::SeatApplied {
+            server,
+            index,
+            change,
+        };
+        let record = applied.owned_record(t_ms, self.name_of(client));
+        self.push(Record::Seat(record));
+    }
+
     /// Server `server` switched to the license `text` in force from log index `index`.
     pub fn license(&self, t_ms: u64, server: ServerId, index: u64, by: &str, text: &str) {
         let record = hal_core::record::LicenseRecord::new(t_ms, server.get(), index, by, text);
@@ -313,6 +334,7 @@ impl History {
         }));
     }
 
+    /// Server `server` applied an administrator's removal of `client`'s seat `handle`.
     pub fn applied_removal(
         &self,
         t_ms: u64,

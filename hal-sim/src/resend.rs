@@ -4,7 +4,8 @@
 //! same story from the same records.
 //!
 //! It reads requests and replies only (the wire), not what the application was told;
-//! heartbeats are left out (they are resent on a schedule, not retried one by one).
+//! heartbeats are left out (they are resent on a schedule, not retried one by one), and so
+//! are a waiting checkout's asks once it is queued (it asks again on a schedule too).
 
 use std::collections::BTreeMap;
 
@@ -43,6 +44,8 @@ struct Sent {
     t_ms: u64,
     server: Option<u8>,
     refused: Option<(u8, String)>,
+    /// Answered `queued`: a wait asks again on its schedule from then on.
+    queued: bool,
 }
 
 /// Follows requests and replies; says of each request record whether it is a resend.
@@ -60,10 +63,13 @@ impl Resends {
         match record {
             Record::Request(request) if request.op != OpName::Heartbeat => self.request(request),
             Record::Reply(reply) => {
-                if let Answer::Denied { reason } = &reply.answer
-                    && let Some(sent) = self.sent.get_mut(&(reply.client.clone(), reply.req))
-                {
-                    sent.refused = Some((reply.server, reason.clone()));
+                let sent = self.sent.get_mut(&(reply.client.clone(), reply.req))?;
+                match &reply.answer {
+                    Answer::Denied { reason } => {
+                        sent.refused = Some((reply.server, reason.clone()))
+                    }
+                    Answer::Queued { .. } => sent.queued = true,
+                    _ => {}
                 }
                 None
             }
@@ -73,10 +79,12 @@ impl Resends {
 
     fn request(&mut self, request: &RequestRecord) -> Option<Resend> {
         let key = (request.client.clone(), request.req);
+        let queued = self.sent.get(&key).is_some_and(|s| s.queued);
         let now = Sent {
             t_ms: request.t_ms,
             server: request.server,
             refused: None,
+            queued,
         };
         let Some(before) = self.sent.insert(key.clone(), now) else {
             self.order.push_back(key);
@@ -87,6 +95,9 @@ impl Resends {
             }
             return None;
         };
+        if before.queued && before.refused.is_none() {
+            return None;
+        }
         let why = match before.refused {
             Some((by, reason)) if reason == "not_active" => Why::Redirected { by },
             Some((by, reason)) => Why::Refused { by, reason },

@@ -283,7 +283,17 @@ fn node_config(id: ServerId, timing: Timing, setup: &ServerSetup) -> NodeConfig 
 
 /// Records role changes of server `id` into the history.
 fn role_hook(id: ServerId, history: History) -> EventHook {
-    EventHook(Arc::new(move |event: &ServerEvent| match event {
+    EventHook(Arc::new(move |event: &ServerEvent| {
+        if let ServerEvent::SeatChanged { index, change } = event {
+            history.seat(now_ms(), id, index.0, change);
+        }
+        on_event(id, &history, event);
+    }))
+}
+
+/// The history records other than `seat` that server `id`'s `event` makes.
+fn on_event(id: ServerId, history: &History, event: &ServerEvent) {
+    match event {
         ServerEvent::RoleChanged { role, term } => {
             history.role(now_ms(), id, (*role).into(), term.0);
         }
@@ -319,7 +329,7 @@ fn role_hook(id: ServerId, history: History) -> EventHook {
             history.options(now_ms(), id, index.0, by, text);
         }
         _ => {}
-    }))
+    }
 }
 
 /// How long a checkout may take in the liveness phase: an election (#2 waits

@@ -10,16 +10,42 @@ use super::{Client, ClientEvent, Endpoint, HeldSeat, Transmit, UNRESOLVED_MAX, U
 use crate::protocol::{ClientRequest, Denial, Op, ReplyResult, ServerReply};
 
 impl Client {
+    /// How often a waiting request asks again: as often as it would heartbeat a seat
+    /// (its place lasts a lease unasked), and at least once per failover: the active
+    /// server tells it of its seat over the connection it asked on, so after a failover
+    /// it must have asked the new active server before it can be told at once.
+    pub(super) fn wait_ask_every(&self) -> Duration {
+        let timing = &self.config.timing;
+        self.heartbeat_every()
+            .min(timing.election_timeout.saturating_add(timing.failover_delay))
+    }
+
     /// Sends the waiting request's ask (or its request to leave) if one is due.
     pub(super) fn ask_waiting(&mut self) {
         let now = self.now.mono;
-        let to = self.preferred();
-        let Some(waiting) = self.waiting.as_mut() else {
+        let Some(waiting) = self.waiting.as_ref() else {
             return;
         };
         if waiting.asked.is_some() || waiting.next_ask > now {
             return;
         }
+        let passed = |e: &Endpoint| {
+            waiting
+                .passed_over_until
+                .get(usize::from(e.0))
+                .copied()
+                .flatten()
+                .is_some_and(|until| now < until)
+        };
+        let to = self
+            .order
+            .iter()
+            .copied()
+            .find(|e| !passed(e))
+            .unwrap_or_else(|| self.preferred());
+        let Some(waiting) = self.waiting.as_mut() else {
+            return;
+        };
         let op = match waiting.leaving {
             Some(_) => Op::StopWaiting,
             None => waiting.op.clone(),
@@ -49,9 +75,7 @@ impl Client {
             .filter(|(_, sent)| now.since(*sent) >= timeout)
             .map(|(endpoint, _)| endpoint);
         if let Some(endpoint) = unanswered {
-            waiting.asked = None;
-            waiting.next_ask = now;
-            self.demote(endpoint);
+            self.wait_missed(endpoint, true);
         }
         let Some(waiting) = self.waiting.as_mut() else {
             return;
@@ -93,17 +117,40 @@ impl Client {
         self.ask_waiting();
     }
 
-    /// A server's answer to the waiting request.
-    pub(super) fn on_wait_reply(&mut self, from: Endpoint, reply: ServerReply) {
+    /// The waiting request's ask at `endpoint` found no active server: it failed or got
+    /// no answer (`silent`: that server is passed over for as long as a failover takes),
+    /// or was refused. The next server is asked at once, and after a whole round of the
+    /// path, after a pause.
+    pub(super) fn wait_missed(&mut self, endpoint: Endpoint, silent: bool) {
         let now = self.now.mono;
-        let retry_pause = self.config.retry_pause;
+        let timing = self.config.timing;
+        let (pause, path_len) = (self.config.retry_pause, self.order.len());
+        self.demote(endpoint);
         let Some(waiting) = self.waiting.as_mut() else {
             return;
         };
-        let answered_ask = waiting.asked.is_some_and(|(e, _)| e == from);
-        if answered_ask {
-            waiting.asked = None;
+        waiting.asked = None;
+        if silent && let Some(slot) = waiting.passed_over_until.get_mut(usize::from(endpoint.0)) {
+            *slot = Some(now + timing.election_timeout + timing.failover_delay);
+        }
+        waiting.misses = waiting.misses.saturating_add(1);
+        waiting.next_ask = if waiting.misses < path_len {
+            now
+        } else {
             waiting.misses = 0;
+            now + pause
+        };
+        self.ask_waiting();
+    }
+
+    /// A server's answer to the waiting request.
+    pub(super) fn on_wait_reply(&mut self, from: Endpoint, reply: ServerReply) {
+        let now = self.now.mono;
+        let Some(waiting) = self.waiting.as_mut() else {
+            return;
+        };
+        if waiting.asked.is_some_and(|(e, _)| e == from) {
+            waiting.asked = None;
         }
         match reply.result {
             ReplyResult::Queued {
@@ -113,10 +160,11 @@ impl Client {
                 lease_ms,
             } => {
                 self.lease_ms_last = Some(lease_ms);
-                let every = self.heartbeat_every();
+                let every = self.wait_ask_every();
                 let Some(waiting) = self.waiting.as_mut() else {
                     return;
                 };
+                waiting.misses = 0;
                 waiting.next_ask = now + every;
                 waiting.used = used;
                 waiting.count = count;
@@ -199,11 +247,31 @@ impl Client {
                 }
             }
             ReplyResult::Denied(denial) if denial.try_elsewhere() => {
-                self.look_elsewhere(from, &denial);
-                let hinted = self.preferred() != from;
-                if let Some(waiting) = self.waiting.as_mut() {
-                    waiting.asked = None;
-                    waiting.next_ask = if hinted { now } else { now + retry_pause };
+                // Follows a hint to a server not passed over; else the next server.
+                let hinted = match denial {
+                    Denial::NotActive { active: Some(id) } => self.known.get(&id).copied(),
+                    _ => None,
+                };
+                let followed = hinted.is_some_and(|e| {
+                    e != from
+                        && self.waiting.as_ref().is_some_and(|w| {
+                            w.passed_over_until
+                                .get(usize::from(e.0))
+                                .copied()
+                                .flatten()
+                                .is_none_or(|until| now >= until)
+                        })
+                });
+                match hinted.filter(|_| followed) {
+                    Some(_) => {
+                        if let Denial::NotActive { active: Some(id) } = denial {
+                            self.promote(id);
+                        }
+                        if let Some(waiting) = self.waiting.as_mut() {
+                            waiting.next_ask = now;
+                        }
+                    }
+                    None => self.wait_missed(from, false),
                 }
             }
             ReplyResult::Denied(reason) => {

@@ -304,6 +304,28 @@ impl Answered<'_> {
 }
 
 impl SeatApplied<'_> {
+    /// The `seat` record at `t_ms`, owning its names, with `client` naming the holder
+    /// (a simulator's history names clients, a journal gives their ids).
+    pub fn owned_record(&self, t_ms: u64, client: String) -> SeatRecord {
+        let mut digits = Digits::default();
+        let r = self.record(t_ms, &mut digits);
+        SeatRecord {
+            t_ms: r.t_ms,
+            server: r.server,
+            index: r.index,
+            change: r.change,
+            handle: r.handle.to_string(),
+            feature: r.feature.to_string(),
+            client,
+            req: r.req,
+            user: r.user.map(str::to_string),
+            host: r.host.map(str::to_string),
+            by: r.by,
+            borrow_end_ms: r.borrow_end_ms,
+            removed_by: r.removed_by.map(str::to_string),
+        }
+    }
+
     /// The `seat` record at `t_ms`, borrowing its names.
     fn record<'d>(&'d self, t_ms: u64, digits: &'d mut Digits) -> SeatRecord<&'d str> {
         let (client, handle, feature) = match self.change {

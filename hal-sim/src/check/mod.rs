@@ -19,6 +19,7 @@ mod one_seat;
 mod options;
 mod orphans;
 mod overuse;
+mod queue;
 mod replicas;
 mod roles;
 
@@ -112,6 +113,7 @@ impl Checkers {
                 Box::new(lease_loss::LeaseLoss::default()),
                 Box::new(replicas::ReplicasAgree::default()),
                 Box::new(options::OptionsRespected::default()),
+                Box::new(queue::QueueOrder::default()),
             ],
             violation: None,
         }

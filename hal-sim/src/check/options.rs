@@ -94,7 +94,9 @@ impl Invariant for OptionsRespected {
                     self.versions.push((t, options.index, rules));
                 }
             }
-            Record::Request(request) if matches!(request.op, OpName::Checkout | OpName::Borrow) => {
+            Record::Request(request)
+                if matches!(request.op, OpName::Checkout | OpName::Borrow | OpName::Wait) =>
+            {
                 let key = (request.client.clone(), request.req);
                 self.sent.entry(key).or_insert(t);
             }

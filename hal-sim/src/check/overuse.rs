@@ -83,6 +83,8 @@ impl NoOveruse {
     /// Follows requests under way, and shrinks allowances as their requests are refused.
     fn follow_requests(&mut self, record: &Record) {
         match record {
+            // A wait is not under way in this sense: whatever its entry's COUNT, it gets
+            // a seat only as the one in force at its turn allows.
             Record::Request(request) if matches!(request.op, OpName::Checkout | OpName::Borrow) => {
                 if let Some(feature) = &request.feature {
                     let key = (request.client.clone(), request.req);

@@ -1620,6 +1620,7 @@ impl Doc<'_> {
             if let Action::Client { act, .. } = &step.action {
                 let feature = match act {
                     ClientAct::Checkout(f)
+                    | ClientAct::Wait(f, _)
                     | ClientAct::Borrow(f, _)
                     | ClientAct::Checkin(f)
                     | ClientAct::Return(f) => f,

@@ -200,6 +200,9 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientAct {
     Checkout(String),
+    /// A checkout that waits up to this long in the feature's queue when every seat is
+    /// in use (`checkout --wait`).
+    Wait(String, Duration),
     Borrow(String, u32),
     /// Checks in its oldest seat of the feature.
     Checkin(String),

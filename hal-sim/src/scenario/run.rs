@@ -888,15 +888,19 @@ impl Member {
     /// `checkout` and `borrow`: asks for a seat (unless the step says `unless_held` and
     /// one is held) and judges the answer.
     pub(super) async fn request(&mut self, session: &mut SimSession, step: &Step) {
-        let (feature, hours) = match &step.action {
+        let (feature, hours, wait) = match &step.action {
             Action::Client {
                 act: ClientAct::Checkout(feature),
                 ..
-            } => (feature, None),
+            } => (feature, None, None),
+            Action::Client {
+                act: ClientAct::Wait(feature, wait),
+                ..
+            } => (feature, None, Some(*wait)),
             Action::Client {
                 act: ClientAct::Borrow(feature, hours),
                 ..
-            } => (feature, Some(*hours)),
+            } => (feature, Some(*hours), None),
             _ => return,
         };
         let borrow = hours.is_some();
@@ -909,9 +913,10 @@ impl Member {
             self.skipped(step, true);
             return;
         }
-        let seq = match hours {
-            Some(hours) => session.borrow(feature, hours),
-            None => session.checkout(feature),
+        let seq = match (hours, wait) {
+            (Some(hours), _) => session.borrow(feature, hours),
+            (None, Some(wait)) => session.checkout_wait(feature, wait),
+            (None, None) => session.checkout(feature),
         };
         let answer = self.answer(session, seq, feature).await;
         if let Some(Answered::Granted { handle, .. }) = &answer {

@@ -106,12 +106,17 @@ pub(super) const VERBS: &[Verb] = &[
     server_verb("clock", &["offset", "drift_ppm"], read_clock, write_clock),
     client_verb(
         "checkout",
-        &["unless_held"],
+        &["unless_held", "wait"],
         ANSWERS,
         read_checkout,
         |_, a| {
             act(a, |act| match act {
                 ClientAct::Checkout(f) => Some(format!("checkout = {}", quoted(f))),
+                ClientAct::Wait(f, wait) => Some(format!(
+                    "checkout = {}\nwait = {}",
+                    quoted(f),
+                    duration(*wait)
+                )),
                 _ => None,
             })
         },
@@ -596,7 +601,11 @@ fn write_clock(_: &str, action: &Action) -> Option<String> {
 }
 
 fn read_checkout(s: &StepKeys<'_, '_, '_>) -> Result<Action, ScenarioError> {
-    Ok(s.client(ClientAct::Checkout(s.feature()?)))
+    let feature = s.feature()?;
+    match s.table.get("wait") {
+        Some(wait) => Ok(s.client(ClientAct::Wait(feature, s.doc.duration("wait", wait)?))),
+        None => Ok(s.client(ClientAct::Checkout(feature))),
+    }
 }
 
 fn read_borrow(s: &StepKeys<'_, '_, '_>) -> Result<Action, ScenarioError> {
