@@ -16,6 +16,7 @@ pub mod netns;
 pub mod procstat;
 pub mod proxy;
 pub mod push;
+pub mod queue;
 pub mod report;
 pub mod servers;
 pub mod soak;

@@ -31,7 +31,7 @@ fn a_compaction_cut_between_its_renames_is_finished_on_restart() {
 
 #[test]
 fn a_server_that_cannot_start_from_its_disk_is_a_violation() {
-    let mut config = WorldConfig::lan(171, 5);
+    let mut config = WorldConfig::lan(172, 5);
     config.planted = Some(Planted::LostFsync);
     let violation = run(&config).unwrap().violation.unwrap();
     assert_eq!(violation.invariant, "11 restarts after a crash");

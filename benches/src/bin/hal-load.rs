@@ -56,6 +56,10 @@ enum Command {
     /// failed cycles, whether the active server changed, and how soon every server
     /// served the new COUNT.
     Push(PushArgs),
+    /// A waiting checkout's turn (`checkout --wait`): with the one seat held, a second
+    /// client waits in the queue; the time from the holder's checkin to the waiter's
+    /// grant, over rounds.
+    Queue(QueueArgs),
     /// Many clients holding seats and heartbeating for minutes, with a failover.
     Soak(SoakArgs),
     /// Small records written and synced by several writers at once: the disk's sync
@@ -202,6 +206,17 @@ struct PushArgs {
     /// How long to run first without measuring.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     warmup: Duration,
+    #[command(flatten)]
+    timing: TimingArgs,
+    #[command(flatten)]
+    triad: TriadArgs,
+}
+
+#[derive(Debug, Args)]
+struct QueueArgs {
+    /// How many rounds (one checkin and one turn each).
+    #[arg(long, default_value_t = 20)]
+    rounds: usize,
     #[command(flatten)]
     timing: TimingArgs,
     #[command(flatten)]
@@ -389,6 +404,7 @@ async fn run(command: Command) -> Result<()> {
     let made_here = match &command {
         Command::Load(LoadArgs { triad, .. })
         | Command::Push(PushArgs { triad, .. })
+        | Command::Queue(QueueArgs { triad, .. })
         | Command::Failover(FailoverArgs { triad, .. })
         | Command::Soak(SoakArgs { triad, .. }) => {
             own_dir(triad.dir.as_ref(), TriadArgs::DIR_PREFIX)
@@ -418,6 +434,7 @@ async fn run_command(command: Command) -> Result<()> {
     match command {
         Command::Load(args) => load_cmd(args).await,
         Command::Push(args) => push_cmd(args).await,
+        Command::Queue(args) => queue_cmd(args).await,
         Command::Failover(args) => failover_cmd(args).await,
         Command::Soak(args) => soak_cmd(args).await,
         Command::Disk(args) => disk_cmd(args).await,
@@ -529,6 +546,16 @@ async fn push_cmd(args: PushArgs) -> Result<()> {
     if let Some(error) = &run.report.first_error {
         println!("first_error: {error}");
     }
+    drop(triad);
+    Ok(())
+}
+
+async fn queue_cmd(args: QueueArgs) -> Result<()> {
+    let timing = args.timing.timing()?;
+    let mut triad = args.triad.start(1, false, Tune::timing(timing)).await?;
+    triad.wait_active(Duration::from_secs(10)).await?;
+    let run = hal_benches::queue::measure(&triad, args.rounds.max(1)).await?;
+    println!("{}", run.line());
     drop(triad);
     Ok(())
 }
