@@ -158,6 +158,23 @@ fn a_license_push_under_load_fails_no_cycle_and_every_server_switches_within_a_s
     assert!(number(&f, "push_ms") <= switched, "{f:?}");
 }
 
+/// A waiting checkout's turn (the figure is its median over 20 rounds): every
+/// round's waiter gets the seat, and is told as the turn is committed, well before its
+/// next ask (asked at least once per failover time, 1.5 s here).
+#[test]
+fn a_waiting_checkout_is_granted_as_the_seat_comes_back() {
+    let output = hal_load("queue", 18270, &["queue", "--rounds", "5"]);
+    let f = fields(&output, "queue:");
+    assert_eq!(f["rounds"], "5", "{f:?}");
+    let (min, p50, max) = (
+        number(&f, "turn_min_ms"),
+        number(&f, "turn_p50_ms"),
+        number(&f, "turn_max_ms"),
+    );
+    assert!(0.0 < min && min <= p50 && p50 <= max, "{f:?}");
+    assert!(max < 1000.0, "told at its next ask, not at once: {f:?}");
+}
+
 #[test]
 fn an_open_loop_keeps_to_its_rate() {
     let output = hal_load(

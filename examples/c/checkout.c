@@ -6,10 +6,13 @@
  *   HAL_LICENSE_PATH='6200@127.0.0.1;6201@127.0.0.1;6202@127.0.0.1' \
  *   HAL_TRIAD_CA=/tmp/hal-demo/tls/ca.pem ./checkout HAL 30
  *
- * Arguments: the feature (default HAL) and how many seconds to work (default 10).
+ * Arguments: the feature (default HAL), how many seconds to work (default 10), and how
+ * many seconds to wait in the queue for a seat when every seat is in use (default 0:
+ * denied at once).
  * Exit codes: 0 done; 1 failed otherwise; 2 denied; 3 no server reached or no answer;
  * 4 the seat was lost while working.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -29,6 +32,7 @@ int main(int argc, char **argv)
 {
     const char *feature = argc > 1 ? argv[1] : "HAL";
     int seconds = argc > 2 ? atoi(argv[2]) : 10;
+    int wait = argc > 3 ? atoi(argv[3]) : 0;
 
     /* NULL, NULL: the license path and the triad's CA from HAL_LICENSE_PATH and HAL_TRIAD_CA. */
     hal_client *client = NULL;
@@ -37,7 +41,10 @@ int main(int argc, char **argv)
         return fail("error", status);
 
     hal_seat *seat = NULL;
-    status = hal_checkout(client, feature, &seat);
+    if (wait > 0)
+        status = hal_checkout_wait(client, feature, (uint32_t)wait * 1000, &seat);
+    else
+        status = hal_checkout(client, feature, &seat);
     if (status != HAL_OK) {
         int code = fail("denied", status);
         hal_client_free(client);

@@ -151,6 +151,10 @@ typedef enum hal_event_kind {
    again.
    */
   HAL_EVENT_REMOVED = 6,
+  /*
+   A `hal_checkout_wait` waits in its feature's queue at `position` (1: next).
+   */
+  HAL_EVENT_QUEUED = 7,
 } hal_event_kind;
 
 /*
@@ -205,6 +209,10 @@ typedef struct hal_event {
    For `HAL_EVENT_MISSED`: how many events were dropped.
    */
   uint64_t missed;
+  /*
+   For `HAL_EVENT_QUEUED`: the place in the queue (1: next).
+   */
+  uint32_t position;
 } hal_event;
 
 #ifdef __cplusplus
@@ -255,6 +263,20 @@ void hal_client_free(struct hal_client *client);
 enum hal_status hal_checkout(const struct hal_client *client,
                              const char *feature,
                              struct hal_seat **out);
+
+/*
+ Checks a seat of `feature` out like `hal_checkout`, but when every seat is in use,
+ waits up to `wait_ms` in the feature's queue for one (`HAL_EVENT_QUEUED` says where
+ it stands): the queue is first come, first served, and the servers keep it through a
+ failover. When the wait is over with no seat, returns `HAL_ALL_IN_USE`.
+
+ # Safety
+ `client` is a live client; `feature` a NUL-terminated string; `out` writable.
+ */
+enum hal_status hal_checkout_wait(const struct hal_client *client,
+                                  const char *feature,
+                                  uint32_t wait_ms,
+                                  struct hal_seat **out);
 
 /*
  The seat's handle (as `hal-net status` shows it, without the `h`); 0 for NULL.

@@ -110,6 +110,8 @@ pub enum HalEventKind {
     /// An administrator removed a seat (`handle`): stop using the feature or check out
     /// again.
     HalEventRemoved = 6,
+    /// A `hal_checkout_wait` waits in its feature's queue at `position` (1: next).
+    HalEventQueued = 7,
 }
 
 /// An event of a client's seats.
@@ -126,6 +128,8 @@ pub struct HalEvent {
     pub to: u8,
     /// For `HAL_EVENT_MISSED`: how many events were dropped.
     pub missed: u64,
+    /// For `HAL_EVENT_QUEUED`: the place in the queue (1: next).
+    pub position: u32,
 }
 
 /// A seat borrowed with `hal_borrow`.
@@ -370,6 +374,37 @@ pub unsafe extern "C" fn hal_checkout(
     })
 }
 
+/// Checks a seat of `feature` out like `hal_checkout`, but when every seat is in use,
+/// waits up to `wait_ms` in the feature's queue for one (`HAL_EVENT_QUEUED` says where
+/// it stands): the queue is first come, first served, and the servers keep it through a
+/// failover. When the wait is over with no seat, returns `HAL_ALL_IN_USE`.
+///
+/// # Safety
+/// `client` is a live client; `feature` a NUL-terminated string; `out` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hal_checkout_wait(
+    client: *const HalClient,
+    feature: *const c_char,
+    wait_ms: u32,
+    out: *mut *mut HalSeat,
+) -> HalStatus {
+    guard(|| {
+        // SAFETY: the caller promises a live client.
+        let client = unsafe { client_ref(client) }?;
+        // SAFETY: the caller promises a NUL-terminated string.
+        let feature = unsafe { required_str(feature, "feature") }?;
+        if out.is_null() {
+            return Err(invalid("out is NULL"));
+        }
+        let wait = Duration::from_millis(u64::from(wait_ms));
+        let seat = client.client.checkout_wait(feature, wait)?;
+        let seat = Box::into_raw(Box::new(HalSeat { seat }));
+        // SAFETY: `out` is not NULL and the caller promises it is writable.
+        unsafe { out.write(seat) };
+        Ok(())
+    })
+}
+
 /// The seat's handle (as `hal-net status` shows it, without the `h`); 0 for NULL.
 ///
 /// # Safety
@@ -575,6 +610,7 @@ fn c_event(event: Option<Event>) -> HalEvent {
         from: 0,
         to: 0,
         missed: 0,
+        position: 0,
     };
     match event {
         None => {}
@@ -602,6 +638,10 @@ fn c_event(event: Option<Event>) -> HalEvent {
         Some(Event::Removed { handle, .. }) => {
             c.kind = HalEventKind::HalEventRemoved;
             c.handle = handle.0;
+        }
+        Some(Event::Queued { position, .. }) => {
+            c.kind = HalEventKind::HalEventQueued;
+            c.position = position;
         }
         Some(_) => {}
     }

@@ -1,7 +1,8 @@
 //! The C example (`examples/c/checkout.c`), compiled with `cc` against the shared and the
 //! static library, run against three real `hal-net serve` processes on 127.0.0.1 over
 //! TLS: it holds its seat across a `kill -9` of #1 and checks it in; a denial exits with
-//! the denial's name; a seat lost while working reaches the application. The borrow
+//! the denial's name; a seat lost while working reaches the application; with every seat
+//! in use, it waits in the queue (`hal_checkout_wait`) and gets the seat given back. The borrow
 //! example (`examples/c/borrow.c`) borrows, returns, and proves a borrow offline with
 //! every server gone, and refuses its record once edited.
 
@@ -180,6 +181,36 @@ fn the_statically_linked_example_is_denied_with_the_reason() {
         text.contains("error: config") && text.contains("/nonexistent/ca.pem"),
         "{text}"
     );
+}
+
+#[test]
+fn the_c_example_waits_in_the_queue_and_gets_the_seat_given_back() {
+    let cluster = started();
+    let (shared, _) = example();
+    let options = Options::new(&cluster.path()).unwrap().ca(cluster.ca());
+    let holder = Client::new(options).unwrap();
+    let mut seats: Vec<_> = (0..5).map(|_| holder.checkout("cad").unwrap()).collect();
+    // Work 0 s; wait up to 30 s for a seat.
+    let app = cluster
+        .app(shared, &["cad", "0", "30"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while cluster.status()["features"][0]["waiting"]
+        .as_array()
+        .is_none_or(Vec::is_empty)
+    {
+        assert!(start.elapsed() < Duration::from_secs(10), "never queued");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    seats.pop().unwrap().checkin().unwrap();
+    let out = cluster::finish_app(app, Duration::from_secs(15));
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("granted: cad seat h"), "{text}");
+    assert!(text.contains("checked in"), "{text}");
 }
 
 #[test]

@@ -16,8 +16,11 @@ impl Client {
     /// it must have asked the new active server before it can be told at once.
     pub(super) fn wait_ask_every(&self) -> Duration {
         let timing = &self.config.timing;
-        self.heartbeat_every()
-            .min(timing.election_timeout.saturating_add(timing.failover_delay))
+        self.heartbeat_every().min(
+            timing
+                .election_timeout
+                .saturating_add(timing.failover_delay),
+        )
     }
 
     /// Sends the waiting request's ask (or its request to leave) if one is due.
