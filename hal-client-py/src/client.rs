@@ -175,12 +175,25 @@ impl Client {
     /// Checks a seat of feature out, waiting for the servers' answer (through a
     /// failover, up to the time the timing profile allows: about 6 s on a LAN) with the
     /// GIL released. Returns the Seat, heartbeated in the background until checked in.
-    /// Raises Denied (reason "all_in_use", "unknown_feature", ...), Unreachable or
-    /// NoAnswer.
-    fn checkout(&self, py: Python<'_>, feature: &str) -> PyResult<Seat> {
-        py.detach(|| self.client()?.checkout(feature))
-            .map(Seat::new)
-            .map_err(|error| errors::to_py(py, &error))
+    /// With wait (seconds), a checkout that finds every seat in use waits up to that long
+    /// in the feature's queue (first come, first served; kept through a failover; a
+    /// Queued event says where it stands) and is granted as a seat comes back. Raises
+    /// Denied (reason "all_in_use" also when the wait is over, "unknown_feature", ...),
+    /// Unreachable or NoAnswer.
+    #[pyo3(signature = (feature, *, wait=None))]
+    fn checkout(&self, py: Python<'_>, feature: &str, wait: Option<f64>) -> PyResult<Seat> {
+        let wait = match wait {
+            None => None,
+            Some(seconds) => Some(std::time::Duration::try_from_secs_f64(seconds).map_err(
+                |_| PyValueError::new_err(format!("wait must be seconds from 0 on, not {seconds}")),
+            )?),
+        };
+        py.detach(|| match wait {
+            Some(wait) => self.client()?.checkout_wait(feature, wait),
+            None => self.client()?.checkout(feature),
+        })
+        .map(Seat::new)
+        .map_err(|error| errors::to_py(py, &error))
     }
 
     /// Borrows a seat of feature for hours (at most the license's BORROW; only while

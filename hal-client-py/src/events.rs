@@ -8,8 +8,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 /// Something that happened to a client's seats. One of Lost, Removed, FailedOver,
-/// BorrowEnded, Settled or Missed; kind names which ("lost", "removed", "failed_over",
-/// "borrow_ended", "settled", "missed").
+/// BorrowEnded, Settled, Missed or Queued; kind names which ("lost", "removed",
+/// "failed_over", "borrow_ended", "settled", "missed", "queued").
 #[pyclass(module = "hal_client", subclass, frozen)]
 #[derive(Debug)]
 pub(crate) struct Event {
@@ -224,6 +224,55 @@ impl Missed {
     }
 }
 
+/// A checkout with wait found every seat of feature in use and waits in its queue at
+/// position (1: next), used of count seats held; reported when it joins and when its
+/// position changes.
+#[pyclass(module = "hal_client", extends = Event, frozen, eq)]
+#[derive(Debug, PartialEq)]
+pub(crate) struct Queued {
+    /// The feature.
+    #[pyo3(get)]
+    feature: String,
+    /// The place in the queue (1: next).
+    #[pyo3(get)]
+    position: u32,
+    /// Seats held.
+    #[pyo3(get)]
+    used: u32,
+    /// Seats the license has.
+    #[pyo3(get)]
+    count: u32,
+}
+
+#[pymethods]
+impl Queued {
+    /// A Queued event (the library makes them; this is for tests and comparisons).
+    #[new]
+    fn new(feature: String, position: u32, used: u32, count: u32) -> PyClassInitializer<Self> {
+        initializer(
+            "queued",
+            Queued {
+                feature,
+                position,
+                used,
+                count,
+            },
+        )
+    }
+
+    #[classattr]
+    fn __match_args__(py: Python<'_>) -> PyResult<Bound<'_, PyTuple>> {
+        PyTuple::new(py, ["feature", "position", "used", "count"])
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Queued(feature={:?}, position={}, used={}, count={})",
+            self.feature, self.position, self.used, self.count
+        )
+    }
+}
+
 /// How an event of class `T` and kind `kind` is made.
 fn initializer<T: pyo3::PyClass<BaseType = Event>>(
     kind: &'static str,
@@ -241,6 +290,7 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<BorrowEnded>()?;
     module.add_class::<Settled>()?;
     module.add_class::<Missed>()?;
+    module.add_class::<Queued>()?;
     Ok(())
 }
 
@@ -273,6 +323,21 @@ pub(crate) fn to_py(py: Python<'_>, event: RustEvent) -> PyResult<Option<Py<PyAn
             Removed {
                 handle: handle.to_string(),
                 feature,
+            },
+        ),
+        RustEvent::Queued {
+            feature,
+            position,
+            used,
+            count,
+        } => made(
+            py,
+            "queued",
+            Queued {
+                feature,
+                position,
+                used,
+                count,
             },
         ),
         RustEvent::FailedOver { from, to } => made(

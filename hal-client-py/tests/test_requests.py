@@ -54,6 +54,36 @@ def test_a_checkout_when_every_seat_is_in_use_is_denied_with_its_reason(triad: C
     assert triad.seats("cad") == (0, [])
 
 
+def test_a_checkout_with_wait_queues_and_gets_the_next_seat(triad: Cluster) -> None:
+    holder = client_of(triad)
+    seats = [holder.checkout("cad") for _ in range(5)]
+    waiter = client_of(triad)
+    got: list[hal_client.Seat | hal_client.HalError] = []
+    worker = threading.Thread(target=lambda: got.append(waiter.checkout("cad", wait=30.0)))
+    try:
+        worker.start()
+        event = waiter.next_event(timeout=10.0)
+        assert event == hal_client.Queued("cad", 1, 5, 5), event
+        assert worker.is_alive()
+        seats.pop().checkin()
+        worker.join(timeout=15)
+        assert not worker.is_alive()
+        [seat] = got
+        assert isinstance(seat, hal_client.Seat), seat
+        assert seat.feature == "cad"
+        seats.append(seat)
+        # A wait that runs out is denied all_in_use.
+        with pytest.raises(hal_client.Denied) as denied:
+            client_of(triad).checkout("cad", wait=0.5)
+        assert denied.value.reason == "all_in_use"
+        with pytest.raises(ValueError):
+            waiter.checkout("cad", wait=-1.0)
+    finally:
+        for s in seats:
+            s.checkin()
+    assert triad.seats("cad") == (0, [])
+
+
 def test_leaving_a_with_block_checks_the_seat_in(triad: Cluster) -> None:
     client = client_of(triad)
     with client.checkout("cad") as seat:

@@ -121,4 +121,12 @@ def test_events_compare_by_value_and_match_by_field() -> None:
         case _:
             raise AssertionError(f"{removed!r} did not match Removed")
     assert hal_client.Missed(4).missed == 4
+    queued: hal_client.Event = hal_client.Queued("cad", 2, 5, 5)
+    assert queued.kind == "queued"
+    assert repr(queued) == 'Queued(feature="cad", position=2, used=5, count=5)'
+    match queued:
+        case hal_client.Queued(feature, position):
+            assert (feature, position) == ("cad", 2)
+        case _:
+            raise AssertionError(f"{queued!r} did not match Queued")
     assert hal_client.BorrowEnded("h2") == hal_client.BorrowEnded("h2")
