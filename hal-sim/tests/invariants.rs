@@ -8,7 +8,7 @@
 use hal_core::record::{
     Answer, Applied, Audit, Checkpoint, ClientEventRecord, ClientRecord, End, Entry, Fault,
     FaultKind, FeatureMeta, Grant, HeartbeatAnswer, Holder, LinkState, Meta, OpName, Party, Record,
-    ReplyRecord, RequestRecord, RoleName, RoleRecord, SnapshotHow,
+    ReplyRecord, RequestRecord, RoleName, RoleRecord, SeatChangeName, SeatRecord, SnapshotHow,
 };
 use hal_core::timing::Timing;
 use hal_sim::check::{Checkers, Violation};
@@ -213,6 +213,56 @@ fn a_grant_the_options_in_force_refuse_is_caught() {
         app_granted(4, "c9", 1, "h7"),
     ];
     assert_eq!(check(&cleared), None);
+}
+
+/// A `seat` record: server `server` applied `change` at `index` for `client`'s `req`.
+fn seat(server: u8, index: u64, change: SeatChangeName, client: &str, req: u64) -> Record {
+    Record::Seat(SeatRecord {
+        t_ms: index * 10,
+        server,
+        index,
+        change,
+        handle: format!("h{index}"),
+        feature: "cad".to_string(),
+        client: client.to_string(),
+        req: Some(req),
+        user: None,
+        host: None,
+        by: None,
+        borrow_end_ms: None,
+        removed_by: None,
+    })
+}
+
+#[test]
+fn a_waiting_checkout_passed_by_a_later_request_is_caught() {
+    use SeatChangeName::{Granted, Queued, Released};
+    // One seat, held by c1; c2 then c3 wait; c1 checks in.
+    let waiting = || {
+        vec![
+            meta(1),
+            seat(1, 1, Granted, "c1", 1),
+            seat(1, 2, Queued, "c2", 1),
+            seat(1, 3, Queued, "c3", 1),
+            seat(1, 4, Released, "c1", 2),
+        ]
+    };
+    let mut in_turn = waiting();
+    in_turn.push(seat(1, 5, Granted, "c2", 1));
+    // #2 applies the same entries later: followed once.
+    in_turn.push(seat(2, 5, Granted, "c2", 1));
+    assert_eq!(check(&in_turn), None);
+    let mut passed = waiting();
+    passed.push(seat(1, 5, Granted, "c3", 1));
+    let violation = check(&passed).unwrap();
+    assert_eq!(violation.invariant, "13 first come, first served");
+    assert!(violation.what.contains("c2's waiting request 1"), "{violation}");
+    let mut newcomer = waiting();
+    newcomer.push(seat(2, 5, Granted, "c9", 1));
+    assert_eq!(
+        check(&newcomer).unwrap().invariant,
+        "13 first come, first served"
+    );
 }
 
 #[test]
