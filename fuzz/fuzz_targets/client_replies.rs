@@ -30,6 +30,8 @@ struct Setup {
 #[derive(Debug, Arbitrary)]
 enum Input {
     Checkout(Name),
+    /// A checkout that waits up to this many ms in the queue.
+    CheckoutWait(Name, u32),
     Borrow(Name, u32),
     Checkin(HandleArg),
     Return(HandleArg),
@@ -92,6 +94,13 @@ enum ResultArg {
     OptionsRefused {
         reason: String,
     },
+    Queued {
+        position: u32,
+        used: u32,
+        count: u32,
+        lease_ms: Wide,
+    },
+    LeftQueue,
 }
 
 impl ResultArg {
@@ -141,6 +150,18 @@ impl ResultArg {
             ResultArg::OptionsRefused { reason } => ReplyResult::OptionsRefused {
                 reason: reason.clone(),
             },
+            ResultArg::Queued {
+                position,
+                used,
+                count,
+                lease_ms,
+            } => ReplyResult::Queued {
+                position: *position,
+                used: *used,
+                count: *count,
+                lease_ms: lease_ms.value(),
+            },
+            ResultArg::LeftQueue => ReplyResult::LeftQueue,
         }
     }
 }
@@ -174,6 +195,10 @@ impl Harness {
         match input {
             Input::Checkout(feature) => {
                 self.client.checkout(now, &feature.build());
+            }
+            Input::CheckoutWait(feature, wait_ms) => {
+                let wait = std::time::Duration::from_millis(u64::from(*wait_ms));
+                self.client.checkout_wait(now, &feature.build(), wait);
             }
             Input::Borrow(feature, hours) => {
                 self.client.borrow(now, &feature.build(), *hours);

@@ -211,6 +211,32 @@ pub enum CommandArg {
         text: OptionsArg,
         by: Name,
     },
+    Wait {
+        client: Wide,
+        seq: Wide,
+        feature: Name,
+        user: Name,
+        host: Name,
+        by: Sid,
+        at: Wide,
+    },
+    Serve {
+        id: HandleArg,
+        client: Wide,
+        seq: Wide,
+        feature: Name,
+        user: Name,
+        host: Name,
+        by: Sid,
+        at: Wide,
+    },
+    Dequeue {
+        id: HandleArg,
+        client: Wide,
+        seq: Wide,
+        feature: Name,
+        asked: bool,
+    },
 }
 
 /// An options file in a push or a log entry: rules of every kind over a few names, or
@@ -353,6 +379,55 @@ impl CommandArg {
                 seq: RequestSeq(seq.value()),
                 text: text.build(),
                 by: by.build(),
+            },
+            CommandArg::Wait {
+                client,
+                seq,
+                feature,
+                user,
+                host,
+                by,
+                at,
+            } => Command::Wait {
+                client: ClientId(client.value()),
+                seq: RequestSeq(seq.value()),
+                feature: feature.build(),
+                user: user.build(),
+                host: host.build(),
+                by: by.build(),
+                at: WallTime(at.value()),
+            },
+            CommandArg::Serve {
+                id,
+                client,
+                seq,
+                feature,
+                user,
+                host,
+                by,
+                at,
+            } => Command::Serve {
+                id: id.build(cx),
+                client: ClientId(client.value()),
+                seq: RequestSeq(seq.value()),
+                feature: feature.build(),
+                user: user.build(),
+                host: host.build(),
+                by: by.build(),
+                at: WallTime(at.value()),
+            },
+            CommandArg::Dequeue {
+                id,
+                client,
+                seq,
+                feature,
+                asked,
+            } => Command::Dequeue {
+                id: id.build(cx),
+                client: ClientId(client.value()),
+                seq: RequestSeq(seq.value()),
+                feature: feature.build(),
+                asked: *asked,
             },
         }
     }
@@ -617,6 +692,13 @@ pub enum OpArg {
         text: OptionsArg,
         by: Name,
     },
+    /// A checkout that waits in the queue, and its leaving.
+    Wait {
+        feature: Name,
+        user: Name,
+        host: Name,
+    },
+    StopWaiting,
 }
 
 impl OpArg {
@@ -676,6 +758,16 @@ impl OpArg {
                 text: text.build(),
                 by: by.build(),
             },
+            OpArg::Wait {
+                feature,
+                user,
+                host,
+            } => Op::Wait {
+                feature: feature.build(),
+                user: user.build(),
+                host: host.build(),
+            },
+            OpArg::StopWaiting => Op::StopWaiting,
             OpArg::HeartbeatTooLong { extra } => {
                 let len = hal_core::protocol::HEARTBEAT_HANDLES_MAX + 1 + usize::from(*extra);
                 Op::Heartbeat {
