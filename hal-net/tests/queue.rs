@@ -180,6 +180,20 @@ fn waiting_checkouts_are_served_in_order_and_keep_their_place_across_a_failover(
         "{err}"
     );
     assert_eq!(queue(&cluster), Vec::<String>::new());
+    // The journals: each wait's joining and leaving, not every "still queued" (written
+    // in batches, 20 ms apart).
+    let start = Instant::now();
+    let journal = loop {
+        let journal = cluster.journal_text(2);
+        if journal.contains("left_queue") || start.elapsed() > Duration::from_secs(5) {
+            break journal;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for change in ["\"change\":\"queued\"", "\"change\":\"left_queue\""] {
+        assert!(journal.contains(change), "{change} not in\n{journal}");
+    }
+    assert!(!journal.contains("\"result\":\"queued\""), "{journal}");
     let log2 = std::fs::read_to_string(cluster.log(2)).unwrap();
     assert!(!log2.contains("panicked"), "{log2}");
 }

@@ -256,7 +256,10 @@ fn a_waiting_checkout_passed_by_a_later_request_is_caught() {
     passed.push(seat(1, 5, Granted, "c3", 1));
     let violation = check(&passed).unwrap();
     assert_eq!(violation.invariant, "13 first come, first served");
-    assert!(violation.what.contains("c2's waiting request 1"), "{violation}");
+    assert!(
+        violation.what.contains("c2's waiting request 1"),
+        "{violation}"
+    );
     let mut newcomer = waiting();
     newcomer.push(seat(2, 5, Granted, "c9", 1));
     assert_eq!(

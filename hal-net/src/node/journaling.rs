@@ -66,9 +66,14 @@ impl Pending {
         now: Now,
     ) {
         let asked = self.asked.remove(&(reply.client, reply.seq));
-        if !journal.heartbeats()
-            && matches!(&reply.result, ReplyResult::HeartbeatAck { unknown, .. } if unknown.is_empty())
-        {
+        // A waiting checkout asks every second or so: its answer "still queued" is kept
+        // like a heartbeat's "ok" (its joining the queue is a `seat` record).
+        let routine = match &reply.result {
+            ReplyResult::HeartbeatAck { unknown, .. } => unknown.is_empty(),
+            ReplyResult::Queued { .. } => true,
+            _ => false,
+        };
+        if routine && !journal.heartbeats() {
             return;
         }
         let answered = Answered {
