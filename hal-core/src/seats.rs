@@ -415,6 +415,16 @@ impl Session {
         if handles.iter().any(|h| h.0 > self.last_index.0) {
             return Err("its last answer names a seat granted after it".into());
         }
+        let waited = match self.wait.as_deref().map(|w| &w.status) {
+            Some(WaitStatus::Queued(id)) => Some(*id),
+            Some(WaitStatus::Done(
+                StoredOutcome::Granted { handle, .. } | StoredOutcome::Released { handle },
+            )) => Some(*handle),
+            _ => None,
+        };
+        if waited.is_some_and(|h| h.0 > last_index.0) {
+            return Err("its wait names a place or a seat after the snapshot".into());
+        }
         Ok(())
     }
 

@@ -20,7 +20,7 @@ const CAUGHT: [(&str, u64, &str); 15] = [
     ("retries-not-deduplicated", 38, "5 one request, one seat"),
     ("borrow-by-2", 5, "7 no orphan seat"),
     ("lease-renewed-by-any-heartbeat", 11, "7 no orphan seat"),
-    ("lost-fsync", 171, "11 restarts after a crash"),
+    ("lost-fsync", 88, "11 restarts after a crash"),
     ("lease-from-reply", 7, "9 lease lost on time"),
     ("expiry-without-skew-margin", 518, "1 no overuse"),
     ("snapshot-without-sessions", 2, "10 replicas agree"),
