@@ -155,9 +155,35 @@ pub fn check(journals: &[ServerJournal]) -> FieldReport {
     );
     overuse_and_replicas(meta, &merged, &mut report.violations);
     one_request_one_seat(&merged, &mut report.violations);
+    queue_order(meta, &merged, &mut report.violations);
     roles_and_majority(meta, &merged, &mut report.violations);
     report.violations.sort_by_key(|v| v.t_ms);
     report
+}
+
+/// Invariant 13 (first come, first served) from the seat changes, each log index as the
+/// first server journaled it, against the COUNT in force.
+fn queue_order(meta: &Meta, merged: &[Merged<'_>], out: &mut Vec<FieldViolation>) {
+    use crate::check::Invariant as _;
+    let mut checker = crate::check::queue::QueueOrder::default();
+    let _ = checker.observe(&Record::Meta(meta.clone()), "");
+    for m in merged {
+        if !matches!(
+            m.record(),
+            Record::Seat(_) | Record::License(_) | Record::Options(_)
+        ) {
+            continue;
+        }
+        if let Err((what, evidence)) = checker.observe(m.record(), &m.evidence()) {
+            out.push(FieldViolation {
+                invariant: checker.name(),
+                t_ms: m.t,
+                what,
+                evidence,
+            });
+            return;
+        }
+    }
 }
 
 fn adds(change: SeatChangeName) -> bool {
@@ -550,6 +576,47 @@ mod tests {
             .iter()
             .map(|v| v.invariant)
             .collect()
+    }
+
+    /// Two seats (`done`'s COUNT), both held; two waits queue; one seat comes back and
+    /// goes to `served` (the index-4 waiter is first, the index-5 one second).
+    fn queue_then(served: u64) -> Vec<&'static str> {
+        use SeatChangeName::{Granted, Queued, Released};
+        let mut j = triad();
+        for journal in &mut j {
+            // (index, change, client, handle)
+            for (index, change, client, handle) in [
+                (2, Granted, 2, 2),
+                (3, Granted, 3, 3),
+                (4, Queued, 4, 4),
+                (5, Queued, 5, 5),
+                (6, Released, 2, 2),
+                (7, Granted, served, 7),
+            ] {
+                journal.push(Record::Seat(SeatRecord {
+                    t_ms: 1_000 + index * 100,
+                    server: journal.server,
+                    index,
+                    change,
+                    handle: format!("h{handle}"),
+                    feature: "cad".into(),
+                    client: format!("{client:016x}"),
+                    req: Some(1),
+                    user: None,
+                    host: None,
+                    by: Some(1),
+                    borrow_end_ms: None,
+                    removed_by: None,
+                }));
+            }
+        }
+        verdict(&j)
+    }
+
+    #[test]
+    fn a_waiting_checkout_passed_in_the_journals_is_caught() {
+        assert_eq!(queue_then(4), Vec::<&str>::new());
+        assert_eq!(queue_then(5), ["13 first come, first served"]);
     }
 
     #[test]

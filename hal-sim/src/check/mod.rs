@@ -19,7 +19,7 @@ mod one_seat;
 mod options;
 mod orphans;
 mod overuse;
-mod queue;
+pub(crate) mod queue;
 mod replicas;
 mod roles;
 

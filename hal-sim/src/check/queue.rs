@@ -23,7 +23,7 @@ use hal_core::record::{Record, SeatChangeName, SeatRecord};
 use super::Invariant;
 
 #[derive(Debug, Default)]
-pub(super) struct QueueOrder {
+pub(crate) struct QueueOrder {
     /// COUNT by feature, from each index a license took effect at (0: the run's own).
     counts: BTreeMap<u64, BTreeMap<String, u32>>,
     /// The features whose order the options in force leave unjudged, from each index.
