@@ -358,6 +358,20 @@ pub unsafe extern "C" fn hal_checkout(
     feature: *const c_char,
     out: *mut *mut HalSeat,
 ) -> HalStatus {
+    // SAFETY: the caller's promises are the same.
+    unsafe { checkout_into(client, feature, None, out) }
+}
+
+/// `hal_checkout` (`wait` None) and `hal_checkout_wait`.
+///
+/// # Safety
+/// As for `hal_checkout`.
+unsafe fn checkout_into(
+    client: *const HalClient,
+    feature: *const c_char,
+    wait: Option<Duration>,
+    out: *mut *mut HalSeat,
+) -> HalStatus {
     guard(|| {
         // SAFETY: the caller promises a live client.
         let client = unsafe { client_ref(client) }?;
@@ -366,7 +380,10 @@ pub unsafe extern "C" fn hal_checkout(
         if out.is_null() {
             return Err(invalid("out is NULL"));
         }
-        let seat = client.client.checkout(feature)?;
+        let seat = match wait {
+            Some(wait) => client.client.checkout_wait(feature, wait)?,
+            None => client.client.checkout(feature)?,
+        };
         let seat = Box::into_raw(Box::new(HalSeat { seat }));
         // SAFETY: `out` is not NULL and the caller promises it is writable.
         unsafe { out.write(seat) };
@@ -388,21 +405,9 @@ pub unsafe extern "C" fn hal_checkout_wait(
     wait_ms: u32,
     out: *mut *mut HalSeat,
 ) -> HalStatus {
-    guard(|| {
-        // SAFETY: the caller promises a live client.
-        let client = unsafe { client_ref(client) }?;
-        // SAFETY: the caller promises a NUL-terminated string.
-        let feature = unsafe { required_str(feature, "feature") }?;
-        if out.is_null() {
-            return Err(invalid("out is NULL"));
-        }
-        let wait = Duration::from_millis(u64::from(wait_ms));
-        let seat = client.client.checkout_wait(feature, wait)?;
-        let seat = Box::into_raw(Box::new(HalSeat { seat }));
-        // SAFETY: `out` is not NULL and the caller promises it is writable.
-        unsafe { out.write(seat) };
-        Ok(())
-    })
+    let wait = Duration::from_millis(u64::from(wait_ms));
+    // SAFETY: the caller's promises are those `checkout_into` needs.
+    unsafe { checkout_into(client, feature, Some(wait), out) }
 }
 
 /// The seat's handle (as `hal-net status` shows it, without the `h`); 0 for NULL.

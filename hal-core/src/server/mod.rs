@@ -1061,6 +1061,7 @@ fn seat_change(
     taken: Option<Taken>,
 ) -> Option<SeatChange> {
     match (command, outcome) {
+        // A checkout, a borrow, a wait granted at once, or a waiting request's turn.
         (
             Command::Grant {
                 client,
@@ -1068,11 +1069,30 @@ fn seat_change(
                 feature,
                 user,
                 host,
-                borrow_end,
+                by,
+                ..
+            }
+            | Command::Wait {
+                client,
+                seq,
+                feature,
+                user,
+                host,
+                by,
+                ..
+            }
+            | Command::Serve {
+                client,
+                seq,
+                feature,
+                user,
+                host,
                 by,
                 ..
             },
-            Some(Outcome::Granted { handle, .. }),
+            Some(Outcome::Granted {
+                handle, borrow_end, ..
+            }),
         ) if handle.0 == index.0 => Some(SeatChange::Granted {
             client: *client,
             seq: *seq,
@@ -1102,36 +1122,6 @@ fn seat_change(
                 borrowed,
             })
         }
-        (
-            Command::Wait {
-                client,
-                seq,
-                feature,
-                user,
-                host,
-                by,
-                ..
-            }
-            | Command::Serve {
-                client,
-                seq,
-                feature,
-                user,
-                host,
-                by,
-                ..
-            },
-            Some(Outcome::Granted { handle, .. }),
-        ) if handle.0 == index.0 => Some(SeatChange::Granted {
-            client: *client,
-            seq: *seq,
-            handle: *handle,
-            feature: feature.clone(),
-            user: user.clone(),
-            host: host.clone(),
-            borrow_end: None,
-            by: *by,
-        }),
         (
             Command::Wait {
                 client,
