@@ -447,7 +447,8 @@ impl Client {
             host: self.host.clone(),
         };
         let seq = RequestSeq(self.next_seq);
-        if self.wait_until.len() < QUEUE_MAX {
+        // Only for a request the queue takes (`submit` refuses one past QUEUE_MAX).
+        if self.queue.len() < QUEUE_MAX {
             self.wait_until.insert(seq, now.mono + wait);
         }
         self.submit(now, op)
@@ -869,6 +870,7 @@ impl Client {
     fn give_up(&mut self, pending: Pending) {
         let now = self.now.mono;
         let (seq, attempts) = (pending.seq, pending.attempts);
+        self.wait_until.remove(&seq);
         if let Some(unresolved) = pending.resolving {
             // Settling reached nobody: try again after a pause, from the front.
             self.unresolved.push_front(unresolved);
@@ -884,7 +886,6 @@ impl Client {
             });
             return;
         }
-        self.wait_until.remove(&seq);
         if self.unresolved.len() >= UNRESOLVED_MAX {
             self.unresolved.pop_front();
         }

@@ -65,7 +65,7 @@ pub enum Command {
     },
     /// The waiting request `id` (`client`'s `seq`, for `feature`) leaves its queue: its
     /// client asked (`asked`), or the leader found its place not renewed for a seat's
-    /// lease.
+    /// lease. Id 0 (and no feature): the client asked before its wait applied.
     Dequeue {
         id: Handle,
         client: ClientId,
@@ -536,25 +536,26 @@ impl Seats {
             | Command::License { client, seq, .. }
             | Command::Options { client, seq, .. } => (*client, *seq),
         };
-        // What the options say of a grant, before the session is taken to record it.
+        // The seats a grant may take (those free, less those the requests waiting take
+        // first), and what the options say of it by them, before the session is taken to
+        // record it.
+        let left = match command {
+            Command::Grant { feature, .. } => count_of(feature)
+                .map(|count| count.saturating_sub(self.used(feature)))
+                .map(|free| self.seats_left_for_newcomer(feature, free)),
+            _ => None,
+        };
+        let promised = left == Some(0);
         let refused = match command {
             Command::Grant {
                 feature,
                 user,
                 host,
                 ..
-            } if self.options.is_some() => count_of(feature)
-                .map(|count| count.saturating_sub(self.used(feature)))
-                .filter(|free| *free > 0)
-                .and_then(|free| self.refused_by_options(feature, (user, host), free)),
+            } if self.options.is_some() => left
+                .filter(|left| *left > 0)
+                .and_then(|left| self.refused_by_options(feature, (user, host), left)),
             _ => None,
-        };
-        // Whether the free seats are promised to requests that wait for them.
-        let promised = match command {
-            Command::Grant { feature, .. } => count_of(feature)
-                .map(|count| count.saturating_sub(self.used(feature)))
-                .is_some_and(|free| !self.newcomer_may_take(feature, free)),
-            _ => false,
         };
         let session = self.sessions.entry(client).or_insert_with(Session::new);
         match session.seen(seq) {

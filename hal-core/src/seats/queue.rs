@@ -128,28 +128,33 @@ impl Seats {
         self.options_refusal(slot, (&waiter.user, &waiter.host), free.max(1))
     }
 
-    /// Whether a new request (a checkout, or a wait) may take one of the `free` seats of
-    /// `feature`: not while as many requests wait that the options let take them.
-    pub fn newcomer_may_take(&self, feature: &str, free: u32) -> bool {
-        if free == 0 {
-            return false;
-        }
+    /// How many of the `free` seats of `feature` are left for a new request (a checkout,
+    /// a borrow, or a wait) once the requests waiting have taken theirs, first come first:
+    /// each waiter the options let have a seat when that many are left takes one. A new
+    /// request gets a seat only from these, and the options judge it by them.
+    pub fn seats_left_for_newcomer(&self, feature: &str, free: u32) -> u32 {
         let Some(slot) = self.names.iter().position(|n| n == feature) else {
-            return true;
+            return free;
         };
         let Some(queue) = u32::try_from(slot).ok().and_then(|s| self.queues.get(&s)) else {
-            return true;
+            return free;
         };
-        let mut entitled: u32 = 0;
+        let mut left = free;
         for waiter in queue {
-            if takes_its_turn(self.waiter_refusal(slot, waiter, free).as_ref()) {
-                entitled = entitled.saturating_add(1);
-                if entitled >= free {
-                    return false;
-                }
+            if left == 0 {
+                break;
+            }
+            if self.waiter_refusal(slot, waiter, left).is_none() {
+                left = left.saturating_sub(1);
             }
         }
-        true
+        left
+    }
+
+    /// Whether a new request may take one of the `free` seats of `feature`: not while
+    /// the requests waiting take them all ([`Seats::seats_left_for_newcomer`]).
+    pub fn newcomer_may_take(&self, feature: &str, free: u32) -> bool {
+        self.seats_left_for_newcomer(feature, free) > 0
     }
 
     /// The request whose turn it is for one of the `free` seats of `feature` (the first
@@ -160,6 +165,27 @@ impl Seats {
         queue
             .iter()
             .find(|w| takes_its_turn(self.waiter_refusal(slot, w, free).as_ref()))
+    }
+
+    /// The request `client` has waiting, if any, and its feature.
+    pub fn queued_wait(&self, client: ClientId) -> Option<(&Waiter, &str)> {
+        let wait = self.sessions.get(&client)?.wait.as_deref()?;
+        let WaitStatus::Queued(id) = wait.status else {
+            return None;
+        };
+        let (slot, place) = self.find_waiter(id)?;
+        let waiter = self.queues.get(&u32::try_from(slot).ok()?)?.get(place)?;
+        Some((waiter, self.names.get(slot)?.as_str()))
+    }
+
+    /// The requests waiting for `feature`, first come first.
+    pub fn waiters_of(&self, feature: &str) -> impl Iterator<Item = &Waiter> {
+        let slot = self
+            .names
+            .iter()
+            .position(|n| n == feature)
+            .and_then(|s| u32::try_from(s).ok());
+        slot.and_then(|s| self.queues.get(&s)).into_iter().flatten()
     }
 
     /// Every feature with requests waiting, and its queue, first come first.
@@ -260,7 +286,8 @@ impl Seats {
                 let slot = self.slot_of(feature);
                 let used = self.used[slot];
                 let free = count.saturating_sub(used);
-                let refusal = self.options_refusal(slot, (user, host), free.max(1));
+                let left = self.seats_left_for_newcomer(feature, free);
+                let refusal = self.options_refusal(slot, (user, host), left.max(1));
                 let total = self.waiting();
                 let queue_len = u32::try_from(slot)
                     .ok()
@@ -270,7 +297,7 @@ impl Seats {
                     Some(refusal @ (Refusal::NotIncluded | Refusal::Excluded { .. })) => {
                         Outcome::Denied(Denial::of_options(&refusal))
                     }
-                    None if free > 0 && self.newcomer_may_take(feature, free) => {
+                    None if left > 0 => {
                         let handle = self.take_seat(slot, client, index, None, *at);
                         Outcome::Granted {
                             handle,
@@ -363,7 +390,9 @@ impl Seats {
     }
 
     /// Applies a [`Command::Dequeue`] at `index`: the request leaves its queue (`None`
-    /// if it is no longer there: its client's next ask hears how it was answered).
+    /// if it is no longer there: its client hears how it was answered). With id 0, a
+    /// leave asked before the wait applied: a wait under that number is answered "left"
+    /// from then on instead of queueing.
     pub(super) fn apply_dequeue(
         &mut self,
         index: LogIndex,
@@ -377,14 +406,27 @@ impl Seats {
                 .and_then(|q| q.get(place))
                 .is_some_and(|w| w.client == client && w.seq == seq)
         });
-        let (slot, place) = found?;
-        self.take_waiter(slot, place);
-        self.record_wait(
-            client,
-            index,
-            seq,
-            WaitStatus::Done(StoredOutcome::LeftQueue),
-        );
+        match found {
+            Some((slot, place)) => {
+                self.take_waiter(slot, place);
+            }
+            // A leave asked before its wait applied (id 0): recorded, so that the wait,
+            // if it applies later, does not queue. An older wait of the client's, which
+            // that one would replace, leaves with it.
+            None if id.0 == 0 && self.wait_seen(client, seq) == WaitSeen::New => {
+                let older = self.queued_wait(client).map(|(waiter, _)| waiter.id);
+                if let Some((slot, place)) = older.and_then(|id| self.find_waiter(id)) {
+                    self.take_waiter(slot, place);
+                }
+                self.sessions.entry(client).or_insert_with(Session::new);
+            }
+            None => return None,
+        }
+        let left = WaitStatus::Done(StoredOutcome::LeftQueue);
+        self.record_wait(client, index, seq, left);
+        if self.sessions.len() > super::SESSIONS_MAX {
+            self.evict_idle_sessions();
+        }
         Some(Outcome::LeftQueue)
     }
 
@@ -619,6 +661,72 @@ mod tests {
             "client 3's older wait left its place"
         );
         assert_eq!(seats.wait_seen(ClientId(3), RequestSeq(1)), WaitSeen::Stale);
+        seats.check_invariants();
+    }
+
+    fn options(text: &str) -> Command {
+        Command::Options {
+            client: ClientId(900),
+            seq: RequestSeq(1),
+            text: text.into(),
+            by: "root@admin".into(),
+        }
+    }
+
+    #[test]
+    fn a_later_wait_does_not_take_the_seat_a_reserve_leaves_an_earlier_waiter() {
+        // COUNT 3, one seat kept for gus. u1 and u2 hold; u3 waits (the one free seat is
+        // gus's); u1 checks in: two free, one of them u3's now.
+        let count = |_: &str| Some(3);
+        let mut seats = Seats::new();
+        let steps = [
+            options("RESERVE 1 cad USER gus\n"),
+            grant(1),
+            grant(2),
+            wait(3),
+        ];
+        for (index, command) in steps.iter().enumerate() {
+            seats.apply(LogIndex(index as u64 + 1), command, count);
+        }
+        assert_eq!(seats.waiting(), 1);
+        let release = Command::Release {
+            client: ClientId(1),
+            seq: RequestSeq(2),
+            handle: Handle(2),
+        };
+        seats.apply(LogIndex(5), &release, count);
+        // u4's wait lands before u3's turn: the seat left is gus's, so u4 queues.
+        assert!(matches!(
+            seats.apply(LogIndex(6), &wait(4), count),
+            Some(Outcome::Queued { position: 2, .. })
+        ));
+        assert!(matches!(
+            seats.apply(LogIndex(7), &serve(4, 3), count),
+            Some(Outcome::Granted { .. })
+        ));
+        seats.check_invariants();
+    }
+
+    #[test]
+    fn a_leave_before_its_wait_applies_keeps_the_wait_out_of_the_queue() {
+        let count = |_: &str| Some(2);
+        let mut seats = one_seat_promised();
+        let leave = Command::Dequeue {
+            id: Handle(0),
+            client: ClientId(9),
+            seq: RequestSeq(1),
+            feature: "".into(),
+            asked: true,
+        };
+        assert_eq!(
+            seats.apply(LogIndex(6), &leave, count),
+            Some(Outcome::LeftQueue)
+        );
+        assert_eq!(
+            seats.apply(LogIndex(7), &wait(9), count),
+            Some(Outcome::LeftQueue)
+        );
+        assert!(seats.waiters().all(|w| w.client != ClientId(9)));
         seats.check_invariants();
     }
 }

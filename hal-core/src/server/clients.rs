@@ -218,7 +218,7 @@ impl Server {
         }
         if let State::Leader(leader) = &self.state
             && dedup
-            && leader.proposed.get(&client).is_some_and(|(s, _)| *s == seq)
+            && leader.proposed.contains_key(&(client, seq))
         {
             // A retry of a request still in flight: it is answered when it applies.
             return Ok(None);
@@ -297,11 +297,11 @@ impl Server {
             self.grants_in_flight(&feature)
         };
         let used = self.seats.used(&feature).saturating_add(in_flight);
-        if used >= count
-            || !self
-                .seats
-                .newcomer_may_take(&feature, count.saturating_sub(used))
-        {
+        // The free seats less those the requests waiting take first.
+        let left = self
+            .seats
+            .seats_left_for_newcomer(&feature, count.saturating_sub(used));
+        if left == 0 {
             return denied(Denial::AllInUse { used, count });
         }
         // The options in force: checked here, and again when the grant applies.
@@ -310,10 +310,9 @@ impl Server {
             if hours.zip(longest).is_some_and(|(asked, most)| asked > most) {
                 return denied(Denial::BorrowOverMax);
             }
-            let free = count.saturating_sub(used);
             if let Some(refusal) = self
                 .seats
-                .refused_by_options(&feature, (&user, &host), free)
+                .refused_by_options(&feature, (&user, &host), left)
             {
                 return denied(Denial::of_options(&refusal));
             }
@@ -351,7 +350,7 @@ impl Server {
         }
         let index = self.log.append(Entry { term, command });
         if let State::Leader(leader) = &mut self.state {
-            leader.proposed.insert(client, (seq, index));
+            leader.proposed.insert((client, seq), index);
         }
     }
 

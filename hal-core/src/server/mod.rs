@@ -404,7 +404,7 @@ struct Leader {
     /// Each client's request proposed in this term and not yet applied, with its index:
     /// the client is answered when that entry applies. (A request proposed in an earlier
     /// term is answered when its client retries.)
-    proposed: BTreeMap<ClientId, (RequestSeq, LogIndex)>,
+    proposed: BTreeMap<(ClientId, RequestSeq), LogIndex>,
     /// Grants in the log not yet applied, per feature.
     grants_in_flight: BTreeMap<Arc<str>, u32>,
     /// Checked-out seats: when each expires unless a heartbeat comes.
@@ -792,6 +792,28 @@ impl Server {
                 }
                 Command::Noop | Command::Forget { .. } | Command::AdoptLicense { .. } => Vec::new(),
             };
+            // A newer wait of a client (or a leave asked before it applied) replaces the
+            // one it has waiting: that one leaves.
+            let replaced = match &entry.command {
+                Command::Wait { client, seq, .. }
+                | Command::Dequeue {
+                    id: Handle(0),
+                    client,
+                    seq,
+                    ..
+                } => self
+                    .seats
+                    .queued_wait(*client)
+                    .filter(|(waiter, _)| waiter.seq < *seq)
+                    .map(|(waiter, feature)| SeatChange::LeftQueue {
+                        client: waiter.client,
+                        seq: waiter.seq,
+                        id: waiter.id,
+                        feature: feature.into(),
+                        asked: true,
+                    }),
+                _ => None,
+            };
             let catalog = &self.catalog;
             let plants = self.config.plants;
             let dedup = !plants.has(Plant::RetriesNotDeduplicated);
@@ -819,7 +841,16 @@ impl Server {
                     by: by.clone(),
                 }));
             }
-            for change in seat_changes(&entry.command, outcome.as_ref(), index, taken) {
+            let replaced = replaced.filter(|change| match change {
+                SeatChange::LeftQueue { id, .. } => !self.seats.waiters().any(|w| w.id == *id),
+                _ => false,
+            });
+            for change in replaced.into_iter().chain(seat_changes(
+                &entry.command,
+                outcome.as_ref(),
+                index,
+                taken,
+            )) {
                 self.push(Output::Event(ServerEvent::SeatChanged { index, change }));
             }
             for client in clients {
@@ -998,10 +1029,10 @@ impl Server {
         else {
             return;
         };
-        if leader.proposed.get(client) != Some(&(*seq, index)) {
+        if leader.proposed.get(&(*client, *seq)) != Some(&index) {
             return;
         }
-        leader.proposed.remove(client);
+        leader.proposed.remove(&(*client, *seq));
         if let Some(outcome) = outcome {
             let reply = clients::reply_for(
                 *client,
@@ -1146,12 +1177,29 @@ fn seat_change(
                 asked,
             },
             Some(Outcome::LeftQueue),
-        ) => Some(SeatChange::LeftQueue {
+        ) if id.0 != 0 => Some(SeatChange::LeftQueue {
             client: *client,
             seq: *seq,
             id: *id,
             feature: feature.clone(),
             asked: *asked,
+        }),
+        // A waiting request served a refusal (the options, the license) leaves its queue.
+        (
+            Command::Serve {
+                id,
+                client,
+                seq,
+                feature,
+                ..
+            },
+            Some(Outcome::Denied(_)),
+        ) => Some(SeatChange::LeftQueue {
+            client: *client,
+            seq: *seq,
+            id: *id,
+            feature: feature.clone(),
+            asked: false,
         }),
         _ => None,
     }

@@ -310,8 +310,11 @@ fn check_command(command: &Command, index: LogIndex) -> Result<(), String> {
             }
         }
         Command::Dequeue { id, feature, .. } => {
-            crate::names::check(feature)
-                .map_err(|problem| format!("a departure's feature name {problem}"))?;
+            // Id 0: a leave asked before its wait applied, which names no feature.
+            if id.0 != 0 || !feature.is_empty() {
+                crate::names::check(feature)
+                    .map_err(|problem| format!("a departure's feature name {problem}"))?;
+            }
             if id.0 >= index.0 {
                 return Err(format!(
                     "it takes waiting request {id} out, which a later entry than this one would have queued"

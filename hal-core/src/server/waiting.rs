@@ -62,7 +62,7 @@ impl Server {
             return Some(ReplyResult::Denied(Denial::NoMajority));
         }
         if let State::Leader(leader) = &self.state
-            && leader.proposed.get(&client).is_some_and(|(s, _)| *s == seq)
+            && leader.proposed.contains_key(&(client, seq))
         {
             // A retry of a wait still in flight: it is answered when it applies.
             return None;
@@ -118,8 +118,35 @@ impl Server {
                 None
             }
             WaitSeen::Answered(outcome) => Some(self.repeat_answer(client, seq, outcome)),
-            // Nothing waits under this number.
-            WaitSeen::New | WaitSeen::Stale => Some(ReplyResult::LeftQueue),
+            // Not applied (yet): the wait may be in the log still. The leave goes in the
+            // log too, so that a wait applied after it, under this number, does not queue.
+            WaitSeen::New => {
+                let term = self.term;
+                if let State::Leader(leader) = &self.state
+                    && leader.proposed.contains_key(&(client, seq))
+                {
+                    // Its wait (or this leave) is in flight: asked again, it is answered
+                    // once the wait applies.
+                    return None;
+                }
+                if self.log.last_index().next().is_none() {
+                    return Some(ReplyResult::Denied(Denial::NoMajority));
+                }
+                let command = Command::Dequeue {
+                    id: Handle(0),
+                    client,
+                    seq,
+                    feature: "".into(),
+                    asked: true,
+                };
+                let index = self.log.append(Entry { term, command });
+                if let State::Leader(leader) = &mut self.state {
+                    leader.proposed.insert((client, seq), index);
+                }
+                None
+            }
+            // A newer wait replaced this one.
+            WaitSeen::Stale => Some(ReplyResult::LeftQueue),
         }
     }
 
@@ -133,23 +160,29 @@ impl Server {
         let features: Vec<std::sync::Arc<str>> =
             self.seats.queues().map(|(name, _)| name.into()).collect();
         for feature in features {
-            let in_flight = match &self.state {
-                State::Leader(leader) if !leader.serving.contains(&feature) => {
-                    leader.grants_in_flight.get(&feature).copied().unwrap_or(0)
-                }
-                _ => continue,
-            };
+            if let State::Leader(leader) = &self.state
+                && leader.serving.contains(&feature)
+            {
+                continue;
+            }
             if self.log.last_index().next().is_none() {
                 return;
             }
+            // The seats free as applied. Grants in flight are not subtracted: a checkout
+            // proposed while a waiter is owed the seat was refused, and a wait in flight
+            // will queue behind it; if one took the seat after all, the turn applies as
+            // nothing, and the next is proposed on the table as it then is.
             let next = match self.catalog.count(&feature) {
                 // The license no longer has it: each waiter is told so, in turn.
-                None => self.seats.next_to_serve(&feature, 1),
+                None => self.seats.waiters_of(&feature).next(),
                 Some(count) => {
-                    let free = count
-                        .saturating_sub(self.seats.used(&feature))
-                        .saturating_sub(in_flight);
-                    if free == 0 || self.catalog.check(&feature, self.now.wall, None).is_err() {
+                    let free = count.saturating_sub(self.seats.used(&feature));
+                    if free == 0 {
+                        continue;
+                    }
+                    // A feature out of its dates (START, END) grants nothing: its waiters
+                    // wait until it is in force again, or their wait is over.
+                    if self.catalog.check(&feature, self.now.wall, None).is_err() {
                         continue;
                     }
                     self.seats.next_to_serve(&feature, free)
@@ -263,6 +296,7 @@ impl Server {
             } => {
                 leader.leaving.remove(id);
                 leader.wait_leases.remove(*id);
+                leader.proposed.remove(&(*client, *seq));
                 Some((*client, *seq))
             }
             _ => None,
@@ -272,9 +306,22 @@ impl Server {
         {
             leader.leases.set(*handle, now + lease);
         }
-        if let (Some((client, seq)), Some(outcome)) = (answer, outcome) {
-            let reply: ServerReply =
-                clients::reply_for(client, seq, from, outcome.clone(), client_lease);
+        let Some((client, seq)) = answer else {
+            return;
+        };
+        // A departure that found its waiter gone (served, or left) answers as it went.
+        let outcome = match outcome {
+            Some(outcome) => Some(outcome.clone()),
+            None if matches!(command, Command::Dequeue { .. }) => {
+                match self.seats.wait_seen(client, seq) {
+                    WaitSeen::Answered(outcome) => Some(outcome),
+                    _ => None,
+                }
+            }
+            None => None,
+        };
+        if let Some(outcome) = outcome {
+            let reply: ServerReply = clients::reply_for(client, seq, from, outcome, client_lease);
             self.push(Output::Reply(reply));
         }
     }
@@ -557,5 +604,53 @@ mod tests {
             answers(&driver.ask(10, 1, wait_as("ivy"))),
             [(10, 1, ReplyResult::Denied(Denial::Excluded))]
         );
+    }
+
+    /// The queue departures `outputs` report: (client, seq, asked).
+    fn departures(outputs: &[Output]) -> Vec<(u64, u64, bool)> {
+        outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Event(crate::ServerEvent::SeatChanged {
+                    change:
+                        crate::server::SeatChange::LeftQueue {
+                            client, seq, asked, ..
+                        },
+                    ..
+                }) => Some((client.0, seq.0, *asked)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_way_out_of_the_queue_is_reported() {
+        let mut driver = full();
+        driver.ask(6, 1, wait_as("fay"));
+        // A newer wait of the same client replaces its older one.
+        let outputs = driver.ask(6, 2, wait_as("fay"));
+        assert_eq!(departures(&outputs), [(6, 1, true)]);
+        driver.ask(7, 1, wait_as("ivy"));
+        // Ivy is excluded while she waits: her turn is a refusal, and she leaves.
+        let push = Op::PushOptions {
+            text: "EXCLUDE cad USER ivy\n".into(),
+            by: "root@admin".into(),
+        };
+        driver.ask(900, 1, push);
+        // A leave under a number whose wait has not applied: recorded (a wait applied
+        // later under it does not queue), and the client's older wait leaves with it.
+        let outputs = driver.ask(6, 3, Op::StopWaiting);
+        assert_eq!(answers(&outputs), [(6, 3, ReplyResult::LeftQueue)]);
+        assert_eq!(departures(&outputs), [(6, 2, true)]);
+        assert_eq!(
+            answers(&driver.ask(6, 3, wait_as("fay"))),
+            [(6, 3, ReplyResult::LeftQueue)]
+        );
+        let replies = check_in(&mut driver, 1);
+        assert!(
+            replies.contains(&(7, 1, ReplyResult::Denied(Denial::Excluded))),
+            "{replies:?}"
+        );
+        assert_eq!(driver.server.seats().waiting(), 0);
     }
 }

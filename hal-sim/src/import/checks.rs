@@ -204,6 +204,8 @@ pub fn checks(
                 let count: &mut i64 = in_use.entry(seat.record.feature.clone()).or_insert(0);
                 *count += match seat.record.change {
                     SeatChangeName::Granted | SeatChangeName::Borrowed => 1,
+                    // A place in a queue, not a seat.
+                    SeatChangeName::Queued | SeatChangeName::LeftQueue => 0,
                     _ => -1,
                 };
             }

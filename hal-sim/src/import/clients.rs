@@ -441,6 +441,8 @@ impl<'a> Races<'a> {
             let n = used.entry(r.feature.as_str()).or_insert(0);
             *n = match r.change {
                 SeatChangeName::Granted | SeatChangeName::Borrowed => n.saturating_add(1),
+                // A place in a queue, not a seat.
+                SeatChangeName::Queued | SeatChangeName::LeftQueue => *n,
                 _ => n.saturating_sub(1),
             };
             let changes = races.in_use.entry(r.feature.clone()).or_default();
