@@ -378,18 +378,23 @@ impl Server {
             }
             if borrow_end.is_none() {
                 let deadline = self.now.mono + self.timing().seat_lease();
-                let Some(leader) = Self::leased_leader(
-                    &mut self.state,
-                    self.now.mono,
-                    self.applied,
-                    self.config.plants,
-                ) else {
+                let Some(leader) = self.lease_holder() else {
                     return ReplyResult::Denied(Denial::NoMajority);
                 };
                 leader.leases.set(*handle, deadline);
             }
         }
         reply_for(client, seq, self.id(), outcome, self.timing().client_lease).result
+    }
+
+    /// [`Server::leased_leader`] of this server now.
+    pub(super) fn lease_holder(&mut self) -> Option<&mut super::Leader> {
+        Self::leased_leader(
+            &mut self.state,
+            self.now.mono,
+            self.applied,
+            self.config.plants,
+        )
     }
 
     /// The leader state, if this server may renew leases now: it leads, holds its leader

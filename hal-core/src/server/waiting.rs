@@ -37,12 +37,7 @@ impl Server {
             } => {
                 // The client is still there: its place is kept for another lease.
                 let deadline = self.now.mono + self.timing().seat_lease();
-                let Some(leader) = Self::leased_leader(
-                    &mut self.state,
-                    self.now.mono,
-                    self.applied,
-                    self.config.plants,
-                ) else {
+                let Some(leader) = self.lease_holder() else {
                     return Some(ReplyResult::Denied(Denial::NoMajority));
                 };
                 if !leader.leaving.contains(&id) {
