@@ -89,25 +89,8 @@ impl Server {
         }
         match self.seats.wait_seen(client, seq) {
             WaitSeen::Waiting { id, feature, .. } => {
-                let term = self.term;
-                let full = self.log.last_index().next().is_none();
-                let State::Leader(leader) = &mut self.state else {
+                if !self.propose_leave(id, (client, seq), feature, true) {
                     return Some(ReplyResult::Denied(Denial::NoMajority));
-                };
-                if full {
-                    return Some(ReplyResult::Denied(Denial::NoMajority));
-                }
-                if leader.leaving.insert(id) {
-                    self.log.append(Entry {
-                        term,
-                        command: Command::Dequeue {
-                            id,
-                            client,
-                            seq,
-                            feature,
-                            asked: true,
-                        },
-                    });
                 }
                 // Answered when the entry applies.
                 None
@@ -208,7 +191,6 @@ impl Server {
     /// seat's lease leave its queue.
     pub(super) fn expire_waits(&mut self) {
         let now = self.now.mono;
-        let term = self.term;
         let State::Leader(leader) = &mut self.state else {
             return;
         };
@@ -222,24 +204,38 @@ impl Server {
                 continue;
             };
             let (client, seq, feature) = (waiter.client, waiter.seq, feature.into());
-            let full = self.log.last_index().next().is_none();
-            let State::Leader(leader) = &mut self.state else {
-                return;
-            };
-            if full || !leader.leaving.insert(id) {
-                continue;
-            }
-            self.log.append(Entry {
-                term,
-                command: Command::Dequeue {
-                    id,
-                    client,
-                    seq,
-                    feature,
-                    asked: false,
-                },
-            });
+            self.propose_leave(id, (client, seq), feature, false);
         }
+    }
+
+    /// As leader, proposes that waiter `id` (`client`'s `seq`, for `feature`) leave its
+    /// queue, once: while that entry is in flight, asking again proposes nothing. False
+    /// if this server cannot propose (it does not lead, or its log is full).
+    fn propose_leave(
+        &mut self,
+        id: Handle,
+        (client, seq): (ClientId, RequestSeq),
+        feature: std::sync::Arc<str>,
+        asked: bool,
+    ) -> bool {
+        let term = self.term;
+        if self.log.last_index().next().is_none() {
+            return false;
+        }
+        let State::Leader(leader) = &mut self.state else {
+            return false;
+        };
+        if leader.leaving.insert(id) {
+            let command = Command::Dequeue {
+                id,
+                client,
+                seq,
+                feature,
+                asked,
+            };
+            self.log.append(Entry { term, command });
+        }
+        true
     }
 
     /// A wait's, a turn's or a departure's effect on the leader's soft state once its
