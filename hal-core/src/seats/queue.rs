@@ -151,12 +151,6 @@ impl Seats {
         left
     }
 
-    /// Whether a new request may take one of the `free` seats of `feature`: not while
-    /// the requests waiting take them all ([`Seats::seats_left_for_newcomer`]).
-    pub fn newcomer_may_take(&self, feature: &str, free: u32) -> bool {
-        self.seats_left_for_newcomer(feature, free) > 0
-    }
-
     /// The request whose turn it is for one of the `free` seats of `feature` (the first
     /// the options let have a seat, or must refuse one), if any waits.
     pub fn next_to_serve(&self, feature: &str, free: u32) -> Option<&Waiter> {
