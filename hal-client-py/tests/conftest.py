@@ -240,7 +240,7 @@ class Cluster:
         features = status.get("features")
         assert isinstance(features, list), f"no features in {status}"
         for f in features:
-            if f["name"] == feature:
+            if f["feature"] == feature:
                 handles = sorted(h["handle"] for h in f["holders"])
                 return int(f["used"]), handles
         raise AssertionError(f"no {feature} in {status}")

@@ -1,5 +1,5 @@
 //! What every administrative verb (`remove`, `license push`, `options push`) is given:
-//! where the servers are, the admin certificate, how long to wait, and how to print.
+//! where the servers are, the admin certificate, and how long to wait.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,9 +28,6 @@ pub struct AdminArgs {
     /// How long to wait for each server's answer.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    pub json: bool,
     #[command(flatten)]
     security: crate::client_cmd::SecurityArgs,
 }
@@ -38,8 +35,9 @@ pub struct AdminArgs {
 impl AdminArgs {
     /// Each server's address and slot, in path order.
     pub fn servers(&self) -> Result<Vec<(String, ServerId)>> {
-        let path = LicensePath::parse(&self.license_path)
-            .with_context(|| format!("--license-path '{}'", self.license_path))?;
+        let path = LicensePath::parse(&self.license_path).map_err(|e| {
+            crate::output::Usage(format!("--license-path '{}': {e}", self.license_path))
+        })?;
         let count = path.addrs().len();
         Ok(path
             .addrs()

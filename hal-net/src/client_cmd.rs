@@ -19,7 +19,7 @@ use hal_net::tls_transport::{ClientTransport, TlsTransport};
 use hal_net::transport::TcpTransport;
 use serde_json::json;
 
-use crate::signals;
+use crate::{output, signals};
 
 /// Where the servers are, and how they are timed.
 #[derive(Debug, Clone, Args)]
@@ -32,9 +32,6 @@ pub struct PathArgs {
     /// The servers' timing profile (sets how long to wait for a failover).
     #[arg(long, default_value = "lan", value_parser = ["lan", "wan"])]
     profile: String,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
     security: SecurityArgs,
 }
@@ -152,9 +149,6 @@ pub struct BorrowedArgs {
     /// server it certified.
     #[arg(long, env = "HAL_TRIAD_CA", value_name = "FILE")]
     ca: PathBuf,
-    /// Print one JSON object per record instead of text.
-    #[arg(long)]
-    json: bool,
 }
 
 /// Why a request got nothing.
@@ -181,7 +175,7 @@ async fn options(path: &PathArgs) -> Result<Options> {
     let options = match &path.license_path {
         Some(license_path) => {
             LicensePath::parse(license_path)
-                .with_context(|| format!("--license-path '{license_path}'"))?;
+                .map_err(|e| output::Usage(format!("--license-path '{license_path}': {e}")))?;
             Options::new(license_path)?
         }
         None => {
@@ -279,23 +273,19 @@ fn refused(answer: &Answer, json: bool) -> ExitCode {
     match answer {
         Answer::Denied(reason) => {
             if json {
-                println!(
-                    "{}",
-                    json!({"result": "denied", "reason": reason.name(), "detail": reason.to_string()})
-                );
+                let fields = json!({"result": "denied", "reason": reason.name()});
+                output::fail(true, output::DENIED, &reason.to_string(), fields)
             } else {
                 eprintln!("denied: {reason}");
+                ExitCode::from(output::DENIED)
             }
-            ExitCode::from(2)
         }
-        Answer::Unreachable(why) => {
-            if json {
-                println!("{}", json!({"result": "unreachable", "error": why}));
-            } else {
-                eprintln!("error: no license server could be reached ({why})");
-            }
-            ExitCode::from(3)
-        }
+        Answer::Unreachable(why) => output::fail(
+            json,
+            output::UNREACHABLE,
+            &format!("no license server could be reached ({why})"),
+            json!({"result": "unreachable"}),
+        ),
         Answer::Unknown { why, settled } => {
             let (outcome, released, text) = match settled {
                 Some(Some(handle)) => (
@@ -311,24 +301,23 @@ fn refused(answer: &Answer, json: bool) -> ExitCode {
                         .to_string(),
                 ),
             };
-            if json {
-                println!(
-                    "{}",
-                    json!({"result": "unreachable", "outcome": outcome, "released": released, "error": why})
-                );
-            } else {
-                eprintln!("error: the license servers did not answer in time ({why}); {text}");
-            }
-            ExitCode::from(3)
+            output::fail(
+                json,
+                output::UNREACHABLE,
+                &format!("the license servers did not answer in time ({why}); {text}"),
+                json!({"result": "unreachable", "outcome": outcome, "released": released}),
+            )
         }
-        Answer::Interrupted => {
-            eprintln!("interrupted before the servers answered");
-            ExitCode::FAILURE
-        }
+        Answer::Interrupted => output::fail(
+            json,
+            output::FAILED,
+            "interrupted before the servers answered",
+            json!({"result": "interrupted"}),
+        ),
     }
 }
 
-pub async fn checkout(args: CheckoutArgs) -> Result<ExitCode> {
+pub async fn checkout(args: CheckoutArgs, json: bool) -> Result<ExitCode> {
     // Installed before the seat is taken, so a stop signal always checks it in.
     let stop = signals::stop();
     let client = client(&args.path).await?;
@@ -343,12 +332,12 @@ pub async fn checkout(args: CheckoutArgs) -> Result<ExitCode> {
         Ok(seat) => seat,
         Err(refusal) => {
             client.close().await;
-            return Ok(refused(&refusal, args.path.json));
+            return Ok(refused(&refusal, json));
         }
     };
     let handle = seat.handle();
     let server = seat.server().get();
-    if args.path.json {
+    if json {
         let line = json!({"result": "granted", "server": server, "handle": handle.to_string(),
             "feature": args.feature, "granted_by": seat.granted().granted_by.get()});
         println!("{line}");
@@ -358,12 +347,13 @@ pub async fn checkout(args: CheckoutArgs) -> Result<ExitCode> {
             args.feature
         );
     }
-    if let Some(code) = hold(&mut events, handle, args.hold, stop).await {
+    if let Some(code) = hold(&mut events, handle, (args.hold, json), stop).await {
         return Ok(code);
     }
     let code = match answer(seat.checkin(), &mut events).await? {
         Ok(()) => {
-            if !args.path.json {
+            // With --json the grant was the one object; exit 0 says it was checked in.
+            if !json {
                 println!("checked in: {handle}");
             }
             ExitCode::SUCCESS
@@ -376,10 +366,16 @@ pub async fn checkout(args: CheckoutArgs) -> Result<ExitCode> {
                 Answer::Interrupted => "interrupted".to_string(),
                 _ => "no answer".to_string(),
             };
-            eprintln!(
-                "warning: checkin of {handle} failed ({why}); the seat expires when its lease runs out"
+            let message = format!(
+                "checkin of {handle} failed ({why}); the seat expires when its lease runs out"
             );
-            ExitCode::FAILURE
+            if json {
+                let fields = json!({"result": "checkin_failed", "handle": handle.to_string()});
+                output::fail(true, output::FAILED, &message, fields)
+            } else {
+                eprintln!("warning: {message}");
+                ExitCode::FAILURE
+            }
         }
     };
     client.close().await;
@@ -391,9 +387,13 @@ pub async fn checkout(args: CheckoutArgs) -> Result<ExitCode> {
 async fn hold(
     events: &mut Events,
     handle: Handle,
-    hold: Option<Duration>,
+    (hold, json): (Option<Duration>, bool),
     stop: impl std::future::Future<Output = ()>,
 ) -> Option<ExitCode> {
+    let lost = |result: &str, message: String| {
+        let fields = json!({"result": result, "handle": handle.to_string()});
+        Some(output::fail(json, output::FAILED, &message, fields))
+    };
     let until = async {
         match hold {
             Some(hold) => tokio::time::sleep(hold).await,
@@ -407,13 +407,11 @@ async fn hold(
             () = &mut until => return None,
             () = &mut stop => return None,
             Some(event) = events.next() => match event {
-                Event::Lost { handle: lost, .. } if lost == handle => {
-                    eprintln!("error: seat {handle} lost: its lease ran out without an acknowledged heartbeat");
-                    return Some(ExitCode::FAILURE);
+                Event::Lost { handle: gone, .. } if gone == handle => {
+                    return lost("lost", format!("seat {handle} lost: its lease ran out without an acknowledged heartbeat"));
                 }
                 Event::Removed { handle: removed, .. } if removed == handle => {
-                    eprintln!("error: seat {handle} was removed by an administrator (hal-net remove)");
-                    return Some(ExitCode::FAILURE);
+                    return lost("removed", format!("seat {handle} was removed by an administrator (hal-net remove)"));
                 }
                 other => note(&other),
             },
@@ -421,22 +419,22 @@ async fn hold(
     }
 }
 
-pub async fn borrow(args: BorrowArgs) -> Result<ExitCode> {
+pub async fn borrow(args: BorrowArgs, json: bool) -> Result<ExitCode> {
     let client = client(&args.path).await?;
     let mut events = client.events();
     let outcome = answer(client.borrow(&args.feature, args.hours), &mut events).await?;
     client.close().await;
     let record = match outcome {
         Ok(record) => record,
-        Err(refusal) => return Ok(refused(&refusal, args.path.json)),
+        Err(refusal) => return Ok(refused(&refusal, json)),
     };
     let store = BorrowStore::default_location()?;
     store.add(record.clone())?;
     let handle = record.handle()?;
     let end = crate::status_cmd::format_wall(record.end_ms);
-    if args.path.json {
+    if json {
         let line = json!({"result": "granted", "server": record.server, "handle": handle.to_string(),
-            "feature": args.feature, "end": end, "end_ms": record.end_ms,
+            "feature": args.feature, "borrow_end": end, "borrow_end_ms": record.end_ms,
             "signed": record.proof.is_some()});
         println!("{line}");
     } else {
@@ -454,34 +452,42 @@ pub async fn borrow(args: BorrowArgs) -> Result<ExitCode> {
 
 /// `hal-net borrowed`: this machine's borrow records, each proved offline against the
 /// CA (no server is asked).
-pub fn borrowed(args: &BorrowedArgs) -> Result<ExitCode> {
+pub fn borrowed(args: &BorrowedArgs, json: bool) -> Result<ExitCode> {
     let store = BorrowStore::default_location()?;
     let now = std::time::SystemTime::now();
     let host = hal_net::client::this_host();
     let mut found = false;
     let records = store.list()?;
+    let mut listed = Vec::new();
     for record in records
         .iter()
         .filter(|r| args.feature.as_ref().is_none_or(|f| *f == r.feature))
     {
         let end = crate::status_cmd::format_wall(record.end_ms);
-        let (state, why) = match record.verify(&args.ca) {
+        let (state, why, signer) = match record.verify(&args.ca) {
             Ok(proved) if proved.host != host => (
                 "refused",
                 format!("borrowed on host {}, and this is {host}", proved.host),
+                None,
             ),
             Ok(proved) if proved.is_current(now) => {
                 found = true;
-                ("valid", format!("signed by server {}", proved.signer))
+                let signer = proved.signer;
+                (
+                    "valid",
+                    format!("signed by server {signer}"),
+                    Some(signer.get()),
+                )
             }
-            Ok(_) => ("ended", String::new()),
-            Err(Error::Record(why)) => ("refused", why),
+            Ok(_) => ("ended", String::new(), None),
+            Err(Error::Record(why)) => ("refused", why, None),
             Err(e) => return Err(e.into()),
         };
-        if args.json {
-            let line = json!({"handle": record.handle, "feature": record.feature,
-                "end": end, "end_ms": record.end_ms, "state": state, "why": why});
-            println!("{line}");
+        if json {
+            let error = (state == "refused").then(|| why.clone());
+            listed.push(json!({"handle": record.handle, "feature": record.feature,
+                "borrow_end": end, "borrow_end_ms": record.end_ms, "state": state,
+                "signed_by": signer, "error": error}));
         } else {
             let (handle, feature) = (&record.handle, &record.feature);
             match state {
@@ -492,23 +498,23 @@ pub fn borrowed(args: &BorrowedArgs) -> Result<ExitCode> {
             }
         }
     }
-    if args.feature.is_some() && !found {
-        if !args.json {
-            eprintln!(
-                "no current borrow of {} proves itself (records: {})",
-                args.feature.as_deref().unwrap_or_default(),
-                store.path().display()
-            );
-        }
-        return Ok(ExitCode::FAILURE);
+    let records_at = store.path().display().to_string();
+    let value = json!({"borrows": listed, "records": records_at, "found": found});
+    if let Some(feature) = args.feature.as_deref().filter(|_| !found) {
+        let message =
+            format!("no current borrow of {feature} proves itself (records: {records_at})");
+        return Ok(output::fail(json, output::FAILED, &message, value));
     }
-    if records.is_empty() && !args.json {
-        println!("no borrowed seats (records: {})", store.path().display());
+    if json {
+        println!("{value}");
+    }
+    if records.is_empty() && !json {
+        println!("no borrowed seats (records: {records_at})");
     }
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn return_borrow(args: ReturnArgs) -> Result<ExitCode> {
+pub async fn return_borrow(args: ReturnArgs, json: bool) -> Result<ExitCode> {
     let handle = parse_handle(&args.handle).map_err(|e| anyhow!(e))?;
     let store = BorrowStore::default_location()?;
     let Some(record) = store.find(handle)? else {
@@ -525,16 +531,13 @@ pub async fn return_borrow(args: ReturnArgs) -> Result<ExitCode> {
         Ok(Returned::Returned) => ("returned", "returned"),
         // The borrow ended (or was returned) already: the record is stale.
         Ok(Returned::AlreadyEnded) => ("already_ended", "already ended on the servers"),
-        Err(refusal) => return Ok(refused(&refusal, args.path.json)),
+        Err(refusal) => return Ok(refused(&refusal, json)),
     };
     store.remove(handle)?;
-    if args.path.json {
-        println!(
-            "{}",
-            json!({"result": result, "handle": handle.to_string()})
-        );
-    } else {
-        println!("{}: seat {handle} {note}", record.feature);
-    }
+    output::print(
+        json,
+        &format!("{}: seat {handle} {note}\n", record.feature),
+        &json!({"result": result, "handle": handle.to_string(), "feature": record.feature}),
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -24,7 +24,8 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
-use crate::signals;
+use crate::{output, signals};
+use serde_json::json;
 
 #[derive(Debug, Args)]
 pub struct DevClusterArgs {
@@ -52,7 +53,7 @@ FEATURE HAL
 /// How long children get to stop after SIGTERM before they are killed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
-pub fn run(args: DevClusterArgs) -> Result<ExitCode> {
+pub fn run(args: DevClusterArgs, json: bool) -> Result<ExitCode> {
     crate::serve_cmd::init_logging();
     let dir = &args.dir;
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -66,7 +67,7 @@ pub fn run(args: DevClusterArgs) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(supervise(&dir, &configs, &ports, &license))
+    runtime.block_on(supervise(&dir, &configs, &ports, (&license, json)))
 }
 
 /// Makes the key (unless there is one) and the signed license; returns its path.
@@ -140,12 +141,13 @@ async fn supervise(
     dir: &Path,
     configs: &[PathBuf],
     ports: &[u16],
-    license: &Path,
+    (license, json): (&Path, bool),
 ) -> Result<ExitCode> {
     // Before any child exists, so that a stop signal always stops them too.
     let stop = signals::stop();
     let exe = std::env::current_exe().context("cannot find the hal-net executable")?;
     let mut children: Vec<Child> = Vec::new();
+    let mut started = Vec::new();
     for (i, config) in configs.iter().enumerate() {
         let id = i + 1;
         let log_path = dir.join(format!("server{id}.log"));
@@ -174,9 +176,53 @@ async fn supervise(
         fs::write(&pid_path, format!("{pid}\n"))
             .with_context(|| format!("cannot write {}", pid_path.display()))?;
         children.push(child);
+        started.push(json!({"server": id, "address": format!("127.0.0.1:{}", ports[i]),
+            "pid": pid, "log": log_path.display().to_string(), "config": config.display().to_string()}));
     }
     let path: Vec<String> = ports.iter().map(|p| format!("{p}@127.0.0.1")).collect();
     let path = path.join(";");
+    let logs = |id: usize| dir.join(format!("server{id}.log"));
+    if json {
+        let tls = dir.join(TLS_DIR);
+        println!(
+            "{}",
+            json!({"result": "started", "dir": dir.display().to_string(),
+                "license": license.display().to_string(), "license_path": path,
+                "ca": tls.join(triad_dir::CA_CERT_FILE).display().to_string(),
+                "admin_cert": tls.join("admin.pem").display().to_string(),
+                "admin_key": tls.join("admin.key").display().to_string(),
+                "servers": started})
+        );
+    } else {
+        print_started(dir, ports, license, &path);
+    }
+    let died = watch(&mut children, stop, (&logs, json)).await;
+    stop_all(&mut children).await;
+    for id in 1..=3 {
+        let _ = fs::remove_file(dir.join(format!("server{id}.pid")));
+    }
+    if died {
+        let message = format!(
+            "all three servers have exited; their logs are {}/server1.log ...",
+            dir.display()
+        );
+        return Ok(output::fail(
+            json,
+            output::FAILED,
+            &message,
+            json!({"result": "died"}),
+        ));
+    }
+    output::print(
+        json,
+        "dev-cluster: stopped\n",
+        &json!({"result": "stopped"}),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What the demo started and what to try next, for a person.
+fn print_started(dir: &Path, ports: &[u16], license: &Path, path: &str) {
     println!(
         "dev-cluster: three servers on 127.0.0.1 ports {}..{} (logs: {}/server1.log ...)",
         ports[0],
@@ -204,24 +250,25 @@ async fn supervise(
         dir.display()
     );
     println!();
-    println!("Ctrl-C stops the three servers.");
-    watch(&mut children, stop).await;
-    stop_all(&mut children).await;
-    for id in 1..=3 {
-        let _ = fs::remove_file(dir.join(format!("server{id}.pid")));
-    }
-    println!("dev-cluster: stopped");
-    Ok(ExitCode::SUCCESS)
+    println!("Ctrl-C stops the three servers; dev-cluster also ends when all three have exited.");
 }
 
+/// How many lines of a server's log to show when it exits on its own.
+const LOG_TAIL_LINES: usize = 5;
+
 /// Waits for the stop signal, reporting children that exit on the way (killing one is
-/// part of the demo).
-async fn watch(children: &mut [Child], stop: impl std::future::Future<Output = ()>) {
+/// part of the demo; one that exits with an error shows its log's last lines). Returns
+/// `true` when all three have exited, which ends the demo: nothing is left to serve.
+async fn watch(
+    children: &mut [Child],
+    stop: impl std::future::Future<Output = ()>,
+    (log_of, json): (&dyn Fn(usize) -> PathBuf, bool),
+) -> bool {
     tokio::pin!(stop);
     let mut reported = [false; 3];
     loop {
         tokio::select! {
-            () = &mut stop => return,
+            () = &mut stop => return false,
             () = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
         for (i, child) in children.iter_mut().enumerate() {
@@ -229,10 +276,43 @@ async fn watch(children: &mut [Child], stop: impl std::future::Future<Output = (
                 && !reported[i]
             {
                 reported[i] = true;
-                println!("dev-cluster: server #{} exited ({status})", i + 1);
+                let id = i + 1;
+                let log = log_of(id);
+                let tail = if status.code().is_some_and(|code| code != 0) {
+                    log_tail(&log, LOG_TAIL_LINES)
+                } else {
+                    Vec::new()
+                };
+                if json {
+                    println!(
+                        "{}",
+                        json!({"result": "exited", "server": id, "status": status.to_string(),
+                            "log": log.display().to_string(), "log_tail": tail})
+                    );
+                } else {
+                    println!("dev-cluster: server #{id} exited ({status})");
+                    for line in &tail {
+                        println!("  {}: {line}", log.display());
+                    }
+                }
             }
         }
+        if reported.iter().all(|&r| r) {
+            return true;
+        }
     }
+}
+
+/// The last `lines` lines of the file at `path` (none if it cannot be read).
+fn log_tail(path: &Path, lines: usize) -> Vec<String> {
+    let Ok(text) = fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..]
+        .iter()
+        .map(|l| (*l).to_owned())
+        .collect()
 }
 
 /// SIGTERM to each child, then SIGKILL to any still running after the grace period.

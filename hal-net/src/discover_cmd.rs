@@ -16,6 +16,7 @@ use hal_net::discovery::client::{GROUP_VAR, PORT_VAR, TO_VAR, parse_group, parse
 use hal_net::discovery::{Discovered, DiscoveryError, Found, Search};
 use serde_json::{Value, json};
 
+use crate::output;
 use crate::status_cmd::shown;
 
 #[derive(Debug, Args)]
@@ -38,12 +39,9 @@ pub struct DiscoverArgs {
     /// How long to collect answers.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     timeout: Duration,
-    /// Print one JSON object instead of a table.
-    #[arg(long)]
-    json: bool,
 }
 
-pub async fn run(args: DiscoverArgs) -> Result<ExitCode> {
+pub async fn run(args: DiscoverArgs, json: bool) -> Result<ExitCode> {
     let mut to = args.to;
     if to.is_empty()
         && let Some(var) = std::env::var_os(TO_VAR)
@@ -63,18 +61,17 @@ pub async fn run(args: DiscoverArgs) -> Result<ExitCode> {
     let found = match search.run().await {
         Ok(found) => found,
         Err(nothing @ DiscoveryError::NothingAnswered { .. }) => {
-            if args.json {
-                println!(
-                    "{}",
-                    json!({"servers": [], "license_path": null, "triads": 0})
-                );
-            }
-            eprintln!("error: {nothing}");
-            return Ok(ExitCode::from(3));
+            let fields = json!({"servers": [], "license_path": null, "triads": 0});
+            return Ok(output::fail(
+                json,
+                output::UNREACHABLE,
+                &nothing.to_string(),
+                fields,
+            ));
         }
         Err(error) => return Err(error.into()),
     };
-    if args.json {
+    if json {
         println!("{}", as_json(&found));
     } else {
         print!("{}", as_table(&found));

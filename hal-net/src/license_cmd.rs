@@ -12,6 +12,9 @@ use hal_core::license::{Feature, License, ServeMode, Validity, sign_text};
 use hal_net::keys;
 use hal_net::license_file::{self, LoadedLicense};
 use serde::Serialize;
+use serde_json::json;
+
+use crate::output::{self, Usage};
 
 #[derive(Debug, Subcommand)]
 pub enum LicenseCommand {
@@ -60,34 +63,31 @@ pub enum LicenseCommand {
         /// The license file to show.
         #[arg(value_name = "FILE.lic")]
         file: PathBuf,
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
     },
 }
 
-pub fn run(command: LicenseCommand) -> Result<ExitCode> {
+pub fn run(command: LicenseCommand, json: bool) -> Result<ExitCode> {
     match command {
-        LicenseCommand::Keygen { out, force } => keygen(&out, force),
-        LicenseCommand::Sign { key, input, output } => sign(&key, &input, &output),
-        LicenseCommand::Verify { pubkey, file } => verify(&pubkey, &file),
-        LicenseCommand::Show { file, json } => show(&file, json),
+        LicenseCommand::Keygen { out, force } => keygen(&out, force, json),
+        LicenseCommand::Sign { key, input, output } => sign(&key, &input, &output, json),
+        LicenseCommand::Verify { pubkey, file } => verify(&pubkey, &file, json),
+        LicenseCommand::Show { file } => show(&file, json),
         LicenseCommand::Push(args) => {
-            crate::runtime().and_then(|rt| rt.block_on(crate::license_push_cmd::run(args)))
+            crate::runtime().and_then(|rt| rt.block_on(crate::license_push_cmd::run(args, json)))
         }
     }
 }
 
-fn keygen(out: &Path, force: bool) -> Result<ExitCode> {
+fn keygen(out: &Path, force: bool, json: bool) -> Result<ExitCode> {
     let (private, public) = keys::generate(out, force)?;
-    println!(
-        "wrote {} (private: keep it secret, mode 0600)",
-        private.display()
-    );
-    println!(
-        "wrote {} (public: give it to license server operators)",
+    let text = format!(
+        "wrote {} (private: keep it secret, mode 0600)\nwrote {} (public: give it to license server operators)\n",
+        private.display(),
         public.display()
     );
+    let value = json!({"private_key": private.display().to_string(),
+        "public_key": public.display().to_string()});
+    output::print(json, &text, &value);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -95,8 +95,14 @@ fn load(path: &Path) -> Result<LoadedLicense> {
     Ok(license_file::load(path)?)
 }
 
-fn sign(key_path: &Path, input: &Path, output: &Path) -> Result<ExitCode> {
+fn sign(key_path: &Path, input: &Path, output: &Path, json: bool) -> Result<ExitCode> {
     let to_stdout = output == Path::new("-");
+    if to_stdout && json {
+        return Err(Usage(
+            "--json and -o - both want standard output: write the license to a file".into(),
+        )
+        .into());
+    }
     if !to_stdout && same_file(key_path, output) {
         anyhow::bail!(
             "{} is the vendor key given with --key; sign will not write a license over it",
@@ -122,12 +128,18 @@ fn sign(key_path: &Path, input: &Path, output: &Path) -> Result<ExitCode> {
     } else {
         license_file::save(output, signed.as_bytes())?;
     }
-    eprintln!(
+    let said = format!(
         "signed {} feature(s) ({}) into {}",
         names.len(),
         names.join(", "),
         output.display()
     );
+    if json {
+        let value = json!({"signed": names, "file": output.display().to_string()});
+        println!("{value}");
+    } else {
+        eprintln!("{said}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -149,44 +161,69 @@ fn same_file(a: &Path, b: &Path) -> bool {
     false
 }
 
-fn verify(pubkey: &Path, file: &Path) -> Result<ExitCode> {
+fn verify(pubkey: &Path, file: &Path, json: bool) -> Result<ExitCode> {
     let public = keys::read_verifying_key(pubkey)?;
     let LoadedLicense { license, .. } = load(file)?;
     let today = time::OffsetDateTime::now_utc().date();
     let mut bad = 0;
+    let mut text = String::new();
+    let mut features = Vec::new();
     for (feature, verdict) in license.verify(&public) {
         let place = format!("{}:{}", license.source_name, feature.origin.line);
-        match verdict {
-            Ok(()) => println!("ok   FEATURE {} ({place})", feature.name),
-            Err(reason) => {
+        let error = verdict.err().map(|reason| reason.to_string());
+        match &error {
+            None => {
+                let _ = writeln!(text, "ok   FEATURE {} ({place})", feature.name);
+            }
+            Some(reason) => {
                 bad += 1;
-                println!("BAD  FEATURE {} ({place}): {reason}", feature.name);
+                let _ = writeln!(text, "BAD  FEATURE {} ({place}): {reason}", feature.name);
             }
         }
-        if let Some(note) = validity_note(feature, today) {
-            println!("     note: {note}");
+        let note = validity_note(feature, today);
+        if let Some(note) = &note {
+            let _ = writeln!(text, "     note: {note}");
         }
+        features.push(
+            json!({"feature": feature.name.as_str(), "line": feature.origin.line,
+            "verified": error.is_none(), "error": error, "note": note}),
+        );
     }
-    let serve_errors = license.serve_errors();
+    let serve_errors: Vec<String> = license
+        .serve_errors()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     for error in &serve_errors {
-        println!("BAD  {error}");
+        let _ = writeln!(text, "BAD  {error}");
     }
     let total = license.features.len();
     let unservable = "no server can serve the file as it is (see BAD above)";
-    match (bad, serve_errors.is_empty()) {
-        (0, true) => {
-            println!("verified: all {total} feature(s) carry a valid vendor signature");
-            return Ok(ExitCode::SUCCESS);
+    let failed = match (bad, serve_errors.is_empty()) {
+        (0, true) => None,
+        (0, false) => Some(format!("all {total} feature(s) verify, but {unservable}")),
+        (_, true) => Some(format!("{bad} of {total} feature(s) did not verify")),
+        (_, false) => Some(format!(
+            "{bad} of {total} feature(s) did not verify, and {unservable}"
+        )),
+    };
+    let fields = json!({"file": license.source_name, "verified": failed.is_none(),
+        "features": features, "serve_errors": serve_errors});
+    match failed {
+        None => {
+            let _ = writeln!(
+                text,
+                "verified: all {total} feature(s) carry a valid vendor signature"
+            );
+            output::print(json, &text, &fields);
+            Ok(ExitCode::SUCCESS)
         }
-        (0, false) => {
-            println!("FAILED: all {total} feature(s) verify, but {unservable}");
-        }
-        (_, true) => println!("FAILED: {bad} of {total} feature(s) did not verify"),
-        (_, false) => {
-            println!("FAILED: {bad} of {total} feature(s) did not verify, and {unservable}");
+        Some(failed) if json => Ok(output::fail(true, output::FAILED, &failed, fields)),
+        Some(failed) => {
+            println!("{text}FAILED: {failed}");
+            Ok(ExitCode::FAILURE)
         }
     }
-    Ok(ExitCode::FAILURE)
 }
 
 /// A note when a feature is not in force today.
@@ -201,7 +238,7 @@ fn validity_note(feature: &Feature, today: time::Date) -> Option<String> {
 /// One feature as `show --json` prints it. Field names are a stable interface.
 #[derive(Debug, Serialize)]
 struct FeatureView<'a> {
-    name: &'a str,
+    feature: &'a str,
     line: u32,
     vendor: &'a str,
     version: Option<&'a str>,
@@ -219,7 +256,7 @@ struct FeatureView<'a> {
 impl<'a> From<&'a Feature> for FeatureView<'a> {
     fn from(f: &'a Feature) -> FeatureView<'a> {
         FeatureView {
-            name: f.name.as_str(),
+            feature: f.name.as_str(),
             line: f.origin.line,
             vendor: f.vendor.as_str(),
             version: f.version.as_ref().map(|v| v.as_str()),
@@ -259,7 +296,7 @@ fn show(file: &Path, json: bool) -> Result<ExitCode> {
             serve_error: serve.as_ref().err().map(|e| e.to_string()),
             features: license.features.iter().map(FeatureView::from).collect(),
         };
-        println!("{}", serde_json::to_string_pretty(&view)?);
+        println!("{}", serde_json::to_string(&view)?);
     } else {
         let served = match &serve {
             Ok(ServeMode::Hal) => "served by a HAL triad of three servers".to_string(),

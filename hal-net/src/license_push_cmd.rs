@@ -25,6 +25,7 @@ use hal_net::wire::StatusReport;
 use serde_json::json;
 
 use crate::admin_args::AdminArgs;
+use crate::output;
 
 #[derive(Debug, Args)]
 pub struct PushArgs {
@@ -42,7 +43,7 @@ pub struct PushArgs {
 /// How long the command waits for every server to report the new license.
 const SWITCH_WAIT: Duration = Duration::from_secs(3);
 
-pub async fn run(args: PushArgs) -> Result<ExitCode> {
+pub async fn run(args: PushArgs, json: bool) -> Result<ExitCode> {
     let servers = args.admin.servers()?;
     let loaded = hal_net::license_file::load(&args.file)?;
     if let Some(pubkey) = &args.pubkey {
@@ -84,16 +85,24 @@ pub async fn run(args: PushArgs) -> Result<ExitCode> {
             // The server names the file as it received it; name it as the operator did.
             let reason = reason.replace("pushed license:", &format!("{file}:"));
             let text = format!(
-                "error: #{} refused {file}:\n{reason}\nthe license in force is unchanged",
+                "#{} refused {file}:\n{reason}\nthe license in force is unchanged",
                 server.get()
             );
-            let value = json!({"error": reason, "server": server.get(), "pushed": false});
-            return Ok(finish(args.admin.json, ExitCode::from(1), &text, &value));
+            let (message, fields) = if json {
+                (reason, json!({"server": server.get(), "pushed": false}))
+            } else {
+                (text, json!({}))
+            };
+            return Ok(output::fail(json, output::FAILED, &message, fields));
         }
         Err(error) => {
-            let value = json!({"error": error.to_string(), "pushed": false});
-            let text = format!("error: {error}");
-            return Ok(finish(args.admin.json, ExitCode::from(3), &text, &value));
+            let fields = json!({"pushed": false});
+            return Ok(output::fail(
+                json,
+                output::UNREACHABLE,
+                &error.to_string(),
+                fields,
+            ));
         }
     };
     let reports = switched(&transport, &servers, index, args.admin.timeout).await;
@@ -159,12 +168,8 @@ pub async fn run(args: PushArgs) -> Result<ExitCode> {
         "by": &*by,
         "servers": per_server,
     });
-    Ok(finish(
-        args.admin.json,
-        ExitCode::SUCCESS,
-        &lines.join("\n"),
-        &value,
-    ))
+    output::print(json, &format!("{}\n", lines.join("\n")), &value);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Each server's status once it serves the license from `index` on, or as it is after
@@ -189,21 +194,4 @@ async fn switched<T: Transport>(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// Prints `text` (or `value` with `--json`) and returns `code`.
-pub(crate) fn finish(
-    json: bool,
-    code: ExitCode,
-    text: &str,
-    value: &serde_json::Value,
-) -> ExitCode {
-    if json {
-        println!("{value}");
-    } else if code == ExitCode::SUCCESS {
-        println!("{text}");
-    } else {
-        eprintln!("{text}");
-    }
-    code
 }

@@ -1,13 +1,14 @@
 //! The `hal-net` binary: the HAL license server, its client verbs, and its operator and
 //! vendor tools.
 //!
-//! Exit codes: 0 success; 1 the operation failed (an invalid license or config, a bad
-//! signature, an unreadable file, a server that stopped on an error); 2 the command line
-//! was wrong, or a license request was denied; 3 no license server could be reached.
+//! Every verb takes `--json` (one JSON object on standard output, errors included) and
+//! exits with the codes of [`output`]: 0 done, 1 failed, 2 denied, 3 no server answered,
+//! 4 and 5 a degraded or not serving triad (`status`), 64 a wrong command line.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use serde_json::json;
 
 mod admin_args;
 mod client_cmd;
@@ -16,6 +17,7 @@ mod discover_cmd;
 mod license_cmd;
 mod license_push_cmd;
 mod options_cmd;
+mod output;
 mod remove_cmd;
 mod report_cmd;
 mod serve_cmd;
@@ -27,6 +29,10 @@ mod tls_cmd;
 #[derive(Debug, Parser)]
 #[command(name = "hal-net", version, about, long_about = None)]
 struct Cli {
+    /// Print one JSON object on standard output instead of text, errors included
+    /// (`{"error": "...", "exit_code": N}`).
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -83,36 +89,71 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage(&error),
+    };
+    let json = cli.json;
     let result = match cli.command {
-        Command::License(command) => license_cmd::run(command),
-        Command::Options(command) => options_cmd::run(command),
-        Command::Tls(command) => tls_cmd::run(command),
-        Command::Hostid => hostid(),
+        Command::License(command) => license_cmd::run(command, json),
+        Command::Options(command) => options_cmd::run(command, json),
+        Command::Tls(command) => tls_cmd::run(command, json),
+        Command::Hostid => hostid(json),
         Command::Serve(args) => serve_cmd::run(args),
-        Command::DevCluster(args) => dev_cluster::run(args),
-        Command::Report(args) => report_cmd::run(args),
-        Command::Status(args) => runtime().and_then(|rt| rt.block_on(status_cmd::run(args))),
-        Command::Discover(args) => runtime().and_then(|rt| rt.block_on(discover_cmd::run(args))),
-        Command::Checkout(args) => runtime().and_then(|rt| rt.block_on(client_cmd::checkout(args))),
-        Command::Borrow(args) => runtime().and_then(|rt| rt.block_on(client_cmd::borrow(args))),
-        Command::Borrowed(args) => client_cmd::borrowed(&args),
-        Command::Remove(args) => runtime().and_then(|rt| rt.block_on(remove_cmd::run(args))),
+        Command::DevCluster(args) => dev_cluster::run(args, json),
+        Command::Report(args) => report_cmd::run(args, json),
+        Command::Status(args) => runtime().and_then(|rt| rt.block_on(status_cmd::run(args, json))),
+        Command::Discover(args) => {
+            runtime().and_then(|rt| rt.block_on(discover_cmd::run(args, json)))
+        }
+        Command::Checkout(args) => {
+            runtime().and_then(|rt| rt.block_on(client_cmd::checkout(args, json)))
+        }
+        Command::Borrow(args) => {
+            runtime().and_then(|rt| rt.block_on(client_cmd::borrow(args, json)))
+        }
+        Command::Borrowed(args) => client_cmd::borrowed(&args, json),
+        Command::Remove(args) => runtime().and_then(|rt| rt.block_on(remove_cmd::run(args, json))),
         Command::Return(args) => {
-            runtime().and_then(|rt| rt.block_on(client_cmd::return_borrow(args)))
+            runtime().and_then(|rt| rt.block_on(client_cmd::return_borrow(args, json)))
         }
     };
     match result {
         Ok(code) => code,
         Err(error) => {
+            let code = if error.downcast_ref::<output::Usage>().is_some() {
+                output::USAGE
+            } else {
+                output::FAILED
+            };
             // With its causes (`: No such file or directory`); a license with several
             // errors gives one line each.
-            for line in with_causes(&error).lines() {
-                eprintln!("error: {line}");
-            }
-            ExitCode::FAILURE
+            output::fail(json, code, &with_causes(&error), json!({}))
         }
     }
+}
+
+/// A command line clap could not take: help and `--version` print and exit 0; anything
+/// else is a usage error, exit 64 (EX_USAGE), with `--json` as one object.
+fn usage(error: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) {
+        let _ = error.print();
+        return ExitCode::SUCCESS;
+    }
+    // The line did not parse, so whether it asked for JSON is read off it directly.
+    let json = std::env::args_os().skip(1).any(|arg| arg == "--json");
+    if json {
+        let message = error.render().to_string();
+        let first = message.lines().next().unwrap_or_default();
+        let first = first.strip_prefix("error: ").unwrap_or(first);
+        return output::fail(true, output::USAGE, first, json!({"usage": message}));
+    }
+    let _ = error.print();
+    ExitCode::from(output::USAGE)
 }
 
 /// `error: cause: cause ...`, leaving out a cause whose text the message before it already
@@ -135,8 +176,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-fn hostid() -> anyhow::Result<ExitCode> {
+fn hostid(json: bool) -> anyhow::Result<ExitCode> {
     let id = hal_net::hostid::this_machine()?;
-    println!("{id}");
+    output::print(json, &format!("{id}\n"), &json!({"hostid": id.to_string()}));
     Ok(ExitCode::SUCCESS)
 }

@@ -18,6 +18,7 @@ use hal_net::admin::{self, Push};
 use serde_json::json;
 
 use crate::admin_args::AdminArgs;
+use crate::output;
 
 #[derive(Debug, Subcommand)]
 pub enum OptionsCommand {
@@ -49,10 +50,10 @@ pub struct PushArgs {
     admin: crate::admin_args::AdminArgs,
 }
 
-pub fn run(command: OptionsCommand) -> Result<ExitCode> {
+pub fn run(command: OptionsCommand, json: bool) -> Result<ExitCode> {
     match command {
-        OptionsCommand::Check { file, license } => check(&file, license.as_deref()),
-        OptionsCommand::Push(args) => crate::runtime().and_then(|rt| rt.block_on(push(args))),
+        OptionsCommand::Check { file, license } => check(&file, license.as_deref(), json),
+        OptionsCommand::Push(args) => crate::runtime().and_then(|rt| rt.block_on(push(args, json))),
     }
 }
 
@@ -84,22 +85,23 @@ fn parse(path: &Path, text: &str, features: Option<&[&str]>) -> Result<Options> 
     })
 }
 
-fn check(path: &Path, license: Option<&Path>) -> Result<ExitCode> {
+fn check(path: &Path, license: Option<&Path>, json: bool) -> Result<ExitCode> {
     let text = read(path)?;
     let loaded = license.map(hal_net::license_file::load).transpose()?;
     let features: Option<Vec<&str>> = loaded
         .as_ref()
         .map(|l| l.license.features.iter().map(|f| f.name.as_str()).collect());
     let parsed = parse(path, &text, features.as_deref())?;
-    println!(
-        "{}: {} rule(s), no mistake",
-        path.display(),
-        parsed.rules().count()
+    let rules = parsed.rules().count();
+    output::print(
+        json,
+        &format!("{}: {rules} rule(s), no mistake\n", path.display()),
+        &json!({"file": path.display().to_string(), "rules": rules}),
     );
     Ok(ExitCode::SUCCESS)
 }
 
-async fn push(args: PushArgs) -> Result<ExitCode> {
+async fn push(args: PushArgs, json: bool) -> Result<ExitCode> {
     let servers = args.admin.servers()?;
     let text = read(&args.file)?;
     // Its own mistakes first, named by this file; the server checks the features.
@@ -116,7 +118,7 @@ async fn push(args: PushArgs) -> Result<ExitCode> {
         args.admin.timeout,
     )
     .await;
-    let (code, text, value) = match pushed {
+    let (text, value) = match pushed {
         Ok(Push::Pushed {
             index,
             changed,
@@ -131,28 +133,32 @@ async fn push(args: PushArgs) -> Result<ExitCode> {
                 format!("no change: {file} is the options file in force (since log index {index})")
             };
             let value = json!({"pushed": true, "changed": changed, "index": index, "server": server.get(), "by": &*by});
-            (ExitCode::SUCCESS, text, value)
+            (text, value)
         }
         Ok(Push::Refused { reason, by: server }) => {
             // The server names the file as it received it; name it as the operator did.
             let reason = reason.replace("pushed options:", &format!("{file}:"));
             let text = format!(
-                "error: #{} refused {file}:\n{reason}\nthe options in force are unchanged",
+                "#{} refused {file}:\n{reason}\nthe options in force are unchanged",
                 server.get()
             );
-            let value = json!({"pushed": false, "error": reason, "server": server.get()});
-            (ExitCode::from(1), text, value)
+            let (message, fields) = if json {
+                (reason, json!({"pushed": false, "server": server.get()}))
+            } else {
+                (text, json!({}))
+            };
+            return Ok(output::fail(json, output::FAILED, &message, fields));
         }
-        Err(error) => (
-            ExitCode::from(3),
-            format!("error: {error}"),
-            json!({"pushed": false, "error": error.to_string()}),
-        ),
+        Err(error) => {
+            let fields = json!({"pushed": false});
+            return Ok(output::fail(
+                json,
+                output::UNREACHABLE,
+                &error.to_string(),
+                fields,
+            ));
+        }
     };
-    Ok(crate::license_push_cmd::finish(
-        args.admin.json,
-        code,
-        &text,
-        &value,
-    ))
+    output::print(json, &format!("{text}\n"), &value);
+    Ok(ExitCode::SUCCESS)
 }

@@ -17,6 +17,7 @@ use hal_net::client::parse_handle;
 use serde_json::json;
 
 use crate::admin_args::AdminArgs;
+use crate::output;
 
 #[derive(Debug, Args)]
 pub struct RemoveArgs {
@@ -36,7 +37,7 @@ pub struct RemoveArgs {
     admin: crate::admin_args::AdminArgs,
 }
 
-pub async fn run(args: RemoveArgs) -> Result<ExitCode> {
+pub async fn run(args: RemoveArgs, json: bool) -> Result<ExitCode> {
     let servers = args.admin.servers()?;
     let transport = args.admin.transport()?;
     let target = match (&args.handle, &args.user) {
@@ -69,27 +70,25 @@ pub async fn run(args: RemoveArgs) -> Result<ExitCode> {
                 json!({"removed": list, "server": server.get(), "by": &*by}),
             )
         }
-        Ok(Removal::NothingHeld { by: server }) => (
-            ExitCode::from(1),
-            format!(
+        Ok(Removal::NothingHeld { by: server }) => {
+            let message = format!(
                 "nothing to remove: no seat is held by {what} (#{} is active)",
                 server.get()
-            ),
-            json!({"removed": [], "server": server.get(), "error": format!("no seat is held by {what}")}),
-        ),
-        Err(error) => (
-            ExitCode::from(3),
-            format!("error: {error}"),
-            json!({"error": error.to_string()}),
-        ),
+            );
+            let fields = json!({"removed": [], "server": server.get()});
+            return Ok(output::fail(json, output::FAILED, &message, fields));
+        }
+        Err(error) => {
+            let fields = json!({"removed": []});
+            return Ok(output::fail(
+                json,
+                output::UNREACHABLE,
+                &error.to_string(),
+                fields,
+            ));
+        }
     };
-    if args.admin.json {
-        println!("{value}");
-    } else if code == ExitCode::SUCCESS {
-        println!("{text}");
-    } else {
-        eprintln!("{text}");
-    }
+    output::print(json, &format!("{text}\n"), &value);
     Ok(code)
 }
 

@@ -22,7 +22,9 @@ use anyhow::{Context, Result};
 use clap::Args;
 use hal_net::report::{self, Options, Report, ReportError};
 
+use crate::output::{self, Usage};
 use crate::status_cmd::format_wall;
+use serde_json::json;
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
@@ -41,15 +43,15 @@ pub struct ReportArgs {
     /// Only this feature.
     #[arg(long, value_name = "FEATURE")]
     feature: Option<String>,
-    /// Print one JSON object instead of text.
-    #[arg(long, conflicts_with = "csv")]
-    json: bool,
     /// Print one CSV (`section,feature,subject,metric,value`) instead of text.
     #[arg(long)]
     csv: bool,
 }
 
-pub fn run(args: ReportArgs) -> Result<ExitCode> {
+pub fn run(args: ReportArgs, json: bool) -> Result<ExitCode> {
+    if json && args.csv {
+        return Err(Usage("--json cannot be used with --csv: choose one".into()).into());
+    }
     let journals = hal_net::journal::read::read(&args.journals).context("reading the journals")?;
     let options = Options {
         from_ms: args.from,
@@ -59,16 +61,16 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
     let report = match report::report(&journals, &options) {
         Ok(report) => report,
         Err(error) => {
-            eprintln!("error: {}", explain(&error));
-            return Ok(ExitCode::from(if matches!(error, ReportError::Empty) {
-                1
+            let code = if matches!(error, ReportError::Empty) {
+                output::FAILED
             } else {
-                2
-            }));
+                output::USAGE
+            };
+            return Ok(output::fail(json, code, &explain(&error), json!({})));
         }
     };
-    let out = if args.json {
-        json(&report)?
+    let out = if json {
+        as_json(&report)?
     } else if args.csv {
         csv::render(&report)
     } else {
@@ -84,7 +86,7 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
     }
 }
 
-fn json(report: &Report) -> Result<String> {
+fn as_json(report: &Report) -> Result<String> {
     let mut text = serde_json::to_string(report).context("the report as JSON")?;
     text.push('\n');
     Ok(text)

@@ -19,6 +19,8 @@ use hal_net::transport::slot_in_path;
 use hal_net::wire::StatusReport;
 use serde_json::{Value, json};
 
+use crate::output::{self, Usage};
+
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// The license servers: `port@host` entries separated by `;` or `,`, in triad order.
@@ -26,9 +28,6 @@ pub struct StatusArgs {
     /// search as HAL_DISCOVERY_PORT, HAL_DISCOVERY_GROUP and HAL_DISCOVERY_TO say).
     #[arg(long = "license-path", env = "HAL_LICENSE_PATH", value_name = "PATH")]
     license_path: Option<String>,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    json: bool,
     /// How long to wait for each server.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     timeout: Duration,
@@ -52,20 +51,19 @@ async fn ask(
     Probe { addr, report }
 }
 
-pub async fn run(args: StatusArgs) -> Result<ExitCode> {
-    let path = match &args.license_path {
-        Some(text) => {
-            LicensePath::parse(text).with_context(|| format!("--license-path '{text}'"))?
-        }
-        None => {
-            let search = hal_net::discovery::Search::from_env()?;
-            let found = search
-                .run()
-                .await
-                .context("no --license-path or HAL_LICENSE_PATH, and discovery found no triad")?;
-            found.license_path()?
-        }
-    };
+pub async fn run(args: StatusArgs, json: bool) -> Result<ExitCode> {
+    let path =
+        match &args.license_path {
+            Some(text) => LicensePath::parse(text)
+                .map_err(|e| Usage(format!("--license-path '{text}': {e}")))?,
+            None => {
+                let search = hal_net::discovery::Search::from_env()?;
+                let found = search.run().await.context(
+                    "no --license-path or HAL_LICENSE_PATH, and discovery found no triad",
+                )?;
+                found.license_path()?
+            }
+        };
     let transport = args.security.transport()?;
     let count = path.addrs().len();
     let asks = path.addrs().iter().enumerate().map(|(i, entry)| {
@@ -74,16 +72,133 @@ pub async fn run(args: StatusArgs) -> Result<ExitCode> {
     });
     let probes = futures_util::future::join_all(asks).await;
     let view = View::new(&probes);
-    if args.json {
-        println!("{}", view.json(&probes));
+    let health = Health::of(&probes);
+    if json {
+        let mut value = view.json(&probes);
+        value["health"] = json!(health.name());
+        value["exit_code"] = json!(health.code());
+        value["problems"] = json!(health.problems());
+        if let Health::Unreachable = health {
+            value["error"] = json!("no license server answered");
+        }
+        println!("{value}");
     } else {
         print!("{}", view.text(&probes));
+        println!("{}", health.line());
     }
-    // Nothing reachable is an error for scripts; anything else is a report.
-    if probes.iter().all(|p| p.report.is_err()) {
-        return Ok(ExitCode::from(3));
+    Ok(ExitCode::from(health.code()))
+}
+
+/// The triad's health as `status` judges it, for its exit code and its last line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Health {
+    /// A server is active with a majority; every server is up and every link is up.
+    Ok,
+    /// A server is active with a majority, but something is wrong (each listed).
+    Degraded(Vec<String>),
+    /// No server is active with a majority: no license is being issued.
+    NotServing(Vec<String>),
+    /// No server answered.
+    Unreachable,
+}
+
+impl Health {
+    fn of(probes: &[Probe]) -> Health {
+        let reports: Vec<&StatusReport> = probes
+            .iter()
+            .filter_map(|p| p.report.as_ref().ok())
+            .collect();
+        if reports.is_empty() {
+            return Health::Unreachable;
+        }
+        let mut problems = Vec::new();
+        for (i, probe) in probes.iter().enumerate() {
+            if probe.report.is_err() {
+                problems.push(format!(
+                    "server #{} ({}) does not answer",
+                    i + 1,
+                    probe.addr
+                ));
+            }
+        }
+        for report in &reports {
+            for peer in &report.peers {
+                // A link is reported by both ends; each end's view counts once.
+                match &peer.refused {
+                    Some(why) => problems.push(format!(
+                        "server #{} refuses its link to #{}: {}",
+                        report.server.get(),
+                        peer.id.get(),
+                        shown(why)
+                    )),
+                    None if !peer.connected => problems.push(format!(
+                        "server #{} has no link to #{}",
+                        report.server.get(),
+                        peer.id.get()
+                    )),
+                    None => {}
+                }
+            }
+        }
+        // Active with a majority: a single server alone, or a triad member linked to a
+        // peer (a leader that loses its majority steps down).
+        let serving = reports
+            .iter()
+            .any(|r| r.role == Role::Active && (!r.triad || r.peers.iter().any(|p| p.connected)));
+        match (serving, problems.is_empty()) {
+            (true, true) => Health::Ok,
+            (true, false) => Health::Degraded(problems),
+            (false, _) => {
+                problems.insert(0, "no server is active with a majority".to_string());
+                Health::NotServing(problems)
+            }
+        }
     }
-    Ok(ExitCode::SUCCESS)
+
+    fn name(&self) -> &'static str {
+        match self {
+            Health::Ok => "ok",
+            Health::Degraded(_) => "degraded",
+            Health::NotServing(_) => "not_serving",
+            Health::Unreachable => "unreachable",
+        }
+    }
+
+    fn code(&self) -> u8 {
+        match self {
+            Health::Ok => 0,
+            Health::Degraded(_) => output::DEGRADED,
+            Health::NotServing(_) => output::NOT_SERVING,
+            Health::Unreachable => output::UNREACHABLE,
+        }
+    }
+
+    fn problems(&self) -> &[String] {
+        match self {
+            Health::Degraded(problems) | Health::NotServing(problems) => problems,
+            Health::Ok | Health::Unreachable => &[],
+        }
+    }
+
+    /// The verdict as the text output's last line(s).
+    fn line(&self) -> String {
+        let list = |head: &str, problems: &[String]| {
+            let mut out = head.to_string();
+            for p in problems {
+                out.push_str(&format!("\n  {p}"));
+            }
+            out
+        };
+        match self {
+            Health::Ok => {
+                "health: ok (a server is active with a majority; every server up and linked)"
+                    .to_string()
+            }
+            Health::Degraded(p) => list("health: DEGRADED (still serving):", p),
+            Health::NotServing(p) => list("health: NOT SERVING:", p),
+            Health::Unreachable => "health: UNREACHABLE: no license server answered".to_string(),
+        }
+    }
 }
 
 /// The probes, with the source of the seat table picked.
@@ -112,14 +227,14 @@ impl<'a> View<'a> {
             .enumerate()
             .map(|(i, probe)| match &probe.report {
                 Ok(r) => json!({
-                    "id": r.server.get(), "address": probe.addr, "up": true,
+                    "server": r.server.get(), "address": probe.addr, "up": true,
                     "role": r.role.name(), "term": r.term,
                     "leader": r.leader.map(|l| l.get()),
                     "last_index": r.last_index, "commit_index": r.commit_index,
                     "certificate_days_left": certificate_days_left(r),
                     "log_lag": self.newest_index.saturating_sub(r.last_index),
                     "peers": r.peers.iter().map(|p| json!({
-                        "id": p.id.get(), "connected": p.connected, "refused": p.refused,
+                        "server": p.id.get(), "connected": p.connected, "refused": p.refused,
                     })).collect::<Vec<_>>(),
                     "license": {
                         "digest": r.license.digest, "index": r.license.index,
@@ -131,7 +246,7 @@ impl<'a> View<'a> {
                     })),
                 }),
                 Err(why) => json!({
-                    "id": i + 1, "address": probe.addr, "up": false, "error": why,
+                    "server": i + 1, "address": probe.addr, "up": false, "error": why,
                 }),
             })
             .collect();
@@ -161,7 +276,7 @@ impl<'a> View<'a> {
                                 "since": format_wall(w.since_ms), "since_ms": w.since_ms,
                             }))
                             .collect();
-                        json!({"name": f.name, "count": f.count, "used": f.used, "holders": holders,
+                        json!({"feature": f.name, "count": f.count, "used": f.used, "holders": holders,
                             "waiting": waiting})
                     })
                     .collect()

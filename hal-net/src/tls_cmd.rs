@@ -15,6 +15,7 @@ use hal_net::tls::issue::{CA_DAYS, LEAF_DAYS_DEFAULT};
 use hal_net::tls::triad_dir::{self, FileRole, Written};
 use hal_net::tls::{CertRole, TRIAD_CA_VAR};
 use serde::Serialize;
+use serde_json::json;
 
 #[derive(Debug, Subcommand)]
 pub enum TlsCommand {
@@ -65,27 +66,63 @@ pub enum TlsCommand {
         /// A certificate in PEM (a CA bundle prints each of its certificates).
         #[arg(value_name = "FILE")]
         file: PathBuf,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
     },
 }
 
-pub fn run(command: TlsCommand) -> Result<ExitCode> {
+pub fn run(command: TlsCommand, json: bool) -> Result<ExitCode> {
     match command {
         TlsCommand::Init {
             dir,
             servers,
             days,
             force,
-        } => init(&dir, &servers, days, force),
-        TlsCommand::Renew { dir, days, servers } => renew(&dir, &servers, days),
-        TlsCommand::Show { file, json } => show(&file, json),
+        } => init(&dir, &servers, days, force, json),
+        TlsCommand::Renew { dir, days, servers } => renew(&dir, &servers, days, json),
+        TlsCommand::Show { file } => show(&file, json),
     }
 }
 
-fn init(dir: &Path, servers: &[ServerAddr], days: u32, force: bool) -> Result<ExitCode> {
+/// What `init` or `renew` wrote, as `--json` prints it. Field names are a stable
+/// interface.
+fn written_json(dir: &Path, written: &Written) -> serde_json::Value {
+    let role = |role: FileRole| -> String {
+        let who = |of: CertRole| match of {
+            CertRole::Server(id) => format!("server{}", id.get()),
+            CertRole::Admin => "admin".to_owned(),
+        };
+        match role {
+            FileRole::CaCert => "ca_cert".to_owned(),
+            FileRole::CaKey => "ca_key".to_owned(),
+            FileRole::Cert(of) => format!("{}_cert", who(of)),
+            FileRole::Key(of) => format!("{}_key", who(of)),
+        }
+    };
+    let files: Vec<serde_json::Value> = written
+        .files
+        .iter()
+        .map(|f| json!({"path": f.path.display().to_string(), "role": role(f.role)}))
+        .collect();
+    let servers: Vec<serde_json::Value> = written
+        .servers
+        .iter()
+        .map(|(id, host)| json!({"server": id.get(), "host": host}))
+        .collect();
+    json!({"dir": dir.display().to_string(), "files": files, "servers": servers,
+        "not_after": written.leaf_not_after, "notes": written.notes})
+}
+
+fn init(
+    dir: &Path,
+    servers: &[ServerAddr],
+    days: u32,
+    force: bool,
+    json: bool,
+) -> Result<ExitCode> {
     let written = triad_dir::init(dir, servers, days, force, SystemTime::now())?;
+    if json {
+        println!("{}", written_json(dir, &written));
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
         "wrote a new triad CA and its certificates into {}:",
         dir.display()
@@ -110,9 +147,13 @@ fn init(dir: &Path, servers: &[ServerAddr], days: u32, force: bool) -> Result<Ex
     Ok(ExitCode::SUCCESS)
 }
 
-fn renew(dir: &Path, servers: &[ServerAddr], days: u32) -> Result<ExitCode> {
+fn renew(dir: &Path, servers: &[ServerAddr], days: u32, json: bool) -> Result<ExitCode> {
     let servers = (!servers.is_empty()).then_some(servers);
     let written = triad_dir::renew(dir, servers, days, SystemTime::now())?;
+    if json {
+        println!("{}", written_json(dir, &written));
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
         "renewed the server and admin certificates in {} (the CA is kept):",
         dir.display()
@@ -197,7 +238,7 @@ fn show(file: &Path, json: bool) -> Result<ExitCode> {
             file: file.display().to_string(),
             certificates: &certs,
         };
-        println!("{}", serde_json::to_string_pretty(&view)?);
+        println!("{}", serde_json::to_string(&view)?);
         return Ok(ExitCode::SUCCESS);
     }
     for (index, cert) in certs.iter().enumerate() {

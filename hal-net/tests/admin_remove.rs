@@ -43,7 +43,9 @@ fn text(bytes: &[u8]) -> String {
 /// The holder's exit and what it printed on stderr, once it has exited (within `limit`).
 fn exited(holder: &mut Holder, limit: Duration) -> (Option<i32>, String) {
     let status = wait_exit(&mut holder.child, limit);
+    // A holder prints with --json: its error is a JSON line on standard output.
     let mut err = String::new();
+    holder.stdout.read_to_string(&mut err).unwrap();
     if let Some(stderr) = holder.child.stderr.as_mut() {
         stderr.read_to_string(&mut err).unwrap();
     }

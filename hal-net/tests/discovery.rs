@@ -278,10 +278,10 @@ fn nothing_answering_is_a_clear_error_and_exit_status_3() {
     let bad = command(&["discover", "--group", "10.0.0.1"])
         .output()
         .unwrap();
-    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+    assert_eq!(bad.status.code(), Some(64), "{bad:?}");
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not a multicast address"));
     let bad = command(&["discover", "--port", "0"]).output().unwrap();
-    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+    assert_eq!(bad.status.code(), Some(64), "{bad:?}");
 }
 
 /// A forger on the LAN: answers every request on UDP `0.0.0.0:port` (shared, as the

@@ -424,7 +424,7 @@ fn show_prints_a_table_and_json() {
     assert!(output.status.success());
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(json["serve_mode"], "hal");
-    assert_eq!(json["features"][0]["name"], "cad");
+    assert_eq!(json["features"][0]["feature"], "cad");
     assert_eq!(json["features"][0]["count"], 10);
     assert_eq!(json["features"][0]["hal"], true);
     assert_eq!(json["features"][0]["borrow_hours_max"], 24);
@@ -437,14 +437,33 @@ fn show_prints_a_table_and_json() {
 }
 
 #[test]
-fn usage_errors_exit_2() {
-    hal_net().assert().code(2);
+fn usage_errors_exit_64_and_never_2() {
+    hal_net().assert().code(64);
     hal_net()
         .args(["license", "sign", "in.lic"])
         .assert()
-        .code(2)
+        .code(64)
         .stderr(contains("--key"));
-    hal_net().args(["license", "frobnicate"]).assert().code(2);
+    hal_net().args(["license", "frobnicate"]).assert().code(64);
+    // With --json, the mistake is one JSON object on standard output.
+    let out = hal_net()
+        .args(["license", "frobnicate", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["exit_code"], 64, "{value}");
+    assert!(
+        value["error"].as_str().unwrap().contains("frobnicate"),
+        "{value}"
+    );
+    // Help and the version are not mistakes.
+    hal_net().arg("--help").assert().code(0);
+    hal_net()
+        .arg("--version")
+        .assert()
+        .code(0)
+        .stdout(contains(env!("CARGO_PKG_VERSION")));
 }
 
 #[test]

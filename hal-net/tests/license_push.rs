@@ -98,7 +98,15 @@ fn an_administrator_pushes_a_license_and_every_server_switches_at_once() {
     // servers, `a_push_without_the_admin_certificate_is_refused_by_the_server`).
     let out = push(&cluster, &eight, false);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("needs the admin certificate"));
+    let error = support::cluster::json(&out);
+    assert_eq!(error["exit_code"], 1, "{error}");
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .contains("needs the admin certificate"),
+        "{error}"
+    );
 
     let out = push(&cluster, &eight, true);
     assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", cluster.logs());
@@ -193,7 +201,7 @@ fn an_administrator_pushes_a_license_and_every_server_switches_at_once() {
     std::fs::write(&broken, "FEATURE cad {\n  COUNT = many\n}\n").unwrap();
     let out = push(&cluster, &broken, true);
     assert!(!out.status.success(), "{out:?}");
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = json(&out)["error"].as_str().unwrap().to_string();
     assert!(err.contains("broken.lic:2"), "{err}");
 
     // A restarted server serves the license in force, from its log.

@@ -206,7 +206,7 @@ fn every_bad_input_is_refused_naming_the_file_and_line_or_the_argument() {
 
     let text = failure(
         &report(&["--from", "yesterday"], std::slice::from_ref(&good)),
-        2,
+        64,
     );
     assert!(
         text.contains("'--from <T>'") && text.contains("RFC 3339"),
@@ -217,7 +217,7 @@ fn every_bad_input_is_refused_naming_the_file_and_line_or_the_argument() {
             &["--from", "2000", "--to", "1000"],
             std::slice::from_ref(&good),
         ),
-        2,
+        64,
     );
     assert!(
         text.contains("--from 1970-01-01T00:00:02Z is after --to"),
@@ -225,7 +225,7 @@ fn every_bad_input_is_refused_naming_the_file_and_line_or_the_argument() {
     );
     let text = failure(
         &report(&["--from", "2030-01-01"], std::slice::from_ref(&good)),
-        2,
+        64,
     );
     assert!(
         text.contains("--from 2030-01-01T00:00:00Z: the window is outside the journals, which run from 1970-01-01T00:00:01Z to 1970-01-01T00:00:01Z"),
@@ -233,14 +233,19 @@ fn every_bad_input_is_refused_naming_the_file_and_line_or_the_argument() {
     );
     let text = failure(
         &report(&["--feature", "cam"], std::slice::from_ref(&good)),
-        2,
+        64,
     );
     assert!(
         text.contains("--feature: the journals name no feature 'cam' (they name: cad)"),
         "{text}"
     );
-    let text = failure(&report(&["--json", "--csv"], &[good]), 2);
+    // With --json, the mistake is a JSON object on standard output.
+    let out = report(&["--json", "--csv"], &[good]);
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    let error: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(error["exit_code"], 64, "{error}");
+    let text = error["error"].as_str().unwrap();
     assert!(text.contains("cannot be used with"), "{text}");
     let out = Command::new(hal_net()).arg("report").output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "no journal given: {out:?}");
+    assert_eq!(out.status.code(), Some(64), "no journal given: {out:?}");
 }

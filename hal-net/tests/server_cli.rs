@@ -226,7 +226,7 @@ fn hostid_prints_one_valid_hostid() {
 #[test]
 fn client_verbs_explain_bad_paths_and_unreachable_servers() {
     let out = run(&["checkout", "cad", "--license-path", "6200-host"]);
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
     assert!(
         stderr(&out).contains("--license-path '6200-host'"),
         "{}",
@@ -242,11 +242,15 @@ fn client_verbs_explain_bad_paths_and_unreachable_servers() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
+    // With --json the error is one object on standard output, nothing on standard error.
+    let error: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(error["exit_code"], 1, "{error}");
+    let text = error["error"].as_str().unwrap();
     assert!(
-        stderr(&out).contains("no triad CA: pass --ca FILE or set HAL_TRIAD_CA"),
-        "{}",
-        stderr(&out)
+        text.contains("no triad CA: pass --ca FILE or set HAL_TRIAD_CA"),
+        "{text}"
     );
+    assert!(out.stderr.is_empty(), "{out:?}");
     // The path from HAL_LICENSE_PATH, as clients usually get it.
     let out = Command::new(hal_net())
         .args(["status", "--json", "--insecure"])
@@ -357,6 +361,66 @@ fn dev_cluster_starts_three_servers_and_stops_them() {
         );
     }
     assert!(!dir.path().join("server1.pid").exists());
+}
+
+#[test]
+fn dev_cluster_ends_when_all_its_servers_have_died() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = pick_three_consecutive_ports();
+    let mut child = Command::new(hal_net())
+        .args(["dev-cluster", "--json", "--dir"])
+        .arg(dir.path())
+        .args(["--base-port", &base.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let started: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(started["result"], "started", "{started}");
+    let pids: Vec<i32> = started["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| i32::try_from(s["pid"].as_i64().unwrap()).unwrap())
+        .collect();
+    assert_eq!(pids.len(), 3, "{started}");
+    // Killing one is part of the demo: it goes on.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pids[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let exited: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(exited["result"], "exited", "{exited}");
+    assert_eq!(exited["server"], 1, "{exited}");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "one server died: still running"
+    );
+    // All three gone: nothing is left to serve, and it says so and exits 1.
+    for &pid in &pids[1..] {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+    }
+    let status = wait_exit(&mut child, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(1), "{status:?}");
+    let rest: Vec<serde_json::Value> = lines
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect();
+    let last = rest.last().unwrap();
+    assert_eq!(last["result"], "died", "{rest:?}");
+    assert_eq!(last["exit_code"], 1, "{rest:?}");
+    assert!(
+        last["error"]
+            .as_str()
+            .unwrap()
+            .contains("all three servers have exited"),
+        "{last}"
+    );
 }
 
 fn is_zombie(pid: i32) -> bool {

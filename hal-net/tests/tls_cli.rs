@@ -356,13 +356,13 @@ fn two_servers_or_a_bad_address_are_refused() {
         .args(["tls", "init", "--servers", "lic1", "--dir"])
         .arg(&dir)
         .assert()
-        .code(2)
+        .code(64)
         .stderr(contains("has no '@'"));
     assert!(!dir.exists(), "nothing was written");
     hal_net()
         .args(["tls", "init", "--servers", "6200@a", "--days", "0", "--dir"])
         .arg(&dir)
         .assert()
-        .code(2)
+        .code(64)
         .stderr(predicate::str::contains("--days"));
 }

@@ -206,7 +206,9 @@ pub struct Borrow {
     /// When it was borrowed and when it came back, clipped to the window.
     pub start_ms: u64,
     pub end_ms: u64,
-    /// The end the borrow was granted with.
+    /// The end the borrow was granted with (named `borrow_end_ms` in JSON and CSV, as
+    /// every verb names a borrow's end).
+    #[serde(rename = "borrow_end_ms")]
     pub planned_end_ms: Option<u64>,
     pub ended: Ended,
     pub ms: u64,

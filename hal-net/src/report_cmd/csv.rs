@@ -106,7 +106,7 @@ fn feature(rows: &mut Rows, f: &FeatureReport) {
             "borrow",
             name,
             h,
-            "planned_end_ms",
+            "borrow_end_ms",
             optional(b.planned_end_ms),
         );
         rows.row("borrow", name, h, "ended", ended(b.ended));

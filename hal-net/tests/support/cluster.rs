@@ -488,7 +488,7 @@ impl Cluster {
         let features = status["features"].as_array().cloned().unwrap_or_default();
         let f = features
             .iter()
-            .find(|f| f["name"] == feature)
+            .find(|f| f["feature"] == feature)
             .unwrap_or_else(|| panic!("no {feature} in {status}"));
         let mut handles: Vec<String> = f["holders"]
             .as_array()
@@ -582,6 +582,8 @@ pub fn kill_and_failback_paced(cluster: &mut Cluster, pace: Pace) -> [Holder; 3]
 pub struct Holder {
     pub child: Child,
     pub grant: Value,
+    /// The rest of its standard output (kept open: it prints a line when it ends).
+    pub stdout: BufReader<ChildStdout>,
 }
 
 impl Holder {
@@ -612,12 +614,16 @@ impl Holder {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
+        stdout.read_line(&mut line).unwrap();
         let grant: Value = serde_json::from_str(&line)
             .unwrap_or_else(|e| panic!("holder printed {line:?} ({e})\n{}", cluster.logs()));
-        Holder { child, grant }
+        Holder {
+            child,
+            grant,
+            stdout,
+        }
     }
 
     pub fn handle(&self) -> String {
