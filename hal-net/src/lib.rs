@@ -33,4 +33,5 @@ pub mod tls;
 pub mod tls_transport;
 pub mod toml_doc;
 pub mod transport;
+pub mod triad_view;
 pub mod wire;

@@ -20,8 +20,7 @@ use serde_json::{Map, Value, json};
 pub const FAILED: u8 = 1;
 pub const DENIED: u8 = 2;
 pub const UNREACHABLE: u8 = 3;
-pub const DEGRADED: u8 = 4;
-pub const NOT_SERVING: u8 = 5;
+// 4 and 5, a degraded and a not serving triad, are `status`'s: `hal_net::triad_view`.
 pub const USAGE: u8 = 64;
 
 /// Prints a failure and gives its exit code: `error: MESSAGE` on standard error, or with

@@ -45,9 +45,19 @@ pub struct ServeArgs {
     /// with data starts from its data either way: the flag only permits emptiness.
     #[arg(long)]
     join_empty: bool,
+    /// Speak no newer protocol than N with peers and clients, as the release that speaks
+    /// only N does. This build speaks 8 (hal-net 0.1.0) and 9. For a triad upgraded in
+    /// steps, or to test one of mixed versions; without it, each connection speaks the
+    /// newest version both ends speak.
+    #[arg(long, value_name = "N")]
+    protocol_version: Option<u8>,
 }
 
 pub fn run(args: ServeArgs) -> Result<ExitCode> {
+    if let Some(version) = args.protocol_version {
+        hal_net::wire::hold_back_protocol(version)
+            .map_err(|e| crate::output::Usage(format!("--protocol-version: {e}")))?;
+    }
     init_logging();
     let config = ServerConfig::load(&args.config)?;
     let if_blank = if args.join_empty {
@@ -285,6 +295,9 @@ async fn run_node<T: Transport>(
         listen = %node.local_addr(),
         data_dir = %config.data_dir.display(),
         hostid = %hostid,
+        version = env!("CARGO_PKG_VERSION"),
+        protocol = hal_net::wire::protocol_newest(),
+        storage_format = hal_net::storage::FORMAT,
         "listening"
     );
     let ran = node.run(stop).await;

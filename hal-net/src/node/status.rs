@@ -41,6 +41,7 @@ pub(super) fn report(
             by: o.by.to_string(),
             rules: o.options.rules().count(),
         }),
+        software: Some(crate::wire::Software::this_build(crate::storage::FORMAT)),
     }
 }
 

@@ -69,6 +69,60 @@ const LOCK: &str = "lock";
 const LOG: &str = "log";
 const SNAPSHOT: &str = "snapshot";
 
+/// What a file of format 2 or later begins with, before its format (u32 LE) and records.
+/// No format-1 file can begin so: as a record's length these bytes are 760 MB, over
+/// [`frame::PAYLOAD_MAX`].
+const LOG_MAGIC: &[u8; 8] = b"HAL-LOG\0";
+const SNAPSHOT_MAGIC: &[u8; 8] = b"HAL-SNP\0";
+/// The magic and the format.
+const HEADER_LEN: usize = 12;
+
+/// `magic` and this build's format: the first bytes of a file it writes.
+fn header(magic: &[u8; 8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(HEADER_LEN);
+    bytes.extend_from_slice(magic);
+    bytes.extend_from_slice(&super::FORMAT.to_le_bytes());
+    bytes
+}
+
+/// The format of the file at `path` holding `bytes`, and where its records start: 1 with
+/// no header (the layout before formats were numbered).
+fn read_header(path: &Path, bytes: &[u8], magic: &[u8; 8]) -> Result<(u32, usize), StorageError> {
+    let other = if magic == LOG_MAGIC {
+        SNAPSHOT_MAGIC
+    } else {
+        LOG_MAGIC
+    };
+    if bytes.starts_with(other) {
+        return Err(corrupt(
+            path,
+            0,
+            "it has the header of another kind of file",
+        ));
+    }
+    if !bytes.starts_with(magic) {
+        return Ok((1, 0));
+    }
+    let Some(&[a, b, c, d]) = bytes.get(magic.len()..HEADER_LEN) else {
+        return Err(corrupt(path, 0, "its header is cut short"));
+    };
+    let format = u32::from_le_bytes([a, b, c, d]);
+    if format > super::FORMAT {
+        return Err(StorageError::NewerFormat {
+            path: path.to_path_buf(),
+            format,
+        });
+    }
+    if format < 2 {
+        return Err(corrupt(
+            path,
+            magic.len(),
+            format!("its header names format {format}, which has no header"),
+        ));
+    }
+    Ok((format, HEADER_LEN))
+}
+
 /// The log is compacted once it is this long (and holds a snapshot newer than its base):
 /// replaying it at start takes well under a second, and compactions come seconds apart at
 /// the highest write rates.
@@ -386,11 +440,18 @@ impl<F: Fs> State<F> {
         self.log = None;
         let snapshot = read_snapshot(&self.fs, &self.path(SNAPSHOT))?;
         let log_path = self.path(LOG);
-        let snapshot_len = snapshot.as_ref().map_or(0, |(_, len)| *len);
-        let snapshot = snapshot.map(|(snapshot, _)| snapshot);
+        let snapshot_len = snapshot.as_ref().map_or(0, |(_, len, _)| *len);
+        // The oldest format of the two files: below this build's, the directory is
+        // upgraded once it is loaded.
+        let mut format = snapshot.as_ref().map_or(super::FORMAT, |(_, _, f)| *f);
+        let snapshot = snapshot.map(|(snapshot, _, _)| snapshot);
         let file_base = Base::of(snapshot.as_deref());
         let recovered = match read_if_present(&self.fs, &log_path)? {
-            Some(bytes) => Some(self.recover_log(&log_path, &bytes, snapshot)?),
+            Some(bytes) => {
+                let (log_format, start) = read_header(&log_path, &bytes, LOG_MAGIC)?;
+                format = format.min(log_format);
+                Some(self.recover_log(&log_path, (&bytes, start), snapshot)?)
+            }
             // The log is created before any snapshot and only ever replaced by rename.
             None if snapshot.is_some() => {
                 return Err(corrupt(&log_path, 0, "missing, but a snapshot exists"));
@@ -410,7 +471,19 @@ impl<F: Fs> State<F> {
                 self.log_file_len = file_len;
                 // What the last compaction left is not known here; the snapshot is most of it.
                 self.compact_after(snapshot_len);
-                if file_base == base {
+                if format < super::FORMAT {
+                    // Both files written again, in this build's format, each by rename:
+                    // a crash on the way leaves either format, both readable.
+                    self.compact()?;
+                    tracing::info!(
+                        dir = %self.dir.display(),
+                        from = format,
+                        to = super::FORMAT,
+                        "upgraded the data directory from format {format} to {}",
+                        super::FORMAT
+                    );
+                    self.fs.observe(StorageEvent::Upgraded);
+                } else if file_base == base {
                     self.log = Some(open_log(&self.fs, &log_path)?);
                 } else {
                     let mirror_base = Base::of(self.mirror.snapshot.as_deref());
@@ -488,9 +561,10 @@ impl<F: Fs> State<F> {
     fn compact(&mut self) -> Result<(), StorageError> {
         let mut snapshot_len = 0;
         if let Some(snapshot) = &self.mirror.snapshot {
-            let record = encode(&self.path(SNAPSHOT), &**snapshot)?;
-            self.replace_file(SNAPSHOT, &record)?;
-            snapshot_len = record.len() as u64;
+            let mut bytes = header(SNAPSHOT_MAGIC);
+            bytes.extend(encode(&self.path(SNAPSHOT), &**snapshot)?);
+            self.replace_file(SNAPSHOT, &bytes)?;
+            snapshot_len = bytes.len() as u64;
         }
         self.rewrite_log()?;
         self.compact_after(self.log_len + snapshot_len);
@@ -522,7 +596,8 @@ impl<F: Fs> State<F> {
             },
         ]);
         let path = self.path(LOG);
-        let mut bytes = encode(&path, &Record::Base(base))?;
+        let mut bytes = header(LOG_MAGIC);
+        bytes.extend(encode(&path, &Record::Base(base))?);
         bytes.extend(encode(&path, &state)?);
         self.replace_file(LOG, &bytes)?;
         self.log = Some(open_log(&self.fs, &path)?);
@@ -545,14 +620,15 @@ impl<F: Fs> State<F> {
         fs.sync_dir(dir).map_err(io(dir, "sync the directory"))
     }
 
-    /// Replays the log in `bytes` over `snapshot`, cutting off a torn tail.
+    /// Replays the log in `bytes` (its records from `start`) over `snapshot`, cutting off
+    /// a torn tail.
     fn recover_log(
         &self,
         path: &Path,
-        bytes: &[u8],
+        (bytes, start): (&[u8], usize),
         snapshot: Option<Arc<Snapshot>>,
     ) -> Result<Recovered, StorageError> {
-        let scan = scan(path, bytes, self.plants)?;
+        let scan = scan(path, (bytes, start), self.plants)?;
         let (durable, base) = replay(path, scan.records, snapshot)?;
         let mut file_len = bytes.len();
         // Only now: a log that turned out to be corrupt is left as it was found.
@@ -575,18 +651,22 @@ impl<F: Fs> State<F> {
     }
 }
 
-/// Reads the snapshot file, if there is one, with its length. It is replaced atomically,
-/// so any damage is corruption, never a torn write.
-fn read_snapshot<F: Fs>(fs: &F, path: &Path) -> Result<Option<(Arc<Snapshot>, u64)>, StorageError> {
+/// Reads the snapshot file, if there is one, with its length and format. It is replaced
+/// atomically, so any damage is corruption, never a torn write.
+fn read_snapshot<F: Fs>(
+    fs: &F,
+    path: &Path,
+) -> Result<Option<(Arc<Snapshot>, u64, u32)>, StorageError> {
     let Some(bytes) = read_if_present(fs, path)? else {
         return Ok(None);
     };
-    match frame::decode::<Snapshot>(&bytes, 0) {
+    let (format, start) = read_header(path, &bytes, SNAPSHOT_MAGIC)?;
+    match frame::decode::<Snapshot>(&bytes, start) {
         Ok((snapshot, end)) if end == bytes.len() => {
-            Ok(Some((Arc::new(snapshot), bytes.len() as u64)))
+            Ok(Some((Arc::new(snapshot), bytes.len() as u64, format)))
         }
         Ok((_, end)) => Err(corrupt(path, end, "bytes after the snapshot record")),
-        Err(damage) => Err(corrupt(path, 0, damage.to_string())),
+        Err(damage) => Err(corrupt(path, start, damage.to_string())),
     }
 }
 
@@ -610,9 +690,10 @@ struct Scan {
     tail: Option<Damage>,
 }
 
-fn scan(path: &Path, bytes: &[u8], plants: Plants) -> Result<Scan, StorageError> {
+/// Reads the records of the log `bytes` from `start` (after its header).
+fn scan(path: &Path, (bytes, start): (&[u8], usize), plants: Plants) -> Result<Scan, StorageError> {
     let mut records = Vec::new();
-    let mut offset = 0;
+    let mut offset = start;
     while offset < bytes.len() {
         match frame::decode::<Record>(bytes, offset) {
             Ok((record, next)) => {
@@ -898,7 +979,9 @@ mod tests {
     /// Where the records of the log end (the zeros after them left out).
     fn log_len(dir: &Path) -> usize {
         let path = dir.join(LOG);
-        scan(&path, &fs::read(&path).unwrap(), Plants::NONE)
+        let bytes = fs::read(&path).unwrap();
+        let (_, start) = read_header(&path, &bytes, LOG_MAGIC).unwrap();
+        scan(&path, (&bytes, start), Plants::NONE)
             .unwrap()
             .intact_len
     }
@@ -910,7 +993,8 @@ mod tests {
 
     fn log_base(dir: &Path) -> Base {
         let bytes = fs::read(dir.join(LOG)).unwrap();
-        match frame::decode::<Record>(&bytes, 0).unwrap().0 {
+        let (_, start) = read_header(&dir.join(LOG), &bytes, LOG_MAGIC).unwrap();
+        match frame::decode::<Record>(&bytes, start).unwrap().0 {
             Record::Base(base) => base,
             Record::Writes(_) => panic!("the log does not start with its base"),
         }
@@ -1313,6 +1397,96 @@ mod tests {
         }
     }
 
+    /// The writes of the format-1 fixture (`tests/fixtures/format1-compacted`): a
+    /// compaction, then more.
+    fn fixture_batches() -> Vec<Vec<Persist>> {
+        vec![
+            vec![hard(1, None), entries(1, 1..=4)],
+            vec![Persist::Snapshot(snapshot(3, 1))],
+            vec![hard(2, Some(ServerId::PRIMARY)), entries(2, 5..=6)],
+        ]
+    }
+
+    /// Copies the fixture `name` (`tests/fixtures/NAME`, written by an earlier version)
+    /// into a fresh directory.
+    fn fixture(name: &str) -> TempDir {
+        let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name);
+        let tmp = TempDir::new().unwrap();
+        for file in [LOG, SNAPSHOT] {
+            fs::copy(from.join(file), tmp.path().join(file)).unwrap();
+        }
+        tmp
+    }
+
+    #[tokio::test]
+    async fn a_format_1_directory_loads_and_is_upgraded_to_format_2() {
+        let tmp = fixture("format1-compacted");
+        let old_log = fs::read(tmp.path().join(LOG)).unwrap();
+        assert_eq!(
+            read_header(Path::new("log"), &old_log, LOG_MAGIC).unwrap(),
+            (1, 0)
+        );
+        let batches = fixture_batches();
+        let mut storage = FileStorage::open(tmp.path(), IfBlank::Refuse).unwrap();
+        assert_eq!(storage.load().await.unwrap(), model(&batches));
+        // Both files are in format 2 now, and hold the same.
+        for (file, magic) in [(LOG, LOG_MAGIC), (SNAPSHOT, SNAPSHOT_MAGIC)] {
+            let bytes = fs::read(tmp.path().join(file)).unwrap();
+            assert_eq!(bytes[..8], magic[..], "{file}");
+            assert_eq!(
+                read_header(Path::new(file), &bytes, magic).unwrap(),
+                (2, HEADER_LEN)
+            );
+        }
+        // It goes on from there, and loads again the same.
+        let more = vec![entries(2, 7..=7)];
+        storage.persist(more.clone()).await.unwrap();
+        drop(storage);
+        let mut all = batches;
+        all.push(more);
+        assert_eq!(reload(tmp.path()).await.unwrap(), model(&all));
+    }
+
+    #[tokio::test]
+    async fn a_newer_format_is_refused_by_name_and_left_as_found() {
+        let tmp = TempDir::new().unwrap();
+        persist_all(tmp.path(), &[vec![hard(1, None), entries(1, 1..=2)]]).await;
+        edit_log(tmp.path(), |bytes| bytes[8] = 3);
+        let found = fs::read(tmp.path().join(LOG)).unwrap();
+        let error = reload(tmp.path()).await.unwrap_err();
+        assert!(
+            matches!(&error, StorageError::NewerFormat { format: 3, .. }),
+            "{error}"
+        );
+        assert!(
+            error.to_string().contains(
+                "storage format 3, written by a newer hal-net; this build reads formats 1 to 2"
+            ),
+            "{error}"
+        );
+        assert!(
+            fs::read(tmp.path().join(LOG)).unwrap() == found,
+            "left as found"
+        );
+        // A header cut short, or one naming no format with a header, is damage.
+        edit_log(tmp.path(), |bytes| {
+            bytes[8..12].copy_from_slice(&1u32.to_le_bytes())
+        });
+        let error = reload(tmp.path()).await.unwrap_err();
+        assert!(
+            matches!(&error, StorageError::Corrupt { offset: 8, .. }),
+            "{error}"
+        );
+        edit_log(tmp.path(), |bytes| bytes.truncate(10));
+        let error = reload(tmp.path()).await.unwrap_err();
+        assert!(
+            error.to_string().contains("its header is cut short"),
+            "{error}"
+        );
+    }
+
     #[tokio::test]
     async fn a_damaged_snapshot_file_is_corruption() {
         let tmp = TempDir::new().unwrap();
@@ -1327,7 +1501,7 @@ mod tests {
         fs::write(&path, bytes).unwrap();
         let error = reload(tmp.path()).await.unwrap_err();
         assert!(
-            matches!(&error, StorageError::Corrupt { path: p, offset: 0, .. } if *p == path),
+            matches!(&error, StorageError::Corrupt { path: p, offset, .. } if *p == path && *offset == HEADER_LEN as u64),
             "{error}"
         );
     }
@@ -1477,7 +1651,8 @@ mod tests {
         /// What recovery makes of `bytes`: the state, and where the intact records end.
         fn recover(bytes: &[u8]) -> Result<(Durable, usize), StorageError> {
             let path = Path::new("log");
-            let scan = scan(path, bytes, Plants::NONE)?;
+            // Without a header: where the records start makes no difference to them.
+            let scan = scan(path, (bytes, 0), Plants::NONE)?;
             let (durable, _) = replay(path, scan.records, None)?;
             Ok((durable, scan.intact_len))
         }

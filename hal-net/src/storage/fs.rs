@@ -26,6 +26,8 @@ pub enum StorageEvent {
     Compacted,
     /// `load` found a compaction a crash interrupted between its renames, and finished it.
     CompactionFinished,
+    /// `load` found the directory in an older format and wrote it again in this build's.
+    Upgraded,
 }
 
 /// The operations [`super::FileStorage`] makes on its data directory. Paths are those of

@@ -9,6 +9,12 @@
 //! [`Durable`] that hal-core restarts from.
 
 mod file;
+
+/// The format of the data directory's log and snapshot this build writes. 1 is the
+/// layout before formats were numbered (hal-net 0.1.0); 2 begins each file with a header
+/// that names its format. This build reads both, and upgrades a format-1 directory when it
+/// opens it.
+pub const FORMAT: u32 = 2;
 mod frame;
 mod fs;
 mod torn;
@@ -89,6 +95,12 @@ pub enum StorageError {
         bytes: usize,
         limit: usize,
     },
+    /// A file of a newer format than this build reads: a newer HAL wrote it.
+    #[error(
+        "{path} is in storage format {format}, written by a newer hal-net; this build reads formats 1 to {}. Run the newer version, or, to go back to this one, move the data directory aside and start this server with --join-empty once the other two servers are up (it then receives the state from them)",
+        FORMAT
+    )]
+    NewerFormat { path: PathBuf, format: u32 },
     /// An earlier write failed part-way, so what is on disk is uncertain and appending
     /// could bury a torn record in the middle of the log. Loading again repairs it.
     #[error("{path}: an earlier write failed; restart the server to recover from disk")]
