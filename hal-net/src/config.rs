@@ -30,6 +30,9 @@
 //! keep_mb = 1024
 //! keep_days = 90
 //! heartbeats = false
+//!
+//! [http]                                  # optional
+//! listen = "127.0.0.1:9100"
 //! ```
 //!
 //! The keys:
@@ -82,6 +85,11 @@
 //!   days ago (default 90); `heartbeats = true` also journals heartbeats answered "ok"
 //!   (default false: they are most of the traffic, and the seat records already say who
 //!   holds what).
+//! - `[http]`: `listen`, the address of the server's HTTP listener ([`crate::http`]):
+//!   Prometheus metrics at `/metrics`, `/healthz` and `/readyz` for load balancers and
+//!   supervisors, and a read-only status page at `/`. Without the section there is none.
+//!   It is plaintext and unauthenticated, and the status page names who holds which
+//!   seat: listen on loopback or a management network.
 //!
 //! Relative paths are relative to the config file's directory, so a config and its files
 //! can move together. Unknown keys are refused with the nearest known key suggested:
@@ -220,6 +228,16 @@ pub struct ServerConfig {
     pub timing: Timing,
     /// The journal's settings (`[journal]`).
     pub journal: JournalConfig,
+    /// The HTTP listener for metrics, health checks and the status page (`[http]`), if
+    /// the file asks for one.
+    pub http: Option<HttpConfig>,
+}
+
+/// A server's `[http]` section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// Where to listen (`listen`, required in the section), e.g. `"127.0.0.1:9100"`.
+    pub listen: SocketAddr,
 }
 
 /// The most `journal.file_mb`, `journal.keep_mb` and `journal.keep_days` accepted.
@@ -326,6 +344,7 @@ impl ServerConfig {
             timing_profile: self.timing_profile,
             timing: self.timing,
             journal: (self.journal != JournalConfig::default()).then_some(self.journal),
+            http: self.http,
         }
     }
 

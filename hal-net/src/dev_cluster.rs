@@ -35,6 +35,10 @@ pub struct DevClusterArgs {
     /// The first of three consecutive ports on 127.0.0.1.
     #[arg(long, default_value_t = 6200, value_parser = clap::value_parser!(u16).range(1..65534))]
     base_port: u16,
+    /// The first of three consecutive ports for the servers' status pages and metrics
+    /// (`[http]`); default: the base port plus 100 (6300). 0: none.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(0..65534))]
+    http_base_port: Option<u16>,
 }
 
 /// The demo license before signing.
@@ -62,12 +66,19 @@ pub fn run(args: DevClusterArgs, json: bool) -> Result<ExitCode> {
         .with_context(|| format!("cannot resolve {}", dir.display()))?;
     let license = write_license(&dir)?;
     let ports: Vec<u16> = (0..3).map(|i| args.base_port + i).collect();
+    let http_base = args
+        .http_base_port
+        .unwrap_or_else(|| args.base_port.saturating_add(100));
+    let http: Vec<u16> = match http_base {
+        0 | 65534.. => Vec::new(),
+        base => (0..3).map(|i| base + i).collect(),
+    };
     make_certificates(&dir, &ports)?;
-    let configs = write_configs(&dir, &ports)?;
+    let configs = write_configs(&dir, &ports, &http)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(supervise(&dir, &configs, &ports, (&license, json)))
+    runtime.block_on(supervise(&dir, &configs, &ports, (&license, json, &http)))
 }
 
 /// Makes the key (unless there is one) and the signed license; returns its path.
@@ -101,8 +112,8 @@ fn make_certificates(dir: &Path, ports: &[u16]) -> Result<()> {
     Ok(())
 }
 
-/// Writes `server1.toml`..`server3.toml`.
-fn write_configs(dir: &Path, ports: &[u16]) -> Result<Vec<PathBuf>> {
+/// Writes `server1.toml`..`server3.toml`, with an `[http]` listener at each of `http`.
+fn write_configs(dir: &Path, ports: &[u16], http: &[u16]) -> Result<Vec<PathBuf>> {
     let triad: [ServerAddr; 3] = ports
         .iter()
         .map(|&p| ServerAddr::loopback(p))
@@ -121,6 +132,9 @@ fn write_configs(dir: &Path, ports: &[u16]) -> Result<Vec<PathBuf>> {
             Path::new(keys::PUBLIC_KEY_FILE),
         );
         file.listen = Some(SocketAddr::from(([127, 0, 0, 1], port)));
+        file.http = http.get(i).map(|&port| hal_net::config::HttpConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], port)),
+        });
         let tls = Path::new(TLS_DIR);
         file.security = Security::Tls(TlsFiles {
             ca: tls.join(triad_dir::CA_CERT_FILE),
@@ -141,7 +155,7 @@ async fn supervise(
     dir: &Path,
     configs: &[PathBuf],
     ports: &[u16],
-    (license, json): (&Path, bool),
+    (license, json, http): (&Path, bool, &[u16]),
 ) -> Result<ExitCode> {
     // Before any child exists, so that a stop signal always stops them too.
     let stop = signals::stop();
@@ -176,7 +190,8 @@ async fn supervise(
         fs::write(&pid_path, format!("{pid}\n"))
             .with_context(|| format!("cannot write {}", pid_path.display()))?;
         children.push(child);
-        started.push(json!({"server": id, "address": format!("127.0.0.1:{}", ports[i]),
+        let page = http.get(i).map(|port| format!("http://127.0.0.1:{port}/"));
+        started.push(json!({"server": id, "address": format!("127.0.0.1:{}", ports[i]), "status_page": page,
             "pid": pid, "log": log_path.display().to_string(), "config": config.display().to_string()}));
     }
     let path: Vec<String> = ports.iter().map(|p| format!("{p}@127.0.0.1")).collect();
@@ -195,6 +210,13 @@ async fn supervise(
         );
     } else {
         print_started(dir, ports, license, &path);
+        if let Some(first) = http.first() {
+            println!(
+                "status pages: http://127.0.0.1:{first}/ (#1), :{} (#2), :{} (#3); metrics at /metrics",
+                first + 1,
+                first + 2
+            );
+        }
     }
     let died = watch(&mut children, stop, (&logs, json)).await;
     stop_all(&mut children).await;

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -21,7 +22,7 @@ use hal_core::record::{FeatureMeta, Meta};
 use hal_core::server::{Config, Licensing};
 use hal_net::config::{Security, ServerConfig, TlsFiles};
 use hal_net::discovery;
-use hal_net::journal::{FileJournal, Journal};
+use hal_net::journal::{FileJournal, Journal, JournalStats};
 use hal_net::node::{LicenseFileSpec, LinkTiming, Node, NodeConfig, SeenLicenses};
 use hal_net::storage::{FileStorage, IfBlank, StorageError};
 use hal_net::tls::ServerTls;
@@ -128,6 +129,7 @@ async fn serve(config: ServerConfig, if_blank: IfBlank) -> Result<()> {
     // mistyped or missing one look like a server's.
     let storage = open_storage(&config, if_blank)?;
     let file_journal = open_journal(&config, me, &catalog, &triad);
+    let journal_stats = file_journal.as_ref().map(FileJournal::stats);
     let journal = match &file_journal {
         Some(file) => Journal::to(file.sink()).with_heartbeats(config.journal.heartbeats),
         None => Journal::off(),
@@ -164,7 +166,7 @@ async fn serve(config: ServerConfig, if_blank: IfBlank) -> Result<()> {
                 catalog,
                 (transport, storage),
                 &hostid,
-                (stop, hangups),
+                (stop, hangups, journal_stats),
             )
             .await
         }
@@ -178,7 +180,7 @@ async fn serve(config: ServerConfig, if_blank: IfBlank) -> Result<()> {
                 catalog,
                 (TcpTransport, storage),
                 &hostid,
-                (stop, hangups),
+                (stop, hangups, journal_stats),
             )
             .await
         }
@@ -272,9 +274,28 @@ async fn run_node<T: Transport>(
     catalog: Catalog,
     (transport, storage): (T, FileStorage),
     hostid: &HostId,
-    (stop, hangups): (impl std::future::Future<Output = ()> + Send, Hangups),
+    (stop, hangups, journal_stats): (
+        impl std::future::Future<Output = ()> + Send,
+        Hangups,
+        Option<Arc<JournalStats>>,
+    ),
 ) -> Result<()> {
     let me = node_config.core.id();
+    let peers = transport.clone();
+    // Before anything else listens: a taken port stops the start, naming the key.
+    let http = match &config.http {
+        Some(http) => Some(
+            tokio::net::TcpListener::bind(http.listen)
+                .await
+                .with_context(|| {
+                    format!(
+                        "{}: http.listen: cannot listen on {}",
+                        config.source_name, http.listen
+                    )
+                })?,
+        ),
+        None => None,
+    };
     let hangups = tokio::spawn(reread_on_hangup(
         config.license.clone(),
         transport.clone(),
@@ -290,6 +311,21 @@ async fn run_node<T: Transport>(
     )
     .await?;
     let node = with_discovery(config, node);
+    let node = match http {
+        Some(listener) => {
+            let metrics = hal_net::metrics::Metrics::new();
+            if let Some(stats) = journal_stats {
+                metrics.journal(stats);
+            }
+            let servers = (me, push_targets(config, me));
+            info!(listen = %config.http.map_or_else(String::new, |h| h.listen.to_string()), "http: metrics at /metrics, health at /healthz and /readyz, the status page at /");
+            node.with_metrics(metrics.clone()).beside(move |view| {
+                let state = hal_net::http::HttpState::new(view, metrics, servers, peers);
+                hal_net::http::serve(listener, state)
+            })
+        }
+        None => node,
+    };
     info!(
         server = %me,
         listen = %node.local_addr(),

@@ -279,10 +279,12 @@ fn client_verbs_explain_bad_paths_and_unreachable_servers() {
 fn dev_cluster_starts_three_servers_and_stops_them() {
     let dir = tempfile::tempdir().unwrap();
     let base = pick_three_consecutive_ports();
+    let http = pick_three_consecutive_ports();
     let mut child = Command::new(hal_net())
         .args(["dev-cluster", "--dir"])
         .arg(dir.path())
         .args(["--base-port", &base.to_string()])
+        .args(["--http-base-port", &http.to_string()])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -342,6 +344,25 @@ fn dev_cluster_starts_three_servers_and_stops_them() {
     };
     let grant: serde_json::Value = serde_json::from_slice(&granted.stdout).unwrap();
     assert_eq!(grant["server"], 1);
+    // Each server's status page and metrics are on the ports it printed.
+    let lines: Vec<String> = lines
+        .by_ref()
+        .map(Result::unwrap)
+        .take_while(|l| !l.starts_with("status pages:"))
+        .collect();
+    assert!(lines.len() < 20, "{lines:?}");
+    let mut page = std::net::TcpStream::connect(("127.0.0.1", http + 2)).unwrap();
+    std::io::Write::write_all(
+        &mut page,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut page, &mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.ends_with("ok\n"),
+        "{answer}"
+    );
     let pids: Vec<i32> = (1..=3)
         .map(|i| {
             let text = std::fs::read_to_string(dir.path().join(format!("server{i}.pid"))).unwrap();
@@ -370,7 +391,7 @@ fn dev_cluster_ends_when_all_its_servers_have_died() {
     let mut child = Command::new(hal_net())
         .args(["dev-cluster", "--json", "--dir"])
         .arg(dir.path())
-        .args(["--base-port", &base.to_string()])
+        .args(["--base-port", &base.to_string(), "--http-base-port", "0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -42,6 +42,8 @@ pub struct ConfigFile {
     pub timing: Timing,
     /// A `[journal]` section, written out whole; none leaves the defaults.
     pub journal: Option<super::JournalConfig>,
+    /// An `[http]` section; none: no HTTP listener.
+    pub http: Option<super::HttpConfig>,
 }
 
 impl ConfigFile {
@@ -64,6 +66,7 @@ impl ConfigFile {
             timing_profile: TimingProfile::Lan,
             timing: Timing::lan(),
             journal: None,
+            http: None,
         }
     }
 
@@ -135,6 +138,10 @@ impl ConfigFile {
                 journal.limits.keep_age.as_secs() / (24 * 3600),
             );
             line(&mut out, "heartbeats", journal.heartbeats);
+        }
+        if let Some(http) = &self.http {
+            out.push_str("\n[http]\n");
+            line(&mut out, "listen", quote(&http.listen.to_string()));
         }
         out
     }

@@ -17,8 +17,8 @@ use super::error::unknown_key_hint;
 use super::{
     CLIENT_CONNECTIONS_MAX_CEILING, CLIENT_CONNECTIONS_MAX_DEFAULT,
     CLIENT_CONNECTIONS_PER_ADDRESS_MAX_DEFAULT, CONFIG_BYTES_MAX, ConfigError, DEFAULT_PORT,
-    JOURNAL_FILE_MB_MAX, JOURNAL_KEEP_DAYS_MAX, JOURNAL_KEEP_MB_MAX, JournalConfig, Security,
-    ServerConfig, TIMING_DURATION_MAX, TimingProfile, TlsFiles,
+    HttpConfig, JOURNAL_FILE_MB_MAX, JOURNAL_KEEP_DAYS_MAX, JOURNAL_KEEP_MB_MAX, JournalConfig,
+    Security, ServerConfig, TIMING_DURATION_MAX, TimingProfile, TlsFiles,
 };
 use crate::addr::ServerAddr;
 use crate::toml_doc::{self, Problem};
@@ -40,7 +40,11 @@ pub(super) const TOP_KEYS: &[&str] = &[
     "tls",
     "timing",
     "journal",
+    "http",
 ];
+
+/// The keys of `[http]`.
+const HTTP_KEYS: &[&str] = &["listen"];
 
 /// The keys of `[journal]`, with each number's range.
 const JOURNAL_KEYS: &[&str] = &["enabled", "file_mb", "keep_mb", "keep_days", "heartbeats"];
@@ -104,6 +108,7 @@ pub(super) fn parse(
     let (timing_profile, timing) = doc.timing(root)?;
     let (discovery, discovery_multicast) = doc.discovery(root)?;
     let journal = doc.journal(root)?;
+    let http = doc.http(root)?;
     Ok(ServerConfig {
         source_name: source_name.into(),
         position,
@@ -129,6 +134,7 @@ pub(super) fn parse(
         timing_profile,
         timing,
         journal,
+        http,
     })
 }
 
@@ -412,6 +418,31 @@ impl Doc<'_> {
                 let problem = format!("{count} is not from 1 to {CLIENT_CONNECTIONS_MAX_CEILING}");
                 self.invalid(value.span(), key, problem)
             })
+    }
+
+    /// The `[http]` section: where the metrics, health checks and status page listen.
+    fn http(&self, root: &DeTable<'_>) -> Result<Option<HttpConfig>, ConfigError> {
+        let Some(value) = root.get("http") else {
+            return Ok(None);
+        };
+        let DeValue::Table(table) = value.get_ref() else {
+            let problem = "expected a section: write [http] on a line of its own, then                            listen = \"127.0.0.1:9100\"";
+            return Err(self.invalid(value.span(), "http", problem));
+        };
+        self.check_keys(table, HTTP_KEYS, "in [http]", &[])?;
+        let Some(listen) = table.get("listen") else {
+            return Err(self.missing(
+                "http.listen",
+                "an IP address and port such as \"127.0.0.1:9100\"",
+            ));
+        };
+        let example = "an IP address and port such as \"127.0.0.1:9100\"";
+        let text = self.string("http.listen", listen, example)?;
+        let listen = text.parse().map_err(|_| {
+            let problem = format!("'{text}' is not {example}");
+            self.invalid(listen.span(), "http.listen", problem)
+        })?;
+        Ok(Some(HttpConfig { listen }))
     }
 
     /// The `[journal]` section, every key optional.

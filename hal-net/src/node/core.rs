@@ -81,7 +81,15 @@ pub(super) struct Core<C: Clock> {
     pending: Pending,
     /// The license in force and the file that follows it.
     license: super::license::LicenseKeeper,
+    metrics: Option<crate::metrics::Metrics>,
+    /// While active and keeping metrics: the last index of each batch of entries
+    /// appended, and when, until it commits.
+    appended: VecDeque<(LogIndex, tokio::time::Instant)>,
 }
+
+/// The most batches of appended entries timed until their commit: a leader that cannot
+/// commit stops timing new ones rather than grow.
+const APPENDED_TIMED_MAX: usize = 4096;
 
 impl<C: Clock> Core<C> {
     pub(super) fn new(
@@ -125,7 +133,14 @@ impl<C: Clock> Core<C> {
             me: ServerId::PRIMARY,
             pending: Pending::default(),
             license: super::license::LicenseKeeper::new(None, String::new(), 0),
+            metrics: None,
+            appended: VecDeque::new(),
         }
+    }
+
+    pub(super) fn with_metrics(mut self, metrics: Option<crate::metrics::Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Keeps the license in force with `license` (status, log lines, the file).
@@ -306,6 +321,12 @@ impl<C: Clock> Core<C> {
                 Output::Persist(write) => {
                     if let Some(last) = write.last_log_index() {
                         self.unsynced_last_index = Some(last);
+                        if self.metrics.is_some()
+                            && self.server.is_leader()
+                            && self.appended.len() < APPENDED_TIMED_MAX
+                        {
+                            self.appended.push_back((last, tokio::time::Instant::now()));
+                        }
                     }
                     self.unsynced.push(write);
                     self.newest_persist_batch = self.batches_handed + 1;
@@ -317,6 +338,26 @@ impl<C: Clock> Core<C> {
                 Output::Reply(reply) => self.release(Send::Reply(reply), early),
                 Output::Event(event) => self.log_event(event),
             }
+        }
+        self.time_commits();
+    }
+
+    /// Observes the commit latency of the appended batches the commit index has passed
+    /// (none once this server no longer leads: another leader may overwrite them).
+    fn time_commits(&mut self) {
+        let Some(metrics) = &self.metrics else {
+            return;
+        };
+        if !self.server.is_leader() {
+            self.appended.clear();
+            return;
+        }
+        let commit = self.server.commit_index();
+        while let Some(&(last, at)) = self.appended.front()
+            && last <= commit
+        {
+            metrics.committed(at.elapsed());
+            self.appended.pop_front();
         }
     }
 
@@ -356,6 +397,9 @@ impl<C: Clock> Core<C> {
     /// A batch is durable: release what waited for it.
     fn synced(&mut self) {
         self.batches_synced += 1;
+        if let (Some(metrics), Some(started)) = (&self.metrics, self.sync_started) {
+            metrics.synced(started.elapsed());
+        }
         self.sync_started = None;
         while self
             .held
@@ -388,6 +432,10 @@ impl<C: Clock> Core<C> {
     }
 
     fn reply(&mut self, reply: ServerReply) {
+        if let Some(metrics) = &self.metrics {
+            let (result, denial) = result_name(&reply.result);
+            metrics.replied(result, denial);
+        }
         if self.journal.is_on() {
             let now = self.clock.now();
             self.pending.answered(self.me, &reply, &self.journal, now);
@@ -552,4 +600,22 @@ impl<C: Clock> Core<C> {
             other => debug!(?other, "server event"),
         }
     }
+}
+
+/// A reply's result for the metrics, and a denial's reason.
+fn result_name(result: &ReplyResult) -> (&'static str, Option<&'static str>) {
+    let name = match result {
+        ReplyResult::Granted { .. } => "granted",
+        ReplyResult::Released { .. } => "released",
+        ReplyResult::Queued { .. } => "queued",
+        ReplyResult::LeftQueue => "left_queue",
+        ReplyResult::HeartbeatAck { .. } => "heartbeat",
+        ReplyResult::Denied(denial) => return ("denied", Some(denial.name())),
+        ReplyResult::Removed { .. } => "removed",
+        ReplyResult::LicensePushed { .. } => "license_pushed",
+        ReplyResult::LicenseRefused { .. } => "license_refused",
+        ReplyResult::OptionsPushed { .. } => "options_pushed",
+        ReplyResult::OptionsRefused { .. } => "options_refused",
+    };
+    (name, None)
 }

@@ -270,6 +270,9 @@ async fn pump<T: Transport>(
             frame = link.next() => match frame {
                 Some(Ok(Message::Pong { nonce, wall_ms })) => {
                     heard = Instant::now();
+                    if let (Some(metrics), Some(rtt)) = (&shared.metrics, clock.round_trip(nonce, (shared.now.0)())) {
+                        metrics.peer_rtt(peer, rtt);
+                    }
                     if shared.config.journal.is_on() {
                         let now = (shared.now.0)();
                         if let Some(record) = clock.pong(shared.me, peer, nonce, wall_ms, now) {
@@ -304,6 +307,12 @@ struct PeerClockEstimate {
 impl PeerClockEstimate {
     fn sent(&mut self, nonce: u64, now: hal_core::time::Now) {
         self.ping = Some((nonce, now));
+    }
+
+    /// The round trip of ping `nonce`, answered `now`, if it is the last one sent.
+    fn round_trip(&self, nonce: u64, now: hal_core::time::Now) -> Option<Duration> {
+        let (sent_nonce, sent) = self.ping?;
+        (sent_nonce == nonce).then(|| Duration::from_millis(now.mono.0.saturating_sub(sent.mono.0)))
     }
 
     /// The record to journal for the pong to ping `nonce` carrying the peer's

@@ -227,6 +227,8 @@ struct Shared<T: Transport> {
     incoming: IncomingLinks,
     /// The node's clock, for what the links journal (peer clock offsets).
     now: NowFn,
+    /// Where the links count their round trips, if the node keeps metrics.
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 /// Reads a node's clock.
@@ -290,6 +292,8 @@ impl std::fmt::Debug for EventHook {
 pub struct NodeView {
     inbound: mpsc::Sender<Inbound>,
     stop: CancellationToken,
+    /// The node's certificate's expiry, which the report from the core loop lacks.
+    certificate_expires_ms: Option<u64>,
 }
 
 impl NodeView {
@@ -299,7 +303,9 @@ impl NodeView {
     pub async fn status(&self, limit: Duration) -> Option<StatusReport> {
         let (answer, report) = oneshot::channel();
         self.inbound.try_send(Inbound::Status(answer)).ok()?;
-        tokio::time::timeout(limit, report).await.ok()?.ok()
+        let mut report = tokio::time::timeout(limit, report).await.ok()?.ok()?;
+        report.certificate_expires_ms = self.certificate_expires_ms;
+        Some(report)
     }
 
     /// Completes when the node has stopped.
@@ -333,6 +339,7 @@ pub struct Node<T: Transport, S: Storage, C: Clock> {
     listener: T::Listener,
     hook: Option<EventHook>,
     beside: Beside,
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 impl<T: Transport, S: Storage, C: Clock> Node<T, S, C> {
@@ -361,6 +368,7 @@ impl<T: Transport, S: Storage, C: Clock> Node<T, S, C> {
             listener,
             hook: None,
             beside: Beside::default(),
+            metrics: None,
         })
     }
 
@@ -375,6 +383,13 @@ impl<T: Transport, S: Storage, C: Clock> Node<T, S, C> {
         self.beside
             .0
             .push(Box::new(move |view| Box::pin(task(view))));
+        self
+    }
+
+    /// Counts what the node does into `metrics` (replies, denials, commit and sync
+    /// latencies, peer round trips); the HTTP listener reads them.
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -417,6 +432,7 @@ impl<T: Transport, S: Storage, C: Clock> Node<T, S, C> {
             stop: CancellationToken::new(),
             incoming: IncomingLinks::default(),
             now,
+            metrics: self.metrics.clone(),
         };
         let mut peer_queues = BTreeMap::new();
         for (&peer, addr) in &self.config.peers {
@@ -430,6 +446,7 @@ impl<T: Transport, S: Storage, C: Clock> Node<T, S, C> {
             let view = NodeView {
                 inbound: shared.inbound.clone(),
                 stop: shared.stop.clone(),
+                certificate_expires_ms: self.config.certificate_expires_ms,
             };
             tokio::spawn(task(view).instrument(span.clone()));
         }
@@ -449,6 +466,7 @@ impl<T: Transport, S: Storage, C: Clock> Node<T, S, C> {
         let end_clock = self.clock.clone();
         let core = core::Core::new(server, self.clock, peer_queues, persist_tx, self.hook)
             .with_signer(self.config.borrow_signer.clone())
+            .with_metrics(self.metrics.clone())
             .with_journal(me, journal.clone())
             .with_license(license::LicenseKeeper::new(
                 self.config.license_file.clone(),

@@ -166,6 +166,12 @@ impl Cluster {
         Cluster::with_hosts([free_port_everywhere(&hosts); 3], hosts, timing, extra)
     }
 
+    /// Three servers on 127.0.0.1, each with `extra` lines in its config (before its
+    /// `[tls]` section: top-level keys, or whole sections such as `[http]`).
+    pub fn with_extra(timing: &str, extra: [String; 3]) -> Cluster {
+        Cluster::with_hosts(free_ports::<3>(), ["127.0.0.1"; 3], timing, extra)
+    }
+
     fn with_hosts(
         ports: [u16; 3],
         hosts: [&'static str; 3],
