@@ -58,7 +58,7 @@ FEATURE HAL
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
 pub fn run(args: DevClusterArgs, json: bool) -> Result<ExitCode> {
-    crate::serve_cmd::init_logging();
+    crate::serve_cmd::init_logging(crate::serve_cmd::LogFormat::Text);
     let dir = &args.dir;
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let dir = dir

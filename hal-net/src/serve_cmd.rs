@@ -52,42 +52,75 @@ pub struct ServeArgs {
     /// newest version both ends speak.
     #[arg(long, value_name = "N")]
     protocol_version: Option<u8>,
+    /// How to write the log on standard error: `text` (one line each, for people) or
+    /// `json` (one JSON object each: `timestamp`, `level`, `target`, `message` and the
+    /// event's fields, for journald, a file or a log shipper).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// How the log is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 pub fn run(args: ServeArgs) -> Result<ExitCode> {
+    // First of all, so that a SIGHUP (`systemctl reload`) while the server reads its
+    // config and loads cannot stop it the default way; SIGTERM and Ctrl-C too.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (hangup, stop) = {
+        let _inside = runtime.enter();
+        let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+        (hangup, signals::stop())
+    };
     if let Some(version) = args.protocol_version {
         hal_net::wire::hold_back_protocol(version)
             .map_err(|e| crate::output::Usage(format!("--protocol-version: {e}")))?;
     }
-    init_logging();
+    init_logging(args.log_format);
     let config = ServerConfig::load(&args.config)?;
     let if_blank = if args.join_empty {
         IfBlank::JoinEmpty
     } else {
         IfBlank::Refuse
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(serve(config, if_blank))?;
+    runtime.block_on(serve(config, if_blank, (stop, hangup)))?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
-pub fn init_logging() {
+/// Logs to stderr as `format` says, filtered by `RUST_LOG` (default `info`); colours only
+/// on a terminal.
+pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .try_init(),
+    };
 }
 
-async fn serve(config: ServerConfig, if_blank: IfBlank) -> Result<()> {
-    let stop = signals::stop();
-    // Watched from the start: a SIGHUP while the server loads must not stop it.
-    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+async fn serve(
+    config: ServerConfig,
+    if_blank: IfBlank,
+    (stop, hangup): (
+        impl std::future::Future<Output = ()> + Send,
+        std::io::Result<tokio::signal::unix::Signal>,
+    ),
+) -> Result<()> {
     let loaded = load_license(&config)?;
     let (license, file_license) = (&loaded.license, &loaded.file);
     let hostid = match &config.hostid {
