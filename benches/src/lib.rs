@@ -18,6 +18,7 @@ pub mod proxy;
 pub mod push;
 pub mod queue;
 pub mod report;
+pub mod rolling;
 pub mod servers;
 pub mod soak;
 pub mod triad;

@@ -10,6 +10,7 @@ use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use hal_core::ServerId;
@@ -113,6 +114,33 @@ impl Servers {
             child.wait()?;
         }
         Ok(())
+    }
+
+    /// SIGTERM to server `id` (an operator's `systemctl stop`), and waits for it to exit
+    /// (SIGKILL after 10 s, which is an error); how long it took.
+    pub fn terminate(&mut self, id: ServerId) -> Result<Duration> {
+        let started = Instant::now();
+        let Some(mut child) = self.children[id.index()].take() else {
+            return Ok(Duration::ZERO);
+        };
+        let pid = i32::try_from(child.id()).context("a process id")?;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .with_context(|| format!("cannot send SIGTERM to server {id}"))?;
+        while started.elapsed() < Duration::from_secs(10) {
+            if let Some(status) = child.try_wait()? {
+                if !status.success() {
+                    bail!("server {id} exited {status} after SIGTERM");
+                }
+                return Ok(started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        bail!("server {id} did not exit within 10 s of SIGTERM")
     }
 
     /// Starts server `id` (stopping it first with SIGKILL if it runs) from its data.

@@ -288,6 +288,11 @@ impl Triad {
         self.servers.restart(id)
     }
 
+    /// SIGTERM to server `id`, waiting for it to exit; how long that took.
+    pub fn terminate(&mut self, id: ServerId) -> Result<Duration> {
+        self.servers.terminate(id)
+    }
+
     /// Cuts server `id` off from its peers and clients (needs `proxied`): every byte to
     /// or from it is dropped, as a network partition would, until [`Triad::heal`].
     pub fn partition(&self, id: ServerId) -> Result<()> {

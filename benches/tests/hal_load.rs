@@ -158,6 +158,44 @@ fn a_license_push_under_load_fails_no_cycle_and_every_server_switches_within_a_s
     assert!(number(&f, "push_ms") <= switched, "{f:?}");
 }
 
+/// A rolling restart (SIGTERM and a restart of #3, #2, then the active #1) under a closed
+/// loop fails no cycle; the active server hands its role over, so no checkout waits a
+/// failover's time (1.5 s), and #1 is active again at the end.
+#[test]
+fn a_rolling_restart_under_load_fails_no_checkout() {
+    let output = hal_load(
+        "rolling",
+        18280,
+        &[
+            "rolling",
+            "--clients",
+            "8",
+            "--duration",
+            "10s",
+            "--warmup",
+            "500ms",
+            "--timing",
+            "failback_hold=2s",
+        ],
+    );
+    let f = fields(&output, "rolling:");
+    assert_eq!(f["errors"], "0", "{f:?}");
+    assert!(number(&f, "cycles") > 0.0, "{f:?}");
+    assert_eq!(f["active_after"], "1", "{f:?}");
+    let failover = Timing::lan().election_timeout + Timing::lan().failover_delay;
+    assert!(
+        number(&f, "checkout_max_ms") < failover.as_secs_f64() * 1000.0,
+        "a checkout waited a failover's time: the handover did not happen: {f:?}"
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let restarts: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("restart: "))
+        .collect();
+    assert_eq!(restarts.len(), 3, "{stdout}");
+    assert!(restarts[2].starts_with("restart: server=1 "), "{stdout}");
+}
+
 /// A waiting checkout's turn (the figure is its median over 20 rounds): every
 /// round's waiter gets the seat, and is told as the turn is committed, well before its
 /// next ask (asked at least once per failover time, 1.5 s here).

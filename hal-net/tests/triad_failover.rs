@@ -175,3 +175,43 @@ fn a_server_alone_denies_with_no_majority() {
     assert_eq!(out.status.code(), Some(3), "{out:?}");
     assert_eq!(json(&out)["result"], "unreachable");
 }
+
+/// SIGTERM on the active server hands the role over before it exits: #2 serves well
+/// within a failover's wait, and the holders' seats carry over.
+#[test]
+fn sigterm_on_the_active_server_hands_the_role_over_first() {
+    let mut cluster = Cluster::new(TIMING);
+    cluster.start_all();
+    cluster.wait_active(1, Duration::from_secs(10));
+    let holder = Holder::start(&cluster, "cad");
+    let handle = holder.handle();
+    let asked = Instant::now();
+    cluster.stop(1);
+    let stopped = asked.elapsed();
+    let log = std::fs::read_to_string(cluster.log(1)).unwrap();
+    assert!(
+        log.contains("stopping: handing the active role to #2 first"),
+        "{log}"
+    );
+    assert!(
+        log.contains("handed the active role over; stopping"),
+        "{log}"
+    );
+    // #2 took over before #1 exited: it serves a checkout at once.
+    let out = cluster.verb(&["checkout", "cad", "--hold", "0s", "--json"]);
+    let served = asked.elapsed();
+    assert!(out.status.success(), "{out:?}\n{}", cluster.logs());
+    assert_eq!(json(&out)["server"], 2, "{out:?}");
+    let failover = hal_core::timing::Timing::lan();
+    let failover = failover.election_timeout + failover.failover_delay;
+    assert!(
+        served < failover,
+        "served {served:?} after SIGTERM (stop took {stopped:?}); a failover takes {failover:?}"
+    );
+    eprintln!(
+        "SIGTERM to #1: it exited after {stopped:?}; #2 served a checkout {served:?} after it"
+    );
+    let (_, handles) = cluster.seats("cad");
+    assert!(handles.contains(&handle), "{handles:?}");
+    holder.release();
+}

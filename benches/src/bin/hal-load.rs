@@ -56,6 +56,10 @@ enum Command {
     /// failed cycles, whether the active server changed, and how soon every server
     /// served the new COUNT.
     Push(PushArgs),
+    /// A rolling restart under a closed loop: SIGTERM and a restart of #3, #2 and then
+    /// the active #1 (which hands its role over, and takes it back after the failback
+    /// hold), one at a time; failed cycles and the longest checkout wait.
+    Rolling(RollingArgs),
     /// A waiting checkout's turn (`checkout --wait`): with the one seat held, a second
     /// client waits in the queue; the time from the holder's checkin to the waiter's
     /// grant, over rounds.
@@ -202,6 +206,23 @@ struct PushArgs {
     clients: u64,
     /// How long to measure; the push comes halfway through.
     #[arg(long, default_value = "6s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// How long to run first without measuring.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    #[command(flatten)]
+    timing: TimingArgs,
+    #[command(flatten)]
+    triad: TriadArgs,
+}
+
+#[derive(Debug, Args)]
+struct RollingArgs {
+    /// Concurrent clients, each with at most one seat (the license has twice as many).
+    #[arg(long, default_value_t = 16)]
+    clients: u64,
+    /// How long to measure: the three restarts (and #1's failback) must fit.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     duration: Duration,
     /// How long to run first without measuring.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
@@ -404,6 +425,7 @@ async fn run(command: Command) -> Result<()> {
     let made_here = match &command {
         Command::Load(LoadArgs { triad, .. })
         | Command::Push(PushArgs { triad, .. })
+        | Command::Rolling(RollingArgs { triad, .. })
         | Command::Queue(QueueArgs { triad, .. })
         | Command::Failover(FailoverArgs { triad, .. })
         | Command::Soak(SoakArgs { triad, .. }) => {
@@ -434,6 +456,7 @@ async fn run_command(command: Command) -> Result<()> {
     match command {
         Command::Load(args) => load_cmd(args).await,
         Command::Push(args) => push_cmd(args).await,
+        Command::Rolling(args) => rolling_cmd(args).await,
         Command::Queue(args) => queue_cmd(args).await,
         Command::Failover(args) => failover_cmd(args).await,
         Command::Soak(args) => soak_cmd(args).await,
@@ -543,6 +566,42 @@ async fn push_cmd(args: PushArgs) -> Result<()> {
     let run = hal_benches::push::measure(&triad, clients, options, count, count + 10).await?;
     println!("{}", run.report.line("hal"));
     println!("{}", run.line());
+    if let Some(error) = &run.report.first_error {
+        println!("first_error: {error}");
+    }
+    drop(triad);
+    Ok(())
+}
+
+async fn rolling_cmd(args: RollingArgs) -> Result<()> {
+    let timing = args.timing.timing()?;
+    let count = u32::try_from(args.clients.saturating_mul(2))
+        .context("--clients")?
+        .max(1);
+    let mut triad = args.triad.start(count, false, Tune::timing(timing)).await?;
+    triad.wait_active(Duration::from_secs(10)).await?;
+    let addrs = triad.addrs();
+    let transport = triad.transport();
+    let clients = (0..args.clients)
+        .map(|n| {
+            HalSeats::new(
+                transport.clone(),
+                addrs.clone(),
+                client_id_base() + (n << 8),
+                timing,
+            )
+        })
+        .collect();
+    let options = load::LoadOptions {
+        mode: load::Mode::Closed,
+        warmup: args.warmup,
+        duration: args.duration,
+    };
+    let run = hal_benches::rolling::measure(&mut triad, clients, options).await?;
+    println!("{}", run.report.line("hal"));
+    for line in run.lines() {
+        println!("{line}");
+    }
     if let Some(error) = &run.report.first_error {
         println!("first_error: {error}");
     }

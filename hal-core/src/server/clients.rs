@@ -177,7 +177,7 @@ impl Server {
                     Some(Denial::NoMajority)
                 } else if leader.transfer_since.is_some() {
                     Some(Denial::NotActive {
-                        active: Some(ServerId::PRIMARY),
+                        active: Some(self.hand_over_target()),
                     })
                 } else {
                     None

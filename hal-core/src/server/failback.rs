@@ -194,21 +194,75 @@ impl Server {
         }
     }
 
-    /// As #3: the leader hands the role to #1 and may not reach it; pass it on.
+    /// As #3: the leader hands the role to the other server that may lead (#1 for a
+    /// failback from #2, #2 when #1 stops) and may not reach it; pass it on.
     pub(super) fn on_hand_over(&mut self, from: ServerId, term: Term) {
         if term == self.term && self.leader == Some(from) && self.position_is(ServerId::TIEBREAKER)
         {
-            self.send(ServerId::PRIMARY, PeerBody::TimeoutNow);
+            let to = match from {
+                ServerId::PRIMARY => ServerId::SECONDARY,
+                _ => ServerId::PRIMARY,
+            };
+            self.send(to, PeerBody::TimeoutNow);
         }
     }
 
-    /// As #2 leading: hands the role to #1 once #1 has been in contact for the hold.
-    pub(super) fn maybe_fail_back(&mut self) {
-        if !self.position_is(ServerId::SECONDARY) {
-            return;
+    /// The server a leader hands its role to: the other one that may lead.
+    pub(super) fn hand_over_target(&self) -> ServerId {
+        if self.position_is(ServerId::PRIMARY) {
+            ServerId::SECONDARY
+        } else {
+            ServerId::PRIMARY
+        }
+    }
+
+    /// [`Server::hand_over`]: stops serving and sends the other eligible server
+    /// `TimeoutNow`, and #3 `HandOver` to pass on, if that server acknowledged lately.
+    pub(super) fn start_hand_over(&mut self) -> bool {
+        if matches!(self.config.position, ServerPosition::Single)
+            || self.position_is(ServerId::TIEBREAKER)
+        {
+            return false;
         }
         let now = self.now.mono;
+        let gap_max = self.timing().contact_gap_max();
+        let to = self.hand_over_target();
+        let State::Leader(leader) = &mut self.state else {
+            return false;
+        };
+        let acks_lately = leader.progress.get(&to).is_some_and(|p| {
+            leader
+                .round_sent
+                .iter()
+                .any(|(round, sent)| *round == p.acked_round && now.since(*sent) <= gap_max)
+        });
+        if !acks_lately {
+            return false;
+        }
+        leader.transfer_since = Some(now);
+        let term = self.term;
+        self.event(ServerEvent::HandingOver { to, term });
+        self.send(to, PeerBody::TimeoutNow);
+        self.send(ServerId::TIEBREAKER, PeerBody::HandOver);
+        true
+    }
+
+    /// As #2 leading: hands the role to #1 once #1 has been in contact for the hold. (As
+    /// any leader: gives up a handover that has not completed within an election
+    /// timeout, and serves again.)
+    pub(super) fn maybe_fail_back(&mut self) {
+        let now = self.now.mono;
         let timing = *self.timing();
+        if !self.position_is(ServerId::SECONDARY) {
+            if let State::Leader(leader) = &mut self.state
+                && leader
+                    .transfer_since
+                    .is_some_and(|started| now.since(started) > timing.election_timeout)
+            {
+                leader.transfer_since = None;
+            }
+            return;
+        }
         let gap_max = timing.contact_gap_max();
         let last = self.log.last_index();
         // Contact with #1, counted from no earlier than the last handover tried, nor than
@@ -321,6 +375,119 @@ mod tests {
         assert!(two.server.is_leader());
         let from = two.now_ms;
         (two, from)
+    }
+
+    /// #1 leads, and #2 has acknowledged its latest round (if `two_acks`).
+    fn leading_one(two_acks: bool) -> Driver {
+        let mut one = Driver::new(ServerId::PRIMARY);
+        one.elect();
+        loop {
+            let outputs = one.tick_to(one.now_ms + 50);
+            let round = sent_to(&outputs, ServerId::SECONDARY)
+                .into_iter()
+                .find_map(|b| match b {
+                    PeerBody::Append { round, .. } => Some(round),
+                    _ => None,
+                });
+            if let Some(round) = round {
+                if two_acks {
+                    let match_index = one.server.last_index();
+                    one.hear(
+                        ServerId::SECONDARY,
+                        PeerBody::AppendReply {
+                            success: true,
+                            match_index,
+                            round,
+                        },
+                    );
+                }
+                return one;
+            }
+            assert!(one.now_ms < 10_000, "no append to #2");
+        }
+    }
+
+    #[test]
+    fn a_stopping_leader_hands_the_role_to_the_other_eligible_server() {
+        let mut one = leading_one(true);
+        assert!(one.server.hand_over(crate::server::testkit::at(one.now_ms)));
+        let outputs = one.drain();
+        let to_two = sent_to(&outputs, ServerId::SECONDARY);
+        assert!(
+            to_two.iter().any(|b| matches!(b, PeerBody::TimeoutNow)),
+            "{outputs:?}"
+        );
+        let to_three = sent_to(&outputs, ServerId::TIEBREAKER);
+        assert!(
+            to_three.iter().any(|b| matches!(b, PeerBody::HandOver)),
+            "{outputs:?}"
+        );
+        assert!(outputs.iter().any(|o| matches!(
+            o,
+            Output::Event(ServerEvent::HandingOver {
+                to: ServerId::SECONDARY,
+                ..
+            })
+        )));
+        // It serves nothing meanwhile, and points clients to #2.
+        assert_eq!(
+            one.server.not_serving(),
+            Some(crate::protocol::Denial::NotActive {
+                active: Some(ServerId::SECONDARY)
+            })
+        );
+        // A handover that does not complete is given up: it serves again.
+        let timeout = Timing::lan().election_timeout.as_millis() as u64;
+        let end = one.now_ms + timeout + 200;
+        while one.now_ms < end {
+            // #2 keeps acknowledging (the handover message was lost): #1 keeps its
+            // majority, and gives the handover up.
+            let outputs = one.tick_to(one.now_ms + 50);
+            for body in sent_to(&outputs, ServerId::SECONDARY) {
+                if let PeerBody::Append { round, .. } = body {
+                    let match_index = one.server.last_index();
+                    let ack = PeerBody::AppendReply {
+                        success: true,
+                        match_index,
+                        round,
+                    };
+                    one.hear(ServerId::SECONDARY, ack);
+                }
+            }
+        }
+        assert!(one.server.is_leader());
+        assert_eq!(one.server.not_serving(), None);
+    }
+
+    #[test]
+    fn no_handover_to_a_server_not_heard_lately_nor_by_a_follower() {
+        let mut one = leading_one(false);
+        assert!(!one.server.hand_over(crate::server::testkit::at(one.now_ms)));
+        assert!(one.drain().is_empty());
+        assert!(!matches!(
+            one.server.not_serving(),
+            Some(crate::protocol::Denial::NotActive { .. })
+        ));
+        let mut three = Driver::new(ServerId::TIEBREAKER);
+        assert!(!three.server.hand_over(crate::server::testkit::at(0)));
+    }
+
+    #[test]
+    fn three_passes_a_handover_on_to_the_server_it_is_meant_for() {
+        for (from, to) in [
+            (ServerId::PRIMARY, ServerId::SECONDARY),
+            (ServerId::SECONDARY, ServerId::PRIMARY),
+        ] {
+            let mut three = Driver::new(ServerId::TIEBREAKER);
+            three.hear_in(from, Term(2), append((0, 0), vec![noop(2)], 1));
+            let outputs = three.hear_in(from, Term(2), PeerBody::HandOver);
+            assert!(
+                sent_to(&outputs, to)
+                    .iter()
+                    .any(|b| matches!(b, PeerBody::TimeoutNow)),
+                "{from} -> {to}: {outputs:?}"
+            );
+        }
     }
 
     #[test]

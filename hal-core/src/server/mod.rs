@@ -212,6 +212,9 @@ pub enum ServerEvent {
     LostMajority { term: Term },
     /// As #2, it hands the active role back to #1.
     FailbackStarted { to: ServerId, term: Term },
+    /// As the active server asked to stop ([`Server::hand_over`]), it hands the role to
+    /// `to`, the other server that may lead.
+    HandingOver { to: ServerId, term: Term },
     /// A seat's lease or borrow ran out and its expiry was proposed.
     SeatExpiring { handle: Handle },
     /// The entry at `index` changed the seat table (every server reports each change it
@@ -603,6 +606,20 @@ impl Server {
             self.advance_commit();
         }
         self.debug_check();
+    }
+
+    /// The active server is about to stop (an operator's SIGTERM): it stops serving and
+    /// tells the other server that may lead (#2 for #1, #1 for #2) to campaign at once,
+    /// directly and through #3, so that the triad serves again after one election rather
+    /// than a failover's wait. Returns whether a handover began: not when this server
+    /// does not lead, runs alone, or has not heard the other one acknowledge lately (it
+    /// may be down; the usual failover then follows the stop). A handover that does not
+    /// complete within an election timeout is given up, and the server serves again.
+    pub fn hand_over(&mut self, now: Now) -> bool {
+        self.now = now;
+        let started = self.start_hand_over();
+        self.debug_check();
+        started
     }
 
     /// Time has passed the deadline of [`Server::poll_timeout`] (calling it early is

@@ -178,6 +178,9 @@ impl<C: Clock> Core<C> {
         self.drain();
         self.flush()?;
         tokio::pin!(shutdown);
+        // Asked to stop while active: until when it waits for the other server to take
+        // the role before it stops anyway.
+        let mut leaving: Option<tokio::time::Instant> = None;
         loop {
             let sleep = self
                 .server
@@ -190,7 +193,19 @@ impl<C: Clock> Core<C> {
             let sync_deadline = self.sync_started.map(|t| t + SYNC_TIME_MAX);
             tokio::select! {
                 biased;
-                () = &mut shutdown => break,
+                () = &mut shutdown, if leaving.is_none() => {
+                    match self.hand_over() {
+                        Some(until) => leaving = Some(until),
+                        None => break,
+                    }
+                }
+                () = sleep_until(leaving) => {
+                    warn!(
+                        "the handover did not complete in {} ms; stopping anyway (the usual failover follows)",
+                        self.handover_max().as_millis()
+                    );
+                    break;
+                }
                 done = synced.recv() => match done {
                     Some(Ok(())) => self.synced(),
                     Some(Err(error)) => return Err(error.into()),
@@ -226,9 +241,37 @@ impl<C: Clock> Core<C> {
                 self.drain();
             }
             self.flush()?;
+            if leaving.is_some() && !self.server.is_leader() {
+                let active = self.server.leader().map(|l| l.to_string());
+                info!(term = %self.server.term(), ?active, "handed the active role over; stopping");
+                break;
+            }
         }
         info!("server stopping");
         Ok(())
+    }
+
+    /// How long a stopping active server waits for its handover: an election, with room.
+    fn handover_max(&self) -> Duration {
+        self.server.config().timing.election_timeout * 2
+    }
+
+    /// Asked to stop: as the active server of a triad, hands the role over first (see
+    /// [`Server::hand_over`]) and says until when to wait for it; `None`: stop now.
+    fn hand_over(&mut self) -> Option<tokio::time::Instant> {
+        // The other server that may lead, which must be linked now: one that stopped a
+        // moment ago may still count as heard lately.
+        let target = if self.server.id() == ServerId::PRIMARY {
+            ServerId::SECONDARY
+        } else {
+            ServerId::PRIMARY
+        };
+        let linked = self.links.get(&target).is_some_and(|l| l.connected);
+        if !self.server.is_leader() || !linked || !self.server.hand_over(self.clock.now()) {
+            return None;
+        }
+        self.drain();
+        Some(tokio::time::Instant::now() + self.handover_max())
     }
 
     /// Whether so much waits for storage that taking more inputs would only grow memory.
@@ -541,6 +584,9 @@ impl<C: Clock> Core<C> {
             }
             ServerEvent::FailbackStarted { to, term } => {
                 info!(%term, %to, "failback: handing the active role back to {to}")
+            }
+            ServerEvent::HandingOver { to, term } => {
+                info!(%term, %to, "stopping: handing the active role to {to} first")
             }
             ServerEvent::SeatExpiring { handle } => {
                 info!(%handle, "seat expired: its lease or borrow ran out")
