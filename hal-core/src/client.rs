@@ -132,6 +132,9 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// How long to keep trying a request across the path before giving up on it.
     pub give_up_after: Duration,
+    /// How long to keep trying while every answer is "no majority" (and no attempt went
+    /// unanswered): [`Timing::client_no_majority_give_up`].
+    pub no_majority_give_up: Duration,
     /// The pause after every server in the path refused or failed, before trying again.
     pub retry_pause: Duration,
     /// Bugs planted on purpose (none unless built with the `plant` feature).
@@ -145,6 +148,7 @@ impl ClientConfig {
             timing,
             request_timeout: timing.election_timeout,
             give_up_after: timing.client_give_up_after(),
+            no_majority_give_up: timing.client_no_majority_give_up(),
             retry_pause: timing.election_retry(),
             plants: crate::plant::Plants::NONE,
         }
@@ -196,6 +200,10 @@ struct Pending {
     /// application's: its answers go to [`Client::on_resolved`].
     resolving: Option<Unresolved>,
     last_denial: Option<Denial>,
+    /// Since when every answer has said "no majority" (none since said an election is
+    /// under way or another server is active): such a request is given up sooner
+    /// ([`ClientConfig::no_majority_give_up`]).
+    no_majority_since: Option<Time>,
     /// Until when each endpoint is passed over for this request: an attempt there got no
     /// answer, so the server may be cut off, and the others' "#N is active" hints about
     /// it are stale until a failover has had time to happen.
@@ -554,6 +562,7 @@ impl Client {
             attempts: 0,
             unanswered: false,
             last_denial: None,
+            no_majority_since: None,
             passed_over_until: [None; PATH_MAX],
         });
         self.send_pending();
@@ -845,13 +854,23 @@ impl Client {
             usable
         };
         let give_up = self.config.give_up_after;
+        let no_majority_give_up = self.config.no_majority_give_up;
         let pause = self.config.retry_pause;
         let now = self.now.mono;
         let Some(pending) = &mut self.pending else {
             return;
         };
         pending.attempt = None;
-        if now.since(pending.first_sent) >= give_up {
+        // Every answer "no majority" for an election timeout (a server just started may
+        // say an election is under way first), none lost: no failover is coming, say so
+        // once one would have come.
+        let no_majority = pending
+            .no_majority_since
+            .is_some_and(|since| now.since(since) >= self.config.timing.election_timeout)
+            && !pending.unanswered
+            && pending.resolving.is_none();
+        let waited = now.since(pending.first_sent);
+        if waited >= give_up || (no_majority && waited >= no_majority_give_up) {
             if let Some(pending) = self.pending.take() {
                 self.give_up(pending);
             }
@@ -992,6 +1011,10 @@ impl Client {
         let (seq, attempts) = (pending.seq, pending.attempts);
         match reply.result {
             ReplyResult::Denied(denial) if denial.try_elsewhere() => {
+                pending.no_majority_since = match denial {
+                    Denial::NoMajority => pending.no_majority_since.or(Some(self.now.mono)),
+                    _ => None,
+                };
                 pending.last_denial = Some(denial.clone());
                 self.look_elsewhere(from, &denial);
                 self.retry_pending();
@@ -1780,8 +1803,9 @@ mod tests {
         assert!(events(&mut c).contains(&ClientEvent::FailedOver { from: ONE, to: TWO }));
     }
 
-    #[test]
-    fn a_request_nobody_serves_is_given_up_with_the_last_reason() {
+    /// Checks out with every attempt answered as `answer(endpoint)` says, until the
+    /// client gives up: (when, the denial's reason, its attempts, the sends).
+    fn given_up(answer: impl Fn(Endpoint) -> Denial) -> (u64, Denial, u32, u32) {
         let mut c = client();
         let seq = c.checkout(at(0), "cad");
         let mut now = 0;
@@ -1790,11 +1814,8 @@ mod tests {
             // Every attempt is answered (the next one goes out with the answer).
             while let Some(t) = c.poll_transmit() {
                 sends += 1;
-                c.handle_reply(
-                    at(now + 1),
-                    t.to,
-                    reply(ONE, t.request.seq, ReplyResult::Denied(Denial::NoMajority)),
-                );
+                let denial = ReplyResult::Denied(answer(t.to));
+                c.handle_reply(at(now + 1), t.to, reply(ONE, t.request.seq, denial));
             }
             let Some(next) = c.poll_timeout() else { break };
             now = next.0;
@@ -1804,7 +1825,7 @@ mod tests {
         let [
             ClientEvent::Denied {
                 seq: denied_seq,
-                reason: Denial::NoMajority,
+                ref reason,
                 attempts,
             },
         ] = denied[..]
@@ -1812,12 +1833,37 @@ mod tests {
             panic!("{denied:?}");
         };
         assert_eq!(denied_seq, seq);
+        (now, reason.clone(), attempts, sends)
+    }
+
+    #[test]
+    fn a_request_nobody_serves_is_given_up_with_the_last_reason() {
+        // Every server says it has no majority: given up after a failover's time and a
+        // little, not the whole give-up time.
+        let (now, reason, attempts, sends) = given_up(|_| Denial::NoMajority);
+        assert_eq!(reason, Denial::NoMajority);
         assert_eq!(attempts, sends, "every send counts");
         assert!(attempts > 3, "more than one pass over the path: {attempts}");
-        let give_up = u64::try_from(c.config.give_up_after.as_millis()).unwrap();
+        let config = ClientConfig::new(Timing::lan());
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap();
+        let soon = ms(config.no_majority_give_up);
+        assert_eq!(soon, 2_000, "two seconds on a LAN");
         assert!(
-            now >= give_up,
-            "kept trying for the give-up time ({now} ms)"
+            (soon..soon + ms(config.retry_pause) + 10).contains(&now),
+            "given up at {now} ms"
+        );
+        // One server says an election is under way: the whole give-up time.
+        let (now, reason, _, _) = given_up(|e| {
+            if e == Endpoint(1) {
+                Denial::NotActive { active: None }
+            } else {
+                Denial::NoMajority
+            }
+        });
+        assert!(now >= ms(config.give_up_after), "given up at {now} ms");
+        assert!(
+            matches!(reason, Denial::NoMajority | Denial::NotActive { .. }),
+            "{reason:?}"
         );
     }
 

@@ -91,6 +91,17 @@ impl Timing {
             .saturating_mul(4)
     }
 
+    /// How long a client keeps asking while every server that answers says it has no
+    /// majority (and none is electing a leader, or may have acted on the request): one
+    /// failover's time and half an election more (2 s on a LAN). A majority that has not
+    /// formed by then is not forming, and the application hears so instead of waiting
+    /// out [`Timing::client_give_up_after`].
+    pub fn client_no_majority_give_up(&self) -> Duration {
+        self.election_timeout
+            .saturating_add(self.failover_delay)
+            .saturating_add(self.election_timeout.checked_div(2).unwrap_or_default())
+    }
+
     /// How long a session without a seat is kept before it is forgotten: past both a
     /// seat's lease and every retry its client may still send (so a retry always meets
     /// the session that remembers its answer), plus the expiry margin for clock rates.

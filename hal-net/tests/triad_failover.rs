@@ -165,9 +165,44 @@ fn all_three_restarted_keep_their_seats() {
 fn a_server_alone_denies_with_no_majority() {
     let mut cluster = Cluster::new(TIMING);
     cluster.start(1);
+    let asked = Instant::now();
     let out = cluster.verb(&["checkout", "cad", "--hold", "0s", "--json"]);
+    let answered = asked.elapsed();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert_eq!(json(&out)["reason"], "no_majority", "{out:?}");
+    // As soon as a failover could have found a majority (2 s on a LAN), not after the
+    // whole give-up time (6 s): the process start and a loaded machine get a second.
+    let soon = hal_core::timing::Timing::lan().client_no_majority_give_up();
+    assert!(
+        answered < soon + Duration::from_secs(1),
+        "answered after {answered:?}"
+    );
+
+    // The same once an active server whose peers died has stepped down. (A request it
+    // took in the election timeout before that may have been logged: its outcome is
+    // unknown, and the client settles it as a failover would.)
+    cluster.start(2);
+    cluster.start(3);
+    cluster.wait_active(1, Duration::from_secs(10));
+    cluster.kill9(2);
+    cluster.kill9(3);
+    let start = Instant::now();
+    while cluster.status()["servers"][0]["role"] == "active" {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "#1 did not step down"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let asked = Instant::now();
+    let out = cluster.verb(&["checkout", "cad", "--hold", "0s", "--json"]);
+    let answered = asked.elapsed();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(json(&out)["reason"], "no_majority", "{out:?}");
+    assert!(
+        answered < soon + Duration::from_secs(1),
+        "answered after {answered:?}"
+    );
 
     // With no server at all, the verb says so and exits 3.
     cluster.kill9(1);
