@@ -157,3 +157,126 @@ fn json_logs_are_one_object_a_line_and_sighup_never_stops_a_starting_server() {
     .unwrap();
     assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
 }
+
+/// Every metric the Grafana dashboard (`deploy/grafana/hal-triad.json`) queries is one a
+/// server exports (or Prometheus's own `up`), so no panel stays empty for a typo.
+#[test]
+fn the_grafana_dashboard_queries_only_metrics_the_servers_export() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/grafana/hal-triad.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(dashboard["uid"], "hal-triad");
+    // What a server exports, every family with a sample: each metric's name by its
+    // `# TYPE` line, with the suffixes of its samples.
+    let metrics = hal_net::metrics::Metrics::new();
+    metrics.replied("denied", Some("all_in_use"));
+    metrics.peer_rtt(hal_core::ServerId::SECONDARY, Duration::from_millis(1));
+    metrics.observe_status(&sample_report());
+    let text = metrics.encode();
+    let mut exported = std::collections::BTreeSet::from(["up".to_string()]);
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("# TYPE ") else {
+            continue;
+        };
+        let mut words = rest.split_whitespace();
+        let (Some(name), Some(kind)) = (words.next(), words.next()) else {
+            continue;
+        };
+        let suffixes: &[&str] = match kind {
+            "counter" => &["_total"],
+            "histogram" => &["_bucket", "_sum", "_count"],
+            _ => &[""],
+        };
+        for suffix in suffixes {
+            exported.insert(format!("{name}{suffix}"));
+        }
+    }
+    let mut exprs = Vec::new();
+    fn collect(value: &serde_json::Value, exprs: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, value) in map {
+                    match value {
+                        serde_json::Value::String(s) if key == "expr" || key == "query" => {
+                            exprs.push(s.clone())
+                        }
+                        other => collect(other, exprs),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| collect(v, exprs)),
+            _ => {}
+        }
+    }
+    collect(&dashboard, &mut exprs);
+    assert!(exprs.len() >= 15, "{} queries", exprs.len());
+    let mut used = std::collections::BTreeSet::new();
+    for expr in &exprs {
+        let mut rest = expr.as_str();
+        while let Some(at) = rest.find("hal_") {
+            let name: String = rest[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            rest = &rest[at + name.len()..];
+            used.insert(name);
+        }
+    }
+    let unknown: Vec<&String> = used.iter().filter(|n| !exported.contains(*n)).collect();
+    assert!(
+        unknown.is_empty(),
+        "the dashboard queries {unknown:?}; exported: {exported:?}"
+    );
+    assert!(used.len() >= 15, "{used:?}");
+}
+
+/// A status report with a feature, a holder, a waiter and a peer, as a server makes it.
+fn sample_report() -> hal_net::wire::StatusReport {
+    use hal_net::wire::{
+        FeatureStatus, Holder, LicenseStatus, PeerStatus, Software, StatusReport, WaitingStatus,
+    };
+    StatusReport {
+        server: hal_core::ServerId::PRIMARY,
+        triad: true,
+        role: hal_core::server::Role::Active,
+        term: 2,
+        leader: Some(hal_core::ServerId::PRIMARY),
+        last_index: 10,
+        commit_index: 10,
+        applied_index: 10,
+        wall_ms: 1_800_000_000_000,
+        certificate_expires_ms: Some(1_900_000_000_000),
+        peers: vec![PeerStatus {
+            id: hal_core::ServerId::SECONDARY,
+            connected: true,
+            refused: None,
+        }],
+        features: vec![FeatureStatus {
+            name: "cad".into(),
+            count: 1,
+            used: 1,
+            holders: vec![Holder {
+                handle: 1,
+                user: "ann".into(),
+                host: "ws1".into(),
+                borrow_end_ms: None,
+                granted_ms: 1_800_000_000_000,
+            }],
+            waiting: vec![WaitingStatus {
+                id: 2,
+                user: "bob".into(),
+                host: "ws2".into(),
+                since_ms: 1_800_000_000_000,
+            }],
+        }],
+        license: LicenseStatus {
+            digest: String::new(),
+            index: 1,
+            by: None,
+            problems: vec![],
+            file_differs: None,
+        },
+        options: None,
+        software: Some(Software::this_build(2)),
+    }
+}
