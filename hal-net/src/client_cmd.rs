@@ -426,6 +426,15 @@ pub async fn borrow(args: BorrowArgs, json: bool) -> Result<ExitCode> {
     client.close().await;
     let record = match outcome {
         Ok(record) => record,
+        Err(Answer::Denied(reason @ (Denial::BorrowNotAllowed | Denial::BorrowOverMax))) => {
+            let longest = longest_borrow(&args.path, &args.feature).await;
+            return Ok(too_long(
+                &reason,
+                (&args.feature, args.hours),
+                longest,
+                json,
+            ));
+        }
         Err(refusal) => return Ok(refused(&refusal, json)),
     };
     let store = BorrowStore::default_location()?;
@@ -448,6 +457,61 @@ pub async fn borrow(args: BorrowArgs, json: bool) -> Result<ExitCode> {
         println!("return it early with: hal-net return {handle}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The longest borrow of `feature` the servers allow, as the first server of the path to
+/// answer a status query says: `Some(None)` when it may not be borrowed, `None` when no
+/// server said.
+async fn longest_borrow(path: &PathArgs, feature: &str) -> Option<Option<u32>> {
+    let options = options(path).await.ok()?;
+    let transport = path.security.transport().ok()?;
+    let license_path = LicensePath::parse(&options.license_path()).ok()?;
+    let count = license_path.addrs().len();
+    for (i, entry) in license_path.addrs().iter().enumerate() {
+        let server = hal_net::transport::slot_in_path(count, i);
+        let limit = Duration::from_secs(2);
+        let Ok(report) =
+            hal_net::admin::status(&transport, &entry.connect_string(), server, limit).await
+        else {
+            continue;
+        };
+        // A server of protocol 8 does not say.
+        report.software.as_ref()?;
+        return report
+            .features
+            .iter()
+            .find(|f| f.name == feature)
+            .map(|f| f.borrow_hours_max);
+    }
+    None
+}
+
+/// A borrow refused for its length (or for borrowing at all), with the longest allowed
+/// when the servers said.
+fn too_long(
+    reason: &Denial,
+    (feature, hours): (&str, u32),
+    longest: Option<Option<u32>>,
+    json: bool,
+) -> ExitCode {
+    let why = match (reason, longest) {
+        (_, Some(None)) => format!("{feature} may not be borrowed (its license has no BORROW)"),
+        (Denial::BorrowOverMax, Some(Some(most))) => format!(
+            "{feature} may be borrowed for at most {most} hours (MAX_BORROW_HOURS in the options); {hours} asked"
+        ),
+        (_, Some(Some(most))) => {
+            format!("{feature} may be borrowed for at most {most} hours; {hours} asked")
+        }
+        (_, None) => format!("{feature} may not be borrowed for {hours} hours"),
+    };
+    if json {
+        let fields = json!({"result": "denied", "reason": reason.name(),
+            "borrow_hours_max": longest.flatten()});
+        output::fail(true, output::DENIED, &format!("{reason}: {why}"), fields)
+    } else {
+        eprintln!("denied: {reason}: {why}");
+        ExitCode::from(output::DENIED)
+    }
 }
 
 /// `hal-net borrowed`: this machine's borrow records, each proved offline against the

@@ -107,10 +107,10 @@ impl<'a> View<'a> {
                 }),
             })
             .collect();
-        let features: Vec<Value> =
-            self.source
-                .map(|r| {
-                    r.features
+        let features: Vec<Value> = self
+            .source
+            .map(|r| {
+                r.features
                     .iter()
                     .map(|f| {
                         let holders: Vec<Value> = f
@@ -128,17 +128,20 @@ impl<'a> View<'a> {
                             .waiting
                             .iter()
                             .enumerate()
-                            .map(|(i, w)| json!({
-                                "position": i + 1, "user": w.user, "host": w.host,
-                                "since": format_wall(w.since_ms), "since_ms": w.since_ms,
-                            }))
+                            .map(|(i, w)| {
+                                json!({
+                                    "position": i + 1, "user": w.user, "host": w.host,
+                                    "since": format_wall(w.since_ms), "since_ms": w.since_ms,
+                                })
+                            })
                             .collect();
-                        json!({"feature": f.name, "count": f.count, "used": f.used, "holders": holders,
+                        json!({"feature": f.name, "count": f.count, "used": f.used,
+                            "borrow_hours_max": f.borrow_hours_max, "holders": holders,
                             "waiting": waiting})
                     })
                     .collect()
-                })
-                .unwrap_or_default();
+            })
+            .unwrap_or_default();
         json!({
             "servers": servers,
             "features": features,

@@ -202,3 +202,30 @@ fn verbs_that_succeed_print_one_json_object() {
     let value: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(value["borrows"], serde_json::json!([]), "{value}");
 }
+
+#[test]
+fn a_borrow_longer_than_allowed_names_the_maximum() {
+    let mut cluster = Cluster::new("");
+    cluster.start_all();
+    cluster.wait_active(1, Duration::from_secs(15));
+    // The license allows 72 hours (BORROW = 72).
+    let out = cluster.verb(&["borrow", "cad", "--hours", "100", "--json"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let value: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["reason"], "borrow_not_allowed", "{value}");
+    assert_eq!(value["borrow_hours_max"], 72, "{value}");
+    let error = value["error"].as_str().unwrap();
+    assert!(
+        error.contains("cad may be borrowed for at most 72 hours; 100 asked"),
+        "{error}"
+    );
+    let out = cluster.verb(&["borrow", "cad", "--hours", "100"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("denied: borrow_not_allowed: cad may be borrowed for at most 72 hours"),
+        "{err}"
+    );
+    // Status shows it too.
+    let status = cluster.status();
+    assert_eq!(status["features"][0]["borrow_hours_max"], 72, "{status}");
+}

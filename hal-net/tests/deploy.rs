@@ -268,6 +268,7 @@ fn sample_report() -> hal_net::wire::StatusReport {
                 host: "ws2".into(),
                 since_ms: 1_800_000_000_000,
             }],
+            borrow_hours_max: Some(72),
         }],
         license: LicenseStatus {
             digest: String::new(),

@@ -85,6 +85,12 @@ fn features(server: &Server) -> Vec<FeatureStatus> {
                         .collect()
                 })
                 .unwrap_or_default(),
+            borrow_hours_max: rules.borrow_hours_max.map(|hours| {
+                seats
+                    .options()
+                    .and_then(|o| o.options.max_borrow_hours(name))
+                    .map_or(hours, |most| most.min(hours))
+            }),
         })
         .collect()
 }

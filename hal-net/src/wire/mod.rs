@@ -353,6 +353,10 @@ pub struct FeatureStatus {
     pub holders: Vec<Holder>,
     /// The checkouts waiting for a seat, first come first (`checkout --wait`).
     pub waiting: Vec<WaitingStatus>,
+    /// The longest borrow allowed, in hours: the license's BORROW, or an options file's
+    /// lower MAX_BORROW_HOURS. `None`: the feature may not be borrowed (or a server of
+    /// protocol 8, which does not say).
+    pub borrow_hours_max: Option<u32>,
 }
 
 /// A checkout waiting in a feature's queue.
@@ -861,10 +865,11 @@ mod tests {
         let (_, Message::Status(report)) = samples().remove(10) else {
             panic!("sample 10 is a status report");
         };
-        let newer = StatusReport {
+        let mut newer = StatusReport {
             software: Some(Software::this_build(2)),
             ..*report.clone()
         };
+        newer.features[0].borrow_hours_max = Some(72);
         let mut sent = BytesMut::new();
         server
             .encode(Message::Status(Box::new(newer)), &mut sent)
@@ -1041,6 +1046,8 @@ mod tests {
                     granted_ms: 1_800_000_000_000,
                 }],
                 waiting: vec![],
+                // Version 8 does not carry it.
+                borrow_hours_max: None,
             }],
             license: LicenseStatus {
                 digest: "ab".repeat(32),

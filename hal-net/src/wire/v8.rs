@@ -3,8 +3,9 @@
 //! version 8 encodes them, and their conversion to and from this version's.
 //!
 //! Version 9 added the server's software version and storage format to
-//! [`StatusReport`]; nothing else changed. A message version 8 cannot carry does not
-//! arise (the status of a server speaking 8 simply has no version in it).
+//! [`StatusReport`], and each feature's longest borrow to its [`FeatureStatus`]; nothing
+//! else changed. A message version 8 cannot carry does not arise (the status of a server
+//! speaking 8 simply has neither).
 
 use hal_core::ServerId;
 use hal_core::protocol::{ClientRequest, PeerMessage, ServerReply};
@@ -12,7 +13,8 @@ use hal_core::server::Role;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    FeatureStatus, Hello, LicenseStatus, Message, OptionsStatus, PeerStatus, StatusReport,
+    FeatureStatus, Hello, Holder, LicenseStatus, Message, OptionsStatus, PeerStatus, StatusReport,
+    WaitingStatus,
 };
 use crate::tls::borrow_proof::BorrowProof;
 
@@ -58,9 +60,44 @@ pub(super) struct StatusReportV8 {
     wall_ms: u64,
     certificate_expires_ms: Option<u64>,
     peers: Vec<PeerStatus>,
-    features: Vec<FeatureStatus>,
+    features: Vec<FeatureStatusV8>,
     license: LicenseStatus,
     options: Option<OptionsStatus>,
+}
+
+/// [`FeatureStatus`] as version 8 encodes it: without the longest borrow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct FeatureStatusV8 {
+    name: String,
+    count: u32,
+    used: u32,
+    holders: Vec<Holder>,
+    waiting: Vec<WaitingStatus>,
+}
+
+impl From<FeatureStatusV8> for FeatureStatus {
+    fn from(f: FeatureStatusV8) -> FeatureStatus {
+        FeatureStatus {
+            name: f.name,
+            count: f.count,
+            used: f.used,
+            holders: f.holders,
+            waiting: f.waiting,
+            borrow_hours_max: None,
+        }
+    }
+}
+
+impl From<FeatureStatus> for FeatureStatusV8 {
+    fn from(f: FeatureStatus) -> FeatureStatusV8 {
+        FeatureStatusV8 {
+            name: f.name,
+            count: f.count,
+            used: f.used,
+            holders: f.holders,
+            waiting: f.waiting,
+        }
+    }
 }
 
 impl From<MessageV8> for Message {
@@ -113,7 +150,7 @@ impl From<StatusReportV8> for StatusReport {
             wall_ms: r.wall_ms,
             certificate_expires_ms: r.certificate_expires_ms,
             peers: r.peers,
-            features: r.features,
+            features: r.features.into_iter().map(FeatureStatus::from).collect(),
             license: r.license,
             options: r.options,
             software: None,
@@ -135,7 +172,7 @@ impl From<StatusReport> for StatusReportV8 {
             wall_ms: r.wall_ms,
             certificate_expires_ms: r.certificate_expires_ms,
             peers: r.peers,
-            features: r.features,
+            features: r.features.into_iter().map(FeatureStatusV8::from).collect(),
             license: r.license,
             options: r.options,
         }
