@@ -66,3 +66,49 @@ impl AdminArgs {
         ))
     }
 }
+
+/// What an administrator's push (a license, an options file) failed with, printed as
+/// `output` prints failures: refused by the active server `server` (its `reason`,
+/// naming the file as the operator did; `what` says what is unchanged), or no active
+/// server reached.
+pub enum PushFailed<'a> {
+    Refused {
+        server: ServerId,
+        reason: String,
+        file: &'a str,
+        what: &'a str,
+    },
+    Unreachable(String),
+}
+
+impl PushFailed<'_> {
+    /// Prints the failure and gives its exit code (1 refused, 3 unreachable).
+    pub fn report(self, json: bool) -> std::process::ExitCode {
+        use crate::output;
+        match self {
+            PushFailed::Refused {
+                server,
+                reason,
+                file,
+                what,
+            } => {
+                let (message, fields) = if json {
+                    (
+                        reason,
+                        serde_json::json!({"pushed": false, "server": server.get()}),
+                    )
+                } else {
+                    let text = format!("#{} refused {file}:\n{reason}\n{what}", server.get());
+                    (text, serde_json::json!({}))
+                };
+                output::fail(json, output::FAILED, &message, fields)
+            }
+            PushFailed::Unreachable(error) => output::fail(
+                json,
+                output::UNREACHABLE,
+                &error,
+                serde_json::json!({"pushed": false}),
+            ),
+        }
+    }
+}

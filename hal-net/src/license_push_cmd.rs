@@ -24,7 +24,7 @@ use hal_net::transport::Transport;
 use hal_net::wire::StatusReport;
 use serde_json::json;
 
-use crate::admin_args::AdminArgs;
+use crate::admin_args::{AdminArgs, PushFailed};
 use crate::output;
 
 #[derive(Debug, Args)]
@@ -84,26 +84,16 @@ pub async fn run(args: PushArgs, json: bool) -> Result<ExitCode> {
         Ok(Push::Refused { reason, by: server }) => {
             // The server names the file as it received it; name it as the operator did.
             let reason = reason.replace("pushed license:", &format!("{file}:"));
-            let text = format!(
-                "#{} refused {file}:\n{reason}\nthe license in force is unchanged",
-                server.get()
-            );
-            let (message, fields) = if json {
-                (reason, json!({"server": server.get(), "pushed": false}))
-            } else {
-                (text, json!({}))
-            };
-            return Ok(output::fail(json, output::FAILED, &message, fields));
+            let what = "the license in force is unchanged";
+            return Ok(PushFailed::Refused {
+                server,
+                reason,
+                file: &file,
+                what,
+            }
+            .report(json));
         }
-        Err(error) => {
-            let fields = json!({"pushed": false});
-            return Ok(output::fail(
-                json,
-                output::UNREACHABLE,
-                &error.to_string(),
-                fields,
-            ));
-        }
+        Err(error) => return Ok(PushFailed::Unreachable(error.to_string()).report(json)),
     };
     let reports = switched(&transport, &servers, index, args.admin.timeout).await;
     let mut lines = vec![if changed {

@@ -17,7 +17,7 @@ use hal_core::options::{self, Options};
 use hal_net::admin::{self, Push};
 use serde_json::json;
 
-use crate::admin_args::AdminArgs;
+use crate::admin_args::{AdminArgs, PushFailed};
 use crate::output;
 
 #[derive(Debug, Subcommand)]
@@ -138,26 +138,16 @@ async fn push(args: PushArgs, json: bool) -> Result<ExitCode> {
         Ok(Push::Refused { reason, by: server }) => {
             // The server names the file as it received it; name it as the operator did.
             let reason = reason.replace("pushed options:", &format!("{file}:"));
-            let text = format!(
-                "#{} refused {file}:\n{reason}\nthe options in force are unchanged",
-                server.get()
-            );
-            let (message, fields) = if json {
-                (reason, json!({"pushed": false, "server": server.get()}))
-            } else {
-                (text, json!({}))
-            };
-            return Ok(output::fail(json, output::FAILED, &message, fields));
+            let what = "the options in force are unchanged";
+            return Ok(PushFailed::Refused {
+                server,
+                reason,
+                file: &file,
+                what,
+            }
+            .report(json));
         }
-        Err(error) => {
-            let fields = json!({"pushed": false});
-            return Ok(output::fail(
-                json,
-                output::UNREACHABLE,
-                &error.to_string(),
-                fields,
-            ));
-        }
+        Err(error) => return Ok(PushFailed::Unreachable(error.to_string()).report(json)),
     };
     output::print(json, &format!("{text}\n"), &value);
     Ok(ExitCode::SUCCESS)

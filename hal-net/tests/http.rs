@@ -9,10 +9,10 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use support::browser::chromium;
 use support::cluster::{Cluster, Holder, free_ports};
 
 /// A cluster whose servers listen for HTTP on the ports returned.
@@ -184,26 +184,6 @@ fn the_listener_refuses_what_it_does_not_serve_and_outlasts_silent_connections()
     assert!(
         log.contains(&format!("http.listen: cannot listen on 127.0.0.1:{port}")),
         "{log}"
-    );
-}
-
-/// The browser: `HAL_CHROMIUM`, else the first of Chromium's usual names on the PATH.
-fn chromium() -> PathBuf {
-    if let Some(path) = std::env::var_os("HAL_CHROMIUM") {
-        return PathBuf::from(path);
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    for name in ["chromium", "chromium-browser", "google-chrome"] {
-        for dir in std::env::split_paths(&path) {
-            let candidate = dir.join(name);
-            if candidate.is_file() {
-                return candidate;
-            }
-        }
-    }
-    panic!(
-        "no Chromium found: the status page's browser test needs one. Install it \
-         (`apt-get install -y chromium` on Debian, as .ci/run does), or set HAL_CHROMIUM"
     );
 }
 

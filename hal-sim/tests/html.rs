@@ -9,31 +9,15 @@
 
 #![allow(clippy::unwrap_used)] // a failed step is a failed test
 
+#[path = "../../hal-net/tests/support/browser.rs"]
+mod browser;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const HAL_SIM: &str = env!("CARGO_BIN_EXE_hal-sim");
+use browser::chromium;
 
-/// The browser: `HAL_CHROMIUM`, else the first of Chromium's usual names on the PATH.
-fn chromium() -> PathBuf {
-    if let Some(path) = std::env::var_os("HAL_CHROMIUM") {
-        return PathBuf::from(path);
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    for name in ["chromium", "chromium-browser", "google-chrome"] {
-        for dir in std::env::split_paths(&path) {
-            let candidate = dir.join(name);
-            if candidate.is_file() {
-                return candidate;
-            }
-        }
-    }
-    panic!(
-        "no Chromium found: the HTML timeline's browser test needs one. Install it \
-         (`apt-get install -y chromium` on Debian, as .ci/run does), or set HAL_CHROMIUM \
-         to a Chromium or Chrome binary"
-    );
-}
+const HAL_SIM: &str = env!("CARGO_BIN_EXE_hal-sim");
 
 /// Headless Chromium on `page` with `args`: (stdout, stderr).
 fn browse(page: &Path, profile: &Path, args: &[&str]) -> (String, String) {

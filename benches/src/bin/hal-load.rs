@@ -546,18 +546,7 @@ async fn push_cmd(args: PushArgs) -> Result<()> {
         .context("--clients")?
         .max(1);
     let triad = args.triad.start(count, false, Tune::timing(timing)).await?;
-    let addrs = triad.addrs();
-    let transport = triad.transport();
-    let clients = (0..args.clients)
-        .map(|n| {
-            HalSeats::new(
-                transport.clone(),
-                addrs.clone(),
-                client_id_base() + (n << 8),
-                timing,
-            )
-        })
-        .collect();
+    let clients = closed_loop_clients(&triad, args.clients, timing);
     let options = load::LoadOptions {
         mode: load::Mode::Closed,
         warmup: args.warmup,
@@ -573,16 +562,11 @@ async fn push_cmd(args: PushArgs) -> Result<()> {
     Ok(())
 }
 
-async fn rolling_cmd(args: RollingArgs) -> Result<()> {
-    let timing = args.timing.timing()?;
-    let count = u32::try_from(args.clients.saturating_mul(2))
-        .context("--clients")?
-        .max(1);
-    let mut triad = args.triad.start(count, false, Tune::timing(timing)).await?;
-    triad.wait_active(Duration::from_secs(10)).await?;
+/// `count` clients of `triad`, each with its own range of client ids.
+fn closed_loop_clients(triad: &Triad, count: u64, timing: Timing) -> Vec<HalSeats> {
     let addrs = triad.addrs();
     let transport = triad.transport();
-    let clients = (0..args.clients)
+    (0..count)
         .map(|n| {
             HalSeats::new(
                 transport.clone(),
@@ -591,7 +575,17 @@ async fn rolling_cmd(args: RollingArgs) -> Result<()> {
                 timing,
             )
         })
-        .collect();
+        .collect()
+}
+
+async fn rolling_cmd(args: RollingArgs) -> Result<()> {
+    let timing = args.timing.timing()?;
+    let count = u32::try_from(args.clients.saturating_mul(2))
+        .context("--clients")?
+        .max(1);
+    let mut triad = args.triad.start(count, false, Tune::timing(timing)).await?;
+    triad.wait_active(Duration::from_secs(10)).await?;
+    let clients = closed_loop_clients(&triad, args.clients, timing);
     let options = load::LoadOptions {
         mode: load::Mode::Closed,
         warmup: args.warmup,

@@ -230,13 +230,7 @@ impl Server {
         let State::Leader(leader) = &mut self.state else {
             return false;
         };
-        let acks_lately = leader.progress.get(&to).is_some_and(|p| {
-            leader
-                .round_sent
-                .iter()
-                .any(|(round, sent)| *round == p.acked_round && now.since(*sent) <= gap_max)
-        });
-        if !acks_lately {
+        if !acked_lately(leader, to, now, gap_max) {
             return false;
         }
         leader.transfer_since = Some(now);
@@ -290,15 +284,11 @@ impl Server {
         if since.is_none_or(|s| now.since(s) < hold) {
             return;
         }
-        let progress = leader.progress.get(&ServerId::PRIMARY);
-        let caught_up = progress.is_some_and(|p| p.matched == last);
-        let acks_lately = progress.is_some_and(|p| {
-            leader
-                .round_sent
-                .iter()
-                .any(|(round, sent)| *round == p.acked_round && now.since(*sent) <= gap_max)
-        });
-        if !caught_up && acks_lately {
+        let caught_up = leader
+            .progress
+            .get(&ServerId::PRIMARY)
+            .is_some_and(|p| p.matched == last);
+        if !caught_up && acked_lately(leader, ServerId::PRIMARY, now, gap_max) {
             return; // #1 is catching up over its own link: let it.
         }
         leader.transfer_since = Some(now);
@@ -311,6 +301,21 @@ impl Server {
         self.send(ServerId::PRIMARY, PeerBody::TimeoutNow);
         self.send(ServerId::TIEBREAKER, PeerBody::HandOver);
     }
+}
+
+/// Whether `peer` acknowledged a round of `leader`'s sent within `gap_max` before `now`.
+fn acked_lately(
+    leader: &super::Leader,
+    peer: ServerId,
+    now: Time,
+    gap_max: std::time::Duration,
+) -> bool {
+    leader.progress.get(&peer).is_some_and(|p| {
+        leader
+            .round_sent
+            .iter()
+            .any(|(round, sent)| *round == p.acked_round && now.since(*sent) <= gap_max)
+    })
 }
 
 #[cfg(test)]
