@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use hal_core::protocol::{Denial, Handle};
 use hal_net::addr::LicensePath;
@@ -579,7 +579,7 @@ pub fn borrowed(args: &BorrowedArgs, json: bool) -> Result<ExitCode> {
 }
 
 pub async fn return_borrow(args: ReturnArgs, json: bool) -> Result<ExitCode> {
-    let handle = parse_handle(&args.handle).map_err(|e| anyhow!(e))?;
+    let handle = parse_handle(&args.handle).map_err(|e| output::Usage(e.to_string()))?;
     let store = BorrowStore::default_location()?;
     let Some(record) = store.find(handle)? else {
         bail!(

@@ -30,6 +30,9 @@ type FloatGauge = Gauge<f64, AtomicU64>;
 #[derive(Debug, Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
+    /// Held from copying a status report in to encoding it: two scrapes at once must
+    /// not see each other's half-cleared families.
+    scrape: Arc<std::sync::Mutex<()>>,
     live: Live,
     scraped: Scraped,
     journal: Arc<std::sync::Mutex<Option<Arc<JournalStats>>>>,
@@ -227,6 +230,7 @@ impl Metrics {
         }
         Metrics {
             registry: Arc::new(registry),
+            scrape: Arc::default(),
             live,
             scraped,
             journal: Arc::default(),
@@ -342,6 +346,21 @@ impl Metrics {
 
     /// Every metric in the Prometheus text format (OpenMetrics).
     pub fn encode(&self) -> String {
+        let _scrape = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
+        self.encode_now()
+    }
+
+    /// A scrape: `report` copied in, then every metric encoded, with no other scrape in
+    /// between.
+    pub fn scrape(&self, report: Option<&StatusReport>) -> String {
+        let _scrape = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(report) = report {
+            self.observe_status(report);
+        }
+        self.encode_now()
+    }
+
+    fn encode_now(&self) -> String {
         let mut out = String::new();
         // Writing to a String does not fail.
         let _ = encode(&mut out, &self.registry);

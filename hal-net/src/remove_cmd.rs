@@ -9,7 +9,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use clap::Args;
 use hal_core::protocol::RemoveTarget;
 use hal_net::admin::{self, Removal};
@@ -41,7 +41,9 @@ pub async fn run(args: RemoveArgs, json: bool) -> Result<ExitCode> {
     let servers = args.admin.servers()?;
     let transport = args.admin.transport()?;
     let target = match (&args.handle, &args.user) {
-        (Some(handle), _) => RemoveTarget::Handle(parse_handle(handle).map_err(|e| anyhow!(e))?),
+        (Some(handle), _) => RemoveTarget::Handle(
+            parse_handle(handle).map_err(|e| crate::output::Usage(e.to_string()))?,
+        ),
         (None, Some(user)) => RemoveTarget::Holder {
             user: user.as_str().into(),
             host: args.host.as_deref().map(Arc::from),

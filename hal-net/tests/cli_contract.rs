@@ -127,6 +127,10 @@ fn every_verb_reports_its_errors_as_one_json_object_with_its_exit_code() {
             vec!["return", "h12", "--license-path", &nobody, "--insecure"],
             1,
         ),
+        (
+            vec!["return", "x12", "--license-path", &nobody, "--insecure"],
+            64,
+        ),
         (vec!["frobnicate"], 64),
     ];
     for (args, code) in cases {

@@ -76,6 +76,8 @@ fn the_systemd_unit_verifies_is_hardened_and_starts_the_server_as_written() {
         "ProtectSystem=strict",
         "CapabilityBoundingSet=\n",
         "ExecReload=/bin/kill -HUP $MAINPID",
+        "ReadWritePaths=/etc/hal/license",
+        "StartLimitBurst=5",
         "WantedBy=multi-user.target",
     ] {
         assert!(text.contains(line), "no {line:?} in the unit");

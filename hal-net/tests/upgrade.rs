@@ -3,8 +3,9 @@
 //!
 //! The previous release is played by this build held back to protocol version 8
 //! (`serve --protocol-version 8`), whose frames are checked byte for byte against those
-//! hal-net 0.1.0 wrote (`tests/fixtures/wire-v8`, in `src/wire`'s tests). The data
-//! directories are the real thing.
+//! hal-net 0.1.0 wrote (`tests/fixtures/wire-v8`, in `src/wire`'s tests), or, given
+//! `HAL_PREVIOUS_HAL_NET` (a hal-net 0.1.0 built from its commit), by the real thing.
+//! The data directories are the real thing.
 
 #![allow(clippy::unwrap_used)] // a failed step is a failed test
 
@@ -83,8 +84,17 @@ fn a_triad_is_upgraded_one_server_at_a_time_from_the_previous_format_with_no_sea
 
     // The previous release, on its own data: no --join-empty needed, the directories
     // hold its log.
-    for id in 1..=3 {
-        cluster.start_with(id, &["--protocol-version", "8"]);
+    match std::env::var_os("HAL_PREVIOUS_HAL_NET") {
+        Some(previous) => {
+            for id in 1..=3 {
+                cluster.start_binary(id, Path::new(&previous), &[]);
+            }
+        }
+        None => {
+            for id in 1..=3 {
+                cluster.start_with(id, &["--protocol-version", "8"]);
+            }
+        }
     }
     cluster.wait_active(1, Duration::from_secs(20));
     let old = wait_settled(&cluster, 1, None);

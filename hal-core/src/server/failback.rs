@@ -234,6 +234,7 @@ impl Server {
             return false;
         }
         leader.transfer_since = Some(now);
+        leader.stopping = true;
         let term = self.term;
         self.event(ServerEvent::HandingOver { to, term });
         self.send(to, PeerBody::TimeoutNow);
@@ -247,14 +248,21 @@ impl Server {
     pub(super) fn maybe_fail_back(&mut self) {
         let now = self.now.mono;
         let timing = *self.timing();
-        if !self.position_is(ServerId::SECONDARY) {
-            if let State::Leader(leader) = &mut self.state
-                && leader
-                    .transfer_since
-                    .is_some_and(|started| now.since(started) > timing.election_timeout)
-            {
-                leader.transfer_since = None;
+        if let State::Leader(leader) = &mut self.state
+            && leader
+                .transfer_since
+                .is_some_and(|started| now.since(started) > timing.election_timeout)
+        {
+            if leader.stopping {
+                // A stopping leader never serves again: its handover may yet complete,
+                // and it may not hold a lease while another leads.
+                let term = self.term;
+                self.become_follower(term, None);
+                return;
             }
+            leader.transfer_since = None;
+        }
+        if !self.position_is(ServerId::SECONDARY) {
             return;
         }
         let gap_max = timing.contact_gap_max();
@@ -270,10 +278,7 @@ impl Server {
         let State::Leader(leader) = &mut self.state else {
             return;
         };
-        if let Some(started) = leader.transfer_since {
-            if now.since(started) > timing.election_timeout {
-                leader.transfer_since = None;
-            }
+        if leader.transfer_since.is_some() {
             return;
         }
         let hold = if self.config.plants.has(Plant::FailbackBeforeHold) {
@@ -441,7 +446,8 @@ mod tests {
                 active: Some(ServerId::SECONDARY)
             })
         );
-        // A handover that does not complete is given up: it serves again.
+        // A handover that does not complete is given up: a stopping leader then steps
+        // down rather than serve again (another may lead by now).
         let timeout = Timing::lan().election_timeout.as_millis() as u64;
         let end = one.now_ms + timeout + 200;
         while one.now_ms < end {
@@ -460,8 +466,8 @@ mod tests {
                 }
             }
         }
-        assert!(one.server.is_leader());
-        assert_eq!(one.server.not_serving(), None);
+        assert!(!one.server.is_leader());
+        assert!(one.server.not_serving().is_some());
     }
 
     #[test]

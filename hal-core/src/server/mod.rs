@@ -417,8 +417,12 @@ struct Leader {
     borrows: BTreeSet<(WallTime, Handle)>,
     /// Seats whose expiry was proposed.
     expiring: BTreeSet<Handle>,
-    /// Set while handing leadership to #1.
+    /// Set while handing leadership over (to #1 in a failback, to the other eligible
+    /// server when this one stops).
     transfer_since: Option<Time>,
+    /// Set when this leader hands over because it stops ([`Server::hand_over`]): it never
+    /// serves again; a handover that does not complete makes it step down.
+    stopping: bool,
     /// Sessions without seats, and when each may be forgotten.
     idle: idle::IdleSessions,
     /// Waiting requests (by id): when each leaves its queue unless its client asks again.

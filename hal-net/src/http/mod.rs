@@ -34,6 +34,9 @@ use crate::wire::StatusReport;
 
 /// The most HTTP connections open at once; more wait to be accepted.
 pub const CONNECTIONS_MAX: usize = 32;
+/// The most HTTP connections open at once from one address; more are closed at once, so
+/// one party cannot hold every slot (and fail a supervisor's `/healthz`).
+pub const CONNECTIONS_PER_ADDRESS_MAX: usize = 4;
 /// How long a request's headers may take to arrive.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a connection may stay open.
@@ -57,6 +60,10 @@ pub struct HttpState<T: Transport> {
     me: ServerId,
     /// Every server of the triad (or the single server), address and slot, in order.
     servers: Vec<(String, ServerId)>,
+    /// The host names a request may name besides IP addresses and `localhost`: the
+    /// triad's (so that a page of another site, its name pointed at this address, cannot
+    /// read the status: DNS rebinding).
+    names: Vec<String>,
     /// How to ask the peers: as this server, which they let ask for status.
     transport: T,
     /// The triad's status, and when it was put together.
@@ -71,11 +78,17 @@ impl<T: Transport> HttpState<T> {
         (me, servers): (ServerId, Vec<(String, ServerId)>),
         transport: T,
     ) -> HttpState<T> {
+        let names = servers
+            .iter()
+            .filter_map(|(addr, _)| host_of(addr))
+            .map(str::to_ascii_lowercase)
+            .collect();
         HttpState {
             view,
             metrics,
             me,
             servers,
+            names,
             transport,
             triad: Mutex::new(None),
         }
@@ -86,6 +99,8 @@ impl<T: Transport> HttpState<T> {
 pub async fn serve<T: Transport>(listener: TcpListener, state: HttpState<T>) {
     let state = Arc::new(state);
     let connections = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+    let per_address: Arc<std::sync::Mutex<std::collections::BTreeMap<std::net::IpAddr, usize>>> =
+        Arc::default();
     loop {
         let Ok(permit) = connections.clone().acquire_owned().await else {
             return;
@@ -94,13 +109,17 @@ pub async fn serve<T: Transport>(listener: TcpListener, state: HttpState<T>) {
             () = state.view.stopped() => return,
             accepted = listener.accept() => accepted,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, from) = match accepted {
+            Ok(accepted) => accepted,
             Err(error) => {
                 warn!("http: accept failed: {error}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
+        };
+        let Some(slot) = AddressSlot::take(&per_address, from.ip()) else {
+            debug!(%from, "http: {CONNECTIONS_PER_ADDRESS_MAX} connections from one address already; closed");
+            continue;
         };
         let state = state.clone();
         tokio::spawn(async move {
@@ -118,9 +137,64 @@ pub async fn serve<T: Transport>(listener: TcpListener, state: HttpState<T>) {
                 Ok(Err(error)) => debug!("http: connection ended: {error}"),
                 Err(_) => debug!("http: connection open too long; closed"),
             }
-            drop(permit);
+            drop((permit, slot));
         });
     }
+}
+
+/// One of an address's connections, given back when dropped.
+struct AddressSlot {
+    counts: Arc<std::sync::Mutex<std::collections::BTreeMap<std::net::IpAddr, usize>>>,
+    ip: std::net::IpAddr,
+}
+
+impl AddressSlot {
+    /// A slot for a connection from `ip`, unless it has [`CONNECTIONS_PER_ADDRESS_MAX`].
+    fn take(
+        counts: &Arc<std::sync::Mutex<std::collections::BTreeMap<std::net::IpAddr, usize>>>,
+        ip: std::net::IpAddr,
+    ) -> Option<AddressSlot> {
+        let mut map = counts.lock().unwrap_or_else(|e| e.into_inner());
+        let count = map.entry(ip).or_insert(0);
+        if *count >= CONNECTIONS_PER_ADDRESS_MAX {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            counts: counts.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut map = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = map.get_mut(&self.ip) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// The host of `host:port` (`[v6]:port` too), without the port.
+fn host_of(addr: &str) -> Option<&str> {
+    if let Some(rest) = addr.strip_prefix('[') {
+        return rest.split_once(']').map(|(host, _)| host);
+    }
+    Some(addr.rsplit_once(':').map_or(addr, |(host, _)| host))
+}
+
+/// Whether a request naming `host` (its Host header) is for this server: an IP address,
+/// `localhost`, or one of the triad's names.
+fn host_allowed(host: &str, names: &[String]) -> bool {
+    let Some(name) = host_of(host) else {
+        return false;
+    };
+    let name = name.to_ascii_lowercase();
+    name.parse::<std::net::IpAddr>().is_ok() || name == "localhost" || names.contains(&name)
 }
 
 /// The answer to `request`.
@@ -131,12 +205,23 @@ async fn respond<T: Transport>(
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n".into());
     }
+    let host = request
+        .headers()
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    if !host_allowed(host, &state.names) {
+        return text(
+            StatusCode::MISDIRECTED_REQUEST,
+            "this server answers requests for its IP address, localhost or a name in its \
+             triad list only (a guard against DNS rebinding)\n"
+                .into(),
+        );
+    }
     match request.uri().path() {
         "/metrics" => {
-            if let Some(report) = state.view.status(STATUS_WAIT).await {
-                state.metrics.observe_status(&report);
-            }
-            let mut response = text(StatusCode::OK, state.metrics.encode());
+            let report = state.view.status(STATUS_WAIT).await;
+            let mut response = text(StatusCode::OK, state.metrics.scrape(report.as_ref()));
             set(
                 &mut response,
                 CONTENT_TYPE,

@@ -59,3 +59,28 @@ fn ready_means_part_of_a_majority_that_serves() {
     single.peers.clear();
     assert!(readiness(Some(&single), ServerId::PRIMARY).is_ok());
 }
+
+#[test]
+fn requests_name_this_server_by_address_localhost_or_a_triad_name() {
+    let names = vec!["lic1.example.com".to_string(), "lic2".to_string()];
+    for host in [
+        "127.0.0.1:9100",
+        "10.1.2.3",
+        "[::1]:9100",
+        "localhost:9100",
+        "LIC1.example.com:9100",
+        "lic2",
+    ] {
+        assert!(host_allowed(host, &names), "{host}");
+    }
+    for host in [
+        "",
+        "evil.example:9100",
+        "lic1.example.com.evil:9100",
+        "[::1",
+    ] {
+        assert!(!host_allowed(host, &names), "{host}");
+    }
+    assert_eq!(host_of("lic1:6200"), Some("lic1"));
+    assert_eq!(host_of("[fe80::1]:6200"), Some("fe80::1"));
+}

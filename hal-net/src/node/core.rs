@@ -242,8 +242,14 @@ impl<C: Clock> Core<C> {
             }
             self.flush()?;
             if leaving.is_some() && !self.server.is_leader() {
-                let active = self.server.leader().map(|l| l.to_string());
-                info!(term = %self.server.term(), ?active, "handed the active role over; stopping");
+                match self.server.leader().filter(|&l| l != self.server.id()) {
+                    Some(active) => {
+                        info!(term = %self.server.term(), %active, "handed the active role over; stopping");
+                    }
+                    None => warn!(
+                        "the handover did not complete; stopping (the usual failover follows)"
+                    ),
+                }
                 break;
             }
         }
@@ -251,7 +257,8 @@ impl<C: Clock> Core<C> {
         Ok(())
     }
 
-    /// How long a stopping active server waits for its handover: an election, with room.
+    /// How long a stopping active server waits for its handover at most: the server
+    /// steps down once an election timeout has passed without it; this is the backstop.
     fn handover_max(&self) -> Duration {
         self.server.config().timing.election_timeout * 2
     }

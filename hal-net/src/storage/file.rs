@@ -629,7 +629,7 @@ impl<F: Fs> State<F> {
         snapshot: Option<Arc<Snapshot>>,
     ) -> Result<Recovered, StorageError> {
         let scan = scan(path, (bytes, start), self.plants)?;
-        let (durable, base) = replay(path, scan.records, snapshot)?;
+        let (durable, base) = replay(path, (scan.records, start), snapshot)?;
         let mut file_len = bytes.len();
         // Only now: a log that turned out to be corrupt is left as it was found.
         if let Some(damage) = scan.tail {
@@ -728,7 +728,7 @@ fn scan(path: &Path, (bytes, start): (&[u8], usize), plants: Plants) -> Result<S
 /// snapshot records reached it.
 fn replay(
     path: &Path,
-    records: Vec<(usize, Record)>,
+    (records, first): (Vec<(usize, Record)>, usize),
     snapshot: Option<Arc<Snapshot>>,
 ) -> Result<(Durable, Base), StorageError> {
     let mut records = records.into_iter();
@@ -736,11 +736,11 @@ fn replay(
     let Some((_, Record::Base(base))) = records.next() else {
         return Err(corrupt(
             path,
-            0,
+            first,
             "the log does not start with a base record",
         ));
     };
-    let (mut durable, newer) = start(path, base, snapshot)?;
+    let (mut durable, newer) = start((path, first), base, snapshot)?;
     for (offset, record) in records {
         let Record::Writes(writes) = record else {
             return Err(corrupt(path, offset, "a second base record"));
@@ -761,7 +761,7 @@ fn replay(
 
 /// The state to replay the log over, and a newer snapshot to apply after it.
 fn start(
-    path: &Path,
+    (path, first): (&Path, usize),
     base: Base,
     snapshot: Option<Arc<Snapshot>>,
 ) -> Result<(Durable, Option<Arc<Snapshot>>), StorageError> {
@@ -794,7 +794,7 @@ fn start(
         _ => {
             let file = snapshot_description(file_base);
             let detail = format!("the log follows the snapshot at {base}, but {file}");
-            Err(corrupt(path, 0, detail))
+            Err(corrupt(path, first, detail))
         }
     }
 }
@@ -1515,8 +1515,9 @@ mod tests {
         let older = frame::encode(&*snapshot(2, 1)).unwrap();
         replace_file(tmp.path(), SNAPSHOT, &older).unwrap();
         let error = reload(tmp.path()).await.unwrap_err();
+        // The log's base record, after the log's header.
         assert!(
-            matches!(&error, StorageError::Corrupt { offset: 0, .. }),
+            matches!(&error, StorageError::Corrupt { offset, .. } if *offset == HEADER_LEN as u64),
             "{error}"
         );
         assert!(error.to_string().contains("snapshot file is at index 2"));
@@ -1653,7 +1654,7 @@ mod tests {
             let path = Path::new("log");
             // Without a header: where the records start makes no difference to them.
             let scan = scan(path, (bytes, 0), Plants::NONE)?;
-            let (durable, _) = replay(path, scan.records, None)?;
+            let (durable, _) = replay(path, (scan.records, 0), None)?;
             Ok((durable, scan.intact_len))
         }
 

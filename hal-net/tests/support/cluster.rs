@@ -263,13 +263,18 @@ impl Cluster {
 
     /// Starts server `id` with `args` after `serve --config FILE`.
     pub fn start_with(&mut self, id: usize, args: &[&str]) {
+        self.start_binary(id, &hal_net(), args);
+    }
+
+    /// Starts server `id` as `start_with` does, running the hal-net at `binary`.
+    pub fn start_binary(&mut self, id: usize, binary: &Path, args: &[&str]) {
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.log(id))
             .unwrap();
         self.started[id - 1] = true;
-        let child = Command::new(hal_net())
+        let child = Command::new(binary)
             .arg("serve")
             .arg("--config")
             .arg(self.config(id))

@@ -218,6 +218,7 @@ impl Server {
             borrows: Default::default(),
             expiring: Default::default(),
             transfer_since: None,
+            stopping: false,
             idle: Default::default(),
             wait_leases: Default::default(),
             serving: Default::default(),
