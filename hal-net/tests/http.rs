@@ -180,9 +180,12 @@ fn the_listener_refuses_what_it_does_not_serve_and_outlasts_silent_connections()
         "{head}"
     );
     assert!(head.contains("x-content-type-options: nosniff"), "{head}");
-    // Another site's name for this address (DNS rebinding) is refused.
+    // Another site's name for this address (DNS rebinding) is refused the status, not
+    // the metrics, which a scraper may ask for by any name.
     let (code, _, body) = get_as(port, "GET", "/status.json", "evil.example:80", None);
     assert_eq!(code, 421, "{body}");
+    let (code, _, body) = get_as(port, "GET", "/metrics", "lic1-mgmt.example:9100", None);
+    assert_eq!(code, 200, "{body}");
     // Silent connections from one address take that address's few slots, not the
     // listener's: another address is answered at once, and this one once their headers
     // did not come in time.

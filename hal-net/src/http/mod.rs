@@ -210,7 +210,11 @@ async fn respond<T: Transport>(
         .get(hyper::header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or_default();
-    if !host_allowed(host, &state.names) {
+    // The status page and its data name who holds which seat: a browser may fetch them
+    // only by a name of this server. Metrics and health checks say nothing of anyone,
+    // and a scraper or a probe may know the server by any name.
+    let personal = matches!(request.uri().path(), "/" | "/status.json" | "/status.js");
+    if personal && !host_allowed(host, &state.names) {
         return text(
             StatusCode::MISDIRECTED_REQUEST,
             "this server answers requests for its IP address, localhost or a name in its \

@@ -179,8 +179,8 @@ impl<C: Clock> Core<C> {
         self.flush()?;
         tokio::pin!(shutdown);
         // Asked to stop while active: until when it waits for the other server to take
-        // the role before it stops anyway.
-        let mut leaving: Option<tokio::time::Instant> = None;
+        // the role before it stops anyway, and the term it handed over in.
+        let mut leaving: Option<(tokio::time::Instant, hal_core::protocol::Term)> = None;
         loop {
             let sleep = self
                 .server
@@ -195,11 +195,11 @@ impl<C: Clock> Core<C> {
                 biased;
                 () = &mut shutdown, if leaving.is_none() => {
                     match self.hand_over() {
-                        Some(until) => leaving = Some(until),
+                        Some(until) => leaving = Some((until, self.server.term())),
                         None => break,
                     }
                 }
-                () = sleep_until(leaving) => {
+                () = sleep_until(leaving.map(|(until, _)| until)) => {
                     warn!(
                         "the handover did not complete in {} ms; stopping anyway (the usual failover follows)",
                         self.handover_max().as_millis()
@@ -241,14 +241,16 @@ impl<C: Clock> Core<C> {
                 self.drain();
             }
             self.flush()?;
-            if leaving.is_some() && !self.server.is_leader() {
-                match self.server.leader().filter(|&l| l != self.server.id()) {
-                    Some(active) => {
-                        info!(term = %self.server.term(), %active, "handed the active role over; stopping");
-                    }
-                    None => warn!(
-                        "the handover did not complete; stopping (the usual failover follows)"
-                    ),
+            if let Some((_, term)) = leaving
+                && !self.server.is_leader()
+            {
+                // A later term is the other server's election; the same term, this
+                // server giving up.
+                if self.server.term() > term {
+                    let active = self.server.leader().map(|l| l.to_string());
+                    info!(term = %self.server.term(), ?active, "handed the active role over; stopping");
+                } else {
+                    warn!("the handover did not complete; stopping (the usual failover follows)");
                 }
                 break;
             }
